@@ -1,0 +1,165 @@
+package raftnode
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Config configures one raft member. Every field has a documented default;
+// New applies the defaults to a copy before validating it.
+type Config struct {
+	// ID is this member's raft id; it must be non-zero.
+	ID uint64
+	// Peers lists the peer URLs of the initial cluster: member i+1 listens
+	// on Peers[i] (raftexample's --cluster). For a joining member it lists
+	// the members it may contact, itself included.
+	Peers []string
+	// Join says this member is joining a running cluster, so it must not
+	// bootstrap a new one.
+	Join bool
+	// DataDir holds the WAL (DataDir/wal) and snapshot files (DataDir/snap).
+	// Required; it is never derived from the working directory.
+	DataDir string
+	// ClientURL is this member's client address, published to the others
+	// through raft once it joins. Empty means none is published.
+	ClientURL string
+	// PeerListenAddr is the host:port the peer (rafthttp) server listens on.
+	// Empty means the host:port of this member's own entry in Peers.
+	PeerListenAddr string
+
+	// SnapshotCount is the number of applied entries between snapshots.
+	// Zero means 10000.
+	SnapshotCount uint64
+	// SnapshotCatchUpEntries is how many entries are kept in the raft log
+	// behind a snapshot so slow followers catch up without a snapshot.
+	// Zero means 5000.
+	SnapshotCatchUpEntries uint64
+	// MaxSnapshotFiles and MaxWALFiles bound the files kept on disk; older
+	// ones are purged once no longer needed. Zero means 5.
+	MaxSnapshotFiles uint
+	MaxWALFiles      uint
+
+	// TickInterval is the duration of one raft tick. Zero means 100ms.
+	TickInterval time.Duration
+	// ElectionTicks is the election timeout in ticks. Zero means 10.
+	ElectionTicks int
+	// HeartbeatTicks is the heartbeat interval in ticks. Zero means 1.
+	HeartbeatTicks int
+	// MaxSizePerMsg bounds the bytes of entries in one append message.
+	// Zero means 1 MiB.
+	MaxSizePerMsg uint64
+	// MaxInflightMsgs bounds the append messages in flight to one follower.
+	// Zero means 512.
+	MaxInflightMsgs int
+	// MaxUncommittedEntriesSize bounds the bytes a leader holds uncommitted
+	// before it drops proposals. Zero means 1 GiB.
+	MaxUncommittedEntriesSize uint64
+
+	// Logger receives the node's and raft's logs. Nil means zap.NewNop().
+	Logger *zap.Logger
+}
+
+func (c *Config) applyDefaults() {
+	if c.SnapshotCount == 0 {
+		c.SnapshotCount = 10000
+	}
+	if c.SnapshotCatchUpEntries == 0 {
+		c.SnapshotCatchUpEntries = 5000
+	}
+	if c.MaxSnapshotFiles == 0 {
+		c.MaxSnapshotFiles = 5
+	}
+	if c.MaxWALFiles == 0 {
+		c.MaxWALFiles = 5
+	}
+	if c.TickInterval == 0 {
+		c.TickInterval = 100 * time.Millisecond
+	}
+	if c.ElectionTicks == 0 {
+		c.ElectionTicks = 10
+	}
+	if c.HeartbeatTicks == 0 {
+		c.HeartbeatTicks = 1
+	}
+	if c.MaxSizePerMsg == 0 {
+		c.MaxSizePerMsg = 1 << 20
+	}
+	if c.MaxInflightMsgs == 0 {
+		c.MaxInflightMsgs = 512
+	}
+	if c.MaxUncommittedEntriesSize == 0 {
+		c.MaxUncommittedEntriesSize = 1 << 30
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.PeerListenAddr == "" && c.ID >= 1 && c.ID <= uint64(len(c.Peers)) {
+		if u, err := url.Parse(c.Peers[c.ID-1]); err == nil {
+			c.PeerListenAddr = u.Host
+		}
+	}
+}
+
+// Validate reports the first problem with the configuration, without
+// touching the disk or the network.
+func (c *Config) Validate() error {
+	if c.ID == 0 {
+		return errors.New("raftnode: id must be positive")
+	}
+	if len(c.Peers) == 0 {
+		return errors.New("raftnode: the peer list is empty")
+	}
+	if c.ID > uint64(len(c.Peers)) {
+		return fmt.Errorf("raftnode: id %d is outside the peer list of %d members", c.ID, len(c.Peers))
+	}
+	seen := make(map[string]bool, len(c.Peers))
+	for i, p := range c.Peers {
+		if err := ValidatePeerURL(p); err != nil {
+			return fmt.Errorf("raftnode: peer %d: %w", i+1, err)
+		}
+		if seen[p] {
+			return fmt.Errorf("raftnode: peer URL %s is listed twice", p)
+		}
+		seen[p] = true
+	}
+	if c.DataDir == "" {
+		return errors.New("raftnode: data dir is required")
+	}
+	if !filepath.IsAbs(c.DataDir) {
+		return fmt.Errorf("raftnode: data dir %q must be an absolute path", c.DataDir)
+	}
+	if c.ElectionTicks <= c.HeartbeatTicks {
+		return fmt.Errorf("raftnode: election ticks (%d) must exceed heartbeat ticks (%d)", c.ElectionTicks, c.HeartbeatTicks)
+	}
+	if c.TickInterval < time.Millisecond {
+		return fmt.Errorf("raftnode: tick interval %v is below 1ms", c.TickInterval)
+	}
+	if c.PeerListenAddr == "" {
+		return errors.New("raftnode: no peer listen address")
+	}
+	return nil
+}
+
+// ValidatePeerURL checks that u is an http(s) URL with a host and an
+// explicit port and nothing else, the form rafthttp can dial.
+func ValidatePeerURL(u string) error {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return fmt.Errorf("malformed peer URL %q: %w", u, err)
+	}
+	if pu.Scheme != "http" && pu.Scheme != "https" {
+		return fmt.Errorf("peer URL %q must use http or https", u)
+	}
+	if pu.Hostname() == "" || pu.Port() == "" {
+		return fmt.Errorf("peer URL %q must have a host and a port", u)
+	}
+	if (pu.Path != "" && pu.Path != "/") || pu.RawQuery != "" || pu.Fragment != "" || pu.User != nil {
+		return fmt.Errorf("peer URL %q must not have a path, query, fragment or user", u)
+	}
+	return nil
+}

@@ -1,0 +1,157 @@
+package raftnode
+
+import (
+	"bytes"
+	"encoding/gob"
+	"fmt"
+	"slices"
+	"sort"
+)
+
+// Member is one member of the cluster as this node last applied it.
+type Member struct {
+	ID      uint64
+	PeerURL string
+	// ClientURL is the member's client address, once it has published it.
+	ClientURL string
+}
+
+// membership is the member list derived from applied conf changes. It is
+// persisted inside every snapshot (see envelope), because a snapshot
+// replaces the log that held the conf changes.
+type membership struct {
+	Members map[uint64]Member
+	// Removed holds ids that left the cluster; they are never reused, and
+	// rafthttp answers their messages with "removed".
+	Removed map[uint64]bool
+}
+
+func newMembership() membership {
+	return membership{Members: map[uint64]Member{}, Removed: map[uint64]bool{}}
+}
+
+func (m membership) clone() membership {
+	c := newMembership()
+	for id, mem := range m.Members {
+		c.Members[id] = mem
+	}
+	for id := range m.Removed {
+		c.Removed[id] = true
+	}
+	return c
+}
+
+func (m membership) sorted() []Member {
+	out := make([]Member, 0, len(m.Members))
+	for _, mem := range m.Members {
+		out = append(out, mem)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// checkAdd validates adding id at peerURL against this membership.
+func (m membership) checkAdd(id uint64, peerURL string) error {
+	if id == 0 {
+		return fmt.Errorf("%w: id must be positive", ErrInvalidMember)
+	}
+	if err := ValidatePeerURL(peerURL); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidMember, err)
+	}
+	if m.Removed[id] {
+		return fmt.Errorf("%w: %d", ErrMemberRemoved, id)
+	}
+	if _, ok := m.Members[id]; ok {
+		return fmt.Errorf("%w: %d", ErrMemberExists, id)
+	}
+	for _, mem := range m.Members {
+		if mem.PeerURL == peerURL {
+			return fmt.Errorf("%w: %s is member %d", ErrPeerURLExists, peerURL, mem.ID)
+		}
+	}
+	return nil
+}
+
+// checkRemove validates removing id against this membership.
+func (m membership) checkRemove(id uint64) error {
+	if _, ok := m.Members[id]; !ok {
+		return fmt.Errorf("%w: %d", ErrMemberNotFound, id)
+	}
+	if len(m.Members) == 1 {
+		return ErrLastMember
+	}
+	return nil
+}
+
+// envelope is the snapshot payload: raftnode's membership plus the
+// application's own snapshot bytes, which raftnode never interprets.
+type envelope struct {
+	Membership membership
+	App        []byte
+}
+
+func encodeEnvelope(m membership, app []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(envelope{Membership: m, App: app}); err != nil {
+		return nil, fmt.Errorf("raftnode: encode snapshot: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func decodeEnvelope(data []byte) (envelope, error) {
+	var env envelope
+	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&env); err != nil {
+		return envelope{}, fmt.Errorf("raftnode: decode snapshot: %w", err)
+	}
+	if env.Membership.Members == nil {
+		env.Membership.Members = map[uint64]Member{}
+	}
+	if env.Membership.Removed == nil {
+		env.Membership.Removed = map[uint64]bool{}
+	}
+	return env, nil
+}
+
+// Entry data written by raftnode starts with one byte that says whose it
+// is, so raftnode's own records never reach the application.
+const (
+	entryApp        byte = 0 // application data follows
+	entryAttributes byte = 1 // a member's published attributes (gob)
+)
+
+func wrapAppData(data []byte) []byte {
+	out := make([]byte, 1+len(data))
+	out[0] = entryApp
+	copy(out[1:], data)
+	return out
+}
+
+// attributes is what a member publishes about itself through raft.
+type attributes struct {
+	ID        uint64
+	ClientURL string
+}
+
+func encodeAttributes(a attributes) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteByte(entryAttributes)
+	if err := gob.NewEncoder(&buf).Encode(a); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func decodeAttributes(data []byte) (attributes, error) {
+	var a attributes
+	err := gob.NewDecoder(bytes.NewReader(data)).Decode(&a)
+	return a, err
+}
+
+// voters reports the ids in a membership list, for logs.
+func ids(ms []Member) []uint64 {
+	out := make([]uint64, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, m.ID)
+	}
+	return slices.Clip(out)
+}

@@ -1,0 +1,135 @@
+package raftnode
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"sync"
+	"time"
+
+	"go.etcd.io/raft/v3"
+)
+
+// readIndexRetry is how long one ReadIndex round may go unanswered before
+// it is asked again under a new id (the leader may have dropped it).
+const readIndexRetry = 500 * time.Millisecond
+
+// readIndexer batches linearizable reads: every read that arrives while a
+// ReadIndex round is in flight shares the next round, so a burst of reads
+// costs one heartbeat round and no disk write.
+type readIndexer struct {
+	n      *Node
+	wakeC  chan struct{}
+	stateC chan raft.ReadState
+
+	mu  sync.Mutex
+	cur *readBatch
+}
+
+type readBatch struct {
+	done  chan struct{}
+	index uint64
+	err   error
+}
+
+func newReadIndexer(n *Node) *readIndexer {
+	return &readIndexer{
+		n:      n,
+		wakeC:  make(chan struct{}, 1),
+		stateC: make(chan raft.ReadState, 16),
+		cur:    &readBatch{done: make(chan struct{})},
+	}
+}
+
+// ReadIndex returns a commit index that is at least the commit index at
+// the moment of the call, confirmed by a quorum (raft's ReadIndex with
+// ReadOnlySafe). A read served once the state machine applied this index
+// is linearizable.
+func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
+	r := n.reads
+	r.mu.Lock()
+	b := r.cur
+	r.mu.Unlock()
+	select {
+	case r.wakeC <- struct{}{}:
+	default:
+	}
+	select {
+	case <-b.done:
+		return b.index, b.err
+	case <-ctx.Done():
+		return 0, ErrTimeout
+	case <-n.stopc:
+		return 0, ErrStopped
+	}
+}
+
+// deliver hands read states from a Ready to the read loop; stale ones are
+// dropped there by request id.
+func (r *readIndexer) deliver(states []raft.ReadState) {
+	for _, rs := range states {
+		select {
+		case r.stateC <- rs:
+		default:
+		}
+	}
+}
+
+func (r *readIndexer) run() {
+	defer r.n.wg.Done()
+	for {
+		select {
+		case <-r.wakeC:
+		case <-r.n.stopc:
+			return
+		}
+		r.mu.Lock()
+		b := r.cur
+		r.cur = &readBatch{done: make(chan struct{})}
+		r.mu.Unlock()
+		b.index, b.err = r.fetch()
+		close(b.done)
+	}
+}
+
+// fetch runs ReadIndex rounds, each under a fresh request id, until one is
+// answered. It fails fast when no leader is known, and gives up after an
+// election timeout's worth of retries so a partitioned member answers
+// with an error instead of hanging.
+func (r *readIndexer) fetch() (uint64, error) {
+	n := r.n
+	giveUp := time.Now().Add(2 * time.Duration(n.cfg.ElectionTicks) * n.cfg.TickInterval)
+	if giveUp.Before(time.Now().Add(2 * readIndexRetry)) {
+		giveUp = time.Now().Add(2 * readIndexRetry)
+	}
+	rctx := make([]byte, 8)
+	for time.Now().Before(giveUp) {
+		if n.Leader() == raft.None {
+			return 0, ErrNoLeader
+		}
+		binary.BigEndian.PutUint64(rctx, n.reqIDs.Next())
+		if err := n.node.ReadIndex(n.stopCtx, rctx); err != nil {
+			return 0, n.proposeError(err)
+		}
+		timer := time.NewTimer(readIndexRetry)
+	wait:
+		for {
+			select {
+			case rs := <-r.stateC:
+				if bytes.Equal(rs.RequestCtx, rctx) {
+					timer.Stop()
+					return rs.Index, nil
+				}
+			case <-timer.C:
+				break wait
+			case <-n.stopc:
+				timer.Stop()
+				return 0, ErrStopped
+			}
+		}
+	}
+	if n.Leader() == raft.None {
+		return 0, ErrNoLeader
+	}
+	return 0, ErrTimeout
+}

@@ -1,0 +1,125 @@
+package raftnode
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"go.etcd.io/etcd/server/v3/etcdserver/api/snap"
+	"go.etcd.io/etcd/server/v3/storage/wal"
+	"go.etcd.io/etcd/server/v3/storage/wal/walpb"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+)
+
+// diskState is what a node reads back from its data dir at start.
+type diskState struct {
+	wal         *wal.WAL
+	snapshotter *snap.Snapshotter
+	storage     *raft.MemoryStorage
+	snapshot    *raftpb.Snapshot // nil when there is none
+	hasWAL      bool             // a WAL existed before this start
+}
+
+func walDir(dataDir string) string  { return filepath.Join(dataDir, "wal") }
+func snapDir(dataDir string) string { return filepath.Join(dataDir, "snap") }
+
+// openDisk opens (or creates) the WAL and snapshot directories, loads the
+// newest snapshot the WAL knows of, and replays the WAL after it into a
+// MemoryStorage. A WAL whose tail was torn by a crash is repaired once.
+func openDisk(lg *zap.Logger, dataDir string) (*diskState, error) {
+	if err := os.MkdirAll(snapDir(dataDir), 0o700); err != nil {
+		return nil, fmt.Errorf("raftnode: create snapshot dir: %w", err)
+	}
+	ds := &diskState{snapshotter: snap.New(lg, snapDir(dataDir)), hasWAL: wal.Exist(walDir(dataDir))}
+	if !ds.hasWAL {
+		w, err := wal.Create(lg, walDir(dataDir), nil)
+		if err != nil {
+			return nil, fmt.Errorf("raftnode: create wal: %w", err)
+		}
+		if err := w.Close(); err != nil {
+			return nil, fmt.Errorf("raftnode: close new wal: %w", err)
+		}
+	}
+
+	walSnaps, err := wal.ValidSnapshotEntries(lg, walDir(dataDir))
+	if err != nil {
+		return nil, fmt.Errorf("raftnode: read wal snapshot entries: %w", err)
+	}
+	ds.snapshot, err = ds.snapshotter.LoadNewestAvailable(walSnaps)
+	if err != nil && !errors.Is(err, snap.ErrNoSnapshot) {
+		return nil, fmt.Errorf("raftnode: load snapshot: %w", err)
+	}
+	walsnap := &walpb.Snapshot{}
+	if ds.snapshot != nil {
+		md := ds.snapshot.GetMetadata()
+		walsnap = &walpb.Snapshot{Index: proto.Uint64(md.GetIndex()), Term: proto.Uint64(md.GetTerm()), ConfState: md.GetConfState()}
+	}
+
+	var (
+		st   *raftpb.HardState
+		ents []*raftpb.Entry
+	)
+	for repaired := false; ; repaired = true {
+		ds.wal, err = wal.Open(lg, walDir(dataDir), walsnap)
+		if err != nil {
+			return nil, fmt.Errorf("raftnode: open wal: %w", err)
+		}
+		_, st, ents, err = ds.wal.ReadAll()
+		if err == nil {
+			break
+		}
+		ds.wal.Close()
+		if repaired || !errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("raftnode: read wal: %w", err)
+		}
+		lg.Warn("repairing torn wal tail", zap.Error(err))
+		if !wal.Repair(lg, walDir(dataDir)) {
+			return nil, fmt.Errorf("raftnode: wal repair failed: %w", err)
+		}
+	}
+
+	ds.storage = raft.NewMemoryStorage()
+	if ds.snapshot != nil {
+		if err := ds.storage.ApplySnapshot(ds.snapshot); err != nil {
+			ds.wal.Close()
+			return nil, fmt.Errorf("raftnode: apply snapshot to storage: %w", err)
+		}
+	}
+	if st != nil {
+		if err := ds.storage.SetHardState(st); err != nil {
+			ds.wal.Close()
+			return nil, fmt.Errorf("raftnode: set hard state: %w", err)
+		}
+	}
+	if err := ds.storage.Append(ents); err != nil {
+		ds.wal.Close()
+		return nil, fmt.Errorf("raftnode: append wal entries: %w", err)
+	}
+	lg.Info("replayed wal",
+		zap.Uint64("snapshot-index", ds.snapshot.GetMetadata().GetIndex()),
+		zap.Uint64("commit-index", st.GetCommit()),
+		zap.Int("entries", len(ents)))
+	return ds, nil
+}
+
+// saveSnapshot makes snap durable: the snapshot file first, then its WAL
+// record, so a restart never finds a WAL record without its file. WAL
+// segments wholly before the snapshot are then released for purging.
+func (ds *diskState) saveSnapshot(s *raftpb.Snapshot) error {
+	if err := ds.snapshotter.SaveSnap(s); err != nil {
+		return fmt.Errorf("raftnode: save snapshot file: %w", err)
+	}
+	md := s.GetMetadata()
+	if err := ds.wal.SaveSnapshot(&walpb.Snapshot{Index: proto.Uint64(md.GetIndex()), Term: proto.Uint64(md.GetTerm()), ConfState: md.GetConfState()}); err != nil {
+		return fmt.Errorf("raftnode: save wal snapshot record: %w", err)
+	}
+	if err := ds.wal.ReleaseLockTo(md.GetIndex()); err != nil {
+		return fmt.Errorf("raftnode: release wal: %w", err)
+	}
+	return nil
+}
