@@ -1,0 +1,79 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Defaults applied by New to zero Config fields.
+const (
+	DefaultRequestTimeout       = 5 * time.Second
+	DefaultMaxValueBytes  int64 = 1572864 // 1.5 MiB, etcd's default request size limit
+	DefaultMaxKeyBytes          = 4096
+)
+
+// Config configures the handler built by New. The zero value of every field
+// except Store and Cluster means its default.
+type Config struct {
+	// Store serves key reads and writes. Required.
+	Store Store
+	// Cluster serves membership changes and GET /status. Required.
+	Cluster Cluster
+	// Logger receives one warn entry per 5xx response. Nil discards logs.
+	Logger *zap.Logger
+	// RequestTimeout is the deadline put on each Store or Cluster call. When it
+	// expires the client gets 504. Zero means DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// MaxValueBytes is the largest request body a PUT accepts, in bytes; a
+	// larger one gets 413. Zero means DefaultMaxValueBytes.
+	MaxValueBytes int64
+	// MaxKeyBytes is the longest key accepted, in bytes after percent-decoding;
+	// a longer one gets 400. Zero means DefaultMaxKeyBytes.
+	MaxKeyBytes int
+}
+
+// Validate reports the first problem with c. Zero fields are valid: New
+// replaces them with defaults.
+func (c Config) Validate() error {
+	switch {
+	case c.Store == nil:
+		return fmt.Errorf("%w: Store is nil", ErrInvalidConfig)
+	case c.Cluster == nil:
+		return fmt.Errorf("%w: Cluster is nil", ErrInvalidConfig)
+	case c.RequestTimeout < 0:
+		return fmt.Errorf("%w: RequestTimeout %v is negative", ErrInvalidConfig, c.RequestTimeout)
+	case c.MaxValueBytes < 0:
+		return fmt.Errorf("%w: MaxValueBytes %d is negative", ErrInvalidConfig, c.MaxValueBytes)
+	case c.MaxKeyBytes < 0:
+		return fmt.Errorf("%w: MaxKeyBytes %d is negative", ErrInvalidConfig, c.MaxKeyBytes)
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.MaxValueBytes == 0 {
+		c.MaxValueBytes = DefaultMaxValueBytes
+	}
+	if c.MaxKeyBytes == 0 {
+		c.MaxKeyBytes = DefaultMaxKeyBytes
+	}
+	return c
+}
+
+// New validates cfg, applies defaults and returns the client API handler.
+// The handler is stateless and safe for concurrent use.
+func New(cfg Config) (http.Handler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &handler{cfg: cfg.withDefaults()}, nil
+}

@@ -1,0 +1,224 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"go.uber.org/zap/zaptest"
+)
+
+// testErr implements every behaviour method; only the one it names answers true.
+type testErr string
+
+func (e testErr) Error() string     { return "test: " + string(e) }
+func (e testErr) NotFound() bool    { return e == "not-found" }
+func (e testErr) BadRequest() bool  { return e == "bad-request" }
+func (e testErr) Conflict() bool    { return e == "conflict" }
+func (e testErr) Unavailable() bool { return e == "unavailable" }
+func (e testErr) Timeout() bool     { return e == "timeout" }
+
+// hook, when set on a fake, runs first in every call that takes a ctx; a
+// non-nil result is returned as the call's error.
+type hook func(ctx context.Context) error
+
+// blockUntilDone models a store that never gets an answer from raft.
+func blockUntilDone(ctx context.Context) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+type fakeStore struct {
+	hook hook
+	mu   struct {
+		sync.Mutex
+		kv    map[string][]byte
+		index uint64
+	}
+}
+
+func newFakeStore(seed map[string]string) *fakeStore {
+	s := &fakeStore{}
+	s.mu.kv = map[string][]byte{}
+	for k, v := range seed {
+		s.mu.kv[k] = []byte(v)
+	}
+	s.mu.index = 10
+	return s
+}
+
+func (s *fakeStore) Get(ctx context.Context, key string) ([]byte, error) {
+	if s.hook != nil {
+		if err := s.hook(ctx); err != nil {
+			return nil, err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.mu.kv[key]
+	if !ok {
+		return nil, testErr("not-found")
+	}
+	return bytes.Clone(v), nil
+}
+
+func (s *fakeStore) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	if s.hook != nil {
+		if err := s.hook(ctx); err != nil {
+			return 0, err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mu.index++
+	s.mu.kv[key] = bytes.Clone(value)
+	return s.mu.index, nil
+}
+
+func (s *fakeStore) Delete(ctx context.Context, key string) (uint64, error) {
+	if s.hook != nil {
+		if err := s.hook(ctx); err != nil {
+			return 0, err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mu.index++
+	delete(s.mu.kv, key)
+	return s.mu.index, nil
+}
+
+func (s *fakeStore) snapshot() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := map[string]string{}
+	for k, v := range s.mu.kv {
+		m[k] = string(v)
+	}
+	return m
+}
+
+type fakeCluster struct {
+	hook hook
+	mu   struct {
+		sync.Mutex
+		members map[uint64]string // id -> peer URL
+	}
+}
+
+func newFakeCluster() *fakeCluster {
+	c := &fakeCluster{}
+	c.mu.members = map[uint64]string{1: "http://127.0.0.1:12379"}
+	return c
+}
+
+func (c *fakeCluster) AddMember(ctx context.Context, id uint64, peerURL string) error {
+	if c.hook != nil {
+		if err := c.hook(ctx); err != nil {
+			return err
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.mu.members[id]; ok {
+		return testErr("conflict")
+	}
+	c.mu.members[id] = peerURL
+	return nil
+}
+
+func (c *fakeCluster) RemoveMember(ctx context.Context, id uint64) error {
+	if c.hook != nil {
+		if err := c.hook(ctx); err != nil {
+			return err
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.mu.members[id]; !ok {
+		return testErr("not-found")
+	}
+	delete(c.mu.members, id)
+	return nil
+}
+
+func (c *fakeCluster) Status() Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := Status{ID: 1, Leader: 1, Term: 2, CommitIndex: 7, AppliedIndex: 6, SnapshotIndex: 3}
+	for _, id := range slices.Sorted(maps.Keys(c.mu.members)) {
+		st.Members = append(st.Members, Member{ID: id, PeerURLs: []string{c.mu.members[id]}})
+	}
+	return st
+}
+
+func (c *fakeCluster) snapshot() map[uint64]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.mu.members)
+}
+
+type testEnv struct {
+	store   *fakeStore
+	cluster *fakeCluster
+	h       http.Handler
+}
+
+// newEnv builds a handler over fresh fakes; edit may change the Config.
+func newEnv(t *testing.T, seed map[string]string, edit func(*Config)) *testEnv {
+	t.Helper()
+	e := &testEnv{store: newFakeStore(seed), cluster: newFakeCluster()}
+	cfg := Config{Store: e.store, Cluster: e.cluster, Logger: zaptest.NewLogger(t)}
+	if edit != nil {
+		edit(&cfg)
+	}
+	h, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	e.h = h
+	return e
+}
+
+// do serves one request parsed as a server would parse the request line.
+func (e *testEnv) do(t *testing.T, method, target, body string) *httptest.ResponseRecorder {
+	t.Helper()
+	return e.serve(t, httptest.NewRequest(method, target, strings.NewReader(body)))
+}
+
+func (e *testEnv) serve(t *testing.T, req *http.Request) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, req)
+	if rec.Code >= 400 {
+		checkErrorBody(t, rec.Header(), rec.Body.String())
+	}
+	return rec
+}
+
+// checkErrorBody checks the contract of every error response.
+func checkErrorBody(t *testing.T, hdr http.Header, body string) {
+	t.Helper()
+	if ct := hdr.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+		t.Errorf("error Content-Type = %q, want text/plain", ct)
+	}
+	if strings.Count(body, "\n") != 1 || !strings.HasSuffix(body, "\n") || len(body) < 2 {
+		t.Errorf("error body %q is not exactly one non-empty line ending in \\n", body)
+	}
+}
+
+func readAll(t *testing.T, r io.Reader) string {
+	t.Helper()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	return string(b)
+}

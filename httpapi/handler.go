@@ -1,0 +1,272 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+const (
+	// maxPeerURLBytes bounds the body of POST /<id>.
+	maxPeerURLBytes = 4 << 10
+
+	allowRoot   = "GET, HEAD, PUT, POST, DELETE"
+	allowKey    = "GET, HEAD, PUT, DELETE"
+	allowStatus = "GET, HEAD"
+)
+
+type handler struct{ cfg Config }
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := h.route(w, r); err != nil {
+		h.fail(w, r, err)
+	}
+}
+
+// route dispatches reserved paths first; every other path is a raftexample key.
+// It reads r.URL.Path (percent-decoded, never cleaned) and never redirects.
+// A non-nil error means nothing has been written yet.
+func (h *handler) route(w http.ResponseWriter, r *http.Request) error {
+	p := r.URL.Path
+	switch {
+	case p == "/status":
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			return &methodError{r.Method, allowStatus}
+		}
+		return h.status(w, r)
+	case strings.HasPrefix(p, "/key/"):
+		return h.routeKey(w, r, p[len("/key/"):])
+	case reserved(p):
+		return fmt.Errorf("%w: %s", ErrReservedPath, p)
+	case strings.HasPrefix(p, "/"):
+		return h.routeRoot(w, r, p[1:])
+	}
+	return ErrBadPath
+}
+
+// reserved reports whether p belongs to an endpoint that is not a raftexample
+// key, whether or not this version serves it.
+func reserved(p string) bool {
+	switch p {
+	case "/key", "/join", "/status", "/health", "/metrics", "/debug":
+		return true
+	}
+	return strings.HasPrefix(p, "/key/") || strings.HasPrefix(p, "/debug/")
+}
+
+// routeRoot serves raftexample's API: /<key> for keys, /<id> for members.
+func (h *handler) routeRoot(w http.ResponseWriter, r *http.Request, name string) error {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		return h.get(w, r, name, false)
+	case http.MethodPut:
+		return h.put(w, r, name)
+	case http.MethodPost:
+		return h.addMember(w, r, name)
+	case http.MethodDelete:
+		return h.removeMember(w, r, name)
+	}
+	return &methodError{r.Method, allowRoot}
+}
+
+// routeKey serves /key/<key>, which reaches every key, reserved names included.
+func (h *handler) routeKey(w http.ResponseWriter, r *http.Request, key string) error {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		return h.get(w, r, key, true)
+	case http.MethodPut:
+		return h.put(w, r, key)
+	case http.MethodDelete:
+		return h.delete(w, r, key)
+	}
+	return &methodError{r.Method, allowKey}
+}
+
+func (h *handler) get(w http.ResponseWriter, r *http.Request, key string, asJSON bool) error {
+	if err := h.checkKey(key); err != nil {
+		return err
+	}
+	ctx, cancel := h.callContext(r)
+	defer cancel()
+	value, err := h.cfg.Store.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return writeJSON(w, r, map[string]string{key: string(value)})
+	}
+	writeOK(w, r, "application/octet-stream", value)
+	return nil
+}
+
+func (h *handler) put(w http.ResponseWriter, r *http.Request, key string) error {
+	if err := h.checkKey(key); err != nil {
+		return err
+	}
+	value, err := readBody(w, r, h.cfg.MaxValueBytes)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := h.callContext(r)
+	defer cancel()
+	index, err := h.cfg.Store.Put(ctx, key, value)
+	if err != nil {
+		return err
+	}
+	writeApplied(w, index)
+	return nil
+}
+
+func (h *handler) delete(w http.ResponseWriter, r *http.Request, key string) error {
+	if err := h.checkKey(key); err != nil {
+		return err
+	}
+	ctx, cancel := h.callContext(r)
+	defer cancel()
+	index, err := h.cfg.Store.Delete(ctx, key)
+	if err != nil {
+		return err
+	}
+	writeApplied(w, index)
+	return nil
+}
+
+func (h *handler) addMember(w http.ResponseWriter, r *http.Request, idText string) error {
+	id, ok := parseMemberID(idText)
+	if !ok {
+		return ErrBadMemberID
+	}
+	body, err := readBody(w, r, maxPeerURLBytes)
+	if err != nil {
+		return err
+	}
+	peerURL, err := parsePeerURL(string(body))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := h.callContext(r)
+	defer cancel()
+	if err := h.cfg.Cluster.AddMember(ctx, id, peerURL); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (h *handler) removeMember(w http.ResponseWriter, r *http.Request, idText string) error {
+	id, ok := parseMemberID(idText)
+	if !ok {
+		return ErrNotMemberID
+	}
+	ctx, cancel := h.callContext(r)
+	defer cancel()
+	if err := h.cfg.Cluster.RemoveMember(ctx, id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (h *handler) status(w http.ResponseWriter, r *http.Request) error {
+	st := h.cfg.Cluster.Status()
+	if st.Members == nil {
+		st.Members = []Member{} // "members": [] rather than null
+	}
+	return writeJSON(w, r, st)
+}
+
+func (h *handler) checkKey(key string) error {
+	switch {
+	case key == "":
+		return ErrEmptyKey
+	case len(key) > h.cfg.MaxKeyBytes:
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrKeyTooLong, len(key), h.cfg.MaxKeyBytes)
+	}
+	return nil
+}
+
+// callContext bounds one Store or Cluster call by RequestTimeout; it also ends
+// when the client goes away.
+func (h *handler) callContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), h.cfg.RequestTimeout)
+}
+
+// readBody reads at most limit bytes; a longer body yields *http.MaxBytesError (413).
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return nil, fmt.Errorf("httpapi: request body larger than %d bytes: %w", limit, err)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", ErrBadBody, err)
+	}
+	return b, nil
+}
+
+// parseMemberID accepts a positive decimal uint64; 0 is raft's "no node".
+func parseMemberID(s string) (uint64, bool) {
+	id, err := strconv.ParseUint(s, 10, 64)
+	return id, err == nil && id != 0
+}
+
+// parsePeerURL checks a raftexample peer URL (scheme, host, explicit port,
+// nothing else) and returns it as scheme://host:port.
+func parsePeerURL(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	bad := func(reason string) (string, error) {
+		return "", fmt.Errorf("%w %q: %s", ErrBadPeerURL, s, reason)
+	}
+	if s == "" {
+		return bad("the body must be the new member's peer URL, e.g. http://127.0.0.1:42379")
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil && strings.Contains(s, "://"):
+		return bad("not a URL")
+	case err != nil, u.Scheme != "http" && u.Scheme != "https":
+		return bad("must start with http:// or https://")
+	case u.Hostname() == "":
+		return bad("no host")
+	case u.Port() == "":
+		return bad("no port")
+	case u.Path != "" && u.Path != "/":
+		return bad("must not have a path")
+	case u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return bad("must not have user info, a query or a fragment")
+	}
+	if port, err := strconv.ParseUint(u.Port(), 10, 16); err != nil || port == 0 {
+		return bad("port must be 1-65535")
+	}
+	return u.Scheme + "://" + u.Host, nil
+}
+
+// writeApplied answers a write that raft committed and applied at index.
+func writeApplied(w http.ResponseWriter, index uint64) {
+	w.Header().Set("X-Raft-Index", strconv.FormatUint(index, 10))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func writeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("httpapi: encoding response: %w", err)
+	}
+	writeOK(w, r, "application/json", append(b, '\n'))
+	return nil
+}
+
+func writeOK(w http.ResponseWriter, r *http.Request, contentType string, body []byte) {
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}

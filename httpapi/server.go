@@ -1,0 +1,37 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+)
+
+// Server limits, so slow or idle clients cannot pin connections or goroutines.
+const (
+	serverReadHeaderTimeout = 5 * time.Second
+	// serverTransferTimeout is the time allowed to read a request (headers and
+	// body) and, again, to write a response: enough to move a
+	// DefaultMaxValueBytes value at about 50 KB/s.
+	serverTransferTimeout = 30 * time.Second
+	serverIdleTimeout     = 2 * time.Minute
+	serverMaxHeaderBytes  = 64 << 10 // a 4 KiB key percent-encoded is at most 12 KiB
+)
+
+// NewServer returns a server for h on addr. requestTimeout must be the
+// handler's Config.RequestTimeout (zero means DefaultRequestTimeout):
+// WriteTimeout starts once the request headers are read, so it covers reading
+// the body, the Store or Cluster call, and writing the response.
+// The caller owns the server: ListenAndServe, then Shutdown.
+func NewServer(addr string, h http.Handler, requestTimeout time.Duration) *http.Server {
+	if requestTimeout <= 0 {
+		requestTimeout = DefaultRequestTimeout
+	}
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: serverReadHeaderTimeout,
+		ReadTimeout:       serverTransferTimeout,
+		WriteTimeout:      serverTransferTimeout + requestTimeout + serverTransferTimeout,
+		IdleTimeout:       serverIdleTimeout,
+		MaxHeaderBytes:    serverMaxHeaderBytes,
+	}
+}
