@@ -1,0 +1,28 @@
+package kvstore
+
+// storeError lets the HTTP layer classify errors by behaviour.
+type storeError struct {
+	msg      string
+	notFound bool
+	timeout  bool
+	bad      bool
+	unavail  bool
+}
+
+func (e *storeError) Error() string     { return e.msg }
+func (e *storeError) NotFound() bool    { return e.notFound }
+func (e *storeError) Timeout() bool     { return e.timeout }
+func (e *storeError) BadRequest() bool  { return e.bad }
+func (e *storeError) Unavailable() bool { return e.unavail }
+
+var (
+	// ErrNotFound means the key is absent.
+	ErrNotFound error = &storeError{msg: "kvstore: key not found", notFound: true}
+	// ErrTimeout means the request's deadline passed first. For a write
+	// its outcome is unknown: it may still be applied.
+	ErrTimeout error = &storeError{msg: "kvstore: request timed out; its outcome is unknown", timeout: true}
+	// ErrStopped means the store is shutting down.
+	ErrStopped error = &storeError{msg: "kvstore: store stopped", unavail: true}
+	// ErrEmptyRequest means a write carried no operations or an empty key.
+	ErrEmptyRequest error = &storeError{msg: "kvstore: empty key or no operations", bad: true}
+)

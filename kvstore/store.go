@@ -1,0 +1,507 @@
+package kvstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/raftkv/raftkv/raftnode"
+	"go.uber.org/zap"
+)
+
+// Config configures a Store.
+type Config struct {
+	// Logger receives the store's logs. Nil means zap.NewNop().
+	Logger *zap.Logger
+	// RetryInterval is how long a write may stay unapplied before it is
+	// proposed again (a leader change or a dropped forward can lose a
+	// proposal); duplicates are discarded on apply. Zero means 1s.
+	RetryInterval time.Duration
+	// MaxBatchBytes bounds the approximate size of the requests packed
+	// into one raft entry. Zero means 512 KiB; a single larger request
+	// still travels alone.
+	MaxBatchBytes int
+}
+
+func (c *Config) applyDefaults() {
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.RetryInterval == 0 {
+		c.RetryInterval = time.Second
+	}
+	if c.MaxBatchBytes == 0 {
+		c.MaxBatchBytes = 512 << 10
+	}
+}
+
+// Validate reports the first problem with the configuration.
+func (c *Config) Validate() error {
+	if c.RetryInterval < time.Millisecond {
+		return errors.New("kvstore: retry interval below 1ms")
+	}
+	if c.MaxBatchBytes < 1 {
+		return errors.New("kvstore: max batch bytes must be positive")
+	}
+	return nil
+}
+
+// Store is the replicated key-value state machine on top of a raftnode.
+type Store struct {
+	cfg  Config
+	lg   *zap.Logger
+	node *raftnode.Node
+
+	// session identifies this process's proposals; see session.
+	session uint64
+	nextID  atomic.Uint64
+	reqC    chan *pending
+
+	mu struct {
+		sync.RWMutex
+		data     map[string][]byte
+		sessions map[uint64]*session
+	}
+
+	pmu struct {
+		sync.Mutex
+		pending map[uint64]*pending
+	}
+
+	applied   atomic.Uint64
+	appliedMu sync.Mutex
+	appliedC  chan struct{} // closed and replaced whenever applied grows
+
+	stopOnce    sync.Once
+	stopc       chan struct{}
+	proposeDone chan struct{}
+	applyDone   chan struct{}
+}
+
+// pending is a local write waiting to be applied.
+type pending struct {
+	id   uint64
+	ops  []Op
+	size int
+	done chan result
+
+	// Guarded by Store.pmu.
+	proposedAt time.Time
+	finished   bool
+}
+
+type result struct {
+	index uint64
+	err   error
+}
+
+// New builds a store on node and starts consuming its commits. Call
+// node.Start(store.Snapshot) afterwards.
+func New(cfg Config, node *raftnode.Node) (*Store, error) {
+	cfg.applyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	s := &Store{
+		cfg:         cfg,
+		lg:          cfg.Logger,
+		node:        node,
+		session:     binary.BigEndian.Uint64(b[:]) | 1,
+		reqC:        make(chan *pending, 1024),
+		appliedC:    make(chan struct{}),
+		stopc:       make(chan struct{}),
+		proposeDone: make(chan struct{}),
+		applyDone:   make(chan struct{}),
+	}
+	s.mu.data = map[string][]byte{}
+	s.mu.sessions = map[uint64]*session{}
+	s.pmu.pending = map[uint64]*pending{}
+	go s.applyLoop()
+	go s.proposeLoop()
+	return s, nil
+}
+
+// Stop stops proposing; pending writes fail with ErrStopped. The apply
+// loop ends when the node closes its commit channel.
+func (s *Store) Stop() {
+	s.stopOnce.Do(func() { close(s.stopc) })
+	<-s.proposeDone
+}
+
+// Done is closed once the apply loop has ended (the node stopped).
+func (s *Store) Done() <-chan struct{} { return s.applyDone }
+
+// AppliedIndex is the raft index the state machine has applied.
+func (s *Store) AppliedIndex() uint64 { return s.applied.Load() }
+
+// Put sets key to value and returns the raft index of the write once it
+// is committed and applied on this member.
+func (s *Store) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	return s.Apply(ctx, []Op{{Type: OpPut, Key: key, Value: value}})
+}
+
+// Delete removes key (an absent key is not an error) once committed and
+// applied on this member.
+func (s *Store) Delete(ctx context.Context, key string) (uint64, error) {
+	return s.Apply(ctx, []Op{{Type: OpDelete, Key: key}})
+}
+
+// Apply applies ops atomically, as one request, and returns its raft
+// index once it is committed and applied on this member.
+func (s *Store) Apply(ctx context.Context, ops []Op) (uint64, error) {
+	if len(ops) == 0 {
+		return 0, ErrEmptyRequest
+	}
+	size := 0
+	for _, op := range ops {
+		if op.Key == "" {
+			return 0, ErrEmptyRequest
+		}
+		size += len(op.Key) + len(op.Value) + 8
+	}
+	p := &pending{id: s.nextID.Add(1), ops: ops, size: size, done: make(chan result, 1)}
+	s.pmu.Lock()
+	s.pmu.pending[p.id] = p
+	s.pmu.Unlock()
+	defer func() {
+		s.pmu.Lock()
+		delete(s.pmu.pending, p.id)
+		s.pmu.Unlock()
+	}()
+
+	select {
+	case s.reqC <- p:
+	case <-ctx.Done():
+		return 0, ctxError(ctx)
+	case <-s.stopc:
+		return 0, ErrStopped
+	}
+	select {
+	case r := <-p.done:
+		return r.index, r.err
+	case <-ctx.Done():
+		return 0, ctxError(ctx)
+	case <-s.stopc:
+		return 0, ErrStopped
+	case <-s.applyDone:
+		return 0, ErrStopped
+	}
+}
+
+func ctxError(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return ErrTimeout
+	}
+	return ctx.Err()
+}
+
+// finish answers p once; later answers (a duplicate apply) are dropped.
+func (s *Store) finishLocked(p *pending, r result) {
+	if p.finished {
+		return
+	}
+	p.finished = true
+	p.done <- r
+}
+
+// watermarkLocked is the lowest id this session still waits for; every
+// request below it is answered or abandoned. s.pmu must be held.
+func (s *Store) watermarkLocked() uint64 {
+	wm := s.nextID.Load() + 1
+	for id, p := range s.pmu.pending {
+		if id < wm && !p.finished {
+			wm = id
+		}
+	}
+	return wm
+}
+
+// proposeLoop packs queued writes into raft entries (group commit) and
+// re-proposes writes that stayed unapplied for RetryInterval.
+func (s *Store) proposeLoop() {
+	defer close(s.proposeDone)
+	retry := time.NewTicker(s.cfg.RetryInterval / 2)
+	defer retry.Stop()
+	for {
+		select {
+		case p := <-s.reqC:
+			reqs, size := []*pending{p}, p.size
+		drain:
+			for size < s.cfg.MaxBatchBytes {
+				select {
+				case q := <-s.reqC:
+					reqs = append(reqs, q)
+					size += q.size
+				default:
+					break drain
+				}
+			}
+			s.propose(reqs, false)
+		case <-retry.C:
+			s.proposeStale()
+		case <-s.stopc:
+			s.failPending(ErrStopped)
+			return
+		}
+	}
+}
+
+// propose sends reqs as one entry. A first proposal that raft refuses
+// outright (no leader, dropped) never reached any log, so its writes fail
+// now with that error; a refused retry leaves them waiting, since an
+// earlier copy may still commit.
+func (s *Store) propose(reqs []*pending, isRetry bool) {
+	b := &batch{Session: s.session, Reqs: make([]request, 0, len(reqs))}
+	now := time.Now()
+	s.pmu.Lock()
+	for _, p := range reqs {
+		if p.finished {
+			continue
+		}
+		p.proposedAt = now
+		b.Reqs = append(b.Reqs, request{ID: p.id, Ops: p.ops})
+	}
+	b.Watermark = s.watermarkLocked()
+	s.pmu.Unlock()
+	if len(b.Reqs) == 0 {
+		return
+	}
+	data, err := encodeBatch(b)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RetryInterval)
+		err = s.node.Propose(ctx, data)
+		cancel()
+	}
+	if err == nil || isRetry {
+		return
+	}
+	s.pmu.Lock()
+	for _, p := range reqs {
+		s.finishLocked(p, result{err: err})
+	}
+	s.pmu.Unlock()
+}
+
+func (s *Store) proposeStale() {
+	cutoff := time.Now().Add(-s.cfg.RetryInterval)
+	var stale []*pending
+	s.pmu.Lock()
+	for _, p := range s.pmu.pending {
+		if !p.finished && !p.proposedAt.IsZero() && p.proposedAt.Before(cutoff) {
+			stale = append(stale, p)
+		}
+	}
+	s.pmu.Unlock()
+	for len(stale) > 0 {
+		n, size := 0, 0
+		for n < len(stale) && (n == 0 || size+stale[n].size <= s.cfg.MaxBatchBytes) {
+			size += stale[n].size
+			n++
+		}
+		s.lg.Debug("re-proposing unapplied writes", zap.Int("count", n))
+		s.propose(stale[:n], true)
+		stale = stale[n:]
+	}
+}
+
+func (s *Store) failPending(err error) {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	for _, p := range s.pmu.pending {
+		s.finishLocked(p, result{err: err})
+	}
+}
+
+// applyLoop applies commits in order until the node closes the channel.
+func (s *Store) applyLoop() {
+	defer close(s.applyDone)
+	for c := range s.node.Commits() {
+		if c.Snapshot != nil {
+			if err := s.restore(c.Snapshot, c.Index); err != nil {
+				// Every member restores the same bytes; serving a
+				// state that silently differs would be worse.
+				panic(err)
+			}
+		}
+		for _, e := range c.Entries {
+			s.applyEntry(e)
+		}
+		s.setApplied(c.Index)
+		c.Applied()
+	}
+	s.failPending(ErrStopped)
+}
+
+func (s *Store) applyEntry(e raftnode.Entry) {
+	b, err := decodeBatch(e.Data)
+	if err != nil {
+		// Skipped identically on every member, so replicas stay equal.
+		s.lg.Error("skipping undecodable entry", zap.Uint64("index", e.Index), zap.Error(err))
+		return
+	}
+	var mine []uint64
+	s.mu.Lock()
+	sess := s.mu.sessions[b.Session]
+	if sess == nil {
+		sess = &session{Applied: map[uint64]bool{}}
+		s.mu.sessions[b.Session] = sess
+	}
+	for _, r := range b.Reqs {
+		if r.ID < sess.Watermark || sess.Applied[r.ID] {
+			continue // a duplicate, or abandoned by its proposer
+		}
+		sess.Applied[r.ID] = true
+		for _, op := range r.Ops {
+			switch op.Type {
+			case OpPut:
+				s.mu.data[op.Key] = op.Value
+			case OpDelete:
+				delete(s.mu.data, op.Key)
+			}
+		}
+		if b.Session == s.session {
+			mine = append(mine, r.ID)
+		}
+	}
+	if b.Watermark > sess.Watermark {
+		sess.Watermark = b.Watermark
+		for id := range sess.Applied {
+			if id < b.Watermark {
+				delete(sess.Applied, id)
+			}
+		}
+	}
+	s.mu.Unlock()
+	if len(mine) > 0 {
+		s.pmu.Lock()
+		for _, id := range mine {
+			if p := s.pmu.pending[id]; p != nil {
+				s.finishLocked(p, result{index: e.Index})
+			}
+		}
+		s.pmu.Unlock()
+	}
+}
+
+func (s *Store) setApplied(index uint64) {
+	s.applied.Store(index)
+	s.appliedMu.Lock()
+	close(s.appliedC)
+	s.appliedC = make(chan struct{})
+	s.appliedMu.Unlock()
+}
+
+// WaitApplied returns once the state machine applied index.
+func (s *Store) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		s.appliedMu.Lock()
+		ch := s.appliedC
+		s.appliedMu.Unlock()
+		if s.applied.Load() >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctxError(ctx)
+		case <-s.applyDone:
+			return ErrStopped
+		}
+	}
+}
+
+// Snapshot encodes the whole state. raftnode calls it when every
+// published commit has been applied.
+func (s *Store) Snapshot() ([]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return encodeSnapshot(&snapshotData{Data: s.mu.data, Sessions: s.mu.sessions})
+}
+
+func (s *Store) restore(data []byte, index uint64) error {
+	snap, err := decodeSnapshot(data)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.mu.data, s.mu.sessions = snap.Data, snap.Sessions
+	own := snap.Sessions[s.session]
+	s.mu.Unlock()
+	s.lg.Info("restored state from snapshot", zap.Uint64("index", index), zap.Int("keys", len(snap.Data)))
+	// Our writes that the snapshot covers will never be seen as entries.
+	if own != nil {
+		s.pmu.Lock()
+		for id, p := range s.pmu.pending {
+			if own.Applied[id] {
+				s.finishLocked(p, result{index: index})
+			}
+		}
+		s.pmu.Unlock()
+	}
+	return nil
+}
+
+// Level is a read's consistency.
+type Level int
+
+// Read levels (raftdb's names; Default and Consistent are both
+// linearizable here).
+const (
+	Linearizable Level = iota
+	Stale
+)
+
+// Get returns key's value with a linearizable read: a ReadIndex round
+// confirms the commit index with a quorum, and the read is served once
+// this member applied it.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	return s.GetLevel(ctx, key, Linearizable)
+}
+
+// GetLevel reads key at the given consistency level.
+func (s *Store) GetLevel(ctx context.Context, key string, level Level) ([]byte, error) {
+	if level != Stale {
+		index, err := s.node.ReadIndex(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.WaitApplied(ctx, index); err != nil {
+			return nil, err
+		}
+	}
+	return s.local(key)
+}
+
+// GetAfter waits until this member applied index, then reads locally: a
+// client that saw a write's index reads its own write from any member.
+func (s *Store) GetAfter(ctx context.Context, key string, index uint64) ([]byte, error) {
+	if err := s.WaitApplied(ctx, index); err != nil {
+		return nil, err
+	}
+	return s.local(key)
+}
+
+func (s *Store) local(key string) ([]byte, error) {
+	s.mu.RLock()
+	v, ok := s.mu.data[key]
+	s.mu.RUnlock()
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return v, nil
+}
+
+// Len is the number of keys.
+func (s *Store) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.mu.data)
+}
