@@ -1,0 +1,285 @@
+// Command raftkv runs one member of a replicated key-value store. It is
+// flag-compatible with etcd's raftexample:
+//
+//	raftkv --id 1 --cluster http://127.0.0.1:12379,http://127.0.0.1:22379,http://127.0.0.1:32379 --port 12380
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/raftkv/raftkv/httpapi"
+	"github.com/raftkv/raftkv/kvstore"
+	"github.com/raftkv/raftkv/raftnode"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/sys/unix"
+)
+
+// options are the parsed command line.
+type options struct {
+	id                     uint64
+	cluster                []string
+	port                   int
+	join                   bool
+	dataDir                string
+	snapshotCount          uint64
+	snapshotCatchUpEntries uint64
+	listenHost             string
+	peerListen             string
+	advertiseClientURL     string
+	tickMs                 int
+	electionTicks          int
+	requestTimeout         time.Duration
+	logLevel               string
+	logFormat              string
+}
+
+func main() {
+	opts, err := parseFlags(os.Args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "raftkv:", err)
+		os.Exit(2)
+	}
+	os.Exit(run(opts))
+}
+
+func parseFlags(args []string) (*options, error) {
+	fs := flag.NewFlagSet("raftkv", flag.ContinueOnError)
+	o := &options{}
+	var cluster string
+	fs.Uint64Var(&o.id, "id", 1, "this member's id: member N listens for peers on the N-th --cluster URL")
+	fs.StringVar(&cluster, "cluster", "http://127.0.0.1:9021", "comma-separated peer URLs of the cluster, in id order")
+	fs.IntVar(&o.port, "port", 9121, "client HTTP port")
+	fs.BoolVar(&o.join, "join", false, "join an existing cluster (add this member with POST /<id> first)")
+	fs.StringVar(&o.dataDir, "data-dir", "", "directory for the WAL and snapshots (default raftkv-<id> in the working directory)")
+	fs.Uint64Var(&o.snapshotCount, "snapshot-count", 10000, "applied entries between snapshots")
+	fs.Uint64Var(&o.snapshotCatchUpEntries, "snapshot-catchup-entries", 5000, "entries kept after a snapshot for slow followers")
+	fs.StringVar(&o.listenHost, "listen-host", "", "host or IP the client HTTP server listens on (default: all interfaces, as raftexample)")
+	fs.StringVar(&o.peerListen, "peer-listen", "", "host:port the peer server listens on (default: the host:port of this member's --cluster URL)")
+	fs.StringVar(&o.advertiseClientURL, "advertise-client-url", "", "client URL other members show for this one (default http://<peer host>:<port>)")
+	fs.IntVar(&o.tickMs, "tick-ms", 100, "raft tick in milliseconds")
+	fs.IntVar(&o.electionTicks, "election-ticks", 10, "election timeout in ticks (heartbeat is one tick)")
+	fs.DurationVar(&o.requestTimeout, "request-timeout", 5*time.Second, "deadline of each client request")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or console (human-readable)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, u := range strings.Split(cluster, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			o.cluster = append(o.cluster, u)
+		}
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// validate checks everything that can be checked before touching disk.
+func (o *options) validate() error {
+	if len(o.cluster) == 0 {
+		return errors.New("--cluster lists no peer URLs")
+	}
+	if o.id == 0 || o.id > uint64(len(o.cluster)) {
+		return fmt.Errorf("--id %d is outside the --cluster list of %d URLs", o.id, len(o.cluster))
+	}
+	for i, u := range o.cluster {
+		if err := raftnode.ValidatePeerURL(u); err != nil {
+			return fmt.Errorf("--cluster entry %d: %v", i+1, err)
+		}
+	}
+	if o.port < 1 || o.port > 65535 {
+		return fmt.Errorf("--port %d is not a TCP port", o.port)
+	}
+	if o.tickMs < 1 {
+		return fmt.Errorf("--tick-ms %d must be positive", o.tickMs)
+	}
+	if o.electionTicks < 2 {
+		return fmt.Errorf("--election-ticks %d must be at least 2", o.electionTicks)
+	}
+	if o.requestTimeout <= 0 {
+		return fmt.Errorf("--request-timeout %v must be positive", o.requestTimeout)
+	}
+	if o.snapshotCount == 0 {
+		return errors.New("--snapshot-count must be positive")
+	}
+	if _, err := zapcore.ParseLevel(o.logLevel); err != nil {
+		return fmt.Errorf("--log-level: %v", err)
+	}
+	if o.logFormat != "json" && o.logFormat != "console" {
+		return fmt.Errorf("--log-format %q must be json or console", o.logFormat)
+	}
+	if o.dataDir == "" {
+		o.dataDir = "raftkv-" + strconv.FormatUint(o.id, 10)
+	}
+	abs, err := filepath.Abs(o.dataDir)
+	if err != nil {
+		return fmt.Errorf("--data-dir: %v", err)
+	}
+	o.dataDir = abs
+	return checkDataDir(abs)
+}
+
+// checkDataDir requires dir to be a usable directory, or creatable.
+func checkDataDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		parent := filepath.Dir(dir)
+		if pfi, perr := os.Stat(parent); perr != nil || !pfi.IsDir() {
+			return fmt.Errorf("--data-dir %s: parent directory %s does not exist", dir, parent)
+		}
+		if unix.Access(parent, unix.W_OK|unix.X_OK) != nil {
+			return fmt.Errorf("--data-dir %s: cannot create it in %s (permission denied)", dir, parent)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("--data-dir %s: %v", dir, err)
+	case !fi.IsDir():
+		return fmt.Errorf("--data-dir %s is not a directory", dir)
+	}
+	if unix.Access(dir, unix.R_OK|unix.W_OK|unix.X_OK) != nil {
+		return fmt.Errorf("--data-dir %s is not readable and writable", dir)
+	}
+	return nil
+}
+
+func newLogger(o *options) (*zap.Logger, error) {
+	level, _ := zapcore.ParseLevel(o.logLevel)
+	cfg := zap.NewProductionConfig()
+	if o.logFormat == "console" {
+		cfg = zap.NewDevelopmentConfig()
+		cfg.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
+	}
+	cfg.Level = zap.NewAtomicLevelAt(level)
+	cfg.Sampling = nil
+	cfg.OutputPaths = []string{"stderr"}
+	return cfg.Build()
+}
+
+func run(o *options) int {
+	lg, err := newLogger(o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "raftkv: logger:", err)
+		return 1
+	}
+	defer lg.Sync()
+
+	clientAddr := net.JoinHostPort(o.listenHost, strconv.Itoa(o.port))
+	clientLn, err := net.Listen("tcp", clientAddr)
+	if err != nil {
+		lg.Error("cannot listen for clients", zap.String("address", clientAddr), zap.Error(err))
+		return 1
+	}
+	node, err := raftnode.New(raftnode.Config{
+		ID:                     o.id,
+		Peers:                  o.cluster,
+		Join:                   o.join,
+		DataDir:                o.dataDir,
+		PeerListenAddr:         o.peerListen,
+		ClientURL:              o.clientURL(),
+		SnapshotCount:          o.snapshotCount,
+		SnapshotCatchUpEntries: o.snapshotCatchUpEntries,
+		TickInterval:           time.Duration(o.tickMs) * time.Millisecond,
+		ElectionTicks:          o.electionTicks,
+		Logger:                 lg,
+	})
+	if err != nil {
+		clientLn.Close()
+		lg.Error("cannot open raft node", zap.Error(err))
+		return 1
+	}
+	store, err := kvstore.New(kvstore.Config{Logger: lg.Named("kvstore")}, node)
+	if err == nil {
+		err = node.Start(store.Snapshot)
+	}
+	if err != nil {
+		clientLn.Close()
+		node.Stop()
+		lg.Error("cannot start raft node", zap.Error(err))
+		return 1
+	}
+	handler, err := httpapi.New(httpapi.Config{
+		Store:          store,
+		Cluster:        cluster{node: node, store: store},
+		Logger:         lg.Named("http"),
+		RequestTimeout: o.requestTimeout,
+	})
+	if err != nil {
+		lg.Error("cannot build http handler", zap.Error(err))
+		return 1
+	}
+	srv := httpapi.NewServer(clientAddr, handler, o.requestTimeout)
+	srv.ErrorLog = zap.NewStdLog(lg.Named("client-http"))
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(clientLn) }()
+	lg.Info("serving clients", zap.String("address", clientLn.Addr().String()), zap.String("data-dir", o.dataDir))
+
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
+	select {
+	case sig := <-sigc:
+		lg.Info("shutting down", zap.String("signal", sig.String()))
+	case <-node.Done():
+	case err := <-serveErr:
+		lg.Error("client server failed", zap.Error(err))
+	}
+
+	// Shutdown order: HTTP first, then the store's proposer, then the
+	// raft loop, transport and WAL (node.Stop), then the apply loop.
+	ctx, cancel := context.WithTimeout(context.Background(), o.requestTimeout+time.Second)
+	if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		lg.Warn("client server shutdown", zap.Error(err))
+	}
+	cancel()
+	store.Stop()
+	node.Stop()
+	<-store.Done()
+
+	switch err := node.Err(); {
+	case err == nil:
+		lg.Info("stopped")
+		return 0
+	case errors.Is(err, raftnode.ErrRemoved):
+		lg.Info("removed from the cluster; exiting")
+		return 0
+	default:
+		lg.Error("stopped after a fatal error", zap.Error(err))
+		return 1
+	}
+}
+
+// clientURL is the client URL this member publishes to the others.
+func (o *options) clientURL() string {
+	if o.advertiseClientURL != "" {
+		return o.advertiseClientURL
+	}
+	host := o.listenHost
+	if host == "" {
+		if i := o.id - 1; i < uint64(len(o.cluster)) {
+			if u, err := urlHost(o.cluster[i]); err == nil {
+				host = u
+			}
+		}
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(o.port))
+}
