@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -77,7 +78,14 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.requestTimeout, "request-timeout", 5*time.Second, "deadline of each client request")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or console (human-readable)")
+	// Errors are reported in one line by main; usage only on --help.
+	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stdout)
+			fmt.Fprintln(os.Stdout, "Usage: raftkv --id N --cluster URL1,URL2,... --port P [flags]")
+			fs.PrintDefaults()
+		}
 		return nil, err
 	}
 	if fs.NArg() > 0 {

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseFlags(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cluster := "--cluster=http://127.0.0.1:12379,http://127.0.0.1:22379,http://127.0.0.1:32379"
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"valid", []string{"--id", "2", cluster, "--port", "22380", "--data-dir", filepath.Join(dir, "d")}, ""},
+		{"id zero", []string{"--id", "0", cluster}, "outside the --cluster list"},
+		{"id past cluster", []string{"--id", "4", cluster}, "outside the --cluster list"},
+		{"non-numeric id", []string{"--id", "x", cluster}, "invalid value"},
+		{"url without scheme", []string{"--id", "1", "--cluster", "127.0.0.1:12379"}, "entry 1"},
+		{"url without port", []string{"--id", "1", "--cluster", "http://127.0.0.1"}, "host and a port"},
+		{"bad port", []string{"--id", "1", cluster, "--port", "70000"}, "not a TCP port"},
+		{"data dir is a file", []string{"--id", "1", cluster, "--data-dir", file}, "not a directory"},
+		{"data dir parent missing", []string{"--id", "1", cluster, "--data-dir", filepath.Join(dir, "no", "such")}, "does not exist"},
+		{"bad log format", []string{"--id", "1", cluster, "--data-dir", dir, "--log-format", "xml"}, "json or console"},
+		{"stray argument", []string{"--id", "1", cluster, "extra"}, "unexpected argument"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseFlags(tt.args)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				if !filepath.IsAbs(o.dataDir) || o.id != 2 || len(o.cluster) != 3 {
+					t.Fatalf("parsed %+v", o)
+				}
+				if got := o.clientURL(); got != "http://127.0.0.1:22380" {
+					t.Fatalf("client URL %q", got)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error %v, want it to contain %q", err, tt.wantErr)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error is not one line: %q", err)
+			}
+		})
+	}
+}
+
+func TestParseFlagsDefaultDataDir(t *testing.T) {
+	t.Chdir(t.TempDir())
+	o, err := parseFlags([]string{"--id", "1", "--cluster", "http://127.0.0.1:12379"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Base(o.dataDir) != "raftkv-1" {
+		t.Fatalf("default data dir %q", o.dataDir)
+	}
+	if _, err := os.Stat(o.dataDir); !os.IsNotExist(err) {
+		t.Fatalf("parsing flags touched the disk: %v", err)
+	}
+}

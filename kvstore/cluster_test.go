@@ -1,0 +1,252 @@
+package kvstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/raftkv/raftkv/raftnode"
+	"go.uber.org/zap/zaptest"
+)
+
+// inprocCluster runs raftnode+kvstore members in this process, talking
+// over real rafthttp on loopback, with real WAL and snapshot files.
+type inprocCluster struct {
+	t     *testing.T
+	peers []string
+	dirs  []string
+	nodes []*raftnode.Node
+	stors []*Store
+	cfg   raftnode.Config
+}
+
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func newInprocCluster(t *testing.T, n int, cfg raftnode.Config) *inprocCluster {
+	c := &inprocCluster{t: t, cfg: cfg}
+	for i := 0; i < n; i++ {
+		c.peers = append(c.peers, fmt.Sprintf("http://127.0.0.1:%d", freePort(t)))
+		c.dirs = append(c.dirs, filepath.Join(t.TempDir(), fmt.Sprintf("node-%d", i+1)))
+	}
+	c.nodes = make([]*raftnode.Node, n)
+	c.stors = make([]*Store, n)
+	for i := 0; i < n; i++ {
+		c.start(i, false)
+	}
+	t.Cleanup(func() {
+		for i := range c.nodes {
+			c.stop(i)
+		}
+	})
+	return c
+}
+
+func (c *inprocCluster) start(i int, join bool) {
+	c.t.Helper()
+	cfg := c.cfg
+	cfg.ID, cfg.Peers, cfg.DataDir, cfg.Join = uint64(i+1), c.peers, c.dirs[i], join
+	cfg.Logger = zaptest.NewLogger(c.t).Named(fmt.Sprintf("n%d", i+1))
+	node, err := raftnode.New(cfg)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	store, err := New(Config{Logger: cfg.Logger, RetryInterval: 300 * time.Millisecond}, node)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := node.Start(store.Snapshot); err != nil {
+		c.t.Fatal(err)
+	}
+	c.nodes[i], c.stors[i] = node, store
+}
+
+func (c *inprocCluster) stop(i int) {
+	if c.nodes[i] == nil {
+		return
+	}
+	c.stors[i].Stop()
+	c.nodes[i].Stop()
+	<-c.stors[i].Done()
+	c.nodes[i], c.stors[i] = nil, nil
+}
+
+// addMember grows the cluster by one member that joins through member via.
+func (c *inprocCluster) addMember(via int) int {
+	c.t.Helper()
+	i := len(c.peers)
+	c.peers = append(c.peers, fmt.Sprintf("http://127.0.0.1:%d", freePort(c.t)))
+	c.dirs = append(c.dirs, filepath.Join(c.t.TempDir(), fmt.Sprintf("node-%d", i+1)))
+	c.nodes = append(c.nodes, nil)
+	c.stors = append(c.stors, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.nodes[via].AddMember(ctx, uint64(i+1), c.peers[i]); err != nil {
+		c.t.Fatalf("add member %d: %v", i+1, err)
+	}
+	c.start(i, true)
+	return i
+}
+
+// waitLeader returns the index of the leader all live members agree on.
+func (c *inprocCluster) waitLeader() int {
+	c.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		lead, agree := uint64(0), true
+		for _, n := range c.nodes {
+			if n == nil {
+				continue
+			}
+			if l := n.Leader(); lead == 0 {
+				lead = l
+			} else if l != lead {
+				agree = false
+			}
+		}
+		if lead != 0 && agree && c.nodes[lead-1] != nil {
+			return int(lead - 1)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatal("no leader agreed on within 15s")
+	return -1
+}
+
+func (c *inprocCluster) follower() int {
+	lead := c.waitLeader()
+	for i, n := range c.nodes {
+		if n != nil && i != lead {
+			return i
+		}
+	}
+	c.t.Fatal("no live follower")
+	return -1
+}
+
+func (c *inprocCluster) put(i int, key string, value []byte) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.stors[i].Put(ctx, key, value); err != nil {
+		c.t.Fatalf("put %q on member %d: %v", key, i+1, err)
+	}
+}
+
+// waitValue polls a linearizable read on member i until it returns want.
+func (c *inprocCluster) waitValue(i int, key string, want []byte) {
+	c.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	var (
+		got []byte
+		err error
+	)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		got, err = c.stors[i].Get(ctx, key)
+		cancel()
+		if err == nil && bytes.Equal(got, want) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatalf("member %d: %q = %q, %v; want %q", i+1, key, got, err, want)
+}
+
+func TestClusterWriteOnFollowerReadEverywhere(t *testing.T) {
+	c := newInprocCluster(t, 3, raftnode.Config{TickInterval: 20 * time.Millisecond})
+	f := c.follower()
+	c.put(f, "k", []byte("v"))
+	// The write was applied on f before Put returned.
+	if v, err := c.stors[f].GetLevel(context.Background(), "k", Stale); err != nil || string(v) != "v" {
+		t.Fatalf("stale read on the writing follower: %q, %v", v, err)
+	}
+	for i := range c.nodes {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		v, err := c.stors[i].Get(ctx, "k")
+		cancel()
+		if err != nil || string(v) != "v" {
+			t.Fatalf("linearizable read on member %d: %q, %v", i+1, v, err)
+		}
+	}
+	if _, err := c.stors[f].Get(context.Background(), "absent"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("absent key: %v", err)
+	}
+}
+
+func TestClusterLeaderStopAndRestart(t *testing.T) {
+	c := newInprocCluster(t, 3, raftnode.Config{TickInterval: 20 * time.Millisecond, SnapshotCount: 20, SnapshotCatchUpEntries: 5})
+	lead := c.waitLeader()
+	for i := 0; i < 10; i++ {
+		c.put(lead, fmt.Sprintf("before-%d", i), []byte{byte(i), 0, 0xff})
+	}
+	c.stop(lead)
+	f := c.follower()
+	for i := 0; i < 50; i++ { // enough to snapshot and compact past the stopped member
+		c.put(f, fmt.Sprintf("after-%d", i), []byte{byte(i)})
+	}
+	c.start(lead, false)
+	c.waitValue(lead, "after-49", []byte{49})
+	c.waitValue(lead, "before-3", []byte{3, 0, 0xff})
+}
+
+func TestClusterNewMemberCatchesUpBySnapshot(t *testing.T) {
+	c := newInprocCluster(t, 3, raftnode.Config{TickInterval: 20 * time.Millisecond, SnapshotCount: 10, SnapshotCatchUpEntries: 2})
+	lead := c.waitLeader()
+	for i := 0; i < 40; i++ {
+		c.put(lead, fmt.Sprintf("k%d", i), []byte(fmt.Sprint(i)))
+	}
+	if st := c.nodes[lead].Status(); st.SnapshotIndex == 0 {
+		t.Fatalf("leader took no snapshot: %+v", st)
+	}
+	n := c.addMember(lead)
+	c.waitValue(n, "k39", []byte("39"))
+	c.waitValue(n, "k0", []byte("0"))
+	if got := len(c.nodes[n].Members()); got != 4 {
+		t.Fatalf("new member sees %d members, want 4", got)
+	}
+	// The new member also takes writes.
+	c.put(n, "from-new", []byte("x"))
+	c.waitValue(lead, "from-new", []byte("x"))
+}
+
+func TestClusterMembershipErrors(t *testing.T) {
+	c := newInprocCluster(t, 3, raftnode.Config{TickInterval: 20 * time.Millisecond})
+	lead := c.waitLeader()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.nodes[lead].AddMember(ctx, 2, "http://127.0.0.1:1"); !errors.Is(err, raftnode.ErrMemberExists) {
+		t.Fatalf("add existing id: %v", err)
+	}
+	if err := c.nodes[lead].RemoveMember(ctx, 9); !errors.Is(err, raftnode.ErrMemberNotFound) {
+		t.Fatalf("remove unknown id: %v", err)
+	}
+	victim := (lead + 1) % 3
+	if err := c.nodes[lead].RemoveMember(ctx, uint64(victim+1)); err != nil {
+		t.Fatalf("remove member %d: %v", victim+1, err)
+	}
+	select {
+	case <-c.nodes[victim].Done():
+		if err := c.nodes[victim].Err(); !errors.Is(err, raftnode.ErrRemoved) {
+			t.Fatalf("removed member stopped with %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("removed member did not stop")
+	}
+	c.stop(victim)
+	if err := c.nodes[lead].AddMember(ctx, uint64(victim+1), "http://127.0.0.1:1"); !errors.Is(err, raftnode.ErrMemberRemoved) {
+		t.Fatalf("re-adding a removed id: %v", err)
+	}
+	c.put(c.waitLeader(), "still", []byte("works"))
+}

@@ -1,0 +1,42 @@
+// Package kvstore is the replicated key-value state machine on top of
+// raftnode: it encodes writes into raft entries, applies committed entries
+// to an in-memory map, answers the writers waiting for them, serves reads
+// at a stated consistency, and produces and restores snapshots.
+//
+// It must not touch disk or the network itself; raftnode owns both.
+//
+// # Writes
+//
+// Put, Delete and Apply register a waiter keyed by a request id, queue the
+// request, and return when the request's entry is applied (or the context
+// ends: ErrTimeout, outcome unknown). The propose loop packs every queued
+// request into one entry (group commit). A request still unapplied after
+// RetryInterval is proposed again, because raft may drop a forwarded
+// proposal without telling anyone.
+//
+// # At most once
+//
+// Each entry carries this process's random session id and a watermark: the
+// lowest request id the session still waits for. The state machine keeps,
+// per session, the watermark and the ids applied at or above it; a request
+// already applied, or below the watermark, is skipped. Every member sees the
+// same entries, so every member skips the same requests.
+//
+// # Reads
+//
+// Get is linearizable: raftnode.ReadIndex (shared rounds, no disk write)
+// then a wait until applied >= that index. GetLevel(Stale) reads the local
+// map. GetAfter waits for a given index and reads locally.
+//
+// # Goroutines
+//
+// applyLoop consumes raftnode's Commits until raftnode closes it;
+// proposeLoop runs until Stop.
+//
+// # Invariants
+//
+//  1. Entries are applied in log order, each request atomically.
+//  2. A waiter is answered only after its request is applied on this member.
+//  3. A request is applied at most once, however often it was proposed.
+//  4. Snapshot encodes the state as of the last commit reported Applied.
+package kvstore

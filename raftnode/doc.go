@@ -1,0 +1,53 @@
+// Package raftnode runs one member of a Raft group: the raft.Node and its
+// Ready loop, the write-ahead log and snapshot files (etcd's wal and snap
+// packages), the rafthttp transport to the other members, and the member
+// list. It knows nothing about keys: application entries are opaque bytes.
+//
+// It must not interpret application data, read global state, or exit the
+// process; everything comes from Config and fatal errors end in Err.
+//
+// # Data flow
+//
+// The application sends proposals on ProposeC (or calls Propose) and
+// membership changes on ConfChangeC (or calls AddMember/RemoveMember). It
+// receives committed state on Commits, in log order, and calls
+// Commit.Applied after applying each commit. Linearizable reads call
+// ReadIndex and wait until the application applied the returned index.
+//
+// # Goroutines
+//
+//   - run: the Ready loop; the only goroutine that handles Ready, writes the
+//     WAL and snapshot files and appends to the MemoryStorage.
+//   - serveChannels: feeds ProposeC and ConfChangeC into raft; one short-
+//     lived goroutine per membership change waits for it to apply.
+//   - readIndexer.run: one ReadIndex round at a time, shared by every read
+//     that arrived before it started.
+//   - publishAttributes: proposes this member's client URL until applied.
+//   - the peer HTTP server, and etcd's file purgers.
+//
+// Stop (or a fatal error, or applying this member's own removal) closes the
+// stop channel; teardownWhenStopped then waits for the goroutines above and
+// stops, in order, raft, the transport, the peer server and the WAL, then
+// closes Commits and Done.
+//
+// # Lifecycle
+//
+// New validates the Config and replays the data dir; Start hands the
+// on-disk snapshot (if any) to the application as the first Commit, starts
+// the transport and raft (bootstrapping from Config.Peers unless a WAL
+// exists or Config.Join is set) and the goroutines; Stop ends it.
+//
+// # Invariants
+//
+//  1. Each Ready is handled in raft's order: snapshot file and WAL record,
+//     WAL append of HardState and entries, MemoryStorage, messages (a
+//     leader may send before its fsync), committed entries, Advance.
+//  2. A snapshot covers exactly the entries up to its index: it is taken
+//     only after the application reported every published commit applied.
+//  3. The member list lives in every snapshot (envelope) and is rebuilt from
+//     conf-change entries after it, so a restarted member knows every peer.
+//  4. Any error writing the WAL or a snapshot stops the node: nothing
+//     published after it can be acknowledged.
+//  5. Outgoing snapshots carry the current ConfState, so a member added
+//     after the snapshot was taken accepts it.
+package raftnode

@@ -1,0 +1,205 @@
+package raftnode
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+func ent(i uint64) *raftpb.Entry { return &raftpb.Entry{Index: proto.Uint64(i), Term: proto.Uint64(1)} }
+
+func TestEntriesToApply(t *testing.T) {
+	tests := []struct {
+		name      string
+		ents      []*raftpb.Entry
+		applied   uint64
+		wantFirst uint64
+		wantLen   int
+		wantErr   bool
+	}{
+		{"empty", nil, 5, 0, 0, false},
+		{"all new", []*raftpb.Entry{ent(6), ent(7)}, 5, 6, 2, false},
+		{"some applied", []*raftpb.Entry{ent(4), ent(5), ent(6)}, 5, 6, 1, false},
+		{"all applied", []*raftpb.Entry{ent(3), ent(4)}, 5, 0, 0, false},
+		{"gap", []*raftpb.Entry{ent(8)}, 5, 0, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := entriesToApply(tt.ents, tt.applied)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if len(got) != tt.wantLen {
+				t.Fatalf("got %d entries, want %d", len(got), tt.wantLen)
+			}
+			if tt.wantLen > 0 && got[0].GetIndex() != tt.wantFirst {
+				t.Fatalf("first index %d, want %d", got[0].GetIndex(), tt.wantFirst)
+			}
+		})
+	}
+}
+
+// TestProcessMessagesPatchesSnapshotConfState: a snapshot sent to a member
+// added after the snapshot was taken must list that member, and the
+// stored snapshot must not be modified.
+func TestProcessMessagesPatchesSnapshotConfState(t *testing.T) {
+	n := &Node{confState: &raftpb.ConfState{Voters: []uint64{1, 2, 3, 4}}}
+	stored := &raftpb.Snapshot{
+		Data:     []byte("state"),
+		Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(10), Term: proto.Uint64(2), ConfState: &raftpb.ConfState{Voters: []uint64{1, 2, 3}}},
+	}
+	msgs := []*raftpb.Message{
+		{Type: raftpb.MsgApp.Enum(), To: proto.Uint64(2)},
+		{Type: raftpb.MsgSnap.Enum(), To: proto.Uint64(4), Snapshot: stored},
+	}
+	out := n.processMessages(msgs)
+	if got := out[0].GetSnapshot(); got != nil {
+		t.Fatalf("append message got a snapshot: %v", got)
+	}
+	s := out[1].GetSnapshot()
+	if got := s.GetMetadata().GetConfState().GetVoters(); len(got) != 4 || got[3] != 4 {
+		t.Fatalf("patched voters = %v, want [1 2 3 4]", got)
+	}
+	if s.GetMetadata().GetIndex() != 10 || s.GetMetadata().GetTerm() != 2 || !bytes.Equal(s.GetData(), []byte("state")) {
+		t.Fatalf("patched snapshot lost index, term or data: %v", s)
+	}
+	if got := stored.GetMetadata().GetConfState().GetVoters(); len(got) != 3 {
+		t.Fatalf("stored snapshot was modified: voters %v", got)
+	}
+}
+
+func TestEnvelopeRoundTrip(t *testing.T) {
+	m := newMembership()
+	m.Members[1] = Member{ID: 1, PeerURL: "http://127.0.0.1:1", ClientURL: "http://127.0.0.1:2"}
+	m.Removed[7] = true
+	app := []byte{0, 1, 2, 0xff, 0xfe}
+	data, err := encodeEnvelope(m, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := decodeEnvelope(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(env.App, app) || env.Membership.Members[1] != m.Members[1] || !env.Membership.Removed[7] {
+		t.Fatalf("round trip mismatch: %+v", env)
+	}
+	if _, err := decodeEnvelope([]byte("garbage")); err == nil {
+		t.Fatal("decoding garbage succeeded")
+	}
+}
+
+func TestAttributesRoundTrip(t *testing.T) {
+	data, err := encodeAttributes(attributes{ID: 3, ClientURL: "http://h:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data[0] != entryAttributes {
+		t.Fatalf("kind byte %d", data[0])
+	}
+	a, err := decodeAttributes(data[1:])
+	if err != nil || a.ID != 3 || a.ClientURL != "http://h:1" {
+		t.Fatalf("got %+v, %v", a, err)
+	}
+	if w := wrapAppData([]byte("x")); w[0] != entryApp || string(w[1:]) != "x" {
+		t.Fatalf("wrapAppData = %q", w)
+	}
+}
+
+func TestMembershipChecks(t *testing.T) {
+	m := newMembership()
+	m.Members[1] = Member{ID: 1, PeerURL: "http://127.0.0.1:12379"}
+	m.Members[2] = Member{ID: 2, PeerURL: "http://127.0.0.1:22379"}
+	m.Removed[3] = true
+	tests := []struct {
+		name string
+		err  error
+		want error
+	}{
+		{"add new", m.checkAdd(4, "http://127.0.0.1:42379"), nil},
+		{"add zero id", m.checkAdd(0, "http://127.0.0.1:42379"), ErrInvalidMember},
+		{"add bad url", m.checkAdd(4, "127.0.0.1:42379"), ErrInvalidMember},
+		{"add no port", m.checkAdd(4, "http://127.0.0.1"), ErrInvalidMember},
+		{"add existing id", m.checkAdd(2, "http://127.0.0.1:42379"), ErrMemberExists},
+		{"add removed id", m.checkAdd(3, "http://127.0.0.1:42379"), ErrMemberRemoved},
+		{"add used url", m.checkAdd(4, "http://127.0.0.1:22379"), ErrPeerURLExists},
+		{"remove member", m.checkRemove(2), nil},
+		{"remove unknown", m.checkRemove(9), ErrMemberNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !errors.Is(tt.err, tt.want) && !(tt.want == nil && tt.err == nil) {
+				t.Fatalf("err = %v, want %v", tt.err, tt.want)
+			}
+		})
+	}
+	single := newMembership()
+	single.Members[1] = Member{ID: 1}
+	if err := single.checkRemove(1); !errors.Is(err, ErrLastMember) {
+		t.Fatalf("removing the last member: %v", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	base := func() Config {
+		return Config{ID: 1, Peers: []string{"http://127.0.0.1:1", "http://127.0.0.1:2"}, DataDir: "/tmp/x"}
+	}
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+		ok     bool
+	}{
+		{"valid", func(*Config) {}, true},
+		{"zero id", func(c *Config) { c.ID = 0 }, false},
+		{"id outside peers", func(c *Config) { c.ID = 3 }, false},
+		{"no peers", func(c *Config) { c.Peers = nil }, false},
+		{"bad peer", func(c *Config) { c.Peers[1] = "ftp://x:1" }, false},
+		{"duplicate peer", func(c *Config) { c.Peers[1] = c.Peers[0] }, false},
+		{"relative data dir", func(c *Config) { c.DataDir = "data" }, false},
+		{"no data dir", func(c *Config) { c.DataDir = "" }, false},
+		{"election not above heartbeat", func(c *Config) { c.ElectionTicks, c.HeartbeatTicks = 2, 2 }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base()
+			tt.mutate(&c)
+			c.applyDefaults()
+			if err := c.Validate(); (err == nil) != tt.ok {
+				t.Fatalf("Validate() = %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}
+
+func TestErrorBehaviour(t *testing.T) {
+	type behaviour interface {
+		Unavailable() bool
+		Timeout() bool
+		Conflict() bool
+		NotFound() bool
+		BadRequest() bool
+	}
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{ErrNoLeader, "unavailable"}, {ErrStopped, "unavailable"}, {ErrProposalDropped, "unavailable"},
+		{ErrTimeout, "timeout"}, {ErrMemberExists, "conflict"}, {ErrConfChangeInProgress, "conflict"},
+		{ErrMemberNotFound, "notfound"}, {ErrInvalidMember, "badrequest"}, {ErrLastMember, "badrequest"},
+	}
+	for _, tt := range tests {
+		var b behaviour
+		if !errors.As(tt.err, &b) {
+			t.Fatalf("%v has no behaviour methods", tt.err)
+		}
+		got := map[string]bool{"unavailable": b.Unavailable(), "timeout": b.Timeout(), "conflict": b.Conflict(), "notfound": b.NotFound(), "badrequest": b.BadRequest()}
+		for k, v := range got {
+			if v != (k == tt.want) {
+				t.Errorf("%v: %s() = %v", tt.err, k, v)
+			}
+		}
+	}
+}
