@@ -2,14 +2,24 @@ package httpapi
 
 import "context"
 
+// ReadOptions states a read's consistency.
+type ReadOptions struct {
+	// Stale: serve from this member's local state, no coordination.
+	Stale bool
+	// MinIndex: first wait (bounded by the request deadline) until this member applied MinIndex.
+	MinIndex uint64
+}
+
 // Store is the replicated key-value state machine. httpapi declares it so it
 // never imports the package that implements it.
 type Store interface {
-	// Get returns the value of key. An absent key yields an error whose
-	// NotFound() bool method returns true.
-	Get(ctx context.Context, key string) ([]byte, error)
+	// Get returns the value of key at the consistency opts asks for. An absent
+	// key yields an error whose NotFound() bool method returns true.
+	Get(ctx context.Context, key string, opts ReadOptions) ([]byte, error)
 	// Put returns after the write is committed and applied; index is its raft index.
 	Put(ctx context.Context, key string, value []byte) (index uint64, err error)
+	// PutAll applies all pairs atomically as one write.
+	PutAll(ctx context.Context, kvs map[string][]byte) (index uint64, err error)
 	// Delete removes key after commit and apply; an absent key is not an error.
 	Delete(ctx context.Context, key string) (index uint64, err error)
 }
@@ -22,6 +32,8 @@ type Cluster interface {
 	RemoveMember(ctx context.Context, id uint64) error
 	// Status reports this node's view of the cluster.
 	Status() Status
+	// Health returns nil when this member has a leader and has applied close to the commit index, else the reason.
+	Health() error
 }
 
 // Member is one raft member as GET /status reports it.
@@ -30,6 +42,13 @@ type Member struct {
 	PeerURLs   []string `json:"peerURLs"`
 	ClientURLs []string `json:"clientURLs,omitempty"`
 	IsLearner  bool     `json:"isLearner"`
+}
+
+// Progress is the leader's view of one follower's replication.
+type Progress struct {
+	Match uint64 `json:"match"`
+	Next  uint64 `json:"next"`
+	State string `json:"state"` // probe|replicate|snapshot
 }
 
 // Status is the body of GET /status.
@@ -41,4 +60,7 @@ type Status struct {
 	AppliedIndex  uint64   `json:"appliedIndex"`
 	SnapshotIndex uint64   `json:"snapshotIndex"`
 	Members       []Member `json:"members"`
+	// Progress maps each follower's id, in decimal, to its replication
+	// progress. Only the leader reports it.
+	Progress map[string]Progress `json:"progress,omitempty"`
 }

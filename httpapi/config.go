@@ -22,17 +22,26 @@ type Config struct {
 	Store Store
 	// Cluster serves membership changes and GET /status. Required.
 	Cluster Cluster
-	// Logger receives one warn entry per 5xx response. Nil discards logs.
+	// Logger receives one warn entry per 5xx response, except the 503 of GET
+	// /health. Nil discards logs.
 	Logger *zap.Logger
 	// RequestTimeout is the deadline put on each Store or Cluster call. When it
 	// expires the client gets 504. Zero means DefaultRequestTimeout.
 	RequestTimeout time.Duration
-	// MaxValueBytes is the largest request body a PUT accepts, in bytes; a
-	// larger one gets 413. Zero means DefaultMaxValueBytes.
+	// MaxValueBytes is the largest request body a PUT /<key>, PUT /key/<key>
+	// or POST /key accepts, in bytes; a larger one gets 413. Zero means
+	// DefaultMaxValueBytes.
 	MaxValueBytes int64
 	// MaxKeyBytes is the longest key accepted, in bytes after percent-decoding;
 	// a longer one gets 400. Zero means DefaultMaxKeyBytes.
 	MaxKeyBytes int
+	// Metrics serves GET and HEAD /metrics, e.g. a Prometheus handler. Nil
+	// means /metrics answers 404 "metrics are not enabled".
+	Metrics http.Handler
+	// Pprof serves net/http/pprof under /debug/pprof/. It exposes the command
+	// line and lets clients run CPU profiles and traces, so enable it only on
+	// a trusted network. False means /debug/pprof/ answers 404.
+	Pprof bool
 }
 
 // Validate reports the first problem with c. Zero fields are valid: New

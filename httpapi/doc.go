@@ -4,8 +4,10 @@
 //
 // Routing, request decoding and validation (keys, values, member ids, peer
 // URLs), size limits, the per-call deadline, and the mapping from errors to
-// HTTP status codes. New builds the http.Handler; NewServer wraps it in an
-// http.Server with timeouts.
+// HTTP status codes, for three dialects: etcd's raftexample (/<key>, /<id>),
+// raftdb and hraftd (/key, /key/<key>, /join, read levels), and operator
+// endpoints (/status, /health, /metrics, /debug/pprof/). New builds the
+// http.Handler; NewServer wraps it in an http.Server with timeouts.
 //
 // # What it must not do
 //
@@ -21,13 +23,23 @@
 // key, its name being r.URL.Path (percent-decoded, so "/a%2Fb" is key "a/b")
 // without the leading "/". Keys may contain "/"; values are arbitrary bytes.
 //
-//	GET|HEAD /status    200 JSON Status from Cluster.Status
+//	GET|HEAD /status    200 JSON Status from Cluster.Status; "progress" only on the leader
+//	GET|HEAD /health    200 {"health":"true","reason":""} if Cluster.Health is nil,
+//	                    else 503 {"health":"false","reason":"<error>"} (JSON, one line)
+//	GET|HEAD /metrics   Config.Metrics; 404 "metrics are not enabled" when nil
+//	GET|HEAD /debug/pprof/...
+//	                    net/http/pprof (index, cmdline, profile, symbol, trace and
+//	                    named profiles; symbol also takes POST) when Config.Pprof,
+//	                    else 404
+//	POST     /key       raftdb write: body {"k1":"v1","k2":"v2"}, applied atomically
+//	                    by one Store.PutAll; 204 with X-Raft-Index
 //	GET|HEAD /key/<k>   200 JSON {"<k>":"<value>"} (raftdb form; values that are
 //	                    not UTF-8 are mangled by JSON, use GET /<k>); 404 if absent
 //	PUT      /key/<k>   body is the value; as PUT /<k>
 //	DELETE   /key/<k>   204 with X-Raft-Index; an absent key is also 204
-//	/key /join /health /metrics /debug /debug/...
-//	                    reserved for later versions: 404 for now
+//	POST     /join      raftdb/hraftd join: {"id":4,"raftAddr":"host:port"} or
+//	                    {"id":"4","addr":"host:port"}; as POST /<id>
+//	/debug /debug/...   reserved: 404 (including /debug/pprof without the slash)
 //	GET|HEAD /<k>       200 with the raw value, application/octet-stream; 404 if absent
 //	PUT      /<k>       body is the value; 204 with X-Raft-Index once applied
 //	POST     /<id>      body is the new member's peer URL; 204 once the conf change is applied
@@ -38,13 +50,49 @@
 // non-numeric DELETE /<x> gets 400 pointing to DELETE /key/<key>. The peer URL
 // (surrounding whitespace trimmed) must be http or https with a host and an
 // explicit port, and no path, query, fragment or user info; it is passed on
-// as scheme://host:port. Any other method gets 405 with an Allow header.
+// as scheme://host:port. Any other method gets 405 with an Allow header,
+// except on /metrics and /debug/pprof/ while disabled: those are 404 for
+// every method.
+//
+// POST /key answers 400 for a body that is not one JSON object, is empty
+// ({}), has a value that is not a string (numbers, null, objects, arrays), an
+// empty or too long key, a key given twice, or anything after the object.
+//
+// POST /join takes the id as a JSON number or a decimal string; raftdb's
+// names such as "node02" get 400, since raftkv member ids are positive
+// integers. The peer address is raftAddr, else addr (hraftd); host:port
+// means http://host:port, a full http(s) URL is taken as is, and either is
+// then checked as for POST /<id>. httpAddr and unknown fields are ignored:
+// members publish their own client URL.
+//
+// # Read levels
+//
+// GET and HEAD of /<k> and /key/<k> take raftdb's query parameters; others
+// are ignored:
+//
+//	(none), level=default, level=consistent
+//	                    linearizable: ReadOptions{}
+//	level=stale         this member's local state: ReadOptions{Stale: true}
+//	min_index=N         read-your-writes without a quorum round: wait until this
+//	                    member applied N, then serve locally:
+//	                    ReadOptions{Stale: true, MinIndex: N}
+//	level=L&min_index=N both: Stale as level L says, MinIndex N
+//
+// raftdb's default level could return stale data: it checks leadership
+// locally, with no quorum round, so a deposed leader still answers. raftkv's
+// default is linearizable, the same as consistent. N is the X-Raft-Index of
+// an earlier write. Level names are compared as raftdb compares them,
+// ignoring case and surrounding spaces. Any other level (raftdb silently used
+// its default), a min_index that is not a decimal uint64, either parameter
+// given twice, or a malformed query string gets 400. The MinIndex wait is
+// bounded by the request deadline (504).
 //
 // # Limits
 //
-// Keys: 1 to Config.MaxKeyBytes bytes, else 400. PUT bodies: at most
-// Config.MaxValueBytes, else 413. POST /<id> bodies: at most 4 KiB, else 413.
-// Each Store or Cluster call gets a deadline of Config.RequestTimeout.
+// Keys: 1 to Config.MaxKeyBytes bytes, else 400. PUT and POST /key bodies:
+// at most Config.MaxValueBytes, else 413. POST /<id> and POST /join bodies:
+// at most 4 KiB, else 413. Each Store or Cluster call gets a deadline of
+// Config.RequestTimeout.
 //
 // # Error mapping
 //
@@ -61,14 +109,22 @@
 //	context.Canceled                      503, Retry-After: 1 (client gone or server stopping)
 //	anything else                         500
 //
-// Every error body is one line of text/plain ending in "\n". A 504 on a write
-// (PUT, POST, DELETE) says the outcome of the write is unknown: it may still
-// be applied. Every 5xx is logged at warn with method, path, status and error.
+// Every error body is one line of text/plain ending in "\n", except those
+// written by pprof or Config.Metrics and GET /health's 503, which is JSON. A
+// 504 on a write (PUT, POST, DELETE) says the outcome of the write is
+// unknown: it may still be applied. Every 5xx is logged at warn with method,
+// path, status and error, except GET /health's 503: it is an answer that load
+// balancers poll, not a failure.
 //
 // # Invariants
 //
-//  1. A 204 to a write means the Store or Cluster reported it applied.
+//  1. A 204 to a write means the Store or Cluster reported it applied; a 204
+//     to a key write (PUT, DELETE, POST /key) carries its X-Raft-Index.
 //  2. A handler writes nothing before it knows the outcome, so an error
 //     always gets a complete error response.
-//  3. No request reaches Store or Cluster without a deadline.
+//  3. No request reaches Store or Cluster without a deadline (Status and
+//     Health take none: they read local state).
+//  4. A POST /key is one Store.PutAll: all its pairs are applied or none.
+//  5. Operator endpoints are served only when configured, and never through
+//     http.DefaultServeMux.
 package httpapi

@@ -32,6 +32,24 @@ var (
 	ErrBadPeerURL error = badRequest("httpapi: bad peer URL")
 	// ErrReservedPath: the path is reserved for an endpoint this version does not serve.
 	ErrReservedPath error = notFound("httpapi: path reserved for a later version")
+	// ErrBadQuery: a read's query string is not valid URL encoding.
+	ErrBadQuery error = badRequest("httpapi: malformed query string")
+	// ErrBadReadLevel: a read's level parameter is not one raftkv serves.
+	ErrBadReadLevel error = badRequest("httpapi: level must be stale, default or consistent")
+	// ErrBadMinIndex: a read's min_index parameter is not a decimal uint64.
+	ErrBadMinIndex error = badRequest("httpapi: min_index must be a raft index (a decimal unsigned integer)")
+	// ErrBadKeyObject: the body of POST /key is not a non-empty JSON object of
+	// string values.
+	ErrBadKeyObject error = badRequest(`httpapi: POST /key body must be a non-empty JSON object of string values, e.g. {"foo":"bar"}`)
+	// ErrBadJoin: the body of POST /join is not a usable join request.
+	ErrBadJoin error = badRequest(`httpapi: POST /join body must be a JSON object like {"id":4,"raftAddr":"127.0.0.1:42379"}`)
+	// ErrBadJoinID: POST /join names a member id that is not a positive
+	// integer, such as raftdb's "node02".
+	ErrBadJoinID error = badRequest(`httpapi: POST /join: raftkv member ids are positive integers (4 or "4"), not names`)
+	// ErrMetricsDisabled: /metrics without Config.Metrics.
+	ErrMetricsDisabled error = notFound("httpapi: metrics are not enabled")
+	// ErrPprofDisabled: /debug/pprof/ without Config.Pprof.
+	ErrPprofDisabled error = notFound("httpapi: pprof is not enabled")
 )
 
 // badRequest and notFound give this package's sentinels the same behaviours

@@ -54,6 +54,14 @@ func TestStatusOf(t *testing.T) {
 		{"ErrBadPeerURL wrapped", fmt.Errorf("%w: x", ErrBadPeerURL), 400},
 		{"ErrReservedPath wrapped", fmt.Errorf("%w: /join", ErrReservedPath), 404},
 		{"ErrBadPath", ErrBadPath, 400},
+		{"ErrBadQuery wrapped", fmt.Errorf("%w: x", ErrBadQuery), 400},
+		{"ErrBadReadLevel", ErrBadReadLevel, 400},
+		{"ErrBadMinIndex", ErrBadMinIndex, 400},
+		{"ErrBadKeyObject wrapped", fmt.Errorf("%w: x", ErrBadKeyObject), 400},
+		{"ErrBadJoin wrapped", fmt.Errorf("%w: x", ErrBadJoin), 400},
+		{"ErrBadJoinID", ErrBadJoinID, 400},
+		{"ErrMetricsDisabled", ErrMetricsDisabled, 404},
+		{"ErrPprofDisabled", ErrPprofDisabled, 404},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -41,6 +41,8 @@ type fakeStore struct {
 		sync.Mutex
 		kv    map[string][]byte
 		index uint64
+		reads []ReadOptions       // the options of every Get, in order
+		puts  []map[string][]byte // the argument of every PutAll, in order
 	}
 }
 
@@ -54,7 +56,10 @@ func newFakeStore(seed map[string]string) *fakeStore {
 	return s
 }
 
-func (s *fakeStore) Get(ctx context.Context, key string) ([]byte, error) {
+func (s *fakeStore) Get(ctx context.Context, key string, opts ReadOptions) ([]byte, error) {
+	s.mu.Lock()
+	s.mu.reads = append(s.mu.reads, opts)
+	s.mu.Unlock()
 	if s.hook != nil {
 		if err := s.hook(ctx); err != nil {
 			return nil, err
@@ -82,6 +87,22 @@ func (s *fakeStore) Put(ctx context.Context, key string, value []byte) (uint64, 
 	return s.mu.index, nil
 }
 
+func (s *fakeStore) PutAll(ctx context.Context, kvs map[string][]byte) (uint64, error) {
+	if s.hook != nil {
+		if err := s.hook(ctx); err != nil {
+			return 0, err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mu.puts = append(s.mu.puts, maps.Clone(kvs))
+	s.mu.index++
+	for k, v := range kvs {
+		s.mu.kv[k] = bytes.Clone(v)
+	}
+	return s.mu.index, nil
+}
+
 func (s *fakeStore) Delete(ctx context.Context, key string) (uint64, error) {
 	if s.hook != nil {
 		if err := s.hook(ctx); err != nil {
@@ -93,6 +114,13 @@ func (s *fakeStore) Delete(ctx context.Context, key string) (uint64, error) {
 	s.mu.index++
 	delete(s.mu.kv, key)
 	return s.mu.index, nil
+}
+
+// calls returns the options of every Get and the argument of every PutAll.
+func (s *fakeStore) calls() ([]ReadOptions, []map[string][]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.mu.reads), slices.Clone(s.mu.puts)
 }
 
 func (s *fakeStore) snapshot() map[string]string {
@@ -109,7 +137,9 @@ type fakeCluster struct {
 	hook hook
 	mu   struct {
 		sync.Mutex
-		members map[uint64]string // id -> peer URL
+		members  map[uint64]string // id -> peer URL
+		health   error             // what Health returns
+		progress map[string]Progress
 	}
 }
 
@@ -156,7 +186,14 @@ func (c *fakeCluster) Status() Status {
 	for _, id := range slices.Sorted(maps.Keys(c.mu.members)) {
 		st.Members = append(st.Members, Member{ID: id, PeerURLs: []string{c.mu.members[id]}})
 	}
+	st.Progress = maps.Clone(c.mu.progress)
 	return st
+}
+
+func (c *fakeCluster) Health() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.health
 }
 
 func (c *fakeCluster) snapshot() map[uint64]string {
@@ -197,9 +234,18 @@ func (e *testEnv) serve(t *testing.T, req *http.Request) *httptest.ResponseRecor
 	t.Helper()
 	rec := httptest.NewRecorder()
 	e.h.ServeHTTP(rec, req)
-	if rec.Code >= 400 {
+	if rec.Code >= 400 && req.URL.Path != "/health" { // /health answers 503 in JSON
 		checkErrorBody(t, rec.Header(), rec.Body.String())
 	}
+	return rec
+}
+
+// serveOther serves a request whose error body comes from another handler
+// (pprof, Config.Metrics), so checkErrorBody does not apply.
+func (e *testEnv) serveOther(t *testing.T, method, target, body string) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, httptest.NewRequest(method, target, strings.NewReader(body)))
 	return rec
 }
 

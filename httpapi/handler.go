@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -15,10 +16,13 @@ import (
 const (
 	// maxPeerURLBytes bounds the body of POST /<id>.
 	maxPeerURLBytes = 4 << 10
+	// maxJoinBytes bounds the body of POST /join.
+	maxJoinBytes = 4 << 10
 
-	allowRoot   = "GET, HEAD, PUT, POST, DELETE"
-	allowKey    = "GET, HEAD, PUT, DELETE"
-	allowStatus = "GET, HEAD"
+	allowRoot = "GET, HEAD, PUT, POST, DELETE"
+	allowKey  = "GET, HEAD, PUT, DELETE"
+	allowRead = "GET, HEAD"
+	allowPost = "POST"
 )
 
 type handler struct{ cfg Config }
@@ -36,18 +40,37 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request) error {
 	p := r.URL.Path
 	switch {
 	case p == "/status":
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			return &methodError{r.Method, allowStatus}
+		return only(w, r, allowRead, h.status)
+	case p == "/health":
+		return only(w, r, allowRead, h.health)
+	case p == "/metrics":
+		if h.cfg.Metrics == nil {
+			return ErrMetricsDisabled // absent for every method
 		}
-		return h.status(w, r)
+		return only(w, r, allowRead, h.metrics)
+	case p == "/key":
+		return only(w, r, allowPost, h.putAll)
+	case p == "/join":
+		return only(w, r, allowPost, h.join)
 	case strings.HasPrefix(p, "/key/"):
 		return h.routeKey(w, r, p[len("/key/"):])
+	case strings.HasPrefix(p, pprofPrefix):
+		return h.debugPprof(w, r, p[len(pprofPrefix):])
 	case reserved(p):
 		return fmt.Errorf("%w: %s", ErrReservedPath, p)
 	case strings.HasPrefix(p, "/"):
 		return h.routeRoot(w, r, p[1:])
 	}
 	return ErrBadPath
+}
+
+// only calls serve if allow, a comma-separated method list, holds r.Method.
+func only(w http.ResponseWriter, r *http.Request, allow string,
+	serve func(http.ResponseWriter, *http.Request) error) error {
+	if !slices.Contains(strings.Split(allow, ", "), r.Method) {
+		return &methodError{r.Method, allow}
+	}
+	return serve(w, r)
 }
 
 // reserved reports whether p belongs to an endpoint that is not a raftexample
@@ -92,16 +115,20 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request, key string, asJSON
 	if err := h.checkKey(key); err != nil {
 		return err
 	}
+	opts, err := parseReadOptions(r.URL.RawQuery)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := h.callContext(r)
 	defer cancel()
-	value, err := h.cfg.Store.Get(ctx, key)
+	value, err := h.cfg.Store.Get(ctx, key, opts)
 	if err != nil {
 		return err
 	}
 	if asJSON {
-		return writeJSON(w, r, map[string]string{key: string(value)})
+		return writeJSON(w, r, http.StatusOK, map[string]string{key: string(value)})
 	}
-	writeOK(w, r, "application/octet-stream", value)
+	writeBody(w, r, http.StatusOK, "application/octet-stream", value)
 	return nil
 }
 
@@ -178,7 +205,7 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request) error {
 	if st.Members == nil {
 		st.Members = []Member{} // "members": [] rather than null
 	}
-	return writeJSON(w, r, st)
+	return writeJSON(w, r, http.StatusOK, st)
 }
 
 func (h *handler) checkKey(key string) error {
@@ -253,19 +280,19 @@ func writeApplied(w http.ResponseWriter, index uint64) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func writeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+func writeJSON(w http.ResponseWriter, r *http.Request, code int, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("httpapi: encoding response: %w", err)
 	}
-	writeOK(w, r, "application/json", append(b, '\n'))
+	writeBody(w, r, code, "application/json", append(b, '\n'))
 	return nil
 }
 
-func writeOK(w http.ResponseWriter, r *http.Request, contentType string, body []byte) {
+func writeBody(w http.ResponseWriter, r *http.Request, code int, contentType string, body []byte) {
 	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusOK)
+	w.WriteHeader(code)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(body)
 	}

@@ -64,11 +64,17 @@ func TestRouting(t *testing.T) {
 			wantBody: `{"id":1,"leader":1,"term":2,"commitIndex":7,"appliedIndex":6,"snapshotIndex":3,` +
 				`"members":[{"id":1,"peerURLs":["http://127.0.0.1:12379"],"isLearner":false}]}` + "\n",
 			wantHeader: map[string]string{"Content-Type": "application/json"}},
-		{name: "reserved key", method: "POST", target: "/key", body: `{"a":"b"}`, wantCode: 404, wantIn: "reserved", wantStore: seed},
-		{name: "reserved join", method: "POST", target: "/join", wantCode: 404, wantIn: "/join"},
-		{name: "reserved health", method: "GET", target: "/health", wantCode: 404},
-		{name: "reserved metrics not stored", method: "PUT", target: "/metrics", body: "x", wantCode: 404, wantStore: seed},
-		{name: "reserved debug", method: "GET", target: "/debug/pprof/", wantCode: 404},
+		{name: "key post", method: "POST", target: "/key", body: `{"a":"b"}`, wantCode: 204,
+			wantHeader: map[string]string{"X-Raft-Index": "11"}, wantStore: with(seed, "a", "b")},
+		{name: "health", method: "GET", target: "/health", wantCode: 200, wantBody: `{"health":"true","reason":""}` + "\n"},
+		{name: "metrics disabled", method: "GET", target: "/metrics", wantCode: 404, wantIn: "metrics are not enabled"},
+		{name: "metrics disabled not stored", method: "PUT", target: "/metrics", body: "x", wantCode: 404,
+			wantIn: "metrics are not enabled", wantStore: seed},
+		{name: "pprof disabled", method: "GET", target: "/debug/pprof/", wantCode: 404, wantIn: "pprof is not enabled"},
+		{name: "pprof disabled cmdline", method: "GET", target: "/debug/pprof/cmdline", wantCode: 404, wantIn: "pprof is not enabled"},
+		{name: "reserved debug", method: "GET", target: "/debug", wantCode: 404, wantIn: "reserved"},
+		{name: "reserved debug other", method: "PUT", target: "/debug/vars", body: "x", wantCode: 404, wantIn: "reserved", wantStore: seed},
+		{name: "reserved pprof without slash", method: "GET", target: "/debug/pprof", wantCode: 404, wantIn: "reserved"},
 		{name: "path without leading slash", method: "GET", target: "*", wantCode: 400, wantIn: "must start with /"},
 	}
 	for _, tc := range tests {
@@ -112,7 +118,7 @@ func without(m map[string]string, k string) map[string]string {
 
 func TestHead(t *testing.T) {
 	e := newEnv(t, map[string]string{"k": "value"}, nil)
-	for _, target := range []string{"/k", "/key/k", "/status"} {
+	for _, target := range []string{"/k", "/key/k", "/status", "/health", "/k?level=stale", "/key/k?min_index=3"} {
 		rec := e.do(t, "HEAD", target, "")
 		if rec.Code != 200 || rec.Body.Len() != 0 || rec.Header().Get("Content-Length") == "" {
 			t.Errorf("HEAD %s: code %d, body %q, Content-Length %q; want 200, empty body, a length",
@@ -301,18 +307,33 @@ func TestMembership(t *testing.T) {
 
 func TestMethodNotAllowed(t *testing.T) {
 	tests := []struct{ method, target, wantAllow string }{
-		{"PATCH", "/k", allowRoot},
-		{"OPTIONS", "/k", allowRoot},
-		{"TRACE", "/a/b", allowRoot},
-		{"PATCH", "/", allowRoot},
-		{"POST", "/key/k", allowKey},
-		{"PATCH", "/key/k", allowKey},
-		{"PUT", "/status", allowStatus},
-		{"DELETE", "/status", allowStatus},
+		{"PATCH", "/k", "GET, HEAD, PUT, POST, DELETE"},
+		{"OPTIONS", "/k", "GET, HEAD, PUT, POST, DELETE"},
+		{"TRACE", "/a/b", "GET, HEAD, PUT, POST, DELETE"},
+		{"PATCH", "/", "GET, HEAD, PUT, POST, DELETE"},
+		{"POST", "/key/k", "GET, HEAD, PUT, DELETE"},
+		{"PATCH", "/key/k", "GET, HEAD, PUT, DELETE"},
+		{"PUT", "/status", "GET, HEAD"},
+		{"DELETE", "/status", "GET, HEAD"},
+		{"POST", "/health", "GET, HEAD"},
+		{"PUT", "/health", "GET, HEAD"},
+		{"POST", "/metrics", "GET, HEAD"},
+		{"GET", "/key", "POST"},
+		{"PUT", "/key", "POST"},
+		{"DELETE", "/key", "POST"},
+		{"GET", "/join", "POST"},
+		{"PUT", "/join", "POST"},
+		{"POST", "/debug/pprof/", "GET, HEAD"},
+		{"DELETE", "/debug/pprof/heap", "GET, HEAD"},
+		{"PUT", "/debug/pprof/symbol", "GET, HEAD, POST"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.method+" "+tc.target, func(t *testing.T) {
-			e := newEnv(t, map[string]string{"k": "v"}, nil)
+			e := newEnv(t, map[string]string{"k": "v"}, func(c *Config) {
+				c.Metrics = http.NotFoundHandler() // must not be reached
+				c.Pprof = true
+			})
+			before := e.cluster.snapshot()
 			rec := e.do(t, tc.method, tc.target, "x")
 			if rec.Code != 405 {
 				t.Fatalf("code = %d, want 405", rec.Code)
@@ -322,6 +343,9 @@ func TestMethodNotAllowed(t *testing.T) {
 			}
 			if got := e.store.snapshot(); !maps.Equal(got, map[string]string{"k": "v"}) {
 				t.Errorf("store changed: %v", got)
+			}
+			if got := e.cluster.snapshot(); !maps.Equal(got, before) {
+				t.Errorf("members changed: %v", got)
 			}
 		})
 	}
@@ -339,6 +363,9 @@ func TestRequestDeadline(t *testing.T) {
 		{"DELETE", "/key/k", "", true},
 		{"POST", "/4", "http://127.0.0.1:42379", true},
 		{"DELETE", "/1", "", true},
+		{"GET", "/k?min_index=9", "", false},
+		{"POST", "/key", `{"k":"v"}`, true},
+		{"POST", "/join", `{"id":4,"raftAddr":"127.0.0.1:42379"}`, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.method+" "+tc.target, func(t *testing.T) {

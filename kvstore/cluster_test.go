@@ -154,7 +154,7 @@ func (c *inprocCluster) waitValue(i int, key string, want []byte) {
 	)
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		got, err = c.stors[i].Get(ctx, key)
+		got, err = c.stors[i].Get(ctx, key, ReadOptions{})
 		cancel()
 		if err == nil && bytes.Equal(got, want) {
 			return
@@ -169,18 +169,18 @@ func TestClusterWriteOnFollowerReadEverywhere(t *testing.T) {
 	f := c.follower()
 	c.put(f, "k", []byte("v"))
 	// The write was applied on f before Put returned.
-	if v, err := c.stors[f].GetLevel(context.Background(), "k", Stale); err != nil || string(v) != "v" {
+	if v, err := c.stors[f].Get(context.Background(), "k", ReadOptions{Stale: true}); err != nil || string(v) != "v" {
 		t.Fatalf("stale read on the writing follower: %q, %v", v, err)
 	}
 	for i := range c.nodes {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		v, err := c.stors[i].Get(ctx, "k")
+		v, err := c.stors[i].Get(ctx, "k", ReadOptions{})
 		cancel()
 		if err != nil || string(v) != "v" {
 			t.Fatalf("linearizable read on member %d: %q, %v", i+1, v, err)
 		}
 	}
-	if _, err := c.stors[f].Get(context.Background(), "absent"); !errors.Is(err, ErrNotFound) {
+	if _, err := c.stors[f].Get(context.Background(), "absent", ReadOptions{}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("absent key: %v", err)
 	}
 }

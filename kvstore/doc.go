@@ -24,9 +24,10 @@
 //
 // # Reads
 //
-// Get is linearizable: raftnode.ReadIndex (shared rounds, no disk write)
-// then a wait until applied >= that index. GetLevel(Stale) reads the local
-// map. GetAfter waits for a given index and reads locally.
+// Get states its consistency in ReadOptions. By default it is
+// linearizable: raftnode.ReadIndex (shared rounds, no disk write) then a
+// wait until applied >= that index. Stale reads the local map. MinIndex
+// first waits until this member applied that index (read-your-writes).
 //
 // # Goroutines
 //

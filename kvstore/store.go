@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/raftkv/raftkv/raftnode"
 	"go.uber.org/zap"
 )
@@ -25,6 +26,9 @@ type Config struct {
 	// into one raft entry. Zero means 512 KiB; a single larger request
 	// still travels alone.
 	MaxBatchBytes int
+	// Registerer receives the store's Prometheus metrics. Nil means they
+	// are kept but not exported.
+	Registerer prometheus.Registerer
 }
 
 func (c *Config) applyDefaults() {
@@ -55,6 +59,7 @@ type Store struct {
 	cfg  Config
 	lg   *zap.Logger
 	node *raftnode.Node
+	met  *metrics
 
 	// session identifies this process's proposals; see session.
 	session uint64
@@ -124,6 +129,7 @@ func New(cfg Config, node *raftnode.Node) (*Store, error) {
 	s.mu.data = map[string][]byte{}
 	s.mu.sessions = map[uint64]*session{}
 	s.pmu.pending = map[uint64]*pending{}
+	s.met = newMetrics(cfg.Registerer, func() float64 { return float64(s.Len()) })
 	go s.applyLoop()
 	go s.proposeLoop()
 	return s, nil
@@ -154,9 +160,24 @@ func (s *Store) Delete(ctx context.Context, key string) (uint64, error) {
 	return s.Apply(ctx, []Op{{Type: OpDelete, Key: key}})
 }
 
+// PutAll sets every pair atomically, as one write.
+func (s *Store) PutAll(ctx context.Context, kvs map[string][]byte) (uint64, error) {
+	ops := make([]Op, 0, len(kvs))
+	for k, v := range kvs {
+		ops = append(ops, Op{Type: OpPut, Key: k, Value: v})
+	}
+	return s.Apply(ctx, ops)
+}
+
 // Apply applies ops atomically, as one request, and returns its raft
 // index once it is committed and applied on this member.
 func (s *Store) Apply(ctx context.Context, ops []Op) (uint64, error) {
+	index, err := s.apply(ctx, ops)
+	s.met.writes.WithLabelValues(outcome(err)).Inc()
+	return index, err
+}
+
+func (s *Store) apply(ctx context.Context, ops []Op) (uint64, error) {
 	if len(ops) == 0 {
 		return 0, ErrEmptyRequest
 	}
@@ -256,8 +277,8 @@ func (s *Store) proposeLoop() {
 
 // propose sends reqs as one entry. A first proposal that raft refuses
 // outright (no leader, dropped) never reached any log, so its writes fail
-// now with that error; a refused retry leaves them waiting, since an
-// earlier copy may still commit.
+// now with that error; a refused retry, or a proposal whose fate is
+// unknown, leaves them waiting, since a copy may still commit.
 func (s *Store) propose(reqs []*pending, isRetry bool) {
 	b := &batch{Session: s.session, Reqs: make([]request, 0, len(reqs))}
 	now := time.Now()
@@ -274,14 +295,15 @@ func (s *Store) propose(reqs []*pending, isRetry bool) {
 	if len(b.Reqs) == 0 {
 		return
 	}
+	s.met.batchRequests.Observe(float64(len(b.Reqs)))
 	data, err := encodeBatch(b)
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RetryInterval)
 		err = s.node.Propose(ctx, data)
 		cancel()
 	}
-	if err == nil || isRetry {
-		return
+	if err == nil || isRetry || errors.Is(err, raftnode.ErrTimeout) {
+		return // taken, or maybe taken: wait for apply or retry
 	}
 	s.pmu.Lock()
 	for _, p := range reqs {
@@ -307,6 +329,7 @@ func (s *Store) proposeStale() {
 			n++
 		}
 		s.lg.Debug("re-proposing unapplied writes", zap.Int("count", n))
+		s.met.retries.Add(float64(n))
 		s.propose(stale[:n], true)
 		stale = stale[n:]
 	}
@@ -324,6 +347,7 @@ func (s *Store) failPending(err error) {
 func (s *Store) applyLoop() {
 	defer close(s.applyDone)
 	for c := range s.node.Commits() {
+		start := time.Now()
 		if c.Snapshot != nil {
 			if err := s.restore(c.Snapshot, c.Index); err != nil {
 				// Every member restores the same bytes; serving a
@@ -336,6 +360,7 @@ func (s *Store) applyLoop() {
 		}
 		s.setApplied(c.Index)
 		c.Applied()
+		s.met.applySeconds.Observe(time.Since(start).Seconds())
 	}
 	s.failPending(ErrStopped)
 }
@@ -449,26 +474,26 @@ func (s *Store) restore(data []byte, index uint64) error {
 	return nil
 }
 
-// Level is a read's consistency.
-type Level int
-
-// Read levels (raftdb's names; Default and Consistent are both
-// linearizable here).
-const (
-	Linearizable Level = iota
-	Stale
-)
-
-// Get returns key's value with a linearizable read: a ReadIndex round
-// confirms the commit index with a quorum, and the read is served once
-// this member applied it.
-func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
-	return s.GetLevel(ctx, key, Linearizable)
+// ReadOptions states a read's consistency.
+type ReadOptions struct {
+	// Stale serves from this member's state without coordination. When
+	// false the read is linearizable: a ReadIndex round confirms the
+	// commit index with a quorum, and the read is served once this member
+	// applied it.
+	Stale bool
+	// MinIndex, when set, first waits until this member applied it, so a
+	// client that saw a write's index reads its own write from any member.
+	MinIndex uint64
 }
 
-// GetLevel reads key at the given consistency level.
-func (s *Store) GetLevel(ctx context.Context, key string, level Level) ([]byte, error) {
-	if level != Stale {
+// Get reads key at the stated consistency.
+func (s *Store) Get(ctx context.Context, key string, opts ReadOptions) ([]byte, error) {
+	if opts.MinIndex > 0 {
+		if err := s.WaitApplied(ctx, opts.MinIndex); err != nil {
+			return nil, err
+		}
+	}
+	if !opts.Stale {
 		index, err := s.node.ReadIndex(ctx)
 		if err != nil {
 			return nil, err
@@ -476,15 +501,6 @@ func (s *Store) GetLevel(ctx context.Context, key string, level Level) ([]byte, 
 		if err := s.WaitApplied(ctx, index); err != nil {
 			return nil, err
 		}
-	}
-	return s.local(key)
-}
-
-// GetAfter waits until this member applied index, then reads locally: a
-// client that saw a write's index reads its own write from any member.
-func (s *Store) GetAfter(ctx context.Context, key string, index uint64) ([]byte, error) {
-	if err := s.WaitApplied(ctx, index); err != nil {
-		return nil, err
 	}
 	return s.local(key)
 }

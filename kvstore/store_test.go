@@ -63,7 +63,7 @@ func TestSnapshotCodecRoundTrip(t *testing.T) {
 }
 
 func newBareStore(t *testing.T) *Store {
-	s := &Store{lg: zaptest.NewLogger(t), session: 1}
+	s := &Store{lg: zaptest.NewLogger(t), session: 1, met: newMetrics(nil, nil)}
 	s.mu.data = map[string][]byte{}
 	s.mu.sessions = map[uint64]*session{}
 	s.pmu.pending = map[uint64]*pending{}
@@ -95,7 +95,7 @@ func TestApplyAtMostOnce(t *testing.T) {
 		{session: 6, watermark: 1, req: put(1, "other"), want: "other"}, // same id, other session
 		{session: 5, watermark: 1, req: put(1, "first"), want: "other"}, // duplicate copy
 		{session: 5, watermark: 3, req: put(3, "third"), want: "third"},
-		{session: 5, watermark: 3, req: put(2, "late"), want: "third"}, // below watermark
+		{session: 5, watermark: 3, req: put(2, "late"), want: "third"},  // below watermark
 		{session: 5, watermark: 3, req: put(1, "first"), want: "third"}, // old duplicate
 	}
 	for i, st := range steps {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
@@ -62,6 +63,9 @@ type Config struct {
 
 	// Logger receives the node's and raft's logs. Nil means zap.NewNop().
 	Logger *zap.Logger
+	// Registerer receives the node's Prometheus metrics. Nil means they
+	// are kept but not exported.
+	Registerer prometheus.Registerer
 }
 
 func (c *Config) applyDefaults() {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -100,6 +101,7 @@ type Node struct {
 	ccWait wait.Wait
 	reqIDs *idutil.Generator
 	reads  *readIndexer
+	met    *metrics
 
 	leader    atomic.Uint64
 	published atomic.Uint64 // highest index handed to the application
@@ -142,6 +144,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.stopCtx, n.cancel = context.WithCancel(context.Background())
 	n.reads = newReadIndexer(n)
+	n.met = newMetrics(cfg.Registerer)
 	applied := make(chan struct{})
 	close(applied)
 	n.lastApplyDone = applied
@@ -375,7 +378,10 @@ func (n *Node) run() {
 		case <-ticker.C:
 			n.node.Tick()
 		case rd := <-n.node.Ready():
-			if err := n.handleReady(rd); err != nil {
+			start := time.Now()
+			err := n.handleReady(rd)
+			n.met.readySeconds.Observe(since(start))
+			if err != nil {
 				n.stop(err)
 				return
 			}
@@ -395,8 +401,13 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	if rd.SoftState != nil {
 		if old := n.leader.Swap(rd.SoftState.Lead); old != rd.SoftState.Lead {
 			n.lg.Info("leader changed", zap.Uint64("from", old), zap.Uint64("to", rd.SoftState.Lead))
+			if rd.SoftState.Lead != raft.None {
+				n.met.leaderChanges.Inc()
+			}
 		}
 		n.isLeader = rd.SoftState.RaftState == raft.StateLeader
+		n.met.hasLeader.Set(boolGauge(rd.SoftState.Lead != raft.None))
+		n.met.isLeader.Set(boolGauge(n.isLeader))
 	}
 	// A leader may send appends before its own fsync (raft thesis 10.2.1):
 	// it counts itself toward the quorum only after Advance.
@@ -475,6 +486,7 @@ func (n *Node) publishSnapshot(s *raftpb.Snapshot) error {
 	n.appliedIndex, n.snapshotIndex = md.GetIndex(), md.GetIndex()
 	n.snapIndex.Store(md.GetIndex())
 	n.lg.Info("applying snapshot from leader", zap.Uint64("snapshot-index", md.GetIndex()))
+	n.met.snapshotsReceived.Inc()
 	return n.publish(&Commit{Snapshot: env.App, Index: md.GetIndex()})
 }
 
@@ -533,6 +545,7 @@ func (n *Node) publishEntries(committed []*raftpb.Entry) error {
 		}
 	}
 	n.appliedIndex = ents[len(ents)-1].GetIndex()
+	n.met.committedEntries.Add(float64(len(ents)))
 	if err := n.publish(&Commit{Entries: out, Index: n.appliedIndex}); err != nil {
 		return err
 	}
@@ -637,6 +650,7 @@ func (n *Node) maybeSnapshot() error {
 	if n.appliedIndex-n.snapshotIndex < n.cfg.SnapshotCount {
 		return nil
 	}
+	start := time.Now()
 	// The snapshot must cover exactly the entries up to appliedIndex.
 	select {
 	case <-n.lastApplyDone:
@@ -671,6 +685,8 @@ func (n *Node) maybeSnapshot() error {
 		zap.Uint64("compacted-to", compact), zap.Int("bytes", len(data)))
 	n.snapshotIndex = n.appliedIndex
 	n.snapIndex.Store(n.appliedIndex)
+	n.met.snapshotsSaved.Inc()
+	n.met.snapshotSeconds.Observe(since(start))
 	return nil
 }
 
@@ -680,9 +696,9 @@ func (n *Node) serveChannels() {
 	for {
 		select {
 		case p := <-n.proposeC:
-			err := n.node.Propose(n.stopCtx, wrapAppData(p.Data))
+			err := n.propose(p.Data)
 			if p.Result != nil {
-				p.Result <- n.proposeError(err)
+				p.Result <- err
 			}
 		case cc := <-n.confChangeC:
 			n.proposeConfChange(cc)
@@ -692,17 +708,37 @@ func (n *Node) serveChannels() {
 	}
 }
 
+// propose hands data to raft. raft.Node.Propose blocks while no leader is
+// known, so that case is answered here at once.
+func (n *Node) propose(data []byte) error {
+	if n.leader.Load() == raft.None {
+		n.met.proposalsDropped.Inc()
+		return ErrNoLeader
+	}
+	ctx, cancel := context.WithTimeout(n.stopCtx, n.electionTimeout())
+	defer cancel()
+	return n.proposeError(n.node.Propose(ctx, wrapAppData(data)))
+}
+
+func (n *Node) electionTimeout() time.Duration {
+	return time.Duration(n.cfg.ElectionTicks) * n.cfg.TickInterval
+}
+
 // proposeError turns raft's answer to a proposal into this package's.
 func (n *Node) proposeError(err error) error {
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, raft.ErrProposalDropped) && n.leader.Load() == raft.None:
+		n.met.proposalsDropped.Inc()
 		return ErrNoLeader
 	case errors.Is(err, raft.ErrProposalDropped):
+		n.met.proposalsDropped.Inc()
 		return ErrProposalDropped
 	case errors.Is(err, raft.ErrStopped), errors.Is(err, context.Canceled):
 		return ErrStopped
+	case errors.Is(err, context.DeadlineExceeded):
+		return ErrTimeout
 	}
 	return err
 }
@@ -737,7 +773,10 @@ func (n *Node) proposeConfChange(req ConfChange) {
 	if req.Type == raftpb.ConfChangeAddNode {
 		cc.Context = []byte(req.PeerURL)
 	}
-	if err := n.node.ProposeConfChange(req.Ctx, cc); err != nil {
+	ctx, cancel := context.WithTimeout(req.Ctx, n.electionTimeout())
+	err = n.node.ProposeConfChange(ctx, cc)
+	cancel()
+	if err != nil {
 		n.ccWait.Trigger(id, n.proposeError(err))
 	}
 	n.wg.Add(1)
@@ -793,7 +832,8 @@ func (n *Node) changeMembership(ctx context.Context, cc ConfChange) error {
 
 // Propose sends data through proposeC and returns raft's answer: nil once
 // the entry was appended or forwarded to the leader. It does not wait for
-// the entry to commit.
+// the entry to commit. ErrNoLeader, ErrProposalDropped and ErrStopped mean
+// the entry reached no log; after ErrTimeout that is unknown.
 func (n *Node) Propose(ctx context.Context, data []byte) error {
 	res := make(chan error, 1)
 	select {
@@ -806,6 +846,8 @@ func (n *Node) Propose(ctx context.Context, data []byte) error {
 	select {
 	case err := <-res:
 		return err
+	case <-ctx.Done():
+		return ErrTimeout
 	case <-n.stopc:
 		return ErrStopped
 	}
@@ -860,7 +902,7 @@ func (n *Node) Status() Status {
 			if id == n.cfg.ID {
 				continue
 			}
-			st.Progress[id] = Progress{Match: pr.Match, Next: pr.Next, State: pr.State.String(), IsLearner: pr.IsLearner}
+			st.Progress[id] = Progress{Match: pr.Match, Next: pr.Next, State: strings.ToLower(strings.TrimPrefix(pr.State.String(), "State")), IsLearner: pr.IsLearner}
 		}
 	}
 	return st

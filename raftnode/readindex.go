@@ -87,7 +87,13 @@ func (r *readIndexer) run() {
 		b := r.cur
 		r.cur = &readBatch{done: make(chan struct{})}
 		r.mu.Unlock()
+		start := time.Now()
 		b.index, b.err = r.fetch()
+		if b.err != nil {
+			r.n.met.readIndexFailures.Inc()
+		} else {
+			r.n.met.readIndexSeconds.Observe(since(start))
+		}
 		close(b.done)
 	}
 }

@@ -28,6 +28,10 @@ type diskState struct {
 func walDir(dataDir string) string  { return filepath.Join(dataDir, "wal") }
 func snapDir(dataDir string) string { return filepath.Join(dataDir, "snap") }
 
+// HasState reports whether dataDir already holds a WAL, that is whether a
+// member started there before.
+func HasState(dataDir string) bool { return wal.Exist(walDir(dataDir)) }
+
 // openDisk opens (or creates) the WAL and snapshot directories, loads the
 // newest snapshot the WAL knows of, and replays the WAL after it into a
 // MemoryStorage. A WAL whose tail was torn by a crash is repaired once.

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/raftkv/raftkv/httpapi"
 	"github.com/raftkv/raftkv/kvstore"
 	"github.com/raftkv/raftkv/raftnode"
@@ -34,6 +36,7 @@ type options struct {
 	cluster                []string
 	port                   int
 	join                   bool
+	joinAddr               string
 	dataDir                string
 	snapshotCount          uint64
 	snapshotCatchUpEntries uint64
@@ -67,6 +70,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&cluster, "cluster", "http://127.0.0.1:9021", "comma-separated peer URLs of the cluster, in id order")
 	fs.IntVar(&o.port, "port", 9121, "client HTTP port")
 	fs.BoolVar(&o.join, "join", false, "join an existing cluster (add this member with POST /<id> first)")
+	fs.StringVar(&o.joinAddr, "join-addr", "", "client address (host:port) of a member to ask to add this one, as raftdb's -join; implies --join")
 	fs.StringVar(&o.dataDir, "data-dir", "", "directory for the WAL and snapshots (default raftkv-<id> in the working directory)")
 	fs.Uint64Var(&o.snapshotCount, "snapshot-count", 10000, "applied entries between snapshots")
 	fs.Uint64Var(&o.snapshotCatchUpEntries, "snapshot-catchup-entries", 5000, "entries kept after a snapshot for slow followers")
@@ -136,6 +140,9 @@ func (o *options) validate() error {
 	if o.logFormat != "json" && o.logFormat != "console" {
 		return fmt.Errorf("--log-format %q must be json or console", o.logFormat)
 	}
+	if o.joinAddr != "" {
+		o.join = true
+	}
 	if o.dataDir == "" {
 		o.dataDir = "raftkv-" + strconv.FormatUint(o.id, 10)
 	}
@@ -198,6 +205,17 @@ func run(o *options) int {
 		lg.Error("cannot listen for clients", zap.String("address", clientAddr), zap.Error(err))
 		return 1
 	}
+	if o.joinAddr != "" && !raftnode.HasState(o.dataDir) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := joinVia(ctx, lg, o.joinAddr, o.id, o.cluster[o.id-1], o.clientURL())
+		cancel()
+		if err != nil {
+			clientLn.Close()
+			lg.Error("cannot join the cluster", zap.Error(err))
+			return 1
+		}
+	}
+	registry := prometheus.NewRegistry()
 	node, err := raftnode.New(raftnode.Config{
 		ID:                     o.id,
 		Peers:                  o.cluster,
@@ -210,15 +228,16 @@ func run(o *options) int {
 		TickInterval:           time.Duration(o.tickMs) * time.Millisecond,
 		ElectionTicks:          o.electionTicks,
 		Logger:                 lg,
+		Registerer:             registry,
 	})
 	if err != nil {
 		clientLn.Close()
 		lg.Error("cannot open raft node", zap.Error(err))
 		return 1
 	}
-	store, err := kvstore.New(kvstore.Config{Logger: lg.Named("kvstore")}, node)
+	kv, err := kvstore.New(kvstore.Config{Logger: lg.Named("kvstore"), Registerer: registry}, node)
 	if err == nil {
-		err = node.Start(store.Snapshot)
+		err = node.Start(kv.Snapshot)
 	}
 	if err != nil {
 		clientLn.Close()
@@ -227,10 +246,15 @@ func run(o *options) int {
 		return 1
 	}
 	handler, err := httpapi.New(httpapi.Config{
-		Store:          store,
-		Cluster:        cluster{node: node, store: store},
+		Store:          store{kv},
+		Cluster:        cluster{node: node, store: kv},
 		Logger:         lg.Named("http"),
 		RequestTimeout: o.requestTimeout,
+		// etcd's wal, snap and rafthttp packages and the Go runtime
+		// collectors use the default registry; raftkv's own metrics are
+		// per member.
+		Metrics: promhttp.HandlerFor(prometheus.Gatherers{prometheus.DefaultGatherer, registry}, promhttp.HandlerOpts{}),
+		Pprof:   true,
 	})
 	if err != nil {
 		lg.Error("cannot build http handler", zap.Error(err))
@@ -259,9 +283,9 @@ func run(o *options) int {
 		lg.Warn("client server shutdown", zap.Error(err))
 	}
 	cancel()
-	store.Stop()
+	kv.Stop()
 	node.Stop()
-	<-store.Done()
+	<-kv.Done()
 
 	switch err := node.Err(); {
 	case err == nil:

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// joinVia asks the member at addr (a client host:port or URL, raftdb's
+// -join) to add this member, retrying while the cluster has no leader or
+// cannot be reached, until ctx ends.
+func joinVia(ctx context.Context, lg *zap.Logger, addr string, id uint64, peerURL, clientURL string) error {
+	target := addr
+	if !strings.Contains(target, "://") {
+		target = "http://" + target
+	}
+	target = strings.TrimSuffix(target, "/") + "/join"
+	pu, err := url.Parse(peerURL)
+	if err != nil {
+		return err
+	}
+	cu, err := url.Parse(clientURL)
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(map[string]any{"id": id, "raftAddr": pu.Host, "httpAddr": cu.Host})
+	if err != nil {
+		return err
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err == nil {
+			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+			resp.Body.Close()
+			switch {
+			case resp.StatusCode/100 == 2:
+				lg.Info("joined the cluster", zap.String("via", target))
+				return nil
+			case resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusGatewayTimeout:
+				return fmt.Errorf("join via %s: %s: %s", target, resp.Status, strings.TrimSpace(string(msg)))
+			}
+			err = errors.New(resp.Status)
+		}
+		lg.Warn("join request failed; retrying", zap.String("via", target), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("join via %s: %w (last error: %v)", target, ctx.Err(), err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

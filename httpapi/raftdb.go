@@ -1,0 +1,236 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// This file holds what raftdb and hraftd users expect: read levels, POST /key
+// and POST /join.
+
+// parseReadOptions reads a GET's level and min_index query parameters; others
+// are ignored. Without either the read is linearizable. min_index alone asks
+// for read-your-writes without a quorum round: wait until applied, then serve
+// locally. raftdb's default level could be stale; raftkv's is linearizable.
+func parseReadOptions(rawQuery string) (ReadOptions, error) {
+	var opts ReadOptions
+	if rawQuery == "" {
+		return opts, nil
+	}
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return opts, fmt.Errorf("%w: %w", ErrBadQuery, err)
+	}
+	level, hasLevel, err := queryParam(q, "level")
+	if err != nil {
+		return opts, err
+	}
+	if hasLevel {
+		switch strings.ToLower(strings.TrimSpace(level)) { // as raftdb compares
+		case "stale":
+			opts.Stale = true
+		case "default", "consistent":
+		default:
+			return opts, fmt.Errorf("%w; got %q", ErrBadReadLevel, level)
+		}
+	}
+	minIndex, hasMinIndex, err := queryParam(q, "min_index")
+	if err != nil || !hasMinIndex {
+		return opts, err
+	}
+	if opts.MinIndex, err = strconv.ParseUint(minIndex, 10, 64); err != nil {
+		return opts, fmt.Errorf("%w; got %q", ErrBadMinIndex, minIndex)
+	}
+	if !hasLevel {
+		opts.Stale = true
+	}
+	return opts, nil
+}
+
+// queryParam returns the one value of name; a repeated name is a 400 rather
+// than a guess at which one the client meant.
+func queryParam(q url.Values, name string) (value string, ok bool, err error) {
+	switch vs := q[name]; len(vs) {
+	case 0:
+		return "", false, nil
+	case 1:
+		return vs[0], true, nil
+	}
+	return "", false, badRequest("httpapi: query parameter " + name + " given more than once")
+}
+
+// putAll serves raftdb's write, POST /key with {"k":"v",...}, as one atomic write.
+func (h *handler) putAll(w http.ResponseWriter, r *http.Request) error {
+	body, err := readBody(w, r, h.cfg.MaxValueBytes)
+	if err != nil {
+		return err
+	}
+	kvs, err := h.decodeKeyObject(body)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := h.callContext(r)
+	defer cancel()
+	index, err := h.cfg.Store.PutAll(ctx, kvs)
+	if err != nil {
+		return err
+	}
+	writeApplied(w, index)
+	return nil
+}
+
+// decodeKeyObject decodes a non-empty JSON object whose values are all
+// strings, token by token so that the type of each value and a repeated key
+// are caught rather than coerced or silently overwritten.
+func (h *handler) decodeKeyObject(body []byte) (map[string][]byte, error) {
+	bad := func(reason string, args ...any) (map[string][]byte, error) {
+		return nil, fmt.Errorf("%w: "+reason, append([]any{ErrBadKeyObject}, args...)...)
+	}
+	badToken := func(err error) (map[string][]byte, error) {
+		if errors.Is(err, io.EOF) {
+			return bad("the body ends inside the object")
+		}
+		return bad("%v", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	tok, err := dec.Token()
+	switch {
+	case errors.Is(err, io.EOF):
+		return bad("empty body")
+	case err != nil:
+		return bad("%v", err)
+	case tok != json.Delim('{'):
+		return bad("got %s", describeToken(tok))
+	}
+	kvs := map[string][]byte{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return badToken(err)
+		}
+		key, ok := tok.(string)
+		if !ok { // Token reports malformed keys as errors; this is defensive
+			return bad("got %s where a key belongs", describeToken(tok))
+		}
+		if err := h.checkKey(key); err != nil {
+			return nil, err
+		}
+		if _, dup := kvs[key]; dup {
+			return bad("key %q given twice", key)
+		}
+		if tok, err = dec.Token(); err != nil {
+			return badToken(err)
+		}
+		value, ok := tok.(string)
+		if !ok {
+			return bad("the value of %q is %s", key, describeToken(tok))
+		}
+		kvs[key] = []byte(value)
+	}
+	if _, err := dec.Token(); err != nil { // the closing '}'
+		return badToken(err)
+	}
+	if len(kvs) == 0 {
+		return bad("empty object")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return bad("data after the object")
+	}
+	return kvs, nil
+}
+
+func describeToken(tok json.Token) string {
+	switch tok := tok.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case float64:
+		return "a number"
+	case string:
+		return "a string"
+	case json.Delim:
+		if tok == '[' {
+			return "an array"
+		}
+		return "an object"
+	}
+	return fmt.Sprintf("%v", tok)
+}
+
+// joinRequest is raftdb's {"id","httpAddr","raftAddr"} and hraftd's
+// {"id","addr"}. httpAddr is not decoded: members publish their own client URL.
+type joinRequest struct {
+	ID       json.RawMessage `json:"id"` // 4 or "4"
+	RaftAddr string          `json:"raftAddr"`
+	Addr     string          `json:"addr"` // hraftd's raft address
+}
+
+// join serves POST /join, raftdb's and hraftd's way to add a member.
+func (h *handler) join(w http.ResponseWriter, r *http.Request) error {
+	body, err := readBody(w, r, maxJoinBytes)
+	if err != nil {
+		return err
+	}
+	id, peerURL, err := parseJoin(body)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := h.callContext(r)
+	defer cancel()
+	if err := h.cfg.Cluster.AddMember(ctx, id, peerURL); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// parseJoin returns the member id and peer URL a join request names.
+func parseJoin(body []byte) (id uint64, peerURL string, err error) {
+	var req joinRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return 0, "", fmt.Errorf("%w: %w", ErrBadJoin, err)
+	}
+	if id, err = parseJoinID(req.ID); err != nil {
+		return 0, "", err
+	}
+	addr := strings.TrimSpace(req.RaftAddr)
+	if addr == "" {
+		addr = strings.TrimSpace(req.Addr)
+	}
+	if addr == "" {
+		return 0, "", fmt.Errorf("%w: no raftAddr (or addr), the new member's peer address", ErrBadJoin)
+	}
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr // raftdb and hraftd send host:port
+	}
+	if peerURL, err = parsePeerURL(addr); err != nil {
+		return 0, "", err
+	}
+	return id, peerURL, nil
+}
+
+// parseJoinID accepts a positive integer as a JSON number or string.
+func parseJoinID(raw json.RawMessage) (uint64, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, fmt.Errorf("%w; no id given", ErrBadJoinID)
+	}
+	text := string(raw)
+	if raw[0] == '"' {
+		if err := json.Unmarshal(raw, &text); err != nil {
+			return 0, fmt.Errorf("%w: %w", ErrBadJoin, err)
+		}
+	}
+	id, ok := parseMemberID(text)
+	if !ok {
+		return 0, fmt.Errorf("%w; got %s", ErrBadJoinID, raw)
+	}
+	return id, nil
+}

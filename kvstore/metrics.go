@@ -1,0 +1,51 @@
+package kvstore
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	writes        *prometheus.CounterVec
+	retries       prometheus.Counter
+	applySeconds  prometheus.Histogram
+	batchRequests prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer, keys func() float64) *metrics {
+	m := &metrics{
+		writes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "raftkv", Subsystem: "kv",
+			Name: "writes_total", Help: "Writes (proposals) by outcome: committed, or why they failed."}, []string{"result"}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "raftkv", Subsystem: "kv",
+			Name: "proposals_retried_total", Help: "Writes proposed again after staying unapplied."}),
+		applySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "raftkv", Subsystem: "kv",
+			Name: "apply_duration_seconds", Help: "Time to apply one commit to the state machine.",
+			Buckets: prometheus.ExponentialBuckets(0.00001, 2, 18)}),
+		batchRequests: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "raftkv", Subsystem: "kv",
+			Name: "entry_requests", Help: "Writes packed into one proposed raft entry.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.writes, m.retries, m.applySeconds, m.batchRequests,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "raftkv", Subsystem: "kv",
+				Name: "keys", Help: "Keys in the state machine."}, keys))
+	}
+	return m
+}
+
+// outcome names a write's result for the writes_total counter.
+func outcome(err error) string {
+	var b interface{ Unavailable() bool }
+	switch {
+	case err == nil:
+		return "committed"
+	case errors.Is(err, ErrTimeout):
+		return "timeout"
+	case errors.Is(err, ErrStopped):
+		return "stopped"
+	case errors.As(err, &b) && b.Unavailable():
+		return "unavailable"
+	}
+	return "error"
+}
