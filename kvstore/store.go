@@ -188,8 +188,11 @@ func (s *Store) apply(ctx context.Context, ops []Op) (uint64, error) {
 		}
 		size += len(op.Key) + len(op.Value) + 8
 	}
-	p := &pending{id: s.nextID.Add(1), ops: ops, size: size, done: make(chan result, 1)}
+	p := &pending{ops: ops, size: size, done: make(chan result, 1)}
+	// The id is taken and registered under one lock, so no watermark
+	// computed meanwhile can pass an id not yet in pending.
 	s.pmu.Lock()
+	p.id = s.nextID.Add(1)
 	s.pmu.pending[p.id] = p
 	s.pmu.Unlock()
 	defer func() {

@@ -270,14 +270,16 @@ func (n *Node) startTransport() error {
 		ln.Close()
 		return fmt.Errorf("raftnode: start transport: %w", err)
 	}
-	// Peers come from the snapshot's membership and from the command
-	// line; conf changes applied later add and remove the rest.
+	// Peers come from the command line first (so a member reaches each
+	// peer the way its own --cluster says, even through a proxy), then
+	// from the snapshot's membership; conf changes applied later add and
+	// remove the rest.
 	n.mu.RLock()
-	for _, m := range n.mu.members.sorted() {
-		n.addPeerLocked(m.ID, m.PeerURL)
-	}
 	for i, u := range n.cfg.Peers {
 		n.addPeerLocked(uint64(i+1), u)
+	}
+	for _, m := range n.mu.members.sorted() {
+		n.addPeerLocked(m.ID, m.PeerURL)
 	}
 	n.mu.RUnlock()
 	n.peerServer = &http.Server{
