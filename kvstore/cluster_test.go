@@ -250,3 +250,38 @@ func TestClusterMembershipErrors(t *testing.T) {
 	}
 	c.put(c.waitLeader(), "still", []byte("works"))
 }
+
+// TestClusterConcurrentWritesThroughFollower: many writers through one
+// follower all get answered, none times out, and every write is applied.
+func TestClusterConcurrentWritesThroughFollower(t *testing.T) {
+	c := newInprocCluster(t, 3, raftnode.Config{TickInterval: 20 * time.Millisecond})
+	f := c.follower()
+	const writers, perWriter = 64, 40
+	errc := make(chan error, writers)
+	for w := 0; w < writers; w++ {
+		go func() {
+			for i := 0; i < perWriter; i++ {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_, err := c.stors[f].Put(ctx, fmt.Sprintf("w%d-%d", w, i), []byte{byte(i)})
+				cancel()
+				if err != nil {
+					errc <- fmt.Errorf("writer %d, write %d: %w", w, i, err)
+					return
+				}
+			}
+			errc <- nil
+		}()
+	}
+	for w := 0; w < writers; w++ {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	lead := c.waitLeader()
+	for w := 0; w < writers; w++ {
+		c.waitValue(lead, fmt.Sprintf("w%d-%d", w, perWriter-1), []byte{perWriter - 1})
+	}
+	if n := c.stors[lead].Len(); n != writers*perWriter {
+		t.Fatalf("leader holds %d keys, want %d", n, writers*perWriter)
+	}
+}
