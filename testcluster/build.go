@@ -1,0 +1,77 @@
+package testcluster
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// BinaryEnv names an environment variable that, when set, is the path of a prebuilt
+// raftkv binary to use instead of building one.
+const BinaryEnv = "RAFTKV_BINARY"
+
+// build is the result of the one build per test process. Each test process builds into
+// its own temporary directory, so concurrent `go test` runs do not share a binary.
+var build struct {
+	once sync.Once
+	dir  string // removed by Main
+	path string
+	err  error
+}
+
+// BuildBinary returns the path of a raftkv binary built from ./cmd/raftkv of the module
+// that contains the current directory. It builds at most once per test process (with
+// -race if the test binary has it) and fails t if the build fails.
+func BuildBinary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv(BinaryEnv); p != "" {
+		return p
+	}
+	build.once.Do(func() { build.dir, build.path, build.err = buildBinary() })
+	if build.err != nil {
+		t.Fatalf("testcluster: %v", build.err)
+	}
+	return build.path
+}
+
+// Main runs the tests of m, removes the binary built by BuildBinary and exits. Call it
+// from TestMain: func TestMain(m *testing.M) { testcluster.Main(m) }.
+func Main(m *testing.M) {
+	code := m.Run()
+	if build.dir != "" {
+		os.RemoveAll(build.dir)
+	}
+	os.Exit(code)
+}
+
+func buildBinary() (dir, path string, err error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", "", fmt.Errorf("go env GOMOD: not inside a module")
+	}
+	dir, err = os.MkdirTemp("", "raftkv-testcluster-")
+	if err != nil {
+		return "", "", err
+	}
+	path = filepath.Join(dir, "raftkv")
+	args := []string{"build", "-o", path}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	args = append(args, "./cmd/raftkv")
+	cmd := exec.Command("go", args...)
+	cmd.Dir = filepath.Dir(gomod)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return "", "", fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return dir, path, nil
+}

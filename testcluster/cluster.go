@@ -1,0 +1,554 @@
+package testcluster
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Timeouts of process control. They are generous because nodes built with -race on a
+// small machine are slow.
+const (
+	// stopTimeout bounds how long a node may take to exit after SIGTERM.
+	stopTimeout = 20 * time.Second
+	// killTimeout bounds how long a node may take to exit after SIGKILL.
+	killTimeout = 10 * time.Second
+	// logTailLines is how many lines of each node log a failed test prints.
+	logTailLines = 40
+)
+
+// LogsEnv names an environment variable that, when set to a directory, makes every
+// cluster copy its node logs to <dir>/<test name>/node<id>.log when its test ends.
+const LogsEnv = "RAFTKV_TESTCLUSTER_LOGS"
+
+// Options configures a test cluster. A zero field means the daemon's default.
+type Options struct {
+	// N is the number of nodes started by Start; 0 means 3.
+	N int
+	// SnapshotCount is --snapshot-count: applied entries between snapshots.
+	SnapshotCount int
+	// SnapshotCatchUpEntries is --snapshot-catchup-entries: entries kept after compaction.
+	SnapshotCatchUpEntries int
+	// TickMs is --tick-ms: the raft tick in milliseconds.
+	TickMs int
+	// RequestTimeout is --request-timeout. The client waits this long plus a margin.
+	RequestTimeout time.Duration
+	// ExtraArgs are appended to every node's command line.
+	ExtraArgs []string
+	// Binary is the raftkv binary to run; "" means BuildBinary(t).
+	Binary string
+}
+
+// Cluster is a set of raftkv processes started by Start. Node ids are 1-based.
+type Cluster struct {
+	t      testing.TB
+	bin    string
+	opts   Options
+	dir    string
+	client *http.Client
+
+	mu struct {
+		sync.Mutex
+		nodes []*node // index is the raft id; nodes[0] is nil
+	}
+}
+
+// node is one raft member, across all its process incarnations.
+type node struct {
+	id        int
+	peerURL   string
+	clientURL string
+	dir       string
+	logPath   string
+	args      []string
+	procs     []*process // every incarnation; the last one is the current one
+}
+
+// process is one incarnation of a node.
+type process struct {
+	cmd      *exec.Cmd
+	done     chan struct{} // closed when the process has exited and been reaped
+	state    *os.ProcessState
+	waitErr  error
+	signaled atomic.Bool // we signaled or awaited it, so its exit is expected
+}
+
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Start starts an opts.N-node cluster (3 by default) and registers a cleanup that stops
+// it. It does not wait for a leader; call WaitLeader.
+func Start(t testing.TB, opts Options) *Cluster {
+	t.Helper()
+	if opts.N == 0 {
+		opts.N = 3
+	}
+	bin := opts.Binary
+	if bin == "" {
+		bin = BuildBinary(t)
+	}
+	reqTimeout := opts.RequestTimeout
+	if reqTimeout == 0 {
+		reqTimeout = 5 * time.Second
+	}
+	c := &Cluster{
+		t:    t,
+		bin:  bin,
+		opts: opts,
+		dir:  t.TempDir(),
+		client: &http.Client{
+			Transport: &http.Transport{
+				DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+				MaxIdleConns:        1024,
+				MaxIdleConnsPerHost: 512,
+				IdleConnTimeout:     30 * time.Second,
+				DisableCompression:  true,
+			},
+			Timeout: reqTimeout + 10*time.Second,
+			// raftkv serves every request on any node; a redirect is a bug to see.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+	c.mu.nodes = []*node{nil}
+	ports := freePorts(t, 2*opts.N)
+	for id := 1; id <= opts.N; id++ {
+		c.mu.nodes = append(c.mu.nodes, c.newNode(id, ports[2*id-2], ports[2*id-1]))
+	}
+	peers := c.peerURLs()
+	t.Cleanup(c.cleanup)
+	for id := 1; id <= opts.N; id++ {
+		n := c.node(id)
+		n.args = c.args(n, peers, false)
+		c.startProcess(n)
+	}
+	return c
+}
+
+func (c *Cluster) newNode(id, peerPort, clientPort int) *node {
+	dir := filepath.Join(c.dir, fmt.Sprintf("node%d", id))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		c.t.Fatalf("testcluster: %v", err)
+	}
+	return &node{
+		id:        id,
+		peerURL:   fmt.Sprintf("http://127.0.0.1:%d", peerPort),
+		clientURL: fmt.Sprintf("http://127.0.0.1:%d", clientPort),
+		dir:       dir,
+		logPath:   filepath.Join(dir, "node.log"),
+	}
+}
+
+// args is the raftexample-style command line of n.
+func (c *Cluster) args(n *node, peers []string, join bool) []string {
+	port := n.clientURL[strings.LastIndexByte(n.clientURL, ':')+1:]
+	args := []string{
+		"--id", strconv.Itoa(n.id),
+		"--cluster", strings.Join(peers, ","),
+		"--port", port,
+		"--data-dir", filepath.Join(n.dir, "data"),
+	}
+	if join {
+		args = append(args, "--join")
+	}
+	if c.opts.SnapshotCount > 0 {
+		args = append(args, "--snapshot-count", strconv.Itoa(c.opts.SnapshotCount))
+	}
+	if c.opts.SnapshotCatchUpEntries > 0 {
+		args = append(args, "--snapshot-catchup-entries", strconv.Itoa(c.opts.SnapshotCatchUpEntries))
+	}
+	if c.opts.TickMs > 0 {
+		args = append(args, "--tick-ms", strconv.Itoa(c.opts.TickMs))
+	}
+	if c.opts.RequestTimeout > 0 {
+		args = append(args, "--request-timeout", c.opts.RequestTimeout.String())
+	}
+	return append(args, c.opts.ExtraArgs...)
+}
+
+// startProcess starts a new incarnation of n with n.args, appending to its log file.
+func (c *Cluster) startProcess(n *node) {
+	c.t.Helper()
+	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		c.t.Fatalf("testcluster: %v", err)
+	}
+	defer logf.Close() // the child has its own descriptor
+	fmt.Fprintf(logf, "=== testcluster: %s start node %d: %s %s\n",
+		time.Now().Format(time.RFC3339Nano), n.id, c.bin, strings.Join(n.args, " "))
+	cmd := exec.Command(c.bin, n.args...)
+	cmd.Dir = n.dir
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		c.t.Fatalf("testcluster: start node %d: %v", n.id, err)
+	}
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		err := cmd.Wait()
+		p.state, p.waitErr = cmd.ProcessState, err
+		close(p.done)
+	}()
+	c.mu.Lock()
+	n.procs = append(n.procs, p)
+	c.mu.Unlock()
+}
+
+// node returns node id or fails the test.
+func (c *Cluster) node(id int) *node {
+	c.t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if id < 1 || id >= len(c.mu.nodes) {
+		c.t.Fatalf("testcluster: no node %d (ids are 1..%d)", id, len(c.mu.nodes)-1)
+	}
+	return c.mu.nodes[id]
+}
+
+// current returns the current process of node id, or nil if it never started.
+func (c *Cluster) current(id int) *process {
+	n := c.node(id)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(n.procs) == 0 {
+		return nil
+	}
+	return n.procs[len(n.procs)-1]
+}
+
+func (c *Cluster) peerURLs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	urls := make([]string, 0, len(c.mu.nodes)-1)
+	for _, n := range c.mu.nodes[1:] {
+		urls = append(urls, n.peerURL)
+	}
+	return urls
+}
+
+// IDs returns the id of every node ever started, removed ones included.
+func (c *Cluster) IDs() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ids := make([]int, 0, len(c.mu.nodes)-1)
+	for _, n := range c.mu.nodes[1:] {
+		ids = append(ids, n.id)
+	}
+	return ids
+}
+
+// Live returns the ids of the nodes whose process is running.
+func (c *Cluster) Live() []int {
+	var ids []int
+	for _, id := range c.IDs() {
+		if c.Running(id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// Running reports whether node id has a process that has not exited.
+func (c *Cluster) Running(id int) bool {
+	p := c.current(id)
+	return p != nil && !p.exited()
+}
+
+// ClientURL returns the client API base URL of node id, e.g. http://127.0.0.1:12380.
+func (c *Cluster) ClientURL(id int) string { return c.node(id).clientURL }
+
+// PeerURL returns the raft peer URL of node id, its entry in --cluster.
+func (c *Cluster) PeerURL(id int) string { return c.node(id).peerURL }
+
+// LogPath returns the path of node id's log file (stdout and stderr of every incarnation).
+func (c *Cluster) LogPath(id int) string { return c.node(id).logPath }
+
+// LogContains reports whether node id's log contains substr.
+func (c *Cluster) LogContains(id int, substr string) bool {
+	b, err := os.ReadFile(c.LogPath(id))
+	return err == nil && bytes.Contains(b, []byte(substr))
+}
+
+// Kill sends SIGKILL to node id and waits for it to exit.
+func (c *Cluster) Kill(id int) {
+	c.t.Helper()
+	p := c.mustRunning(id, "kill")
+	p.signaled.Store(true)
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-p.done:
+	case <-time.After(killTimeout):
+		c.t.Fatalf("testcluster: node %d did not exit within %v of SIGKILL", id, killTimeout)
+	}
+}
+
+// Stop sends SIGTERM to node id, waits for it to exit and returns its exit code. If it
+// does not exit within a deadline, Stop fails the test and kills it.
+func (c *Cluster) Stop(id int) int {
+	c.t.Helper()
+	p := c.mustRunning(id, "stop")
+	p.signaled.Store(true)
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return p.state.ExitCode()
+	case <-time.After(stopTimeout):
+		c.t.Errorf("testcluster: node %d did not exit within %v of SIGTERM; killing it", id, stopTimeout)
+		p.cmd.Process.Signal(syscall.SIGKILL)
+		<-p.done
+		return p.state.ExitCode()
+	}
+}
+
+// Restart starts node id again with the same command line and data directory. The node
+// must have exited (Kill, Stop, or on its own).
+func (c *Cluster) Restart(id int) {
+	c.t.Helper()
+	if c.Running(id) {
+		c.t.Fatalf("testcluster: restart node %d: it is still running", id)
+	}
+	c.startProcess(c.node(id))
+}
+
+// Wait waits up to timeout for node id to exit on its own and returns its exit code
+// (-1 if a signal killed it). The error says the node did not exit in time.
+func (c *Cluster) Wait(id int, timeout time.Duration) (int, error) {
+	c.t.Helper()
+	p := c.current(id)
+	if p == nil {
+		c.t.Fatalf("testcluster: wait node %d: never started", id)
+	}
+	select {
+	case <-p.done:
+		// Its exit is what the test waited for, not a crash to report in cleanup.
+		p.signaled.Store(true)
+		return p.state.ExitCode(), nil
+	case <-time.After(timeout):
+		return 0, fmt.Errorf("testcluster: node %d still running after %v", id, timeout)
+	}
+}
+
+func (c *Cluster) mustRunning(id int, op string) *process {
+	c.t.Helper()
+	p := c.current(id)
+	if p == nil || p.exited() {
+		c.t.Fatalf("testcluster: %s node %d: not running", op, id)
+	}
+	return p
+}
+
+// AddNode adds a node with id max+1: it allocates its ports, asks a live member to add
+// it (POST /<id> with its peer URL, retried until 204 or a deadline) and starts it with
+// --join and the full --cluster list. It does not wait for the node to catch up.
+func (c *Cluster) AddNode(t testing.TB) int {
+	t.Helper()
+	ports := freePorts(t, 2)
+	c.mu.Lock()
+	id := len(c.mu.nodes)
+	c.mu.Unlock()
+	n := c.newNode(id, ports[0], ports[1])
+	c.mu.Lock()
+	c.mu.nodes = append(c.mu.nodes, n)
+	c.mu.Unlock()
+
+	path := "/" + strconv.Itoa(id)
+	attempts := 0
+	WaitFor(t, 30*time.Second, "POST "+path+" accepted by a live member", func() error {
+		var errs []error
+		for _, m := range c.Live() {
+			if m == id {
+				continue
+			}
+			attempts++
+			r, err := c.Do(m, http.MethodPost, path, []byte(n.peerURL))
+			switch {
+			case err != nil:
+				errs = append(errs, err)
+			case r.Status == http.StatusNoContent:
+				return nil
+			case r.Status == http.StatusConflict && attempts > 1:
+				// An earlier attempt that timed out was applied after all.
+				return nil
+			default:
+				errs = append(errs, fmt.Errorf("node %d: %d %s", m, r.Status, bytes.TrimSpace(r.Body)))
+			}
+		}
+		return errors.Join(errs...)
+	})
+	n.args = c.args(n, c.peerURLs(), true)
+	c.startProcess(n)
+	return id
+}
+
+// cleanup stops every running node, then reports unexpected exits and data races, and
+// prints the log tails if the test failed.
+func (c *Cluster) cleanup() {
+	t := c.t
+	var wg sync.WaitGroup
+	for _, id := range c.IDs() {
+		p := c.current(id)
+		if p == nil || p.exited() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.signaled.Store(true)
+			p.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-p.done:
+				if code := p.state.ExitCode(); code != 0 {
+					t.Errorf("testcluster: node %d exited with status %d on SIGTERM (want 0)", id, code)
+				}
+			case <-time.After(stopTimeout):
+				t.Errorf("testcluster: node %d did not exit within %v of SIGTERM; killing it", id, stopTimeout)
+				p.cmd.Process.Signal(syscall.SIGKILL)
+				<-p.done
+			}
+		}()
+	}
+	wg.Wait()
+	c.client.CloseIdleConnections()
+
+	for _, id := range c.IDs() {
+		n := c.node(id)
+		c.mu.Lock()
+		procs := append([]*process(nil), n.procs...)
+		c.mu.Unlock()
+		for _, p := range procs {
+			if !p.signaled.Load() && p.state.ExitCode() != 0 {
+				t.Errorf("testcluster: node %d died unexpectedly: %v", id, p.waitErr)
+			}
+		}
+		if reports := raceReports(n.logPath); reports != "" {
+			t.Errorf("testcluster: node %d log reports a data race (%s):\n%s", id, n.logPath, reports)
+		}
+	}
+	if dir := os.Getenv(LogsEnv); dir != "" {
+		c.keepLogs(dir)
+	}
+	if t.Failed() {
+		for _, id := range c.IDs() {
+			t.Logf("--- tail of node %d log (%s) ---\n%s", id, c.LogPath(id), tail(c.LogPath(id), logTailLines))
+		}
+	}
+}
+
+// keepLogs copies every node log to dir/<test name>/node<id>.log, so they outlive
+// t.TempDir().
+func (c *Cluster) keepLogs(dir string) {
+	name := strings.NewReplacer("/", "_", " ", "_").Replace(c.t.Name())
+	dst := filepath.Join(dir, name)
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		c.t.Errorf("testcluster: keeping logs: %v", err)
+		return
+	}
+	for _, id := range c.IDs() {
+		b, err := os.ReadFile(c.LogPath(id))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dst, fmt.Sprintf("node%d.log", id)), b, 0o644)
+		}
+		if err != nil {
+			c.t.Errorf("testcluster: keeping logs: %v", err)
+		}
+	}
+	c.t.Logf("testcluster: node logs kept in %s", dst)
+}
+
+// raceReports returns the first race detector reports in the log at path, or "".
+// A report runs from a "WARNING: DATA RACE" line to the next "==================" line.
+func raceReports(path string) string {
+	const maxReports, maxLines = 2, 120
+	b, err := os.ReadFile(path)
+	if err != nil || !bytes.Contains(b, []byte("WARNING: DATA RACE")) {
+		return ""
+	}
+	var out []string
+	reports, in := 0, false
+	for _, line := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.Contains(line, "WARNING: DATA RACE"):
+			if reports == maxReports {
+				return strings.Join(out, "\n")
+			}
+			reports++
+			in = true
+		case in && strings.HasPrefix(line, "=================="):
+			in = false
+		}
+		if in && len(out) < maxReports*maxLines {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// tail returns the last n lines of the file at path.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.SplitAfter(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "")
+}
+
+// handedOut records every port this process has handed out, so two clusters in one
+// test process never get the same port even if the kernel offers it twice.
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
+// freePorts returns n distinct free TCP ports on 127.0.0.1. It holds all the listeners
+// open until it has n, so the kernel cannot offer the same port twice.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports == nil {
+		handedOut.ports = make(map[int]bool)
+	}
+	var ports []int
+	var listeners []net.Listener
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}()
+	for len(ports) < n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("testcluster: free port: %v", err)
+		}
+		listeners = append(listeners, l)
+		p := l.Addr().(*net.TCPAddr).Port
+		if handedOut.ports[p] {
+			continue
+		}
+		handedOut.ports[p] = true
+		ports = append(ports, p)
+	}
+	return ports
+}

@@ -1,0 +1,35 @@
+// Package testcluster runs a raftkv cluster as real OS processes for end-to-end tests.
+//
+// It owns: building the raftkv binary (BuildBinary, once per test process), picking free
+// ports, the per-node data directories and log files under t.TempDir(), the node
+// processes themselves, and a small HTTP client with deadlines for the raftkv client API
+// (Put, Get, Delete, Status, membership). It must not import any raftkv package: it
+// talks to nodes only through their command line, signals and HTTP, as a user would.
+//
+// Nodes are addressed by their raft id, 1-based, the same number as the daemon's --id;
+// node i is the i-th entry of every --cluster list. Ids are never reused: AddNode picks
+// max+1, and a removed node keeps its id and its slot in the --cluster list.
+//
+// Lifecycle: Start builds (or reuses) the binary, starts N processes and returns without
+// waiting for an election; call WaitLeader. Kill, Stop, Restart and Wait act on one node
+// and must be called from the test goroutine (they may call t.Fatal). Put, Get, Delete,
+// Do and Status are safe for concurrent use by many goroutines. A t.Cleanup registered by
+// Start stops every running node (SIGTERM, then SIGKILL after a deadline) and reports as
+// test errors: a node that did not exit 0 on SIGTERM, a node that died unexpectedly, and
+// any "WARNING: DATA RACE" in a node log. If the test failed, the tail of each node log
+// is printed with t.Log.
+//
+// Goroutines: one per started process, waiting for it to exit; it ends when the process
+// does. The cleanup waits for all of them before t.TempDir() is removed.
+//
+// Invariants:
+//  1. Every wait polls with a deadline (every 25ms); nothing sleeps to synchronize.
+//  2. Every HTTP request has a deadline, so a hung node fails a test instead of hanging it.
+//  3. A node process never outlives its test: the cleanup kills it, and on Linux the
+//     process gets SIGKILL if the test binary dies first (Pdeathsig).
+//
+// The binary is built with -race when the test binary is. Set RAFTKV_BINARY to use a
+// prebuilt binary instead, and RAFTKV_TESTCLUSTER_LOGS=<dir> to keep every node log.
+// A package that uses testcluster should call Main from its TestMain so the built
+// binary is removed at exit.
+package testcluster
