@@ -22,6 +22,16 @@ type Store interface {
 	PutAll(ctx context.Context, kvs map[string][]byte) (index uint64, err error)
 	// Delete removes key after commit and apply; an absent key is not an error.
 	Delete(ctx context.Context, key string) (index uint64, err error)
+	// Digest summarizes the local state, taken at one applied index.
+	Digest() Digest
+}
+
+// Digest summarizes a member's state machine so members can be compared:
+// members that applied the same index hold the same keys and hash.
+type Digest struct {
+	AppliedIndex uint64 `json:"appliedIndex"`
+	Keys         int    `json:"keys"`
+	Hash         string `json:"hash"`
 }
 
 // Cluster is raft membership.

@@ -39,6 +39,9 @@
 //	DELETE   /key/<k>   204 with X-Raft-Index; an absent key is also 204
 //	POST     /join      raftdb/hraftd join: {"id":4,"raftAddr":"host:port"} or
 //	                    {"id":"4","addr":"host:port"}; as POST /<id>
+//	GET|HEAD /debug/state
+//	                    200 JSON Digest from Store.Digest: applied index, key count
+//	                    and a hash of the state, for convergence checks
 //	/debug /debug/...   reserved: 404 (including /debug/pprof without the slash)
 //	GET|HEAD /<k>       200 with the raw value, application/octet-stream; 404 if absent
 //	PUT      /<k>       body is the value; 204 with X-Raft-Index once applied

@@ -74,6 +74,12 @@ func (s *fakeStore) Get(ctx context.Context, key string, opts ReadOptions) ([]by
 	return bytes.Clone(v), nil
 }
 
+func (s *fakeStore) Digest() Digest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Digest{AppliedIndex: s.mu.index, Keys: len(s.mu.kv), Hash: "fake"}
+}
+
 func (s *fakeStore) Put(ctx context.Context, key string, value []byte) (uint64, error) {
 	if s.hook != nil {
 		if err := s.hook(ctx); err != nil {

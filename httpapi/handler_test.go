@@ -456,3 +456,20 @@ func TestConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestDebugState(t *testing.T) {
+	h, err := New(Config{Store: newFakeStore(map[string]string{"a": "1", "b": "2"}), Cluster: newFakeCluster()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/debug/state", nil))
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"keys":2`) || !strings.Contains(rec.Body.String(), `"appliedIndex":10`) {
+		t.Fatalf("GET /debug/state = %d %s", rec.Code, rec.Body)
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPut, "/debug/state", nil))
+	if rec.Code != http.StatusMethodNotAllowed {
+		t.Fatalf("PUT /debug/state = %d", rec.Code)
+	}
+}

@@ -3,8 +3,11 @@ package kvstore
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -420,7 +423,10 @@ func (s *Store) applyEntry(e raftnode.Entry) {
 }
 
 func (s *Store) setApplied(index uint64) {
+	// Stored under mu so Digest sees an index matching the data.
+	s.mu.Lock()
 	s.applied.Store(index)
+	s.mu.Unlock()
 	s.appliedMu.Lock()
 	close(s.appliedC)
 	s.appliedC = make(chan struct{})
@@ -496,7 +502,7 @@ func (s *Store) Get(ctx context.Context, key string, opts ReadOptions) ([]byte, 
 			return nil, err
 		}
 	}
-	if !opts.Stale {
+	if !opts.Stale && !brokenLocalReads {
 		index, err := s.node.ReadIndex(ctx)
 		if err != nil {
 			return nil, err
@@ -516,6 +522,30 @@ func (s *Store) local(key string) ([]byte, error) {
 		return nil, ErrNotFound
 	}
 	return v, nil
+}
+
+// Digest is the applied index, the key count and a SHA-256 over the
+// sorted keys and values, all taken at one applied index.
+func (s *Store) Digest() (index uint64, keys int, hash string) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	names := make([]string, 0, len(s.mu.data))
+	for k := range s.mu.data {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	h := sha256.New()
+	var n [8]byte
+	for _, k := range names {
+		v := s.mu.data[k]
+		binary.BigEndian.PutUint64(n[:], uint64(len(k)))
+		h.Write(n[:])
+		h.Write([]byte(k))
+		binary.BigEndian.PutUint64(n[:], uint64(len(v)))
+		h.Write(n[:])
+		h.Write(v)
+	}
+	return s.applied.Load(), len(names), hex.EncodeToString(h.Sum(nil))
 }
 
 // Len is the number of keys.

@@ -22,6 +22,11 @@ func (s store) Get(ctx context.Context, key string, o httpapi.ReadOptions) ([]by
 	return s.Store.Get(ctx, key, kvstore.ReadOptions{Stale: o.Stale, MinIndex: o.MinIndex})
 }
 
+func (s store) Digest() httpapi.Digest {
+	index, keys, hash := s.Store.Digest()
+	return httpapi.Digest{AppliedIndex: index, Keys: keys, Hash: hash}
+}
+
 // cluster adapts raftnode's membership to the HTTP layer's interface.
 type cluster struct {
 	node  *raftnode.Node
