@@ -38,6 +38,37 @@ func BuildBinary(t testing.TB) string {
 	return build.path
 }
 
+// tagged holds the binaries built with build tags, one per tag set.
+var tagged struct {
+	sync.Mutex
+	paths map[string]string
+}
+
+// BuildBinaryTags is BuildBinary for a build with `-tags tags`, such as the
+// deliberately broken builds negative controls run. It builds once per tag
+// set per test process; Main removes the binaries.
+func BuildBinaryTags(t testing.TB, tags string) string {
+	t.Helper()
+	tagged.Lock()
+	defer tagged.Unlock()
+	if p, ok := tagged.paths[tags]; ok {
+		return p
+	}
+	dir, path, err := buildBinary("-tags", tags)
+	if err != nil {
+		t.Fatalf("testcluster: %v", err)
+	}
+	if tagged.paths == nil {
+		tagged.paths = map[string]string{}
+	}
+	tagged.paths[tags] = path
+	extraDirs = append(extraDirs, dir)
+	return path
+}
+
+// extraDirs are build directories Main removes besides build.dir.
+var extraDirs []string
+
 // Main runs the tests of m, removes the binary built by BuildBinary and exits. Call it
 // from TestMain: func TestMain(m *testing.M) { testcluster.Main(m) }.
 func Main(m *testing.M) {
@@ -45,10 +76,13 @@ func Main(m *testing.M) {
 	if build.dir != "" {
 		os.RemoveAll(build.dir)
 	}
+	for _, d := range extraDirs {
+		os.RemoveAll(d)
+	}
 	os.Exit(code)
 }
 
-func buildBinary() (dir, path string, err error) {
+func buildBinary(flags ...string) (dir, path string, err error) {
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
 		return "", "", fmt.Errorf("go env GOMOD: %w", err)
@@ -62,7 +96,7 @@ func buildBinary() (dir, path string, err error) {
 		return "", "", err
 	}
 	path = filepath.Join(dir, "raftkv")
-	args := []string{"build", "-o", path}
+	args := append([]string{"build", "-o", path}, flags...)
 	if raceEnabled {
 		args = append(args, "-race")
 	}

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/raftkv/raftkv/faultproxy"
 )
 
 // Timeouts of process control. They are generous because nodes built with -race on a
@@ -49,6 +51,10 @@ type Options struct {
 	ExtraArgs []string
 	// Binary is the raftkv binary to run; "" means BuildBinary(t).
 	Binary string
+	// Proxied routes every peer link of the first N nodes through its own
+	// fault-injecting proxy, so Isolate, Partition and SetLoss work. Node
+	// i's --cluster entry for node j is then the proxy of link i->j.
+	Proxied bool
 }
 
 // Cluster is a set of raftkv processes started by Start. Node ids are 1-based.
@@ -61,7 +67,8 @@ type Cluster struct {
 
 	mu struct {
 		sync.Mutex
-		nodes []*node // index is the raft id; nodes[0] is nil
+		nodes   []*node // index is the raft id; nodes[0] is nil
+		proxies map[link]*faultproxy.Proxy
 	}
 }
 
@@ -133,10 +140,13 @@ func Start(t testing.TB, opts Options) *Cluster {
 		c.mu.nodes = append(c.mu.nodes, c.newNode(id, ports[2*id-2], ports[2*id-1]))
 	}
 	peers := c.peerURLs()
+	if opts.Proxied {
+		c.startProxies(t, opts.N) // its cleanup runs after the nodes stop
+	}
 	t.Cleanup(c.cleanup)
 	for id := 1; id <= opts.N; id++ {
 		n := c.node(id)
-		n.args = c.args(n, peers, false)
+		n.args = c.args(n, c.peersFor(id, peers), false)
 		c.startProcess(n)
 	}
 	return c
@@ -412,6 +422,7 @@ func (c *Cluster) cleanup() {
 		go func() {
 			defer wg.Done()
 			p.signaled.Store(true)
+			p.cmd.Process.Signal(syscall.SIGCONT) // in case a test paused it
 			p.cmd.Process.Signal(syscall.SIGTERM)
 			select {
 			case <-p.done:
