@@ -204,7 +204,11 @@ func TestClusterLeaderStopAndRestart(t *testing.T) {
 func TestClusterNewMemberCatchesUpBySnapshot(t *testing.T) {
 	c := newInprocCluster(t, 3, raftnode.Config{TickInterval: 20 * time.Millisecond, SnapshotCount: 10, SnapshotCatchUpEntries: 2})
 	lead := c.waitLeader()
+	// 40 values of 8 KiB: the snapshot is far over rafthttp's 64 KiB
+	// message limit, so it must travel as a streamed snapshot body.
+	big := bytes.Repeat([]byte{0xab}, 8<<10)
 	for i := 0; i < 40; i++ {
+		c.put(lead, fmt.Sprintf("big%d", i), big)
 		c.put(lead, fmt.Sprintf("k%d", i), []byte(fmt.Sprint(i)))
 	}
 	if st := c.nodes[lead].Status(); st.SnapshotIndex == 0 {
@@ -213,6 +217,7 @@ func TestClusterNewMemberCatchesUpBySnapshot(t *testing.T) {
 	n := c.addMember(lead)
 	c.waitValue(n, "k39", []byte("39"))
 	c.waitValue(n, "k0", []byte("0"))
+	c.waitValue(n, "big7", big)
 	if got := len(c.nodes[n].Members()); got != 4 {
 		t.Fatalf("new member sees %d members, want 4", got)
 	}

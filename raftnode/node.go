@@ -1,11 +1,14 @@
 package raftnode
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +20,7 @@ import (
 	"go.etcd.io/etcd/pkg/v3/idutil"
 	"go.etcd.io/etcd/pkg/v3/wait"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/rafthttp"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/snap"
 	stats "go.etcd.io/etcd/server/v3/etcdserver/api/v2stats"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -262,6 +266,7 @@ func (n *Node) startTransport() error {
 		ID:          types.ID(n.cfg.ID),
 		ClusterID:   clusterID,
 		Raft:        n,
+		Snapshotter: n.disk.snapshotter,
 		ServerStats: stats.NewServerStats("", strconv.FormatUint(n.cfg.ID, 10)),
 		LeaderStats: stats.NewLeaderStats(n.lg, strconv.FormatUint(n.cfg.ID, 10)),
 		ErrorC:      make(chan error, 1),
@@ -414,12 +419,20 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	// A leader may send appends before its own fsync (raft thesis 10.2.1):
 	// it counts itself toward the quorum only after Advance.
 	if n.isLeader {
-		n.transport.Send(n.processMessages(rd.Messages))
+		n.send(rd.Messages)
 	}
 	hasSnap := !raft.IsEmptySnap(rd.Snapshot)
 	if hasSnap {
+		full, dbFile, err := n.receivedSnapshot(rd.Snapshot)
+		if err != nil {
+			return err
+		}
+		rd.Snapshot = full
 		if err := n.disk.saveSnapshot(rd.Snapshot); err != nil {
 			return err
+		}
+		if dbFile != "" {
+			os.Remove(dbFile) // the .snap file now holds the data
 		}
 	}
 	if err := n.disk.wal.Save(rd.HardState, rd.Entries); err != nil {
@@ -437,7 +450,7 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		return fmt.Errorf("raftnode: append to storage: %w", err)
 	}
 	if !n.isLeader {
-		n.transport.Send(n.processMessages(rd.Messages))
+		n.send(rd.Messages)
 	}
 	if len(rd.ReadStates) > 0 {
 		n.reads.deliver(rd.ReadStates)
@@ -446,6 +459,45 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		return err
 	}
 	return n.maybeSnapshot()
+}
+
+// send hands messages to the transport. Snapshots travel separately, as a
+// streamed body after the message (rafthttp's pipeline takes messages of at
+// most 64 KiB); the receiver saves the body as <index>.snap.db.
+func (n *Node) send(ms []*raftpb.Message) {
+	ms = n.processMessages(ms)
+	regular := ms[:0]
+	for _, m := range ms {
+		if m.GetType() != raftpb.MsgSnap {
+			regular = append(regular, m)
+			continue
+		}
+		data := m.Snapshot.GetData()
+		m.Snapshot.Data = nil // m.Snapshot is processMessages' own copy
+		n.lg.Info("sending snapshot", zap.Uint64("to", m.GetTo()),
+			zap.Uint64("snapshot-index", m.Snapshot.GetMetadata().GetIndex()), zap.Int("bytes", len(data)))
+		n.transport.SendSnapshot(snap.NewMessage(m, io.NopCloser(bytes.NewReader(data)), int64(len(data))))
+	}
+	n.transport.Send(regular)
+}
+
+// receivedSnapshot returns s with its data: a snapshot from the leader
+// arrives without it, the data having been saved by the transport as the
+// file dbFile (<index>.snap.db) before raft saw the message.
+func (n *Node) receivedSnapshot(s *raftpb.Snapshot) (full *raftpb.Snapshot, dbFile string, err error) {
+	if len(s.GetData()) > 0 {
+		return s, "", nil
+	}
+	index := s.GetMetadata().GetIndex()
+	dbFile, err = n.disk.snapshotter.DBFilePath(index)
+	if err != nil {
+		return nil, "", fmt.Errorf("raftnode: snapshot %d data: %w", index, err)
+	}
+	data, err := os.ReadFile(dbFile)
+	if err != nil {
+		return nil, "", fmt.Errorf("raftnode: snapshot %d data: %w", index, err)
+	}
+	return &raftpb.Snapshot{Data: data, Metadata: s.GetMetadata()}, dbFile, nil
 }
 
 // processMessages prepares outgoing messages. A snapshot message carries
