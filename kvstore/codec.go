@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/gob"
 	"fmt"
+
+	"github.com/google/btree"
 )
 
 // OpType says what an Op does.
@@ -46,11 +48,18 @@ type session struct {
 	Applied   map[uint64]bool
 }
 
-// snapshotData is the state machine's snapshot.
-type snapshotData struct {
-	Data     map[string][]byte
-	Sessions map[uint64]*session
+// item is one key and its value in the state's B-tree.
+type item struct {
+	key   string
+	value []byte
 }
+
+func itemLess(a, b item) bool { return a.key < b.key }
+
+// newTree returns an empty state. A B-tree rather than a map: its Clone is
+// copy-on-write and O(1), so a snapshot captures the state without
+// stopping writes, and it iterates in key order for snapshots and digests.
+func newTree() *btree.BTreeG[item] { return btree.NewG(32, itemLess) }
 
 func encodeBatch(b *batch) ([]byte, error) {
 	var buf bytes.Buffer
@@ -66,31 +75,4 @@ func decodeBatch(data []byte) (*batch, error) {
 		return nil, fmt.Errorf("kvstore: decode entry: %w", err)
 	}
 	return &b, nil
-}
-
-func encodeSnapshot(s *snapshotData) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(s); err != nil {
-		return nil, fmt.Errorf("kvstore: encode snapshot: %w", err)
-	}
-	return buf.Bytes(), nil
-}
-
-func decodeSnapshot(data []byte) (*snapshotData, error) {
-	s := &snapshotData{}
-	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(s); err != nil {
-		return nil, fmt.Errorf("kvstore: decode snapshot: %w", err)
-	}
-	if s.Data == nil {
-		s.Data = map[string][]byte{}
-	}
-	if s.Sessions == nil {
-		s.Sessions = map[uint64]*session{}
-	}
-	for _, ss := range s.Sessions {
-		if ss.Applied == nil {
-			ss.Applied = map[uint64]bool{}
-		}
-	}
-	return s, nil
 }

@@ -7,11 +7,15 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"slices"
+	"fmt"
+	"io"
+	"maps"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/google/btree"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/raftkv/raftkv/raftnode"
 	"go.uber.org/zap"
@@ -71,7 +75,7 @@ type Store struct {
 
 	mu struct {
 		sync.RWMutex
-		data     map[string][]byte
+		data     *btree.BTreeG[item]
 		sessions map[uint64]*session
 	}
 
@@ -129,7 +133,7 @@ func New(cfg Config, node *raftnode.Node) (*Store, error) {
 		proposeDone: make(chan struct{}),
 		applyDone:   make(chan struct{}),
 	}
-	s.mu.data = map[string][]byte{}
+	s.mu.data = newTree()
 	s.mu.sessions = map[uint64]*session{}
 	s.pmu.pending = map[uint64]*pending{}
 	s.met = newMetrics(cfg.Registerer, func() float64 { return float64(s.Len()) })
@@ -354,8 +358,8 @@ func (s *Store) applyLoop() {
 	defer close(s.applyDone)
 	for c := range s.node.Commits() {
 		start := time.Now()
-		if c.Snapshot != nil {
-			if err := s.restore(c.Snapshot, c.Index); err != nil {
+		if c.SnapshotPath != "" {
+			if err := s.restore(c.SnapshotPath, c.Index); err != nil {
 				// Every member restores the same bytes; serving a
 				// state that silently differs would be worse.
 				panic(err)
@@ -393,9 +397,9 @@ func (s *Store) applyEntry(e raftnode.Entry) {
 		for _, op := range r.Ops {
 			switch op.Type {
 			case OpPut:
-				s.mu.data[op.Key] = op.Value
+				s.mu.data.ReplaceOrInsert(item{key: op.Key, value: op.Value})
 			case OpDelete:
-				delete(s.mu.data, op.Key)
+				s.mu.data.Delete(item{key: op.Key})
 			}
 		}
 		if b.Session == s.session {
@@ -452,24 +456,43 @@ func (s *Store) WaitApplied(ctx context.Context, index uint64) error {
 	}
 }
 
-// Snapshot encodes the whole state. raftnode calls it when every
-// published commit has been applied.
-func (s *Store) Snapshot() ([]byte, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return encodeSnapshot(&snapshotData{Data: s.mu.data, Sessions: s.mu.sessions})
+// Snapshot captures the state as of the last applied commit, in O(1):
+// a copy-on-write clone of the tree and a copy of the sessions. The
+// returned function writes that state while applying goes on.
+// raftnode calls Snapshot when every published commit has been applied.
+func (s *Store) Snapshot() (func(io.Writer) error, error) {
+	s.mu.Lock()
+	tree := s.mu.data.Clone()
+	sessions := make(map[uint64]*session, len(s.mu.sessions))
+	for id, ss := range s.mu.sessions {
+		sessions[id] = &session{Watermark: ss.Watermark, Applied: maps.Clone(ss.Applied)}
+	}
+	s.mu.Unlock()
+	return func(w io.Writer) error { return writeSnapshot(w, tree, sessions) }, nil
 }
 
-func (s *Store) restore(data []byte, index uint64) error {
-	snap, err := decodeSnapshot(data)
+// restore replaces the state with the snapshot in the file at path.
+func (s *Store) restore(path string, index uint64) error {
+	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return fmt.Errorf("kvstore: open snapshot: %w", err)
 	}
+	defer f.Close()
+	tree, sessions, err := readSnapshot(f)
+	if err != nil {
+		return fmt.Errorf("kvstore: snapshot %s: %w", path, err)
+	}
+	s.install(tree, sessions, index)
+	return nil
+}
+
+// install makes tree and sessions the state as of index.
+func (s *Store) install(tree *btree.BTreeG[item], sessions map[uint64]*session, index uint64) {
 	s.mu.Lock()
-	s.mu.data, s.mu.sessions = snap.Data, snap.Sessions
-	own := snap.Sessions[s.session]
+	s.mu.data, s.mu.sessions = tree, sessions
+	own := sessions[s.session]
 	s.mu.Unlock()
-	s.lg.Info("restored state from snapshot", zap.Uint64("index", index), zap.Int("keys", len(snap.Data)))
+	s.lg.Info("restored state from snapshot", zap.Uint64("index", index), zap.Int("keys", tree.Len()))
 	// Our writes that the snapshot covers will never be seen as entries.
 	if own != nil {
 		s.pmu.Lock()
@@ -480,7 +503,6 @@ func (s *Store) restore(data []byte, index uint64) error {
 		}
 		s.pmu.Unlock()
 	}
-	return nil
 }
 
 // ReadOptions states a read's consistency.
@@ -516,12 +538,12 @@ func (s *Store) Get(ctx context.Context, key string, opts ReadOptions) ([]byte, 
 
 func (s *Store) local(key string) ([]byte, error) {
 	s.mu.RLock()
-	v, ok := s.mu.data[key]
+	it, ok := s.mu.data.Get(item{key: key})
 	s.mu.RUnlock()
 	if !ok {
 		return nil, ErrNotFound
 	}
-	return v, nil
+	return it.value, nil
 }
 
 // Digest is the applied index, the key count and a SHA-256 over the
@@ -529,28 +551,23 @@ func (s *Store) local(key string) ([]byte, error) {
 func (s *Store) Digest() (index uint64, keys int, hash string) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	names := make([]string, 0, len(s.mu.data))
-	for k := range s.mu.data {
-		names = append(names, k)
-	}
-	slices.Sort(names)
 	h := sha256.New()
 	var n [8]byte
-	for _, k := range names {
-		v := s.mu.data[k]
-		binary.BigEndian.PutUint64(n[:], uint64(len(k)))
+	s.mu.data.Ascend(func(it item) bool {
+		binary.BigEndian.PutUint64(n[:], uint64(len(it.key)))
 		h.Write(n[:])
-		h.Write([]byte(k))
-		binary.BigEndian.PutUint64(n[:], uint64(len(v)))
+		h.Write([]byte(it.key))
+		binary.BigEndian.PutUint64(n[:], uint64(len(it.value)))
 		h.Write(n[:])
-		h.Write(v)
-	}
-	return s.applied.Load(), len(names), hex.EncodeToString(h.Sum(nil))
+		h.Write(it.value)
+		return true
+	})
+	return s.applied.Load(), s.mu.data.Len(), hex.EncodeToString(h.Sum(nil))
 }
 
 // Len is the number of keys.
 func (s *Store) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return len(s.mu.data)
+	return s.mu.data.Len()
 }

@@ -2,6 +2,7 @@ package kvstore
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 
 	"github.com/raftkv/raftkv/raftnode"
@@ -41,30 +42,94 @@ func TestBatchCodecRoundTrip(t *testing.T) {
 	}
 }
 
-func TestSnapshotCodecRoundTrip(t *testing.T) {
-	in := &snapshotData{
-		Data:     map[string][]byte{"bin": binaryValue(), "k/with/slash": []byte("v"), "\xff\xfe": {0}},
-		Sessions: map[uint64]*session{7: {Watermark: 5, Applied: map[uint64]bool{5: true, 9: true}}},
+func TestSnapshotStreamRoundTrip(t *testing.T) {
+	tree := newTree()
+	want := map[string][]byte{"bin": binaryValue(), "k/with/slash": []byte("v"), "\xff\xfe": {0}, "empty": {}}
+	for k, v := range want {
+		tree.ReplaceOrInsert(item{key: k, value: v})
 	}
-	data, err := encodeSnapshot(in)
+	sessions := map[uint64]*session{7: {Watermark: 5, Applied: map[uint64]bool{5: true, 9: true}}}
+	var buf bytes.Buffer
+	if err := writeSnapshot(&buf, tree, sessions); err != nil {
+		t.Fatal(err)
+	}
+	data := buf.Bytes()
+	gotTree, gotSessions, err := readSnapshot(bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := decodeSnapshot(data)
+	if gotTree.Len() != len(want) {
+		t.Fatalf("%d keys, want %d", gotTree.Len(), len(want))
+	}
+	for k, v := range want {
+		it, ok := gotTree.Get(item{key: k})
+		if !ok || !bytes.Equal(it.value, v) {
+			t.Fatalf("key %q = %q, %v; want %q", k, it.value, ok, v)
+		}
+	}
+	if s := gotSessions[7]; s == nil || s.Watermark != 5 || !s.Applied[9] {
+		t.Fatalf("sessions mismatch: %+v", gotSessions)
+	}
+
+	// Every truncation and every single-bit flip is caught.
+	for cut := 0; cut < len(data); cut += 7 {
+		if _, _, err := readSnapshot(bytes.NewReader(data[:cut])); !errors.Is(err, ErrCorruptSnapshot) {
+			t.Fatalf("truncated at %d: %v", cut, err)
+		}
+	}
+	for i := 0; i < len(data); i += 5 {
+		bad := bytes.Clone(data)
+		bad[i] ^= 0x10
+		if _, _, err := readSnapshot(bytes.NewReader(bad)); err == nil {
+			t.Fatalf("bit flip at byte %d went unnoticed", i)
+		}
+	}
+}
+
+// TestSnapshotDoesNotStopWrites: the captured state stays as it was while
+// the store keeps applying, and a store restored from it is identical.
+func TestSnapshotDoesNotStopWrites(t *testing.T) {
+	s := newBareStore(t)
+	put := func(index uint64, k, v string) {
+		s.applyEntry(mustEntry(t, index, &batch{Session: 3, Watermark: index, Reqs: []request{{ID: index, Ops: []Op{{Type: OpPut, Key: k, Value: []byte(v)}}}}}))
+		s.setApplied(index)
+	}
+	put(1, "a", "1")
+	put(2, "b", "2")
+	write, err := s.Snapshot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(out.Data) != 3 || !bytes.Equal(out.Data["bin"], binaryValue()) || !bytes.Equal(out.Data["\xff\xfe"], []byte{0}) {
-		t.Fatalf("data mismatch: %v", out.Data)
+	wantIndex, wantKeys, wantHash := s.Digest()
+	put(3, "a", "changed")
+	put(4, "c", "3")
+	var buf bytes.Buffer
+	if err := write(&buf); err != nil {
+		t.Fatal(err)
 	}
-	if s := out.Sessions[7]; s == nil || s.Watermark != 5 || !s.Applied[9] {
-		t.Fatalf("sessions mismatch: %+v", out.Sessions)
+	tree, sessions, err := readSnapshot(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newBareStore(t)
+	r.install(tree, sessions, wantIndex)
+	r.setApplied(wantIndex)
+	if index, keys, hash := r.Digest(); index != wantIndex || keys != wantKeys || hash != wantHash {
+		t.Fatalf("restored digest (%d, %d, %s), want (%d, %d, %s)", index, keys, hash, wantIndex, wantKeys, wantHash)
+	}
+	if v, _ := s.local("a"); string(v) != "changed" {
+		t.Fatalf("live store lost a write made during the snapshot: a = %q", v)
+	}
+	// The restored session still rejects a duplicate of request 2.
+	r.applyEntry(mustEntry(t, 5, &batch{Session: 3, Watermark: 2, Reqs: []request{{ID: 2, Ops: []Op{{Type: OpPut, Key: "b", Value: []byte("dup")}}}}}))
+	if v, _ := r.local("b"); string(v) != "2" {
+		t.Fatalf("duplicate applied after restore: b = %q", v)
 	}
 }
 
 func newBareStore(t *testing.T) *Store {
-	s := &Store{lg: zaptest.NewLogger(t), session: 1, met: newMetrics(nil, nil)}
-	s.mu.data = map[string][]byte{}
+	s := &Store{lg: zaptest.NewLogger(t), session: 1, met: newMetrics(nil, nil), appliedC: make(chan struct{})}
+	s.mu.data = newTree()
 	s.mu.sessions = map[uint64]*session{}
 	s.pmu.pending = map[uint64]*pending{}
 	return s

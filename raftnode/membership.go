@@ -83,16 +83,16 @@ func (m membership) checkRemove(id uint64) error {
 	return nil
 }
 
-// envelope is the snapshot payload: raftnode's membership plus the
-// application's own snapshot bytes, which raftnode never interprets.
+// envelope is the data of a raft snapshot: raftnode's membership. The
+// application's state travels and rests beside it, in the snapshot's data
+// file (see snapfile.go), which raftnode never interprets.
 type envelope struct {
 	Membership membership
-	App        []byte
 }
 
-func encodeEnvelope(m membership, app []byte) ([]byte, error) {
+func encodeEnvelope(m membership) ([]byte, error) {
 	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(envelope{Membership: m, App: app}); err != nil {
+	if err := gob.NewEncoder(&buf).Encode(envelope{Membership: m}); err != nil {
 		return nil, fmt.Errorf("raftnode: encode snapshot: %w", err)
 	}
 	return buf.Bytes(), nil

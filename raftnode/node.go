@@ -1,11 +1,9 @@
 package raftnode
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -59,12 +57,13 @@ type Entry struct {
 }
 
 // Commit is the next step of the state machine, published on Commits in
-// log order. A Commit with a non-nil Snapshot replaces the whole state
-// with Snapshot before its Entries. The application calls Applied once it
-// has applied the commit, so raftnode knows when it may take a snapshot.
+// log order. A Commit with a SnapshotPath replaces the whole state with
+// the snapshot data in that file (as written by a SnapshotFunc) before its
+// Entries. The application calls Applied once it has applied the commit,
+// so raftnode knows when it may take a snapshot.
 type Commit struct {
-	Snapshot []byte
-	Entries  []Entry
+	SnapshotPath string
+	Entries      []Entry
 	// Index is the raft index the state machine reaches with this commit
 	// (it counts entries raftnode consumed itself, such as conf changes).
 	Index     uint64
@@ -88,13 +87,15 @@ type Node struct {
 	node        raft.Node
 	transport   *rafthttp.Transport
 	peerServer  *http.Server
-	getSnapshot func() ([]byte, error)
+	getSnapshot SnapshotFunc
+	snapDoneC   chan snapResult
 
 	// Owned by the run goroutine.
 	confState     *raftpb.ConfState
 	appliedIndex  uint64
 	snapshotIndex uint64
 	isLeader      bool
+	snapshotting  bool
 	lastApplyDone <-chan struct{}
 
 	mu struct {
@@ -139,6 +140,7 @@ func New(cfg Config) (*Node, error) {
 		proposeC:    make(chan Proposal),
 		confChangeC: make(chan ConfChange),
 		commitC:     make(chan *Commit, 128),
+		snapDoneC:   make(chan snapResult, 1),
 		disk:        disk,
 		confState:   &raftpb.ConfState{},
 		ccWait:      wait.New(),
@@ -184,9 +186,8 @@ func (n *Node) ID() uint64 { return n.cfg.ID }
 func (n *Node) Leader() uint64 { return n.leader.Load() }
 
 // Start joins or bootstraps the cluster and starts the goroutines.
-// getSnapshot returns the application's state as of the last commit it
-// reported Applied; raftnode calls it from its Ready loop.
-func (n *Node) Start(getSnapshot func() ([]byte, error)) error {
+// getSnapshot captures the application's state for a snapshot.
+func (n *Node) Start(getSnapshot SnapshotFunc) error {
 	n.getSnapshot = getSnapshot
 	if err := n.restoreFromDisk(); err != nil {
 		n.disk.wal.Close()
@@ -245,12 +246,16 @@ func (n *Node) restoreFromDisk() error {
 		return err
 	}
 	md := s.GetMetadata()
+	path := n.dataFile(md.GetIndex())
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("raftnode: snapshot %d has no data file: %w", md.GetIndex(), err)
+	}
 	n.mu.members = env.Membership
 	n.confState = md.GetConfState()
 	n.appliedIndex, n.snapshotIndex = md.GetIndex(), md.GetIndex()
 	n.snapIndex.Store(md.GetIndex())
 	done := make(chan struct{})
-	n.commitC <- &Commit{Snapshot: env.App, Index: md.GetIndex(), applyDone: done}
+	n.commitC <- &Commit{SnapshotPath: path, Index: md.GetIndex(), applyDone: done}
 	n.lastApplyDone = done
 	n.published.Store(md.GetIndex())
 	return nil
@@ -393,6 +398,11 @@ func (n *Node) run() {
 				return
 			}
 			n.node.Advance()
+		case res := <-n.snapDoneC:
+			if err := n.finishSnapshot(res); err != nil {
+				n.stop(err)
+				return
+			}
 		case err := <-n.transport.ErrorC:
 			// rafthttp reports that the cluster told us we were removed.
 			n.stop(fmt.Errorf("%w (%v)", ErrRemoved, err))
@@ -423,16 +433,12 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	}
 	hasSnap := !raft.IsEmptySnap(rd.Snapshot)
 	if hasSnap {
-		full, dbFile, err := n.receivedSnapshot(rd.Snapshot)
-		if err != nil {
-			return err
+		// rafthttp saved the data file before raft saw the message.
+		if _, err := os.Stat(n.dataFile(rd.Snapshot.GetMetadata().GetIndex())); err != nil {
+			return fmt.Errorf("raftnode: snapshot from leader has no data file: %w", err)
 		}
-		rd.Snapshot = full
 		if err := n.disk.saveSnapshot(rd.Snapshot); err != nil {
 			return err
-		}
-		if dbFile != "" {
-			os.Remove(dbFile) // the .snap file now holds the data
 		}
 	}
 	if err := n.disk.wal.Save(rd.HardState, rd.Entries); err != nil {
@@ -461,9 +467,9 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	return n.maybeSnapshot()
 }
 
-// send hands messages to the transport. Snapshots travel separately, as a
-// streamed body after the message (rafthttp's pipeline takes messages of at
-// most 64 KiB); the receiver saves the body as <index>.snap.db.
+// send hands messages to the transport. A snapshot message carries the
+// small raft snapshot; the state follows it as a body streamed from the
+// data file, which the receiver saves as its own data file.
 func (n *Node) send(ms []*raftpb.Message) {
 	ms = n.processMessages(ms)
 	regular := ms[:0]
@@ -472,32 +478,25 @@ func (n *Node) send(ms []*raftpb.Message) {
 			regular = append(regular, m)
 			continue
 		}
-		data := m.Snapshot.GetData()
-		m.Snapshot.Data = nil // m.Snapshot is processMessages' own copy
+		index := m.GetSnapshot().GetMetadata().GetIndex()
+		f, err := os.Open(n.dataFile(index))
+		var fi os.FileInfo
+		if err == nil {
+			fi, err = f.Stat()
+		}
+		if err != nil {
+			n.lg.Error("cannot send snapshot", zap.Uint64("to", m.GetTo()), zap.Uint64("snapshot-index", index), zap.Error(err))
+			if f != nil {
+				f.Close()
+			}
+			n.node.ReportSnapshot(m.GetTo(), raft.SnapshotFailure)
+			continue
+		}
 		n.lg.Info("sending snapshot", zap.Uint64("to", m.GetTo()),
-			zap.Uint64("snapshot-index", m.Snapshot.GetMetadata().GetIndex()), zap.Int("bytes", len(data)))
-		n.transport.SendSnapshot(snap.NewMessage(m, io.NopCloser(bytes.NewReader(data)), int64(len(data))))
+			zap.Uint64("snapshot-index", index), zap.Int64("bytes", fi.Size()))
+		n.transport.SendSnapshot(snap.NewMessage(m, f, fi.Size()))
 	}
 	n.transport.Send(regular)
-}
-
-// receivedSnapshot returns s with its data: a snapshot from the leader
-// arrives without it, the data having been saved by the transport as the
-// file dbFile (<index>.snap.db) before raft saw the message.
-func (n *Node) receivedSnapshot(s *raftpb.Snapshot) (full *raftpb.Snapshot, dbFile string, err error) {
-	if len(s.GetData()) > 0 {
-		return s, "", nil
-	}
-	index := s.GetMetadata().GetIndex()
-	dbFile, err = n.disk.snapshotter.DBFilePath(index)
-	if err != nil {
-		return nil, "", fmt.Errorf("raftnode: snapshot %d data: %w", index, err)
-	}
-	data, err := os.ReadFile(dbFile)
-	if err != nil {
-		return nil, "", fmt.Errorf("raftnode: snapshot %d data: %w", index, err)
-	}
-	return &raftpb.Snapshot{Data: data, Metadata: s.GetMetadata()}, dbFile, nil
 }
 
 // processMessages prepares outgoing messages. A snapshot message carries
@@ -541,7 +540,8 @@ func (n *Node) publishSnapshot(s *raftpb.Snapshot) error {
 	n.snapIndex.Store(md.GetIndex())
 	n.lg.Info("applying snapshot from leader", zap.Uint64("snapshot-index", md.GetIndex()))
 	n.met.snapshotsReceived.Inc()
-	return n.publish(&Commit{Snapshot: env.App, Index: md.GetIndex()})
+	pruneDataFiles(n.lg, snapDir(n.cfg.DataDir), n.cfg.MaxSnapshotFiles, md.GetIndex())
+	return n.publish(&Commit{SnapshotPath: n.dataFile(md.GetIndex()), Index: md.GetIndex()})
 }
 
 // entriesToApply drops the entries at or below applied, which the state
@@ -697,31 +697,64 @@ func (n *Node) publishAttributes() {
 	}
 }
 
-// maybeSnapshot snapshots the state machine once SnapshotCount entries
-// were applied since the last snapshot, then compacts the in-memory log
-// keeping SnapshotCatchUpEntries for slow followers.
+// snapResult is a data file written in the background, to be recorded.
+type snapResult struct {
+	index     uint64
+	confState *raftpb.ConfState
+	envelope  []byte
+	bytes     int64
+	started   time.Time
+	err       error
+}
+
+// maybeSnapshot starts a snapshot once SnapshotCount entries were applied
+// since the last one. The state is captured here, on the Ready loop, after
+// the application applied every published commit (so it covers exactly
+// the entries up to appliedIndex); its data file is written on another
+// goroutine while entries keep flowing, and finishSnapshot records it.
 func (n *Node) maybeSnapshot() error {
-	if n.appliedIndex-n.snapshotIndex < n.cfg.SnapshotCount {
+	if n.snapshotting || n.appliedIndex-n.snapshotIndex < n.cfg.SnapshotCount {
 		return nil
 	}
 	start := time.Now()
-	// The snapshot must cover exactly the entries up to appliedIndex.
 	select {
 	case <-n.lastApplyDone:
 	case <-n.stopc:
 		return ErrStopped
 	}
-	app, err := n.getSnapshot()
+	write, err := n.getSnapshot()
 	if err != nil {
 		return fmt.Errorf("raftnode: application snapshot: %w", err)
 	}
 	n.mu.RLock()
-	data, err := encodeEnvelope(n.mu.members, app)
+	env, err := encodeEnvelope(n.mu.members)
 	n.mu.RUnlock()
 	if err != nil {
 		return err
 	}
-	s, err := n.disk.storage.CreateSnapshot(n.appliedIndex, n.confState, data)
+	res := snapResult{index: n.appliedIndex, confState: n.confState, envelope: env, started: start}
+	n.snapshotting = true
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		res.bytes, res.err = writeDataFile(snapDir(n.cfg.DataDir), res.index, write)
+		n.snapDoneC <- res // buffered; only one snapshot is in flight
+	}()
+	return nil
+}
+
+// finishSnapshot records a written data file as raft's snapshot, then
+// compacts the in-memory log keeping SnapshotCatchUpEntries for slow
+// followers.
+func (n *Node) finishSnapshot(res snapResult) error {
+	n.snapshotting = false
+	if res.err != nil {
+		return fmt.Errorf("raftnode: write snapshot data: %w", res.err)
+	}
+	s, err := n.disk.storage.CreateSnapshot(res.index, res.confState, res.envelope)
+	if errors.Is(err, raft.ErrSnapOutOfDate) {
+		return nil // a newer snapshot from the leader was applied meanwhile
+	}
 	if err != nil {
 		return fmt.Errorf("raftnode: create snapshot: %w", err)
 	}
@@ -729,18 +762,22 @@ func (n *Node) maybeSnapshot() error {
 		return err
 	}
 	compact := uint64(1)
-	if n.appliedIndex > n.cfg.SnapshotCatchUpEntries {
-		compact = n.appliedIndex - n.cfg.SnapshotCatchUpEntries
+	if res.index > n.cfg.SnapshotCatchUpEntries {
+		compact = res.index - n.cfg.SnapshotCatchUpEntries
 	}
 	if err := n.disk.storage.Compact(compact); err != nil && !errors.Is(err, raft.ErrCompacted) {
 		return fmt.Errorf("raftnode: compact log: %w", err)
 	}
-	n.lg.Info("saved snapshot", zap.Uint64("snapshot-index", n.appliedIndex),
-		zap.Uint64("compacted-to", compact), zap.Int("bytes", len(data)))
-	n.snapshotIndex = n.appliedIndex
-	n.snapIndex.Store(n.appliedIndex)
+	n.lg.Info("saved snapshot", zap.Uint64("snapshot-index", res.index),
+		zap.Uint64("compacted-to", compact), zap.Int64("bytes", res.bytes),
+		zap.Duration("took", time.Since(res.started)))
+	if res.index > n.snapshotIndex {
+		n.snapshotIndex = res.index
+		n.snapIndex.Store(res.index)
+	}
+	pruneDataFiles(n.lg, snapDir(n.cfg.DataDir), n.cfg.MaxSnapshotFiles, n.snapshotIndex)
 	n.met.snapshotsSaved.Inc()
-	n.met.snapshotSeconds.Observe(since(start))
+	n.met.snapshotSeconds.Observe(since(res.started))
 	return nil
 }
 

@@ -3,7 +3,13 @@ package raftnode
 import (
 	"bytes"
 	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
+
+	"go.uber.org/zap/zaptest"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -75,8 +81,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 	m := newMembership()
 	m.Members[1] = Member{ID: 1, PeerURL: "http://127.0.0.1:1", ClientURL: "http://127.0.0.1:2"}
 	m.Removed[7] = true
-	app := []byte{0, 1, 2, 0xff, 0xfe}
-	data, err := encodeEnvelope(m, app)
+	data, err := encodeEnvelope(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,11 +89,39 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(env.App, app) || env.Membership.Members[1] != m.Members[1] || !env.Membership.Removed[7] {
+	if env.Membership.Members[1] != m.Members[1] || !env.Membership.Removed[7] {
 		t.Fatalf("round trip mismatch: %+v", env)
 	}
 	if _, err := decodeEnvelope([]byte("garbage")); err == nil {
 		t.Fatal("decoding garbage succeeded")
+	}
+}
+
+func TestWriteDataFileAndPrune(t *testing.T) {
+	dir := t.TempDir()
+	for _, index := range []uint64{5, 10, 20, 30} {
+		payload := bytes.Repeat([]byte{byte(index)}, int(index))
+		n, err := writeDataFile(dir, index, func(w io.Writer) error { _, err := w.Write(payload); return err })
+		if err != nil || n != int64(index) {
+			t.Fatalf("write %d: %d bytes, %v", index, n, err)
+		}
+		got, err := os.ReadFile(filepath.Join(dir, dataFileName(index)))
+		if err != nil || !bytes.Equal(got, payload) {
+			t.Fatalf("read back %d: %v", index, err)
+		}
+	}
+	failed := errors.New("disk full")
+	if _, err := writeDataFile(dir, 40, func(io.Writer) error { return failed }); !errors.Is(err, failed) {
+		t.Fatalf("a failing writer: %v", err)
+	}
+	pruneDataFiles(zaptest.NewLogger(t), dir, 2, 30)
+	ents, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if want := []string{dataFileName(20), dataFileName(30)}; !slices.Equal(names, want) {
+		t.Fatalf("after prune: %v, want %v (and no temporary files)", names, want)
 	}
 }
 

@@ -1,0 +1,169 @@
+package kvstore
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+
+	"github.com/google/btree"
+)
+
+// Snapshot format, binary-safe and streamed so that neither writing nor
+// reading needs the whole state as one buffer:
+//
+//	magic "raftkv-kv-snapshot-1\n"
+//	uvarint length, gob of snapshotHeader (key count, sessions)
+//	per key, in key order: uvarint length, key, uvarint length, value
+//	CRC-32C (big endian) of everything before it
+const snapshotMagic = "raftkv-kv-snapshot-1\n"
+
+// maxSnapshotField bounds one length field, so a corrupt file cannot make
+// the reader allocate without limit.
+const maxSnapshotField = 1 << 30
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrCorruptSnapshot means a snapshot's data does not decode.
+var ErrCorruptSnapshot = errors.New("kvstore: corrupt snapshot")
+
+type snapshotHeader struct {
+	Keys     int
+	Sessions map[uint64]*session
+}
+
+// writeSnapshot streams tree and sessions to w.
+func writeSnapshot(w io.Writer, tree *btree.BTreeG[item], sessions map[uint64]*session) error {
+	bw := bufio.NewWriterSize(w, 256<<10)
+	crc := crc32.New(crcTable)
+	out := io.MultiWriter(bw, crc)
+	var hdr bytes.Buffer
+	if err := gob.NewEncoder(&hdr).Encode(snapshotHeader{Keys: tree.Len(), Sessions: sessions}); err != nil {
+		return fmt.Errorf("kvstore: encode snapshot header: %w", err)
+	}
+	var lenBuf [binary.MaxVarintLen64]byte
+	writeField := func(b []byte) error {
+		n := binary.PutUvarint(lenBuf[:], uint64(len(b)))
+		if _, err := out.Write(lenBuf[:n]); err != nil {
+			return err
+		}
+		_, err := out.Write(b)
+		return err
+	}
+	if _, err := io.WriteString(out, snapshotMagic); err != nil {
+		return err
+	}
+	if err := writeField(hdr.Bytes()); err != nil {
+		return err
+	}
+	var err error
+	tree.Ascend(func(it item) bool {
+		if err = writeField([]byte(it.key)); err == nil {
+			err = writeField(it.value)
+		}
+		return err == nil
+	})
+	if err != nil {
+		return err
+	}
+	var sum [4]byte
+	binary.BigEndian.PutUint32(sum[:], crc.Sum32())
+	if _, err := bw.Write(sum[:]); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// readSnapshot decodes a stream written by writeSnapshot.
+func readSnapshot(r io.Reader) (*btree.BTreeG[item], map[uint64]*session, error) {
+	br := bufio.NewReaderSize(r, 256<<10)
+	crc := crc32.New(crcTable)
+	in := io.TeeReader(br, crc)
+	corrupt := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrCorruptSnapshot, fmt.Sprintf(format, a...))
+	}
+	magic := make([]byte, len(snapshotMagic))
+	if _, err := io.ReadFull(in, magic); err != nil || string(magic) != snapshotMagic {
+		return nil, nil, corrupt("bad magic")
+	}
+	byteReader := &teeByteReader{r: br, crc: crc}
+	readField := func() ([]byte, error) {
+		n, err := binary.ReadUvarint(byteReader)
+		if err != nil {
+			return nil, err
+		}
+		if n > maxSnapshotField {
+			return nil, fmt.Errorf("field of %d bytes", n)
+		}
+		b := make([]byte, n)
+		_, err = io.ReadFull(in, b)
+		return b, err
+	}
+	hdrBytes, err := readField()
+	if err != nil {
+		return nil, nil, corrupt("header: %v", err)
+	}
+	var hdr snapshotHeader
+	if err := gob.NewDecoder(bytes.NewReader(hdrBytes)).Decode(&hdr); err != nil {
+		return nil, nil, corrupt("header: %v", err)
+	}
+	if hdr.Keys < 0 {
+		return nil, nil, corrupt("negative key count")
+	}
+	tree := newTree()
+	var last string
+	for i := 0; i < hdr.Keys; i++ {
+		k, err := readField()
+		if err != nil {
+			return nil, nil, corrupt("key %d: %v", i, err)
+		}
+		v, err := readField()
+		if err != nil {
+			return nil, nil, corrupt("value %d: %v", i, err)
+		}
+		if i > 0 && string(k) <= last {
+			return nil, nil, corrupt("keys out of order at %d", i)
+		}
+		last = string(k)
+		tree.ReplaceOrInsert(item{key: last, value: v})
+	}
+	want := crc.Sum32()
+	var sum [4]byte
+	if _, err := io.ReadFull(br, sum[:]); err != nil {
+		return nil, nil, corrupt("checksum: %v", err)
+	}
+	if binary.BigEndian.Uint32(sum[:]) != want {
+		return nil, nil, corrupt("checksum mismatch")
+	}
+	if hdr.Sessions == nil {
+		hdr.Sessions = map[uint64]*session{}
+	}
+	for id, ss := range hdr.Sessions {
+		if ss == nil {
+			ss = &session{}
+			hdr.Sessions[id] = ss
+		}
+		if ss.Applied == nil {
+			ss.Applied = map[uint64]bool{}
+		}
+	}
+	return tree, hdr.Sessions, nil
+}
+
+// teeByteReader feeds the bytes binary.ReadUvarint reads into the CRC.
+type teeByteReader struct {
+	r   *bufio.Reader
+	crc io.Writer
+}
+
+func (t *teeByteReader) ReadByte() (byte, error) {
+	b, err := t.r.ReadByte()
+	if err == nil {
+		t.crc.Write([]byte{b})
+	}
+	return b, err
+}

@@ -1,0 +1,102 @@
+package raftnode
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"go.etcd.io/etcd/client/pkg/v3/fileutil"
+	"go.uber.org/zap"
+)
+
+// Snapshot data files. A raft snapshot at index I is two files in the snap
+// dir: etcd's <term>-<I>.snap, a small record whose data is raftnode's
+// envelope, and <I>.snap.db, the application's state as written by its
+// SnapshotFunc. A snapshot from the leader arrives the same way: rafthttp
+// saves the streamed body as <I>.snap.db before raft sees the message.
+// Keeping the state out of the raft snapshot keeps it out of memory: raft's
+// MemoryStorage holds only the envelope, and a snapshot is sent by
+// streaming the file.
+
+// SnapshotFunc captures the application's state as of the last commit it
+// reported Applied. raftnode calls it on the Ready loop, so it must be
+// quick (a copy-on-write clone, say); the function it returns writes that
+// state and is called on another goroutine while the application goes on
+// applying.
+type SnapshotFunc func() (write func(io.Writer) error, err error)
+
+func dataFileName(index uint64) string { return fmt.Sprintf("%016x.snap.db", index) }
+
+func (n *Node) dataFile(index uint64) string {
+	return filepath.Join(snapDir(n.cfg.DataDir), dataFileName(index))
+}
+
+// writeDataFile writes a snapshot's data file durably: to a temporary
+// file that etcd's snapshotter removes if a crash leaves it behind, then
+// fsync, rename and fsync of the directory.
+func writeDataFile(dir string, index uint64, write func(io.Writer) error) (int64, error) {
+	f, err := os.CreateTemp(dir, "db.tmp")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name()) // a no-op after the rename
+	cw := &countingWriter{w: f}
+	err = write(cw)
+	if err == nil {
+		err = fileutil.Fsync(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, err
+	}
+	if err := os.Rename(f.Name(), filepath.Join(dir, dataFileName(index))); err != nil {
+		return 0, err
+	}
+	d, err := fileutil.OpenDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	defer d.Close()
+	return cw.n, fileutil.Fsync(d)
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// pruneDataFiles keeps the newest keep data files (the names sort by
+// index) and never the one of index current.
+func pruneDataFiles(lg *zap.Logger, dir string, keep uint, current uint64) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		lg.Warn("listing snapshot data files", zap.Error(err))
+		return
+	}
+	var names []string
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".snap.db") {
+			names = append(names, e.Name())
+		}
+	}
+	slices.Sort(names)
+	for len(names) > int(keep) {
+		if names[0] != dataFileName(current) {
+			if err := os.Remove(filepath.Join(dir, names[0])); err != nil {
+				lg.Warn("removing old snapshot data file", zap.String("file", names[0]), zap.Error(err))
+			}
+		}
+		names = names[1:]
+	}
+}
