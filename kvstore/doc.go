@@ -1,7 +1,8 @@
 // Package kvstore is the replicated key-value state machine on top of
-// raftnode: it encodes writes into raft entries, applies committed entries
-// to an in-memory map, answers the writers waiting for them, serves reads
-// at a stated consistency, and produces and restores snapshots.
+// raftnode: it encodes writes into raft entries (gob), applies committed
+// entries to an in-memory B-tree, answers the writers waiting for them,
+// serves reads at a stated consistency, and produces and restores
+// snapshots.
 //
 // It must not touch disk or the network itself; raftnode owns both.
 //
@@ -28,6 +29,13 @@
 // linearizable: raftnode.ReadIndex (shared rounds, no disk write) then a
 // wait until applied >= that index. Stale reads the local map. MinIndex
 // first waits until this member applied that index (read-your-writes).
+//
+// # Snapshots
+//
+// Snapshot clones the B-tree (copy-on-write, O(1)) and returns a function
+// that streams the clone in a checksummed binary format (snapshot.go)
+// while applying goes on. restore reads that format back from the data
+// file raftnode names in a Commit.
 //
 // # Goroutines
 //

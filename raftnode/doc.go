@@ -14,6 +14,17 @@
 // Commit.Applied after applying each commit. Linearizable reads call
 // ReadIndex and wait until the application applied the returned index.
 //
+// # Snapshots
+//
+// A snapshot at index I is a small raft snapshot (etcd's .snap file, whose
+// data is the member list) plus a data file <I>.snap.db holding the
+// application's state, written by the function its SnapshotFunc returned.
+// Taking one never stops the Ready loop: the state is captured there (the
+// application must make that cheap), the file is written on another
+// goroutine, and the snapshot is recorded and the log compacted when it is
+// done. A snapshot is sent by streaming the data file after the message;
+// the receiver's rafthttp saves it as its own data file.
+//
 // # Goroutines
 //
 //   - run: the Ready loop; the only goroutine that handles Ready, writes the
@@ -23,6 +34,7 @@
 //   - readIndexer.run: one ReadIndex round at a time, shared by every read
 //     that arrived before it started.
 //   - publishAttributes: proposes this member's client URL until applied.
+//   - one snapshot writer at a time, while a data file is being written.
 //   - the peer HTTP server, and etcd's file purgers.
 //
 // Stop (or a fatal error, or applying this member's own removal) closes the
@@ -42,10 +54,12 @@
 //  1. Each Ready is handled in raft's order: snapshot file and WAL record,
 //     WAL append of HardState and entries, MemoryStorage, messages (a
 //     leader may send before its fsync), committed entries, Advance.
-//  2. A snapshot covers exactly the entries up to its index: it is taken
-//     only after the application reported every published commit applied.
+//  2. A snapshot covers exactly the entries up to its index: the state is
+//     captured only after the application reported every published commit
+//     applied, and recorded only once its data file is durable.
 //  3. The member list lives in every snapshot (envelope) and is rebuilt from
 //     conf-change entries after it, so a restarted member knows every peer.
+//     Raft's in-memory log holds no application state beyond the entries.
 //  4. Any error writing the WAL or a snapshot stops the node: nothing
 //     published after it can be acknowledged.
 //  5. Outgoing snapshots carry the current ConfState, so a member added
