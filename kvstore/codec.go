@@ -3,6 +3,7 @@ package kvstore
 import (
 	"bytes"
 	"encoding/gob"
+	"errors"
 	"fmt"
 
 	"github.com/google/btree"
@@ -75,4 +76,120 @@ func decodeBatch(data []byte) (*batch, error) {
 		return nil, fmt.Errorf("kvstore: decode entry: %w", err)
 	}
 	return &b, nil
+}
+
+// entryDecoder decodes committed entries. Each entry is a self-contained
+// gob stream (type definitions, then the value), so any member can decode
+// any entry alone, after a restart or a snapshot. A fresh gob.Decoder per
+// entry would compile the type anew each time, the apply loop's largest
+// cost; instead one primed Decoder is kept per distinct type preamble
+// (in practice one per writer binary) and fed only the value message.
+// Not safe for concurrent use: the apply loop owns it.
+type entryDecoder struct {
+	primed map[string]*primedDecoder
+}
+
+type primedDecoder struct {
+	dec *gob.Decoder
+	src *swapReader
+}
+
+// maxPrimedDecoders bounds the cache; preambles differ only across
+// binaries, so more would mean something odd is being fed in.
+const maxPrimedDecoders = 16
+
+func newEntryDecoder() *entryDecoder {
+	return &entryDecoder{primed: map[string]*primedDecoder{}}
+}
+
+func (d *entryDecoder) decode(data []byte) (*batch, error) {
+	var b batch
+	split := gobValueOffset(data)
+	if split < 0 {
+		// Not the framing we expect: let gob itself say what is wrong.
+		if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&b); err != nil {
+			return nil, fmt.Errorf("kvstore: decode entry: %w", err)
+		}
+		return &b, nil
+	}
+	key := string(data[:split])
+	pd := d.primed[key]
+	if pd == nil {
+		pd = &primedDecoder{src: &swapReader{}}
+		pd.dec = gob.NewDecoder(pd.src)
+		pd.src.Reset(data) // the first entry primes it with its types
+		if err := pd.dec.Decode(&b); err != nil {
+			return nil, fmt.Errorf("kvstore: decode entry: %w", err)
+		}
+		if pd.src.Len() == 0 {
+			if len(d.primed) >= maxPrimedDecoders {
+				clear(d.primed)
+			}
+			d.primed[key] = pd
+		}
+		return &b, nil
+	}
+	pd.src.Reset(data[split:])
+	if err := pd.dec.Decode(&b); err != nil || pd.src.Len() != 0 {
+		delete(d.primed, key) // its stream state is unknown now
+		if err == nil {
+			err = errors.New("trailing bytes")
+		}
+		return nil, fmt.Errorf("kvstore: decode entry: %w", err)
+	}
+	return &b, nil
+}
+
+// swapReader is a bytes.Reader whose contents can be replaced between
+// gob messages. It implements io.ByteReader, so gob reads from it without
+// a read-ahead buffer.
+type swapReader struct{ bytes.Reader }
+
+// gobValueOffset returns where the last message of a gob stream starts,
+// provided every message before it is a type definition and the stream
+// is well framed; otherwise -1. A gob stream is a sequence of messages,
+// each a gob unsigned length followed by that many bytes, the first of
+// which is a gob signed type id: negative for a type definition.
+func gobValueOffset(data []byte) int {
+	pos, last := 0, -1
+	for pos < len(data) {
+		n, w := gobUint(data[pos:])
+		if w == 0 || n == 0 || n > uint64(len(data)-pos-w) {
+			return -1
+		}
+		body := data[pos+w : pos+w+int(n)]
+		id, iw := gobUint(body)
+		if iw == 0 {
+			return -1
+		}
+		if last >= 0 {
+			return -1 // a message after the value message
+		}
+		if id&1 == 0 { // non-negative type id: the value
+			last = pos
+		}
+		pos += w + int(n)
+	}
+	return last
+}
+
+// gobUint decodes gob's unsigned integer: one byte below 128, else a byte
+// holding the negated count of the big-endian bytes that follow. It
+// returns the value and the bytes used, 0 when malformed.
+func gobUint(b []byte) (uint64, int) {
+	if len(b) == 0 {
+		return 0, 0
+	}
+	if b[0] < 0x80 {
+		return uint64(b[0]), 1
+	}
+	n := int(-int8(b[0]))
+	if n > 8 || len(b) < 1+n {
+		return 0, 0
+	}
+	var v uint64
+	for _, c := range b[1 : 1+n] {
+		v = v<<8 | uint64(c)
+	}
+	return v, 1 + n
 }

@@ -67,6 +67,7 @@ type Store struct {
 	lg   *zap.Logger
 	node *raftnode.Node
 	met  *metrics
+	dec  *entryDecoder // owned by the apply loop
 
 	// session identifies this process's proposals; see session.
 	session uint64
@@ -136,6 +137,7 @@ func New(cfg Config, node *raftnode.Node) (*Store, error) {
 	s.mu.data = newTree()
 	s.mu.sessions = map[uint64]*session{}
 	s.pmu.pending = map[uint64]*pending{}
+	s.dec = newEntryDecoder()
 	s.met = newMetrics(cfg.Registerer, func() float64 { return float64(s.Len()) })
 	go s.applyLoop()
 	go s.proposeLoop()
@@ -376,7 +378,7 @@ func (s *Store) applyLoop() {
 }
 
 func (s *Store) applyEntry(e raftnode.Entry) {
-	b, err := decodeBatch(e.Data)
+	b, err := s.dec.decode(e.Data)
 	if err != nil {
 		// Skipped identically on every member, so replicas stay equal.
 		s.lg.Error("skipping undecodable entry", zap.Uint64("index", e.Index), zap.Error(err))

@@ -2,7 +2,9 @@ package kvstore
 
 import (
 	"bytes"
+	"encoding/gob"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/raftkv/raftkv/raftnode"
@@ -128,7 +130,7 @@ func TestSnapshotDoesNotStopWrites(t *testing.T) {
 }
 
 func newBareStore(t *testing.T) *Store {
-	s := &Store{lg: zaptest.NewLogger(t), session: 1, met: newMetrics(nil, nil), appliedC: make(chan struct{})}
+	s := &Store{lg: zaptest.NewLogger(t), session: 1, met: newMetrics(nil, nil), dec: newEntryDecoder(), appliedC: make(chan struct{})}
 	s.mu.data = newTree()
 	s.mu.sessions = map[uint64]*session{}
 	s.pmu.pending = map[uint64]*pending{}
@@ -196,4 +198,63 @@ func TestApplyIsAtomicAndAnswersLocalWaiters(t *testing.T) {
 	}
 	// An undecodable entry is skipped, not fatal.
 	s.applyEntry(raftnode.Entry{Index: 13, Data: []byte("not gob")})
+}
+
+func TestEntryDecoderMatchesGob(t *testing.T) {
+	d := newEntryDecoder()
+	for i := uint64(1); i <= 50; i++ {
+		in := &batch{Session: i, Watermark: i / 2, Reqs: []request{{ID: i, Ops: []Op{{Type: OpPut, Key: fmt.Sprint("k", i), Value: bytes.Repeat([]byte{byte(i)}, int(i))}}}}}
+		data, err := encodeBatch(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := d.decode(data)
+		if err != nil {
+			t.Fatalf("entry %d: %v", i, err)
+		}
+		want, err := decodeBatch(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("entry %d: cached decoder got %+v, gob %+v", i, got, want)
+		}
+	}
+	if len(d.primed) != 1 {
+		t.Fatalf("%d primed decoders for one writer, want 1", len(d.primed))
+	}
+
+	// A writer whose type preamble differs (another type name here; in
+	// practice another binary's type ids) gets its own primed decoder.
+	type otherBatch struct {
+		Session, Watermark uint64
+		Reqs               []request
+	}
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(otherBatch{Session: 99, Reqs: []request{{ID: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		got, err := d.decode(buf.Bytes())
+		if err != nil || got.Session != 99 {
+			t.Fatalf("other preamble: %+v, %v", got, err)
+		}
+	}
+	if len(d.primed) != 2 {
+		t.Fatalf("%d primed decoders, want 2", len(d.primed))
+	}
+
+	// Odd entries get gob's own verdict (every member must agree on what
+	// applies), and leave the decoder usable.
+	good, _ := encodeBatch(&batch{Session: 5})
+	for _, odd := range [][]byte{nil, {0}, {1, 2, 3}, good[:len(good)-1], append(bytes.Clone(good), 7), bytes.Repeat([]byte{0xff}, 40)} {
+		_, err := d.decode(odd)
+		_, gobErr := decodeBatch(odd)
+		if (err == nil) != (gobErr == nil) {
+			t.Fatalf("decoding %x: cached decoder says %v, gob says %v", odd, err, gobErr)
+		}
+		if got, err := d.decode(good); err != nil || got.Session != 5 {
+			t.Fatalf("after a bad entry: %+v, %v", got, err)
+		}
+	}
 }
