@@ -53,7 +53,9 @@
 //
 //  1. Each Ready is handled in raft's order: snapshot file and WAL record,
 //     WAL append of HardState and entries, MemoryStorage, messages (a
-//     leader may send before its fsync), committed entries, Advance.
+//     leader may send before its fsync), Advance. Committed entries are
+//     handed to the application before the WAL append, as etcd does: they
+//     are durable on a quorum already, so applying them overlaps the fsync.
 //  2. A snapshot covers exactly the entries up to its index: the state is
 //     captured only after the application reported every published commit
 //     applied, and recorded only once its data file is durable.

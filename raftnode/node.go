@@ -431,26 +431,20 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	if n.isLeader {
 		n.send(rd.Messages)
 	}
-	hasSnap := !raft.IsEmptySnap(rd.Snapshot)
-	if hasSnap {
-		// rafthttp saved the data file before raft saw the message.
-		if _, err := os.Stat(n.dataFile(rd.Snapshot.GetMetadata().GetIndex())); err != nil {
-			return fmt.Errorf("raftnode: snapshot from leader has no data file: %w", err)
-		}
-		if err := n.disk.saveSnapshot(rd.Snapshot); err != nil {
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		if err := n.installSnapshot(rd.Snapshot); err != nil {
 			return err
 		}
+	}
+	// Committed entries are durable on a quorum already, so applying them
+	// may overlap this member's own fsync of new entries, as in etcd. No
+	// snapshot covers entries this member has not persisted: maybeSnapshot
+	// runs after the save below.
+	if err := n.publishEntries(rd.CommittedEntries); err != nil {
+		return err
 	}
 	if err := n.disk.wal.Save(rd.HardState, rd.Entries); err != nil {
 		return fmt.Errorf("raftnode: save wal: %w", err)
-	}
-	if hasSnap {
-		if err := n.disk.storage.ApplySnapshot(rd.Snapshot); err != nil {
-			return fmt.Errorf("raftnode: apply snapshot to storage: %w", err)
-		}
-		if err := n.publishSnapshot(rd.Snapshot); err != nil {
-			return err
-		}
 	}
 	if err := n.disk.storage.Append(rd.Entries); err != nil {
 		return fmt.Errorf("raftnode: append to storage: %w", err)
@@ -460,9 +454,6 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	}
 	if len(rd.ReadStates) > 0 {
 		n.reads.deliver(rd.ReadStates)
-	}
-	if err := n.publishEntries(rd.CommittedEntries); err != nil {
-		return err
 	}
 	return n.maybeSnapshot()
 }
@@ -518,6 +509,22 @@ func (n *Node) processMessages(ms []*raftpb.Message) []*raftpb.Message {
 		}
 	}
 	return ms
+}
+
+// installSnapshot persists a snapshot from the leader (its data file was
+// saved by rafthttp before raft saw the message), loads it into raft's
+// storage and hands it to the application.
+func (n *Node) installSnapshot(s *raftpb.Snapshot) error {
+	if _, err := os.Stat(n.dataFile(s.GetMetadata().GetIndex())); err != nil {
+		return fmt.Errorf("raftnode: snapshot from leader has no data file: %w", err)
+	}
+	if err := n.disk.saveSnapshot(s); err != nil {
+		return err
+	}
+	if err := n.disk.storage.ApplySnapshot(s); err != nil {
+		return fmt.Errorf("raftnode: apply snapshot to storage: %w", err)
+	}
+	return n.publishSnapshot(s)
 }
 
 func (n *Node) publishSnapshot(s *raftpb.Snapshot) error {
