@@ -1,0 +1,59 @@
+// Package bench drives load against a raftkv cluster over its HTTP client
+// API and measures it: throughput, a latency distribution and errors by
+// class, and optionally that every acknowledged write can be read back.
+//
+// # What it owns
+//
+// The workload (modes put, get, mixed and delete; key choice, values, rate),
+// a fixed pool of HTTP/1.1 keep-alive connections, the latency histogram,
+// the preload and verify phases, and the report (text and one JSON line).
+// cmd/raftkv-bench parses flags into a Config and prints the Result.
+//
+// # What it must not do
+//
+// It imports no raftkv package: like any client, it knows raftkv only by its
+// HTTP API (README.md, httpapi/doc.go). It parses no flags, never exits the
+// process and writes nothing unless asked (Result.WriteText, WriteJSON).
+//
+// # Requests
+//
+//	put     PUT /<key>, body the value; 204 is a success
+//	get     GET /<key>, or GET /<key>?level=stale; 200 and 404 are successes
+//	delete  DELETE /key/<key> (DELETE /<number> would remove a member); 204
+//
+// Key number i of the keyspace is i in decimal, zero-padded to the key size
+// (Key). Each write sends fresh random bytes, a pure function of a seed that
+// the verifier can regenerate, so values are never kept in memory.
+//
+// # Lifecycle and goroutines
+//
+// New validates the Config and builds the connection pool; Run runs once:
+// preload (if asked, not measured), the measured phase, then verify (if
+// asked). Each phase starts one goroutine per worker (Config.Clients) and
+// waits for all of them before the next begins, so no goroutine outlives
+// Run. Cancelling Run's context stops every phase; requests in flight are
+// abandoned and not counted. Progress may be polled from another goroutine.
+// Close releases the idle connections.
+//
+// # Invariants
+//
+//  1. Nothing shared is locked on the hot path: each worker records latency
+//     into its own Histogram and errors into its own map, merged after the
+//     phase; Progress reads two atomic counters per worker.
+//  2. At most Config.Conns connections are open at once: there are exactly
+//     Conns transports, each bound to one endpoint and allowed one
+//     connection, and worker i always uses transport i mod Conns. Workers that
+//     share a transport queue for its connection, and the wait is part of
+//     their latency.
+//  3. With Config.Rate, request n is due at start + n/Rate, whichever worker
+//     sends it, and its latency counts from then: a stalled server is
+//     charged for the requests it delayed (no coordinated omission).
+//  4. Only successful requests enter the latency histogram; every other
+//     request counts once in Result.Errors, by HTTP status or transport
+//     error class.
+//  5. With Config.Verify each worker writes only its own keys, one request at
+//     a time, so the last acknowledged value of every key is known. A key
+//     passes if a linearizable read returns that value or the value of a
+//     write to it whose outcome is unknown (an error, which may still be
+//     applied); a 404 for an acknowledged key is a lost write.
+package bench

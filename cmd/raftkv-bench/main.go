@@ -1,0 +1,226 @@
+// Command raftkv-bench loads a raftkv cluster through its HTTP client API
+// and reports throughput, latency percentiles and errors by class.
+//
+//	raftkv-bench put --endpoints http://127.0.0.1:12380 --clients 16 --total 10000 --verify
+//	raftkv-bench get --all --level stale --preload --duration 30s
+//	raftkv-bench mixed --all --read-ratio 0.9 --rate 2000 --duration 1m --json
+//
+// The workload, the connection pool and the measurements are package bench;
+// this command parses flags, discovers members (--all), draws a progress bar
+// on a terminal, prints the report and chooses the exit status:
+//
+//	0    the run completed and at least one request succeeded
+//	1    no request succeeded, the preload or discovery failed, or --verify
+//	     found a key missing, holding a wrong value, or unreadable
+//	2    invalid flags
+//	130  interrupted (SIGINT or SIGTERM); the report covers what was measured
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/raftkv/raftkv/bench"
+)
+
+// options are the parsed command line.
+type options struct {
+	cfg  bench.Config
+	all  bool // discover the members' client URLs from the first endpoint
+	json bool // print one JSON line instead of the text report
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal kills at once
+	}()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, stderrIsTerminal()))
+}
+
+// stderrIsTerminal reports whether stderr is a character device, which is
+// enough to decide whether to draw a progress bar without adding
+// golang.org/x/term to the module's requirements.
+func stderrIsTerminal() bool {
+	fi, err := os.Stderr.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0 && os.Getenv("TERM") != "dumb"
+}
+
+// run is main without the process: it returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, progress bool) int {
+	opts, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "raftkv-bench:", err)
+		return 2
+	}
+	cfg := opts.cfg
+	if opts.all {
+		urls, err := bench.Discover(ctx, cfg.Endpoints[0], cfg.Timeout)
+		if err != nil {
+			fmt.Fprintln(stderr, "raftkv-bench:", err)
+			return 1
+		}
+		cfg.Endpoints = urls
+	}
+	r, err := bench.New(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "raftkv-bench:", err)
+		return 2
+	}
+	defer r.Close()
+
+	stopProgress := func() {}
+	if progress {
+		stopProgress = startProgress(stderr, r)
+	}
+	res, err := r.Run(ctx)
+	stopProgress()
+	if err != nil {
+		fmt.Fprintln(stderr, "raftkv-bench:", err)
+		return 1
+	}
+
+	verifyFailed := res.Verify != nil && !res.Verify.OK()
+	if opts.json {
+		err = res.WriteJSON(stdout)
+		if verifyFailed {
+			res.WriteVerify(stderr)
+		}
+	} else {
+		err = res.WriteText(stdout)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "raftkv-bench:", err)
+		return 1
+	}
+	switch {
+	case res.Interrupted:
+		return 130
+	case verifyFailed:
+		return 1
+	case res.Ops == 0:
+		fmt.Fprintln(stderr, "raftkv-bench: no request succeeded")
+		return 1
+	}
+	return 0
+}
+
+const usageHead = `usage: raftkv-bench <put|get|mixed|delete> [flags]
+
+Modes:
+  put     PUT /<key> with random values of --value-size bytes (204 expected)
+  get     GET /<key>, linearizable or --level stale (200 or 404 expected)
+  mixed   get with probability --read-ratio, else put
+  delete  DELETE /key/<key> (204 expected)
+
+Keys are the numbers 0 to --keyspace-1 in decimal, zero-padded to --key-size.
+Latency counts only successful requests; with --rate, from each request's due
+time. Stop with ^C: the report covers what was measured.
+
+Flags:
+`
+
+// parseFlags parses the command line: a mode, before or after the flags.
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	fs := flag.NewFlagSet("raftkv-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageHead)
+		fs.PrintDefaults()
+	}
+	o := &options{}
+	c := &o.cfg
+	var endpoints, level string
+	fs.StringVar(&endpoints, "endpoints", "http://127.0.0.1:12380", "comma-separated client URLs to send requests to; connections are spread over them")
+	fs.BoolVar(&o.all, "all", false, "send to every member: take their client URLs from GET /status of the first --endpoints URL")
+	fs.IntVar(&c.Clients, "clients", bench.DefaultClients, "concurrent workers, each with one request in flight")
+	fs.IntVar(&c.Conns, "conns", 0, "HTTP/1.1 keep-alive connections, 1 to --clients, at least one per endpoint; clients share them (0: one per client)")
+	fs.IntVar(&c.KeySize, "key-size", bench.DefaultKeySize, "key length in bytes")
+	fs.IntVar(&c.ValueSize, "value-size", 256, "value length in bytes")
+	fs.IntVar(&c.Keyspace, "keyspace", bench.DefaultKeyspace, "number of distinct keys")
+	fs.BoolVar(&c.Sequential, "seq", false, "use keys in order instead of at random")
+	fs.Int64Var(&c.Total, "total", 0, fmt.Sprintf("requests to send, successful or not (default %d unless --duration)", bench.DefaultTotal))
+	fs.DurationVar(&c.Duration, "duration", 0, "send requests for this long instead of --total")
+	fs.Float64Var(&c.Rate, "rate", 0, "requests per second over all clients (0: unlimited)")
+	fs.Float64Var(&c.ReadRatio, "read-ratio", 0.9, "mixed: fraction of requests that are reads")
+	fs.StringVar(&level, "level", bench.LevelDefault, "get and mixed: read level, default (linearizable) or stale")
+	fs.BoolVar(&c.Preload, "preload", false, "get, mixed, delete: write every key once before the measured run")
+	fs.BoolVar(&c.Verify, "verify", false, "put: read back every acknowledged key after the run and check its value; exit 1 on any loss")
+	fs.DurationVar(&c.Timeout, "timeout", bench.DefaultTimeout, "deadline of each request")
+	fs.Uint64Var(&c.Seed, "seed", 0, "seed of the random key and operation choices (0: random)")
+	fs.BoolVar(&o.json, "json", false, "print one JSON line instead of the text report")
+
+	var mode string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		mode, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	rest := fs.Args()
+	if mode == "" && len(rest) > 0 {
+		mode, rest = rest[0], rest[1:]
+	}
+	if len(rest) > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", rest)
+	}
+	if mode == "" {
+		return nil, errors.New("no mode: want put, get, mixed or delete (see --help)")
+	}
+	c.Mode = bench.Mode(mode)
+	c.Level = level
+	for _, e := range strings.Split(endpoints, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			c.Endpoints = append(c.Endpoints, e)
+		}
+	}
+	// Zero means "default" in bench.Config; on the command line it is a mistake.
+	if c.Clients <= 0 {
+		return nil, fmt.Errorf("--clients %d: want at least 1", c.Clients)
+	}
+	if c.KeySize <= 0 {
+		return nil, fmt.Errorf("--key-size %d: want at least 1", c.KeySize)
+	}
+	if c.Keyspace <= 0 {
+		return nil, fmt.Errorf("--keyspace %d: want at least 1", c.Keyspace)
+	}
+	if c.Timeout <= 0 {
+		return nil, fmt.Errorf("--timeout %v: want more than 0", c.Timeout)
+	}
+	// A flag the mode ignores is a mistake to point out, not to drop silently.
+	var misplaced error
+	fs.Visit(func(f *flag.Flag) {
+		want, ok := modeFlags[f.Name]
+		if ok && !slices.Contains(want, c.Mode) && f.Value.String() != f.DefValue && misplaced == nil {
+			misplaced = fmt.Errorf("--%s does not apply to %s runs", f.Name, c.Mode)
+		}
+	})
+	if misplaced != nil && c.Mode.Valid() {
+		return nil, misplaced
+	}
+	// With --all, New validates again once the members are known.
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// modeFlags lists the flags that only some modes use.
+var modeFlags = map[string][]bench.Mode{
+	"read-ratio": {bench.ModeMixed},
+	"level":      {bench.ModeGet, bench.ModeMixed},
+	"preload":    {bench.ModeGet, bench.ModeMixed, bench.ModeDelete},
+	"verify":     {bench.ModePut},
+}
