@@ -21,6 +21,9 @@ var (
 	// ErrTimeout means the request's deadline passed first. For a write
 	// its outcome is unknown: it may still be applied.
 	ErrTimeout error = &storeError{msg: "kvstore: request timed out; its outcome is unknown", timeout: true}
+	// ErrReadTimeout means a read's deadline passed before this member
+	// caught up with the index the read needs.
+	ErrReadTimeout error = &storeError{msg: "kvstore: read timed out waiting for this member to catch up", timeout: true}
 	// ErrStopped means the store is shutting down.
 	ErrStopped error = &storeError{msg: "kvstore: store stopped", unavail: true}
 	// ErrEmptyRequest means a write carried no operations or an empty key.

@@ -26,6 +26,10 @@ func newMetrics(reg prometheus.Registerer, keys func() float64) *metrics {
 			Name: "entry_requests", Help: "Writes packed into one proposed raft entry.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
 	}
+	// Present from the start, so a scrape before the first write sees 0.
+	for _, r := range []string{"committed", "timeout", "unavailable", "stopped", "error"} {
+		m.writes.WithLabelValues(r)
+	}
 	if reg != nil {
 		reg.MustRegister(m.writes, m.retries, m.applySeconds, m.batchRequests,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "raftkv", Subsystem: "kv",

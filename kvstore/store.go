@@ -451,7 +451,10 @@ func (s *Store) WaitApplied(ctx context.Context, index uint64) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return ctxError(ctx)
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return ErrReadTimeout
+			}
+			return ctx.Err()
 		case <-s.applyDone:
 			return ErrStopped
 		}

@@ -41,6 +41,9 @@ var (
 	// ErrTimeout means the request's deadline passed before it was
 	// applied; its outcome is unknown.
 	ErrTimeout = newError(timeout, "raftnode: request timed out; its outcome is unknown")
+	// ErrReadTimeout means a linearizable read could not be confirmed by a
+	// quorum in time (no quorum reachable, or the deadline passed).
+	ErrReadTimeout = newError(timeout, "raftnode: linearizable read not confirmed by a quorum in time")
 	// ErrMemberExists means the id is already a member.
 	ErrMemberExists = newError(conflict, "raftnode: member id already in use")
 	// ErrMemberRemoved means the id belonged to a removed member; ids are

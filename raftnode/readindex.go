@@ -58,7 +58,7 @@ func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 	case <-b.done:
 		return b.index, b.err
 	case <-ctx.Done():
-		return 0, ErrTimeout
+		return 0, ErrReadTimeout
 	case <-n.stopc:
 		return 0, ErrStopped
 	}
@@ -137,5 +137,5 @@ func (r *readIndexer) fetch() (uint64, error) {
 	if n.Leader() == raft.None {
 		return 0, ErrNoLeader
 	}
-	return 0, ErrTimeout
+	return 0, ErrReadTimeout
 }
