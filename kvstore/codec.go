@@ -183,7 +183,7 @@ func gobUint(b []byte) (uint64, int) {
 	if b[0] < 0x80 {
 		return uint64(b[0]), 1
 	}
-	n := int(-int8(b[0]))
+	n := 256 - int(b[0]) // the byte is the count negated: 0xff is 1 byte, 0xf8 is 8
 	if n > 8 || len(b) < 1+n {
 		return 0, 0
 	}

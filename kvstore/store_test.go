@@ -258,3 +258,26 @@ func TestEntryDecoderMatchesGob(t *testing.T) {
 		}
 	}
 }
+
+func TestGobUint(t *testing.T) {
+	tests := []struct {
+		in    []byte
+		want  uint64
+		width int
+	}{
+		{[]byte{0}, 0, 1},
+		{[]byte{0x7f}, 127, 1},
+		{[]byte{0xff, 0x80}, 128, 2},
+		{[]byte{0xfe, 0x01, 0x00}, 256, 3},
+		{[]byte{0xf8, 1, 2, 3, 4, 5, 6, 7, 8}, 0x0102030405060708, 9},
+		{[]byte{0x80}, 0, 0},       // a count of 128 bytes: malformed
+		{[]byte{0xf7, 1}, 0, 0},    // a count of 9 bytes: malformed
+		{[]byte{0xfe, 0x01}, 0, 0}, // truncated
+		{nil, 0, 0},
+	}
+	for _, tt := range tests {
+		if got, w := gobUint(tt.in); got != tt.want || w != tt.width {
+			t.Errorf("gobUint(%x) = %d, %d; want %d, %d", tt.in, got, w, tt.want, tt.width)
+		}
+	}
+}
