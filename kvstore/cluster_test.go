@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -289,4 +291,48 @@ func TestClusterConcurrentWritesThroughFollower(t *testing.T) {
 	if n := c.stors[lead].Len(); n != writers*perWriter {
 		t.Fatalf("leader holds %d keys, want %d", n, writers*perWriter)
 	}
+}
+
+// TestClusterDiskUseStaysBounded: under a steady write load, old snapshot
+// files and their data files are purged down to MaxSnapshotFiles.
+func TestClusterDiskUseStaysBounded(t *testing.T) {
+	c := newInprocCluster(t, 3, raftnode.Config{
+		TickInterval: 20 * time.Millisecond, SnapshotCount: 5, SnapshotCatchUpEntries: 2,
+		MaxSnapshotFiles: 2, PurgeInterval: 50 * time.Millisecond,
+	})
+	lead := c.waitLeader()
+	for i := 0; i < 120; i++ {
+		c.put(lead, fmt.Sprintf("k%d", i%10), bytes.Repeat([]byte{byte(i)}, 1024))
+	}
+	count := func(dir, suffix string) int {
+		ents, err := os.ReadDir(filepath.Join(dir, "snap"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range ents {
+			if strings.HasSuffix(e.Name(), suffix) {
+				n++
+			}
+		}
+		return n
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for i, dir := range c.dirs {
+		for {
+			snaps, data := count(dir, ".snap"), count(dir, ".snap.db")
+			if snaps >= 1 && snaps <= 2 && data >= 1 && data <= 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("member %d keeps %d .snap and %d .snap.db files, want 1 or 2 of each", i+1, snaps, data)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// The newest snapshot still restores: restart a member and read.
+	f := c.follower()
+	c.stop(f)
+	c.start(f, false)
+	c.waitValue(f, "k9", bytes.Repeat([]byte{119}, 1024))
 }

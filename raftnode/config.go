@@ -44,6 +44,9 @@ type Config struct {
 	// ones are purged once no longer needed. Zero means 5.
 	MaxSnapshotFiles uint
 	MaxWALFiles      uint
+	// PurgeInterval is how often old snapshot and WAL files are looked
+	// for. Zero means 30s.
+	PurgeInterval time.Duration
 
 	// TickInterval is the duration of one raft tick. Zero means 100ms.
 	TickInterval time.Duration
@@ -80,6 +83,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.MaxWALFiles == 0 {
 		c.MaxWALFiles = 5
+	}
+	if c.PurgeInterval == 0 {
+		c.PurgeInterval = 30 * time.Second
 	}
 	if c.TickInterval == 0 {
 		c.TickInterval = 100 * time.Millisecond

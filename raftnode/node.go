@@ -321,7 +321,7 @@ func (n *Node) addPeerLocked(id uint64, peerURL string) {
 }
 
 func (n *Node) startPurge() {
-	interval := 30 * time.Second
+	interval := n.cfg.PurgeInterval
 	_, snapErrC := fileutil.PurgeFileWithoutFlock(n.lg, snapDir(n.cfg.DataDir), "snap", n.cfg.MaxSnapshotFiles, interval, n.stopc)
 	walErrC := fileutil.PurgeFile(n.lg, walDir(n.cfg.DataDir), "wal", n.cfg.MaxWALFiles, interval, n.stopc)
 	go func() {
