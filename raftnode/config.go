@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.etcd.io/etcd/client/pkg/v3/types"
 	"go.uber.org/zap"
 )
 
@@ -156,7 +157,8 @@ func (c *Config) Validate() error {
 }
 
 // ValidatePeerURL checks that u is an http(s) URL with a host and an
-// explicit port and nothing else, the form rafthttp can dial.
+// explicit port and nothing else: the form rafthttp dials, and accepts
+// without panicking.
 func ValidatePeerURL(u string) error {
 	pu, err := url.Parse(u)
 	if err != nil {
@@ -168,8 +170,11 @@ func ValidatePeerURL(u string) error {
 	if pu.Hostname() == "" || pu.Port() == "" {
 		return fmt.Errorf("peer URL %q must have a host and a port", u)
 	}
-	if (pu.Path != "" && pu.Path != "/") || pu.RawQuery != "" || pu.Fragment != "" || pu.User != nil {
+	if pu.Path != "" || pu.RawQuery != "" || pu.Fragment != "" || pu.User != nil || pu.Opaque != "" {
 		return fmt.Errorf("peer URL %q must not have a path, query, fragment or user", u)
+	}
+	if _, err := types.NewURLs([]string{u}); err != nil {
+		return fmt.Errorf("peer URL %q: %v", u, err)
 	}
 	return nil
 }

@@ -193,10 +193,6 @@ func (n *Node) Start(getSnapshot SnapshotFunc) error {
 		n.disk.wal.Close()
 		return err
 	}
-	if err := n.startTransport(); err != nil {
-		n.disk.wal.Close()
-		return err
-	}
 	rc := &raft.Config{
 		ID:                        n.cfg.ID,
 		ElectionTick:              n.cfg.ElectionTicks,
@@ -219,6 +215,13 @@ func (n *Node) Start(getSnapshot SnapshotFunc) error {
 			peers[i] = raft.Peer{ID: uint64(i + 1), Context: []byte(u)}
 		}
 		n.node = raft.StartNode(rc, peers)
+	}
+	// The transport hands incoming messages to n.node, so it starts only
+	// once the raft node exists.
+	if err := n.startTransport(); err != nil {
+		n.node.Stop()
+		n.disk.wal.Close()
+		return err
 	}
 	n.started = true
 	n.wg.Add(4)

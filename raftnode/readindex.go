@@ -108,12 +108,13 @@ func (r *readIndexer) fetch() (uint64, error) {
 	if giveUp.Before(time.Now().Add(2 * readIndexRetry)) {
 		giveUp = time.Now().Add(2 * readIndexRetry)
 	}
-	rctx := make([]byte, 8)
 	for time.Now().Before(giveUp) {
 		if n.Leader() == raft.None {
 			return 0, ErrNoLeader
 		}
-		binary.BigEndian.PutUint64(rctx, n.reqIDs.Next())
+		// A fresh buffer each round: the transport may still be encoding
+		// the previous round's message, which holds the old one.
+		rctx := binary.BigEndian.AppendUint64(nil, n.reqIDs.Next())
 		if err := n.node.ReadIndex(n.stopCtx, rctx); err != nil {
 			return 0, n.proposeError(err)
 		}

@@ -58,8 +58,9 @@ func (c *Cluster) peersFor(id int, peers []string) []string {
 	return out
 }
 
-// setLinks cuts every link for which cut(a, b) is true and restores the rest.
-func (c *Cluster) setLinks(cut func(a, b int) bool) {
+// SetLinks cuts every peer link between a and b for which cut(a, b) is
+// true and restores the rest; any partition shape, such as a ring, fits.
+func (c *Cluster) SetLinks(cut func(a, b int) bool) {
 	c.t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -73,7 +74,7 @@ func (c *Cluster) setLinks(cut func(a, b int) bool) {
 
 // Isolate cuts every peer link of node id, in both directions.
 func (c *Cluster) Isolate(id int) {
-	c.setLinks(func(a, b int) bool { return a == id || b == id })
+	c.SetLinks(func(a, b int) bool { return a == id || b == id })
 }
 
 // Partition lets links within each group pass and cuts links across
@@ -85,12 +86,12 @@ func (c *Cluster) Partition(groups ...[]int) {
 			group[id] = g + 1
 		}
 	}
-	c.setLinks(func(a, b int) bool { return group[a] == 0 || group[a] != group[b] })
+	c.SetLinks(func(a, b int) bool { return group[a] == 0 || group[a] != group[b] })
 }
 
 // Heal restores every peer link and stops random loss.
 func (c *Cluster) Heal() {
-	c.setLinks(func(int, int) bool { return false })
+	c.SetLinks(func(int, int) bool { return false })
 	c.SetLoss(0)
 }
 
