@@ -1,0 +1,163 @@
+// Command raftkv-check runs the robustness workload against a running raftkv
+// cluster, without injecting faults, and checks the recorded history for
+// linearizability, durability and convergence. It prints a one-paragraph
+// verdict and exits 1 on any violation (2 on bad flags).
+//
+//	raftkv-check --endpoints http://127.0.0.1:12380,http://127.0.0.1:22380,http://127.0.0.1:32380 --duration 30s
+//
+// It writes only keys under its --prefix (a fresh one per run by default).
+// The convergence check expects no other writers once its workload stops.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/raftkv/raftkv/robustness"
+)
+
+type options struct {
+	endpoints       []string
+	duration        time.Duration
+	clients, keys   int
+	rate            float64
+	seed            uint64
+	prefix          string
+	requestTimeout  time.Duration
+	checkTimeout    time.Duration
+	convergeTimeout time.Duration
+	out             string
+}
+
+func parseFlags(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("raftkv-check", flag.ContinueOnError)
+	endpoints := fs.String("endpoints", "", "comma-separated client URLs of the members (required)")
+	fs.DurationVar(&o.duration, "duration", 30*time.Second, "how long the workload runs")
+	fs.IntVar(&o.clients, "clients", robustness.DefaultClients, "concurrent clients")
+	fs.IntVar(&o.keys, "keys", robustness.DefaultKeys, "keys of the linearizability family (at least 50 keeps the check fast)")
+	fs.Float64Var(&o.rate, "rate", 0, "operations per second over all clients; 0 means as fast as the cluster answers")
+	fs.Uint64Var(&o.seed, "seed", 0, "seed of the workload; 0 picks one")
+	fs.StringVar(&o.prefix, "prefix", "", `prefix of every key written; "" means raftkv-check/<random>/`)
+	fs.DurationVar(&o.requestTimeout, "request-timeout", robustness.DefaultRequestTimeout, "deadline of each request")
+	fs.DurationVar(&o.checkTimeout, "check-timeout", robustness.DefaultCheckTimeout, "deadline of the linearizability check; reaching it is a failure")
+	fs.DurationVar(&o.convergeTimeout, "converge-timeout", 10*time.Second, "how long members may take to reach the same state after the workload")
+	fs.StringVar(&o.out, "out", "", "directory for the history visualization on failure; \"\" means a new temporary directory")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	for _, e := range strings.Split(*endpoints, ",") {
+		if e = strings.TrimSpace(e); e == "" {
+			continue
+		}
+		u, err := url.Parse(e)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return o, fmt.Errorf("--endpoints: %q is not an http(s) URL", e)
+		}
+		o.endpoints = append(o.endpoints, strings.TrimSuffix(e, "/"))
+	}
+	switch {
+	case len(o.endpoints) == 0:
+		return o, errors.New("--endpoints is required")
+	case o.duration <= 0:
+		return o, errors.New("--duration must be positive")
+	case o.clients <= 0 || o.keys <= 0:
+		return o, errors.New("--clients and --keys must be positive")
+	case o.rate < 0:
+		return o, errors.New("--rate must not be negative")
+	}
+	if o.seed == 0 {
+		o.seed = rand.Uint64()
+	}
+	if o.prefix == "" {
+		o.prefix = fmt.Sprintf("raftkv-check/%x/", rand.Uint32())
+	}
+	return o, nil
+}
+
+func main() {
+	o, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "raftkv-check: %v\n", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	r, err := run(ctx, o)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "raftkv-check: %v\n", err)
+		os.Exit(2)
+	}
+	fmt.Println(r.Verdict())
+	if !r.OK() {
+		os.Exit(1)
+	}
+}
+
+// run runs the workload for o.duration (or until ctx is done), then the
+// checkers.
+func run(ctx context.Context, o options) (robustness.Report, error) {
+	client := robustness.NewClient(o.requestTimeout)
+	defer client.Close()
+	h := robustness.NewHistory()
+	w, err := robustness.NewWorkload(robustness.Config{
+		Targets:        func() []string { return o.endpoints },
+		Clients:        o.clients,
+		Keys:           o.keys,
+		KeyPrefix:      o.prefix,
+		Seed:           o.seed,
+		RequestTimeout: o.requestTimeout,
+		Rate:           o.rate,
+		Client:         client,
+	}, h)
+	if err != nil {
+		return robustness.Report{}, err
+	}
+	fmt.Fprintf(os.Stderr, "raftkv-check: %v workload against %d members (seed %d, keys under %q)\n",
+		o.duration, len(o.endpoints), o.seed, o.prefix)
+	wctx, cancel := context.WithTimeout(ctx, o.duration)
+	start := time.Now()
+	w.Run(wctx)
+	cancel()
+	r := robustness.Report{Name: "raftkv-check", Workload: time.Since(start)}
+	ops := h.Ops()
+	r.Stats = robustness.Summarize(ops)
+
+	conv := robustness.CheckConvergence(client, o.endpoints, o.convergeTimeout)
+	r.Convergence = &conv
+	dur := robustness.CheckDurability(client, o.endpoints, ops, w.NeverWritten(2), 20*time.Second)
+	r.Durability = &dur
+
+	dir := o.out
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "raftkv-check-"); err != nil {
+			return r, err
+		}
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return r, err
+	}
+	r.Lin = robustness.CheckLinearizable(ops, h.Notes(), o.checkTimeout, filepath.Join(dir, "history.html"))
+	if r.Lin.Err != nil {
+		r.Extra = append(r.Extra, r.Lin.Err.Error())
+	}
+	if r.OK() && o.out == "" {
+		os.Remove(dir)
+	}
+	return r, nil
+}

@@ -1,0 +1,23 @@
+package robustness_test
+
+import "testing"
+
+// The short tier: one history per fault on a 3-node cluster (one node for
+// the single-node fault), run by every `go test ./...`. -short skips them.
+
+func runShort(t *testing.T, f fault) {
+	if testing.Short() {
+		t.Skip("robustness: starts real raftkv processes")
+	}
+	runHistory(t, shortTier, f, 1)
+}
+
+func TestKillFollower(t *testing.T)            { runShort(t, killFollower) }
+func TestKillLeader(t *testing.T)              { runShort(t, killLeader) }
+func TestKillAll(t *testing.T)                 { runShort(t, killAll) }
+func TestPauseLeader(t *testing.T)             { runShort(t, pauseLeader) }
+func TestIsolateLeader(t *testing.T)           { runShort(t, isolateLeader) }
+func TestIsolateFollowerSnapshot(t *testing.T) { runShort(t, isolateFollowerSnapshot) }
+func TestReplaceMember(t *testing.T)           { runShort(t, replaceMember) }
+func TestRandomLoss(t *testing.T)              { runShort(t, randomLoss) }
+func TestSingleNodeKills(t *testing.T)         { runShort(t, singleNodeKills) }
