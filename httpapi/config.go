@@ -13,6 +13,10 @@ const (
 	DefaultRequestTimeout       = 5 * time.Second
 	DefaultMaxValueBytes  int64 = 1572864 // 1.5 MiB, etcd's default request size limit
 	DefaultMaxKeyBytes          = 4096
+	// DefaultMaxInFlight bounds the requests served at once. Each holds a
+	// goroutine, its body (at most MaxValueBytes: 3 GiB for 2048 of them at
+	// the default) and, for a write, a pending proposal.
+	DefaultMaxInFlight = 2048
 )
 
 // Config configures the handler built by New. The zero value of every field
@@ -35,6 +39,14 @@ type Config struct {
 	// MaxKeyBytes is the longest key accepted, in bytes after percent-decoding;
 	// a longer one gets 400. Zero means DefaultMaxKeyBytes.
 	MaxKeyBytes int
+	// MaxInFlight is the most requests served at once, from the moment the
+	// handler is entered (before the body is read) until it returns. A
+	// request beyond it is answered at once with 503, Retry-After: 1 and
+	// "too many requests in flight", without reading its body or calling
+	// Store or Cluster. GET /health, /status and /metrics are exempt and not
+	// counted, so an overloaded member can still be observed. Zero means
+	// DefaultMaxInFlight.
+	MaxInFlight int
 	// Metrics serves GET and HEAD /metrics, e.g. a Prometheus handler. Nil
 	// means /metrics answers 404 "metrics are not enabled".
 	Metrics http.Handler
@@ -58,6 +70,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: MaxValueBytes %d is negative", ErrInvalidConfig, c.MaxValueBytes)
 	case c.MaxKeyBytes < 0:
 		return fmt.Errorf("%w: MaxKeyBytes %d is negative", ErrInvalidConfig, c.MaxKeyBytes)
+	case c.MaxInFlight < 0:
+		return fmt.Errorf("%w: MaxInFlight %d is negative", ErrInvalidConfig, c.MaxInFlight)
 	}
 	return nil
 }
@@ -75,11 +89,15 @@ func (c Config) withDefaults() Config {
 	if c.MaxKeyBytes == 0 {
 		c.MaxKeyBytes = DefaultMaxKeyBytes
 	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
 	return c
 }
 
 // New validates cfg, applies defaults and returns the client API handler.
-// The handler is stateless and safe for concurrent use.
+// The handler is safe for concurrent use; its only state is the count of
+// requests in flight.
 func New(cfg Config) (http.Handler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err

@@ -14,8 +14,9 @@
 // It must not import raftnode or kvstore: it declares the small Store and
 // Cluster interfaces it needs, and classifies their errors by behaviour
 // (methods such as NotFound() bool), never by identity. It holds no state
-// between requests, starts no goroutines, never logs values and never
-// redirects: paths are not cleaned, so "a//b" and "x/../y" are keys as written.
+// between requests but the count of requests in flight, starts no
+// goroutines, never logs values and never redirects: paths are not cleaned,
+// so "a//b" and "x/../y" are keys as written.
 //
 // # Routes
 //
@@ -52,8 +53,13 @@
 // root (such as "status" or "key/x"). <id> is a positive decimal uint64; a
 // non-numeric DELETE /<x> gets 400 pointing to DELETE /key/<key>. The peer URL
 // (surrounding whitespace trimmed) must be http or https with a host and an
-// explicit port, and no path, query, fragment or user info; it is passed on
-// as scheme://host:port. Any other method gets 405 with an Allow header,
+// explicit port 1-65535, and no path, query, fragment or user info; the host
+// must be an IP address (no IPv6 zone) or a DNS name (labels of letters,
+// digits, '-' and '_'). It is passed on in one spelling, scheme://host:port
+// with the host lower-cased, an IP in its shortest form and the port without
+// leading zeros, so one address cannot be added twice under two spellings.
+// etcd's rafthttp panics on a peer URL whose host:port does not split, so a
+// conf change carrying one would crash every member that applies it. Any other method gets 405 with an Allow header,
 // except on /metrics and /debug/pprof/ while disabled: those are 404 for
 // every method.
 //
@@ -97,6 +103,19 @@
 // at most 4 KiB, else 413. Each Store or Cluster call gets a deadline of
 // Config.RequestTimeout.
 //
+// Requests in flight: at most Config.MaxInFlight (default 2048) at once,
+// counted from the moment the handler is entered, so a slow upload holds
+// its place while its body arrives. One more is answered at once with 503,
+// Retry-After: 1 and "httpapi: too many requests in flight", before its body
+// is read (with Connection: close if it has one, so the answer need not wait
+// for the body) and without any Store or Cluster call. /health, /status and
+// /metrics (any method) are exempt and not counted: they read local state
+// and answer at once, and an overloaded member must stay observable and
+// report its real health rather than fail its load balancer's probe.
+// /debug/state hashes the whole state and pprof profiles run for seconds,
+// so those are counted. Connections still sending their request headers are
+// not requests yet: NewServer's ReadHeaderTimeout closes them.
+//
 // # Error mapping
 //
 // statusOf is the only place that chooses a status for an error. It looks
@@ -116,8 +135,10 @@
 // written by pprof or Config.Metrics and GET /health's 503, which is JSON. A
 // 504 on a write (PUT, POST, DELETE) says the outcome of the write is
 // unknown: it may still be applied. Every 5xx is logged at warn with method,
-// path, status and error, except GET /health's 503: it is an answer that load
-// balancers poll, not a failure.
+// path, status and error, except GET /health's 503 (an answer that load
+// balancers poll, not a failure) and the 503 of the in-flight limit, logged
+// at most once a second with the number refused, so overload does not also
+// flood the log.
 //
 // # Invariants
 //
@@ -130,4 +151,9 @@
 //  4. A POST /key is one Store.PutAll: all its pairs are applied or none.
 //  5. Operator endpoints are served only when configured, and never through
 //     http.DefaultServeMux.
+//  6. At most Config.MaxInFlight requests other than /health, /status and
+//     /metrics are inside the handler at once; a refused one reaches
+//     neither Store nor Cluster.
+//  7. A peer URL passed to Cluster.AddMember is canonical and its host:port
+//     splits (net.SplitHostPort), so rafthttp can always dial it.
 package httpapi

@@ -50,19 +50,25 @@ var (
 	ErrMetricsDisabled error = notFound("httpapi: metrics are not enabled")
 	// ErrPprofDisabled: /debug/pprof/ without Config.Pprof.
 	ErrPprofDisabled error = notFound("httpapi: pprof is not enabled")
+	// ErrTooManyRequests: Config.MaxInFlight requests are already being
+	// served; the client should retry after a second.
+	ErrTooManyRequests error = unavailable("httpapi: too many requests in flight")
 )
 
-// badRequest and notFound give this package's sentinels the same behaviours
-// statusOf looks for in errors from Store and Cluster.
+// badRequest, notFound and unavailable give this package's sentinels the
+// same behaviours statusOf looks for in errors from Store and Cluster.
 type (
-	badRequest string
-	notFound   string
+	badRequest  string
+	notFound    string
+	unavailable string
 )
 
-func (e badRequest) Error() string  { return string(e) }
-func (badRequest) BadRequest() bool { return true }
-func (e notFound) Error() string    { return string(e) }
-func (notFound) NotFound() bool     { return true }
+func (e badRequest) Error() string    { return string(e) }
+func (badRequest) BadRequest() bool   { return true }
+func (e notFound) Error() string      { return string(e) }
+func (notFound) NotFound() bool       { return true }
+func (e unavailable) Error() string   { return string(e) }
+func (unavailable) Unavailable() bool { return true }
 
 // methodError: the path does not serve the method; allow lists those it does.
 type methodError struct{ method, allow string }
@@ -154,6 +160,12 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 			zap.String("method", r.Method), zap.String("path", r.URL.Path),
 			zap.Int("status", code), zap.Error(err))
 	}
+	writeError(w, r, code, err)
+}
+
+// writeError writes the one-line text/plain answer to r for err, with the
+// headers code calls for.
+func writeError(w http.ResponseWriter, r *http.Request, code int, err error) {
 	switch code {
 	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "1")

@@ -62,6 +62,7 @@ func TestStatusOf(t *testing.T) {
 		{"ErrBadJoinID", ErrBadJoinID, 400},
 		{"ErrMetricsDisabled", ErrMetricsDisabled, 404},
 		{"ErrPprofDisabled", ErrPprofDisabled, 404},
+		{"ErrTooManyRequests", ErrTooManyRequests, 503},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -6,11 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
 )
 
 const (
@@ -25,12 +31,58 @@ const (
 	allowPost = "POST"
 )
 
-type handler struct{ cfg Config }
+type handler struct {
+	cfg Config
+
+	// inFlight counts the requests being served, except exempt ones.
+	inFlight atomic.Int64
+	// shed counts the requests refused for MaxInFlight since the last log
+	// of it; lastShedLog is when that was, in Unix nanoseconds.
+	shed        atomic.Uint64
+	lastShedLog atomic.Int64
+}
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !exemptFromLimit(r.URL.Path) {
+		if h.inFlight.Add(1) > int64(h.cfg.MaxInFlight) {
+			h.inFlight.Add(-1) // a refusal takes no place from requests served
+			h.refuse(w, r)
+			return
+		}
+		defer h.inFlight.Add(-1)
+	}
 	if err := h.route(w, r); err != nil {
 		h.fail(w, r, err)
 	}
+}
+
+// exemptFromLimit reports whether path is served however many requests are
+// in flight: the operator endpoints that read local state and answer at once,
+// so that an overloaded member can still be observed.
+func exemptFromLimit(path string) bool {
+	switch path {
+	case "/health", "/status", "/metrics":
+		return true
+	}
+	return false
+}
+
+// refuse answers a request beyond MaxInFlight with 503 without reading it.
+// A request with a body gets Connection: close: otherwise net/http would
+// first wait for up to 256 KiB of the unread body, from a client that may be
+// slow, before sending the answer. Refusals are logged at most once a
+// second, with their count, so that overload does not also flood the log.
+func (h *handler) refuse(w http.ResponseWriter, r *http.Request) {
+	h.shed.Add(1)
+	now := time.Now().UnixNano()
+	if last := h.lastShedLog.Load(); now-last >= int64(time.Second) && h.lastShedLog.CompareAndSwap(last, now) {
+		h.cfg.Logger.Warn("refusing requests: too many in flight",
+			zap.Int("max-in-flight", h.cfg.MaxInFlight), zap.Uint64("refused", h.shed.Swap(0)))
+	}
+	if r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
+	}
+	writeError(w, r, http.StatusServiceUnavailable, ErrTooManyRequests)
 }
 
 // route dispatches reserved paths first; every other path is a raftexample key.
@@ -248,7 +300,13 @@ func parseMemberID(s string) (uint64, bool) {
 }
 
 // parsePeerURL checks a raftexample peer URL (scheme, host, explicit port,
-// nothing else) and returns it as scheme://host:port.
+// nothing else) and returns it in one canonical spelling,
+// scheme://host:port, with the host lower-cased (an IP address in its
+// shortest form) and the port without leading zeros, so that one address is
+// not added twice under two spellings. The host must be an IP address or a
+// DNS name: etcd's rafthttp panics on a peer URL whose host:port it cannot
+// split (such as http://a]b:1), and a conf change carrying one would crash
+// every member that applies it, at every restart.
 func parsePeerURL(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	bad := func(reason string) (string, error) {
@@ -272,10 +330,42 @@ func parsePeerURL(s string) (string, error) {
 	case u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
 		return bad("must not have user info, a query or a fragment")
 	}
-	if port, err := strconv.ParseUint(u.Port(), 10, 16); err != nil || port == 0 {
+	host, portText, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		return bad("host and port do not split")
+	}
+	port, err := strconv.ParseUint(portText, 10, 16)
+	if err != nil || port == 0 {
 		return bad("port must be 1-65535")
 	}
-	return u.Scheme + "://" + u.Host, nil
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if ip.Zone() != "" {
+			return bad("an IPv6 zone is not supported")
+		}
+		host = ip.String()
+	} else if !isDNSName(host) {
+		return bad("host must be an IP address or a DNS name")
+	}
+	return u.Scheme + "://" + net.JoinHostPort(strings.ToLower(host), strconv.FormatUint(port, 10)), nil
+}
+
+// isDNSName reports whether host is dot-separated labels of 1 to 63 ASCII
+// letters, digits, '-' or '_' (seen in practice), at most 253 bytes in all.
+func isDNSName(host string) bool {
+	if len(host) == 0 || len(host) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(host, ".") {
+		if len(label) == 0 || len(label) > 63 {
+			return false
+		}
+		for _, c := range []byte(label) {
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // writeApplied answers a write that raft committed and applied at index.

@@ -273,6 +273,19 @@ func TestMembership(t *testing.T) {
 		{"url user", "POST", "/4", "http://u:p@127.0.0.1:42379", 400, "user", nil},
 		{"url garbage", "POST", "/4", "%%% not a url", 400, "peer URL", nil},
 		{"url two lines", "POST", "/4", "http://a:1\nhttp://b:2", 400, "peer URL", nil},
+		// rafthttp panics on a host:port it cannot split; url.Parse accepts these.
+		{"url host with bracket", "POST", "/4", "http://a]b:1", 400, "host and port do not split", nil},
+		{"url host only bracket", "POST", "/4", "http://a]:1", 400, "host and port do not split", nil},
+		{"url host not a name", "POST", "/4", "http://a<b:1", 400, "IP address or a DNS name", nil},
+		{"url host with quote", "POST", "/4", `http://a"b:1`, 400, "IP address or a DNS name", nil},
+		{"url host empty label", "POST", "/4", "http://a..b:1", 400, "IP address or a DNS name", nil},
+		{"url ipv6 zone", "POST", "/4", "http://[fe80::1%25eth0]:1", 400, "zone", nil},
+		{"url canonical port", "POST", "/4", "http://127.0.0.1:042379", 204, "",
+			map[uint64]string{1: "http://127.0.0.1:12379", 4: "http://127.0.0.1:42379"}},
+		{"url canonical case", "POST", "/4", "HTTP://Node4.Example:1", 204, "",
+			map[uint64]string{1: "http://127.0.0.1:12379", 4: "http://node4.example:1"}},
+		{"url canonical ipv6", "POST", "/4", "http://[0:0::1]:1", 204, "",
+			map[uint64]string{1: "http://127.0.0.1:12379", 4: "http://[::1]:1"}},
 		{"remove", "DELETE", "/1", "", 204, "", map[uint64]string{}},
 		{"remove absent", "DELETE", "/9", "", 404, "not-found", nil},
 		{"remove zero", "DELETE", "/0", "", 400, "DELETE /key/<key>", nil},
@@ -434,6 +447,7 @@ func TestConfig(t *testing.T) {
 		{"negative timeout", Config{Store: store, Cluster: cluster, RequestTimeout: -1}, true},
 		{"negative value limit", Config{Store: store, Cluster: cluster, MaxValueBytes: -1}, true},
 		{"negative key limit", Config{Store: store, Cluster: cluster, MaxKeyBytes: -1}, true},
+		{"negative in-flight limit", Config{Store: store, Cluster: cluster, MaxInFlight: -1}, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -450,7 +464,8 @@ func TestConfig(t *testing.T) {
 			}
 			cfg := h.(*handler).cfg
 			if cfg.Logger == nil || cfg.RequestTimeout != DefaultRequestTimeout ||
-				cfg.MaxValueBytes != DefaultMaxValueBytes || cfg.MaxKeyBytes != DefaultMaxKeyBytes {
+				cfg.MaxValueBytes != DefaultMaxValueBytes || cfg.MaxKeyBytes != DefaultMaxKeyBytes ||
+				cfg.MaxInFlight != DefaultMaxInFlight {
 				t.Errorf("defaults not applied: %+v", cfg)
 			}
 		})

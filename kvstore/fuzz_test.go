@@ -1,0 +1,464 @@
+package kvstore
+
+import (
+	"bytes"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/raftkv/raftkv/raftnode"
+	"go.uber.org/zap"
+)
+
+// Run these as fuzzers with, for example:
+//
+//	go test -run='^$' -fuzz=FuzzApplyEntry -fuzztime=60s ./kvstore/
+//
+// Without -fuzz, go test runs their seeds (f.Add and testdata/fuzz) as tests.
+
+// fuzzStore is newBareStore (no node, no goroutines) logging nothing, so
+// fuzzing is not slowed by logging undecodable entries, and usable by
+// testing.F.
+func fuzzStore() *Store {
+	s := &Store{lg: zap.NewNop(), session: 1, met: newMetrics(nil, nil), dec: newEntryDecoder(), appliedC: make(chan struct{})}
+	s.mu.data = newTree()
+	s.mu.sessions = map[uint64]*session{}
+	s.pmu.pending = map[uint64]*pending{}
+	return s
+}
+
+// seedState applies a few entries from two sessions, one of them with a
+// watermark and a duplicate, so the state has keys and sessions to lose.
+func seedState(t testing.TB, s *Store) {
+	entries := []*batch{
+		{Session: 3, Watermark: 1, Reqs: []request{{ID: 1, Ops: []Op{{Type: OpPut, Key: "a", Value: []byte("1")}}}}},
+		{Session: 3, Watermark: 2, Reqs: []request{{ID: 2, Ops: []Op{
+			{Type: OpPut, Key: "b/c", Value: []byte{0, 0xff}}, {Type: OpPut, Key: "d", Value: []byte{}},
+		}}}},
+		{Session: 5, Watermark: 7, Reqs: []request{{ID: 7, Ops: []Op{{Type: OpPut, Key: "e", Value: []byte("5")}}}, {ID: 9}}},
+		{Session: 3, Watermark: 2, Reqs: []request{{ID: 2, Ops: []Op{{Type: OpDelete, Key: "a"}}}}}, // duplicate: ignored
+	}
+	for i, b := range entries {
+		data, err := encodeBatch(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.applyEntry(raftnode.Entry{Index: uint64(i + 1), Data: data})
+	}
+	s.setApplied(uint64(len(entries)))
+}
+
+// digest is Store.Digest as one comparable value.
+type digest struct {
+	index uint64
+	keys  int
+	hash  string
+}
+
+func digestOf(s *Store) digest {
+	i, k, h := s.Digest()
+	return digest{i, k, h}
+}
+
+// sessionsOf deep-copies the store's sessions.
+func sessionsOf(s *Store) map[uint64]*session {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make(map[uint64]*session, len(s.mu.sessions))
+	for id, ss := range s.mu.sessions {
+		out[id] = &session{Watermark: ss.Watermark, Applied: maps.Clone(ss.Applied)}
+	}
+	return out
+}
+
+// stateOf returns the store's keys and values.
+func stateOf(s *Store) map[string]string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	m := map[string]string{}
+	s.mu.data.Ascend(func(it item) bool {
+		m[it.key] = string(it.value)
+		return true
+	})
+	return m
+}
+
+func encodeSeed(f *testing.F, b *batch) []byte {
+	data, err := encodeBatch(b)
+	if err != nil {
+		f.Fatal(err)
+	}
+	return data
+}
+
+// seedBatch is the first of batchSeeds, decoded.
+var seedBatch = &batch{Session: 3, Watermark: 2, Reqs: []request{
+	{ID: 2, Ops: []Op{{Type: OpPut, Key: "a/b\x00\xff", Value: []byte{0, 0x80, 0xff}}, {Type: OpDelete, Key: "d"}}},
+	{ID: 4, Ops: []Op{{Type: OpPut, Key: "k", Value: []byte("v")}, {Type: 9, Key: "unknown-op"}}},
+	{ID: 1, Ops: []Op{{Type: OpPut, Key: "below-watermark", Value: []byte("x")}}},
+}}
+
+// batchSeeds are well-formed entries and near misses of them; the first
+// encodes seedBatch.
+func batchSeeds(f *testing.F) [][]byte {
+	good := encodeSeed(f, seedBatch)
+	return [][]byte{
+		good,
+		good[:len(good)/2],
+		append(bytes.Clone(good), 0),
+		encodeSeed(f, &batch{Session: 5, Watermark: 100, Reqs: []request{{ID: 100, Ops: []Op{{Type: OpPut, Key: "e", Value: nil}}}}}),
+		encodeSeed(f, &batch{Session: 3, Watermark: 1, Reqs: []request{{ID: 5}, {ID: 5, Ops: []Op{{Type: OpDelete, Key: "e"}}}}}),
+		encodeSeed(f, &batch{}),
+		{},
+		[]byte("not gob"),
+	}
+}
+
+// FuzzDecodeBatch: neither decodeBatch nor the apply loop's entryDecoder
+// panics on arbitrary bytes, and they agree: a member whose entryDecoder is
+// primed by earlier entries decides exactly as a member that just restarted
+// (a fresh gob decoder), whether the entry decodes and to what, every time
+// it sees it; a batch that decodes encodes again to the same batch.
+func FuzzDecodeBatch(f *testing.F) {
+	seeds := batchSeeds(f)
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	warm := seeds[0] // primes the decoder for the preamble of this binary
+	f.Fuzz(func(t *testing.T, data []byte) {
+		want, wantErr := decodeBatch(data)
+		d := newEntryDecoder()
+		if _, err := d.decode(warm); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2 { // the second time data may have primed a decoder
+			got, err := d.decode(data)
+			checkSameDecision(t, fmt.Sprintf("entryDecoder, pass %d", i+1), got, err, want, wantErr)
+			if b, err := d.decode(warm); err != nil || !sameBatch(b, seedBatch) {
+				t.Fatalf("pass %d: a good entry after this one decodes to %+v, %v", i+1, b, err)
+			}
+		}
+		if wantErr != nil {
+			return
+		}
+		again, err := encodeBatch(want)
+		if err != nil {
+			t.Fatalf("a decoded batch does not encode: %v", err)
+		}
+		b2, err := decodeBatch(again)
+		if err != nil {
+			t.Fatalf("a re-encoded batch does not decode: %v", err)
+		}
+		if !sameBatch(want, b2) {
+			t.Fatalf("round trip changed the batch: %+v -> %+v", want, b2)
+		}
+	})
+}
+
+// FuzzEntryDecoder feeds a sequence of entries (a, b, a, c, b) through one
+// entryDecoder: each decision must be gob's own on that entry alone,
+// whatever came before, or members with different histories (one restarted,
+// one not) would apply different things.
+func FuzzEntryDecoder(f *testing.F) {
+	seeds := batchSeeds(f)
+	other := encodeOther(f)
+	f.Add(seeds[0], seeds[3], seeds[4])
+	f.Add(seeds[1], seeds[0], seeds[2])
+	f.Add(other, seeds[0], other[:len(other)-2])
+	f.Add([]byte{}, seeds[5], seeds[7])
+	f.Fuzz(func(t *testing.T, a, b, c []byte) {
+		d := newEntryDecoder()
+		for i, data := range [][]byte{a, b, a, c, b} {
+			want, wantErr := decodeBatch(data)
+			got, err := d.decode(data)
+			checkSameDecision(t, fmt.Sprintf("entry %d of the sequence", i), got, err, want, wantErr)
+		}
+	})
+}
+
+// encodeOther encodes a batch under another type name, as another binary's
+// type preamble would differ.
+func encodeOther(f *testing.F) []byte {
+	type otherBatch struct {
+		Session, Watermark uint64
+		Reqs               []request
+	}
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(otherBatch{Session: 99, Reqs: []request{{ID: 1, Ops: []Op{{Type: OpPut, Key: "o"}}}}}); err != nil {
+		f.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func checkSameDecision(t *testing.T, what string, got *batch, err error, want *batch, wantErr error) {
+	t.Helper()
+	switch {
+	case (err == nil) != (wantErr == nil):
+		t.Fatalf("%s: decoder says %v, a fresh gob decoder says %v", what, err, wantErr)
+	case err == nil && !sameBatch(got, want):
+		t.Fatalf("%s: decoder gives %+v, a fresh gob decoder %+v", what, got, want)
+	}
+}
+
+// sameBatch compares batches, treating nil and empty values alike (gob does).
+func sameBatch(a, b *batch) bool {
+	if a.Session != b.Session || a.Watermark != b.Watermark || len(a.Reqs) != len(b.Reqs) {
+		return false
+	}
+	for i := range a.Reqs {
+		ra, rb := a.Reqs[i], b.Reqs[i]
+		if ra.ID != rb.ID || len(ra.Ops) != len(rb.Ops) {
+			return false
+		}
+		for j := range ra.Ops {
+			oa, ob := ra.Ops[j], rb.Ops[j]
+			if oa.Type != ob.Type || oa.Key != ob.Key || !bytes.Equal(oa.Value, ob.Value) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// FuzzApplyEntry sends arbitrary bytes as a committed entry through
+// applyEntry on a store that already holds keys and sessions:
+//   - it never panics;
+//   - an entry that does not decode changes nothing (keys, values, sessions);
+//   - one that decodes has exactly the effect of the at-most-once model
+//     below, the same on two replicas, and applying it again changes nothing.
+func FuzzApplyEntry(f *testing.F) {
+	for _, s := range batchSeeds(f) {
+		f.Add(uint64(10), s)
+	}
+	f.Fuzz(func(t *testing.T, index uint64, data []byte) {
+		s := fuzzStore()
+		seedState(t, s)
+		beforeDigest, beforeState, beforeSessions := digestOf(s), stateOf(s), sessionsOf(s)
+
+		s.applyEntry(raftnode.Entry{Index: index, Data: data})
+
+		b, err := decodeBatch(data)
+		if err != nil {
+			if d := digestOf(s); d != beforeDigest || !reflect.DeepEqual(sessionsOf(s), beforeSessions) {
+				t.Fatalf("an undecodable entry (%v) changed the state: digest %+v -> %+v", err, beforeDigest, d)
+			}
+			return
+		}
+		if got, want := stateOf(s), applyModel(beforeState, beforeSessions, b); !maps.Equal(got, want) {
+			t.Fatalf("state after %+v:\n got %q\nwant %q", b, got, want)
+		}
+
+		replica := fuzzStore()
+		seedState(t, replica)
+		replica.dec = newEntryDecoder() // as if restarted from a snapshot of the same state
+		replica.applyEntry(raftnode.Entry{Index: index, Data: data})
+		afterDigest, afterSessions := digestOf(s), sessionsOf(s)
+		if d := digestOf(replica); d != afterDigest || !reflect.DeepEqual(sessionsOf(replica), afterSessions) {
+			t.Fatalf("two replicas differ after the same entry: %+v vs %+v", afterDigest, d)
+		}
+
+		s.applyEntry(raftnode.Entry{Index: index + 1, Data: data})
+		if d := digestOf(s); d != afterDigest || !reflect.DeepEqual(sessionsOf(s), afterSessions) {
+			t.Fatalf("applying the entry a second time changed the state: %+v -> %+v", afterDigest, d)
+		}
+	})
+}
+
+// applyModel is the specification of applying b: in order, each request
+// whose id is neither below its session's watermark nor already applied is
+// applied once, all its ops in order; unknown op types do nothing.
+func applyModel(state map[string]string, sessions map[uint64]*session, b *batch) map[string]string {
+	state = maps.Clone(state)
+	var watermark uint64
+	applied := map[uint64]bool{}
+	if ss := sessions[b.Session]; ss != nil {
+		watermark, applied = ss.Watermark, maps.Clone(ss.Applied)
+	}
+	for _, r := range b.Reqs {
+		if r.ID < watermark || applied[r.ID] {
+			continue
+		}
+		applied[r.ID] = true
+		for _, op := range r.Ops {
+			switch op.Type {
+			case OpPut:
+				state[op.Key] = string(op.Value)
+			case OpDelete:
+				delete(state, op.Key)
+			}
+		}
+	}
+	return state
+}
+
+// snapshotOf returns the snapshot stream of s's current state.
+func snapshotOf(t testing.TB, s *Store) []byte {
+	write, err := s.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// FuzzSnapshotRestore restores arbitrary bytes as a snapshot data file, the
+// way the apply loop does (restore, then setApplied), into a store that
+// already holds keys and sessions:
+//   - it never panics;
+//   - bytes it refuses give ErrCorruptSnapshot and leave the state as it was;
+//   - bytes it accepts give a consistent state: every session has an
+//     Applied set, and the state snapshots and restores again to the same
+//     Digest and sessions.
+func FuzzSnapshotRestore(f *testing.F) {
+	seeded := fuzzStore()
+	seedState(f, seeded)
+	valid := snapshotOf(f, seeded)
+	var empty bytes.Buffer
+	if err := writeSnapshot(&empty, newTree(), nil); err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range [][]byte{
+		valid, empty.Bytes(),
+		valid[:len(valid)-1],                  // checksum cut short
+		append(bytes.Clone(valid), "tail"...), // bytes after the checksum
+		[]byte(snapshotMagic),
+		append([]byte(snapshotMagic), 0xff, 0xff, 0xff, 0xff, 0x03), // a 1 GiB field, absent
+		{},
+	} {
+		f.Add(s)
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(dir, "fuzz.snap.db")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s := fuzzStore()
+		seedState(t, s)
+		beforeDigest, beforeSessions := digestOf(s), sessionsOf(s)
+		const index = 40
+		if err := s.restore(path, index); err != nil {
+			if !errors.Is(err, ErrCorruptSnapshot) {
+				t.Fatalf("restore refused the bytes with %v, not ErrCorruptSnapshot", err)
+			}
+			if d := digestOf(s); d != beforeDigest || !reflect.DeepEqual(sessionsOf(s), beforeSessions) {
+				t.Fatalf("a refused snapshot changed the state: %+v -> %+v", beforeDigest, d)
+			}
+			return
+		}
+		s.setApplied(index)
+		for id, ss := range sessionsOf(s) {
+			if ss.Applied == nil {
+				t.Fatalf("restored session %d has a nil Applied set", id)
+			}
+		}
+		checkRoundTrip(t, s, digestOf(s), sessionsOf(s))
+	})
+}
+
+// checkRoundTrip snapshots s, restores the stream into a fresh store as the
+// apply loop would, and checks it has want and wantSessions.
+func checkRoundTrip(t *testing.T, s *Store, want digest, wantSessions map[uint64]*session) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "round-trip.snap.db")
+	if err := os.WriteFile(path, snapshotOf(t, s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := fuzzStore()
+	if err := r.restore(path, want.index); err != nil {
+		t.Fatalf("restoring a snapshot of the state: %v", err)
+	}
+	r.setApplied(want.index)
+	if d := digestOf(r); d != want {
+		t.Fatalf("restored digest %+v, want %+v", d, want)
+	}
+	if got := sessionsOf(r); !reflect.DeepEqual(got, wantSessions) {
+		t.Fatalf("restored sessions %v, want %v", got, wantSessions)
+	}
+}
+
+// FuzzSnapshotRoundTrip builds a state from a recipe of writes, captures it
+// with Snapshot, keeps applying more writes, and then writes and restores
+// the capture into a fresh store: the restored Digest and sessions are
+// those of the moment of capture.
+func FuzzSnapshotRoundTrip(f *testing.F) {
+	f.Add([]byte("a1b2c3"), []byte("a9"))
+	f.Add([]byte{0x00, 'k', 0xff, 0x01, 'k'}, []byte{0x41, 'x', 3, 'v', 'v', 'v'})
+	f.Add([]byte{}, []byte("\x80key\x00value"))
+	f.Fuzz(func(t *testing.T, before, after []byte) {
+		s := fuzzStore()
+		index := applyRecipe(t, s, before, 0)
+		s.setApplied(index)
+		want, wantSessions := digestOf(s), sessionsOf(s)
+		write, err := s.Snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.setApplied(applyRecipe(t, s, after, index))
+
+		var buf bytes.Buffer
+		if err := write(&buf); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), "capture.snap.db")
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r := fuzzStore()
+		if err := r.restore(path, want.index); err != nil {
+			t.Fatalf("restoring the capture: %v", err)
+		}
+		r.setApplied(want.index)
+		if d := digestOf(r); d != want {
+			t.Fatalf("restored digest %+v, want the captured %+v", d, want)
+		}
+		if got := sessionsOf(r); !reflect.DeepEqual(got, wantSessions) {
+			t.Fatalf("restored sessions %v, want the captured %v", got, wantSessions)
+		}
+		checkRoundTrip(t, s, digestOf(s), sessionsOf(s)) // and the live state too
+	})
+}
+
+// applyRecipe turns recipe into entries and applies them from index+1 on;
+// it returns the last index. Each write starts with a control byte c:
+// session 1+c>>6, a put if c&1 == 0 (else a delete), a key of 1+(c>>1)&7
+// bytes, for a put a length byte and a value of at most 63 bytes; c&0x10
+// applies the entry twice, as a re-proposed write would be.
+func applyRecipe(t *testing.T, s *Store, recipe []byte, index uint64) uint64 {
+	take := func(n int) []byte {
+		n = min(n, len(recipe))
+		b := recipe[:n]
+		recipe = recipe[n:]
+		return b
+	}
+	nextID := map[uint64]uint64{}
+	for len(recipe) > 0 {
+		c := take(1)[0]
+		sess := 1 + uint64(c>>6)
+		op := Op{Type: OpPut, Key: string(take(1 + int(c>>1&7)))}
+		if c&1 != 0 {
+			op.Type = OpDelete
+		} else if n := take(1); len(n) == 1 {
+			op.Value = bytes.Clone(take(int(n[0] & 63)))
+		}
+		nextID[sess]++
+		id := nextID[sess]
+		e := mustEntry(t, index+1, &batch{Session: sess, Watermark: id, Reqs: []request{{ID: id, Ops: []Op{op}}}})
+		s.applyEntry(e)
+		index++
+		if c&0x10 != 0 {
+			e.Index = index + 1
+			s.applyEntry(e)
+			index++
+		}
+	}
+	return index
+}
