@@ -182,7 +182,13 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request, key string, asJSON
 		return err
 	}
 	if asJSON {
-		return writeJSON(w, r, http.StatusOK, map[string]string{key: string(value)})
+		// Byte for byte what raftdb answers: the object, no newline.
+		b, err := json.Marshal(map[string]string{key: string(value)})
+		if err != nil {
+			return fmt.Errorf("httpapi: encoding response: %w", err)
+		}
+		writeBody(w, r, http.StatusOK, "application/json", b)
+		return nil
 	}
 	writeBody(w, r, http.StatusOK, "application/octet-stream", value)
 	return nil

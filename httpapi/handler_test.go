@@ -46,9 +46,9 @@ func TestRouting(t *testing.T) {
 		{name: "get empty key", method: "GET", target: "/", wantCode: 400, wantIn: "empty key"},
 		{name: "put empty key", method: "PUT", target: "/", body: "x", wantCode: 400, wantIn: "empty key", wantStore: seed},
 
-		{name: "key get json", method: "GET", target: "/key/a/b/c", wantCode: 200, wantBody: `{"a/b/c":"abc"}` + "\n",
+		{name: "key get json", method: "GET", target: "/key/a/b/c", wantCode: 200, wantBody: `{"a/b/c":"abc"}`,
 			wantHeader: map[string]string{"Content-Type": "application/json"}},
-		{name: "key get reserved name", method: "GET", target: "/key/status", wantCode: 200, wantBody: `{"status":"s"}` + "\n"},
+		{name: "key get reserved name", method: "GET", target: "/key/status", wantCode: 200, wantBody: `{"status":"s"}`},
 		{name: "key get absent", method: "GET", target: "/key/nope", wantCode: 404},
 		{name: "key put", method: "PUT", target: "/key/kk", body: "vv", wantCode: 204,
 			wantHeader: map[string]string{"X-Raft-Index": "11"}, wantStore: with(seed, "kk", "vv")},

@@ -640,8 +640,14 @@ func (n *Node) applyMembership(cc *raftpb.ConfChange) bool {
 	defer n.mu.Unlock()
 	switch cc.GetType() {
 	case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode:
-		m := n.mu.members.Members[id]
-		m.ID, m.PeerURL = id, string(cc.GetContext())
+		if m, ok := n.mu.members.Members[id]; ok {
+			// Two members proposed the same id at once; the first one
+			// applied keeps its URL, on every member alike.
+			n.lg.Warn("ignoring a second add of a member", zap.Uint64("peer-id", id),
+				zap.String("peer-url", m.PeerURL), zap.String("ignored-url", string(cc.GetContext())))
+			return false
+		}
+		m := Member{ID: id, PeerURL: string(cc.GetContext())}
 		n.mu.members.Members[id] = m
 		n.addPeerLocked(id, m.PeerURL)
 		n.lg.Info("member added", zap.Uint64("peer-id", id), zap.String("peer-url", m.PeerURL))
