@@ -470,6 +470,14 @@ func (a *abuse) membership(t *testing.T) {
 	for _, id := range ids {
 		checkMembers(t, c, id, 1, 2, 3)
 	}
+	// And at two different members: both reach the leader, which takes
+	// one at a time, so again 204 or 409, never a timeout.
+	others := followers(c, leader)
+	a.concurrently(t, []int{others[0], others[1]}, []string{"/7", "/8"}, []string{"http://127.0.0.1:7", "http://127.0.0.1:8"})
+	a.concurrently(t, []int{leader, others[0]}, []string{"/9", "/10"}, []string{"http://127.0.0.1:9", "http://127.0.0.1:10"})
+	for _, id := range ids {
+		checkMembers(t, c, id, 1, 2, 3)
+	}
 }
 
 // confChange sends a membership change to node id until it is answered 204,

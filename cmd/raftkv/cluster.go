@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/raftkv/raftkv/httpapi"
 	"github.com/raftkv/raftkv/kvstore"
@@ -34,10 +37,16 @@ type cluster struct {
 }
 
 func (c cluster) AddMember(ctx context.Context, id uint64, peerURL string) error {
+	if leader, ok := c.leaderClientURL(); ok {
+		return forward(ctx, http.MethodPost, leader+"/"+strconv.FormatUint(id, 10), peerURL)
+	}
 	return c.node.AddMember(ctx, id, peerURL)
 }
 
 func (c cluster) RemoveMember(ctx context.Context, id uint64) error {
+	if leader, ok := c.leaderClientURL(); ok {
+		return forward(ctx, http.MethodDelete, leader+"/"+strconv.FormatUint(id, 10), "")
+	}
 	return c.node.RemoveMember(ctx, id)
 }
 
@@ -85,4 +94,65 @@ func urlHost(raw string) (string, error) {
 		return "", err
 	}
 	return u.Hostname(), nil
+}
+
+// Membership changes go to the leader. raft takes one conf change at a
+// time and silently drops a second one proposed while the first is
+// pending, so changes sent to different members at once would leave one
+// writer waiting for a change that never comes. At the leader the second
+// one is refused at once (409), since the leader's raftnode sees both.
+
+// leaderClientURL returns the leader's client URL when another member
+// leads and has published it.
+func (c cluster) leaderClientURL() (string, bool) {
+	st := c.node.Status()
+	if st.Leader == 0 || st.Leader == st.ID {
+		return "", false
+	}
+	for _, m := range st.Members {
+		if m.ID == st.Leader && m.ClientURL != "" {
+			return strings.TrimSuffix(m.ClientURL, "/"), true
+		}
+	}
+	return "", false
+}
+
+// forwardedError carries the leader's answer, classified by behaviour for
+// the HTTP layer.
+type forwardedError struct {
+	status int
+	msg    string
+}
+
+func (e *forwardedError) Error() string     { return e.msg }
+func (e *forwardedError) BadRequest() bool  { return e.status == http.StatusBadRequest }
+func (e *forwardedError) NotFound() bool    { return e.status == http.StatusNotFound }
+func (e *forwardedError) Conflict() bool    { return e.status == http.StatusConflict }
+func (e *forwardedError) Unavailable() bool { return e.status == http.StatusServiceUnavailable }
+func (e *forwardedError) Timeout() bool     { return e.status == http.StatusGatewayTimeout }
+
+var forwardClient = &http.Client{
+	// No redirects: raftkv answers on any member.
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+// forward sends a membership request to the leader and maps its answer.
+func forward(ctx context.Context, method, url, body string) error {
+	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	resp, err := forwardClient.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return &forwardedError{status: http.StatusGatewayTimeout, msg: "membership change forwarded to the leader timed out; its outcome is unknown"}
+		}
+		return &forwardedError{status: http.StatusServiceUnavailable, msg: "cannot reach the leader: " + err.Error()}
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	if resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	return &forwardedError{status: resp.StatusCode, msg: "leader answered: " + strings.TrimSpace(string(msg))}
 }
