@@ -45,6 +45,9 @@ type Config struct {
 	// ones are purged once no longer needed. Zero means 5.
 	MaxSnapshotFiles uint
 	MaxWALFiles      uint
+	// MaxSnapshotDataFiles bounds the snapshot data files kept (each holds
+	// the whole state, unlike the small .snap files). Zero means 2.
+	MaxSnapshotDataFiles uint
 	// PurgeInterval is how often old snapshot and WAL files are looked
 	// for. Zero means 30s.
 	PurgeInterval time.Duration
@@ -84,6 +87,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.MaxWALFiles == 0 {
 		c.MaxWALFiles = 5
+	}
+	if c.MaxSnapshotDataFiles == 0 {
+		c.MaxSnapshotDataFiles = 2
 	}
 	if c.PurgeInterval == 0 {
 		c.PurgeInterval = 30 * time.Second

@@ -550,7 +550,7 @@ func (n *Node) publishSnapshot(s *raftpb.Snapshot) error {
 	n.snapIndex.Store(md.GetIndex())
 	n.lg.Info("applying snapshot from leader", zap.Uint64("snapshot-index", md.GetIndex()))
 	n.met.snapshotsReceived.Inc()
-	pruneDataFiles(n.lg, snapDir(n.cfg.DataDir), n.cfg.MaxSnapshotFiles, md.GetIndex())
+	pruneDataFiles(n.lg, snapDir(n.cfg.DataDir), n.cfg.MaxSnapshotDataFiles, md.GetIndex())
 	return n.publish(&Commit{SnapshotPath: n.dataFile(md.GetIndex()), Index: md.GetIndex()})
 }
 
@@ -791,7 +791,7 @@ func (n *Node) finishSnapshot(res snapResult) error {
 		n.snapshotIndex = res.index
 		n.snapIndex.Store(res.index)
 	}
-	pruneDataFiles(n.lg, snapDir(n.cfg.DataDir), n.cfg.MaxSnapshotFiles, n.snapshotIndex)
+	pruneDataFiles(n.lg, snapDir(n.cfg.DataDir), n.cfg.MaxSnapshotDataFiles, n.snapshotIndex)
 	n.met.snapshotsSaved.Inc()
 	n.met.snapshotSeconds.Observe(since(res.started))
 	return nil
