@@ -129,7 +129,7 @@ func TestSnapshotDoesNotStopWrites(t *testing.T) {
 	}
 }
 
-func newBareStore(t *testing.T) *Store {
+func newBareStore(t testing.TB) *Store {
 	s := &Store{lg: zaptest.NewLogger(t), session: 1, met: newMetrics(nil, nil), dec: newEntryDecoder(), appliedC: make(chan struct{})}
 	s.mu.data = newTree()
 	s.mu.sessions = map[uint64]*session{}
