@@ -136,4 +136,6 @@ func BenchmarkSnapshot(b *testing.B) {
 	})
 }
 
-func rawEntry(index uint64, data []byte) raftnode.Entry { return raftnode.Entry{Index: index, Data: data} }
+func rawEntry(index uint64, data []byte) raftnode.Entry {
+	return raftnode.Entry{Index: index, Data: data}
+}
