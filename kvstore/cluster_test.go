@@ -137,12 +137,24 @@ func (c *inprocCluster) follower() int {
 	return -1
 }
 
+// put writes through member i, retrying while the cluster answers "no
+// leader" (503 to a client): on a loaded machine the short test ticks can
+// let an election start at any time.
 func (c *inprocCluster) put(i int, key string, value []byte) {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := c.stors[i].Put(ctx, key, value); err != nil {
-		c.t.Fatalf("put %q on member %d: %v", key, i+1, err)
+	for {
+		_, err := c.stors[i].Put(ctx, key, value)
+		var u interface{ Unavailable() bool }
+		switch {
+		case err == nil:
+			return
+		case errors.As(err, &u) && u.Unavailable() && ctx.Err() == nil:
+			time.Sleep(20 * time.Millisecond)
+		default:
+			c.t.Fatalf("put %q on member %d: %v", key, i+1, err)
+		}
 	}
 }
 
@@ -167,7 +179,7 @@ func (c *inprocCluster) waitValue(i int, key string, want []byte) {
 }
 
 func TestClusterWriteOnFollowerReadEverywhere(t *testing.T) {
-	c := newInprocCluster(t, 3, raftnode.Config{TickInterval: 20 * time.Millisecond})
+	c := newInprocCluster(t, 3, raftnode.Config{TickInterval: 50 * time.Millisecond})
 	f := c.follower()
 	c.put(f, "k", []byte("v"))
 	// The write was applied on f before Put returned.
@@ -188,7 +200,7 @@ func TestClusterWriteOnFollowerReadEverywhere(t *testing.T) {
 }
 
 func TestClusterLeaderStopAndRestart(t *testing.T) {
-	c := newInprocCluster(t, 3, raftnode.Config{TickInterval: 20 * time.Millisecond, SnapshotCount: 20, SnapshotCatchUpEntries: 5})
+	c := newInprocCluster(t, 3, raftnode.Config{TickInterval: 50 * time.Millisecond, SnapshotCount: 20, SnapshotCatchUpEntries: 5})
 	lead := c.waitLeader()
 	for i := 0; i < 10; i++ {
 		c.put(lead, fmt.Sprintf("before-%d", i), []byte{byte(i), 0, 0xff})
@@ -204,7 +216,7 @@ func TestClusterLeaderStopAndRestart(t *testing.T) {
 }
 
 func TestClusterNewMemberCatchesUpBySnapshot(t *testing.T) {
-	c := newInprocCluster(t, 3, raftnode.Config{TickInterval: 20 * time.Millisecond, SnapshotCount: 10, SnapshotCatchUpEntries: 2})
+	c := newInprocCluster(t, 3, raftnode.Config{TickInterval: 50 * time.Millisecond, SnapshotCount: 10, SnapshotCatchUpEntries: 2})
 	lead := c.waitLeader()
 	// 40 values of 8 KiB: the snapshot is far over rafthttp's 64 KiB
 	// message limit, so it must travel as a streamed snapshot body.
@@ -229,7 +241,7 @@ func TestClusterNewMemberCatchesUpBySnapshot(t *testing.T) {
 }
 
 func TestClusterMembershipErrors(t *testing.T) {
-	c := newInprocCluster(t, 3, raftnode.Config{TickInterval: 20 * time.Millisecond})
+	c := newInprocCluster(t, 3, raftnode.Config{TickInterval: 50 * time.Millisecond})
 	lead := c.waitLeader()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -261,7 +273,7 @@ func TestClusterMembershipErrors(t *testing.T) {
 // TestClusterConcurrentWritesThroughFollower: many writers through one
 // follower all get answered, none times out, and every write is applied.
 func TestClusterConcurrentWritesThroughFollower(t *testing.T) {
-	c := newInprocCluster(t, 3, raftnode.Config{TickInterval: 20 * time.Millisecond})
+	c := newInprocCluster(t, 3, raftnode.Config{TickInterval: 50 * time.Millisecond})
 	f := c.follower()
 	const writers, perWriter = 64, 40
 	errc := make(chan error, writers)
@@ -271,6 +283,12 @@ func TestClusterConcurrentWritesThroughFollower(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				_, err := c.stors[f].Put(ctx, fmt.Sprintf("w%d-%d", w, i), []byte{byte(i)})
 				cancel()
+				var u interface{ Unavailable() bool }
+				if errors.As(err, &u) && u.Unavailable() {
+					i-- // an election on a loaded machine: 503, retry as a client would
+					time.Sleep(20 * time.Millisecond)
+					continue
+				}
 				if err != nil {
 					errc <- fmt.Errorf("writer %d, write %d: %w", w, i, err)
 					return
@@ -297,7 +315,7 @@ func TestClusterConcurrentWritesThroughFollower(t *testing.T) {
 // files and their data files are purged down to MaxSnapshotFiles.
 func TestClusterDiskUseStaysBounded(t *testing.T) {
 	c := newInprocCluster(t, 3, raftnode.Config{
-		TickInterval: 20 * time.Millisecond, SnapshotCount: 5, SnapshotCatchUpEntries: 2,
+		TickInterval: 50 * time.Millisecond, SnapshotCount: 5, SnapshotCatchUpEntries: 2,
 		MaxSnapshotFiles: 2, PurgeInterval: 50 * time.Millisecond,
 	})
 	lead := c.waitLeader()
