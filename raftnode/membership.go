@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/gob"
 	"fmt"
-	"slices"
 	"sort"
 )
 
@@ -145,13 +144,4 @@ func decodeAttributes(data []byte) (attributes, error) {
 	var a attributes
 	err := gob.NewDecoder(bytes.NewReader(data)).Decode(&a)
 	return a, err
-}
-
-// voters reports the ids in a membership list, for logs.
-func ids(ms []Member) []uint64 {
-	out := make([]uint64, 0, len(ms))
-	for _, m := range ms {
-		out = append(out, m.ID)
-	}
-	return slices.Clip(out)
 }
