@@ -103,17 +103,14 @@ func newEntryDecoder() *entryDecoder {
 }
 
 func (d *entryDecoder) decode(data []byte) (*batch, error) {
-	var b batch
 	split := gobValueOffset(data)
 	if split < 0 {
 		// Not the framing we expect: let gob itself say what is wrong.
-		if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&b); err != nil {
-			return nil, fmt.Errorf("kvstore: decode entry: %w", err)
-		}
-		return &b, nil
+		return decodeBatch(data)
 	}
-	key := string(data[:split])
-	pd := d.primed[key]
+	var b batch
+	// Indexing with the conversion inline looks up without allocating.
+	pd := d.primed[string(data[:split])]
 	if pd == nil {
 		pd = &primedDecoder{src: &swapReader{}}
 		pd.dec = gob.NewDecoder(pd.src)
@@ -125,13 +122,13 @@ func (d *entryDecoder) decode(data []byte) (*batch, error) {
 			if len(d.primed) >= maxPrimedDecoders {
 				clear(d.primed)
 			}
-			d.primed[key] = pd
+			d.primed[string(data[:split])] = pd
 		}
 		return &b, nil
 	}
 	pd.src.Reset(data[split:])
 	if err := pd.dec.Decode(&b); err != nil || pd.src.Len() != 0 {
-		delete(d.primed, key) // its stream state is unknown now
+		delete(d.primed, string(data[:split])) // its stream state is unknown now
 		if err == nil {
 			err = errors.New("trailing bytes")
 		}
