@@ -24,7 +24,16 @@ func benchBatch(reqs int) *batch {
 func BenchmarkEncodeBatch(b *testing.B) {
 	for _, reqs := range []int{1, 16} {
 		in := benchBatch(reqs)
-		b.Run(fmt.Sprintf("requests=%d", reqs), func(b *testing.B) {
+		b.Run(fmt.Sprintf("requests=%d/primed", reqs), func(b *testing.B) {
+			var e entryEncoder
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := e.encode(in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("requests=%d/fresh-gob-encoder", reqs), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := encodeBatch(in); err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	dto "github.com/prometheus/client_model/go"
 	"net"
 	"os"
 	"path/filepath"
@@ -308,6 +309,17 @@ func TestClusterConcurrentWritesThroughFollower(t *testing.T) {
 	}
 	if n := c.stors[lead].Len(); n != writers*perWriter {
 		t.Fatalf("leader holds %d keys, want %d", n, writers*perWriter)
+	}
+	// With one entry of the follower in flight at a time, the writes
+	// queued meanwhile share the next entry.
+	m := &dto.Metric{}
+	if err := c.stors[f].met.batchRequests.Write(m); err != nil {
+		t.Fatal(err)
+	}
+	entries, reqs := m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
+	t.Logf("follower proposed %d writes in %d entries", int(reqs), entries)
+	if float64(entries) >= reqs/2 {
+		t.Errorf("%d entries for %d writes: writes were not grouped", entries, int(reqs))
 	}
 }
 

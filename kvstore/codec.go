@@ -70,6 +70,42 @@ func encodeBatch(b *batch) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// entryEncoder encodes proposals as self-contained gob streams, byte for
+// byte what encodeBatch writes, without compiling and sending the type
+// definitions anew for every entry: one Encoder is kept, which after its
+// first entry writes only value messages, and the type definitions it
+// wrote then are prepended to each. Not safe for concurrent use: the
+// propose loop owns it.
+type entryEncoder struct {
+	buf      bytes.Buffer
+	enc      *gob.Encoder
+	preamble []byte
+}
+
+func (e *entryEncoder) encode(b *batch) ([]byte, error) {
+	e.buf.Reset()
+	if e.enc == nil {
+		enc := gob.NewEncoder(&e.buf)
+		if err := enc.Encode(b); err != nil {
+			return nil, fmt.Errorf("kvstore: encode entry: %w", err)
+		}
+		out := bytes.Clone(e.buf.Bytes())
+		split := gobValueOffset(out)
+		if split < 0 {
+			return nil, errors.New("kvstore: encode entry: unexpected gob framing")
+		}
+		e.enc, e.preamble = enc, out[:split:split]
+		return out, nil
+	}
+	if err := e.enc.Encode(b); err != nil {
+		// The encoder's stream state is unknown now: start afresh.
+		e.enc = nil
+		return nil, fmt.Errorf("kvstore: encode entry: %w", err)
+	}
+	out := make([]byte, 0, len(e.preamble)+e.buf.Len())
+	return append(append(out, e.preamble...), e.buf.Bytes()...), nil
+}
+
 func decodeBatch(data []byte) (*batch, error) {
 	var b batch
 	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&b); err != nil {

@@ -33,6 +33,13 @@ type Config struct {
 	// into one raft entry. Zero means 512 KiB; a single larger request
 	// still travels alone.
 	MaxBatchBytes int
+	// MaxInflightBatches is how many entries this member's writes may
+	// have proposed but not yet applied before further writes wait and
+	// gather into the next entry; the fewer, the larger each entry grows
+	// under load. An entry unapplied after InflightTimeout no longer
+	// counts (it may have been lost with a leader). Zero means 1 and 100ms.
+	MaxInflightBatches int
+	InflightTimeout    time.Duration
 	// Registerer receives the store's Prometheus metrics. Nil means they
 	// are kept but not exported.
 	Registerer prometheus.Registerer
@@ -48,6 +55,12 @@ func (c *Config) applyDefaults() {
 	if c.MaxBatchBytes == 0 {
 		c.MaxBatchBytes = 512 << 10
 	}
+	if c.MaxInflightBatches == 0 {
+		c.MaxInflightBatches = 1
+	}
+	if c.InflightTimeout == 0 {
+		c.InflightTimeout = 100 * time.Millisecond
+	}
 }
 
 // Validate reports the first problem with the configuration.
@@ -57,6 +70,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBatchBytes < 1 {
 		return errors.New("kvstore: max batch bytes must be positive")
+	}
+	if c.MaxInflightBatches < 1 || c.InflightTimeout <= 0 {
+		return errors.New("kvstore: in-flight batches and their timeout must be positive")
 	}
 	return nil
 }
@@ -73,6 +89,10 @@ type Store struct {
 	session uint64
 	nextID  atomic.Uint64
 	reqC    chan *pending
+	enc     entryEncoder // owned by the propose loop
+	// appliedBatchC carries, from the apply loop to the propose loop, the
+	// first request id of each applied entry of this session.
+	appliedBatchC chan uint64
 
 	mu struct {
 		sync.RWMutex
@@ -124,15 +144,16 @@ func New(cfg Config, node *raftnode.Node) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		cfg:         cfg,
-		lg:          cfg.Logger,
-		node:        node,
-		session:     binary.BigEndian.Uint64(b[:]) | 1,
-		reqC:        make(chan *pending, 1024),
-		appliedC:    make(chan struct{}),
-		stopc:       make(chan struct{}),
-		proposeDone: make(chan struct{}),
-		applyDone:   make(chan struct{}),
+		cfg:           cfg,
+		lg:            cfg.Logger,
+		node:          node,
+		session:       binary.BigEndian.Uint64(b[:]) | 1,
+		reqC:          make(chan *pending, 1024),
+		appliedBatchC: make(chan uint64, 1024),
+		appliedC:      make(chan struct{}),
+		stopc:         make(chan struct{}),
+		proposeDone:   make(chan struct{}),
+		applyDone:     make(chan struct{}),
 	}
 	s.mu.data = newTree()
 	s.mu.sessions = map[uint64]*session{}
@@ -258,14 +279,32 @@ func (s *Store) watermarkLocked() uint64 {
 }
 
 // proposeLoop packs queued writes into raft entries (group commit) and
-// re-proposes writes that stayed unapplied for RetryInterval.
+// re-proposes writes that stayed unapplied for RetryInterval. A write
+// arriving while MaxInflightBatches entries of this member are on their
+// way through raft waits for one of them to apply, and meanwhile later
+// writes join it: one client is proposed at once, many share entries.
 func (s *Store) proposeLoop() {
 	defer close(s.proposeDone)
 	retry := time.NewTicker(s.cfg.RetryInterval / 2)
 	defer retry.Stop()
+	inflight := map[uint64]time.Time{} // first request id -> proposed at
+	expire := time.NewTimer(time.Hour)
+	defer expire.Stop()
 	for {
+		reqC := s.reqC
+		if len(inflight) >= s.cfg.MaxInflightBatches {
+			// Window full: wait for an apply, or for the oldest to expire.
+			reqC = nil
+			oldest := time.Time{}
+			for _, at := range inflight {
+				if oldest.IsZero() || at.Before(oldest) {
+					oldest = at
+				}
+			}
+			expire.Reset(time.Until(oldest.Add(s.cfg.InflightTimeout)))
+		}
 		select {
-		case p := <-s.reqC:
+		case p := <-reqC:
 			reqs, size := []*pending{p}, p.size
 		drain:
 			for size < s.cfg.MaxBatchBytes {
@@ -277,7 +316,18 @@ func (s *Store) proposeLoop() {
 					break drain
 				}
 			}
-			s.propose(reqs, false)
+			if first, ok := s.propose(reqs, false); ok {
+				inflight[first] = time.Now()
+			}
+		case id := <-s.appliedBatchC:
+			delete(inflight, id)
+		case <-expire.C:
+			cutoff := time.Now().Add(-s.cfg.InflightTimeout)
+			for id, at := range inflight {
+				if !at.After(cutoff) {
+					delete(inflight, id)
+				}
+			}
 		case <-retry.C:
 			s.proposeStale()
 		case <-s.stopc:
@@ -287,11 +337,12 @@ func (s *Store) proposeLoop() {
 	}
 }
 
-// propose sends reqs as one entry. A first proposal that raft refuses
+// propose sends reqs as one entry and reports the entry's first request
+// id and whether raft took it. A first proposal that raft refuses
 // outright (no leader, dropped) never reached any log, so its writes fail
 // now with that error; a refused retry, or a proposal whose fate is
 // unknown, leaves them waiting, since a copy may still commit.
-func (s *Store) propose(reqs []*pending, isRetry bool) {
+func (s *Store) propose(reqs []*pending, isRetry bool) (first uint64, taken bool) {
 	b := &batch{Session: s.session, Reqs: make([]request, 0, len(reqs))}
 	now := time.Now()
 	s.pmu.Lock()
@@ -305,23 +356,27 @@ func (s *Store) propose(reqs []*pending, isRetry bool) {
 	b.Watermark = s.watermarkLocked()
 	s.pmu.Unlock()
 	if len(b.Reqs) == 0 {
-		return
+		return 0, false
 	}
 	s.met.batchRequests.Observe(float64(len(b.Reqs)))
-	data, err := encodeBatch(b)
+	data, err := s.enc.encode(b)
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RetryInterval)
 		err = s.node.Propose(ctx, data)
 		cancel()
 	}
-	if err == nil || isRetry || errors.Is(err, raftnode.ErrTimeout) {
-		return // taken, or maybe taken: wait for apply or retry
+	if err == nil {
+		return b.Reqs[0].ID, true
+	}
+	if isRetry || errors.Is(err, raftnode.ErrTimeout) {
+		return 0, false // maybe taken: wait for apply or retry
 	}
 	s.pmu.Lock()
 	for _, p := range reqs {
 		s.finishLocked(p, result{err: err})
 	}
 	s.pmu.Unlock()
+	return 0, false
 }
 
 func (s *Store) proposeStale() {
@@ -406,6 +461,12 @@ func (s *Store) applyEntry(e raftnode.Entry) {
 		}
 		if b.Session == s.session {
 			mine = append(mine, r.ID)
+		}
+	}
+	if b.Session == s.session && len(b.Reqs) > 0 {
+		select {
+		case s.appliedBatchC <- b.Reqs[0].ID:
+		default: // the propose loop is behind; the entry expires there
 		}
 	}
 	if b.Watermark > sess.Watermark {

@@ -431,8 +431,17 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	}
 	// A leader may send appends before its own fsync (raft thesis 10.2.1):
 	// it counts itself toward the quorum only after Advance.
+	var after []*raftpb.Message
 	if n.isLeader {
 		n.send(rd.Messages)
+	} else {
+		// A follower forwards proposals and read requests at once: they
+		// carry no term and state nothing about this member's log, so
+		// they need not wait for the fsync below (raft sends them as
+		// local messages).
+		var early []*raftpb.Message
+		early, after = splitForwarded(rd.Messages)
+		n.send(early)
 	}
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		if err := n.installSnapshot(rd.Snapshot); err != nil {
@@ -452,13 +461,26 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	if err := n.disk.storage.Append(rd.Entries); err != nil {
 		return fmt.Errorf("raftnode: append to storage: %w", err)
 	}
-	if !n.isLeader {
-		n.send(rd.Messages)
-	}
+	n.send(after)
 	if len(rd.ReadStates) > 0 {
 		n.reads.deliver(rd.ReadStates)
 	}
 	return n.maybeSnapshot()
+}
+
+// splitForwarded separates the proposals and read requests a follower
+// forwards to its leader from the messages that must wait until this
+// Ready is persisted.
+func splitForwarded(ms []*raftpb.Message) (forwarded, rest []*raftpb.Message) {
+	for _, m := range ms {
+		switch m.GetType() {
+		case raftpb.MsgProp, raftpb.MsgReadIndex:
+			forwarded = append(forwarded, m)
+		default:
+			rest = append(rest, m)
+		}
+	}
+	return forwarded, rest
 }
 
 // send hands messages to the transport. A snapshot message carries the

@@ -51,6 +51,29 @@ func TestEntriesToApply(t *testing.T) {
 // TestProcessMessagesPatchesSnapshotConfState: a snapshot sent to a member
 // added after the snapshot was taken must list that member, and the
 // stored snapshot must not be modified.
+// A follower forwards proposals and read requests before its fsync;
+// everything else, responses above all, waits for it.
+func TestSplitForwarded(t *testing.T) {
+	msg := func(typ raftpb.MessageType) *raftpb.Message { return &raftpb.Message{Type: typ.Enum()} }
+	in := []*raftpb.Message{
+		msg(raftpb.MsgAppResp), msg(raftpb.MsgProp), msg(raftpb.MsgVoteResp),
+		msg(raftpb.MsgReadIndex), msg(raftpb.MsgHeartbeatResp), msg(raftpb.MsgProp),
+	}
+	early, rest := splitForwarded(in)
+	types := func(ms []*raftpb.Message) (out []raftpb.MessageType) {
+		for _, m := range ms {
+			out = append(out, m.GetType())
+		}
+		return out
+	}
+	if got, want := types(early), []raftpb.MessageType{raftpb.MsgProp, raftpb.MsgReadIndex, raftpb.MsgProp}; !slices.Equal(got, want) {
+		t.Errorf("forwarded early: %v, want %v", got, want)
+	}
+	if got, want := types(rest), []raftpb.MessageType{raftpb.MsgAppResp, raftpb.MsgVoteResp, raftpb.MsgHeartbeatResp}; !slices.Equal(got, want) {
+		t.Errorf("sent after fsync: %v, want %v", got, want)
+	}
+}
+
 func TestProcessMessagesPatchesSnapshotConfState(t *testing.T) {
 	n := &Node{confState: &raftpb.ConfState{Voters: []uint64{1, 2, 3, 4}}}
 	stored := &raftpb.Snapshot{
