@@ -111,8 +111,9 @@ type Config struct {
 	// so that the last acknowledged value of each key is known. ModePut only;
 	// requires Keyspace >= Clients.
 	Verify bool
-	// Timeout bounds each request, from the moment it is sent. Default
-	// DefaultTimeout.
+	// Timeout bounds each request, from the moment it is sent (once its
+	// connection is free), a dial and a retry on a new connection included.
+	// Default DefaultTimeout.
 	Timeout time.Duration
 	// Seed seeds the random choices of keys and operations, so that two runs
 	// with the same seed send the same keys in each worker. Zero picks one

@@ -5,8 +5,9 @@
 // # What it owns
 //
 // The workload (modes put, get, mixed and delete; key choice, values, rate),
-// a fixed pool of HTTP/1.1 keep-alive connections, the latency histogram,
-// the preload and verify phases, and the report (text and one JSON line).
+// a fixed pool of HTTP/1.1 keep-alive connections and the small client that
+// speaks on them, the latency histogram, the preload and verify phases, and
+// the report (text and one JSON line).
 // cmd/raftkv-bench parses flags into a Config and prints the Result.
 //
 // # What it must not do
@@ -32,8 +33,22 @@
 // asked). Each phase starts one goroutine per worker (Config.Clients) and
 // waits for all of them before the next begins, so no goroutine outlives
 // Run. Cancelling Run's context stops every phase; requests in flight are
-// abandoned and not counted. Progress may be polled from another goroutine.
-// Close releases the idle connections.
+// abandoned and not counted: each connection registers a context.AfterFunc
+// that fails its request in flight, whose goroutine runs only when the
+// context ends. Progress may be polled from another goroutine. Close closes
+// the connections and unregisters those functions.
+//
+// # The client
+//
+// The load generator shares the CPU with the cluster it measures, so it
+// spends as little per request as it can. Instead of net/http, each
+// connection (client.go) writes its request head into a reused buffer and
+// parses the answer's head in place from a bufio.Reader: no goroutine, no
+// allocation per request. It speaks only what raftkv needs: one request at a
+// time (no pipelining), answers framed by Content-Length, chunked encoding or
+// the end of the connection, no redirects followed (a 3xx is an answer).
+// Like net/http, it sends a request again on a new connection when a reused
+// one broke before any byte of the answer: the server closed it while idle.
 //
 // # Invariants
 //
@@ -41,10 +56,10 @@
 //     into its own Histogram and errors into its own map, merged after the
 //     phase; Progress reads two atomic counters per worker.
 //  2. At most Config.Conns connections are open at once: there are exactly
-//     Conns transports, each bound to one endpoint and allowed one
-//     connection, and worker i always uses transport i mod Conns. Workers that
-//     share a transport queue for its connection, and the wait is part of
-//     their latency.
+//     Conns conns, each bound to one endpoint and holding at most one TCP
+//     connection (dialled again after an error), and worker i always uses
+//     conn i mod Conns. Workers that share a conn queue for it in order, and
+//     the wait is part of their latency, not of their Config.Timeout.
 //  3. With Config.Rate, request n is due at start + n/Rate, whichever worker
 //     sends it, and its latency counts from then: a stalled server is
 //     charged for the requests it delayed (no coordinated omission).

