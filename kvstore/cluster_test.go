@@ -366,3 +366,24 @@ func TestClusterDiskUseStaysBounded(t *testing.T) {
 	c.start(f, false)
 	c.waitValue(f, "k9", bytes.Repeat([]byte{119}, 1024))
 }
+
+// TestClusterSnapshotsBySize: entries carrying SnapshotBytes of data start
+// a snapshot even when far fewer than SnapshotCount were applied.
+func TestClusterSnapshotsBySize(t *testing.T) {
+	c := newInprocCluster(t, 3, raftnode.Config{
+		TickInterval: 50 * time.Millisecond, SnapshotCount: 1 << 30, SnapshotBytes: 32 << 10,
+	})
+	lead := c.waitLeader()
+	for i := 0; i < 64; i++ {
+		c.put(lead, fmt.Sprintf("k%d", i), bytes.Repeat([]byte{byte(i)}, 1024))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for i, n := range c.nodes {
+		for n.Status().SnapshotIndex == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("member %d took no snapshot after 64 KiB of writes", i+1)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}

@@ -41,6 +41,13 @@ type Config struct {
 	// behind a snapshot so slow followers catch up without a snapshot.
 	// Zero means 5000.
 	SnapshotCatchUpEntries uint64
+	// SnapshotBytes also starts a snapshot once the entries applied since
+	// the last one hold this many bytes of data, and SnapshotCatchUpBytes
+	// bounds the data of the entries kept behind a snapshot: an entry may
+	// carry many writes, and the in-memory log should not outgrow the
+	// state. Zero means 32 MiB and 8 MiB.
+	SnapshotBytes        uint64
+	SnapshotCatchUpBytes uint64
 	// MaxSnapshotFiles and MaxWALFiles bound the files kept on disk; older
 	// ones are purged once no longer needed. Zero means 5.
 	MaxSnapshotFiles uint
@@ -81,6 +88,12 @@ func (c *Config) applyDefaults() {
 	}
 	if c.SnapshotCatchUpEntries == 0 {
 		c.SnapshotCatchUpEntries = 5000
+	}
+	if c.SnapshotBytes == 0 {
+		c.SnapshotBytes = 32 << 20
+	}
+	if c.SnapshotCatchUpBytes == 0 {
+		c.SnapshotCatchUpBytes = 8 << 20
 	}
 	if c.MaxSnapshotFiles == 0 {
 		c.MaxSnapshotFiles = 5

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -94,6 +95,8 @@ type Node struct {
 	confState     *raftpb.ConfState
 	appliedIndex  uint64
 	snapshotIndex uint64
+	// appliedBytes is the data applied since the last snapshot began.
+	appliedBytes  uint64
 	isLeader      bool
 	snapshotting  bool
 	lastApplyDone <-chan struct{}
@@ -630,6 +633,9 @@ func (n *Node) publishEntries(committed []*raftpb.Entry) error {
 			n.ccWait.Trigger(cc.GetId(), nil)
 		}
 	}
+	for _, e := range ents {
+		n.appliedBytes += uint64(len(e.GetData()))
+	}
 	n.appliedIndex = ents[len(ents)-1].GetIndex()
 	n.met.committedEntries.Add(float64(len(ents)))
 	if err := n.publish(&Commit{Entries: out, Index: n.appliedIndex}); err != nil {
@@ -745,13 +751,14 @@ type snapResult struct {
 	err       error
 }
 
-// maybeSnapshot starts a snapshot once SnapshotCount entries were applied
-// since the last one. The state is captured here, on the Ready loop, after
+// maybeSnapshot starts a snapshot once SnapshotCount entries, or entries
+// of SnapshotBytes, were applied since the last one. The state is captured here, on the Ready loop, after
 // the application applied every published commit (so it covers exactly
 // the entries up to appliedIndex); its data file is written on another
 // goroutine while entries keep flowing, and finishSnapshot records it.
 func (n *Node) maybeSnapshot() error {
-	if n.snapshotting || n.appliedIndex-n.snapshotIndex < n.cfg.SnapshotCount {
+	if n.snapshotting || n.appliedIndex == n.snapshotIndex ||
+		n.appliedIndex-n.snapshotIndex < n.cfg.SnapshotCount && n.appliedBytes < n.cfg.SnapshotBytes {
 		return nil
 	}
 	start := time.Now()
@@ -772,6 +779,7 @@ func (n *Node) maybeSnapshot() error {
 	}
 	res := snapResult{index: n.appliedIndex, confState: n.confState, envelope: env, started: start}
 	n.snapshotting = true
+	n.appliedBytes = 0
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -799,9 +807,9 @@ func (n *Node) finishSnapshot(res snapResult) error {
 	if err := n.disk.saveSnapshot(s); err != nil {
 		return err
 	}
-	compact := uint64(1)
-	if res.index > n.cfg.SnapshotCatchUpEntries {
-		compact = res.index - n.cfg.SnapshotCatchUpEntries
+	compact, err := n.compactIndex(res.index)
+	if err != nil {
+		return err
 	}
 	if err := n.disk.storage.Compact(compact); err != nil && !errors.Is(err, raft.ErrCompacted) {
 		return fmt.Errorf("raftnode: compact log: %w", err)
@@ -817,6 +825,35 @@ func (n *Node) finishSnapshot(res snapResult) error {
 	n.met.snapshotsSaved.Inc()
 	n.met.snapshotSeconds.Observe(since(res.started))
 	return nil
+}
+
+// compactIndex is where the in-memory log may be compacted after a
+// snapshot at index: behind index it keeps SnapshotCatchUpEntries entries,
+// or fewer if those hold more than SnapshotCatchUpBytes of data.
+func (n *Node) compactIndex(index uint64) (uint64, error) {
+	first, err := n.disk.storage.FirstIndex()
+	if err != nil {
+		return 0, fmt.Errorf("raftnode: compact log: %w", err)
+	}
+	lo := max(first, index-min(index, n.cfg.SnapshotCatchUpEntries)+1)
+	if lo > index {
+		return index, nil
+	}
+	ents, err := n.disk.storage.Entries(lo, index+1, math.MaxUint64)
+	if errors.Is(err, raft.ErrCompacted) {
+		return index, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("raftnode: compact log: %w", err)
+	}
+	var kept uint64
+	for i := len(ents) - 1; i >= 0; i-- {
+		kept += uint64(len(ents[i].GetData()))
+		if kept > n.cfg.SnapshotCatchUpBytes {
+			return ents[i].GetIndex(), nil
+		}
+	}
+	return max(1, lo-1), nil
 }
 
 // serveChannels feeds proposals and conf changes into raft.

@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 )
@@ -256,6 +257,37 @@ func TestErrorBehaviour(t *testing.T) {
 			if v != (k == tt.want) {
 				t.Errorf("%v: %s() = %v", tt.err, k, v)
 			}
+		}
+	}
+}
+
+// After a snapshot the log keeps SnapshotCatchUpEntries entries behind it,
+// or fewer when those carry more than SnapshotCatchUpBytes of data.
+func TestCompactIndex(t *testing.T) {
+	ms := raft.NewMemoryStorage()
+	var ents []*raftpb.Entry
+	for i := uint64(1); i <= 100; i++ {
+		e := ent(i)
+		e.Data = make([]byte, 100)
+		ents = append(ents, e)
+	}
+	if err := ms.Append(ents); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name                 string
+		entries, bytes, want uint64
+		at                   uint64
+	}{
+		{"entries bound", 10, 1 << 20, 80, 90},
+		{"bytes bound", 50, 1000, 80, 90}, // 10 entries of 100 bytes fit
+		{"fewer entries than the catch-up", 500, 1 << 20, 1, 90},
+		{"nothing fits", 10, 50, 90, 90},
+	} {
+		n := &Node{cfg: Config{SnapshotCatchUpEntries: c.entries, SnapshotCatchUpBytes: c.bytes}, disk: &diskState{storage: ms}}
+		got, err := n.compactIndex(c.at)
+		if err != nil || got != c.want {
+			t.Errorf("%s: compactIndex(%d) = %d, %v; want %d", c.name, c.at, got, err, c.want)
 		}
 	}
 }

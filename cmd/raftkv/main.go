@@ -41,6 +41,7 @@ type options struct {
 	dataDir                string
 	snapshotCount          uint64
 	snapshotCatchUpEntries uint64
+	snapshotBytes          uint64
 	listenHost             string
 	peerListen             string
 	advertiseClientURL     string
@@ -76,6 +77,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.dataDir, "data-dir", "", "directory for the WAL and snapshots (default raftkv-<id> in the working directory)")
 	fs.Uint64Var(&o.snapshotCount, "snapshot-count", 10000, "applied entries between snapshots")
 	fs.Uint64Var(&o.snapshotCatchUpEntries, "snapshot-catchup-entries", 5000, "entries kept after a snapshot for slow followers")
+	fs.Uint64Var(&o.snapshotBytes, "snapshot-bytes", 32<<20, "also snapshot once the entries applied since the last snapshot hold this many bytes")
 	fs.StringVar(&o.listenHost, "listen-host", "", "host or IP the client HTTP server listens on (default: all interfaces, as raftexample)")
 	fs.StringVar(&o.peerListen, "peer-listen", "", "host:port the peer server listens on (default: the host:port of this member's --cluster URL)")
 	fs.StringVar(&o.advertiseClientURL, "advertise-client-url", "", "client URL other members show for this one (default http://<peer host>:<port>)")
@@ -84,7 +86,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.requestTimeout, "request-timeout", 5*time.Second, "deadline of each client request")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or console (human-readable)")
-	fs.IntVar(&o.gcPercent, "gc-percent", 50, "Go garbage collector target percentage (as GOGC, which overrides it when set); lower keeps memory nearer the data size")
+	fs.IntVar(&o.gcPercent, "gc-percent", 0, "Go garbage collector target percentage, as GOGC (which overrides it when set); 0: let the heap exceed the live data by 20%, but by at least 64 MiB")
 	// Errors are reported in one line by main; usage only on --help.
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
@@ -134,14 +136,17 @@ func (o *options) validate() error {
 	if o.requestTimeout <= 0 {
 		return fmt.Errorf("--request-timeout %v must be positive", o.requestTimeout)
 	}
+	if o.snapshotBytes == 0 {
+		return errors.New("--snapshot-bytes must be positive")
+	}
 	if o.snapshotCount == 0 {
 		return errors.New("--snapshot-count must be positive")
 	}
 	if _, err := zapcore.ParseLevel(o.logLevel); err != nil {
 		return fmt.Errorf("--log-level: %v", err)
 	}
-	if o.gcPercent < 10 {
-		return fmt.Errorf("--gc-percent %d must be at least 10", o.gcPercent)
+	if o.gcPercent != 0 && o.gcPercent < 10 {
+		return fmt.Errorf("--gc-percent %d must be 0 (automatic) or at least 10", o.gcPercent)
 	}
 	if o.logFormat != "json" && o.logFormat != "console" {
 		return fmt.Errorf("--log-format %q must be json or console", o.logFormat)
@@ -204,9 +209,13 @@ func run(o *options) int {
 		return 1
 	}
 	defer lg.Sync()
-	if os.Getenv("GOGC") == "" {
-		// The state lives in the heap; Go's default of 100 lets the heap
-		// grow to twice the live data between collections.
+	switch {
+	case os.Getenv("GOGC") != "":
+	case o.gcPercent == 0:
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go tuneGC(ctx)
+	default:
 		debug.SetGCPercent(o.gcPercent)
 	}
 
@@ -236,6 +245,7 @@ func run(o *options) int {
 		ClientURL:              o.clientURL(),
 		SnapshotCount:          o.snapshotCount,
 		SnapshotCatchUpEntries: o.snapshotCatchUpEntries,
+		SnapshotBytes:          o.snapshotBytes,
 		TickInterval:           time.Duration(o.tickMs) * time.Millisecond,
 		ElectionTicks:          o.electionTicks,
 		Logger:                 lg,

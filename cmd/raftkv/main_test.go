@@ -30,6 +30,7 @@ func TestParseFlags(t *testing.T) {
 		{"data dir parent missing", []string{"--id", "1", cluster, "--data-dir", filepath.Join(dir, "no", "such")}, "does not exist"},
 		{"bad log format", []string{"--id", "1", cluster, "--data-dir", dir, "--log-format", "xml"}, "json or console"},
 		{"gc percent too low", []string{"--id", "1", cluster, "--data-dir", dir, "--gc-percent", "5"}, "at least 10"},
+		{"gc percent negative", []string{"--id", "1", cluster, "--data-dir", dir, "--gc-percent", "-1"}, "at least 10"},
 		{"stray argument", []string{"--id", "1", cluster, "extra"}, "unexpected argument"},
 	}
 	for _, tt := range tests {
@@ -68,5 +69,22 @@ func TestParseFlagsDefaultDataDir(t *testing.T) {
 	}
 	if _, err := os.Stat(o.dataDir); !os.IsNotExist(err) {
 		t.Fatalf("parsing flags touched the disk: %v", err)
+	}
+}
+
+func TestGCPercentFor(t *testing.T) {
+	for _, c := range []struct {
+		live uint64
+		want int
+	}{
+		{0, gcMaxPercent},
+		{1 << 20, gcMaxPercent}, // a small state: the 64 MiB floor, capped
+		{32 << 20, 200},         // the floor is twice the live heap
+		{256 << 20, 25},         // from here on, a quarter of it
+		{4 << 30, 20},
+	} {
+		if got := gcPercentFor(c.live); got != c.want {
+			t.Errorf("gcPercentFor(%d MiB) = %d, want %d", c.live>>20, got, c.want)
+		}
 	}
 }
