@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"net"
 	"os"
@@ -25,6 +26,7 @@ type inprocCluster struct {
 	dirs  []string
 	nodes []*raftnode.Node
 	stors []*Store
+	regs  []*prometheus.Registry // each member's raftnode metrics
 	cfg   raftnode.Config
 }
 
@@ -45,6 +47,7 @@ func newInprocCluster(t *testing.T, n int, cfg raftnode.Config) *inprocCluster {
 	}
 	c.nodes = make([]*raftnode.Node, n)
 	c.stors = make([]*Store, n)
+	c.regs = make([]*prometheus.Registry, n)
 	for i := 0; i < n; i++ {
 		c.start(i, false)
 	}
@@ -61,6 +64,8 @@ func (c *inprocCluster) start(i int, join bool) {
 	cfg := c.cfg
 	cfg.ID, cfg.Peers, cfg.DataDir, cfg.Join = uint64(i+1), c.peers, c.dirs[i], join
 	cfg.Logger = zaptest.NewLogger(c.t).Named(fmt.Sprintf("n%d", i+1))
+	c.regs[i] = prometheus.NewRegistry()
+	cfg.Registerer = c.regs[i]
 	node, err := raftnode.New(cfg)
 	if err != nil {
 		c.t.Fatal(err)
@@ -93,6 +98,7 @@ func (c *inprocCluster) addMember(via int) int {
 	c.dirs = append(c.dirs, filepath.Join(c.t.TempDir(), fmt.Sprintf("node-%d", i+1)))
 	c.nodes = append(c.nodes, nil)
 	c.stors = append(c.stors, nil)
+	c.regs = append(c.regs, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := c.nodes[via].AddMember(ctx, uint64(i+1), c.peers[i]); err != nil {
@@ -271,6 +277,22 @@ func TestClusterMembershipErrors(t *testing.T) {
 	c.put(c.waitLeader(), "still", []byte("works"))
 }
 
+// putRetrying writes as a client would: each try has 5s, and a 503 (an
+// election on a loaded machine) is tried again for up to 30s.
+func putRetrying(s *Store, key string, value []byte) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := s.Put(ctx, key, value)
+		cancel()
+		var u interface{ Unavailable() bool }
+		if !errors.As(err, &u) || !u.Unavailable() || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // TestClusterConcurrentWritesThroughFollower: many writers through one
 // follower all get answered, none times out, and every write is applied.
 func TestClusterConcurrentWritesThroughFollower(t *testing.T) {
@@ -281,16 +303,7 @@ func TestClusterConcurrentWritesThroughFollower(t *testing.T) {
 	for w := 0; w < writers; w++ {
 		go func() {
 			for i := 0; i < perWriter; i++ {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				_, err := c.stors[f].Put(ctx, fmt.Sprintf("w%d-%d", w, i), []byte{byte(i)})
-				cancel()
-				var u interface{ Unavailable() bool }
-				if errors.As(err, &u) && u.Unavailable() {
-					i-- // an election on a loaded machine: 503, retry as a client would
-					time.Sleep(20 * time.Millisecond)
-					continue
-				}
-				if err != nil {
+				if err := putRetrying(c.stors[f], fmt.Sprintf("w%d-%d", w, i), []byte{byte(i)}); err != nil {
 					errc <- fmt.Errorf("writer %d, write %d: %w", w, i, err)
 					return
 				}
@@ -321,6 +334,65 @@ func TestClusterConcurrentWritesThroughFollower(t *testing.T) {
 	if float64(entries) >= reqs/2 {
 		t.Errorf("%d entries for %d writes: writes were not grouped", entries, int(reqs))
 	}
+}
+
+// TestClusterLeaderMergesProposals: writers on every member at once all
+// get answered and applied everywhere, and the leader carried the entries
+// of several members in one raft entry.
+func TestClusterLeaderMergesProposals(t *testing.T) {
+	c := newInprocCluster(t, 3, raftnode.Config{TickInterval: 50 * time.Millisecond})
+	lead := c.waitLeader()
+	const perMember, perWriter = 16, 30
+	errc := make(chan error, 3*perMember)
+	for m := range c.nodes {
+		for w := 0; w < perMember; w++ {
+			go func() {
+				for i := 0; i < perWriter; i++ {
+					if err := putRetrying(c.stors[m], fmt.Sprintf("m%d-w%d-%d", m, w, i), []byte{byte(m), byte(w), byte(i)}); err != nil {
+						errc <- fmt.Errorf("member %d writer %d, write %d: %w", m+1, w, i, err)
+						return
+					}
+				}
+				errc <- nil
+			}()
+		}
+	}
+	for range 3 * perMember {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range c.nodes {
+		c.waitValue(i, fmt.Sprintf("m2-w%d-%d", perMember-1, perWriter-1), []byte{2, perMember - 1, perWriter - 1})
+		if n := c.stors[i].Len(); n != 3*perMember*perWriter {
+			t.Fatalf("member %d holds %d keys, want %d", i+1, n, 3*perMember*perWriter)
+		}
+	}
+	if l := c.waitLeader(); l != lead {
+		t.Skipf("leader changed from %d to %d during the load; merging is counted per leader", lead+1, l+1)
+	}
+	entries, payloads := histogram(t, c.regs[lead], "raftkv_raft_entry_payloads")
+	t.Logf("leader proposed %d payloads in %d entries", int(payloads), entries)
+	if entries == 0 || float64(entries) >= payloads {
+		t.Errorf("%d entries for %d payloads: the leader merged none", entries, int(payloads))
+	}
+}
+
+// histogram reads the sample count and sum of the named histogram.
+func histogram(t *testing.T, reg *prometheus.Registry, name string) (uint64, float64) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			h := mf.GetMetric()[0].GetHistogram()
+			return h.GetSampleCount(), h.GetSampleSum()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0, 0
 }
 
 // TestClusterDiskUseStaysBounded: under a steady write load, old snapshot

@@ -37,7 +37,9 @@ type Config struct {
 	// have proposed but not yet applied before further writes wait and
 	// gather into the next entry; the fewer, the larger each entry grows
 	// under load. An entry unapplied after InflightTimeout no longer
-	// counts (it may have been lost with a leader). Zero means 1 and 100ms.
+	// counts (it may have been lost with a leader). Zero means 2 and 100ms:
+	// one entry travels while the next waits at the leader, which merges
+	// the waiting entries of every member into one (raftnode's batcher).
 	MaxInflightBatches int
 	InflightTimeout    time.Duration
 	// Registerer receives the store's Prometheus metrics. Nil means they
@@ -56,7 +58,7 @@ func (c *Config) applyDefaults() {
 		c.MaxBatchBytes = 512 << 10
 	}
 	if c.MaxInflightBatches == 0 {
-		c.MaxInflightBatches = 1
+		c.MaxInflightBatches = 2
 	}
 	if c.InflightTimeout == 0 {
 		c.InflightTimeout = 100 * time.Millisecond

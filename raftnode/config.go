@@ -74,6 +74,17 @@ type Config struct {
 	// MaxUncommittedEntriesSize bounds the bytes a leader holds uncommitted
 	// before it drops proposals. Zero means 1 GiB.
 	MaxUncommittedEntriesSize uint64
+	// BatchInflightTimeout is how long the leader's batch entry may stay
+	// uncommitted before the next one is proposed anyway (it may have been
+	// lost with a leader change). Zero means 100ms.
+	BatchInflightTimeout time.Duration
+	// MaxInflightBatches is how many of the leader's batch entries may be
+	// uncommitted at once. Zero means 1.
+	MaxInflightBatches int
+	// MaxBatchQueueBytes bounds the proposals the leader holds waiting for
+	// the next batch entry; past it they go to raft one by one. Zero means
+	// 64 MiB.
+	MaxBatchQueueBytes int
 
 	// Logger receives the node's and raft's logs. Nil means zap.NewNop().
 	Logger *zap.Logger
@@ -124,6 +135,15 @@ func (c *Config) applyDefaults() {
 	}
 	if c.MaxUncommittedEntriesSize == 0 {
 		c.MaxUncommittedEntriesSize = 1 << 30
+	}
+	if c.BatchInflightTimeout == 0 {
+		c.BatchInflightTimeout = 100 * time.Millisecond
+	}
+	if c.MaxInflightBatches == 0 {
+		c.MaxInflightBatches = 1
+	}
+	if c.MaxBatchQueueBytes == 0 {
+		c.MaxBatchQueueBytes = 64 << 20
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()

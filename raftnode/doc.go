@@ -14,6 +14,18 @@
 // Commit.Applied after applying each commit. Linearizable reads call
 // ReadIndex and wait until the application applied the returned index.
 //
+// # Batching
+//
+// A follower's proposals travel to the leader as raft forwards them
+// (MsgProp). The leader does not append them one by one: Process hands
+// their payloads, and serveChannels the leader's own, to the batcher, which
+// proposes everything queued as one entry of kind entryBatch as soon as its
+// previous entry committed (or BatchInflightTimeout passed). Under load one
+// round of WAL fsyncs and append messages then carries the writes of every
+// member. Each payload reaches the application as its own Entry, all with
+// the entry's index. A payload lost with a leader change is lost as a
+// dropped MsgProp is; the application proposes it again.
+//
 // # Snapshots
 //
 // A snapshot at index I is a small raft snapshot (etcd's .snap file, whose
@@ -31,6 +43,9 @@
 //     WAL and snapshot files and appends to the MemoryStorage.
 //   - serveChannels: feeds ProposeC and ConfChangeC into raft; one short-
 //     lived goroutine per membership change waits for it to apply.
+//   - batcher.run: on the leader, merges the application proposals waiting
+//     there (its own and those followers forward) into one raft entry,
+//     with one such entry uncommitted at a time.
 //   - readIndexer.run: one ReadIndex round at a time, shared by every read
 //     that arrived before it started.
 //   - publishAttributes: proposes this member's client URL until applied.

@@ -116,6 +116,7 @@ func decodeEnvelope(data []byte) (envelope, error) {
 const (
 	entryApp        byte = 0 // application data follows
 	entryAttributes byte = 1 // a member's published attributes (gob)
+	entryBatch      byte = 2 // application payloads merged by a leader (batcher)
 )
 
 func wrapAppData(data []byte) []byte {

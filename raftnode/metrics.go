@@ -23,6 +23,7 @@ type metrics struct {
 	readySeconds      prometheus.Histogram
 	committedEntries  prometheus.Counter
 	proposalsDropped  prometheus.Counter
+	batchPayloads     prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -49,10 +50,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "committed_entries_total", Help: "Committed entries handed to the state machine."}),
 		proposalsDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "raftkv", Subsystem: "raft",
 			Name: "proposals_dropped_total", Help: "Proposals raft refused (no leader, transfer, overload)."}),
+		batchPayloads: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "raftkv", Subsystem: "raft",
+			Name: "entry_payloads", Help: "Application proposals merged into one entry by this member as leader.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 10)}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.leaderChanges, m.hasLeader, m.isLeader, m.snapshotsSaved, m.snapshotsReceived,
-			m.snapshotSeconds, m.readIndexSeconds, m.readIndexFailures, m.readySeconds, m.committedEntries, m.proposalsDropped)
+			m.snapshotSeconds, m.readIndexSeconds, m.readIndexFailures, m.readySeconds, m.committedEntries, m.proposalsDropped, m.batchPayloads)
 	}
 	return m
 }

@@ -109,6 +109,7 @@ type Node struct {
 	ccWait wait.Wait
 	reqIDs *idutil.Generator
 	reads  *readIndexer
+	batch  *batcher
 	met    *metrics
 
 	leader    atomic.Uint64
@@ -153,6 +154,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.stopCtx, n.cancel = context.WithCancel(context.Background())
 	n.reads = newReadIndexer(n)
+	n.batch = newBatcher(n)
 	n.met = newMetrics(cfg.Registerer)
 	applied := make(chan struct{})
 	close(applied)
@@ -227,9 +229,10 @@ func (n *Node) Start(getSnapshot SnapshotFunc) error {
 		return err
 	}
 	n.started = true
-	n.wg.Add(4)
+	n.wg.Add(5)
 	go n.run()
 	go n.serveChannels()
+	go n.batch.run()
 	go n.reads.run()
 	go n.publishAttributes()
 	n.startPurge()
@@ -616,6 +619,18 @@ func (n *Node) publishEntries(committed []*raftpb.Entry) error {
 			switch d[0] {
 			case entryApp:
 				out = append(out, Entry{Index: e.GetIndex(), Data: d[1:]})
+			case entryBatch:
+				member, seq, payloads, err := decodeBatch(d[1:])
+				if err != nil {
+					n.lg.Warn("skipping undecodable batch entry", zap.Uint64("index", e.GetIndex()), zap.Error(err))
+					continue
+				}
+				for _, p := range payloads {
+					out = append(out, Entry{Index: e.GetIndex(), Data: p})
+				}
+				if member == n.cfg.ID {
+					n.batch.committed(seq)
+				}
 			case entryAttributes:
 				n.applyAttributes(d[1:])
 			default:
@@ -862,6 +877,11 @@ func (n *Node) serveChannels() {
 	for {
 		select {
 		case p := <-n.proposeC:
+			// The leader merges proposals (see batcher); a follower's
+			// go to raft, which forwards them to the leader.
+			if n.leader.Load() == n.cfg.ID && n.batch.add(p.Data, p.Result) {
+				continue
+			}
 			err := n.propose(p.Data)
 			if p.Result != nil {
 				p.Result <- err
@@ -1075,7 +1095,12 @@ func (n *Node) Status() Status {
 }
 
 // Process implements rafthttp.Raft.
-func (n *Node) Process(ctx context.Context, m *raftpb.Message) error { return n.node.Step(ctx, m) }
+func (n *Node) Process(ctx context.Context, m *raftpb.Message) error {
+	if m.GetType() == raftpb.MsgProp && n.leader.Load() == n.cfg.ID {
+		return n.stepForwarded(ctx, m)
+	}
+	return n.node.Step(ctx, m)
+}
 
 // IsIDRemoved implements rafthttp.Raft.
 func (n *Node) IsIDRemoved(id uint64) bool {

@@ -291,3 +291,65 @@ func TestCompactIndex(t *testing.T) {
 		}
 	}
 }
+
+func TestBatchRoundTrip(t *testing.T) {
+	tests := []struct {
+		name     string
+		payloads [][]byte
+	}{
+		{"one", [][]byte{[]byte("a")}},
+		{"empty payload", [][]byte{{}, []byte("b")}},
+		{"binary", [][]byte{{0, 1, 2, 0xff, 0x80}, bytes.Repeat([]byte{0x80}, 300)}},
+		{"many", func() [][]byte {
+			var ps [][]byte
+			for i := range 200 {
+				ps = append(ps, bytes.Repeat([]byte{byte(i)}, i))
+			}
+			return ps
+		}()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := encodeBatch(7, 1<<40, tt.payloads)
+			if data[0] != entryBatch {
+				t.Fatalf("kind byte %d", data[0])
+			}
+			member, seq, got, err := decodeBatch(data[1:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if member != 7 || seq != 1<<40 || len(got) != len(tt.payloads) {
+				t.Fatalf("member %d seq %d, %d payloads", member, seq, len(got))
+			}
+			for i := range got {
+				if !bytes.Equal(got[i], tt.payloads[i]) {
+					t.Fatalf("payload %d: %x, want %x", i, got[i], tt.payloads[i])
+				}
+			}
+		})
+	}
+}
+
+func TestDecodeBatchRejectsBadFraming(t *testing.T) {
+	good := encodeBatch(1, 2, [][]byte{[]byte("hello"), []byte("world")})[1:]
+	tests := []struct {
+		name string
+		data []byte
+	}{
+		{"empty", nil},
+		{"no seq", []byte{1}},
+		{"no count", []byte{1, 2}},
+		{"count past the data", []byte{1, 2, 9, 0}},
+		{"truncated payload", good[:len(good)-1]},
+		{"trailing bytes", append(append([]byte{}, good...), 0)},
+		{"length past the data", []byte{1, 2, 1, 0xff, 0x01, 'x'}},
+		{"overlong varint", append([]byte{1, 2, 1}, bytes.Repeat([]byte{0xff}, 11)...)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, _, _, err := decodeBatch(tt.data); !errors.Is(err, errBadBatch) {
+				t.Fatalf("decodeBatch(%x) = %v, want errBadBatch", tt.data, err)
+			}
+		})
+	}
+}

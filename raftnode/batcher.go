@@ -1,0 +1,252 @@
+package raftnode
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"sync"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// errBadBatch marks a batch entry whose framing does not parse. Every
+// member skips the same entry, so replicas stay equal.
+var errBadBatch = errors.New("raftnode: malformed batch entry")
+
+// batcher runs on every member but only fills up on the leader: it merges
+// the application proposals that reach the leader, its own and the ones
+// followers forward, into one raft entry, and keeps one such entry of its
+// own uncommitted at a time. The payloads that arrive meanwhile wait and
+// go together into the next entry, so under load one entry (one WAL write
+// and fsync on each member, one append message to each follower) carries
+// the writes of every member instead of one entry per member.
+//
+// A payload queued on a member that is leader no longer is proposed all the
+// same and raft forwards it; one lost with a leader change is re-proposed by
+// the application, as any dropped proposal is.
+type batcher struct {
+	n *Node
+
+	mu struct {
+		sync.Mutex
+		queue []queuedProposal
+		bytes int
+	}
+	wakeC      chan struct{} // a payload was queued
+	committedC chan uint64   // seq of a batch entry of ours that committed
+}
+
+type queuedProposal struct {
+	data   []byte // application payload, without raftnode's kind byte
+	result chan<- error
+}
+
+func newBatcher(n *Node) *batcher {
+	return &batcher{n: n, wakeC: make(chan struct{}, 1), committedC: make(chan uint64, 64)}
+}
+
+// add queues one application payload; result, if non-nil, gets raft's answer
+// once the entry carrying it is proposed. It reports false when the queue
+// holds MaxBatchQueueBytes already; the caller then proposes on its own.
+func (b *batcher) add(data []byte, result chan<- error) bool {
+	b.mu.Lock()
+	if b.mu.bytes > 0 && b.mu.bytes+len(data) > b.n.cfg.MaxBatchQueueBytes {
+		b.mu.Unlock()
+		return false
+	}
+	b.mu.queue = append(b.mu.queue, queuedProposal{data: data, result: result})
+	b.mu.bytes += len(data)
+	b.mu.Unlock()
+	select {
+	case b.wakeC <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// committed tells the batcher that its entry seq committed (called by the
+// Ready loop, which must never block on it).
+func (b *batcher) committed(seq uint64) {
+	select {
+	case b.committedC <- seq:
+	default:
+	}
+}
+
+// take removes up to MaxSizePerMsg of payloads (at least one) from the queue.
+func (b *batcher) take() []queuedProposal {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n, size := 0, 0
+	for n < len(b.mu.queue) && (n == 0 || size+len(b.mu.queue[n].data) <= int(b.n.cfg.MaxSizePerMsg)) {
+		size += len(b.mu.queue[n].data)
+		n++
+	}
+	out := make([]queuedProposal, n)
+	copy(out, b.mu.queue)
+	b.mu.queue = append(b.mu.queue[:0], b.mu.queue[n:]...)
+	b.mu.bytes -= size
+	return out
+}
+
+func (b *batcher) queued() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.mu.queue)
+}
+
+func (b *batcher) run() {
+	defer b.n.wg.Done()
+	var (
+		seq      uint64
+		inflight = map[uint64]time.Time{} // our uncommitted entries: seq -> proposed at
+		expire   = time.NewTimer(time.Hour)
+	)
+	defer expire.Stop()
+	defer b.failQueued()
+	for {
+		if len(inflight) < b.n.cfg.MaxInflightBatches && b.queued() > 0 {
+			seq++
+			if b.propose(seq, b.take()) {
+				inflight[seq] = time.Now()
+				if len(inflight) == 1 {
+					expire.Reset(b.n.cfg.BatchInflightTimeout)
+				}
+			}
+			continue
+		}
+		select {
+		case <-b.wakeC:
+		case s := <-b.committedC:
+			delete(inflight, s)
+		case <-expire.C:
+			// Lost with a leader, or just slow: go on without them.
+			cutoff := time.Now().Add(-b.n.cfg.BatchInflightTimeout)
+			next := time.Duration(0)
+			for s, at := range inflight {
+				if !at.After(cutoff) {
+					delete(inflight, s)
+				} else if d := at.Sub(cutoff); next == 0 || d < next {
+					next = d
+				}
+			}
+			if next > 0 {
+				expire.Reset(next)
+			}
+		case <-b.n.stopc:
+			return
+		}
+	}
+}
+
+// propose sends qs as one batch entry and answers each payload's result.
+func (b *batcher) propose(seq uint64, qs []queuedProposal) bool {
+	var err error
+	if b.n.leader.Load() == raft.None {
+		b.n.met.proposalsDropped.Inc()
+		err = ErrNoLeader
+	} else {
+		payloads := make([][]byte, len(qs))
+		for i, q := range qs {
+			payloads[i] = q.data
+		}
+		ctx, cancel := context.WithTimeout(b.n.stopCtx, b.n.electionTimeout())
+		err = b.n.proposeError(b.n.node.Propose(ctx, encodeBatch(b.n.cfg.ID, seq, payloads)))
+		cancel()
+	}
+	b.n.met.batchPayloads.Observe(float64(len(qs)))
+	for _, q := range qs {
+		if q.result != nil {
+			q.result <- err
+		}
+	}
+	return err == nil
+}
+
+func (b *batcher) failQueued() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, q := range b.mu.queue {
+		if q.result != nil {
+			q.result <- ErrStopped
+		}
+	}
+	b.mu.queue = nil
+}
+
+// encodeBatch frames payloads as one entry: the kind byte, the proposing
+// member and its sequence number, then each payload prefixed by its length
+// (all uvarints).
+func encodeBatch(member, seq uint64, payloads [][]byte) []byte {
+	size := 1 + 3*binary.MaxVarintLen64
+	for _, p := range payloads {
+		size += binary.MaxVarintLen64 + len(p)
+	}
+	out := make([]byte, 0, size)
+	out = append(out, entryBatch)
+	out = binary.AppendUvarint(out, member)
+	out = binary.AppendUvarint(out, seq)
+	out = binary.AppendUvarint(out, uint64(len(payloads)))
+	for _, p := range payloads {
+		out = binary.AppendUvarint(out, uint64(len(p)))
+		out = append(out, p...)
+	}
+	return out
+}
+
+// decodeBatch parses what encodeBatch wrote, after the kind byte. The
+// payloads alias data.
+func decodeBatch(data []byte) (member, seq uint64, payloads [][]byte, err error) {
+	next := func() (uint64, bool) {
+		v, k := binary.Uvarint(data)
+		if k <= 0 {
+			return 0, false
+		}
+		data = data[k:]
+		return v, true
+	}
+	var count uint64
+	var ok bool
+	if member, ok = next(); !ok {
+		return 0, 0, nil, errBadBatch
+	}
+	if seq, ok = next(); !ok {
+		return 0, 0, nil, errBadBatch
+	}
+	if count, ok = next(); !ok || count > uint64(len(data)) {
+		return 0, 0, nil, errBadBatch
+	}
+	payloads = make([][]byte, 0, count)
+	for range count {
+		l, ok := next()
+		if !ok || l > uint64(len(data)) {
+			return 0, 0, nil, errBadBatch
+		}
+		payloads = append(payloads, data[:l:l])
+		data = data[l:]
+	}
+	if len(data) != 0 {
+		return 0, 0, nil, errBadBatch
+	}
+	return member, seq, payloads, nil
+}
+
+// stepForwarded hands a follower's forwarded proposal to the batcher,
+// entry by entry; what is not application data goes to raft unchanged.
+func (n *Node) stepForwarded(ctx context.Context, m *raftpb.Message) error {
+	var rest []*raftpb.Entry
+	for _, e := range m.GetEntries() {
+		d := e.GetData()
+		if e.GetType() == raftpb.EntryNormal && len(d) > 0 && d[0] == entryApp && n.batch.add(d[1:], nil) {
+			continue
+		}
+		rest = append(rest, e)
+	}
+	if len(rest) == 0 {
+		return nil
+	}
+	m.Entries = rest
+	return n.node.Step(ctx, m)
+}
