@@ -48,6 +48,10 @@ type Config struct {
 	// state. Zero means 32 MiB and 8 MiB.
 	SnapshotBytes        uint64
 	SnapshotCatchUpBytes uint64
+	// SnapshotWriteRate bounds how fast a snapshot's data file is written,
+	// in bytes per second, so that writing a large state leaves the disk
+	// to the WAL's fsyncs. Zero means 48 MiB/s; negative means no bound.
+	SnapshotWriteRate int64
 	// MaxSnapshotFiles and MaxWALFiles bound the files kept on disk; older
 	// ones are purged once no longer needed. Zero means 5.
 	MaxSnapshotFiles uint
@@ -105,6 +109,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.SnapshotCatchUpBytes == 0 {
 		c.SnapshotCatchUpBytes = 8 << 20
+	}
+	if c.SnapshotWriteRate == 0 {
+		c.SnapshotWriteRate = 48 << 20
 	}
 	if c.MaxSnapshotFiles == 0 {
 		c.MaxSnapshotFiles = 5

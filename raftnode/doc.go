@@ -49,7 +49,9 @@
 //   - readIndexer.run: one ReadIndex round at a time, shared by every read
 //     that arrived before it started.
 //   - publishAttributes: proposes this member's client URL until applied.
-//   - one snapshot writer at a time, while a data file is being written.
+//   - one snapshot writer at a time, while a data file is being written
+//     (paced to SnapshotWriteRate, so the WAL keeps the disk).
+//   - prune: removes old snapshot data files off the Ready loop.
 //   - the peer HTTP server, and etcd's file purgers.
 //
 // Stop (or a fatal error, or applying this member's own removal) closes the

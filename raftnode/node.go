@@ -90,6 +90,10 @@ type Node struct {
 	peerServer  *http.Server
 	getSnapshot SnapshotFunc
 	snapDoneC   chan snapResult
+	// pruneC carries the newest snapshot index to the pruner: removing a
+	// data file of hundreds of megabytes may take a while, and must not
+	// hold up the Ready loop.
+	pruneC chan uint64
 
 	// Owned by the run goroutine.
 	confState     *raftpb.ConfState
@@ -145,6 +149,7 @@ func New(cfg Config) (*Node, error) {
 		confChangeC: make(chan ConfChange),
 		commitC:     make(chan *Commit, 128),
 		snapDoneC:   make(chan snapResult, 1),
+		pruneC:      make(chan uint64, 1),
 		disk:        disk,
 		confState:   &raftpb.ConfState{},
 		ccWait:      wait.New(),
@@ -229,10 +234,11 @@ func (n *Node) Start(getSnapshot SnapshotFunc) error {
 		return err
 	}
 	n.started = true
-	n.wg.Add(5)
+	n.wg.Add(6)
 	go n.run()
 	go n.serveChannels()
 	go n.batch.run()
+	go n.prune()
 	go n.reads.run()
 	go n.publishAttributes()
 	n.startPurge()
@@ -578,7 +584,7 @@ func (n *Node) publishSnapshot(s *raftpb.Snapshot) error {
 	n.snapIndex.Store(md.GetIndex())
 	n.lg.Info("applying snapshot from leader", zap.Uint64("snapshot-index", md.GetIndex()))
 	n.met.snapshotsReceived.Inc()
-	pruneDataFiles(n.lg, snapDir(n.cfg.DataDir), n.cfg.MaxSnapshotDataFiles, md.GetIndex())
+	n.requestPrune(md.GetIndex())
 	return n.publish(&Commit{SnapshotPath: n.dataFile(md.GetIndex()), Index: md.GetIndex()})
 }
 
@@ -798,7 +804,7 @@ func (n *Node) maybeSnapshot() error {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		res.bytes, res.err = writeDataFile(snapDir(n.cfg.DataDir), res.index, write)
+		res.bytes, res.err = writeDataFile(snapDir(n.cfg.DataDir), res.index, n.cfg.SnapshotWriteRate, n.stopc, write)
 		n.snapDoneC <- res // buffered; only one snapshot is in flight
 	}()
 	return nil
@@ -836,10 +842,34 @@ func (n *Node) finishSnapshot(res snapResult) error {
 		n.snapshotIndex = res.index
 		n.snapIndex.Store(res.index)
 	}
-	pruneDataFiles(n.lg, snapDir(n.cfg.DataDir), n.cfg.MaxSnapshotDataFiles, n.snapshotIndex)
+	n.requestPrune(n.snapshotIndex)
 	n.met.snapshotsSaved.Inc()
 	n.met.snapshotSeconds.Observe(since(res.started))
 	return nil
+}
+
+// requestPrune asks the pruner to remove the data files behind the
+// snapshot at current; only the latest request matters. Called from the
+// Ready loop only, so the drain and send cannot race another sender.
+func (n *Node) requestPrune(current uint64) {
+	select {
+	case <-n.pruneC:
+	default:
+	}
+	n.pruneC <- current
+}
+
+// prune removes old snapshot data files, off the Ready loop.
+func (n *Node) prune() {
+	defer n.wg.Done()
+	for {
+		select {
+		case current := <-n.pruneC:
+			pruneDataFiles(n.lg, snapDir(n.cfg.DataDir), n.cfg.MaxSnapshotDataFiles, current)
+		case <-n.stopc:
+			return
+		}
+	}
 }
 
 // compactIndex is where the in-memory log may be compacted after a

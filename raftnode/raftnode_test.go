@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"go.uber.org/zap/zaptest"
 
@@ -125,7 +126,7 @@ func TestWriteDataFileAndPrune(t *testing.T) {
 	dir := t.TempDir()
 	for _, index := range []uint64{5, 10, 20, 30} {
 		payload := bytes.Repeat([]byte{byte(index)}, int(index))
-		n, err := writeDataFile(dir, index, func(w io.Writer) error { _, err := w.Write(payload); return err })
+		n, err := writeDataFile(dir, index, 0, nil, func(w io.Writer) error { _, err := w.Write(payload); return err })
 		if err != nil || n != int64(index) {
 			t.Fatalf("write %d: %d bytes, %v", index, n, err)
 		}
@@ -135,7 +136,7 @@ func TestWriteDataFileAndPrune(t *testing.T) {
 		}
 	}
 	failed := errors.New("disk full")
-	if _, err := writeDataFile(dir, 40, func(io.Writer) error { return failed }); !errors.Is(err, failed) {
+	if _, err := writeDataFile(dir, 40, 0, nil, func(io.Writer) error { return failed }); !errors.Is(err, failed) {
 		t.Fatalf("a failing writer: %v", err)
 	}
 	pruneDataFiles(zaptest.NewLogger(t), dir, 2, 30)
@@ -146,6 +147,40 @@ func TestWriteDataFileAndPrune(t *testing.T) {
 	}
 	if want := []string{dataFileName(20), dataFileName(30)}; !slices.Equal(names, want) {
 		t.Fatalf("after prune: %v, want %v (and no temporary files)", names, want)
+	}
+}
+
+// TestWriteDataFilePacing: a data file is written no faster than its rate,
+// and a stop during the write ends it with ErrStopped and no file.
+func TestWriteDataFilePacing(t *testing.T) {
+	dir := t.TempDir()
+	chunk := bytes.Repeat([]byte{7}, 64<<10)
+	writeMiB := func(mib int) func(io.Writer) error {
+		return func(w io.Writer) error {
+			for range mib * 16 {
+				if _, err := w.Write(chunk); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	start := time.Now()
+	if n, err := writeDataFile(dir, 1, 8<<20, nil, writeMiB(2)); err != nil || n != 2<<20 {
+		t.Fatalf("paced write: %d bytes, %v", n, err)
+	}
+	// 2 MiB at 8 MiB/s is due after 250ms; a slow machine only adds to it.
+	if took := time.Since(start); took < 200*time.Millisecond {
+		t.Fatalf("2 MiB at 8 MiB/s took %v", took)
+	}
+	stopc := make(chan struct{})
+	time.AfterFunc(50*time.Millisecond, func() { close(stopc) })
+	if _, err := writeDataFile(dir, 2, 1<<20, stopc, writeMiB(64)); !errors.Is(err, ErrStopped) {
+		t.Fatalf("write stopped midway: %v, want ErrStopped", err)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 || ents[0].Name() != dataFileName(1) {
+		t.Fatalf("files after a stopped write: %v", ents)
 	}
 }
 

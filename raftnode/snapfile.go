@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/fileutil"
 	"go.uber.org/zap"
@@ -36,14 +37,16 @@ func (n *Node) dataFile(index uint64) string {
 
 // writeDataFile writes a snapshot's data file durably: to a temporary
 // file that etcd's snapshotter removes if a crash leaves it behind, then
-// fsync, rename and fsync of the directory.
-func writeDataFile(dir string, index uint64, write func(io.Writer) error) (int64, error) {
+// fsync, rename and fsync of the directory. It writes at most rate bytes a
+// second (0: as fast as it can) and gives up with ErrStopped once stopc is
+// closed.
+func writeDataFile(dir string, index uint64, rate int64, stopc <-chan struct{}, write func(io.Writer) error) (int64, error) {
 	f, err := os.CreateTemp(dir, "db.tmp")
 	if err != nil {
 		return 0, err
 	}
 	defer os.Remove(f.Name()) // a no-op after the rename
-	cw := &dataFileWriter{f: f}
+	cw := &dataFileWriter{f: f, rate: rate, start: time.Now(), stopc: stopc}
 	err = write(cw)
 	if err == nil {
 		err = fileutil.Fsync(f)
@@ -67,16 +70,21 @@ func writeDataFile(dir string, index uint64, write func(io.Writer) error) (int64
 
 // dataFileWriterSyncBytes is how much of a data file may be written
 // before it is flushed to disk.
-const dataFileWriterSyncBytes = 4 << 20
+const dataFileWriterSyncBytes = 1 << 20
 
-// dataFileWriter counts what it writes and flushes the file every
-// dataFileWriterSyncBytes while it is written. Left to the final fsync,
-// hundreds of megabytes of dirty pages would be flushed at once, and on
-// ext4 (data=ordered) the WAL's fdatasync waits for them: writes would
-// stall for a second or more in every snapshot of a large state.
+// dataFileWriter counts what it writes, flushes the file every
+// dataFileWriterSyncBytes and paces itself to rate bytes a second. Left to
+// the final fsync, hundreds of megabytes of dirty pages would be flushed at
+// once, and on ext4 (data=ordered) the WAL's fdatasync waits for them:
+// writes would stall for a second or more in every snapshot of a large
+// state. Flushed in small pieces at a bounded rate, a snapshot leaves the
+// disk to the WAL most of the time, on every member at once.
 type dataFileWriter struct {
 	f         *os.File
 	n, synced int64
+	rate      int64
+	start     time.Time
+	stopc     <-chan struct{}
 }
 
 func (c *dataFileWriter) Write(p []byte) (int, error) {
@@ -85,8 +93,31 @@ func (c *dataFileWriter) Write(p []byte) (int, error) {
 	if err == nil && c.n-c.synced >= dataFileWriterSyncBytes {
 		err = flushRange(c.f, c.synced, c.n-c.synced)
 		c.synced = c.n
+		if err == nil {
+			err = c.pace()
+		}
 	}
 	return n, err
+}
+
+// pace sleeps until the bytes written so far are due at rate.
+func (c *dataFileWriter) pace() error {
+	if c.rate <= 0 {
+		return nil
+	}
+	due := c.start.Add(time.Duration(float64(c.n) / float64(c.rate) * float64(time.Second)))
+	wait := time.Until(due)
+	if wait <= 0 {
+		return nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-c.stopc:
+		return ErrStopped
+	}
 }
 
 // pruneDataFiles keeps the newest keep data files (the names sort by

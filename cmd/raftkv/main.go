@@ -42,6 +42,7 @@ type options struct {
 	snapshotCount          uint64
 	snapshotCatchUpEntries uint64
 	snapshotBytes          uint64
+	snapshotWriteMiBs      int
 	listenHost             string
 	peerListen             string
 	advertiseClientURL     string
@@ -78,6 +79,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.Uint64Var(&o.snapshotCount, "snapshot-count", 10000, "applied entries between snapshots")
 	fs.Uint64Var(&o.snapshotCatchUpEntries, "snapshot-catchup-entries", 5000, "entries kept after a snapshot for slow followers")
 	fs.Uint64Var(&o.snapshotBytes, "snapshot-bytes", 32<<20, "also snapshot once the entries applied since the last snapshot hold this many bytes")
+	fs.IntVar(&o.snapshotWriteMiBs, "snapshot-write-rate", 48, "MiB per second a snapshot's data file is written at most, so the WAL keeps the disk (0: no limit)")
 	fs.StringVar(&o.listenHost, "listen-host", "", "host or IP the client HTTP server listens on (default: all interfaces, as raftexample)")
 	fs.StringVar(&o.peerListen, "peer-listen", "", "host:port the peer server listens on (default: the host:port of this member's --cluster URL)")
 	fs.StringVar(&o.advertiseClientURL, "advertise-client-url", "", "client URL other members show for this one (default http://<peer host>:<port>)")
@@ -141,6 +143,9 @@ func (o *options) validate() error {
 	}
 	if o.snapshotCount == 0 {
 		return errors.New("--snapshot-count must be positive")
+	}
+	if o.snapshotWriteMiBs < 0 {
+		return fmt.Errorf("--snapshot-write-rate %d must be 0 (no limit) or positive", o.snapshotWriteMiBs)
 	}
 	if _, err := zapcore.ParseLevel(o.logLevel); err != nil {
 		return fmt.Errorf("--log-level: %v", err)
@@ -246,6 +251,7 @@ func run(o *options) int {
 		SnapshotCount:          o.snapshotCount,
 		SnapshotCatchUpEntries: o.snapshotCatchUpEntries,
 		SnapshotBytes:          o.snapshotBytes,
+		SnapshotWriteRate:      o.snapshotWriteRate(),
 		TickInterval:           time.Duration(o.tickMs) * time.Millisecond,
 		ElectionTicks:          o.electionTicks,
 		Logger:                 lg,
@@ -322,6 +328,14 @@ func run(o *options) int {
 }
 
 // clientURL is the client URL this member publishes to the others.
+// snapshotWriteRate is --snapshot-write-rate in raftnode's terms.
+func (o *options) snapshotWriteRate() int64 {
+	if o.snapshotWriteMiBs == 0 {
+		return -1 // no limit
+	}
+	return int64(o.snapshotWriteMiBs) << 20
+}
+
 func (o *options) clientURL() string {
 	if o.advertiseClientURL != "" {
 		return o.advertiseClientURL

@@ -31,6 +31,7 @@ func TestParseFlags(t *testing.T) {
 		{"bad log format", []string{"--id", "1", cluster, "--data-dir", dir, "--log-format", "xml"}, "json or console"},
 		{"gc percent too low", []string{"--id", "1", cluster, "--data-dir", dir, "--gc-percent", "5"}, "at least 10"},
 		{"gc percent negative", []string{"--id", "1", cluster, "--data-dir", dir, "--gc-percent", "-1"}, "at least 10"},
+		{"negative snapshot write rate", []string{"--id", "1", cluster, "--data-dir", dir, "--snapshot-write-rate", "-1"}, "0 (no limit) or positive"},
 		{"stray argument", []string{"--id", "1", cluster, "extra"}, "unexpected argument"},
 	}
 	for _, tt := range tests {
