@@ -175,8 +175,14 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request, key string, asJSON
 	if err != nil {
 		return err
 	}
-	ctx, cancel := h.callContext(r)
-	defer cancel()
+	// A stale read without min_index never waits, so it needs no deadline
+	// (a timer per request is a tenth of such a read's cost).
+	ctx := r.Context()
+	if !opts.Stale || opts.MinIndex > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = h.callContext(r)
+		defer cancel()
+	}
 	value, err := h.cfg.Store.Get(ctx, key, opts)
 	if err != nil {
 		return err
@@ -376,8 +382,15 @@ func isDNSName(host string) bool {
 
 // writeApplied answers a write that raft committed and applied at index.
 func writeApplied(w http.ResponseWriter, index uint64) {
-	w.Header().Set("X-Raft-Index", strconv.FormatUint(index, 10))
+	w.Header()["X-Raft-Index"] = []string{strconv.FormatUint(index, 10)}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// contentTypes holds the header values of the usual content types, shared
+// by every response (net/http never modifies them).
+var contentTypes = map[string][]string{
+	"application/json":         {"application/json"},
+	"application/octet-stream": {"application/octet-stream"},
 }
 
 func writeJSON(w http.ResponseWriter, r *http.Request, code int, v any) error {
@@ -390,8 +403,14 @@ func writeJSON(w http.ResponseWriter, r *http.Request, code int, v any) error {
 }
 
 func writeBody(w http.ResponseWriter, r *http.Request, code int, contentType string, body []byte) {
-	w.Header().Set("Content-Type", contentType)
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	// Canonical keys assigned directly: Header.Set would canonicalize them
+	// again on every response.
+	h := w.Header()
+	h["Content-Type"] = contentTypes[contentType]
+	if h["Content-Type"] == nil {
+		h["Content-Type"] = []string{contentType}
+	}
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(code)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(body)
