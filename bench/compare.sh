@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Runs the README's headline workloads RUNS times each (default 3) against a
+# fresh local 3-member raftkv cluster and prints the median of each, so
+# that the figures and their ratios come from one run on one machine. With
+# RAFTEXAMPLE=/path/to/raftexample it also runs the PUT and GET workloads
+# against etcd's raftexample, started the same way (it answers a PUT before
+# the write is committed, and reads locally). Each run lasts DURATION (6s).
+# Prints a Markdown table.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+runs=${RUNS:-3}
+duration=${DURATION:-6s}
+
+source bench/lib.sh
+
+# measure LABEL ARGS... runs raftkv-bench ARGS $runs times and prints a
+# table row with the median throughput, p50 and p99.
+measure() {
+	local label=$1 tp=() p50=() p99=() r
+	shift
+	for _ in $(seq 1 "$runs"); do
+		r=$("$bench" "$@" --duration "$duration" --json)
+		tp+=("$(num throughput <<<"$r")") p50+=("$(num p50 <<<"$r")") p99+=("$(num p99 <<<"$r")")
+	done
+	printf '| %s | %s/s | %s ms | %s ms |\n' "$label" "$(k "$(median "${tp[@]}")")" "$(ms "$(median "${p50[@]}")")" "$(ms "$(median "${p99[@]}")")"
+}
+
+workloads() {
+	local system=$1 leader=$2
+	measure "$system PUT, 1 client, to the leader" put --endpoints "$leader" --clients 1
+	for c in 16 64 256; do
+		measure "$system PUT, $c clients, all members" put --endpoints "$endpoints" --clients "$c"
+	done
+	if [ "$system" = raftkv ]; then
+		measure "$system GET linearizable, 64 clients" get --endpoints "$endpoints" --clients 64
+		measure "$system GET stale, 64 clients" get --endpoints "$endpoints" --clients 64 --level stale
+	else
+		measure "$system GET (local), 64 clients" get --endpoints "$endpoints" --clients 64
+	fi
+}
+
+echo "| workload ($runs runs of $duration, median) | throughput | p50 | p99 |"
+echo "| --- | ---: | ---: | ---: |"
+start_cluster 3 raftkv
+workloads raftkv "$(leader_url)"
+stop
+
+if [ -n "${RAFTEXAMPLE:-}" ]; then
+	# raftexample keeps its data dirs in the working directory.
+	mkdir "$work/raftexample" && cd "$work/raftexample"
+	peers=() cports=()
+	for i in 1 2 3; do peers+=("http://127.0.0.1:$(freeport)"); cports+=("$(freeport)"); done
+	cluster=$(IFS=,; echo "${peers[*]}")
+	endpoints=""
+	for i in 1 2 3; do
+		"$RAFTEXAMPLE" --id "$i" --cluster "$cluster" --port "${cports[$((i-1))]}" >"raftexample-$i.log" 2>&1 &
+		pids+=($!)
+		endpoints="$endpoints,http://127.0.0.1:${cports[$((i-1))]}"
+	done
+	endpoints=${endpoints#,}
+	first=${endpoints%%,*}
+	wait_write "$first"
+	sleep 2 # raftexample answers before it has a leader; let one be elected
+	workloads raftexample "$first"
+	cd - >/dev/null
+fi

@@ -1,0 +1,78 @@
+# Helpers shared by the bench/*.sh scripts: source it from the repo root.
+# It builds raftkv and raftkv-bench into a temporary folder ($work), starts
+# local clusters of real processes on free ports, and kills them on exit.
+
+work=$(mktemp -d)
+pids=()
+stop() {
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	pids=()
+}
+trap 'stop; rm -rf "$work"' EXIT
+
+go build -o "$work/raftkv" ./cmd/raftkv
+go build -o "$work/raftkv-bench" ./cmd/raftkv-bench
+bench="$work/raftkv-bench"
+
+# freeport prints a port nothing listens on (a fresh one each call).
+used=" "
+freeport() {
+	local p
+	while :; do
+		p=$(( 20000 + RANDOM % 30000 ))
+		[[ $used == *" $p "* ]] && continue
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
+		used="$used$p "
+		echo "$p"
+		return
+	done
+}
+
+# start_cluster N TAG [FLAGS...] starts N raftkv members with their data
+# and logs under $work/TAG-<id>, and waits until a write succeeds. It sets
+# endpoints (the client URLs, comma-separated), first (member 1's) and
+# logs (the log files).
+start_cluster() {
+	local n=$1 tag=$2 i
+	shift 2
+	local peers=() cports=()
+	for i in $(seq 1 "$n"); do peers+=("http://127.0.0.1:$(freeport)"); cports+=("$(freeport)"); done
+	local cluster
+	cluster=$(IFS=,; echo "${peers[*]}")
+	endpoints="" logs=()
+	for i in $(seq 1 "$n"); do
+		"$work/raftkv" --id "$i" --cluster "$cluster" --port "${cports[$((i-1))]}" \
+			--listen-host 127.0.0.1 --data-dir "$work/$tag-$i" "$@" >"$work/$tag-$i.log" 2>&1 &
+		pids+=($!)
+		logs+=("$work/$tag-$i.log")
+		endpoints="$endpoints,http://127.0.0.1:${cports[$((i-1))]}"
+	done
+	endpoints=${endpoints#,}
+	first=${endpoints%%,*}
+	wait_write "$first"
+}
+
+# wait_write URL waits up to 20s until URL takes a write.
+wait_write() {
+	for _ in $(seq 1 200); do
+		curl -sf -XPUT -d x "$1/warm-up" >/dev/null 2>&1 && return
+		sleep 0.1
+	done
+	echo "no write succeeded on $1 within 20s" >&2
+	return 1
+}
+
+# leader_url prints the client URL of the leader, from member 1's /status.
+leader_url() {
+	local id
+	id=$(curl -s "$first/status" | grep -o '"leader":[0-9]*' | cut -d: -f2)
+	echo "$endpoints" | tr , '\n' | sed -n "${id}p"
+}
+
+# num NAME reads a raftkv-bench --json line on stdin and prints field NAME.
+num() { grep -o "\"$1\":[0-9.]*" | head -1 | cut -d: -f2; }
+k() { awk -v x="$1" 'BEGIN { printf "%.1fk", x / 1000 }'; }
+ms() { awk -v x="$1" 'BEGIN { printf "%.2f", x }'; }
+# median prints the median of its arguments.
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
