@@ -15,12 +15,13 @@ go build -o "$work/raftkv" ./cmd/raftkv
 go build -o "$work/raftkv-bench" ./cmd/raftkv-bench
 bench="$work/raftkv-bench"
 
-# freeport prints a port nothing listens on (a fresh one each call).
+# freeport prints a port nothing listens on (a fresh one each call), below
+# the kernel's ephemeral ports, which outgoing connections may take.
 used=" "
 freeport() {
 	local p
 	while :; do
-		p=$(( 20000 + RANDOM % 30000 ))
+		p=$(( 10000 + RANDOM % 22000 ))
 		[[ $used == *" $p "* ]] && continue
 		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
 		used="$used$p "

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -532,8 +533,12 @@ var handedOut struct {
 	ports map[int]bool
 }
 
-// freePorts returns n distinct free TCP ports on 127.0.0.1. It holds all the listeners
-// open until it has n, so the kernel cannot offer the same port twice.
+// freePorts returns n distinct free TCP ports on 127.0.0.1, chosen at
+// random below the kernel's ephemeral range. A port the kernel hands out
+// for "127.0.0.1:0" is free only until the listener closes: before a node
+// binds it, any outgoing connection (a client's, a proxy's) may take it as
+// its local port, and the node then fails with "address already in use".
+// Ports below the ephemeral range are never taken that way.
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	handedOut.Lock()
@@ -541,25 +546,38 @@ func freePorts(t testing.TB, n int) []int {
 	if handedOut.ports == nil {
 		handedOut.ports = make(map[int]bool)
 	}
+	lo, hi := listenPortRange()
 	var ports []int
-	var listeners []net.Listener
-	defer func() {
-		for _, l := range listeners {
-			l.Close()
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 100*n {
+			t.Fatalf("testcluster: no free port in %d-%d after %d tries", lo, hi, tries)
 		}
-	}()
-	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("testcluster: free port: %v", err)
-		}
-		listeners = append(listeners, l)
-		p := l.Addr().(*net.TCPAddr).Port
+		p := lo + rand.IntN(hi-lo)
 		if handedOut.ports[p] {
 			continue
 		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			continue // in use
+		}
+		l.Close()
 		handedOut.ports[p] = true
 		ports = append(ports, p)
 	}
 	return ports
+}
+
+// listenPortRange is where freePorts picks ports: from 10000 up to the start
+// of the ephemeral range (/proc/sys/net/ipv4/ip_local_port_range, 32768 on
+// Linux by default).
+func listenPortRange() (lo, hi int) {
+	lo, hi = 10000, 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if start, err := strconv.Atoi(f[0]); err == nil && start > lo+1000 {
+				hi = start
+			}
+		}
+	}
+	return lo, hi
 }
