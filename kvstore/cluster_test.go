@@ -323,8 +323,8 @@ func TestClusterConcurrentWritesThroughFollower(t *testing.T) {
 	if n := c.stors[lead].Len(); n != writers*perWriter {
 		t.Fatalf("leader holds %d keys, want %d", n, writers*perWriter)
 	}
-	// With one entry of the follower in flight at a time, the writes
-	// queued meanwhile share the next entry.
+	// With the follower's entries in flight bounded, the writes queued
+	// meanwhile share the next entry.
 	m := &dto.Metric{}
 	if err := c.stors[f].met.batchRequests.Write(m); err != nil {
 		t.Fatal(err)

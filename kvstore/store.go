@@ -37,9 +37,11 @@ type Config struct {
 	// have proposed but not yet applied before further writes wait and
 	// gather into the next entry; the fewer, the larger each entry grows
 	// under load. An entry unapplied after InflightTimeout no longer
-	// counts (it may have been lost with a leader). Zero means 2 and 100ms:
-	// one entry travels while the next waits at the leader, which merges
-	// the waiting entries of every member into one (raftnode's batcher).
+	// counts (it may have been lost with a leader). Zero means 16 and
+	// 100ms: the leader merges the entries of every member waiting for it
+	// into one raft entry (raftnode's batcher), so an entry need not wait
+	// here for the one before it; the bound only keeps a member from
+	// flooding raft with small entries when no leader merges them.
 	MaxInflightBatches int
 	InflightTimeout    time.Duration
 	// Registerer receives the store's Prometheus metrics. Nil means they
@@ -58,7 +60,7 @@ func (c *Config) applyDefaults() {
 		c.MaxBatchBytes = 512 << 10
 	}
 	if c.MaxInflightBatches == 0 {
-		c.MaxInflightBatches = 2
+		c.MaxInflightBatches = 16
 	}
 	if c.InflightTimeout == 0 {
 		c.InflightTimeout = 100 * time.Millisecond
