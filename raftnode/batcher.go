@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 )
 
@@ -75,10 +74,14 @@ func (b *batcher) committed(seq uint64) {
 	}
 }
 
-// take removes up to MaxSizePerMsg of payloads (at least one) from the queue.
+// take removes up to MaxSizePerMsg of payloads (at least one, unless the
+// queue is empty) from the queue.
 func (b *batcher) take() []queuedProposal {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if len(b.mu.queue) == 0 {
+		return nil
+	}
 	n, size := 0, 0
 	for n < len(b.mu.queue) && (n == 0 || size+len(b.mu.queue[n].data) <= int(b.n.cfg.MaxSizePerMsg)) {
 		size += len(b.mu.queue[n].data)
@@ -91,12 +94,6 @@ func (b *batcher) take() []queuedProposal {
 	return out
 }
 
-func (b *batcher) queued() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.mu.queue)
-}
-
 func (b *batcher) run() {
 	defer b.n.wg.Done()
 	var (
@@ -107,15 +104,17 @@ func (b *batcher) run() {
 	defer expire.Stop()
 	defer b.failQueued()
 	for {
-		if len(inflight) < b.n.cfg.MaxInflightBatches && b.queued() > 0 {
-			seq++
-			if b.propose(seq, b.take()) {
-				inflight[seq] = time.Now()
-				if len(inflight) == 1 {
-					expire.Reset(b.n.cfg.BatchInflightTimeout)
+		if len(inflight) < b.n.cfg.MaxInflightBatches {
+			if qs := b.take(); len(qs) > 0 {
+				seq++
+				if b.propose(seq, qs) {
+					inflight[seq] = time.Now()
+					if len(inflight) == 1 {
+						expire.Reset(b.n.cfg.BatchInflightTimeout)
+					}
 				}
+				continue
 			}
-			continue
 		}
 		select {
 		case <-b.wakeC:
@@ -143,19 +142,11 @@ func (b *batcher) run() {
 
 // propose sends qs as one batch entry and answers each payload's result.
 func (b *batcher) propose(seq uint64, qs []queuedProposal) bool {
-	var err error
-	if b.n.leader.Load() == raft.None {
-		b.n.met.proposalsDropped.Inc()
-		err = ErrNoLeader
-	} else {
-		payloads := make([][]byte, len(qs))
-		for i, q := range qs {
-			payloads[i] = q.data
-		}
-		ctx, cancel := context.WithTimeout(b.n.stopCtx, b.n.electionTimeout())
-		err = b.n.proposeError(b.n.node.Propose(ctx, encodeBatch(b.n.cfg.ID, seq, payloads)))
-		cancel()
+	payloads := make([][]byte, len(qs))
+	for i, q := range qs {
+		payloads[i] = q.data
 	}
+	err := b.n.proposeEntry(encodeBatch(b.n.cfg.ID, seq, payloads))
 	b.n.met.batchPayloads.Observe(float64(len(qs)))
 	for _, q := range qs {
 		if q.result != nil {

@@ -924,16 +924,20 @@ func (n *Node) serveChannels() {
 	}
 }
 
-// propose hands data to raft. raft.Node.Propose blocks while no leader is
-// known, so that case is answered here at once.
-func (n *Node) propose(data []byte) error {
+// propose hands application data to raft as one entry.
+func (n *Node) propose(data []byte) error { return n.proposeEntry(wrapAppData(data)) }
+
+// proposeEntry hands entry data, kind byte included, to raft.
+// raft.Node.Propose blocks while no leader is known, so that case is
+// answered here at once.
+func (n *Node) proposeEntry(entry []byte) error {
 	if n.leader.Load() == raft.None {
 		n.met.proposalsDropped.Inc()
 		return ErrNoLeader
 	}
 	ctx, cancel := context.WithTimeout(n.stopCtx, n.electionTimeout())
 	defer cancel()
-	return n.proposeError(n.node.Propose(ctx, wrapAppData(data)))
+	return n.proposeError(n.node.Propose(ctx, entry))
 }
 
 func (n *Node) electionTimeout() time.Duration {

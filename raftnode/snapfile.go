@@ -38,8 +38,8 @@ func (n *Node) dataFile(index uint64) string {
 // writeDataFile writes a snapshot's data file durably: to a temporary
 // file that etcd's snapshotter removes if a crash leaves it behind, then
 // fsync, rename and fsync of the directory. It writes at most rate bytes a
-// second (0: as fast as it can) and gives up with ErrStopped once stopc is
-// closed.
+// second (rate <= 0: as fast as it can) and gives up with ErrStopped once
+// stopc is closed.
 func writeDataFile(dir string, index uint64, rate int64, stopc <-chan struct{}, write func(io.Writer) error) (int64, error) {
 	f, err := os.CreateTemp(dir, "db.tmp")
 	if err != nil {

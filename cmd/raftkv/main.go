@@ -327,7 +327,6 @@ func run(o *options) int {
 	}
 }
 
-// clientURL is the client URL this member publishes to the others.
 // snapshotWriteRate is --snapshot-write-rate in raftnode's terms.
 func (o *options) snapshotWriteRate() int64 {
 	if o.snapshotWriteMiBs == 0 {
@@ -336,6 +335,7 @@ func (o *options) snapshotWriteRate() int64 {
 	return int64(o.snapshotWriteMiBs) << 20
 }
 
+// clientURL is the client URL this member publishes to the others.
 func (o *options) clientURL() string {
 	if o.advertiseClientURL != "" {
 		return o.advertiseClientURL
