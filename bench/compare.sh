@@ -49,17 +49,11 @@ stop
 if [ -n "${RAFTEXAMPLE:-}" ]; then
 	# raftexample keeps its data dirs in the working directory.
 	mkdir "$work/raftexample" && cd "$work/raftexample"
-	peers=() cports=()
-	for i in 1 2 3; do peers+=("http://127.0.0.1:$(freeport)"); cports+=("$(freeport)"); done
-	cluster=$(IFS=,; echo "${peers[*]}")
-	endpoints=""
+	pick_ports 3
 	for i in 1 2 3; do
 		"$RAFTEXAMPLE" --id "$i" --cluster "$cluster" --port "${cports[$((i-1))]}" >"raftexample-$i.log" 2>&1 &
 		pids+=($!)
-		endpoints="$endpoints,http://127.0.0.1:${cports[$((i-1))]}"
 	done
-	endpoints=${endpoints#,}
-	first=${endpoints%%,*}
 	wait_write "$first"
 	sleep 2 # raftexample answers before it has a leader; let one be elected
 	workloads raftexample "$first"

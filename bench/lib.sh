@@ -32,26 +32,35 @@ freeport() {
 
 # start_cluster N TAG [FLAGS...] starts N raftkv members with their data
 # and logs under $work/TAG-<id>, and waits until a write succeeds. It sets
-# endpoints (the client URLs, comma-separated), first (member 1's) and
-# logs (the log files).
+# what pick_ports sets, and logs (the log files).
 start_cluster() {
 	local n=$1 tag=$2 i
 	shift 2
-	local peers=() cports=()
-	for i in $(seq 1 "$n"); do peers+=("http://127.0.0.1:$(freeport)"); cports+=("$(freeport)"); done
-	local cluster
-	cluster=$(IFS=,; echo "${peers[*]}")
-	endpoints="" logs=()
+	pick_ports "$n"
+	logs=()
 	for i in $(seq 1 "$n"); do
 		"$work/raftkv" --id "$i" --cluster "$cluster" --port "${cports[$((i-1))]}" \
 			--listen-host 127.0.0.1 --data-dir "$work/$tag-$i" "$@" >"$work/$tag-$i.log" 2>&1 &
 		pids+=($!)
 		logs+=("$work/$tag-$i.log")
+	done
+	wait_write "$first"
+}
+
+# pick_ports N chooses free ports for N members (raftexample's layout): it sets
+# cluster (the peer URLs, comma-separated), cports (the client ports),
+# endpoints (the client URLs, comma-separated) and first (member 1's).
+pick_ports() {
+	local i peers=()
+	cports=() endpoints=""
+	for i in $(seq 1 "$1"); do
+		peers+=("http://127.0.0.1:$(freeport)")
+		cports+=("$(freeport)")
 		endpoints="$endpoints,http://127.0.0.1:${cports[$((i-1))]}"
 	done
+	cluster=$(IFS=,; echo "${peers[*]}")
 	endpoints=${endpoints#,}
 	first=${endpoints%%,*}
-	wait_write "$first"
 }
 
 # wait_write URL waits up to 20s until URL takes a write.
