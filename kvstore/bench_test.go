@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/raftkv/raftkv/raftnode"
@@ -98,9 +99,31 @@ func filledStore(b *testing.B, keys int) *Store {
 	s := newBareStore(b)
 	value := bytes.Repeat([]byte{'v'}, 256)
 	for i := range keys {
-		s.mu.data.ReplaceOrInsert(item{key: fmt.Sprintf("%08d", i), value: value})
+		s.mu.data.ReplaceOrInsert(newItem(fmt.Sprintf("%08d", i), value))
 	}
 	return s
+}
+
+// BenchmarkPut is the state's share of applying a put: replacing the value
+// of a random key among keys, as the bench tool's default workload does.
+func BenchmarkPut(b *testing.B) {
+	for _, keys := range []int{100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("keys=%d", keys), func(b *testing.B) {
+			s := filledStore(b, keys)
+			names := make([]string, 4096)
+			r := rand.New(rand.NewPCG(1, 2))
+			for i := range names {
+				names[i] = fmt.Sprintf("%08d", r.IntN(keys))
+			}
+			value := bytes.Repeat([]byte{'w'}, 256)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				s.mu.data.ReplaceOrInsert(newItem(names[i%len(names)], value))
+				i++
+			}
+		})
+	}
 }
 
 func BenchmarkSnapshot(b *testing.B) {
@@ -113,7 +136,7 @@ func BenchmarkSnapshot(b *testing.B) {
 				b.Fatal(err)
 			}
 			// The next write copies the path it touches, as under load.
-			s.mu.data.ReplaceOrInsert(item{key: "00000001", value: []byte("x")})
+			s.mu.data.ReplaceOrInsert(newItem("00000001", []byte("x")))
 		}
 	})
 	write, err := s.Snapshot()

@@ -49,13 +49,41 @@ type session struct {
 	Applied   map[uint64]bool
 }
 
-// item is one key and its value in the state's B-tree.
+// item is one key and its value in the state's B-tree. prefix holds the
+// key's first 8 bytes, so that most comparisons in a lookup are of two
+// integers already in the node, not of two strings each elsewhere in
+// memory (a cache miss apiece in a large state).
 type item struct {
-	key   string
-	value []byte
+	prefix uint64
+	key    string
+	value  []byte
 }
 
-func itemLess(a, b item) bool { return a.key < b.key }
+// newItem returns the item for key and value; a lookup needs only the key.
+func newItem(key string, value []byte) item {
+	return item{prefix: keyPrefix(key), key: key, value: value}
+}
+
+// keyPrefix is key's first 8 bytes as a big-endian integer, padded with
+// zeros. It preserves order: keyPrefix(a) < keyPrefix(b) implies a < b,
+// and equal prefixes leave the order to the whole keys.
+func keyPrefix(key string) uint64 {
+	var p uint64
+	for i := range 8 {
+		p <<= 8
+		if i < len(key) {
+			p |= uint64(key[i])
+		}
+	}
+	return p
+}
+
+func itemLess(a, b item) bool {
+	if a.prefix != b.prefix {
+		return a.prefix < b.prefix
+	}
+	return a.key < b.key
+}
 
 // newTree returns an empty state. A B-tree rather than a map: its Clone is
 // copy-on-write and O(1), so a snapshot captures the state without

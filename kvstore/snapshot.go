@@ -129,7 +129,7 @@ func readSnapshot(r io.Reader) (*btree.BTreeG[item], map[uint64]*session, error)
 			return nil, nil, corrupt("keys out of order at %d", i)
 		}
 		last = string(k)
-		tree.ReplaceOrInsert(item{key: last, value: v})
+		tree.ReplaceOrInsert(newItem(last, v))
 	}
 	want := crc.Sum32()
 	var sum [4]byte

@@ -458,9 +458,9 @@ func (s *Store) applyEntry(e raftnode.Entry) {
 		for _, op := range r.Ops {
 			switch op.Type {
 			case OpPut:
-				s.mu.data.ReplaceOrInsert(item{key: op.Key, value: op.Value})
+				s.mu.data.ReplaceOrInsert(newItem(op.Key, op.Value))
 			case OpDelete:
-				s.mu.data.Delete(item{key: op.Key})
+				s.mu.data.Delete(newItem(op.Key, nil))
 			}
 		}
 		if b.Session == s.session {
@@ -608,7 +608,7 @@ func (s *Store) Get(ctx context.Context, key string, opts ReadOptions) ([]byte, 
 
 func (s *Store) local(key string) ([]byte, error) {
 	s.mu.RLock()
-	it, ok := s.mu.data.Get(item{key: key})
+	it, ok := s.mu.data.Get(newItem(key, nil))
 	s.mu.RUnlock()
 	if !ok {
 		return nil, ErrNotFound

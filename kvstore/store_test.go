@@ -79,7 +79,7 @@ func TestSnapshotStreamRoundTrip(t *testing.T) {
 	tree := newTree()
 	want := map[string][]byte{"bin": binaryValue(), "k/with/slash": []byte("v"), "\xff\xfe": {0}, "empty": {}}
 	for k, v := range want {
-		tree.ReplaceOrInsert(item{key: k, value: v})
+		tree.ReplaceOrInsert(newItem(k, v))
 	}
 	sessions := map[uint64]*session{7: {Watermark: 5, Applied: map[uint64]bool{5: true, 9: true}}}
 	var buf bytes.Buffer
@@ -95,7 +95,7 @@ func TestSnapshotStreamRoundTrip(t *testing.T) {
 		t.Fatalf("%d keys, want %d", gotTree.Len(), len(want))
 	}
 	for k, v := range want {
-		it, ok := gotTree.Get(item{key: k})
+		it, ok := gotTree.Get(newItem(k, nil))
 		if !ok || !bytes.Equal(it.value, v) {
 			t.Fatalf("key %q = %q, %v; want %q", k, it.value, ok, v)
 		}
@@ -310,5 +310,30 @@ func TestGobUint(t *testing.T) {
 		if got, w := gobUint(tt.in); got != tt.want || w != tt.width {
 			t.Errorf("gobUint(%x) = %d, %d; want %d, %d", tt.in, got, w, tt.want, tt.width)
 		}
+	}
+}
+
+// TestItemOrderIsKeyOrder checks that comparing items by their prefix
+// first orders them exactly as their keys, for keys around the 8-byte
+// prefix: shorter, longer, with zero bytes where the prefix pads.
+func TestItemOrderIsKeyOrder(t *testing.T) {
+	keys := []string{"", "\x00", "\x00\x00", "a", "a\x00", "a\x00\x00\x00\x00\x00\x00\x00", "a\x00\x00\x00\x00\x00\x00\x00\x00",
+		"a\x00\x00\x00\x00\x00\x00\x01", "abcdefgh", "abcdefgh\x00", "abcdefghi", "abcdefgi", "abcdefg", "\xff\xff\xff\xff\xff\xff\xff\xff", "\xff\xff\xff\xff\xff\xff\xff\xff\xff", "00012345", "00012346"}
+	for _, a := range keys {
+		for _, b := range keys {
+			checkItemOrder(t, a, b)
+		}
+	}
+}
+
+func FuzzItemOrder(f *testing.F) {
+	f.Add("abcdefgh", "abcdefgh\x00")
+	f.Add("a", "a\x00")
+	f.Fuzz(checkItemOrder)
+}
+
+func checkItemOrder(t *testing.T, a, b string) {
+	if got, want := itemLess(newItem(a, nil), newItem(b, nil)), a < b; got != want {
+		t.Fatalf("itemLess(%q, %q) = %v, want %v", a, b, got, want)
 	}
 }
