@@ -74,13 +74,20 @@ func (b *batcher) committed(seq uint64) {
 	}
 }
 
+// queuedBytes is the size of the payloads queued.
+func (b *batcher) queuedBytes() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.mu.bytes
+}
+
 // take removes up to MaxSizePerMsg of payloads (at least one, unless the
-// queue is empty) from the queue.
-func (b *batcher) take() []queuedProposal {
+// queue is empty) from the queue, and returns them and their size.
+func (b *batcher) take() ([]queuedProposal, int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(b.mu.queue) == 0 {
-		return nil
+		return nil, 0
 	}
 	n, size := 0, 0
 	for n < len(b.mu.queue) && (n == 0 || size+len(b.mu.queue[n].data) <= int(b.n.cfg.MaxSizePerMsg)) {
@@ -91,7 +98,37 @@ func (b *batcher) take() []queuedProposal {
 	copy(out, b.mu.queue)
 	b.mu.queue = append(b.mu.queue[:0], b.mu.queue[n:]...)
 	b.mu.bytes -= size
-	return out
+	return out, size
+}
+
+// gatherNum/gatherDen is the part of the previous batch, in bytes, that the
+// next one gathers before it is proposed without waiting: 4/5, so batches
+// keep their size under steady load without waiting for the last writes.
+const gatherNum, gatherDen = 4, 5
+
+// gatherPolicy decides when the batcher proposes what is queued, once its
+// window has room. Under load, the writes of the entry that just committed
+// come back a moment later as their clients' next writes; proposing at once
+// would leave them for the entry after, so every write would take two
+// rounds and entries would carry a fraction of the load. Instead the
+// batcher waits until the queue holds most of the previous entry's bytes,
+// or Config.BatchGatherWait has passed. A lone client's entry is small, so
+// its next write meets the target alone and waits not at all.
+type gatherPolicy struct {
+	wait   time.Duration // the longest to wait for the target; 0: never wait
+	limit  int           // the largest batch (MaxSizePerMsg)
+	target int           // bytes that end the wait
+}
+
+// due reports whether queued bytes are to be proposed now; waited says the
+// wait began at least g.wait ago.
+func (g *gatherPolicy) due(queued int, waited bool) bool {
+	return queued > 0 && (g.wait <= 0 || waited || queued >= g.target)
+}
+
+// proposed records that a batch of size bytes was proposed.
+func (g *gatherPolicy) proposed(size int) {
+	g.target = min(size*gatherNum/gatherDen, g.limit)
 }
 
 func (b *batcher) run() {
@@ -100,12 +137,24 @@ func (b *batcher) run() {
 		seq      uint64
 		inflight = map[uint64]time.Time{} // our uncommitted entries: seq -> proposed at
 		expire   = time.NewTimer(time.Hour)
+		gather   = gatherPolicy{wait: b.n.cfg.BatchGatherWait, limit: int(b.n.cfg.MaxSizePerMsg)}
+		gatherT  = time.NewTimer(time.Hour)
+		// waiting: the gather wait is running; waited: it ran out.
+		waiting, waited bool
 	)
+	gatherT.Stop()
 	defer expire.Stop()
+	defer gatherT.Stop()
 	defer b.failQueued()
 	for {
 		if len(inflight) < b.n.cfg.MaxInflightBatches {
-			if qs := b.take(); len(qs) > 0 {
+			if queued := b.queuedBytes(); gather.due(queued, waited) {
+				qs, size := b.take()
+				gather.proposed(size)
+				if waiting {
+					gatherT.Stop()
+				}
+				waiting, waited = false, false
 				seq++
 				if b.propose(seq, qs) {
 					inflight[seq] = time.Now()
@@ -114,10 +163,15 @@ func (b *batcher) run() {
 					}
 				}
 				continue
+			} else if queued > 0 && !waiting {
+				waiting = true
+				gatherT.Reset(gather.wait)
 			}
 		}
 		select {
 		case <-b.wakeC:
+		case <-gatherT.C:
+			waited = true
 		case s := <-b.committedC:
 			delete(inflight, s)
 		case <-expire.C:

@@ -85,6 +85,11 @@ type Config struct {
 	// MaxInflightBatches is how many of the leader's batch entries may be
 	// uncommitted at once. Zero means 1.
 	MaxInflightBatches int
+	// BatchGatherWait is the longest the leader waits, once its batch entry
+	// committed, for the writes queued to add up to most of that entry
+	// before it proposes the next (see gatherPolicy). Zero means 2ms;
+	// negative means it never waits.
+	BatchGatherWait time.Duration
 	// MaxBatchQueueBytes bounds the proposals the leader holds waiting for
 	// the next batch entry; past it they go to raft one by one. Zero means
 	// 64 MiB.
@@ -148,6 +153,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.MaxInflightBatches == 0 {
 		c.MaxInflightBatches = 1
+	}
+	if c.BatchGatherWait == 0 {
+		c.BatchGatherWait = 2 * time.Millisecond
 	}
 	if c.MaxBatchQueueBytes == 0 {
 		c.MaxBatchQueueBytes = 64 << 20

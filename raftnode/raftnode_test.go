@@ -388,3 +388,39 @@ func TestDecodeBatchRejectsBadFraming(t *testing.T) {
 		})
 	}
 }
+
+// TestGatherPolicy checks when the leader's batcher proposes what it has
+// queued: at once for the first batch and for a lone client's, after most
+// of the previous batch's bytes under load, and after the wait otherwise.
+func TestGatherPolicy(t *testing.T) {
+	g := gatherPolicy{wait: time.Millisecond, limit: 1000}
+	if g.due(0, true) {
+		t.Fatal("due with nothing queued")
+	}
+	if !g.due(10, false) {
+		t.Fatal("the first batch waits")
+	}
+	g.proposed(10) // a lone client's write
+	if !g.due(10, false) {
+		t.Fatal("a lone client's next write waits")
+	}
+	g.proposed(500) // a batch under load: gather 400 bytes
+	for _, tt := range []struct {
+		queued int
+		waited bool
+		want   bool
+	}{{100, false, false}, {399, false, false}, {400, false, true}, {600, false, true}, {100, true, true}, {0, true, false}} {
+		if got := g.due(tt.queued, tt.waited); got != tt.want {
+			t.Errorf("after a 500-byte batch, due(%d, waited %v) = %v, want %v", tt.queued, tt.waited, got, tt.want)
+		}
+	}
+	g.proposed(5000) // larger than a message: gather no more than one
+	if g.due(999, false) || !g.due(1000, false) {
+		t.Errorf("after a batch over the limit, the target is %d, want the limit 1000", g.target)
+	}
+	never := gatherPolicy{wait: -1, limit: 1000}
+	never.proposed(500)
+	if !never.due(1, false) {
+		t.Error("with a negative wait, a payload waits")
+	}
+}

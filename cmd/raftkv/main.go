@@ -43,6 +43,7 @@ type options struct {
 	snapshotCatchUpEntries uint64
 	snapshotBytes          uint64
 	snapshotWriteMiBs      int
+	batchGatherWait        time.Duration
 	listenHost             string
 	peerListen             string
 	advertiseClientURL     string
@@ -80,6 +81,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.Uint64Var(&o.snapshotCatchUpEntries, "snapshot-catchup-entries", 5000, "entries kept after a snapshot for slow followers")
 	fs.Uint64Var(&o.snapshotBytes, "snapshot-bytes", 32<<20, "also snapshot once the entries applied since the last snapshot hold this many bytes")
 	fs.IntVar(&o.snapshotWriteMiBs, "snapshot-write-rate", 48, "MiB per second a snapshot's data file is written at most, so the WAL keeps the disk (0: no limit)")
+	fs.DurationVar(&o.batchGatherWait, "batch-gather-wait", 2*time.Millisecond, "longest the leader waits for writes to add up to most of its previous entry before it proposes the next (0: never wait)")
 	fs.StringVar(&o.listenHost, "listen-host", "", "host or IP the client HTTP server listens on (default: all interfaces, as raftexample)")
 	fs.StringVar(&o.peerListen, "peer-listen", "", "host:port the peer server listens on (default: the host:port of this member's --cluster URL)")
 	fs.StringVar(&o.advertiseClientURL, "advertise-client-url", "", "client URL other members show for this one (default http://<peer host>:<port>)")
@@ -146,6 +148,9 @@ func (o *options) validate() error {
 	}
 	if o.snapshotWriteMiBs < 0 {
 		return fmt.Errorf("--snapshot-write-rate %d must be 0 (no limit) or positive", o.snapshotWriteMiBs)
+	}
+	if o.batchGatherWait < 0 || o.batchGatherWait > time.Second {
+		return fmt.Errorf("--batch-gather-wait %v must be between 0 (never wait) and 1s", o.batchGatherWait)
 	}
 	if _, err := zapcore.ParseLevel(o.logLevel); err != nil {
 		return fmt.Errorf("--log-level: %v", err)
@@ -252,6 +257,7 @@ func run(o *options) int {
 		SnapshotCatchUpEntries: o.snapshotCatchUpEntries,
 		SnapshotBytes:          o.snapshotBytes,
 		SnapshotWriteRate:      o.snapshotWriteRate(),
+		BatchGatherWait:        o.batchGatherWaitConfig(),
 		TickInterval:           time.Duration(o.tickMs) * time.Millisecond,
 		ElectionTicks:          o.electionTicks,
 		Logger:                 lg,
@@ -333,6 +339,14 @@ func (o *options) snapshotWriteRate() int64 {
 		return -1 // no limit
 	}
 	return int64(o.snapshotWriteMiBs) << 20
+}
+
+// batchGatherWaitConfig is --batch-gather-wait in raftnode's terms.
+func (o *options) batchGatherWaitConfig() time.Duration {
+	if o.batchGatherWait == 0 {
+		return -1 // never wait
+	}
+	return o.batchGatherWait
 }
 
 // clientURL is the client URL this member publishes to the others.

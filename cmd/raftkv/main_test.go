@@ -32,6 +32,8 @@ func TestParseFlags(t *testing.T) {
 		{"gc percent too low", []string{"--id", "1", cluster, "--data-dir", dir, "--gc-percent", "5"}, "at least 10"},
 		{"gc percent negative", []string{"--id", "1", cluster, "--data-dir", dir, "--gc-percent", "-1"}, "at least 10"},
 		{"negative snapshot write rate", []string{"--id", "1", cluster, "--data-dir", dir, "--snapshot-write-rate", "-1"}, "0 (no limit) or positive"},
+		{"negative batch gather wait", []string{"--id", "1", cluster, "--data-dir", dir, "--batch-gather-wait", "-1ms"}, "between 0 (never wait) and 1s"},
+		{"batch gather wait too long", []string{"--id", "1", cluster, "--data-dir", dir, "--batch-gather-wait", "2s"}, "between 0 (never wait) and 1s"},
 		{"stray argument", []string{"--id", "1", cluster, "extra"}, "unexpected argument"},
 	}
 	for _, tt := range tests {
