@@ -63,7 +63,7 @@ func writeSnapshot(w io.Writer, tree *btree.BTreeG[item], sessions map[uint64]*s
 	var err error
 	tree.Ascend(func(it item) bool {
 		if err = writeField([]byte(it.key)); err == nil {
-			err = writeField(it.value)
+			err = writeField(it.valueBytes())
 		}
 		return err == nil
 	})

@@ -587,7 +587,8 @@ type ReadOptions struct {
 	MinIndex uint64
 }
 
-// Get reads key at the stated consistency.
+// Get reads key at the stated consistency. The value is shared with the
+// state: the caller must not modify it.
 func (s *Store) Get(ctx context.Context, key string, opts ReadOptions) ([]byte, error) {
 	if opts.MinIndex > 0 {
 		if err := s.WaitApplied(ctx, opts.MinIndex); err != nil {
@@ -613,7 +614,7 @@ func (s *Store) local(key string) ([]byte, error) {
 	if !ok {
 		return nil, ErrNotFound
 	}
-	return it.value, nil
+	return it.valueBytes(), nil
 }
 
 // Digest is the applied index, the key count and a SHA-256 over the
@@ -629,7 +630,7 @@ func (s *Store) Digest() (index uint64, keys int, hash string) {
 		h.Write([]byte(it.key))
 		binary.BigEndian.PutUint64(n[:], uint64(len(it.value)))
 		h.Write(n[:])
-		h.Write(it.value)
+		h.Write(it.valueBytes())
 		return true
 	})
 	return s.applied.Load(), s.mu.data.Len(), hex.EncodeToString(h.Sum(nil))

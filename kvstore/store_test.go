@@ -96,7 +96,7 @@ func TestSnapshotStreamRoundTrip(t *testing.T) {
 	}
 	for k, v := range want {
 		it, ok := gotTree.Get(newItem(k, nil))
-		if !ok || !bytes.Equal(it.value, v) {
+		if !ok || !bytes.Equal(it.valueBytes(), v) {
 			t.Fatalf("key %q = %q, %v; want %q", k, it.value, ok, v)
 		}
 	}
