@@ -156,9 +156,10 @@ func decodeBatch(data []byte) (*batch, error) {
 // gob stream (type definitions, then the value), so any member can decode
 // any entry alone, after a restart or a snapshot. A fresh gob.Decoder per
 // entry would compile the type anew each time, the apply loop's largest
-// cost; instead one primed Decoder is kept per distinct type preamble
-// (in practice one per writer binary) and fed only the value message.
-// Not safe for concurrent use: the apply loop owns it.
+// cost. Entries with this binary's own type definitions are decoded by
+// hand (see wire.go); for others one primed Decoder is kept per distinct
+// type preamble (in practice one per writer binary) and fed only the
+// value message. Not safe for concurrent use: the apply loop owns it.
 type entryDecoder struct {
 	primed map[string]*primedDecoder
 }
@@ -181,6 +182,11 @@ func (d *entryDecoder) decode(data []byte) (*batch, error) {
 	if split < 0 {
 		// Not the framing we expect: let gob itself say what is wrong.
 		return decodeBatch(data)
+	}
+	if w := ownBatchWire(); w.preamble != "" && string(data[:split]) == w.preamble {
+		if b, ok := decodeOwnBatch(data[split:], w.batchID); ok {
+			return b, nil
+		}
 	}
 	var b batch
 	// Indexing with the conversion inline looks up without allocating.
