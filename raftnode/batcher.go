@@ -74,20 +74,14 @@ func (b *batcher) committed(seq uint64) {
 	}
 }
 
-// queuedBytes is the size of the payloads queued.
-func (b *batcher) queuedBytes() int {
+// take removes up to MaxSizePerMsg of payloads (at least one) from the
+// queue if g says they are due, and records their size in g. It returns
+// them, or none and how many payloads wait.
+func (b *batcher) take(g *gatherPolicy, waited bool) (qs []queuedProposal, waiting int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.mu.bytes
-}
-
-// take removes up to MaxSizePerMsg of payloads (at least one, unless the
-// queue is empty) from the queue, and returns them and their size.
-func (b *batcher) take() ([]queuedProposal, int) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if len(b.mu.queue) == 0 {
-		return nil, 0
+	if !g.due(len(b.mu.queue), b.mu.bytes, waited) {
+		return nil, len(b.mu.queue)
 	}
 	n, size := 0, 0
 	for n < len(b.mu.queue) && (n == 0 || size+len(b.mu.queue[n].data) <= int(b.n.cfg.MaxSizePerMsg)) {
@@ -98,7 +92,8 @@ func (b *batcher) take() ([]queuedProposal, int) {
 	copy(out, b.mu.queue)
 	b.mu.queue = append(b.mu.queue[:0], b.mu.queue[n:]...)
 	b.mu.bytes -= size
-	return out, size
+	g.proposed(size)
+	return out, 0
 }
 
 // gatherNum/gatherDen is the part of the previous batch, in bytes, that the
@@ -115,15 +110,15 @@ const gatherNum, gatherDen = 4, 5
 // or Config.BatchGatherWait has passed. A lone client's entry is small, so
 // its next write meets the target alone and waits not at all.
 type gatherPolicy struct {
-	wait   time.Duration // the longest to wait for the target; 0: never wait
+	wait   time.Duration // the longest to wait for the target; <= 0: never wait
 	limit  int           // the largest batch (MaxSizePerMsg)
 	target int           // bytes that end the wait
 }
 
-// due reports whether queued bytes are to be proposed now; waited says the
-// wait began at least g.wait ago.
-func (g *gatherPolicy) due(queued int, waited bool) bool {
-	return queued > 0 && (g.wait <= 0 || waited || queued >= g.target)
+// due reports whether n queued payloads of size bytes are to be proposed
+// now; waited says the wait began at least g.wait ago.
+func (g *gatherPolicy) due(n, size int, waited bool) bool {
+	return n > 0 && (g.wait <= 0 || waited || size >= g.target)
 }
 
 // proposed records that a batch of size bytes was proposed.
@@ -148,9 +143,8 @@ func (b *batcher) run() {
 	defer b.failQueued()
 	for {
 		if len(inflight) < b.n.cfg.MaxInflightBatches {
-			if queued := b.queuedBytes(); gather.due(queued, waited) {
-				qs, size := b.take()
-				gather.proposed(size)
+			qs, pending := b.take(&gather, waited)
+			if len(qs) > 0 {
 				if waiting {
 					gatherT.Stop()
 				}
@@ -163,7 +157,7 @@ func (b *batcher) run() {
 					}
 				}
 				continue
-			} else if queued > 0 && !waiting {
+			} else if pending > 0 && !waiting {
 				waiting = true
 				gatherT.Reset(gather.wait)
 			}

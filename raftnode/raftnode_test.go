@@ -394,33 +394,33 @@ func TestDecodeBatchRejectsBadFraming(t *testing.T) {
 // of the previous batch's bytes under load, and after the wait otherwise.
 func TestGatherPolicy(t *testing.T) {
 	g := gatherPolicy{wait: time.Millisecond, limit: 1000}
-	if g.due(0, true) {
+	if g.due(0, 0, true) {
 		t.Fatal("due with nothing queued")
 	}
-	if !g.due(10, false) {
+	if !g.due(1, 10, false) {
 		t.Fatal("the first batch waits")
 	}
 	g.proposed(10) // a lone client's write
-	if !g.due(10, false) {
+	if !g.due(1, 10, false) {
 		t.Fatal("a lone client's next write waits")
 	}
 	g.proposed(500) // a batch under load: gather 400 bytes
 	for _, tt := range []struct {
-		queued int
-		waited bool
-		want   bool
-	}{{100, false, false}, {399, false, false}, {400, false, true}, {600, false, true}, {100, true, true}, {0, true, false}} {
-		if got := g.due(tt.queued, tt.waited); got != tt.want {
-			t.Errorf("after a 500-byte batch, due(%d, waited %v) = %v, want %v", tt.queued, tt.waited, got, tt.want)
+		n, size int
+		waited  bool
+		want    bool
+	}{{1, 100, false, false}, {3, 399, false, false}, {3, 400, false, true}, {5, 600, false, true}, {1, 100, true, true}, {0, 0, true, false}, {1, 0, true, true}} {
+		if got := g.due(tt.n, tt.size, tt.waited); got != tt.want {
+			t.Errorf("after a 500-byte batch, due(%d payloads, %d bytes, waited %v) = %v, want %v", tt.n, tt.size, tt.waited, got, tt.want)
 		}
 	}
 	g.proposed(5000) // larger than a message: gather no more than one
-	if g.due(999, false) || !g.due(1000, false) {
+	if g.due(9, 999, false) || !g.due(9, 1000, false) {
 		t.Errorf("after a batch over the limit, the target is %d, want the limit 1000", g.target)
 	}
 	never := gatherPolicy{wait: -1, limit: 1000}
 	never.proposed(500)
-	if !never.due(1, false) {
+	if !never.due(1, 1, false) {
 		t.Error("with a negative wait, a payload waits")
 	}
 }
