@@ -21,6 +21,15 @@
 // RetryInterval is proposed again, because raft may drop a forwarded
 // proposal without telling anyone.
 //
+// # Entries
+//
+// An entry is a self-contained gob stream of one batch, so any member
+// decodes it alone. The propose loop keeps one gob encoder primed. The
+// apply loop decodes entries with this binary's own type definitions by
+// hand (wire.go), accepting only what the encoder writes and leaving
+// anything else to gob, whose verdict then stands; entries from another
+// binary go to a gob decoder primed for their definitions.
+//
 // # At most once
 //
 // Each entry carries this process's random session id and a watermark: the
@@ -38,6 +47,8 @@
 //
 // # Snapshots
 //
+// The state is a B-tree whose items carry the first 8 bytes of their key
+// as an integer, so a lookup compares mostly integers in the node.
 // Snapshot clones the B-tree (copy-on-write, O(1)) and returns a function
 // that streams the clone in a checksummed binary format (snapshot.go)
 // while applying goes on. restore reads that format back from the data

@@ -19,10 +19,13 @@
 // A follower's proposals travel to the leader as raft forwards them
 // (MsgProp). The leader does not append them one by one: Process hands
 // their payloads, and serveChannels the leader's own, to the batcher, which
-// proposes everything queued as one entry of kind entryBatch as soon as its
-// previous entry committed (or BatchInflightTimeout passed). Under load one
-// round of WAL fsyncs and append messages then carries the writes of every
-// member. Each payload reaches the application as its own Entry, all with
+// proposes everything queued as one entry of kind entryBatch once its
+// previous entry committed (or BatchInflightTimeout passed) and the queue
+// holds 4/5 of that entry's bytes (or BatchGatherWait passed): the writes
+// that entry carried come back as their clients' next ones a moment after
+// it commits, and join the next entry instead of the one after. Under load
+// one round of WAL fsyncs and append messages then carries the writes of
+// every member. Each payload reaches the application as its own Entry, all with
 // the entry's index. A payload lost with a leader change is lost as a
 // dropped MsgProp is; the application proposes it again.
 //
@@ -45,7 +48,8 @@
 //     lived goroutine per membership change waits for it to apply.
 //   - batcher.run: on the leader, merges the application proposals waiting
 //     there (its own and those followers forward) into one raft entry,
-//     with one such entry uncommitted at a time.
+//     with one such entry uncommitted at a time, and waits briefly for the
+//     next one to fill up to most of the last.
 //   - readIndexer.run: one ReadIndex round at a time, shared by every read
 //     that arrived before it started.
 //   - publishAttributes: proposes this member's client URL until applied.
