@@ -2,7 +2,6 @@ package kvstore
 
 import (
 	"bytes"
-	"encoding/gob"
 	"sync"
 )
 
@@ -24,18 +23,16 @@ type ownWire struct {
 
 var ownBatchWire = sync.OnceValue(func() ownWire {
 	// Every type of the tree is defined on first use, whatever the values.
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(&batch{}); err != nil {
+	data, err := encodeBatch(&batch{})
+	if err != nil {
 		return ownWire{}
 	}
-	data := buf.Bytes()
 	split := gobValueOffset(data)
 	if split < 0 {
 		return ownWire{}
 	}
 	r := wireReader{b: data[split:]}
-	r.uint() // the message length
-	id := r.uint()
+	id := r.header()
 	if r.bad {
 		return ownWire{}
 	}
@@ -47,10 +44,7 @@ var ownBatchWire = sync.OnceValue(func() ownWire {
 // declines the message.
 func decodeOwnBatch(msg []byte, batchID uint64) (*batch, bool) {
 	r := wireReader{b: msg}
-	if n := r.uint(); r.bad || n != uint64(len(msg)-r.off) {
-		return nil, false
-	}
-	if r.uint() != batchID || r.bad {
+	if r.header() != batchID || r.bad {
 		return nil, false
 	}
 	b := &batch{}
@@ -95,6 +89,15 @@ func (r *wireReader) uint() uint64 {
 	}
 	r.off += w
 	return v
+}
+
+// header reads a value message's length, which must be that of the rest
+// of b, and returns the message's type id.
+func (r *wireReader) header() uint64 {
+	if n := r.uint(); !r.bad && n != uint64(len(r.b)-r.off) {
+		r.bad = true
+	}
+	return r.uint()
 }
 
 // count reads a slice length, declining one the rest of the message could
