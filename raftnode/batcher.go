@@ -77,7 +77,7 @@ func (b *batcher) committed(seq uint64) {
 // take removes up to MaxSizePerMsg of payloads (at least one) from the
 // queue if g says they are due, and records their size in g. It returns
 // them, or none and how many payloads wait.
-func (b *batcher) take(g *gatherPolicy, waited bool) (qs []queuedProposal, waiting int) {
+func (b *batcher) take(g *gatherPolicy, waited bool) (qs []queuedProposal, pending int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !g.due(len(b.mu.queue), b.mu.bytes, waited) {
