@@ -378,6 +378,69 @@ func TestClusterLeaderMergesProposals(t *testing.T) {
 	}
 }
 
+// TestClusterLeaderWritesJoinTheGatheringEntry: writes arriving on the
+// leader while its batcher waits for its next entry to fill all go into
+// that entry. The leader's proposals used to wait for raft's answer, which
+// its batcher gives only once it proposes, so all but the first waited in
+// the store for the entry after.
+func TestClusterLeaderWritesJoinTheGatheringEntry(t *testing.T) {
+	c := newInprocCluster(t, 3, raftnode.Config{TickInterval: 50 * time.Millisecond, BatchGatherWait: 200 * time.Millisecond})
+	lead := c.waitLeader()
+	// A large entry first: the next one waits for most of its bytes, so
+	// it waits the whole BatchGatherWait (below the store's RetryInterval
+	// of 300ms, so nothing is proposed twice) for the small writes below.
+	if err := putRetrying(c.stors[lead], "large", make([]byte, 32<<10)); err != nil {
+		t.Fatal(err)
+	}
+	const writers = 8
+	type answer struct {
+		index uint64
+		err   error
+	}
+	answers := make(chan answer, writers)
+	write := func(w int) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		index, err := c.stors[lead].Put(ctx, fmt.Sprintf("w%d", w), []byte{byte(w)})
+		answers <- answer{index, err}
+	}
+	// The first write alone, until the store has proposed it; then the
+	// others, while the batcher holds it.
+	proposedEntries := func() uint64 {
+		m := &dto.Metric{}
+		if err := c.stors[lead].met.batchRequests.Write(m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetHistogram().GetSampleCount()
+	}
+	before := proposedEntries()
+	go write(0)
+	deadline := time.Now().Add(5 * time.Second)
+	for proposedEntries() == before {
+		if time.Now().After(deadline) {
+			t.Fatal("the first write was not proposed within 5s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for w := 1; w < writers; w++ {
+		go write(w)
+	}
+	indexes := map[uint64]int{}
+	for range writers {
+		a := <-answers
+		if a.err != nil {
+			t.Fatal(a.err)
+		}
+		indexes[a.index]++
+	}
+	if l := c.waitLeader(); l != lead {
+		t.Skipf("leader changed from %d to %d; the test needs one leader throughout", lead+1, l+1)
+	}
+	if len(indexes) != 1 {
+		t.Errorf("%d concurrent writes on the leader were applied at raft indexes %v (index: writes), want one entry", writers, indexes)
+	}
+}
+
 // histogram reads the sample count and sum of the named histogram.
 func histogram(t *testing.T, reg *prometheus.Registry, name string) (uint64, float64) {
 	t.Helper()

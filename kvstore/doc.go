@@ -16,8 +16,10 @@
 // requests that arrive meanwhile wait and join the next entry, so entries
 // grow with the load. On the leader, raftnode merges the entries of every
 // member waiting there into one raft entry, one such entry committing at a
-// time; each still applies as its own batch.
-// A request still unapplied after
+// time; each still applies as its own batch. The propose loop hands an
+// entry to raftnode and goes on: raft's answer comes later (the leader's
+// batcher gives it only once it proposes its next raft entry), and a
+// refusal fails the entry's requests then. A request still unapplied after
 // RetryInterval is proposed again, because raft may drop a forwarded
 // proposal without telling anyone.
 //

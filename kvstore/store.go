@@ -97,6 +97,9 @@ type Store struct {
 	// appliedBatchC carries, from the apply loop to the propose loop, the
 	// first request id of each applied entry of this session.
 	appliedBatchC chan uint64
+	// refusedC carries raft's refusals of this member's entries to the
+	// propose loop.
+	refusedC chan refusal
 
 	mu struct {
 		sync.RWMutex
@@ -154,6 +157,7 @@ func New(cfg Config, node *raftnode.Node) (*Store, error) {
 		session:       binary.BigEndian.Uint64(b[:]) | 1,
 		reqC:          make(chan *pending, 1024),
 		appliedBatchC: make(chan uint64, 1024),
+		refusedC:      make(chan refusal),
 		appliedC:      make(chan struct{}),
 		stopc:         make(chan struct{}),
 		proposeDone:   make(chan struct{}),
@@ -325,6 +329,9 @@ func (s *Store) proposeLoop() {
 			}
 		case id := <-s.appliedBatchC:
 			delete(inflight, id)
+		case o := <-s.refusedC:
+			delete(inflight, o.first)
+			s.proposalFailed(o)
 		case <-expire.C:
 			cutoff := time.Now().Add(-s.cfg.InflightTimeout)
 			for id, at := range inflight {
@@ -341,11 +348,9 @@ func (s *Store) proposeLoop() {
 	}
 }
 
-// propose sends reqs as one entry and reports the entry's first request
-// id and whether raft took it. A first proposal that raft refuses
-// outright (no leader, dropped) never reached any log, so its writes fail
-// now with that error; a refused retry, or a proposal whose fate is
-// unknown, leaves them waiting, since a copy may still commit.
+// propose hands reqs to raft as one entry and reports the entry's first
+// request id and whether raft has it now. Raft's answer comes later, to
+// awaitProposal; a refusal is settled by proposalFailed.
 func (s *Store) propose(reqs []*pending, isRetry bool) (first uint64, taken bool) {
 	b := &batch{Session: s.session, Reqs: make([]request, 0, len(reqs))}
 	now := time.Now()
@@ -363,24 +368,74 @@ func (s *Store) propose(reqs []*pending, isRetry bool) (first uint64, taken bool
 		return 0, false
 	}
 	s.met.batchRequests.Observe(float64(len(b.Reqs)))
+	o := refusal{first: b.Reqs[0].ID, reqs: reqs, at: now, isRetry: isRetry}
 	data, err := s.enc.encode(b)
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RetryInterval)
-		err = s.node.Propose(ctx, data)
-		cancel()
+	if err != nil {
+		o.err = err
+		s.proposalFailed(o)
+		return 0, false
 	}
-	if err == nil {
-		return b.Reqs[0].ID, true
+	// Only the hand-off waits here: raft's answer may take a while on the
+	// leader, whose batcher holds a proposal until it proposes its next
+	// entry, and writes arriving meanwhile are to join that entry too.
+	res := make(chan error, 1)
+	t := time.NewTimer(s.cfg.RetryInterval)
+	defer t.Stop()
+	select {
+	case s.node.ProposeC() <- raftnode.Proposal{Data: data, Result: res}:
+	case <-t.C:
+		return 0, false // not taken: retried once RetryInterval passed
+	case <-s.stopc:
+		return 0, false
 	}
-	if isRetry || errors.Is(err, raftnode.ErrTimeout) {
-		return 0, false // maybe taken: wait for apply or retry
+	go s.awaitProposal(o, res)
+	return o.first, true
+}
+
+// refusal is raft's refusal of an entry of this member, reported by the
+// goroutine that waited for raft's answer.
+type refusal struct {
+	first   uint64     // the entry's first request id
+	reqs    []*pending // its writes
+	at      time.Time  // when they were proposed
+	isRetry bool
+	err     error
+}
+
+// awaitProposal waits for raft's answer to the entry o describes (a
+// raftnode.Proposal's Result always gets one) and reports a refusal to
+// the propose loop.
+func (s *Store) awaitProposal(o refusal, res <-chan error) {
+	select {
+	case o.err = <-res:
+	case <-s.stopc:
+		return
+	}
+	if o.err == nil {
+		return
+	}
+	select {
+	case s.refusedC <- o:
+	case <-s.stopc:
+	}
+}
+
+// proposalFailed settles an entry raft refused. A first proposal refused
+// outright (no leader, dropped) never reached any log, so its writes fail
+// now with that error, unless they were proposed again since; a refused
+// retry, or a proposal whose fate is unknown (a timeout), leaves them
+// waiting, since a copy may still commit.
+func (s *Store) proposalFailed(o refusal) {
+	if o.isRetry || errors.Is(o.err, raftnode.ErrTimeout) {
+		return
 	}
 	s.pmu.Lock()
-	for _, p := range reqs {
-		s.finishLocked(p, result{err: err})
+	for _, p := range o.reqs {
+		if p.proposedAt.Equal(o.at) {
+			s.finishLocked(p, result{err: o.err})
+		}
 	}
 	s.pmu.Unlock()
-	return 0, false
 }
 
 func (s *Store) proposeStale() {
