@@ -97,9 +97,9 @@ func (b *batcher) take(g *gatherPolicy, waited bool) (qs []queuedProposal, pendi
 }
 
 // gatherNum/gatherDen is the part of the previous batch, in bytes, that the
-// next one gathers before it is proposed without waiting: 4/5, so batches
+// next one gathers before it is proposed without waiting: 9/10, so batches
 // keep their size under steady load without waiting for the last writes.
-const gatherNum, gatherDen = 4, 5
+const gatherNum, gatherDen = 9, 10
 
 // gatherPolicy decides when the batcher proposes what is queued, once its
 // window has room. Under load, the writes of the entry that just committed

@@ -404,12 +404,12 @@ func TestGatherPolicy(t *testing.T) {
 	if !g.due(1, 10, false) {
 		t.Fatal("a lone client's next write waits")
 	}
-	g.proposed(500) // a batch under load: gather 400 bytes
+	g.proposed(500) // a batch under load: gather 450 bytes
 	for _, tt := range []struct {
 		n, size int
 		waited  bool
 		want    bool
-	}{{1, 100, false, false}, {3, 399, false, false}, {3, 400, false, true}, {5, 600, false, true}, {1, 100, true, true}, {0, 0, true, false}, {1, 0, true, true}} {
+	}{{1, 100, false, false}, {3, 449, false, false}, {3, 450, false, true}, {5, 600, false, true}, {1, 100, true, true}, {0, 0, true, false}, {1, 0, true, true}} {
 		if got := g.due(tt.n, tt.size, tt.waited); got != tt.want {
 			t.Errorf("after a 500-byte batch, due(%d payloads, %d bytes, waited %v) = %v, want %v", tt.n, tt.size, tt.waited, got, tt.want)
 		}
