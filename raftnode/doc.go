@@ -16,12 +16,13 @@
 //
 // # Batching
 //
-// A follower's proposals travel to the leader as raft forwards them
-// (MsgProp). The leader does not append them one by one: Process hands
-// their payloads, and serveChannels the leader's own, to the batcher, which
-// proposes everything queued as one entry of kind entryBatch once its
-// previous entry committed (or BatchInflightTimeout passed) and the queue
-// holds 9/10 of that entry's bytes (or BatchGatherWait passed): the writes
+// A follower sends each of its proposals straight to the leader as a
+// MsgProp, as raft would forward it. The leader does not append them one
+// by one: Process hands their payloads, and serveChannels the leader's
+// own, to the batcher, which proposes everything queued as one entry of
+// kind entryBatch once its previous entry committed (or
+// BatchInflightTimeout passed) and the queue holds 9/10 of that entry's
+// bytes (or BatchGatherWait passed): the writes
 // that entry carried come back as their clients' next ones a moment after
 // it commits, and join the next entry instead of the one after. Under load
 // one round of WAL fsyncs and append messages then carries the writes of
@@ -44,8 +45,9 @@
 //
 //   - run: the Ready loop; the only goroutine that handles Ready, writes the
 //     WAL and snapshot files and appends to the MemoryStorage.
-//   - serveChannels: feeds ProposeC and ConfChangeC into raft; one short-
-//     lived goroutine per membership change waits for it to apply.
+//   - serveChannels: feeds ProposeC into the batcher (leader), to the
+//     leader (follower) or into raft, and ConfChangeC into raft; one
+//     short-lived goroutine per membership change waits for it to apply.
 //   - batcher.run: on the leader, merges the application proposals waiting
 //     there (its own and those followers forward) into one raft entry,
 //     with one such entry uncommitted at a time, and waits briefly for the

@@ -907,12 +907,17 @@ func (n *Node) serveChannels() {
 	for {
 		select {
 		case p := <-n.proposeC:
-			// The leader merges proposals (see batcher); a follower's
-			// go to raft, which forwards them to the leader.
-			if n.leader.Load() == n.cfg.ID && n.batch.add(p.Data, p.Result) {
+			// The leader merges proposals (see batcher); a follower sends
+			// its own to the leader's.
+			var err error
+			switch lead := n.leader.Load(); {
+			case lead == n.cfg.ID && n.batch.add(p.Data, p.Result):
 				continue
+			case lead != raft.None && lead != n.cfg.ID:
+				n.forward(lead, p.Data)
+			default:
+				err = n.propose(p.Data)
 			}
-			err := n.propose(p.Data)
 			if p.Result != nil {
 				p.Result <- err
 			}
@@ -922,6 +927,22 @@ func (n *Node) serveChannels() {
 			return
 		}
 	}
+}
+
+// forward sends application data to the leader lead as a proposal
+// (MsgProp), as raft forwards a follower's proposal, but from here rather
+// than from raft's next Ready: that would take two more goroutine
+// hand-offs and a Ready cycle for each. Its Process hands the payload to
+// its batcher, or, if it is no longer leader, to raft, which forwards or
+// drops it; like any message, the transport may drop it too, and the
+// application proposes it again.
+func (n *Node) forward(lead uint64, data []byte) {
+	n.transport.Send([]*raftpb.Message{{
+		Type:    raftpb.MsgProp.Enum(),
+		From:    proto.Uint64(n.cfg.ID),
+		To:      proto.Uint64(lead),
+		Entries: []*raftpb.Entry{{Type: raftpb.EntryNormal.Enum(), Data: wrapAppData(data)}},
+	}})
 }
 
 // propose hands application data to raft as one entry.
