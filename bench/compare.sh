@@ -32,6 +32,7 @@ workloads() {
 	for c in 16 64 256; do
 		measure "$system PUT, $c clients, all members" put --endpoints "$endpoints" --clients "$c"
 	done
+	measure "$system PUT, 64 clients, to the leader" put --endpoints "$leader" --clients 64
 	if [ "$system" = raftkv ]; then
 		measure "$system GET linearizable, 64 clients" get --endpoints "$endpoints" --clients 64
 		measure "$system GET stale, 64 clients" get --endpoints "$endpoints" --clients 64 --level stale
