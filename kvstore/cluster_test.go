@@ -325,11 +325,7 @@ func TestClusterConcurrentWritesThroughFollower(t *testing.T) {
 	}
 	// With the follower's entries in flight bounded, the writes queued
 	// meanwhile share the next entry.
-	m := &dto.Metric{}
-	if err := c.stors[f].met.batchRequests.Write(m); err != nil {
-		t.Fatal(err)
-	}
-	entries, reqs := m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
+	entries, reqs := proposedEntries(t, c.stors[f])
 	t.Logf("follower proposed %d writes in %d entries", int(reqs), entries)
 	if float64(entries) >= reqs/2 {
 		t.Errorf("%d entries for %d writes: writes were not grouped", entries, int(reqs))
@@ -406,17 +402,13 @@ func TestClusterLeaderWritesJoinTheGatheringEntry(t *testing.T) {
 	}
 	// The first write alone, until the store has proposed it; then the
 	// others, while the batcher holds it.
-	proposedEntries := func() uint64 {
-		m := &dto.Metric{}
-		if err := c.stors[lead].met.batchRequests.Write(m); err != nil {
-			t.Fatal(err)
-		}
-		return m.GetHistogram().GetSampleCount()
-	}
-	before := proposedEntries()
+	before, _ := proposedEntries(t, c.stors[lead])
 	go write(0)
 	deadline := time.Now().Add(5 * time.Second)
-	for proposedEntries() == before {
+	for {
+		if n, _ := proposedEntries(t, c.stors[lead]); n != before {
+			break
+		}
 		if time.Now().After(deadline) {
 			t.Fatal("the first write was not proposed within 5s")
 		}
@@ -439,6 +431,17 @@ func TestClusterLeaderWritesJoinTheGatheringEntry(t *testing.T) {
 	if len(indexes) != 1 {
 		t.Errorf("%d concurrent writes on the leader were applied at raft indexes %v (index: writes), want one entry", writers, indexes)
 	}
+}
+
+// proposedEntries reads how many entries s has proposed and how many
+// writes they carried (its entry_requests histogram).
+func proposedEntries(t *testing.T, s *Store) (entries uint64, writes float64) {
+	t.Helper()
+	m := &dto.Metric{}
+	if err := s.met.batchRequests.Write(m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
 }
 
 // histogram reads the sample count and sum of the named histogram.
