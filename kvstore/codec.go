@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"unsafe"
-
-	"github.com/google/btree"
 )
 
 // OpType says what an Op does.
@@ -94,11 +92,6 @@ func itemLess(a, b item) bool {
 	}
 	return a.key < b.key
 }
-
-// newTree returns an empty state. A B-tree rather than a map: its Clone is
-// copy-on-write and O(1), so a snapshot captures the state without
-// stopping writes, and it iterates in key order for snapshots and digests.
-func newTree() *btree.BTreeG[item] { return btree.NewG(32, itemLess) }
 
 func encodeBatch(b *batch) ([]byte, error) {
 	var buf bytes.Buffer

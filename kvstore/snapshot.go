@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-
-	"github.com/google/btree"
 )
 
 // Snapshot format, binary-safe and streamed so that neither writing nor
@@ -37,12 +35,12 @@ type snapshotHeader struct {
 }
 
 // writeSnapshot streams tree and sessions to w.
-func writeSnapshot(w io.Writer, tree *btree.BTreeG[item], sessions map[uint64]*session) error {
+func writeSnapshot(w io.Writer, state *tree, sessions map[uint64]*session) error {
 	bw := bufio.NewWriterSize(w, 256<<10)
 	crc := crc32.New(crcTable)
 	out := io.MultiWriter(bw, crc)
 	var hdr bytes.Buffer
-	if err := gob.NewEncoder(&hdr).Encode(snapshotHeader{Keys: tree.Len(), Sessions: sessions}); err != nil {
+	if err := gob.NewEncoder(&hdr).Encode(snapshotHeader{Keys: state.Len(), Sessions: sessions}); err != nil {
 		return fmt.Errorf("kvstore: encode snapshot header: %w", err)
 	}
 	var lenBuf [binary.MaxVarintLen64]byte
@@ -61,7 +59,7 @@ func writeSnapshot(w io.Writer, tree *btree.BTreeG[item], sessions map[uint64]*s
 		return err
 	}
 	var err error
-	tree.Ascend(func(it item) bool {
+	state.Ascend(func(it item) bool {
 		if err = writeField([]byte(it.key)); err == nil {
 			err = writeField(it.valueBytes())
 		}
@@ -79,7 +77,7 @@ func writeSnapshot(w io.Writer, tree *btree.BTreeG[item], sessions map[uint64]*s
 }
 
 // readSnapshot decodes a stream written by writeSnapshot.
-func readSnapshot(r io.Reader) (*btree.BTreeG[item], map[uint64]*session, error) {
+func readSnapshot(r io.Reader) (*tree, map[uint64]*session, error) {
 	br := bufio.NewReaderSize(r, 256<<10)
 	crc := crc32.New(crcTable)
 	in := io.TeeReader(br, crc)
@@ -114,7 +112,7 @@ func readSnapshot(r io.Reader) (*btree.BTreeG[item], map[uint64]*session, error)
 	if hdr.Keys < 0 {
 		return nil, nil, corrupt("negative key count")
 	}
-	tree := newTree()
+	state := newTree()
 	var last string
 	for i := 0; i < hdr.Keys; i++ {
 		k, err := readField()
@@ -129,7 +127,7 @@ func readSnapshot(r io.Reader) (*btree.BTreeG[item], map[uint64]*session, error)
 			return nil, nil, corrupt("keys out of order at %d", i)
 		}
 		last = string(k)
-		tree.ReplaceOrInsert(newItem(last, v))
+		state.ReplaceOrInsert(newItem(last, v))
 	}
 	want := crc.Sum32()
 	var sum [4]byte
@@ -151,7 +149,7 @@ func readSnapshot(r io.Reader) (*btree.BTreeG[item], map[uint64]*session, error)
 			ss.Applied = map[uint64]bool{}
 		}
 	}
-	return tree, hdr.Sessions, nil
+	return state, hdr.Sessions, nil
 }
 
 // teeByteReader feeds the bytes binary.ReadUvarint reads into the CRC.

@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/btree"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/raftkv/raftkv/raftnode"
 	"go.uber.org/zap"
@@ -103,7 +102,7 @@ type Store struct {
 
 	mu struct {
 		sync.RWMutex
-		data     *btree.BTreeG[item]
+		data     *tree
 		sessions map[uint64]*session
 	}
 
@@ -587,13 +586,13 @@ func (s *Store) WaitApplied(ctx context.Context, index uint64) error {
 // raftnode calls Snapshot when every published commit has been applied.
 func (s *Store) Snapshot() (func(io.Writer) error, error) {
 	s.mu.Lock()
-	tree := s.mu.data.Clone()
+	state := s.mu.data.Clone()
 	sessions := make(map[uint64]*session, len(s.mu.sessions))
 	for id, ss := range s.mu.sessions {
 		sessions[id] = &session{Watermark: ss.Watermark, Applied: maps.Clone(ss.Applied)}
 	}
 	s.mu.Unlock()
-	return func(w io.Writer) error { return writeSnapshot(w, tree, sessions) }, nil
+	return func(w io.Writer) error { return writeSnapshot(w, state, sessions) }, nil
 }
 
 // restore replaces the state with the snapshot in the file at path.
@@ -603,21 +602,21 @@ func (s *Store) restore(path string, index uint64) error {
 		return fmt.Errorf("kvstore: open snapshot: %w", err)
 	}
 	defer f.Close()
-	tree, sessions, err := readSnapshot(f)
+	state, sessions, err := readSnapshot(f)
 	if err != nil {
 		return fmt.Errorf("kvstore: snapshot %s: %w", path, err)
 	}
-	s.install(tree, sessions, index)
+	s.install(state, sessions, index)
 	return nil
 }
 
 // install makes tree and sessions the state as of index.
-func (s *Store) install(tree *btree.BTreeG[item], sessions map[uint64]*session, index uint64) {
+func (s *Store) install(state *tree, sessions map[uint64]*session, index uint64) {
 	s.mu.Lock()
-	s.mu.data, s.mu.sessions = tree, sessions
+	s.mu.data, s.mu.sessions = state, sessions
 	own := sessions[s.session]
 	s.mu.Unlock()
-	s.lg.Info("restored state from snapshot", zap.Uint64("index", index), zap.Int("keys", tree.Len()))
+	s.lg.Info("restored state from snapshot", zap.Uint64("index", index), zap.Int("keys", state.Len()))
 	// Our writes that the snapshot covers will never be seen as entries.
 	if own != nil {
 		s.pmu.Lock()

@@ -1,0 +1,371 @@
+package kvstore
+
+// tree is the state: an ordered map of items, a copy-on-write B+ tree.
+//
+// Items live in the leaves; a branch holds its children and, for each
+// child after the first, a separator: a key no greater than any key in
+// that child and greater than every key in the child before it. A
+// separator is a key only; it never holds a value, so a replaced value
+// is not kept alive by a branch.
+//
+// Nodes are fixed arrays sized to fill one of the Go allocator's size
+// classes, and the tree keeps them full where a general B-tree leaves them
+// half full:
+//   - a node that overflows with an item added at the very end of the tree
+//     keeps all its items and starts a new node with the one added, so a
+//     load of ascending keys fills every node (google/btree splits each
+//     such node in half and never adds to the left half again);
+//   - any other node that overflows first hands its first or last item to
+//     a sibling with room, and splits in half only when neither has any.
+//
+// Clone is O(1): both trees then share every node, and each copies a node
+// before its first change to it. Nodes are tagged with the tree that may
+// change them in place; a clone gives both trees new tags. A tree and its
+// clones may be read concurrently while one of them is changed, as the
+// Store does when it writes a snapshot: a shared node is never changed.
+
+import "unsafe"
+
+const (
+	// nodeMax is the most items a leaf, or children a branch, holds at
+	// rest. An insert may leave one more for the parent to resolve.
+	nodeMax = 65
+	// nodeMin is the least items or children a node keeps after a delete
+	// before it merges with a sibling or takes from it.
+	nodeMin = nodeMax / 3
+	// nodeSizeClass is the allocator's size class a node fills.
+	nodeSizeClass = 2688
+)
+
+// A compile-time check that a node fits its size class: a negative array
+// length does not compile.
+var _ [nodeSizeClass - unsafe.Sizeof(node{})]byte
+
+// cowTag identifies the tree allowed to change a node in place. It is
+// not zero-sized, so that each allocation has its own address.
+type cowTag struct{ _ byte }
+
+type node struct {
+	tag *cowTag
+	n   int
+	// items are a leaf's items in order, or a branch's separators, where
+	// items[i] separates kids[i] from kids[i-1] and items[0] is ignored
+	// until the child moves to another branch. Slots from n on are zero.
+	items [nodeMax + 1]item
+	// kids is nil in a leaf.
+	kids *[nodeMax + 1]*node
+}
+
+type tree struct {
+	root   *node
+	length int
+	tag    *cowTag
+}
+
+// newTree returns an empty state. A B-tree rather than a map: its Clone is
+// copy-on-write and O(1), so a snapshot captures the state without
+// stopping writes, and it iterates in key order for snapshots and digests.
+func newTree() *tree { return &tree{tag: new(cowTag)} }
+
+// Len is the number of items.
+func (t *tree) Len() int { return t.length }
+
+// Clone returns a tree with the same items in O(1); see tree.
+func (t *tree) Clone() *tree {
+	c := &tree{root: t.root, length: t.length, tag: new(cowTag)}
+	t.tag = new(cowTag)
+	return c
+}
+
+// Get returns the item with key's key.
+func (t *tree) Get(key item) (item, bool) {
+	n := t.root
+	if n == nil {
+		return item{}, false
+	}
+	for n.kids != nil {
+		n = n.kids[n.child(key)]
+	}
+	if i, ok := n.search(key); ok {
+		return n.items[i], true
+	}
+	return item{}, false
+}
+
+// Ascend calls fn for each item in key order until fn returns false.
+func (t *tree) Ascend(fn func(item) bool) {
+	if t.root != nil {
+		t.root.ascend(fn)
+	}
+}
+
+func (n *node) ascend(fn func(item) bool) bool {
+	if n.kids == nil {
+		for i := range n.n {
+			if !fn(n.items[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	for i := range n.n {
+		if !n.kids[i].ascend(fn) {
+			return false
+		}
+	}
+	return true
+}
+
+// ReplaceOrInsert adds it, or replaces the item with its key.
+func (t *tree) ReplaceOrInsert(it item) {
+	if t.root == nil {
+		t.root = &node{tag: t.tag}
+	}
+	t.root = t.mutable(t.root)
+	appended := t.insert(t.root, it, true)
+	if t.root.n > nodeMax {
+		old := t.root
+		r := t.split(old, appended)
+		t.root = &node{tag: t.tag, n: 2, kids: new([nodeMax + 1]*node)}
+		t.root.items[1] = separator(r.items[0])
+		t.root.kids[0], t.root.kids[1] = old, r
+	}
+}
+
+// insert adds it under n, which this tree may change. The caller resolves
+// an overflow of n; insert reports whether n overflowed with an item added
+// at its end while it is the last node of its level (rightmost).
+func (t *tree) insert(n *node, it item, rightmost bool) (appended bool) {
+	if n.kids == nil {
+		i, found := n.search(it)
+		if found {
+			n.items[i] = it
+			return false
+		}
+		t.length++
+		n.insertAt(i, it, nil)
+		return rightmost && i == n.n-1 && n.n > nodeMax
+	}
+	i := n.child(it)
+	kid := t.mutable(n.kids[i])
+	n.kids[i] = kid
+	appended = t.insert(kid, it, rightmost && i == n.n-1)
+	if kid.n <= nodeMax {
+		return false
+	}
+	return t.overflow(n, i, appended)
+}
+
+// overflow resolves n's child i holding nodeMax+1 items or children, and
+// reports whether n now overflowed by a child added at its end.
+func (t *tree) overflow(n *node, i int, appended bool) bool {
+	kid := n.kids[i]
+	if !appended {
+		// Hand one item to the sibling with more room, if either has any.
+		s := -1
+		if i > 0 && n.kids[i-1].n < nodeMax {
+			s = i - 1
+		}
+		if i+1 < n.n && n.kids[i+1].n < nodeMax && (s < 0 || n.kids[i+1].n < n.kids[s].n) {
+			s = i + 1
+		}
+		if s >= 0 {
+			n.kids[s] = t.mutable(n.kids[s])
+			if s < i {
+				t.shiftLeft(n, s, 1)
+			} else {
+				t.shiftRight(n, i, 1)
+			}
+			return false
+		}
+	}
+	r := t.split(kid, appended)
+	n.insertAt(i+1, separator(r.items[0]), r)
+	return appended && n.n > nodeMax
+}
+
+// split moves the upper part of n, which overflowed, to a new node and
+// returns it: only the last item or child when it was added at the end
+// of the tree, else the upper half.
+func (t *tree) split(n *node, appended bool) *node {
+	m := n.n / 2
+	if appended {
+		m = n.n - 1
+	}
+	r := &node{tag: t.tag}
+	if n.kids != nil {
+		r.kids = new([nodeMax + 1]*node)
+	}
+	moveItems(r, 0, n, m, n.n-m)
+	r.n = n.n - m
+	n.truncate(m)
+	return r
+}
+
+// Delete removes the item with key's key, if there is one.
+func (t *tree) Delete(key item) {
+	if _, ok := t.Get(key); !ok {
+		return // no copy of the path for a missing key
+	}
+	t.root = t.mutable(t.root)
+	t.delete(t.root, key)
+	t.length--
+	switch {
+	case t.root.kids != nil && t.root.n == 1:
+		t.root = t.root.kids[0]
+	case t.root.n == 0:
+		t.root = nil
+	}
+}
+
+// delete removes key, which is present, from under n, which this tree may
+// change.
+func (t *tree) delete(n *node, key item) {
+	if n.kids == nil {
+		i, _ := n.search(key)
+		n.removeAt(i)
+		return
+	}
+	i := n.child(key)
+	kid := t.mutable(n.kids[i])
+	n.kids[i] = kid
+	t.delete(kid, key)
+	if kid.n >= nodeMin || n.n < 2 {
+		return
+	}
+	// Merge with a sibling, or even the two out.
+	j := max(i-1, 0) // the pair is kids j and j+1
+	l := t.mutable(n.kids[j])
+	n.kids[j] = l
+	if r := n.kids[j+1]; l.n+r.n <= nodeMax {
+		// r is dropped, so it is read, not copied, if it is shared.
+		moveItems(l, l.n, r, 0, r.n)
+		if r.kids != nil {
+			l.items[l.n] = n.items[j+1]
+		}
+		l.n += r.n
+		n.removeAt(j + 1)
+		return
+	}
+	r := t.mutable(n.kids[j+1])
+	n.kids[j+1] = r
+	if l.n > r.n {
+		t.shiftRight(n, j, (l.n-r.n)/2)
+	} else {
+		t.shiftLeft(n, j, (r.n-l.n)/2)
+	}
+}
+
+// shiftLeft moves the first k items or children of n's child j+1 to the
+// end of child j. Both must be this tree's to change.
+func (t *tree) shiftLeft(n *node, j, k int) {
+	l, r := n.kids[j], n.kids[j+1]
+	if r.kids != nil {
+		r.items[0] = n.items[j+1]
+	}
+	moveItems(l, l.n, r, 0, k)
+	l.n += k
+	moveItems(r, 0, r, k, r.n-k)
+	r.truncate(r.n - k)
+	n.items[j+1] = separator(r.items[0])
+}
+
+// shiftRight moves the last k items or children of n's child j to the
+// front of child j+1. Both must be this tree's to change.
+func (t *tree) shiftRight(n *node, j, k int) {
+	l, r := n.kids[j], n.kids[j+1]
+	if r.kids != nil {
+		r.items[0] = n.items[j+1]
+	}
+	moveItems(r, k, r, 0, r.n)
+	moveItems(r, 0, l, l.n-k, k)
+	r.n += k
+	l.truncate(l.n - k)
+	n.items[j+1] = separator(r.items[0])
+}
+
+// mutable returns n if this tree may change it, else a copy it may.
+func (t *tree) mutable(n *node) *node {
+	if n.tag == t.tag {
+		return n
+	}
+	c := new(node)
+	*c = *n
+	c.tag = t.tag
+	if n.kids != nil {
+		kids := *n.kids
+		c.kids = &kids
+	}
+	return c
+}
+
+// search returns the index of the first item not less than key, and
+// whether it has key's key.
+func (n *node) search(key item) (int, bool) {
+	lo, hi := 0, n.n
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if itemLess(n.items[m], key) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, lo < n.n && !itemLess(key, n.items[lo])
+}
+
+// child returns the index of the branch's child whose keys span key's.
+func (n *node) child(key item) int {
+	lo, hi := 1, n.n
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if itemLess(key, n.items[m]) {
+			hi = m
+		} else {
+			lo = m + 1
+		}
+	}
+	return lo - 1
+}
+
+// insertAt puts it (and, in a branch, kid) at index i.
+func (n *node) insertAt(i int, it item, kid *node) {
+	copy(n.items[i+1:n.n+1], n.items[i:n.n])
+	n.items[i] = it
+	if n.kids != nil {
+		copy(n.kids[i+1:n.n+1], n.kids[i:n.n])
+		n.kids[i] = kid
+	}
+	n.n++
+}
+
+// removeAt removes the item (and, in a branch, the child) at index i.
+func (n *node) removeAt(i int) {
+	copy(n.items[i:n.n], n.items[i+1:n.n])
+	if n.kids != nil {
+		copy(n.kids[i:n.n], n.kids[i+1:n.n])
+	}
+	n.truncate(n.n - 1)
+}
+
+// truncate keeps the first m items or children and zeroes the rest, so
+// that they keep nothing alive.
+func (n *node) truncate(m int) {
+	clear(n.items[m:n.n])
+	if n.kids != nil {
+		clear(n.kids[m:n.n])
+	}
+	n.n = m
+}
+
+// moveItems copies k items, and children in a branch, from src at si to
+// dst at di. It leaves both counts alone.
+func moveItems(dst *node, di int, src *node, si, k int) {
+	copy(dst.items[di:di+k], src.items[si:si+k])
+	if src.kids != nil {
+		copy(dst.kids[di:di+k], src.kids[si:si+k])
+	}
+}
+
+// separator is it's key without its value.
+func separator(it item) item { return item{prefix: it.prefix, key: it.key} }
