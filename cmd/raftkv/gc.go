@@ -15,7 +15,7 @@ import (
 // memory). Collection work per byte allocated grows as the headroom
 // shrinks, which is why the floor exists.
 const (
-	gcHeadroomFraction = 0.2
+	gcHeadroomFraction = 0.15
 	gcMinHeadroom      = 64 << 20
 	gcTuneInterval     = 500 * time.Millisecond
 	gcMinPercent       = 10

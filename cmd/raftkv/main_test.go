@@ -83,8 +83,9 @@ func TestGCPercentFor(t *testing.T) {
 		{0, gcMaxPercent},
 		{1 << 20, gcMaxPercent}, // a small state: the 64 MiB floor, capped
 		{32 << 20, 200},         // the floor is twice the live heap
-		{256 << 20, 25},         // from here on, a quarter of it
-		{4 << 30, 20},
+		{256 << 20, 25},         // the floor is a quarter of it
+		{512 << 20, 15},         // from about 430 MiB on, 15% of it
+		{4 << 30, 15},
 	} {
 		if got := gcPercentFor(c.live); got != c.want {
 			t.Errorf("gcPercentFor(%d MiB) = %d, want %d", c.live>>20, got, c.want)
