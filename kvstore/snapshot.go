@@ -34,7 +34,7 @@ type snapshotHeader struct {
 	Sessions map[uint64]*session
 }
 
-// writeSnapshot streams tree and sessions to w.
+// writeSnapshot streams state and sessions to w.
 func writeSnapshot(w io.Writer, state *tree, sessions map[uint64]*session) error {
 	bw := bufio.NewWriterSize(w, 256<<10)
 	crc := crc32.New(crcTable)
