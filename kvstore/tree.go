@@ -124,11 +124,11 @@ func (t *tree) ReplaceOrInsert(it item) {
 	t.root = t.mutable(t.root)
 	appended := t.insert(t.root, it, true)
 	if t.root.n > nodeMax {
+		// A new root above the old one resolves it as any overflow.
 		old := t.root
-		r := t.split(old, appended)
-		t.root = &node{tag: t.tag, n: 2, kids: new([nodeMax + 1]*node)}
-		t.root.items[1] = separator(r.items[0])
-		t.root.kids[0], t.root.kids[1] = old, r
+		t.root = &node{tag: t.tag, n: 1, kids: new([nodeMax + 1]*node)}
+		t.root.kids[0] = old
+		t.overflow(t.root, 0, appended)
 	}
 }
 
