@@ -103,6 +103,15 @@ func freeze(tr *tree, want map[string]string) frozenTree {
 	return frozenTree{tr.Clone(), maps.Clone(want)}
 }
 
+// branchLevels is the number of levels of branches above the leaves.
+func branchLevels(tr *tree) int {
+	d := 0
+	for n := tr.root; n != nil && n.kids != nil; n = n.kids[0] {
+		d++
+	}
+	return d
+}
+
 // fill is the share of the leaves' slots that hold items.
 func fill(tr *tree) float64 {
 	items, leaves := 0, 0
@@ -125,19 +134,20 @@ func fill(tr *tree) float64 {
 
 func TestTreeMatchesMap(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		key   func(r *rand.Rand, i int) string
-		ops   int
-		drop  float64 // share of deletes
-		every int     // check every so many ops
+		name   string
+		key    func(r *rand.Rand, i int) string
+		ops    int
+		drop   float64 // share of deletes
+		every  int     // check every so many ops
+		levels int     // the least levels of branches the tree must reach
 	}{
-		{"random", func(r *rand.Rand, _ int) string { return fmt.Sprintf("k%06d", r.IntN(20000)) }, 60000, 0.3, 7919},
-		{"few keys", func(r *rand.Rand, _ int) string { return fmt.Sprint(r.IntN(100)) }, 20000, 0.5, 997},
-		{"ascending", func(_ *rand.Rand, i int) string { return fmt.Sprintf("%08d", i) }, 30000, 0, 7919},
-		{"descending", func(_ *rand.Rand, i int) string { return fmt.Sprintf("%08d", 1e7-i) }, 30000, 0, 7919},
-		{"long shared prefix", func(r *rand.Rand, _ int) string { return fmt.Sprintf("prefix-of-all/%d", r.IntN(5000)) }, 30000, 0.4, 4999},
-		{"three levels", func(r *rand.Rand, _ int) string { return fmt.Sprintf("%07d", r.IntN(1000000)) }, 400000, 0.15, 199999},
-		{"delete heavy", func(r *rand.Rand, _ int) string { return fmt.Sprintf("%05d", r.IntN(3000)) }, 40000, 0.7, 3001},
+		{"random", func(r *rand.Rand, _ int) string { return fmt.Sprintf("k%06d", r.IntN(20000)) }, 60000, 0.3, 7919, 0},
+		{"few keys", func(r *rand.Rand, _ int) string { return fmt.Sprint(r.IntN(100)) }, 20000, 0.5, 997, 0},
+		{"ascending", func(_ *rand.Rand, i int) string { return fmt.Sprintf("%08d", i) }, 30000, 0, 7919, 0},
+		{"descending", func(_ *rand.Rand, i int) string { return fmt.Sprintf("%08d", 1e7-i) }, 30000, 0, 7919, 0},
+		{"long shared prefix", func(r *rand.Rand, _ int) string { return fmt.Sprintf("prefix-of-all/%d", r.IntN(5000)) }, 30000, 0.4, 4999, 0},
+		{"three levels of branches", func(r *rand.Rand, _ int) string { return fmt.Sprintf("%07d", r.IntN(1000000)) }, 400000, 0.15, 199999, 3},
+		{"delete heavy", func(r *rand.Rand, _ int) string { return fmt.Sprintf("%05d", r.IntN(3000)) }, 40000, 0.7, 3001, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := rand.New(rand.NewPCG(1, uint64(len(tc.name))))
@@ -157,6 +167,9 @@ func TestTreeMatchesMap(t *testing.T) {
 				}
 			}
 			checkTree(t, tr, want)
+			if d := branchLevels(tr); d < tc.levels {
+				t.Fatalf("%d levels of branches, want at least %d", d, tc.levels)
+			}
 			// Delete everything, in random order.
 			keys := make([]string, 0, len(want))
 			for k := range want {
