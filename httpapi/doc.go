@@ -7,16 +7,29 @@
 // HTTP status codes, for three dialects: etcd's raftexample (/<key>, /<id>),
 // raftdb and hraftd (/key, /key/<key>, /join, read levels), and operator
 // endpoints (/status, /health, /metrics, /debug/pprof/). New builds the
-// http.Handler; NewServer wraps it in an http.Server with timeouts.
+// http.Handler; NewServer serves it with timeouts (see Server).
 //
 // # What it must not do
 //
 // It must not import raftnode or kvstore: it declares the small Store and
 // Cluster interfaces it needs, and classifies their errors by behaviour
-// (methods such as NotFound() bool), never by identity. It holds no state
-// between requests but the count of requests in flight, starts no
+// (methods such as NotFound() bool), never by identity. The handler holds
+// no state between requests but the count of requests in flight, starts no
 // goroutines, never logs values and never redirects: paths are not cleaned,
 // so "a//b" and "x/../y" are keys as written.
+//
+// # Serving
+//
+// NewServer's Server reads GET and PUT of /<k> on its own HTTP/1.1 loop,
+// one goroutine per connection, and answers them through the handler's
+// code: the same checks, limits, in-flight count and error answers, byte
+// for byte, but without net/http's per-request goroutine, context and
+// header map, which cost more CPU than the rest of serving such a request. It serves only
+// the plainest form of those requests (see parseHead); the first request
+// of a connection that is anything else hands the connection, with the
+// bytes already read, to a net/http server for good. One difference
+// remains: a call on the fast path is not canceled when its client
+// disconnects; it ends when the call does, within RequestTimeout.
 //
 // # Routes
 //

@@ -168,22 +168,7 @@ func (h *handler) routeKey(w http.ResponseWriter, r *http.Request, key string) e
 }
 
 func (h *handler) get(w http.ResponseWriter, r *http.Request, key string, asJSON bool) error {
-	if err := h.checkKey(key); err != nil {
-		return err
-	}
-	opts, err := parseReadOptions(r.URL.RawQuery)
-	if err != nil {
-		return err
-	}
-	// A stale read without min_index never waits, so it needs no deadline
-	// (a timer per request is a tenth of such a read's cost).
-	ctx := r.Context()
-	if !opts.Stale || opts.MinIndex > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = h.callContext(r)
-		defer cancel()
-	}
-	value, err := h.cfg.Store.Get(ctx, key, opts)
+	value, err := h.getKey(r.Context(), key, r.URL.RawQuery)
 	if err != nil {
 		return err
 	}
@@ -200,6 +185,26 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request, key string, asJSON
 	return nil
 }
 
+// getKey reads key at the level rawQuery asks for, within parent.
+func (h *handler) getKey(parent context.Context, key, rawQuery string) ([]byte, error) {
+	if err := h.checkKey(key); err != nil {
+		return nil, err
+	}
+	opts, err := parseReadOptions(rawQuery)
+	if err != nil {
+		return nil, err
+	}
+	// A stale read without min_index never waits, so it needs no deadline
+	// (a timer per request is a tenth of such a read's cost).
+	ctx := parent
+	if !opts.Stale || opts.MinIndex > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(parent, h.cfg.RequestTimeout)
+		defer cancel()
+	}
+	return h.cfg.Store.Get(ctx, key, opts)
+}
+
 func (h *handler) put(w http.ResponseWriter, r *http.Request, key string) error {
 	if err := h.checkKey(key); err != nil {
 		return err
@@ -208,14 +213,20 @@ func (h *handler) put(w http.ResponseWriter, r *http.Request, key string) error 
 	if err != nil {
 		return err
 	}
-	ctx, cancel := h.callContext(r)
-	defer cancel()
-	index, err := h.cfg.Store.Put(ctx, key, value)
+	index, err := h.putKey(r.Context(), key, value)
 	if err != nil {
 		return err
 	}
 	writeApplied(w, index)
 	return nil
+}
+
+// putKey writes value under key, already checked, within parent and
+// returns its raft index.
+func (h *handler) putKey(parent context.Context, key string, value []byte) (uint64, error) {
+	ctx, cancel := context.WithTimeout(parent, h.cfg.RequestTimeout)
+	defer cancel()
+	return h.cfg.Store.Put(ctx, key, value)
 }
 
 func (h *handler) delete(w http.ResponseWriter, r *http.Request, key string) error {
@@ -300,10 +311,13 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	case errors.As(err, &tooBig):
 		return nil, fmt.Errorf("httpapi: request body larger than %d bytes: %w", limit, err)
 	case err != nil:
-		return nil, fmt.Errorf("%w: %w", ErrBadBody, err)
+		return nil, badBody(err)
 	}
 	return b, nil
 }
+
+// badBody is the error for a request body that could not be read.
+func badBody(err error) error { return fmt.Errorf("%w: %w", ErrBadBody, err) }
 
 // parseMemberID accepts a positive decimal uint64; 0 is raft's "no node".
 func parseMemberID(s string) (uint64, bool) {

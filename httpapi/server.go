@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"net"
 	"net/http"
 	"time"
 )
@@ -19,19 +20,32 @@ const (
 // NewServer returns a server for h on addr. requestTimeout must be the
 // handler's Config.RequestTimeout (zero means DefaultRequestTimeout):
 // WriteTimeout starts once the request headers are read, so it covers reading
-// the body, the Store or Cluster call, and writing the response.
-// The caller owns the server: ListenAndServe, then Shutdown.
-func NewServer(addr string, h http.Handler, requestTimeout time.Duration) *http.Server {
+// the body, the Store or Cluster call, and writing the response. When h is
+// from New, the server serves the hot key requests on its own loop (see
+// Server). The caller owns the server: Serve or ListenAndServe, then
+// Shutdown.
+func NewServer(addr string, h http.Handler, requestTimeout time.Duration) *Server {
 	if requestTimeout <= 0 {
 		requestTimeout = DefaultRequestTimeout
 	}
-	return &http.Server{
-		Addr:              addr,
-		Handler:           h,
-		ReadHeaderTimeout: serverReadHeaderTimeout,
-		ReadTimeout:       serverTransferTimeout,
-		WriteTimeout:      serverTransferTimeout + requestTimeout + serverTransferTimeout,
-		IdleTimeout:       serverIdleTimeout,
-		MaxHeaderBytes:    serverMaxHeaderBytes,
+	s := &Server{
+		addr: addr,
+		std: &http.Server{
+			Addr:              addr,
+			Handler:           h,
+			ReadHeaderTimeout: serverReadHeaderTimeout,
+			ReadTimeout:       serverTransferTimeout,
+			WriteTimeout:      serverTransferTimeout + requestTimeout + serverTransferTimeout,
+			IdleTimeout:       serverIdleTimeout,
+			MaxHeaderBytes:    serverMaxHeaderBytes,
+		},
+		stdErr: make(chan error, 1),
 	}
+	if hh, ok := h.(*handler); ok {
+		s.h = hh
+		s.hand = newHandoffListener()
+		s.mu.lns = map[net.Listener]struct{}{}
+		s.mu.conns = map[*fastConn]struct{}{}
+	}
+	return s
 }

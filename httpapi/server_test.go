@@ -18,7 +18,7 @@ func TestNewServer(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := http.NotFoundHandler()
-			s := NewServer("127.0.0.1:0", h, tc.requestTimeout)
+			s := NewServer("127.0.0.1:0", h, tc.requestTimeout).std
 			if s.Addr != "127.0.0.1:0" || s.Handler == nil {
 				t.Errorf("Addr %q, Handler %v", s.Addr, s.Handler)
 			}

@@ -1,0 +1,647 @@
+package httpapi
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"log"
+	"maps"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// fastBufSize is the size of a fast connection's read and write buffers. A
+// request head must fit in the read buffer to be served on the fast path.
+const fastBufSize = 4 << 10
+
+// fastRequest is what the fast path needs of a request head.
+type fastRequest struct {
+	method   string // "GET" or "PUT"
+	path     string // the target up to '?', which needs no decoding
+	rawQuery string
+	length   int64 // Content-Length; 0 when absent
+}
+
+// parseHead parses head, a complete request head ending in "\r\n\r\n". It
+// reports false for anything it does not serve itself, leaving the request
+// to net/http, which gives every such case its usual answer: only HTTP/1.1
+// GET and PUT whose target is a path of printable ASCII without percent
+// escapes, with exactly one Host header, at most one Content-Length, and no
+// header that changes the framing or the connection (Transfer-Encoding,
+// Expect, Connection other than keep-alive, Upgrade, TE, Trailer). Every
+// head it accepts, http.ReadRequest reads as the same method, path, query
+// and length (FuzzParseHead checks this).
+func parseHead(head []byte) (req fastRequest, ok bool) {
+	line, rest, _ := bytes.Cut(head, []byte("\r\n"))
+	method, line, _ := bytes.Cut(line, []byte(" "))
+	target, proto, found := bytes.Cut(line, []byte(" "))
+	switch {
+	case !found, string(proto) != "HTTP/1.1":
+		return req, false
+	case string(method) == http.MethodGet:
+		req.method = http.MethodGet
+	case string(method) == http.MethodPut:
+		req.method = http.MethodPut
+	default:
+		return req, false
+	}
+	if len(target) == 0 || target[0] != '/' {
+		return req, false
+	}
+	for _, c := range target {
+		if c <= ' ' || c >= 0x7f || c == '%' || c == '#' {
+			return req, false
+		}
+	}
+	path, query, _ := bytes.Cut(target, []byte("?"))
+	hosts, lengths := 0, 0
+	for {
+		var h []byte
+		h, rest, found = bytes.Cut(rest, []byte("\r\n"))
+		if !found {
+			return req, false
+		}
+		if len(h) == 0 {
+			break
+		}
+		name, value, found := bytes.Cut(h, []byte(":"))
+		if !found || !validHeaderName(name) {
+			return req, false
+		}
+		value = bytes.Trim(value, " \t")
+		for _, c := range value {
+			if c < ' ' && c != '\t' || c == 0x7f {
+				return req, false
+			}
+		}
+		switch {
+		case asciiEqualFold(name, "Host"):
+			hosts++
+			if !validHost(value) {
+				return req, false
+			}
+		case asciiEqualFold(name, "Content-Length"):
+			lengths++
+			n, ok := parseLength(value)
+			if !ok {
+				return req, false
+			}
+			req.length = n
+		case asciiEqualFold(name, "Connection"):
+			if !asciiEqualFold(value, "keep-alive") {
+				return req, false
+			}
+		case asciiEqualFold(name, "Transfer-Encoding"), asciiEqualFold(name, "Expect"),
+			asciiEqualFold(name, "Upgrade"), asciiEqualFold(name, "TE"), asciiEqualFold(name, "Trailer"):
+			return req, false
+		}
+	}
+	if len(rest) != 0 || hosts != 1 || lengths > 1 {
+		return req, false
+	}
+	req.path, req.rawQuery = string(path), string(query)
+	return req, true
+}
+
+// validHeaderName reports whether name is an HTTP token.
+func validHeaderName(name []byte) bool {
+	return len(name) > 0 && allBytes(name, func(c byte) bool {
+		return isAlnum(c) || bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), c) >= 0
+	})
+}
+
+// validHost accepts the host[:port] spellings clients send: names, IPv4
+// and bracketed IPv6 addresses. Anything else goes to net/http.
+func validHost(v []byte) bool {
+	return len(v) > 0 && allBytes(v, func(c byte) bool {
+		return isAlnum(c) || bytes.IndexByte([]byte(".-:[]_"), c) >= 0
+	})
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
+func allBytes(b []byte, ok func(byte) bool) bool {
+	for _, c := range b {
+		if !ok(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// parseLength accepts 1 to 18 decimal digits.
+func parseLength(v []byte) (int64, bool) {
+	if len(v) == 0 || len(v) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// Server serves a handler from New. The requests clients send most, GET and
+// PUT of one key in raftexample's form (/<key>), it reads and answers on a
+// lean HTTP/1.1 loop of its own: one goroutine and two buffers per
+// connection, no allocation per request but the value and the call's
+// deadline, and none of net/http's per-request goroutine, context and
+// header map. Everything
+// else, and the rest of any connection once it sends such a request, it
+// hands to a net/http server, replaying what it had read, so every other
+// request gets net/http's behaviour and limits. Both paths answer through
+// the same handler code and error mapping.
+type Server struct {
+	// ErrorLog is net/http's ErrorLog for the connections it serves; set
+	// it before Serve.
+	ErrorLog *log.Logger
+
+	addr string
+	h    *handler // nil: every connection goes to std
+	std  *http.Server
+	hand *handoffListener
+
+	startStd sync.Once
+	stdErr   chan error
+
+	mu struct {
+		sync.Mutex
+		closing bool
+		lns     map[net.Listener]struct{}
+		conns   map[*fastConn]struct{}
+	}
+	closed atomic.Bool // set, under mu, once closing
+	date   atomic.Pointer[dateLine]
+	served atomic.Uint64 // requests answered on the fast path
+}
+
+// dateLine is a response's Date header line, formatted once a second.
+type dateLine struct {
+	sec  int64
+	line []byte
+}
+
+// Serve accepts connections on ln until Shutdown or Close, after which it
+// returns http.ErrServerClosed.
+func (s *Server) Serve(ln net.Listener) error {
+	if s.h == nil {
+		return s.std.Serve(ln)
+	}
+	s.mu.Lock()
+	if s.mu.closing {
+		s.mu.Unlock()
+		ln.Close()
+		return http.ErrServerClosed
+	}
+	s.mu.lns[ln] = struct{}{}
+	s.mu.Unlock()
+	s.startStd.Do(func() {
+		s.std.ErrorLog = s.ErrorLog
+		s.hand.addr = ln.Addr()
+		go func() { s.stdErr <- s.std.Serve(s.hand) }()
+	})
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.closed.Load() {
+				return http.ErrServerClosed
+			}
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				// As net/http: back off on transient errors (EMFILE).
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		c := &fastConn{s: s, nc: nc}
+		if !s.track(c) {
+			nc.Close()
+			return http.ErrServerClosed
+		}
+		go c.serve()
+	}
+}
+
+// ListenAndServe listens on the server's address and serves it.
+func (s *Server) ListenAndServe() error {
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ln)
+}
+
+// Shutdown stops accepting connections, closes idle ones, and waits until
+// every request being served is answered or ctx ends, as
+// http.Server.Shutdown.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.beginClose(false)
+	errc := make(chan error, 1)
+	go func() { errc <- s.std.Shutdown(ctx) }()
+	wait := time.Millisecond
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for !s.drained() {
+		select {
+		case <-ctx.Done():
+			<-errc
+			return ctx.Err()
+		case <-t.C:
+			wait = min(2*wait, 100*time.Millisecond)
+			t.Reset(wait)
+		}
+	}
+	return <-errc
+}
+
+// Close closes every listener and connection at once.
+func (s *Server) Close() error {
+	s.beginClose(true)
+	return s.std.Close()
+}
+
+func (s *Server) beginClose(all bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mu.closing = true
+	s.closed.Store(true)
+	for ln := range s.mu.lns {
+		ln.Close()
+	}
+	for c := range s.mu.conns {
+		if all || c.state.CompareAndSwap(connIdle, connClosed) {
+			c.nc.Close()
+		}
+	}
+	if s.hand != nil {
+		s.hand.Close()
+	}
+}
+
+func (s *Server) drained() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.mu.conns) == 0
+}
+
+// track registers c, idle; false once the server is closing.
+func (s *Server) track(c *fastConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closing {
+		return false
+	}
+	s.mu.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) forget(c *fastConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.mu.conns, c)
+}
+
+// dateHeader returns the "Date: ...\r\n" line for now.
+func (s *Server) dateHeader() []byte {
+	now := time.Now()
+	if d := s.date.Load(); d != nil && d.sec == now.Unix() {
+		return d.line
+	}
+	line := append([]byte("Date: "), now.UTC().AppendFormat(nil, http.TimeFormat)...)
+	d := &dateLine{sec: now.Unix(), line: append(line, "\r\n"...)}
+	s.date.Store(d)
+	return d.line
+}
+
+// fastConn is one client connection served by Server's own loop.
+type fastConn struct {
+	s *Server
+	// state is connIdle while the connection waits for a request; Shutdown
+	// closes it only if it swaps that for connClosed, and a connection
+	// that finds the server closing once its answer is out closes itself.
+	state atomic.Int32
+	nc    net.Conn
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	w     fastResponse // for answers written through the handler's code
+}
+
+const (
+	connIdle int32 = iota
+	connActive
+	connClosed
+)
+
+func (c *fastConn) serve() {
+	handedOff := false
+	defer func() {
+		c.s.forget(c)
+		if !handedOff {
+			c.nc.Close()
+		}
+	}()
+	c.br = bufio.NewReaderSize(c.nc, fastBufSize)
+	c.bw = bufio.NewWriterSize(c.nc, fastBufSize)
+	c.w.c = c
+	for {
+		c.nc.SetReadDeadline(time.Now().Add(serverIdleTimeout))
+		if _, err := c.br.Peek(1); err != nil {
+			return
+		}
+		if !c.state.CompareAndSwap(connIdle, connActive) {
+			return
+		}
+		head, err := c.readHead()
+		if err != nil {
+			return
+		}
+		req, ok := fastRequest{}, head != nil
+		if ok {
+			req, ok = parseHead(head)
+		}
+		if ok {
+			ok = c.serveRequest(req, len(head))
+		}
+		if !ok {
+			handedOff = c.handOff()
+			return
+		}
+		if c.bw.Flush() != nil {
+			return
+		}
+		c.state.Store(connIdle)
+		if c.s.closed.Load() {
+			return
+		}
+	}
+}
+
+// readHead returns the buffered request head, reading more if need be; nil
+// if it does not fit in the buffer.
+func (c *fastConn) readHead() ([]byte, error) {
+	deadlineSet := false
+	for {
+		buf, _ := c.br.Peek(c.br.Buffered())
+		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
+			return buf[:i+4], nil
+		}
+		if len(buf) == fastBufSize {
+			return nil, nil
+		}
+		if !deadlineSet {
+			c.nc.SetReadDeadline(time.Now().Add(serverReadHeaderTimeout))
+			deadlineSet = true
+		}
+		if _, err := c.br.Peek(len(buf) + 1); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// serveRequest answers a request whose head (headLen bytes, still in the
+// read buffer) parsed as req; false leaves it, unread, to net/http.
+func (c *fastConn) serveRequest(req fastRequest, headLen int) bool {
+	h := c.s.h
+	p := req.path
+	switch {
+	case reserved(p), len(p) < 2:
+		return false
+	case req.method == http.MethodGet && req.length != 0:
+		return false
+	case req.length > h.cfg.MaxValueBytes:
+		return false // net/http's path answers 413
+	}
+	if h.inFlight.Add(1) > int64(h.cfg.MaxInFlight) {
+		h.inFlight.Add(-1)
+		return false // net/http's path refuses it
+	}
+	defer h.inFlight.Add(-1)
+	c.s.served.Add(1)
+	// The request is ours: consume its head and body, within the time
+	// net/http allows a request (ReadTimeout) and its answer (WriteTimeout).
+	c.nc.SetDeadline(time.Now().Add(c.s.std.WriteTimeout))
+	c.br.Discard(headLen)
+	var err error
+	if req.method == http.MethodPut {
+		value := make([]byte, req.length)
+		if _, err = io.ReadFull(c.br, value); err != nil {
+			err = badBody(err)
+		} else {
+			err = c.put(p[1:], value)
+		}
+	} else {
+		err = c.get(p[1:], req.rawQuery)
+	}
+	if err != nil {
+		c.w.start(req)
+		h.fail(&c.w, c.w.request(), err)
+		c.w.finish()
+	}
+	return true
+}
+
+func (c *fastConn) put(key string, value []byte) error {
+	if err := c.s.h.checkKey(key); err != nil {
+		return err
+	}
+	index, err := c.s.h.putKey(context.Background(), key, value)
+	if err != nil {
+		return err
+	}
+	b := c.bw.AvailableBuffer()
+	b = append(b, "HTTP/1.1 204 No Content\r\nX-Raft-Index: "...)
+	b = strconv.AppendUint(b, index, 10)
+	b = append(b, "\r\n"...)
+	b = append(b, c.s.dateHeader()...)
+	b = append(b, "\r\n"...)
+	c.bw.Write(b)
+	return nil
+}
+
+func (c *fastConn) get(key, rawQuery string) error {
+	value, err := c.s.h.getKey(context.Background(), key, rawQuery)
+	if err != nil {
+		return err
+	}
+	b := c.bw.AvailableBuffer()
+	// Headers in net/http's order: the handler's sorted, then Date.
+	b = append(b, "HTTP/1.1 200 OK\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(value)), 10)
+	b = append(b, "\r\nContent-Type: application/octet-stream\r\n"...)
+	b = append(b, c.s.dateHeader()...)
+	b = append(b, "\r\n"...)
+	c.bw.Write(b)
+	c.bw.Write(value)
+	return nil
+}
+
+// handOff passes the connection, with what was read of it, to net/http.
+func (c *fastConn) handOff() bool {
+	if c.bw.Flush() != nil {
+		return false
+	}
+	buffered, _ := c.br.Peek(c.br.Buffered())
+	return c.s.hand.push(&replayConn{Conn: c.nc, pending: bytes.Clone(buffered)})
+}
+
+// fastResponse is the http.ResponseWriter of an answer the fast path writes
+// through the handler's code (errors): it collects the status, headers and
+// body, then writes them as net/http would, with a Content-Length.
+type fastResponse struct {
+	c      *fastConn
+	req    fastRequest
+	header http.Header
+	code   int
+	body   []byte
+}
+
+func (w *fastResponse) start(req fastRequest) {
+	w.req, w.code, w.body = req, 0, w.body[:0]
+	if w.header == nil {
+		w.header = http.Header{}
+	}
+	clear(w.header)
+}
+
+// request is the *http.Request the handler's error path reads (method and
+// path).
+func (w *fastResponse) request() *http.Request {
+	return &http.Request{
+		Method: w.req.method, URL: &url.URL{Path: w.req.path, RawQuery: w.req.rawQuery},
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{},
+		ContentLength: w.req.length, RequestURI: w.req.path,
+	}
+}
+
+func (w *fastResponse) Header() http.Header { return w.header }
+
+func (w *fastResponse) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+}
+
+func (w *fastResponse) Write(p []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	w.body = append(w.body, p...)
+	return len(p), nil
+}
+
+// finish writes the answer as net/http does: the status line, the
+// handler's headers sorted by name, Date, then the Content-Length the
+// handler did not set itself.
+func (w *fastResponse) finish() {
+	w.WriteHeader(http.StatusOK)
+	bw := w.c.bw
+	b := bw.AvailableBuffer()
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(w.code), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(w.code)...)
+	b = append(b, "\r\n"...)
+	for _, k := range slices.Sorted(maps.Keys(w.header)) {
+		for _, v := range w.header[k] {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	b = append(b, w.c.s.dateHeader()...)
+	if _, set := w.header["Content-Length"]; !set && w.code != http.StatusNoContent && w.code != http.StatusNotModified {
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, int64(len(w.body)), 10)
+		b = append(b, "\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+	bw.Write(b)
+	bw.Write(w.body)
+}
+
+// replayConn is a connection handed to net/http: reads return what the fast
+// loop had already read before reading on.
+type replayConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// handoffListener is the listener net/http serves: it yields the
+// connections the fast loop hands over.
+type handoffListener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newHandoffListener() *handoffListener {
+	return &handoffListener{conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *handoffListener) push(c net.Conn) bool {
+	select {
+	case l.conns <- c:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+func (l *handoffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *handoffListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *handoffListener) Addr() net.Addr { return l.addr }

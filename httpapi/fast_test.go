@@ -1,0 +1,377 @@
+package httpapi
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// serveFast serves h through NewServer on a free port and returns the
+// server and its address.
+func serveFast(t *testing.T, h http.Handler) (*Server, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer("", h, 0)
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		s.Close()
+		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("Serve: %v, want http.ErrServerClosed", err)
+		}
+	})
+	return s, ln.Addr().String()
+}
+
+// serveStd serves h through a plain net/http server with NewServer's
+// limits.
+func serveStd(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer("", http.HandlerFunc(h.ServeHTTP), 0).std // not *handler: no fast path
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Close() })
+	return ln.Addr().String()
+}
+
+var dateLineRE = regexp.MustCompile(`(?m)^Date: [^\r]*\r$`)
+
+// exchange writes raw to a new connection to addr at once (pipelined) and
+// returns everything the server answers until it closes the connection,
+// with each Date header's value replaced by X.
+func exchange(t *testing.T, addr string, raw string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(waitLimit))
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	out, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("reading answers: %v (after %q)", err, out)
+	}
+	return dateLineRE.ReplaceAllString(string(out), "Date: X\r")
+}
+
+func put(target, value string) string {
+	return "PUT " + target + " HTTP/1.1\r\nHost: h\r\nContent-Length: " + strconv.Itoa(len(value)) + "\r\n\r\n" + value
+}
+
+func get(target string) string { return "GET " + target + " HTTP/1.1\r\nHost: h\r\n\r\n" }
+
+// closing is the last request of every exchange: net/http serves it and
+// then closes the connection.
+const closing = "GET /health HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+
+// TestServerMatchesNetHTTP sends the same requests, pipelined on one
+// connection, to NewServer and to a plain net/http server over identical
+// stores, and requires byte-identical answers (but for Date) and identical
+// stores, and that the fast path answered exactly the requests it should.
+func TestServerMatchesNetHTTP(t *testing.T) {
+	big := strings.Repeat("v", 100<<10)
+	tests := []struct {
+		name string
+		raw  string
+		fast uint64 // requests the fast path answers
+	}{
+		{"put and get", put("/a", "1") + get("/a") + get("/a?level=stale") + get("/a?level=consistent&min_index=3") +
+			put("/k/with//slashes", "2") + get("/k/with//slashes") + put("/a?ignored=1", "3") + get("/a"), 8},
+		{"errors", get("/missing") + get("/a?level=bogus") + get("/a?min_index=x") + get("/a?level=stale&level=stale") +
+			put("/"+strings.Repeat("k", 40), "x"), 5},
+		{"empty and absent bodies", put("/e", "") + "PUT /n HTTP/1.1\r\nHost: h\r\n\r\n" + get("/e") + get("/n"), 4},
+		{"large value", put("/big", big) + get("/big"), 2},
+		{"header spellings", "PUT /l HTTP/1.1\r\nhost: h\r\ncontent-length:  2 \r\nconnection: Keep-Alive\r\nUser-Agent: t\r\n\r\nab" +
+			"GET /l HTTP/1.1\r\nHOST: h:80\r\nContent-Length: 0\r\n\r\n" + "PUT /z HTTP/1.1\r\nHost: h\r\nContent-Length: 01\r\n\r\nz", 3},
+		{"handed off mid-connection", put("/a", "1") + get("/status") + put("/b", "2") + get("/b"), 1},
+		{"percent-encoded key", put("/a%2Fb", "1") + get("/key/a/b") + get("/a%2Fb"), 0},
+		{"reserved paths", put("/key/x", "1") + get("/key/x") + get("/debug/state") + get("/"), 0},
+		{"chunked body", "PUT /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n" + get("/c"), 0},
+		{"expect continue", "PUT /x HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nxy" + get("/x"), 0},
+		{"GET with a body", "GET /a HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc" + get("/a"), 0},
+		{"HEAD", put("/a", "1") + "HEAD /a HTTP/1.1\r\nHost: h\r\n\r\n", 1},
+		{"too large", put("/a", strings.Repeat("x", 65)) + get("/a"), 0},
+		{"key too long", put("/"+strings.Repeat("k", 65), "x"), 1},
+		{"HTTP/1.0", "GET /a HTTP/1.0\r\n\r\n", 0},
+		{"no Host", "GET /a HTTP/1.1\r\n\r\n", 0},
+		{"two Hosts", "GET /a HTTP/1.1\r\nHost: h\r\nHost: g\r\n\r\n", 0},
+		{"two lengths", "PUT /a HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 0},
+		{"signed length", "PUT /a HTTP/1.1\r\nHost: h\r\nContent-Length: +1\r\n\r\na", 0},
+		{"control byte in a header", "GET /a HTTP/1.1\r\nHost: h\r\nX-A: b\x01c\r\n\r\n", 0},
+		{"folded header", "GET /a HTTP/1.1\r\nHost: h\r\nX-A: b\r\n c\r\n\r\n", 0},
+		{"bare LF", "GET /a HTTP/1.1\nHost: h\n\n", 0},
+		{"lower-case method", "put /a HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\na", 0},
+		{"DELETE", put("/key/d", "1") + "DELETE /key/d HTTP/1.1\r\nHost: h\r\n\r\n" + get("/key/d"), 0},
+		{"head larger than the buffer", "GET /a HTTP/1.1\r\nHost: h\r\nX-Pad: " + strings.Repeat("p", fastBufSize) + "\r\n\r\n", 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			seed := map[string]string{"a": "0"}
+			limits := func(c *Config) { c.MaxValueBytes, c.MaxKeyBytes = 200<<10, 64 }
+			if tc.name == "too large" {
+				limits = func(c *Config) { c.MaxValueBytes, c.MaxKeyBytes = 64, 64 }
+			}
+			fast, std := newEnv(t, seed, limits), newEnv(t, seed, limits)
+			srv, fastAddr := serveFast(t, fast.h)
+			stdAddr := serveStd(t, std.h)
+			raw := tc.raw + closing
+			got, want := exchange(t, fastAddr, raw), exchange(t, stdAddr, raw)
+			if got != want {
+				t.Errorf("answers differ\nfast path:\n%q\nnet/http:\n%q", got, want)
+			}
+			if g, w := fast.store.snapshot(), std.store.snapshot(); !equalMaps(g, w) {
+				t.Errorf("stores differ: fast path %q, net/http %q", g, w)
+			}
+			if n := srv.served.Load(); n != tc.fast {
+				t.Errorf("fast path answered %d requests, want %d", n, tc.fast)
+			}
+		})
+	}
+}
+
+func equalMaps(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// TestServerFastPathKeepsConnection serves many requests on one connection
+// without handing it off, reading each answer before the next request, with
+// a body that arrives in two writes.
+func TestServerFastPathKeepsConnection(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	srv, addr := serveFast(t, e.h)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(waitLimit))
+	br := bufio.NewReader(c)
+	for i := range 100 {
+		key, value := "/k"+strconv.Itoa(i), strings.Repeat("v", i*100)
+		req := put(key, value)
+		half := len(req) / 2
+		io.WriteString(c, req[:half])
+		io.WriteString(c, req[half:])
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 204 || resp.Header.Get("X-Raft-Index") == "" {
+			t.Fatalf("PUT %s: %s %v", key, resp.Status, resp.Header)
+		}
+		io.WriteString(c, get(key))
+		resp, err = http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != value || resp.Header.Get("Date") == "" {
+			t.Fatalf("GET %s: %s %v %d bytes, want 200 and %d", key, resp.Status, resp.Header, len(body), len(value))
+		}
+	}
+	if n := srv.served.Load(); n != 200 {
+		t.Errorf("fast path answered %d requests, want all 200", n)
+	}
+}
+
+// TestServerFastPathInFlightLimit: requests held on the fast path count
+// toward MaxInFlight, and one more is refused with net/http's answer.
+func TestServerFastPathInFlightLimit(t *testing.T) {
+	g := newGate()
+	e := newEnv(t, nil, func(c *Config) { c.MaxInFlight = 2 })
+	e.store.hook = g.hook
+	_, addr := serveFast(t, e.h)
+	results := make(chan string, 2)
+	for i := range 2 {
+		go func() { results <- exchange(t, addr, put("/held"+strconv.Itoa(i), "v")+closing) }()
+	}
+	g.awaitEntered(t, 2)
+	if n := inFlight(e.h); n != 2 {
+		t.Errorf("%d requests in flight, want 2", n)
+	}
+	if got := exchange(t, addr, put("/refused", "v")+closing); !strings.HasPrefix(got, "HTTP/1.1 503 ") ||
+		!strings.Contains(got, "too many requests in flight") {
+		t.Errorf("third request: %q, want 503 too many requests in flight", got)
+	}
+	close(g.release)
+	for range 2 {
+		if got := <-results; !strings.HasPrefix(got, "HTTP/1.1 204 ") {
+			t.Errorf("held request: %q, want 204", got)
+		}
+	}
+	if n := inFlight(e.h); n != 0 {
+		t.Errorf("%d requests in flight after all answered, want 0", n)
+	}
+}
+
+// TestServerShutdown: Shutdown closes idle connections at once, lets a
+// request being served on the fast path finish, and makes Serve return.
+func TestServerShutdown(t *testing.T) {
+	g := newGate()
+	e := newEnv(t, nil, nil)
+	var hold atomic.Bool // the gate holds calls once set
+	e.store.hook = func(ctx context.Context) error {
+		if hold.Load() {
+			return g.hook(ctx)
+		}
+		return nil
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer("", e.h, 0)
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	addr := ln.Addr().String()
+
+	idle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	idle.SetDeadline(time.Now().Add(waitLimit))
+	io.WriteString(idle, get("/x?level=stale")) // 404 from the fast path; then idle
+	if resp, err := http.ReadResponse(bufio.NewReader(idle), nil); err != nil || resp.StatusCode != 404 {
+		t.Fatalf("idle connection's request: %v %v", resp, err)
+	}
+	hold.Store(true)
+	busy := make(chan string, 1)
+	go func() { busy <- exchange(t, addr, put("/held", "v")) }()
+	g.awaitEntered(t, 1)
+
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(context.Background()) }()
+	if _, err := idle.Read(make([]byte, 1)); err == nil {
+		t.Error("idle connection still open during Shutdown")
+	}
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned %v while a request was being served", err)
+	default:
+	}
+	close(g.release)
+	if got := <-busy; !strings.HasPrefix(got, "HTTP/1.1 204 ") {
+		t.Errorf("request served during Shutdown: %q, want 204 and the connection closed", got)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		t.Errorf("Serve: %v, want http.ErrServerClosed", err)
+	}
+	if _, err := net.Dial("tcp", addr); err == nil {
+		t.Error("listener still accepting after Shutdown")
+	}
+}
+
+func TestParseHead(t *testing.T) {
+	tests := []struct {
+		head string
+		want fastRequest
+		ok   bool
+	}{
+		{"GET /a HTTP/1.1\r\nHost: h\r\n\r\n", fastRequest{method: "GET", path: "/a"}, true},
+		{"GET /a?level=stale HTTP/1.1\r\nHost: h\r\n\r\n", fastRequest{method: "GET", path: "/a", rawQuery: "level=stale"}, true},
+		{"PUT /a/b HTTP/1.1\r\nHost: [::1]:80\r\nContent-Length: 12\r\nX-Other: y\r\n\r\n", fastRequest{method: "PUT", path: "/a/b", length: 12}, true},
+		{"PUT /a HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\n\r\n", fastRequest{method: "PUT", path: "/a"}, true},
+		{"POST /a HTTP/1.1\r\nHost: h\r\n\r\n", fastRequest{}, false},
+		{"GET /a HTTP/1.0\r\nHost: h\r\n\r\n", fastRequest{}, false},
+		{"GET a HTTP/1.1\r\nHost: h\r\n\r\n", fastRequest{}, false},
+		{"GET /a%20 HTTP/1.1\r\nHost: h\r\n\r\n", fastRequest{}, false},
+		{"GET /a#f HTTP/1.1\r\nHost: h\r\n\r\n", fastRequest{}, false},
+		{"GET /a b HTTP/1.1\r\nHost: h\r\n\r\n", fastRequest{}, false},
+		{"GET /\xff HTTP/1.1\r\nHost: h\r\n\r\n", fastRequest{}, false},
+		{"GET /a HTTP/1.1\r\n\r\n", fastRequest{}, false},
+		{"GET /a HTTP/1.1\r\nHost: a b\r\n\r\n", fastRequest{}, false},
+		{"GET /a HTTP/1.1\r\nHost : h\r\n\r\n", fastRequest{}, false},
+		{"GET /a HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", fastRequest{}, false},
+		{"PUT /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: identity\r\n\r\n", fastRequest{}, false},
+		{"PUT /a HTTP/1.1\r\nHost: h\r\nContent-Length: 1 2\r\n\r\n", fastRequest{}, false},
+		{"PUT /a HTTP/1.1\r\nHost: h\r\nContent-Length: 9999999999999999999\r\n\r\n", fastRequest{}, false},
+		{"PUT /a HTTP/1.1\r\nHost: h\r\nContent-Length:\r\n\r\n", fastRequest{}, false},
+		{"GET /a HTTP/1.1\r\nHost: h\r\n\r\nx", fastRequest{}, false},
+	}
+	for _, tc := range tests {
+		got, ok := parseHead([]byte(tc.head))
+		if ok != tc.ok || ok && got != tc.want {
+			t.Errorf("parseHead(%q) = %+v, %v; want %+v, %v", tc.head, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// FuzzParseHead: every head parseHead accepts, net/http's server reads as
+// the same request, and none that it would refuse.
+func FuzzParseHead(f *testing.F) {
+	for _, s := range []string{
+		"GET /a HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET /a?level=stale&min_index=3 HTTP/1.1\r\nHost: h:1\r\nUser-Agent: x\r\n\r\n",
+		"PUT /k/v HTTP/1.1\r\nhost: [::1]:9\r\ncontent-length: 7\r\nConnection: keep-alive\r\n\r\n",
+		"PUT //a;b HTTP/1.1\r\nHost: h\r\nX-A: \t b \r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, head []byte) {
+		req, ok := parseHead(head)
+		if !ok {
+			return
+		}
+		r, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(head)))
+		if err != nil {
+			t.Fatalf("parseHead accepted %q; http.ReadRequest: %v", head, err)
+		}
+		if r.Method != req.method || r.URL.Path != req.path || r.URL.RawQuery != req.rawQuery ||
+			r.ContentLength != req.length || len(r.TransferEncoding) != 0 || r.Close || !r.ProtoAtLeast(1, 1) {
+			t.Fatalf("parseHead(%q) = %+v; net/http: %s %q %q length %d te %v close %v %s",
+				head, req, r.Method, r.URL.Path, r.URL.RawQuery, r.ContentLength, r.TransferEncoding, r.Close, r.Proto)
+		}
+		// The checks net/http's server adds to ReadRequest's.
+		if hosts := r.Header["Host"]; len(hosts) > 1 || !httpguts.ValidHostHeader(r.Host) || r.Host == "" {
+			t.Fatalf("parseHead accepted %q, whose Host net/http refuses", head)
+		}
+		for k, vv := range r.Header {
+			if !httpguts.ValidHeaderFieldName(k) {
+				t.Fatalf("parseHead accepted %q with header name %q", head, k)
+			}
+			for _, v := range vv {
+				if !httpguts.ValidHeaderFieldValue(v) {
+					t.Fatalf("parseHead accepted %q with header value %q", head, v)
+				}
+			}
+		}
+		if _, ok := r.Header["Expect"]; ok {
+			t.Fatalf("parseHead accepted %q with Expect", head)
+		}
+	})
+}
