@@ -8,6 +8,7 @@ import (
 
 type metrics struct {
 	writes        *prometheus.CounterVec
+	committed     prometheus.Counter // writes with result "committed"
 	retries       prometheus.Counter
 	applySeconds  prometheus.Histogram
 	batchRequests prometheus.Histogram
@@ -30,6 +31,7 @@ func newMetrics(reg prometheus.Registerer, keys func() float64) *metrics {
 	for _, r := range []string{"committed", "timeout", "unavailable", "stopped", "error"} {
 		m.writes.WithLabelValues(r)
 	}
+	m.committed = m.writes.WithLabelValues("committed")
 	if reg != nil {
 		reg.MustRegister(m.writes, m.retries, m.applySeconds, m.batchRequests,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "raftkv", Subsystem: "kv",
@@ -40,7 +42,6 @@ func newMetrics(reg prometheus.Registerer, keys func() float64) *metrics {
 
 // outcome names a write's result for the writes_total counter.
 func outcome(err error) string {
-	var b interface{ Unavailable() bool }
 	switch {
 	case err == nil:
 		return "committed"
@@ -48,8 +49,15 @@ func outcome(err error) string {
 		return "timeout"
 	case errors.Is(err, ErrStopped):
 		return "stopped"
-	case errors.As(err, &b) && b.Unavailable():
+	case isUnavailable(err):
 		return "unavailable"
 	}
 	return "error"
+}
+
+// isUnavailable is outcome's errors.As, apart, so that the target it
+// takes the address of is allocated only for a failed write.
+func isUnavailable(err error) bool {
+	var b interface{ Unavailable() bool }
+	return errors.As(err, &b) && b.Unavailable()
 }
