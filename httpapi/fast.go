@@ -358,6 +358,9 @@ type fastConn struct {
 	br    *bufio.Reader
 	bw    *bufio.Writer
 	w     fastResponse // for answers written through the handler's code
+	// broken: a request body could not be read whole, so the connection
+	// is closed after its answer.
+	broken bool
 }
 
 const (
@@ -400,7 +403,7 @@ func (c *fastConn) serve() {
 			handedOff = c.handOff()
 			return
 		}
-		if c.bw.Flush() != nil {
+		if c.bw.Flush() != nil || c.broken {
 			return
 		}
 		c.state.Store(connIdle)
@@ -453,13 +456,16 @@ func (c *fastConn) serveRequest(req fastRequest, headLen int) bool {
 	c.s.served.Add(1)
 	// The request is ours: consume its head and body, within the time
 	// net/http allows a request (ReadTimeout) and its answer (WriteTimeout).
-	c.nc.SetDeadline(time.Now().Add(c.s.std.WriteTimeout))
+	now := time.Now()
+	c.nc.SetReadDeadline(now.Add(c.s.std.ReadTimeout))
+	c.nc.SetWriteDeadline(now.Add(c.s.std.WriteTimeout))
 	c.br.Discard(headLen)
 	var err error
 	if req.method == http.MethodPut {
 		value := make([]byte, req.length)
 		if _, err = io.ReadFull(c.br, value); err != nil {
-			err = badBody(err)
+			// What follows on the connection is no request head.
+			err, c.broken = badBody(err), true
 		} else {
 			err = c.put(p[1:], value)
 		}

@@ -375,3 +375,32 @@ func FuzzParseHead(f *testing.F) {
 		}
 	})
 }
+
+// TestServerFastPathBodyTimeout: a PUT whose body stops short gets 400
+// once ReadTimeout passes, as through net/http, and its connection is
+// closed rather than read on from the middle of the body.
+func TestServerFastPathBodyTimeout(t *testing.T) {
+	for _, fast := range []bool{true, false} {
+		e := newEnv(t, nil, nil)
+		h := e.h
+		if !fast {
+			h = http.HandlerFunc(e.h.ServeHTTP) // not *handler: net/http only
+		}
+		s := NewServer("", h, 0)
+		s.std.ReadTimeout = 200 * time.Millisecond
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go s.Serve(ln)
+		got := exchange(t, ln.Addr().String(), "PUT /a HTTP/1.1\r\nHost: h\r\nContent-Length: 40\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n")
+		s.Close()
+		if !strings.HasPrefix(got, "HTTP/1.1 400 ") || !strings.Contains(got, "reading request body") ||
+			strings.Count(got, "HTTP/1.1 ") != 1 {
+			t.Errorf("fast path %v: %q, want one 400 for the body, then the connection closed", fast, got)
+		}
+		if kv := e.store.snapshot(); len(kv) != 0 {
+			t.Errorf("fast path %v: store holds %q after a body that never arrived", fast, kv)
+		}
+	}
+}
