@@ -193,7 +193,6 @@ type Server struct {
 	hand *handoffListener
 
 	startStd sync.Once
-	stdErr   chan error
 
 	mu struct {
 		sync.Mutex
@@ -229,7 +228,8 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.startStd.Do(func() {
 		s.std.ErrorLog = s.ErrorLog
 		s.hand.addr = ln.Addr()
-		go func() { s.stdErr <- s.std.Serve(s.hand) }()
+		// It ends only once hand is closed.
+		go s.std.Serve(s.hand)
 	})
 	var backoff time.Duration
 	for {
@@ -388,10 +388,7 @@ func (c *fastConn) serve() {
 		if !c.state.CompareAndSwap(connIdle, connActive) {
 			return
 		}
-		head, err := c.readHead()
-		if err != nil {
-			return
-		}
+		head := c.readHead()
 		req, ok := fastRequest{}, head != nil
 		if ok {
 			req, ok = parseHead(head)
@@ -413,26 +410,16 @@ func (c *fastConn) serve() {
 	}
 }
 
-// readHead returns the buffered request head, reading more if need be; nil
-// if it does not fit in the buffer.
-func (c *fastConn) readHead() ([]byte, error) {
-	deadlineSet := false
-	for {
-		buf, _ := c.br.Peek(c.br.Buffered())
-		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
-			return buf[:i+4], nil
-		}
-		if len(buf) == fastBufSize {
-			return nil, nil
-		}
-		if !deadlineSet {
-			c.nc.SetReadDeadline(time.Now().Add(serverReadHeaderTimeout))
-			deadlineSet = true
-		}
-		if _, err := c.br.Peek(len(buf) + 1); err != nil {
-			return nil, err
-		}
+// readHead returns the request head if all of it is in the read buffer,
+// else nil: a head that arrives in pieces (a slow or unusual client, or
+// bytes that are no request) goes to net/http, with its header timeout
+// and its answers to malformed requests.
+func (c *fastConn) readHead() []byte {
+	buf, _ := c.br.Peek(c.br.Buffered())
+	if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
+		return buf[:i+4]
 	}
+	return nil
 }
 
 // serveRequest answers a request whose head (headLen bytes, still in the

@@ -404,3 +404,17 @@ func TestServerFastPathBodyTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestServerIncompleteHeadGoesToNetHTTP: bytes that never complete a
+// request head are net/http's to answer (here at once, with 400), not
+// left waiting for the rest.
+func TestServerIncompleteHeadGoesToNetHTTP(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	srv, addr := serveFast(t, e.h)
+	if got := exchange(t, addr, "GARBAGE\r\n"); !strings.HasPrefix(got, "HTTP/1.1 400 ") {
+		t.Errorf("answer to a malformed request line: %q, want net/http's 400", got)
+	}
+	if n := srv.served.Load(); n != 0 {
+		t.Errorf("fast path answered %d requests, want 0", n)
+	}
+}

@@ -39,7 +39,6 @@ func NewServer(addr string, h http.Handler, requestTimeout time.Duration) *Serve
 			IdleTimeout:       serverIdleTimeout,
 			MaxHeaderBytes:    serverMaxHeaderBytes,
 		},
-		stdErr: make(chan error, 1),
 	}
 	if hh, ok := h.(*handler); ok {
 		s.h = hh
