@@ -449,8 +449,8 @@ func (c *fastConn) serveRequest(req fastRequest, headLen int) bool {
 	c.br.Discard(headLen)
 	var err error
 	if req.method == http.MethodPut {
-		value := make([]byte, req.length)
-		if _, err = io.ReadFull(c.br, value); err != nil {
+		var value []byte
+		if value, err = readValue(c.br, req.length); err != nil {
 			// What follows on the connection is no request head.
 			err, c.broken = badBody(err), true
 		} else {
@@ -465,6 +465,40 @@ func (c *fastConn) serveRequest(req fastRequest, headLen int) bool {
 		c.w.finish()
 	}
 	return true
+}
+
+// readValue reads a body of n bytes. A large one's buffer grows as its
+// bytes arrive, as io.ReadAll's does, so a client that announces a large
+// body and sends little of it holds little memory.
+func readValue(r io.Reader, n int64) ([]byte, error) {
+	const whole = 64 << 10 // read into a buffer of the full size at once
+	if n <= whole {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(r, b); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF // the body ended before it began
+			}
+			return nil, err
+		}
+		return b, nil
+	}
+	b := make([]byte, 0, whole)
+	for int64(len(b)) < n {
+		if len(b) == cap(b) {
+			grown := make([]byte, len(b), min(int(n), 2*len(b)))
+			copy(grown, b)
+			b = grown
+		}
+		k, err := r.Read(b[len(b):min(cap(b), int(n))])
+		b = b[:len(b)+k]
+		if err != nil && int64(len(b)) < n {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return b, nil
 }
 
 func (c *fastConn) put(key string, value []byte) error {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -416,5 +417,43 @@ func TestServerIncompleteHeadGoesToNetHTTP(t *testing.T) {
 	}
 	if n := srv.served.Load(); n != 0 {
 		t.Errorf("fast path answered %d requests, want 0", n)
+	}
+}
+
+// askReader serves data and records whether any read asked for more
+// than max(64 KiB, the bytes served so far): a buffer that grows by
+// doubling from 64 KiB never does.
+type askReader struct {
+	r      io.Reader
+	served int
+	greedy int // the largest read that asked for too much; 0: none did
+}
+
+func (a *askReader) Read(p []byte) (int, error) {
+	if len(p) > max(64<<10, a.served) {
+		a.greedy = max(a.greedy, len(p))
+	}
+	n, err := a.r.Read(p)
+	a.served += n
+	return n, err
+}
+
+func TestReadValue(t *testing.T) {
+	for _, n := range []int{0, 1, 64 << 10, 64<<10 + 1, 300 << 10, 1572864} {
+		data := bytes.Repeat([]byte("0123456789abcdef"), n/16+1)[:n]
+		// One byte at a time: every read is short.
+		src := &askReader{r: iotest.OneByteReader(bytes.NewReader(data))}
+		got, err := readValue(src, int64(n))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("readValue(%d): %d bytes, %v", n, len(got), err)
+		}
+		if src.greedy > 0 {
+			t.Errorf("readValue(%d) asked for %d bytes at once, more than it had received", n, src.greedy)
+		}
+		if n > 0 {
+			if _, err := readValue(bytes.NewReader(data[:n-1]), int64(n)); !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Errorf("readValue(%d) of %d bytes: %v, want io.ErrUnexpectedEOF", n, n-1, err)
+			}
+		}
 	}
 }
