@@ -443,9 +443,12 @@ func (c *fastConn) serveRequest(req fastRequest, headLen int) bool {
 	c.s.served.Add(1)
 	// The request is ours: consume its head and body, within the time
 	// net/http allows a request (ReadTimeout) and its answer (WriteTimeout).
+	// A body already in the buffer needs no read deadline.
 	now := time.Now()
-	c.nc.SetReadDeadline(now.Add(c.s.std.ReadTimeout))
 	c.nc.SetWriteDeadline(now.Add(c.s.std.WriteTimeout))
+	if int64(c.br.Buffered()-headLen) < req.length {
+		c.nc.SetReadDeadline(now.Add(c.s.std.ReadTimeout))
+	}
 	c.br.Discard(headLen)
 	var err error
 	if req.method == http.MethodPut {
