@@ -26,8 +26,9 @@
 // for byte, but without net/http's per-request goroutine, context and
 // header map, which cost more CPU than the rest of serving such a request. It serves only
 // the plainest form of those requests (see parseHead); the first request
-// of a connection that is anything else hands the connection, with the
-// bytes already read, to a net/http server for good. One difference
+// of a connection that is anything else, or whose head does not arrive
+// whole in one read, hands the connection, with the bytes already read,
+// to a net/http server for good. One difference
 // remains: a call on the fast path is not canceled when its client
 // disconnects; it ends when the call does, within RequestTimeout.
 //
