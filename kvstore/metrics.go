@@ -8,7 +8,7 @@ import (
 
 type metrics struct {
 	writes        *prometheus.CounterVec
-	committed     prometheus.Counter // writes with result "committed"
+	outcomes      map[string]prometheus.Counter // writes' children, by outcome
 	retries       prometheus.Counter
 	applySeconds  prometheus.Histogram
 	batchRequests prometheus.Histogram
@@ -27,11 +27,12 @@ func newMetrics(reg prometheus.Registerer, keys func() float64) *metrics {
 			Name: "entry_requests", Help: "Writes packed into one proposed raft entry.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
 	}
-	// Present from the start, so a scrape before the first write sees 0.
+	// Present from the start, so a scrape before the first write sees 0,
+	// and looked up once, not on every write.
+	m.outcomes = map[string]prometheus.Counter{}
 	for _, r := range []string{"committed", "timeout", "unavailable", "stopped", "error"} {
-		m.writes.WithLabelValues(r)
+		m.outcomes[r] = m.writes.WithLabelValues(r)
 	}
-	m.committed = m.writes.WithLabelValues("committed")
 	if reg != nil {
 		reg.MustRegister(m.writes, m.retries, m.applySeconds, m.batchRequests,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "raftkv", Subsystem: "kv",
@@ -39,6 +40,9 @@ func newMetrics(reg prometheus.Registerer, keys func() float64) *metrics {
 	}
 	return m
 }
+
+// countWrite counts a write by its outcome.
+func (m *metrics) countWrite(err error) { m.outcomes[outcome(err)].Inc() }
 
 // outcome names a write's result for the writes_total counter.
 func outcome(err error) string {

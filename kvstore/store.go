@@ -210,11 +210,7 @@ func (s *Store) PutAll(ctx context.Context, kvs map[string][]byte) (uint64, erro
 // index once it is committed and applied on this member.
 func (s *Store) Apply(ctx context.Context, ops []Op) (uint64, error) {
 	index, err := s.apply(ctx, ops)
-	if err == nil {
-		s.met.committed.Inc() // the common case, without the label lookup
-	} else {
-		s.met.writes.WithLabelValues(outcome(err)).Inc()
-	}
+	s.met.countWrite(err)
 	return index, err
 }
 
