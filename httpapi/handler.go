@@ -199,7 +199,7 @@ func (h *handler) getKey(parent context.Context, key, rawQuery string) ([]byte, 
 	ctx := parent
 	if !opts.Stale || opts.MinIndex > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(parent, h.cfg.RequestTimeout)
+		ctx, cancel = h.callContext(parent)
 		defer cancel()
 	}
 	return h.cfg.Store.Get(ctx, key, opts)
@@ -224,7 +224,7 @@ func (h *handler) put(w http.ResponseWriter, r *http.Request, key string) error 
 // putKey writes value under key, already checked, within parent and
 // returns its raft index.
 func (h *handler) putKey(parent context.Context, key string, value []byte) (uint64, error) {
-	ctx, cancel := context.WithTimeout(parent, h.cfg.RequestTimeout)
+	ctx, cancel := h.callContext(parent)
 	defer cancel()
 	return h.cfg.Store.Put(ctx, key, value)
 }
@@ -233,7 +233,7 @@ func (h *handler) delete(w http.ResponseWriter, r *http.Request, key string) err
 	if err := h.checkKey(key); err != nil {
 		return err
 	}
-	ctx, cancel := h.callContext(r)
+	ctx, cancel := h.callContext(r.Context())
 	defer cancel()
 	index, err := h.cfg.Store.Delete(ctx, key)
 	if err != nil {
@@ -256,7 +256,7 @@ func (h *handler) addMember(w http.ResponseWriter, r *http.Request, idText strin
 	if err != nil {
 		return err
 	}
-	ctx, cancel := h.callContext(r)
+	ctx, cancel := h.callContext(r.Context())
 	defer cancel()
 	if err := h.cfg.Cluster.AddMember(ctx, id, peerURL); err != nil {
 		return err
@@ -270,7 +270,7 @@ func (h *handler) removeMember(w http.ResponseWriter, r *http.Request, idText st
 	if !ok {
 		return ErrNotMemberID
 	}
-	ctx, cancel := h.callContext(r)
+	ctx, cancel := h.callContext(r.Context())
 	defer cancel()
 	if err := h.cfg.Cluster.RemoveMember(ctx, id); err != nil {
 		return err
@@ -297,10 +297,11 @@ func (h *handler) checkKey(key string) error {
 	return nil
 }
 
-// callContext bounds one Store or Cluster call by RequestTimeout; it also ends
-// when the client goes away.
-func (h *handler) callContext(r *http.Request) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(r.Context(), h.cfg.RequestTimeout)
+// callContext bounds one Store or Cluster call by RequestTimeout within
+// parent: a net/http request's context, which also ends when the client
+// goes away, or the fast path's.
+func (h *handler) callContext(parent context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(parent, h.cfg.RequestTimeout)
 }
 
 // readBody reads at most limit bytes; a longer body yields *http.MaxBytesError (413).

@@ -76,7 +76,7 @@ func (h *handler) putAll(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := h.callContext(r)
+	ctx, cancel := h.callContext(r.Context())
 	defer cancel()
 	index, err := h.cfg.Store.PutAll(ctx, kvs)
 	if err != nil {
@@ -183,7 +183,7 @@ func (h *handler) join(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := h.callContext(r)
+	ctx, cancel := h.callContext(r.Context())
 	defer cancel()
 	if err := h.cfg.Cluster.AddMember(ctx, id, peerURL); err != nil {
 		return err
