@@ -102,7 +102,9 @@ func TestServerMatchesNetHTTP(t *testing.T) {
 		{"errors", get("/missing") + get("/a?level=bogus") + get("/a?min_index=x") + get("/a?level=stale&level=stale") +
 			put("/"+strings.Repeat("k", 40), "x"), 5},
 		{"empty and absent bodies", put("/e", "") + "PUT /n HTTP/1.1\r\nHost: h\r\n\r\n" + get("/e") + get("/n"), 4},
-		{"large value", put("/big", big) + get("/big"), 2},
+		// The large body last among the fast requests: a head that
+		// follows it may be cut by the buffer's edge and so go to net/http.
+		{"large value", get("/big") + put("/big", big+"2"), 2},
 		{"header spellings", "PUT /l HTTP/1.1\r\nhost: h\r\ncontent-length:  2 \r\nconnection: Keep-Alive\r\nUser-Agent: t\r\n\r\nab" +
 			"GET /l HTTP/1.1\r\nHOST: h:80\r\nContent-Length: 0\r\n\r\n" + "PUT /z HTTP/1.1\r\nHost: h\r\nContent-Length: 01\r\n\r\nz", 3},
 		{"handed off mid-connection", put("/a", "1") + get("/status") + put("/b", "2") + get("/b"), 1},
@@ -128,7 +130,7 @@ func TestServerMatchesNetHTTP(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			seed := map[string]string{"a": "0"}
+			seed := map[string]string{"a": "0", "big": big}
 			limits := func(c *Config) { c.MaxValueBytes, c.MaxKeyBytes = 200<<10, 64 }
 			if tc.name == "too large" {
 				limits = func(c *Config) { c.MaxValueBytes, c.MaxKeyBytes = 64, 64 }
