@@ -196,11 +196,12 @@ type Server struct {
 
 	mu struct {
 		sync.Mutex
-		closing bool
-		lns     map[net.Listener]struct{}
-		conns   map[*fastConn]struct{}
+		lns   map[net.Listener]struct{}
+		conns map[*fastConn]struct{}
 	}
-	closed atomic.Bool // set, under mu, once closing
+	// closed is set, under mu, once Shutdown or Close began; under mu it
+	// also tells track and Serve not to add listeners or connections.
+	closed atomic.Bool
 	date   atomic.Pointer[dateLine]
 	served atomic.Uint64 // requests answered on the fast path
 }
@@ -218,7 +219,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		return s.std.Serve(ln)
 	}
 	s.mu.Lock()
-	if s.mu.closing {
+	if s.closed.Load() {
 		s.mu.Unlock()
 		ln.Close()
 		return http.ErrServerClosed
@@ -297,7 +298,6 @@ func (s *Server) Close() error {
 func (s *Server) beginClose(all bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.mu.closing = true
 	s.closed.Store(true)
 	for ln := range s.mu.lns {
 		ln.Close()
@@ -322,7 +322,7 @@ func (s *Server) drained() bool {
 func (s *Server) track(c *fastConn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.mu.closing {
+	if s.closed.Load() {
 		return false
 	}
 	s.mu.conns[c] = struct{}{}
