@@ -610,7 +610,7 @@ func (s *Store) restore(path string, index uint64) error {
 	return nil
 }
 
-// install makes tree and sessions the state as of index.
+// install makes state and sessions the state as of index.
 func (s *Store) install(state *tree, sessions map[uint64]*session, index uint64) {
 	s.mu.Lock()
 	s.mu.data, s.mu.sessions = state, sessions

@@ -147,8 +147,7 @@ func (t *tree) insert(n *node, it item, rightmost bool) (appended bool) {
 		return rightmost && i == n.n-1 && n.n > nodeMax
 	}
 	i := n.child(it)
-	kid := t.mutable(n.kids[i])
-	n.kids[i] = kid
+	kid := t.mutableKid(n, i)
 	appended = t.insert(kid, it, rightmost && i == n.n-1)
 	if kid.n <= nodeMax {
 		return false
@@ -170,7 +169,7 @@ func (t *tree) overflow(n *node, i int, appended bool) bool {
 			s = i + 1
 		}
 		if s >= 0 {
-			n.kids[s] = t.mutable(n.kids[s])
+			t.mutableKid(n, s)
 			if s < i {
 				t.shiftLeft(n, s, 1)
 			} else {
@@ -227,16 +226,14 @@ func (t *tree) delete(n *node, key item) {
 		return
 	}
 	i := n.child(key)
-	kid := t.mutable(n.kids[i])
-	n.kids[i] = kid
+	kid := t.mutableKid(n, i)
 	t.delete(kid, key)
 	if kid.n >= nodeMin || n.n < 2 {
 		return
 	}
 	// Merge with a sibling, or even the two out.
 	j := max(i-1, 0) // the pair is kids j and j+1
-	l := t.mutable(n.kids[j])
-	n.kids[j] = l
+	l := t.mutableKid(n, j)
 	if r := n.kids[j+1]; l.n+r.n <= nodeMax {
 		// r is dropped, so it is read, not copied, if it is shared.
 		moveItems(l, l.n, r, 0, r.n)
@@ -247,8 +244,7 @@ func (t *tree) delete(n *node, key item) {
 		n.removeAt(j + 1)
 		return
 	}
-	r := t.mutable(n.kids[j+1])
-	n.kids[j+1] = r
+	r := t.mutableKid(n, j+1)
 	if l.n > r.n {
 		t.shiftRight(n, j, (l.n-r.n)/2)
 	} else {
@@ -297,6 +293,13 @@ func (t *tree) mutable(n *node) *node {
 		c.kids = &kids
 	}
 	return c
+}
+
+// mutableKid makes n's child i one this tree may change, linked in n
+// (which it must be allowed to change), and returns it.
+func (t *tree) mutableKid(n *node, i int) *node {
+	n.kids[i] = t.mutable(n.kids[i])
+	return n.kids[i]
 }
 
 // search returns the index of the first item not less than key, and
