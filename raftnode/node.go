@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -446,6 +447,14 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	var after []*raftpb.Message
 	if n.isLeader {
 		n.send(rd.Messages)
+		if len(rd.Messages) > 0 && len(rd.Entries) > 0 {
+			// The transport's writers were just made runnable on this
+			// goroutine's P, and the fsync below blocks its thread in
+			// the kernel while they wait there for another thread to
+			// take them. Yielding lets them write the appends first, so
+			// the followers start their own fsyncs sooner.
+			runtime.Gosched()
+		}
 	} else {
 		// A follower forwards proposals and read requests at once: they
 		// carry no term and state nothing about this member's log, so
