@@ -277,6 +277,29 @@ func TestClusterMembershipErrors(t *testing.T) {
 	c.put(c.waitLeader(), "still", []byte("works"))
 }
 
+// TestClusterMembershipChangesBackToBack: a membership change sent the
+// moment the previous one was answered is applied too. raft silently drops
+// a conf change proposed while the last one is unapplied in its view (it
+// becomes an empty entry), so an answer given before raft counts the last
+// change applied loses the next one, which then times out.
+func TestClusterMembershipChangesBackToBack(t *testing.T) {
+	c := newInprocCluster(t, 3, raftnode.Config{TickInterval: 50 * time.Millisecond})
+	lead := c.waitLeader()
+	for i := range 40 {
+		id := uint64(10 + i) // never started: 3 of 4 voters are a quorum
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		if err := c.nodes[lead].AddMember(ctx, id, "http://127.0.0.1:1"); err != nil {
+			cancel()
+			t.Fatalf("change %d: add member %d: %v", 2*i, id, err)
+		}
+		if err := c.nodes[lead].RemoveMember(ctx, id); err != nil {
+			cancel()
+			t.Fatalf("change %d: remove member %d: %v", 2*i+1, id, err)
+		}
+		cancel()
+	}
+}
+
 // putRetrying writes as a client would: each try has 5s, and a 503 (an
 // election on a loaded machine) is tried again for up to 30s.
 func putRetrying(s *Store, key string, value []byte) error {

@@ -105,6 +105,9 @@ type Node struct {
 	isLeader      bool
 	snapshotting  bool
 	lastApplyDone <-chan struct{}
+	// ccApplied are the ids of the conf changes applied in the Ready being
+	// handled, answered once it is advanced (answerConfChanges).
+	ccApplied []uint64
 
 	mu struct {
 		sync.RWMutex
@@ -410,10 +413,12 @@ func (n *Node) run() {
 			err := n.handleReady(rd)
 			n.met.readySeconds.Observe(since(start))
 			if err != nil {
+				n.answerConfChanges() // applied all the same; we stop now
 				n.stop(err)
 				return
 			}
 			n.node.Advance()
+			n.answerConfChanges()
 		case res := <-n.snapDoneC:
 			if err := n.finishSnapshot(res); err != nil {
 				n.stop(err)
@@ -660,7 +665,7 @@ func (n *Node) publishEntries(committed []*raftpb.Entry) error {
 			if n.applyMembership(cc) {
 				removedSelf = true
 			}
-			n.ccWait.Trigger(cc.GetId(), nil)
+			n.ccApplied = append(n.ccApplied, cc.GetId())
 		}
 	}
 	for _, e := range ents {
@@ -688,6 +693,18 @@ func (n *Node) publish(c *Commit) error {
 	n.lastApplyDone = done
 	n.published.Store(c.Index)
 	return nil
+}
+
+// answerConfChanges answers the proposers of the conf changes applied in
+// the last Ready. Not before Advance: until then raft counts the last
+// change as unapplied and drops the next one proposed (it becomes an empty
+// entry), so a client answered earlier could send one that is lost and
+// times out.
+func (n *Node) answerConfChanges() {
+	for _, id := range n.ccApplied {
+		n.ccWait.Trigger(id, nil)
+	}
+	n.ccApplied = n.ccApplied[:0]
 }
 
 // applyMembership records an applied conf change and reports whether it
