@@ -14,18 +14,6 @@ duration=${DURATION:-6s}
 
 source bench/lib.sh
 
-# measure LABEL ARGS... runs raftkv-bench ARGS $runs times and prints a
-# table row with the median throughput, p50 and p99.
-measure() {
-	local label=$1 tp=() p50=() p99=() r
-	shift
-	for _ in $(seq 1 "$runs"); do
-		r=$("$bench" "$@" --duration "$duration" --json)
-		tp+=("$(num throughput <<<"$r")") p50+=("$(num p50 <<<"$r")") p99+=("$(num p99 <<<"$r")")
-	done
-	printf '| %s | %s/s | %s ms | %s ms |\n' "$label" "$(k "$(median "${tp[@]}")")" "$(ms "$(median "${p50[@]}")")" "$(ms "$(median "${p99[@]}")")"
-}
-
 workloads() {
 	local system=$1 leader=$2
 	measure "$system PUT, 1 client, to the leader" put --endpoints "$leader" --clients 1

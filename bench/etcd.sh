@@ -45,15 +45,8 @@ for _ in $(seq 1 200); do
 done
 [ -n "$leader" ] || { echo "etcd elected no leader within 20s" >&2; exit 1; }
 
-measure() {
-	local label=$1 tp=() p50=() p99=() r
-	shift
-	for _ in $(seq 1 "$runs"); do
-		r=$("$work/etcd-bench" "$@" --duration "$duration")
-		tp+=("$(num throughput <<<"$r")") p50+=("$(num p50 <<<"$r")") p99+=("$(num p99 <<<"$r")")
-	done
-	printf '| %s | %s/s | %s ms | %s ms |\n' "$label" "$(k "$(median "${tp[@]}")")" "$(ms "$(median "${p50[@]}")")" "$(ms "$(median "${p99[@]}")")"
-}
+# etcd-bench prints its JSON line without being asked.
+loadgen=("$work/etcd-bench") loadjson=()
 
 echo "| workload ($runs runs of $duration, median) | throughput | p50 | p99 |"
 echo "| --- | ---: | ---: | ---: |"

@@ -86,3 +86,18 @@ k() { awk -v x="$1" 'BEGIN { printf "%.1fk", x / 1000 }'; }
 ms() { awk -v x="$1" 'BEGIN { printf "%.2f", x }'; }
 # median prints the median of its arguments.
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# measure LABEL ARGS... runs the load generator with ARGS $runs times, for
+# $duration each, and prints a table row with the median throughput, p50
+# and p99. The load generator is $loadgen, which prints one JSON line of
+# raftkv-bench's fields when given $loadjson; a script may set others.
+loadgen=("$bench") loadjson=(--json)
+measure() {
+	local label=$1 tp=() p50=() p99=() r
+	shift
+	for _ in $(seq 1 "$runs"); do
+		r=$("${loadgen[@]}" "$@" --duration "$duration" "${loadjson[@]}")
+		tp+=("$(num throughput <<<"$r")") p50+=("$(num p50 <<<"$r")") p99+=("$(num p99 <<<"$r")")
+	done
+	printf '| %s | %s/s | %s ms | %s ms |\n' "$label" "$(k "$(median "${tp[@]}")")" "$(ms "$(median "${p50[@]}")")" "$(ms "$(median "${p99[@]}")")"
+}
