@@ -259,7 +259,8 @@ func histogramCount(t *testing.T, mfs map[string]*dto.MetricFamily, name string)
 // TestMetricsCountWritesAndReads: /metrics on every member is valid Prometheus text
 // with raftkv's, etcd's and Go's metrics; after n writes and n linearizable reads
 // through a follower, its committed-writes counter grew by at least n and its ReadIndex
-// histogram by at least one round (concurrent reads share rounds).
+// histogram by at least one round (concurrent reads share rounds); and every member
+// decoded every entry by hand, none by gob.
 func TestMetricsCountWritesAndReads(t *testing.T) {
 	c, leader := startCluster(t, testcluster.Options{})
 	wantTypes := map[string]string{
@@ -311,4 +312,20 @@ func TestMetricsCountWritesAndReads(t *testing.T) {
 		t.Errorf("node %d: %s count went from %d to %d after %d linearizable reads", f, readIndex, r0, r1, n)
 	}
 	t.Logf("node %d: committed writes %v -> %v, ReadIndex rounds %d -> %d", f, w0, w1, r0, r1)
+	checkDecodedByHand(t, c, n)
+}
+
+// checkDecodedByHand checks that every live member decoded at least n
+// entries, all by hand: every process of one binary numbers its gob types
+// alike, so none needs gob for another's entries.
+func checkDecodedByHand(t *testing.T, c *testcluster.Cluster, n int) {
+	t.Helper()
+	const decoded = "raftkv_kv_entries_decoded_total"
+	for _, id := range c.Live() {
+		mfs := metricFamilies(t, c, id)
+		hand, byGob := counterValue(t, mfs, decoded, map[string]string{"by": "hand"}), counterValue(t, mfs, decoded, map[string]string{"by": "gob"})
+		if hand < float64(n) || byGob != 0 {
+			t.Errorf("node %d: %s is %v by hand and %v by gob, want at least %d by hand and none by gob", id, decoded, hand, byGob, n)
+		}
+	}
 }

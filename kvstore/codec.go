@@ -5,6 +5,7 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -155,6 +156,9 @@ func decodeBatch(data []byte) (*batch, error) {
 // value message. Not safe for concurrent use: the apply loop owns it.
 type entryDecoder struct {
 	primed map[string]*primedDecoder
+	// byHand and byGob count the entries decoded each way; the metrics
+	// read them.
+	byHand, byGob atomic.Uint64
 }
 
 type primedDecoder struct {
@@ -178,9 +182,11 @@ func (d *entryDecoder) decode(data []byte) (*batch, error) {
 	}
 	if w := ownBatchWire(); w.preamble != "" && string(data[:split]) == w.preamble {
 		if b, ok := decodeOwnBatch(data[split:], w.batchID); ok {
+			d.byHand.Add(1)
 			return b, nil
 		}
 	}
+	d.byGob.Add(1)
 	var b batch
 	// Indexing with the conversion inline looks up without allocating.
 	pd := d.primed[string(data[:split])]

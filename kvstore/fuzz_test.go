@@ -25,7 +25,7 @@ import (
 // fuzzing is not slowed by logging undecodable entries, and usable by
 // testing.F.
 func fuzzStore() *Store {
-	s := &Store{lg: zap.NewNop(), session: 1, met: newMetrics(nil, nil), dec: newEntryDecoder(), appliedC: make(chan struct{})}
+	s := &Store{lg: zap.NewNop(), session: 1, met: newMetrics(nil, nil, nil), dec: newEntryDecoder(), appliedC: make(chan struct{})}
 	s.mu.data = newTree()
 	s.mu.sessions = map[uint64]*session{}
 	s.pmu.pending = map[uint64]*pending{}

@@ -2,6 +2,7 @@ package kvstore
 
 import (
 	"errors"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -14,7 +15,7 @@ type metrics struct {
 	batchRequests prometheus.Histogram
 }
 
-func newMetrics(reg prometheus.Registerer, keys func() float64) *metrics {
+func newMetrics(reg prometheus.Registerer, keys func() float64, dec *entryDecoder) *metrics {
 	m := &metrics{
 		writes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "raftkv", Subsystem: "kv",
 			Name: "writes_total", Help: "Writes (proposals) by outcome: committed, or why they failed."}, []string{"result"}),
@@ -37,6 +38,12 @@ func newMetrics(reg prometheus.Registerer, keys func() float64) *metrics {
 		reg.MustRegister(m.writes, m.retries, m.applySeconds, m.batchRequests,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "raftkv", Subsystem: "kv",
 				Name: "keys", Help: "Keys in the state machine."}, keys))
+		// Decoded by gob means written by another binary (see wire.go).
+		for by, n := range map[string]*atomic.Uint64{"hand": &dec.byHand, "gob": &dec.byGob} {
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "raftkv", Subsystem: "kv",
+				Name: "entries_decoded_total", Help: "Committed entries decoded, by hand or by gob.",
+				ConstLabels: prometheus.Labels{"by": by}}, func() float64 { return float64(n.Load()) }))
+		}
 	}
 	return m
 }

@@ -166,7 +166,7 @@ func New(cfg Config, node *raftnode.Node) (*Store, error) {
 	s.mu.sessions = map[uint64]*session{}
 	s.pmu.pending = map[uint64]*pending{}
 	s.dec = newEntryDecoder()
-	s.met = newMetrics(cfg.Registerer, func() float64 { return float64(s.Len()) })
+	s.met = newMetrics(cfg.Registerer, func() float64 { return float64(s.Len()) }, s.dec)
 	go s.applyLoop()
 	go s.proposeLoop()
 	return s, nil

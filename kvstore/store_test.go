@@ -3,8 +3,13 @@ package kvstore
 import (
 	"bytes"
 	"encoding/gob"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/raftkv/raftkv/raftnode"
@@ -161,7 +166,7 @@ func TestSnapshotDoesNotStopWrites(t *testing.T) {
 }
 
 func newBareStore(t testing.TB) *Store {
-	s := &Store{lg: zaptest.NewLogger(t), session: 1, met: newMetrics(nil, nil), dec: newEntryDecoder(), appliedC: make(chan struct{})}
+	s := &Store{lg: zaptest.NewLogger(t), session: 1, met: newMetrics(nil, nil, nil), dec: newEntryDecoder(), appliedC: make(chan struct{})}
 	s.mu.data = newTree()
 	s.mu.sessions = map[uint64]*session{}
 	s.pmu.pending = map[uint64]*pending{}
@@ -388,4 +393,57 @@ func TestOwnBatchDecoderMatchesGob(t *testing.T) {
 		check(append(bytes.Clone(good[:i+1]), good[i:]...))
 	}
 	t.Logf("the hand decoder accepted %d of the variants", accepted)
+}
+
+// TestEntriesOfAnotherProcessDecodeByHand: gob numbers types per process,
+// in the order the process first meets them, so a member whose first gob
+// use was something else (a snapshot header, raftnode's member
+// attributes) must still write entries with the preamble every other
+// process of this binary decodes by hand. The test runs itself again as
+// such a member and decodes the entry that process wrote.
+func TestEntriesOfAnotherProcessDecodeByHand(t *testing.T) {
+	const marker = "entry: "
+	want := &batch{Session: 9, Watermark: 2, Reqs: []request{{ID: 3, Ops: []Op{{Type: OpPut, Key: "k", Value: []byte("v")}}}}}
+	if os.Getenv("KVSTORE_TEST_WRITER") == "1" {
+		var other bytes.Buffer
+		if err := gob.NewEncoder(&other).Encode(struct{ Other map[string][]int }{}); err != nil {
+			t.Fatal(err)
+		}
+		var e entryEncoder
+		data, err := e.encode(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Println(marker + hex.EncodeToString(data))
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestEntriesOfAnotherProcessDecodeByHand$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "KVSTORE_TEST_WRITER=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("writer process: %v\n%s", err, out)
+	}
+	var data []byte
+	for line := range strings.Lines(string(out)) {
+		if h, ok := strings.CutPrefix(strings.TrimSpace(line), marker); ok {
+			if data, err = hex.DecodeString(h); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if data == nil {
+		t.Fatalf("writer process printed no entry:\n%s", out)
+	}
+	d := newEntryDecoder()
+	got, err := d.decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("decoded %+v, want %+v", got, want)
+	}
+	if d.byHand.Load() != 1 || d.byGob.Load() != 0 {
+		t.Errorf("the entry was decoded by gob: the writer numbered its types differently (preamble %x, this process's %x)",
+			data[:gobValueOffset(data)], ownBatchWire().preamble)
+	}
 }

@@ -21,6 +21,15 @@ type ownWire struct {
 	batchID  uint64 // as written: the signed id, zig-zag encoded
 }
 
+// gob numbers a process's types in the order it first meets them, and the
+// numbers are part of every entry's preamble. Left to the first write, a
+// member that had first decoded a snapshot header or raftnode's member
+// attributes (as a restarted one does) numbered the batch types apart
+// from the others, and it and they then decoded each other's entries
+// through gob, at 2-3 times the cost. Defined at init, before main runs,
+// the batch types get the same numbers in every process of a binary.
+func init() { ownBatchWire() }
+
 var ownBatchWire = sync.OnceValue(func() ownWire {
 	// Every type of the tree is defined on first use, whatever the values.
 	data, err := encodeBatch(&batch{})
