@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 runs=${RUNS:-3}
 duration=${DURATION:-6s}
 
+build_raftkv=0
 source bench/lib.sh
 
 (cd bench/etcd && go build -o "$work/etcd" ./cmd/etcd && go build -o "$work/etcd-bench" ./cmd/etcd-bench)

@@ -11,8 +11,11 @@ stop() {
 }
 trap 'stop; rm -rf "$work"' EXIT
 
-go build -o "$work/raftkv" ./cmd/raftkv
-go build -o "$work/raftkv-bench" ./cmd/raftkv-bench
+# A script that runs no raftkv (etcd.sh) sets build_raftkv=0 first.
+if [ "${build_raftkv:-1}" = 1 ]; then
+	go build -o "$work/raftkv" ./cmd/raftkv
+	go build -o "$work/raftkv-bench" ./cmd/raftkv-bench
+fi
 bench="$work/raftkv-bench"
 
 # freeport prints a port nothing listens on (a fresh one each call), below
