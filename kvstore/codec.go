@@ -178,6 +178,7 @@ func (d *entryDecoder) decode(data []byte) (*batch, error) {
 	split := gobValueOffset(data)
 	if split < 0 {
 		// Not the framing we expect: let gob itself say what is wrong.
+		d.byGob.Add(1)
 		return decodeBatch(data)
 	}
 	if w := ownBatchWire(); w.preamble != "" && string(data[:split]) == w.preamble {
