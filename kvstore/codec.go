@@ -181,7 +181,7 @@ func (d *entryDecoder) decode(data []byte) (*batch, error) {
 		d.byGob.Add(1)
 		return decodeBatch(data)
 	}
-	if w := ownBatchWire(); w.preamble != "" && string(data[:split]) == w.preamble {
+	if w := ownBatch; w.preamble != "" && string(data[:split]) == w.preamble {
 		if b, ok := decodeOwnBatch(data[split:], w.batchID); ok {
 			d.byHand.Add(1)
 			return b, nil

@@ -359,7 +359,7 @@ func TestOwnBatchDecoderMatchesGob(t *testing.T) {
 		t.Fatal(err)
 	}
 	split := gobValueOffset(good)
-	if w := ownBatchWire(); w.preamble == "" || string(good[:split]) != w.preamble {
+	if w := ownBatch; w.preamble == "" || string(good[:split]) != w.preamble {
 		t.Fatal("this binary's entries do not have the preamble the hand decoder knows")
 	}
 	accepted := 0
@@ -368,7 +368,7 @@ func TestOwnBatchDecoderMatchesGob(t *testing.T) {
 		want, wantErr := decodeBatch(data)
 		got, err := newEntryDecoder().decode(data)
 		checkSameDecision(t, fmt.Sprintf("entry %x", data), got, err, want, wantErr)
-		if w := ownBatchWire(); len(data) >= split {
+		if w := ownBatch; len(data) >= split {
 			if _, ok := decodeOwnBatch(data[split:], w.batchID); ok {
 				accepted++
 			}
@@ -444,6 +444,6 @@ func TestEntriesOfAnotherProcessDecodeByHand(t *testing.T) {
 	}
 	if d.byHand.Load() != 1 || d.byGob.Load() != 0 {
 		t.Errorf("the entry was decoded by gob: the writer numbered its types differently (preamble %x, this process's %x)",
-			data[:gobValueOffset(data)], ownBatchWire().preamble)
+			data[:gobValueOffset(data)], ownBatch.preamble)
 	}
 }

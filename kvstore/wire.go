@@ -1,9 +1,6 @@
 package kvstore
 
-import (
-	"bytes"
-	"sync"
-)
+import "bytes"
 
 // Decoding a batch by hand, without gob's reflection. Every member decodes
 // every write, so this is on the apply loop's hot path. It covers only
@@ -21,16 +18,19 @@ type ownWire struct {
 	batchID  uint64 // as written: the signed id, zig-zag encoded
 }
 
-// gob numbers a process's types in the order it first meets them, and the
-// numbers are part of every entry's preamble. Left to the first write, a
-// member that had first decoded a snapshot header or raftnode's member
-// attributes (as a restarted one does) numbered the batch types apart
-// from the others, and it and they then decoded each other's entries
-// through gob, at 2-3 times the cost. Defined at init, before main runs,
-// the batch types get the same numbers in every process of a binary.
-func init() { ownBatchWire() }
+// ownBatch is this binary's wire for a batch, computed as the package is
+// initialized. gob numbers a process's types in the order it first meets
+// them, and the numbers are part of every entry's preamble. Left to the
+// first write, a member that had first decoded a snapshot header or
+// raftnode's member attributes (as a restarted one does) numbered the
+// batch types apart from the others, and it and they then decoded each
+// other's entries through gob, at 2-3 times the cost. Defined at package
+// initialization, before main runs, the batch types get the same numbers
+// in every process of a binary.
+var ownBatch = ownBatchWire()
 
-var ownBatchWire = sync.OnceValue(func() ownWire {
+// ownBatchWire defines the batch types with gob and returns their wire.
+func ownBatchWire() ownWire {
 	// Every type of the tree is defined on first use, whatever the values.
 	data, err := encodeBatch(&batch{})
 	if err != nil {
@@ -46,10 +46,10 @@ var ownBatchWire = sync.OnceValue(func() ownWire {
 		return ownWire{}
 	}
 	return ownWire{preamble: string(data[:split]), batchID: id}
-})
+}
 
 // decodeOwnBatch decodes msg, the value message of an entry whose preamble
-// is ownBatchWire's (length prefix included). It reports false when it
+// is ownBatch's (length prefix included). It reports false when it
 // declines the message.
 func decodeOwnBatch(msg []byte, batchID uint64) (*batch, bool) {
 	r := wireReader{b: msg}
