@@ -169,6 +169,10 @@ func BenchmarkSnapshot(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		b.ReportAllocs()
 		for b.Loop() {
+			write, err := s.Snapshot()
+			if err != nil {
+				b.Fatal(err)
+			}
 			if err := write(io.Discard); err != nil {
 				b.Fatal(err)
 			}

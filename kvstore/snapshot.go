@@ -34,7 +34,8 @@ type snapshotHeader struct {
 	Sessions map[uint64]*session
 }
 
-// writeSnapshot streams state and sessions to w.
+// writeSnapshot streams state and sessions to w. It empties state, which
+// must be a clone no one else reads (see tree.takeLeaves).
 func writeSnapshot(w io.Writer, state *tree, sessions map[uint64]*session) error {
 	bw := bufio.NewWriterSize(w, 256<<10)
 	crc := crc32.New(crcTable)
@@ -58,15 +59,18 @@ func writeSnapshot(w io.Writer, state *tree, sessions map[uint64]*session) error
 	if err := writeField(hdr.Bytes()); err != nil {
 		return err
 	}
-	var err error
-	state.Ascend(func(it item) bool {
-		if err = writeField([]byte(it.key)); err == nil {
-			err = writeField(it.valueBytes())
+	// Each leaf is dropped before it is written: see takeLeaves.
+	leaves := state.takeLeaves()
+	for i, leaf := range leaves {
+		leaves[i] = nil
+		for _, it := range leaf.items[:leaf.n] {
+			if err := writeField([]byte(it.key)); err != nil {
+				return err
+			}
+			if err := writeField(it.valueBytes()); err != nil {
+				return err
+			}
 		}
-		return err == nil
-	})
-	if err != nil {
-		return err
 	}
 	var sum [4]byte
 	binary.BigEndian.PutUint32(sum[:], crc.Sum32())

@@ -582,7 +582,8 @@ func (s *Store) WaitApplied(ctx context.Context, index uint64) error {
 
 // Snapshot captures the state as of the last applied commit, in O(1):
 // a copy-on-write clone of the tree and a copy of the sessions. The
-// returned function writes that state while applying goes on.
+// returned function writes that state while applying goes on, once: it
+// lets go of the state as it writes it.
 // raftnode calls Snapshot when every published commit has been applied.
 func (s *Store) Snapshot() (func(io.Writer) error, error) {
 	s.mu.Lock()
@@ -592,7 +593,14 @@ func (s *Store) Snapshot() (func(io.Writer) error, error) {
 		sessions[id] = &session{Watermark: ss.Watermark, Applied: maps.Clone(ss.Applied)}
 	}
 	s.mu.Unlock()
-	return func(w io.Writer) error { return writeSnapshot(w, state, sessions) }, nil
+	return func(w io.Writer) error {
+		if state == nil {
+			return errors.New("kvstore: snapshot already written")
+		}
+		st := state
+		state = nil
+		return writeSnapshot(w, st, sessions)
+	}, nil
 }
 
 // restore replaces the state with the snapshot in the file at path.

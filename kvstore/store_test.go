@@ -6,11 +6,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
+	"unsafe"
+	"weak"
 
 	"github.com/raftkv/raftkv/raftnode"
 	"go.uber.org/zap/zaptest"
@@ -144,6 +148,11 @@ func TestSnapshotDoesNotStopWrites(t *testing.T) {
 	var buf bytes.Buffer
 	if err := write(&buf); err != nil {
 		t.Fatal(err)
+	}
+	// The write let go of the state as it went: a second one cannot
+	// write it again.
+	if err := write(io.Discard); err == nil {
+		t.Fatal("a second write of the same snapshot succeeded")
 	}
 	tree, sessions, err := readSnapshot(&buf)
 	if err != nil {
@@ -446,4 +455,72 @@ func TestEntriesOfAnotherProcessDecodeByHand(t *testing.T) {
 		t.Errorf("the entry was decoded by gob: the writer numbered its types differently (preamble %x, this process's %x)",
 			data[:gobValueOffset(data)], ownBatch.preamble)
 	}
+}
+
+// A snapshot being written lets go of what it has written: a value
+// replaced after the capture is kept only until the writer has passed it,
+// not until the whole state is written, and one it has yet to write is
+// kept.
+func TestSnapshotWriteLetsGoOfWrittenValues(t *testing.T) {
+	const keys, size = 4000, 1024 // 4 MB: many of the writer's buffers
+	live := newTree()
+	for i := range keys {
+		live.ReplaceOrInsert(newItem(fmt.Sprintf("%06d", i), bytes.Repeat([]byte{'o'}, size)))
+	}
+	snap := live.Clone()
+	first, last := fmt.Sprintf("%06d", 0), fmt.Sprintf("%06d", keys-1)
+	oldFirst, oldLast := weakValue(live, first), weakValue(live, last)
+	live.ReplaceOrInsert(newItem(first, []byte("new")))
+	live.ReplaceOrInsert(newItem(last, []byte("new")))
+
+	w := &gcOnFirstWrite{}
+	w.check = func() {
+		runtime.GC()
+		if oldFirst.Value() != nil {
+			t.Error("the first key's replaced value is still held after the writer passed it")
+		}
+		if oldLast.Value() == nil {
+			t.Error("the last key's value was let go before it was written")
+		}
+	}
+	if err := writeSnapshot(w, snap, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !w.checked {
+		t.Fatal("the snapshot was written in a single write")
+	}
+	got, _, err := readSnapshot(bytes.NewReader(w.buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{first, last} {
+		it, ok := got.Get(newItem(k, nil))
+		if !ok || len(it.value) != size {
+			t.Fatalf("snapshot has %q = %d bytes, %v; want the value as of the capture", k, len(it.value), ok)
+		}
+	}
+	if got.Len() != keys {
+		t.Fatalf("snapshot has %d keys, want %d", got.Len(), keys)
+	}
+}
+
+// weakValue returns a weak pointer to the value key has in t.
+func weakValue(t *tree, key string) weak.Pointer[byte] {
+	it, _ := t.Get(newItem(key, nil))
+	return weak.Make(unsafe.StringData(it.value))
+}
+
+// gcOnFirstWrite keeps what is written and calls check at the first write.
+type gcOnFirstWrite struct {
+	buf     bytes.Buffer
+	check   func()
+	checked bool
+}
+
+func (w *gcOnFirstWrite) Write(p []byte) (int, error) {
+	if !w.checked {
+		w.checked = true
+		w.check()
+	}
+	return w.buf.Write(p)
 }

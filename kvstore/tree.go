@@ -77,6 +77,30 @@ func (t *tree) Clone() *tree {
 	return c
 }
 
+// takeLeaves empties the tree and returns the leaves it held, in key
+// order. A clone read once (a snapshot being written) is read this way so
+// that it lets go of each leaf as soon as it is read: the nodes the
+// original copies meanwhile, and the values it replaces, are then kept
+// only until the reader has passed them, not until it is done.
+func (t *tree) takeLeaves() []*node {
+	var leaves []*node
+	var walk func(n *node)
+	walk = func(n *node) {
+		if n.kids == nil {
+			leaves = append(leaves, n)
+			return
+		}
+		for _, kid := range n.kids[:n.n] {
+			walk(kid)
+		}
+	}
+	if t.root != nil {
+		walk(t.root)
+	}
+	t.root, t.length = nil, 0
+	return leaves
+}
+
 // Get returns the item with key's key.
 func (t *tree) Get(key item) (item, bool) {
 	n := t.root

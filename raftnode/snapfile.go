@@ -25,8 +25,8 @@ import (
 // SnapshotFunc captures the application's state as of the last commit it
 // reported Applied. raftnode calls it on the Ready loop, so it must be
 // quick (a copy-on-write clone, say); the function it returns writes that
-// state and is called on another goroutine while the application goes on
-// applying.
+// state and is called once, on another goroutine, while the application
+// goes on applying.
 type SnapshotFunc func() (write func(io.Writer) error, err error)
 
 func dataFileName(index uint64) string { return fmt.Sprintf("%016x.snap.db", index) }
