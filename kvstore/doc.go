@@ -54,8 +54,18 @@
 // mostly integers in the node, and whose nodes stay full under a load of
 // ascending keys, where google/btree's stay half full. Snapshot clones
 // the tree (O(1)) and returns a function that streams the clone in a
-// checksummed binary format (snapshot.go) while applying goes on. restore
-// reads that format back from the data file raftnode names in a Commit.
+// checksummed binary format (snapshot.go) while applying goes on, letting
+// go of each leaf once it is written. restore reads that format back from
+// the data file raftnode names in a Commit.
+//
+// # Memory
+//
+// A value applied from an entry stays in place in the entry's data, which
+// the raft log holds anyway: copied out at once, it would take its memory
+// twice until the log is compacted. Once raftnode.Node.LogFirstIndex
+// passes the entry, the apply loop copies out the values still in it (a
+// bounded number per commit, the rest on an idle tick), so an entry's data
+// is not kept alive by the few of its values no later write replaced.
 //
 // # Goroutines
 //

@@ -1,6 +1,7 @@
 package kvstore
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -14,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/raftkv/raftkv/raftnode"
@@ -111,6 +113,13 @@ type Store struct {
 		pending map[uint64]*pending
 	}
 
+	// inLog lists, oldest first, the applied entries whose values the
+	// state holds in place, in the entry's data (owned by the apply loop).
+	// The raft log holds that data until it is compacted, so a value
+	// copied out of it at once would take its memory twice until then;
+	// rehome copies them out once the log let go of the entry.
+	inLog []inLogEntry
+
 	applied   atomic.Uint64
 	appliedMu sync.Mutex
 	appliedC  chan struct{} // closed and replaced whenever applied grows
@@ -119,6 +128,23 @@ type Store struct {
 	stopc       chan struct{}
 	proposeDone chan struct{}
 	applyDone   chan struct{}
+}
+
+// inLogEntry is an applied entry whose data values in the state point into.
+type inLogEntry struct {
+	index uint64
+	data  []byte
+	keys  []string // written with a value in data, in order
+}
+
+// inData reports whether v lies in data's memory.
+func inData(data, v []byte) bool {
+	if len(v) == 0 || len(data) == 0 {
+		return false
+	}
+	lo := uintptr(unsafe.Pointer(unsafe.SliceData(data)))
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(v)))
+	return p >= lo && p+uintptr(len(v)) <= lo+uintptr(len(data))
 }
 
 // pending is a local write waiting to be applied.
@@ -471,32 +497,61 @@ func (s *Store) failPending(err error) {
 // applyLoop applies commits in order until the node closes the channel.
 func (s *Store) applyLoop() {
 	defer close(s.applyDone)
-	for c := range s.node.Commits() {
-		start := time.Now()
-		if c.SnapshotPath != "" {
-			if err := s.restore(c.SnapshotPath, c.Index); err != nil {
-				// Every member restores the same bytes; serving a
-				// state that silently differs would be worse.
-				panic(err)
+	// Values are copied out of compacted entries a little at a time, so
+	// the compaction after a snapshot, which drops tens of megabytes of
+	// entries at once, does not hold up applying; the ticker drains the
+	// rest when no commits come.
+	tick := time.NewTicker(rehomeInterval)
+	defer tick.Stop()
+	commits := s.node.Commits()
+	for {
+		select {
+		case c, ok := <-commits:
+			if !ok {
+				s.failPending(ErrStopped)
+				return
 			}
+			start := time.Now()
+			if c.SnapshotPath != "" {
+				if err := s.restore(c.SnapshotPath, c.Index); err != nil {
+					// Every member restores the same bytes; serving a
+					// state that silently differs would be worse.
+					panic(err)
+				}
+			}
+			added := 0
+			for _, e := range c.Entries {
+				added += s.applyEntry(e)
+			}
+			s.setApplied(c.Index)
+			c.Applied()
+			s.rehome(s.node.LogFirstIndex(), rehomeMin+2*added)
+			s.met.applySeconds.Observe(time.Since(start).Seconds())
+		case <-tick.C:
+			s.rehome(s.node.LogFirstIndex(), rehomeIdle)
 		}
-		for _, e := range c.Entries {
-			s.applyEntry(e)
-		}
-		s.setApplied(c.Index)
-		c.Applied()
-		s.met.applySeconds.Observe(time.Since(start).Seconds())
 	}
-	s.failPending(ErrStopped)
 }
 
-func (s *Store) applyEntry(e raftnode.Entry) {
+// Copying values out of compacted entries (see Store.inLog): each commit
+// copies at most rehomeMin plus twice the values it added, and each idle
+// tick rehomeIdle.
+const (
+	rehomeMin      = 1024
+	rehomeIdle     = 16384
+	rehomeInterval = 100 * time.Millisecond
+)
+
+// applyEntry applies e and returns how many of the values it stored are
+// held in e's data.
+func (s *Store) applyEntry(e raftnode.Entry) int {
 	b, err := s.dec.decode(e.Data)
 	if err != nil {
 		// Skipped identically on every member, so replicas stay equal.
 		s.lg.Error("skipping undecodable entry", zap.Uint64("index", e.Index), zap.Error(err))
-		return
+		return 0
 	}
+	var inLog []string
 	var mine []uint64
 	s.mu.Lock()
 	sess := s.mu.sessions[b.Session]
@@ -513,6 +568,9 @@ func (s *Store) applyEntry(e raftnode.Entry) {
 			switch op.Type {
 			case OpPut:
 				s.mu.data.ReplaceOrInsert(newItem(op.Key, op.Value))
+				if inData(e.Data, op.Value) {
+					inLog = append(inLog, op.Key)
+				}
 			case OpDelete:
 				s.mu.data.Delete(newItem(op.Key, nil))
 			}
@@ -536,6 +594,9 @@ func (s *Store) applyEntry(e raftnode.Entry) {
 		}
 	}
 	s.mu.Unlock()
+	if len(inLog) > 0 {
+		s.inLog = append(s.inLog, inLogEntry{index: e.Index, data: e.Data, keys: inLog})
+	}
 	if len(mine) > 0 {
 		s.pmu.Lock()
 		for _, id := range mine {
@@ -545,6 +606,30 @@ func (s *Store) applyEntry(e raftnode.Entry) {
 		}
 		s.pmu.Unlock()
 	}
+	return len(inLog)
+}
+
+// rehome copies out of their entries the values of entries before first,
+// which the raft log no longer holds, oldest first and about budget of
+// them: a value still in such an entry is all that keeps the entry's data
+// alive. Values replaced or deleted since are skipped.
+func (s *Store) rehome(first uint64, budget int) {
+	if len(s.inLog) == 0 || s.inLog[0].index >= first {
+		return
+	}
+	s.mu.Lock()
+	for len(s.inLog) > 0 && s.inLog[0].index < first && budget > 0 {
+		e := s.inLog[0]
+		for _, k := range e.keys {
+			if it, ok := s.mu.data.Get(newItem(k, nil)); ok && inData(e.data, it.valueBytes()) {
+				s.mu.data.ReplaceOrInsert(newItem(k, bytes.Clone(it.valueBytes())))
+			}
+		}
+		budget -= len(e.keys)
+		s.inLog[0] = inLogEntry{}
+		s.inLog = s.inLog[1:]
+	}
+	s.mu.Unlock()
 }
 
 func (s *Store) setApplied(index uint64) {
@@ -624,6 +709,8 @@ func (s *Store) install(state *tree, sessions map[uint64]*session, index uint64)
 	s.mu.data, s.mu.sessions = state, sessions
 	own := sessions[s.session]
 	s.mu.Unlock()
+	clear(s.inLog) // none of the new state's values is in an entry
+	s.inLog = s.inLog[:0]
 	s.lg.Info("restored state from snapshot", zap.Uint64("index", index), zap.Int("keys", state.Len()))
 	// Our writes that the snapshot covers will never be seen as entries.
 	if own != nil {

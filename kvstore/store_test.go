@@ -524,3 +524,56 @@ func (w *gcOnFirstWrite) Write(p []byte) (int, error) {
 	}
 	return w.buf.Write(p)
 }
+
+// A value applied from an entry stays in the entry's data while the raft
+// log holds the entry, so it is not in memory twice, and is copied out
+// once the log has let go of the entry, so the entry's data is then freed
+// instead of being held by the few values it still has.
+func TestValuesLeaveCompactedEntries(t *testing.T) {
+	s := newBareStore(t)
+	put := func(index uint64, kv ...string) weak.Pointer[byte] {
+		var ops []Op
+		for i := 0; i < len(kv); i += 2 {
+			ops = append(ops, Op{Type: OpPut, Key: kv[i], Value: bytes.Repeat([]byte(kv[i+1]), 64)})
+		}
+		e := mustEntry(t, index, &batch{Session: 3, Watermark: index, Reqs: []request{{ID: index, Ops: ops}}})
+		if n := s.applyEntry(e); n != len(ops) {
+			t.Fatalf("entry %d: %d values kept in the entry, want %d", index, n, len(ops))
+		}
+		s.setApplied(index)
+		if v, _ := s.local(kv[0]); !inData(e.Data, v) {
+			t.Fatalf("entry %d: %s's value was copied out of the entry", index, kv[0])
+		}
+		return weak.Make(&e.Data[0])
+	}
+	first := put(1, "a", "1", "b", "2")
+	second := put(2, "a", "3")
+	third := put(3, "c", "4")
+
+	// The log no longer holds entry 1: b's value is copied out of it, and
+	// nothing holds it any more (a was replaced by entry 2).
+	s.rehome(2, rehomeIdle)
+	runtime.GC()
+	if first.Value() != nil {
+		t.Error("entry 1's data is still held after the log let go of it")
+	}
+	if second.Value() == nil || third.Value() == nil {
+		t.Fatal("the data of entries the log still holds was let go")
+	}
+	for k, want := range map[string]string{"a": "3", "b": "2", "c": "4"} {
+		if v, err := s.local(k); err != nil || string(v) != strings.Repeat(want, 64) {
+			t.Fatalf("%s = %.8q..., %v; want %q repeated", k, v, err, want)
+		}
+	}
+
+	// A budget bounds the work of one call: entries go one at a time.
+	s.rehome(4, 1)
+	if len(s.inLog) != 1 || s.inLog[0].index != 3 {
+		t.Fatalf("after a budget of one value: entries %+v left, want entry 3", s.inLog)
+	}
+	// A restored state holds none of the entries' data.
+	s.install(newTree(), map[uint64]*session{}, 10)
+	if len(s.inLog) != 0 {
+		t.Fatalf("%d entries listed after a restore", len(s.inLog))
+	}
+}

@@ -1,7 +1,5 @@
 package kvstore
 
-import "bytes"
-
 // Decoding a batch by hand, without gob's reflection. Every member decodes
 // every write, so this is on the apply loop's hot path. It covers only
 // what this binary's own encoder writes: entries whose type definitions
@@ -175,8 +173,9 @@ func (r *wireReader) op(o *Op) {
 		case 1:
 			o.Key = string(r.bytes())
 		case 2:
+			// The value stays in the entry's data: see Store.inLog.
 			if v := r.bytes(); len(v) > 0 {
-				o.Value = bytes.Clone(v)
+				o.Value = v
 			}
 		}
 	}
