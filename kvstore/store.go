@@ -525,10 +525,10 @@ func (s *Store) applyLoop() {
 			}
 			s.setApplied(c.Index)
 			c.Applied()
-			s.rehome(s.node.LogFirstIndex(), rehomeMin+2*added)
+			s.rehomeCompacted(rehomeMin + 2*added)
 			s.met.applySeconds.Observe(time.Since(start).Seconds())
 		case <-tick.C:
-			s.rehome(s.node.LogFirstIndex(), rehomeIdle)
+			s.rehomeCompacted(rehomeIdle)
 		}
 	}
 }
@@ -607,6 +607,14 @@ func (s *Store) applyEntry(e raftnode.Entry) int {
 		s.pmu.Unlock()
 	}
 	return len(inLog)
+}
+
+// rehomeCompacted is rehome up to the raft log's first entry; it asks the
+// log only when some entry is listed.
+func (s *Store) rehomeCompacted(budget int) {
+	if len(s.inLog) > 0 {
+		s.rehome(s.node.LogFirstIndex(), budget)
+	}
 }
 
 // rehome copies out of their entries the values of entries before first,
