@@ -504,6 +504,7 @@ func (s *Store) applyLoop() {
 	tick := time.NewTicker(rehomeInterval)
 	defer tick.Stop()
 	commits := s.node.Commits()
+	busy := false
 	for {
 		select {
 		case c, ok := <-commits:
@@ -511,6 +512,7 @@ func (s *Store) applyLoop() {
 				s.failPending(ErrStopped)
 				return
 			}
+			busy = true
 			start := time.Now()
 			if c.SnapshotPath != "" {
 				if err := s.restore(c.SnapshotPath, c.Index); err != nil {
@@ -528,16 +530,28 @@ func (s *Store) applyLoop() {
 			s.rehomeCompacted(rehomeMin + 2*added)
 			s.met.applySeconds.Observe(time.Since(start).Seconds())
 		case <-tick.C:
-			s.rehomeCompacted(rehomeIdle)
+			if busy {
+				// Commits came since the last tick, and they copy.
+				busy = false
+				continue
+			}
+			// Idle: copy more, a share at a time, each under the lock
+			// alone, and stop as soon as a commit waits.
+			for n := 0; n < rehomeIdle && len(commits) == 0; n += rehomeMin {
+				if !s.rehomeCompacted(rehomeMin) {
+					break
+				}
+			}
 		}
 	}
 }
 
 // Copying values out of compacted entries (see Store.inLog): each commit
-// copies at most rehomeMin plus twice the values it added, and each idle
-// tick rehomeIdle.
+// copies at most rehomeMin plus twice the values it added (each copy holds
+// the state's lock about a microsecond), and a tick that saw no commit
+// since the last one up to rehomeIdle, rehomeMin at a time.
 const (
-	rehomeMin      = 1024
+	rehomeMin      = 256
 	rehomeIdle     = 16384
 	rehomeInterval = 100 * time.Millisecond
 )
@@ -610,11 +624,15 @@ func (s *Store) applyEntry(e raftnode.Entry) int {
 }
 
 // rehomeCompacted is rehome up to the raft log's first entry; it asks the
-// log only when some entry is listed.
-func (s *Store) rehomeCompacted(budget int) {
-	if len(s.inLog) > 0 {
-		s.rehome(s.node.LogFirstIndex(), budget)
+// log only when some entry is listed, and reports whether entries before
+// that one are still listed.
+func (s *Store) rehomeCompacted(budget int) bool {
+	if len(s.inLog) == 0 {
+		return false
 	}
+	first := s.node.LogFirstIndex()
+	s.rehome(first, budget)
+	return len(s.inLog) > 0 && s.inLog[0].index < first
 }
 
 // rehome copies out of their entries the values of entries before first,
