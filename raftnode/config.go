@@ -45,7 +45,7 @@ type Config struct {
 	// the last one hold this many bytes of data, and SnapshotCatchUpBytes
 	// bounds the data of the entries kept behind a snapshot: an entry may
 	// carry many writes, and the in-memory log should not outgrow the
-	// state. Zero means 32 MiB and 8 MiB.
+	// state. Zero means 64 MiB and 8 MiB.
 	SnapshotBytes        uint64
 	SnapshotCatchUpBytes uint64
 	// SnapshotWriteRate bounds how fast a snapshot's data file is written,
@@ -110,7 +110,7 @@ func (c *Config) applyDefaults() {
 		c.SnapshotCatchUpEntries = 5000
 	}
 	if c.SnapshotBytes == 0 {
-		c.SnapshotBytes = 32 << 20
+		c.SnapshotBytes = 64 << 20
 	}
 	if c.SnapshotCatchUpBytes == 0 {
 		c.SnapshotCatchUpBytes = 8 << 20

@@ -79,7 +79,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.dataDir, "data-dir", "", "directory for the WAL and snapshots (default raftkv-<id> in the working directory)")
 	fs.Uint64Var(&o.snapshotCount, "snapshot-count", 10000, "applied entries between snapshots")
 	fs.Uint64Var(&o.snapshotCatchUpEntries, "snapshot-catchup-entries", 5000, "entries kept after a snapshot for slow followers")
-	fs.Uint64Var(&o.snapshotBytes, "snapshot-bytes", 32<<20, "also snapshot once the entries applied since the last snapshot hold this many bytes")
+	fs.Uint64Var(&o.snapshotBytes, "snapshot-bytes", 64<<20, "also snapshot once the entries applied since the last snapshot hold this many bytes")
 	fs.IntVar(&o.snapshotWriteMiBs, "snapshot-write-rate", 48, "MiB per second a snapshot's data file is written at most, so the WAL keeps the disk (0: no limit)")
 	fs.DurationVar(&o.batchGatherWait, "batch-gather-wait", 2*time.Millisecond, "longest the leader waits for writes to add up to most of its previous entry before it proposes the next (0: never wait)")
 	fs.StringVar(&o.listenHost, "listen-host", "", "host or IP the client HTTP server listens on (default: all interfaces, as raftexample)")
