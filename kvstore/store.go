@@ -624,27 +624,23 @@ func (s *Store) applyEntry(e raftnode.Entry) int {
 }
 
 // rehomeCompacted is rehome up to the raft log's first entry; it asks the
-// log only when some entry is listed, and reports whether entries before
-// that one are still listed.
+// log only when some entry is listed.
 func (s *Store) rehomeCompacted(budget int) bool {
-	if len(s.inLog) == 0 {
-		return false
-	}
-	first := s.node.LogFirstIndex()
-	s.rehome(first, budget)
-	return len(s.inLog) > 0 && s.inLog[0].index < first
+	return len(s.inLog) > 0 && s.rehome(s.node.LogFirstIndex(), budget)
 }
 
 // rehome copies out of their entries the values of entries before first,
 // which the raft log no longer holds, oldest first and about budget of
 // them: a value still in such an entry is all that keeps the entry's data
-// alive. Values replaced or deleted since are skipped.
-func (s *Store) rehome(first uint64, budget int) {
-	if len(s.inLog) == 0 || s.inLog[0].index >= first {
-		return
+// alive. Values replaced or deleted since are skipped. It reports whether
+// entries before first are still listed.
+func (s *Store) rehome(first uint64, budget int) bool {
+	compacted := func() bool { return len(s.inLog) > 0 && s.inLog[0].index < first }
+	if !compacted() {
+		return false
 	}
 	s.mu.Lock()
-	for len(s.inLog) > 0 && s.inLog[0].index < first && budget > 0 {
+	for compacted() && budget > 0 {
 		e := s.inLog[0]
 		for _, k := range e.keys {
 			if it, ok := s.mu.data.Get(newItem(k, nil)); ok && inData(e.data, it.valueBytes()) {
@@ -656,6 +652,7 @@ func (s *Store) rehome(first uint64, budget int) {
 		s.inLog = s.inLog[1:]
 	}
 	s.mu.Unlock()
+	return compacted()
 }
 
 func (s *Store) setApplied(index uint64) {
