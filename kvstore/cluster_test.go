@@ -146,19 +146,19 @@ func (c *inprocCluster) follower() int {
 	return -1
 }
 
-// put writes through member i, retrying while the cluster answers "no
-// leader" (503 to a client): on a loaded machine the short test ticks can
-// let an election start at any time.
-func (c *inprocCluster) put(i int, key string, value []byte) {
+// put writes through member i and returns the write's index, retrying
+// while the cluster answers "no leader" (503 to a client): on a loaded
+// machine the short test ticks can let an election start at any time.
+func (c *inprocCluster) put(i int, key string, value []byte) (index uint64) {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for {
-		_, err := c.stors[i].Put(ctx, key, value)
+		index, err := c.stors[i].Put(ctx, key, value)
 		var u interface{ Unavailable() bool }
 		switch {
 		case err == nil:
-			return
+			return index
 		case errors.As(err, &u) && u.Unavailable() && ctx.Err() == nil:
 			time.Sleep(20 * time.Millisecond)
 		default:
@@ -572,13 +572,7 @@ func TestClusterIdleMemberCopiesValuesOutOfCompactedEntries(t *testing.T) {
 	// further: the log is compacted past a's entry only after the commit
 	// that started it, so no commit copies a out.
 	for i := 0; ; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		index, err := c.stors[lead].Put(ctx, fmt.Sprintf("k%d", i), []byte("v"))
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if index >= 8 {
+		if c.put(lead, fmt.Sprintf("k%d", i), []byte("v")) >= 8 {
 			break
 		}
 	}
