@@ -35,22 +35,23 @@ type Config struct {
 	PeerListenAddr string
 
 	// SnapshotCount is the number of applied entries between snapshots.
-	// Zero means 10000.
+	// Zero means DefaultSnapshotCount.
 	SnapshotCount uint64
 	// SnapshotCatchUpEntries is how many entries are kept in the raft log
 	// behind a snapshot so slow followers catch up without a snapshot.
-	// Zero means 5000.
+	// Zero means DefaultSnapshotCatchUpEntries.
 	SnapshotCatchUpEntries uint64
 	// SnapshotBytes also starts a snapshot once the entries applied since
 	// the last one hold this many bytes of data, and SnapshotCatchUpBytes
 	// bounds the data of the entries kept behind a snapshot: an entry may
 	// carry many writes, and the in-memory log should not outgrow the
-	// state. Zero means 64 MiB and 8 MiB.
+	// state. Zero means DefaultSnapshotBytes and 8 MiB.
 	SnapshotBytes        uint64
 	SnapshotCatchUpBytes uint64
 	// SnapshotWriteRate bounds how fast a snapshot's data file is written,
 	// in bytes per second, so that writing a large state leaves the disk
-	// to the WAL's fsyncs. Zero means 48 MiB/s; negative means no bound.
+	// to the WAL's fsyncs. Zero means DefaultSnapshotWriteRate; negative
+	// means no bound.
 	SnapshotWriteRate int64
 	// MaxSnapshotFiles and MaxWALFiles bound the files kept on disk; older
 	// ones are purged once no longer needed. Zero means 5.
@@ -102,21 +103,29 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
+// The defaults of the snapshot settings, which the daemon's flags show.
+const (
+	DefaultSnapshotCount          = 10000
+	DefaultSnapshotCatchUpEntries = 5000
+	DefaultSnapshotBytes          = 64 << 20
+	DefaultSnapshotWriteRate      = 48 << 20 // bytes per second
+)
+
 func (c *Config) applyDefaults() {
 	if c.SnapshotCount == 0 {
-		c.SnapshotCount = 10000
+		c.SnapshotCount = DefaultSnapshotCount
 	}
 	if c.SnapshotCatchUpEntries == 0 {
-		c.SnapshotCatchUpEntries = 5000
+		c.SnapshotCatchUpEntries = DefaultSnapshotCatchUpEntries
 	}
 	if c.SnapshotBytes == 0 {
-		c.SnapshotBytes = 64 << 20
+		c.SnapshotBytes = DefaultSnapshotBytes
 	}
 	if c.SnapshotCatchUpBytes == 0 {
 		c.SnapshotCatchUpBytes = 8 << 20
 	}
 	if c.SnapshotWriteRate == 0 {
-		c.SnapshotWriteRate = 48 << 20
+		c.SnapshotWriteRate = DefaultSnapshotWriteRate
 	}
 	if c.MaxSnapshotFiles == 0 {
 		c.MaxSnapshotFiles = 5
