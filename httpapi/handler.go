@@ -6,16 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/netip"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/raftkv/raftkv/peerurl"
 	"go.uber.org/zap"
 )
 
@@ -326,73 +324,14 @@ func parseMemberID(s string) (uint64, bool) {
 	return id, err == nil && id != 0
 }
 
-// parsePeerURL checks a raftexample peer URL (scheme, host, explicit port,
-// nothing else) and returns it in one canonical spelling,
-// scheme://host:port, with the host lower-cased (an IP address in its
-// shortest form) and the port without leading zeros, so that one address is
-// not added twice under two spellings. The host must be an IP address or a
-// DNS name: etcd's rafthttp panics on a peer URL whose host:port it cannot
-// split (such as http://a]b:1), and a conf change carrying one would crash
-// every member that applies it, at every restart.
+// parsePeerURL checks a peer URL and returns it in its canonical
+// spelling (see peerurl.Parse); a bad one is a 400.
 func parsePeerURL(s string) (string, error) {
-	s = strings.TrimSpace(s)
-	bad := func(reason string) (string, error) {
-		return "", fmt.Errorf("%w %q: %s", ErrBadPeerURL, s, reason)
-	}
-	if s == "" {
-		return bad("the body must be the new member's peer URL, e.g. http://127.0.0.1:42379")
-	}
-	u, err := url.Parse(s)
-	switch {
-	case err != nil && strings.Contains(s, "://"):
-		return bad("not a URL")
-	case err != nil, u.Scheme != "http" && u.Scheme != "https":
-		return bad("must start with http:// or https://")
-	case u.Hostname() == "":
-		return bad("no host")
-	case u.Port() == "":
-		return bad("no port")
-	case u.Path != "" && u.Path != "/":
-		return bad("must not have a path")
-	case u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		return bad("must not have user info, a query or a fragment")
-	}
-	host, portText, err := net.SplitHostPort(u.Host)
+	u, err := peerurl.Parse(s)
 	if err != nil {
-		return bad("host and port do not split")
+		return "", fmt.Errorf("%w: %w", ErrBadPeerURL, err)
 	}
-	port, err := strconv.ParseUint(portText, 10, 16)
-	if err != nil || port == 0 {
-		return bad("port must be 1-65535")
-	}
-	if ip, err := netip.ParseAddr(host); err == nil {
-		if ip.Zone() != "" {
-			return bad("an IPv6 zone is not supported")
-		}
-		host = ip.String()
-	} else if !isDNSName(host) {
-		return bad("host must be an IP address or a DNS name")
-	}
-	return u.Scheme + "://" + net.JoinHostPort(strings.ToLower(host), strconv.FormatUint(port, 10)), nil
-}
-
-// isDNSName reports whether host is dot-separated labels of 1 to 63 ASCII
-// letters, digits, '-' or '_' (seen in practice), at most 253 bytes in all.
-func isDNSName(host string) bool {
-	if len(host) == 0 || len(host) > 253 {
-		return false
-	}
-	for label := range strings.SplitSeq(host, ".") {
-		if len(label) == 0 || len(label) > 63 {
-			return false
-		}
-		for _, c := range []byte(label) {
-			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	return true
+	return u, nil
 }
 
 // writeApplied answers a write that raft committed and applied at index.

@@ -246,10 +246,11 @@ func TestMembership(t *testing.T) {
 	}{
 		{"add", "POST", "/4", "http://127.0.0.1:42379", 204, "",
 			map[uint64]string{1: "http://127.0.0.1:12379", 4: "http://127.0.0.1:42379"}},
-		{"add trims and drops trailing slash", "POST", "/4", " https://node4.example:42379/\n", 204, "",
-			map[uint64]string{1: "http://127.0.0.1:12379", 4: "https://node4.example:42379"}},
+		{"add trims and drops trailing slash", "POST", "/4", " http://Node4.example:42379/\n", 204, "",
+			map[uint64]string{1: "http://127.0.0.1:12379", 4: "http://node4.example:42379"}},
 		{"add ipv6", "POST", "/4", "http://[::1]:42379", 204, "",
 			map[uint64]string{1: "http://127.0.0.1:12379", 4: "http://[::1]:42379"}},
+		{"add https refused until TLS exists", "POST", "/4", "https://127.0.0.1:42379", 400, "https needs TLS", nil},
 		{"add max id", "POST", "/18446744073709551615", "http://h:1", 204, "", nil},
 		{"add existing id", "POST", "/1", "http://127.0.0.1:42379", 409, "conflict", nil},
 		{"id zero", "POST", "/0", "http://h:1", 400, badID, nil},

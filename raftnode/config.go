@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.etcd.io/etcd/client/pkg/v3/types"
+	"github.com/raftkv/raftkv/peerurl"
 	"go.uber.org/zap"
 )
 
@@ -193,7 +193,7 @@ func (c *Config) Validate() error {
 	}
 	seen := make(map[string]bool, len(c.Peers))
 	for i, p := range c.Peers {
-		if err := ValidatePeerURL(p); err != nil {
+		if err := peerurl.Validate(p); err != nil {
 			return fmt.Errorf("raftnode: peer %d: %w", i+1, err)
 		}
 		if seen[p] {
@@ -215,29 +215,6 @@ func (c *Config) Validate() error {
 	}
 	if c.PeerListenAddr == "" {
 		return errors.New("raftnode: no peer listen address")
-	}
-	return nil
-}
-
-// ValidatePeerURL checks that u is an http(s) URL with a host and an
-// explicit port and nothing else: the form rafthttp dials, and accepts
-// without panicking.
-func ValidatePeerURL(u string) error {
-	pu, err := url.Parse(u)
-	if err != nil {
-		return fmt.Errorf("malformed peer URL %q: %w", u, err)
-	}
-	if pu.Scheme != "http" && pu.Scheme != "https" {
-		return fmt.Errorf("peer URL %q must use http or https", u)
-	}
-	if pu.Hostname() == "" || pu.Port() == "" {
-		return fmt.Errorf("peer URL %q must have a host and a port", u)
-	}
-	if pu.Path != "" || pu.RawQuery != "" || pu.Fragment != "" || pu.User != nil || pu.Opaque != "" {
-		return fmt.Errorf("peer URL %q must not have a path, query, fragment or user", u)
-	}
-	if _, err := types.NewURLs([]string{u}); err != nil {
-		return fmt.Errorf("peer URL %q: %v", u, err)
 	}
 	return nil
 }

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"reflect"
 	"testing"
-
-	"go.etcd.io/etcd/client/pkg/v3/types"
 )
 
 // Run these as fuzzers with, for example:
@@ -103,28 +101,6 @@ func FuzzDecodeAttributes(f *testing.F) {
 		a2, err := decodeAttributes(again[1:])
 		if err != nil || a2 != a {
 			t.Fatalf("round trip: %+v -> %+v, %v", a, a2, err)
-		}
-	})
-}
-
-// FuzzValidatePeerURL: a peer URL that ValidatePeerURL accepts is one etcd's
-// rafthttp accepts too. rafthttp's AddPeer panics ("failed NewURLs") on any
-// other, so a URL that passes here but not there crashes the member that
-// adds the peer: at startup for a --cluster entry, and for a conf change on
-// every member that applies it, again at each restart.
-func FuzzValidatePeerURL(f *testing.F) {
-	for _, s := range []string{
-		"http://127.0.0.1:12379", "https://node1.example:2380", "http://[::1]:1",
-		"http://h", "ftp://h:1", "http://u@h:1", "http://h:1/raft", "http://h:1?x", "h:1", "",
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, u string) {
-		if ValidatePeerURL(u) != nil {
-			return
-		}
-		if _, err := types.NewURLs([]string{u}); err != nil {
-			t.Fatalf("ValidatePeerURL accepts %q, which rafthttp refuses (and panics on): %v", u, err)
 		}
 	})
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/gob"
 	"fmt"
 	"sort"
+
+	"github.com/raftkv/raftkv/peerurl"
 )
 
 // Member is one member of the cluster as this node last applied it.
@@ -54,7 +56,7 @@ func (m membership) checkAdd(id uint64, peerURL string) error {
 	if id == 0 {
 		return fmt.Errorf("%w: id must be positive", ErrInvalidMember)
 	}
-	if err := ValidatePeerURL(peerURL); err != nil {
+	if err := peerurl.Validate(peerURL); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidMember, err)
 	}
 	if m.Removed[id] {

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/raftkv/raftkv/peerurl"
 	"go.etcd.io/etcd/client/pkg/v3/fileutil"
 	"go.etcd.io/etcd/client/pkg/v3/types"
 	"go.etcd.io/etcd/pkg/v3/idutil"
@@ -342,7 +343,7 @@ func (n *Node) addPeerLocked(id uint64, peerURL string) {
 	if id == n.cfg.ID || n.mu.members.Removed[id] || n.transport.Get(types.ID(id)) != nil {
 		return
 	}
-	if err := ValidatePeerURL(peerURL); err != nil {
+	if err := peerurl.Validate(peerURL); err != nil {
 		n.lg.Warn("ignoring member with unusable peer URL", zap.Uint64("peer-id", id), zap.Error(err))
 		return
 	}

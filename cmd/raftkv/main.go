@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/raftkv/raftkv/httpapi"
 	"github.com/raftkv/raftkv/kvstore"
+	"github.com/raftkv/raftkv/peerurl"
 	"github.com/raftkv/raftkv/raftnode"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -124,7 +125,7 @@ func (o *options) validate() error {
 		return fmt.Errorf("--id %d is outside the --cluster list of %d URLs", o.id, len(o.cluster))
 	}
 	for i, u := range o.cluster {
-		if err := raftnode.ValidatePeerURL(u); err != nil {
+		if err := peerurl.Validate(u); err != nil {
 			return fmt.Errorf("--cluster entry %d: %v", i+1, err)
 		}
 	}
