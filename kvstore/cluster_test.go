@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"net"
 	"os"
 	"path/filepath"
@@ -15,6 +13,9 @@ import (
 	"testing"
 	"time"
 	"weak"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/raftkv/raftkv/raftnode"
 	"go.uber.org/zap/zaptest"

@@ -9,6 +9,10 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"maps"
+	"os"
+
+	"go.uber.org/zap"
 )
 
 // Snapshot format, binary-safe and streamed so that neither writing nor
@@ -168,4 +172,63 @@ func (t *teeByteReader) ReadByte() (byte, error) {
 		t.crc.Write([]byte{b})
 	}
 	return b, err
+}
+
+// Snapshot captures the state as of the last applied commit, in O(1):
+// a copy-on-write clone of the tree and a copy of the sessions. The
+// returned function writes that state while applying goes on, once: it
+// lets go of the state as it writes it.
+// raftnode calls Snapshot when every published commit has been applied.
+func (s *Store) Snapshot() (func(io.Writer) error, error) {
+	s.mu.Lock()
+	state := s.mu.data.Clone()
+	sessions := make(map[uint64]*session, len(s.mu.sessions))
+	for id, ss := range s.mu.sessions {
+		sessions[id] = &session{Watermark: ss.Watermark, Applied: maps.Clone(ss.Applied)}
+	}
+	s.mu.Unlock()
+	return func(w io.Writer) error {
+		if state == nil {
+			return errors.New("kvstore: snapshot already written")
+		}
+		st := state
+		state = nil
+		return writeSnapshot(w, st, sessions)
+	}, nil
+}
+
+// restore replaces the state with the snapshot in the file at path.
+func (s *Store) restore(path string, index uint64) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("kvstore: open snapshot: %w", err)
+	}
+	defer f.Close()
+	state, sessions, err := readSnapshot(f)
+	if err != nil {
+		return fmt.Errorf("kvstore: snapshot %s: %w", path, err)
+	}
+	s.install(state, sessions, index)
+	return nil
+}
+
+// install makes state and sessions the state as of index.
+func (s *Store) install(state *tree, sessions map[uint64]*session, index uint64) {
+	s.mu.Lock()
+	s.mu.data, s.mu.sessions = state, sessions
+	own := sessions[s.session]
+	s.mu.Unlock()
+	clear(s.inLog) // none of the new state's values is in an entry
+	s.inLog = s.inLog[:0]
+	s.lg.Info("restored state from snapshot", zap.Uint64("index", index), zap.Int("keys", state.Len()))
+	// Our writes that the snapshot covers will never be seen as entries.
+	if own != nil {
+		s.pmu.Lock()
+		for id, p := range s.pmu.pending {
+			if own.Applied[id] {
+				s.finishLocked(p, result{index: index})
+			}
+		}
+		s.pmu.Unlock()
+	}
 }

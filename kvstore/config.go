@@ -1,0 +1,69 @@
+package kvstore
+
+import (
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// Config configures a Store.
+type Config struct {
+	// Logger receives the store's logs. Nil means zap.NewNop().
+	Logger *zap.Logger
+	// RetryInterval is how long a write may stay unapplied before it is
+	// proposed again (a leader change or a dropped forward can lose a
+	// proposal); duplicates are discarded on apply. Zero means 1s.
+	RetryInterval time.Duration
+	// MaxBatchBytes bounds the approximate size of the requests packed
+	// into one raft entry. Zero means 512 KiB; a single larger request
+	// still travels alone.
+	MaxBatchBytes int
+	// MaxInflightBatches is how many entries this member's writes may
+	// have proposed but not yet applied before further writes wait and
+	// gather into the next entry; the fewer, the larger each entry grows
+	// under load. An entry unapplied after InflightTimeout no longer
+	// counts (it may have been lost with a leader). Zero means 16 and
+	// 100ms: the leader merges the entries of every member waiting for it
+	// into one raft entry (raftnode's batcher), so an entry need not wait
+	// here for the one before it; the bound only keeps a member from
+	// flooding raft with small entries when no leader merges them.
+	MaxInflightBatches int
+	InflightTimeout    time.Duration
+	// Registerer receives the store's Prometheus metrics. Nil means they
+	// are kept but not exported.
+	Registerer prometheus.Registerer
+}
+
+func (c *Config) applyDefaults() {
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.RetryInterval == 0 {
+		c.RetryInterval = time.Second
+	}
+	if c.MaxBatchBytes == 0 {
+		c.MaxBatchBytes = 512 << 10
+	}
+	if c.MaxInflightBatches == 0 {
+		c.MaxInflightBatches = 16
+	}
+	if c.InflightTimeout == 0 {
+		c.InflightTimeout = 100 * time.Millisecond
+	}
+}
+
+// Validate reports the first problem with the configuration.
+func (c *Config) Validate() error {
+	if c.RetryInterval < time.Millisecond {
+		return errors.New("kvstore: retry interval below 1ms")
+	}
+	if c.MaxBatchBytes < 1 {
+		return errors.New("kvstore: max batch bytes must be positive")
+	}
+	if c.MaxInflightBatches < 1 || c.InflightTimeout <= 0 {
+		return errors.New("kvstore: in-flight batches and their timeout must be positive")
+	}
+	return nil
+}

@@ -1,0 +1,310 @@
+package kvstore
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/raftkv/raftkv/raftnode"
+	"go.uber.org/zap"
+)
+
+// pending is a local write waiting to be applied.
+type pending struct {
+	id   uint64
+	ops  []Op
+	size int
+	done chan result
+
+	// Guarded by Store.pmu.
+	proposedAt time.Time
+	finished   bool
+}
+
+type result struct {
+	index uint64
+	err   error
+}
+
+// Put sets key to value and returns the raft index of the write once it
+// is committed and applied on this member.
+func (s *Store) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	return s.Apply(ctx, []Op{{Type: OpPut, Key: key, Value: value}})
+}
+
+// Delete removes key (an absent key is not an error) once committed and
+// applied on this member.
+func (s *Store) Delete(ctx context.Context, key string) (uint64, error) {
+	return s.Apply(ctx, []Op{{Type: OpDelete, Key: key}})
+}
+
+// PutAll sets every pair atomically, as one write.
+func (s *Store) PutAll(ctx context.Context, kvs map[string][]byte) (uint64, error) {
+	ops := make([]Op, 0, len(kvs))
+	for k, v := range kvs {
+		ops = append(ops, Op{Type: OpPut, Key: k, Value: v})
+	}
+	return s.Apply(ctx, ops)
+}
+
+// Apply applies ops atomically, as one request, and returns its raft
+// index once it is committed and applied on this member.
+func (s *Store) Apply(ctx context.Context, ops []Op) (uint64, error) {
+	index, err := s.apply(ctx, ops)
+	s.met.countWrite(err)
+	return index, err
+}
+
+func (s *Store) apply(ctx context.Context, ops []Op) (uint64, error) {
+	if len(ops) == 0 {
+		return 0, ErrEmptyRequest
+	}
+	size := 0
+	for _, op := range ops {
+		if op.Key == "" {
+			return 0, ErrEmptyRequest
+		}
+		size += len(op.Key) + len(op.Value) + 8
+	}
+	p := &pending{ops: ops, size: size, done: make(chan result, 1)}
+	// The id is taken and registered under one lock, so no watermark
+	// computed meanwhile can pass an id not yet in pending.
+	s.pmu.Lock()
+	p.id = s.nextID.Add(1)
+	s.pmu.pending[p.id] = p
+	s.pmu.Unlock()
+	defer func() {
+		s.pmu.Lock()
+		delete(s.pmu.pending, p.id)
+		s.pmu.Unlock()
+	}()
+
+	select {
+	case s.reqC <- p:
+	case <-ctx.Done():
+		return 0, ctxError(ctx)
+	case <-s.stopc:
+		return 0, ErrStopped
+	}
+	select {
+	case r := <-p.done:
+		return r.index, r.err
+	case <-ctx.Done():
+		return 0, ctxError(ctx)
+	case <-s.stopc:
+		return 0, ErrStopped
+	case <-s.applyDone:
+		return 0, ErrStopped
+	}
+}
+
+func ctxError(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return ErrTimeout
+	}
+	return ctx.Err()
+}
+
+// finish answers p once; later answers (a duplicate apply) are dropped.
+func (s *Store) finishLocked(p *pending, r result) {
+	if p.finished {
+		return
+	}
+	p.finished = true
+	p.done <- r
+}
+
+// watermarkLocked is the lowest id this session still waits for; every
+// request below it is answered or abandoned. s.pmu must be held.
+func (s *Store) watermarkLocked() uint64 {
+	wm := s.nextID.Load() + 1
+	for id, p := range s.pmu.pending {
+		if id < wm && !p.finished {
+			wm = id
+		}
+	}
+	return wm
+}
+
+// proposeLoop packs queued writes into raft entries (group commit) and
+// re-proposes writes that stayed unapplied for RetryInterval. A write
+// arriving while MaxInflightBatches entries of this member are on their
+// way through raft waits for one of them to apply, and meanwhile later
+// writes join it: one client is proposed at once, many share entries.
+func (s *Store) proposeLoop() {
+	defer close(s.proposeDone)
+	retry := time.NewTicker(s.cfg.RetryInterval / 2)
+	defer retry.Stop()
+	inflight := map[uint64]time.Time{} // first request id -> proposed at
+	expire := time.NewTimer(time.Hour)
+	defer expire.Stop()
+	for {
+		reqC := s.reqC
+		if len(inflight) >= s.cfg.MaxInflightBatches {
+			// Window full: wait for an apply, or for the oldest to expire.
+			reqC = nil
+			oldest := time.Time{}
+			for _, at := range inflight {
+				if oldest.IsZero() || at.Before(oldest) {
+					oldest = at
+				}
+			}
+			expire.Reset(time.Until(oldest.Add(s.cfg.InflightTimeout)))
+		}
+		select {
+		case p := <-reqC:
+			reqs, size := []*pending{p}, p.size
+		drain:
+			for size < s.cfg.MaxBatchBytes {
+				select {
+				case q := <-s.reqC:
+					reqs = append(reqs, q)
+					size += q.size
+				default:
+					break drain
+				}
+			}
+			if first, ok := s.propose(reqs, false); ok {
+				inflight[first] = time.Now()
+			}
+		case id := <-s.appliedBatchC:
+			delete(inflight, id)
+		case o := <-s.refusedC:
+			delete(inflight, o.first)
+			s.proposalFailed(o)
+		case <-expire.C:
+			cutoff := time.Now().Add(-s.cfg.InflightTimeout)
+			for id, at := range inflight {
+				if !at.After(cutoff) {
+					delete(inflight, id)
+				}
+			}
+		case <-retry.C:
+			s.proposeStale()
+		case <-s.stopc:
+			s.failPending(ErrStopped)
+			return
+		}
+	}
+}
+
+// propose hands reqs to raft as one entry and reports the entry's first
+// request id and whether raft has it now. Raft's answer comes later, to
+// awaitProposal; a refusal is settled by proposalFailed.
+func (s *Store) propose(reqs []*pending, isRetry bool) (first uint64, taken bool) {
+	b := &batch{Session: s.session, Reqs: make([]request, 0, len(reqs))}
+	now := time.Now()
+	s.pmu.Lock()
+	for _, p := range reqs {
+		if p.finished {
+			continue
+		}
+		p.proposedAt = now
+		b.Reqs = append(b.Reqs, request{ID: p.id, Ops: p.ops})
+	}
+	b.Watermark = s.watermarkLocked()
+	s.pmu.Unlock()
+	if len(b.Reqs) == 0 {
+		return 0, false
+	}
+	s.met.batchRequests.Observe(float64(len(b.Reqs)))
+	o := refusal{first: b.Reqs[0].ID, reqs: reqs, at: now, isRetry: isRetry}
+	data, err := s.enc.encode(b)
+	if err != nil {
+		o.err = err
+		s.proposalFailed(o)
+		return 0, false
+	}
+	// Only the hand-off waits here: raft's answer may take a while on the
+	// leader, whose batcher holds a proposal until it proposes its next
+	// entry, and writes arriving meanwhile are to join that entry too.
+	res := make(chan error, 1)
+	t := time.NewTimer(s.cfg.RetryInterval)
+	defer t.Stop()
+	select {
+	case s.node.ProposeC() <- raftnode.Proposal{Data: data, Result: res}:
+	case <-t.C:
+		return 0, false // not taken: retried once RetryInterval passed
+	case <-s.stopc:
+		return 0, false
+	}
+	go s.awaitProposal(o, res)
+	return o.first, true
+}
+
+// refusal is raft's refusal of an entry of this member, reported by the
+// goroutine that waited for raft's answer.
+type refusal struct {
+	first   uint64     // the entry's first request id
+	reqs    []*pending // its writes
+	at      time.Time  // when they were proposed
+	isRetry bool
+	err     error
+}
+
+// awaitProposal waits for raft's answer to the entry o describes (a
+// raftnode.Proposal's Result always gets one) and reports a refusal to
+// the propose loop.
+func (s *Store) awaitProposal(o refusal, res <-chan error) {
+	select {
+	case o.err = <-res:
+	case <-s.stopc:
+		return
+	}
+	if o.err == nil {
+		return
+	}
+	select {
+	case s.refusedC <- o:
+	case <-s.stopc:
+	}
+}
+
+// proposalFailed settles an entry raft refused. A first proposal refused
+// outright (no leader, dropped) never reached any log, so its writes fail
+// now with that error, unless they were proposed again since; a refused
+// retry, or a proposal whose fate is unknown (a timeout), leaves them
+// waiting, since a copy may still commit.
+func (s *Store) proposalFailed(o refusal) {
+	if o.isRetry || errors.Is(o.err, raftnode.ErrTimeout) {
+		return
+	}
+	s.pmu.Lock()
+	for _, p := range o.reqs {
+		if p.proposedAt.Equal(o.at) {
+			s.finishLocked(p, result{err: o.err})
+		}
+	}
+	s.pmu.Unlock()
+}
+
+func (s *Store) proposeStale() {
+	cutoff := time.Now().Add(-s.cfg.RetryInterval)
+	var stale []*pending
+	s.pmu.Lock()
+	for _, p := range s.pmu.pending {
+		if !p.finished && !p.proposedAt.IsZero() && p.proposedAt.Before(cutoff) {
+			stale = append(stale, p)
+		}
+	}
+	s.pmu.Unlock()
+	for len(stale) > 0 {
+		n, size := 0, 0
+		for n < len(stale) && (n == 0 || size+stale[n].size <= s.cfg.MaxBatchBytes) {
+			size += stale[n].size
+			n++
+		}
+		s.lg.Debug("re-proposing unapplied writes", zap.Int("count", n))
+		s.met.retries.Add(float64(n))
+		s.propose(stale[:n], true)
+		stale = stale[n:]
+	}
+}
+
+func (s *Store) failPending(err error) {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	for _, p := range s.pmu.pending {
+		s.finishLocked(p, result{err: err})
+	}
+}

@@ -1,0 +1,117 @@
+package raftnode
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// serveChannels feeds proposals and conf changes into raft.
+func (n *Node) serveChannels() {
+	defer n.wg.Done()
+	for {
+		select {
+		case p := <-n.proposeC:
+			// The leader merges proposals (see batcher); a follower sends
+			// its own to the leader's.
+			var err error
+			switch lead := n.leader.Load(); {
+			case lead == n.cfg.ID && n.batch.add(p.Data, p.Result):
+				continue
+			case lead != raft.None && lead != n.cfg.ID:
+				n.forward(lead, p.Data)
+			default:
+				err = n.propose(p.Data)
+			}
+			if p.Result != nil {
+				p.Result <- err
+			}
+		case cc := <-n.confChangeC:
+			n.proposeConfChange(cc)
+		case <-n.stopc:
+			return
+		}
+	}
+}
+
+// forward sends application data to the leader lead as a proposal
+// (MsgProp), as raft forwards a follower's proposal, but from here rather
+// than from raft's next Ready: that would take two more goroutine
+// hand-offs and a Ready cycle for each. Its Process hands the payload to
+// its batcher, or, if it is no longer leader, to raft, which forwards or
+// drops it; like any message, the transport may drop it too, and the
+// application proposes it again.
+func (n *Node) forward(lead uint64, data []byte) {
+	n.transport.Send([]*raftpb.Message{{
+		Type:    raftpb.MsgProp.Enum(),
+		From:    proto.Uint64(n.cfg.ID),
+		To:      proto.Uint64(lead),
+		Entries: []*raftpb.Entry{{Type: raftpb.EntryNormal.Enum(), Data: wrapAppData(data)}},
+	}})
+}
+
+// propose hands application data to raft as one entry.
+func (n *Node) propose(data []byte) error { return n.proposeEntry(wrapAppData(data)) }
+
+// proposeEntry hands entry data, kind byte included, to raft.
+// raft.Node.Propose blocks while no leader is known, so that case is
+// answered here at once.
+func (n *Node) proposeEntry(entry []byte) error {
+	if n.leader.Load() == raft.None {
+		n.met.proposalsDropped.Inc()
+		return ErrNoLeader
+	}
+	ctx, cancel := context.WithTimeout(n.stopCtx, n.electionTimeout())
+	defer cancel()
+	return n.proposeError(n.node.Propose(ctx, entry))
+}
+
+func (n *Node) electionTimeout() time.Duration {
+	return time.Duration(n.cfg.ElectionTicks) * n.cfg.TickInterval
+}
+
+// proposeError turns raft's answer to a proposal into this package's.
+func (n *Node) proposeError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raft.ErrProposalDropped) && n.leader.Load() == raft.None:
+		n.met.proposalsDropped.Inc()
+		return ErrNoLeader
+	case errors.Is(err, raft.ErrProposalDropped):
+		n.met.proposalsDropped.Inc()
+		return ErrProposalDropped
+	case errors.Is(err, raft.ErrStopped), errors.Is(err, context.Canceled):
+		return ErrStopped
+	case errors.Is(err, context.DeadlineExceeded):
+		return ErrTimeout
+	}
+	return err
+}
+
+// Propose sends data through proposeC and returns raft's answer: nil once
+// the entry was appended or forwarded to the leader. It does not wait for
+// the entry to commit. ErrNoLeader, ErrProposalDropped and ErrStopped mean
+// the entry reached no log; after ErrTimeout that is unknown.
+func (n *Node) Propose(ctx context.Context, data []byte) error {
+	res := make(chan error, 1)
+	select {
+	case n.proposeC <- Proposal{Data: data, Result: res}:
+	case <-ctx.Done():
+		return ErrTimeout
+	case <-n.stopc:
+		return ErrStopped
+	}
+	select {
+	case err := <-res:
+		return err
+	case <-ctx.Done():
+		return ErrTimeout
+	case <-n.stopc:
+		return ErrStopped
+	}
+}
