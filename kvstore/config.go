@@ -20,17 +20,17 @@ type Config struct {
 	// into one raft entry. Zero means 512 KiB; a single larger request
 	// still travels alone.
 	MaxBatchBytes int
-	// MaxInflightBatches is how many entries this member's writes may
+	// MaxUnappliedEntries is how many entries this member's writes may
 	// have proposed but not yet applied before further writes wait and
 	// gather into the next entry; the fewer, the larger each entry grows
-	// under load. An entry unapplied after InflightTimeout no longer
+	// under load. An entry unapplied after UnappliedEntryTimeout no longer
 	// counts (it may have been lost with a leader). Zero means 16 and
 	// 100ms: the leader merges the entries of every member waiting for it
 	// into one raft entry (raftnode's batcher), so an entry need not wait
 	// here for the one before it; the bound only keeps a member from
 	// flooding raft with small entries when no leader merges them.
-	MaxInflightBatches int
-	InflightTimeout    time.Duration
+	MaxUnappliedEntries   int
+	UnappliedEntryTimeout time.Duration
 	// Registerer receives the store's Prometheus metrics. Nil means they
 	// are kept but not exported.
 	Registerer prometheus.Registerer
@@ -46,11 +46,11 @@ func (c *Config) applyDefaults() {
 	if c.MaxBatchBytes == 0 {
 		c.MaxBatchBytes = 512 << 10
 	}
-	if c.MaxInflightBatches == 0 {
-		c.MaxInflightBatches = 16
+	if c.MaxUnappliedEntries == 0 {
+		c.MaxUnappliedEntries = 16
 	}
-	if c.InflightTimeout == 0 {
-		c.InflightTimeout = 100 * time.Millisecond
+	if c.UnappliedEntryTimeout == 0 {
+		c.UnappliedEntryTimeout = 100 * time.Millisecond
 	}
 }
 
@@ -62,7 +62,7 @@ func (c *Config) Validate() error {
 	if c.MaxBatchBytes < 1 {
 		return errors.New("kvstore: max batch bytes must be positive")
 	}
-	if c.MaxInflightBatches < 1 || c.InflightTimeout <= 0 {
+	if c.MaxUnappliedEntries < 1 || c.UnappliedEntryTimeout <= 0 {
 		return errors.New("kvstore: in-flight batches and their timeout must be positive")
 	}
 	return nil

@@ -12,7 +12,7 @@
 // request, and return when the request's entry is applied (or the context
 // ends: ErrTimeout, outcome unknown). The propose loop packs every queued
 // request into one entry (group commit), and keeps at most
-// MaxInflightBatches (16) entries of its own on their way through raft:
+// MaxUnappliedEntries (16) entries of its own on their way through raft:
 // requests that arrive meanwhile wait and join the next entry, so entries
 // grow with the load. On the leader, raftnode merges the entries of every
 // member waiting there into one raft entry, one such entry committing at a

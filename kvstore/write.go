@@ -128,7 +128,7 @@ func (s *Store) watermarkLocked() uint64 {
 
 // proposeLoop packs queued writes into raft entries (group commit) and
 // re-proposes writes that stayed unapplied for RetryInterval. A write
-// arriving while MaxInflightBatches entries of this member are on their
+// arriving while MaxUnappliedEntries entries of this member are on their
 // way through raft waits for one of them to apply, and meanwhile later
 // writes join it: one client is proposed at once, many share entries.
 func (s *Store) proposeLoop() {
@@ -140,7 +140,7 @@ func (s *Store) proposeLoop() {
 	defer expire.Stop()
 	for {
 		reqC := s.reqC
-		if len(inflight) >= s.cfg.MaxInflightBatches {
+		if len(inflight) >= s.cfg.MaxUnappliedEntries {
 			// Window full: wait for an apply, or for the oldest to expire.
 			reqC = nil
 			oldest := time.Time{}
@@ -149,7 +149,7 @@ func (s *Store) proposeLoop() {
 					oldest = at
 				}
 			}
-			expire.Reset(time.Until(oldest.Add(s.cfg.InflightTimeout)))
+			expire.Reset(time.Until(oldest.Add(s.cfg.UnappliedEntryTimeout)))
 		}
 		select {
 		case p := <-reqC:
@@ -173,7 +173,7 @@ func (s *Store) proposeLoop() {
 			delete(inflight, o.first)
 			s.proposalFailed(o)
 		case <-expire.C:
-			cutoff := time.Now().Add(-s.cfg.InflightTimeout)
+			cutoff := time.Now().Add(-s.cfg.UnappliedEntryTimeout)
 			for id, at := range inflight {
 				if !at.After(cutoff) {
 					delete(inflight, id)

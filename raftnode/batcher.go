@@ -142,7 +142,7 @@ func (b *batcher) run() {
 	defer gatherT.Stop()
 	defer b.failQueued()
 	for {
-		if len(inflight) < b.n.cfg.MaxInflightBatches {
+		if len(inflight) < b.n.cfg.MaxUncommittedBatches {
 			qs, pending := b.take(&gather, waited)
 			if len(qs) > 0 {
 				if waiting {
@@ -153,7 +153,7 @@ func (b *batcher) run() {
 				if b.propose(seq, qs) {
 					inflight[seq] = time.Now()
 					if len(inflight) == 1 {
-						expire.Reset(b.n.cfg.BatchInflightTimeout)
+						expire.Reset(b.n.cfg.UncommittedBatchTimeout)
 					}
 				}
 				continue
@@ -170,7 +170,7 @@ func (b *batcher) run() {
 			delete(inflight, s)
 		case <-expire.C:
 			// Lost with a leader, or just slow: go on without them.
-			cutoff := time.Now().Add(-b.n.cfg.BatchInflightTimeout)
+			cutoff := time.Now().Add(-b.n.cfg.UncommittedBatchTimeout)
 			next := time.Duration(0)
 			for s, at := range inflight {
 				if !at.After(cutoff) {

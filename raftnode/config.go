@@ -79,13 +79,13 @@ type Config struct {
 	// MaxUncommittedEntriesSize bounds the bytes a leader holds uncommitted
 	// before it drops proposals. Zero means 1 GiB.
 	MaxUncommittedEntriesSize uint64
-	// BatchInflightTimeout is how long the leader's batch entry may stay
+	// UncommittedBatchTimeout is how long the leader's batch entry may stay
 	// uncommitted before the next one is proposed anyway (it may have been
 	// lost with a leader change). Zero means 100ms.
-	BatchInflightTimeout time.Duration
-	// MaxInflightBatches is how many of the leader's batch entries may be
+	UncommittedBatchTimeout time.Duration
+	// MaxUncommittedBatches is how many of the leader's batch entries may be
 	// uncommitted at once. Zero means 1.
-	MaxInflightBatches int
+	MaxUncommittedBatches int
 	// BatchGatherWait is the longest the leader waits, once its batch entry
 	// committed, for the writes queued to add up to most of that entry
 	// before it proposes the next (see gatherPolicy). Zero means 2ms;
@@ -157,11 +157,11 @@ func (c *Config) applyDefaults() {
 	if c.MaxUncommittedEntriesSize == 0 {
 		c.MaxUncommittedEntriesSize = 1 << 30
 	}
-	if c.BatchInflightTimeout == 0 {
-		c.BatchInflightTimeout = 100 * time.Millisecond
+	if c.UncommittedBatchTimeout == 0 {
+		c.UncommittedBatchTimeout = 100 * time.Millisecond
 	}
-	if c.MaxInflightBatches == 0 {
-		c.MaxInflightBatches = 1
+	if c.MaxUncommittedBatches == 0 {
+		c.MaxUncommittedBatches = 1
 	}
 	if c.BatchGatherWait == 0 {
 		c.BatchGatherWait = 2 * time.Millisecond

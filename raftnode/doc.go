@@ -21,7 +21,7 @@
 // by one: Process hands their payloads, and serveChannels the leader's
 // own, to the batcher, which proposes everything queued as one entry of
 // kind entryBatch once its previous entry committed (or
-// BatchInflightTimeout passed) and the queue holds 9/10 of that entry's
+// UncommittedBatchTimeout passed) and the queue holds 9/10 of that entry's
 // bytes (or BatchGatherWait passed): the writes
 // that entry carried come back as their clients' next ones a moment after
 // it commits, and join the next entry instead of the one after. Under load
