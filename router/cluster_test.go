@@ -1,18 +1,25 @@
 package router
 
-// The router against real raftkv processes.
+// The router against real raftkv processes: over a real 3-member group,
+// and as the `raftkv route` command over two real one-member groups.
 
 import (
+	"bufio"
+	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/raftkv/raftkv/client"
+	"github.com/raftkv/raftkv/shardmap"
 	"github.com/raftkv/raftkv/testcluster"
 	"go.uber.org/zap/zaptest"
 )
@@ -135,6 +142,96 @@ func TestRouterSingleGroup(t *testing.T) {
 				t.Fatalf("GET %s = %d %q", k, st, body)
 			}
 		}
+	}
+}
+
+// TestRouteCommand runs `raftkv route` over two real one-member groups,
+// with the config served by an in-test config group that follows the
+// sharding contract's "Config group HTTP API" (GET /config).
+func TestRouteCommand(t *testing.T) {
+	a, _ := startCluster(t, 1)
+	b, _ := startCluster(t, 1)
+	cfg, _ := shardmap.Initial(64)
+	cfg, err := cfg.Join(map[uint64][]string{1: {a.ClientURL(1)}, 2: {b.ClientURL(1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := configServer(t, cfg)
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command(testcluster.BuildBinary(t), "route", "--config-endpoints", cs.URL, "--port", fmt.Sprint(port), "--listen-host", "127.0.0.1")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	logsDone := make(chan struct{})
+	go func() {
+		defer close(logsDone)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logs.WriteString(sc.Text() + "\n")
+		}
+	}()
+	exited := false
+	defer func() {
+		if !exited {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}()
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		if resp, err := http.Get(base + "/health"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("router not healthy in time")
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+	for i := range 20 {
+		k := fmt.Sprintf("key%d", i)
+		if st, _, _ := do(t, "PUT", base+"/"+k, k); st != 204 {
+			t.Fatalf("PUT %s = %d", k, st)
+		}
+		in, out := a, b
+		if cfg.OwnerOfKey(k) == 2 {
+			in, out = b, a
+		}
+		if v, st, err := in.Get(1, k); err != nil || st != 200 || string(v) != k {
+			t.Fatalf("%s at its group: %q %d %v", k, v, st, err)
+		}
+		if _, st, _ := out.Get(1, k); st != 404 {
+			t.Fatalf("%s at the other group: %d", k, st)
+		}
+		if st, body, _ := do(t, "GET", base+"/key/"+k, ""); st != 200 || body != fmt.Sprintf(`{"%s":"%s"}`, k, k) {
+			t.Fatalf("GET /key/%s = %d %q", k, st, body)
+		}
+	}
+	if st, body, _ := do(t, "GET", base+"/status", ""); st != 200 || !strings.Contains(body, `"configVersion":1,"buckets":64`) {
+		t.Fatalf("status = %d %q", st, body)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	err = cmd.Wait()
+	exited = true
+	<-logsDone
+	if err != nil {
+		t.Fatalf("raftkv route exited with %v; log:\n%s", err, logs.String())
+	}
+	if strings.Contains(logs.String(), "WARNING: DATA RACE") {
+		t.Fatalf("data race:\n%s", logs.String())
 	}
 }
 
