@@ -39,10 +39,12 @@ type routes struct {
 // needs a config at least as new as the one being fetched waits for that
 // fetch instead of sending its own.
 type configCache struct {
-	routes   atomic.Pointer[routes]
-	fetches  atomic.Uint64
-	mu       sync.Mutex
-	inFlight *flight
+	routes  atomic.Pointer[routes]
+	fetches atomic.Uint64
+	mu      struct {
+		sync.Mutex
+		inFlight *flight
+	}
 }
 
 // flight is one config fetch; done is closed when err is set.
@@ -81,14 +83,14 @@ func (c *Client) Refresh(ctx context.Context, minVersion uint64) (shardmap.Confi
 			return r.cfg.Clone(), nil
 		}
 		c.cache.mu.Lock()
-		f := c.cache.inFlight
+		f := c.cache.mu.inFlight
 		if f == nil {
 			if r := c.cache.routes.Load(); r != nil && !forced && r.cfg.Version >= minVersion {
 				c.cache.mu.Unlock()
 				continue
 			}
 			f = &flight{done: make(chan struct{})}
-			c.cache.inFlight = f
+			c.cache.mu.inFlight = f
 			go c.fetch(context.WithoutCancel(ctx), f, minVersion)
 		}
 		c.cache.mu.Unlock()
@@ -112,7 +114,7 @@ func (c *Client) fetch(ctx context.Context, f *flight, minVersion uint64) {
 		c.setRoutes(cfg)
 	}
 	c.cache.mu.Lock()
-	c.cache.inFlight = nil
+	c.cache.mu.inFlight = nil
 	c.cache.mu.Unlock()
 	f.err = err
 	close(f.done)
