@@ -48,6 +48,10 @@ type conn struct {
 	host     string        // value of the Host header
 	tls      *tls.Config   // nil for http endpoints
 	timeout  time.Duration // bound of a request, its dial and retry included
+	// routing marks the requests as a routing client's (X-Raftkv-Route:
+	// client), so that a shard member answers a key of another group 421
+	// rather than 307.
+	routing bool
 
 	// turn holds a token while no request uses the connection; a request
 	// takes it and puts it back when done. Waiters are served in order.
@@ -277,6 +281,9 @@ func (c *conn) writeRequest(method string, path, value []byte) error {
 	h = append(h, path...)
 	h = append(h, " HTTP/1.1\r\nHost: "...)
 	h = append(h, c.host...)
+	if c.routing {
+		h = append(h, "\r\nX-Raftkv-Route: client"...)
+	}
 	if value != nil || method == "PUT" || method == "POST" {
 		h = append(h, "\r\nContent-Length: "...)
 		h = strconv.AppendInt(h, int64(len(value)), 10)

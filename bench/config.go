@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -60,10 +61,18 @@ var ErrInvalidConfig = errors.New("bench: invalid config")
 type Config struct {
 	// Mode is the kind of requests sent. Required.
 	Mode Mode
-	// Endpoints are the client URLs of the members to load, such as
-	// http://127.0.0.1:12380 (scheme, host and port; no path). Connections
-	// are spread over them round-robin. At least one is required.
+	// Endpoints are the client URLs of the members (or routers) to load,
+	// such as http://127.0.0.1:12380 (scheme, host and port; no path).
+	// Connections are spread over them round-robin. Endpoints or
+	// ConfigEndpoints is required, not both.
 	Endpoints []string
+	// ConfigEndpoints are the client URLs of a sharded deployment's config
+	// group. The run fetches the config through package client before it
+	// starts and sends each key's requests to the group the client routes
+	// the key to, over Conns connections per group spread over the group's
+	// members; a 421 answer makes it fetch the config again (at most every
+	// 100 ms) and counts as an error.
+	ConfigEndpoints []string
 	// Clients is the number of concurrent workers, each with at most one
 	// request in flight. Default DefaultClients.
 	Clients int
@@ -148,6 +157,10 @@ func (c Config) withDefaults() Config {
 	for i, e := range c.Endpoints {
 		c.Endpoints[i] = strings.TrimRight(strings.TrimSpace(e), "/")
 	}
+	c.ConfigEndpoints = append([]string(nil), c.ConfigEndpoints...)
+	for i, e := range c.ConfigEndpoints {
+		c.ConfigEndpoints[i] = strings.TrimRight(strings.TrimSpace(e), "/")
+	}
 	return c
 }
 
@@ -167,10 +180,13 @@ func (c Config) validate() error {
 	case !c.Mode.Valid():
 		return fmt.Errorf("unknown mode %q (want put, get, mixed or delete)", c.Mode)
 	}
-	if len(c.Endpoints) == 0 {
+	switch {
+	case len(c.Endpoints) == 0 && len(c.ConfigEndpoints) == 0:
 		return errors.New("no endpoint")
+	case len(c.Endpoints) > 0 && len(c.ConfigEndpoints) > 0:
+		return errors.New("endpoints and config endpoints are exclusive (routers are endpoints)")
 	}
-	for _, e := range c.Endpoints {
+	for _, e := range append(slices.Clone(c.Endpoints), c.ConfigEndpoints...) {
 		if err := checkEndpoint(e); err != nil {
 			return err
 		}

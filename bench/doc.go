@@ -12,9 +12,22 @@
 //
 // # What it must not do
 //
-// It imports no raftkv package: like any client, it knows raftkv only by its
-// HTTP API (README.md, httpapi/doc.go). It parses no flags, never exits the
-// process and writes nothing unless asked (Result.WriteText, WriteJSON).
+// It knows raftkv by its HTTP API (README.md, httpapi/doc.go), like any
+// client, and imports only package client: a sharded run
+// (Config.ConfigEndpoints) takes the config and each key's group from a
+// client.Client, and still sends its requests over its own connections.
+// It parses no flags, never exits the process and writes nothing unless
+// asked (Result.WriteText, WriteJSON).
+//
+// # Sharded runs
+//
+// Before its first phase a sharded run fetches the config and builds a
+// table from key number to group (client.Route of each key), and Conns
+// connections per group spread over the group's members. Its requests
+// carry X-Raftkv-Route: client, so a member that does not serve a key
+// answers 421: the request counts as an error, and the run fetches the
+// config again (at most once per 100 ms) and switches to the new table.
+// Against routers (Config.Endpoints), a run needs none of this.
 //
 // # Requests
 //
@@ -55,9 +68,9 @@
 //  1. Nothing shared is locked on the hot path: each worker records latency
 //     into its own Histogram and errors into its own map, merged after the
 //     phase; Progress reads two atomic counters per worker.
-//  2. At most Config.Conns connections are open at once: there are exactly
-//     Conns conns, each bound to one endpoint and holding at most one TCP
-//     connection (dialled again after an error), and worker i always uses
+//  2. At most Config.Conns connections are open at once (in a sharded run,
+//     per group): there are exactly Conns conns, each bound to one endpoint
+//     and holding at most one TCP connection (dialled again after an error), and worker i always uses
 //     conn i mod Conns. Workers that share a conn queue for it in order, and
 //     the wait is part of their latency, not of their Config.Timeout.
 //  3. With Config.Rate, request n is due at start + n/Rate, whichever worker

@@ -34,6 +34,10 @@ type Result struct {
 	Interrupted bool
 	// Verify is the read-back check, nil unless Config.Verify.
 	Verify *VerifyResult
+	// ConfigVersion and Groups are the version of the config a sharded
+	// run routed by at its end, and its number of groups; zero otherwise.
+	ConfigVersion uint64
+	Groups        int
 }
 
 // Throughput returns the successful requests per second of the measured phase.
@@ -106,19 +110,23 @@ func summarize(h *Histogram) Latency {
 
 // Summary is the machine-readable form of a Result, one JSON object.
 type Summary struct {
-	Mode       Mode     `json:"mode"`
-	Endpoints  []string `json:"endpoints"`
-	Clients    int      `json:"clients"`
-	Conns      int      `json:"conns"`
-	KeySize    int      `json:"key_size"`
-	ValueSize  int      `json:"value_size"`
-	Keyspace   int      `json:"keyspace"`
-	Sequential bool     `json:"sequential"`
-	Level      string   `json:"level,omitempty"`      // get and mixed
-	ReadRatio  *float64 `json:"read_ratio,omitempty"` // mixed
-	Preload    bool     `json:"preload"`
-	Rate       float64  `json:"rate"` // requests/s asked for; 0: unlimited
-	Seed       uint64   `json:"seed"`
+	Mode      Mode     `json:"mode"`
+	Endpoints []string `json:"endpoints"`
+	// ConfigEndpoints, ConfigVersion and Groups describe a sharded run.
+	ConfigEndpoints []string `json:"config_endpoints,omitempty"`
+	ConfigVersion   uint64   `json:"config_version,omitempty"`
+	Groups          int      `json:"groups,omitempty"`
+	Clients         int      `json:"clients"`
+	Conns           int      `json:"conns"`
+	KeySize         int      `json:"key_size"`
+	ValueSize       int      `json:"value_size"`
+	Keyspace        int      `json:"keyspace"`
+	Sequential      bool     `json:"sequential"`
+	Level           string   `json:"level,omitempty"`      // get and mixed
+	ReadRatio       *float64 `json:"read_ratio,omitempty"` // mixed
+	Preload         bool     `json:"preload"`
+	Rate            float64  `json:"rate"` // requests/s asked for; 0: unlimited
+	Seed            uint64   `json:"seed"`
 	// DurationS is the measured phase in seconds.
 	DurationS float64 `json:"duration_s"`
 	Ops       uint64  `json:"ops"`
@@ -145,23 +153,26 @@ type VerifySummary struct {
 func (r *Result) Summary() Summary {
 	c := r.Config
 	s := Summary{
-		Mode:       c.Mode,
-		Endpoints:  c.Endpoints,
-		Clients:    c.Clients,
-		Conns:      c.Conns,
-		KeySize:    c.KeySize,
-		ValueSize:  c.ValueSize,
-		Keyspace:   c.Keyspace,
-		Sequential: c.Sequential,
-		Preload:    c.Preload,
-		Rate:       c.Rate,
-		Seed:       c.Seed,
-		DurationS:  math.Round(r.Elapsed.Seconds()*1e3) / 1e3,
-		Ops:        r.Ops,
-		Failed:     r.Failed,
-		Throughput: math.Round(r.Throughput()*10) / 10,
-		Errors:     map[string]uint64{},
-		Latency:    Latency{},
+		Mode:            c.Mode,
+		Endpoints:       c.Endpoints,
+		ConfigEndpoints: c.ConfigEndpoints,
+		ConfigVersion:   r.ConfigVersion,
+		Groups:          r.Groups,
+		Clients:         c.Clients,
+		Conns:           c.Conns,
+		KeySize:         c.KeySize,
+		ValueSize:       c.ValueSize,
+		Keyspace:        c.Keyspace,
+		Sequential:      c.Sequential,
+		Preload:         c.Preload,
+		Rate:            c.Rate,
+		Seed:            c.Seed,
+		DurationS:       math.Round(r.Elapsed.Seconds()*1e3) / 1e3,
+		Ops:             r.Ops,
+		Failed:          r.Failed,
+		Throughput:      math.Round(r.Throughput()*10) / 10,
+		Errors:          map[string]uint64{},
+		Latency:         Latency{},
 	}
 	if c.Mode == ModeGet || c.Mode == ModeMixed {
 		s.Level = c.Level
@@ -206,8 +217,13 @@ func (r *Result) WriteJSON(w io.Writer) error {
 func (r *Result) WriteText(w io.Writer) error {
 	c := r.Config
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %d clients on %d conns to %s\n", c.Mode, c.Clients, c.Conns, plural(len(c.Endpoints), "endpoint"))
-	fmt.Fprintf(&b, "  endpoints   %s\n", strings.Join(c.Endpoints, " "))
+	if len(c.ConfigEndpoints) > 0 {
+		fmt.Fprintf(&b, "%s: %d clients on %d conns to each of %s\n", c.Mode, c.Clients, c.Conns, plural(r.Groups, "group"))
+		fmt.Fprintf(&b, "  config      %s, version %d\n", strings.Join(c.ConfigEndpoints, " "), r.ConfigVersion)
+	} else {
+		fmt.Fprintf(&b, "%s: %d clients on %d conns to %s\n", c.Mode, c.Clients, c.Conns, plural(len(c.Endpoints), "endpoint"))
+		fmt.Fprintf(&b, "  endpoints   %s\n", strings.Join(c.Endpoints, " "))
+	}
 	order := "random"
 	if c.Sequential {
 		order = "sequential"

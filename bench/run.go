@@ -109,7 +109,8 @@ type phaseState struct {
 // them before it moves to the next phase or returns.
 type Runner struct {
 	cfg     Config
-	conns   []*conn
+	conns   []*conn   // nil in a sharded run
+	shard   *sharding // nil unless Config.ConfigEndpoints
 	workers []*worker
 	state   atomic.Pointer[phaseState]
 	tickets atomic.Int64 // requests claimed in the measured phase
@@ -127,12 +128,21 @@ func New(cfg Config) (*Runner, error) {
 		cfg.Seed = rand.Uint64()
 	}
 	r := &Runner{cfg: cfg}
-	for i := range cfg.Conns {
-		c, err := newConn(cfg.Endpoints[i%len(cfg.Endpoints)], cfg.Timeout)
+	if len(cfg.ConfigEndpoints) > 0 {
+		s, err := newSharding(&cfg)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 		}
-		r.conns = append(r.conns, c)
+		r.shard = s
+	}
+	if r.shard == nil {
+		for i := range cfg.Conns {
+			c, err := newConn(cfg.Endpoints[i%len(cfg.Endpoints)], cfg.Timeout)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+			}
+			r.conns = append(r.conns, c)
+		}
 	}
 	for i := range cfg.Clients {
 		r.workers = append(r.workers, newWorker(r, i))
@@ -149,6 +159,9 @@ func (r *Runner) Config() Config { return r.cfg }
 func (r *Runner) Close() {
 	for _, c := range r.conns {
 		c.close()
+	}
+	if r.shard != nil {
+		r.shard.close()
 	}
 }
 
@@ -203,6 +216,15 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 	defer r.setPhase(PhaseDone, 0, 0)
 	cfg := &r.cfg
 	res := &Result{Config: *cfg}
+	if r.shard != nil {
+		if err := r.shard.route(ctx, cfg.Keyspace, cfg.KeySize, false); err != nil {
+			return nil, err
+		}
+		defer func() {
+			t := r.shard.table.Load()
+			res.ConfigVersion, res.Groups = t.version, t.groups
+		}()
+	}
 	if cfg.Preload {
 		if err := r.preload(ctx); err != nil {
 			return nil, err
@@ -335,7 +357,6 @@ func newWorker(r *Runner, id int) *worker {
 	w := &worker{
 		id:      id,
 		r:       r,
-		conn:    r.conns[id%len(r.conns)],
 		rng:     rand.New(rand.NewPCG(cfg.Seed, uint64(id))),
 		vals:    newValueGen(cfg.ValueSize),
 		path:    make([]byte, 0, len("/key/")+cfg.KeySize+len("?level=stale")),
@@ -351,6 +372,9 @@ func newWorker(r *Runner, id int) *worker {
 		w.hist[opGet], w.hist[opPut] = new(Histogram), new(Histogram)
 	case ModeDelete:
 		w.hist[opDelete] = new(Histogram)
+	}
+	if len(r.conns) > 0 {
+		w.conn = r.conns[id%len(r.conns)]
 	}
 	if cfg.Verify {
 		w.part = newPartition(id, cfg.Clients, cfg.Keyspace)
@@ -390,15 +414,30 @@ func (w *worker) keyPath(o op, k int) []byte {
 	return p
 }
 
-// do sends one request to path and reads its whole answer, into w.body if
-// keep. errBody is the start of the body of an error answer (status >= 300).
-func (w *worker) do(ctx context.Context, method string, path, value []byte, keep bool) (status int, errBody string, err error) {
+// connFor returns the connection for key number k: the worker's own, or
+// in a sharded run the worker's connection to k's group.
+func (w *worker) connFor(k int) *conn {
+	if w.r.shard == nil {
+		return w.conn
+	}
+	return w.r.shard.conn(w.id, k)
+}
+
+// do sends one request for key number k to path and reads its whole
+// answer, into w.body if keep. errBody is the start of the body of an
+// error answer (status >= 300). A 421 makes a sharded run fetch the
+// config again.
+func (w *worker) do(ctx context.Context, k int, method string, path, value []byte, keep bool) (status int, errBody string, err error) {
 	var body *[]byte
 	if keep {
 		w.body = w.body[:0]
 		body = &w.body
 	}
-	return w.conn.roundTrip(ctx, method, path, value, body)
+	status, errBody, err = w.connFor(k).roundTrip(ctx, method, path, value, body)
+	if status == http.StatusMisdirectedRequest && w.r.shard != nil {
+		w.r.shard.reroute(ctx, w.r.cfg.Keyspace, w.r.cfg.KeySize)
+	}
+	return status, errBody, err
 }
 
 // measure sends requests until the run's total or duration is reached.
@@ -487,13 +526,13 @@ func (w *worker) one(ctx context.Context, n int64, begin time.Time) {
 	)
 	if o == opPut {
 		seed = w.nextSeed()
-		status, errBody, err = w.do(ctx, http.MethodPut, w.keyPath(o, k), w.vals.value(seed), false)
+		status, errBody, err = w.do(ctx, k, http.MethodPut, w.keyPath(o, k), w.vals.value(seed), false)
 	} else {
 		method := http.MethodGet
 		if o == opDelete {
 			method = http.MethodDelete
 		}
-		status, errBody, err = w.do(ctx, method, w.keyPath(o, k), nil, false)
+		status, errBody, err = w.do(ctx, k, method, w.keyPath(o, k), nil, false)
 	}
 	lat := time.Since(begin)
 	if err == nil && o.ok(status) {
@@ -559,9 +598,10 @@ func retry(ctx context.Context, try func() (ok bool, why string)) (ok bool, why 
 func (w *worker) preload(ctx context.Context) {
 	p := newPartition(w.id, w.r.cfg.Clients, w.r.cfg.Keyspace)
 	for j := range p.size {
-		path := w.keyPath(opPut, p.key(j))
+		k := p.key(j)
+		path := w.keyPath(opPut, k)
 		ok, why := retry(ctx, func() (bool, string) {
-			status, errBody, err := w.do(ctx, http.MethodPut, path, w.vals.value(w.nextSeed()), false)
+			status, errBody, err := w.do(ctx, k, http.MethodPut, path, w.vals.value(w.nextSeed()), false)
 			return err == nil && status == http.StatusNoContent, describe(status, errBody, err)
 		})
 		if ctx.Err() != nil {
@@ -574,7 +614,7 @@ func (w *worker) preload(ctx context.Context) {
 		w.failed.Add(1)
 		w.preloadFailed++
 		if w.preloadFirst == "" {
-			w.preloadFirst = fmt.Sprintf("PUT %s%s: %s", w.conn.endpoint, path, why)
+			w.preloadFirst = fmt.Sprintf("PUT %s%s: %s", w.connFor(k).endpoint, path, why)
 		}
 	}
 }
@@ -592,7 +632,7 @@ func (w *worker) verify(ctx context.Context) {
 		ok, why := retry(ctx, func() (bool, string) {
 			var errBody string
 			var err error
-			status, errBody, err = w.do(ctx, http.MethodGet, path, nil, true)
+			status, errBody, err = w.do(ctx, k, http.MethodGet, path, nil, true)
 			return err == nil && (status == http.StatusOK || status == http.StatusNotFound), describe(status, errBody, err)
 		})
 		if ctx.Err() != nil {

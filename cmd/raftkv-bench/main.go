@@ -4,13 +4,14 @@
 //	raftkv-bench put --endpoints http://127.0.0.1:12380 --clients 16 --total 10000 --verify
 //	raftkv-bench get --all --level stale --preload --duration 30s
 //	raftkv-bench mixed --all --read-ratio 0.9 --rate 2000 --duration 1m --json
+//	raftkv-bench put --config-endpoints http://127.0.0.1:6080 --duration 10s
 //
 // The workload, the connection pool and the measurements are package bench;
 // this command parses flags, discovers members (--all), draws a progress bar
 // on a terminal, prints the report and chooses the exit status:
 //
 //	0    the run completed and at least one request succeeded
-//	1    no request succeeded, the preload or discovery failed, or --verify
+//	1    no request succeeded, the preload, discovery or routing failed, or --verify
 //	     found a key missing, holding a wrong value, or unreadable
 //	2    invalid flags
 //	130  interrupted (SIGINT or SIGTERM); the report covers what was measured
@@ -142,8 +143,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	o := &options{}
 	c := &o.cfg
-	var endpoints, level string
-	fs.StringVar(&endpoints, "endpoints", "http://127.0.0.1:12380", "comma-separated client URLs to send requests to; connections are spread over them")
+	var endpoints, configEndpoints, level string
+	fs.StringVar(&endpoints, "endpoints", "http://127.0.0.1:12380", "comma-separated client URLs (members or routers) to send requests to; connections are spread over them")
+	fs.StringVar(&configEndpoints, "config-endpoints", "", "a sharded deployment's config group (comma-separated client URLs): route each key to its bucket's group, --conns connections per group; excludes --endpoints and --all")
 	fs.BoolVar(&o.all, "all", false, "send to every member: take their client URLs from GET /status of the first --endpoints URL")
 	fs.IntVar(&c.Clients, "clients", bench.DefaultClients, "concurrent workers, each with one request in flight")
 	fs.IntVar(&c.Conns, "conns", 0, "HTTP/1.1 keep-alive connections, 1 to --clients, at least one per endpoint; clients share them (0: one per client)")
@@ -181,11 +183,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	c.Mode = bench.Mode(mode)
 	c.Level = level
-	for _, e := range strings.Split(endpoints, ",") {
-		if e = strings.TrimSpace(e); e != "" {
-			c.Endpoints = append(c.Endpoints, e)
+	if configEndpoints != "" {
+		var explicit bool
+		fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "endpoints" })
+		if explicit || o.all {
+			return nil, errors.New("--config-endpoints excludes --endpoints and --all")
 		}
+		endpoints = ""
 	}
+	c.Endpoints, c.ConfigEndpoints = splitList(endpoints), splitList(configEndpoints)
 	// Zero means "default" in bench.Config; on the command line it is a mistake.
 	if c.Clients <= 0 {
 		return nil, fmt.Errorf("--clients %d: want at least 1", c.Clients)
@@ -215,6 +221,17 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, err
 	}
 	return o, nil
+}
+
+// splitList splits a comma-separated list, dropping empty entries.
+func splitList(s string) []string {
+	var out []string
+	for _, e := range strings.Split(s, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // modeFlags lists the flags that only some modes use.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/raftkv/raftkv/bench"
+	"github.com/raftkv/raftkv/shardmap"
 	"github.com/raftkv/raftkv/testcluster"
 )
 
@@ -41,6 +42,12 @@ func TestParseFlags(t *testing.T) {
 			}},
 		{"all", "delete --all --endpoints http://h:1", "", func(o *options) bool { return o.all && o.cfg.Mode == bench.ModeDelete }},
 		{"verify", "put --verify --keyspace 100 --clients 10", "", func(o *options) bool { return o.cfg.Verify }},
+		{"config endpoints", "put --config-endpoints http://c:1,http://d:2", "", func(o *options) bool {
+			return len(o.cfg.ConfigEndpoints) == 2 && len(o.cfg.Endpoints) == 0
+		}},
+		{"config and endpoints", "put --config-endpoints http://c:1 --endpoints http://a:1", "--config-endpoints excludes --endpoints and --all", nil},
+		{"config and all", "put --config-endpoints http://c:1 --all", "--config-endpoints excludes", nil},
+		{"bad config endpoint", "put --config-endpoints c:1", "want http(s)://host:port", nil},
 		{"no mode", "--clients 4", "no mode", nil},
 		{"unknown mode", "scan", `unknown mode "scan"`, nil},
 		{"two modes", "put get", "unexpected arguments", nil},
@@ -175,5 +182,55 @@ func TestEndToEnd(t *testing.T) {
 	t.Logf("get:\n%s", stdout.String())
 	if !strings.Contains(stdout.String(), "100 ok, 0 failed") {
 		t.Errorf("get run: want 100 ok, 0 failed:\n%s", stdout.String())
+	}
+}
+
+// TestEndToEndSharded: --config-endpoints routes each key to its bucket's
+// group, over two real one-member groups, with the config served by an
+// in-test server that follows the sharding contract's "Config group HTTP
+// API" (GET /config).
+func TestEndToEndSharded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real clusters")
+	}
+	a := testcluster.Start(t, testcluster.Options{N: 1})
+	b := testcluster.Start(t, testcluster.Options{N: 1})
+	a.WaitLeader(t, 30*time.Second)
+	b.WaitLeader(t, 30*time.Second)
+	cfg, _ := shardmap.Initial(16)
+	cfg, err := cfg.Join(map[uint64][]string{1: {a.ClientURL(1)}, 2: {b.ClientURL(1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(cfg)
+	}))
+	defer cs.Close()
+
+	var stdout, stderr bytes.Buffer
+	args := []string{"put", "--config-endpoints", cs.URL, "--clients", "4", "--keyspace", "100", "--seq",
+		"--total", "300", "--verify", "--json"}
+	if code := run(t.Context(), args, &stdout, &stderr, false); code != 0 {
+		t.Fatalf("put run exited %d\nstdout: %s\nstderr: %s", code, stdout.String(), stderr.String())
+	}
+	var s bench.Summary
+	if err := json.Unmarshal(stdout.Bytes(), &s); err != nil {
+		t.Fatalf("output is not one JSON summary: %v\n%s", err, stdout.String())
+	}
+	if s.Ops != 300 || s.Failed != 0 || s.Groups != 2 || s.ConfigVersion != 1 || s.Verify == nil || s.Verify.Checked != 100 {
+		t.Fatalf("summary %s", stdout.String())
+	}
+	for k := range 100 {
+		key := bench.Key(uint64(k), bench.DefaultKeySize)
+		in, out := a, b
+		if cfg.OwnerOfKey(key) == 2 {
+			in, out = b, a
+		}
+		if _, st, err := in.Get(1, key); err != nil || st != http.StatusOK {
+			t.Fatalf("%s at its group: %d %v", key, st, err)
+		}
+		if _, st, err := out.Get(1, key); err != nil || st != http.StatusNotFound {
+			t.Fatalf("%s at the other group: %d %v", key, st, err)
+		}
 	}
 }

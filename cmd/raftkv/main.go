@@ -2,6 +2,9 @@
 // flag-compatible with etcd's raftexample:
 //
 //	raftkv --id 1 --cluster http://127.0.0.1:12379,http://127.0.0.1:22379,http://127.0.0.1:32379 --port 12380
+//
+// `raftkv route --config-endpoints URLs --port P` runs a router instead
+// (package router).
 package main
 
 import (
@@ -27,6 +30,7 @@ import (
 	"github.com/raftkv/raftkv/kvstore"
 	"github.com/raftkv/raftkv/peerurl"
 	"github.com/raftkv/raftkv/raftnode"
+	"github.com/raftkv/raftkv/router"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sys/unix"
@@ -57,6 +61,9 @@ type options struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "route" {
+		os.Exit(router.Main(os.Args[2:], os.Stderr)) // a router, not a member
+	}
 	opts, err := parseFlags(os.Args[1:])
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -1,0 +1,143 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/raftkv/raftkv/shardmap"
+)
+
+// Status is a member's GET /status, as far as the Client reads it.
+type Status struct {
+	ID            uint64   `json:"id"`
+	Leader        uint64   `json:"leader"`
+	Term          uint64   `json:"term"`
+	CommitIndex   uint64   `json:"commitIndex"`
+	AppliedIndex  uint64   `json:"appliedIndex"`
+	SnapshotIndex uint64   `json:"snapshotIndex"`
+	Members       []Member `json:"members"`
+	// Config is a config-group member's summary of its latest config.
+	Config *ConfigStatus `json:"config,omitempty"`
+	// Shard is a shard-group member's view of its buckets.
+	Shard *ShardStatus `json:"shard,omitempty"`
+	// Endpoint is the member that answered (not part of the JSON).
+	Endpoint string `json:"-"`
+}
+
+// Member is one raft member of a Status.
+type Member struct {
+	ID         uint64   `json:"id"`
+	PeerURLs   []string `json:"peerURLs"`
+	ClientURLs []string `json:"clientURLs,omitempty"`
+	IsLearner  bool     `json:"isLearner"`
+}
+
+// ConfigStatus is the "config" part of a config-group member's status:
+// the latest version, the number of buckets, and how many each group has.
+type ConfigStatus struct {
+	Version uint64         `json:"version"`
+	Buckets int            `json:"buckets"`
+	Groups  map[string]int `json:"groups"`
+}
+
+// ShardStatus is the "shard" part of a shard-group member's status.
+type ShardStatus struct {
+	Group         uint64       `json:"group"`
+	ConfigVersion uint64       `json:"configVersion"`
+	Buckets       BucketStates `json:"buckets"`
+}
+
+// BucketStates lists a shard group's buckets by state.
+type BucketStates struct {
+	Serving   []int `json:"serving"`
+	Pulling   []int `json:"pulling"`
+	BePulling []int `json:"bePulling"`
+	GCing     []int `json:"gcing"`
+}
+
+// Status returns GET /status of one member: of Config.Endpoints when not
+// sharded, else of the config group; the member that answers is the one
+// the Client would send its next call to, or the next ones if it fails.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	rep, err := c.do(ctx, &call{op: "status", method: http.MethodGet, path: "/status", admin: c.Sharded(), ok: []int{http.StatusOK}})
+	if err != nil {
+		return Status{}, err
+	}
+	var st Status
+	if err := json.Unmarshal(rep.body, &st); err != nil {
+		return Status{}, &Error{Op: "status", Endpoint: rep.endpoint, Status: rep.status, Code: CodeInternal,
+			Message: "unreadable status", Err: err}
+	}
+	st.Endpoint = rep.endpoint
+	return st, nil
+}
+
+// Query returns config version v from the config group, or its latest
+// when v is -1 or past the latest (as 6.824's Query). A newer config than
+// the cached one is cached.
+func (c *Client) Query(ctx context.Context, v int64) (shardmap.Config, error) {
+	if !c.Sharded() {
+		return shardmap.Config{}, &Error{Op: "config", Err: ErrNoConfigGroup}
+	}
+	if v < -1 {
+		return shardmap.Config{}, badInput("config", "", "version %d: want -1 (latest) or at least 0", v)
+	}
+	cfg, err := c.queryConfig(ctx, v)
+	if err == nil {
+		c.setRoutes(cfg)
+	}
+	return cfg, err
+}
+
+// Join adds groups (gid -> its members' client URLs) to the config, or
+// gives a group already in it new URLs, and returns the new config.
+func (c *Client) Join(ctx context.Context, groups map[uint64][]string) (shardmap.Config, error) {
+	body := struct {
+		Groups map[string][]string `json:"groups"`
+	}{Groups: make(map[string][]string, len(groups))}
+	for gid, servers := range groups {
+		body.Groups[strconv.FormatUint(gid, 10)] = servers
+	}
+	return c.admin(ctx, "join", "/config/join", body)
+}
+
+// Leave removes groups from the config, handing their buckets to the
+// others, and returns the new config.
+func (c *Client) Leave(ctx context.Context, gids ...uint64) (shardmap.Config, error) {
+	return c.admin(ctx, "leave", "/config/leave", struct {
+		GIDs []uint64 `json:"gids"`
+	}{gids})
+}
+
+// Move places bucket on group gid, pinned there, and returns the new config.
+func (c *Client) Move(ctx context.Context, bucket int, gid uint64) (shardmap.Config, error) {
+	return c.admin(ctx, "move", "/config/move", struct {
+		Bucket int    `json:"bucket"`
+		GID    uint64 `json:"gid"`
+	}{bucket, gid})
+}
+
+// admin POSTs a config operation to the config group. It is a write: it
+// carries the Client's id and a sequence number, and is retried as one.
+func (c *Client) admin(ctx context.Context, op, path string, body any) (shardmap.Config, error) {
+	if !c.Sharded() {
+		return shardmap.Config{}, &Error{Op: op, Err: ErrNoConfigGroup}
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return shardmap.Config{}, badInput(op, "", "%v", err)
+	}
+	rep, err := c.do(ctx, &call{op: op, method: http.MethodPost, path: path, body: b, write: true, admin: true, ok: []int{http.StatusOK}})
+	if err != nil {
+		return shardmap.Config{}, err
+	}
+	cfg, err := decodeConfig(rep)
+	if err != nil {
+		return shardmap.Config{}, fmt.Errorf("client: %s applied, but: %w", op, err)
+	}
+	c.setRoutes(cfg)
+	return cfg, nil
+}

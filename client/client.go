@@ -1,0 +1,420 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"mime"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Request headers the Client sends (see the sharding contract).
+const (
+	// HeaderRoute marks a routing client: a shard member answers it 421
+	// rather than 307 for a key of another group.
+	HeaderRoute = "X-Raftkv-Route"
+	// HeaderClientID and HeaderClientSeq identify a write for the servers'
+	// dedup tables; a retry carries the same pair.
+	HeaderClientID  = "X-Client-ID"
+	HeaderClientSeq = "X-Client-Seq"
+	// HeaderConfigVersion is a 421's config version.
+	HeaderConfigVersion = "X-Config-Version"
+	// HeaderRaftIndex is the raft index of an applied write.
+	HeaderRaftIndex = "X-Raft-Index"
+)
+
+// maxBody bounds how much of an answer the Client reads: a value is at
+// most a member's request limit (1.5 MiB by default), a config a few KiB
+// per group. Error bodies are kept up to maxErrorBody.
+const (
+	maxBody      = 64 << 20
+	maxErrorBody = 64 << 10
+)
+
+// Client sends calls to a raftkv deployment and retries them. It is safe
+// for concurrent use by many goroutines; build one and share it.
+type Client struct {
+	cfg  Config
+	id   string
+	seq  atomic.Uint64
+	http *http.Client
+	own  *http.Transport // nil when Config.HTTPClient is the caller's
+	lg   *zap.Logger
+
+	// endpoints are Config.Endpoints (nil when sharded); configGroup are
+	// Config.ConfigEndpoints (nil when not).
+	endpoints   *members
+	configGroup *members
+	cache       configCache
+}
+
+// New validates cfg and returns a Client. It sends nothing: a sharded
+// Client fetches the config on its first key call.
+func New(cfg Config) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	c := &Client{cfg: cfg, id: cfg.ClientID, lg: cfg.Logger}
+	if c.id == "" {
+		c.id = randomID()
+	}
+	if cfg.HTTPClient != nil {
+		hc := *cfg.HTTPClient
+		c.http = &hc
+	} else {
+		c.own = &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:          1024,
+			MaxIdleConnsPerHost:   DefaultMaxIdleConnsPerHost,
+			IdleConnTimeout:       90 * time.Second,
+			ExpectContinueTimeout: time.Second,
+			DisableCompression:    true,
+		}
+		c.http = &http.Client{Transport: c.own}
+	}
+	// Follow nothing blindly: a 307 from a shard member is a wrong group,
+	// which the Client handles with its config.
+	c.http.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if len(cfg.Endpoints) > 0 {
+		c.endpoints = newMembers(cfg.Endpoints)
+	} else {
+		c.configGroup = newMembers(cfg.ConfigEndpoints)
+	}
+	return c, nil
+}
+
+// randomID is 16 random hex digits.
+func randomID() string {
+	var b [8]byte
+	if _, err := crand.Read(b[:]); err != nil {
+		panic("client: crypto/rand: " + err.Error()) // never fails on supported platforms
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// ClientID returns the id this Client's writes carry.
+func (c *Client) ClientID() string { return c.id }
+
+// Sharded reports whether the Client routes by bucket (ConfigEndpoints).
+func (c *Client) Sharded() bool { return c.configGroup != nil }
+
+// Close closes the idle connections of the Client's own transport. Calls
+// in flight are not interrupted; calls after Close open new connections.
+func (c *Client) Close() {
+	if c.own != nil {
+		c.own.CloseIdleConnections()
+	}
+}
+
+// nextSeq returns the sequence number of a new write.
+func (c *Client) nextSeq() uint64 { return c.seq.Add(1) }
+
+// members are the client URLs of one group (or of routers, or of the
+// config group) and which of them calls go to first. A call starts at the
+// current member and, when a try there fails for want of an answer or of
+// a leader, moves the current member on, so later calls skip it too.
+type members struct {
+	urls []string
+	cur  atomic.Uint64
+}
+
+func newMembers(urls []string) *members {
+	m := &members{}
+	for _, u := range urls {
+		n, err := normalizeURL(u)
+		if err != nil {
+			continue // checked by Validate; a config's servers are checked in setRoutes
+		}
+		m.urls = append(m.urls, n)
+	}
+	return m
+}
+
+// pick returns the current member and its turn number.
+func (m *members) pick() (turn uint64, url string) {
+	turn = m.cur.Load()
+	return turn, m.urls[turn%uint64(len(m.urls))]
+}
+
+// failed moves the current member on after a failed try at turn; many
+// tries that fail at the same member move it on once.
+func (m *members) failed(turn uint64) { m.cur.CompareAndSwap(turn, turn+1) }
+
+// call is one Client call, sent once per try.
+type call struct {
+	op     string
+	method string
+	key    string   // routing key of a key call
+	keys   []string // routing keys of a PutAll
+	path   string   // request target: escaped path and query
+	body   []byte
+	write  bool
+	admin  bool // to the config group
+	seq    uint64
+	id     string
+	// ok lists the statuses that end the call as answered (the caller
+	// reads the reply); any other status is an error.
+	ok []int
+}
+
+// reply is the answer that ended a call.
+type reply struct {
+	status   int
+	header   http.Header
+	body     []byte
+	endpoint string
+}
+
+// callContext bounds ctx by RequestTimeout.
+func (c *Client) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.cfg.RequestTimeout)
+}
+
+// do sends cl until an answer ends it or its context ends, following the
+// retry policy in doc.go.
+func (c *Client) do(ctx context.Context, cl *call) (*reply, error) {
+	ctx, cancel := c.callContext(ctx)
+	defer cancel()
+	if cl.write && cl.seq == 0 {
+		cl.id, cl.seq = c.id, c.nextSeq()
+	}
+	var last *Error
+	maybeApplied := false
+	fail := func(e *Error) error {
+		e.Op = cl.op
+		if e.Key == "" {
+			e.Key = cl.key
+		}
+		e.MaybeApplied = e.MaybeApplied || maybeApplied
+		return e
+	}
+	backoff := c.cfg.Backoff
+	for try := 1; ; try++ {
+		group, turn, endpoint, err := c.target(ctx, cl)
+		if err != nil {
+			e, ok := err.(*Error)
+			if !ok {
+				e = &Error{Err: err}
+			}
+			// A bucket of nobody may get a group: ask the config group
+			// again after a pause. Anything else (keys of two groups, a
+			// config group that did not answer within its own retries)
+			// ends the call.
+			if e.Code == CodeNoOwner && c.pause(ctx, &backoff) {
+				last = e
+				if _, err := c.Refresh(ctx, 0); err == nil || ctx.Err() == nil {
+					continue
+				}
+			}
+			if last != nil && e.Code == "" && ctx.Err() != nil {
+				e = withErr(last, ctx.Err())
+			} else if e.Code == CodeNoOwner {
+				e = withErr(e, stopErr(ctx))
+			}
+			e.Tries = try - 1
+			return nil, fail(e)
+		}
+		rep, sent, err := c.send(ctx, cl, endpoint)
+		if err != nil {
+			if cl.write && sent {
+				maybeApplied = true
+			}
+			if ctx.Err() != nil {
+				// The call's own end cut this try: the last answer, if
+				// any, says more than the cut.
+				if last == nil {
+					last = &Error{Endpoint: endpoint}
+				}
+				e := withErr(last, ctx.Err())
+				e.Tries = try
+				return nil, fail(e)
+			}
+			last = &Error{Endpoint: endpoint, Err: err, Tries: try}
+			group.failed(turn)
+			c.lg.Debug("retrying after a transport error", zap.String("op", cl.op), zap.String("endpoint", endpoint), zap.Error(err))
+			if !c.pause(ctx, &backoff) {
+				return nil, fail(withErr(last, stopErr(ctx)))
+			}
+			continue
+		}
+		for _, s := range cl.ok {
+			if rep.status == s {
+				return rep, nil
+			}
+		}
+		e := errorOf(rep)
+		e.Tries = try
+		last = e
+		retry := false
+		switch {
+		case e.Code == CodeSeqTooOld:
+			// The server can no longer judge this seq: another try
+			// would be answered the same.
+			e.MaybeApplied = true
+		case rep.status == http.StatusMisdirectedRequest || (rep.status >= 300 && rep.status < 400):
+			// Nothing was applied. Refresh the config (to at least the
+			// member's version) and try where it says.
+			retry = true
+			if c.Sharded() && !cl.admin {
+				if _, err := c.Refresh(ctx, e.Version); err != nil && ctx.Err() != nil {
+					return nil, fail(withErr(e, ctx.Err()))
+				}
+			}
+		case rep.status == http.StatusServiceUnavailable, rep.status == http.StatusTooManyRequests:
+			// Certainly not applied; another member may have a leader.
+			retry = true
+			group.failed(turn)
+		case rep.status == http.StatusGatewayTimeout:
+			// A read may be tried again; a write too, with the same
+			// client id and sequence number, which the server dedups.
+			retry = true
+			if cl.write {
+				maybeApplied = true
+			}
+		case rep.status >= 500 && cl.write:
+			maybeApplied = true
+		}
+		if !retry {
+			return nil, fail(e)
+		}
+		c.lg.Debug("retrying", zap.String("op", cl.op), zap.String("endpoint", endpoint), zap.Int("status", rep.status), zap.String("code", e.Code))
+		if !c.pause(ctx, &backoff) {
+			return nil, fail(withErr(e, stopErr(ctx)))
+		}
+	}
+}
+
+// withErr returns a copy of e whose Err is err.
+func withErr(e *Error, err error) *Error {
+	cp := *e
+	if cp.Err != nil && err != nil && !errors.Is(cp.Err, err) {
+		cp.Err = errors.Join(err, cp.Err)
+	} else if err != nil {
+		cp.Err = err
+	}
+	return &cp
+}
+
+// pause sleeps before the next try: backoff, plus up to half of it at
+// random, then doubles backoff up to MaxBackoff. It returns false, at
+// once, when ctx ends first or its deadline would pass during the pause.
+func (c *Client) pause(ctx context.Context, backoff *time.Duration) bool {
+	d := *backoff + rand.N(*backoff/2+1)
+	*backoff = min(2**backoff, c.cfg.MaxBackoff)
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// stopErr is why a call stops trying: its context's error, or the
+// deadline that the next pause would pass.
+func stopErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return context.DeadlineExceeded
+}
+
+// send sends one try of cl to the member at endpoint and reads its
+// answer. sent reports whether the request may have reached the member:
+// false only when no connection was had for it.
+func (c *Client) send(ctx context.Context, cl *call, endpoint string) (rep *reply, sent bool, err error) {
+	var body io.Reader
+	if cl.body != nil {
+		body = bytes.NewReader(cl.body)
+	}
+	var gotConn atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { gotConn.Store(true) }})
+	req, err := http.NewRequestWithContext(ctx, cl.method, endpoint+cl.path, body)
+	if err != nil {
+		return nil, false, err
+	}
+	h := req.Header
+	h["Accept"] = []string{"application/json"}
+	h[HeaderRoute] = []string{"client"}
+	if cl.write {
+		h[HeaderClientID] = []string{cl.id}
+		h[HeaderClientSeq] = []string{strconv.FormatUint(cl.seq, 10)}
+	}
+	if cl.body != nil && (cl.method == http.MethodPost) {
+		h["Content-Type"] = []string{"application/json"}
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, gotConn.Load(), err
+	}
+	defer resp.Body.Close()
+	limit := int64(maxBody)
+	if resp.StatusCode >= 300 {
+		limit = maxErrorBody
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	if err != nil {
+		return nil, true, err
+	}
+	return &reply{status: resp.StatusCode, header: resp.Header, body: b, endpoint: endpoint}, true, nil
+}
+
+// errorBody is a server's JSON error answer (see the sharding contract).
+type errorBody struct {
+	Error   string   `json:"error"`
+	Code    string   `json:"code"`
+	Version uint64   `json:"version"`
+	Bucket  *int     `json:"bucket"`
+	Owner   uint64   `json:"owner"`
+	Servers []string `json:"servers"`
+}
+
+// errorOf reads an error answer: its JSON body when it has one with an
+// error or a code, else its status and text.
+func errorOf(rep *reply) *Error {
+	e := &Error{
+		Endpoint:    rep.endpoint,
+		Status:      rep.status,
+		Body:        rep.body,
+		ContentType: rep.header.Get("Content-Type"),
+		RetryAfter:  rep.header.Get("Retry-After"),
+		Bucket:      -1,
+	}
+	var eb errorBody
+	if mt, _, _ := mime.ParseMediaType(e.ContentType); mt == "application/json" &&
+		json.Unmarshal(rep.body, &eb) == nil && (eb.Error != "" || eb.Code != "") {
+		e.Message, e.Code, e.Version, e.Owner, e.Servers = eb.Error, eb.Code, eb.Version, eb.Owner, eb.Servers
+		if eb.Bucket != nil {
+			e.Bucket = *eb.Bucket
+		}
+	} else {
+		msg, _, _ := strings.Cut(strings.TrimSpace(string(rep.body)), "\n")
+		e.Message = msg
+	}
+	if e.Code == "" {
+		e.Code = codeOfStatus(rep.status)
+	}
+	if v, err := strconv.ParseUint(rep.header.Get(HeaderConfigVersion), 10, 64); err == nil && v > e.Version {
+		e.Version = v
+	}
+	return e
+}

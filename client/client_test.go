@@ -1,0 +1,633 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/raftkv/raftkv/shardmap"
+	"go.uber.org/zap/zaptest"
+)
+
+// newTestClient is New with short backoffs and the test's logger.
+func newTestClient(t *testing.T, cfg Config) *Client {
+	t.Helper()
+	if cfg.Backoff == 0 {
+		cfg.Backoff, cfg.MaxBackoff = time.Millisecond, 20*time.Millisecond
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 5 * time.Second
+	}
+	cfg.Logger = zaptest.NewLogger(t)
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// closedURL returns the URL of a port nothing listens on.
+func closedURL(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := "http://" + l.Addr().String()
+	l.Close()
+	return u
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		ok   bool
+	}{
+		{"endpoints", Config{Endpoints: []string{"http://127.0.0.1:1"}}, true},
+		{"config endpoints without scheme", Config{ConfigEndpoints: []string{"127.0.0.1:1"}}, true},
+		{"none", Config{}, false},
+		{"both", Config{Endpoints: []string{"http://a:1"}, ConfigEndpoints: []string{"http://b:1"}}, false},
+		{"path", Config{Endpoints: []string{"http://a:1/x"}}, false},
+		{"scheme", Config{Endpoints: []string{"ftp://a:1"}}, false},
+		{"client id", Config{Endpoints: []string{"http://a:1"}, ClientID: "a b"}, false},
+		{"client id too long", Config{Endpoints: []string{"http://a:1"}, ClientID: strings.Repeat("x", 65)}, false},
+		{"client id ok", Config{Endpoints: []string{"http://a:1"}, ClientID: "router-1.A_b"}, true},
+		{"negative timeout", Config{Endpoints: []string{"http://a:1"}, RequestTimeout: -1}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrInvalidConfig)) {
+				t.Fatalf("Validate() = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}
+
+func TestDefaultClientID(t *testing.T) {
+	a := newTestClient(t, Config{Endpoints: []string{"http://127.0.0.1:1"}})
+	b := newTestClient(t, Config{Endpoints: []string{"http://127.0.0.1:1"}})
+	if len(a.ClientID()) != 16 || !ValidClientID(a.ClientID()) || a.ClientID() == b.ClientID() {
+		t.Fatalf("client ids %q and %q: want two distinct 16 hex digits", a.ClientID(), b.ClientID())
+	}
+}
+
+// TestErrorMapping: an answer's status and body decide which sentinels the
+// error is (errors.Is), and the server's message is kept.
+func TestErrorMapping(t *testing.T) {
+	type want struct{ notFound, bad, conflict, unavail, noLeader, tooMany, timeout, unknown, wrong bool }
+	for _, tc := range []struct {
+		name        string
+		method      string
+		status      int
+		contentType string
+		body        string
+		want        want
+		message     string
+	}{
+		{"404 text", "GET", 404, "text/plain", "kvstore: key not found\n", want{notFound: true}, "kvstore: key not found"},
+		{"404 json", "GET", 404, "application/json", `{"error":"no such key","code":"key_not_found"}`, want{notFound: true}, "no such key"},
+		{"400 text", "PUT", 400, "text/plain; charset=utf-8", "httpapi: empty key\n", want{bad: true}, "httpapi: empty key"},
+		{"400 json", "PUT", 400, "application/json", `{"error":"bad level","code":"bad_request"}`, want{bad: true}, "bad level"},
+		{"413", "PUT", 413, "text/plain", "too large\n", want{bad: true}, "too large"},
+		{"409", "PUT", 409, "application/json", `{"error":"busy","code":"conflict"}`, want{conflict: true}, "busy"},
+		{"seq too old", "PUT", 504, "application/json", `{"error":"seq 3 is older than the window","code":"seq_too_old"}`, want{unknown: true}, "seq 3 is older than the window"},
+		{"500 read", "GET", 500, "text/plain", "boom\n", want{}, "boom"},
+		{"500 write", "PUT", 500, "text/plain", "boom\n", want{unknown: true}, "boom"},
+		{"json without error field", "GET", 400, "application/json", `{"health":"false"}`, want{bad: true}, `{"health":"false"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", tc.contentType)
+				w.WriteHeader(tc.status)
+				io.WriteString(w, tc.body)
+			}))
+			defer srv.Close()
+			c := newTestClient(t, Config{Endpoints: []string{srv.URL}})
+			var err error
+			if tc.method == "GET" {
+				_, err = c.Get(context.Background(), "k")
+			} else {
+				_, err = c.Put(context.Background(), "k", []byte("v"))
+			}
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("err = %v, want *Error", err)
+			}
+			if e.Message != tc.message || e.Status != tc.status || string(e.Body) != tc.body {
+				t.Errorf("Message %q Status %d Body %q; want %q %d %q", e.Message, e.Status, e.Body, tc.message, tc.status, tc.body)
+			}
+			got := want{errors.Is(err, ErrNotFound), errors.Is(err, ErrBadRequest), errors.Is(err, ErrConflict),
+				errors.Is(err, ErrUnavailable), errors.Is(err, ErrNoLeader), errors.Is(err, ErrTooManyRequests),
+				errors.Is(err, ErrTimeout), errors.Is(err, ErrOutcomeUnknown), errors.Is(err, ErrWrongGroup)}
+			if got != tc.want {
+				t.Errorf("errors.Is: got %+v, want %+v (err %v)", got, tc.want, err)
+			}
+		})
+	}
+}
+
+// scripted answers each request with the next of its statuses (the last
+// one over and over), recording the writes' client ids and seqs.
+type scripted struct {
+	srv *httptest.Server
+	mu  sync.Mutex
+	n   int
+	ids []string
+}
+
+func newScripted(t *testing.T, statuses []int, body func(status int) (string, string)) *scripted {
+	s := &scripted{}
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		i := min(s.n, len(statuses)-1)
+		s.n++
+		s.ids = append(s.ids, r.Header.Get(HeaderClientID)+"/"+r.Header.Get(HeaderClientSeq))
+		s.mu.Unlock()
+		st := statuses[i]
+		if st == http.StatusNoContent {
+			w.Header().Set(HeaderRaftIndex, "7")
+		}
+		if body != nil {
+			ct, b := body(st)
+			w.Header().Set("Content-Type", ct)
+			w.WriteHeader(st)
+			io.WriteString(w, b)
+			return
+		}
+		w.WriteHeader(st)
+	}))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *scripted) requests() (int, []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n, append([]string(nil), s.ids...)
+}
+
+// TestRotateOn503: a 503 moves the call, and the calls after it, to the
+// next member; the write's retry carries the same id and seq.
+func TestRotateOn503(t *testing.T) {
+	down := newScripted(t, []int{503}, func(int) (string, string) {
+		return "application/json", `{"error":"no leader","code":"no_leader"}`
+	})
+	up := newScripted(t, []int{204}, nil)
+	c := newTestClient(t, Config{Endpoints: []string{down.srv.URL, up.srv.URL}, ClientID: "c1"})
+	ctx := context.Background()
+	for i := range 3 {
+		index, err := c.Put(ctx, fmt.Sprintf("k%d", i), []byte("v"))
+		if err != nil || index != 7 {
+			t.Fatalf("Put %d = %d, %v; want 7, nil", i, index, err)
+		}
+	}
+	nDown, idsDown := down.requests()
+	nUp, idsUp := up.requests()
+	if nDown != 1 || nUp != 3 {
+		t.Fatalf("requests: %d to the 503 member, %d to the other; want 1 and 3 (a failed member is skipped by later calls)", nDown, nUp)
+	}
+	if idsDown[0] != "c1/1" || idsUp[0] != "c1/1" || idsUp[1] != "c1/2" || idsUp[2] != "c1/3" {
+		t.Fatalf("client id/seq: %v then %v; want c1/1 retried as c1/1, then c1/2, c1/3", idsDown, idsUp)
+	}
+}
+
+// TestRotateOnDialError: a member that refuses connections is skipped.
+func TestRotateOnDialError(t *testing.T) {
+	up := newScripted(t, []int{200}, func(int) (string, string) { return "application/octet-stream", "v" })
+	c := newTestClient(t, Config{Endpoints: []string{closedURL(t), up.srv.URL}})
+	v, err := c.Get(context.Background(), "k")
+	if err != nil || string(v) != "v" {
+		t.Fatalf("Get = %q, %v", v, err)
+	}
+}
+
+// TestWriteUnavailable: a write refused by every try (503, refused
+// connections) is ErrUnavailable and not of unknown outcome.
+func TestWriteUnavailable(t *testing.T) {
+	down := newScripted(t, []int{503}, func(int) (string, string) {
+		return "application/json", `{"error":"no leader","code":"no_leader"}`
+	})
+	c := newTestClient(t, Config{Endpoints: []string{down.srv.URL, closedURL(t)}, RequestTimeout: 300 * time.Millisecond})
+	_, err := c.Put(context.Background(), "k", []byte("v"))
+	if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrOutcomeUnknown) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v; want ErrUnavailable, not ErrOutcomeUnknown, with the deadline", err)
+	}
+	if n, _ := down.requests(); n < 2 {
+		t.Fatalf("%d tries on the 503 member; want retries", n)
+	}
+}
+
+// TestWriteRetriedAfter504: a 504 is tried again with the same id and seq;
+// a write whose retries run out after a 504 is ErrOutcomeUnknown even if
+// its last try was a 503.
+func TestWriteRetriedAfter504(t *testing.T) {
+	s := newScripted(t, []int{504, 204}, nil)
+	c := newTestClient(t, Config{Endpoints: []string{s.srv.URL}, ClientID: "w"})
+	if _, err := c.Put(context.Background(), "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if _, ids := s.requests(); len(ids) != 2 || ids[0] != "w/1" || ids[1] != "w/1" {
+		t.Fatalf("tries %v; want w/1 twice", ids)
+	}
+
+	s2 := newScripted(t, []int{504, 503}, nil)
+	c2 := newTestClient(t, Config{Endpoints: []string{s2.srv.URL}, RequestTimeout: 200 * time.Millisecond})
+	_, err := c2.Put(context.Background(), "k", []byte("v"))
+	var e *Error
+	if !errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, ErrUnavailable) || !errors.As(err, &e) || e.Status != 503 {
+		t.Fatalf("err = %v; want ErrOutcomeUnknown, not ErrUnavailable, last status 503", err)
+	}
+	// A read after a 504 is only a timeout.
+	s3 := newScripted(t, []int{504}, nil)
+	c3 := newTestClient(t, Config{Endpoints: []string{s3.srv.URL}, RequestTimeout: 100 * time.Millisecond})
+	_, err = c3.Get(context.Background(), "k")
+	if !errors.Is(err, ErrTimeout) || errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("read err = %v; want ErrTimeout only", err)
+	}
+}
+
+// TestWriteLostConnection: a write whose connection breaks after the
+// request went out is of unknown outcome; a refused dial is not.
+func TestWriteLostConnection(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body)
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	defer srv.Close()
+	c := newTestClient(t, Config{Endpoints: []string{srv.URL}, RequestTimeout: 200 * time.Millisecond})
+	_, err := c.Put(context.Background(), "k", []byte("v"))
+	if !errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, ErrUnavailable) {
+		t.Fatalf("err = %v; want ErrOutcomeUnknown", err)
+	}
+	c2 := newTestClient(t, Config{Endpoints: []string{closedURL(t)}, RequestTimeout: 200 * time.Millisecond})
+	_, err = c2.Put(context.Background(), "k", []byte("v"))
+	if errors.Is(err, ErrOutcomeUnknown) || !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("refused: err = %v; want ErrUnavailable", err)
+	}
+}
+
+// TestNoRedirect: a 3xx is never followed.
+func TestNoRedirect(t *testing.T) {
+	var elsewhere atomic.Int64
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { elsewhere.Add(1) }))
+	defer other.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+	}))
+	defer srv.Close()
+	c := newTestClient(t, Config{Endpoints: []string{srv.URL}, RequestTimeout: 100 * time.Millisecond})
+	_, err := c.Get(context.Background(), "k")
+	if !errors.Is(err, ErrWrongGroup) || elsewhere.Load() != 0 {
+		t.Fatalf("err = %v, %d requests followed; want ErrWrongGroup, none", err, elsewhere.Load())
+	}
+}
+
+// TestPaths: the paths and headers of each call.
+func TestPaths(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		seen = append(seen, fmt.Sprintf("%s %s route=%s accept=%s seq=%s body=%s", r.Method, r.URL.RequestURI(),
+			r.Header.Get(HeaderRoute), r.Header.Get("Accept"), r.Header.Get(HeaderClientSeq), b))
+		mu.Unlock()
+		switch {
+		case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/key/"):
+			io.WriteString(w, `{"status":"s"}`)
+		case r.Method == http.MethodGet:
+			io.WriteString(w, "v")
+		default:
+			w.Header().Set(HeaderRaftIndex, "3")
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	defer srv.Close()
+	c := newTestClient(t, Config{Endpoints: []string{srv.URL}, ClientID: "p"})
+	ctx := context.Background()
+	c.Put(ctx, "a/b c", []byte("v"))
+	c.Put(ctx, "status", []byte("s"))
+	c.Get(ctx, "a/b c")
+	if v, err := c.Get(ctx, "status"); err != nil || string(v) != "s" {
+		t.Errorf("Get(status) = %q, %v", v, err)
+	}
+	c.Get(ctx, "k", WithStale())
+	c.Get(ctx, "k", WithMinIndex(9))
+	c.Get(ctx, "k", WithLinearizable(), WithMinIndex(9))
+	c.Delete(ctx, "k")
+	c.PutAll(ctx, map[string]string{"x": "1"})
+	c.Put(ctx, "k", nil, WithSeq("router.x", 41))
+	want := []string{
+		"PUT /a%2Fb%20c route=client accept=application/json seq=1 body=v",
+		"PUT /key/status route=client accept=application/json seq=2 body=s",
+		"GET /a%2Fb%20c route=client accept=application/json seq= body=",
+		"GET /key/status route=client accept=application/json seq= body=",
+		"GET /k?level=stale route=client accept=application/json seq= body=",
+		"GET /k?min_index=9 route=client accept=application/json seq= body=",
+		"GET /k?level=consistent&min_index=9 route=client accept=application/json seq= body=",
+		"DELETE /key/k route=client accept=application/json seq=3 body=",
+		`POST /key route=client accept=application/json seq=4 body={"x":"1"}`,
+		"PUT /k route=client accept=application/json seq=41 body=",
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(seen, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("requests:\n%s\nwant:\n%s", strings.Join(seen, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	c := newTestClient(t, Config{Endpoints: []string{closedURL(t)}})
+	ctx := context.Background()
+	for name, err := range map[string]error{
+		"empty key": func() error { _, err := c.Put(ctx, "", nil); return err }(),
+		"empty get": func() error { _, err := c.Get(ctx, ""); return err }(),
+		"no pairs":  func() error { _, err := c.PutAll(ctx, nil); return err }(),
+		"not utf8":  func() error { _, err := c.PutAll(ctx, map[string]string{"k": "\xff"}); return err }(),
+		"bad seq":   func() error { _, err := c.Put(ctx, "k", nil, WithSeq("a b", 1)); return err }(),
+		"zero seq":  func() error { _, err := c.Put(ctx, "k", nil, WithSeq("ab", 0)); return err }(),
+		"admin":     func() error { _, err := c.Join(ctx, map[uint64][]string{1: {"http://x:1"}}); return err }(),
+	} {
+		want := ErrBadRequest
+		if name == "admin" {
+			want = ErrNoConfigGroup
+		}
+		if !errors.Is(err, want) {
+			t.Errorf("%s: err = %v, want %v", name, err, want)
+		}
+	}
+}
+
+// shardedSetup starts a config group of n buckets and shard groups 1 and
+// 2, joined, with each group's config set to the latest.
+func shardedSetup(t *testing.T, buckets int) (*configGroup, *shardGroup, *shardGroup) {
+	cg := newConfigGroup(t, buckets)
+	g1, g2 := newShardGroup(t, 1), newShardGroup(t, 2)
+	cfg := cg.mustApply(t, func(c shardmap.Config) (shardmap.Config, error) {
+		return c.Join(map[uint64][]string{1: {g1.srv.URL}, 2: {g2.srv.URL}})
+	})
+	g1.setConfig(cfg)
+	g2.setConfig(cfg)
+	return cg, g1, g2
+}
+
+// keyOf returns a key whose bucket group gid serves in cfg.
+func keyOf(t *testing.T, cfg shardmap.Config, gid uint64, prefix string) string {
+	t.Helper()
+	for i := range 10000 {
+		k := prefix + strconv.Itoa(i)
+		if cfg.OwnerOfKey(k) == gid {
+			return k
+		}
+	}
+	t.Fatalf("no key of group %d", gid)
+	return ""
+}
+
+// TestShardedRouting follows "Shard member HTTP API": each key goes to the
+// group its bucket belongs to, and no member answers 421.
+func TestShardedRouting(t *testing.T) {
+	cg, g1, g2 := shardedSetup(t, 16)
+	c := newTestClient(t, Config{ConfigEndpoints: []string{cg.srv.URL}})
+	ctx := context.Background()
+	cfg := cg.latest()
+	for i := range 40 {
+		k := fmt.Sprintf("key-%d", i)
+		if _, err := c.Put(ctx, k, []byte(k)); err != nil {
+			t.Fatal(err)
+		}
+		owner, other := g1, g2
+		if cfg.OwnerOfKey(k) == 2 {
+			owner, other = g2, g1
+		}
+		if v, ok := owner.value(k); !ok || v != k {
+			t.Fatalf("%s not in its group %d", k, owner.gid)
+		}
+		if _, ok := other.value(k); ok {
+			t.Fatalf("%s in group %d too", k, other.gid)
+		}
+		if v, err := c.Get(ctx, k); err != nil || string(v) != k {
+			t.Fatalf("Get(%s) = %q, %v", k, v, err)
+		}
+	}
+	if n := g1.misdirected.Load() + g2.misdirected.Load(); n != 0 {
+		t.Fatalf("%d misdirected requests", n)
+	}
+	if n := cg.gets.Load(); n != 1 {
+		t.Fatalf("%d config fetches; want 1", n)
+	}
+	rt, err := c.Route(ctx, "key-0")
+	if err != nil || rt.Group != cfg.OwnerOfKey("key-0") || rt.Version != cfg.Version || rt.Bucket != shardmap.BucketOf("key-0", 16) {
+		t.Fatalf("Route = %+v, %v", rt, err)
+	}
+}
+
+// TestRefreshOn421 follows "Bucket check": after a Move the old owner
+// answers 421 with its newer config version; the Client refreshes and the
+// write lands at the new owner, with the same id and seq.
+func TestRefreshOn421(t *testing.T) {
+	cg, g1, g2 := shardedSetup(t, 8)
+	c := newTestClient(t, Config{ConfigEndpoints: []string{cg.srv.URL}, ClientID: "r"})
+	ctx := context.Background()
+	k := keyOf(t, cg.latest(), 1, "k")
+	if _, err := c.Put(ctx, k, []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := cg.mustApply(t, func(c shardmap.Config) (shardmap.Config, error) { return c.Move(shardmap.BucketOf(k, 8), 2) })
+	g1.setConfig(cfg)
+	g2.setConfig(cfg)
+	if _, err := c.Put(ctx, k, []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := g2.value(k); v != "2" {
+		t.Fatalf("group 2 holds %q, want 2", v)
+	}
+	a1 := g1.attempts()
+	last := a1[len(a1)-1]
+	a2 := g2.attempts()
+	if last.seq != "2" || a2[len(a2)-1].seq != "2" || last.route != "client" {
+		t.Fatalf("421 try %+v, retry %+v: want seq 2 in both, routed", last, a2[len(a2)-1])
+	}
+	if got, _ := c.CachedConfig(); got.Version != cfg.Version {
+		t.Fatalf("cached version %d, want %d", got.Version, cfg.Version)
+	}
+}
+
+// TestSingleFlightRefresh: many calls hit 421 at once and one config fetch
+// serves them all.
+func TestSingleFlightRefresh(t *testing.T) {
+	const callers = 32
+	cg, g1, g2 := shardedSetup(t, 8)
+	c := newTestClient(t, Config{ConfigEndpoints: []string{cg.srv.URL}})
+	ctx := context.Background()
+	k := keyOf(t, cg.latest(), 1, "k")
+	if _, err := c.Get(ctx, k); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("first Get: %v", err)
+	}
+	cfg := cg.mustApply(t, func(c shardmap.Config) (shardmap.Config, error) { return c.Move(shardmap.BucketOf(k, 8), 2) })
+	g1.setConfig(cfg)
+	g2.setConfig(cfg)
+	// The refresh is answered once every caller has been told 421, so all
+	// of them want a refresh while one is in flight.
+	base := g1.misdirected.Load()
+	cg.beforeGet = func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for g1.misdirected.Load()-base < callers && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, callers)
+	for range callers {
+		wg.Go(func() {
+			if _, err := c.Get(ctx, k); !errors.Is(err, ErrNotFound) {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if got := g1.misdirected.Load() - base; got != callers {
+		t.Fatalf("%d calls told 421; want %d", got, callers)
+	}
+	if n := cg.gets.Load(); n != 2 {
+		t.Fatalf("%d config fetches; want 2 (the first, and one refresh for %d callers)", n, callers)
+	}
+}
+
+// TestLaggingOwner: the Client's config is newer than the new owner's,
+// which answers 421 with its older version until it catches up; the
+// Client keeps trying (without fetching configs it already has).
+func TestLaggingOwner(t *testing.T) {
+	cg, g1, g2 := shardedSetup(t, 8)
+	old := cg.latest()
+	k := keyOf(t, old, 1, "k")
+	cfg := cg.mustApply(t, func(c shardmap.Config) (shardmap.Config, error) { return c.Move(shardmap.BucketOf(k, 8), 2) })
+	g1.setConfig(cfg) // g2 still at old: refuses k
+	c := newTestClient(t, Config{ConfigEndpoints: []string{cg.srv.URL}})
+	go func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for g2.misdirected.Load() < 3 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		g2.setConfig(cfg)
+	}()
+	if _, err := c.Put(context.Background(), k, []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := g2.value(k); v != "v" {
+		t.Fatalf("group 2 holds %q", v)
+	}
+	if n := cg.gets.Load(); n != 1 {
+		t.Fatalf("%d config fetches; want 1: a 421 naming an older version needs none", n)
+	}
+}
+
+// TestNoOwnerUntilJoin: while no group has joined, a call waits (asking
+// the config group again) until one does.
+func TestNoOwnerUntilJoin(t *testing.T) {
+	cg := newConfigGroup(t, 4)
+	g1 := newShardGroup(t, 1)
+	c := newTestClient(t, Config{ConfigEndpoints: []string{cg.srv.URL}})
+	go func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for cg.gets.Load() < 3 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		g1.setConfig(cg.mustApply(t, func(c shardmap.Config) (shardmap.Config, error) {
+			return c.Join(map[uint64][]string{1: {g1.srv.URL}})
+		}))
+	}()
+	if _, err := c.Put(context.Background(), "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	// With nobody ever joining, the call ends at its deadline, unavailable.
+	cg2 := newConfigGroup(t, 4)
+	c2 := newTestClient(t, Config{ConfigEndpoints: []string{cg2.srv.URL}, RequestTimeout: 100 * time.Millisecond})
+	_, err := c2.Put(context.Background(), "k", []byte("v"))
+	var e *Error
+	if !errors.Is(err, ErrUnavailable) || !errors.As(err, &e) || e.Code != CodeNoOwner || errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("err = %v; want ErrUnavailable with code no_owner", err)
+	}
+}
+
+// TestPutAllGroups: a PutAll within one group is one POST /key there; one
+// across groups is refused before anything is sent.
+func TestPutAllGroups(t *testing.T) {
+	cg, g1, g2 := shardedSetup(t, 16)
+	c := newTestClient(t, Config{ConfigEndpoints: []string{cg.srv.URL}})
+	ctx := context.Background()
+	if _, err := c.PutAll(ctx, map[string]string{"{user7}:a": "1", "{user7}:b": "2"}); err != nil {
+		t.Fatal(err)
+	}
+	owner := g1
+	if cg.latest().OwnerOfKey("user7") == 2 {
+		owner = g2
+	}
+	if v, _ := owner.value("{user7}:b"); v != "2" {
+		t.Fatalf("tagged keys not at group %d", owner.gid)
+	}
+	cfg := cg.latest()
+	a, b := keyOf(t, cfg, 1, "a"), keyOf(t, cfg, 2, "b")
+	before := len(g1.attempts()) + len(g2.attempts())
+	_, err := c.PutAll(ctx, map[string]string{a: "1", b: "2"})
+	if !errors.Is(err, ErrCrossGroup) || !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("err = %v, want ErrCrossGroup", err)
+	}
+	if after := len(g1.attempts()) + len(g2.attempts()); after != before {
+		t.Fatalf("%d requests sent for a cross-group PutAll", after-before)
+	}
+}
+
+// TestAdmin follows "Config group HTTP API": Join, Leave, Move and Query,
+// a refused operation's message, and the cache following their answers.
+func TestAdmin(t *testing.T) {
+	cg := newConfigGroup(t, 6)
+	c := newTestClient(t, Config{ConfigEndpoints: []string{cg.srv.URL}})
+	ctx := context.Background()
+	cfg, err := c.Join(ctx, map[uint64][]string{1: {"http://127.0.0.1:1"}, 2: {"127.0.0.1:2"}})
+	if err != nil || cfg.Version != 1 || len(cfg.BucketsOf(1)) != 3 || len(cfg.BucketsOf(2)) != 3 {
+		t.Fatalf("Join = %+v, %v", cfg, err)
+	}
+	if cfg, err = c.Move(ctx, 0, 2); err != nil || cfg.Owner(0) != 2 || cfg.Version != 2 {
+		t.Fatalf("Move = %+v, %v", cfg, err)
+	}
+	if cfg, err = c.Leave(ctx, 1); err != nil || cfg.Version != 3 || len(cfg.BucketsOf(2)) != 6 {
+		t.Fatalf("Leave = %+v, %v", cfg, err)
+	}
+	_, err = c.Leave(ctx, 9)
+	var e *Error
+	if !errors.Is(err, ErrBadRequest) || !errors.As(err, &e) || !strings.Contains(e.Message, "group 9 is not in config 3") {
+		t.Fatalf("Leave(9) = %v; want ErrBadRequest with the reason", err)
+	}
+	if q, err := c.Query(ctx, 1); err != nil || q.Version != 1 {
+		t.Fatalf("Query(1) = %+v, %v", q, err)
+	}
+	if q, err := c.Query(ctx, -1); err != nil || q.Version != 3 {
+		t.Fatalf("Query(-1) = %+v, %v", q, err)
+	}
+	if got, ok := c.CachedConfig(); !ok || got.Version != 3 {
+		t.Fatalf("cached %+v", got)
+	}
+	if cg.gets.Load() != 2 {
+		t.Fatalf("%d GET /config; want 2 (the two queries)", cg.gets.Load())
+	}
+}

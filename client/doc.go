@@ -1,0 +1,117 @@
+// Package client is the Go client of raftkv: it sends reads and writes to
+// one raft group, to routers, or to the groups of a sharded deployment,
+// and retries them across members and config changes.
+//
+// # Usage
+//
+//	c, err := client.New(client.Config{
+//		Endpoints: []string{"http://127.0.0.1:12380", "http://127.0.0.1:22380", "http://127.0.0.1:32380"},
+//	})
+//	if err != nil { ... }
+//	defer c.Close()
+//	index, err := c.Put(ctx, "greeting", []byte("hello"))
+//	v, err := c.Get(ctx, "greeting")                          // linearizable
+//	v, err = c.Get(ctx, "greeting", client.WithStale())       // local state of one member
+//	v, err = c.Get(ctx, "greeting", client.WithMinIndex(index)) // read-your-writes, no quorum round
+//	if errors.Is(err, client.ErrNotFound) { ... }
+//
+// A sharded deployment is reached through its config group instead:
+//
+//	c, err := client.New(client.Config{ConfigEndpoints: []string{"http://127.0.0.1:6080"}})
+//	cfg, err := c.Join(ctx, map[uint64][]string{1: {"http://127.0.0.1:6088"}})
+//
+// The Client fetches the config (shardmap.Config) on its first key call,
+// caches it, and sends each key's calls to a member of the group that
+// serves shardmap.BucketOf(key, len(config.Buckets)).
+//
+// # What it owns
+//
+// The wire of the client API as a caller sees it (README "HTTP API"; for
+// sharding, the contract in the design of sharding): paths, headers, the
+// reading of answers and error bodies into *Error; the retry policy; the
+// cached config and its refresh; the choice of member. It must not know a
+// server's internals: it imports only shardmap, for the bucket map both
+// sides share.
+//
+// # Requests
+//
+//	Get       GET /<key> (GET /key/<key> for reserved names), ?level=stale, ?min_index=N
+//	Put       PUT /<key> (PUT /key/<key> for reserved names), body the value
+//	Delete    DELETE /key/<key>
+//	PutAll    POST /key, body {"k":"v",...}: one atomic write, keys of one group
+//	Status    GET /status
+//	Query     GET /config[?version=N] on the config group
+//	Join      POST /config/join  {"groups":{"1":["http://h:p"]}}
+//	Leave     POST /config/leave {"gids":[1]}
+//	Move      POST /config/move  {"bucket":3,"gid":2}
+//
+// Every request carries X-Raftkv-Route: client (a shard member then
+// answers a key of another group with 421 and its config version, not a
+// 307) and Accept: application/json (error bodies as
+// {"error","code",...}; a text body is read as the message, and the code
+// is then the one the status implies). Every write (Put, Delete, PutAll
+// and the config operations) carries X-Client-ID, the Client's id, and
+// X-Client-Seq, a number taken from a counter once per call and sent
+// again unchanged by each of its retries, so that a server that keeps a
+// dedup table applies the write once however often it is sent.
+//
+// # Retries
+//
+// A call makes tries until one is answered for good or its deadline
+// passes (the context's, or RequestTimeout, whichever is earlier), with a
+// pause between tries that starts at Backoff and doubles up to
+// MaxBackoff:
+//
+//	2xx, and 404 of a Get    the answer
+//	421, 3xx                 another group serves the key: refresh the config to at
+//	                         least the version the member named, try again there
+//	503, 429                 nothing applied: move to the group's next member, try again
+//	no answer                move to the next member, try again (a write whose request
+//	                         may have gone out is then of unknown outcome)
+//	504                      try again (a write is then of unknown outcome)
+//	seq_too_old              the server cannot judge the write: ErrOutcomeUnknown
+//	other 4xx, 500           the answer, as an error (a write's 500 is of unknown outcome)
+//
+// Writes are tried again because each carries its client id and sequence
+// number: exactly-once is the server's part (the shard members' dedup
+// tables of the sharding design). A plain member of today's single group
+// keeps no dedup table and ignores the headers: there, a write retried
+// after a 504 or a connection lost mid-request may be applied twice (its
+// own value, written again later).
+//
+// The error of a call that ran out of time is the last try's, with the
+// context's error in Err; a write some try of which may have been applied
+// is ErrOutcomeUnknown whatever its last try was answered.
+//
+// # Members and config
+//
+// Each group (Config.Endpoints, the config group, each shard group) has a
+// current member; calls start there and a failed try moves it on, once
+// however many calls saw it fail, so a dead member costs one failed try
+// and not one per call. The config cache holds the newest config seen. A
+// refresh is single-flight: however many calls hit 421 at once, one fetch
+// (GET /config, linearizable, on the config group) runs, and calls that
+// need a config no newer than the one being fetched wait for it. A config
+// older than the cached one is never cached. The answers of Join, Leave,
+// Move and Query update the cache too.
+//
+// # Goroutines
+//
+// A call runs in its caller's goroutine. A config refresh runs in a
+// goroutine of its own, bounded by RequestTimeout, so that a caller whose
+// context ends leaves and the others still get the config; it ends with
+// the fetch. Close closes idle connections; there is nothing else to stop.
+//
+// # Invariants
+//
+//  1. A call never outlives its deadline by more than the time to notice
+//     it; every request has the call's context.
+//  2. A write's tries all carry the same X-Client-ID and X-Client-Seq, and
+//     two writes of one Client never share a sequence number.
+//  3. An error that says "not applied" (ErrUnavailable, ErrNoLeader,
+//     ErrTooManyRequests) is returned for a write only when no try of it
+//     may have been applied; the error of a write some try of which may
+//     have been applied is ErrOutcomeUnknown.
+//  4. The cached config's version never decreases.
+//  5. The Client follows no redirect.
+package client

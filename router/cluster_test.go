@@ -1,0 +1,257 @@
+package router
+
+// The router against real raftkv processes: over a real 3-member group,
+// and as the `raftkv route` command over two real one-member groups.
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/raftkv/raftkv/client"
+	"github.com/raftkv/raftkv/shardmap"
+	"github.com/raftkv/raftkv/testcluster"
+	"go.uber.org/zap/zaptest"
+)
+
+func TestMain(m *testing.M) { testcluster.Main(m) }
+
+func startCluster(t *testing.T, n int) (*testcluster.Cluster, int) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts real raftkv processes")
+	}
+	c := testcluster.Start(t, testcluster.Options{N: n})
+	return c, c.WaitLeader(t, 20*time.Second)
+}
+
+// do sends one request and returns its status, body and X-Raft-Index.
+func do(t *testing.T, method, url, body string) (int, string, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header.Get(client.HeaderRaftIndex)
+}
+
+// TestRouterSingleGroup: the router over a real 3-member group serves
+// every path, and keeps serving writers while the member its calls start
+// at is killed.
+func TestRouterSingleGroup(t *testing.T) {
+	tc, leader := startCluster(t, 3)
+	victim := 1
+	if victim == leader {
+		victim = 2
+	}
+	urls := []string{tc.ClientURL(victim)}
+	for _, id := range []int{1, 2, 3} {
+		if id != victim {
+			urls = append(urls, tc.ClientURL(id))
+		}
+	}
+	c, err := client.New(client.Config{Endpoints: urls, RequestTimeout: 20 * time.Second, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	h, err := New(Config{Client: c, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+
+	if st, _, idx := do(t, "PUT", srv.URL+"/k1", "v1"); st != 204 || idx == "" {
+		t.Fatalf("PUT = %d, index %q", st, idx)
+	}
+	if st, body, _ := do(t, "GET", srv.URL+"/k1", ""); st != 200 || body != "v1" {
+		t.Fatalf("GET = %d %q", st, body)
+	}
+	if st, body, _ := do(t, "GET", srv.URL+"/key/k1?level=stale", ""); st != 200 || body != `{"k1":"v1"}` {
+		t.Fatalf("GET /key = %d %q", st, body)
+	}
+	if st, _, _ := do(t, "POST", srv.URL+"/key", `{"k2":"v2","status":"s"}`); st != 204 {
+		t.Fatalf("POST /key = %d", st)
+	}
+	if st, body, _ := do(t, "GET", srv.URL+"/key/status", ""); st != 200 || body != `{"status":"s"}` {
+		t.Fatalf("GET /key/status = %d %q", st, body)
+	}
+	if st, _, _ := do(t, "DELETE", srv.URL+"/key/k1", ""); st != 204 {
+		t.Fatalf("DELETE = %d", st)
+	}
+	if st, body, _ := do(t, "GET", srv.URL+"/k1", ""); st != 404 {
+		t.Fatalf("GET after DELETE = %d %q", st, body)
+	}
+	if st, body, _ := do(t, "GET", srv.URL+"/k2?level=bogus", ""); st != 400 {
+		t.Fatalf("bad level = %d %q", st, body)
+	}
+
+	const writers, each = 4, 50
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failed []string
+	progress := make(chan struct{}, writers*each)
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				k := fmt.Sprintf("w%d-%d", w, i)
+				req, _ := http.NewRequest("PUT", srv.URL+"/"+k, strings.NewReader(k))
+				resp, err := http.DefaultClient.Do(req)
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				if err != nil || resp.StatusCode != 204 {
+					mu.Lock()
+					failed = append(failed, fmt.Sprintf("%s: %v %v", k, err, resp))
+					mu.Unlock()
+				}
+				progress <- struct{}{}
+			}
+		})
+	}
+	for range writers * each / 4 {
+		<-progress
+	}
+	tc.Kill(victim)
+	wg.Wait()
+	if len(failed) > 0 {
+		t.Fatalf("%d writes failed; first: %s", len(failed), failed[0])
+	}
+	for w := range writers {
+		for i := range each {
+			k := fmt.Sprintf("w%d-%d", w, i)
+			if st, body, _ := do(t, "GET", srv.URL+"/"+k, ""); st != 200 || body != k {
+				t.Fatalf("GET %s = %d %q", k, st, body)
+			}
+		}
+	}
+}
+
+// TestRouteCommand runs `raftkv route` over two real one-member groups,
+// with the config served by an in-test config group that follows the
+// sharding contract's "Config group HTTP API" (GET /config).
+func TestRouteCommand(t *testing.T) {
+	a, _ := startCluster(t, 1)
+	b, _ := startCluster(t, 1)
+	cfg, _ := shardmap.Initial(64)
+	cfg, err := cfg.Join(map[uint64][]string{1: {a.ClientURL(1)}, 2: {b.ClientURL(1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := configServer(t, cfg)
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command(testcluster.BuildBinary(t), "route", "--config-endpoints", cs.URL, "--port", fmt.Sprint(port), "--listen-host", "127.0.0.1")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	logsDone := make(chan struct{})
+	go func() {
+		defer close(logsDone)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logs.WriteString(sc.Text() + "\n")
+		}
+	}()
+	exited := false
+	defer func() {
+		if !exited {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}()
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		if resp, err := http.Get(base + "/health"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("router not healthy in time")
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+	for i := range 20 {
+		k := fmt.Sprintf("key%d", i)
+		if st, _, _ := do(t, "PUT", base+"/"+k, k); st != 204 {
+			t.Fatalf("PUT %s = %d", k, st)
+		}
+		in, out := a, b
+		if cfg.OwnerOfKey(k) == 2 {
+			in, out = b, a
+		}
+		if v, st, err := in.Get(1, k); err != nil || st != 200 || string(v) != k {
+			t.Fatalf("%s at its group: %q %d %v", k, v, st, err)
+		}
+		if _, st, _ := out.Get(1, k); st != 404 {
+			t.Fatalf("%s at the other group: %d", k, st)
+		}
+		if st, body, _ := do(t, "GET", base+"/key/"+k, ""); st != 200 || body != fmt.Sprintf(`{"%s":"%s"}`, k, k) {
+			t.Fatalf("GET /key/%s = %d %q", k, st, body)
+		}
+	}
+	if st, body, _ := do(t, "GET", base+"/status", ""); st != 200 || !strings.Contains(body, `"configVersion":1,"buckets":64`) {
+		t.Fatalf("status = %d %q", st, body)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	err = cmd.Wait()
+	exited = true
+	<-logsDone
+	if err != nil {
+		t.Fatalf("raftkv route exited with %v; log:\n%s", err, logs.String())
+	}
+	if strings.Contains(logs.String(), "WARNING: DATA RACE") {
+		t.Fatalf("data race:\n%s", logs.String())
+	}
+}
+
+// TestRouteFlags: invalid command lines exit 2 with a one-line reason.
+func TestRouteFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"--config-endpoints", "http://127.0.0.1:1"},
+		{"--config-endpoints", "http://127.0.0.1:1/x", "--port", "7080"},
+		{"--config-endpoints", "http://127.0.0.1:1", "--port", "70800"},
+		{"--config-endpoints", "http://127.0.0.1:1", "--port", "7080", "--request-timeout", "0s"},
+		{"--config-endpoints", "http://127.0.0.1:1", "--port", "7080", "extra"},
+	} {
+		var stderr strings.Builder
+		if code := Main(args, &stderr); code != 2 || !strings.HasPrefix(stderr.String(), "raftkv route: ") {
+			t.Errorf("Main(%q) = %d, %q; want 2 and a reason", args, code, stderr.String())
+		}
+	}
+	var stderr strings.Builder
+	if code := Main([]string{"--help"}, &stderr); code != 0 || !strings.Contains(stderr.String(), "Usage: raftkv route") {
+		t.Errorf("--help: %d %q", code, stderr.String())
+	}
+}

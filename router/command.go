@@ -1,0 +1,151 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/raftkv/raftkv/client"
+	"go.uber.org/zap"
+)
+
+// options are the command line of `raftkv route`.
+type options struct {
+	configEndpoints []string
+	port            int
+	listenHost      string
+	requestTimeout  time.Duration
+	logLevel        string
+}
+
+// Main runs `raftkv route [flags]` with args, the arguments after "route",
+// until SIGINT or SIGTERM, and returns the process's exit status: 0 after
+// a clean stop, 1 when it cannot serve, 2 for invalid flags.
+func Main(args []string, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "raftkv route:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, o, stderr)
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	fs := flag.NewFlagSet("raftkv route", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: raftkv route --config-endpoints URL1,URL2,... --port P [flags]")
+		fs.PrintDefaults()
+	}
+	o := &options{}
+	var endpoints string
+	fs.StringVar(&endpoints, "config-endpoints", "", "comma-separated client URLs of the config group's members (required)")
+	fs.IntVar(&o.port, "port", 0, "client HTTP port (required)")
+	fs.StringVar(&o.listenHost, "listen-host", "", "host or IP to listen on (default: all interfaces)")
+	fs.DurationVar(&o.requestTimeout, "request-timeout", client.DefaultRequestTimeout, "deadline of each routed request, its retries included")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, e := range strings.Split(endpoints, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			o.configEndpoints = append(o.configEndpoints, e)
+		}
+	}
+	switch {
+	case len(o.configEndpoints) == 0:
+		return nil, errors.New("--config-endpoints lists no URL")
+	case o.port < 1 || o.port > 65535:
+		return nil, fmt.Errorf("--port %d is not a TCP port", o.port)
+	case o.requestTimeout <= 0:
+		return nil, fmt.Errorf("--request-timeout %v must be positive", o.requestTimeout)
+	}
+	if err := (client.Config{ConfigEndpoints: o.configEndpoints}).Validate(); err != nil {
+		return nil, fmt.Errorf("--config-endpoints: %v", err)
+	}
+	if _, err := zap.ParseAtomicLevel(o.logLevel); err != nil {
+		return nil, fmt.Errorf("--log-level: %v", err)
+	}
+	return o, nil
+}
+
+// run serves until ctx ends. Shutdown order: stop accepting, let the
+// requests in flight finish (within the request timeout), close the
+// Client's connections.
+func run(ctx context.Context, o *options, stderr io.Writer) int {
+	level, _ := zap.ParseAtomicLevel(o.logLevel)
+	zc := zap.NewProductionConfig()
+	zc.Level, zc.Sampling, zc.OutputPaths = level, nil, []string{"stderr"}
+	lg, err := zc.Build()
+	if err != nil {
+		fmt.Fprintln(stderr, "raftkv route: logger:", err)
+		return 1
+	}
+	defer lg.Sync()
+	c, err := client.New(client.Config{ConfigEndpoints: o.configEndpoints, RequestTimeout: o.requestTimeout, Logger: lg.Named("client")})
+	if err != nil {
+		lg.Error("cannot build client", zap.Error(err))
+		return 1
+	}
+	defer c.Close()
+	h, err := New(Config{Client: c, Logger: lg.Named("router")})
+	if err != nil {
+		lg.Error("cannot build handler", zap.Error(err))
+		return 1
+	}
+	addr := net.JoinHostPort(o.listenHost, strconv.Itoa(o.port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		lg.Error("cannot listen for clients", zap.String("address", addr), zap.Error(err))
+		return 1
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          zap.NewStdLog(lg.Named("http")),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	lg.Info("routing", zap.String("address", ln.Addr().String()), zap.Strings("config-endpoints", o.configEndpoints), zap.String("client-id", c.ClientID()))
+	// Warm the config cache, so the first requests need not wait for it.
+	go func() {
+		wctx, cancel := context.WithTimeout(ctx, o.requestTimeout)
+		defer cancel()
+		if _, err := c.Refresh(wctx, 0); err != nil && ctx.Err() == nil {
+			lg.Warn("no config yet; requests will fetch it", zap.Error(err))
+		}
+	}()
+	code := 0
+	select {
+	case <-ctx.Done():
+		lg.Info("shutting down")
+	case err := <-serveErr:
+		lg.Error("client server failed", zap.Error(err))
+		code = 1
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), o.requestTimeout+time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		lg.Warn("client server shutdown", zap.Error(err))
+	}
+	return code
+}

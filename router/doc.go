@@ -1,0 +1,70 @@
+// Package router is raftkv's stateless HTTP router: it serves the whole
+// client API of a member for every key of a sharded deployment, sending
+// each request to the group that serves the key's bucket through one
+// client.Client, and is run by `raftkv route`:
+//
+//	raftkv route --config-endpoints http://127.0.0.1:6080,http://127.0.0.1:6081 --port 7080
+//	curl -L http://127.0.0.1:7080/my-key -XPUT -d hello
+//	curl -L http://127.0.0.1:7080/my-key
+//
+// # What it owns
+//
+// The mapping between a caller's HTTP request and a Client call, and back:
+// paths, read options, write ids, limits, and which answer the caller
+// gets. Routing, retries, the config cache and the choice of member are
+// the Client's. It must not keep state of its own between requests: two
+// routers over the same config group answer alike, and a router can be
+// restarted at any time.
+//
+// # Routes
+//
+//	GET|HEAD /<key>        200 raw value (GET /<key> of the key's group), 404 if absent
+//	PUT      /<key>        204 with X-Raft-Index once applied
+//	GET|HEAD /key/<key>    200 {"<key>":"<value>"}, as a member answers it
+//	PUT      /key/<key>    as PUT /<key>
+//	DELETE   /key/<key>    204 with X-Raft-Index (an absent key too)
+//	POST     /key          {"k1":"v1",...}: one atomic write; every key must be in
+//	                       buckets of one group, else 400 (code cross_group)
+//	GET|HEAD /status       the router's cached config: version, buckets, each
+//	                       group's servers and bucket count; sends nothing
+//	GET|HEAD /health       200 once it has a config that gives buckets to a group
+//	                       (fetching one if it has none), else 503 with the reason
+//	POST /<id>, DELETE /<id>, POST /join
+//	                       400: membership changes are per group; send them to
+//	                       a member of the group
+//	/metrics, /debug/..., /config..., /shard/...
+//	                       404: served by members, not by the router
+//
+// ?level= (stale, default, consistent) and ?min_index=N of a GET are
+// checked as a member checks them and passed to the key's group; a
+// min_index is an index of that group's log. DELETE /<non-numeric> gets
+// the 400 a member gives it (use DELETE /key/<key>). Keys and bodies have
+// a member's limits (4 KiB keys, 1.5 MiB bodies).
+//
+// # Writes
+//
+// A write that comes with X-Client-ID and X-Client-Seq is sent with them,
+// so the caller's retries and the router's dedup as one; a write that
+// comes without them is sent with the router's own client id and a seq of
+// its own, so the router's retries are safe. One of the two headers alone,
+// or a malformed one, is a 400.
+//
+// # Answers
+//
+// A member's answer comes back as the member sent it: status, body,
+// Content-Type, Retry-After, and X-Raft-Index of an applied write. Two
+// exceptions, where relaying would mislead: a write some try of which may
+// have been applied is answered 504 (code outcome_unknown) even when the
+// last try was refused with a 503, and a 421 or 3xx (the Client's retries
+// ran out while members disagreed about the key's group) is a 503 (code
+// wrong_group). Errors the router finds itself are one line of text, or
+// {"error","code"} to a caller that accepts application/json.
+//
+// # Goroutines
+//
+// The handler starts none: each request runs in its server goroutine.
+// Main serves until SIGINT or SIGTERM, warming the config cache in one
+// goroutine bounded by the request timeout, and shuts down in order: stop
+// accepting, finish the requests in flight, close the Client's
+// connections.
+package router

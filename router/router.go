@@ -1,0 +1,555 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/raftkv/raftkv/client"
+	"go.uber.org/zap"
+)
+
+// Defaults of the Config fields whose zero value means "default"; the
+// same limits as a member's, so the router refuses what a member would.
+const (
+	DefaultMaxValueBytes int64 = 1572864 // 1.5 MiB
+	DefaultMaxKeyBytes         = 4096
+)
+
+// ErrInvalidConfig is wrapped by Config.Validate's errors.
+var ErrInvalidConfig = errors.New("router: invalid config")
+
+// Config configures the handler New builds.
+type Config struct {
+	// Client sends every routed call. Required; one Client serves all
+	// requests at once. Its RequestTimeout bounds each routed call.
+	Client *client.Client
+	// Logger receives a warn entry per 5xx the router answers itself. Nil
+	// discards logs.
+	Logger *zap.Logger
+	// MaxValueBytes is the largest body of a PUT or POST /key, in bytes; a
+	// larger one gets 413. Zero means DefaultMaxValueBytes.
+	MaxValueBytes int64
+	// MaxKeyBytes is the longest key, in bytes; a longer one gets 400.
+	// Zero means DefaultMaxKeyBytes.
+	MaxKeyBytes int
+}
+
+// Validate reports the first problem with c.
+func (c Config) Validate() error {
+	switch {
+	case c.Client == nil:
+		return fmt.Errorf("%w: Client is nil", ErrInvalidConfig)
+	case c.MaxValueBytes < 0:
+		return fmt.Errorf("%w: MaxValueBytes %d is negative", ErrInvalidConfig, c.MaxValueBytes)
+	case c.MaxKeyBytes < 0:
+		return fmt.Errorf("%w: MaxKeyBytes %d is negative", ErrInvalidConfig, c.MaxKeyBytes)
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.MaxValueBytes == 0 {
+		c.MaxValueBytes = DefaultMaxValueBytes
+	}
+	if c.MaxKeyBytes == 0 {
+		c.MaxKeyBytes = DefaultMaxKeyBytes
+	}
+	return c
+}
+
+// New validates cfg and returns the router's handler. It holds no state
+// of its own: everything is in cfg.Client.
+func New(cfg Config) (http.Handler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &handler{cfg: cfg.withDefaults(), c: cfg.Client}, nil
+}
+
+type handler struct {
+	cfg Config
+	c   *client.Client
+}
+
+// answer is an error the router answers itself.
+type answer struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (a *answer) Error() string { return a.msg }
+
+func bad(format string, args ...any) *answer {
+	return &answer{http.StatusBadRequest, client.CodeBadRequest, "router: " + fmt.Sprintf(format, args...)}
+}
+
+const (
+	allowRoot = "GET, HEAD, PUT"
+	allowKey  = "GET, HEAD, PUT, DELETE"
+	allowRead = "GET, HEAD"
+	allowPost = "POST"
+)
+
+// errMembership: membership is per group, and a router fronts many.
+var errMembership = bad("membership changes are per raft group: send them to a member of the group (the router's GET /status lists them)")
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := h.route(w, r); err != nil {
+		h.fail(w, r, err)
+	}
+}
+
+// route dispatches as a member does: reserved paths first, then keys.
+// A non-nil error means nothing has been written.
+func (h *handler) route(w http.ResponseWriter, r *http.Request) error {
+	p := r.URL.Path
+	switch {
+	case p == "/status":
+		return only(r, allowRead, func() error { return h.status(w, r) })
+	case p == "/health":
+		return only(r, allowRead, func() error { return h.health(w, r) })
+	case p == "/key":
+		return only(r, allowPost, func() error { return h.putAll(w, r) })
+	case p == "/join":
+		return only(r, allowPost, func() error { return errMembership })
+	case strings.HasPrefix(p, "/key/"):
+		return h.key(w, r, p[len("/key/"):], true)
+	case p == "/metrics" || p == "/debug" || strings.HasPrefix(p, "/debug/") ||
+		p == "/config" || strings.HasPrefix(p, "/config/") || p == "/shard" || strings.HasPrefix(p, "/shard/"):
+		return &answer{http.StatusNotFound, "not_found", "router: " + p + " is served by members, not by the router"}
+	case strings.HasPrefix(p, "/"):
+		return h.key(w, r, p[1:], false)
+	}
+	return bad("request path must start with /")
+}
+
+// only runs serve if allow, a comma-separated list, holds r.Method.
+func only(r *http.Request, allow string, serve func() error) error {
+	for _, m := range strings.Split(allow, ", ") {
+		if r.Method == m {
+			return serve()
+		}
+	}
+	return &methodError{r.Method, allow}
+}
+
+type methodError struct{ method, allow string }
+
+func (e *methodError) Error() string {
+	return fmt.Sprintf("router: method %s not allowed; allowed: %s", e.method, e.allow)
+}
+
+// key serves /<key> (raftexample's paths: POST and DELETE of /<id> are
+// membership there) and /key/<key> (raftdb's: GET answers JSON).
+func (h *handler) key(w http.ResponseWriter, r *http.Request, key string, keyPath bool) error {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		return h.get(w, r, key, keyPath)
+	case http.MethodPut:
+		return h.put(w, r, key)
+	case http.MethodDelete:
+		if keyPath {
+			return h.delete(w, r, key)
+		}
+		if _, err := strconv.ParseUint(key, 10, 64); err == nil {
+			return errMembership
+		}
+		return bad("DELETE /<id> removes a raft member; <id> must be a positive integer; to delete a key use DELETE /key/<key>")
+	case http.MethodPost:
+		if !keyPath {
+			return errMembership
+		}
+	}
+	if keyPath {
+		return &methodError{r.Method, allowKey}
+	}
+	return &methodError{r.Method, allowRoot}
+}
+
+func (h *handler) checkKey(key string) error {
+	switch {
+	case key == "":
+		return bad("empty key")
+	case len(key) > h.cfg.MaxKeyBytes:
+		return bad("key too long: %d bytes, limit %d", len(key), h.cfg.MaxKeyBytes)
+	}
+	return nil
+}
+
+func (h *handler) get(w http.ResponseWriter, r *http.Request, key string, asJSON bool) error {
+	if err := h.checkKey(key); err != nil {
+		return err
+	}
+	opts, err := readOptions(r.URL.RawQuery)
+	if err != nil {
+		return err
+	}
+	v, err := h.c.Get(r.Context(), key, opts...)
+	if err != nil {
+		return err
+	}
+	ct := "application/octet-stream"
+	if asJSON {
+		// What a member answers: the object, no newline.
+		if v, err = json.Marshal(map[string]string{key: string(v)}); err != nil {
+			return fmt.Errorf("router: encoding response: %w", err)
+		}
+		ct = "application/json"
+	}
+	writeBody(w, r, http.StatusOK, ct, v)
+	return nil
+}
+
+// readOptions reads a GET's level and min_index as a member does: level
+// stale, default or consistent (any case, surrounding spaces ignored),
+// min_index a decimal uint64 (alone: a local read once applied), each at
+// most once; other parameters are ignored.
+func readOptions(rawQuery string) ([]client.ReadOption, error) {
+	if rawQuery == "" {
+		return nil, nil
+	}
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return nil, bad("malformed query string: %v", err)
+	}
+	for _, name := range []string{"level", "min_index"} {
+		if len(q[name]) > 1 {
+			return nil, bad("query parameter %s given more than once", name)
+		}
+	}
+	var opts []client.ReadOption
+	if levels, ok := q["level"]; ok {
+		switch strings.ToLower(strings.TrimSpace(levels[0])) {
+		case "stale":
+			opts = append(opts, client.WithStale())
+		case "default", "consistent":
+			opts = append(opts, client.WithLinearizable())
+		default:
+			return nil, bad("level must be stale, default or consistent; got %q", levels[0])
+		}
+	}
+	if mi, ok := q["min_index"]; ok {
+		n, err := strconv.ParseUint(mi[0], 10, 64)
+		if err != nil {
+			return nil, bad("min_index must be a raft index (a decimal unsigned integer); got %q", mi[0])
+		}
+		opts = append(opts, client.WithMinIndex(n))
+	}
+	return opts, nil
+}
+
+// writeOptions passes on a write's X-Client-ID and X-Client-Seq. Without
+// them the Client gives the write the router's own id and a seq of its own.
+func writeOptions(r *http.Request) ([]client.WriteOption, error) {
+	id, seq := r.Header.Get(client.HeaderClientID), r.Header.Get(client.HeaderClientSeq)
+	if id == "" && seq == "" {
+		return nil, nil
+	}
+	if !client.ValidClientID(id) {
+		return nil, bad("%s must be 1 to 64 of [A-Za-z0-9._-] and come with %s", client.HeaderClientID, client.HeaderClientSeq)
+	}
+	n, err := strconv.ParseUint(seq, 10, 64)
+	if err != nil || n == 0 {
+		return nil, bad("%s must be a decimal integer of at least 1 and come with %s", client.HeaderClientSeq, client.HeaderClientID)
+	}
+	return []client.WriteOption{client.WithSeq(id, n)}, nil
+}
+
+// readBody reads at most limit bytes; a longer body is a 413.
+func (h *handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxValueBytes))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return nil, &answer{http.StatusRequestEntityTooLarge, client.CodeTooLarge,
+			fmt.Sprintf("router: request body larger than %d bytes", h.cfg.MaxValueBytes)}
+	case err != nil:
+		return nil, bad("reading request body: %v", err)
+	}
+	return b, nil
+}
+
+func (h *handler) put(w http.ResponseWriter, r *http.Request, key string) error {
+	if err := h.checkKey(key); err != nil {
+		return err
+	}
+	opts, err := writeOptions(r)
+	if err != nil {
+		return err
+	}
+	value, err := h.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	index, err := h.c.Put(r.Context(), key, value, opts...)
+	if err != nil {
+		return err
+	}
+	writeApplied(w, index)
+	return nil
+}
+
+func (h *handler) delete(w http.ResponseWriter, r *http.Request, key string) error {
+	if err := h.checkKey(key); err != nil {
+		return err
+	}
+	opts, err := writeOptions(r)
+	if err != nil {
+		return err
+	}
+	index, err := h.c.Delete(r.Context(), key, opts...)
+	if err != nil {
+		return err
+	}
+	writeApplied(w, index)
+	return nil
+}
+
+// putAll serves POST /key: one atomic write, whose keys must share a group.
+func (h *handler) putAll(w http.ResponseWriter, r *http.Request) error {
+	opts, err := writeOptions(r)
+	if err != nil {
+		return err
+	}
+	body, err := h.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	kvs, err := h.decodeKeyObject(body)
+	if err != nil {
+		return err
+	}
+	index, err := h.c.PutAll(r.Context(), kvs, opts...)
+	if err != nil {
+		return err
+	}
+	writeApplied(w, index)
+	return nil
+}
+
+// decodeKeyObject decodes a non-empty JSON object of string values, token
+// by token, refusing what a member refuses: other value types, a key given
+// twice, anything after the object.
+func (h *handler) decodeKeyObject(body []byte) (map[string]string, error) {
+	badBody := func(reason string, args ...any) (map[string]string, error) {
+		return nil, bad(`POST /key body must be a non-empty JSON object of string values, e.g. {"foo":"bar"}: `+reason, args...)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return badBody("it does not start with {")
+	}
+	kvs := map[string]string{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return badBody("%v", err)
+		}
+		key, _ := tok.(string)
+		if err := h.checkKey(key); err != nil {
+			return nil, err
+		}
+		if _, dup := kvs[key]; dup {
+			return badBody("key %q given twice", key)
+		}
+		if tok, err = dec.Token(); err != nil {
+			return badBody("%v", err)
+		}
+		v, ok := tok.(string)
+		if !ok {
+			return badBody("the value of %q is not a string", key)
+		}
+		kvs[key] = v
+	}
+	if _, err := dec.Token(); err != nil {
+		return badBody("%v", err)
+	}
+	if len(kvs) == 0 {
+		return badBody("empty object")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return badBody("data after the object")
+	}
+	return kvs, nil
+}
+
+// routerStatus is the body of the router's GET /status.
+type routerStatus struct {
+	Role          string                 `json:"role"`
+	ClientID      string                 `json:"clientID"`
+	Sharded       bool                   `json:"sharded"`
+	ConfigVersion uint64                 `json:"configVersion"`
+	Buckets       int                    `json:"buckets"`
+	Groups        map[string]groupStatus `json:"groups"`
+	ConfigFetches uint64                 `json:"configFetches"`
+}
+
+type groupStatus struct {
+	Servers []string `json:"servers"`
+	Buckets int      `json:"buckets"`
+}
+
+// status reports the router's cached config, as it is: it sends nothing.
+func (h *handler) status(w http.ResponseWriter, r *http.Request) error {
+	st := routerStatus{Role: "router", ClientID: h.c.ClientID(), Sharded: h.c.Sharded(),
+		Groups: map[string]groupStatus{}, ConfigFetches: h.c.ConfigFetches()}
+	if cfg, ok := h.c.CachedConfig(); ok {
+		st.ConfigVersion, st.Buckets = cfg.Version, len(cfg.Buckets)
+		for gid, servers := range cfg.Groups {
+			st.Groups[strconv.FormatUint(gid, 10)] = groupStatus{Servers: servers, Buckets: len(cfg.BucketsOf(gid))}
+		}
+	}
+	return writeJSON(w, r, http.StatusOK, st)
+}
+
+// health is 200 when the router can route: it has a config that gives
+// buckets to some group (fetching it now if it has none yet).
+func (h *handler) health(w http.ResponseWriter, r *http.Request) error {
+	reason := ""
+	if h.c.Sharded() {
+		cfg, ok := h.c.CachedConfig()
+		if !ok {
+			var err error
+			if cfg, err = h.c.Refresh(r.Context(), 0); err != nil {
+				reason = "router: no config yet: " + err.Error()
+			}
+		}
+		if reason == "" && len(cfg.Groups) == 0 {
+			reason = fmt.Sprintf("router: config %d gives no bucket to any group", cfg.Version)
+		}
+	}
+	if reason != "" {
+		return writeJSON(w, r, http.StatusServiceUnavailable, map[string]string{"health": "false", "reason": reason})
+	}
+	return writeJSON(w, r, http.StatusOK, map[string]string{"health": "true", "reason": ""})
+}
+
+// fail answers err. A call's error that carries a member's answer is
+// relayed as the member sent it, except when it would say "not applied"
+// of a write that may have been, or would send the caller to another
+// group (the router serves every group); the rest the router answers
+// itself.
+func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var (
+		ce  *client.Error
+		a   *answer
+		me  *methodError
+		ans answer
+	)
+	switch {
+	case errors.As(err, &me):
+		w.Header().Set("Allow", me.allow)
+		ans = answer{http.StatusMethodNotAllowed, "method_not_allowed", me.Error()}
+	case errors.As(err, &a):
+		ans = *a
+	case errors.As(err, &ce) && ce.Status != 0 && relayable(ce):
+		if ce.RetryAfter != "" {
+			w.Header().Set("Retry-After", ce.RetryAfter)
+		}
+		ct := ce.ContentType
+		if ct == "" {
+			ct = "text/plain; charset=utf-8"
+		}
+		if ce.Status >= 500 {
+			h.cfg.Logger.Warn("member answered an error", zap.String("method", r.Method), zap.String("path", r.URL.Path),
+				zap.Int("status", ce.Status), zap.String("endpoint", ce.Endpoint), zap.Error(err))
+		}
+		writeBody(w, r, ce.Status, ct, ce.Body)
+		return
+	default:
+		ans = answerOf(err)
+	}
+	if ans.status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	if ans.status >= 500 {
+		h.cfg.Logger.Warn("request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path),
+			zap.Int("status", ans.status), zap.Error(err))
+	}
+	writeError(w, r, ans)
+}
+
+// relayable reports whether a member's answer may go to the caller as is.
+func relayable(e *client.Error) bool {
+	switch {
+	case e.MaybeApplied && e.Status != http.StatusGatewayTimeout:
+		return false // e.g. a 503 after an earlier 504: the caller must hear "unknown"
+	case e.Status == http.StatusMisdirectedRequest || (e.Status >= 300 && e.Status < 400):
+		return false
+	}
+	return true
+}
+
+// answerOf is the router's own answer to a call's error.
+func answerOf(err error) answer {
+	msg := "router: " + err.Error()
+	switch {
+	case errors.Is(err, client.ErrOutcomeUnknown):
+		return answer{http.StatusGatewayTimeout, client.CodeOutcomeUnknown, msg}
+	case errors.Is(err, client.ErrCrossGroup):
+		return answer{http.StatusBadRequest, client.CodeCrossGroup, msg + "; a batch reaches one group until transactions exist"}
+	case errors.Is(err, client.ErrBadRequest):
+		return answer{http.StatusBadRequest, client.CodeBadRequest, msg}
+	case errors.Is(err, client.ErrNotFound):
+		return answer{http.StatusNotFound, client.CodeKeyNotFound, msg}
+	case errors.Is(err, client.ErrTimeout):
+		return answer{http.StatusGatewayTimeout, client.CodeTimeout, msg}
+	case errors.Is(err, client.ErrWrongGroup):
+		return answer{http.StatusServiceUnavailable, client.CodeWrongGroup, msg}
+	case errors.Is(err, client.ErrUnavailable), errors.Is(err, context.Canceled):
+		return answer{http.StatusServiceUnavailable, client.CodeUnavailable, msg}
+	}
+	return answer{http.StatusInternalServerError, client.CodeInternal, msg}
+}
+
+// writeError writes a: JSON {"error","code"} to a caller that accepts
+// JSON, else one line of text, as a member does.
+func writeError(w http.ResponseWriter, r *http.Request, a answer) {
+	msg := strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' {
+			return ' '
+		}
+		return r
+	}, a.msg)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if strings.Contains(r.Header.Get("Accept"), "application/json") {
+		b, _ := json.Marshal(map[string]string{"error": msg, "code": a.code})
+		writeBody(w, r, a.status, "application/json", append(b, '\n'))
+		return
+	}
+	writeBody(w, r, a.status, "text/plain; charset=utf-8", []byte(msg+"\n"))
+}
+
+func writeApplied(w http.ResponseWriter, index uint64) {
+	w.Header().Set(client.HeaderRaftIndex, strconv.FormatUint(index, 10))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("router: encoding response: %w", err)
+	}
+	writeBody(w, r, status, "application/json", append(b, '\n'))
+	return nil
+}
+
+func writeBody(w http.ResponseWriter, r *http.Request, status int, contentType string, body []byte) {
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		w.Write(body)
+	}
+}

@@ -1,0 +1,302 @@
+package router
+
+// Table tests of the router over members and a config group that follow
+// the sharding contract's sections "Config group HTTP API" (GET /config)
+// and "Shard member HTTP API" (the key paths and their answers; these
+// members serve every bucket the test's config gives them and are never
+// misdirected, which the client package's tests cover).
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/raftkv/raftkv/client"
+	"github.com/raftkv/raftkv/shardmap"
+	"go.uber.org/zap/zaptest"
+)
+
+// member is an in-test shard member: a key map, and the last request.
+type member struct {
+	srv *httptest.Server
+	mu  sync.Mutex
+	kv  map[string]string
+	n   uint64
+	// last is "<method> <uri> id=<X-Client-ID> seq=<X-Client-Seq>".
+	last string
+	// fail, if set, answers every request with this status and body.
+	fail struct {
+		status int
+		ct     string
+		body   string
+	}
+}
+
+func newMember(t *testing.T) *member {
+	m := &member{kv: map[string]string{}}
+	m.srv = httptest.NewServer(http.HandlerFunc(m.serve))
+	t.Cleanup(m.srv.Close)
+	return m
+}
+
+func (m *member) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.last = r.Method + " " + r.URL.RequestURI() + " id=" + r.Header.Get(client.HeaderClientID) + " seq=" + r.Header.Get(client.HeaderClientSeq)
+	if m.fail.status != 0 {
+		w.Header().Set("Content-Type", m.fail.ct)
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(m.fail.status)
+		io.WriteString(w, m.fail.body)
+		return
+	}
+	key, asJSON := strings.TrimPrefix(r.URL.Path, "/"), false
+	if k, ok := strings.CutPrefix(r.URL.Path, "/key/"); ok {
+		key, asJSON = k, true
+	}
+	switch r.Method {
+	case http.MethodGet:
+		v, ok := m.kv[key]
+		if !ok {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, "kvstore: key not found\n")
+			return
+		}
+		if asJSON {
+			b, _ := json.Marshal(map[string]string{key: v})
+			w.Write(b)
+			return
+		}
+		io.WriteString(w, v)
+		return
+	case http.MethodPut:
+		m.kv[key] = string(body)
+	case http.MethodDelete:
+		delete(m.kv, key)
+	case http.MethodPost:
+		var kvs map[string]string
+		json.Unmarshal(body, &kvs)
+		for k, v := range kvs {
+			m.kv[k] = v
+		}
+	}
+	m.n++
+	w.Header().Set(client.HeaderRaftIndex, strconv.FormatUint(m.n, 10))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (m *member) lastRequest() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.last
+}
+
+// configServer answers GET /config with cfg.
+func configServer(t *testing.T, cfg shardmap.Config) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/config" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(cfg)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// shardedRouter starts two members as groups 1 and 2 of a 16-bucket config
+// and a router over them.
+func shardedRouter(t *testing.T) (*httptest.Server, shardmap.Config, map[uint64]*member) {
+	g := map[uint64]*member{1: newMember(t), 2: newMember(t)}
+	cfg, _ := shardmap.Initial(16)
+	cfg, err := cfg.Join(map[uint64][]string{1: {g[1].srv.URL}, 2: {g[2].srv.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(client.Config{ConfigEndpoints: []string{configServer(t, cfg).URL}, ClientID: "router",
+		RequestTimeout: 300 * time.Millisecond, Backoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Config{Client: c, Logger: zaptest.NewLogger(t), MaxValueBytes: 1024, MaxKeyBytes: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv, cfg, g
+}
+
+// keyIn returns a key of group gid.
+func keyIn(cfg shardmap.Config, gid uint64, prefix string) string {
+	for i := 0; ; i++ {
+		if k := prefix + strconv.Itoa(i); cfg.OwnerOfKey(k) == gid {
+			return k
+		}
+	}
+}
+
+func TestRouterTable(t *testing.T) {
+	srv, cfg, g := shardedRouter(t)
+	a, b := keyIn(cfg, 1, "a"), keyIn(cfg, 2, "b")
+	g[1].kv[a] = "va"
+	g[2].kv[b] = "vb"
+	g[2].kv["status"] = "reserved"
+	if cfg.OwnerOfKey("status") != 2 {
+		g[1].kv["status"] = "reserved"
+	}
+	tag1 := func() string { // two keys of one bucket
+		for i := 0; ; i++ {
+			tag := "u" + strconv.Itoa(i)
+			if cfg.OwnerOfKey(tag) == 1 {
+				return tag
+			}
+		}
+	}()
+	for _, tc := range []struct {
+		name       string
+		method     string
+		path       string
+		header     map[string]string
+		body       string
+		wantStatus int
+		wantBody   string // prefix of the body
+		wantHeader map[string]string
+		group      uint64 // the group that must have seen the request
+		wantSeen   string // its last request
+	}{
+		{name: "get raw", method: "GET", path: "/" + a, wantStatus: 200, wantBody: "va", group: 1, wantSeen: "GET /" + a + " id= seq="},
+		{name: "get raw other group", method: "GET", path: "/" + b, wantStatus: 200, wantBody: "vb", group: 2},
+		{name: "get json", method: "GET", path: "/key/" + a, wantStatus: 200, wantBody: `{"` + a + `":"va"}`},
+		{name: "get reserved name", method: "GET", path: "/key/status", wantStatus: 200, wantBody: `{"status":"reserved"}`},
+		{name: "head", method: "HEAD", path: "/" + a, wantStatus: 200, wantHeader: map[string]string{"Content-Length": "2"}},
+		{name: "get missing", method: "GET", path: "/" + a + "x", wantStatus: 404, wantBody: "kvstore: key not found"},
+		{name: "stale", method: "GET", path: "/" + a + "?level=stale", wantStatus: 200, group: 1, wantSeen: "GET /" + a + "?level=stale id= seq="},
+		{name: "level any case", method: "GET", path: "/" + a + "?level=%20Consistent", wantStatus: 200},
+		{name: "min index", method: "GET", path: "/" + a + "?min_index=5", wantStatus: 200, group: 1, wantSeen: "GET /" + a + "?min_index=5 id= seq="},
+		{name: "bad level", method: "GET", path: "/" + a + "?level=eventual", wantStatus: 400, wantBody: "router: level must be"},
+		{name: "bad min index", method: "GET", path: "/" + a + "?min_index=x", wantStatus: 400, wantBody: "router: min_index"},
+		{name: "twice", method: "GET", path: "/" + a + "?level=stale&level=stale", wantStatus: 400, wantBody: "router: query parameter level given more than once"},
+		{name: "put", method: "PUT", path: "/" + b, body: "new", wantStatus: 204, wantHeader: map[string]string{"X-Raft-Index": "1"}, group: 2, wantSeen: "PUT /" + b + " id=router seq="},
+		{name: "put passes ids", method: "PUT", path: "/key/" + a, body: "x", header: map[string]string{"X-Client-ID": "app-1", "X-Client-Seq": "77"},
+			wantStatus: 204, group: 1, wantSeen: "PUT /" + a + " id=app-1 seq=77"},
+		{name: "seq without id", method: "PUT", path: "/" + a, header: map[string]string{"X-Client-Seq": "1"}, wantStatus: 400, wantBody: "router: X-Client-ID"},
+		{name: "bad seq", method: "PUT", path: "/" + a, header: map[string]string{"X-Client-ID": "x", "X-Client-Seq": "0"}, wantStatus: 400, wantBody: "router: X-Client-Seq"},
+		{name: "too large", method: "PUT", path: "/" + a, body: strings.Repeat("x", 1025), wantStatus: 413},
+		{name: "key too long", method: "PUT", path: "/" + strings.Repeat("k", 65), wantStatus: 400, wantBody: "router: key too long"},
+		{name: "empty key", method: "GET", path: "/key/", wantStatus: 400, wantBody: "router: empty key"},
+		{name: "delete", method: "DELETE", path: "/key/" + b, wantStatus: 204, group: 2, wantSeen: "DELETE /key/" + b + " id=router seq="},
+		{name: "delete root key", method: "DELETE", path: "/" + b, wantStatus: 400, wantBody: "router: DELETE /<id> removes a raft member"},
+		{name: "member removal", method: "DELETE", path: "/3", wantStatus: 400, wantBody: "router: membership changes are per raft group"},
+		{name: "member add", method: "POST", path: "/4", body: "http://127.0.0.1:1", wantStatus: 400, wantBody: "router: membership"},
+		{name: "join", method: "POST", path: "/join", body: "{}", wantStatus: 400, wantBody: "router: membership"},
+		{name: "batch one group", method: "POST", path: "/key", body: `{"{` + tag1 + `}:x":"1","{` + tag1 + `}:y":"2"}`, wantStatus: 204, group: 1},
+		{name: "batch across groups", method: "POST", path: "/key", body: `{"` + a + `":"1","` + b + `":"2"}`, wantStatus: 400, wantBody: "router: client: putall"},
+		{name: "batch across groups json", method: "POST", path: "/key", body: `{"` + a + `":"1","` + b + `":"2"}`, header: map[string]string{"Accept": "application/json"},
+			wantStatus: 400, wantBody: `{"code":"cross_group","error":"router: client: putall`},
+		{name: "batch not strings", method: "POST", path: "/key", body: `{"a":1}`, wantStatus: 400, wantBody: "router: POST /key body must be"},
+		{name: "batch twice", method: "POST", path: "/key", body: `{"a":"1","a":"2"}`, wantStatus: 400, wantBody: "router: POST /key body must be"},
+		{name: "batch empty", method: "POST", path: "/key", body: `{}`, wantStatus: 400},
+		{name: "batch trailing", method: "POST", path: "/key", body: `{"a":"1"} x`, wantStatus: 400},
+		{name: "method", method: "PATCH", path: "/" + a, wantStatus: 405, wantHeader: map[string]string{"Allow": allowRoot}},
+		{name: "method key", method: "POST", path: "/key/" + a, wantStatus: 405, wantHeader: map[string]string{"Allow": allowKey}},
+		{name: "metrics", method: "GET", path: "/metrics", wantStatus: 404},
+		{name: "debug state", method: "GET", path: "/debug/state", wantStatus: 404},
+		{name: "status", method: "GET", path: "/status", wantStatus: 200, wantBody: `{"role":"router","clientID":"router","sharded":true,"configVersion":1,"buckets":16,"groups":{"1":{"servers":["` + g[1].srv.URL + `"],"buckets":8},"2":{"servers":["` + g[2].srv.URL + `"],"buckets":8}}`},
+		{name: "health", method: "GET", path: "/health", wantStatus: 200, wantBody: `{"health":"true","reason":""}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, srv.URL+tc.path, strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range tc.header {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.wantStatus || !strings.HasPrefix(string(body), tc.wantBody) {
+				t.Fatalf("%s %s = %d %q; want %d %q...", tc.method, tc.path, resp.StatusCode, body, tc.wantStatus, tc.wantBody)
+			}
+			for k, v := range tc.wantHeader {
+				if got := resp.Header.Get(k); got != v {
+					t.Errorf("header %s = %q, want %q", k, got, v)
+				}
+			}
+			if tc.group != 0 {
+				seen := g[tc.group].lastRequest()
+				if !strings.HasPrefix(seen, tc.method+" ") || (tc.wantSeen != "" && !strings.HasPrefix(seen, tc.wantSeen)) {
+					t.Errorf("group %d last saw %q, want %q", tc.group, seen, tc.wantSeen)
+				}
+			}
+		})
+	}
+}
+
+// TestRouterRelaysErrors: a member's error answer comes back as sent,
+// except a write that may have been applied, which is a 504 whatever its
+// last try was answered.
+func TestRouterRelaysErrors(t *testing.T) {
+	srv, cfg, g := shardedRouter(t)
+	a := keyIn(cfg, 1, "a")
+	g[1].fail.status, g[1].fail.ct, g[1].fail.body = 409, "application/json", `{"error":"busy","code":"conflict"}`
+	resp, err := http.Post(srv.URL+"/key", "application/json", strings.NewReader(`{"`+a+`":"1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 409 || string(body) != `{"error":"busy","code":"conflict"}` || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("409 relayed as %d %q %q", resp.StatusCode, body, resp.Header.Get("Content-Type"))
+	}
+
+	g[1].fail.status, g[1].fail.ct, g[1].fail.body = 503, "text/plain; charset=utf-8", "raftnode: no leader\n"
+	req, _ := http.NewRequest("GET", srv.URL+"/"+a, nil)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || string(body) != "raftnode: no leader\n" || resp.Header.Get("Retry-After") != "1" {
+		t.Fatalf("503 relayed as %d %q, Retry-After %q", resp.StatusCode, body, resp.Header.Get("Retry-After"))
+	}
+
+	// First try 504 (may apply), then 503s until the deadline: 504.
+	var tries int
+	var mu sync.Mutex
+	g[1].srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		tries++
+		n := tries
+		mu.Unlock()
+		if n == 1 {
+			w.WriteHeader(http.StatusGatewayTimeout)
+			return
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	req, _ = http.NewRequest("PUT", srv.URL+"/"+a, strings.NewReader("v"))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 504 || !strings.Contains(string(body), "may have been applied") {
+		t.Fatalf("504-then-503 write answered %d %q; want 504, outcome unknown", resp.StatusCode, body)
+	}
+}
