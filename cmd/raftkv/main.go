@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,12 +20,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/raftkv/raftkv/httpapi"
-	"github.com/raftkv/raftkv/kvstore"
+	"github.com/raftkv/raftkv/daemon"
 	"github.com/raftkv/raftkv/peerurl"
-	"github.com/raftkv/raftkv/raftnode"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sys/unix"
@@ -73,22 +68,22 @@ func parseFlags(args []string) (*options, error) {
 	o := &options{}
 	var cluster string
 	fs.Uint64Var(&o.id, "id", 1, "this member's id: member N listens for peers on the N-th --cluster URL")
-	fs.StringVar(&cluster, "cluster", "http://127.0.0.1:9021", "comma-separated peer URLs of the cluster, in id order")
-	fs.IntVar(&o.port, "port", 9121, "client HTTP port")
+	fs.StringVar(&cluster, "cluster", daemon.DefaultPeerURL, "comma-separated peer URLs of the cluster, in id order")
+	fs.IntVar(&o.port, "port", daemon.DefaultClientPort, "client HTTP port")
 	fs.BoolVar(&o.join, "join", false, "join an existing cluster (add this member with POST /<id> first)")
 	fs.StringVar(&o.joinAddr, "join-addr", "", "client address (host:port) of a member to ask to add this one, as raftdb's -join; implies --join")
 	fs.StringVar(&o.dataDir, "data-dir", "", "directory for the WAL and snapshots (default raftkv-<id> in the working directory)")
-	fs.Uint64Var(&o.snapshotCount, "snapshot-count", raftnode.DefaultSnapshotCount, "applied entries between snapshots")
-	fs.Uint64Var(&o.snapshotCatchUpEntries, "snapshot-catchup-entries", raftnode.DefaultSnapshotCatchUpEntries, "entries kept after a snapshot for slow followers")
-	fs.Uint64Var(&o.snapshotBytes, "snapshot-bytes", raftnode.DefaultSnapshotBytes, "also snapshot once the entries applied since the last snapshot hold this many bytes")
-	fs.IntVar(&o.snapshotWriteMiBs, "snapshot-write-rate", raftnode.DefaultSnapshotWriteRate>>20, "MiB per second a snapshot's data file is written at most, so the WAL keeps the disk (0: no limit)")
-	fs.DurationVar(&o.batchGatherWait, "batch-gather-wait", 2*time.Millisecond, "longest the leader waits for writes to add up to most of its previous entry before it proposes the next (0: never wait)")
+	fs.Uint64Var(&o.snapshotCount, "snapshot-count", daemon.DefaultSnapshotCount, "applied entries between snapshots")
+	fs.Uint64Var(&o.snapshotCatchUpEntries, "snapshot-catchup-entries", daemon.DefaultSnapshotCatchUpEntries, "entries kept after a snapshot for slow followers")
+	fs.Uint64Var(&o.snapshotBytes, "snapshot-bytes", daemon.DefaultSnapshotBytes, "also snapshot once the entries applied since the last snapshot hold this many bytes")
+	fs.IntVar(&o.snapshotWriteMiBs, "snapshot-write-rate", daemon.DefaultSnapshotWriteRate>>20, "MiB per second a snapshot's data file is written at most, so the WAL keeps the disk (0: no limit)")
+	fs.DurationVar(&o.batchGatherWait, "batch-gather-wait", daemon.DefaultBatchGatherWait, "longest the leader waits for writes to add up to most of its previous entry before it proposes the next (0: never wait)")
 	fs.StringVar(&o.listenHost, "listen-host", "", "host or IP the client HTTP server listens on (default: all interfaces, as raftexample)")
 	fs.StringVar(&o.peerListen, "peer-listen", "", "host:port the peer server listens on (default: the host:port of this member's --cluster URL)")
 	fs.StringVar(&o.advertiseClientURL, "advertise-client-url", "", "client URL other members show for this one (default http://<peer host>:<port>)")
-	fs.IntVar(&o.tickMs, "tick-ms", 100, "raft tick in milliseconds")
-	fs.IntVar(&o.electionTicks, "election-ticks", 10, "election timeout in ticks (heartbeat is one tick)")
-	fs.DurationVar(&o.requestTimeout, "request-timeout", 5*time.Second, "deadline of each client request")
+	fs.IntVar(&o.tickMs, "tick-ms", int(daemon.DefaultTickInterval/time.Millisecond), "raft tick in milliseconds")
+	fs.IntVar(&o.electionTicks, "election-ticks", daemon.DefaultElectionTicks, "election timeout in ticks (heartbeat is one tick)")
+	fs.DurationVar(&o.requestTimeout, "request-timeout", daemon.DefaultRequestTimeout, "deadline of each client request")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or console (human-readable)")
 	fs.IntVar(&o.gcPercent, "gc-percent", 0, "Go garbage collector target percentage, as GOGC (which overrides it when set); 0: let the heap exceed the live data by 15%, but by at least 64 MiB")
@@ -173,7 +168,10 @@ func (o *options) validate() error {
 		return fmt.Errorf("--data-dir: %v", err)
 	}
 	o.dataDir = abs
-	return checkDataDir(abs)
+	if err := checkDataDir(abs); err != nil {
+		return err
+	}
+	return o.config(nil).Validate()
 }
 
 // checkDataDir requires dir to be a usable directory, or creatable.
@@ -230,30 +228,44 @@ func run(o *options) int {
 		debug.SetGCPercent(o.gcPercent)
 	}
 
-	clientAddr := net.JoinHostPort(o.listenHost, strconv.Itoa(o.port))
-	clientLn, err := net.Listen("tcp", clientAddr)
+	m, err := daemon.Start(context.Background(), o.config(lg))
 	if err != nil {
-		lg.Error("cannot listen for clients", zap.String("address", clientAddr), zap.Error(err))
+		lg.Error("cannot start", zap.Error(err))
 		return 1
 	}
-	if o.joinAddr != "" && !raftnode.HasState(o.dataDir) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := joinVia(ctx, lg, o.joinAddr, o.id, o.cluster[o.id-1], o.clientURL())
-		cancel()
-		if err != nil {
-			clientLn.Close()
-			lg.Error("cannot join the cluster", zap.Error(err))
-			return 1
-		}
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
+	select {
+	case sig := <-sigc:
+		lg.Info("shutting down", zap.String("signal", sig.String()))
+	case <-m.Done():
 	}
-	registry := prometheus.NewRegistry()
-	node, err := raftnode.New(raftnode.Config{
+	m.Stop()
+
+	switch err := m.Err(); {
+	case err == nil:
+		lg.Info("stopped")
+		return 0
+	case errors.Is(err, daemon.ErrRemoved):
+		lg.Info("removed from the cluster; exiting")
+		return 0
+	default:
+		lg.Error("stopped after a fatal error", zap.Error(err))
+		return 1
+	}
+}
+
+// config is the daemon's configuration for o.
+func (o *options) config(lg *zap.Logger) daemon.Config {
+	return daemon.Config{
 		ID:                     o.id,
 		Peers:                  o.cluster,
 		Join:                   o.join,
+		JoinAddr:               o.joinAddr,
 		DataDir:                o.dataDir,
+		ClientListenAddr:       net.JoinHostPort(o.listenHost, strconv.Itoa(o.port)),
 		PeerListenAddr:         o.peerListen,
-		ClientURL:              o.clientURL(),
+		AdvertiseClientURL:     o.advertiseClientURL,
 		SnapshotCount:          o.snapshotCount,
 		SnapshotCatchUpEntries: o.snapshotCatchUpEntries,
 		SnapshotBytes:          o.snapshotBytes,
@@ -261,76 +273,9 @@ func run(o *options) int {
 		BatchGatherWait:        o.batchGatherWaitConfig(),
 		TickInterval:           time.Duration(o.tickMs) * time.Millisecond,
 		ElectionTicks:          o.electionTicks,
+		RequestTimeout:         o.requestTimeout,
+		Pprof:                  true,
 		Logger:                 lg,
-		Registerer:             registry,
-	})
-	if err != nil {
-		clientLn.Close()
-		lg.Error("cannot open raft node", zap.Error(err))
-		return 1
-	}
-	kv, err := kvstore.New(kvstore.Config{Logger: lg.Named("kvstore"), Registerer: registry}, node)
-	if err == nil {
-		err = node.Start(kv.Snapshot)
-	}
-	if err != nil {
-		clientLn.Close()
-		node.Stop()
-		lg.Error("cannot start raft node", zap.Error(err))
-		return 1
-	}
-	handler, err := httpapi.New(httpapi.Config{
-		Store:          store{kv},
-		Cluster:        cluster{node: node, store: kv},
-		Logger:         lg.Named("http"),
-		RequestTimeout: o.requestTimeout,
-		// etcd's wal, snap and rafthttp packages and the Go runtime
-		// collectors use the default registry; raftkv's own metrics are
-		// per member.
-		Metrics: promhttp.HandlerFor(prometheus.Gatherers{prometheus.DefaultGatherer, registry}, promhttp.HandlerOpts{}),
-		Pprof:   true,
-	})
-	if err != nil {
-		lg.Error("cannot build http handler", zap.Error(err))
-		return 1
-	}
-	srv := httpapi.NewServer(clientAddr, handler, o.requestTimeout)
-	srv.ErrorLog = zap.NewStdLog(lg.Named("client-http"))
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(clientLn) }()
-	lg.Info("serving clients", zap.String("address", clientLn.Addr().String()), zap.String("data-dir", o.dataDir))
-
-	sigc := make(chan os.Signal, 1)
-	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
-	select {
-	case sig := <-sigc:
-		lg.Info("shutting down", zap.String("signal", sig.String()))
-	case <-node.Done():
-	case err := <-serveErr:
-		lg.Error("client server failed", zap.Error(err))
-	}
-
-	// Shutdown order: HTTP first, then the store's proposer, then the
-	// raft loop, transport and WAL (node.Stop), then the apply loop.
-	ctx, cancel := context.WithTimeout(context.Background(), o.requestTimeout+time.Second)
-	if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		lg.Warn("client server shutdown", zap.Error(err))
-	}
-	cancel()
-	kv.Stop()
-	node.Stop()
-	<-kv.Done()
-
-	switch err := node.Err(); {
-	case err == nil:
-		lg.Info("stopped")
-		return 0
-	case errors.Is(err, raftnode.ErrRemoved):
-		lg.Info("removed from the cluster; exiting")
-		return 0
-	default:
-		lg.Error("stopped after a fatal error", zap.Error(err))
-		return 1
 	}
 }
 
@@ -348,20 +293,4 @@ func (o *options) batchGatherWaitConfig() time.Duration {
 		return -1 // never wait
 	}
 	return o.batchGatherWait
-}
-
-// clientURL is the client URL this member publishes to the others.
-func (o *options) clientURL() string {
-	if o.advertiseClientURL != "" {
-		return o.advertiseClientURL
-	}
-	host := o.listenHost
-	if host == "" {
-		if i := o.id - 1; i < uint64(len(o.cluster)) {
-			if u, err := urlHost(o.cluster[i]); err == nil {
-				host = u
-			}
-		}
-	}
-	return "http://" + net.JoinHostPort(host, strconv.Itoa(o.port))
 }

@@ -47,8 +47,8 @@ func TestParseFlags(t *testing.T) {
 				if !filepath.IsAbs(o.dataDir) || o.id != 2 || len(o.cluster) != 3 {
 					t.Fatalf("parsed %+v", o)
 				}
-				if got := o.clientURL(); got != "http://127.0.0.1:22380" {
-					t.Fatalf("client URL %q", got)
+				if got := o.config(nil).ClientListenAddr; got != ":22380" {
+					t.Fatalf("client listen address %q", got)
 				}
 				return
 			}
