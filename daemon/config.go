@@ -27,15 +27,11 @@ const (
 	DefaultJoinTimeout = 30 * time.Second
 	// DefaultRequestTimeout is the deadline of each client request.
 	DefaultRequestTimeout = httpapi.DefaultRequestTimeout
-	// DefaultTickInterval is the duration of one raft tick.
-	DefaultTickInterval = 100 * time.Millisecond
-	// DefaultElectionTicks is the election timeout in ticks; the heartbeat
-	// is one tick.
-	DefaultElectionTicks = 10
-	// DefaultBatchGatherWait is the longest the leader waits for its next
-	// entry to fill (see raftnode.Config.BatchGatherWait).
-	DefaultBatchGatherWait = 2 * time.Millisecond
 
+	// The raft node's defaults (see raftnode.Config).
+	DefaultTickInterval           = raftnode.DefaultTickInterval
+	DefaultElectionTicks          = raftnode.DefaultElectionTicks // the heartbeat is one tick
+	DefaultBatchGatherWait        = raftnode.DefaultBatchGatherWait
 	DefaultSnapshotCount          = raftnode.DefaultSnapshotCount
 	DefaultSnapshotCatchUpEntries = raftnode.DefaultSnapshotCatchUpEntries
 	DefaultSnapshotBytes          = raftnode.DefaultSnapshotBytes
@@ -129,6 +125,11 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ClientListenAddr == "" {
 		c.ClientListenAddr = ":" + strconv.Itoa(DefaultClientPort)
+	}
+	if c.PeerListenAddr == "" && c.ID >= 1 && c.ID <= uint64(len(c.Peers)) {
+		if u, err := url.Parse(c.Peers[c.ID-1]); err == nil {
+			c.PeerListenAddr = u.Host
+		}
 	}
 	if c.SnapshotCount == 0 {
 		c.SnapshotCount = DefaultSnapshotCount

@@ -15,10 +15,13 @@
 //
 // # Lifecycle
 //
-// Start validates the Config, listens for clients, joins through JoinAddr
-// if asked and the data dir holds no state, replays the data dir, starts
-// raft and serves clients. It returns a running Member or an error, and
-// leaves nothing running on error. The member runs until Stop, until it
+// Start validates the Config, listens on the client and peer ports (both
+// before the data dir is touched), joins through JoinAddr if asked and the
+// data dir holds no state, replays the data dir, starts raft and serves
+// clients. It returns a running Member or an error, and leaves nothing
+// running on error. Its errors are one line that names what failed: the
+// address of a busy port, the data dir (held by another process: wraps
+// fileutil.ErrLocked), the join URL. The member runs until Stop, until it
 // applies its own removal (Err wraps ErrRemoved), or until its raft node or
 // client server fails (Err is that error). Done is closed once it has
 // stopped, whatever the reason; Stop waits for that and may be called any

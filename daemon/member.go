@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/raftkv/raftkv/httpapi"
 	"github.com/raftkv/raftkv/kvstore"
 	"github.com/raftkv/raftkv/raftnode"
+	"go.etcd.io/etcd/client/pkg/v3/fileutil"
 	"go.uber.org/zap"
 )
 
@@ -32,6 +34,7 @@ type Member struct {
 	kv        *kvstore.Store
 	srv       *httpapi.Server
 	clientLn  net.Listener
+	peerLn    net.Listener // the raft node's peer server serves and closes it
 	clientURL string
 
 	serveErr chan error    // the client server's end; buffered
@@ -51,14 +54,29 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 	}
 	cfg = cfg.withDefaults()
 	lg := cfg.Logger
-	clientLn, err := net.Listen("tcp", cfg.ClientListenAddr)
+	// Both ports are claimed before the data dir is touched: a member that
+	// failed on a busy port after creating its WAL would take that empty
+	// WAL for a restart next time and never bootstrap.
+	clientLn, err := listen("clients", cfg.ClientListenAddr)
 	if err != nil {
-		return nil, fmt.Errorf("cannot listen for clients on %s: %w", cfg.ClientListenAddr, err)
+		return nil, err
+	}
+	peerLn, err := listen("peers", cfg.PeerListenAddr)
+	if err != nil {
+		clientLn.Close()
+		return nil, err
+	}
+	// Until the raft node has started, the listeners are this function's
+	// to close on failure.
+	closeListeners := func() {
+		clientLn.Close()
+		peerLn.Close()
 	}
 	m := &Member{
 		cfg:       cfg,
 		lg:        lg,
 		clientLn:  clientLn,
+		peerLn:    peerLn,
 		clientURL: cfg.clientURL(clientLn.Addr()),
 		serveErr:  make(chan error, 1),
 		stopc:     make(chan struct{}),
@@ -69,7 +87,7 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		err := joinVia(jctx, lg, cfg.JoinAddr, cfg.ID, cfg.Peers[cfg.ID-1], m.clientURL)
 		cancel()
 		if err != nil {
-			clientLn.Close()
+			closeListeners()
 			return nil, fmt.Errorf("cannot join the cluster: %w", err)
 		}
 	}
@@ -80,6 +98,7 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		Join:                   cfg.Join,
 		DataDir:                cfg.DataDir,
 		PeerListenAddr:         cfg.PeerListenAddr,
+		PeerListener:           peerLn,
 		ClientURL:              m.clientURL,
 		SnapshotCount:          cfg.SnapshotCount,
 		SnapshotCatchUpEntries: cfg.SnapshotCatchUpEntries,
@@ -92,15 +111,18 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		Registerer:             registry,
 	})
 	if err != nil {
-		clientLn.Close()
-		return nil, fmt.Errorf("cannot open raft node: %w", err)
+		closeListeners()
+		if errors.Is(err, fileutil.ErrLocked) {
+			return nil, fmt.Errorf("data dir %s is in use by another process (%w)", cfg.DataDir, fileutil.ErrLocked)
+		}
+		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
 	}
 	m.kv, err = kvstore.New(kvstore.Config{Logger: lg.Named("kvstore"), Registerer: registry}, m.node)
 	if err == nil {
 		err = m.node.Start(m.kv.Snapshot)
 	}
 	if err != nil {
-		clientLn.Close()
+		closeListeners()
 		if m.kv != nil {
 			m.kv.Stop()
 		}
@@ -191,6 +213,24 @@ func (m *Member) ClientAddr() net.Addr { return m.clientLn.Addr() }
 
 // ClientURL is the client URL this member publishes to the others.
 func (m *Member) ClientURL() string { return m.clientURL }
+
+// PeerAddr is the address the peer (rafthttp) server listens on.
+func (m *Member) PeerAddr() net.Addr { return m.peerLn.Addr() }
+
+// listen listens on addr for what ("clients" or "peers") and names both in
+// its error.
+func listen(what, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		// net's error repeats "listen tcp <addr>"; its cause is enough.
+		var se *os.SyscallError
+		if errors.As(err, &se) {
+			err = se.Err
+		}
+		return nil, fmt.Errorf("cannot listen for %s on %s: %w", what, addr, err)
+	}
+	return ln, nil
+}
 
 // clientURL is the client URL published for a client server listening on
 // addr: AdvertiseClientURL, or http://<host>:<port> with the host of

@@ -3,15 +3,18 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/fileutil"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -134,5 +137,65 @@ func TestStartClientPortInUse(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), l.Addr().String()) {
 		t.Errorf("error %q does not name %s", err, l.Addr())
+	}
+}
+
+// TestStartPeerPortInUse: a busy peer port fails Start with an error that
+// names it, and leaves the data dir as it was, so that the next start
+// bootstraps the cluster (a WAL created before the failure made the next
+// start a restart with no members, which never elected a leader).
+func TestStartPeerPortInUse(t *testing.T) {
+	cfg := oneMember(t, filepath.Join(t.TempDir(), "data"))
+	addr := strings.TrimPrefix(cfg.Peers[0], "http://")
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Start(context.Background(), cfg)
+	if err == nil {
+		m.Stop()
+		l.Close()
+		t.Fatal("Start succeeded on a busy peer port")
+	}
+	l.Close()
+	if want := "cannot listen for peers on " + addr + ": address already in use"; err.Error() != want {
+		t.Errorf("error %q, want %q", err, want)
+	}
+	if _, err := os.Stat(cfg.DataDir); !os.IsNotExist(err) {
+		t.Errorf("the failed start touched the data dir: %v", err)
+	}
+	m, err = Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Stop()
+	waitLeader(t, m)
+}
+
+// TestStartDataDirInUse: a second member on the data dir of a running one
+// fails with an error that names the dir, and the first one keeps serving.
+func TestStartDataDirInUse(t *testing.T) {
+	cfg := oneMember(t, filepath.Join(t.TempDir(), "data"))
+	m, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Stop()
+	waitLeader(t, m)
+	other := cfg
+	other.Peers = []string{freePeerURL(t)}
+	m2, err := Start(context.Background(), other)
+	if err == nil {
+		m2.Stop()
+		t.Fatal("a second member started on the data dir of a running one")
+	}
+	if want := "data dir " + cfg.DataDir + " is in use by another process"; !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("error %q, want it to start with %q", err, want)
+	}
+	if !errors.Is(err, fileutil.ErrLocked) {
+		t.Errorf("error %q does not wrap fileutil.ErrLocked", err)
+	}
+	if st, body := call(t, m, http.MethodPut, "/k", "v"); st != http.StatusNoContent {
+		t.Fatalf("PUT /k on the first member: %d %s", st, body)
 	}
 }
