@@ -215,7 +215,7 @@ func run(o *options) int {
 	lg, err := newLogger(o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "raftkv: logger:", err)
-		return 1
+		return 2
 	}
 	defer lg.Sync()
 	switch {
@@ -230,8 +230,10 @@ func run(o *options) int {
 
 	m, err := daemon.Start(context.Background(), o.config(lg))
 	if err != nil {
-		lg.Error("cannot start", zap.Error(err))
-		return 1
+		// A start-up error is the user's to fix (a busy port, a data dir in
+		// use): one line that names the thing, as for a bad flag.
+		fmt.Fprintln(os.Stderr, "raftkv:", err)
+		return 2
 	}
 	sigc := make(chan os.Signal, 1)
 	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
