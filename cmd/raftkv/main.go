@@ -49,6 +49,7 @@ type options struct {
 	logLevel               string
 	logFormat              string
 	gcPercent              int
+	enablePprof            bool
 }
 
 func main() {
@@ -86,6 +87,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.requestTimeout, "request-timeout", daemon.DefaultRequestTimeout, "deadline of each client request")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or console (human-readable)")
+	fs.BoolVar(&o.enablePprof, "enable-pprof", false, "serve Go profiling under /debug/pprof/ on the client port; it shows the command line and lets any client run CPU profiles and traces, so only on a trusted network")
 	fs.IntVar(&o.gcPercent, "gc-percent", 0, "Go garbage collector target percentage, as GOGC (which overrides it when set); 0: let the heap exceed the live data by 15%, but by at least 64 MiB")
 	// Errors are reported in one line by main; usage only on --help.
 	fs.SetOutput(io.Discard)
@@ -276,7 +278,7 @@ func (o *options) config(lg *zap.Logger) daemon.Config {
 		TickInterval:           time.Duration(o.tickMs) * time.Millisecond,
 		ElectionTicks:          o.electionTicks,
 		RequestTimeout:         o.requestTimeout,
-		Pprof:                  true,
+		Pprof:                  o.enablePprof,
 		Logger:                 lg,
 	}
 }

@@ -50,6 +50,9 @@ func TestParseFlags(t *testing.T) {
 				if got := o.config(nil).ClientListenAddr; got != ":22380" {
 					t.Fatalf("client listen address %q", got)
 				}
+				if o.config(nil).Pprof {
+					t.Fatal("pprof is served without --enable-pprof")
+				}
 				return
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -59,6 +62,16 @@ func TestParseFlags(t *testing.T) {
 				t.Fatalf("error is not one line: %q", err)
 			}
 		})
+	}
+}
+
+func TestParseFlagsEnablePprof(t *testing.T) {
+	o, err := parseFlags([]string{"--cluster", "http://127.0.0.1:12379", "--data-dir", t.TempDir(), "--enable-pprof"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.config(nil).Pprof {
+		t.Fatal("--enable-pprof does not enable pprof")
 	}
 }
 
