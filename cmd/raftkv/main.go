@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/raftkv/raftkv/cmd/internal/cli"
 	"github.com/raftkv/raftkv/daemon"
 	"github.com/raftkv/raftkv/peerurl"
 	"go.uber.org/zap"
@@ -52,10 +53,48 @@ type options struct {
 	enablePprof            bool
 }
 
+// errVersion is parseFlags's answer to --version.
+var errVersion = errors.New("version requested")
+
+// usageHead is the top of --help, above the flags.
+const usageHead = `raftkv runs one member of a replicated key-value store: etcd's Raft library
+with etcd's WAL, snapshots and peer transport underneath, and an HTTP API on
+--port (PUT /<key>, GET /<key>, DELETE /key/<key>, POST /<id> to add a
+member, GET /status). A write is answered once a quorum committed it and this
+member applied it, and reads are linearizable on every member. It takes etcd
+raftexample's flags, Procfile and curl usage.
+
+Examples:
+  # member 1 of 3 on one machine (go tool goreman start runs all three
+  # from the repository's Procfile), then a write through it
+  raftkv --id 1 --cluster http://127.0.0.1:12379,http://127.0.0.1:22379,http://127.0.0.1:32379 --port 12380
+  curl -L http://127.0.0.1:12380/my-key -XPUT -d hello
+
+  # add member 4: tell the cluster, then start it with --join
+  curl -L http://127.0.0.1:12380/4 -XPOST -d http://127.0.0.1:42379
+  raftkv --id 4 --cluster http://127.0.0.1:12379,http://127.0.0.1:22379,http://127.0.0.1:32379,http://127.0.0.1:42379 --port 42380 --join
+
+  # or let member 4 ask member 1 to add it, as raftdb's -join does
+  raftkv --id 4 --cluster <the same 4 URLs> --port 42380 --join-addr 127.0.0.1:12380
+
+Usage: raftkv --id N --cluster URL1,URL2,... --port P [flags]
+
+Exit status: 0 once stopped by SIGINT or SIGTERM, or removed from the
+cluster; 1 after a fatal error while running (such as a disk it cannot
+write); 2 when the flags are wrong or the member cannot start, with one line
+on stderr that says why.
+
+Flags:
+`
+
 func main() {
 	opts, err := parseFlags(os.Args[1:])
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		if errors.Is(err, errVersion) {
+			fmt.Print(cli.Version("raftkv"))
 			os.Exit(0)
 		}
 		fmt.Fprintln(os.Stderr, "raftkv:", err)
@@ -88,16 +127,20 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or console (human-readable)")
 	fs.BoolVar(&o.enablePprof, "enable-pprof", false, "serve Go profiling under /debug/pprof/ on the client port; it shows the command line and lets any client run CPU profiles and traces, so only on a trusted network")
+	version := fs.Bool("version", false, "print the version, VCS revision and Go version, and exit")
 	fs.IntVar(&o.gcPercent, "gc-percent", 0, "Go garbage collector target percentage, as GOGC (which overrides it when set); 0: let the heap exceed the live data by 15%, but by at least 64 MiB")
 	// Errors are reported in one line by main; usage only on --help.
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(os.Stdout)
-			fmt.Fprintln(os.Stdout, "Usage: raftkv --id N --cluster URL1,URL2,... --port P [flags]")
+			fmt.Fprint(os.Stdout, usageHead)
 			fs.PrintDefaults()
 		}
 		return nil, err
+	}
+	if *version {
+		return nil, errVersion
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))

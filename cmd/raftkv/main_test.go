@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/raftkv/raftkv/testcluster"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -104,5 +106,30 @@ func TestGCPercentFor(t *testing.T) {
 		if got := gcPercentFor(c.live); got != c.want {
 			t.Errorf("gcPercentFor(%d MiB) = %d, want %d", c.live>>20, got, c.want)
 		}
+	}
+}
+
+// TestHelpAndVersion runs the binary with --help, --version and a bad flag.
+func TestHelpAndVersion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the raftkv binary")
+	}
+	bin := testcluster.BuildBinary(t)
+	r := runRaftkv(t, bin, nil, "--help")
+	if r.code != 0 || r.stderr != "" || !strings.HasPrefix(r.stdout, "raftkv runs one member of a replicated key-value store") {
+		t.Errorf("--help: exit status %d, stderr %q, stdout:\n%s", r.code, r.stderr, r.stdout)
+	}
+	for _, want := range []string{"\nExamples:\n", "--port 12380\n", "--join-addr 127.0.0.1:12380\n", "\nUsage: raftkv --id N", "\nFlags:\n", "-enable-pprof", "-version"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("--help lacks %q", want)
+		}
+	}
+	r = runRaftkv(t, bin, nil, "--version")
+	if r.code != 0 || r.stderr != "" || !strings.HasPrefix(r.stdout, "raftkv version: ") || !strings.Contains(r.stdout, "\nGo version: go") {
+		t.Errorf("--version: exit status %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = runRaftkv(t, bin, nil, "--nope")
+	if r.code != 2 || r.stdout != "" || r.stderr != "raftkv: flag provided but not defined: -nope\n" {
+		t.Errorf("a bad flag: exit status %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 }
