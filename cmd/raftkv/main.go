@@ -125,7 +125,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.electionTicks, "election-ticks", daemon.DefaultElectionTicks, "election timeout in ticks (heartbeat is one tick)")
 	fs.DurationVar(&o.requestTimeout, "request-timeout", daemon.DefaultRequestTimeout, "deadline of each client request")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or console (human-readable)")
+	fs.StringVar(&o.logFormat, "log-format", "auto", "log format: json, console (for humans), or auto: console when stderr is a terminal, else json")
 	fs.BoolVar(&o.enablePprof, "enable-pprof", false, "serve Go profiling under /debug/pprof/ on the client port; it shows the command line and lets any client run CPU profiles and traces, so only on a trusted network")
 	version := fs.Bool("version", false, "print the version, VCS revision and Go version, and exit")
 	fs.IntVar(&o.gcPercent, "gc-percent", 0, "Go garbage collector target percentage, as GOGC (which overrides it when set); 0: let the heap exceed the live data by 15%, but by at least 64 MiB")
@@ -199,8 +199,8 @@ func (o *options) validate() error {
 	if o.gcPercent != 0 && o.gcPercent < 10 {
 		return fmt.Errorf("--gc-percent %d must be 0 (automatic) or at least 10", o.gcPercent)
 	}
-	if o.logFormat != "json" && o.logFormat != "console" {
-		return fmt.Errorf("--log-format %q must be json or console", o.logFormat)
+	if o.logFormat != "auto" && o.logFormat != "json" && o.logFormat != "console" {
+		return fmt.Errorf("--log-format %q must be auto, json or console", o.logFormat)
 	}
 	if o.joinAddr != "" {
 		o.join = true
@@ -243,12 +243,27 @@ func checkDataDir(dir string) error {
 	return nil
 }
 
-func newLogger(o *options) (*zap.Logger, error) {
+// logEncoding is the zap encoding of --log-format: auto is console on a
+// terminal, where a person reads, and JSON elsewhere (a file, a pipe, a
+// log collector).
+func logEncoding(format string, terminal bool) string {
+	if format == "console" || (format == "auto" && terminal) {
+		return "console"
+	}
+	return "json"
+}
+
+// newLogger builds the logger of o on stderr; terminal tells whether
+// stderr is one.
+func newLogger(o *options, terminal bool) (*zap.Logger, error) {
 	level, _ := zapcore.ParseLevel(o.logLevel)
 	cfg := zap.NewProductionConfig()
-	if o.logFormat == "console" {
-		cfg = zap.NewDevelopmentConfig()
-		cfg.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
+	if logEncoding(o.logFormat, terminal) == "console" {
+		cfg.Encoding = "console"
+		cfg.EncoderConfig = zap.NewDevelopmentEncoderConfig()
+		if terminal {
+			cfg.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		}
 	}
 	cfg.Level = zap.NewAtomicLevelAt(level)
 	cfg.Sampling = nil
@@ -257,7 +272,7 @@ func newLogger(o *options) (*zap.Logger, error) {
 }
 
 func run(o *options) int {
-	lg, err := newLogger(o)
+	lg, err := newLogger(o, cli.IsTerminal(os.Stderr))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "raftkv: logger:", err)
 		return 2

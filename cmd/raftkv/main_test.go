@@ -31,7 +31,7 @@ func TestParseFlags(t *testing.T) {
 		{"bad port", []string{"--id", "1", cluster, "--port", "70000"}, "not a TCP port"},
 		{"data dir is a file", []string{"--id", "1", cluster, "--data-dir", file}, "not a directory"},
 		{"data dir parent missing", []string{"--id", "1", cluster, "--data-dir", filepath.Join(dir, "no", "such")}, "does not exist"},
-		{"bad log format", []string{"--id", "1", cluster, "--data-dir", dir, "--log-format", "xml"}, "json or console"},
+		{"bad log format", []string{"--id", "1", cluster, "--data-dir", dir, "--log-format", "xml"}, "auto, json or console"},
 		{"gc percent too low", []string{"--id", "1", cluster, "--data-dir", dir, "--gc-percent", "5"}, "at least 10"},
 		{"gc percent negative", []string{"--id", "1", cluster, "--data-dir", dir, "--gc-percent", "-1"}, "at least 10"},
 		{"negative snapshot write rate", []string{"--id", "1", cluster, "--data-dir", dir, "--snapshot-write-rate", "-1"}, "0 (no limit) or positive"},
@@ -131,5 +131,24 @@ func TestHelpAndVersion(t *testing.T) {
 	r = runRaftkv(t, bin, nil, "--nope")
 	if r.code != 2 || r.stdout != "" || r.stderr != "raftkv: flag provided but not defined: -nope\n" {
 		t.Errorf("a bad flag: exit status %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestLogEncoding(t *testing.T) {
+	for _, tc := range []struct {
+		format   string
+		terminal bool
+		want     string
+	}{
+		{"auto", true, "console"},
+		{"auto", false, "json"},
+		{"json", true, "json"},
+		{"json", false, "json"},
+		{"console", true, "console"},
+		{"console", false, "console"},
+	} {
+		if got := logEncoding(tc.format, tc.terminal); got != tc.want {
+			t.Errorf("logEncoding(%q, terminal %v) = %q, want %q", tc.format, tc.terminal, got, tc.want)
+		}
 	}
 }
