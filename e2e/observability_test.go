@@ -14,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/raftkv/raftkv/daemon"
 	"github.com/raftkv/raftkv/testcluster"
 )
 
@@ -79,10 +80,9 @@ func getStatus(base string) (nodeStatus, error) {
 // TestStatusAgreesOnAllNodes: every member's /status names the same leader and the same
 // members, each with its real peer URL and, once published, its real client URL; the
 // leader reports every follower's progress, in state replicate once it settles, and the
-// followers report none. /debug/pprof/ answers on every member started with
-// --enable-pprof.
+// followers report none. /debug/pprof/ answers on every member that enables it.
 func TestStatusAgreesOnAllNodes(t *testing.T) {
-	c, _ := startCluster(t, testcluster.Options{ExtraArgs: []string{"--enable-pprof"}})
+	c, _ := startCluster(t, testcluster.Options{InProcess: true, Configure: func(_ int, cfg *daemon.Config) { cfg.Pprof = true }})
 	ids := c.Live()
 	testcluster.WaitFor(t, convergeTimeout, "every /status to agree", func() error {
 		var leader uint64
