@@ -3,12 +3,14 @@
 // wires them together. cmd/raftkv is this package behind flags and
 // signals; tests start members in process with it.
 //
-// It owns: the client listener and HTTP server, the adapters from kvstore
-// and raftnode to httpapi's Store and Cluster interfaces, the health policy
-// (a member is healthy with a leader and an applied index within healthLag
-// entries of the commit index), the forwarding of membership changes to the
-// leader's client URL, the raftdb-style join request (Config.JoinAddr) and
-// each member's Prometheus registry. It must not parse flags, install
+// It owns: the client and peer listeners (the raft node's peer server
+// serves and closes the latter once started), the client HTTP server, the
+// adapters from kvstore and raftnode to httpapi's Store and Cluster
+// interfaces, the health policy (a member is healthy with a leader and an
+// applied index within healthLag entries of the commit index), the
+// forwarding of membership changes to the leader's client URL, the
+// raftdb-style join request (Config.JoinAddr) and each member's Prometheus
+// registry. It must not parse flags, install
 // signal handlers, change process-wide settings (GC, the default logger)
 // or exit the process: everything comes from Config, and failures end in
 // Start's error or Err.

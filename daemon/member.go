@@ -44,10 +44,12 @@ type Member struct {
 	err      error         // why it stopped; written before donec closes
 }
 
-// Start validates cfg, opens the client listener, asks cfg.JoinAddr to add
-// this member if it has no state yet, replays the data dir, starts raft
-// and serves clients. ctx bounds the start-up only (the join request); once
-// Start returns, Stop ends the member. On error nothing is left running.
+// Start validates cfg, listens on the client and peer ports, asks
+// cfg.JoinAddr to add this member if it has no state yet, replays the data
+// dir, starts raft and serves clients. ctx bounds the start-up only (the
+// join request); once Start returns, Stop ends the member. On error nothing
+// is left running, and the error is one line that names the port, data dir
+// or URL at fault.
 func Start(ctx context.Context, cfg Config) (*Member, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
