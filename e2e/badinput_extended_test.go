@@ -63,7 +63,7 @@ func (a *abuse) acked() map[string][]byte {
 // and restarted it comes up and serves again: no bad request reached the
 // log in a form that breaks a node on replay.
 func TestBadInputExtended(t *testing.T) {
-	c, _ := startCluster(t, testcluster.Options{})
+	c, _ := startCluster(t, testcluster.Options{ExtraArgs: []string{"--enable-pprof"}})
 	a := &abuse{c: c, want: map[string][]byte{"known/a": []byte("1"), "known/b": {0, 0xff, '\n'}}}
 	for i := range 20 {
 		a.want[fmt.Sprintf("known/%02d", i)] = []byte(fmt.Sprintf("value %d", i))

@@ -14,7 +14,7 @@ import (
 // gets its documented 4xx with a one-line error body, none changes the membership, and
 // afterwards the cluster still serves and earlier writes are intact.
 func TestBadInputIsRejected(t *testing.T) {
-	c, leader := startCluster(t, testcluster.Options{})
+	c, leader := startCluster(t, testcluster.Options{InProcess: true})
 	want := map[string][]byte{"keep/a": []byte("1"), "keep/b": []byte("2"), "foo": []byte("3")}
 	putMany(t, c, c.Live(), want)
 

@@ -83,7 +83,7 @@ func raftIndex(t *testing.T, id int, r testcluster.Response) uint64 {
 // the commit index with a quorum and waits until that member applied it. The key is
 // the same in every round, so a stale read would show the previous round's value.
 func TestLinearizableReadsOnEveryNode(t *testing.T) {
-	c, _ := startCluster(t, testcluster.Options{})
+	c, _ := startCluster(t, testcluster.Options{InProcess: true})
 	ids := c.Live()
 	const key = "linearizable"
 	levels := []string{"", "?level=consistent", "?level=default"}
@@ -113,7 +113,7 @@ func TestLinearizableReadsOnEveryNode(t *testing.T) {
 // GET on another member, makes that member wait until it applied the write, so the
 // first read already returns it (no polling, no quorum round).
 func TestReadYourWritesWithMinIndex(t *testing.T) {
-	c, _ := startCluster(t, testcluster.Options{})
+	c, _ := startCluster(t, testcluster.Options{InProcess: true})
 	ids := c.Live()
 	const key = "read-your-writes"
 	var last uint64

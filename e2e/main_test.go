@@ -24,9 +24,12 @@ const (
 )
 
 // startCluster starts a cluster and waits for its first leader, which it returns.
+// Tests of behaviour a process adds nothing to (the HTTP API's) run their members in
+// process; those about crashes, signals and exit codes run processes, which -short
+// skips.
 func startCluster(t *testing.T, opts testcluster.Options) (*testcluster.Cluster, int) {
 	t.Helper()
-	if testing.Short() {
+	if testing.Short() && !opts.InProcess {
 		t.Skip("e2e: starts real raftkv processes")
 	}
 	c := testcluster.Start(t, opts)

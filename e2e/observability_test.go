@@ -14,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/raftkv/raftkv/daemon"
 	"github.com/raftkv/raftkv/testcluster"
 )
 
@@ -79,9 +80,9 @@ func getStatus(base string) (nodeStatus, error) {
 // TestStatusAgreesOnAllNodes: every member's /status names the same leader and the same
 // members, each with its real peer URL and, once published, its real client URL; the
 // leader reports every follower's progress, in state replicate once it settles, and the
-// followers report none. /debug/pprof/ answers on every member.
+// followers report none. /debug/pprof/ answers on every member that enables it.
 func TestStatusAgreesOnAllNodes(t *testing.T) {
-	c, _ := startCluster(t, testcluster.Options{})
+	c, _ := startCluster(t, testcluster.Options{InProcess: true, Configure: func(_ int, cfg *daemon.Config) { cfg.Pprof = true }})
 	ids := c.Live()
 	testcluster.WaitFor(t, convergeTimeout, "every /status to agree", func() error {
 		var leader uint64
@@ -140,6 +141,19 @@ func TestStatusAgreesOnAllNodes(t *testing.T) {
 		r := mustRequest(t, c, id, http.MethodGet, "/debug/pprof/", nil, http.StatusOK)
 		if !bytes.Contains(r.Body, []byte("goroutine")) {
 			t.Errorf("node %d: GET /debug/pprof/ does not list the goroutine profile: %s", id, clip(r.Body))
+		}
+	}
+}
+
+// TestPprofIsOptIn: a member started without --enable-pprof does not serve
+// Go profiling, which shows its command line and lets clients run CPU
+// profiles and traces.
+func TestPprofIsOptIn(t *testing.T) {
+	c, leader := startCluster(t, testcluster.Options{N: 1})
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/cmdline", "/debug/pprof/profile?seconds=1"} {
+		r := mustRequest(t, c, leader, http.MethodGet, path, nil, http.StatusNotFound)
+		if !bytes.Contains(r.Body, []byte("pprof is not enabled")) {
+			t.Errorf("GET %s: 404 %s, want it to say pprof is not enabled", path, clip(r.Body))
 		}
 	}
 }

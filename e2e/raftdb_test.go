@@ -68,7 +68,7 @@ func checkKeyJSON(t *testing.T, id int, path string, r testcluster.Response, wan
 // in turn, none of them necessarily the leader: write through one, read (linearizable
 // and stale) through another, delete through the third.
 func TestRaftdbCurlUsage(t *testing.T) {
-	c, _ := startCluster(t, testcluster.Options{})
+	c, _ := startCluster(t, testcluster.Options{InProcess: true})
 
 	r := curl(t, c, 1, http.MethodPost, "/key", `{"foo": "bar"}`)
 	want2xx(t, 1, http.MethodPost, "/key", r)

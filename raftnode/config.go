@@ -3,6 +3,7 @@ package raftnode
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"path/filepath"
 	"time"
@@ -33,6 +34,12 @@ type Config struct {
 	// PeerListenAddr is the host:port the peer (rafthttp) server listens on.
 	// Empty means the host:port of this member's own entry in Peers.
 	PeerListenAddr string
+	// PeerListener, when set, is the listener the peer server serves
+	// instead of listening on PeerListenAddr, so a caller can claim the port
+	// before the data dir is touched. Once Start succeeded the node closes
+	// it when it stops; until then closing it is the caller's. Nil means
+	// the node listens on PeerListenAddr itself.
+	PeerListener net.Listener
 
 	// SnapshotCount is the number of applied entries between snapshots.
 	// Zero means DefaultSnapshotCount.
@@ -64,9 +71,11 @@ type Config struct {
 	// for. Zero means 30s.
 	PurgeInterval time.Duration
 
-	// TickInterval is the duration of one raft tick. Zero means 100ms.
+	// TickInterval is the duration of one raft tick. Zero means
+	// DefaultTickInterval.
 	TickInterval time.Duration
-	// ElectionTicks is the election timeout in ticks. Zero means 10.
+	// ElectionTicks is the election timeout in ticks. Zero means
+	// DefaultElectionTicks.
 	ElectionTicks int
 	// HeartbeatTicks is the heartbeat interval in ticks. Zero means 1.
 	HeartbeatTicks int
@@ -88,8 +97,8 @@ type Config struct {
 	MaxUncommittedBatches int
 	// BatchGatherWait is the longest the leader waits, once its batch entry
 	// committed, for the writes queued to add up to most of that entry
-	// before it proposes the next (see gatherPolicy). Zero means 2ms;
-	// negative means it never waits.
+	// before it proposes the next (see gatherPolicy). Zero means
+	// DefaultBatchGatherWait; negative means it never waits.
 	BatchGatherWait time.Duration
 	// MaxBatchQueueBytes bounds the proposals the leader holds waiting for
 	// the next batch entry; past it they go to raft one by one. Zero means
@@ -103,12 +112,15 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
-// The defaults of the snapshot settings, which the daemon's flags show.
+// The defaults of the settings the daemon's flags show.
 const (
 	DefaultSnapshotCount          = 10000
 	DefaultSnapshotCatchUpEntries = 5000
 	DefaultSnapshotBytes          = 64 << 20
 	DefaultSnapshotWriteRate      = 48 << 20 // bytes per second
+	DefaultTickInterval           = 100 * time.Millisecond
+	DefaultElectionTicks          = 10
+	DefaultBatchGatherWait        = 2 * time.Millisecond
 )
 
 func (c *Config) applyDefaults() {
@@ -140,10 +152,10 @@ func (c *Config) applyDefaults() {
 		c.PurgeInterval = 30 * time.Second
 	}
 	if c.TickInterval == 0 {
-		c.TickInterval = 100 * time.Millisecond
+		c.TickInterval = DefaultTickInterval
 	}
 	if c.ElectionTicks == 0 {
-		c.ElectionTicks = 10
+		c.ElectionTicks = DefaultElectionTicks
 	}
 	if c.HeartbeatTicks == 0 {
 		c.HeartbeatTicks = 1
@@ -164,7 +176,7 @@ func (c *Config) applyDefaults() {
 		c.MaxUncommittedBatches = 1
 	}
 	if c.BatchGatherWait == 0 {
-		c.BatchGatherWait = 2 * time.Millisecond
+		c.BatchGatherWait = DefaultBatchGatherWait
 	}
 	if c.MaxBatchQueueBytes == 0 {
 		c.MaxBatchQueueBytes = 64 << 20

@@ -22,9 +22,12 @@ import (
 )
 
 func (n *Node) startTransport() error {
-	ln, err := net.Listen("tcp", n.cfg.PeerListenAddr)
-	if err != nil {
-		return fmt.Errorf("raftnode: listen for peers on %s: %w", n.cfg.PeerListenAddr, err)
+	ln := n.cfg.PeerListener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", n.cfg.PeerListenAddr); err != nil {
+			return fmt.Errorf("raftnode: listen for peers on %s: %w", n.cfg.PeerListenAddr, err)
+		}
 	}
 	n.transport = &rafthttp.Transport{
 		Logger:      n.lg.Named("rafthttp"),

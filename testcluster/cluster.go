@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftkv/raftkv/daemon"
 	"github.com/raftkv/raftkv/faultproxy"
 )
 
@@ -56,6 +57,14 @@ type Options struct {
 	// fault-injecting proxy, so Isolate, Partition and SetLoss work. Node
 	// i's --cluster entry for node j is then the proxy of link i->j.
 	Proxied bool
+
+	// InProcess runs each node as a daemon.Member in the test process
+	// instead of a raftkv process (see the package doc for what it
+	// supports). ExtraArgs and Binary do not apply; Configure does.
+	InProcess bool
+	// Configure, for an in-process cluster, adjusts node id's configuration
+	// before each of its starts, as ExtraArgs does for processes.
+	Configure func(id int, cfg *daemon.Config)
 }
 
 // Cluster is a set of raftkv processes started by Start. Node ids are 1-based.
@@ -84,10 +93,13 @@ type node struct {
 	procs     []*process // every incarnation; the last one is the current one
 }
 
-// process is one incarnation of a node.
+// process is one incarnation of a node: an OS process, or a member in
+// this one (see inproc.go).
 type process struct {
-	cmd      *exec.Cmd
-	done     chan struct{} // closed when the process has exited and been reaped
+	cmd      *exec.Cmd      // nil for a member
+	member   *daemon.Member // nil for an OS process
+	code     int            // a member's exit status, once done is closed
+	done     chan struct{}  // closed when the process has exited and been reaped
 	state    *os.ProcessState
 	waitErr  error
 	signaled atomic.Bool // we signaled or awaited it, so its exit is expected
@@ -110,7 +122,10 @@ func Start(t testing.TB, opts Options) *Cluster {
 		opts.N = 3
 	}
 	bin := opts.Binary
-	if bin == "" {
+	switch {
+	case opts.InProcess && (len(opts.ExtraArgs) > 0 || bin != ""):
+		t.Fatalf("testcluster: an in-process cluster has no command line; use Options.Configure instead of ExtraArgs or Binary")
+	case bin == "" && !opts.InProcess:
 		bin = BuildBinary(t)
 	}
 	reqTimeout := opts.RequestTimeout
@@ -197,6 +212,10 @@ func (c *Cluster) args(n *node, peers []string, join bool) []string {
 // startProcess starts a new incarnation of n with n.args, appending to its log file.
 func (c *Cluster) startProcess(n *node) {
 	c.t.Helper()
+	if c.opts.InProcess {
+		c.startMember(n)
+		return
+	}
 	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		c.t.Fatalf("testcluster: %v", err)
@@ -301,6 +320,7 @@ func (c *Cluster) LogContains(id int, substr string) bool {
 // Kill sends SIGKILL to node id and waits for it to exit.
 func (c *Cluster) Kill(id int) {
 	c.t.Helper()
+	c.needProcesses("Kill")
 	p := c.mustRunning(id, "kill")
 	p.signaled.Store(true)
 	p.cmd.Process.Signal(syscall.SIGKILL)
@@ -317,15 +337,15 @@ func (c *Cluster) Stop(id int) int {
 	c.t.Helper()
 	p := c.mustRunning(id, "stop")
 	p.signaled.Store(true)
-	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.terminate()
 	select {
 	case <-p.done:
-		return p.state.ExitCode()
+		return p.exitCode()
 	case <-time.After(stopTimeout):
 		c.t.Errorf("testcluster: node %d did not exit within %v of SIGTERM; killing it", id, stopTimeout)
-		p.cmd.Process.Signal(syscall.SIGKILL)
+		p.kill()
 		<-p.done
-		return p.state.ExitCode()
+		return p.exitCode()
 	}
 }
 
@@ -351,7 +371,7 @@ func (c *Cluster) Wait(id int, timeout time.Duration) (int, error) {
 	case <-p.done:
 		// Its exit is what the test waited for, not a crash to report in cleanup.
 		p.signaled.Store(true)
-		return p.state.ExitCode(), nil
+		return p.exitCode(), nil
 	case <-time.After(timeout):
 		return 0, fmt.Errorf("testcluster: node %d still running after %v", id, timeout)
 	}
@@ -423,16 +443,16 @@ func (c *Cluster) cleanup() {
 		go func() {
 			defer wg.Done()
 			p.signaled.Store(true)
-			p.cmd.Process.Signal(syscall.SIGCONT) // in case a test paused it
-			p.cmd.Process.Signal(syscall.SIGTERM)
+			p.resume() // in case a test paused it
+			p.terminate()
 			select {
 			case <-p.done:
-				if code := p.state.ExitCode(); code != 0 {
+				if code := p.exitCode(); code != 0 {
 					t.Errorf("testcluster: node %d exited with status %d on SIGTERM (want 0)", id, code)
 				}
 			case <-time.After(stopTimeout):
 				t.Errorf("testcluster: node %d did not exit within %v of SIGTERM; killing it", id, stopTimeout)
-				p.cmd.Process.Signal(syscall.SIGKILL)
+				p.kill()
 				<-p.done
 			}
 		}()
@@ -446,7 +466,7 @@ func (c *Cluster) cleanup() {
 		procs := append([]*process(nil), n.procs...)
 		c.mu.Unlock()
 		for _, p := range procs {
-			if !p.signaled.Load() && p.state.ExitCode() != 0 {
+			if !p.signaled.Load() && p.exitCode() != 0 {
 				t.Errorf("testcluster: node %d died unexpectedly: %v", id, p.waitErr)
 			}
 		}

@@ -1,10 +1,24 @@
-// Package testcluster runs a raftkv cluster as real OS processes for end-to-end tests.
+// Package testcluster runs a raftkv cluster for end-to-end tests: as real OS processes,
+// or, with Options.InProcess, as daemon.Members inside the test process.
 //
 // It owns: building the raftkv binary (BuildBinary, once per test process), picking free
 // ports, the per-node data directories and log files under t.TempDir(), the node
-// processes themselves, and a small HTTP client with deadlines for the raftkv client API
-// (Put, Get, Delete, Status, membership). It must not import any raftkv package: it
-// talks to nodes only through their command line, signals and HTTP, as a user would.
+// processes (or members) themselves, and a small HTTP client with deadlines for the
+// raftkv client API (Put, Get, Delete, Status, membership). It talks to process nodes
+// only through their command line, signals and HTTP, as a user would; the only raftkv
+// packages it imports are daemon, for in-process nodes, and faultproxy.
+//
+// In-process mode keeps everything real but the process: each node is daemon.Start with
+// the configuration its command line would give (Options.Configure adjusts it), with its
+// real WAL and snapshot files under t.TempDir(), real HTTP and rafthttp on free ports, and
+// its log in the same node log file. Use it where a process adds nothing, such as tests
+// of the HTTP API's behaviour; it needs no build and no fork, and the race detector sees
+// the members directly. Keep processes wherever crashes, kill -9, signals or exit codes
+// matter. It supports Stop (the member's own clean shutdown; its "exit status" is 0 after
+// Stop or its removal, 1 after a fatal error, as cmd/raftkv's), Restart (a new member on
+// the same data dir and ports), Wait, AddNode and the link faults of Options.Proxied.
+// Kill, Pause and Resume need a process and fail the test at once; ExtraArgs and Binary
+// do too, at Start.
 //
 // Nodes are addressed by their raft id, 1-based, the same number as the daemon's --id;
 // node i is the i-th entry of every --cluster list. Ids are never reused: AddNode picks

@@ -112,12 +112,14 @@ func (c *Cluster) SetLoss(p float64) {
 // Pause stops node id with SIGSTOP; Resume continues it.
 func (c *Cluster) Pause(id int) {
 	c.t.Helper()
+	c.needProcesses("Pause")
 	c.mustRunning(id, "pause").cmd.Process.Signal(syscall.SIGSTOP)
 }
 
 // Resume continues node id after Pause.
 func (c *Cluster) Resume(id int) {
 	c.t.Helper()
+	c.needProcesses("Resume")
 	c.mustRunning(id, "resume").cmd.Process.Signal(syscall.SIGCONT)
 }
 

@@ -1,11 +1,18 @@
 package testcluster
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/raftkv/raftkv/daemon"
 )
 
 func TestMain(m *testing.M) { Main(m) }
@@ -100,5 +107,104 @@ func TestRaceReports(t *testing.T) {
 	}
 	if got := raceReports(path); got != "" {
 		t.Errorf("raceReports of a clean log = %q, want \"\"", got)
+	}
+}
+
+// TestInProcessLifecycle is TestSingleNodeLifecycle for an in-process
+// node: election, a write, a clean stop, a restart from the same data dir,
+// and Kill refused with a clear failure.
+func TestInProcessLifecycle(t *testing.T) {
+	rec := &fatalRecorder{TB: t}
+	c := Start(rec, Options{N: 1, InProcess: true, Configure: func(id int, cfg *daemon.Config) { cfg.Pprof = true }})
+	if l := c.WaitLeader(t, 20*time.Second); l != 1 {
+		t.Fatalf("leader = %d, want 1", l)
+	}
+	if st, err := c.Put(1, "k", []byte("v")); err != nil || st != http.StatusNoContent {
+		t.Fatalf("put: %d %v", st, err)
+	}
+	if r, err := c.Do(1, http.MethodGet, "/debug/pprof/", nil); err != nil || r.Status != http.StatusOK {
+		t.Fatalf("GET /debug/pprof/ with Configure setting Pprof: %d %v", r.Status, err)
+	}
+	if code := c.Stop(1); code != 0 {
+		t.Fatalf("stop: exit status %d, want 0", code)
+	}
+	if c.Running(1) || len(c.Live()) != 0 {
+		t.Fatalf("node 1 still running after Stop")
+	}
+	if !c.LogContains(1, `"msg":"serving clients"`) || !c.LogContains(1, "start node 1 in process: --id 1 ") {
+		t.Errorf("log %s lacks the member's records or the start marker", c.LogPath(1))
+	}
+	c.Restart(1)
+	c.WaitLeader(t, 20*time.Second)
+	c.WaitValue(t, 1, "k", []byte("v"), 10*time.Second)
+
+	if msg := rec.fatal(func() { c.Kill(1) }); !strings.Contains(msg, "Kill needs raftkv processes") {
+		t.Errorf("Kill in process: failure %q, want one that says it needs processes", msg)
+	}
+	if !c.Running(1) {
+		t.Error("the refused Kill stopped node 1")
+	}
+}
+
+// fatalRecorder is a testing.TB whose Fatalf, called through fatal, is
+// recorded instead of failing the test.
+type fatalRecorder struct {
+	testing.TB
+	mu  sync.Mutex
+	msg *string // set while fatal runs
+}
+
+func (r *fatalRecorder) Fatalf(format string, args ...any) {
+	r.mu.Lock()
+	msg := r.msg
+	r.mu.Unlock()
+	if msg == nil {
+		r.TB.Fatalf(format, args...)
+		return
+	}
+	*msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// fatal runs f on a goroutine of its own and returns the message of the
+// Fatalf that ended it, or "" if none did.
+func (r *fatalRecorder) fatal(f func()) string {
+	var msg string
+	r.mu.Lock()
+	r.msg = &msg
+	r.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	<-done
+	r.mu.Lock()
+	r.msg = nil
+	r.mu.Unlock()
+	return msg
+}
+
+func TestMemberConfig(t *testing.T) {
+	c := &Cluster{opts: Options{SnapshotCount: 7, SnapshotCatchUpEntries: 3, TickMs: 20, RequestTimeout: 2 * time.Second}}
+	n := &node{id: 2, clientURL: "http://127.0.0.1:22380", dir: "/tmp/node2"}
+	cfg, err := memberConfig(c.args(n, []string{"http://127.0.0.1:12379", "http://127.0.0.1:22379"}, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := daemon.Config{
+		ID: 2, Peers: []string{"http://127.0.0.1:12379", "http://127.0.0.1:22379"}, Join: true,
+		DataDir: "/tmp/node2/data", ClientListenAddr: ":22380", SnapshotCount: 7, SnapshotCatchUpEntries: 3,
+		TickInterval: 20 * time.Millisecond, RequestTimeout: 2 * time.Second,
+	}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("memberConfig:\n got %+v\nwant %+v", cfg, want)
+	}
+	if _, err := memberConfig([]string{"--id", "1", "--enable-pprof"}); err == nil || !strings.Contains(err.Error(), "--enable-pprof") {
+		t.Errorf("an unknown flag: %v, want an error naming it", err)
+	}
+	rec := &fatalRecorder{TB: t}
+	if msg := rec.fatal(func() { Start(rec, Options{InProcess: true, ExtraArgs: []string{"--enable-pprof"}}) }); !strings.Contains(msg, "Options.Configure instead of ExtraArgs") {
+		t.Errorf("ExtraArgs in process: failure %q", msg)
 	}
 }

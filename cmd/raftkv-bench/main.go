@@ -30,6 +30,7 @@ import (
 	"syscall"
 
 	"github.com/raftkv/raftkv/bench"
+	"github.com/raftkv/raftkv/cmd/internal/cli"
 )
 
 // options are the parsed command line.
@@ -58,9 +59,13 @@ func stderrIsTerminal() bool {
 
 // run is main without the process: it returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, progress bool) int {
-	opts, err := parseFlags(args, stderr)
+	opts, err := parseFlags(args, stdout)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		if errors.Is(err, errVersion) {
+			fmt.Fprint(stdout, cli.Version("raftkv-bench"))
 			return 0
 		}
 		fmt.Fprintln(stderr, "raftkv-bench:", err)
@@ -118,7 +123,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, progress 
 	return 0
 }
 
-const usageHead = `usage: raftkv-bench <put|get|mixed|delete> [flags]
+const usageHead = `raftkv-bench loads a raftkv cluster through its HTTP client API and reports
+throughput, latency percentiles (min, mean, p50, p90, p99, p99.9, max) and
+errors by kind. Its clients keep HTTP/1.1 connections alive and spread them
+over --endpoints, or over every member with --all; --verify reads back every
+acknowledged key after a put run, and --json prints one line for scripts.
+
+Examples:
+  raftkv-bench put --all --clients 64 --duration 10s
+  raftkv-bench put --endpoints http://127.0.0.1:12380 --clients 16 --total 10000 --verify
+  raftkv-bench get --all --level stale --preload --duration 30s
+  raftkv-bench mixed --all --read-ratio 0.9 --rate 2000 --duration 1m --json
+
+usage: raftkv-bench <put|get|mixed|delete> [flags]
 
 Modes:
   put     PUT /<key> with random values of --value-size bytes (204 expected)
@@ -133,14 +150,15 @@ time. Stop with ^C: the report covers what was measured.
 Flags:
 `
 
+// errVersion is parseFlags's answer to --version.
+var errVersion = errors.New("version requested")
+
 // parseFlags parses the command line: a mode, before or after the flags.
-func parseFlags(args []string, stderr io.Writer) (*options, error) {
+// It writes the help to help on --help; run reports errors, in one line.
+func parseFlags(args []string, help io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("raftkv-bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usageHead)
-		fs.PrintDefaults()
-	}
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	o := &options{}
 	c := &o.cfg
 	var endpoints, configEndpoints, level string
@@ -163,13 +181,22 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&c.Timeout, "timeout", bench.DefaultTimeout, "deadline of each request")
 	fs.Uint64Var(&c.Seed, "seed", 0, "seed of the random key and operation choices (0: random)")
 	fs.BoolVar(&o.json, "json", false, "print one JSON line instead of the text report")
+	version := fs.Bool("version", false, "print the version, VCS revision and Go version, and exit")
 
 	var mode string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		mode, args = args[0], args[1:]
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(help)
+			fmt.Fprint(help, usageHead)
+			fs.PrintDefaults()
+		}
 		return nil, err
+	}
+	if *version {
+		return nil, errVersion
 	}
 	rest := fs.Args()
 	if mode == "" && len(rest) > 0 {

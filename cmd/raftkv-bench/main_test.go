@@ -107,7 +107,11 @@ func TestRunExitStatus(t *testing.T) {
 		wantStdout string
 		wantStderr string
 	}{
-		{"help", "--help", 0, "", "usage: raftkv-bench <put|get|mixed|delete> [flags]"},
+		{"help", "--help", 0, "usage: raftkv-bench <put|get|mixed|delete> [flags]", ""},
+		{"help starts with what it does", "--help", 0, "raftkv-bench loads a raftkv cluster", ""},
+		{"help has examples", "-h", 0, "Examples:\n  raftkv-bench put --all", ""},
+		{"version", "--version", 0, "raftkv-bench version: ", ""},
+		{"version with a mode", "put --version", 0, "\nGo version: go", ""},
 		{"bad flag", "put --clients -1", 2, "", "raftkv-bench: --clients -1"},
 		{"text", "get --clients 2 --total 20 --endpoints " + srv.URL, 0, "get: 2 clients on 2 conns to 1 endpoint", ""},
 		{"json", "delete --clients 2 --total 20 --json --endpoints " + srv.URL, 0, `"mode":"delete"`, ""},
@@ -122,6 +126,17 @@ func TestRunExitStatus(t *testing.T) {
 					tc.args, got, tc.want, tc.wantStdout, stdout.String(), tc.wantStderr, stderr.String())
 			}
 		})
+	}
+}
+
+// TestRunBadFlag: a bad flag is one line on stderr, without the help.
+func TestRunBadFlag(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if got := run(t.Context(), []string{"put", "--nope"}, &stdout, &stderr, false); got != 2 {
+		t.Errorf("exit status %d, want 2", got)
+	}
+	if stdout.Len() > 0 || stderr.String() != "raftkv-bench: flag provided but not defined: -nope\n" {
+		t.Errorf("stdout %q, stderr %q", stdout.String(), stderr.String())
 	}
 }
 

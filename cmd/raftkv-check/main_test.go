@@ -1,6 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"errors"
+	"flag"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +23,7 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--endpoints", "http://a:1", "--rate", "-1"}, "must not be negative"},
 		{[]string{"--endpoints", "http://a:1", "extra"}, "unexpected arguments"},
 	} {
-		o, err := parseFlags(tc.args)
+		o, err := parseFlags(tc.args, io.Discard)
 		switch {
 		case tc.wantErr == "" && err != nil:
 			t.Errorf("%q: %v", tc.args, err)
@@ -33,5 +37,27 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("%q: defaults %+v", tc.args, o)
 			}
 		}
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	var help bytes.Buffer
+	if _, err := parseFlags([]string{"--help"}, &help); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("--help: %v, want flag.ErrHelp", err)
+	}
+	for _, want := range []string{"raftkv-check runs a workload", "\nExamples:\n  raftkv-check --endpoints ", "\nFlags:\n", "-version"} {
+		if !strings.Contains(help.String(), want) {
+			t.Errorf("--help lacks %q:\n%s", want, help.String())
+		}
+	}
+	if !strings.HasPrefix(help.String(), "raftkv-check runs") {
+		t.Errorf("--help does not start with what the command does:\n%s", help.String())
+	}
+	help.Reset()
+	if _, err := parseFlags([]string{"--nope"}, &help); err == nil || help.Len() > 0 {
+		t.Errorf("an unknown flag: %v, and the help written: %q", err, help.String())
+	}
+	if _, err := parseFlags([]string{"--version"}, &help); !errors.Is(err, errVersion) {
+		t.Errorf("--version: %v, want errVersion", err)
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -24,12 +23,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/raftkv/raftkv/httpapi"
-	"github.com/raftkv/raftkv/kvstore"
+	"github.com/raftkv/raftkv/cmd/internal/cli"
+	"github.com/raftkv/raftkv/daemon"
 	"github.com/raftkv/raftkv/peerurl"
-	"github.com/raftkv/raftkv/raftnode"
 	"github.com/raftkv/raftkv/router"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -58,7 +54,42 @@ type options struct {
 	logLevel               string
 	logFormat              string
 	gcPercent              int
+	enablePprof            bool
 }
+
+// errVersion is parseFlags's answer to --version.
+var errVersion = errors.New("version requested")
+
+// usageHead is the top of --help, above the flags.
+const usageHead = `raftkv runs one member of a replicated key-value store: etcd's Raft library
+with etcd's WAL, snapshots and peer transport underneath, and an HTTP API on
+--port (PUT /<key>, GET /<key>, DELETE /key/<key>, POST /<id> to add a
+member, GET /status). A write is answered once a quorum committed it and this
+member applied it, and reads are linearizable on every member. It takes etcd
+raftexample's flags, Procfile and curl usage.
+
+Examples:
+  # member 1 of 3 on one machine (go tool goreman start runs all three
+  # from the repository's Procfile), then a write through it
+  raftkv --id 1 --cluster http://127.0.0.1:12379,http://127.0.0.1:22379,http://127.0.0.1:32379 --port 12380
+  curl -L http://127.0.0.1:12380/my-key -XPUT -d hello
+
+  # add member 4: tell the cluster, then start it with --join
+  curl -L http://127.0.0.1:12380/4 -XPOST -d http://127.0.0.1:42379
+  raftkv --id 4 --cluster http://127.0.0.1:12379,http://127.0.0.1:22379,http://127.0.0.1:32379,http://127.0.0.1:42379 --port 42380 --join
+
+  # or let member 4 ask member 1 to add it, as raftdb's -join does
+  raftkv --id 4 --cluster <the same 4 URLs> --port 42380 --join-addr 127.0.0.1:12380
+
+Usage: raftkv --id N --cluster URL1,URL2,... --port P [flags]
+
+Exit status: 0 once stopped by SIGINT or SIGTERM, or removed from the
+cluster; 1 after a fatal error while running (such as a disk it cannot
+write); 2 when the flags are wrong or the member cannot start, with one line
+on stderr that says why.
+
+Flags:
+`
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "route" {
@@ -67,6 +98,10 @@ func main() {
 	opts, err := parseFlags(os.Args[1:])
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		if errors.Is(err, errVersion) {
+			fmt.Print(cli.Version("raftkv"))
 			os.Exit(0)
 		}
 		fmt.Fprintln(os.Stderr, "raftkv:", err)
@@ -80,34 +115,39 @@ func parseFlags(args []string) (*options, error) {
 	o := &options{}
 	var cluster string
 	fs.Uint64Var(&o.id, "id", 1, "this member's id: member N listens for peers on the N-th --cluster URL")
-	fs.StringVar(&cluster, "cluster", "http://127.0.0.1:9021", "comma-separated peer URLs of the cluster, in id order")
-	fs.IntVar(&o.port, "port", 9121, "client HTTP port")
+	fs.StringVar(&cluster, "cluster", daemon.DefaultPeerURL, "comma-separated peer URLs of the cluster, in id order")
+	fs.IntVar(&o.port, "port", daemon.DefaultClientPort, "client HTTP port")
 	fs.BoolVar(&o.join, "join", false, "join an existing cluster (add this member with POST /<id> first)")
 	fs.StringVar(&o.joinAddr, "join-addr", "", "client address (host:port) of a member to ask to add this one, as raftdb's -join; implies --join")
 	fs.StringVar(&o.dataDir, "data-dir", "", "directory for the WAL and snapshots (default raftkv-<id> in the working directory)")
-	fs.Uint64Var(&o.snapshotCount, "snapshot-count", raftnode.DefaultSnapshotCount, "applied entries between snapshots")
-	fs.Uint64Var(&o.snapshotCatchUpEntries, "snapshot-catchup-entries", raftnode.DefaultSnapshotCatchUpEntries, "entries kept after a snapshot for slow followers")
-	fs.Uint64Var(&o.snapshotBytes, "snapshot-bytes", raftnode.DefaultSnapshotBytes, "also snapshot once the entries applied since the last snapshot hold this many bytes")
-	fs.IntVar(&o.snapshotWriteMiBs, "snapshot-write-rate", raftnode.DefaultSnapshotWriteRate>>20, "MiB per second a snapshot's data file is written at most, so the WAL keeps the disk (0: no limit)")
-	fs.DurationVar(&o.batchGatherWait, "batch-gather-wait", 2*time.Millisecond, "longest the leader waits for writes to add up to most of its previous entry before it proposes the next (0: never wait)")
+	fs.Uint64Var(&o.snapshotCount, "snapshot-count", daemon.DefaultSnapshotCount, "applied entries between snapshots")
+	fs.Uint64Var(&o.snapshotCatchUpEntries, "snapshot-catchup-entries", daemon.DefaultSnapshotCatchUpEntries, "entries kept after a snapshot for slow followers")
+	fs.Uint64Var(&o.snapshotBytes, "snapshot-bytes", daemon.DefaultSnapshotBytes, "also snapshot once the entries applied since the last snapshot hold this many bytes")
+	fs.IntVar(&o.snapshotWriteMiBs, "snapshot-write-rate", daemon.DefaultSnapshotWriteRate>>20, "MiB per second a snapshot's data file is written at most, so the WAL keeps the disk (0: no limit)")
+	fs.DurationVar(&o.batchGatherWait, "batch-gather-wait", daemon.DefaultBatchGatherWait, "longest the leader waits for writes to add up to most of its previous entry before it proposes the next (0: never wait)")
 	fs.StringVar(&o.listenHost, "listen-host", "", "host or IP the client HTTP server listens on (default: all interfaces, as raftexample)")
 	fs.StringVar(&o.peerListen, "peer-listen", "", "host:port the peer server listens on (default: the host:port of this member's --cluster URL)")
 	fs.StringVar(&o.advertiseClientURL, "advertise-client-url", "", "client URL other members show for this one (default http://<peer host>:<port>)")
-	fs.IntVar(&o.tickMs, "tick-ms", 100, "raft tick in milliseconds")
-	fs.IntVar(&o.electionTicks, "election-ticks", 10, "election timeout in ticks (heartbeat is one tick)")
-	fs.DurationVar(&o.requestTimeout, "request-timeout", 5*time.Second, "deadline of each client request")
+	fs.IntVar(&o.tickMs, "tick-ms", int(daemon.DefaultTickInterval/time.Millisecond), "raft tick in milliseconds")
+	fs.IntVar(&o.electionTicks, "election-ticks", daemon.DefaultElectionTicks, "election timeout in ticks (heartbeat is one tick)")
+	fs.DurationVar(&o.requestTimeout, "request-timeout", daemon.DefaultRequestTimeout, "deadline of each client request")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or console (human-readable)")
+	fs.StringVar(&o.logFormat, "log-format", "auto", "log format: json, console (for humans), or auto: console when stderr is a terminal, else json")
+	fs.BoolVar(&o.enablePprof, "enable-pprof", false, "serve Go profiling under /debug/pprof/ on the client port; it shows the command line and lets any client run CPU profiles and traces, so only on a trusted network")
+	version := fs.Bool("version", false, "print the version, VCS revision and Go version, and exit")
 	fs.IntVar(&o.gcPercent, "gc-percent", 0, "Go garbage collector target percentage, as GOGC (which overrides it when set); 0: let the heap exceed the live data by 15%, but by at least 64 MiB")
 	// Errors are reported in one line by main; usage only on --help.
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(os.Stdout)
-			fmt.Fprintln(os.Stdout, "Usage: raftkv --id N --cluster URL1,URL2,... --port P [flags]")
+			fmt.Fprint(os.Stdout, usageHead)
 			fs.PrintDefaults()
 		}
 		return nil, err
+	}
+	if *version {
+		return nil, errVersion
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -166,8 +206,8 @@ func (o *options) validate() error {
 	if o.gcPercent != 0 && o.gcPercent < 10 {
 		return fmt.Errorf("--gc-percent %d must be 0 (automatic) or at least 10", o.gcPercent)
 	}
-	if o.logFormat != "json" && o.logFormat != "console" {
-		return fmt.Errorf("--log-format %q must be json or console", o.logFormat)
+	if o.logFormat != "auto" && o.logFormat != "json" && o.logFormat != "console" {
+		return fmt.Errorf("--log-format %q must be auto, json or console", o.logFormat)
 	}
 	if o.joinAddr != "" {
 		o.join = true
@@ -180,7 +220,10 @@ func (o *options) validate() error {
 		return fmt.Errorf("--data-dir: %v", err)
 	}
 	o.dataDir = abs
-	return checkDataDir(abs)
+	if err := checkDataDir(abs); err != nil {
+		return err
+	}
+	return o.config(nil).Validate()
 }
 
 // checkDataDir requires dir to be a usable directory, or creatable.
@@ -207,12 +250,27 @@ func checkDataDir(dir string) error {
 	return nil
 }
 
-func newLogger(o *options) (*zap.Logger, error) {
+// logEncoding is the zap encoding of --log-format: auto is console on a
+// terminal, where a person reads, and JSON elsewhere (a file, a pipe, a
+// log collector).
+func logEncoding(format string, terminal bool) string {
+	if format == "console" || (format == "auto" && terminal) {
+		return "console"
+	}
+	return "json"
+}
+
+// newLogger builds the logger of o on stderr; terminal tells whether
+// stderr is one.
+func newLogger(o *options, terminal bool) (*zap.Logger, error) {
 	level, _ := zapcore.ParseLevel(o.logLevel)
 	cfg := zap.NewProductionConfig()
-	if o.logFormat == "console" {
-		cfg = zap.NewDevelopmentConfig()
-		cfg.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
+	if logEncoding(o.logFormat, terminal) == "console" {
+		cfg.Encoding = "console"
+		cfg.EncoderConfig = zap.NewDevelopmentEncoderConfig()
+		if terminal {
+			cfg.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		}
 	}
 	cfg.Level = zap.NewAtomicLevelAt(level)
 	cfg.Sampling = nil
@@ -221,10 +279,10 @@ func newLogger(o *options) (*zap.Logger, error) {
 }
 
 func run(o *options) int {
-	lg, err := newLogger(o)
+	lg, err := newLogger(o, cli.IsTerminal(os.Stderr))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "raftkv: logger:", err)
-		return 1
+		return 2
 	}
 	defer lg.Sync()
 	switch {
@@ -237,30 +295,46 @@ func run(o *options) int {
 		debug.SetGCPercent(o.gcPercent)
 	}
 
-	clientAddr := net.JoinHostPort(o.listenHost, strconv.Itoa(o.port))
-	clientLn, err := net.Listen("tcp", clientAddr)
+	m, err := daemon.Start(context.Background(), o.config(lg))
 	if err != nil {
-		lg.Error("cannot listen for clients", zap.String("address", clientAddr), zap.Error(err))
+		// A start-up error is the user's to fix (a busy port, a data dir in
+		// use): one line that names the thing, as for a bad flag.
+		fmt.Fprintln(os.Stderr, "raftkv:", err)
+		return 2
+	}
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
+	select {
+	case sig := <-sigc:
+		lg.Info("shutting down", zap.String("signal", sig.String()))
+	case <-m.Done():
+	}
+	m.Stop()
+
+	switch err := m.Err(); {
+	case err == nil:
+		lg.Info("stopped")
+		return 0
+	case errors.Is(err, daemon.ErrRemoved):
+		lg.Info("removed from the cluster; exiting")
+		return 0
+	default:
+		lg.Error("stopped after a fatal error", zap.Error(err))
 		return 1
 	}
-	if o.joinAddr != "" && !raftnode.HasState(o.dataDir) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := joinVia(ctx, lg, o.joinAddr, o.id, o.cluster[o.id-1], o.clientURL())
-		cancel()
-		if err != nil {
-			clientLn.Close()
-			lg.Error("cannot join the cluster", zap.Error(err))
-			return 1
-		}
-	}
-	registry := prometheus.NewRegistry()
-	node, err := raftnode.New(raftnode.Config{
+}
+
+// config is the daemon's configuration for o.
+func (o *options) config(lg *zap.Logger) daemon.Config {
+	return daemon.Config{
 		ID:                     o.id,
 		Peers:                  o.cluster,
 		Join:                   o.join,
+		JoinAddr:               o.joinAddr,
 		DataDir:                o.dataDir,
+		ClientListenAddr:       net.JoinHostPort(o.listenHost, strconv.Itoa(o.port)),
 		PeerListenAddr:         o.peerListen,
-		ClientURL:              o.clientURL(),
+		AdvertiseClientURL:     o.advertiseClientURL,
 		SnapshotCount:          o.snapshotCount,
 		SnapshotCatchUpEntries: o.snapshotCatchUpEntries,
 		SnapshotBytes:          o.snapshotBytes,
@@ -268,76 +342,9 @@ func run(o *options) int {
 		BatchGatherWait:        o.batchGatherWaitConfig(),
 		TickInterval:           time.Duration(o.tickMs) * time.Millisecond,
 		ElectionTicks:          o.electionTicks,
+		RequestTimeout:         o.requestTimeout,
+		Pprof:                  o.enablePprof,
 		Logger:                 lg,
-		Registerer:             registry,
-	})
-	if err != nil {
-		clientLn.Close()
-		lg.Error("cannot open raft node", zap.Error(err))
-		return 1
-	}
-	kv, err := kvstore.New(kvstore.Config{Logger: lg.Named("kvstore"), Registerer: registry}, node)
-	if err == nil {
-		err = node.Start(kv.Snapshot)
-	}
-	if err != nil {
-		clientLn.Close()
-		node.Stop()
-		lg.Error("cannot start raft node", zap.Error(err))
-		return 1
-	}
-	handler, err := httpapi.New(httpapi.Config{
-		Store:          store{kv},
-		Cluster:        cluster{node: node, store: kv},
-		Logger:         lg.Named("http"),
-		RequestTimeout: o.requestTimeout,
-		// etcd's wal, snap and rafthttp packages and the Go runtime
-		// collectors use the default registry; raftkv's own metrics are
-		// per member.
-		Metrics: promhttp.HandlerFor(prometheus.Gatherers{prometheus.DefaultGatherer, registry}, promhttp.HandlerOpts{}),
-		Pprof:   true,
-	})
-	if err != nil {
-		lg.Error("cannot build http handler", zap.Error(err))
-		return 1
-	}
-	srv := httpapi.NewServer(clientAddr, handler, o.requestTimeout)
-	srv.ErrorLog = zap.NewStdLog(lg.Named("client-http"))
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(clientLn) }()
-	lg.Info("serving clients", zap.String("address", clientLn.Addr().String()), zap.String("data-dir", o.dataDir))
-
-	sigc := make(chan os.Signal, 1)
-	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
-	select {
-	case sig := <-sigc:
-		lg.Info("shutting down", zap.String("signal", sig.String()))
-	case <-node.Done():
-	case err := <-serveErr:
-		lg.Error("client server failed", zap.Error(err))
-	}
-
-	// Shutdown order: HTTP first, then the store's proposer, then the
-	// raft loop, transport and WAL (node.Stop), then the apply loop.
-	ctx, cancel := context.WithTimeout(context.Background(), o.requestTimeout+time.Second)
-	if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		lg.Warn("client server shutdown", zap.Error(err))
-	}
-	cancel()
-	kv.Stop()
-	node.Stop()
-	<-kv.Done()
-
-	switch err := node.Err(); {
-	case err == nil:
-		lg.Info("stopped")
-		return 0
-	case errors.Is(err, raftnode.ErrRemoved):
-		lg.Info("removed from the cluster; exiting")
-		return 0
-	default:
-		lg.Error("stopped after a fatal error", zap.Error(err))
-		return 1
 	}
 }
 
@@ -355,20 +362,4 @@ func (o *options) batchGatherWaitConfig() time.Duration {
 		return -1 // never wait
 	}
 	return o.batchGatherWait
-}
-
-// clientURL is the client URL this member publishes to the others.
-func (o *options) clientURL() string {
-	if o.advertiseClientURL != "" {
-		return o.advertiseClientURL
-	}
-	host := o.listenHost
-	if host == "" {
-		if i := o.id - 1; i < uint64(len(o.cluster)) {
-			if u, err := urlHost(o.cluster[i]); err == nil {
-				host = u
-			}
-		}
-	}
-	return "http://" + net.JoinHostPort(host, strconv.Itoa(o.port))
 }

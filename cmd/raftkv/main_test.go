@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/raftkv/raftkv/testcluster"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -29,7 +31,7 @@ func TestParseFlags(t *testing.T) {
 		{"bad port", []string{"--id", "1", cluster, "--port", "70000"}, "not a TCP port"},
 		{"data dir is a file", []string{"--id", "1", cluster, "--data-dir", file}, "not a directory"},
 		{"data dir parent missing", []string{"--id", "1", cluster, "--data-dir", filepath.Join(dir, "no", "such")}, "does not exist"},
-		{"bad log format", []string{"--id", "1", cluster, "--data-dir", dir, "--log-format", "xml"}, "json or console"},
+		{"bad log format", []string{"--id", "1", cluster, "--data-dir", dir, "--log-format", "xml"}, "auto, json or console"},
 		{"gc percent too low", []string{"--id", "1", cluster, "--data-dir", dir, "--gc-percent", "5"}, "at least 10"},
 		{"gc percent negative", []string{"--id", "1", cluster, "--data-dir", dir, "--gc-percent", "-1"}, "at least 10"},
 		{"negative snapshot write rate", []string{"--id", "1", cluster, "--data-dir", dir, "--snapshot-write-rate", "-1"}, "0 (no limit) or positive"},
@@ -47,8 +49,11 @@ func TestParseFlags(t *testing.T) {
 				if !filepath.IsAbs(o.dataDir) || o.id != 2 || len(o.cluster) != 3 {
 					t.Fatalf("parsed %+v", o)
 				}
-				if got := o.clientURL(); got != "http://127.0.0.1:22380" {
-					t.Fatalf("client URL %q", got)
+				if got := o.config(nil).ClientListenAddr; got != ":22380" {
+					t.Fatalf("client listen address %q", got)
+				}
+				if o.config(nil).Pprof {
+					t.Fatal("pprof is served without --enable-pprof")
 				}
 				return
 			}
@@ -59,6 +64,16 @@ func TestParseFlags(t *testing.T) {
 				t.Fatalf("error is not one line: %q", err)
 			}
 		})
+	}
+}
+
+func TestParseFlagsEnablePprof(t *testing.T) {
+	o, err := parseFlags([]string{"--cluster", "http://127.0.0.1:12379", "--data-dir", t.TempDir(), "--enable-pprof"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.config(nil).Pprof {
+		t.Fatal("--enable-pprof does not enable pprof")
 	}
 }
 
@@ -90,6 +105,50 @@ func TestGCPercentFor(t *testing.T) {
 	} {
 		if got := gcPercentFor(c.live); got != c.want {
 			t.Errorf("gcPercentFor(%d MiB) = %d, want %d", c.live>>20, got, c.want)
+		}
+	}
+}
+
+// TestHelpAndVersion runs the binary with --help, --version and a bad flag.
+func TestHelpAndVersion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the raftkv binary")
+	}
+	bin := testcluster.BuildBinary(t)
+	r := runRaftkv(t, bin, nil, "--help")
+	if r.code != 0 || r.stderr != "" || !strings.HasPrefix(r.stdout, "raftkv runs one member of a replicated key-value store") {
+		t.Errorf("--help: exit status %d, stderr %q, stdout:\n%s", r.code, r.stderr, r.stdout)
+	}
+	for _, want := range []string{"\nExamples:\n", "--port 12380\n", "--join-addr 127.0.0.1:12380\n", "\nUsage: raftkv --id N", "\nFlags:\n", "-enable-pprof", "-version"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("--help lacks %q", want)
+		}
+	}
+	r = runRaftkv(t, bin, nil, "--version")
+	if r.code != 0 || r.stderr != "" || !strings.HasPrefix(r.stdout, "raftkv version: ") || !strings.Contains(r.stdout, "\nGo version: go") {
+		t.Errorf("--version: exit status %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = runRaftkv(t, bin, nil, "--nope")
+	if r.code != 2 || r.stdout != "" || r.stderr != "raftkv: flag provided but not defined: -nope\n" {
+		t.Errorf("a bad flag: exit status %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestLogEncoding(t *testing.T) {
+	for _, tc := range []struct {
+		format   string
+		terminal bool
+		want     string
+	}{
+		{"auto", true, "console"},
+		{"auto", false, "json"},
+		{"json", true, "json"},
+		{"json", false, "json"},
+		{"console", true, "console"},
+		{"console", false, "console"},
+	} {
+		if got := logEncoding(tc.format, tc.terminal); got != tc.want {
+			t.Errorf("logEncoding(%q, terminal %v) = %q, want %q", tc.format, tc.terminal, got, tc.want)
 		}
 	}
 }

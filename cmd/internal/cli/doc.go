@@ -1,0 +1,4 @@
+// Package cli holds what raftkv's commands share on their command line:
+// the --version text and whether a stream is a terminal. It must not parse
+// flags or exit; each command does that itself.
+package cli

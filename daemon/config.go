@@ -1,0 +1,235 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/raftkv/raftkv/httpapi"
+	"github.com/raftkv/raftkv/peerurl"
+	"github.com/raftkv/raftkv/raftnode"
+	"go.uber.org/zap"
+)
+
+// Defaults of the zero Config fields. The daemon's flags show them, so they
+// are written here once.
+const (
+	// DefaultClientPort is the client HTTP port of an empty
+	// ClientListenAddr, raftexample's --port default.
+	DefaultClientPort = 9121
+	// DefaultPeerURL is raftexample's --cluster default: one member.
+	DefaultPeerURL = "http://127.0.0.1:9021"
+	// DefaultJoinTimeout bounds the request JoinAddr sends, retries included.
+	DefaultJoinTimeout = 30 * time.Second
+	// DefaultRequestTimeout is the deadline of each client request.
+	DefaultRequestTimeout = httpapi.DefaultRequestTimeout
+
+	// The raft node's defaults (see raftnode.Config).
+	DefaultTickInterval           = raftnode.DefaultTickInterval
+	DefaultElectionTicks          = raftnode.DefaultElectionTicks // the heartbeat is one tick
+	DefaultBatchGatherWait        = raftnode.DefaultBatchGatherWait
+	DefaultSnapshotCount          = raftnode.DefaultSnapshotCount
+	DefaultSnapshotCatchUpEntries = raftnode.DefaultSnapshotCatchUpEntries
+	DefaultSnapshotBytes          = raftnode.DefaultSnapshotBytes
+	DefaultSnapshotWriteRate      = raftnode.DefaultSnapshotWriteRate // bytes per second
+)
+
+// Config configures one member. The zero value of every field but ID, Peers
+// and DataDir means its default; Validate checks a Config without touching
+// the disk or the network, and Start calls it.
+type Config struct {
+	// ID is this member's raft id, 1-based: member N listens for peers on
+	// Peers[N-1] (raftexample's --id). Zero is invalid.
+	ID uint64
+	// Peers are the peer URLs of the cluster in id order (raftexample's
+	// --cluster); for a joining member, every member's, its own included.
+	// Empty is invalid.
+	Peers []string
+	// Join makes a member whose DataDir holds no state join a running
+	// cluster, which must have been told of it (POST /<id>), instead of
+	// bootstrapping one from Peers. A member with state restarts from it
+	// either way.
+	Join bool
+	// JoinAddr is the client address (host:port or URL) of a running member
+	// to ask to add this one before it starts, as raftdb's -join; it implies
+	// Join. It is asked only when DataDir holds no state yet. Empty means
+	// ask nobody.
+	JoinAddr string
+	// JoinTimeout bounds the request to JoinAddr, retries included. Zero
+	// means DefaultJoinTimeout.
+	JoinTimeout time.Duration
+	// DataDir holds the WAL (DataDir/wal) and snapshots (DataDir/snap). It
+	// must be an absolute path; it is created if missing. Empty is invalid.
+	DataDir string
+
+	// ClientListenAddr is the host:port the client HTTP server listens on;
+	// an empty host means every interface, and port 0 a free port, which
+	// ClientAddr then tells. Empty means ":9121" (DefaultClientPort).
+	ClientListenAddr string
+	// PeerListenAddr is the host:port the peer (rafthttp) server listens
+	// on. Empty means the host:port of Peers[ID-1].
+	PeerListenAddr string
+	// AdvertiseClientURL is the client URL this member publishes to the
+	// others, which forward membership changes to the leader's. Empty means
+	// http://<host>:<port> with the host of ClientListenAddr (the host of
+	// Peers[ID-1] when that is empty) and the port listened on.
+	AdvertiseClientURL string
+
+	// SnapshotCount is the number of applied entries between snapshots.
+	// Zero means DefaultSnapshotCount.
+	SnapshotCount uint64
+	// SnapshotCatchUpEntries is how many entries are kept behind a snapshot
+	// for slow followers. Zero means DefaultSnapshotCatchUpEntries.
+	SnapshotCatchUpEntries uint64
+	// SnapshotBytes also starts a snapshot once the entries applied since
+	// the last one hold this many bytes. Zero means DefaultSnapshotBytes.
+	SnapshotBytes uint64
+	// SnapshotWriteRate bounds how fast a snapshot's data file is written,
+	// in bytes per second. Zero means DefaultSnapshotWriteRate; negative
+	// means no bound.
+	SnapshotWriteRate int64
+	// BatchGatherWait is the longest the leader waits, once its entry
+	// committed, for the queued writes to fill most of the next. Zero means
+	// DefaultBatchGatherWait; negative means it never waits.
+	BatchGatherWait time.Duration
+	// TickInterval is the duration of one raft tick. Zero means
+	// DefaultTickInterval.
+	TickInterval time.Duration
+	// ElectionTicks is the election timeout in ticks (the heartbeat is one
+	// tick). Zero means DefaultElectionTicks; otherwise at least 2.
+	ElectionTicks int
+	// RequestTimeout is the deadline of each client request, and, plus a
+	// second, how long Stop lets requests in flight finish. Zero means
+	// DefaultRequestTimeout.
+	RequestTimeout time.Duration
+
+	// Pprof serves net/http/pprof under /debug/pprof/ on the client port.
+	// It exposes the command line and lets any client run CPU profiles and
+	// traces. False means /debug/pprof/ answers 404.
+	Pprof bool
+	// Logger receives the member's logs. Nil means zap.NewNop().
+	Logger *zap.Logger
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	if c.JoinAddr != "" {
+		c.Join = true
+	}
+	if c.JoinTimeout == 0 {
+		c.JoinTimeout = DefaultJoinTimeout
+	}
+	if c.ClientListenAddr == "" {
+		c.ClientListenAddr = ":" + strconv.Itoa(DefaultClientPort)
+	}
+	if c.PeerListenAddr == "" && c.ID >= 1 && c.ID <= uint64(len(c.Peers)) {
+		if u, err := url.Parse(c.Peers[c.ID-1]); err == nil {
+			c.PeerListenAddr = u.Host
+		}
+	}
+	if c.SnapshotCount == 0 {
+		c.SnapshotCount = DefaultSnapshotCount
+	}
+	if c.SnapshotCatchUpEntries == 0 {
+		c.SnapshotCatchUpEntries = DefaultSnapshotCatchUpEntries
+	}
+	if c.SnapshotBytes == 0 {
+		c.SnapshotBytes = DefaultSnapshotBytes
+	}
+	if c.SnapshotWriteRate == 0 {
+		c.SnapshotWriteRate = DefaultSnapshotWriteRate
+	}
+	if c.BatchGatherWait == 0 {
+		c.BatchGatherWait = DefaultBatchGatherWait
+	}
+	if c.TickInterval == 0 {
+		c.TickInterval = DefaultTickInterval
+	}
+	if c.ElectionTicks == 0 {
+		c.ElectionTicks = DefaultElectionTicks
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	return c
+}
+
+// Validate reports the first problem with c, without touching the disk or
+// the network.
+func (c Config) Validate() error {
+	if len(c.Peers) == 0 {
+		return errors.New("daemon: the peer list is empty")
+	}
+	if c.ID == 0 || c.ID > uint64(len(c.Peers)) {
+		return fmt.Errorf("daemon: id %d is outside the peer list of %d URLs", c.ID, len(c.Peers))
+	}
+	seen := make(map[string]bool, len(c.Peers))
+	for i, p := range c.Peers {
+		if err := peerurl.Validate(p); err != nil {
+			return fmt.Errorf("daemon: peer %d: %w", i+1, err)
+		}
+		if seen[p] {
+			return fmt.Errorf("daemon: peer URL %s is listed twice", p)
+		}
+		seen[p] = true
+	}
+	if c.DataDir == "" {
+		return errors.New("daemon: data dir is required")
+	}
+	if !filepath.IsAbs(c.DataDir) {
+		return fmt.Errorf("daemon: data dir %q must be an absolute path", c.DataDir)
+	}
+	if c.ClientListenAddr != "" {
+		if err := checkListenAddr("client listen address", c.ClientListenAddr, true); err != nil {
+			return err
+		}
+	}
+	if c.PeerListenAddr != "" {
+		// The other members dial the port in Peers, so it cannot be picked
+		// at random.
+		if err := checkListenAddr("peer listen address", c.PeerListenAddr, false); err != nil {
+			return err
+		}
+	}
+	if c.AdvertiseClientURL != "" {
+		if u, err := url.Parse(c.AdvertiseClientURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("daemon: advertise client URL %q is not an http(s)://host:port URL", c.AdvertiseClientURL)
+		}
+	}
+	switch {
+	case c.JoinTimeout < 0:
+		return fmt.Errorf("daemon: join timeout %v is negative", c.JoinTimeout)
+	case c.TickInterval < 0 || (c.TickInterval > 0 && c.TickInterval < time.Millisecond):
+		return fmt.Errorf("daemon: tick interval %v must be at least 1ms", c.TickInterval)
+	case c.ElectionTicks < 0 || c.ElectionTicks == 1:
+		return fmt.Errorf("daemon: election ticks %d must be at least 2", c.ElectionTicks)
+	case c.RequestTimeout < 0:
+		return fmt.Errorf("daemon: request timeout %v is negative", c.RequestTimeout)
+	case c.BatchGatherWait > time.Second:
+		return fmt.Errorf("daemon: batch gather wait %v is over 1s", c.BatchGatherWait)
+	}
+	return nil
+}
+
+// checkListenAddr checks that addr is a host:port to listen on.
+func checkListenAddr(what, addr string, portZeroOK bool) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("daemon: %s %q: %v", what, addr, err)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	switch {
+	case err != nil:
+		return fmt.Errorf("daemon: %s %q: port %q is not a TCP port", what, addr, port)
+	case p == 0 && !portZeroOK:
+		return fmt.Errorf("daemon: %s %q: port 0 is not allowed here", what, addr)
+	}
+	return nil
+}

@@ -1,0 +1,48 @@
+// Package daemon runs one raftkv member: it builds a raftnode.Node, a
+// kvstore.Store on it and the httpapi client server in front of them, and
+// wires them together. cmd/raftkv is this package behind flags and
+// signals; tests start members in process with it.
+//
+// It owns: the client and peer listeners (the raft node's peer server
+// serves and closes the latter once started), the client HTTP server, the
+// adapters from kvstore and raftnode to httpapi's Store and Cluster
+// interfaces, the health policy (a member is healthy with a leader and an
+// applied index within healthLag entries of the commit index), the
+// forwarding of membership changes to the leader's client URL, the
+// raftdb-style join request (Config.JoinAddr) and each member's Prometheus
+// registry. It must not parse flags, install
+// signal handlers, change process-wide settings (GC, the default logger)
+// or exit the process: everything comes from Config, and failures end in
+// Start's error or Err.
+//
+// # Lifecycle
+//
+// Start validates the Config, listens on the client and peer ports (both
+// before the data dir is touched), joins through JoinAddr if asked and the
+// data dir holds no state, replays the data dir, starts raft and serves
+// clients. It returns a running Member or an error, and leaves nothing
+// running on error. Its errors are one line that names what failed: the
+// address of a busy port, the data dir (held by another process: wraps
+// fileutil.ErrLocked), the join URL. The member runs until Stop, until it
+// applies its own removal (Err wraps ErrRemoved), or until its raft node or
+// client server fails (Err is that error). Done is closed once it has
+// stopped, whatever the reason; Stop waits for that and may be called any
+// number of times, before or after.
+//
+// # Goroutines
+//
+//   - the client HTTP server's, ended by its Shutdown;
+//   - run: waits for Stop, the raft node's end or the client server's
+//     failure, then shuts the member down;
+//   - the raft node's and the store's own (see their package docs), ended by
+//     their Stop.
+//
+// # Shutdown order
+//
+//  1. The client HTTP server stops accepting and lets the requests in
+//     flight finish, for at most RequestTimeout plus a second.
+//  2. The store's proposer stops, so nothing new is proposed.
+//  3. The raft node stops: its Ready loop, the transport and peer server,
+//     then the WAL.
+//  4. The store's apply loop ends once the node closed its commits.
+package daemon

@@ -1,0 +1,255 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/raftkv/raftkv/httpapi"
+	"github.com/raftkv/raftkv/kvstore"
+	"github.com/raftkv/raftkv/raftnode"
+	"go.etcd.io/etcd/client/pkg/v3/fileutil"
+	"go.uber.org/zap"
+)
+
+// ErrRemoved is what Err wraps when the member stopped because it applied
+// its own removal from the cluster.
+var ErrRemoved = raftnode.ErrRemoved
+
+// Member is one running raftkv member: its raft node, its store and its
+// client HTTP server. Start returns a running one; it runs until Stop, its
+// removal from the cluster, or a fatal error.
+type Member struct {
+	cfg       Config
+	lg        *zap.Logger
+	node      *raftnode.Node
+	kv        *kvstore.Store
+	srv       *httpapi.Server
+	clientLn  net.Listener
+	peerLn    net.Listener // the raft node's peer server serves and closes it
+	clientURL string
+
+	serveErr chan error    // the client server's end; buffered
+	stopOnce sync.Once     // closes stopc
+	stopc    chan struct{} // closed by Stop
+	donec    chan struct{} // closed once the member has stopped
+	err      error         // why it stopped; written before donec closes
+}
+
+// Start validates cfg, listens on the client and peer ports, asks
+// cfg.JoinAddr to add this member if it has no state yet, replays the data
+// dir, starts raft and serves clients. ctx bounds the start-up only (the
+// join request); once Start returns, Stop ends the member. On error nothing
+// is left running, and the error is one line that names the port, data dir
+// or URL at fault.
+func Start(ctx context.Context, cfg Config) (*Member, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	lg := cfg.Logger
+	// Both ports are claimed before the data dir is touched: a member that
+	// failed on a busy port after creating its WAL would take that empty
+	// WAL for a restart next time and never bootstrap.
+	clientLn, err := listen("clients", cfg.ClientListenAddr)
+	if err != nil {
+		return nil, err
+	}
+	peerLn, err := listen("peers", cfg.PeerListenAddr)
+	if err != nil {
+		clientLn.Close()
+		return nil, err
+	}
+	// Until the raft node has started, the listeners are this function's
+	// to close on failure.
+	closeListeners := func() {
+		clientLn.Close()
+		peerLn.Close()
+	}
+	m := &Member{
+		cfg:       cfg,
+		lg:        lg,
+		clientLn:  clientLn,
+		peerLn:    peerLn,
+		clientURL: cfg.clientURL(clientLn.Addr()),
+		serveErr:  make(chan error, 1),
+		stopc:     make(chan struct{}),
+		donec:     make(chan struct{}),
+	}
+	if cfg.JoinAddr != "" && !raftnode.HasState(cfg.DataDir) {
+		jctx, cancel := context.WithTimeout(ctx, cfg.JoinTimeout)
+		err := joinVia(jctx, lg, cfg.JoinAddr, cfg.ID, cfg.Peers[cfg.ID-1], m.clientURL)
+		cancel()
+		if err != nil {
+			closeListeners()
+			return nil, fmt.Errorf("cannot join the cluster: %w", err)
+		}
+	}
+	registry := prometheus.NewRegistry()
+	m.node, err = raftnode.New(raftnode.Config{
+		ID:                     cfg.ID,
+		Peers:                  cfg.Peers,
+		Join:                   cfg.Join,
+		DataDir:                cfg.DataDir,
+		PeerListenAddr:         cfg.PeerListenAddr,
+		PeerListener:           peerLn,
+		ClientURL:              m.clientURL,
+		SnapshotCount:          cfg.SnapshotCount,
+		SnapshotCatchUpEntries: cfg.SnapshotCatchUpEntries,
+		SnapshotBytes:          cfg.SnapshotBytes,
+		SnapshotWriteRate:      cfg.SnapshotWriteRate,
+		BatchGatherWait:        cfg.BatchGatherWait,
+		TickInterval:           cfg.TickInterval,
+		ElectionTicks:          cfg.ElectionTicks,
+		Logger:                 lg,
+		Registerer:             registry,
+	})
+	if err != nil {
+		closeListeners()
+		if errors.Is(err, fileutil.ErrLocked) {
+			return nil, fmt.Errorf("data dir %s is in use by another process (%w)", cfg.DataDir, fileutil.ErrLocked)
+		}
+		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
+	}
+	m.kv, err = kvstore.New(kvstore.Config{Logger: lg.Named("kvstore"), Registerer: registry}, m.node)
+	if err == nil {
+		err = m.node.Start(m.kv.Snapshot)
+	}
+	if err != nil {
+		closeListeners()
+		if m.kv != nil {
+			m.kv.Stop()
+		}
+		m.node.Stop()
+		if m.kv != nil {
+			<-m.kv.Done()
+		}
+		return nil, fmt.Errorf("cannot start raft node: %w", err)
+	}
+	handler, err := httpapi.New(httpapi.Config{
+		Store:          store{m.kv},
+		Cluster:        cluster{node: m.node, store: m.kv},
+		Logger:         lg.Named("http"),
+		RequestTimeout: cfg.RequestTimeout,
+		// etcd's wal, snap and rafthttp packages and the Go runtime
+		// collectors use the default registry; raftkv's own metrics are
+		// per member.
+		Metrics: promhttp.HandlerFor(prometheus.Gatherers{prometheus.DefaultGatherer, registry}, promhttp.HandlerOpts{}),
+		Pprof:   cfg.Pprof,
+	})
+	if err != nil {
+		clientLn.Close()
+		m.kv.Stop()
+		m.node.Stop()
+		<-m.kv.Done()
+		return nil, fmt.Errorf("cannot build http handler: %w", err)
+	}
+	m.srv = httpapi.NewServer(clientLn.Addr().String(), handler, cfg.RequestTimeout)
+	m.srv.ErrorLog = zap.NewStdLog(lg.Named("client-http"))
+	go func() { m.serveErr <- m.srv.Serve(clientLn) }()
+	go m.run()
+	lg.Info("serving clients", zap.String("address", clientLn.Addr().String()), zap.String("data-dir", cfg.DataDir))
+	return m, nil
+}
+
+// run waits for a reason to stop, then tears the member down in order:
+// the client server first, so no request is left waiting on what follows;
+// then the store's proposer; then the raft node (its loop, transport and
+// WAL); last, once the raft node closed its commits, the store's apply
+// loop.
+func (m *Member) run() {
+	var serveErr error
+	select {
+	case <-m.stopc:
+	case <-m.node.Done():
+	case serveErr = <-m.serveErr:
+		m.lg.Error("client server failed", zap.Error(serveErr))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.RequestTimeout+time.Second)
+	if err := m.srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		m.lg.Warn("client server shutdown", zap.Error(err))
+	}
+	cancel()
+	m.kv.Stop()
+	m.node.Stop()
+	<-m.kv.Done()
+	m.err = m.node.Err()
+	if m.err == nil && serveErr != nil {
+		m.err = fmt.Errorf("client server on %s: %w", m.clientLn.Addr(), serveErr)
+	}
+	close(m.donec)
+}
+
+// Stop shuts the member down in the order run describes and waits until it
+// has. It is idempotent and safe to call after the member stopped by itself.
+func (m *Member) Stop() {
+	m.stopOnce.Do(func() { close(m.stopc) })
+	<-m.donec
+}
+
+// Done is closed once the member has stopped, by Stop or by itself.
+func (m *Member) Done() <-chan struct{} { return m.donec }
+
+// Err waits until the member has stopped and tells why: nil after Stop, an
+// error wrapping ErrRemoved after it applied its own removal, otherwise the
+// fatal error of its raft node or client server.
+func (m *Member) Err() error {
+	<-m.donec
+	return m.err
+}
+
+// ID is the member's raft id.
+func (m *Member) ID() uint64 { return m.cfg.ID }
+
+// ClientAddr is the address the client HTTP server listens on, with the
+// port picked when Config.ClientListenAddr asked for port 0.
+func (m *Member) ClientAddr() net.Addr { return m.clientLn.Addr() }
+
+// ClientURL is the client URL this member publishes to the others.
+func (m *Member) ClientURL() string { return m.clientURL }
+
+// PeerAddr is the address the peer (rafthttp) server listens on.
+func (m *Member) PeerAddr() net.Addr { return m.peerLn.Addr() }
+
+// listen listens on addr for what ("clients" or "peers") and names both in
+// its error.
+func listen(what, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		// net's error repeats "listen tcp <addr>"; its cause is enough.
+		var se *os.SyscallError
+		if errors.As(err, &se) {
+			err = se.Err
+		}
+		return nil, fmt.Errorf("cannot listen for %s on %s: %w", what, addr, err)
+	}
+	return ln, nil
+}
+
+// clientURL is the client URL published for a client server listening on
+// addr: AdvertiseClientURL, or http://<host>:<port> with the host of
+// ClientListenAddr, or of this member's peer URL when that is empty.
+func (c Config) clientURL(addr net.Addr) string {
+	if c.AdvertiseClientURL != "" {
+		return c.AdvertiseClientURL
+	}
+	host, _, _ := net.SplitHostPort(c.ClientListenAddr)
+	if host == "" {
+		if u, err := urlHost(c.Peers[c.ID-1]); err == nil {
+			host = u
+		}
+	}
+	port := 0
+	if a, ok := addr.(*net.TCPAddr); ok {
+		port = a.Port
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(port))
+}
