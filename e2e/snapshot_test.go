@@ -126,12 +126,12 @@ func TestRestartAfterSnapshotKeepsBinaryValues(t *testing.T) {
 	}
 }
 
-// TestRestartedMemberDecodesEntriesByHand: a follower restarted after a
+// TestRestartedMemberSharesThePreamble: a follower restarted after a
 // snapshot decodes the snapshot (with gob) before any entry, and must
-// still write and read entries the way the members that kept running do:
-// after writes through every member, every member decoded every entry by
-// hand, none by gob.
-func TestRestartedMemberDecodesEntriesByHand(t *testing.T) {
+// still write entries with the type numbering of the members that kept
+// running: after writes through every member, every member decoded all
+// entries but its first with one primed decoder.
+func TestRestartedMemberSharesThePreamble(t *testing.T) {
 	c, leader := startCluster(t, testcluster.Options{SnapshotCount: 20, SnapshotCatchUpEntries: 5})
 	before := make(map[string][]byte)
 	for i := range 40 { // one at a time: 40 entries, past SnapshotCount
@@ -153,5 +153,5 @@ func TestRestartedMemberDecodesEntriesByHand(t *testing.T) {
 		}
 	}
 	c.WaitConverged(t, convergeTimeout)
-	checkDecodedByHand(t, c, n)
+	checkDecodedPrimed(t, c, n)
 }

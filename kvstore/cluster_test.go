@@ -8,11 +8,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
-	"weak"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -549,46 +547,5 @@ func TestClusterSnapshotsBySize(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-	}
-}
-
-// TestClusterIdleMemberCopiesValuesOutOfCompactedEntries: a value stays in
-// its entry's data until the log is compacted past the entry; once writes
-// stop, the member copies it out on its own, so the entry's data is freed
-// though no commit comes any more.
-func TestClusterIdleMemberCopiesValuesOutOfCompactedEntries(t *testing.T) {
-	c := newInprocCluster(t, 1, raftnode.Config{
-		TickInterval: 50 * time.Millisecond, SnapshotCount: 8, SnapshotCatchUpEntries: 1,
-	})
-	lead := c.waitLeader()
-	want := bytes.Repeat([]byte{'a'}, 512)
-	c.put(lead, "a", want)
-	v, err := c.stors[lead].local("a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	held := weak.Make(&v[0]) // the entry's data, which holds a's value
-	v = nil
-	// Write up to the first snapshot (SnapshotCount entries in) and no
-	// further: the log is compacted past a's entry only after the commit
-	// that started it, so no commit copies a out.
-	for i := 0; ; i++ {
-		if c.put(lead, fmt.Sprintf("k%d", i), []byte("v")) >= 8 {
-			break
-		}
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		runtime.GC()
-		if held.Value() == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the data of a's entry is still held 10 s after the writes stopped (log first index %d)", c.nodes[lead].LogFirstIndex())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if got, err := c.stors[lead].local("a"); err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("a = %.16q..., %v after it was copied out", got, err)
 	}
 }

@@ -150,15 +150,16 @@ func decodeBatch(data []byte) (*batch, error) {
 // gob stream (type definitions, then the value), so any member can decode
 // any entry alone, after a restart or a snapshot. A fresh gob.Decoder per
 // entry would compile the type anew each time, the apply loop's largest
-// cost. Entries with this binary's own type definitions are decoded by
-// hand (see wire.go); for others one primed Decoder is kept per distinct
-// type preamble (in practice one per writer binary) and fed only the
-// value message. Not safe for concurrent use: the apply loop owns it.
+// cost; instead one primed Decoder is kept per distinct type preamble (in
+// practice one per writer binary, since entryTypes fixes this binary's
+// numbering) and fed only each entry's value message. Not safe for
+// concurrent use: the apply loop owns it.
 type entryDecoder struct {
 	primed map[string]*primedDecoder
-	// byHand and byGob count the entries decoded each way; the metrics
-	// read them.
-	byHand, byGob atomic.Uint64
+	// byPrimed and byFresh count the entries decoded by a primed decoder
+	// and by a fresh one (the first entry of a preamble, or one not framed
+	// as expected); the metrics read them.
+	byPrimed, byFresh atomic.Uint64
 }
 
 type primedDecoder struct {
@@ -178,20 +179,14 @@ func (d *entryDecoder) decode(data []byte) (*batch, error) {
 	split := gobValueOffset(data)
 	if split < 0 {
 		// Not the framing we expect: let gob itself say what is wrong.
-		d.byGob.Add(1)
+		d.byFresh.Add(1)
 		return decodeBatch(data)
 	}
-	if w := ownBatch; w.preamble != "" && string(data[:split]) == w.preamble {
-		if b, ok := decodeOwnBatch(data[split:], w.batchID); ok {
-			d.byHand.Add(1)
-			return b, nil
-		}
-	}
-	d.byGob.Add(1)
 	var b batch
 	// Indexing with the conversion inline looks up without allocating.
 	pd := d.primed[string(data[:split])]
 	if pd == nil {
+		d.byFresh.Add(1)
 		pd = &primedDecoder{src: &swapReader{}}
 		pd.dec = gob.NewDecoder(pd.src)
 		pd.src.Reset(data) // the first entry primes it with its types
@@ -206,6 +201,7 @@ func (d *entryDecoder) decode(data []byte) (*batch, error) {
 		}
 		return &b, nil
 	}
+	d.byPrimed.Add(1)
 	pd.src.Reset(data[split:])
 	if err := pd.dec.Decode(&b); err != nil || pd.src.Len() != 0 {
 		delete(d.primed, string(data[:split])) // its stream state is unknown now
@@ -216,6 +212,25 @@ func (d *entryDecoder) decode(data []byte) (*batch, error) {
 	}
 	return &b, nil
 }
+
+// entryTypes is this binary's type preamble of an entry, fixed as the
+// package is initialized. gob numbers a process's types in the order it
+// first meets them, and the numbers are part of every entry's preamble.
+// Left to the first write, a member that had first decoded a snapshot
+// header or raftnode's member attributes (as a restarted one does)
+// numbered the batch types apart from the others, and every member then
+// kept a primed decoder for each numbering. Defined here, before main
+// runs, the batch types get the same numbers in every process of a binary.
+var entryTypes = func() string {
+	data, err := encodeBatch(&batch{}) // every type of the tree is defined on first use
+	if err != nil {
+		return ""
+	}
+	if split := gobValueOffset(data); split >= 0 {
+		return string(data[:split])
+	}
+	return ""
+}()
 
 // swapReader is a bytes.Reader whose contents can be replaced between
 // gob messages. It implements io.ByteReader, so gob reads from it without

@@ -38,10 +38,11 @@ func newMetrics(reg prometheus.Registerer, keys func() float64, dec *entryDecode
 		reg.MustRegister(m.writes, m.retries, m.applySeconds, m.batchRequests,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "raftkv", Subsystem: "kv",
 				Name: "keys", Help: "Keys in the state machine."}, keys))
-		// Decoded by gob means written by another binary (see wire.go).
-		for by, n := range map[string]*atomic.Uint64{"hand": &dec.byHand, "gob": &dec.byGob} {
+		// A fresh decoder compiles the entry's types: once per writer
+		// binary (see entryTypes), and for entries not framed as expected.
+		for by, n := range map[string]*atomic.Uint64{"primed": &dec.byPrimed, "fresh": &dec.byFresh} {
 			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "raftkv", Subsystem: "kv",
-				Name: "entries_decoded_total", Help: "Committed entries decoded, by hand or by gob.",
+				Name: "entries_decoded_total", Help: "Committed entries decoded, by a primed gob decoder or a fresh one.",
 				ConstLabels: prometheus.Labels{"by": by}}, func() float64 { return float64(n.Load()) }))
 		}
 	}

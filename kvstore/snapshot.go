@@ -218,8 +218,6 @@ func (s *Store) install(state *tree, sessions map[uint64]*session, index uint64)
 	s.mu.data, s.mu.sessions = state, sessions
 	own := sessions[s.session]
 	s.mu.Unlock()
-	clear(s.inLog) // none of the new state's values is in an entry
-	s.inLog = s.inLog[:0]
 	s.lg.Info("restored state from snapshot", zap.Uint64("index", index), zap.Int("keys", state.Len()))
 	// Our writes that the snapshot covers will never be seen as entries.
 	if own != nil {

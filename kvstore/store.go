@@ -41,13 +41,6 @@ type Store struct {
 		pending map[uint64]*pending
 	}
 
-	// inLog lists, oldest first, the applied entries whose values the
-	// state holds in place, in the entry's data (owned by the apply loop).
-	// The raft log holds that data until it is compacted, so a value
-	// copied out of it at once would take its memory twice until then;
-	// rehome copies them out once the log let go of the entry.
-	inLog []inLogEntry
-
 	applied   atomic.Uint64
 	appliedMu sync.Mutex
 	appliedC  chan struct{} // closed and replaced whenever applied grows

@@ -265,8 +265,8 @@ func TestEntryDecoderMatchesGob(t *testing.T) {
 			t.Fatalf("entry %d: cached decoder got %+v, gob %+v", i, got, want)
 		}
 	}
-	if len(d.primed) != 0 {
-		t.Fatalf("%d primed decoders for this binary's own entries, want 0 (decoded by hand)", len(d.primed))
+	if len(d.primed) != 1 || d.byFresh.Load() != 1 {
+		t.Fatalf("%d primed decoders and %d fresh decodes for this binary's own entries, want 1 and 1", len(d.primed), d.byFresh.Load())
 	}
 
 	// A writer whose type preamble differs (another type name here; in
@@ -285,8 +285,8 @@ func TestEntryDecoderMatchesGob(t *testing.T) {
 			t.Fatalf("other preamble: %+v, %v", got, err)
 		}
 	}
-	if len(d.primed) != 1 {
-		t.Fatalf("%d primed decoders, want 1", len(d.primed))
+	if len(d.primed) != 2 {
+		t.Fatalf("%d primed decoders, want 2: this binary's and the other writer's", len(d.primed))
 	}
 
 	// Odd entries get gob's own verdict (every member must agree on what
@@ -352,65 +352,13 @@ func checkItemOrder(t *testing.T, a, b string) {
 	}
 }
 
-// TestOwnBatchDecoderMatchesGob checks the hand decoder of this binary's
-// own entries against gob on every entry one byte away from a good one:
-// each byte of the value message replaced by every other value, removed,
-// or doubled. Whatever the hand decoder accepts, gob decodes to the same
-// batch; whatever it declines, gob decides (see FuzzDecodeBatch for
-// arbitrary bytes).
-func TestOwnBatchDecoderMatchesGob(t *testing.T) {
-	good, err := encodeBatch(&batch{Session: 7, Watermark: 300, Reqs: []request{
-		{ID: 1, Ops: []Op{{Type: OpPut, Key: "ab", Value: []byte("xyz")}, {Type: OpDelete, Key: "c"}}},
-		{ID: 200},
-		{ID: 1 << 40, Ops: []Op{{Type: OpPut, Key: "", Value: bytes.Repeat([]byte{0x80}, 130)}}},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	split := gobValueOffset(good)
-	if w := ownBatch; w.preamble == "" || string(good[:split]) != w.preamble {
-		t.Fatal("this binary's entries do not have the preamble the hand decoder knows")
-	}
-	accepted := 0
-	check := func(data []byte) {
-		t.Helper()
-		want, wantErr := decodeBatch(data)
-		got, err := newEntryDecoder().decode(data)
-		checkSameDecision(t, fmt.Sprintf("entry %x", data), got, err, want, wantErr)
-		if w := ownBatch; len(data) >= split {
-			if _, ok := decodeOwnBatch(data[split:], w.batchID); ok {
-				accepted++
-			}
-		}
-	}
-	check(good)
-	if accepted != 1 {
-		t.Fatal("the hand decoder declines a good entry")
-	}
-	// The inside of the long value is opaque bytes: its ends will do.
-	long := bytes.Index(good, bytes.Repeat([]byte{0x80}, 130))
-	for i := split; i < len(good); i++ {
-		if i > long+2 && i < long+128 {
-			continue
-		}
-		for v := range 256 {
-			data := bytes.Clone(good)
-			data[i] = byte(v)
-			check(data)
-		}
-		check(append(bytes.Clone(good[:i]), good[i+1:]...))
-		check(append(bytes.Clone(good[:i+1]), good[i:]...))
-	}
-	t.Logf("the hand decoder accepted %d of the variants", accepted)
-}
-
-// TestEntriesOfAnotherProcessDecodeByHand: gob numbers types per process,
-// in the order the process first meets them, so a member whose first gob
-// use was something else (a snapshot header, raftnode's member
-// attributes) must still write entries with the preamble every other
-// process of this binary decodes by hand. The test runs itself again as
-// such a member and decodes the entry that process wrote.
-func TestEntriesOfAnotherProcessDecodeByHand(t *testing.T) {
+// TestEntriesOfAnotherProcessShareThePreamble: gob numbers types per
+// process, in the order the process first meets them, so a member whose
+// first gob use was something else (a snapshot header, raftnode's member
+// attributes) must still write entries with the preamble of every other
+// process of this binary, which their primed decoder takes. The test runs
+// itself again as such a member and decodes the entry that process wrote.
+func TestEntriesOfAnotherProcessShareThePreamble(t *testing.T) {
 	const marker = "entry: "
 	want := &batch{Session: 9, Watermark: 2, Reqs: []request{{ID: 3, Ops: []Op{{Type: OpPut, Key: "k", Value: []byte("v")}}}}}
 	if os.Getenv("KVSTORE_TEST_WRITER") == "1" {
@@ -426,7 +374,7 @@ func TestEntriesOfAnotherProcessDecodeByHand(t *testing.T) {
 		fmt.Println(marker + hex.EncodeToString(data))
 		return
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestEntriesOfAnotherProcessDecodeByHand$", "-test.count=1")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestEntriesOfAnotherProcessShareThePreamble$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "KVSTORE_TEST_WRITER=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -444,6 +392,14 @@ func TestEntriesOfAnotherProcessDecodeByHand(t *testing.T) {
 		t.Fatalf("writer process printed no entry:\n%s", out)
 	}
 	d := newEntryDecoder()
+	var e entryEncoder
+	own, err := e.encode(&batch{Session: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.decode(own); err != nil { // primes the decoder of this process's preamble
+		t.Fatal(err)
+	}
 	got, err := d.decode(data)
 	if err != nil {
 		t.Fatal(err)
@@ -451,9 +407,9 @@ func TestEntriesOfAnotherProcessDecodeByHand(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("decoded %+v, want %+v", got, want)
 	}
-	if d.byHand.Load() != 1 || d.byGob.Load() != 0 {
-		t.Errorf("the entry was decoded by gob: the writer numbered its types differently (preamble %x, this process's %x)",
-			data[:gobValueOffset(data)], ownBatch.preamble)
+	if d.byPrimed.Load() != 1 || d.byFresh.Load() != 1 {
+		t.Errorf("the entry needed a fresh decoder: the writer numbered its types differently (preamble %x, this process's %x)",
+			data[:gobValueOffset(data)], entryTypes)
 	}
 }
 
@@ -523,57 +479,4 @@ func (w *gcOnFirstWrite) Write(p []byte) (int, error) {
 		w.check()
 	}
 	return w.buf.Write(p)
-}
-
-// A value applied from an entry stays in the entry's data while the raft
-// log holds the entry, so it is not in memory twice, and is copied out
-// once the log has let go of the entry, so the entry's data is then freed
-// instead of being held by the few values it still has.
-func TestValuesLeaveCompactedEntries(t *testing.T) {
-	s := newBareStore(t)
-	put := func(index uint64, kv ...string) weak.Pointer[byte] {
-		var ops []Op
-		for i := 0; i < len(kv); i += 2 {
-			ops = append(ops, Op{Type: OpPut, Key: kv[i], Value: bytes.Repeat([]byte(kv[i+1]), 64)})
-		}
-		e := mustEntry(t, index, &batch{Session: 3, Watermark: index, Reqs: []request{{ID: index, Ops: ops}}})
-		if n := s.applyEntry(e); n != len(ops) {
-			t.Fatalf("entry %d: %d values kept in the entry, want %d", index, n, len(ops))
-		}
-		s.setApplied(index)
-		if v, _ := s.local(kv[0]); !inData(e.Data, v) {
-			t.Fatalf("entry %d: %s's value was copied out of the entry", index, kv[0])
-		}
-		return weak.Make(&e.Data[0])
-	}
-	first := put(1, "a", "1", "b", "2")
-	second := put(2, "a", "3")
-	third := put(3, "c", "4")
-
-	// The log no longer holds entry 1: b's value is copied out of it, and
-	// nothing holds it any more (a was replaced by entry 2).
-	s.rehome(2, rehomeIdle)
-	runtime.GC()
-	if first.Value() != nil {
-		t.Error("entry 1's data is still held after the log let go of it")
-	}
-	if second.Value() == nil || third.Value() == nil {
-		t.Fatal("the data of entries the log still holds was let go")
-	}
-	for k, want := range map[string]string{"a": "3", "b": "2", "c": "4"} {
-		if v, err := s.local(k); err != nil || string(v) != strings.Repeat(want, 64) {
-			t.Fatalf("%s = %.8q..., %v; want %q repeated", k, v, err, want)
-		}
-	}
-
-	// A budget bounds the work of one call: entries go one at a time.
-	s.rehome(4, 1)
-	if len(s.inLog) != 1 || s.inLog[0].index != 3 {
-		t.Fatalf("after a budget of one value: entries %+v left, want entry 3", s.inLog)
-	}
-	// A restored state holds none of the entries' data.
-	s.install(newTree(), map[uint64]*session{}, 10)
-	if len(s.inLog) != 0 {
-		t.Fatalf("%d entries listed after a restore", len(s.inLog))
-	}
 }

@@ -170,16 +170,6 @@ func (n *Node) ConfChangeC() chan<- ConfChange { return n.confChangeC }
 // node has stopped.
 func (n *Node) Commits() <-chan *Commit { return n.commitC }
 
-// LogFirstIndex is the first entry the in-memory raft log holds: those
-// before it were compacted away after a snapshot, and the log holds their
-// data no longer. The data of a Commit's Entries is the log's own, never
-// changed, so an application may keep parts of it in place while the log
-// holds it.
-func (n *Node) LogFirstIndex() uint64 {
-	i, _ := n.disk.storage.FirstIndex() // MemoryStorage never fails it
-	return i
-}
-
 // Done is closed when the node has stopped, by Stop or by itself.
 func (n *Node) Done() <-chan struct{} { return n.donec }
 
