@@ -274,7 +274,8 @@ func histogramCount(t *testing.T, mfs map[string]*dto.MetricFamily, name string)
 // with raftkv's, etcd's and Go's metrics; after n writes and n linearizable reads
 // through a follower, its committed-writes counter grew by at least n and its ReadIndex
 // histogram by at least one round (concurrent reads share rounds); and every member
-// primed decoder but the first (every process numbers its gob types alike).
+// decoded every entry but the first with its one primed decoder (every process
+// numbers its gob types alike).
 func TestMetricsCountWritesAndReads(t *testing.T) {
 	c, leader := startCluster(t, testcluster.Options{})
 	wantTypes := map[string]string{
