@@ -170,10 +170,18 @@ func (c Config) Join(groups map[uint64][]string) (Config, error) {
 }
 
 // Leave removes groups and hands their buckets to the others, rebalancing.
-// Every gid must be in the config.
+// Every gid must be in the config, and some group must stay: the keys of
+// the last one would have nowhere to go.
 func (c Config) Leave(gids []uint64) (Config, error) {
 	if len(gids) == 0 {
 		return Config{}, fmt.Errorf("%w: leave names no group", ErrInvalid)
+	}
+	staying := maps.Clone(c.Groups)
+	for _, gid := range gids {
+		delete(staying, gid)
+	}
+	if len(staying) == 0 && len(c.Groups) > 0 {
+		return Config{}, fmt.Errorf("%w: the last group cannot leave; its keys would have nowhere to go", ErrInvalid)
 	}
 	next := c.Clone()
 	next.Version++

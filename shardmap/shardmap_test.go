@@ -147,7 +147,7 @@ func TestJoinLeaveBalanceWithFewestMoves(t *testing.T) {
 				var err error
 				gids := c.GIDs()
 				switch {
-				case len(gids) == 0 || rng.IntN(3) > 0 && len(gids) < 12:
+				case len(gids) <= 1 || rng.IntN(3) > 0 && len(gids) < 12:
 					join := map[uint64][]string{}
 					for k := rng.IntN(2) + 1; k > 0; k-- {
 						join[next] = []string{fmt.Sprintf("http://127.0.0.1:%d", next)}
@@ -214,6 +214,7 @@ func TestBadOperations(t *testing.T) {
 		"join no server": func() (Config, error) { return c.Join(map[uint64][]string{2: {}}) },
 		"leave unknown":  func() (Config, error) { return c.Leave([]uint64{9}) },
 		"leave none":     func() (Config, error) { return c.Leave(nil) },
+		"leave the last": func() (Config, error) { return c.Leave([]uint64{1}) },
 		"move range":     func() (Config, error) { return c.Move(10, 1) },
 		"move negative":  func() (Config, error) { return c.Move(-1, 1) },
 		"move unknown":   func() (Config, error) { return c.Move(0, 9) },
