@@ -31,8 +31,15 @@ type Config struct {
 	// through raft once it joins. Empty means none is published.
 	ClientURL string
 	// PeerListenAddr is the host:port the peer (rafthttp) server listens on.
-	// Empty means the host:port of this member's own entry in Peers.
+	// Empty means the host:port of this member's own entry in Peers. Only
+	// the default transport uses it.
 	PeerListenAddr string
+	// NewTransport builds the transport that carries raft messages to the
+	// other members (see Transport). Start calls it once raft runs; the
+	// node stops it after raft. Nil means etcd's rafthttp, with a peer
+	// HTTP server on PeerListenAddr: what a daemon uses. Tests connect
+	// members in one process with their own.
+	NewTransport func(TransportParams) (Transport, error)
 
 	// SnapshotCount is the number of applied entries between snapshots.
 	// Zero means DefaultSnapshotCount.
@@ -213,7 +220,7 @@ func (c *Config) Validate() error {
 	if c.TickInterval < time.Millisecond {
 		return fmt.Errorf("raftnode: tick interval %v is below 1ms", c.TickInterval)
 	}
-	if c.PeerListenAddr == "" {
+	if c.PeerListenAddr == "" && c.NewTransport == nil {
 		return errors.New("raftnode: no peer listen address")
 	}
 	return nil

@@ -1,7 +1,8 @@
 // Package raftnode runs one member of a Raft group: the raft.Node and its
 // Ready loop, the write-ahead log and snapshot files (etcd's wal and snap
-// packages), the rafthttp transport to the other members, and the member
-// list. It knows nothing about keys: application entries are opaque bytes.
+// packages), the transport to the other members (etcd's rafthttp unless
+// Config says otherwise), and the member list. It knows nothing about keys:
+// application entries are opaque bytes.
 //
 // It must not interpret application data, read global state, or exit the
 // process; everything comes from Config and fatal errors end in Err.
@@ -39,7 +40,22 @@
 // application must make that cheap), the file is written on another
 // goroutine, and the snapshot is recorded and the log compacted when it is
 // done. A snapshot is sent by streaming the data file after the message;
-// the receiver's rafthttp saves it as its own data file.
+// the receiver's transport saves it as its own data file.
+//
+// # Transport
+//
+// Raft messages travel through a Transport: Send, SendSnapshot,
+// AddPeer/RemovePeer, ErrorC and Stop. Start builds it with
+// Config.NewTransport from a TransportParams: the member's id, the Node
+// as the rafthttp.Raft that takes what arrives, and the snapshotter that
+// saves an incoming snapshot's data file before its message goes to raft.
+// Nil means etcd's rafthttp, with its peer HTTP server on
+// Config.PeerListenAddr, serving once the known peers were added: what the
+// daemon runs. raftnode keeps its own record of the peers it added, and
+// stops when ErrorC reports an error (one wrapping ErrRemoved when the
+// others refuse this member as removed). Tests may connect members in one
+// process through a transport of their own; the WAL and snapshot files
+// stay real.
 //
 // # Goroutines
 //
@@ -58,25 +74,27 @@
 //   - one snapshot writer at a time, while a data file is being written
 //     (paced to SnapshotWriteRate, so the WAL keeps the disk).
 //   - prune: removes old snapshot data files off the Ready loop.
-//   - the peer HTTP server, and etcd's file purgers.
+//   - the transport's (rafthttp's streams and its peer HTTP server), and
+//     etcd's file purgers.
 //
 // Stop (or a fatal error, or applying this member's own removal) closes the
 // stop channel; teardownWhenStopped then waits for the goroutines above and
-// stops, in order, raft, the transport, the peer server and the WAL, then
-// closes Commits and Done.
+// stops, in order, raft, the transport (rafthttp, then its peer server)
+// and the WAL, then closes Commits and Done.
 //
 // # Lifecycle
 //
 // New validates the Config and replays the data dir; Start hands the
 // on-disk snapshot (if any) to the application as the first Commit, starts
-// the transport and raft (bootstrapping from Config.Peers unless a WAL
-// exists or Config.Join is set) and the goroutines; Stop ends it.
+// raft (bootstrapping from Config.Peers unless a WAL exists or Config.Join
+// is set), then the transport and the goroutines; Stop ends it.
 //
 // # Invariants
 //
 //  1. Each Ready is handled in raft's order: snapshot file and WAL record,
 //     WAL append of HardState and entries, MemoryStorage, messages (a
-//     leader may send before its fsync), Advance. Committed entries are
+//     leader may send before its fsync, a follower forwards proposals and
+//     read requests before it), Advance. Committed entries are
 //     handed to the application before the WAL append, as etcd does: they
 //     are durable on a quorum already, so applying them overlaps the fsync.
 //  2. A snapshot covers exactly the entries up to its index: the state is

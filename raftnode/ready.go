@@ -38,9 +38,9 @@ func (n *Node) run() {
 				n.stop(err)
 				return
 			}
-		case err := <-n.transport.ErrorC:
-			// rafthttp reports that the cluster told us we were removed.
-			n.stop(fmt.Errorf("%w (%v)", ErrRemoved, err))
+		case err := <-n.transport.ErrorC():
+			// Above all: the other members told us we were removed.
+			n.stop(err)
 			return
 		case <-n.stopc:
 			return
