@@ -42,6 +42,14 @@
 // done. A snapshot is sent by streaming the data file after the message;
 // the receiver's transport saves it as its own data file.
 //
+// The files of a snapshot are saved in this order: the data file, the
+// .snap file, its WAL record (synced), and for a snapshot from the leader
+// the HardState that commits it (synced). Only then are the older WAL
+// segments (etcd's purger takes those the WAL no longer locks) and data
+// files released: a restart starts from the newest snapshot that the WAL's
+// last HardState commits, and until that HardState is durable, that is the
+// previous one (etcd issue 10219).
+//
 // # Transport
 //
 // Raft messages travel through a Transport: Send, SendSnapshot,
@@ -94,9 +102,10 @@
 //  1. Each Ready is handled in raft's order: snapshot file and WAL record,
 //     WAL append of HardState and entries, MemoryStorage, messages (a
 //     leader may send before its fsync, a follower forwards proposals and
-//     read requests before it), Advance. Committed entries are
-//     handed to the application before the WAL append, as etcd does: they
-//     are durable on a quorum already, so applying them overlaps the fsync.
+//     read requests before it), Advance. Committed entries are handed to
+//     the application before the WAL append, as etcd does: they are durable
+//     on a quorum already, so applying them overlaps the fsync. A snapshot
+//     from the leader is handed over only once its HardState is synced.
 //  2. A snapshot covers exactly the entries up to its index: the state is
 //     captured only after the application reported every published commit
 //     applied, and recorded only once its data file is durable.
@@ -107,4 +116,7 @@
 //     published after it can be acknowledged.
 //  5. Outgoing snapshots carry the current ConfState, so a member added
 //     after the snapshot was taken accepts it.
+//  6. Nothing a restart may need is released for purging: older WAL
+//     segments and data files only once a newer snapshot and a HardState
+//     that commits it are durable.
 package raftnode

@@ -81,6 +81,9 @@ type Node struct {
 	// data file of hundreds of megabytes may take a while, and must not
 	// hold up the Ready loop.
 	pruneC chan uint64
+	// failpoint, set only by tests before Start, runs at each step of
+	// saving a snapshot (see failpoint.go).
+	failpoint func(name string) error
 
 	// Owned by the run goroutine.
 	confState     *raftpb.ConfState
@@ -96,6 +99,9 @@ type Node struct {
 	ccApplied []uint64
 	// peers are the members added to the transport and not removed since.
 	peers map[uint64]bool
+	// released is the index of the newest snapshot whose older WAL
+	// segments and data files were released for purging.
+	released uint64
 
 	mu struct {
 		sync.RWMutex
