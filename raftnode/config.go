@@ -61,7 +61,10 @@ type Config struct {
 	// means no bound.
 	SnapshotWriteRate int64
 	// MaxSnapshotFiles and MaxWALFiles bound the files kept on disk; older
-	// ones are purged once no longer needed. Zero means 5.
+	// ones are purged once no longer needed. Zero means 5. The .snap files
+	// are purged by number alone, so at least 2 are kept: until the newest
+	// one's WAL record and a HardState that commits it are durable, a
+	// restart needs the one before.
 	MaxSnapshotFiles uint
 	MaxWALFiles      uint
 	// MaxSnapshotDataFiles bounds the snapshot data files kept (each holds
@@ -219,6 +222,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TickInterval < time.Millisecond {
 		return fmt.Errorf("raftnode: tick interval %v is below 1ms", c.TickInterval)
+	}
+	if c.MaxSnapshotFiles < 2 {
+		return fmt.Errorf("raftnode: max snapshot files %d is below 2; a restart may need the snapshot before the newest", c.MaxSnapshotFiles)
 	}
 	if c.PeerListenAddr == "" && c.NewTransport == nil {
 		return errors.New("raftnode: no peer listen address")

@@ -118,5 +118,6 @@
 //     after the snapshot was taken accepts it.
 //  6. Nothing a restart may need is released for purging: older WAL
 //     segments and data files only once a newer snapshot and a HardState
-//     that commits it are durable.
+//     that commits it are durable. etcd purges .snap files by number
+//     alone, so at least two are kept (Config.MaxSnapshotFiles).
 package raftnode
