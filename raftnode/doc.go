@@ -61,9 +61,9 @@
 // Config.PeerListenAddr, serving once the known peers were added: what the
 // daemon runs. raftnode keeps its own record of the peers it added, and
 // stops when ErrorC reports an error (one wrapping ErrRemoved when the
-// others refuse this member as removed). Tests may connect members in one
-// process through a transport of their own; the WAL and snapshot files
-// stay real.
+// others refuse this member as removed). raftnode's tests connect members
+// in one process through a fake network (fakenet_test.go) that can cut
+// links and records what is sent; the WAL and snapshot files stay real.
 //
 // # Goroutines
 //
@@ -120,4 +120,40 @@
 //     segments and data files only once a newer snapshot and a HardState
 //     that commits it are durable. etcd purges .snap files by number
 //     alone, so at least two are kept (Config.MaxSnapshotFiles).
+//
+// # Files
+//
+//   - node.go: Node and its lifecycle (New, Start, Stop, teardown); the
+//     Proposal, ConfChange and Commit types.
+//   - config.go: Config, its defaults and Validate.
+//   - ready.go: the Ready loop (run, handleReady), publishing commits and
+//     installing snapshots from the leader.
+//   - transport.go: the Transport seam, the default rafthttp transport
+//     and its peer server, sending messages and snapshots, and the
+//     rafthttp.Raft methods through which messages arrive.
+//   - propose.go: serveChannels, proposals and their forwarding to the
+//     leader, raft's answers mapped to errors.
+//   - batcher.go: the leader's merging of proposals into batch entries.
+//   - readindex.go: linearizable reads, one ReadIndex round at a time.
+//   - confchange.go: proposing and applying membership changes, and the
+//     members' published client URLs.
+//   - membership.go: the member list, the snapshot envelope and the kinds
+//     of entry data.
+//   - snapshot.go: taking snapshots (maybeSnapshot, finishSnapshot), log
+//     compaction, pruning data files, the purgers, and the snapshot found
+//     on disk at Start.
+//   - snapfile.go, snapfile_linux.go, snapfile_other.go: snapshot data
+//     files: written durably at a bounded rate, pruned.
+//   - storage.go: the data dir: opening and replaying the WAL, saving a
+//     snapshot's .snap file and WAL record, releasing older files.
+//   - failpoint.go: the named steps of saving a snapshot, where tests stop
+//     a member as a crash would.
+//   - status.go, metrics.go, errors.go, zap_raft.go: Status, Prometheus
+//     metrics, errors and their kinds, raft's logger on zap.
+//
+// Tests: fakenet_test.go is the fake network, harness_test.go a cluster of
+// members on it with the smallest application; ready_order_test.go checks
+// each message sent against the sender's WAL on disk, snapshot_crash_test.go
+// crashes a member at each step of saving a snapshot, lifecycle_test.go
+// restarts and removes members; raftnode_test.go holds the unit tables.
 package raftnode
