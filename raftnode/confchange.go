@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"go.etcd.io/etcd/client/pkg/v3/types"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
@@ -50,9 +49,7 @@ func (n *Node) applyMembership(cc *raftpb.ConfChange) bool {
 		if id == n.cfg.ID {
 			return true
 		}
-		if n.transport.Get(types.ID(id)) != nil {
-			n.transport.RemovePeer(types.ID(id))
-		}
+		n.removePeer(id)
 	}
 	return false
 }

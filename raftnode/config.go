@@ -32,14 +32,21 @@ type Config struct {
 	// through raft once it joins. Empty means none is published.
 	ClientURL string
 	// PeerListenAddr is the host:port the peer (rafthttp) server listens on.
-	// Empty means the host:port of this member's own entry in Peers.
+	// Empty means the host:port of this member's own entry in Peers. Only
+	// the default transport uses it.
 	PeerListenAddr string
-	// PeerListener, when set, is the listener the peer server serves
-	// instead of listening on PeerListenAddr, so a caller can claim the port
+	// PeerListener, when set, is the listener the default transport's peer
+	// server serves instead of listening on PeerListenAddr, so a caller can claim the port
 	// before the data dir is touched. Once Start succeeded the node closes
 	// it when it stops; until then closing it is the caller's. Nil means
 	// the node listens on PeerListenAddr itself.
 	PeerListener net.Listener
+	// NewTransport builds the transport that carries raft messages to the
+	// other members (see Transport). Start calls it once raft runs; the
+	// node stops it after raft. Nil means etcd's rafthttp, with a peer
+	// HTTP server on PeerListenAddr: what a daemon uses. Tests connect
+	// members in one process with their own.
+	NewTransport func(TransportParams) (Transport, error)
 
 	// SnapshotCount is the number of applied entries between snapshots.
 	// Zero means DefaultSnapshotCount.
@@ -61,7 +68,10 @@ type Config struct {
 	// means no bound.
 	SnapshotWriteRate int64
 	// MaxSnapshotFiles and MaxWALFiles bound the files kept on disk; older
-	// ones are purged once no longer needed. Zero means 5.
+	// ones are purged once no longer needed. Zero means 5. The .snap files
+	// are purged by number alone, so at least 2 are kept: until the newest
+	// one's WAL record and a HardState that commits it are durable, a
+	// restart needs the one before.
 	MaxSnapshotFiles uint
 	MaxWALFiles      uint
 	// MaxSnapshotDataFiles bounds the snapshot data files kept (each holds
@@ -225,7 +235,10 @@ func (c *Config) Validate() error {
 	if c.TickInterval < time.Millisecond {
 		return fmt.Errorf("raftnode: tick interval %v is below 1ms", c.TickInterval)
 	}
-	if c.PeerListenAddr == "" {
+	if c.MaxSnapshotFiles < 2 {
+		return fmt.Errorf("raftnode: max snapshot files %d is below 2; a restart may need the snapshot before the newest", c.MaxSnapshotFiles)
+	}
+	if c.PeerListenAddr == "" && c.NewTransport == nil {
 		return errors.New("raftnode: no peer listen address")
 	}
 	return nil

@@ -1,7 +1,8 @@
 // Package raftnode runs one member of a Raft group: the raft.Node and its
 // Ready loop, the write-ahead log and snapshot files (etcd's wal and snap
-// packages), the rafthttp transport to the other members, and the member
-// list. It knows nothing about keys: application entries are opaque bytes.
+// packages), the transport to the other members (etcd's rafthttp unless
+// Config says otherwise), and the member list. It knows nothing about keys:
+// application entries are opaque bytes.
 //
 // It must not interpret application data, read global state, or exit the
 // process; everything comes from Config and fatal errors end in Err.
@@ -39,7 +40,30 @@
 // application must make that cheap), the file is written on another
 // goroutine, and the snapshot is recorded and the log compacted when it is
 // done. A snapshot is sent by streaming the data file after the message;
-// the receiver's rafthttp saves it as its own data file.
+// the receiver's transport saves it as its own data file.
+//
+// The files of a snapshot are saved in this order: the data file, the
+// .snap file, its WAL record (synced), and for a snapshot from the leader
+// the HardState that commits it (synced). Only then are the older WAL
+// segments (etcd's purger takes those the WAL no longer locks) and data
+// files released: a restart starts from the newest snapshot that the WAL's
+// last HardState commits, and until that HardState is durable, that is the
+// previous one (etcd issue 10219).
+//
+// # Transport
+//
+// Raft messages travel through a Transport: Send, SendSnapshot,
+// AddPeer/RemovePeer, ErrorC and Stop. Start builds it with
+// Config.NewTransport from a TransportParams: the member's id, the Node
+// as the rafthttp.Raft that takes what arrives, and the snapshotter that
+// saves an incoming snapshot's data file before its message goes to raft.
+// Nil means etcd's rafthttp, with its peer HTTP server on
+// Config.PeerListenAddr, serving once the known peers were added: what the
+// daemon runs. raftnode keeps its own record of the peers it added, and
+// stops when ErrorC reports an error (one wrapping ErrRemoved when the
+// others refuse this member as removed). raftnode's tests connect members
+// in one process through a fake network (fakenet_test.go) that can cut
+// links and records what is sent; the WAL and snapshot files stay real.
 //
 // # Goroutines
 //
@@ -58,27 +82,30 @@
 //   - one snapshot writer at a time, while a data file is being written
 //     (paced to SnapshotWriteRate, so the WAL keeps the disk).
 //   - prune: removes old snapshot data files off the Ready loop.
-//   - the peer HTTP server, and etcd's file purgers.
+//   - the transport's (rafthttp's streams and its peer HTTP server), and
+//     etcd's file purgers.
 //
 // Stop (or a fatal error, or applying this member's own removal) closes the
 // stop channel; teardownWhenStopped then waits for the goroutines above and
-// stops, in order, raft, the transport, the peer server and the WAL, then
-// closes Commits and Done.
+// stops, in order, raft, the transport (rafthttp, then its peer server)
+// and the WAL, then closes Commits and Done.
 //
 // # Lifecycle
 //
 // New validates the Config and replays the data dir; Start hands the
 // on-disk snapshot (if any) to the application as the first Commit, starts
-// the transport and raft (bootstrapping from Config.Peers unless a WAL
-// exists or Config.Join is set) and the goroutines; Stop ends it.
+// raft (bootstrapping from Config.Peers unless a WAL exists or Config.Join
+// is set), then the transport and the goroutines; Stop ends it.
 //
 // # Invariants
 //
 //  1. Each Ready is handled in raft's order: snapshot file and WAL record,
 //     WAL append of HardState and entries, MemoryStorage, messages (a
-//     leader may send before its fsync), Advance. Committed entries are
-//     handed to the application before the WAL append, as etcd does: they
-//     are durable on a quorum already, so applying them overlaps the fsync.
+//     leader may send before its fsync, a follower forwards proposals and
+//     read requests before it), Advance. Committed entries are handed to
+//     the application before the WAL append, as etcd does: they are durable
+//     on a quorum already, so applying them overlaps the fsync. A snapshot
+//     from the leader is handed over only once its HardState is synced.
 //  2. A snapshot covers exactly the entries up to its index: the state is
 //     captured only after the application reported every published commit
 //     applied, and recorded only once its data file is durable.
@@ -89,4 +116,44 @@
 //     published after it can be acknowledged.
 //  5. Outgoing snapshots carry the current ConfState, so a member added
 //     after the snapshot was taken accepts it.
+//  6. Nothing a restart may need is released for purging: older WAL
+//     segments and data files only once a newer snapshot and a HardState
+//     that commits it are durable. etcd purges .snap files by number
+//     alone, so at least two are kept (Config.MaxSnapshotFiles).
+//
+// # Files
+//
+//   - node.go: Node and its lifecycle (New, Start, Stop, teardown); the
+//     Proposal, ConfChange and Commit types.
+//   - config.go: Config, its defaults and Validate.
+//   - ready.go: the Ready loop (run, handleReady), publishing commits and
+//     installing snapshots from the leader.
+//   - transport.go: the Transport seam, the default rafthttp transport
+//     and its peer server, sending messages and snapshots, and the
+//     rafthttp.Raft methods through which messages arrive.
+//   - propose.go: serveChannels, proposals and their forwarding to the
+//     leader, raft's answers mapped to errors.
+//   - batcher.go: the leader's merging of proposals into batch entries.
+//   - readindex.go: linearizable reads, one ReadIndex round at a time.
+//   - confchange.go: proposing and applying membership changes, and the
+//     members' published client URLs.
+//   - membership.go: the member list, the snapshot envelope and the kinds
+//     of entry data.
+//   - snapshot.go: taking snapshots (maybeSnapshot, finishSnapshot), log
+//     compaction, pruning data files, the purgers, and the snapshot found
+//     on disk at Start.
+//   - snapfile.go, snapfile_linux.go, snapfile_other.go: snapshot data
+//     files: written durably at a bounded rate, pruned.
+//   - storage.go: the data dir: opening and replaying the WAL, saving a
+//     snapshot's .snap file and WAL record, releasing older files.
+//   - failpoint.go: the named steps of saving a snapshot, where tests stop
+//     a member as a crash would.
+//   - status.go, metrics.go, errors.go, zap_raft.go: Status, Prometheus
+//     metrics, errors and their kinds, raft's logger on zap.
+//
+// Tests: fakenet_test.go is the fake network, harness_test.go a cluster of
+// members on it with the smallest application; ready_order_test.go checks
+// each message sent against the sender's WAL on disk, snapshot_crash_test.go
+// crashes a member at each step of saving a snapshot, lifecycle_test.go
+// restarts and removes members; raftnode_test.go holds the unit tables.
 package raftnode

@@ -3,14 +3,12 @@ package raftnode
 import (
 	"context"
 	"errors"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/pkg/v3/idutil"
 	"go.etcd.io/etcd/pkg/v3/wait"
-	"go.etcd.io/etcd/server/v3/etcdserver/api/rafthttp"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
@@ -64,7 +62,8 @@ type Commit struct {
 func (c *Commit) Applied() { close(c.applyDone) }
 
 // Node is one raft member: it owns the raft.Node, its Ready loop, the WAL,
-// snapshot files, the rafthttp transport and the membership list.
+// snapshot files, the transport to the other members and the membership
+// list.
 type Node struct {
 	cfg Config
 	lg  *zap.Logger
@@ -75,14 +74,16 @@ type Node struct {
 
 	disk        *diskState
 	node        raft.Node
-	transport   *rafthttp.Transport
-	peerServer  *http.Server
+	transport   Transport
 	getSnapshot SnapshotFunc
 	snapDoneC   chan snapResult
 	// pruneC carries the newest snapshot index to the pruner: removing a
 	// data file of hundreds of megabytes may take a while, and must not
 	// hold up the Ready loop.
 	pruneC chan uint64
+	// failpoint, set only by tests before Start, runs at each step of
+	// saving a snapshot (see failpoint.go).
+	failpoint func(name string) error
 
 	// Owned by the run goroutine.
 	confState     *raftpb.ConfState
@@ -96,6 +97,11 @@ type Node struct {
 	// ccApplied are the ids of the conf changes applied in the Ready being
 	// handled, answered once it is advanced (answerConfChanges).
 	ccApplied []uint64
+	// peers are the members added to the transport and not removed since.
+	peers map[uint64]bool
+	// released is the index of the newest snapshot whose older WAL
+	// segments and data files were released for purging.
+	released uint64
 
 	mu struct {
 		sync.RWMutex
@@ -144,6 +150,7 @@ func New(cfg Config) (*Node, error) {
 		pruneC:      make(chan uint64, 1),
 		disk:        disk,
 		confState:   &raftpb.ConfState{},
+		peers:       map[uint64]bool{},
 		ccWait:      wait.New(),
 		reqIDs:      idutil.NewGenerator(uint16(cfg.ID), time.Now()),
 		stopc:       make(chan struct{}),
@@ -237,6 +244,7 @@ func (n *Node) Start(getSnapshot SnapshotFunc) error {
 	go n.teardownWhenStopped()
 	n.lg.Info("raft node started",
 		zap.Bool("join", n.cfg.Join), zap.Bool("restart", n.disk.hasWAL),
+		zap.Bool("default-transport", n.cfg.NewTransport == nil),
 		zap.String("peer-listen", n.cfg.PeerListenAddr))
 	return nil
 }
@@ -269,14 +277,13 @@ func (n *Node) stop(err error) {
 }
 
 // teardownWhenStopped tears the node down in order once stop was called:
-// the Ready loop and proposal goroutines first, then raft, the transport,
-// the peer server and last the WAL.
+// the Ready loop and proposal goroutines first, then raft, the transport
+// (rafthttp, then its peer server) and last the WAL.
 func (n *Node) teardownWhenStopped() {
 	<-n.stopc
 	n.wg.Wait()
 	n.node.Stop()
 	n.transport.Stop()
-	n.peerServer.Close()
 	if err := n.disk.wal.Close(); err != nil {
 		n.lg.Warn("closing wal", zap.Error(err))
 	}

@@ -253,6 +253,8 @@ func TestConfigValidate(t *testing.T) {
 		{"relative data dir", func(c *Config) { c.DataDir = "data" }, false},
 		{"no data dir", func(c *Config) { c.DataDir = "" }, false},
 		{"election not above heartbeat", func(c *Config) { c.ElectionTicks, c.HeartbeatTicks = 2, 2 }, false},
+		{"one snapshot file", func(c *Config) { c.MaxSnapshotFiles = 1 }, false},
+		{"two snapshot files", func(c *Config) { c.MaxSnapshotFiles = 2 }, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -38,9 +38,9 @@ func (n *Node) run() {
 				n.stop(err)
 				return
 			}
-		case err := <-n.transport.ErrorC:
-			// rafthttp reports that the cluster told us we were removed.
-			n.stop(fmt.Errorf("%w (%v)", ErrRemoved, err))
+		case err := <-n.transport.ErrorC():
+			// Above all: the other members told us we were removed.
+			n.stop(err)
 			return
 		case <-n.stopc:
 			return
@@ -83,20 +83,29 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		early, after = splitForwarded(rd.Messages)
 		n.send(early)
 	}
-	if !raft.IsEmptySnap(rd.Snapshot) {
-		if err := n.installSnapshot(rd.Snapshot); err != nil {
+	// A snapshot from the leader: its .snap file and WAL record before
+	// the entries and HardState that follow it.
+	hasSnap := !raft.IsEmptySnap(rd.Snapshot)
+	if hasSnap {
+		if err := n.saveReceivedSnapshot(rd.Snapshot); err != nil {
 			return err
 		}
 	}
 	// Committed entries are durable on a quorum already, so applying them
 	// may overlap this member's own fsync of new entries, as in etcd. No
 	// snapshot covers entries this member has not persisted: maybeSnapshot
-	// runs after the save below.
+	// runs after the save below. (raft hands out no committed entries in a
+	// Ready that carries a snapshot.)
 	if err := n.publishEntries(rd.CommittedEntries); err != nil {
 		return err
 	}
 	if err := n.disk.wal.Save(rd.HardState, rd.Entries); err != nil {
 		return fmt.Errorf("raftnode: save wal: %w", err)
+	}
+	if hasSnap {
+		if err := n.installSnapshot(rd.Snapshot); err != nil {
+			return err
+		}
 	}
 	if err := n.disk.storage.Append(rd.Entries); err != nil {
 		return fmt.Errorf("raftnode: append to storage: %w", err)
@@ -123,20 +132,39 @@ func splitForwarded(ms []*raftpb.Message) (forwarded, rest []*raftpb.Message) {
 	return forwarded, rest
 }
 
-// installSnapshot persists a snapshot from the leader (its data file was
-// saved by rafthttp before raft saw the message), loads it into raft's
-// storage and hands it to the application.
-func (n *Node) installSnapshot(s *raftpb.Snapshot) error {
+// saveReceivedSnapshot saves a snapshot from the leader (its data file
+// was saved by the transport before raft saw the message): its .snap file
+// and WAL record.
+func (n *Node) saveReceivedSnapshot(s *raftpb.Snapshot) error {
 	if _, err := os.Stat(n.dataFile(s.GetMetadata().GetIndex())); err != nil {
 		return fmt.Errorf("raftnode: snapshot from leader has no data file: %w", err)
 	}
-	if err := n.disk.saveSnapshot(s); err != nil {
+	if err := n.fail(fpSnapReceived); err != nil {
 		return err
+	}
+	return n.saveSnapshot(s)
+}
+
+// installSnapshot completes a snapshot from the leader once the WAL holds
+// the HardState that commits it: it syncs that HardState (wal.Save syncs
+// only new entries, terms and votes), loads the snapshot into raft's
+// storage, hands it to the application, and only then releases the older
+// WAL segments and data files. Until that HardState is durable, a restart
+// would start from the previous snapshot and need them (etcd issue 10219).
+func (n *Node) installSnapshot(s *raftpb.Snapshot) error {
+	if err := n.fail(fpSnapHardStateSaved); err != nil {
+		return err
+	}
+	if err := n.disk.wal.Sync(); err != nil {
+		return fmt.Errorf("raftnode: sync wal: %w", err)
 	}
 	if err := n.disk.storage.ApplySnapshot(s); err != nil {
 		return fmt.Errorf("raftnode: apply snapshot to storage: %w", err)
 	}
-	return n.publishSnapshot(s)
+	if err := n.publishSnapshot(s); err != nil {
+		return err
+	}
+	return n.releaseTo(s.GetMetadata().GetIndex())
 }
 
 func (n *Node) publishSnapshot(s *raftpb.Snapshot) error {
@@ -159,7 +187,6 @@ func (n *Node) publishSnapshot(s *raftpb.Snapshot) error {
 	n.snapIndex.Store(md.GetIndex())
 	n.lg.Info("applying snapshot from leader", zap.Uint64("snapshot-index", md.GetIndex()))
 	n.met.snapshotsReceived.Inc()
-	n.requestPrune(md.GetIndex())
 	return n.publish(&Commit{SnapshotPath: n.dataFile(md.GetIndex()), Index: md.GetIndex()})
 }
 

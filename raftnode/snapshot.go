@@ -111,6 +111,9 @@ func (n *Node) finishSnapshot(res snapResult) error {
 	if res.err != nil {
 		return fmt.Errorf("raftnode: write snapshot data: %w", res.err)
 	}
+	if err := n.fail(fpSnapDataWritten); err != nil {
+		return err
+	}
 	s, err := n.disk.storage.CreateSnapshot(res.index, res.confState, res.envelope)
 	if errors.Is(err, raft.ErrSnapOutOfDate) {
 		return nil // a newer snapshot from the leader was applied meanwhile
@@ -118,7 +121,9 @@ func (n *Node) finishSnapshot(res snapResult) error {
 	if err != nil {
 		return fmt.Errorf("raftnode: create snapshot: %w", err)
 	}
-	if err := n.disk.saveSnapshot(s); err != nil {
+	// The WAL record's sync also makes durable the HardState that
+	// committed res.index, saved by an earlier Ready.
+	if err := n.saveSnapshot(s); err != nil {
 		return err
 	}
 	compact, err := n.compactIndex(res.index)
@@ -131,14 +136,12 @@ func (n *Node) finishSnapshot(res snapResult) error {
 	n.lg.Info("saved snapshot", zap.Uint64("snapshot-index", res.index),
 		zap.Uint64("compacted-to", compact), zap.Int64("bytes", res.bytes),
 		zap.Duration("took", time.Since(res.started)))
-	if res.index > n.snapshotIndex {
-		n.snapshotIndex = res.index
-		n.snapIndex.Store(res.index)
-	}
-	n.requestPrune(n.snapshotIndex)
+	// CreateSnapshot refused any index not past the storage's snapshot.
+	n.snapshotIndex = res.index
+	n.snapIndex.Store(res.index)
 	n.met.snapshotsSaved.Inc()
 	n.met.snapshotSeconds.Observe(since(res.started))
-	return nil
+	return n.releaseTo(res.index)
 }
 
 // requestPrune asks the pruner to remove the data files behind the

@@ -111,19 +111,34 @@ func openDisk(lg *zap.Logger, dataDir string) (*diskState, error) {
 	return ds, nil
 }
 
-// saveSnapshot makes snap durable: the snapshot file first, then its WAL
-// record, so a restart never finds a WAL record without its file. WAL
-// segments wholly before the snapshot are then released for purging.
-func (ds *diskState) saveSnapshot(s *raftpb.Snapshot) error {
-	if err := ds.snapshotter.SaveSnap(s); err != nil {
+// saveSnapshot makes the snapshot s durable, its data file being durable
+// already: the .snap file first, then its WAL record (which syncs the WAL),
+// so that a restart never finds a WAL record without its file. It releases
+// nothing; see releaseTo.
+func (n *Node) saveSnapshot(s *raftpb.Snapshot) error {
+	if err := n.disk.snapshotter.SaveSnap(s); err != nil {
 		return fmt.Errorf("raftnode: save snapshot file: %w", err)
 	}
+	if err := n.fail(fpSnapFileSaved); err != nil {
+		return err
+	}
 	md := s.GetMetadata()
-	if err := ds.wal.SaveSnapshot(&walpb.Snapshot{Index: proto.Uint64(md.GetIndex()), Term: proto.Uint64(md.GetTerm()), ConfState: md.GetConfState()}); err != nil {
+	if err := n.disk.wal.SaveSnapshot(&walpb.Snapshot{Index: proto.Uint64(md.GetIndex()), Term: proto.Uint64(md.GetTerm()), ConfState: md.GetConfState()}); err != nil {
 		return fmt.Errorf("raftnode: save wal snapshot record: %w", err)
 	}
-	if err := ds.wal.ReleaseLockTo(md.GetIndex()); err != nil {
+	return n.fail(fpSnapRecordSaved)
+}
+
+// releaseTo lets the purgers remove the WAL segments wholly before the
+// snapshot at index (etcd's fileutil.PurgeFile takes only unlocked ones)
+// and the data files behind it (prune). The caller makes sure that the
+// snapshot, and a HardState that commits it, are durable: a restart
+// starts from the newest snapshot the WAL's last HardState commits.
+func (n *Node) releaseTo(index uint64) error {
+	if err := n.disk.wal.ReleaseLockTo(index); err != nil {
 		return fmt.Errorf("raftnode: release wal: %w", err)
 	}
-	return nil
+	n.released = index
+	n.requestPrune(index)
+	return n.fail(fpSnapReleased)
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/raftkv/raftkv/peerurl"
@@ -21,27 +22,64 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
+// Transport carries raft messages between this member and the others. The
+// default, used when Config.NewTransport is nil, is etcd's rafthttp with a
+// peer HTTP server on Config.PeerListenAddr; tests connect members in one
+// process through another.
+type Transport interface {
+	// Send sends each message to the member in its To field if that member
+	// was added, and drops it otherwise. It must not block on the network;
+	// it may drop messages (raft sends again).
+	Send(ms []*raftpb.Message)
+	// SendSnapshot sends a MsgSnap with the snapshot's data file streamed
+	// behind it. The receiving side saves the data with its Snapshotter's
+	// SaveDBFrom before it hands the message to its Raft. The transport
+	// reports the outcome with Raft.ReportSnapshot and closes m with
+	// CloseWithError, as rafthttp does.
+	SendSnapshot(m *snap.Message)
+	// AddPeer lets messages go to member id at peerURL; RemovePeer stops
+	// them. raftnode calls each once per member.
+	AddPeer(id uint64, peerURL string)
+	RemovePeer(id uint64)
+	// ErrorC delivers errors that stop the node: one that wraps ErrRemoved
+	// when the other members refuse this one as removed, or any error
+	// after which the transport cannot work.
+	ErrorC() <-chan error
+	// Stop stops the transport and waits for its goroutines. The node
+	// calls it once, after raft stopped.
+	Stop()
+}
+
+// TransportParams is what Config.NewTransport gets from the node.
+type TransportParams struct {
+	// ID is this member's raft id.
+	ID uint64
+	// Raft takes the messages that arrive for this member and the
+	// transport's reports about its sends (it is the Node).
+	Raft rafthttp.Raft
+	// Snapshotter saves the data file of an incoming snapshot (SaveDBFrom)
+	// in the node's snapshot dir, before its message goes to Raft.
+	Snapshotter *snap.Snapshotter
+	// Logger is the node's logger.
+	Logger *zap.Logger
+}
+
+// startTransport builds the transport and adds the known peers to it.
 func (n *Node) startTransport() error {
-	ln := n.cfg.PeerListener
-	if ln == nil {
-		var err error
-		if ln, err = net.Listen("tcp", n.cfg.PeerListenAddr); err != nil {
-			return fmt.Errorf("raftnode: listen for peers on %s: %w", n.cfg.PeerListenAddr, err)
+	p := TransportParams{ID: n.cfg.ID, Raft: n, Snapshotter: n.disk.snapshotter, Logger: n.lg}
+	var serve func()
+	if n.cfg.NewTransport != nil {
+		t, err := n.cfg.NewTransport(p)
+		if err != nil {
+			return err
 		}
-	}
-	n.transport = &rafthttp.Transport{
-		Logger:      n.lg.Named("rafthttp"),
-		ID:          types.ID(n.cfg.ID),
-		ClusterID:   clusterID,
-		Raft:        n,
-		Snapshotter: n.disk.snapshotter,
-		ServerStats: stats.NewServerStats("", strconv.FormatUint(n.cfg.ID, 10)),
-		LeaderStats: stats.NewLeaderStats(n.lg, strconv.FormatUint(n.cfg.ID, 10)),
-		ErrorC:      make(chan error, 1),
-	}
-	if err := n.transport.Start(); err != nil {
-		ln.Close()
-		return fmt.Errorf("raftnode: start transport: %w", err)
+		n.transport = t
+	} else {
+		t, err := n.newHTTPTransport(p)
+		if err != nil {
+			return err
+		}
+		n.transport, serve = t, t.serve
 	}
 	// Peers come from the command line first (so a member reaches each
 	// peer the way its own --cluster says, even through a proxy), then
@@ -55,32 +93,36 @@ func (n *Node) startTransport() error {
 		n.addPeerLocked(m.ID, m.PeerURL)
 	}
 	n.mu.RUnlock()
-	n.peerServer = &http.Server{
-		Handler:           n.transport.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          zap.NewStdLog(n.lg.Named("peer-http")),
+	if serve != nil {
+		// Only now: rafthttp refuses a stream from a peer it does not
+		// know yet.
+		serve()
 	}
-	go func() {
-		if err := n.peerServer.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.stop(fmt.Errorf("raftnode: peer server: %w", err))
-		}
-	}()
 	return nil
 }
 
 // addPeerLocked adds id to the transport unless it is this member, was
 // removed, is already there, or has an unusable URL (rafthttp panics on
-// those). n.mu must be held.
+// those). n.mu must be held; n.peers belongs to the Ready loop (and to
+// Start, before that loop runs).
 func (n *Node) addPeerLocked(id uint64, peerURL string) {
-	if id == n.cfg.ID || n.mu.members.Removed[id] || n.transport.Get(types.ID(id)) != nil {
+	if id == n.cfg.ID || n.mu.members.Removed[id] || n.peers[id] {
 		return
 	}
 	if err := peerurl.Validate(peerURL); err != nil {
 		n.lg.Warn("ignoring member with unusable peer URL", zap.Uint64("peer-id", id), zap.Error(err))
 		return
 	}
-	n.transport.AddPeer(types.ID(id), []string{peerURL})
+	n.transport.AddPeer(id, peerURL)
+	n.peers[id] = true
+}
+
+// removePeer takes id off the transport, if it was added.
+func (n *Node) removePeer(id uint64) {
+	if n.peers[id] {
+		n.transport.RemovePeer(id)
+		delete(n.peers, id)
+	}
 }
 
 // send hands messages to the transport. A snapshot message carries the
@@ -157,4 +199,95 @@ func (n *Node) ReportUnreachable(id uint64) { n.node.ReportUnreachable(id) }
 // ReportSnapshot implements rafthttp.Raft.
 func (n *Node) ReportSnapshot(id uint64, status raft.SnapshotStatus) {
 	n.node.ReportSnapshot(id, status)
+}
+
+// httpTransport is the default Transport: etcd's rafthttp, and the peer
+// HTTP server that hands it the other members' requests.
+type httpTransport struct {
+	rh     *rafthttp.Transport
+	ln     net.Listener
+	server *http.Server
+	errc   chan error
+	stopc  chan struct{}
+	wg     sync.WaitGroup
+}
+
+// newHTTPTransport listens on Config.PeerListenAddr and starts rafthttp;
+// serve starts the peer server.
+func (n *Node) newHTTPTransport(p TransportParams) (*httpTransport, error) {
+	ln, own := n.cfg.PeerListener, false
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", n.cfg.PeerListenAddr); err != nil {
+			return nil, fmt.Errorf("raftnode: listen for peers on %s: %w", n.cfg.PeerListenAddr, err)
+		}
+		own = true
+	}
+	id := strconv.FormatUint(p.ID, 10)
+	t := &httpTransport{
+		rh: &rafthttp.Transport{
+			Logger:      p.Logger.Named("rafthttp"),
+			ID:          types.ID(p.ID),
+			ClusterID:   clusterID,
+			Raft:        p.Raft,
+			Snapshotter: p.Snapshotter,
+			ServerStats: stats.NewServerStats("", id),
+			LeaderStats: stats.NewLeaderStats(p.Logger, id),
+			ErrorC:      make(chan error, 1),
+		},
+		ln:    ln,
+		errc:  make(chan error, 2),
+		stopc: make(chan struct{}),
+	}
+	if err := t.rh.Start(); err != nil {
+		if own {
+			ln.Close() // a PeerListener is the caller's to close until Start succeeded
+		}
+		return nil, fmt.Errorf("raftnode: start transport: %w", err)
+	}
+	t.server = &http.Server{
+		Handler:           t.rh.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          zap.NewStdLog(p.Logger.Named("peer-http")),
+	}
+	t.wg.Add(1)
+	go func() {
+		// rafthttp reports on its ErrorC only that a peer answered
+		// "removed".
+		defer t.wg.Done()
+		select {
+		case err := <-t.rh.ErrorC:
+			t.errc <- fmt.Errorf("%w (%v)", ErrRemoved, err)
+		case <-t.stopc:
+		}
+	}()
+	return t, nil
+}
+
+func (t *httpTransport) serve() {
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		if err := t.server.Serve(t.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			t.errc <- fmt.Errorf("raftnode: peer server: %w", err)
+		}
+	}()
+}
+
+func (t *httpTransport) Send(ms []*raftpb.Message)    { t.rh.Send(ms) }
+func (t *httpTransport) SendSnapshot(m *snap.Message) { t.rh.SendSnapshot(m) }
+func (t *httpTransport) AddPeer(id uint64, peerURL string) {
+	t.rh.AddPeer(types.ID(id), []string{peerURL})
+}
+func (t *httpTransport) RemovePeer(id uint64) { t.rh.RemovePeer(types.ID(id)) }
+func (t *httpTransport) ErrorC() <-chan error { return t.errc }
+
+// Stop stops rafthttp, then the peer server.
+func (t *httpTransport) Stop() {
+	close(t.stopc)
+	t.rh.Stop()
+	t.server.Close()
+	t.ln.Close() // in case it was never served
+	t.wg.Wait()
 }
