@@ -629,6 +629,16 @@ type replayConn struct {
 	pending []byte
 }
 
+// CloseWrite half-closes the connection, as net/http does (through
+// *net.TCPConn) before it closes one whose request it did not read whole,
+// so that the client reads the answer before a reset.
+func (c *replayConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 func (c *replayConn) Read(p []byte) (int, error) {
 	if len(c.pending) > 0 {
 		n := copy(p, c.pending)
