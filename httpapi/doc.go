@@ -93,7 +93,7 @@
 // GET and HEAD of /<k> and /key/<k> take raftdb's query parameters; others
 // are ignored:
 //
-//	(none), level=default, level=consistent
+//	(absent), level=default, level=consistent, level=none
 //	                    linearizable: ReadOptions{}
 //	level=stale         this member's local state: ReadOptions{Stale: true}
 //	min_index=N         read-your-writes without a quorum round: wait until this
@@ -103,12 +103,14 @@
 //
 // raftdb's default level could return stale data: it checks leadership
 // locally, with no quorum round, so a deposed leader still answers. raftkv's
-// default is linearizable, the same as consistent. N is the X-Raft-Index of
-// an earlier write. Level names are compared as raftdb compares them,
-// ignoring case and surrounding spaces. Any other level (raftdb silently used
-// its default), a min_index that is not a decimal uint64, either parameter
-// given twice, or a malformed query string gets 400. The MinIndex wait is
-// bounded by the request deadline (504).
+// default is linearizable, the same as consistent. level=none is how the
+// README's table of levels names the absent level, so it is accepted as the
+// same. N is the X-Raft-Index of an earlier write. Level names are compared
+// as raftdb compares them, ignoring case and surrounding spaces. Any other
+// level (raftdb silently used its default) gets 400 listing the four, as do
+// a min_index that is not a decimal uint64, either parameter given twice,
+// and a malformed query string. The MinIndex wait is bounded by the
+// request deadline (504).
 //
 // # Limits
 //

@@ -35,7 +35,7 @@ var (
 	// ErrBadQuery: a read's query string is not valid URL encoding.
 	ErrBadQuery error = badRequest("httpapi: malformed query string")
 	// ErrBadReadLevel: a read's level parameter is not one raftkv serves.
-	ErrBadReadLevel error = badRequest("httpapi: level must be stale, default or consistent")
+	ErrBadReadLevel error = badRequest("httpapi: level must be one of default, consistent, none, stale")
 	// ErrBadMinIndex: a read's min_index parameter is not a decimal uint64.
 	ErrBadMinIndex error = badRequest("httpapi: min_index must be a raft index (a decimal unsigned integer)")
 	// ErrBadKeyObject: the body of POST /key is not a non-empty JSON object of

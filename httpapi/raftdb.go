@@ -16,7 +16,8 @@ import (
 // and POST /join.
 
 // parseReadOptions reads a GET's level and min_index query parameters; others
-// are ignored. Without either the read is linearizable. min_index alone asks
+// are ignored. Without either the read is linearizable; level=none, as the
+// README's table of levels calls the absent level, is the same. min_index alone asks
 // for read-your-writes without a quorum round: wait until applied, then serve
 // locally. raftdb's default level could be stale; raftkv's is linearizable.
 func parseReadOptions(rawQuery string) (ReadOptions, error) {
@@ -36,7 +37,7 @@ func parseReadOptions(rawQuery string) (ReadOptions, error) {
 		switch strings.ToLower(strings.TrimSpace(level)) { // as raftdb compares
 		case "stale":
 			opts.Stale = true
-		case "default", "consistent":
+		case "default", "consistent", "none":
 		default:
 			return opts, fmt.Errorf("%w; got %q", ErrBadReadLevel, level)
 		}

@@ -8,7 +8,7 @@ import (
 
 func TestReadOptions(t *testing.T) {
 	const max = "18446744073709551615"
-	const badLevel = "level must be stale, default or consistent"
+	const badLevel = "level must be one of default, consistent, none, stale"
 	const badMinIndex = "min_index must be a raft index"
 	tests := []struct {
 		name     string
@@ -22,6 +22,10 @@ func TestReadOptions(t *testing.T) {
 		{name: "stale", target: "/k?level=stale", wantCode: 200, wantOpts: ReadOptions{Stale: true}},
 		{name: "default is linearizable", target: "/k?level=default", wantCode: 200},
 		{name: "consistent", target: "/k?level=consistent", wantCode: 200},
+		// The README's table of levels names the absent level "none".
+		{name: "none is linearizable", target: "/k?level=none", wantCode: 200},
+		{name: "key none", target: "/key/k?level=None", wantCode: 200},
+		{name: "none and min_index", target: "/k?level=none&min_index=7", wantCode: 200, wantOpts: ReadOptions{MinIndex: 7}},
 		{name: "min_index alone", target: "/k?min_index=7", wantCode: 200, wantOpts: ReadOptions{Stale: true, MinIndex: 7}},
 		{name: "min_index zero", target: "/k?min_index=0", wantCode: 200, wantOpts: ReadOptions{Stale: true}},
 		{name: "min_index max", target: "/k?min_index=" + max, wantCode: 200, wantOpts: ReadOptions{Stale: true, MinIndex: 1<<64 - 1}},
@@ -39,7 +43,7 @@ func TestReadOptions(t *testing.T) {
 		{name: "head key min_index", method: "HEAD", target: "/key/k?min_index=5", wantCode: 200, wantOpts: ReadOptions{Stale: true, MinIndex: 5}},
 		{name: "absent key stale", target: "/key/nope?level=stale", wantCode: 404, wantOpts: ReadOptions{Stale: true}},
 
-		{name: "unknown level", target: "/k?level=bogus", wantCode: 400, wantIn: badLevel},
+		{name: "unknown level", target: "/k?level=bogus", wantCode: 400, wantIn: badLevel + `; got "bogus"`},
 		{name: "rqlite level", target: "/key/k?level=strong", wantCode: 400, wantIn: badLevel},
 		{name: "empty level", target: "/k?level=", wantCode: 400, wantIn: badLevel},
 		{name: "level case as raftdb", target: "/k?level=Stale", wantCode: 200, wantOpts: ReadOptions{Stale: true}},
