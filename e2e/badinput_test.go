@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -10,9 +11,39 @@ import (
 	"github.com/raftkv/raftkv/testcluster"
 )
 
+// jsonAccept asks for error answers in JSON.
+var jsonAccept = http.Header{"Accept": {"application/json"}}
+
+// checkError fails the test unless r is the error answer status with the
+// sentence msg: one line of text, or with asJSON the object
+// {"error":msg,"code":code} on one line.
+func checkError(t *testing.T, id int, what string, r testcluster.Response, asJSON bool, status int, code, msg string) {
+	t.Helper()
+	if r.Status != status {
+		t.Errorf("node %d: %s: status %d %s, want %d", id, what, r.Status, clip(r.Body), status)
+		return
+	}
+	if !asJSON {
+		if ct := r.Header.Get("Content-Type"); ct != "text/plain; charset=utf-8" || string(r.Body) != msg+"\n" {
+			t.Errorf("node %d: %s: %s %s, want text/plain %q", id, what, ct, clip(r.Body), msg+"\n")
+		}
+		return
+	}
+	want, _ := json.Marshal(map[string]string{"error": msg, "code": code})
+	var got struct{ Error, Code string }
+	err := json.Unmarshal(r.Body, &got)
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" || err != nil || got.Error != msg || got.Code != code ||
+		bytes.Count(r.Body, []byte("\n")) != 1 || !bytes.HasSuffix(r.Body, []byte("\n")) {
+		t.Errorf("node %d: %s: %s %s, want application/json %s on one line", id, what, ct, clip(r.Body), want)
+	}
+}
+
 // TestBadInputIsRejected sends malformed requests to every node of a live cluster. Each
-// gets its documented 4xx with a one-line error body, none changes the membership, and
-// afterwards the cluster still serves and earlier writes are intact.
+// gets its documented 4xx with a one-sentence reason, as one line of text by default
+// and as {"error","code"} JSON to a client that accepts it; none changes the
+// membership, and afterwards the cluster still serves and earlier writes are intact.
+// Requests to followers that the leader answers (membership) carry the leader's
+// sentence.
 func TestBadInputIsRejected(t *testing.T) {
 	c, leader := startCluster(t, testcluster.Options{})
 	want := map[string][]byte{"keep/a": []byte("1"), "keep/b": []byte("2"), "foo": []byte("3")}
@@ -20,46 +51,76 @@ func TestBadInputIsRejected(t *testing.T) {
 
 	const maxValue = 3 << 19 // 1.5 MiB
 	const maxKey = 4096
+	const badID = "POST /<id> adds a raft member, and <id> must be a positive integer"
 	newPeer := "http://127.0.0.1:1" // valid, never contacted: every POST below is rejected
 	tests := []struct {
 		name         string
 		method, path string
 		body         []byte
 		want         int
+		code, msg    string
 	}{
-		{"id zero", http.MethodPost, "/0", []byte(newPeer), http.StatusBadRequest},
-		{"id not a number", http.MethodPost, "/abc", []byte(newPeer), http.StatusBadRequest},
-		{"id negative", http.MethodPost, "/-1", []byte(newPeer), http.StatusBadRequest},
-		{"id overflows uint64", http.MethodPost, "/18446744073709551616", []byte(newPeer), http.StatusBadRequest},
-		{"url empty", http.MethodPost, "/4", nil, http.StatusBadRequest},
-		{"url no scheme or host", http.MethodPost, "/4", []byte("not a url"), http.StatusBadRequest},
-		{"url unparsable", http.MethodPost, "/4", []byte("http://[::1"), http.StatusBadRequest},
-		{"url no host", http.MethodPost, "/4", []byte("http://"), http.StatusBadRequest},
-		{"url bad port", http.MethodPost, "/4", []byte("http://127.0.0.1:99999"), http.StatusBadRequest},
-		{"existing id", http.MethodPost, "/2", []byte(newPeer), http.StatusConflict},
-		{"delete unknown id", http.MethodDelete, "/99", nil, http.StatusNotFound},
-		{"delete non-numeric id", http.MethodDelete, "/foo", nil, http.StatusBadRequest},
-		{"value too large", http.MethodPut, "/big", bytes.Repeat([]byte("x"), maxValue+1), http.StatusRequestEntityTooLarge},
-		{"key too long", http.MethodPut, "/" + strings.Repeat("k", maxKey+1), []byte("v"), http.StatusBadRequest},
-		{"empty key", http.MethodPut, "/", []byte("v"), http.StatusBadRequest},
-		{"unknown method", http.MethodPatch, "/foo", []byte("v"), http.StatusMethodNotAllowed},
+		{"id zero", http.MethodPost, "/0", []byte(newPeer), http.StatusBadRequest, "bad_request", badID},
+		{"id not a number", http.MethodPost, "/abc", []byte(newPeer), http.StatusBadRequest, "bad_request", badID},
+		{"id negative", http.MethodPost, "/-1", []byte(newPeer), http.StatusBadRequest, "bad_request", badID},
+		{"id overflows uint64", http.MethodPost, "/18446744073709551616", []byte(newPeer), http.StatusBadRequest, "bad_request", badID},
+		{"url empty", http.MethodPost, "/4", nil, http.StatusBadRequest, "bad_request",
+			`bad peer URL "": empty; a peer URL looks like http://127.0.0.1:42379`},
+		{"url no scheme or host", http.MethodPost, "/4", []byte("not a url"), http.StatusBadRequest, "bad_request",
+			`bad peer URL "not a url": must start with http://`},
+		{"url unparsable", http.MethodPost, "/4", []byte("http://[::1"), http.StatusBadRequest, "bad_request",
+			`bad peer URL "http://[::1": not a URL`},
+		{"url no host", http.MethodPost, "/4", []byte("http://"), http.StatusBadRequest, "bad_request", `bad peer URL "http://": no host`},
+		{"url bad port", http.MethodPost, "/4", []byte("http://127.0.0.1:99999"), http.StatusBadRequest, "bad_request",
+			`bad peer URL "http://127.0.0.1:99999": port must be 1-65535`},
+		{"existing id", http.MethodPost, "/2", []byte(newPeer), http.StatusConflict, "conflict", "member id 2 is already in use"},
+		{"delete unknown id", http.MethodDelete, "/99", nil, http.StatusNotFound, "member_not_found", "there is no member 99"},
+		{"delete non-numeric id", http.MethodDelete, "/foo", nil, http.StatusBadRequest, "bad_request",
+			"DELETE /<id> removes a raft member, and <id> must be a positive integer; to delete a key, use DELETE /key/<key>"},
+		{"value too large", http.MethodPut, "/big", bytes.Repeat([]byte("x"), maxValue+1), http.StatusRequestEntityTooLarge,
+			"payload_too_large", "the request body is larger than the limit of 1572864 bytes"},
+		{"key too long", http.MethodPut, "/" + strings.Repeat("k", maxKey+1), []byte("v"), http.StatusBadRequest, "bad_request",
+			"the key is 4097 bytes, over the limit of 4096"},
+		{"empty key", http.MethodPut, "/", []byte("v"), http.StatusBadRequest, "bad_request", "the key is empty; a key is at least one byte"},
+		{"unknown method", http.MethodPatch, "/foo", []byte("v"), http.StatusMethodNotAllowed, "method_not_allowed",
+			"method PATCH is not allowed here; allowed: GET, HEAD, PUT, POST, DELETE"},
+		{"absent key", http.MethodGet, "/absent", nil, http.StatusNotFound, "key_not_found", "key not found"},
+		{"absent key, raftdb form", http.MethodGet, "/key/absent?level=stale", nil, http.StatusNotFound, "key_not_found", "key not found"},
+		{"unknown level", http.MethodGet, "/foo?level=bogus", nil, http.StatusBadRequest, "bad_request",
+			`unknown level "bogus"; level must be one of default, consistent, none, stale`},
+		{"reserved path", http.MethodGet, "/debug/vars", nil, http.StatusNotFound, "not_found", `path "/debug/vars" is reserved for a later version`},
 	}
 	ids := c.Live()
 	for i, tc := range tests {
-		id := ids[i%len(ids)]
-		t.Run(tc.name, func(t *testing.T) {
-			r, err := c.Do(id, tc.method, tc.path, tc.body)
-			if err != nil {
-				t.Fatalf("node %d: %s %.40s: %v", id, tc.method, tc.path, err)
-			}
-			if r.Status != tc.want {
-				t.Errorf("node %d: %s %.40s: status %d %q, want %d", id, tc.method, tc.path, r.Status, clip(r.Body), tc.want)
-			}
-			body := strings.TrimSuffix(string(r.Body), "\n")
-			if body == "" || strings.Contains(body, "\n") {
-				t.Errorf("node %d: %s %.40s: error body %q, want one non-empty line", id, tc.method, tc.path, clip(r.Body))
-			}
-		})
+		for _, asJSON := range []bool{false, true} {
+			id := ids[(i+btoi(asJSON))%len(ids)] // the two forms through two nodes
+			t.Run(fmt.Sprintf("%s/json=%v", tc.name, asJSON), func(t *testing.T) {
+				var hdr http.Header
+				if asJSON {
+					hdr = jsonAccept
+				}
+				r, err := request(tc.method, c.ClientURL(id)+tc.path, tc.body, hdr)
+				if err != nil {
+					t.Fatalf("node %d: %s %.40s: %v", id, tc.method, tc.path, err)
+				}
+				checkError(t, id, fmt.Sprintf("%s %.40s", tc.method, tc.path), r, asJSON, tc.want, tc.code, tc.msg)
+			})
+		}
+	}
+
+	// A follower that knows the leader's client URL passes membership
+	// changes to it; the leader's sentence reaches the client unwrapped.
+	for _, id := range followers(c, c.WaitLeader(t, leaderTimeout)) {
+		waitLeaderClientURL(t, c, id)
+		r, err := request(http.MethodPost, c.ClientURL(id)+"/2", []byte(newPeer), nil)
+		if err != nil {
+			t.Fatalf("node %d: %v", id, err)
+		}
+		checkError(t, id, "POST /2 through a follower", r, false, http.StatusConflict, "conflict", "member id 2 is already in use")
+		if r, err = request(http.MethodDelete, c.ClientURL(id)+"/99", nil, jsonAccept); err != nil {
+			t.Fatalf("node %d: %v", id, err)
+		}
+		checkError(t, id, "DELETE /99 through a follower", r, true, http.StatusNotFound, "member_not_found", "there is no member 99")
 	}
 
 	// The limits are inclusive: the largest key and value are accepted.
@@ -81,4 +142,39 @@ func TestBadInputIsRejected(t *testing.T) {
 	for _, id := range c.Live() {
 		waitKeys(t, c, id, want, valueTimeout)
 	}
+}
+
+// waitLeaderClientURL waits until node id, a follower, knows the leader's
+// client URL, so that it passes membership changes to the leader.
+func waitLeaderClientURL(t *testing.T, c *testcluster.Cluster, id int) {
+	t.Helper()
+	testcluster.WaitFor(t, leaderTimeout, fmt.Sprintf("node %d knows the leader's client URL", id), func() error {
+		r, err := request(http.MethodGet, c.ClientURL(id)+"/status", nil, nil)
+		if err != nil {
+			return err
+		}
+		var st struct {
+			ID, Leader uint64
+			Members    []struct {
+				ID         uint64
+				ClientURLs []string
+			}
+		}
+		if err := json.Unmarshal(r.Body, &st); err != nil {
+			return fmt.Errorf("GET /status: %w: %s", err, clip(r.Body))
+		}
+		for _, m := range st.Members {
+			if m.ID == st.Leader && st.Leader != st.ID && len(m.ClientURLs) > 0 {
+				return nil
+			}
+		}
+		return fmt.Errorf("leader %d, members %+v", st.Leader, st.Members)
+	})
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

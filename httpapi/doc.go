@@ -28,9 +28,10 @@
 // the plainest form of those requests (see parseHead); the first request
 // of a connection that is anything else, or whose head does not arrive
 // whole in one read, hands the connection, with the bytes already read,
-// to a net/http server for good. One difference
-// remains: a call on the fast path is not canceled when its client
-// disconnects; it ends when the call does, within RequestTimeout.
+// to a net/http server for good. Of the headers it uses Content-Length and
+// Accept (whether errors are to be answered in JSON) and checks the rest.
+// One difference remains: a call on the fast path is not canceled when its
+// client disconnects; it ends when the call does, within RequestTimeout.
 //
 // # Routes
 //
@@ -122,7 +123,7 @@
 // Requests in flight: at most Config.MaxInFlight (default 2048) at once,
 // counted from the moment the handler is entered, so a slow upload holds
 // its place while its body arrives. One more is answered at once with 503,
-// Retry-After: 1 and "httpapi: too many requests in flight", before its body
+// Retry-After: 1 and code too_many_requests, before its body
 // is read (with Connection: close if it has one, so the answer need not wait
 // for the body) and without any Store or Cluster call. /health, /status and
 // /metrics (any method) are exempt and not counted: they read local state
@@ -132,29 +133,52 @@
 // so those are counted. Connections still sending their request headers are
 // not requests yet: NewServer's ReadHeaderTimeout closes them.
 //
-// # Error mapping
+// # Error answers
 //
-// statusOf is the only place that chooses a status for an error. It looks
-// through %w wrapping and errors.Join; first match wins:
+// errorTable, in errors.go, is the only place that chooses the status, code
+// and sentence of an error answer. It looks through %w wrapping and
+// errors.Join, classifying errors by behaviour (methods such as NotFound()
+// bool), never by identity; the first row that matches wins:
 //
-//	*http.MaxBytesError                   413
-//	method not served by the path         405, Allow header
-//	NotFound() bool returns true          404
-//	BadRequest() bool returns true        400
-//	Conflict() bool returns true          409
-//	Unavailable() bool returns true       503, Retry-After: 1
-//	Timeout() bool returns true           504 (includes context.DeadlineExceeded)
-//	context.Canceled                      503, Retry-After: 1 (client gone or server stopping)
-//	anything else                         500
+//	status code               when
+//	413    payload_too_large  *http.MaxBytesError
+//	405    method_not_allowed method not served by the path; Allow header
+//	404    member_not_found   NotFound() from AddMember or RemoveMember
+//	404    not_found          NotFound() of this package (reserved or disabled path)
+//	404    key_not_found      any other NotFound() (the Store's)
+//	400    bad_request        BadRequest()
+//	409    conflict           Conflict()
+//	503    too_many_requests  ErrTooManyRequests; Retry-After: 1
+//	503    no_leader          NoLeader(); Retry-After: 1
+//	503    unavailable        Unavailable(); Retry-After: 1
+//	504    outcome_unknown    Timeout() (context.DeadlineExceeded too) on a write:
+//	                          any method but GET and HEAD
+//	504    timeout            Timeout() on a read
+//	503    canceled           context.Canceled (client gone or server
+//	                          stopping); Retry-After: 1
+//	500    internal           anything else
 //
-// Every error body is one line of text/plain ending in "\n", except those
-// written by pprof or Config.Metrics and GET /health's 503, which is JSON. A
-// 504 on a write (PUT, POST, DELETE) says the outcome of the write is
-// unknown: it may still be applied. Every 5xx is logged at warn with method,
-// path, status and error, except GET /health's 503 (an answer that load
-// balancers poll, not a failure) and the 503 of the in-flight limit, logged
-// at most once a second with the number refused, so overload does not also
-// flood the log.
+// The sentence is one line in plain words, without package prefixes or a
+// chain of wrapped messages: Error() strings are for logs. It is the first
+// non-empty HumanMessage() string found in the error's chain, outermost
+// first, else the row's own sentence. An error that knows which key, member
+// id or peer URL it is about, and why, says so through HumanMessage; this
+// package's errors, raftnode's and kvstore's do. Three rows always use
+// their own sentence: outcome_unknown ("the request timed out; the write
+// may or may not have been applied", said once whatever the producer said),
+// canceled, and internal, which never shows internals to clients.
+//
+// The body is that sentence and "\n" as text/plain; a request whose Accept
+// header lists application/json (q not 0; */* does not count) gets instead
+// {"error":"<sentence>","code":"<code>"} and "\n" as application/json. Every
+// error answer carries Vary: Accept and X-Content-Type-Options: nosniff.
+// Exceptions: pprof's and Config.Metrics' own errors, GET /health's 503
+// (its own JSON), and what net/http answers before the handler runs
+// (malformed requests, 431). Every 5xx is logged at warn with method,
+// path, status, code and error, except GET /health's 503 (an answer that
+// load balancers poll, not a failure) and the 503 of the in-flight limit,
+// logged at most once a second with the number refused, so overload does
+// not also flood the log.
 //
 // # Invariants
 //

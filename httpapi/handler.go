@@ -80,7 +80,7 @@ func (h *handler) refuse(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength != 0 {
 		w.Header().Set("Connection", "close")
 	}
-	writeError(w, r, http.StatusServiceUnavailable, ErrTooManyRequests)
+	writeError(w, r, ErrTooManyRequests)
 }
 
 // route dispatches reserved paths first; every other path is a raftexample key.
@@ -111,7 +111,7 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request) error {
 	case strings.HasPrefix(p, pprofPrefix):
 		return h.debugPprof(w, r, p[len(pprofPrefix):])
 	case reserved(p):
-		return fmt.Errorf("%w: %s", ErrReservedPath, p)
+		return withDetail(ErrReservedPath, "path %q is reserved for a later version", p)
 	case strings.HasPrefix(p, "/"):
 		return h.routeRoot(w, r, p[1:])
 	}
@@ -257,7 +257,7 @@ func (h *handler) addMember(w http.ResponseWriter, r *http.Request, idText strin
 	ctx, cancel := h.callContext(r.Context())
 	defer cancel()
 	if err := h.cfg.Cluster.AddMember(ctx, id, peerURL); err != nil {
-		return err
+		return onMember{err}
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -271,7 +271,7 @@ func (h *handler) removeMember(w http.ResponseWriter, r *http.Request, idText st
 	ctx, cancel := h.callContext(r.Context())
 	defer cancel()
 	if err := h.cfg.Cluster.RemoveMember(ctx, id); err != nil {
-		return err
+		return onMember{err}
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -290,7 +290,7 @@ func (h *handler) checkKey(key string) error {
 	case key == "":
 		return ErrEmptyKey
 	case len(key) > h.cfg.MaxKeyBytes:
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrKeyTooLong, len(key), h.cfg.MaxKeyBytes)
+		return withDetail(ErrKeyTooLong, "the key is %d bytes, over the limit of %d", len(key), h.cfg.MaxKeyBytes)
 	}
 	return nil
 }
@@ -308,14 +308,15 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		return nil, fmt.Errorf("httpapi: request body larger than %d bytes: %w", limit, err)
+		return nil, withDetail(err, "the request body is larger than the limit of %d bytes", limit)
 	case err != nil:
 		return nil, badBody(err)
 	}
 	return b, nil
 }
 
-// badBody is the error for a request body that could not be read.
+// badBody is the error for a request body that could not be read; err,
+// the reason, is for the log.
 func badBody(err error) error { return fmt.Errorf("%w: %w", ErrBadBody, err) }
 
 // parseMemberID accepts a positive decimal uint64; 0 is raft's "no node".
@@ -329,6 +330,10 @@ func parseMemberID(s string) (uint64, bool) {
 func parsePeerURL(s string) (string, error) {
 	u, err := peerurl.Parse(s)
 	if err != nil {
+		var pe *peerurl.Error
+		if errors.As(err, &pe) {
+			return "", withDetail(fmt.Errorf("%w: %w", ErrBadPeerURL, err), "bad peer URL %q: %s", pe.URL, pe.Reason)
+		}
 		return "", fmt.Errorf("%w: %w", ErrBadPeerURL, err)
 	}
 	return u, nil

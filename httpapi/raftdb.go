@@ -39,7 +39,7 @@ func parseReadOptions(rawQuery string) (ReadOptions, error) {
 			opts.Stale = true
 		case "default", "consistent", "none":
 		default:
-			return opts, fmt.Errorf("%w; got %q", ErrBadReadLevel, level)
+			return opts, withDetail(ErrBadReadLevel, "unknown level %q; level must be one of default, consistent, none, stale", level)
 		}
 	}
 	minIndex, hasMinIndex, err := queryParam(q, "min_index")
@@ -47,7 +47,7 @@ func parseReadOptions(rawQuery string) (ReadOptions, error) {
 		return opts, err
 	}
 	if opts.MinIndex, err = strconv.ParseUint(minIndex, 10, 64); err != nil {
-		return opts, fmt.Errorf("%w; got %q", ErrBadMinIndex, minIndex)
+		return opts, withMore(ErrBadMinIndex, "got %q", minIndex)
 	}
 	if !hasLevel {
 		opts.Stale = true
@@ -64,7 +64,7 @@ func queryParam(q url.Values, name string) (value string, ok bool, err error) {
 	case 1:
 		return vs[0], true, nil
 	}
-	return "", false, badRequest("httpapi: query parameter " + name + " given more than once")
+	return "", false, badRequest("query parameter " + name + " given more than once")
 }
 
 // putAll serves raftdb's write, POST /key with {"k":"v",...}, as one atomic write.
@@ -92,13 +92,13 @@ func (h *handler) putAll(w http.ResponseWriter, r *http.Request) error {
 // are caught rather than coerced or silently overwritten.
 func (h *handler) decodeKeyObject(body []byte) (map[string][]byte, error) {
 	bad := func(reason string, args ...any) (map[string][]byte, error) {
-		return nil, fmt.Errorf("%w: "+reason, append([]any{ErrBadKeyObject}, args...)...)
+		return nil, withMore(ErrBadKeyObject, reason, args...)
 	}
 	badToken := func(err error) (map[string][]byte, error) {
 		if errors.Is(err, io.EOF) {
 			return bad("the body ends inside the object")
 		}
-		return bad("%v", err)
+		return bad("%s", jsonProblem(err))
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	tok, err := dec.Token()
@@ -106,7 +106,7 @@ func (h *handler) decodeKeyObject(body []byte) (map[string][]byte, error) {
 	case errors.Is(err, io.EOF):
 		return bad("empty body")
 	case err != nil:
-		return bad("%v", err)
+		return bad("%s", jsonProblem(err))
 	case tok != json.Delim('{'):
 		return bad("got %s", describeToken(tok))
 	}
@@ -145,6 +145,27 @@ func (h *handler) decodeKeyObject(body []byte) (map[string][]byte, error) {
 		return bad("data after the object")
 	}
 	return kvs, nil
+}
+
+// jsonProblem says what encoding/json found wrong, without its "json: "
+// prefix or Go type names.
+func jsonProblem(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if te.Field == "" {
+			return fmt.Sprintf("the body is %s, not an object", withArticle(te.Value))
+		}
+		return fmt.Sprintf("%s is %s, not a string", te.Field, withArticle(te.Value))
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// withArticle puts "a" or "an" before a JSON type name.
+func withArticle(typ string) string {
+	if strings.ContainsAny(typ[:min(1, len(typ))], "aeiou") {
+		return "an " + typ
+	}
+	return "a " + typ
 }
 
 func describeToken(tok json.Token) string {
@@ -187,7 +208,7 @@ func (h *handler) join(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := h.callContext(r.Context())
 	defer cancel()
 	if err := h.cfg.Cluster.AddMember(ctx, id, peerURL); err != nil {
-		return err
+		return onMember{err}
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -197,7 +218,7 @@ func (h *handler) join(w http.ResponseWriter, r *http.Request) error {
 func parseJoin(body []byte) (id uint64, peerURL string, err error) {
 	var req joinRequest
 	if err := json.Unmarshal(body, &req); err != nil {
-		return 0, "", fmt.Errorf("%w: %w", ErrBadJoin, err)
+		return 0, "", withMore(fmt.Errorf("%w: %w", ErrBadJoin, err), "%s", jsonProblem(err))
 	}
 	if id, err = parseJoinID(req.ID); err != nil {
 		return 0, "", err
@@ -207,7 +228,7 @@ func parseJoin(body []byte) (id uint64, peerURL string, err error) {
 		addr = strings.TrimSpace(req.Addr)
 	}
 	if addr == "" {
-		return 0, "", fmt.Errorf("%w: no raftAddr (or addr), the new member's peer address", ErrBadJoin)
+		return 0, "", withMore(ErrBadJoin, "raftAddr (or addr), the new member's peer address, is missing")
 	}
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr // raftdb and hraftd send host:port
@@ -221,17 +242,17 @@ func parseJoin(body []byte) (id uint64, peerURL string, err error) {
 // parseJoinID accepts a positive integer as a JSON number or string.
 func parseJoinID(raw json.RawMessage) (uint64, error) {
 	if len(raw) == 0 || string(raw) == "null" {
-		return 0, fmt.Errorf("%w; no id given", ErrBadJoinID)
+		return 0, withMore(ErrBadJoinID, "no id given")
 	}
 	text := string(raw)
 	if raw[0] == '"' {
 		if err := json.Unmarshal(raw, &text); err != nil {
-			return 0, fmt.Errorf("%w: %w", ErrBadJoin, err)
+			return 0, withMore(fmt.Errorf("%w: %w", ErrBadJoin, err), "%s", jsonProblem(err))
 		}
 	}
 	id, ok := parseMemberID(text)
 	if !ok {
-		return 0, fmt.Errorf("%w; got %s", ErrBadJoinID, raw)
+		return 0, withMore(ErrBadJoinID, "got %s", raw)
 	}
 	return id, nil
 }

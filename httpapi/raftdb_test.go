@@ -43,7 +43,7 @@ func TestReadOptions(t *testing.T) {
 		{name: "head key min_index", method: "HEAD", target: "/key/k?min_index=5", wantCode: 200, wantOpts: ReadOptions{Stale: true, MinIndex: 5}},
 		{name: "absent key stale", target: "/key/nope?level=stale", wantCode: 404, wantOpts: ReadOptions{Stale: true}},
 
-		{name: "unknown level", target: "/k?level=bogus", wantCode: 400, wantIn: badLevel + `; got "bogus"`},
+		{name: "unknown level", target: "/k?level=bogus", wantCode: 400, wantIn: `unknown level "bogus"; ` + badLevel},
 		{name: "rqlite level", target: "/key/k?level=strong", wantCode: 400, wantIn: badLevel},
 		{name: "empty level", target: "/k?level=", wantCode: 400, wantIn: badLevel},
 		{name: "level case as raftdb", target: "/k?level=Stale", wantCode: 200, wantOpts: ReadOptions{Stale: true}},
@@ -57,7 +57,7 @@ func TestReadOptions(t *testing.T) {
 		{name: "min_index empty", target: "/k?min_index=", wantCode: 400, wantIn: badMinIndex},
 		{name: "min_index repeated", target: "/k?min_index=1&min_index=2", wantCode: 400, wantIn: "min_index given more than once"},
 		{name: "bad level with good min_index", target: "/k?level=x&min_index=1", wantCode: 400, wantIn: badLevel},
-		{name: "malformed query", target: "/k?level=stale&x=%zz", wantCode: 400, wantIn: "malformed query"},
+		{name: "malformed query", target: "/k?level=stale&x=%zz", wantCode: 400, wantIn: "the query string is not valid URL encoding"},
 		{name: "head bad level", method: "HEAD", target: "/k?level=bogus", wantCode: 400},
 	}
 	for _, tc := range tests {
@@ -86,7 +86,7 @@ func TestReadOptions(t *testing.T) {
 }
 
 func TestPutAll(t *testing.T) {
-	const badObject = "must be a non-empty JSON object of string values"
+	const badObject = "POST /key takes a non-empty JSON object of string values"
 	tests := []struct {
 		name     string
 		body     string
@@ -124,13 +124,14 @@ func TestPutAll(t *testing.T) {
 		{name: "bool value", body: `{"a":true}`, wantCode: 400, wantIn: "a boolean"},
 		{name: "nested object", body: `{"a":{"b":"c"}}`, wantCode: 400, wantIn: "an object"},
 		{name: "nested array", body: `{"a":["b"]}`, wantCode: 400, wantIn: "an array"},
-		{name: "empty key", body: `{"a":"b","":"v"}`, wantCode: 400, wantIn: "empty key"},
-		{name: "key over set limit", body: `{"abcd":"v"}`, maxKey: 3, wantCode: 400, wantIn: "key too long"},
-		{name: "key over default limit", body: `{"` + strings.Repeat("k", 4097) + `":"v"}`, wantCode: 400, wantIn: "key too long"},
+		{name: "empty key", body: `{"a":"b","":"v"}`, wantCode: 400, wantIn: "the key is empty"},
+		{name: "key over set limit", body: `{"abcd":"v"}`, maxKey: 3, wantCode: 400, wantIn: "bytes, over the limit of"},
+		{name: "key over default limit", body: `{"` + strings.Repeat("k", 4097) + `":"v"}`, wantCode: 400, wantIn: "bytes, over the limit of"},
 		{name: "repeated key", body: `{"a":"1","a":"2"}`, wantCode: 400, wantIn: `key "a" given twice`},
 		{name: "trailing garbage", body: `{"a":"b"} x`, wantCode: 400, wantIn: "data after the object"},
 		{name: "second object", body: `{"a":"b"}{"c":"d"}`, wantCode: 400, wantIn: "data after the object"},
 		{name: "body over set limit", body: `{"a":"0123456"}`, maxValue: 14, wantCode: 413},
+
 		{name: "body over default limit", body: `{"a":"` + strings.Repeat("v", 1572864) + `"}`, wantCode: 413},
 	}
 	for _, tc := range tests {
@@ -217,19 +218,19 @@ func TestJoin(t *testing.T) {
 		{"id bool", `{"id":true,"raftAddr":"h:1"}`, 400, nil, badID},
 		{"id null", `{"id":null,"raftAddr":"h:1"}`, 400, nil, "no id given"},
 		{"id missing", `{"raftAddr":"h:1"}`, 400, nil, "no id given"},
-		{"address missing", `{"id":4,"httpAddr":"h:8091"}`, 400, nil, "no raftAddr (or addr)"},
-		{"addresses empty", `{"id":4,"raftAddr":" ","addr":""}`, 400, nil, "no raftAddr (or addr)"},
+		{"address missing", `{"id":4,"httpAddr":"h:8091"}`, 400, nil, "raftAddr (or addr), the new member's peer address, is missing"},
+		{"addresses empty", `{"id":4,"raftAddr":" ","addr":""}`, 400, nil, "raftAddr (or addr), the new member's peer address, is missing"},
 		{"address without port", `{"id":4,"raftAddr":"127.0.0.1"}`, 400, nil, "no port"},
 		{"address port zero", `{"id":4,"raftAddr":"h:0"}`, 400, nil, "port"},
 		{"address with path", `{"id":4,"raftAddr":"h:1/raft"}`, 400, nil, "path"},
 		{"address ftp", `{"id":4,"raftAddr":"ftp://h:1"}`, 400, nil, "http://"},
 		{"address with user", `{"id":4,"addr":"u@h:1"}`, 400, nil, "user"},
-		{"address not a string", `{"id":4,"raftAddr":42379}`, 400, nil, "POST /join body must be"},
-		{"empty body", ``, 400, nil, "POST /join body must be"},
-		{"not JSON", `id=4&addr=h:1`, 400, nil, "POST /join body must be"},
-		{"array", `[{"id":4,"raftAddr":"h:1"}]`, 400, nil, "POST /join body must be"},
-		{"trailing garbage", `{"id":4,"raftAddr":"h:1"} x`, 400, nil, "POST /join body must be"},
-		{"body too large", `{"id":4,"raftAddr":"h:1"}` + strings.Repeat(" ", 4096), 413, nil, "larger than 4096"},
+		{"address not a string", `{"id":4,"raftAddr":42379}`, 400, nil, "raftAddr is a number, not a string"},
+		{"empty body", ``, 400, nil, "POST /join takes a JSON object like"},
+		{"not JSON", `id=4&addr=h:1`, 400, nil, "POST /join takes a JSON object like"},
+		{"array", `[{"id":4,"raftAddr":"h:1"}]`, 400, nil, "the body is an array, not an object"},
+		{"trailing garbage", `{"id":4,"raftAddr":"h:1"} x`, 400, nil, "POST /join takes a JSON object like"},
+		{"body too large", `{"id":4,"raftAddr":"h:1"}` + strings.Repeat(" ", 4096), 413, nil, "larger than the limit of 4096 bytes"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
