@@ -46,7 +46,7 @@ func checkError(t *testing.T, id int, what string, r testcluster.Response, asJSO
 // sentence.
 func TestBadInputIsRejected(t *testing.T) {
 	c, leader := startCluster(t, testcluster.Options{})
-	want := map[string][]byte{"keep/a": []byte("1"), "keep/b": []byte("2"), "foo": []byte("3")}
+	want := map[string][]byte{"keep/a": []byte("1"), "keep/b": []byte("2"), "foo": []byte("3"), "bin": {0, 0xff, '\n'}}
 	putMany(t, c, c.Live(), want)
 
 	const maxValue = 3 << 19 // 1.5 MiB
@@ -88,6 +88,14 @@ func TestBadInputIsRejected(t *testing.T) {
 		{"absent key, raftdb form", http.MethodGet, "/key/absent?level=stale", nil, http.StatusNotFound, "key_not_found", "key not found"},
 		{"unknown level", http.MethodGet, "/foo?level=bogus", nil, http.StatusBadRequest, "bad_request",
 			`unknown level "bogus"; level must be one of default, consistent, none, stale`},
+		{"unknown encoding", http.MethodGet, "/key/foo?encoding=hex", nil, http.StatusBadRequest, "bad_request",
+			`unknown encoding "hex"; encoding must be base64`},
+		{"binary value as JSON", http.MethodGet, "/key/bin", nil, http.StatusNotAcceptable, "not_utf8",
+			"the value is not valid UTF-8, which a JSON string cannot carry; add ?encoding=base64, or read the raw bytes with GET /<key>"},
+		{"body not UTF-8", http.MethodPost, "/key", []byte("{\"bin2\":\"\xff\"}"), http.StatusBadRequest, "bad_request",
+			"the body is not valid UTF-8, which JSON requires; send binary values base64-encoded with POST /key?encoding=base64"},
+		{"bad base64", http.MethodPost, "/key?encoding=base64", []byte(`{"bin2":"AP8"}`), http.StatusBadRequest, "bad_request",
+			`the value of "bin2" is not base64 (standard alphabet, padded), as encoding=base64 asks`},
 		{"reserved path", http.MethodGet, "/debug/vars", nil, http.StatusNotFound, "not_found", `path "/debug/vars" is reserved for a later version`},
 	}
 	ids := c.Live()
@@ -141,6 +149,9 @@ func TestBadInputIsRejected(t *testing.T) {
 	c.WaitConverged(t, convergeTimeout)
 	for _, id := range c.Live() {
 		waitKeys(t, c, id, want, valueTimeout)
+		if r := mustRequest(t, c, id, http.MethodGet, "/key/bin2", nil, http.StatusNotFound); string(r.Body) != "key not found\n" {
+			t.Errorf("node %d: GET /key/bin2 after refused writes: %s, want key not found", id, clip(r.Body))
+		}
 	}
 }
 

@@ -48,9 +48,13 @@
 //	                    named profiles; symbol also takes POST) when Config.Pprof,
 //	                    else 404
 //	POST     /key       raftdb write: body {"k1":"v1","k2":"v2"}, applied atomically
-//	                    by one Store.PutAll; 204 with X-Raft-Index
-//	GET|HEAD /key/<k>   200 JSON {"<k>":"<value>"} (raftdb form; values that are
-//	                    not UTF-8 are mangled by JSON, use GET /<k>); 404 if absent
+//	                    by one Store.PutAll; 204 with X-Raft-Index. With
+//	                    ?encoding=base64 each value is standard padded base64
+//	                    and the bytes it encodes are written
+//	GET|HEAD /key/<k>   200 JSON {"<k>":"<value>"} (raftdb form); with
+//	                    ?encoding=base64 the value is standard padded base64;
+//	                    404 if absent; 406 if the value is not UTF-8 and
+//	                    base64 was not asked for, or if the key is not UTF-8
 //	PUT      /key/<k>   body is the value; as PUT /<k>
 //	DELETE   /key/<k>   204 with X-Raft-Index; an absent key is also 204
 //	POST     /join      raftdb/hraftd join: {"id":4,"raftAddr":"host:port"} or
@@ -79,8 +83,19 @@
 // every method.
 //
 // POST /key answers 400 for a body that is not one JSON object, is empty
-// ({}), has a value that is not a string (numbers, null, objects, arrays), an
-// empty or too long key, a key given twice, or anything after the object.
+// ({}), is not UTF-8, has a value that is not a string (numbers, null,
+// objects, arrays) or, with encoding=base64, not base64, an empty or too
+// long key, a key given twice, or anything after the object.
+//
+// JSON strings cannot carry bytes that are not UTF-8: encoding/json would
+// replace each with U+FFFD, silently. So POST /key refuses a body that is
+// not UTF-8 (400) and GET /key/<k> refuses to answer a value that is not
+// (406, "add ?encoding=base64"), rather than mangle it; a curl user reads
+// that sentence, where a value re-encoded behind a header would surprise.
+// GET /key/<k> of a key that is not UTF-8 is 406 whatever the encoding: the
+// object's name would be mangled; GET /<k> reads it. The encoding
+// parameter takes one value, base64 (any case); any other, or two, is 400.
+// GET and PUT of /<k> move raw bytes and ignore it.
 //
 // POST /join takes the id as a JSON number or a decimal string; raftdb's
 // names such as "node02" get 400, since raftkv member ids are positive
@@ -143,6 +158,8 @@
 //	status code               when
 //	413    payload_too_large  *http.MaxBytesError
 //	405    method_not_allowed method not served by the path; Allow header
+//	406    not_utf8           NotAcceptable(): GET /key/<k> of a key or value
+//	                          that JSON cannot carry
 //	404    member_not_found   NotFound() from AddMember or RemoveMember
 //	404    not_found          NotFound() of this package (reserved or disabled path)
 //	404    key_not_found      any other NotFound() (the Store's)

@@ -39,14 +39,25 @@ var (
 	ErrBadReadLevel error = badRequest("level must be one of default, consistent, none, stale")
 	// ErrBadMinIndex: a read's min_index parameter is not a decimal uint64.
 	ErrBadMinIndex error = badRequest("min_index must be a raft index (a decimal unsigned integer)")
+	// ErrBadEncoding: an encoding parameter other than base64.
+	ErrBadEncoding error = badRequest("encoding must be base64")
 	// ErrBadKeyObject: the body of POST /key is not a non-empty JSON object of
 	// string values.
 	ErrBadKeyObject error = badRequest(`POST /key takes a non-empty JSON object of string values, like {"foo":"bar"}`)
+	// ErrBodyNotUTF8: the body of POST /key is not UTF-8, which JSON requires;
+	// decoding it would replace the invalid bytes of its values.
+	ErrBodyNotUTF8 error = badRequest("the body is not valid UTF-8, which JSON requires; send binary values base64-encoded with POST /key?encoding=base64")
 	// ErrBadJoin: the body of POST /join is not a usable join request.
 	ErrBadJoin error = badRequest(`POST /join takes a JSON object like {"id":4,"raftAddr":"127.0.0.1:42379"}`)
 	// ErrBadJoinID: POST /join names a member id that is not a positive
 	// integer, such as raftdb's "node02".
 	ErrBadJoinID error = badRequest(`raftkv member ids are positive integers (4 or "4"), not names`)
+	// ErrKeyNotUTF8: GET /key/<k> of a key that is not UTF-8, which the
+	// JSON object cannot carry.
+	ErrKeyNotUTF8 error = notAcceptable("the key is not valid UTF-8, which a JSON object cannot carry; read it with GET /<key>")
+	// ErrValueNotUTF8: GET /key/<k> without ?encoding=base64 of a value that
+	// is not UTF-8, which a JSON string cannot carry.
+	ErrValueNotUTF8 error = notAcceptable("the value is not valid UTF-8, which a JSON string cannot carry; add ?encoding=base64, or read the raw bytes with GET /<key>")
 	// ErrMetricsDisabled: /metrics without Config.Metrics.
 	ErrMetricsDisabled error = notFound("metrics are not enabled")
 	// ErrPprofDisabled: /debug/pprof/ without Config.Pprof.
@@ -56,25 +67,29 @@ var (
 	ErrTooManyRequests error = unavailable("too many requests in flight on this member; retry in a second")
 )
 
-// badRequest, notFound and unavailable are this package's
+// badRequest, notFound, notAcceptable and unavailable are this package's
 // errors: the client's sentence, which Error prefixes with the package
 // name. They have the behaviours classify looks for in errors from Store
 // and Cluster.
 type (
-	badRequest  string
-	notFound    string
-	unavailable string
+	badRequest    string
+	notFound      string
+	notAcceptable string
+	unavailable   string
 )
 
-func (e badRequest) Error() string         { return "httpapi: " + string(e) }
-func (e badRequest) HumanMessage() string  { return string(e) }
-func (badRequest) BadRequest() bool        { return true }
-func (e notFound) Error() string           { return "httpapi: " + string(e) }
-func (e notFound) HumanMessage() string    { return string(e) }
-func (notFound) NotFound() bool            { return true }
-func (e unavailable) Error() string        { return "httpapi: " + string(e) }
-func (e unavailable) HumanMessage() string { return string(e) }
-func (unavailable) Unavailable() bool      { return true }
+func (e badRequest) Error() string           { return "httpapi: " + string(e) }
+func (e badRequest) HumanMessage() string    { return string(e) }
+func (badRequest) BadRequest() bool          { return true }
+func (e notFound) Error() string             { return "httpapi: " + string(e) }
+func (e notFound) HumanMessage() string      { return string(e) }
+func (notFound) NotFound() bool              { return true }
+func (e notAcceptable) Error() string        { return "httpapi: " + string(e) }
+func (e notAcceptable) HumanMessage() string { return string(e) }
+func (notAcceptable) NotAcceptable() bool    { return true }
+func (e unavailable) Error() string          { return "httpapi: " + string(e) }
+func (e unavailable) HumanMessage() string   { return string(e) }
+func (unavailable) Unavailable() bool        { return true }
 
 // detailed is err with a sentence that says more than err's own: which
 // key, which value, what was wrong with it. It is err for errors.Is and
@@ -116,13 +131,14 @@ func (e onMember) Unwrap() error { return e.err }
 
 // Behaviours an error may have; see classify.
 type (
-	notFounder    interface{ NotFound() bool }
-	badRequester  interface{ BadRequest() bool }
-	conflicter    interface{ Conflict() bool }
-	unavailabler  interface{ Unavailable() bool }
-	noLeaderer    interface{ NoLeader() bool }
-	timeouter     interface{ Timeout() bool }
-	humanMessager interface{ HumanMessage() string }
+	notFounder     interface{ NotFound() bool }
+	badRequester   interface{ BadRequest() bool }
+	notAcceptabler interface{ NotAcceptable() bool }
+	conflicter     interface{ Conflict() bool }
+	unavailabler   interface{ Unavailable() bool }
+	noLeaderer     interface{ NoLeader() bool }
+	timeouter      interface{ Timeout() bool }
+	humanMessager  interface{ HumanMessage() string }
 )
 
 // errorClass is one row of the error table: the status, the code and the
@@ -149,6 +165,8 @@ var errorTable = []errorClass{
 		func(err error, _ bool) bool { var e *http.MaxBytesError; return errors.As(err, &e) }},
 	{http.StatusMethodNotAllowed, "method_not_allowed", "this method is not allowed here", false,
 		func(err error, _ bool) bool { var e *methodError; return errors.As(err, &e) }},
+	{http.StatusNotAcceptable, "not_utf8", "the answer cannot be given as JSON", false,
+		func(err error, _ bool) bool { return has(err, notAcceptabler.NotAcceptable) }},
 	{http.StatusNotFound, "member_not_found", "no such member", false,
 		func(err error, _ bool) bool { return has(err, notFounder.NotFound) && isOnMember(err) }},
 	{http.StatusNotFound, "not_found", "not found", false,

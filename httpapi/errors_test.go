@@ -63,6 +63,8 @@ func TestErrorTable(t *testing.T) {
 			413, "payload_too_large", "the request body is larger than the limit of 10 bytes"},
 		{"too large inside a bad body", fmt.Errorf("%w: %w", ErrBadBody, &http.MaxBytesError{Limit: 1}), true, 413, "payload_too_large", "the request body could not be read in full"},
 		{"method", &methodError{"PATCH", allowKey}, true, 405, "method_not_allowed", "method PATCH is not allowed here; allowed: GET, HEAD, PUT, DELETE"},
+		{"value not UTF-8", ErrValueNotUTF8, false, 406, "not_utf8", ErrValueNotUTF8.(notAcceptable).HumanMessage()},
+		{"key not UTF-8", ErrKeyNotUTF8, false, 406, "not_utf8", ErrKeyNotUTF8.(notAcceptable).HumanMessage()},
 		{"member not found", onMember{testErr("not-found")}, true, 404, "member_not_found", "no such member"},
 		{"member not found, said", onMember{fmt.Errorf("x: %w", humanErr{"not-found", "there is no member 9"})}, true,
 			404, "member_not_found", "there is no member 9"},
@@ -146,8 +148,9 @@ func TestErrorTable(t *testing.T) {
 // its sentence, not its package-prefixed Error().
 func TestSentinelsSpeakPlainly(t *testing.T) {
 	for _, err := range []error{ErrBadPath, ErrEmptyKey, ErrKeyTooLong, ErrBadBody, ErrBadMemberID, ErrNotMemberID,
-		ErrBadPeerURL, ErrReservedPath, ErrBadQuery, ErrBadReadLevel, ErrBadMinIndex, ErrBadKeyObject,
-		ErrBadJoin, ErrBadJoinID, ErrMetricsDisabled, ErrPprofDisabled, ErrTooManyRequests} {
+		ErrBadPeerURL, ErrReservedPath, ErrBadQuery, ErrBadReadLevel, ErrBadMinIndex, ErrBadEncoding, ErrBadKeyObject,
+		ErrBodyNotUTF8, ErrBadJoin, ErrBadJoinID, ErrKeyNotUTF8, ErrValueNotUTF8, ErrMetricsDisabled, ErrPprofDisabled,
+		ErrTooManyRequests} {
 		msg := answerOf(err, false).message
 		if !strings.HasPrefix(err.Error(), "httpapi: ") || "httpapi: "+msg != err.Error() {
 			t.Errorf("%q: Error() %q is not the message with the package prefix", msg, err.Error())

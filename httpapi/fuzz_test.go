@@ -89,6 +89,13 @@ func FuzzHandler(f *testing.F) {
 		{0, "", "/k", "level=bogus", "", faultNone},
 		{0, "", "/k", "%zz", "", faultNone},
 		{0, "", "/k", "", "", faultTimeout},
+		{0, "", "/key/bin", "", "", faultNone},
+		{0, "", "/key/bin", "encoding=base64", "", faultNone},
+		{0, "", "/key/\xff", "encoding=base64", "", faultNone},
+		{0, "", "/key/k", "encoding=hex", "", faultNone},
+		{3, "", "/key", "encoding=base64", `{"a":"AP8="}`, faultNone},
+		{3, "", "/key", "encoding=base64", `{"a":"AP8"}`, faultNone},
+		{3, "", "/key", "", "{\"a\":\"\xff\"}", faultNone},
 		{1, "", "/key/k", "", "", faultUnavailable},
 		{2, "", "/a/../b//c", "", "v", faultNone},
 		{2, "", "/key/status", "", "\x00\xff", faultNone},
@@ -130,7 +137,7 @@ func FuzzHandler(f *testing.F) {
 		}
 		fault := fuzzFault(faultByte % uint8(numFaults))
 
-		store := newFakeStore(map[string]string{"k": "v", "a/b": "ab", "status": "s"})
+		store := newFakeStore(map[string]string{"k": "v", "a/b": "ab", "status": "s", "bin": "\x00\xff"})
 		cluster := newFakeCluster()
 		if err := fault.injected(); err != nil {
 			store.hook = func(context.Context) error { return err }
@@ -177,7 +184,7 @@ func FuzzHandler(f *testing.F) {
 		}
 
 		switch code {
-		case 200, 204, 400, 404, 405, 409, 413:
+		case 200, 204, 400, 404, 405, 406, 409, 413:
 		case 500:
 			if fault != faultOther {
 				t.Fatalf("%s: 500 without an injected error: %q", where(), got)

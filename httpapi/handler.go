@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/raftkv/raftkv/peerurl"
 	"go.uber.org/zap"
@@ -166,32 +168,74 @@ func (h *handler) routeKey(w http.ResponseWriter, r *http.Request, key string) e
 }
 
 func (h *handler) get(w http.ResponseWriter, r *http.Request, key string, asJSON bool) error {
-	value, err := h.getKey(r.Context(), key, r.URL.RawQuery)
+	if !asJSON {
+		value, err := h.getKey(r.Context(), key, r.URL.RawQuery)
+		if err != nil {
+			return err
+		}
+		writeBody(w, r, http.StatusOK, "application/octet-stream", value)
+		return nil
+	}
+	if err := h.checkKey(key); err != nil {
+		return err
+	}
+	q, err := parseQuery(r.URL.RawQuery)
 	if err != nil {
 		return err
 	}
-	if asJSON {
-		// Byte for byte what raftdb answers: the object, no newline.
-		b, err := json.Marshal(map[string]string{key: string(value)})
-		if err != nil {
-			return fmt.Errorf("httpapi: encoding response: %w", err)
-		}
-		writeBody(w, r, http.StatusOK, "application/json", b)
-		return nil
+	opts, err := readOptions(q)
+	if err != nil {
+		return err
 	}
-	writeBody(w, r, http.StatusOK, "application/octet-stream", value)
+	b64, err := valueEncoding(q)
+	if err != nil {
+		return err
+	}
+	if !utf8.ValidString(key) {
+		return ErrKeyNotUTF8
+	}
+	value, err := h.read(r.Context(), key, opts)
+	if err != nil {
+		return err
+	}
+	var s string
+	switch {
+	case b64:
+		s = base64.StdEncoding.EncodeToString(value)
+	case !utf8.Valid(value):
+		// encoding/json would replace the invalid bytes with U+FFFD.
+		return ErrValueNotUTF8
+	default:
+		s = string(value)
+	}
+	// Byte for byte what raftdb answers: the object, no newline.
+	b, err := json.Marshal(map[string]string{key: s})
+	if err != nil {
+		return fmt.Errorf("httpapi: encoding response: %w", err)
+	}
+	writeBody(w, r, http.StatusOK, "application/json", b)
 	return nil
 }
 
-// getKey reads key at the level rawQuery asks for, within parent.
+// getKey reads key at the level rawQuery asks for, within parent: GET
+// /<key>, whose other query parameters are ignored.
 func (h *handler) getKey(parent context.Context, key, rawQuery string) ([]byte, error) {
 	if err := h.checkKey(key); err != nil {
 		return nil, err
 	}
-	opts, err := parseReadOptions(rawQuery)
+	q, err := parseQuery(rawQuery)
 	if err != nil {
 		return nil, err
 	}
+	opts, err := readOptions(q)
+	if err != nil {
+		return nil, err
+	}
+	return h.read(parent, key, opts)
+}
+
+// read reads key, already checked, with opts, within parent.
+func (h *handler) read(parent context.Context, key string, opts ReadOptions) ([]byte, error) {
 	// A stale read without min_index never waits, so it needs no deadline
 	// (a timer per request is a tenth of such a read's cost).
 	ctx := parent

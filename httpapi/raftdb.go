@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,24 +11,34 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // This file holds what raftdb and hraftd users expect: read levels, POST /key
 // and POST /join.
 
-// parseReadOptions reads a GET's level and min_index query parameters; others
-// are ignored. Without either the read is linearizable; level=none, as the
-// README's table of levels calls the absent level, is the same. min_index alone asks
-// for read-your-writes without a quorum round: wait until applied, then serve
-// locally. raftdb's default level could be stale; raftkv's is linearizable.
-func parseReadOptions(rawQuery string) (ReadOptions, error) {
-	var opts ReadOptions
+// parseQuery parses a query string; nil for an empty one.
+func parseQuery(rawQuery string) (url.Values, error) {
 	if rawQuery == "" {
-		return opts, nil
+		return nil, nil
 	}
 	q, err := url.ParseQuery(rawQuery)
 	if err != nil {
-		return opts, fmt.Errorf("%w: %w", ErrBadQuery, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadQuery, err)
+	}
+	return q, nil
+}
+
+// readOptions reads a GET's level and min_index query parameters; others
+// are ignored. Without either the read is linearizable; level=none, as the
+// README's table of levels calls the absent level, is the same. min_index
+// alone asks for read-your-writes without a quorum round: wait until
+// applied, then serve locally. raftdb's default level could be stale;
+// raftkv's is linearizable.
+func readOptions(q url.Values) (ReadOptions, error) {
+	var opts ReadOptions
+	if q == nil {
+		return opts, nil
 	}
 	level, hasLevel, err := queryParam(q, "level")
 	if err != nil {
@@ -55,6 +66,19 @@ func parseReadOptions(rawQuery string) (ReadOptions, error) {
 	return opts, nil
 }
 
+// valueEncoding reads the encoding query parameter of GET /key/<k> and
+// POST /key: true for base64, false when absent.
+func valueEncoding(q url.Values) (b64 bool, err error) {
+	enc, ok, err := queryParam(q, "encoding")
+	if err != nil || !ok {
+		return false, err
+	}
+	if !strings.EqualFold(strings.TrimSpace(enc), "base64") {
+		return false, withDetail(ErrBadEncoding, "unknown encoding %q; encoding must be base64", enc)
+	}
+	return true, nil
+}
+
 // queryParam returns the one value of name; a repeated name is a 400 rather
 // than a guess at which one the client meant.
 func queryParam(q url.Values, name string) (value string, ok bool, err error) {
@@ -69,11 +93,19 @@ func queryParam(q url.Values, name string) (value string, ok bool, err error) {
 
 // putAll serves raftdb's write, POST /key with {"k":"v",...}, as one atomic write.
 func (h *handler) putAll(w http.ResponseWriter, r *http.Request) error {
+	q, err := parseQuery(r.URL.RawQuery)
+	if err != nil {
+		return err
+	}
+	b64, err := valueEncoding(q)
+	if err != nil {
+		return err
+	}
 	body, err := readBody(w, r, h.cfg.MaxValueBytes)
 	if err != nil {
 		return err
 	}
-	kvs, err := h.decodeKeyObject(body)
+	kvs, err := h.decodeKeyObject(body, b64)
 	if err != nil {
 		return err
 	}
@@ -89,10 +121,16 @@ func (h *handler) putAll(w http.ResponseWriter, r *http.Request) error {
 
 // decodeKeyObject decodes a non-empty JSON object whose values are all
 // strings, token by token so that the type of each value and a repeated key
-// are caught rather than coerced or silently overwritten.
-func (h *handler) decodeKeyObject(body []byte) (map[string][]byte, error) {
+// are caught rather than coerced or silently overwritten. With b64 each
+// value is standard, padded base64 and stands for the bytes it encodes.
+// A body that is not UTF-8 is refused: encoding/json would replace its
+// invalid bytes with U+FFFD.
+func (h *handler) decodeKeyObject(body []byte, b64 bool) (map[string][]byte, error) {
 	bad := func(reason string, args ...any) (map[string][]byte, error) {
 		return nil, withMore(ErrBadKeyObject, reason, args...)
+	}
+	if !utf8.Valid(body) {
+		return nil, ErrBodyNotUTF8
 	}
 	badToken := func(err error) (map[string][]byte, error) {
 		if errors.Is(err, io.EOF) {
@@ -133,7 +171,13 @@ func (h *handler) decodeKeyObject(body []byte) (map[string][]byte, error) {
 		if !ok {
 			return bad("the value of %q is %s", key, describeToken(tok))
 		}
-		kvs[key] = []byte(value)
+		if !b64 {
+			kvs[key] = []byte(value)
+			continue
+		}
+		if kvs[key], err = base64.StdEncoding.DecodeString(value); err != nil {
+			return nil, withDetail(ErrBadKeyObject, "the value of %q is not base64 (standard alphabet, padded), as encoding=base64 asks", key)
+		}
 	}
 	if _, err := dec.Token(); err != nil { // the closing '}'
 		return badToken(err)
