@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/raftkv/raftkv/testcluster"
 )
@@ -131,6 +134,19 @@ func TestBadInputIsRejected(t *testing.T) {
 		checkError(t, id, "DELETE /99 through a follower", r, true, http.StatusNotFound, "member_not_found", "there is no member 99")
 	}
 
+	// Go's HTTP server refuses a request line and headers over 64 KiB (a
+	// 70 KB key) with its own 431, before raftkv sees the request, and
+	// ends the connection cleanly (the answer's body ends with it), not
+	// with a reset.
+	hugeKey := "GET /" + strings.Repeat("k", 70<<10) + " HTTP/1.1\r\nHost: x\r\n\r\n"
+	for _, id := range ids {
+		got, err := rawAnswer(strings.TrimPrefix(c.ClientURL(id), "http://"), hugeKey)
+		if err != nil || !strings.HasPrefix(got, "HTTP/1.1 431 Request Header Fields Too Large\r\n") ||
+			!strings.HasSuffix(got, "\r\n\r\n431 Request Header Fields Too Large") {
+			t.Errorf("node %d: GET of a 70 KB key: %q, %v; want 431 with net/http's body, then the end of the connection", id, got, err)
+		}
+	}
+
 	// The limits are inclusive: the largest key and value are accepted.
 	bigKey := strings.Repeat("k", maxKey)
 	bigVal := bytes.Repeat([]byte("v"), maxValue)
@@ -183,9 +199,50 @@ func waitLeaderClientURL(t *testing.T, c *testcluster.Cluster, id int) {
 	})
 }
 
+// rawAnswer writes req on a new connection to addr and returns all the
+// server sends until it ends the connection; a reset is an error.
+func rawAnswer(addr, req string) (string, error) {
+	conn, err := net.DialTimeout("tcp", addr, answerTimeout)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(answerTimeout))
+	// Write on another goroutine: the server answers before it has read
+	// everything.
+	go io.WriteString(conn, req)
+	got, err := io.ReadAll(conn)
+	return string(got), err
+}
+
 func btoi(b bool) int {
 	if b {
 		return 1
 	}
 	return 0
+}
+
+// TestPercentEncodedKeys: the key is the percent-decoded path, so "a%2Fb" and
+// "a/b" name one key, on every route and every member; ?level=none, which
+// the README lists, is a linearizable read.
+func TestPercentEncodedKeys(t *testing.T) {
+	c, _ := startCluster(t, testcluster.Options{N: 1})
+	id := c.Live()[0]
+	mustRequest(t, c, id, http.MethodPut, "/a%2Fb", []byte("1"), http.StatusNoContent)
+	for _, path := range []string{"/a/b", "/a%2Fb", "/a%2fb", "/%61%2F%62", "/a/b?level=none", "/a%2Fb?level=NONE"} {
+		if r := mustRequest(t, c, id, http.MethodGet, path, nil, http.StatusOK); string(r.Body) != "1" {
+			t.Errorf("GET %s = %s, want 1", path, clip(r.Body))
+		}
+	}
+	for _, path := range []string{"/key/a/b", "/key/a%2Fb", "/key/a/b?level=none"} {
+		if r := mustRequest(t, c, id, http.MethodGet, path, nil, http.StatusOK); string(bytes.TrimSpace(r.Body)) != `{"a/b":"1"}` {
+			t.Errorf("GET %s = %s, want {\"a/b\":\"1\"}", path, clip(r.Body))
+		}
+	}
+	mustRequest(t, c, id, http.MethodPut, "/a/b", []byte("2"), http.StatusNoContent)
+	if r := mustRequest(t, c, id, http.MethodGet, "/a%2Fb", nil, http.StatusOK); string(r.Body) != "2" {
+		t.Errorf("GET /a%%2Fb after PUT /a/b = %s, want 2", clip(r.Body))
+	}
+	mustRequest(t, c, id, http.MethodDelete, "/key/a%2Fb", nil, http.StatusNoContent)
+	mustRequest(t, c, id, http.MethodGet, "/a/b", nil, http.StatusNotFound)
 }

@@ -75,6 +75,7 @@ func TestRaftdbCurlUsage(t *testing.T) {
 	want2xx(t, 1, http.MethodPost, "/key", r)
 	checkKeyJSON(t, 2, "/key/foo", curl(t, c, 2, http.MethodGet, "/key/foo", ""), `{"foo":"bar"}`)
 	checkKeyJSON(t, 2, "/key/foo?level=stale", curl(t, c, 2, http.MethodGet, "/key/foo?level=stale", ""), `{"foo":"bar"}`)
+	checkKeyJSON(t, 3, "/key/foo?level=none", curl(t, c, 3, http.MethodGet, "/key/foo?level=none", ""), `{"foo":"bar"}`)
 
 	// A multi-pair object is one atomic write; every pair is then readable elsewhere,
 	// in raftdb's form and raftexample's.

@@ -36,8 +36,9 @@
 // # Routes
 //
 // Reserved paths are dispatched first; every other path is a raftexample
-// key, its name being r.URL.Path (percent-decoded, so "/a%2Fb" is key "a/b")
-// without the leading "/". Keys may contain "/"; values are arbitrary bytes.
+// key, its name being r.URL.Path (percent-decoded, so "/a%2Fb" and "/a/b"
+// both name key "a/b") without the leading "/". Keys may contain "/" and
+// any byte; values are arbitrary bytes.
 //
 //	GET|HEAD /status    200 JSON Status from Cluster.Status; "progress" only on the leader
 //	GET|HEAD /health    200 {"health":"true","reason":""} if Cluster.Health is nil,
@@ -130,7 +131,11 @@
 //
 // # Limits
 //
-// Keys: 1 to Config.MaxKeyBytes bytes, else 400. PUT and POST /key bodies:
+// Keys: 1 to Config.MaxKeyBytes bytes, else 400. A request line and headers
+// over NewServer's 64 KiB (with net/http's 4 KiB of slack), such as a key of
+// about 64 KiB or more in the URL, never reach the handler: net/http answers
+// 431 with its own body ("431 Request Header Fields Too Large", no newline,
+// never JSON) and closes the connection. PUT and POST /key bodies:
 // at most Config.MaxValueBytes, else 413. POST /<id> and POST /join bodies:
 // at most 4 KiB, else 413. Each Store or Cluster call gets a deadline of
 // Config.RequestTimeout.
