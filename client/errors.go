@@ -56,7 +56,7 @@ const (
 	CodeBadRequest      = "bad_request"
 	CodeKeyNotFound     = "key_not_found"
 	CodeConflict        = "conflict"
-	CodeTooLarge        = "too_large"
+	CodeTooLarge        = "payload_too_large"
 	CodeNoLeader        = "no_leader"
 	CodeUnavailable     = "unavailable"
 	CodeTooManyRequests = "too_many_requests"

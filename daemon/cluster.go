@@ -118,10 +118,12 @@ func (c cluster) leaderClientURL() (string, bool) {
 }
 
 // forwardedError carries the leader's answer, classified by behaviour for
-// the HTTP layer.
+// the HTTP layer; human, the leader's own sentence, is what the client is
+// shown.
 type forwardedError struct {
 	status int
 	msg    string
+	human  string
 }
 
 func (e *forwardedError) Error() string     { return e.msg }
@@ -130,6 +132,9 @@ func (e *forwardedError) NotFound() bool    { return e.status == http.StatusNotF
 func (e *forwardedError) Conflict() bool    { return e.status == http.StatusConflict }
 func (e *forwardedError) Unavailable() bool { return e.status == http.StatusServiceUnavailable }
 func (e *forwardedError) Timeout() bool     { return e.status == http.StatusGatewayTimeout }
+
+// HumanMessage is the sentence the HTTP layer shows the client.
+func (e *forwardedError) HumanMessage() string { return e.human }
 
 var forwardClient = &http.Client{
 	// No redirects: raftkv answers on any member.
@@ -147,12 +152,14 @@ func forward(ctx context.Context, method, url, body string) error {
 		if ctx.Err() != nil {
 			return &forwardedError{status: http.StatusGatewayTimeout, msg: "membership change forwarded to the leader timed out; its outcome is unknown"}
 		}
-		return &forwardedError{status: http.StatusServiceUnavailable, msg: "cannot reach the leader: " + err.Error()}
+		return &forwardedError{status: http.StatusServiceUnavailable, msg: "cannot reach the leader: " + err.Error(),
+			human: "this member cannot reach the leader; retry shortly"}
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 	if resp.StatusCode == http.StatusNoContent {
 		return nil
 	}
-	return &forwardedError{status: resp.StatusCode, msg: "leader answered: " + strings.TrimSpace(string(msg))}
+	answer := strings.TrimSpace(string(msg))
+	return &forwardedError{status: resp.StatusCode, msg: "leader answered: " + answer, human: answer}
 }

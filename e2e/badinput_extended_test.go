@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -116,8 +117,8 @@ func (a *abuse) checkServes(t *testing.T, when string) {
 }
 
 // expect sends one request to node id and checks its status; an error answer
-// must be one non-empty line (HEAD has none), a 405 must carry allow, a 503
-// Retry-After: 1.
+// must be one non-empty line (HEAD has none) in plain words, without a
+// package prefix, a 405 must carry allow, a 503 Retry-After: 1.
 func (a *abuse) expect(t *testing.T, id int, method, path string, body []byte, want int, allow string) testcluster.Response {
 	t.Helper()
 	r, err := a.c.Do(id, method, path, body)
@@ -133,6 +134,9 @@ func (a *abuse) expect(t *testing.T, id int, method, path string, body []byte, w
 		if b := string(r.Body); len(b) < 2 || strings.Count(b, "\n") != 1 || !strings.HasSuffix(b, "\n") {
 			t.Errorf("node %d: %s %.60q: error body %s is not one line ending in \\n", id, method, path, clip(r.Body))
 		}
+		if packagePrefix.Match(r.Body) {
+			t.Errorf("node %d: %s %.60q: error body %s starts with a package prefix", id, method, path, clip(r.Body))
+		}
 	}
 	if want == http.StatusMethodNotAllowed && r.Header.Get("Allow") != allow {
 		t.Errorf("node %d: %s %.60q: Allow %q, want %q", id, method, path, r.Header.Get("Allow"), allow)
@@ -142,6 +146,10 @@ func (a *abuse) expect(t *testing.T, id int, method, path string, body []byte, w
 	}
 	return r
 }
+
+// packagePrefix matches an error chain's start ("httpapi: ", "leader
+// answered: raftnode: "), which error answers never show.
+var packagePrefix = regexp.MustCompile(`^[a-z]+( [a-z]+)?: `)
 
 // addr is the host:port of node id's client API, for raw connections.
 func (a *abuse) addr(id int) string { return strings.TrimPrefix(a.c.ClientURL(id), "http://") }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"net/http"
@@ -66,7 +67,7 @@ func checkKeyJSON(t *testing.T, id int, path string, r testcluster.Response, wan
 
 // TestRaftdbCurlUsage runs the curl commands of raftdb's README against three members
 // in turn, none of them necessarily the leader: write through one, read (linearizable
-// and stale) through another, delete through the third.
+// and stale) through another, delete through the third; then binary values in base64.
 func TestRaftdbCurlUsage(t *testing.T) {
 	c, _ := startCluster(t, testcluster.Options{InProcess: true})
 
@@ -74,6 +75,7 @@ func TestRaftdbCurlUsage(t *testing.T) {
 	want2xx(t, 1, http.MethodPost, "/key", r)
 	checkKeyJSON(t, 2, "/key/foo", curl(t, c, 2, http.MethodGet, "/key/foo", ""), `{"foo":"bar"}`)
 	checkKeyJSON(t, 2, "/key/foo?level=stale", curl(t, c, 2, http.MethodGet, "/key/foo?level=stale", ""), `{"foo":"bar"}`)
+	checkKeyJSON(t, 3, "/key/foo?level=none", curl(t, c, 3, http.MethodGet, "/key/foo?level=none", ""), `{"foo":"bar"}`)
 
 	// A multi-pair object is one atomic write; every pair is then readable elsewhere,
 	// in raftdb's form and raftexample's.
@@ -99,6 +101,41 @@ func TestRaftdbCurlUsage(t *testing.T) {
 	// Node 3 applied its own delete before answering, so even its stale read misses.
 	if g := curl(t, c, 3, http.MethodGet, "/key/foo?level=stale", ""); g.Status != http.StatusNotFound {
 		t.Errorf("node 3: GET /key/foo?level=stale after its DELETE: %d %s, want 404", g.Status, clip(g.Body))
+	}
+
+	t.Run("binary values", func(t *testing.T) { raftdbBinaryValues(t, c) })
+}
+
+// raftdbBinaryValues: bytes that are not UTF-8 round-trip through raftdb's
+// JSON routes in base64, written through one member and read through the
+// others, in base64 and raw; without ?encoding=base64 the JSON route refuses
+// to mangle them, with a sentence that says what to add.
+func raftdbBinaryValues(t *testing.T, c *testcluster.Cluster) {
+	bin := []byte{0x00, 0xff, 0xfe, '"', '\\', '\n', 0xc3, 0x28}
+	b64 := base64.StdEncoding.EncodeToString(bin)
+
+	r := curl(t, c, 1, http.MethodPost, "/key?encoding=base64", `{"bin": "`+b64+`", "txt": "aMOpbGxv"}`)
+	want2xx(t, 1, http.MethodPost, "/key?encoding=base64", r)
+	// A value written raw reads back in base64 too.
+	mustRequest(t, c, 2, http.MethodPut, "/raw/bin", bin, http.StatusNoContent)
+	for _, id := range c.Live() {
+		for _, k := range []string{"bin", "raw/bin"} {
+			p := "/key/" + k + "?encoding=base64"
+			checkKeyJSON(t, id, p, curl(t, c, id, http.MethodGet, p, ""), fmt.Sprintf("{%q:%q}", k, b64))
+			if g := mustRequest(t, c, id, http.MethodGet, "/"+k, nil, http.StatusOK); !bytes.Equal(g.Body, bin) {
+				t.Errorf("node %d: GET /%s = %q, want %q", id, k, g.Body, bin)
+			}
+		}
+		checkKeyJSON(t, id, "/key/txt", curl(t, c, id, http.MethodGet, "/key/txt", ""), "{\"txt\":\"h\u00e9llo\"}")
+		checkKeyJSON(t, id, "/key/txt?encoding=base64", curl(t, c, id, http.MethodGet, "/key/txt?encoding=base64", ""), `{"txt":"aMOpbGxv"}`)
+
+		const refused = "the value is not valid UTF-8, which a JSON string cannot carry; add ?encoding=base64, or read the raw bytes with GET /<key>"
+		checkError(t, id, "GET /key/bin", curl(t, c, id, http.MethodGet, "/key/bin", ""), false, http.StatusNotAcceptable, "not_utf8", refused)
+		g, err := request(http.MethodGet, c.ClientURL(id)+"/key/bin", nil, jsonAccept)
+		if err != nil {
+			t.Fatalf("node %d: %v", id, err)
+		}
+		checkError(t, id, "GET /key/bin, Accept: application/json", g, true, http.StatusNotAcceptable, "not_utf8", refused)
 	}
 }
 

@@ -28,15 +28,17 @@
 // the plainest form of those requests (see parseHead); the first request
 // of a connection that is anything else, or whose head does not arrive
 // whole in one read, hands the connection, with the bytes already read,
-// to a net/http server for good. One difference
-// remains: a call on the fast path is not canceled when its client
-// disconnects; it ends when the call does, within RequestTimeout.
+// to a net/http server for good. Of the headers it uses Content-Length and
+// Accept (whether errors are to be answered in JSON) and checks the rest.
+// One difference remains: a call on the fast path is not canceled when its
+// client disconnects; it ends when the call does, within RequestTimeout.
 //
 // # Routes
 //
 // Reserved paths are dispatched first; every other path is a raftexample
-// key, its name being r.URL.Path (percent-decoded, so "/a%2Fb" is key "a/b")
-// without the leading "/". Keys may contain "/"; values are arbitrary bytes.
+// key, its name being r.URL.Path (percent-decoded, so "/a%2Fb" and "/a/b"
+// both name key "a/b") without the leading "/". Keys may contain "/" and
+// any byte; values are arbitrary bytes.
 //
 //	GET|HEAD /status    200 JSON Status from Cluster.Status; "progress" only on the leader
 //	GET|HEAD /health    200 {"health":"true","reason":""} if Cluster.Health is nil,
@@ -47,9 +49,13 @@
 //	                    named profiles; symbol also takes POST) when Config.Pprof,
 //	                    else 404
 //	POST     /key       raftdb write: body {"k1":"v1","k2":"v2"}, applied atomically
-//	                    by one Store.PutAll; 204 with X-Raft-Index
-//	GET|HEAD /key/<k>   200 JSON {"<k>":"<value>"} (raftdb form; values that are
-//	                    not UTF-8 are mangled by JSON, use GET /<k>); 404 if absent
+//	                    by one Store.PutAll; 204 with X-Raft-Index. With
+//	                    ?encoding=base64 each value is standard padded base64
+//	                    and the bytes it encodes are written
+//	GET|HEAD /key/<k>   200 JSON {"<k>":"<value>"} (raftdb form); with
+//	                    ?encoding=base64 the value is standard padded base64;
+//	                    404 if absent; 406 if the value is not UTF-8 and
+//	                    base64 was not asked for, or if the key is not UTF-8
 //	PUT      /key/<k>   body is the value; as PUT /<k>
 //	DELETE   /key/<k>   204 with X-Raft-Index; an absent key is also 204
 //	POST     /join      raftdb/hraftd join: {"id":4,"raftAddr":"host:port"} or
@@ -78,8 +84,19 @@
 // every method.
 //
 // POST /key answers 400 for a body that is not one JSON object, is empty
-// ({}), has a value that is not a string (numbers, null, objects, arrays), an
-// empty or too long key, a key given twice, or anything after the object.
+// ({}), is not UTF-8, has a value that is not a string (numbers, null,
+// objects, arrays) or, with encoding=base64, not base64, an empty or too
+// long key, a key given twice, or anything after the object.
+//
+// JSON strings cannot carry bytes that are not UTF-8: encoding/json would
+// replace each with U+FFFD, silently. So POST /key refuses a body that is
+// not UTF-8 (400) and GET /key/<k> refuses to answer a value that is not
+// (406, "add ?encoding=base64"), rather than mangle it; a curl user reads
+// that sentence, where a value re-encoded behind a header would surprise.
+// GET /key/<k> of a key that is not UTF-8 is 406 whatever the encoding: the
+// object's name would be mangled; GET /<k> reads it. The encoding
+// parameter takes one value, base64 (any case); any other, or two, is 400.
+// GET and PUT of /<k> move raw bytes and ignore it.
 //
 // POST /join takes the id as a JSON number or a decimal string; raftdb's
 // names such as "node02" get 400, since raftkv member ids are positive
@@ -93,7 +110,7 @@
 // GET and HEAD of /<k> and /key/<k> take raftdb's query parameters; others
 // are ignored:
 //
-//	(none), level=default, level=consistent
+//	(absent), level=default, level=consistent, level=none
 //	                    linearizable: ReadOptions{}
 //	level=stale         this member's local state: ReadOptions{Stale: true}
 //	min_index=N         read-your-writes without a quorum round: wait until this
@@ -103,16 +120,22 @@
 //
 // raftdb's default level could return stale data: it checks leadership
 // locally, with no quorum round, so a deposed leader still answers. raftkv's
-// default is linearizable, the same as consistent. N is the X-Raft-Index of
-// an earlier write. Level names are compared as raftdb compares them,
-// ignoring case and surrounding spaces. Any other level (raftdb silently used
-// its default), a min_index that is not a decimal uint64, either parameter
-// given twice, or a malformed query string gets 400. The MinIndex wait is
-// bounded by the request deadline (504).
+// default is linearizable, the same as consistent. level=none is how the
+// README's table of levels names the absent level, so it is accepted as the
+// same. N is the X-Raft-Index of an earlier write. Level names are compared
+// as raftdb compares them, ignoring case and surrounding spaces. Any other
+// level (raftdb silently used its default) gets 400 listing the four, as do
+// a min_index that is not a decimal uint64, either parameter given twice,
+// and a malformed query string. The MinIndex wait is bounded by the
+// request deadline (504).
 //
 // # Limits
 //
-// Keys: 1 to Config.MaxKeyBytes bytes, else 400. PUT and POST /key bodies:
+// Keys: 1 to Config.MaxKeyBytes bytes, else 400. A request line and headers
+// over NewServer's 64 KiB (with net/http's 4 KiB of slack), such as a key of
+// about 64 KiB or more in the URL, never reach the handler: net/http answers
+// 431 with its own body ("431 Request Header Fields Too Large", no newline,
+// never JSON) and closes the connection. PUT and POST /key bodies:
 // at most Config.MaxValueBytes, else 413. POST /<id> and POST /join bodies:
 // at most 4 KiB, else 413. Each Store or Cluster call gets a deadline of
 // Config.RequestTimeout.
@@ -120,7 +143,7 @@
 // Requests in flight: at most Config.MaxInFlight (default 2048) at once,
 // counted from the moment the handler is entered, so a slow upload holds
 // its place while its body arrives. One more is answered at once with 503,
-// Retry-After: 1 and "httpapi: too many requests in flight", before its body
+// Retry-After: 1 and code too_many_requests, before its body
 // is read (with Connection: close if it has one, so the answer need not wait
 // for the body) and without any Store or Cluster call. /health, /status and
 // /metrics (any method) are exempt and not counted: they read local state
@@ -130,29 +153,54 @@
 // so those are counted. Connections still sending their request headers are
 // not requests yet: NewServer's ReadHeaderTimeout closes them.
 //
-// # Error mapping
+// # Error answers
 //
-// statusOf is the only place that chooses a status for an error. It looks
-// through %w wrapping and errors.Join; first match wins:
+// errorTable, in errors.go, is the only place that chooses the status, code
+// and sentence of an error answer. It looks through %w wrapping and
+// errors.Join, classifying errors by behaviour (methods such as NotFound()
+// bool), never by identity; the first row that matches wins:
 //
-//	*http.MaxBytesError                   413
-//	method not served by the path         405, Allow header
-//	NotFound() bool returns true          404
-//	BadRequest() bool returns true        400
-//	Conflict() bool returns true          409
-//	Unavailable() bool returns true       503, Retry-After: 1
-//	Timeout() bool returns true           504 (includes context.DeadlineExceeded)
-//	context.Canceled                      503, Retry-After: 1 (client gone or server stopping)
-//	anything else                         500
+//	status code               when
+//	413    payload_too_large  *http.MaxBytesError
+//	405    method_not_allowed method not served by the path; Allow header
+//	406    not_utf8           NotAcceptable(): GET /key/<k> of a key or value
+//	                          that JSON cannot carry
+//	404    member_not_found   NotFound() from AddMember or RemoveMember
+//	404    not_found          NotFound() of this package (reserved or disabled path)
+//	404    key_not_found      any other NotFound() (the Store's)
+//	400    bad_request        BadRequest()
+//	409    conflict           Conflict()
+//	503    too_many_requests  ErrTooManyRequests; Retry-After: 1
+//	503    no_leader          NoLeader(); Retry-After: 1
+//	503    unavailable        Unavailable(); Retry-After: 1
+//	504    outcome_unknown    Timeout() (context.DeadlineExceeded too) on a write:
+//	                          any method but GET and HEAD
+//	504    timeout            Timeout() on a read
+//	503    canceled           context.Canceled (client gone or server
+//	                          stopping); Retry-After: 1
+//	500    internal           anything else
 //
-// Every error body is one line of text/plain ending in "\n", except those
-// written by pprof or Config.Metrics and GET /health's 503, which is JSON. A
-// 504 on a write (PUT, POST, DELETE) says the outcome of the write is
-// unknown: it may still be applied. Every 5xx is logged at warn with method,
-// path, status and error, except GET /health's 503 (an answer that load
-// balancers poll, not a failure) and the 503 of the in-flight limit, logged
-// at most once a second with the number refused, so overload does not also
-// flood the log.
+// The sentence is one line in plain words, without package prefixes or a
+// chain of wrapped messages: Error() strings are for logs. It is the first
+// non-empty HumanMessage() string found in the error's chain, outermost
+// first, else the row's own sentence. An error that knows which key, member
+// id or peer URL it is about, and why, says so through HumanMessage; this
+// package's errors, raftnode's and kvstore's do. Three rows always use
+// their own sentence: outcome_unknown ("the request timed out; the write
+// may or may not have been applied", said once whatever the producer said),
+// canceled, and internal, which never shows internals to clients.
+//
+// The body is that sentence and "\n" as text/plain; a request whose Accept
+// header lists application/json (q not 0; */* does not count) gets instead
+// {"error":"<sentence>","code":"<code>"} and "\n" as application/json. Every
+// error answer carries Vary: Accept and X-Content-Type-Options: nosniff.
+// Exceptions: pprof's and Config.Metrics' own errors, GET /health's 503
+// (its own JSON), and what net/http answers before the handler runs
+// (malformed requests, 431). Every 5xx is logged at warn with method,
+// path, status, code and error, except GET /health's 503 (an answer that
+// load balancers poll, not a failure) and the 503 of the in-flight limit,
+// logged at most once a second with the number refused, so overload does
+// not also flood the log.
 //
 // # Invariants
 //

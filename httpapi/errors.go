@@ -1,10 +1,11 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -16,100 +17,207 @@ var (
 	// ErrInvalidConfig is wrapped by Config.Validate.
 	ErrInvalidConfig = errors.New("httpapi: invalid config")
 	// ErrBadPath: the request path does not start with "/".
-	ErrBadPath error = badRequest("httpapi: request path must start with /")
+	ErrBadPath error = badRequest("the request path must start with /")
 	// ErrEmptyKey: the request names no key.
-	ErrEmptyKey error = badRequest("httpapi: empty key")
+	ErrEmptyKey error = badRequest("the key is empty; a key is at least one byte")
 	// ErrKeyTooLong: the key exceeds Config.MaxKeyBytes.
-	ErrKeyTooLong error = badRequest("httpapi: key too long")
+	ErrKeyTooLong error = badRequest("the key is too long")
 	// ErrBadBody: the request body could not be read.
-	ErrBadBody error = badRequest("httpapi: reading request body")
+	ErrBadBody error = badRequest("the request body could not be read in full")
 	// ErrBadMemberID: POST /<id> with an <id> that is not a positive integer.
-	ErrBadMemberID error = badRequest("httpapi: POST /<id> adds a raft member; <id> must be a positive integer")
+	ErrBadMemberID error = badRequest("POST /<id> adds a raft member, and <id> must be a positive integer")
 	// ErrNotMemberID: DELETE /<id> with an <id> that is not a positive integer,
 	// usually a client that meant to delete a key.
-	ErrNotMemberID error = badRequest("httpapi: DELETE /<id> removes a raft member; <id> must be a positive integer; to delete a key use DELETE /key/<key>")
+	ErrNotMemberID error = badRequest("DELETE /<id> removes a raft member, and <id> must be a positive integer; to delete a key, use DELETE /key/<key>")
 	// ErrBadPeerURL: the body of POST /<id> is not a usable peer URL.
-	ErrBadPeerURL error = badRequest("httpapi: bad peer URL")
+	ErrBadPeerURL error = badRequest("bad peer URL")
 	// ErrReservedPath: the path is reserved for an endpoint this version does not serve.
-	ErrReservedPath error = notFound("httpapi: path reserved for a later version")
-	// ErrBadQuery: a read's query string is not valid URL encoding.
-	ErrBadQuery error = badRequest("httpapi: malformed query string")
+	ErrReservedPath error = notFound("this path is reserved for a later version")
+	// ErrBadQuery: the query string is not valid URL encoding.
+	ErrBadQuery error = badRequest("the query string is not valid URL encoding")
 	// ErrBadReadLevel: a read's level parameter is not one raftkv serves.
-	ErrBadReadLevel error = badRequest("httpapi: level must be stale, default or consistent")
+	ErrBadReadLevel error = badRequest("level must be one of default, consistent, none, stale")
 	// ErrBadMinIndex: a read's min_index parameter is not a decimal uint64.
-	ErrBadMinIndex error = badRequest("httpapi: min_index must be a raft index (a decimal unsigned integer)")
+	ErrBadMinIndex error = badRequest("min_index must be a raft index (a decimal unsigned integer)")
+	// ErrBadEncoding: an encoding parameter other than base64.
+	ErrBadEncoding error = badRequest("encoding must be base64")
 	// ErrBadKeyObject: the body of POST /key is not a non-empty JSON object of
 	// string values.
-	ErrBadKeyObject error = badRequest(`httpapi: POST /key body must be a non-empty JSON object of string values, e.g. {"foo":"bar"}`)
+	ErrBadKeyObject error = badRequest(`POST /key takes a non-empty JSON object of string values, like {"foo":"bar"}`)
+	// ErrBodyNotUTF8: the body of POST /key is not UTF-8, which JSON requires;
+	// decoding it would replace the invalid bytes of its values.
+	ErrBodyNotUTF8 error = badRequest("the body is not valid UTF-8, which JSON requires; send binary values base64-encoded with POST /key?encoding=base64")
 	// ErrBadJoin: the body of POST /join is not a usable join request.
-	ErrBadJoin error = badRequest(`httpapi: POST /join body must be a JSON object like {"id":4,"raftAddr":"127.0.0.1:42379"}`)
+	ErrBadJoin error = badRequest(`POST /join takes a JSON object like {"id":4,"raftAddr":"127.0.0.1:42379"}`)
 	// ErrBadJoinID: POST /join names a member id that is not a positive
 	// integer, such as raftdb's "node02".
-	ErrBadJoinID error = badRequest(`httpapi: POST /join: raftkv member ids are positive integers (4 or "4"), not names`)
+	ErrBadJoinID error = badRequest(`raftkv member ids are positive integers (4 or "4"), not names`)
+	// ErrKeyNotUTF8: GET /key/<k> of a key that is not UTF-8, which the
+	// JSON object cannot carry.
+	ErrKeyNotUTF8 error = notAcceptable("the key is not valid UTF-8, which a JSON object cannot carry; read it with GET /<key>")
+	// ErrValueNotUTF8: GET /key/<k> without ?encoding=base64 of a value that
+	// is not UTF-8, which a JSON string cannot carry.
+	ErrValueNotUTF8 error = notAcceptable("the value is not valid UTF-8, which a JSON string cannot carry; add ?encoding=base64, or read the raw bytes with GET /<key>")
 	// ErrMetricsDisabled: /metrics without Config.Metrics.
-	ErrMetricsDisabled error = notFound("httpapi: metrics are not enabled")
+	ErrMetricsDisabled error = notFound("metrics are not enabled")
 	// ErrPprofDisabled: /debug/pprof/ without Config.Pprof.
-	ErrPprofDisabled error = notFound("httpapi: pprof is not enabled")
+	ErrPprofDisabled error = notFound("pprof is not enabled")
 	// ErrTooManyRequests: Config.MaxInFlight requests are already being
 	// served; the client should retry after a second.
-	ErrTooManyRequests error = unavailable("httpapi: too many requests in flight")
+	ErrTooManyRequests error = unavailable("too many requests in flight on this member; retry in a second")
 )
 
-// badRequest, notFound and unavailable give this package's sentinels the
-// same behaviours statusOf looks for in errors from Store and Cluster.
+// badRequest, notFound, notAcceptable and unavailable are this package's
+// errors: the client's sentence, which Error prefixes with the package
+// name. They have the behaviours classify looks for in errors from Store
+// and Cluster.
 type (
-	badRequest  string
-	notFound    string
-	unavailable string
+	badRequest    string
+	notFound      string
+	notAcceptable string
+	unavailable   string
 )
 
-func (e badRequest) Error() string    { return string(e) }
-func (badRequest) BadRequest() bool   { return true }
-func (e notFound) Error() string      { return string(e) }
-func (notFound) NotFound() bool       { return true }
-func (e unavailable) Error() string   { return string(e) }
-func (unavailable) Unavailable() bool { return true }
+func (e badRequest) Error() string           { return "httpapi: " + string(e) }
+func (e badRequest) HumanMessage() string    { return string(e) }
+func (badRequest) BadRequest() bool          { return true }
+func (e notFound) Error() string             { return "httpapi: " + string(e) }
+func (e notFound) HumanMessage() string      { return string(e) }
+func (notFound) NotFound() bool              { return true }
+func (e notAcceptable) Error() string        { return "httpapi: " + string(e) }
+func (e notAcceptable) HumanMessage() string { return string(e) }
+func (notAcceptable) NotAcceptable() bool    { return true }
+func (e unavailable) Error() string          { return "httpapi: " + string(e) }
+func (e unavailable) HumanMessage() string   { return string(e) }
+func (unavailable) Unavailable() bool        { return true }
+
+// detailed is err with a sentence that says more than err's own: which
+// key, which value, what was wrong with it. It is err for errors.Is and
+// for classify.
+type detailed struct {
+	err   error
+	human string
+}
+
+func (e *detailed) Error() string        { return "httpapi: " + e.human }
+func (e *detailed) HumanMessage() string { return e.human }
+func (e *detailed) Unwrap() error        { return e.err }
+
+// withDetail returns err with the client's sentence format, args.
+func withDetail(err error, format string, args ...any) error {
+	return &detailed{err: err, human: fmt.Sprintf(format, args...)}
+}
+
+// withMore returns err with its own sentence followed by "; " and the
+// detail format, args says.
+func withMore(err error, format string, args ...any) error {
+	return &detailed{err: err, human: humanMessage(err) + "; " + fmt.Sprintf(format, args...)}
+}
 
 // methodError: the path does not serve the method; allow lists those it does.
 type methodError struct{ method, allow string }
 
-func (e *methodError) Error() string {
-	return fmt.Sprintf("httpapi: method %s not allowed; allowed: %s", e.method, e.allow)
+func (e *methodError) Error() string { return "httpapi: " + e.HumanMessage() }
+func (e *methodError) HumanMessage() string {
+	return fmt.Sprintf("method %s is not allowed here; allowed: %s", e.method, e.allow)
 }
 
-// Behaviours an error may have; see statusOf.
+// onMember marks an error returned by a membership call (Cluster.AddMember
+// or RemoveMember), so that a NotFound in it is a member, not a key.
+type onMember struct{ err error }
+
+func (e onMember) Error() string { return e.err.Error() }
+func (e onMember) Unwrap() error { return e.err }
+
+// Behaviours an error may have; see classify.
 type (
-	notFounder   interface{ NotFound() bool }
-	badRequester interface{ BadRequest() bool }
-	conflicter   interface{ Conflict() bool }
-	unavailabler interface{ Unavailable() bool }
-	timeouter    interface{ Timeout() bool }
+	notFounder     interface{ NotFound() bool }
+	badRequester   interface{ BadRequest() bool }
+	notAcceptabler interface{ NotAcceptable() bool }
+	conflicter     interface{ Conflict() bool }
+	unavailabler   interface{ Unavailable() bool }
+	noLeaderer     interface{ NoLeader() bool }
+	timeouter      interface{ Timeout() bool }
+	humanMessager  interface{ HumanMessage() string }
 )
 
-// statusOf is the one mapping from errors to HTTP status codes; first match wins.
-// Errors are classified by behaviour so producers need not be imported.
-func statusOf(err error) int {
-	var tooBig *http.MaxBytesError
-	var method *methodError
-	switch {
-	case errors.As(err, &tooBig):
-		return http.StatusRequestEntityTooLarge
-	case errors.As(err, &method):
-		return http.StatusMethodNotAllowed
-	case has(err, notFounder.NotFound):
-		return http.StatusNotFound
-	case has(err, badRequester.BadRequest):
-		return http.StatusBadRequest
-	case has(err, conflicter.Conflict):
-		return http.StatusConflict
-	case has(err, unavailabler.Unavailable):
-		return http.StatusServiceUnavailable
-	case has(err, timeouter.Timeout): // includes context.DeadlineExceeded
-		return http.StatusGatewayTimeout
-	case errors.Is(err, context.Canceled): // client went away or server stopping
-		return http.StatusServiceUnavailable
+// errorClass is one row of the error table: the status, the code and the
+// sentence of an error answer.
+type errorClass struct {
+	status int
+	// code is the stable snake_case name of the row, the "code" of the
+	// JSON form.
+	code string
+	// message is the sentence the client gets when no error in the chain
+	// has a HumanMessage, or always when fixed is set.
+	message string
+	fixed   bool
+	// match reports whether err belongs to the row; write says whether
+	// the request could have changed state (any method but GET and HEAD).
+	match func(err error, write bool) bool
+}
+
+// errorTable is the one mapping from errors to answers; the first row that
+// matches wins. Errors are classified by behaviour (methods such as
+// NotFound() bool) so that their producers need not be imported.
+var errorTable = []errorClass{
+	{http.StatusRequestEntityTooLarge, "payload_too_large", "the request body is too large", false,
+		func(err error, _ bool) bool { var e *http.MaxBytesError; return errors.As(err, &e) }},
+	{http.StatusMethodNotAllowed, "method_not_allowed", "this method is not allowed here", false,
+		func(err error, _ bool) bool { var e *methodError; return errors.As(err, &e) }},
+	{http.StatusNotAcceptable, "not_utf8", "the answer cannot be given as JSON", false,
+		func(err error, _ bool) bool { return has(err, notAcceptabler.NotAcceptable) }},
+	{http.StatusNotFound, "member_not_found", "no such member", false,
+		func(err error, _ bool) bool { return has(err, notFounder.NotFound) && isOnMember(err) }},
+	{http.StatusNotFound, "not_found", "not found", false,
+		func(err error, _ bool) bool { return has(err, notFounder.NotFound) && isOwn(err) }},
+	{http.StatusNotFound, "key_not_found", "key not found", false,
+		func(err error, _ bool) bool { return has(err, notFounder.NotFound) }},
+	{http.StatusBadRequest, "bad_request", "bad request", false,
+		func(err error, _ bool) bool { return has(err, badRequester.BadRequest) }},
+	{http.StatusConflict, "conflict", "the request conflicts with the cluster's current membership", false,
+		func(err error, _ bool) bool { return has(err, conflicter.Conflict) }},
+	{http.StatusServiceUnavailable, "too_many_requests", ErrTooManyRequests.(unavailable).HumanMessage(), false,
+		func(err error, _ bool) bool { return errors.Is(err, ErrTooManyRequests) }},
+	{http.StatusServiceUnavailable, "no_leader", "this member knows no leader right now (an election may be under way); retry shortly", false,
+		func(err error, _ bool) bool { return has(err, noLeaderer.NoLeader) }},
+	{http.StatusServiceUnavailable, "unavailable", "this member cannot serve the request right now; retry, or use another member", false,
+		func(err error, _ bool) bool { return has(err, unavailabler.Unavailable) }},
+	{http.StatusGatewayTimeout, "outcome_unknown", "the request timed out; the write may or may not have been applied", true,
+		func(err error, write bool) bool { return write && has(err, timeouter.Timeout) }}, // includes context.DeadlineExceeded
+	{http.StatusGatewayTimeout, "timeout", "the request timed out", false,
+		func(err error, _ bool) bool { return has(err, timeouter.Timeout) }},
+	{http.StatusServiceUnavailable, "canceled", "the request was canceled: the client went away or the server is stopping", true,
+		func(err error, _ bool) bool { return errors.Is(err, context.Canceled) }},
+	{http.StatusInternalServerError, "internal", "internal server error; the member's log has the details", true,
+		func(error, bool) bool { return true }},
+}
+
+// classify returns the row of errorTable for err; write says whether the
+// request could have changed state.
+func classify(err error, write bool) *errorClass {
+	for i := range errorTable {
+		if errorTable[i].match(err, write) {
+			return &errorTable[i]
+		}
 	}
-	return http.StatusInternalServerError
+	panic("httpapi: errorTable has no catch-all row")
+}
+
+// statusOf is the status classify gives err.
+func statusOf(err error) int { return classify(err, false).status }
+
+// isOnMember reports whether err came from a membership call.
+func isOnMember(err error) bool {
+	var m onMember
+	return errors.As(err, &m)
+}
+
+// isOwn reports whether err's NotFound is one of this package's own (a
+// reserved or disabled path), not a Store's.
+func isOwn(err error) bool {
+	var nf notFound
+	return errors.As(err, &nf)
 }
 
 // has reports whether err or any error it wraps implements T and yes says so.
@@ -132,53 +240,227 @@ func has[T any](err error, yes func(T) bool) bool {
 	return false
 }
 
-// errorLine is the one-line text/plain body for err answered with code.
-// write says whether the request could have changed state.
-func errorLine(err error, code int, write bool) string {
-	msg := err.Error()
-	switch {
-	case code == http.StatusGatewayTimeout && write:
-		msg = "httpapi: request timed out; the outcome of the write is unknown: " + msg
-	case code == http.StatusGatewayTimeout:
-		msg = "httpapi: request timed out: " + msg
-	case code == http.StatusServiceUnavailable && errors.Is(err, context.Canceled):
-		msg = "httpapi: request canceled (client gone or server stopping): " + msg
+// humanMessage returns the first non-empty HumanMessage found in err's
+// chain, outermost first (depth first through errors.Join), or "".
+func humanMessage(err error) string {
+	for err != nil {
+		if h, ok := err.(humanMessager); ok {
+			if msg := h.HumanMessage(); msg != "" {
+				return msg
+			}
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if msg := humanMessage(e); msg != "" {
+					return msg
+				}
+			}
+			return ""
+		default:
+			return ""
+		}
+	}
+	return ""
+}
+
+// answer is the client's view of an error: status, code and one sentence.
+type answer struct {
+	status  int
+	code    string
+	message string // one line, no newline
+}
+
+// answerOf builds the answer to err; write says whether the request could
+// have changed state.
+func answerOf(err error, write bool) answer {
+	c := classify(err, write)
+	msg := c.message
+	if !c.fixed {
+		if h := humanMessage(err); h != "" {
+			msg = h
+		}
+	}
+	return answer{status: c.status, code: c.code, message: oneLine(msg)}
+}
+
+// oneLine replaces line breaks, so that an answer is one line whatever its
+// message quotes.
+func oneLine(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
 	}
 	return strings.Map(func(r rune) rune {
 		if r == '\n' || r == '\r' {
 			return ' '
 		}
 		return r
-	}, msg) + "\n"
+	}, s)
 }
 
-// fail answers r with the status statusOf(err) and a one-line body, and logs 5xx.
+// errorJSON is the body of an error answer to a client that accepts JSON.
+type errorJSON struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// body returns the answer's body: the sentence on one line, or with
+// asJSON the object {"error":...,"code":...} on one line.
+func (a answer) body(asJSON bool) []byte {
+	if !asJSON {
+		return []byte(a.message + "\n")
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // "<key>" reads better than "\u003ckey\u003e"
+	if err := enc.Encode(errorJSON{Error: a.message, Code: a.code}); err != nil {
+		panic(fmt.Sprintf("httpapi: encoding an error answer: %v", err)) // two strings always encode
+	}
+	return b.Bytes() // Encode ends it with "\n"
+}
+
+// fail answers r with the answer to err, and logs 5xx.
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	code := statusOf(err)
-	if code >= 500 {
+	a := answerOf(err, isWrite(r))
+	if a.status >= 500 {
 		h.cfg.Logger.Warn("request failed",
 			zap.String("method", r.Method), zap.String("path", r.URL.Path),
-			zap.Int("status", code), zap.Error(err))
+			zap.Int("status", a.status), zap.String("code", a.code), zap.Error(err))
 	}
-	writeError(w, r, code, err)
+	writeAnswer(w, r, a, err)
 }
 
-// writeError writes the one-line text/plain answer to r for err, with the
-// headers code calls for.
-func writeError(w http.ResponseWriter, r *http.Request, code int, err error) {
-	switch code {
+// writeError writes the answer to r for err.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	writeAnswer(w, r, answerOf(err, isWrite(r)), err)
+}
+
+// writeAnswer writes a, the answer to err, with the headers its status
+// calls for, as text or, if r accepts it, JSON.
+func writeAnswer(w http.ResponseWriter, r *http.Request, a answer, err error) {
+	hdr := w.Header()
+	switch a.status {
 	case http.StatusServiceUnavailable:
-		w.Header().Set("Retry-After", "1")
+		hdr.Set("Retry-After", "1")
 	case http.StatusMethodNotAllowed:
 		var m *methodError
 		if errors.As(err, &m) {
-			w.Header().Set("Allow", m.allow)
+			hdr.Set("Allow", m.allow)
 		}
 	}
-	write := r.Method != http.MethodGet && r.Method != http.MethodHead
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/plain; charset=utf-8")
+	asJSON := wantsJSON(r)
+	if asJSON {
+		hdr.Set("Content-Type", "application/json")
+	} else {
+		hdr.Set("Content-Type", "text/plain; charset=utf-8")
+	}
+	hdr.Set("Vary", "Accept")
 	hdr.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(code)
-	_, _ = io.WriteString(w, errorLine(err, code, write))
+	w.WriteHeader(a.status)
+	_, _ = w.Write(a.body(asJSON))
+}
+
+// isWrite reports whether r could change state.
+func isWrite(r *http.Request) bool {
+	return r.Method != http.MethodGet && r.Method != http.MethodHead
+}
+
+// wantsJSON reports whether r's Accept header asks for application/json.
+func wantsJSON(r *http.Request) bool {
+	return slices.ContainsFunc(r.Header.Values("Accept"), acceptsJSON[string])
+}
+
+// acceptsJSON reports whether an Accept header value lists
+// application/json (any case, any parameters) with a q-value other than 0.
+// Only that exact type counts: */*, curl's default, and application/*
+// leave error answers in text.
+func acceptsJSON[S ~string | ~[]byte](v S) bool {
+	start := 0
+	for i := 0; i <= len(v); i++ {
+		if i == len(v) || v[i] == ',' {
+			if mediaRangeIsJSON(v[start:i]) {
+				return true
+			}
+			start = i + 1
+		}
+	}
+	return false
+}
+
+// mediaRangeIsJSON reports whether one element of an Accept list is
+// application/json without q=0.
+func mediaRangeIsJSON[S ~string | ~[]byte](r S) bool {
+	typ, params, _ := cut(r, ';')
+	if !equalFoldTrimmed(typ, "application/json") {
+		return false
+	}
+	for len(params) > 0 {
+		var p S
+		p, params, _ = cut(params, ';')
+		name, value, _ := cut(p, '=')
+		if equalFoldTrimmed(name, "q") && isZeroQ(trimSpace(value)) {
+			return false
+		}
+	}
+	return true
+}
+
+// cut slices v around the first sep, as strings.Cut.
+func cut[S ~string | ~[]byte](v S, sep byte) (before, after S, found bool) {
+	for i := 0; i < len(v); i++ {
+		if v[i] == sep {
+			return v[:i], v[i+1:], true
+		}
+	}
+	return v, v[len(v):], false
+}
+
+// isZeroQ reports whether a q-value is 0: "0", "0.", "0.0" up to "0.000".
+func isZeroQ[S ~string | ~[]byte](v S) bool {
+	if len(v) == 0 || v[0] != '0' {
+		return false
+	}
+	if len(v) == 1 {
+		return true
+	}
+	if v[1] != '.' || len(v) > 5 {
+		return false
+	}
+	for i := 2; i < len(v); i++ {
+		if v[i] != '0' {
+			return false
+		}
+	}
+	return true
+}
+
+// trimSpace trims the spaces and tabs HTTP allows around list elements.
+func trimSpace[S ~string | ~[]byte](v S) S {
+	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
+		v = v[1:]
+	}
+	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+		v = v[:len(v)-1]
+	}
+	return v
+}
+
+// equalFoldTrimmed reports whether v, trimmed, is lower, ignoring ASCII case.
+func equalFoldTrimmed[S ~string | ~[]byte](v S, lower string) bool {
+	v = trimSpace(v)
+	if len(v) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }

@@ -3,10 +3,12 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -241,7 +243,7 @@ func (e *testEnv) serve(t *testing.T, req *http.Request) *httptest.ResponseRecor
 	rec := httptest.NewRecorder()
 	e.h.ServeHTTP(rec, req)
 	if rec.Code >= 400 && req.URL.Path != "/health" { // /health answers 503 in JSON
-		checkErrorBody(t, rec.Header(), rec.Body.String())
+		checkErrorBody(t, req, rec.Header(), rec.Body.String())
 	}
 	return rec
 }
@@ -255,14 +257,31 @@ func (e *testEnv) serveOther(t *testing.T, method, target, body string) *httptes
 	return rec
 }
 
-// checkErrorBody checks the contract of every error response.
-func checkErrorBody(t *testing.T, hdr http.Header, body string) {
+// checkErrorBody checks the contract of every error response to req: one
+// line of text, or of JSON {"error":...,"code":...} when req accepts JSON;
+// the sentence without a package prefix, the code snake_case.
+func checkErrorBody(t *testing.T, req *http.Request, hdr http.Header, body string) {
 	t.Helper()
-	if ct := hdr.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
-		t.Errorf("error Content-Type = %q, want text/plain", ct)
-	}
 	if strings.Count(body, "\n") != 1 || !strings.HasSuffix(body, "\n") || len(body) < 2 {
 		t.Errorf("error body %q is not exactly one non-empty line ending in \\n", body)
+	}
+	msg := strings.TrimSuffix(body, "\n")
+	if wantsJSON(req) {
+		if ct := hdr.Get("Content-Type"); ct != "application/json" {
+			t.Errorf("error Content-Type = %q, want application/json", ct)
+		}
+		var e struct{ Error, Code string }
+		dec := json.NewDecoder(strings.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&e); err != nil || e.Error == "" || !regexp.MustCompile(`^[a-z]+(_[a-z0-9]+)*$`).MatchString(e.Code) {
+			t.Errorf("error body %q is not {\"error\":<sentence>,\"code\":<snake_case>} (%v)", body, err)
+		}
+		msg = e.Error
+	} else if ct := hdr.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+		t.Errorf("error Content-Type = %q, want text/plain", ct)
+	}
+	if packagePrefix.MatchString(msg) {
+		t.Errorf("error message %q starts with a package prefix", msg)
 	}
 }
 

@@ -27,6 +27,7 @@ type fastRequest struct {
 	path     string // the target up to '?', which needs no decoding
 	rawQuery string
 	length   int64 // Content-Length; 0 when absent
+	json     bool  // an Accept header lists application/json (see acceptsJSON)
 }
 
 // parseHead parses head, a complete request head ending in "\r\n\r\n". It
@@ -94,6 +95,8 @@ func parseHead(head []byte) (req fastRequest, ok bool) {
 				return req, false
 			}
 			req.length = n
+		case asciiEqualFold(name, "Accept"):
+			req.json = req.json || acceptsJSON(value)
 		case asciiEqualFold(name, "Connection"):
 			if !asciiEqualFold(value, "keep-alive") {
 				return req, false
@@ -567,12 +570,16 @@ func (w *fastResponse) start(req fastRequest) {
 	clear(w.header)
 }
 
-// request is the *http.Request the handler's error path reads (method and
-// path).
+// request is the *http.Request the handler's error path reads (method,
+// path and whether it accepts JSON).
 func (w *fastResponse) request() *http.Request {
+	hdr := http.Header{}
+	if w.req.json {
+		hdr["Accept"] = []string{"application/json"}
+	}
 	return &http.Request{
 		Method: w.req.method, URL: &url.URL{Path: w.req.path, RawQuery: w.req.rawQuery},
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{},
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: hdr,
 		ContentLength: w.req.length, RequestURI: w.req.path,
 	}
 }
@@ -627,6 +634,16 @@ func (w *fastResponse) finish() {
 type replayConn struct {
 	net.Conn
 	pending []byte
+}
+
+// CloseWrite half-closes the connection, as net/http does (through
+// *net.TCPConn) before it closes one whose request it did not read whole,
+// so that the client reads the answer before a reset.
+func (c *replayConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 func (c *replayConn) Read(p []byte) (int, error) {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -82,6 +83,20 @@ func put(target, value string) string {
 
 func get(target string) string { return "GET " + target + " HTTP/1.1\r\nHost: h\r\n\r\n" }
 
+// getAccept is get with the given Accept headers.
+func getAccept(target string, accept ...string) string {
+	r := "GET " + target + " HTTP/1.1\r\nHost: h\r\n"
+	for _, a := range accept {
+		r += "Accept: " + a + "\r\n"
+	}
+	return r + "\r\n"
+}
+
+// putJSON is put asking for errors in JSON.
+func putJSON(target, value string) string {
+	return "PUT " + target + " HTTP/1.1\r\nHost: h\r\nAccept: application/json\r\nContent-Length: " + strconv.Itoa(len(value)) + "\r\n\r\n" + value
+}
+
 // closing is the last request of every exchange: net/http serves it and
 // then closes the connection.
 const closing = "GET /health HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
@@ -101,6 +116,11 @@ func TestServerMatchesNetHTTP(t *testing.T) {
 			put("/k/with//slashes", "2") + get("/k/with//slashes") + put("/a?ignored=1", "3") + get("/a"), 8},
 		{"errors", get("/missing") + get("/a?level=bogus") + get("/a?min_index=x") + get("/a?level=stale&level=stale") +
 			put("/"+strings.Repeat("k", 40), "x"), 5},
+		{"errors in JSON", getAccept("/missing", "application/json") + getAccept("/a?level=bogus", "text/html, application/json;q=0.9") +
+			getAccept("/a?min_index=x", "text/plain", "APPLICATION/JSON") + putJSON("/"+strings.Repeat("k", 40), "x") +
+			getAccept("/missing?level=stale", "application/json;q=0") + getAccept("/missing", "*/*") +
+			"GET /missing HTTP/1.1\r\naccept:application/json\r\nHost: h\r\n\r\n", 7},
+		{"level none", get("/a?level=none") + get("/a?level=NONE&min_index=3") + getAccept("/missing?level=none", "application/json"), 3},
 		{"empty and absent bodies", put("/e", "") + "PUT /n HTTP/1.1\r\nHost: h\r\n\r\n" + get("/e") + get("/n"), 4},
 		// The large body last among the fast requests: a head that
 		// follows it may be cut by the buffer's edge and so go to net/http.
@@ -115,6 +135,10 @@ func TestServerMatchesNetHTTP(t *testing.T) {
 		{"GET with a body", "GET /a HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc" + get("/a"), 0},
 		{"HEAD", put("/a", "1") + "HEAD /a HTTP/1.1\r\nHost: h\r\n\r\n", 1},
 		{"too large", put("/a", strings.Repeat("x", 65)) + get("/a"), 0},
+		{"too large in JSON", putJSON("/a", strings.Repeat("x", 65)), 0},
+		// A head over MaxHeaderBytes: net/http's 431, and the connection closed.
+		{"key beyond the header limit", get("/" + strings.Repeat("k", 70<<10)), 0},
+		{"key beyond the header limit in JSON", getAccept("/"+strings.Repeat("k", 70<<10), "application/json"), 0},
 		{"key too long", put("/"+strings.Repeat("k", 65), "x"), 1},
 		{"HTTP/1.0", "GET /a HTTP/1.0\r\n\r\n", 0},
 		{"no Host", "GET /a HTTP/1.1\r\n\r\n", 0},
@@ -132,7 +156,7 @@ func TestServerMatchesNetHTTP(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			seed := map[string]string{"a": "0", "big": big}
 			limits := func(c *Config) { c.MaxValueBytes, c.MaxKeyBytes = 200<<10, 64 }
-			if tc.name == "too large" {
+			if strings.HasPrefix(tc.name, "too large") {
 				limits = func(c *Config) { c.MaxValueBytes, c.MaxKeyBytes = 64, 64 }
 			}
 			fast, std := newEnv(t, seed, limits), newEnv(t, seed, limits)
@@ -311,6 +335,10 @@ func TestParseHead(t *testing.T) {
 		{"GET /a?level=stale HTTP/1.1\r\nHost: h\r\n\r\n", fastRequest{method: "GET", path: "/a", rawQuery: "level=stale"}, true},
 		{"PUT /a/b HTTP/1.1\r\nHost: [::1]:80\r\nContent-Length: 12\r\nX-Other: y\r\n\r\n", fastRequest{method: "PUT", path: "/a/b", length: 12}, true},
 		{"PUT /a HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\n\r\n", fastRequest{method: "PUT", path: "/a"}, true},
+		{"GET /a HTTP/1.1\r\nHost: h\r\nAccept: application/json\r\n\r\n", fastRequest{method: "GET", path: "/a", json: true}, true},
+		{"GET /a HTTP/1.1\r\nAccept: text/plain\r\nHost: h\r\naccept:  Application/JSON;q=0.1 \r\n\r\n", fastRequest{method: "GET", path: "/a", json: true}, true},
+		{"GET /a HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n", fastRequest{method: "GET", path: "/a"}, true},
+		{"GET /a HTTP/1.1\r\nHost: h\r\nAccept: application/json;q=0\r\n\r\n", fastRequest{method: "GET", path: "/a"}, true},
 		{"POST /a HTTP/1.1\r\nHost: h\r\n\r\n", fastRequest{}, false},
 		{"GET /a HTTP/1.0\r\nHost: h\r\n\r\n", fastRequest{}, false},
 		{"GET a HTTP/1.1\r\nHost: h\r\n\r\n", fastRequest{}, false},
@@ -344,6 +372,7 @@ func FuzzParseHead(f *testing.F) {
 		"GET /a?level=stale&min_index=3 HTTP/1.1\r\nHost: h:1\r\nUser-Agent: x\r\n\r\n",
 		"PUT /k/v HTTP/1.1\r\nhost: [::1]:9\r\ncontent-length: 7\r\nConnection: keep-alive\r\n\r\n",
 		"PUT //a;b HTTP/1.1\r\nHost: h\r\nX-A: \t b \r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: h\r\nAccept: text/plain\r\nACCEPT: application/json; q=0.5\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -360,6 +389,9 @@ func FuzzParseHead(f *testing.F) {
 			r.ContentLength != req.length || len(r.TransferEncoding) != 0 || r.Close || !r.ProtoAtLeast(1, 1) {
 			t.Fatalf("parseHead(%q) = %+v; net/http: %s %q %q length %d te %v close %v %s",
 				head, req, r.Method, r.URL.Path, r.URL.RawQuery, r.ContentLength, r.TransferEncoding, r.Close, r.Proto)
+		}
+		if want := slices.ContainsFunc(r.Header.Values("Accept"), acceptsJSON[string]); req.json != want {
+			t.Fatalf("parseHead(%q) = %+v; net/http's Accept %q asks for JSON: %v", head, req, r.Header.Values("Accept"), want)
 		}
 		// The checks net/http's server adds to ReadRequest's.
 		if hosts := r.Header["Host"]; len(hosts) > 1 || !httpguts.ValidHostHeader(r.Host) || r.Host == "" {
@@ -400,7 +432,7 @@ func TestServerFastPathBodyTimeout(t *testing.T) {
 		go s.Serve(ln)
 		got := exchange(t, ln.Addr().String(), "PUT /a HTTP/1.1\r\nHost: h\r\nContent-Length: 40\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n")
 		s.Close()
-		if !strings.HasPrefix(got, "HTTP/1.1 400 ") || !strings.Contains(got, "reading request body") ||
+		if !strings.HasPrefix(got, "HTTP/1.1 400 ") || !strings.Contains(got, "the request body could not be read in full") ||
 			strings.Count(got, "HTTP/1.1 ") != 1 {
 			t.Errorf("fast path %v: %q, want one 400 for the body, then the connection closed", fast, got)
 		}

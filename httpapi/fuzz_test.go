@@ -61,14 +61,15 @@ func (f fuzzFault) injected() error {
 }
 
 // FuzzHandler sends arbitrary requests (method, decoded path, raw query,
-// body) to the real handler over the in-memory fakes, which may inject one
-// error. Whatever the request:
+// body, with or without Accept: application/json) to the real handler over
+// the in-memory fakes, which may inject one error. Whatever the request:
 //   - the handler does not panic;
 //   - the status is one doc.go documents;
 //   - a 5xx comes only from the injected error that maps to it (or /health
 //     when the cluster is unhealthy);
-//   - every error answer is text/plain, exactly one non-empty line ending
-//     in "\n" (GET /health's 503 is JSON), 405 has Allow, 503 Retry-After: 1;
+//   - every error answer is exactly one non-empty line ending in "\n",
+//     text/plain or, if asked for, the JSON object (GET /health's 503 is
+//     JSON of its own), 405 has Allow, 503 Retry-After: 1;
 //   - a request that is not answered 204 changes neither store nor members,
 //     and reads never do;
 //   - a 204 to PUT stored exactly the body under the key the path names, and
@@ -88,6 +89,13 @@ func FuzzHandler(f *testing.F) {
 		{0, "", "/k", "level=bogus", "", faultNone},
 		{0, "", "/k", "%zz", "", faultNone},
 		{0, "", "/k", "", "", faultTimeout},
+		{0, "", "/key/bin", "", "", faultNone},
+		{0, "", "/key/bin", "encoding=base64", "", faultNone},
+		{0, "", "/key/\xff", "encoding=base64", "", faultNone},
+		{0, "", "/key/k", "encoding=hex", "", faultNone},
+		{3, "", "/key", "encoding=base64", `{"a":"AP8="}`, faultNone},
+		{3, "", "/key", "encoding=base64", `{"a":"AP8"}`, faultNone},
+		{3, "", "/key", "", "{\"a\":\"\xff\"}", faultNone},
 		{1, "", "/key/k", "", "", faultUnavailable},
 		{2, "", "/a/../b//c", "", "v", faultNone},
 		{2, "", "/key/status", "", "\x00\xff", faultNone},
@@ -119,17 +127,17 @@ func FuzzHandler(f *testing.F) {
 		{other, "GeT", "/k", "", "", faultNone},
 		{other, "PUT\r\nX: y", "/k", "", "v", faultNone},
 	}
-	for _, s := range seeds {
-		f.Add(s.method, s.raw, s.path, s.rawQuery, []byte(s.body), uint8(s.fault))
+	for i, s := range seeds {
+		f.Add(s.method, s.raw, s.path, s.rawQuery, []byte(s.body), uint8(s.fault), i%2 == 1)
 	}
-	f.Fuzz(func(t *testing.T, methodIndex uint8, rawMethod, path, rawQuery string, body []byte, faultByte uint8) {
+	f.Fuzz(func(t *testing.T, methodIndex uint8, rawMethod, path, rawQuery string, body []byte, faultByte uint8, jsonErrors bool) {
 		method := rawMethod
 		if i := int(methodIndex) % (len(fuzzMethods) + 1); i < len(fuzzMethods) {
 			method = fuzzMethods[i]
 		}
 		fault := fuzzFault(faultByte % uint8(numFaults))
 
-		store := newFakeStore(map[string]string{"k": "v", "a/b": "ab", "status": "s"})
+		store := newFakeStore(map[string]string{"k": "v", "a/b": "ab", "status": "s", "bin": "\x00\xff"})
 		cluster := newFakeCluster()
 		if err := fault.injected(); err != nil {
 			store.hook = func(context.Context) error { return err }
@@ -159,11 +167,14 @@ func FuzzHandler(f *testing.F) {
 			Proto:         "HTTP/1.1",
 			ProtoMajor:    1,
 			ProtoMinor:    1,
-			Header:        http.Header{},
+			Header:        http.Header{"Accept": {"*/*"}},
 			Body:          io.NopCloser(bytes.NewReader(body)),
 			ContentLength: int64(len(body)),
 			Host:          "fuzz.example",
 			RemoteAddr:    "192.0.2.1:1234",
+		}
+		if jsonErrors {
+			req.Header["Accept"] = []string{"application/json"}
 		}
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
@@ -173,7 +184,7 @@ func FuzzHandler(f *testing.F) {
 		}
 
 		switch code {
-		case 200, 204, 400, 404, 405, 409, 413:
+		case 200, 204, 400, 404, 405, 406, 409, 413:
 		case 500:
 			if fault != faultOther {
 				t.Fatalf("%s: 500 without an injected error: %q", where(), got)
@@ -196,11 +207,15 @@ func FuzzHandler(f *testing.F) {
 				t.Fatalf("%s: /health 503 headers %v", where(), hdr)
 			}
 		case code >= 400:
-			if ct := hdr.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") || hdr.Get("X-Content-Type-Options") != "nosniff" {
+			if hdr.Get("X-Content-Type-Options") != "nosniff" || hdr.Get("Vary") != "Accept" {
 				t.Fatalf("%s: error %d with headers %v", where(), code, hdr)
 			}
-			if len(got) < 2 || strings.Count(got, "\n") != 1 || !strings.HasSuffix(got, "\n") || strings.Contains(got, "\r") {
-				t.Fatalf("%s: error body %q is not exactly one non-empty line ending in \\n", where(), got)
+			if strings.Contains(got, "\r") {
+				t.Fatalf("%s: error body %q holds a carriage return", where(), got)
+			}
+			checkErrorBody(t, req, hdr, got)
+			if t.Failed() {
+				t.FailNow()
 			}
 		}
 		if code == 405 && hdr.Get("Allow") == "" {

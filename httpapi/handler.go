@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/raftkv/raftkv/peerurl"
 	"go.uber.org/zap"
@@ -80,7 +82,7 @@ func (h *handler) refuse(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength != 0 {
 		w.Header().Set("Connection", "close")
 	}
-	writeError(w, r, http.StatusServiceUnavailable, ErrTooManyRequests)
+	writeError(w, r, ErrTooManyRequests)
 }
 
 // route dispatches reserved paths first; every other path is a raftexample key.
@@ -111,7 +113,7 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request) error {
 	case strings.HasPrefix(p, pprofPrefix):
 		return h.debugPprof(w, r, p[len(pprofPrefix):])
 	case reserved(p):
-		return fmt.Errorf("%w: %s", ErrReservedPath, p)
+		return withDetail(ErrReservedPath, "path %q is reserved for a later version", p)
 	case strings.HasPrefix(p, "/"):
 		return h.routeRoot(w, r, p[1:])
 	}
@@ -166,32 +168,74 @@ func (h *handler) routeKey(w http.ResponseWriter, r *http.Request, key string) e
 }
 
 func (h *handler) get(w http.ResponseWriter, r *http.Request, key string, asJSON bool) error {
-	value, err := h.getKey(r.Context(), key, r.URL.RawQuery)
+	if !asJSON {
+		value, err := h.getKey(r.Context(), key, r.URL.RawQuery)
+		if err != nil {
+			return err
+		}
+		writeBody(w, r, http.StatusOK, "application/octet-stream", value)
+		return nil
+	}
+	if err := h.checkKey(key); err != nil {
+		return err
+	}
+	q, err := parseQuery(r.URL.RawQuery)
 	if err != nil {
 		return err
 	}
-	if asJSON {
-		// Byte for byte what raftdb answers: the object, no newline.
-		b, err := json.Marshal(map[string]string{key: string(value)})
-		if err != nil {
-			return fmt.Errorf("httpapi: encoding response: %w", err)
-		}
-		writeBody(w, r, http.StatusOK, "application/json", b)
-		return nil
+	opts, err := readOptions(q)
+	if err != nil {
+		return err
 	}
-	writeBody(w, r, http.StatusOK, "application/octet-stream", value)
+	b64, err := valueEncoding(q)
+	if err != nil {
+		return err
+	}
+	if !utf8.ValidString(key) {
+		return ErrKeyNotUTF8
+	}
+	value, err := h.read(r.Context(), key, opts)
+	if err != nil {
+		return err
+	}
+	var s string
+	switch {
+	case b64:
+		s = base64.StdEncoding.EncodeToString(value)
+	case !utf8.Valid(value):
+		// encoding/json would replace the invalid bytes with U+FFFD.
+		return ErrValueNotUTF8
+	default:
+		s = string(value)
+	}
+	// Byte for byte what raftdb answers: the object, no newline.
+	b, err := json.Marshal(map[string]string{key: s})
+	if err != nil {
+		return fmt.Errorf("httpapi: encoding response: %w", err)
+	}
+	writeBody(w, r, http.StatusOK, "application/json", b)
 	return nil
 }
 
-// getKey reads key at the level rawQuery asks for, within parent.
+// getKey reads key at the level rawQuery asks for, within parent: GET
+// /<key>, whose other query parameters are ignored.
 func (h *handler) getKey(parent context.Context, key, rawQuery string) ([]byte, error) {
 	if err := h.checkKey(key); err != nil {
 		return nil, err
 	}
-	opts, err := parseReadOptions(rawQuery)
+	q, err := parseQuery(rawQuery)
 	if err != nil {
 		return nil, err
 	}
+	opts, err := readOptions(q)
+	if err != nil {
+		return nil, err
+	}
+	return h.read(parent, key, opts)
+}
+
+// read reads key, already checked, with opts, within parent.
+func (h *handler) read(parent context.Context, key string, opts ReadOptions) ([]byte, error) {
 	// A stale read without min_index never waits, so it needs no deadline
 	// (a timer per request is a tenth of such a read's cost).
 	ctx := parent
@@ -257,7 +301,7 @@ func (h *handler) addMember(w http.ResponseWriter, r *http.Request, idText strin
 	ctx, cancel := h.callContext(r.Context())
 	defer cancel()
 	if err := h.cfg.Cluster.AddMember(ctx, id, peerURL); err != nil {
-		return err
+		return onMember{err}
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -271,7 +315,7 @@ func (h *handler) removeMember(w http.ResponseWriter, r *http.Request, idText st
 	ctx, cancel := h.callContext(r.Context())
 	defer cancel()
 	if err := h.cfg.Cluster.RemoveMember(ctx, id); err != nil {
-		return err
+		return onMember{err}
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -290,7 +334,7 @@ func (h *handler) checkKey(key string) error {
 	case key == "":
 		return ErrEmptyKey
 	case len(key) > h.cfg.MaxKeyBytes:
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrKeyTooLong, len(key), h.cfg.MaxKeyBytes)
+		return withDetail(ErrKeyTooLong, "the key is %d bytes, over the limit of %d", len(key), h.cfg.MaxKeyBytes)
 	}
 	return nil
 }
@@ -308,14 +352,15 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		return nil, fmt.Errorf("httpapi: request body larger than %d bytes: %w", limit, err)
+		return nil, withDetail(err, "the request body is larger than the limit of %d bytes", limit)
 	case err != nil:
 		return nil, badBody(err)
 	}
 	return b, nil
 }
 
-// badBody is the error for a request body that could not be read.
+// badBody is the error for a request body that could not be read; err,
+// the reason, is for the log.
 func badBody(err error) error { return fmt.Errorf("%w: %w", ErrBadBody, err) }
 
 // parseMemberID accepts a positive decimal uint64; 0 is raft's "no node".
@@ -329,6 +374,10 @@ func parseMemberID(s string) (uint64, bool) {
 func parsePeerURL(s string) (string, error) {
 	u, err := peerurl.Parse(s)
 	if err != nil {
+		var pe *peerurl.Error
+		if errors.As(err, &pe) {
+			return "", withDetail(fmt.Errorf("%w: %w", ErrBadPeerURL, err), "bad peer URL %q: %s", pe.URL, pe.Reason)
+		}
 		return "", fmt.Errorf("%w: %w", ErrBadPeerURL, err)
 	}
 	return u, nil

@@ -43,8 +43,8 @@ func TestRouting(t *testing.T) {
 		{name: "put empty value", method: "PUT", target: "/e", wantCode: 204, wantStore: with(seed, "e", "")},
 		{name: "put numeric key", method: "PUT", target: "/4", body: "x", wantCode: 204, wantStore: with(seed, "4", "x")},
 		{name: "put key under reserved-looking name", method: "PUT", target: "/status/x", body: "1", wantCode: 204, wantStore: with(seed, "status/x", "1")},
-		{name: "get empty key", method: "GET", target: "/", wantCode: 400, wantIn: "empty key"},
-		{name: "put empty key", method: "PUT", target: "/", body: "x", wantCode: 400, wantIn: "empty key", wantStore: seed},
+		{name: "get empty key", method: "GET", target: "/", wantCode: 400, wantIn: "the key is empty"},
+		{name: "put empty key", method: "PUT", target: "/", body: "x", wantCode: 400, wantIn: "the key is empty", wantStore: seed},
 
 		{name: "key get json", method: "GET", target: "/key/a/b/c", wantCode: 200, wantBody: `{"a/b/c":"abc"}`,
 			wantHeader: map[string]string{"Content-Type": "application/json"}},
@@ -56,7 +56,7 @@ func TestRouting(t *testing.T) {
 			wantHeader: map[string]string{"X-Raft-Index": "11"}, wantStore: without(seed, "k")},
 		{name: "key delete slashes", method: "DELETE", target: "/key/a/b/c", wantCode: 204, wantStore: without(seed, "a/b/c")},
 		{name: "key delete absent", method: "DELETE", target: "/key/nope", wantCode: 204, wantStore: seed},
-		{name: "key delete empty", method: "DELETE", target: "/key/", wantCode: 400, wantIn: "empty key", wantStore: seed},
+		{name: "key delete empty", method: "DELETE", target: "/key/", wantCode: 400, wantIn: "the key is empty", wantStore: seed},
 		{name: "key get empty", method: "GET", target: "/key/", wantCode: 400},
 		{name: "key put empty", method: "PUT", target: "/key/", body: "x", wantCode: 400, wantStore: seed},
 
@@ -225,8 +225,8 @@ func (failingReader) Read([]byte) (int, error) { return 0, errors.New("connectio
 func TestBodyReadError(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	rec := e.serve(t, httptest.NewRequest("PUT", "/k", failingReader{}))
-	if rec.Code != 400 || !strings.Contains(rec.Body.String(), "connection reset") {
-		t.Errorf("code %d, body %q; want 400 naming the read error", rec.Code, rec.Body)
+	if rec.Code != 400 || !strings.Contains(rec.Body.String(), "the request body could not be read in full") {
+		t.Errorf("code %d, body %q; want 400 saying the body could not be read", rec.Code, rec.Body)
 	}
 	if len(e.store.snapshot()) != 0 {
 		t.Errorf("store written despite the read error")
@@ -234,7 +234,7 @@ func TestBodyReadError(t *testing.T) {
 }
 
 func TestMembership(t *testing.T) {
-	const badID = "POST /<id> adds a raft member; <id> must be a positive integer"
+	const badID = "POST /<id> adds a raft member, and <id> must be a positive integer"
 	tests := []struct {
 		name        string
 		method      string
@@ -288,7 +288,7 @@ func TestMembership(t *testing.T) {
 		{"url canonical ipv6", "POST", "/4", "http://[0:0::1]:1", 204, "",
 			map[uint64]string{1: "http://127.0.0.1:12379", 4: "http://[::1]:1"}},
 		{"remove", "DELETE", "/1", "", 204, "", map[uint64]string{}},
-		{"remove absent", "DELETE", "/9", "", 404, "not-found", nil},
+		{"remove absent", "DELETE", "/9", "", 404, "no such member", nil},
 		{"remove zero", "DELETE", "/0", "", 400, "DELETE /key/<key>", nil},
 		{"remove non-numeric", "DELETE", "/my-key", "", 400, "DELETE /key/<key>", nil},
 		{"remove with slashes", "DELETE", "/a/b", "", 400, "DELETE /key/<key>", nil},
@@ -402,7 +402,7 @@ func TestRequestDeadline(t *testing.T) {
 			}
 			want := "request timed out"
 			if tc.write {
-				want = "the outcome of the write is unknown"
+				want = "the request timed out; the write may or may not have been applied"
 			}
 			if !strings.Contains(rec.Body.String(), want) {
 				t.Errorf("body %q does not contain %q", rec.Body, want)

@@ -89,15 +89,18 @@ func (s *served) wait(t *testing.T) *httptest.ResponseRecorder {
 	}
 }
 
+// tooManyBody is the body of the answer to a request beyond MaxInFlight.
+const tooManyBody = "too many requests in flight on this member; retry in a second\n"
+
 func inFlight(h http.Handler) int64 { return h.(*handler).inFlight.Load() }
 
 // checkRefused checks the documented answer to a request beyond MaxInFlight.
 func checkRefused(t *testing.T, rec *httptest.ResponseRecorder) {
 	t.Helper()
 	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != "1" ||
-		rec.Body.String() != "httpapi: too many requests in flight\n" {
+		rec.Body.String() != tooManyBody {
 		t.Errorf("got %d, Retry-After %q, body %q; want 503, 1, %q", rec.Code,
-			rec.Header().Get("Retry-After"), rec.Body, "httpapi: too many requests in flight\n")
+			rec.Header().Get("Retry-After"), rec.Body, tooManyBody)
 	}
 }
 
@@ -374,7 +377,7 @@ func TestMaxInFlightRefusesWithoutWaitingForTheBody(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" || !resp.Close ||
-		string(body) != "httpapi: too many requests in flight\n" {
+		string(body) != tooManyBody {
 		t.Errorf("got %d, Retry-After %q, close %v, body %q; want 503, 1, close, one line",
 			resp.StatusCode, resp.Header.Get("Retry-After"), resp.Close, body)
 	}

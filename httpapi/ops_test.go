@@ -87,8 +87,8 @@ func TestMetrics(t *testing.T) {
 	}{
 		{"served", metrics, "GET", 200, "raftkv_up 1\n"},
 		{"head served", metrics, "HEAD", 200, ""},
-		{"nil", nil, "GET", 404, "httpapi: metrics are not enabled\n"},
-		{"nil any method", nil, "POST", 404, "httpapi: metrics are not enabled\n"},
+		{"nil", nil, "GET", 404, "metrics are not enabled\n"},
+		{"nil any method", nil, "POST", 404, "metrics are not enabled\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

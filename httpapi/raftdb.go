@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,23 +11,34 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // This file holds what raftdb and hraftd users expect: read levels, POST /key
 // and POST /join.
 
-// parseReadOptions reads a GET's level and min_index query parameters; others
-// are ignored. Without either the read is linearizable. min_index alone asks
-// for read-your-writes without a quorum round: wait until applied, then serve
-// locally. raftdb's default level could be stale; raftkv's is linearizable.
-func parseReadOptions(rawQuery string) (ReadOptions, error) {
-	var opts ReadOptions
+// parseQuery parses a query string; nil for an empty one.
+func parseQuery(rawQuery string) (url.Values, error) {
 	if rawQuery == "" {
-		return opts, nil
+		return nil, nil
 	}
 	q, err := url.ParseQuery(rawQuery)
 	if err != nil {
-		return opts, fmt.Errorf("%w: %w", ErrBadQuery, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadQuery, err)
+	}
+	return q, nil
+}
+
+// readOptions reads a GET's level and min_index query parameters; others
+// are ignored. Without either the read is linearizable; level=none, as the
+// README's table of levels calls the absent level, is the same. min_index
+// alone asks for read-your-writes without a quorum round: wait until
+// applied, then serve locally. raftdb's default level could be stale;
+// raftkv's is linearizable.
+func readOptions(q url.Values) (ReadOptions, error) {
+	var opts ReadOptions
+	if q == nil {
+		return opts, nil
 	}
 	level, hasLevel, err := queryParam(q, "level")
 	if err != nil {
@@ -36,9 +48,9 @@ func parseReadOptions(rawQuery string) (ReadOptions, error) {
 		switch strings.ToLower(strings.TrimSpace(level)) { // as raftdb compares
 		case "stale":
 			opts.Stale = true
-		case "default", "consistent":
+		case "default", "consistent", "none":
 		default:
-			return opts, fmt.Errorf("%w; got %q", ErrBadReadLevel, level)
+			return opts, withDetail(ErrBadReadLevel, "unknown level %q; level must be one of default, consistent, none, stale", level)
 		}
 	}
 	minIndex, hasMinIndex, err := queryParam(q, "min_index")
@@ -46,12 +58,25 @@ func parseReadOptions(rawQuery string) (ReadOptions, error) {
 		return opts, err
 	}
 	if opts.MinIndex, err = strconv.ParseUint(minIndex, 10, 64); err != nil {
-		return opts, fmt.Errorf("%w; got %q", ErrBadMinIndex, minIndex)
+		return opts, withMore(ErrBadMinIndex, "got %q", minIndex)
 	}
 	if !hasLevel {
 		opts.Stale = true
 	}
 	return opts, nil
+}
+
+// valueEncoding reads the encoding query parameter of GET /key/<k> and
+// POST /key: true for base64, false when absent.
+func valueEncoding(q url.Values) (b64 bool, err error) {
+	enc, ok, err := queryParam(q, "encoding")
+	if err != nil || !ok {
+		return false, err
+	}
+	if !strings.EqualFold(strings.TrimSpace(enc), "base64") {
+		return false, withDetail(ErrBadEncoding, "unknown encoding %q; encoding must be base64", enc)
+	}
+	return true, nil
 }
 
 // queryParam returns the one value of name; a repeated name is a 400 rather
@@ -63,16 +88,24 @@ func queryParam(q url.Values, name string) (value string, ok bool, err error) {
 	case 1:
 		return vs[0], true, nil
 	}
-	return "", false, badRequest("httpapi: query parameter " + name + " given more than once")
+	return "", false, badRequest("query parameter " + name + " given more than once")
 }
 
 // putAll serves raftdb's write, POST /key with {"k":"v",...}, as one atomic write.
 func (h *handler) putAll(w http.ResponseWriter, r *http.Request) error {
+	q, err := parseQuery(r.URL.RawQuery)
+	if err != nil {
+		return err
+	}
+	b64, err := valueEncoding(q)
+	if err != nil {
+		return err
+	}
 	body, err := readBody(w, r, h.cfg.MaxValueBytes)
 	if err != nil {
 		return err
 	}
-	kvs, err := h.decodeKeyObject(body)
+	kvs, err := h.decodeKeyObject(body, b64)
 	if err != nil {
 		return err
 	}
@@ -88,16 +121,22 @@ func (h *handler) putAll(w http.ResponseWriter, r *http.Request) error {
 
 // decodeKeyObject decodes a non-empty JSON object whose values are all
 // strings, token by token so that the type of each value and a repeated key
-// are caught rather than coerced or silently overwritten.
-func (h *handler) decodeKeyObject(body []byte) (map[string][]byte, error) {
+// are caught rather than coerced or silently overwritten. With b64 each
+// value is standard, padded base64 and stands for the bytes it encodes.
+// A body that is not UTF-8 is refused: encoding/json would replace its
+// invalid bytes with U+FFFD.
+func (h *handler) decodeKeyObject(body []byte, b64 bool) (map[string][]byte, error) {
 	bad := func(reason string, args ...any) (map[string][]byte, error) {
-		return nil, fmt.Errorf("%w: "+reason, append([]any{ErrBadKeyObject}, args...)...)
+		return nil, withMore(ErrBadKeyObject, reason, args...)
+	}
+	if !utf8.Valid(body) {
+		return nil, ErrBodyNotUTF8
 	}
 	badToken := func(err error) (map[string][]byte, error) {
 		if errors.Is(err, io.EOF) {
 			return bad("the body ends inside the object")
 		}
-		return bad("%v", err)
+		return bad("%s", jsonProblem(err))
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	tok, err := dec.Token()
@@ -105,7 +144,7 @@ func (h *handler) decodeKeyObject(body []byte) (map[string][]byte, error) {
 	case errors.Is(err, io.EOF):
 		return bad("empty body")
 	case err != nil:
-		return bad("%v", err)
+		return bad("%s", jsonProblem(err))
 	case tok != json.Delim('{'):
 		return bad("got %s", describeToken(tok))
 	}
@@ -132,7 +171,13 @@ func (h *handler) decodeKeyObject(body []byte) (map[string][]byte, error) {
 		if !ok {
 			return bad("the value of %q is %s", key, describeToken(tok))
 		}
-		kvs[key] = []byte(value)
+		if !b64 {
+			kvs[key] = []byte(value)
+			continue
+		}
+		if kvs[key], err = base64.StdEncoding.DecodeString(value); err != nil {
+			return nil, withDetail(ErrBadKeyObject, "the value of %q is not base64 (standard alphabet, padded), as encoding=base64 asks", key)
+		}
 	}
 	if _, err := dec.Token(); err != nil { // the closing '}'
 		return badToken(err)
@@ -144,6 +189,27 @@ func (h *handler) decodeKeyObject(body []byte) (map[string][]byte, error) {
 		return bad("data after the object")
 	}
 	return kvs, nil
+}
+
+// jsonProblem says what encoding/json found wrong, without its "json: "
+// prefix or Go type names.
+func jsonProblem(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if te.Field == "" {
+			return fmt.Sprintf("the body is %s, not an object", withArticle(te.Value))
+		}
+		return fmt.Sprintf("%s is %s, not a string", te.Field, withArticle(te.Value))
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// withArticle puts "a" or "an" before a JSON type name.
+func withArticle(typ string) string {
+	if strings.ContainsAny(typ[:min(1, len(typ))], "aeiou") {
+		return "an " + typ
+	}
+	return "a " + typ
 }
 
 func describeToken(tok json.Token) string {
@@ -186,7 +252,7 @@ func (h *handler) join(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := h.callContext(r.Context())
 	defer cancel()
 	if err := h.cfg.Cluster.AddMember(ctx, id, peerURL); err != nil {
-		return err
+		return onMember{err}
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -196,7 +262,7 @@ func (h *handler) join(w http.ResponseWriter, r *http.Request) error {
 func parseJoin(body []byte) (id uint64, peerURL string, err error) {
 	var req joinRequest
 	if err := json.Unmarshal(body, &req); err != nil {
-		return 0, "", fmt.Errorf("%w: %w", ErrBadJoin, err)
+		return 0, "", withMore(fmt.Errorf("%w: %w", ErrBadJoin, err), "%s", jsonProblem(err))
 	}
 	if id, err = parseJoinID(req.ID); err != nil {
 		return 0, "", err
@@ -206,7 +272,7 @@ func parseJoin(body []byte) (id uint64, peerURL string, err error) {
 		addr = strings.TrimSpace(req.Addr)
 	}
 	if addr == "" {
-		return 0, "", fmt.Errorf("%w: no raftAddr (or addr), the new member's peer address", ErrBadJoin)
+		return 0, "", withMore(ErrBadJoin, "raftAddr (or addr), the new member's peer address, is missing")
 	}
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr // raftdb and hraftd send host:port
@@ -220,17 +286,17 @@ func parseJoin(body []byte) (id uint64, peerURL string, err error) {
 // parseJoinID accepts a positive integer as a JSON number or string.
 func parseJoinID(raw json.RawMessage) (uint64, error) {
 	if len(raw) == 0 || string(raw) == "null" {
-		return 0, fmt.Errorf("%w; no id given", ErrBadJoinID)
+		return 0, withMore(ErrBadJoinID, "no id given")
 	}
 	text := string(raw)
 	if raw[0] == '"' {
 		if err := json.Unmarshal(raw, &text); err != nil {
-			return 0, fmt.Errorf("%w: %w", ErrBadJoin, err)
+			return 0, withMore(fmt.Errorf("%w: %w", ErrBadJoin, err), "%s", jsonProblem(err))
 		}
 	}
 	id, ok := parseMemberID(text)
 	if !ok {
-		return 0, fmt.Errorf("%w; got %s", ErrBadJoinID, raw)
+		return 0, withMore(ErrBadJoinID, "got %s", raw)
 	}
 	return id, nil
 }

@@ -1,19 +1,23 @@
 package kvstore
 
-// storeError lets the HTTP layer classify errors by behaviour.
+// storeError lets the HTTP layer classify errors by behaviour. human, when
+// set, is the sentence a client is shown instead of the HTTP layer's
+// default for the behaviour; msg, Error(), carries the package prefix.
 type storeError struct {
 	msg      string
+	human    string
 	notFound bool
 	timeout  bool
 	bad      bool
 	unavail  bool
 }
 
-func (e *storeError) Error() string     { return e.msg }
-func (e *storeError) NotFound() bool    { return e.notFound }
-func (e *storeError) Timeout() bool     { return e.timeout }
-func (e *storeError) BadRequest() bool  { return e.bad }
-func (e *storeError) Unavailable() bool { return e.unavail }
+func (e *storeError) Error() string        { return e.msg }
+func (e *storeError) HumanMessage() string { return e.human }
+func (e *storeError) NotFound() bool       { return e.notFound }
+func (e *storeError) Timeout() bool        { return e.timeout }
+func (e *storeError) BadRequest() bool     { return e.bad }
+func (e *storeError) Unavailable() bool    { return e.unavail }
 
 var (
 	// ErrNotFound means the key is absent.
@@ -23,9 +27,12 @@ var (
 	ErrTimeout error = &storeError{msg: "kvstore: request timed out; its outcome is unknown", timeout: true}
 	// ErrReadTimeout means a read's deadline passed before this member
 	// caught up with the index the read needs.
-	ErrReadTimeout error = &storeError{msg: "kvstore: read timed out waiting for this member to catch up", timeout: true}
+	ErrReadTimeout error = &storeError{msg: "kvstore: read timed out waiting for this member to catch up", timeout: true,
+		human: "the read timed out before this member caught up with the index it needs"}
 	// ErrStopped means the store is shutting down.
-	ErrStopped error = &storeError{msg: "kvstore: store stopped", unavail: true}
+	ErrStopped error = &storeError{msg: "kvstore: store stopped", unavail: true,
+		human: "this member is stopping; use another member"}
 	// ErrEmptyRequest means a write carried no operations or an empty key.
-	ErrEmptyRequest error = &storeError{msg: "kvstore: empty key or no operations", bad: true}
+	ErrEmptyRequest error = &storeError{msg: "kvstore: empty key or no operations", bad: true,
+		human: "the write has an empty key or no operations"}
 )

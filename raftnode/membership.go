@@ -54,20 +54,22 @@ func (m membership) sorted() []Member {
 // checkAdd validates adding id at peerURL against this membership.
 func (m membership) checkAdd(id uint64, peerURL string) error {
 	if id == 0 {
-		return fmt.Errorf("%w: id must be positive", ErrInvalidMember)
+		return withDetail(ErrInvalidMember, "id must be positive", "the member id must be positive")
 	}
 	if err := peerurl.Validate(peerURL); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalidMember, err)
+		return withDetail(ErrInvalidMember, err.Error(), "bad "+err.Error()) // "peer URL %q: reason"
 	}
 	if m.Removed[id] {
-		return fmt.Errorf("%w: %d", ErrMemberRemoved, id)
+		return withDetail(ErrMemberRemoved, fmt.Sprint(id),
+			fmt.Sprintf("member id %d belonged to a removed member and cannot be reused; add the member under a new id", id))
 	}
 	if _, ok := m.Members[id]; ok {
-		return fmt.Errorf("%w: %d", ErrMemberExists, id)
+		return withDetail(ErrMemberExists, fmt.Sprint(id), fmt.Sprintf("member id %d is already in use", id))
 	}
 	for _, mem := range m.Members {
 		if mem.PeerURL == peerURL {
-			return fmt.Errorf("%w: %s is member %d", ErrPeerURLExists, peerURL, mem.ID)
+			return withDetail(ErrPeerURLExists, fmt.Sprintf("%s is member %d", peerURL, mem.ID),
+				fmt.Sprintf("peer URL %s is already used by member %d", peerURL, mem.ID))
 		}
 	}
 	return nil
@@ -76,7 +78,7 @@ func (m membership) checkAdd(id uint64, peerURL string) error {
 // checkRemove validates removing id against this membership.
 func (m membership) checkRemove(id uint64) error {
 	if _, ok := m.Members[id]; !ok {
-		return fmt.Errorf("%w: %d", ErrMemberNotFound, id)
+		return withDetail(ErrMemberNotFound, fmt.Sprint(id), fmt.Sprintf("there is no member %d", id))
 	}
 	if len(m.Members) == 1 {
 		return ErrLastMember

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -207,24 +208,36 @@ func TestMembershipChecks(t *testing.T) {
 	m.Members[2] = Member{ID: 2, PeerURL: "http://127.0.0.1:22379"}
 	m.Removed[3] = true
 	tests := []struct {
-		name string
-		err  error
-		want error
+		name  string
+		err   error
+		want  error
+		human string // the sentence for clients: which id, which URL, why
 	}{
-		{"add new", m.checkAdd(4, "http://127.0.0.1:42379"), nil},
-		{"add zero id", m.checkAdd(0, "http://127.0.0.1:42379"), ErrInvalidMember},
-		{"add bad url", m.checkAdd(4, "127.0.0.1:42379"), ErrInvalidMember},
-		{"add no port", m.checkAdd(4, "http://127.0.0.1"), ErrInvalidMember},
-		{"add existing id", m.checkAdd(2, "http://127.0.0.1:42379"), ErrMemberExists},
-		{"add removed id", m.checkAdd(3, "http://127.0.0.1:42379"), ErrMemberRemoved},
-		{"add used url", m.checkAdd(4, "http://127.0.0.1:22379"), ErrPeerURLExists},
-		{"remove member", m.checkRemove(2), nil},
-		{"remove unknown", m.checkRemove(9), ErrMemberNotFound},
+		{"add new", m.checkAdd(4, "http://127.0.0.1:42379"), nil, ""},
+		{"add zero id", m.checkAdd(0, "http://127.0.0.1:42379"), ErrInvalidMember, "the member id must be positive"},
+		{"add bad url", m.checkAdd(4, "127.0.0.1:42379"), ErrInvalidMember, `bad peer URL "127.0.0.1:42379": must start with http://`},
+		{"add no port", m.checkAdd(4, "http://127.0.0.1"), ErrInvalidMember, `bad peer URL "http://127.0.0.1": no port`},
+		{"add existing id", m.checkAdd(2, "http://127.0.0.1:42379"), ErrMemberExists, "member id 2 is already in use"},
+		{"add removed id", m.checkAdd(3, "http://127.0.0.1:42379"), ErrMemberRemoved,
+			"member id 3 belonged to a removed member and cannot be reused; add the member under a new id"},
+		{"add used url", m.checkAdd(4, "http://127.0.0.1:22379"), ErrPeerURLExists, "peer URL http://127.0.0.1:22379 is already used by member 2"},
+		{"remove member", m.checkRemove(2), nil, ""},
+		{"remove unknown", m.checkRemove(9), ErrMemberNotFound, "there is no member 9"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if !errors.Is(tt.err, tt.want) && !(tt.want == nil && tt.err == nil) {
 				t.Fatalf("err = %v, want %v", tt.err, tt.want)
+			}
+			if tt.err == nil {
+				return
+			}
+			var h interface{ HumanMessage() string }
+			if !errors.As(tt.err, &h) || h.HumanMessage() != tt.human {
+				t.Errorf("HumanMessage of %v = %q, want %q", tt.err, h.HumanMessage(), tt.human)
+			}
+			if !strings.HasPrefix(tt.err.Error(), tt.want.Error()+": ") {
+				t.Errorf("Error() = %q, want the sentinel's %q and the detail", tt.err, tt.want)
 			}
 		})
 	}
@@ -290,6 +303,13 @@ func TestErrorBehaviour(t *testing.T) {
 			t.Fatalf("%v has no behaviour methods", tt.err)
 		}
 		got := map[string]bool{"unavailable": b.Unavailable(), "timeout": b.Timeout(), "conflict": b.Conflict(), "notfound": b.NotFound(), "badrequest": b.BadRequest()}
+		// No sentence for clients repeats the package prefix of Error().
+		if h := tt.err.(interface{ HumanMessage() string }).HumanMessage(); strings.Contains(h, "raftnode") {
+			t.Errorf("%v: HumanMessage %q names the package", tt.err, h)
+		}
+		if noLeader := tt.err.(interface{ NoLeader() bool }).NoLeader(); noLeader != (tt.err == ErrNoLeader) {
+			t.Errorf("%v: NoLeader() = %v", tt.err, noLeader)
+		}
 		for k, v := range got {
 			if v != (k == tt.want) {
 				t.Errorf("%v: %s() = %v", tt.err, k, v)
