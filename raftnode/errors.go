@@ -29,7 +29,8 @@ func (e *nodeError) BadRequest() bool   { return e.kind == badRequest }
 func newError(k kind, msg string) error { return &nodeError{msg: msg, kind: k} }
 
 var (
-	// ErrStopped is returned by calls made after the node stopped.
+	// ErrStopped is returned by calls made after the node stopped. To a
+	// proposal it means the proposal reached no raft log.
 	ErrStopped = newError(unavailable, "raftnode: node stopped")
 	// ErrRemoved means this member applied its own removal from the cluster.
 	ErrRemoved = newError(unavailable, "raftnode: this member was removed from the cluster")
@@ -41,6 +42,11 @@ var (
 	// ErrTimeout means the request's deadline passed before it was
 	// applied; its outcome is unknown.
 	ErrTimeout = newError(timeout, "raftnode: request timed out; its outcome is unknown")
+	// ErrOutcomeUnknown means the proposal or membership change was handed
+	// to raft, which may have appended it and sent it on, and the node
+	// stopped (or the caller gave up) before it knew what became of it: it
+	// may still be applied.
+	ErrOutcomeUnknown = newError(timeout, "raftnode: proposed, then stopped or canceled before applied; its outcome is unknown")
 	// ErrReadTimeout means a linearizable read could not be confirmed by a
 	// quorum in time (no quorum reachable, or the deadline passed).
 	ErrReadTimeout = newError(timeout, "raftnode: linearizable read not confirmed by a quorum in time")
