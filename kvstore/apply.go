@@ -43,7 +43,7 @@ func (s *Store) applyLoop() {
 		select {
 		case c, ok := <-commits:
 			if !ok {
-				s.failPending(ErrStopped)
+				// The propose loop answers the writes left waiting.
 				return
 			}
 			busy = true
