@@ -2,8 +2,10 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -142,6 +144,9 @@ var forwardClient = &http.Client{
 }
 
 // forward sends a membership request to the leader and maps its answer.
+// Without an answer it says 503 (not applied) only when the connection to
+// the leader could not be made, so the request never left; once it may
+// have reached the leader, the change may be applied: 504.
 func forward(ctx context.Context, method, url, body string) error {
 	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
 	if err != nil {
@@ -149,11 +154,16 @@ func forward(ctx context.Context, method, url, body string) error {
 	}
 	resp, err := forwardClient.Do(req)
 	if err != nil {
-		if ctx.Err() != nil {
+		var op *net.OpError
+		switch {
+		case errors.As(err, &op) && op.Op == "dial":
+			return &forwardedError{status: http.StatusServiceUnavailable, msg: "cannot reach the leader: " + err.Error(),
+				human: "this member cannot reach the leader; retry shortly"}
+		case ctx.Err() != nil:
 			return &forwardedError{status: http.StatusGatewayTimeout, msg: "membership change forwarded to the leader timed out; its outcome is unknown"}
 		}
-		return &forwardedError{status: http.StatusServiceUnavailable, msg: "cannot reach the leader: " + err.Error(),
-			human: "this member cannot reach the leader; retry shortly"}
+		return &forwardedError{status: http.StatusGatewayTimeout, msg: "membership change forwarded to the leader got no answer; its outcome is unknown: " + err.Error(),
+			human: "the leader did not answer the forwarded membership change; it may or may not have been applied"}
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))

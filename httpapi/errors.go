@@ -183,7 +183,7 @@ var errorTable = []errorClass{
 		func(err error, _ bool) bool { return has(err, noLeaderer.NoLeader) }},
 	{http.StatusServiceUnavailable, "unavailable", "this member cannot serve the request right now; retry, or use another member", false,
 		func(err error, _ bool) bool { return has(err, unavailabler.Unavailable) }},
-	{http.StatusGatewayTimeout, "outcome_unknown", "the request timed out; the write may or may not have been applied", true,
+	{http.StatusGatewayTimeout, "outcome_unknown", "the write may or may not have been applied: its outcome was not known in time", true,
 		func(err error, write bool) bool { return write && has(err, timeouter.Timeout) }}, // includes context.DeadlineExceeded
 	{http.StatusGatewayTimeout, "timeout", "the request timed out", false,
 		func(err error, _ bool) bool { return has(err, timeouter.Timeout) }},

@@ -47,7 +47,7 @@ var packagePrefix = regexp.MustCompile(`^[a-z]+: `)
 func TestErrorTable(t *testing.T) {
 	const (
 		unavailableMsg = "this member cannot serve the request right now; retry, or use another member"
-		writeTimeout   = "the request timed out; the write may or may not have been applied"
+		writeTimeout   = "the write may or may not have been applied: its outcome was not known in time"
 	)
 	_, badPeer := parsePeerURL("ftp://h:1")
 	tests := []struct {
@@ -186,9 +186,9 @@ func TestFail(t *testing.T) {
 			map[string]string{"Retry-After": "1"}},
 		{"read timeout", "GET", nil, context.DeadlineExceeded, 504, "the request timed out\n", nil},
 		{"write timeout PUT", "PUT", nil, fmt.Errorf("propose: %w", context.DeadlineExceeded), 504,
-			"the request timed out; the write may or may not have been applied\n", nil},
+			"the write may or may not have been applied: its outcome was not known in time\n", nil},
 		{"write timeout DELETE json", "DELETE", []string{"application/json"}, testErr("timeout"), 504,
-			`{"error":"the request timed out; the write may or may not have been applied","code":"outcome_unknown"}` + "\n", nil},
+			`{"error":"the write may or may not have been applied: its outcome was not known in time","code":"outcome_unknown"}` + "\n", nil},
 		{"method", "PATCH", nil, &methodError{"PATCH", allowKey}, 405, "method PATCH is not allowed here; allowed: GET, HEAD, PUT, DELETE\n",
 			map[string]string{"Allow": allowKey}},
 		{"method json", "PATCH", []string{"application/json"}, &methodError{"PATCH", allowKey}, 405,

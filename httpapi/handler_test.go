@@ -402,7 +402,7 @@ func TestRequestDeadline(t *testing.T) {
 			}
 			want := "request timed out"
 			if tc.write {
-				want = "the request timed out; the write may or may not have been applied"
+				want = "the write may or may not have been applied: its outcome was not known in time"
 			}
 			if !strings.Contains(rec.Body.String(), want) {
 				t.Errorf("body %q does not contain %q", rec.Body, want)

@@ -28,7 +28,7 @@ func (s *Store) applyLoop() {
 		c.Applied()
 		s.met.applySeconds.Observe(time.Since(start).Seconds())
 	}
-	s.failPending(ErrStopped)
+	// The propose loop answers the writes left waiting.
 }
 
 // applyEntry applies e.

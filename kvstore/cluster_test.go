@@ -29,6 +29,7 @@ type inprocCluster struct {
 	stors []*Store
 	regs  []*prometheus.Registry // each member's raftnode metrics
 	cfg   raftnode.Config
+	store Config // each member's store; zero RetryInterval means 300ms
 }
 
 func freePort(t *testing.T) int {
@@ -41,7 +42,16 @@ func freePort(t *testing.T) int {
 }
 
 func newInprocCluster(t *testing.T, n int, cfg raftnode.Config) *inprocCluster {
-	c := &inprocCluster{t: t, cfg: cfg}
+	return newInprocClusterWith(t, n, cfg, Config{})
+}
+
+// newInprocClusterWith is newInprocCluster whose members' stores take
+// store (Logger aside).
+func newInprocClusterWith(t *testing.T, n int, cfg raftnode.Config, store Config) *inprocCluster {
+	if store.RetryInterval == 0 {
+		store.RetryInterval = 300 * time.Millisecond
+	}
+	c := &inprocCluster{t: t, cfg: cfg, store: store}
 	for i := 0; i < n; i++ {
 		c.peers = append(c.peers, fmt.Sprintf("http://127.0.0.1:%d", freePort(t)))
 		c.dirs = append(c.dirs, filepath.Join(t.TempDir(), fmt.Sprintf("node-%d", i+1)))
@@ -71,7 +81,9 @@ func (c *inprocCluster) start(i int, join bool) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	store, err := New(Config{Logger: cfg.Logger, RetryInterval: 300 * time.Millisecond}, node)
+	scfg := c.store
+	scfg.Logger = cfg.Logger
+	store, err := New(scfg, node)
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -23,6 +23,15 @@
 // RetryInterval is proposed again, because raft may drop a forwarded
 // proposal without telling anyone.
 //
+// Once an entry carrying a write is handed to raftnode, the write may be
+// applied on every member whatever this one learns: raftnode may have
+// appended it, or forwarded it to the leader. From then on only its apply
+// (success) or raft's outright refusal says what became of it; a store that
+// stops, a node that stops under it (this member removed, a fatal error),
+// or a caller that goes away ends the wait with an unknown outcome
+// (ErrOutcomeUnknown, 504), never with "not applied". Invariant 5 lists the
+// answers.
+//
 // # Entries
 //
 // An entry is a self-contained gob stream of one batch, so any member
@@ -70,4 +79,26 @@
 //  2. A waiter is answered only after its request is applied on this member.
 //  3. A request is applied at most once, however often it was proposed.
 //  4. Snapshot encodes the state as of the last commit reported Applied.
+//  5. A write ends in "not applied" (an error a client gets as 503 or
+//     4xx: ErrStopped, a raftnode refusal, a cancellation, ErrEmptyRequest)
+//     only if no entry carrying it reached any raft log, nor ever will: it
+//     is finished, so the propose loop skips it. Any other end of a write
+//     before its apply is an unknown outcome (ErrTimeout,
+//     ErrOutcomeUnknown: 504), or its real result if that came meanwhile.
+//
+// The answers by path:
+//
+//   - queued, or its hand-off to raftnode not done, when the store stops
+//     or its node does: ErrStopped;
+//   - canceled by its caller before a hand-off: context.Canceled;
+//   - refused outright by raftnode when first proposed (ErrNoLeader,
+//     ErrProposalDropped; ErrStopped: still in the leader's batcher when
+//     the node stopped): that error, unless proposed again since;
+//   - handed to raftnode, then the store stops, its node stops (this
+//     member removed, a fatal error) or its caller cancels:
+//     ErrOutcomeUnknown;
+//   - its deadline passes: ErrTimeout;
+//   - raftnode answers a timeout or an unknown outcome (it gave up or
+//     stopped after handing the entry to raft), or refuses a retry: the
+//     write keeps waiting, since a copy may still commit.
 package kvstore

@@ -29,9 +29,16 @@ var (
 	// caught up with the index the read needs.
 	ErrReadTimeout error = &storeError{msg: "kvstore: read timed out waiting for this member to catch up", timeout: true,
 		human: "the read timed out before this member caught up with the index it needs"}
-	// ErrStopped means the store is shutting down.
+	// ErrStopped means the store is shutting down, or its node stopped.
+	// For a write it means the write was not applied: no entry carrying
+	// it was handed to raft.
 	ErrStopped error = &storeError{msg: "kvstore: store stopped", unavail: true,
 		human: "this member is stopping; use another member"}
+	// ErrOutcomeUnknown means a write was handed to raft, and the store
+	// stopped, or its node did, or the caller went away, before this
+	// member learned whether it was applied: it may be, on every member.
+	ErrOutcomeUnknown error = &storeError{msg: "kvstore: write proposed, then stopped or canceled before applied; its outcome is unknown", timeout: true,
+		human: "this member stopped before it learned whether the write was applied; it may or may not have been"}
 	// ErrEmptyRequest means a write carried no operations or an empty key.
 	ErrEmptyRequest error = &storeError{msg: "kvstore: empty key or no operations", bad: true,
 		human: "the write has an empty key or no operations"}

@@ -31,7 +31,7 @@ func newMetrics(reg prometheus.Registerer, keys func() float64, dec *entryDecode
 	// Present from the start, so a scrape before the first write sees 0,
 	// and looked up once, not on every write.
 	m.outcomes = map[string]prometheus.Counter{}
-	for _, r := range []string{"committed", "timeout", "unavailable", "stopped", "error"} {
+	for _, r := range []string{"committed", "timeout", "unknown", "unavailable", "stopped", "error"} {
 		m.outcomes[r] = m.writes.WithLabelValues(r)
 	}
 	if reg != nil {
@@ -59,6 +59,8 @@ func outcome(err error) string {
 		return "committed"
 	case errors.Is(err, ErrTimeout):
 		return "timeout"
+	case errors.Is(err, ErrOutcomeUnknown):
+		return "unknown"
 	case errors.Is(err, ErrStopped):
 		return "stopped"
 	case isUnavailable(err):

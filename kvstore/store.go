@@ -85,8 +85,9 @@ func New(cfg Config, node *raftnode.Node) (*Store, error) {
 	return s, nil
 }
 
-// Stop stops proposing; pending writes fail with ErrStopped. The apply
-// loop ends when the node closes its commit channel.
+// Stop stops proposing; pending writes fail with ErrStopped, or
+// ErrOutcomeUnknown if they were handed to raft. The apply loop ends when
+// the node closes its commit channel.
 func (s *Store) Stop() {
 	s.stopOnce.Do(func() { close(s.stopc) })
 	<-s.proposeDone

@@ -3,6 +3,7 @@ package kvstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/raftkv/raftkv/raftnode"
@@ -19,6 +20,13 @@ type pending struct {
 	// Guarded by Store.pmu.
 	proposedAt time.Time
 	finished   bool
+	// handed: an entry carrying the write was handed to raftnode, which
+	// may have sent it on, so only its apply or raft's outright refusal
+	// tells the write's outcome from then on. Set before the hand-off,
+	// under the same lock that checks finished, so that no write answered
+	// "not applied" is handed afterwards; cleared again if that first
+	// hand-off did not happen.
+	handed bool
 }
 
 type result struct {
@@ -85,17 +93,39 @@ func (s *Store) apply(ctx context.Context, ops []Op) (uint64, error) {
 		return 0, ctxError(ctx)
 	case <-s.stopc:
 		return 0, ErrStopped
+	case <-s.proposeDone:
+		return 0, ErrStopped
 	}
 	select {
 	case r := <-p.done:
 		return r.index, r.err
 	case <-ctx.Done():
-		return 0, ctxError(ctx)
-	case <-s.stopc:
-		return 0, ErrStopped
-	case <-s.applyDone:
-		return 0, ErrStopped
+		return s.abandon(p, ctxError(ctx))
+	case <-s.proposeDone:
+		// The propose loop answered the writes it knew of as it ended
+		// (failPending); p may have been queued since, and then was never
+		// handed to raft.
+		s.pmu.Lock()
+		s.stopPendingLocked(p)
+		s.pmu.Unlock()
+		r := <-p.done
+		return r.index, r.err
 	}
+}
+
+// abandon answers p, whose caller stops waiting with err, and returns p's
+// answer: its real one if it came meanwhile. A cancellation says "not
+// applied" only while no entry carrying p was handed to raft (and none will
+// be: p is finished); after that its outcome is unknown.
+func (s *Store) abandon(p *pending, err error) (uint64, error) {
+	s.pmu.Lock()
+	if p.handed && errors.Is(err, context.Canceled) {
+		err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+	}
+	s.finishLocked(p, result{err: err})
+	s.pmu.Unlock()
+	r := <-p.done
+	return r.index, r.err
 }
 
 func ctxError(ctx context.Context) error {
@@ -182,7 +212,13 @@ func (s *Store) proposeLoop() {
 		case <-retry.C:
 			s.proposeStale()
 		case <-s.stopc:
-			s.failPending(ErrStopped)
+			s.failPending()
+			return
+		case <-s.applyDone:
+			// The node stopped (this member was removed, or a fatal
+			// error): nothing more is proposed or applied here, though
+			// the entries already sent may still be applied elsewhere.
+			s.failPending()
 			return
 		}
 	}
@@ -194,12 +230,17 @@ func (s *Store) proposeLoop() {
 func (s *Store) propose(reqs []*pending, isRetry bool) (first uint64, taken bool) {
 	b := &batch{Session: s.session, Reqs: make([]request, 0, len(reqs))}
 	now := time.Now()
+	var marked []*pending // handed from now on, and not before
 	s.pmu.Lock()
 	for _, p := range reqs {
 		if p.finished {
 			continue
 		}
 		p.proposedAt = now
+		if !p.handed {
+			p.handed = true
+			marked = append(marked, p)
+		}
 		b.Reqs = append(b.Reqs, request{ID: p.id, Ops: p.ops})
 	}
 	b.Watermark = s.watermarkLocked()
@@ -207,12 +248,23 @@ func (s *Store) propose(reqs []*pending, isRetry bool) (first uint64, taken bool
 	if len(b.Reqs) == 0 {
 		return 0, false
 	}
+	// notHanded takes back the mark of a hand-off that did not happen.
+	notHanded := func() {
+		s.pmu.Lock()
+		for _, p := range marked {
+			p.handed = false
+		}
+		s.pmu.Unlock()
+	}
 	s.met.batchRequests.Observe(float64(len(b.Reqs)))
 	o := refusal{first: b.Reqs[0].ID, reqs: reqs, at: now, isRetry: isRetry}
 	data, err := s.enc.encode(b)
 	if err != nil {
-		o.err = err
-		s.proposalFailed(o)
+		notHanded()
+		if !isRetry { // a retry's earlier copies may still commit
+			o.err = err
+			s.failProposal(o)
+		}
 		return 0, false
 	}
 	// Only the hand-off waits here: raft's answer may take a while on the
@@ -224,8 +276,13 @@ func (s *Store) propose(reqs []*pending, isRetry bool) (first uint64, taken bool
 	select {
 	case s.node.ProposeC() <- raftnode.Proposal{Data: data, Result: res}:
 	case <-t.C:
+		notHanded()
 		return 0, false // not taken: retried once RetryInterval passed
 	case <-s.stopc:
+		notHanded()
+		return 0, false
+	case <-s.applyDone:
+		notHanded()
 		return 0, false
 	}
 	go s.awaitProposal(o, res)
@@ -248,7 +305,7 @@ type refusal struct {
 func (s *Store) awaitProposal(o refusal, res <-chan error) {
 	select {
 	case o.err = <-res:
-	case <-s.stopc:
+	case <-s.proposeDone:
 		return
 	}
 	if o.err == nil {
@@ -256,19 +313,34 @@ func (s *Store) awaitProposal(o refusal, res <-chan error) {
 	}
 	select {
 	case s.refusedC <- o:
-	case <-s.stopc:
+	case <-s.proposeDone:
 	}
 }
 
+// refusedOutright reports whether err, raftnode's answer to a proposal,
+// says the entry reached no raft log (see raftnode.Proposal): no leader,
+// dropped by raft, or the node stopped before it proposed the entry. Any
+// other answer (a timeout, an outcome unknown) leaves it possibly in a log.
+func refusedOutright(err error) bool {
+	return errors.Is(err, raftnode.ErrNoLeader) || errors.Is(err, raftnode.ErrProposalDropped) ||
+		errors.Is(err, raftnode.ErrStopped)
+}
+
 // proposalFailed settles an entry raft refused. A first proposal refused
-// outright (no leader, dropped) never reached any log, so its writes fail
-// now with that error, unless they were proposed again since; a refused
-// retry, or a proposal whose fate is unknown (a timeout), leaves them
-// waiting, since a copy may still commit.
+// outright never reached any log, so its writes fail now with that error,
+// unless they were proposed again since; a refused retry, or a proposal
+// whose fate is unknown, leaves them waiting, since a copy may still
+// commit.
 func (s *Store) proposalFailed(o refusal) {
-	if o.isRetry || errors.Is(o.err, raftnode.ErrTimeout) {
+	if o.isRetry || !refusedOutright(o.err) {
 		return
 	}
+	s.failProposal(o)
+}
+
+// failProposal fails with o.err the writes of the entry o describes that
+// were not proposed again since.
+func (s *Store) failProposal(o refusal) {
 	s.pmu.Lock()
 	for _, p := range o.reqs {
 		if p.proposedAt.Equal(o.at) {
@@ -301,10 +373,24 @@ func (s *Store) proposeStale() {
 	}
 }
 
-func (s *Store) failPending(err error) {
+// failPending answers every write still waiting as the propose loop ends
+// (see stopPendingLocked).
+func (s *Store) failPending() {
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
 	for _, p := range s.pmu.pending {
-		s.finishLocked(p, result{err: err})
+		s.stopPendingLocked(p)
 	}
+}
+
+// stopPendingLocked answers p, unless it was answered already, for a store
+// that can no longer propose it nor learn of its apply: ErrStopped (not
+// applied) if no entry carrying it was handed to raft, ErrOutcomeUnknown if
+// one was. s.pmu must be held.
+func (s *Store) stopPendingLocked(p *pending) {
+	err := ErrStopped
+	if p.handed {
+		err = ErrOutcomeUnknown
+	}
+	s.finishLocked(p, result{err: err})
 }

@@ -32,6 +32,9 @@ type batcher struct {
 		sync.Mutex
 		queue []queuedProposal
 		bytes int
+		// stopped: run has ended and answered the queue; add takes
+		// nothing more, since nothing would propose or answer it.
+		stopped bool
 	}
 	wakeC      chan struct{} // a payload was queued
 	committedC chan uint64   // seq of a batch entry of ours that committed
@@ -48,10 +51,11 @@ func newBatcher(n *Node) *batcher {
 
 // add queues one application payload; result, if non-nil, gets raft's answer
 // once the entry carrying it is proposed. It reports false when the queue
-// holds MaxBatchQueueBytes already; the caller then proposes on its own.
+// holds MaxBatchQueueBytes already, or the batcher has stopped; the caller
+// then proposes on its own.
 func (b *batcher) add(data []byte, result chan<- error) bool {
 	b.mu.Lock()
-	if b.mu.bytes > 0 && b.mu.bytes+len(data) > b.n.cfg.MaxBatchQueueBytes {
+	if b.mu.stopped || b.mu.bytes > 0 && b.mu.bytes+len(data) > b.n.cfg.MaxBatchQueueBytes {
 		b.mu.Unlock()
 		return false
 	}
@@ -204,6 +208,8 @@ func (b *batcher) propose(seq uint64, qs []queuedProposal) bool {
 	return err == nil
 }
 
+// failQueued answers the payloads still queued when the node stops with
+// ErrStopped: they were never proposed, so they reached no log.
 func (b *batcher) failQueued() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -213,6 +219,7 @@ func (b *batcher) failQueued() {
 		}
 	}
 	b.mu.queue = nil
+	b.mu.stopped = true
 }
 
 // encodeBatch frames payloads as one entry: the kind byte, the proposing

@@ -149,8 +149,16 @@ func (n *Node) proposeConfChange(req ConfChange) {
 			n.ccWait.Trigger(id, nil)
 			res = ErrTimeout
 		case <-n.stopc:
-			n.ccWait.Trigger(id, nil)
-			res = ErrStopped
+			// The change was proposed: unless its answer is in already
+			// (applied, or refused), it may have reached the other
+			// members' logs and be applied there.
+			select {
+			case v := <-appliedC:
+				res, _ = v.(error)
+			default:
+				n.ccWait.Trigger(id, nil)
+				res = ErrOutcomeUnknown
+			}
 		}
 		n.mu.Lock()
 		n.mu.ccPending = false
@@ -185,7 +193,14 @@ func (n *Node) changeMembership(ctx context.Context, cc ConfChange) error {
 	case err := <-res:
 		return err
 	case <-n.donec:
-		return ErrStopped
+		// The node's goroutines have ended, so the answer is in, unless
+		// the node stopped before it took the change.
+		select {
+		case err := <-res:
+			return err
+		default:
+			return ErrOutcomeUnknown
+		}
 	}
 }
 

@@ -38,7 +38,8 @@ func (e *nodeError) NoLeader() bool { return error(e) == ErrNoLeader }
 func newError(k kind, msg, human string) error { return &nodeError{msg: msg, human: human, kind: k} }
 
 var (
-	// ErrStopped is returned by calls made after the node stopped.
+	// ErrStopped is returned by calls made after the node stopped. To a
+	// proposal it means the proposal reached no raft log.
 	ErrStopped = newError(unavailable, "raftnode: node stopped",
 		"this member is stopping; use another member")
 	// ErrRemoved means this member applied its own removal from the cluster.
@@ -53,6 +54,12 @@ var (
 	// ErrTimeout means the request's deadline passed before it was
 	// applied; its outcome is unknown.
 	ErrTimeout = newError(timeout, "raftnode: request timed out; its outcome is unknown", "")
+	// ErrOutcomeUnknown means the proposal or membership change was handed
+	// to raft, which may have appended it and sent it on, and the node
+	// stopped (or the caller gave up) before it knew what became of it: it
+	// may still be applied.
+	ErrOutcomeUnknown = newError(timeout, "raftnode: proposed, then stopped or canceled before applied; its outcome is unknown",
+		"this member stopped before it learned whether the change was applied; it may or may not have been")
 	// ErrReadTimeout means a linearizable read could not be confirmed by a
 	// quorum in time (no quorum reachable, or the deadline passed).
 	ErrReadTimeout = newError(timeout, "raftnode: linearizable read not confirmed by a quorum in time",

@@ -22,8 +22,10 @@ const clusterID = 0x1000
 type Proposal struct {
 	Data []byte
 	// Result, if non-nil, receives exactly one value: nil once raft took
-	// the proposal (appended it, or forwarded it to the leader), or the
-	// reason it did not. It must have room for one value.
+	// the proposal (appended it, or forwarded it to the leader), or why
+	// not: ErrNoLeader, ErrProposalDropped and ErrStopped mean it reached
+	// no raft log; ErrTimeout, ErrOutcomeUnknown and any other error mean
+	// raft may have it. It must have room for one value.
 	Result chan<- error
 }
 

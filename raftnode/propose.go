@@ -59,11 +59,15 @@ func (n *Node) propose(data []byte) error { return n.proposeEntry(wrapAppData(da
 
 // proposeEntry hands entry data, kind byte included, to raft.
 // raft.Node.Propose blocks while no leader is known, so that case is
-// answered here at once.
+// answered here at once, as is a node already stopping: in both the entry
+// certainly reaches no log.
 func (n *Node) proposeEntry(entry []byte) error {
 	if n.leader.Load() == raft.None {
 		n.met.proposalsDropped.Inc()
 		return ErrNoLeader
+	}
+	if n.stopCtx.Err() != nil {
+		return ErrStopped
 	}
 	ctx, cancel := context.WithTimeout(n.stopCtx, n.electionTimeout())
 	defer cancel()
@@ -74,7 +78,12 @@ func (n *Node) electionTimeout() time.Duration {
 	return time.Duration(n.cfg.ElectionTicks) * n.cfg.TickInterval
 }
 
-// proposeError turns raft's answer to a proposal into this package's.
+// proposeError turns raft's answer to a proposal into this package's. Only
+// raft's own refusal (ErrProposalDropped) says the entry reached no log:
+// raft.Node.Propose also gives up with raft.ErrStopped or its context's
+// error after it handed the proposal to raft's goroutine, which may have
+// appended it and sent it to the followers, so those mean the outcome is
+// unknown.
 func (n *Node) proposeError(err error) error {
 	switch {
 	case err == nil:
@@ -86,7 +95,7 @@ func (n *Node) proposeError(err error) error {
 		n.met.proposalsDropped.Inc()
 		return ErrProposalDropped
 	case errors.Is(err, raft.ErrStopped), errors.Is(err, context.Canceled):
-		return ErrStopped
+		return ErrOutcomeUnknown
 	case errors.Is(err, context.DeadlineExceeded):
 		return ErrTimeout
 	}
@@ -96,7 +105,8 @@ func (n *Node) proposeError(err error) error {
 // Propose sends data through proposeC and returns raft's answer: nil once
 // the entry was appended or forwarded to the leader. It does not wait for
 // the entry to commit. ErrNoLeader, ErrProposalDropped and ErrStopped mean
-// the entry reached no log; after ErrTimeout that is unknown.
+// the entry reached no log; after ErrTimeout and ErrOutcomeUnknown that is
+// unknown.
 func (n *Node) Propose(ctx context.Context, data []byte) error {
 	res := make(chan error, 1)
 	select {
@@ -112,6 +122,12 @@ func (n *Node) Propose(ctx context.Context, data []byte) error {
 	case <-ctx.Done():
 		return ErrTimeout
 	case <-n.stopc:
-		return ErrStopped
+		// The proposal is in the node's hands and may be in raft's log.
+		select {
+		case err := <-res:
+			return err
+		default:
+			return ErrOutcomeUnknown
+		}
 	}
 }

@@ -294,7 +294,7 @@ func TestErrorBehaviour(t *testing.T) {
 		want string
 	}{
 		{ErrNoLeader, "unavailable"}, {ErrStopped, "unavailable"}, {ErrProposalDropped, "unavailable"},
-		{ErrTimeout, "timeout"}, {ErrMemberExists, "conflict"}, {ErrConfChangeInProgress, "conflict"},
+		{ErrTimeout, "timeout"}, {ErrOutcomeUnknown, "timeout"}, {ErrMemberExists, "conflict"}, {ErrConfChangeInProgress, "conflict"},
 		{ErrMemberNotFound, "notfound"}, {ErrInvalidMember, "badrequest"}, {ErrLastMember, "badrequest"},
 	}
 	for _, tt := range tests {

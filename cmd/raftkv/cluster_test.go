@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+// TestForwardSaysNotAppliedOnlyIfNeverSent: a membership change forwarded
+// to the leader is answered 503 ("not applied, retry") without an answer
+// from the leader only when the connection could not be made; once the
+// request may have reached the leader, the change may be applied, so 504.
+func TestForwardSaysNotAppliedOnlyIfNeverSent(t *testing.T) {
+	// A port nothing listens on: the dial fails.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := "http://" + ln.Addr().String()
+	ln.Close()
+
+	// A leader that reads the whole request, then hangs up unanswered, as
+	// one killed or removed while applying it.
+	hangup, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hangup.Close()
+	go func() {
+		for {
+			c, err := hangup.Accept()
+			if err != nil {
+				return
+			}
+			if req, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+				io.Copy(io.Discard, req.Body)
+			}
+			c.Close()
+		}
+	}()
+
+	// A leader that answers with the status its path names, or never.
+	release := make(chan struct{})
+	leader := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/204":
+			w.WriteHeader(http.StatusNoContent)
+		case "/409":
+			http.Error(w, "raftnode: member id already in use", http.StatusConflict)
+		case "/503":
+			http.Error(w, "raftnode: no leader", http.StatusServiceUnavailable)
+		case "/504":
+			http.Error(w, "raftnode: request timed out", http.StatusGatewayTimeout)
+		default:
+			<-release
+		}
+	}))
+	defer leader.Close()
+	defer close(release) // before Close, which waits for the handlers
+
+	for _, tc := range []struct {
+		name    string
+		url     string
+		timeout time.Duration
+		want    int // 0: no error
+	}{
+		{"leader unreachable", refused + "/4", time.Minute, http.StatusServiceUnavailable},
+		{"leader hung up after the request", "http://" + hangup.Addr().String() + "/4", time.Minute, http.StatusGatewayTimeout},
+		{"no answer before the deadline", leader.URL + "/hang", 200 * time.Millisecond, http.StatusGatewayTimeout},
+		{"applied", leader.URL + "/204", time.Minute, 0},
+		{"refused", leader.URL + "/409", time.Minute, http.StatusConflict},
+		{"leader says not applied", leader.URL + "/503", time.Minute, http.StatusServiceUnavailable},
+		{"leader says unknown", leader.URL + "/504", time.Minute, http.StatusGatewayTimeout},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), tc.timeout)
+			defer cancel()
+			err := forward(ctx, http.MethodPost, tc.url, "http://127.0.0.1:1")
+			if tc.want == 0 {
+				if err != nil {
+					t.Fatalf("forward = %v, want nil", err)
+				}
+				return
+			}
+			var fe *forwardedError
+			if !errors.As(err, &fe) || fe.status != tc.want {
+				t.Fatalf("forward = %v, want status %d", err, tc.want)
+			}
+		})
+	}
+}
