@@ -173,3 +173,17 @@ func forward(ctx context.Context, method, url, body string) error {
 	answer := strings.TrimSpace(string(msg))
 	return &forwardedError{status: resp.StatusCode, msg: "leader answered: " + answer, human: answer}
 }
+
+// Write applies ops as one write. kvstore keeps no dedup table yet, so
+// the writer's identity is not used: a plain member ignores it, as it
+// ignored the headers before.
+func (s store) Write(ctx context.Context, ops []httpapi.Op, _ httpapi.WriteOptions) (uint64, error) {
+	kops := make([]kvstore.Op, len(ops))
+	for i, op := range ops {
+		kops[i] = kvstore.Op{Type: kvstore.OpPut, Key: op.Key, Value: op.Value}
+		if op.Delete {
+			kops[i] = kvstore.Op{Type: kvstore.OpDelete, Key: op.Key}
+		}
+	}
+	return s.Store.Apply(ctx, kops)
+}
