@@ -232,3 +232,19 @@ func (h *handler) mounted(p string) RouteFunc {
 	}
 	return h.cfg.Routes[best]
 }
+
+// ReadOptionsOf reads a read's level and min_index query parameters, as
+// GET /<key> does (see Read levels in doc.go); others are ignored. Its
+// errors answer 400.
+func ReadOptionsOf(q url.Values) (ReadOptions, error) { return readOptions(q) }
+
+// BadRequest is an error that answers 400 with msg, one sentence.
+func BadRequest(msg string) error { return badRequest(msg) }
+
+// PathNotFound is an error that answers 404 (code not_found) with msg,
+// for a path a mounted route does not serve.
+func PathNotFound(msg string) error { return notFound(msg) }
+
+// MethodNotAllowed is an error that answers 405 with Allow: allow, a
+// comma-separated list of the methods the path serves.
+func MethodNotAllowed(method, allow string) error { return &methodError{method, allow} }
