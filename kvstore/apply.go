@@ -54,9 +54,9 @@ func (s *Store) applyEntry(e raftnode.Entry) {
 		for _, op := range r.Ops {
 			switch op.Type {
 			case OpPut:
-				s.mu.data.ReplaceOrInsert(newItem(op.Key, op.Value))
+				s.mu.buckets[s.bucketOf(op.Key)].data.ReplaceOrInsert(newItem(op.Key, op.Value))
 			case OpDelete:
-				s.mu.data.Delete(newItem(op.Key, nil))
+				s.mu.buckets[s.bucketOf(op.Key)].data.Delete(newItem(op.Key, nil))
 			}
 		}
 		if b.Session == s.session {

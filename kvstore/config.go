@@ -2,9 +2,11 @@ package kvstore
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/raftkv/raftkv/shardmap"
 	"go.uber.org/zap"
 )
 
@@ -31,6 +33,12 @@ type Config struct {
 	// flooding raft with small entries when no leader merges them.
 	MaxUnappliedEntries   int
 	UnappliedEntryTimeout time.Duration
+	// Buckets is the number of buckets of the key space; a key's bucket
+	// is shardmap.BucketOf(key, Buckets). Each bucket's keys are kept
+	// apart, so that a bucket can be exported, installed and dropped
+	// whole. Every member of a raft group must use the same number. Zero
+	// means 1 (a plain member).
+	Buckets int
 	// Registerer receives the store's Prometheus metrics. Nil means they
 	// are kept but not exported.
 	Registerer prometheus.Registerer
@@ -49,6 +57,9 @@ func (c *Config) applyDefaults() {
 	if c.MaxUnappliedEntries == 0 {
 		c.MaxUnappliedEntries = 16
 	}
+	if c.Buckets == 0 {
+		c.Buckets = 1
+	}
 	if c.UnappliedEntryTimeout == 0 {
 		c.UnappliedEntryTimeout = 100 * time.Millisecond
 	}
@@ -64,6 +75,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxUnappliedEntries < 1 || c.UnappliedEntryTimeout <= 0 {
 		return errors.New("kvstore: in-flight batches and their timeout must be positive")
+	}
+	if c.Buckets < 1 || c.Buckets > shardmap.MaxBuckets {
+		return fmt.Errorf("kvstore: bucket count %d is not in 1-%d", c.Buckets, shardmap.MaxBuckets)
 	}
 	return nil
 }
