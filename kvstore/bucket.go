@@ -9,11 +9,13 @@ import (
 	"github.com/raftkv/raftkv/shardmap"
 )
 
-// bucket is the state of one bucket of the key space: its keys, kept
-// apart from the other buckets' so that the bucket can be exported,
-// installed and dropped whole.
+// bucket is the state of one bucket of the key space: its keys and the
+// dedup table of its writers, kept apart from the other buckets' so that
+// the bucket can be exported, installed and dropped whole.
 type bucket struct {
 	data *tree
+	// dedup is nil until a client with an id writes to the bucket.
+	dedup *dedupTable
 }
 
 func newBuckets(n int) []bucket {
@@ -40,6 +42,16 @@ func (s *Store) cloneTreesLocked() []*tree {
 	out := make([]*tree, len(s.mu.buckets))
 	for i := range s.mu.buckets {
 		out[i] = s.mu.buckets[i].data.Clone()
+	}
+	return out
+}
+
+// cloneBucketsLocked returns a copy-on-write clone of every bucket, in
+// O(buckets). s.mu must be held for writing.
+func (s *Store) cloneBucketsLocked() []bucket {
+	out := make([]bucket, len(s.mu.buckets))
+	for i, b := range s.mu.buckets {
+		out[i] = bucket{data: b.data.Clone(), dedup: b.dedup.clone()}
 	}
 	return out
 }

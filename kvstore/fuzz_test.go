@@ -318,7 +318,7 @@ func FuzzSnapshotRestore(f *testing.F) {
 	seedState(f, seeded)
 	valid := snapshotOf(f, seeded)
 	var empty bytes.Buffer
-	if err := writeSnapshot(&empty, &snapState{trees: []*tree{newTree()}}); err != nil {
+	if err := writeSnapshot(&empty, &snapState{buckets: []bucket{{data: newTree()}}}); err != nil {
 		f.Fatal(err)
 	}
 	for _, s := range [][]byte{

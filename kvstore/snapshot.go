@@ -29,20 +29,20 @@ const snapshotMagic = "raftkv-kv-snapshot-1\n"
 // the reader allocate without limit.
 const maxSnapshotField = 1 << 30
 
-var crcTable = crc32.MakeTable(crc32.Castagnoli)
-
 // ErrCorruptSnapshot means a snapshot's data does not decode.
 var ErrCorruptSnapshot = errors.New("kvstore: corrupt snapshot")
 
 type snapshotHeader struct {
 	Keys     int
 	Sessions map[uint64]*session
+	// Dedup holds each bucket's dedup table in its binary form.
+	Dedup [][]byte
 }
 
 // snapState is the whole state of a store, as a snapshot captures it.
 type snapState struct {
-	// trees holds each bucket's keys.
-	trees    []*tree
+	// buckets holds each bucket's keys and dedup table.
+	buckets  []bucket
 	sessions map[uint64]*session
 }
 
@@ -53,11 +53,19 @@ func writeSnapshot(w io.Writer, st *snapState) error {
 	crc := crc32.New(crcTable)
 	out := io.MultiWriter(bw, crc)
 	keys := 0
-	for _, t := range st.trees {
-		keys += t.Len()
+	trees := make([]*tree, len(st.buckets))
+	dedup := make([][]byte, len(st.buckets))
+	for i, b := range st.buckets {
+		keys += b.data.Len()
+		trees[i] = b.data
+		var buf bytes.Buffer
+		e := binWriter{w: &buf}
+		b.dedup.encode(&e)
+		dedup[i] = buf.Bytes()
 	}
+	st.buckets = nil
 	var hdr bytes.Buffer
-	if err := gob.NewEncoder(&hdr).Encode(snapshotHeader{Keys: keys, Sessions: st.sessions}); err != nil {
+	if err := gob.NewEncoder(&hdr).Encode(snapshotHeader{Keys: keys, Sessions: st.sessions, Dedup: dedup}); err != nil {
 		return fmt.Errorf("kvstore: encode snapshot header: %w", err)
 	}
 	var lenBuf [binary.MaxVarintLen64]byte
@@ -77,7 +85,7 @@ func writeSnapshot(w io.Writer, st *snapState) error {
 	}
 	// Each leaf is let go of once written: see takeLeaves.
 	var err error
-	ascendMerged(st.trees, func(it item) bool {
+	ascendMerged(trees, func(it item) bool {
 		if err = writeField([]byte(it.key)); err != nil {
 			return false
 		}
@@ -132,9 +140,15 @@ func readSnapshot(r io.Reader, nbuckets int) (*snapState, error) {
 	if hdr.Keys < 0 {
 		return nil, corrupt("negative key count")
 	}
-	st := &snapState{trees: make([]*tree, nbuckets)}
-	for i := range st.trees {
-		st.trees[i] = newTree()
+	st := &snapState{buckets: newBuckets(nbuckets)}
+	if len(hdr.Dedup) > 0 && len(hdr.Dedup) != nbuckets {
+		return nil, corrupt("%d dedup tables for %d buckets", len(hdr.Dedup), nbuckets)
+	}
+	for i, b := range hdr.Dedup {
+		d := &binReader{r: bytes.NewReader(b), limit: len(b)}
+		if st.buckets[i].dedup = decodeDedupTable(d); d.err != nil {
+			return nil, corrupt("dedup table of bucket %d: %v", i, d.err)
+		}
 	}
 	var last string
 	for i := 0; i < hdr.Keys; i++ {
@@ -150,7 +164,7 @@ func readSnapshot(r io.Reader, nbuckets int) (*snapState, error) {
 			return nil, corrupt("keys out of order at %d", i)
 		}
 		last = string(k)
-		st.trees[shardmap.BucketOf(last, nbuckets)].ReplaceOrInsert(newItem(last, v))
+		st.buckets[shardmap.BucketOf(last, nbuckets)].data.ReplaceOrInsert(newItem(last, v))
 	}
 	want := crc.Sum32()
 	var sum [4]byte
@@ -197,7 +211,7 @@ func (t *teeByteReader) ReadByte() (byte, error) {
 // raftnode calls Snapshot when every published commit has been applied.
 func (s *Store) Snapshot() (func(io.Writer) error, error) {
 	s.mu.Lock()
-	st := &snapState{trees: s.cloneTreesLocked(), sessions: make(map[uint64]*session, len(s.mu.sessions))}
+	st := &snapState{buckets: s.cloneBucketsLocked(), sessions: make(map[uint64]*session, len(s.mu.sessions))}
 	for id, ss := range s.mu.sessions {
 		st.sessions[id] = &session{Watermark: ss.Watermark, Applied: maps.Clone(ss.Applied)}
 	}
@@ -231,9 +245,9 @@ func (s *Store) restore(path string, index uint64) error {
 func (s *Store) install(st *snapState, index uint64) {
 	s.mu.Lock()
 	keys := 0
-	for i, t := range st.trees {
-		s.mu.buckets[i] = bucket{data: t}
-		keys += t.Len()
+	for i, b := range st.buckets {
+		s.mu.buckets[i] = b
+		keys += b.data.Len()
 	}
 	s.mu.sessions = st.sessions
 	own := st.sessions[s.session]
@@ -244,9 +258,20 @@ func (s *Store) install(st *snapState, index uint64) {
 		s.pmu.Lock()
 		for id, p := range s.pmu.pending {
 			if own.Applied[id] {
-				s.finishLocked(p, result{index: index})
+				s.finishLocked(p, s.coveredResult(p, index))
 			}
 		}
 		s.pmu.Unlock()
 	}
+}
+
+// coveredResult answers p, a request of this session that a snapshot
+// taken at index covers. A plain write is applied whenever it is
+// processed, so it was; any other may have been refused or answered as a
+// duplicate, which only its entry would have said.
+func (s *Store) coveredResult(p *pending, index uint64) result {
+	if p.req.ClientID != "" {
+		return result{err: ErrCoveredBySnapshot}
+	}
+	return result{index: index}
 }

@@ -93,7 +93,7 @@ func TestSnapshotStreamRoundTrip(t *testing.T) {
 	}
 	sessions := map[uint64]*session{7: {Watermark: 5, Applied: map[uint64]bool{5: true, 9: true}}}
 	var buf bytes.Buffer
-	if err := writeSnapshot(&buf, &snapState{trees: []*tree{keys}, sessions: sessions}); err != nil {
+	if err := writeSnapshot(&buf, &snapState{buckets: []bucket{{data: keys}}, sessions: sessions}); err != nil {
 		t.Fatal(err)
 	}
 	data := buf.Bytes()
@@ -101,7 +101,7 @@ func TestSnapshotStreamRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gotTree, gotSessions := got.trees[0], got.sessions
+	gotTree, gotSessions := got.buckets[0].data, got.sessions
 	if gotTree.Len() != len(want) {
 		t.Fatalf("%d keys, want %d", gotTree.Len(), len(want))
 	}
@@ -446,7 +446,7 @@ func TestSnapshotWriteLetsGoOfWrittenValues(t *testing.T) {
 			t.Error("the last key's value was let go before it was written")
 		}
 	}
-	if err := writeSnapshot(w, &snapState{trees: []*tree{snap}}); err != nil {
+	if err := writeSnapshot(w, &snapState{buckets: []bucket{{data: snap}}}); err != nil {
 		t.Fatal(err)
 	}
 	if !w.checked {
@@ -456,7 +456,7 @@ func TestSnapshotWriteLetsGoOfWrittenValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := st.trees[0]
+	got := st.buckets[0].data
 	for _, k := range []string{first, last} {
 		it, ok := got.Get(newItem(k, nil))
 		if !ok || len(it.value) != size {
