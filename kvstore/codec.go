@@ -26,9 +26,13 @@ type Op struct {
 }
 
 // request is one client write: its ops are applied together, atomically.
+// ClientID and Seq, when set, make it exactly-once across the client's
+// retries (see WriteOptions).
 type request struct {
-	ID  uint64
-	Ops []Op
+	ID       uint64
+	Ops      []Op
+	ClientID string
+	Seq      uint64
 }
 
 // batch is the payload of one raft entry: requests from one proposer

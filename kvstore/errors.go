@@ -3,13 +3,18 @@ package kvstore
 // storeError lets the HTTP layer classify errors by behaviour. human, when
 // set, is the sentence a client is shown instead of the HTTP layer's
 // default for the behaviour; msg, Error(), carries the package prefix.
+// code, when set, is the error's name on the wire (the "code" of a JSON
+// error answer), for errors the HTTP layer's table has no row of its own
+// for.
 type storeError struct {
 	msg      string
 	human    string
+	code     string
 	notFound bool
 	timeout  bool
 	bad      bool
 	unavail  bool
+	conflict bool
 }
 
 func (e *storeError) Error() string        { return e.msg }
@@ -18,6 +23,11 @@ func (e *storeError) NotFound() bool       { return e.notFound }
 func (e *storeError) Timeout() bool        { return e.timeout }
 func (e *storeError) BadRequest() bool     { return e.bad }
 func (e *storeError) Unavailable() bool    { return e.unavail }
+func (e *storeError) Conflict() bool       { return e.conflict }
+
+// Code is the error's wire code, or "" when the HTTP layer's table names
+// it by its behaviour alone.
+func (e *storeError) Code() string { return e.code }
 
 var (
 	// ErrNotFound means the key is absent.
@@ -39,7 +49,27 @@ var (
 	// member learned whether it was applied: it may be, on every member.
 	ErrOutcomeUnknown error = &storeError{msg: "kvstore: write proposed, then stopped or canceled before applied; its outcome is unknown", timeout: true,
 		human: "this member stopped before it learned whether the write was applied; it may or may not have been"}
+	// ErrCoveredBySnapshot means this member caught up past a write of
+	// its own by a snapshot, which does not say whether the write was
+	// applied, refused, or answered as a duplicate: its outcome is
+	// unknown. Sending it again with the same client id and sequence
+	// number is safe.
+	ErrCoveredBySnapshot error = &storeError{msg: "kvstore: write covered by a snapshot; its outcome is unknown", timeout: true,
+		human: "this member caught up by a snapshot and did not see what became of the write; it may or may not have been applied"}
 	// ErrEmptyRequest means a write carried no operations or an empty key.
 	ErrEmptyRequest error = &storeError{msg: "kvstore: empty key or no operations", bad: true,
 		human: "the write has an empty key or no operations"}
+	// ErrBadClientID means a write's client id is not 1-64 characters of
+	// [A-Za-z0-9._-].
+	ErrBadClientID error = &storeError{msg: "kvstore: invalid client id", bad: true,
+		human: "the client id must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-'"}
+	// ErrBadSeq means a write has a client id and no sequence number.
+	ErrBadSeq error = &storeError{msg: "kvstore: client sequence number missing", bad: true,
+		human: "a write with a client id needs a sequence number of 1 or more"}
+	// ErrSeqTooOld means a write's sequence number is below the window
+	// of results the state machine keeps for its client: it may have been
+	// applied and forgotten since, so it cannot be judged. Nothing was
+	// applied now; whether it was before is unknown.
+	ErrSeqTooOld error = &storeError{msg: "kvstore: client sequence number below the dedup window; its outcome is unknown", timeout: true,
+		code: "seq_too_old", human: "the write's sequence number is older than the results kept for its client, so whether it was applied before is unknown; it was not applied now"}
 )

@@ -24,13 +24,7 @@ import (
 // fuzzStore is newBareStore (no node, no goroutines) logging nothing, so
 // fuzzing is not slowed by logging undecodable entries, and usable by
 // testing.F.
-func fuzzStore() *Store {
-	s := &Store{lg: zap.NewNop(), session: 1, met: newMetrics(nil, nil, nil), dec: newEntryDecoder(), appliedC: make(chan struct{})}
-	s.mu.data = newTree()
-	s.mu.sessions = map[uint64]*session{}
-	s.pmu.pending = map[uint64]*pending{}
-	return s
-}
+func fuzzStore() *Store { return bareStore(zap.NewNop(), Config{}) }
 
 // seedState applies a few entries from two sessions, one of them with a
 // watermark and a duplicate, so the state has keys and sessions to lose.
@@ -81,10 +75,12 @@ func stateOf(s *Store) map[string]string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	m := map[string]string{}
-	s.mu.data.Ascend(func(it item) bool {
-		m[it.key] = string(it.value)
-		return true
-	})
+	for _, b := range s.mu.buckets {
+		b.data.Ascend(func(it item) bool {
+			m[it.key] = string(it.value)
+			return true
+		})
+	}
 	return m
 }
 
@@ -322,7 +318,7 @@ func FuzzSnapshotRestore(f *testing.F) {
 	seedState(f, seeded)
 	valid := snapshotOf(f, seeded)
 	var empty bytes.Buffer
-	if err := writeSnapshot(&empty, newTree(), nil); err != nil {
+	if err := writeSnapshot(&empty, &snapState{buckets: []bucket{{data: newTree()}}}); err != nil {
 		f.Fatal(err)
 	}
 	for _, s := range [][]byte{

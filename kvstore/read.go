@@ -1,11 +1,6 @@
 package kvstore
 
-import (
-	"context"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
-)
+import "context"
 
 // ReadOptions states a read's consistency.
 type ReadOptions struct {
@@ -41,36 +36,10 @@ func (s *Store) Get(ctx context.Context, key string, opts ReadOptions) ([]byte, 
 
 func (s *Store) local(key string) ([]byte, error) {
 	s.mu.RLock()
-	it, ok := s.mu.data.Get(newItem(key, nil))
+	it, ok := s.mu.buckets[s.bucketOf(key)].data.Get(newItem(key, nil))
 	s.mu.RUnlock()
 	if !ok {
 		return nil, ErrNotFound
 	}
 	return it.valueBytes(), nil
-}
-
-// Digest is the applied index, the key count and a SHA-256 over the
-// sorted keys and values, all taken at one applied index.
-func (s *Store) Digest() (index uint64, keys int, hash string) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	h := sha256.New()
-	var n [8]byte
-	s.mu.data.Ascend(func(it item) bool {
-		binary.BigEndian.PutUint64(n[:], uint64(len(it.key)))
-		h.Write(n[:])
-		h.Write([]byte(it.key))
-		binary.BigEndian.PutUint64(n[:], uint64(len(it.value)))
-		h.Write(n[:])
-		h.Write(it.valueBytes())
-		return true
-	})
-	return s.applied.Load(), s.mu.data.Len(), hex.EncodeToString(h.Sum(nil))
-}
-
-// Len is the number of keys.
-func (s *Store) Len() int {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.mu.data.Len()
 }

@@ -12,6 +12,7 @@ import (
 	"maps"
 	"os"
 
+	"github.com/raftkv/raftkv/shardmap"
 	"go.uber.org/zap"
 )
 
@@ -28,24 +29,43 @@ const snapshotMagic = "raftkv-kv-snapshot-1\n"
 // the reader allocate without limit.
 const maxSnapshotField = 1 << 30
 
-var crcTable = crc32.MakeTable(crc32.Castagnoli)
-
 // ErrCorruptSnapshot means a snapshot's data does not decode.
 var ErrCorruptSnapshot = errors.New("kvstore: corrupt snapshot")
 
 type snapshotHeader struct {
 	Keys     int
 	Sessions map[uint64]*session
+	// Dedup holds each bucket's dedup table in its binary form.
+	Dedup [][]byte
 }
 
-// writeSnapshot streams state and sessions to w. It empties state, which
-// must be a clone no one else reads (see tree.takeLeaves).
-func writeSnapshot(w io.Writer, state *tree, sessions map[uint64]*session) error {
+// snapState is the whole state of a store, as a snapshot captures it.
+type snapState struct {
+	// buckets holds each bucket's keys and dedup table.
+	buckets  []bucket
+	sessions map[uint64]*session
+}
+
+// writeSnapshot streams st to w. It empties st's trees, which must be
+// clones no one else reads (see tree.takeLeaves).
+func writeSnapshot(w io.Writer, st *snapState) error {
 	bw := bufio.NewWriterSize(w, 256<<10)
 	crc := crc32.New(crcTable)
 	out := io.MultiWriter(bw, crc)
+	keys := 0
+	trees := make([]*tree, len(st.buckets))
+	dedup := make([][]byte, len(st.buckets))
+	for i, b := range st.buckets {
+		keys += b.data.Len()
+		trees[i] = b.data
+		var buf bytes.Buffer
+		e := binWriter{w: &buf}
+		b.dedup.encode(&e)
+		dedup[i] = buf.Bytes()
+	}
+	st.buckets = nil
 	var hdr bytes.Buffer
-	if err := gob.NewEncoder(&hdr).Encode(snapshotHeader{Keys: state.Len(), Sessions: sessions}); err != nil {
+	if err := gob.NewEncoder(&hdr).Encode(snapshotHeader{Keys: keys, Sessions: st.sessions, Dedup: dedup}); err != nil {
 		return fmt.Errorf("kvstore: encode snapshot header: %w", err)
 	}
 	var lenBuf [binary.MaxVarintLen64]byte
@@ -63,18 +83,17 @@ func writeSnapshot(w io.Writer, state *tree, sessions map[uint64]*session) error
 	if err := writeField(hdr.Bytes()); err != nil {
 		return err
 	}
-	// Each leaf is dropped before it is written: see takeLeaves.
-	leaves := state.takeLeaves()
-	for i, leaf := range leaves {
-		leaves[i] = nil
-		for _, it := range leaf.items[:leaf.n] {
-			if err := writeField([]byte(it.key)); err != nil {
-				return err
-			}
-			if err := writeField(it.valueBytes()); err != nil {
-				return err
-			}
+	// Each leaf is let go of once written: see takeLeaves.
+	var err error
+	ascendMerged(trees, func(it item) bool {
+		if err = writeField([]byte(it.key)); err != nil {
+			return false
 		}
+		err = writeField(it.valueBytes())
+		return err == nil
+	})
+	if err != nil {
+		return err
 	}
 	var sum [4]byte
 	binary.BigEndian.PutUint32(sum[:], crc.Sum32())
@@ -84,8 +103,9 @@ func writeSnapshot(w io.Writer, state *tree, sessions map[uint64]*session) error
 	return bw.Flush()
 }
 
-// readSnapshot decodes a stream written by writeSnapshot.
-func readSnapshot(r io.Reader) (*tree, map[uint64]*session, error) {
+// readSnapshot decodes a stream written by writeSnapshot into nbuckets
+// buckets.
+func readSnapshot(r io.Reader, nbuckets int) (*snapState, error) {
 	br := bufio.NewReaderSize(r, 256<<10)
 	crc := crc32.New(crcTable)
 	in := io.TeeReader(br, crc)
@@ -94,7 +114,7 @@ func readSnapshot(r io.Reader) (*tree, map[uint64]*session, error) {
 	}
 	magic := make([]byte, len(snapshotMagic))
 	if _, err := io.ReadFull(in, magic); err != nil || string(magic) != snapshotMagic {
-		return nil, nil, corrupt("bad magic")
+		return nil, corrupt("bad magic")
 	}
 	byteReader := &teeByteReader{r: br, crc: crc}
 	readField := func() ([]byte, error) {
@@ -111,39 +131,48 @@ func readSnapshot(r io.Reader) (*tree, map[uint64]*session, error) {
 	}
 	hdrBytes, err := readField()
 	if err != nil {
-		return nil, nil, corrupt("header: %v", err)
+		return nil, corrupt("header: %v", err)
 	}
 	var hdr snapshotHeader
 	if err := gob.NewDecoder(bytes.NewReader(hdrBytes)).Decode(&hdr); err != nil {
-		return nil, nil, corrupt("header: %v", err)
+		return nil, corrupt("header: %v", err)
 	}
 	if hdr.Keys < 0 {
-		return nil, nil, corrupt("negative key count")
+		return nil, corrupt("negative key count")
 	}
-	state := newTree()
+	st := &snapState{buckets: newBuckets(nbuckets)}
+	if len(hdr.Dedup) > 0 && len(hdr.Dedup) != nbuckets {
+		return nil, corrupt("%d dedup tables for %d buckets", len(hdr.Dedup), nbuckets)
+	}
+	for i, b := range hdr.Dedup {
+		d := &binReader{r: bytes.NewReader(b), limit: len(b)}
+		if st.buckets[i].dedup = decodeDedupTable(d); d.err != nil {
+			return nil, corrupt("dedup table of bucket %d: %v", i, d.err)
+		}
+	}
 	var last string
 	for i := 0; i < hdr.Keys; i++ {
 		k, err := readField()
 		if err != nil {
-			return nil, nil, corrupt("key %d: %v", i, err)
+			return nil, corrupt("key %d: %v", i, err)
 		}
 		v, err := readField()
 		if err != nil {
-			return nil, nil, corrupt("value %d: %v", i, err)
+			return nil, corrupt("value %d: %v", i, err)
 		}
 		if i > 0 && string(k) <= last {
-			return nil, nil, corrupt("keys out of order at %d", i)
+			return nil, corrupt("keys out of order at %d", i)
 		}
 		last = string(k)
-		state.ReplaceOrInsert(newItem(last, v))
+		st.buckets[shardmap.BucketOf(last, nbuckets)].data.ReplaceOrInsert(newItem(last, v))
 	}
 	want := crc.Sum32()
 	var sum [4]byte
 	if _, err := io.ReadFull(br, sum[:]); err != nil {
-		return nil, nil, corrupt("checksum: %v", err)
+		return nil, corrupt("checksum: %v", err)
 	}
 	if binary.BigEndian.Uint32(sum[:]) != want {
-		return nil, nil, corrupt("checksum mismatch")
+		return nil, corrupt("checksum mismatch")
 	}
 	if hdr.Sessions == nil {
 		hdr.Sessions = map[uint64]*session{}
@@ -157,7 +186,8 @@ func readSnapshot(r io.Reader) (*tree, map[uint64]*session, error) {
 			ss.Applied = map[uint64]bool{}
 		}
 	}
-	return state, hdr.Sessions, nil
+	st.sessions = hdr.Sessions
+	return st, nil
 }
 
 // teeByteReader feeds the bytes binary.ReadUvarint reads into the CRC.
@@ -174,26 +204,25 @@ func (t *teeByteReader) ReadByte() (byte, error) {
 	return b, err
 }
 
-// Snapshot captures the state as of the last applied commit, in O(1):
-// a copy-on-write clone of the tree and a copy of the sessions. The
-// returned function writes that state while applying goes on, once: it
-// lets go of the state as it writes it.
+// Snapshot captures the state as of the last applied commit, in
+// O(buckets): a copy-on-write clone of each bucket's tree and a copy of
+// the sessions. The returned function writes that state while applying
+// goes on, once: it lets go of the state as it writes it.
 // raftnode calls Snapshot when every published commit has been applied.
 func (s *Store) Snapshot() (func(io.Writer) error, error) {
 	s.mu.Lock()
-	state := s.mu.data.Clone()
-	sessions := make(map[uint64]*session, len(s.mu.sessions))
+	st := &snapState{buckets: s.cloneBucketsLocked(), sessions: make(map[uint64]*session, len(s.mu.sessions))}
 	for id, ss := range s.mu.sessions {
-		sessions[id] = &session{Watermark: ss.Watermark, Applied: maps.Clone(ss.Applied)}
+		st.sessions[id] = &session{Watermark: ss.Watermark, Applied: maps.Clone(ss.Applied)}
 	}
 	s.mu.Unlock()
 	return func(w io.Writer) error {
-		if state == nil {
+		if st == nil {
 			return errors.New("kvstore: snapshot already written")
 		}
-		st := state
-		state = nil
-		return writeSnapshot(w, st, sessions)
+		cur := st
+		st = nil
+		return writeSnapshot(w, cur)
 	}, nil
 }
 
@@ -204,29 +233,45 @@ func (s *Store) restore(path string, index uint64) error {
 		return fmt.Errorf("kvstore: open snapshot: %w", err)
 	}
 	defer f.Close()
-	state, sessions, err := readSnapshot(f)
+	st, err := readSnapshot(f, s.nbuckets)
 	if err != nil {
 		return fmt.Errorf("kvstore: snapshot %s: %w", path, err)
 	}
-	s.install(state, sessions, index)
+	s.install(st, index)
 	return nil
 }
 
-// install makes state and sessions the state as of index.
-func (s *Store) install(state *tree, sessions map[uint64]*session, index uint64) {
+// install makes st the state as of index.
+func (s *Store) install(st *snapState, index uint64) {
 	s.mu.Lock()
-	s.mu.data, s.mu.sessions = state, sessions
-	own := sessions[s.session]
+	keys := 0
+	for i, b := range st.buckets {
+		s.mu.buckets[i] = b
+		keys += b.data.Len()
+	}
+	s.mu.sessions = st.sessions
+	own := st.sessions[s.session]
 	s.mu.Unlock()
-	s.lg.Info("restored state from snapshot", zap.Uint64("index", index), zap.Int("keys", state.Len()))
+	s.lg.Info("restored state from snapshot", zap.Uint64("index", index), zap.Int("keys", keys))
 	// Our writes that the snapshot covers will never be seen as entries.
 	if own != nil {
 		s.pmu.Lock()
 		for id, p := range s.pmu.pending {
 			if own.Applied[id] {
-				s.finishLocked(p, result{index: index})
+				s.finishLocked(p, s.coveredResult(p, index))
 			}
 		}
 		s.pmu.Unlock()
 	}
+}
+
+// coveredResult answers p, a request of this session that a snapshot
+// taken at index covers. A plain write is applied whenever it is
+// processed, so it was; any other may have been refused or answered as a
+// duplicate, which only its entry would have said.
+func (s *Store) coveredResult(p *pending, index uint64) result {
+	if p.req.ClientID != "" {
+		return result{err: ErrCoveredBySnapshot}
+	}
+	return result{index: index}
 }

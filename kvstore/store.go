@@ -30,9 +30,14 @@ type Store struct {
 	// propose loop.
 	refusedC chan refusal
 
+	// nbuckets is the number of buckets of the key space (Config.Buckets).
+	nbuckets int
+
 	mu struct {
 		sync.RWMutex
-		data     *tree
+		// buckets holds the keys, one tree per bucket: a key lives in
+		// buckets[s.bucketOf(key)].
+		buckets  []bucket
 		sessions map[uint64]*session
 	}
 
@@ -75,14 +80,21 @@ func New(cfg Config, node *raftnode.Node) (*Store, error) {
 		proposeDone:   make(chan struct{}),
 		applyDone:     make(chan struct{}),
 	}
-	s.mu.data = newTree()
-	s.mu.sessions = map[uint64]*session{}
-	s.pmu.pending = map[uint64]*pending{}
+	s.initState()
 	s.dec = newEntryDecoder()
 	s.met = newMetrics(cfg.Registerer, func() float64 { return float64(s.Len()) }, s.dec)
 	go s.applyLoop()
 	go s.proposeLoop()
 	return s, nil
+}
+
+// initState sets up the empty state the configuration describes; cfg
+// must hold its defaults.
+func (s *Store) initState() {
+	s.nbuckets = s.cfg.Buckets
+	s.mu.buckets = newBuckets(s.nbuckets)
+	s.mu.sessions = map[uint64]*session{}
+	s.pmu.pending = map[uint64]*pending{}
 }
 
 // Stop stops proposing; pending writes fail with ErrStopped, or
