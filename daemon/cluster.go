@@ -174,10 +174,9 @@ func forward(ctx context.Context, method, url, body string) error {
 	return &forwardedError{status: resp.StatusCode, msg: "leader answered: " + answer, human: answer}
 }
 
-// Write applies ops as one write. kvstore keeps no dedup table yet, so
-// the writer's identity is not used: a plain member ignores it, as it
-// ignored the headers before.
-func (s store) Write(ctx context.Context, ops []httpapi.Op, _ httpapi.WriteOptions) (uint64, error) {
+// Write applies ops as one write under the writer's identity wo, which
+// kvstore's dedup table makes exactly-once.
+func (s store) Write(ctx context.Context, ops []httpapi.Op, wo httpapi.WriteOptions) (uint64, error) {
 	kops := make([]kvstore.Op, len(ops))
 	for i, op := range ops {
 		kops[i] = kvstore.Op{Type: kvstore.OpPut, Key: op.Key, Value: op.Value}
@@ -185,5 +184,6 @@ func (s store) Write(ctx context.Context, ops []httpapi.Op, _ httpapi.WriteOptio
 			kops[i] = kvstore.Op{Type: kvstore.OpDelete, Key: op.Key}
 		}
 	}
-	return s.Store.Apply(ctx, kops)
+	r, err := s.Store.Write(ctx, kops, kvstore.WriteOptions{ClientID: wo.ClientID, Seq: wo.Seq})
+	return r.Index, err
 }
