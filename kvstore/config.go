@@ -39,6 +39,10 @@ type Config struct {
 	// whole. Every member of a raft group must use the same number. Zero
 	// means 1 (a plain member).
 	Buckets int
+	// Group, when non-zero, makes the store a member of shard group
+	// Group: it serves only the buckets its applied config gives Group
+	// (see ShardState).
+	Group uint64
 	// DedupWindow is how many of one client's most recent sequence
 	// numbers a bucket remembers results for (see WriteOptions); zero
 	// means 1024. DedupClients bounds the clients a bucket remembers (the

@@ -31,6 +31,9 @@ func (s *Store) Get(ctx context.Context, key string, opts ReadOptions) ([]byte, 
 			return nil, err
 		}
 	}
+	if s.mode == modeShard {
+		return s.localFenced(ctx, key)
+	}
 	return s.local(key)
 }
 
@@ -42,4 +45,30 @@ func (s *Store) local(key string) ([]byte, error) {
 		return nil, ErrNotFound
 	}
 	return it.valueBytes(), nil
+}
+
+// localFenced reads key from the applied state of a shard group member,
+// if its bucket is served here (Serving or GCing), after waiting while it
+// is Pulling; else a *WrongGroupError.
+func (s *Store) localFenced(ctx context.Context, key string) ([]byte, error) {
+	b := s.bucketOf(key)
+	ops := []Op{{Key: key}}
+	for {
+		s.mu.RLock()
+		err := s.fenceLocked(ops)
+		ch := s.mu.changedC
+		it, ok := s.mu.buckets[b].data.Get(newItem(key, nil))
+		s.mu.RUnlock()
+		switch {
+		case err == nil && !ok:
+			return nil, ErrNotFound
+		case err == nil:
+			return it.valueBytes(), nil
+		case err != ErrBucketMoving:
+			return nil, err
+		}
+		if err := s.awaitChange(ctx, ch); err != nil {
+			return nil, err
+		}
+	}
 }

@@ -37,6 +37,15 @@ type snapshotHeader struct {
 	Sessions map[uint64]*session
 	// Dedup holds each bucket's dedup table in its binary form.
 	Dedup [][]byte
+	// Shard is a shard group member's state beside its keys.
+	Shard *shardHeader
+}
+
+// shardHeader is shardState in a form gob encodes.
+type shardHeader struct {
+	Config, Prev shardmap.Config
+	Status       []BucketStatus
+	Joined       bool
 }
 
 // snapState is the whole state of a store, as a snapshot captures it.
@@ -44,6 +53,8 @@ type snapState struct {
 	// buckets holds each bucket's keys and dedup table.
 	buckets  []bucket
 	sessions map[uint64]*session
+	// shard is set for a shard group member.
+	shard *shardState
 }
 
 // writeSnapshot streams st to w. It empties st's trees, which must be
@@ -64,8 +75,12 @@ func writeSnapshot(w io.Writer, st *snapState) error {
 		dedup[i] = buf.Bytes()
 	}
 	st.buckets = nil
+	h := snapshotHeader{Keys: keys, Sessions: st.sessions, Dedup: dedup}
+	if sh := st.shard; sh != nil {
+		h.Shard = &shardHeader{Config: sh.config, Prev: sh.prev, Status: sh.status, Joined: sh.joined}
+	}
 	var hdr bytes.Buffer
-	if err := gob.NewEncoder(&hdr).Encode(snapshotHeader{Keys: keys, Sessions: st.sessions, Dedup: dedup}); err != nil {
+	if err := gob.NewEncoder(&hdr).Encode(h); err != nil {
 		return fmt.Errorf("kvstore: encode snapshot header: %w", err)
 	}
 	var lenBuf [binary.MaxVarintLen64]byte
@@ -187,6 +202,18 @@ func readSnapshot(r io.Reader, nbuckets int) (*snapState, error) {
 		}
 	}
 	st.sessions = hdr.Sessions
+	if sh := hdr.Shard; sh != nil {
+		if len(sh.Status) != nbuckets || len(sh.Config.Buckets) != nbuckets || len(sh.Prev.Buckets) != nbuckets {
+			return nil, corrupt("shard state of %d buckets, want %d", len(sh.Status), nbuckets)
+		}
+		if sh.Config.Groups == nil {
+			sh.Config.Groups = map[uint64][]string{}
+		}
+		if sh.Prev.Groups == nil {
+			sh.Prev.Groups = map[uint64][]string{}
+		}
+		st.shard = &shardState{config: sh.Config, prev: sh.Prev, status: sh.Status, joined: sh.Joined}
+	}
 	return st, nil
 }
 
@@ -214,6 +241,10 @@ func (s *Store) Snapshot() (func(io.Writer) error, error) {
 	st := &snapState{buckets: s.cloneBucketsLocked(), sessions: make(map[uint64]*session, len(s.mu.sessions))}
 	for id, ss := range s.mu.sessions {
 		st.sessions[id] = &session{Watermark: ss.Watermark, Applied: maps.Clone(ss.Applied)}
+	}
+	if s.mode == modeShard {
+		sh := s.mu.shard.clone()
+		st.shard = &sh
 	}
 	s.mu.Unlock()
 	return func(w io.Writer) error {
@@ -250,6 +281,14 @@ func (s *Store) install(st *snapState, index uint64) {
 		keys += b.data.Len()
 	}
 	s.mu.sessions = st.sessions
+	if s.mode == modeShard {
+		if st.shard != nil {
+			s.mu.shard = *st.shard
+		} else {
+			s.mu.shard = newShardState(s.nbuckets)
+		}
+	}
+	s.notifyLocked()
 	own := st.sessions[s.session]
 	s.mu.Unlock()
 	s.lg.Info("restored state from snapshot", zap.Uint64("index", index), zap.Int("keys", keys))
@@ -270,7 +309,7 @@ func (s *Store) install(st *snapState, index uint64) {
 // processed, so it was; any other may have been refused or answered as a
 // duplicate, which only its entry would have said.
 func (s *Store) coveredResult(p *pending, index uint64) result {
-	if p.req.ClientID != "" {
+	if p.req.ClientID != "" || p.req.Ctl != nil || s.mode != modePlain {
 		return result{err: ErrCoveredBySnapshot}
 	}
 	return result{index: index}

@@ -3,6 +3,7 @@ package kvstore
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -32,6 +33,7 @@ type Store struct {
 
 	// nbuckets is the number of buckets of the key space (Config.Buckets).
 	nbuckets int
+	mode     mode
 
 	mu struct {
 		sync.RWMutex
@@ -39,6 +41,11 @@ type Store struct {
 		// buckets[s.bucketOf(key)].
 		buckets  []bucket
 		sessions map[uint64]*session
+		// shard is the state of the buckets in a shard group.
+		shard shardState
+		// changedC is closed and replaced at each change of shard (see
+		// ShardChanged).
+		changedC chan struct{}
 	}
 
 	pmu struct {
@@ -92,9 +99,34 @@ func New(cfg Config, node *raftnode.Node) (*Store, error) {
 // must hold its defaults.
 func (s *Store) initState() {
 	s.nbuckets = s.cfg.Buckets
+	s.mode = modePlain
+	if s.cfg.Group != 0 {
+		s.mode = modeShard
+		s.mu.shard = newShardState(s.nbuckets)
+	}
 	s.mu.buckets = newBuckets(s.nbuckets)
 	s.mu.sessions = map[uint64]*session{}
+	s.mu.changedC = make(chan struct{})
 	s.pmu.pending = map[uint64]*pending{}
+}
+
+// mode is what a store is: a plain member, a shard group member, or (later)
+// a config group member.
+type mode uint8
+
+const (
+	modePlain mode = iota // serves every key
+	modeShard             // serves the buckets its config gives its group
+)
+
+func (m mode) String() string {
+	switch m {
+	case modePlain:
+		return "plain"
+	case modeShard:
+		return "shard"
+	}
+	return fmt.Sprintf("mode(%d)", uint8(m))
 }
 
 // Stop stops proposing; pending writes fail with ErrStopped, or
