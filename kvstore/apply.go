@@ -94,7 +94,10 @@ type answer struct {
 // session check let through, and returns its result. s.mu must be held.
 func (s *Store) applyRequestLocked(r *request, index uint64) result {
 	if r.Ctl != nil {
-		return s.applyControlLocked(r.Ctl, index)
+		return s.applyControlLocked(r, index)
+	}
+	if s.mode == modeConfig {
+		return result{err: ErrNoKeys}
 	}
 	if s.mode == modeShard {
 		// The bucket fence: refused, not applied, unless this group

@@ -108,6 +108,21 @@ var (
 	// ErrBadShardOp means a shard operation's arguments are not usable.
 	ErrBadShardOp error = &storeError{msg: "kvstore: invalid shard operation", bad: true,
 		human: "the shard operation is invalid"}
+	// ErrBadConfigOp means a config operation is not usable; errors that
+	// wrap it say why.
+	ErrBadConfigOp error = &storeError{msg: "kvstore: invalid config operation", bad: true,
+		human: "the config operation is invalid"}
+	// ErrNotConfigGroup means a config operation or query reached a
+	// member that is not in the config group.
+	ErrNotConfigGroup error = &storeError{msg: "kvstore: not a config group member", bad: true,
+		human: "this member is not in the config group"}
+	// ErrNoKeys means a key operation reached a config group member.
+	ErrNoKeys error = &storeError{msg: "kvstore: config group member; no keys", bad: true,
+		human: "this member belongs to the config group; it stores no keys"}
+	// ErrConfigWaitTimeout means no config of the awaited version
+	// appeared before the deadline.
+	ErrConfigWaitTimeout error = &storeError{msg: "kvstore: config version did not appear in time", timeout: true,
+		human: "no config of that version appeared in time"}
 	// ErrNotShardGroup means a shard operation reached a member that is
 	// not in a shard group.
 	ErrNotShardGroup error = &storeError{msg: "kvstore: not a shard group member", bad: true,

@@ -17,24 +17,36 @@ type ReadOptions struct {
 // Get reads key at the stated consistency. The value is shared with the
 // state: the caller must not modify it.
 func (s *Store) Get(ctx context.Context, key string, opts ReadOptions) ([]byte, error) {
-	if opts.MinIndex > 0 {
-		if err := s.WaitApplied(ctx, opts.MinIndex); err != nil {
-			return nil, err
-		}
+	if s.mode == modeConfig {
+		return nil, ErrNoKeys
 	}
-	if !opts.Stale && !brokenLocalReads {
-		index, err := s.node.ReadIndex(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if err := s.WaitApplied(ctx, index); err != nil {
-			return nil, err
-		}
+	if err := s.readBarrier(ctx, opts); err != nil {
+		return nil, err
 	}
 	if s.mode == modeShard {
 		return s.localFenced(ctx, key)
 	}
 	return s.local(key)
+}
+
+// readBarrier waits until this member's applied state may serve a read of
+// opts' consistency.
+func (s *Store) readBarrier(ctx context.Context, opts ReadOptions) error {
+	if opts.MinIndex > 0 {
+		if err := s.WaitApplied(ctx, opts.MinIndex); err != nil {
+			return err
+		}
+	}
+	if !opts.Stale && !brokenLocalReads {
+		index, err := s.node.ReadIndex(ctx)
+		if err != nil {
+			return err
+		}
+		if err := s.WaitApplied(ctx, index); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Store) local(key string) ([]byte, error) {

@@ -98,6 +98,7 @@ const (
 	ctlDelete                          // DeleteBucket
 	ctlFinishGC                        // FinishGC
 	ctlJoined                          // MarkJoined
+	ctlConfigOp                        // ConfigOp, on the config group
 )
 
 // control is a request that changes a shard group's bucket states instead
@@ -109,6 +110,7 @@ type control struct {
 	Bucket  int              // ctlInstall, ctlDelete, ctlFinishGC
 	Version uint64           // ctlInstall, ctlDelete, ctlFinishGC
 	Data    []byte           // ctlInstall: the BucketData's binary form
+	Op      *ConfigOp        // ctlConfigOp
 }
 
 // ShardState returns a copy of the applied shard state, consistent with
@@ -184,11 +186,7 @@ func (s *Store) ExportBucket(ctx context.Context, b int, version uint64) (*Bucke
 	if err := s.checkBucket(b); err != nil {
 		return nil, err
 	}
-	index, err := s.node.ReadIndex(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.WaitApplied(ctx, index); err != nil {
+	if err := s.readBarrier(ctx, ReadOptions{}); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -344,9 +342,15 @@ func notReadyError(cur, version uint64) error {
 	return detailf(ErrNotReady, "this group applied config %d, not yet %d", cur, version)
 }
 
-// applyControlLocked applies a control request. s.mu must be held.
-func (s *Store) applyControlLocked(c *control, index uint64) result {
-	if s.mode != modeShard {
+// applyControlLocked applies r, a control request. s.mu must be held.
+func (s *Store) applyControlLocked(r *request, index uint64) result {
+	c := r.Ctl
+	switch {
+	case c.Kind == ctlConfigOp && s.mode == modeConfig:
+		return s.applyConfigOpLocked(r, index)
+	case c.Kind == ctlConfigOp:
+		return result{err: ErrNotConfigGroup}
+	case s.mode != modeShard:
 		return result{err: ErrNotShardGroup}
 	}
 	var err error

@@ -39,6 +39,8 @@ type snapshotHeader struct {
 	Dedup [][]byte
 	// Shard is a shard group member's state beside its keys.
 	Shard *shardHeader
+	// History is a config group member's state.
+	History *shardmap.History
 }
 
 // shardHeader is shardState in a form gob encodes.
@@ -55,6 +57,8 @@ type snapState struct {
 	sessions map[uint64]*session
 	// shard is set for a shard group member.
 	shard *shardState
+	// history is set for a config group member.
+	history *shardmap.History
 }
 
 // writeSnapshot streams st to w. It empties st's trees, which must be
@@ -76,6 +80,7 @@ func writeSnapshot(w io.Writer, st *snapState) error {
 	}
 	st.buckets = nil
 	h := snapshotHeader{Keys: keys, Sessions: st.sessions, Dedup: dedup}
+	h.History = st.history
 	if sh := st.shard; sh != nil {
 		h.Shard = &shardHeader{Config: sh.config, Prev: sh.prev, Status: sh.status, Joined: sh.joined}
 	}
@@ -214,6 +219,17 @@ func readSnapshot(r io.Reader, nbuckets int) (*snapState, error) {
 		}
 		st.shard = &shardState{config: sh.Config, prev: sh.Prev, status: sh.Status, joined: sh.Joined}
 	}
+	if h := hdr.History; h != nil {
+		if len(h.Configs) == 0 {
+			return nil, corrupt("empty config history")
+		}
+		for i := range h.Configs {
+			if h.Configs[i].Groups == nil {
+				h.Configs[i].Groups = map[uint64][]string{}
+			}
+		}
+		st.history = h
+	}
 	return st, nil
 }
 
@@ -246,6 +262,9 @@ func (s *Store) Snapshot() (func(io.Writer) error, error) {
 		sh := s.mu.shard.clone()
 		st.shard = &sh
 	}
+	if s.mode == modeConfig {
+		st.history = &shardmap.History{Configs: s.mu.history.Configs} // configs never change once appended
+	}
 	s.mu.Unlock()
 	return func(w io.Writer) error {
 		if st == nil {
@@ -264,7 +283,7 @@ func (s *Store) restore(path string, index uint64) error {
 		return fmt.Errorf("kvstore: open snapshot: %w", err)
 	}
 	defer f.Close()
-	st, err := readSnapshot(f, s.nbuckets)
+	st, err := readSnapshot(f, len(s.mu.buckets))
 	if err != nil {
 		return fmt.Errorf("kvstore: snapshot %s: %w", path, err)
 	}
@@ -286,6 +305,13 @@ func (s *Store) install(st *snapState, index uint64) {
 			s.mu.shard = *st.shard
 		} else {
 			s.mu.shard = newShardState(s.nbuckets)
+		}
+	}
+	if s.mode == modeConfig {
+		if st.history != nil {
+			s.mu.history = *st.history
+		} else {
+			s.mu.history = newHistory(s.nbuckets)
 		}
 	}
 	s.notifyLocked()

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/raftkv/raftkv/raftnode"
+	"github.com/raftkv/raftkv/shardmap"
 	"go.uber.org/zap"
 )
 
@@ -43,8 +44,10 @@ type Store struct {
 		sessions map[uint64]*session
 		// shard is the state of the buckets in a shard group.
 		shard shardState
-		// changedC is closed and replaced at each change of shard (see
-		// ShardChanged).
+		// history is the config group's state: every config.
+		history shardmap.History
+		// changedC is closed and replaced at each change of shard or
+		// history (see ShardChanged).
 		changedC chan struct{}
 	}
 
@@ -100,23 +103,39 @@ func New(cfg Config, node *raftnode.Node) (*Store, error) {
 func (s *Store) initState() {
 	s.nbuckets = s.cfg.Buckets
 	s.mode = modePlain
-	if s.cfg.Group != 0 {
+	slots := s.nbuckets
+	switch {
+	case s.cfg.Group != 0:
 		s.mode = modeShard
 		s.mu.shard = newShardState(s.nbuckets)
+	case s.cfg.ConfigGroup:
+		s.mode = modeConfig
+		s.mu.history = newHistory(s.nbuckets)
+		slots = 1 // no keys; the slot keeps the dedup table of config operations
 	}
-	s.mu.buckets = newBuckets(s.nbuckets)
+	s.mu.buckets = newBuckets(slots)
 	s.mu.sessions = map[uint64]*session{}
 	s.mu.changedC = make(chan struct{})
 	s.pmu.pending = map[uint64]*pending{}
 }
 
-// mode is what a store is: a plain member, a shard group member, or (later)
-// a config group member.
+// newHistory is the history of n buckets (Validate checked n).
+func newHistory(n int) shardmap.History {
+	h, err := shardmap.NewHistory(n)
+	if err != nil {
+		panic(err)
+	}
+	return h
+}
+
+// mode is what a store is: a plain member, a shard group member, or a
+// config group member.
 type mode uint8
 
 const (
-	modePlain mode = iota // serves every key
-	modeShard             // serves the buckets its config gives its group
+	modePlain  mode = iota // serves every key
+	modeShard              // serves the buckets its config gives its group
+	modeConfig             // keeps the configs; no keys
 )
 
 func (m mode) String() string {
@@ -125,6 +144,8 @@ func (m mode) String() string {
 		return "plain"
 	case modeShard:
 		return "shard"
+	case modeConfig:
+		return "config"
 	}
 	return fmt.Sprintf("mode(%d)", uint8(m))
 }

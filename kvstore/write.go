@@ -91,6 +91,9 @@ func (s *Store) write(ctx context.Context, ops []Op, wo WriteOptions) (Result, e
 	if err := checkWriteOptions(wo); err != nil {
 		return Result{}, err
 	}
+	if s.mode == modeConfig {
+		return Result{}, ErrNoKeys
+	}
 	if s.mode == modeShard {
 		// Nothing is proposed for a key of another group, or before a
 		// bucket being pulled here arrives.
