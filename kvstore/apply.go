@@ -93,6 +93,19 @@ type answer struct {
 // applyRequestLocked applies r, the request of an entry at index that the
 // session check let through, and returns its result. s.mu must be held.
 func (s *Store) applyRequestLocked(r *request, index uint64) result {
+	if r.Ctl != nil {
+		return s.applyControlLocked(r, index)
+	}
+	if s.mode == modeConfig {
+		return result{err: ErrNoKeys}
+	}
+	if s.mode == modeShard {
+		// The bucket fence: refused, not applied, unless this group
+		// serves every key's bucket now.
+		if err := s.fenceLocked(r.Ops); err != nil {
+			return result{err: err}
+		}
+	}
 	if r.ClientID == "" {
 		s.applyOpsLocked(r.Ops)
 		return result{index: index}

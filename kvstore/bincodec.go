@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"unsafe"
 )
 
 // The binary forms of a bucket (BucketData) and of a snapshot share these
@@ -125,6 +126,20 @@ func (d *binReader) field(what string, max int) []byte {
 	return b
 }
 
+// raw reads n bytes with no length before them.
+func (d *binReader) raw(n int) []byte {
+	if d.err != nil {
+		return nil
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(d.r, b); err != nil {
+		d.fail("%v", unexpected(err))
+		return nil
+	}
+	d.crc = crc32.Update(d.crc, crcTable, b)
+	return b
+}
+
 // checkSum reads the CRC-32C that binWriter.sum wrote and compares it with
 // that of the bytes read before it.
 func (d *binReader) checkSum() {
@@ -141,6 +156,9 @@ func (d *binReader) checkSum() {
 		d.fail("checksum mismatch")
 	}
 }
+
+// unsafeBytes is s's bytes, not copied: the caller must not change them.
+func unsafeBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 func unexpected(err error) error {
 	if errors.Is(err, io.EOF) {

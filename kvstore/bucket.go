@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 
 	"github.com/raftkv/raftkv/shardmap"
 )
@@ -59,13 +60,20 @@ func (s *Store) cloneBucketsLocked() []bucket {
 // Digest is the applied index, the key count and a SHA-256 over the
 // sorted keys and values (of every bucket, merged in key order, so that
 // members with different bucket counts of the same keys agree), all taken
-// at one applied index.
+// at one applied index. On a config group member, which holds no keys,
+// the hash is over the configs instead.
 func (s *Store) Digest() (index uint64, keys int, hash string) {
 	s.mu.Lock()
 	trees := s.cloneTreesLocked()
 	index = s.applied.Load()
+	configs := s.mu.history.Configs // never changed once appended
 	s.mu.Unlock()
 	h := sha256.New()
+	if s.mode == modeConfig {
+		if err := json.NewEncoder(h).Encode(configs); err != nil {
+			panic(err) // configs are maps and slices of numbers and strings
+		}
+	}
 	var n [8]byte
 	ascendMerged(trees, func(it item) bool {
 		keys++

@@ -33,6 +33,9 @@ type request struct {
 	Ops      []Op
 	ClientID string
 	Seq      uint64
+	// Ctl, when set, makes the request a control operation of a shard
+	// group instead of a write of keys; Ops is then empty.
+	Ctl *control
 }
 
 // batch is the payload of one raft entry: requests from one proposer

@@ -39,6 +39,14 @@ type Config struct {
 	// whole. Every member of a raft group must use the same number. Zero
 	// means 1 (a plain member).
 	Buckets int
+	// Group, when non-zero, makes the store a member of shard group
+	// Group: it serves only the buckets its applied config gives Group
+	// (see ShardState).
+	Group uint64
+	// ConfigGroup makes the store a config group member: its state is
+	// the shardmap.History of Buckets buckets, changed by ConfigOp; it
+	// serves no keys.
+	ConfigGroup bool
 	// DedupWindow is how many of one client's most recent sequence
 	// numbers a bucket remembers results for (see WriteOptions); zero
 	// means 1024. DedupClients bounds the clients a bucket remembers (the
@@ -91,6 +99,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Buckets < 1 || c.Buckets > shardmap.MaxBuckets {
 		return fmt.Errorf("kvstore: bucket count %d is not in 1-%d", c.Buckets, shardmap.MaxBuckets)
+	}
+	if c.Group != 0 && c.ConfigGroup {
+		return errors.New("kvstore: a store is in a shard group or in the config group, not both")
 	}
 	if c.DedupWindow < 1 || c.DedupClients < 1 {
 		return errors.New("kvstore: dedup window and clients must be positive")

@@ -37,6 +37,17 @@ type snapshotHeader struct {
 	Sessions map[uint64]*session
 	// Dedup holds each bucket's dedup table in its binary form.
 	Dedup [][]byte
+	// Shard is a shard group member's state beside its keys.
+	Shard *shardHeader
+	// History is a config group member's state.
+	History *shardmap.History
+}
+
+// shardHeader is shardState in a form gob encodes.
+type shardHeader struct {
+	Config, Prev shardmap.Config
+	Status       []BucketStatus
+	Joined       bool
 }
 
 // snapState is the whole state of a store, as a snapshot captures it.
@@ -44,6 +55,10 @@ type snapState struct {
 	// buckets holds each bucket's keys and dedup table.
 	buckets  []bucket
 	sessions map[uint64]*session
+	// shard is set for a shard group member.
+	shard *shardState
+	// history is set for a config group member.
+	history *shardmap.History
 }
 
 // writeSnapshot streams st to w. It empties st's trees, which must be
@@ -64,8 +79,13 @@ func writeSnapshot(w io.Writer, st *snapState) error {
 		dedup[i] = buf.Bytes()
 	}
 	st.buckets = nil
+	h := snapshotHeader{Keys: keys, Sessions: st.sessions, Dedup: dedup}
+	h.History = st.history
+	if sh := st.shard; sh != nil {
+		h.Shard = &shardHeader{Config: sh.config, Prev: sh.prev, Status: sh.status, Joined: sh.joined}
+	}
 	var hdr bytes.Buffer
-	if err := gob.NewEncoder(&hdr).Encode(snapshotHeader{Keys: keys, Sessions: st.sessions, Dedup: dedup}); err != nil {
+	if err := gob.NewEncoder(&hdr).Encode(h); err != nil {
 		return fmt.Errorf("kvstore: encode snapshot header: %w", err)
 	}
 	var lenBuf [binary.MaxVarintLen64]byte
@@ -187,6 +207,29 @@ func readSnapshot(r io.Reader, nbuckets int) (*snapState, error) {
 		}
 	}
 	st.sessions = hdr.Sessions
+	if sh := hdr.Shard; sh != nil {
+		if len(sh.Status) != nbuckets || len(sh.Config.Buckets) != nbuckets || len(sh.Prev.Buckets) != nbuckets {
+			return nil, corrupt("shard state of %d buckets, want %d", len(sh.Status), nbuckets)
+		}
+		if sh.Config.Groups == nil {
+			sh.Config.Groups = map[uint64][]string{}
+		}
+		if sh.Prev.Groups == nil {
+			sh.Prev.Groups = map[uint64][]string{}
+		}
+		st.shard = &shardState{config: sh.Config, prev: sh.Prev, status: sh.Status, joined: sh.Joined}
+	}
+	if h := hdr.History; h != nil {
+		if len(h.Configs) == 0 {
+			return nil, corrupt("empty config history")
+		}
+		for i := range h.Configs {
+			if h.Configs[i].Groups == nil {
+				h.Configs[i].Groups = map[uint64][]string{}
+			}
+		}
+		st.history = h
+	}
 	return st, nil
 }
 
@@ -215,6 +258,13 @@ func (s *Store) Snapshot() (func(io.Writer) error, error) {
 	for id, ss := range s.mu.sessions {
 		st.sessions[id] = &session{Watermark: ss.Watermark, Applied: maps.Clone(ss.Applied)}
 	}
+	if s.mode == modeShard {
+		sh := s.mu.shard.clone()
+		st.shard = &sh
+	}
+	if s.mode == modeConfig {
+		st.history = &shardmap.History{Configs: s.mu.history.Configs} // configs never change once appended
+	}
 	s.mu.Unlock()
 	return func(w io.Writer) error {
 		if st == nil {
@@ -233,7 +283,7 @@ func (s *Store) restore(path string, index uint64) error {
 		return fmt.Errorf("kvstore: open snapshot: %w", err)
 	}
 	defer f.Close()
-	st, err := readSnapshot(f, s.nbuckets)
+	st, err := readSnapshot(f, len(s.mu.buckets))
 	if err != nil {
 		return fmt.Errorf("kvstore: snapshot %s: %w", path, err)
 	}
@@ -250,6 +300,21 @@ func (s *Store) install(st *snapState, index uint64) {
 		keys += b.data.Len()
 	}
 	s.mu.sessions = st.sessions
+	if s.mode == modeShard {
+		if st.shard != nil {
+			s.mu.shard = *st.shard
+		} else {
+			s.mu.shard = newShardState(s.nbuckets)
+		}
+	}
+	if s.mode == modeConfig {
+		if st.history != nil {
+			s.mu.history = *st.history
+		} else {
+			s.mu.history = newHistory(s.nbuckets)
+		}
+	}
+	s.notifyLocked()
 	own := st.sessions[s.session]
 	s.mu.Unlock()
 	s.lg.Info("restored state from snapshot", zap.Uint64("index", index), zap.Int("keys", keys))
@@ -270,7 +335,7 @@ func (s *Store) install(st *snapState, index uint64) {
 // processed, so it was; any other may have been refused or answered as a
 // duplicate, which only its entry would have said.
 func (s *Store) coveredResult(p *pending, index uint64) result {
-	if p.req.ClientID != "" {
+	if p.req.ClientID != "" || p.req.Ctl != nil || s.mode != modePlain {
 		return result{err: ErrCoveredBySnapshot}
 	}
 	return result{index: index}

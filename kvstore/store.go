@@ -3,10 +3,12 @@ package kvstore
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
 	"github.com/raftkv/raftkv/raftnode"
+	"github.com/raftkv/raftkv/shardmap"
 	"go.uber.org/zap"
 )
 
@@ -32,6 +34,7 @@ type Store struct {
 
 	// nbuckets is the number of buckets of the key space (Config.Buckets).
 	nbuckets int
+	mode     mode
 
 	mu struct {
 		sync.RWMutex
@@ -39,6 +42,13 @@ type Store struct {
 		// buckets[s.bucketOf(key)].
 		buckets  []bucket
 		sessions map[uint64]*session
+		// shard is the state of the buckets in a shard group.
+		shard shardState
+		// history is the config group's state: every config.
+		history shardmap.History
+		// changedC is closed and replaced at each change of shard or
+		// history (see ShardChanged).
+		changedC chan struct{}
 	}
 
 	pmu struct {
@@ -92,9 +102,52 @@ func New(cfg Config, node *raftnode.Node) (*Store, error) {
 // must hold its defaults.
 func (s *Store) initState() {
 	s.nbuckets = s.cfg.Buckets
-	s.mu.buckets = newBuckets(s.nbuckets)
+	s.mode = modePlain
+	slots := s.nbuckets
+	switch {
+	case s.cfg.Group != 0:
+		s.mode = modeShard
+		s.mu.shard = newShardState(s.nbuckets)
+	case s.cfg.ConfigGroup:
+		s.mode = modeConfig
+		s.mu.history = newHistory(s.nbuckets)
+		slots = 1 // no keys; the slot keeps the dedup table of config operations
+	}
+	s.mu.buckets = newBuckets(slots)
 	s.mu.sessions = map[uint64]*session{}
+	s.mu.changedC = make(chan struct{})
 	s.pmu.pending = map[uint64]*pending{}
+}
+
+// newHistory is the history of n buckets (Validate checked n).
+func newHistory(n int) shardmap.History {
+	h, err := shardmap.NewHistory(n)
+	if err != nil {
+		panic(err)
+	}
+	return h
+}
+
+// mode is what a store is: a plain member, a shard group member, or a
+// config group member.
+type mode uint8
+
+const (
+	modePlain  mode = iota // serves every key
+	modeShard              // serves the buckets its config gives its group
+	modeConfig             // keeps the configs; no keys
+)
+
+func (m mode) String() string {
+	switch m {
+	case modePlain:
+		return "plain"
+	case modeShard:
+		return "shard"
+	case modeConfig:
+		return "config"
+	}
+	return fmt.Sprintf("mode(%d)", uint8(m))
 }
 
 // Stop stops proposing; pending writes fail with ErrStopped, or

@@ -91,6 +91,16 @@ func (s *Store) write(ctx context.Context, ops []Op, wo WriteOptions) (Result, e
 	if err := checkWriteOptions(wo); err != nil {
 		return Result{}, err
 	}
+	if s.mode == modeConfig {
+		return Result{}, ErrNoKeys
+	}
+	if s.mode == modeShard {
+		// Nothing is proposed for a key of another group, or before a
+		// bucket being pulled here arrives.
+		if err := s.awaitServing(ctx, ops); err != nil {
+			return Result{}, err
+		}
+	}
 	r := s.submit(ctx, request{Ops: ops, ClientID: wo.ClientID, Seq: wo.Seq}, size+len(wo.ClientID))
 	if r.err != nil {
 		return Result{}, r.err
