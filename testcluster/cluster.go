@@ -56,6 +56,10 @@ type Options struct {
 	// fault-injecting proxy, so Isolate, Partition and SetLoss work. Node
 	// i's --cluster entry for node j is then the proxy of link i->j.
 	Proxied bool
+	// Blackholable runs every node under a user id of its own, so that
+	// Blackhole can drop its peer traffic with iptables. It needs root and
+	// iptables: call RequireBlackhole before Start.
+	Blackholable bool
 }
 
 // Cluster is a set of raftkv processes started by Start. Node ids are 1-based.
@@ -68,8 +72,9 @@ type Cluster struct {
 
 	mu struct {
 		sync.Mutex
-		nodes   []*node // index is the raft id; nodes[0] is nil
-		proxies map[link]*faultproxy.Proxy
+		nodes      []*node // index is the raft id; nodes[0] is nil
+		proxies    map[link]*faultproxy.Proxy
+		blackholes map[int]blackhole // by node id
 	}
 }
 
@@ -81,6 +86,7 @@ type node struct {
 	dir       string
 	logPath   string
 	args      []string
+	uid       int        // the user and group id it runs as; 0: the test's own
 	procs     []*process // every incarnation; the last one is the current one
 }
 
@@ -136,6 +142,9 @@ func Start(t testing.TB, opts Options) *Cluster {
 		},
 	}
 	c.mu.nodes = []*node{nil}
+	if opts.Blackholable {
+		c.openDirs()
+	}
 	ports := freePorts(t, 2*opts.N)
 	for id := 1; id <= opts.N; id++ {
 		c.mu.nodes = append(c.mu.nodes, c.newNode(id, ports[2*id-2], ports[2*id-1]))
@@ -158,13 +167,20 @@ func (c *Cluster) newNode(id, peerPort, clientPort int) *node {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		c.t.Fatalf("testcluster: %v", err)
 	}
-	return &node{
+	n := &node{
 		id:        id,
 		peerURL:   fmt.Sprintf("http://127.0.0.1:%d", peerPort),
 		clientURL: fmt.Sprintf("http://127.0.0.1:%d", clientPort),
 		dir:       dir,
 		logPath:   filepath.Join(dir, "node.log"),
 	}
+	if c.opts.Blackholable {
+		n.uid = freeUID()
+		if err := os.Chown(dir, n.uid, n.uid); err != nil {
+			c.t.Fatalf("testcluster: node %d runs as uid %d: %v", id, n.uid, err)
+		}
+	}
+	return n
 }
 
 // args is the raftexample-style command line of n.
@@ -208,7 +224,7 @@ func (c *Cluster) startProcess(n *node) {
 	cmd.Dir = n.dir
 	cmd.Stdout = logf
 	cmd.Stderr = logf
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = sysProcAttr(n.uid)
 	if err := cmd.Start(); err != nil {
 		c.t.Fatalf("testcluster: start node %d: %v", n.id, err)
 	}
