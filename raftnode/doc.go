@@ -58,6 +58,9 @@
 //   - one snapshot writer at a time, while a data file is being written
 //     (paced to SnapshotWriteRate, so the WAL keeps the disk).
 //   - prune: removes old snapshot data files off the Ready loop.
+//   - peerLinks.run: replaces the transport connections of a peer that
+//     stopped answering (peerlinks.go), so that streams stuck in TCP's
+//     retransmission backoff after a silent outage are dialed afresh.
 //   - the peer HTTP server, and etcd's file purgers.
 //
 // Stop (or a fatal error, or applying this member's own removal) closes the

@@ -76,6 +76,7 @@ type Node struct {
 	disk        *diskState
 	node        raft.Node
 	transport   *rafthttp.Transport
+	links       *peerLinks // replaces the connections of silent peers
 	peerServer  *http.Server
 	getSnapshot SnapshotFunc
 	snapDoneC   chan snapResult

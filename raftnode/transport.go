@@ -26,8 +26,10 @@ func (n *Node) startTransport() error {
 	if err != nil {
 		return fmt.Errorf("raftnode: listen for peers on %s: %w", n.cfg.PeerListenAddr, err)
 	}
+	n.links = newPeerLinks(n)
 	n.transport = &rafthttp.Transport{
 		Logger:      n.lg.Named("rafthttp"),
+		DialTimeout: n.peerDialTimeout(),
 		ID:          types.ID(n.cfg.ID),
 		ClusterID:   clusterID,
 		Raft:        n,
@@ -53,11 +55,14 @@ func (n *Node) startTransport() error {
 	}
 	n.mu.RUnlock()
 	n.peerServer = &http.Server{
-		Handler:           n.transport.Handler(),
+		Handler:           n.links.handler(n.transport.Handler()),
+		ConnContext:       withConn,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          zap.NewStdLog(n.lg.Named("peer-http")),
 	}
+	n.wg.Add(1)
+	go n.links.run()
 	go func() {
 		if err := n.peerServer.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.stop(fmt.Errorf("raftnode: peer server: %w", err))
@@ -78,6 +83,7 @@ func (n *Node) addPeerLocked(id uint64, peerURL string) {
 		return
 	}
 	n.transport.AddPeer(types.ID(id), []string{peerURL})
+	n.links.added(id, peerURL)
 }
 
 // send hands messages to the transport. A snapshot message carries the
@@ -85,6 +91,7 @@ func (n *Node) addPeerLocked(id uint64, peerURL string) {
 // data file, which the receiver saves as its own data file.
 func (n *Node) send(ms []*raftpb.Message) {
 	ms = n.processMessages(ms)
+	n.links.sent(ms, time.Now())
 	regular := ms[:0]
 	for _, m := range ms {
 		if m.GetType() != raftpb.MsgSnap {
@@ -135,6 +142,7 @@ func (n *Node) processMessages(ms []*raftpb.Message) []*raftpb.Message {
 
 // Process implements rafthttp.Raft.
 func (n *Node) Process(ctx context.Context, m *raftpb.Message) error {
+	n.links.heard(m.GetFrom())
 	if m.GetType() == raftpb.MsgProp && n.leader.Load() == n.cfg.ID {
 		return n.stepForwarded(ctx, m)
 	}
