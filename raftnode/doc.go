@@ -82,8 +82,11 @@
 //   - one snapshot writer at a time, while a data file is being written
 //     (paced to SnapshotWriteRate, so the WAL keeps the disk).
 //   - prune: removes old snapshot data files off the Ready loop.
-//   - the transport's (rafthttp's streams and its peer HTTP server), and
-//     etcd's file purgers.
+//   - the transport's (rafthttp's streams and its peer HTTP server; with
+//     the default transport also peerLinks.run, which replaces the
+//     connections of a peer that stopped answering (peerlinks.go), so
+//     that streams stuck in TCP's retransmission backoff after a silent
+//     outage are dialed afresh), and etcd's file purgers.
 //
 // Stop (or a fatal error, or applying this member's own removal) closes the
 // stop channel; teardownWhenStopped then waits for the goroutines above and
