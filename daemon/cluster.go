@@ -24,7 +24,23 @@ const healthLag = 1000
 type store struct{ *kvstore.Store }
 
 func (s store) Get(ctx context.Context, key string, o httpapi.ReadOptions) ([]byte, error) {
-	return s.Store.Get(ctx, key, kvstore.ReadOptions{Stale: o.Stale, MinIndex: o.MinIndex})
+	v, err := s.Store.Get(ctx, key, kvstore.ReadOptions{Stale: o.Stale, MinIndex: o.MinIndex})
+	return v, wireError(err)
+}
+
+func (s store) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	index, err := s.Store.Put(ctx, key, value)
+	return index, wireError(err)
+}
+
+func (s store) PutAll(ctx context.Context, kvs map[string][]byte) (uint64, error) {
+	index, err := s.Store.PutAll(ctx, kvs)
+	return index, wireError(err)
+}
+
+func (s store) Delete(ctx context.Context, key string) (uint64, error) {
+	index, err := s.Store.Delete(ctx, key)
+	return index, wireError(err)
 }
 
 func (s store) Digest() httpapi.Digest {
@@ -36,6 +52,8 @@ func (s store) Digest() httpapi.Digest {
 type cluster struct {
 	node  *raftnode.Node
 	store *kvstore.Store
+	// extra adds the mode's section to the status; nil for none.
+	extra func(*httpapi.Status)
 }
 
 func (c cluster) AddMember(ctx context.Context, id uint64, peerURL string) error {
@@ -86,6 +104,9 @@ func (c cluster) Status() httpapi.Status {
 		for id, pr := range st.Progress {
 			out.Progress[strconv.FormatUint(id, 10)] = httpapi.Progress{Match: pr.Match, Next: pr.Next, State: pr.State}
 		}
+	}
+	if c.extra != nil {
+		c.extra(&out)
 	}
 	return out
 }
@@ -185,5 +206,5 @@ func (s store) Write(ctx context.Context, ops []httpapi.Op, wo httpapi.WriteOpti
 		}
 	}
 	r, err := s.Store.Write(ctx, kops, kvstore.WriteOptions{ClientID: wo.ClientID, Seq: wo.Seq})
-	return r.Index, err
+	return r.Index, wireError(err)
 }
