@@ -39,7 +39,7 @@ func (m *Member) apiFor() (modeAPI, error) {
 			status: func(st *httpapi.Status) { st.Config = h.Status() },
 		}, nil
 	case modeShard:
-		h := shardgroup.NewHandler(shardStore{m.kv}, 0, m.lg.Named("shardgroup"))
+		h := shardgroup.NewHandler(shardStore{m.kv}, m.cfg.RequestTimeout, m.lg.Named("shardgroup"))
 		return modeAPI{
 			store:  store{m.kv},
 			routes: h.Routes(),

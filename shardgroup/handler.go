@@ -34,8 +34,9 @@ type Handler struct {
 }
 
 // NewHandler returns the migration endpoints over store; requestTimeout
-// bounds each Store call (zero: DefaultPullTimeout for a pull,
-// DefaultRequestTimeout for a delete).
+// bounds each Store call (zero means DefaultRequestTimeout). A pull's
+// Store call is a linearizable read and a copy of the bucket; sending it
+// is bounded by the HTTP server's write timeout.
 func NewHandler(store Store, requestTimeout time.Duration, lg *zap.Logger) *Handler {
 	if lg == nil {
 		lg = zap.NewNop()
@@ -70,7 +71,7 @@ func (h *Handler) pull(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := h.callContext(r.Context(), DefaultPullTimeout)
+	ctx, cancel := h.callContext(r.Context())
 	defer cancel()
 	data, err := h.store.ExportBucket(ctx, b, version)
 	if err != nil {
@@ -94,7 +95,7 @@ func (h *Handler) delete(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := h.callContext(r.Context(), DefaultRequestTimeout)
+	ctx, cancel := h.callContext(r.Context())
 	defer cancel()
 	if err := h.store.DeleteBucket(ctx, b, version); err != nil {
 		return err
@@ -105,10 +106,10 @@ func (h *Handler) delete(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (h *Handler) callContext(parent context.Context, def time.Duration) (context.Context, context.CancelFunc) {
+func (h *Handler) callContext(parent context.Context) (context.Context, context.CancelFunc) {
 	d := h.requestTimeout
 	if d == 0 {
-		d = def
+		d = DefaultRequestTimeout
 	}
 	return context.WithTimeout(parent, d)
 }
