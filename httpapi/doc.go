@@ -43,7 +43,9 @@
 // both name key "a/b") without the leading "/". Keys may contain "/" and
 // any byte; values are arbitrary bytes.
 //
-//	GET|HEAD /status    200 JSON Status from Cluster.Status; "progress" only on the leader
+//	GET|HEAD /status    200 JSON Status from Cluster.Status; "progress" only on the leader,
+//	                    "config" only on a config group member, "shard" only on a
+//	                    shard member
 //	GET|HEAD /health    200 {"health":"true","reason":""} if Cluster.Health is nil,
 //	                    else 503 {"health":"false","reason":"<error>"} (JSON, one line)
 //	GET|HEAD /metrics   Config.Metrics; 404 "metrics are not enabled" when nil
