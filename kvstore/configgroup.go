@@ -103,7 +103,7 @@ func (s *Store) ConfigOp(ctx context.Context, op ConfigOp, wo WriteOptions) (sha
 			size += len(u) + 16
 		}
 	}
-	r := s.submit(ctx, request{ClientID: wo.ClientID, Seq: wo.Seq, Ctl: &control{Kind: ctlConfigOp, Op: &op}}, size+8*len(op.Leave))
+	r := s.submit(ctx, request{ClientID: wo.ClientID, Seq: wo.Seq, Ctl: &control{Kind: ctlConfigOp, Op: op.wire()}}, size+8*len(op.Leave))
 	if r.err != nil {
 		return shardmap.Config{}, r.err
 	}
@@ -183,7 +183,11 @@ func (s *Store) applyConfigOpLocked(r *request, index uint64) result {
 			return result{err: ErrSeqTooOld}
 		}
 	}
-	next, err := r.Ctl.Op.apply(s.mu.history.Latest())
+	op, err := r.Ctl.Op.op()
+	if err != nil {
+		return result{err: err}
+	}
+	next, err := op.apply(s.mu.history.Latest())
 	if err != nil {
 		return result{err: err}
 	}

@@ -15,7 +15,7 @@ import (
 )
 
 func configOp(client string, seq uint64, op ConfigOp) request {
-	return request{ClientID: client, Seq: seq, Ctl: &control{Kind: ctlConfigOp, Op: &op}}
+	return request{ClientID: client, Seq: seq, Ctl: &control{Kind: ctlConfigOp, Op: op.wire()}}
 }
 
 // TestConfigOpsApply runs config operations through the apply path of a

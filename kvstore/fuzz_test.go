@@ -9,9 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/raftkv/raftkv/raftnode"
+	"github.com/raftkv/raftkv/shardmap"
 	"go.uber.org/zap"
 )
 
@@ -112,6 +114,17 @@ func batchSeeds(f *testing.F) [][]byte {
 		encodeSeed(f, &batch{}),
 		{},
 		[]byte("not gob"),
+		encodeSeed(f, &batch{Session: 6, Watermark: 1, Reqs: []request{
+			{ID: 1, ClientID: "client", Seq: 3, Ops: []Op{{Type: OpPut, Key: "exactly-once", Value: []byte("1")}}},
+			{ID: 2, ClientID: "client", Seq: 3, Ops: []Op{{Type: OpPut, Key: "exactly-once", Value: []byte("2")}}},
+			{ID: 3, ClientID: "bad id", Seq: 1, Ops: []Op{{Type: OpPut, Key: "refused", Value: []byte("x")}}},
+		}}),
+		encodeSeed(f, &batch{Session: 7, Watermark: 1, Reqs: []request{
+			{ID: 1, Ctl: &control{Kind: ctlConfig, Config: marshalConfig(&shardmap.Config{Version: 1, Buckets: []uint64{1}, Groups: map[uint64][]string{1: {"http://a"}}})}},
+			{ID: 2, Ctl: &control{Kind: ctlInstall, Bucket: 0, Version: 1, Data: []byte(bucketMagic)}},
+			{ID: 3, ClientID: "admin", Seq: 1, Ctl: &control{Kind: ctlConfigOp, Op: &wireConfigOp{Join: []wireGroup{{GID: 2, Servers: []string{"http://b"}}}}}},
+			{ID: 4, Ctl: &control{Kind: ctlConfigOp, Op: &wireConfigOp{Move: &MoveOp{Bucket: 1, GID: 2}}}, Ops: []Op{{Type: OpPut, Key: "ignored"}}},
+		}}),
 	}
 }
 
@@ -208,7 +221,7 @@ func sameBatch(a, b *batch) bool {
 	}
 	for i := range a.Reqs {
 		ra, rb := a.Reqs[i], b.Reqs[i]
-		if ra.ID != rb.ID || len(ra.Ops) != len(rb.Ops) {
+		if ra.ID != rb.ID || len(ra.Ops) != len(rb.Ops) || ra.ClientID != rb.ClientID || ra.Seq != rb.Seq || !reflect.DeepEqual(ra.Ctl, rb.Ctl) {
 			return false
 		}
 		for j := range ra.Ops {
@@ -265,9 +278,13 @@ func FuzzApplyEntry(f *testing.F) {
 	})
 }
 
-// applyModel is the specification of applying b: in order, each request
-// whose id is neither below its session's watermark nor already applied is
-// applied once, all its ops in order; unknown op types do nothing.
+// applyModel is the specification of applying b to a plain member whose
+// dedup tables are empty: in order, each request whose id is neither below
+// its session's watermark nor already applied is processed once: a control
+// operation is refused; a write with an invalid client id is refused, and
+// one whose (client, seq) an earlier request of b had is a duplicate, or
+// too old for the window of 1024 seqs; any other write applies all its ops
+// in order, and unknown op types do nothing.
 func applyModel(state map[string]string, sessions map[uint64]*session, b *batch) map[string]string {
 	state = maps.Clone(state)
 	var watermark uint64
@@ -275,11 +292,37 @@ func applyModel(state map[string]string, sessions map[uint64]*session, b *batch)
 	if ss := sessions[b.Session]; ss != nil {
 		watermark, applied = ss.Watermark, maps.Clone(ss.Applied)
 	}
+	type window struct {
+		seqs  []uint64 // ascending
+		floor uint64
+	}
+	clients := map[string]*window{}
 	for _, r := range b.Reqs {
 		if r.ID < watermark || applied[r.ID] {
 			continue
 		}
 		applied[r.ID] = true
+		if r.Ctl != nil {
+			continue
+		}
+		if r.ClientID != "" {
+			if !validClientID(r.ClientID) || r.Seq == 0 {
+				continue
+			}
+			w := clients[r.ClientID]
+			if w == nil {
+				w = &window{}
+				clients[r.ClientID] = w
+			}
+			if slices.Contains(w.seqs, r.Seq) || r.Seq < w.floor {
+				continue
+			}
+			w.seqs = append(w.seqs, r.Seq)
+			slices.Sort(w.seqs)
+			if len(w.seqs) > 1024 {
+				w.floor, w.seqs = w.seqs[0]+1, w.seqs[1:]
+			}
+		}
 		for _, op := range r.Ops {
 			switch op.Type {
 			case OpPut:

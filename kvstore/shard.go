@@ -101,16 +101,17 @@ const (
 	ctlConfigOp                        // ConfigOp, on the config group
 )
 
-// control is a request that changes a shard group's bucket states instead
-// of keys. Every field is checked at apply, where the outcome is decided
-// from the state alone.
+// control is a request that changes a shard group's bucket states, or the
+// config group's configs, instead of keys. Every field is checked at
+// apply, where the outcome is decided from the state alone. It holds no
+// map (see confcodec.go).
 type control struct {
 	Kind    controlKind
-	Config  *shardmap.Config // ctlConfig
-	Bucket  int              // ctlInstall, ctlDelete, ctlFinishGC
-	Version uint64           // ctlInstall, ctlDelete, ctlFinishGC
-	Data    []byte           // ctlInstall: the BucketData's binary form
-	Op      *ConfigOp        // ctlConfigOp
+	Config  []byte        // ctlConfig: the config's binary form (marshalConfig)
+	Bucket  int           // ctlInstall, ctlDelete, ctlFinishGC
+	Version uint64        // ctlInstall, ctlDelete, ctlFinishGC
+	Data    []byte        // ctlInstall: the BucketData's binary form
+	Op      *wireConfigOp // ctlConfigOp
 }
 
 // ShardState returns a copy of the applied shard state, consistent with
@@ -169,8 +170,8 @@ func (s *Store) ProposeConfig(ctx context.Context, c shardmap.Config) error {
 	if done {
 		return nil
 	}
-	c = c.Clone()
-	return s.submitControl(ctx, &control{Kind: ctlConfig, Config: &c}, 64+8*len(c.Buckets))
+	data := marshalConfig(&c)
+	return s.submitControl(ctx, &control{Kind: ctlConfig, Config: data}, len(data)+16)
 }
 
 // ExportBucket returns bucket b's keys and dedup table as of config
@@ -370,11 +371,13 @@ func (s *Store) applyControlLocked(r *request, index uint64) result {
 	return result{index: index, err: err}
 }
 
-// applyConfigLocked applies config c (see ProposeConfig).
-func (s *Store) applyConfigLocked(c *shardmap.Config) error {
-	if c == nil {
-		return detailf(ErrBadShardOp, "no config")
+// applyConfigLocked applies the config data encodes (see ProposeConfig).
+func (s *Store) applyConfigLocked(data []byte) error {
+	cfg, err := unmarshalConfig(data)
+	if err != nil {
+		return err
 	}
+	c := &cfg
 	if err := s.checkConfig(c); err != nil {
 		return err
 	}
@@ -404,7 +407,7 @@ func (s *Store) applyConfigLocked(c *shardmap.Config) error {
 			sh.status[b] = NotOwned
 		}
 	}
-	sh.prev, sh.config = cur, c.Clone()
+	sh.prev, sh.config = cur, cfg
 	s.notifyLocked()
 	return nil
 }

@@ -200,7 +200,7 @@ func TestProposeConfigTransitions(t *testing.T) {
 		t.Helper()
 		for try := range 2 { // the second time as a duplicate proposal
 			index++
-			r := applyOwn(t, s, index, request{Ctl: &control{Kind: ctlConfig, Config: &c}})
+			r := applyOwn(t, s, index, request{Ctl: &control{Kind: ctlConfig, Config: marshalConfig(&c)}})
 			if wantErr == nil && r.err != nil || wantErr != nil && !errors.Is(r.err, wantErr) {
 				t.Fatalf("%s (try %d): %v, want %v", name, try+1, r.err, wantErr)
 			}
@@ -322,15 +322,15 @@ func TestDedupMovesWithTheBucket(t *testing.T) {
 	c1 := shardmap.Config{Version: 1, Buckets: []uint64{1, 1, 1, 1}, Groups: g}
 	c2 := shardmap.Config{Version: 2, Buckets: []uint64{1, 2, 1, 1}, Groups: g}
 	s1, s2 := shardStore(t, 1, n), shardStore(t, 2, n)
-	applyOwn(t, s1, 1, request{Ctl: &control{Kind: ctlConfig, Config: &c1}})
+	applyOwn(t, s1, 1, request{Ctl: &control{Kind: ctlConfig, Config: marshalConfig(&c1)}})
 	k := keysIn(1, n, 1, "moved")[0]
 	first := applyOwn(t, s1, 2, put("client", 3, k, "v1"))
 	if first.err != nil {
 		t.Fatal(first.err)
 	}
-	applyOwn(t, s1, 3, request{Ctl: &control{Kind: ctlConfig, Config: &c2}})
+	applyOwn(t, s1, 3, request{Ctl: &control{Kind: ctlConfig, Config: marshalConfig(&c2)}})
 	for i, c := range []shardmap.Config{c1, c2} {
-		if r := applyOwn(t, s2, uint64(i+1), request{Ctl: &control{Kind: ctlConfig, Config: &c}}); r.err != nil {
+		if r := applyOwn(t, s2, uint64(i+1), request{Ctl: &control{Kind: ctlConfig, Config: marshalConfig(&c)}}); r.err != nil {
 			t.Fatal(r.err)
 		}
 	}
@@ -421,5 +421,44 @@ func TestBucketDataCodec(t *testing.T) {
 	}
 	if err := new(BucketData).UnmarshalBinary(append(bytes.Clone(data), 0)); err == nil {
 		t.Fatal("a trailing byte went unnoticed")
+	}
+}
+
+// TestConfigCodec: a config encodes and decodes to itself; the decoder
+// refuses invalid configs and counts past the input, so a corrupt entry
+// cannot make a member allocate more than the entry holds.
+func TestConfigCodec(t *testing.T) {
+	c := shardmap.Config{Version: 7, Buckets: []uint64{2, 0, 9, 2}, Groups: map[uint64][]string{2: {"http://a", "http://b"}, 9: {"http://c"}}, Pinned: []int{2}}
+	data := marshalConfig(&c)
+	got, err := unmarshalConfig(data)
+	if err != nil || !reflect.DeepEqual(got, c) {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	bad := []struct {
+		name string
+		data []byte
+	}{
+		{"truncated", data[:len(data)-1]},
+		{"trailing byte", append(bytes.Clone(data), 0)},
+		{"a bucket count past the input", []byte{1, 0xff, 0xff, 0xff, 0x7f}},
+		{"a group count past the input", []byte{1, 1, 0, 0xff, 0xff, 0x03}},
+		{"no buckets", []byte{1, 0, 0, 0}},
+		{"a bucket of an unlisted group", []byte{1, 1, 5, 0, 0}},
+		{"a group without servers", []byte{1, 1, 5, 1, 5, 0, 0}},
+		{"gids out of order", []byte{1, 1, 5, 2, 5, 1, 1, 'a', 3, 1, 1, 'b', 0}},
+		{"pinned out of range", []byte{1, 1, 0, 0, 1, 4}},
+	}
+	for _, b := range bad {
+		if _, err := unmarshalConfig(b.data); !errors.Is(err, ErrBadShardOp) {
+			t.Errorf("%s: %v", b.name, err)
+		}
+	}
+	w := (&wireConfigOp{Join: []wireGroup{{GID: 3, Servers: []string{"a"}}, {GID: 3, Servers: []string{"b"}}}})
+	if _, err := w.op(); !errors.Is(err, ErrBadConfigOp) {
+		t.Fatalf("a join naming a group twice: %v", err)
+	}
+	op := ConfigOp{Join: map[uint64][]string{4: {"x"}, 1: {"y"}}}
+	if back, err := op.wire().op(); err != nil || !reflect.DeepEqual(back, op) {
+		t.Fatalf("join round trip: %+v, %v", back, err)
 	}
 }
