@@ -93,11 +93,11 @@ func TestSnapshotStreamRoundTrip(t *testing.T) {
 	}
 	sessions := map[uint64]*session{7: {Watermark: 5, Applied: map[uint64]bool{5: true, 9: true}}}
 	var buf bytes.Buffer
-	if err := writeSnapshot(&buf, &snapState{buckets: []bucket{{data: keys}}, sessions: sessions}); err != nil {
+	if err := writeSnapshot(&buf, &snapState{nbuckets: 1, buckets: []bucket{{data: keys}}, sessions: sessions}); err != nil {
 		t.Fatal(err)
 	}
 	data := buf.Bytes()
-	got, err := readSnapshot(bytes.NewReader(data), 1)
+	got, err := readSnapshot(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,14 +117,14 @@ func TestSnapshotStreamRoundTrip(t *testing.T) {
 
 	// Every truncation and every single-bit flip is caught.
 	for cut := 0; cut < len(data); cut += 7 {
-		if _, err := readSnapshot(bytes.NewReader(data[:cut]), 1); !errors.Is(err, ErrCorruptSnapshot) {
+		if _, err := readSnapshot(bytes.NewReader(data[:cut]), int64(cut)); !errors.Is(err, ErrCorruptSnapshot) {
 			t.Fatalf("truncated at %d: %v", cut, err)
 		}
 	}
 	for i := 0; i < len(data); i += 5 {
 		bad := bytes.Clone(data)
 		bad[i] ^= 0x10
-		if _, err := readSnapshot(bytes.NewReader(bad), 1); err == nil {
+		if _, err := readSnapshot(bytes.NewReader(bad), int64(len(bad))); err == nil {
 			t.Fatalf("bit flip at byte %d went unnoticed", i)
 		}
 	}
@@ -156,7 +156,7 @@ func TestSnapshotDoesNotStopWrites(t *testing.T) {
 	if err := write(io.Discard); err == nil {
 		t.Fatal("a second write of the same snapshot succeeded")
 	}
-	st, err := readSnapshot(&buf, 1)
+	st, err := readSnapshot(&buf, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func bareStore(lg *zap.Logger, cfg Config) *Store {
 	return s
 }
 
-func mustEntry(t *testing.T, index uint64, b *batch) raftnode.Entry {
+func mustEntry(t testing.TB, index uint64, b *batch) raftnode.Entry {
 	data, err := encodeBatch(b)
 	if err != nil {
 		t.Fatal(err)
@@ -446,13 +446,13 @@ func TestSnapshotWriteLetsGoOfWrittenValues(t *testing.T) {
 			t.Error("the last key's value was let go before it was written")
 		}
 	}
-	if err := writeSnapshot(w, &snapState{buckets: []bucket{{data: snap}}}); err != nil {
+	if err := writeSnapshot(w, &snapState{nbuckets: 1, buckets: []bucket{{data: snap}}}); err != nil {
 		t.Fatal(err)
 	}
 	if !w.checked {
 		t.Fatal("the snapshot was written in a single write")
 	}
-	st, err := readSnapshot(bytes.NewReader(w.buf.Bytes()), 1)
+	st, err := readSnapshot(bytes.NewReader(w.buf.Bytes()), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
