@@ -1,8 +1,6 @@
 package ui_test
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,7 +10,6 @@ import (
 	"time"
 
 	"github.com/raftkv/raftkv/testcluster"
-	"golang.org/x/net/html"
 )
 
 // chromium returns the path of Debian's Chromium, and skips the test
@@ -31,6 +28,15 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
+// chromeFlags are the flags of a headless Chromium run, then extra. The
+// page polls its view once a second; a few seconds of virtual time let it
+// load and render.
+func chromeFlags(t *testing.T, extra ...string) []string {
+	return append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--user-data-dir=" + t.TempDir(), "--virtual-time-budget=2500"}, extra...)
+}
+
 // page is the dashboard as a browser rendered it.
 type page struct {
 	state   string      // #conn's data-state: ok once a view was rendered
@@ -45,51 +51,28 @@ type row struct {
 	term, applied uint64
 }
 
-// load opens url in headless Chromium, lets its scripts run for a few
-// seconds of virtual time (the page polls its view once a second) and
-// parses the resulting DOM.
+// load opens url in headless Chromium and reads the page it rendered.
 func load(t *testing.T, chrome, url string) (page, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, chrome, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--user-data-dir="+t.TempDir(), "--virtual-time-budget=2500", "--dump-dom", url)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		return page{}, fmt.Errorf("chromium: %v\n%s", err, stderr.Bytes())
+	els, dom, err := elements(t, chrome, url)
+	if err != nil {
+		return page{}, err
 	}
 	t.Logf("chromium loaded %s in %v", url, time.Since(start).Round(time.Millisecond))
-	doc, err := html.Parse(bytes.NewReader(stdout.Bytes()))
-	if err != nil {
-		return page{}, fmt.Errorf("parsing the dumped DOM: %v", err)
-	}
-	p := page{members: map[int]row{}, dom: stdout.String()}
-	var walk func(*html.Node)
-	walk = func(n *html.Node) {
-		if n.Type == html.ElementNode {
-			a := map[string]string{}
-			for _, at := range n.Attr {
-				a[at.Key] = at.Val
-			}
-			switch {
-			case a["id"] == "conn":
-				p.state = a["data-state"]
-			case a["id"] == "leader":
-				p.leader, _ = strconv.Atoi(a["data-leader"])
-			case n.Data == "tr" && a["class"] == "member":
-				id, _ := strconv.Atoi(a["data-id"])
-				term, _ := strconv.ParseUint(a["data-term"], 10, 64)
-				applied, _ := strconv.ParseUint(a["data-applied"], 10, 64)
-				p.members[id] = row{role: a["data-role"], up: a["data-up"] == "true", term: term, applied: applied}
-			}
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
+	p := page{members: map[int]row{}, dom: dom}
+	for _, a := range els {
+		switch {
+		case a["id"] == "conn":
+			p.state = a["data-state"]
+		case a["id"] == "leader":
+			p.leader, _ = strconv.Atoi(a["data-leader"])
+		case a["class"] == "member":
+			id, _ := strconv.Atoi(a["data-id"])
+			term, _ := strconv.ParseUint(a["data-term"], 10, 64)
+			applied, _ := strconv.ParseUint(a["data-applied"], 10, 64)
+			p.members[id] = row{role: a["data-role"], up: a["data-up"] == "true", term: term, applied: applied}
 		}
 	}
-	walk(doc)
 	return p, nil
 }
 

@@ -34,6 +34,13 @@ func view(c *testcluster.Cluster, id int) (ui.Cluster, error) {
 	return v, nil
 }
 
+func jsonDecode(resp *http.Response, v any) error {
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s", resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
 func member(v ui.Cluster, id int) (ui.Member, bool) {
 	for _, m := range v.Members {
 		if m.ID == uint64(id) {

@@ -14,6 +14,8 @@ function el(tag, attrs, ...children) {
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === undefined || v === null) continue;
     if (k === 'class') e.className = v;
+    // Through the CSSOM: the content security policy refuses style attributes.
+    else if (k === 'style') Object.assign(e.style, v);
     else e.setAttribute(k, String(v));
   }
   for (const c of children) {
@@ -107,22 +109,29 @@ function renderMembers(c) {
   $('members').tBodies[0].replaceChildren(...rows);
 }
 
-// bucketStates maps each bucket listed in the shard sections to its state
-// and the group whose section lists it.
+// bucketStates maps each bucket listed in the shard sections to the states
+// the sections give it, each with the group whose section says so.
 function bucketStates(sections) {
   const states = new Map();
   for (const s of sections) {
     for (const st of STATES) {
       for (const b of (s.buckets && s.buckets[st]) || []) {
-        // A migration state wins over serving: it is what is in progress.
-        if (!states.has(b) || st !== 'serving') states.set(b, { state: st, group: s.group });
+        if (!states.has(b)) states.set(b, []);
+        states.get(b).push({ state: st, group: s.group });
       }
     }
   }
   return states;
 }
 
-// leaderShard picks, of a group's members, the shard section of the one
+// stateOf picks, of a bucket's states, the one of group gid (its owner in
+// the config), else the first that is not serving, else the first.
+function stateOf(list, gid) {
+  if (!list || list.length === 0) return null;
+  return list.find((s) => s.group === gid) || list.find((s) => s.state !== 'serving') || list[0];
+}
+
+// bestShard picks, of a group's members, the shard section of the one
 // with the highest config version (the leader's when versions tie).
 function bestShard(members) {
   let best = null;
@@ -158,9 +167,9 @@ function renderSharding(c) {
         el('td', { class: 'text' }, ranges(shard.buckets && shard.buckets[st])))));
     const states = bucketStates([shard]);
     const cells = [...states.keys()].sort((a, b) => a - b).map((b) => {
-      const s = states.get(b);
+      const s = stateOf(states.get(b), shard.group);
       return el('div', { class: 'bucket ' + s.state, 'data-bucket': b, 'data-state': s.state,
-        title: 'bucket ' + b + ': ' + STATE_NAMES[s.state], style: 'background:' + groupColor(s.state === 'bePulling' ? 0 : shard.group) }, b);
+        title: 'bucket ' + b + ': ' + STATE_NAMES[s.state], style: { background: groupColor(s.state === 'bePulling' ? 0 : shard.group) } }, b);
     });
     map.replaceChildren(...cells);
     groupsTable.hidden = true;
@@ -176,11 +185,11 @@ function renderSharding(c) {
     const states = bucketStates(sections);
     const owners = (c.shardConfig && c.shardConfig.buckets) || [];
     map.replaceChildren(...owners.map((gid, b) => {
-      const s = states.get(b);
+      const s = stateOf(states.get(b), gid);
       const st = s && s.state !== 'serving' ? s.state : '';
       return el('div', { class: 'bucket ' + st, 'data-bucket': b, 'data-owner': gid, 'data-state': st || null,
         title: 'bucket ' + b + ': group ' + (gid || 'none') + (st ? ', ' + STATE_NAMES[st] + ' (group ' + s.group + ')' : ''),
-        style: 'background:' + groupColor(gid) }, b);
+        style: { background: groupColor(gid) } }, b);
     }));
     groupsTable.hidden = groups.length === 0;
     const rows = [];
@@ -192,7 +201,7 @@ function renderSharding(c) {
       g.members.forEach((m, i) => {
         const tr = el('tr', { class: 'group-member', 'data-group': g.id, 'data-up': m.up, 'data-role': m.role });
         if (i === 0) {
-          tr.append(el('td', { rowspan: g.members.length, style: 'background:' + groupColor(g.id) }, g.id),
+          tr.append(el('td', { rowspan: g.members.length, style: { background: groupColor(g.id) } }, g.id),
             el('td', { rowspan: g.members.length }, g.buckets));
         }
         tr.append(el('td', { class: 'text', title: m.error || null }, m.clientURL),
