@@ -237,8 +237,9 @@ func (a *aggregator) aggregate(ctx context.Context) Cluster {
 			leader = &r.st
 		}
 	}
+	leaderTerm := self.st.Term
 	if leader != nil {
-		out.Leader = leader.ID
+		out.Leader, leaderTerm = leader.ID, leader.Term
 		for i := range out.Members {
 			mv := &out.Members[i]
 			pr, ok := leader.Progress[strconv.FormatUint(mv.ID, 10)]
@@ -259,13 +260,13 @@ func (a *aggregator) aggregate(ctx context.Context) Cluster {
 		out.Error = fmt.Sprintf("GET /config: %v", cfgErr)
 	}
 
-	a.record(&out, list, results)
+	a.record(&out, list, results, leaderTerm)
 	return out
 }
 
 // record adds the samples of this aggregation, fills in the rates, and
-// notes a change of leader.
-func (a *aggregator) record(out *Cluster, list []statusMember, results []fetched) {
+// notes a change of leader, or of the leader's term (leaderTerm).
+func (a *aggregator) record(out *Cluster, list []statusMember, results []fetched, leaderTerm uint64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for i := range out.Members {
@@ -288,15 +289,13 @@ func (a *aggregator) record(out *Cluster, list []statusMember, results []fetched
 			delete(a.mu.series, key)
 		}
 	}
-	if out.Leader != 0 && (out.Leader != a.mu.leader || out.Term > a.mu.term) {
-		// A term below the one seen is an old leader's answer that came
-		// late: not a change.
-		if out.Term >= a.mu.term {
-			if a.mu.leader != 0 {
-				a.mu.change = &LeaderChange{At: out.At, From: a.mu.leader, To: out.Leader, Term: out.Term}
-			}
-			a.mu.leader, a.mu.term = out.Leader, out.Term
+	// A leader in a term below the one seen is an old leader's answer
+	// that came late: not a change.
+	if out.Leader != 0 && leaderTerm >= a.mu.term && (out.Leader != a.mu.leader || leaderTerm > a.mu.term) {
+		if a.mu.leader != 0 {
+			a.mu.change = &LeaderChange{At: out.At, From: a.mu.leader, To: out.Leader, Term: leaderTerm}
 		}
+		a.mu.leader, a.mu.term = out.Leader, leaderTerm
 	}
 	if a.mu.change != nil {
 		c := *a.mu.change
