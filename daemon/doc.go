@@ -9,8 +9,8 @@
 // interfaces, the health policy (a member is healthy with a leader and an
 // applied index within healthLag entries of the commit index), the
 // forwarding of membership changes to the leader's client URL, the
-// raftdb-style join request (Config.JoinAddr) and each member's Prometheus
-// registry. It must not parse flags, install
+// raftdb-style join request (Config.JoinAddr), each member's Prometheus
+// registry and the mounting of package ui's dashboard at /ui. It must not parse flags, install
 // signal handlers, change process-wide settings (GC, the default logger)
 // or exit the process: everything comes from Config, and failures end in
 // Start's error or Err.

@@ -139,6 +139,7 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		Cluster:        cluster{node: m.node, store: m.kv},
 		Logger:         lg.Named("http"),
 		RequestTimeout: cfg.RequestTimeout,
+		Dashboard:      dashboard(m.clientURL),
 		// etcd's wal, snap and rafthttp packages and the Go runtime
 		// collectors use the default registry; raftkv's own metrics are
 		// per member.

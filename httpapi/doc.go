@@ -64,6 +64,8 @@
 //	                    200 JSON Digest from Store.Digest: applied index, key count
 //	                    and a hash of the state, for convergence checks
 //	/debug /debug/...   reserved: 404 (including /debug/pprof without the slash)
+//	/ui /ui/...         Config.Dashboard, any method; 404 "the dashboard is not
+//	                    enabled" when nil
 //	GET|HEAD /<k>       200 with the raw value, application/octet-stream; 404 if absent
 //	PUT      /<k>       body is the value; 204 with X-Raft-Index once applied
 //	POST     /<id>      body is the new member's peer URL; 204 once the conf change is applied

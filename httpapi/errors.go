@@ -60,6 +60,8 @@ var (
 	ErrValueNotUTF8 error = notAcceptable("the value is not valid UTF-8, which a JSON string cannot carry; add ?encoding=base64, or read the raw bytes with GET /<key>")
 	// ErrMetricsDisabled: /metrics without Config.Metrics.
 	ErrMetricsDisabled error = notFound("metrics are not enabled")
+	// ErrDashboardDisabled: /ui without Config.Dashboard.
+	ErrDashboardDisabled error = notFound("the dashboard is not enabled")
 	// ErrPprofDisabled: /debug/pprof/ without Config.Pprof.
 	ErrPprofDisabled error = notFound("pprof is not enabled")
 	// ErrTooManyRequests: Config.MaxInFlight requests are already being

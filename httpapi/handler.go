@@ -110,6 +110,12 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request) error {
 		return only(w, r, allowPost, h.join)
 	case strings.HasPrefix(p, "/key/"):
 		return h.routeKey(w, r, p[len("/key/"):])
+	case p == "/ui" || strings.HasPrefix(p, "/ui/"):
+		if h.cfg.Dashboard == nil {
+			return ErrDashboardDisabled
+		}
+		h.cfg.Dashboard.ServeHTTP(w, r)
+		return nil
 	case strings.HasPrefix(p, pprofPrefix):
 		return h.debugPprof(w, r, p[len(pprofPrefix):])
 	case reserved(p):
@@ -133,10 +139,10 @@ func only(w http.ResponseWriter, r *http.Request, allow string,
 // key, whether or not this version serves it.
 func reserved(p string) bool {
 	switch p {
-	case "/key", "/join", "/status", "/health", "/metrics", "/debug":
+	case "/key", "/join", "/status", "/health", "/metrics", "/debug", "/ui":
 		return true
 	}
-	return strings.HasPrefix(p, "/key/") || strings.HasPrefix(p, "/debug/")
+	return strings.HasPrefix(p, "/key/") || strings.HasPrefix(p, "/debug/") || strings.HasPrefix(p, "/ui/")
 }
 
 // routeRoot serves raftexample's API: /<key> for keys, /<id> for members.

@@ -36,6 +36,7 @@ func (s *Store) Get(ctx context.Context, key string, opts ReadOptions) ([]byte, 
 			return nil, err
 		}
 	}
+	s.met.countRead(opts.Stale)
 	return s.local(key)
 }
 
