@@ -10,10 +10,20 @@
 // # Data flow
 //
 // The application sends proposals on ProposeC (or calls Propose) and
-// membership changes on ConfChangeC (or calls AddMember/RemoveMember). It
+// membership changes on ConfChangeC (or calls AddMember, AddLearner,
+// PromoteMember, RemoveMember). It
 // receives committed state on Commits, in log order, and calls
 // Commit.Applied after applying each commit. Linearizable reads call
 // ReadIndex and wait until the application applied the returned index.
+//
+// # Learners
+//
+// A learner (AddLearner) receives the log and snapshots but does not vote
+// and cannot lead; the member list records it (Member.IsLearner, as raft's
+// ConfState has it after each change). PromoteMember makes it a voter by
+// proposing ConfChangeAddNode of its id, and only the leader takes that:
+// it alone knows the learner's progress, and refuses a learner whose log
+// matches less than 90% of its own (etcd's rule).
 //
 // # Batching
 //
@@ -138,8 +148,9 @@
 //     leader, raft's answers mapped to errors.
 //   - batcher.go: the leader's merging of proposals into batch entries.
 //   - readindex.go: linearizable reads, one ReadIndex round at a time.
-//   - confchange.go: proposing and applying membership changes, and the
-//     members' published client URLs.
+//   - confchange.go: proposing and applying membership changes, the
+//     learner's readiness for promotion, and the members' published
+//     client URLs.
 //   - membership.go: the member list, the snapshot envelope and the kinds
 //     of entry data.
 //   - snapshot.go: taking snapshots (maybeSnapshot, finishSnapshot), log
