@@ -16,14 +16,17 @@
 // Commit.Applied after applying each commit. Linearizable reads call
 // ReadIndex and wait until the application applied the returned index.
 //
-// # Learners
+// # Learners and leadership transfer
 //
 // A learner (AddLearner) receives the log and snapshots but does not vote
 // and cannot lead; the member list records it (Member.IsLearner, as raft's
 // ConfState has it after each change). PromoteMember makes it a voter by
 // proposing ConfChangeAddNode of its id, and only the leader takes that:
 // it alone knows the learner's progress, and refuses a learner whose log
-// matches less than 90% of its own (etcd's rule).
+// matches less than 90% of its own (etcd's rule). TransferLeadership asks
+// raft, on the leader, to hand leadership to a voter (raft catches it up,
+// then sends it MsgTimeoutNow, so it campaigns at once) and waits until
+// this member sees it lead.
 //
 // # Batching
 //
@@ -151,6 +154,7 @@
 //   - confchange.go: proposing and applying membership changes, the
 //     learner's readiness for promotion, and the members' published
 //     client URLs.
+//   - transfer.go: leadership transfer and the choice of the transferee.
 //   - membership.go: the member list, the snapshot envelope and the kinds
 //     of entry data.
 //   - snapshot.go: taking snapshots (maybeSnapshot, finishSnapshot), log

@@ -39,6 +39,10 @@ func (e *nodeError) NoLeader() bool { return error(e) == ErrNoLeader }
 // behind the leader to be promoted.
 func (e *nodeError) LearnerNotReady() bool { return error(e) == ErrLearnerNotReady }
 
+// LeaderTransferTimeout reports whether the error is that leadership did
+// not move before the caller's deadline.
+func (e *nodeError) LeaderTransferTimeout() bool { return error(e) == ErrTransferTimeout }
+
 func newError(k kind, msg, human string) error { return &nodeError{msg: msg, human: human, kind: k} }
 
 var (
@@ -99,9 +103,19 @@ var (
 	ErrLearnerNotReady = newError(conflict, "raftnode: learner is not caught up with the leader",
 		"the learner has not caught up with the leader yet; retry once it has")
 	// ErrNotLeader means the request needs the leader's view of the
-	// followers (promoting a learner), and this member is not the leader.
+	// followers (promoting a learner, transferring leadership), and this
+	// member is not the leader.
 	ErrNotLeader = newError(unavailable, "raftnode: this member is not the leader",
 		"this member is not the leader; send the request to the leader")
+	// ErrTransferTarget means leadership cannot go to the member asked
+	// for (unknown, a learner) or there is no voter to give it to.
+	ErrTransferTarget = newError(conflict, "raftnode: no such voting member to transfer leadership to",
+		"leadership can only be transferred to another voting member")
+	// ErrTransferTimeout means leadership had not moved to the transferee
+	// when the caller's deadline passed, or the transferee's connection
+	// went down; it may still move.
+	ErrTransferTimeout = newError(timeout, "raftnode: leadership transfer not completed",
+		"leadership did not move before the deadline; it may still move, or stay with the current leader")
 )
 
 // detailError is a sentinel with the detail that names what it is about

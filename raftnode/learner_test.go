@@ -232,6 +232,9 @@ func TestLearnerChecks(t *testing.T) {
 		{"promote learner", m.checkPromote(4), nil, ""},
 		{"promote voter", m.checkPromote(1), ErrNotLearner, "member 1 is a voting member already; only a learner can be promoted"},
 		{"promote unknown", m.checkPromote(9), ErrMemberNotFound, "there is no member 9"},
+		{"transfer to voter", m.checkTransferee(1), nil, ""},
+		{"transfer to learner", m.checkTransferee(4), ErrTransferTarget, "member 4 is a learner, which cannot lead; promote it first"},
+		{"transfer to unknown", m.checkTransferee(9), ErrTransferTarget, "there is no member 9 to transfer leadership to"},
 		// raft panics on a change that leaves no voter.
 		{"remove the only voter", m.checkRemove(1), ErrLastMember, "cannot remove the last voting member"},
 		{"remove the learner", m.checkRemove(4), nil, ""},

@@ -116,6 +116,20 @@ func (m membership) checkPromote(id uint64) error {
 	return nil
 }
 
+// checkTransferee validates id as the member to hand leadership to.
+func (m membership) checkTransferee(id uint64) error {
+	mem, ok := m.Members[id]
+	switch {
+	case !ok:
+		return withDetail(ErrTransferTarget, fmt.Sprintf("%d is not a member", id),
+			fmt.Sprintf("there is no member %d to transfer leadership to", id))
+	case mem.IsLearner:
+		return withDetail(ErrTransferTarget, fmt.Sprintf("%d is a learner", id),
+			fmt.Sprintf("member %d is a learner, which cannot lead; promote it first", id))
+	}
+	return nil
+}
+
 // envelope is the data of a raft snapshot: raftnode's membership. The
 // application's state travels and rests beside it, in the snapshot's data
 // file (see snapfile.go), which raftnode never interprets.
