@@ -70,6 +70,9 @@
 // Config.NewTransport from a TransportParams: the member's id, the Node
 // as the rafthttp.Raft that takes what arrives, and the snapshotter that
 // saves an incoming snapshot's data file before its message goes to raft.
+// A transport may also tell since when its connection to a peer is up
+// (ActiveSince, as rafthttp's does), so that leadership goes to no member
+// that is gone; one that cannot tell counts every peer connected.
 // Nil means etcd's rafthttp, with its peer HTTP server on
 // Config.PeerListenAddr, serving once the known peers were added: what the
 // daemon runs. raftnode keeps its own record of the peers it added, and
