@@ -153,7 +153,7 @@ func (h *handler) routeRoot(w http.ResponseWriter, r *http.Request, name string)
 	case http.MethodPut:
 		return h.put(w, r, name)
 	case http.MethodPost:
-		return h.addMember(w, r, name)
+		return h.postRoot(w, r, name)
 	case http.MethodDelete:
 		return h.removeMember(w, r, name)
 	}
@@ -296,6 +296,10 @@ func (h *handler) addMember(w http.ResponseWriter, r *http.Request, idText strin
 	if !ok {
 		return ErrBadMemberID
 	}
+	learner, err := learnerFlag(r.URL.RawQuery)
+	if err != nil {
+		return err
+	}
 	body, err := readBody(w, r, maxPeerURLBytes)
 	if err != nil {
 		return err
@@ -304,10 +308,8 @@ func (h *handler) addMember(w http.ResponseWriter, r *http.Request, idText strin
 	if err != nil {
 		return err
 	}
-	ctx, cancel := h.callContext(r.Context())
-	defer cancel()
-	if err := h.cfg.Cluster.AddMember(ctx, id, peerURL); err != nil {
-		return onMember{err}
+	if err := h.addMemberAs(r.Context(), id, peerURL, learner); err != nil {
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
