@@ -33,7 +33,23 @@ func startCluster(t *testing.T, opts testcluster.Options) (*testcluster.Cluster,
 		t.Skip("e2e: starts real raftkv processes")
 	}
 	c := testcluster.Start(t, opts)
-	return c, c.WaitLeader(t, leaderTimeout)
+	leader := c.WaitLeader(t, leaderTimeout)
+	// A majority agreeing is enough for WaitLeader; the tests then talk to
+	// any member, so every one must know the leader (a member that does
+	// not yet would answer 503 no_leader).
+	testcluster.WaitFor(t, leaderTimeout, "every member to know the leader", func() error {
+		for _, id := range c.Live() {
+			st, err := c.Status(id)
+			if err != nil {
+				return err
+			}
+			if st.Leader != uint64(leader) {
+				return fmt.Errorf("node %d knows leader %d, want %d", id, st.Leader, leader)
+			}
+		}
+		return nil
+	})
+	return c, leader
 }
 
 // followers returns the live nodes other than leader.
