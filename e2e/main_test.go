@@ -38,14 +38,22 @@ func startCluster(t *testing.T, opts testcluster.Options) (*testcluster.Cluster,
 	// any member, so every one must know the leader (a member that does
 	// not yet would answer 503 no_leader).
 	testcluster.WaitFor(t, leaderTimeout, "every member to know the leader", func() error {
+		known := map[uint64]bool{}
 		for _, id := range c.Live() {
 			st, err := c.Status(id)
 			if err != nil {
 				return err
 			}
-			if st.Leader != uint64(leader) {
-				return fmt.Errorf("node %d knows leader %d, want %d", id, st.Leader, leader)
+			if st.Leader == 0 {
+				return fmt.Errorf("node %d knows no leader", id)
 			}
+			known[st.Leader] = true
+		}
+		if len(known) != 1 {
+			return fmt.Errorf("members name different leaders: %v", known)
+		}
+		for l := range known {
+			leader = int(l) // a new election may have happened meanwhile
 		}
 		return nil
 	})
