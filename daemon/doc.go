@@ -8,9 +8,11 @@
 // adapters from kvstore and raftnode to httpapi's Store and Cluster
 // interfaces, the health policy (a member is healthy with a leader and an
 // applied index within healthLag entries of the commit index), the
-// forwarding of membership changes to the leader's client URL, the
-// raftdb-style join request (Config.JoinAddr) and each member's Prometheus
-// registry. It must not parse flags, install
+// forwarding of membership changes and leadership transfers to the
+// leader's client URL, the leader's hand-off of leadership on Stop, the
+// raftdb-style join request (Config.JoinAddr), each member's Prometheus
+// registry and the mounting of package ui's dashboard at /ui. It must not
+// parse flags, install
 // signal handlers, change process-wide settings (GC, the default logger)
 // or exit the process: everything comes from Config, and failures end in
 // Start's error or Err.
@@ -41,8 +43,11 @@
 //
 //  1. The client HTTP server stops accepting and lets the requests in
 //     flight finish, for at most RequestTimeout plus a second.
-//  2. The store's proposer stops, so nothing new is proposed.
-//  3. The raft node stops: its Ready loop, the transport and peer server,
+//  2. On Stop, a member that leads transfers leadership to the most
+//     up-to-date voter first (handoff.go), waiting at most an election
+//     timeout, so the others need not wait one out to elect a leader.
+//  3. The store's proposer stops, so nothing new is proposed.
+//  4. The raft node stops: its Ready loop, the transport and peer server,
 //     then the WAL.
-//  4. The store's apply loop ends once the node closed its commits.
+//  5. The store's apply loop ends once the node closed its commits.
 package daemon

@@ -2,6 +2,7 @@ package kvstore
 
 import (
 	"bytes"
+	"context"
 	"encoding/gob"
 	"encoding/hex"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"unsafe"
 	"weak"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/raftkv/raftkv/raftnode"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -487,4 +489,26 @@ func (w *gcOnFirstWrite) Write(p []byte) (int, error) {
 		w.check()
 	}
 	return w.buf.Write(p)
+}
+
+// TestReadsCounted: each read served, found or not, counts once at its level.
+func TestReadsCounted(t *testing.T) {
+	s := newBareStore(t)
+	s.applyEntry(mustEntry(t, 1, &batch{Session: 2, Watermark: 1, Reqs: []request{{ID: 1, Ops: []Op{{Type: OpPut, Key: "k", Value: []byte("v")}}}}}))
+	for _, key := range []string{"k", "absent", "k"} {
+		s.Get(context.Background(), key, ReadOptions{Stale: true})
+	}
+	m := &dto.Metric{}
+	if err := s.met.staleReads.Write(m); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.GetCounter().GetValue(); got != 3 {
+		t.Errorf("stale reads = %v, want 3", got)
+	}
+	if err := s.met.linearReads.Write(m); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.GetCounter().GetValue(); got != 0 {
+		t.Errorf("linearizable reads = %v, want 0", got)
+	}
 }

@@ -205,6 +205,7 @@ func (n *Node) ReportSnapshot(id uint64, status raft.SnapshotStatus) {
 // HTTP server that hands it the other members' requests.
 type httpTransport struct {
 	rh     *rafthttp.Transport
+	links  *peerLinks // replaces the connections of silent peers
 	ln     net.Listener
 	server *http.Server
 	errc   chan error
@@ -224,21 +225,24 @@ func (n *Node) newHTTPTransport(p TransportParams) (*httpTransport, error) {
 		own = true
 	}
 	id := strconv.FormatUint(p.ID, 10)
+	rh := &rafthttp.Transport{
+		Logger:      p.Logger.Named("rafthttp"),
+		DialTimeout: n.peerDialTimeout(),
+		ID:          types.ID(p.ID),
+		ClusterID:   clusterID,
+		Snapshotter: p.Snapshotter,
+		ServerStats: stats.NewServerStats("", id),
+		LeaderStats: stats.NewLeaderStats(p.Logger, id),
+		ErrorC:      make(chan error, 1),
+	}
 	t := &httpTransport{
-		rh: &rafthttp.Transport{
-			Logger:      p.Logger.Named("rafthttp"),
-			ID:          types.ID(p.ID),
-			ClusterID:   clusterID,
-			Raft:        p.Raft,
-			Snapshotter: p.Snapshotter,
-			ServerStats: stats.NewServerStats("", id),
-			LeaderStats: stats.NewLeaderStats(p.Logger, id),
-			ErrorC:      make(chan error, 1),
-		},
+		rh:    rh,
+		links: newPeerLinks(p.Logger, n.cfg.TickInterval, n.electionTimeout(), rh),
 		ln:    ln,
 		errc:  make(chan error, 2),
 		stopc: make(chan struct{}),
 	}
+	rh.Raft = heardRaft{Raft: p.Raft, links: t.links}
 	if err := t.rh.Start(); err != nil {
 		if own {
 			ln.Close() // a PeerListener is the caller's to close until Start succeeded
@@ -246,7 +250,8 @@ func (n *Node) newHTTPTransport(p TransportParams) (*httpTransport, error) {
 		return nil, fmt.Errorf("raftnode: start transport: %w", err)
 	}
 	t.server = &http.Server{
-		Handler:           t.rh.Handler(),
+		Handler:           t.links.handler(t.rh.Handler()),
+		ConnContext:       withConn,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          zap.NewStdLog(p.Logger.Named("peer-http")),
@@ -266,7 +271,11 @@ func (n *Node) newHTTPTransport(p TransportParams) (*httpTransport, error) {
 }
 
 func (t *httpTransport) serve() {
-	t.wg.Add(1)
+	t.wg.Add(2)
+	go func() {
+		defer t.wg.Done()
+		t.links.run(t.stopc)
+	}()
 	go func() {
 		defer t.wg.Done()
 		if err := t.server.Serve(t.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -275,13 +284,18 @@ func (t *httpTransport) serve() {
 	}()
 }
 
-func (t *httpTransport) Send(ms []*raftpb.Message)    { t.rh.Send(ms) }
-func (t *httpTransport) SendSnapshot(m *snap.Message) { t.rh.SendSnapshot(m) }
-func (t *httpTransport) AddPeer(id uint64, peerURL string) {
-	t.rh.AddPeer(types.ID(id), []string{peerURL})
+func (t *httpTransport) Send(ms []*raftpb.Message) {
+	t.links.sent(ms, time.Now())
+	t.rh.Send(ms)
 }
-func (t *httpTransport) RemovePeer(id uint64) { t.rh.RemovePeer(types.ID(id)) }
-func (t *httpTransport) ErrorC() <-chan error { return t.errc }
+func (t *httpTransport) SendSnapshot(m *snap.Message)      { t.rh.SendSnapshot(m) }
+func (t *httpTransport) AddPeer(id uint64, peerURL string) { t.links.addPeer(id, peerURL) }
+func (t *httpTransport) RemovePeer(id uint64)              { t.links.removePeer(id) }
+func (t *httpTransport) ErrorC() <-chan error              { return t.errc }
+
+// ActiveSince is since when rafthttp's connection to peer id is up; zero
+// while it is down (see peerConnected).
+func (t *httpTransport) ActiveSince(id uint64) time.Time { return t.rh.ActiveSince(types.ID(id)) }
 
 // Stop stops rafthttp, then the peer server.
 func (t *httpTransport) Stop() {

@@ -105,9 +105,10 @@ func (c *Client) doCtx(ctx context.Context, method, rawURL string, body []byte) 
 // Do performs op.Input on the member at op.Node, fills in the rest of op,
 // records it in h and returns it. Outcomes:
 //
-//	put, delete: 204 ok; 4xx failed (refused, not applied); never dialed:
-//	             failed; anything else (5xx, timeout, broken connection):
-//	             unknown
+//	put, delete: 204 ok; 4xx and 503 failed (refused, not applied: raftkv
+//	             answers 503 only for a write it certainly did not apply);
+//	             never dialed: failed; anything else (504 and other 5xx,
+//	             timeout, broken connection): unknown
 //	get:         200 value; 404 not-found; anything else: failed
 func (c *Client) Do(h *History, op Op) Op {
 	in, base := op.Input, op.Node
@@ -160,7 +161,7 @@ func classify(kind OpKind, r response) Output {
 		return Output{Result: ResultUnknown}
 	case r.status == http.StatusNoContent || r.status == http.StatusOK:
 		return Output{Result: ResultOK}
-	case r.status >= 400 && r.status < 500:
+	case r.status >= 400 && r.status < 500, r.status == http.StatusServiceUnavailable:
 		return Output{Result: ResultFailed}
 	}
 	return Output{Result: ResultUnknown}

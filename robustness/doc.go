@@ -54,8 +54,10 @@
 //     cut short when the workload stops, so stopping creates no unknown
 //     outcomes.
 //  3. An operation is recorded only with what the client learned: a write
-//     that got no definite answer is unknown (it may take effect at any time
-//     after its call); a write never sent or refused with 4xx, and a read
-//     without an answer, are failed and take no part in the check.
+//     that got no definite answer (504, another 5xx but 503, no response)
+//     is unknown (it may take effect at any time after its call); a write
+//     never sent or refused with 4xx or 503 ("not applied, retry"), and a
+//     read without an answer, are failed and take no part in the check, so
+//     a read of a write answered 503 makes the history illegal.
 //  4. A check that cannot decide (porcupine timed out) is a failure.
 package robustness

@@ -2,10 +2,14 @@ package robustness_test
 
 import (
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
+	"github.com/raftkv/raftkv/robustness"
 	"github.com/raftkv/raftkv/testcluster"
 )
 
@@ -194,6 +198,135 @@ var replaceMember = fault{name: "replace-member", inject: func(r *run) {
 	r.rejoined(id)
 }}
 
+// replaceTargetedMember: remove a member while clients of the fault's own
+// write through it, wait for it to exit, add a new member, and again:
+// r.tier.cycles times in one history, the leader every second time and a
+// follower otherwise. Each of those clients writes only to the member being
+// removed, to a key of its own, and reads every write back at once through
+// another member; once the member exited it reads its key once more. A
+// write the removed member answered 503 ("not applied") although it was
+// applied then shows as a read of a value no write wrote, and porcupine
+// rejects the history.
+var replaceTargetedMember = fault{name: "replace-targeted-member", inject: func(r *run) {
+	for cycle := 1; cycle <= r.tier.cycles; cycle++ {
+		leader := r.leader()
+		victim := r.pick(r.others(leader))
+		if cycle%2 == 0 {
+			victim = leader // its batcher holds the other members' writes
+		}
+		tw := startTargetedWriters(r, cycle, victim)
+		// Let them write a while before the removal, and through it.
+		r.hold(500 * time.Millisecond)
+		r.note("remove member %d (cycle %d of %d) while %d clients write through it", victim, cycle, r.tier.cycles, targetedWriters)
+		removeMember(r, victim, r.others(victim))
+		code, err := r.c.Wait(victim, rejoinTimeout)
+		statuses := tw.stop()
+		switch {
+		case err != nil:
+			r.t.Fatalf("removed member did not exit: %v", err)
+		case code != 0:
+			r.violation("removed member %d exited with status %d, want 0", victim, code)
+		default:
+			r.bit("member %d removed and exited 0; its answers to the targeted writes by HTTP status (0 = none): %v", victim, statuses)
+		}
+		id := r.c.AddNode(r.t)
+		r.note("added member %d", id)
+		r.healed()
+		r.rejoined(id)
+	}
+}}
+
+// targetedWriters is the number of clients that write through the member
+// replace-targeted-member removes.
+const targetedWriters = 8
+
+// targetedWrites are the clients of one cycle of replace-targeted-member.
+type targetedWrites struct {
+	r      *run
+	victim int
+	keys   []string
+	stopc  chan struct{}
+	wg     sync.WaitGroup
+
+	mu struct {
+		sync.Mutex
+		statuses map[int]int // the victim's answers to the writes, by HTTP status
+	}
+}
+
+// startTargetedWriters starts targetedWriters clients that put unique
+// values to keys of their own through victim alone, each write followed by
+// a read of its key through another live member.
+func startTargetedWriters(r *run, cycle, victim int) *targetedWrites {
+	tw := &targetedWrites{r: r, victim: victim, stopc: make(chan struct{})}
+	tw.mu.statuses = map[int]int{}
+	for c := range targetedWriters {
+		key := fmt.Sprintf("rk/targeted/%d/%d", cycle, c)
+		tw.keys = append(tw.keys, key)
+		rng := rand.New(rand.NewPCG(uint64(cycle), uint64(c)))
+		tw.wg.Add(1)
+		go func() {
+			defer tw.wg.Done()
+			tw.write(rng, key, fmt.Sprintf("t%d.%d", cycle, c))
+		}()
+	}
+	return tw
+}
+
+func (tw *targetedWrites) write(rng *rand.Rand, key, prefix string) {
+	client := tw.r.h.NewClient()
+	url := tw.r.c.ClientURL(tw.victim)
+	for seq := 1; ; seq++ {
+		select {
+		case <-tw.stopc:
+			return
+		default:
+		}
+		op := tw.r.cl.Do(tw.r.h, robustness.Op{Client: client, Node: url,
+			Input: robustness.Input{Op: robustness.OpPut, Key: key, Value: fmt.Sprintf("%s.%d", prefix, seq)}})
+		tw.mu.Lock()
+		tw.mu.statuses[op.Status]++
+		tw.mu.Unlock()
+		if op.Output.Result == robustness.ResultUnknown {
+			client = tw.r.h.NewClient() // the write is still pending
+		}
+		if op.Status == 0 && op.Return-op.Call < 20*time.Millisecond {
+			time.Sleep(20 * time.Millisecond) // the victim is gone: do not spin
+		}
+		tw.read(rng, client, key)
+	}
+}
+
+// read reads key as client through a random live member other than the
+// victim, and reports whether it got an answer.
+func (tw *targetedWrites) read(rng *rand.Rand, client int, key string) bool {
+	others := tw.r.others(tw.victim)
+	if len(others) == 0 {
+		return false
+	}
+	op := tw.r.cl.Do(tw.r.h, robustness.Op{Client: client,
+		Node: tw.r.c.ClientURL(others[rng.IntN(len(others))]), Input: robustness.Input{Op: robustness.OpGet, Key: key}})
+	return op.Output.Result != robustness.ResultFailed
+}
+
+// stop stops the clients, reads every key once more through the remaining
+// members, and returns the victim's answers by HTTP status.
+func (tw *targetedWrites) stop() map[int]int {
+	close(tw.stopc)
+	tw.wg.Wait()
+	rng := rand.New(rand.NewPCG(uint64(tw.victim), 0))
+	client := tw.r.h.NewClient()
+	for _, key := range tw.keys {
+		deadline := time.Now().Add(healWriteTimeout)
+		for !tw.read(rng, client, key) && time.Now().Before(deadline) {
+			time.Sleep(25 * time.Millisecond)
+		}
+	}
+	tw.mu.Lock()
+	defer tw.mu.Unlock()
+	return maps.Clone(tw.mu.statuses)
+}
+
 // removeMember sends DELETE /<victim> to the nodes in via until one
 // answers 204 (or 404: an earlier attempt that timed out was applied).
 func removeMember(r *run, victim int, via []int) {
@@ -264,5 +397,5 @@ func termOf(r *run, id int) uint64 {
 // shortFaults are the faults of the short tier, one history each.
 var shortFaults = []fault{
 	killFollower, killLeader, killAll, pauseLeader, isolateLeader,
-	isolateFollowerSnapshot, replaceMember, randomLoss, singleNodeKills,
+	isolateFollowerSnapshot, replaceMember, replaceTargetedMember, randomLoss, singleNodeKills,
 }

@@ -48,11 +48,12 @@ type tier struct {
 	warmup  time.Duration // workload before the fault
 	hold    time.Duration // how long a fault lasts, at least
 	after   time.Duration // workload after healing
+	cycles  int           // remove+add cycles of replace-targeted-member
 }
 
 var (
-	shortTier = tier{nodes: 3, clients: 12, rate: 300, warmup: 2 * time.Second, hold: 4 * time.Second, after: 3 * time.Second}
-	longTier  = tier{nodes: 5, clients: 16, rate: 400, warmup: 4 * time.Second, hold: 10 * time.Second, after: 6 * time.Second}
+	shortTier = tier{nodes: 3, clients: 12, rate: 300, warmup: 2 * time.Second, hold: 4 * time.Second, after: 3 * time.Second, cycles: 3}
+	longTier  = tier{nodes: 5, clients: 16, rate: 400, warmup: 4 * time.Second, hold: 10 * time.Second, after: 6 * time.Second, cycles: 6}
 )
 
 // fault is one fault injected into one history.

@@ -120,7 +120,7 @@ type Stats struct {
 	FailedReads   int // reads without an answer (dropped from the check)
 	AckedWrites   int // puts and deletes acknowledged
 	UnknownWrites int // puts and deletes with an unknown outcome
-	FailedWrites  int // writes never sent, or refused with 4xx
+	FailedWrites  int // writes never sent, or refused with 4xx or 503
 	Refused       int // writes refused with 4xx: a valid request should never be
 	OnceAcked     int // acknowledged writes of the write-once family
 	Keys          int // distinct keys

@@ -48,12 +48,14 @@ const (
 	ResultValue
 	// ResultNotFound: a read found no key (404).
 	ResultNotFound
-	// ResultUnknown: a write whose outcome is unknown (5xx, timeout, broken
-	// connection). It may take effect at any time after it was invoked.
+	// ResultUnknown: a write whose outcome is unknown (504 or another 5xx
+	// but 503, timeout, broken connection). It may take effect at any time
+	// after it was invoked.
 	ResultUnknown
 	// ResultFailed: an operation known to have had no effect and to tell
 	// nothing: a read that got no answer or an error, or a write that was
-	// never sent (the connection could not be dialed) or was refused (4xx).
+	// never sent (the connection could not be dialed) or was refused (4xx,
+	// or 503, which raftkv answers only for a write it did not apply).
 	ResultFailed
 )
 

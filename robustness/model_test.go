@@ -121,7 +121,8 @@ func TestClassify(t *testing.T) {
 		want Result
 	}{
 		{OpPut, response{status: http.StatusNoContent}, ResultOK},
-		{OpPut, response{status: http.StatusServiceUnavailable}, ResultUnknown},
+		{OpPut, response{status: http.StatusServiceUnavailable}, ResultFailed},
+		{OpDelete, response{status: http.StatusServiceUnavailable}, ResultFailed},
 		{OpPut, response{status: http.StatusGatewayTimeout}, ResultUnknown},
 		{OpPut, response{status: http.StatusInternalServerError}, ResultUnknown},
 		{OpPut, response{status: http.StatusBadRequest}, ResultFailed},

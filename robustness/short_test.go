@@ -19,5 +19,6 @@ func TestPauseLeader(t *testing.T)             { runShort(t, pauseLeader) }
 func TestIsolateLeader(t *testing.T)           { runShort(t, isolateLeader) }
 func TestIsolateFollowerSnapshot(t *testing.T) { runShort(t, isolateFollowerSnapshot) }
 func TestReplaceMember(t *testing.T)           { runShort(t, replaceMember) }
+func TestReplaceTargetedMember(t *testing.T)   { runShort(t, replaceTargetedMember) }
 func TestRandomLoss(t *testing.T)              { runShort(t, randomLoss) }
 func TestSingleNodeKills(t *testing.T)         { runShort(t, singleNodeKills) }

@@ -95,6 +95,11 @@ func buildBinary(flags ...string) (dir, path string, err error) {
 	if err != nil {
 		return "", "", err
 	}
+	// Nodes of a Blackholable cluster run as other users, who must reach the binary.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		os.RemoveAll(dir)
+		return "", "", err
+	}
 	path = filepath.Join(dir, "raftkv")
 	args := append([]string{"build", "-o", path}, flags...)
 	if raceEnabled {

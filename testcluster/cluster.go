@@ -65,6 +65,10 @@ type Options struct {
 	// Configure, for an in-process cluster, adjusts node id's configuration
 	// before each of its starts, as ExtraArgs does for processes.
 	Configure func(id int, cfg *daemon.Config)
+	// Blackholable runs every node under a user id of its own, so that
+	// Blackhole can drop its peer traffic with iptables. It needs root and
+	// iptables: call RequireBlackhole before Start.
+	Blackholable bool
 }
 
 // Cluster is a set of raftkv processes started by Start. Node ids are 1-based.
@@ -77,8 +81,9 @@ type Cluster struct {
 
 	mu struct {
 		sync.Mutex
-		nodes   []*node // index is the raft id; nodes[0] is nil
-		proxies map[link]*faultproxy.Proxy
+		nodes      []*node // index is the raft id; nodes[0] is nil
+		proxies    map[link]*faultproxy.Proxy
+		blackholes map[int]blackhole // by node id
 	}
 }
 
@@ -90,6 +95,7 @@ type node struct {
 	dir       string
 	logPath   string
 	args      []string
+	uid       int        // the user and group id it runs as; 0: the test's own
 	procs     []*process // every incarnation; the last one is the current one
 }
 
@@ -125,6 +131,8 @@ func Start(t testing.TB, opts Options) *Cluster {
 	switch {
 	case opts.InProcess && (len(opts.ExtraArgs) > 0 || bin != ""):
 		t.Fatalf("testcluster: an in-process cluster has no command line; use Options.Configure instead of ExtraArgs or Binary")
+	case opts.InProcess && opts.Blackholable:
+		t.Fatalf("testcluster: Blackholable runs each node as a process of its own user; it needs processes, not InProcess")
 	case bin == "" && !opts.InProcess:
 		bin = BuildBinary(t)
 	}
@@ -151,6 +159,9 @@ func Start(t testing.TB, opts Options) *Cluster {
 		},
 	}
 	c.mu.nodes = []*node{nil}
+	if opts.Blackholable {
+		c.openDirs()
+	}
 	ports := freePorts(t, 2*opts.N)
 	for id := 1; id <= opts.N; id++ {
 		c.mu.nodes = append(c.mu.nodes, c.newNode(id, ports[2*id-2], ports[2*id-1]))
@@ -173,13 +184,20 @@ func (c *Cluster) newNode(id, peerPort, clientPort int) *node {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		c.t.Fatalf("testcluster: %v", err)
 	}
-	return &node{
+	n := &node{
 		id:        id,
 		peerURL:   fmt.Sprintf("http://127.0.0.1:%d", peerPort),
 		clientURL: fmt.Sprintf("http://127.0.0.1:%d", clientPort),
 		dir:       dir,
 		logPath:   filepath.Join(dir, "node.log"),
 	}
+	if c.opts.Blackholable {
+		n.uid = freeUID()
+		if err := os.Chown(dir, n.uid, n.uid); err != nil {
+			c.t.Fatalf("testcluster: node %d runs as uid %d: %v", id, n.uid, err)
+		}
+	}
+	return n
 }
 
 // args is the raftexample-style command line of n.
@@ -227,7 +245,7 @@ func (c *Cluster) startProcess(n *node) {
 	cmd.Dir = n.dir
 	cmd.Stdout = logf
 	cmd.Stderr = logf
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = sysProcAttr(n.uid)
 	if err := cmd.Start(); err != nil {
 		c.t.Fatalf("testcluster: start node %d: %v", n.id, err)
 	}
@@ -391,6 +409,19 @@ func (c *Cluster) mustRunning(id int, op string) *process {
 // --join and the full --cluster list. It does not wait for the node to catch up.
 func (c *Cluster) AddNode(t testing.TB) int {
 	t.Helper()
+	return c.addNode(t, "")
+}
+
+// AddLearner is AddNode for a learner (POST /<id>?learner=true): it receives the log
+// but does not vote until promoted (POST /<id>/promote).
+func (c *Cluster) AddLearner(t testing.TB) int {
+	t.Helper()
+	return c.addNode(t, "?learner=true")
+}
+
+// addNode adds and starts a node, asking with query appended to POST /<id>.
+func (c *Cluster) addNode(t testing.TB, query string) int {
+	t.Helper()
 	ports := freePorts(t, 2)
 	c.mu.Lock()
 	id := len(c.mu.nodes)
@@ -400,7 +431,7 @@ func (c *Cluster) AddNode(t testing.TB) int {
 	c.mu.nodes = append(c.mu.nodes, n)
 	c.mu.Unlock()
 
-	path := "/" + strconv.Itoa(id)
+	path := "/" + strconv.Itoa(id) + query
 	attempts := 0
 	WaitFor(t, 30*time.Second, "POST "+path+" accepted by a live member", func() error {
 		var errs []error

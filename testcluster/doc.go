@@ -42,6 +42,13 @@
 //  3. A node process never outlives its test: the cleanup kills it, and on Linux the
 //     process gets SIGKILL if the test binary dies first (Pdeathsig).
 //
+// Faults: a Proxied cluster routes each peer link through a faultproxy, which
+// cuts links by refusing and closing connections (Isolate, Partition, SetLoss).
+// A Blackholable cluster runs each node under a user id of its own so that
+// Blackhole can drop its peer packets silently with iptables, as a dead
+// network does (blackhole.go); it needs root and iptables, which
+// RequireBlackhole checks, skipping the test, or failing it where CI is set.
+//
 // The binary is built with -race when the test binary is. Set RAFTKV_BINARY to use a
 // prebuilt binary instead, and RAFTKV_TESTCLUSTER_LOGS=<dir> to keep every node log.
 // A package that uses testcluster should call Main from its TestMain so the built

@@ -4,4 +4,5 @@ package testcluster
 
 import "syscall"
 
-func sysProcAttr() *syscall.SysProcAttr { return nil }
+// sysProcAttr is nil: Blackholable clusters, the only users of uid, need Linux.
+func sysProcAttr(int) *syscall.SysProcAttr { return nil }
