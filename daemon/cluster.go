@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -70,6 +71,44 @@ func (c cluster) RemoveMember(ctx context.Context, id uint64) error {
 	return c.node.RemoveMember(ctx, id)
 }
 
+func (c cluster) AddLearner(ctx context.Context, id uint64, peerURL string) error {
+	if leader, ok := c.leaderClientURL(); ok {
+		return forward(ctx, http.MethodPost, leader+"/"+strconv.FormatUint(id, 10)+"?learner=true", peerURL)
+	}
+	return c.node.AddLearner(ctx, id, peerURL)
+}
+
+// PromoteMember goes to the leader like any membership change, and above
+// all because only the leader knows how far the learner is.
+func (c cluster) PromoteMember(ctx context.Context, id uint64) error {
+	if leader, ok := c.leaderClientURL(); ok {
+		return forward(ctx, http.MethodPost, leader+"/"+strconv.FormatUint(id, 10)+"/promote", "")
+	}
+	return c.node.PromoteMember(ctx, id)
+}
+
+// TransferLeadership asks the leader, which alone can hand leadership on;
+// the leader answers once it sees the new leader.
+func (c cluster) TransferLeadership(ctx context.Context, to uint64) (uint64, error) {
+	leader, ok := c.leaderClientURL()
+	if !ok {
+		return c.node.TransferLeadership(ctx, to)
+	}
+	target := leader + "/leader/transfer"
+	if to != 0 {
+		target += "?to=" + strconv.FormatUint(to, 10)
+	}
+	body, err := forwardFor(ctx, http.MethodPost, target, "")
+	if err != nil {
+		return 0, err
+	}
+	var answer struct{ Leader uint64 }
+	if err := json.Unmarshal(body, &answer); err != nil || answer.Leader == 0 {
+		return 0, fmt.Errorf("daemon: leader's answer to a leadership transfer %q: %v", body, err)
+	}
+	return answer.Leader, nil
+}
+
 func (c cluster) Health() error {
 	st := c.node.Status()
 	applied := c.store.AppliedIndex()
@@ -93,7 +132,7 @@ func (c cluster) Status() httpapi.Status {
 		SnapshotIndex: st.SnapshotIndex,
 	}
 	for _, m := range st.Members {
-		hm := httpapi.Member{ID: m.ID, PeerURLs: []string{m.PeerURL}}
+		hm := httpapi.Member{ID: m.ID, PeerURLs: []string{m.PeerURL}, IsLearner: m.IsLearner}
 		if m.ClientURL != "" {
 			hm.ClientURLs = []string{m.ClientURL}
 		}
@@ -102,7 +141,7 @@ func (c cluster) Status() httpapi.Status {
 	if len(st.Progress) > 0 {
 		out.Progress = make(map[string]httpapi.Progress, len(st.Progress))
 		for id, pr := range st.Progress {
-			out.Progress[strconv.FormatUint(id, 10)] = httpapi.Progress{Match: pr.Match, Next: pr.Next, State: pr.State}
+			out.Progress[strconv.FormatUint(id, 10)] = httpapi.Progress{Match: pr.Match, Next: pr.Next, State: pr.State, IsLearner: pr.IsLearner}
 		}
 	}
 	if c.extra != nil {
@@ -142,19 +181,25 @@ func (c cluster) leaderClientURL() (string, bool) {
 
 // forwardedError carries the leader's answer, classified by behaviour for
 // the HTTP layer; human, the leader's own sentence, is what the client is
-// shown.
+// shown, and code the leader's code, kept where the HTTP layer has a row
+// of its own for it.
 type forwardedError struct {
 	status int
+	code   string
 	msg    string
 	human  string
 }
 
-func (e *forwardedError) Error() string     { return e.msg }
-func (e *forwardedError) BadRequest() bool  { return e.status == http.StatusBadRequest }
-func (e *forwardedError) NotFound() bool    { return e.status == http.StatusNotFound }
-func (e *forwardedError) Conflict() bool    { return e.status == http.StatusConflict }
-func (e *forwardedError) Unavailable() bool { return e.status == http.StatusServiceUnavailable }
-func (e *forwardedError) Timeout() bool     { return e.status == http.StatusGatewayTimeout }
+func (e *forwardedError) Error() string         { return e.msg }
+func (e *forwardedError) BadRequest() bool      { return e.status == http.StatusBadRequest }
+func (e *forwardedError) NotFound() bool        { return e.status == http.StatusNotFound }
+func (e *forwardedError) Conflict() bool        { return e.status == http.StatusConflict }
+func (e *forwardedError) Unavailable() bool     { return e.status == http.StatusServiceUnavailable }
+func (e *forwardedError) Timeout() bool         { return e.status == http.StatusGatewayTimeout }
+func (e *forwardedError) LearnerNotReady() bool { return e.code == "learner_not_ready" }
+func (e *forwardedError) LeaderTransferTimeout() bool {
+	return e.code == "transfer_timeout"
+}
 
 // HumanMessage is the sentence the HTTP layer shows the client.
 func (e *forwardedError) HumanMessage() string { return e.human }
@@ -169,30 +214,44 @@ var forwardClient = &http.Client{
 // the leader could not be made, so the request never left; once it may
 // have reached the leader, the change may be applied: 504.
 func forward(ctx context.Context, method, url, body string) error {
+	_, err := forwardFor(ctx, method, url, body)
+	return err
+}
+
+// forwardFor is forward that returns the body of the leader's 2xx answer.
+func forwardFor(ctx context.Context, method, url, body string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
 	if err != nil {
-		return err
+		return nil, err
 	}
+	// The JSON form of an error carries its code as well as its sentence.
+	req.Header.Set("Accept", "application/json")
 	resp, err := forwardClient.Do(req)
 	if err != nil {
 		var op *net.OpError
 		switch {
 		case errors.As(err, &op) && op.Op == "dial":
-			return &forwardedError{status: http.StatusServiceUnavailable, msg: "cannot reach the leader: " + err.Error(),
+			return nil, &forwardedError{status: http.StatusServiceUnavailable, msg: "cannot reach the leader: " + err.Error(),
 				human: "this member cannot reach the leader; retry shortly"}
 		case ctx.Err() != nil:
-			return &forwardedError{status: http.StatusGatewayTimeout, msg: "membership change forwarded to the leader timed out; its outcome is unknown"}
+			return nil, &forwardedError{status: http.StatusGatewayTimeout, msg: "membership change forwarded to the leader timed out; its outcome is unknown"}
 		}
-		return &forwardedError{status: http.StatusGatewayTimeout, msg: "membership change forwarded to the leader got no answer; its outcome is unknown: " + err.Error(),
+		return nil, &forwardedError{status: http.StatusGatewayTimeout, msg: "membership change forwarded to the leader got no answer; its outcome is unknown: " + err.Error(),
 			human: "the leader did not answer the forwarded membership change; it may or may not have been applied"}
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	if resp.StatusCode == http.StatusNoContent {
-		return nil
+	if resp.StatusCode/100 == 2 {
+		return msg, nil
 	}
 	answer := strings.TrimSpace(string(msg))
-	return &forwardedError{status: resp.StatusCode, msg: "leader answered: " + answer, human: answer}
+	fe := &forwardedError{status: resp.StatusCode, msg: "leader answered: " + answer, human: answer}
+	var e struct{ Error, Code string }
+	if json.Unmarshal(msg, &e) == nil && e.Error != "" {
+		fe.human, fe.code = e.Error, e.Code
+		fe.msg = "leader answered: " + e.Error
+	}
+	return nil, fe
 }
 
 // Write applies ops as one write under the writer's identity wo, which

@@ -8,15 +8,18 @@
 // adapters from kvstore and raftnode to httpapi's Store and Cluster
 // interfaces, the health policy (a member is healthy with a leader and an
 // applied index within healthLag entries of the commit index), the
-// forwarding of membership changes to the leader's client URL, the
+// forwarding of membership changes and leadership transfers to the
+// leader's client URL, the leader's hand-off of leadership on Stop, the
 // raftdb-style join request (Config.JoinAddr), each member's Prometheus
-// registry, and the sharding modes: a config group member (ConfigGroup)
-// mounts package configgroup's routes and serves no keys; a shard member
-// (Group) mounts package shardgroup's migration endpoints and runs its
-// driver. Each mode's data dir says what it was made for in a mode file
-// (mode.go), and a member of another mode, group or bucket count refuses
-// to start on it. kvadapter.go is the one place that converts kvstore's
-// sharding types to those of httpapi, configgroup and shardgroup. It must not parse flags, install
+// registry, the mounting of package ui's dashboard at /ui, and the
+// sharding modes: a config group member (ConfigGroup) mounts package
+// configgroup's routes and serves no keys; a shard member (Group) mounts
+// package shardgroup's migration endpoints and runs its driver. Each
+// mode's data dir says what it was made for in a mode file (mode.go), and
+// a member of another mode, group or bucket count refuses to start on it.
+// kvadapter.go is the one place that converts kvstore's sharding types to
+// those of httpapi, configgroup and shardgroup. It must not parse flags,
+// install
 // signal handlers, change process-wide settings (GC, the default logger)
 // or exit the process: everything comes from Config, and failures end in
 // Start's error or Err.
@@ -53,8 +56,11 @@
 //     while the member goes away.
 //  2. The client HTTP server stops accepting and lets the requests in
 //     flight finish, for at most RequestTimeout plus a second.
-//  3. The store's proposer stops, so nothing new is proposed.
-//  4. The raft node stops: its Ready loop, the transport and peer server,
+//  3. On Stop, a member that leads transfers leadership to the most
+//     up-to-date voter first (handoff.go), waiting at most an election
+//     timeout, so the others need not wait one out to elect a leader.
+//  4. The store's proposer stops, so nothing new is proposed.
+//  5. The raft node stops: its Ready loop, the transport and peer server,
 //     then the WAL.
-//  5. The store's apply loop ends once the node closed its commits.
+//  6. The store's apply loop ends once the node closed its commits.
 package daemon

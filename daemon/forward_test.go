@@ -95,3 +95,48 @@ func TestForwardSaysNotAppliedOnlyIfNeverSent(t *testing.T) {
 		})
 	}
 }
+
+// TestForwardKeepsTheLeadersCode: the leader's JSON answer keeps its code
+// through the forwarding member, where the HTTP layer has a row of its own
+// for it (a learner not caught up, a transfer not done in time), and a
+// 2xx answer's body reaches the caller.
+func TestForwardKeepsTheLeadersCode(t *testing.T) {
+	leader := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Accept") != "application/json" {
+			http.Error(w, "forwarded without Accept: application/json", http.StatusTeapot)
+			return
+		}
+		switch r.URL.Path {
+		case "/4/promote":
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusConflict)
+			io.WriteString(w, `{"error":"learner 4 is not caught up with the leader","code":"learner_not_ready"}`+"\n")
+		case "/leader/transfer":
+			if r.URL.Query().Get("to") == "3" {
+				w.WriteHeader(http.StatusGatewayTimeout)
+				io.WriteString(w, `{"error":"leadership did not move to member 3 before the deadline","code":"transfer_timeout"}`+"\n")
+				return
+			}
+			io.WriteString(w, `{"leader":2}`+"\n")
+		}
+	}))
+	defer leader.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	err := forward(ctx, http.MethodPost, leader.URL+"/4/promote", "")
+	var fe *forwardedError
+	if !errors.As(err, &fe) || !fe.Conflict() || !fe.LearnerNotReady() || fe.LeaderTransferTimeout() ||
+		fe.HumanMessage() != "learner 4 is not caught up with the leader" {
+		t.Errorf("forwarded promote: %#v", err)
+	}
+	err = forward(ctx, http.MethodPost, leader.URL+"/leader/transfer?to=3", "")
+	if !errors.As(err, &fe) || !fe.Timeout() || !fe.LeaderTransferTimeout() || fe.LearnerNotReady() ||
+		fe.HumanMessage() != "leadership did not move to member 3 before the deadline" {
+		t.Errorf("forwarded transfer: %#v", err)
+	}
+	body, err := forwardFor(ctx, http.MethodPost, leader.URL+"/leader/transfer", "")
+	if err != nil || string(body) != `{"leader":2}`+"\n" {
+		t.Errorf("forwarded transfer answered %q, %v", body, err)
+	}
+}

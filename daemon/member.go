@@ -158,6 +158,7 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		Cluster:        cluster{node: m.node, store: m.kv, extra: api.status},
 		Logger:         lg.Named("http"),
 		RequestTimeout: cfg.RequestTimeout,
+		Dashboard:      dashboard(m.clientURL),
 		// etcd's wal, snap and rafthttp packages and the Go runtime
 		// collectors use the default registry; raftkv's own metrics are
 		// per member.
@@ -192,13 +193,16 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 // run waits for a reason to stop, then tears the member down in order:
 // a shard member's driver first, so that it starts no step on a member
 // going away; the client server, so no request is left waiting on what
-// follows; then the store's proposer; then the raft node (its loop,
-// transport and WAL); last, once the raft node closed its commits, the
-// store's apply loop.
+// follows; on Stop, leadership handed to another voter
+// (handOffLeadership); then the store's proposer; then the raft node (its
+// loop, transport and WAL); last, once the raft node closed its commits,
+// the store's apply loop.
 func (m *Member) run() {
 	var serveErr error
+	graceful := false
 	select {
 	case <-m.stopc:
+		graceful = true
 	case <-m.node.Done():
 	case serveErr = <-m.serveErr:
 		m.lg.Error("client server failed", zap.Error(serveErr))
@@ -211,6 +215,9 @@ func (m *Member) run() {
 		m.lg.Warn("client server shutdown", zap.Error(err))
 	}
 	cancel()
+	if graceful {
+		m.handOffLeadership()
+	}
 	m.kv.Stop()
 	m.node.Stop()
 	<-m.kv.Done()

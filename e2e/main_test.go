@@ -33,7 +33,31 @@ func startCluster(t *testing.T, opts testcluster.Options) (*testcluster.Cluster,
 		t.Skip("e2e: starts real raftkv processes")
 	}
 	c := testcluster.Start(t, opts)
-	return c, c.WaitLeader(t, leaderTimeout)
+	leader := c.WaitLeader(t, leaderTimeout)
+	// A majority agreeing is enough for WaitLeader; the tests then talk to
+	// any member, so every one must know the leader (a member that does
+	// not yet would answer 503 no_leader).
+	testcluster.WaitFor(t, leaderTimeout, "every member to know the leader", func() error {
+		known := map[uint64]bool{}
+		for _, id := range c.Live() {
+			st, err := c.Status(id)
+			if err != nil {
+				return err
+			}
+			if st.Leader == 0 {
+				return fmt.Errorf("node %d knows no leader", id)
+			}
+			known[st.Leader] = true
+		}
+		if len(known) != 1 {
+			return fmt.Errorf("members name different leaders: %v", known)
+		}
+		for l := range known {
+			leader = int(l) // a new election may have happened meanwhile
+		}
+		return nil
+	})
+	return c, leader
 }
 
 // followers returns the live nodes other than leader.

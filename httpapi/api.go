@@ -64,6 +64,18 @@ type Cluster interface {
 	AddMember(ctx context.Context, id uint64, peerURL string) error
 	// RemoveMember returns after the conf change removing id is applied.
 	RemoveMember(ctx context.Context, id uint64) error
+	// AddLearner returns after the conf change adding id at peerURL as a
+	// learner (it receives the log, does not vote) is applied.
+	AddLearner(ctx context.Context, id uint64, peerURL string) error
+	// PromoteMember returns after the conf change making learner id a
+	// voter is applied. A learner not caught up with the leader is refused
+	// with an error whose LearnerNotReady() bool returns true.
+	PromoteMember(ctx context.Context, id uint64) error
+	// TransferLeadership moves leadership to voter to (0: the most caught-up
+	// voter) and returns the new leader once this member sees it lead. A
+	// deadline passed first yields an error whose LeaderTransferTimeout()
+	// bool returns true.
+	TransferLeadership(ctx context.Context, to uint64) (leader uint64, err error)
 	// Status reports this node's view of the cluster.
 	Status() Status
 	// Health returns nil when this member has a leader and has applied close to the commit index, else the reason.
@@ -83,6 +95,8 @@ type Progress struct {
 	Match uint64 `json:"match"`
 	Next  uint64 `json:"next"`
 	State string `json:"state"` // probe|replicate|snapshot
+	// IsLearner: the follower is a learner, to be promoted once caught up.
+	IsLearner bool `json:"isLearner,omitempty"`
 }
 
 // Status is the body of GET /status.

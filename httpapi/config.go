@@ -51,6 +51,10 @@ type Config struct {
 	// Metrics serves GET and HEAD /metrics, e.g. a Prometheus handler. Nil
 	// means /metrics answers 404 "metrics are not enabled".
 	Metrics http.Handler
+	// Dashboard serves every method of /ui and /ui/..., e.g. package ui's
+	// handler; it answers them itself, 405 included. Nil means those paths
+	// answer 404 "the dashboard is not enabled".
+	Dashboard http.Handler
 	// Pprof serves net/http/pprof under /debug/pprof/. It exposes the command
 	// line and lets clients run CPU profiles and traces, so enable it only on
 	// a trusted network. False means /debug/pprof/ answers 404.

@@ -64,18 +64,32 @@
 //	PUT      /key/<k>   body is the value; as PUT /<k>
 //	DELETE   /key/<k>   204 with X-Raft-Index; an absent key is also 204
 //	POST     /join      raftdb/hraftd join: {"id":4,"raftAddr":"host:port"} or
-//	                    {"id":"4","addr":"host:port"}; as POST /<id>
+//	                    {"id":"4","addr":"host:port"}; as POST /<id>; with
+//	                    "learner":true as POST /<id>?learner=true
 //	GET|HEAD /debug/state
 //	                    200 JSON Digest from Store.Digest: applied index, key count
 //	                    and a hash of the state, for convergence checks
 //	/debug /debug/...   reserved: 404 (including /debug/pprof without the slash)
+//	/ui /ui/...         Config.Dashboard, any method; 404 "the dashboard is not
+//	                    enabled" when nil
 //	GET|HEAD /<k>       200 with the raw value, application/octet-stream; 404 if absent
 //	PUT      /<k>       body is the value; 204 with X-Raft-Index once applied
-//	POST     /<id>      body is the new member's peer URL; 204 once the conf change is applied
+//	POST     /<id>      body is the new member's peer URL; 204 once the conf change is applied;
+//	                    ?learner=true adds it as a learner (Cluster.AddLearner)
+//	POST     /<id>/promote
+//	                    makes learner <id> a voter; 204 once applied; 409
+//	                    learner_not_ready while it has not caught up
+//	POST     /leader/transfer[?to=<id>]
+//	                    moves leadership to voter <id> (absent: the most caught-up
+//	                    one); 200 {"leader":<id>} once this member sees it lead
 //	DELETE   /<id>      removes member <id>; 204 once applied
 //
 // /key/<k> reaches every key, including those whose names are reserved at the
-// root (such as "status" or "key/x"). <id> is a positive decimal uint64; a
+// root (such as "status" or "key/x"). POST to the root never writes a key, so
+// /<id>/promote and /leader/transfer take no key away: GET /leader/transfer
+// reads the key "leader/transfer". learner takes strconv.ParseBool's
+// spellings (true, false, 1, 0...), "learner" in /join a JSON boolean; to is
+// a positive decimal uint64; anything else, or either given twice, is 400. <id> is a positive decimal uint64; a
 // non-numeric DELETE /<x> gets 400 pointing to DELETE /key/<key>. The peer URL
 // (surrounding whitespace trimmed) must be http or https with a host and an
 // explicit port 1-65535, and no path, query, fragment or user info; the host
@@ -162,7 +176,8 @@
 // 431 with its own body ("431 Request Header Fields Too Large", no newline,
 // never JSON) and closes the connection. PUT and POST /key bodies:
 // at most Config.MaxValueBytes, else 413. POST /<id> and POST /join bodies:
-// at most 4 KiB, else 413. Each Store or Cluster call gets a deadline of
+// at most 4 KiB, else 413; the bodies of POST /<id>/promote and POST
+// /leader/transfer are ignored. Each Store or Cluster call gets a deadline of
 // Config.RequestTimeout.
 //
 // Requests in flight: at most Config.MaxInFlight (default 2048) at once,
@@ -192,14 +207,18 @@
 //	                          (or 307; see Sharding)
 //	406    not_utf8           NotAcceptable(): GET /key/<k> of a key or value
 //	                          that JSON cannot carry
-//	404    member_not_found   NotFound() from AddMember or RemoveMember
+//	404    member_not_found   NotFound() from a membership call (add, remove, promote)
 //	404    not_found          NotFound() of this package (reserved or disabled path)
 //	404    key_not_found      any other NotFound() (the Store's)
 //	400    bad_request        BadRequest()
+//	409    learner_not_ready  LearnerNotReady(): POST /<id>/promote of a learner not
+//	                          caught up with the leader
 //	409    conflict           Conflict()
 //	503    too_many_requests  ErrTooManyRequests; Retry-After: 1
 //	503    no_leader          NoLeader(); Retry-After: 1
 //	503    unavailable        Unavailable(); Retry-After: 1
+//	504    transfer_timeout   LeaderTransferTimeout(): leadership had not moved by
+//	                          the deadline
 //	504    outcome_unknown    Timeout() (context.DeadlineExceeded too) on a write:
 //	                          any method but GET and HEAD
 //	504    timeout            Timeout() on a read

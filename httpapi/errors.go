@@ -60,6 +60,8 @@ var (
 	ErrValueNotUTF8 error = notAcceptable("the value is not valid UTF-8, which a JSON string cannot carry; add ?encoding=base64, or read the raw bytes with GET /<key>")
 	// ErrMetricsDisabled: /metrics without Config.Metrics.
 	ErrMetricsDisabled error = notFound("metrics are not enabled")
+	// ErrDashboardDisabled: /ui without Config.Dashboard.
+	ErrDashboardDisabled error = notFound("the dashboard is not enabled")
 	// ErrPprofDisabled: /debug/pprof/ without Config.Pprof.
 	ErrPprofDisabled error = notFound("pprof is not enabled")
 	// ErrTooManyRequests: Config.MaxInFlight requests are already being
@@ -122,8 +124,9 @@ func (e *methodError) HumanMessage() string {
 	return fmt.Sprintf("method %s is not allowed here; allowed: %s", e.method, e.allow)
 }
 
-// onMember marks an error returned by a membership call (Cluster.AddMember
-// or RemoveMember), so that a NotFound in it is a member, not a key.
+// onMember marks an error returned by a membership call (Cluster.AddMember,
+// AddLearner, PromoteMember, RemoveMember or TransferLeadership), so that a
+// NotFound in it is a member, not a key.
 type onMember struct{ err error }
 
 func (e onMember) Error() string { return e.err.Error() }
@@ -141,6 +144,9 @@ type (
 	misdirecteder  interface{ Misdirected() bool }
 	humanMessager  interface{ HumanMessage() string }
 	coder          interface{ Code() string }
+
+	learnerNotReadier interface{ LearnerNotReady() bool }
+	transferTimeouter interface{ LeaderTransferTimeout() bool }
 )
 
 // errorClass is one row of the error table: the status, the code and the
@@ -179,6 +185,8 @@ var errorTable = []errorClass{
 		func(err error, _ bool) bool { return has(err, notFounder.NotFound) }},
 	{http.StatusBadRequest, "bad_request", "bad request", false,
 		func(err error, _ bool) bool { return has(err, badRequester.BadRequest) }},
+	{http.StatusConflict, "learner_not_ready", "the learner has not caught up with the leader yet; retry once it has", false,
+		func(err error, _ bool) bool { return has(err, learnerNotReadier.LearnerNotReady) }},
 	{http.StatusConflict, "conflict", "the request conflicts with the cluster's current membership", false,
 		func(err error, _ bool) bool { return has(err, conflicter.Conflict) }},
 	{http.StatusServiceUnavailable, "too_many_requests", ErrTooManyRequests.(unavailable).HumanMessage(), false,
@@ -187,6 +195,8 @@ var errorTable = []errorClass{
 		func(err error, _ bool) bool { return has(err, noLeaderer.NoLeader) }},
 	{http.StatusServiceUnavailable, "unavailable", "this member cannot serve the request right now; retry, or use another member", false,
 		func(err error, _ bool) bool { return has(err, unavailabler.Unavailable) }},
+	{http.StatusGatewayTimeout, "transfer_timeout", "leadership did not move before the deadline; it may still move", false,
+		func(err error, _ bool) bool { return has(err, transferTimeouter.LeaderTransferTimeout) }},
 	{http.StatusGatewayTimeout, "outcome_unknown", "the write may or may not have been applied: its outcome was not known in time", true,
 		func(err error, write bool) bool { return write && has(err, timeouter.Timeout) }}, // includes context.DeadlineExceeded
 	{http.StatusGatewayTimeout, "timeout", "the request timed out", false,

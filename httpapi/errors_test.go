@@ -56,6 +56,19 @@ func (misdirectedErr) Misdirected() bool    { return true }
 func (misdirectedErr) Unavailable() bool    { return false }
 func (misdirectedErr) HumanMessage() string { return "" }
 
+// learnerNotReadyFlag says only that a learner is not ready.
+type learnerNotReadyFlag struct{}
+
+func (learnerNotReadyFlag) Error() string         { return "test: not ready" }
+func (learnerNotReadyFlag) LearnerNotReady() bool { return true }
+
+// humanTransferTimeout is a transfer timeout that says which member.
+type humanTransferTimeout struct{ transferTimeoutErr }
+
+func (humanTransferTimeout) HumanMessage() string {
+	return "leadership did not move to member 3 before the deadline"
+}
+
 // packagePrefix matches the start of an error chain ("raftnode: ...").
 var packagePrefix = regexp.MustCompile(`^[a-z]+: `)
 
@@ -101,6 +114,10 @@ func TestErrorTable(t *testing.T) {
 		{"conflict", testErr("conflict"), true, 409, "conflict", "the request conflicts with the cluster's current membership"},
 		{"conflict, said beneath a wrapper", fmt.Errorf("raftnode: member id already in use: %w", humanErr{"conflict", "member id 4 is already in use"}), true,
 			409, "conflict", "member id 4 is already in use"},
+		{"learner not ready", onMember{fmt.Errorf("x: %w", learnerNotReadyErr{4})}, true,
+			409, "learner_not_ready", "learner 4 is not caught up with the leader"},
+		{"learner not ready, unsaid", falseWrapper{"none", learnerNotReadyFlag{}}, true,
+			409, "learner_not_ready", "the learner has not caught up with the leader yet; retry once it has"},
 		{"too many requests", ErrTooManyRequests, false, 503, "too_many_requests", "too many requests in flight on this member; retry in a second"},
 		{"no leader", noLeaderErr{}, true, 503, "no_leader", "this member knows no leader right now (an election may be under way); retry shortly"},
 		{"no leader, wrapped", fmt.Errorf("kvstore: put: %w", noLeaderErr{}), true, 503, "no_leader", "this member knows no leader right now (an election may be under way); retry shortly"},
@@ -114,6 +131,12 @@ func TestErrorTable(t *testing.T) {
 		{"write timeout, said", humanErr{"timeout", "request timed out; its outcome is unknown"}, true, 504, "outcome_unknown", writeTimeout},
 		{"write deadline", fmt.Errorf("raftnode: propose: %w", context.DeadlineExceeded), true, 504, "outcome_unknown", writeTimeout},
 		{"write deadline in a member call", onMember{context.DeadlineExceeded}, true, 504, "outcome_unknown", writeTimeout},
+		// A transfer's timeout says what did not happen, not a write's
+		// sentence.
+		{"transfer timeout", onMember{transferTimeoutErr{}}, true, 504, "transfer_timeout",
+			"leadership did not move before the deadline; it may still move"},
+		{"transfer timeout, said", humanTransferTimeout{}, true, 504, "transfer_timeout",
+			"leadership did not move to member 3 before the deadline"},
 		{"read deadline", context.DeadlineExceeded, false, 504, "timeout", "the request timed out"},
 		{"read timeout, said", humanErr{"timeout", "the read timed out before a quorum confirmed it"}, false,
 			504, "timeout", "the read timed out before a quorum confirmed it"},
@@ -179,7 +202,7 @@ func TestSentinelsSpeakPlainly(t *testing.T) {
 	for _, err := range []error{ErrBadPath, ErrEmptyKey, ErrKeyTooLong, ErrBadBody, ErrBadMemberID, ErrNotMemberID,
 		ErrBadPeerURL, ErrReservedPath, ErrBadQuery, ErrBadReadLevel, ErrBadMinIndex, ErrBadEncoding, ErrBadKeyObject,
 		ErrBodyNotUTF8, ErrBadJoin, ErrBadJoinID, ErrKeyNotUTF8, ErrValueNotUTF8, ErrMetricsDisabled, ErrPprofDisabled,
-		ErrTooManyRequests} {
+		ErrTooManyRequests, ErrBadLearnerFlag, ErrBadPromoteID, ErrBadTransferTo} {
 		msg := answerOf(err, false).message
 		if !strings.HasPrefix(err.Error(), "httpapi: ") || "httpapi: "+msg != err.Error() {
 			t.Errorf("%q: Error() %q is not the message with the package prefix", msg, err.Error())

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
@@ -212,6 +213,7 @@ type fakeCluster struct {
 	mu   struct {
 		sync.Mutex
 		members  map[uint64]string // id -> peer URL
+		learners map[uint64]bool   // learner id -> caught up, so promotable
 		health   error             // what Health returns
 		progress map[string]Progress
 	}
@@ -220,6 +222,7 @@ type fakeCluster struct {
 func newFakeCluster() *fakeCluster {
 	c := &fakeCluster{}
 	c.mu.members = map[uint64]string{1: "http://127.0.0.1:12379"}
+	c.mu.learners = map[uint64]bool{}
 	return c
 }
 
@@ -250,6 +253,7 @@ func (c *fakeCluster) RemoveMember(ctx context.Context, id uint64) error {
 		return testErr("not-found")
 	}
 	delete(c.mu.members, id)
+	delete(c.mu.learners, id)
 	return nil
 }
 
@@ -258,7 +262,8 @@ func (c *fakeCluster) Status() Status {
 	defer c.mu.Unlock()
 	st := Status{ID: 1, Leader: 1, Term: 2, CommitIndex: 7, AppliedIndex: 6, SnapshotIndex: 3}
 	for _, id := range slices.Sorted(maps.Keys(c.mu.members)) {
-		st.Members = append(st.Members, Member{ID: id, PeerURLs: []string{c.mu.members[id]}})
+		_, learner := c.mu.learners[id]
+		st.Members = append(st.Members, Member{ID: id, PeerURLs: []string{c.mu.members[id]}, IsLearner: learner})
 	}
 	st.Progress = maps.Clone(c.mu.progress)
 	return st
@@ -365,4 +370,86 @@ func readAll(t *testing.T, r io.Reader) string {
 		t.Fatalf("read body: %v", err)
 	}
 	return string(b)
+}
+
+// learnerNotReadyErr is what the leader answers a promotion of a learner
+// that has not caught up.
+type learnerNotReadyErr struct{ id uint64 }
+
+func (e learnerNotReadyErr) Error() string       { return fmt.Sprintf("test: learner %d not ready", e.id) }
+func (learnerNotReadyErr) Conflict() bool        { return true }
+func (learnerNotReadyErr) LearnerNotReady() bool { return true }
+func (e learnerNotReadyErr) HumanMessage() string {
+	return fmt.Sprintf("learner %d is not caught up with the leader", e.id)
+}
+
+// transferTimeoutErr is a leadership transfer not completed in time.
+type transferTimeoutErr struct{}
+
+func (transferTimeoutErr) Error() string               { return "test: transfer timed out" }
+func (transferTimeoutErr) Timeout() bool               { return true }
+func (transferTimeoutErr) LeaderTransferTimeout() bool { return true }
+
+func (c *fakeCluster) AddLearner(ctx context.Context, id uint64, peerURL string) error {
+	if err := c.AddMember(ctx, id, peerURL); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.learners[id] = false
+	return nil
+}
+
+func (c *fakeCluster) PromoteMember(ctx context.Context, id uint64) error {
+	if c.hook != nil {
+		if err := c.hook(ctx); err != nil {
+			return err
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ready, learner := c.mu.learners[id]
+	switch _, member := c.mu.members[id]; {
+	case !member:
+		return testErr("not-found")
+	case !learner:
+		return testErr("conflict")
+	case !ready:
+		return learnerNotReadyErr{id}
+	}
+	delete(c.mu.learners, id)
+	return nil
+}
+
+// TransferLeadership hands leadership to to, or with 0 to the lowest
+// voter but 1, the fake's leader.
+func (c *fakeCluster) TransferLeadership(ctx context.Context, to uint64) (uint64, error) {
+	if c.hook != nil {
+		if err := c.hook(ctx); err != nil {
+			return 0, err
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if to == 0 {
+		for _, id := range slices.Sorted(maps.Keys(c.mu.members)) {
+			if _, learner := c.mu.learners[id]; id != 1 && !learner {
+				return id, nil
+			}
+		}
+		return 0, testErr("conflict")
+	}
+	_, member := c.mu.members[to]
+	_, learner := c.mu.learners[to]
+	if !member || learner {
+		return 0, testErr("conflict")
+	}
+	return to, nil
+}
+
+// learnerIDs returns the ids of the learners, sorted.
+func (c *fakeCluster) learnerIDs() []uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Sorted(maps.Keys(c.mu.learners))
 }

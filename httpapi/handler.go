@@ -113,6 +113,12 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request) error {
 		return only(w, r, allowPost, h.join)
 	case strings.HasPrefix(p, "/key/"):
 		return h.routeKey(w, r, p[len("/key/"):])
+	case p == "/ui" || strings.HasPrefix(p, "/ui/"):
+		if h.cfg.Dashboard == nil {
+			return ErrDashboardDisabled
+		}
+		h.cfg.Dashboard.ServeHTTP(w, r)
+		return nil
 	case strings.HasPrefix(p, pprofPrefix):
 		return h.debugPprof(w, r, p[len(pprofPrefix):])
 	case reserved(p):
@@ -136,10 +142,10 @@ func only(w http.ResponseWriter, r *http.Request, allow string,
 // key, whether or not this version serves it.
 func reserved(p string) bool {
 	switch p {
-	case "/key", "/join", "/status", "/health", "/metrics", "/debug":
+	case "/key", "/join", "/status", "/health", "/metrics", "/debug", "/ui":
 		return true
 	}
-	return strings.HasPrefix(p, "/key/") || strings.HasPrefix(p, "/debug/")
+	return strings.HasPrefix(p, "/key/") || strings.HasPrefix(p, "/debug/") || strings.HasPrefix(p, "/ui/")
 }
 
 // routeRoot serves raftexample's API: /<key> for keys, /<id> for members.
@@ -150,7 +156,7 @@ func (h *handler) routeRoot(w http.ResponseWriter, r *http.Request, name string)
 	case http.MethodPut:
 		return h.put(w, r, name)
 	case http.MethodPost:
-		return h.addMember(w, r, name)
+		return h.postRoot(w, r, name)
 	case http.MethodDelete:
 		return h.removeMember(w, r, name)
 	}
@@ -309,6 +315,10 @@ func (h *handler) addMember(w http.ResponseWriter, r *http.Request, idText strin
 	if !ok {
 		return ErrBadMemberID
 	}
+	learner, err := learnerFlag(r.URL.RawQuery)
+	if err != nil {
+		return err
+	}
 	body, err := readBody(w, r, maxPeerURLBytes)
 	if err != nil {
 		return err
@@ -317,10 +327,8 @@ func (h *handler) addMember(w http.ResponseWriter, r *http.Request, idText strin
 	if err != nil {
 		return err
 	}
-	ctx, cancel := h.callContext(r.Context())
-	defer cancel()
-	if err := h.cfg.Cluster.AddMember(ctx, id, peerURL); err != nil {
-		return onMember{err}
+	if err := h.addMemberAs(r.Context(), id, peerURL, learner); err != nil {
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

@@ -257,7 +257,8 @@ func describeToken(tok json.Token) string {
 type joinRequest struct {
 	ID       json.RawMessage `json:"id"` // 4 or "4"
 	RaftAddr string          `json:"raftAddr"`
-	Addr     string          `json:"addr"` // hraftd's raft address
+	Addr     string          `json:"addr"`    // hraftd's raft address
+	Learner  json.RawMessage `json:"learner"` // true: add as a learner
 }
 
 // join serves POST /join, raftdb's and hraftd's way to add a member.
@@ -266,42 +267,44 @@ func (h *handler) join(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	id, peerURL, err := parseJoin(body)
+	id, peerURL, learner, err := parseJoin(body)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := h.callContext(r.Context())
-	defer cancel()
-	if err := h.cfg.Cluster.AddMember(ctx, id, peerURL); err != nil {
-		return onMember{err}
+	if err := h.addMemberAs(r.Context(), id, peerURL, learner); err != nil {
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
-// parseJoin returns the member id and peer URL a join request names.
-func parseJoin(body []byte) (id uint64, peerURL string, err error) {
+// parseJoin returns the member id and peer URL a join request names, and
+// whether it asks to join as a learner.
+func parseJoin(body []byte) (id uint64, peerURL string, learner bool, err error) {
 	var req joinRequest
 	if err := json.Unmarshal(body, &req); err != nil {
-		return 0, "", withMore(fmt.Errorf("%w: %w", ErrBadJoin, err), "%s", jsonProblem(err))
+		return 0, "", false, withMore(fmt.Errorf("%w: %w", ErrBadJoin, err), "%s", jsonProblem(err))
 	}
 	if id, err = parseJoinID(req.ID); err != nil {
-		return 0, "", err
+		return 0, "", false, err
+	}
+	if learner, err = parseJoinLearner(req.Learner); err != nil {
+		return 0, "", false, err
 	}
 	addr := strings.TrimSpace(req.RaftAddr)
 	if addr == "" {
 		addr = strings.TrimSpace(req.Addr)
 	}
 	if addr == "" {
-		return 0, "", withMore(ErrBadJoin, "raftAddr (or addr), the new member's peer address, is missing")
+		return 0, "", false, withMore(ErrBadJoin, "raftAddr (or addr), the new member's peer address, is missing")
 	}
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr // raftdb and hraftd send host:port
 	}
 	if peerURL, err = parsePeerURL(addr); err != nil {
-		return 0, "", err
+		return 0, "", false, err
 	}
-	return id, peerURL, nil
+	return id, peerURL, learner, nil
 }
 
 // parseJoinID accepts a positive integer as a JSON number or string.

@@ -99,7 +99,7 @@ func (s *Store) applyRequestLocked(r *request, index uint64) result {
 	if s.mode == modeConfig {
 		return result{err: ErrNoKeys}
 	}
-	if s.mode == modeShard {
+	if s.mode == modeShard && !brokenFence {
 		// The bucket fence: refused, not applied, unless this group
 		// serves every key's bucket now.
 		if err := s.fenceLocked(r.Ops); err != nil {

@@ -183,7 +183,7 @@ func BenchmarkSnapshot(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := readSnapshot(bytes.NewReader(data), 1); err != nil {
+			if _, err := readSnapshot(bytes.NewReader(data), int64(len(data))); err != nil {
 				b.Fatal(err)
 			}
 		}

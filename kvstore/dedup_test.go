@@ -17,7 +17,7 @@ import (
 // applyOwn applies req as this store's own request (session s.session,
 // request id index) in an entry at index, and returns what its waiter is
 // answered.
-func applyOwn(t *testing.T, s *Store, index uint64, req request) result {
+func applyOwn(t testing.TB, s *Store, index uint64, req request) result {
 	t.Helper()
 	req.ID = index
 	p := &pending{id: index, req: req, done: make(chan result, 1)}

@@ -10,6 +10,9 @@ import (
 type metrics struct {
 	writes        *prometheus.CounterVec
 	outcomes      map[string]prometheus.Counter // writes' children, by outcome
+	reads         *prometheus.CounterVec
+	staleReads    prometheus.Counter // reads' children
+	linearReads   prometheus.Counter
 	retries       prometheus.Counter
 	applySeconds  prometheus.Histogram
 	batchRequests prometheus.Histogram
@@ -19,6 +22,8 @@ func newMetrics(reg prometheus.Registerer, keys func() float64, dec *entryDecode
 	m := &metrics{
 		writes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "raftkv", Subsystem: "kv",
 			Name: "writes_total", Help: "Writes (proposals) by outcome: committed, or why they failed."}, []string{"result"}),
+		reads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "raftkv", Subsystem: "kv",
+			Name: "reads_total", Help: "Reads served by this member (found or not), by level: linearizable or stale."}, []string{"level"}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "raftkv", Subsystem: "kv",
 			Name: "proposals_retried_total", Help: "Writes proposed again after staying unapplied."}),
 		applySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "raftkv", Subsystem: "kv",
@@ -34,8 +39,9 @@ func newMetrics(reg prometheus.Registerer, keys func() float64, dec *entryDecode
 	for _, r := range []string{"committed", "timeout", "unknown", "unavailable", "stopped", "error"} {
 		m.outcomes[r] = m.writes.WithLabelValues(r)
 	}
+	m.staleReads, m.linearReads = m.reads.WithLabelValues("stale"), m.reads.WithLabelValues("linearizable")
 	if reg != nil {
-		reg.MustRegister(m.writes, m.retries, m.applySeconds, m.batchRequests,
+		reg.MustRegister(m.writes, m.reads, m.retries, m.applySeconds, m.batchRequests,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "raftkv", Subsystem: "kv",
 				Name: "keys", Help: "Keys in the state machine."}, keys))
 		// A fresh decoder compiles the entry's types: once per writer
@@ -51,6 +57,15 @@ func newMetrics(reg prometheus.Registerer, keys func() float64, dec *entryDecode
 
 // countWrite counts a write by its outcome.
 func (m *metrics) countWrite(err error) { m.outcomes[outcome(err)].Inc() }
+
+// countRead counts a read served at the level stale says.
+func (m *metrics) countRead(stale bool) {
+	if stale {
+		m.staleReads.Inc()
+	} else {
+		m.linearReads.Inc()
+	}
+}
 
 // outcome names a write's result for the writes_total counter.
 func outcome(err error) string {

@@ -23,6 +23,7 @@ func (s *Store) Get(ctx context.Context, key string, opts ReadOptions) ([]byte, 
 	if err := s.readBarrier(ctx, opts); err != nil {
 		return nil, err
 	}
+	s.met.countRead(opts.Stale)
 	if s.mode == modeShard {
 		return s.localFenced(ctx, key)
 	}

@@ -2,15 +2,12 @@ package kvstore
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/binary"
-	"encoding/gob"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"maps"
 	"os"
+	"slices"
 
 	"github.com/raftkv/raftkv/shardmap"
 	"go.uber.org/zap"
@@ -19,40 +16,43 @@ import (
 // Snapshot format, binary-safe and streamed so that neither writing nor
 // reading needs the whole state as one buffer:
 //
-//	magic "raftkv-kv-snapshot-1\n"
-//	uvarint length, gob of snapshotHeader (key count, sessions)
-//	per key, in key order: uvarint length, key, uvarint length, value
+//	magic "raftkv-kv-snapshot-2\n"
+//	header: uvarints mode, group, bucket count, bucket sections; the
+//	  sessions (sessionsEncode); a shard group member's config, previous
+//	  config (encodeConfig), bucket statuses and joined flag; a config
+//	  group member's configs
+//	per bucket section (one for a config group member, holding no keys):
+//	  uvarint key count; per key, in key order: uvarint length, key,
+//	  uvarint length, value; then the bucket's dedup table
+//	  (dedupTable.encode)
 //	CRC-32C (big endian) of everything before it
-const snapshotMagic = "raftkv-kv-snapshot-1\n"
+//
+// No part is gob: gob sizes a map by the count its input claims before it
+// reads an element, so a corrupt count would allocate without bound; here
+// no count may claim more than the file holds. Format 1 (magic
+// "raftkv-kv-snapshot-1\n", keys and a gob header of sessions) is refused
+// for that reason: its header cannot be read safely.
+const (
+	snapshotMagic   = "raftkv-kv-snapshot-2\n"
+	snapshotMagicV1 = "raftkv-kv-snapshot-1\n"
+)
 
-// maxSnapshotField bounds one length field, so a corrupt file cannot make
-// the reader allocate without limit.
-const maxSnapshotField = 1 << 30
-
-// ErrCorruptSnapshot means a snapshot's data does not decode.
-var ErrCorruptSnapshot = errors.New("kvstore: corrupt snapshot")
-
-type snapshotHeader struct {
-	Keys     int
-	Sessions map[uint64]*session
-	// Dedup holds each bucket's dedup table in its binary form.
-	Dedup [][]byte
-	// Shard is a shard group member's state beside its keys.
-	Shard *shardHeader
-	// History is a config group member's state.
-	History *shardmap.History
-}
-
-// shardHeader is shardState in a form gob encodes.
-type shardHeader struct {
-	Config, Prev shardmap.Config
-	Status       []BucketStatus
-	Joined       bool
-}
+var (
+	// ErrCorruptSnapshot means a snapshot's data does not decode.
+	ErrCorruptSnapshot = errors.New("kvstore: corrupt snapshot")
+	// ErrSnapshotMismatch means a snapshot is of a store of another mode,
+	// group or bucket count than the one restoring it: its members were
+	// started with different settings.
+	ErrSnapshotMismatch = errors.New("kvstore: snapshot of another kind of store")
+)
 
 // snapState is the whole state of a store, as a snapshot captures it.
 type snapState struct {
-	// buckets holds each bucket's keys and dedup table.
+	mode     mode
+	group    uint64
+	nbuckets int
+	// buckets holds each bucket's keys and dedup table; a config group
+	// member has one, holding only the dedup table of config operations.
 	buckets  []bucket
 	sessions map[uint64]*session
 	// shard is set for a shard group member.
@@ -61,190 +61,211 @@ type snapState struct {
 	history *shardmap.History
 }
 
+// describe names the kind of store st is of, for a mismatch.
+func (st *snapState) describe() string {
+	switch st.mode {
+	case modeShard:
+		return fmt.Sprintf("shard group %d member with %d buckets", st.group, st.nbuckets)
+	case modeConfig:
+		return fmt.Sprintf("config group member of %d buckets", st.nbuckets)
+	}
+	return fmt.Sprintf("%s member with %d buckets", st.mode, st.nbuckets)
+}
+
 // writeSnapshot streams st to w. It empties st's trees, which must be
 // clones no one else reads (see tree.takeLeaves).
 func writeSnapshot(w io.Writer, st *snapState) error {
 	bw := bufio.NewWriterSize(w, 256<<10)
-	crc := crc32.New(crcTable)
-	out := io.MultiWriter(bw, crc)
-	keys := 0
-	trees := make([]*tree, len(st.buckets))
-	dedup := make([][]byte, len(st.buckets))
-	for i, b := range st.buckets {
-		keys += b.data.Len()
-		trees[i] = b.data
-		var buf bytes.Buffer
-		e := binWriter{w: &buf}
-		b.dedup.encode(&e)
-		dedup[i] = buf.Bytes()
+	e := &binWriter{w: bw}
+	e.write([]byte(snapshotMagic))
+	e.uvarint(uint64(st.mode))
+	e.uvarint(st.group)
+	e.uvarint(uint64(st.nbuckets))
+	e.uvarint(uint64(len(st.buckets)))
+	encodeSessions(e, st.sessions)
+	switch st.mode {
+	case modeShard:
+		encodeConfig(e, &st.shard.config)
+		encodeConfig(e, &st.shard.prev)
+		for _, b := range st.shard.status {
+			e.uvarint(uint64(b))
+		}
+		e.uvarint(boolUint(st.shard.joined))
+	case modeConfig:
+		e.uvarint(uint64(len(st.history.Configs)))
+		for i := range st.history.Configs {
+			encodeConfig(e, &st.history.Configs[i])
+		}
 	}
+	buckets := st.buckets
 	st.buckets = nil
-	h := snapshotHeader{Keys: keys, Sessions: st.sessions, Dedup: dedup}
-	h.History = st.history
-	if sh := st.shard; sh != nil {
-		h.Shard = &shardHeader{Config: sh.config, Prev: sh.prev, Status: sh.status, Joined: sh.joined}
+	for i := range buckets {
+		// Each leaf is let go of once written: see takeLeaves.
+		encodeKeys(e, buckets[i].data, true)
+		buckets[i].dedup.encode(e)
+		buckets[i] = bucket{}
 	}
-	var hdr bytes.Buffer
-	if err := gob.NewEncoder(&hdr).Encode(h); err != nil {
-		return fmt.Errorf("kvstore: encode snapshot header: %w", err)
-	}
-	var lenBuf [binary.MaxVarintLen64]byte
-	writeField := func(b []byte) error {
-		n := binary.PutUvarint(lenBuf[:], uint64(len(b)))
-		if _, err := out.Write(lenBuf[:n]); err != nil {
-			return err
-		}
-		_, err := out.Write(b)
-		return err
-	}
-	if _, err := io.WriteString(out, snapshotMagic); err != nil {
-		return err
-	}
-	if err := writeField(hdr.Bytes()); err != nil {
-		return err
-	}
-	// Each leaf is let go of once written: see takeLeaves.
-	var err error
-	ascendMerged(trees, func(it item) bool {
-		if err = writeField([]byte(it.key)); err != nil {
-			return false
-		}
-		err = writeField(it.valueBytes())
-		return err == nil
-	})
-	if err != nil {
-		return err
-	}
-	var sum [4]byte
-	binary.BigEndian.PutUint32(sum[:], crc.Sum32())
-	if _, err := bw.Write(sum[:]); err != nil {
-		return err
+	e.sum()
+	if e.err != nil {
+		return e.err
 	}
 	return bw.Flush()
 }
 
-// readSnapshot decodes a stream written by writeSnapshot into nbuckets
-// buckets.
-func readSnapshot(r io.Reader, nbuckets int) (*snapState, error) {
-	br := bufio.NewReaderSize(r, 256<<10)
-	crc := crc32.New(crcTable)
-	in := io.TeeReader(br, crc)
+func boolUint(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// readSnapshot decodes a stream written by writeSnapshot. size, when
+// positive, is the stream's length: no count or length may claim more.
+func readSnapshot(r io.Reader, size int64) (*snapState, error) {
+	d := &binReader{r: bufio.NewReaderSize(r, 256<<10), limit: int(min(size, maxField))}
 	corrupt := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s", ErrCorruptSnapshot, fmt.Sprintf(format, a...))
 	}
-	magic := make([]byte, len(snapshotMagic))
-	if _, err := io.ReadFull(in, magic); err != nil || string(magic) != snapshotMagic {
+	switch string(d.raw(len(snapshotMagic))) {
+	case snapshotMagic:
+	case snapshotMagicV1:
+		return nil, corrupt("format 1 (written before buckets existed), which this binary does not read")
+	default:
 		return nil, corrupt("bad magic")
 	}
-	byteReader := &teeByteReader{r: br, crc: crc}
-	readField := func() ([]byte, error) {
-		n, err := binary.ReadUvarint(byteReader)
-		if err != nil {
-			return nil, err
-		}
-		if n > maxSnapshotField {
-			return nil, fmt.Errorf("field of %d bytes", n)
-		}
-		b := make([]byte, n)
-		_, err = io.ReadFull(in, b)
-		return b, err
-	}
-	hdrBytes, err := readField()
-	if err != nil {
-		return nil, corrupt("header: %v", err)
-	}
-	var hdr snapshotHeader
-	if err := gob.NewDecoder(bytes.NewReader(hdrBytes)).Decode(&hdr); err != nil {
-		return nil, corrupt("header: %v", err)
-	}
-	if hdr.Keys < 0 {
-		return nil, corrupt("negative key count")
-	}
-	st := &snapState{buckets: newBuckets(nbuckets)}
-	if len(hdr.Dedup) > 0 && len(hdr.Dedup) != nbuckets {
-		return nil, corrupt("%d dedup tables for %d buckets", len(hdr.Dedup), nbuckets)
-	}
-	for i, b := range hdr.Dedup {
-		d := &binReader{r: bytes.NewReader(b), limit: len(b)}
-		if st.buckets[i].dedup = decodeDedupTable(d); d.err != nil {
-			return nil, corrupt("dedup table of bucket %d: %v", i, d.err)
+	st := readState(d)
+	d.checkSum()
+	if d.err == nil {
+		if _, err := d.r.ReadByte(); err != io.EOF {
+			d.fail("bytes after the checksum")
 		}
 	}
-	var last string
-	for i := 0; i < hdr.Keys; i++ {
-		k, err := readField()
-		if err != nil {
-			return nil, corrupt("key %d: %v", i, err)
-		}
-		v, err := readField()
-		if err != nil {
-			return nil, corrupt("value %d: %v", i, err)
-		}
-		if i > 0 && string(k) <= last {
-			return nil, corrupt("keys out of order at %d", i)
-		}
-		last = string(k)
-		st.buckets[shardmap.BucketOf(last, nbuckets)].data.ReplaceOrInsert(newItem(last, v))
-	}
-	want := crc.Sum32()
-	var sum [4]byte
-	if _, err := io.ReadFull(br, sum[:]); err != nil {
-		return nil, corrupt("checksum: %v", err)
-	}
-	if binary.BigEndian.Uint32(sum[:]) != want {
-		return nil, corrupt("checksum mismatch")
-	}
-	if hdr.Sessions == nil {
-		hdr.Sessions = map[uint64]*session{}
-	}
-	for id, ss := range hdr.Sessions {
-		if ss == nil {
-			ss = &session{}
-			hdr.Sessions[id] = ss
-		}
-		if ss.Applied == nil {
-			ss.Applied = map[uint64]bool{}
-		}
-	}
-	st.sessions = hdr.Sessions
-	if sh := hdr.Shard; sh != nil {
-		if len(sh.Status) != nbuckets || len(sh.Config.Buckets) != nbuckets || len(sh.Prev.Buckets) != nbuckets {
-			return nil, corrupt("shard state of %d buckets, want %d", len(sh.Status), nbuckets)
-		}
-		if sh.Config.Groups == nil {
-			sh.Config.Groups = map[uint64][]string{}
-		}
-		if sh.Prev.Groups == nil {
-			sh.Prev.Groups = map[uint64][]string{}
-		}
-		st.shard = &shardState{config: sh.Config, prev: sh.Prev, status: sh.Status, joined: sh.Joined}
-	}
-	if h := hdr.History; h != nil {
-		if len(h.Configs) == 0 {
-			return nil, corrupt("empty config history")
-		}
-		for i := range h.Configs {
-			if h.Configs[i].Groups == nil {
-				h.Configs[i].Groups = map[uint64][]string{}
-			}
-		}
-		st.history = h
+	if d.err != nil {
+		return nil, corrupt("%v", d.err)
 	}
 	return st, nil
 }
 
-// teeByteReader feeds the bytes binary.ReadUvarint reads into the CRC.
-type teeByteReader struct {
-	r   *bufio.Reader
-	crc io.Writer
+// readState reads the state of a stream after its magic.
+func readState(d *binReader) *snapState {
+	st := &snapState{mode: mode(d.uvarint("mode")), group: d.uvarint("group")}
+	n, slots := d.count("bucket count"), d.count("bucket sections")
+	st.nbuckets = n
+	st.sessions = decodeSessions(d)
+	if d.err != nil {
+		return nil
+	}
+	wantSlots := n
+	switch {
+	case n < 1 || n > shardmap.MaxBuckets:
+		d.fail("%d buckets", n)
+	case st.mode == modePlain && st.group == 0:
+	case st.mode == modeShard && st.group != 0:
+		sh := shardState{config: decodeConfig(d), prev: decodeConfig(d)}
+		for i := 0; i < n && d.err == nil; i++ {
+			b := BucketStatus(min(d.uvarint("bucket status"), 255))
+			if d.err == nil && b > GCing {
+				d.fail("bucket %d: status %d", i, b)
+			}
+			sh.status = append(sh.status, b)
+		}
+		sh.joined = d.uvarint("joined") == 1
+		if d.err == nil && (len(sh.config.Buckets) != n || len(sh.prev.Buckets) != n) {
+			d.fail("configs of %d and %d buckets in a store of %d", len(sh.config.Buckets), len(sh.prev.Buckets), n)
+		}
+		st.shard = &sh
+	case st.mode == modeConfig && st.group == 0:
+		wantSlots = 1
+		h := &shardmap.History{}
+		count := d.count("config count")
+		if d.err == nil && count == 0 {
+			d.fail("no configs")
+		}
+		for i := 0; i < count && d.err == nil; i++ {
+			c := decodeConfig(d)
+			switch {
+			case d.err != nil:
+			case c.Version != uint64(i):
+				d.fail("config %d at position %d", c.Version, i)
+			case len(c.Buckets) != n:
+				d.fail("config %d of %d buckets in a store of %d", c.Version, len(c.Buckets), n)
+			}
+			h.Configs = append(h.Configs, c)
+		}
+		st.history = h
+	default:
+		d.fail("a %s store of group %d", st.mode, st.group)
+	}
+	if d.err == nil && slots != wantSlots {
+		d.fail("%d bucket sections, want %d", slots, wantSlots)
+	}
+	if d.err != nil {
+		return nil
+	}
+	st.buckets = make([]bucket, slots)
+	for i := range st.buckets {
+		t := decodeKeys(d)
+		if d.err == nil && st.mode == modeConfig && t.Len() > 0 {
+			d.fail("keys in a config group member's state")
+		}
+		if d.err == nil && n > 1 && st.mode != modeConfig {
+			t.Ascend(func(it item) bool {
+				if b := shardmap.BucketOf(it.key, n); b != i {
+					d.fail("key %q of bucket %d in bucket %d", it.key, b, i)
+					return false
+				}
+				return true
+			})
+		}
+		st.buckets[i] = bucket{data: t, dedup: decodeDedupTable(d)}
+		if d.err != nil {
+			return nil
+		}
+	}
+	return st
 }
 
-func (t *teeByteReader) ReadByte() (byte, error) {
-	b, err := t.r.ReadByte()
-	if err == nil {
-		t.crc.Write([]byte{b})
+// encodeSessions writes the session count, then each session by ascending
+// id: id, watermark, applied count, applied ids ascending.
+func encodeSessions(e *binWriter, sessions map[uint64]*session) {
+	ids := slices.Sorted(maps.Keys(sessions))
+	e.uvarint(uint64(len(ids)))
+	for _, id := range ids {
+		ss := sessions[id]
+		e.uvarint(id)
+		e.uvarint(ss.Watermark)
+		applied := slices.Sorted(maps.Keys(ss.Applied))
+		e.uvarint(uint64(len(applied)))
+		for _, a := range applied {
+			e.uvarint(a)
+		}
 	}
-	return b, err
+}
+
+func decodeSessions(d *binReader) map[uint64]*session {
+	out := map[uint64]*session{}
+	n := d.count("session count")
+	var prev uint64
+	for i := 0; i < n && d.err == nil; i++ {
+		id := d.uvarint("session id")
+		if d.err == nil && i > 0 && id <= prev {
+			d.fail("sessions out of order at %d", i)
+		}
+		prev = id
+		ss := &session{Watermark: d.uvarint("session watermark"), Applied: map[uint64]bool{}}
+		m := d.count("session applied count")
+		var last uint64
+		for j := 0; j < m && d.err == nil; j++ {
+			a := d.uvarint("session applied id")
+			if d.err == nil && j > 0 && a <= last {
+				d.fail("session %d: applied ids out of order at %d", id, j)
+			}
+			last = a
+			ss.Applied[a] = true
+		}
+		out[id] = ss
+	}
+	return out
 }
 
 // Snapshot captures the state as of the last applied commit, in
@@ -254,7 +275,8 @@ func (t *teeByteReader) ReadByte() (byte, error) {
 // raftnode calls Snapshot when every published commit has been applied.
 func (s *Store) Snapshot() (func(io.Writer) error, error) {
 	s.mu.Lock()
-	st := &snapState{buckets: s.cloneBucketsLocked(), sessions: make(map[uint64]*session, len(s.mu.sessions))}
+	st := &snapState{mode: s.mode, group: s.cfg.Group, nbuckets: s.nbuckets, buckets: s.cloneBucketsLocked(),
+		sessions: make(map[uint64]*session, len(s.mu.sessions))}
 	for id, ss := range s.mu.sessions {
 		st.sessions[id] = &session{Watermark: ss.Watermark, Applied: maps.Clone(ss.Applied)}
 	}
@@ -283,9 +305,20 @@ func (s *Store) restore(path string, index uint64) error {
 		return fmt.Errorf("kvstore: open snapshot: %w", err)
 	}
 	defer f.Close()
-	st, err := readSnapshot(f, len(s.mu.buckets))
+	var size int64
+	if fi, err := f.Stat(); err == nil {
+		size = fi.Size()
+	}
+	st, err := readSnapshot(f, size)
 	if err != nil {
 		return fmt.Errorf("kvstore: snapshot %s: %w", path, err)
+	}
+	if st.mode != s.mode || st.group != s.cfg.Group || st.nbuckets != s.nbuckets {
+		// Every member of a group restores the same bytes: one started
+		// with other settings must not serve a state it misreads.
+		mine := snapState{mode: s.mode, group: s.cfg.Group, nbuckets: s.nbuckets}
+		return fmt.Errorf("%w: snapshot %s (index %d) is of a %s; this store is a %s",
+			ErrSnapshotMismatch, path, index, st.describe(), mine.describe())
 	}
 	s.install(st, index)
 	return nil
@@ -300,19 +333,11 @@ func (s *Store) install(st *snapState, index uint64) {
 		keys += b.data.Len()
 	}
 	s.mu.sessions = st.sessions
-	if s.mode == modeShard {
-		if st.shard != nil {
-			s.mu.shard = *st.shard
-		} else {
-			s.mu.shard = newShardState(s.nbuckets)
-		}
+	if st.shard != nil {
+		s.mu.shard = *st.shard
 	}
-	if s.mode == modeConfig {
-		if st.history != nil {
-			s.mu.history = *st.history
-		} else {
-			s.mu.history = newHistory(s.nbuckets)
-		}
+	if st.history != nil {
+		s.mu.history = *st.history
 	}
 	s.notifyLocked()
 	own := st.sessions[s.session]

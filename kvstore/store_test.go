@@ -2,6 +2,7 @@ package kvstore
 
 import (
 	"bytes"
+	"context"
 	"encoding/gob"
 	"encoding/hex"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"unsafe"
 	"weak"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/raftkv/raftkv/raftnode"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -93,11 +95,11 @@ func TestSnapshotStreamRoundTrip(t *testing.T) {
 	}
 	sessions := map[uint64]*session{7: {Watermark: 5, Applied: map[uint64]bool{5: true, 9: true}}}
 	var buf bytes.Buffer
-	if err := writeSnapshot(&buf, &snapState{buckets: []bucket{{data: keys}}, sessions: sessions}); err != nil {
+	if err := writeSnapshot(&buf, &snapState{nbuckets: 1, buckets: []bucket{{data: keys}}, sessions: sessions}); err != nil {
 		t.Fatal(err)
 	}
 	data := buf.Bytes()
-	got, err := readSnapshot(bytes.NewReader(data), 1)
+	got, err := readSnapshot(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,14 +119,14 @@ func TestSnapshotStreamRoundTrip(t *testing.T) {
 
 	// Every truncation and every single-bit flip is caught.
 	for cut := 0; cut < len(data); cut += 7 {
-		if _, err := readSnapshot(bytes.NewReader(data[:cut]), 1); !errors.Is(err, ErrCorruptSnapshot) {
+		if _, err := readSnapshot(bytes.NewReader(data[:cut]), int64(cut)); !errors.Is(err, ErrCorruptSnapshot) {
 			t.Fatalf("truncated at %d: %v", cut, err)
 		}
 	}
 	for i := 0; i < len(data); i += 5 {
 		bad := bytes.Clone(data)
 		bad[i] ^= 0x10
-		if _, err := readSnapshot(bytes.NewReader(bad), 1); err == nil {
+		if _, err := readSnapshot(bytes.NewReader(bad), int64(len(bad))); err == nil {
 			t.Fatalf("bit flip at byte %d went unnoticed", i)
 		}
 	}
@@ -156,7 +158,7 @@ func TestSnapshotDoesNotStopWrites(t *testing.T) {
 	if err := write(io.Discard); err == nil {
 		t.Fatal("a second write of the same snapshot succeeded")
 	}
-	st, err := readSnapshot(&buf, 1)
+	st, err := readSnapshot(&buf, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +191,7 @@ func bareStore(lg *zap.Logger, cfg Config) *Store {
 	return s
 }
 
-func mustEntry(t *testing.T, index uint64, b *batch) raftnode.Entry {
+func mustEntry(t testing.TB, index uint64, b *batch) raftnode.Entry {
 	data, err := encodeBatch(b)
 	if err != nil {
 		t.Fatal(err)
@@ -446,13 +448,13 @@ func TestSnapshotWriteLetsGoOfWrittenValues(t *testing.T) {
 			t.Error("the last key's value was let go before it was written")
 		}
 	}
-	if err := writeSnapshot(w, &snapState{buckets: []bucket{{data: snap}}}); err != nil {
+	if err := writeSnapshot(w, &snapState{nbuckets: 1, buckets: []bucket{{data: snap}}}); err != nil {
 		t.Fatal(err)
 	}
 	if !w.checked {
 		t.Fatal("the snapshot was written in a single write")
 	}
-	st, err := readSnapshot(bytes.NewReader(w.buf.Bytes()), 1)
+	st, err := readSnapshot(bytes.NewReader(w.buf.Bytes()), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -487,4 +489,26 @@ func (w *gcOnFirstWrite) Write(p []byte) (int, error) {
 		w.check()
 	}
 	return w.buf.Write(p)
+}
+
+// TestReadsCounted: each read served, found or not, counts once at its level.
+func TestReadsCounted(t *testing.T) {
+	s := newBareStore(t)
+	s.applyEntry(mustEntry(t, 1, &batch{Session: 2, Watermark: 1, Reqs: []request{{ID: 1, Ops: []Op{{Type: OpPut, Key: "k", Value: []byte("v")}}}}}))
+	for _, key := range []string{"k", "absent", "k"} {
+		s.Get(context.Background(), key, ReadOptions{Stale: true})
+	}
+	m := &dto.Metric{}
+	if err := s.met.staleReads.Write(m); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.GetCounter().GetValue(); got != 3 {
+		t.Errorf("stale reads = %v, want 3", got)
+	}
+	if err := s.met.linearReads.Write(m); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.GetCounter().GetValue(); got != 0 {
+		t.Errorf("linearizable reads = %v, want 0", got)
+	}
 }

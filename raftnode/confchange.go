@@ -3,6 +3,7 @@ package raftnode
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -23,25 +24,40 @@ func (n *Node) answerConfChanges() {
 	n.ccApplied = n.ccApplied[:0]
 }
 
-// applyMembership records an applied conf change and reports whether it
-// removed this member.
+// applyMembership records a conf change that raft applied (n.confState is
+// raft's configuration after it) and reports whether it removed this
+// member.
 func (n *Node) applyMembership(cc *raftpb.ConfChange) bool {
 	id := cc.GetNodeId()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	switch cc.GetType() {
 	case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode:
+		// A member's role is the one raft gave it: adding a learner as a
+		// voter promotes it, and raft would demote a voter added as a
+		// learner, so the list follows raft's configuration.
+		learner := slices.Contains(n.confState.GetLearners(), id)
 		if m, ok := n.mu.members.Members[id]; ok {
+			if m.IsLearner != learner {
+				m.IsLearner = learner
+				n.mu.members.Members[id] = m
+				if learner {
+					n.lg.Warn("member demoted to learner", zap.Uint64("peer-id", id))
+				} else {
+					n.lg.Info("learner promoted to voting member", zap.Uint64("peer-id", id))
+				}
+				return false
+			}
 			// Two members proposed the same id at once; the first one
 			// applied keeps its URL, on every member alike.
 			n.lg.Warn("ignoring a second add of a member", zap.Uint64("peer-id", id),
 				zap.String("peer-url", m.PeerURL), zap.String("ignored-url", string(cc.GetContext())))
 			return false
 		}
-		m := Member{ID: id, PeerURL: string(cc.GetContext())}
+		m := Member{ID: id, PeerURL: string(cc.GetContext()), IsLearner: learner}
 		n.mu.members.Members[id] = m
 		n.addPeerLocked(id, m.PeerURL)
-		n.lg.Info("member added", zap.Uint64("peer-id", id), zap.String("peer-url", m.PeerURL))
+		n.lg.Info("member added", zap.Uint64("peer-id", id), zap.String("peer-url", m.PeerURL), zap.Bool("learner", learner))
 	case raftpb.ConfChangeRemoveNode:
 		delete(n.mu.members.Members, id)
 		n.mu.members.Removed[id] = true
@@ -103,34 +119,16 @@ func (n *Node) publishAttributes() {
 }
 
 func (n *Node) proposeConfChange(req ConfChange) {
-	n.mu.Lock()
-	var err error
-	switch {
-	case n.mu.ccPending:
-		err = ErrConfChangeInProgress
-	case req.Type == raftpb.ConfChangeAddNode:
-		err = n.mu.members.checkAdd(req.NodeID, req.PeerURL)
-	case req.Type == raftpb.ConfChangeRemoveNode:
-		err = n.mu.members.checkRemove(req.NodeID)
-	default:
-		err = fmt.Errorf("%w: unsupported change %v", ErrInvalidMember, req.Type)
-	}
-	if err == nil && n.leader.Load() == raft.None {
-		err = ErrNoLeader
-	}
+	peerURL, err := n.checkConfChange(req)
 	if err != nil {
-		n.mu.Unlock()
 		req.Result <- err
 		return
 	}
-	n.mu.ccPending = true
-	n.mu.Unlock()
-
 	id := n.reqIDs.Next()
 	appliedC := n.ccWait.Register(id)
 	cc := &raftpb.ConfChange{Type: req.Type.Enum(), NodeId: proto.Uint64(req.NodeID), Id: proto.Uint64(id)}
-	if req.Type == raftpb.ConfChangeAddNode {
-		cc.Context = []byte(req.PeerURL)
+	if req.Type != raftpb.ConfChangeRemoveNode {
+		cc.Context = []byte(peerURL)
 	}
 	ctx, cancel := context.WithTimeout(req.Ctx, n.electionTimeout())
 	err = n.node.ProposeConfChange(ctx, cc)
@@ -167,10 +165,104 @@ func (n *Node) proposeConfChange(req ConfChange) {
 	}()
 }
 
+// checkConfChange validates req against the member list (and, for a
+// promotion, the learner's progress), marks a change pending and returns
+// the peer URL the conf change carries: the new member's, or for a
+// promotion the learner's.
+func (n *Node) checkConfChange(req ConfChange) (string, error) {
+	if req.Promote {
+		if req.Type != raftpb.ConfChangeAddNode {
+			return "", fmt.Errorf("%w: promotion by %v", ErrInvalidMember, req.Type)
+		}
+		// raft's status comes from raft's goroutine: not under n.mu.
+		n.mu.RLock()
+		err := n.mu.members.checkPromote(req.NodeID)
+		n.mu.RUnlock()
+		if err == nil {
+			err = n.learnerReady(req.NodeID)
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var err error
+	peerURL := req.PeerURL
+	switch {
+	case n.mu.ccPending:
+		err = ErrConfChangeInProgress
+	case req.Promote:
+		err = n.mu.members.checkPromote(req.NodeID)
+		peerURL = n.mu.members.Members[req.NodeID].PeerURL
+	case req.Type == raftpb.ConfChangeAddNode, req.Type == raftpb.ConfChangeAddLearnerNode:
+		err = n.mu.members.checkAdd(req.NodeID, req.PeerURL)
+	case req.Type == raftpb.ConfChangeRemoveNode:
+		err = n.mu.members.checkRemove(req.NodeID)
+	default:
+		err = fmt.Errorf("%w: unsupported change %v", ErrInvalidMember, req.Type)
+	}
+	if err == nil && n.leader.Load() == raft.None {
+		err = ErrNoLeader
+	}
+	if err != nil {
+		return "", err
+	}
+	n.mu.ccPending = true
+	return peerURL, nil
+}
+
+// learnerReadyFraction is how much of the leader's log a learner must
+// hold to be promoted, etcd's rule (its readyPercentThreshold): a voter
+// far behind would hold up the commits of the quorum it joins, or, should
+// a voter fail meanwhile, stop them.
+const learnerReadyFraction = 0.9
+
+// learnerReady reports whether learner id may be promoted: this member
+// leads, and the learner's log matches the leader's up to at least
+// learnerReadyFraction of the leader's own match index.
+func (n *Node) learnerReady(id uint64) error {
+	rs := n.node.Status()
+	if rs.RaftState != raft.StateLeader {
+		return withDetail(ErrNotLeader, "promote needs the leader",
+			"only the leader knows how far a learner is, and this member is not the leader; retry shortly, or send the request to the leader")
+	}
+	leaderMatch := rs.Progress[rs.ID].Match
+	pr, ok := rs.Progress[id]
+	if !ok || float64(pr.Match) < float64(leaderMatch)*learnerReadyFraction {
+		var match uint64
+		if ok {
+			match = pr.Match
+		}
+		return withDetail(ErrLearnerNotReady, fmt.Sprintf("learner %d matches index %d, the leader %d", id, match, leaderMatch),
+			fmt.Sprintf("learner %d is not caught up with the leader: its log matches up to index %d of the leader's %d, and it needs %.0f%% of that to be promoted; retry once it has caught up",
+				id, match, leaderMatch, learnerReadyFraction*100))
+	}
+	return nil
+}
+
 // AddMember adds a voting member and returns once the change is applied
 // on this member.
 func (n *Node) AddMember(ctx context.Context, id uint64, peerURL string) error {
 	return n.changeMembership(ctx, ConfChange{Type: raftpb.ConfChangeAddNode, NodeID: id, PeerURL: peerURL})
+}
+
+// AddLearner adds a learner, a member that receives the log and snapshots
+// but does not vote (so a new member that is far behind does not weigh on
+// the quorum), and returns once the change is applied on this member.
+// PromoteMember makes it a voter once it has caught up.
+func (n *Node) AddLearner(ctx context.Context, id uint64, peerURL string) error {
+	return n.changeMembership(ctx, ConfChange{Type: raftpb.ConfChangeAddLearnerNode, NodeID: id, PeerURL: peerURL})
+}
+
+// PromoteMember makes the learner id a voting member and returns once the
+// change is applied on this member. Only the leader knows how far the
+// learner is: elsewhere it fails with ErrNotLeader. The leader refuses with
+// ErrLearnerNotReady a learner whose log matches less than 90% of its own,
+// as etcd does; with ErrNotLearner a voter, with ErrMemberNotFound an
+// unknown id.
+func (n *Node) PromoteMember(ctx context.Context, id uint64) error {
+	return n.changeMembership(ctx, ConfChange{Type: raftpb.ConfChangeAddNode, NodeID: id, Promote: true})
 }
 
 // RemoveMember removes a member and returns once the change is applied on

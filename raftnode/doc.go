@@ -10,10 +10,23 @@
 // # Data flow
 //
 // The application sends proposals on ProposeC (or calls Propose) and
-// membership changes on ConfChangeC (or calls AddMember/RemoveMember). It
+// membership changes on ConfChangeC (or calls AddMember, AddLearner,
+// PromoteMember, RemoveMember). It
 // receives committed state on Commits, in log order, and calls
 // Commit.Applied after applying each commit. Linearizable reads call
 // ReadIndex and wait until the application applied the returned index.
+//
+// # Learners and leadership transfer
+//
+// A learner (AddLearner) receives the log and snapshots but does not vote
+// and cannot lead; the member list records it (Member.IsLearner, as raft's
+// ConfState has it after each change). PromoteMember makes it a voter by
+// proposing ConfChangeAddNode of its id, and only the leader takes that:
+// it alone knows the learner's progress, and refuses a learner whose log
+// matches less than 90% of its own (etcd's rule). TransferLeadership asks
+// raft, on the leader, to hand leadership to a voter (raft catches it up,
+// then sends it MsgTimeoutNow, so it campaigns at once) and waits until
+// this member sees it lead.
 //
 // # Batching
 //
@@ -57,6 +70,9 @@
 // Config.NewTransport from a TransportParams: the member's id, the Node
 // as the rafthttp.Raft that takes what arrives, and the snapshotter that
 // saves an incoming snapshot's data file before its message goes to raft.
+// A transport may also tell since when its connection to a peer is up
+// (ActiveSince, as rafthttp's does), so that leadership goes to no member
+// that is gone; one that cannot tell counts every peer connected.
 // Nil means etcd's rafthttp, with its peer HTTP server on
 // Config.PeerListenAddr, serving once the known peers were added: what the
 // daemon runs. raftnode keeps its own record of the peers it added, and
@@ -138,8 +154,10 @@
 //     leader, raft's answers mapped to errors.
 //   - batcher.go: the leader's merging of proposals into batch entries.
 //   - readindex.go: linearizable reads, one ReadIndex round at a time.
-//   - confchange.go: proposing and applying membership changes, and the
-//     members' published client URLs.
+//   - confchange.go: proposing and applying membership changes, the
+//     learner's readiness for promotion, and the members' published
+//     client URLs.
+//   - transfer.go: leadership transfer and the choice of the transferee.
 //   - membership.go: the member list, the snapshot envelope and the kinds
 //     of entry data.
 //   - snapshot.go: taking snapshots (maybeSnapshot, finishSnapshot), log

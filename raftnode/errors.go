@@ -35,6 +35,14 @@ func (e *nodeError) BadRequest() bool     { return e.kind == badRequest }
 // NoLeader reports whether the error is that this member knows no leader.
 func (e *nodeError) NoLeader() bool { return error(e) == ErrNoLeader }
 
+// LearnerNotReady reports whether the error is that a learner is too far
+// behind the leader to be promoted.
+func (e *nodeError) LearnerNotReady() bool { return error(e) == ErrLearnerNotReady }
+
+// LeaderTransferTimeout reports whether the error is that leadership did
+// not move before the caller's deadline.
+func (e *nodeError) LeaderTransferTimeout() bool { return error(e) == ErrTransferTimeout }
+
 func newError(k kind, msg, human string) error { return &nodeError{msg: msg, human: human, kind: k} }
 
 var (
@@ -87,6 +95,27 @@ var (
 	// malformed.
 	ErrInvalidMember = newError(badRequest, "raftnode: invalid member id or peer URL",
 		"invalid member id or peer URL")
+	// ErrNotLearner means a member to be promoted is a voter already.
+	ErrNotLearner = newError(conflict, "raftnode: member is not a learner",
+		"the member is a voting member already; only a learner can be promoted")
+	// ErrLearnerNotReady means a learner's log is too far behind the
+	// leader's for it to be promoted (see PromoteMember).
+	ErrLearnerNotReady = newError(conflict, "raftnode: learner is not caught up with the leader",
+		"the learner has not caught up with the leader yet; retry once it has")
+	// ErrNotLeader means the request needs the leader's view of the
+	// followers (promoting a learner, transferring leadership), and this
+	// member is not the leader.
+	ErrNotLeader = newError(unavailable, "raftnode: this member is not the leader",
+		"this member is not the leader; send the request to the leader")
+	// ErrTransferTarget means leadership cannot go to the member asked
+	// for (unknown, a learner) or there is no voter to give it to.
+	ErrTransferTarget = newError(conflict, "raftnode: no such voting member to transfer leadership to",
+		"leadership can only be transferred to another voting member")
+	// ErrTransferTimeout means leadership had not moved to the transferee
+	// when the caller's deadline passed, or the transferee's connection
+	// went down; it may still move.
+	ErrTransferTimeout = newError(timeout, "raftnode: leadership transfer not completed",
+		"leadership did not move before the deadline; it may still move, or stay with the current leader")
 )
 
 // detailError is a sentinel with the detail that names what it is about

@@ -269,9 +269,11 @@ func (c *testCluster) put(val string) uint64 {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		if err != nil {
+		if err != nil && !errors.Is(err, ErrOutcomeUnknown) {
 			c.t.Fatalf("propose %q: %v", val, err)
 		}
+		// Taken, or perhaps (the node stopped meanwhile): wait for it to
+		// apply, and propose it again if it does not.
 		applyBy := time.Now().Add(3 * time.Second)
 		for time.Now().Before(applyBy) {
 			if vals, index := lead.app.state(); slices.Contains(vals, val) {

@@ -15,6 +15,10 @@ type Member struct {
 	PeerURL string
 	// ClientURL is the member's client address, once it has published it.
 	ClientURL string
+	// IsLearner: the member receives the log and snapshots but does not
+	// vote, and cannot lead, until it is promoted. Snapshots taken before
+	// learners existed decode with false, which they all were.
+	IsLearner bool
 }
 
 // membership is the member list derived from applied conf changes. It is
@@ -75,13 +79,53 @@ func (m membership) checkAdd(id uint64, peerURL string) error {
 	return nil
 }
 
-// checkRemove validates removing id against this membership.
+// checkRemove validates removing id against this membership. raft panics
+// on a change that leaves no voter, learners or not.
 func (m membership) checkRemove(id uint64) error {
-	if _, ok := m.Members[id]; !ok {
+	mem, ok := m.Members[id]
+	if !ok {
 		return withDetail(ErrMemberNotFound, fmt.Sprint(id), fmt.Sprintf("there is no member %d", id))
 	}
-	if len(m.Members) == 1 {
+	if !mem.IsLearner && m.voters() == 1 {
 		return ErrLastMember
+	}
+	return nil
+}
+
+// voters counts the members that are not learners.
+func (m membership) voters() int {
+	n := 0
+	for _, mem := range m.Members {
+		if !mem.IsLearner {
+			n++
+		}
+	}
+	return n
+}
+
+// checkPromote validates promoting id, which must be a learner.
+func (m membership) checkPromote(id uint64) error {
+	mem, ok := m.Members[id]
+	switch {
+	case !ok:
+		return withDetail(ErrMemberNotFound, fmt.Sprint(id), fmt.Sprintf("there is no member %d", id))
+	case !mem.IsLearner:
+		return withDetail(ErrNotLearner, fmt.Sprint(id),
+			fmt.Sprintf("member %d is a voting member already; only a learner can be promoted", id))
+	}
+	return nil
+}
+
+// checkTransferee validates id as the member to hand leadership to.
+func (m membership) checkTransferee(id uint64) error {
+	mem, ok := m.Members[id]
+	switch {
+	case !ok:
+		return withDetail(ErrTransferTarget, fmt.Sprintf("%d is not a member", id),
+			fmt.Sprintf("there is no member %d to transfer leadership to", id))
+	case mem.IsLearner:
+		return withDetail(ErrTransferTarget, fmt.Sprintf("%d is a learner", id),
+			fmt.Sprintf("member %d is a learner, which cannot lead; promote it first", id))
 	}
 	return nil
 }

@@ -31,10 +31,16 @@ type Proposal struct {
 
 // ConfChange is one membership change on its way into raft.
 type ConfChange struct {
-	Ctx     context.Context
-	Type    raftpb.ConfChangeType // ConfChangeAddNode or ConfChangeRemoveNode
+	Ctx context.Context
+	// Type is ConfChangeAddNode, ConfChangeAddLearnerNode or
+	// ConfChangeRemoveNode.
+	Type    raftpb.ConfChangeType
 	NodeID  uint64
-	PeerURL string // for ConfChangeAddNode
+	PeerURL string // for the two adds
+	// Promote, with ConfChangeAddNode, makes the learner NodeID a voter
+	// (PeerURL unused); only the leader takes it, once the learner has
+	// caught up (see PromoteMember).
+	Promote bool
 	// Result receives exactly one value: nil once the change is applied on
 	// this member, or the reason it failed. It must have room for one value.
 	Result chan<- error

@@ -15,7 +15,8 @@ type Status struct {
 	AppliedIndex  uint64 // highest index handed to the application
 	SnapshotIndex uint64
 	Members       []Member
-	// Progress is each follower's replication state; only on the leader.
+	// Progress is each follower's replication state, learners included;
+	// only on the leader.
 	Progress map[uint64]Progress
 }
 

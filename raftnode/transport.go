@@ -293,6 +293,10 @@ func (t *httpTransport) AddPeer(id uint64, peerURL string) { t.links.addPeer(id,
 func (t *httpTransport) RemovePeer(id uint64)              { t.links.removePeer(id) }
 func (t *httpTransport) ErrorC() <-chan error              { return t.errc }
 
+// ActiveSince is since when rafthttp's connection to peer id is up; zero
+// while it is down (see peerConnected).
+func (t *httpTransport) ActiveSince(id uint64) time.Time { return t.rh.ActiveSince(types.ID(id)) }
+
 // Stop stops rafthttp, then the peer server.
 func (t *httpTransport) Stop() {
 	close(t.stopc)

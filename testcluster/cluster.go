@@ -410,6 +410,19 @@ func (c *Cluster) mustRunning(id int, op string) *process {
 // --join and the full --cluster list. It does not wait for the node to catch up.
 func (c *Cluster) AddNode(t testing.TB) int {
 	t.Helper()
+	return c.addNode(t, "")
+}
+
+// AddLearner is AddNode for a learner (POST /<id>?learner=true): it receives the log
+// but does not vote until promoted (POST /<id>/promote).
+func (c *Cluster) AddLearner(t testing.TB) int {
+	t.Helper()
+	return c.addNode(t, "?learner=true")
+}
+
+// addNode adds and starts a node, asking with query appended to POST /<id>.
+func (c *Cluster) addNode(t testing.TB, query string) int {
+	t.Helper()
 	ports := freePorts(t, 2)
 	c.mu.Lock()
 	id := len(c.mu.nodes)
@@ -419,7 +432,7 @@ func (c *Cluster) AddNode(t testing.TB) int {
 	c.mu.nodes = append(c.mu.nodes, n)
 	c.mu.Unlock()
 
-	path := "/" + strconv.Itoa(id)
+	path := "/" + strconv.Itoa(id) + query
 	attempts := 0
 	WaitFor(t, 30*time.Second, "POST "+path+" accepted by a live member", func() error {
 		var errs []error
