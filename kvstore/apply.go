@@ -3,6 +3,7 @@ package kvstore
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/raftkv/raftkv/raftnode"
@@ -39,28 +40,22 @@ func (s *Store) applyEntry(e raftnode.Entry) {
 		s.lg.Error("skipping undecodable entry", zap.Uint64("index", e.Index), zap.Error(err))
 		return
 	}
-	var mine []uint64
+	var mine []answer
 	s.mu.Lock()
 	sess := s.mu.sessions[b.Session]
 	if sess == nil {
 		sess = &session{Applied: map[uint64]bool{}}
 		s.mu.sessions[b.Session] = sess
 	}
-	for _, r := range b.Reqs {
+	for i := range b.Reqs {
+		r := &b.Reqs[i]
 		if r.ID < sess.Watermark || sess.Applied[r.ID] {
 			continue // a duplicate, or abandoned by its proposer
 		}
 		sess.Applied[r.ID] = true
-		for _, op := range r.Ops {
-			switch op.Type {
-			case OpPut:
-				s.mu.data.ReplaceOrInsert(newItem(op.Key, op.Value))
-			case OpDelete:
-				s.mu.data.Delete(newItem(op.Key, nil))
-			}
-		}
+		res := s.applyRequestLocked(r, e.Index)
 		if b.Session == s.session {
-			mine = append(mine, r.ID)
+			mine = append(mine, answer{r.ID, res})
 		}
 	}
 	if b.Session == s.session && len(b.Reqs) > 0 {
@@ -80,13 +75,99 @@ func (s *Store) applyEntry(e raftnode.Entry) {
 	s.mu.Unlock()
 	if len(mine) > 0 {
 		s.pmu.Lock()
-		for _, id := range mine {
-			if p := s.pmu.pending[id]; p != nil {
-				s.finishLocked(p, result{index: e.Index})
+		for _, a := range mine {
+			if p := s.pmu.pending[a.id]; p != nil {
+				s.finishLocked(p, a.res)
 			}
 		}
 		s.pmu.Unlock()
 	}
+}
+
+// answer is the result of one of this session's requests, for its waiter.
+type answer struct {
+	id  uint64
+	res result
+}
+
+// applyRequestLocked applies r, the request of an entry at index that the
+// session check let through, and returns its result. s.mu must be held.
+func (s *Store) applyRequestLocked(r *request, index uint64) result {
+	if r.Ctl != nil {
+		return s.applyControlLocked(r, index)
+	}
+	if s.mode == modeConfig {
+		return result{err: ErrNoKeys}
+	}
+	if s.mode == modeShard && !brokenFence {
+		// The bucket fence: refused, not applied, unless this group
+		// serves every key's bucket now.
+		if err := s.fenceLocked(r.Ops); err != nil {
+			return result{err: err}
+		}
+	}
+	if r.ClientID == "" {
+		s.applyOpsLocked(r.Ops)
+		return result{index: index}
+	}
+	// Exactly-once: the request's (client, seq) in the dedup table of
+	// every bucket it touches.
+	if !validClientID(r.ClientID) || r.Seq == 0 {
+		return result{err: ErrBadClientID}
+	}
+	var buf [8]int
+	touched := s.touchedBuckets(r.Ops, buf[:0])
+	tooOld := false
+	for _, b := range touched {
+		e, found, old := s.mu.buckets[b].dedup.lookup(r.ClientID, r.Seq)
+		if found {
+			return result{index: e.index, dup: true, version: e.version}
+		}
+		tooOld = tooOld || old
+	}
+	if tooOld {
+		return result{err: ErrSeqTooOld}
+	}
+	s.applyOpsLocked(r.Ops)
+	for _, b := range touched {
+		s.recordLocked(b, r.ClientID, dedupEntry{seq: r.Seq, index: index}, index)
+	}
+	return result{index: index}
+}
+
+// applyOpsLocked applies ops in order. s.mu must be held.
+func (s *Store) applyOpsLocked(ops []Op) {
+	for _, op := range ops {
+		switch op.Type {
+		case OpPut:
+			s.mu.buckets[s.bucketOf(op.Key)].data.ReplaceOrInsert(newItem(op.Key, op.Value))
+		case OpDelete:
+			s.mu.buckets[s.bucketOf(op.Key)].data.Delete(newItem(op.Key, nil))
+		}
+	}
+}
+
+// recordLocked remembers e as the result of client id in bucket b's dedup
+// table. s.mu must be held.
+func (s *Store) recordLocked(b int, id string, e dedupEntry, index uint64) {
+	bk := &s.mu.buckets[b]
+	if bk.dedup == nil {
+		bk.dedup = newDedupTable()
+	}
+	bk.dedup.record(id, e, index, s.cfg.DedupWindow, s.cfg.DedupClients)
+}
+
+// touchedBuckets appends to buf the distinct buckets of ops' keys, in
+// ascending order.
+func (s *Store) touchedBuckets(ops []Op, buf []int) []int {
+	if s.nbuckets == 1 {
+		return append(buf, 0)
+	}
+	for _, op := range ops {
+		buf = append(buf, s.bucketOf(op.Key))
+	}
+	slices.Sort(buf)
+	return slices.Compact(buf)
 }
 
 func (s *Store) setApplied(index uint64) {

@@ -116,7 +116,7 @@ func filledStore(b *testing.B, keys int) *Store {
 	s := newBareStore(b)
 	value := bytes.Repeat([]byte{'v'}, 256)
 	for i := range keys {
-		s.mu.data.ReplaceOrInsert(newItem(fmt.Sprintf("%08d", i), value))
+		s.mu.buckets[0].data.ReplaceOrInsert(newItem(fmt.Sprintf("%08d", i), value))
 	}
 	return s
 }
@@ -136,7 +136,8 @@ func BenchmarkPut(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				s.mu.data.ReplaceOrInsert(newItem(names[i%len(names)], value))
+				key := names[i%len(names)]
+				s.mu.buckets[s.bucketOf(key)].data.ReplaceOrInsert(newItem(key, value))
 				i++
 			}
 		})
@@ -153,7 +154,7 @@ func BenchmarkSnapshot(b *testing.B) {
 				b.Fatal(err)
 			}
 			// The next write copies the path it touches, as under load.
-			s.mu.data.ReplaceOrInsert(newItem("00000001", []byte("x")))
+			s.mu.buckets[0].data.ReplaceOrInsert(newItem("00000001", []byte("x")))
 		}
 	})
 	write, err := s.Snapshot()
@@ -182,7 +183,7 @@ func BenchmarkSnapshot(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, _, err := readSnapshot(bytes.NewReader(data)); err != nil {
+			if _, err := readSnapshot(bytes.NewReader(data), int64(len(data))); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -26,9 +26,16 @@ type Op struct {
 }
 
 // request is one client write: its ops are applied together, atomically.
+// ClientID and Seq, when set, make it exactly-once across the client's
+// retries (see WriteOptions).
 type request struct {
-	ID  uint64
-	Ops []Op
+	ID       uint64
+	Ops      []Op
+	ClientID string
+	Seq      uint64
+	// Ctl, when set, makes the request a control operation of a shard
+	// group instead of a write of keys; Ops is then empty.
+	Ctl *control
 }
 
 // batch is the payload of one raft entry: requests from one proposer

@@ -2,9 +2,11 @@ package kvstore
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/raftkv/raftkv/shardmap"
 	"go.uber.org/zap"
 )
 
@@ -31,6 +33,27 @@ type Config struct {
 	// flooding raft with small entries when no leader merges them.
 	MaxUnappliedEntries   int
 	UnappliedEntryTimeout time.Duration
+	// Buckets is the number of buckets of the key space; a key's bucket
+	// is shardmap.BucketOf(key, Buckets). Each bucket's keys are kept
+	// apart, so that a bucket can be exported, installed and dropped
+	// whole. Every member of a raft group must use the same number. Zero
+	// means 1 (a plain member).
+	Buckets int
+	// Group, when non-zero, makes the store a member of shard group
+	// Group: it serves only the buckets its applied config gives Group
+	// (see ShardState).
+	Group uint64
+	// ConfigGroup makes the store a config group member: its state is
+	// the shardmap.History of Buckets buckets, changed by ConfigOp; it
+	// serves no keys.
+	ConfigGroup bool
+	// DedupWindow is how many of one client's most recent sequence
+	// numbers a bucket remembers results for (see WriteOptions); zero
+	// means 1024. DedupClients bounds the clients a bucket remembers (the
+	// least recently written are evicted first, deterministically by raft
+	// index); zero means 10000. Every member of a raft group must use the
+	// same values: they decide what the state machine does.
+	DedupWindow, DedupClients int
 	// Registerer receives the store's Prometheus metrics. Nil means they
 	// are kept but not exported.
 	Registerer prometheus.Registerer
@@ -49,6 +72,15 @@ func (c *Config) applyDefaults() {
 	if c.MaxUnappliedEntries == 0 {
 		c.MaxUnappliedEntries = 16
 	}
+	if c.Buckets == 0 {
+		c.Buckets = 1
+	}
+	if c.DedupWindow == 0 {
+		c.DedupWindow = 1024
+	}
+	if c.DedupClients == 0 {
+		c.DedupClients = 10000
+	}
 	if c.UnappliedEntryTimeout == 0 {
 		c.UnappliedEntryTimeout = 100 * time.Millisecond
 	}
@@ -64,6 +96,15 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxUnappliedEntries < 1 || c.UnappliedEntryTimeout <= 0 {
 		return errors.New("kvstore: in-flight batches and their timeout must be positive")
+	}
+	if c.Buckets < 1 || c.Buckets > shardmap.MaxBuckets {
+		return fmt.Errorf("kvstore: bucket count %d is not in 1-%d", c.Buckets, shardmap.MaxBuckets)
+	}
+	if c.Group != 0 && c.ConfigGroup {
+		return errors.New("kvstore: a store is in a shard group or in the config group, not both")
+	}
+	if c.DedupWindow < 1 || c.DedupClients < 1 {
+		return errors.New("kvstore: dedup window and clients must be positive")
 	}
 	return nil
 }

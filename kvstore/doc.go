@@ -1,10 +1,37 @@
 // Package kvstore is the replicated key-value state machine on top of
 // raftnode: it encodes writes into raft entries (gob), applies committed
-// entries to an in-memory B-tree, answers the writers waiting for them,
-// serves reads at a stated consistency, and produces and restores
-// snapshots.
+// entries to in-memory B-trees, one per bucket of the key space, answers
+// the writers waiting for them, serves reads at a stated consistency, and
+// produces and restores snapshots. For sharding it is also the state
+// machine of a shard group member (the buckets its group serves, and
+// their migrations) and of a config group member (the list of configs).
 //
-// It must not touch disk or the network itself; raftnode owns both.
+// It must not touch disk or the network itself; raftnode owns both. It
+// decides nothing by clock or map order at apply: every member that
+// applies the same entries holds the same state.
+//
+// # Modes
+//
+// Config.Group and Config.ConfigGroup choose what a store is:
+//
+//   - a plain member (neither): today's single group; it serves every key;
+//   - a shard group member (Group != 0): it serves the keys of the buckets
+//     its applied config gives its group (see Shard groups);
+//   - a config group member (ConfigGroup): its state is a
+//     shardmap.History, changed by ConfigOp and read by QueryConfig; it
+//     stores no keys and refuses key reads and writes (ErrNoKeys).
+//
+// # Buckets
+//
+// The key space is split into Config.Buckets buckets (shardmap.BucketOf:
+// CRC32 of the key or its {tag}, modulo the count). Each bucket's keys
+// live in a tree of their own, beside the bucket's dedup table, so that a
+// bucket is exported, installed and dropped whole. A plain member has one
+// bucket by default and computes no hash. Digest merges the buckets in
+// key order, so it is the same for the same keys whatever the bucket
+// count. Every member of a raft group must use the same bucket count,
+// group and dedup bounds: a snapshot of another kind of store is refused
+// (ErrSnapshotMismatch).
 //
 // # Writes
 //
@@ -35,7 +62,11 @@
 // # Entries
 //
 // An entry is a self-contained gob stream of one batch, so any member
-// decodes it alone. The propose loop keeps one gob encoder primed, and
+// decodes it alone. A request is a write of keys, or a control operation
+// (a shard group's config and bucket steps, a config group's operation)
+// with no keys. Entry types hold no map: gob sizes a map by the count its
+// input claims before reading it, so configs travel in a binary form
+// whose counts are bounded by the entry's length (confcodec.go). The propose loop keeps one gob encoder primed, and
 // the apply loop one gob decoder per type preamble (one per writer
 // binary), fed only each entry's value message. A hand-written decoder of
 // this binary's own entries was measured against it and removed: at 64
@@ -50,6 +81,90 @@
 // already applied, or below the watermark, is skipped. Every member sees the
 // same entries, so every member skips the same requests.
 //
+// # Exactly once across a client's retries
+//
+// The session guards against this member's own re-proposals. A client
+// that retries a write (through another member, after a timeout) is
+// another request; Write's WriteOptions{ClientID, Seq} make it the same
+// one. At apply, in this order:
+//
+//  1. the session check above;
+//  2. on a shard group member, the bucket fence (see Shard groups);
+//  3. with a client id: (ClientID, Seq) is looked up in the dedup table of
+//     every bucket the write touches. Found: the write is not applied and
+//     is answered with the stored result (Result.Duplicate, the index of
+//     its first apply). Below the floor of the client's window (a seq
+//     that may have been applied and forgotten since): ErrSeqTooOld, an
+//     unknown outcome, nothing applied now;
+//  4. the write applies, and its result is recorded in the dedup table of
+//     every bucket it touches.
+//
+// A bucket's table keeps, per client, the results of its DedupWindow
+// (1024) highest seqs, and the floor below which it forgot some; at most
+// DedupClients (10000) clients, the one with the lowest raft index of its
+// last write (then the lowest id) evicted first. A client evicted is
+// forgotten: a retry of one of its writes applies again. Tables are
+// copy-on-write like the trees, move with their bucket, and are part of
+// every snapshot. A refused write (fenced, too old) is recorded nowhere,
+// so its retry is judged again. A write of this member's own that a
+// snapshot covers (this member caught up past it by one) cannot tell
+// which of these became of it unless it is a plain write on a plain
+// member, which always applies: it is answered ErrCoveredBySnapshot (an
+// unknown outcome), and its retry with the same seq learns the answer.
+//
+// # Shard groups
+//
+// A shard group member keeps beside its keys the config it applied, the
+// one before it, and each bucket's status (6.824 shardkv's design):
+//
+//	NotOwned   the config gives the bucket to another group; no keys here
+//	Serving    served here
+//	Pulling    given to this group; its data is on its way from the old owner
+//	BePulling  given away; its data is frozen here for the new owner
+//	GCing      installed and served here; the old owner must still delete it
+//
+// The transitions, each an entry applied only at exactly its config
+// version and in the status it needs; an entry whose step is done or past
+// is answered nil and changes nothing, any other changes nothing and says
+// why (ErrNotReady, ErrNotSettled, ErrBucketState), so a driver may repeat
+// any step after a crash or a leader change:
+//
+//	ProposeConfig(c)  applies iff c.Version is the applied version + 1 and
+//	                  every bucket is Serving or NotOwned (settled); then,
+//	                  per bucket, owned before and after: Serving; newly
+//	                  owned: Serving (empty) if nobody owned it, else
+//	                  Pulling; given away: BePulling; else NotOwned
+//	InstallBucket     Pulling -> GCing, the bucket's keys and dedup table
+//	                  becoming those exported by the old owner
+//	DeleteBucket      BePulling -> NotOwned, keys and table dropped
+//	FinishGC          GCing -> Serving
+//	MarkJoined        Joined = true (the group asked to join once)
+//
+// ExportBucket is not an entry: after a ReadIndex wait it hands out a
+// copy-on-write clone of a bucket that is BePulling at exactly the asked
+// version (ErrNotReady before, ErrBucketGone otherwise). ShardChanged is
+// closed at every change of this state.
+//
+// A write applies only if every key's bucket is Serving or GCing in the
+// applied state; otherwise it is refused whole, not applied: a
+// *WrongGroupError (the bucket, the config version, its owner and servers)
+// or ErrBucketMoving for a bucket being pulled. Before proposing, a write
+// checks the same against the local state: it returns the WrongGroupError
+// at once and waits (bounded by its context) while a bucket is Pulling,
+// answering ErrBucketMoving (nothing proposed) at the deadline. A read
+// makes the same check after its ReadIndex wait, under the lock it reads
+// under, and waits the same way.
+//
+// # Config group
+//
+// ConfigOp (exactly one of join, leave, move) is one entry, applied with
+// shardmap's functions to the latest config and appended to the history;
+// an operation shardmap refuses appends nothing and is answered with its
+// reason (wrapping shardmap.ErrInvalid, a bad request). With a client id
+// and seq it is exactly-once, from one dedup table: a retry is answered
+// with the config it produced. QueryConfig reads a version, linearizably
+// unless stale; WaitConfigVersion long-polls for one.
+//
 // # Reads
 //
 // Get states its consistency in ReadOptions. By default it is
@@ -59,14 +174,18 @@
 //
 // # Snapshots
 //
-// The state is a copy-on-write B+ tree of its own (tree.go) whose items
-// carry the first 8 bytes of their key as an integer, so a lookup compares
-// mostly integers in the node, and whose nodes stay full under a load of
-// ascending keys, where google/btree's stay half full. Snapshot clones
-// the tree (O(1)) and returns a function that streams the clone in a
-// checksummed binary format (snapshot.go) while applying goes on, letting
-// go of each leaf once it is written. restore reads that format back from
-// the data file raftnode names in a Commit.
+// Each bucket's keys are a copy-on-write B+ tree of its own (tree.go)
+// whose items carry the first 8 bytes of their key as an integer, so a
+// lookup compares mostly integers in the node, and whose nodes stay full
+// under a load of ascending keys, where google/btree's stay half full.
+// Snapshot clones every bucket's tree and dedup table (O(buckets)) and
+// returns a function that streams the clones in a checksummed binary
+// format (snapshot.go, format 2: mode, buckets, sessions, shard state or
+// config history, and per bucket its keys and dedup table) while applying
+// goes on, letting go of each leaf once it is written. restore reads that
+// format back from the data file raftnode names in a Commit; a corrupt
+// file, or one of another mode, group or bucket count, stops the member
+// (the apply loop panics with what differs).
 //
 // # Goroutines
 //
@@ -82,9 +201,23 @@
 //  5. A write ends in "not applied" (an error a client gets as 503 or
 //     4xx: ErrStopped, a raftnode refusal, a cancellation, ErrEmptyRequest)
 //     only if no entry carrying it reached any raft log, nor ever will: it
-//     is finished, so the propose loop skips it. Any other end of a write
-//     before its apply is an unknown outcome (ErrTimeout,
-//     ErrOutcomeUnknown: 504), or its real result if that came meanwhile.
+//     is finished, so the propose loop skips it, or its entry applied and
+//     refused it (a WrongGroupError, ErrBucketMoving, ErrNoKeys). Any
+//     other end of a write before its apply is an unknown outcome
+//     (ErrTimeout, ErrOutcomeUnknown, ErrCoveredBySnapshot, ErrSeqTooOld:
+//     504), or its real result if that came meanwhile.
+//  6. A write with a client id is applied at most once per (client, seq)
+//     while the client is among the DedupClients most recently written of
+//     each bucket it touches; a retry is answered with the first result.
+//  7. Every key is in the tree of its own bucket. On a shard group member a
+//     write applies only if each of its keys' buckets is Serving or GCing
+//     in the state it applies to, and a NotOwned bucket holds no keys.
+//  8. A shard group's config moves one version at a time, only when every
+//     bucket is Serving or NotOwned; a bucket's status changes only along
+//     the transitions above, each at exactly one config version, so a
+//     repeated or late step changes nothing.
+//  9. Nothing at apply depends on a clock, map order, or the member: the
+//     same entries give the same keys, dedup tables, statuses and configs.
 //
 // The answers by path:
 //
@@ -101,4 +234,12 @@
 //   - raftnode answers a timeout or an unknown outcome (it gave up or
 //     stopped after handing the entry to raft), or refuses a retry: the
 //     write keeps waiting, since a copy may still commit.
+//
+// # Negative controls
+//
+// Two build tags make deliberately broken stores that the tests must
+// catch: raftkv_brokenreads serves linearizable reads from local state
+// without ReadIndex; raftkv_broken_fence skips the version and status
+// checks of ExportBucket, InstallBucket and DeleteBucket and the bucket
+// fence of writes at apply.
 package kvstore

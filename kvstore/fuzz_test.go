@@ -2,16 +2,20 @@ package kvstore
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/raftkv/raftkv/raftnode"
+	"github.com/raftkv/raftkv/shardmap"
 	"go.uber.org/zap"
 )
 
@@ -24,13 +28,7 @@ import (
 // fuzzStore is newBareStore (no node, no goroutines) logging nothing, so
 // fuzzing is not slowed by logging undecodable entries, and usable by
 // testing.F.
-func fuzzStore() *Store {
-	s := &Store{lg: zap.NewNop(), session: 1, met: newMetrics(nil, nil, nil), dec: newEntryDecoder(), appliedC: make(chan struct{})}
-	s.mu.data = newTree()
-	s.mu.sessions = map[uint64]*session{}
-	s.pmu.pending = map[uint64]*pending{}
-	return s
-}
+func fuzzStore() *Store { return bareStore(zap.NewNop(), Config{}) }
 
 // seedState applies a few entries from two sessions, one of them with a
 // watermark and a duplicate, so the state has keys and sessions to lose.
@@ -81,10 +79,12 @@ func stateOf(s *Store) map[string]string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	m := map[string]string{}
-	s.mu.data.Ascend(func(it item) bool {
-		m[it.key] = string(it.value)
-		return true
-	})
+	for _, b := range s.mu.buckets {
+		b.data.Ascend(func(it item) bool {
+			m[it.key] = string(it.value)
+			return true
+		})
+	}
 	return m
 }
 
@@ -116,6 +116,17 @@ func batchSeeds(f *testing.F) [][]byte {
 		encodeSeed(f, &batch{}),
 		{},
 		[]byte("not gob"),
+		encodeSeed(f, &batch{Session: 6, Watermark: 1, Reqs: []request{
+			{ID: 1, ClientID: "client", Seq: 3, Ops: []Op{{Type: OpPut, Key: "exactly-once", Value: []byte("1")}}},
+			{ID: 2, ClientID: "client", Seq: 3, Ops: []Op{{Type: OpPut, Key: "exactly-once", Value: []byte("2")}}},
+			{ID: 3, ClientID: "bad id", Seq: 1, Ops: []Op{{Type: OpPut, Key: "refused", Value: []byte("x")}}},
+		}}),
+		encodeSeed(f, &batch{Session: 7, Watermark: 1, Reqs: []request{
+			{ID: 1, Ctl: &control{Kind: ctlConfig, Config: marshalConfig(&shardmap.Config{Version: 1, Buckets: []uint64{1}, Groups: map[uint64][]string{1: {"http://a"}}})}},
+			{ID: 2, Ctl: &control{Kind: ctlInstall, Bucket: 0, Version: 1, Data: []byte(bucketMagic)}},
+			{ID: 3, ClientID: "admin", Seq: 1, Ctl: &control{Kind: ctlConfigOp, Op: &wireConfigOp{Join: []wireGroup{{GID: 2, Servers: []string{"http://b"}}}}}},
+			{ID: 4, Ctl: &control{Kind: ctlConfigOp, Op: &wireConfigOp{Move: &MoveOp{Bucket: 1, GID: 2}}}, Ops: []Op{{Type: OpPut, Key: "ignored"}}},
+		}}),
 	}
 }
 
@@ -212,7 +223,7 @@ func sameBatch(a, b *batch) bool {
 	}
 	for i := range a.Reqs {
 		ra, rb := a.Reqs[i], b.Reqs[i]
-		if ra.ID != rb.ID || len(ra.Ops) != len(rb.Ops) {
+		if ra.ID != rb.ID || len(ra.Ops) != len(rb.Ops) || ra.ClientID != rb.ClientID || ra.Seq != rb.Seq || !reflect.DeepEqual(ra.Ctl, rb.Ctl) {
 			return false
 		}
 		for j := range ra.Ops {
@@ -269,9 +280,13 @@ func FuzzApplyEntry(f *testing.F) {
 	})
 }
 
-// applyModel is the specification of applying b: in order, each request
-// whose id is neither below its session's watermark nor already applied is
-// applied once, all its ops in order; unknown op types do nothing.
+// applyModel is the specification of applying b to a plain member whose
+// dedup tables are empty: in order, each request whose id is neither below
+// its session's watermark nor already applied is processed once: a control
+// operation is refused; a write with an invalid client id is refused, and
+// one whose (client, seq) an earlier request of b had is a duplicate, or
+// too old for the window of 1024 seqs; any other write applies all its ops
+// in order, and unknown op types do nothing.
 func applyModel(state map[string]string, sessions map[uint64]*session, b *batch) map[string]string {
 	state = maps.Clone(state)
 	var watermark uint64
@@ -279,11 +294,37 @@ func applyModel(state map[string]string, sessions map[uint64]*session, b *batch)
 	if ss := sessions[b.Session]; ss != nil {
 		watermark, applied = ss.Watermark, maps.Clone(ss.Applied)
 	}
+	type window struct {
+		seqs  []uint64 // ascending
+		floor uint64
+	}
+	clients := map[string]*window{}
 	for _, r := range b.Reqs {
 		if r.ID < watermark || applied[r.ID] {
 			continue
 		}
 		applied[r.ID] = true
+		if r.Ctl != nil {
+			continue
+		}
+		if r.ClientID != "" {
+			if !validClientID(r.ClientID) || r.Seq == 0 {
+				continue
+			}
+			w := clients[r.ClientID]
+			if w == nil {
+				w = &window{}
+				clients[r.ClientID] = w
+			}
+			if slices.Contains(w.seqs, r.Seq) || r.Seq < w.floor {
+				continue
+			}
+			w.seqs = append(w.seqs, r.Seq)
+			slices.Sort(w.seqs)
+			if len(w.seqs) > 1024 {
+				w.floor, w.seqs = w.seqs[0]+1, w.seqs[1:]
+			}
+		}
 		for _, op := range r.Ops {
 			switch op.Type {
 			case OpPut:
@@ -310,47 +351,54 @@ func snapshotOf(t testing.TB, s *Store) []byte {
 }
 
 // FuzzSnapshotRestore restores arbitrary bytes as a snapshot data file, the
-// way the apply loop does (restore, then setApplied), into a store that
-// already holds keys and sessions:
+// way the apply loop does (restore, then setApplied), into a store of one
+// of the kinds of seededStore that already holds a state:
 //   - it never panics;
-//   - bytes it refuses give ErrCorruptSnapshot and leave the state as it was;
+//   - bytes it refuses give ErrCorruptSnapshot (or ErrSnapshotMismatch, for
+//     a well-formed snapshot of another kind of store) and leave the state
+//     as it was;
 //   - bytes it accepts give a consistent state: every session has an
 //     Applied set, and the state snapshots and restores again to the same
-//     Digest and sessions.
+//     state.
 func FuzzSnapshotRestore(f *testing.F) {
-	seeded := fuzzStore()
-	seedState(f, seeded)
-	valid := snapshotOf(f, seeded)
 	var empty bytes.Buffer
-	if err := writeSnapshot(&empty, newTree(), nil); err != nil {
+	if err := writeSnapshot(&empty, &snapState{nbuckets: 1, buckets: []bucket{{data: newTree()}}}); err != nil {
 		f.Fatal(err)
 	}
-	for _, s := range [][]byte{
-		valid, empty.Bytes(),
-		valid[:len(valid)-1],                  // checksum cut short
-		append(bytes.Clone(valid), "tail"...), // bytes after the checksum
-		[]byte(snapshotMagic),
-		append([]byte(snapshotMagic), 0xff, 0xff, 0xff, 0xff, 0x03), // a 1 GiB field, absent
-		{},
-	} {
-		f.Add(s)
+	for kind := range storeKinds {
+		valid := snapshotOf(f, seededStore(f, kind))
+		for _, s := range [][]byte{
+			valid, empty.Bytes(),
+			valid[:len(valid)-1],                  // checksum cut short
+			append(bytes.Clone(valid), "tail"...), // bytes after the checksum
+			[]byte(snapshotMagic),
+			append([]byte(snapshotMagic), 0xff, 0xff, 0xff, 0xff, 0x03), // a 1 GiB field, absent
+			{},
+		} {
+			for into := range storeKinds {
+				f.Add(uint8(into), false, s)
+			}
+			f.Add(uint8(kind), true, s)
+		}
 	}
 	dir := f.TempDir()
-	f.Fuzz(func(t *testing.T, data []byte) {
+	f.Fuzz(func(t *testing.T, kind uint8, fixSum bool, data []byte) {
+		if fixSum {
+			data = withChecksum(data)
+		}
 		path := filepath.Join(dir, "fuzz.snap.db")
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		s := fuzzStore()
-		seedState(t, s)
-		beforeDigest, beforeSessions := digestOf(s), sessionsOf(s)
+		s := seededStore(t, int(kind)%len(storeKinds))
+		before := fullViewOf(s)
 		const index = 40
 		if err := s.restore(path, index); err != nil {
-			if !errors.Is(err, ErrCorruptSnapshot) {
+			if !errors.Is(err, ErrCorruptSnapshot) && !errors.Is(err, ErrSnapshotMismatch) {
 				t.Fatalf("restore refused the bytes with %v, not ErrCorruptSnapshot", err)
 			}
-			if d := digestOf(s); d != beforeDigest || !reflect.DeepEqual(sessionsOf(s), beforeSessions) {
-				t.Fatalf("a refused snapshot changed the state: %+v -> %+v", beforeDigest, d)
+			if after := fullViewOf(s); !reflect.DeepEqual(after, before) {
+				t.Fatalf("a refused snapshot changed the state: %+v -> %+v", before, after)
 			}
 			return
 		}
@@ -364,15 +412,16 @@ func FuzzSnapshotRestore(f *testing.F) {
 	})
 }
 
-// checkRoundTrip snapshots s, restores the stream into a fresh store as the
-// apply loop would, and checks it has want and wantSessions.
+// checkRoundTrip snapshots s, restores the stream into a fresh store of
+// the same configuration as the apply loop would, and checks it has want,
+// wantSessions and every other part of s's state.
 func checkRoundTrip(t *testing.T, s *Store, want digest, wantSessions map[uint64]*session) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "round-trip.snap.db")
 	if err := os.WriteFile(path, snapshotOf(t, s), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := fuzzStore()
+	r := bareStore(zap.NewNop(), s.cfg)
 	if err := r.restore(path, want.index); err != nil {
 		t.Fatalf("restoring a snapshot of the state: %v", err)
 	}
@@ -382,6 +431,9 @@ func checkRoundTrip(t *testing.T, s *Store, want digest, wantSessions map[uint64
 	}
 	if got := sessionsOf(r); !reflect.DeepEqual(got, wantSessions) {
 		t.Fatalf("restored sessions %v, want %v", got, wantSessions)
+	}
+	if got, want := fullViewOf(r), fullViewOf(s); !reflect.DeepEqual(got, want) {
+		t.Fatalf("restored state %+v, want %+v", got, want)
 	}
 }
 
@@ -461,4 +513,75 @@ func applyRecipe(t *testing.T, s *Store, recipe []byte, index uint64) uint64 {
 		}
 	}
 	return index
+}
+
+// FuzzBucketDataUnmarshal decodes arbitrary bytes as a pulled bucket:
+// never a panic; what decodes encodes again to bytes that decode to the
+// same, and installs as the data of a bucket being pulled.
+func FuzzBucketDataUnmarshal(f *testing.F) {
+	d := &BucketData{Bucket: 2, Version: 3, data: newTree(), dedup: newDedupTable()}
+	for _, k := range []string{"a", "b\x00", "c/d"} {
+		d.data.ReplaceOrInsert(newItem(k, []byte(k+"-value")))
+	}
+	d.dedup.record("client", dedupEntry{seq: 4, index: 9}, 9, 8, 8)
+	valid, err := d.MarshalBinary()
+	if err != nil {
+		f.Fatal(err)
+	}
+	empty, err := (&BucketData{data: newTree()}).MarshalBinary()
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range [][]byte{valid, empty, valid[:len(valid)-1], append(bytes.Clone(valid), 0), []byte(bucketMagic), {}} {
+		f.Add(false, s)
+		f.Add(true, s)
+	}
+	f.Fuzz(func(t *testing.T, fixSum bool, data []byte) {
+		if fixSum {
+			data = withChecksum(data)
+		}
+		var got BucketData
+		if err := got.UnmarshalBinary(data); err != nil {
+			if !errors.Is(err, ErrBadShardOp) {
+				t.Fatalf("refused with %v, not ErrBadShardOp", err)
+			}
+			return
+		}
+		again, err := got.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back BucketData
+		if err := back.UnmarshalBinary(again); err != nil {
+			t.Fatalf("re-encoded data does not decode: %v", err)
+		}
+		if again2, _ := back.MarshalBinary(); !bytes.Equal(again, again2) {
+			t.Fatal("decoding and encoding again changed the data")
+		}
+		// It installs wherever its keys belong: a store with one bucket
+		// takes every key.
+		s := bareStore(zap.NewNop(), Config{Buckets: 1, Group: 1, DedupWindow: 2, DedupClients: 2})
+		s.mu.shard.config.Version, s.mu.shard.status[0] = got.Version, Pulling
+		got.Bucket = 0
+		r := applyOwn(t, s, 1, request{Ctl: &control{Kind: ctlInstall, Bucket: 0, Version: got.Version, Data: mustMarshal(t, &got)}})
+		if r.err != nil {
+			t.Fatalf("install: %v", r.err)
+		}
+		if s.Len() != got.Len() || s.mu.buckets[0].dedup.len() > 2 {
+			t.Fatalf("installed %d keys and %d clients, from %d keys", s.Len(), s.mu.buckets[0].dedup.len(), got.Len())
+		}
+		checkRoundTrip(t, s, digestOf(s), sessionsOf(s))
+	})
+}
+
+// withChecksum replaces the last 4 bytes of data with the CRC-32C of the
+// bytes before them, so that a fuzzer gets past the checksum to the
+// decoding behind it.
+func withChecksum(data []byte) []byte {
+	if len(data) < 4 {
+		return data
+	}
+	out := bytes.Clone(data)
+	binary.BigEndian.PutUint32(out[len(out)-4:], crc32.Checksum(out[:len(out)-4], crcTable))
+	return out
 }

@@ -1,11 +1,6 @@
 package kvstore
 
-import (
-	"context"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
-)
+import "context"
 
 // ReadOptions states a read's consistency.
 type ReadOptions struct {
@@ -22,27 +17,42 @@ type ReadOptions struct {
 // Get reads key at the stated consistency. The value is shared with the
 // state: the caller must not modify it.
 func (s *Store) Get(ctx context.Context, key string, opts ReadOptions) ([]byte, error) {
+	if s.mode == modeConfig {
+		return nil, ErrNoKeys
+	}
+	if err := s.readBarrier(ctx, opts); err != nil {
+		return nil, err
+	}
+	s.met.countRead(opts.Stale)
+	if s.mode == modeShard {
+		return s.localFenced(ctx, key)
+	}
+	return s.local(key)
+}
+
+// readBarrier waits until this member's applied state may serve a read of
+// opts' consistency.
+func (s *Store) readBarrier(ctx context.Context, opts ReadOptions) error {
 	if opts.MinIndex > 0 {
 		if err := s.WaitApplied(ctx, opts.MinIndex); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if !opts.Stale && !brokenLocalReads {
 		index, err := s.node.ReadIndex(ctx)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if err := s.WaitApplied(ctx, index); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	s.met.countRead(opts.Stale)
-	return s.local(key)
+	return nil
 }
 
 func (s *Store) local(key string) ([]byte, error) {
 	s.mu.RLock()
-	it, ok := s.mu.data.Get(newItem(key, nil))
+	it, ok := s.mu.buckets[s.bucketOf(key)].data.Get(newItem(key, nil))
 	s.mu.RUnlock()
 	if !ok {
 		return nil, ErrNotFound
@@ -50,28 +60,28 @@ func (s *Store) local(key string) ([]byte, error) {
 	return it.valueBytes(), nil
 }
 
-// Digest is the applied index, the key count and a SHA-256 over the
-// sorted keys and values, all taken at one applied index.
-func (s *Store) Digest() (index uint64, keys int, hash string) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	h := sha256.New()
-	var n [8]byte
-	s.mu.data.Ascend(func(it item) bool {
-		binary.BigEndian.PutUint64(n[:], uint64(len(it.key)))
-		h.Write(n[:])
-		h.Write([]byte(it.key))
-		binary.BigEndian.PutUint64(n[:], uint64(len(it.value)))
-		h.Write(n[:])
-		h.Write(it.valueBytes())
-		return true
-	})
-	return s.applied.Load(), s.mu.data.Len(), hex.EncodeToString(h.Sum(nil))
-}
-
-// Len is the number of keys.
-func (s *Store) Len() int {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.mu.data.Len()
+// localFenced reads key from the applied state of a shard group member,
+// if its bucket is served here (Serving or GCing), after waiting while it
+// is Pulling; else a *WrongGroupError.
+func (s *Store) localFenced(ctx context.Context, key string) ([]byte, error) {
+	b := s.bucketOf(key)
+	ops := []Op{{Key: key}}
+	for {
+		s.mu.RLock()
+		err := s.fenceLocked(ops)
+		ch := s.mu.changedC
+		it, ok := s.mu.buckets[b].data.Get(newItem(key, nil))
+		s.mu.RUnlock()
+		switch {
+		case err == nil && !ok:
+			return nil, ErrNotFound
+		case err == nil:
+			return it.valueBytes(), nil
+		case err != ErrBucketMoving:
+			return nil, err
+		}
+		if err := s.awaitChange(ctx, ch); err != nil {
+			return nil, err
+		}
+	}
 }

@@ -2,198 +2,299 @@ package kvstore
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/binary"
-	"encoding/gob"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"maps"
 	"os"
+	"slices"
 
+	"github.com/raftkv/raftkv/shardmap"
 	"go.uber.org/zap"
 )
 
 // Snapshot format, binary-safe and streamed so that neither writing nor
 // reading needs the whole state as one buffer:
 //
-//	magic "raftkv-kv-snapshot-1\n"
-//	uvarint length, gob of snapshotHeader (key count, sessions)
-//	per key, in key order: uvarint length, key, uvarint length, value
+//	magic "raftkv-kv-snapshot-2\n"
+//	header: uvarints mode, group, bucket count, bucket sections; the
+//	  sessions (sessionsEncode); a shard group member's config, previous
+//	  config (encodeConfig), bucket statuses and joined flag; a config
+//	  group member's configs
+//	per bucket section (one for a config group member, holding no keys):
+//	  uvarint key count; per key, in key order: uvarint length, key,
+//	  uvarint length, value; then the bucket's dedup table
+//	  (dedupTable.encode)
 //	CRC-32C (big endian) of everything before it
-const snapshotMagic = "raftkv-kv-snapshot-1\n"
+//
+// No part is gob: gob sizes a map by the count its input claims before it
+// reads an element, so a corrupt count would allocate without bound; here
+// no count may claim more than the file holds. Format 1 (magic
+// "raftkv-kv-snapshot-1\n", keys and a gob header of sessions) is refused
+// for that reason: its header cannot be read safely.
+const (
+	snapshotMagic   = "raftkv-kv-snapshot-2\n"
+	snapshotMagicV1 = "raftkv-kv-snapshot-1\n"
+)
 
-// maxSnapshotField bounds one length field, so a corrupt file cannot make
-// the reader allocate without limit.
-const maxSnapshotField = 1 << 30
+var (
+	// ErrCorruptSnapshot means a snapshot's data does not decode.
+	ErrCorruptSnapshot = errors.New("kvstore: corrupt snapshot")
+	// ErrSnapshotMismatch means a snapshot is of a store of another mode,
+	// group or bucket count than the one restoring it: its members were
+	// started with different settings.
+	ErrSnapshotMismatch = errors.New("kvstore: snapshot of another kind of store")
+)
 
-var crcTable = crc32.MakeTable(crc32.Castagnoli)
-
-// ErrCorruptSnapshot means a snapshot's data does not decode.
-var ErrCorruptSnapshot = errors.New("kvstore: corrupt snapshot")
-
-type snapshotHeader struct {
-	Keys     int
-	Sessions map[uint64]*session
+// snapState is the whole state of a store, as a snapshot captures it.
+type snapState struct {
+	mode     mode
+	group    uint64
+	nbuckets int
+	// buckets holds each bucket's keys and dedup table; a config group
+	// member has one, holding only the dedup table of config operations.
+	buckets  []bucket
+	sessions map[uint64]*session
+	// shard is set for a shard group member.
+	shard *shardState
+	// history is set for a config group member.
+	history *shardmap.History
 }
 
-// writeSnapshot streams state and sessions to w. It empties state, which
-// must be a clone no one else reads (see tree.takeLeaves).
-func writeSnapshot(w io.Writer, state *tree, sessions map[uint64]*session) error {
+// describe names the kind of store st is of, for a mismatch.
+func (st *snapState) describe() string {
+	switch st.mode {
+	case modeShard:
+		return fmt.Sprintf("shard group %d member with %d buckets", st.group, st.nbuckets)
+	case modeConfig:
+		return fmt.Sprintf("config group member of %d buckets", st.nbuckets)
+	}
+	return fmt.Sprintf("%s member with %d buckets", st.mode, st.nbuckets)
+}
+
+// writeSnapshot streams st to w. It empties st's trees, which must be
+// clones no one else reads (see tree.takeLeaves).
+func writeSnapshot(w io.Writer, st *snapState) error {
 	bw := bufio.NewWriterSize(w, 256<<10)
-	crc := crc32.New(crcTable)
-	out := io.MultiWriter(bw, crc)
-	var hdr bytes.Buffer
-	if err := gob.NewEncoder(&hdr).Encode(snapshotHeader{Keys: state.Len(), Sessions: sessions}); err != nil {
-		return fmt.Errorf("kvstore: encode snapshot header: %w", err)
-	}
-	var lenBuf [binary.MaxVarintLen64]byte
-	writeField := func(b []byte) error {
-		n := binary.PutUvarint(lenBuf[:], uint64(len(b)))
-		if _, err := out.Write(lenBuf[:n]); err != nil {
-			return err
+	e := &binWriter{w: bw}
+	e.write([]byte(snapshotMagic))
+	e.uvarint(uint64(st.mode))
+	e.uvarint(st.group)
+	e.uvarint(uint64(st.nbuckets))
+	e.uvarint(uint64(len(st.buckets)))
+	encodeSessions(e, st.sessions)
+	switch st.mode {
+	case modeShard:
+		encodeConfig(e, &st.shard.config)
+		encodeConfig(e, &st.shard.prev)
+		for _, b := range st.shard.status {
+			e.uvarint(uint64(b))
 		}
-		_, err := out.Write(b)
-		return err
-	}
-	if _, err := io.WriteString(out, snapshotMagic); err != nil {
-		return err
-	}
-	if err := writeField(hdr.Bytes()); err != nil {
-		return err
-	}
-	// Each leaf is dropped before it is written: see takeLeaves.
-	leaves := state.takeLeaves()
-	for i, leaf := range leaves {
-		leaves[i] = nil
-		for _, it := range leaf.items[:leaf.n] {
-			if err := writeField([]byte(it.key)); err != nil {
-				return err
-			}
-			if err := writeField(it.valueBytes()); err != nil {
-				return err
-			}
+		e.uvarint(boolUint(st.shard.joined))
+	case modeConfig:
+		e.uvarint(uint64(len(st.history.Configs)))
+		for i := range st.history.Configs {
+			encodeConfig(e, &st.history.Configs[i])
 		}
 	}
-	var sum [4]byte
-	binary.BigEndian.PutUint32(sum[:], crc.Sum32())
-	if _, err := bw.Write(sum[:]); err != nil {
-		return err
+	buckets := st.buckets
+	st.buckets = nil
+	for i := range buckets {
+		// Each leaf is let go of once written: see takeLeaves.
+		encodeKeys(e, buckets[i].data, true)
+		buckets[i].dedup.encode(e)
+		buckets[i] = bucket{}
+	}
+	e.sum()
+	if e.err != nil {
+		return e.err
 	}
 	return bw.Flush()
 }
 
-// readSnapshot decodes a stream written by writeSnapshot.
-func readSnapshot(r io.Reader) (*tree, map[uint64]*session, error) {
-	br := bufio.NewReaderSize(r, 256<<10)
-	crc := crc32.New(crcTable)
-	in := io.TeeReader(br, crc)
+func boolUint(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// readSnapshot decodes a stream written by writeSnapshot. size, when
+// positive, is the stream's length: no count or length may claim more.
+func readSnapshot(r io.Reader, size int64) (*snapState, error) {
+	d := &binReader{r: bufio.NewReaderSize(r, 256<<10), limit: int(min(size, maxField))}
 	corrupt := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s", ErrCorruptSnapshot, fmt.Sprintf(format, a...))
 	}
-	magic := make([]byte, len(snapshotMagic))
-	if _, err := io.ReadFull(in, magic); err != nil || string(magic) != snapshotMagic {
-		return nil, nil, corrupt("bad magic")
+	switch string(d.raw(len(snapshotMagic))) {
+	case snapshotMagic:
+	case snapshotMagicV1:
+		return nil, corrupt("format 1 (written before buckets existed), which this binary does not read")
+	default:
+		return nil, corrupt("bad magic")
 	}
-	byteReader := &teeByteReader{r: br, crc: crc}
-	readField := func() ([]byte, error) {
-		n, err := binary.ReadUvarint(byteReader)
-		if err != nil {
-			return nil, err
-		}
-		if n > maxSnapshotField {
-			return nil, fmt.Errorf("field of %d bytes", n)
-		}
-		b := make([]byte, n)
-		_, err = io.ReadFull(in, b)
-		return b, err
-	}
-	hdrBytes, err := readField()
-	if err != nil {
-		return nil, nil, corrupt("header: %v", err)
-	}
-	var hdr snapshotHeader
-	if err := gob.NewDecoder(bytes.NewReader(hdrBytes)).Decode(&hdr); err != nil {
-		return nil, nil, corrupt("header: %v", err)
-	}
-	if hdr.Keys < 0 {
-		return nil, nil, corrupt("negative key count")
-	}
-	state := newTree()
-	var last string
-	for i := 0; i < hdr.Keys; i++ {
-		k, err := readField()
-		if err != nil {
-			return nil, nil, corrupt("key %d: %v", i, err)
-		}
-		v, err := readField()
-		if err != nil {
-			return nil, nil, corrupt("value %d: %v", i, err)
-		}
-		if i > 0 && string(k) <= last {
-			return nil, nil, corrupt("keys out of order at %d", i)
-		}
-		last = string(k)
-		state.ReplaceOrInsert(newItem(last, v))
-	}
-	want := crc.Sum32()
-	var sum [4]byte
-	if _, err := io.ReadFull(br, sum[:]); err != nil {
-		return nil, nil, corrupt("checksum: %v", err)
-	}
-	if binary.BigEndian.Uint32(sum[:]) != want {
-		return nil, nil, corrupt("checksum mismatch")
-	}
-	if hdr.Sessions == nil {
-		hdr.Sessions = map[uint64]*session{}
-	}
-	for id, ss := range hdr.Sessions {
-		if ss == nil {
-			ss = &session{}
-			hdr.Sessions[id] = ss
-		}
-		if ss.Applied == nil {
-			ss.Applied = map[uint64]bool{}
+	st := readState(d)
+	d.checkSum()
+	if d.err == nil {
+		if _, err := d.r.ReadByte(); err != io.EOF {
+			d.fail("bytes after the checksum")
 		}
 	}
-	return state, hdr.Sessions, nil
+	if d.err != nil {
+		return nil, corrupt("%v", d.err)
+	}
+	return st, nil
 }
 
-// teeByteReader feeds the bytes binary.ReadUvarint reads into the CRC.
-type teeByteReader struct {
-	r   *bufio.Reader
-	crc io.Writer
-}
-
-func (t *teeByteReader) ReadByte() (byte, error) {
-	b, err := t.r.ReadByte()
-	if err == nil {
-		t.crc.Write([]byte{b})
+// readState reads the state of a stream after its magic.
+func readState(d *binReader) *snapState {
+	st := &snapState{mode: mode(d.uvarint("mode")), group: d.uvarint("group")}
+	n, slots := d.count("bucket count"), d.count("bucket sections")
+	st.nbuckets = n
+	st.sessions = decodeSessions(d)
+	if d.err != nil {
+		return nil
 	}
-	return b, err
+	wantSlots := n
+	switch {
+	case n < 1 || n > shardmap.MaxBuckets:
+		d.fail("%d buckets", n)
+	case st.mode == modePlain && st.group == 0:
+	case st.mode == modeShard && st.group != 0:
+		sh := shardState{config: decodeConfig(d), prev: decodeConfig(d)}
+		for i := 0; i < n && d.err == nil; i++ {
+			b := BucketStatus(min(d.uvarint("bucket status"), 255))
+			if d.err == nil && b > GCing {
+				d.fail("bucket %d: status %d", i, b)
+			}
+			sh.status = append(sh.status, b)
+		}
+		sh.joined = d.uvarint("joined") == 1
+		if d.err == nil && (len(sh.config.Buckets) != n || len(sh.prev.Buckets) != n) {
+			d.fail("configs of %d and %d buckets in a store of %d", len(sh.config.Buckets), len(sh.prev.Buckets), n)
+		}
+		st.shard = &sh
+	case st.mode == modeConfig && st.group == 0:
+		wantSlots = 1
+		h := &shardmap.History{}
+		count := d.count("config count")
+		if d.err == nil && count == 0 {
+			d.fail("no configs")
+		}
+		for i := 0; i < count && d.err == nil; i++ {
+			c := decodeConfig(d)
+			switch {
+			case d.err != nil:
+			case c.Version != uint64(i):
+				d.fail("config %d at position %d", c.Version, i)
+			case len(c.Buckets) != n:
+				d.fail("config %d of %d buckets in a store of %d", c.Version, len(c.Buckets), n)
+			}
+			h.Configs = append(h.Configs, c)
+		}
+		st.history = h
+	default:
+		d.fail("a %s store of group %d", st.mode, st.group)
+	}
+	if d.err == nil && slots != wantSlots {
+		d.fail("%d bucket sections, want %d", slots, wantSlots)
+	}
+	if d.err != nil {
+		return nil
+	}
+	st.buckets = make([]bucket, slots)
+	for i := range st.buckets {
+		t := decodeKeys(d)
+		if d.err == nil && st.mode == modeConfig && t.Len() > 0 {
+			d.fail("keys in a config group member's state")
+		}
+		if d.err == nil && n > 1 && st.mode != modeConfig {
+			t.Ascend(func(it item) bool {
+				if b := shardmap.BucketOf(it.key, n); b != i {
+					d.fail("key %q of bucket %d in bucket %d", it.key, b, i)
+					return false
+				}
+				return true
+			})
+		}
+		st.buckets[i] = bucket{data: t, dedup: decodeDedupTable(d)}
+		if d.err != nil {
+			return nil
+		}
+	}
+	return st
 }
 
-// Snapshot captures the state as of the last applied commit, in O(1):
-// a copy-on-write clone of the tree and a copy of the sessions. The
-// returned function writes that state while applying goes on, once: it
-// lets go of the state as it writes it.
+// encodeSessions writes the session count, then each session by ascending
+// id: id, watermark, applied count, applied ids ascending.
+func encodeSessions(e *binWriter, sessions map[uint64]*session) {
+	ids := slices.Sorted(maps.Keys(sessions))
+	e.uvarint(uint64(len(ids)))
+	for _, id := range ids {
+		ss := sessions[id]
+		e.uvarint(id)
+		e.uvarint(ss.Watermark)
+		applied := slices.Sorted(maps.Keys(ss.Applied))
+		e.uvarint(uint64(len(applied)))
+		for _, a := range applied {
+			e.uvarint(a)
+		}
+	}
+}
+
+func decodeSessions(d *binReader) map[uint64]*session {
+	out := map[uint64]*session{}
+	n := d.count("session count")
+	var prev uint64
+	for i := 0; i < n && d.err == nil; i++ {
+		id := d.uvarint("session id")
+		if d.err == nil && i > 0 && id <= prev {
+			d.fail("sessions out of order at %d", i)
+		}
+		prev = id
+		ss := &session{Watermark: d.uvarint("session watermark"), Applied: map[uint64]bool{}}
+		m := d.count("session applied count")
+		var last uint64
+		for j := 0; j < m && d.err == nil; j++ {
+			a := d.uvarint("session applied id")
+			if d.err == nil && j > 0 && a <= last {
+				d.fail("session %d: applied ids out of order at %d", id, j)
+			}
+			last = a
+			ss.Applied[a] = true
+		}
+		out[id] = ss
+	}
+	return out
+}
+
+// Snapshot captures the state as of the last applied commit, in
+// O(buckets): a copy-on-write clone of each bucket's tree and a copy of
+// the sessions. The returned function writes that state while applying
+// goes on, once: it lets go of the state as it writes it.
 // raftnode calls Snapshot when every published commit has been applied.
 func (s *Store) Snapshot() (func(io.Writer) error, error) {
 	s.mu.Lock()
-	state := s.mu.data.Clone()
-	sessions := make(map[uint64]*session, len(s.mu.sessions))
+	st := &snapState{mode: s.mode, group: s.cfg.Group, nbuckets: s.nbuckets, buckets: s.cloneBucketsLocked(),
+		sessions: make(map[uint64]*session, len(s.mu.sessions))}
 	for id, ss := range s.mu.sessions {
-		sessions[id] = &session{Watermark: ss.Watermark, Applied: maps.Clone(ss.Applied)}
+		st.sessions[id] = &session{Watermark: ss.Watermark, Applied: maps.Clone(ss.Applied)}
+	}
+	if s.mode == modeShard {
+		sh := s.mu.shard.clone()
+		st.shard = &sh
+	}
+	if s.mode == modeConfig {
+		st.history = &shardmap.History{Configs: s.mu.history.Configs} // configs never change once appended
 	}
 	s.mu.Unlock()
 	return func(w io.Writer) error {
-		if state == nil {
+		if st == nil {
 			return errors.New("kvstore: snapshot already written")
 		}
-		st := state
-		state = nil
-		return writeSnapshot(w, st, sessions)
+		cur := st
+		st = nil
+		return writeSnapshot(w, cur)
 	}, nil
 }
 
@@ -204,29 +305,63 @@ func (s *Store) restore(path string, index uint64) error {
 		return fmt.Errorf("kvstore: open snapshot: %w", err)
 	}
 	defer f.Close()
-	state, sessions, err := readSnapshot(f)
+	var size int64
+	if fi, err := f.Stat(); err == nil {
+		size = fi.Size()
+	}
+	st, err := readSnapshot(f, size)
 	if err != nil {
 		return fmt.Errorf("kvstore: snapshot %s: %w", path, err)
 	}
-	s.install(state, sessions, index)
+	if st.mode != s.mode || st.group != s.cfg.Group || st.nbuckets != s.nbuckets {
+		// Every member of a group restores the same bytes: one started
+		// with other settings must not serve a state it misreads.
+		mine := snapState{mode: s.mode, group: s.cfg.Group, nbuckets: s.nbuckets}
+		return fmt.Errorf("%w: snapshot %s (index %d) is of a %s; this store is a %s",
+			ErrSnapshotMismatch, path, index, st.describe(), mine.describe())
+	}
+	s.install(st, index)
 	return nil
 }
 
-// install makes state and sessions the state as of index.
-func (s *Store) install(state *tree, sessions map[uint64]*session, index uint64) {
+// install makes st the state as of index.
+func (s *Store) install(st *snapState, index uint64) {
 	s.mu.Lock()
-	s.mu.data, s.mu.sessions = state, sessions
-	own := sessions[s.session]
+	keys := 0
+	for i, b := range st.buckets {
+		s.mu.buckets[i] = b
+		keys += b.data.Len()
+	}
+	s.mu.sessions = st.sessions
+	if st.shard != nil {
+		s.mu.shard = *st.shard
+	}
+	if st.history != nil {
+		s.mu.history = *st.history
+	}
+	s.notifyLocked()
+	own := st.sessions[s.session]
 	s.mu.Unlock()
-	s.lg.Info("restored state from snapshot", zap.Uint64("index", index), zap.Int("keys", state.Len()))
+	s.lg.Info("restored state from snapshot", zap.Uint64("index", index), zap.Int("keys", keys))
 	// Our writes that the snapshot covers will never be seen as entries.
 	if own != nil {
 		s.pmu.Lock()
 		for id, p := range s.pmu.pending {
 			if own.Applied[id] {
-				s.finishLocked(p, result{index: index})
+				s.finishLocked(p, s.coveredResult(p, index))
 			}
 		}
 		s.pmu.Unlock()
 	}
+}
+
+// coveredResult answers p, a request of this session that a snapshot
+// taken at index covers. A plain write is applied whenever it is
+// processed, so it was; any other may have been refused or answered as a
+// duplicate, which only its entry would have said.
+func (s *Store) coveredResult(p *pending, index uint64) result {
+	if p.req.ClientID != "" || p.req.Ctl != nil || s.mode != modePlain {
+		return result{err: ErrCoveredBySnapshot}
+	}
+	return result{index: index}
 }

@@ -3,10 +3,12 @@ package kvstore
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
 	"github.com/raftkv/raftkv/raftnode"
+	"github.com/raftkv/raftkv/shardmap"
 	"go.uber.org/zap"
 )
 
@@ -30,10 +32,23 @@ type Store struct {
 	// propose loop.
 	refusedC chan refusal
 
+	// nbuckets is the number of buckets of the key space (Config.Buckets).
+	nbuckets int
+	mode     mode
+
 	mu struct {
 		sync.RWMutex
-		data     *tree
+		// buckets holds the keys, one tree per bucket: a key lives in
+		// buckets[s.bucketOf(key)].
+		buckets  []bucket
 		sessions map[uint64]*session
+		// shard is the state of the buckets in a shard group.
+		shard shardState
+		// history is the config group's state: every config.
+		history shardmap.History
+		// changedC is closed and replaced at each change of shard or
+		// history (see ShardChanged).
+		changedC chan struct{}
 	}
 
 	pmu struct {
@@ -75,14 +90,64 @@ func New(cfg Config, node *raftnode.Node) (*Store, error) {
 		proposeDone:   make(chan struct{}),
 		applyDone:     make(chan struct{}),
 	}
-	s.mu.data = newTree()
-	s.mu.sessions = map[uint64]*session{}
-	s.pmu.pending = map[uint64]*pending{}
+	s.initState()
 	s.dec = newEntryDecoder()
 	s.met = newMetrics(cfg.Registerer, func() float64 { return float64(s.Len()) }, s.dec)
 	go s.applyLoop()
 	go s.proposeLoop()
 	return s, nil
+}
+
+// initState sets up the empty state the configuration describes; cfg
+// must hold its defaults.
+func (s *Store) initState() {
+	s.nbuckets = s.cfg.Buckets
+	s.mode = modePlain
+	slots := s.nbuckets
+	switch {
+	case s.cfg.Group != 0:
+		s.mode = modeShard
+		s.mu.shard = newShardState(s.nbuckets)
+	case s.cfg.ConfigGroup:
+		s.mode = modeConfig
+		s.mu.history = newHistory(s.nbuckets)
+		slots = 1 // no keys; the slot keeps the dedup table of config operations
+	}
+	s.mu.buckets = newBuckets(slots)
+	s.mu.sessions = map[uint64]*session{}
+	s.mu.changedC = make(chan struct{})
+	s.pmu.pending = map[uint64]*pending{}
+}
+
+// newHistory is the history of n buckets (Validate checked n).
+func newHistory(n int) shardmap.History {
+	h, err := shardmap.NewHistory(n)
+	if err != nil {
+		panic(err)
+	}
+	return h
+}
+
+// mode is what a store is: a plain member, a shard group member, or a
+// config group member.
+type mode uint8
+
+const (
+	modePlain  mode = iota // serves every key
+	modeShard              // serves the buckets its config gives its group
+	modeConfig             // keeps the configs; no keys
+)
+
+func (m mode) String() string {
+	switch m {
+	case modePlain:
+		return "plain"
+	case modeShard:
+		return "shard"
+	case modeConfig:
+		return "config"
+	}
+	return fmt.Sprintf("mode(%d)", uint8(m))
 }
 
 // Stop stops proposing; pending writes fail with ErrStopped, or

@@ -19,6 +19,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/raftkv/raftkv/raftnode"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -87,21 +88,22 @@ func TestEntryEncoderMatchesFreshEncoder(t *testing.T) {
 }
 
 func TestSnapshotStreamRoundTrip(t *testing.T) {
-	tree := newTree()
+	keys := newTree()
 	want := map[string][]byte{"bin": binaryValue(), "k/with/slash": []byte("v"), "\xff\xfe": {0}, "empty": {}}
 	for k, v := range want {
-		tree.ReplaceOrInsert(newItem(k, v))
+		keys.ReplaceOrInsert(newItem(k, v))
 	}
 	sessions := map[uint64]*session{7: {Watermark: 5, Applied: map[uint64]bool{5: true, 9: true}}}
 	var buf bytes.Buffer
-	if err := writeSnapshot(&buf, tree, sessions); err != nil {
+	if err := writeSnapshot(&buf, &snapState{nbuckets: 1, buckets: []bucket{{data: keys}}, sessions: sessions}); err != nil {
 		t.Fatal(err)
 	}
 	data := buf.Bytes()
-	gotTree, gotSessions, err := readSnapshot(bytes.NewReader(data))
+	got, err := readSnapshot(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		t.Fatal(err)
 	}
+	gotTree, gotSessions := got.buckets[0].data, got.sessions
 	if gotTree.Len() != len(want) {
 		t.Fatalf("%d keys, want %d", gotTree.Len(), len(want))
 	}
@@ -117,14 +119,14 @@ func TestSnapshotStreamRoundTrip(t *testing.T) {
 
 	// Every truncation and every single-bit flip is caught.
 	for cut := 0; cut < len(data); cut += 7 {
-		if _, _, err := readSnapshot(bytes.NewReader(data[:cut])); !errors.Is(err, ErrCorruptSnapshot) {
+		if _, err := readSnapshot(bytes.NewReader(data[:cut]), int64(cut)); !errors.Is(err, ErrCorruptSnapshot) {
 			t.Fatalf("truncated at %d: %v", cut, err)
 		}
 	}
 	for i := 0; i < len(data); i += 5 {
 		bad := bytes.Clone(data)
 		bad[i] ^= 0x10
-		if _, _, err := readSnapshot(bytes.NewReader(bad)); err == nil {
+		if _, err := readSnapshot(bytes.NewReader(bad), int64(len(bad))); err == nil {
 			t.Fatalf("bit flip at byte %d went unnoticed", i)
 		}
 	}
@@ -156,12 +158,12 @@ func TestSnapshotDoesNotStopWrites(t *testing.T) {
 	if err := write(io.Discard); err == nil {
 		t.Fatal("a second write of the same snapshot succeeded")
 	}
-	tree, sessions, err := readSnapshot(&buf)
+	st, err := readSnapshot(&buf, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := newBareStore(t)
-	r.install(tree, sessions, wantIndex)
+	r.install(st, wantIndex)
 	r.setApplied(wantIndex)
 	if index, keys, hash := r.Digest(); index != wantIndex || keys != wantKeys || hash != wantHash {
 		t.Fatalf("restored digest (%d, %d, %s), want (%d, %d, %s)", index, keys, hash, wantIndex, wantKeys, wantHash)
@@ -177,14 +179,19 @@ func TestSnapshotDoesNotStopWrites(t *testing.T) {
 }
 
 func newBareStore(t testing.TB) *Store {
-	s := &Store{lg: zaptest.NewLogger(t), session: 1, met: newMetrics(nil, nil, nil), dec: newEntryDecoder(), appliedC: make(chan struct{})}
-	s.mu.data = newTree()
-	s.mu.sessions = map[uint64]*session{}
-	s.pmu.pending = map[uint64]*pending{}
+	return bareStore(zaptest.NewLogger(t), Config{})
+}
+
+// bareStore is a store of cfg with no node and no goroutines: tests feed
+// its apply path directly.
+func bareStore(lg *zap.Logger, cfg Config) *Store {
+	cfg.applyDefaults()
+	s := &Store{cfg: cfg, lg: lg, session: 1, met: newMetrics(nil, nil, nil), dec: newEntryDecoder(), appliedC: make(chan struct{})}
+	s.initState()
 	return s
 }
 
-func mustEntry(t *testing.T, index uint64, b *batch) raftnode.Entry {
+func mustEntry(t testing.TB, index uint64, b *batch) raftnode.Entry {
 	data, err := encodeBatch(b)
 	if err != nil {
 		t.Fatal(err)
@@ -441,16 +448,17 @@ func TestSnapshotWriteLetsGoOfWrittenValues(t *testing.T) {
 			t.Error("the last key's value was let go before it was written")
 		}
 	}
-	if err := writeSnapshot(w, snap, nil); err != nil {
+	if err := writeSnapshot(w, &snapState{nbuckets: 1, buckets: []bucket{{data: snap}}}); err != nil {
 		t.Fatal(err)
 	}
 	if !w.checked {
 		t.Fatal("the snapshot was written in a single write")
 	}
-	got, _, err := readSnapshot(bytes.NewReader(w.buf.Bytes()))
+	st, err := readSnapshot(bytes.NewReader(w.buf.Bytes()), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	got := st.buckets[0].data
 	for _, k := range []string{first, last} {
 		it, ok := got.Get(newItem(k, nil))
 		if !ok || len(it.value) != size {

@@ -13,7 +13,7 @@ import (
 // pending is a local write waiting to be applied.
 type pending struct {
 	id   uint64
-	ops  []Op
+	req  request // what to propose; its ID is id
 	size int
 	done chan result
 
@@ -29,9 +29,15 @@ type pending struct {
 	handed bool
 }
 
+// result is what became of a request: applied at index, refused at apply
+// or never applied (err), or a duplicate answered from the dedup table
+// (dup, index the first apply's).
 type result struct {
 	index uint64
 	err   error
+	dup   bool
+	// version is the config version a config operation produced.
+	version uint64
 }
 
 // Put sets key to value and returns the raft index of the write once it
@@ -58,23 +64,54 @@ func (s *Store) PutAll(ctx context.Context, kvs map[string][]byte) (uint64, erro
 // Apply applies ops atomically, as one request, and returns its raft
 // index once it is committed and applied on this member.
 func (s *Store) Apply(ctx context.Context, ops []Op) (uint64, error) {
-	index, err := s.apply(ctx, ops)
-	s.met.countWrite(err)
-	return index, err
+	r, err := s.Write(ctx, ops, WriteOptions{})
+	return r.Index, err
 }
 
-func (s *Store) apply(ctx context.Context, ops []Op) (uint64, error) {
+// Write applies ops atomically, as one request, once: a write whose
+// (wo.ClientID, wo.Seq) the state machine applied already is answered
+// with the first result (Duplicate), not applied again.
+func (s *Store) Write(ctx context.Context, ops []Op, wo WriteOptions) (Result, error) {
+	r, err := s.write(ctx, ops, wo)
+	s.met.countWrite(err)
+	return r, err
+}
+
+func (s *Store) write(ctx context.Context, ops []Op, wo WriteOptions) (Result, error) {
 	if len(ops) == 0 {
-		return 0, ErrEmptyRequest
+		return Result{}, ErrEmptyRequest
 	}
 	size := 0
 	for _, op := range ops {
 		if op.Key == "" {
-			return 0, ErrEmptyRequest
+			return Result{}, ErrEmptyRequest
 		}
 		size += len(op.Key) + len(op.Value) + 8
 	}
-	p := &pending{ops: ops, size: size, done: make(chan result, 1)}
+	if err := checkWriteOptions(wo); err != nil {
+		return Result{}, err
+	}
+	if s.mode == modeConfig {
+		return Result{}, ErrNoKeys
+	}
+	if s.mode == modeShard {
+		// Nothing is proposed for a key of another group, or before a
+		// bucket being pulled here arrives.
+		if err := s.awaitServing(ctx, ops); err != nil {
+			return Result{}, err
+		}
+	}
+	r := s.submit(ctx, request{Ops: ops, ClientID: wo.ClientID, Seq: wo.Seq}, size+len(wo.ClientID))
+	if r.err != nil {
+		return Result{}, r.err
+	}
+	return Result{Index: r.index, Duplicate: r.dup}, nil
+}
+
+// submit proposes req (with size its approximate encoded size) and
+// returns what became of it once it is applied, or why the wait ended.
+func (s *Store) submit(ctx context.Context, req request, size int) result {
+	p := &pending{req: req, size: size, done: make(chan result, 1)}
 	// The id is taken and registered under one lock, so no watermark
 	// computed meanwhile can pass an id not yet in pending.
 	s.pmu.Lock()
@@ -90,15 +127,15 @@ func (s *Store) apply(ctx context.Context, ops []Op) (uint64, error) {
 	select {
 	case s.reqC <- p:
 	case <-ctx.Done():
-		return 0, ctxError(ctx)
+		return result{err: ctxError(ctx)}
 	case <-s.stopc:
-		return 0, ErrStopped
+		return result{err: ErrStopped}
 	case <-s.proposeDone:
-		return 0, ErrStopped
+		return result{err: ErrStopped}
 	}
 	select {
 	case r := <-p.done:
-		return r.index, r.err
+		return r
 	case <-ctx.Done():
 		return s.abandon(p, ctxError(ctx))
 	case <-s.proposeDone:
@@ -108,8 +145,7 @@ func (s *Store) apply(ctx context.Context, ops []Op) (uint64, error) {
 		s.pmu.Lock()
 		s.stopPendingLocked(p)
 		s.pmu.Unlock()
-		r := <-p.done
-		return r.index, r.err
+		return <-p.done
 	}
 }
 
@@ -117,15 +153,14 @@ func (s *Store) apply(ctx context.Context, ops []Op) (uint64, error) {
 // answer: its real one if it came meanwhile. A cancellation says "not
 // applied" only while no entry carrying p was handed to raft (and none will
 // be: p is finished); after that its outcome is unknown.
-func (s *Store) abandon(p *pending, err error) (uint64, error) {
+func (s *Store) abandon(p *pending, err error) result {
 	s.pmu.Lock()
 	if p.handed && errors.Is(err, context.Canceled) {
 		err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 	}
 	s.finishLocked(p, result{err: err})
 	s.pmu.Unlock()
-	r := <-p.done
-	return r.index, r.err
+	return <-p.done
 }
 
 func ctxError(ctx context.Context) error {
@@ -241,7 +276,9 @@ func (s *Store) propose(reqs []*pending, isRetry bool) (first uint64, taken bool
 			p.handed = true
 			marked = append(marked, p)
 		}
-		b.Reqs = append(b.Reqs, request{ID: p.id, Ops: p.ops})
+		r := p.req
+		r.ID = p.id
+		b.Reqs = append(b.Reqs, r)
 	}
 	b.Watermark = s.watermarkLocked()
 	s.pmu.Unlock()

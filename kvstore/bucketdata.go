@@ -1,0 +1,134 @@
+package kvstore
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/raftkv/raftkv/shardmap"
+)
+
+// BucketData is one bucket's keys, values and dedup table as of a config
+// version: what its old owner exports and its new owner installs.
+type BucketData struct {
+	Bucket  int
+	Version uint64
+	// data holds the keys: a clone of the exporting store's tree, never
+	// changed.
+	data  *tree
+	dedup *dedupTable
+}
+
+// Len is the number of keys.
+func (d *BucketData) Len() int {
+	if d.data == nil {
+		return 0
+	}
+	return d.data.Len()
+}
+
+// bucketMagic starts the binary form of a BucketData:
+//
+//	magic "raftkv-bucket-1\n"
+//	uvarint bucket, uvarint version
+//	uvarint key count; per key, in key order: uvarint length, key,
+//	  uvarint length, value
+//	the dedup table (see dedupTable.encode)
+//	CRC-32C (big endian) of everything before it
+const bucketMagic = "raftkv-bucket-1\n"
+
+// MarshalBinary encodes d in a checksummed binary form.
+func (d *BucketData) MarshalBinary() ([]byte, error) {
+	var buf bytes.Buffer
+	e := &binWriter{w: &buf}
+	e.write([]byte(bucketMagic))
+	e.uvarint(uint64(d.Bucket))
+	e.uvarint(d.Version)
+	encodeKeys(e, d.data, false)
+	d.dedup.encode(e)
+	e.sum()
+	if e.err != nil {
+		return nil, fmt.Errorf("kvstore: encode bucket %d: %w", d.Bucket, e.err)
+	}
+	return buf.Bytes(), nil
+}
+
+// UnmarshalBinary decodes what MarshalBinary wrote, checking its checksum,
+// lengths, order and dedup table; garbage gives an error that says what
+// is wrong, never a panic or an allocation larger than data.
+func (d *BucketData) UnmarshalBinary(data []byte) error {
+	r := bytes.NewReader(data)
+	dec := &binReader{r: r, limit: len(data)}
+	if string(dec.raw(len(bucketMagic))) != bucketMagic {
+		return detailf(ErrBadShardOp, "bucket data: bad magic")
+	}
+	b := dec.uvarint("bucket")
+	version := dec.uvarint("version")
+	if dec.err == nil && b >= shardmap.MaxBuckets {
+		dec.fail("bucket %d out of range", b)
+	}
+	keys := decodeKeys(dec)
+	dedup := decodeDedupTable(dec)
+	dec.checkSum()
+	if dec.err == nil && r.Len() != 0 {
+		dec.fail("%d bytes after the checksum", r.Len())
+	}
+	if dec.err != nil {
+		return detailf(ErrBadShardOp, "bucket data: %v", dec.err)
+	}
+	*d = BucketData{Bucket: int(b), Version: version, data: keys, dedup: dedup}
+	return nil
+}
+
+// checkKeys checks that every key of d is in bucket d.Bucket of n.
+func (d *BucketData) checkKeys(n int) error {
+	var bad string
+	d.data.Ascend(func(it item) bool {
+		if shardmap.BucketOf(it.key, n) != d.Bucket {
+			bad = it.key
+			return false
+		}
+		return true
+	})
+	if bad != "" {
+		return detailf(ErrBadShardOp, "bucket data of bucket %d holds key %q of bucket %d", d.Bucket, bad, shardmap.BucketOf(bad, n))
+	}
+	return nil
+}
+
+// encodeKeys writes t's key count, then each key and value in key order.
+// With release it empties t, which must then be a clone no one else
+// reads, letting go of each leaf once written (see tree.takeLeaves).
+func encodeKeys(e *binWriter, t *tree, release bool) {
+	e.uvarint(uint64(t.Len()))
+	write := func(it item) bool {
+		e.field(unsafeBytes(it.key))
+		e.field(it.valueBytes())
+		return e.err == nil
+	}
+	if release {
+		ascendMerged([]*tree{t}, write)
+	} else {
+		t.Ascend(write)
+	}
+}
+
+// decodeKeys reads what encodeKeys wrote; keys must ascend.
+func decodeKeys(dec *binReader) *tree {
+	t := newTree()
+	count := dec.count("key count")
+	var last string
+	for i := 0; i < count && dec.err == nil; i++ {
+		k := dec.field("key", maxField)
+		v := dec.field("value", maxField)
+		if dec.err != nil {
+			break
+		}
+		if i > 0 && string(k) <= last {
+			dec.fail("keys out of order at %d", i)
+			break
+		}
+		last = string(k)
+		t.ReplaceOrInsert(newItem(last, v))
+	}
+	return t
+}
