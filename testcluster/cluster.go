@@ -34,7 +34,8 @@ const (
 )
 
 // LogsEnv names an environment variable that, when set to a directory, makes every
-// cluster copy its node logs to <dir>/<test name>/node<id>.log when its test ends.
+// cluster copy its node logs to <dir>/<test name>/node<id>.log when its test ends (the
+// second cluster of one test to <dir>/<test name>-cluster2/, and so on).
 const LogsEnv = "RAFTKV_TESTCLUSTER_LOGS"
 
 // Options configures a test cluster. A zero field means the daemon's default.
@@ -520,6 +521,14 @@ func (c *Cluster) cleanup() {
 func (c *Cluster) keepLogs(dir string) {
 	name := strings.NewReplacer("/", "_", " ", "_").Replace(c.t.Name())
 	dst := filepath.Join(dir, name)
+	// A test that runs several clusters (a sharded deployment) keeps each
+	// one's logs apart: the second in <name>-cluster2, and so on.
+	for i := 2; ; i++ {
+		if _, err := os.Stat(filepath.Join(dst, "node1.log")); err != nil {
+			break
+		}
+		dst = filepath.Join(dir, fmt.Sprintf("%s-cluster%d", name, i))
+	}
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		c.t.Errorf("testcluster: keeping logs: %v", err)
 		return
