@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/raftkv/raftkv/internal/testutil"
 )
 
 // runFake runs cfg against f and fails t on a Run error.
@@ -380,8 +382,6 @@ func TestReport(t *testing.T) {
 
 // closedURL returns the URL of a local port nothing listens on.
 func closedURL(t *testing.T) string {
-	srv := httptest.NewServer(http.NotFoundHandler())
-	u := srv.URL
-	srv.Close()
-	return u
+	t.Helper()
+	return fmt.Sprintf("http://127.0.0.1:%d", testutil.FreePorts(t, 1)[0])
 }
