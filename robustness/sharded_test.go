@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	"github.com/raftkv/raftkv/internal/testutil"
 	"github.com/raftkv/raftkv/robustness"
 	"github.com/raftkv/raftkv/shardmap"
 	"github.com/raftkv/raftkv/testcluster"
@@ -75,7 +76,8 @@ type namedCluster struct {
 // await polls cond until it returns nil, and records a violation if it
 // does not within timeout; it reports whether cond came true. Waits of a
 // schedule never fail the test at once, so the checkers always judge the
-// history (a negative control needs their verdict).
+// history (a negative control needs their verdict): that is why it is not
+// testutil.WaitFor, whose pace it keeps.
 func (r *shardRun) await(what string, timeout time.Duration, cond func() error) bool {
 	start := time.Now()
 	for {
@@ -92,7 +94,7 @@ func (r *shardRun) await(what string, timeout time.Duration, cond func() error) 
 			r.violation("%s: not within %v: %v", what, timeout, err)
 			return false
 		}
-		time.Sleep(25 * time.Millisecond)
+		time.Sleep(testutil.MaxPollInterval)
 	}
 }
 

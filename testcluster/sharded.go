@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/raftkv/raftkv/internal/testutil"
 )
 
 // This file holds sharded deployments: a config group, shard groups and
@@ -299,7 +301,7 @@ func (s *Sharded) configOp(path string, body any) (ShardConfig, error) {
 				last = fmt.Errorf("POST %s %s to config member %d: %d %s", path, b, id, resp.StatusCode, bytes.TrimSpace(rb))
 			}
 		}
-		time.Sleep(pollInterval)
+		time.Sleep(testutil.MaxPollInterval)
 	}
 	return ShardConfig{}, fmt.Errorf("testcluster: POST %s %s: no success within %v: %v", path, b, configOpTimeout, last)
 }
@@ -395,7 +397,7 @@ func (s *Sharded) StartRouter() *Router {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		s.t.Fatalf("testcluster: %v", err)
 	}
-	port := freePorts(s.t, 1)[0]
+	port := testutil.FreePorts(s.t, 1)[0]
 	r := &Router{s: s, id: id, url: fmt.Sprintf("http://127.0.0.1:%d", port), logPath: filepath.Join(dir, "router.log")}
 	r.args = []string{"route", "--config-endpoints", strings.Join(s.ConfigURLs(), ","),
 		"--port", strconv.Itoa(port), "--listen-host", "127.0.0.1"}
