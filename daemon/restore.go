@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/raftkv/raftkv/backup"
+	"github.com/raftkv/raftkv/kvstore"
 	"github.com/raftkv/raftkv/peerurl"
 	"github.com/raftkv/raftkv/raftnode"
 	"go.etcd.io/etcd/client/pkg/v3/fileutil"
@@ -72,7 +73,11 @@ func (c RestoreConfig) Validate() error {
 //
 // The data dir is made whole or not at all: it is built in a temporary
 // directory beside it, from the backup as it is read, and renamed into
-// place only once the backup's checksum matched. So a damaged or
+// place only once the backup's checksum matched and this binary's store
+// decoded the whole state (kvstore.CheckSnapshot), finding it of the kind
+// the header says. So a state the members could not load is refused
+// here, with one line, rather than by each of them at its start; the
+// check holds the decoded state in memory, as a member does. So a damaged or
 // truncated backup, a full disk or a crash leaves no data dir behind
 // that a member could start from. A data dir that holds anything is
 // refused, as is a backup of a plain member of more than one bucket,
@@ -116,16 +121,17 @@ func Restore(cfg RestoreConfig) (backup.Header, error) {
 		}
 	}()
 	src := &recordingReader{r: rd}
+	var stateErr error
 	err = raftnode.Bootstrap(raftnode.BootstrapConfig{DataDir: tmp, Peers: cfg.Peers, Index: h.Index, Term: h.Term, Logger: lg},
 		func(w io.Writer) error {
-			// io.Copy ends without error only at the Reader's io.EOF: the
-			// trailer matched.
-			_, err := io.Copy(w, src)
-			return err
+			stateErr = copyCheckedState(w, src, h)
+			return stateErr
 		})
 	switch {
 	case src.err != nil:
 		return h, fmt.Errorf("backup %s: %w", cfg.Backup, src.err)
+	case errors.Is(stateErr, errBadState):
+		return h, fmt.Errorf("backup %s: %w", cfg.Backup, stateErr)
 	case err != nil:
 		return h, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
 	}
@@ -154,6 +160,52 @@ func Restore(cfg RestoreConfig) (backup.Header, error) {
 		return h, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
 	}
 	return h, nil
+}
+
+// errBadState marks a backup whose state this binary's store cannot
+// restore, or that is not of the kind its header says.
+var errBadState = errors.New("the state it holds")
+
+// copyCheckedState copies the backup's state from src to w and, as it
+// goes, has the store decode it as a restoring member would
+// (kvstore.CheckSnapshot): a state of a format this binary does not read,
+// or of another kind than the header says, is refused here rather than
+// by every member of the new cluster at its start. It succeeds only once
+// src ended at the backup's io.EOF (its trailer matched) and the store
+// read the whole state. Whatever the store says, it reads src to its
+// end, so that a damaged file is reported as such (src records it).
+func copyCheckedState(w io.Writer, src io.Reader, h backup.Header) error {
+	pr, pw := io.Pipe()
+	type checked struct {
+		kind kvstore.SnapshotKind
+		err  error
+	}
+	done := make(chan checked, 1)
+	go func() {
+		kind, err := kvstore.CheckSnapshot(pr, 0)
+		pr.CloseWithError(errors.Join(errBadState, err)) // the copy stops writing to it
+		done <- checked{kind, err}
+	}()
+	_, err := io.Copy(io.MultiWriter(w, pw), src)
+	pw.CloseWithError(err) // nil: the reader sees io.EOF
+	c := <-done
+	if err != nil {
+		// Not all of src was read: the store's error, a write error, or
+		// src's own.
+		io.Copy(io.Discard, src)
+		if c.err != nil {
+			return fmt.Errorf("%w: %w", errBadState, c.err)
+		}
+		return err
+	}
+	if c.err != nil {
+		return fmt.Errorf("%w: %w", errBadState, c.err)
+	}
+	if c.kind.Mode != h.Mode.String() || c.kind.Group != h.Group || c.kind.Buckets != h.Buckets {
+		return fmt.Errorf("%w is of a %s member of group %d with %d buckets, but the header says %s",
+			errBadState, c.kind.Mode, c.kind.Group, c.kind.Buckets, h.Describe())
+	}
+	return nil
 }
 
 // recordingReader keeps the error of its reader other than io.EOF.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/raftkv/raftkv/backup"
+	"github.com/raftkv/raftkv/kvstore"
 	"github.com/raftkv/raftkv/raftnode"
 	"github.com/raftkv/raftkv/shardmap"
 	"go.uber.org/zap/zaptest"
@@ -186,6 +187,30 @@ func TestRestoreRefuses(t *testing.T) {
 		}
 		return p
 	}
+	rewrap := func(h backup.Header, state []byte) []byte {
+		var buf bytes.Buffer
+		w, err := backup.NewWriter(&buf, h)
+		if err == nil {
+			_, err = w.Write(state)
+		}
+		if err == nil {
+			err = w.Close()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	rd, err := backup.NewReader(bytes.NewReader(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, err := io.ReadAll(rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asConfig := rd.Header()
+	asConfig.Mode = backup.ModeConfig
 	flipped := bytes.Clone(good)
 	flipped[backup.HeaderSize+4+5] ^= 0x10 // in the data
 	nonEmpty := t.TempDir()
@@ -206,6 +231,8 @@ func TestRestoreRefuses(t *testing.T) {
 		{"no trailer", write("short", good[:len(good)-backup.TrailerSize]), "", backup.ErrTruncated, "truncated"},
 		{"not a backup", write("other", []byte("raftkv-kv-snapshot-2\n...")), "", backup.ErrNotBackup, "not a raftkv backup"},
 		{"missing file", filepath.Join(t.TempDir(), "none"), "", nil, "no such file"},
+		{"state not the store's", write("garbage", rewrap(rd.Header(), []byte("not a state"))), "", kvstore.ErrCorruptSnapshot, "corrupt snapshot"},
+		{"header of another kind", write("config", rewrap(asConfig, state)), "", nil, "is of a plain member of group 0 with 1 buckets, but the header says a config group member"},
 	} {
 		parent := t.TempDir()
 		dir := tc.dataDir

@@ -24,8 +24,9 @@ elect a leader among themselves and serve the backup's state. A backup of a
 config group or shard group member restores into a member of the same kind,
 to be started with --config-group, or --group G --config-endpoints URLs.
 
-It checks the backup's SHA-256 as it reads it, and refuses a damaged or
-truncated file, a data dir that is not empty, and flags that do not make a
+It checks the backup's SHA-256 as it reads it and decodes the state as a
+member would, and refuses a damaged or truncated file, a state this binary
+cannot load, a data dir that is not empty, and flags that do not make a
 cluster, with one line on stderr and exit status 2; it leaves no data dir
 behind then.
 
