@@ -76,7 +76,7 @@
 //	/debug /debug/...   reserved: 404 (including /debug/pprof without the slash)
 //	GET      /snapshot  Config.Snapshot: a backup of the whole state (an admin
 //	                    route, SnapshotRoute), streamed as application/octet-stream
-//	                    with X-Raft-Index and X-Raft-Term, without Content-Length;
+//	                    with X-Raft-Index and X-Raft-Term (chunked, unless small);
 //	                    level and min_index as for reads (see Read levels; the
 //	                    default holds every write acknowledged before the request).
 //	                    404 "snapshot download is not enabled on this member" to
