@@ -31,7 +31,8 @@
 // reading of answers and error bodies into *Error; the retry policy; the
 // cached config and its refresh; the choice of member. It must not know a
 // server's internals: it imports only shardmap, for the bucket map both
-// sides share.
+// sides share, and backup, for the backup file format that SnapshotSave
+// checks.
 //
 // # Requests
 //
@@ -40,6 +41,8 @@
 //	Delete    DELETE /key/<key>
 //	PutAll    POST /key, body {"k":"v",...}: one atomic write, keys of one group
 //	Status    GET /status
+//	SnapshotSave GET /snapshot[?level=stale|min_index=N], the backup streamed to
+//	          an io.Writer and checked as it goes (only with Endpoints)
 //	Query     GET /config[?version=N] on the config group
 //	Join      POST /config/join  {"groups":{"1":["http://h:p"]}}
 //	Leave     POST /config/leave {"gids":[1]}
