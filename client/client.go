@@ -263,6 +263,7 @@ func (c *Client) do(ctx context.Context, cl *call) (*reply, error) {
 			}
 			continue
 		}
+		unanswered = 0
 		for _, s := range cl.ok {
 			if rep.status == s {
 				return rep, nil
