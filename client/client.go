@@ -84,6 +84,7 @@ func New(cfg Config) (*Client, error) {
 			IdleConnTimeout:       90 * time.Second,
 			ExpectContinueTimeout: time.Second,
 			DisableCompression:    true,
+			TLSClientConfig:       cfg.TLS.Clone(),
 		}
 		c.http = &http.Client{Transport: c.own}
 	}

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -54,6 +55,11 @@ type Config struct {
 	// client of the Client's own whose transport keeps
 	// DefaultMaxIdleConnsPerHost idle connections per member.
 	HTTPClient *http.Client
+	// TLS configures the Client's own transport for https endpoints
+	// (server verification, a client certificate); see LoadTLS. Nil
+	// means Go's defaults. It does not apply to HTTPClient, which brings
+	// its own transport.
+	TLS *tls.Config
 	// Logger receives a debug entry per retried try and an info entry per
 	// config refresh. Nil discards logs.
 	Logger *zap.Logger
@@ -72,6 +78,8 @@ func (c Config) Validate() error {
 		return bad("Endpoints and ConfigEndpoints are exclusive: Endpoints name one group or routers, ConfigEndpoints a sharded deployment's config group")
 	case c.ClientID != "" && !ValidClientID(c.ClientID):
 		return bad("ClientID %q: want 1 to 64 of [A-Za-z0-9._-]", c.ClientID)
+	case c.TLS != nil && c.HTTPClient != nil:
+		return bad("TLS and HTTPClient are exclusive: an HTTPClient brings its own transport")
 	case c.RequestTimeout < 0:
 		return bad("RequestTimeout %v is negative", c.RequestTimeout)
 	case c.Backoff < 0 || c.MaxBackoff < 0:
