@@ -39,6 +39,8 @@ type checkResult struct {
 	BadKeys       []string `json:"badKeys,omitempty"`
 	Visualization string   `json:"visualization,omitempty"`
 	Summary       string   `json:"summary"`
+	// lin is porcupine's verdict alone, for the error line.
+	lin string
 }
 
 func (a *app) checkCommand() *cobra.Command {
@@ -91,7 +93,7 @@ are deleted afterwards.`,
 			fmt.Fprintf(a.stdout, "%s: %s\n", verdict, r.Summary)
 		}
 		if !r.OK {
-			return errors.New("check failed: " + r.Summary)
+			return errors.New("check failed: " + r.lin)
 		}
 		return nil
 	})
@@ -195,6 +197,7 @@ func (a *app) runCheck(o checkOptions) (checkResult, error) {
 		BadKeys:       lin.BadKeys,
 		Visualization: lin.Visualization,
 	}
+	r.lin = lin.String()
 	r.Summary = fmt.Sprintf("%d operations by %d clients in %v (%d reads, %d acknowledged and %d unknown writes, %d failed): %s",
 		st.Ops, o.clients, o.duration, st.Reads, st.AckedWrites, st.UnknownWrites, r.Failed, lin)
 	if lin.Err != nil {

@@ -20,7 +20,7 @@ func (a *app) membersCommand() *cobra.Command {
 once it is applied; the leader applies one change at a time.`,
 	}
 	cmd.AddCommand(a.membersListCommand(), a.membersAddCommand(), a.membersRemoveCommand(), a.membersPromoteCommand())
-	return cmd
+	return parent(cmd)
 }
 
 // memberJSON is one member in -w json.
@@ -251,5 +251,5 @@ print the new leader once the member asked sees it.`,
 		return err
 	})
 	cmd.AddCommand(transfer)
-	return cmd
+	return parent(cmd)
 }
