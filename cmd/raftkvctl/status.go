@@ -147,7 +147,11 @@ func (a *app) printStatus(rows []memberStatus) error {
 			"APPLIED INDEX", "SNAPSHOT INDEX", "LAG", "ERRORS"}, table)
 	}
 	for _, r := range rows {
-		if _, err := fmt.Fprintln(a.stdout, strings.Join(cells(r), ", ")); err != nil {
+		c := cells(r)
+		if c[len(c)-1] == "" {
+			c = c[:len(c)-1] // no error
+		}
+		if _, err := fmt.Fprintln(a.stdout, strings.Join(c, ", ")); err != nil {
 			return err
 		}
 	}
