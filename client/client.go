@@ -84,7 +84,9 @@ func New(cfg Config) (*Client, error) {
 			IdleConnTimeout:       90 * time.Second,
 			ExpectContinueTimeout: time.Second,
 			DisableCompression:    true,
-			TLSClientConfig:       cfg.TLS.Clone(),
+		}
+		if cfg.TLS != nil {
+			c.own.TLSClientConfig = cfg.TLS.Clone()
 		}
 		c.http = &http.Client{Transport: c.own}
 	}
