@@ -31,8 +31,8 @@ func TestKV(t *testing.T) {
 	if got.Key != "greeting" || got.Value != "hello" {
 		t.Errorf("get -w json = %+v; want key greeting, value hello", got)
 	}
-	if out := ctl.ok(args("-w", "table", "get", "greeting")...); !strings.Contains(out, "| KEY      | VALUE |\n") ||
-		!strings.Contains(out, "| greeting | hello |\n") {
+	if out := ctl.ok(args("-w", "table", "get", "greeting")...); !strings.Contains(out, "\n| KEY      | VALUE |") ||
+		!strings.Contains(out, "\n| greeting | hello |") {
 		t.Errorf("get -w table printed\n%s\nwant a KEY, VALUE table with greeting, hello", out)
 	}
 
