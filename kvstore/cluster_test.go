@@ -16,6 +16,7 @@ import (
 
 	"github.com/raftkv/raftkv/internal/testutil"
 	"github.com/raftkv/raftkv/raftnode"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -65,7 +66,9 @@ func (c *inprocCluster) start(i int, join bool) {
 	c.t.Helper()
 	cfg := c.cfg
 	cfg.ID, cfg.Peers, cfg.DataDir, cfg.Join = uint64(i+1), c.peers, c.dirs[i], join
-	cfg.Logger = zaptest.NewLogger(c.t).Named(fmt.Sprintf("n%d", i+1))
+	// Info and above: a failing test's own message must not drown in
+	// rafthttp's debug lines (CI shows only part of the output).
+	cfg.Logger = zaptest.NewLogger(c.t, zaptest.Level(zap.InfoLevel)).Named(fmt.Sprintf("n%d", i+1))
 	c.regs[i] = prometheus.NewRegistry()
 	cfg.Registerer = c.regs[i]
 	node, err := raftnode.New(cfg)
