@@ -125,7 +125,7 @@ operation failed, 2 on a usage error.`,
 	root.AddCommand(a.getCommand(), a.putCommand(), a.delCommand())
 	root.AddCommand(a.membersCommand(), a.leaderCommand(), a.statusCommand())
 	root.AddCommand(a.groupsCommand(), a.bucketsCommand(), a.joinCommand(), a.leaveCommand(), a.moveCommand())
-	root.AddCommand(a.checkCommand())
+	root.AddCommand(a.checkCommand(), a.snapshotCommand())
 	return root
 }
 
