@@ -26,11 +26,16 @@ const (
 	cmdTimeout = 2 * time.Minute
 )
 
-// ctlBinary builds raftkvctl into t.TempDir().
+// ctlBinary builds raftkvctl into t.TempDir(), with -race when the test
+// binary has it.
 func ctlBinary(t *testing.T) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "raftkvctl")
-	if out, err := exec.Command("go", "build", "-o", path, ".").CombinedOutput(); err != nil {
+	args := []string{"build", "-o", path}
+	if raceBuild {
+		args = append(args, "-race") // a race in raftkvctl then fails the test: its stderr is checked
+	}
+	if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return path
