@@ -154,6 +154,11 @@ func TestSharding(t *testing.T) {
 		}
 	}
 
+	// check routes its clients by bucket too.
+	if out := ctl.ok("check", "--duration", "1s", "--keys", "8"); !strings.HasPrefix(out, "PASS: ") {
+		t.Errorf("check through the config group printed %q", out)
+	}
+
 	// Membership and status of one group: --endpoints names it.
 	var ml membersJSON
 	decode(t, ctl.ok("--endpoints", groups[1].ClientURL(1), "-w", "json", "members", "list"), &ml)
