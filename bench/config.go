@@ -137,6 +137,15 @@ type Config struct {
 	// with the same seed send the same keys in each worker. Zero picks one
 	// at random (Result.Config reports it).
 	Seed uint64
+	// CPUMetrics are client URLs of members whose process CPU
+	// (process_cpu_seconds_total in their GET /metrics) the run reads just
+	// before and just after the measured phase; Result.CPU is the sum of
+	// the differences. Empty, with CPUPids empty, measures no CPU.
+	CPUMetrics []string
+	// CPUPids are local server processes whose user and system CPU time
+	// (/proc/<pid>/stat) the run reads the same way, for servers that have
+	// no /metrics. Linux only.
+	CPUPids []int
 }
 
 // withDefaults returns c with its zero fields set to their defaults.
@@ -170,6 +179,11 @@ func (c Config) withDefaults() Config {
 	for i, e := range c.ConfigEndpoints {
 		c.ConfigEndpoints[i] = strings.TrimRight(strings.TrimSpace(e), "/")
 	}
+	c.CPUMetrics = append([]string(nil), c.CPUMetrics...)
+	for i, e := range c.CPUMetrics {
+		c.CPUMetrics[i] = strings.TrimRight(strings.TrimSpace(e), "/")
+	}
+	c.CPUPids = append([]int(nil), c.CPUPids...)
 	return c
 }
 
@@ -195,7 +209,12 @@ func (c Config) validate() error {
 	case len(c.Endpoints) > 0 && len(c.ConfigEndpoints) > 0:
 		return errors.New("endpoints and config endpoints are exclusive (routers are endpoints)")
 	}
-	for _, e := range append(slices.Clone(c.Endpoints), c.ConfigEndpoints...) {
+	for _, pid := range c.CPUPids {
+		if pid < 1 {
+			return fmt.Errorf("cpu pid %d: want a process id", pid)
+		}
+	}
+	for _, e := range slices.Concat(c.Endpoints, c.ConfigEndpoints, c.CPUMetrics) {
 		if err := checkEndpoint(e); err != nil {
 			return err
 		}

@@ -22,6 +22,16 @@
 // It parses no flags, never exits the process and writes nothing unless
 // asked (Result.WriteText, WriteJSON).
 //
+// # Server CPU
+//
+// With Config.CPUMetrics (members' client URLs) or Config.CPUPids (local
+// processes), Run reads the servers' user plus system CPU time just
+// before and just after the measured phase (process_cpu_seconds_total of
+// GET /metrics, or /proc/<pid>/stat), all servers at once, and the Result
+// carries the sum of the differences (cpu.go); Result.CPUPerOp divides it
+// by the successful requests. If any server cannot be read, or its
+// counter went down (it restarted), the figure is unknown, never partial.
+//
 // # Sharded runs
 //
 // Before its first phase a sharded run fetches the config and builds a

@@ -46,11 +46,12 @@ for _ in $(seq 1 200); do
 done
 [ -n "$leader" ] || { echo "etcd elected no leader within 20s" >&2; exit 1; }
 
-# etcd-bench prints its JSON line without being asked.
-loadgen=("$work/etcd-bench") loadjson=()
+# etcd-bench prints its JSON line without being asked. The members' CPU
+# is read from /proc around each whole run of it (lib.sh's measure).
+loadgen=("$work/etcd-bench") loadjson=() cpu_pids=("${pids[@]}")
 
-echo "| workload ($runs runs of $duration, median) | throughput | p50 | p99 |"
-echo "| --- | ---: | ---: | ---: |"
+echo "| workload ($runs runs of $duration, median) | throughput | p50 | p99 | member CPU/op |"
+echo "| --- | ---: | ---: | ---: | ---: |"
 measure "etcd PUT, 1 client, to the leader" --endpoints "$leader" --clients 1
 for c in 16 64 256; do
 	measure "etcd PUT, $c clients, all members" --endpoints "$all" --clients "$c"

@@ -90,17 +90,43 @@ ms() { awk -v x="$1" 'BEGIN { printf "%.2f", x }'; }
 # median prints the median of its arguments.
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
+# proc_cpu_ticks PID... prints the user plus system CPU time of the
+# processes, in clock ticks (1/100 s): fields 14 and 15 of /proc/PID/stat,
+# counted from the end of the command name, which may hold spaces.
+proc_cpu_ticks() {
+	local p t=0 f
+	for p in "$@"; do
+		f=$(sed 's/.*) //' "/proc/$p/stat")
+		t=$(awk -v t="$t" '{ print t + $12 + $13 }' <<<"$f")
+	done
+	echo "$t"
+}
+
 # measure LABEL ARGS... runs the load generator with ARGS $runs times, for
-# $duration each, and prints a table row with the median throughput, p50
-# and p99. The load generator is $loadgen, which prints one JSON line of
-# raftkv-bench's fields when given $loadjson; a script may set others.
-loadgen=("$bench") loadjson=(--json)
+# $duration each, and prints a table row with the median throughput, p50,
+# p99 and the members' CPU per successful request. The load generator is
+# $loadgen, which prints one JSON line of raftkv-bench's fields when given
+# $loadjson; a script may set others. The CPU comes from the line's
+# member_cpu_us_per_op (raftkv-bench reads the members' /metrics, or the
+# processes given with --cpu-pids, around its measured phase); a load
+# generator without it gets the CPU of the processes in $cpu_pids read
+# around its whole run, start-up included.
+loadgen=("$bench") loadjson=(--json) cpu_pids=()
 measure() {
-	local label=$1 tp=() p50=() p99=() r
+	local label=$1 tp=() p50=() p99=() cpu=() r c t0 t1
 	shift
 	for _ in $(seq 1 "$runs"); do
+		[ ${#cpu_pids[@]} -gt 0 ] && t0=$(proc_cpu_ticks "${cpu_pids[@]}")
 		r=$("${loadgen[@]}" "$@" --duration "$duration" "${loadjson[@]}")
+		c=$(num member_cpu_us_per_op <<<"$r")
+		if [ -z "$c" ] && [ ${#cpu_pids[@]} -gt 0 ]; then
+			t1=$(proc_cpu_ticks "${cpu_pids[@]}")
+			c=$(awk -v t="$((t1 - t0))" -v n="$(num ops <<<"$r")" 'BEGIN { if (n > 0) printf "%.1f", t * 10000 / n }')
+		fi
 		tp+=("$(num throughput <<<"$r")") p50+=("$(num p50 <<<"$r")") p99+=("$(num p99 <<<"$r")")
+		[ -n "$c" ] && cpu+=("$c")
 	done
-	printf '| %s | %s/s | %s ms | %s ms |\n' "$label" "$(k "$(median "${tp[@]}")")" "$(ms "$(median "${p50[@]}")")" "$(ms "$(median "${p99[@]}")")"
+	c=-
+	[ ${#cpu[@]} -gt 0 ] && c="$(median "${cpu[@]}") µs"
+	printf '| %s | %s/s | %s ms | %s ms | %s |\n' "$label" "$(k "$(median "${tp[@]}")")" "$(ms "$(median "${p50[@]}")")" "$(ms "$(median "${p99[@]}")")" "$c"
 }

@@ -38,6 +38,14 @@ type Result struct {
 	// run routed by at its end, and its number of groups; zero otherwise.
 	ConfigVersion uint64
 	Groups        int
+	// CPU is the user and system CPU time the servers of Config.CPUMetrics
+	// and Config.CPUPids spent during the measured phase, summed; CPUSources
+	// is their number, zero when the run measured no CPU. CPUErr says why
+	// CPU is unknown (zero) although asked for; a server that could not be
+	// read before or after the phase makes the whole figure unknown.
+	CPU        time.Duration
+	CPUSources int
+	CPUErr     string
 }
 
 // Throughput returns the successful requests per second of the measured phase.
@@ -46,6 +54,15 @@ func (r *Result) Throughput() float64 {
 		return 0
 	}
 	return float64(r.Ops) / r.Elapsed.Seconds()
+}
+
+// CPUPerOp returns the servers' CPU time per successful request of the
+// measured phase, and false when it is unknown.
+func (r *Result) CPUPerOp() (time.Duration, bool) {
+	if r.CPUSources == 0 || r.CPUErr != "" || r.Ops == 0 {
+		return 0, false
+	}
+	return r.CPU / time.Duration(r.Ops), true
 }
 
 // VerifyResult counts the outcome of reading back every acknowledged key.
@@ -134,13 +151,22 @@ type Summary struct {
 	Ops       uint64  `json:"ops"`
 	Failed    uint64  `json:"failed"`
 	// Throughput is in successful requests per second.
-	Throughput   float64           `json:"throughput"`
-	Latency      Latency           `json:"latency_ms"`
-	ReadLatency  *Latency          `json:"read_latency_ms,omitempty"`
-	WriteLatency *Latency          `json:"write_latency_ms,omitempty"`
-	Errors       map[string]uint64 `json:"errors"`
-	Interrupted  bool              `json:"interrupted,omitempty"`
-	Verify       *VerifySummary    `json:"verify,omitempty"`
+	Throughput float64 `json:"throughput"`
+	// MemberCPUS is the servers' CPU time during the measured phase in
+	// seconds, and MemberCPUUsPerOp the same per successful request in
+	// microseconds: the sum over CPUSources servers of their user and
+	// system CPU time. Absent when not measured; CPUError says why when
+	// asked for but unknown.
+	MemberCPUS       *float64          `json:"member_cpu_s,omitempty"`
+	MemberCPUUsPerOp *float64          `json:"member_cpu_us_per_op,omitempty"`
+	CPUSources       int               `json:"cpu_sources,omitempty"`
+	CPUError         string            `json:"cpu_error,omitempty"`
+	Latency          Latency           `json:"latency_ms"`
+	ReadLatency      *Latency          `json:"read_latency_ms,omitempty"`
+	WriteLatency     *Latency          `json:"write_latency_ms,omitempty"`
+	Errors           map[string]uint64 `json:"errors"`
+	Interrupted      bool              `json:"interrupted,omitempty"`
+	Verify           *VerifySummary    `json:"verify,omitempty"`
 }
 
 // VerifySummary is the machine-readable form of a VerifyResult.
@@ -184,6 +210,12 @@ func (r *Result) Summary() Summary {
 		ratio := c.ReadRatio
 		s.ReadRatio = &ratio
 	}
+	if per, ok := r.CPUPerOp(); ok {
+		total := math.Round(r.CPU.Seconds()*1e3) / 1e3
+		us := math.Round(float64(per)/1e2) / 10
+		s.MemberCPUS, s.MemberCPUUsPerOp = &total, &us
+	}
+	s.CPUSources, s.CPUError = r.CPUSources, r.CPUErr
 	if r.Latency != nil {
 		s.Latency = summarize(r.Latency)
 	}
@@ -267,6 +299,12 @@ func (r *Result) WriteText(w io.Writer) error {
 	}
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "  throughput  %.1f ops/s\n", r.Throughput())
+	if per, ok := r.CPUPerOp(); ok {
+		fmt.Fprintf(&b, "  member CPU  %.1f µs/op (%.2fs over %s, %.2f cores)\n",
+			float64(per)/1e3, r.CPU.Seconds(), plural(r.CPUSources, "member"), r.CPU.Seconds()/r.Elapsed.Seconds())
+	} else if r.CPUErr != "" {
+		fmt.Fprintf(&b, "  member CPU  unknown: %s\n", r.CPUErr)
+	}
 
 	fmt.Fprintf(&b, "  %-12s%9s%9s%9s%9s%9s%9s%9s\n", "latency ms", "min", "mean", "p50", "p90", "p99", "p99.9", "max")
 	row := func(name string, h *Histogram) {

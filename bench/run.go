@@ -114,6 +114,7 @@ type Runner struct {
 	conns   []*conn        // nil in a sharded run
 	shard   *sharding      // nil unless Config.ConfigEndpoints without ViaClient
 	client  *client.Client // nil unless Config.ViaClient
+	cpu     *cpuReader     // nil unless Config.CPUMetrics or CPUPids
 	workers []*worker
 	state   atomic.Pointer[phaseState]
 	tickets atomic.Int64 // requests claimed in the measured phase
@@ -130,7 +131,7 @@ func New(cfg Config) (*Runner, error) {
 	for cfg.Seed == 0 {
 		cfg.Seed = rand.Uint64()
 	}
-	r := &Runner{cfg: cfg}
+	r := &Runner{cfg: cfg, cpu: newCPUReader(&cfg)}
 	if cfg.ViaClient {
 		c, err := newViaClient(&cfg)
 		if err != nil {
@@ -254,9 +255,28 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 			return res, nil
 		}
 	}
+	var cpu0 time.Duration
+	var cpuErr error
+	if r.cpu != nil {
+		cpu0, cpuErr = r.cpu.read(ctx)
+	}
 	start := r.setPhase(PhaseRun, uint64(cfg.Total), cfg.Duration)
 	r.each(func(w *worker) { w.measure(ctx, start) })
 	res.Elapsed = time.Since(start)
+	if r.cpu != nil {
+		res.CPUSources = len(cfg.CPUMetrics) + len(cfg.CPUPids)
+		if cpuErr == nil {
+			var cpu1 time.Duration
+			cpu1, cpuErr = r.cpu.read(ctx)
+			res.CPU = cpu1 - cpu0
+		}
+		if cpuErr == nil && res.CPU < 0 { // a server restarted: its counter did too
+			cpuErr = fmt.Errorf("%w: the servers' CPU time went down by %v", ErrCPU, -res.CPU)
+		}
+		if cpuErr != nil {
+			res.CPU, res.CPUErr = 0, cpuErr.Error()
+		}
+	}
 	r.collect(res)
 	if ctx.Err() != nil {
 		res.Interrupted = true

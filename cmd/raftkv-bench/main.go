@@ -26,8 +26,10 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/raftkv/raftkv/bench"
 	"github.com/raftkv/raftkv/cmd/internal/cli"
@@ -38,7 +40,15 @@ type options struct {
 	cfg  bench.Config
 	all  bool // discover the members' client URLs from the first endpoint
 	json bool // print one JSON line instead of the text report
+	// memberCPU reads the members' CPU from their /metrics: those of --all,
+	// or else those GET /status of the first endpoint lists.
+	memberCPU bool
 }
+
+// cpuDiscoverTimeout bounds the discovery of members for --member-cpu
+// without --all: a server that is not a raftkv member (raftexample, a
+// router) answers at once, and then the run reports no member CPU.
+const cpuDiscoverTimeout = 3 * time.Second
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -80,6 +90,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, progress 
 		}
 		cfg.Endpoints = urls
 	}
+	var cpuErr error
+	if opts.memberCPU && len(cfg.CPUPids) == 0 && len(cfg.ConfigEndpoints) == 0 {
+		if opts.all {
+			cfg.CPUMetrics = cfg.Endpoints
+		} else {
+			cfg.CPUMetrics, cpuErr = bench.Discover(ctx, cfg.Endpoints[0], min(cfg.Timeout, cpuDiscoverTimeout))
+		}
+	}
 	r, err := bench.New(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "raftkv-bench:", err)
@@ -96,6 +114,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, progress 
 	if err != nil {
 		fmt.Fprintln(stderr, "raftkv-bench:", err)
 		return 1
+	}
+	if cpuErr != nil {
+		res.CPUErr = fmt.Sprintf("%v: %v", bench.ErrCPU, cpuErr)
 	}
 
 	verifyFailed := res.Verify != nil && !res.Verify.OK()
@@ -161,7 +182,7 @@ func parseFlags(args []string, help io.Writer) (*options, error) {
 	fs.Usage = func() {}
 	o := &options{}
 	c := &o.cfg
-	var endpoints, configEndpoints, level string
+	var endpoints, configEndpoints, level, cpuPids string
 	fs.StringVar(&endpoints, "endpoints", "http://127.0.0.1:12380", "comma-separated client URLs (members or routers) to send requests to; connections are spread over them")
 	fs.StringVar(&configEndpoints, "config-endpoints", "", "a sharded deployment's config group (comma-separated client URLs): route each key to its bucket's group, --conns connections per group; excludes --endpoints and --all")
 	fs.BoolVar(&c.ViaClient, "via-client", false, "send every request through one client.Client (package client: its routing, retries and net/http connections) instead of the benchmark's own connections; --conns is ignored")
@@ -182,6 +203,8 @@ func parseFlags(args []string, help io.Writer) (*options, error) {
 	fs.DurationVar(&c.Timeout, "timeout", bench.DefaultTimeout, "deadline of each request")
 	fs.Uint64Var(&c.Seed, "seed", 0, "seed of the random key and operation choices (0: random)")
 	fs.BoolVar(&o.json, "json", false, "print one JSON line instead of the text report")
+	fs.BoolVar(&o.memberCPU, "member-cpu", true, "report the members' CPU time per successful request, from process_cpu_seconds_total in each member's /metrics before and after the measured phase; the members are those of --all, or else those GET /status of the first endpoint lists (when that fails, the figure is left out and the report says why); not in sharded runs")
+	fs.StringVar(&cpuPids, "cpu-pids", "", "comma-separated ids of local server processes whose CPU time (/proc/<pid>/stat) to report per request instead of the members', for servers without /metrics")
 	version := fs.Bool("version", false, "print the version, VCS revision and Go version, and exit")
 
 	var mode string
@@ -220,6 +243,13 @@ func parseFlags(args []string, help io.Writer) (*options, error) {
 		endpoints = ""
 	}
 	c.Endpoints, c.ConfigEndpoints = splitList(endpoints), splitList(configEndpoints)
+	for _, p := range splitList(cpuPids) {
+		pid, err := strconv.Atoi(p)
+		if err != nil || pid < 1 {
+			return nil, fmt.Errorf("--cpu-pids: %q is not a process id", p)
+		}
+		c.CPUPids = append(c.CPUPids, pid)
+	}
 	// Zero means "default" in bench.Config; on the command line it is a mistake.
 	if c.Clients <= 0 {
 		return nil, fmt.Errorf("--clients %d: want at least 1", c.Clients)

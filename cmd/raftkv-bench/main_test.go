@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -117,6 +119,12 @@ func TestRunExitStatus(t *testing.T) {
 		{"json", "delete --clients 2 --total 20 --json --endpoints " + srv.URL, 0, `"mode":"delete"`, ""},
 		{"nothing succeeds", "put --clients 1 --total 3 --endpoints " + down.URL, 1, "refused", "no request succeeded"},
 		{"discovery fails", "put --all --endpoints " + down.URL, 1, "", "bench: discover"},
+		{"no member cpu without /status", "put --clients 2 --total 20 --endpoints " + srv.URL, 0,
+			"member CPU  unknown: bench: server CPU: bench: discover: GET " + srv.URL + "/status: 404", ""},
+		{"no member cpu asked", "put --clients 2 --total 20 --member-cpu=false --endpoints " + srv.URL, 0, "throughput", ""},
+		{"cpu of pids", fmt.Sprintf("put --clients 2 --total 20 --json --endpoints %s --cpu-pids %d", srv.URL, os.Getpid()), 0,
+			`"cpu_sources":1,`, ""},
+		{"bad cpu pid", "put --cpu-pids 1,x", 2, "", `--cpu-pids: "x" is not a process id`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -187,6 +195,13 @@ func TestEndToEnd(t *testing.T) {
 	if v := s.Verify; v == nil || v.Checked == 0 || v.Missing != 0 || v.Mismatched != 0 || v.ReadErrors != 0 {
 		t.Errorf("verify = %+v, want keys checked and none missing", v)
 	}
+	// Every member's /metrics was read before and after: a member's CPU
+	// for a second of writes is far above the counter's 10 ms resolution.
+	if s.CPUSources != 3 || s.CPUError != "" || s.MemberCPUUsPerOp == nil || *s.MemberCPUUsPerOp <= 0 ||
+		s.MemberCPUS == nil || *s.MemberCPUS <= 0 {
+		t.Errorf("put run: member CPU from %d members, error %q, %v s, %v µs/op; want 3 members and a positive figure",
+			s.CPUSources, s.CPUError, s.MemberCPUS, s.MemberCPUUsPerOp)
+	}
 
 	stdout.Reset()
 	stderr.Reset()
@@ -197,6 +212,10 @@ func TestEndToEnd(t *testing.T) {
 	t.Logf("get:\n%s", stdout.String())
 	if !strings.Contains(stdout.String(), "100 ok, 0 failed") {
 		t.Errorf("get run: want 100 ok, 0 failed:\n%s", stdout.String())
+	}
+	// Without --all, the members come from the endpoint's /status.
+	if !strings.Contains(stdout.String(), "over 3 members") {
+		t.Errorf("get run: want member CPU over 3 members:\n%s", stdout.String())
 	}
 }
 
