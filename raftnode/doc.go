@@ -111,7 +111,9 @@
 //     with one such entry uncommitted at a time, and waits briefly for the
 //     next one to fill up to most of the last.
 //   - readIndexer.run: one ReadIndex round at a time, shared by every read
-//     that arrived before it started.
+//     that arrived before it started; on the leader also by the
+//     followers' ReadIndex requests that arrived before it, which it
+//     then answers itself (raft would broadcast heartbeats for each).
 //   - publishAttributes: proposes this member's client URL until applied.
 //   - one snapshot writer at a time, while a data file is being written
 //     (paced to SnapshotWriteRate, so the WAL keeps the disk).
@@ -171,7 +173,8 @@
 //   - propose.go: serveChannels, proposals and their forwarding to the
 //     leader, raft's answers mapped to errors.
 //   - batcher.go: the leader's merging of proposals into batch entries.
-//   - readindex.go: linearizable reads, one ReadIndex round at a time.
+//   - readindex.go: linearizable reads, one ReadIndex round at a time;
+//     the leader's answers to the followers' requests.
 //   - confchange.go: proposing and applying membership changes, the
 //     learner's readiness for promotion, and the members' published
 //     client URLs.

@@ -180,8 +180,16 @@ func (n *Node) processMessages(ms []*raftpb.Message) []*raftpb.Message {
 
 // Process implements rafthttp.Raft.
 func (n *Node) Process(ctx context.Context, m *raftpb.Message) error {
-	if m.GetType() == raftpb.MsgProp && n.leader.Load() == n.cfg.ID {
-		return n.stepForwarded(ctx, m)
+	if n.leader.Load() == n.cfg.ID {
+		switch m.GetType() {
+		case raftpb.MsgProp:
+			return n.stepForwarded(ctx, m)
+		case raftpb.MsgReadIndex:
+			if len(m.GetEntries()) == 1 && m.GetFrom() != n.cfg.ID {
+				n.reads.joinForwarded(m)
+				return nil
+			}
+		}
 	}
 	return n.node.Step(ctx, m)
 }
