@@ -48,7 +48,7 @@ if [ -n "${RAFTEXAMPLE:-}" ]; then
 	sleep 2 # raftexample answers before it has a leader; let one be elected
 	# raftexample has no /metrics: the load generator reads the members'
 	# CPU from /proc/<pid>/stat around its measured phase instead.
-	loadgen=("$bench" --cpu-pids "$(IFS=,; echo "${pids[*]}")")
+	loadextra=(--cpu-pids "$(IFS=,; echo "${pids[*]}")")
 	workloads raftexample "$first"
 	cd - >/dev/null
 fi

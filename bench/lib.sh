@@ -106,19 +106,19 @@ proc_cpu_ticks() {
 # $duration each, and prints a table row with the median throughput, p50,
 # p99 and the members' CPU per successful request. The load generator is
 # $loadgen, which prints one JSON line of raftkv-bench's fields when given
-# $loadjson; a script may set others. The CPU comes from the line's
-# member_cpu_us_per_op (raftkv-bench reads the members' /metrics, or the
+# $loadjson, after ARGS and $loadextra; a script may set others. The CPU
+# comes from the line's member_cpu_us_per_op (raftkv-bench reads the members' /metrics, or the
 # processes given with --cpu-pids, around its measured phase); a load
 # generator without it gets the CPU of the processes in $cpu_pids read
 # around its whole run, start-up included.
-loadgen=("$bench") loadjson=(--json) cpu_pids=()
+loadgen=("$bench") loadjson=(--json) loadextra=() cpu_pids=()
 measure() {
 	local label=$1 tp=() p50=() p99=() cpu=() r c t0 t1
 	shift
 	for _ in $(seq 1 "$runs"); do
 		[ ${#cpu_pids[@]} -gt 0 ] && t0=$(proc_cpu_ticks "${cpu_pids[@]}")
-		r=$("${loadgen[@]}" "$@" --duration "$duration" "${loadjson[@]}")
-		c=$(num member_cpu_us_per_op <<<"$r")
+		r=$("${loadgen[@]}" "$@" --duration "$duration" "${loadjson[@]}" "${loadextra[@]}")
+		c=$(num member_cpu_us_per_op <<<"$r" || true)
 		if [ -z "$c" ] && [ ${#cpu_pids[@]} -gt 0 ]; then
 			t1=$(proc_cpu_ticks "${cpu_pids[@]}")
 			c=$(awk -v t="$((t1 - t0))" -v n="$(num ops <<<"$r")" 'BEGIN { if (n > 0) printf "%.1f", t * 10000 / n }')
