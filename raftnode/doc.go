@@ -111,9 +111,7 @@
 //     with one such entry uncommitted at a time, and waits briefly for the
 //     next one to fill up to most of the last.
 //   - readIndexer.run: one ReadIndex round at a time, shared by every read
-//     that arrived before it started; on the leader also by the
-//     followers' ReadIndex requests that arrived before it, which it
-//     then answers itself (raft would broadcast heartbeats for each).
+//     that arrived before it started.
 //   - publishAttributes: proposes this member's client URL until applied.
 //   - one snapshot writer at a time, while a data file is being written
 //     (paced to SnapshotWriteRate, so the WAL keeps the disk).
@@ -173,8 +171,7 @@
 //   - propose.go: serveChannels, proposals and their forwarding to the
 //     leader, raft's answers mapped to errors.
 //   - batcher.go: the leader's merging of proposals into batch entries.
-//   - readindex.go: linearizable reads, one ReadIndex round at a time;
-//     the leader's answers to the followers' requests.
+//   - readindex.go: linearizable reads, one ReadIndex round at a time.
 //   - confchange.go: proposing and applying membership changes, the
 //     learner's readiness for promotion, and the members' published
 //     client URLs.

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"go.etcd.io/raft/v3"
-	"go.etcd.io/raft/v3/raftpb"
-	"google.golang.org/protobuf/proto"
 )
 
 // readIndexRetry is how long one ReadIndex round may go unanswered before
@@ -32,10 +30,6 @@ type readBatch struct {
 	done  chan struct{}
 	index uint64
 	err   error
-	// forwarded are the followers' MsgReadIndex requests that joined this
-	// batch on the leader (joinForwarded); run answers them with the
-	// batch's index.
-	forwarded []*raftpb.Message
 }
 
 func newReadIndexer(n *Node) *readIndexer {
@@ -101,58 +95,7 @@ func (r *readIndexer) run() {
 			r.n.met.readIndexSeconds.Observe(since(start))
 		}
 		close(b.done)
-		r.answerForwarded(b)
 	}
-}
-
-// joinForwarded lets a follower's ReadIndex request (MsgReadIndex, sent
-// to this member as its leader) share the leader's next round instead of
-// costing a round of its own: raft broadcasts heartbeats for every
-// ReadIndex request it gets, so with reads on every member the leader
-// would send a broadcast per member per round. The round starts after the
-// request arrived, so its index is at least the commit index at that
-// moment, confirmed by a quorum: the index raft itself would answer.
-func (r *readIndexer) joinForwarded(m *raftpb.Message) {
-	r.mu.Lock()
-	r.cur.forwarded = append(r.cur.forwarded, m)
-	r.mu.Unlock()
-	select {
-	case r.wakeC <- struct{}{}:
-	default:
-	}
-}
-
-// answerForwarded answers the followers' requests of a finished batch as
-// raft would (MsgReadIndexResp with the request's context), or, if the
-// round failed, hands them to raft, which forwards them to a new leader
-// or drops them (the follower then asks again). The answer carries no
-// term, like raftnode's forwarded proposals: it is true whatever the
-// follower's term, and the follower matches it to its request by the
-// context alone.
-func (r *readIndexer) answerForwarded(b *readBatch) {
-	if len(b.forwarded) == 0 {
-		return
-	}
-	n := r.n
-	if b.err != nil {
-		for _, m := range b.forwarded {
-			if n.node.Step(n.stopCtx, m) != nil {
-				return // stopping
-			}
-		}
-		return
-	}
-	resps := make([]*raftpb.Message, 0, len(b.forwarded))
-	for _, m := range b.forwarded {
-		resps = append(resps, &raftpb.Message{
-			Type:    raftpb.MsgReadIndexResp.Enum(),
-			From:    proto.Uint64(n.cfg.ID),
-			To:      proto.Uint64(m.GetFrom()),
-			Index:   proto.Uint64(b.index),
-			Entries: m.GetEntries(),
-		})
-	}
-	n.transport.Send(resps)
 }
 
 // fetch runs ReadIndex rounds, each under a fresh request id, until one is

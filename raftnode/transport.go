@@ -180,16 +180,8 @@ func (n *Node) processMessages(ms []*raftpb.Message) []*raftpb.Message {
 
 // Process implements rafthttp.Raft.
 func (n *Node) Process(ctx context.Context, m *raftpb.Message) error {
-	if n.leader.Load() == n.cfg.ID {
-		switch m.GetType() {
-		case raftpb.MsgProp:
-			return n.stepForwarded(ctx, m)
-		case raftpb.MsgReadIndex:
-			if len(m.GetEntries()) == 1 && m.GetFrom() != n.cfg.ID {
-				n.reads.joinForwarded(m)
-				return nil
-			}
-		}
+	if m.GetType() == raftpb.MsgProp && n.leader.Load() == n.cfg.ID {
+		return n.stepForwarded(ctx, m)
 	}
 	return n.node.Step(ctx, m)
 }
