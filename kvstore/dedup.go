@@ -63,9 +63,10 @@ func checkWriteOptions(wo WriteOptions) error {
 
 // dedupEntry is the remembered result of one (client, seq): the raft index
 // the write applied at and, for a config operation, the config version it
-// produced.
+// produced, for a transaction its result.
 type dedupEntry struct {
 	seq, index, version uint64
+	txn                 *storedTxn
 }
 
 // clientRecord is what a bucket remembers of one client: the results of

@@ -112,6 +112,20 @@
 // member, which always applies: it is answered ErrCoveredBySnapshot (an
 // unknown outcome), and its retry with the same seq learns the answer.
 //
+// # Transactions
+//
+// Txn is one request of one entry: its compares are decided at apply on
+// the state before it (an absent key has CreateIndex and ModIndex 0, and
+// no compare of its value holds, as in etcd), then the operations of the
+// branch taken apply in order, each seeing those before it, at the
+// entry's raft index. It is fenced like a write, on every key of its
+// compares and of both branches (the branch not taken included), and is
+// exactly-once the same way: the dedup table keeps its result (which
+// branch, and its gets' versions; their values up to 512 bytes in all,
+// else a retry reads them back while the keys are still at those
+// versions, and is answered ErrTxnResultNotKept once one changed). At
+// most MaxTxnCompares compares and MaxTxnOps operations per branch.
+//
 // # Shard groups
 //
 // A shard group member keeps beside its keys the config it applied, the

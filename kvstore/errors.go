@@ -70,6 +70,15 @@ var (
 	// ErrBadTTL means a put's TTL is negative or longer than MaxTTL.
 	ErrBadTTL error = &storeError{msg: "kvstore: invalid TTL", bad: true,
 		human: "a TTL must be positive and at most 100 years"}
+	// ErrBadTxn means a transaction is malformed; errors that wrap it say
+	// how.
+	ErrBadTxn error = &storeError{msg: "kvstore: invalid transaction", bad: true,
+		human: "the transaction is invalid"}
+	// ErrTxnResultNotKept means a retried transaction was applied before,
+	// and the dedup table did not keep its get results, which changed
+	// since: the answer has its outcome but not those values.
+	ErrTxnResultNotKept error = &storeError{msg: "kvstore: transaction applied before; its get results were not kept", conflict: true,
+		code: "result_not_kept", human: "the transaction was applied already; its get results were too large to keep for a retry"}
 	// ErrBadClientID means a write's client id is not 1-64 characters of
 	// [A-Za-z0-9._-].
 	ErrBadClientID error = &storeError{msg: "kvstore: invalid client id", bad: true,
