@@ -25,7 +25,23 @@ const healthLag = 1000
 type store struct{ *kvstore.Store }
 
 func (s store) Get(ctx context.Context, key string, o httpapi.ReadOptions) ([]byte, error) {
-	return s.Store.Get(ctx, key, kvstore.ReadOptions{Stale: o.Stale, MinIndex: o.MinIndex})
+	v, err := s.Store.Get(ctx, key, kvstore.ReadOptions{Stale: o.Stale, MinIndex: o.MinIndex})
+	return v, wireError(err)
+}
+
+func (s store) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	index, err := s.Store.Put(ctx, key, value)
+	return index, wireError(err)
+}
+
+func (s store) PutAll(ctx context.Context, kvs map[string][]byte) (uint64, error) {
+	index, err := s.Store.PutAll(ctx, kvs)
+	return index, wireError(err)
+}
+
+func (s store) Delete(ctx context.Context, key string) (uint64, error) {
+	index, err := s.Store.Delete(ctx, key)
+	return index, wireError(err)
 }
 
 func (s store) Digest() httpapi.Digest {
@@ -37,6 +53,8 @@ func (s store) Digest() httpapi.Digest {
 type cluster struct {
 	node  *raftnode.Node
 	store *kvstore.Store
+	// extra adds the mode's section to the status; nil for none.
+	extra func(*httpapi.Status)
 }
 
 func (c cluster) AddMember(ctx context.Context, id uint64, peerURL string) error {
@@ -125,6 +143,9 @@ func (c cluster) Status() httpapi.Status {
 		for id, pr := range st.Progress {
 			out.Progress[strconv.FormatUint(id, 10)] = httpapi.Progress{Match: pr.Match, Next: pr.Next, State: pr.State, IsLearner: pr.IsLearner}
 		}
+	}
+	if c.extra != nil {
+		c.extra(&out)
 	}
 	return out
 }
@@ -231,4 +252,18 @@ func forwardFor(ctx context.Context, method, url, body string) ([]byte, error) {
 		fe.msg = "leader answered: " + e.Error
 	}
 	return nil, fe
+}
+
+// Write applies ops as one write under the writer's identity wo, which
+// kvstore's dedup table makes exactly-once.
+func (s store) Write(ctx context.Context, ops []httpapi.Op, wo httpapi.WriteOptions) (uint64, error) {
+	kops := make([]kvstore.Op, len(ops))
+	for i, op := range ops {
+		kops[i] = kvstore.Op{Type: kvstore.OpPut, Key: op.Key, Value: op.Value}
+		if op.Delete {
+			kops[i] = kvstore.Op{Type: kvstore.OpDelete, Key: op.Key}
+		}
+	}
+	r, err := s.Store.Write(ctx, kops, kvstore.WriteOptions{ClientID: wo.ClientID, Seq: wo.Seq})
+	return r.Index, wireError(err)
 }

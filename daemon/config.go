@@ -12,6 +12,7 @@ import (
 	"github.com/raftkv/raftkv/httpapi"
 	"github.com/raftkv/raftkv/peerurl"
 	"github.com/raftkv/raftkv/raftnode"
+	"github.com/raftkv/raftkv/shardmap"
 	"go.uber.org/zap"
 )
 
@@ -23,7 +24,9 @@ const (
 	DefaultClientPort = 9121
 	// DefaultPeerURL is raftexample's --cluster default: one member.
 	DefaultPeerURL = "http://127.0.0.1:9021"
-	// DefaultJoinTimeout bounds the request JoinAddr sends, retries included.
+	// DefaultJoinTimeout bounds the request JoinAddr sends, and a new
+	// shard member's question of its bucket count to the config group,
+	// retries included.
 	DefaultJoinTimeout = 30 * time.Second
 	// DefaultRequestTimeout is the deadline of each client request.
 	DefaultRequestTimeout = httpapi.DefaultRequestTimeout
@@ -59,8 +62,9 @@ type Config struct {
 	// Join. It is asked only when DataDir holds no state yet. Empty means
 	// ask nobody.
 	JoinAddr string
-	// JoinTimeout bounds the request to JoinAddr, retries included. Zero
-	// means DefaultJoinTimeout.
+	// JoinTimeout bounds the request to JoinAddr, and a new shard member's
+	// question of its bucket count to the config group, retries included.
+	// Zero means DefaultJoinTimeout.
 	JoinTimeout time.Duration
 	// DataDir holds the WAL (DataDir/wal) and snapshots (DataDir/snap). It
 	// must be an absolute path; it is created if missing. Empty is invalid.
@@ -106,6 +110,30 @@ type Config struct {
 	// second, how long Stop lets requests in flight finish. Zero means
 	// DefaultRequestTimeout.
 	RequestTimeout time.Duration
+
+	// ConfigGroup makes the member one of the config group of a sharded
+	// deployment: its replicated state is every shardmap.Config of Buckets
+	// buckets, it serves GET /config and POST /config/join|leave|move, and
+	// it serves no keys (key routes answer 400).
+	ConfigGroup bool
+	// Buckets is the config group's number of buckets, fixed when its data
+	// dir is made. Zero means the count the data dir was made with, or
+	// shardmap.DefaultBuckets for a new one. Only for ConfigGroup: a shard
+	// member learns the count from the config group.
+	Buckets int
+	// Group, when non-zero, makes the member one of shard group Group: it
+	// serves the keys of the buckets its applied config gives Group, runs
+	// the group's migration driver (package shardgroup) and serves the
+	// migration endpoints under /shard/. Zero means a plain member, which
+	// serves every key.
+	Group uint64
+	// ConfigEndpoints are client URLs of config group members. Required
+	// with Group, refused without.
+	ConfigEndpoints []string
+	// ConfigPollInterval is how often a shard group's leader asks the
+	// config group for the next config when the last poll found none.
+	// Zero means shardgroup.DefaultPollInterval.
+	ConfigPollInterval time.Duration
 
 	// Pprof serves net/http/pprof under /debug/pprof/ on the client port.
 	// It exposes the command line and lets any client run CPU profiles and
@@ -214,6 +242,30 @@ func (c Config) Validate() error {
 		return fmt.Errorf("daemon: request timeout %v is negative", c.RequestTimeout)
 	case c.BatchGatherWait > time.Second:
 		return fmt.Errorf("daemon: batch gather wait %v is over 1s", c.BatchGatherWait)
+	}
+	return c.validateSharding()
+}
+
+// validateSharding checks the sharding fields: one mode, and what it needs.
+func (c Config) validateSharding() error {
+	switch {
+	case c.ConfigGroup && c.Group != 0:
+		return fmt.Errorf("daemon: a member is either in the config group or in shard group %d, not both", c.Group)
+	case c.Buckets != 0 && !c.ConfigGroup:
+		return errors.New("daemon: the bucket count is the config group's; a shard member learns it from the config group")
+	case c.Buckets < 0 || c.Buckets > shardmap.MaxBuckets:
+		return fmt.Errorf("daemon: bucket count %d must be 1-%d", c.Buckets, shardmap.MaxBuckets)
+	case c.Group != 0 && len(c.ConfigEndpoints) == 0:
+		return fmt.Errorf("daemon: shard group %d needs the config group's endpoints", c.Group)
+	case c.Group == 0 && len(c.ConfigEndpoints) > 0:
+		return errors.New("daemon: config endpoints are for a shard group member; give its group id")
+	case c.ConfigPollInterval < 0 || (c.ConfigPollInterval > 0 && c.ConfigPollInterval < time.Millisecond):
+		return fmt.Errorf("daemon: config poll interval %v must be at least 1ms", c.ConfigPollInterval)
+	}
+	for _, e := range c.ConfigEndpoints {
+		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return fmt.Errorf("daemon: config endpoint %q is not an http(s)://host:port URL", e)
+		}
 	}
 	return nil
 }

@@ -42,6 +42,21 @@ func TestConfigValidate(t *testing.T) {
 		{"negative request timeout", func(c *Config) { c.RequestTimeout = -time.Second }, "negative"},
 		{"negative join timeout", func(c *Config) { c.JoinTimeout = -time.Second }, "negative"},
 		{"batch gather wait over 1s", func(c *Config) { c.BatchGatherWait = 2 * time.Second }, "over 1s"},
+		{"config group", func(c *Config) { c.ConfigGroup, c.Buckets = true, 64 }, ""},
+		{"shard member", func(c *Config) {
+			c.Group, c.ConfigEndpoints, c.ConfigPollInterval = 2, []string{"http://127.0.0.1:6380", "https://h:1/"}, time.Second
+		}, ""},
+		{"both modes", func(c *Config) { c.ConfigGroup, c.Group, c.ConfigEndpoints = true, 1, []string{"http://h:1"} }, "not both"},
+		{"buckets of a shard member", func(c *Config) { c.Group, c.ConfigEndpoints, c.Buckets = 1, []string{"http://h:1"}, 8 }, "learns it from the config group"},
+		{"buckets of a plain member", func(c *Config) { c.Buckets = 8 }, "learns it from the config group"},
+		{"too many buckets", func(c *Config) { c.ConfigGroup, c.Buckets = true, 1<<20 }, "must be 1-16384"},
+		{"group without endpoints", func(c *Config) { c.Group = 1 }, "needs the config group's endpoints"},
+		{"endpoints without group", func(c *Config) { c.ConfigEndpoints = []string{"http://h:1"} }, "give its group id"},
+		{"bad endpoint", func(c *Config) { c.Group, c.ConfigEndpoints = 1, []string{"h:1"} }, "not an http(s)://host:port URL"},
+		{"endpoint with a query", func(c *Config) { c.Group, c.ConfigEndpoints = 1, []string{"http://h:1?x=1"} }, "not an http(s)://host:port URL"},
+		{"poll interval below 1ms", func(c *Config) {
+			c.Group, c.ConfigEndpoints, c.ConfigPollInterval = 1, []string{"http://h:1"}, time.Microsecond
+		}, "at least 1ms"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

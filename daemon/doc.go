@@ -11,8 +11,15 @@
 // forwarding of membership changes and leadership transfers to the
 // leader's client URL, the leader's hand-off of leadership on Stop, the
 // raftdb-style join request (Config.JoinAddr), each member's Prometheus
-// registry and the mounting of package ui's dashboard at /ui. It must not
-// parse flags, install
+// registry, the mounting of package ui's dashboard at /ui, and the
+// sharding modes: a config group member (ConfigGroup) mounts package
+// configgroup's routes and serves no keys; a shard member (Group) mounts
+// package shardgroup's migration endpoints and runs its driver. Each
+// mode's data dir says what it was made for in a mode file (mode.go), and
+// a member of another mode, group or bucket count refuses to start on it.
+// kvadapter.go is the one place that converts kvstore's sharding types to
+// those of httpapi, configgroup and shardgroup. It must not parse flags,
+// install
 // signal handlers, change process-wide settings (GC, the default logger)
 // or exit the process: everything comes from Config, and failures end in
 // Start's error or Err.
@@ -20,9 +27,11 @@
 // # Lifecycle
 //
 // Start validates the Config, listens on the client and peer ports (both
-// before the data dir is touched), joins through JoinAddr if asked and the
-// data dir holds no state, replays the data dir, starts raft and serves
-// clients. It returns a running Member or an error, and leaves nothing
+// before the data dir is touched), checks the data dir's mode (a new shard
+// member first asks the config group for the bucket count, within
+// JoinTimeout), joins through JoinAddr if asked and the data dir holds no
+// state, replays the data dir, starts raft, serves clients and, on a shard
+// member, starts the driver. It returns a running Member or an error, and leaves nothing
 // running on error. Its errors are one line that names what failed: the
 // address of a busy port, the data dir (held by another process: wraps
 // fileutil.ErrLocked), the join URL. The member runs until Stop, until it
@@ -37,17 +46,21 @@
 //   - run: waits for Stop, the raft node's end or the client server's
 //     failure, then shuts the member down;
 //   - the raft node's and the store's own (see their package docs), ended by
-//     their Stop.
+//     their Stop;
+//   - a shard member's driver's (see package shardgroup), ended by its Stop.
 //
 // # Shutdown order
 //
-//  1. The client HTTP server stops accepting and lets the requests in
+//  1. A shard member's driver stops: its steps in flight are canceled and
+//     it starts no new one, so it neither proposes nor calls other groups
+//     while the member goes away.
+//  2. The client HTTP server stops accepting and lets the requests in
 //     flight finish, for at most RequestTimeout plus a second.
-//  2. On Stop, a member that leads transfers leadership to the most
+//  3. On Stop, a member that leads transfers leadership to the most
 //     up-to-date voter first (handoff.go), waiting at most an election
 //     timeout, so the others need not wait one out to elect a leader.
-//  3. The store's proposer stops, so nothing new is proposed.
-//  4. The raft node stops: its Ready loop, the transport and peer server,
+//  4. The store's proposer stops, so nothing new is proposed.
+//  5. The raft node stops: its Ready loop, the transport and peer server,
 //     then the WAL.
-//  5. The store's apply loop ends once the node closed its commits.
+//  6. The store's apply loop ends once the node closed its commits.
 package daemon

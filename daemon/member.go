@@ -16,6 +16,7 @@ import (
 	"github.com/raftkv/raftkv/httpapi"
 	"github.com/raftkv/raftkv/kvstore"
 	"github.com/raftkv/raftkv/raftnode"
+	"github.com/raftkv/raftkv/shardgroup"
 	"go.etcd.io/etcd/client/pkg/v3/fileutil"
 	"go.uber.org/zap"
 )
@@ -36,6 +37,8 @@ type Member struct {
 	clientLn  net.Listener
 	peerLn    net.Listener // the raft node's peer server serves and closes it
 	clientURL string
+	// driver is a shard member's migration driver; nil for other modes.
+	driver *shardgroup.Driver
 
 	serveErr chan error    // the client server's end; buffered
 	stopOnce sync.Once     // closes stopc
@@ -84,6 +87,13 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		stopc:     make(chan struct{}),
 		donec:     make(chan struct{}),
 	}
+	// The data dir must have been made for this mode; a new shard member
+	// asks the config group for its bucket count.
+	buckets, err := resolveMode(ctx, lg, cfg)
+	if err != nil {
+		closeListeners()
+		return nil, err
+	}
 	if cfg.JoinAddr != "" && !raftnode.HasState(cfg.DataDir) {
 		jctx, cancel := context.WithTimeout(ctx, cfg.JoinTimeout)
 		err := joinVia(jctx, lg, cfg.JoinAddr, cfg.ID, cfg.Peers[cfg.ID-1], m.clientURL)
@@ -119,7 +129,7 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		}
 		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
 	}
-	m.kv, err = kvstore.New(kvstore.Config{Logger: lg.Named("kvstore"), Registerer: registry}, m.node)
+	m.kv, err = kvstore.New(storeConfig(cfg, buckets, lg.Named("kvstore"), registry), m.node)
 	if err == nil {
 		err = m.node.Start(m.kv.Snapshot)
 	}
@@ -134,9 +144,18 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		}
 		return nil, fmt.Errorf("cannot start raft node: %w", err)
 	}
+	api, err := m.apiFor()
+	if err != nil {
+		clientLn.Close()
+		m.kv.Stop()
+		m.node.Stop()
+		<-m.kv.Done()
+		return nil, fmt.Errorf("cannot build http handler: %w", err)
+	}
 	handler, err := httpapi.New(httpapi.Config{
-		Store:          store{m.kv},
-		Cluster:        cluster{node: m.node, store: m.kv},
+		Store:          api.store,
+		Routes:         api.routes,
+		Cluster:        cluster{node: m.node, store: m.kv, extra: api.status},
 		Logger:         lg.Named("http"),
 		RequestTimeout: cfg.RequestTimeout,
 		Dashboard:      dashboard(m.clientURL),
@@ -156,16 +175,28 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 	m.srv = httpapi.NewServer(clientLn.Addr().String(), handler, cfg.RequestTimeout)
 	m.srv.ErrorLog = zap.NewStdLog(lg.Named("client-http"))
 	go func() { m.serveErr <- m.srv.Serve(clientLn) }()
+	if m.driver, err = m.startDriver(); err != nil {
+		// Validate checked everything the driver's Config needs, so this
+		// is a broken invariant; stop what runs, as run would.
+		m.srv.Close()
+		m.kv.Stop()
+		m.node.Stop()
+		<-m.kv.Done()
+		return nil, fmt.Errorf("cannot start the shard group's driver: %w", err)
+	}
 	go m.run()
 	lg.Info("serving clients", zap.String("address", clientLn.Addr().String()), zap.String("data-dir", cfg.DataDir))
+	m.logMode(buckets)
 	return m, nil
 }
 
 // run waits for a reason to stop, then tears the member down in order:
-// the client server first, so no request is left waiting on what follows;
-// on Stop, leadership handed to another voter (handOffLeadership); then
-// the store's proposer; then the raft node (its loop, transport and WAL);
-// last, once the raft node closed its commits, the store's apply loop.
+// a shard member's driver first, so that it starts no step on a member
+// going away; the client server, so no request is left waiting on what
+// follows; on Stop, leadership handed to another voter
+// (handOffLeadership); then the store's proposer; then the raft node (its
+// loop, transport and WAL); last, once the raft node closed its commits,
+// the store's apply loop.
 func (m *Member) run() {
 	var serveErr error
 	graceful := false
@@ -175,6 +206,9 @@ func (m *Member) run() {
 	case <-m.node.Done():
 	case serveErr = <-m.serveErr:
 		m.lg.Error("client server failed", zap.Error(serveErr))
+	}
+	if m.driver != nil {
+		m.driver.Stop()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.RequestTimeout+time.Second)
 	if err := m.srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -22,8 +22,32 @@ type Store interface {
 	PutAll(ctx context.Context, kvs map[string][]byte) (index uint64, err error)
 	// Delete removes key after commit and apply; an absent key is not an error.
 	Delete(ctx context.Context, key string) (index uint64, err error)
+	// Write applies ops atomically as one write, like PutAll, under the
+	// writer's identity wo: a store that keeps a dedup table applies a
+	// (ClientID, Seq) once and answers a repeat with the first result
+	// (index). The handler calls it only for writes that carry
+	// X-Client-ID and X-Client-Seq; others use Put, PutAll and Delete.
+	Write(ctx context.Context, ops []Op, wo WriteOptions) (index uint64, err error)
 	// Digest summarizes the local state, taken at one applied index.
 	Digest() Digest
+}
+
+// Op is one operation of a Write: a put of Value under Key, or with
+// Delete the removal of Key.
+type Op struct {
+	Key    string
+	Value  []byte
+	Delete bool
+}
+
+// WriteOptions is a write's exactly-once identity, from the request
+// headers X-Client-ID and X-Client-Seq (see WriteOptionsOf).
+type WriteOptions struct {
+	// ClientID names the writer: 1 to 64 characters of [A-Za-z0-9._-].
+	ClientID string
+	// Seq is the writer's sequence number of this write, at least 1; its
+	// retries send the same one.
+	Seq uint64
 }
 
 // Digest summarizes a member's state machine so members can be compared:
@@ -87,4 +111,35 @@ type Status struct {
 	// Progress maps each follower's id, in decimal, to its replication
 	// progress. Only the leader reports it.
 	Progress map[string]Progress `json:"progress,omitempty"`
+	// Config is a config-group member's summary of its latest config.
+	Config *ConfigStatus `json:"config,omitempty"`
+	// Shard is a shard-group member's view of its buckets.
+	Shard *ShardStatus `json:"shard,omitempty"`
+}
+
+// ConfigStatus is the "config" section of a config-group member's status.
+type ConfigStatus struct {
+	// Version is the latest config's version.
+	Version uint64 `json:"version"`
+	// Buckets is the number of buckets of the key space.
+	Buckets int `json:"buckets"`
+	// Groups maps each group id of the latest config, in decimal, to the
+	// number of buckets it serves.
+	Groups map[string]int `json:"groups"`
+}
+
+// ShardStatus is the "shard" section of a shard-group member's status.
+type ShardStatus struct {
+	Group         uint64       `json:"group"`
+	ConfigVersion uint64       `json:"configVersion"`
+	Buckets       BucketStates `json:"buckets"`
+}
+
+// BucketStates lists a shard group's buckets by state, each list in
+// ascending order; buckets the group does not own are in none.
+type BucketStates struct {
+	Serving   []int `json:"serving"`
+	Pulling   []int `json:"pulling"`
+	BePulling []int `json:"bePulling"`
+	GCing     []int `json:"gcing"`
 }

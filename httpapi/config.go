@@ -3,6 +3,7 @@ package httpapi
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -58,6 +59,13 @@ type Config struct {
 	// line and lets clients run CPU profiles and traces, so enable it only on
 	// a trusted network. False means /debug/pprof/ answers 404.
 	Pprof bool
+	// Routes mounts other packages' endpoints on the client port, such as
+	// a config group's /config or a shard group's /shard/: a name ending
+	// in "/" serves every path under it, any other name that path alone.
+	// They are dispatched before every route of this package, count
+	// toward MaxInFlight, and are never served on the fast path; a key
+	// whose path they take stays reachable as /key/<key>. Nil means none.
+	Routes map[string]RouteFunc
 }
 
 // Validate reports the first problem with c. Zero fields are valid: New
@@ -76,6 +84,16 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: MaxKeyBytes %d is negative", ErrInvalidConfig, c.MaxKeyBytes)
 	case c.MaxInFlight < 0:
 		return fmt.Errorf("%w: MaxInFlight %d is negative", ErrInvalidConfig, c.MaxInFlight)
+	}
+	for name, f := range c.Routes {
+		switch {
+		case len(name) < 2 || name[0] != '/':
+			return fmt.Errorf("%w: route %q must be a path below /", ErrInvalidConfig, name)
+		case exemptFromLimit(name) || name == "/key" || strings.HasPrefix(name, "/key/"):
+			return fmt.Errorf("%w: route %q would hide an endpoint of the client API", ErrInvalidConfig, name)
+		case f == nil:
+			return fmt.Errorf("%w: route %q has no handler", ErrInvalidConfig, name)
+		}
 	}
 	return nil
 }

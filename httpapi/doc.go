@@ -28,19 +28,24 @@
 // the plainest form of those requests (see parseHead); the first request
 // of a connection that is anything else, or whose head does not arrive
 // whole in one read, hands the connection, with the bytes already read,
-// to a net/http server for good. Of the headers it uses Content-Length and
-// Accept (whether errors are to be answered in JSON) and checks the rest.
+// to a net/http server for good. Of the headers it uses Content-Length,
+// Accept (whether errors are to be answered in JSON), X-Raftkv-Route,
+// X-Client-ID and X-Client-Seq, and checks the rest.
 // One difference remains: a call on the fast path is not canceled when its
 // client disconnects; it ends when the call does, within RequestTimeout.
 //
 // # Routes
 //
-// Reserved paths are dispatched first; every other path is a raftexample
+// Config.Routes, other packages' endpoints mounted on the client port (a
+// config group member's /config, a shard member's /shard/), are
+// dispatched before anything else. Reserved paths are dispatched next; every other path is a raftexample
 // key, its name being r.URL.Path (percent-decoded, so "/a%2Fb" and "/a/b"
 // both name key "a/b") without the leading "/". Keys may contain "/" and
 // any byte; values are arbitrary bytes.
 //
-//	GET|HEAD /status    200 JSON Status from Cluster.Status; "progress" only on the leader
+//	GET|HEAD /status    200 JSON Status from Cluster.Status; "progress" only on the leader,
+//	                    "config" only on a config group member, "shard" only on a
+//	                    shard member
 //	GET|HEAD /health    200 {"health":"true","reason":""} if Cluster.Health is nil,
 //	                    else 503 {"health":"false","reason":"<error>"} (JSON, one line)
 //	GET|HEAD /metrics   Config.Metrics; 404 "metrics are not enabled" when nil
@@ -119,6 +124,26 @@
 // then checked as for POST /<id>. httpAddr and unknown fields are ignored:
 // members publish their own client URL.
 //
+// # Sharding
+//
+// A write (PUT, DELETE, POST /key) may carry its exactly-once identity:
+// X-Client-ID (1 to 64 characters of [A-Za-z0-9._-]) and X-Client-Seq (a
+// decimal uint64 of at least 1), both or neither, each at most once; a
+// malformed pair is a 400 before the body is read. A write that carries
+// them goes to Store.Write with them (POST /key's pairs in key order);
+// one without keeps Put, PutAll and Delete. Reads ignore them.
+//
+// A store's error that is Misdirected() (WrongGroupError: the key's
+// bucket belongs to another shard group in the config this member
+// applied) is answered, to a routing client (X-Raftkv-Route: client),
+// 421 Misdirected Request with X-Config-Version and always the JSON body
+// {"error","code":"wrong_group","version","bucket","owner","servers"}
+// (owner and servers omitted when unknown). Anyone else gets 307
+// Temporary Redirect, X-Config-Version and Location: the same escaped path
+// and raw query on the owner's first server, with the sentence as a text
+// body, so that curl -L lands on the owning group; or the 421 when the
+// owner is not known.
+//
 // # Read levels
 //
 // GET and HEAD of /<k> and /key/<k> take raftdb's query parameters; others
@@ -178,6 +203,8 @@
 //	status code               when
 //	413    payload_too_large  *http.MaxBytesError
 //	405    method_not_allowed method not served by the path; Allow header
+//	421    wrong_group        Misdirected(): the key's bucket is another group's
+//	                          (or 307; see Sharding)
 //	406    not_utf8           NotAcceptable(): GET /key/<k> of a key or value
 //	                          that JSON cannot carry
 //	404    member_not_found   NotFound() from a membership call (add, remove, promote)
@@ -198,6 +225,12 @@
 //	503    canceled           context.Canceled (client gone or server
 //	                          stopping); Retry-After: 1
 //	500    internal           anything else
+//
+// An error that names its own code (a Code() string method, the first
+// non-empty one in its chain) keeps it in every row but internal and
+// wrong_group: a store's bucket_moving is a 503 unavailable (with
+// Retry-After), seq_too_old a 504 outcome_unknown, not_ready, bucket_gone
+// and not_settled 409 conflicts, each answered with its own code.
 //
 // The sentence is one line in plain words, without package prefixes or a
 // chain of wrapped messages: Error() strings are for logs. It is the first

@@ -141,7 +141,9 @@ type (
 	unavailabler   interface{ Unavailable() bool }
 	noLeaderer     interface{ NoLeader() bool }
 	timeouter      interface{ Timeout() bool }
+	misdirecteder  interface{ Misdirected() bool }
 	humanMessager  interface{ HumanMessage() string }
+	coder          interface{ Code() string }
 
 	learnerNotReadier interface{ LearnerNotReady() bool }
 	transferTimeouter interface{ LeaderTransferTimeout() bool }
@@ -171,6 +173,8 @@ var errorTable = []errorClass{
 		func(err error, _ bool) bool { var e *http.MaxBytesError; return errors.As(err, &e) }},
 	{http.StatusMethodNotAllowed, "method_not_allowed", "this method is not allowed here", false,
 		func(err error, _ bool) bool { var e *methodError; return errors.As(err, &e) }},
+	{http.StatusMisdirectedRequest, "wrong_group", "another shard group serves this key", false,
+		func(err error, _ bool) bool { return has(err, misdirecteder.Misdirected) }},
 	{http.StatusNotAcceptable, "not_utf8", "the answer cannot be given as JSON", false,
 		func(err error, _ bool) bool { return has(err, notAcceptabler.NotAcceptable) }},
 	{http.StatusNotFound, "member_not_found", "no such member", false,
@@ -283,8 +287,36 @@ type answer struct {
 	message string // one line, no newline
 }
 
+// codeOf returns the first non-empty Code() found in err's chain,
+// outermost first (depth first through errors.Join), or "".
+func codeOf(err error) string {
+	for err != nil {
+		if c, ok := err.(coder); ok {
+			if code := c.Code(); code != "" {
+				return code
+			}
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if code := codeOf(e); code != "" {
+					return code
+				}
+			}
+			return ""
+		default:
+			return ""
+		}
+	}
+	return ""
+}
+
 // answerOf builds the answer to err; write says whether the request could
-// have changed state.
+// have changed state. An error that names its own code (Code() string,
+// such as a store's bucket_moving or seq_too_old) keeps it, in every row
+// but internal, which names no internals, and wrong_group.
 func answerOf(err error, write bool) answer {
 	c := classify(err, write)
 	msg := c.message
@@ -293,7 +325,13 @@ func answerOf(err error, write bool) answer {
 			msg = h
 		}
 	}
-	return answer{status: c.status, code: c.code, message: oneLine(msg)}
+	code := c.code
+	if c.status != http.StatusInternalServerError && c.status != http.StatusMisdirectedRequest {
+		if own := codeOf(err); own != "" {
+			code = own
+		}
+	}
+	return answer{status: c.status, code: code, message: oneLine(msg)}
 }
 
 // oneLine replaces line breaks, so that an answer is one line whatever its
@@ -351,6 +389,10 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 // calls for, as text or, if r accepts it, JSON.
 func writeAnswer(w http.ResponseWriter, r *http.Request, a answer, err error) {
 	hdr := w.Header()
+	if a.status == http.StatusMisdirectedRequest {
+		writeWrongGroup(w, r, a, err)
+		return
+	}
 	switch a.status {
 	case http.StatusServiceUnavailable:
 		hdr.Set("Retry-After", "1")

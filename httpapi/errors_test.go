@@ -39,6 +39,23 @@ func (noLeaderErr) Error() string     { return "test: no leader" }
 func (noLeaderErr) Unavailable() bool { return true }
 func (noLeaderErr) NoLeader() bool    { return true }
 
+// codedErr is a testErr that names its own code, as kvstore's sharding
+// errors do (bucket_moving, seq_too_old, not_ready...).
+type codedErr struct {
+	testErr
+	code string
+}
+
+func (e codedErr) Code() string { return e.code }
+
+// misdirectedErr belongs to another group, without saying which.
+type misdirectedErr struct{}
+
+func (misdirectedErr) Error() string        { return "test: wrong group" }
+func (misdirectedErr) Misdirected() bool    { return true }
+func (misdirectedErr) Unavailable() bool    { return false }
+func (misdirectedErr) HumanMessage() string { return "" }
+
 // learnerNotReadyFlag says only that a learner is not ready.
 type learnerNotReadyFlag struct{}
 
@@ -131,6 +148,18 @@ func TestErrorTable(t *testing.T) {
 		{"methods all false", testErr("none"), false, 500, "internal", "internal server error; the member's log has the details"},
 		{"false wrapper around not found", falseWrapper{"none", testErr("not-found")}, false, 404, "key_not_found", "key not found"},
 		{"false wrapper around deadline", falseWrapper{"none", context.DeadlineExceeded}, false, 504, "timeout", "the request timed out"},
+		{"wrong group", &WrongGroupError{Key: "k", Bucket: 3, Version: 7, Owner: 2, Err: codedErr{"conflict", "other"}}, true,
+			421, "wrong_group", `bucket 3 of key "k" is served by group 2 in config 7, not by this group`},
+		{"wrong group, no owner", fmt.Errorf("x: %w", &WrongGroupError{Key: "k", Bucket: 0, Version: 1}), false,
+			421, "wrong_group", `bucket 0 of key "k" is not served by this group, and config 1 gives it to no group`},
+		{"misdirected", misdirectedErr{}, false, 421, "wrong_group", "another shard group serves this key"},
+		// An error's own code is kept in its behaviour's row.
+		{"bucket moving", codedErr{"unavailable", "bucket_moving"}, true, 503, "bucket_moving", unavailableMsg},
+		{"seq too old", fmt.Errorf("kvstore: %w", codedErr{"timeout", "seq_too_old"}), true, 504, "seq_too_old", writeTimeout},
+		{"not ready", humanErr{codedErr{"conflict", "not_ready"}.testErr, "x"}, true, 409, "conflict", "x"},
+		{"not ready, coded", codedErr{"conflict", "not_ready"}, false, 409, "not_ready", "the request conflicts with the cluster's current membership"},
+		{"coded in a join", errors.Join(errors.New("x"), codedErr{"conflict", "bucket_gone"}), false, 409, "bucket_gone", "the request conflicts with the cluster's current membership"},
+		{"coded internal stays internal", codedErr{"none", "disk_on_fire"}, true, 500, "internal", "internal server error; the member's log has the details"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

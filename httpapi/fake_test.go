@@ -42,11 +42,27 @@ type fakeStore struct {
 	hook hook
 	mu   struct {
 		sync.Mutex
-		kv    map[string][]byte
-		index uint64
-		reads []ReadOptions       // the options of every Get, in order
-		puts  []map[string][]byte // the argument of every PutAll, in order
+		kv     map[string][]byte
+		index  uint64
+		reads  []ReadOptions       // the options of every Get, in order
+		puts   []map[string][]byte // the argument of every PutAll, in order
+		writes []fakeWrite         // the arguments of every Write, in order
 	}
+}
+
+// fakeWrongGroup is the fake's sharding: keys starting "wg-" belong to
+// group 2, whose member is http://127.0.0.1:7002/, and keys starting
+// "nobody-" to no group, in config 5.
+func fakeWrongGroup(keys ...string) error {
+	for _, k := range keys {
+		switch {
+		case strings.HasPrefix(k, "wg-"):
+			return &WrongGroupError{Key: k, Bucket: 9, Version: 5, Owner: 2, Servers: []string{"http://127.0.0.1:7002/", "http://127.0.0.1:7003"}}
+		case strings.HasPrefix(k, "nobody-"):
+			return &WrongGroupError{Key: k, Bucket: 4, Version: 5}
+		}
+	}
+	return nil
 }
 
 func newFakeStore(seed map[string]string) *fakeStore {
@@ -67,6 +83,9 @@ func (s *fakeStore) Get(ctx context.Context, key string, opts ReadOptions) ([]by
 		if err := s.hook(ctx); err != nil {
 			return nil, err
 		}
+	}
+	if err := fakeWrongGroup(key); err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -89,6 +108,9 @@ func (s *fakeStore) Put(ctx context.Context, key string, value []byte) (uint64, 
 			return 0, err
 		}
 	}
+	if err := fakeWrongGroup(key); err != nil {
+		return 0, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.mu.index++
@@ -101,6 +123,9 @@ func (s *fakeStore) PutAll(ctx context.Context, kvs map[string][]byte) (uint64, 
 		if err := s.hook(ctx); err != nil {
 			return 0, err
 		}
+	}
+	if err := fakeWrongGroup(slices.Sorted(maps.Keys(kvs))...); err != nil {
+		return 0, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -118,11 +143,52 @@ func (s *fakeStore) Delete(ctx context.Context, key string) (uint64, error) {
 			return 0, err
 		}
 	}
+	if err := fakeWrongGroup(key); err != nil {
+		return 0, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.mu.index++
 	delete(s.mu.kv, key)
 	return s.mu.index, nil
+}
+
+func (s *fakeStore) Write(ctx context.Context, ops []Op, wo WriteOptions) (uint64, error) {
+	if s.hook != nil {
+		if err := s.hook(ctx); err != nil {
+			return 0, err
+		}
+	}
+	for _, op := range ops {
+		if err := fakeWrongGroup(op.Key); err != nil {
+			return 0, err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mu.writes = append(s.mu.writes, fakeWrite{ops: slices.Clone(ops), wo: wo})
+	s.mu.index++
+	for _, op := range ops {
+		if op.Delete {
+			delete(s.mu.kv, op.Key)
+		} else {
+			s.mu.kv[op.Key] = bytes.Clone(op.Value)
+		}
+	}
+	return s.mu.index, nil
+}
+
+// fakeWrite is one call of Write.
+type fakeWrite struct {
+	ops []Op
+	wo  WriteOptions
+}
+
+// writesCalled returns the arguments of every Write, in order.
+func (s *fakeStore) writesCalled() []fakeWrite {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.mu.writes)
 }
 
 // calls returns the options of every Get and the argument of every PutAll.
@@ -271,11 +337,18 @@ func checkErrorBody(t *testing.T, req *http.Request, hdr http.Header, body strin
 		t.Errorf("error body %q is not exactly one non-empty line ending in \\n", body)
 	}
 	msg := strings.TrimSuffix(body, "\n")
-	if wantsJSON(req) {
+	if wantsJSON(req) || hdr.Get("Content-Type") == "application/json" && strings.Contains(body, `"code":"wrong_group"`) {
 		if ct := hdr.Get("Content-Type"); ct != "application/json" {
 			t.Errorf("error Content-Type = %q, want application/json", ct)
 		}
-		var e struct{ Error, Code string }
+		var e struct {
+			Error, Code string
+			// A 421's (wrongGroupJSON).
+			Version uint64
+			Bucket  int
+			Owner   uint64
+			Servers []string
+		}
 		dec := json.NewDecoder(strings.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&e); err != nil || e.Error == "" || !regexp.MustCompile(`^[a-z]+(_[a-z0-9]+)*$`).MatchString(e.Code) {

@@ -28,6 +28,10 @@ type fastRequest struct {
 	rawQuery string
 	length   int64 // Content-Length; 0 when absent
 	json     bool  // an Accept header lists application/json (see acceptsJSON)
+	route    bool  // X-Raftkv-Route: client (see routingClient)
+	// clientID and clientSeq are the values of X-Client-ID and
+	// X-Client-Seq, when sent (at most once each).
+	clientID, clientSeq []string
 }
 
 // parseHead parses head, a complete request head ending in "\r\n\r\n". It
@@ -36,7 +40,8 @@ type fastRequest struct {
 // GET and PUT whose target is a path of printable ASCII without percent
 // escapes, with exactly one Host header, at most one Content-Length, and no
 // header that changes the framing or the connection (Transfer-Encoding,
-// Expect, Connection other than keep-alive, Upgrade, TE, Trailer). Every
+// Expect, Connection other than keep-alive, Upgrade, TE, Trailer), and
+// X-Client-ID and X-Client-Seq at most once each. Every
 // head it accepts, http.ReadRequest reads as the same method, path, query
 // and length (FuzzParseHead checks this).
 func parseHead(head []byte) (req fastRequest, ok bool) {
@@ -97,6 +102,18 @@ func parseHead(head []byte) (req fastRequest, ok bool) {
 			req.length = n
 		case asciiEqualFold(name, "Accept"):
 			req.json = req.json || acceptsJSON(value)
+		case asciiEqualFold(name, HeaderRoute):
+			req.route = req.route || equalFoldTrimmed(value, "client")
+		case asciiEqualFold(name, HeaderClientID):
+			if req.clientID != nil {
+				return req, false
+			}
+			req.clientID = []string{string(value)}
+		case asciiEqualFold(name, HeaderClientSeq):
+			if req.clientSeq != nil {
+				return req, false
+			}
+			req.clientSeq = []string{string(value)}
 		case asciiEqualFold(name, "Connection"):
 			if !asciiEqualFold(value, "keep-alive") {
 				return req, false
@@ -431,7 +448,7 @@ func (c *fastConn) serveRequest(req fastRequest, headLen int) bool {
 	h := c.s.h
 	p := req.path
 	switch {
-	case reserved(p), len(p) < 2:
+	case reserved(p), len(p) < 2, h.mounted(p) != nil:
 		return false
 	case req.method == http.MethodGet && req.length != 0:
 		return false
@@ -460,7 +477,7 @@ func (c *fastConn) serveRequest(req fastRequest, headLen int) bool {
 			// What follows on the connection is no request head.
 			err, c.broken = badBody(err), true
 		} else {
-			err = c.put(p[1:], value)
+			err = c.put(p[1:], value, req)
 		}
 	} else {
 		err = c.get(p[1:], req.rawQuery)
@@ -507,11 +524,15 @@ func readValue(r io.Reader, n int64) ([]byte, error) {
 	return b, nil
 }
 
-func (c *fastConn) put(key string, value []byte) error {
+func (c *fastConn) put(key string, value []byte, req fastRequest) error {
 	if err := c.s.h.checkKey(key); err != nil {
 		return err
 	}
-	index, err := c.s.h.putKey(context.Background(), key, value)
+	wo, err := writeOptions(req.clientID, req.clientSeq)
+	if err != nil {
+		return err
+	}
+	index, err := c.s.h.putKey(context.Background(), key, value, wo)
 	if err != nil {
 		return err
 	}
@@ -576,6 +597,9 @@ func (w *fastResponse) request() *http.Request {
 	hdr := http.Header{}
 	if w.req.json {
 		hdr["Accept"] = []string{"application/json"}
+	}
+	if w.req.route {
+		hdr[HeaderRoute] = []string{"client"}
 	}
 	return &http.Request{
 		Method: w.req.method, URL: &url.URL{Path: w.req.path, RawQuery: w.req.rawQuery},

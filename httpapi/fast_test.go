@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -150,6 +151,14 @@ func TestServerMatchesNetHTTP(t *testing.T) {
 		{"bare LF", "GET /a HTTP/1.1\nHost: h\n\n", 0},
 		{"lower-case method", "put /a HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\na", 0},
 		{"DELETE", put("/key/d", "1") + "DELETE /key/d HTTP/1.1\r\nHost: h\r\n\r\n" + get("/key/d"), 0},
+		{"wrong group", get("/wg-a") + get("/wg-a?level=stale") + "GET /wg-a HTTP/1.1\r\nHost: h\r\nX-Raftkv-Route: client\r\n\r\n" +
+			put("/wg-b", "x") + "PUT /wg-b HTTP/1.1\r\nHost: h\r\nx-raftkv-route: CLIENT\r\nContent-Length: 1\r\n\r\nx" +
+			get("/nobody-c") + getAccept("/nobody-c", "application/json") + "HEAD /wg-a HTTP/1.1\r\nHost: h\r\n\r\n", 7},
+		{"client ids", "PUT /a HTTP/1.1\r\nHost: h\r\nX-Client-ID: c1\r\nX-Client-Seq: 3\r\nContent-Length: 1\r\n\r\nx" +
+			"PUT /a HTTP/1.1\r\nHost: h\r\nX-Client-ID: c 1\r\nX-Client-Seq: 3\r\nContent-Length: 1\r\n\r\ny" +
+			"PUT /a HTTP/1.1\r\nHost: h\r\nX-Client-Seq: 3\r\nContent-Length: 1\r\n\r\nz" +
+			"GET /a HTTP/1.1\r\nHost: h\r\nX-Client-ID: ?\r\n\r\n" +
+			"PUT /a HTTP/1.1\r\nHost: h\r\nX-Client-ID: c1\r\nX-Client-ID: c1\r\nX-Client-Seq: 4\r\nContent-Length: 1\r\n\r\nw" + get("/a"), 4},
 		{"head larger than the buffer", "GET /a HTTP/1.1\r\nHost: h\r\nX-Pad: " + strings.Repeat("p", fastBufSize) + "\r\n\r\n", 0},
 	}
 	for _, tc := range tests {
@@ -355,10 +364,15 @@ func TestParseHead(t *testing.T) {
 		{"PUT /a HTTP/1.1\r\nHost: h\r\nContent-Length: 9999999999999999999\r\n\r\n", fastRequest{}, false},
 		{"PUT /a HTTP/1.1\r\nHost: h\r\nContent-Length:\r\n\r\n", fastRequest{}, false},
 		{"GET /a HTTP/1.1\r\nHost: h\r\n\r\nx", fastRequest{}, false},
+		{"PUT /a HTTP/1.1\r\nHost: h\r\nX-Raftkv-Route: Client \r\nx-client-id: c1\r\nX-Client-Seq: 7\r\n\r\n",
+			fastRequest{method: "PUT", path: "/a", route: true, clientID: []string{"c1"}, clientSeq: []string{"7"}}, true},
+		{"GET /a HTTP/1.1\r\nHost: h\r\nX-Raftkv-Route: router\r\n\r\n", fastRequest{method: "GET", path: "/a"}, true},
+		{"PUT /a HTTP/1.1\r\nHost: h\r\nX-Client-ID: c1\r\nX-Client-ID: c2\r\n\r\n", fastRequest{}, false},
+		{"PUT /a HTTP/1.1\r\nHost: h\r\nX-Client-Seq: 1\r\nX-Client-Seq: 1\r\n\r\n", fastRequest{}, false},
 	}
 	for _, tc := range tests {
 		got, ok := parseHead([]byte(tc.head))
-		if ok != tc.ok || ok && got != tc.want {
+		if ok != tc.ok || ok && !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("parseHead(%q) = %+v, %v; want %+v, %v", tc.head, got, ok, tc.want, tc.ok)
 		}
 	}
@@ -373,6 +387,7 @@ func FuzzParseHead(f *testing.F) {
 		"PUT /k/v HTTP/1.1\r\nhost: [::1]:9\r\ncontent-length: 7\r\nConnection: keep-alive\r\n\r\n",
 		"PUT //a;b HTTP/1.1\r\nHost: h\r\nX-A: \t b \r\n\r\n",
 		"GET /a HTTP/1.1\r\nHost: h\r\nAccept: text/plain\r\nACCEPT: application/json; q=0.5\r\n\r\n",
+		"PUT /a HTTP/1.1\r\nHost: h\r\nX-Raftkv-Route: client\r\nX-Client-ID: a.b\r\nx-client-seq:  9 \r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -392,6 +407,12 @@ func FuzzParseHead(f *testing.F) {
 		}
 		if want := slices.ContainsFunc(r.Header.Values("Accept"), acceptsJSON[string]); req.json != want {
 			t.Fatalf("parseHead(%q) = %+v; net/http's Accept %q asks for JSON: %v", head, req, r.Header.Values("Accept"), want)
+		}
+		if want := routingClient(r); req.route != want {
+			t.Fatalf("parseHead(%q) = %+v; net/http's %s %q routes: %v", head, req, HeaderRoute, r.Header.Values(HeaderRoute), want)
+		}
+		if !slices.Equal(req.clientID, r.Header.Values(HeaderClientID)) || !slices.Equal(req.clientSeq, r.Header.Values(HeaderClientSeq)) {
+			t.Fatalf("parseHead(%q) = %+v; net/http reads client id %q, seq %q", head, req, r.Header.Values(HeaderClientID), r.Header.Values(HeaderClientSeq))
 		}
 		// The checks net/http's server adds to ReadRequest's.
 		if hosts := r.Header["Host"]; len(hosts) > 1 || !httpguts.ValidHostHeader(r.Host) || r.Host == "" {

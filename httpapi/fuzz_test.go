@@ -134,6 +134,10 @@ func FuzzHandler(f *testing.F) {
 		{other, "", "/k", "", "", faultNone},
 		{other, "GeT", "/k", "", "", faultNone},
 		{other, "PUT\r\nX: y", "/k", "", "v", faultNone},
+		{0, "", "/wg-k", "level=stale", "", faultNone},
+		{2, "", "/key/wg-k", "", "v", faultNone},
+		{3, "", "/key", "", `{"a":"b","wg-c":"d"}`, faultNone},
+		{4, "", "/key/nobody-k", "", "", faultNone},
 	}
 	for i, s := range seeds {
 		f.Add(s.method, s.raw, s.path, s.rawQuery, []byte(s.body), uint8(s.fault), i%2 == 1)
@@ -204,6 +208,14 @@ func FuzzHandler(f *testing.F) {
 		case 504:
 			if fault != faultTimeout {
 				t.Fatalf("%s: 504 without an injected timeout: %q", where(), got)
+			}
+		case 307, 421:
+			// The fake's keys of other groups (fakeWrongGroup).
+			if !strings.Contains(path+string(body), "wg-") && !strings.Contains(path, "nobody-") {
+				t.Fatalf("%s: %d for a key of this group: %q", where(), code, got)
+			}
+			if code == 307 && !strings.HasPrefix(hdr.Get("Location"), "http://127.0.0.1:7002/") || hdr.Get(HeaderConfigVersion) != "5" {
+				t.Fatalf("%s: %d with headers %v", where(), code, hdr)
 			}
 		default:
 			t.Fatalf("%s: undocumented status %d: %q", where(), code, got)

@@ -90,6 +90,9 @@ func (h *handler) refuse(w http.ResponseWriter, r *http.Request) {
 // A non-nil error means nothing has been written yet.
 func (h *handler) route(w http.ResponseWriter, r *http.Request) error {
 	p := r.URL.Path
+	if f := h.mounted(p); f != nil {
+		return f(w, r)
+	}
 	switch {
 	case p == "/status":
 		return only(w, r, allowRead, h.status)
@@ -257,11 +260,15 @@ func (h *handler) put(w http.ResponseWriter, r *http.Request, key string) error 
 	if err := h.checkKey(key); err != nil {
 		return err
 	}
+	wo, err := WriteOptionsOf(r.Header)
+	if err != nil {
+		return err
+	}
 	value, err := readBody(w, r, h.cfg.MaxValueBytes)
 	if err != nil {
 		return err
 	}
-	index, err := h.putKey(r.Context(), key, value)
+	index, err := h.putKey(r.Context(), key, value, wo)
 	if err != nil {
 		return err
 	}
@@ -270,10 +277,13 @@ func (h *handler) put(w http.ResponseWriter, r *http.Request, key string) error 
 }
 
 // putKey writes value under key, already checked, within parent and
-// returns its raft index.
-func (h *handler) putKey(parent context.Context, key string, value []byte) (uint64, error) {
+// returns its raft index; wo, when set, is the writer's identity.
+func (h *handler) putKey(parent context.Context, key string, value []byte, wo WriteOptions) (uint64, error) {
 	ctx, cancel := h.callContext(parent)
 	defer cancel()
+	if wo.ClientID != "" {
+		return h.cfg.Store.Write(ctx, []Op{{Key: key, Value: value}}, wo)
+	}
 	return h.cfg.Store.Put(ctx, key, value)
 }
 
@@ -281,9 +291,18 @@ func (h *handler) delete(w http.ResponseWriter, r *http.Request, key string) err
 	if err := h.checkKey(key); err != nil {
 		return err
 	}
+	wo, err := WriteOptionsOf(r.Header)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := h.callContext(r.Context())
 	defer cancel()
-	index, err := h.cfg.Store.Delete(ctx, key)
+	var index uint64
+	if wo.ClientID != "" {
+		index, err = h.cfg.Store.Write(ctx, []Op{{Key: key, Delete: true}}, wo)
+	} else {
+		index, err = h.cfg.Store.Delete(ctx, key)
+	}
 	if err != nil {
 		return err
 	}

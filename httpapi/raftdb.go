@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -101,6 +103,10 @@ func (h *handler) putAll(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	wo, err := WriteOptionsOf(r.Header)
+	if err != nil {
+		return err
+	}
 	body, err := readBody(w, r, h.cfg.MaxValueBytes)
 	if err != nil {
 		return err
@@ -111,12 +117,27 @@ func (h *handler) putAll(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := h.callContext(r.Context())
 	defer cancel()
-	index, err := h.cfg.Store.PutAll(ctx, kvs)
+	var index uint64
+	if wo.ClientID != "" {
+		index, err = h.cfg.Store.Write(ctx, opsOf(kvs), wo)
+	} else {
+		index, err = h.cfg.Store.PutAll(ctx, kvs)
+	}
 	if err != nil {
 		return err
 	}
 	writeApplied(w, index)
 	return nil
+}
+
+// opsOf returns the puts of kvs in key order, so that a write's
+// operations do not depend on map order.
+func opsOf(kvs map[string][]byte) []Op {
+	ops := make([]Op, 0, len(kvs))
+	for _, k := range slices.Sorted(maps.Keys(kvs)) {
+		ops = append(ops, Op{Key: k, Value: kvs[k]})
+	}
+	return ops
 }
 
 // decodeKeyObject decodes a non-empty JSON object whose values are all
@@ -133,7 +154,10 @@ func (h *handler) decodeKeyObject(body []byte, b64 bool) (map[string][]byte, err
 		return nil, ErrBodyNotUTF8
 	}
 	badToken := func(err error) (map[string][]byte, error) {
-		if errors.Is(err, io.EOF) {
+		// Token says the input ended with io.EOF up to Go 1.26, and from
+		// Go 1.27 on with a SyntaxError of Unmarshal's usual sentence.
+		var se *json.SyntaxError
+		if errors.Is(err, io.EOF) || errors.As(err, &se) && strings.Contains(se.Error(), "unexpected end of JSON input") {
 			return bad("the body ends inside the object")
 		}
 		return bad("%s", jsonProblem(err))

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -27,6 +28,8 @@ import (
 	"github.com/raftkv/raftkv/daemon"
 	"github.com/raftkv/raftkv/peerurl"
 	"github.com/raftkv/raftkv/router"
+	"github.com/raftkv/raftkv/shardgroup"
+	"github.com/raftkv/raftkv/shardmap"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sys/unix"
@@ -55,6 +58,13 @@ type options struct {
 	logFormat              string
 	gcPercent              int
 	enablePprof            bool
+	configGroup            bool
+	buckets                int
+	bucketsSet             bool // --buckets was given
+	group                  uint64
+	configEndpoints        []string
+	configPollInterval     time.Duration
+	configPollSet          bool // --config-poll-interval was given
 }
 
 // errVersion is parseFlags's answer to --version.
@@ -80,6 +90,12 @@ Examples:
 
   # or let member 4 ask member 1 to add it, as raftdb's -join does
   raftkv --id 4 --cluster <the same 4 URLs> --port 42380 --join-addr 127.0.0.1:12380
+
+  # sharded: a config group (one member here), then shard groups, which
+  # join the config by themselves; curl -L any shard member
+  raftkv --config-group --id 1 --cluster http://127.0.0.1:6379 --port 6380
+  raftkv --group 1 --config-endpoints http://127.0.0.1:6380 --id 1 --cluster http://127.0.0.1:7379 --port 7380
+  raftkv --group 2 --config-endpoints http://127.0.0.1:6380 --id 1 --cluster http://127.0.0.1:8379 --port 8380
 
 Usage: raftkv --id N --cluster URL1,URL2,... --port P [flags]
 
@@ -119,7 +135,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.port, "port", daemon.DefaultClientPort, "client HTTP port")
 	fs.BoolVar(&o.join, "join", false, "join an existing cluster (add this member with POST /<id> first)")
 	fs.StringVar(&o.joinAddr, "join-addr", "", "client address (host:port) of a member to ask to add this one, as raftdb's -join; implies --join")
-	fs.StringVar(&o.dataDir, "data-dir", "", "directory for the WAL and snapshots (default raftkv-<id> in the working directory)")
+	fs.StringVar(&o.dataDir, "data-dir", "", "directory for the WAL and snapshots (default raftkv-<id>, raftkv-config-<id> or raftkv-group<G>-<id> in the working directory)")
 	fs.Uint64Var(&o.snapshotCount, "snapshot-count", daemon.DefaultSnapshotCount, "applied entries between snapshots")
 	fs.Uint64Var(&o.snapshotCatchUpEntries, "snapshot-catchup-entries", daemon.DefaultSnapshotCatchUpEntries, "entries kept after a snapshot for slow followers")
 	fs.Uint64Var(&o.snapshotBytes, "snapshot-bytes", daemon.DefaultSnapshotBytes, "also snapshot once the entries applied since the last snapshot hold this many bytes")
@@ -134,6 +150,12 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "auto", "log format: json, console (for humans), or auto: console when stderr is a terminal, else json")
 	fs.BoolVar(&o.enablePprof, "enable-pprof", false, "serve Go profiling under /debug/pprof/ on the client port; it shows the command line and lets any client run CPU profiles and traces, so only on a trusted network")
+	fs.BoolVar(&o.configGroup, "config-group", false, "run a member of the config group of a sharded deployment: it keeps the list of configs (which group serves each bucket) and serves GET /config and POST /config/join|leave|move, but no keys")
+	fs.IntVar(&o.buckets, "buckets", shardmap.DefaultBuckets, "number of buckets of the key space, fixed when the config group is made (--config-group only; shard members learn it from the config group)")
+	fs.Uint64Var(&o.group, "group", 0, "run a member of shard group G: it serves the keys of the buckets the config group gives G, and joins the config by itself the first time its group starts (needs --config-endpoints)")
+	var configEndpoints string
+	fs.StringVar(&configEndpoints, "config-endpoints", "", "comma-separated client URLs of config group members (--group only)")
+	fs.DurationVar(&o.configPollInterval, "config-poll-interval", shardgroup.DefaultPollInterval, "how often a shard group's leader asks the config group for the next config when the last poll found none (--group only)")
 	version := fs.Bool("version", false, "print the version, VCS revision and Go version, and exit")
 	fs.IntVar(&o.gcPercent, "gc-percent", 0, "Go garbage collector target percentage, as GOGC (which overrides it when set); 0: let the heap exceed the live data by 15%, but by at least 64 MiB")
 	// Errors are reported in one line by main; usage only on --help.
@@ -157,6 +179,19 @@ func parseFlags(args []string) (*options, error) {
 			o.cluster = append(o.cluster, u)
 		}
 	}
+	for _, u := range strings.Split(configEndpoints, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			o.configEndpoints = append(o.configEndpoints, strings.TrimSuffix(u, "/"))
+		}
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "buckets":
+			o.bucketsSet = true
+		case "config-poll-interval":
+			o.configPollSet = true
+		}
+	})
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
@@ -209,11 +244,23 @@ func (o *options) validate() error {
 	if o.logFormat != "auto" && o.logFormat != "json" && o.logFormat != "console" {
 		return fmt.Errorf("--log-format %q must be auto, json or console", o.logFormat)
 	}
+	if err := o.validateSharding(); err != nil {
+		return err
+	}
 	if o.joinAddr != "" {
 		o.join = true
 	}
 	if o.dataDir == "" {
-		o.dataDir = "raftkv-" + strconv.FormatUint(o.id, 10)
+		// Members of different groups on one machine share a working
+		// directory (Procfile.sharded), so their names say their group.
+		switch {
+		case o.configGroup:
+			o.dataDir = "raftkv-config-" + strconv.FormatUint(o.id, 10)
+		case o.group != 0:
+			o.dataDir = fmt.Sprintf("raftkv-group%d-%d", o.group, o.id)
+		default:
+			o.dataDir = "raftkv-" + strconv.FormatUint(o.id, 10)
+		}
 	}
 	abs, err := filepath.Abs(o.dataDir)
 	if err != nil {
@@ -224,6 +271,34 @@ func (o *options) validate() error {
 		return err
 	}
 	return o.config(nil).Validate()
+}
+
+// validateSharding checks the sharding flags: one mode, and what it needs.
+func (o *options) validateSharding() error {
+	switch {
+	case o.configGroup && o.group != 0:
+		return fmt.Errorf("--config-group and --group %d exclude each other: a member is in the config group or in one shard group", o.group)
+	case o.bucketsSet && !o.configGroup:
+		return errors.New("--buckets is for --config-group only; a shard member learns the bucket count from the config group")
+	case o.configGroup && (o.buckets < 1 || o.buckets > shardmap.MaxBuckets):
+		return fmt.Errorf("--buckets %d must be 1-%d", o.buckets, shardmap.MaxBuckets)
+	case o.configGroup && len(o.configEndpoints) > 0:
+		return errors.New("--config-endpoints is for --group members; a config group member is one of the config endpoints")
+	case o.group != 0 && len(o.configEndpoints) == 0:
+		return fmt.Errorf("--group %d needs --config-endpoints, the client URLs of config group members", o.group)
+	case o.group == 0 && len(o.configEndpoints) > 0:
+		return errors.New("--config-endpoints needs --group, this member's shard group id")
+	case o.configPollSet && o.group == 0:
+		return errors.New("--config-poll-interval is for --group members only")
+	case o.configPollInterval < time.Millisecond:
+		return fmt.Errorf("--config-poll-interval %v must be at least 1ms", o.configPollInterval)
+	}
+	for i, u := range o.configEndpoints {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || pu.Path != "" || pu.RawQuery != "" {
+			return fmt.Errorf("--config-endpoints entry %d %q is not an http(s)://host:port URL", i+1, u)
+		}
+	}
+	return nil
 }
 
 // checkDataDir requires dir to be a usable directory, or creatable.
@@ -344,8 +419,22 @@ func (o *options) config(lg *zap.Logger) daemon.Config {
 		ElectionTicks:          o.electionTicks,
 		RequestTimeout:         o.requestTimeout,
 		Pprof:                  o.enablePprof,
+		ConfigGroup:            o.configGroup,
+		Buckets:                o.bucketsConfig(),
+		Group:                  o.group,
+		ConfigEndpoints:        o.configEndpoints,
+		ConfigPollInterval:     o.configPollInterval,
 		Logger:                 lg,
 	}
+}
+
+// bucketsConfig is --buckets in daemon's terms: 0, the data dir's count
+// or the default, unless given.
+func (o *options) bucketsConfig() int {
+	if !o.bucketsSet {
+		return 0
+	}
+	return o.buckets
 }
 
 // snapshotWriteRate is --snapshot-write-rate in raftnode's terms.

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/raftkv/raftkv/testcluster"
 )
@@ -149,6 +150,91 @@ func TestLogEncoding(t *testing.T) {
 	} {
 		if got := logEncoding(tc.format, tc.terminal); got != tc.want {
 			t.Errorf("logEncoding(%q, terminal %v) = %q, want %q", tc.format, tc.terminal, got, tc.want)
+		}
+	}
+}
+
+// TestParseShardingFlags: the sharding flags, one mode each, and their
+// one-line refusals.
+func TestParseShardingFlags(t *testing.T) {
+	dir := t.TempDir()
+	base := []string{"--id", "1", "--cluster", "http://127.0.0.1:12379", "--data-dir", dir}
+	eps := "--config-endpoints=http://127.0.0.1:6380, http://127.0.0.1:6381/"
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+		check   func(t *testing.T, o *options)
+	}{
+		{"config group, default buckets", []string{"--config-group"}, "", func(t *testing.T, o *options) {
+			c := o.config(nil)
+			if !c.ConfigGroup || c.Buckets != 0 || c.Group != 0 {
+				t.Errorf("config %+v", c)
+			}
+		}},
+		{"config group, 64 buckets", []string{"--config-group", "--buckets", "64"}, "", func(t *testing.T, o *options) {
+			if c := o.config(nil); !c.ConfigGroup || c.Buckets != 64 {
+				t.Errorf("config %+v", c)
+			}
+		}},
+		{"shard member", []string{"--group", "3", eps, "--config-poll-interval", "250ms"}, "", func(t *testing.T, o *options) {
+			c := o.config(nil)
+			if c.Group != 3 || len(c.ConfigEndpoints) != 2 || c.ConfigEndpoints[1] != "http://127.0.0.1:6381" || c.ConfigPollInterval != 250*time.Millisecond {
+				t.Errorf("config %+v", c)
+			}
+		}},
+		{"both modes", []string{"--config-group", "--group", "1"}, "exclude each other", nil},
+		{"buckets without config group", []string{"--buckets", "64"}, "--buckets is for --config-group only", nil},
+		{"buckets on a shard member", []string{"--group", "1", eps, "--buckets", "64"}, "--buckets is for --config-group only", nil},
+		{"zero buckets", []string{"--config-group", "--buckets", "0"}, "--buckets 0 must be 1-16384", nil},
+		{"too many buckets", []string{"--config-group", "--buckets", "20000"}, "must be 1-16384", nil},
+		{"group without endpoints", []string{"--group", "1"}, "--group 1 needs --config-endpoints", nil},
+		{"endpoints without group", []string{eps}, "--config-endpoints needs --group", nil},
+		{"endpoints on the config group", []string{"--config-group", eps}, "--config-endpoints is for --group members", nil},
+		{"bad endpoint", []string{"--group", "1", "--config-endpoints", "127.0.0.1:6380"}, `entry 1 "127.0.0.1:6380" is not an http(s)://host:port URL`, nil},
+		{"endpoint with a path", []string{"--group", "1", "--config-endpoints", "http://h:1/config"}, "is not an http(s)://host:port URL", nil},
+		{"poll interval without group", []string{"--config-poll-interval", "1s"}, "--config-poll-interval is for --group members only", nil},
+		{"poll interval too short", []string{"--group", "1", eps, "--config-poll-interval", "0s"}, "must be at least 1ms", nil},
+		{"negative group", []string{"--group", "-1", eps}, "invalid value", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseFlags(append(append([]string{}, base...), tt.args...))
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				tt.check(t, o)
+				if err := o.config(nil).Validate(); err != nil {
+					t.Errorf("daemon refuses the config: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error %v, want one line containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestParseFlagsShardingDataDirs: members of different groups on one
+// machine get different default data dirs.
+func TestParseFlagsShardingDataDirs(t *testing.T) {
+	t.Chdir(t.TempDir())
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--config-group"}, "raftkv-config-2"},
+		{[]string{"--group", "7", "--config-endpoints", "http://127.0.0.1:6380"}, "raftkv-group7-2"},
+		{nil, "raftkv-2"},
+	} {
+		o, err := parseFlags(append([]string{"--id", "2", "--cluster", "http://127.0.0.1:1,http://127.0.0.1:2"}, tc.args...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := filepath.Base(o.dataDir); got != tc.want {
+			t.Errorf("%v: data dir %q, want %q", tc.args, got, tc.want)
 		}
 	}
 }

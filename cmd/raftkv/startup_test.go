@@ -130,6 +130,12 @@ func TestStartupErrors(t *testing.T) {
 	if st, err := c.Put(1, "after", []byte("ok")); err != nil || st != 204 {
 		t.Fatalf("the running member after the failed starts: PUT %d %v", st, err)
 	}
+
+	// A data dir made for a plain member refuses a config group member,
+	// and the member's flags say how to fix it.
+	c.Stop(1)
+	r := runRaftkv(t, bin, nil, "--id", "1", "--cluster", peer(0), "--port", port(1), "--data-dir", c.DataDir(1), "--config-group")
+	checkStartupError(t, r, "data dir "+c.DataDir(1)+" holds a plain member's state; start it with neither --config-group nor --group", 0)
 }
 
 // TestStartupUnwritableDataDir runs the binary on data dirs it may not

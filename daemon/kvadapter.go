@@ -1,0 +1,133 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/raftkv/raftkv/configgroup"
+	"github.com/raftkv/raftkv/httpapi"
+	"github.com/raftkv/raftkv/kvstore"
+	"github.com/raftkv/raftkv/shardgroup"
+	"github.com/raftkv/raftkv/shardmap"
+	"go.uber.org/zap"
+)
+
+// This file adapts kvstore's sharding API to the interfaces configgroup,
+// shardgroup and httpapi declare, which use their own types so that they
+// need not import kvstore.
+
+// storeConfig is the kvstore configuration of a member of cfg's mode with
+// buckets buckets.
+func storeConfig(cfg Config, buckets int, lg *zap.Logger, reg prometheus.Registerer) kvstore.Config {
+	return kvstore.Config{
+		Logger:      lg,
+		Registerer:  reg,
+		Buckets:     buckets,
+		Group:       cfg.Group,
+		ConfigGroup: cfg.ConfigGroup,
+	}
+}
+
+// wireError gives a kvstore error the form httpapi answers: a key of
+// another group becomes an *httpapi.WrongGroupError, which carries what
+// its 421 and 307 need.
+func wireError(err error) error {
+	var wg *kvstore.WrongGroupError
+	if errors.As(err, &wg) {
+		return &httpapi.WrongGroupError{Key: wg.Key, Bucket: wg.Bucket, Version: wg.Version, Owner: wg.Owner, Servers: wg.Servers, Err: err}
+	}
+	return err
+}
+
+// configStore adapts a config group member's kvstore to configgroup.Store.
+type configStore struct{ kv *kvstore.Store }
+
+func (s configStore) ConfigOp(ctx context.Context, op configgroup.Op, wo httpapi.WriteOptions) (shardmap.Config, error) {
+	kop := kvstore.ConfigOp{Join: op.Join, Leave: op.Leave}
+	if op.Move != nil {
+		kop.Move = &kvstore.MoveOp{Bucket: op.Move.Bucket, GID: op.Move.GID}
+	}
+	return s.kv.ConfigOp(ctx, kop, kvstore.WriteOptions{ClientID: wo.ClientID, Seq: wo.Seq})
+}
+
+func (s configStore) QueryConfig(ctx context.Context, version int64, opts httpapi.ReadOptions) (shardmap.Config, error) {
+	return s.kv.QueryConfig(ctx, version, kvstore.ReadOptions{Stale: opts.Stale, MinIndex: opts.MinIndex})
+}
+
+func (s configStore) WaitConfigVersion(ctx context.Context, version uint64) error {
+	return s.kv.WaitConfigVersion(ctx, version)
+}
+
+func (s configStore) ConfigHistory() shardmap.History { return s.kv.ConfigHistory() }
+
+// shardStore adapts a shard member's kvstore to shardgroup.Store.
+type shardStore struct{ kv *kvstore.Store }
+
+func (s shardStore) ShardState() shardgroup.ShardState {
+	st := s.kv.ShardState()
+	out := shardgroup.ShardState{
+		Group:        st.Group,
+		Config:       st.Config,
+		Prev:         st.Prev,
+		Status:       make([]shardgroup.BucketStatus, len(st.Status)),
+		Joined:       st.Joined,
+		AppliedIndex: st.AppliedIndex,
+	}
+	for b, status := range st.Status {
+		out.Status[b] = bucketStatus(status)
+	}
+	return out
+}
+
+// bucketStatus maps kvstore's bucket states to shardgroup's by name, so
+// that an order that differs cannot go unnoticed.
+func bucketStatus(s kvstore.BucketStatus) shardgroup.BucketStatus {
+	switch s {
+	case kvstore.Serving:
+		return shardgroup.Serving
+	case kvstore.Pulling:
+		return shardgroup.Pulling
+	case kvstore.BePulling:
+		return shardgroup.BePulling
+	case kvstore.GCing:
+		return shardgroup.GCing
+	}
+	return shardgroup.NotOwned
+}
+
+func (s shardStore) ShardChanged() <-chan struct{} { return s.kv.ShardChanged() }
+
+func (s shardStore) ProposeConfig(ctx context.Context, c shardmap.Config) error {
+	return s.kv.ProposeConfig(ctx, c)
+}
+
+func (s shardStore) ExportBucket(ctx context.Context, b int, version uint64) ([]byte, error) {
+	d, err := s.kv.ExportBucket(ctx, b, version)
+	if err != nil {
+		return nil, err
+	}
+	return d.MarshalBinary()
+}
+
+func (s shardStore) InstallBucket(ctx context.Context, b int, version uint64, data []byte) error {
+	var d kvstore.BucketData
+	if err := d.UnmarshalBinary(data); err != nil {
+		return fmt.Errorf("the pulled data of bucket %d is unusable: %w", b, err)
+	}
+	if d.Bucket != b || d.Version != version {
+		return fmt.Errorf("pulled bucket %d at version %d, got bucket %d at version %d", b, version, d.Bucket, d.Version)
+	}
+	return s.kv.InstallBucket(ctx, &d)
+}
+
+func (s shardStore) DeleteBucket(ctx context.Context, b int, version uint64) error {
+	return s.kv.DeleteBucket(ctx, b, version)
+}
+
+func (s shardStore) FinishGC(ctx context.Context, b int, version uint64) error {
+	return s.kv.FinishGC(ctx, b, version)
+}
+
+func (s shardStore) MarkJoined(ctx context.Context) error { return s.kv.MarkJoined(ctx) }

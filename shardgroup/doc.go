@@ -1,0 +1,113 @@
+// Package shardgroup moves a shard group of a sharded raftkv deployment
+// from config to config, as MIT 6.824's shardkv does: its Driver takes
+// each new shardmap.Config from the config group through the group's own
+// raft log, pulls the buckets the group gains from their previous owners,
+// and has those owners delete their copies; its Handler serves the other
+// side of those pulls and deletes (/shard/pull, /shard/delete) on every
+// shard member's client port.
+//
+// # What it owns
+//
+// The decisions (plan.go: which bucket needs what, from whom, when to take
+// a config), the leader's loops that carry them out (driver.go), the HTTP
+// calls to the config group and to other groups (remote.go), and the
+// migration endpoints (handler.go). It must not decide anything from
+// local, unreplicated state: every decision is a pure function of the
+// replicated ShardState, and every change goes through the group's log
+// (the Store's calls), so a crash or a leader change at any point resumes
+// from where the log says the group is. It declares the small Store it
+// needs (kvstore.Store in shard mode, through daemon's adapter) and never
+// imports kvstore or raftnode.
+//
+// # The protocol, step by step
+//
+// Group A held bucket b in config V-1; config V gives b to group B. Every
+// arrow that changes state is one entry of that group's log; every HTTP
+// call is retried (on another member, after a backoff) until it succeeds.
+//
+//	config group        group A (old owner)               group B (new owner)
+//	------------        -------------------               -------------------
+//	1. Join/Leave/Move
+//	   appends V
+//	                    2. leader: GET /config?version=V  2. leader: GET /config?version=V
+//	                       (long poll, only when settled)    (long poll, only when settled)
+//	                    3. ProposeConfig(V): b Serving     3. ProposeConfig(V): b NotOwned
+//	                       -> BePulling (frozen: no reads     -> Pulling (reads and writes
+//	                       or writes; A takes no config       of b wait, then 503
+//	                       until b is gone)                   bucket_moving)
+//	                                                       4. GET A/shard/pull?bucket=b&version=V
+//	                    5. ExportBucket(b, V): 409
+//	                       not_ready until A applied V;
+//	                       then b's keys and dedup table
+//	                                                       6. InstallBucket(b, V, data):
+//	                                                          Pulling -> GCing (B serves b)
+//	                                                       7. POST A/shard/delete?bucket=b&version=V
+//	                    8. DeleteBucket(b, V):
+//	                       BePulling -> NotOwned; 204
+//	                                                       9. FinishGC(b, V): GCing -> Serving
+//	                    10. settled: polls for V+1         10. settled: polls for V+1
+//
+// A bucket that comes from nobody (group 0, or the first config) goes
+// straight to Serving, empty, at step 3: there is no one to pull from.
+// A group takes V+1 only when settled (every bucket Serving or NotOwned),
+// so A cannot move past V while b is BePulling, and B pulls b at exactly
+// the version A froze it at.
+//
+// The auto-join: the first time a group's leader finds the replicated
+// Joined flag false, it asks the config group to Join{G: the client URLs
+// its members published} (waiting up to JoinGrace for every member's)
+// with X-Client-ID raftkv-group-G and one sequence number for all the
+// retries of that request, then proposes MarkJoined. A crash between the
+// two repeats the join with the same URLs, which changes no bucket. Leave
+// is an operator's call and is never undone.
+//
+// # Choices where the contract is silent
+//
+//   - Pulls and deletes go to the old owner's members as listed in the
+//     previous config (Prev), not the current one, where a group that
+//     left is absent. Each bucket's tries start at a different member
+//     (bucket mod members) and move to the next on any failure.
+//   - A GCing bucket whose old owner has left the config and has not
+//     answered deletes for GCGiveUp (2 minutes) is finished without it,
+//     so that a group shut down after leaving does not stop the new owner
+//     from taking later configs. The old owner's copy is then never
+//     deleted; it can never serve it, as it is no group of any later
+//     config. A group that left must start from empty data dirs to join
+//     again.
+//   - The join's URLs are the members' published client URLs; a member
+//     that never published one within JoinGrace is left out, and may be
+//     added by an operator's Join with all of them.
+//
+// # Goroutines
+//
+// Start starts run, which checks leadership every PollInterval. While
+// the member leads, run starts three loops and waits for them: joinLoop
+// (ends once Joined), configLoop, and migrateLoop, which starts one
+// worker per bucket in Pulling or GCing, at most Parallel of them trying
+// at once. When the member stops leading or Stop is called, run cancels
+// their context and waits for every one to return; Stop then returns.
+// The Handler has none: it runs in the HTTP server's goroutines.
+//
+// # Invariants
+//
+//  1. The driver proposes config V+1 only when the state it read is
+//     settled at V, and only the config the config group answered for
+//     V+1 with the group's bucket count; the Store applies it only if
+//     that still holds when the entry applies.
+//  2. Every Store call and HTTP request has a deadline (RequestTimeout,
+//     PullTimeout, LongPoll plus RequestTimeout), and is canceled when the
+//     member stops leading or the driver stops.
+//  3. Every step names the config version it is fenced by; a step whose
+//     version is no longer the applied one is dropped, not retried.
+//  4. Every step is idempotent: repeating it, on any member, after any
+//     crash, changes nothing that it has already changed.
+//  5. A bucket is served by at most one group at any config version: B
+//     serves b only after InstallBucket at V, and A stopped serving it
+//     when it applied V (BePulling), before it could export it.
+//
+// # Trust
+//
+// The migration endpoints are unauthenticated, like the rest of the
+// client port: anyone who can reach it can export a BePulling bucket or
+// delete it once its version is applied. Run raftkv on a trusted network.
+package shardgroup
