@@ -186,6 +186,18 @@
 // wait until applied >= that index. Stale reads the local map. MinIndex
 // first waits until this member applied that index (read-your-writes).
 //
+// # Listing
+//
+// List reads a range of keys (a prefix, or [Start, End)) after the same
+// barrier as Get, all of one applied state: a short page (a Limit of at
+// most 1024) is collected under the read lock, a longer one from
+// copy-on-write clones of the trees taken under the lock, so applying
+// goes on while it is read. Values are shared with the state; the caller
+// encodes them after the lock is released. The buckets are merged in key
+// order. A shard group member lists only the buckets it serves, waits
+// while one is Pulling, and refuses with a *WrongGroupError (Bucket -1,
+// AskedVersion set) a listing whose ConfigVersion is not the applied one.
+//
 // # Snapshots
 //
 // Each bucket's keys are a copy-on-write B+ tree of its own (tree.go)
