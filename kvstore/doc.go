@@ -206,12 +206,16 @@
 // under a load of ascending keys, where google/btree's stay half full.
 // Snapshot clones every bucket's tree and dedup table (O(buckets)) and
 // returns a function that streams the clones in a checksummed binary
-// format (snapshot.go, format 2: mode, buckets, sessions, shard state or
-// config history, and per bucket its keys and dedup table) while applying
-// goes on, letting go of each leaf once it is written. restore reads that
-// format back from the data file raftnode names in a Commit; a corrupt
-// file, or one of another mode, group or bucket count, stops the member
-// (the apply loop panics with what differs).
+// format (snapshot.go, format 3: mode, buckets, sessions, shard state or
+// config history, and per bucket its keys with their CreateIndex,
+// ModIndex and TTL, and its dedup table with transactions' results) while
+// applying goes on, letting go of each leaf once it is written. restore
+// reads that format back from the data file raftnode names in a Commit,
+// and formats 1 and 2 of older releases, whose keys come back at version
+// 0 (as their entries left them) with no TTL; a corrupt file, or one of
+// another mode, group or bucket count, stops the member (the apply loop
+// panics with what differs). Bucket data (an exported bucket) carries the
+// same per key, in its form 2; form 1 is read the same way.
 //
 // # Goroutines
 //

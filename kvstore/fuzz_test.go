@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/raftkv/raftkv/raftnode"
 	"github.com/raftkv/raftkv/shardmap"
@@ -471,6 +472,17 @@ func FuzzSnapshotRestore(f *testing.F) {
 			f.Add(uint8(kind), true, s)
 		}
 	}
+	// Snapshots of older formats, as their releases wrote them.
+	for _, name := range []string{"format1-plain.snap", "format2-plain-4buckets.snap"} {
+		data, err := os.ReadFile(filepath.Join("testdata", "legacy", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		for into := range storeKinds {
+			f.Add(uint8(into), false, data)
+			f.Add(uint8(into), true, data[:len(data)/2])
+		}
+	}
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, kind uint8, fixSum bool, data []byte) {
 		if fixSum {
@@ -613,7 +625,10 @@ func FuzzBucketDataUnmarshal(f *testing.F) {
 	for _, k := range []string{"a", "b\x00", "c/d"} {
 		d.data.ReplaceOrInsert(newItem(k, []byte(k+"-value")))
 	}
+	d.data.ReplaceOrInsert(newKV("e", []byte("ttl"), 3, 8, time.Minute))
 	d.dedup.record("client", dedupEntry{seq: 4, index: 9}, 9, 8, 8)
+	d.dedup.record("client", dedupEntry{seq: 5, index: 10, txn: &storedTxn{succeeded: true, kept: keptValues,
+		gets: []storedGet{{found: true, create: 3, mod: 8, ttl: time.Minute, value: []byte("ttl")}, {}}}}, 10, 8, 8)
 	valid, err := d.MarshalBinary()
 	if err != nil {
 		f.Fatal(err)
@@ -622,7 +637,11 @@ func FuzzBucketDataUnmarshal(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	for _, s := range [][]byte{valid, empty, valid[:len(valid)-1], append(bytes.Clone(valid), 0), []byte(bucketMagic), {}} {
+	form1, err := os.ReadFile(filepath.Join("testdata", "legacy", "bucket1-b2-of-4.bin"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range [][]byte{valid, empty, valid[:len(valid)-1], append(bytes.Clone(valid), 0), []byte(bucketMagic), {}, form1} {
 		f.Add(false, s)
 		f.Add(true, s)
 	}

@@ -449,3 +449,55 @@ func keepTxnResult(r *TxnResult) *storedTxn {
 	}
 	return st
 }
+
+// encode writes st (nil: none) in the binary form of the dedup table:
+// uvarint 0 for none, else 1 + kept; then succeeded, the get count, and
+// per get found, CreateIndex, ModIndex, TTL (ns) and, when values are
+// kept, the value.
+func (st *storedTxn) encode(e *binWriter) {
+	if st == nil {
+		e.uvarint(0)
+		return
+	}
+	e.uvarint(1 + uint64(st.kept))
+	e.uvarint(boolUint(st.succeeded))
+	e.uvarint(uint64(len(st.gets)))
+	for _, g := range st.gets {
+		e.uvarint(boolUint(g.found))
+		e.uvarint(g.create)
+		e.uvarint(g.mod)
+		e.uvarint(uint64(g.ttl))
+		if st.kept == keptValues {
+			e.field(g.value)
+		}
+	}
+}
+
+// decodeStoredTxn reads what storedTxn.encode wrote.
+func decodeStoredTxn(d *binReader) *storedTxn {
+	k := d.uvarint("transaction result")
+	if d.err != nil || k == 0 {
+		return nil
+	}
+	if k > 1+keptValues {
+		d.fail("transaction result of kind %d", k)
+		return nil
+	}
+	st := &storedTxn{kept: uint8(k - 1), succeeded: d.uvarint("transaction succeeded") == 1}
+	n := d.count("transaction get count")
+	if d.err == nil && (n > MaxTxnOps || n > 0 && st.kept == keptNothing) {
+		d.fail("transaction result of %d gets", n)
+	}
+	for i := 0; i < n && d.err == nil; i++ {
+		g := storedGet{found: d.uvarint("get found") == 1, create: d.uvarint("get create index"), mod: d.uvarint("get mod index"),
+			ttl: time.Duration(min(d.uvarint("get ttl"), uint64(MaxTTL)))}
+		if st.kept == keptValues {
+			g.value = d.field("get value", maxField)
+		}
+		st.gets = append(st.gets, g)
+	}
+	if d.err != nil {
+		return nil
+	}
+	return st
+}
