@@ -334,7 +334,7 @@ func (w *Watcher) run() {
 		if last+1 > w.need {
 			w.need = last + 1
 		}
-		if p := w.need - 1; p > w.progress.Load() {
+		if p := min(w.need-1, last); p > w.progress.Load() {
 			w.progress.Store(p)
 		}
 		select {
