@@ -124,6 +124,18 @@
 // then checked as for POST /<id>. httpAddr and unknown fields are ignored:
 // members publish their own client URL.
 //
+// # Admin requests
+//
+// Membership changes (POST and DELETE /<id>, POST /<id>/promote, POST
+// /join), POST /leader/transfer and GET|HEAD /snapshot are admin requests.
+// With Config.Admin set, each is first shown to it with its connection's
+// TLS state (adminRequest matches them by method and path before any
+// route, so a mounted /snapshot is covered); a refusal is 403, code
+// forbidden, "<what> needs an admin client certificate: <reason>", and
+// reaches no Cluster call. The fast path never serves them. Server records
+// the TLS state of the connections its own loop hands to net/http
+// (withTLSState), which sets Request.TLS only for a *tls.Conn it accepted.
+//
 // # Sharding
 //
 // A write (PUT, DELETE, POST /key) may carry its exactly-once identity:

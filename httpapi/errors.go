@@ -64,6 +64,8 @@ var (
 	ErrDashboardDisabled error = notFound("the dashboard is not enabled")
 	// ErrPprofDisabled: /debug/pprof/ without Config.Pprof.
 	ErrPprofDisabled error = notFound("pprof is not enabled")
+	// ErrForbidden: Config.Admin refused an admin request.
+	ErrForbidden error = forbidden("this request needs an admin client certificate")
 	// ErrTooManyRequests: Config.MaxInFlight requests are already being
 	// served; the client should retry after a second.
 	ErrTooManyRequests error = unavailable("too many requests in flight on this member; retry in a second")
@@ -78,6 +80,7 @@ type (
 	notFound      string
 	notAcceptable string
 	unavailable   string
+	forbidden     string
 )
 
 func (e badRequest) Error() string           { return "httpapi: " + string(e) }
@@ -92,6 +95,9 @@ func (notAcceptable) NotAcceptable() bool    { return true }
 func (e unavailable) Error() string          { return "httpapi: " + string(e) }
 func (e unavailable) HumanMessage() string   { return string(e) }
 func (unavailable) Unavailable() bool        { return true }
+func (e forbidden) Error() string            { return "httpapi: " + string(e) }
+func (e forbidden) HumanMessage() string     { return string(e) }
+func (forbidden) Forbidden() bool            { return true }
 
 // detailed is err with a sentence that says more than err's own: which
 // key, which value, what was wrong with it. It is err for errors.Is and
@@ -144,6 +150,7 @@ type (
 	misdirecteder  interface{ Misdirected() bool }
 	humanMessager  interface{ HumanMessage() string }
 	coder          interface{ Code() string }
+	forbiddener    interface{ Forbidden() bool }
 
 	learnerNotReadier interface{ LearnerNotReady() bool }
 	transferTimeouter interface{ LeaderTransferTimeout() bool }
@@ -173,6 +180,8 @@ var errorTable = []errorClass{
 		func(err error, _ bool) bool { var e *http.MaxBytesError; return errors.As(err, &e) }},
 	{http.StatusMethodNotAllowed, "method_not_allowed", "this method is not allowed here", false,
 		func(err error, _ bool) bool { var e *methodError; return errors.As(err, &e) }},
+	{http.StatusForbidden, "forbidden", ErrForbidden.(forbidden).HumanMessage(), false,
+		func(err error, _ bool) bool { return has(err, forbiddener.Forbidden) }},
 	{http.StatusMisdirectedRequest, "wrong_group", "another shard group serves this key", false,
 		func(err error, _ bool) bool { return has(err, misdirecteder.Misdirected) }},
 	{http.StatusNotAcceptable, "not_utf8", "the answer cannot be given as JSON", false,
