@@ -18,7 +18,7 @@ import (
 // joinVia asks the member at addr (a client host:port or URL, raftdb's
 // -join) to add this member, retrying while the cluster has no leader or
 // cannot be reached, until ctx ends.
-func joinVia(ctx context.Context, lg *zap.Logger, addr string, id uint64, peerURL, clientURL string) error {
+func joinVia(ctx context.Context, lg *zap.Logger, hc *http.Client, addr string, id uint64, peerURL, clientURL string) error {
 	target := addr
 	if !strings.Contains(target, "://") {
 		target = "http://" + target
@@ -36,7 +36,7 @@ func joinVia(ctx context.Context, lg *zap.Logger, addr string, id uint64, peerUR
 	if err != nil {
 		return err
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := &http.Client{Transport: hc.Transport, Timeout: 10 * time.Second}
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 		if err != nil {
