@@ -85,6 +85,9 @@ func New(cfg Config) (*Client, error) {
 			ExpectContinueTimeout: time.Second,
 			DisableCompression:    true,
 		}
+		if cfg.TLS != nil {
+			c.own.TLSClientConfig = cfg.TLS.Clone()
+		}
 		c.http = &http.Client{Transport: c.own}
 	}
 	// Follow nothing blindly: a 307 from a shard member is a wrong group,

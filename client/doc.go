@@ -15,6 +15,10 @@
 //	v, err = c.Get(ctx, "greeting", client.WithMinIndex(index)) // read-your-writes, no quorum round
 //	if errors.Is(err, client.ErrNotFound) { ... }
 //
+// Members that serve https (raftkv's --cert-file) are reached with
+// Config.TLS: the CAs to trust, and the client certificate they require
+// with --client-cert-auth.
+//
 // A sharded deployment is reached through its config group instead:
 //
 //	c, err := client.New(client.Config{ConfigEndpoints: []string{"http://127.0.0.1:6080"}})
