@@ -91,8 +91,12 @@ func (c Config) setupTLS() (*tlsSetup, error) {
 	if c.ClientTLS == nil {
 		return s, nil
 	}
+	info := *c.ClientTLS
+	if c.Logger != nil {
+		info.Logger = c.Logger.Named("client-tls") // a certificate that fails to load at a handshake
+	}
 	var err error
-	if s.server, err = raftnode.ServerTLSConfig(*c.ClientTLS); err != nil {
+	if s.server, err = raftnode.ServerTLSConfig(info); err != nil {
 		return nil, fmt.Errorf("client TLS: %w", err)
 	}
 	// Admins may hold certificates of a CA of their own, and members

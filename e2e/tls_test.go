@@ -1,0 +1,162 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/raftkv/raftkv/client"
+	"github.com/raftkv/raftkv/internal/testcerts"
+	"github.com/raftkv/raftkv/testcluster"
+)
+
+// TestTLS runs 3 raftkv processes with TLS on the client and peer ports,
+// client certificates required (--client-cert-auth) and admin requests
+// restricted to the admin CA (--admin-ca-file): a client without a
+// certificate is refused at the handshake; one with a certificate writes
+// through a follower and reads back; a membership change without an admin
+// certificate gets 403 forbidden, with one (through a follower, which
+// passes it on to the leader over TLS) it is applied, and the new member
+// joins and catches up; and a server certificate replaced on disk is the
+// one the next handshake presents, without a restart.
+func TestTLS(t *testing.T) {
+	certs := testcerts.NewSet(t, t.TempDir())
+	c, leader := startCluster(t, testcluster.Options{
+		TLS:       certs,
+		ExtraArgs: []string{"--admin-ca-file", certs.AdminCA.CertFile},
+	})
+	follower := leader%3 + 1
+	if !strings.HasPrefix(c.ClientURL(follower), "https://") {
+		t.Fatalf("client URL %s; want https", c.ClientURL(follower))
+	}
+
+	// No certificate: refused at the handshake (TLS 1.3 reports it on the
+	// first read, as the alert "certificate required").
+	anonymous := &http.Client{Transport: &http.Transport{TLSClientConfig: c.ClientTLS(testcerts.Pair{})}, Timeout: 10 * time.Second}
+	defer anonymous.CloseIdleConnections()
+	if resp, err := anonymous.Get(c.ClientURL(follower) + "/status"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("GET /status without a client certificate: %s; want a refused handshake", resp.Status)
+	} else if !strings.Contains(err.Error(), "certificate required") {
+		t.Fatalf("GET /status without a client certificate: %v; want the TLS alert \"certificate required\"", err)
+	}
+
+	// With a certificate: the Go client writes through a follower (which
+	// passes the write to the leader over the TLS peer links) and reads it
+	// back from every member.
+	kv, err := client.New(client.Config{Endpoints: []string{c.ClientURL(follower)}, TLS: c.ClientTLS(certs.Client)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	index, err := kv.Put(ctx, "greeting", []byte("hello over tls"))
+	if err != nil {
+		t.Fatalf("Put through follower %d: %v", follower, err)
+	}
+	for _, id := range c.Live() {
+		r, err := c.Do(id, http.MethodGet, fmt.Sprintf("/greeting?min_index=%d", index), nil)
+		if err != nil || r.Status != http.StatusOK || string(r.Body) != "hello over tls" {
+			t.Fatalf("GET /greeting on node %d: %d %q %v", id, r.Status, r.Body, err)
+		}
+	}
+
+	// Membership: the follower must know the leader's client URL to pass
+	// the change on.
+	testcluster.WaitFor(t, leaderTimeout, "every member to know every client URL", func() error {
+		st, err := c.Status(follower)
+		if err != nil {
+			return err
+		}
+		for _, m := range st.Members {
+			if len(m.ClientURLs) == 0 {
+				return fmt.Errorf("member %d has published no client URL yet", m.ID)
+			}
+		}
+		return nil
+	})
+	id, peerURL := 4, fmt.Sprintf("https://127.0.0.1:%d", testcluster.FreePorts(t, 1)[0])
+	r, err := c.Do(follower, http.MethodPost, "/4?learner=true", []byte(peerURL))
+	if err != nil || r.Status != http.StatusForbidden || !strings.Contains(string(r.Body), "admin client certificate") {
+		t.Fatalf("POST /4 with a user's certificate: %d %q %v; want 403 about the admin certificate", r.Status, r.Body, err)
+	}
+	admin := &http.Client{Transport: &http.Transport{TLSClientConfig: c.ClientTLS(certs.Admin)}, Timeout: 30 * time.Second}
+	defer admin.CloseIdleConnections()
+	status, body := send(t, admin, http.MethodPost, c.ClientURL(follower)+"/4?learner=true", peerURL)
+	if status != http.StatusNoContent {
+		t.Fatalf("POST /4 with the admin's certificate through follower %d: %d %q; want 204", follower, status, body)
+	}
+	st, err := c.Status(leader)
+	if err != nil || len(st.Members) != 4 {
+		t.Fatalf("leader's members after the add: %+v %v; want 4", st.Members, err)
+	}
+	if status, body := send(t, admin, http.MethodDelete, c.ClientURL(leader)+fmt.Sprintf("/%d", id), ""); status != http.StatusNoContent {
+		t.Fatalf("DELETE /%d with the admin's certificate: %d %q; want 204", id, status, body)
+	}
+
+	// Certificate reload: a new server certificate written over the files
+	// is presented by the next handshake, with no restart.
+	before := presented(t, c, follower, certs.Client)
+	if want := testcerts.Serial(t, certs.Server.CertFile); before.Cmp(want) != 0 {
+		t.Fatalf("node %d presents certificate %v; want the server's %v", follower, before, want)
+	}
+	certs.CA.Issue(t, "server", "raftkv-server-renewed", testcerts.Server)
+	renewed := testcerts.Serial(t, certs.Server.CertFile)
+	testcluster.WaitFor(t, 10*time.Second, "the renewed server certificate to be presented", func() error {
+		if got := presented(t, c, follower, certs.Client); got.Cmp(renewed) != 0 {
+			return fmt.Errorf("node %d presents %v; want the renewed %v", follower, got, renewed)
+		}
+		return nil
+	})
+	if !c.Running(follower) {
+		t.Fatalf("node %d is not running", follower)
+	}
+	if r, err := c.Do(follower, http.MethodGet, "/greeting", nil); err != nil || r.Status != http.StatusOK {
+		t.Fatalf("GET /greeting after the renewal: %d %q %v", r.Status, r.Body, err)
+	}
+}
+
+// send sends one request with hc and returns the status and body.
+func send(t *testing.T, hc *http.Client, method, rawURL, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, rawURL, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, rawURL, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(b))
+}
+
+// presented is the serial number of the certificate node id's client port
+// shows in a new handshake, made with pair as the client certificate.
+func presented(t *testing.T, c *testcluster.Cluster, id int, pair testcerts.Pair) *big.Int {
+	t.Helper()
+	u, err := url.Parse(c.ClientURL(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &tls.Dialer{Config: c.ClientTLS(pair)}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := d.DialContext(ctx, "tcp", u.Host)
+	if err != nil {
+		// A handshake while the files are half written fails; the caller
+		// polls.
+		return big.NewInt(-1)
+	}
+	defer conn.Close()
+	return conn.(*tls.Conn).ConnectionState().PeerCertificates[0].SerialNumber
+}
