@@ -23,8 +23,8 @@ import (
 // certificate is refused at the handshake; one with a certificate writes
 // through a follower and reads back; a membership change without an admin
 // certificate gets 403 forbidden, with one (through a follower, which
-// passes it on to the leader over TLS) it is applied, and the new member
-// joins and catches up; and a server certificate replaced on disk is the
+// passes it on to the leader over TLS) it is applied, and so is its
+// removal; and a server certificate replaced on disk is the
 // one the next handshake presents, without a restart.
 func TestTLS(t *testing.T) {
 	certs := testcerts.NewSet(t, t.TempDir())
