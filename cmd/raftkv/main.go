@@ -105,18 +105,18 @@ Examples:
   # or let member 4 ask member 1 to add it, as raftdb's -join does
   raftkv --id 4 --cluster <the same 4 URLs> --port 42380 --join-addr 127.0.0.1:12380
 
-  # sharded: a config group (one member here), then shard groups, which
-  # join the config by themselves; curl -L any shard member
-  raftkv --config-group --id 1 --cluster http://127.0.0.1:6379 --port 6380
-  raftkv --group 1 --config-endpoints http://127.0.0.1:6380 --id 1 --cluster http://127.0.0.1:7379 --port 7380
-  raftkv --group 2 --config-endpoints http://127.0.0.1:6380 --id 1 --cluster http://127.0.0.1:8379 --port 8380
-
   # TLS on both ports, client certificates required, and membership
   # changes only with a certificate of the admin CA (README "TLS")
   raftkv --id 1 --cluster https://127.0.0.1:12379,https://127.0.0.1:22379,https://127.0.0.1:32379 --port 12380 \
     --cert-file server.crt --key-file server.key --trusted-ca-file ca.crt --client-cert-auth \
     --peer-cert-file peer.crt --peer-key-file peer.key --peer-trusted-ca-file ca.crt --peer-client-cert-auth \
     --admin-ca-file admin-ca.crt
+
+  # sharded: a config group (one member here), then shard groups, which
+  # join the config by themselves; curl -L any shard member
+  raftkv --config-group --id 1 --cluster http://127.0.0.1:6379 --port 6380
+  raftkv --group 1 --config-endpoints http://127.0.0.1:6380 --id 1 --cluster http://127.0.0.1:7379 --port 7380
+  raftkv --group 2 --config-endpoints http://127.0.0.1:6380 --id 1 --cluster http://127.0.0.1:8379 --port 8380
 
 Usage: raftkv --id N --cluster URL1,URL2,... --port P [flags]
 
