@@ -14,6 +14,14 @@ import (
 // as the reason.
 type AdminFunc func(state *tls.ConnectionState) error
 
+// forbidden is this package's refusal of an admin request: the client's
+// sentence, as badRequest's.
+type forbidden string
+
+func (e forbidden) Error() string        { return "httpapi: " + string(e) }
+func (e forbidden) HumanMessage() string { return string(e) }
+func (forbidden) Forbidden() bool        { return true }
+
 // adminRequest reports whether r is an admin request, one that
 // Config.Admin must admit: a membership change (POST and DELETE /<id>,
 // POST /<id>/promote, POST /join), POST /leader/transfer, and GET or HEAD

@@ -80,7 +80,6 @@ type (
 	notFound      string
 	notAcceptable string
 	unavailable   string
-	forbidden     string
 )
 
 func (e badRequest) Error() string           { return "httpapi: " + string(e) }
@@ -95,9 +94,6 @@ func (notAcceptable) NotAcceptable() bool    { return true }
 func (e unavailable) Error() string          { return "httpapi: " + string(e) }
 func (e unavailable) HumanMessage() string   { return string(e) }
 func (unavailable) Unavailable() bool        { return true }
-func (e forbidden) Error() string            { return "httpapi: " + string(e) }
-func (e forbidden) HumanMessage() string     { return string(e) }
-func (forbidden) Forbidden() bool            { return true }
 
 // detailed is err with a sentence that says more than err's own: which
 // key, which value, what was wrong with it. It is err for errors.Is and
