@@ -21,7 +21,10 @@ import (
 func joinVia(ctx context.Context, lg *zap.Logger, hc *http.Client, addr string, id uint64, peerURL, clientURL string) error {
 	target := addr
 	if !strings.Contains(target, "://") {
-		target = "http://" + target
+		// A member whose own client port serves TLS expects the others'
+		// to as well.
+		scheme, _, _ := strings.Cut(clientURL, "://")
+		target = scheme + "://" + target
 	}
 	target = strings.TrimSuffix(target, "/") + "/join"
 	pu, err := url.Parse(peerURL)
@@ -32,7 +35,13 @@ func joinVia(ctx context.Context, lg *zap.Logger, hc *http.Client, addr string, 
 	if err != nil {
 		return err
 	}
-	body, err := json.Marshal(map[string]any{"id": id, "raftAddr": pu.Host, "httpAddr": cu.Host})
+	// raftdb's raftAddr is a host:port, which means http; an https peer
+	// URL goes whole, as /join takes it.
+	raftAddr := pu.Host
+	if pu.Scheme == "https" {
+		raftAddr = peerURL
+	}
+	body, err := json.Marshal(map[string]any{"id": id, "raftAddr": raftAddr, "httpAddr": cu.Host})
 	if err != nil {
 		return err
 	}

@@ -155,6 +155,29 @@ func TestTLSCluster(t *testing.T) {
 	if err != nil || code != http.StatusNoContent {
 		t.Fatalf("DELETE /4 with the admin's certificate: %d %q %v; want 204", code, body, err)
 	}
+
+	// raftdb's join over TLS: member 5 asks a follower (host:port, so
+	// https by its own client port) to add it, with its https peer URL;
+	// it shows its peer certificate, valid for a member's host.
+	cfg := members[0].cfg
+	cfg.ID = 5
+	cfg.Peers = append(append([]string(nil), peers...), newPeer, fmt.Sprintf("https://127.0.0.1:%d", testutil.FreePorts(t, 1)[0]))
+	cfg.DataDir = filepath.Join(dir, "m5")
+	cfg.PeerListenAddr = ""
+	cfg.JoinAddr = strings.TrimPrefix(follower.ClientURL(), "https://")
+	cfg.Logger = zaptest.NewLogger(t).Named("m5")
+	m5, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("member 5 joining through %s: %v", cfg.JoinAddr, err)
+	}
+	t.Cleanup(m5.Stop)
+	testutil.WaitFor(t, 20*time.Second, "member 5 to catch up", func() error {
+		code, body, err := do(t, user, "GET", m5.ClientURL()+"/k?level=stale", "")
+		if err != nil || code != 200 || body != "v" {
+			return fmt.Errorf("GET /k on member 5: %d %q %v", code, body, err)
+		}
+		return nil
+	})
 }
 
 // TestTLSStartErrors: a bad TLS setup is one line at start-up, before
