@@ -25,7 +25,13 @@
 // and with AdminCAFile or AdminCNs, admin requests need an admin's
 // certificate (or a member's, for those passed on to the leader).
 // kvadapter.go is the one place that converts kvstore's sharding types to
-// those of httpapi, configgroup and shardgroup. It must not parse flags,
+// those of httpapi, configgroup and shardgroup. Backups: with
+// Config.SnapshotDownload (off by default: it hands out every key) a
+// member serves GET /snapshot (snapshot.go), the store's state captured by
+// raftnode at one applied index (after a ReadIndex wait, unless a stale
+// one is asked for) and framed by package backup; Restore (restore.go)
+// makes a member's data dir of a new cluster from such a file, whole or
+// not at all, as `raftkv restore` runs it. It must not parse flags,
 // install
 // signal handlers, change process-wide settings (GC, the default logger)
 // or exit the process: everything comes from Config, and failures end in
