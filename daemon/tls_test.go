@@ -87,7 +87,8 @@ func TestTLSCluster(t *testing.T) {
 				TrustedCAFile: certs.CA.CertFile, ClientCertAuth: true},
 			PeerTLS: &transport.TLSInfo{CertFile: certs.Peer.CertFile, KeyFile: certs.Peer.KeyFile,
 				TrustedCAFile: certs.CA.CertFile, ClientCertAuth: true},
-			AdminCAFile: certs.AdminCA.CertFile,
+			AdminCAFile:      certs.AdminCA.CertFile,
+			SnapshotDownload: true,
 		}
 		m, err := Start(context.Background(), cfg)
 		if err != nil {
@@ -138,8 +139,16 @@ func TestTLSCluster(t *testing.T) {
 		t.Fatalf("GET /k on the leader: %d %q %v", code, body, err)
 	}
 
+	code, body, err := do(t, user, "GET", follower.ClientURL()+"/snapshot", "")
+	if err != nil || code != http.StatusForbidden || !strings.Contains(body, "a snapshot download needs an admin client certificate") {
+		t.Fatalf("GET /snapshot with a user's certificate: %d %q %v; want 403", code, body, err)
+	}
+	if code, body, err := do(t, admin, "GET", follower.ClientURL()+"/snapshot", ""); err != nil || code != http.StatusOK || len(body) == 0 {
+		t.Fatalf("GET /snapshot with the admin's certificate: %d (%d bytes) %v; want 200 and a backup", code, len(body), err)
+	}
+
 	newPeer := fmt.Sprintf("https://127.0.0.1:%d", testutil.FreePorts(t, 1)[0])
-	code, body, err := do(t, user, "POST", follower.ClientURL()+"/4?learner=true", newPeer)
+	code, body, err = do(t, user, "POST", follower.ClientURL()+"/4?learner=true", newPeer)
 	if err != nil || code != http.StatusForbidden || !strings.Contains(body, "admin client certificate") {
 		t.Fatalf("POST /4 with a user's certificate: %d %q %v; want 403 about the admin certificate", code, body, err)
 	}

@@ -32,7 +32,7 @@ func adminRequest(method, p string) bool {
 	switch {
 	case p == "/join", p == "/leader/transfer":
 		return method == http.MethodPost
-	case p == "/snapshot":
+	case p == SnapshotRoute.Path:
 		return method == http.MethodGet || method == http.MethodHead
 	case method != http.MethodPost && method != http.MethodDelete:
 		return false
@@ -60,7 +60,7 @@ func adminWhat(p string) string {
 	switch {
 	case p == "/leader/transfer":
 		return "a leader transfer"
-	case p == "/snapshot":
+	case p == SnapshotRoute.Path:
 		return "a snapshot download"
 	}
 	return "a membership change"

@@ -9,8 +9,8 @@
 // endpoints (/status, /health, /metrics, /debug/pprof/, /snapshot). Admin
 // routes (Route.Admin: today GET /snapshot) hand out the whole state: they
 // are served only when configured, each request is logged with its remote
-// address, and serveRoute is the one place where an access policy (admin
-// TLS client certificates) will restrict them. New builds the
+// address, and Config.Admin restricts them to admins' TLS client
+// certificates (see Admin requests). New builds the
 // http.Handler; NewServer serves it with timeouts (see Server).
 //
 // # What it must not do
