@@ -244,6 +244,9 @@ func (m *Member) run() {
 	m.kv.Stop()
 	m.node.Stop()
 	<-m.kv.Done()
+	if m.httpc != forwardClient {
+		m.httpc.CloseIdleConnections() // the member's own TLS transport
+	}
 	m.err = m.node.Err()
 	if m.err == nil && serveErr != nil {
 		m.err = fmt.Errorf("client server on %s: %w", m.clientLn.Addr(), serveErr)
