@@ -19,6 +19,7 @@ import (
 
 	"github.com/raftkv/raftkv/internal/testcerts"
 	"github.com/raftkv/raftkv/internal/testutil"
+	"github.com/raftkv/raftkv/raftnode"
 )
 
 // tlsClient is an https client that trusts ca and shows pair (none when
@@ -139,6 +140,28 @@ func TestTLSCluster(t *testing.T) {
 		t.Fatalf("GET /k on the leader: %d %q %v", code, body, err)
 	}
 
+	// The dashboard asks the other members over TLS, with the member's
+	// peer certificate: every one is up.
+	testutil.WaitFor(t, 10*time.Second, "the dashboard to see every member up", func() error {
+		code, body, err := do(t, user, "GET", follower.ClientURL()+"/ui/api/cluster", "")
+		var view struct {
+			Members []struct {
+				ID    uint64
+				Up    bool
+				Error string
+			}
+		}
+		if err != nil || code != 200 || json.Unmarshal([]byte(body), &view) != nil || len(view.Members) != n {
+			return fmt.Errorf("GET /ui/api/cluster: %d %q %v", code, body, err)
+		}
+		for _, m := range view.Members {
+			if !m.Up {
+				return fmt.Errorf("member %d is down: %s", m.ID, m.Error)
+			}
+		}
+		return nil
+	})
+
 	code, body, err := do(t, user, "GET", follower.ClientURL()+"/snapshot", "")
 	if err != nil || code != http.StatusForbidden || !strings.Contains(body, "a snapshot download needs an admin client certificate") {
 		t.Fatalf("GET /snapshot with a user's certificate: %d %q %v; want 403", code, body, err)
@@ -235,6 +258,70 @@ func TestTLSStartErrors(t *testing.T) {
 			}
 			if _, err := os.Stat(cfg.DataDir); err == nil {
 				t.Fatalf("the data dir was made by a start that failed")
+			}
+		})
+	}
+}
+
+// TestAdminRule: who the admin rule admits, by the TLS state of the
+// connection.
+func TestAdminRule(t *testing.T) {
+	dir := t.TempDir()
+	certs := testcerts.NewSet(t, dir)
+	other := testcerts.NewCA(t, dir, "other-ca")
+	load := func(p testcerts.Pair) *x509.Certificate {
+		c, err := tls.LoadX509KeyPair(p.CertFile, p.KeyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, err := x509.ParseCertificate(c.Certificate[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	// verified is the state of a handshake that verified cert (the server
+	// trusted its CA); shown, of one that did not ask to.
+	verified := func(c *x509.Certificate) *tls.ConnectionState {
+		return &tls.ConnectionState{PeerCertificates: []*x509.Certificate{c}, VerifiedChains: [][]*x509.Certificate{{c}}}
+	}
+	shown := func(c *x509.Certificate) *tls.ConnectionState {
+		return &tls.ConnectionState{PeerCertificates: []*x509.Certificate{c}}
+	}
+	admin, user, peer := load(certs.Admin), load(certs.Client), load(certs.Peer)
+	stranger := load(other.Issue(t, "stranger", "admin", testcerts.Client))
+	members := func() []raftnode.Member { return []raftnode.Member{{ID: 1, PeerURL: "https://127.0.0.1:2380"}} }
+	elsewhere := func() []raftnode.Member { return []raftnode.Member{{ID: 1, PeerURL: "https://10.1.2.3:2380"}} }
+
+	peerTLS := &transport.TLSInfo{CertFile: certs.Peer.CertFile, KeyFile: certs.Peer.KeyFile, TrustedCAFile: certs.CA.CertFile}
+	for _, tc := range []struct {
+		name    string
+		cfg     Config
+		members func() []raftnode.Member
+		state   *tls.ConnectionState
+		admit   bool
+	}{
+		{"no TLS", Config{AdminCAFile: certs.AdminCA.CertFile}, members, nil, false},
+		{"no certificate", Config{AdminCAFile: certs.AdminCA.CertFile}, members, &tls.ConnectionState{}, false},
+		{"admin CA", Config{AdminCAFile: certs.AdminCA.CertFile}, members, verified(admin), true},
+		{"user", Config{AdminCAFile: certs.AdminCA.CertFile}, members, verified(user), false},
+		{"admin CN of another CA", Config{AdminCAFile: certs.AdminCA.CertFile}, members, shown(stranger), false},
+		{"listed CN", Config{AdminCNs: []string{"client"}}, members, verified(user), true},
+		{"listed CN, not verified", Config{AdminCNs: []string{"admin"}}, members, shown(stranger), false},
+		{"CN not listed", Config{AdminCNs: []string{"root"}}, members, verified(user), false},
+		{"member on a member's host", Config{AdminCAFile: certs.AdminCA.CertFile, PeerTLS: peerTLS}, members, verified(peer), true},
+		{"member elsewhere", Config{AdminCAFile: certs.AdminCA.CertFile, PeerTLS: peerTLS}, elsewhere, verified(peer), false},
+		{"peer certificate without peer TLS", Config{AdminCAFile: certs.AdminCA.CertFile}, members, verified(peer), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rule, err := tc.cfg.adminRule()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rule.members = tc.members
+			err = rule.admit(tc.state)
+			if (err == nil) != tc.admit {
+				t.Fatalf("admit = %v; want admitted %v", err, tc.admit)
 			}
 		})
 	}

@@ -24,8 +24,8 @@ import (
 // through a follower and reads back; a membership change without an admin
 // certificate gets 403 forbidden, with one (through a follower, which
 // passes it on to the leader over TLS) it is applied, and so is its
-// removal; and a server certificate replaced on disk is the
-// one the next handshake presents, without a restart.
+// removal; and a server or peer certificate replaced on disk is the one
+// the next handshake presents, without a restart.
 func TestTLS(t *testing.T) {
 	certs := testcerts.NewSet(t, t.TempDir())
 	c, leader := startCluster(t, testcluster.Options{
@@ -116,11 +116,24 @@ func TestTLS(t *testing.T) {
 		}
 		return nil
 	})
+	// The peer certificate too; the members still replicate once their
+	// links are dialed again with it.
+	certs.CA.Issue(t, "peer", "raftkv-peer-renewed", testcerts.Peer)
+	renewedPeer := testcerts.Serial(t, certs.Peer.CertFile)
+	testcluster.WaitFor(t, 10*time.Second, "the renewed peer certificate to be presented", func() error {
+		if got := presentedAt(t, c, c.PeerURL(follower), certs.Peer); got.Cmp(renewedPeer) != 0 {
+			return fmt.Errorf("node %d's peer port presents %v; want the renewed %v", follower, got, renewedPeer)
+		}
+		return nil
+	})
 	if !c.Running(follower) {
 		t.Fatalf("node %d is not running", follower)
 	}
-	if r, err := c.Do(follower, http.MethodGet, "/greeting", nil); err != nil || r.Status != http.StatusOK {
-		t.Fatalf("GET /greeting after the renewal: %d %q %v", r.Status, r.Body, err)
+	if _, err := kv.Put(ctx, "after-renewal", []byte("x")); err != nil {
+		t.Fatalf("Put after the renewals: %v", err)
+	}
+	if r, err := c.Do(follower, http.MethodGet, "/after-renewal", nil); err != nil || r.Status != http.StatusOK {
+		t.Fatalf("GET /after-renewal: %d %q %v", r.Status, r.Body, err)
 	}
 }
 
@@ -144,7 +157,13 @@ func send(t *testing.T, hc *http.Client, method, rawURL, body string) (int, stri
 // shows in a new handshake, made with pair as the client certificate.
 func presented(t *testing.T, c *testcluster.Cluster, id int, pair testcerts.Pair) *big.Int {
 	t.Helper()
-	u, err := url.Parse(c.ClientURL(id))
+	return presentedAt(t, c, c.ClientURL(id), pair)
+}
+
+// presentedAt is presented for the server at rawURL.
+func presentedAt(t *testing.T, c *testcluster.Cluster, rawURL string, pair testcerts.Pair) *big.Int {
+	t.Helper()
+	u, err := url.Parse(rawURL)
 	if err != nil {
 		t.Fatal(err)
 	}
