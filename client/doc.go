@@ -77,6 +77,9 @@
 //	                         may have gone out is then of unknown outcome)
 //	504                      try again (a write is then of unknown outcome)
 //	seq_too_old              the server cannot judge the write: ErrOutcomeUnknown
+//	TLS handshake refused    the answer, as an error (no certificate, an untrusted one:
+//	                         another try would be refused the same); the member read
+//	                         nothing of the request
 //	other 4xx, 500           the answer, as an error (a write's 500 is of unknown outcome)
 //
 // Writes are tried again because each carries its client id and sequence

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -46,6 +47,19 @@ func TestTLS(t *testing.T) {
 		t.Fatalf("GET /status without a client certificate: %s; want a refused handshake", resp.Status)
 	} else if !strings.Contains(err.Error(), "certificate required") {
 		t.Fatalf("GET /status without a client certificate: %v; want the TLS alert \"certificate required\"", err)
+	}
+
+	// The Go client without a certificate: the refusal ends the call at
+	// once, and a write it refused was certainly not applied.
+	nocert, err := client.New(client.Config{Endpoints: []string{c.ClientURL(follower)}, TLS: c.ClientTLS(testcerts.Pair{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nocert.Close()
+	_, err = nocert.Put(context.Background(), "refused", []byte("x"))
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Tries != 1 || errors.Is(err, client.ErrOutcomeUnknown) || !strings.Contains(err.Error(), "certificate required") {
+		t.Fatalf("Put without a client certificate: %v; want one try refused with \"certificate required\", not of unknown outcome", err)
 	}
 
 	// With a certificate: the Go client writes through a follower (which
