@@ -6,9 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/big"
 	"net/http"
 	"net/url"
+	"os/exec"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -215,4 +219,82 @@ func TestTLSNewNodeCatchesUpFromSnapshot(t *testing.T) {
 	waitSnapshot(t, c, n)
 	mustPut(t, c, n, "written-via-new-node", []byte("x"))
 	c.WaitValue(t, 1, "written-via-new-node", []byte("x"), valueTimeout)
+}
+
+// TestTLSShardedDeployment: a config group and two shard groups whose
+// members all serve TLS with client certificates required. The shard
+// groups join the config and move buckets between them over https, with
+// their peer certificates; the Go client routes keys to both groups, and
+// so does `raftkv route` given --cacert, --cert and --key.
+func TestTLSShardedDeployment(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e: starts real raftkv processes")
+	}
+	certs := testcerts.NewSet(t, t.TempDir())
+	d := &deployment{t: t, groups: map[uint64]*testcluster.Cluster{}}
+	d.config = testcluster.Start(t, testcluster.Options{N: 1, TLS: certs,
+		ExtraArgs: []string{"--config-group", "--buckets", strconv.Itoa(shardBuckets)}})
+	d.config.WaitLeader(t, leaderTimeout)
+	for gid := uint64(1); gid <= 2; gid++ {
+		g := testcluster.Start(t, testcluster.Options{N: 1, TLS: certs, ExtraArgs: []string{
+			"--group", strconv.FormatUint(gid, 10),
+			"--config-endpoints", strings.Join(d.configURLs(), ","),
+			"--config-poll-interval", "20ms",
+		}})
+		g.WaitLeader(t, leaderTimeout)
+		d.groups[gid] = g
+		d.waitSettled(slices.Collect(maps.Keys(d.groups))...) // group 2 pulls half of group 1's buckets
+	}
+	settled := d.waitSettled(1, 2)
+	if len(settled.BucketsOf(1)) == 0 || len(settled.BucketsOf(2)) == 0 {
+		t.Fatalf("config %d: buckets %v; want both groups to serve some", settled.Version, settled.Buckets)
+	}
+
+	kv, err := client.New(client.Config{ConfigEndpoints: d.configURLs(), TLS: d.config.ClientTLS(certs.Client)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	want := map[string]string{}
+	for i := range 32 {
+		k, v := fmt.Sprintf("k%d", i), fmt.Sprintf("v%d", i)
+		if _, err := kv.Put(ctx, k, []byte(v)); err != nil {
+			t.Fatalf("Put %s: %v", k, err)
+		}
+		want[k] = v
+	}
+
+	port := testcluster.FreePorts(t, 1)[0]
+	route := exec.Command(testcluster.BuildBinary(t), "route", "--port", strconv.Itoa(port), "--listen-host", "127.0.0.1",
+		"--config-endpoints", strings.Join(d.configURLs(), ","),
+		"--cacert", certs.CA.CertFile, "--cert", certs.Client.CertFile, "--key", certs.Client.KeyFile)
+	var out strings.Builder
+	route.Stdout, route.Stderr = &out, &out
+	if err := route.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		route.Process.Kill()
+		route.Wait()
+		if t.Failed() {
+			t.Logf("raftkv route's output:\n%s", out.String())
+		}
+	})
+	hc := &http.Client{Timeout: 10 * time.Second}
+	for k, v := range want {
+		testcluster.WaitFor(t, valueTimeout, "GET "+k+" through the router", func() error {
+			resp, err := hc.Get(fmt.Sprintf("http://127.0.0.1:%d/%s", port, k))
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusOK || string(b) != v {
+				return fmt.Errorf("%d %q, want %q", resp.StatusCode, b, v)
+			}
+			return nil
+		})
+	}
 }
