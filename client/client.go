@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	crand "crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -238,6 +239,12 @@ func (c *Client) do(ctx context.Context, cl *call) (*reply, error) {
 			if cl.write && sent {
 				maybeApplied = true
 			}
+			if tlsRefused(err) {
+				// This Client's TLS setup and the member's do not agree
+				// (no certificate, an untrusted one): another try would
+				// be refused the same, so the call ends with the reason.
+				return nil, fail(&Error{Endpoint: endpoint, Err: err, Tries: try})
+			}
 			if ctx.Err() != nil {
 				// The call's own end cut this try: the last answer, if
 				// any, says more than the cut.
@@ -379,7 +386,9 @@ func (c *Client) send(ctx context.Context, cl *call, endpoint string) (rep *repl
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, gotConn.Load(), err
+		// A TLS alert from the member refused the handshake: it read
+		// nothing of the request.
+		return nil, gotConn.Load() && !remoteTLSAlert(err), err
 	}
 	defer resp.Body.Close()
 	limit := int64(maxBody)
@@ -391,6 +400,22 @@ func (c *Client) send(ctx context.Context, cl *call, endpoint string) (rep *repl
 		return nil, true, err
 	}
 	return &reply{status: resp.StatusCode, header: resp.Header, body: b, endpoint: endpoint}, true, nil
+}
+
+// tlsRefused reports whether err is a TLS handshake that one side
+// refused: this Client could not verify the member's certificate, or the
+// member sent an alert (it requires a client certificate, or does not
+// trust this one).
+func tlsRefused(err error) bool {
+	var ve *tls.CertificateVerificationError
+	return errors.As(err, &ve) || remoteTLSAlert(err)
+}
+
+// remoteTLSAlert reports whether err is a TLS alert the other side sent;
+// crypto/tls reports those as a net.OpError of Op "remote error".
+func remoteTLSAlert(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "remote error"
 }
 
 // errorBody is a server's JSON error answer (see the sharding contract).

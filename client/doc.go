@@ -15,6 +15,10 @@
 //	v, err = c.Get(ctx, "greeting", client.WithMinIndex(index)) // read-your-writes, no quorum round
 //	if errors.Is(err, client.ErrNotFound) { ... }
 //
+// Members that serve https (raftkv's --cert-file) are reached with
+// Config.TLS: the CAs to trust, and the client certificate they require
+// with --client-cert-auth.
+//
 // A sharded deployment is reached through its config group instead:
 //
 //	c, err := client.New(client.Config{ConfigEndpoints: []string{"http://127.0.0.1:6080"}})
@@ -75,6 +79,9 @@
 //	                         config first (the group may have left and stopped)
 //	504                      try again (a write is then of unknown outcome)
 //	seq_too_old              the server cannot judge the write: ErrOutcomeUnknown
+//	TLS handshake refused    the answer, as an error (no certificate, an untrusted one:
+//	                         another try would be refused the same); the member read
+//	                         nothing of the request
 //	other 4xx, 500           the answer, as an error (a write's 500 is of unknown outcome)
 //
 // Writes are tried again because each carries its client id and sequence

@@ -64,6 +64,7 @@ func (m *Member) startDriver() (*shardgroup.Driver, error) {
 		ConfigEndpoints: m.cfg.ConfigEndpoints,
 		PollInterval:    m.cfg.ConfigPollInterval,
 		RequestTimeout:  m.cfg.RequestTimeout,
+		Client:          m.tlsClient(),
 		Logger:          m.lg.Named("shardgroup"),
 	})
 }

@@ -72,6 +72,11 @@ type Config struct {
 	// toward MaxInFlight, and are never served on the fast path; a key
 	// whose path they take stays reachable as /key/<key>. Nil means none.
 	Routes map[string]RouteFunc
+	// Admin, when set, is asked before every admin request is served (a
+	// membership change, a leader transfer, a snapshot download; see
+	// adminRequest), with the TLS state of its connection; a refusal is
+	// answered 403 with code forbidden. Nil admits every client.
+	Admin AdminFunc
 }
 
 // Validate reports the first problem with c. Zero fields are valid: New

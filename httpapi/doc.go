@@ -9,8 +9,8 @@
 // endpoints (/status, /health, /metrics, /debug/pprof/, /snapshot). Admin
 // routes (Route.Admin: today GET /snapshot) hand out the whole state: they
 // are served only when configured, each request is logged with its remote
-// address, and serveRoute is the one place where an access policy (admin
-// TLS client certificates) will restrict them. New builds the
+// address, and Config.Admin restricts them to admins' TLS client
+// certificates (see Admin requests). New builds the
 // http.Handler; NewServer serves it with timeouts (see Server).
 //
 // # What it must not do
@@ -136,6 +136,18 @@
 // means http://host:port, a full http(s) URL is taken as is, and either is
 // then checked as for POST /<id>. httpAddr and unknown fields are ignored:
 // members publish their own client URL.
+//
+// # Admin requests
+//
+// Membership changes (POST and DELETE /<id>, POST /<id>/promote, POST
+// /join), POST /leader/transfer and GET|HEAD /snapshot are admin requests.
+// With Config.Admin set, each is first shown to it with its connection's
+// TLS state (adminRequest matches them by method and path before any
+// route, so a mounted /snapshot is covered); a refusal is 403, code
+// forbidden, "<what> needs an admin client certificate: <reason>", and
+// reaches no Cluster call. The fast path never serves them. Server records
+// the TLS state of the connections its own loop hands to net/http
+// (withTLSState), which sets Request.TLS only for a *tls.Conn it accepted.
 //
 // # Sharding
 //

@@ -64,6 +64,8 @@ var (
 	ErrDashboardDisabled error = notFound("the dashboard is not enabled")
 	// ErrPprofDisabled: /debug/pprof/ without Config.Pprof.
 	ErrPprofDisabled error = notFound("pprof is not enabled")
+	// ErrForbidden: Config.Admin refused an admin request.
+	ErrForbidden error = forbidden("this request needs an admin client certificate")
 	// ErrTooManyRequests: Config.MaxInFlight requests are already being
 	// served; the client should retry after a second.
 	ErrTooManyRequests error = unavailable("too many requests in flight on this member; retry in a second")
@@ -144,6 +146,7 @@ type (
 	misdirecteder  interface{ Misdirected() bool }
 	humanMessager  interface{ HumanMessage() string }
 	coder          interface{ Code() string }
+	forbiddener    interface{ Forbidden() bool }
 
 	learnerNotReadier interface{ LearnerNotReady() bool }
 	transferTimeouter interface{ LeaderTransferTimeout() bool }
@@ -173,6 +176,8 @@ var errorTable = []errorClass{
 		func(err error, _ bool) bool { var e *http.MaxBytesError; return errors.As(err, &e) }},
 	{http.StatusMethodNotAllowed, "method_not_allowed", "this method is not allowed here", false,
 		func(err error, _ bool) bool { var e *methodError; return errors.As(err, &e) }},
+	{http.StatusForbidden, "forbidden", ErrForbidden.(forbidden).HumanMessage(), false,
+		func(err error, _ bool) bool { return has(err, forbiddener.Forbidden) }},
 	{http.StatusMisdirectedRequest, "wrong_group", "another shard group serves this key", false,
 		func(err error, _ bool) bool { return has(err, misdirecteder.Misdirected) }},
 	{http.StatusNotAcceptable, "not_utf8", "the answer cannot be given as JSON", false,

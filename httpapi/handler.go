@@ -90,6 +90,9 @@ func (h *handler) refuse(w http.ResponseWriter, r *http.Request) {
 // A non-nil error means nothing has been written yet.
 func (h *handler) route(w http.ResponseWriter, r *http.Request) error {
 	p := r.URL.Path
+	if err := h.admit(r); err != nil {
+		return err
+	}
 	if f := h.mounted(p); f != nil {
 		return f(w, r)
 	}

@@ -38,6 +38,7 @@ func NewServer(addr string, h http.Handler, requestTimeout time.Duration) *Serve
 			WriteTimeout:      serverTransferTimeout + requestTimeout + serverTransferTimeout,
 			IdleTimeout:       serverIdleTimeout,
 			MaxHeaderBytes:    serverMaxHeaderBytes,
+			ConnContext:       withTLSState,
 		},
 	}
 	if hh, ok := h.(*handler); ok {

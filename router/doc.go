@@ -7,6 +7,11 @@
 //	curl -L http://127.0.0.1:7080/my-key -XPUT -d hello
 //	curl -L http://127.0.0.1:7080/my-key
 //
+// Members that serve https are reached with --cacert (the CA that
+// verifies them) and, where they require a client certificate, --cert and
+// --key (etcd's grpc-proxy names for its side as a client); the router
+// itself serves plain http.
+//
 // # What it owns
 //
 // The mapping between a caller's HTTP request and a Client call, and back:
