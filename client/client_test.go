@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftkv/raftkv/internal/testutil"
 	"github.com/raftkv/raftkv/shardmap"
 	"go.uber.org/zap/zaptest"
 )
@@ -40,13 +40,7 @@ func newTestClient(t *testing.T, cfg Config) *Client {
 // closedURL returns the URL of a port nothing listens on.
 func closedURL(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := "http://" + l.Addr().String()
-	l.Close()
-	return u
+	return fmt.Sprintf("http://127.0.0.1:%d", testutil.FreePorts(t, 1)[0])
 }
 
 func TestConfigValidate(t *testing.T) {

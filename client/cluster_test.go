@@ -75,17 +75,12 @@ func TestClusterKeyCalls(t *testing.T) {
 		t.Fatalf("Get min_index = %q, %v", got, err)
 	}
 	// A stale read on a member that applied the write's index.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got, err := c.Get(ctx, "plain", WithStale())
-		if err == nil && string(got) == "v" {
-			break
+	testcluster.WaitFor(t, 10*time.Second, "a stale read of the write", func() error {
+		if got, err := c.Get(ctx, "plain", WithStale()); err != nil || string(got) != "v" {
+			return fmt.Errorf("stale Get = %q, %v", got, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stale Get = %q, %v", got, err)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+		return nil
+	})
 	// A level the options cannot say, to see a member's 400 come back.
 	if _, err := c.do(ctx, &call{op: "get", method: http.MethodGet, path: "/plain?level=bogus", ok: []int{http.StatusOK}}); !errors.Is(err, ErrBadRequest) {
 		t.Fatalf("bad level: %v", err)

@@ -18,12 +18,7 @@ import (
 // request may have reached the leader, the change may be applied, so 504.
 func TestForwardSaysNotAppliedOnlyIfNeverSent(t *testing.T) {
 	// A port nothing listens on: the dial fails.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := "http://" + ln.Addr().String()
-	ln.Close()
+	refused := freePeerURL(t)
 
 	// A leader that reads the whole request, then hangs up unanswered, as
 	// one killed or removed while applying it.

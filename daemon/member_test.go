@@ -16,17 +16,14 @@ import (
 
 	"go.etcd.io/etcd/client/pkg/v3/fileutil"
 	"go.uber.org/zap/zaptest"
+
+	"github.com/raftkv/raftkv/internal/testutil"
 )
 
-// freePeerURL returns the URL of a port that was free a moment ago.
+// freePeerURL returns the URL of a free port.
 func freePeerURL(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return "http://" + l.Addr().String()
+	return fmt.Sprintf("http://127.0.0.1:%d", testutil.FreePorts(t, 1)[0])
 }
 
 // oneMember is the Config of a one-member cluster in dir, on free ports.
@@ -62,18 +59,14 @@ func call(t *testing.T, m *Member, method, path, body string) (int, string) {
 // waitLeader polls GET /status until m leads.
 func waitLeader(t *testing.T, m *Member) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testutil.WaitFor(t, 20*time.Second, fmt.Sprintf("member %d to lead", m.ID()), func() error {
 		_, body := call(t, m, http.MethodGet, "/status", "")
 		var st struct{ Leader uint64 }
-		if json.Unmarshal([]byte(body), &st) == nil && st.Leader == m.ID() {
-			return
+		if json.Unmarshal([]byte(body), &st) != nil || st.Leader != m.ID() {
+			return fmt.Errorf("GET /status: %s", body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no leader within 20s: %s", body)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestMemberLifecycle starts a member, writes through it, stops it, and

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/raftkv/raftkv/httpapi"
+	"github.com/raftkv/raftkv/internal/testutil"
 	"github.com/raftkv/raftkv/shardmap"
 )
 
@@ -38,13 +40,12 @@ func status(t *testing.T, m *Member) httpapi.Status {
 // eventually polls cond until it holds or 20 seconds pass.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	testutil.WaitFor(t, 20*time.Second, what, func() error {
+		if !cond() {
+			return errors.New("not yet")
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestShardedMembers: a one-member config group and a one-member shard

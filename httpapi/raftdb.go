@@ -154,7 +154,10 @@ func (h *handler) decodeKeyObject(body []byte, b64 bool) (map[string][]byte, err
 		return nil, ErrBodyNotUTF8
 	}
 	badToken := func(err error) (map[string][]byte, error) {
-		if errors.Is(err, io.EOF) {
+		// Token says the input ended with io.EOF up to Go 1.26, and from
+		// Go 1.27 on with a SyntaxError of Unmarshal's usual sentence.
+		var se *json.SyntaxError
+		if errors.Is(err, io.EOF) || errors.As(err, &se) && strings.Contains(se.Error(), "unexpected end of JSON input") {
 			return bad("the body ends inside the object")
 		}
 		return bad("%s", jsonProblem(err))

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/raftkv/raftkv/internal/testutil"
 	"github.com/raftkv/raftkv/raftnode"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -32,15 +33,6 @@ type inprocCluster struct {
 	store Config // each member's store; zero RetryInterval means 300ms
 }
 
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 func newInprocCluster(t *testing.T, n int, cfg raftnode.Config) *inprocCluster {
 	return newInprocClusterWith(t, n, cfg, Config{})
 }
@@ -53,7 +45,7 @@ func newInprocClusterWith(t *testing.T, n int, cfg raftnode.Config, store Config
 	}
 	c := &inprocCluster{t: t, cfg: cfg, store: store}
 	for i := 0; i < n; i++ {
-		c.peers = append(c.peers, fmt.Sprintf("http://127.0.0.1:%d", freePort(t)))
+		c.peers = append(c.peers, fmt.Sprintf("http://127.0.0.1:%d", testutil.FreePorts(t, 1)[0]))
 		c.dirs = append(c.dirs, filepath.Join(t.TempDir(), fmt.Sprintf("node-%d", i+1)))
 	}
 	c.nodes = make([]*raftnode.Node, n)
@@ -74,7 +66,9 @@ func (c *inprocCluster) start(i int, join bool) {
 	c.t.Helper()
 	cfg := c.cfg
 	cfg.ID, cfg.Peers, cfg.DataDir, cfg.Join = uint64(i+1), c.peers, c.dirs[i], join
-	cfg.Logger = zaptest.NewLogger(c.t).Named(fmt.Sprintf("n%d", i+1))
+	// Info and above: a failing test's own message must not drown in
+	// rafthttp's debug lines (CI shows only part of the output).
+	cfg.Logger = zaptest.NewLogger(c.t, zaptest.Level(zap.InfoLevel)).Named(fmt.Sprintf("n%d", i+1))
 	c.regs[i] = prometheus.NewRegistry()
 	cfg.Registerer = c.regs[i]
 	node, err := raftnode.New(cfg)
@@ -103,11 +97,24 @@ func (c *inprocCluster) stop(i int) {
 	c.nodes[i], c.stors[i] = nil, nil
 }
 
+// stopAll stops every member, as the cluster's cleanup does; a test that
+// runs its scenario again on a new cluster stops the old one first.
+func (c *inprocCluster) stopAll() {
+	for i := range c.nodes {
+		c.stop(i)
+	}
+}
+
+// leaderChangeAttempts bounds how often a test that needs one leader
+// throughout runs its scenario on a new cluster after a leader change,
+// which the short ticks of these tests allow on a loaded machine.
+const leaderChangeAttempts = 3
+
 // addMember grows the cluster by one member that joins through member via.
 func (c *inprocCluster) addMember(via int) int {
 	c.t.Helper()
 	i := len(c.peers)
-	c.peers = append(c.peers, fmt.Sprintf("http://127.0.0.1:%d", freePort(c.t)))
+	c.peers = append(c.peers, fmt.Sprintf("http://127.0.0.1:%d", testutil.FreePorts(c.t, 1)[0]))
 	c.dirs = append(c.dirs, filepath.Join(c.t.TempDir(), fmt.Sprintf("node-%d", i+1)))
 	c.nodes = append(c.nodes, nil)
 	c.stors = append(c.stors, nil)
@@ -124,26 +131,29 @@ func (c *inprocCluster) addMember(via int) int {
 // waitLeader returns the index of the leader all live members agree on.
 func (c *inprocCluster) waitLeader() int {
 	c.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
+	leader := -1
+	testutil.WaitFor(c.t, 15*time.Second, "a leader all live members agree on", func() error {
 		lead, agree := uint64(0), true
-		for _, n := range c.nodes {
+		views := map[int]uint64{} // member (1-based) -> the leader it knows
+		for i, n := range c.nodes {
 			if n == nil {
 				continue
 			}
-			if l := n.Leader(); lead == 0 {
+			l := n.Leader()
+			views[i+1] = l
+			if lead == 0 {
 				lead = l
 			} else if l != lead {
 				agree = false
 			}
 		}
 		if lead != 0 && agree && c.nodes[lead-1] != nil {
-			return int(lead - 1)
+			leader = int(lead - 1)
+			return nil
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	c.t.Fatal("no leader agreed on within 15s")
-	return -1
+		return fmt.Errorf("leaders known (member: leader): %v", views)
+	})
+	return leader
 }
 
 func (c *inprocCluster) follower() int {
@@ -181,21 +191,15 @@ func (c *inprocCluster) put(i int, key string, value []byte) (index uint64) {
 // waitValue polls a linearizable read on member i until it returns want.
 func (c *inprocCluster) waitValue(i int, key string, want []byte) {
 	c.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	var (
-		got []byte
-		err error
-	)
-	for time.Now().Before(deadline) {
+	testutil.WaitFor(c.t, 15*time.Second, fmt.Sprintf("member %d to read %q = %q", i+1, key, want), func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		got, err = c.stors[i].Get(ctx, key, ReadOptions{})
+		got, err := c.stors[i].Get(ctx, key, ReadOptions{})
 		cancel()
-		if err == nil && bytes.Equal(got, want) {
-			return
+		if err != nil || !bytes.Equal(got, want) {
+			return fmt.Errorf("%q, %v", got, err)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	c.t.Fatalf("member %d: %q = %q, %v; want %q", i+1, key, got, err, want)
+		return nil
+	})
 }
 
 func TestClusterWriteOnFollowerReadEverywhere(t *testing.T) {
@@ -372,7 +376,14 @@ func TestClusterConcurrentWritesThroughFollower(t *testing.T) {
 // get answered and applied everywhere, and the leader carried the entries
 // of several members in one raft entry.
 func TestClusterLeaderMergesProposals(t *testing.T) {
+	testutil.Retry(t, leaderChangeAttempts, "merging on the leader", func(int) error { return leaderMergesProposals(t) })
+}
+
+// leaderMergesProposals is one attempt of TestClusterLeaderMergesProposals
+// on a new cluster. It returns an error if the leader changed during it.
+func leaderMergesProposals(t *testing.T) error {
 	c := newInprocCluster(t, 3, raftnode.Config{TickInterval: 50 * time.Millisecond})
+	defer c.stopAll()
 	lead := c.waitLeader()
 	const perMember, perWriter = 16, 30
 	errc := make(chan error, 3*perMember)
@@ -401,13 +412,14 @@ func TestClusterLeaderMergesProposals(t *testing.T) {
 		}
 	}
 	if l := c.waitLeader(); l != lead {
-		t.Skipf("leader changed from %d to %d during the load; merging is counted per leader", lead+1, l+1)
+		return fmt.Errorf("leader changed from %d to %d during the load; merging is counted per leader", lead+1, l+1)
 	}
 	entries, payloads := histogram(t, c.regs[lead], "raftkv_raft_entry_payloads")
 	t.Logf("leader proposed %d payloads in %d entries", int(payloads), entries)
 	if entries == 0 || float64(entries) >= payloads {
 		t.Errorf("%d entries for %d payloads: the leader merged none", entries, int(payloads))
 	}
+	return nil
 }
 
 // TestClusterLeaderWritesJoinTheGatheringEntry: writes arriving on the
@@ -416,7 +428,17 @@ func TestClusterLeaderMergesProposals(t *testing.T) {
 // its batcher gives only once it proposes, so all but the first waited in
 // the store for the entry after.
 func TestClusterLeaderWritesJoinTheGatheringEntry(t *testing.T) {
+	testutil.Retry(t, leaderChangeAttempts, "writes joining the gathering entry", func(int) error {
+		return leaderWritesJoinTheGatheringEntry(t)
+	})
+}
+
+// leaderWritesJoinTheGatheringEntry is one attempt of
+// TestClusterLeaderWritesJoinTheGatheringEntry on a new cluster. It returns
+// an error if the leader changed during it.
+func leaderWritesJoinTheGatheringEntry(t *testing.T) error {
 	c := newInprocCluster(t, 3, raftnode.Config{TickInterval: 50 * time.Millisecond, BatchGatherWait: 200 * time.Millisecond})
+	defer c.stopAll()
 	lead := c.waitLeader()
 	// A large entry first: the next one waits for most of its bytes, so
 	// it waits the whole BatchGatherWait (below the store's RetryInterval
@@ -440,16 +462,12 @@ func TestClusterLeaderWritesJoinTheGatheringEntry(t *testing.T) {
 	// others, while the batcher holds it.
 	before, _ := proposedEntries(t, c.stors[lead])
 	go write(0)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if n, _ := proposedEntries(t, c.stors[lead]); n != before {
-			break
+	testutil.WaitFor(t, 5*time.Second, "the first write to be proposed", func() error {
+		if n, _ := proposedEntries(t, c.stors[lead]); n == before {
+			return fmt.Errorf("%d entries proposed, as before it", n)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the first write was not proposed within 5s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	})
 	for w := 1; w < writers; w++ {
 		go write(w)
 	}
@@ -462,11 +480,12 @@ func TestClusterLeaderWritesJoinTheGatheringEntry(t *testing.T) {
 		indexes[a.index]++
 	}
 	if l := c.waitLeader(); l != lead {
-		t.Skipf("leader changed from %d to %d; the test needs one leader throughout", lead+1, l+1)
+		return fmt.Errorf("leader changed from %d to %d; the test needs one leader throughout", lead+1, l+1)
 	}
 	if len(indexes) != 1 {
 		t.Errorf("%d concurrent writes on the leader were applied at raft indexes %v (index: writes), want one entry", writers, indexes)
 	}
+	return nil
 }
 
 // proposedEntries reads how many entries s has proposed and how many
@@ -521,19 +540,14 @@ func TestClusterDiskUseStaysBounded(t *testing.T) {
 		}
 		return n
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for i, dir := range c.dirs {
-		for {
-			snaps, data := count(dir, ".snap"), count(dir, ".snap.db")
-			if snaps >= 1 && snaps <= 2 && data >= 1 && data <= 2 {
-				break
+	testutil.WaitFor(t, 10*time.Second, "every member to keep 1 or 2 .snap and .snap.db files", func() error {
+		for i, dir := range c.dirs {
+			if snaps, data := count(dir, ".snap"), count(dir, ".snap.db"); snaps < 1 || snaps > 2 || data < 1 || data > 2 {
+				return fmt.Errorf("member %d keeps %d .snap and %d .snap.db files", i+1, snaps, data)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("member %d keeps %d .snap and %d .snap.db files, want 1 or 2 of each", i+1, snaps, data)
-			}
-			time.Sleep(20 * time.Millisecond)
 		}
-	}
+		return nil
+	})
 	// The newest snapshot still restores: restart a member and read.
 	f := c.follower()
 	c.stop(f)
@@ -551,13 +565,12 @@ func TestClusterSnapshotsBySize(t *testing.T) {
 	for i := 0; i < 64; i++ {
 		c.put(lead, fmt.Sprintf("k%d", i), bytes.Repeat([]byte{byte(i)}, 1024))
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for i, n := range c.nodes {
-		for n.Status().SnapshotIndex == 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("member %d took no snapshot after 64 KiB of writes", i+1)
+	testutil.WaitFor(t, 10*time.Second, "every member to snapshot after 64 KiB of writes", func() error {
+		for i, n := range c.nodes {
+			if n.Status().SnapshotIndex == 0 {
+				return fmt.Errorf("member %d took no snapshot", i+1)
 			}
-			time.Sleep(10 * time.Millisecond)
 		}
-	}
+		return nil
+	})
 }

@@ -3,12 +3,14 @@ package kvstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/raftkv/raftkv/internal/testutil"
 	"github.com/raftkv/raftkv/raftnode"
 	"github.com/raftkv/raftkv/shardmap"
 	"go.uber.org/zap/zaptest"
@@ -184,17 +186,13 @@ func TestClusterConfigGroup(t *testing.T) {
 	// A member restarted from its snapshot and WAL has every config.
 	c.stop(f)
 	c.start(f, false)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	testutil.WaitFor(t, 15*time.Second, "the restarted member to have every config", func() error {
 		got, err := c.stors[f].QueryConfig(context.Background(), -1, ReadOptions{})
-		if err == nil && got.Version == 4 && len(c.stors[f].ConfigHistory().Configs) == 5 {
-			break
+		if err != nil || got.Version != 4 || len(c.stors[f].ConfigHistory().Configs) != 5 {
+			return fmt.Errorf("latest %+v, %v", got, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("restarted member: latest %+v, %v", got, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // allServedBy reports whether every bucket is served by gid.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftkv/raftkv/internal/testutil"
 	"github.com/raftkv/raftkv/raftnode"
 )
 
@@ -49,26 +50,34 @@ func putAsync(ctx context.Context, s *Store, key string) <-chan error {
 
 // waitProposed waits until member i's raftnode, as leader, has proposed
 // want entries of its batcher in all, or a write of errc is answered first.
-func (c *inprocCluster) waitProposed(i int, want uint64, errc <-chan error) {
+// It returns an error if the member lost its leadership first: the attempt
+// then tests nothing, and runs again on a new cluster.
+func (c *inprocCluster) waitProposed(i int, want uint64, errc <-chan error) error {
 	c.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var (
+		answered bool
+		answer   error
+	)
+	testutil.WaitFor(c.t, 10*time.Second, fmt.Sprintf("member %d to propose %d entries", i+1, want), func() error {
 		n, _ := histogram(c.t, c.regs[i], "raftkv_raft_entry_payloads")
 		if n >= want {
-			return
+			return nil
 		}
 		select {
-		case err := <-errc:
-			if errors.Is(err, raftnode.ErrNoLeader) {
-				c.t.Skipf("member %d lost its leadership before the write was proposed: %v", i+1, err)
-			}
-			c.t.Fatalf("write answered before raft took it: %v", err)
-		case <-time.After(5 * time.Millisecond):
+		case answer = <-errc:
+			answered = true
+			return nil
+		default:
+			return fmt.Errorf("%d proposed", n)
 		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("member %d proposed %d entries, want %d", i+1, n, want)
-		}
+	})
+	switch {
+	case answered && errors.Is(answer, raftnode.ErrNoLeader):
+		return fmt.Errorf("member %d lost its leadership before the write was proposed: %w", i+1, answer)
+	case answered:
+		c.t.Fatalf("write answered before raft took it: %v", answer)
 	}
+	return nil
 }
 
 // leaderAlone starts a 3-member cluster and stops both followers, so the
@@ -99,26 +108,41 @@ func wantUnknown(t *testing.T, what string, err error) {
 // are answered "outcome unknown" when the node stops under them (as when
 // this member is removed); a write arriving afterwards "not applied".
 func TestWriteOutcomeWhenNodeStops(t *testing.T) {
+	testutil.Retry(t, leaderChangeAttempts, "write outcome when the node stops", func(int) error { return writeOutcomeWhenNodeStops(t) })
+}
+
+// writeOutcomeWhenNodeStops is one attempt of TestWriteOutcomeWhenNodeStops
+// on a new cluster. It returns an error if the lone leader stepped down
+// before raft took the write and the change.
+func writeOutcomeWhenNodeStops(t *testing.T) error {
 	c, lead := leaderAlone(t)
+	defer c.stopAll()
 	s, node := c.stors[lead], c.nodes[lead]
 	base, _ := histogram(t, c.regs[lead], "raftkv_raft_entry_payloads")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
 	put := putAsync(ctx, s, "proposed")
-	c.waitProposed(lead, base+1, put)
+	if err := c.waitProposed(lead, base+1, put); err != nil {
+		return err
+	}
 	add := make(chan error, 1)
 	go func() { add <- node.AddMember(ctx, 10, "http://127.0.0.1:1") }()
 	// Once the change is pending, the next one is refused at once.
-	deadline := time.Now().Add(10 * time.Second)
-	for err := node.RemoveMember(ctx, 99); !errors.Is(err, raftnode.ErrConfChangeInProgress); err = node.RemoveMember(ctx, 99) {
-		if errors.Is(err, raftnode.ErrNoLeader) {
-			t.Skipf("member %d lost its leadership before the change was proposed", lead+1)
+	var lost error
+	testutil.WaitFor(t, 10*time.Second, "the membership change to be pending", func() error {
+		err := node.RemoveMember(ctx, 99)
+		switch {
+		case errors.Is(err, raftnode.ErrConfChangeInProgress):
+			return nil
+		case errors.Is(err, raftnode.ErrNoLeader):
+			lost = err
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the membership change is not pending: %v", err)
-		}
-		time.Sleep(5 * time.Millisecond)
+		return fmt.Errorf("another change: %v", err)
+	})
+	if lost != nil {
+		return fmt.Errorf("member %d lost its leadership before the change was proposed: %w", lead+1, lost)
 	}
 
 	node.Stop()
@@ -127,6 +151,7 @@ func TestWriteOutcomeWhenNodeStops(t *testing.T) {
 	if _, err := s.Put(ctx, "after", []byte("v")); status(err) != 503 {
 		t.Errorf("write after the node stopped: %v (status %d), want not applied (503)", err, status(err))
 	}
+	return nil
 }
 
 // TestWriteOutcomeWhenStoreStopsOrCallerLeaves: a write raft took is
@@ -134,25 +159,41 @@ func TestWriteOutcomeWhenNodeStops(t *testing.T) {
 // stops (as in a daemon's shutdown); a write arriving afterwards "not
 // applied".
 func TestWriteOutcomeWhenStoreStopsOrCallerLeaves(t *testing.T) {
+	testutil.Retry(t, leaderChangeAttempts, "write outcome when the store stops or the caller leaves", func(int) error {
+		return writeOutcomeWhenStoreStopsOrCallerLeaves(t)
+	})
+}
+
+// writeOutcomeWhenStoreStopsOrCallerLeaves is one attempt of
+// TestWriteOutcomeWhenStoreStopsOrCallerLeaves on a new cluster. It returns
+// an error if the lone leader stepped down before raft took a write.
+func writeOutcomeWhenStoreStopsOrCallerLeaves(t *testing.T) error {
 	c, lead := leaderAlone(t)
+	defer c.stopAll()
 	s := c.stors[lead]
 	base, _ := histogram(t, c.regs[lead], "raftkv_raft_entry_payloads")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	put := putAsync(ctx, s, "canceled")
-	c.waitProposed(lead, base+1, put)
+	if err := c.waitProposed(lead, base+1, put); err != nil {
+		cancel()
+		return err
+	}
 	cancel()
 	wantUnknown(t, "write proposed, then canceled by its caller", <-put)
 
 	ctx, cancel = context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	put = putAsync(ctx, s, "proposed")
-	c.waitProposed(lead, base+2, put)
+	if err := c.waitProposed(lead, base+2, put); err != nil {
+		return err
+	}
 	s.Stop()
 	wantUnknown(t, "write proposed before the store stopped", <-put)
 	if _, err := s.Put(ctx, "after", []byte("v")); status(err) != 503 {
 		t.Errorf("write after the store stopped: %v (status %d), want not applied (503)", err, status(err))
 	}
+	return nil
 }
 
 // TestProposalFailedOnlyOnOutrightRefusal: raftnode's answers that leave

@@ -1,7 +1,5 @@
 package raftnode
 
-import "errors"
-
 // kind classifies an error by what a caller should do about it. The
 // methods below let the HTTP layer map errors to statuses without
 // importing this package.
@@ -134,10 +132,4 @@ func (e *detailError) Unwrap() error        { return e.err }
 // withDetail wraps sentinel with detail, for logs, and human, for clients.
 func withDetail(sentinel error, detail, human string) error {
 	return &detailError{err: sentinel, detail: detail, human: human}
-}
-
-// isKind reports whether err is a raftnode error of kind k.
-func isKind(err error, k kind) bool {
-	var ne *nodeError
-	return errors.As(err, &ne) && ne.kind == k
 }

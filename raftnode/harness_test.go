@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.uber.org/zap/zaptest"
+
+	"github.com/raftkv/raftkv/internal/testutil"
 )
 
 // testApp is the smallest application: its state is the list of payloads
@@ -238,20 +240,10 @@ func (c *testCluster) waitLeader() *testMember {
 }
 
 // eventually polls f until it returns nil, and fails the test with its
-// last error after d.
+// last error after d (testutil.WaitFor).
 func (c *testCluster) eventually(d time.Duration, f func() error) {
 	c.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("after %v: %v", d, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.WaitFor(c.t, d, "a condition", f)
 }
 
 // put proposes val through the current leader until the leader applied

@@ -5,10 +5,8 @@ package router
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -158,12 +156,7 @@ func TestRouteCommand(t *testing.T) {
 	}
 	cs := configServer(t, cfg)
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := testcluster.FreePorts(t, 1)[0]
 	cmd := exec.Command(testcluster.BuildBinary(t), "route", "--config-endpoints", cs.URL, "--port", fmt.Sprint(port), "--listen-host", "127.0.0.1")
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
@@ -186,21 +179,17 @@ func TestRouteCommand(t *testing.T) {
 		}
 	}()
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	for {
-		if resp, err := http.Get(base + "/health"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
+	testcluster.WaitFor(t, 20*time.Second, "the router to be healthy", func() error {
+		resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(base + "/health")
+		if err != nil {
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatal("router not healthy in time")
-		case <-time.After(25 * time.Millisecond):
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("GET /health: %d", resp.StatusCode)
 		}
-	}
+		return nil
+	})
 	for i := range 20 {
 		k := fmt.Sprintf("key%d", i)
 		if st, _, _ := do(t, "PUT", base+"/"+k, k); st != 204 {

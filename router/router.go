@@ -20,7 +20,7 @@ import (
 // same limits as a member's, so the router refuses what a member would.
 const (
 	DefaultMaxValueBytes int64 = 1572864 // 1.5 MiB
-	DefaultMaxKeyBytes         = 4096
+	DefaultMaxKeyBytes   int   = 4096
 )
 
 // ErrInvalidConfig is wrapped by Config.Validate's errors.

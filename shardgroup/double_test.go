@@ -10,6 +10,7 @@ package shardgroup
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"slices"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/raftkv/raftkv/configgroup"
 	"github.com/raftkv/raftkv/httpapi"
+	"github.com/raftkv/raftkv/internal/testutil"
 	"github.com/raftkv/raftkv/shardmap"
 	"go.uber.org/zap/zaptest"
 )
@@ -383,13 +385,12 @@ func (g *testGroup) start(t *testing.T, configURL string, edit func(*Config)) {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	testutil.WaitFor(t, 20*time.Second, what, func() error {
+		if !cond() {
+			return errors.New("not yet")
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // settledAt reports whether g applied config version and is settled.

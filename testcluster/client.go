@@ -15,8 +15,6 @@ import (
 )
 
 const (
-	// pollInterval is the pause between two checks of a polled condition.
-	pollInterval = 25 * time.Millisecond
 	// statusTimeout bounds one GET /status, so one hung node cannot stall a poll.
 	statusTimeout = 2 * time.Second
 )
@@ -241,23 +239,6 @@ func (c *Cluster) WaitValue(t testing.TB, id int, key string, want []byte, timeo
 		}
 		return nil
 	})
-}
-
-// WaitFor polls cond every 25ms until it returns nil, and fails t with cond's last error
-// if that does not happen within timeout.
-func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %v", timeout, what, err)
-		}
-		time.Sleep(pollInterval)
-	}
 }
 
 // summarize renders statuses compactly for error messages, ordered by node id.

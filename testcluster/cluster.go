@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/raftkv/raftkv/daemon"
 	"github.com/raftkv/raftkv/faultproxy"
+	"github.com/raftkv/raftkv/internal/testutil"
 )
 
 // Timeouts of process control. They are generous because nodes built with -race on a
@@ -163,7 +163,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 	if opts.Blackholable {
 		c.openDirs()
 	}
-	ports := freePorts(t, 2*opts.N)
+	ports := testutil.FreePorts(t, 2*opts.N)
 	for id := 1; id <= opts.N; id++ {
 		c.mu.nodes = append(c.mu.nodes, c.newNode(id, ports[2*id-2], ports[2*id-1]))
 	}
@@ -423,7 +423,7 @@ func (c *Cluster) AddLearner(t testing.TB) int {
 // addNode adds and starts a node, asking with query appended to POST /<id>.
 func (c *Cluster) addNode(t testing.TB, query string) int {
 	t.Helper()
-	ports := freePorts(t, 2)
+	ports := testutil.FreePorts(t, 2)
 	c.mu.Lock()
 	id := len(c.mu.nodes)
 	c.mu.Unlock()
@@ -584,60 +584,4 @@ func tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "")
-}
-
-// handedOut records every port this process has handed out, so two clusters in one
-// test process never get the same port even if the kernel offers it twice.
-var handedOut struct {
-	sync.Mutex
-	ports map[int]bool
-}
-
-// freePorts returns n distinct free TCP ports on 127.0.0.1, chosen at
-// random below the kernel's ephemeral range. A port the kernel hands out
-// for "127.0.0.1:0" is free only until the listener closes: before a node
-// binds it, any outgoing connection (a client's, a proxy's) may take it as
-// its local port, and the node then fails with "address already in use".
-// Ports below the ephemeral range are never taken that way.
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	handedOut.Lock()
-	defer handedOut.Unlock()
-	if handedOut.ports == nil {
-		handedOut.ports = make(map[int]bool)
-	}
-	lo, hi := listenPortRange()
-	var ports []int
-	for tries := 0; len(ports) < n; tries++ {
-		if tries > 100*n {
-			t.Fatalf("testcluster: no free port in %d-%d after %d tries", lo, hi, tries)
-		}
-		p := lo + rand.IntN(hi-lo)
-		if handedOut.ports[p] {
-			continue
-		}
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-		if err != nil {
-			continue // in use
-		}
-		l.Close()
-		handedOut.ports[p] = true
-		ports = append(ports, p)
-	}
-	return ports
-}
-
-// listenPortRange is where freePorts picks ports: from 10000 up to the start
-// of the ephemeral range (/proc/sys/net/ipv4/ip_local_port_range, 32768 on
-// Linux by default).
-func listenPortRange() (lo, hi int) {
-	lo, hi = 10000, 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if start, err := strconv.Atoi(f[0]); err == nil && start > lo+1000 {
-				hi = start
-			}
-		}
-	}
-	return lo, hi
 }

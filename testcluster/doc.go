@@ -6,7 +6,8 @@
 // processes (or members) themselves, and a small HTTP client with deadlines for the
 // raftkv client API (Put, Get, Delete, Status, membership). It talks to process nodes
 // only through their command line, signals and HTTP, as a user would; the only raftkv
-// packages it imports are daemon, for in-process nodes, and faultproxy.
+// packages it imports are daemon, for in-process nodes, faultproxy, and internal/testutil,
+// whose FreePorts and WaitFor it re-exports for the end-to-end tests.
 //
 // In-process mode keeps everything real but the process: each node is daemon.Start with
 // the configuration its command line would give (Options.Configure adjusts it), with its
@@ -37,7 +38,8 @@
 // does. The cleanup waits for all of them before t.TempDir() is removed.
 //
 // Invariants:
-//  1. Every wait polls with a deadline (every 25ms); nothing sleeps to synchronize.
+//  1. Every wait polls with a deadline (testutil.WaitFor: checks at most 25ms apart);
+//     nothing sleeps to synchronize.
 //  2. Every HTTP request has a deadline, so a hung node fails a test instead of hanging it.
 //  3. A node process never outlives its test: the cleanup kills it, and on Linux the
 //     process gets SIGKILL if the test binary dies first (Pdeathsig).

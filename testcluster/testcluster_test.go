@@ -17,19 +17,6 @@ import (
 
 func TestMain(m *testing.M) { Main(m) }
 
-func TestFreePortsDistinct(t *testing.T) {
-	seen := make(map[int]bool)
-	lo, hi := listenPortRange()
-	for range 5 {
-		for _, p := range freePorts(t, 8) {
-			if p < lo || p >= hi || seen[p] {
-				t.Fatalf("port %d handed out twice or outside %d-%d, below the ephemeral ports", p, lo, hi)
-			}
-			seen[p] = true
-		}
-	}
-}
-
 func TestTail(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "log")
 	if err := os.WriteFile(path, []byte("a\nb\nc\nd\n"), 0o644); err != nil {
