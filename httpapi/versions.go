@@ -86,10 +86,10 @@ func ttlOf(q url.Values) (time.Duration, error) {
 type conditionKind uint8
 
 const (
-	condNone       conditionKind = iota
-	condMod                      // If-Match: "<mod>": the key is at version mod (0: absent)
-	condExists                   // If-Match: *
-	condAbsent                   // If-None-Match: *
+	condNone   conditionKind = iota
+	condMod                  // If-Match: "<mod>": the key is at version mod (0: absent)
+	condExists               // If-Match: *
+	condAbsent               // If-None-Match: *
 )
 
 // condition is a write's precondition.

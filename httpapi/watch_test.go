@@ -145,10 +145,10 @@ func TestWatch(t *testing.T) {
 	}
 	_, ks := openWatch(t, ctx, addr, "/key/p/a?watch=1")
 	_, rs := openWatch(t, ctx, addr, "/p/a?watch=true")
-	e.put(t, "p/a", "1")                                                                     // 11
-	e.put(t, "q/a", "no")                                                                    // 12
+	e.put(t, "p/a", "1")                                                                    // 11
+	e.put(t, "q/a", "no")                                                                   // 12
 	e.store.PutAll(context.Background(), map[string][]byte{"p/b": []byte("2"), "p/c": nil}) // 13.0, 13.1
-	e.store.Delete(context.Background(), "p/a")                                              // 14
+	e.store.Delete(context.Background(), "p/a")                                             // 14
 	want := []struct{ id, event, key string }{{"11.0", "put", "p/a"}, {"13.0", "put", "p/b"}, {"13.1", "put", "p/c"}, {"14.0", "delete", "p/a"}}
 	for _, w := range want {
 		m := s.nextEvent(t)
@@ -182,9 +182,9 @@ func TestWatchResume(t *testing.T) {
 	_, addr := serveFast(t, e.h)
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
-	e.put(t, "a", "1")                                                                                         // 11
+	e.put(t, "a", "1")                                                                                            // 11
 	e.store.PutAll(context.Background(), map[string][]byte{"b": []byte("2"), "c": []byte("3"), "d": []byte("4")}) // 12.0-12.2
-	e.put(t, "e", "5")                                                                                         // 13
+	e.put(t, "e", "5")                                                                                            // 13
 	for _, tc := range []struct {
 		lastID string
 		want   []string
