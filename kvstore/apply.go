@@ -3,6 +3,7 @@ package kvstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -22,9 +23,7 @@ func (s *Store) applyLoop() {
 				panic(err)
 			}
 		}
-		for _, e := range c.Entries {
-			s.applyEntry(e)
-		}
+		s.applyEntries(c.Entries)
 		s.setApplied(c.Index)
 		c.Applied()
 		s.met.applySeconds.Observe(time.Since(start).Seconds())
@@ -32,16 +31,79 @@ func (s *Store) applyLoop() {
 	// The propose loop answers the writes left waiting.
 }
 
-// applyEntry applies e.
-func (s *Store) applyEntry(e raftnode.Entry) {
-	b, err := s.dec.decode(e.Data)
-	if err != nil {
-		// Skipped identically on every member, so replicas stay equal.
-		s.lg.Error("skipping undecodable entry", zap.Uint64("index", e.Index), zap.Error(err))
-		return
+// applyEntries applies ents in order, the payloads of one raft index
+// (entries the leader's batcher merged) together.
+func (s *Store) applyEntries(ents []raftnode.Entry) {
+	for len(ents) > 0 {
+		n := 1
+		for n < len(ents) && ents[n].Index == ents[0].Index {
+			n++
+		}
+		s.applyIndex(ents[:n])
+		ents = ents[n:]
+	}
+}
+
+// applyEntry applies e, the only payload of its raft index.
+func (s *Store) applyEntry(e raftnode.Entry) { s.applyIndex([]raftnode.Entry{e}) }
+
+// applyIndex applies ents, every payload of one raft index, under one hold
+// of the state lock: no read sees a state between two of its writes, so a
+// ModIndex names one observable version of a key.
+func (s *Store) applyIndex(ents []raftnode.Entry) {
+	index := ents[0].Index
+	if index&ttlFlag != 0 {
+		panic(fmt.Sprintf("kvstore: raft index %d is past 2^63", index))
+	}
+	batches := s.ap.batches[:0]
+	for _, e := range ents {
+		b, err := s.dec.decode(e.Data)
+		if err != nil {
+			// Skipped identically on every member, so replicas stay equal.
+			s.lg.Error("skipping undecodable entry", zap.Uint64("index", index), zap.Error(err))
+			continue
+		}
+		batches = append(batches, b)
 	}
 	var mine []answer
 	s.mu.Lock()
+	s.ap.index = index
+	for _, b := range batches {
+		mine = s.applyBatchLocked(b, mine)
+	}
+	s.mu.index = max(s.mu.index, index)
+	s.mu.Unlock()
+	clear(batches)
+	s.ap.batches = batches[:0]
+	if len(mine) > 0 {
+		s.pmu.Lock()
+		for _, a := range mine {
+			if p := s.pmu.pending[a.id]; p != nil {
+				s.finishLocked(p, a.res)
+			}
+		}
+		s.pmu.Unlock()
+	}
+}
+
+// applyState is what the apply loop knows of the raft index it applies.
+// It is the apply loop's, used under s.mu.
+type applyState struct {
+	index uint64
+	// versioned says the batch being applied was written by a binary that
+	// keeps versions (batch.Format): a write of an older one leaves its
+	// keys at version 0, as a snapshot of such a binary does, so that
+	// members that replay its entries and members that restore its
+	// snapshot agree.
+	versioned bool
+	batches   []*batch // reused
+}
+
+// applyBatchLocked applies b, one payload of the raft index s.ap.index,
+// and appends to mine the answers for this session's waiters. s.mu must be
+// held.
+func (s *Store) applyBatchLocked(b *batch, mine []answer) []answer {
+	s.ap.versioned = b.Format >= batchFormatVersions
 	sess := s.mu.sessions[b.Session]
 	if sess == nil {
 		sess = &session{Applied: map[uint64]bool{}}
@@ -53,7 +115,7 @@ func (s *Store) applyEntry(e raftnode.Entry) {
 			continue // a duplicate, or abandoned by its proposer
 		}
 		sess.Applied[r.ID] = true
-		res := s.applyRequestLocked(r, e.Index)
+		res := s.applyRequestLocked(r, s.ap.index)
 		if b.Session == s.session {
 			mine = append(mine, answer{r.ID, res})
 		}
@@ -72,16 +134,7 @@ func (s *Store) applyEntry(e raftnode.Entry) {
 			}
 		}
 	}
-	s.mu.Unlock()
-	if len(mine) > 0 {
-		s.pmu.Lock()
-		for _, a := range mine {
-			if p := s.pmu.pending[a.id]; p != nil {
-				s.finishLocked(p, a.res)
-			}
-		}
-		s.pmu.Unlock()
-	}
+	return mine
 }
 
 // answer is the result of one of this session's requests, for its waiter.
@@ -102,7 +155,7 @@ func (s *Store) applyRequestLocked(r *request, index uint64) result {
 	if s.mode == modeShard && !brokenFence {
 		// The bucket fence: refused, not applied, unless this group
 		// serves every key's bucket now.
-		if err := s.fenceLocked(r.Ops); err != nil {
+		if err := s.fenceLocked(opKeys(r.Ops)); err != nil {
 			return result{err: err}
 		}
 	}
@@ -135,16 +188,38 @@ func (s *Store) applyRequestLocked(r *request, index uint64) result {
 	return result{index: index}
 }
 
-// applyOpsLocked applies ops in order. s.mu must be held.
+// applyOpsLocked applies ops in order at s.ap.index. s.mu must be held.
 func (s *Store) applyOpsLocked(ops []Op) {
-	for _, op := range ops {
+	for i := range ops {
+		op := &ops[i]
 		switch op.Type {
 		case OpPut:
-			s.mu.buckets[s.bucketOf(op.Key)].data.ReplaceOrInsert(newItem(op.Key, op.Value))
+			s.putLocked(op.Key, op.Value, op.TTL)
 		case OpDelete:
-			s.mu.buckets[s.bucketOf(op.Key)].data.Delete(newItem(op.Key, nil))
+			s.deleteLocked(op.Key)
 		}
 	}
+}
+
+// putLocked sets key to value at s.ap.index, with ttl (0: none). s.mu must
+// be held.
+func (s *Store) putLocked(key string, value []byte, ttl time.Duration) item {
+	v := s.ap.index
+	if !s.ap.versioned {
+		v = 0
+	}
+	it := newKV(key, value, v, v, ttl)
+	b := s.bucketOf(key)
+	old, found := s.mu.buckets[b].data.Put(it)
+	if found {
+		it.create = old.createIndex() | it.create&ttlFlag
+	}
+	return it
+}
+
+// deleteLocked removes key at s.ap.index. s.mu must be held.
+func (s *Store) deleteLocked(key string) (item, bool) {
+	return s.mu.buckets[s.bucketOf(key)].data.Delete(item{prefix: keyPrefix(key), key: key})
 }
 
 // recordLocked remembers e as the result of client id in bucket b's dedup
@@ -174,6 +249,7 @@ func (s *Store) setApplied(index uint64) {
 	// Stored under mu so Digest sees an index matching the data.
 	s.mu.Lock()
 	s.applied.Store(index)
+	s.mu.index = max(s.mu.index, index)
 	s.mu.Unlock()
 	s.appliedMu.Lock()
 	close(s.appliedC)

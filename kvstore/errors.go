@@ -63,6 +63,13 @@ var (
 	// ErrEmptyRequest means a write carried no operations or an empty key.
 	ErrEmptyRequest error = &storeError{msg: "kvstore: empty key or no operations", bad: true,
 		human: "the write has an empty key or no operations"}
+	// ErrBadOp means a write carried an operation a client may not send
+	// (not a put or delete), or a TTL on a delete.
+	ErrBadOp error = &storeError{msg: "kvstore: invalid operation", bad: true,
+		human: "an operation is neither a put nor a delete"}
+	// ErrBadTTL means a put's TTL is negative or longer than MaxTTL.
+	ErrBadTTL error = &storeError{msg: "kvstore: invalid TTL", bad: true,
+		human: "a TTL must be positive and at most 100 years"}
 	// ErrBadClientID means a write's client id is not 1-64 characters of
 	// [A-Za-z0-9._-].
 	ErrBadClientID error = &storeError{msg: "kvstore: invalid client id", bad: true,

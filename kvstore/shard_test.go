@@ -308,7 +308,7 @@ func TestWritesFencedAtApply(t *testing.T) {
 		})
 	}
 	var wg *WrongGroupError
-	if _, err := s.localFenced(t.Context(), key(1)); !errors.As(err, &wg) || !wg.Misdirected() || wg.Code() != "wrong_group" {
+	if _, _, err := s.localFenced(t.Context(), key(1)); !errors.As(err, &wg) || !wg.Misdirected() || wg.Code() != "wrong_group" {
 		t.Fatalf("read of a bucket not owned: %v", err)
 	}
 }

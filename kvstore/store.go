@@ -19,6 +19,7 @@ type Store struct {
 	node *raftnode.Node
 	met  *metrics
 	dec  *entryDecoder // owned by the apply loop
+	ap   applyState    // owned by the apply loop
 
 	// session identifies this process's proposals; see session.
 	session uint64
@@ -40,7 +41,10 @@ type Store struct {
 		sync.RWMutex
 		// buckets holds the keys, one tree per bucket: a key lives in
 		// buckets[s.bucketOf(key)].
-		buckets  []bucket
+		buckets []bucket
+		// index is the raft index of the state: every entry up to it is
+		// applied, none after it.
+		index    uint64
 		sessions map[uint64]*session
 		// shard is the state of the buckets in a shard group.
 		shard shardState
