@@ -18,7 +18,12 @@
 // mode's data dir says what it was made for in a mode file (mode.go), and
 // a member of another mode, group or bucket count refuses to start on it.
 // kvadapter.go is the one place that converts kvstore's sharding types to
-// those of httpapi, configgroup and shardgroup. It must not parse flags,
+// those of httpapi, configgroup and shardgroup; cluster.go's store adapts
+// kvstore's key API (GetKV, Write with TTLs) to httpapi.Store, and
+// kvtxn.go, kvlist.go and kvwatch.go its Txn, List and Watch. Each of
+// those three is built with a tag (kvstore_txn, kvstore_list,
+// kvstore_watch) until kvstore has the method; without it, its
+// *_pending.go answers 400 that this build does not serve it. It must not parse flags,
 // install
 // signal handlers, change process-wide settings (GC, the default logger)
 // or exit the process: everything comes from Config, and failures end in
