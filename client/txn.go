@@ -339,3 +339,32 @@ func (t Txn) encode() ([]byte, []string, error) {
 	}
 	return b, keys, nil
 }
+
+// TxnBody sends body, a POST /txn body as a caller wrote it, to the group
+// serving keys (every key the body names; they must be in buckets of one
+// group, else ErrCrossGroup before anything is sent), and returns the
+// answer's body as the member sent it: for a proxy that relays
+// transactions, such as the router. The member checks the body.
+func (c *Client) TxnBody(ctx context.Context, body []byte, keys []string, opts ...WriteOption) ([]byte, error) {
+	if len(keys) == 0 {
+		return nil, badInput("txn", "", "a transaction names no key")
+	}
+	keys = slices.Clone(keys)
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	cl := &call{op: "txn", method: http.MethodPost, key: keys[0], keys: keys, path: "/txn", body: body, write: true, ok: []int{http.StatusOK}}
+	for _, opt := range opts {
+		opt(cl)
+	}
+	if cl.conds > 0 || cl.ttl != 0 {
+		return nil, badInput("txn", keys[0], "a Txn states its conditions as Compares and TTLs in its puts")
+	}
+	if (cl.seq != 0 || cl.id != "") && (!ValidClientID(cl.id) || cl.seq == 0) {
+		return nil, badInput("txn", keys[0], "WithSeq(%q, %d): want an id of 1 to 64 of [A-Za-z0-9._-] and a seq of at least 1", cl.id, cl.seq)
+	}
+	rep, err := c.do(ctx, cl)
+	if err != nil {
+		return nil, err
+	}
+	return rep.body, nil
+}

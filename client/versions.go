@@ -63,6 +63,15 @@ func WithIfMatch(mod uint64) WriteOption {
 	}
 }
 
+// WithIfExists makes a Put or Delete apply only if the key exists
+// (If-Match: *); otherwise ErrPreconditionFailed, as WithIfMatch.
+func WithIfExists() WriteOption {
+	return func(c *call) {
+		c.setHeader("If-Match", "*")
+		c.conds++
+	}
+}
+
 // WithIfAbsent makes a Put apply only if the key is absent (If-None-Match:
 // *); otherwise ErrPreconditionFailed, as WithIfMatch.
 func WithIfAbsent() WriteOption {
@@ -92,7 +101,7 @@ const maxTTL = 8760 * time.Hour
 // anything is sent, and puts a Put's TTL in its query.
 func (c *call) checkWriteOptions() error {
 	if c.conds > 1 {
-		return badInput(c.op, c.key, "give one condition: WithIfMatch or WithIfAbsent, once")
+		return badInput(c.op, c.key, "give one condition: WithIfMatch, WithIfExists or WithIfAbsent, once")
 	}
 	if c.conds > 0 && c.method != http.MethodPut && c.method != http.MethodDelete {
 		return badInput(c.op, c.key, "WithIfMatch and WithIfAbsent go with Put and Delete")

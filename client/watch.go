@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -30,6 +31,14 @@ type WatchOptions struct {
 	// Markers also streams a shard member's bucket markers (events
 	// "bucket_out" and "bucket_in"), for a router merging groups.
 	Markers bool
+	// Group, in a sharded deployment, watches Prefix on that group's
+	// members only (a router merges the groups' streams); its events then
+	// name only the keys of the buckets that group serves.
+	Group uint64
+	// Progress also delivers the members' heartbeats, as events of type
+	// EventProgress whose KV.ModIndex is the index up to which every event
+	// was delivered.
+	Progress bool
 	// IdleTimeout is how long a stream may stay silent (no event, no
 	// heartbeat) before the Watch takes its member for lost and
 	// reconnects; members send a heartbeat every 5s by default. Zero
@@ -44,6 +53,8 @@ const (
 	EventExpire    = "expire"
 	EventBucketOut = "bucket_out"
 	EventBucketIn  = "bucket_in"
+	// EventProgress is a heartbeat (WatchOptions.Progress).
+	EventProgress = "progress"
 )
 
 // WatchEvent is one change a Watch saw, or, with Err set, why it ended.
@@ -85,8 +96,11 @@ type WatchEvent struct {
 // deployment a Watch of a Key goes to the key's group; watching a prefix
 // across groups is a router's (send the watch to a router).
 func (c *Client) Watch(ctx context.Context, opts WatchOptions) (<-chan WatchEvent, error) {
-	if opts.Key == "" && c.Sharded() {
-		return nil, badInput("watch", "", "a prefix spans the groups of a sharded deployment: watch it through a router")
+	if opts.Key == "" && opts.Group == 0 && c.Sharded() {
+		return nil, badInput("watch", "", "a prefix spans the groups of a sharded deployment: watch it through a router, or one group (WatchOptions.Group)")
+	}
+	if opts.Key != "" && opts.Group != 0 {
+		return nil, badInput("watch", opts.Key, "a Watch of a key goes to the key's group; Group goes with Prefix")
 	}
 	w := &watchStream{c: c, opts: opts, lastID: opts.LastEventID, afterPos: -1, fromIndex: opts.FromIndex}
 	if opts.LastEventID != "" {
@@ -134,7 +148,7 @@ func (w *watchStream) request() *call {
 	if w.opts.Markers {
 		q.Set("markers", "true")
 	}
-	cl := &call{op: "watch", method: http.MethodGet, key: w.opts.Key, ok: []int{http.StatusOK}}
+	cl := &call{op: "watch", method: http.MethodGet, key: w.opts.Key, group: w.opts.Group, ok: []int{http.StatusOK}}
 	switch {
 	case w.afterPos >= 0:
 		cl.setHeader("Last-Event-ID", strconv.FormatUint(w.fromIndex, 10)+"."+strconv.FormatInt(w.afterPos, 10))
@@ -299,7 +313,13 @@ func (w *watchStream) read(ctx context.Context, body io.Reader, ch chan<- WatchE
 			id, name, hasID = "", "", false
 			data.Reset()
 		case line[0] == ':':
-			w.noteProgress(strings.TrimSpace(string(line[1:])))
+			if index, ok := w.noteProgress(strings.TrimSpace(string(line[1:]))); ok && w.opts.Progress {
+				select {
+				case ch <- WatchEvent{Type: EventProgress, KV: KeyValue{ModIndex: index}, Bucket: -1}:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
 		default:
 			field, value, _ := bytes.Cut(line, []byte(":"))
 			value = bytes.TrimPrefix(value, []byte(" "))
@@ -364,27 +384,32 @@ func (w *watchStream) dispatch(ctx context.Context, ch chan<- WatchEvent, id str
 func (w *watchStream) noteID(id string) {
 	if index, pos, ok := parseEventID(id); ok {
 		w.fromIndex, w.afterPos = index, int64(pos)
+	} else if index, err := strconv.ParseUint(id, 10, 64); err == nil && index > 0 && index < math.MaxUint64 {
+		// "<index>": every event up to index.
+		w.fromIndex, w.afterPos = index+1, -1
 	}
 }
 
 // noteProgress reads a heartbeat, ": progress <index>": every event up to
-// index was delivered, so a resumption may start after it.
-func (w *watchStream) noteProgress(comment string) {
+// index was delivered, so a resumption may start after it. It returns the
+// index and whether it moved the watch on.
+func (w *watchStream) noteProgress(comment string) (uint64, bool) {
 	rest, ok := strings.CutPrefix(comment, "progress ")
 	if !ok {
-		return
+		return 0, false
 	}
 	index, err := strconv.ParseUint(strings.TrimSpace(rest), 10, 64)
 	if err != nil || index == 0 {
-		return
+		return 0, false
 	}
 	if w.afterPos >= 0 && index < w.fromIndex {
-		return // older than the last event
+		return 0, false // older than the last event
 	}
 	if w.afterPos < 0 && (index+1 < w.fromIndex || w.lastID != "" && w.fromIndex == 0) {
-		return // older than asked for, or a router's stream (it resumes by its ids)
+		return 0, false // older than asked for, or a router's stream (it resumes by its ids)
 	}
 	w.fromIndex, w.afterPos = index+1, -1
+	return index, true
 }
 
 // parseEventID reads a member's event id "<index>.<pos>".
