@@ -51,6 +51,7 @@ func TestClusterKeyCalls(t *testing.T) {
 		"a/b c?d%e#f": []byte("escaped"),
 		"status":      []byte("reserved name"),
 		"key/x":       []byte("reserved prefix"),
+		"snapshot":    []byte("reserved name too"),
 		"bin":         {0, 0xff, '\n', 0x80},
 		"empty":       {},
 	}

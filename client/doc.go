@@ -31,7 +31,8 @@
 // reading of answers and error bodies into *Error; the retry policy; the
 // cached config and its refresh; the choice of member. It must not know a
 // server's internals: it imports only shardmap, for the bucket map both
-// sides share.
+// sides share, and backup, for the backup file format that SnapshotSave
+// checks.
 //
 // # Requests
 //
@@ -48,6 +49,8 @@
 //	Watch     GET /key?watch=true&prefix=p or /key/<key>?watch=true, from_index or
 //	          Last-Event-ID: a Server-Sent Events stream, resumed (see Watch)
 //	Status    GET /status
+//	SnapshotSave GET /snapshot[?level=stale|min_index=N], the backup streamed to
+//	          an io.Writer and checked as it goes (only with Endpoints)
 //	Query     GET /config[?version=N] on the config group
 //	Join      POST /config/join  {"groups":{"1":["http://h:p"]}}
 //	Leave     POST /config/leave {"gids":[1]}
@@ -81,11 +84,11 @@
 //	other 4xx, 500           the answer, as an error (a write's 500 is of unknown outcome)
 //
 // Writes are tried again because each carries its client id and sequence
-// number: exactly-once is the server's part (the shard members' dedup
-// tables of the sharding design). A plain member of today's single group
-// keeps no dedup table and ignores the headers: there, a write retried
-// after a 504 or a connection lost mid-request may be applied twice (its
-// own value, written again later).
+// number: exactly-once is the server's part. Every member, of a plain
+// group or a shard group, keeps per-bucket dedup tables of the writes it
+// applied with a client id, which move with a bucket: a retried write
+// already applied is answered with its first result and not applied
+// again.
 //
 // The error of a call that ran out of time is the last try's, with the
 // context's error in Err; a write some try of which may have been applied

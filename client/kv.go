@@ -51,7 +51,7 @@ func WithSeq(id string, seq uint64) WriteOption { return func(c *call) { c.id, c
 // than the key, so that key must be read as /key/<key>.
 func reservedKey(key string) bool {
 	switch key {
-	case "key", "join", "status", "health", "metrics", "debug", "config", "shard":
+	case "key", "join", "status", "health", "metrics", "debug", "config", "shard", "snapshot":
 		return true
 	}
 	return strings.HasPrefix(key, "key/") || strings.HasPrefix(key, "debug/") ||

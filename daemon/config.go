@@ -139,6 +139,13 @@ type Config struct {
 	// It exposes the command line and lets any client run CPU profiles and
 	// traces. False means /debug/pprof/ answers 404.
 	Pprof bool
+	// SnapshotDownload serves GET /snapshot on the client port: a backup
+	// of the member's whole state, which `raftkv restore` turns into the
+	// data dirs of a new cluster. Whoever reaches the client port can then
+	// read every key at once and make the member stream its whole state,
+	// so it is an admin operation, off unless asked for. False means
+	// /snapshot answers 404.
+	SnapshotDownload bool
 	// Logger receives the member's logs. Nil means zap.NewNop().
 	Logger *zap.Logger
 }

@@ -23,7 +23,13 @@
 // kvtxn.go, kvlist.go and kvwatch.go its Txn, List and Watch. Each of
 // those three is built with a tag (kvstore_txn, kvstore_list,
 // kvstore_watch) until kvstore has the method; without it, its
-// *_pending.go answers 400 that this build does not serve it. It must not parse flags,
+// *_pending.go answers 400 that this build does not serve it. Backups: with
+// Config.SnapshotDownload (off by default: it hands out every key) a
+// member serves GET /snapshot (snapshot.go), the store's state captured by
+// raftnode at one applied index (after a ReadIndex wait, unless a stale
+// one is asked for) and framed by package backup; Restore (restore.go)
+// makes a member's data dir of a new cluster from such a file, whole or
+// not at all, as `raftkv restore` runs it. It must not parse flags,
 // install
 // signal handlers, change process-wide settings (GC, the default logger)
 // or exit the process: everything comes from Config, and failures end in

@@ -162,8 +162,9 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		// etcd's wal, snap and rafthttp packages and the Go runtime
 		// collectors use the default registry; raftkv's own metrics are
 		// per member.
-		Metrics: promhttp.HandlerFor(prometheus.Gatherers{prometheus.DefaultGatherer, registry}, promhttp.HandlerOpts{}),
-		Pprof:   cfg.Pprof,
+		Metrics:  promhttp.HandlerFor(prometheus.Gatherers{prometheus.DefaultGatherer, registry}, promhttp.HandlerOpts{}),
+		Pprof:    cfg.Pprof,
+		Snapshot: m.snapshotterFor(buckets),
 	})
 	if err != nil {
 		clientLn.Close()

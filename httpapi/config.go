@@ -76,6 +76,12 @@ type Config struct {
 	// line and lets clients run CPU profiles and traces, so enable it only on
 	// a trusted network. False means /debug/pprof/ answers 404.
 	Pprof bool
+	// Snapshot serves GET /snapshot, a backup of the whole state (see
+	// Snapshotter and SnapshotRoute, an admin route): anyone who can
+	// reach the client port can then read every key, so a member enables
+	// it on purpose. Nil means /snapshot answers 404 "snapshot download
+	// is not enabled on this member" to every method.
+	Snapshot Snapshotter
 	// Routes mounts other packages' endpoints on the client port, such as
 	// a config group's /config or a shard group's /shard/: a name ending
 	// in "/" serves every path under it, any other name that path alone.
@@ -110,7 +116,7 @@ func (c Config) Validate() error {
 		switch {
 		case len(name) < 2 || name[0] != '/':
 			return fmt.Errorf("%w: route %q must be a path below /", ErrInvalidConfig, name)
-		case exemptFromLimit(name) || name == "/key" || strings.HasPrefix(name, "/key/"):
+		case exemptFromLimit(name) || name == "/key" || strings.HasPrefix(name, "/key/") || name == SnapshotRoute.Path:
 			return fmt.Errorf("%w: route %q would hide an endpoint of the client API", ErrInvalidConfig, name)
 		case f == nil:
 			return fmt.Errorf("%w: route %q has no handler", ErrInvalidConfig, name)

@@ -6,7 +6,11 @@
 // URLs), size limits, the per-call deadline, and the mapping from errors to
 // HTTP status codes, for three dialects: etcd's raftexample (/<key>, /<id>),
 // raftdb and hraftd (/key, /key/<key>, /join, read levels), and operator
-// endpoints (/status, /health, /metrics, /debug/pprof/). New builds the
+// endpoints (/status, /health, /metrics, /debug/pprof/, /snapshot). Admin
+// routes (Route.Admin: today GET /snapshot) hand out the whole state: they
+// are served only when configured, each request is logged with its remote
+// address, and serveRoute is the one place where an access policy (admin
+// TLS client certificates) will restrict them. New builds the
 // http.Handler; NewServer serves it with timeouts (see Server).
 //
 // # What it must not do
@@ -70,6 +74,15 @@
 //	                    200 JSON Digest from Store.Digest: applied index, key count
 //	                    and a hash of the state, for convergence checks
 //	/debug /debug/...   reserved: 404 (including /debug/pprof without the slash)
+//	GET      /snapshot  Config.Snapshot: a backup of the whole state (an admin
+//	                    route, SnapshotRoute), streamed as application/octet-stream
+//	                    with X-Raft-Index and X-Raft-Term (chunked, unless small);
+//	                    level and min_index as for reads (see Read levels; the
+//	                    default holds every write acknowledged before the request).
+//	                    404 "snapshot download is not enabled on this member" to
+//	                    every method when nil. A failure once the body started
+//	                    cuts the connection, so the client never sees a whole-
+//	                    looking file
 //	/ui /ui/...         Config.Dashboard, any method; 404 "the dashboard is not
 //	                    enabled" when nil
 //	GET|HEAD /<k>       200 with the raw value, application/octet-stream; 404 if absent
@@ -85,7 +98,7 @@
 //	DELETE   /<id>      removes member <id>; 204 once applied
 //
 // /key/<k> reaches every key, including those whose names are reserved at the
-// root (such as "status" or "key/x"). POST to the root never writes a key, so
+// root (such as "status", "snapshot" or "key/x"). POST to the root never writes a key, so
 // /<id>/promote and /leader/transfer take no key away: GET /leader/transfer
 // reads the key "leader/transfer". learner takes strconv.ParseBool's
 // spellings (true, false, 1, 0...), "learner" in /join a JSON boolean; to is
@@ -306,7 +319,9 @@
 //  1. A 204 to a write means the Store or Cluster reported it applied; a 204
 //     to a key write (PUT, DELETE, POST /key) carries its X-Raft-Index.
 //  2. A handler writes nothing before it knows the outcome, so an error
-//     always gets a complete error response.
+//     always gets a complete error response. GET /snapshot knows it once
+//     the state is captured; a failure while streaming it cuts the
+//     connection instead (http.ErrAbortHandler), never ends the body.
 //  3. No request reaches Store or Cluster without a deadline (Status and
 //     Health take none: they read local state).
 //  4. A POST /key is one Store.PutAll: all its pairs are applied or none.

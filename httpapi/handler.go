@@ -133,6 +133,11 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request) error {
 		return only(w, r, allowRead, func(w http.ResponseWriter, r *http.Request) error {
 			return writeJSON(w, r, http.StatusOK, h.cfg.Store.Digest())
 		})
+	case p == SnapshotRoute.Path:
+		if h.cfg.Snapshot == nil {
+			return ErrSnapshotDisabled // absent for every method
+		}
+		return h.serveRoute(SnapshotRoute, w, r, h.snapshot)
 	case p == "/key":
 		return only(w, r, allowKeyRoot, h.keyRoot)
 	case p == "/join":
@@ -168,7 +173,7 @@ func only(w http.ResponseWriter, r *http.Request, allow string,
 // key, whether or not this version serves it.
 func reserved(p string) bool {
 	switch p {
-	case "/key", "/join", "/status", "/health", "/metrics", "/debug", "/ui":
+	case "/key", "/join", "/status", "/health", "/metrics", "/debug", "/ui", SnapshotRoute.Path:
 		return true
 	}
 	return strings.HasPrefix(p, "/key/") || strings.HasPrefix(p, "/debug/") || strings.HasPrefix(p, "/ui/")

@@ -63,6 +63,23 @@
 // last HardState commits, and until that HardState is durable, that is the
 // previous one (etcd issue 10219).
 //
+// # Backups
+//
+// CaptureState hands out the application's state at one applied index for
+// a backup taken while the member runs (GET /snapshot): the Ready loop
+// takes it between two Readies, once the application reported every
+// published commit applied, through the same SnapshotFunc as a snapshot
+// (invariant 2), with the index and the term of its entry. Nothing is
+// written to the data dir and no quorum is asked: a caller that wants every
+// acknowledged write in it waits, after ReadIndex, until that index is
+// applied. Bootstrap makes, from such a state, the data dir of a member of
+// a new cluster (etcdutl snapshot restore): the state as the data file of
+// a snapshot at the captured index, whose member list is the new peers
+// (ids 1 to n, all voters), and a WAL holding that snapshot's record and a
+// HardState at the captured term that commits it. Every member of the new
+// cluster is made from the same state and peers; started without Join,
+// they find a WAL, restart from the snapshot and elect a leader.
+//
 // # Transport
 //
 // Raft messages travel through a Transport: Send, SendSnapshot,
@@ -84,7 +101,8 @@
 // # Goroutines
 //
 //   - run: the Ready loop; the only goroutine that handles Ready, writes the
-//     WAL and snapshot files and appends to the MemoryStorage.
+//     WAL and snapshot files and appends to the MemoryStorage; it also
+//     takes CaptureState's captures, between two Readies.
 //   - serveChannels: feeds ProposeC into the batcher (leader), to the
 //     leader (follower) or into raft, and ConfChangeC into raft; one
 //     short-lived goroutine per membership change waits for it to apply.
@@ -167,6 +185,8 @@
 //     files: written durably at a bounded rate, pruned.
 //   - storage.go: the data dir: opening and replaying the WAL, saving a
 //     snapshot's .snap file and WAL record, releasing older files.
+//   - backup.go: CaptureState, for backups, and Bootstrap, which makes a
+//     new cluster's data dir from a captured state.
 //   - failpoint.go: the named steps of saving a snapshot, where tests stop
 //     a member as a crash would.
 //   - status.go, metrics.go, errors.go, zap_raft.go: Status, Prometheus

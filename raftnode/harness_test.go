@@ -25,9 +25,17 @@ type testApp struct {
 	vals      []string
 	index     uint64 // Commit.Index of the last commit applied
 	snapshots int    // snapshot commits applied
+	// lens maps the index of each commit applied to the number of values
+	// held after it.
+	lens map[uint64]int
+	// delay is how long applying a commit with entries takes.
+	delay time.Duration
 }
 
 func (a *testApp) apply(c *Commit) error {
+	if a.delay > 0 && len(c.Entries) > 0 {
+		time.Sleep(a.delay)
+	}
 	var restored []string
 	if c.SnapshotPath != "" {
 		data, err := os.ReadFile(c.SnapshotPath)
@@ -48,6 +56,10 @@ func (a *testApp) apply(c *Commit) error {
 		a.vals = append(a.vals, string(e.Data))
 	}
 	a.index = c.Index
+	if a.lens == nil {
+		a.lens = map[uint64]int{}
+	}
+	a.lens[c.Index] = len(a.vals)
 	return nil
 }
 
@@ -92,6 +104,9 @@ type testCluster struct {
 	dirs    []string
 	// prepare, if set, is called with each Node before it starts.
 	prepare func(*Node)
+	// appDelay is how long each member's application takes to apply a
+	// commit with entries.
+	appDelay time.Duration
 }
 
 // fastConfig is a Config for tests: short ticks, and no snapshot unless a
@@ -148,7 +163,7 @@ func (c *testCluster) start(id uint64, join bool) *testMember {
 	if c.prepare != nil {
 		c.prepare(n)
 	}
-	m := &testMember{id: id, dir: cfg.DataDir, node: n, app: &testApp{}, appDone: make(chan struct{})}
+	m := &testMember{id: id, dir: cfg.DataDir, node: n, app: &testApp{delay: c.appDelay}, appDone: make(chan struct{})}
 	go func() {
 		defer close(m.appDone)
 		for cm := range n.Commits() {

@@ -85,6 +85,8 @@ type Node struct {
 	transport   Transport
 	getSnapshot SnapshotFunc
 	snapDoneC   chan snapResult
+	// captureC carries CaptureState's requests to the Ready loop.
+	captureC chan chan captureResult
 	// pruneC carries the newest snapshot index to the pruner: removing a
 	// data file of hundreds of megabytes may take a while, and must not
 	// hold up the Ready loop.
@@ -156,6 +158,7 @@ func New(cfg Config) (*Node, error) {
 		commitC:     make(chan *Commit, 128),
 		snapDoneC:   make(chan snapResult, 1),
 		pruneC:      make(chan uint64, 1),
+		captureC:    make(chan chan captureResult),
 		disk:        disk,
 		confState:   &raftpb.ConfState{},
 		peers:       map[uint64]bool{},

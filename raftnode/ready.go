@@ -33,6 +33,8 @@ func (n *Node) run() {
 			}
 			n.node.Advance()
 			n.answerConfChanges()
+		case resc := <-n.captureC:
+			resc <- n.capture() // buffered
 		case res := <-n.snapDoneC:
 			if err := n.finishSnapshot(res); err != nil {
 				n.stop(err)

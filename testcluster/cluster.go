@@ -66,6 +66,11 @@ type Options struct {
 	// Configure, for an in-process cluster, adjusts node id's configuration
 	// before each of its starts, as ExtraArgs does for processes.
 	Configure func(id int, cfg *daemon.Config)
+	// Prepare, when set, is called before each of the first N nodes first
+	// starts, with its id, the --cluster peer URLs it gets and its
+	// --data-dir (which does not exist yet): a test that starts a cluster
+	// from made data dirs (`raftkv restore`) makes them there.
+	Prepare func(id int, peers []string, dataDir string)
 	// Blackholable runs every node under a user id of its own, so that
 	// Blackhole can drop its peer traffic with iptables. It needs root and
 	// iptables: call RequireBlackhole before Start.
@@ -175,6 +180,9 @@ func Start(t testing.TB, opts Options) *Cluster {
 	for id := 1; id <= opts.N; id++ {
 		n := c.node(id)
 		n.args = c.args(n, c.peersFor(id, peers), false)
+		if opts.Prepare != nil {
+			opts.Prepare(id, c.peersFor(id, peers), c.DataDir(id))
+		}
 		c.startProcess(n)
 	}
 	return c

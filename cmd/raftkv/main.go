@@ -4,7 +4,8 @@
 //	raftkv --id 1 --cluster http://127.0.0.1:12379,http://127.0.0.1:22379,http://127.0.0.1:32379 --port 12380
 //
 // `raftkv route --config-endpoints URLs --port P` runs a router instead
-// (package router).
+// (package router); `raftkv restore --snapshot FILE --id N --cluster URLs`
+// makes a member's data dir of a new cluster from a backup (restore.go).
 package main
 
 import (
@@ -58,6 +59,7 @@ type options struct {
 	logFormat              string
 	gcPercent              int
 	enablePprof            bool
+	enableSnapshot         bool
 	configGroup            bool
 	buckets                int
 	bucketsSet             bool // --buckets was given
@@ -97,6 +99,11 @@ Examples:
   raftkv --group 1 --config-endpoints http://127.0.0.1:6380 --id 1 --cluster http://127.0.0.1:7379 --port 7380
   raftkv --group 2 --config-endpoints http://127.0.0.1:6380 --id 1 --cluster http://127.0.0.1:8379 --port 8380
 
+  # back up a member started with --enable-snapshot-download, and make
+  # member 1 of a new cluster from it (raftkv restore --help)
+  curl -s http://127.0.0.1:12380/snapshot -o raftkv.backup
+  raftkv restore --snapshot raftkv.backup --id 1 --cluster <new URLs> --data-dir raftkv-new-1
+
 Usage: raftkv --id N --cluster URL1,URL2,... --port P [flags]
 
 Exit status: 0 once stopped by SIGINT or SIGTERM, or removed from the
@@ -110,6 +117,9 @@ Flags:
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "route" {
 		os.Exit(router.Main(os.Args[2:], os.Stderr)) // a router, not a member
+	}
+	if len(os.Args) > 1 && os.Args[1] == "restore" {
+		os.Exit(restoreMain(os.Args[2:], os.Stdout, os.Stderr)) // makes a data dir, runs nothing
 	}
 	opts, err := parseFlags(os.Args[1:])
 	if err != nil {
@@ -150,6 +160,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "auto", "log format: json, console (for humans), or auto: console when stderr is a terminal, else json")
 	fs.BoolVar(&o.enablePprof, "enable-pprof", false, "serve Go profiling under /debug/pprof/ on the client port; it shows the command line and lets any client run CPU profiles and traces, so only on a trusted network")
+	fs.BoolVar(&o.enableSnapshot, "enable-snapshot-download", false, "serve GET /snapshot on the client port: a backup of the whole state, for raftkv restore; anyone who reaches the port can then read every key, so only on a trusted network")
 	fs.BoolVar(&o.configGroup, "config-group", false, "run a member of the config group of a sharded deployment: it keeps the list of configs (which group serves each bucket) and serves GET /config and POST /config/join|leave|move, but no keys")
 	fs.IntVar(&o.buckets, "buckets", shardmap.DefaultBuckets, "number of buckets of the key space, fixed when the config group is made (--config-group only; shard members learn it from the config group)")
 	fs.Uint64Var(&o.group, "group", 0, "run a member of shard group G: it serves the keys of the buckets the config group gives G, and joins the config by itself the first time its group starts (needs --config-endpoints)")
@@ -253,14 +264,7 @@ func (o *options) validate() error {
 	if o.dataDir == "" {
 		// Members of different groups on one machine share a working
 		// directory (Procfile.sharded), so their names say their group.
-		switch {
-		case o.configGroup:
-			o.dataDir = "raftkv-config-" + strconv.FormatUint(o.id, 10)
-		case o.group != 0:
-			o.dataDir = fmt.Sprintf("raftkv-group%d-%d", o.group, o.id)
-		default:
-			o.dataDir = "raftkv-" + strconv.FormatUint(o.id, 10)
-		}
+		o.dataDir = memberDataDir(o.configGroup, o.group, o.id)
 	}
 	abs, err := filepath.Abs(o.dataDir)
 	if err != nil {
@@ -271,6 +275,18 @@ func (o *options) validate() error {
 		return err
 	}
 	return o.config(nil).Validate()
+}
+
+// memberDataDir is the default data dir of member id: of the config
+// group, of shard group group, or a plain member.
+func memberDataDir(configGroup bool, group, id uint64) string {
+	switch {
+	case configGroup:
+		return "raftkv-config-" + strconv.FormatUint(id, 10)
+	case group != 0:
+		return fmt.Sprintf("raftkv-group%d-%d", group, id)
+	}
+	return "raftkv-" + strconv.FormatUint(id, 10)
 }
 
 // validateSharding checks the sharding flags: one mode, and what it needs.
@@ -419,6 +435,7 @@ func (o *options) config(lg *zap.Logger) daemon.Config {
 		ElectionTicks:          o.electionTicks,
 		RequestTimeout:         o.requestTimeout,
 		Pprof:                  o.enablePprof,
+		SnapshotDownload:       o.enableSnapshot,
 		ConfigGroup:            o.configGroup,
 		Buckets:                o.bucketsConfig(),
 		Group:                  o.group,

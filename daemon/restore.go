@@ -1,0 +1,274 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/raftkv/raftkv/backup"
+	"github.com/raftkv/raftkv/kvstore"
+	"github.com/raftkv/raftkv/peerurl"
+	"github.com/raftkv/raftkv/raftnode"
+	"go.etcd.io/etcd/client/pkg/v3/fileutil"
+	"go.uber.org/zap"
+)
+
+// RestoreConfig describes a restore: a backup file (GET /snapshot) and
+// the member of a new cluster whose data dir it makes.
+type RestoreConfig struct {
+	// Backup is the path of the backup file.
+	Backup string
+	// ID is the member's raft id in the new cluster, 1-based: it will
+	// listen for peers on Peers[ID-1].
+	ID uint64
+	// Peers are the peer URLs of the new cluster, in id order, as the
+	// members' Config.Peers (raftexample's --cluster). Every member is a
+	// voter.
+	Peers []string
+	// DataDir is the data dir to make, an absolute path. It must not
+	// exist, or be an empty directory.
+	DataDir string
+	// Logger receives the WAL's logs. Nil means zap.NewNop().
+	Logger *zap.Logger
+}
+
+// Validate reports the first problem with c, without touching the disk.
+func (c RestoreConfig) Validate() error {
+	switch {
+	case c.Backup == "":
+		return errors.New("daemon: the backup file is required")
+	case len(c.Peers) == 0:
+		return errors.New("daemon: the peer list is empty")
+	case c.ID == 0 || c.ID > uint64(len(c.Peers)):
+		return fmt.Errorf("daemon: id %d is outside the peer list of %d URLs", c.ID, len(c.Peers))
+	case c.DataDir == "":
+		return errors.New("daemon: data dir is required")
+	case !filepath.IsAbs(c.DataDir):
+		return fmt.Errorf("daemon: data dir %q must be an absolute path", c.DataDir)
+	}
+	seen := make(map[string]bool, len(c.Peers))
+	for i, p := range c.Peers {
+		if err := peerurl.Validate(p); err != nil {
+			return fmt.Errorf("daemon: peer %d: %w", i+1, err)
+		}
+		if seen[p] {
+			return fmt.Errorf("daemon: peer URL %s is listed twice", p)
+		}
+		seen[p] = true
+	}
+	return nil
+}
+
+// Restore makes the data dir of member ID of a new cluster from a backup,
+// as etcdutl snapshot restore does, and returns the backup's header. The
+// members of the new cluster are Peers, ids 1 to n, all voters; each is
+// restored from the same file, then started with Config{ID, Peers,
+// DataDir} and without Join, in the mode the backup was taken in (a
+// shard member with its Group and ConfigEndpoints, a config group member
+// with ConfigGroup), and they elect a leader among themselves and serve
+// the backup's state.
+//
+// The data dir is made whole or not at all: it is built in a temporary
+// directory beside it, from the backup as it is read, and renamed into
+// place only once the backup's checksum matched and this binary's store
+// decoded the whole state (kvstore.CheckSnapshot), finding it of the kind
+// the header says. So a state the members could not load is refused
+// here, with one line, rather than by each of them at its start; the
+// check holds the decoded state in memory, as a member does. So a damaged or
+// truncated backup, a full disk or a crash leaves no data dir behind
+// that a member could start from. A data dir that holds anything is
+// refused, as is a backup of a plain member of more than one bucket,
+// which no plain member of this version could load.
+func Restore(cfg RestoreConfig) (backup.Header, error) {
+	if err := cfg.Validate(); err != nil {
+		return backup.Header{}, err
+	}
+	lg := cfg.Logger
+	if lg == nil {
+		lg = zap.NewNop()
+	}
+	if err := requireNoDataDir(cfg.DataDir); err != nil {
+		return backup.Header{}, err
+	}
+	f, err := os.Open(cfg.Backup)
+	if err != nil {
+		return backup.Header{}, fmt.Errorf("backup %s: %w", cfg.Backup, unwrapPathError(err))
+	}
+	defer f.Close()
+	rd, err := backup.NewReader(f)
+	if err != nil {
+		return backup.Header{}, fmt.Errorf("backup %s: %w", cfg.Backup, err)
+	}
+	h := rd.Header()
+	if h.Mode == backup.ModePlain && h.Buckets != 1 {
+		return h, fmt.Errorf("backup %s is of %s; a plain member of this version has one bucket", cfg.Backup, h.Describe())
+	}
+	parent := filepath.Dir(cfg.DataDir)
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return h, fmt.Errorf("data dir %s: %w", cfg.DataDir, unwrapPathError(err))
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(cfg.DataDir)+".restore-")
+	if err != nil {
+		return h, fmt.Errorf("data dir %s: %w", cfg.DataDir, unwrapPathError(err))
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			os.RemoveAll(tmp)
+		}
+	}()
+	src := &recordingReader{r: rd}
+	var stateErr error
+	err = raftnode.Bootstrap(raftnode.BootstrapConfig{DataDir: tmp, Peers: cfg.Peers, Index: h.Index, Term: h.Term, Logger: lg},
+		func(w io.Writer) error {
+			stateErr = copyCheckedState(w, src, h)
+			return stateErr
+		})
+	switch {
+	case src.err != nil:
+		return h, fmt.Errorf("backup %s: %w", cfg.Backup, src.err)
+	case errors.Is(stateErr, errBadState):
+		return h, fmt.Errorf("backup %s: %w", cfg.Backup, stateErr)
+	case err != nil:
+		return h, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
+	}
+	if h.Mode != backup.ModePlain {
+		m := dirMode{Mode: modeConfig, Buckets: h.Buckets}
+		if h.Mode == backup.ModeShard {
+			m = dirMode{Mode: modeShard, Group: h.Group, Buckets: h.Buckets}
+		}
+		if err := writeMode(tmp, m); err != nil {
+			return h, err
+		}
+	}
+	if err := syncDir(tmp); err != nil {
+		return h, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
+	}
+	// An empty data dir gives way to the one made; rename cannot replace
+	// a directory.
+	if err := os.Remove(cfg.DataDir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return h, fmt.Errorf("data dir %s: %w", cfg.DataDir, unwrapPathError(err))
+	}
+	if err := os.Rename(tmp, cfg.DataDir); err != nil {
+		return h, fmt.Errorf("data dir %s: %w", cfg.DataDir, unwrapPathError(err))
+	}
+	keep = true
+	if err := syncDir(parent); err != nil {
+		return h, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
+	}
+	return h, nil
+}
+
+// errBadState marks a backup whose state this binary's store cannot
+// restore, or that is not of the kind its header says.
+var errBadState = errors.New("the state it holds")
+
+// copyCheckedState copies the backup's state from src to w and, as it
+// goes, has the store decode it as a restoring member would
+// (kvstore.CheckSnapshot): a state of a format this binary does not read,
+// or of another kind than the header says, is refused here rather than
+// by every member of the new cluster at its start. It succeeds only once
+// src ended at the backup's io.EOF (its trailer matched) and the store
+// read the whole state. Whatever the store says, it reads src to its
+// end, so that a damaged file is reported as such (src records it).
+func copyCheckedState(w io.Writer, src io.Reader, h backup.Header) error {
+	pr, pw := io.Pipe()
+	type checked struct {
+		kind kvstore.SnapshotKind
+		err  error
+	}
+	done := make(chan checked, 1)
+	go func() {
+		kind, err := kvstore.CheckSnapshot(pr, 0)
+		pr.CloseWithError(errors.Join(errBadState, err)) // the copy stops writing to it
+		done <- checked{kind, err}
+	}()
+	_, err := io.Copy(io.MultiWriter(w, pw), src)
+	pw.CloseWithError(err) // nil: the reader sees io.EOF
+	c := <-done
+	if err != nil {
+		// Not all of src was read: the store's error, a write error, or
+		// src's own.
+		io.Copy(io.Discard, src)
+		if c.err != nil {
+			return fmt.Errorf("%w: %w", errBadState, c.err)
+		}
+		return err
+	}
+	if c.err != nil {
+		return fmt.Errorf("%w: %w", errBadState, c.err)
+	}
+	if c.kind.Mode != h.Mode.String() || c.kind.Group != h.Group || c.kind.Buckets != h.Buckets {
+		return fmt.Errorf("%w is of a %s member of group %d with %d buckets, but the header says %s",
+			errBadState, c.kind.Mode, c.kind.Group, c.kind.Buckets, h.Describe())
+	}
+	return nil
+}
+
+// recordingReader keeps the error of its reader other than io.EOF.
+type recordingReader struct {
+	r   io.Reader
+	err error
+}
+
+func (r *recordingReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		r.err = err
+	}
+	return n, err
+}
+
+// requireNoDataDir succeeds when dir does not exist or is an empty
+// directory.
+func requireNoDataDir(dir string) error {
+	ents, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("data dir %s: %w", dir, unwrapPathError(err))
+	case raftnode.HasState(dir):
+		return fmt.Errorf("data dir %s holds a member's state; a restore makes a new member and needs an empty or missing data dir", dir)
+	case len(ents) > 0:
+		return fmt.Errorf("data dir %s is not empty; a restore needs an empty or missing data dir", dir)
+	}
+	return nil
+}
+
+// unwrapPathError drops the *fs.PathError around err: the messages that
+// use it name the path already.
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// syncDir makes dir's entries durable.
+func syncDir(dir string) error {
+	d, err := fileutil.OpenDir(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return fileutil.Fsync(d)
+}
+
+// StartFlags is the command line that starts the member cfg restored from
+// a backup with header h, for messages: `raftkv` and its flags.
+func StartFlags(cfg RestoreConfig, h backup.Header) string {
+	args := []string{"raftkv"}
+	switch h.Mode {
+	case backup.ModeConfig:
+		args = append(args, "--config-group")
+	case backup.ModeShard:
+		args = append(args, fmt.Sprintf("--group %d --config-endpoints <config group URLs>", h.Group))
+	}
+	args = append(args, fmt.Sprintf("--id %d --cluster %s --data-dir %s", cfg.ID, strings.Join(cfg.Peers, ","), cfg.DataDir))
+	return strings.Join(args, " ")
+}

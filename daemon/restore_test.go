@@ -1,0 +1,262 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/raftkv/raftkv/backup"
+	"github.com/raftkv/raftkv/kvstore"
+	"github.com/raftkv/raftkv/raftnode"
+	"github.com/raftkv/raftkv/shardmap"
+	"go.uber.org/zap/zaptest"
+)
+
+// saveBackup downloads GET /snapshot<query> from m into a file and
+// returns its path and header.
+func saveBackup(t *testing.T, m *Member, query string) (string, backup.Header) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, m.ClientURL()+"/snapshot"+query, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET /snapshot: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /snapshot: %d %v %.200s", resp.StatusCode, err, body)
+	}
+	h, err := backup.Verify(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("GET /snapshot: %v", err)
+	}
+	if got := resp.Header.Get("X-Raft-Index"); got != strconv.FormatUint(h.Index, 10) {
+		t.Errorf("X-Raft-Index %s, the backup says %d", got, h.Index)
+	}
+	path := filepath.Join(t.TempDir(), "backup")
+	if err := os.WriteFile(path, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, h
+}
+
+// restoreOne restores path as member 1 of a new one-member cluster and
+// returns the Config that starts it.
+func restoreOne(t *testing.T, path string) Config {
+	t.Helper()
+	cfg := oneMember(t, filepath.Join(t.TempDir(), "restored"))
+	if _, err := Restore(RestoreConfig{Backup: path, ID: 1, Peers: cfg.Peers, DataDir: cfg.DataDir, Logger: zaptest.NewLogger(t)}); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	return cfg
+}
+
+// TestSnapshotDownloadIsOptIn: a member serves GET /snapshot only when
+// its Config says so.
+func TestSnapshotDownloadIsOptIn(t *testing.T) {
+	m := startMember(t, oneMember(t, filepath.Join(t.TempDir(), "d")))
+	waitLeader(t, m)
+	if code, body := call(t, m, http.MethodGet, "/snapshot", ""); code != http.StatusNotFound || !strings.Contains(body, "not enabled") {
+		t.Errorf("GET /snapshot without SnapshotDownload: %d %q", code, body)
+	}
+}
+
+// TestBackupRestorePlain: a plain member's backup, restored as a new
+// one-member cluster elsewhere, serves the same keys and takes writes;
+// its header says what it is.
+func TestBackupRestorePlain(t *testing.T) {
+	cfg := oneMember(t, filepath.Join(t.TempDir(), "d"))
+	cfg.SnapshotDownload = true
+	m := startMember(t, cfg)
+	waitLeader(t, m)
+	for _, k := range []string{"a", "b", "c"} {
+		if code, _ := call(t, m, http.MethodPut, "/"+k, "value-"+k); code != http.StatusNoContent {
+			t.Fatalf("PUT /%s: %d", k, code)
+		}
+	}
+	path, h := saveBackup(t, m, "")
+	if h.Mode != backup.ModePlain || h.Buckets != 1 || h.MemberID != 1 || h.ClusterID != raftnode.ClusterID || h.Created.IsZero() {
+		t.Errorf("header %+v", h)
+	}
+	if _, stale := saveBackup(t, m, "?level=stale"); stale.Index < h.Index {
+		t.Errorf("a stale backup after a linearizable one is at index %d < %d", stale.Index, h.Index)
+	}
+	want := m.kv.AppliedIndex()
+	m.Stop()
+
+	rcfg := restoreOne(t, path)
+	r := startMember(t, rcfg)
+	waitLeader(t, r)
+	for _, k := range []string{"a", "b", "c"} {
+		if code, body := call(t, r, http.MethodGet, "/"+k, ""); code != http.StatusOK || body != "value-"+k {
+			t.Errorf("restored GET /%s: %d %q", k, code, body)
+		}
+	}
+	if code, _ := call(t, r, http.MethodPut, "/d", "new"); code != http.StatusNoContent {
+		t.Errorf("restored PUT /d: %d", code)
+	}
+	if st := status(t, r); st.SnapshotIndex != h.Index || h.Index > want {
+		t.Errorf("restored snapshot index %d, backup index %d, applied before %d", st.SnapshotIndex, h.Index, want)
+	}
+}
+
+// TestBackupRestoreSharded: the backups of a config group member and of
+// a shard group member restore into data dirs of the same modes: started
+// as such, they serve the same configs and keys; started in another mode
+// they refuse, as any data dir does.
+func TestBackupRestoreSharded(t *testing.T) {
+	conf := oneMember(t, filepath.Join(t.TempDir(), "config"))
+	conf.ConfigGroup, conf.Buckets, conf.SnapshotDownload = true, 8, true
+	cm := startMember(t, conf)
+	waitLeader(t, cm)
+	shard := oneMember(t, filepath.Join(t.TempDir(), "shard"))
+	shard.Group, shard.ConfigEndpoints, shard.ConfigPollInterval, shard.SnapshotDownload = 5, []string{cm.ClientURL()}, 10*time.Millisecond, true
+	sm := startMember(t, shard)
+	waitLeader(t, sm)
+	eventually(t, "group 5 to serve every bucket", func() bool {
+		st := status(t, sm)
+		return st.Shard != nil && len(st.Shard.Buckets.Serving) == 8
+	})
+	if code, _ := call(t, sm, http.MethodPut, "/k", "v"); code != http.StatusNoContent {
+		t.Fatalf("PUT /k: %d", code)
+	}
+	_, confBody := call(t, cm, http.MethodGet, "/config", "")
+	confPath, ch := saveBackup(t, cm, "")
+	shardPath, sh := saveBackup(t, sm, "")
+	if ch.Mode != backup.ModeConfig || ch.Buckets != 8 || sh.Mode != backup.ModeShard || sh.Group != 5 || sh.Buckets != 8 {
+		t.Fatalf("headers %+v and %+v", ch, sh)
+	}
+	sm.Stop()
+	cm.Stop()
+
+	rconf := restoreOne(t, confPath)
+	rconf.ConfigGroup = true
+	rcm := startMember(t, rconf)
+	waitLeader(t, rcm)
+	if _, body := call(t, rcm, http.MethodGet, "/config", ""); body != confBody {
+		t.Errorf("restored config group: %s, want %s", body, confBody)
+	}
+
+	rshard := restoreOne(t, shardPath)
+	asPlain := rshard
+	if _, err := Start(context.Background(), asPlain); err == nil || !strings.Contains(err.Error(), "was made for a member of shard group 5 of 8 buckets") {
+		t.Errorf("restored shard dir started as a plain member: %v", err)
+	}
+	rshard.Group, rshard.ConfigEndpoints = 5, []string{rcm.ClientURL()}
+	rsm := startMember(t, rshard)
+	waitLeader(t, rsm)
+	if code, body := call(t, rsm, http.MethodGet, "/k", ""); code != http.StatusOK || body != "v" {
+		t.Errorf("restored shard member GET /k: %d %q", code, body)
+	}
+	var c shardmap.Config
+	if err := json.Unmarshal([]byte(confBody), &c); err != nil || len(c.Buckets) != 8 {
+		t.Errorf("config %s: %v", confBody, err)
+	}
+}
+
+// TestRestoreRefuses: a data dir with anything in it, a damaged or
+// truncated backup, and a file that is no backup are refused with one
+// line, and a refused restore leaves nothing behind.
+func TestRestoreRefuses(t *testing.T) {
+	cfg := oneMember(t, filepath.Join(t.TempDir(), "d"))
+	cfg.SnapshotDownload = true
+	m := startMember(t, cfg)
+	waitLeader(t, m)
+	path, _ := saveBackup(t, m, "")
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Stop()
+
+	write := func(name string, b []byte) string {
+		p := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	rewrap := func(h backup.Header, state []byte) []byte {
+		var buf bytes.Buffer
+		w, err := backup.NewWriter(&buf, h)
+		if err == nil {
+			_, err = w.Write(state)
+		}
+		if err == nil {
+			err = w.Close()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	rd, err := backup.NewReader(bytes.NewReader(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, err := io.ReadAll(rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asConfig := rd.Header()
+	asConfig.Mode = backup.ModeConfig
+	flipped := bytes.Clone(good)
+	flipped[backup.HeaderSize+4+5] ^= 0x10 // in the data
+	nonEmpty := t.TempDir()
+	if err := os.WriteFile(filepath.Join(nonEmpty, "x"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		backup  string
+		dataDir string
+		want    error
+		wantMsg string
+	}{
+		{"member data dir", path, cfg.DataDir, nil, "holds a member's state"},
+		{"non-empty dir", path, nonEmpty, nil, "is not empty"},
+		{"bit flip", write("flipped", flipped), "", backup.ErrChecksum, "checksum mismatch"},
+		{"truncated", write("truncated", good[:len(good)-100]), "", backup.ErrTruncated, "truncated"},
+		{"no trailer", write("short", good[:len(good)-backup.TrailerSize]), "", backup.ErrTruncated, "truncated"},
+		{"not a backup", write("other", []byte("raftkv-kv-snapshot-2\n...")), "", backup.ErrNotBackup, "not a raftkv backup"},
+		{"missing file", filepath.Join(t.TempDir(), "none"), "", nil, "no such file"},
+		{"state not the store's", write("garbage", rewrap(rd.Header(), []byte("not a state"))), "", kvstore.ErrCorruptSnapshot, "corrupt snapshot"},
+		{"header of another kind", write("config", rewrap(asConfig, state)), "", nil, "is of a plain member of group 0 with 1 buckets, but the header says a config group member"},
+	} {
+		parent := t.TempDir()
+		dir := tc.dataDir
+		if dir == "" {
+			dir = filepath.Join(parent, "new")
+		}
+		_, err := Restore(RestoreConfig{Backup: tc.backup, ID: 1, Peers: []string{"http://127.0.0.1:1"}, DataDir: dir})
+		switch {
+		case err == nil:
+			t.Errorf("%s: restored", tc.name)
+			continue
+		case tc.want != nil && !errors.Is(err, tc.want):
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		case !strings.Contains(err.Error(), tc.wantMsg) || strings.Contains(err.Error(), "\n"):
+			t.Errorf("%s: %q, want one line containing %q", tc.name, err, tc.wantMsg)
+		}
+		if tc.dataDir == "" {
+			if ents, _ := os.ReadDir(parent); len(ents) != 0 {
+				t.Errorf("%s: left %d entries behind, such as %s", tc.name, len(ents), ents[0].Name())
+			}
+		}
+	}
+	// The member's data dir, refused, still starts.
+	cfg.ClientListenAddr = "127.0.0.1:0"
+	again := startMember(t, cfg)
+	waitLeader(t, again)
+}
