@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"time"
 
@@ -149,6 +150,9 @@ func (s *Store) applyRequestLocked(r *request, index uint64) result {
 	if r.Ctl != nil {
 		return s.applyControlLocked(r, index)
 	}
+	if r.Txn != nil {
+		return s.applyTxnLocked(r)
+	}
 	if s.mode == modeConfig {
 		return result{err: ErrNoKeys}
 	}
@@ -169,7 +173,7 @@ func (s *Store) applyRequestLocked(r *request, index uint64) result {
 		return result{err: ErrBadClientID}
 	}
 	var buf [8]int
-	touched := s.touchedBuckets(r.Ops, buf[:0])
+	touched := s.touchedBuckets(opKeys(r.Ops), buf[:0])
 	tooOld := false
 	for _, b := range touched {
 		e, found, old := s.mu.buckets[b].dedup.lookup(r.ClientID, r.Seq)
@@ -232,14 +236,14 @@ func (s *Store) recordLocked(b int, id string, e dedupEntry, index uint64) {
 	bk.dedup.record(id, e, index, s.cfg.DedupWindow, s.cfg.DedupClients)
 }
 
-// touchedBuckets appends to buf the distinct buckets of ops' keys, in
+// touchedBuckets appends to buf the distinct buckets of keys, in
 // ascending order.
-func (s *Store) touchedBuckets(ops []Op, buf []int) []int {
+func (s *Store) touchedBuckets(keys iter.Seq[string], buf []int) []int {
 	if s.nbuckets == 1 {
 		return append(buf, 0)
 	}
-	for _, op := range ops {
-		buf = append(buf, s.bucketOf(op.Key))
+	for key := range keys {
+		buf = append(buf, s.bucketOf(key))
 	}
 	slices.Sort(buf)
 	return slices.Compact(buf)

@@ -80,7 +80,7 @@ func (s *Store) Digest() (index uint64, keys int, hash string) {
 		binary.BigEndian.PutUint64(n[:], uint64(len(it.key)))
 		h.Write(n[:])
 		h.Write([]byte(it.key))
-		binary.BigEndian.PutUint64(n[:], uint64(len(it.value)))
+		binary.BigEndian.PutUint64(n[:], uint64(len(it.valueBytes())))
 		h.Write(n[:])
 		h.Write(it.valueBytes())
 		return true

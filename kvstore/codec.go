@@ -45,6 +45,8 @@ type request struct {
 	// Ctl, when set, makes the request a control operation of a shard
 	// group instead of a write of keys; Ops is then empty.
 	Ctl *control
+	// Txn, when set, makes the request a transaction; Ops is then empty.
+	Txn *Txn
 }
 
 // batch is the payload of one raft entry: requests from one proposer

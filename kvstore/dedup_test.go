@@ -219,7 +219,7 @@ func TestDedupIsDeterministic(t *testing.T) {
 func encodeTable(t *dedupTable) []byte {
 	var buf bytes.Buffer
 	e := binWriter{w: &buf}
-	t.encode(&e)
+	t.encode(&e, true)
 	return buf.Bytes()
 }
 
@@ -231,7 +231,7 @@ func TestDedupTableCodec(t *testing.T) {
 	tbl.record("a", dedupEntry{seq: 5, index: 12, version: 7}, 12, 3, 10)
 	tbl.record("b.c_d-9", dedupEntry{seq: 2, index: 11}, 11, 3, 10)
 	data := encodeTable(tbl)
-	got := decodeDedupTable(&binReader{r: bytes.NewReader(data), limit: len(data)})
+	got := decodeDedupTable(&binReader{r: bytes.NewReader(data), limit: len(data)}, true)
 	if !bytes.Equal(encodeTable(got), data) {
 		t.Fatalf("round trip changed the table")
 	}
@@ -250,7 +250,7 @@ func TestDedupTableCodec(t *testing.T) {
 	}
 	for _, b := range bad {
 		d := &binReader{r: bytes.NewReader(b.data), limit: len(b.data)}
-		if decodeDedupTable(d); d.err == nil {
+		if decodeDedupTable(d, true); d.err == nil {
 			t.Errorf("%s: decoded without error", b.name)
 		}
 	}

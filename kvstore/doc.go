@@ -112,6 +112,20 @@
 // member, which always applies: it is answered ErrCoveredBySnapshot (an
 // unknown outcome), and its retry with the same seq learns the answer.
 //
+// # Transactions
+//
+// Txn is one request of one entry: its compares are decided at apply on
+// the state before it (an absent key has CreateIndex and ModIndex 0, and
+// no compare of its value holds, as in etcd), then the operations of the
+// branch taken apply in order, each seeing those before it, at the
+// entry's raft index. It is fenced like a write, on every key of its
+// compares and of both branches (the branch not taken included), and is
+// exactly-once the same way: the dedup table keeps its result (which
+// branch, and its gets' versions; their values up to 512 bytes in all,
+// else a retry reads them back while the keys are still at those
+// versions, and is answered ErrTxnResultNotKept once one changed). At
+// most MaxTxnCompares compares and MaxTxnOps operations per branch.
+//
 // # Shard groups
 //
 // A shard group member keeps beside its keys the config it applied, the
@@ -172,6 +186,18 @@
 // wait until applied >= that index. Stale reads the local map. MinIndex
 // first waits until this member applied that index (read-your-writes).
 //
+// # Listing
+//
+// List reads a range of keys (a prefix, or [Start, End)) after the same
+// barrier as Get, all of one applied state: a short page (a Limit of at
+// most 1024) is collected under the read lock, a longer one from
+// copy-on-write clones of the trees taken under the lock, so applying
+// goes on while it is read. Values are shared with the state; the caller
+// encodes them after the lock is released. The buckets are merged in key
+// order. A shard group member lists only the buckets it serves, waits
+// while one is Pulling, and refuses with a *WrongGroupError (Bucket -1,
+// AskedVersion set) a listing whose ConfigVersion is not the applied one.
+//
 // # Snapshots
 //
 // Each bucket's keys are a copy-on-write B+ tree of its own (tree.go)
@@ -180,12 +206,16 @@
 // under a load of ascending keys, where google/btree's stay half full.
 // Snapshot clones every bucket's tree and dedup table (O(buckets)) and
 // returns a function that streams the clones in a checksummed binary
-// format (snapshot.go, format 2: mode, buckets, sessions, shard state or
-// config history, and per bucket its keys and dedup table) while applying
-// goes on, letting go of each leaf once it is written. restore reads that
-// format back from the data file raftnode names in a Commit; a corrupt
-// file, or one of another mode, group or bucket count, stops the member
-// (the apply loop panics with what differs).
+// format (snapshot.go, format 3: mode, buckets, sessions, shard state or
+// config history, and per bucket its keys with their CreateIndex,
+// ModIndex and TTL, and its dedup table with transactions' results) while
+// applying goes on, letting go of each leaf once it is written. restore
+// reads that format back from the data file raftnode names in a Commit,
+// and formats 1 and 2 of older releases, whose keys come back at version
+// 0 (as their entries left them) with no TTL; a corrupt file, or one of
+// another mode, group or bucket count, stops the member (the apply loop
+// panics with what differs). Bucket data (an exported bucket) carries the
+// same per key, in its form 2; form 1 is read the same way.
 //
 // # Goroutines
 //

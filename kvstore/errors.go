@@ -70,6 +70,19 @@ var (
 	// ErrBadTTL means a put's TTL is negative or longer than MaxTTL.
 	ErrBadTTL error = &storeError{msg: "kvstore: invalid TTL", bad: true,
 		human: "a TTL must be positive and at most 100 years"}
+	// ErrBadList means a listing's options are inconsistent; errors that
+	// wrap it say how.
+	ErrBadList error = &storeError{msg: "kvstore: invalid listing", bad: true,
+		human: "the listing's options are invalid"}
+	// ErrBadTxn means a transaction is malformed; errors that wrap it say
+	// how.
+	ErrBadTxn error = &storeError{msg: "kvstore: invalid transaction", bad: true,
+		human: "the transaction is invalid"}
+	// ErrTxnResultNotKept means a retried transaction was applied before,
+	// and the dedup table did not keep its get results, which changed
+	// since: the answer has its outcome but not those values.
+	ErrTxnResultNotKept error = &storeError{msg: "kvstore: transaction applied before; its get results were not kept", conflict: true,
+		code: "result_not_kept", human: "the transaction was applied already; its get results were too large to keep for a retry"}
 	// ErrBadClientID means a write's client id is not 1-64 characters of
 	// [A-Za-z0-9._-].
 	ErrBadClientID error = &storeError{msg: "kvstore: invalid client id", bad: true,
@@ -166,6 +179,10 @@ type WrongGroupError struct {
 	// does; Servers are its members' client URLs.
 	Owner   uint64
 	Servers []string
+	// AskedVersion, for a request that named a config version (a
+	// listing's ConfigVersion) other than Version, is that version; Key
+	// is then "" and Bucket -1.
+	AskedVersion uint64
 }
 
 func (e *WrongGroupError) Error() string { return "kvstore: " + e.HumanMessage() }
@@ -178,6 +195,9 @@ func (e *WrongGroupError) Misdirected() bool { return true }
 func (e *WrongGroupError) Code() string { return "wrong_group" }
 
 func (e *WrongGroupError) HumanMessage() string {
+	if e.AskedVersion != 0 {
+		return fmt.Sprintf("the request names config %d, but group %d applied config %d", e.AskedVersion, e.Group, e.Version)
+	}
 	owner := "no group serves it"
 	if e.Owner != 0 {
 		owner = fmt.Sprintf("group %d serves it", e.Owner)

@@ -38,6 +38,8 @@ type result struct {
 	dup   bool
 	// version is the config version a config operation produced.
 	version uint64
+	// txn is a transaction's result.
+	txn *TxnResult
 }
 
 // Put sets key to value and returns the raft index of the write once it
