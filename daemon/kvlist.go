@@ -1,5 +1,3 @@
-//go:build kvstore_list
-
 package daemon
 
 import (
@@ -9,9 +7,7 @@ import (
 	"github.com/raftkv/raftkv/kvstore"
 )
 
-// This file adapts kvstore's Store.List to httpapi's Store. It is built
-// with the tag kvstore_list until kvstore has List (kvlist_pending.go is
-// the other side of the tag); then the tag and kvlist_pending.go go.
+// This file adapts kvstore's Store.List to httpapi's Store.
 
 // List reads one page of keys from one consistent state. On a shard
 // member kvstore lists only the buckets the group serves, and a

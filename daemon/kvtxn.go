@@ -1,5 +1,3 @@
-//go:build kvstore_txn
-
 package daemon
 
 import (
@@ -9,9 +7,7 @@ import (
 	"github.com/raftkv/raftkv/kvstore"
 )
 
-// This file adapts kvstore's Store.Txn to httpapi's Store. It is built
-// with the tag kvstore_txn until kvstore has Txn (kvtxn_pending.go is the
-// other side of the tag); then the tag and kvtxn_pending.go go.
+// This file adapts kvstore's Store.Txn to httpapi's Store.
 
 // Txn applies t as one write, under the writer's identity wo. On a shard
 // member kvstore refuses a key of a bucket the group does not serve
