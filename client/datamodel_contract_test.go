@@ -2,10 +2,11 @@ package client
 
 // An in-test server that follows the data model's wire (README "Versions,
 // conditional writes and TTLs", "Transactions", "Listing keys",
-// "Watching keys") for the Client's paths that no real raftkv process
-// serves yet: kvstore's Txn, List and Watch are being built against the
-// same contract. Paths real members serve (versions, TTLs) are tested
-// against real processes in datamodel_test.go.
+// "Watching keys"): for watches, which no real raftkv process serves yet
+// (kvstore's Watch is being built against the same contract), and for
+// what real members cannot be made to do on cue (a stream cut after N
+// events, a config version changed between two pages). Real members are
+// tested in datamodel_test.go.
 
 import (
 	"encoding/base64"

@@ -288,3 +288,70 @@ func TestWatchCompacted(t *testing.T) {
 		t.Errorf("error %q does not name the 410", err)
 	}
 }
+
+// TestClusterTxnAndList: conditional writes, a Txn and a paged listing
+// against real members.
+func TestClusterTxnAndList(t *testing.T) {
+	tc, _ := startCluster(t, 3)
+	c := newTestClient(t, Config{Endpoints: clientURLs(tc, 1, 2, 3), RequestTimeout: 20 * time.Second})
+	ctx := context.Background()
+	first, err := c.Put(ctx, "cas", []byte("a"), WithIfAbsent())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e *Error
+	if _, err := c.Put(ctx, "cas", []byte("b"), WithIfAbsent()); !errors.Is(err, ErrPreconditionFailed) || !errors.As(err, &e) || e.ModIndex != first {
+		t.Fatalf("Put WithIfAbsent of a present key: %v; want ErrPreconditionFailed at %d", err, first)
+	}
+	if _, err := c.Put(ctx, "cas", []byte("b"), WithIfMatch(first)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Delete(ctx, "cas", WithIfMatch(first)); !errors.Is(err, ErrPreconditionFailed) {
+		t.Fatalf("Delete WithIfMatch of an old version: %v", err)
+	}
+	if _, err := c.Put(ctx, "cas", []byte("c"), WithIfExists()); err != nil {
+		t.Fatal(err)
+	}
+
+	res, err := c.Txn(ctx, Txn{
+		Compares: []Compare{ValueIs("cas", Equal, []byte("c")), Exists("other", false)},
+		Success:  []TxnOp{OpPut("other", []byte{0xff, 0}, 0), OpGet("other"), OpDelete("cas")},
+		Failure:  []TxnOp{OpGet("cas")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Succeeded || len(res.Responses) != 3 || !res.Responses[1].Found || string(res.Responses[1].KV.Value) != "\xff\x00" ||
+		res.Responses[1].KV.ModIndex != res.Index {
+		t.Fatalf("Txn = %+v", res)
+	}
+	if _, err := c.Get(ctx, "cas"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get of the key the Txn deleted: %v", err)
+	}
+
+	var want []string
+	for i := range 57 {
+		k := fmt.Sprintf("l/%02d", i)
+		if _, err := c.Put(ctx, k, []byte(k)); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, k)
+	}
+	var got []string
+	for kv, err := range c.ListAll(ctx, ListOptions{Prefix: "l/", Limit: 10}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(kv.Value) != kv.Key || kv.ModIndex == 0 {
+			t.Fatalf("listed %+v", kv)
+		}
+		got = append(got, kv.Key)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("ListAll = %q, want %q", got, want)
+	}
+	page, err := c.List(ctx, ListOptions{Start: "l/50", End: "l/53", KeysOnly: true, Stale: true})
+	if err != nil || !slices.Equal(keysOf(page.KVs), want[50:53]) || page.More || page.KVs[0].Value != nil {
+		t.Fatalf("List of a range, keys only: %+v, %v", page, err)
+	}
+}
