@@ -74,6 +74,7 @@ func (s *Store) applyIndex(ents []raftnode.Entry) {
 	}
 	s.mu.index = max(s.mu.index, index)
 	s.mu.Unlock()
+	s.publishEvents(index)
 	clear(batches)
 	s.ap.batches = batches[:0]
 	if len(mine) > 0 {
@@ -98,6 +99,8 @@ type applyState struct {
 	// snapshot agree.
 	versioned bool
 	batches   []*batch // reused
+	// events are those of the index being applied, for the watch window.
+	events []Event
 }
 
 // applyBatchLocked applies b, one payload of the raft index s.ap.index,
@@ -200,7 +203,7 @@ func (s *Store) applyOpsLocked(ops []Op) {
 		case OpPut:
 			s.putLocked(op.Key, op.Value, op.TTL)
 		case OpDelete:
-			s.deleteLocked(op.Key)
+			s.deleteLocked(op.Key, EventDelete)
 		}
 	}
 }
@@ -218,12 +221,19 @@ func (s *Store) putLocked(key string, value []byte, ttl time.Duration) item {
 	if found {
 		it.create = old.createIndex() | it.create&ttlFlag
 	}
+	s.emitLocked(Event{Type: EventPut, Key: key, Value: it.valueBytes(), CreateIndex: it.createIndex(), Bucket: b})
 	return it
 }
 
-// deleteLocked removes key at s.ap.index. s.mu must be held.
-func (s *Store) deleteLocked(key string) (item, bool) {
-	return s.mu.buckets[s.bucketOf(key)].data.Delete(item{prefix: keyPrefix(key), key: key})
+// deleteLocked removes key at s.ap.index, an event of type t if it was
+// there. s.mu must be held.
+func (s *Store) deleteLocked(key string, t EventType) (item, bool) {
+	b := s.bucketOf(key)
+	old, found := s.mu.buckets[b].data.Delete(item{prefix: keyPrefix(key), key: key})
+	if found {
+		s.emitLocked(Event{Type: t, Key: key, Bucket: b})
+	}
+	return old, found
 }
 
 // recordLocked remembers e as the result of client id in bucket b's dedup
@@ -255,6 +265,7 @@ func (s *Store) setApplied(index uint64) {
 	s.applied.Store(index)
 	s.mu.index = max(s.mu.index, index)
 	s.mu.Unlock()
+	s.publishEvents(index)
 	s.appliedMu.Lock()
 	close(s.appliedC)
 	s.appliedC = make(chan struct{})

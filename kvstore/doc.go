@@ -198,6 +198,32 @@
 // while one is Pulling, and refuses with a *WrongGroupError (Bucket -1,
 // AskedVersion set) a listing whose ConfigVersion is not the applied one.
 //
+// # Watch
+//
+// The apply loop records each change it makes as an Event: a put, a
+// delete of a key that was there, an expiry, and on a shard group member
+// the bucket markers (EventBucketOut when a config takes a bucket away,
+// EventBucketIn when one is installed, or given from nobody); installing
+// or dropping a bucket's keys makes no key events. An event's ModIndex is
+// its raft index and Pos its place among that index's events, so
+// (ModIndex, Pos) is the same event on every member. The events of one
+// raft index are added to the window together, after its state.
+//
+// The window holds the latest Config.WatchWindow events and
+// WatchWindowBytes bytes. It is not in snapshots: it starts empty at a
+// restored index (at boot, or when a snapshot from the leader is
+// installed). A Watch from an index the window no longer covers gets a
+// *CompactedError with the oldest index it does (HTTP 410). Each Watcher
+// has a goroutine that reads the window from its position, filters, and
+// sends to a channel of 128 events, so the window is its buffer: a
+// watcher that falls out of it ends with ErrWatcherTooSlow, and one still
+// owed events up to a snapshot installed meanwhile ends with the
+// *CompactedError. Either way it delivered every event up to then in
+// order, with no gap, and its client resumes with FromIndex and AfterPos
+// from the last event it got, on any member. Progress is the index up to
+// which it delivered everything, for heartbeats. A watcher ends with its
+// context, or with ErrStopped when the store stops.
+//
 // # Snapshots
 //
 // Each bucket's keys are a copy-on-write B+ tree of its own (tree.go)
@@ -220,7 +246,8 @@
 // # Goroutines
 //
 // applyLoop consumes raftnode's Commits until raftnode closes it;
-// proposeLoop runs until Stop.
+// proposeLoop runs until Stop; each Watcher's goroutine runs until its
+// context ends, the store stops, or it cannot go on (see Watch).
 //
 // # Invariants
 //

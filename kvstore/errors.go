@@ -18,6 +18,7 @@ type storeError struct {
 	unavail     bool
 	conflict    bool
 	misdirected bool
+	gone        bool
 }
 
 func (e *storeError) Error() string        { return e.msg }
@@ -28,6 +29,7 @@ func (e *storeError) BadRequest() bool     { return e.bad }
 func (e *storeError) Unavailable() bool    { return e.unavail }
 func (e *storeError) Conflict() bool       { return e.conflict }
 func (e *storeError) Misdirected() bool    { return e.misdirected }
+func (e *storeError) Gone() bool           { return e.gone }
 
 // Code is the error's wire code, or "" when the HTTP layer's table names
 // it by its behaviour alone.
@@ -70,6 +72,19 @@ var (
 	// ErrBadTTL means a put's TTL is negative or longer than MaxTTL.
 	ErrBadTTL error = &storeError{msg: "kvstore: invalid TTL", bad: true,
 		human: "a TTL must be positive and at most 100 years"}
+	// ErrBadWatch means a watch's options are inconsistent; errors that
+	// wrap it say how.
+	ErrBadWatch error = &storeError{msg: "kvstore: invalid watch", bad: true,
+		human: "the watch's options are invalid"}
+	// ErrCompacted means a watch asked for events older than this
+	// member's window; a *CompactedError wraps it with the oldest index
+	// the member can watch from.
+	ErrCompacted error = &storeError{msg: "kvstore: events compacted", gone: true, code: "compacted",
+		human: "the events asked for are older than this member keeps"}
+	// ErrWatcherTooSlow means a watcher fell behind the member's window
+	// of events: the ones it had still to deliver are gone.
+	ErrWatcherTooSlow error = &storeError{msg: "kvstore: watcher too slow", code: "too_slow",
+		human: "the watcher fell too far behind the changes; watch again from the last event received"}
 	// ErrBadList means a listing's options are inconsistent; errors that
 	// wrap it say how.
 	ErrBadList error = &storeError{msg: "kvstore: invalid listing", bad: true,
@@ -203,4 +218,24 @@ func (e *WrongGroupError) HumanMessage() string {
 		owner = fmt.Sprintf("group %d serves it", e.Owner)
 	}
 	return fmt.Sprintf("key %q is in bucket %d, which group %d does not serve in config %d; %s", e.Key, e.Bucket, e.Group, e.Version, owner)
+}
+
+// CompactedError is ErrCompacted with the oldest raft index this member
+// can deliver events from: a watch from Oldest on is served, unless the
+// window moves on meanwhile.
+type CompactedError struct {
+	Oldest uint64
+}
+
+func (e *CompactedError) Error() string { return "kvstore: " + e.HumanMessage() }
+func (e *CompactedError) Unwrap() error { return ErrCompacted }
+
+// Gone says the events are gone for good (HTTP 410).
+func (e *CompactedError) Gone() bool { return true }
+
+// Code is the error's wire code.
+func (e *CompactedError) Code() string { return "compacted" }
+
+func (e *CompactedError) HumanMessage() string {
+	return fmt.Sprintf("the events asked for are gone from this member; the oldest index it can watch from is %d", e.Oldest)
 }

@@ -404,10 +404,12 @@ func (s *Store) applyConfigLocked(data []byte) error {
 			sh.status[b] = Serving
 		case will && (cur.Version == 0 || cur.Owner(b) == 0):
 			sh.status[b] = Serving // from nobody: nothing to pull
+			s.emitLocked(Event{Type: EventBucketIn, Bucket: b})
 		case will:
 			sh.status[b] = Pulling
 		case was:
 			sh.status[b] = BePulling
+			s.emitLocked(Event{Type: EventBucketOut, Bucket: b})
 		default:
 			sh.status[b] = NotOwned
 		}
@@ -450,6 +452,7 @@ func (s *Store) applyBucketOpLocked(c *control) error {
 		s.mu.buckets[b] = bucket{data: d.data, dedup: d.dedup}
 		if st == Pulling {
 			sh.status[b] = GCing
+			s.emitLocked(Event{Type: EventBucketIn, Bucket: b})
 		}
 	case ctlDelete:
 		s.mu.buckets[b] = bucket{data: newTree()}

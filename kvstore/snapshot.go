@@ -374,6 +374,7 @@ func (s *Store) install(st *snapState, index uint64) {
 	s.notifyLocked()
 	own := st.sessions[s.session]
 	s.mu.Unlock()
+	s.resetWindow(index)
 	s.lg.Info("restored state from snapshot", zap.Uint64("index", index), zap.Int("keys", keys))
 	// Our writes that the snapshot covers will never be seen as entries.
 	if own != nil {

@@ -55,6 +55,9 @@ type Store struct {
 		changedC chan struct{}
 	}
 
+	// win is the window of recent events that watchers read.
+	win window
+
 	pmu struct {
 		sync.Mutex
 		pending map[uint64]*pending
@@ -120,6 +123,8 @@ func (s *Store) initState() {
 	s.mu.buckets = newBuckets(slots)
 	s.mu.sessions = map[uint64]*session{}
 	s.mu.changedC = make(chan struct{})
+	s.win.changed = make(chan struct{})
+	s.win.from = 1
 	s.pmu.pending = map[uint64]*pending{}
 }
 

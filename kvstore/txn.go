@@ -327,7 +327,7 @@ func (s *Store) applyTxnLocked(r *request) result {
 		case TxnPut:
 			s.putLocked(op.Key, op.Value, op.TTL)
 		case TxnDelete:
-			s.deleteLocked(op.Key)
+			s.deleteLocked(op.Key, EventDelete)
 		case TxnGet:
 			g := GetResult{KeyValue: KeyValue{Key: op.Key}}
 			if it, found := s.getLocked(op.Key); found {
