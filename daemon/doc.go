@@ -20,9 +20,7 @@
 // kvadapter.go is the one place that converts kvstore's sharding types to
 // those of httpapi, configgroup and shardgroup; cluster.go's store adapts
 // kvstore's key API (GetKV, Write with TTLs) to httpapi.Store, and
-// kvtxn.go, kvlist.go and kvwatch.go its Txn, List and Watch. kvwatch.go
-// is built with the tag kvstore_watch until kvstore has Watch; without
-// it, kvwatch_pending.go answers 400 that this build does not serve it. Backups: with
+// kvtxn.go, kvlist.go and kvwatch.go its Txn, List and Watch. Backups: with
 // Config.SnapshotDownload (off by default: it hands out every key) a
 // member serves GET /snapshot (snapshot.go), the store's state captured by
 // raftnode at one applied index (after a ReadIndex wait, unless a stale

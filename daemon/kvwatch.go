@@ -1,5 +1,3 @@
-//go:build kvstore_watch
-
 package daemon
 
 import (
@@ -12,9 +10,7 @@ import (
 	"github.com/raftkv/raftkv/kvstore"
 )
 
-// This file adapts kvstore's Store.Watch to httpapi's Store. It is built
-// with the tag kvstore_watch until kvstore has Watch (kvwatch_pending.go
-// is the other side of the tag); then the tag and kvwatch_pending.go go.
+// This file adapts kvstore's Store.Watch to httpapi's Store.
 
 // Watch starts a kvstore watcher and relays its events, converted, to an
 // httpapi.Watcher.
@@ -173,7 +169,6 @@ func wireEvent(ev kvstore.Event) httpapi.Event {
 		ModIndex:    ev.ModIndex,
 		Pos:         ev.Pos,
 		Bucket:      ev.Bucket,
-		Version:     ev.Version,
 	}
 	switch ev.Type {
 	case kvstore.EventPut:
