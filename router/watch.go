@@ -32,17 +32,19 @@ import (
 // id, the cursor, and the comment ": progress". The cursor of a listing
 // (its "indexes", as "1=I1,2=I2") starts a watch right after it.
 //
-// Bucket moves: a group that installs a bucket sends a bucket_in marker
-// (and the group that gave it away a bucket_out at the config change).
-// After a bucket_in the router holds that group's stream until the old
-// owner's bucket_out of that bucket and version has come, so a moved
-// key's events from its new group never pass those from its old one; or,
-// when the old owner's stream began after its bucket_out, until two of
-// the old owner's heartbeats came after the bucket_in did (the old owner
-// applied the config before the new one could install, so a heartbeat
+// Bucket moves: a group that installs a bucket sends a bucket_in marker,
+// and the group that gave it away a bucket_out when it applied the config
+// that took it. The router follows each bucket's owner (from the config
+// when the watch began, then from the bucket_in markers). After a
+// bucket_in it holds the new owner's stream until the old owner's
+// bucket_out of that bucket has come, so a moved key's events from its
+// new group never pass those from its old one; or, when the old owner's
+// stream began after its bucket_out, until two of the old owner's
+// heartbeats came after the bucket_in did (the old owner applied the
+// config before the new one could install the bucket, so a heartbeat it
 // sent after that has passed the bucket_out). A group that joins while a
-// watch is open is watched from its first index once the router sees its
-// config.
+// watch is open is watched from its first index once the router sees it
+// in the config.
 
 // watchProgressInterval is how often a merged watch sends a heartbeat.
 const watchProgressInterval = 5 * time.Second
@@ -296,11 +298,10 @@ type groupEvent struct {
 // hold is a group's stream held after a bucket_in until the old owner's
 // bucket_out (or two of its heartbeats).
 type hold struct {
-	bucket  int
-	version uint64
-	from    uint64 // the old owner
-	beats   int    // the old owner's heartbeats since
-	queue   []client.WatchEvent
+	bucket int
+	from   uint64 // the old owner
+	beats  int    // the old owner's heartbeats since
+	queue  []client.WatchEvent
 }
 
 // mergeWatch watches opts.Prefix on every group and merges the streams.
@@ -350,6 +351,10 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 	tick := time.NewTicker(watchProgressInterval)
 	defer tick.Stop()
 	holds := map[uint64]*hold{} // by the group held
+	// owner is each bucket's group as the watch follows it; out[b] the
+	// groups whose bucket_out of b came since b's last bucket_in.
+	owner := slices.Clone(cfg.Buckets)
+	out := map[int]map[uint64]bool{}
 	deliver := func(gid uint64, ev client.WatchEvent) {
 		switch ev.Type {
 		case client.EventProgress:
@@ -364,6 +369,34 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 		cur[gid] = positionOf(ev)
 		s.event(cur.String(), ev)
 	}
+	// handle delivers ev of group gid, or queues it while gid is held,
+	// and follows the buckets' owners.
+	var handle func(gid uint64, ev client.WatchEvent)
+	handle = func(gid uint64, ev client.WatchEvent) {
+		if ho, ok := holds[gid]; ok {
+			ho.queue = append(ho.queue, ev)
+			return
+		}
+		deliver(gid, ev)
+		b := ev.Bucket
+		if b < 0 || b >= len(owner) {
+			return
+		}
+		switch ev.Type {
+		case client.EventBucketOut:
+			if out[b] == nil {
+				out[b] = map[uint64]bool{}
+			}
+			out[b][gid] = true
+		case client.EventBucketIn:
+			old := owner[b]
+			if old != 0 && old != gid && watching[old] && !out[b][old] {
+				holds[gid] = &hold{bucket: b, from: old}
+			}
+			owner[b] = gid
+			delete(out, b)
+		}
+	}
 	for {
 		select {
 		case ge := <-merged:
@@ -374,7 +407,7 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 				return nil
 			}
 			// The old owner's markers and heartbeats release holds.
-			released := false
+			var released []uint64
 			for held, ho := range holds {
 				if ho.from != gid {
 					continue
@@ -382,28 +415,17 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 				if ev.Type == client.EventProgress {
 					ho.beats++
 				}
-				if ev.Type == client.EventBucketOut && ev.Bucket == ho.bucket && ev.Version >= ho.version || ho.beats >= 2 {
-					if !released {
-						deliver(gid, ev)
-						released = true
-					}
-					delete(holds, held)
-					for _, q := range ho.queue {
-						deliver(held, q)
-					}
+				if ev.Type == client.EventBucketOut && ev.Bucket == ho.bucket || ho.beats >= 2 {
+					released = append(released, held)
 				}
 			}
-			if released {
-				break
-			}
-			if ho, ok := holds[gid]; ok {
-				ho.queue = append(ho.queue, ev)
-				break
-			}
-			deliver(gid, ev)
-			if ev.Type == client.EventBucketIn && ev.Version > 1 {
-				if old := h.oldOwner(ctx, ev.Bucket, ev.Version); old != 0 && old != gid && watching[old] {
-					holds[gid] = &hold{bucket: ev.Bucket, version: ev.Version, from: old}
+			handle(gid, ev)
+			slices.Sort(released)
+			for _, held := range released {
+				ho := holds[held]
+				delete(holds, held)
+				for _, q := range ho.queue {
+					handle(held, q)
 				}
 			}
 		case <-tick.C:
@@ -433,17 +455,6 @@ func (h *handler) config(ctx context.Context) (shardmap.Config, error) {
 		return cfg, nil
 	}
 	return h.c.Refresh(ctx, 0)
-}
-
-// oldOwner is the group that served bucket b before config version v.
-func (h *handler) oldOwner(ctx context.Context, b int, v uint64) uint64 {
-	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	cfg, err := h.c.Query(qctx, int64(v-1))
-	if err != nil || cfg.Version != v-1 {
-		return 0
-	}
-	return cfg.Owner(b)
 }
 
 // groupsOf lists the groups cfg gives buckets to.
