@@ -1,11 +1,8 @@
-//go:build kvstore_watch
-
 package e2e
 
-// Watches and TTL expiry end to end, on real raftkv processes. Built with
-// the tag that builds the daemon's adapter of kvstore's Watch
-// (daemon/kvwatch.go) and run on a binary built with it; the tag goes
-// once kvstore has Watch.
+// Watches end to end, on real raftkv processes: under load while the
+// watched member is killed and restarted, and merged across the groups of
+// a sharded deployment by the router. TTL expiry is in ttl_test.go.
 
 import (
 	"context"
@@ -24,29 +21,88 @@ import (
 	"go.uber.org/zap/zaptest"
 )
 
-// useWatchBinary makes testcluster start the binary with the daemon's
-// watch adapter.
-func useWatchBinary(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("e2e: starts real raftkv processes")
-	}
-	t.Setenv(testcluster.BinaryEnv, testcluster.BuildBinaryTags(t, "kvstore_watch"))
-}
-
 // ackedWrite is a write a member acknowledged.
 type ackedWrite struct {
 	key, value string
 	index      uint64
 }
 
-// TestWatchUnderLoadAndKill: a watch from a follower, through the Go
-// client (which resumes after the last event on another member when its
-// member dies), sees every acknowledged write of a concurrent load, in
-// index order, with no gap or duplicate, while the watched member is
-// killed and restarted.
+// seenEvent is an event a watch delivered.
+type seenEvent struct {
+	key, value, typ string
+	index           uint64
+	pos             uint32
+}
+
+// collector gathers a watch's events.
+type collector struct {
+	name string
+	mu   sync.Mutex
+	got  []seenEvent
+	done chan error
+}
+
+func collect(name string, events <-chan client.WatchEvent) *collector {
+	c := &collector{name: name, done: make(chan error, 1)}
+	go func() {
+		for ev := range events {
+			if ev.Err != nil {
+				c.done <- ev.Err
+				return
+			}
+			c.mu.Lock()
+			c.got = append(c.got, seenEvent{ev.KV.Key, string(ev.KV.Value), ev.Type, ev.KV.ModIndex, ev.Pos})
+			c.mu.Unlock()
+		}
+		c.done <- nil
+	}()
+	return c
+}
+
+func (c *collector) last() (int, uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.got) == 0 {
+		return 0, 0
+	}
+	return len(c.got), c.got[len(c.got)-1].index
+}
+
+// check verifies that the events are in (index, pos) order without
+// repetition, are puts, and include every acknowledged write at its index.
+func (c *collector) check(t *testing.T, acked []ackedWrite) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// Writes batched into one raft entry share its index.
+	byIndex := map[uint64][]seenEvent{}
+	for i, ev := range c.got {
+		if i > 0 {
+			p := c.got[i-1]
+			if ev.index < p.index || ev.index == p.index && ev.pos <= p.pos {
+				t.Fatalf("%s: event %d (%d.%d) after (%d.%d): out of order or repeated", c.name, i, ev.index, ev.pos, p.index, p.pos)
+			}
+		}
+		if ev.typ != client.EventPut {
+			t.Fatalf("%s: event %d is a %s; the load only puts", c.name, i, ev.typ)
+		}
+		byIndex[ev.index] = append(byIndex[ev.index], ev)
+	}
+	for _, a := range acked {
+		if !slices.ContainsFunc(byIndex[a.index], func(ev seenEvent) bool { return ev.key == a.key && ev.value == a.value }) {
+			t.Fatalf("%s: acknowledged write %s=%s at %d: the watch saw %+v at that index", c.name, a.key, a.value, a.index, byIndex[a.index])
+		}
+	}
+	t.Logf("%s: %d events for %d acknowledged writes", c.name, len(c.got), len(acked))
+}
+
+// TestWatchUnderLoadAndKill: watches from a follower, through the Go
+// client, see every acknowledged write of a concurrent load, in index
+// order, with no gap or duplicate, while that follower is killed and
+// restarted: one watch resumes after its last event on another member
+// at once, the other (given the follower alone) on the follower once it
+// is back.
 func TestWatchUnderLoadAndKill(t *testing.T) {
-	useWatchBinary(t)
 	c, leader := startCluster(t, testcluster.Options{N: 3})
 	var follower int
 	for _, id := range c.Live() {
@@ -55,46 +111,34 @@ func TestWatchUnderLoadAndKill(t *testing.T) {
 			break
 		}
 	}
-	// The watcher starts at the follower and moves on to the others.
 	urls := []string{c.ClientURL(follower)}
 	for _, id := range c.Live() {
 		if id != follower {
 			urls = append(urls, c.ClientURL(id))
 		}
 	}
-	wc, err := client.New(client.Config{Endpoints: urls, RequestTimeout: 30 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	events, err := wc.Watch(ctx, client.WatchOptions{Prefix: "load/", IdleTimeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	type seen struct {
-		key, value, typ string
-		index           uint64
-		pos             uint32
-	}
-	var (
-		mu  sync.Mutex
-		got []seen
-	)
-	done := make(chan error, 1)
-	go func() {
-		for ev := range events {
-			if ev.Err != nil {
-				done <- ev.Err
-				return
-			}
-			mu.Lock()
-			got = append(got, seen{ev.KV.Key, string(ev.KV.Value), ev.Type, ev.KV.ModIndex, ev.Pos})
-			mu.Unlock()
+	var watches []*collector
+	// The second watch tries to reconnect only every 3s, so it is back
+	// after the follower caught up with what it missed: it must resume
+	// after its last event, not from the follower's present.
+	for _, w := range []struct {
+		name    string
+		urls    []string
+		backoff time.Duration
+	}{{"watch moving across members", urls, 0}, {"watch of the follower alone", urls[:1], 3 * time.Second}} {
+		wc, err := client.New(client.Config{Endpoints: w.urls, RequestTimeout: time.Minute, Backoff: w.backoff, MaxBackoff: w.backoff})
+		if err != nil {
+			t.Fatal(err)
 		}
-		done <- nil
-	}()
+		defer wc.Close()
+		events, err := wc.Watch(ctx, client.WatchOptions{Prefix: "load/", IdleTimeout: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		watches = append(watches, collect(w.name, events))
+	}
 
 	// Writers, each its own keys, through every member.
 	var writeURLs []string
@@ -163,90 +207,18 @@ func TestWatchUnderLoadAndKill(t *testing.T) {
 	for _, a := range want {
 		last = max(last, a.index)
 	}
-	testcluster.WaitFor(t, convergeTimeout, "the watch to reach the last acknowledged write", func() error {
-		mu.Lock()
-		defer mu.Unlock()
-		if len(got) == 0 || got[len(got)-1].index < last {
-			return fmt.Errorf("%d events, the last acknowledged write is at %d", len(got), last)
-		}
-		return nil
-	})
-	cancel()
-	<-done
-	mu.Lock()
-	defer mu.Unlock()
-	byIndex := map[uint64]seen{}
-	for i, ev := range got {
-		if i > 0 {
-			p := got[i-1]
-			if ev.index < p.index || ev.index == p.index && ev.pos <= p.pos {
-				t.Fatalf("event %d (%d.%d) after (%d.%d): out of order or repeated", i, ev.index, ev.pos, p.index, p.pos)
-			}
-		}
-		if ev.typ != client.EventPut {
-			t.Fatalf("event %d is a %s; the load only puts", i, ev.typ)
-		}
-		byIndex[ev.index] = ev
-	}
-	for _, a := range want {
-		ev, ok := byIndex[a.index]
-		if !ok || ev.key != a.key || ev.value != a.value {
-			t.Fatalf("acknowledged write %s=%s at %d: the watch saw %+v (%v)", a.key, a.value, a.index, ev, ok)
-		}
-	}
-	// Every event is a write that was sent: none is invented.
-	sent := map[string]bool{}
-	for _, a := range want {
-		sent[a.key+"="+a.value] = true
-	}
-	unacked := 0
-	for _, ev := range got {
-		if !sent[ev.key+"="+ev.value] {
-			unacked++ // a write whose answer was lost (outcome unknown) may be applied
-		}
-	}
-	t.Logf("%d events, %d acknowledged writes, %d events of writes whose answer was lost", len(got), len(want), unacked)
-}
-
-// TestTTLExpiryWatched: a key written with a TTL expires, a watch of it
-// gets an "expire" event, and a read finds it absent.
-func TestTTLExpiryWatched(t *testing.T) {
-	useWatchBinary(t)
-	c, leader := startCluster(t, testcluster.Options{N: 3})
-	cl, err := client.New(client.Config{Endpoints: []string{c.ClientURL(leader)}, RequestTimeout: 30 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	index, err := cl.Put(ctx, "session", []byte("s"), client.WithTTL(2*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, _, err := cl.GetKV(ctx, "session")
-	if err != nil || kv.TTL != 2*time.Second || kv.ModIndex != index {
-		t.Fatalf("GetKV = %+v, %v; want the TTL of 2s at %d", kv, err, index)
-	}
-	events, err := cl.Watch(ctx, client.WatchOptions{Key: "session", FromIndex: index + 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case ev := <-events:
-		if ev.Err != nil || ev.Type != client.EventExpire || ev.KV.Key != "session" || ev.KV.ModIndex <= index {
-			t.Fatalf("first event after the put: %+v, want the key's expiry", ev)
-		}
-	case <-ctx.Done():
-		t.Fatal("no expiry within a minute of a TTL of 2s")
-	}
-	for _, id := range c.Live() {
-		testcluster.WaitFor(t, valueTimeout, fmt.Sprintf("member %d to find the key expired", id), func() error {
-			if r, body := send(t, http.MethodGet, c.ClientURL(id)+"/session?level=stale", "", nil); r.StatusCode != http.StatusNotFound {
-				return fmt.Errorf("GET: %d %q", r.StatusCode, body)
+	for _, w := range watches {
+		testcluster.WaitFor(t, convergeTimeout, w.name+" to reach the last acknowledged write", func() error {
+			if n, index := w.last(); index < last {
+				return fmt.Errorf("%d events, up to %d; the last acknowledged write is at %d", n, index, last)
 			}
 			return nil
 		})
+	}
+	cancel()
+	for _, w := range watches {
+		<-w.done
+		w.check(t, want)
 	}
 }
 
@@ -254,7 +226,6 @@ func TestTTLExpiryWatched(t *testing.T) {
 // deployment gets the events of both groups, with ids that are cursors of
 // both groups' positions.
 func TestRouterWatch(t *testing.T) {
-	useWatchBinary(t)
 	d := startDeployment(t, 1)
 	d.startGroup(1, 1)
 	d.startGroup(2, 1)
