@@ -69,6 +69,7 @@ func (s *Store) applyIndex(ents []raftnode.Entry) {
 	var mine []answer
 	s.mu.Lock()
 	s.ap.index = index
+	s.ap.now = time.Time{}
 	for _, b := range batches {
 		mine = s.applyBatchLocked(b, mine)
 	}
@@ -101,6 +102,9 @@ type applyState struct {
 	batches   []*batch // reused
 	// events are those of the index being applied, for the watch window.
 	events []Event
+	// now is when the index began to apply, taken when a TTL needs it:
+	// the start of the deadlines of the keys it gives a TTL.
+	now time.Time
 }
 
 // applyBatchLocked applies b, one payload of the raft index s.ap.index,
@@ -204,6 +208,8 @@ func (s *Store) applyOpsLocked(ops []Op) {
 			s.putLocked(op.Key, op.Value, op.TTL)
 		case OpDelete:
 			s.deleteLocked(op.Key, EventDelete)
+		case OpExpire:
+			s.expireLocked(op.Key, op.IfModIndex)
 		}
 	}
 }
@@ -222,6 +228,9 @@ func (s *Store) putLocked(key string, value []byte, ttl time.Duration) item {
 		it.create = old.createIndex() | it.create&ttlFlag
 	}
 	s.emitLocked(Event{Type: EventPut, Key: key, Value: it.valueBytes(), CreateIndex: it.createIndex(), Bucket: b})
+	if ttl > 0 && it.mod != 0 {
+		s.queueExpiryLocked(key, it.mod, ttl)
+	}
 	return it
 }
 

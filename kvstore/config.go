@@ -60,6 +60,10 @@ type Config struct {
 	// older than the window gets ErrCompacted. Zero means 100000 events
 	// and 64 MiB.
 	WatchWindow, WatchWindowBytes int
+	// ExpiryTick is how often the leader looks for keys whose TTL ran out
+	// (see Op.TTL); a key is deleted up to about this much after its
+	// deadline. Zero means 100ms.
+	ExpiryTick time.Duration
 	// Registerer receives the store's Prometheus metrics. Nil means they
 	// are kept but not exported.
 	Registerer prometheus.Registerer
@@ -86,6 +90,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.DedupClients == 0 {
 		c.DedupClients = 10000
+	}
+	if c.ExpiryTick == 0 {
+		c.ExpiryTick = 100 * time.Millisecond
 	}
 	if c.WatchWindow == 0 {
 		c.WatchWindow = 100000
@@ -114,6 +121,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Group != 0 && c.ConfigGroup {
 		return errors.New("kvstore: a store is in a shard group or in the config group, not both")
+	}
+	if c.ExpiryTick <= 0 {
+		return errors.New("kvstore: expiry tick must be positive")
 	}
 	if c.WatchWindow < 1 || c.WatchWindowBytes < 1 {
 		return errors.New("kvstore: watch window events and bytes must be positive")

@@ -198,6 +198,25 @@
 // while one is Pulling, and refuses with a *WrongGroupError (Bucket -1,
 // AskedVersion set) a listing whose ConfigVersion is not the applied one.
 //
+// # TTL
+//
+// A put with Op.TTL (or TxnOp.TTL) gives its key a time to live, kept
+// with the key (KeyValue.TTL, in snapshots); a put without one makes the
+// key permanent again. No member decides an expiry from its own clock at
+// apply: every member queues each key with a TTL in memory, due TTL
+// after the moment it applied the write (monotonic clock); only the
+// leader acts on the queue (expireLoop, every Config.ExpiryTick), by
+// proposing OpExpire{Key, IfModIndex} for keys past their deadline. The
+// state machine deletes the key only if it is still at that ModIndex (a
+// refresh or any other write since wins), as an EventExpire, on a shard
+// group member only in a bucket it serves. A member that becomes leader
+// re-bases every deadline to now + TTL first, as etcd's lessor extends
+// its leases on promotion, so a leader change never expires a key early;
+// it may live up to one TTL longer. An expiry whose entry is lost is
+// proposed again after 2s. The queue is not in snapshots: a restore or
+// an installed bucket queues its keys with a TTL from that moment. A
+// queued entry is dropped when it comes due and its key changed since.
+//
 // # Watch
 //
 // The apply loop records each change it makes as an Event: a put, a
@@ -246,8 +265,9 @@
 // # Goroutines
 //
 // applyLoop consumes raftnode's Commits until raftnode closes it;
-// proposeLoop runs until Stop; each Watcher's goroutine runs until its
-// context ends, the store stops, or it cannot go on (see Watch).
+// proposeLoop and expireLoop run until Stop; each Watcher's goroutine
+// runs until its context ends, the store stops, or it cannot go on (see
+// Watch).
 //
 // # Invariants
 //

@@ -129,6 +129,10 @@ func batchSeeds(f *testing.F) [][]byte {
 			{ID: 3, ClientID: "admin", Seq: 1, Ctl: &control{Kind: ctlConfigOp, Op: &wireConfigOp{Join: []wireGroup{{GID: 2, Servers: []string{"http://b"}}}}}},
 			{ID: 4, Ctl: &control{Kind: ctlConfigOp, Op: &wireConfigOp{Move: &MoveOp{Bucket: 1, GID: 2}}}, Ops: []Op{{Type: OpPut, Key: "ignored"}}},
 		}}),
+		encodeSeed(f, &batch{Session: 9, Watermark: 1, Reqs: []request{
+			{ID: 1, Ops: []Op{{Type: OpPut, Key: "x", Value: []byte("1"), TTL: 1e9}, {Type: OpExpire, Key: "a", IfModIndex: 1}}},
+			{ID: 2, Ops: []Op{{Type: OpExpire, Key: "x", IfModIndex: 0}, {Type: OpExpire, Key: "b/c"}, {Type: OpExpire, Key: "e", IfModIndex: 3}}},
+		}}),
 		encodeSeed(f, &batch{Session: 8, Watermark: 1, Reqs: []request{
 			{ID: 1, Txn: &Txn{Compares: []Compare{{Key: "a", Target: CompareExists, Op: Equal, Exists: true}, {Key: "e", Target: CompareMod, Op: Less, Index: 9}},
 				Success: []TxnOp{{Type: TxnPut, Key: "t", Value: []byte("1")}, {Type: TxnGet, Key: "a"}, {Type: TxnDelete, Key: "e"}},
@@ -302,7 +306,8 @@ func FuzzApplyEntry(f *testing.F) {
 // is refused, and one whose (client, seq) an earlier request of b had is a
 // duplicate, or too old for the window of 1024 seqs; a malformed
 // transaction is refused; any other write applies all its ops in order,
-// and unknown op types do nothing; a transaction applies the branch its
+// an expiry deletes its key if the key is still at its version, and
+// unknown op types do nothing; a transaction applies the branch its
 // compares choose.
 func applyModel(state map[string]string, sessions map[uint64]*session, b *batch, index uint64, versions map[string][2]uint64) map[string]string {
 	state = maps.Clone(state)
@@ -398,6 +403,10 @@ func applyModel(state map[string]string, sessions map[uint64]*session, b *batch,
 				put(op.Key, string(op.Value))
 			case OpDelete:
 				del(op.Key)
+			case OpExpire:
+				if _, present := state[op.Key]; present && op.IfModIndex != 0 && versions[op.Key][1] == op.IfModIndex {
+					del(op.Key)
+				}
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"iter"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/raftkv/raftkv/shardmap"
 )
@@ -450,6 +451,7 @@ func (s *Store) applyBucketOpLocked(c *control) error {
 			d.dedup = nil
 		}
 		s.mu.buckets[b] = bucket{data: d.data, dedup: d.dedup}
+		s.queueTreeExpiries(time.Now(), d.data)
 		if st == Pulling {
 			sh.status[b] = GCing
 			s.emitLocked(Event{Type: EventBucketIn, Bucket: b})

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/raftkv/raftkv/shardmap"
 	"go.uber.org/zap"
@@ -360,10 +361,16 @@ func (s *Store) restore(path string, index uint64) error {
 func (s *Store) install(st *snapState, index uint64) {
 	s.mu.Lock()
 	keys := 0
+	s.exq.Lock()
+	s.exq.h = nil // expiry deadlines start again at the restore
+	s.exq.Unlock()
+	trees := make([]*tree, 0, len(st.buckets))
 	for i, b := range st.buckets {
 		s.mu.buckets[i] = b
 		keys += b.data.Len()
+		trees = append(trees, b.data)
 	}
+	s.queueTreeExpiries(time.Now(), trees...)
 	s.mu.sessions = st.sessions
 	if st.shard != nil {
 		s.mu.shard = *st.shard

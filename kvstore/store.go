@@ -57,6 +57,8 @@ type Store struct {
 
 	// win is the window of recent events that watchers read.
 	win window
+	// exq is the queue of keys with a TTL (see expireLoop).
+	exq expiryQueue
 
 	pmu struct {
 		sync.Mutex
@@ -70,6 +72,7 @@ type Store struct {
 	stopOnce    sync.Once
 	stopc       chan struct{}
 	proposeDone chan struct{}
+	expireDone  chan struct{}
 	applyDone   chan struct{}
 }
 
@@ -95,6 +98,7 @@ func New(cfg Config, node *raftnode.Node) (*Store, error) {
 		appliedC:      make(chan struct{}),
 		stopc:         make(chan struct{}),
 		proposeDone:   make(chan struct{}),
+		expireDone:    make(chan struct{}),
 		applyDone:     make(chan struct{}),
 	}
 	s.initState()
@@ -102,6 +106,7 @@ func New(cfg Config, node *raftnode.Node) (*Store, error) {
 	s.met = newMetrics(cfg.Registerer, func() float64 { return float64(s.Len()) }, s.dec)
 	go s.applyLoop()
 	go s.proposeLoop()
+	go s.expireLoop()
 	return s, nil
 }
 
@@ -165,6 +170,7 @@ func (m mode) String() string {
 func (s *Store) Stop() {
 	s.stopOnce.Do(func() { close(s.stopc) })
 	<-s.proposeDone
+	<-s.expireDone
 }
 
 // Done is closed once the apply loop has ended (the node stopped).
