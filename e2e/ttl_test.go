@@ -1,10 +1,7 @@
-//go:build kvstore_expiry
-
 package e2e
 
-// TTL expiry end to end. kvstore keeps TTLs but its expiry (the leader's
-// queue and its OpExpire proposals) is still being built: this file is
-// built with the tag kvstore_expiry until it lands.
+// TTL expiry end to end: the leader expires a key, a watch sees it, every
+// member agrees.
 
 import (
 	"context"
