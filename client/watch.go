@@ -399,8 +399,11 @@ func (w *watchStream) noteProgress(comment string) (uint64, bool) {
 		return 0, false
 	}
 	index, err := strconv.ParseUint(strings.TrimSpace(rest), 10, 64)
-	if err != nil || index == 0 {
+	if err != nil {
 		return 0, false
+	}
+	if index == 0 {
+		return 0, true // a member that applied nothing yet: no position to keep
 	}
 	if w.afterPos >= 0 && index < w.fromIndex {
 		return 0, false // older than the last event

@@ -49,6 +49,9 @@ import (
 // watchProgressInterval is how often a merged watch sends a heartbeat.
 const watchProgressInterval = 5 * time.Second
 
+// firstBeatWait bounds the wait for every group's first heartbeat.
+const firstBeatWait = 10 * time.Second
+
 func isWatch(r *http.Request) bool {
 	if r.Method != http.MethodGet || !strings.Contains(r.URL.RawQuery, "watch") {
 		return false
@@ -396,6 +399,48 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 			owner[b] = gid
 			delete(out, b)
 		}
+	}
+	// Every group's stream begins with a heartbeat that says where it
+	// starts; until each has, the cursor could not name it, so its
+	// events wait (at most firstBeatWait).
+	var early []groupEvent
+	beat := map[uint64]bool{}
+	known := func() bool {
+		for gid := range watching {
+			if cur[gid].index == 0 && !beat[gid] {
+				return false
+			}
+		}
+		return true
+	}
+	wait := time.NewTimer(firstBeatWait)
+	defer wait.Stop()
+	for !known() {
+		select {
+		case ge := <-merged:
+			if ge.ev.Err != nil {
+				s.fail(ge.ev.Err)
+				s.flush()
+				return nil
+			}
+			if ge.ev.Type == client.EventProgress {
+				beat[ge.gid] = true
+				handle(ge.gid, ge.ev)
+			} else {
+				early = append(early, ge)
+			}
+			continue
+		case <-wait.C:
+		case <-ctx.Done():
+			return nil
+		}
+		break
+	}
+	for _, ge := range early {
+		handle(ge.gid, ge.ev)
+	}
+	if s.flush() != nil {
+		return nil
 	}
 	for {
 		select {
