@@ -201,10 +201,8 @@ func (w *watchStream) connect(ctx context.Context) (*http.Response, error) {
 			resp.Body.Close()
 			err = cctx.Err()
 		}
-		if err != nil || resp.StatusCode != http.StatusOK {
-			defer scancel()
-		}
 		if err != nil {
+			scancel()
 			if ctx.Err() != nil {
 				return nil, &Error{Op: "watch", Key: w.opts.Key, Endpoint: endpoint, Err: ctx.Err(), Tries: try}
 			}
@@ -216,6 +214,7 @@ func (w *watchStream) connect(ctx context.Context) (*http.Response, error) {
 		} else {
 			b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 			resp.Body.Close()
+			scancel()
 			e := errorOf(&reply{status: resp.StatusCode, header: resp.Header, body: b, endpoint: endpoint})
 			e.Op, e.Key, e.Tries = "watch", w.opts.Key, try
 			last = e
