@@ -73,6 +73,15 @@ type Config struct {
 	// members; a 421 answer makes it fetch the config again (at most every
 	// 100 ms) and counts as an error.
 	ConfigEndpoints []string
+	// ViaClient sends every request through one client.Client (package
+	// client: its routing, retries, net/http connections, X-Client-ID and
+	// X-Client-Seq on writes) instead of the run's own connections, to
+	// measure what a Go program using the client gets. With Endpoints the
+	// Client is given them as one group's members (or routers); with
+	// ConfigEndpoints it routes by bucket. Conns is then ignored: the
+	// Client keeps up to client.DefaultMaxIdleConnsPerHost connections per
+	// member. A request's outcome is the Client call's, after its retries.
+	ViaClient bool
 	// Clients is the number of concurrent workers, each with at most one
 	// request in flight. Default DefaultClients.
 	Clients int

@@ -15,7 +15,10 @@
 // It knows raftkv by its HTTP API (README.md, httpapi/doc.go), like any
 // client, and imports only package client: a sharded run
 // (Config.ConfigEndpoints) takes the config and each key's group from a
-// client.Client, and still sends its requests over its own connections.
+// client.Client, and still sends its requests over its own connections;
+// a run with Config.ViaClient sends every request as a call of one
+// client.Client instead (viaclient.go), to measure what a Go program
+// using package client gets, its retries and net/http included.
 // It parses no flags, never exits the process and writes nothing unless
 // asked (Result.WriteText, WriteJSON).
 //

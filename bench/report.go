@@ -116,17 +116,19 @@ type Summary struct {
 	ConfigEndpoints []string `json:"config_endpoints,omitempty"`
 	ConfigVersion   uint64   `json:"config_version,omitempty"`
 	Groups          int      `json:"groups,omitempty"`
-	Clients         int      `json:"clients"`
-	Conns           int      `json:"conns"`
-	KeySize         int      `json:"key_size"`
-	ValueSize       int      `json:"value_size"`
-	Keyspace        int      `json:"keyspace"`
-	Sequential      bool     `json:"sequential"`
-	Level           string   `json:"level,omitempty"`      // get and mixed
-	ReadRatio       *float64 `json:"read_ratio,omitempty"` // mixed
-	Preload         bool     `json:"preload"`
-	Rate            float64  `json:"rate"` // requests/s asked for; 0: unlimited
-	Seed            uint64   `json:"seed"`
+	// ViaClient: every request went through a client.Client.
+	ViaClient  bool     `json:"via_client,omitempty"`
+	Clients    int      `json:"clients"`
+	Conns      int      `json:"conns"`
+	KeySize    int      `json:"key_size"`
+	ValueSize  int      `json:"value_size"`
+	Keyspace   int      `json:"keyspace"`
+	Sequential bool     `json:"sequential"`
+	Level      string   `json:"level,omitempty"`      // get and mixed
+	ReadRatio  *float64 `json:"read_ratio,omitempty"` // mixed
+	Preload    bool     `json:"preload"`
+	Rate       float64  `json:"rate"` // requests/s asked for; 0: unlimited
+	Seed       uint64   `json:"seed"`
 	// DurationS is the measured phase in seconds.
 	DurationS float64 `json:"duration_s"`
 	Ops       uint64  `json:"ops"`
@@ -158,6 +160,7 @@ func (r *Result) Summary() Summary {
 		ConfigEndpoints: c.ConfigEndpoints,
 		ConfigVersion:   r.ConfigVersion,
 		Groups:          r.Groups,
+		ViaClient:       c.ViaClient,
 		Clients:         c.Clients,
 		Conns:           c.Conns,
 		KeySize:         c.KeySize,
@@ -217,10 +220,17 @@ func (r *Result) WriteJSON(w io.Writer) error {
 func (r *Result) WriteText(w io.Writer) error {
 	c := r.Config
 	var b strings.Builder
-	if len(c.ConfigEndpoints) > 0 {
+	switch {
+	case c.ViaClient && len(c.ConfigEndpoints) > 0:
+		fmt.Fprintf(&b, "%s: %d clients through one client.Client routing to %s\n", c.Mode, c.Clients, plural(r.Groups, "group"))
+		fmt.Fprintf(&b, "  config      %s, version %d\n", strings.Join(c.ConfigEndpoints, " "), r.ConfigVersion)
+	case c.ViaClient:
+		fmt.Fprintf(&b, "%s: %d clients through one client.Client to %s\n", c.Mode, c.Clients, plural(len(c.Endpoints), "endpoint"))
+		fmt.Fprintf(&b, "  endpoints   %s\n", strings.Join(c.Endpoints, " "))
+	case len(c.ConfigEndpoints) > 0:
 		fmt.Fprintf(&b, "%s: %d clients on %d conns to each of %s\n", c.Mode, c.Clients, c.Conns, plural(r.Groups, "group"))
 		fmt.Fprintf(&b, "  config      %s, version %d\n", strings.Join(c.ConfigEndpoints, " "), r.ConfigVersion)
-	} else {
+	default:
 		fmt.Fprintf(&b, "%s: %d clients on %d conns to %s\n", c.Mode, c.Clients, c.Conns, plural(len(c.Endpoints), "endpoint"))
 		fmt.Fprintf(&b, "  endpoints   %s\n", strings.Join(c.Endpoints, " "))
 	}

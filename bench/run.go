@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/raftkv/raftkv/client"
 )
 
 // Sentinel errors of Runner.
@@ -109,8 +111,9 @@ type phaseState struct {
 // them before it moves to the next phase or returns.
 type Runner struct {
 	cfg     Config
-	conns   []*conn   // nil in a sharded run
-	shard   *sharding // nil unless Config.ConfigEndpoints
+	conns   []*conn        // nil in a sharded run
+	shard   *sharding      // nil unless Config.ConfigEndpoints without ViaClient
+	client  *client.Client // nil unless Config.ViaClient
 	workers []*worker
 	state   atomic.Pointer[phaseState]
 	tickets atomic.Int64 // requests claimed in the measured phase
@@ -128,14 +131,20 @@ func New(cfg Config) (*Runner, error) {
 		cfg.Seed = rand.Uint64()
 	}
 	r := &Runner{cfg: cfg}
-	if len(cfg.ConfigEndpoints) > 0 {
+	if cfg.ViaClient {
+		c, err := newViaClient(&cfg)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+		r.client = c
+	} else if len(cfg.ConfigEndpoints) > 0 {
 		s, err := newSharding(&cfg)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 		}
 		r.shard = s
 	}
-	if r.shard == nil {
+	if r.shard == nil && r.client == nil {
 		for i := range cfg.Conns {
 			c, err := newConn(cfg.Endpoints[i%len(cfg.Endpoints)], cfg.Timeout)
 			if err != nil {
@@ -162,6 +171,9 @@ func (r *Runner) Close() {
 	}
 	if r.shard != nil {
 		r.shard.close()
+	}
+	if r.client != nil {
+		r.client.Close()
 	}
 }
 
@@ -223,6 +235,13 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 		defer func() {
 			t := r.shard.table.Load()
 			res.ConfigVersion, res.Groups = t.version, t.groups
+		}()
+	}
+	if r.client != nil && r.client.Sharded() {
+		defer func() {
+			if c, ok := r.client.CachedConfig(); ok {
+				res.ConfigVersion, res.Groups = c.Version, len(c.Groups)
+			}
 		}()
 	}
 	if cfg.Preload {
@@ -428,6 +447,9 @@ func (w *worker) connFor(k int) *conn {
 // error answer (status >= 300). A 421 makes a sharded run fetch the
 // config again.
 func (w *worker) do(ctx context.Context, k int, method string, path, value []byte, keep bool) (status int, errBody string, err error) {
+	if w.r.client != nil {
+		return w.viaClient(ctx, k, method, value, keep)
+	}
 	var body *[]byte
 	if keep {
 		w.body = w.body[:0]

@@ -144,3 +144,42 @@ func TestShardedNoGroup(t *testing.T) {
 		t.Fatalf("Run: %v, want ErrRoute", err)
 	}
 }
+
+// TestShardedRunViaClient: with ViaClient every request is a call of a
+// client.Client, which routes each key to its bucket's group; verify reads
+// back through it too, and a read of a key never written is a 404, no error.
+func TestShardedRunViaClient(t *testing.T) {
+	g1, g2 := newFakeKV(t), newFakeKV(t)
+	cfg, _ := shardmap.Initial(32)
+	cfg, err := cfg.Join(map[uint64][]string{1: {g1.url()}, 2: {g2.url()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := newConfigServer(t, cfg)
+	res := runFake(t, Config{Mode: ModePut, ConfigEndpoints: []string{cs.srv.URL}, ViaClient: true, Clients: 4,
+		Keyspace: 200, Sequential: true, Total: 400, Verify: true})
+	if res.Failed != 0 || !res.Verify.OK() || res.Verify.Checked == 0 {
+		t.Fatalf("failed %d %v, verify %+v", res.Failed, res.ErrorSamples, res.Verify)
+	}
+	if res.ConfigVersion != 1 || res.Groups != 2 {
+		t.Fatalf("routed by version %d over %d groups", res.ConfigVersion, res.Groups)
+	}
+	for k := range 200 {
+		key := Key(uint64(k), DefaultKeySize)
+		out := g2
+		if cfg.OwnerOfKey(key) == 2 {
+			out = g1
+		}
+		if _, ok := out.get(key); ok {
+			t.Fatalf("%s at the other group", key)
+		}
+	}
+	if g1.requests.Load() == 0 || g2.requests.Load() == 0 {
+		t.Fatalf("requests: group 1 %d, group 2 %d; want both", g1.requests.Load(), g2.requests.Load())
+	}
+	res = runFake(t, Config{Mode: ModeGet, ConfigEndpoints: []string{cs.srv.URL}, ViaClient: true, Clients: 2,
+		Keyspace: 1000, Total: 200})
+	if res.Failed != 0 || res.Ops != 200 {
+		t.Fatalf("gets: %d ok, errors %v", res.Ops, res.ErrorSamples)
+	}
+}

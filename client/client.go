@@ -85,6 +85,9 @@ func New(cfg Config) (*Client, error) {
 			ExpectContinueTimeout: time.Second,
 			DisableCompression:    true,
 		}
+		if cfg.TLS != nil {
+			c.own.TLSClientConfig = cfg.TLS.Clone()
+		}
 		c.http = &http.Client{Transport: c.own}
 	}
 	// Follow nothing blindly: a 307 from a shard member is a wrong group,
@@ -206,6 +209,7 @@ func (c *Client) do(ctx context.Context, cl *call) (*reply, error) {
 	}
 	var last *Error
 	maybeApplied := false
+	unanswered := 0 // tries in a row that got no answer
 	fail := func(e *Error) error {
 		e.Op = cl.op
 		if e.Key == "" {
@@ -261,8 +265,19 @@ func (c *Client) do(ctx context.Context, cl *call) (*reply, error) {
 			if !c.pause(ctx, &backoff) {
 				return nil, fail(withErr(last, stopErr(ctx)))
 			}
+			if unanswered++; c.Sharded() && !cl.admin && unanswered >= len(group.urls) {
+				// No member of the group answered: it may have left the
+				// config and stopped, and then none is left to say 421.
+				// Ask the config group, as 6.824's clerk does after trying
+				// every server of a group.
+				unanswered = 0
+				if _, err := c.Refresh(ctx, 0); err != nil && ctx.Err() != nil {
+					return nil, fail(withErr(last, ctx.Err()))
+				}
+			}
 			continue
 		}
+		unanswered = 0
 		for _, s := range cl.ok {
 			if rep.status == s {
 				return rep, nil

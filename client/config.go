@@ -1,6 +1,7 @@
 package client
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -54,6 +55,13 @@ type Config struct {
 	// client of the Client's own whose transport keeps
 	// DefaultMaxIdleConnsPerHost idle connections per member.
 	HTTPClient *http.Client
+	// TLS configures https to members and routers whose URLs are https:
+	// the CAs to trust (RootCAs) and the client certificate to show
+	// (Certificates, or GetClientCertificate), as a member started with
+	// --client-cert-auth requires. It is cloned. Nil means Go's defaults:
+	// the system's CAs and no client certificate. It configures the
+	// Client's own transport, so it cannot be set with HTTPClient.
+	TLS *tls.Config
 	// Logger receives a debug entry per retried try and an info entry per
 	// config refresh. Nil discards logs.
 	Logger *zap.Logger
@@ -76,6 +84,8 @@ func (c Config) Validate() error {
 		return bad("RequestTimeout %v is negative", c.RequestTimeout)
 	case c.Backoff < 0 || c.MaxBackoff < 0:
 		return bad("Backoff %v and MaxBackoff %v must not be negative", c.Backoff, c.MaxBackoff)
+	case c.TLS != nil && c.HTTPClient != nil:
+		return bad("TLS configures the Client's own transport; with HTTPClient, set TLS in its transport")
 	}
 	for _, e := range append(append([]string(nil), c.Endpoints...), c.ConfigEndpoints...) {
 		if _, err := normalizeURL(e); err != nil {

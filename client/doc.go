@@ -78,7 +78,9 @@
 //	                         least the version the member named, try again there
 //	503, 429                 nothing applied: move to the group's next member, try again
 //	no answer                move to the next member, try again (a write whose request
-//	                         may have gone out is then of unknown outcome)
+//	                         may have gone out is then of unknown outcome); once as many
+//	                         tries in a row as the group has members got none, fetch the
+//	                         config first (the group may have left and stopped)
 //	504                      try again (a write is then of unknown outcome)
 //	seq_too_old              the server cannot judge the write: ErrOutcomeUnknown
 //	other 4xx, 500           the answer, as an error (a write's 500 is of unknown outcome)

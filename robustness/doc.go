@@ -27,7 +27,12 @@
 //
 // The short tier runs in every `go test ./...` (-short skips it). The long
 // tier runs every fault with RAFTKV_ROBUSTNESS_SEEDS seeds (default 8) on 5
-// nodes, the combined faults, and disk-full when it can mount a tmpfs. A
+// nodes, the combined faults, and disk-full when it can mount a tmpfs.
+// The sharded histories (sharded_test.go) send the same workload through
+// routers to a sharded deployment while groups join and leave and buckets
+// move under faults: one cycle in the short tier (TestShardedMigrations,
+// and its negative control on a raftkv_broken_fence build), four cycles
+// with each seed in the long tier (TestLongSharded). A
 // failed history keeps porcupine's visualization (history.html), the
 // recorded history (history.json), node logs and data dirs under
 // $RAFTKV_ROBUSTNESS_ARTIFACTS (default <tmp>/raftkv-robustness/), and

@@ -368,6 +368,26 @@ func writeHistory(t *testing.T, path string, ops []robustness.Op, notes []robust
 type artifacts struct {
 	path    string
 	cluster *testcluster.Cluster
+	// more are further clusters (a sharded deployment's), by name, and
+	// files further logs (its routers'), by name.
+	more  map[string]*testcluster.Cluster
+	files map[string]string
+}
+
+// add keeps cluster c's logs and data dirs too, under name.
+func (a *artifacts) add(name string, c *testcluster.Cluster) {
+	if a.more == nil {
+		a.more = map[string]*testcluster.Cluster{}
+	}
+	a.more[name] = c
+}
+
+// addFile keeps the file at path too, as name.
+func (a *artifacts) addFile(name, path string) {
+	if a.files == nil {
+		a.files = map[string]string{}
+	}
+	a.files[name] = path
 }
 
 // keepOnFailure makes t's artifacts folder. Call it before
@@ -386,14 +406,27 @@ func keepOnFailure(t *testing.T) *artifacts {
 		name := strings.NewReplacer("/", "_", " ", "_", "=", "-").Replace(t.Name())
 		dst := filepath.Join(base, name+"-"+time.Now().Format("20060102-150405"))
 		err := copyTree(a.path, dst)
-		if c := a.cluster; c != nil && err == nil {
+		keep := func(prefix string, c *testcluster.Cluster) {
 			for _, id := range c.IDs() {
-				if e := copyFile(c.LogPath(id), filepath.Join(dst, fmt.Sprintf("node%d.log", id))); e != nil && !os.IsNotExist(e) {
+				if e := copyFile(c.LogPath(id), filepath.Join(dst, fmt.Sprintf("%snode%d.log", prefix, id))); e != nil && !os.IsNotExist(e) {
 					err = e
 				}
-				if e := copyTree(c.DataDir(id), filepath.Join(dst, fmt.Sprintf("node%d-data", id))); e != nil && !os.IsNotExist(e) {
+				if e := copyTree(c.DataDir(id), filepath.Join(dst, fmt.Sprintf("%snode%d-data", prefix, id))); e != nil && !os.IsNotExist(e) {
 					err = e
 				}
+			}
+		}
+		if a.cluster != nil && err == nil {
+			keep("", a.cluster)
+		}
+		for name, c := range a.more {
+			if err == nil {
+				keep(name+"-", c)
+			}
+		}
+		for name, path := range a.files {
+			if e := copyFile(path, filepath.Join(dst, name)); e != nil && !os.IsNotExist(e) && err == nil {
+				err = e
 			}
 		}
 		if err != nil {

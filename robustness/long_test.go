@@ -30,14 +30,7 @@ func TestLong(t *testing.T) {
 	if os.Getenv(LongEnv) != "1" {
 		t.Skipf("robustness: long tier; set %s=1 (and go test -timeout 90m)", LongEnv)
 	}
-	seeds := 8
-	if s := os.Getenv(SeedsEnv); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			t.Fatalf("%s=%q: want a positive integer", SeedsEnv, s)
-		}
-		seeds = n
-	}
+	seeds := longSeeds(t)
 	faults := append(append([]fault(nil), shortFaults...), partitionLeaderKill, pauseMembership, majoritiesRing)
 	for _, f := range faults {
 		for seed := 1; seed <= seeds; seed++ {
@@ -60,6 +53,20 @@ func TestLong(t *testing.T) {
 		}
 		runHistory(t, longTier, diskFull, 1)
 	})
+}
+
+// longSeeds is the number of seeds per history of the long tier:
+// SeedsEnv, 8 by default.
+func longSeeds(t *testing.T) int {
+	seeds := 8
+	if s := os.Getenv(SeedsEnv); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			t.Fatalf("%s=%q: want a positive integer", SeedsEnv, s)
+		}
+		seeds = n
+	}
+	return seeds
 }
 
 // partitionLeaderKill: partition the leader into a minority, kill the

@@ -40,7 +40,8 @@
 //	GET|HEAD /status       the router's cached config: version, buckets, each
 //	                       group's servers and bucket count; sends nothing
 //	GET|HEAD /health       200 once it has a config that gives buckets to a group
-//	                       (fetching one if it has none), else 503 with the reason
+//	                       (fetching one if it has none, or one without groups),
+//	                       else 503 with the reason
 //	POST /<id>, DELETE /<id>, POST /join
 //	                       400: membership changes are per group; send them to
 //	                       a member of the group

@@ -458,12 +458,13 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request) error {
 }
 
 // health is 200 when the router can route: it has a config that gives
-// buckets to some group (fetching it now if it has none yet).
+// buckets to some group (fetching it now if it has none yet, or only one
+// from before any group joined).
 func (h *handler) health(w http.ResponseWriter, r *http.Request) error {
 	reason := ""
 	if h.c.Sharded() {
 		cfg, ok := h.c.CachedConfig()
-		if !ok {
+		if !ok || len(cfg.Groups) == 0 {
 			var err error
 			if cfg, err = h.c.Refresh(r.Context(), 0); err != nil {
 				reason = "router: no config yet: " + err.Error()

@@ -300,3 +300,51 @@ func TestRouterRelaysErrors(t *testing.T) {
 		t.Fatalf("504-then-503 write answered %d %q; want 504, outcome unknown", resp.StatusCode, body)
 	}
 }
+
+// TestHealthAfterFirstJoin: a router whose first config predates every
+// group's join (a deployment started all at once) becomes healthy once a
+// group joins, without a key request to make it look again.
+func TestHealthAfterFirstJoin(t *testing.T) {
+	empty, _ := shardmap.Initial(16)
+	joined, err := empty.Join(map[uint64][]string{1: {newMember(t).srv.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	cfg := empty
+	cs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(cfg)
+	}))
+	t.Cleanup(cs.Close)
+	c, err := client.New(client.Config{ConfigEndpoints: []string{cs.URL}, RequestTimeout: time.Second, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Config{Client: c, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	health := func() (int, string) {
+		resp, err := http.Get(srv.URL + "/health")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := health(); code != http.StatusServiceUnavailable {
+		t.Fatalf("before any join: %d %s, want 503", code, body)
+	}
+	mu.Lock()
+	cfg = joined
+	mu.Unlock()
+	if code, body := health(); code != http.StatusOK {
+		t.Fatalf("after group 1 joined: %d %s, want 200", code, body)
+	}
+}

@@ -28,7 +28,29 @@ type Status struct {
 	AppliedIndex  uint64   `json:"appliedIndex"`
 	SnapshotIndex uint64   `json:"snapshotIndex"`
 	Members       []Member `json:"members"`
+	// Shard is a shard group member's view of its buckets; nil on other
+	// members.
+	Shard *ShardStatus `json:"shard,omitempty"`
 }
+
+// ShardStatus is the "shard" section of a shard group member's status.
+type ShardStatus struct {
+	Group         uint64       `json:"group"`
+	ConfigVersion uint64       `json:"configVersion"`
+	Buckets       BucketStates `json:"buckets"`
+}
+
+// BucketStates lists a shard group's buckets by state, each ascending.
+type BucketStates struct {
+	Serving   []int `json:"serving"`
+	Pulling   []int `json:"pulling"`
+	BePulling []int `json:"bePulling"`
+	GCing     []int `json:"gcing"`
+}
+
+// Moving is the number of buckets in flight: pulling, being pulled or
+// waiting for the old owner's delete.
+func (b BucketStates) Moving() int { return len(b.Pulling) + len(b.BePulling) + len(b.GCing) }
 
 // Member is one entry of Status.Members.
 type Member struct {

@@ -164,6 +164,7 @@ func parseFlags(args []string, help io.Writer) (*options, error) {
 	var endpoints, configEndpoints, level string
 	fs.StringVar(&endpoints, "endpoints", "http://127.0.0.1:12380", "comma-separated client URLs (members or routers) to send requests to; connections are spread over them")
 	fs.StringVar(&configEndpoints, "config-endpoints", "", "a sharded deployment's config group (comma-separated client URLs): route each key to its bucket's group, --conns connections per group; excludes --endpoints and --all")
+	fs.BoolVar(&c.ViaClient, "via-client", false, "send every request through one client.Client (package client: its routing, retries and net/http connections) instead of the benchmark's own connections; --conns is ignored")
 	fs.BoolVar(&o.all, "all", false, "send to every member: take their client URLs from GET /status of the first --endpoints URL")
 	fs.IntVar(&c.Clients, "clients", bench.DefaultClients, "concurrent workers, each with one request in flight")
 	fs.IntVar(&c.Conns, "conns", 0, "HTTP/1.1 keep-alive connections, 1 to --clients, at least one per endpoint; clients share them (0: one per client)")

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/raftkv/raftkv/client"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) getCommand() *cobra.Command {
+	var stale bool
+	var minIndex uint64
+	cmd := &cobra.Command{
+		Use:   "get KEY",
+		Short: "Print a key's value (linearizable unless --stale)",
+		Long: `Print a key's value. The read is linearizable unless --stale (one member's
+local state) or --min-index (wait until the member has applied that index, the
+index a put printed, then read locally). An absent key is an error (exit 1).`,
+		Example: `  raftkvctl get greeting
+  raftkvctl get greeting --stale
+  raftkvctl -w json get greeting`,
+		Args: cobra.ExactArgs(1),
+	}
+	cmd.Flags().BoolVar(&stale, "stale", false, "read one member's local state, possibly stale")
+	cmd.Flags().Uint64Var(&minIndex, "min-index", 0, "read once the member has applied this raft index")
+	cmd.RunE = a.op(func(cmd *cobra.Command, args []string) error {
+		key := args[0]
+		var opts []client.ReadOption
+		if stale {
+			opts = append(opts, client.WithStale())
+		}
+		if minIndex > 0 {
+			opts = append(opts, client.WithMinIndex(minIndex))
+		}
+		c, err := a.keyClient()
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		v, err := c.Get(a.ctx, key, opts...)
+		if errors.Is(err, client.ErrNotFound) {
+			return fmt.Errorf("key %q not found", key)
+		}
+		if err != nil {
+			return err
+		}
+		switch a.writeOut {
+		case formatJSON:
+			return printJSON(a.stdout, struct {
+				Key string `json:"key"`
+				jsonValue
+			}{key, newJSONValue(v)})
+		case formatTable:
+			return printTable(a.stdout, []string{"KEY", "VALUE"}, [][]string{{key, printable(v)}})
+		}
+		_, err = fmt.Fprintf(a.stdout, "%s\n", v)
+		return err
+	})
+	return cmd
+}
+
+func (a *app) putCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "put KEY [VALUE]",
+		Short: "Set a key's value, once committed and applied",
+		Long: `Set a key's value; without VALUE, the value is read from standard input, as
+it is (any bytes). It prints OK once a majority has the write and the member
+that answered has applied it; -w json and table also print its raft index.`,
+		Example: `  raftkvctl put greeting hello
+  raftkvctl put blob < file.bin`,
+		Args: cobra.RangeArgs(1, 2),
+	}
+	cmd.RunE = a.op(func(cmd *cobra.Command, args []string) error {
+		key := args[0]
+		var value []byte
+		if len(args) == 2 {
+			value = []byte(args[1])
+		} else {
+			var err error
+			if value, err = io.ReadAll(a.stdin); err != nil {
+				return fmt.Errorf("reading the value from standard input: %w", err)
+			}
+		}
+		c, err := a.keyClient()
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		index, err := c.Put(a.ctx, key, value)
+		if err != nil {
+			return err
+		}
+		return a.printWrite(key, index)
+	})
+	return cmd
+}
+
+func (a *app) delCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "del KEY",
+		Aliases: []string{"delete"},
+		Short:   "Delete a key (an absent key too), once committed and applied",
+		Args:    cobra.ExactArgs(1),
+	}
+	cmd.RunE = a.op(func(cmd *cobra.Command, args []string) error {
+		c, err := a.keyClient()
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		index, err := c.Delete(a.ctx, args[0])
+		if err != nil {
+			return err
+		}
+		return a.printWrite(args[0], index)
+	})
+	return cmd
+}
+
+// printWrite prints the outcome of an applied write of key at index.
+func (a *app) printWrite(key string, index uint64) error {
+	switch a.writeOut {
+	case formatJSON:
+		return printJSON(a.stdout, struct {
+			Key   string `json:"key"`
+			Index uint64 `json:"index"`
+		}{key, index})
+	case formatTable:
+		return printTable(a.stdout, []string{"KEY", "INDEX"}, [][]string{{key, strconv.FormatUint(index, 10)}})
+	}
+	_, err := fmt.Fprintln(a.stdout, "OK")
+	return err
+}

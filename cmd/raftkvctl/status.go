@@ -1,0 +1,159 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/raftkv/raftkv/client"
+	"github.com/spf13/cobra"
+)
+
+// memberStatus is one row of the status table.
+type memberStatus struct {
+	Endpoint      string `json:"endpoint"`
+	ID            uint64 `json:"id"`
+	IsLeader      bool   `json:"isLeader"`
+	IsLearner     bool   `json:"isLearner"`
+	Term          uint64 `json:"term"`
+	CommitIndex   uint64 `json:"commitIndex"`
+	AppliedIndex  uint64 `json:"appliedIndex"`
+	SnapshotIndex uint64 `json:"snapshotIndex"`
+	// Lag is how many entries the leader has committed that this member
+	// has not applied yet.
+	Lag   uint64 `json:"lag"`
+	Error string `json:"error,omitempty"`
+}
+
+func (a *app) statusCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show every member: leader, term, commit, applied and snapshot index, lag",
+		Long: `Ask one member for the member list, then every member for its status, and
+show for each its id, whether it leads or is a learner, its term, its commit,
+applied and snapshot index, and its lag: the entries the leader has committed
+that it has not applied. A member that does not answer is shown with the
+error, and makes the exit status 1.`,
+		Args: cobra.NoArgs,
+	}
+	cmd.RunE = a.op(func(cmd *cobra.Command, _ []string) error {
+		c, err := a.groupClient(cmd)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		first, err := c.Status(a.ctx)
+		if err != nil {
+			return err
+		}
+		rows := a.memberStatuses(c, first)
+		var failed []string
+		for _, r := range rows {
+			if r.Error != "" {
+				failed = append(failed, fmt.Sprintf("member %d: %s", r.ID, r.Error))
+			}
+		}
+		if err := a.printStatus(rows); err != nil {
+			return err
+		}
+		if len(failed) > 0 {
+			return fmt.Errorf("%d of %d members did not answer: %s", len(failed), len(rows), strings.Join(failed, "; "))
+		}
+		return nil
+	})
+	return cmd
+}
+
+// memberStatuses asks every member of first's list for its status, at
+// once, and computes each one's lag behind the leader's commit index.
+func (a *app) memberStatuses(c *client.Client, first client.Status) []memberStatus {
+	members := slices.Clone(first.Members)
+	slices.SortFunc(members, func(x, y client.Member) int { return cmpUint(x.ID, y.ID) })
+	rows := make([]memberStatus, len(members))
+	sts := make([]*client.Status, len(members))
+	var wg sync.WaitGroup
+	for i, m := range members {
+		rows[i] = memberStatus{ID: m.ID, IsLearner: m.IsLearner}
+		if len(m.ClientURLs) == 0 {
+			rows[i].Error = "not started: it has published no client URL"
+			continue
+		}
+		rows[i].Endpoint = m.ClientURLs[0]
+		wg.Go(func() {
+			st, err := c.StatusOf(a.ctx, m.ClientURLs[0])
+			if err != nil {
+				rows[i].Error = message(err)
+				return
+			}
+			sts[i] = &st
+		})
+	}
+	wg.Wait()
+	// The leader's commit index is the reference; without the leader's
+	// answer, the highest commit index any member reported.
+	var commit uint64
+	for _, st := range sts {
+		if st != nil && st.ID == st.Leader {
+			commit = st.CommitIndex
+			break
+		}
+		if st != nil {
+			commit = max(commit, st.CommitIndex)
+		}
+	}
+	for i, st := range sts {
+		if st == nil {
+			continue
+		}
+		r := &rows[i]
+		r.IsLeader = st.ID == st.Leader
+		r.Term, r.CommitIndex, r.AppliedIndex, r.SnapshotIndex = st.Term, st.CommitIndex, st.AppliedIndex, st.SnapshotIndex
+		if commit > st.AppliedIndex {
+			r.Lag = commit - st.AppliedIndex
+		}
+	}
+	return rows
+}
+
+func (a *app) printStatus(rows []memberStatus) error {
+	if a.writeOut == formatJSON {
+		out := struct {
+			Leader  uint64         `json:"leader"`
+			Members []memberStatus `json:"members"`
+		}{Members: rows}
+		for _, r := range rows {
+			if r.IsLeader {
+				out.Leader = r.ID
+			}
+		}
+		return printJSON(a.stdout, out)
+	}
+	cells := func(r memberStatus) []string {
+		u := func(n uint64) string { return strconv.FormatUint(n, 10) }
+		if r.Error != "" {
+			return []string{r.Endpoint, u(r.ID), "", strconv.FormatBool(r.IsLearner), "", "", "", "", "", r.Error}
+		}
+		return []string{r.Endpoint, u(r.ID), strconv.FormatBool(r.IsLeader), strconv.FormatBool(r.IsLearner),
+			u(r.Term), u(r.CommitIndex), u(r.AppliedIndex), u(r.SnapshotIndex), u(r.Lag), ""}
+	}
+	if a.writeOut == formatTable {
+		var table [][]string
+		for _, r := range rows {
+			table = append(table, cells(r))
+		}
+		return printTable(a.stdout, []string{"ENDPOINT", "ID", "IS LEADER", "IS LEARNER", "TERM", "COMMIT INDEX",
+			"APPLIED INDEX", "SNAPSHOT INDEX", "LAG", "ERRORS"}, table)
+	}
+	for _, r := range rows {
+		c := cells(r)
+		if c[len(c)-1] == "" {
+			c = c[:len(c)-1] // no error
+		}
+		if _, err := fmt.Fprintln(a.stdout, strings.Join(c, ", ")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
