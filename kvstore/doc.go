@@ -294,7 +294,18 @@
 //     the transitions above, each at exactly one config version, so a
 //     repeated or late step changes nothing.
 //  9. Nothing at apply depends on a clock, map order, or the member: the
-//     same entries give the same keys, dedup tables, statuses and configs.
+//     same entries give the same keys, versions, TTLs, dedup tables,
+//     statuses, configs and events. (The expiry queue's deadlines are
+//     of the member's clock, but only decide when the leader proposes an
+//     OpExpire; its apply depends on the key's version alone.)
+//  10. A key's ModIndex names one observable version of it: every write
+//     of one raft index applies under one hold of the lock, and a Txn or
+//     OpExpire conditional on a ModIndex applies to that version or not
+//     at all.
+//  11. A Watcher delivers, from its start, every event it chooses that
+//     this member applied, in (ModIndex, Pos) order, with no gap and no
+//     duplicate, up to where it ends; (ModIndex, Pos) names the same
+//     event on every member.
 //
 // The answers by path:
 //

@@ -493,6 +493,9 @@ func decodeStoredTxn(d *binReader) *storedTxn {
 			ttl: time.Duration(min(d.uvarint("get ttl"), uint64(MaxTTL)))}
 		if st.kept == keptValues {
 			g.value = d.field("get value", maxField)
+			if !g.found {
+				g.value = nil
+			}
 		}
 		st.gets = append(st.gets, g)
 	}

@@ -131,11 +131,13 @@ func (w *Watcher) Progress() uint64 { return w.progress.Load() }
 // and bytes. It lives beside the state (not in snapshots): it starts
 // empty at a restored index and fills as entries apply.
 type window struct {
-	mu     sync.Mutex
-	events []Event // events[head:] are the window
-	head   int
-	// firstSeq is the sequence number of events[head]; sequence numbers
-	// go on across epochs.
+	mu sync.Mutex
+	// ring holds the n events of the window from ring[start] on,
+	// wrapping around; it grows up to Config.WatchWindow events.
+	ring     []Event
+	start, n int
+	// firstSeq is the sequence number of the oldest event; sequence
+	// numbers go on across epochs.
 	firstSeq uint64
 	bytes    int
 	// from is the oldest FromIndex served: every event of an index at or
@@ -167,28 +169,50 @@ func (s *Store) publishEvents(index uint64) {
 	w := &s.win
 	w.mu.Lock()
 	for _, e := range s.ap.events {
-		w.events = append(w.events, e)
-		w.bytes += e.size()
+		w.push(e, s.cfg.WatchWindow)
+	}
+	for w.n > 0 && w.bytes > s.cfg.WatchWindowBytes {
+		w.evictOldest()
 	}
 	w.last = max(w.last, index)
-	limit, limitBytes := s.cfg.WatchWindow, s.cfg.WatchWindowBytes
-	for n := len(w.events) - w.head; n > 0 && (n > limit || w.bytes > limitBytes); n-- {
-		e := &w.events[w.head]
-		w.bytes -= e.size()
-		w.from = max(w.from, e.ModIndex+1)
-		*e = Event{}
-		w.head++
-		w.firstSeq++
-	}
-	if w.head > 1024 && w.head > len(w.events)/2 {
-		n := copy(w.events, w.events[w.head:])
-		clear(w.events[n:])
-		w.events, w.head = w.events[:n], 0
-	}
 	w.notifyLocked()
 	w.mu.Unlock()
 	clear(s.ap.events)
 	s.ap.events = s.ap.events[:0]
+}
+
+// at is the window's i-th oldest event.
+func (w *window) at(i int) *Event { return &w.ring[(w.start+i)%len(w.ring)] }
+
+// push adds e as the newest event, evicting the oldest when the window
+// holds limit events.
+func (w *window) push(e Event, limit int) {
+	if w.n == len(w.ring) {
+		if len(w.ring) < limit {
+			ring := make([]Event, min(max(64, 2*len(w.ring)), limit))
+			for i := range w.n {
+				ring[i] = *w.at(i)
+			}
+			w.ring, w.start = ring, 0
+		} else {
+			w.evictOldest()
+		}
+	}
+	*w.at(w.n) = e
+	w.n++
+	w.bytes += e.size()
+}
+
+// evictOldest drops the oldest event: the window no longer serves its
+// index.
+func (w *window) evictOldest() {
+	e := w.at(0)
+	w.bytes -= e.size()
+	w.from = max(w.from, e.ModIndex+1)
+	*e = Event{}
+	w.start = (w.start + 1) % len(w.ring)
+	w.n--
+	w.firstSeq++
 }
 
 // resetWindow restarts the window, empty, at index (a restored snapshot):
@@ -197,9 +221,9 @@ func (s *Store) publishEvents(index uint64) {
 func (s *Store) resetWindow(index uint64) {
 	w := &s.win
 	w.mu.Lock()
-	w.firstSeq += uint64(len(w.events) - w.head)
-	clear(w.events)
-	w.events, w.head, w.bytes = w.events[:0], 0, 0
+	w.firstSeq += uint64(w.n)
+	clear(w.ring)
+	w.start, w.n, w.bytes = 0, 0, 0
 	w.from, w.last = index+1, index
 	w.epoch++
 	w.resetIndex = index
@@ -215,7 +239,7 @@ func (w *window) notifyLocked() {
 }
 
 // endSeq is the sequence number after the window's last event.
-func (w *window) endSeq() uint64 { return w.firstSeq + uint64(len(w.events)-w.head) }
+func (w *window) endSeq() uint64 { return w.firstSeq + uint64(w.n) }
 
 // Watch delivers, from FromIndex on, the events of the keys opts chooses
 // that this member applies, in order, from any member (followers
@@ -247,8 +271,7 @@ func (s *Store) Watch(ctx context.Context, opts WatchOptions) (*Watcher, error) 
 		win.mu.Unlock()
 		return nil, &CompactedError{Oldest: oldest}
 	default:
-		evs := win.events[win.head:]
-		i := sort.Search(len(evs), func(i int) bool { return evs[i].ModIndex >= opts.FromIndex })
+		i := sort.Search(win.n, func(i int) bool { return win.at(i).ModIndex >= opts.FromIndex })
 		w.next, w.need = win.firstSeq+uint64(i), opts.FromIndex
 	}
 	w.progress.Store(min(w.need-1, win.last))
@@ -300,7 +323,7 @@ func (w *Watcher) run() {
 		batch = batch[:0]
 		end := win.endSeq()
 		for w.next < end && len(batch) < watchBuffer {
-			e := &win.events[win.head+int(w.next-win.firstSeq)]
+			e := win.at(int(w.next - win.firstSeq))
 			w.next++
 			if e.ModIndex < w.opts.FromIndex {
 				continue // before FromIndex: the window restarted behind it
@@ -334,7 +357,7 @@ func (w *Watcher) run() {
 		if last+1 > w.need {
 			w.need = last + 1
 		}
-		if p := w.need - 1; p > w.progress.Load() {
+		if p := min(w.need-1, last); p > w.progress.Load() {
 			w.progress.Store(p)
 		}
 		select {

@@ -231,7 +231,18 @@ func TestWatchRestartsAtSnapshot(t *testing.T) {
 	if _, err := s.Watch(ctx, WatchOptions{FromIndex: 50, AfterPos: -1}); !errors.As(err, &ce) || ce.Oldest != 51 {
 		t.Fatalf("a watch from before the snapshot: %v", err)
 	}
-	applyOwn(t, s, 51, put("", 0, "k51", "x"))
+	// Its progress is the index applied, not the one it waits for.
+	for _, index := range []uint64{50, 51} {
+		if index == 51 {
+			applyOwn(t, s, 51, put("", 0, "k51", "x"))
+		}
+		testutil.WaitFor(t, 10*time.Second, fmt.Sprint("the watcher ahead to catch up to ", index), func() error {
+			if p := ahead.Progress(); p != index {
+				return fmt.Errorf("progress %d", p)
+			}
+			return nil
+		})
+	}
 	applyOwn(t, s, 52, put("", 0, "k52", "y"))
 	if got := brief(collect(t, ahead, 1)); !reflect.DeepEqual(got, []string{`52.0 put "k52"="y" c52 b0`}) {
 		t.Fatalf("the watcher ahead got %q", got)
@@ -365,5 +376,77 @@ func TestClusterWatch(t *testing.T) {
 		if got := brief(collect(t, again, writes)); !reflect.DeepEqual(got, brief(evs)) {
 			t.Fatalf("member %d:\n%q\nwant\n%q", i+1, got, brief(evs))
 		}
+	}
+}
+
+// TestClusterWatchAfterLeaderSnapshot: a member that was down while the
+// others compacted their logs catches up by a snapshot from the leader,
+// and its window restarts there: a watch from before it is refused with
+// the oldest index it serves, a watch from that index on gets the same
+// events as on the leader, and a watcher started on the member before
+// the snapshot came, owed the events it skipped, ends with ErrCompacted.
+func TestClusterWatchAfterLeaderSnapshot(t *testing.T) {
+	c := newInprocCluster(t, 3, raftnode.Config{TickInterval: 20 * time.Millisecond, SnapshotCount: 10, SnapshotCatchUpEntries: 2})
+	lead := c.waitLeader()
+	m := (lead + 1) % 3
+	c.stop(m)
+	for i := range 40 {
+		c.put(lead, fmt.Sprint("s/", i), []byte(fmt.Sprint(i)))
+	}
+	c.start(m, false)
+	early, err := c.stors[m].Watch(t.Context(), WatchOptions{Prefix: "s/", AfterPos: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.waitValue(m, "s/39", []byte("39"))
+	snap := c.nodes[m].Status().SnapshotIndex
+	if snap == 0 {
+		t.Fatalf("member %d took no snapshot", m+1)
+	}
+	_, err = c.stors[m].Watch(t.Context(), WatchOptions{Prefix: "s/", FromIndex: 1, AfterPos: -1})
+	var ce *CompactedError
+	if !errors.As(err, &ce) || ce.Oldest <= 1 {
+		t.Fatalf("a watch from 1 on member %d after a snapshot at %d: %v", m+1, snap, err)
+	}
+	idx := c.put(lead, "s/last", []byte("x"))
+	if err := c.stors[m].WaitApplied(t.Context(), idx); err != nil {
+		t.Fatal(err)
+	}
+	onM, err := c.stors[m].Watch(t.Context(), WatchOptions{Prefix: "s/", FromIndex: ce.Oldest, AfterPos: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	onLead, err := c.stors[lead].Watch(t.Context(), WatchOptions{Prefix: "s/", FromIndex: ce.Oldest, AfterPos: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, want := brief(drain(t, onM, idx)), brief(drain(t, onLead, idx))
+	if !reflect.DeepEqual(got, want) || len(got) == 0 || got[len(got)-1] != fmt.Sprintf(`%d.0 put "s/last"="x" c%d b0`, idx, idx) {
+		t.Fatalf("from %d, member %d:\n%q\nleader:\n%q", ce.Oldest, m+1, got, want)
+	}
+	// The early watcher either started after the snapshot (then it sees
+	// the last put) or was owed events the snapshot skipped (it ends).
+	testutil.WaitFor(t, 10*time.Second, "the early watcher to end or catch up", func() error {
+		select {
+		case <-early.Done():
+			return nil
+		default:
+		}
+		if p := early.Progress(); p < idx {
+			return fmt.Errorf("progress %d", p)
+		}
+		return nil
+	})
+	select {
+	case <-early.Done():
+		if err := early.Err(); !errors.As(err, &ce) {
+			t.Fatalf("the watcher from before the snapshot ended with %v", err)
+		}
+		t.Logf("the watcher from before the snapshot ended: %v", early.Err())
+	default:
+		if evs := brief(drain(t, early, idx)); len(evs) == 0 || evs[len(evs)-1] != got[len(got)-1] {
+			t.Fatalf("the watcher from before the snapshot got %q", evs)
+		}
+		t.Logf("the watcher started after the snapshot")
 	}
 }
