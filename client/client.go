@@ -169,8 +169,19 @@ type call struct {
 	body   []byte
 	write  bool
 	admin  bool // to the config group
-	seq    uint64
-	id     string
+	// group, when not 0, is the group the call goes to (a listing or a
+	// watch of every group); version is the config version it was chosen
+	// by. A 421 ends such a call: its caller gathers again.
+	group   uint64
+	version uint64
+	seq     uint64
+	id      string
+	// header holds headers of this call (If-Match, Last-Event-ID...).
+	header http.Header
+	// ttl is a Put's WithTTL; conds counts the conditions (WithIfMatch,
+	// WithIfAbsent) given.
+	ttl   time.Duration
+	conds int
 	// ok lists the statuses that end the call as answered (the caller
 	// reads the reply); any other status is an error.
 	ok []int
@@ -291,8 +302,8 @@ func (c *Client) do(ctx context.Context, cl *call) (*reply, error) {
 		case rep.status == http.StatusMisdirectedRequest || (rep.status >= 300 && rep.status < 400):
 			// Nothing was applied. Refresh the config (to at least the
 			// member's version) and try where it says.
-			retry = true
-			if c.Sharded() && !cl.admin {
+			retry = cl.group == 0
+			if c.Sharded() && !cl.admin && retry {
 				if _, err := c.Refresh(ctx, e.Version); err != nil && ctx.Err() != nil {
 					return nil, fail(withErr(e, ctx.Err()))
 				}
@@ -381,6 +392,9 @@ func (c *Client) send(ctx context.Context, cl *call, endpoint string) (rep *repl
 		h[HeaderClientID] = []string{cl.id}
 		h[HeaderClientSeq] = []string{strconv.FormatUint(cl.seq, 10)}
 	}
+	for k, v := range cl.header {
+		h[k] = v
+	}
 	if cl.body != nil && (cl.method == http.MethodPost) {
 		h["Content-Type"] = []string{"application/json"}
 	}
@@ -426,6 +440,8 @@ type errorBody struct {
 	Bucket  *int     `json:"bucket"`
 	Owner   uint64   `json:"owner"`
 	Servers []string `json:"servers"`
+	// OldestIndex is a 410's.
+	OldestIndex uint64 `json:"oldest_index"`
 }
 
 // errorOf reads an error answer: its JSON body when it has one with an
@@ -443,6 +459,7 @@ func errorOf(rep *reply) *Error {
 	if mt, _, _ := mime.ParseMediaType(e.ContentType); mt == "application/json" &&
 		json.Unmarshal(rep.body, &eb) == nil && (eb.Error != "" || eb.Code != "") {
 		e.Message, e.Code, e.Version, e.Owner, e.Servers = eb.Error, eb.Code, eb.Version, eb.Owner, eb.Servers
+		e.OldestIndex = eb.OldestIndex
 		if eb.Bucket != nil {
 			e.Bucket = *eb.Bucket
 		}
@@ -452,6 +469,10 @@ func errorOf(rep *reply) *Error {
 	}
 	if e.Code == "" {
 		e.Code = codeOfStatus(rep.status)
+	}
+	e.Index, _ = strconv.ParseUint(rep.header.Get(HeaderRaftIndex), 10, 64)
+	if rep.status == http.StatusPreconditionFailed {
+		e.ModIndex, _ = parseETag(rep.header.Get("ETag"))
 	}
 	if v, err := strconv.ParseUint(rep.header.Get(HeaderConfigVersion), 10, 64); err == nil && v > e.Version {
 		e.Version = v

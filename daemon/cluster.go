@@ -25,9 +25,9 @@ const healthLag = 1000
 // store adapts kvstore to the HTTP layer's interface.
 type store struct{ *kvstore.Store }
 
-func (s store) Get(ctx context.Context, key string, o httpapi.ReadOptions) ([]byte, error) {
-	v, err := s.Store.Get(ctx, key, kvstore.ReadOptions{Stale: o.Stale, MinIndex: o.MinIndex})
-	return v, wireError(err)
+func (s store) GetKV(ctx context.Context, key string, o httpapi.ReadOptions) (httpapi.KeyValue, uint64, error) {
+	kv, index, err := s.Store.GetKV(ctx, key, kvstore.ReadOptions{Stale: o.Stale, MinIndex: o.MinIndex})
+	return wireKV(kv), index, wireError(err)
 }
 
 func (s store) Put(ctx context.Context, key string, value []byte) (uint64, error) {
@@ -286,7 +286,7 @@ func forwardFor(ctx context.Context, hc *http.Client, method, url, body string) 
 func (s store) Write(ctx context.Context, ops []httpapi.Op, wo httpapi.WriteOptions) (uint64, error) {
 	kops := make([]kvstore.Op, len(ops))
 	for i, op := range ops {
-		kops[i] = kvstore.Op{Type: kvstore.OpPut, Key: op.Key, Value: op.Value}
+		kops[i] = kvstore.Op{Type: kvstore.OpPut, Key: op.Key, Value: op.Value, TTL: op.TTL}
 		if op.Delete {
 			kops[i] = kvstore.Op{Type: kvstore.OpDelete, Key: op.Key}
 		}

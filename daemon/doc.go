@@ -25,7 +25,9 @@
 // and with AdminCAFile or AdminCNs, admin requests need an admin's
 // certificate (or a member's, for those passed on to the leader).
 // kvadapter.go is the one place that converts kvstore's sharding types to
-// those of httpapi, configgroup and shardgroup. Backups: with
+// those of httpapi, configgroup and shardgroup; cluster.go's store adapts
+// kvstore's key API (GetKV, Write with TTLs) to httpapi.Store, and
+// kvtxn.go, kvlist.go and kvwatch.go its Txn, List and Watch. Backups: with
 // Config.SnapshotDownload (off by default: it hands out every key) a
 // member serves GET /snapshot (snapshot.go), the store's state captured by
 // raftnode at one applied index (after a ReadIndex wait, unless a stale

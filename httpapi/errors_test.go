@@ -161,6 +161,14 @@ func TestErrorTable(t *testing.T) {
 		{"not ready", humanErr{codedErr{"conflict", "not_ready"}.testErr, "x"}, true, 409, "conflict", "x"},
 		{"not ready, coded", codedErr{"conflict", "not_ready"}, false, 409, "not_ready", "the request conflicts with the cluster's current membership"},
 		{"coded in a join", errors.Join(errors.New("x"), codedErr{"conflict", "bucket_gone"}), false, 409, "bucket_gone", "the request conflicts with the cluster's current membership"},
+		{"precondition", &PreconditionError{Key: "k", Asked: `If-Match: "5"`, Current: KeyValue{ModIndex: 9}, Found: true}, true,
+			412, "precondition_failed", `key "k" is at version 9 (If-Match: "5"); nothing was changed`},
+		{"precondition, absent", fmt.Errorf("x: %w", &PreconditionError{Key: "k", Asked: "If-Match: *"}), true,
+			412, "precondition_failed", `key "k" does not exist (If-Match: *); nothing was changed`},
+		{"compacted", &CompactedError{Oldest: 40, Err: errors.New("kvstore: compacted")}, false,
+			410, "compacted", "the events asked for are no longer kept: the oldest index a watch can start from is 40; read the keys again and watch from the X-Raft-Index of that read"},
+		{"too many watchers", ErrTooManyWatchers, false, 503, "too_many_watchers", ErrTooManyWatchers.(tooManyWatchers).HumanMessage()},
+		{"too slow", fmt.Errorf("kvstore: %w", ErrWatcherTooSlow), false, 503, "too_slow", ErrWatcherTooSlow.(tooSlow).HumanMessage()},
 		{"coded internal stays internal", codedErr{"none", "disk_on_fire"}, true, 500, "internal", "internal server error; the member's log has the details"},
 	}
 	for _, tc := range tests {
