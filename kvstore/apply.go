@@ -217,12 +217,9 @@ func (s *Store) applyOpsLocked(ops []Op) {
 // putLocked sets key to value at s.ap.index, with ttl (0: none). s.mu must
 // be held.
 func (s *Store) putLocked(key string, value []byte, ttl time.Duration) item {
-	v := s.ap.index
-	if !s.ap.versioned {
-		v = 0
-	}
-	it := newKV(key, value, v, v, ttl)
 	b := s.bucketOf(key)
+	v := s.versionLocked(b)
+	it := newKV(key, value, v, v, ttl)
 	old, found := s.mu.buckets[b].data.Put(it)
 	if found {
 		it.create = old.createIndex() | it.create&ttlFlag
@@ -232,6 +229,30 @@ func (s *Store) putLocked(key string, value []byte, ttl time.Duration) item {
 		s.queueExpiryLocked(key, it.mod, ttl)
 	}
 	return it
+}
+
+// versionLocked is the version (ModIndex) a write applied at s.ap.index
+// gives a key of bucket b: the raft index, as long as it is past every
+// version the bucket has held; else one past the greatest. Raft indexes
+// are a group's own, and a bucket that moved here from a group with a
+// longer log brings versions past this group's index: without the floor
+// a key's next version would be below its last (below its CreateIndex,
+// even), and a version a client saw in the old group could come again
+// for another value (an If-Match that should fail would hold). Every
+// write of one raft index to one bucket gets the same version, as every
+// write of one index gets the index: no read sees a state between them.
+// 0 while the store keeps no versions (s.ap.versioned unset).
+func (s *Store) versionLocked(b int) uint64 {
+	if !s.ap.versioned {
+		return 0
+	}
+	bk := &s.mu.buckets[b]
+	if bk.floorAt == s.ap.index && bk.floor != 0 {
+		return bk.floor
+	}
+	v := max(s.ap.index, bk.floor+1)
+	bk.floor, bk.floorAt = v, s.ap.index
+	return v
 }
 
 // deleteLocked removes key at s.ap.index, an event of type t if it was

@@ -17,6 +17,9 @@ type BucketData struct {
 	// changed.
 	data  *tree
 	dedup *dedupTable
+	// floor is the bucket's version floor at its old owner (see
+	// bucket.floor): the new owner's versions of its keys go on past it.
+	floor uint64
 }
 
 // Len is the number of keys.
@@ -31,8 +34,9 @@ func (d *BucketData) Len() int {
 //
 //	magic "raftkv-bucket-2\n"
 //	uvarint bucket, uvarint version
-//	uvarint key count; per key, in key order: uvarint length, key,
-//	  uvarint length, value, uvarints CreateIndex, ModIndex, TTL (ns)
+//	uvarint version floor (see bucket.floor), uvarint key count; per key,
+//	  in key order: uvarint length, key, uvarint length, value, uvarints
+//	  CreateIndex, ModIndex, TTL (ns)
 //	the dedup table (see dedupTable.encode), transaction results included
 //	CRC-32C (big endian) of everything before it
 //
@@ -51,7 +55,7 @@ func (d *BucketData) MarshalBinary() ([]byte, error) {
 	e.write([]byte(bucketMagic))
 	e.uvarint(uint64(d.Bucket))
 	e.uvarint(d.Version)
-	encodeKeys(e, d.data, false, true)
+	encodeKeys(e, d.data, d.floor, false, true)
 	d.dedup.encode(e, true)
 	e.sum()
 	if e.err != nil {
@@ -79,7 +83,7 @@ func (d *BucketData) UnmarshalBinary(data []byte) error {
 	if dec.err == nil && b >= shardmap.MaxBuckets {
 		dec.fail("bucket %d out of range", b)
 	}
-	keys := decodeKeys(dec, versioned)
+	keys, floor := decodeKeys(dec, versioned)
 	dedup := decodeDedupTable(dec, versioned)
 	dec.checkSum()
 	if dec.err == nil && r.Len() != 0 {
@@ -88,7 +92,7 @@ func (d *BucketData) UnmarshalBinary(data []byte) error {
 	if dec.err != nil {
 		return detailf(ErrBadShardOp, "bucket data: %v", dec.err)
 	}
-	*d = BucketData{Bucket: int(b), Version: version, data: keys, dedup: dedup}
+	*d = BucketData{Bucket: int(b), Version: version, data: keys, dedup: dedup, floor: floor}
 	return nil
 }
 
@@ -108,11 +112,15 @@ func (d *BucketData) checkKeys(n int) error {
 	return nil
 }
 
-// encodeKeys writes t's key count, then each key and value in key order,
-// with versioned each key's CreateIndex, ModIndex and TTL. With release
-// it empties t, which must then be a clone no one else reads, letting go
-// of each leaf once written (see tree.takeLeaves).
-func encodeKeys(e *binWriter, t *tree, release, versioned bool) {
+// encodeKeys writes, with versioned, the bucket's version floor, then t's
+// key count, then each key and value in key order, with versioned each
+// key's CreateIndex, ModIndex and TTL. With release it empties t, which
+// must then be a clone no one else reads, letting go of each leaf once
+// written (see tree.takeLeaves).
+func encodeKeys(e *binWriter, t *tree, floor uint64, release, versioned bool) {
+	if versioned {
+		e.uvarint(floor)
+	}
 	e.uvarint(uint64(t.Len()))
 	write := func(it item) bool {
 		e.field(unsafeBytes(it.key))
@@ -132,9 +140,17 @@ func encodeKeys(e *binWriter, t *tree, release, versioned bool) {
 }
 
 // decodeKeys reads what encodeKeys wrote; keys must ascend, and a key's
-// versions be at most 2^63 with CreateIndex at most ModIndex.
-func decodeKeys(dec *binReader, versioned bool) *tree {
+// versions be at most 2^63 with CreateIndex at most ModIndex. The floor
+// returned is at least every key's ModIndex.
+func decodeKeys(dec *binReader, versioned bool) (*tree, uint64) {
 	t := newTree()
+	var floor uint64
+	if versioned {
+		floor = dec.uvarint("version floor")
+		if dec.err == nil && floor >= ttlFlag {
+			dec.fail("version floor %d", floor)
+		}
+	}
 	count := dec.count("key count")
 	var last string
 	for i := 0; i < count && dec.err == nil; i++ {
@@ -159,7 +175,8 @@ func decodeKeys(dec *binReader, versioned bool) *tree {
 			break
 		}
 		last = string(k)
+		floor = max(floor, mod)
 		t.ReplaceOrInsert(newKV(last, v, create, mod, time.Duration(ttl)))
 	}
-	return t
+	return t, floor
 }

@@ -224,7 +224,9 @@
 // the bucket markers (EventBucketOut when a config takes a bucket away,
 // EventBucketIn when one is installed, or given from nobody); installing
 // or dropping a bucket's keys makes no key events. An event's ModIndex is
-// its raft index and Pos its place among that index's events, so
+// its raft index (after a bucket came from a group with a longer log, it
+// can be below the key's version, invariant 10) and Pos its place among
+// that index's events, so
 // (ModIndex, Pos) is the same event on every member. The events of one
 // raft index are added to the window together, after its state.
 //
@@ -301,7 +303,12 @@
 //  10. A key's ModIndex names one observable version of it: every write
 //     of one raft index applies under one hold of the lock, and a Txn or
 //     OpExpire conditional on a ModIndex applies to that version or not
-//     at all.
+//     at all. A key's versions only grow, across bucket moves and deletes
+//     too: a write gives the raft index, or one past the bucket's floor
+//     (the greatest version it held, in this group or where it came
+//     from) when that is not below it (versionLocked); the floor moves
+//     with the bucket and is in snapshots. So a version read once never
+//     names another value later, and CreateIndex <= ModIndex.
 //  11. A Watcher delivers, from its start, every event it chooses that
 //     this member applied, in (ModIndex, Pos) order, with no gap and no
 //     duplicate, up to where it ends; (ModIndex, Pos) names the same

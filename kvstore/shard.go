@@ -209,7 +209,7 @@ func (s *Store) exportLocked(b int, version uint64) (*BucketData, error) {
 		return nil, detailf(ErrBucketGone, "bucket %d is %s here at config %d, asked for at %d", b, st, cur, version)
 	}
 	bk := s.mu.buckets[b]
-	return &BucketData{Bucket: b, Version: version, data: bk.data.Clone(), dedup: bk.dedup.clone()}, nil
+	return &BucketData{Bucket: b, Version: version, data: bk.data.Clone(), dedup: bk.dedup.clone(), floor: bk.floor}, nil
 }
 
 // InstallBucket makes d the data and dedup table of bucket d.Bucket, in
@@ -450,14 +450,17 @@ func (s *Store) applyBucketOpLocked(c *control) error {
 		if d.dedup.len() == 0 {
 			d.dedup = nil
 		}
-		s.mu.buckets[b] = bucket{data: d.data, dedup: d.dedup}
+		s.mu.buckets[b] = bucket{data: d.data, dedup: d.dedup, floor: max(d.floor, s.mu.buckets[b].floor)}
 		s.queueTreeExpiries(time.Now(), d.data)
 		if st == Pulling {
 			sh.status[b] = GCing
 			s.emitLocked(Event{Type: EventBucketIn, Bucket: b})
 		}
 	case ctlDelete:
-		s.mu.buckets[b] = bucket{data: newTree()}
+		// The floor stays: should the bucket come back with no data (a
+		// config that gives it to this group from nobody), its keys'
+		// versions still go on past every one it had.
+		s.mu.buckets[b] = bucket{data: newTree(), floor: s.mu.buckets[b].floor}
 		if st == BePulling {
 			sh.status[b] = NotOwned
 		}

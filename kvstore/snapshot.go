@@ -23,8 +23,9 @@ import (
 //	  config (encodeConfig), bucket statuses and joined flag; a config
 //	  group member's configs
 //	per bucket section (one for a config group member, holding no keys):
-//	  uvarint key count; per key, in key order: uvarint length, key,
-//	  uvarint length, value, uvarints CreateIndex, ModIndex and TTL (ns);
+//	  uvarint version floor (see bucket.floor), uvarint key count; per
+//	  key, in key order: uvarint length, key, uvarint length, value,
+//	  uvarints CreateIndex, ModIndex and TTL (ns);
 //	  then the bucket's dedup table (dedupTable.encode, transaction
 //	  results included)
 //	CRC-32C (big endian) of everything before it
@@ -125,7 +126,7 @@ func writeSnapshot(w io.Writer, st *snapState) error {
 	st.buckets = nil
 	for i := range buckets {
 		// Each leaf is let go of once written: see takeLeaves.
-		encodeKeys(e, buckets[i].data, true, true)
+		encodeKeys(e, buckets[i].data, buckets[i].floor, true, true)
 		buckets[i].dedup.encode(e, true)
 		buckets[i] = bucket{}
 	}
@@ -234,7 +235,7 @@ func readState(d *binReader, versioned bool) *snapState {
 	}
 	st.buckets = make([]bucket, slots)
 	for i := range st.buckets {
-		t := decodeKeys(d, versioned)
+		t, floor := decodeKeys(d, versioned)
 		if d.err == nil && st.mode == modeConfig && t.Len() > 0 {
 			d.fail("keys in a config group member's state")
 		}
@@ -247,7 +248,7 @@ func readState(d *binReader, versioned bool) *snapState {
 				return true
 			})
 		}
-		st.buckets[i] = bucket{data: t, dedup: decodeDedupTable(d, versioned)}
+		st.buckets[i] = bucket{data: t, dedup: decodeDedupTable(d, versioned), floor: floor}
 		if d.err != nil {
 			return nil
 		}
