@@ -1,0 +1,246 @@
+package robustness_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	"github.com/raftkv/raftkv/robustness"
+	"github.com/raftkv/raftkv/testcluster"
+)
+
+// The versioned histories: the CAS register and transaction workload
+// (robustness.VersionedWorkload) under the short tier's faults, checked
+// with CASModel and TxnModel.
+
+// versionedTier sizes the versioned history of the default tier: five
+// faults in one history, so the whole takes well under a minute.
+var versionedTier = tier{nodes: 3, clients: 7, rate: 200, warmup: 2 * time.Second, hold: 3 * time.Second, after: 2 * time.Second}
+
+// versionedFaults are the faults of the default tier's versioned history,
+// one after the other: a leader killed, paused, isolated, every member
+// killed, random loss on peer links.
+var versionedFaults = []fault{killLeader, pauseLeader, isolateLeader, killAll, randomLoss}
+
+// TestVersioned runs the CAS register and transaction workload while the
+// leader is killed, paused and isolated, every member is killed, and peer
+// links lose connections, and checks the history with CASModel and
+// TxnModel.
+func TestVersioned(t *testing.T) {
+	if testing.Short() {
+		t.Skip("robustness: starts real raftkv processes")
+	}
+	runVersioned(t, versionedTier, versionedFaults, 1, "")
+}
+
+// TestNegativeControlBrokenCAS: members built with -tags raftkv_broken_cas
+// decide a transaction's compares (If-Match, If-None-Match too) on their
+// local state before proposing; concurrent conditional writes through
+// every member then both succeed on one version, and each model must
+// reject the history.
+func TestNegativeControlBrokenCAS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("robustness: starts real raftkv processes")
+	}
+	bin := testcluster.BuildBinaryTags(t, "raftkv_broken_cas")
+	dir := keepOnFailure(t)
+	c := testcluster.Start(t, testcluster.Options{Binary: bin, RequestTimeout: daemonTimeout})
+	dir.cluster = c
+	c.WaitLeader(t, leaderTimeout)
+	var urls []string
+	for _, id := range c.IDs() {
+		urls = append(urls, c.ClientURL(id))
+	}
+	h := robustness.NewHistory()
+	cl := robustness.NewClient(requestTimeout)
+	defer cl.Close()
+	w, err := robustness.NewVersionedWorkload(robustness.VersionedConfig{
+		Targets:        func() []string { return urls },
+		Seed:           5,
+		RequestTimeout: requestTimeout,
+		Rate:           versionedTier.rate,
+		Client:         cl,
+	}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	w.Run(ctx)
+	ops := h.Ops()
+	t.Logf("broken CAS: %s", versionedStats(ops))
+	for _, m := range []struct {
+		name  string
+		check func([]robustness.Op, []robustness.Note, time.Duration, string) robustness.LinResult
+	}{{"cas", robustness.CheckCAS}, {"txn", robustness.CheckTxn}} {
+		lin := m.check(ops, h.Notes(), checkTimeout, filepath.Join(dir.path, m.name+".html"))
+		t.Logf("%s model: %s", m.name, lin)
+		if lin.Result != porcupine.Illegal {
+			t.Errorf("negative control: the %s model says %s for members that decide compares before proposing; want %s",
+				m.name, lin, porcupine.Illegal)
+		}
+	}
+}
+
+// runVersioned runs one versioned history: a cluster (built with tags,
+// if not empty), the workload, the faults one after the other, then the
+// checks.
+func runVersioned(t *testing.T, tr tier, faults []fault, seed uint64, tags string) {
+	dir := keepOnFailure(t)
+	opts := testcluster.Options{N: tr.nodes, RequestTimeout: daemonTimeout}
+	var names []string
+	for _, f := range faults {
+		opts.Proxied = opts.Proxied || f.proxied
+		if f.nodes > 0 {
+			opts.N = f.nodes
+		}
+		if f.opts != nil {
+			f.opts(&opts)
+		}
+		names = append(names, f.name)
+	}
+	if tags != "" {
+		opts.Binary = testcluster.BuildBinaryTags(t, tags)
+	}
+	c := testcluster.Start(t, opts)
+	dir.cluster = c
+	cl := robustness.NewClient(requestTimeout)
+	defer cl.Close()
+	r := &run{t: t, tier: tr, c: c, h: robustness.NewHistory(), cl: cl, dir: dir.path,
+		rng: rand.New(rand.NewPCG(seed, 0x5eed))}
+	r.leader()
+	casClients := tr.clients * 4 / 7
+	w, err := robustness.NewVersionedWorkload(robustness.VersionedConfig{
+		Targets:        func() []string { return r.urls(c.Live()) },
+		CASClients:     casClients,
+		TxnClients:     tr.clients - casClients,
+		Seed:           seed,
+		RequestTimeout: requestTimeout,
+		Rate:           tr.rate,
+		Client:         cl,
+	}, r.h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+		}
+	}
+	defer stop()
+
+	r.hold(tr.warmup)
+	for _, f := range faults {
+		r.note("fault %s: start", f.name)
+		f.inject(r)
+		r.note("fault %s: healed", f.name)
+	}
+	r.hold(tr.after)
+	stop()
+	checkVersioned(t, r, strings.Join(names, "+"), r.h.Now())
+}
+
+// checkVersioned checks r's history with both models, the members'
+// convergence and logs, and that every fault bit.
+func checkVersioned(t *testing.T, r *run, name string, workload time.Duration) {
+	ops := r.h.Ops()
+	var violations []string
+	conv := robustness.CheckConvergence(r.cl, r.urls(r.c.Live()), convergeTimeout)
+	if !conv.OK() {
+		violations = append(violations, "convergence: "+conv.String())
+	}
+	cas := robustness.CheckCAS(ops, r.h.Notes(), checkTimeout, filepath.Join(r.dir, "cas.html"))
+	if !cas.OK() {
+		violations = append(violations, "CAS register model: "+cas.String())
+	}
+	txn := robustness.CheckTxn(ops, r.h.Notes(), checkTimeout, filepath.Join(r.dir, "txn.html"))
+	if !txn.OK() {
+		violations = append(violations, "transaction model: "+txn.String())
+	}
+	for _, e := range []error{cas.Err, txn.Err} {
+		if e != nil {
+			t.Error(e)
+		}
+	}
+	for _, op := range ops {
+		if op.Input.Op != robustness.OpGet && op.Status >= 400 && op.Status < 500 && op.Status != 412 {
+			violations = append(violations, fmt.Sprintf("a valid %s refused: %d %s", op.Input.Op, op.Status, op.Err))
+			break
+		}
+	}
+	for _, id := range r.c.IDs() {
+		hits, err := robustness.ScanLog(r.c.LogPath(id), 5)
+		if err != nil && !os.IsNotExist(err) {
+			t.Errorf("node %d log: %v", id, err)
+		}
+		for _, h := range hits {
+			violations = append(violations, fmt.Sprintf("node %d log: %s", id, h))
+		}
+	}
+	r.mu.Lock()
+	bits, extra := r.mu.bits, r.mu.extra
+	r.mu.Unlock()
+	violations = append(violations, extra...)
+	if len(bits) == 0 {
+		violations = append(violations, "the faults left no evidence that they bit")
+	}
+	t.Logf("%s: a %v workload made %s", name, workload.Round(time.Second), versionedStats(ops))
+	t.Logf("CAS register model: %s; transaction model: %s; convergence: %s", cas, txn, conv)
+	if len(violations) > 0 {
+		writeHistory(t, filepath.Join(r.dir, "history.json"), ops, r.h.Notes())
+		for _, v := range violations {
+			t.Error(v)
+		}
+	}
+}
+
+// versionedStats counts a versioned history's operations by kind and
+// outcome.
+func versionedStats(ops []robustness.Op) string {
+	type count struct{ ok, precondition, unknown, failed, retried int }
+	by := map[robustness.OpKind]*count{}
+	var kinds []robustness.OpKind
+	for _, op := range ops {
+		c := by[op.Input.Op]
+		if c == nil {
+			c = &count{}
+			by[op.Input.Op] = c
+			kinds = append(kinds, op.Input.Op)
+		}
+		switch op.Output.Result {
+		case robustness.ResultOK, robustness.ResultValue, robustness.ResultNotFound:
+			c.ok++
+			if op.Attempts > 1 {
+				c.retried++
+			}
+		case robustness.ResultPrecondition:
+			c.precondition++
+			if op.Attempts > 1 {
+				c.retried++
+			}
+		case robustness.ResultUnknown:
+			c.unknown++
+		default:
+			c.failed++
+		}
+	}
+	var parts []string
+	for _, k := range kinds {
+		c := by[k]
+		parts = append(parts, fmt.Sprintf("%s %d ok, %d 412, %d unknown, %d failed (%d settled by a retry)",
+			k, c.ok, c.precondition, c.unknown, c.failed, c.retried))
+	}
+	return fmt.Sprintf("%d operations: %s", len(ops), strings.Join(parts, "; "))
+}
