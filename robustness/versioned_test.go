@@ -48,6 +48,13 @@ func TestNegativeControlBrokenCAS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("robustness: starts real raftkv processes")
 	}
+	negativeControlBrokenCAS(t, 5)
+}
+
+// negativeControlBrokenCAS runs the versioned workload with seed for 5 s
+// on 3 members built with raftkv_broken_cas, and fails t unless both
+// models reject the history.
+func negativeControlBrokenCAS(t *testing.T, seed uint64) {
 	bin := testcluster.BuildBinaryTags(t, "raftkv_broken_cas")
 	dir := keepOnFailure(t)
 	c := testcluster.Start(t, testcluster.Options{Binary: bin, RequestTimeout: daemonTimeout})
@@ -62,7 +69,7 @@ func TestNegativeControlBrokenCAS(t *testing.T) {
 	defer cl.Close()
 	w, err := robustness.NewVersionedWorkload(robustness.VersionedConfig{
 		Targets:        func() []string { return urls },
-		Seed:           5,
+		Seed:           seed,
 		RequestTimeout: requestTimeout,
 		Rate:           versionedTier.rate,
 		Client:         cl,
@@ -243,4 +250,35 @@ func versionedStats(ops []robustness.Op) string {
 			k, c.ok, c.precondition, c.unknown, c.failed, c.retried))
 	}
 	return fmt.Sprintf("%d operations: %s", len(ops), strings.Join(parts, "; "))
+}
+
+// longVersionedFaults are the faults of a long-tier versioned history,
+// one after the other on 5 members.
+var longVersionedFaults = []fault{
+	killFollower, killLeader, pauseLeader, isolateLeader, isolateFollowerSnapshot,
+	replaceMember, randomLoss, partitionLeaderKill, killAll,
+}
+
+// TestLongVersioned runs, with each seed of the long tier, the versioned
+// workload on 5 members through every fault of longVersionedFaults, and
+// on one member killed repeatedly; then the negative control with that
+// seed. Opt-in: RAFTKV_ROBUSTNESS_LONG=1.
+func TestLongVersioned(t *testing.T) {
+	if os.Getenv(LongEnv) != "1" {
+		t.Skipf("robustness: long tier; set %s=1 (and go test -timeout 90m)", LongEnv)
+	}
+	for seed := 1; seed <= longSeeds(t); seed++ {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			if d, ok := t.Deadline(); ok && time.Until(d) < 5*time.Minute {
+				t.Skip("robustness: too close to the test deadline; raise go test -timeout")
+			}
+			runVersioned(t, longTier, longVersionedFaults, uint64(seed), "")
+		})
+		t.Run(fmt.Sprintf("single-node-kills/seed=%d", seed), func(t *testing.T) {
+			runVersioned(t, longTier, []fault{singleNodeKills}, uint64(seed), "")
+		})
+		t.Run(fmt.Sprintf("negative-control/seed=%d", seed), func(t *testing.T) {
+			negativeControlBrokenCAS(t, uint64(seed))
+		})
+	}
 }
