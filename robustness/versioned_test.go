@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -36,7 +37,138 @@ func TestVersioned(t *testing.T) {
 	if testing.Short() {
 		t.Skip("robustness: starts real raftkv processes")
 	}
-	runVersioned(t, versionedTier, versionedFaults, 1, "")
+	ops := runVersioned(t, versionedTier, versionedFaults, 1, "")
+	if t.Failed() {
+		return
+	}
+	// The same history, corrupted three ways, must be rejected.
+	for _, m := range []struct {
+		name   string
+		mutate func([]robustness.Op) ([]robustness.Op, string)
+		check  func([]robustness.Op, []robustness.Note, time.Duration, string) robustness.LinResult
+	}{
+		{"412 made success", preconditionMadeSuccess, robustness.CheckCAS},
+		{"stale get", staleVersionedGet, robustness.CheckCAS},
+		{"stale get in a transaction", staleTxnGet, robustness.CheckTxn},
+	} {
+		mutated, what := m.mutate(ops)
+		if mutated == nil {
+			t.Errorf("%s: %s", m.name, what)
+			continue
+		}
+		if lin := m.check(mutated, nil, checkTimeout, ""); lin.Result != porcupine.Illegal {
+			t.Errorf("%s (%s): the check says %s, want %s", m.name, what, lin, porcupine.Illegal)
+		} else {
+			t.Logf("%s (%s): rejected on %v", m.name, what, lin.BadKeys)
+		}
+	}
+}
+
+// preconditionMadeSuccess turns a 412 to an If-Match put, whose key was
+// then at a version older than the 412's own index, into a success at
+// that index.
+func preconditionMadeSuccess(ops []robustness.Op) ([]robustness.Op, string) {
+	for i, op := range ops {
+		o := op.Output
+		if op.Input.Op == robustness.OpPutIfMatch && o.Result == robustness.ResultPrecondition && o.Mod != 0 && o.Mod < o.Index {
+			mutated := slices.Clone(ops)
+			mutated[i].Output = robustness.Output{Result: robustness.ResultOK, Index: o.Index}
+			return mutated, fmt.Sprintf("put(%q, if-match %d) at %d, whose key was at %d", op.Input.Key, op.Input.Mod, o.Index, o.Mod)
+		}
+	}
+	return nil, "no 412 to an If-Match put in the history"
+}
+
+// acked reports whether op is a write of key acknowledged with its index
+// (a put of value, or a delete when value is "").
+func acked(op robustness.Op, key string) (value string, index uint64, ok bool) {
+	in, o := op.Input, op.Output
+	if in.Key != key || o.Result != robustness.ResultOK || o.Index == 0 {
+		return "", 0, false
+	}
+	switch in.Op {
+	case robustness.OpPut, robustness.OpPutIfMatch, robustness.OpPutIfAbsent:
+		return in.Value, o.Index, true
+	case robustness.OpDelete, robustness.OpDeleteIfMatch:
+		return "", o.Index, true
+	}
+	return "", 0, false
+}
+
+// staleVersionedGet makes a get return a version that another
+// acknowledged write had overwritten before the get began.
+func staleVersionedGet(ops []robustness.Op) ([]robustness.Op, string) {
+	for gi, g := range ops {
+		if g.Input.Op != robustness.OpGet || g.Output.Result != robustness.ResultValue {
+			continue
+		}
+		for _, w1 := range ops {
+			v1, i1, ok1 := acked(w1, g.Input.Key)
+			if !ok1 || v1 == "" || v1 == g.Output.Value {
+				continue
+			}
+			for _, w2 := range ops {
+				if _, _, ok2 := acked(w2, g.Input.Key); ok2 && w1.Return < w2.Call && w2.Return < g.Call {
+					mutated := slices.Clone(ops)
+					mutated[gi].Output.Value, mutated[gi].Output.Mod = v1, i1
+					return mutated, fmt.Sprintf("get(%q) at %v made to return %q@%d, overwritten at %d", g.Input.Key, g.Call, v1, i1, w2.Output.Index)
+				}
+			}
+		}
+	}
+	return nil, "no get to make stale in the history"
+}
+
+// txnWrote returns the value a succeeded transaction put in key ("" for
+// a delete) and its index.
+func txnWrote(op robustness.Op, key string) (value string, index uint64, ok bool) {
+	if op.Input.Op != robustness.OpTxn || op.Output.Result != robustness.ResultOK {
+		return "", 0, false
+	}
+	branch := op.Input.Txn.Failure
+	if op.Output.Succeeded {
+		branch = op.Input.Txn.Success
+	}
+	for _, o := range branch {
+		if o.Key != key {
+			continue
+		}
+		switch o.Op {
+		case robustness.OpPut:
+			value, ok = o.Value, true
+		case robustness.OpDelete:
+			value, ok = "", true
+		}
+	}
+	return value, op.Output.Index, ok
+}
+
+// staleTxnGet makes a read-only transaction's get return a version that
+// another transaction had overwritten before the read began.
+func staleTxnGet(ops []robustness.Op) ([]robustness.Op, string) {
+	for gi, g := range ops {
+		if g.Input.Op != robustness.OpTxn || g.Output.Result != robustness.ResultOK || len(g.Input.Txn.Compares) > 0 ||
+			g.Input.Txn.Success[0].Op != robustness.OpGet || len(g.Output.Gets) == 0 {
+			continue
+		}
+		key := g.Input.Txn.Success[0].Key
+		for _, w1 := range ops {
+			v1, i1, ok1 := txnWrote(w1, key)
+			if !ok1 || v1 == "" || v1 == g.Output.Gets[0].Value {
+				continue
+			}
+			for _, w2 := range ops {
+				if _, _, ok2 := txnWrote(w2, key); ok2 && w1.Return < w2.Call && w2.Return < g.Call {
+					mutated := slices.Clone(ops)
+					gets := slices.Clone(g.Output.Gets)
+					gets[0] = robustness.TxnGet{Found: true, Value: v1, Mod: i1}
+					mutated[gi].Output.Gets = gets
+					return mutated, fmt.Sprintf("get %q of a transaction at %v made to return %q@%d, overwritten at %d", key, g.Call, v1, i1, w2.Output.Index)
+				}
+			}
+		}
+	}
+	return nil, "no transaction read to make stale in the history"
 }
 
 // TestNegativeControlBrokenCAS: members built with -tags raftkv_broken_cas
@@ -97,8 +229,8 @@ func negativeControlBrokenCAS(t *testing.T, seed uint64) {
 
 // runVersioned runs one versioned history: a cluster (built with tags,
 // if not empty), the workload, the faults one after the other, then the
-// checks.
-func runVersioned(t *testing.T, tr tier, faults []fault, seed uint64, tags string) {
+// checks. It returns the history's operations.
+func runVersioned(t *testing.T, tr tier, faults []fault, seed uint64, tags string) []robustness.Op {
 	dir := keepOnFailure(t)
 	opts := testcluster.Options{N: tr.nodes, RequestTimeout: daemonTimeout}
 	var names []string
@@ -157,6 +289,7 @@ func runVersioned(t *testing.T, tr tier, faults []fault, seed uint64, tags strin
 	r.hold(tr.after)
 	stop()
 	checkVersioned(t, r, strings.Join(names, "+"), r.h.Now())
+	return r.h.Ops()
 }
 
 // checkVersioned checks r's history with both models, the members'
