@@ -123,10 +123,15 @@ func (s *Store) txn(ctx context.Context, t Txn, wo WriteOptions) (TxnResult, err
 			return TxnResult{}, err
 		}
 	}
+	local := true
+	if brokenCAS {
+		t, local = s.decideLocally(t)
+	}
 	r := s.submit(ctx, request{Txn: &t, ClientID: wo.ClientID, Seq: wo.Seq}, t.size()+len(wo.ClientID))
 	var res TxnResult
 	if r.txn != nil {
 		res = *r.txn
+		res.Succeeded = res.Succeeded && local
 	}
 	if r.err != nil {
 		return res, r.err
@@ -137,6 +142,22 @@ func (s *Store) txn(ctx context.Context, t Txn, wo WriteOptions) (TxnResult, err
 		panic(fmt.Sprintf("kvstore: transaction applied at %d without a result", r.index))
 	}
 	return res, nil
+}
+
+// decideLocally evaluates t's compares on this member's applied state and
+// returns the branch they chose as a Txn without compares, and whether
+// they held: the broken build's (brokenCAS) way, racing with every write
+// applied between now and its entry.
+func (s *Store) decideLocally(t Txn) (Txn, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for i := range t.Compares {
+		c := &t.Compares[i]
+		if it, found := s.getLocked(c.Key); !c.holds(it, found) {
+			return Txn{Success: t.Failure}, false
+		}
+	}
+	return Txn{Success: t.Success}, true
 }
 
 // The most compares, and operations per branch, of a Txn (etcd's default
