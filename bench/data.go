@@ -316,7 +316,11 @@ func (r *DataResult) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "%s: %d clients to %s\n", c.Mode, c.Clients, plural(len(c.Endpoints), "endpoint"))
 	fmt.Fprintf(&b, "  endpoints   %s\n", strings.Join(c.Endpoints, " "))
-	fmt.Fprintf(&b, "  keys        prefix %q, keyspace %d\n", c.Prefix, c.Keyspace)
+	if c.Mode == ModeWatch {
+		fmt.Fprintf(&b, "  keys        prefix %q, a fresh key each write\n", c.Prefix)
+	} else {
+		fmt.Fprintf(&b, "  keys        prefix %q, keyspace %d\n", c.Prefix, c.Keyspace)
+	}
 	interrupted := ""
 	if r.Interrupted {
 		interrupted = " (interrupted)"

@@ -151,7 +151,8 @@ Modes:
   txn     POST /txn: compare a key's mod index, put two keys of its hash tag
   list    walk --keyspace preloaded keys in pages of --page-size (GET /key?prefix=)
   watch   --watchers watches on a prefix, spread over the members, and
-          --clients writers at --rate puts/s in all; events/s delivered, latency
+          --clients writers at --rate puts/s in all (default 100; negative:
+          unlimited); events/s delivered, latency
           from each write's answer to each watcher, exit 1 on any gap
 
 Keys are the numbers 0 to --keyspace-1 in decimal, zero-padded to --key-size.
