@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -262,21 +263,25 @@ func (c cursor) String() string {
 	return b.String()
 }
 
+// parseCursor reads a cursor String wrote: each group once, at an index
+// >= 1 (String leaves out a group with none: a group given at index 0
+// would silently start from now on), after a position, or after every
+// event up to an index that is not the last possible one.
 func parseCursor(s string) (cursor, error) {
 	c := cursor{}
-	bad := bad("Last-Event-ID of a watch across groups is a cursor <gid>=<index>[.<pos>],...; got %q", s)
+	bad := bad("Last-Event-ID of a watch across groups is a cursor <gid>=<index>[.<pos>],... with each group once and indexes from 1; got %q", s)
 	for part := range strings.SplitSeq(strings.TrimSpace(s), ",") {
 		g, p, ok := strings.Cut(part, "=")
 		if !ok {
 			return nil, bad
 		}
 		gid, err := strconv.ParseUint(g, 10, 64)
-		if err != nil || gid == 0 {
+		if _, dup := c[gid]; err != nil || gid == 0 || dup {
 			return nil, bad
 		}
 		i, ps, dotted := strings.Cut(p, ".")
 		index, err := strconv.ParseUint(i, 10, 64)
-		if err != nil {
+		if err != nil || index == 0 || (!dotted && index == math.MaxUint64) {
 			return nil, bad
 		}
 		pos := int64(-1)
