@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"sync"
 	"sync/atomic"
 
 	"github.com/raftkv/raftkv/httpapi"
@@ -54,8 +53,7 @@ type watcher struct {
 	poke     chan struct{}
 	progress atomic.Uint64
 
-	errOnce sync.Once
-	err     error
+	err error
 }
 
 func (w *watcher) Events() <-chan httpapi.Event { return w.out }

@@ -379,8 +379,7 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 	}
 	// handle delivers ev of group gid, or queues it while gid is held,
 	// and follows the buckets' owners.
-	var handle func(gid uint64, ev client.WatchEvent)
-	handle = func(gid uint64, ev client.WatchEvent) {
+	handle := func(gid uint64, ev client.WatchEvent) {
 		if ho, ok := holds[gid]; ok {
 			ho.queue = append(ho.queue, ev)
 			return
