@@ -4,7 +4,8 @@
 //
 // # What it owns
 //
-// The workload (modes put, get, mixed and delete; key choice, values, rate),
+// The workload (modes put, get, mixed and delete; key choice, values, rate;
+// and the data model's cas, txn, list and watch, below),
 // a fixed pool of HTTP/1.1 keep-alive connections and the small client that
 // speaks on them, the latency histogram, the preload and verify phases, and
 // the report (text and one JSON line).
@@ -75,6 +76,27 @@
 // the end of the connection, no redirects followed (a 3xx is an answer).
 // Like net/http, it sends a request again on a new connection when a reused
 // one broke before any byte of the answer: the server closed it while idle.
+//
+// # Data-model workloads
+//
+// RunData (data.go) runs the workloads of the data model, each in its
+// own file, with its own DataConfig and DataResult, over net/http (their
+// requests carry If-Match, JSON bodies and event streams the lean
+// connection does not speak), and checks what they did:
+//
+//	cas    GET /<key> (value and ETag), then PUT /key/<key> with If-Match
+//	       (If-None-Match: * when absent) of the value plus one: 204 a
+//	       success, 412 a conflict; the counters must add up to the successes
+//	txn    POST /txn: compare <p>{k}/a's mod index, put the counter plus one
+//	       into <p>{k}/a and <p>{k}/b (one hash tag), get a on failure
+//	list   walk a preloaded prefix in pages (GET /key?prefix=&limit=&continue=);
+//	       each complete walk must return every key once, in order
+//	watch  W watches (SSE) spread over the members, from the index of a write
+//	       made before them, and a load of puts: every watcher must get every
+//	       acknowledged write, in order, at its acknowledged index; latency is
+//	       from a write's answer to each watcher's receipt
+//
+// A problem found fails the run (DataResult.Problems; exit 1).
 //
 // # Invariants
 //

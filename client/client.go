@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	crand "crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -168,8 +169,19 @@ type call struct {
 	body   []byte
 	write  bool
 	admin  bool // to the config group
-	seq    uint64
-	id     string
+	// group, when not 0, is the group the call goes to (a listing or a
+	// watch of every group); version is the config version it was chosen
+	// by. A 421 ends such a call: its caller gathers again.
+	group   uint64
+	version uint64
+	seq     uint64
+	id      string
+	// header holds headers of this call (If-Match, Last-Event-ID...).
+	header http.Header
+	// ttl is a Put's WithTTL; conds counts the conditions (WithIfMatch,
+	// WithIfAbsent) given.
+	ttl   time.Duration
+	conds int
 	// ok lists the statuses that end the call as answered (the caller
 	// reads the reply); any other status is an error.
 	ok []int
@@ -238,6 +250,12 @@ func (c *Client) do(ctx context.Context, cl *call) (*reply, error) {
 			if cl.write && sent {
 				maybeApplied = true
 			}
+			if tlsRefused(err) {
+				// This Client's TLS setup and the member's do not agree
+				// (no certificate, an untrusted one): another try would
+				// be refused the same, so the call ends with the reason.
+				return nil, fail(&Error{Endpoint: endpoint, Err: err, Tries: try})
+			}
 			if ctx.Err() != nil {
 				// The call's own end cut this try: the last answer, if
 				// any, says more than the cut.
@@ -284,8 +302,8 @@ func (c *Client) do(ctx context.Context, cl *call) (*reply, error) {
 		case rep.status == http.StatusMisdirectedRequest || (rep.status >= 300 && rep.status < 400):
 			// Nothing was applied. Refresh the config (to at least the
 			// member's version) and try where it says.
-			retry = true
-			if c.Sharded() && !cl.admin {
+			retry = cl.group == 0
+			if c.Sharded() && !cl.admin && retry {
 				if _, err := c.Refresh(ctx, e.Version); err != nil && ctx.Err() != nil {
 					return nil, fail(withErr(e, ctx.Err()))
 				}
@@ -374,12 +392,17 @@ func (c *Client) send(ctx context.Context, cl *call, endpoint string) (rep *repl
 		h[HeaderClientID] = []string{cl.id}
 		h[HeaderClientSeq] = []string{strconv.FormatUint(cl.seq, 10)}
 	}
+	for k, v := range cl.header {
+		h[k] = v
+	}
 	if cl.body != nil && (cl.method == http.MethodPost) {
 		h["Content-Type"] = []string{"application/json"}
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, gotConn.Load(), err
+		// A TLS alert from the member refused the handshake: it read
+		// nothing of the request.
+		return nil, gotConn.Load() && !remoteTLSAlert(err), err
 	}
 	defer resp.Body.Close()
 	limit := int64(maxBody)
@@ -393,6 +416,22 @@ func (c *Client) send(ctx context.Context, cl *call, endpoint string) (rep *repl
 	return &reply{status: resp.StatusCode, header: resp.Header, body: b, endpoint: endpoint}, true, nil
 }
 
+// tlsRefused reports whether err is a TLS handshake that one side
+// refused: this Client could not verify the member's certificate, or the
+// member sent an alert (it requires a client certificate, or does not
+// trust this one).
+func tlsRefused(err error) bool {
+	var ve *tls.CertificateVerificationError
+	return errors.As(err, &ve) || remoteTLSAlert(err)
+}
+
+// remoteTLSAlert reports whether err is a TLS alert the other side sent;
+// crypto/tls reports those as a net.OpError of Op "remote error".
+func remoteTLSAlert(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "remote error"
+}
+
 // errorBody is a server's JSON error answer (see the sharding contract).
 type errorBody struct {
 	Error   string   `json:"error"`
@@ -401,6 +440,8 @@ type errorBody struct {
 	Bucket  *int     `json:"bucket"`
 	Owner   uint64   `json:"owner"`
 	Servers []string `json:"servers"`
+	// OldestIndex is a 410's.
+	OldestIndex uint64 `json:"oldest_index"`
 }
 
 // errorOf reads an error answer: its JSON body when it has one with an
@@ -418,6 +459,7 @@ func errorOf(rep *reply) *Error {
 	if mt, _, _ := mime.ParseMediaType(e.ContentType); mt == "application/json" &&
 		json.Unmarshal(rep.body, &eb) == nil && (eb.Error != "" || eb.Code != "") {
 		e.Message, e.Code, e.Version, e.Owner, e.Servers = eb.Error, eb.Code, eb.Version, eb.Owner, eb.Servers
+		e.OldestIndex = eb.OldestIndex
 		if eb.Bucket != nil {
 			e.Bucket = *eb.Bucket
 		}
@@ -427,6 +469,10 @@ func errorOf(rep *reply) *Error {
 	}
 	if e.Code == "" {
 		e.Code = codeOfStatus(rep.status)
+	}
+	e.Index, _ = strconv.ParseUint(rep.header.Get(HeaderRaftIndex), 10, 64)
+	if rep.status == http.StatusPreconditionFailed {
+		e.ModIndex, _ = parseETag(rep.header.Get("ETag"))
 	}
 	if v, err := strconv.ParseUint(rep.header.Get(HeaderConfigVersion), 10, 64); err == nil && v > e.Version {
 		e.Version = v

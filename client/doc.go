@@ -15,6 +15,10 @@
 //	v, err = c.Get(ctx, "greeting", client.WithMinIndex(index)) // read-your-writes, no quorum round
 //	if errors.Is(err, client.ErrNotFound) { ... }
 //
+// Members that serve https (raftkv's --cert-file) are reached with
+// Config.TLS: the CAs to trust, and the client certificate they require
+// with --client-cert-auth.
+//
 // A sharded deployment is reached through its config group instead:
 //
 //	c, err := client.New(client.Config{ConfigEndpoints: []string{"http://127.0.0.1:6080"}})
@@ -37,9 +41,17 @@
 // # Requests
 //
 //	Get       GET /<key> (GET /key/<key> for reserved names), ?level=stale, ?min_index=N
-//	Put       PUT /<key> (PUT /key/<key> for reserved names), body the value
-//	Delete    DELETE /key/<key>
+//	GetKV     as Get; the versions from ETag, X-Create-Index, X-TTL, X-Raft-Index
+//	Put       PUT /<key> (PUT /key/<key> for reserved names), body the value;
+//	          WithTTL: ?ttl=<duration>; WithIfMatch: If-Match: "<mod>";
+//	          WithIfAbsent: If-None-Match: *
+//	Delete    DELETE /key/<key>; WithIfMatch as Put's
 //	PutAll    POST /key, body {"k":"v",...}: one atomic write, keys of one group
+//	Txn       POST /txn, etcd's JSON shape: keys of one group
+//	List      GET /key?prefix=|start=&end=, limit, keys_only, continue; sharded:
+//	          one GET per group with config_version, merged (see List)
+//	Watch     GET /key?watch=true&prefix=p or /key/<key>?watch=true, from_index or
+//	          Last-Event-ID: a Server-Sent Events stream, resumed (see Watch)
 //	Status    GET /status
 //	SnapshotSave GET /snapshot[?level=stale|min_index=N], the backup streamed to
 //	          an io.Writer and checked as it goes (only with Endpoints)
@@ -75,6 +87,9 @@
 //	                         config first (the group may have left and stopped)
 //	504                      try again (a write is then of unknown outcome)
 //	seq_too_old              the server cannot judge the write: ErrOutcomeUnknown
+//	TLS handshake refused    the answer, as an error (no certificate, an untrusted one:
+//	                         another try would be refused the same); the member read
+//	                         nothing of the request
 //	other 4xx, 500           the answer, as an error (a write's 500 is of unknown outcome)
 //
 // Writes are tried again because each carries its client id and sequence
@@ -100,12 +115,22 @@
 // older than the cached one is never cached. The answers of Join, Leave,
 // Move and Query update the cache too.
 //
+// A conditional write that finds the key at another version is
+// ErrPreconditionFailed, its *Error's ModIndex the current version (0:
+// absent); it is not retried. A watch from an index the member no longer
+// keeps is ErrCompacted, its *Error's OldestIndex where to start again.
+//
 // # Goroutines
 //
-// A call runs in its caller's goroutine. A config refresh runs in a
+// A call runs in its caller's goroutine, except a List of a sharded
+// deployment, which asks every group at once, one goroutine per group,
+// all ended before it returns, and a Watch, whose stream is read by a
+// goroutine of its own that ends with the watch's context (or when the
+// watch fails for good) and closes the channel. A config refresh runs in a
 // goroutine of its own, bounded by RequestTimeout, so that a caller whose
 // context ends leaves and the others still get the config; it ends with
-// the fetch. Close closes idle connections; there is nothing else to stop.
+// the fetch. Close closes idle connections; there is nothing else to stop
+// (cancel a Watch's context to end it).
 //
 // # Invariants
 //

@@ -45,6 +45,16 @@ var (
 	// refused before anything is sent, until transactions exist. Such an
 	// error is also ErrBadRequest.
 	ErrCrossGroup = errors.New("client: keys of one PutAll are served by different groups")
+	// ErrPreconditionFailed: a conditional write (WithIfMatch,
+	// WithIfAbsent) found the key in another state (412, code
+	// precondition_failed); nothing was changed. The *Error's ModIndex is
+	// the key's current version (0: the key is absent).
+	ErrPreconditionFailed = errors.New("client: precondition failed")
+	// ErrCompacted: a watch asked for events older than the member keeps
+	// (410, code compacted); the *Error's OldestIndex is the oldest index
+	// a watch can start from. Read the keys again and watch from the
+	// index of that read.
+	ErrCompacted = errors.New("client: events compacted")
 	// ErrNoConfigGroup: an admin call (Join, Leave, Move, Query) on a Client
 	// built without ConfigEndpoints.
 	ErrNoConfigGroup = errors.New("client: no config group (Config.ConfigEndpoints is empty)")
@@ -66,6 +76,14 @@ const (
 	CodeBucketMoving    = "bucket_moving"
 	CodeSeqTooOld       = "seq_too_old"
 	CodeInternal        = "internal"
+	// The data model's: a failed If-Match or If-None-Match (412), a watch
+	// from an index no longer kept (410), a watch that fell behind, too
+	// many watches on one member (503), a txn or batch across groups (a
+	// router's 400, or the client's own, see ErrCrossGroup).
+	CodePreconditionFailed = "precondition_failed"
+	CodeCompacted          = "compacted"
+	CodeTooSlow            = "too_slow"
+	CodeTooManyWatchers    = "too_many_watchers"
 	// CodeNoOwner is the client's own: the config gives the key's bucket to
 	// no group (no group has joined yet).
 	CodeNoOwner = "no_owner"
@@ -101,6 +119,14 @@ type Error struct {
 	Bucket  int
 	Owner   uint64
 	Servers []string
+	// Index is the last answer's X-Raft-Index: the index a 404 was read
+	// at, or a 412's condition was judged at; 0 when it had none.
+	Index uint64
+	// ModIndex is a 412's: the key's current version, from its ETag; 0
+	// when the key is absent.
+	ModIndex uint64
+	// OldestIndex is a 410's: the oldest index a watch can start from.
+	OldestIndex uint64
 	// Body, ContentType and RetryAfter are the last answer's, as sent, so
 	// that a proxy can relay it (Body is cut at 64 KiB).
 	Body        []byte
@@ -164,6 +190,10 @@ func (e *Error) Is(target error) bool {
 		return e.Code == CodeConflict
 	case ErrCrossGroup:
 		return e.Code == CodeCrossGroup
+	case ErrPreconditionFailed:
+		return e.Code == CodePreconditionFailed
+	case ErrCompacted:
+		return e.Code == CodeCompacted
 	case ErrWrongGroup:
 		return e.Code == CodeWrongGroup
 	case ErrNoLeader:
@@ -185,7 +215,7 @@ func (e *Error) Is(target error) bool {
 // unowned, a member that could not be reached.
 func (e *Error) unavailable() bool {
 	switch e.Code {
-	case CodeNoLeader, CodeUnavailable, CodeTooManyRequests, CodeBucketMoving, CodeNoOwner:
+	case CodeNoLeader, CodeUnavailable, CodeTooManyRequests, CodeBucketMoving, CodeNoOwner, CodeTooManyWatchers:
 		return true
 	}
 	return e.Status == 0 && transportError(e.Err)
@@ -214,6 +244,10 @@ func codeOfStatus(status int) string {
 		return CodeKeyNotFound
 	case http.StatusConflict:
 		return CodeConflict
+	case http.StatusPreconditionFailed:
+		return CodePreconditionFailed
+	case http.StatusGone:
+		return CodeCompacted
 	case http.StatusRequestEntityTooLarge:
 		return CodeTooLarge
 	case http.StatusMisdirectedRequest, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:

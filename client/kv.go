@@ -78,13 +78,60 @@ func checkKey(op, key string) error {
 // value of such a key that is not UTF-8 comes back mangled, as it does
 // from the member directly.
 func (c *Client) Get(ctx context.Context, key string, opts ...ReadOption) ([]byte, error) {
-	if err := checkKey("get", key); err != nil {
-		return nil, err
+	kv, _, err := c.get(ctx, "get", key, opts)
+	return kv.Value, err
+}
+
+// GetKV returns key's value and versions, and the raft index of the
+// key's group the read was served at; ErrNotFound if it is absent (its
+// *Error's Index is then the index the absence was read at). Options
+// and reserved names are as Get's.
+func (c *Client) GetKV(ctx context.Context, key string, opts ...ReadOption) (KeyValue, uint64, error) {
+	return c.get(ctx, "getkv", key, opts)
+}
+
+func (c *Client) get(ctx context.Context, op, key string, opts []ReadOption) (KeyValue, uint64, error) {
+	if err := checkKey(op, key); err != nil {
+		return KeyValue{}, 0, err
 	}
 	var o readOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
+	q := o.query()
+	asJSON := reservedKey(key)
+	path := "/" + url.PathEscape(key)
+	if asJSON {
+		path = "/key/" + url.PathEscape(key)
+	}
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	rep, err := c.do(ctx, &call{op: op, method: http.MethodGet, key: key, path: path, ok: []int{http.StatusOK}})
+	if err != nil {
+		return KeyValue{}, 0, err
+	}
+	kv, index := versionsOf(key, rep.header)
+	if !asJSON {
+		kv.Value = rep.body
+		return kv, index, nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal(rep.body, &m); err != nil {
+		return KeyValue{}, 0, &Error{Op: op, Key: key, Endpoint: rep.endpoint, Status: rep.status, Code: CodeInternal,
+			Message: "unreadable GET /key/<key> answer", Err: err}
+	}
+	v, ok := m[key]
+	if !ok {
+		return KeyValue{}, 0, &Error{Op: op, Key: key, Endpoint: rep.endpoint, Status: rep.status, Code: CodeInternal,
+			Message: "GET /key/<key> answer lacks the key"}
+	}
+	kv.Value = []byte(v)
+	return kv, index, nil
+}
+
+// query is o as a read's query parameters.
+func (o readOptions) query() url.Values {
 	q := url.Values{}
 	switch {
 	case o.stale:
@@ -95,32 +142,7 @@ func (c *Client) Get(ctx context.Context, key string, opts ...ReadOption) ([]byt
 	if o.minIndex > 0 {
 		q.Set("min_index", strconv.FormatUint(o.minIndex, 10))
 	}
-	asJSON := reservedKey(key)
-	path := "/" + url.PathEscape(key)
-	if asJSON {
-		path = "/key/" + url.PathEscape(key)
-	}
-	if len(q) > 0 {
-		path += "?" + q.Encode()
-	}
-	rep, err := c.do(ctx, &call{op: "get", method: http.MethodGet, key: key, path: path, ok: []int{http.StatusOK}})
-	if err != nil {
-		return nil, err
-	}
-	if !asJSON {
-		return rep.body, nil
-	}
-	var kv map[string]string
-	if err := json.Unmarshal(rep.body, &kv); err != nil {
-		return nil, &Error{Op: "get", Key: key, Endpoint: rep.endpoint, Status: rep.status, Code: CodeInternal,
-			Message: "unreadable GET /key/<key> answer", Err: err}
-	}
-	v, ok := kv[key]
-	if !ok {
-		return nil, &Error{Op: "get", Key: key, Endpoint: rep.endpoint, Status: rep.status, Code: CodeInternal,
-			Message: "GET /key/<key> answer lacks the key"}
-	}
-	return []byte(v), nil
+	return q
 }
 
 // Put sets key to value and returns the raft index at which the key's
@@ -185,6 +207,9 @@ func (c *Client) write(ctx context.Context, cl *call, opts []WriteOption) (uint6
 		if !ValidClientID(cl.id) || cl.seq == 0 {
 			return 0, badInput(cl.op, cl.key, "WithSeq(%q, %d): want an id of 1 to 64 of [A-Za-z0-9._-] and a seq of at least 1", cl.id, cl.seq)
 		}
+	}
+	if err := cl.checkWriteOptions(); err != nil {
+		return 0, err
 	}
 	rep, err := c.do(ctx, cl)
 	if err != nil {

@@ -246,6 +246,13 @@ func (c *Client) target(ctx context.Context, cl *call) (m *members, turn uint64,
 		if err != nil {
 			return nil, 0, "", err
 		}
+		if cl.group != 0 {
+			if m = r.groups[cl.group]; m == nil {
+				return nil, 0, "", &Error{Code: CodeWrongGroup, Version: r.cfg.Version,
+					Message: fmt.Sprintf("config %d has no group %d", r.cfg.Version, cl.group)}
+			}
+			break
+		}
 		if m, err = r.groupOf(cl); err != nil {
 			return nil, 0, "", err
 		}

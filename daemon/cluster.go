@@ -14,6 +14,7 @@ import (
 
 	"github.com/raftkv/raftkv/httpapi"
 	"github.com/raftkv/raftkv/kvstore"
+	"github.com/raftkv/raftkv/peerurl"
 	"github.com/raftkv/raftkv/raftnode"
 )
 
@@ -24,9 +25,9 @@ const healthLag = 1000
 // store adapts kvstore to the HTTP layer's interface.
 type store struct{ *kvstore.Store }
 
-func (s store) Get(ctx context.Context, key string, o httpapi.ReadOptions) ([]byte, error) {
-	v, err := s.Store.Get(ctx, key, kvstore.ReadOptions{Stale: o.Stale, MinIndex: o.MinIndex})
-	return v, wireError(err)
+func (s store) GetKV(ctx context.Context, key string, o httpapi.ReadOptions) (httpapi.KeyValue, uint64, error) {
+	kv, index, err := s.Store.GetKV(ctx, key, kvstore.ReadOptions{Stale: o.Stale, MinIndex: o.MinIndex})
+	return wireKV(kv), index, wireError(err)
 }
 
 func (s store) Put(ctx context.Context, key string, value []byte) (uint64, error) {
@@ -55,25 +56,45 @@ type cluster struct {
 	store *kvstore.Store
 	// extra adds the mode's section to the status; nil for none.
 	extra func(*httpapi.Status)
+	// http passes requests on to the leader's client URL.
+	http *http.Client
+	// peerScheme is the scheme of this cluster's peer URLs: http, or https
+	// with peer TLS. A new member's must be the same.
+	peerScheme string
+}
+
+// checkScheme refuses a new member's peer URL that the peer links could
+// not reach.
+func (c cluster) checkScheme(peerURL string) error {
+	if s := peerurl.Scheme(peerURL); s != "" && c.peerScheme != "" && s != c.peerScheme {
+		return &peerSchemeError{url: peerURL, want: c.peerScheme}
+	}
+	return nil
 }
 
 func (c cluster) AddMember(ctx context.Context, id uint64, peerURL string) error {
+	if err := c.checkScheme(peerURL); err != nil {
+		return err
+	}
 	if leader, ok := c.leaderClientURL(); ok {
-		return forward(ctx, http.MethodPost, leader+"/"+strconv.FormatUint(id, 10), peerURL)
+		return forward(ctx, c.http, http.MethodPost, leader+"/"+strconv.FormatUint(id, 10), peerURL)
 	}
 	return c.node.AddMember(ctx, id, peerURL)
 }
 
 func (c cluster) RemoveMember(ctx context.Context, id uint64) error {
 	if leader, ok := c.leaderClientURL(); ok {
-		return forward(ctx, http.MethodDelete, leader+"/"+strconv.FormatUint(id, 10), "")
+		return forward(ctx, c.http, http.MethodDelete, leader+"/"+strconv.FormatUint(id, 10), "")
 	}
 	return c.node.RemoveMember(ctx, id)
 }
 
 func (c cluster) AddLearner(ctx context.Context, id uint64, peerURL string) error {
+	if err := c.checkScheme(peerURL); err != nil {
+		return err
+	}
 	if leader, ok := c.leaderClientURL(); ok {
-		return forward(ctx, http.MethodPost, leader+"/"+strconv.FormatUint(id, 10)+"?learner=true", peerURL)
+		return forward(ctx, c.http, http.MethodPost, leader+"/"+strconv.FormatUint(id, 10)+"?learner=true", peerURL)
 	}
 	return c.node.AddLearner(ctx, id, peerURL)
 }
@@ -82,7 +103,7 @@ func (c cluster) AddLearner(ctx context.Context, id uint64, peerURL string) erro
 // all because only the leader knows how far the learner is.
 func (c cluster) PromoteMember(ctx context.Context, id uint64) error {
 	if leader, ok := c.leaderClientURL(); ok {
-		return forward(ctx, http.MethodPost, leader+"/"+strconv.FormatUint(id, 10)+"/promote", "")
+		return forward(ctx, c.http, http.MethodPost, leader+"/"+strconv.FormatUint(id, 10)+"/promote", "")
 	}
 	return c.node.PromoteMember(ctx, id)
 }
@@ -98,7 +119,7 @@ func (c cluster) TransferLeadership(ctx context.Context, to uint64) (uint64, err
 	if to != 0 {
 		target += "?to=" + strconv.FormatUint(to, 10)
 	}
-	body, err := forwardFor(ctx, http.MethodPost, target, "")
+	body, err := forwardFor(ctx, c.http, http.MethodPost, target, "")
 	if err != nil {
 		return 0, err
 	}
@@ -194,6 +215,7 @@ func (e *forwardedError) Error() string         { return e.msg }
 func (e *forwardedError) BadRequest() bool      { return e.status == http.StatusBadRequest }
 func (e *forwardedError) NotFound() bool        { return e.status == http.StatusNotFound }
 func (e *forwardedError) Conflict() bool        { return e.status == http.StatusConflict }
+func (e *forwardedError) Forbidden() bool       { return e.status == http.StatusForbidden }
 func (e *forwardedError) Unavailable() bool     { return e.status == http.StatusServiceUnavailable }
 func (e *forwardedError) Timeout() bool         { return e.status == http.StatusGatewayTimeout }
 func (e *forwardedError) LearnerNotReady() bool { return e.code == "learner_not_ready" }
@@ -204,6 +226,8 @@ func (e *forwardedError) LeaderTransferTimeout() bool {
 // HumanMessage is the sentence the HTTP layer shows the client.
 func (e *forwardedError) HumanMessage() string { return e.human }
 
+// forwardClient passes requests on to the leader when the client port has
+// no TLS.
 var forwardClient = &http.Client{
 	// No redirects: raftkv answers on any member.
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -213,20 +237,23 @@ var forwardClient = &http.Client{
 // Without an answer it says 503 (not applied) only when the connection to
 // the leader could not be made, so the request never left; once it may
 // have reached the leader, the change may be applied: 504.
-func forward(ctx context.Context, method, url, body string) error {
-	_, err := forwardFor(ctx, method, url, body)
+func forward(ctx context.Context, hc *http.Client, method, url, body string) error {
+	_, err := forwardFor(ctx, hc, method, url, body)
 	return err
 }
 
 // forwardFor is forward that returns the body of the leader's 2xx answer.
-func forwardFor(ctx context.Context, method, url, body string) ([]byte, error) {
+func forwardFor(ctx context.Context, hc *http.Client, method, url, body string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
 	// The JSON form of an error carries its code as well as its sentence.
 	req.Header.Set("Accept", "application/json")
-	resp, err := forwardClient.Do(req)
+	if hc == nil {
+		hc = forwardClient
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		var op *net.OpError
 		switch {
@@ -259,7 +286,7 @@ func forwardFor(ctx context.Context, method, url, body string) ([]byte, error) {
 func (s store) Write(ctx context.Context, ops []httpapi.Op, wo httpapi.WriteOptions) (uint64, error) {
 	kops := make([]kvstore.Op, len(ops))
 	for i, op := range ops {
-		kops[i] = kvstore.Op{Type: kvstore.OpPut, Key: op.Key, Value: op.Value}
+		kops[i] = kvstore.Op{Type: kvstore.OpPut, Key: op.Key, Value: op.Value, TTL: op.TTL}
 		if op.Delete {
 			kops[i] = kvstore.Op{Type: kvstore.OpDelete, Key: op.Key}
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/raftkv/raftkv/peerurl"
 	"github.com/raftkv/raftkv/raftnode"
 	"github.com/raftkv/raftkv/shardmap"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.uber.org/zap"
 )
 
@@ -79,7 +80,7 @@ type Config struct {
 	PeerListenAddr string
 	// AdvertiseClientURL is the client URL this member publishes to the
 	// others, which forward membership changes to the leader's. Empty means
-	// http://<host>:<port> with the host of ClientListenAddr (the host of
+	// http://<host>:<port> (https with ClientTLS) with the host of ClientListenAddr (the host of
 	// Peers[ID-1] when that is empty) and the port listened on.
 	AdvertiseClientURL string
 
@@ -134,6 +135,27 @@ type Config struct {
 	// config group for the next config when the last poll found none.
 	// Zero means shardgroup.DefaultPollInterval.
 	ConfigPollInterval time.Duration
+
+	// ClientTLS, when set, serves the client port over TLS (https) with
+	// etcd's TLSInfo: CertFile and KeyFile (required) are re-read at each
+	// handshake; TrustedCAFile verifies client certificates; with
+	// ClientCertAuth a client without such a certificate is refused at the
+	// handshake, without it one may still show one (an admin does). The
+	// published client URL is then https. Nil means plain http.
+	ClientTLS *transport.TLSInfo
+	// PeerTLS, when set, secures the peer links (raftnode.Config.PeerTLS):
+	// every peer URL must then be https, and none may be without it. Nil
+	// means http.
+	PeerTLS *transport.TLSInfo
+	// AdminCAFile and AdminCNs, when either is set, restrict admin requests
+	// (membership changes, leader transfer, snapshot download) to clients
+	// whose certificate the CA in AdminCAFile verifies, or whose verified
+	// certificate's common name is one of AdminCNs; others get 403. Other
+	// members passing such a request on are admitted by their peer
+	// certificate (see adminRule). They need ClientTLS. Both empty means
+	// no restriction.
+	AdminCAFile string
+	AdminCNs    []string
 
 	// Pprof serves net/http/pprof under /debug/pprof/ on the client port.
 	// It exposes the command line and lets any client run CPU profiles and
@@ -237,6 +259,9 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(c.AdvertiseClientURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("daemon: advertise client URL %q is not an http(s)://host:port URL", c.AdvertiseClientURL)
 		}
+	}
+	if err := c.checkTLS(); err != nil {
+		return err
 	}
 	switch {
 	case c.JoinTimeout < 0:

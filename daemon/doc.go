@@ -17,8 +17,17 @@
 // package shardgroup's migration endpoints and runs its driver. Each
 // mode's data dir says what it was made for in a mode file (mode.go), and
 // a member of another mode, group or bucket count refuses to start on it.
+// TLS (tls.go): the client port serves https with Config.ClientTLS and
+// the peer links use Config.PeerTLS (both etcd's TLSInfo, certificates
+// re-read at each handshake); the member's calls to other members' client
+// ports (forwarded membership changes, the join request, the config and
+// shard groups' endpoints, the dashboard) present its peer certificate;
+// and with AdminCAFile or AdminCNs, admin requests need an admin's
+// certificate (or a member's, for those passed on to the leader).
 // kvadapter.go is the one place that converts kvstore's sharding types to
-// those of httpapi, configgroup and shardgroup. Backups: with
+// those of httpapi, configgroup and shardgroup; cluster.go's store adapts
+// kvstore's key API (GetKV, Write with TTLs) to httpapi.Store, and
+// kvtxn.go, kvlist.go and kvwatch.go its Txn, List and Watch. Backups: with
 // Config.SnapshotDownload (off by default: it hands out every key) a
 // member serves GET /snapshot (snapshot.go), the store's state captured by
 // raftnode at one applied index (after a ReadIndex wait, unless a stale

@@ -76,7 +76,7 @@ func TestForwardSaysNotAppliedOnlyIfNeverSent(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), tc.timeout)
 			defer cancel()
-			err := forward(ctx, http.MethodPost, tc.url, "http://127.0.0.1:1")
+			err := forward(ctx, nil, http.MethodPost, tc.url, "http://127.0.0.1:1")
 			if tc.want == 0 {
 				if err != nil {
 					t.Fatalf("forward = %v, want nil", err)
@@ -119,18 +119,18 @@ func TestForwardKeepsTheLeadersCode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	err := forward(ctx, http.MethodPost, leader.URL+"/4/promote", "")
+	err := forward(ctx, nil, http.MethodPost, leader.URL+"/4/promote", "")
 	var fe *forwardedError
 	if !errors.As(err, &fe) || !fe.Conflict() || !fe.LearnerNotReady() || fe.LeaderTransferTimeout() ||
 		fe.HumanMessage() != "learner 4 is not caught up with the leader" {
 		t.Errorf("forwarded promote: %#v", err)
 	}
-	err = forward(ctx, http.MethodPost, leader.URL+"/leader/transfer?to=3", "")
+	err = forward(ctx, nil, http.MethodPost, leader.URL+"/leader/transfer?to=3", "")
 	if !errors.As(err, &fe) || !fe.Timeout() || !fe.LeaderTransferTimeout() || fe.LearnerNotReady() ||
 		fe.HumanMessage() != "leadership did not move to member 3 before the deadline" {
 		t.Errorf("forwarded transfer: %#v", err)
 	}
-	body, err := forwardFor(ctx, http.MethodPost, leader.URL+"/leader/transfer", "")
+	body, err := forwardFor(ctx, nil, http.MethodPost, leader.URL+"/leader/transfer", "")
 	if err != nil || string(body) != `{"leader":2}`+"\n" {
 		t.Errorf("forwarded transfer answered %q, %v", body, err)
 	}

@@ -18,10 +18,13 @@ import (
 // joinVia asks the member at addr (a client host:port or URL, raftdb's
 // -join) to add this member, retrying while the cluster has no leader or
 // cannot be reached, until ctx ends.
-func joinVia(ctx context.Context, lg *zap.Logger, addr string, id uint64, peerURL, clientURL string) error {
+func joinVia(ctx context.Context, lg *zap.Logger, hc *http.Client, addr string, id uint64, peerURL, clientURL string) error {
 	target := addr
 	if !strings.Contains(target, "://") {
-		target = "http://" + target
+		// A member whose own client port serves TLS expects the others'
+		// to as well.
+		scheme, _, _ := strings.Cut(clientURL, "://")
+		target = scheme + "://" + target
 	}
 	target = strings.TrimSuffix(target, "/") + "/join"
 	pu, err := url.Parse(peerURL)
@@ -32,11 +35,17 @@ func joinVia(ctx context.Context, lg *zap.Logger, addr string, id uint64, peerUR
 	if err != nil {
 		return err
 	}
-	body, err := json.Marshal(map[string]any{"id": id, "raftAddr": pu.Host, "httpAddr": cu.Host})
+	// raftdb's raftAddr is a host:port, which means http; an https peer
+	// URL goes whole, as /join takes it.
+	raftAddr := pu.Host
+	if pu.Scheme == "https" {
+		raftAddr = peerURL
+	}
+	body, err := json.Marshal(map[string]any{"id": id, "raftAddr": raftAddr, "httpAddr": cu.Host})
 	if err != nil {
 		return err
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := &http.Client{Transport: hc.Transport, Timeout: 10 * time.Second}
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 		if err != nil {

@@ -41,6 +41,11 @@ func wireError(err error) error {
 	return err
 }
 
+// wireKV is kv as httpapi names it.
+func wireKV(kv kvstore.KeyValue) httpapi.KeyValue {
+	return httpapi.KeyValue{Key: kv.Key, Value: kv.Value, CreateIndex: kv.CreateIndex, ModIndex: kv.ModIndex, TTL: kv.TTL}
+}
+
 // configStore adapts a config group member's kvstore to configgroup.Store.
 type configStore struct{ kv *kvstore.Store }
 

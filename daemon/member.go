@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/raftkv/raftkv/httpapi"
 	"github.com/raftkv/raftkv/kvstore"
+	"github.com/raftkv/raftkv/peerurl"
 	"github.com/raftkv/raftkv/raftnode"
 	"github.com/raftkv/raftkv/shardgroup"
 	"go.etcd.io/etcd/client/pkg/v3/fileutil"
@@ -37,6 +39,8 @@ type Member struct {
 	clientLn  net.Listener
 	peerLn    net.Listener // the raft node's peer server serves and closes it
 	clientURL string
+	// httpc calls other members' client ports (with TLS when they serve it).
+	httpc *http.Client
 	// driver is a shard member's migration driver; nil for other modes.
 	driver *shardgroup.Driver
 
@@ -59,12 +63,21 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 	}
 	cfg = cfg.withDefaults()
 	lg := cfg.Logger
+	// Certificates are read before anything listens, so a bad file leaves
+	// nothing behind.
+	tlsc, err := cfg.setupTLS()
+	if err != nil {
+		return nil, err
+	}
 	// Both ports are claimed before the data dir is touched: a member that
 	// failed on a busy port after creating its WAL would take that empty
 	// WAL for a restart next time and never bootstrap.
 	clientLn, err := listen("clients", cfg.ClientListenAddr)
 	if err != nil {
 		return nil, err
+	}
+	if tlsc.server != nil {
+		clientLn = tls.NewListener(clientLn, tlsc.server)
 	}
 	peerLn, err := listen("peers", cfg.PeerListenAddr)
 	if err != nil {
@@ -83,20 +96,21 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		clientLn:  clientLn,
 		peerLn:    peerLn,
 		clientURL: cfg.clientURL(clientLn.Addr()),
+		httpc:     tlsc.client,
 		serveErr:  make(chan error, 1),
 		stopc:     make(chan struct{}),
 		donec:     make(chan struct{}),
 	}
 	// The data dir must have been made for this mode; a new shard member
 	// asks the config group for its bucket count.
-	buckets, err := resolveMode(ctx, lg, cfg)
+	buckets, err := resolveMode(ctx, lg, cfg, m.httpc)
 	if err != nil {
 		closeListeners()
 		return nil, err
 	}
 	if cfg.JoinAddr != "" && !raftnode.HasState(cfg.DataDir) {
 		jctx, cancel := context.WithTimeout(ctx, cfg.JoinTimeout)
-		err := joinVia(jctx, lg, cfg.JoinAddr, cfg.ID, cfg.Peers[cfg.ID-1], m.clientURL)
+		err := joinVia(jctx, lg, m.httpc, cfg.JoinAddr, cfg.ID, cfg.Peers[cfg.ID-1], m.clientURL)
 		cancel()
 		if err != nil {
 			closeListeners()
@@ -111,6 +125,7 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		DataDir:                cfg.DataDir,
 		PeerListenAddr:         cfg.PeerListenAddr,
 		PeerListener:           peerLn,
+		PeerTLS:                cfg.PeerTLS,
 		ClientURL:              m.clientURL,
 		SnapshotCount:          cfg.SnapshotCount,
 		SnapshotCatchUpEntries: cfg.SnapshotCatchUpEntries,
@@ -152,13 +167,20 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		<-m.kv.Done()
 		return nil, fmt.Errorf("cannot build http handler: %w", err)
 	}
+	var admin httpapi.AdminFunc
+	if tlsc.admin != nil {
+		tlsc.admin.members = m.node.Members
+		admin = tlsc.admin.admit
+	}
 	handler, err := httpapi.New(httpapi.Config{
-		Store:          api.store,
-		Routes:         api.routes,
-		Cluster:        cluster{node: m.node, store: m.kv, extra: api.status},
+		Store:  api.store,
+		Routes: api.routes,
+		Cluster: cluster{node: m.node, store: m.kv, extra: api.status,
+			http: m.httpc, peerScheme: peerurl.Scheme(cfg.Peers[cfg.ID-1])},
 		Logger:         lg.Named("http"),
 		RequestTimeout: cfg.RequestTimeout,
-		Dashboard:      dashboard(m.clientURL),
+		Dashboard:      dashboard(m.clientURL, m.tlsClient()),
+		Admin:          admin,
 		// etcd's wal, snap and rafthttp packages and the Go runtime
 		// collectors use the default registry; raftkv's own metrics are
 		// per member.
@@ -222,6 +244,9 @@ func (m *Member) run() {
 	m.kv.Stop()
 	m.node.Stop()
 	<-m.kv.Done()
+	if m.httpc != forwardClient {
+		m.httpc.CloseIdleConnections() // the member's own TLS transport
+	}
 	m.err = m.node.Err()
 	if m.err == nil && serveErr != nil {
 		m.err = fmt.Errorf("client server on %s: %w", m.clientLn.Addr(), serveErr)
@@ -292,5 +317,19 @@ func (c Config) clientURL(addr net.Addr) string {
 	if a, ok := addr.(*net.TCPAddr); ok {
 		port = a.Port
 	}
-	return "http://" + net.JoinHostPort(host, strconv.Itoa(port))
+	scheme := "http://"
+	if c.ClientTLS != nil {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+// tlsClient is the client to other members for the packages that have a
+// default of their own (ui, shardgroup): nil, that default, unless the
+// client port serves TLS.
+func (m *Member) tlsClient() *http.Client {
+	if m.cfg.ClientTLS == nil {
+		return nil
+	}
+	return m.httpc
 }

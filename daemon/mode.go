@@ -137,7 +137,7 @@ func writeMode(dataDir string, m dirMode) error {
 // the config group, briefly, and refuses to start if it answers another
 // count; if it does not answer, the data dir's count is used. It writes
 // the mode file for a data dir without state.
-func resolveMode(ctx context.Context, lg *zap.Logger, cfg Config) (int, error) {
+func resolveMode(ctx context.Context, lg *zap.Logger, cfg Config, hc *http.Client) (int, error) {
 	hasState := raftnode.HasState(cfg.DataDir)
 	have, haveMode, err := readMode(cfg.DataDir)
 	if err != nil {
@@ -179,7 +179,7 @@ func resolveMode(ctx context.Context, lg *zap.Logger, cfg Config) (int, error) {
 			// The config group should agree; it may be down, which must not
 			// keep a member with state from restarting.
 			qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			n, err := shardgroup.BucketCount(qctx, startupClient, cfg.ConfigEndpoints)
+			n, err := shardgroup.BucketCount(qctx, startupClient(hc), cfg.ConfigEndpoints)
 			cancel()
 			switch {
 			case err != nil:
@@ -192,7 +192,7 @@ func resolveMode(ctx context.Context, lg *zap.Logger, cfg Config) (int, error) {
 			return want.Buckets, nil
 		}
 		qctx, cancel := context.WithTimeout(ctx, cfg.JoinTimeout)
-		n, err := shardgroup.BucketCount(qctx, startupClient, cfg.ConfigEndpoints)
+		n, err := shardgroup.BucketCount(qctx, startupClient(hc), cfg.ConfigEndpoints)
 		cancel()
 		if err != nil {
 			return 0, fmt.Errorf("cannot learn the bucket count from the config group: %w", err)
@@ -208,8 +208,11 @@ func resolveMode(ctx context.Context, lg *zap.Logger, cfg Config) (int, error) {
 	return want.Buckets, nil
 }
 
-// startupClient asks the config group at start-up; it follows no
-// redirects.
-var startupClient = &http.Client{
-	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+// startupClient asks the config group at start-up with hc's transport
+// (TLS, when the member has it); it follows no redirects.
+func startupClient(hc *http.Client) *http.Client {
+	return &http.Client{
+		Transport:     hc.Transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }

@@ -64,6 +64,7 @@ func (m *Member) startDriver() (*shardgroup.Driver, error) {
 		ConfigEndpoints: m.cfg.ConfigEndpoints,
 		PollInterval:    m.cfg.ConfigPollInterval,
 		RequestTimeout:  m.cfg.RequestTimeout,
+		Client:          m.tlsClient(),
 		Logger:          m.lg.Named("shardgroup"),
 	})
 }
@@ -89,14 +90,23 @@ type noKeys struct{ store }
 // errNoKeys answers a key request on a config group member.
 var errNoKeys = httpapi.BadRequest("this member is in the config group, which serves no keys; send keys to a shard group member, and read or change the config with GET /config and POST /config/join, /config/leave or /config/move")
 
-func (noKeys) Get(context.Context, string, httpapi.ReadOptions) ([]byte, error) {
-	return nil, errNoKeys
+func (noKeys) GetKV(context.Context, string, httpapi.ReadOptions) (httpapi.KeyValue, uint64, error) {
+	return httpapi.KeyValue{}, 0, errNoKeys
 }
 func (noKeys) Put(context.Context, string, []byte) (uint64, error)       { return 0, errNoKeys }
 func (noKeys) PutAll(context.Context, map[string][]byte) (uint64, error) { return 0, errNoKeys }
 func (noKeys) Delete(context.Context, string) (uint64, error)            { return 0, errNoKeys }
 func (noKeys) Write(context.Context, []httpapi.Op, httpapi.WriteOptions) (uint64, error) {
 	return 0, errNoKeys
+}
+func (noKeys) Txn(context.Context, httpapi.Txn, httpapi.WriteOptions) (httpapi.TxnResult, error) {
+	return httpapi.TxnResult{}, errNoKeys
+}
+func (noKeys) List(context.Context, httpapi.ListOptions) (httpapi.ListResult, error) {
+	return httpapi.ListResult{}, errNoKeys
+}
+func (noKeys) Watch(context.Context, httpapi.WatchOptions) (httpapi.Watcher, error) {
+	return nil, errNoKeys
 }
 
 // logMode logs what the member is, once it serves.

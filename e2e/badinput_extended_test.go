@@ -366,7 +366,7 @@ func (a *abuse) methods(t *testing.T) {
 		{"/some-key", "GET, HEAD, PUT, POST, DELETE"},
 		{"/4", "GET, HEAD, PUT, POST, DELETE"},
 		{"/key/some-key", "GET, HEAD, PUT, DELETE"},
-		{"/key", "POST"},
+		{"/key", "GET, HEAD, POST"}, // GET: a listing
 		{"/join", "POST"},
 		{"/status", "GET, HEAD"},
 		{"/health", "GET, HEAD"},

@@ -70,7 +70,7 @@ func TestBadInputIsRejected(t *testing.T) {
 		{"url empty", http.MethodPost, "/4", nil, http.StatusBadRequest, "bad_request",
 			`bad peer URL "": empty; a peer URL looks like http://127.0.0.1:42379`},
 		{"url no scheme or host", http.MethodPost, "/4", []byte("not a url"), http.StatusBadRequest, "bad_request",
-			`bad peer URL "not a url": must start with http://`},
+			`bad peer URL "not a url": must start with http:// or https://`},
 		{"url unparsable", http.MethodPost, "/4", []byte("http://[::1"), http.StatusBadRequest, "bad_request",
 			`bad peer URL "http://[::1": not a URL`},
 		{"url no host", http.MethodPost, "/4", []byte("http://"), http.StatusBadRequest, "bad_request", `bad peer URL "http://": no host`},

@@ -1,6 +1,9 @@
 package httpapi
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // ReadOptions states a read's consistency.
 type ReadOptions struct {
@@ -13,9 +16,12 @@ type ReadOptions struct {
 // Store is the replicated key-value state machine. httpapi declares it so it
 // never imports the package that implements it.
 type Store interface {
-	// Get returns the value of key at the consistency opts asks for. An absent
-	// key yields an error whose NotFound() bool method returns true.
-	Get(ctx context.Context, key string, opts ReadOptions) ([]byte, error)
+	// GetKV returns key's value and versions at the consistency opts asks
+	// for, and the index the read was served at (the applied index after
+	// the ReadIndex wait, or the local applied index when stale). An absent
+	// key yields an error whose NotFound() bool method returns true, with
+	// the index still set.
+	GetKV(ctx context.Context, key string, opts ReadOptions) (kv KeyValue, index uint64, err error)
 	// Put returns after the write is committed and applied; index is its raft index.
 	Put(ctx context.Context, key string, value []byte) (index uint64, err error)
 	// PutAll applies all pairs atomically as one write.
@@ -23,21 +29,217 @@ type Store interface {
 	// Delete removes key after commit and apply; an absent key is not an error.
 	Delete(ctx context.Context, key string) (index uint64, err error)
 	// Write applies ops atomically as one write, like PutAll, under the
-	// writer's identity wo: a store that keeps a dedup table applies a
-	// (ClientID, Seq) once and answers a repeat with the first result
-	// (index). The handler calls it only for writes that carry
-	// X-Client-ID and X-Client-Seq; others use Put, PutAll and Delete.
+	// writer's identity wo (zero: none): a store that keeps a dedup table
+	// applies a (ClientID, Seq) once and answers a repeat with the first
+	// result (index). The handler calls it for writes that carry
+	// X-Client-ID and X-Client-Seq or a TTL; others use Put, PutAll and
+	// Delete.
 	Write(ctx context.Context, ops []Op, wo WriteOptions) (index uint64, err error)
+	// Txn applies t atomically as one write, decided in the state machine,
+	// under the writer's identity wo (zero: none); a repeat of a
+	// (ClientID, Seq) is answered with the first result.
+	Txn(ctx context.Context, t Txn, wo WriteOptions) (TxnResult, error)
+	// List returns the keys opts asks for, in key order, read from one
+	// consistent state.
+	List(ctx context.Context, opts ListOptions) (ListResult, error)
+	// Watch streams the changes of the keys opts names from opts.FromIndex
+	// on. A FromIndex older than the store keeps events for yields an
+	// error whose Gone() bool method returns true (see CompactedError).
+	// The watcher ends when ctx does.
+	Watch(ctx context.Context, opts WatchOptions) (Watcher, error)
 	// Digest summarizes the local state, taken at one applied index.
 	Digest() Digest
 }
 
-// Op is one operation of a Write: a put of Value under Key, or with
-// Delete the removal of Key.
+// KeyValue is one key's value and versions.
+type KeyValue struct {
+	Key string
+	// Value is shared with the store's state: it must not be modified.
+	Value []byte
+	// CreateIndex and ModIndex are the raft indexes of the entries that
+	// created the key and last modified it. ModIndex names one version.
+	CreateIndex, ModIndex uint64
+	// TTL is the time to live the last put gave the key; 0: none.
+	TTL time.Duration
+}
+
+// Op is one operation of a Write: a put of Value under Key (for TTL, if
+// not zero), or with Delete the removal of Key.
 type Op struct {
 	Key    string
 	Value  []byte
 	Delete bool
+	TTL    time.Duration
+}
+
+// CompareTarget is what a Compare looks at.
+type CompareTarget uint8
+
+// Compare targets.
+const (
+	CompareValue CompareTarget = iota + 1
+	CompareMod
+	CompareCreate
+	CompareExists
+)
+
+// CompareOp is how a Compare compares.
+type CompareOp uint8
+
+// Compare operators. Greater and Less compare indexes numerically and
+// values bytewise.
+const (
+	CompareEqual CompareOp = iota + 1
+	CompareNotEqual
+	CompareGreater
+	CompareLess
+)
+
+// Compare is one condition of a Txn.
+type Compare struct {
+	Key    string
+	Target CompareTarget
+	Op     CompareOp
+	Value  []byte // CompareValue
+	Index  uint64 // CompareMod, CompareCreate; an absent key has 0 for both
+	Exists bool   // CompareExists (Op CompareEqual or CompareNotEqual)
+}
+
+// TxnOpType is what a TxnOp does.
+type TxnOpType uint8
+
+// Transaction operations.
+const (
+	TxnPut TxnOpType = iota + 1
+	TxnDelete
+	TxnGet
+)
+
+// TxnOp is one operation of a Txn branch.
+type TxnOp struct {
+	Type  TxnOpType
+	Key   string
+	Value []byte        // TxnPut
+	TTL   time.Duration // TxnPut; 0: none
+}
+
+// Txn is a transaction: if every Compare holds, Success is applied, else
+// Failure, atomically, as one write.
+type Txn struct {
+	Compares         []Compare
+	Success, Failure []TxnOp
+}
+
+// TxnResult is the outcome of a Txn.
+type TxnResult struct {
+	// Succeeded reports whether the compares held (Success was applied).
+	Succeeded bool
+	// Index is the raft index the transaction applied at.
+	Index uint64
+	// Gets holds one result per TxnGet of the branch taken, in order.
+	Gets []GetResult
+}
+
+// GetResult is the result of one TxnGet: the key's value and versions
+// when Found.
+type GetResult struct {
+	KeyValue
+	Found bool
+}
+
+// ListOptions selects the keys of a List.
+type ListOptions struct {
+	// Prefix selects the keys with this prefix; or Start and End select
+	// [Start, End), End "" meaning to the last key. All three empty:
+	// every key.
+	Prefix     string
+	Start, End string
+	// After, when not empty, continues a listing: only keys > After.
+	After string
+	// Limit is the most keys returned; 0: no limit.
+	Limit    int
+	KeysOnly bool
+	// Stale reads this member's local state; else the listing is
+	// linearizable. MinIndex first waits until this member applied it.
+	Stale    bool
+	MinIndex uint64
+	// ConfigVersion, on a shard member, when not zero, must be the
+	// version of the config the member applied, else the store answers a
+	// Misdirected error: the caller's map of buckets is stale.
+	ConfigVersion uint64
+}
+
+// ListResult is one page of a List.
+type ListResult struct {
+	// KVs are the keys, in key order; values are empty with KeysOnly.
+	KVs []KeyValue
+	// More reports keys in range after the last one returned.
+	More bool
+	// Index is the applied index of the state the listing was read at.
+	Index uint64
+}
+
+// EventType is what an Event reports.
+type EventType uint8
+
+// Event types. EventBucketOut and EventBucketIn are a shard member's
+// markers, not changes of keys: at EventBucketOut's index the member
+// applied a config that took Bucket away, at EventBucketIn's it installed
+// Bucket.
+const (
+	EventPut EventType = iota + 1
+	EventDelete
+	EventExpire
+	EventBucketOut
+	EventBucketIn
+)
+
+// Event is one change seen by a Watcher.
+type Event struct {
+	Type  EventType
+	Key   string
+	Value []byte // EventPut only
+	// CreateIndex is the key's; ModIndex is the raft index of the event.
+	CreateIndex, ModIndex uint64
+	// Pos is the event's position among the events of ModIndex, from 0:
+	// (ModIndex, Pos) is unique and ordered.
+	Pos uint32
+	// Bucket is the key's bucket on a shard member (the marker's bucket);
+	// -1 when not known.
+	Bucket int
+	// Version is a marker's config version (the config that took the
+	// bucket away, or at which it was installed); 0 when not known.
+	Version uint64
+}
+
+// WatchOptions names what a Watch streams.
+type WatchOptions struct {
+	// Key is the one key watched; when empty, every key with Prefix ("":
+	// every key).
+	Key    string
+	Prefix string
+	// FromIndex is the first raft index delivered; 0: from now on.
+	FromIndex uint64
+	// AfterPos, with FromIndex, skips the events of FromIndex with
+	// Pos <= AfterPos (resuming in the middle of an index); -1: none.
+	AfterPos int64
+}
+
+// Watcher streams a Watch's events.
+type Watcher interface {
+	// Events delivers the events in (ModIndex, Pos) order, without gap or
+	// duplicate, until Done.
+	Events() <-chan Event
+	// Done is closed when the watcher ends; Err then says why.
+	Done() <-chan struct{}
+	// Err is, after Done, why the watcher ended: an error whose TooSlow()
+	// bool returns true when its buffer overflowed, whose Gone() bool
+	// returns true when the events it needed were dropped, the store's
+	// stop, or ctx's error.
+	Err() error
+	// Progress is the applied index the watcher has caught up to: every
+	// event at or below it has been delivered to Events.
+	Progress() uint64
 }
 
 // WriteOptions is a write's exactly-once identity, from the request

@@ -18,6 +18,12 @@ const (
 	// goroutine, its body (at most MaxValueBytes: 3 GiB for 2048 of them at
 	// the default) and, for a write, a pending proposal.
 	DefaultMaxInFlight = 2048
+	// DefaultMaxWatchers bounds the watches open at once. Each holds a
+	// connection, two goroutines and its buffer of events.
+	DefaultMaxWatchers = 10000
+	// DefaultWatchProgressInterval is how often an idle watch gets a
+	// heartbeat.
+	DefaultWatchProgressInterval = 5 * time.Second
 )
 
 // Config configures the handler built by New. The zero value of every field
@@ -48,6 +54,17 @@ type Config struct {
 	// counted, so an overloaded member can still be observed. Zero means
 	// DefaultMaxInFlight.
 	MaxInFlight int
+	// MaxWatchers is the most watches (GET ...?watch=true) open at once.
+	// Watches are not counted in MaxInFlight and have no RequestTimeout:
+	// they last until their client goes or the server shuts down. One
+	// beyond it is answered 503, Retry-After: 1, code too_many_watchers.
+	// Zero means DefaultMaxWatchers.
+	MaxWatchers int
+	// WatchProgressInterval is how often a watch with no event to send
+	// gets a heartbeat (": progress <index>"), which keeps proxies from
+	// closing it and tells the client how far the member has looked.
+	// Zero means DefaultWatchProgressInterval.
+	WatchProgressInterval time.Duration
 	// Metrics serves GET and HEAD /metrics, e.g. a Prometheus handler. Nil
 	// means /metrics answers 404 "metrics are not enabled".
 	Metrics http.Handler
@@ -72,6 +89,11 @@ type Config struct {
 	// toward MaxInFlight, and are never served on the fast path; a key
 	// whose path they take stays reachable as /key/<key>. Nil means none.
 	Routes map[string]RouteFunc
+	// Admin, when set, is asked before every admin request is served (a
+	// membership change, a leader transfer, a snapshot download; see
+	// adminRequest), with the TLS state of its connection; a refusal is
+	// answered 403 with code forbidden. Nil admits every client.
+	Admin AdminFunc
 }
 
 // Validate reports the first problem with c. Zero fields are valid: New
@@ -90,6 +112,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: MaxKeyBytes %d is negative", ErrInvalidConfig, c.MaxKeyBytes)
 	case c.MaxInFlight < 0:
 		return fmt.Errorf("%w: MaxInFlight %d is negative", ErrInvalidConfig, c.MaxInFlight)
+	case c.MaxWatchers < 0:
+		return fmt.Errorf("%w: MaxWatchers %d is negative", ErrInvalidConfig, c.MaxWatchers)
+	case c.WatchProgressInterval < 0:
+		return fmt.Errorf("%w: WatchProgressInterval %v is negative", ErrInvalidConfig, c.WatchProgressInterval)
 	}
 	for name, f := range c.Routes {
 		switch {
@@ -120,6 +146,12 @@ func (c Config) withDefaults() Config {
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = DefaultMaxInFlight
 	}
+	if c.MaxWatchers == 0 {
+		c.MaxWatchers = DefaultMaxWatchers
+	}
+	if c.WatchProgressInterval == 0 {
+		c.WatchProgressInterval = DefaultWatchProgressInterval
+	}
 	return c
 }
 
@@ -130,5 +162,5 @@ func New(cfg Config) (http.Handler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &handler{cfg: cfg.withDefaults()}, nil
+	return &handler{cfg: cfg.withDefaults(), stopping: make(chan struct{})}, nil
 }

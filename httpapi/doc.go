@@ -9,8 +9,8 @@
 // endpoints (/status, /health, /metrics, /debug/pprof/, /snapshot). Admin
 // routes (Route.Admin: today GET /snapshot) hand out the whole state: they
 // are served only when configured, each request is logged with its remote
-// address, and serveRoute is the one place where an access policy (admin
-// TLS client certificates) will restrict them. New builds the
+// address, and Config.Admin restricts them to admins' TLS client
+// certificates (see Admin requests). New builds the
 // http.Handler; NewServer serves it with timeouts (see Server).
 //
 // # What it must not do
@@ -137,6 +137,56 @@
 // then checked as for POST /<id>. httpAddr and unknown fields are ignored:
 // members publish their own client URL.
 //
+// # Admin requests
+//
+// Membership changes (POST and DELETE /<id>, POST /<id>/promote, POST
+// /join), POST /leader/transfer and GET|HEAD /snapshot are admin requests.
+// With Config.Admin set, each is first shown to it with its connection's
+// TLS state (adminRequest matches them by method and path before any
+// route, so a mounted /snapshot is covered); a refusal is 403, code
+// forbidden, "<what> needs an admin client certificate: <reason>", and
+// reaches no Cluster call. The fast path never serves them. Server records
+// the TLS state of the connections its own loop hands to net/http
+// (withTLSState), which sets Request.TLS only for a *tls.Conn it accepted.
+//
+// # Versions, conditional writes, transactions, listing, watch
+//
+// versions.go, txn.go, list.go and watch.go serve the data model; the
+// Store does the work (GetKV, Txn, List, Watch, Op.TTL):
+//
+//	GET /<k>, GET /key/<k>
+//	                    also ETag: "<mod index>", X-Create-Index, X-Raft-Index
+//	                    (the index read at) and X-TTL (the TTL set, in seconds)
+//	PUT, DELETE with If-Match: "<mod>" (or the number alone; * = exists) or,
+//	                    on PUT, If-None-Match: *: one Store.Txn (the compare,
+//	                    the write, a get of the key on failure); 412 as above.
+//	                    At most one such header, once; a weak tag is 400
+//	PUT /<k>?ttl=D      D a Go duration or whole seconds, 1s to 8760h, else 400
+//	POST /txn           etcd's JSON shape, raftkv's and etcd's names (put or
+//	                    request_put, delete or request_delete_range, get or
+//	                    request_range; mod_index or mod_revision...); key and
+//	                    value as text or key_base64/value_base64; at most 128
+//	                    compares and 128 operations per branch; 200 with
+//	                    {"succeeded","index","responses"}. GET /txn reads the
+//	                    key "txn"
+//	GET|HEAD /key?prefix=p | ?start=a&end=b, limit (1-10000, default 1000),
+//	                    keys_only, continue, level, min_index, config_version:
+//	                    200 {"index","kvs","more","continue"}; the continue token
+//	                    names its range and index, so a later page is read at no
+//	                    older index, and is refused with another range
+//	GET /key?watch=true[&prefix=p], GET /<k>?watch=true, GET /key/<k>?watch=true
+//	                    Server-Sent Events: "id: <mod>.<pos>", "event: put|delete|
+//	                    expire", "data: {...}"; ": progress <index>" first and every
+//	                    Config.WatchProgressInterval; from_index=N or Last-Event-ID
+//	                    (wins) to resume; markers=true (or X-Raftkv-Route: client)
+//	                    adds a shard member's bucket_out and bucket_in markers
+//
+// A watch is not counted in MaxInFlight (MaxWatchers bounds them), has no
+// RequestTimeout, clears the server's read and write deadlines (each write
+// is bounded by its own), and ends when its client goes, its Watcher ends
+// (an "event: error" then says why) or the server shuts down. A heartbeat
+// never passes an event: every event up to its index was written before it.
+//
 // # Sharding
 //
 // A write (PUT, DELETE, POST /key) may carry its exactly-once identity:
@@ -222,12 +272,21 @@
 //	                          that JSON cannot carry
 //	404    member_not_found   NotFound() from a membership call (add, remove, promote)
 //	404    not_found          NotFound() of this package (reserved or disabled path)
-//	404    key_not_found      any other NotFound() (the Store's)
+//	404    key_not_found      any other NotFound() (the Store's); X-Raft-Index of
+//	                          the read when the Store gave it
+//	412    precondition_failed
+//	                          PreconditionFailed(): If-Match or If-None-Match did not
+//	                          hold; ETag of the current version (none when absent)
+//	410    compacted          Gone(): a watch from an index no longer kept;
+//	                          "oldest_index" in the JSON body
 //	400    bad_request        BadRequest()
 //	409    learner_not_ready  LearnerNotReady(): POST /<id>/promote of a learner not
 //	                          caught up with the leader
 //	409    conflict           Conflict()
 //	503    too_many_requests  ErrTooManyRequests; Retry-After: 1
+//	503    too_many_watchers  ErrTooManyWatchers (Config.MaxWatchers); Retry-After: 1
+//	503    too_slow           TooSlow(): a watch fell behind (in its stream's final
+//	                          event: error, as the stream has begun)
 //	503    no_leader          NoLeader(); Retry-After: 1
 //	503    unavailable        Unavailable(); Retry-After: 1
 //	504    transfer_timeout   LeaderTransferTimeout(): leadership had not moved by

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"go.uber.org/zap"
@@ -64,21 +65,106 @@ var (
 	ErrDashboardDisabled error = notFound("the dashboard is not enabled")
 	// ErrPprofDisabled: /debug/pprof/ without Config.Pprof.
 	ErrPprofDisabled error = notFound("pprof is not enabled")
+	// ErrForbidden: Config.Admin refused an admin request.
+	ErrForbidden error = forbidden("this request needs an admin client certificate")
 	// ErrTooManyRequests: Config.MaxInFlight requests are already being
 	// served; the client should retry after a second.
 	ErrTooManyRequests error = unavailable("too many requests in flight on this member; retry in a second")
+	// ErrTooManyWatchers: Config.MaxWatchers watches are already open on
+	// this member.
+	ErrTooManyWatchers error = tooManyWatchers("too many watches open on this member; retry in a second or watch through another member")
+	// ErrWatcherTooSlow: a watch's client read its events more slowly than
+	// they came, and the member's buffer for it overflowed.
+	ErrWatcherTooSlow error = tooSlow("the watch fell too far behind the changes; resume it from the id of the last event received")
+	// ErrBadTTL: a ttl that is not a duration from 1s to a year.
+	ErrBadTTL error = badRequest("ttl must be a duration from 1s to 8760h, like 30s, 5m or 2h, or a whole number of seconds")
+	// ErrBadPrecondition: an If-Match or If-None-Match header raftkv cannot
+	// judge.
+	ErrBadPrecondition error = badRequest(`If-Match takes one entity tag, "<mod index>", or *; If-None-Match takes *`)
+	// ErrBadTxn: the body of POST /txn is not a transaction raftkv serves.
+	ErrBadTxn error = badRequest(`POST /txn takes a JSON object {"compare":[...],"success":[...],"failure":[...]}`)
+	// ErrBadList: a listing's query parameters are not usable.
+	ErrBadList error = badRequest("bad listing parameters")
+	// ErrBadContinue: a continue token that this member did not issue for
+	// this listing.
+	ErrBadContinue error = badRequest("the continue token was not issued for this listing; start the listing again without it")
+	// ErrBadWatch: a watch's query parameters or Last-Event-ID are not
+	// usable.
+	ErrBadWatch error = badRequest("bad watch parameters")
 )
+
+// PreconditionError says that a conditional write (If-Match,
+// If-None-Match) found the key in another state than it asked for:
+// nothing was changed. It answers 412 with the key's current ETag.
+type PreconditionError struct {
+	Key string
+	// Asked is the condition as the request put it, e.g. `If-Match: "5"`.
+	Asked string
+	// Current is the key's current version when Found.
+	Current KeyValue
+	Found   bool
+	// Index is the raft index the condition was judged at.
+	Index uint64
+}
+
+func (e *PreconditionError) Error() string { return "httpapi: " + e.HumanMessage() }
+
+// PreconditionFailed reports true: the condition did not hold.
+func (e *PreconditionError) PreconditionFailed() bool { return true }
+
+// HumanMessage says what the key's state is.
+func (e *PreconditionError) HumanMessage() string {
+	if !e.Found {
+		return fmt.Sprintf("key %q does not exist (%s); nothing was changed", truncate(e.Key, 200), e.Asked)
+	}
+	return fmt.Sprintf("key %q is at version %d (%s); nothing was changed", truncate(e.Key, 200), e.Current.ModIndex, e.Asked)
+}
+
+// CompactedError says that a watch asked for events older than the
+// member keeps: Oldest is the oldest index it can still stream from. It
+// answers 410 Gone, code compacted, with oldest_index.
+type CompactedError struct {
+	Oldest uint64
+	// Err is the store's own error, for logs and errors.Is.
+	Err error
+}
+
+func (e *CompactedError) Error() string {
+	if e.Err != nil {
+		return e.Err.Error()
+	}
+	return "httpapi: " + e.HumanMessage()
+}
+
+func (e *CompactedError) Unwrap() error { return e.Err }
+
+// Gone reports true: the events asked for are no longer kept.
+func (e *CompactedError) Gone() bool { return true }
+
+// HumanMessage says from where a watch can start.
+func (e *CompactedError) HumanMessage() string {
+	return fmt.Sprintf("the events asked for are no longer kept: the oldest index a watch can start from is %d; read the keys again and watch from the X-Raft-Index of that read", e.Oldest)
+}
 
 // badRequest, notFound, notAcceptable and unavailable are this package's
 // errors: the client's sentence, which Error prefixes with the package
 // name. They have the behaviours classify looks for in errors from Store
 // and Cluster.
 type (
-	badRequest    string
-	notFound      string
-	notAcceptable string
-	unavailable   string
+	badRequest      string
+	notFound        string
+	notAcceptable   string
+	unavailable     string
+	tooManyWatchers string
+	tooSlow         string
 )
+
+func (e tooManyWatchers) Error() string        { return "httpapi: " + string(e) }
+func (e tooManyWatchers) HumanMessage() string { return string(e) }
+func (tooManyWatchers) Unavailable() bool      { return true }
+func (e tooSlow) Error() string                { return "httpapi: " + string(e) }
+func (e tooSlow) HumanMessage() string         { return string(e) }
+func (tooSlow) TooSlow() bool                  { return true }
 
 func (e badRequest) Error() string           { return "httpapi: " + string(e) }
 func (e badRequest) HumanMessage() string    { return string(e) }
@@ -142,8 +228,12 @@ type (
 	noLeaderer     interface{ NoLeader() bool }
 	timeouter      interface{ Timeout() bool }
 	misdirecteder  interface{ Misdirected() bool }
+	preconditioner interface{ PreconditionFailed() bool }
+	goner          interface{ Gone() bool }
+	tooSlower      interface{ TooSlow() bool }
 	humanMessager  interface{ HumanMessage() string }
 	coder          interface{ Code() string }
+	forbiddener    interface{ Forbidden() bool }
 
 	learnerNotReadier interface{ LearnerNotReady() bool }
 	transferTimeouter interface{ LeaderTransferTimeout() bool }
@@ -173,6 +263,8 @@ var errorTable = []errorClass{
 		func(err error, _ bool) bool { var e *http.MaxBytesError; return errors.As(err, &e) }},
 	{http.StatusMethodNotAllowed, "method_not_allowed", "this method is not allowed here", false,
 		func(err error, _ bool) bool { var e *methodError; return errors.As(err, &e) }},
+	{http.StatusForbidden, "forbidden", ErrForbidden.(forbidden).HumanMessage(), false,
+		func(err error, _ bool) bool { return has(err, forbiddener.Forbidden) }},
 	{http.StatusMisdirectedRequest, "wrong_group", "another shard group serves this key", false,
 		func(err error, _ bool) bool { return has(err, misdirecteder.Misdirected) }},
 	{http.StatusNotAcceptable, "not_utf8", "the answer cannot be given as JSON", false,
@@ -183,6 +275,10 @@ var errorTable = []errorClass{
 		func(err error, _ bool) bool { return has(err, notFounder.NotFound) && isOwn(err) }},
 	{http.StatusNotFound, "key_not_found", "key not found", false,
 		func(err error, _ bool) bool { return has(err, notFounder.NotFound) }},
+	{http.StatusPreconditionFailed, "precondition_failed", "the key is not in the state the request's condition asked for; nothing was changed", false,
+		func(err error, _ bool) bool { return has(err, preconditioner.PreconditionFailed) }},
+	{http.StatusGone, "compacted", "the events asked for are no longer kept; read the keys again and watch from the index of that read", false,
+		func(err error, _ bool) bool { return has(err, goner.Gone) }},
 	{http.StatusBadRequest, "bad_request", "bad request", false,
 		func(err error, _ bool) bool { return has(err, badRequester.BadRequest) }},
 	{http.StatusConflict, "learner_not_ready", "the learner has not caught up with the leader yet; retry once it has", false,
@@ -191,6 +287,10 @@ var errorTable = []errorClass{
 		func(err error, _ bool) bool { return has(err, conflicter.Conflict) }},
 	{http.StatusServiceUnavailable, "too_many_requests", ErrTooManyRequests.(unavailable).HumanMessage(), false,
 		func(err error, _ bool) bool { return errors.Is(err, ErrTooManyRequests) }},
+	{http.StatusServiceUnavailable, "too_many_watchers", ErrTooManyWatchers.(tooManyWatchers).HumanMessage(), false,
+		func(err error, _ bool) bool { return errors.Is(err, ErrTooManyWatchers) }},
+	{http.StatusServiceUnavailable, "too_slow", ErrWatcherTooSlow.(tooSlow).HumanMessage(), false,
+		func(err error, _ bool) bool { return has(err, tooSlower.TooSlow) }},
 	{http.StatusServiceUnavailable, "no_leader", "this member knows no leader right now (an election may be under way); retry shortly", false,
 		func(err error, _ bool) bool { return has(err, noLeaderer.NoLeader) }},
 	{http.StatusServiceUnavailable, "unavailable", "this member cannot serve the request right now; retry, or use another member", false,
@@ -285,6 +385,8 @@ type answer struct {
 	status  int
 	code    string
 	message string // one line, no newline
+	// oldest is a 410's oldest_index.
+	oldest uint64
 }
 
 // codeOf returns the first non-empty Code() found in err's chain,
@@ -331,7 +433,12 @@ func answerOf(err error, write bool) answer {
 			code = own
 		}
 	}
-	return answer{status: c.status, code: code, message: oneLine(msg)}
+	a := answer{status: c.status, code: code, message: oneLine(msg)}
+	var ce *CompactedError
+	if c.status == http.StatusGone && errors.As(err, &ce) {
+		a.oldest = ce.Oldest
+	}
+	return a
 }
 
 // oneLine replaces line breaks, so that an answer is one line whatever its
@@ -352,6 +459,8 @@ func oneLine(s string) string {
 type errorJSON struct {
 	Error string `json:"error"`
 	Code  string `json:"code"`
+	// OldestIndex is a 410's: the oldest index a watch can start from.
+	OldestIndex uint64 `json:"oldest_index,omitempty"`
 }
 
 // body returns the answer's body: the sentence on one line, or with
@@ -363,7 +472,7 @@ func (a answer) body(asJSON bool) []byte {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false) // "<key>" reads better than "\u003ckey\u003e"
-	if err := enc.Encode(errorJSON{Error: a.message, Code: a.code}); err != nil {
+	if err := enc.Encode(errorJSON{Error: a.message, Code: a.code, OldestIndex: a.oldest}); err != nil {
 		panic(fmt.Sprintf("httpapi: encoding an error answer: %v", err)) // two strings always encode
 	}
 	return b.Bytes() // Encode ends it with "\n"
@@ -396,6 +505,21 @@ func writeAnswer(w http.ResponseWriter, r *http.Request, a answer, err error) {
 	switch a.status {
 	case http.StatusServiceUnavailable:
 		hdr.Set("Retry-After", "1")
+	case http.StatusPreconditionFailed:
+		var pe *PreconditionError
+		if errors.As(err, &pe) {
+			if pe.Found {
+				hdr["Etag"] = []string{etag(pe.Current.ModIndex)}
+			}
+			if pe.Index > 0 {
+				hdr["X-Raft-Index"] = []string{strconv.FormatUint(pe.Index, 10)}
+			}
+		}
+	case http.StatusNotFound:
+		var ra *readAt
+		if errors.As(err, &ra) && ra.index > 0 {
+			hdr["X-Raft-Index"] = []string{strconv.FormatUint(ra.index, 10)}
+		}
 	case http.StatusMethodNotAllowed:
 		var m *methodError
 		if errors.As(err, &m) {

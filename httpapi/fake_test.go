@@ -13,7 +13,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/zap/zaptest"
 )
@@ -38,16 +40,39 @@ func blockUntilDone(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// fakeStore is an in-memory Store with the versions, transactions,
+// listings and watches of the data model: every write call is one index,
+// its operations events at positions 0, 1, ... of it.
 type fakeStore struct {
 	hook hook
-	mu   struct {
+	// watchBuffer is each watcher's buffer; a watcher whose client falls
+	// further behind ends with ErrWatcherTooSlow. Zero means 1024.
+	watchBuffer int
+	mu          struct {
 		sync.Mutex
-		kv     map[string][]byte
+		kv     map[string]fakeKV
 		index  uint64
-		reads  []ReadOptions       // the options of every Get, in order
+		reads  []ReadOptions       // the options of every GetKV, in order
 		puts   []map[string][]byte // the argument of every PutAll, in order
 		writes []fakeWrite         // the arguments of every Write, in order
+		txns   []fakeTxn           // the arguments of every Txn, in order
+		lists  []ListOptions       // the options of every List, in order
+		// events are every change since index 10, in order; those below
+		// oldest are compacted away.
+		events  []Event
+		oldest  uint64
+		changed chan struct{} // closed and replaced at every write
+		dedup   map[WriteOptions]TxnResult
+		// watchErr, once set, ends every watcher with it.
+		watchErr error
 	}
+}
+
+// fakeKV is one key's state.
+type fakeKV struct {
+	value       []byte
+	create, mod uint64
+	ttl         time.Duration
 }
 
 // fakeWrongGroup is the fake's sharding: keys starting "wg-" belong to
@@ -65,35 +90,51 @@ func fakeWrongGroup(keys ...string) error {
 	return nil
 }
 
+// fakeConfigVersion is the config version the fake has applied.
+const fakeConfigVersion = 5
+
 func newFakeStore(seed map[string]string) *fakeStore {
 	s := &fakeStore{}
-	s.mu.kv = map[string][]byte{}
+	s.mu.kv = map[string]fakeKV{}
 	for k, v := range seed {
-		s.mu.kv[k] = []byte(v)
+		s.mu.kv[k] = fakeKV{value: []byte(v), create: 3, mod: 7}
 	}
 	s.mu.index = 10
+	s.mu.oldest = 11
+	s.mu.changed = make(chan struct{})
+	s.mu.dedup = map[WriteOptions]TxnResult{}
 	return s
 }
 
-func (s *fakeStore) Get(ctx context.Context, key string, opts ReadOptions) ([]byte, error) {
+func (s *fakeStore) run(ctx context.Context, keys ...string) error {
+	if s.hook != nil {
+		if err := s.hook(ctx); err != nil {
+			return err
+		}
+	}
+	return fakeWrongGroup(keys...)
+}
+
+func (s *fakeStore) GetKV(ctx context.Context, key string, opts ReadOptions) (KeyValue, uint64, error) {
 	s.mu.Lock()
 	s.mu.reads = append(s.mu.reads, opts)
 	s.mu.Unlock()
-	if s.hook != nil {
-		if err := s.hook(ctx); err != nil {
-			return nil, err
-		}
-	}
-	if err := fakeWrongGroup(key); err != nil {
-		return nil, err
+	if err := s.run(ctx, key); err != nil {
+		return KeyValue{}, 0, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v, ok := s.mu.kv[key]
+	kv, ok := s.getLocked(key)
 	if !ok {
-		return nil, testErr("not-found")
+		return KeyValue{}, s.mu.index, testErr("not-found")
 	}
-	return bytes.Clone(v), nil
+	kv.Value = bytes.Clone(kv.Value)
+	return kv, s.mu.index, nil
+}
+
+func (s *fakeStore) getLocked(key string) (KeyValue, bool) {
+	v, ok := s.mu.kv[key]
+	return KeyValue{Key: key, Value: v.value, CreateIndex: v.create, ModIndex: v.mod, TTL: v.ttl}, ok
 }
 
 func (s *fakeStore) Digest() Digest {
@@ -102,80 +143,307 @@ func (s *fakeStore) Digest() Digest {
 	return Digest{AppliedIndex: s.mu.index, Keys: len(s.mu.kv), Hash: "fake"}
 }
 
-func (s *fakeStore) Put(ctx context.Context, key string, value []byte) (uint64, error) {
-	if s.hook != nil {
-		if err := s.hook(ctx); err != nil {
-			return 0, err
+// applyLocked applies ops as one write at the next index.
+func (s *fakeStore) applyLocked(ops []Op) uint64 {
+	s.mu.index++
+	for i, op := range ops {
+		ev := Event{Key: op.Key, ModIndex: s.mu.index, Pos: uint32(i), Bucket: -1}
+		if op.Delete {
+			ev.Type = EventDelete
+			ev.CreateIndex = s.mu.kv[op.Key].create
+			delete(s.mu.kv, op.Key)
+		} else {
+			kv, ok := s.mu.kv[op.Key]
+			if !ok {
+				kv.create = s.mu.index
+			}
+			kv.value, kv.mod, kv.ttl = bytes.Clone(op.Value), s.mu.index, op.TTL
+			s.mu.kv[op.Key] = kv
+			ev.Type, ev.Value, ev.CreateIndex = EventPut, kv.value, kv.create
 		}
+		s.mu.events = append(s.mu.events, ev)
 	}
-	if err := fakeWrongGroup(key); err != nil {
+	close(s.mu.changed)
+	s.mu.changed = make(chan struct{})
+	return s.mu.index
+}
+
+func (s *fakeStore) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	if err := s.run(ctx, key); err != nil {
 		return 0, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.mu.index++
-	s.mu.kv[key] = bytes.Clone(value)
-	return s.mu.index, nil
+	return s.applyLocked([]Op{{Key: key, Value: value}}), nil
 }
 
 func (s *fakeStore) PutAll(ctx context.Context, kvs map[string][]byte) (uint64, error) {
-	if s.hook != nil {
-		if err := s.hook(ctx); err != nil {
-			return 0, err
-		}
-	}
-	if err := fakeWrongGroup(slices.Sorted(maps.Keys(kvs))...); err != nil {
+	if err := s.run(ctx, slices.Sorted(maps.Keys(kvs))...); err != nil {
 		return 0, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.mu.puts = append(s.mu.puts, maps.Clone(kvs))
-	s.mu.index++
-	for k, v := range kvs {
-		s.mu.kv[k] = bytes.Clone(v)
+	var ops []Op
+	for _, k := range slices.Sorted(maps.Keys(kvs)) {
+		ops = append(ops, Op{Key: k, Value: kvs[k]})
 	}
-	return s.mu.index, nil
+	return s.applyLocked(ops), nil
 }
 
 func (s *fakeStore) Delete(ctx context.Context, key string) (uint64, error) {
-	if s.hook != nil {
-		if err := s.hook(ctx); err != nil {
-			return 0, err
-		}
-	}
-	if err := fakeWrongGroup(key); err != nil {
+	if err := s.run(ctx, key); err != nil {
 		return 0, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.mu.index++
-	delete(s.mu.kv, key)
-	return s.mu.index, nil
+	return s.applyLocked([]Op{{Key: key, Delete: true}}), nil
 }
 
 func (s *fakeStore) Write(ctx context.Context, ops []Op, wo WriteOptions) (uint64, error) {
-	if s.hook != nil {
-		if err := s.hook(ctx); err != nil {
-			return 0, err
-		}
-	}
+	var keys []string
 	for _, op := range ops {
-		if err := fakeWrongGroup(op.Key); err != nil {
-			return 0, err
-		}
+		keys = append(keys, op.Key)
+	}
+	if err := s.run(ctx, keys...); err != nil {
+		return 0, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.mu.writes = append(s.mu.writes, fakeWrite{ops: slices.Clone(ops), wo: wo})
-	s.mu.index++
-	for _, op := range ops {
-		if op.Delete {
-			delete(s.mu.kv, op.Key)
-		} else {
-			s.mu.kv[op.Key] = bytes.Clone(op.Value)
+	return s.applyLocked(ops), nil
+}
+
+// fakeTxn is one call of Txn.
+type fakeTxn struct {
+	txn Txn
+	wo  WriteOptions
+}
+
+func (s *fakeStore) Txn(ctx context.Context, t Txn, wo WriteOptions) (TxnResult, error) {
+	var keys []string
+	for _, c := range t.Compares {
+		keys = append(keys, c.Key)
+	}
+	for _, op := range append(slices.Clone(t.Success), t.Failure...) {
+		keys = append(keys, op.Key)
+	}
+	if err := s.run(ctx, keys...); err != nil {
+		return TxnResult{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mu.txns = append(s.mu.txns, fakeTxn{txn: t, wo: wo})
+	if res, ok := s.mu.dedup[wo]; ok && wo.ClientID != "" {
+		return res, nil
+	}
+	res := TxnResult{Succeeded: true}
+	for _, c := range t.Compares {
+		if !s.holdsLocked(c) {
+			res.Succeeded = false
 		}
 	}
-	return s.mu.index, nil
+	branch := t.Failure
+	if res.Succeeded {
+		branch = t.Success
+	}
+	var ops []Op
+	for _, op := range branch {
+		switch op.Type {
+		case TxnGet:
+			kv, ok := s.getLocked(op.Key)
+			// A get sees the puts and deletes before it in the branch.
+			for _, w := range ops {
+				if w.Key != op.Key {
+					continue
+				}
+				create := kv.CreateIndex
+				if !ok {
+					create = s.mu.index + 1
+				}
+				kv, ok = KeyValue{Key: w.Key, Value: w.Value, ModIndex: s.mu.index + 1, CreateIndex: create, TTL: w.TTL}, !w.Delete
+			}
+			res.Gets = append(res.Gets, GetResult{KeyValue: kv, Found: ok})
+		case TxnPut:
+			ops = append(ops, Op{Key: op.Key, Value: op.Value, TTL: op.TTL})
+		case TxnDelete:
+			ops = append(ops, Op{Key: op.Key, Delete: true})
+		}
+	}
+	res.Index = s.applyLocked(ops)
+	if wo.ClientID != "" {
+		s.mu.dedup[wo] = res
+	}
+	return res, nil
+}
+
+// holdsLocked judges one compare.
+func (s *fakeStore) holdsLocked(c Compare) bool {
+	kv, ok := s.mu.kv[c.Key]
+	var cmp int
+	switch c.Target {
+	case CompareExists:
+		if c.Op == CompareEqual {
+			return ok == c.Exists
+		}
+		return ok != c.Exists
+	case CompareValue:
+		if !ok {
+			return false
+		}
+		cmp = bytes.Compare(kv.value, c.Value)
+	case CompareMod:
+		cmp = cmpUint(kv.mod, c.Index)
+	case CompareCreate:
+		cmp = cmpUint(kv.create, c.Index)
+	}
+	switch c.Op {
+	case CompareEqual:
+		return cmp == 0
+	case CompareNotEqual:
+		return cmp != 0
+	case CompareGreater:
+		return cmp > 0
+	}
+	return cmp < 0
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (s *fakeStore) List(ctx context.Context, opts ListOptions) (ListResult, error) {
+	s.mu.Lock()
+	s.mu.lists = append(s.mu.lists, opts)
+	s.mu.Unlock()
+	if err := s.run(ctx); err != nil {
+		return ListResult{}, err
+	}
+	if opts.ConfigVersion != 0 && opts.ConfigVersion != fakeConfigVersion {
+		return ListResult{}, &WrongGroupError{Key: "", Bucket: -1, Version: fakeConfigVersion}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	res := ListResult{Index: s.mu.index, KVs: []KeyValue{}}
+	for _, k := range slices.Sorted(maps.Keys(s.mu.kv)) {
+		switch {
+		case opts.Prefix != "" && !strings.HasPrefix(k, opts.Prefix),
+			k < opts.Start, opts.End != "" && k >= opts.End,
+			opts.After != "" && k <= opts.After,
+			fakeWrongGroup(k) != nil:
+			continue
+		}
+		if opts.Limit > 0 && len(res.KVs) == opts.Limit {
+			res.More = true
+			break
+		}
+		kv, _ := s.getLocked(k)
+		if opts.KeysOnly {
+			kv.Value = nil
+		}
+		res.KVs = append(res.KVs, kv)
+	}
+	return res, nil
+}
+
+// fakeWatcher is a watcher of fakeStore: a goroutine that copies the
+// events it matches from the store's log to its channel.
+type fakeWatcher struct {
+	events   chan Event
+	done     chan struct{}
+	err      error
+	progress atomic.Uint64
+}
+
+func (w *fakeWatcher) Events() <-chan Event  { return w.events }
+func (w *fakeWatcher) Done() <-chan struct{} { return w.done }
+func (w *fakeWatcher) Err() error            { <-w.done; return w.err }
+func (w *fakeWatcher) Progress() uint64      { return w.progress.Load() }
+
+func (s *fakeStore) Watch(ctx context.Context, opts WatchOptions) (Watcher, error) {
+	var keys []string
+	if opts.Key != "" {
+		keys = append(keys, opts.Key)
+	}
+	if err := s.run(ctx, keys...); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	from := opts.FromIndex
+	if from == 0 {
+		from = s.mu.index + 1
+	}
+	if from < s.mu.oldest {
+		return nil, &CompactedError{Oldest: s.mu.oldest}
+	}
+	n := s.watchBuffer
+	if n == 0 {
+		n = 1024
+	}
+	w := &fakeWatcher{events: make(chan Event, n), done: make(chan struct{})}
+	w.progress.Store(min(from-1, s.mu.index))
+	go s.feed(ctx, w, opts, from)
+	return w, nil
+}
+
+// matches reports whether ev is one opts watches.
+func (opts WatchOptions) matches(ev Event) bool {
+	if opts.Key != "" {
+		return ev.Key == opts.Key
+	}
+	return strings.HasPrefix(ev.Key, opts.Prefix)
+}
+
+// feed sends w the events from index from on, until ctx ends, the
+// buffer overflows or watchErr is set.
+func (s *fakeStore) feed(ctx context.Context, w *fakeWatcher, opts WatchOptions, from uint64) {
+	defer close(w.done)
+	next := 0 // the next event of the log to look at
+	for {
+		s.mu.Lock()
+		evs, index, changed, werr := s.mu.events[next:], s.mu.index, s.mu.changed, s.mu.watchErr
+		next = len(s.mu.events)
+		s.mu.Unlock()
+		for _, ev := range evs {
+			if ev.ModIndex < from || (ev.ModIndex == from && int64(ev.Pos) <= opts.AfterPos) || !opts.matches(ev) {
+				continue
+			}
+			select {
+			case w.events <- ev:
+			default:
+				w.err = ErrWatcherTooSlow
+				return
+			}
+		}
+		if werr != nil {
+			w.err = werr
+			return
+		}
+		w.progress.Store(max(w.progress.Load(), index))
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			w.err = ctx.Err()
+			return
+		}
+	}
+}
+
+// endWatches ends every watcher with err, and makes the events before
+// oldest unavailable to new ones.
+func (s *fakeStore) endWatches(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mu.watchErr = err
+	close(s.mu.changed)
+	s.mu.changed = make(chan struct{})
 }
 
 // fakeWrite is one call of Write.
@@ -191,7 +459,14 @@ func (s *fakeStore) writesCalled() []fakeWrite {
 	return slices.Clone(s.mu.writes)
 }
 
-// calls returns the options of every Get and the argument of every PutAll.
+// txnsCalled returns the arguments of every Txn, in order.
+func (s *fakeStore) txnsCalled() []fakeTxn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.mu.txns)
+}
+
+// calls returns the options of every GetKV and the argument of every PutAll.
 func (s *fakeStore) calls() ([]ReadOptions, []map[string][]byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -203,7 +478,7 @@ func (s *fakeStore) snapshot() map[string]string {
 	defer s.mu.Unlock()
 	m := map[string]string{}
 	for k, v := range s.mu.kv {
-		m[k] = string(v)
+		m[k] = string(v.value)
 	}
 	return m
 }

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,8 +41,9 @@ type fastRequest struct {
 // GET and PUT whose target is a path of printable ASCII without percent
 // escapes, with exactly one Host header, at most one Content-Length, and no
 // header that changes the framing or the connection (Transfer-Encoding,
-// Expect, Connection other than keep-alive, Upgrade, TE, Trailer), and
-// X-Client-ID and X-Client-Seq at most once each. Every
+// Expect, Connection other than keep-alive, Upgrade, TE, Trailer), no
+// If-Match or If-None-Match, and X-Client-ID and X-Client-Seq at most
+// once each. Every
 // head it accepts, http.ReadRequest reads as the same method, path, query
 // and length (FuzzParseHead checks this).
 func parseHead(head []byte) (req fastRequest, ok bool) {
@@ -119,7 +121,9 @@ func parseHead(head []byte) (req fastRequest, ok bool) {
 				return req, false
 			}
 		case asciiEqualFold(name, "Transfer-Encoding"), asciiEqualFold(name, "Expect"),
-			asciiEqualFold(name, "Upgrade"), asciiEqualFold(name, "TE"), asciiEqualFold(name, "Trailer"):
+			asciiEqualFold(name, "Upgrade"), asciiEqualFold(name, "TE"), asciiEqualFold(name, "Trailer"),
+			// A conditional write is a transaction: net/http's path.
+			asciiEqualFold(name, "If-Match"), asciiEqualFold(name, "If-None-Match"):
 			return req, false
 		}
 	}
@@ -452,6 +456,10 @@ func (c *fastConn) serveRequest(req fastRequest, headLen int) bool {
 		return false
 	case req.method == http.MethodGet && req.length != 0:
 		return false
+	case req.method == http.MethodPut && req.rawQuery != "":
+		return false // ?ttl=: net/http's path reads the query of a PUT
+	case req.method == http.MethodGet && strings.Contains(req.rawQuery, "watch"):
+		return false // a watch streams for as long as its client stays
 	case req.length > h.cfg.MaxValueBytes:
 		return false // net/http's path answers 413
 	}
@@ -532,7 +540,7 @@ func (c *fastConn) put(key string, value []byte, req fastRequest) error {
 	if err != nil {
 		return err
 	}
-	index, err := c.s.h.putKey(context.Background(), key, value, wo)
+	index, err := c.s.h.writeKey(context.Background(), keyWrite{key: key, value: value, wo: wo})
 	if err != nil {
 		return err
 	}
@@ -547,19 +555,30 @@ func (c *fastConn) put(key string, value []byte, req fastRequest) error {
 }
 
 func (c *fastConn) get(key, rawQuery string) error {
-	value, err := c.s.h.getKey(context.Background(), key, rawQuery)
+	kv, index, err := c.s.h.getKey(context.Background(), key, rawQuery)
 	if err != nil {
 		return err
 	}
 	b := c.bw.AvailableBuffer()
-	// Headers in net/http's order: the handler's sorted, then Date.
+	// Headers in net/http's order: the handler's sorted (see setVersion),
+	// then Date.
 	b = append(b, "HTTP/1.1 200 OK\r\nContent-Length: "...)
-	b = strconv.AppendInt(b, int64(len(value)), 10)
-	b = append(b, "\r\nContent-Type: application/octet-stream\r\n"...)
+	b = strconv.AppendInt(b, int64(len(kv.Value)), 10)
+	b = append(b, "\r\nContent-Type: application/octet-stream\r\nEtag: \""...)
+	b = strconv.AppendUint(b, kv.ModIndex, 10)
+	b = append(b, "\"\r\nX-Create-Index: "...)
+	b = strconv.AppendUint(b, kv.CreateIndex, 10)
+	b = append(b, "\r\nX-Raft-Index: "...)
+	b = strconv.AppendUint(b, index, 10)
+	if kv.TTL > 0 {
+		b = append(b, "\r\nX-Ttl: "...)
+		b = strconv.AppendFloat(b, kv.TTL.Seconds(), 'f', -1, 64)
+	}
+	b = append(b, "\r\n"...)
 	b = append(b, c.s.dateHeader()...)
 	b = append(b, "\r\n"...)
 	c.bw.Write(b)
-	c.bw.Write(value)
+	c.bw.Write(kv.Value)
 	return nil
 }
 

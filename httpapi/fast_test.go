@@ -113,8 +113,16 @@ func TestServerMatchesNetHTTP(t *testing.T) {
 		raw  string
 		fast uint64 // requests the fast path answers
 	}{
+		// A PUT with a query (?ttl=) goes to net/http, with the rest of
+		// its connection.
 		{"put and get", put("/a", "1") + get("/a") + get("/a?level=stale") + get("/a?level=consistent&min_index=3") +
-			put("/k/with//slashes", "2") + get("/k/with//slashes") + put("/a?ignored=1", "3") + get("/a"), 8},
+			put("/k/with//slashes", "2") + get("/k/with//slashes") + put("/a?ignored=1", "3") + get("/a"), 6},
+		{"versions", put("/v", "1") + get("/v") + get("/missing") + get("/v?level=stale") + put("/v", "2") + get("/v") +
+			put("/v?ttl=30s", "3") + get("/v"), 6},
+		{"conditional writes", put("/v", "1") + "PUT /v HTTP/1.1\r\nHost: h\r\nIf-Match: \"11\"\r\nContent-Length: 1\r\n\r\n2" +
+			"PUT /v HTTP/1.1\r\nHost: h\r\nIf-Match: \"11\"\r\nContent-Length: 1\r\n\r\n3" + get("/v"), 1},
+		{"conditional write in JSON", "PUT /a HTTP/1.1\r\nHost: h\r\nAccept: application/json\r\nIf-None-Match: *\r\nContent-Length: 1\r\n\r\n2" + get("/a"), 0},
+		{"watch", get("/a") + get("/a?watch=false") + get("/a"), 1},
 		{"errors", get("/missing") + get("/a?level=bogus") + get("/a?min_index=x") + get("/a?level=stale&level=stale") +
 			put("/"+strings.Repeat("k", 40), "x"), 5},
 		{"errors in JSON", getAccept("/missing", "application/json") + getAccept("/a?level=bogus", "text/html, application/json;q=0.9") +

@@ -138,6 +138,20 @@ func FuzzHandler(f *testing.F) {
 		{2, "", "/key/wg-k", "", "v", faultNone},
 		{3, "", "/key", "", `{"a":"b","wg-c":"d"}`, faultNone},
 		{4, "", "/key/nobody-k", "", "", faultNone},
+		{0, "", "/key", "prefix=a&limit=1", "", faultNone},
+		{0, "", "/key", "start=a&end=z&keys_only=true&level=stale", "", faultNone},
+		{0, "", "/key", "prefix=&continue=AQAAAAAAAAAAAWE", "", faultNone},
+		{1, "", "/key", "limit=0", "", faultNone},
+		{0, "", "/key", "watch=true&prefix=a", "", faultNone},
+		{0, "", "/k", "watch=true&from_index=1", "", faultNone},
+		{0, "", "/key/k", "watch=1", "", faultTimeout},
+		{0, "", "/k", "watch=maybe", "", faultNone},
+		{2, "", "/k", "ttl=30s", "v", faultNone},
+		{2, "", "/key/k", "ttl=0", "v", faultNone},
+		{3, "", "/txn", "", `{"compare":[{"key":"k","target":"value","result":"=","value":"v"}],"success":[{"put":{"key":"k","value":"w"}}],"failure":[{"get":{"key":"k"}}]}`, faultNone},
+		{3, "", "/txn", "", `{"success":[{"request_delete_range":{"key":"a/b"}}]}`, faultTimeout},
+		{3, "", "/txn", "", `{"success":[{"put":{"key":"wg-x"}}]}`, faultNone},
+		{3, "", "/txn", "", `{"sucess":[]}`, faultNone},
 	}
 	for i, s := range seeds {
 		f.Add(s.method, s.raw, s.path, s.rawQuery, []byte(s.body), uint8(s.fault), i%2 == 1)
@@ -173,7 +187,9 @@ func FuzzHandler(f *testing.F) {
 		}
 		storeBefore, membersBefore := store.snapshot(), cluster.snapshot()
 
-		req := &http.Request{
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		req := (&http.Request{
 			Method:        method,
 			URL:           &url.URL{Path: path, RawQuery: rawQuery},
 			Proto:         "HTTP/1.1",
@@ -184,9 +200,13 @@ func FuzzHandler(f *testing.F) {
 			ContentLength: int64(len(body)),
 			Host:          "fuzz.example",
 			RemoteAddr:    "192.0.2.1:1234",
-		}
+		}).WithContext(ctx)
 		if jsonErrors {
 			req.Header["Accept"] = []string{"application/json"}
+		}
+		watch := h.(*handler).isWatch(req)
+		if watch {
+			cancel() // a watch streams until its client goes: go at once
 		}
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
@@ -196,7 +216,7 @@ func FuzzHandler(f *testing.F) {
 		}
 
 		switch code {
-		case 200, 204, 400, 404, 405, 406, 409, 413:
+		case 200, 204, 400, 404, 405, 406, 409, 410, 412, 413:
 		case 500:
 			if fault != faultOther {
 				t.Fatalf("%s: 500 without an injected error: %q", where(), got)
@@ -247,7 +267,7 @@ func FuzzHandler(f *testing.F) {
 
 		storeAfter, membersAfter := store.snapshot(), cluster.snapshot()
 		changed := !maps.Equal(storeAfter, storeBefore) || !maps.Equal(membersAfter, membersBefore)
-		if changed && (code != 204 || method == "GET" || method == "HEAD") {
+		if changed && (code != 204 && !(code == 200 && path == "/txn") || method == "GET" || method == "HEAD") {
 			t.Fatalf("%s: answered %d but state changed: store %q, members %v", where(), code, storeAfter, membersAfter)
 		}
 
@@ -264,6 +284,10 @@ func FuzzHandler(f *testing.F) {
 			want[key] = string(body)
 			if !maps.Equal(storeAfter, want) {
 				t.Fatalf("%s: PUT stored %q, want %q", where(), storeAfter, want)
+			}
+		case code == 200 && watch:
+			if hdr.Get("Content-Type") != "text/event-stream" || !strings.HasPrefix(got, ": progress ") {
+				t.Fatalf("%s: watch answered %v %q", where(), hdr, got)
 			}
 		case code == 200 && method == "GET" && !reserved(path) && strings.HasPrefix(path, "/"):
 			if v, ok := storeBefore[key]; !ok || got != v {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -25,17 +26,28 @@ const (
 	// maxJoinBytes bounds the body of POST /join.
 	maxJoinBytes = 4 << 10
 
-	allowRoot = "GET, HEAD, PUT, POST, DELETE"
-	allowKey  = "GET, HEAD, PUT, DELETE"
-	allowRead = "GET, HEAD"
-	allowPost = "POST"
+	allowRoot    = "GET, HEAD, PUT, POST, DELETE"
+	allowKey     = "GET, HEAD, PUT, DELETE"
+	allowKeyRoot = "GET, HEAD, POST"
+	allowRead    = "GET, HEAD"
+	allowPost    = "POST"
+
+	// txnPath is POST /txn's name under the root: POST to the root never
+	// writes a key, so GET /txn still reads the key "txn".
+	txnPath = "txn"
 )
 
 type handler struct {
 	cfg Config
 
-	// inFlight counts the requests being served, except exempt ones.
+	// inFlight counts the requests being served, except exempt ones and
+	// watches; watchers counts the watches.
 	inFlight atomic.Int64
+	watchers atomic.Int64
+	// stopping is closed when the server shuts down, which ends every
+	// watch (see closeWatches).
+	stopping  chan struct{}
+	closeOnce sync.Once
 	// shed counts the requests refused for MaxInFlight since the last log
 	// of it; lastShedLog is when that was, in Unix nanoseconds.
 	shed        atomic.Uint64
@@ -43,6 +55,20 @@ type handler struct {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.isWatch(r) {
+		// A watch lives as long as its client: it is counted apart, so
+		// that watches cannot starve requests nor requests watches.
+		if h.watchers.Add(1) > int64(h.cfg.MaxWatchers) {
+			h.watchers.Add(-1)
+			writeError(w, r, ErrTooManyWatchers)
+			return
+		}
+		defer h.watchers.Add(-1)
+		if err := h.watch(w, r); err != nil {
+			h.fail(w, r, err)
+		}
+		return
+	}
 	if !exemptFromLimit(r.URL.Path) {
 		if h.inFlight.Add(1) > int64(h.cfg.MaxInFlight) {
 			h.inFlight.Add(-1) // a refusal takes no place from requests served
@@ -90,6 +116,9 @@ func (h *handler) refuse(w http.ResponseWriter, r *http.Request) {
 // A non-nil error means nothing has been written yet.
 func (h *handler) route(w http.ResponseWriter, r *http.Request) error {
 	p := r.URL.Path
+	if err := h.admit(r); err != nil {
+		return err
+	}
 	if f := h.mounted(p); f != nil {
 		return f(w, r)
 	}
@@ -113,7 +142,7 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request) error {
 		}
 		return h.serveRoute(SnapshotRoute, w, r, h.snapshot)
 	case p == "/key":
-		return only(w, r, allowPost, h.putAll)
+		return only(w, r, allowKeyRoot, h.keyRoot)
 	case p == "/join":
 		return only(w, r, allowPost, h.join)
 	case strings.HasPrefix(p, "/key/"):
@@ -161,6 +190,9 @@ func (h *handler) routeRoot(w http.ResponseWriter, r *http.Request, name string)
 	case http.MethodPut:
 		return h.put(w, r, name)
 	case http.MethodPost:
+		if name == txnPath {
+			return h.txn(w, r)
+		}
 		return h.postRoot(w, r, name)
 	case http.MethodDelete:
 		return h.removeMember(w, r, name)
@@ -181,13 +213,22 @@ func (h *handler) routeKey(w http.ResponseWriter, r *http.Request, key string) e
 	return &methodError{r.Method, allowKey}
 }
 
+// keyRoot serves /key: raftdb's write (POST), a listing (GET, HEAD).
+func (h *handler) keyRoot(w http.ResponseWriter, r *http.Request) error {
+	if r.Method == http.MethodPost {
+		return h.putAll(w, r)
+	}
+	return h.list(w, r)
+}
+
 func (h *handler) get(w http.ResponseWriter, r *http.Request, key string, asJSON bool) error {
 	if !asJSON {
-		value, err := h.getKey(r.Context(), key, r.URL.RawQuery)
+		kv, index, err := h.getKey(r.Context(), key, r.URL.RawQuery)
 		if err != nil {
 			return err
 		}
-		writeBody(w, r, http.StatusOK, "application/octet-stream", value)
+		setVersion(w.Header(), kv, index)
+		writeBody(w, r, http.StatusOK, "application/octet-stream", kv.Value)
 		return nil
 	}
 	if err := h.checkKey(key); err != nil {
@@ -201,6 +242,9 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request, key string, asJSON
 	if err != nil {
 		return err
 	}
+	if err := notWatch(q); err != nil {
+		return err
+	}
 	b64, err := valueEncoding(q)
 	if err != nil {
 		return err
@@ -208,48 +252,53 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request, key string, asJSON
 	if !utf8.ValidString(key) {
 		return ErrKeyNotUTF8
 	}
-	value, err := h.read(r.Context(), key, opts)
+	kv, index, err := h.read(r.Context(), key, opts)
 	if err != nil {
 		return err
 	}
 	var s string
 	switch {
 	case b64:
-		s = base64.StdEncoding.EncodeToString(value)
-	case !utf8.Valid(value):
+		s = base64.StdEncoding.EncodeToString(kv.Value)
+	case !utf8.Valid(kv.Value):
 		// encoding/json would replace the invalid bytes with U+FFFD.
 		return ErrValueNotUTF8
 	default:
-		s = string(value)
+		s = string(kv.Value)
 	}
 	// Byte for byte what raftdb answers: the object, no newline.
 	b, err := json.Marshal(map[string]string{key: s})
 	if err != nil {
 		return fmt.Errorf("httpapi: encoding response: %w", err)
 	}
+	setVersion(w.Header(), kv, index)
 	writeBody(w, r, http.StatusOK, "application/json", b)
 	return nil
 }
 
 // getKey reads key at the level rawQuery asks for, within parent: GET
 // /<key>, whose other query parameters are ignored.
-func (h *handler) getKey(parent context.Context, key, rawQuery string) ([]byte, error) {
+func (h *handler) getKey(parent context.Context, key, rawQuery string) (KeyValue, uint64, error) {
 	if err := h.checkKey(key); err != nil {
-		return nil, err
+		return KeyValue{}, 0, err
 	}
 	q, err := parseQuery(rawQuery)
 	if err != nil {
-		return nil, err
+		return KeyValue{}, 0, err
 	}
 	opts, err := readOptions(q)
 	if err != nil {
-		return nil, err
+		return KeyValue{}, 0, err
+	}
+	if err := notWatch(q); err != nil {
+		return KeyValue{}, 0, err
 	}
 	return h.read(parent, key, opts)
 }
 
-// read reads key, already checked, with opts, within parent.
-func (h *handler) read(parent context.Context, key string, opts ReadOptions) ([]byte, error) {
+// read reads key, already checked, with opts, within parent. Its error
+// carries the index the read was served at, if the store said.
+func (h *handler) read(parent context.Context, key string, opts ReadOptions) (KeyValue, uint64, error) {
 	// A stale read without min_index never waits, so it needs no deadline
 	// (a timer per request is a tenth of such a read's cost).
 	ctx := parent
@@ -258,7 +307,11 @@ func (h *handler) read(parent context.Context, key string, opts ReadOptions) ([]
 		ctx, cancel = h.callContext(parent)
 		defer cancel()
 	}
-	return h.cfg.Store.Get(ctx, key, opts)
+	kv, index, err := h.cfg.Store.GetKV(ctx, key, opts)
+	if err != nil && index > 0 {
+		err = &readAt{err: err, index: index}
+	}
+	return kv, index, err
 }
 
 func (h *handler) put(w http.ResponseWriter, r *http.Request, key string) error {
@@ -269,27 +322,28 @@ func (h *handler) put(w http.ResponseWriter, r *http.Request, key string) error 
 	if err != nil {
 		return err
 	}
+	cond, err := conditionOf(r.Header, r.Method)
+	if err != nil {
+		return err
+	}
+	q, err := parseQuery(r.URL.RawQuery)
+	if err != nil {
+		return err
+	}
+	ttl, err := ttlOf(q)
+	if err != nil {
+		return err
+	}
 	value, err := readBody(w, r, h.cfg.MaxValueBytes)
 	if err != nil {
 		return err
 	}
-	index, err := h.putKey(r.Context(), key, value, wo)
+	index, err := h.writeKey(r.Context(), keyWrite{key: key, value: value, ttl: ttl, cond: cond, wo: wo})
 	if err != nil {
 		return err
 	}
 	writeApplied(w, index)
 	return nil
-}
-
-// putKey writes value under key, already checked, within parent and
-// returns its raft index; wo, when set, is the writer's identity.
-func (h *handler) putKey(parent context.Context, key string, value []byte, wo WriteOptions) (uint64, error) {
-	ctx, cancel := h.callContext(parent)
-	defer cancel()
-	if wo.ClientID != "" {
-		return h.cfg.Store.Write(ctx, []Op{{Key: key, Value: value}}, wo)
-	}
-	return h.cfg.Store.Put(ctx, key, value)
 }
 
 func (h *handler) delete(w http.ResponseWriter, r *http.Request, key string) error {
@@ -300,14 +354,11 @@ func (h *handler) delete(w http.ResponseWriter, r *http.Request, key string) err
 	if err != nil {
 		return err
 	}
-	ctx, cancel := h.callContext(r.Context())
-	defer cancel()
-	var index uint64
-	if wo.ClientID != "" {
-		index, err = h.cfg.Store.Write(ctx, []Op{{Key: key, Delete: true}}, wo)
-	} else {
-		index, err = h.cfg.Store.Delete(ctx, key)
+	cond, err := conditionOf(r.Header, r.Method)
+	if err != nil {
+		return err
 	}
+	index, err := h.writeKey(r.Context(), keyWrite{key: key, delete: true, cond: cond, wo: wo})
 	if err != nil {
 		return err
 	}

@@ -38,9 +38,13 @@ func NewServer(addr string, h http.Handler, requestTimeout time.Duration) *Serve
 			WriteTimeout:      serverTransferTimeout + requestTimeout + serverTransferTimeout,
 			IdleTimeout:       serverIdleTimeout,
 			MaxHeaderBytes:    serverMaxHeaderBytes,
+			ConnContext:       withTLSState,
 		},
 	}
 	if hh, ok := h.(*handler); ok {
+		// Watches last until their client goes: end them when Shutdown
+		// begins, or it would wait for them.
+		s.std.RegisterOnShutdown(hh.closeWatches)
 		s.h = hh
 		s.hand = newHandoffListener()
 		s.mu.lns = map[net.Listener]struct{}{}

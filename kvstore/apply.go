@@ -3,6 +3,8 @@ package kvstore
 import (
 	"context"
 	"errors"
+	"fmt"
+	"iter"
 	"slices"
 	"time"
 
@@ -22,9 +24,7 @@ func (s *Store) applyLoop() {
 				panic(err)
 			}
 		}
-		for _, e := range c.Entries {
-			s.applyEntry(e)
-		}
+		s.applyEntries(c.Entries)
 		s.setApplied(c.Index)
 		c.Applied()
 		s.met.applySeconds.Observe(time.Since(start).Seconds())
@@ -32,16 +32,86 @@ func (s *Store) applyLoop() {
 	// The propose loop answers the writes left waiting.
 }
 
-// applyEntry applies e.
-func (s *Store) applyEntry(e raftnode.Entry) {
-	b, err := s.dec.decode(e.Data)
-	if err != nil {
-		// Skipped identically on every member, so replicas stay equal.
-		s.lg.Error("skipping undecodable entry", zap.Uint64("index", e.Index), zap.Error(err))
-		return
+// applyEntries applies ents in order, the payloads of one raft index
+// (entries the leader's batcher merged) together.
+func (s *Store) applyEntries(ents []raftnode.Entry) {
+	for len(ents) > 0 {
+		n := 1
+		for n < len(ents) && ents[n].Index == ents[0].Index {
+			n++
+		}
+		s.applyIndex(ents[:n])
+		ents = ents[n:]
+	}
+}
+
+// applyEntry applies e, the only payload of its raft index.
+func (s *Store) applyEntry(e raftnode.Entry) { s.applyIndex([]raftnode.Entry{e}) }
+
+// applyIndex applies ents, every payload of one raft index, under one hold
+// of the state lock: no read sees a state between two of its writes, so a
+// ModIndex names one observable version of a key.
+func (s *Store) applyIndex(ents []raftnode.Entry) {
+	index := ents[0].Index
+	if index&ttlFlag != 0 {
+		panic(fmt.Sprintf("kvstore: raft index %d is past 2^63", index))
+	}
+	batches := s.ap.batches[:0]
+	for _, e := range ents {
+		b, err := s.dec.decode(e.Data)
+		if err != nil {
+			// Skipped identically on every member, so replicas stay equal.
+			s.lg.Error("skipping undecodable entry", zap.Uint64("index", index), zap.Error(err))
+			continue
+		}
+		batches = append(batches, b)
 	}
 	var mine []answer
 	s.mu.Lock()
+	s.ap.index = index
+	s.ap.now = time.Time{}
+	for _, b := range batches {
+		mine = s.applyBatchLocked(b, mine)
+	}
+	s.mu.index = max(s.mu.index, index)
+	s.mu.Unlock()
+	s.publishEvents(index)
+	clear(batches)
+	s.ap.batches = batches[:0]
+	if len(mine) > 0 {
+		s.pmu.Lock()
+		for _, a := range mine {
+			if p := s.pmu.pending[a.id]; p != nil {
+				s.finishLocked(p, a.res)
+			}
+		}
+		s.pmu.Unlock()
+	}
+}
+
+// applyState is what the apply loop knows of the raft index it applies.
+// It is the apply loop's, used under s.mu.
+type applyState struct {
+	index uint64
+	// versioned says the batch being applied was written by a binary that
+	// keeps versions (batch.Format): a write of an older one leaves its
+	// keys at version 0, as a snapshot of such a binary does, so that
+	// members that replay its entries and members that restore its
+	// snapshot agree.
+	versioned bool
+	batches   []*batch // reused
+	// events are those of the index being applied, for the watch window.
+	events []Event
+	// now is when the index began to apply, taken when a TTL needs it:
+	// the start of the deadlines of the keys it gives a TTL.
+	now time.Time
+}
+
+// applyBatchLocked applies b, one payload of the raft index s.ap.index,
+// and appends to mine the answers for this session's waiters. s.mu must be
+// held.
+func (s *Store) applyBatchLocked(b *batch, mine []answer) []answer {
+	s.ap.versioned = b.Format >= batchFormatVersions
 	sess := s.mu.sessions[b.Session]
 	if sess == nil {
 		sess = &session{Applied: map[uint64]bool{}}
@@ -53,7 +123,7 @@ func (s *Store) applyEntry(e raftnode.Entry) {
 			continue // a duplicate, or abandoned by its proposer
 		}
 		sess.Applied[r.ID] = true
-		res := s.applyRequestLocked(r, e.Index)
+		res := s.applyRequestLocked(r, s.ap.index)
 		if b.Session == s.session {
 			mine = append(mine, answer{r.ID, res})
 		}
@@ -72,16 +142,7 @@ func (s *Store) applyEntry(e raftnode.Entry) {
 			}
 		}
 	}
-	s.mu.Unlock()
-	if len(mine) > 0 {
-		s.pmu.Lock()
-		for _, a := range mine {
-			if p := s.pmu.pending[a.id]; p != nil {
-				s.finishLocked(p, a.res)
-			}
-		}
-		s.pmu.Unlock()
-	}
+	return mine
 }
 
 // answer is the result of one of this session's requests, for its waiter.
@@ -96,13 +157,16 @@ func (s *Store) applyRequestLocked(r *request, index uint64) result {
 	if r.Ctl != nil {
 		return s.applyControlLocked(r, index)
 	}
+	if r.Txn != nil {
+		return s.applyTxnLocked(r)
+	}
 	if s.mode == modeConfig {
 		return result{err: ErrNoKeys}
 	}
 	if s.mode == modeShard && !brokenFence {
 		// The bucket fence: refused, not applied, unless this group
 		// serves every key's bucket now.
-		if err := s.fenceLocked(r.Ops); err != nil {
+		if err := s.fenceLocked(opKeys(r.Ops)); err != nil {
 			return result{err: err}
 		}
 	}
@@ -116,7 +180,7 @@ func (s *Store) applyRequestLocked(r *request, index uint64) result {
 		return result{err: ErrBadClientID}
 	}
 	var buf [8]int
-	touched := s.touchedBuckets(r.Ops, buf[:0])
+	touched := s.touchedBuckets(opKeys(r.Ops), buf[:0])
 	tooOld := false
 	for _, b := range touched {
 		e, found, old := s.mu.buckets[b].dedup.lookup(r.ClientID, r.Seq)
@@ -135,16 +199,71 @@ func (s *Store) applyRequestLocked(r *request, index uint64) result {
 	return result{index: index}
 }
 
-// applyOpsLocked applies ops in order. s.mu must be held.
+// applyOpsLocked applies ops in order at s.ap.index. s.mu must be held.
 func (s *Store) applyOpsLocked(ops []Op) {
-	for _, op := range ops {
+	for i := range ops {
+		op := &ops[i]
 		switch op.Type {
 		case OpPut:
-			s.mu.buckets[s.bucketOf(op.Key)].data.ReplaceOrInsert(newItem(op.Key, op.Value))
+			s.putLocked(op.Key, op.Value, op.TTL)
 		case OpDelete:
-			s.mu.buckets[s.bucketOf(op.Key)].data.Delete(newItem(op.Key, nil))
+			s.deleteLocked(op.Key, EventDelete)
+		case OpExpire:
+			s.expireLocked(op.Key, op.IfModIndex)
 		}
 	}
+}
+
+// putLocked sets key to value at s.ap.index, with ttl (0: none). s.mu must
+// be held.
+func (s *Store) putLocked(key string, value []byte, ttl time.Duration) item {
+	b := s.bucketOf(key)
+	v := s.versionLocked(b)
+	it := newKV(key, value, v, v, ttl)
+	old, found := s.mu.buckets[b].data.Put(it)
+	if found {
+		it.create = old.createIndex() | it.create&ttlFlag
+	}
+	s.emitLocked(Event{Type: EventPut, Key: key, Value: it.valueBytes(), CreateIndex: it.createIndex(), Bucket: b})
+	if ttl > 0 && it.mod != 0 {
+		s.queueExpiryLocked(key, it.mod, ttl)
+	}
+	return it
+}
+
+// versionLocked is the version (ModIndex) a write applied at s.ap.index
+// gives a key of bucket b: the raft index, as long as it is past every
+// version the bucket has held; else one past the greatest. Raft indexes
+// are a group's own, and a bucket that moved here from a group with a
+// longer log brings versions past this group's index: without the floor
+// a key's next version would be below its last (below its CreateIndex,
+// even), and a version a client saw in the old group could come again
+// for another value (an If-Match that should fail would hold). Every
+// write of one raft index to one bucket gets the same version, as every
+// write of one index gets the index: no read sees a state between them.
+// 0 while the store keeps no versions (s.ap.versioned unset).
+func (s *Store) versionLocked(b int) uint64 {
+	if !s.ap.versioned {
+		return 0
+	}
+	bk := &s.mu.buckets[b]
+	if bk.floorAt == s.ap.index && bk.floor != 0 {
+		return bk.floor
+	}
+	v := max(s.ap.index, bk.floor+1)
+	bk.floor, bk.floorAt = v, s.ap.index
+	return v
+}
+
+// deleteLocked removes key at s.ap.index, an event of type t if it was
+// there. s.mu must be held.
+func (s *Store) deleteLocked(key string, t EventType) (item, bool) {
+	b := s.bucketOf(key)
+	old, found := s.mu.buckets[b].data.Delete(item{prefix: keyPrefix(key), key: key})
+	if found {
+		s.emitLocked(Event{Type: t, Key: key, Bucket: b})
+	}
+	return old, found
 }
 
 // recordLocked remembers e as the result of client id in bucket b's dedup
@@ -157,14 +276,14 @@ func (s *Store) recordLocked(b int, id string, e dedupEntry, index uint64) {
 	bk.dedup.record(id, e, index, s.cfg.DedupWindow, s.cfg.DedupClients)
 }
 
-// touchedBuckets appends to buf the distinct buckets of ops' keys, in
+// touchedBuckets appends to buf the distinct buckets of keys, in
 // ascending order.
-func (s *Store) touchedBuckets(ops []Op, buf []int) []int {
+func (s *Store) touchedBuckets(keys iter.Seq[string], buf []int) []int {
 	if s.nbuckets == 1 {
 		return append(buf, 0)
 	}
-	for _, op := range ops {
-		buf = append(buf, s.bucketOf(op.Key))
+	for key := range keys {
+		buf = append(buf, s.bucketOf(key))
 	}
 	slices.Sort(buf)
 	return slices.Compact(buf)
@@ -174,7 +293,9 @@ func (s *Store) setApplied(index uint64) {
 	// Stored under mu so Digest sees an index matching the data.
 	s.mu.Lock()
 	s.applied.Store(index)
+	s.mu.index = max(s.mu.index, index)
 	s.mu.Unlock()
+	s.publishEvents(index)
 	s.appliedMu.Lock()
 	close(s.appliedC)
 	s.appliedC = make(chan struct{})

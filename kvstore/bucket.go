@@ -17,6 +17,11 @@ type bucket struct {
 	data *tree
 	// dedup is nil until a client with an id writes to the bucket.
 	dedup *dedupTable
+	// floor is the greatest version (ModIndex) given to a key of the
+	// bucket or brought in with it by a migration, deleted keys' too, and
+	// floorAt the raft index of the entry that last gave one here (0 after
+	// a restore or an install). See versionLocked.
+	floor, floorAt uint64
 }
 
 func newBuckets(n int) []bucket {
@@ -52,7 +57,7 @@ func (s *Store) cloneTreesLocked() []*tree {
 func (s *Store) cloneBucketsLocked() []bucket {
 	out := make([]bucket, len(s.mu.buckets))
 	for i, b := range s.mu.buckets {
-		out[i] = bucket{data: b.data.Clone(), dedup: b.dedup.clone()}
+		out[i] = bucket{data: b.data.Clone(), dedup: b.dedup.clone(), floor: b.floor}
 	}
 	return out
 }
@@ -80,7 +85,7 @@ func (s *Store) Digest() (index uint64, keys int, hash string) {
 		binary.BigEndian.PutUint64(n[:], uint64(len(it.key)))
 		h.Write(n[:])
 		h.Write([]byte(it.key))
-		binary.BigEndian.PutUint64(n[:], uint64(len(it.value)))
+		binary.BigEndian.PutUint64(n[:], uint64(len(it.valueBytes())))
 		h.Write(n[:])
 		h.Write(it.valueBytes())
 		return true

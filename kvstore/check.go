@@ -20,7 +20,9 @@ type SnapshotKind struct {
 // its version, every part of the state, the checksum. It says what kind
 // of store the state is of, or why this binary could not restore it
 // (ErrCorruptSnapshot). size, when positive, is the data's length. It
-// holds the decoded state until it returns. It is the hook through which
+// holds the decoded state until it returns. A snapshot of format 1 (from
+// before buckets) is said to be of one bucket: it restores into a plain
+// member of any bucket count. It is the hook through which
 // a backup is checked before a data dir is made of it (daemon.Restore).
 func CheckSnapshot(r io.Reader, size int64) (SnapshotKind, error) {
 	st, err := readSnapshot(r, size)

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
-	"unsafe"
+	"time"
 )
 
 // OpType says what an Op does.
@@ -16,6 +16,10 @@ type OpType uint8
 const (
 	OpPut    OpType = 1
 	OpDelete OpType = 2
+	// OpExpire is internal: the leader's conditional delete of a key whose
+	// TTL ran out, applied only if the key is still at IfModIndex. Write
+	// refuses it.
+	OpExpire OpType = 3
 )
 
 // Op is one key operation. Keys and values are arbitrary bytes.
@@ -23,6 +27,11 @@ type Op struct {
 	Type  OpType
 	Key   string
 	Value []byte
+	// TTL, on an OpPut, makes the key expire TTL after the write (see
+	// Store's doc); 0 makes it permanent.
+	TTL time.Duration
+	// IfModIndex is the version an OpExpire deletes.
+	IfModIndex uint64
 }
 
 // request is one client write: its ops are applied together, atomically.
@@ -36,6 +45,8 @@ type request struct {
 	// Ctl, when set, makes the request a control operation of a shard
 	// group instead of a write of keys; Ops is then empty.
 	Ctl *control
+	// Txn, when set, makes the request a transaction; Ops is then empty.
+	Txn *Txn
 }
 
 // batch is the payload of one raft entry: requests from one proposer
@@ -44,7 +55,15 @@ type batch struct {
 	Session   uint64
 	Watermark uint64
 	Reqs      []request
+	// Format is what the writer's state machine keeps; encodeBatch sets
+	// it. Binaries from before versions leave it 0 (gob omits it).
+	Format uint8
 }
+
+// batchFormatVersions is the Format of a writer that keeps versions:
+// CreateIndex and ModIndex of the keys its writes touch are their raft
+// index (see applyState.versioned).
+const batchFormatVersions = 1
 
 // session is what the state machine remembers of one proposer (one
 // process lifetime of one member) to apply each request at most once,
@@ -56,52 +75,8 @@ type session struct {
 	Applied   map[uint64]bool
 }
 
-// item is one key and its value in the state's B-tree. prefix holds the
-// key's first 8 bytes, so that most comparisons in a lookup are of two
-// integers already in the node, not of two strings each elsewhere in
-// memory (a cache miss apiece in a large state). The value is held as a
-// string, which is 8 bytes smaller than a slice, so the prefix costs no
-// memory; it shares the bytes it was made from, which never change.
-type item struct {
-	prefix uint64
-	key    string
-	value  string
-}
-
-// newItem returns the item for key and value, taking value over: nothing
-// may modify it afterwards. A lookup needs only the key.
-func newItem(key string, value []byte) item {
-	return item{prefix: keyPrefix(key), key: key, value: unsafe.String(unsafe.SliceData(value), len(value))}
-}
-
-// valueBytes returns the item's value without copying it; the caller must
-// not modify it.
-func (it item) valueBytes() []byte {
-	return unsafe.Slice(unsafe.StringData(it.value), len(it.value))
-}
-
-// keyPrefix is key's first 8 bytes as a big-endian integer, padded with
-// zeros. It preserves order: keyPrefix(a) < keyPrefix(b) implies a < b,
-// and equal prefixes leave the order to the whole keys.
-func keyPrefix(key string) uint64 {
-	var p uint64
-	for i := range 8 {
-		p <<= 8
-		if i < len(key) {
-			p |= uint64(key[i])
-		}
-	}
-	return p
-}
-
-func itemLess(a, b item) bool {
-	if a.prefix != b.prefix {
-		return a.prefix < b.prefix
-	}
-	return a.key < b.key
-}
-
 func encodeBatch(b *batch) ([]byte, error) {
+	b.Format = batchFormatVersions
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(b); err != nil {
 		return nil, fmt.Errorf("kvstore: encode entry: %w", err)
@@ -122,6 +97,7 @@ type entryEncoder struct {
 }
 
 func (e *entryEncoder) encode(b *batch) ([]byte, error) {
+	b.Format = batchFormatVersions
 	e.buf.Reset()
 	if e.enc == nil {
 		enc := gob.NewEncoder(&e.buf)

@@ -54,6 +54,16 @@ type Config struct {
 	// index); zero means 10000. Every member of a raft group must use the
 	// same values: they decide what the state machine does.
 	DedupWindow, DedupClients int
+	// WatchWindow bounds the events a member keeps for watchers (see
+	// Watch): at most WatchWindow events and WatchWindowBytes bytes of
+	// keys and values (and 64 bytes an event). A watch from an index
+	// older than the window gets ErrCompacted. Zero means 100000 events
+	// and 64 MiB.
+	WatchWindow, WatchWindowBytes int
+	// ExpiryTick is how often the leader looks for keys whose TTL ran out
+	// (see Op.TTL); a key is deleted up to about this much after its
+	// deadline. Zero means 100ms.
+	ExpiryTick time.Duration
 	// Registerer receives the store's Prometheus metrics. Nil means they
 	// are kept but not exported.
 	Registerer prometheus.Registerer
@@ -81,6 +91,15 @@ func (c *Config) applyDefaults() {
 	if c.DedupClients == 0 {
 		c.DedupClients = 10000
 	}
+	if c.ExpiryTick == 0 {
+		c.ExpiryTick = 100 * time.Millisecond
+	}
+	if c.WatchWindow == 0 {
+		c.WatchWindow = 100000
+	}
+	if c.WatchWindowBytes == 0 {
+		c.WatchWindowBytes = 64 << 20
+	}
 	if c.UnappliedEntryTimeout == 0 {
 		c.UnappliedEntryTimeout = 100 * time.Millisecond
 	}
@@ -102,6 +121,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Group != 0 && c.ConfigGroup {
 		return errors.New("kvstore: a store is in a shard group or in the config group, not both")
+	}
+	if c.ExpiryTick <= 0 {
+		return errors.New("kvstore: expiry tick must be positive")
+	}
+	if c.WatchWindow < 1 || c.WatchWindowBytes < 1 {
+		return errors.New("kvstore: watch window events and bytes must be positive")
 	}
 	if c.DedupWindow < 1 || c.DedupClients < 1 {
 		return errors.New("kvstore: dedup window and clients must be positive")

@@ -63,9 +63,10 @@ func checkWriteOptions(wo WriteOptions) error {
 
 // dedupEntry is the remembered result of one (client, seq): the raft index
 // the write applied at and, for a config operation, the config version it
-// produced.
+// produced, for a transaction its result.
 type dedupEntry struct {
 	seq, index, version uint64
+	txn                 *storedTxn
 }
 
 // clientRecord is what a bucket remembers of one client: the results of
@@ -233,8 +234,9 @@ func (t *dedupTable) len() int {
 
 // encode writes t (nil: an empty table) in its binary form: the client
 // count, then each client in id order: id, last, floor, entry count, and
-// each entry's seq, index and version.
-func (t *dedupTable) encode(e *binWriter) {
+// each entry's seq, index and version, and withTxn its transaction result
+// (storedTxn.encode).
+func (t *dedupTable) encode(e *binWriter, withTxn bool) {
 	if t == nil {
 		e.uvarint(0)
 		return
@@ -251,6 +253,9 @@ func (t *dedupTable) encode(e *binWriter) {
 			e.uvarint(x.seq)
 			e.uvarint(x.index)
 			e.uvarint(x.version)
+			if withTxn {
+				x.txn.encode(e)
+			}
 		}
 	}
 }
@@ -258,7 +263,7 @@ func (t *dedupTable) encode(e *binWriter) {
 // decodeDedupTable reads what encode wrote, checking it: valid client ids
 // in ascending order, entries by ascending seq at or above the floor.
 // It returns nil for an empty table.
-func decodeDedupTable(d *binReader) *dedupTable {
+func decodeDedupTable(d *binReader, withTxn bool) *dedupTable {
 	n := d.count("dedup client count")
 	if d.err != nil || n == 0 {
 		return nil
@@ -283,6 +288,9 @@ func decodeDedupTable(d *binReader) *dedupTable {
 		m := d.count("dedup entry count")
 		for j := 0; j < m && d.err == nil; j++ {
 			x := dedupEntry{seq: d.uvarint("dedup seq"), index: d.uvarint("dedup index"), version: d.uvarint("dedup version")}
+			if withTxn {
+				x.txn = decodeStoredTxn(d)
+			}
 			switch {
 			case d.err != nil:
 			case x.seq == 0 || x.seq < r.floor:

@@ -112,6 +112,20 @@
 // member, which always applies: it is answered ErrCoveredBySnapshot (an
 // unknown outcome), and its retry with the same seq learns the answer.
 //
+// # Transactions
+//
+// Txn is one request of one entry: its compares are decided at apply on
+// the state before it (an absent key has CreateIndex and ModIndex 0, and
+// no compare of its value holds, as in etcd), then the operations of the
+// branch taken apply in order, each seeing those before it, at the
+// entry's raft index. It is fenced like a write, on every key of its
+// compares and of both branches (the branch not taken included), and is
+// exactly-once the same way: the dedup table keeps its result (which
+// branch, and its gets' versions; their values up to 512 bytes in all,
+// else a retry reads them back while the keys are still at those
+// versions, and is answered ErrTxnResultNotKept once one changed). At
+// most MaxTxnCompares compares and MaxTxnOps operations per branch.
+//
 // # Shard groups
 //
 // A shard group member keeps beside its keys the config it applied, the
@@ -172,6 +186,65 @@
 // wait until applied >= that index. Stale reads the local map. MinIndex
 // first waits until this member applied that index (read-your-writes).
 //
+// # Listing
+//
+// List reads a range of keys (a prefix, or [Start, End)) after the same
+// barrier as Get, all of one applied state: a short page (a Limit of at
+// most 1024) is collected under the read lock, a longer one from
+// copy-on-write clones of the trees taken under the lock, so applying
+// goes on while it is read. Values are shared with the state; the caller
+// encodes them after the lock is released. The buckets are merged in key
+// order. A shard group member lists only the buckets it serves, waits
+// while one is Pulling, and refuses with a *WrongGroupError (Bucket -1,
+// AskedVersion set) a listing whose ConfigVersion is not the applied one.
+//
+// # TTL
+//
+// A put with Op.TTL (or TxnOp.TTL) gives its key a time to live, kept
+// with the key (KeyValue.TTL, in snapshots); a put without one makes the
+// key permanent again. No member decides an expiry from its own clock at
+// apply: every member queues each key with a TTL in memory, due TTL
+// after the moment it applied the write (monotonic clock); only the
+// leader acts on the queue (expireLoop, every Config.ExpiryTick), by
+// proposing OpExpire{Key, IfModIndex} for keys past their deadline. The
+// state machine deletes the key only if it is still at that ModIndex (a
+// refresh or any other write since wins), as an EventExpire, on a shard
+// group member only in a bucket it serves. A member that becomes leader
+// re-bases every deadline to now + TTL first, as etcd's lessor extends
+// its leases on promotion, so a leader change never expires a key early;
+// it may live up to one TTL longer. An expiry whose entry is lost is
+// proposed again after 2s. The queue is not in snapshots: a restore or
+// an installed bucket queues its keys with a TTL from that moment. A
+// queued entry is dropped when it comes due and its key changed since.
+//
+// # Watch
+//
+// The apply loop records each change it makes as an Event: a put, a
+// delete of a key that was there, an expiry, and on a shard group member
+// the bucket markers (EventBucketOut when a config takes a bucket away,
+// EventBucketIn when one is installed, or given from nobody); installing
+// or dropping a bucket's keys makes no key events. An event's ModIndex is
+// its raft index (after a bucket came from a group with a longer log, it
+// can be below the key's version, invariant 10) and Pos its place among
+// that index's events, so
+// (ModIndex, Pos) is the same event on every member. The events of one
+// raft index are added to the window together, after its state.
+//
+// The window holds the latest Config.WatchWindow events and
+// WatchWindowBytes bytes. It is not in snapshots: it starts empty at a
+// restored index (at boot, or when a snapshot from the leader is
+// installed). A Watch from an index the window no longer covers gets a
+// *CompactedError with the oldest index it does (HTTP 410). Each Watcher
+// has a goroutine that reads the window from its position, filters, and
+// sends to a channel of 128 events, so the window is its buffer: a
+// watcher that falls out of it ends with ErrWatcherTooSlow, and one still
+// owed events up to a snapshot installed meanwhile ends with the
+// *CompactedError. Either way it delivered every event up to then in
+// order, with no gap, and its client resumes with FromIndex and AfterPos
+// from the last event it got, on any member. Progress is the index up to
+// which it delivered everything, for heartbeats. A watcher ends with its
+// context, or with ErrStopped when the store stops.
+//
 // # Snapshots
 //
 // Each bucket's keys are a copy-on-write B+ tree of its own (tree.go)
@@ -180,17 +253,23 @@
 // under a load of ascending keys, where google/btree's stay half full.
 // Snapshot clones every bucket's tree and dedup table (O(buckets)) and
 // returns a function that streams the clones in a checksummed binary
-// format (snapshot.go, format 2: mode, buckets, sessions, shard state or
-// config history, and per bucket its keys and dedup table) while applying
-// goes on, letting go of each leaf once it is written. restore reads that
-// format back from the data file raftnode names in a Commit; a corrupt
-// file, or one of another mode, group or bucket count, stops the member
-// (the apply loop panics with what differs).
+// format (snapshot.go, format 3: mode, buckets, sessions, shard state or
+// config history, and per bucket its keys with their CreateIndex,
+// ModIndex and TTL, and its dedup table with transactions' results) while
+// applying goes on, letting go of each leaf once it is written. restore
+// reads that format back from the data file raftnode names in a Commit,
+// and formats 1 and 2 of older releases, whose keys come back at version
+// 0 (as their entries left them) with no TTL; a corrupt file, or one of
+// another mode, group or bucket count, stops the member (the apply loop
+// panics with what differs). Bucket data (an exported bucket) carries the
+// same per key, in its form 2; form 1 is read the same way.
 //
 // # Goroutines
 //
 // applyLoop consumes raftnode's Commits until raftnode closes it;
-// proposeLoop runs until Stop.
+// proposeLoop and expireLoop run until Stop; each Watcher's goroutine
+// runs until its context ends, the store stops, or it cannot go on (see
+// Watch).
 //
 // # Invariants
 //
@@ -217,7 +296,23 @@
 //     the transitions above, each at exactly one config version, so a
 //     repeated or late step changes nothing.
 //  9. Nothing at apply depends on a clock, map order, or the member: the
-//     same entries give the same keys, dedup tables, statuses and configs.
+//     same entries give the same keys, versions, TTLs, dedup tables,
+//     statuses, configs and events. (The expiry queue's deadlines are
+//     of the member's clock, but only decide when the leader proposes an
+//     OpExpire; its apply depends on the key's version alone.)
+//  10. A key's ModIndex names one observable version of it: every write
+//     of one raft index applies under one hold of the lock, and a Txn or
+//     OpExpire conditional on a ModIndex applies to that version or not
+//     at all. A key's versions only grow, across bucket moves and deletes
+//     too: a write gives the raft index, or one past the bucket's floor
+//     (the greatest version it held, in this group or where it came
+//     from) when that is not below it (versionLocked); the floor moves
+//     with the bucket and is in snapshots. So a version read once never
+//     names another value later, and CreateIndex <= ModIndex.
+//  11. A Watcher delivers, from its start, every event it chooses that
+//     this member applied, in (ModIndex, Pos) order, with no gap and no
+//     duplicate, up to where it ends; (ModIndex, Pos) names the same
+//     event on every member.
 //
 // The answers by path:
 //

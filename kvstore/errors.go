@@ -18,6 +18,7 @@ type storeError struct {
 	unavail     bool
 	conflict    bool
 	misdirected bool
+	gone        bool
 }
 
 func (e *storeError) Error() string        { return e.msg }
@@ -28,6 +29,7 @@ func (e *storeError) BadRequest() bool     { return e.bad }
 func (e *storeError) Unavailable() bool    { return e.unavail }
 func (e *storeError) Conflict() bool       { return e.conflict }
 func (e *storeError) Misdirected() bool    { return e.misdirected }
+func (e *storeError) Gone() bool           { return e.gone }
 
 // Code is the error's wire code, or "" when the HTTP layer's table names
 // it by its behaviour alone.
@@ -63,6 +65,39 @@ var (
 	// ErrEmptyRequest means a write carried no operations or an empty key.
 	ErrEmptyRequest error = &storeError{msg: "kvstore: empty key or no operations", bad: true,
 		human: "the write has an empty key or no operations"}
+	// ErrBadOp means a write carried an operation a client may not send
+	// (not a put or delete), or a TTL on a delete.
+	ErrBadOp error = &storeError{msg: "kvstore: invalid operation", bad: true,
+		human: "an operation is neither a put nor a delete"}
+	// ErrBadTTL means a put's TTL is negative or longer than MaxTTL.
+	ErrBadTTL error = &storeError{msg: "kvstore: invalid TTL", bad: true,
+		human: "a TTL must be positive and at most 100 years"}
+	// ErrBadWatch means a watch's options are inconsistent; errors that
+	// wrap it say how.
+	ErrBadWatch error = &storeError{msg: "kvstore: invalid watch", bad: true,
+		human: "the watch's options are invalid"}
+	// ErrCompacted means a watch asked for events older than this
+	// member's window; a *CompactedError wraps it with the oldest index
+	// the member can watch from.
+	ErrCompacted error = &storeError{msg: "kvstore: events compacted", gone: true, code: "compacted",
+		human: "the events asked for are older than this member keeps"}
+	// ErrWatcherTooSlow means a watcher fell behind the member's window
+	// of events: the ones it had still to deliver are gone.
+	ErrWatcherTooSlow error = &storeError{msg: "kvstore: watcher too slow", code: "too_slow",
+		human: "the watcher fell too far behind the changes; watch again from the last event received"}
+	// ErrBadList means a listing's options are inconsistent; errors that
+	// wrap it say how.
+	ErrBadList error = &storeError{msg: "kvstore: invalid listing", bad: true,
+		human: "the listing's options are invalid"}
+	// ErrBadTxn means a transaction is malformed; errors that wrap it say
+	// how.
+	ErrBadTxn error = &storeError{msg: "kvstore: invalid transaction", bad: true,
+		human: "the transaction is invalid"}
+	// ErrTxnResultNotKept means a retried transaction was applied before,
+	// and the dedup table did not keep its get results, which changed
+	// since: the answer has its outcome but not those values.
+	ErrTxnResultNotKept error = &storeError{msg: "kvstore: transaction applied before; its get results were not kept", conflict: true,
+		code: "result_not_kept", human: "the transaction was applied already; its get results were too large to keep for a retry"}
 	// ErrBadClientID means a write's client id is not 1-64 characters of
 	// [A-Za-z0-9._-].
 	ErrBadClientID error = &storeError{msg: "kvstore: invalid client id", bad: true,
@@ -159,6 +194,10 @@ type WrongGroupError struct {
 	// does; Servers are its members' client URLs.
 	Owner   uint64
 	Servers []string
+	// AskedVersion, for a request that named a config version (a
+	// listing's ConfigVersion) other than Version, is that version; Key
+	// is then "" and Bucket -1.
+	AskedVersion uint64
 }
 
 func (e *WrongGroupError) Error() string { return "kvstore: " + e.HumanMessage() }
@@ -171,9 +210,32 @@ func (e *WrongGroupError) Misdirected() bool { return true }
 func (e *WrongGroupError) Code() string { return "wrong_group" }
 
 func (e *WrongGroupError) HumanMessage() string {
+	if e.AskedVersion != 0 {
+		return fmt.Sprintf("the request names config %d, but group %d applied config %d", e.AskedVersion, e.Group, e.Version)
+	}
 	owner := "no group serves it"
 	if e.Owner != 0 {
 		owner = fmt.Sprintf("group %d serves it", e.Owner)
 	}
 	return fmt.Sprintf("key %q is in bucket %d, which group %d does not serve in config %d; %s", e.Key, e.Bucket, e.Group, e.Version, owner)
+}
+
+// CompactedError is ErrCompacted with the oldest raft index this member
+// can deliver events from: a watch from Oldest on is served, unless the
+// window moves on meanwhile.
+type CompactedError struct {
+	Oldest uint64
+}
+
+func (e *CompactedError) Error() string { return "kvstore: " + e.HumanMessage() }
+func (e *CompactedError) Unwrap() error { return ErrCompacted }
+
+// Gone says the events are gone for good (HTTP 410).
+func (e *CompactedError) Gone() bool { return true }
+
+// Code is the error's wire code.
+func (e *CompactedError) Code() string { return "compacted" }
+
+func (e *CompactedError) HumanMessage() string {
+	return fmt.Sprintf("the events asked for are gone from this member; the oldest index it can watch from is %d", e.Oldest)
 }

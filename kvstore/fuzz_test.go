@@ -12,7 +12,9 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/raftkv/raftkv/raftnode"
 	"github.com/raftkv/raftkv/shardmap"
@@ -81,7 +83,7 @@ func stateOf(s *Store) map[string]string {
 	m := map[string]string{}
 	for _, b := range s.mu.buckets {
 		b.data.Ascend(func(it item) bool {
-			m[it.key] = string(it.value)
+			m[it.key] = string(it.valueBytes())
 			return true
 		})
 	}
@@ -126,6 +128,19 @@ func batchSeeds(f *testing.F) [][]byte {
 			{ID: 2, Ctl: &control{Kind: ctlInstall, Bucket: 0, Version: 1, Data: []byte(bucketMagic)}},
 			{ID: 3, ClientID: "admin", Seq: 1, Ctl: &control{Kind: ctlConfigOp, Op: &wireConfigOp{Join: []wireGroup{{GID: 2, Servers: []string{"http://b"}}}}}},
 			{ID: 4, Ctl: &control{Kind: ctlConfigOp, Op: &wireConfigOp{Move: &MoveOp{Bucket: 1, GID: 2}}}, Ops: []Op{{Type: OpPut, Key: "ignored"}}},
+		}}),
+		encodeSeed(f, &batch{Session: 9, Watermark: 1, Reqs: []request{
+			{ID: 1, Ops: []Op{{Type: OpPut, Key: "x", Value: []byte("1"), TTL: 1e9}, {Type: OpExpire, Key: "a", IfModIndex: 1}}},
+			{ID: 2, Ops: []Op{{Type: OpExpire, Key: "x", IfModIndex: 0}, {Type: OpExpire, Key: "b/c"}, {Type: OpExpire, Key: "e", IfModIndex: 3}}},
+		}}),
+		encodeSeed(f, &batch{Session: 8, Watermark: 1, Reqs: []request{
+			{ID: 1, Txn: &Txn{Compares: []Compare{{Key: "a", Target: CompareExists, Op: Equal, Exists: true}, {Key: "e", Target: CompareMod, Op: Less, Index: 9}},
+				Success: []TxnOp{{Type: TxnPut, Key: "t", Value: []byte("1")}, {Type: TxnGet, Key: "a"}, {Type: TxnDelete, Key: "e"}},
+				Failure: []TxnOp{{Type: TxnPut, Key: "f", Value: []byte("0")}}}},
+			{ID: 2, ClientID: "tx", Seq: 1, Txn: &Txn{Compares: []Compare{{Key: "t", Target: CompareValue, Op: Greater, Value: []byte("0")}},
+				Success: []TxnOp{{Type: TxnPut, Key: "t", Value: []byte("2"), TTL: 1e9}}}},
+			{ID: 3, ClientID: "tx", Seq: 1, Txn: &Txn{Success: []TxnOp{{Type: TxnPut, Key: "dup", Value: []byte("x")}}}},
+			{ID: 4, Txn: &Txn{Compares: []Compare{{Key: "", Target: CompareMod, Op: Equal}}}},
 		}}),
 	}
 }
@@ -249,7 +264,7 @@ func FuzzApplyEntry(f *testing.F) {
 	f.Fuzz(func(t *testing.T, index uint64, data []byte) {
 		s := fuzzStore()
 		seedState(t, s)
-		beforeDigest, beforeState, beforeSessions := digestOf(s), stateOf(s), sessionsOf(s)
+		beforeDigest, beforeState, beforeSessions, beforeVersions := digestOf(s), stateOf(s), sessionsOf(s), versionsOf(s)
 
 		s.applyEntry(raftnode.Entry{Index: index, Data: data})
 
@@ -260,8 +275,12 @@ func FuzzApplyEntry(f *testing.F) {
 			}
 			return
 		}
-		if got, want := stateOf(s), applyModel(beforeState, beforeSessions, b); !maps.Equal(got, want) {
+		wantVersions := maps.Clone(beforeVersions)
+		if got, want := stateOf(s), applyModel(beforeState, beforeSessions, b, index, wantVersions); !maps.Equal(got, want) {
 			t.Fatalf("state after %+v:\n got %q\nwant %q", b, got, want)
+		}
+		if got := versionsOf(s); !maps.Equal(got, wantVersions) {
+			t.Fatalf("versions after %+v:\n got %v\nwant %v", b, got, wantVersions)
 		}
 
 		replica := fuzzStore()
@@ -280,14 +299,17 @@ func FuzzApplyEntry(f *testing.F) {
 	})
 }
 
-// applyModel is the specification of applying b to a plain member whose
-// dedup tables are empty: in order, each request whose id is neither below
-// its session's watermark nor already applied is processed once: a control
-// operation is refused; a write with an invalid client id is refused, and
-// one whose (client, seq) an earlier request of b had is a duplicate, or
-// too old for the window of 1024 seqs; any other write applies all its ops
-// in order, and unknown op types do nothing.
-func applyModel(state map[string]string, sessions map[uint64]*session, b *batch) map[string]string {
+// applyModel is the specification of applying b at index to a plain
+// member whose dedup tables are empty: in order, each request whose id is
+// neither below its session's watermark nor already applied is processed
+// once: a control operation is refused; a write with an invalid client id
+// is refused, and one whose (client, seq) an earlier request of b had is a
+// duplicate, or too old for the window of 1024 seqs; a malformed
+// transaction is refused; any other write applies all its ops in order,
+// an expiry deletes its key if the key is still at its version, and
+// unknown op types do nothing; a transaction applies the branch its
+// compares choose.
+func applyModel(state map[string]string, sessions map[uint64]*session, b *batch, index uint64, versions map[string][2]uint64) map[string]string {
 	state = maps.Clone(state)
 	var watermark uint64
 	applied := map[uint64]bool{}
@@ -299,12 +321,24 @@ func applyModel(state map[string]string, sessions map[uint64]*session, b *batch)
 		floor uint64
 	}
 	clients := map[string]*window{}
+	put := func(k, v string) {
+		ver, ok := versions[k]
+		if _, present := state[k]; !present || !ok {
+			ver[0] = index
+		}
+		versions[k] = [2]uint64{ver[0], index}
+		state[k] = v
+	}
+	del := func(k string) {
+		delete(state, k)
+		delete(versions, k)
+	}
 	for _, r := range b.Reqs {
 		if r.ID < watermark || applied[r.ID] {
 			continue
 		}
 		applied[r.ID] = true
-		if r.Ctl != nil {
+		if r.Ctl != nil || r.Txn != nil && r.Txn.check() != nil {
 			continue
 		}
 		if r.ClientID != "" {
@@ -325,16 +359,82 @@ func applyModel(state map[string]string, sessions map[uint64]*session, b *batch)
 				w.floor, w.seqs = w.seqs[0]+1, w.seqs[1:]
 			}
 		}
+		if r.Txn != nil {
+			ok := true
+			for _, c := range r.Txn.Compares {
+				v, present := state[c.Key]
+				ver := versions[c.Key]
+				var cmp int
+				switch c.Target {
+				case CompareValue:
+					if !present {
+						ok = false
+						continue
+					}
+					cmp = strings.Compare(v, string(c.Value))
+				case CompareMod:
+					cmp = cmpUint(ver[1], c.Index)
+				case CompareCreate:
+					cmp = cmpUint(ver[0], c.Index)
+				case CompareExists:
+					if present != c.Exists {
+						cmp = 1
+					}
+				}
+				ok = ok && (c.Op == Equal && cmp == 0 || c.Op == NotEqual && cmp != 0 || c.Op == Greater && cmp > 0 || c.Op == Less && cmp < 0)
+			}
+			ops := r.Txn.Success
+			if !ok {
+				ops = r.Txn.Failure
+			}
+			for _, op := range ops {
+				switch op.Type {
+				case TxnPut:
+					put(op.Key, string(op.Value))
+				case TxnDelete:
+					del(op.Key)
+				}
+			}
+			continue
+		}
 		for _, op := range r.Ops {
 			switch op.Type {
 			case OpPut:
-				state[op.Key] = string(op.Value)
+				put(op.Key, string(op.Value))
 			case OpDelete:
-				delete(state, op.Key)
+				del(op.Key)
+			case OpExpire:
+				if _, present := state[op.Key]; present && op.IfModIndex != 0 && versions[op.Key][1] == op.IfModIndex {
+					del(op.Key)
+				}
 			}
 		}
 	}
 	return state
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// versionsOf returns the versions (create, mod) of the store's keys.
+func versionsOf(s *Store) map[string][2]uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	m := map[string][2]uint64{}
+	for _, b := range s.mu.buckets {
+		b.data.Ascend(func(it item) bool {
+			m[it.key] = [2]uint64{it.createIndex(), it.mod}
+			return true
+		})
+	}
+	return m
 }
 
 // snapshotOf returns the snapshot stream of s's current state.
@@ -379,6 +479,17 @@ func FuzzSnapshotRestore(f *testing.F) {
 				f.Add(uint8(into), false, s)
 			}
 			f.Add(uint8(kind), true, s)
+		}
+	}
+	// Snapshots of older formats, as their releases wrote them.
+	for _, name := range []string{"format1-plain.snap", "format2-plain-4buckets.snap"} {
+		data, err := os.ReadFile(filepath.Join("testdata", "legacy", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		for into := range storeKinds {
+			f.Add(uint8(into), false, data)
+			f.Add(uint8(into), true, data[:len(data)/2])
 		}
 	}
 	dir := f.TempDir()
@@ -523,7 +634,10 @@ func FuzzBucketDataUnmarshal(f *testing.F) {
 	for _, k := range []string{"a", "b\x00", "c/d"} {
 		d.data.ReplaceOrInsert(newItem(k, []byte(k+"-value")))
 	}
+	d.data.ReplaceOrInsert(newKV("e", []byte("ttl"), 3, 8, time.Minute))
 	d.dedup.record("client", dedupEntry{seq: 4, index: 9}, 9, 8, 8)
+	d.dedup.record("client", dedupEntry{seq: 5, index: 10, txn: &storedTxn{succeeded: true, kept: keptValues,
+		gets: []storedGet{{found: true, create: 3, mod: 8, ttl: time.Minute, value: []byte("ttl")}, {}}}}, 10, 8, 8)
 	valid, err := d.MarshalBinary()
 	if err != nil {
 		f.Fatal(err)
@@ -532,7 +646,11 @@ func FuzzBucketDataUnmarshal(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	for _, s := range [][]byte{valid, empty, valid[:len(valid)-1], append(bytes.Clone(valid), 0), []byte(bucketMagic), {}} {
+	form1, err := os.ReadFile(filepath.Join("testdata", "legacy", "bucket1-b2-of-4.bin"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range [][]byte{valid, empty, valid[:len(valid)-1], append(bytes.Clone(valid), 0), []byte(bucketMagic), {}, form1} {
 		f.Add(false, s)
 		f.Add(true, s)
 	}

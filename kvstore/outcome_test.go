@@ -22,12 +22,21 @@ import (
 // the errors a write gets): 0 for success.
 func status(err error) int {
 	var (
-		u  interface{ Unavailable() bool }
-		to interface{ Timeout() bool }
+		u   interface{ Unavailable() bool }
+		to  interface{ Timeout() bool }
+		bad interface{ BadRequest() bool }
+		c   interface{ Conflict() bool }
+		g   interface{ Gone() bool }
 	)
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &bad) && bad.BadRequest():
+		return 400
+	case errors.As(err, &c) && c.Conflict():
+		return 409
+	case errors.As(err, &g) && g.Gone():
+		return 410
 	case errors.As(err, &u) && u.Unavailable():
 		return 503
 	case errors.As(err, &to) && to.Timeout():

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/raftkv/raftkv/shardmap"
 )
@@ -207,7 +209,7 @@ func (s *Store) exportLocked(b int, version uint64) (*BucketData, error) {
 		return nil, detailf(ErrBucketGone, "bucket %d is %s here at config %d, asked for at %d", b, st, cur, version)
 	}
 	bk := s.mu.buckets[b]
-	return &BucketData{Bucket: b, Version: version, data: bk.data.Clone(), dedup: bk.dedup.clone()}, nil
+	return &BucketData{Bucket: b, Version: version, data: bk.data.Clone(), dedup: bk.dedup.clone(), floor: bk.floor}, nil
 }
 
 // InstallBucket makes d the data and dedup table of bucket d.Bucket, in
@@ -403,10 +405,12 @@ func (s *Store) applyConfigLocked(data []byte) error {
 			sh.status[b] = Serving
 		case will && (cur.Version == 0 || cur.Owner(b) == 0):
 			sh.status[b] = Serving // from nobody: nothing to pull
+			s.emitLocked(Event{Type: EventBucketIn, Bucket: b})
 		case will:
 			sh.status[b] = Pulling
 		case was:
 			sh.status[b] = BePulling
+			s.emitLocked(Event{Type: EventBucketOut, Bucket: b})
 		default:
 			sh.status[b] = NotOwned
 		}
@@ -446,12 +450,17 @@ func (s *Store) applyBucketOpLocked(c *control) error {
 		if d.dedup.len() == 0 {
 			d.dedup = nil
 		}
-		s.mu.buckets[b] = bucket{data: d.data, dedup: d.dedup}
+		s.mu.buckets[b] = bucket{data: d.data, dedup: d.dedup, floor: max(d.floor, s.mu.buckets[b].floor)}
+		s.queueTreeExpiries(time.Now(), d.data)
 		if st == Pulling {
 			sh.status[b] = GCing
+			s.emitLocked(Event{Type: EventBucketIn, Bucket: b})
 		}
 	case ctlDelete:
-		s.mu.buckets[b] = bucket{data: newTree()}
+		// The floor stays: should the bucket come back with no data (a
+		// config that gives it to this group from nobody), its keys'
+		// versions still go on past every one it had.
+		s.mu.buckets[b] = bucket{data: newTree(), floor: s.mu.buckets[b].floor}
 		if st == BePulling {
 			sh.status[b] = NotOwned
 		}
@@ -462,26 +471,59 @@ func (s *Store) applyBucketOpLocked(c *control) error {
 	return nil
 }
 
-// fenceLocked says whether ops may apply in this group's applied state: a
-// *WrongGroupError for the first key whose bucket the group does not
-// serve, else ErrBucketMoving when a key's bucket is Pulling, else nil
-// (every bucket Serving or GCing). s.mu must be held.
-func (s *Store) fenceLocked(ops []Op) error {
+// fenceLocked says whether writes of keys may apply in this group's
+// applied state: a *WrongGroupError for the first key whose bucket the
+// group does not serve, else ErrBucketMoving when a key's bucket is
+// Pulling, else nil (every bucket Serving or GCing). s.mu must be held.
+func (s *Store) fenceLocked(keys iter.Seq[string]) error {
 	moving := false
-	for _, op := range ops {
-		b := s.bucketOf(op.Key)
-		switch s.mu.shard.status[b] {
-		case Serving, GCing:
-		case Pulling:
+	for key := range keys {
+		switch err := s.fenceKeyLocked(key, s.bucketOf(key)); err {
+		case nil:
+		case ErrBucketMoving:
 			moving = true
 		default:
-			return s.wrongGroupLocked(op.Key, b)
+			return err
 		}
 	}
 	if moving {
 		return ErrBucketMoving
 	}
 	return nil
+}
+
+// fenceKeyLocked is fenceLocked of key, whose bucket is b.
+func (s *Store) fenceKeyLocked(key string, b int) error {
+	switch s.mu.shard.status[b] {
+	case Serving, GCing:
+		return nil
+	case Pulling:
+		return ErrBucketMoving
+	}
+	return s.wrongGroupLocked(key, b)
+}
+
+// serves says whether this member serves bucket b's keys in its applied
+// state: always on a plain member; Serving or GCing on a shard group's.
+// s.mu must be held.
+func (s *Store) servesLocked(b int) bool {
+	if s.mode != modeShard {
+		return true
+	}
+	st := s.mu.shard.status[b]
+	return st == Serving || st == GCing
+}
+
+// opKeys yields the keys of ops a client wrote: not those of the
+// expiries, which the state machine checks one by one.
+func opKeys(ops []Op) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for i := range ops {
+			if ops[i].Type != OpExpire && !yield(ops[i].Key) {
+				return
+			}
+		}
+	}
 }
 
 func (s *Store) wrongGroupLocked(key string, b int) *WrongGroupError {
@@ -494,14 +536,14 @@ func (s *Store) wrongGroupLocked(key string, b int) *WrongGroupError {
 	return &WrongGroupError{Key: key, Bucket: b, Group: s.cfg.Group, Version: c.Version, Owner: owner, Servers: servers}
 }
 
-// awaitServing waits until every key of ops is in a bucket this group
+// awaitServing waits until every one of keys is in a bucket this group
 // serves (Serving or GCing), while one is Pulling. It returns at once a
 // *WrongGroupError for a key the group does not serve; ErrBucketMoving
 // when the deadline passes first.
-func (s *Store) awaitServing(ctx context.Context, ops []Op) error {
+func (s *Store) awaitServing(ctx context.Context, keys iter.Seq[string]) error {
 	for {
 		s.mu.RLock()
-		err := s.fenceLocked(ops)
+		err := s.fenceLocked(keys)
 		ch := s.mu.changedC
 		s.mu.RUnlock()
 		if err != ErrBucketMoving {

@@ -308,7 +308,7 @@ func TestWritesFencedAtApply(t *testing.T) {
 		})
 	}
 	var wg *WrongGroupError
-	if _, err := s.localFenced(t.Context(), key(1)); !errors.As(err, &wg) || !wg.Misdirected() || wg.Code() != "wrong_group" {
+	if _, _, err := s.localFenced(t.Context(), key(1)); !errors.As(err, &wg) || !wg.Misdirected() || wg.Code() != "wrong_group" {
 		t.Fatalf("read of a bucket not owned: %v", err)
 	}
 }
@@ -460,5 +460,123 @@ func TestConfigCodec(t *testing.T) {
 	op := ConfigOp{Join: map[uint64][]string{4: {"x"}, 1: {"y"}}}
 	if back, err := op.wire().op(); err != nil || !reflect.DeepEqual(back, op) {
 		t.Fatalf("join round trip: %+v, %v", back, err)
+	}
+}
+
+// TestVersionsGoOnAcrossAMove: a bucket moves from a group whose log is
+// long to one whose log is short. At the new owner a key's next version
+// is past every version it had (not the new group's smaller raft index),
+// so CreateIndex stays at most ModIndex, the bucket installs again where
+// it goes next, and a version a client read at the old owner never comes
+// back for another value: its If-Match fails. The floor survives a
+// snapshot and a deleted key's versions count too.
+func TestVersionsGoOnAcrossAMove(t *testing.T) {
+	const n = 4
+	g := map[uint64][]string{1: {"http://g1"}, 2: {"http://g2"}}
+	c1 := shardmap.Config{Version: 1, Buckets: []uint64{1, 1, 1, 1}, Groups: g}
+	c2 := shardmap.Config{Version: 2, Buckets: []uint64{1, 2, 1, 1}, Groups: g}
+	c3 := shardmap.Config{Version: 3, Buckets: []uint64{1, 1, 1, 1}, Groups: g}
+	s1, s2 := shardStore(t, 1, n), shardStore(t, 2, n)
+	ctl := func(s *Store, index uint64, c *shardmap.Config) {
+		t.Helper()
+		if r := applyOwn(t, s, index, request{Ctl: &control{Kind: ctlConfig, Config: marshalConfig(c)}}); r.err != nil {
+			t.Fatal(r.err)
+		}
+	}
+	move := func(from, to *Store, fromIndex, toIndex, version uint64) {
+		t.Helper()
+		from.mu.Lock()
+		d, err := from.exportLocked(1, version)
+		from.mu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := applyOwn(t, to, toIndex, request{Ctl: &control{Kind: ctlInstall, Bucket: 1, Version: version, Data: mustMarshal(t, d)}}); r.err != nil {
+			t.Fatalf("install at index %d: %v", toIndex, r.err)
+		}
+	}
+	kv := func(s *Store, key string) KeyValue {
+		t.Helper()
+		got, _, err := s.GetKV(t.Context(), key, ReadOptions{Stale: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	keys := keysIn(1, n, 2, "v")
+	k, gone := keys[0], keys[1]
+	ctl(s1, 1, &c1)
+	if r := applyOwn(t, s1, 2, put("", 0, gone, "x")); r.err != nil {
+		t.Fatal(r.err)
+	}
+	// Group 1's log runs far ahead of group 2's.
+	if r := applyOwn(t, s1, 100, put("", 0, k, "a")); r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r := applyOwn(t, s1, 120, put("", 0, gone, "y")); r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r := applyOwn(t, s1, 121, request{Ops: []Op{{Type: OpDelete, Key: gone}}}); r.err != nil {
+		t.Fatal(r.err)
+	}
+	seen := kv(s1, k) // a client reads k at version 100
+	ctl(s1, 130, &c2)
+	ctl(s2, 1, &c1)
+	ctl(s2, 2, &c2)
+	move(s1, s2, 130, 3, 2)
+
+	// At group 2, index 4 < 100: k's next version is past 120.
+	if r := applyOwn(t, s2, 4, put("", 0, k, "b")); r.err != nil {
+		t.Fatal(r.err)
+	}
+	got := kv(s2, k)
+	if got.ModIndex <= 120 || got.CreateIndex > got.ModIndex || got.CreateIndex != seen.CreateIndex {
+		t.Fatalf("k after a write at group 2's index 4: create %d, mod %d; want create %d, mod past 120", got.CreateIndex, got.ModIndex, seen.CreateIndex)
+	}
+	// The deleted key comes back past its own last version.
+	if r := applyOwn(t, s2, 5, put("", 0, gone, "z")); r.err != nil {
+		t.Fatal(r.err)
+	}
+	if g := kv(s2, gone); g.ModIndex <= 120 {
+		t.Fatalf("a key deleted at group 1 at version 120, put again at group 2: version %d", g.ModIndex)
+	}
+	// Group 2's raft index reaches the version the client saw: its
+	// If-Match of that version must not hold for today's value.
+	if r := applyOwn(t, s2, seen.ModIndex, request{Txn: &Txn{
+		Compares: []Compare{{Key: k, Target: CompareMod, Op: Equal, Index: seen.ModIndex}},
+		Success:  []TxnOp{{Type: TxnPut, Key: k, Value: []byte("stale")}},
+	}}); r.err != nil || r.txn.Succeeded {
+		t.Fatalf("If-Match of a version read at the old owner, at the new owner's index %d: %+v", seen.ModIndex, r)
+	}
+
+	// The move ends; a snapshot keeps the floor; the bucket moves back.
+	if r := applyOwn(t, s1, 131, request{Ctl: &control{Kind: ctlDelete, Bucket: 1, Version: 2}}); r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r := applyOwn(t, s2, seen.ModIndex+1, request{Ctl: &control{Kind: ctlFinishGC, Bucket: 1, Version: 2}}); r.err != nil {
+		t.Fatal(r.err)
+	}
+	write, err := s2.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	r2 := shardStore(t, 2, n)
+	restoreFrom(t, r2, buf.Bytes(), seen.ModIndex+1)
+	before := kv(r2, k).ModIndex
+	if r := applyOwn(t, r2, 150, put("", 0, k, "c")); r.err != nil {
+		t.Fatal(r.err)
+	}
+	if after := kv(r2, k).ModIndex; after <= before {
+		t.Fatalf("after a restore, k went from version %d to %d", before, after)
+	}
+	ctl(r2, 151, &c3)
+	ctl(s1, 132, &c3)
+	move(r2, s1, 151, 133, 3)
+	if got := kv(s1, k); got.Value == nil || string(got.Value) != "c" || got.CreateIndex > got.ModIndex {
+		t.Fatalf("k back at group 1: %+v", got)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/raftkv/raftkv/shardmap"
 	"go.uber.org/zap"
@@ -16,24 +17,43 @@ import (
 // Snapshot format, binary-safe and streamed so that neither writing nor
 // reading needs the whole state as one buffer:
 //
-//	magic "raftkv-kv-snapshot-2\n"
+//	magic "raftkv-kv-snapshot-3\n"
 //	header: uvarints mode, group, bucket count, bucket sections; the
 //	  sessions (sessionsEncode); a shard group member's config, previous
 //	  config (encodeConfig), bucket statuses and joined flag; a config
 //	  group member's configs
 //	per bucket section (one for a config group member, holding no keys):
-//	  uvarint key count; per key, in key order: uvarint length, key,
-//	  uvarint length, value; then the bucket's dedup table
-//	  (dedupTable.encode)
+//	  uvarint version floor (see bucket.floor), uvarint key count; per
+//	  key, in key order: uvarint length, key, uvarint length, value,
+//	  uvarints CreateIndex, ModIndex and TTL (ns);
+//	  then the bucket's dedup table (dedupTable.encode, transaction
+//	  results included)
 //	CRC-32C (big endian) of everything before it
 //
 // No part is gob: gob sizes a map by the count its input claims before it
 // reads an element, so a corrupt count would allocate without bound; here
-// no count may claim more than the file holds. Format 1 (magic
-// "raftkv-kv-snapshot-1\n", keys and a gob header of sessions) is refused
-// for that reason: its header cannot be read safely.
+// no count may claim more than the file holds.
+//
+// Older formats are read too, so that a member of a new release catches
+// up from a snapshot an older one wrote:
+//
+//   - format 2 ("raftkv-kv-snapshot-2\n") is format 3 without versions,
+//     TTLs or transaction results;
+//   - format 1 ("raftkv-kv-snapshot-1\n", a plain member from before
+//     buckets): a length-prefixed gob header (key count, sessions), then
+//     the keys and values, then the checksum. Its keys are read up to the
+//     checksum and the checksum checked before the header is decoded, so
+//     a corrupt header never reaches gob; its keys are spread over this
+//     store's buckets.
+//
+// The releases that wrote formats 1 and 2 kept no versions, and left
+// their keys at version 0 in the entries they wrote too (batch.Format):
+// so a key restored from either has CreateIndex and ModIndex 0, as it has
+// on a member that applied those entries, until its next write, and no
+// TTL.
 const (
-	snapshotMagic   = "raftkv-kv-snapshot-2\n"
+	snapshotMagic   = "raftkv-kv-snapshot-3\n"
+	snapshotMagicV2 = "raftkv-kv-snapshot-2\n"
 	snapshotMagicV1 = "raftkv-kv-snapshot-1\n"
 )
 
@@ -59,14 +79,19 @@ type snapState struct {
 	shard *shardState
 	// history is set for a config group member.
 	history *shardmap.History
+	// format1 says st was read from format 1, which has no bucket count:
+	// its keys are all in buckets[0] until spread.
+	format1 bool
 }
 
 // describe names the kind of store st is of, for a mismatch.
 func (st *snapState) describe() string {
-	switch st.mode {
-	case modeShard:
+	switch {
+	case st.format1:
+		return "format-1 plain member"
+	case st.mode == modeShard:
 		return fmt.Sprintf("shard group %d member with %d buckets", st.group, st.nbuckets)
-	case modeConfig:
+	case st.mode == modeConfig:
 		return fmt.Sprintf("config group member of %d buckets", st.nbuckets)
 	}
 	return fmt.Sprintf("%s member with %d buckets", st.mode, st.nbuckets)
@@ -101,8 +126,8 @@ func writeSnapshot(w io.Writer, st *snapState) error {
 	st.buckets = nil
 	for i := range buckets {
 		// Each leaf is let go of once written: see takeLeaves.
-		encodeKeys(e, buckets[i].data, true)
-		buckets[i].dedup.encode(e)
+		encodeKeys(e, buckets[i].data, buckets[i].floor, true, true)
+		buckets[i].dedup.encode(e, true)
 		buckets[i] = bucket{}
 	}
 	e.sum()
@@ -126,15 +151,20 @@ func readSnapshot(r io.Reader, size int64) (*snapState, error) {
 	corrupt := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s", ErrCorruptSnapshot, fmt.Sprintf(format, a...))
 	}
+	var st *snapState
 	switch string(d.raw(len(snapshotMagic))) {
 	case snapshotMagic:
+		st = readState(d, true)
+	case snapshotMagicV2:
+		st = readState(d, false)
 	case snapshotMagicV1:
-		return nil, corrupt("format 1 (written before buckets existed), which this binary does not read")
+		st = readFormat1(d) // checks the checksum itself, first
 	default:
 		return nil, corrupt("bad magic")
 	}
-	st := readState(d)
-	d.checkSum()
+	if st == nil || !st.format1 {
+		d.checkSum()
+	}
 	if d.err == nil {
 		if _, err := d.r.ReadByte(); err != io.EOF {
 			d.fail("bytes after the checksum")
@@ -146,8 +176,9 @@ func readSnapshot(r io.Reader, size int64) (*snapState, error) {
 	return st, nil
 }
 
-// readState reads the state of a stream after its magic.
-func readState(d *binReader) *snapState {
+// readState reads the state of a stream of format 3 (versioned) or 2
+// after its magic.
+func readState(d *binReader, versioned bool) *snapState {
 	st := &snapState{mode: mode(d.uvarint("mode")), group: d.uvarint("group")}
 	n, slots := d.count("bucket count"), d.count("bucket sections")
 	st.nbuckets = n
@@ -204,7 +235,7 @@ func readState(d *binReader) *snapState {
 	}
 	st.buckets = make([]bucket, slots)
 	for i := range st.buckets {
-		t := decodeKeys(d)
+		t, floor := decodeKeys(d, versioned)
 		if d.err == nil && st.mode == modeConfig && t.Len() > 0 {
 			d.fail("keys in a config group member's state")
 		}
@@ -217,7 +248,7 @@ func readState(d *binReader) *snapState {
 				return true
 			})
 		}
-		st.buckets[i] = bucket{data: t, dedup: decodeDedupTable(d)}
+		st.buckets[i] = bucket{data: t, dedup: decodeDedupTable(d, versioned), floor: floor}
 		if d.err != nil {
 			return nil
 		}
@@ -313,6 +344,9 @@ func (s *Store) restore(path string, index uint64) error {
 	if err != nil {
 		return fmt.Errorf("kvstore: snapshot %s: %w", path, err)
 	}
+	if st.format1 && s.mode == modePlain {
+		st.spread(s.nbuckets)
+	}
 	if st.mode != s.mode || st.group != s.cfg.Group || st.nbuckets != s.nbuckets {
 		// Every member of a group restores the same bytes: one started
 		// with other settings must not serve a state it misreads.
@@ -328,10 +362,16 @@ func (s *Store) restore(path string, index uint64) error {
 func (s *Store) install(st *snapState, index uint64) {
 	s.mu.Lock()
 	keys := 0
+	s.exq.Lock()
+	s.exq.h = nil // expiry deadlines start again at the restore
+	s.exq.Unlock()
+	trees := make([]*tree, 0, len(st.buckets))
 	for i, b := range st.buckets {
 		s.mu.buckets[i] = b
 		keys += b.data.Len()
+		trees = append(trees, b.data)
 	}
+	s.queueTreeExpiries(time.Now(), trees...)
 	s.mu.sessions = st.sessions
 	if st.shard != nil {
 		s.mu.shard = *st.shard
@@ -342,6 +382,7 @@ func (s *Store) install(st *snapState, index uint64) {
 	s.notifyLocked()
 	own := st.sessions[s.session]
 	s.mu.Unlock()
+	s.resetWindow(index)
 	s.lg.Info("restored state from snapshot", zap.Uint64("index", index), zap.Int("keys", keys))
 	// Our writes that the snapshot covers will never be seen as entries.
 	if own != nil {
@@ -358,9 +399,10 @@ func (s *Store) install(st *snapState, index uint64) {
 // coveredResult answers p, a request of this session that a snapshot
 // taken at index covers. A plain write is applied whenever it is
 // processed, so it was; any other may have been refused or answered as a
-// duplicate, which only its entry would have said.
+// duplicate, and a transaction's result is its own, which only its entry
+// would have said.
 func (s *Store) coveredResult(p *pending, index uint64) result {
-	if p.req.ClientID != "" || p.req.Ctl != nil || s.mode != modePlain {
+	if p.req.ClientID != "" || p.req.Ctl != nil || p.req.Txn != nil || s.mode != modePlain {
 		return result{err: ErrCoveredBySnapshot}
 	}
 	return result{index: index}

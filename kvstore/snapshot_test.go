@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/raftkv/raftkv/shardmap"
 	"go.uber.org/zap"
@@ -55,6 +56,9 @@ func seededStore(tb testing.TB, kind int) *Store {
 	for i := range 12 { // in a shard group, those of bucket 3 are refused
 		next(put(fmt.Sprint("client-", i%3), uint64(1+i/3), fmt.Sprint("k", i), fmt.Sprint(i)))
 	}
+	// A transaction with a TTL and a get, remembered with its result.
+	next(request{ClientID: "client-0", Seq: 10, Txn: &Txn{Compares: []Compare{{Key: "k0", Target: CompareExists, Op: Equal, Exists: true}},
+		Success: []TxnOp{{Type: TxnPut, Key: "k1", Value: []byte("t"), TTL: time.Minute}, {Type: TxnGet, Key: "k0"}}}})
 	seedState(tb, s) // entries of other sessions
 	index = max(index, s.AppliedIndex())
 	if s.mode == modeShard {
@@ -73,13 +77,20 @@ type fullView struct {
 	Shard    ShardState
 	History  shardmap.History
 	Dedup    [][]byte
+	// Versions holds each key's CreateIndex, ModIndex and TTL.
+	Versions map[string][3]uint64
 }
 
 func fullViewOf(s *Store) fullView {
 	v := fullView{Digest: digestOf(s), Keys: stateOf(s), Sessions: sessionsOf(s), Shard: s.ShardState(), History: s.ConfigHistory()}
 	s.mu.RLock()
+	v.Versions = map[string][3]uint64{}
 	for _, b := range s.mu.buckets {
 		v.Dedup = append(v.Dedup, encodeTable(b.dedup))
+		b.data.Ascend(func(it item) bool {
+			v.Versions[it.key] = [3]uint64{it.createIndex(), it.mod, uint64(it.ttl())}
+			return true
+		})
 	}
 	s.mu.RUnlock()
 	return v
@@ -124,23 +135,18 @@ func TestSnapshotRoundTripEachKind(t *testing.T) {
 	}
 }
 
-// TestSnapshotFormat1Refused: a snapshot of format 1 (keys and a gob
-// header of sessions, from before buckets) is refused as such, not read
-// as garbage.
-func TestSnapshotFormat1Refused(t *testing.T) {
-	data := writeFormat1(t, map[string]string{"a": "1"}, map[uint64]*session{7: {Watermark: 3, Applied: map[uint64]bool{3: true}}})
-	path := filepath.Join(t.TempDir(), "v1.db")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s := newBareStore(t)
-	if err := s.restore(path, 12); !errors.Is(err, ErrCorruptSnapshot) || !strings.Contains(err.Error(), "format 1") {
-		t.Fatalf("restoring format 1: %v", err)
-	}
-}
-
 // writeFormat1 writes keys and sessions as format 1 did.
 func writeFormat1(t *testing.T, keys map[string]string, sessions map[uint64]*session) []byte {
+	return writeFormat1Header(t, keys, sessions, len(keys))
+}
+
+// writeFormat1Count writes keys as format 1 did, with a header that
+// counts count keys.
+func writeFormat1Count(t *testing.T, keys map[string]string, count int) []byte {
+	return writeFormat1Header(t, keys, nil, count)
+}
+
+func writeFormat1Header(t *testing.T, keys map[string]string, sessions map[uint64]*session, count int) []byte {
 	var buf bytes.Buffer
 	bw := bufio.NewWriter(&buf)
 	crc := crc32.New(crcTable)
@@ -157,7 +163,7 @@ func writeFormat1(t *testing.T, keys map[string]string, sessions map[uint64]*ses
 		Keys     int
 		Sessions map[uint64]*session
 	}
-	if err := gob.NewEncoder(&hdr).Encode(snapshotHeader{Keys: len(keys), Sessions: sessions}); err != nil {
+	if err := gob.NewEncoder(&hdr).Encode(snapshotHeader{Keys: count, Sessions: sessions}); err != nil {
 		t.Fatal(err)
 	}
 	out([]byte(snapshotMagicV1))

@@ -19,6 +19,7 @@ type Store struct {
 	node *raftnode.Node
 	met  *metrics
 	dec  *entryDecoder // owned by the apply loop
+	ap   applyState    // owned by the apply loop
 
 	// session identifies this process's proposals; see session.
 	session uint64
@@ -40,7 +41,10 @@ type Store struct {
 		sync.RWMutex
 		// buckets holds the keys, one tree per bucket: a key lives in
 		// buckets[s.bucketOf(key)].
-		buckets  []bucket
+		buckets []bucket
+		// index is the raft index of the state: every entry up to it is
+		// applied, none after it.
+		index    uint64
 		sessions map[uint64]*session
 		// shard is the state of the buckets in a shard group.
 		shard shardState
@@ -50,6 +54,11 @@ type Store struct {
 		// history (see ShardChanged).
 		changedC chan struct{}
 	}
+
+	// win is the window of recent events that watchers read.
+	win window
+	// exq is the queue of keys with a TTL (see expireLoop).
+	exq expiryQueue
 
 	pmu struct {
 		sync.Mutex
@@ -63,6 +72,7 @@ type Store struct {
 	stopOnce    sync.Once
 	stopc       chan struct{}
 	proposeDone chan struct{}
+	expireDone  chan struct{}
 	applyDone   chan struct{}
 }
 
@@ -88,6 +98,7 @@ func New(cfg Config, node *raftnode.Node) (*Store, error) {
 		appliedC:      make(chan struct{}),
 		stopc:         make(chan struct{}),
 		proposeDone:   make(chan struct{}),
+		expireDone:    make(chan struct{}),
 		applyDone:     make(chan struct{}),
 	}
 	s.initState()
@@ -95,6 +106,7 @@ func New(cfg Config, node *raftnode.Node) (*Store, error) {
 	s.met = newMetrics(cfg.Registerer, func() float64 { return float64(s.Len()) }, s.dec)
 	go s.applyLoop()
 	go s.proposeLoop()
+	go s.expireLoop()
 	return s, nil
 }
 
@@ -116,6 +128,8 @@ func (s *Store) initState() {
 	s.mu.buckets = newBuckets(slots)
 	s.mu.sessions = map[uint64]*session{}
 	s.mu.changedC = make(chan struct{})
+	s.win.changed = make(chan struct{})
+	s.win.from = 1
 	s.pmu.pending = map[uint64]*pending{}
 }
 
@@ -156,6 +170,7 @@ func (m mode) String() string {
 func (s *Store) Stop() {
 	s.stopOnce.Do(func() { close(s.stopc) })
 	<-s.proposeDone
+	<-s.expireDone
 }
 
 // Done is closed once the apply loop has ended (the node stopped).

@@ -369,7 +369,7 @@ func checkItemOrder(t *testing.T, a, b string) {
 // itself again as such a member and decodes the entry that process wrote.
 func TestEntriesOfAnotherProcessShareThePreamble(t *testing.T) {
 	const marker = "entry: "
-	want := &batch{Session: 9, Watermark: 2, Reqs: []request{{ID: 3, Ops: []Op{{Type: OpPut, Key: "k", Value: []byte("v")}}}}}
+	want := &batch{Session: 9, Watermark: 2, Reqs: []request{{ID: 3, Ops: []Op{{Type: OpPut, Key: "k", Value: []byte("v")}}}}, Format: batchFormatVersions}
 	if os.Getenv("KVSTORE_TEST_WRITER") == "1" {
 		var other bytes.Buffer
 		if err := gob.NewEncoder(&other).Encode(struct{ Other map[string][]int }{}); err != nil {

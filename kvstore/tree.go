@@ -29,12 +29,12 @@ import "unsafe"
 const (
 	// nodeMax is the most items a leaf, or children a branch, holds at
 	// rest. An insert may leave one more for the parent to resolve.
-	nodeMax = 65
+	nodeMax = 71
 	// nodeMin is the least items or children a node keeps after a delete
 	// before it merges with a sibling or takes from it.
 	nodeMin = nodeMax / 3
 	// nodeSizeClass is the allocator's size class a node fills.
-	nodeSizeClass = 2688
+	nodeSizeClass = 4096
 )
 
 // A compile-time check that a node fits its size class: a negative array
@@ -142,11 +142,32 @@ func (n *node) ascend(fn func(item) bool) bool {
 
 // ReplaceOrInsert adds it, or replaces the item with its key.
 func (t *tree) ReplaceOrInsert(it item) {
+	t.upsert(&upsert{it: it})
+}
+
+// Put adds it, or replaces the item with its key keeping that item's
+// CreateIndex (its TTL is it's), and returns the item it replaced.
+func (t *tree) Put(it item) (old item, found bool) {
+	u := upsert{it: it, keepCreate: true}
+	t.upsert(&u)
+	return u.old, u.found
+}
+
+// upsert is one insertion: the item, whether a replaced item's CreateIndex
+// is kept, and what it replaced.
+type upsert struct {
+	it         item
+	keepCreate bool
+	old        item
+	found      bool
+}
+
+func (t *tree) upsert(u *upsert) {
 	if t.root == nil {
 		t.root = &node{tag: t.tag}
 	}
 	t.root = t.mutable(t.root)
-	appended := t.insert(t.root, it, true)
+	appended := t.insert(t.root, u, true)
 	if t.root.n > nodeMax {
 		// A new root above the old one resolves it as any overflow.
 		old := t.root
@@ -156,23 +177,28 @@ func (t *tree) ReplaceOrInsert(it item) {
 	}
 }
 
-// insert adds it under n, which this tree may change. The caller resolves
-// an overflow of n; insert reports whether n overflowed with an item added
-// at its end while it is the last node of its level (rightmost).
-func (t *tree) insert(n *node, it item, rightmost bool) (appended bool) {
+// insert adds u's item under n, which this tree may change. The caller
+// resolves an overflow of n; insert reports whether n overflowed with an
+// item added at its end while it is the last node of its level
+// (rightmost).
+func (t *tree) insert(n *node, u *upsert, rightmost bool) (appended bool) {
 	if n.kids == nil {
-		i, found := n.search(it)
+		i, found := n.search(u.it)
 		if found {
-			n.items[i] = it
+			u.old, u.found = n.items[i], true
+			if u.keepCreate {
+				u.it.create = u.old.create&^ttlFlag | u.it.create&ttlFlag
+			}
+			n.items[i] = u.it
 			return false
 		}
 		t.length++
-		n.insertAt(i, it, nil)
+		n.insertAt(i, u.it, nil)
 		return rightmost && i == n.n-1 && n.n > nodeMax
 	}
-	i := n.child(it)
+	i := n.child(u.it)
 	kid := t.mutableKid(n, i)
-	appended = t.insert(kid, it, rightmost && i == n.n-1)
+	appended = t.insert(kid, u, rightmost && i == n.n-1)
 	if kid.n <= nodeMax {
 		return false
 	}
@@ -225,10 +251,11 @@ func (t *tree) split(n *node, appended bool) *node {
 	return r
 }
 
-// Delete removes the item with key's key, if there is one.
-func (t *tree) Delete(key item) {
-	if _, ok := t.Get(key); !ok {
-		return // no copy of the path for a missing key
+// Delete removes the item with key's key, if there is one, and returns it.
+func (t *tree) Delete(key item) (old item, found bool) {
+	old, found = t.Get(key)
+	if !found {
+		return old, false // no copy of the path for a missing key
 	}
 	t.root = t.mutable(t.root)
 	t.delete(t.root, key)
@@ -239,6 +266,7 @@ func (t *tree) Delete(key item) {
 	case t.root.n == 0:
 		t.root = nil
 	}
+	return old, true
 }
 
 // delete removes key, which is present, from under n, which this tree may
@@ -396,3 +424,75 @@ func moveItems(dst *node, di int, src *node, si, k int) {
 
 // separator is it's key without its value.
 func separator(it item) item { return item{prefix: it.prefix, key: it.key} }
+
+// iterator walks a tree's items in key order from where seek put it. It
+// must not outlive a change to the tree unless the tree is a clone no one
+// changes.
+type iterator struct {
+	// path holds the nodes from the root to the current leaf and the
+	// index taken in each.
+	path []iterStep
+}
+
+type iterStep struct {
+	n *node
+	i int
+}
+
+// seek returns an iterator at the first item whose key is key or more.
+func (t *tree) seek(key string) iterator {
+	it := iterator{path: make([]iterStep, 0, 8)}
+	n := t.root
+	if n == nil {
+		return it
+	}
+	k := item{prefix: keyPrefix(key), key: key}
+	for n.kids != nil {
+		i := n.child(k)
+		it.path = append(it.path, iterStep{n, i})
+		n = n.kids[i]
+	}
+	i, _ := n.search(k)
+	it.path = append(it.path, iterStep{n, i})
+	if i == n.n {
+		it.up()
+	}
+	return it
+}
+
+// valid says whether the iterator is at an item.
+func (it *iterator) valid() bool { return len(it.path) > 0 }
+
+// item is the current item; valid must be true.
+func (it *iterator) item() item {
+	s := it.path[len(it.path)-1]
+	return s.n.items[s.i]
+}
+
+// next moves to the next item, if there is one.
+func (it *iterator) next() {
+	s := &it.path[len(it.path)-1]
+	if s.i++; s.i < s.n.n {
+		return
+	}
+	it.up()
+}
+
+// up leaves the exhausted leaf at the end of the path for the first item
+// of the next one, or empties the path at the end of the tree.
+func (it *iterator) up() {
+	it.path = it.path[:len(it.path)-1]
+	for len(it.path) > 0 {
+		s := &it.path[len(it.path)-1]
+		if s.i++; s.i < s.n.n {
+			n := s.n.kids[s.i]
+			for n.kids != nil {
+				it.path = append(it.path, iterStep{n, 0})
+				n = n.kids[0]
+			}
+			it.path = append(it.path, iterStep{n, 0})
+			return
+		}
+		it.path = it.path[:len(it.path)-1]
+	}
+}

@@ -38,6 +38,8 @@ type result struct {
 	dup   bool
 	// version is the config version a config operation produced.
 	version uint64
+	// txn is a transaction's result.
+	txn *TxnResult
 }
 
 // Put sets key to value and returns the raft index of the write once it
@@ -82,11 +84,11 @@ func (s *Store) write(ctx context.Context, ops []Op, wo WriteOptions) (Result, e
 		return Result{}, ErrEmptyRequest
 	}
 	size := 0
-	for _, op := range ops {
-		if op.Key == "" {
-			return Result{}, ErrEmptyRequest
+	for i := range ops {
+		if err := checkOp(&ops[i]); err != nil {
+			return Result{}, err
 		}
-		size += len(op.Key) + len(op.Value) + 8
+		size += len(ops[i].Key) + len(ops[i].Value) + 8
 	}
 	if err := checkWriteOptions(wo); err != nil {
 		return Result{}, err
@@ -97,7 +99,7 @@ func (s *Store) write(ctx context.Context, ops []Op, wo WriteOptions) (Result, e
 	if s.mode == modeShard {
 		// Nothing is proposed for a key of another group, or before a
 		// bucket being pulled here arrives.
-		if err := s.awaitServing(ctx, ops); err != nil {
+		if err := s.awaitServing(ctx, opKeys(ops)); err != nil {
 			return Result{}, err
 		}
 	}
@@ -106,6 +108,32 @@ func (s *Store) write(ctx context.Context, ops []Op, wo WriteOptions) (Result, e
 		return Result{}, r.err
 	}
 	return Result{Index: r.index, Duplicate: r.dup}, nil
+}
+
+// MaxTTL is the longest TTL a key may have.
+const MaxTTL = 100 * 365 * 24 * time.Hour
+
+// checkOp checks a client's op before it is proposed.
+func checkOp(op *Op) error {
+	switch {
+	case op.Key == "":
+		return ErrEmptyRequest
+	case op.Type != OpPut && op.Type != OpDelete:
+		return detailf(ErrBadOp, "operation %d on key %q is neither a put nor a delete", op.Type, op.Key)
+	case op.IfModIndex != 0:
+		return detailf(ErrBadOp, "a put or delete has no IfModIndex")
+	case op.TTL != 0 && op.Type != OpPut:
+		return detailf(ErrBadOp, "a delete has no TTL")
+	}
+	return checkTTL(op.TTL)
+}
+
+// checkTTL checks a put's TTL (0: none).
+func checkTTL(ttl time.Duration) error {
+	if ttl < 0 || ttl > MaxTTL {
+		return detailf(ErrBadTTL, "TTL %v is not in 0-%v", ttl, MaxTTL)
+	}
+	return nil
 }
 
 // submit proposes req (with size its approximate encoded size) and

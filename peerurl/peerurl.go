@@ -30,12 +30,14 @@ func (e *Error) Error() string { return fmt.Sprintf("peer URL %q: %s", e.URL, e.
 // Unwrap makes errors.Is(err, ErrInvalid) hold.
 func (e *Error) Unwrap() error { return ErrInvalid }
 
-// Parse checks a peer URL (http://host:port, nothing more) and returns it
-// in one canonical spelling: the host lower-cased (an IP address in its
-// shortest form) and the port without leading zeros, so that one address
-// is not added twice under two spellings. The host must be an IP address
-// or a DNS name. Surrounding white space and one trailing "/" are
-// accepted. https is refused: raftkv's peer links have no TLS.
+// Parse checks a peer URL (http://host:port or https://host:port, nothing
+// more) and returns it in one canonical spelling: the scheme and host
+// lower-cased (an IP address in its shortest form) and the port without
+// leading zeros, so that one address is not added twice under two
+// spellings. The host must be an IP address or a DNS name. Surrounding
+// white space and one trailing "/" are accepted. Whether https can be
+// dialed (the member has peer TLS) is for the caller to check: see
+// Scheme.
 func Parse(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	bad := func(reason string) (string, error) { return "", &Error{URL: s, Reason: reason} }
@@ -46,12 +48,10 @@ func Parse(s string) (string, error) {
 	switch {
 	case err != nil && strings.Contains(s, "://"):
 		return bad("not a URL")
-	case err == nil && u.Scheme == "https":
-		return bad("https needs TLS, which raftkv does not support yet; use http://")
-	case err != nil, u.Scheme != "http":
-		return bad("must start with http://")
+	case err != nil, u.Scheme != "http" && u.Scheme != "https":
+		return bad("must start with http:// or https://")
 	case u.Opaque != "":
-		return bad("must be http://host:port")
+		return bad("must be http://host:port or https://host:port")
 	case u.Hostname() == "":
 		return bad("no host")
 	case u.Port() == "":
@@ -78,6 +78,17 @@ func Parse(s string) (string, error) {
 		return bad("host must be an IP address or a DNS name")
 	}
 	return u.Scheme + "://" + net.JoinHostPort(strings.ToLower(host), strconv.FormatUint(port, 10)), nil
+}
+
+// Scheme is the scheme of a URL Parse accepts ("http" or "https"), and ""
+// for one it refuses.
+func Scheme(s string) string {
+	u, err := Parse(s)
+	if err != nil {
+		return ""
+	}
+	scheme, _, _ := strings.Cut(u, "://")
+	return scheme
 }
 
 // Validate reports whether Parse accepts s.

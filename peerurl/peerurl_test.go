@@ -18,7 +18,8 @@ func TestParse(t *testing.T) {
 		{"http://[::1]:1", "http://[::1]:1"},
 		{"http://[::ffff:127.0.0.1]:80", "http://[::ffff:127.0.0.1]:80"},
 		{"http://h_1.x-y:9", "http://h_1.x-y:9"},
-		{"https://127.0.0.1:42379", ""},
+		{"https://127.0.0.1:42379", "https://127.0.0.1:42379"},
+		{"HTTPS://Node4.Example:042379", "https://node4.example:42379"},
 		{"http://[fe80::1%25eth0]:1", ""},
 		{"http://a]b:1", ""},
 		{"http://h:1/raft", ""},
@@ -47,11 +48,21 @@ func TestParse(t *testing.T) {
 	}
 }
 
-func TestParseRefusesHTTPSWithAReason(t *testing.T) {
-	_, err := Parse("https://127.0.0.1:2380")
+func TestParseRefusesWithAReason(t *testing.T) {
+	_, err := Parse("ftp://127.0.0.1:2380")
 	var e *Error
-	if !errors.As(err, &e) || e.Reason == "" || e.URL != "https://127.0.0.1:2380" {
-		t.Fatalf("Parse(https) = %v; want an *Error naming the URL and TLS", err)
+	if !errors.As(err, &e) || e.Reason == "" || e.URL != "ftp://127.0.0.1:2380" {
+		t.Fatalf("Parse(ftp) = %v; want an *Error naming the URL and the reason", err)
+	}
+}
+
+func TestScheme(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://127.0.0.1:1": "http", "HTTPS://h:1": "https", "https://h": "", "ftp://h:1": "",
+	} {
+		if got := Scheme(in); got != want {
+			t.Errorf("Scheme(%q) = %q; want %q", in, got, want)
+		}
 	}
 }
 
@@ -88,9 +99,9 @@ func FuzzParse(f *testing.F) {
 		if err != nil || host == "" || port == "" || port[0] == '0' {
 			t.Fatalf("Parse(%q) = %q: host:port %q does not split cleanly: %v", s, out, u.Host, err)
 		}
-		if u.Scheme != "http" || u.Path != "" || u.RawQuery != "" || u.ForceQuery ||
+		if (u.Scheme != "http" && u.Scheme != "https") || u.Path != "" || u.RawQuery != "" || u.ForceQuery ||
 			u.Fragment != "" || u.User != nil || u.Opaque != "" || out != u.Scheme+"://"+u.Host {
-			t.Fatalf("Parse(%q) = %q is not http://host:port", s, out)
+			t.Fatalf("Parse(%q) = %q is not http(s)://host:port", s, out)
 		}
 		if _, err := types.NewURLs([]string{out}); err != nil {
 			t.Fatalf("Parse accepts %q (%q), which rafthttp refuses (and panics on): %v", s, out, err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/raftkv/raftkv/peerurl"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.uber.org/zap"
 )
 
@@ -41,6 +42,15 @@ type Config struct {
 	// it when it stops; until then closing it is the caller's. Nil means
 	// the node listens on PeerListenAddr itself.
 	PeerListener net.Listener
+	// PeerTLS, when set, secures the links between members: the peer
+	// server serves TLS with its certificate (re-read from disk at each
+	// handshake, so renewed files take effect without a restart), rafthttp
+	// dials with it and trusts TrustedCAFile, and with ClientCertAuth the
+	// peer server refuses a member that presents no certificate that
+	// TrustedCAFile verifies. Every peer URL is then https. Nil means plain
+	// http. Only the default transport uses it; a NewTransport gets it in
+	// TransportParams.
+	PeerTLS *transport.TLSInfo
 	// NewTransport builds the transport that carries raft messages to the
 	// other members (see Transport). Start calls it once raft runs; the
 	// node stops it after raft. Nil means etcd's rafthttp, with a peer
@@ -240,6 +250,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PeerListenAddr == "" && c.NewTransport == nil {
 		return errors.New("raftnode: no peer listen address")
+	}
+	if c.PeerTLS != nil && (c.PeerTLS.CertFile == "" || c.PeerTLS.KeyFile == "") {
+		return errors.New("raftnode: peer TLS needs a certificate and a key file")
 	}
 	return nil
 }

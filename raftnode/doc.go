@@ -92,7 +92,9 @@
 // that is gone; one that cannot tell counts every peer connected.
 // Nil means etcd's rafthttp, with its peer HTTP server on
 // Config.PeerListenAddr, serving once the known peers were added: what the
-// daemon runs. raftnode keeps its own record of the peers it added, and
+// daemon runs. With Config.PeerTLS (TransportParams.TLSInfo) rafthttp
+// dials https with it and the peer server serves TLS (ServerTLSConfig:
+// the certificate re-read at each handshake). raftnode keeps its own record of the peers it added, and
 // stops when ErrorC reports an error (one wrapping ErrRemoved when the
 // others refuse this member as removed). raftnode's tests connect members
 // in one process through a fake network (fakenet_test.go) that can cut

@@ -175,6 +175,15 @@ func withConn(ctx context.Context, c net.Conn) context.Context {
 	return context.WithValue(ctx, connKey{}, c)
 }
 
+// tcpConn is the TCP connection under c, a TLS one's included.
+func tcpConn(c net.Conn) (*net.TCPConn, bool) {
+	if tc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = tc.NetConn()
+	}
+	tc, ok := c.(*net.TCPConn)
+	return tc, ok
+}
+
 // handler wraps the transport's handler to keep track of the streams
 // peers open to this member: a peer that opens a stream of a type it
 // already has open here, established as far as this member can tell,
@@ -288,7 +297,7 @@ func (l *peerLinks) replace(id uint64, why string) {
 	// transport stop the peer at once. A reset, not a FIN queued behind
 	// data the network is not carrying.
 	for _, c := range conns {
-		if tc, ok := c.(*net.TCPConn); ok {
+		if tc, ok := tcpConn(c); ok {
 			tc.SetLinger(0)
 		}
 		c.Close()

@@ -12,7 +12,7 @@ const tcpEstablished = 1
 // stillEstablished reports whether c is still an established connection
 // from this side: its peer's FIN or reset has not arrived.
 func stillEstablished(c net.Conn) bool {
-	tc, ok := c.(*net.TCPConn)
+	tc, ok := tcpConn(c)
 	if !ok {
 		return true
 	}

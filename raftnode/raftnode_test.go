@@ -215,7 +215,7 @@ func TestMembershipChecks(t *testing.T) {
 	}{
 		{"add new", m.checkAdd(4, "http://127.0.0.1:42379"), nil, ""},
 		{"add zero id", m.checkAdd(0, "http://127.0.0.1:42379"), ErrInvalidMember, "the member id must be positive"},
-		{"add bad url", m.checkAdd(4, "127.0.0.1:42379"), ErrInvalidMember, `bad peer URL "127.0.0.1:42379": must start with http://`},
+		{"add bad url", m.checkAdd(4, "127.0.0.1:42379"), ErrInvalidMember, `bad peer URL "127.0.0.1:42379": must start with http:// or https://`},
 		{"add no port", m.checkAdd(4, "http://127.0.0.1"), ErrInvalidMember, `bad peer URL "http://127.0.0.1": no port`},
 		{"add existing id", m.checkAdd(2, "http://127.0.0.1:42379"), ErrMemberExists, "member id 2 is already in use"},
 		{"add removed id", m.checkAdd(3, "http://127.0.0.1:42379"), ErrMemberRemoved,

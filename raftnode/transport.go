@@ -2,6 +2,7 @@ package raftnode
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/raftkv/raftkv/peerurl"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/client/pkg/v3/types"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/rafthttp"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/snap"
@@ -62,11 +64,18 @@ type TransportParams struct {
 	Snapshotter *snap.Snapshotter
 	// Logger is the node's logger.
 	Logger *zap.Logger
+	// TLSInfo is Config.PeerTLS, or empty (TLSInfo.Empty) for plain http:
+	// rafthttp takes it as is, and the peer server serves TLS with it.
+	TLSInfo transport.TLSInfo
 }
 
 // startTransport builds the transport and adds the known peers to it.
 func (n *Node) startTransport() error {
 	p := TransportParams{ID: n.cfg.ID, Raft: n, Snapshotter: n.disk.snapshotter, Logger: n.lg}
+	if n.cfg.PeerTLS != nil {
+		p.TLSInfo = *n.cfg.PeerTLS
+		p.TLSInfo.Logger = n.lg.Named("peer-tls")
+	}
 	var serve func()
 	if n.cfg.NewTransport != nil {
 		t, err := n.cfg.NewTransport(p)
@@ -224,9 +233,20 @@ func (n *Node) newHTTPTransport(p TransportParams) (*httpTransport, error) {
 		}
 		own = true
 	}
+	if !p.TLSInfo.Empty() {
+		cfg, err := ServerTLSConfig(p.TLSInfo)
+		if err != nil {
+			if own {
+				ln.Close()
+			}
+			return nil, fmt.Errorf("raftnode: peer TLS: %w", err)
+		}
+		ln = tls.NewListener(ln, cfg)
+	}
 	id := strconv.FormatUint(p.ID, 10)
 	rh := &rafthttp.Transport{
 		Logger:      p.Logger.Named("rafthttp"),
+		TLSInfo:     p.TLSInfo,
 		DialTimeout: n.peerDialTimeout(),
 		ID:          types.ID(p.ID),
 		ClusterID:   clusterID,
@@ -268,6 +288,30 @@ func (n *Node) newHTTPTransport(p TransportParams) (*httpTransport, error) {
 		}
 	}()
 	return t, nil
+}
+
+// ServerTLSConfig is the TLS configuration of a server with info's
+// certificate, as etcd's TLSInfo.ServerConfig builds it (the certificate
+// re-read from its files at each handshake), but with raftkv's meaning of
+// the flags: a client certificate is required only with ClientCertAuth;
+// without it one is verified if given (against TrustedCAFile), so that a
+// client can still show one. HTTP/1.1 only: both of raftkv's servers read
+// requests as HTTP/1.1.
+func ServerTLSConfig(info transport.TLSInfo) (*tls.Config, error) {
+	cfg, err := info.ServerConfig()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case info.ClientCertAuth:
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	case cfg.ClientCAs != nil:
+		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+	default:
+		cfg.ClientAuth = tls.NoClientCert
+	}
+	cfg.NextProtos = []string{"http/1.1"}
+	return cfg, nil
 }
 
 func (t *httpTransport) serve() {

@@ -66,6 +66,7 @@ func keyURL(base, prefix, key string) (string, error) {
 // response is one HTTP exchange: a status and body, or an error.
 type response struct {
 	status  int
+	header  http.Header
 	body    []byte
 	err     error
 	notSent bool // the connection could not be dialed: nothing reached the member
@@ -75,12 +76,18 @@ type response struct {
 // the caller's context on purpose: a workload that stops must let its
 // operations finish rather than turn them into unknown outcomes.
 func (c *Client) do(method, rawURL string, body []byte) response {
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	ctx, cancel := contextWithTimeout(c.timeout)
 	defer cancel()
-	return c.doCtx(ctx, method, rawURL, body)
+	return c.doCtx(ctx, method, rawURL, body, nil)
 }
 
-func (c *Client) doCtx(ctx context.Context, method, rawURL string, body []byte) response {
+// contextWithTimeout is a context for one request: not derived from the
+// caller's on purpose (see do).
+func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}
+
+func (c *Client) doCtx(ctx context.Context, method, rawURL string, body []byte, hdr http.Header) response {
 	var r io.Reader
 	if body != nil {
 		r = bytes.NewReader(body)
@@ -88,6 +95,9 @@ func (c *Client) doCtx(ctx context.Context, method, rawURL string, body []byte) 
 	req, err := http.NewRequestWithContext(ctx, method, rawURL, r)
 	if err != nil {
 		return response{err: err, notSent: true}
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -97,9 +107,9 @@ func (c *Client) doCtx(ctx context.Context, method, rawURL string, body []byte) 
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return response{status: resp.StatusCode, err: fmt.Errorf("reading body: %w", err)}
+		return response{status: resp.StatusCode, header: resp.Header, err: fmt.Errorf("reading body: %w", err)}
 	}
-	return response{status: resp.StatusCode, body: b}
+	return response{status: resp.StatusCode, header: resp.Header, body: b}
 }
 
 // Do performs op.Input on the member at op.Node, fills in the rest of op,
@@ -130,6 +140,12 @@ func (c *Client) Do(h *History, op Op) Op {
 		op.Err = string(bytes.TrimSpace(clip(r.body, maxErrBody)))
 	}
 	op.Output = classify(in.Op, r)
+	if op.Output.Result != ResultFailed && op.Output.Result != ResultUnknown {
+		op.Output.Index, _ = headerUint(r.header, "X-Raft-Index")
+		if op.Output.Result == ResultValue {
+			op.Output.Mod, _ = etagOf(r.header)
+		}
+	}
 	h.Add(op)
 	return op
 }

@@ -29,6 +29,14 @@ type Op struct {
 	// Once marks a write of the write-once key family, checked for
 	// durability.
 	Once bool
+	// ClientID and Seq are a write's exactly-once identity (X-Client-ID,
+	// X-Client-Seq), sent when ClientID is set; every retry of the write
+	// carries the same.
+	ClientID string `json:",omitempty"`
+	Seq      uint64 `json:",omitempty"`
+	// Attempts is how many times the request was sent (retries of an
+	// unknown outcome under the same identity), when more than once.
+	Attempts int `json:",omitempty"`
 }
 
 // Note is a timed remark in a history, such as a fault injected; it is

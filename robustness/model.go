@@ -10,11 +10,17 @@ import (
 // OpKind is the kind of a client operation.
 type OpKind uint8
 
-// The operations of the model: those of raftkv's raftexample API.
+// The operations of the model: those of raftkv's raftexample API; then
+// those of the versioned models (versioned.go): conditional writes and
+// transactions.
 const (
-	OpGet    OpKind = iota + 1 // GET /<key>, linearizable
-	OpPut                      // PUT /<key>
-	OpDelete                   // DELETE /key/<key>
+	OpGet           OpKind = iota + 1 // GET /<key>, linearizable
+	OpPut                             // PUT /<key>
+	OpDelete                          // DELETE /key/<key>
+	OpPutIfMatch                      // PUT /<key> with If-Match: "<Input.Mod>"
+	OpPutIfAbsent                     // PUT /<key> with If-None-Match: *
+	OpDeleteIfMatch                   // DELETE /key/<key> with If-Match: "<Input.Mod>"
+	OpTxn                             // POST /txn of Input.Txn
 )
 
 func (k OpKind) String() string {
@@ -25,15 +31,31 @@ func (k OpKind) String() string {
 		return "put"
 	case OpDelete:
 		return "delete"
+	case OpPutIfMatch:
+		return "put-if-match"
+	case OpPutIfAbsent:
+		return "put-if-absent"
+	case OpDeleteIfMatch:
+		return "delete-if-match"
+	case OpTxn:
+		return "txn"
 	}
 	return fmt.Sprintf("op(%d)", uint8(k))
 }
 
-// Input is what a client asked: an operation on one key.
+// Input is what a client asked: an operation on one key, or a
+// transaction on the keys of one group (Key is then the group's name).
 type Input struct {
 	Op    OpKind
 	Key   string
 	Value string // put only
+	// Mod is the version an If-Match write asks for.
+	Mod uint64 `json:",omitempty"`
+	// Txn is the transaction of an OpTxn.
+	Txn *Txn `json:",omitempty"`
+	// ID names the operation within a checked history; the versioned
+	// models use it to tie together what one write of unknown index did.
+	ID int `json:"-"`
 }
 
 // Result classifies what a client learned from an operation.
@@ -57,6 +79,9 @@ const (
 	// never sent (the connection could not be dialed) or was refused (4xx,
 	// or 503, which raftkv answers only for a write it did not apply).
 	ResultFailed
+	// ResultPrecondition: a conditional write refused with 412: nothing
+	// changed, and Output.Mod is the key's version then (0: absent).
+	ResultPrecondition
 )
 
 func (r Result) String() string {
@@ -71,6 +96,8 @@ func (r Result) String() string {
 		return "unknown"
 	case ResultFailed:
 		return "failed"
+	case ResultPrecondition:
+		return "precondition-failed"
 	}
 	return fmt.Sprintf("result(%d)", uint8(r))
 }
@@ -79,6 +106,15 @@ func (r Result) String() string {
 type Output struct {
 	Result Result
 	Value  string // ResultValue only
+	// Index is the X-Raft-Index of the answer: a write's raft index (its
+	// new mod index), the index a read was served at, the index a 412 or
+	// a transaction applied at; 0 when not given.
+	Index uint64 `json:",omitempty"`
+	// Mod is a read's ETag, or a 412's (0: the key is absent).
+	Mod uint64 `json:",omitempty"`
+	// Succeeded and Gets are a transaction's answer.
+	Succeeded bool     `json:",omitempty"`
+	Gets      []TxnGet `json:",omitempty"`
 }
 
 // kvState is the model's state of one key: the model is partitioned per key.

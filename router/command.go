@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/raftkv/raftkv/client"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.uber.org/zap"
 )
 
@@ -26,6 +28,8 @@ type options struct {
 	listenHost      string
 	requestTimeout  time.Duration
 	logLevel        string
+	// tls reaches members whose client URLs are https; nil: Go's defaults.
+	tls *tls.Config
 }
 
 // Main runs `raftkv route [flags]` with args, the arguments after "route",
@@ -59,6 +63,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.listenHost, "listen-host", "", "host or IP to listen on (default: all interfaces)")
 	fs.DurationVar(&o.requestTimeout, "request-timeout", client.DefaultRequestTimeout, "deadline of each routed request, its retries included")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	var cert, key, cacert string
+	fs.StringVar(&cert, "cert", "", "client certificate shown to members that require one (--client-cert-auth); re-read at each handshake")
+	fs.StringVar(&key, "key", "", "key of --cert")
+	fs.StringVar(&cacert, "cacert", "", "CA that verifies the members' certificates (default: the system's)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -84,6 +92,18 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if _, err := zap.ParseAtomicLevel(o.logLevel); err != nil {
 		return nil, fmt.Errorf("--log-level: %v", err)
 	}
+	if (cert == "") != (key == "") {
+		return nil, errors.New("--cert and --key go together")
+	}
+	if cert != "" || cacert != "" {
+		// etcd's TLSInfo reads the certificate at each handshake, so a
+		// renewed one needs no restart.
+		cfg, err := (transport.TLSInfo{CertFile: cert, KeyFile: key, TrustedCAFile: cacert}).ClientConfig()
+		if err != nil {
+			return nil, fmt.Errorf("TLS to the members: %v", err)
+		}
+		o.tls = cfg
+	}
 	return o, nil
 }
 
@@ -100,7 +120,7 @@ func run(ctx context.Context, o *options, stderr io.Writer) int {
 		return 1
 	}
 	defer lg.Sync()
-	c, err := client.New(client.Config{ConfigEndpoints: o.configEndpoints, RequestTimeout: o.requestTimeout, Logger: lg.Named("client")})
+	c, err := client.New(client.Config{ConfigEndpoints: o.configEndpoints, RequestTimeout: o.requestTimeout, TLS: o.tls, Logger: lg.Named("client")})
 	if err != nil {
 		lg.Error("cannot build client", zap.Error(err))
 		return 1

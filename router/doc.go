@@ -7,6 +7,11 @@
 //	curl -L http://127.0.0.1:7080/my-key -XPUT -d hello
 //	curl -L http://127.0.0.1:7080/my-key
 //
+// Members that serve https are reached with --cacert (the CA that
+// verifies them) and, where they require a client certificate, --cert and
+// --key (etcd's grpc-proxy names for its side as a client); the router
+// itself serves plain http.
+//
 // # What it owns
 //
 // The mapping between a caller's HTTP request and a Client call, and back:
@@ -25,6 +30,18 @@
 //	DELETE   /key/<key>    204 with X-Raft-Index (an absent key too)
 //	POST     /key          {"k1":"v1",...}: one atomic write; every key must be in
 //	                       buckets of one group, else 400 (code cross_group)
+//	POST     /txn          the body as is to the group of its keys (all in one
+//	                       group, else 400 cross_group); the member's answer as is
+//	GET|HEAD /key?prefix=p|start=a&end=b[&limit=N&keys_only=true&continue=T&level=stale]
+//	                       a listing gathered from every group with config_version
+//	                       (client.List): key order, the limit across groups, one
+//	                       continue token for all; "indexes" has each group's index;
+//	                       min_index is refused (an index is one group's)
+//	GET /<key>?watch=true, GET /key/<key>?watch=true
+//	                       the key's group's SSE stream, relayed with its ids
+//	GET /key?watch=true[&prefix=p]
+//	                       every group's stream, merged (watch.go): per-key order,
+//	                       no order across groups; ids are cursors of every group
 //	GET|HEAD /status       the router's cached config: version, buckets, each
 //	                       group's servers and bucket count; sends nothing
 //	GET|HEAD /health       200 once it has a config that gives buckets to a group
@@ -35,6 +52,12 @@
 //	                       a member of the group
 //	/metrics, /debug/..., /config..., /shard/...
 //	                       404: served by members, not by the router
+//
+// GET answers a member's ETag, X-Create-Index, X-TTL and X-Raft-Index;
+// PUT and DELETE take If-Match ("<mod>" or *) and PUT If-None-Match: *
+// and ?ttl=, checked as a member checks them and sent as the Client's
+// WithIfMatch, WithIfExists, WithIfAbsent and WithTTL; a 412 comes back
+// with the member's ETag.
 //
 // ?level= (stale, default, consistent) and ?min_index=N of a GET are
 // checked as a member checks them and passed to the key's group; a

@@ -100,6 +100,8 @@ const (
 	allowKey  = "GET, HEAD, PUT, DELETE"
 	allowRead = "GET, HEAD"
 	allowPost = "POST"
+	// allowKeyRoot is /key's: a batch write, a listing.
+	allowKeyRoot = "GET, HEAD, POST"
 )
 
 // errMembership: membership is per group, and a router fronts many.
@@ -120,15 +122,29 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request) error {
 		return only(r, allowRead, func() error { return h.status(w, r) })
 	case p == "/health":
 		return only(r, allowRead, func() error { return h.health(w, r) })
+	case p == "/key" && isWatch(r):
+		return h.watch(w, r, "", false)
 	case p == "/key":
-		return only(r, allowPost, func() error { return h.putAll(w, r) })
+		return only(r, allowKeyRoot, func() error {
+			if r.Method == http.MethodPost {
+				return h.putAll(w, r)
+			}
+			return h.list(w, r)
+		})
 	case p == "/join":
 		return only(r, allowPost, func() error { return errMembership })
+	case p == "/txn" && r.Method == http.MethodPost:
+		// POST to the root never writes a key: GET /txn reads the key "txn".
+		return h.txn(w, r)
+	case strings.HasPrefix(p, "/key/") && isWatch(r):
+		return h.watch(w, r, p[len("/key/"):], true)
 	case strings.HasPrefix(p, "/key/"):
 		return h.key(w, r, p[len("/key/"):], true)
 	case p == "/metrics" || p == "/debug" || strings.HasPrefix(p, "/debug/") ||
 		p == "/config" || strings.HasPrefix(p, "/config/") || p == "/shard" || strings.HasPrefix(p, "/shard/"):
 		return &answer{http.StatusNotFound, "not_found", "router: " + p + " is served by members, not by the router"}
+	case strings.HasPrefix(p, "/") && len(p) > 1 && isWatch(r):
+		return h.watch(w, r, p[1:], true)
 	case strings.HasPrefix(p, "/"):
 		return h.key(w, r, p[1:], false)
 	}
@@ -196,9 +212,17 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request, key string, asJSON
 	if err != nil {
 		return err
 	}
-	v, err := h.c.Get(r.Context(), key, opts...)
+	kv, index, err := h.c.GetKV(r.Context(), key, opts...)
 	if err != nil {
 		return err
+	}
+	v := kv.Value
+	hdr := w.Header()
+	hdr.Set("ETag", `"`+strconv.FormatUint(kv.ModIndex, 10)+`"`)
+	hdr.Set(client.HeaderCreateIndex, strconv.FormatUint(kv.CreateIndex, 10))
+	hdr.Set(client.HeaderRaftIndex, strconv.FormatUint(index, 10))
+	if kv.TTL > 0 {
+		hdr.Set(client.HeaderTTL, strconv.FormatFloat(kv.TTL.Seconds(), 'f', -1, 64))
 	}
 	ct := "application/octet-stream"
 	if asJSON {
@@ -289,6 +313,18 @@ func (h *handler) put(w http.ResponseWriter, r *http.Request, key string) error 
 	if err != nil {
 		return err
 	}
+	cond, err := conditionOf(r)
+	if err != nil {
+		return err
+	}
+	ttl, err := ttlOf(r.URL.RawQuery)
+	if err != nil {
+		return err
+	}
+	opts = append(opts, cond...)
+	if ttl > 0 {
+		opts = append(opts, client.WithTTL(ttl))
+	}
 	value, err := h.readBody(w, r)
 	if err != nil {
 		return err
@@ -309,6 +345,14 @@ func (h *handler) delete(w http.ResponseWriter, r *http.Request, key string) err
 	if err != nil {
 		return err
 	}
+	cond, err := conditionOf(r)
+	if err != nil {
+		return err
+	}
+	if r.Header.Get("If-None-Match") != "" {
+		return bad("If-None-Match: * goes with PUT; to delete a key only at a version, use If-Match")
+	}
+	opts = append(opts, cond...)
 	index, err := h.c.Delete(r.Context(), key, opts...)
 	if err != nil {
 		return err
@@ -458,6 +502,12 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		if ce.RetryAfter != "" {
 			w.Header().Set("Retry-After", ce.RetryAfter)
 		}
+		if ce.Index > 0 {
+			w.Header().Set(client.HeaderRaftIndex, strconv.FormatUint(ce.Index, 10))
+		}
+		if ce.Status == http.StatusPreconditionFailed && ce.ModIndex > 0 {
+			w.Header().Set("ETag", `"`+strconv.FormatUint(ce.ModIndex, 10)+`"`)
+		}
 		ct := ce.ContentType
 		if ct == "" {
 			ct = "text/plain; charset=utf-8"
@@ -499,7 +549,7 @@ func answerOf(err error) answer {
 	case errors.Is(err, client.ErrOutcomeUnknown):
 		return answer{http.StatusGatewayTimeout, client.CodeOutcomeUnknown, msg}
 	case errors.Is(err, client.ErrCrossGroup):
-		return answer{http.StatusBadRequest, client.CodeCrossGroup, msg + "; a batch reaches one group until transactions exist"}
+		return answer{http.StatusBadRequest, client.CodeCrossGroup, msg + "; a batch or transaction reaches one group: put its keys together with a {tag}"}
 	case errors.Is(err, client.ErrBadRequest):
 		return answer{http.StatusBadRequest, client.CodeBadRequest, msg}
 	case errors.Is(err, client.ErrNotFound):

@@ -282,14 +282,23 @@ type noKeys struct{}
 
 var errNoKeys = httpapi.BadRequest("no keys here")
 
-func (noKeys) Get(context.Context, string, httpapi.ReadOptions) ([]byte, error) {
-	return nil, errNoKeys
+func (noKeys) GetKV(context.Context, string, httpapi.ReadOptions) (httpapi.KeyValue, uint64, error) {
+	return httpapi.KeyValue{}, 0, errNoKeys
 }
 func (noKeys) Put(context.Context, string, []byte) (uint64, error)       { return 0, errNoKeys }
 func (noKeys) PutAll(context.Context, map[string][]byte) (uint64, error) { return 0, errNoKeys }
 func (noKeys) Delete(context.Context, string) (uint64, error)            { return 0, errNoKeys }
 func (noKeys) Write(context.Context, []httpapi.Op, httpapi.WriteOptions) (uint64, error) {
 	return 0, errNoKeys
+}
+func (noKeys) Txn(context.Context, httpapi.Txn, httpapi.WriteOptions) (httpapi.TxnResult, error) {
+	return httpapi.TxnResult{}, errNoKeys
+}
+func (noKeys) List(context.Context, httpapi.ListOptions) (httpapi.ListResult, error) {
+	return httpapi.ListResult{}, errNoKeys
+}
+func (noKeys) Watch(context.Context, httpapi.WatchOptions) (httpapi.Watcher, error) {
+	return nil, errNoKeys
 }
 func (noKeys) Digest() httpapi.Digest { return httpapi.Digest{} }
 

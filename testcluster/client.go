@@ -57,6 +57,9 @@ type Member struct {
 	ID        uint64   `json:"id"`
 	PeerURLs  []string `json:"peerURLs"`
 	IsLearner bool     `json:"isLearner"`
+	// ClientURLs is the client URL the member published; empty until its
+	// publication is applied.
+	ClientURLs []string `json:"clientURLs"`
 }
 
 // Voters returns the number of members that are not learners.

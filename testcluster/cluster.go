@@ -2,6 +2,8 @@ package testcluster
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/raftkv/raftkv/daemon"
 	"github.com/raftkv/raftkv/faultproxy"
+	"github.com/raftkv/raftkv/internal/testcerts"
 	"github.com/raftkv/raftkv/internal/testutil"
 )
 
@@ -75,6 +78,12 @@ type Options struct {
 	// Blackhole can drop its peer traffic with iptables. It needs root and
 	// iptables: call RequireBlackhole before Start.
 	Blackholable bool
+	// TLS, when set, runs every node with TLS on both ports and these
+	// certificates: https URLs, --cert-file (TLS.Server),
+	// --peer-cert-file (TLS.Peer), both trusted CAs TLS.CA, and
+	// --client-cert-auth and --peer-client-cert-auth; the cluster's own
+	// client shows TLS.Client. Processes only, not Proxied. Nil: http.
+	TLS *testcerts.Set
 }
 
 // Cluster is a set of raftkv processes started by Start. Node ids are 1-based.
@@ -137,6 +146,8 @@ func Start(t testing.TB, opts Options) *Cluster {
 	switch {
 	case opts.InProcess && (len(opts.ExtraArgs) > 0 || bin != ""):
 		t.Fatalf("testcluster: an in-process cluster has no command line; use Options.Configure instead of ExtraArgs or Binary")
+	case opts.TLS != nil && (opts.InProcess || opts.Proxied):
+		t.Fatalf("testcluster: a TLS cluster runs processes whose peers talk directly; it supports neither InProcess nor Proxied")
 	case opts.InProcess && opts.Blackholable:
 		t.Fatalf("testcluster: Blackholable runs each node as a process of its own user; it needs processes, not InProcess")
 	case bin == "" && !opts.InProcess:
@@ -163,6 +174,9 @@ func Start(t testing.TB, opts Options) *Cluster {
 			// raftkv serves every request on any node; a redirect is a bug to see.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
+	}
+	if opts.TLS != nil {
+		c.client.Transport.(*http.Transport).TLSClientConfig = clientTLS(t, opts.TLS.CA.CertFile, opts.TLS.Client)
 	}
 	c.mu.nodes = []*node{nil}
 	if opts.Blackholable {
@@ -193,10 +207,14 @@ func (c *Cluster) newNode(id, peerPort, clientPort int) *node {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		c.t.Fatalf("testcluster: %v", err)
 	}
+	scheme := "http"
+	if c.opts.TLS != nil {
+		scheme = "https"
+	}
 	n := &node{
 		id:        id,
-		peerURL:   fmt.Sprintf("http://127.0.0.1:%d", peerPort),
-		clientURL: fmt.Sprintf("http://127.0.0.1:%d", clientPort),
+		peerURL:   fmt.Sprintf("%s://127.0.0.1:%d", scheme, peerPort),
+		clientURL: fmt.Sprintf("%s://127.0.0.1:%d", scheme, clientPort),
 		dir:       dir,
 		logPath:   filepath.Join(dir, "node.log"),
 	}
@@ -233,7 +251,46 @@ func (c *Cluster) args(n *node, peers []string, join bool) []string {
 	if c.opts.RequestTimeout > 0 {
 		args = append(args, "--request-timeout", c.opts.RequestTimeout.String())
 	}
+	if s := c.opts.TLS; s != nil {
+		args = append(args,
+			"--cert-file", s.Server.CertFile, "--key-file", s.Server.KeyFile,
+			"--trusted-ca-file", s.CA.CertFile, "--client-cert-auth",
+			"--peer-cert-file", s.Peer.CertFile, "--peer-key-file", s.Peer.KeyFile,
+			"--peer-trusted-ca-file", s.CA.CertFile, "--peer-client-cert-auth")
+	}
 	return append(args, c.opts.ExtraArgs...)
+}
+
+// clientTLS is the TLS of a client that trusts the CA in caFile and shows
+// pair (no certificate when pair is empty).
+func clientTLS(t testing.TB, caFile string, pair testcerts.Pair) *tls.Config {
+	t.Helper()
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatalf("testcluster: %v", err)
+	}
+	cfg := &tls.Config{RootCAs: x509.NewCertPool()}
+	if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+		t.Fatalf("testcluster: %s holds no certificate", caFile)
+	}
+	if pair.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(pair.CertFile, pair.KeyFile)
+		if err != nil {
+			t.Fatalf("testcluster: %v", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg
+}
+
+// ClientTLS is the TLS of a client of a TLS cluster that shows pair (none
+// when it is empty), for tests that talk to it with a client of their own.
+func (c *Cluster) ClientTLS(pair testcerts.Pair) *tls.Config {
+	c.t.Helper()
+	if c.opts.TLS == nil {
+		c.t.Fatalf("testcluster: ClientTLS of a cluster without TLS")
+	}
+	return clientTLS(c.t, c.opts.TLS.CA.CertFile, pair)
 }
 
 // startProcess starts a new incarnation of n with n.args, appending to its log file.

@@ -6,8 +6,9 @@
 // processes (or members) themselves, and a small HTTP client with deadlines for the
 // raftkv client API (Put, Get, Delete, Status, membership). It talks to process nodes
 // only through their command line, signals and HTTP, as a user would; the only raftkv
-// packages it imports are daemon, for in-process nodes, faultproxy, and internal/testutil,
-// whose FreePorts and WaitFor it re-exports for the end-to-end tests.
+// packages it imports are daemon, for in-process nodes, faultproxy, internal/testutil,
+// whose FreePorts and WaitFor it re-exports for the end-to-end tests, and internal/testcerts
+// for Options.TLS (a cluster whose nodes serve https on both ports).
 //
 // In-process mode keeps everything real but the process: each node is daemon.Start with
 // the configuration its command line would give (Options.Configure adjusts it), with its

@@ -38,8 +38,9 @@ import (
 // options are the parsed command line.
 type options struct {
 	cfg  bench.Config
-	all  bool // discover the members' client URLs from the first endpoint
-	json bool // print one JSON line instead of the text report
+	data *bench.DataConfig // a data-model mode (cas, txn, list, watch); cfg is unused
+	all  bool              // discover the members' client URLs from the first endpoint
+	json bool              // print one JSON line instead of the text report
 	// memberCPU reads the members' CPU from their /metrics: those of --all,
 	// or else those GET /status of the first endpoint lists.
 	memberCPU bool
@@ -80,6 +81,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, progress 
 		}
 		fmt.Fprintln(stderr, "raftkv-bench:", err)
 		return 2
+	}
+	if opts.data != nil {
+		return runData(ctx, opts, stdout, stderr)
 	}
 	cfg := opts.cfg
 	if opts.all {
@@ -156,13 +160,21 @@ Examples:
   raftkv-bench get --all --level stale --preload --duration 30s
   raftkv-bench mixed --all --read-ratio 0.9 --rate 2000 --duration 1m --json
 
-usage: raftkv-bench <put|get|mixed|delete> [flags]
+usage: raftkv-bench <put|get|mixed|delete|cas|txn|list|watch> [flags]
 
 Modes:
   put     PUT /<key> with random values of --value-size bytes (204 expected)
   get     GET /<key>, linearizable or --level stale (200 or 404 expected)
   mixed   get with probability --read-ratio, else put
   delete  DELETE /key/<key> (204 expected)
+  cas     GET a key's ETag, then PUT it with If-Match; successes (204) and
+          conflicts (412) counted apart, the counters checked after the run
+  txn     POST /txn: compare a key's mod index, put two keys of its hash tag
+  list    walk --keyspace preloaded keys in pages of --page-size (GET /key?prefix=)
+  watch   --watchers watches on a prefix, spread over the members, and
+          --clients writers at --rate puts/s in all (default 100; negative:
+          unlimited); events/s delivered, latency
+          from each write's answer to each watcher, exit 1 on any gap
 
 Keys are the numbers 0 to --keyspace-1 in decimal, zero-padded to --key-size.
 Latency counts only successful requests; with --rate, from each request's due
@@ -202,6 +214,8 @@ func parseFlags(args []string, help io.Writer) (*options, error) {
 	fs.BoolVar(&c.Verify, "verify", false, "put: read back every acknowledged key after the run and check its value; exit 1 on any loss")
 	fs.DurationVar(&c.Timeout, "timeout", bench.DefaultTimeout, "deadline of each request")
 	fs.Uint64Var(&c.Seed, "seed", 0, "seed of the random key and operation choices (0: random)")
+	pageSize := fs.Int("page-size", bench.DefaultPageSize, "list: keys per page")
+	watchers := fs.Int("watchers", bench.DefaultWatchers, "watch: watches open at once, spread over the endpoints")
 	fs.BoolVar(&o.json, "json", false, "print one JSON line instead of the text report")
 	fs.BoolVar(&o.memberCPU, "member-cpu", true, "report the members' CPU time per successful request, from process_cpu_seconds_total in each member's /metrics before and after the measured phase; the members are those of --all, or else those GET /status of the first endpoint lists (when that fails, the figure is left out and the report says why); not in sharded runs")
 	fs.StringVar(&cpuPids, "cpu-pids", "", "comma-separated ids of local server processes whose CPU time (/proc/<pid>/stat) to report per request instead of the members', for servers without /metrics")
@@ -230,10 +244,13 @@ func parseFlags(args []string, help io.Writer) (*options, error) {
 		return nil, fmt.Errorf("unexpected arguments %q", rest)
 	}
 	if mode == "" {
-		return nil, errors.New("no mode: want put, get, mixed or delete (see --help)")
+		return nil, errors.New("no mode: want put, get, mixed, delete, cas, txn, list or watch (see --help)")
 	}
 	c.Mode = bench.Mode(mode)
 	c.Level = level
+	if c.Mode.IsData() {
+		return parseData(fs, o, endpoints, configEndpoints, *pageSize, *watchers)
+	}
 	if configEndpoints != "" {
 		var explicit bool
 		fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "endpoints" })
@@ -298,4 +315,6 @@ var modeFlags = map[string][]bench.Mode{
 	"level":      {bench.ModeGet, bench.ModeMixed},
 	"preload":    {bench.ModeGet, bench.ModeMixed, bench.ModeDelete},
 	"verify":     {bench.ModePut},
+	"page-size":  {bench.ModeList},
+	"watchers":   {bench.ModeWatch},
 }

@@ -109,7 +109,7 @@ func TestRunExitStatus(t *testing.T) {
 		wantStdout string
 		wantStderr string
 	}{
-		{"help", "--help", 0, "usage: raftkv-bench <put|get|mixed|delete> [flags]", ""},
+		{"help", "--help", 0, "usage: raftkv-bench <put|get|mixed|delete|cas|txn|list|watch> [flags]", ""},
 		{"help starts with what it does", "--help", 0, "raftkv-bench loads a raftkv cluster", ""},
 		{"help has examples", "-h", 0, "Examples:\n  raftkv-bench put --all", ""},
 		{"version", "--version", 0, "raftkv-bench version: ", ""},

@@ -31,6 +31,7 @@ import (
 	"github.com/raftkv/raftkv/router"
 	"github.com/raftkv/raftkv/shardgroup"
 	"github.com/raftkv/raftkv/shardmap"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sys/unix"
@@ -67,6 +68,19 @@ type options struct {
 	configEndpoints        []string
 	configPollInterval     time.Duration
 	configPollSet          bool // --config-poll-interval was given
+	tls                    tlsFlags
+}
+
+// tlsFlags are etcd's TLS flags: the client set (--cert-file, --key-file,
+// --trusted-ca-file, --client-cert-auth), the --peer- set, and the admin
+// restriction.
+type tlsFlags struct {
+	certFile, keyFile, trustedCAFile             string
+	clientCertAuth                               bool
+	peerCertFile, peerKeyFile, peerTrustedCAFile string
+	peerClientCertAuth                           bool
+	adminCAFile                                  string
+	adminCNs                                     []string
 }
 
 // errVersion is parseFlags's answer to --version.
@@ -92,6 +106,13 @@ Examples:
 
   # or let member 4 ask member 1 to add it, as raftdb's -join does
   raftkv --id 4 --cluster <the same 4 URLs> --port 42380 --join-addr 127.0.0.1:12380
+
+  # TLS on both ports, client certificates required, and membership
+  # changes only with a certificate of the admin CA (README "TLS")
+  raftkv --id 1 --cluster https://127.0.0.1:12379,https://127.0.0.1:22379,https://127.0.0.1:32379 --port 12380 \
+    --cert-file server.crt --key-file server.key --trusted-ca-file ca.crt --client-cert-auth \
+    --peer-cert-file peer.crt --peer-key-file peer.key --peer-trusted-ca-file ca.crt --peer-client-cert-auth \
+    --admin-ca-file admin-ca.crt
 
   # sharded: a config group (one member here), then shard groups, which
   # join the config by themselves; curl -L any shard member
@@ -167,6 +188,17 @@ func parseFlags(args []string) (*options, error) {
 	var configEndpoints string
 	fs.StringVar(&configEndpoints, "config-endpoints", "", "comma-separated client URLs of config group members (--group only)")
 	fs.DurationVar(&o.configPollInterval, "config-poll-interval", shardgroup.DefaultPollInterval, "how often a shard group's leader asks the config group for the next config when the last poll found none (--group only)")
+	fs.StringVar(&o.tls.certFile, "cert-file", "", "certificate of the client port, which then serves https (re-read at each handshake, so a renewed file needs no restart)")
+	fs.StringVar(&o.tls.keyFile, "key-file", "", "key of --cert-file")
+	fs.StringVar(&o.tls.trustedCAFile, "trusted-ca-file", "", "CA that verifies client certificates, and other members' client ports")
+	fs.BoolVar(&o.tls.clientCertAuth, "client-cert-auth", false, "refuse clients without a certificate --trusted-ca-file verifies, at the TLS handshake")
+	fs.StringVar(&o.tls.peerCertFile, "peer-cert-file", "", "certificate of the peer links, for both ends (server and client use); the --cluster URLs are then https")
+	fs.StringVar(&o.tls.peerKeyFile, "peer-key-file", "", "key of --peer-cert-file")
+	fs.StringVar(&o.tls.peerTrustedCAFile, "peer-trusted-ca-file", "", "CA that verifies the other members' peer certificates")
+	fs.BoolVar(&o.tls.peerClientCertAuth, "peer-client-cert-auth", false, "refuse peers without a certificate --peer-trusted-ca-file verifies")
+	fs.StringVar(&o.tls.adminCAFile, "admin-ca-file", "", "restrict membership changes, leader transfer and snapshot download to clients with a certificate from this CA (needs --cert-file)")
+	var adminCNs string
+	fs.StringVar(&adminCNs, "admin-cn", "", "comma-separated common names whose verified client certificates may also make those requests (needs --cert-file)")
 	version := fs.Bool("version", false, "print the version, VCS revision and Go version, and exit")
 	fs.IntVar(&o.gcPercent, "gc-percent", 0, "Go garbage collector target percentage, as GOGC (which overrides it when set); 0: let the heap exceed the live data by 15%, but by at least 64 MiB")
 	// Errors are reported in one line by main; usage only on --help.
@@ -193,6 +225,11 @@ func parseFlags(args []string) (*options, error) {
 	for _, u := range strings.Split(configEndpoints, ",") {
 		if u = strings.TrimSpace(u); u != "" {
 			o.configEndpoints = append(o.configEndpoints, strings.TrimSuffix(u, "/"))
+		}
+	}
+	for _, cn := range strings.Split(adminCNs, ",") {
+		if cn = strings.TrimSpace(cn); cn != "" {
+			o.tls.adminCNs = append(o.tls.adminCNs, cn)
 		}
 	}
 	fs.Visit(func(f *flag.Flag) {
@@ -258,6 +295,9 @@ func (o *options) validate() error {
 	if err := o.validateSharding(); err != nil {
 		return err
 	}
+	if err := o.validateTLS(); err != nil {
+		return err
+	}
 	if o.joinAddr != "" {
 		o.join = true
 	}
@@ -315,6 +355,55 @@ func (o *options) validateSharding() error {
 		}
 	}
 	return nil
+}
+
+// validateTLS checks the TLS flags go together, and with the URLs: https
+// --cluster URLs need the --peer- set, https client URLs the client set.
+func (o *options) validateTLS() error {
+	t := o.tls
+	switch {
+	case (t.certFile == "") != (t.keyFile == ""):
+		return errors.New("--cert-file and --key-file go together")
+	case (t.peerCertFile == "") != (t.peerKeyFile == ""):
+		return errors.New("--peer-cert-file and --peer-key-file go together")
+	case t.certFile == "" && (t.trustedCAFile != "" || t.clientCertAuth):
+		return errors.New("--trusted-ca-file and --client-cert-auth need --cert-file and --key-file")
+	case t.peerCertFile == "" && (t.peerTrustedCAFile != "" || t.peerClientCertAuth):
+		return errors.New("--peer-trusted-ca-file and --peer-client-cert-auth need --peer-cert-file and --peer-key-file")
+	case t.clientCertAuth && t.trustedCAFile == "":
+		return errors.New("--client-cert-auth needs --trusted-ca-file, the CA that verifies client certificates")
+	case t.peerClientCertAuth && t.peerTrustedCAFile == "":
+		return errors.New("--peer-client-cert-auth needs --peer-trusted-ca-file")
+	case (t.adminCAFile != "" || len(t.adminCNs) > 0) && t.certFile == "":
+		return errors.New("--admin-ca-file and --admin-cn need TLS on the client port (--cert-file, --key-file)")
+	case len(t.adminCNs) > 0 && t.trustedCAFile == "" && t.adminCAFile == "":
+		return errors.New("--admin-cn needs --trusted-ca-file or --admin-ca-file to verify certificates with")
+	}
+	for i, u := range o.cluster {
+		switch s := peerurl.Scheme(u); {
+		case s == "https" && t.peerCertFile == "":
+			return fmt.Errorf("--cluster entry %d %s is https, which needs --peer-cert-file and --peer-key-file", i+1, u)
+		case s == "http" && t.peerCertFile != "":
+			return fmt.Errorf("--cluster entry %d %s is http, but --peer-cert-file makes the peer links TLS; use https", i+1, u)
+		}
+	}
+	if u, err := url.Parse(o.advertiseClientURL); err == nil && o.advertiseClientURL != "" {
+		switch {
+		case u.Scheme == "https" && t.certFile == "":
+			return fmt.Errorf("--advertise-client-url %s is https, which needs --cert-file and --key-file", o.advertiseClientURL)
+		case u.Scheme == "http" && t.certFile != "":
+			return fmt.Errorf("--advertise-client-url %s is http, but --cert-file makes the client port TLS; use https", o.advertiseClientURL)
+		}
+	}
+	return nil
+}
+
+// tlsInfo is an etcd TLSInfo of the given files; nil when certFile is empty.
+func tlsInfo(certFile, keyFile, caFile string, certAuth bool) *transport.TLSInfo {
+	if certFile == "" {
+		return nil
+	}
+	return &transport.TLSInfo{CertFile: certFile, KeyFile: keyFile, TrustedCAFile: caFile, ClientCertAuth: certAuth}
 }
 
 // checkDataDir requires dir to be a usable directory, or creatable.
@@ -441,6 +530,10 @@ func (o *options) config(lg *zap.Logger) daemon.Config {
 		Group:                  o.group,
 		ConfigEndpoints:        o.configEndpoints,
 		ConfigPollInterval:     o.configPollInterval,
+		ClientTLS:              tlsInfo(o.tls.certFile, o.tls.keyFile, o.tls.trustedCAFile, o.tls.clientCertAuth),
+		PeerTLS:                tlsInfo(o.tls.peerCertFile, o.tls.peerKeyFile, o.tls.peerTrustedCAFile, o.tls.peerClientCertAuth),
+		AdminCAFile:            o.tls.adminCAFile,
+		AdminCNs:               o.tls.adminCNs,
 		Logger:                 lg,
 	}
 }

@@ -95,7 +95,7 @@ func TestStartupErrors(t *testing.T) {
 	}
 	busyClient := cu.Port()
 	busyPeer := c.PeerURL(1)
-	free := testcluster.FreePorts(t, 4)
+	free := testcluster.FreePorts(t, 6)
 	peer := func(i int) string { return "http://127.0.0.1:" + strconv.Itoa(free[i]) }
 	port := func(i int) string { return strconv.Itoa(free[i]) }
 	dir := t.TempDir()
@@ -115,6 +115,13 @@ func TestStartupErrors(t *testing.T) {
 		{"peer port in use",
 			[]string{"--cluster", busyPeer, "--port", port(3), "--data-dir", filepath.Join(dir, "b")},
 			"cannot listen for peers on " + strings.TrimPrefix(busyPeer, "http://") + ": address already in use", filepath.Join(dir, "b")},
+		{"https peer URL without the peer certificate",
+			[]string{"--cluster", "https://127.0.0.1:" + port(4), "--port", port(5), "--data-dir", filepath.Join(dir, "c")},
+			"--cluster entry 1 https://127.0.0.1:" + port(4) + " is https, which needs --peer-cert-file and --peer-key-file", filepath.Join(dir, "c")},
+		{"client certificate file missing",
+			[]string{"--cluster", peer(4), "--port", port(5), "--data-dir", filepath.Join(dir, "d"),
+				"--cert-file", filepath.Join(dir, "none.crt"), "--key-file", filepath.Join(dir, "none.key")},
+			"client TLS: open " + filepath.Join(dir, "none.crt") + ": no such file or directory", filepath.Join(dir, "d")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runRaftkv(t, bin, nil, append([]string{"--id", "1"}, tc.args...)...)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"github.com/raftkv/raftkv/client"
 	"github.com/spf13/cobra"
@@ -40,7 +41,7 @@ index a put printed, then read locally). An absent key is an error (exit 1).`,
 			return err
 		}
 		defer c.Close()
-		v, err := c.Get(a.ctx, key, opts...)
+		kv, index, err := c.GetKV(a.ctx, key, opts...)
 		if errors.Is(err, client.ErrNotFound) {
 			return fmt.Errorf("key %q not found", key)
 		}
@@ -49,14 +50,13 @@ index a put printed, then read locally). An absent key is an error (exit 1).`,
 		}
 		switch a.writeOut {
 		case formatJSON:
-			return printJSON(a.stdout, struct {
-				Key string `json:"key"`
-				jsonValue
-			}{key, newJSONValue(v)})
+			j := newKVJSON(kv)
+			j.Index = index
+			return printJSON(a.stdout, j)
 		case formatTable:
-			return printTable(a.stdout, []string{"KEY", "VALUE"}, [][]string{{key, printable(v)}})
+			return printTable(a.stdout, kvHeader, [][]string{kvRow(kv)})
 		}
-		_, err = fmt.Fprintf(a.stdout, "%s\n", v)
+		_, err = fmt.Fprintf(a.stdout, "%s\n", kv.Value)
 		return err
 	})
 	return cmd
@@ -70,11 +70,24 @@ func (a *app) putCommand() *cobra.Command {
 it is (any bytes). It prints OK once a majority has the write and the member
 that answered has applied it; -w json and table also print its raft index.`,
 		Example: `  raftkvctl put greeting hello
-  raftkvctl put blob < file.bin`,
+  raftkvctl put blob < file.bin
+  raftkvctl put session-1 open --ttl 30s
+  raftkvctl put counter 8 --if-match 41     # only if counter is still at version 41`,
 		Args: cobra.RangeArgs(1, 2),
 	}
+	var cond conditions
+	var ttl time.Duration
+	cond.flags(cmd, true)
+	cmd.Flags().DurationVar(&ttl, "ttl", 0, "expire the key this long after the write (1s to a year); 0: permanent")
 	cmd.RunE = a.op(func(cmd *cobra.Command, args []string) error {
 		key := args[0]
+		wopts, err := cond.options(cmd)
+		if err != nil {
+			return err
+		}
+		if ttl != 0 {
+			wopts = append(wopts, client.WithTTL(ttl))
+		}
 		var value []byte
 		if len(args) == 2 {
 			value = []byte(args[1])
@@ -89,9 +102,9 @@ that answered has applied it; -w json and table also print its raft index.`,
 			return err
 		}
 		defer c.Close()
-		index, err := c.Put(a.ctx, key, value)
+		index, err := c.Put(a.ctx, key, value, wopts...)
 		if err != nil {
-			return err
+			return preconditionMessage(err)
 		}
 		return a.printWrite(key, index)
 	})
@@ -105,15 +118,21 @@ func (a *app) delCommand() *cobra.Command {
 		Short:   "Delete a key (an absent key too), once committed and applied",
 		Args:    cobra.ExactArgs(1),
 	}
+	var cond conditions
+	cond.flags(cmd, false)
 	cmd.RunE = a.op(func(cmd *cobra.Command, args []string) error {
+		wopts, err := cond.options(cmd)
+		if err != nil {
+			return err
+		}
 		c, err := a.keyClient()
 		if err != nil {
 			return err
 		}
 		defer c.Close()
-		index, err := c.Delete(a.ctx, args[0])
+		index, err := c.Delete(a.ctx, args[0], wopts...)
 		if err != nil {
-			return err
+			return preconditionMessage(err)
 		}
 		return a.printWrite(args[0], index)
 	})

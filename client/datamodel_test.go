@@ -1,0 +1,357 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/raftkv/raftkv/shardmap"
+)
+
+// TestClusterVersionsAndTTL: GetKV against real members reads the
+// versions and the TTL each write left.
+func TestClusterVersionsAndTTL(t *testing.T) {
+	tc, _ := startCluster(t, 3)
+	c := newTestClient(t, Config{Endpoints: clientURLs(tc, 1, 2, 3), RequestTimeout: 20 * time.Second})
+	ctx := context.Background()
+	for _, key := range []string{"v", "status"} { // the raw and the JSON read
+		created, err := c.Put(ctx, key, []byte("1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		modified, err := c.Put(ctx, key, []byte("2"), WithTTL(90*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		kv, index, err := c.GetKV(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := KeyValue{Key: key, Value: []byte("2"), CreateIndex: created, ModIndex: modified, TTL: 90 * time.Second}
+		if kv.Key != want.Key || string(kv.Value) != "2" || kv.CreateIndex != want.CreateIndex || kv.ModIndex != want.ModIndex || kv.TTL != want.TTL {
+			t.Errorf("GetKV(%q) = %+v, want %+v", key, kv, want)
+		}
+		if index < modified {
+			t.Errorf("GetKV(%q) read at %d, before the write at %d", key, index, modified)
+		}
+	}
+	deleted, err := c.Delete(ctx, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = c.GetKV(ctx, "v")
+	var e *Error
+	if !errors.As(err, &e) || !errors.Is(err, ErrNotFound) || e.Index < deleted {
+		t.Errorf("GetKV of a deleted key: %v (index %d), want ErrNotFound read at %d or later", err, e.Index, deleted)
+	}
+	if _, err := c.Put(ctx, "v", nil, WithTTL(time.Millisecond)); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("Put WithTTL(1ms): %v, want ErrBadRequest", err)
+	}
+	if _, err := c.Delete(ctx, "v", WithTTL(time.Minute)); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("Delete WithTTL: %v, want ErrBadRequest", err)
+	}
+	if _, err := c.Delete(ctx, "v", WithIfAbsent()); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("Delete WithIfAbsent: %v, want ErrBadRequest", err)
+	}
+}
+
+// TestConditionalWrites follows "Versions, conditional writes and TTLs":
+// a write whose condition fails is ErrPreconditionFailed with the key's
+// current version, and changes nothing.
+func TestConditionalWrites(t *testing.T) {
+	m := newDataMember(t)
+	c := newTestClient(t, Config{Endpoints: []string{m.srv.URL}})
+	ctx := context.Background()
+	first, err := c.Put(ctx, "k", []byte("a"), WithIfAbsent())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Put(ctx, "k", []byte("b"), WithIfAbsent())
+	var e *Error
+	if !errors.Is(err, ErrPreconditionFailed) || !errors.As(err, &e) || e.ModIndex != first || e.MaybeApplied {
+		t.Fatalf("second Put WithIfAbsent: %v; want ErrPreconditionFailed at version %d", err, first)
+	}
+	if _, err := c.Put(ctx, "k", []byte("b"), WithIfMatch(first+7)); !errors.Is(err, ErrPreconditionFailed) {
+		t.Fatalf("Put WithIfMatch(a wrong version): %v", err)
+	}
+	second, err := c.Put(ctx, "k", []byte("b"), WithIfMatch(first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Delete(ctx, "k", WithIfMatch(first)); !errors.As(err, &e) || e.ModIndex != second {
+		t.Fatalf("Delete WithIfMatch(an old version): %v; want the current version %d", err, second)
+	}
+	if _, err := c.Delete(ctx, "k", WithIfMatch(second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Delete(ctx, "k", WithIfMatch(second)); !errors.As(err, &e) || !errors.Is(err, ErrPreconditionFailed) || e.ModIndex != 0 {
+		t.Fatalf("Delete WithIfMatch of an absent key: %v; want ErrPreconditionFailed, version 0", err)
+	}
+	if _, err := c.Put(ctx, "k", nil, WithIfMatch(1), WithIfAbsent()); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("two conditions: %v, want ErrBadRequest", err)
+	}
+}
+
+// TestTxn follows "Transactions": the branch taken, the gets' results.
+func TestTxn(t *testing.T) {
+	m := newDataMember(t)
+	c := newTestClient(t, Config{Endpoints: []string{m.srv.URL}})
+	ctx := context.Background()
+	mod := m.put("a", "1")
+	t1 := Txn{
+		Compares: []Compare{ModIs("a", Equal, mod), Exists("b", false)},
+		Success:  []TxnOp{OpPut("b", []byte("2"), 0), OpGet("a")},
+		Failure:  []TxnOp{OpGet("b")},
+	}
+	res, err := c.Txn(ctx, t1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Succeeded || res.Index != mod+1 || len(res.Responses) != 2 || res.Responses[0].Type != TxnPut ||
+		!res.Responses[1].Found || string(res.Responses[1].KV.Value) != "1" || res.Responses[1].KV.ModIndex != mod {
+		t.Fatalf("Txn = %+v", res)
+	}
+	res, err = c.Txn(ctx, t1) // b exists now
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Succeeded || len(res.Responses) != 1 || !res.Responses[0].Found || string(res.Responses[0].KV.Value) != "2" {
+		t.Fatalf("Txn's second time = %+v, want the failure branch's get of b", res)
+	}
+	if _, err := c.Txn(ctx, Txn{}); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("empty Txn: %v, want ErrBadRequest", err)
+	}
+}
+
+// TestTxnCrossGroup: a sharded Client refuses a Txn whose keys two groups
+// serve, before sending anything.
+func TestTxnCrossGroup(t *testing.T) {
+	cg, g1, g2 := shardedSetup(t, 16)
+	c := newTestClient(t, Config{ConfigEndpoints: []string{cg.srv.URL}})
+	cfg := cg.latest()
+	a, b := keyOf(t, cfg, 1, "a"), keyOf(t, cfg, 2, "b")
+	_, err := c.Txn(context.Background(), Txn{Success: []TxnOp{OpPut(a, nil, 0), OpPut(b, nil, 0)}})
+	if !errors.Is(err, ErrCrossGroup) || !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("Txn across groups: %v", err)
+	}
+	if n := len(g1.attempts()) + len(g2.attempts()); n != 0 {
+		t.Fatalf("%d requests sent", n)
+	}
+}
+
+// TestListPages: ListAll walks every page of a range in key order.
+func TestListPages(t *testing.T) {
+	m := newDataMember(t)
+	c := newTestClient(t, Config{Endpoints: []string{m.srv.URL}})
+	var want []string
+	for i := range 23 {
+		k := fmt.Sprintf("p/%02d", i)
+		m.put(k, "v")
+		want = append(want, k)
+	}
+	m.put("q", "out of range")
+	var got []string
+	for kv, err := range c.ListAll(context.Background(), ListOptions{Prefix: "p/", Limit: 5}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, kv.Key)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("ListAll = %q, want %q", got, want)
+	}
+	if n := len(m.mu.lists); n != 5 {
+		t.Fatalf("%d pages, want 5", n)
+	}
+}
+
+// TestListGroups: a sharded Client gathers a page from every group,
+// merged in key order and cut at the limit, continued by one token; a
+// group at another config version makes it refresh and gather again.
+func TestListGroups(t *testing.T) {
+	cg := newConfigGroup(t, 16)
+	m1, m2 := newDataMember(t), newDataMember(t)
+	cfg := cg.mustApply(t, func(c shardmap.Config) (shardmap.Config, error) {
+		return c.Join(map[uint64][]string{1: {m1.srv.URL}, 2: {m2.srv.URL}})
+	})
+	m1.mu.version, m2.mu.version = cfg.Version, cfg.Version
+	var want []string
+	for i := range 40 {
+		k := fmt.Sprintf("k%02d", i)
+		if cfg.OwnerOfKey(k) == 1 {
+			m1.put(k, k)
+		} else {
+			m2.put(k, k)
+		}
+		want = append(want, k)
+	}
+	c := newTestClient(t, Config{ConfigEndpoints: []string{cg.srv.URL}})
+	ctx := context.Background()
+	page, err := c.List(ctx, ListOptions{Limit: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := keysOf(page.KVs); !slices.Equal(got, want[:7]) || !page.More || page.Continue == "" || len(page.Indexes) != 2 {
+		t.Fatalf("first page: %q more %v indexes %v, want %q", got, page.More, page.Indexes, want[:7])
+	}
+	// The groups move on to a new config; the Client's map is stale.
+	cfg = cg.mustApply(t, func(c shardmap.Config) (shardmap.Config, error) { return c.Move(0, 2) })
+	m1.mu.Lock()
+	m1.mu.version = cfg.Version
+	m1.mu.Unlock()
+	m2.mu.Lock()
+	m2.mu.version = cfg.Version
+	m2.mu.Unlock()
+	got := keysOf(page.KVs)
+	for page.More {
+		if page, err = c.List(ctx, ListOptions{Limit: 7, Continue: page.Continue}); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, keysOf(page.KVs)...)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("pages = %q, want %q", got, want)
+	}
+	if v, _ := c.CachedConfig(); v.Version != cfg.Version {
+		t.Fatalf("cached config %d, want %d", v.Version, cfg.Version)
+	}
+	if _, err := c.List(ctx, ListOptions{Prefix: "k", Continue: page.Continue + "x"}); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("a token of another range: %v, want ErrBadRequest", err)
+	}
+}
+
+func keysOf(kvs []KeyValue) []string {
+	var keys []string
+	for _, kv := range kvs {
+		keys = append(keys, kv.Key)
+	}
+	return keys
+}
+
+// TestWatchResumes: a Watch whose member goes away mid-stream resumes at
+// the next member after the last event it delivered: every event once,
+// in order.
+func TestWatchResumes(t *testing.T) {
+	m := newDataMember(t)
+	m.mu.cutAfter = 3
+	c := newTestClient(t, Config{Endpoints: []string{m.srv.URL}})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	from := m.put("other", "x") + 1
+	ch, err := c.Watch(ctx, WatchOptions{Prefix: "w/", FromIndex: from})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.mu.Lock()
+	var want []string
+	for i := range 10 {
+		// Two events in one index, to resume in the middle of one.
+		k1, k2 := fmt.Sprintf("w/%d", i), fmt.Sprintf("w/%d-b", i)
+		m.applyLocked([]TxnOp{OpPut(k1, []byte("v"), 0), OpPut(k2, []byte("v"), 0)})
+		m.applyLocked([]TxnOp{OpPut("other", nil, 0)})
+		want = append(want, k1, k2)
+	}
+	m.mu.Unlock()
+	var got []string
+	for len(got) < len(want) {
+		select {
+		case ev, ok := <-ch:
+			if !ok || ev.Err != nil {
+				t.Fatalf("watch ended: %v after %q", ev.Err, got)
+			}
+			got = append(got, ev.KV.Key)
+		case <-ctx.Done():
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+// TestWatchCompacted: a Watch from an index no longer kept fails with
+// ErrCompacted and the oldest index.
+func TestWatchCompacted(t *testing.T) {
+	m := newDataMember(t)
+	m.mu.oldest = 50
+	c := newTestClient(t, Config{Endpoints: []string{m.srv.URL}})
+	_, err := c.Watch(context.Background(), WatchOptions{Key: "k", FromIndex: 3})
+	var e *Error
+	if !errors.Is(err, ErrCompacted) || !errors.As(err, &e) || e.OldestIndex != 50 {
+		t.Fatalf("Watch: %v, want ErrCompacted from 50", err)
+	}
+	if !strings.Contains(err.Error(), "410") {
+		t.Errorf("error %q does not name the 410", err)
+	}
+}
+
+// TestClusterTxnAndList: conditional writes, a Txn and a paged listing
+// against real members.
+func TestClusterTxnAndList(t *testing.T) {
+	tc, _ := startCluster(t, 3)
+	c := newTestClient(t, Config{Endpoints: clientURLs(tc, 1, 2, 3), RequestTimeout: 20 * time.Second})
+	ctx := context.Background()
+	first, err := c.Put(ctx, "cas", []byte("a"), WithIfAbsent())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e *Error
+	if _, err := c.Put(ctx, "cas", []byte("b"), WithIfAbsent()); !errors.Is(err, ErrPreconditionFailed) || !errors.As(err, &e) || e.ModIndex != first {
+		t.Fatalf("Put WithIfAbsent of a present key: %v; want ErrPreconditionFailed at %d", err, first)
+	}
+	if _, err := c.Put(ctx, "cas", []byte("b"), WithIfMatch(first)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Delete(ctx, "cas", WithIfMatch(first)); !errors.Is(err, ErrPreconditionFailed) {
+		t.Fatalf("Delete WithIfMatch of an old version: %v", err)
+	}
+	if _, err := c.Put(ctx, "cas", []byte("c"), WithIfExists()); err != nil {
+		t.Fatal(err)
+	}
+
+	res, err := c.Txn(ctx, Txn{
+		Compares: []Compare{ValueIs("cas", Equal, []byte("c")), Exists("other", false)},
+		Success:  []TxnOp{OpPut("other", []byte{0xff, 0}, 0), OpGet("other"), OpDelete("cas")},
+		Failure:  []TxnOp{OpGet("cas")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Succeeded || len(res.Responses) != 3 || !res.Responses[1].Found || string(res.Responses[1].KV.Value) != "\xff\x00" ||
+		res.Responses[1].KV.ModIndex != res.Index {
+		t.Fatalf("Txn = %+v", res)
+	}
+	if _, err := c.Get(ctx, "cas"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get of the key the Txn deleted: %v", err)
+	}
+
+	var want []string
+	for i := range 57 {
+		k := fmt.Sprintf("l/%02d", i)
+		if _, err := c.Put(ctx, k, []byte(k)); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, k)
+	}
+	var got []string
+	for kv, err := range c.ListAll(ctx, ListOptions{Prefix: "l/", Limit: 10}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(kv.Value) != kv.Key || kv.ModIndex == 0 {
+			t.Fatalf("listed %+v", kv)
+		}
+		got = append(got, kv.Key)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("ListAll = %q, want %q", got, want)
+	}
+	page, err := c.List(ctx, ListOptions{Start: "l/50", End: "l/53", KeysOnly: true, Stale: true})
+	if err != nil || !slices.Equal(keysOf(page.KVs), want[50:53]) || page.More || page.KVs[0].Value != nil {
+		t.Fatalf("List of a range, keys only: %+v, %v", page, err)
+	}
+}

@@ -1,0 +1,437 @@
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// WatchOptions names what a Watch streams.
+type WatchOptions struct {
+	// Key is the one key watched; when empty, every key with Prefix (""
+	// and Key "": every key).
+	Key    string
+	Prefix string
+	// FromIndex is the first raft index streamed; 0: from now on.
+	// Watch from the index of a read plus one to see every change after
+	// it.
+	FromIndex uint64
+	// LastEventID resumes after the event of that id (an Event's ID), as
+	// a reconnecting Watch does; it wins over FromIndex.
+	LastEventID string
+	// Markers also streams a shard member's bucket markers (events
+	// "bucket_out" and "bucket_in"), for a router merging groups.
+	Markers bool
+	// Group, in a sharded deployment, watches Prefix on that group's
+	// members only (a router merges the groups' streams); its events then
+	// name only the keys of the buckets that group serves.
+	Group uint64
+	// Progress also delivers the members' heartbeats, as events of type
+	// EventProgress whose KV.ModIndex is the index up to which every event
+	// was delivered.
+	Progress bool
+	// IdleTimeout is how long a stream may stay silent (no event, no
+	// heartbeat) before the Watch takes its member for lost and
+	// reconnects; members send a heartbeat every 5s by default. Zero
+	// means 30s.
+	IdleTimeout time.Duration
+}
+
+// Event types of a watch.
+const (
+	EventPut       = "put"
+	EventDelete    = "delete"
+	EventExpire    = "expire"
+	EventBucketOut = "bucket_out"
+	EventBucketIn  = "bucket_in"
+	// EventProgress is a heartbeat (WatchOptions.Progress).
+	EventProgress = "progress"
+)
+
+// WatchEvent is one change a Watch saw, or, with Err set, why it ended.
+type WatchEvent struct {
+	// Type is EventPut, EventDelete, EventExpire (a TTL ran out) or, with
+	// WatchOptions.Markers, a bucket marker.
+	Type string
+	// KV is the key after the change: its value for a put; CreateIndex
+	// and ModIndex (the raft index of the change) for every type.
+	KV KeyValue
+	// Pos is the event's position among the events of its raft index.
+	Pos uint32
+	// ID is the stream's id of the event: "<mod index>.<pos>" from a
+	// member, a cursor of every group from a router. WatchOptions'
+	// LastEventID takes it.
+	ID string
+	// Bucket and Version are a marker's.
+	Bucket  int
+	Version uint64
+	// Err, on the last value sent before the channel closes, is why the
+	// watch ended (not set when its context ended): ErrCompacted when
+	// the events it needed are no longer kept (its *Error's OldestIndex
+	// says from where to start again), ErrBadRequest, or ErrUnavailable
+	// after no member could be reached for RequestTimeout.
+	Err error
+}
+
+// Watch streams the changes of a key or of a prefix, in the order their
+// group applied them, from any member (followers too). It connects
+// before it returns, and returns the error if that fails for good
+// (ErrCompacted, ErrBadRequest, or the last error once RequestTimeout
+// passed). Then a goroutine delivers the events on the channel until ctx
+// ends or the watch fails for good (the last value then carries Err);
+// the channel is closed after. When a stream breaks (its member stops,
+// is killed, falls silent for IdleTimeout, or ends it because the
+// channel was not read fast enough), it connects again, to the next
+// member, resuming after the last event delivered, or after the last
+// heartbeat's index: no event is lost or repeated. In a sharded
+// deployment a Watch of a Key goes to the key's group; watching a prefix
+// across groups is a router's (send the watch to a router).
+func (c *Client) Watch(ctx context.Context, opts WatchOptions) (<-chan WatchEvent, error) {
+	if opts.Key == "" && opts.Group == 0 && c.Sharded() {
+		return nil, badInput("watch", "", "a prefix spans the groups of a sharded deployment: watch it through a router, or one group (WatchOptions.Group)")
+	}
+	if opts.Key != "" && opts.Group != 0 {
+		return nil, badInput("watch", opts.Key, "a Watch of a key goes to the key's group; Group goes with Prefix")
+	}
+	w := &watchStream{c: c, opts: opts, lastID: opts.LastEventID, afterPos: -1, fromIndex: opts.FromIndex}
+	if opts.LastEventID != "" {
+		w.fromIndex = 0
+		w.noteID(opts.LastEventID)
+	}
+	if w.opts.IdleTimeout <= 0 {
+		w.opts.IdleTimeout = 30 * time.Second
+	}
+	resp, err := w.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan WatchEvent)
+	go w.run(ctx, resp, ch)
+	return ch, nil
+}
+
+// watchStream is one Watch's state: where to resume.
+type watchStream struct {
+	c    *Client
+	opts WatchOptions
+	// lastID is the id of the last event delivered (or given); fromIndex
+	// and afterPos are where to resume as a member reads it: the last
+	// event's index and position, or the index after the last heartbeat.
+	lastID    string
+	fromIndex uint64
+	afterPos  int64
+	// turn and group are the member of the current stream; cancel ends
+	// it.
+	group  *members
+	turn   uint64
+	cancel context.CancelFunc
+}
+
+// request is the watch request of the next connection.
+func (w *watchStream) request() *call {
+	q := url.Values{"watch": {"true"}}
+	path := "/key"
+	if w.opts.Key != "" {
+		path += "/" + url.PathEscape(w.opts.Key)
+	} else if w.opts.Prefix != "" {
+		q.Set("prefix", w.opts.Prefix)
+	}
+	if w.opts.Markers {
+		q.Set("markers", "true")
+	}
+	cl := &call{op: "watch", method: http.MethodGet, key: w.opts.Key, group: w.opts.Group, ok: []int{http.StatusOK}}
+	switch {
+	case w.afterPos >= 0:
+		cl.setHeader("Last-Event-ID", strconv.FormatUint(w.fromIndex, 10)+"."+strconv.FormatInt(w.afterPos, 10))
+	case w.fromIndex > 0:
+		q.Set("from_index", strconv.FormatUint(w.fromIndex, 10))
+	case w.lastID != "":
+		cl.setHeader("Last-Event-ID", w.lastID) // a router's cursor
+	}
+	cl.path = path + "?" + q.Encode()
+	return cl
+}
+
+// connect opens a stream, trying members until one answers it or
+// RequestTimeout passes; an answer that ends the watch (4xx) is returned.
+func (w *watchStream) connect(ctx context.Context) (*http.Response, error) {
+	cctx, cancel := w.c.callContext(ctx)
+	defer cancel()
+	backoff := w.c.cfg.Backoff
+	var last *Error
+	for try := 1; ; try++ {
+		cl := w.request()
+		group, turn, endpoint, err := w.c.target(cctx, cl)
+		if err != nil {
+			e, ok := err.(*Error)
+			if !ok {
+				e = &Error{Err: err}
+			}
+			if e.Code != CodeNoOwner || !w.c.pause(cctx, &backoff) {
+				e.Op, e.Key = "watch", w.opts.Key
+				return nil, e
+			}
+			continue
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+cl.path, nil)
+		if err != nil {
+			return nil, &Error{Op: "watch", Key: w.opts.Key, Code: CodeBadRequest, Err: err}
+		}
+		req.Header = cl.header
+		if req.Header == nil {
+			req.Header = http.Header{}
+		}
+		req.Header.Set("Accept", "text/event-stream, application/json")
+		req.Header.Set(HeaderRoute, "client")
+		// The dial and the answer's head are bounded by the try's
+		// deadline; the stream itself only by ctx and IdleTimeout.
+		sctx, scancel := context.WithCancel(ctx)
+		stop := context.AfterFunc(cctx, scancel)
+		resp, err := w.c.http.Do(req.WithContext(sctx))
+		if !stop() && err == nil {
+			resp.Body.Close()
+			err = cctx.Err()
+		}
+		if err != nil {
+			scancel()
+			if ctx.Err() != nil {
+				return nil, &Error{Op: "watch", Key: w.opts.Key, Endpoint: endpoint, Err: ctx.Err(), Tries: try}
+			}
+			last = &Error{Op: "watch", Key: w.opts.Key, Endpoint: endpoint, Err: err, Tries: try}
+			group.failed(turn)
+		} else if resp.StatusCode == http.StatusOK {
+			w.group, w.turn, w.cancel = group, turn, scancel
+			return resp, nil
+		} else {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+			resp.Body.Close()
+			scancel()
+			e := errorOf(&reply{status: resp.StatusCode, header: resp.Header, body: b, endpoint: endpoint})
+			e.Op, e.Key, e.Tries = "watch", w.opts.Key, try
+			last = e
+			switch {
+			case resp.StatusCode == http.StatusMisdirectedRequest || (resp.StatusCode >= 300 && resp.StatusCode < 400):
+				if w.c.Sharded() {
+					_, _ = w.c.Refresh(cctx, e.Version)
+				}
+			case resp.StatusCode == http.StatusServiceUnavailable, resp.StatusCode == http.StatusTooManyRequests,
+				resp.StatusCode >= 500:
+				group.failed(turn)
+			default:
+				return nil, e // 410, 400...: another try is answered the same
+			}
+		}
+		if !w.c.pause(cctx, &backoff) {
+			return nil, withErr(last, stopErr(cctx))
+		}
+	}
+}
+
+// run delivers the events of resp's stream, and of the streams after it,
+// on ch until ctx ends or the watch fails for good.
+func (w *watchStream) run(ctx context.Context, resp *http.Response, ch chan<- WatchEvent) {
+	defer close(ch)
+	for {
+		err := w.read(ctx, resp.Body, ch)
+		resp.Body.Close()
+		w.cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		var e *Error
+		if errors.As(err, &e) && e.Code == CodeCompacted {
+			w.finish(ctx, ch, e)
+			return
+		}
+		// The stream broke, or the member ended it (too slow, stopping):
+		// resume at the next member.
+		w.c.lg.Debug("watch stream ended; resuming")
+		w.group.failed(w.turn)
+		if resp, err = w.connect(ctx); err != nil {
+			if ctx.Err() == nil {
+				w.finish(ctx, ch, err)
+			}
+			return
+		}
+	}
+}
+
+// finish sends the error that ends the watch.
+func (w *watchStream) finish(ctx context.Context, ch chan<- WatchEvent, err error) {
+	select {
+	case ch <- WatchEvent{Err: err}:
+	case <-ctx.Done():
+	}
+}
+
+// eventData is the data of a watch event.
+type eventData struct {
+	kvJSON
+	Type    string `json:"type"`
+	Bucket  *int   `json:"bucket"`
+	Version uint64 `json:"version"`
+}
+
+// read parses one Server-Sent Events stream and delivers its events,
+// until it ends: its error is the stream's end (an error event's, as an
+// *Error, or the connection's).
+func (w *watchStream) read(ctx context.Context, body io.Reader, ch chan<- WatchEvent) error {
+	idle := time.AfterFunc(w.opts.IdleTimeout, w.cancel)
+	defer idle.Stop()
+	sc := bufio.NewScanner(body)
+	sc.Buffer(make([]byte, 0, 64<<10), maxBody)
+	var id, name string
+	var data bytes.Buffer
+	hasID := false
+	for sc.Scan() {
+		idle.Reset(w.opts.IdleTimeout)
+		line := sc.Bytes()
+		switch {
+		case len(line) == 0:
+			// The end of a message.
+			if name == "" && data.Len() == 0 {
+				if hasID {
+					w.lastID, w.fromIndex, w.afterPos = id, 0, -1
+					w.noteID(id)
+				}
+				id, hasID = "", false
+				continue
+			}
+			if err := w.dispatch(ctx, ch, id, hasID, name, data.Bytes()); err != nil {
+				return err
+			}
+			id, name, hasID = "", "", false
+			data.Reset()
+		case line[0] == ':':
+			if index, ok := w.noteProgress(strings.TrimSpace(string(line[1:]))); ok && w.opts.Progress {
+				select {
+				case ch <- WatchEvent{Type: EventProgress, KV: KeyValue{ModIndex: index}, Bucket: -1}:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+		default:
+			field, value, _ := bytes.Cut(line, []byte(":"))
+			value = bytes.TrimPrefix(value, []byte(" "))
+			switch string(field) {
+			case "id":
+				id, hasID = string(value), true
+			case "event":
+				name = string(value)
+			case "data":
+				if data.Len() > 0 {
+					data.WriteByte('\n')
+				}
+				data.Write(value)
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	return io.ErrUnexpectedEOF
+}
+
+// dispatch delivers one message of the stream.
+func (w *watchStream) dispatch(ctx context.Context, ch chan<- WatchEvent, id string, hasID bool, name string, data []byte) error {
+	if name == "error" {
+		var eb errorBody
+		_ = json.Unmarshal(data, &eb)
+		return &Error{Op: "watch", Key: w.opts.Key, Code: eb.Code, Message: eb.Error, OldestIndex: eb.OldestIndex, Status: statusOfCode(eb.Code)}
+	}
+	var d eventData
+	if err := json.Unmarshal(data, &d); err != nil {
+		return &Error{Op: "watch", Key: w.opts.Key, Code: CodeInternal, Message: "unreadable watch event", Err: err}
+	}
+	kv, err := d.keyValue()
+	if err != nil {
+		return &Error{Op: "watch", Key: w.opts.Key, Code: CodeInternal, Message: "unreadable watch event", Err: err}
+	}
+	ev := WatchEvent{Type: name, KV: kv, ID: id, Bucket: -1, Version: d.Version}
+	if d.Bucket != nil {
+		ev.Bucket = *d.Bucket
+	}
+	if _, pos, ok := parseEventID(id); ok {
+		ev.Pos = pos
+	}
+	// A shard member sends markers to every routing client.
+	if marker := name == EventBucketOut || name == EventBucketIn; !marker || w.opts.Markers {
+		select {
+		case ch <- ev:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if hasID {
+		w.lastID, w.fromIndex, w.afterPos = id, 0, -1
+		w.noteID(id)
+	}
+	return nil
+}
+
+// noteID reads a member's event id into where to resume: at its index,
+// after its position.
+func (w *watchStream) noteID(id string) {
+	if index, pos, ok := parseEventID(id); ok {
+		w.fromIndex, w.afterPos = index, int64(pos)
+	} else if index, err := strconv.ParseUint(id, 10, 64); err == nil && index > 0 && index < math.MaxUint64 {
+		// "<index>": every event up to index.
+		w.fromIndex, w.afterPos = index+1, -1
+	}
+}
+
+// noteProgress reads a heartbeat, ": progress <index>": every event up to
+// index was delivered, so a resumption may start after it. It returns the
+// index and whether it moved the watch on.
+func (w *watchStream) noteProgress(comment string) (uint64, bool) {
+	rest, ok := strings.CutPrefix(comment, "progress ")
+	if !ok {
+		return 0, false
+	}
+	index, err := strconv.ParseUint(strings.TrimSpace(rest), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	if index == 0 {
+		return 0, true // a member that applied nothing yet: no position to keep
+	}
+	if w.afterPos >= 0 && index < w.fromIndex {
+		return 0, false // older than the last event
+	}
+	if w.afterPos < 0 && (index+1 < w.fromIndex || w.lastID != "" && w.fromIndex == 0) {
+		return 0, false // older than asked for, or a router's stream (it resumes by its ids)
+	}
+	w.fromIndex, w.afterPos = index+1, -1
+	return index, true
+}
+
+// parseEventID reads a member's event id "<index>.<pos>".
+func parseEventID(id string) (uint64, uint32, bool) {
+	i, p, ok := strings.Cut(id, ".")
+	if !ok {
+		return 0, 0, false
+	}
+	index, err1 := strconv.ParseUint(i, 10, 64)
+	pos, err2 := strconv.ParseUint(p, 10, 32)
+	return index, uint32(pos), err1 == nil && err2 == nil && index > 0
+}
+
+// statusOfCode is the status an error event's code stands for.
+func statusOfCode(code string) int {
+	switch code {
+	case CodeCompacted:
+		return http.StatusGone
+	case CodeTooSlow:
+		return http.StatusServiceUnavailable
+	}
+	return 0
+}

@@ -1,0 +1,481 @@
+package router
+
+// The router's data model paths (versions, conditions, txn, listing,
+// watch) over in-test members that follow the data model's wire, for
+// what real members do not serve yet (kvstore's Txn, List and Watch are
+// being built against the same contract).
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/raftkv/raftkv/client"
+	"github.com/raftkv/raftkv/shardmap"
+	"go.uber.org/zap/zaptest"
+)
+
+// sseEvent is one message of an in-test member's stream.
+type sseEvent struct {
+	index uint64
+	pos   int
+	name  string
+	data  string
+}
+
+// dmember is an in-test member of one group.
+type dmember struct {
+	srv *httptest.Server
+	mu  sync.Mutex
+	n   uint64
+	kv  map[string]string
+	mod map[string]uint64
+	log []sseEvent
+	// changed is closed and replaced at each write.
+	changed chan struct{}
+	txns    int
+	// stalled holds every stream back, as a slow network does.
+	stalled bool
+}
+
+func newDMember(t *testing.T) *dmember {
+	m := &dmember{kv: map[string]string{}, mod: map[string]uint64{}, changed: make(chan struct{})}
+	m.srv = httptest.NewServer(http.HandlerFunc(m.serve))
+	t.Cleanup(m.srv.Close)
+	t.Cleanup(m.srv.CloseClientConnections)
+	return m
+}
+
+// apply appends events at the next index.
+func (m *dmember) apply(evs ...sseEvent) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.n++
+	for i, ev := range evs {
+		ev.index, ev.pos = m.n, i
+		if ev.name == "put" {
+			var d struct{ Key, Value string }
+			json.Unmarshal([]byte(ev.data), &d)
+			m.kv[d.Key], m.mod[d.Key] = d.Value, m.n
+		}
+		m.log = append(m.log, ev)
+	}
+	close(m.changed)
+	m.changed = make(chan struct{})
+	return m.n
+}
+
+func putEvent(key, value string) sseEvent {
+	b, _ := json.Marshal(map[string]any{"type": "put", "key": key, "value": value})
+	return sseEvent{name: "put", data: string(b)}
+}
+
+func markerEvent(name string, bucket int, version uint64) sseEvent {
+	b, _ := json.Marshal(map[string]any{"type": name, "bucket": bucket, "version": version})
+	return sseEvent{name: name, data: string(b)}
+}
+
+func (m *dmember) serve(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	switch {
+	case q.Get("watch") == "true":
+		m.watch(w, r)
+		return
+	case r.URL.Path == "/txn":
+		m.mu.Lock()
+		m.txns++
+		m.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"succeeded":true,"index":7,"responses":[]}`)
+		return
+	case r.URL.Path == "/key" && r.Method == http.MethodGet:
+		m.list(w, r)
+		return
+	}
+	key := strings.TrimPrefix(r.URL.Path, "/")
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch r.Method {
+	case http.MethodGet:
+		v, ok := m.kv[key]
+		if !ok {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		w.Header().Set("ETag", fmt.Sprintf(`"%d"`, m.mod[key]))
+		w.Header().Set("X-Create-Index", "1")
+		w.Header().Set("X-TTL", "30")
+		w.Header().Set("X-Raft-Index", strconv.FormatUint(m.n, 10))
+		io.WriteString(w, v)
+	case http.MethodPut:
+		if im := r.Header.Get("If-Match"); im != "" && im != fmt.Sprintf(`"%d"`, m.mod[key]) {
+			w.Header().Set("ETag", fmt.Sprintf(`"%d"`, m.mod[key]))
+			w.Header().Set("X-Raft-Index", strconv.FormatUint(m.n, 10))
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusPreconditionFailed)
+			io.WriteString(w, `{"error":"key is at another version","code":"precondition_failed"}`+"\n")
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		m.n++
+		m.kv[key], m.mod[key] = string(b), m.n
+		w.Header().Set("X-Raft-Index", strconv.FormatUint(m.n, 10))
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// list serves a listing with start, limit and config_version.
+func (m *dmember) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	var keys []string
+	for k := range m.kv {
+		if strings.HasPrefix(k, q.Get("prefix")) && k >= q.Get("start") && (q.Get("end") == "" || k < q.Get("end")) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	more := limit > 0 && len(keys) > limit
+	if more {
+		keys = keys[:limit]
+	}
+	var kvs []map[string]any
+	for _, k := range keys {
+		kvs = append(kvs, map[string]any{"key": k, "value": m.kv[k], "mod_index": m.mod[k]})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"index": m.n, "kvs": kvs, "more": more})
+}
+
+// watch streams the log from Last-Event-ID or from now.
+func (m *dmember) watch(w http.ResponseWriter, r *http.Request) {
+	from, after := uint64(0), -1
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		i, p, dotted := strings.Cut(id, ".")
+		from, _ = strconv.ParseUint(i, 10, 64)
+		if dotted {
+			after, _ = strconv.Atoi(p)
+		} else {
+			from++
+		}
+	}
+	if v := r.URL.Query().Get("from_index"); v != "" {
+		from, _ = strconv.ParseUint(v, 10, 64)
+	}
+	m.mu.Lock()
+	if from == 0 {
+		from = m.n + 1
+	}
+	m.mu.Unlock()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, ": progress %d\n\n", from-1)
+	w.(http.Flusher).Flush()
+	next := 0
+	for {
+		m.mu.Lock()
+		evs, ch, n := m.log[next:], m.changed, m.n
+		if m.stalled {
+			evs = nil
+		} else {
+			next = len(m.log)
+		}
+		stalled := m.stalled
+		m.mu.Unlock()
+		if stalled {
+			select {
+			case <-time.After(10 * time.Millisecond):
+				continue
+			case <-r.Context().Done():
+				return
+			}
+		}
+		for _, ev := range evs {
+			if ev.index < from || ev.index == from && ev.pos <= after {
+				continue
+			}
+			fmt.Fprintf(w, "id: %d.%d\nevent: %s\ndata: %s\n\n", ev.index, ev.pos, ev.name, ev.data)
+		}
+		fmt.Fprintf(w, ": progress %d\n\n", n)
+		w.(http.Flusher).Flush()
+		select {
+		case <-ch:
+		case <-time.After(50 * time.Millisecond):
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+// dataRouter starts groups 1 and 2 of a 16-bucket config, a config group
+// answering every version of hist, and a router over them.
+func dataRouter(t *testing.T) (*httptest.Server, *shardmap.History, map[uint64]*dmember) {
+	g := map[uint64]*dmember{1: newDMember(t), 2: newDMember(t)}
+	hist, err := shardmap.NewHistory(16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := hist.Latest().Join(map[uint64][]string{1: {g[1].srv.URL}, 2: {g[2].srv.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist.Append(cfg)
+	var mu sync.Mutex
+	cs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, _ := strconv.ParseInt(r.URL.Query().Get("version"), 10, 64)
+		if r.URL.Query().Get("version") == "" {
+			v = -1
+		}
+		mu.Lock()
+		c := hist.Query(v)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(c)
+	}))
+	t.Cleanup(cs.Close)
+	c, err := client.New(client.Config{ConfigEndpoints: []string{cs.URL}, ClientID: "router", RequestTimeout: 2 * time.Second,
+		Backoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Config{Client: c, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	t.Cleanup(srv.CloseClientConnections)
+	return srv, &hist, g
+}
+
+func request(t *testing.T, method, url, body string, hdr map[string]string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// TestRouterVersionsAndConditions: versions come back as a member sends
+// them, and a 412 keeps its ETag.
+func TestRouterVersionsAndConditions(t *testing.T) {
+	srv, hist, g := dataRouter(t)
+	cfg := hist.Latest()
+	k := keyIn(cfg, 2, "k")
+	mod := g[2].apply(putEvent(k, "v"))
+	resp, body := request(t, http.MethodGet, srv.URL+"/"+k, "", nil)
+	if resp.StatusCode != 200 || body != "v" || resp.Header.Get("ETag") != fmt.Sprintf(`"%d"`, mod) ||
+		resp.Header.Get("X-Create-Index") != "1" || resp.Header.Get("X-TTL") != "30" || resp.Header.Get("X-Raft-Index") == "" {
+		t.Fatalf("GET: %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+	resp, body = request(t, http.MethodPut, srv.URL+"/"+k, "w", map[string]string{"If-Match": `"99"`})
+	if resp.StatusCode != http.StatusPreconditionFailed || resp.Header.Get("ETag") != fmt.Sprintf(`"%d"`, mod) || !strings.Contains(body, "precondition_failed") {
+		t.Fatalf("PUT If-Match a wrong version: %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+	resp, body = request(t, http.MethodPut, srv.URL+"/"+k+"?ttl=1ms", "w", nil)
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("PUT ?ttl=1ms: %d %q", resp.StatusCode, body)
+	}
+	resp, body = request(t, http.MethodPut, srv.URL+"/"+k, "w", map[string]string{"If-Match": fmt.Sprintf(`"%d"`, mod)})
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("PUT If-Match the version: %d %q", resp.StatusCode, body)
+	}
+}
+
+// TestRouterTxn: a txn goes to its keys' group; keys of two groups are a
+// 400 cross_group, sent nowhere.
+func TestRouterTxn(t *testing.T) {
+	srv, hist, g := dataRouter(t)
+	cfg := hist.Latest()
+	a1, b1, a2 := keyIn(cfg, 1, "a"), keyIn(cfg, 1, "b"), keyIn(cfg, 2, "a")
+	body := fmt.Sprintf(`{"compare":[{"key":%q,"target":"mod","result":"=","mod_index":0}],"success":[{"request_put":{"key":%q,"value":"x"}}]}`, a1, b1)
+	resp, out := request(t, http.MethodPost, srv.URL+"/txn", body, nil)
+	if resp.StatusCode != 200 || !strings.Contains(out, `"succeeded":true`) || g[1].txns != 1 || g[2].txns != 0 {
+		t.Fatalf("txn in group 1: %d %q; txns %d %d", resp.StatusCode, out, g[1].txns, g[2].txns)
+	}
+	body = fmt.Sprintf(`{"success":[{"put":{"key":%q,"value":"x"}},{"get":{"key":%q}}]}`, a1, a2)
+	resp, out = request(t, http.MethodPost, srv.URL+"/txn", body, map[string]string{"Accept": "application/json"})
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(out, `"code":"cross_group"`) || g[1].txns+g[2].txns != 1 {
+		t.Fatalf("txn across groups: %d %q", resp.StatusCode, out)
+	}
+}
+
+// TestRouterList: a listing through the router merges the groups in key
+// order, honours the limit across them and continues with one token.
+func TestRouterList(t *testing.T) {
+	srv, hist, g := dataRouter(t)
+	cfg := hist.Latest()
+	var want []string
+	for i := range 30 {
+		k := fmt.Sprintf("k%02d", i)
+		g[cfg.OwnerOfKey(k)].apply(putEvent(k, "v"))
+		want = append(want, k)
+	}
+	var got []string
+	cont := ""
+	for pages := 0; ; pages++ {
+		url := srv.URL + "/key?prefix=k&limit=8"
+		if cont != "" {
+			url += "&continue=" + cont
+		}
+		resp, body := request(t, http.MethodGet, url, "", nil)
+		var page struct {
+			KVs []struct {
+				Key string `json:"key"`
+			} `json:"kvs"`
+			More     bool              `json:"more"`
+			Continue string            `json:"continue"`
+			Indexes  map[string]uint64 `json:"indexes"`
+		}
+		if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &page) != nil || len(page.KVs) > 8 || len(page.Indexes) != 2 {
+			t.Fatalf("page %d: %d %q", pages, resp.StatusCode, body)
+		}
+		for _, kv := range page.KVs {
+			got = append(got, kv.Key)
+		}
+		if !page.More {
+			break
+		}
+		cont = page.Continue
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("listing %q, want %q", got, want)
+	}
+	if resp, _ := request(t, http.MethodGet, srv.URL+"/key?prefix=k&min_index=3", "", nil); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("listing with min_index: %d, want 400", resp.StatusCode)
+	}
+}
+
+// readSSE reads a stream's events (id, name, key) into ch.
+func readSSE(body io.Reader, ch chan<- [4]string) {
+	sc := bufio.NewScanner(body)
+	var id, name, key, value string
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if name != "" {
+				ch <- [4]string{id, name, key, value}
+			}
+			id, name, key, value = "", "", "", ""
+		case strings.HasPrefix(line, "id: "):
+			id = line[4:]
+		case strings.HasPrefix(line, "event: "):
+			name = line[7:]
+		case strings.HasPrefix(line, "data: "):
+			var d struct{ Key, Value string }
+			json.Unmarshal([]byte(line[6:]), &d)
+			key, value = d.Key, d.Value
+		}
+	}
+	close(ch)
+}
+
+func openWatch(t *testing.T, ctx context.Context, url, lastID string) chan [4]string {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("watch: %v %v", resp, err)
+	}
+	ch := make(chan [4]string, 100)
+	go readSSE(resp.Body, ch)
+	return ch
+}
+
+func next(t *testing.T, ch chan [4]string) [4]string {
+	t.Helper()
+	select {
+	case ev, ok := <-ch:
+		if !ok {
+			t.Fatal("stream ended")
+		}
+		return ev
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event within 10s")
+	}
+	return [4]string{}
+}
+
+// TestRouterWatchGroups: a watch of a prefix through the router gets the
+// events of both groups, with cursor ids that resume every group; after
+// a bucket_in the new owner's events wait for the old owner's bucket_out.
+func TestRouterWatchGroups(t *testing.T) {
+	srv, hist, g := dataRouter(t)
+	cfg := hist.Latest()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ch := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", "")
+	time.Sleep(200 * time.Millisecond) // let both group streams open (their first heartbeat)
+	a, b := keyIn(cfg, 1, "pa"), keyIn(cfg, 2, "pb")
+	g[1].apply(putEvent(a, "1"))
+	ev := next(t, ch)
+	if ev[2] != a || !strings.HasPrefix(ev[0], "1=") {
+		t.Fatalf("first event %v", ev)
+	}
+	g[2].apply(putEvent(b, "1"))
+	ev = next(t, ch)
+	if ev[2] != b || !strings.Contains(ev[0], "2=") {
+		t.Fatalf("second event %v", ev)
+	}
+	cursor := ev[0]
+
+	// Resume from the cursor: the events after it, none before.
+	g[1].apply(putEvent(a, "2"))
+	ch2 := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", cursor)
+	if ev := next(t, ch2); ev[2] != a || ev[3] != "2" {
+		t.Fatalf("resumed watch: first event %v, want the put of %s after %s", ev, a, cursor)
+	}
+
+	// Bucket of a moves from group 1 to group 2 at version v.
+	bucket := shardmap.BucketOf(a, 16)
+	moved, err := hist.Latest().Move(bucket, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist.Append(moved)
+	next(t, ch) // the put of a, "2"
+	// Group 1 applies the config (its last write of a before it) before
+	// group 2 installs the bucket, but its stream is slow.
+	g[1].mu.Lock()
+	g[1].stalled = true
+	g[1].mu.Unlock()
+	g[1].apply(putEvent(a, "last-of-1"), markerEvent("bucket_out", bucket, moved.Version))
+	g[2].apply(markerEvent("bucket_in", bucket, moved.Version))
+	g[2].apply(putEvent(a, "from-2"))
+	time.Sleep(300 * time.Millisecond)
+	g[1].mu.Lock()
+	g[1].stalled = false
+	g[1].mu.Unlock()
+	if ev := next(t, ch); ev[2] != a || ev[3] != "last-of-1" {
+		t.Fatalf("after the move: %v, want the old owner's last put of %s first", ev, a)
+	}
+	if ev := next(t, ch); ev[2] != a || ev[3] != "from-2" {
+		t.Fatalf("after the move: %v, want the new owner's put of %s", ev, a)
+	}
+}

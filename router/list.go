@@ -1,0 +1,116 @@
+package router
+
+import (
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/raftkv/raftkv/client"
+)
+
+// maxListLimit is a member's largest page.
+const maxListLimit = 10000
+
+// kvJSON is a key in a JSON answer, as a member writes it: text, or
+// key_base64 and value_base64 for bytes that are not UTF-8.
+type kvJSON struct {
+	Key         string  `json:"key,omitempty"`
+	KeyBase64   string  `json:"key_base64,omitempty"`
+	Value       *string `json:"value,omitempty"`
+	ValueBase64 *string `json:"value_base64,omitempty"`
+	CreateIndex uint64  `json:"create_index,omitempty"`
+	ModIndex    uint64  `json:"mod_index,omitempty"`
+}
+
+func kvOf(kv client.KeyValue, withValue bool) kvJSON {
+	j := kvJSON{CreateIndex: kv.CreateIndex, ModIndex: kv.ModIndex}
+	if utf8.ValidString(kv.Key) {
+		j.Key = kv.Key
+	} else {
+		j.KeyBase64 = base64.StdEncoding.EncodeToString([]byte(kv.Key))
+	}
+	if withValue {
+		if utf8.Valid(kv.Value) {
+			s := string(kv.Value)
+			j.Value = &s
+		} else {
+			s := base64.StdEncoding.EncodeToString(kv.Value)
+			j.ValueBase64 = &s
+		}
+	}
+	return j
+}
+
+// listJSON is a listing's answer: a member's, with each group's index.
+type listJSON struct {
+	Index    uint64            `json:"index"`
+	Indexes  map[string]uint64 `json:"indexes,omitempty"`
+	KVs      []kvJSON          `json:"kvs"`
+	More     bool              `json:"more"`
+	Continue string            `json:"continue,omitempty"`
+}
+
+// list serves GET /key?prefix=|start=&end=, limit, keys_only, continue and
+// level, gathered from every group by the Client (see client.List): keys
+// in key order, the limit across groups, one continue token for every
+// group. min_index is refused: an index is one group's, and a later page
+// is read at no older index of each group than the page before anyway.
+func (h *handler) list(w http.ResponseWriter, r *http.Request) error {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return bad("malformed query string: %v", err)
+	}
+	for name, vs := range q {
+		if len(vs) > 1 {
+			return bad("query parameter %s given more than once", name)
+		}
+	}
+	opts := client.ListOptions{Prefix: q.Get("prefix"), Start: q.Get("start"), End: q.Get("end"), Continue: q.Get("continue")}
+	if opts.Prefix != "" && (opts.Start != "" || opts.End != "") {
+		return bad("give prefix, or start and end, not both")
+	}
+	if v, ok := q["limit"]; ok {
+		n, err := strconv.Atoi(strings.TrimSpace(v[0]))
+		if err != nil || n < 1 || n > maxListLimit {
+			return bad("limit must be a whole number from 1 to %d; got %q", maxListLimit, v[0])
+		}
+		opts.Limit = n
+	}
+	if v, ok := q["keys_only"]; ok {
+		b, err := strconv.ParseBool(strings.TrimSpace(v[0]))
+		if err != nil {
+			return bad("keys_only must be true or false; got %q", v[0])
+		}
+		opts.KeysOnly = b
+	}
+	if _, ok := q["min_index"]; ok {
+		return bad("min_index names an index of one group's log; a router's listing takes none (its continue token keeps each group's)")
+	}
+	if v, ok := q["level"]; ok {
+		switch strings.ToLower(strings.TrimSpace(v[0])) {
+		case "stale":
+			opts.Stale = true
+		case "default", "consistent", "none":
+		default:
+			return bad("level must be stale, default or consistent; got %q", v[0])
+		}
+	}
+	page, err := h.c.List(r.Context(), opts)
+	if err != nil {
+		return err
+	}
+	out := listJSON{Index: page.Index, KVs: make([]kvJSON, 0, len(page.KVs)), More: page.More, Continue: page.Continue}
+	for _, kv := range page.KVs {
+		out.KVs = append(out.KVs, kvOf(kv, !opts.KeysOnly))
+	}
+	if len(page.Indexes) > 0 {
+		out.Indexes = make(map[string]uint64, len(page.Indexes))
+		for g, i := range page.Indexes {
+			out.Indexes[strconv.FormatUint(g, 10)] = i
+		}
+	}
+	return writeJSON(w, r, http.StatusOK, out)
+}

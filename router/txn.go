@@ -1,0 +1,105 @@
+package router
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+)
+
+// maxTxnOps is a member's limit of compares, and of operations per
+// branch; the router counts them only to bound its own work.
+const maxTxnOps = 128
+
+// txnKeys are the parts of a POST /txn body that name keys, under
+// raftkv's names and etcd's.
+type (
+	txnKeyRef struct {
+		Key       *string `json:"key"`
+		KeyBase64 *string `json:"key_base64"`
+	}
+	txnOpRef struct {
+		Put                *txnKeyRef `json:"put"`
+		RequestPut         *txnKeyRef `json:"request_put"`
+		Delete             *txnKeyRef `json:"delete"`
+		RequestDeleteRange *txnKeyRef `json:"request_delete_range"`
+		Get                *txnKeyRef `json:"get"`
+		RequestRange       *txnKeyRef `json:"request_range"`
+	}
+	txnRef struct {
+		Compare []txnKeyRef `json:"compare"`
+		Success []txnOpRef  `json:"success"`
+		Failure []txnOpRef  `json:"failure"`
+	}
+)
+
+// txn serves POST /txn: the body goes as is to the group of its keys,
+// which must be one group (else 400 cross_group), and the member's answer
+// comes back as is.
+func (h *handler) txn(w http.ResponseWriter, r *http.Request) error {
+	opts, err := writeOptions(r)
+	if err != nil {
+		return err
+	}
+	body, err := h.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	keys, err := txnKeys(body)
+	if err != nil {
+		return err
+	}
+	answer, err := h.c.TxnBody(r.Context(), body, keys, opts...)
+	if err != nil {
+		return err
+	}
+	writeBody(w, r, http.StatusOK, "application/json", answer)
+	return nil
+}
+
+// txnKeys returns the keys body names, for routing; the member checks the
+// rest.
+func txnKeys(body []byte) ([]string, error) {
+	var t txnRef
+	if err := json.Unmarshal(body, &t); err != nil {
+		return nil, bad(`POST /txn takes a JSON object {"compare":[...],"success":[...],"failure":[...]}: %v`, err)
+	}
+	if len(t.Compare) > maxTxnOps || len(t.Success) > maxTxnOps || len(t.Failure) > maxTxnOps {
+		return nil, bad("a transaction takes at most %d compares and %d operations per branch", maxTxnOps, maxTxnOps)
+	}
+	var keys []string
+	add := func(ref *txnKeyRef) error {
+		switch {
+		case ref == nil:
+			return nil
+		case ref.Key != nil:
+			keys = append(keys, *ref.Key)
+		case ref.KeyBase64 != nil:
+			k, err := base64.StdEncoding.DecodeString(*ref.KeyBase64)
+			if err != nil {
+				return bad("key_base64 %q is not base64 (standard alphabet, padded)", *ref.KeyBase64)
+			}
+			keys = append(keys, string(k))
+		default:
+			return bad("every compare and operation of a transaction names a key (key or key_base64)")
+		}
+		return nil
+	}
+	for i := range t.Compare {
+		if err := add(&t.Compare[i]); err != nil {
+			return nil, err
+		}
+	}
+	for _, branch := range [][]txnOpRef{t.Success, t.Failure} {
+		for _, op := range branch {
+			for _, ref := range []*txnKeyRef{op.Put, op.RequestPut, op.Delete, op.RequestDeleteRange, op.Get, op.RequestRange} {
+				if err := add(ref); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	if len(keys) == 0 {
+		return nil, bad("a transaction names no key")
+	}
+	return keys, nil
+}

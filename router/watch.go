@@ -1,0 +1,519 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/raftkv/raftkv/client"
+	"github.com/raftkv/raftkv/shardmap"
+)
+
+// This file serves watches. A watch of one key goes to the key's group
+// and its stream is relayed with the member's ids. A watch of a prefix
+// (or of every key) in a sharded deployment spans the groups: the router
+// watches each group and merges their streams. Each group's events keep
+// their order, so every key's events do (a key is in one group at a
+// time; see below for moves); there is no order across groups: two
+// events of two groups come in the order the router received them, which
+// says nothing about the order they were applied in.
+//
+// A merged stream's SSE id is a cursor of every group's position,
+// "<gid>=<index>.<pos>" (after that event) or "<gid>=<index>" (after
+// every event up to that index), comma-separated: Last-Event-ID resumes
+// each group where the cursor says. Heartbeats are messages with only an
+// id, the cursor, and the comment ": progress". The cursor of a listing
+// (its "indexes", as "1=I1,2=I2") starts a watch right after it.
+//
+// Bucket moves: a group that installs a bucket sends a bucket_in marker,
+// and the group that gave it away a bucket_out when it applied the config
+// that took it. The router follows each bucket's owner (from the config
+// when the watch began, then from the bucket_in markers). After a
+// bucket_in it holds the new owner's stream until the old owner's
+// bucket_out of that bucket has come, so a moved key's events from its
+// new group never pass those from its old one; or, when the old owner's
+// stream began after its bucket_out, until two of the old owner's
+// heartbeats came after the bucket_in did (the old owner applied the
+// config before the new one could install the bucket, so a heartbeat it
+// sent after that has passed the bucket_out). A group that joins while a
+// watch is open is watched from its first index once the router sees it
+// in the config.
+
+// watchProgressInterval is how often a merged watch sends a heartbeat.
+const watchProgressInterval = 5 * time.Second
+
+// firstBeatWait bounds the wait for every group's first heartbeat.
+const firstBeatWait = 10 * time.Second
+
+func isWatch(r *http.Request) bool {
+	if r.Method != http.MethodGet || !strings.Contains(r.URL.RawQuery, "watch") {
+		return false
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil || len(q["watch"]) != 1 {
+		return false
+	}
+	b, err := strconv.ParseBool(strings.TrimSpace(q["watch"][0]))
+	return err == nil && b
+}
+
+// watch serves a watch of key (keyPath: a key's path) or of a prefix.
+func (h *handler) watch(w http.ResponseWriter, r *http.Request, key string, keyPath bool) error {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return bad("malformed query string: %v", err)
+	}
+	for name, vs := range q {
+		if len(vs) > 1 {
+			return bad("query parameter %s given more than once", name)
+		}
+	}
+	for _, name := range []string{"start", "end", "continue", "limit"} {
+		if _, ok := q[name]; ok {
+			return bad("a watch takes a key or a prefix, not %s", name)
+		}
+	}
+	opts := client.WatchOptions{Progress: true}
+	if keyPath {
+		if err := h.checkKey(key); err != nil {
+			return err
+		}
+		if _, ok := q["prefix"]; ok {
+			return bad("prefix goes with GET /key?watch=true&prefix=..., not with a key's path")
+		}
+		opts.Key = key
+	} else {
+		opts.Prefix = q.Get("prefix")
+	}
+	if v, ok := q["from_index"]; ok {
+		n, err := strconv.ParseUint(strings.TrimSpace(v[0]), 10, 64)
+		if err != nil {
+			return bad("from_index must be a raft index (a decimal unsigned integer); got %q", v[0])
+		}
+		opts.FromIndex = n
+	}
+	last := r.Header.Values("Last-Event-ID")
+	if len(last) > 1 {
+		return bad("header Last-Event-ID given more than once")
+	}
+	if opts.Key != "" || !h.c.Sharded() {
+		if len(last) == 1 {
+			opts.LastEventID = last[0]
+		}
+		return h.relayWatch(w, r, opts)
+	}
+	if opts.FromIndex > 0 {
+		return bad("from_index names an index of one group's log; a watch across groups starts from a Last-Event-ID cursor such as 1=120,2=98 (a listing's indexes)")
+	}
+	cur := cursor{}
+	if len(last) == 1 {
+		if cur, err = parseCursor(last[0]); err != nil {
+			return err
+		}
+	}
+	return h.mergeWatch(w, r, opts, cur)
+}
+
+// sse writes a watch's stream.
+type sse struct {
+	w   http.ResponseWriter
+	rc  *http.ResponseController
+	buf bytes.Buffer
+}
+
+func startSSE(w http.ResponseWriter) *sse {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	_ = rc.Flush() // the caller learns at once that its watch is open
+	return &sse{w: w, rc: rc}
+}
+
+// eventJSON is an event's data, as a member writes it.
+type eventJSON struct {
+	Type string `json:"type"`
+	kvJSON
+}
+
+func (s *sse) event(id string, ev client.WatchEvent) {
+	b, _ := json.Marshal(eventJSON{Type: ev.Type, kvJSON: kvOf(ev.KV, ev.Type == client.EventPut)})
+	s.buf.WriteString("id: " + id + "\nevent: " + ev.Type + "\ndata: ")
+	s.buf.Write(b)
+	s.buf.WriteString("\n\n")
+}
+
+func (s *sse) fail(err error) {
+	code, msg, oldest := client.CodeUnavailable, err.Error(), uint64(0)
+	var ce *client.Error
+	if errors.As(err, &ce) {
+		if ce.Code != "" {
+			code = ce.Code
+		}
+		if ce.Message != "" {
+			msg = ce.Message
+		}
+		oldest = ce.OldestIndex
+	}
+	b, _ := json.Marshal(struct {
+		Error       string `json:"error"`
+		Code        string `json:"code"`
+		OldestIndex uint64 `json:"oldest_index,omitempty"`
+	}{"router: " + msg, code, oldest})
+	s.buf.WriteString("event: error\ndata: ")
+	s.buf.Write(b)
+	s.buf.WriteString("\n\n")
+}
+
+func (s *sse) flush() error {
+	if s.buf.Len() == 0 {
+		return nil
+	}
+	_, err := s.w.Write(s.buf.Bytes())
+	s.buf.Reset()
+	if err == nil {
+		err = s.rc.Flush()
+	}
+	return err
+}
+
+// relayWatch relays one group's watch (a key's, or every key's when the
+// router fronts one group) with the member's ids and heartbeats.
+func (h *handler) relayWatch(w http.ResponseWriter, r *http.Request, opts client.WatchOptions) error {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	ch, err := h.c.Watch(ctx, opts)
+	if err != nil {
+		return err
+	}
+	s := startSSE(w)
+	for ev := range ch {
+		switch {
+		case ev.Err != nil:
+			s.fail(ev.Err)
+		case ev.Type == client.EventProgress:
+			s.buf.WriteString(": progress " + strconv.FormatUint(ev.KV.ModIndex, 10) + "\n\n")
+		default:
+			s.event(ev.ID, ev)
+		}
+		if s.flush() != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+// position is where a group's stream is: after event (index, pos), or,
+// with pos -1, after every event up to index.
+type position struct {
+	index uint64
+	pos   int64
+}
+
+func (p position) String() string {
+	if p.pos < 0 {
+		return strconv.FormatUint(p.index, 10)
+	}
+	return strconv.FormatUint(p.index, 10) + "." + strconv.FormatInt(p.pos, 10)
+}
+
+// positionOf is the position after ev: its member id "<index>.<pos>".
+func positionOf(ev client.WatchEvent) position {
+	i, p, _ := strings.Cut(ev.ID, ".")
+	index, err1 := strconv.ParseUint(i, 10, 64)
+	pos, err2 := strconv.ParseUint(p, 10, 32)
+	if err1 != nil || err2 != nil {
+		return position{ev.KV.ModIndex, int64(ev.Pos)}
+	}
+	return position{index, int64(pos)}
+}
+
+// cursor is every group's position.
+type cursor map[uint64]position
+
+// String is the cursor as an SSE id; a group whose position is not
+// known yet (its stream has not sent its first heartbeat) is left out.
+func (c cursor) String() string {
+	gids := make([]uint64, 0, len(c))
+	for g, p := range c {
+		if p.index > 0 {
+			gids = append(gids, g)
+		}
+	}
+	slices.Sort(gids)
+	var b strings.Builder
+	for i, g := range gids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatUint(g, 10) + "=" + c[g].String())
+	}
+	return b.String()
+}
+
+// parseCursor reads a cursor String wrote: each group once, at an index
+// >= 1 (String leaves out a group with none: a group given at index 0
+// would silently start from now on), after a position, or after every
+// event up to an index that is not the last possible one.
+func parseCursor(s string) (cursor, error) {
+	c := cursor{}
+	bad := bad("Last-Event-ID of a watch across groups is a cursor <gid>=<index>[.<pos>],... with each group once and indexes from 1; got %q", s)
+	for part := range strings.SplitSeq(strings.TrimSpace(s), ",") {
+		g, p, ok := strings.Cut(part, "=")
+		if !ok {
+			return nil, bad
+		}
+		gid, err := strconv.ParseUint(g, 10, 64)
+		if _, dup := c[gid]; err != nil || gid == 0 || dup {
+			return nil, bad
+		}
+		i, ps, dotted := strings.Cut(p, ".")
+		index, err := strconv.ParseUint(i, 10, 64)
+		if err != nil || index == 0 || (!dotted && index == math.MaxUint64) {
+			return nil, bad
+		}
+		pos := int64(-1)
+		if dotted {
+			n, err := strconv.ParseUint(ps, 10, 32)
+			if err != nil {
+				return nil, bad
+			}
+			pos = int64(n)
+		}
+		c[gid] = position{index, pos}
+	}
+	return c, nil
+}
+
+// groupEvent is an event of one group's stream.
+type groupEvent struct {
+	gid uint64
+	ev  client.WatchEvent
+}
+
+// hold is a group's stream held after a bucket_in until the old owner's
+// bucket_out (or two of its heartbeats).
+type hold struct {
+	bucket int
+	from   uint64 // the old owner
+	beats  int    // the old owner's heartbeats since
+	queue  []client.WatchEvent
+}
+
+// mergeWatch watches opts.Prefix on every group and merges the streams.
+func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client.WatchOptions, cur cursor) error {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	merged := make(chan groupEvent)
+	watching := map[uint64]bool{}
+	start := func(gid uint64, pos position, fromFirst bool) error {
+		o := opts
+		o.Group, o.Markers = gid, true
+		switch {
+		case pos.index > 0:
+			o.LastEventID = pos.String()
+		case fromFirst:
+			o.FromIndex = 1
+		}
+		ch, err := h.c.Watch(ctx, o)
+		if err != nil {
+			return err
+		}
+		watching[gid] = true
+		go func() {
+			for ev := range ch {
+				select {
+				case merged <- groupEvent{gid, ev}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+		return nil
+	}
+	cfg, err := h.config(ctx)
+	if err != nil {
+		return err
+	}
+	for _, gid := range groupsOf(cfg) {
+		if err := start(gid, cur[gid], false); err != nil {
+			return err
+		}
+		if _, ok := cur[gid]; !ok {
+			cur[gid] = position{}
+		}
+	}
+	s := startSSE(w)
+	tick := time.NewTicker(watchProgressInterval)
+	defer tick.Stop()
+	holds := map[uint64]*hold{} // by the group held
+	// owner is each bucket's group as the watch follows it; out[b] the
+	// groups whose bucket_out of b came since b's last bucket_in.
+	owner := slices.Clone(cfg.Buckets)
+	out := map[int]map[uint64]bool{}
+	deliver := func(gid uint64, ev client.WatchEvent) {
+		switch ev.Type {
+		case client.EventProgress:
+			if p := cur[gid]; ev.KV.ModIndex > p.index || p.pos >= 0 && ev.KV.ModIndex == p.index {
+				cur[gid] = position{ev.KV.ModIndex, -1}
+			}
+			return
+		case client.EventBucketIn, client.EventBucketOut:
+			cur[gid] = positionOf(ev)
+			return
+		}
+		cur[gid] = positionOf(ev)
+		s.event(cur.String(), ev)
+	}
+	// handle delivers ev of group gid, or queues it while gid is held,
+	// and follows the buckets' owners.
+	handle := func(gid uint64, ev client.WatchEvent) {
+		if ho, ok := holds[gid]; ok {
+			ho.queue = append(ho.queue, ev)
+			return
+		}
+		deliver(gid, ev)
+		b := ev.Bucket
+		if b < 0 || b >= len(owner) {
+			return
+		}
+		switch ev.Type {
+		case client.EventBucketOut:
+			if out[b] == nil {
+				out[b] = map[uint64]bool{}
+			}
+			out[b][gid] = true
+		case client.EventBucketIn:
+			old := owner[b]
+			if old != 0 && old != gid && watching[old] && !out[b][old] {
+				holds[gid] = &hold{bucket: b, from: old}
+			}
+			owner[b] = gid
+			delete(out, b)
+		}
+	}
+	// Every group's stream begins with a heartbeat that says where it
+	// starts; until each has, the cursor could not name it, so its
+	// events wait (at most firstBeatWait).
+	var early []groupEvent
+	beat := map[uint64]bool{}
+	known := func() bool {
+		for gid := range watching {
+			if cur[gid].index == 0 && !beat[gid] {
+				return false
+			}
+		}
+		return true
+	}
+	wait := time.NewTimer(firstBeatWait)
+	defer wait.Stop()
+	for !known() {
+		select {
+		case ge := <-merged:
+			if ge.ev.Err != nil {
+				s.fail(ge.ev.Err)
+				s.flush()
+				return nil
+			}
+			if ge.ev.Type == client.EventProgress {
+				beat[ge.gid] = true
+				handle(ge.gid, ge.ev)
+			} else {
+				early = append(early, ge)
+			}
+			continue
+		case <-wait.C:
+		case <-ctx.Done():
+			return nil
+		}
+		break
+	}
+	for _, ge := range early {
+		handle(ge.gid, ge.ev)
+	}
+	if s.flush() != nil {
+		return nil
+	}
+	for {
+		select {
+		case ge := <-merged:
+			gid, ev := ge.gid, ge.ev
+			if ev.Err != nil {
+				s.fail(ev.Err)
+				s.flush()
+				return nil
+			}
+			// The old owner's markers and heartbeats release holds.
+			var released []uint64
+			for held, ho := range holds {
+				if ho.from != gid {
+					continue
+				}
+				if ev.Type == client.EventProgress {
+					ho.beats++
+				}
+				if ev.Type == client.EventBucketOut && ev.Bucket == ho.bucket || ho.beats >= 2 {
+					released = append(released, held)
+				}
+			}
+			handle(gid, ev)
+			slices.Sort(released)
+			for _, held := range released {
+				ho := holds[held]
+				delete(holds, held)
+				for _, q := range ho.queue {
+					handle(held, q)
+				}
+			}
+		case <-tick.C:
+			// New groups are watched from their first index.
+			if cfg, err := h.config(ctx); err == nil {
+				for _, gid := range groupsOf(cfg) {
+					if !watching[gid] {
+						if err := start(gid, position{}, true); err == nil {
+							cur[gid] = position{}
+						}
+					}
+				}
+			}
+			s.buf.WriteString("id: " + cur.String() + "\n: progress\n\n")
+		case <-ctx.Done():
+			return nil
+		}
+		if s.flush() != nil {
+			return nil
+		}
+	}
+}
+
+// config is the Client's config, fetched if it has none.
+func (h *handler) config(ctx context.Context) (shardmap.Config, error) {
+	if cfg, ok := h.c.CachedConfig(); ok {
+		return cfg, nil
+	}
+	return h.c.Refresh(ctx, 0)
+}
+
+// groupsOf lists the groups cfg gives buckets to.
+func groupsOf(cfg shardmap.Config) []uint64 {
+	var gids []uint64
+	for _, g := range cfg.Buckets {
+		if g != 0 && !slices.Contains(gids, g) {
+			gids = append(gids, g)
+		}
+	}
+	slices.Sort(gids)
+	return gids
+}
