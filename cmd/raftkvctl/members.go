@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strconv"
@@ -148,35 +149,20 @@ not vote until promoted (members promote ID). Ids are never reused.`,
 }
 
 func (a *app) membersRemoveCommand() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "remove ID",
-		Short: "Remove member ID; it stops when it applies its removal",
-		Args:  cobra.ExactArgs(1),
-	}
-	cmd.RunE = a.op(func(cmd *cobra.Command, args []string) error {
-		id, err := parseID("member id", args[0])
-		if err != nil {
-			return err
-		}
-		c, err := a.groupClient(cmd)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		if err := c.RemoveMember(a.ctx, id); err != nil {
-			return err
-		}
-		return a.printChange(id, "removed", fmt.Sprintf("Member %d removed from the cluster", id))
-	})
-	return cmd
+	return a.memberChangeCommand("remove ID", "Remove member ID; it stops when it applies its removal",
+		"removed", "Member %d removed from the cluster", (*client.Client).RemoveMember)
 }
 
 func (a *app) membersPromoteCommand() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "promote ID",
-		Short: "Promote learner ID to a voting member once it has caught up",
-		Args:  cobra.ExactArgs(1),
-	}
+	return a.memberChangeCommand("promote ID", "Promote learner ID to a voting member once it has caught up",
+		"promoted", "Member %d promoted to a voting member", (*client.Client).PromoteMember)
+}
+
+// memberChangeCommand is a command that makes one membership change of
+// the member its one argument names, with do, and prints it as change
+// (-w json) or sentence (a format of the id).
+func (a *app) memberChangeCommand(use, short, change, sentence string, do func(*client.Client, context.Context, uint64) error) *cobra.Command {
+	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.ExactArgs(1)}
 	cmd.RunE = a.op(func(cmd *cobra.Command, args []string) error {
 		id, err := parseID("member id", args[0])
 		if err != nil {
@@ -187,10 +173,10 @@ func (a *app) membersPromoteCommand() *cobra.Command {
 			return err
 		}
 		defer c.Close()
-		if err := c.PromoteMember(a.ctx, id); err != nil {
+		if err := do(c, a.ctx, id); err != nil {
 			return err
 		}
-		return a.printChange(id, "promoted", fmt.Sprintf("Member %d promoted to a voting member", id))
+		return a.printChange(id, change, fmt.Sprintf(sentence, id))
 	})
 	return cmd
 }
