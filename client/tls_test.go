@@ -2,16 +2,9 @@ package client_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +14,7 @@ import (
 	"time"
 
 	"github.com/raftkv/raftkv/client"
+	"github.com/raftkv/raftkv/internal/testcerts"
 )
 
 // testPKI is a CA made for one test, with a server certificate for
@@ -34,62 +28,15 @@ type testPKI struct {
 
 func newTestPKI(t *testing.T) testPKI {
 	t.Helper()
-	dir := t.TempDir()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
+	ca := testcerts.NewCA(t, t.TempDir(), "ca")
+	cli := ca.Issue(t, "client", "raftkv test client", testcerts.Client)
+	return testPKI{
+		caFile:   ca.CertFile,
+		certFile: cli.CertFile,
+		keyFile:  cli.KeyFile,
+		pool:     ca.Pool(),
+		server:   ca.Issue(t, "server", "raftkv test server", testcerts.Server).Certificate(t),
 	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "raftkv test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issue := func(serial int64, usage x509.ExtKeyUsage) ([]byte, *ecdsa.PrivateKey) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "raftkv test"},
-			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{usage},
-			KeyUsage: x509.KeyUsageDigitalSignature, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return der, key
-	}
-	write := func(name, kind string, der []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	keyDER := func(k *ecdsa.PrivateKey) []byte {
-		b, err := x509.MarshalECPrivateKey(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	srvDER, srvKey := issue(2, x509.ExtKeyUsageServerAuth)
-	cliDER, cliKey := issue(3, x509.ExtKeyUsageClientAuth)
-	p := testPKI{
-		caFile:   write("ca.pem", "CERTIFICATE", caDER),
-		certFile: write("client.pem", "CERTIFICATE", cliDER),
-		keyFile:  write("client-key.pem", "EC PRIVATE KEY", keyDER(cliKey)),
-		pool:     x509.NewCertPool(),
-		server:   tls.Certificate{Certificate: [][]byte{srvDER}, PrivateKey: srvKey},
-	}
-	p.pool.AddCert(ca)
-	return p
 }
 
 // TestTLS: a Client given the CA and a client certificate reads from a

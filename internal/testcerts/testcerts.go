@@ -11,6 +11,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -184,4 +185,22 @@ func writePEM(t testing.TB, path, typ string, der []byte) {
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatalf("testcerts: %v", err)
 	}
+}
+
+// Pool is a certificate pool holding ca's certificate, as a server's
+// ClientCAs or a client's RootCAs.
+func (ca *CA) Pool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.cert)
+	return pool
+}
+
+// Certificate loads p as a tls.Certificate, as a test server's.
+func (p Pair) Certificate(t testing.TB) tls.Certificate {
+	t.Helper()
+	c, err := tls.LoadX509KeyPair(p.CertFile, p.KeyFile)
+	if err != nil {
+		t.Fatalf("testcerts: %v", err)
+	}
+	return c
 }
