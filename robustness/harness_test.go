@@ -280,17 +280,7 @@ func runHistory(t *testing.T, tr tier, f fault, seed uint64) {
 		t.Fatal(err)
 	}
 	r.w = w
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); w.Run(ctx) }()
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			<-done
-		}
-	}
+	stop := runInBackground(w.Run)
 	defer stop()
 
 	r.hold(tr.warmup)
@@ -502,4 +492,17 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// runInBackground calls run in a goroutine with a context of its own. The
+// stop it returns cancels that context and waits for run to return; it
+// may be called more than once (a deferred stop after an explicit one).
+func runInBackground(run func(context.Context)) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); run(ctx) }()
+	return sync.OnceFunc(func() {
+		cancel()
+		<-done
+	})
 }

@@ -7,7 +7,6 @@ package robustness_test
 // move under faults.
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -468,17 +467,7 @@ func startShardRun(t *testing.T, tr shardTier, seed uint64, binary string) (*sha
 		t.Fatal(err)
 	}
 	r.w = w
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); w.Run(ctx) }()
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			<-done
-		}
-	}
+	stop := runInBackground(w.Run)
 	t.Cleanup(stop)
 	return r, stop
 }

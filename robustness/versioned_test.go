@@ -267,17 +267,7 @@ func runVersioned(t *testing.T, tr tier, faults []fault, seed uint64, tags strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); w.Run(ctx) }()
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			<-done
-		}
-	}
+	stop := runInBackground(w.Run)
 	defer stop()
 
 	r.hold(tr.warmup)
