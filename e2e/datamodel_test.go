@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -18,9 +17,7 @@ import (
 	"time"
 
 	"github.com/raftkv/raftkv/client"
-	"github.com/raftkv/raftkv/router"
 	"github.com/raftkv/raftkv/testcluster"
-	"go.uber.org/zap/zaptest"
 )
 
 // send sends one request and returns the response with its body read.
@@ -202,18 +199,7 @@ func TestRouterDataModel(t *testing.T) {
 	d.startGroup(1, 1)
 	d.startGroup(2, 1)
 	cfg := d.waitSettled(1, 2)
-	rc, err := client.New(client.Config{ConfigEndpoints: d.configURLs(), ClientID: "router", RequestTimeout: 30 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	h, err := router.New(router.Config{Client: rc, Logger: zaptest.NewLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	defer srv.CloseClientConnections()
+	srv := d.inProcessRouter()
 
 	var keys []string
 	for i := range 40 {

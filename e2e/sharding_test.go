@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/raftkv/raftkv/client"
+	"github.com/raftkv/raftkv/router"
 	"github.com/raftkv/raftkv/shardmap"
 	"github.com/raftkv/raftkv/testcluster"
 	"go.uber.org/zap/zaptest"
@@ -408,4 +410,24 @@ func TestShardedDeployment(t *testing.T) {
 	if keys != found {
 		t.Errorf("the groups hold %d keys; %d were written: a key is in more than one group, or lost", keys, found)
 	}
+}
+
+// inProcessRouter serves the router of d in this process, on a test
+// server closed (its connections too) when the test ends.
+func (d *deployment) inProcessRouter() *httptest.Server {
+	t := d.t
+	t.Helper()
+	rc, err := client.New(client.Config{ConfigEndpoints: d.configURLs(), ClientID: "router", RequestTimeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rc.Close)
+	h, err := router.New(router.Config{Client: rc, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	t.Cleanup(srv.CloseClientConnections)
+	return srv
 }

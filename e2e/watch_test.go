@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -16,9 +15,7 @@ import (
 	"time"
 
 	"github.com/raftkv/raftkv/client"
-	"github.com/raftkv/raftkv/router"
 	"github.com/raftkv/raftkv/testcluster"
-	"go.uber.org/zap/zaptest"
 )
 
 // ackedWrite is a write a member acknowledged.
@@ -230,18 +227,7 @@ func TestRouterWatch(t *testing.T) {
 	d.startGroup(1, 1)
 	d.startGroup(2, 1)
 	cfg := d.waitSettled(1, 2)
-	rc, err := client.New(client.Config{ConfigEndpoints: d.configURLs(), ClientID: "router", RequestTimeout: 30 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	h, err := router.New(router.Config{Client: rc, Logger: zaptest.NewLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	defer srv.CloseClientConnections()
+	srv := d.inProcessRouter()
 	var k1, k2 string
 	for i := 0; k1 == "" || k2 == ""; i++ {
 		k := fmt.Sprintf("r/%d", i)
