@@ -76,6 +76,52 @@ wait_write() {
 	return 1
 }
 
+# start_etcd builds etcd and its load generator from bench/etcd (the etcd
+# server module raftkv uses) and starts 3 etcd members (fsync on) on free
+# ports, with data and logs under $work. It sets etcd_all (the client
+# endpoints, comma-separated), etcd_leader (the leader's) and etcd_pids.
+start_etcd() {
+	(cd bench/etcd && go build -o "$work/etcd" ./cmd/etcd && go build -o "$work/etcd-bench" ./cmd/etcd-bench)
+	local ccs=() peers=() initial="" i c s id lead peer
+	etcd_pids=()
+	for i in 1 2 3; do
+		ccs+=("127.0.0.1:$(freeport)")
+		peer="http://127.0.0.1:$(freeport)"
+		peers+=("$peer")
+		initial="$initial,m$i=$peer"
+	done
+	initial=${initial#,}
+	for i in 1 2 3; do
+		"$work/etcd" --name "m$i" --data-dir "$work/etcd-$i" \
+			--listen-client-urls "http://${ccs[$((i-1))]}" --advertise-client-urls "http://${ccs[$((i-1))]}" \
+			--listen-peer-urls "${peers[$((i-1))]}" --initial-advertise-peer-urls "${peers[$((i-1))]}" \
+			--initial-cluster "$initial" --initial-cluster-state new --log-level error >"$work/etcd-$i.log" 2>&1 &
+		pids+=($!)
+		etcd_pids+=($!)
+	done
+	etcd_all=$(IFS=,; echo "${ccs[*]}")
+	# The JSON gateway answers a member's status, which names the leader.
+	etcd_leader=""
+	for _ in $(seq 1 200); do
+		for c in "${ccs[@]}"; do
+			s=$(curl -sf -X POST -d '{}' "http://$c/v3/maintenance/status" || true)
+			id=$(grep -o '"member_id":"[0-9]*"' <<<"$s" | cut -d'"' -f4 || true)
+			lead=$(grep -o '"leader":"[0-9]*"' <<<"$s" | cut -d'"' -f4 || true)
+			if [ -n "$id" ] && [ "$id" = "$lead" ]; then etcd_leader=$c; fi
+		done
+		[ -n "$etcd_leader" ] && break
+		sleep 0.1
+	done
+	[ -n "$etcd_leader" ] || { echo "etcd elected no leader within 20s" >&2; return 1; }
+}
+
+# use_etcd_bench makes measure run etcd's load generator, which prints its
+# JSON line without being asked; the members' CPU is read from /proc
+# around each whole run of it.
+use_etcd_bench() {
+	loadgen=("$work/etcd-bench") loadjson=() loadextra=() cpu_pids=("${etcd_pids[@]}")
+}
+
 # leader_url prints the client URL of the leader, from member 1's /status.
 leader_url() {
 	local id
@@ -110,7 +156,8 @@ proc_cpu_ticks() {
 # comes from the line's member_cpu_us_per_op (raftkv-bench reads the members' /metrics, or the
 # processes given with --cpu-pids, around its measured phase); a load
 # generator without it gets the CPU of the processes in $cpu_pids read
-# around its whole run, start-up included.
+# around its whole run, start-up included. It leaves the medians in last_tp,
+# last_p50 and last_cpu (empty when unknown) for the script to compare.
 loadgen=("$bench") loadjson=(--json) loadextra=() cpu_pids=()
 measure() {
 	local label=$1 tp=() p50=() p99=() cpu=() r c t0 t1
@@ -126,7 +173,8 @@ measure() {
 		tp+=("$(num throughput <<<"$r")") p50+=("$(num p50 <<<"$r")") p99+=("$(num p99 <<<"$r")")
 		[ -n "$c" ] && cpu+=("$c")
 	done
+	last_tp=$(median "${tp[@]}") last_p50=$(median "${p50[@]}") last_cpu=""
 	c=-
-	[ ${#cpu[@]} -gt 0 ] && c="$(median "${cpu[@]}") µs"
+	[ ${#cpu[@]} -gt 0 ] && last_cpu=$(median "${cpu[@]}") && c="$last_cpu µs"
 	printf '| %s | %s/s | %s ms | %s ms | %s |\n' "$label" "$(k "$(median "${tp[@]}")")" "$(ms "$(median "${p50[@]}")")" "$(ms "$(median "${p99[@]}")")" "$c"
 }
