@@ -623,11 +623,16 @@ func checkErrorBody(t *testing.T, req *http.Request, hdr http.Header, body strin
 			Bucket  int
 			Owner   uint64
 			Servers []string
+			// A watch's 410 (errorJSON).
+			OldestIndex uint64 `json:"oldest_index"`
 		}
 		dec := json.NewDecoder(strings.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&e); err != nil || e.Error == "" || !regexp.MustCompile(`^[a-z]+(_[a-z0-9]+)*$`).MatchString(e.Code) {
 			t.Errorf("error body %q is not {\"error\":<sentence>,\"code\":<snake_case>} (%v)", body, err)
+		}
+		if e.OldestIndex != 0 && e.Code != "compacted" {
+			t.Errorf("error body %q names an oldest index but is not compacted", body)
 		}
 		msg = e.Error
 	} else if ct := hdr.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
