@@ -112,6 +112,7 @@ func (d *deployment) latestConfig() (shardmap.Config, error) {
 // bucket in flight, and returns it.
 func (d *deployment) waitSettled(gids ...uint64) shardmap.Config {
 	d.t.Helper()
+	gids = slices.Sorted(slices.Values(gids)) // a set: Config.GIDs is sorted
 	var settled shardmap.Config
 	testcluster.WaitFor(d.t, convergeTimeout, fmt.Sprintf("the groups to settle on a config of groups %v", gids), func() error {
 		c, err := d.latestConfig()
