@@ -322,19 +322,30 @@ func check(t *testing.T, r *run, name string, workload time.Duration) {
 	if len(bits) == 0 {
 		rep.Extra = append(rep.Extra, "the fault left no evidence that it bit")
 	}
-	t.Log(rep.Verdict())
-	t.Logf("figures: history=%s ops=%d checked=%d unknown=%d lost=%d phantom=%d violations=%d lin=%s check=%v",
-		name, rep.Stats.Ops, rep.Lin.Checked, rep.Stats.UnknownWrites, len(dur.Lost), len(dur.Phantom),
-		len(rep.Violations()), rep.Lin.Result, rep.Lin.Took.Round(time.Millisecond))
+	logReport(t, rep, dur, ops, r.h.Notes(), r.dir)
 	if !rep.OK() {
-		writeHistory(t, filepath.Join(r.dir, "history.json"), ops, r.h.Notes())
-		if rep.Lin.Visualization == "" {
-			if err := robustness.Visualize(ops, r.h.Notes(), checkTimeout, filepath.Join(r.dir, "history.html")); err != nil {
-				t.Error(err)
-			}
-		}
 		for _, v := range rep.Violations() {
 			t.Error(v)
+		}
+	}
+}
+
+// logReport logs rep's verdict and its figures line and, when rep is not
+// OK, keeps the history in dir: history.json, and history.html unless the
+// linearizability check drew one already.
+func logReport(t *testing.T, rep robustness.Report, dur robustness.DurabilityResult, ops []robustness.Op, notes []robustness.Note, dir string) {
+	t.Helper()
+	t.Log(rep.Verdict())
+	t.Logf("figures: history=%s ops=%d checked=%d unknown=%d lost=%d phantom=%d violations=%d lin=%s check=%v",
+		rep.Name, rep.Stats.Ops, rep.Lin.Checked, rep.Stats.UnknownWrites, len(dur.Lost), len(dur.Phantom),
+		len(rep.Violations()), rep.Lin.Result, rep.Lin.Took.Round(time.Millisecond))
+	if rep.OK() {
+		return
+	}
+	writeHistory(t, filepath.Join(dir, "history.json"), ops, notes)
+	if rep.Lin.Visualization == "" {
+		if err := robustness.Visualize(ops, notes, checkTimeout, filepath.Join(dir, "history.html")); err != nil {
+			t.Error(err)
 		}
 	}
 }

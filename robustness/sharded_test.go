@@ -543,18 +543,7 @@ func (r *shardRun) check(name string, workload time.Duration) robustness.Report 
 	if len(bits) == 0 {
 		rep.Extra = append(rep.Extra, "the faults left no evidence that they bit")
 	}
-	t.Log(rep.Verdict())
-	t.Logf("figures: history=%s ops=%d checked=%d unknown=%d lost=%d phantom=%d violations=%d lin=%s check=%v",
-		name, rep.Stats.Ops, rep.Lin.Checked, rep.Stats.UnknownWrites, len(dur.Lost), len(dur.Phantom),
-		len(rep.Violations()), rep.Lin.Result, rep.Lin.Took.Round(time.Millisecond))
-	if !rep.OK() {
-		writeHistory(t, filepath.Join(r.dir, "history.json"), ops, r.h.Notes())
-		if rep.Lin.Visualization == "" {
-			if err := robustness.Visualize(ops, r.h.Notes(), checkTimeout, filepath.Join(r.dir, "history.html")); err != nil {
-				t.Error(err)
-			}
-		}
-	}
+	logReport(t, rep, dur, ops, r.h.Notes(), r.dir)
 	return rep
 }
 
