@@ -243,7 +243,7 @@ func TestTLSShardedDeployment(t *testing.T) {
 		}})
 		g.WaitLeader(t, leaderTimeout)
 		d.groups[gid] = g
-		d.waitSettled(slices.Sorted(maps.Keys(d.groups))...) // group 2 pulls half of group 1's buckets
+		d.waitSettled(slices.Collect(maps.Keys(d.groups))...) // group 2 pulls half of group 1's buckets
 	}
 	settled := d.waitSettled(1, 2)
 	if len(settled.BucketsOf(1)) == 0 || len(settled.BucketsOf(2)) == 0 {
