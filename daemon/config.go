@@ -36,6 +36,7 @@ const (
 	DefaultTickInterval           = raftnode.DefaultTickInterval
 	DefaultElectionTicks          = raftnode.DefaultElectionTicks // the heartbeat is one tick
 	DefaultBatchGatherWait        = raftnode.DefaultBatchGatherWait
+	DefaultCommitNoticeDelay      = raftnode.DefaultCommitNoticeDelay
 	DefaultSnapshotCount          = raftnode.DefaultSnapshotCount
 	DefaultSnapshotCatchUpEntries = raftnode.DefaultSnapshotCatchUpEntries
 	DefaultSnapshotBytes          = raftnode.DefaultSnapshotBytes
@@ -101,6 +102,11 @@ type Config struct {
 	// committed, for the queued writes to fill most of the next. Zero means
 	// DefaultBatchGatherWait; negative means it never waits.
 	BatchGatherWait time.Duration
+	// CommitNoticeDelay is the longest the leader holds a follower's
+	// commit-only append when none of that follower's writes committed.
+	// Zero means DefaultCommitNoticeDelay; negative means it sends them at
+	// once.
+	CommitNoticeDelay time.Duration
 	// TickInterval is the duration of one raft tick. Zero means
 	// DefaultTickInterval.
 	TickInterval time.Duration
@@ -203,6 +209,9 @@ func (c Config) withDefaults() Config {
 	if c.BatchGatherWait == 0 {
 		c.BatchGatherWait = DefaultBatchGatherWait
 	}
+	if c.CommitNoticeDelay == 0 {
+		c.CommitNoticeDelay = DefaultCommitNoticeDelay
+	}
 	if c.TickInterval == 0 {
 		c.TickInterval = DefaultTickInterval
 	}
@@ -274,6 +283,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("daemon: request timeout %v is negative", c.RequestTimeout)
 	case c.BatchGatherWait > time.Second:
 		return fmt.Errorf("daemon: batch gather wait %v is over 1s", c.BatchGatherWait)
+	case c.CommitNoticeDelay > time.Second:
+		return fmt.Errorf("daemon: commit notice delay %v is over 1s", c.CommitNoticeDelay)
 	}
 	return c.validateSharding()
 }

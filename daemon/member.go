@@ -132,6 +132,7 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		SnapshotBytes:          cfg.SnapshotBytes,
 		SnapshotWriteRate:      cfg.SnapshotWriteRate,
 		BatchGatherWait:        cfg.BatchGatherWait,
+		CommitNoticeDelay:      cfg.CommitNoticeDelay,
 		TickInterval:           cfg.TickInterval,
 		ElectionTicks:          cfg.ElectionTicks,
 		Logger:                 lg,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -35,6 +36,10 @@ type batcher struct {
 		// stopped: run has ended and answered the queue; add takes
 		// nothing more, since nothing would propose or answer it.
 		stopped bool
+		// forwarders maps the seq of each of our uncommitted batch
+		// entries to the followers whose writes it carries: they get the
+		// entry's commit notice at once (see notices.go).
+		forwarders map[uint64][]uint64
 	}
 	wakeC      chan struct{} // a payload was queued
 	committedC chan uint64   // seq of a batch entry of ours that committed
@@ -43,23 +48,25 @@ type batcher struct {
 type queuedProposal struct {
 	data   []byte // application payload, without raftnode's kind byte
 	result chan<- error
+	from   uint64 // the follower that forwarded it; 0 for our own
 }
 
 func newBatcher(n *Node) *batcher {
 	return &batcher{n: n, wakeC: make(chan struct{}, 1), committedC: make(chan uint64, 64)}
 }
 
-// add queues one application payload; result, if non-nil, gets raft's answer
-// once the entry carrying it is proposed. It reports false when the queue
-// holds MaxBatchQueueBytes already, or the batcher has stopped; the caller
-// then proposes on its own.
-func (b *batcher) add(data []byte, result chan<- error) bool {
+// add queues one application payload, forwarded by member from (0 when it
+// is this member's own); result, if non-nil, gets raft's answer once the
+// entry carrying it is proposed. It reports false when the queue holds
+// MaxBatchQueueBytes already, or the batcher has stopped; the caller then
+// proposes on its own.
+func (b *batcher) add(data []byte, result chan<- error, from uint64) bool {
 	b.mu.Lock()
 	if b.mu.stopped || b.mu.bytes > 0 && b.mu.bytes+len(data) > b.n.cfg.MaxBatchQueueBytes {
 		b.mu.Unlock()
 		return false
 	}
-	b.mu.queue = append(b.mu.queue, queuedProposal{data: data, result: result})
+	b.mu.queue = append(b.mu.queue, queuedProposal{data: data, result: result, from: from})
 	b.mu.bytes += len(data)
 	b.mu.Unlock()
 	select {
@@ -76,6 +83,21 @@ func (b *batcher) committed(seq uint64) {
 	case b.committedC <- seq:
 	default:
 	}
+}
+
+// forwarders returns the followers whose writes the batch entry seq
+// carries, and forgets them and those of every older entry (an entry
+// lost with a leader change never commits).
+func (b *batcher) forwarders(seq uint64) []uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ids := b.mu.forwarders[seq]
+	for s := range b.mu.forwarders {
+		if s <= seq {
+			delete(b.mu.forwarders, s)
+		}
+	}
+	return ids
 }
 
 // take removes up to MaxSizePerMsg of payloads (at least one) from the
@@ -195,8 +217,20 @@ func (b *batcher) run() {
 // propose sends qs as one batch entry and answers each payload's result.
 func (b *batcher) propose(seq uint64, qs []queuedProposal) bool {
 	payloads := make([][]byte, len(qs))
+	var from []uint64
 	for i, q := range qs {
 		payloads[i] = q.data
+		if q.from != 0 && !slices.Contains(from, q.from) {
+			from = append(from, q.from)
+		}
+	}
+	if from != nil {
+		b.mu.Lock()
+		if b.mu.forwarders == nil {
+			b.mu.forwarders = map[uint64][]uint64{}
+		}
+		b.mu.forwarders[seq] = from
+		b.mu.Unlock()
 	}
 	err := b.n.proposeEntry(encodeBatch(b.n.cfg.ID, seq, payloads))
 	b.n.met.batchPayloads.Observe(float64(len(qs)))
@@ -285,7 +319,7 @@ func (n *Node) stepForwarded(ctx context.Context, m *raftpb.Message) error {
 	var rest []*raftpb.Entry
 	for _, e := range m.GetEntries() {
 		d := e.GetData()
-		if e.GetType() == raftpb.EntryNormal && len(d) > 0 && d[0] == entryApp && n.batch.add(d[1:], nil) {
+		if e.GetType() == raftpb.EntryNormal && len(d) > 0 && d[0] == entryApp && n.batch.add(d[1:], nil, m.GetFrom()) {
 			continue
 		}
 		rest = append(rest, e)

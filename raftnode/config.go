@@ -124,6 +124,12 @@ type Config struct {
 	// the next batch entry; past it they go to raft one by one. Zero means
 	// 64 MiB.
 	MaxBatchQueueBytes int
+	// CommitNoticeDelay is the longest the leader holds an append that
+	// only tells a follower a new commit index, when no write that
+	// follower forwarded is in the entries it commits: a newer append
+	// meanwhile carries it instead (see notices.go). Zero means
+	// DefaultCommitNoticeDelay; negative means notices are sent at once.
+	CommitNoticeDelay time.Duration
 
 	// Logger receives the node's and raft's logs. Nil means zap.NewNop().
 	Logger *zap.Logger
@@ -141,6 +147,7 @@ const (
 	DefaultTickInterval           = 100 * time.Millisecond
 	DefaultElectionTicks          = 10
 	DefaultBatchGatherWait        = 2 * time.Millisecond
+	DefaultCommitNoticeDelay      = 2 * time.Millisecond
 )
 
 func (c *Config) applyDefaults() {
@@ -197,6 +204,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.BatchGatherWait == 0 {
 		c.BatchGatherWait = DefaultBatchGatherWait
+	}
+	if c.CommitNoticeDelay == 0 {
+		c.CommitNoticeDelay = DefaultCommitNoticeDelay
 	}
 	if c.MaxBatchQueueBytes == 0 {
 		c.MaxBatchQueueBytes = 64 << 20

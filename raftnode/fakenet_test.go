@@ -41,6 +41,8 @@ type sentMsg struct {
 	from, to    uint64
 	typ         raftpb.MessageType
 	term, index uint64
+	commit      uint64
+	entries     int
 	reject      bool
 	dropped     bool // on a cut link, or to a member the sender did not add
 }
@@ -139,7 +141,8 @@ func (nw *network) route(from *endpoint, m *raftpb.Message) (to *endpoint, cut b
 	}
 	nw.sent = append(nw.sent, sentMsg{
 		from: m.GetFrom(), to: m.GetTo(), typ: m.GetType(),
-		term: m.GetTerm(), index: m.GetIndex(), reject: m.GetReject(), dropped: to == nil,
+		term: m.GetTerm(), index: m.GetIndex(), commit: m.GetCommit(), entries: len(m.GetEntries()),
+		reject: m.GetReject(), dropped: to == nil,
 	})
 	return to, added && down
 }

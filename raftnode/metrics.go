@@ -24,6 +24,8 @@ type metrics struct {
 	committedEntries  prometheus.Counter
 	proposalsDropped  prometheus.Counter
 	batchPayloads     prometheus.Histogram
+	noticesHeld       prometheus.Counter
+	noticesSuperseded prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -53,10 +55,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		batchPayloads: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "raftkv", Subsystem: "raft",
 			Name: "entry_payloads", Help: "Application proposals merged into one entry by this member as leader.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 10)}),
+		noticesHeld: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "raftkv", Subsystem: "raft",
+			Name: "commit_notices_held_total", Help: "Commit-only appends this member as leader held back (see --commit-notice-delay)."}),
+		noticesSuperseded: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "raftkv", Subsystem: "raft",
+			Name: "commit_notices_superseded_total", Help: "Held commit-only appends not sent, as a newer append to the same follower carried the commit index."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.leaderChanges, m.hasLeader, m.isLeader, m.snapshotsSaved, m.snapshotsReceived,
-			m.snapshotSeconds, m.readIndexSeconds, m.readIndexFailures, m.readySeconds, m.committedEntries, m.proposalsDropped, m.batchPayloads)
+			m.snapshotSeconds, m.readIndexSeconds, m.readIndexFailures, m.readySeconds, m.committedEntries, m.proposalsDropped, m.batchPayloads,
+			m.noticesHeld, m.noticesSuperseded)
 	}
 	return m
 }

@@ -122,7 +122,9 @@ type Node struct {
 	reqIDs *idutil.Generator
 	reads  *readIndexer
 	batch  *batcher
-	met    *metrics
+	// notices are the commit notices the Ready loop holds (notices.go).
+	notices *heldNotices
+	met     *metrics
 
 	leader    atomic.Uint64
 	published atomic.Uint64 // highest index handed to the application
@@ -170,6 +172,7 @@ func New(cfg Config) (*Node, error) {
 	n.stopCtx, n.cancel = context.WithCancel(context.Background())
 	n.reads = newReadIndexer(n)
 	n.batch = newBatcher(n)
+	n.notices = newHeldNotices()
 	n.met = newMetrics(cfg.Registerer)
 	applied := make(chan struct{})
 	close(applied)

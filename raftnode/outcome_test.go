@@ -87,14 +87,14 @@ func TestProposeWhenTheNodeStopsMeanwhile(t *testing.T) {
 func TestBatcherTakesNothingOnceStopped(t *testing.T) {
 	b := newBatcher(&Node{cfg: Config{MaxBatchQueueBytes: 1 << 20}})
 	res := make(chan error, 1)
-	if !b.add([]byte("queued"), res) {
+	if !b.add([]byte("queued"), res, 0) {
 		t.Fatal("a running batcher refused a payload")
 	}
 	b.failQueued()
 	if err := <-res; !errors.Is(err, ErrStopped) {
 		t.Fatalf("queued payload answered %v, want %v", err, ErrStopped)
 	}
-	if b.add([]byte("late"), make(chan error, 1)) {
+	if b.add([]byte("late"), make(chan error, 1), 0) {
 		t.Fatal("a stopped batcher took a payload")
 	}
 }

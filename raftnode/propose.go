@@ -20,7 +20,7 @@ func (n *Node) serveChannels() {
 			// its own to the leader's.
 			var err error
 			switch lead := n.leader.Load(); {
-			case lead == n.cfg.ID && n.batch.add(p.Data, p.Result):
+			case lead == n.cfg.ID && n.batch.add(p.Data, p.Result, 0):
 				continue
 			case lead != raft.None && lead != n.cfg.ID:
 				n.forward(lead, p.Data)

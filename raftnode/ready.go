@@ -22,6 +22,8 @@ func (n *Node) run() {
 		select {
 		case <-ticker.C:
 			n.node.Tick()
+		case <-n.notices.timer.C:
+			n.flushNotices()
 		case rd := <-n.node.Ready():
 			start := time.Now()
 			err := n.handleReady(rd)
@@ -60,6 +62,9 @@ func (n *Node) handleReady(rd raft.Ready) error {
 			}
 		}
 		n.isLeader = rd.SoftState.RaftState == raft.StateLeader
+		if !n.isLeader {
+			n.dropNotices()
+		}
 		n.met.hasLeader.Set(boolGauge(rd.SoftState.Lead != raft.None))
 		n.met.isLeader.Set(boolGauge(n.isLeader))
 	}
@@ -67,6 +72,7 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	// it counts itself toward the quorum only after Advance.
 	var after []*raftpb.Message
 	if n.isLeader {
+		rd.Messages = n.holdNotices(rd.Messages, rd.CommittedEntries)
 		n.send(rd.Messages)
 		if len(rd.Messages) > 0 && len(rd.Entries) > 0 {
 			// The transport's writers were just made runnable on this

@@ -50,6 +50,7 @@ type options struct {
 	snapshotBytes          uint64
 	snapshotWriteMiBs      int
 	batchGatherWait        time.Duration
+	commitNoticeDelay      time.Duration
 	listenHost             string
 	peerListen             string
 	advertiseClientURL     string
@@ -171,6 +172,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.Uint64Var(&o.snapshotCatchUpEntries, "snapshot-catchup-entries", daemon.DefaultSnapshotCatchUpEntries, "entries kept after a snapshot for slow followers")
 	fs.Uint64Var(&o.snapshotBytes, "snapshot-bytes", daemon.DefaultSnapshotBytes, "also snapshot once the entries applied since the last snapshot hold this many bytes")
 	fs.IntVar(&o.snapshotWriteMiBs, "snapshot-write-rate", daemon.DefaultSnapshotWriteRate>>20, "MiB per second a snapshot's data file is written at most, so the WAL keeps the disk (0: no limit)")
+	fs.DurationVar(&o.commitNoticeDelay, "commit-notice-delay", daemon.DefaultCommitNoticeDelay, "longest the leader holds a follower's commit-only append when none of that follower's writes committed, so that the next append carries it (0: send at once)")
 	fs.DurationVar(&o.batchGatherWait, "batch-gather-wait", daemon.DefaultBatchGatherWait, "longest the leader waits for writes to add up to most of its previous entry before it proposes the next (0: never wait)")
 	fs.StringVar(&o.listenHost, "listen-host", "", "host or IP the client HTTP server listens on (default: all interfaces, as raftexample)")
 	fs.StringVar(&o.peerListen, "peer-listen", "", "host:port the peer server listens on (default: the host:port of this member's --cluster URL)")
@@ -282,6 +284,9 @@ func (o *options) validate() error {
 	}
 	if o.batchGatherWait < 0 || o.batchGatherWait > time.Second {
 		return fmt.Errorf("--batch-gather-wait %v must be between 0 (never wait) and 1s", o.batchGatherWait)
+	}
+	if o.commitNoticeDelay < 0 || o.commitNoticeDelay > time.Second {
+		return fmt.Errorf("--commit-notice-delay %v must be between 0 (send at once) and 1s", o.commitNoticeDelay)
 	}
 	if _, err := zapcore.ParseLevel(o.logLevel); err != nil {
 		return fmt.Errorf("--log-level: %v", err)
@@ -520,6 +525,7 @@ func (o *options) config(lg *zap.Logger) daemon.Config {
 		SnapshotBytes:          o.snapshotBytes,
 		SnapshotWriteRate:      o.snapshotWriteRate(),
 		BatchGatherWait:        o.batchGatherWaitConfig(),
+		CommitNoticeDelay:      o.commitNoticeDelayConfig(),
 		TickInterval:           time.Duration(o.tickMs) * time.Millisecond,
 		ElectionTicks:          o.electionTicks,
 		RequestTimeout:         o.requestTimeout,
@@ -553,6 +559,14 @@ func (o *options) snapshotWriteRate() int64 {
 		return -1 // no limit
 	}
 	return int64(o.snapshotWriteMiBs) << 20
+}
+
+// commitNoticeDelayConfig is --commit-notice-delay in raftnode's terms.
+func (o *options) commitNoticeDelayConfig() time.Duration {
+	if o.commitNoticeDelay == 0 {
+		return -1 // send at once
+	}
+	return o.commitNoticeDelay
 }
 
 // batchGatherWaitConfig is --batch-gather-wait in raftnode's terms.

@@ -45,6 +45,8 @@ func TestParseFlags(t *testing.T) {
 		{"negative snapshot write rate", []string{"--id", "1", cluster, "--data-dir", dir, "--snapshot-write-rate", "-1"}, "0 (no limit) or positive"},
 		{"negative batch gather wait", []string{"--id", "1", cluster, "--data-dir", dir, "--batch-gather-wait", "-1ms"}, "between 0 (never wait) and 1s"},
 		{"batch gather wait too long", []string{"--id", "1", cluster, "--data-dir", dir, "--batch-gather-wait", "2s"}, "between 0 (never wait) and 1s"},
+		{"negative commit notice delay", []string{"--id", "1", cluster, "--data-dir", dir, "--commit-notice-delay", "-1ms"}, "between 0 (send at once) and 1s"},
+		{"commit notice delay too long", []string{"--id", "1", cluster, "--data-dir", dir, "--commit-notice-delay", "2s"}, "between 0 (send at once) and 1s"},
 		{"stray argument", []string{"--id", "1", cluster, "extra"}, "unexpected argument"},
 	}
 	for _, tt := range tests {
