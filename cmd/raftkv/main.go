@@ -60,6 +60,7 @@ type options struct {
 	logLevel               string
 	logFormat              string
 	gcPercent              int
+	gomaxprocs             int
 	enablePprof            bool
 	enableSnapshot         bool
 	configGroup            bool
@@ -202,6 +203,7 @@ func parseFlags(args []string) (*options, error) {
 	var adminCNs string
 	fs.StringVar(&adminCNs, "admin-cn", "", "comma-separated common names whose verified client certificates may also make those requests (needs --cert-file)")
 	version := fs.Bool("version", false, "print the version, VCS revision and Go version, and exit")
+	fs.IntVar(&o.gomaxprocs, "gomaxprocs", 0, "threads running Go code at once, as GOMAXPROCS (which overrides it when set); 0: Go's default, divided among the members when every --cluster peer URL is a loopback address (they share this machine)")
 	fs.IntVar(&o.gcPercent, "gc-percent", 0, "Go garbage collector target percentage, as GOGC (which overrides it when set); 0: let the heap exceed the live data by 15%, but by at least 64 MiB")
 	// Errors are reported in one line by main; usage only on --help.
 	fs.SetOutput(io.Discard)
@@ -290,6 +292,9 @@ func (o *options) validate() error {
 	}
 	if _, err := zapcore.ParseLevel(o.logLevel); err != nil {
 		return fmt.Errorf("--log-level: %v", err)
+	}
+	if o.gomaxprocs < 0 {
+		return fmt.Errorf("--gomaxprocs %d must be 0 (automatic) or positive", o.gomaxprocs)
 	}
 	if o.gcPercent != 0 && o.gcPercent < 10 {
 		return fmt.Errorf("--gc-percent %d must be 0 (automatic) or at least 10", o.gcPercent)
@@ -470,6 +475,10 @@ func run(o *options) int {
 		return 2
 	}
 	defer lg.Sync()
+	if n := setProcs(o.gomaxprocs, o.cluster, os.Getenv); n > 0 {
+		lg.Info("GOMAXPROCS set", zap.Int("gomaxprocs", n), zap.Int("members", len(o.cluster)),
+			zap.Bool("automatic", o.gomaxprocs == 0))
+	}
 	switch {
 	case os.Getenv("GOGC") != "":
 	case o.gcPercent == 0:

@@ -47,6 +47,7 @@ func TestParseFlags(t *testing.T) {
 		{"batch gather wait too long", []string{"--id", "1", cluster, "--data-dir", dir, "--batch-gather-wait", "2s"}, "between 0 (never wait) and 1s"},
 		{"negative commit notice delay", []string{"--id", "1", cluster, "--data-dir", dir, "--commit-notice-delay", "-1ms"}, "between 0 (send at once) and 1s"},
 		{"commit notice delay too long", []string{"--id", "1", cluster, "--data-dir", dir, "--commit-notice-delay", "2s"}, "between 0 (send at once) and 1s"},
+		{"negative gomaxprocs", []string{"--id", "1", cluster, "--data-dir", dir, "--gomaxprocs", "-1"}, "0 (automatic) or positive"},
 		{"stray argument", []string{"--id", "1", cluster, "extra"}, "unexpected argument"},
 	}
 	for _, tt := range tests {
