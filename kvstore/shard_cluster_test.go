@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftkv/raftkv/internal/testutil"
 	"github.com/raftkv/raftkv/raftnode"
 	"github.com/raftkv/raftkv/shardmap"
 )
@@ -38,6 +39,24 @@ func mustRetry(t *testing.T, what string, op func(ctx context.Context) error) {
 
 // keysOf returns every key and value of a member's state.
 func keysOf(s *Store) map[string]string { return stateOf(s) }
+
+// waitConfig waits until every member of g applied config version v: a
+// proposal is answered once its proposer applied it, and the others may
+// learn that it committed a moment later.
+func waitConfig(t *testing.T, g *inprocCluster, v uint64) {
+	t.Helper()
+	testutil.WaitFor(t, 10*time.Second, fmt.Sprintf("config %d on every member", v), func() error {
+		for i, s := range g.stors {
+			if s == nil {
+				continue
+			}
+			if got := s.ShardState().Config.Version; got < v {
+				return fmt.Errorf("member %d applied config %d", i+1, got)
+			}
+		}
+		return nil
+	})
+}
 
 // TestClusterBucketMigration moves half the buckets of group 1 to group 2
 // (two raft groups of real members in this process), as the shard
@@ -71,6 +90,7 @@ func TestClusterBucketMigration(t *testing.T) {
 	for _, g := range []*inprocCluster{g1, g2} {
 		s := g.stors[g.waitLeader()]
 		mustRetry(t, "config 1", func(ctx context.Context) error { return s.ProposeConfig(ctx, c1) })
+		waitConfig(t, g, 1)
 	}
 
 	write := func(g *inprocCluster, i int, key, value string, seq uint64) (Result, error) {
@@ -100,6 +120,7 @@ func TestClusterBucketMigration(t *testing.T) {
 
 	// Group 1 applies config 2: the moved buckets freeze.
 	mustRetry(t, "config 2 at group 1", func(ctx context.Context) error { return g1.stors[0].ProposeConfig(ctx, c2) })
+	waitConfig(t, g1, 2)
 	var movedKey, otherMovedKey, stayingKey string
 	for k := range want {
 		switch {
