@@ -479,3 +479,22 @@ func TestRouterWatchGroups(t *testing.T) {
 		t.Fatalf("after the move: %v, want the new owner's put of %s", ev, a)
 	}
 }
+
+// TestRouterKVJSONCarriesTTL: a key listed through the router shows its
+// TTL, in seconds, as a member's listing does.
+func TestRouterKVJSONCarriesTTL(t *testing.T) {
+	for _, tc := range []struct {
+		kv   client.KeyValue
+		want string
+	}{
+		{client.KeyValue{Key: "a", Value: []byte("v"), CreateIndex: 3, ModIndex: 5, TTL: 90 * time.Second},
+			`{"key":"a","value":"v","create_index":3,"mod_index":5,"ttl":90}`},
+		{client.KeyValue{Key: "b", Value: []byte("v"), CreateIndex: 3, ModIndex: 3},
+			`{"key":"b","value":"v","create_index":3,"mod_index":3}`},
+	} {
+		b, err := json.Marshal(kvOf(tc.kv, true))
+		if err != nil || string(b) != tc.want {
+			t.Errorf("kvOf(%+v) = %s, %v; want %s", tc.kv, b, err, tc.want)
+		}
+	}
+}

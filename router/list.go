@@ -17,12 +17,13 @@ const maxListLimit = 10000
 // kvJSON is a key in a JSON answer, as a member writes it: text, or
 // key_base64 and value_base64 for bytes that are not UTF-8.
 type kvJSON struct {
-	Key         string  `json:"key,omitempty"`
-	KeyBase64   string  `json:"key_base64,omitempty"`
-	Value       *string `json:"value,omitempty"`
-	ValueBase64 *string `json:"value_base64,omitempty"`
-	CreateIndex uint64  `json:"create_index,omitempty"`
-	ModIndex    uint64  `json:"mod_index,omitempty"`
+	Key         string   `json:"key,omitempty"`
+	KeyBase64   string   `json:"key_base64,omitempty"`
+	Value       *string  `json:"value,omitempty"`
+	ValueBase64 *string  `json:"value_base64,omitempty"`
+	CreateIndex uint64   `json:"create_index,omitempty"`
+	ModIndex    uint64   `json:"mod_index,omitempty"`
+	TTL         *float64 `json:"ttl,omitempty"` // seconds
 }
 
 func kvOf(kv client.KeyValue, withValue bool) kvJSON {
@@ -40,6 +41,10 @@ func kvOf(kv client.KeyValue, withValue bool) kvJSON {
 			s := base64.StdEncoding.EncodeToString(kv.Value)
 			j.ValueBase64 = &s
 		}
+	}
+	if kv.TTL > 0 {
+		secs := kv.TTL.Seconds()
+		j.TTL = &secs
 	}
 	return j
 }
