@@ -71,7 +71,11 @@ var extraDirs []string
 
 // Main runs the tests of m, removes the binary built by BuildBinary and exits. Call it
 // from TestMain: func TestMain(m *testing.M) { testcluster.Main(m) }.
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main without the exit: it returns m.Run's code, for a TestMain
+// that has more to clean up.
+func Run(m *testing.M) int {
 	code := m.Run()
 	if build.dir != "" {
 		os.RemoveAll(build.dir)
@@ -79,7 +83,7 @@ func Main(m *testing.M) {
 	for _, d := range extraDirs {
 		os.RemoveAll(d)
 	}
-	os.Exit(code)
+	return code
 }
 
 func buildBinary(flags ...string) (dir, path string, err error) {

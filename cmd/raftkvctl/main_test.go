@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,7 +18,17 @@ import (
 // The tests run the raftkvctl binary, built once per test process, against
 // real raftkv clusters (processes started by testcluster).
 
-func TestMain(m *testing.M) { testcluster.Main(m) }
+func TestMain(m *testing.M) {
+	code := func() int {
+		defer func() {
+			if ctlBuild.dir != "" {
+				os.RemoveAll(ctlBuild.dir)
+			}
+		}()
+		return testcluster.Run(m)
+	}()
+	os.Exit(code)
+}
 
 const (
 	leaderTimeout = 20 * time.Second
@@ -26,19 +37,35 @@ const (
 	cmdTimeout = 2 * time.Minute
 )
 
-// ctlBinary builds raftkvctl into t.TempDir(), with -race when the test
-// binary has it.
+// ctlBuild is the raftkvctl binary the tests of this process share.
+var ctlBuild struct {
+	once sync.Once
+	dir  string // removed by TestMain
+	path string
+	out  []byte
+	err  error
+}
+
+// ctlBinary builds raftkvctl once per test process, with -race when the
+// test binary has it, and returns its path.
 func ctlBinary(t *testing.T) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "raftkvctl")
-	args := []string{"build", "-o", path}
-	if raceBuild {
-		args = append(args, "-race") // a race in raftkvctl then fails the test: its stderr is checked
+	ctlBuild.once.Do(func() {
+		ctlBuild.dir, ctlBuild.err = os.MkdirTemp("", "raftkvctl-test-")
+		if ctlBuild.err != nil {
+			return
+		}
+		ctlBuild.path = filepath.Join(ctlBuild.dir, "raftkvctl")
+		args := []string{"build", "-o", ctlBuild.path}
+		if raceBuild {
+			args = append(args, "-race") // a race in raftkvctl then fails the test: its stderr is checked
+		}
+		ctlBuild.out, ctlBuild.err = exec.Command("go", append(args, ".")...).CombinedOutput()
+	})
+	if ctlBuild.err != nil {
+		t.Fatalf("go build: %v\n%s", ctlBuild.err, ctlBuild.out)
 	}
-	if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return path
+	return ctlBuild.path
 }
 
 // result is one run of the binary.
@@ -143,7 +170,10 @@ func startCluster(t *testing.T, opts testcluster.Options) (*testcluster.Cluster,
 	}
 	c := testcluster.Start(t, opts)
 	leader := c.WaitLeader(t, leaderTimeout)
-	testcluster.WaitFor(t, leaderTimeout, "every member to know the leader", func() error {
+	// Each member publishes its client URL through raft once it knows a
+	// leader; until every member applied every one, members list would
+	// show some unstarted.
+	testcluster.WaitFor(t, leaderTimeout, "every member to know the leader and every client URL", func() error {
 		for _, id := range c.Live() {
 			st, err := c.Status(id)
 			if err != nil {
@@ -151,6 +181,11 @@ func startCluster(t *testing.T, opts testcluster.Options) (*testcluster.Cluster,
 			}
 			if st.Leader == 0 {
 				return fmt.Errorf("node %d knows no leader", id)
+			}
+			for _, m := range st.Members {
+				if len(m.ClientURLs) == 0 {
+					return fmt.Errorf("node %d does not know member %d's client URL yet", id, m.ID)
+				}
 			}
 			leader = int(st.Leader)
 		}
