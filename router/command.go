@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/raftkv/raftkv/client"
+	"github.com/raftkv/raftkv/raftnode"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.uber.org/zap"
 )
@@ -30,6 +31,8 @@ type options struct {
 	logLevel        string
 	// tls reaches members whose client URLs are https; nil: Go's defaults.
 	tls *tls.Config
+	// serverTLS, when set, serves the router's port over https.
+	serverTLS *tls.Config
 }
 
 // Main runs `raftkv route [flags]` with args, the arguments after "route",
@@ -67,6 +70,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&cert, "cert", "", "client certificate shown to members that require one (--client-cert-auth); re-read at each handshake")
 	fs.StringVar(&key, "key", "", "key of --cert")
 	fs.StringVar(&cacert, "cacert", "", "CA that verifies the members' certificates (default: the system's)")
+	var serve transport.TLSInfo
+	fs.StringVar(&serve.CertFile, "cert-file", "", "certificate to serve the router's port over https with (as a member's --cert-file); re-read at each handshake")
+	fs.StringVar(&serve.KeyFile, "key-file", "", "key of --cert-file")
+	fs.StringVar(&serve.TrustedCAFile, "trusted-ca-file", "", "CA that verifies the certificates of the router's clients")
+	fs.BoolVar(&serve.ClientCertAuth, "client-cert-auth", false, "refuse clients without a certificate --trusted-ca-file verifies, at the TLS handshake")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -94,6 +102,20 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if (cert == "") != (key == "") {
 		return nil, errors.New("--cert and --key go together")
+	}
+	switch {
+	case (serve.CertFile == "") != (serve.KeyFile == ""):
+		return nil, errors.New("--cert-file and --key-file go together")
+	case serve.CertFile == "" && (serve.TrustedCAFile != "" || serve.ClientCertAuth):
+		return nil, errors.New("--trusted-ca-file and --client-cert-auth need --cert-file and --key-file")
+	case serve.ClientCertAuth && serve.TrustedCAFile == "":
+		return nil, errors.New("--client-cert-auth needs --trusted-ca-file")
+	case serve.CertFile != "":
+		cfg, err := raftnode.ServerTLSConfig(serve)
+		if err != nil {
+			return nil, fmt.Errorf("TLS of the router's port: %v", err)
+		}
+		o.serverTLS = cfg
 	}
 	if cert != "" || cacert != "" {
 		// etcd's TLSInfo reads the certificate at each handshake, so a
@@ -137,6 +159,9 @@ func run(ctx context.Context, o *options, stderr io.Writer) int {
 		lg.Error("cannot listen for clients", zap.String("address", addr), zap.Error(err))
 		return 1
 	}
+	if o.serverTLS != nil {
+		ln = tls.NewListener(ln, o.serverTLS)
+	}
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -145,7 +170,7 @@ func run(ctx context.Context, o *options, stderr io.Writer) int {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	lg.Info("routing", zap.String("address", ln.Addr().String()), zap.Strings("config-endpoints", o.configEndpoints), zap.String("client-id", c.ClientID()))
+	lg.Info("routing", zap.String("address", ln.Addr().String()), zap.Bool("https", o.serverTLS != nil), zap.Strings("config-endpoints", o.configEndpoints), zap.String("client-id", c.ClientID()))
 	// Warm the config cache, so the first requests need not wait for it.
 	go func() {
 		wctx, cancel := context.WithTimeout(ctx, o.requestTimeout)

@@ -1,12 +1,18 @@
 package router
 
 import (
+	"context"
+	"crypto/tls"
+	"fmt"
 	"io"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/raftkv/raftkv/internal/testcerts"
+	"github.com/raftkv/raftkv/internal/testutil"
 )
 
 // TestParseTLSFlags: --cert, --key and --cacert build the client's TLS,
@@ -26,6 +32,10 @@ func TestParseTLSFlags(t *testing.T) {
 		{"cert without key", []string{"--cert", certs.Client.CertFile}, "--cert and --key go together"},
 		{"missing CA file", []string{"--cacert", filepath.Join(dir, "nope.crt")}, "nope.crt"},
 		{"key of another certificate", []string{"--cert", certs.Client.CertFile, "--key", certs.Admin.KeyFile}, "TLS to the members"},
+		{"serving cert without key", []string{"--cert-file", certs.Server.CertFile}, "--cert-file and --key-file go together"},
+		{"client CA without serving", []string{"--trusted-ca-file", certs.CA.CertFile}, "need --cert-file and --key-file"},
+		{"client auth without CA", []string{"--cert-file", certs.Server.CertFile, "--key-file", certs.Server.KeyFile, "--client-cert-auth"}, "--client-cert-auth needs --trusted-ca-file"},
+		{"serving key of another certificate", []string{"--cert-file", certs.Server.CertFile, "--key-file", certs.Client.KeyFile}, "TLS of the router's port"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o, err := parseFlags(append(append([]string(nil), base...), tc.args...), io.Discard)
@@ -45,5 +55,53 @@ func TestParseTLSFlags(t *testing.T) {
 				t.Fatal("--cacert did not set the CAs to trust")
 			}
 		})
+	}
+}
+
+// TestRouterServesTLS: with --cert-file and --key-file the router's port
+// speaks https only, and with --client-cert-auth it refuses a client
+// without a certificate its --trusted-ca-file verifies.
+func TestRouterServesTLS(t *testing.T) {
+	dir := t.TempDir()
+	certs := testcerts.NewSet(t, dir)
+	port := testutil.FreePorts(t, 1)[0]
+	o, err := parseFlags([]string{"--config-endpoints", "http://127.0.0.1:1", "--port", fmt.Sprint(port), "--listen-host", "127.0.0.1",
+		"--cert-file", certs.Server.CertFile, "--key-file", certs.Server.KeyFile,
+		"--trusted-ca-file", certs.CA.CertFile, "--client-cert-auth", "--log-level", "error"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, o, io.Discard) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	url := fmt.Sprintf("https://127.0.0.1:%d/status", port)
+	get := func(cfg *tls.Config) (int, error) {
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+		defer c.CloseIdleConnections()
+		resp, err := c.Get(url)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	withCert := &tls.Config{RootCAs: certs.CA.Pool(), Certificates: []tls.Certificate{certs.Client.Certificate(t)}}
+	testutil.WaitFor(t, 10*time.Second, "the router to answer over https", func() error {
+		_, err := get(withCert)
+		return err
+	})
+	if _, err := get(&tls.Config{RootCAs: certs.CA.Pool()}); err == nil {
+		t.Error("a client without a certificate was answered despite --client-cert-auth")
+	}
+	c := &http.Client{Timeout: 5 * time.Second}
+	if resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/status", port)); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("plain http to the https port: %d, want net/http's 400", resp.StatusCode)
+		}
 	}
 }

@@ -9,8 +9,9 @@
 //
 // Members that serve https are reached with --cacert (the CA that
 // verifies them) and, where they require a client certificate, --cert and
-// --key (etcd's grpc-proxy names for its side as a client); the router
-// itself serves plain http.
+// --key (etcd's grpc-proxy names for its side as a client). The router
+// serves its own port over https with a member's flags: --cert-file,
+// --key-file, --trusted-ca-file and --client-cert-auth.
 //
 // # What it owns
 //
