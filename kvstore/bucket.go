@@ -63,9 +63,11 @@ func (s *Store) cloneBucketsLocked() []bucket {
 }
 
 // Digest is the applied index, the key count and a SHA-256 over the
-// sorted keys and values (of every bucket, merged in key order, so that
-// members with different bucket counts of the same keys agree), all taken
-// at one applied index. On a config group member, which holds no keys,
+// sorted keys, each with its value, CreateIndex, ModIndex and TTL (of
+// every bucket, merged in key order, so that members with different
+// bucket counts of the same keys agree), all taken at one applied index.
+// Members of one group apply the same entries, so their versions agree
+// too. On a config group member, which holds no keys,
 // the hash is over the configs instead.
 func (s *Store) Digest() (index uint64, keys int, hash string) {
 	s.mu.Lock()
@@ -88,6 +90,10 @@ func (s *Store) Digest() (index uint64, keys int, hash string) {
 		binary.BigEndian.PutUint64(n[:], uint64(len(it.valueBytes())))
 		h.Write(n[:])
 		h.Write(it.valueBytes())
+		for _, v := range [...]uint64{it.create, it.mod, uint64(it.ttl())} {
+			binary.BigEndian.PutUint64(n[:], v)
+			h.Write(n[:])
+		}
 		return true
 	})
 	return index, keys, hex.EncodeToString(h.Sum(nil))

@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 	"weak"
 
@@ -510,5 +511,32 @@ func TestReadsCounted(t *testing.T) {
 	}
 	if got := m.GetCounter().GetValue(); got != 0 {
 		t.Errorf("linearizable reads = %v, want 0", got)
+	}
+}
+
+// TestDigestCoversVersionsAndTTLs: two stores with the same keys and
+// values but a different version or TTL of one key have different
+// digests; the same writes at the same indexes give the same digest.
+func TestDigestCoversVersionsAndTTLs(t *testing.T) {
+	build := func(index uint64, ttl time.Duration) string {
+		s := newBareStore(t)
+		put := func(index uint64, k, v string, ttl time.Duration) {
+			s.applyEntry(mustEntry(t, index, &batch{Session: 3, Watermark: index, Reqs: []request{{ID: index, Ops: []Op{{Type: OpPut, Key: k, Value: []byte(v), TTL: ttl}}}}}))
+			s.setApplied(index)
+		}
+		put(10, "a", "1", 0)
+		put(index, "b", "2", ttl)
+		_, _, hash := s.Digest()
+		return hash
+	}
+	same, again := build(20, 0), build(20, 0)
+	if same != again {
+		t.Fatalf("the same writes gave digests %s and %s", same, again)
+	}
+	if other := build(21, 0); other == same {
+		t.Error("a key written at another index (another version) left the digest unchanged")
+	}
+	if withTTL := build(20, time.Minute); withTTL == same {
+		t.Error("a key with a TTL left the digest unchanged")
 	}
 }
