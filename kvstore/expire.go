@@ -19,25 +19,59 @@ type expiry struct {
 }
 
 // expiryQueue is this member's in-memory queue of keys with a TTL, by
-// deadline. Entries are not removed when their key changes: an entry
-// whose key is no longer at its version is dropped when it comes due.
+// deadline, with at most one entry per key: a key written again with a
+// TTL moves its entry. Entries are not removed when their key is deleted
+// or written without a TTL: an entry whose key is no longer at its
+// version is dropped when it comes due.
 type expiryQueue struct {
 	sync.Mutex
 	h expiryHeap
 }
 
-type expiryHeap []expiry
+// expiryHeap is a min-heap of expiries by deadline that knows where each
+// key's entry is.
+type expiryHeap struct {
+	items []expiry
+	pos   map[string]int // key -> index in items
+}
 
-func (h expiryHeap) Len() int           { return len(h) }
-func (h expiryHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
-func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(expiry)) }
+func (h *expiryHeap) Len() int           { return len(h.items) }
+func (h *expiryHeap) Less(i, j int) bool { return h.items[i].deadline.Before(h.items[j].deadline) }
+func (h *expiryHeap) Swap(i, j int) {
+	h.items[i], h.items[j] = h.items[j], h.items[i]
+	h.pos[h.items[i].key] = i
+	h.pos[h.items[j].key] = j
+}
+
+func (h *expiryHeap) Push(x any) {
+	e := x.(expiry)
+	if h.pos == nil {
+		h.pos = map[string]int{}
+	}
+	h.pos[e.key] = len(h.items)
+	h.items = append(h.items, e)
+}
+
 func (h *expiryHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	*h = old[:len(old)-1]
+	e := h.items[len(h.items)-1]
+	h.items[len(h.items)-1] = expiry{}
+	h.items = h.items[:len(h.items)-1]
+	delete(h.pos, e.key)
 	return e
 }
+
+// set queues e, replacing the entry of its key if there is one.
+func (h *expiryHeap) set(e expiry) {
+	if i, ok := h.pos[e.key]; ok {
+		h.items[i] = e
+		heap.Fix(h, i)
+		return
+	}
+	heap.Push(h, e)
+}
+
+// reset empties the queue.
+func (h *expiryHeap) reset() { *h = expiryHeap{} }
 
 // maxExpiresPerEntry bounds the expiries the leader proposes in one
 // request.
@@ -55,7 +89,7 @@ func (s *Store) queueExpiryLocked(key string, mod uint64, ttl time.Duration) {
 		s.ap.now = time.Now()
 	}
 	s.exq.Lock()
-	heap.Push(&s.exq.h, expiry{deadline: s.ap.now.Add(ttl), key: key, mod: mod, ttl: ttl})
+	s.exq.h.set(expiry{deadline: s.ap.now.Add(ttl), key: key, mod: mod, ttl: ttl})
 	s.exq.Unlock()
 }
 
@@ -67,12 +101,11 @@ func (s *Store) queueTreeExpiries(now time.Time, trees ...*tree) {
 	for _, t := range trees {
 		t.Ascend(func(it item) bool {
 			if it.hasTTL() && it.mod != 0 {
-				s.exq.h = append(s.exq.h, expiry{deadline: now.Add(it.ttl()), key: it.key, mod: it.mod, ttl: it.ttl()})
+				s.exq.h.set(expiry{deadline: now.Add(it.ttl()), key: it.key, mod: it.mod, ttl: it.ttl()})
 			}
 			return true
 		})
 	}
-	heap.Init(&s.exq.h)
 }
 
 // rebaseExpiries restarts every deadline at now + its TTL: this member
@@ -81,8 +114,8 @@ func (s *Store) queueTreeExpiries(now time.Time, trees ...*tree) {
 // leases on promotion likewise). A key may live up to one TTL longer.
 func (s *Store) rebaseExpiries(now time.Time) {
 	s.exq.Lock()
-	for i := range s.exq.h {
-		s.exq.h[i].deadline = now.Add(s.exq.h[i].ttl)
+	for i := range s.exq.h.items {
+		s.exq.h.items[i].deadline = now.Add(s.exq.h.items[i].ttl)
 	}
 	heap.Init(&s.exq.h)
 	s.exq.Unlock()
@@ -98,7 +131,7 @@ func (s *Store) dueExpiries(now time.Time, max int) []Op {
 	var retry []expiry
 	s.mu.RLock()
 	s.exq.Lock()
-	for len(s.exq.h) > 0 && len(ops) < max && !s.exq.h[0].deadline.After(now) {
+	for s.exq.h.Len() > 0 && len(ops) < max && !s.exq.h.items[0].deadline.After(now) {
 		e := heap.Pop(&s.exq.h).(expiry)
 		b := s.bucketOf(e.key)
 		it, ok := s.mu.buckets[b].data.Get(item{prefix: keyPrefix(e.key), key: e.key})
@@ -110,7 +143,7 @@ func (s *Store) dueExpiries(now time.Time, max int) []Op {
 		retry = append(retry, e)
 	}
 	for _, e := range retry {
-		heap.Push(&s.exq.h, e)
+		s.exq.h.set(e)
 	}
 	s.exq.Unlock()
 	s.mu.RUnlock()

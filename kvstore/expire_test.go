@@ -97,6 +97,36 @@ func TestExpiryQueue(t *testing.T) {
 	}
 }
 
+// TestExpiryQueueOneEntryPerKey: refreshing keys' TTLs many times keeps
+// one queued expiry per key (it used to keep one per refresh until each
+// came due: a key refreshed every second with a TTL of an hour held 3600),
+// and the key comes due at its last deadline, at its last version.
+func TestExpiryQueueOneEntryPerKey(t *testing.T) {
+	s := newBareStore(t)
+	index := uint64(0)
+	for round := range 200 {
+		for _, k := range []string{"a", "b", "c"} {
+			index++
+			applyOwn(t, s, index, ttlPut(k, fmt.Sprint(round), time.Hour))
+		}
+	}
+	s.exq.Lock()
+	n := s.exq.h.Len()
+	s.exq.Unlock()
+	if n != 3 {
+		t.Fatalf("%d expiries queued for 3 keys refreshed 200 times", n)
+	}
+	ops := s.dueExpiries(time.Now().Add(time.Hour+time.Minute), maxExpiresPerEntry)
+	if len(ops) != 3 {
+		t.Fatalf("due: %+v", ops)
+	}
+	for _, op := range ops {
+		if kv, _ := getKV(t, s, op.Key); op.IfModIndex != kv.ModIndex {
+			t.Errorf("expiry of %s at version %d, its last is %d", op.Key, op.IfModIndex, kv.ModIndex)
+		}
+	}
+}
+
 // TestClusterTTL: on a real 3-member cluster a key with a TTL expires on
 // every member (an expire event); a key refreshed before its TTL lives
 // on; a leader change does not expire a key early: the new leader

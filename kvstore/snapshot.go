@@ -363,7 +363,7 @@ func (s *Store) install(st *snapState, index uint64) {
 	s.mu.Lock()
 	keys := 0
 	s.exq.Lock()
-	s.exq.h = nil // expiry deadlines start again at the restore
+	s.exq.h.reset() // expiry deadlines start again at the restore
 	s.exq.Unlock()
 	trees := make([]*tree, 0, len(st.buckets))
 	for i, b := range st.buckets {
