@@ -79,7 +79,10 @@ type conn struct {
 
 // newConn returns a conn to endpoint, http(s)://host[:port] (checked by
 // Config.Validate); nothing is dialled.
-func newConn(endpoint string, timeout time.Duration) (*conn, error) {
+// For https, tlsCfg (nil: Go's defaults) gives the CAs to trust and the
+// client certificate; the server name is the endpoint's host unless it
+// names one.
+func newConn(endpoint string, timeout time.Duration, tlsCfg *tls.Config) (*conn, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil {
 		return nil, err
@@ -95,7 +98,15 @@ func newConn(endpoint string, timeout time.Duration) (*conn, error) {
 		if port == "" {
 			port = "443"
 		}
-		c.tls = &tls.Config{ServerName: u.Hostname(), NextProtos: []string{"http/1.1"}}
+		if tlsCfg != nil {
+			c.tls = tlsCfg.Clone()
+		} else {
+			c.tls = &tls.Config{}
+		}
+		if c.tls.ServerName == "" {
+			c.tls.ServerName = u.Hostname()
+		}
+		c.tls.NextProtos = []string{"http/1.1"}
 	default:
 		return nil, fmt.Errorf("endpoint %q: scheme %q is not http or https", endpoint, u.Scheme)
 	}

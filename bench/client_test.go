@@ -21,7 +21,7 @@ import (
 // newTestConn returns a conn to endpoint, closed when tb ends.
 func newTestConn(tb testing.TB, endpoint string, timeout time.Duration) *conn {
 	tb.Helper()
-	c, err := newConn(endpoint, timeout)
+	c, err := newConn(endpoint, timeout, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
@@ -133,6 +134,10 @@ type Config struct {
 	// connection is free), a dial and a retry on a new connection included.
 	// Default DefaultTimeout.
 	Timeout time.Duration
+	// TLS is the client TLS configuration for https endpoints (the CAs to
+	// trust, a client certificate); nil uses Go's defaults. It also reads
+	// the members' /status and /metrics.
+	TLS *tls.Config
 	// Seed seeds the random choices of keys and operations, so that two runs
 	// with the same seed send the same keys in each worker. Zero picks one
 	// at random (Result.Config reports it).

@@ -51,7 +51,7 @@ func newCPUReader(cfg *Config) *cpuReader {
 		pids:    cfg.CPUPids,
 		// No keep-alive: the reads are two per server, and a connection
 		// left open would cost the servers nothing but could outlive Run.
-		client:  &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
+		client:  &http.Client{Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: cfg.TLS}},
 		timeout: cfg.Timeout,
 	}
 }

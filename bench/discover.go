@@ -3,6 +3,7 @@ package bench
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,8 +28,9 @@ var errUnpublished = errors.New("publishes no client URL")
 // endpoint lists, in member id order. A member publishes its client URL
 // through raft shortly after it starts, so while some member has none,
 // Discover asks again, until timeout (zero means DefaultTimeout); it then
-// fails rather than leave that member out of the load silently.
-func Discover(ctx context.Context, endpoint string, timeout time.Duration) ([]string, error) {
+// fails rather than leave that member out of the load silently. tlsCfg
+// (nil: Go's defaults) is for https endpoints.
+func Discover(ctx context.Context, endpoint string, timeout time.Duration, tlsCfg *tls.Config) ([]string, error) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
@@ -38,7 +40,7 @@ func Discover(ctx context.Context, endpoint string, timeout time.Duration) ([]st
 	if err := checkEndpoint(endpoint); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrDiscover, err)
 	}
-	tr := &http.Transport{DisableKeepAlives: true} // no proxy, nothing left open
+	tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: tlsCfg} // no proxy, nothing left open
 	defer tr.CloseIdleConnections()
 	for {
 		urls, err := discoverOnce(ctx, &http.Client{Transport: tr}, endpoint)

@@ -147,7 +147,7 @@ func New(cfg Config) (*Runner, error) {
 	}
 	if r.shard == nil && r.client == nil {
 		for i := range cfg.Conns {
-			c, err := newConn(cfg.Endpoints[i%len(cfg.Endpoints)], cfg.Timeout)
+			c, err := newConn(cfg.Endpoints[i%len(cfg.Endpoints)], cfg.Timeout, cfg.TLS)
 			if err != nil {
 				return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 			}

@@ -285,7 +285,7 @@ func TestPreloadFails(t *testing.T) {
 
 func TestDiscover(t *testing.T) {
 	f := newFakeKV(t)
-	urls, err := Discover(t.Context(), f.url()+"/", time.Second)
+	urls, err := Discover(t.Context(), f.url()+"/", time.Second, nil)
 	if want := []string{"http://127.0.0.1:1", f.url()}; err != nil || fmt.Sprint(urls) != fmt.Sprint(want) {
 		t.Fatalf("Discover = %v, %v; want %v (sorted by id, deduplicated)", urls, err, want)
 	}
@@ -303,13 +303,13 @@ func TestDiscover(t *testing.T) {
 			w.WriteHeader(tc.status)
 			fmt.Fprint(w, tc.body)
 		}))
-		_, err := Discover(t.Context(), srv.URL, 300*time.Millisecond)
+		_, err := Discover(t.Context(), srv.URL, 300*time.Millisecond, nil)
 		srv.Close()
 		if !errors.Is(err, ErrDiscover) || !strings.Contains(err.Error(), tc.wantErr) {
 			t.Errorf("%s: Discover = %v, want ErrDiscover containing %q", tc.name, err, tc.wantErr)
 		}
 	}
-	if _, err := Discover(t.Context(), closedURL(t), time.Second); !errors.Is(err, ErrDiscover) {
+	if _, err := Discover(t.Context(), closedURL(t), time.Second, nil); !errors.Is(err, ErrDiscover) {
 		t.Errorf("closed port: Discover = %v, want ErrDiscover", err)
 	}
 }

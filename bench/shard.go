@@ -3,6 +3,7 @@ package bench
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"slices"
@@ -43,6 +44,7 @@ type sharding struct {
 	}
 	conns   int           // connections per group
 	timeout time.Duration // of each request
+	tls     *tls.Config   // for https members; nil: Go's defaults
 }
 
 // shardTable is one config's routing: for each key number the index of
@@ -56,11 +58,11 @@ type shardTable struct {
 }
 
 func newSharding(cfg *Config) (*sharding, error) {
-	c, err := client.New(client.Config{ConfigEndpoints: cfg.ConfigEndpoints, RequestTimeout: cfg.Timeout})
+	c, err := client.New(client.Config{ConfigEndpoints: cfg.ConfigEndpoints, RequestTimeout: cfg.Timeout, TLS: cfg.TLS})
 	if err != nil {
 		return nil, err
 	}
-	s := &sharding{client: c, conns: cfg.Conns, timeout: cfg.Timeout}
+	s := &sharding{client: c, conns: cfg.Conns, timeout: cfg.Timeout, tls: cfg.TLS}
 	s.mu.conns = map[string][]*conn{}
 	return s, nil
 }
@@ -124,7 +126,7 @@ func (s *sharding) poolLocked(servers []string) []*conn {
 		n := used[e]
 		used[e]++
 		if n == len(s.mu.conns[e]) {
-			c, err := newConn(e, s.timeout)
+			c, err := newConn(e, s.timeout, s.tls)
 			if err != nil {
 				continue
 			}
@@ -136,7 +138,7 @@ func (s *sharding) poolLocked(servers []string) []*conn {
 	}
 	if len(pool) == 0 {
 		// Every URL is unusable: requests fail on a conn that cannot dial.
-		c, _ := newConn("http://invalid.invalid:1", s.timeout)
+		c, _ := newConn("http://invalid.invalid:1", s.timeout, nil)
 		s.mu.all = append(s.mu.all, c)
 		pool = append(pool, c)
 	}

@@ -14,6 +14,7 @@ func newViaClient(cfg *Config) (*client.Client, error) {
 		Endpoints:       cfg.Endpoints,
 		ConfigEndpoints: cfg.ConfigEndpoints,
 		RequestTimeout:  cfg.Timeout,
+		TLS:             cfg.TLS,
 	})
 }
 

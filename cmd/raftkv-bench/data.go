@@ -15,7 +15,7 @@ import (
 var dataFlags = map[string]bool{
 	"endpoints": true, "all": true, "clients": true, "keyspace": true, "value-size": true,
 	"duration": true, "rate": true, "timeout": true, "seed": true, "json": true,
-	"page-size": true, "watchers": true, "version": true,
+	"page-size": true, "watchers": true, "version": true, "cacert": true, "cert": true, "key": true,
 }
 
 // parseData fills o.data from the flags fs parsed, for a data-model mode.
@@ -50,7 +50,7 @@ func parseData(fs *flag.FlagSet, o *options, endpoints, configEndpoints string, 
 	d := &bench.DataConfig{
 		Mode: c.Mode, Endpoints: splitList(endpoints), Clients: c.Clients, ValueSize: c.ValueSize,
 		Duration: c.Duration, PageSize: pageSize, Watchers: watchers, Rate: c.Rate,
-		Timeout: c.Timeout, Seed: c.Seed,
+		Timeout: c.Timeout, Seed: c.Seed, TLS: c.TLS,
 	}
 	keyspaceSet := false
 	fs.Visit(func(f *flag.Flag) { keyspaceSet = keyspaceSet || f.Name == "keyspace" })
@@ -69,7 +69,7 @@ func parseData(fs *flag.FlagSet, o *options, endpoints, configEndpoints string, 
 func runData(ctx context.Context, opts *options, stdout, stderr io.Writer) int {
 	cfg := *opts.data
 	if opts.all {
-		urls, err := bench.Discover(ctx, cfg.Endpoints[0], cfg.Timeout)
+		urls, err := bench.Discover(ctx, cfg.Endpoints[0], cfg.Timeout, cfg.TLS)
 		if err != nil {
 			fmt.Fprintln(stderr, "raftkv-bench:", err)
 			return 1

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/raftkv/raftkv/bench"
+	"github.com/raftkv/raftkv/client"
 	"github.com/raftkv/raftkv/cmd/internal/cli"
 )
 
@@ -87,7 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, progress 
 	}
 	cfg := opts.cfg
 	if opts.all {
-		urls, err := bench.Discover(ctx, cfg.Endpoints[0], cfg.Timeout)
+		urls, err := bench.Discover(ctx, cfg.Endpoints[0], cfg.Timeout, cfg.TLS)
 		if err != nil {
 			fmt.Fprintln(stderr, "raftkv-bench:", err)
 			return 1
@@ -99,7 +100,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, progress 
 		if opts.all {
 			cfg.CPUMetrics = cfg.Endpoints
 		} else {
-			cfg.CPUMetrics, cpuErr = bench.Discover(ctx, cfg.Endpoints[0], min(cfg.Timeout, cpuDiscoverTimeout))
+			cfg.CPUMetrics, cpuErr = bench.Discover(ctx, cfg.Endpoints[0], min(cfg.Timeout, cpuDiscoverTimeout), cfg.TLS)
 		}
 	}
 	r, err := bench.New(cfg)
@@ -220,6 +221,10 @@ func parseFlags(args []string, help io.Writer) (*options, error) {
 	fs.BoolVar(&o.memberCPU, "member-cpu", true, "report the members' CPU time per successful request, from process_cpu_seconds_total in each member's /metrics before and after the measured phase; the members are those of --all, or else those GET /status of the first endpoint lists (when that fails, the figure is left out and the report says why); not in sharded runs")
 	fs.StringVar(&cpuPids, "cpu-pids", "", "comma-separated ids of local server processes whose CPU time (/proc/<pid>/stat) to report per request instead of the members', for servers without /metrics")
 	version := fs.Bool("version", false, "print the version, VCS revision and Go version, and exit")
+	var tlsFiles client.TLSFiles
+	fs.StringVar(&tlsFiles.CACert, "cacert", "", "https endpoints: CA that verifies the members' certificates (default: the system's)")
+	fs.StringVar(&tlsFiles.Cert, "cert", "", "https endpoints: client certificate, for members that require one (--client-cert-auth)")
+	fs.StringVar(&tlsFiles.Key, "key", "", "key of --cert")
 
 	var mode string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -248,6 +253,13 @@ func parseFlags(args []string, help io.Writer) (*options, error) {
 	}
 	c.Mode = bench.Mode(mode)
 	c.Level = level
+	if tlsFiles != (client.TLSFiles{}) {
+		cfg, err := client.LoadTLS(tlsFiles)
+		if err != nil {
+			return nil, err
+		}
+		c.TLS = cfg
+	}
 	if c.Mode.IsData() {
 		return parseData(fs, o, endpoints, configEndpoints, *pageSize, *watchers)
 	}

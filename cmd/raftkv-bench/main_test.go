@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/raftkv/raftkv/bench"
+	"github.com/raftkv/raftkv/internal/testcerts"
 	"github.com/raftkv/raftkv/shardmap"
 	"github.com/raftkv/raftkv/testcluster"
 )
@@ -275,5 +276,55 @@ func TestEndToEndSharded(t *testing.T) {
 	}
 	if written == 0 || s.Verify.Checked != uint64(written) {
 		t.Fatalf("verify checked %d keys; the groups hold %d\nsummary %s", s.Verify.Checked, written, stdout.String())
+	}
+}
+
+// TestEndToEndTLS: --cacert, --cert and --key reach members that serve
+// https and require a client certificate, for the load, --all's
+// discovery, the members' CPU from /metrics and a data-model run; without
+// the certificate every request fails.
+func TestEndToEndTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real cluster")
+	}
+	certs := testcerts.NewSet(t, t.TempDir())
+	c := testcluster.Start(t, testcluster.Options{TLS: certs})
+	c.WaitLeader(t, 30*time.Second)
+	tlsArgs := []string{"--cacert", certs.CA.CertFile, "--cert", certs.Client.CertFile, "--key", certs.Client.KeyFile}
+
+	var stdout, stderr bytes.Buffer
+	args := append([]string{"put", "--all", "--endpoints", c.ClientURL(1), "--clients", "4",
+		"--keyspace", "200", "--duration", "1s", "--verify", "--json"}, tlsArgs...)
+	if code := run(t.Context(), args, &stdout, &stderr, false); code != 0 {
+		t.Fatalf("put run exited %d\nstdout: %s\nstderr: %s", code, stdout.String(), stderr.String())
+	}
+	var s bench.Summary
+	if err := json.Unmarshal(stdout.Bytes(), &s); err != nil {
+		t.Fatalf("put run output is not one JSON summary: %v\n%s", err, stdout.String())
+	}
+	if len(s.Endpoints) != 3 || !strings.HasPrefix(s.Endpoints[0], "https://") {
+		t.Errorf("--all found %v, want the 3 members' https URLs", s.Endpoints)
+	}
+	if s.Ops == 0 || s.Failed != 0 || s.Verify == nil || s.Verify.Missing != 0 {
+		t.Errorf("put run over TLS: ops %d, failed %d, verify %+v", s.Ops, s.Failed, s.Verify)
+	}
+	if s.CPUSources != 3 || s.CPUError != "" {
+		t.Errorf("member CPU over TLS from %d members, error %q", s.CPUSources, s.CPUError)
+	}
+
+	stdout.Reset()
+	stderr.Reset()
+	args = append([]string{"cas", "--endpoints", c.ClientURL(2), "--clients", "2", "--keyspace", "10", "--duration", "1s", "--json"}, tlsArgs...)
+	if code := run(t.Context(), args, &stdout, &stderr, false); code != 0 {
+		t.Fatalf("cas run over TLS exited %d\nstdout: %s\nstderr: %s", code, stdout.String(), stderr.String())
+	}
+
+	// The CA alone: the members refuse the handshake.
+	stdout.Reset()
+	stderr.Reset()
+	args = []string{"put", "--endpoints", c.ClientURL(1), "--clients", "1", "--total", "5", "--member-cpu=false",
+		"--timeout", "2s", "--json", "--cacert", certs.CA.CertFile}
+	if code := run(t.Context(), args, &stdout, &stderr, false); code == 0 || strings.Contains(stdout.String(), `"failed":0,`) {
+		t.Errorf("a run without a client certificate exited %d: %s", code, stdout.String())
 	}
 }
