@@ -3,6 +3,7 @@ package robustness
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,6 +48,12 @@ func NewClient(timeout time.Duration) *Client {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 	}
+}
+
+// SetTLS makes the Client reach https members with cfg (the CAs to
+// trust, a client certificate). Call it before the Client's first request.
+func (c *Client) SetTLS(cfg *tls.Config) {
+	c.http.Transport.(*http.Transport).TLSClientConfig = cfg
 }
 
 // Close releases idle connections.

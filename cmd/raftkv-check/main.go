@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/raftkv/raftkv/client"
 	"github.com/raftkv/raftkv/cmd/internal/cli"
 	"github.com/raftkv/raftkv/robustness"
 )
@@ -39,6 +41,7 @@ type options struct {
 	checkTimeout    time.Duration
 	convergeTimeout time.Duration
 	out             string
+	tls             *tls.Config // nil: Go's defaults
 }
 
 // usageHead is the top of --help, above the flags.
@@ -80,6 +83,10 @@ func parseFlags(args []string, help io.Writer) (options, error) {
 	fs.DurationVar(&o.requestTimeout, "request-timeout", robustness.DefaultRequestTimeout, "deadline of each request")
 	fs.DurationVar(&o.checkTimeout, "check-timeout", robustness.DefaultCheckTimeout, "deadline of the linearizability check; reaching it is a failure")
 	fs.DurationVar(&o.convergeTimeout, "converge-timeout", 10*time.Second, "how long members may take to reach the same state after the workload")
+	var tlsFiles client.TLSFiles
+	fs.StringVar(&tlsFiles.CACert, "cacert", "", "https endpoints: CA that verifies the members' certificates (default: the system's)")
+	fs.StringVar(&tlsFiles.Cert, "cert", "", "https endpoints: client certificate, for members that require one (--client-cert-auth)")
+	fs.StringVar(&tlsFiles.Key, "key", "", "key of --cert")
 	fs.StringVar(&o.out, "out", "", "directory for the history visualization on failure; \"\" means a new temporary directory")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -114,6 +121,13 @@ func parseFlags(args []string, help io.Writer) (options, error) {
 		return o, errors.New("--clients and --keys must be positive")
 	case o.rate < 0:
 		return o, errors.New("--rate must not be negative")
+	}
+	if tlsFiles != (client.TLSFiles{}) {
+		cfg, err := client.LoadTLS(tlsFiles)
+		if err != nil {
+			return o, err
+		}
+		o.tls = cfg
 	}
 	if o.seed == 0 {
 		o.seed = rand.Uint64()
@@ -154,6 +168,9 @@ func main() {
 // checkers.
 func run(ctx context.Context, o options) (robustness.Report, error) {
 	client := robustness.NewClient(o.requestTimeout)
+	if o.tls != nil {
+		client.SetTLS(o.tls)
+	}
 	defer client.Close()
 	h := robustness.NewHistory()
 	w, err := robustness.NewWorkload(robustness.Config{

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/raftkv/raftkv/internal/testcerts"
+	"github.com/raftkv/raftkv/testcluster"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -59,5 +62,37 @@ func TestHelpAndVersion(t *testing.T) {
 	}
 	if _, err := parseFlags([]string{"--version"}, &help); !errors.Is(err, errVersion) {
 		t.Errorf("--version: %v, want errVersion", err)
+	}
+}
+
+func TestMain(m *testing.M) { testcluster.Main(m) }
+
+// TestCheckOverTLS: with --cacert, --cert and --key the check runs against
+// members that serve https and require a client certificate, and passes.
+func TestCheckOverTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real cluster")
+	}
+	certs := testcerts.NewSet(t, t.TempDir())
+	c := testcluster.Start(t, testcluster.Options{TLS: certs})
+	c.WaitLeader(t, 30*time.Second)
+	var endpoints []string
+	for _, id := range c.IDs() {
+		endpoints = append(endpoints, c.ClientURL(id))
+	}
+	o, err := parseFlags([]string{"--endpoints", strings.Join(endpoints, ","), "--duration", "2s", "--clients", "4",
+		"--out", t.TempDir(), "--cacert", certs.CA.CertFile, "--cert", certs.Client.CertFile, "--key", certs.Client.KeyFile}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := run(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.OK() || r.Stats.AckedWrites == 0 || r.Stats.Reads == 0 {
+		t.Fatalf("check over TLS: %s", r.Verdict())
+	}
+	if _, err := parseFlags([]string{"--endpoints", endpoints[0], "--cert", certs.Client.CertFile}, io.Discard); err == nil {
+		t.Error("--cert without --key was taken")
 	}
 }
