@@ -276,9 +276,28 @@ func encodeBatch(member, seq uint64, payloads [][]byte) []byte {
 	return out
 }
 
+// batchHeader parses the proposing member and its sequence number at the
+// start of what encodeBatch wrote, after the kind byte, and returns the
+// rest (the payloads' framing).
+func batchHeader(data []byte) (member, seq uint64, rest []byte, ok bool) {
+	member, k := binary.Uvarint(data)
+	if k <= 0 {
+		return 0, 0, nil, false
+	}
+	seq, j := binary.Uvarint(data[k:])
+	if j <= 0 {
+		return 0, 0, nil, false
+	}
+	return member, seq, data[k+j:], true
+}
+
 // decodeBatch parses what encodeBatch wrote, after the kind byte. The
 // payloads alias data.
 func decodeBatch(data []byte) (member, seq uint64, payloads [][]byte, err error) {
+	member, seq, data, ok := batchHeader(data)
+	if !ok {
+		return 0, 0, nil, errBadBatch
+	}
 	next := func() (uint64, bool) {
 		v, k := binary.Uvarint(data)
 		if k <= 0 {
@@ -288,13 +307,6 @@ func decodeBatch(data []byte) (member, seq uint64, payloads [][]byte, err error)
 		return v, true
 	}
 	var count uint64
-	var ok bool
-	if member, ok = next(); !ok {
-		return 0, 0, nil, errBadBatch
-	}
-	if seq, ok = next(); !ok {
-		return 0, 0, nil, errBadBatch
-	}
 	if count, ok = next(); !ok || count > uint64(len(data)) {
 		return 0, 0, nil, errBadBatch
 	}

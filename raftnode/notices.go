@@ -1,7 +1,6 @@
 package raftnode
 
 import (
-	"encoding/binary"
 	"slices"
 	"time"
 
@@ -52,30 +51,22 @@ func isNotice(m *raftpb.Message) bool {
 // and returns the rest, to be sent now. An append with entries or a
 // snapshot to a peer supersedes the notice held for it.
 func (n *Node) holdNotices(ms []*raftpb.Message, committed []*raftpb.Entry) []*raftpb.Message {
-	if n.cfg.CommitNoticeDelay <= 0 || len(committed) == 0 {
-		n.supersedeNotices(ms)
-		return ms
-	}
-	waiting, all := n.noticeWaiters(committed)
-	if all {
-		n.supersedeNotices(ms)
-		return ms
+	hold := n.cfg.CommitNoticeDelay > 0 && len(committed) > 0
+	var waiting []uint64
+	if hold {
+		var all bool
+		waiting, all = n.noticeWaiters(committed)
+		hold = !all
 	}
 	h := n.notices
 	kept := ms[:0]
 	for _, m := range ms {
-		to := m.GetTo()
-		switch {
-		case isNotice(m) && !slices.Contains(waiting, to):
-			h.byPeer[to] = m
+		if hold && isNotice(m) && !slices.Contains(waiting, m.GetTo()) {
+			h.byPeer[m.GetTo()] = m
 			n.met.noticesHeld.Inc()
 			continue
-		case m.GetType() == raftpb.MsgApp || m.GetType() == raftpb.MsgSnap:
-			if h.byPeer[to] != nil {
-				delete(h.byPeer, to)
-				n.met.noticesSuperseded.Inc()
-			}
 		}
+		n.supersedeNotice(m)
 		kept = append(kept, m)
 	}
 	if len(h.byPeer) > 0 && !h.armed {
@@ -85,18 +76,13 @@ func (n *Node) holdNotices(ms []*raftpb.Message, committed []*raftpb.Entry) []*r
 	return kept
 }
 
-// supersedeNotices drops the notices held for the peers that ms sends an
-// append or a snapshot.
-func (n *Node) supersedeNotices(ms []*raftpb.Message) {
+// supersedeNotice drops the notice held for m's receiver when m is an
+// append or a snapshot: it carries a commit index at least as new.
+func (n *Node) supersedeNotice(m *raftpb.Message) {
 	h := n.notices
-	if len(h.byPeer) == 0 {
-		return
-	}
-	for _, m := range ms {
-		if t := m.GetType(); (t == raftpb.MsgApp || t == raftpb.MsgSnap) && h.byPeer[m.GetTo()] != nil {
-			delete(h.byPeer, m.GetTo())
-			n.met.noticesSuperseded.Inc()
-		}
+	if t := m.GetType(); (t == raftpb.MsgApp || t == raftpb.MsgSnap) && h.byPeer[m.GetTo()] != nil {
+		delete(h.byPeer, m.GetTo())
+		n.met.noticesSuperseded.Inc()
 	}
 }
 
@@ -139,12 +125,8 @@ func (n *Node) noticeWaiters(committed []*raftpb.Entry) (waiting []uint64, all b
 		case len(d) == 0:
 			// A new leader's empty entry.
 		case d[0] == entryBatch:
-			member, k := binary.Uvarint(d[1:])
-			if k <= 0 || member != n.cfg.ID {
-				return nil, true
-			}
-			seq, j := binary.Uvarint(d[1+k:])
-			if j <= 0 {
+			member, seq, _, ok := batchHeader(d[1:])
+			if !ok || member != n.cfg.ID {
 				return nil, true
 			}
 			waiting = append(waiting, n.batch.forwarders(seq)...)
