@@ -32,7 +32,6 @@ import (
 	"time"
 
 	"github.com/raftkv/raftkv/bench"
-	"github.com/raftkv/raftkv/client"
 	"github.com/raftkv/raftkv/cmd/internal/cli"
 )
 
@@ -221,10 +220,7 @@ func parseFlags(args []string, help io.Writer) (*options, error) {
 	fs.BoolVar(&o.memberCPU, "member-cpu", true, "report the members' CPU time per successful request, from process_cpu_seconds_total in each member's /metrics before and after the measured phase; the members are those of --all, or else those GET /status of the first endpoint lists (when that fails, the figure is left out and the report says why); not in sharded runs")
 	fs.StringVar(&cpuPids, "cpu-pids", "", "comma-separated ids of local server processes whose CPU time (/proc/<pid>/stat) to report per request instead of the members', for servers without /metrics")
 	version := fs.Bool("version", false, "print the version, VCS revision and Go version, and exit")
-	var tlsFiles client.TLSFiles
-	fs.StringVar(&tlsFiles.CACert, "cacert", "", "https endpoints: CA that verifies the members' certificates (default: the system's)")
-	fs.StringVar(&tlsFiles.Cert, "cert", "", "https endpoints: client certificate, for members that require one (--client-cert-auth)")
-	fs.StringVar(&tlsFiles.Key, "key", "", "key of --cert")
+	loadTLS := cli.ClientTLSFlags(fs)
 
 	var mode string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -253,12 +249,9 @@ func parseFlags(args []string, help io.Writer) (*options, error) {
 	}
 	c.Mode = bench.Mode(mode)
 	c.Level = level
-	if tlsFiles != (client.TLSFiles{}) {
-		cfg, err := client.LoadTLS(tlsFiles)
-		if err != nil {
-			return nil, err
-		}
-		c.TLS = cfg
+	var err error
+	if c.TLS, err = loadTLS(); err != nil {
+		return nil, err
 	}
 	if c.Mode.IsData() {
 		return parseData(fs, o, endpoints, configEndpoints, *pageSize, *watchers)

@@ -25,7 +25,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/raftkv/raftkv/client"
 	"github.com/raftkv/raftkv/cmd/internal/cli"
 	"github.com/raftkv/raftkv/robustness"
 )
@@ -83,10 +82,7 @@ func parseFlags(args []string, help io.Writer) (options, error) {
 	fs.DurationVar(&o.requestTimeout, "request-timeout", robustness.DefaultRequestTimeout, "deadline of each request")
 	fs.DurationVar(&o.checkTimeout, "check-timeout", robustness.DefaultCheckTimeout, "deadline of the linearizability check; reaching it is a failure")
 	fs.DurationVar(&o.convergeTimeout, "converge-timeout", 10*time.Second, "how long members may take to reach the same state after the workload")
-	var tlsFiles client.TLSFiles
-	fs.StringVar(&tlsFiles.CACert, "cacert", "", "https endpoints: CA that verifies the members' certificates (default: the system's)")
-	fs.StringVar(&tlsFiles.Cert, "cert", "", "https endpoints: client certificate, for members that require one (--client-cert-auth)")
-	fs.StringVar(&tlsFiles.Key, "key", "", "key of --cert")
+	loadTLS := cli.ClientTLSFlags(fs)
 	fs.StringVar(&o.out, "out", "", "directory for the history visualization on failure; \"\" means a new temporary directory")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -122,12 +118,9 @@ func parseFlags(args []string, help io.Writer) (options, error) {
 	case o.rate < 0:
 		return o, errors.New("--rate must not be negative")
 	}
-	if tlsFiles != (client.TLSFiles{}) {
-		cfg, err := client.LoadTLS(tlsFiles)
-		if err != nil {
-			return o, err
-		}
-		o.tls = cfg
+	var err error
+	if o.tls, err = loadTLS(); err != nil {
+		return o, err
 	}
 	if o.seed == 0 {
 		o.seed = rand.Uint64()
