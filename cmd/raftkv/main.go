@@ -533,8 +533,8 @@ func (o *options) config(lg *zap.Logger) daemon.Config {
 		SnapshotCatchUpEntries: o.snapshotCatchUpEntries,
 		SnapshotBytes:          o.snapshotBytes,
 		SnapshotWriteRate:      o.snapshotWriteRate(),
-		BatchGatherWait:        o.batchGatherWaitConfig(),
-		CommitNoticeDelay:      o.commitNoticeDelayConfig(),
+		BatchGatherWait:        offWhenZero(o.batchGatherWait),
+		CommitNoticeDelay:      offWhenZero(o.commitNoticeDelay),
 		TickInterval:           time.Duration(o.tickMs) * time.Millisecond,
 		ElectionTicks:          o.electionTicks,
 		RequestTimeout:         o.requestTimeout,
@@ -570,18 +570,12 @@ func (o *options) snapshotWriteRate() int64 {
 	return int64(o.snapshotWriteMiBs) << 20
 }
 
-// commitNoticeDelayConfig is --commit-notice-delay in raftnode's terms.
-func (o *options) commitNoticeDelayConfig() time.Duration {
-	if o.commitNoticeDelay == 0 {
-		return -1 // send at once
+// offWhenZero is a duration flag whose 0 turns its wait off (the batch
+// gather wait, the commit notice delay) in raftnode's terms, where 0
+// means the default and a negative duration means off.
+func offWhenZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
 	}
-	return o.commitNoticeDelay
-}
-
-// batchGatherWaitConfig is --batch-gather-wait in raftnode's terms.
-func (o *options) batchGatherWaitConfig() time.Duration {
-	if o.batchGatherWait == 0 {
-		return -1 // never wait
-	}
-	return o.batchGatherWait
+	return d
 }
