@@ -126,9 +126,11 @@ type Node struct {
 	notices *heldNotices
 	met     *metrics
 
-	leader    atomic.Uint64
-	published atomic.Uint64 // highest index handed to the application
-	snapIndex atomic.Uint64
+	leader atomic.Uint64
+	// leaderKnown wakes the requests waiting for a leader (leaderwait.go).
+	leaderKnown *leaderSignal
+	published   atomic.Uint64 // highest index handed to the application
+	snapIndex   atomic.Uint64
 
 	started  bool
 	stopOnce sync.Once
@@ -166,6 +168,7 @@ func New(cfg Config) (*Node, error) {
 		peers:       map[uint64]bool{},
 		ccWait:      wait.New(),
 		reqIDs:      idutil.NewGenerator(uint16(cfg.ID), time.Now()),
+		leaderKnown: newLeaderSignal(),
 		stopc:       make(chan struct{}),
 		donec:       make(chan struct{}),
 	}

@@ -10,31 +10,95 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// serveChannels feeds proposals and conf changes into raft.
+// serveChannels feeds proposals and conf changes into raft. A proposal
+// that arrives while no leader is known waits for one (leaderwait.go),
+// parked here so that the proposals behind it are not held up.
 func (n *Node) serveChannels() {
 	defer n.wg.Done()
+	var (
+		parked  []parkedProposal
+		expiry  = time.NewTimer(time.Hour)
+		expired <-chan time.Time
+	)
+	expiry.Stop()
+	defer func() {
+		expiry.Stop()
+		for _, p := range parked {
+			answer(p.Proposal, ErrStopped) // never handed to raft
+		}
+	}()
+	// unpark dispatches the parked proposals, in their order, once a
+	// leader is known, and answers those that waited long enough; it
+	// arms the timer for the next one to give up.
+	unpark := func() {
+		if n.leader.Load() != raft.None {
+			for _, p := range parked {
+				n.dispatch(p.Proposal)
+			}
+			parked = parked[:0]
+		}
+		now := time.Now()
+		for len(parked) > 0 && !parked[0].until.After(now) {
+			n.met.proposalsDropped.Inc()
+			answer(parked[0].Proposal, ErrNoLeader)
+			parked = parked[1:]
+		}
+		expired = nil
+		if len(parked) > 0 {
+			expiry.Reset(time.Until(parked[0].until))
+			expired = expiry.C
+		}
+	}
 	for {
+		var known <-chan struct{}
+		if len(parked) > 0 {
+			known = n.leaderKnown.wait()
+		}
 		select {
 		case p := <-n.proposeC:
-			// The leader merges proposals (see batcher); a follower sends
-			// its own to the leader's.
-			var err error
-			switch lead := n.leader.Load(); {
-			case lead == n.cfg.ID && n.batch.add(p.Data, p.Result, 0):
+			if n.leader.Load() == raft.None && n.stopCtx.Err() == nil {
+				parked = append(parked, parkedProposal{Proposal: p, until: time.Now().Add(n.leaderWait())})
+				if len(parked) == 1 {
+					unpark() // arms the timer
+				}
 				continue
-			case lead != raft.None && lead != n.cfg.ID:
-				n.forward(lead, p.Data)
-			default:
-				err = n.propose(p.Data)
 			}
-			if p.Result != nil {
-				p.Result <- err
+			if len(parked) > 0 {
+				unpark() // those first
 			}
+			n.dispatch(p)
+		case <-known:
+			expiry.Stop()
+			unpark()
+		case <-expired:
+			unpark()
 		case cc := <-n.confChangeC:
 			n.proposeConfChange(cc)
 		case <-n.stopc:
 			return
 		}
+	}
+}
+
+// dispatch hands one proposal on: the leader merges proposals (see
+// batcher); a follower sends its own to the leader's.
+func (n *Node) dispatch(p Proposal) {
+	var err error
+	switch lead := n.leader.Load(); {
+	case lead == n.cfg.ID && n.batch.add(p.Data, p.Result, 0):
+		return
+	case lead != raft.None && lead != n.cfg.ID:
+		n.forward(lead, p.Data)
+	default:
+		err = n.propose(p.Data)
+	}
+	answer(p, err)
+}
+
+// answer gives a proposal raft's answer, if its sender asked for one.
+func answer(p Proposal, err error) {
+	if p.Result != nil {
+		p.Result <- err
 	}
 }
 

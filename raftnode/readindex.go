@@ -99,9 +99,9 @@ func (r *readIndexer) run() {
 }
 
 // fetch runs ReadIndex rounds, each under a fresh request id, until one is
-// answered. It fails fast when no leader is known, and gives up after an
-// election timeout's worth of retries so a partitioned member answers
-// with an error instead of hanging.
+// answered. It fails when no leader is known after waiting leaderWait for
+// one, and gives up after an election timeout's worth of retries so a
+// partitioned member answers with an error instead of hanging.
 func (r *readIndexer) fetch() (uint64, error) {
 	n := r.n
 	giveUp := time.Now().Add(2 * time.Duration(n.cfg.ElectionTicks) * n.cfg.TickInterval)
@@ -109,7 +109,10 @@ func (r *readIndexer) fetch() (uint64, error) {
 		giveUp = time.Now().Add(2 * readIndexRetry)
 	}
 	for time.Now().Before(giveUp) {
-		if n.Leader() == raft.None {
+		if !n.awaitLeader(min(n.leaderWait(), time.Until(giveUp))) {
+			if n.stopCtx.Err() != nil {
+				return 0, ErrStopped
+			}
 			return 0, ErrNoLeader
 		}
 		// A fresh buffer each round: the transport may still be encoding

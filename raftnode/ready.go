@@ -55,7 +55,7 @@ func (n *Node) run() {
 // handleReady processes one Ready in the order raft's doc.go requires.
 func (n *Node) handleReady(rd raft.Ready) error {
 	if rd.SoftState != nil {
-		if old := n.leader.Swap(rd.SoftState.Lead); old != rd.SoftState.Lead {
+		if old := n.setLeader(rd.SoftState.Lead); old != rd.SoftState.Lead {
 			n.lg.Info("leader changed", zap.Uint64("from", old), zap.Uint64("to", rd.SoftState.Lead))
 			if rd.SoftState.Lead != raft.None {
 				n.met.leaderChanges.Inc()
