@@ -329,12 +329,19 @@ func applyModel(state map[string]string, sessions map[uint64]*session, b *batch,
 		floor uint64
 	}
 	clients := map[string]*window{}
+	// A batch of a writer that keeps no versions (an older Format) leaves
+	// the keys it writes at version 0, a present key's CreateIndex aside
+	// (applyState.versioned).
+	mod := index
+	if b.Format < batchFormatVersions {
+		mod = 0
+	}
 	put := func(k, v string) {
 		ver, ok := versions[k]
 		if _, present := state[k]; !present || !ok {
-			ver[0] = index
+			ver[0] = mod
 		}
-		versions[k] = [2]uint64{ver[0], index}
+		versions[k] = [2]uint64{ver[0], mod}
 		state[k] = v
 	}
 	del := func(k string) {
