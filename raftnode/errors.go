@@ -52,7 +52,8 @@ var (
 	ErrRemoved = newError(unavailable, "raftnode: this member was removed from the cluster",
 		"this member was removed from the cluster; use another member")
 	// ErrNoLeader means the member knows no leader, so it cannot propose;
-	// proposals and reads wait a while for one first (leaderwait.go).
+	// proposals, reads and membership changes wait a while for one first
+	// (leaderwait.go).
 	ErrNoLeader = newError(unavailable, "raftnode: no leader", "")
 	// ErrProposalDropped means raft refused the proposal (no leader known,
 	// leadership transfer, or too much uncommitted data); retry later.

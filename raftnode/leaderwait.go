@@ -11,9 +11,9 @@ import (
 // after an election it is often only a heartbeat away from knowing one:
 // the voters learn the new leader from its first append, which reaches
 // them a few milliseconds after a majority elected it. Answering "no
-// leader" at once would fail the requests of that gap, so proposals and
-// reads wait for a leader up to leaderWait and only then fail with
-// ErrNoLeader (the entry still reached no log).
+// leader" at once would fail the requests of that gap, so proposals,
+// reads and membership changes wait for a leader up to leaderWait and
+// only then fail with ErrNoLeader (the entry still reached no log).
 
 // leaderWait is how long a request waits for this member to learn of a
 // leader: half an election timeout, enough for the election under way

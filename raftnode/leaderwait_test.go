@@ -10,9 +10,10 @@ import (
 )
 
 // TestRequestsWaitForLeader: a member that knows no leader holds a
-// proposal and a linearizable read for a while instead of refusing them
-// at once; once it hears from the leader both go through, and without a
-// leader they fail with ErrNoLeader after leaderWait, not before.
+// proposal, a linearizable read and a membership change for a while
+// instead of refusing them at once; once it hears from the leader they go
+// through, and without a leader they fail with ErrNoLeader after
+// leaderWait, not before.
 func TestRequestsWaitForLeader(t *testing.T) {
 	cfg := fastConfig()
 	cfg.ElectionTicks = 25 // leaderWait 250ms, many heartbeats
@@ -55,6 +56,13 @@ func TestRequestsWaitForLeader(t *testing.T) {
 	if took := time.Since(start); took < wait*9/10 {
 		t.Errorf("read refused after %v, before waiting %v for a leader", took, wait)
 	}
+	start = time.Now()
+	if err := f.node.AddLearner(ctx, 9, peerURLOf(9)); !errors.Is(err, ErrNoLeader) {
+		t.Fatalf("membership change with no leader: %v, want ErrNoLeader", err)
+	}
+	if took := time.Since(start); took < wait*9/10 {
+		t.Errorf("membership change refused after %v, before waiting %v for a leader", took, wait)
+	}
 
 	// The leader is heard from again while they wait: both go through.
 	// The next heartbeat (one tick) reaches the member well within the
@@ -66,19 +74,21 @@ func TestRequestsWaitForLeader(t *testing.T) {
 		val := fmt.Sprintf("waited-%d", attempt)
 		res := make(chan error, 1)
 		f.node.ProposeC() <- Proposal{Data: []byte(val), Result: res}
-		read := make(chan error, 1)
+		read, change := make(chan error, 1), make(chan error, 1)
 		go func() {
 			_, err := f.node.ReadIndex(ctx)
 			read <- err
 		}()
+		learner := uint64(10 + attempt)
+		go func() { change <- f.node.AddLearner(ctx, learner, peerURLOf(learner)) }()
 		c.net.heal()
-		perr, rerr := <-res, <-read
-		if errors.Is(perr, ErrNoLeader) && attempt < 5 {
+		perr, rerr, cerr := <-res, <-read, <-change
+		if (errors.Is(perr, ErrNoLeader) || errors.Is(rerr, ErrNoLeader) || errors.Is(cerr, ErrNoLeader)) && attempt < 5 {
 			t.Logf("attempt %d: the member heard from no leader within %v", attempt, wait)
 			continue
 		}
-		if perr != nil || rerr != nil {
-			t.Fatalf("proposal %v, read %v while the leader came back; want both served", perr, rerr)
+		if perr != nil || rerr != nil || cerr != nil {
+			t.Fatalf("proposal %v, read %v, membership change %v while the leader came back; want all served", perr, rerr, cerr)
 		}
 		c.eventually(10*time.Second, func() error {
 			if vals, _ := f.app.state(); !slices.Contains(vals, val) {
