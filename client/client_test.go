@@ -213,7 +213,10 @@ func TestWriteUnavailable(t *testing.T) {
 	down := newScripted(t, []int{503}, func(int) (string, string) {
 		return "application/json", `{"error":"no leader","code":"no_leader"}`
 	})
-	c := newTestClient(t, Config{Endpoints: []string{down.srv.URL, closedURL(t)}, RequestTimeout: 300 * time.Millisecond})
+	// Every try must be refused: one that the call's deadline cut after
+	// it reached the member would rightly make the outcome unknown.
+	hc := &http.Client{Transport: uncut{http.DefaultTransport}}
+	c := newTestClient(t, Config{Endpoints: []string{down.srv.URL, closedURL(t)}, RequestTimeout: 300 * time.Millisecond, HTTPClient: hc})
 	_, err := c.Put(context.Background(), "k", []byte("v"))
 	if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrOutcomeUnknown) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v; want ErrUnavailable, not ErrOutcomeUnknown, with the deadline", err)
@@ -221,6 +224,14 @@ func TestWriteUnavailable(t *testing.T) {
 	if n, _ := down.requests(); n < 2 {
 		t.Fatalf("%d tries on the 503 member; want retries", n)
 	}
+}
+
+// uncut sends each request to the end, whatever its context: a try is
+// answered even when the call's deadline passes meanwhile.
+type uncut struct{ http.RoundTripper }
+
+func (u uncut) RoundTrip(r *http.Request) (*http.Response, error) {
+	return u.RoundTripper.RoundTrip(r.WithContext(context.WithoutCancel(r.Context())))
 }
 
 // TestWriteRetriedAfter504: a 504 is tried again with the same id and seq;
