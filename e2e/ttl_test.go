@@ -25,13 +25,14 @@ func TestTTLExpiryWatched(t *testing.T) {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	index, err := cl.Put(ctx, "session", []byte("s"), client.WithTTL(2*time.Second))
+	// Long enough that the read below finds the key on a busy machine.
+	index, err := cl.Put(ctx, "session", []byte("s"), client.WithTTL(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
 	kv, _, err := cl.GetKV(ctx, "session")
-	if err != nil || kv.TTL != 2*time.Second || kv.ModIndex != index {
-		t.Fatalf("GetKV = %+v, %v; want the TTL of 2s at %d", kv, err, index)
+	if err != nil || kv.TTL != 5*time.Second || kv.ModIndex != index {
+		t.Fatalf("GetKV = %+v, %v; want the TTL of 5s at %d", kv, err, index)
 	}
 	events, err := cl.Watch(ctx, client.WatchOptions{Key: "session", FromIndex: index + 1})
 	if err != nil {
@@ -43,7 +44,7 @@ func TestTTLExpiryWatched(t *testing.T) {
 			t.Fatalf("first event after the put: %+v, want the key's expiry", ev)
 		}
 	case <-ctx.Done():
-		t.Fatal("no expiry within a minute of a TTL of 2s")
+		t.Fatal("no expiry within a minute of a TTL of 5s")
 	}
 	for _, id := range c.Live() {
 		testcluster.WaitFor(t, valueTimeout, fmt.Sprintf("member %d to find the key expired", id), func() error {
