@@ -9,6 +9,8 @@ import (
 	"slices"
 	"time"
 	"unicode/utf8"
+
+	"github.com/raftkv/raftkv/internal/kvjson"
 )
 
 // CompareTarget is what a Compare looks at.
@@ -211,16 +213,11 @@ type (
 			Delete *struct{} `json:"delete"`
 		} `json:"responses"`
 	}
-	// kvJSON is a key in a JSON answer (txn gets, listings, watch events).
+	// kvJSON is a key in a JSON answer (txn gets, listings, watch
+	// events), as members and routers write it; Found is a txn get's.
 	kvJSON struct {
-		Key         string   `json:"key"`
-		KeyBase64   string   `json:"key_base64"`
-		Value       *string  `json:"value"`
-		ValueBase64 *string  `json:"value_base64"`
-		CreateIndex uint64   `json:"create_index"`
-		ModIndex    uint64   `json:"mod_index"`
-		TTL         *float64 `json:"ttl"`
-		Found       bool     `json:"found"`
+		kvjson.KV
+		Found bool `json:"found"`
 	}
 )
 

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/raftkv/raftkv/internal/kvjson"
 )
 
 // This file holds POST /txn: a transaction in etcd's JSON shape, in
@@ -107,41 +109,13 @@ type txnGetJSON struct {
 	Found bool `json:"found"`
 }
 
-// kvJSON is a key and its versions in a JSON answer: key and value as
-// text, or as key_base64 and value_base64 when they are not UTF-8.
-type kvJSON struct {
-	Key         string   `json:"key,omitempty"`
-	KeyBase64   string   `json:"key_base64,omitempty"`
-	Value       *string  `json:"value,omitempty"`
-	ValueBase64 *string  `json:"value_base64,omitempty"`
-	CreateIndex uint64   `json:"create_index,omitempty"`
-	ModIndex    uint64   `json:"mod_index,omitempty"`
-	TTL         *float64 `json:"ttl,omitempty"` // seconds
-}
+// kvJSON is a key and its versions in a JSON answer (kvjson.KV).
+type kvJSON = kvjson.KV
 
 // kvOf is kv in a JSON answer; withValue says whether to include the
 // value (not for keys_only).
 func kvOf(kv KeyValue, withValue bool) kvJSON {
-	j := kvJSON{CreateIndex: kv.CreateIndex, ModIndex: kv.ModIndex}
-	if utf8.ValidString(kv.Key) {
-		j.Key = kv.Key
-	} else {
-		j.KeyBase64 = base64.StdEncoding.EncodeToString([]byte(kv.Key))
-	}
-	if withValue {
-		if utf8.Valid(kv.Value) {
-			v := string(kv.Value)
-			j.Value = &v
-		} else {
-			v := base64.StdEncoding.EncodeToString(kv.Value)
-			j.ValueBase64 = &v
-		}
-	}
-	if kv.TTL > 0 {
-		secs := kv.TTL.Seconds()
-		j.TTL = &secs
-	}
-	return j
+	return kvjson.Of(kv.Key, kv.Value, kv.CreateIndex, kv.ModIndex, kv.TTL, withValue)
 }
 
 // txn serves POST /txn.

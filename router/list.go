@@ -1,52 +1,23 @@
 package router
 
 import (
-	"encoding/base64"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/raftkv/raftkv/client"
+	"github.com/raftkv/raftkv/internal/kvjson"
 )
 
 // maxListLimit is a member's largest page.
 const maxListLimit = 10000
 
-// kvJSON is a key in a JSON answer, as a member writes it: text, or
-// key_base64 and value_base64 for bytes that are not UTF-8.
-type kvJSON struct {
-	Key         string   `json:"key,omitempty"`
-	KeyBase64   string   `json:"key_base64,omitempty"`
-	Value       *string  `json:"value,omitempty"`
-	ValueBase64 *string  `json:"value_base64,omitempty"`
-	CreateIndex uint64   `json:"create_index,omitempty"`
-	ModIndex    uint64   `json:"mod_index,omitempty"`
-	TTL         *float64 `json:"ttl,omitempty"` // seconds
-}
+// kvJSON is a key in a JSON answer, as a member writes it (kvjson.KV).
+type kvJSON = kvjson.KV
 
 func kvOf(kv client.KeyValue, withValue bool) kvJSON {
-	j := kvJSON{CreateIndex: kv.CreateIndex, ModIndex: kv.ModIndex}
-	if utf8.ValidString(kv.Key) {
-		j.Key = kv.Key
-	} else {
-		j.KeyBase64 = base64.StdEncoding.EncodeToString([]byte(kv.Key))
-	}
-	if withValue {
-		if utf8.Valid(kv.Value) {
-			s := string(kv.Value)
-			j.Value = &s
-		} else {
-			s := base64.StdEncoding.EncodeToString(kv.Value)
-			j.ValueBase64 = &s
-		}
-	}
-	if kv.TTL > 0 {
-		secs := kv.TTL.Seconds()
-		j.TTL = &secs
-	}
-	return j
+	return kvjson.Of(kv.Key, kv.Value, kv.CreateIndex, kv.ModIndex, kv.TTL, withValue)
 }
 
 // listJSON is a listing's answer: a member's, with each group's index.
