@@ -385,6 +385,25 @@ type fastConn struct {
 	// broken: a request body could not be read whole, so the connection
 	// is closed after its answer.
 	broken bool
+	// readBy and writeBy are the deadlines last set on nc (see extend).
+	readBy, writeBy time.Time
+}
+
+// A connection's read and write deadlines are moved only once they are
+// nearer than their timeout less a slack (an eighth of the timeout, at
+// most a second), so a busy connection changes them about once a second
+// instead of twice per request: each change takes the poller's lock and
+// moves a runtime timer.
+const maxDeadlineSlack = time.Second
+
+// extend moves *by, the deadline last set by set, to now+timeout unless
+// it is already within the slack of that.
+func extend(by *time.Time, now time.Time, timeout time.Duration, set func(time.Time) error) {
+	want := now.Add(timeout)
+	if by.Before(want.Add(-min(timeout/8, maxDeadlineSlack))) {
+		*by = want
+		set(want)
+	}
 }
 
 const (
@@ -405,7 +424,7 @@ func (c *fastConn) serve() {
 	c.bw = bufio.NewWriterSize(c.nc, fastBufSize)
 	c.w.c = c
 	for {
-		c.nc.SetReadDeadline(time.Now().Add(serverIdleTimeout))
+		extend(&c.readBy, time.Now(), serverIdleTimeout, c.nc.SetReadDeadline)
 		if _, err := c.br.Peek(1); err != nil {
 			return
 		}
@@ -470,12 +489,14 @@ func (c *fastConn) serveRequest(req fastRequest, headLen int) bool {
 	defer h.inFlight.Add(-1)
 	c.s.served.Add(1)
 	// The request is ours: consume its head and body, within the time
-	// net/http allows a request (ReadTimeout) and its answer (WriteTimeout).
-	// A body already in the buffer needs no read deadline.
+	// net/http allows a request (ReadTimeout) and its answer (WriteTimeout),
+	// less at most their slack (see extend). A body already in the buffer
+	// needs no read deadline.
 	now := time.Now()
-	c.nc.SetWriteDeadline(now.Add(c.s.std.WriteTimeout))
+	extend(&c.writeBy, now, c.s.std.WriteTimeout, c.nc.SetWriteDeadline)
 	if int64(c.br.Buffered()-headLen) < req.length {
-		c.nc.SetReadDeadline(now.Add(c.s.std.ReadTimeout))
+		c.readBy = now.Add(c.s.std.ReadTimeout)
+		c.nc.SetReadDeadline(c.readBy)
 	}
 	c.br.Discard(headLen)
 	var err error

@@ -522,3 +522,29 @@ func TestReadValue(t *testing.T) {
 		}
 	}
 }
+
+// TestExtendDeadline: a deadline is moved only once it is nearer than
+// its timeout less the slack, so it is never nearer than that (and never
+// passed) however calls fall, for long timeouts and for short ones.
+func TestExtendDeadline(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	for _, timeout := range []time.Duration{2 * time.Minute, 30 * time.Second, 200 * time.Millisecond, time.Millisecond} {
+		slack := min(timeout/8, maxDeadlineSlack)
+		var by time.Time
+		sets := 0
+		set := func(d time.Time) error { sets++; return nil }
+		step := timeout / 50
+		calls := 0
+		for now := t0; now.Before(t0.Add(3 * timeout)); now = now.Add(step) {
+			calls++
+			extend(&by, now, timeout, set)
+			if left := by.Sub(now); left < timeout-slack || left > timeout {
+				t.Fatalf("timeout %v: at +%v the deadline is %v away, want %v to %v", timeout, now.Sub(t0), left, timeout-slack, timeout)
+			}
+		}
+		// A call every timeout/50 moves the deadline once per slack.
+		if want := int(3*timeout/slack) + 1; sets > want {
+			t.Errorf("timeout %v: %d of %d calls set the deadline, want at most %d", timeout, sets, calls, want)
+		}
+	}
+}
