@@ -274,11 +274,7 @@ func (n *Node) RemoveMember(ctx context.Context, id uint64) error {
 func (n *Node) changeMembership(ctx context.Context, cc ConfChange) error {
 	// Like a proposal, a change waits a while for a leader to be known
 	// (leaderwait.go); checkConfChange refuses it if none is by then.
-	wait := n.leaderWait()
-	if d, ok := ctx.Deadline(); ok {
-		wait = min(wait, time.Until(d))
-	}
-	n.awaitLeader(wait)
+	n.awaitLeaderCtx(ctx)
 	res := make(chan error, 1)
 	cc.Ctx, cc.Result = ctx, res
 	select {

@@ -1,6 +1,7 @@
 package raftnode
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -85,6 +86,16 @@ func (n *Node) awaitLeader(d time.Duration) bool {
 			return false
 		}
 	}
+}
+
+// awaitLeaderCtx waits up to leaderWait, and no later than ctx's
+// deadline, for this member to know a leader, and reports whether it does.
+func (n *Node) awaitLeaderCtx(ctx context.Context) bool {
+	wait := n.leaderWait()
+	if d, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(d))
+	}
+	return n.awaitLeader(wait)
 }
 
 // parkedProposal is a proposal that arrived while no leader was known.

@@ -10,10 +10,11 @@ import (
 )
 
 // TestRequestsWaitForLeader: a member that knows no leader holds a
-// proposal, a linearizable read and a membership change for a while
-// instead of refusing them at once; once it hears from the leader they go
-// through, and without a leader they fail with ErrNoLeader after
-// leaderWait, not before.
+// proposal, a linearizable read, a membership change and a leadership
+// transfer for a while instead of refusing them at once; once it hears
+// from the leader the first three go through (and the transfer, asked of
+// a follower, is refused as not the leader's), and without a leader they
+// fail with ErrNoLeader after leaderWait, not before.
 func TestRequestsWaitForLeader(t *testing.T) {
 	cfg := fastConfig()
 	cfg.ElectionTicks = 25 // leaderWait 250ms, many heartbeats
@@ -63,6 +64,13 @@ func TestRequestsWaitForLeader(t *testing.T) {
 	if took := time.Since(start); took < wait*9/10 {
 		t.Errorf("membership change refused after %v, before waiting %v for a leader", took, wait)
 	}
+	start = time.Now()
+	if _, err := f.node.TransferLeadership(ctx, 0); !errors.Is(err, ErrNoLeader) {
+		t.Fatalf("leadership transfer with no leader: %v, want ErrNoLeader", err)
+	}
+	if took := time.Since(start); took < wait*9/10 {
+		t.Errorf("leadership transfer refused after %v, before waiting %v for a leader", took, wait)
+	}
 
 	// The leader is heard from again while they wait: both go through.
 	// The next heartbeat (one tick) reaches the member well within the
@@ -81,14 +89,24 @@ func TestRequestsWaitForLeader(t *testing.T) {
 		}()
 		learner := uint64(10 + attempt)
 		go func() { change <- f.node.AddLearner(ctx, learner, peerURLOf(learner)) }()
+		// A transfer asked of a follower is refused either way, but
+		// with where the leader is once one is known.
+		transfer := make(chan error, 1)
+		go func() {
+			_, err := f.node.TransferLeadership(ctx, 0)
+			transfer <- err
+		}()
 		c.net.heal()
-		perr, rerr, cerr := <-res, <-read, <-change
-		if (errors.Is(perr, ErrNoLeader) || errors.Is(rerr, ErrNoLeader) || errors.Is(cerr, ErrNoLeader)) && attempt < 5 {
+		perr, rerr, cerr, terr := <-res, <-read, <-change, <-transfer
+		if slices.ContainsFunc([]error{perr, rerr, cerr, terr}, func(err error) bool { return errors.Is(err, ErrNoLeader) }) && attempt < 5 {
 			t.Logf("attempt %d: the member heard from no leader within %v", attempt, wait)
 			continue
 		}
 		if perr != nil || rerr != nil || cerr != nil {
 			t.Fatalf("proposal %v, read %v, membership change %v while the leader came back; want all served", perr, rerr, cerr)
+		}
+		if !errors.Is(terr, ErrNotLeader) {
+			t.Fatalf("leadership transfer asked of follower %d while the leader came back: %v, want ErrNotLeader", f.id, terr)
 		}
 		c.eventually(10*time.Second, func() error {
 			if vals, _ := f.app.state(); !slices.Contains(vals, val) {

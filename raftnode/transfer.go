@@ -27,10 +27,15 @@ const transferPoll = 10 * time.Millisecond
 // ctx ended or the transferee's connection went down; it may still move.
 //
 // Only the leader knows the voters' progress, so elsewhere it fails with
-// ErrNotLeader (ErrNoLeader when no leader is known). A transferee that is
+// ErrNotLeader (ErrNoLeader when no leader is known after waiting
+// leaderWait for one). A transferee that is
 // this member is answered at once; one that is not a member, is a learner
 // or is not connected, or no other voter to pick, is ErrTransferTarget.
 func (n *Node) TransferLeadership(ctx context.Context, to uint64) (uint64, error) {
+	// Like a proposal, a transfer waits a while for a leader to be known
+	// (leaderwait.go), so that right after an election it is answered by
+	// the leader, or with where the leader is, rather than with none.
+	n.awaitLeaderCtx(ctx)
 	switch lead := n.leader.Load(); {
 	case n.stopCtx.Err() != nil:
 		return 0, ErrStopped
