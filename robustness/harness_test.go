@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftkv/raftkv/internal/testcerts"
 	"github.com/raftkv/raftkv/robustness"
 	"github.com/raftkv/raftkv/testcluster"
 )
@@ -65,6 +66,9 @@ type fault struct {
 	proxied bool
 	// opts adjusts the cluster options.
 	opts func(*testcluster.Options)
+	// tls runs the cluster with TLS on both ports, client and peer
+	// certificates required, and the workload's client over https.
+	tls bool
 	// skip, when set and returning a reason, skips the history.
 	skip func() string
 	// inject runs while the workload runs: it injects the fault, proves it
@@ -260,10 +264,16 @@ func runHistory(t *testing.T, tr tier, f fault, seed uint64) {
 	if f.opts != nil {
 		f.opts(&opts)
 	}
+	if f.tls {
+		opts.TLS = testcerts.NewSet(t, t.TempDir())
+	}
 	c := testcluster.Start(t, opts)
 	dir.cluster = c
 	cl := robustness.NewClient(requestTimeout)
 	defer cl.Close()
+	if f.tls {
+		cl.SetTLS(c.ClientTLS(opts.TLS.Client))
+	}
 	r := &run{t: t, tier: tr, c: c, h: robustness.NewHistory(), cl: cl, dir: dir.path,
 		rng: rand.New(rand.NewPCG(seed, 0x5eed))}
 	r.leader()

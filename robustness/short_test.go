@@ -22,3 +22,16 @@ func TestReplaceMember(t *testing.T)           { runShort(t, replaceMember) }
 func TestReplaceTargetedMember(t *testing.T)   { runShort(t, replaceTargetedMember) }
 func TestRandomLoss(t *testing.T)              { runShort(t, randomLoss) }
 func TestSingleNodeKills(t *testing.T)         { runShort(t, singleNodeKills) }
+
+// Over TLS (both ports, certificates required): the faults that make
+// members reconnect, by a cut link (the proxies pass TLS through end to
+// end) and by a restart.
+func TestIsolateLeaderTLS(t *testing.T) { runShort(t, overTLS(isolateLeader)) }
+func TestKillLeaderTLS(t *testing.T)    { runShort(t, overTLS(killLeader)) }
+
+// overTLS is f with the cluster and the workload's client on TLS.
+func overTLS(f fault) fault {
+	f.name += "-tls"
+	f.tls = true
+	return f
+}

@@ -82,7 +82,8 @@ type Options struct {
 	// certificates: https URLs, --cert-file (TLS.Server),
 	// --peer-cert-file (TLS.Peer), both trusted CAs TLS.CA, and
 	// --client-cert-auth and --peer-client-cert-auth; the cluster's own
-	// client shows TLS.Client. Processes only, not Proxied. Nil: http.
+	// client shows TLS.Client. Processes only; with Proxied, each link's
+	// TLS runs end to end through its proxy. Nil: http.
 	TLS *testcerts.Set
 }
 
@@ -146,8 +147,8 @@ func Start(t testing.TB, opts Options) *Cluster {
 	switch {
 	case opts.InProcess && (len(opts.ExtraArgs) > 0 || bin != ""):
 		t.Fatalf("testcluster: an in-process cluster has no command line; use Options.Configure instead of ExtraArgs or Binary")
-	case opts.TLS != nil && (opts.InProcess || opts.Proxied):
-		t.Fatalf("testcluster: a TLS cluster runs processes whose peers talk directly; it supports neither InProcess nor Proxied")
+	case opts.TLS != nil && opts.InProcess:
+		t.Fatalf("testcluster: a TLS cluster runs processes; it does not support InProcess")
 	case opts.InProcess && opts.Blackholable:
 		t.Fatalf("testcluster: Blackholable runs each node as a process of its own user; it needs processes, not InProcess")
 	case bin == "" && !opts.InProcess:

@@ -46,7 +46,8 @@
 //     process gets SIGKILL if the test binary dies first (Pdeathsig).
 //
 // Faults: a Proxied cluster routes each peer link through a faultproxy, which
-// cuts links by refusing and closing connections (Isolate, Partition, SetLoss).
+// cuts links by refusing and closing connections (Isolate, Partition, SetLoss);
+// it forwards bytes, so with Options.TLS each link's TLS runs end to end.
 // A Blackholable cluster runs each node under a user id of its own so that
 // Blackhole can drop its peer packets silently with iptables, as a dead
 // network does (blackhole.go); it needs root and iptables, which

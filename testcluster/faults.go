@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -29,7 +30,7 @@ func (c *Cluster) startProxies(t testing.TB, n int) {
 			if from == to {
 				continue
 			}
-			target := c.node(to).peerURL[len("http://"):]
+			target := hostPort(c.node(to).peerURL)
 			p, err := faultproxy.New("127.0.0.1:0", target)
 			if err != nil {
 				t.Fatalf("testcluster: proxy %d->%d: %v", from, to, err)
@@ -52,10 +53,18 @@ func (c *Cluster) peersFor(id int, peers []string) []string {
 	out := append([]string(nil), peers...)
 	for j := range out {
 		if p := c.mu.proxies[link{id, j + 1}]; p != nil {
-			out[j] = "http://" + p.Addr()
+			// The proxy forwards bytes, so a TLS link stays one end to
+			// end: the same scheme, and the same 127.0.0.1 the peer
+			// certificate names.
+			out[j] = out[j][:strings.Index(out[j], "://")+3] + p.Addr()
 		}
 	}
 	return out
+}
+
+// hostPort is the host:port of the URL u (scheme://host:port).
+func hostPort(u string) string {
+	return u[strings.Index(u, "://")+3:]
 }
 
 // SetLinks cuts every peer link between a and b for which cut(a, b) is
