@@ -64,6 +64,36 @@ func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 	}
 }
 
+// setReadFloor records, as this member becomes leader (raft reports a
+// SoftState only when it changes), the index of the first entry of its
+// term (the empty entry raft appends then, in rd), and forgets it when
+// the member stops leading.
+//
+// raft holds a leader's ReadIndex requests until it has committed an
+// entry of its term, and so every entry an earlier leader may have
+// committed, except when the leader is the only voter: that one it
+// answers at once with its commit index. After a restart that index is
+// the one last saved in the WAL's HardState, which a member saves
+// without a sync, and often after it applied the entries (applying
+// overlaps the save): a lone member killed there restarts with entries
+// it had applied, and acknowledged, beyond its saved commit index, and a
+// read answered at that index would miss them until the new term's first
+// entry commits. Raising every read index to this floor waits for that.
+func (n *Node) setReadFloor(rd raft.Ready) {
+	if rd.SoftState.RaftState != raft.StateLeader {
+		n.readFloor.Store(0)
+		return
+	}
+	floor, err := n.disk.storage.LastIndex() // before rd.Entries are appended
+	if err != nil {
+		floor = 0
+	}
+	if k := len(rd.Entries); k > 0 {
+		floor = max(floor, rd.Entries[k-1].GetIndex())
+	}
+	n.readFloor.Store(floor)
+}
+
 // deliver hands read states from a Ready to the read loop; stale ones are
 // dropped there by request id.
 func (r *readIndexer) deliver(states []raft.ReadState) {
@@ -128,7 +158,7 @@ func (r *readIndexer) fetch() (uint64, error) {
 			case rs := <-r.stateC:
 				if bytes.Equal(rs.RequestCtx, rctx) {
 					timer.Stop()
-					return rs.Index, nil
+					return max(rs.Index, n.readFloor.Load()), nil
 				}
 			case <-timer.C:
 				break wait

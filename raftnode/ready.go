@@ -55,6 +55,8 @@ func (n *Node) run() {
 // handleReady processes one Ready in the order raft's doc.go requires.
 func (n *Node) handleReady(rd raft.Ready) error {
 	if rd.SoftState != nil {
+		// Before setLeader wakes the reads waiting for a leader.
+		n.setReadFloor(rd)
 		if old := n.setLeader(rd.SoftState.Lead); old != rd.SoftState.Lead {
 			n.lg.Info("leader changed", zap.Uint64("from", old), zap.Uint64("to", rd.SoftState.Lead))
 			if rd.SoftState.Lead != raft.None {
