@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/raftkv/raftkv/faultproxy"
+	"github.com/raftkv/raftkv/peerurl"
 )
 
 // link is a directed peer link: the connections node from dials to node to.
@@ -56,7 +57,7 @@ func (c *Cluster) peersFor(id int, peers []string) []string {
 			// The proxy forwards bytes, so a TLS link stays one end to
 			// end: the same scheme, and the same 127.0.0.1 the peer
 			// certificate names.
-			out[j] = out[j][:strings.Index(out[j], "://")+3] + p.Addr()
+			out[j] = peerurl.Scheme(out[j]) + "://" + p.Addr()
 		}
 	}
 	return out
@@ -64,7 +65,8 @@ func (c *Cluster) peersFor(id int, peers []string) []string {
 
 // hostPort is the host:port of the URL u (scheme://host:port).
 func hostPort(u string) string {
-	return u[strings.Index(u, "://")+3:]
+	_, hp, _ := strings.Cut(u, "://")
+	return hp
 }
 
 // SetLinks cuts every peer link between a and b for which cut(a, b) is
