@@ -23,9 +23,12 @@ func TestClusterVersionsAndTTL(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		modified, err := c.Put(ctx, key, []byte("2"), WithTTL(90*time.Second))
+		modified, version, err := c.PutVersion(ctx, key, []byte("2"), WithTTL(90*time.Second))
 		if err != nil {
 			t.Fatal(err)
+		}
+		if version != modified { // one group: the version is the raft index
+			t.Errorf("PutVersion(%q) = index %d, version %d", key, modified, version)
 		}
 		kv, index, err := c.GetKV(ctx, key)
 		if err != nil {

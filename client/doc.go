@@ -45,6 +45,7 @@
 //	Put       PUT /<key> (PUT /key/<key> for reserved names), body the value;
 //	          WithTTL: ?ttl=<duration>; WithIfMatch: If-Match: "<mod>";
 //	          WithIfAbsent: If-None-Match: *
+//	PutVersion as Put; also the key's new version, from the answer's ETag
 //	Delete    DELETE /key/<key>; WithIfMatch as Put's
 //	PutAll    POST /key, body {"k":"v",...}: one atomic write, keys of one group
 //	Txn       POST /txn, etcd's JSON shape: keys of one group

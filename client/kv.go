@@ -148,8 +148,18 @@ func (o readOptions) query() url.Values {
 // Put sets key to value and returns the raft index at which the key's
 // group applied it, once applied.
 func (c *Client) Put(ctx context.Context, key string, value []byte, opts ...WriteOption) (uint64, error) {
+	index, _, err := c.PutVersion(ctx, key, value, opts...)
+	return index, err
+}
+
+// PutVersion is Put that also returns the key's new version, the ETag of
+// the answer, for a later write's WithIfMatch. In a single group it is
+// the raft index; a key whose bucket moved here from a group with a
+// longer log gets a version past that group's, so the two differ. It is
+// 0 when the member named none (a member older than this client).
+func (c *Client) PutVersion(ctx context.Context, key string, value []byte, opts ...WriteOption) (index, version uint64, err error) {
 	if err := checkKey("put", key); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	path := "/" + url.PathEscape(key)
 	if reservedKey(key) {
@@ -158,7 +168,13 @@ func (c *Client) Put(ctx context.Context, key string, value []byte, opts ...Writ
 	if value == nil {
 		value = []byte{}
 	}
-	return c.write(ctx, &call{op: "put", method: http.MethodPut, key: key, path: path, body: value}, opts)
+	rep, err := c.writeReply(ctx, &call{op: "put", method: http.MethodPut, key: key, path: path, body: value}, opts)
+	if err != nil {
+		return 0, 0, err
+	}
+	index, _ = strconv.ParseUint(rep.header.Get(HeaderRaftIndex), 10, 64)
+	version, _ = parseETag(rep.header.Get("ETag"))
+	return index, version, nil
 }
 
 // Delete removes key (an absent key too) and returns the raft index at
@@ -199,22 +215,27 @@ func (c *Client) PutAll(ctx context.Context, kvs map[string]string, opts ...Writ
 
 // write sends a key write and returns its X-Raft-Index.
 func (c *Client) write(ctx context.Context, cl *call, opts []WriteOption) (uint64, error) {
+	rep, err := c.writeReply(ctx, cl, opts)
+	if err != nil {
+		return 0, err
+	}
+	index, _ := strconv.ParseUint(rep.header.Get(HeaderRaftIndex), 10, 64)
+	return index, nil
+}
+
+// writeReply sends a key write and returns the member's answer.
+func (c *Client) writeReply(ctx context.Context, cl *call, opts []WriteOption) (*reply, error) {
 	cl.write, cl.ok = true, []int{http.StatusNoContent, http.StatusOK}
 	for _, opt := range opts {
 		opt(cl)
 	}
 	if cl.seq != 0 || cl.id != "" {
 		if !ValidClientID(cl.id) || cl.seq == 0 {
-			return 0, badInput(cl.op, cl.key, "WithSeq(%q, %d): want an id of 1 to 64 of [A-Za-z0-9._-] and a seq of at least 1", cl.id, cl.seq)
+			return nil, badInput(cl.op, cl.key, "WithSeq(%q, %d): want an id of 1 to 64 of [A-Za-z0-9._-] and a seq of at least 1", cl.id, cl.seq)
 		}
 	}
 	if err := cl.checkWriteOptions(); err != nil {
-		return 0, err
+		return nil, err
 	}
-	rep, err := c.do(ctx, cl)
-	if err != nil {
-		return 0, err
-	}
-	index, _ := strconv.ParseUint(rep.header.Get(HeaderRaftIndex), 10, 64)
-	return index, nil
+	return c.do(ctx, cl)
 }

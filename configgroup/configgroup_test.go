@@ -115,11 +115,13 @@ var errNoKeys = httpapi.BadRequest("config group members serve no keys")
 func (noKeys) GetKV(context.Context, string, httpapi.ReadOptions) (httpapi.KeyValue, uint64, error) {
 	return httpapi.KeyValue{}, 0, errNoKeys
 }
-func (noKeys) Put(context.Context, string, []byte) (uint64, error)       { return 0, errNoKeys }
+func (noKeys) Put(context.Context, string, []byte) (httpapi.Written, error) {
+	return httpapi.Written{}, errNoKeys
+}
 func (noKeys) PutAll(context.Context, map[string][]byte) (uint64, error) { return 0, errNoKeys }
 func (noKeys) Delete(context.Context, string) (uint64, error)            { return 0, errNoKeys }
-func (noKeys) Write(context.Context, []httpapi.Op, httpapi.WriteOptions) (uint64, error) {
-	return 0, errNoKeys
+func (noKeys) Write(context.Context, []httpapi.Op, httpapi.WriteOptions) (httpapi.Written, error) {
+	return httpapi.Written{}, errNoKeys
 }
 func (noKeys) Txn(context.Context, httpapi.Txn, httpapi.WriteOptions) (httpapi.TxnResult, error) {
 	return httpapi.TxnResult{}, errNoKeys

@@ -30,9 +30,9 @@ func (s store) GetKV(ctx context.Context, key string, o httpapi.ReadOptions) (ht
 	return wireKV(kv), index, wireError(err)
 }
 
-func (s store) Put(ctx context.Context, key string, value []byte) (uint64, error) {
-	index, err := s.Store.Put(ctx, key, value)
-	return index, wireError(err)
+func (s store) Put(ctx context.Context, key string, value []byte) (httpapi.Written, error) {
+	r, err := s.Store.Write(ctx, []kvstore.Op{{Type: kvstore.OpPut, Key: key, Value: value}}, kvstore.WriteOptions{})
+	return httpapi.Written{Index: r.Index, ModIndex: r.ModIndex}, wireError(err)
 }
 
 func (s store) PutAll(ctx context.Context, kvs map[string][]byte) (uint64, error) {
@@ -283,7 +283,7 @@ func forwardFor(ctx context.Context, hc *http.Client, method, url, body string) 
 
 // Write applies ops as one write under the writer's identity wo, which
 // kvstore's dedup table makes exactly-once.
-func (s store) Write(ctx context.Context, ops []httpapi.Op, wo httpapi.WriteOptions) (uint64, error) {
+func (s store) Write(ctx context.Context, ops []httpapi.Op, wo httpapi.WriteOptions) (httpapi.Written, error) {
 	kops := make([]kvstore.Op, len(ops))
 	for i, op := range ops {
 		kops[i] = kvstore.Op{Type: kvstore.OpPut, Key: op.Key, Value: op.Value, TTL: op.TTL}
@@ -292,5 +292,5 @@ func (s store) Write(ctx context.Context, ops []httpapi.Op, wo httpapi.WriteOpti
 		}
 	}
 	r, err := s.Store.Write(ctx, kops, kvstore.WriteOptions{ClientID: wo.ClientID, Seq: wo.Seq})
-	return r.Index, wireError(err)
+	return httpapi.Written{Index: r.Index, ModIndex: r.ModIndex}, wireError(err)
 }

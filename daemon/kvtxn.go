@@ -32,7 +32,7 @@ func (s store) Txn(ctx context.Context, t httpapi.Txn, wo httpapi.WriteOptions) 
 	if err != nil {
 		return httpapi.TxnResult{}, wireError(err)
 	}
-	out := httpapi.TxnResult{Succeeded: r.Succeeded, Index: r.Index}
+	out := httpapi.TxnResult{Succeeded: r.Succeeded, Index: r.Index, ModIndex: r.ModIndex}
 	if len(r.Gets) > 0 {
 		out.Gets = make([]httpapi.GetResult, len(r.Gets))
 		for i, g := range r.Gets {

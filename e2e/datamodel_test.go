@@ -57,6 +57,9 @@ func TestConditionalWritesAndTxn(t *testing.T) {
 		t.Fatalf("PUT If-None-Match on an absent key: %d %q", resp.StatusCode, body)
 	}
 	first := resp.Header.Get("X-Raft-Index")
+	if resp.Header.Get("ETag") != `"`+first+`"` {
+		t.Fatalf("PUT's ETag %q, want the version it wrote, %q", resp.Header.Get("ETag"), first)
+	}
 	resp, body = sendHdr(t, http.MethodPut, fu+"/lock", "you", map[string]string{"If-None-Match": "*"})
 	if resp.StatusCode != http.StatusPreconditionFailed || resp.Header.Get("ETag") != `"`+first+`"` {
 		t.Fatalf("PUT If-None-Match on a present key: %d %q ETag %q, want 412 with ETag %q", resp.StatusCode, body, resp.Header.Get("ETag"), first)

@@ -22,8 +22,9 @@ type Store interface {
 	// key yields an error whose NotFound() bool method returns true, with
 	// the index still set.
 	GetKV(ctx context.Context, key string, opts ReadOptions) (kv KeyValue, index uint64, err error)
-	// Put returns after the write is committed and applied; index is its raft index.
-	Put(ctx context.Context, key string, value []byte) (index uint64, err error)
+	// Put returns after the write is committed and applied, with its raft
+	// index and the key's new version.
+	Put(ctx context.Context, key string, value []byte) (Written, error)
 	// PutAll applies all pairs atomically as one write.
 	PutAll(ctx context.Context, kvs map[string][]byte) (index uint64, err error)
 	// Delete removes key after commit and apply; an absent key is not an error.
@@ -31,10 +32,9 @@ type Store interface {
 	// Write applies ops atomically as one write, like PutAll, under the
 	// writer's identity wo (zero: none): a store that keeps a dedup table
 	// applies a (ClientID, Seq) once and answers a repeat with the first
-	// result (index). The handler calls it for writes that carry
-	// X-Client-ID and X-Client-Seq or a TTL; others use Put, PutAll and
-	// Delete.
-	Write(ctx context.Context, ops []Op, wo WriteOptions) (index uint64, err error)
+	// result. The handler calls it for writes that carry X-Client-ID and
+	// X-Client-Seq or a TTL; others use Put, PutAll and Delete.
+	Write(ctx context.Context, ops []Op, wo WriteOptions) (Written, error)
 	// Txn applies t atomically as one write, decided in the state machine,
 	// under the writer's identity wo (zero: none); a repeat of a
 	// (ClientID, Seq) is answered with the first result.
@@ -49,6 +49,15 @@ type Store interface {
 	Watch(ctx context.Context, opts WatchOptions) (Watcher, error)
 	// Digest summarizes the local state, taken at one applied index.
 	Digest() Digest
+}
+
+// Written is what a write did.
+type Written struct {
+	// Index is the raft index it applied at (a repeat's: the first time).
+	Index uint64
+	// ModIndex is the version it gave the keys it put, answered as a PUT's
+	// ETag; 0 when it put none or none is known.
+	ModIndex uint64
 }
 
 // KeyValue is one key's value and versions.
@@ -136,6 +145,9 @@ type TxnResult struct {
 	Succeeded bool
 	// Index is the raft index the transaction applied at.
 	Index uint64
+	// ModIndex is the version the branch taken gave the keys it put (0:
+	// none), answered as the ETag of a conditional PUT.
+	ModIndex uint64
 	// Gets holds one result per TxnGet of the branch taken, in order.
 	Gets []GetResult
 }

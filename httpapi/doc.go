@@ -86,7 +86,8 @@
 //	/ui /ui/...         Config.Dashboard, any method; 404 "the dashboard is not
 //	                    enabled" when nil
 //	GET|HEAD /<k>       200 with the raw value, application/octet-stream; 404 if absent
-//	PUT      /<k>       body is the value; 204 with X-Raft-Index once applied
+//	PUT      /<k>       body is the value; 204 with X-Raft-Index once applied, and
+//	                    ETag: "<mod index>", the key's new version
 //	POST     /<id>      body is the new member's peer URL; 204 once the conf change is applied;
 //	                    ?learner=true adds it as a learner (Cluster.AddLearner)
 //	POST     /<id>/promote
@@ -159,7 +160,8 @@
 //	                    (the index read at) and X-TTL (the TTL set, in seconds)
 //	PUT, DELETE with If-Match: "<mod>" (or the number alone; * = exists) or,
 //	                    on PUT, If-None-Match: *: one Store.Txn (the compare,
-//	                    the write, a get of the key on failure); 412 as above.
+//	                    the write, a get of the key on failure); 412 as above;
+//	                    a PUT's 204 carries the new ETag.
 //	                    At most one such header, once; a weak tag is 400
 //	PUT /<k>?ttl=D      D a Go duration or whole seconds, 1s to 8760h, else 400
 //	POST /txn           etcd's JSON shape, raftkv's and etcd's names (put or

@@ -168,13 +168,14 @@ func (s *fakeStore) applyLocked(ops []Op) uint64 {
 	return s.mu.index
 }
 
-func (s *fakeStore) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+func (s *fakeStore) Put(ctx context.Context, key string, value []byte) (Written, error) {
 	if err := s.run(ctx, key); err != nil {
-		return 0, err
+		return Written{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.applyLocked([]Op{{Key: key, Value: value}}), nil
+	index := s.applyLocked([]Op{{Key: key, Value: value}})
+	return Written{Index: index, ModIndex: index}, nil
 }
 
 func (s *fakeStore) PutAll(ctx context.Context, kvs map[string][]byte) (uint64, error) {
@@ -200,18 +201,24 @@ func (s *fakeStore) Delete(ctx context.Context, key string) (uint64, error) {
 	return s.applyLocked([]Op{{Key: key, Delete: true}}), nil
 }
 
-func (s *fakeStore) Write(ctx context.Context, ops []Op, wo WriteOptions) (uint64, error) {
+func (s *fakeStore) Write(ctx context.Context, ops []Op, wo WriteOptions) (Written, error) {
 	var keys []string
+	puts := false
 	for _, op := range ops {
 		keys = append(keys, op.Key)
+		puts = puts || !op.Delete
 	}
 	if err := s.run(ctx, keys...); err != nil {
-		return 0, err
+		return Written{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.mu.writes = append(s.mu.writes, fakeWrite{ops: slices.Clone(ops), wo: wo})
-	return s.applyLocked(ops), nil
+	w := Written{Index: s.applyLocked(ops)}
+	if puts {
+		w.ModIndex = w.Index
+	}
+	return w, nil
 }
 
 // fakeTxn is one call of Txn.
@@ -271,6 +278,11 @@ func (s *fakeStore) Txn(ctx context.Context, t Txn, wo WriteOptions) (TxnResult,
 		}
 	}
 	res.Index = s.applyLocked(ops)
+	for _, op := range ops {
+		if !op.Delete {
+			res.ModIndex = res.Index
+		}
+	}
 	if wo.ClientID != "" {
 		s.mu.dedup[wo] = res
 	}

@@ -561,13 +561,20 @@ func (c *fastConn) put(key string, value []byte, req fastRequest) error {
 	if err != nil {
 		return err
 	}
-	index, err := c.s.h.writeKey(context.Background(), keyWrite{key: key, value: value, wo: wo})
+	wr, err := c.s.h.writeKey(context.Background(), keyWrite{key: key, value: value, wo: wo})
 	if err != nil {
 		return err
 	}
 	b := c.bw.AvailableBuffer()
-	b = append(b, "HTTP/1.1 204 No Content\r\nX-Raft-Index: "...)
-	b = strconv.AppendUint(b, index, 10)
+	// Headers in net/http's order, as in get.
+	b = append(b, "HTTP/1.1 204 No Content\r\n"...)
+	if wr.ModIndex != 0 {
+		b = append(b, "Etag: \""...)
+		b = strconv.AppendUint(b, wr.ModIndex, 10)
+		b = append(b, "\"\r\n"...)
+	}
+	b = append(b, "X-Raft-Index: "...)
+	b = strconv.AppendUint(b, wr.Index, 10)
 	b = append(b, "\r\n"...)
 	b = append(b, c.s.dateHeader()...)
 	b = append(b, "\r\n"...)

@@ -338,11 +338,14 @@ func (h *handler) put(w http.ResponseWriter, r *http.Request, key string) error 
 	if err != nil {
 		return err
 	}
-	index, err := h.writeKey(r.Context(), keyWrite{key: key, value: value, ttl: ttl, cond: cond, wo: wo})
+	wr, err := h.writeKey(r.Context(), keyWrite{key: key, value: value, ttl: ttl, cond: cond, wo: wo})
 	if err != nil {
 		return err
 	}
-	writeApplied(w, index)
+	if wr.ModIndex != 0 {
+		w.Header()["Etag"] = []string{etag(wr.ModIndex)}
+	}
+	writeApplied(w, wr.Index)
 	return nil
 }
 
@@ -358,11 +361,11 @@ func (h *handler) delete(w http.ResponseWriter, r *http.Request, key string) err
 	if err != nil {
 		return err
 	}
-	index, err := h.writeKey(r.Context(), keyWrite{key: key, delete: true, cond: cond, wo: wo})
+	wr, err := h.writeKey(r.Context(), keyWrite{key: key, delete: true, cond: cond, wo: wo})
 	if err != nil {
 		return err
 	}
-	writeApplied(w, index)
+	writeApplied(w, wr.Index)
 	return nil
 }
 

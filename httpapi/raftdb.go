@@ -119,7 +119,9 @@ func (h *handler) putAll(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	var index uint64
 	if wo.ClientID != "" {
-		index, err = h.cfg.Store.Write(ctx, opsOf(kvs), wo)
+		var wr Written
+		wr, err = h.cfg.Store.Write(ctx, opsOf(kvs), wo)
+		index = wr.Index
 	} else {
 		index, err = h.cfg.Store.PutAll(ctx, kvs)
 	}

@@ -168,11 +168,12 @@ type keyWrite struct {
 	wo     WriteOptions
 }
 
-// writeKey applies kw within parent and returns its raft index. A plain
-// write is a Put or Delete (Write when it carries an identity or a TTL);
-// a conditional one is a Txn: the condition, the write on success, a get
-// of the key on failure, whose version the 412 reports.
-func (h *handler) writeKey(parent context.Context, kw keyWrite) (uint64, error) {
+// writeKey applies kw within parent and returns its raft index and, for a
+// put, the key's new version. A plain write is a Put or Delete (Write when
+// it carries an identity or a TTL); a conditional one is a Txn: the
+// condition, the write on success, a get of the key on failure, whose
+// version the 412 reports.
+func (h *handler) writeKey(parent context.Context, kw keyWrite) (Written, error) {
 	ctx, cancel := h.callContext(parent)
 	defer cancel()
 	if kw.cond.kind == condNone {
@@ -180,7 +181,8 @@ func (h *handler) writeKey(parent context.Context, kw keyWrite) (uint64, error) 
 		case kw.wo.ClientID != "" || kw.ttl > 0:
 			return h.cfg.Store.Write(ctx, []Op{{Key: kw.key, Value: kw.value, Delete: kw.delete, TTL: kw.ttl}}, kw.wo)
 		case kw.delete:
-			return h.cfg.Store.Delete(ctx, kw.key)
+			index, err := h.cfg.Store.Delete(ctx, kw.key)
+			return Written{Index: index}, err
 		}
 		return h.cfg.Store.Put(ctx, kw.key, kw.value)
 	}
@@ -194,14 +196,14 @@ func (h *handler) writeKey(parent context.Context, kw keyWrite) (uint64, error) 
 		Failure:  []TxnOp{{Type: TxnGet, Key: kw.key}},
 	}, kw.wo)
 	if err != nil {
-		return 0, err
+		return Written{}, err
 	}
 	if res.Succeeded {
-		return res.Index, nil
+		return Written{Index: res.Index, ModIndex: res.ModIndex}, nil
 	}
 	pe := &PreconditionError{Key: kw.key, Asked: kw.cond.asked, Index: res.Index}
 	if len(res.Gets) == 1 && res.Gets[0].Found {
 		pe.Current, pe.Found = res.Gets[0].KeyValue, true
 	}
-	return 0, pe
+	return Written{}, pe
 }

@@ -112,23 +112,23 @@ func TestConditionalWrites(t *testing.T) {
 		target   string
 		headers  []string
 		status   int
-		etag     string // the answer's ETag
+		etag     string // the answer's ETag; "new" for the version a PUT wrote (its X-Raft-Index here)
 		want     map[string]string
 		wantCode string
 	}{
-		{"if-match current", "PUT", "/k", []string{"If-Match: " + cur}, 204, "", map[string]string{"k": "new"}, ""},
-		{"if-match bare number", "PUT", "/key/k", []string{"If-Match: 7"}, 204, "", map[string]string{"k": "new"}, ""},
+		{"if-match current", "PUT", "/k", []string{"If-Match: " + cur}, 204, "new", map[string]string{"k": "new"}, ""},
+		{"if-match bare number", "PUT", "/key/k", []string{"If-Match: 7"}, 204, "new", map[string]string{"k": "new"}, ""},
 		{"if-match old", "PUT", "/k", []string{`If-Match: "6"`}, 412, cur, map[string]string{"k": "v"}, "precondition_failed"},
 		{"if-match absent key", "PUT", "/n", []string{`If-Match: "7"`}, 412, "", map[string]string{"k": "v"}, "precondition_failed"},
-		{"if-match 0 creates", "PUT", "/n", []string{`If-Match: "0"`}, 204, "", map[string]string{"k": "v", "n": "new"}, ""},
-		{"if-match star", "PUT", "/k", []string{"If-Match: *"}, 204, "", map[string]string{"k": "new"}, ""},
+		{"if-match 0 creates", "PUT", "/n", []string{`If-Match: "0"`}, 204, "new", map[string]string{"k": "v", "n": "new"}, ""},
+		{"if-match star", "PUT", "/k", []string{"If-Match: *"}, 204, "new", map[string]string{"k": "new"}, ""},
 		{"if-match star absent", "PUT", "/n", []string{"If-Match: *"}, 412, "", map[string]string{"k": "v"}, "precondition_failed"},
-		{"if-none-match star absent", "PUT", "/n", []string{"If-None-Match: *"}, 204, "", map[string]string{"k": "v", "n": "new"}, ""},
+		{"if-none-match star absent", "PUT", "/n", []string{"If-None-Match: *"}, 204, "new", map[string]string{"k": "v", "n": "new"}, ""},
 		{"if-none-match star present", "PUT", "/key/k", []string{"If-None-Match: *"}, 412, cur, map[string]string{"k": "v"}, "precondition_failed"},
 		{"delete if-match current", "DELETE", "/key/k", []string{"If-Match: " + cur}, 204, "", map[string]string{}, ""},
 		{"delete if-match old", "DELETE", "/key/k", []string{`If-Match: "8"`}, 412, cur, map[string]string{"k": "v"}, "precondition_failed"},
 		{"delete if-match star absent", "DELETE", "/key/n", []string{"If-Match: *"}, 412, "", map[string]string{"k": "v"}, "precondition_failed"},
-		{"with ttl", "PUT", "/k?ttl=10s", []string{"If-Match: " + cur}, 204, "", map[string]string{"k": "new"}, ""},
+		{"with ttl", "PUT", "/k?ttl=10s", []string{"If-Match: " + cur}, 204, "new", map[string]string{"k": "new"}, ""},
 		{"weak tag", "PUT", "/k", []string{`If-Match: W/"7"`}, 400, "", map[string]string{"k": "v"}, "bad_request"},
 		{"list of tags", "PUT", "/k", []string{`If-Match: "7", "8"`}, 400, "", map[string]string{"k": "v"}, "bad_request"},
 		{"two headers", "PUT", "/k", []string{`If-Match: "7"`, `If-Match: "7"`}, 400, "", map[string]string{"k": "v"}, "bad_request"},
@@ -147,8 +147,12 @@ func TestConditionalWrites(t *testing.T) {
 			if rec.Code != tc.status {
 				t.Fatalf("status %d (%s), want %d", rec.Code, rec.Body, tc.status)
 			}
-			if got := rec.Header().Get("Etag"); got != tc.etag {
-				t.Errorf("ETag %q, want %q", got, tc.etag)
+			want := tc.etag
+			if want == "new" {
+				want = `"` + rec.Header().Get("X-Raft-Index") + `"`
+			}
+			if got := rec.Header().Get("Etag"); got != want {
+				t.Errorf("ETag %q, want %q", got, want)
 			}
 			if got := e.store.snapshot(); !equalMaps(got, tc.want) {
 				t.Errorf("store %v, want %v", got, tc.want)

@@ -96,11 +96,11 @@ func (s *sseStream) nextEvent(t *testing.T) sseMessage {
 // put writes key through the store, as a client's write would.
 func (e *testEnv) put(t *testing.T, key, value string) uint64 {
 	t.Helper()
-	index, err := e.store.Put(context.Background(), key, []byte(value))
+	w, err := e.store.Put(context.Background(), key, []byte(value))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return index
+	return w.Index
 }
 
 // eventData is an event's data, as a client reads it.

@@ -171,8 +171,7 @@ func (s *Store) applyRequestLocked(r *request, index uint64) result {
 		}
 	}
 	if r.ClientID == "" {
-		s.applyOpsLocked(r.Ops)
-		return result{index: index}
+		return result{index: index, mod: s.applyOpsLocked(r.Ops)}
 	}
 	// Exactly-once: the request's (client, seq) in the dedup table of
 	// every bucket it touches.
@@ -185,33 +184,55 @@ func (s *Store) applyRequestLocked(r *request, index uint64) result {
 	for _, b := range touched {
 		e, found, old := s.mu.buckets[b].dedup.lookup(r.ClientID, r.Seq)
 		if found {
-			return result{index: e.index, dup: true, version: e.version}
+			return result{index: e.index, dup: true, mod: e.version}
 		}
 		tooOld = tooOld || old
 	}
 	if tooOld {
 		return result{err: ErrSeqTooOld}
 	}
-	s.applyOpsLocked(r.Ops)
+	mod := s.applyOpsLocked(r.Ops)
 	for _, b := range touched {
-		s.recordLocked(b, r.ClientID, dedupEntry{seq: r.Seq, index: index}, index)
+		s.recordLocked(b, r.ClientID, dedupEntry{seq: r.Seq, index: index, version: mod}, index)
 	}
-	return result{index: index}
+	return result{index: index, mod: mod}
 }
 
-// applyOpsLocked applies ops in order at s.ap.index. s.mu must be held.
-func (s *Store) applyOpsLocked(ops []Op) {
+// putVersion gathers the versions a write's puts give their keys: the
+// one they all got (every put of one raft index to one bucket gets the
+// same; buckets differ only where one brought a version floor from
+// another group), else 0.
+type putVersion struct {
+	v     uint64
+	mixed bool
+}
+
+func (p *putVersion) add(v uint64) {
+	switch {
+	case p.mixed || v == p.v:
+	case p.v == 0:
+		p.v = v
+	default:
+		p.v, p.mixed = 0, true
+	}
+}
+
+// applyOpsLocked applies ops in order at s.ap.index and returns the
+// version its puts gave their keys (Result.ModIndex). s.mu must be held.
+func (s *Store) applyOpsLocked(ops []Op) uint64 {
+	var pv putVersion
 	for i := range ops {
 		op := &ops[i]
 		switch op.Type {
 		case OpPut:
-			s.putLocked(op.Key, op.Value, op.TTL)
+			pv.add(s.putLocked(op.Key, op.Value, op.TTL).mod)
 		case OpDelete:
 			s.deleteLocked(op.Key, EventDelete)
 		case OpExpire:
 			s.expireLocked(op.Key, op.IfModIndex)
 		}
 	}
+	return pv.v
 }
 
 // putLocked sets key to value at s.ap.index, with ttl (0: none). s.mu must

@@ -26,6 +26,13 @@ type Result struct {
 	// Index is the raft index the write applied at; for a duplicate, the
 	// index of its first apply.
 	Index uint64
+	// ModIndex is the version the write gave the keys it put (their ETag),
+	// the same for all of them: Index, unless a key's bucket came from a
+	// group whose versions had gone past this group's raft index. 0 when
+	// it put no key, when its keys got different versions, when versions
+	// are not kept, and for a duplicate of a write applied by a binary
+	// that did not remember it.
+	ModIndex uint64
 	// Duplicate says the write was answered from the dedup table, not
 	// applied again.
 	Duplicate bool
@@ -63,7 +70,8 @@ func checkWriteOptions(wo WriteOptions) error {
 
 // dedupEntry is the remembered result of one (client, seq): the raft index
 // the write applied at and, for a config operation, the config version it
-// produced, for a transaction its result.
+// produced, for a key write or a transaction the version it gave the keys
+// it put (Result.ModIndex), for a transaction its result.
 type dedupEntry struct {
 	seq, index, version uint64
 	txn                 *storedTxn

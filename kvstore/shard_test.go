@@ -525,13 +525,18 @@ func TestVersionsGoOnAcrossAMove(t *testing.T) {
 	ctl(s2, 2, &c2)
 	move(s1, s2, 130, 3, 2)
 
-	// At group 2, index 4 < 100: k's next version is past 120.
-	if r := applyOwn(t, s2, 4, put("", 0, k, "b")); r.err != nil {
+	// At group 2, index 4 < 100: k's next version is past 120, and the
+	// write's answer names it (a PUT's ETag), not the raft index.
+	r := applyOwn(t, s2, 4, put("", 0, k, "b"))
+	if r.err != nil {
 		t.Fatal(r.err)
 	}
 	got := kv(s2, k)
 	if got.ModIndex <= 120 || got.CreateIndex > got.ModIndex || got.CreateIndex != seen.CreateIndex {
 		t.Fatalf("k after a write at group 2's index 4: create %d, mod %d; want create %d, mod past 120", got.CreateIndex, got.ModIndex, seen.CreateIndex)
+	}
+	if r.index != 4 || r.mod != got.ModIndex {
+		t.Fatalf("the write answered index %d, version %d; want 4 and the key's version %d", r.index, r.mod, got.ModIndex)
 	}
 	// The deleted key comes back past its own last version.
 	if r := applyOwn(t, s2, 5, put("", 0, gone, "z")); r.err != nil {
@@ -539,6 +544,13 @@ func TestVersionsGoOnAcrossAMove(t *testing.T) {
 	}
 	if g := kv(s2, gone); g.ModIndex <= 120 {
 		t.Fatalf("a key deleted at group 1 at version 120, put again at group 2: version %d", g.ModIndex)
+	}
+	// An identified write, and its retry answered from the dedup table:
+	// both name the version the write gave.
+	first := applyOwn(t, s2, 6, put("c", 1, k, "b2"))
+	retry := applyOwn(t, s2, 7, put("c", 1, k, "b2"))
+	if want := kv(s2, k).ModIndex; first.err != nil || retry.err != nil || first.mod != want || !retry.dup || retry.mod != want || retry.index != 6 {
+		t.Fatalf("write %+v and its retry %+v; want version %d in both", first, retry, want)
 	}
 	// Group 2's raft index reaches the version the client saw: its
 	// If-Match of that version must not hold for today's value.

@@ -82,6 +82,9 @@ type TxnResult struct {
 	// Index is the raft index the Txn applied at (for a duplicate: the
 	// first time).
 	Index uint64
+	// ModIndex is the version the branch taken gave the keys it put, as
+	// Result.ModIndex (0 when it put none).
+	ModIndex uint64
 	// Gets holds one result per TxnGet of the branch taken, in order.
 	Gets []GetResult
 	// Duplicate says the Txn was answered from the dedup table, not
@@ -342,11 +345,12 @@ func (s *Store) applyTxnLocked(r *request) result {
 	if !res.Succeeded {
 		ops = t.Failure
 	}
+	var pv putVersion
 	for i := range ops {
 		op := &ops[i]
 		switch op.Type {
 		case TxnPut:
-			s.putLocked(op.Key, op.Value, op.TTL)
+			pv.add(s.putLocked(op.Key, op.Value, op.TTL).mod)
 		case TxnDelete:
 			s.deleteLocked(op.Key, EventDelete)
 		case TxnGet:
@@ -357,13 +361,14 @@ func (s *Store) applyTxnLocked(r *request) result {
 			res.Gets = append(res.Gets, g)
 		}
 	}
+	res.ModIndex = pv.v
 	if r.ClientID != "" {
 		kept := keepTxnResult(res)
 		for _, b := range touched {
-			s.recordLocked(b, r.ClientID, dedupEntry{seq: r.Seq, index: index, txn: kept}, index)
+			s.recordLocked(b, r.ClientID, dedupEntry{seq: r.Seq, index: index, version: pv.v, txn: kept}, index)
 		}
 	}
-	return result{index: index, txn: res}
+	return result{index: index, mod: pv.v, txn: res}
 }
 
 // txnDuplicateLocked answers t, a retry of the Txn whose result e keeps.
@@ -376,7 +381,7 @@ func (s *Store) txnDuplicateLocked(t *Txn, e dedupEntry) result {
 		return result{err: detailf(ErrBadSeq, "sequence number %d of this client was applied at index %d as a write, not a transaction", e.seq, e.index)}
 	}
 	kept := e.txn
-	res := &TxnResult{Succeeded: kept.succeeded, Index: e.index, Duplicate: true}
+	res := &TxnResult{Succeeded: kept.succeeded, Index: e.index, ModIndex: e.version, Duplicate: true}
 	ops := t.Success
 	if !kept.succeeded {
 		ops = t.Failure

@@ -119,7 +119,16 @@ func runTxnSteps(t *testing.T, s *Store, first uint64, steps []txnStep) uint64 {
 			t.Fatalf("%s: %v", st.name, r.err)
 		}
 		want := &TxnResult{Succeeded: st.succeeded, Index: index, Gets: st.gets}
-		if !reflect.DeepEqual(r.txn, want) || r.index != index {
+		branch := st.txn.Success
+		if !st.succeeded {
+			branch = st.txn.Failure
+		}
+		for _, op := range branch {
+			if op.Type == TxnPut {
+				want.ModIndex = index // the version its puts gave their keys
+			}
+		}
+		if !reflect.DeepEqual(r.txn, want) || r.index != index || r.mod != want.ModIndex {
 			t.Fatalf("%s: %+v, want %+v", st.name, r.txn, want)
 		}
 		if got := stateOf(s); !reflect.DeepEqual(got, st.after) {

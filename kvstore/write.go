@@ -38,6 +38,9 @@ type result struct {
 	dup   bool
 	// version is the config version a config operation produced.
 	version uint64
+	// mod is the version a key write or transaction gave the keys it put
+	// (Result.ModIndex).
+	mod uint64
 	// txn is a transaction's result.
 	txn *TxnResult
 }
@@ -107,7 +110,7 @@ func (s *Store) write(ctx context.Context, ops []Op, wo WriteOptions) (Result, e
 	if r.err != nil {
 		return Result{}, r.err
 	}
-	return Result{Index: r.index, Duplicate: r.dup}, nil
+	return Result{Index: r.index, ModIndex: r.mod, Duplicate: r.dup}, nil
 }
 
 // MaxTTL is the longest TTL a key may have.

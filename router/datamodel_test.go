@@ -128,7 +128,10 @@ func (m *dmember) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		b, _ := io.ReadAll(r.Body)
 		m.n++
-		m.kv[key], m.mod[key] = string(b), m.n
+		// A version past the raft index, as a key whose bucket came
+		// from a group with a longer log gets.
+		m.kv[key], m.mod[key] = string(b), m.n+100
+		w.Header().Set("ETag", fmt.Sprintf(`"%d"`, m.mod[key]))
 		w.Header().Set("X-Raft-Index", strconv.FormatUint(m.n, 10))
 		w.WriteHeader(http.StatusNoContent)
 	}
@@ -301,6 +304,19 @@ func TestRouterVersionsAndConditions(t *testing.T) {
 	resp, body = request(t, http.MethodPut, srv.URL+"/"+k, "w", map[string]string{"If-Match": fmt.Sprintf(`"%d"`, mod)})
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("PUT If-Match the version: %d %q", resp.StatusCode, body)
+	}
+	// The new version is the member's ETag, not its raft index; the next
+	// If-Match can name it.
+	written := resp.Header.Get("ETag")
+	if written == "" || written == `"`+resp.Header.Get("X-Raft-Index")+`"` {
+		t.Fatalf("PUT's ETag %q with X-Raft-Index %s: want the member's version", written, resp.Header.Get("X-Raft-Index"))
+	}
+	if resp, _ = request(t, http.MethodGet, srv.URL+"/"+k, "", nil); resp.Header.Get("ETag") != written {
+		t.Fatalf("GET after the PUT: ETag %q, the PUT answered %q", resp.Header.Get("ETag"), written)
+	}
+	resp, body = request(t, http.MethodPut, srv.URL+"/"+k, "x", map[string]string{"If-Match": written})
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("PUT If-Match the ETag a PUT answered: %d %q", resp.StatusCode, body)
 	}
 }
 

@@ -25,7 +25,7 @@
 // # Routes
 //
 //	GET|HEAD /<key>        200 raw value (GET /<key> of the key's group), 404 if absent
-//	PUT      /<key>        204 with X-Raft-Index once applied
+//	PUT      /<key>        204 with X-Raft-Index and the key's new ETag once applied
 //	GET|HEAD /key/<key>    200 {"<key>":"<value>"}, as a member answers it
 //	PUT      /key/<key>    as PUT /<key>
 //	DELETE   /key/<key>    204 with X-Raft-Index (an absent key too)

@@ -329,9 +329,12 @@ func (h *handler) put(w http.ResponseWriter, r *http.Request, key string) error 
 	if err != nil {
 		return err
 	}
-	index, err := h.c.Put(r.Context(), key, value, opts...)
+	index, version, err := h.c.PutVersion(r.Context(), key, value, opts...)
 	if err != nil {
 		return err
+	}
+	if version != 0 {
+		w.Header().Set("ETag", `"`+strconv.FormatUint(version, 10)+`"`)
 	}
 	writeApplied(w, index)
 	return nil

@@ -16,12 +16,15 @@ func TestDataModel(t *testing.T) {
 	ctl := newCtl(t, "RAFTKVCTL_ENDPOINTS="+endpoints(c))
 
 	// get -w json: the value, its versions and the index it was read at.
-	var put struct{ Index uint64 }
+	var put struct {
+		Index    uint64
+		ModIndex uint64 `json:"mod_index"`
+	}
 	decode(t, ctl.ok("-w", "json", "put", "a/1", "one"), &put)
 	var kv kvJSON
 	decode(t, ctl.ok("-w", "json", "get", "a/1"), &kv)
-	if kv.Key != "a/1" || *kv.Value != "one" || kv.CreateIndex != put.Index || kv.ModIndex != put.Index || kv.Index < put.Index {
-		t.Errorf("get -w json = %+v; want create and mod index %d", kv, put.Index)
+	if kv.Key != "a/1" || *kv.Value != "one" || kv.CreateIndex != put.Index || kv.ModIndex != put.Index || kv.Index < put.Index || put.ModIndex != kv.ModIndex {
+		t.Errorf("put -w json = %+v, get -w json = %+v; want create and mod index %d", put, kv, put.Index)
 	}
 	if out := ctl.ok("-w", "table", "get", "a/1"); !strings.Contains(out, "| KEY | VALUE | CREATE INDEX | MOD INDEX | TTL |") {
 		t.Errorf("get -w table printed\n%s", out)

@@ -102,11 +102,11 @@ that answered has applied it; -w json and table also print its raft index.`,
 			return err
 		}
 		defer c.Close()
-		index, err := c.Put(a.ctx, key, value, wopts...)
+		index, version, err := c.PutVersion(a.ctx, key, value, wopts...)
 		if err != nil {
 			return preconditionMessage(err)
 		}
-		return a.printWrite(key, index)
+		return a.printWrite(key, index, version)
 	})
 	return cmd
 }
@@ -134,21 +134,26 @@ func (a *app) delCommand() *cobra.Command {
 		if err != nil {
 			return preconditionMessage(err)
 		}
-		return a.printWrite(args[0], index)
+		return a.printWrite(args[0], index, 0)
 	})
 	return cmd
 }
 
 // printWrite prints the outcome of an applied write of key at index.
-func (a *app) printWrite(key string, index uint64) error {
+func (a *app) printWrite(key string, index, version uint64) error {
 	switch a.writeOut {
 	case formatJSON:
 		return printJSON(a.stdout, struct {
-			Key   string `json:"key"`
-			Index uint64 `json:"index"`
-		}{key, index})
+			Key      string `json:"key"`
+			Index    uint64 `json:"index"`
+			ModIndex uint64 `json:"mod_index,omitempty"`
+		}{key, index, version})
 	case formatTable:
-		return printTable(a.stdout, []string{"KEY", "INDEX"}, [][]string{{key, strconv.FormatUint(index, 10)}})
+		if version == 0 {
+			return printTable(a.stdout, []string{"KEY", "INDEX"}, [][]string{{key, strconv.FormatUint(index, 10)}})
+		}
+		return printTable(a.stdout, []string{"KEY", "INDEX", "MOD INDEX"},
+			[][]string{{key, strconv.FormatUint(index, 10), strconv.FormatUint(version, 10)}})
 	}
 	_, err := fmt.Fprintln(a.stdout, "OK")
 	return err
