@@ -61,6 +61,11 @@ type History struct {
 // NewHistory starts an empty history; its clock starts now.
 func NewHistory() *History { return &History{start: time.Now()} }
 
+// Sibling starts an empty history on h's clock: for operations checked
+// apart from h's (by another model) whose times must line up with h's
+// notes.
+func (h *History) Sibling() *History { return &History{start: h.start} }
+
 // Now is the time since the history started, on the monotonic clock.
 func (h *History) Now() time.Duration { return time.Since(h.start) }
 

@@ -106,15 +106,26 @@ func (r Result) String() string {
 type Output struct {
 	Result Result
 	Value  string // ResultValue only
-	// Index is the X-Raft-Index of the answer: a write's raft index (its
-	// new mod index), the index a read was served at, the index a 412 or
-	// a transaction applied at; 0 when not given.
+	// Index is the X-Raft-Index of the answer: a write's raft index, the
+	// index a read was served at, the index a 412 or a transaction applied
+	// at; 0 when not given.
 	Index uint64 `json:",omitempty"`
-	// Mod is a read's ETag, or a 412's (0: the key is absent).
+	// Mod is a read's ETag, a 412's (0: the key is absent), or an
+	// acknowledged put's: the version it wrote (see Written).
 	Mod uint64 `json:",omitempty"`
 	// Succeeded and Gets are a transaction's answer.
 	Succeeded bool     `json:",omitempty"`
 	Gets      []TxnGet `json:",omitempty"`
+}
+
+// Written is the version an acknowledged put wrote: its ETag, else (an
+// answer without one) its raft index, which a single group gives as the
+// version; 0 when neither is known.
+func (o Output) Written() uint64 {
+	if o.Mod != 0 {
+		return o.Mod
+	}
+	return o.Index
 }
 
 // kvState is the model's state of one key: the model is partitioned per key.

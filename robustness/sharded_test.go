@@ -65,7 +65,14 @@ type shardRun struct {
 	// clusters are every group ever started, the config group first, with
 	// their names, for the log scan.
 	clusters []namedCluster
+	// vh records the CAS register clients (vw), which write and read
+	// through the routers beside the plain workload.
+	vh *robustness.History
+	vw *robustness.VersionedWorkload
 }
+
+// shardCASKeys is the number of CAS register keys of a sharded history.
+const shardCASKeys = 6
 
 type namedCluster struct {
 	name string
@@ -404,13 +411,20 @@ func readFile(path string) (string, error) {
 }
 
 // pickBucket picks one of buckets, one that holds keys of the workload's
-// linearizability family if there is one, so that a migration moves keys
-// the clients read and write.
+// linearizability family or CAS register keys if there is one, so that a
+// migration moves keys the clients read and write.
 func (r *shardRun) pickBucket(buckets []int) int {
+	var keys []string
+	for i := range robustness.DefaultKeys {
+		keys = append(keys, r.w.LinKey(i))
+	}
+	for i := range shardCASKeys {
+		keys = append(keys, r.vw.CASKey(i))
+	}
 	var busy []int
 	for _, b := range buckets {
-		for i := range robustness.DefaultKeys {
-			if shardmap.BucketOf(r.w.LinKey(i), r.d.Buckets()) == b {
+		for _, k := range keys {
+			if shardmap.BucketOf(k, r.d.Buckets()) == b {
 				busy = append(busy, b)
 				break
 			}
@@ -467,7 +481,27 @@ func startShardRun(t *testing.T, tr shardTier, seed uint64, binary string) (*sha
 		t.Fatal(err)
 	}
 	r.w = w
-	stop := runInBackground(w.Run)
+	// CAS register clients through the routers too, their own history.
+	r.vh = r.h.Sibling()
+	vw, err := robustness.NewVersionedWorkload(robustness.VersionedConfig{
+		Targets:        r.routerURLs,
+		CASClients:     4,
+		TxnClients:     -1,
+		CASKeys:        shardCASKeys,
+		Seed:           seed,
+		RequestTimeout: requestTimeout,
+		Rate:           tr.rate / 5,
+		Client:         cl,
+	}, r.vh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.vw = vw
+	stopPlain, stopCAS := runInBackground(w.Run), runInBackground(vw.Run)
+	stop := func() {
+		stopPlain()
+		stopCAS()
+	}
 	t.Cleanup(stop)
 	return r, stop
 }
@@ -495,7 +529,7 @@ func runShardHistory(t *testing.T, tr shardTier, seed uint64) {
 // one group, and the logs.
 func (r *shardRun) check(name string, workload time.Duration) robustness.Report {
 	t := r.t
-	ops := r.h.Ops()
+	ops, vops := r.h.Ops(), r.vh.Ops()
 	rep := robustness.Report{Name: name, Workload: workload, Stats: robustness.Summarize(ops)}
 	for _, gid := range r.d.GIDs() {
 		g := r.d.Group(gid)
@@ -516,7 +550,23 @@ func (r *shardRun) check(name string, workload time.Duration) robustness.Report 
 	if rep.Lin.Err != nil {
 		t.Error(rep.Lin.Err)
 	}
-	if v := r.placement(ops, routers); v != "" {
+	// The CAS register keys, ordered by real time and their versions.
+	cas := robustness.CheckCASAcrossGroups(vops, r.h.Notes(), checkTimeout, filepath.Join(r.dir, "cas.html"))
+	t.Logf("CAS register clients: %s; model: %s", versionedStats(vops), cas)
+	if cas.Err != nil {
+		t.Error(cas.Err)
+	}
+	if !cas.OK() {
+		rep.Extra = append(rep.Extra, "CAS register model: "+cas.String())
+		writeHistory(t, filepath.Join(r.dir, "cas-history.json"), vops, r.h.Notes())
+	}
+	for _, op := range vops {
+		if op.Input.Op != robustness.OpGet && op.Status >= 400 && op.Status < 500 && op.Status != 412 {
+			rep.Extra = append(rep.Extra, fmt.Sprintf("a valid %s refused: %d %s", op.Input.Op, op.Status, op.Err))
+			break
+		}
+	}
+	if v := r.placement(slices.Concat(ops, vops), routers); v != "" {
 		rep.Extra = append(rep.Extra, v)
 	}
 	for _, nc := range r.clusters {
@@ -547,7 +597,7 @@ func (r *shardRun) check(name string, workload time.Duration) robustness.Report 
 	return rep
 }
 
-// placement reads every key the history wrote through the routers and
+// placement reads every key the histories wrote through the routers and
 // compares the number present with the keys the groups hold (GET
 // /debug/state of one member of each): a key held by two groups, or by a
 // group that cannot serve it, makes them differ. It returns a violation,
@@ -558,7 +608,8 @@ func (r *shardRun) placement(ops []robustness.Op, routers []string) string {
 	}
 	keys := map[string]bool{}
 	for _, op := range ops {
-		if op.Input.Op == robustness.OpPut {
+		switch op.Input.Op {
+		case robustness.OpPut, robustness.OpPutIfMatch, robustness.OpPutIfAbsent:
 			keys[op.Input.Key] = true
 		}
 	}

@@ -47,7 +47,7 @@ const retryPause = 100 * time.Millisecond
 //
 //	get:           200 value (Mod: the ETag), 404 not-found, both with
 //	               Index: the X-Raft-Index they were served at; else failed
-//	writes:        204 ok (Index: the X-Raft-Index); 412 precondition
+//	writes:        204 ok (Index: the X-Raft-Index; a put's Mod: its ETag); 412 precondition
 //	               (Mod: the ETag, 0 if none); another 4xx, 503 or never
 //	               dialed: failed, unless an earlier attempt was unknown;
 //	               anything else unknown
@@ -182,6 +182,9 @@ func classifyVersioned(kind OpKind, r response) Output {
 	out := classify(kind, r)
 	if out.Result == ResultOK {
 		out.Index, _ = headerUint(r.header, "X-Raft-Index")
+		if kind != OpDelete && kind != OpDeleteIfMatch {
+			out.Mod, _ = etagOf(r.header)
+		}
 	}
 	return out
 }

@@ -254,9 +254,9 @@ func casStep(s casState, in Input, out Output) []any {
 		if in.Op == OpDeleteIfMatch || in.Op == OpDelete {
 			st.v = version{}
 		} else {
-			st.v = version{present: true, value: in.Value, mod: out.Index}
-			if !known {
-				// An acknowledged write without its index: as unknown.
+			st.v = version{present: true, value: in.Value, mod: out.Written()}
+			if st.v.mod == 0 {
+				// An acknowledged write without its version: as unknown.
 				st.v.pending, st.v.lo = in.ID, lowest(s.pos)
 			}
 		}
@@ -571,8 +571,8 @@ func CASOps(ops []Op) []porcupine.Operation {
 		if known[k] == nil {
 			known[k] = map[uint64]bool{}
 		}
-		if o.Result == ResultOK && op.Input.Op != OpDeleteIfMatch && op.Input.Op != OpDelete && o.Index != 0 {
-			known[k][o.Index] = true
+		if o.Result == ResultOK && op.Input.Op != OpDeleteIfMatch && op.Input.Op != OpDelete && o.Written() != 0 {
+			known[k][o.Written()] = true
 		}
 		absent := o.Result == ResultNotFound || o.Result == ResultPrecondition && o.Mod == 0 ||
 			o.Result == ResultOK && op.Input.Op == OpPutIfAbsent
@@ -713,4 +713,19 @@ func checkModel(m porcupine.Model, pops []porcupine.Operation, notes []Note, tim
 		}
 	}
 	return r
+}
+
+// CheckCASAcrossGroups is CheckCAS for a history whose keys lived in more
+// than one raft group (through routers while buckets moved): one group's
+// raft indexes do not order operations served by another, so the model
+// gets none (Output.Index cleared) and orders by real time alone. The
+// versions still name values: a key's versions go on across groups, and
+// a put's is its answer's ETag.
+func CheckCASAcrossGroups(ops []Op, notes []Note, timeout time.Duration, vizPath string) LinResult {
+	unordered := make([]Op, len(ops))
+	for i, op := range ops {
+		op.Output.Index = 0
+		unordered[i] = op
+	}
+	return checkModel(CASModel, CASOps(unordered), notes, timeout, vizPath)
 }

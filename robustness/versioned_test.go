@@ -185,7 +185,8 @@ func TestNegativeControlBrokenCAS(t *testing.T) {
 
 // negativeControlBrokenCAS runs the versioned workload with seed for 5 s
 // on 3 members built with raftkv_broken_cas, and fails t unless both
-// models reject the history.
+// models reject the history, and the CAS model without raft indexes
+// (sharded histories' check) does too.
 func negativeControlBrokenCAS(t *testing.T, seed uint64) {
 	bin := testcluster.BuildBinaryTags(t, "raftkv_broken_cas")
 	dir := keepOnFailure(t)
@@ -217,7 +218,7 @@ func negativeControlBrokenCAS(t *testing.T, seed uint64) {
 	for _, m := range []struct {
 		name  string
 		check func([]robustness.Op, []robustness.Note, time.Duration, string) robustness.LinResult
-	}{{"cas", robustness.CheckCAS}, {"txn", robustness.CheckTxn}} {
+	}{{"cas", robustness.CheckCAS}, {"txn", robustness.CheckTxn}, {"cas-across-groups", robustness.CheckCASAcrossGroups}} {
 		lin := m.check(ops, h.Notes(), checkTimeout, filepath.Join(dir.path, m.name+".html"))
 		t.Logf("%s model: %s", m.name, lin)
 		if lin.Result != porcupine.Illegal {

@@ -305,7 +305,7 @@ func learn(views map[string]seen, op Op) {
 		case OpDelete, OpDeleteIfMatch:
 			views[in.Key] = seen{known: true}
 		default:
-			views[in.Key] = seen{known: true, present: true, value: in.Value, mod: out.Index}
+			views[in.Key] = seen{known: true, present: true, value: in.Value, mod: out.Written()}
 		}
 	case ResultUnknown:
 		delete(views, in.Key)
