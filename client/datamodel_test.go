@@ -325,7 +325,7 @@ func TestClusterTxnAndList(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !res.Succeeded || len(res.Responses) != 3 || !res.Responses[1].Found || string(res.Responses[1].KV.Value) != "\xff\x00" ||
-		res.Responses[1].KV.ModIndex != res.Index {
+		res.Responses[1].KV.ModIndex != res.Index || res.ModIndex != res.Index {
 		t.Fatalf("Txn = %+v", res)
 	}
 	if _, err := c.Get(ctx, "cas"); !errors.Is(err, ErrNotFound) {

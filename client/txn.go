@@ -114,6 +114,10 @@ type TxnResponse struct {
 	Succeeded bool
 	// Index is the raft index the transaction applied at.
 	Index uint64
+	// ModIndex is the version the branch taken gave the keys it put (0:
+	// it put none, or an older member did not say): what a later
+	// WithIfMatch or mod compare names. In a single group it is Index.
+	ModIndex uint64
 	// Responses has one entry per operation of the branch taken, in order.
 	Responses []TxnOpResponse
 }
@@ -153,7 +157,7 @@ func (c *Client) Txn(ctx context.Context, t Txn, opts ...WriteOption) (TxnRespon
 		return TxnResponse{}, &Error{Op: "txn", Key: keys[0], Endpoint: rep.endpoint, Status: rep.status, Code: CodeInternal,
 			Message: "unreadable POST /txn answer", Err: err}
 	}
-	res := TxnResponse{Succeeded: out.Succeeded, Index: out.Index}
+	res := TxnResponse{Succeeded: out.Succeeded, Index: out.Index, ModIndex: out.ModIndex}
 	for _, r := range out.Responses {
 		switch {
 		case r.Get != nil:
@@ -205,8 +209,9 @@ type (
 		Get    *keyJSON `json:"get,omitempty"`
 	}
 	txnResponseJSON struct {
-		Succeeded bool `json:"succeeded"`
-		Index     uint64
+		Succeeded bool   `json:"succeeded"`
+		Index     uint64 `json:"index"`
+		ModIndex  uint64 `json:"mod_index"`
 		Responses []struct {
 			Get    *kvJSON   `json:"get"`
 			Put    *struct{} `json:"put"`

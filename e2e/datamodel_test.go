@@ -103,11 +103,14 @@ func TestConditionalWritesAndTxn(t *testing.T) {
 	succeeded := 0
 	for _, r := range results {
 		var out struct {
-			Succeeded bool `json:"succeeded"`
+			Succeeded bool   `json:"succeeded"`
+			Index     uint64 `json:"index"`
+			ModIndex  uint64 `json:"mod_index"`
 			Responses []struct {
 				Get struct {
-					Value string `json:"value"`
-					Found bool   `json:"found"`
+					Value    string `json:"value"`
+					ModIndex uint64 `json:"mod_index"`
+					Found    bool   `json:"found"`
 				} `json:"get"`
 			} `json:"responses"`
 		}
@@ -117,11 +120,14 @@ func TestConditionalWritesAndTxn(t *testing.T) {
 		}
 		if out.Succeeded {
 			succeeded++
-			if len(out.Responses) != 3 || out.Responses[2].Get.Value != "50" {
-				t.Fatalf("the succeeding txn's get: %s", r)
+			// The branch's puts: the version they gave, which its get
+			// of acct/b shows.
+			if len(out.Responses) != 3 || out.Responses[2].Get.Value != "50" ||
+				out.ModIndex != out.Index || out.Responses[2].Get.ModIndex != out.ModIndex {
+				t.Fatalf("the succeeding txn's answer: %s", r)
 			}
-		} else if len(out.Responses) != 1 || out.Responses[0].Get.Value != "50" {
-			t.Fatalf("a failing txn's get of acct/a: %s", r)
+		} else if len(out.Responses) != 1 || out.Responses[0].Get.Value != "50" || out.ModIndex != 0 {
+			t.Fatalf("a failing txn's answer (a get of acct/a, no version): %s", r)
 		}
 	}
 	if succeeded != 1 {

@@ -169,7 +169,8 @@
 //	                    request_range; mod_index or mod_revision...); key and
 //	                    value as text or key_base64/value_base64; at most 128
 //	                    compares and 128 operations per branch; 200 with
-//	                    {"succeeded","index","responses"}. GET /txn reads the
+//	                    {"succeeded","index","mod_index","responses"} (mod_index:
+//	                    the version the branch's puts gave, absent when none). GET /txn reads the
 //	                    key "txn"
 //	GET|HEAD /key?prefix=p | ?start=a&end=b, limit (1-10000, default 1000),
 //	                    keys_only, continue, level, min_index, config_version:

@@ -91,8 +91,11 @@ func (f *flexUint) UnmarshalJSON(b []byte) error {
 
 // txnResponseJSON is POST /txn's answer.
 type txnResponseJSON struct {
-	Succeeded bool              `json:"succeeded"`
-	Index     uint64            `json:"index"`
+	Succeeded bool   `json:"succeeded"`
+	Index     uint64 `json:"index"`
+	// ModIndex is the version the branch's puts gave their keys (absent
+	// when it put none).
+	ModIndex  uint64            `json:"mod_index,omitempty"`
 	Responses []txnOpResultJSON `json:"responses"`
 }
 
@@ -152,7 +155,7 @@ func txnResponse(t Txn, res TxnResult) (txnResponseJSON, error) {
 	if res.Succeeded {
 		ops = t.Success
 	}
-	out := txnResponseJSON{Succeeded: res.Succeeded, Index: res.Index, Responses: make([]txnOpResultJSON, 0, len(ops))}
+	out := txnResponseJSON{Succeeded: res.Succeeded, Index: res.Index, ModIndex: res.ModIndex, Responses: make([]txnOpResultJSON, 0, len(ops))}
 	gets := res.Gets
 	for _, op := range ops {
 		switch op.Type {

@@ -112,7 +112,7 @@ func TestTxn(t *testing.T) {
 	if rec.Code != 200 || rec.Header().Get("X-Raft-Index") != "11" || rec.Header().Get("Content-Type") != "application/json" {
 		t.Fatalf("POST /txn: %d %v %s", rec.Code, rec.Header(), rec.Body)
 	}
-	want := `{"succeeded":true,"index":11,"responses":[{"put":{}},{"get":{"key":"b","value":"2","create_index":11,"mod_index":11,"found":true}},` +
+	want := `{"succeeded":true,"index":11,"mod_index":11,"responses":[{"put":{}},{"get":{"key":"b","value":"2","create_index":11,"mod_index":11,"found":true}},` +
 		`{"get":{"key":"bin","value_base64":"AP8=","create_index":3,"mod_index":7,"found":true}},{"delete":{}},{"get":{"key":"none","found":false}}]}` + "\n"
 	if rec.Body.String() != want {
 		t.Errorf("body\n%s\nwant\n%s", rec.Body, want)

@@ -41,8 +41,9 @@
 // move under faults: one cycle in the short tier (TestShardedMigrations,
 // and its negative control on a raftkv_broken_fence build), four cycles
 // with each seed in the long tier (TestLongSharded). Beside that workload,
-// CAS register clients (the versioned workload without transactions) go
-// through the same routers, checked by CheckCASAcrossGroups. A
+// the versioned workload's CAS register and transaction clients go
+// through the same routers, checked by CheckCASAcrossGroups and
+// CheckTxnAcrossGroups. A
 // failed history keeps porcupine's visualization (history.html), the
 // recorded history (history.json), node logs and data dirs under
 // $RAFTKV_ROBUSTNESS_ARTIFACTS (default <tmp>/raftkv-robustness/), and
@@ -60,9 +61,9 @@
 // absent; TxnModel is the state of a group of up to MaxTxnKeys keys
 // (Input.Key names the group, its keys are TxnKey(group, i)), each
 // (value, mod index) or absent. A put sets the key's mod index to the
-// version its answer reported (its ETag; a transaction's puts, and an
-// answer without an ETag, to its raft index: X-Raft-Index, a
-// transaction's "index"); an If-Match write is legal iff
+// version its answer reported (a PUT's ETag, a transaction's "mod_index";
+// an answer without one, its raft index: X-Raft-Index, a transaction's
+// "index"); an If-Match write is legal iff
 // the key is at that mod index (0: absent), a 412 iff it is not and the
 // 412's ETag names the version it is at; a get must return the value and
 // ETag of the state. Mod indexes are the cluster's, so the models take
@@ -72,8 +73,8 @@
 // or transaction) at index i sits at position 2i, a read served at index
 // r (its X-Raft-Index) at 2r+1, after every write of index r; a key's
 // operations must be linearized at positions that never go back (not
-// across groups: CheckCASAcrossGroups clears the indexes, so real time
-// alone orders them). Writes batched into one raft
+// across groups: CheckCASAcrossGroups and CheckTxnAcrossGroups clear the
+// indexes, so real time alone orders them). Writes batched into one raft
 // entry share an index and may be linearized in any order among
 // themselves, which is the order the entry applied them in.
 //

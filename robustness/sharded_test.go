@@ -65,14 +65,18 @@ type shardRun struct {
 	// clusters are every group ever started, the config group first, with
 	// their names, for the log scan.
 	clusters []namedCluster
-	// vh records the CAS register clients (vw), which write and read
-	// through the routers beside the plain workload.
+	// vh records the CAS register and transaction clients (vw), which
+	// write and read through the routers beside the plain workload.
 	vh *robustness.History
 	vw *robustness.VersionedWorkload
 }
 
-// shardCASKeys is the number of CAS register keys of a sharded history.
-const shardCASKeys = 6
+// The versioned clients' keys in a sharded history: CAS register keys,
+// and groups of transaction keys (each group one bucket, by its {tag}).
+const (
+	shardCASKeys   = 6
+	shardTxnGroups = 2
+)
 
 type namedCluster struct {
 	name string
@@ -411,8 +415,8 @@ func readFile(path string) (string, error) {
 }
 
 // pickBucket picks one of buckets, one that holds keys of the workload's
-// linearizability family or CAS register keys if there is one, so that a
-// migration moves keys the clients read and write.
+// linearizability family, CAS register keys or transaction keys if there
+// is one, so that a migration moves keys the clients read and write.
 func (r *shardRun) pickBucket(buckets []int) int {
 	var keys []string
 	for i := range robustness.DefaultKeys {
@@ -420,6 +424,9 @@ func (r *shardRun) pickBucket(buckets []int) int {
 	}
 	for i := range shardCASKeys {
 		keys = append(keys, r.vw.CASKey(i))
+	}
+	for g := range shardTxnGroups {
+		keys = append(keys, robustness.TxnKey(r.vw.TxnGroup(g), 0))
 	}
 	var busy []int
 	for _, b := range buckets {
@@ -481,13 +488,15 @@ func startShardRun(t *testing.T, tr shardTier, seed uint64, binary string) (*sha
 		t.Fatal(err)
 	}
 	r.w = w
-	// CAS register clients through the routers too, their own history.
+	// CAS register and transaction clients through the routers too,
+	// their own history.
 	r.vh = r.h.Sibling()
 	vw, err := robustness.NewVersionedWorkload(robustness.VersionedConfig{
 		Targets:        r.routerURLs,
 		CASClients:     4,
-		TxnClients:     -1,
+		TxnClients:     3,
 		CASKeys:        shardCASKeys,
+		TxnGroups:      shardTxnGroups,
 		Seed:           seed,
 		RequestTimeout: requestTimeout,
 		Rate:           tr.rate / 5,
@@ -550,15 +559,31 @@ func (r *shardRun) check(name string, workload time.Duration) robustness.Report 
 	if rep.Lin.Err != nil {
 		t.Error(rep.Lin.Err)
 	}
-	// The CAS register keys, ordered by real time and their versions.
+	// The CAS register keys and the transactions, ordered by real time
+	// and their versions.
 	cas := robustness.CheckCASAcrossGroups(vops, r.h.Notes(), checkTimeout, filepath.Join(r.dir, "cas.html"))
-	t.Logf("CAS register clients: %s; model: %s", versionedStats(vops), cas)
-	if cas.Err != nil {
-		t.Error(cas.Err)
+	txn := robustness.CheckTxnAcrossGroups(vops, r.h.Notes(), checkTimeout, filepath.Join(r.dir, "txn.html"))
+	t.Logf("versioned clients: %s; CAS register model: %s; transaction model: %s", versionedStats(vops), cas, txn)
+	above := 0
+	for _, op := range vops {
+		if o := op.Output; o.Result == robustness.ResultOK && o.Mod > o.Index && o.Index != 0 {
+			above++
+		}
 	}
-	if !cas.OK() {
-		rep.Extra = append(rep.Extra, "CAS register model: "+cas.String())
-		writeHistory(t, filepath.Join(r.dir, "cas-history.json"), vops, r.h.Notes())
+	t.Logf("versioned clients: %d writes answered a version above their raft index (keys that came from a group with a longer log)", above)
+	for _, m := range []struct {
+		name string
+		res  robustness.LinResult
+	}{{"CAS register", cas}, {"transaction", txn}} {
+		if m.res.Err != nil {
+			t.Error(m.res.Err)
+		}
+		if !m.res.OK() {
+			rep.Extra = append(rep.Extra, m.name+" model: "+m.res.String())
+		}
+	}
+	if !cas.OK() || !txn.OK() {
+		writeHistory(t, filepath.Join(r.dir, "versioned-history.json"), vops, r.h.Notes())
 	}
 	for _, op := range vops {
 		if op.Input.Op != robustness.OpGet && op.Status >= 400 && op.Status < 500 && op.Status != 412 {
@@ -611,6 +636,12 @@ func (r *shardRun) placement(ops []robustness.Op, routers []string) string {
 		switch op.Input.Op {
 		case robustness.OpPut, robustness.OpPutIfMatch, robustness.OpPutIfAbsent:
 			keys[op.Input.Key] = true
+		case robustness.OpTxn:
+			for _, o := range slices.Concat(op.Input.Txn.Success, op.Input.Txn.Failure) {
+				if o.Op == robustness.OpPut {
+					keys[o.Key] = true
+				}
+			}
 		}
 	}
 	present := 0

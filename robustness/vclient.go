@@ -51,7 +51,7 @@ const retryPause = 100 * time.Millisecond
 //	               (Mod: the ETag, 0 if none); another 4xx, 503 or never
 //	               dialed: failed, unless an earlier attempt was unknown;
 //	               anything else unknown
-//	txn:           200 ok with the answer; otherwise as a write
+//	txn:           200 ok with the answer (Mod: its mod_index); otherwise as a write
 func (c *Client) DoVersioned(h *History, op Op, retries int, pick func() string) Op {
 	op.Call = h.Now()
 	uncertain := false
@@ -160,7 +160,7 @@ func classifyVersioned(kind OpKind, r response) Output {
 			if err := json.Unmarshal(r.body, &a); err != nil {
 				return Output{Result: ResultUnknown}
 			}
-			out := Output{Result: ResultOK, Succeeded: a.Succeeded, Index: a.Index}
+			out := Output{Result: ResultOK, Succeeded: a.Succeeded, Index: a.Index, Mod: a.ModIndex}
 			for _, resp := range a.Responses {
 				if g := resp.Get; g != nil {
 					tg := TxnGet{Found: g.Found, Mod: g.ModIndex}
@@ -193,6 +193,7 @@ func classifyVersioned(kind OpKind, r response) Output {
 type txnAnswer struct {
 	Succeeded bool   `json:"succeeded"`
 	Index     uint64 `json:"index"`
+	ModIndex  uint64 `json:"mod_index"`
 	Responses []struct {
 		Get *struct {
 			Value    *string `json:"value"`

@@ -435,8 +435,8 @@ func applyBranch(s txnState, in Input, out Output, ops []TxnOp, known bool, lo u
 		}
 		switch op.Op {
 		case OpPut:
-			if known {
-				s.k[i] = version{present: true, value: op.Value, mod: out.Index}
+			if m := out.Written(); known && m != 0 {
+				s.k[i] = version{present: true, value: op.Value, mod: m}
 			} else {
 				s.k[i] = version{present: true, value: op.Value, pending: in.ID, lo: lo}
 			}
@@ -720,12 +720,23 @@ func checkModel(m porcupine.Model, pops []porcupine.Operation, notes []Note, tim
 // raft indexes do not order operations served by another, so the model
 // gets none (Output.Index cleared) and orders by real time alone. The
 // versions still name values: a key's versions go on across groups, and
-// a put's is its answer's ETag.
+// a put's is its answer's ETag (a transaction's, its mod_index).
 func CheckCASAcrossGroups(ops []Op, notes []Note, timeout time.Duration, vizPath string) LinResult {
-	unordered := make([]Op, len(ops))
+	return checkModel(CASModel, CASOps(withoutIndexes(ops)), notes, timeout, vizPath)
+}
+
+// CheckTxnAcrossGroups is CheckTxn for such a history; see
+// CheckCASAcrossGroups.
+func CheckTxnAcrossGroups(ops []Op, notes []Note, timeout time.Duration, vizPath string) LinResult {
+	return checkModel(TxnModel, TxnOps(withoutIndexes(ops)), notes, timeout, vizPath)
+}
+
+// withoutIndexes is ops with every answer's raft index cleared.
+func withoutIndexes(ops []Op) []Op {
+	out := make([]Op, len(ops))
 	for i, op := range ops {
 		op.Output.Index = 0
-		unordered[i] = op
+		out[i] = op
 	}
-	return checkModel(CASModel, CASOps(unordered), notes, timeout, vizPath)
+	return out
 }

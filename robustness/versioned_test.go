@@ -185,8 +185,8 @@ func TestNegativeControlBrokenCAS(t *testing.T) {
 
 // negativeControlBrokenCAS runs the versioned workload with seed for 5 s
 // on 3 members built with raftkv_broken_cas, and fails t unless both
-// models reject the history, and the CAS model without raft indexes
-// (sharded histories' check) does too.
+// models reject the history, and so do both without raft indexes (the
+// sharded histories' checks).
 func negativeControlBrokenCAS(t *testing.T, seed uint64) {
 	bin := testcluster.BuildBinaryTags(t, "raftkv_broken_cas")
 	dir := keepOnFailure(t)
@@ -218,7 +218,8 @@ func negativeControlBrokenCAS(t *testing.T, seed uint64) {
 	for _, m := range []struct {
 		name  string
 		check func([]robustness.Op, []robustness.Note, time.Duration, string) robustness.LinResult
-	}{{"cas", robustness.CheckCAS}, {"txn", robustness.CheckTxn}, {"cas-across-groups", robustness.CheckCASAcrossGroups}} {
+	}{{"cas", robustness.CheckCAS}, {"txn", robustness.CheckTxn},
+		{"cas-across-groups", robustness.CheckCASAcrossGroups}, {"txn-across-groups", robustness.CheckTxnAcrossGroups}} {
 		lin := m.check(ops, h.Notes(), checkTimeout, filepath.Join(dir.path, m.name+".html"))
 		t.Logf("%s model: %s", m.name, lin)
 		if lin.Result != porcupine.Illegal {

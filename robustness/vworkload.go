@@ -108,9 +108,11 @@ func (w *VersionedWorkload) CASKey(i int) string {
 	return fmt.Sprintf("%scas/%02d", w.cfg.KeyPrefix, i)
 }
 
-// TxnGroup is the name of transaction group g; its keys are TxnKey(group, i).
+// TxnGroup is the name of transaction group g; its keys are TxnKey(group,
+// i). The name holds a {tag}, so that a group's keys share a bucket and a
+// router takes its transactions.
 func (w *VersionedWorkload) TxnGroup(g int) string {
-	return fmt.Sprintf("%stxn/%d", w.cfg.KeyPrefix, g)
+	return fmt.Sprintf("%s{txn/%d}", w.cfg.KeyPrefix, g)
 }
 
 // Run runs the clients until ctx is done, then waits for the operations in
@@ -291,7 +293,7 @@ func learn(views map[string]seen, op Op) {
 			for _, o := range ops {
 				switch o.Op {
 				case OpPut:
-					views[o.Key] = seen{known: true, present: true, value: o.Value, mod: out.Index}
+					views[o.Key] = seen{known: true, present: true, value: o.Value, mod: out.Written()}
 				case OpDelete:
 					views[o.Key] = seen{known: true}
 				case OpGet:

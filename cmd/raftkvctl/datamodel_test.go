@@ -73,10 +73,11 @@ func TestDataModel(t *testing.T) {
 	var tr struct {
 		Succeeded bool
 		Index     uint64
+		ModIndex  uint64 `json:"mod_index"`
 		Responses []map[string]json.RawMessage
 	}
 	decode(t, r.stdout, &tr)
-	if !tr.Succeeded || tr.Index == 0 || len(tr.Responses) != 2 || !strings.Contains(string(tr.Responses[1]["get"]), `"value":"y"`) {
+	if !tr.Succeeded || tr.Index == 0 || tr.ModIndex != tr.Index || len(tr.Responses) != 2 || !strings.Contains(string(tr.Responses[1]["get"]), `"value":"y"`) {
 		t.Errorf("txn -w json with t = x printed %q", r.stdout)
 	}
 	for _, bad := range []string{"value(\"t\") ~ \"x\"\n", "mod(\"t\") > \"big\"\n", "\nput t\n", "\nrename t u\n", ""} {

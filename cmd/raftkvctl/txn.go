@@ -228,8 +228,9 @@ func (a *app) printTxn(res client.TxnResponse, branch []client.TxnOp) error {
 		out := struct {
 			Succeeded bool             `json:"succeeded"`
 			Index     uint64           `json:"index"`
+			ModIndex  uint64           `json:"mod_index,omitempty"`
 			Responses []map[string]any `json:"responses"`
-		}{Succeeded: res.Succeeded, Index: res.Index, Responses: []map[string]any{}}
+		}{Succeeded: res.Succeeded, Index: res.Index, ModIndex: res.ModIndex, Responses: []map[string]any{}}
 		for i, r := range res.Responses {
 			switch r.Type {
 			case client.TxnGet:
