@@ -198,6 +198,16 @@ var replaceMember = fault{name: "replace-member", inject: func(r *run) {
 	r.rejoined(id)
 }}
 
+// replaceThenIsolateLeader: replace a follower with a new member, then
+// isolate the leader. The majority that elects the next leader holds the
+// new member, which the others reach at the one peer URL its conf change
+// carries: the isolation must cut the old leader's connections to it and
+// no others' (testcluster tells them apart by their X-Server-From).
+var replaceThenIsolateLeader = fault{name: "replace-then-isolate-leader", proxied: true, inject: func(r *run) {
+	replaceMember.inject(r)
+	isolateLeader.inject(r)
+}}
+
 // replaceTargetedMember: remove a member while clients of the fault's own
 // write through it, wait for it to exit, add a new member, and again:
 // r.tier.cycles times in one history, the leader every second time and a
@@ -397,5 +407,5 @@ func termOf(r *run, id int) uint64 {
 // shortFaults are the faults of the short tier, one history each.
 var shortFaults = []fault{
 	killFollower, killLeader, killAll, pauseLeader, isolateLeader,
-	isolateFollowerSnapshot, replaceMember, replaceTargetedMember, randomLoss, singleNodeKills,
+	isolateFollowerSnapshot, replaceMember, replaceThenIsolateLeader, replaceTargetedMember, randomLoss, singleNodeKills,
 }

@@ -12,16 +12,17 @@ func runShort(t *testing.T, f fault) {
 	runHistory(t, shortTier, f, 1)
 }
 
-func TestKillFollower(t *testing.T)            { runShort(t, killFollower) }
-func TestKillLeader(t *testing.T)              { runShort(t, killLeader) }
-func TestKillAll(t *testing.T)                 { runShort(t, killAll) }
-func TestPauseLeader(t *testing.T)             { runShort(t, pauseLeader) }
-func TestIsolateLeader(t *testing.T)           { runShort(t, isolateLeader) }
-func TestIsolateFollowerSnapshot(t *testing.T) { runShort(t, isolateFollowerSnapshot) }
-func TestReplaceMember(t *testing.T)           { runShort(t, replaceMember) }
-func TestReplaceTargetedMember(t *testing.T)   { runShort(t, replaceTargetedMember) }
-func TestRandomLoss(t *testing.T)              { runShort(t, randomLoss) }
-func TestSingleNodeKills(t *testing.T)         { runShort(t, singleNodeKills) }
+func TestKillFollower(t *testing.T)             { runShort(t, killFollower) }
+func TestKillLeader(t *testing.T)               { runShort(t, killLeader) }
+func TestKillAll(t *testing.T)                  { runShort(t, killAll) }
+func TestPauseLeader(t *testing.T)              { runShort(t, pauseLeader) }
+func TestIsolateLeader(t *testing.T)            { runShort(t, isolateLeader) }
+func TestIsolateFollowerSnapshot(t *testing.T)  { runShort(t, isolateFollowerSnapshot) }
+func TestReplaceMember(t *testing.T)            { runShort(t, replaceMember) }
+func TestReplaceThenIsolateLeader(t *testing.T) { runShort(t, replaceThenIsolateLeader) }
+func TestReplaceTargetedMember(t *testing.T)    { runShort(t, replaceTargetedMember) }
+func TestRandomLoss(t *testing.T)               { runShort(t, randomLoss) }
+func TestSingleNodeKills(t *testing.T)          { runShort(t, singleNodeKills) }
 
 // Over TLS (both ports, certificates required): the faults that make
 // members reconnect, by a cut link (the proxies pass TLS through end to

@@ -57,9 +57,12 @@ type Options struct {
 	ExtraArgs []string
 	// Binary is the raftkv binary to run; "" means BuildBinary(t).
 	Binary string
-	// Proxied routes every peer link of the first N nodes through its own
-	// fault-injecting proxy, so Isolate, Partition and SetLoss work. Node
-	// i's --cluster entry for node j is then the proxy of link i->j.
+	// Proxied routes every peer link through a fault-injecting proxy, so
+	// Isolate, Partition and SetLoss work. Node i's --cluster entry for
+	// node j is then the proxy of link i->j. A node added later (AddNode)
+	// gets such proxies for its own links, and the others reach it through
+	// one inbound proxy that tells them apart by rafthttp's X-Server-From
+	// header (over TLS it cannot, see SetLinks).
 	Proxied bool
 
 	// InProcess runs each node as a daemon.Member in the test process
@@ -99,7 +102,8 @@ type Cluster struct {
 		sync.Mutex
 		nodes      []*node // index is the raft id; nodes[0] is nil
 		proxies    map[link]*faultproxy.Proxy
-		blackholes map[int]blackhole // by node id
+		inbound    map[int]*faultproxy.Proxy // of nodes added at runtime (addProxies)
+		blackholes map[int]blackhole         // by node id
 	}
 }
 
@@ -498,6 +502,14 @@ func (c *Cluster) addNode(t testing.TB, query string) int {
 	c.mu.nodes = append(c.mu.nodes, n)
 	c.mu.Unlock()
 
+	peerURL, peers := n.peerURL, c.peerURLs()
+	c.mu.Lock()
+	proxied := c.mu.proxies != nil
+	c.mu.Unlock()
+	if proxied {
+		peerURL = c.addProxies(t, id)
+		peers = c.peersFor(id, peers)
+	}
 	path := "/" + strconv.Itoa(id) + query
 	attempts := 0
 	WaitFor(t, 30*time.Second, "POST "+path+" accepted by a live member", func() error {
@@ -507,7 +519,7 @@ func (c *Cluster) addNode(t testing.TB, query string) int {
 				continue
 			}
 			attempts++
-			r, err := c.Do(m, http.MethodPost, path, []byte(n.peerURL))
+			r, err := c.Do(m, http.MethodPost, path, []byte(peerURL))
 			switch {
 			case err != nil:
 				errs = append(errs, err)
@@ -522,7 +534,7 @@ func (c *Cluster) addNode(t testing.TB, query string) int {
 		}
 		return errors.Join(errs...)
 	})
-	n.args = c.args(n, c.peerURLs(), true)
+	n.args = c.args(n, peers, true)
 	c.startProcess(n)
 	return id
 }

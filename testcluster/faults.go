@@ -3,8 +3,11 @@ package testcluster
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,7 +25,12 @@ func (c *Cluster) startProxies(t testing.TB, n int) {
 	t.Helper()
 	proxies := make(map[link]*faultproxy.Proxy)
 	t.Cleanup(func() {
-		for _, p := range proxies {
+		// Those of nodes added since too (addProxies).
+		c.mu.Lock()
+		all := slices.Collect(maps.Values(c.mu.proxies))
+		all = append(all, slices.Collect(maps.Values(c.mu.inbound))...)
+		c.mu.Unlock()
+		for _, p := range all {
 			p.Close()
 		}
 	})
@@ -41,8 +49,43 @@ func (c *Cluster) startProxies(t testing.TB, n int) {
 	}
 	c.mu.Lock()
 	c.mu.proxies = proxies
+	c.mu.inbound = map[int]*faultproxy.Proxy{}
 	c.mu.Unlock()
 }
+
+// addProxies gives node id, being added to a proxied cluster, the proxies
+// of its links, and returns the peer URL its conf change is to carry. Its
+// own links to the other nodes get a proxy each, as startProxies makes
+// them; but the other nodes reach it at the one URL its conf change
+// carries, so that URL is one inbound proxy for all of them, which tells
+// their connections apart by rafthttp's X-Server-From header (over TLS it
+// cannot: see SetLinks).
+func (c *Cluster) addProxies(t testing.TB, id int) string {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for to := 1; to < len(c.mu.nodes); to++ {
+		if to == id {
+			continue
+		}
+		p, err := faultproxy.New("127.0.0.1:0", hostPort(c.mu.nodes[to].peerURL))
+		if err != nil {
+			t.Fatalf("testcluster: proxy %d->%d: %v", id, to, err)
+		}
+		c.mu.proxies[link{id, to}] = p
+	}
+	n := c.mu.nodes[id]
+	p, err := faultproxy.NewBySender("127.0.0.1:0", hostPort(n.peerURL), "X-Server-From")
+	if err != nil {
+		t.Fatalf("testcluster: inbound proxy of %d: %v", id, err)
+	}
+	c.mu.inbound[id] = p
+	return peerurl.Scheme(n.peerURL) + "://" + p.Addr()
+}
+
+// senderOf is the X-Server-From header rafthttp sends for node id: its
+// member id in hex.
+func senderOf(id int) string { return strconv.FormatUint(uint64(id), 16) }
 
 // peersFor is node id's --cluster list: through its proxies when proxied.
 func (c *Cluster) peersFor(id int, peers []string) []string {
@@ -71,6 +114,9 @@ func hostPort(u string) string {
 
 // SetLinks cuts every peer link between a and b for which cut(a, b) is
 // true and restores the rest; any partition shape, such as a ring, fits.
+// The links into a node added at runtime share its inbound proxy
+// (addProxies); over TLS it cannot tell their senders apart, so there a
+// shape must cut all of them or none.
 func (c *Cluster) SetLinks(cut func(a, b int) bool) {
 	c.t.Helper()
 	c.mu.Lock()
@@ -80,6 +126,21 @@ func (c *Cluster) SetLinks(cut func(a, b int) bool) {
 	}
 	for l, p := range c.mu.proxies {
 		p.SetCut(cut(l.from, l.to))
+	}
+	for to, p := range c.mu.inbound {
+		all, some := true, false
+		for from := 1; from < len(c.mu.nodes); from++ {
+			if from == to {
+				continue
+			}
+			x := cut(from, to)
+			p.SetCutFrom(senderOf(from), x)
+			all, some = all && x, some || x
+		}
+		if c.opts.TLS != nil && some && !all {
+			c.t.Fatalf("testcluster: node %d was added at runtime and its peer links are TLS: its inbound proxy cannot tell senders apart, so a partition must cut all its incoming links or none", to)
+		}
+		p.SetCutFrom("", all) // a connection whose sender it could not read
 	}
 }
 
@@ -117,6 +178,9 @@ func (c *Cluster) SetLoss(p float64) {
 	}
 	for l, px := range c.mu.proxies {
 		px.SetLoss(p, uint64(l.from*100+l.to))
+	}
+	for to, px := range c.mu.inbound {
+		px.SetLoss(p, uint64(to))
 	}
 }
 
