@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/gob"
 	"fmt"
+	"maps"
 	"sort"
 
 	"github.com/raftkv/raftkv/peerurl"
@@ -156,6 +157,10 @@ func decodeEnvelope(data []byte) (envelope, error) {
 	if env.Membership.Removed == nil {
 		env.Membership.Removed = map[uint64]bool{}
 	}
+	// raftnode writes only true; an id mapped to false is not removed, and
+	// is dropped so that every reading of the map (a lookup, a range, a
+	// clone) agrees.
+	maps.DeleteFunc(env.Membership.Removed, func(_ uint64, removed bool) bool { return !removed })
 	return env, nil
 }
 
