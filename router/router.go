@@ -218,7 +218,7 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request, key string, asJSON
 	}
 	v := kv.Value
 	hdr := w.Header()
-	hdr.Set("ETag", `"`+strconv.FormatUint(kv.ModIndex, 10)+`"`)
+	hdr.Set("ETag", etag(kv.ModIndex))
 	hdr.Set(client.HeaderCreateIndex, strconv.FormatUint(kv.CreateIndex, 10))
 	hdr.Set(client.HeaderRaftIndex, strconv.FormatUint(index, 10))
 	if kv.TTL > 0 {
@@ -334,7 +334,7 @@ func (h *handler) put(w http.ResponseWriter, r *http.Request, key string) error 
 		return err
 	}
 	if version != 0 {
-		w.Header().Set("ETag", `"`+strconv.FormatUint(version, 10)+`"`)
+		w.Header().Set("ETag", etag(version))
 	}
 	writeApplied(w, index)
 	return nil
@@ -509,7 +509,7 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 			w.Header().Set(client.HeaderRaftIndex, strconv.FormatUint(ce.Index, 10))
 		}
 		if ce.Status == http.StatusPreconditionFailed && ce.ModIndex > 0 {
-			w.Header().Set("ETag", `"`+strconv.FormatUint(ce.ModIndex, 10)+`"`)
+			w.Header().Set("ETag", etag(ce.ModIndex))
 		}
 		ct := ce.ContentType
 		if ct == "" {
@@ -584,6 +584,9 @@ func writeError(w http.ResponseWriter, r *http.Request, a answer) {
 	}
 	writeBody(w, r, a.status, "text/plain; charset=utf-8", []byte(msg+"\n"))
 }
+
+// etag is the entity tag of version mod, as members write it.
+func etag(mod uint64) string { return `"` + strconv.FormatUint(mod, 10) + `"` }
 
 func writeApplied(w http.ResponseWriter, index uint64) {
 	w.Header().Set(client.HeaderRaftIndex, strconv.FormatUint(index, 10))
