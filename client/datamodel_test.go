@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -356,5 +357,21 @@ func TestClusterTxnAndList(t *testing.T) {
 	page, err := c.List(ctx, ListOptions{Start: "l/50", End: "l/53", KeysOnly: true, Stale: true})
 	if err != nil || !slices.Equal(keysOf(page.KVs), want[50:53]) || page.More || page.KVs[0].Value != nil {
 		t.Fatalf("List of a range, keys only: %+v, %v", page, err)
+	}
+}
+
+// TestWatchCutHeartbeat: a stream cut in the middle of a heartbeat's
+// index (": progress 12" of ": progress 123") leaves the watch to resume
+// after its last event, not after index 12, whose later events it has
+// not seen.
+func TestWatchCutHeartbeat(t *testing.T) {
+	w := &watchStream{opts: WatchOptions{Prefix: "w/", IdleTimeout: time.Minute}, afterPos: -1, cancel: func() {}}
+	stream := "id: 12.0\nevent: put\ndata: {\"key\":\"w/a\",\"mod_index\":12}\n\n: progress 12"
+	ch := make(chan WatchEvent, 4)
+	if err := w.read(context.Background(), strings.NewReader(stream), ch); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("read = %v, want io.ErrUnexpectedEOF", err)
+	}
+	if got := w.request().header.Get("Last-Event-ID"); got != "12.0" || w.fromIndex != 12 || w.afterPos != 0 {
+		t.Fatalf("resumes with Last-Event-ID %q (from %d after %d), want 12.0", got, w.fromIndex, w.afterPos)
 	}
 }

@@ -34,6 +34,7 @@ func FuzzWatchStream(f *testing.F) {
 		"event: bucket_out\ndata: {\"type\":\"bucket_out\",\"bucket\":3,\"version\":2,\"mod_index\":9}\n\n",
 		"data: {\"key\":\"a\"\ndata: }\n\n", "data: not json\n\n", "id: 3.1\ndata: {\"key_base64\":\"!!\"}\n\n",
 		": progress 0\n\n", ": progress 18446744073709551615\n\n", ": progress -1\n\n", "",
+		"id: 12.0\nevent: put\ndata: {\"key\":\"a\",\"mod_index\":12}\n\n: progress 12", // cut in ": progress 123"
 		"id:4.2\r\nevent:put\r\ndata:{\"key\":\"a\",\"mod_index\":4}\r\n\r\n",
 	} {
 		f.Add([]byte(s), false, false)
@@ -67,6 +68,13 @@ func FuzzWatchStream(f *testing.F) {
 		}
 		if w.afterPos < -1 || w.afterPos > math.MaxUint32 || (w.afterPos >= 0 && w.fromIndex < 1) {
 			t.Fatalf("resumption point out of bounds: from %d after %d", w.fromIndex, w.afterPos)
+		}
+		// A last line the stream ended in the middle of says nothing.
+		whole := &watchStream{opts: w.opts, afterPos: -1, cancel: func() {}}
+		_ = whole.read(context.Background(), bytes.NewReader(stream[:bytes.LastIndexByte(stream, '\n')+1]), make(chan WatchEvent, len(stream)+1))
+		if whole.fromIndex != w.fromIndex || whole.afterPos != w.afterPos || whole.lastID != w.lastID {
+			t.Fatalf("a cut last line moved the resumption point: (%d, %d, %q), without it (%d, %d, %q)",
+				w.fromIndex, w.afterPos, w.lastID, whole.fromIndex, whole.afterPos, whole.lastID)
 		}
 	})
 }

@@ -289,6 +289,7 @@ func (w *watchStream) read(ctx context.Context, body io.Reader, ch chan<- WatchE
 	defer idle.Stop()
 	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 0, 64<<10), maxBody)
+	sc.Split(scanLines)
 	var id, name string
 	var data bytes.Buffer
 	hasID := false
@@ -339,6 +340,18 @@ func (w *watchStream) read(ctx context.Context, body io.Reader, ch chan<- WatchE
 		return err
 	}
 	return io.ErrUnexpectedEOF
+}
+
+// scanLines is bufio.ScanLines but for the end of the stream: a last
+// line with no line break is not returned. A stream cut in the middle of
+// a line (its member killed) would otherwise hand over a truncated
+// heartbeat, ": progress 12" of ": progress 1234", and the watch would
+// resume after index 12 though events of it were still to come.
+func scanLines(data []byte, _ bool) (int, []byte, error) {
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		return i + 1, bytes.TrimSuffix(data[:i], []byte("\r")), nil
+	}
+	return 0, nil, nil // more data, or the end of a cut stream
 }
 
 // dispatch delivers one message of the stream.
