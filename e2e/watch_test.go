@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,23 +25,25 @@ type ackedWrite struct {
 	index      uint64
 }
 
-// seenEvent is an event a watch delivered.
+// seenEvent is an event a watch delivered, and the test's phase then.
 type seenEvent struct {
 	key, value, typ string
 	index           uint64
 	pos             uint32
+	phase           string
 }
 
 // collector gathers a watch's events.
 type collector struct {
-	name string
-	mu   sync.Mutex
-	got  []seenEvent
-	done chan error
+	name  string
+	phase *atomic.Value // a string: what the test is doing
+	mu    sync.Mutex
+	got   []seenEvent
+	done  chan error
 }
 
-func collect(name string, events <-chan client.WatchEvent) *collector {
-	c := &collector{name: name, done: make(chan error, 1)}
+func collect(name string, phase *atomic.Value, events <-chan client.WatchEvent) *collector {
+	c := &collector{name: name, phase: phase, done: make(chan error, 1)}
 	go func() {
 		for ev := range events {
 			if ev.Err != nil {
@@ -48,7 +51,7 @@ func collect(name string, events <-chan client.WatchEvent) *collector {
 				return
 			}
 			c.mu.Lock()
-			c.got = append(c.got, seenEvent{ev.KV.Key, string(ev.KV.Value), ev.Type, ev.KV.ModIndex, ev.Pos})
+			c.got = append(c.got, seenEvent{ev.KV.Key, string(ev.KV.Value), ev.Type, ev.KV.ModIndex, ev.Pos, c.phase.Load().(string)})
 			c.mu.Unlock()
 		}
 		c.done <- nil
@@ -56,23 +59,57 @@ func collect(name string, events <-chan client.WatchEvent) *collector {
 	return c
 }
 
-func (c *collector) last() (int, uint64) {
+// waitSeen waits until c saw every acknowledged write. Seeing an event
+// of the last write's index is not enough: that index's later events may
+// still be on their way.
+func (c *collector) waitSeen(t *testing.T, acked []ackedWrite) {
+	t.Helper()
+	testcluster.WaitFor(t, convergeTimeout, c.name+" to see every acknowledged write", func() error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if missed := c.missedLocked(acked); len(missed) > 0 {
+			return fmt.Errorf("%d events; %d acknowledged writes not seen, such as %+v", len(c.got), len(missed), missed[0])
+		}
+		return nil
+	})
+}
+
+// missedLocked is the acknowledged writes c saw no event of at their
+// index. c.mu must be held.
+func (c *collector) missedLocked(acked []ackedWrite) []ackedWrite {
+	byIndex := map[uint64][]seenEvent{}
+	for _, ev := range c.got {
+		byIndex[ev.index] = append(byIndex[ev.index], ev)
+	}
+	var missed []ackedWrite
+	for _, a := range acked {
+		if !slices.ContainsFunc(byIndex[a.index], func(ev seenEvent) bool { return ev.key == a.key && ev.value == a.value }) {
+			missed = append(missed, a)
+		}
+	}
+	return missed
+}
+
+// near is what c saw of the indexes around index.
+func (c *collector) near(index uint64) []seenEvent {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.got) == 0 {
-		return 0, 0
+	var near []seenEvent
+	for _, ev := range c.got {
+		if ev.index+2 >= index && ev.index <= index+2 {
+			near = append(near, ev)
+		}
 	}
-	return len(c.got), c.got[len(c.got)-1].index
+	return near
 }
 
 // check verifies that the events are in (index, pos) order without
 // repetition, are puts, and include every acknowledged write at its index.
-func (c *collector) check(t *testing.T, acked []ackedWrite) {
+// On a miss it logs what every watch of all saw around it.
+func (c *collector) check(t *testing.T, acked []ackedWrite, all []*collector) {
 	t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	// Writes batched into one raft entry share its index.
-	byIndex := map[uint64][]seenEvent{}
 	for i, ev := range c.got {
 		if i > 0 {
 			p := c.got[i-1]
@@ -83,12 +120,16 @@ func (c *collector) check(t *testing.T, acked []ackedWrite) {
 		if ev.typ != client.EventPut {
 			t.Fatalf("%s: event %d is a %s; the load only puts", c.name, i, ev.typ)
 		}
-		byIndex[ev.index] = append(byIndex[ev.index], ev)
 	}
-	for _, a := range acked {
-		if !slices.ContainsFunc(byIndex[a.index], func(ev seenEvent) bool { return ev.key == a.key && ev.value == a.value }) {
-			t.Fatalf("%s: acknowledged write %s=%s at %d: the watch saw %+v at that index", c.name, a.key, a.value, a.index, byIndex[a.index])
+	if missed := c.missedLocked(acked); len(missed) > 0 {
+		a := missed[0]
+		c.mu.Unlock()
+		for _, o := range all {
+			t.Logf("%s saw around %d: %+v", o.name, a.index, o.near(a.index))
 		}
+		c.mu.Lock()
+		t.Fatalf("%s: missed %d acknowledged writes (%+v); the first, %s=%s at %d, is not among the events of its index",
+			c.name, len(missed), missed[:min(len(missed), 5)], a.key, a.value, a.index)
 	}
 	t.Logf("%s: %d events for %d acknowledged writes", c.name, len(c.got), len(acked))
 }
@@ -98,7 +139,8 @@ func (c *collector) check(t *testing.T, acked []ackedWrite) {
 // order, with no gap or duplicate, while that follower is killed and
 // restarted: one watch resumes after its last event on another member
 // at once, the other (given the follower alone) on the follower once it
-// is back.
+// is back. Then a watch from index 1 of each member (the restarted one
+// replayed its log) sees the same events in the same positions.
 func TestWatchUnderLoadAndKill(t *testing.T) {
 	c, leader := startCluster(t, testcluster.Options{N: 3})
 	var follower int
@@ -117,6 +159,8 @@ func TestWatchUnderLoadAndKill(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var watches []*collector
+	var phase atomic.Value
+	phase.Store("before the kill")
 	// The second watch tries to reconnect only every 3s, so it is back
 	// after the follower caught up with what it missed: it must resume
 	// after its last event, not from the follower's present.
@@ -134,7 +178,7 @@ func TestWatchUnderLoadAndKill(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		watches = append(watches, collect(w.name, events))
+		watches = append(watches, collect(w.name, &phase, events))
 	}
 
 	// Writers, each its own keys, through every member.
@@ -179,6 +223,7 @@ func TestWatchUnderLoadAndKill(t *testing.T) {
 		return nil
 	})
 	c.Kill(follower)
+	phase.Store("follower down")
 	before := ackCount()
 	testcluster.WaitFor(t, valueTimeout, "writes while the follower is down", func() error {
 		if n := ackCount(); n < before+200 {
@@ -187,6 +232,7 @@ func TestWatchUnderLoadAndKill(t *testing.T) {
 		return nil
 	})
 	c.Restart(follower)
+	phase.Store("follower restarted")
 	before = ackCount()
 	testcluster.WaitFor(t, valueTimeout, "writes after the restart", func() error {
 		if n := ackCount(); n < before+200 {
@@ -205,17 +251,56 @@ func TestWatchUnderLoadAndKill(t *testing.T) {
 		last = max(last, a.index)
 	}
 	for _, w := range watches {
-		testcluster.WaitFor(t, convergeTimeout, w.name+" to reach the last acknowledged write", func() error {
-			if n, index := w.last(); index < last {
-				return fmt.Errorf("%d events, up to %d; the last acknowledged write is at %d", n, index, last)
-			}
-			return nil
-		})
+		w.waitSeen(t, want)
 	}
 	cancel()
 	for _, w := range watches {
 		<-w.done
-		w.check(t, want)
+	}
+	// Every member, the restarted one too, replays the same events from
+	// its window: a watch from index 1 of each.
+	var replays []*collector
+	for _, id := range c.IDs() {
+		wc, err := client.New(client.Config{Endpoints: []string{c.ClientURL(id)}, RequestTimeout: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer wc.Close()
+		rctx, rcancel := context.WithTimeout(context.Background(), time.Minute)
+		defer rcancel()
+		events, err := wc.Watch(rctx, client.WatchOptions{Prefix: "load/", FromIndex: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var phase atomic.Value
+		phase.Store("replay")
+		r := collect(fmt.Sprintf("watch from index 1 of node %d", id), &phase, events)
+		r.waitSeen(t, want)
+		rcancel()
+		<-r.done
+		replays = append(replays, r)
+	}
+	all := append(watches, replays...)
+	for _, w := range all {
+		w.check(t, want, all)
+	}
+	// Below the last write's index (whose events may not all have come),
+	// the replays are the same events in the same positions.
+	below := func(evs []seenEvent) []seenEvent {
+		if i := slices.IndexFunc(evs, func(ev seenEvent) bool { return ev.index >= last }); i >= 0 {
+			return evs[:i]
+		}
+		return evs
+	}
+	first := below(replays[0].got)
+	for _, r := range replays[1:] {
+		other := below(r.got)
+		for i := range max(len(first), len(other)) {
+			if i >= len(first) || i >= len(other) || first[i].key != other[i].key || first[i].value != other[i].value ||
+				first[i].index != other[i].index || first[i].pos != other[i].pos {
+				t.Fatalf("%s and %s differ at event %d (of %d and %d below index %d)", replays[0].name, r.name, i, len(first), len(other), last)
+			}
+		}
 	}
 }
 
