@@ -37,7 +37,11 @@ type dataMember struct {
 		// cutAfter, if > 0, ends each stream after it sent that many
 		// events, as a member that stops does.
 		cutAfter int
-		lists    []string // the query of each listing
+		// compactAfter, if > 0, ends each stream after that many events
+		// with a compacted error, its window restarted past them, as a
+		// member that restored a snapshot does.
+		compactAfter int
+		lists        []string // the query of each listing
 		changed  chan struct{}
 	}
 }
@@ -291,7 +295,7 @@ func (m *dataMember) watch(w http.ResponseWriter, r *http.Request) {
 		writeJSONBody(w, http.StatusGone, map[string]any{"error": "compacted", "code": "compacted", "oldest_index": oldest})
 		return
 	}
-	cut := m.mu.cutAfter
+	cut, compact := m.mu.cutAfter, m.mu.compactAfter
 	progress := m.mu.index
 	m.mu.Unlock()
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -316,6 +320,13 @@ func (m *dataMember) watch(w http.ResponseWriter, r *http.Request) {
 			}
 			if cut > 0 && sent == cut {
 				return // the member went away
+			}
+			if compact > 0 && sent == compact {
+				m.mu.Lock()
+				m.mu.oldest = m.mu.index + 1
+				m.mu.Unlock()
+				fmt.Fprintf(w, "event: error\ndata: {\"code\":\"compacted\",\"error\":\"compacted\",\"oldest_index\":%d}\n\n", index+1)
+				return
 			}
 			d, _ := json.Marshal(map[string]any{"type": ev.Type, "key": ev.KV.Key, "value": string(ev.KV.Value),
 				"create_index": ev.KV.CreateIndex, "mod_index": ev.KV.ModIndex})

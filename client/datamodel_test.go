@@ -375,3 +375,84 @@ func TestWatchCutHeartbeat(t *testing.T) {
 		t.Fatalf("resumes with Last-Event-ID %q (from %d after %d), want 12.0", got, w.fromIndex, w.afterPos)
 	}
 }
+
+// TestWatchCompactedOnOneMember: a member that restored a snapshot
+// (its window starts past the events a watch needs) answers 410, or ends
+// a stream with a compacted error; the watch goes on at another member,
+// which still holds the events, and fails only when every member
+// answers 410, with the oldest index any of them serves.
+func TestWatchCompactedOnOneMember(t *testing.T) {
+	restored, whole := newDataMember(t), newDataMember(t)
+	both := func(key string) {
+		for _, m := range []*dataMember{restored, whole} {
+			m.put(key, "v")
+		}
+	}
+	for i := range 4 {
+		both(fmt.Sprintf("w/%d", i))
+	}
+	restored.mu.Lock()
+	restored.mu.oldest = 50
+	restored.mu.Unlock()
+	c := newTestClient(t, Config{Endpoints: []string{restored.srv.URL, whole.srv.URL}, RequestTimeout: 10 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	next := func(ch <-chan WatchEvent) string {
+		t.Helper()
+		select {
+		case ev, ok := <-ch:
+			if !ok || ev.Err != nil {
+				t.Fatalf("watch ended: %v", ev.Err)
+			}
+			return ev.KV.Key
+		case <-ctx.Done():
+			t.Fatal("no event")
+		}
+		return ""
+	}
+
+	// A 410 at connecting: the other member serves the watch.
+	ch, err := c.Watch(ctx, WatchOptions{Prefix: "w/", FromIndex: 2})
+	if err != nil {
+		t.Fatalf("Watch from 2 with one member compacted past it: %v", err)
+	}
+	for i := 1; i < 4; i++ {
+		if got, want := next(ch), fmt.Sprintf("w/%d", i); got != want {
+			t.Fatalf("event %q, want %q", got, want)
+		}
+	}
+
+	// A stream that ends compacted: the watch resumes at the other
+	// member after its last event.
+	restored.mu.Lock()
+	restored.mu.oldest, restored.mu.compactAfter = 1, 2
+	restored.mu.Unlock()
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	c2 := newTestClient(t, Config{Endpoints: []string{restored.srv.URL, whole.srv.URL}, RequestTimeout: 10 * time.Second})
+	ch, err = c2.Watch(wctx, WatchOptions{Prefix: "w/", FromIndex: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for range 4 {
+		got = append(got, next(ch))
+	}
+	if want := []string{"w/0", "w/1", "w/2", "w/3"}; !slices.Equal(got, want) {
+		t.Fatalf("events %q, want %q", got, want)
+	}
+	wcancel()
+
+	// Every member compacted: ErrCompacted, from the oldest index kept.
+	restored.mu.Lock()
+	restored.mu.oldest, restored.mu.compactAfter = 50, 0
+	restored.mu.Unlock()
+	whole.mu.Lock()
+	whole.mu.oldest = 30
+	whole.mu.Unlock()
+	_, err = c.Watch(ctx, WatchOptions{Prefix: "w/", FromIndex: 2})
+	var e *Error
+	if !errors.Is(err, ErrCompacted) || !errors.As(err, &e) || e.OldestIndex != 30 {
+		t.Fatalf("Watch with every member compacted: %v, want ErrCompacted from 30", err)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"math"
 	"net/http"
@@ -13,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // WatchOptions names what a Watch streams.
@@ -76,8 +77,8 @@ type WatchEvent struct {
 	Version uint64
 	// Err, on the last value sent before the channel closes, is why the
 	// watch ended (not set when its context ended): ErrCompacted when
-	// the events it needed are no longer kept (its *Error's OldestIndex
-	// says from where to start again), ErrBadRequest, or ErrUnavailable
+	// no member keeps the events it needed any more (its *Error's
+	// OldestIndex says from where to start again), ErrBadRequest, or ErrUnavailable
 	// after no member could be reached for RequestTimeout.
 	Err error
 }
@@ -89,10 +90,12 @@ type WatchEvent struct {
 // passed). Then a goroutine delivers the events on the channel until ctx
 // ends or the watch fails for good (the last value then carries Err);
 // the channel is closed after. When a stream breaks (its member stops,
-// is killed, falls silent for IdleTimeout, or ends it because the
-// channel was not read fast enough), it connects again, to the next
-// member, resuming after the last event delivered, or after the last
-// heartbeat's index: no event is lost or repeated. In a sharded
+// is killed, falls silent for IdleTimeout, ends it because the channel
+// was not read fast enough, or restored a snapshot past the events still
+// to come), it connects again, to the next member, resuming after the
+// last event delivered, or after the last heartbeat's index: no event is
+// lost or repeated. A 410 (compacted) of one member sends it to the
+// next; it fails with ErrCompacted only once every member gave one. In a sharded
 // deployment a Watch of a Key goes to the key's group; watching a prefix
 // across groups is a router's (send the watch to a router).
 func (c *Client) Watch(ctx context.Context, opts WatchOptions) (<-chan WatchEvent, error) {
@@ -163,11 +166,16 @@ func (w *watchStream) request() *call {
 
 // connect opens a stream, trying members until one answers it or
 // RequestTimeout passes; an answer that ends the watch (4xx) is returned.
+// A 410 ends it only once every member of the group gave one: each
+// member keeps its own window of events, and one that restored a
+// snapshot (a restarted follower that fell behind) starts its window
+// afresh while the others still hold the events.
 func (w *watchStream) connect(ctx context.Context) (*http.Response, error) {
 	cctx, cancel := w.c.callContext(ctx)
 	defer cancel()
 	backoff := w.c.cfg.Backoff
 	var last *Error
+	gone := map[string]*Error{} // the members that answered 410, and how
 	for try := 1; ; try++ {
 		cl := w.request()
 		group, turn, endpoint, err := w.c.target(cctx, cl)
@@ -219,6 +227,13 @@ func (w *watchStream) connect(ctx context.Context) (*http.Response, error) {
 			e.Op, e.Key, e.Tries = "watch", w.opts.Key, try
 			last = e
 			switch {
+			case resp.StatusCode == http.StatusGone:
+				gone[endpoint] = e
+				if len(gone) >= len(group.urls) {
+					return nil, oldestGone(gone)
+				}
+				group.failed(turn)
+				continue // the next member, at once
 			case resp.StatusCode == http.StatusMisdirectedRequest || (resp.StatusCode >= 300 && resp.StatusCode < 400):
 				if w.c.Sharded() {
 					_, _ = w.c.Refresh(cctx, e.Version)
@@ -227,13 +242,25 @@ func (w *watchStream) connect(ctx context.Context) (*http.Response, error) {
 				resp.StatusCode >= 500:
 				group.failed(turn)
 			default:
-				return nil, e // 410, 400...: another try is answered the same
+				return nil, e // 400...: another try is answered the same
 			}
 		}
 		if !w.c.pause(cctx, &backoff) {
 			return nil, withErr(last, stopErr(cctx))
 		}
 	}
+}
+
+// oldestGone is the 410 of the member that keeps the oldest events: a
+// watch started again from its OldestIndex is served there.
+func oldestGone(gone map[string]*Error) *Error {
+	var oldest *Error
+	for _, e := range gone {
+		if oldest == nil || e.OldestIndex < oldest.OldestIndex {
+			oldest = e
+		}
+	}
+	return oldest
 }
 
 // run delivers the events of resp's stream, and of the streams after it,
@@ -247,14 +274,11 @@ func (w *watchStream) run(ctx context.Context, resp *http.Response, ch chan<- Wa
 		if ctx.Err() != nil {
 			return
 		}
-		var e *Error
-		if errors.As(err, &e) && e.Code == CodeCompacted {
-			w.finish(ctx, ch, e)
-			return
-		}
-		// The stream broke, or the member ended it (too slow, stopping):
-		// resume at the next member.
-		w.c.lg.Debug("watch stream ended; resuming")
+		// The stream broke, or the member ended it (too slow, stopping,
+		// or compacted: it restored a snapshot past the events still to
+		// come, which another member may hold): resume at the next
+		// member.
+		w.c.lg.Debug("watch stream ended; resuming", zap.Error(err))
 		w.group.failed(w.turn)
 		if resp, err = w.connect(ctx); err != nil {
 			if ctx.Err() == nil {
