@@ -42,7 +42,7 @@ type dataMember struct {
 		// member that restored a snapshot does.
 		compactAfter int
 		lists        []string // the query of each listing
-		changed  chan struct{}
+		changed      chan struct{}
 	}
 }
 
