@@ -11,7 +11,11 @@
 // failure), CheckDurability (the write-once key family: nothing
 // acknowledged lost, nothing never written present), CheckConvergence
 // (every member reaches the same applied index and state hash on GET
-// /debug/state) and ScanLog (panics, fatal errors, data races). Report
+// /debug/state), CheckWatch (a WatchLog, a watch of the workload's keys
+// through the Go client opened before the workload, delivered every
+// acknowledged put at its index, in order, each value once and none of
+// a put answered as not applied, and its events give the state read at
+// the end) and ScanLog (panics, fatal errors, data races). Report
 // gathers them and writes a one-paragraph verdict.
 //
 // The versioned workload (VersionedWorkload, VersionedConfig) drives the

@@ -3,6 +3,7 @@ package robustness_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -32,6 +33,7 @@ const (
 	convergeTimeout  = 10 * time.Second // every live member at the same applied index and hash
 	healWriteTimeout = 5 * time.Second  // the first write after healing succeeds
 	durabilityWait   = 30 * time.Second
+	watchWait        = 30 * time.Second // the watch delivers the end marker (a stream may wait out its idle timeout)
 	checkTimeout     = robustness.DefaultCheckTimeout
 	requestTimeout   = 3 * time.Second // client side
 	daemonTimeout    = 2 * time.Second // --request-timeout: answer 504 before the client gives up
@@ -85,8 +87,10 @@ type run struct {
 	h    *robustness.History
 	w    *robustness.Workload
 	cl   *robustness.Client
-	rng  *rand.Rand
-	dir  string // this history's files; kept on failure
+	// watch follows the workload's keys through every fault.
+	watch *robustness.WatchLog
+	rng   *rand.Rand
+	dir   string // this history's files; kept on failure
 
 	mu struct {
 		sync.Mutex
@@ -290,6 +294,14 @@ func runHistory(t *testing.T, tr tier, f fault, seed uint64) {
 		t.Fatal(err)
 	}
 	r.w = w
+	var wtls *tls.Config
+	if f.tls {
+		wtls = c.ClientTLS(opts.TLS.Client)
+	}
+	if r.watch, err = robustness.StartWatch(r.urls(c.IDs()), robustness.DefaultKeyPrefix, wtls); err != nil {
+		t.Fatal(err)
+	}
+	defer r.watch.Stop()
 	stop := runInBackground(w.Run)
 	defer stop()
 
@@ -310,6 +322,10 @@ func check(t *testing.T, r *run, name string, workload time.Duration) {
 	rep := robustness.Report{Name: name, Workload: workload, Stats: robustness.Summarize(ops)}
 	conv := robustness.CheckConvergence(r.cl, live, convergeTimeout)
 	rep.Convergence = &conv
+	if r.watch != nil {
+		wr := robustness.CheckWatch(r.watch, r.cl, live, ops, watchWait)
+		rep.Watch = &wr
+	}
 	dur := robustness.CheckDurability(r.cl, live, ops, r.w.NeverWritten(2), durabilityWait)
 	rep.Durability = &dur
 	rep.Lin = robustness.CheckLinearizable(ops, r.h.Notes(), checkTimeout, filepath.Join(r.dir, "history.html"))

@@ -17,6 +17,8 @@ type Report struct {
 	// Durability and Convergence are nil when not checked.
 	Durability  *DurabilityResult
 	Convergence *ConvergenceResult
+	// Watch is nil when no watch was checked.
+	Watch *WatchResult
 	// Extra are further violations found by the caller (log markers, a
 	// fault that did not bite, a write after healing that did not succeed).
 	Extra []string
@@ -36,6 +38,9 @@ func (r Report) Violations() []string {
 	}
 	if r.Convergence != nil && !r.Convergence.OK() {
 		v = append(v, "convergence: "+r.Convergence.String())
+	}
+	if r.Watch != nil && !r.Watch.OK() {
+		v = append(v, "watch: "+r.Watch.String())
 	}
 	return append(v, r.Extra...)
 }
@@ -58,6 +63,9 @@ func (r Report) Verdict() string {
 	}
 	if r.Convergence != nil {
 		fmt.Fprintf(&b, "Convergence: %s. ", r.Convergence)
+	}
+	if r.Watch != nil {
+		fmt.Fprintf(&b, "Watch: %s. ", r.Watch)
 	}
 	var other []string
 	if r.Stats.Refused > 0 {

@@ -179,6 +179,11 @@ func run(ctx context.Context, o options) (robustness.Report, error) {
 	if err != nil {
 		return robustness.Report{}, err
 	}
+	watch, err := robustness.StartWatch(o.endpoints, o.prefix, o.tls)
+	if err != nil {
+		return robustness.Report{}, fmt.Errorf("watching %q: %w", o.prefix, err)
+	}
+	defer watch.Stop()
 	fmt.Fprintf(os.Stderr, "raftkv-check: %v workload against %d members (seed %d, keys under %q)\n",
 		o.duration, len(o.endpoints), o.seed, o.prefix)
 	wctx, cancel := context.WithTimeout(ctx, o.duration)
@@ -191,6 +196,8 @@ func run(ctx context.Context, o options) (robustness.Report, error) {
 
 	conv := robustness.CheckConvergence(client, o.endpoints, o.convergeTimeout)
 	r.Convergence = &conv
+	wr := robustness.CheckWatch(watch, client, o.endpoints, ops, 30*time.Second)
+	r.Watch = &wr
 	dur := robustness.CheckDurability(client, o.endpoints, ops, w.NeverWritten(2), 20*time.Second)
 	r.Durability = &dur
 

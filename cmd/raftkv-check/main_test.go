@@ -68,7 +68,8 @@ func TestHelpAndVersion(t *testing.T) {
 func TestMain(m *testing.M) { testcluster.Main(m) }
 
 // TestCheckOverTLS: with --cacert, --cert and --key the check runs against
-// members that serve https and require a client certificate, and passes.
+// members that serve https and require a client certificate, and passes,
+// its watch's check included.
 func TestCheckOverTLS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real cluster")
@@ -89,7 +90,7 @@ func TestCheckOverTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !r.OK() || r.Stats.AckedWrites == 0 || r.Stats.Reads == 0 {
+	if !r.OK() || r.Stats.AckedWrites == 0 || r.Stats.Reads == 0 || r.Watch == nil || r.Watch.Acked == 0 {
 		t.Fatalf("check over TLS: %s", r.Verdict())
 	}
 	if _, err := parseFlags([]string{"--endpoints", endpoints[0], "--cert", certs.Client.CertFile}, io.Discard); err == nil {

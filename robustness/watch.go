@@ -1,0 +1,343 @@
+package robustness
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/raftkv/raftkv/client"
+)
+
+// WatchLog is a watch of a prefix through the Go client, opened before a
+// workload runs and read while it runs, for CheckWatch: its stream moves
+// from member to member as faults stop them.
+type WatchLog struct {
+	prefix string
+	tls    *tls.Config
+	cancel context.CancelFunc
+	cl     *client.Client
+	done   chan struct{}
+
+	mu struct {
+		sync.Mutex
+		events []client.WatchEvent
+		err    error // why the watch ended, if it did on its own
+	}
+	changed chan struct{} // a token after each event
+}
+
+// watchRequestTimeout is how long the watch's client tries members before
+// it gives up on reconnecting: longer than any fault keeps every member
+// down.
+const watchRequestTimeout = 2 * time.Minute
+
+// StartWatch opens a watch of every key with prefix, from now on, at the
+// members nodes (base URLs), over TLS when tlsCfg is set.
+func StartWatch(nodes []string, prefix string, tlsCfg *tls.Config) (*WatchLog, error) {
+	cl, err := client.New(client.Config{Endpoints: nodes, RequestTimeout: watchRequestTimeout, TLS: tlsCfg})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	// A member that stops (SIGSTOP) sends no heartbeat: after two missed
+	// ones the stream moves on.
+	events, err := cl.Watch(ctx, client.WatchOptions{Prefix: prefix, IdleTimeout: 11 * time.Second})
+	if err != nil {
+		cancel()
+		cl.Close()
+		return nil, err
+	}
+	w := &WatchLog{prefix: prefix, tls: tlsCfg, cancel: cancel, cl: cl, done: make(chan struct{}), changed: make(chan struct{}, 1)}
+	go func() {
+		defer close(w.done)
+		for ev := range events {
+			w.mu.Lock()
+			if ev.Err != nil {
+				w.mu.err = ev.Err
+			} else {
+				w.mu.events = append(w.mu.events, ev)
+			}
+			w.mu.Unlock()
+			select {
+			case w.changed <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return w, nil
+}
+
+// Stop ends the watch and returns what it delivered and the error that
+// ended it first, if one did.
+func (w *WatchLog) Stop() ([]client.WatchEvent, error) {
+	w.cancel()
+	<-w.done
+	w.cl.Close()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.mu.events, w.mu.err
+}
+
+// waitFor waits until the watch delivered an event that ok accepts, it
+// ended, or deadline passed.
+func (w *WatchLog) waitFor(ok func(client.WatchEvent) bool, deadline time.Time) bool {
+	for seen := 0; ; {
+		w.mu.Lock()
+		evs, ended := w.mu.events[seen:], w.mu.err != nil
+		seen = len(w.mu.events)
+		w.mu.Unlock()
+		if slices.ContainsFunc(evs, ok) {
+			return true
+		}
+		if ended {
+			return false
+		}
+		select {
+		case <-w.changed:
+		case <-w.done:
+		case <-time.After(time.Until(deadline)):
+			return false
+		}
+	}
+}
+
+// WatchResult is what CheckWatch found.
+type WatchResult struct {
+	Events int // delivered, the end marker's included
+	// Acked is the acknowledged puts looked for at their index.
+	Acked int
+	// Index is the raft index of the state read at the end (the highest
+	// of its pages'), up to which the events were checked against it.
+	Index uint64
+	// Keys is how many keys the state read at the end holds.
+	Keys int
+	// Compacted is set when the watch ended because no member kept the
+	// events it needed (every one restored a snapshot past them): what
+	// came before is checked, not the rest.
+	Compacted string
+	// Violations lists what is wrong, one line each.
+	Violations []string
+	Took       time.Duration
+}
+
+// OK reports whether the watch kept its promises.
+func (r WatchResult) OK() bool { return len(r.Violations) == 0 }
+
+func (r WatchResult) String() string {
+	s := fmt.Sprintf("%d events for %d acknowledged puts, against %d keys read at index %d", r.Events, r.Acked, r.Keys, r.Index)
+	if r.Compacted != "" {
+		s += "; " + r.Compacted
+	}
+	if len(r.Violations) > 0 {
+		s += fmt.Sprintf("; %d violations: %s", len(r.Violations), strings.Join(clipList(r.Violations, 3), "; "))
+	}
+	return s
+}
+
+// watchMarker is the key CheckWatch writes after the workload: once the
+// watch delivered its event, it delivered every event before it.
+const watchMarker = "watch-end"
+
+// CheckWatch checks a watch opened before the workload of ops (puts and
+// deletes of keys under its prefix), after the workload stopped and the
+// members converged. It reads the state under the prefix at one of nodes,
+// then writes a marker key after it and waits, until deadline, for the
+// watch to deliver the marker's event. Then:
+//   - the events come in (index, position) order, each once;
+//   - every acknowledged put is an event at its index, with its value;
+//   - every put event is the value of a put of that key in ops, and not
+//     of one that was answered as not applied (a 4xx or a 503), and no
+//     value is put twice (a retried write applied once);
+//   - the events up to each page's index give the state that page read.
+func CheckWatch(w *WatchLog, c *Client, nodes []string, ops []Op, deadline time.Duration) WatchResult {
+	start := time.Now()
+	var found []string
+	until := start.Add(deadline)
+	state, err := readState(w, nodes, until)
+	if err != nil {
+		found = append(found, fmt.Sprintf("reading the state under %q: %v", w.prefix, err))
+	}
+	marker, err := writeMarker(c, nodes, w.prefix+watchMarker, until)
+	if err != nil {
+		found = append(found, fmt.Sprintf("writing the end marker: %v", err))
+	} else if !w.waitFor(func(ev client.WatchEvent) bool { return ev.KV.ModIndex >= marker }, until) {
+		found = append(found, fmt.Sprintf("the watch did not deliver the end marker's event (index %d) within %v", marker, deadline))
+	}
+	events, werr := w.Stop()
+	res := checkWatchEvents(w.prefix, events, werr, ops, state)
+	res.Violations = append(found, res.Violations...)
+	res.Took = time.Since(start)
+	return res
+}
+
+// checkWatchEvents checks what a watch of prefix delivered (events, and
+// werr, the error that ended it) against the history ops and the state
+// read at the end, as CheckWatch says.
+func checkWatchEvents(prefix string, events []client.WatchEvent, werr error, ops []Op, state []statePage) WatchResult {
+	var res WatchResult
+	violate := func(format string, args ...any) {
+		res.Violations = append(res.Violations, fmt.Sprintf(format, args...))
+	}
+	res.Events = len(events)
+	var cut uint64 // the first index not checked for completeness (0: none)
+	switch {
+	case errors.Is(werr, client.ErrCompacted):
+		var ce *client.Error
+		errors.As(werr, &ce)
+		cut = ce.OldestIndex
+		if len(events) > 0 {
+			cut = min(cut, events[len(events)-1].KV.ModIndex+1)
+		}
+		res.Compacted = fmt.Sprintf("the watch ended compacted (every member restored a snapshot past it): checked up to index %d", cut-1)
+	case werr != nil:
+		violate("the watch ended: %v", werr)
+	}
+
+	// Order, and each value put once.
+	type kv struct{ key, value string }
+	putAt := map[kv]uint64{}
+	for i, ev := range events {
+		if i > 0 {
+			p := events[i-1]
+			if ev.KV.ModIndex < p.KV.ModIndex || ev.KV.ModIndex == p.KV.ModIndex && ev.Pos <= p.Pos {
+				violate("event %s after %s: out of order or repeated", ev.ID, p.ID)
+			}
+		}
+		if ev.Type != client.EventPut {
+			continue
+		}
+		k := kv{ev.KV.Key, string(ev.KV.Value)}
+		if at, dup := putAt[k]; dup {
+			violate("%s=%s put twice, at %d and %d", k.key, k.value, at, ev.KV.ModIndex)
+		}
+		putAt[k] = ev.KV.ModIndex
+	}
+
+	// The history's puts: acknowledged ones were delivered at their index;
+	// every put event is of a put that may have been applied.
+	puts := map[kv]Result{}
+	for _, op := range ops {
+		if op.Input.Op != OpPut || !strings.HasPrefix(op.Input.Key, prefix) {
+			continue
+		}
+		k := kv{op.Input.Key, op.Input.Value}
+		puts[k] = op.Output.Result
+		if op.Output.Result != ResultOK || op.Output.Index == 0 || cut != 0 && op.Output.Index >= cut {
+			continue
+		}
+		res.Acked++
+		if at, ok := putAt[k]; !ok || at != op.Output.Index {
+			violate("acknowledged put %s=%s at %d: delivered at %d (0: never)", k.key, k.value, op.Output.Index, at)
+		}
+	}
+	for k, at := range putAt {
+		if k.key == prefix+watchMarker {
+			continue
+		}
+		switch r, ok := puts[k]; {
+		case !ok:
+			violate("event of %s=%s at %d: no client put it", k.key, k.value, at)
+		case r == ResultFailed:
+			violate("event of %s=%s at %d: its put was answered as not applied", k.key, k.value, at)
+		}
+	}
+
+	// The events give the state read at the end.
+	for _, p := range state {
+		res.Index = max(res.Index, p.index)
+		res.Keys += len(p.kvs)
+		if cut != 0 && p.index >= cut {
+			continue
+		}
+		folded := map[string]string{}
+		for _, ev := range events {
+			if ev.KV.ModIndex > p.index {
+				break
+			}
+			if !p.covers(ev.KV.Key) {
+				continue
+			}
+			if ev.Type == client.EventPut {
+				folded[ev.KV.Key] = string(ev.KV.Value)
+			} else {
+				delete(folded, ev.KV.Key)
+			}
+		}
+		for key, v := range p.kvs {
+			if got, ok := folded[key]; !ok || got != v {
+				violate("%s=%s read at %d; the events up to it give %q (present %v)", key, v, p.index, got, ok)
+			}
+			delete(folded, key)
+		}
+		for key, v := range folded {
+			violate("%s absent when read at %d; the events up to it give %s", key, p.index, v)
+		}
+	}
+	slices.Sort(res.Violations) // map order: the same history, the same report
+	return res
+}
+
+// statePage is one page of the state read at the end: the keys of
+// (after, last] (to the end of the prefix when last is ""), at index.
+type statePage struct {
+	after, last string
+	index       uint64
+	kvs         map[string]string
+}
+
+func (p statePage) covers(key string) bool {
+	return key > p.after && (p.last == "" || key <= p.last)
+}
+
+// readState lists the keys under w's prefix, page by page, through a
+// client of nodes.
+func readState(w *WatchLog, nodes []string, until time.Time) ([]statePage, error) {
+	ctx, cancel := context.WithDeadline(context.Background(), until)
+	defer cancel()
+	cl, err := client.New(client.Config{Endpoints: nodes, RequestTimeout: time.Until(until), TLS: w.tls})
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	var pages []statePage
+	opts := client.ListOptions{Prefix: w.prefix, Limit: 1000}
+	after := ""
+	for {
+		page, err := cl.List(ctx, opts)
+		if err != nil {
+			return pages, err
+		}
+		p := statePage{after: after, index: page.Index, kvs: map[string]string{}}
+		for _, kv := range page.KVs {
+			p.kvs[kv.Key] = string(kv.Value)
+		}
+		if page.More && len(page.KVs) > 0 {
+			p.last = page.KVs[len(page.KVs)-1].Key
+		}
+		pages = append(pages, p)
+		if !page.More {
+			return pages, nil
+		}
+		after, opts.Continue = p.last, page.Continue
+	}
+}
+
+// writeMarker puts key through c at the first of nodes that acknowledges
+// it, and returns its raft index.
+func writeMarker(c *Client, nodes []string, key string, until time.Time) (uint64, error) {
+	h := NewHistory()
+	var last Op
+	for i := 0; time.Now().Before(until); i++ {
+		last = c.Do(h, Op{Node: nodes[i%len(nodes)], Input: Input{Op: OpPut, Key: key, Value: fmt.Sprint(time.Now().UnixNano())}})
+		if last.Output.Result == ResultOK && last.Output.Index > 0 {
+			return last.Output.Index, nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return 0, fmt.Errorf("no member acknowledged it; the last answer: %d %s", last.Status, last.Err)
+}
