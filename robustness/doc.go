@@ -15,7 +15,8 @@
 // through the Go client opened before the workload, delivered every
 // acknowledged put at its index, in order, each value once and none of
 // a put answered as not applied, and its events give the state read at
-// the end) and ScanLog (panics, fatal errors, data races). Report
+// the end; CheckRoutedWatch, the same through routers, key by key in
+// real-time order) and ScanLog (panics, fatal errors, data races). Report
 // gathers them and writes a one-paragraph verdict.
 //
 // The versioned workload (VersionedWorkload, VersionedConfig) drives the

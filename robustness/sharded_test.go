@@ -506,6 +506,12 @@ func startShardRun(t *testing.T, tr shardTier, seed uint64, binary string) (*sha
 		t.Fatal(err)
 	}
 	r.vw = vw
+	// A watch of the plain workload's keys through the routers, merging
+	// the groups' streams across every bucket move and router restart.
+	if r.watch, err = robustness.StartWatch(r.routerURLs(), robustness.DefaultKeyPrefix, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.watch.Stop() })
 	stopPlain, stopCAS := runInBackground(w.Run), runInBackground(vw.Run)
 	stop := func() {
 		stopPlain()
@@ -594,6 +600,14 @@ func (r *shardRun) check(name string, workload time.Duration) robustness.Report 
 	if v := r.placement(slices.Concat(ops, vops), routers); v != "" {
 		rep.Extra = append(rep.Extra, v)
 	}
+	// After the placement check, which counts the keys the groups hold:
+	// the watch's end markers are keys of their own.
+	if markers, err := r.watchMarkers(); err != nil {
+		rep.Extra = append(rep.Extra, "watch: "+err.Error())
+	} else {
+		wr := robustness.CheckRoutedWatch(r.watch, r.cl, routers, ops, markers, watchWait)
+		rep.Watch = &wr
+	}
 	for _, nc := range r.clusters {
 		for _, id := range nc.c.IDs() {
 			hits, err := robustness.ScanLog(nc.c.LogPath(id), 5)
@@ -620,6 +634,29 @@ func (r *shardRun) check(name string, workload time.Duration) robustness.Report 
 	}
 	logReport(t, rep, dur, ops, r.h.Notes(), r.dir)
 	return rep
+}
+
+// watchMarkers are keys of the workload's prefix, one in each group that
+// serves buckets in the latest config, for CheckRoutedWatch.
+func (r *shardRun) watchMarkers() ([]string, error) {
+	cfg, err := r.d.LatestConfig()
+	if err != nil {
+		return nil, err
+	}
+	var markers []string
+	for _, gid := range cfg.GIDs() {
+		if len(cfg.BucketsOf(gid)) == 0 {
+			continue
+		}
+		for i := 0; ; i++ {
+			k := fmt.Sprintf("%swatch-end/%d", robustness.DefaultKeyPrefix, i)
+			if cfg.Buckets[shardmap.BucketOf(k, len(cfg.Buckets))] == gid {
+				markers = append(markers, k)
+				break
+			}
+		}
+	}
+	return markers, nil
 }
 
 // placement reads every key the histories wrote through the routers and

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -116,6 +117,10 @@ type WatchResult struct {
 	Index uint64
 	// Keys is how many keys the state read at the end holds.
 	Keys int
+	// Unsettled (routed watches) says the state read at the end changed
+	// while the markers were written, so the events were not compared
+	// with it.
+	Unsettled bool
 	// Compacted is set when the watch ended because no member kept the
 	// events it needed (every one restored a snapshot past them): what
 	// came before is checked, not the rest.
@@ -129,7 +134,15 @@ type WatchResult struct {
 func (r WatchResult) OK() bool { return len(r.Violations) == 0 }
 
 func (r WatchResult) String() string {
-	s := fmt.Sprintf("%d events for %d acknowledged puts, against %d keys read at index %d", r.Events, r.Acked, r.Keys, r.Index)
+	s := fmt.Sprintf("%d events for %d acknowledged puts", r.Events, r.Acked)
+	switch {
+	case r.Unsettled:
+		s += ", not compared with the state at the end (it changed while read)"
+	case r.Index > 0:
+		s += fmt.Sprintf(", against %d keys read at index %d", r.Keys, r.Index)
+	default:
+		s += fmt.Sprintf(", against %d keys read at the end", r.Keys)
+	}
 	if r.Compacted != "" {
 		s += "; " + r.Compacted
 	}
@@ -199,7 +212,7 @@ func checkWatchEvents(prefix string, events []client.WatchEvent, werr error, ops
 	}
 
 	// Order, and each value put once.
-	type kv struct{ key, value string }
+	type kv = putKey
 	putAt := map[kv]uint64{}
 	for i, ev := range events {
 		if i > 0 {
@@ -220,32 +233,19 @@ func checkWatchEvents(prefix string, events []client.WatchEvent, werr error, ops
 
 	// The history's puts: acknowledged ones were delivered at their index;
 	// every put event is of a put that may have been applied.
-	puts := map[kv]Result{}
+	puts := historyPuts(prefix, ops)
 	for _, op := range ops {
-		if op.Input.Op != OpPut || !strings.HasPrefix(op.Input.Key, prefix) {
-			continue
-		}
-		k := kv{op.Input.Key, op.Input.Value}
-		puts[k] = op.Output.Result
-		if op.Output.Result != ResultOK || op.Output.Index == 0 || cut != 0 && op.Output.Index >= cut {
+		if op.Input.Op != OpPut || !strings.HasPrefix(op.Input.Key, prefix) || op.Output.Result != ResultOK ||
+			op.Output.Index == 0 || cut != 0 && op.Output.Index >= cut {
 			continue
 		}
 		res.Acked++
+		k := kv{op.Input.Key, op.Input.Value}
 		if at, ok := putAt[k]; !ok || at != op.Output.Index {
 			violate("acknowledged put %s=%s at %d: delivered at %d (0: never)", k.key, k.value, op.Output.Index, at)
 		}
 	}
-	for k, at := range putAt {
-		if k.key == prefix+watchMarker {
-			continue
-		}
-		switch r, ok := puts[k]; {
-		case !ok:
-			violate("event of %s=%s at %d: no client put it", k.key, k.value, at)
-		case r == ResultFailed:
-			violate("event of %s=%s at %d: its put was answered as not applied", k.key, k.value, at)
-		}
-	}
+	checkOrigins(putAt, puts, []string{prefix + watchMarker}, violate)
 
 	// The events give the state read at the end.
 	for _, p := range state {
@@ -340,4 +340,181 @@ func writeMarker(c *Client, nodes []string, key string, until time.Time) (uint64
 		time.Sleep(100 * time.Millisecond)
 	}
 	return 0, fmt.Errorf("no member acknowledged it; the last answer: %d %s", last.Status, last.Err)
+}
+
+// CheckRoutedWatch is CheckWatch for a watch through routers, whose
+// stream merges every group's: there is no order across groups, and an
+// event's index is its group's (after a bucket moved, a key's next event
+// can have a lower one). markers are keys of the watch's prefix, one in
+// each group's buckets: once the watch delivered the event of each, it
+// delivered every event before it. It checks that
+//   - every acknowledged put is an event of its key with its value;
+//   - of two acknowledged puts of a key, the one that returned before the
+//     other began is the earlier event of that key;
+//   - every put event is the value of a put of that key in ops, and not
+//     of one answered as not applied, and no value is put twice;
+//   - the events, key by key, give the state read at the end (when it
+//     was the same before the markers and after).
+func CheckRoutedWatch(w *WatchLog, c *Client, routers []string, ops []Op, markers []string, deadline time.Duration) WatchResult {
+	start := time.Now()
+	var found []string
+	until := start.Add(deadline)
+	before, err := readKeys(w, routers, until)
+	if err != nil {
+		found = append(found, fmt.Sprintf("reading the state under %q: %v", w.prefix, err))
+	}
+	for _, m := range markers {
+		if _, err := writeMarker(c, routers, m, until); err != nil {
+			found = append(found, fmt.Sprintf("writing the end marker %s: %v", m, err))
+			continue
+		}
+		if !w.waitFor(func(ev client.WatchEvent) bool { return ev.KV.Key == m }, until) {
+			found = append(found, fmt.Sprintf("the watch did not deliver the end marker %s within %v", m, deadline))
+		}
+	}
+	after, err := readKeys(w, routers, until)
+	if err != nil {
+		found = append(found, fmt.Sprintf("reading the state under %q again: %v", w.prefix, err))
+	}
+	events, werr := w.Stop()
+	for _, m := range markers {
+		delete(after, m)
+	}
+	state := before
+	if !maps.Equal(before, after) {
+		state = nil // a write of unknown outcome landed in between
+	}
+	res := checkRoutedEvents(w.prefix, events, werr, ops, markers, state)
+	res.Unsettled = state == nil
+	res.Violations = append(found, res.Violations...)
+	res.Took = time.Since(start)
+	return res
+}
+
+// checkRoutedEvents checks a routed watch's events as CheckRoutedWatch
+// says; state nil: not against a state.
+func checkRoutedEvents(prefix string, events []client.WatchEvent, werr error, ops []Op, markers []string, state map[string]string) WatchResult {
+	var res WatchResult
+	violate := func(format string, args ...any) {
+		res.Violations = append(res.Violations, fmt.Sprintf(format, args...))
+	}
+	res.Events = len(events)
+	switch {
+	case errors.Is(werr, client.ErrCompacted):
+		res.Compacted = "the watch ended compacted: checked as far as it went"
+	case werr != nil:
+		violate("the watch ended: %v", werr)
+	}
+	type kv = putKey
+	seq := map[kv]int{} // a put's place among its key's events
+	perKey := map[string]int{}
+	for _, ev := range events {
+		n := perKey[ev.KV.Key]
+		perKey[ev.KV.Key] = n + 1
+		if ev.Type != client.EventPut {
+			continue
+		}
+		k := kv{ev.KV.Key, string(ev.KV.Value)}
+		if _, dup := seq[k]; dup {
+			violate("%s=%s put twice", k.key, k.value)
+		}
+		seq[k] = n
+	}
+	var acked []Op
+	for _, op := range ops {
+		if op.Input.Op != OpPut || !strings.HasPrefix(op.Input.Key, prefix) || op.Output.Result != ResultOK {
+			continue
+		}
+		k := kv{op.Input.Key, op.Input.Value}
+		res.Acked++
+		if _, ok := seq[k]; !ok && res.Compacted == "" {
+			violate("acknowledged put %s=%s: never delivered", k.key, k.value)
+			continue
+		}
+		acked = append(acked, op)
+	}
+	// Real-time order of a key's acknowledged puts.
+	byKey := map[string][]Op{}
+	for _, op := range acked {
+		byKey[op.Input.Key] = append(byKey[op.Input.Key], op)
+	}
+	for key, kops := range byKey {
+		for i, a := range kops {
+			for _, b := range kops[i+1:] {
+				if a.Return < b.Call {
+					if sa, sb := seq[kv{key, a.Input.Value}], seq[kv{key, b.Input.Value}]; sa > sb {
+						violate("%s=%s returned before %s=%s began, but its event came after", key, a.Input.Value, key, b.Input.Value)
+					}
+				}
+			}
+		}
+	}
+	checkOrigins(seq, historyPuts(prefix, ops), markers, violate)
+	if state != nil && res.Compacted == "" {
+		res.Keys = len(state)
+		folded := map[string]string{}
+		for _, ev := range events {
+			if slices.Contains(markers, ev.KV.Key) {
+				continue
+			}
+			if ev.Type == client.EventPut {
+				folded[ev.KV.Key] = string(ev.KV.Value)
+			} else {
+				delete(folded, ev.KV.Key)
+			}
+		}
+		for key, v := range state {
+			if got, ok := folded[key]; !ok || got != v {
+				violate("%s=%s read at the end; the events give %q (present %v)", key, v, got, ok)
+			}
+			delete(folded, key)
+		}
+		for key, v := range folded {
+			violate("%s absent when read at the end; the events give %s", key, v)
+		}
+	}
+	slices.Sort(res.Violations)
+	return res
+}
+
+// putKey is a put of a value to a key: the workloads write each value
+// once.
+type putKey struct{ key, value string }
+
+// historyPuts are the results of the puts in ops of keys under prefix.
+func historyPuts(prefix string, ops []Op) map[putKey]Result {
+	puts := map[putKey]Result{}
+	for _, op := range ops {
+		if op.Input.Op == OpPut && strings.HasPrefix(op.Input.Key, prefix) {
+			puts[putKey{op.Input.Key, op.Input.Value}] = op.Output.Result
+		}
+	}
+	return puts
+}
+
+// checkOrigins finds the put events (the keys of delivered) that no put
+// of puts made, or only one answered as not applied; the events of the
+// keys skip are the checker's own.
+func checkOrigins[V any](delivered map[putKey]V, puts map[putKey]Result, skip []string, violate func(string, ...any)) {
+	for k := range delivered {
+		if slices.Contains(skip, k.key) {
+			continue
+		}
+		switch r, ok := puts[k]; {
+		case !ok:
+			violate("event of %s=%s: no client put it", k.key, k.value)
+		case r == ResultFailed:
+			violate("event of %s=%s: its put was answered as not applied", k.key, k.value)
+		}
+	}
+}
+
+// readKeys lists every key under w's prefix through a client of nodes.
+func readKeys(w *WatchLog, nodes []string, until time.Time) (map[string]string, error) {
+	pages, err := readState(w, nodes, until)
+	out := map[string]string{}
+	for _, p := range pages {
+		maps.Copy(out, p.kvs)
+	}
+	return out, err
 }
