@@ -64,7 +64,9 @@ type WatchEvent struct {
 	// WatchOptions.Markers, a bucket marker.
 	Type string
 	// KV is the key after the change: its value for a put; CreateIndex
-	// and ModIndex (the raft index of the change) for every type.
+	// and ModIndex for every type: for a put the key's version (its ETag,
+	// past the raft index of the change when the key's bucket came from a
+	// group whose versions had gone further), else the raft index.
 	KV KeyValue
 	// Pos is the event's position among the events of its raft index.
 	Pos uint32

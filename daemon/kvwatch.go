@@ -166,6 +166,7 @@ func wireEvent(ev kvstore.Event) httpapi.Event {
 		CreateIndex: ev.CreateIndex,
 		ModIndex:    ev.ModIndex,
 		Pos:         ev.Pos,
+		KeyMod:      ev.KeyMod,
 		Bucket:      ev.Bucket,
 	}
 	switch ev.Type {

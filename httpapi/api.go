@@ -216,6 +216,9 @@ type Event struct {
 	// Pos is the event's position among the events of ModIndex, from 0:
 	// (ModIndex, Pos) is unique and ordered.
 	Pos uint32
+	// KeyMod is a put's key's version after it (its ETag), which the
+	// stream sends as mod_index; 0: ModIndex.
+	KeyMod uint64
 	// Bucket is the key's bucket on a shard member (the marker's bucket);
 	// -1 when not known.
 	Bucket int

@@ -304,7 +304,11 @@ func (s *sseWriter) event(ev Event) {
 		b := ev.Bucket
 		d.Bucket, d.Version, d.ModIndex = &b, ev.Version, ev.ModIndex
 	} else {
-		d.kvJSON = kvOf(KeyValue{Key: ev.Key, Value: ev.Value, CreateIndex: ev.CreateIndex, ModIndex: ev.ModIndex}, ev.Type == EventPut)
+		mod := ev.ModIndex
+		if ev.Type == EventPut && ev.KeyMod != 0 {
+			mod = ev.KeyMod // the version a read of the key answers
+		}
+		d.kvJSON = kvOf(KeyValue{Key: ev.Key, Value: ev.Value, CreateIndex: ev.CreateIndex, ModIndex: mod}, ev.Type == EventPut)
 	}
 	s.buf.WriteString("id: ")
 	s.buf.WriteString(EventID(ev.ModIndex, ev.Pos))

@@ -428,3 +428,23 @@ func TestParseEventID(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchEventVersion: a put's event says the key's version as its
+// mod_index (what a GET answers as its ETag), which after a bucket move
+// can be past the raft index; its id keeps the raft index, which orders
+// the stream. A delete's mod_index is its raft index.
+func TestWatchEventVersion(t *testing.T) {
+	s := &sseWriter{}
+	s.event(Event{Type: EventPut, Key: "k", Value: []byte("v"), CreateIndex: 100, ModIndex: 4, Pos: 1, KeyMod: 121})
+	s.event(Event{Type: EventDelete, Key: "k", CreateIndex: 100, ModIndex: 5})
+	st := &sseStream{r: bufio.NewReader(strings.NewReader(s.buf.String()))}
+	for _, want := range []struct {
+		id  string
+		mod uint64
+	}{{"4.1", 121}, {"5.0", 5}} {
+		m := st.nextEvent(t)
+		if d := decodeData(t, m); m.id != want.id || d.ModIndex != want.mod || d.CreateIndex != 100 {
+			t.Errorf("event %+v %+v: want id %s, mod_index %d, create_index 100", m, d, want.id, want.mod)
+		}
+	}
+}

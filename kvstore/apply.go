@@ -245,7 +245,7 @@ func (s *Store) putLocked(key string, value []byte, ttl time.Duration) item {
 	if found {
 		it.create = old.createIndex() | it.create&ttlFlag
 	}
-	s.emitLocked(Event{Type: EventPut, Key: key, Value: it.valueBytes(), CreateIndex: it.createIndex(), Bucket: b})
+	s.emitLocked(Event{Type: EventPut, Key: key, Value: it.valueBytes(), CreateIndex: it.createIndex(), KeyMod: it.mod, Bucket: b})
 	if ttl > 0 && it.mod != 0 {
 		s.queueExpiryLocked(key, it.mod, ttl)
 	}

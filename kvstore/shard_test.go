@@ -2,11 +2,13 @@ package kvstore
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/raftkv/raftkv/shardmap"
 	"go.uber.org/zap/zaptest"
@@ -526,7 +528,14 @@ func TestVersionsGoOnAcrossAMove(t *testing.T) {
 	move(s1, s2, 130, 3, 2)
 
 	// At group 2, index 4 < 100: k's next version is past 120, and the
-	// write's answer names it (a PUT's ETag), not the raft index.
+	// write's answer names it (a PUT's ETag), not the raft index; so does
+	// its watch event, beside the raft index that orders it.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	wt, err := s2.Watch(ctx, WatchOptions{Key: k, FromIndex: 4, AfterPos: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := applyOwn(t, s2, 4, put("", 0, k, "b"))
 	if r.err != nil {
 		t.Fatal(r.err)
@@ -537,6 +546,14 @@ func TestVersionsGoOnAcrossAMove(t *testing.T) {
 	}
 	if r.index != 4 || r.mod != got.ModIndex {
 		t.Fatalf("the write answered index %d, version %d; want 4 and the key's version %d", r.index, r.mod, got.ModIndex)
+	}
+	select {
+	case ev := <-wt.Events():
+		if ev.Type != EventPut || ev.ModIndex != 4 || ev.KeyMod != got.ModIndex || ev.CreateIndex != got.CreateIndex {
+			t.Fatalf("the write's event %+v; want index 4, version %d, create %d", ev, got.ModIndex, got.CreateIndex)
+		}
+	case <-ctx.Done():
+		t.Fatal("no event of the write")
 	}
 	// The deleted key comes back past its own last version.
 	if r := applyOwn(t, s2, 5, put("", 0, gone, "z")); r.err != nil {

@@ -59,6 +59,11 @@ type Event struct {
 	// Pos is the event's position among the events of its raft index
 	// (0, 1, ...): (ModIndex, Pos) is unique and ordered on every member.
 	Pos uint32
+	// KeyMod is a put's key's version after it, what a read answers as
+	// its ModIndex (ETag): ModIndex, unless the key's bucket came from a
+	// group whose versions had gone past this group's raft index; 0 for
+	// other events and for a write that keeps no version.
+	KeyMod uint64
 	// Bucket is the key's bucket (the bucket moved, for a marker).
 	Bucket int
 }

@@ -149,8 +149,8 @@ func (c *Client) Do(h *History, op Op) Op {
 	op.Output = classify(in.Op, r)
 	if op.Output.Result != ResultFailed && op.Output.Result != ResultUnknown {
 		op.Output.Index, _ = headerUint(r.header, "X-Raft-Index")
-		if op.Output.Result == ResultValue {
-			op.Output.Mod, _ = etagOf(r.header)
+		if op.Output.Result == ResultValue || op.Output.Result == ResultOK && in.Op == OpPut {
+			op.Output.Mod, _ = etagOf(r.header) // a read's version, or the one a put wrote
 		}
 	}
 	h.Add(op)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -178,7 +179,7 @@ func CheckWatch(w *WatchLog, c *Client, nodes []string, ops []Op, deadline time.
 	marker, err := writeMarker(c, nodes, w.prefix+watchMarker, until)
 	if err != nil {
 		found = append(found, fmt.Sprintf("writing the end marker: %v", err))
-	} else if !w.waitFor(func(ev client.WatchEvent) bool { return ev.KV.ModIndex >= marker }, until) {
+	} else if !w.waitFor(func(ev client.WatchEvent) bool { return eventIndex(ev) >= marker }, until) {
 		found = append(found, fmt.Sprintf("the watch did not deliver the end marker's event (index %d) within %v", marker, deadline))
 	}
 	events, werr := w.Stop()
@@ -204,7 +205,7 @@ func checkWatchEvents(prefix string, events []client.WatchEvent, werr error, ops
 		errors.As(werr, &ce)
 		cut = ce.OldestIndex
 		if len(events) > 0 {
-			cut = min(cut, events[len(events)-1].KV.ModIndex+1)
+			cut = min(cut, eventIndex(events[len(events)-1])+1)
 		}
 		res.Compacted = fmt.Sprintf("the watch ended compacted (every member restored a snapshot past it): checked up to index %d", cut-1)
 	case werr != nil:
@@ -214,10 +215,11 @@ func checkWatchEvents(prefix string, events []client.WatchEvent, werr error, ops
 	// Order, and each value put once.
 	type kv = putKey
 	putAt := map[kv]uint64{}
+	mods := map[kv]uint64{} // the version each put event says
 	for i, ev := range events {
 		if i > 0 {
 			p := events[i-1]
-			if ev.KV.ModIndex < p.KV.ModIndex || ev.KV.ModIndex == p.KV.ModIndex && ev.Pos <= p.Pos {
+			if i, pi := eventIndex(ev), eventIndex(p); i < pi || i == pi && ev.Pos <= p.Pos {
 				violate("event %s after %s: out of order or repeated", ev.ID, p.ID)
 			}
 		}
@@ -226,9 +228,9 @@ func checkWatchEvents(prefix string, events []client.WatchEvent, werr error, ops
 		}
 		k := kv{ev.KV.Key, string(ev.KV.Value)}
 		if at, dup := putAt[k]; dup {
-			violate("%s=%s put twice, at %d and %d", k.key, k.value, at, ev.KV.ModIndex)
+			violate("%s=%s put twice, at %d and %d", k.key, k.value, at, eventIndex(ev))
 		}
-		putAt[k] = ev.KV.ModIndex
+		putAt[k], mods[k] = eventIndex(ev), ev.KV.ModIndex
 	}
 
 	// The history's puts: acknowledged ones were delivered at their index;
@@ -243,6 +245,8 @@ func checkWatchEvents(prefix string, events []client.WatchEvent, werr error, ops
 		k := kv{op.Input.Key, op.Input.Value}
 		if at, ok := putAt[k]; !ok || at != op.Output.Index {
 			violate("acknowledged put %s=%s at %d: delivered at %d (0: never)", k.key, k.value, op.Output.Index, at)
+		} else if m := op.Output.Mod; m != 0 && mods[k] != m {
+			violate("acknowledged put %s=%s wrote version %d (its ETag); its event says %d", k.key, k.value, m, mods[k])
 		}
 	}
 	checkOrigins(putAt, puts, []string{prefix + watchMarker}, violate)
@@ -256,7 +260,7 @@ func checkWatchEvents(prefix string, events []client.WatchEvent, werr error, ops
 		}
 		folded := map[string]string{}
 		for _, ev := range events {
-			if ev.KV.ModIndex > p.index {
+			if eventIndex(ev) > p.index {
 				break
 			}
 			if !p.covers(ev.KV.Key) {
@@ -406,7 +410,8 @@ func checkRoutedEvents(prefix string, events []client.WatchEvent, werr error, op
 		violate("the watch ended: %v", werr)
 	}
 	type kv = putKey
-	seq := map[kv]int{} // a put's place among its key's events
+	seq := map[kv]int{}     // a put's place among its key's events
+	mods := map[kv]uint64{} // the version each put event says
 	perKey := map[string]int{}
 	for _, ev := range events {
 		n := perKey[ev.KV.Key]
@@ -418,7 +423,7 @@ func checkRoutedEvents(prefix string, events []client.WatchEvent, werr error, op
 		if _, dup := seq[k]; dup {
 			violate("%s=%s put twice", k.key, k.value)
 		}
-		seq[k] = n
+		seq[k], mods[k] = n, ev.KV.ModIndex
 	}
 	var acked []Op
 	for _, op := range ops {
@@ -430,6 +435,8 @@ func checkRoutedEvents(prefix string, events []client.WatchEvent, werr error, op
 		if _, ok := seq[k]; !ok && res.Compacted == "" {
 			violate("acknowledged put %s=%s: never delivered", k.key, k.value)
 			continue
+		} else if m := op.Output.Mod; ok && m != 0 && mods[k] != m {
+			violate("acknowledged put %s=%s wrote version %d (its ETag); its event says %d", k.key, k.value, m, mods[k])
 		}
 		acked = append(acked, op)
 	}
@@ -475,6 +482,17 @@ func checkRoutedEvents(prefix string, events []client.WatchEvent, werr error, op
 	}
 	slices.Sort(res.Violations)
 	return res
+}
+
+// eventIndex is the raft index of a member's event, from its id
+// "<index>.<pos>" (its mod_index is the key's version, which a bucket
+// move can put past it).
+func eventIndex(ev client.WatchEvent) uint64 {
+	i, _, _ := strings.Cut(ev.ID, ".")
+	if n, err := strconv.ParseUint(i, 10, 64); err == nil {
+		return n
+	}
+	return ev.KV.ModIndex
 }
 
 // putKey is a put of a value to a key: the workloads write each value

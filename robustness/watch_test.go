@@ -23,6 +23,7 @@ func TestCheckWatchEvents(t *testing.T) {
 		put("x", "9", ResultOK, 3), // another prefix's
 	}
 	ops[5].Input.Key = "other/x"
+	ops[0].Output.Mod = 5 // the put's ETag
 	ev := func(typ, key, value string, index uint64, pos uint32) client.WatchEvent {
 		return client.WatchEvent{Type: typ, KV: client.KeyValue{Key: "rk/" + key, Value: []byte(value), ModIndex: index}, Pos: pos, ID: fmt.Sprintf("%d.%d", index, pos)}
 	}
@@ -74,6 +75,8 @@ func TestCheckWatchEvents(t *testing.T) {
 		{name: "a key the events leave present", want: "rk/a absent when read at 8",
 			state: []statePage{{index: 8, kvs: map[string]string{}}}},
 		{name: "the watch ended", want: "the watch ended", werr: client.ErrUnavailable},
+		{name: "an event's version not the put's ETag", want: "rk/a=1 wrote version 5 (its ETag); its event says 4",
+			events: func(e []client.WatchEvent) []client.WatchEvent { e[0].KV.ModIndex = 4; return e }},
 	} {
 		events := slices.Clone(good)
 		if c.events != nil {
@@ -117,6 +120,7 @@ func TestCheckRoutedEvents(t *testing.T) {
 		ev(client.EventPut, "a", "2", 3), ev(client.EventDelete, "b", "", 92), ev(client.EventPut, "m", "end", 7),
 	}
 	markers := []string{"rk/m"}
+	ops[0].Output.Mod = 5 // the put's ETag
 	state := map[string]string{"rk/a": "2"}
 	if res := checkRoutedEvents("rk/", good, nil, ops, markers, state); !res.OK() || res.Acked != 3 {
 		t.Fatalf("a good routed watch: %s", res)
@@ -138,6 +142,8 @@ func TestCheckRoutedEvents(t *testing.T) {
 		{name: "a value nobody put", want: "rk/d=6: no client put it",
 			events: func(e []client.WatchEvent) []client.WatchEvent { return append(e, ev(client.EventPut, "d", "6", 9)) }},
 		{name: "the state read differs", want: "rk/a=1 read at the end", state: map[string]string{"rk/a": "1"}},
+		{name: "an event's version not the put's ETag", want: "rk/a=1 wrote version 5 (its ETag); its event says 3",
+			events: func(e []client.WatchEvent) []client.WatchEvent { e[1].KV.ModIndex = 3; return e }},
 		{name: "a key the events leave present", want: "rk/a absent when read at the end", state: map[string]string{}},
 	} {
 		events := slices.Clone(good)
