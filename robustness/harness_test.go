@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftkv/raftkv/client"
 	"github.com/raftkv/raftkv/internal/testcerts"
 	"github.com/raftkv/raftkv/robustness"
 	"github.com/raftkv/raftkv/testcluster"
@@ -325,6 +326,7 @@ func check(t *testing.T, r *run, name string, workload time.Duration) {
 	if r.watch != nil {
 		wr := robustness.CheckWatch(r.watch, r.cl, live, ops, watchWait)
 		rep.Watch = &wr
+		keepWatch(t, r.dir, "watch", r.watch, wr)
 	}
 	dur := robustness.CheckDurability(r.cl, live, ops, r.w.NeverWritten(2), durabilityWait)
 	rep.Durability = &dur
@@ -373,6 +375,24 @@ func logReport(t *testing.T, rep robustness.Report, dur robustness.DurabilityRes
 		if err := robustness.Visualize(ops, notes, checkTimeout, filepath.Join(dir, "history.html")); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// keepWatch saves, when res found violations, every one of them and the
+// events w delivered as dir/name.json.
+func keepWatch(t *testing.T, dir, name string, w *robustness.WatchLog, res robustness.WatchResult) {
+	if res.OK() {
+		return
+	}
+	b, err := json.MarshalIndent(struct {
+		Violations []string
+		Events     []client.WatchEvent
+	}{res.Violations, w.Events()}, "", " ")
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, name+".json"), b, 0o644)
+	}
+	if err != nil {
+		t.Errorf("saving the watch: %v", err)
 	}
 }
 

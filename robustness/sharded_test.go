@@ -69,6 +69,9 @@ type shardRun struct {
 	// write and read through the routers beside the plain workload.
 	vh *robustness.History
 	vw *robustness.VersionedWorkload
+	// vwatch watches vw's keys through the routers (run's watch, the
+	// plain workload's).
+	vwatch *robustness.WatchLog
 }
 
 // The versioned clients' keys in a sharded history: CAS register keys,
@@ -506,12 +509,16 @@ func startShardRun(t *testing.T, tr shardTier, seed uint64, binary string) (*sha
 		t.Fatal(err)
 	}
 	r.vw = vw
-	// A watch of the plain workload's keys through the routers, merging
-	// the groups' streams across every bucket move and router restart.
+	// Watches of both workloads' keys through the routers, merging the
+	// groups' streams across every bucket move and router restart.
 	if r.watch, err = robustness.StartWatch(r.routerURLs(), robustness.DefaultKeyPrefix, nil); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.watch.Stop() })
+	if r.vwatch, err = robustness.StartWatch(r.routerURLs(), vw.KeyPrefix(), nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.vwatch.Stop() })
 	stopPlain, stopCAS := runInBackground(w.Run), runInBackground(vw.Run)
 	stop := func() {
 		stopPlain()
@@ -602,11 +609,22 @@ func (r *shardRun) check(name string, workload time.Duration) robustness.Report 
 	}
 	// After the placement check, which counts the keys the groups hold:
 	// the watch's end markers are keys of their own.
-	if markers, err := r.watchMarkers(); err != nil {
+	if markers, err := r.watchMarkers(robustness.DefaultKeyPrefix); err != nil {
 		rep.Extra = append(rep.Extra, "watch: "+err.Error())
 	} else {
 		wr := robustness.CheckRoutedWatch(r.watch, r.cl, routers, ops, markers, watchWait)
 		rep.Watch = &wr
+		keepWatch(t, r.dir, "watch", r.watch, wr)
+	}
+	if markers, err := r.watchMarkers(r.vw.KeyPrefix()); err != nil {
+		rep.Extra = append(rep.Extra, "versioned clients' watch: "+err.Error())
+	} else {
+		wr := robustness.CheckRoutedWatch(r.vwatch, r.cl, routers, vops, markers, watchWait)
+		t.Logf("versioned clients' watch: %s", wr)
+		keepWatch(t, r.dir, "versioned-watch", r.vwatch, wr)
+		if !wr.OK() {
+			rep.Extra = append(rep.Extra, "versioned clients' watch: "+wr.String())
+		}
 	}
 	for _, nc := range r.clusters {
 		for _, id := range nc.c.IDs() {
@@ -636,9 +654,9 @@ func (r *shardRun) check(name string, workload time.Duration) robustness.Report 
 	return rep
 }
 
-// watchMarkers are keys of the workload's prefix, one in each group that
-// serves buckets in the latest config, for CheckRoutedWatch.
-func (r *shardRun) watchMarkers() ([]string, error) {
+// watchMarkers are keys of prefix, one in each group that serves buckets
+// in the latest config, for CheckRoutedWatch.
+func (r *shardRun) watchMarkers(prefix string) ([]string, error) {
 	cfg, err := r.d.LatestConfig()
 	if err != nil {
 		return nil, err
@@ -649,7 +667,7 @@ func (r *shardRun) watchMarkers() ([]string, error) {
 			continue
 		}
 		for i := 0; ; i++ {
-			k := fmt.Sprintf("%swatch-end/%d", robustness.DefaultKeyPrefix, i)
+			k := fmt.Sprintf("%swatch-end/%d", prefix, i)
 			if cfg.Buckets[shardmap.BucketOf(k, len(cfg.Buckets))] == gid {
 				markers = append(markers, k)
 				break

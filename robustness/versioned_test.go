@@ -269,6 +269,12 @@ func runVersioned(t *testing.T, tr tier, faults []fault, seed uint64, tags strin
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A watch of the workload's keys: conditional puts and transactions
+	// through the faults.
+	if r.watch, err = robustness.StartWatch(r.urls(c.IDs()), w.KeyPrefix(), nil); err != nil {
+		t.Fatal(err)
+	}
+	defer r.watch.Stop()
 	stop := runInBackground(w.Run)
 	defer stop()
 
@@ -292,6 +298,14 @@ func checkVersioned(t *testing.T, r *run, name string, workload time.Duration) {
 	conv := robustness.CheckConvergence(r.cl, r.urls(r.c.Live()), convergeTimeout)
 	if !conv.OK() {
 		violations = append(violations, "convergence: "+conv.String())
+	}
+	var watch robustness.WatchResult
+	if r.watch != nil {
+		watch = robustness.CheckWatch(r.watch, r.cl, r.urls(r.c.Live()), ops, watchWait)
+		keepWatch(t, r.dir, "watch", r.watch, watch)
+		if !watch.OK() {
+			violations = append(violations, "watch: "+watch.String())
+		}
 	}
 	cas := robustness.CheckCAS(ops, r.h.Notes(), checkTimeout, filepath.Join(r.dir, "cas.html"))
 	if !cas.OK() {
@@ -329,7 +343,7 @@ func checkVersioned(t *testing.T, r *run, name string, workload time.Duration) {
 		violations = append(violations, "the faults left no evidence that they bit")
 	}
 	t.Logf("%s: a %v workload made %s", name, workload.Round(time.Second), versionedStats(ops))
-	t.Logf("CAS register model: %s; transaction model: %s; convergence: %s", cas, txn, conv)
+	t.Logf("CAS register model: %s; transaction model: %s; convergence: %s; watch: %s", cas, txn, conv, watch)
 	if len(violations) > 0 {
 		writeHistory(t, filepath.Join(r.dir, "history.json"), ops, r.h.Notes())
 		for _, v := range violations {

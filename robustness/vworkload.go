@@ -103,6 +103,9 @@ func NewVersionedWorkload(cfg VersionedConfig, h *History) (*VersionedWorkload, 
 	return &VersionedWorkload{cfg: cfg, hist: h, nonce: uint32(cfg.Seed) ^ uint32(time.Now().UnixNano())}, nil
 }
 
+// KeyPrefix starts every key the workload writes.
+func (w *VersionedWorkload) KeyPrefix() string { return w.cfg.KeyPrefix }
+
 // CASKey is the name of CAS register key i.
 func (w *VersionedWorkload) CASKey(i int) string {
 	return fmt.Sprintf("%scas/%02d", w.cfg.KeyPrefix, i)

@@ -1,6 +1,7 @@
 package robustness
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -83,6 +84,13 @@ func (w *WatchLog) Stop() ([]client.WatchEvent, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.mu.events, w.mu.err
+}
+
+// Events are the events the watch delivered so far.
+func (w *WatchLog) Events() []client.WatchEvent {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.mu.events)
 }
 
 // waitFor waits until the watch delivered an event that ok accepts, it
@@ -235,18 +243,16 @@ func checkWatchEvents(prefix string, events []client.WatchEvent, werr error, ops
 
 	// The history's puts: acknowledged ones were delivered at their index;
 	// every put event is of a put that may have been applied.
-	puts := historyPuts(prefix, ops)
-	for _, op := range ops {
-		if op.Input.Op != OpPut || !strings.HasPrefix(op.Input.Key, prefix) || op.Output.Result != ResultOK ||
-			op.Output.Index == 0 || cut != 0 && op.Output.Index >= cut {
+	puts, acked := historyPuts(prefix, ops)
+	for _, a := range acked {
+		if a.index == 0 || cut != 0 && a.index >= cut {
 			continue
 		}
 		res.Acked++
-		k := kv{op.Input.Key, op.Input.Value}
-		if at, ok := putAt[k]; !ok || at != op.Output.Index {
-			violate("acknowledged put %s=%s at %d: delivered at %d (0: never)", k.key, k.value, op.Output.Index, at)
-		} else if m := op.Output.Mod; m != 0 && mods[k] != m {
-			violate("acknowledged put %s=%s wrote version %d (its ETag); its event says %d", k.key, k.value, m, mods[k])
+		if at, ok := putAt[a.putKey]; !ok || at != a.index {
+			violate("acknowledged put %s=%s at %d: delivered at %d (0: never)", a.key, a.value, a.index, at)
+		} else if a.mod != 0 && mods[a.putKey] != a.mod {
+			violate("acknowledged put %s=%s wrote version %d (its ETag); its event says %d", a.key, a.value, a.mod, mods[a.putKey])
 		}
 	}
 	checkOrigins(putAt, puts, []string{prefix + watchMarker}, violate)
@@ -272,17 +278,18 @@ func checkWatchEvents(prefix string, events []client.WatchEvent, werr error, ops
 				delete(folded, ev.KV.Key)
 			}
 		}
-		for key, v := range p.kvs {
+		for _, key := range slices.Sorted(maps.Keys(p.kvs)) {
+			v := p.kvs[key]
 			if got, ok := folded[key]; !ok || got != v {
 				violate("%s=%s read at %d; the events up to it give %q (present %v)", key, v, p.index, got, ok)
 			}
 			delete(folded, key)
 		}
-		for key, v := range folded {
+		for _, key := range slices.Sorted(maps.Keys(folded)) {
+			v := folded[key]
 			violate("%s absent when read at %d; the events up to it give %s", key, p.index, v)
 		}
 	}
-	slices.Sort(res.Violations) // map order: the same history, the same report
 	return res
 }
 
@@ -425,38 +432,34 @@ func checkRoutedEvents(prefix string, events []client.WatchEvent, werr error, op
 		}
 		seq[k], mods[k] = n, ev.KV.ModIndex
 	}
-	var acked []Op
-	for _, op := range ops {
-		if op.Input.Op != OpPut || !strings.HasPrefix(op.Input.Key, prefix) || op.Output.Result != ResultOK {
-			continue
-		}
-		k := kv{op.Input.Key, op.Input.Value}
+	puts, all := historyPuts(prefix, ops)
+	byKey := map[string][]ackedPut{} // the delivered ones
+	for _, a := range all {
 		res.Acked++
-		if _, ok := seq[k]; !ok && res.Compacted == "" {
-			violate("acknowledged put %s=%s: never delivered", k.key, k.value)
+		if _, ok := seq[a.putKey]; !ok {
+			if res.Compacted == "" {
+				violate("acknowledged put %s=%s: never delivered", a.key, a.value)
+			}
 			continue
-		} else if m := op.Output.Mod; ok && m != 0 && mods[k] != m {
-			violate("acknowledged put %s=%s wrote version %d (its ETag); its event says %d", k.key, k.value, m, mods[k])
+		} else if a.mod != 0 && mods[a.putKey] != a.mod {
+			violate("acknowledged put %s=%s wrote version %d (its ETag); its event says %d", a.key, a.value, a.mod, mods[a.putKey])
 		}
-		acked = append(acked, op)
+		byKey[a.key] = append(byKey[a.key], a)
 	}
 	// Real-time order of a key's acknowledged puts.
-	byKey := map[string][]Op{}
-	for _, op := range acked {
-		byKey[op.Input.Key] = append(byKey[op.Input.Key], op)
-	}
-	for key, kops := range byKey {
+	for _, key := range slices.Sorted(maps.Keys(byKey)) {
+		kops := byKey[key]
 		for i, a := range kops {
 			for _, b := range kops[i+1:] {
-				if a.Return < b.Call {
-					if sa, sb := seq[kv{key, a.Input.Value}], seq[kv{key, b.Input.Value}]; sa > sb {
-						violate("%s=%s returned before %s=%s began, but its event came after", key, a.Input.Value, key, b.Input.Value)
+				for _, p := range [][2]ackedPut{{a, b}, {b, a}} {
+					if first, then := p[0], p[1]; first.ret < then.call && seq[first.putKey] > seq[then.putKey] {
+						violate("%s=%s returned before %s=%s began, but its event came after", key, first.value, key, then.value)
 					}
 				}
 			}
 		}
 	}
-	checkOrigins(seq, historyPuts(prefix, ops), markers, violate)
+	checkOrigins(seq, puts, markers, violate)
 	if state != nil && res.Compacted == "" {
 		res.Keys = len(state)
 		folded := map[string]string{}
@@ -470,17 +473,18 @@ func checkRoutedEvents(prefix string, events []client.WatchEvent, werr error, op
 				delete(folded, ev.KV.Key)
 			}
 		}
-		for key, v := range state {
+		for _, key := range slices.Sorted(maps.Keys(state)) {
+			v := state[key]
 			if got, ok := folded[key]; !ok || got != v {
 				violate("%s=%s read at the end; the events give %q (present %v)", key, v, got, ok)
 			}
 			delete(folded, key)
 		}
-		for key, v := range folded {
+		for _, key := range slices.Sorted(maps.Keys(folded)) {
+			v := folded[key]
 			violate("%s absent when read at the end; the events give %s", key, v)
 		}
 	}
-	slices.Sort(res.Violations)
 	return res
 }
 
@@ -499,22 +503,69 @@ func eventIndex(ev client.WatchEvent) uint64 {
 // once.
 type putKey struct{ key, value string }
 
-// historyPuts are the results of the puts in ops of keys under prefix.
-func historyPuts(prefix string, ops []Op) map[putKey]Result {
+// ackedPut is a put the history says was applied: a put, a conditional
+// put or a transaction's put of the branch it took, answered 2xx.
+type ackedPut struct {
+	putKey
+	// index is the raft index the answer named; mod the version it
+	// wrote (ETag, a transaction's mod_index), 0 when not given.
+	index, mod uint64
+	call, ret  time.Duration
+}
+
+// historyPuts reads ops' puts of keys under prefix: whether each may have
+// been applied (ResultFailed: certainly not: refused, 412, or the branch
+// of a transaction that was not taken; ResultOK or ResultUnknown: it may
+// have), and the acknowledged ones.
+func historyPuts(prefix string, ops []Op) (map[putKey]Result, []ackedPut) {
 	puts := map[putKey]Result{}
-	for _, op := range ops {
-		if op.Input.Op == OpPut && strings.HasPrefix(op.Input.Key, prefix) {
-			puts[putKey{op.Input.Key, op.Input.Value}] = op.Output.Result
+	var acked []ackedPut
+	note := func(op Op, key, value string, r Result) {
+		if !strings.HasPrefix(key, prefix) {
+			return
+		}
+		k := putKey{key, value}
+		puts[k] = r
+		if r == ResultOK {
+			acked = append(acked, ackedPut{putKey: k, index: op.Output.Index, mod: op.Output.Mod, call: op.Call, ret: op.Return})
 		}
 	}
-	return puts
+	for _, op := range ops {
+		r := op.Output.Result
+		if r == ResultPrecondition {
+			r = ResultFailed
+		}
+		switch op.Input.Op {
+		case OpPut, OpPutIfMatch, OpPutIfAbsent:
+			note(op, op.Input.Key, op.Input.Value, r)
+		case OpTxn:
+			for _, branch := range []struct {
+				ops   []TxnOp
+				taken bool
+			}{{op.Input.Txn.Success, op.Output.Succeeded}, {op.Input.Txn.Failure, !op.Output.Succeeded}} {
+				br := r
+				if r == ResultOK && !branch.taken {
+					br = ResultFailed
+				}
+				for _, t := range branch.ops {
+					if t.Op == OpPut {
+						note(op, t.Key, t.Value, br)
+					}
+				}
+			}
+		}
+	}
+	return puts, acked
 }
 
 // checkOrigins finds the put events (the keys of delivered) that no put
 // of puts made, or only one answered as not applied; the events of the
 // keys skip are the checker's own.
 func checkOrigins[V any](delivered map[putKey]V, puts map[putKey]Result, skip []string, violate func(string, ...any)) {
-	for k := range delivered {
+	keys := slices.SortedFunc(maps.Keys(delivered), func(a, b putKey) int {
+		return cmp.Or(strings.Compare(a.key, b.key), strings.Compare(a.value, b.value))
+	})
+	for _, k := range keys {
 		if slices.Contains(skip, k.key) {
 			continue
 		}
