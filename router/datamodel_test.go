@@ -496,6 +496,36 @@ func TestRouterWatchGroups(t *testing.T) {
 	}
 }
 
+// TestRouterWatchResumeUnnamedGroup: a cursor that does not name a group
+// (it joined since, or the stream had not delivered its events yet)
+// resumes that group from its first index, not from now: its events are
+// not skipped.
+func TestRouterWatchResumeUnnamedGroup(t *testing.T) {
+	srv, hist, g := dataRouter(t)
+	cfg := hist.Latest()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, b := keyIn(cfg, 1, "pa"), keyIn(cfg, 2, "pb")
+	ch := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", "")
+	time.Sleep(200 * time.Millisecond) // let both group streams open
+	g[1].apply(putEvent(a, "1"))
+	ev := next(t, ch)
+	if ev[2] != a {
+		t.Fatalf("first event %v", ev)
+	}
+	var only1 string // the cursor's part of group 1
+	for part := range strings.SplitSeq(ev[0], ",") {
+		if strings.HasPrefix(part, "1=") {
+			only1 = part
+		}
+	}
+	g[2].apply(putEvent(b, "unseen"))
+	ch2 := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", only1)
+	if ev := next(t, ch2); ev[2] != b || ev[3] != "unseen" {
+		t.Fatalf("resumed from %q: first event %v, want group 2's put of %s", only1, ev, b)
+	}
+}
+
 // TestRouterKVJSONCarriesTTL: a key listed through the router shows its
 // TTL, in seconds, as a member's listing does.
 func TestRouterKVJSONCarriesTTL(t *testing.T) {

@@ -29,7 +29,9 @@ import (
 // A merged stream's SSE id is a cursor of every group's position,
 // "<gid>=<index>.<pos>" (after that event) or "<gid>=<index>" (after
 // every event up to that index), comma-separated: Last-Event-ID resumes
-// each group where the cursor says. Heartbeats are messages with only an
+// each group where the cursor says, and a group it does not name from
+// that group's first index (a group that joined since, or one whose
+// events the stream had not delivered yet). Heartbeats are messages with only an
 // id, the cursor, and the comment ": progress". The cursor of a listing
 // (its "indexes", as "1=I1,2=I2") starts a watch right after it.
 //
@@ -119,7 +121,7 @@ func (h *handler) watch(w http.ResponseWriter, r *http.Request, key string, keyP
 			return err
 		}
 	}
-	return h.mergeWatch(w, r, opts, cur)
+	return h.mergeWatch(w, r, opts, cur, len(last) == 1)
 }
 
 // sse writes a watch's stream.
@@ -312,8 +314,13 @@ type hold struct {
 	queue  []client.WatchEvent
 }
 
-// mergeWatch watches opts.Prefix on every group and merges the streams.
-func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client.WatchOptions, cur cursor) error {
+// mergeWatch watches opts.Prefix on every group and merges the streams,
+// from the positions of cur. When resumed (a cursor was given), a group
+// the cursor does not name is watched from its first index: it joined
+// after the cursor's stream last saw it, or that stream had not yet
+// delivered any of its events (it held them behind a bucket move), and
+// starting it from now would skip them.
+func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client.WatchOptions, cur cursor, resumed bool) error {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	merged := make(chan groupEvent)
@@ -348,10 +355,11 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 		return err
 	}
 	for _, gid := range groupsOf(cfg) {
-		if err := start(gid, cur[gid], false); err != nil {
+		_, named := cur[gid]
+		if err := start(gid, cur[gid], resumed && !named); err != nil {
 			return err
 		}
-		if _, ok := cur[gid]; !ok {
+		if !named {
 			cur[gid] = position{}
 		}
 	}
