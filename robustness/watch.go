@@ -165,16 +165,19 @@ func (r WatchResult) String() string {
 // watch delivered its event, it delivered every event before it.
 const watchMarker = "watch-end"
 
-// CheckWatch checks a watch opened before the workload of ops (puts and
-// deletes of keys under its prefix), after the workload stopped and the
-// members converged. It reads the state under the prefix at one of nodes,
-// then writes a marker key after it and waits, until deadline, for the
-// watch to deliver the marker's event. Then:
+// CheckWatch checks a watch opened before the workload of ops (writes of
+// keys under its prefix: puts, conditional puts, transactions, deletes),
+// after the workload stopped and the members converged. It reads the
+// state under the prefix at one of nodes, then writes a marker key after
+// it and waits, until deadline, for the watch to deliver the marker's
+// event. Then:
 //   - the events come in (index, position) order, each once;
-//   - every acknowledged put is an event at its index, with its value;
+//   - every acknowledged put (historyPuts) is an event at its index, with
+//     its value and the version its ETag or mod_index named;
 //   - every put event is the value of a put of that key in ops, and not
-//     of one that was answered as not applied (a 4xx or a 503), and no
-//     value is put twice (a retried write applied once);
+//     of one that was certainly not applied (a 4xx, a 503, a 412, a
+//     transaction's branch not taken), and no value is put twice (a
+//     retried write applied once);
 //   - the events up to each page's index give the state that page read.
 func CheckWatch(w *WatchLog, c *Client, nodes []string, ops []Op, deadline time.Duration) WatchResult {
 	start := time.Now()
@@ -209,9 +212,10 @@ func checkWatchEvents(prefix string, events []client.WatchEvent, werr error, ops
 	var cut uint64 // the first index not checked for completeness (0: none)
 	switch {
 	case errors.Is(werr, client.ErrCompacted):
-		var ce *client.Error
-		errors.As(werr, &ce)
-		cut = ce.OldestIndex
+		cut = 1
+		if ce := (*client.Error)(nil); errors.As(werr, &ce) {
+			cut = max(ce.OldestIndex, 1)
+		}
 		if len(events) > 0 {
 			cut = min(cut, eventIndex(events[len(events)-1])+1)
 		}
@@ -359,7 +363,8 @@ func writeMarker(c *Client, nodes []string, key string, until time.Time) (uint64
 // can have a lower one). markers are keys of the watch's prefix, one in
 // each group's buckets: once the watch delivered the event of each, it
 // delivered every event before it. It checks that
-//   - every acknowledged put is an event of its key with its value;
+//   - every acknowledged put is an event of its key with its value and
+//     the version its ETag or mod_index named;
 //   - of two acknowledged puts of a key, the one that returned before the
 //     other began is the earlier event of that key;
 //   - every put event is the value of a put of that key in ops, and not
