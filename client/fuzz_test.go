@@ -61,8 +61,8 @@ func FuzzWatchStream(f *testing.F) {
 			}
 			if i, p, ok := strings.Cut(ev.ID, "."); ok {
 				pos, err := strconv.ParseUint(p, 10, 32)
-				if n, err2 := strconv.ParseUint(i, 10, 64); err == nil && err2 == nil && n > 0 && uint64(ev.Pos) != pos {
-					t.Fatalf("event id %q delivered with position %d", ev.ID, ev.Pos)
+				if n, err2 := strconv.ParseUint(i, 10, 64); err == nil && err2 == nil && n > 0 && (uint64(ev.Pos) != pos || ev.Index != n) {
+					t.Fatalf("event id %q delivered with index %d, position %d", ev.ID, ev.Index, ev.Pos)
 				}
 			}
 		}

@@ -68,11 +68,15 @@ type WatchEvent struct {
 	// past the raft index of the change when the key's bucket came from a
 	// group whose versions had gone further), else the raft index.
 	KV KeyValue
-	// Pos is the event's position among the events of its raft index.
-	Pos uint32
-	// ID is the stream's id of the event: "<mod index>.<pos>" from a
-	// member, a cursor of every group from a router. WatchOptions'
-	// LastEventID takes it.
+	// Index is the raft index of the change in its group and Pos the
+	// event's position among the events of that index, both from a
+	// member's id; Index is 0 for an event through a router (its id is a
+	// cursor).
+	Index uint64
+	Pos   uint32
+	// ID is the stream's id of the event: "<index>.<pos>" from a member, a
+	// cursor of every group from a router. WatchOptions' LastEventID
+	// takes it.
 	ID string
 	// Bucket and Version are a marker's.
 	Bucket  int
@@ -399,8 +403,8 @@ func (w *watchStream) dispatch(ctx context.Context, ch chan<- WatchEvent, id str
 	if d.Bucket != nil {
 		ev.Bucket = *d.Bucket
 	}
-	if _, pos, ok := parseEventID(id); ok {
-		ev.Pos = pos
+	if index, pos, ok := parseEventID(id); ok {
+		ev.Index, ev.Pos = index, pos
 	}
 	// A shard member sends markers to every routing client.
 	if marker := name == EventBucketOut || name == EventBucketIn; !marker || w.opts.Markers {

@@ -51,7 +51,7 @@ func collect(name string, phase *atomic.Value, events <-chan client.WatchEvent) 
 				return
 			}
 			c.mu.Lock()
-			c.got = append(c.got, seenEvent{ev.KV.Key, string(ev.KV.Value), ev.Type, ev.KV.ModIndex, ev.Pos, c.phase.Load().(string)})
+			c.got = append(c.got, seenEvent{ev.KV.Key, string(ev.KV.Value), ev.Type, ev.Index, ev.Pos, c.phase.Load().(string)})
 			c.mu.Unlock()
 		}
 		c.done <- nil

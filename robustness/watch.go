@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -190,7 +189,7 @@ func CheckWatch(w *WatchLog, c *Client, nodes []string, ops []Op, deadline time.
 	marker, err := writeMarker(c, nodes, w.prefix+watchMarker, until)
 	if err != nil {
 		found = append(found, fmt.Sprintf("writing the end marker: %v", err))
-	} else if !w.waitFor(func(ev client.WatchEvent) bool { return eventIndex(ev) >= marker }, until) {
+	} else if !w.waitFor(func(ev client.WatchEvent) bool { return ev.Index >= marker }, until) {
 		found = append(found, fmt.Sprintf("the watch did not deliver the end marker's event (index %d) within %v", marker, deadline))
 	}
 	events, werr := w.Stop()
@@ -217,7 +216,7 @@ func checkWatchEvents(prefix string, events []client.WatchEvent, werr error, ops
 			cut = max(ce.OldestIndex, 1)
 		}
 		if len(events) > 0 {
-			cut = min(cut, eventIndex(events[len(events)-1])+1)
+			cut = min(cut, events[len(events)-1].Index+1)
 		}
 		res.Compacted = fmt.Sprintf("the watch ended compacted (every member restored a snapshot past it): checked up to index %d", cut-1)
 	case werr != nil:
@@ -231,7 +230,7 @@ func checkWatchEvents(prefix string, events []client.WatchEvent, werr error, ops
 	for i, ev := range events {
 		if i > 0 {
 			p := events[i-1]
-			if i, pi := eventIndex(ev), eventIndex(p); i < pi || i == pi && ev.Pos <= p.Pos {
+			if i, pi := ev.Index, p.Index; i < pi || i == pi && ev.Pos <= p.Pos {
 				violate("event %s after %s: out of order or repeated", ev.ID, p.ID)
 			}
 		}
@@ -240,9 +239,9 @@ func checkWatchEvents(prefix string, events []client.WatchEvent, werr error, ops
 		}
 		k := kv{ev.KV.Key, string(ev.KV.Value)}
 		if at, dup := putAt[k]; dup {
-			violate("%s=%s put twice, at %d and %d", k.key, k.value, at, eventIndex(ev))
+			violate("%s=%s put twice, at %d and %d", k.key, k.value, at, ev.Index)
 		}
-		putAt[k], mods[k] = eventIndex(ev), ev.KV.ModIndex
+		putAt[k], mods[k] = ev.Index, ev.KV.ModIndex
 	}
 
 	// The history's puts: acknowledged ones were delivered at their index;
@@ -270,7 +269,7 @@ func checkWatchEvents(prefix string, events []client.WatchEvent, werr error, ops
 		}
 		folded := map[string]string{}
 		for _, ev := range events {
-			if eventIndex(ev) > p.index {
+			if ev.Index > p.index {
 				break
 			}
 			if !p.covers(ev.KV.Key) {
@@ -491,17 +490,6 @@ func checkRoutedEvents(prefix string, events []client.WatchEvent, werr error, op
 		}
 	}
 	return res
-}
-
-// eventIndex is the raft index of a member's event, from its id
-// "<index>.<pos>" (its mod_index is the key's version, which a bucket
-// move can put past it).
-func eventIndex(ev client.WatchEvent) uint64 {
-	i, _, _ := strings.Cut(ev.ID, ".")
-	if n, err := strconv.ParseUint(i, 10, 64); err == nil {
-		return n
-	}
-	return ev.KV.ModIndex
 }
 
 // putKey is a put of a value to a key: the workloads write each value

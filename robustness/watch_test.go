@@ -25,7 +25,7 @@ func TestCheckWatchEvents(t *testing.T) {
 	ops[5].Input.Key = "other/x"
 	ops[0].Output.Mod = 5 // the put's ETag
 	ev := func(typ, key, value string, index uint64, pos uint32) client.WatchEvent {
-		return client.WatchEvent{Type: typ, KV: client.KeyValue{Key: "rk/" + key, Value: []byte(value), ModIndex: index}, Pos: pos, ID: fmt.Sprintf("%d.%d", index, pos)}
+		return client.WatchEvent{Type: typ, KV: client.KeyValue{Key: "rk/" + key, Value: []byte(value), ModIndex: index}, Index: index, Pos: pos, ID: fmt.Sprintf("%d.%d", index, pos)}
 	}
 	good := []client.WatchEvent{
 		ev(client.EventPut, "a", "1", 5, 0), ev(client.EventPut, "b", "2", 6, 0), ev(client.EventPut, "a", "3", 7, 0),

@@ -233,13 +233,10 @@ func (p position) String() string {
 
 // positionOf is the position after ev: its member id "<index>.<pos>".
 func positionOf(ev client.WatchEvent) position {
-	i, p, _ := strings.Cut(ev.ID, ".")
-	index, err1 := strconv.ParseUint(i, 10, 64)
-	pos, err2 := strconv.ParseUint(p, 10, 32)
-	if err1 != nil || err2 != nil {
-		return position{ev.KV.ModIndex, int64(ev.Pos)}
+	if ev.Index == 0 {
+		return position{ev.KV.ModIndex, int64(ev.Pos)} // no member id
 	}
-	return position{index, int64(pos)}
+	return position{ev.Index, int64(ev.Pos)}
 }
 
 // cursor is every group's position.
