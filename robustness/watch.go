@@ -96,8 +96,14 @@ func (w *WatchLog) Events() []client.WatchEvent {
 // ended, or deadline passed.
 func (w *WatchLog) waitFor(ok func(client.WatchEvent) bool, deadline time.Time) bool {
 	for seen := 0; ; {
+		stopped := false // done is closed after the last event is kept
+		select {
+		case <-w.done:
+			stopped = true
+		default:
+		}
 		w.mu.Lock()
-		evs, ended := w.mu.events[seen:], w.mu.err != nil
+		evs, ended := w.mu.events[seen:], stopped || w.mu.err != nil
 		seen = len(w.mu.events)
 		w.mu.Unlock()
 		if slices.ContainsFunc(evs, ok) {
