@@ -29,8 +29,9 @@ type WatchOptions struct {
 	// LastEventID resumes after the event of that id (an Event's ID), as
 	// a reconnecting Watch does; it wins over FromIndex.
 	LastEventID string
-	// Markers also streams a shard member's bucket markers (events
-	// "bucket_out" and "bucket_in"), for a router merging groups.
+	// Markers also streams a shard member's markers (events
+	// "bucket_out", "bucket_in" and "group_left"), for a router merging
+	// groups.
 	Markers bool
 	// Group, in a sharded deployment, watches Prefix on that group's
 	// members only (a router merges the groups' streams); its events then
@@ -54,6 +55,9 @@ const (
 	EventExpire    = "expire"
 	EventBucketOut = "bucket_out"
 	EventBucketIn  = "bucket_in"
+	// EventGroupLeft (a marker) ends a group's events: the member applied
+	// the first config without its group.
+	EventGroupLeft = "group_left"
 	// EventProgress is a heartbeat (WatchOptions.Progress).
 	EventProgress = "progress"
 )
@@ -61,7 +65,8 @@ const (
 // WatchEvent is one change a Watch saw, or, with Err set, why it ended.
 type WatchEvent struct {
 	// Type is EventPut, EventDelete, EventExpire (a TTL ran out) or, with
-	// WatchOptions.Markers, a bucket marker.
+	// WatchOptions.Markers, a marker (EventBucketOut, EventBucketIn,
+	// EventGroupLeft).
 	Type string
 	// KV is the key after the change: its value for a put; CreateIndex
 	// and ModIndex for every type: for a put the key's version (its ETag,
@@ -407,7 +412,7 @@ func (w *watchStream) dispatch(ctx context.Context, ch chan<- WatchEvent, id str
 		ev.Index, ev.Pos = index, pos
 	}
 	// A shard member sends markers to every routing client.
-	if marker := name == EventBucketOut || name == EventBucketIn; !marker || w.opts.Markers {
+	if marker := name == EventBucketOut || name == EventBucketIn || name == EventGroupLeft; !marker || w.opts.Markers {
 		select {
 		case ch <- ev:
 		case <-ctx.Done():

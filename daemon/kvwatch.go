@@ -168,6 +168,7 @@ func wireEvent(ev kvstore.Event) httpapi.Event {
 		Pos:         ev.Pos,
 		KeyMod:      ev.KeyMod,
 		Bucket:      ev.Bucket,
+		Version:     ev.Version,
 	}
 	switch ev.Type {
 	case kvstore.EventPut:
@@ -180,6 +181,8 @@ func wireEvent(ev kvstore.Event) httpapi.Event {
 		out.Type = httpapi.EventBucketOut
 	case kvstore.EventBucketIn:
 		out.Type = httpapi.EventBucketIn
+	case kvstore.EventGroupLeft:
+		out.Type = httpapi.EventGroupLeft
 	}
 	return out
 }

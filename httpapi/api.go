@@ -194,16 +194,18 @@ type ListResult struct {
 // EventType is what an Event reports.
 type EventType uint8
 
-// Event types. EventBucketOut and EventBucketIn are a shard member's
-// markers, not changes of keys: at EventBucketOut's index the member
-// applied a config that took Bucket away, at EventBucketIn's it installed
-// Bucket.
+// Event types. EventBucketOut, EventBucketIn and EventGroupLeft are a
+// shard member's markers, not changes of keys: at EventBucketOut's index
+// the member applied a config that took Bucket away, at EventBucketIn's
+// it installed Bucket, and at EventGroupLeft's it applied the first
+// config without its group (no event of the group follows it).
 const (
 	EventPut EventType = iota + 1
 	EventDelete
 	EventExpire
 	EventBucketOut
 	EventBucketIn
+	EventGroupLeft
 )
 
 // Event is one change seen by a Watcher.
@@ -223,7 +225,8 @@ type Event struct {
 	// -1 when not known.
 	Bucket int
 	// Version is a marker's config version (the config that took the
-	// bucket away, or at which it was installed); 0 when not known.
+	// bucket away, at which it was installed, or the first without the
+	// group); 0 when not known.
 	Version uint64
 }
 

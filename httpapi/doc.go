@@ -182,7 +182,8 @@
 //	                    expire", "data: {...}"; ": progress <index>" first and every
 //	                    Config.WatchProgressInterval; from_index=N or Last-Event-ID
 //	                    (wins) to resume; markers=true (or X-Raftkv-Route: client)
-//	                    adds a shard member's bucket_out and bucket_in markers
+//	                    adds a shard member's bucket_out, bucket_in and
+//	                    group_left markers
 //
 // A watch is not counted in MaxInFlight (MaxWatchers bounds them), has no
 // RequestTimeout, clears the server's read and write deadlines (each write

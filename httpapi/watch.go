@@ -289,20 +289,25 @@ func eventName(t EventType) string {
 		return "bucket_out"
 	case EventBucketIn:
 		return "bucket_in"
+	case EventGroupLeft:
+		return "group_left"
 	}
 	return "unknown"
 }
 
 // event writes ev: id, event name and one line of JSON data.
 func (s *sseWriter) event(ev Event) {
-	marker := ev.Type == EventBucketOut || ev.Type == EventBucketIn
+	marker := ev.Type == EventBucketOut || ev.Type == EventBucketIn || ev.Type == EventGroupLeft
 	if marker && !s.markers {
 		return
 	}
 	d := eventJSON{Type: eventName(ev.Type)}
 	if marker {
-		b := ev.Bucket
-		d.Bucket, d.Version, d.ModIndex = &b, ev.Version, ev.ModIndex
+		d.Version, d.ModIndex = ev.Version, ev.ModIndex
+		if ev.Type != EventGroupLeft {
+			b := ev.Bucket
+			d.Bucket = &b
+		}
 	} else {
 		mod := ev.ModIndex
 		if ev.Type == EventPut && ev.KeyMod != 0 {

@@ -222,7 +222,9 @@
 // The apply loop records each change it makes as an Event: a put, a
 // delete of a key that was there, an expiry, and on a shard group member
 // the bucket markers (EventBucketOut when a config takes a bucket away,
-// EventBucketIn when one is installed, or given from nobody); installing
+// EventBucketIn when one is installed, or given from nobody) and, after
+// the last of them, EventGroupLeft when a config no longer lists the
+// member's group; installing
 // or dropping a bucket's keys makes no key events. An event's ModIndex is
 // its raft index (after a bucket came from a group with a longer log, it
 // can be below the key's version, invariant 10) and Pos its place among

@@ -405,14 +405,21 @@ func (s *Store) applyConfigLocked(data []byte) error {
 			sh.status[b] = Serving
 		case will && (cur.Version == 0 || cur.Owner(b) == 0):
 			sh.status[b] = Serving // from nobody: nothing to pull
-			s.emitLocked(Event{Type: EventBucketIn, Bucket: b})
+			s.emitLocked(Event{Type: EventBucketIn, Bucket: b, Version: c.Version})
 		case will:
 			sh.status[b] = Pulling
 		case was:
 			sh.status[b] = BePulling
-			s.emitLocked(Event{Type: EventBucketOut, Bucket: b})
+			s.emitLocked(Event{Type: EventBucketOut, Bucket: b, Version: c.Version})
 		default:
 			sh.status[b] = NotOwned
+		}
+	}
+	// After the last bucket_out: a watch of this group then knows it has
+	// every event the group will ever have.
+	if _, was := cur.Groups[g]; was {
+		if _, will := c.Groups[g]; !will {
+			s.emitLocked(Event{Type: EventGroupLeft, Bucket: -1, Version: c.Version})
 		}
 	}
 	sh.prev, sh.config = cur, cfg
@@ -454,7 +461,7 @@ func (s *Store) applyBucketOpLocked(c *control) error {
 		s.queueTreeExpiries(time.Now(), d.data)
 		if st == Pulling {
 			sh.status[b] = GCing
-			s.emitLocked(Event{Type: EventBucketIn, Bucket: b})
+			s.emitLocked(Event{Type: EventBucketIn, Bucket: b, Version: c.Version})
 		}
 	case ctlDelete:
 		// The floor stays: should the bucket come back with no data (a

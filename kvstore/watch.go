@@ -28,6 +28,11 @@ const (
 	// Bucket (it installed it, or a config gave it a bucket nobody had);
 	// events of its keys come from here from now on.
 	EventBucketIn
+	// EventGroupLeft (shard group members): this member applied a config
+	// that no longer lists its group (Version is that config's). The
+	// group serves no key from here on: a watch of it has every event
+	// the group will ever have once it has this one.
+	EventGroupLeft
 )
 
 func (t EventType) String() string {
@@ -42,6 +47,8 @@ func (t EventType) String() string {
 		return "bucket_out"
 	case EventBucketIn:
 		return "bucket_in"
+	case EventGroupLeft:
+		return "group_left"
 	}
 	return fmt.Sprintf("event(%d)", uint8(t))
 }
@@ -64,8 +71,13 @@ type Event struct {
 	// group whose versions had gone past this group's raft index; 0 for
 	// other events and for a write that keeps no version.
 	KeyMod uint64
-	// Bucket is the key's bucket (the bucket moved, for a marker).
+	// Bucket is the key's bucket (the bucket moved, for a bucket
+	// marker; -1 for EventGroupLeft).
 	Bucket int
+	// Version is a marker's config version: the config that took the
+	// bucket away (EventBucketOut) or gave it (EventBucketIn), or the
+	// first one without the group (EventGroupLeft).
+	Version uint64
 }
 
 func (e *Event) size() int { return len(e.Key) + len(e.Value) + 64 }
@@ -291,8 +303,11 @@ func (w *Watcher) matches(e *Event) bool {
 	if e.ModIndex == w.opts.FromIndex && int64(e.Pos) <= w.opts.AfterPos {
 		return false
 	}
-	if e.Type == EventBucketOut || e.Type == EventBucketIn {
+	switch e.Type {
+	case EventBucketOut, EventBucketIn:
 		return w.opts.Key == "" || e.Bucket == w.bucket
+	case EventGroupLeft:
+		return w.opts.Key == ""
 	}
 	if w.opts.Key != "" {
 		return e.Key == w.opts.Key

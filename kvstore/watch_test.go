@@ -300,6 +300,62 @@ func TestWatchBucketMarkers(t *testing.T) {
 	}
 }
 
+// TestWatchGroupLeft: applying the first config without the member's
+// group marks each bucket it gives away, then the leave itself
+// (EventGroupLeft, after every other event of the index); each marker
+// carries its config's version. A watch of one key gets no group_left.
+func TestWatchGroupLeft(t *testing.T) {
+	const n = 4
+	s := bareStore(zap.NewNop(), Config{Buckets: n, Group: 1})
+	g := map[uint64][]string{1: {"http://a"}, 2: {"http://b"}}
+	c1 := shardmap.Config{Version: 1, Buckets: []uint64{1, 1, 2, 2}, Groups: g}
+	c2 := shardmap.Config{Version: 2, Buckets: []uint64{2, 2, 2, 2}, Groups: map[uint64][]string{2: {"http://b"}}}
+	ctx := t.Context()
+	w, err := s.Watch(ctx, WatchOptions{AfterPos: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := keysIn(0, n, 1, "k")[0]
+	one, err := s.Watch(ctx, WatchOptions{Key: k, AfterPos: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyOwn(t, s, 1, request{Ctl: &control{Kind: ctlConfig, Config: marshalConfig(&c1)}})
+	applyOwn(t, s, 2, put("", 0, k, "v"))
+	applyOwn(t, s, 3, request{Ctl: &control{Kind: ctlConfig, Config: marshalConfig(&c2)}})
+	want := []string{
+		`1.0 bucket_in ""="" c0 b0 v1`,
+		`1.1 bucket_in ""="" c0 b1 v1`,
+		fmt.Sprintf(`2.0 put %q="v" c2 b0 v0`, k),
+		`3.0 bucket_out ""="" c0 b0 v2`,
+		`3.1 bucket_out ""="" c0 b1 v2`,
+		`3.2 group_left ""="" c0 b-1 v2`,
+	}
+	withVersion := func(evs []Event) []string {
+		out := brief(evs)
+		for i, e := range evs {
+			out[i] += fmt.Sprintf(" v%d", e.Version)
+		}
+		return out
+	}
+	if got := withVersion(collect(t, w, len(want))); !reflect.DeepEqual(got, want) {
+		t.Fatalf("events:\n%q\nwant\n%q", got, want)
+	}
+	if got := withVersion(collect(t, one, 3)); !reflect.DeepEqual(got, []string{want[0], want[2], want[3]}) {
+		t.Fatalf("events of %q: %q", k, got)
+	}
+	// A later config (the group is still out) marks nothing again.
+	c3 := c2
+	c3.Version = 3
+	applyOwn(t, s, 4, request{Ctl: &control{Kind: ctlConfig, Config: marshalConfig(&c3)}})
+	applyOwn(t, s, 5, request{Ctl: &control{Kind: ctlConfig, Config: marshalConfig(&c3)}})
+	select {
+	case e := <-w.Events():
+		t.Fatalf("event after the group left: %v", brief([]Event{e}))
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
 // TestClusterWatch: watchers on a real 3-member cluster while members
 // restart, the leader among them: each watcher gets every write in index
 // order with no gap or duplicate; a member restarted from its WAL serves
