@@ -7,6 +7,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -306,7 +307,9 @@ func TestWatchUnderLoadAndKill(t *testing.T) {
 
 // TestRouterWatch: a watch of a prefix through the router of a sharded
 // deployment gets the events of both groups, with ids that are cursors of
-// both groups' positions.
+// both groups' positions. When group 1 leaves and is stopped, the watch
+// goes on with group 2 alone, with no error, and its cursor names group
+// 1 no more; a cursor from before the leave is answered 410.
 func TestRouterWatch(t *testing.T) {
 	d := startDeployment(t, 1)
 	d.startGroup(1, 1)
@@ -340,6 +343,7 @@ func TestRouterWatch(t *testing.T) {
 		}
 	}
 	seen := map[string]bool{}
+	var before string // a cursor naming both groups
 	for len(seen) < 2 {
 		select {
 		case ev := <-events:
@@ -351,9 +355,63 @@ func TestRouterWatch(t *testing.T) {
 				if !strings.Contains(ev.ID, "1=") || !strings.Contains(ev.ID, "2=") {
 					t.Errorf("event id %q is not a cursor of both groups", ev.ID)
 				}
+				before = ev.ID
 			}
 		case <-ctx.Done():
 			t.Fatalf("watch through the router saw %v of %s and %s", seen, k1, k2)
 		}
+	}
+
+	admin, err := client.New(client.Config{ConfigEndpoints: d.configURLs(), RequestTimeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := admin.Leave(ctx, 1); err != nil {
+		t.Fatalf("leave 1: %v", err)
+	}
+	d.waitSettled(2) // group 1, still running, has applied the config without it
+	g1 := d.groups[1]
+	for _, id := range g1.Live() {
+		g1.Stop(id)
+	}
+	delete(d.groups, 1)
+	// Every key is group 2's now; the watch must go on, and soon name
+	// only group 2 (group 1's group_left ended its part).
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; ; i++ {
+		v := fmt.Sprintf("after-leave-%d", i)
+		if r, body := sendHdr(t, http.MethodPut, srv.URL+"/"+k1, v, nil); r.StatusCode != http.StatusNoContent {
+			t.Fatalf("PUT %s after group 1 left: %d %q", k1, r.StatusCode, body)
+		}
+		var ev client.WatchEvent
+		for string(ev.KV.Value) != v {
+			select {
+			case ev = <-events:
+				if ev.Err != nil {
+					t.Fatalf("watch after group 1 left and stopped: %v", ev.Err)
+				}
+			case <-ctx.Done():
+				t.Fatalf("no event of %s=%s", k1, v)
+			}
+		}
+		if !strings.Contains(ev.ID, "1=") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("event id %q still names group 1, which left and stopped", ev.ID)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/key?watch=true&prefix=r/", nil)
+	req.Header.Set("Last-Event-ID", before)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusGone {
+		t.Fatalf("resume from %q, which names group 1 that left: %d %s, want 410", before, resp.StatusCode, body)
 	}
 }

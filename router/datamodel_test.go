@@ -544,3 +544,90 @@ func TestRouterKVJSONCarriesTTL(t *testing.T) {
 		}
 	}
 }
+
+// TestRouterWatchGroupLeft: a group's group_left marker ends its part of
+// a merged watch: the cursor names it no more, and stopping the group
+// then ends nothing. A cursor that still names a group that left (its
+// stream had not reached the marker) is answered 410; one that names a
+// group still in the config with no bucket left resumes it, so its last
+// events are not skipped.
+func TestRouterWatchGroupLeft(t *testing.T) {
+	srv, hist, g := dataRouter(t)
+	cfg := hist.Latest()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, b := keyIn(cfg, 1, "pa"), keyIn(cfg, 2, "pb")
+	ch := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", "")
+	time.Sleep(200 * time.Millisecond) // let both group streams open
+	g[1].apply(putEvent(a, "1"))
+	early := next(t, ch)[0] // names group 1 before it left
+	if !strings.Contains(early, "1=") {
+		t.Fatalf("cursor %q does not name group 1", early)
+	}
+
+	// Group 1's buckets move away; first without a leave: a cursor that
+	// names it resumes it although it serves no bucket.
+	moved := cfg
+	for _, bk := range cfg.BucketsOf(1) {
+		var err error
+		if moved, err = moved.Move(bk, 2); err != nil {
+			t.Fatal(err)
+		}
+		if err := hist.Append(moved); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var outs []sseEvent
+	for _, bk := range cfg.BucketsOf(1) {
+		outs = append(outs, markerEvent("bucket_out", bk, moved.Version))
+	}
+	g[1].apply(append([]sseEvent{putEvent(a, "last-of-1")}, outs...)...)
+	if ev := next(t, ch); ev[2] != a || ev[3] != "last-of-1" {
+		t.Fatalf("after the moves: %v, want group 1's last put of %s", ev, a)
+	}
+	ch2 := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", early)
+	if ev := next(t, ch2); ev[2] != a || ev[3] != "last-of-1" {
+		t.Fatalf("resumed from %q with group 1 serving nothing: %v, want its last put of %s", early, ev, a)
+	}
+
+	// Then it leaves: its group_left ends its part of the stream.
+	left, err := hist.Latest().Leave([]uint64{1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hist.Append(left); err != nil {
+		t.Fatal(err)
+	}
+	g[1].apply(sseEvent{name: "group_left", data: fmt.Sprintf(`{"type":"group_left","version":%d}`, left.Version)})
+	time.Sleep(200 * time.Millisecond) // the router handles the marker
+	g[1].srv.CloseClientConnections()
+	g[1].srv.Close()
+	g[2].apply(putEvent(b, "after"))
+	ev := next(t, ch)
+	if ev[1] != "put" || ev[2] != b || ev[3] != "after" {
+		t.Fatalf("after group 1 left and stopped: %v, want group 2's put of %s", ev, b)
+	}
+	if strings.Contains(ev[0], "1=") {
+		t.Fatalf("cursor %q still names group 1 after its group_left", ev[0])
+	}
+	ch3 := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", ev[0])
+	g[2].apply(putEvent(b, "resumed"))
+	if ev := next(t, ch3); ev[2] != b || ev[3] != "resumed" {
+		t.Fatalf("resumed from %q: %v", ev[0], ev)
+	}
+
+	// The cursor from before the leave: group 1's events after it are
+	// gone with it.
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/key?watch=true&prefix=p", nil)
+	req.Header.Set("Last-Event-ID", early)
+	req.Header.Set("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusGone || !strings.Contains(string(body), `"code":"compacted"`) || !strings.Contains(string(body), "group 1") {
+		t.Fatalf("resume naming a group that left: %d %s", resp.StatusCode, body)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -48,6 +50,13 @@ import (
 // sent after that has passed the bucket_out). A group that joins while a
 // watch is open is watched from its first index once the router sees it
 // in the config.
+//
+// Leaving groups: a group that applies the first config without it sends
+// a group_left marker after its last bucket_out; no event of it can
+// follow. The router then ends that group's stream and drops the group
+// from the cursor, so a group that left and stopped ends nothing. A
+// cursor that still names a group no config lists any more (its stream
+// had not reached the marker, so events may be missing) is answered 410.
 
 // watchProgressInterval is how often a merged watch sends a heartbeat.
 const watchProgressInterval = 5 * time.Second
@@ -296,9 +305,12 @@ func parseCursor(s string) (cursor, error) {
 	return c, nil
 }
 
-// groupEvent is an event of one group's stream.
+// groupEvent is an event of one group's stream; gen tells a stream
+// started again for a group (one that left and joined anew) from the one
+// before.
 type groupEvent struct {
 	gid uint64
+	gen int
 	ev  client.WatchEvent
 }
 
@@ -321,7 +333,12 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	merged := make(chan groupEvent)
-	watching := map[uint64]bool{}
+	// watching: the groups whose streams were started; finished: those
+	// whose group_left came (every event they will ever have was
+	// handled), whose streams were ended; leftAt: the config version of
+	// each group_left.
+	watching, finished := map[uint64]bool{}, map[uint64]bool{}
+	cancels, gens, leftAt := map[uint64]context.CancelFunc{}, map[uint64]int{}, map[uint64]uint64{}
 	start := func(gid uint64, pos position, fromFirst bool) error {
 		o := opts
 		o.Group, o.Markers = gid, true
@@ -331,16 +348,20 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 		case fromFirst:
 			o.FromIndex = 1
 		}
-		ch, err := h.c.Watch(ctx, o)
+		gctx, gcancel := context.WithCancel(ctx)
+		ch, err := h.c.Watch(gctx, o)
 		if err != nil {
+			gcancel()
 			return err
 		}
-		watching[gid] = true
+		watching[gid], finished[gid], cancels[gid] = true, false, gcancel
+		gens[gid]++
+		gen := gens[gid]
 		go func() {
 			for ev := range ch {
 				select {
-				case merged <- groupEvent{gid, ev}:
-				case <-ctx.Done():
+				case merged <- groupEvent{gid, gen, ev}:
+				case <-gctx.Done():
 					return
 				}
 			}
@@ -351,10 +372,21 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 	if err != nil {
 		return err
 	}
-	for _, gid := range groupsOf(cfg) {
+	gids := groupsOf(cfg)
+	if resumed {
+		if gids, err = h.resumeGroups(ctx, cfg, cur); err != nil {
+			return err
+		}
+	}
+	for _, gid := range gids {
 		_, named := cur[gid]
 		if err := start(gid, cur[gid], resumed && !named); err != nil {
-			return err
+			// A group a cached config lists may have left since, and
+			// stopped: it has no events for this watch.
+			if fresh, ferr := h.c.Refresh(ctx, 0); named || ferr != nil || slices.Contains(groupsOf(fresh), gid) {
+				return err
+			}
+			continue
 		}
 		if !named {
 			cur[gid] = position{}
@@ -377,6 +409,18 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 			return
 		case client.EventBucketIn, client.EventBucketOut:
 			cur[gid] = positionOf(ev)
+			return
+		case client.EventGroupLeft:
+			// The group's last event: nothing of it is left to wait
+			// for, and the cursor need not name it any more.
+			// A heartbeat takes the group out of the client's resume
+			// point at once.
+			finished[gid], leftAt[gid] = true, ev.Version
+			cancels[gid]()
+			delete(cur, gid)
+			if id := cur.String(); id != "" {
+				s.buf.WriteString("id: " + id + "\n: progress\n\n")
+			}
 			return
 		}
 		cur[gid] = positionOf(ev)
@@ -402,7 +446,7 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 			out[b][gid] = true
 		case client.EventBucketIn:
 			old := owner[b]
-			if old != 0 && old != gid && watching[old] && !out[b][old] {
+			if old != 0 && old != gid && watching[old] && !finished[old] && !out[b][old] {
 				holds[gid] = &hold{bucket: b, from: old}
 			}
 			owner[b] = gid
@@ -416,7 +460,7 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 	beat := map[uint64]bool{}
 	known := func() bool {
 		for gid := range watching {
-			if cur[gid].index == 0 && !beat[gid] {
+			if cur[gid].index == 0 && !beat[gid] && !finished[gid] {
 				return false
 			}
 		}
@@ -455,6 +499,9 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 		select {
 		case ge := <-merged:
 			gid, ev := ge.gid, ge.ev
+			if ge.gen != gens[gid] || finished[gid] {
+				continue // a stream ended already: the group left
+			}
 			if ev.Err != nil {
 				s.fail(ev.Err)
 				s.flush()
@@ -474,19 +521,34 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 				}
 			}
 			handle(gid, ev)
-			slices.Sort(released)
-			for _, held := range released {
-				ho := holds[held]
-				delete(holds, held)
-				for _, q := range ho.queue {
-					handle(held, q)
+			for {
+				// A group that left has no event to come: what waits
+				// for it goes on (handling a queue may finish one).
+				for held, ho := range holds {
+					if finished[ho.from] && !slices.Contains(released, held) {
+						released = append(released, held)
+					}
 				}
+				if len(released) == 0 {
+					break
+				}
+				slices.Sort(released)
+				for _, held := range released {
+					ho := holds[held]
+					delete(holds, held)
+					for _, q := range ho.queue {
+						handle(held, q)
+					}
+				}
+				released = released[:0]
 			}
 		case <-tick.C:
-			// New groups are watched from their first index.
+			// New groups are watched from their first index (a group
+			// that left and joined again, in a config after the one it
+			// left in, starts a new log).
 			if cfg, err := h.config(ctx); err == nil {
 				for _, gid := range groupsOf(cfg) {
-					if !watching[gid] {
+					if !watching[gid] || finished[gid] && leftAt[gid] > 0 && cfg.Version > leftAt[gid] {
 						if err := start(gid, position{}, true); err == nil {
 							cur[gid] = position{}
 						}
@@ -501,6 +563,39 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 			return nil
 		}
 	}
+}
+
+// resumeGroups lists the groups a watch resumed from cur watches: those
+// cfg gives buckets to, and those cur names that cfg still lists (one
+// whose buckets all moved away may still owe the cursor's stream its
+// last events and markers). A group cur names that has left (no config
+// lists it, even after a refresh) is answered 410: its stream had not
+// come to its group_left marker, so some of its events may not have been
+// delivered, and no member of it can be reached to serve them.
+func (h *handler) resumeGroups(ctx context.Context, cfg shardmap.Config, cur cursor) ([]uint64, error) {
+	// The cached config may be older than the one the cursor's stream
+	// followed (from another router, or before this one restarted).
+	fresh, err := h.c.Refresh(ctx, 0)
+	if err == nil {
+		cfg = fresh
+	}
+	gids := groupsOf(cfg)
+	for _, gid := range slices.Sorted(maps.Keys(cur)) {
+		if slices.Contains(gids, gid) {
+			continue
+		}
+		if _, ok := cfg.Groups[gid]; !ok {
+			if err != nil {
+				return nil, err // it may be in the config that could not be read
+			}
+			return nil, &answer{http.StatusGone, client.CodeCompacted, fmt.Sprintf(
+				"router: group %d, which Last-Event-ID names at %s, left the deployment (config %d) before that stream had all its events; "+
+					"they cannot be served any more: list again and watch from the listing's indexes", gid, cur[gid], cfg.Version)}
+		}
+		gids = append(gids, gid)
+	}
+	slices.Sort(gids)
+	return gids, nil
 }
 
 // config is the Client's config, fetched if it has none.
