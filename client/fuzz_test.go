@@ -32,6 +32,7 @@ func FuzzWatchStream(f *testing.F) {
 		"id: 1=71.0,2=98\nevent: put\ndata: {\"key\":\"a\",\"mod_index\":71}\n\n",
 		"id: 12\n\n", "id: 18446744073709551615\n\n", "id: 0.0\n\n", "id: 5.4294967296\n\n",
 		"event: bucket_out\ndata: {\"type\":\"bucket_out\",\"bucket\":3,\"version\":2,\"mod_index\":9}\n\n",
+		"id: 9.1\nevent: group_left\ndata: {\"type\":\"group_left\",\"version\":2,\"mod_index\":9}\n\n",
 		"data: {\"key\":\"a\"\ndata: }\n\n", "data: not json\n\n", "id: 3.1\ndata: {\"key_base64\":\"!!\"}\n\n",
 		": progress 0\n\n", ": progress 18446744073709551615\n\n", ": progress -1\n\n", "",
 		"id: 12.0\nevent: put\ndata: {\"key\":\"a\",\"mod_index\":12}\n\n: progress 12", // cut in ": progress 123"
@@ -56,7 +57,7 @@ func FuzzWatchStream(f *testing.F) {
 				}
 				continue
 			}
-			if (ev.Type == EventBucketIn || ev.Type == EventBucketOut) && !markers {
+			if (ev.Type == EventBucketIn || ev.Type == EventBucketOut || ev.Type == EventGroupLeft) && !markers {
 				t.Fatalf("a marker without WatchOptions.Markers: %+v", ev)
 			}
 			if i, p, ok := strings.Cut(ev.ID, "."); ok {

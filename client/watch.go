@@ -89,7 +89,9 @@ type WatchEvent struct {
 	// Err, on the last value sent before the channel closes, is why the
 	// watch ended (not set when its context ended): ErrCompacted when
 	// no member keeps the events it needed any more (its *Error's
-	// OldestIndex says from where to start again), ErrBadRequest, or ErrUnavailable
+	// OldestIndex says from where to start again; through a router, also
+	// when a group that left took events the stream had not delivered),
+	// ErrBadRequest, or ErrUnavailable
 	// after no member could be reached for RequestTimeout.
 	Err error
 }

@@ -357,8 +357,9 @@ func TestWatchLimits(t *testing.T) {
 	}
 }
 
-// TestWatchMarkers: a shard member's bucket markers go to routing
-// clients (and with markers=true), never to others.
+// TestWatchMarkers: a shard member's markers (bucket_out, bucket_in,
+// group_left) go to routing clients (and with markers=true), never to
+// others; group_left names no bucket.
 func TestWatchMarkers(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	_, addr := serveFast(t, e.h)
@@ -367,10 +368,15 @@ func TestWatchMarkers(t *testing.T) {
 	_, plain := openWatch(t, ctx, addr, "/key?watch=true")
 	_, routed := openWatch(t, ctx, addr, "/key?watch=true", "X-Raftkv-Route: client")
 	_, asked := openWatch(t, ctx, addr, "/key?watch=true&markers=true")
-	e.store.marker(EventBucketOut, 3, 8) // 11.0
-	e.put(t, "a", "1")                   // 12.0
+	e.store.marker(EventBucketOut, 3, 8)  // 11.0
+	e.put(t, "a", "1")                    // 12.0
+	e.store.marker(EventGroupLeft, -1, 9) // 13.0
+	e.put(t, "b", "1")                    // 14.0
 	if m := plain.nextEvent(t); m.id != "12.0" {
 		t.Errorf("plain watcher got %+v first", m)
+	}
+	if m := plain.nextEvent(t); m.id != "14.0" {
+		t.Errorf("plain watcher got %+v second", m)
 	}
 	for _, s := range []*sseStream{routed, asked} {
 		m := s.nextEvent(t)
@@ -380,6 +386,14 @@ func TestWatchMarkers(t *testing.T) {
 		}
 		if m := s.nextEvent(t); m.id != "12.0" {
 			t.Errorf("after the marker: %+v", m)
+		}
+		m = s.nextEvent(t)
+		d = decodeData(t, m)
+		if m.id != "13.0" || m.event != "group_left" || d.Bucket != nil || d.Version != 9 || d.ModIndex != 13 || !strings.Contains(m.data, `"type":"group_left"`) {
+			t.Errorf("group_left marker %+v %+v", m, d)
+		}
+		if m := s.nextEvent(t); m.id != "14.0" {
+			t.Errorf("after group_left: %+v", m)
 		}
 	}
 }
