@@ -290,6 +290,24 @@ func (n *Node) newHTTPTransport(p TransportParams) (*httpTransport, error) {
 	return t, nil
 }
 
+// CheckServerTLS checks one etcd-style set of server TLS flags, named
+// with prefix ("" for --cert-file and the rest, "peer-" for
+// --peer-cert-file and the rest): the certificate and its key go
+// together, a trusted CA and client certificate checks need them, and
+// checking client certificates needs the CA that verifies them.
+func CheckServerTLS(prefix string, info transport.TLSInfo) error {
+	flag := func(name string) string { return "--" + prefix + name }
+	switch {
+	case (info.CertFile == "") != (info.KeyFile == ""):
+		return fmt.Errorf("%s and %s go together", flag("cert-file"), flag("key-file"))
+	case info.CertFile == "" && (info.TrustedCAFile != "" || info.ClientCertAuth):
+		return fmt.Errorf("%s and %s need %s and %s", flag("trusted-ca-file"), flag("client-cert-auth"), flag("cert-file"), flag("key-file"))
+	case info.ClientCertAuth && info.TrustedCAFile == "":
+		return fmt.Errorf("%s needs %s, the CA that verifies the certificates it asks for", flag("client-cert-auth"), flag("trusted-ca-file"))
+	}
+	return nil
+}
+
 // ServerTLSConfig is the TLS configuration of a server with info's
 // certificate, as etcd's TLSInfo.ServerConfig builds it (the certificate
 // re-read from its files at each handshake), but with raftkv's meaning of

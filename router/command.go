@@ -103,14 +103,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if (cert == "") != (key == "") {
 		return nil, errors.New("--cert and --key go together")
 	}
-	switch {
-	case (serve.CertFile == "") != (serve.KeyFile == ""):
-		return nil, errors.New("--cert-file and --key-file go together")
-	case serve.CertFile == "" && (serve.TrustedCAFile != "" || serve.ClientCertAuth):
-		return nil, errors.New("--trusted-ca-file and --client-cert-auth need --cert-file and --key-file")
-	case serve.ClientCertAuth && serve.TrustedCAFile == "":
-		return nil, errors.New("--client-cert-auth needs --trusted-ca-file")
-	case serve.CertFile != "":
+	if err := raftnode.CheckServerTLS("", serve); err != nil {
+		return nil, err
+	}
+	if serve.CertFile != "" {
 		cfg, err := raftnode.ServerTLSConfig(serve)
 		if err != nil {
 			return nil, fmt.Errorf("TLS of the router's port: %v", err)

@@ -28,6 +28,7 @@ import (
 	"github.com/raftkv/raftkv/cmd/internal/cli"
 	"github.com/raftkv/raftkv/daemon"
 	"github.com/raftkv/raftkv/peerurl"
+	"github.com/raftkv/raftkv/raftnode"
 	"github.com/raftkv/raftkv/router"
 	"github.com/raftkv/raftkv/shardgroup"
 	"github.com/raftkv/raftkv/shardmap"
@@ -371,19 +372,15 @@ func (o *options) validateSharding() error {
 // --cluster URLs need the --peer- set, https client URLs the client set.
 func (o *options) validateTLS() error {
 	t := o.tls
+	if err := raftnode.CheckServerTLS("", transport.TLSInfo{CertFile: t.certFile, KeyFile: t.keyFile,
+		TrustedCAFile: t.trustedCAFile, ClientCertAuth: t.clientCertAuth}); err != nil {
+		return err
+	}
+	if err := raftnode.CheckServerTLS("peer-", transport.TLSInfo{CertFile: t.peerCertFile, KeyFile: t.peerKeyFile,
+		TrustedCAFile: t.peerTrustedCAFile, ClientCertAuth: t.peerClientCertAuth}); err != nil {
+		return err
+	}
 	switch {
-	case (t.certFile == "") != (t.keyFile == ""):
-		return errors.New("--cert-file and --key-file go together")
-	case (t.peerCertFile == "") != (t.peerKeyFile == ""):
-		return errors.New("--peer-cert-file and --peer-key-file go together")
-	case t.certFile == "" && (t.trustedCAFile != "" || t.clientCertAuth):
-		return errors.New("--trusted-ca-file and --client-cert-auth need --cert-file and --key-file")
-	case t.peerCertFile == "" && (t.peerTrustedCAFile != "" || t.peerClientCertAuth):
-		return errors.New("--peer-trusted-ca-file and --peer-client-cert-auth need --peer-cert-file and --peer-key-file")
-	case t.clientCertAuth && t.trustedCAFile == "":
-		return errors.New("--client-cert-auth needs --trusted-ca-file, the CA that verifies client certificates")
-	case t.peerClientCertAuth && t.peerTrustedCAFile == "":
-		return errors.New("--peer-client-cert-auth needs --peer-trusted-ca-file")
 	case (t.adminCAFile != "" || len(t.adminCNs) > 0) && t.certFile == "":
 		return errors.New("--admin-ca-file and --admin-cn need TLS on the client port (--cert-file, --key-file)")
 	case len(t.adminCNs) > 0 && t.trustedCAFile == "" && t.adminCAFile == "":
