@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -630,4 +631,62 @@ func TestRouterWatchGroupLeft(t *testing.T) {
 	if resp.StatusCode != http.StatusGone || !strings.Contains(string(body), `"code":"compacted"`) || !strings.Contains(string(body), "group 1") {
 		t.Fatalf("resume naming a group that left: %d %s", resp.StatusCode, body)
 	}
+}
+
+// TestRouterWatchGroupStoppedEarly: a group that left and stopped before
+// its stream reached group_left ends a watch through the router with
+// ErrCompacted (its remaining events cannot be served), not with a
+// silent resumption without it.
+func TestRouterWatchGroupStoppedEarly(t *testing.T) {
+	srv, hist, g := dataRouter(t)
+	cfg := hist.Latest()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := client.New(client.Config{Endpoints: []string{srv.URL}, RequestTimeout: 5 * time.Second,
+		Backoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	events, err := c.Watch(ctx, client.WatchOptions{Prefix: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // let both group streams open
+	a := keyIn(cfg, 1, "pa")
+	g[1].apply(putEvent(a, "1"))
+	if ev := <-events; ev.Err != nil || ev.KV.Key != a {
+		t.Fatalf("first event %+v", ev)
+	}
+	left, err := cfg.Leave([]uint64{1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hist.Append(left); err != nil {
+		t.Fatal(err)
+	}
+	// Group 1 applies the config, but stops before its stream sends
+	// the last put and the markers.
+	g[1].mu.Lock()
+	g[1].stalled = true
+	g[1].mu.Unlock()
+	var outs []sseEvent
+	for _, bk := range cfg.BucketsOf(1) {
+		outs = append(outs, markerEvent("bucket_out", bk, left.Version))
+	}
+	g[1].apply(append([]sseEvent{putEvent(a, "lost")}, outs...)...)
+	g[1].srv.CloseClientConnections()
+	g[1].srv.Close()
+	for ev := range events {
+		if ev.Err != nil {
+			if !errors.Is(ev.Err, client.ErrCompacted) || !strings.Contains(ev.Err.Error(), "group 1") {
+				t.Fatalf("watch ended with %v, want ErrCompacted naming group 1", ev.Err)
+			}
+			return
+		}
+		if string(ev.KV.Value) == "lost" {
+			t.Fatalf("got the put group 1's stream never sent: %+v", ev)
+		}
+	}
+	t.Fatal("the watch ended with no error")
 }
