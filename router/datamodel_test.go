@@ -690,3 +690,32 @@ func TestRouterWatchGroupStoppedEarly(t *testing.T) {
 	}
 	t.Fatal("the watch ended with no error")
 }
+
+// TestRouterWatchStaleConfigGroupGone: a new watch through a router
+// whose cached config still lists a group that has since left and
+// stopped goes on with the groups that remain.
+func TestRouterWatchStaleConfigGroupGone(t *testing.T) {
+	srv, hist, g := dataRouter(t)
+	cfg := hist.Latest()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b := keyIn(cfg, 2, "pb")
+	if r, body := request(t, http.MethodGet, srv.URL+"/"+b, "", nil); r.StatusCode != http.StatusNotFound {
+		t.Fatalf("GET %s: %d %s", b, r.StatusCode, body) // the router caches config 1
+	}
+	left, err := cfg.Leave([]uint64{1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hist.Append(left); err != nil {
+		t.Fatal(err)
+	}
+	g[1].srv.CloseClientConnections()
+	g[1].srv.Close()
+	ch := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", "")
+	time.Sleep(200 * time.Millisecond) // let group 2's stream open
+	g[2].apply(putEvent(b, "after"))
+	if ev := next(t, ch); ev[2] != b || ev[3] != "after" || strings.Contains(ev[0], "1=") {
+		t.Fatalf("watch after group 1 left: %v, want group 2's put of %s with a cursor of group 2 only", ev, b)
+	}
+}
