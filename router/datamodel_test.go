@@ -600,16 +600,29 @@ func TestRouterWatchGroupLeft(t *testing.T) {
 		t.Fatal(err)
 	}
 	g[1].apply(sseEvent{name: "group_left", data: fmt.Sprintf(`{"type":"group_left","version":%d}`, left.Version)})
-	time.Sleep(200 * time.Millisecond) // the router handles the marker
+	// Once the router has handled the marker, group 2's events carry a
+	// cursor of group 2 alone.
+	for i := 0; ; i++ {
+		v := fmt.Sprintf("probe-%d", i)
+		g[2].apply(putEvent(b, v))
+		ev := next(t, ch)
+		if ev[2] != b || ev[3] != v {
+			t.Fatalf("after group 1's group_left: %v, want group 2's put of %s=%s", ev, b, v)
+		}
+		if !strings.Contains(ev[0], "1=") {
+			break
+		}
+		if i == 200 {
+			t.Fatalf("cursor %q still names group 1 after its group_left", ev[0])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	g[1].srv.CloseClientConnections()
 	g[1].srv.Close()
 	g[2].apply(putEvent(b, "after"))
 	ev := next(t, ch)
-	if ev[1] != "put" || ev[2] != b || ev[3] != "after" {
-		t.Fatalf("after group 1 left and stopped: %v, want group 2's put of %s", ev, b)
-	}
-	if strings.Contains(ev[0], "1=") {
-		t.Fatalf("cursor %q still names group 1 after its group_left", ev[0])
+	if ev[1] != "put" || ev[2] != b || ev[3] != "after" || strings.Contains(ev[0], "1=") {
+		t.Fatalf("after group 1 left and stopped: %v, want group 2's put of %s, with a cursor of group 2 alone", ev, b)
 	}
 	ch3 := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", ev[0])
 	g[2].apply(putEvent(b, "resumed"))
