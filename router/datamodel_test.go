@@ -57,6 +57,15 @@ func newDMember(t *testing.T) *dmember {
 	return m
 }
 
+// stop stops m as a killed process would be: no new connection, and
+// the open ones cut. (Cutting them first would let a client reconnect
+// before the listener closed, and httptest's Close then waits for that
+// stream.)
+func (m *dmember) stop() {
+	m.srv.Listener.Close()
+	m.srv.CloseClientConnections()
+}
+
 // apply appends events at the next index.
 func (m *dmember) apply(evs ...sseEvent) uint64 {
 	m.mu.Lock()
@@ -223,28 +232,53 @@ func (m *dmember) watch(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// configHistory is the in-test config group's history, which tests
+// append to while the router reads it.
+type configHistory struct {
+	mu sync.Mutex
+	h  shardmap.History
+}
+
+func (c *configHistory) Latest() shardmap.Config {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.h.Latest()
+}
+
+func (c *configHistory) Append(next shardmap.Config) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.h.Append(next)
+}
+
+func (c *configHistory) Query(v int64) shardmap.Config {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.h.Query(v)
+}
+
 // dataRouter starts groups 1 and 2 of a 16-bucket config, a config group
 // answering every version of hist, and a router over them.
-func dataRouter(t *testing.T) (*httptest.Server, *shardmap.History, map[uint64]*dmember) {
+func dataRouter(t *testing.T) (*httptest.Server, *configHistory, map[uint64]*dmember) {
 	g := map[uint64]*dmember{1: newDMember(t), 2: newDMember(t)}
-	hist, err := shardmap.NewHistory(16)
+	h0, err := shardmap.NewHistory(16)
 	if err != nil {
 		t.Fatal(err)
 	}
+	hist := &configHistory{h: h0}
 	cfg, err := hist.Latest().Join(map[uint64][]string{1: {g[1].srv.URL}, 2: {g[2].srv.URL}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	hist.Append(cfg)
-	var mu sync.Mutex
+	if err := hist.Append(cfg); err != nil {
+		t.Fatal(err)
+	}
 	cs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		v, _ := strconv.ParseInt(r.URL.Query().Get("version"), 10, 64)
 		if r.URL.Query().Get("version") == "" {
 			v = -1
 		}
-		mu.Lock()
 		c := hist.Query(v)
-		mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(c)
 	}))
@@ -261,7 +295,7 @@ func dataRouter(t *testing.T) (*httptest.Server, *shardmap.History, map[uint64]*
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	t.Cleanup(srv.CloseClientConnections)
-	return srv, &hist, g
+	return srv, hist, g
 }
 
 func request(t *testing.T, method, url, body string, hdr map[string]string) (*http.Response, string) {
@@ -617,8 +651,7 @@ func TestRouterWatchGroupLeft(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	g[1].srv.CloseClientConnections()
-	g[1].srv.Close()
+	g[1].stop()
 	g[2].apply(putEvent(b, "after"))
 	ev := next(t, ch)
 	if ev[1] != "put" || ev[2] != b || ev[3] != "after" || strings.Contains(ev[0], "1=") {
@@ -688,8 +721,7 @@ func TestRouterWatchGroupStoppedEarly(t *testing.T) {
 		outs = append(outs, markerEvent("bucket_out", bk, left.Version))
 	}
 	g[1].apply(append([]sseEvent{putEvent(a, "lost")}, outs...)...)
-	g[1].srv.CloseClientConnections()
-	g[1].srv.Close()
+	g[1].stop()
 	for ev := range events {
 		if ev.Err != nil {
 			if !errors.Is(ev.Err, client.ErrCompacted) || !strings.Contains(ev.Err.Error(), "group 1") {
@@ -723,8 +755,7 @@ func TestRouterWatchStaleConfigGroupGone(t *testing.T) {
 	if err := hist.Append(left); err != nil {
 		t.Fatal(err)
 	}
-	g[1].srv.CloseClientConnections()
-	g[1].srv.Close()
+	g[1].stop()
 	ch := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", "")
 	time.Sleep(200 * time.Millisecond) // let group 2's stream open
 	g[2].apply(putEvent(b, "after"))
