@@ -257,6 +257,29 @@ func (c *configHistory) Query(v int64) shardmap.Config {
 	return c.h.Query(v)
 }
 
+// leave appends the config in which group gid left, and returns it.
+func (c *configHistory) leave(t *testing.T, gid uint64) shardmap.Config {
+	t.Helper()
+	left, err := c.Latest().Leave([]uint64{gid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Append(left); err != nil {
+		t.Fatal(err)
+	}
+	return left
+}
+
+// bucketOuts are group gid's bucket_out markers of every bucket it has
+// in cfg, at config version.
+func bucketOuts(cfg shardmap.Config, gid, version uint64) []sseEvent {
+	var outs []sseEvent
+	for _, bk := range cfg.BucketsOf(gid) {
+		outs = append(outs, markerEvent("bucket_out", bk, version))
+	}
+	return outs
+}
+
 // dataRouter starts groups 1 and 2 of a 16-bucket config, a config group
 // answering every version of hist, and a router over them.
 func dataRouter(t *testing.T) (*httptest.Server, *configHistory, map[uint64]*dmember) {
@@ -612,11 +635,7 @@ func TestRouterWatchGroupLeft(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var outs []sseEvent
-	for _, bk := range cfg.BucketsOf(1) {
-		outs = append(outs, markerEvent("bucket_out", bk, moved.Version))
-	}
-	g[1].apply(append([]sseEvent{putEvent(a, "last-of-1")}, outs...)...)
+	g[1].apply(append([]sseEvent{putEvent(a, "last-of-1")}, bucketOuts(cfg, 1, moved.Version)...)...)
 	if ev := next(t, ch); ev[2] != a || ev[3] != "last-of-1" {
 		t.Fatalf("after the moves: %v, want group 1's last put of %s", ev, a)
 	}
@@ -626,13 +645,7 @@ func TestRouterWatchGroupLeft(t *testing.T) {
 	}
 
 	// Then it leaves: its group_left ends its part of the stream.
-	left, err := hist.Latest().Leave([]uint64{1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := hist.Append(left); err != nil {
-		t.Fatal(err)
-	}
+	left := hist.leave(t, 1)
 	g[1].apply(sseEvent{name: "group_left", data: fmt.Sprintf(`{"type":"group_left","version":%d}`, left.Version)})
 	// Once the router has handled the marker, group 2's events carry a
 	// cursor of group 2 alone.
@@ -704,23 +717,13 @@ func TestRouterWatchGroupStoppedEarly(t *testing.T) {
 	if ev := <-events; ev.Err != nil || ev.KV.Key != a {
 		t.Fatalf("first event %+v", ev)
 	}
-	left, err := cfg.Leave([]uint64{1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := hist.Append(left); err != nil {
-		t.Fatal(err)
-	}
+	left := hist.leave(t, 1)
 	// Group 1 applies the config, but stops before its stream sends
 	// the last put and the markers.
 	g[1].mu.Lock()
 	g[1].stalled = true
 	g[1].mu.Unlock()
-	var outs []sseEvent
-	for _, bk := range cfg.BucketsOf(1) {
-		outs = append(outs, markerEvent("bucket_out", bk, left.Version))
-	}
-	g[1].apply(append([]sseEvent{putEvent(a, "lost")}, outs...)...)
+	g[1].apply(append([]sseEvent{putEvent(a, "lost")}, bucketOuts(cfg, 1, left.Version)...)...)
 	g[1].stop()
 	for ev := range events {
 		if ev.Err != nil {
@@ -748,13 +751,7 @@ func TestRouterWatchStaleConfigGroupGone(t *testing.T) {
 	if r, body := request(t, http.MethodGet, srv.URL+"/"+b, "", nil); r.StatusCode != http.StatusNotFound {
 		t.Fatalf("GET %s: %d %s", b, r.StatusCode, body) // the router caches config 1
 	}
-	left, err := cfg.Leave([]uint64{1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := hist.Append(left); err != nil {
-		t.Fatal(err)
-	}
+	hist.leave(t, 1)
 	g[1].stop()
 	ch := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", "")
 	time.Sleep(200 * time.Millisecond) // let group 2's stream open

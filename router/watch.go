@@ -333,12 +333,12 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	merged := make(chan groupEvent)
-	// watching: the groups whose streams were started; finished: those
-	// whose group_left came (every event they will ever have was
-	// handled), whose streams were ended; leftAt: the config version of
-	// each group_left.
-	watching, finished := map[uint64]bool{}, map[uint64]bool{}
-	cancels, gens, leftAt := map[uint64]context.CancelFunc{}, map[uint64]int{}, map[uint64]uint64{}
+	// watching: the groups whose streams were started; left: those whose
+	// group_left came (every event they will ever have was handled, and
+	// their streams were ended), with the config version it named.
+	watching, left := map[uint64]bool{}, map[uint64]uint64{}
+	finished := func(gid uint64) bool { _, ok := left[gid]; return ok }
+	cancels, gens := map[uint64]context.CancelFunc{}, map[uint64]int{}
 	start := func(gid uint64, pos position, fromFirst bool) error {
 		o := opts
 		o.Group, o.Markers = gid, true
@@ -354,7 +354,8 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 			gcancel()
 			return err
 		}
-		watching[gid], finished[gid], cancels[gid] = true, false, gcancel
+		watching[gid], cancels[gid] = true, gcancel
+		delete(left, gid)
 		gens[gid]++
 		gen := gens[gid]
 		go func() {
@@ -412,10 +413,10 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 			return
 		case client.EventGroupLeft:
 			// The group's last event: nothing of it is left to wait
-			// for, and the cursor need not name it any more.
-			// A heartbeat takes the group out of the client's resume
-			// point at once.
-			finished[gid], leftAt[gid] = true, ev.Version
+			// for, and the cursor need not name it any more; a
+			// heartbeat takes it out of the client's resume point at
+			// once.
+			left[gid] = ev.Version
 			cancels[gid]()
 			delete(cur, gid)
 			if id := cur.String(); id != "" {
@@ -446,7 +447,7 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 			out[b][gid] = true
 		case client.EventBucketIn:
 			old := owner[b]
-			if old != 0 && old != gid && watching[old] && !finished[old] && !out[b][old] {
+			if old != 0 && old != gid && watching[old] && !finished(old) && !out[b][old] {
 				holds[gid] = &hold{bucket: b, from: old}
 			}
 			owner[b] = gid
@@ -460,7 +461,7 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 	beat := map[uint64]bool{}
 	known := func() bool {
 		for gid := range watching {
-			if cur[gid].index == 0 && !beat[gid] && !finished[gid] {
+			if cur[gid].index == 0 && !beat[gid] && !finished(gid) {
 				return false
 			}
 		}
@@ -499,7 +500,7 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 		select {
 		case ge := <-merged:
 			gid, ev := ge.gid, ge.ev
-			if ge.gen != gens[gid] || finished[gid] {
+			if ge.gen != gens[gid] || finished(gid) {
 				continue // a stream ended already: the group left
 			}
 			if ev.Err != nil {
@@ -525,7 +526,7 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 				// A group that left has no event to come: what waits
 				// for it goes on (handling a queue may finish one).
 				for held, ho := range holds {
-					if finished[ho.from] && !slices.Contains(released, held) {
+					if finished(ho.from) && !slices.Contains(released, held) {
 						released = append(released, held)
 					}
 				}
@@ -548,7 +549,7 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 			// left in, starts a new log).
 			if cfg, err := h.config(ctx); err == nil {
 				for _, gid := range groupsOf(cfg) {
-					if !watching[gid] || finished[gid] && leftAt[gid] > 0 && cfg.Version > leftAt[gid] {
+					if v, ok := left[gid]; !watching[gid] || ok && v > 0 && cfg.Version > v {
 						if err := start(gid, position{}, true); err == nil {
 							cur[gid] = position{}
 						}
