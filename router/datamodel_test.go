@@ -498,8 +498,15 @@ func next(t *testing.T, ch chan [4]string) [4]string {
 
 // TestRouterWatchGroups: a watch of a prefix through the router gets the
 // events of both groups, with cursor ids that resume every group; after
-// a bucket_in the new owner's events wait for the old owner's bucket_out.
+// a bucket_in the new owner's events wait for the old owner's bucket_out,
+// with markers that name their config's version and with markers of
+// older members that name none.
 func TestRouterWatchGroups(t *testing.T) {
+	t.Run("versioned", func(t *testing.T) { testRouterWatchGroups(t, true) })
+	t.Run("version-less", func(t *testing.T) { testRouterWatchGroups(t, false) })
+}
+
+func testRouterWatchGroups(t *testing.T, versioned bool) {
 	srv, hist, g := dataRouter(t)
 	cfg := hist.Latest()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -539,8 +546,12 @@ func TestRouterWatchGroups(t *testing.T) {
 	g[1].mu.Lock()
 	g[1].stalled = true
 	g[1].mu.Unlock()
-	g[1].apply(putEvent(a, "last-of-1"), markerEvent("bucket_out", bucket, moved.Version))
-	g[2].apply(markerEvent("bucket_in", bucket, moved.Version))
+	version := moved.Version
+	if !versioned {
+		version = 0
+	}
+	g[1].apply(putEvent(a, "last-of-1"), markerEvent("bucket_out", bucket, version))
+	g[2].apply(markerEvent("bucket_in", bucket, version))
 	g[2].apply(putEvent(a, "from-2"))
 	time.Sleep(300 * time.Millisecond)
 	g[1].mu.Lock()
@@ -551,6 +562,72 @@ func TestRouterWatchGroups(t *testing.T) {
 	}
 	if ev := next(t, ch); ev[2] != a || ev[3] != "from-2" {
 		t.Fatalf("after the move: %v, want the new owner's put of %s", ev, a)
+	}
+}
+
+// TestRouterWatchBucketBackAndForth: a bucket moves from group 1 to 2 and
+// straight back while group 2's stream is late. Group 1's events after it
+// took the bucket back wait for group 2's bucket_out of the second move,
+// not only for group 1's own bucket_out of the first: the old owner of a
+// move is read from the config before it, not from the order the
+// markers came in.
+func TestRouterWatchBucketBackAndForth(t *testing.T) {
+	srv, hist, g := dataRouter(t)
+	cfg := hist.Latest()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ch := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", "")
+	time.Sleep(200 * time.Millisecond) // let both group streams open
+	a := keyIn(cfg, 1, "pa")
+	g[1].apply(putEvent(a, "1"))
+	first := next(t, ch)
+	if first[2] != a || first[3] != "1" {
+		t.Fatalf("first event %v", first)
+	}
+	bucket := shardmap.BucketOf(a, 16)
+	there, err := hist.Latest().Move(bucket, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist.Append(there)
+	back, err := there.Move(bucket, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist.Append(back)
+	g[2].mu.Lock()
+	g[2].stalled = true
+	g[2].mu.Unlock()
+	g[1].apply(putEvent(a, "last-of-1"), markerEvent("bucket_out", bucket, there.Version))
+	g[2].apply(markerEvent("bucket_in", bucket, there.Version))
+	g[2].apply(putEvent(a, "from-2"))
+	g[2].apply(markerEvent("bucket_out", bucket, back.Version))
+	g[1].apply(markerEvent("bucket_in", bucket, back.Version))
+	g[1].apply(putEvent(a, "back-in-1"))
+	time.Sleep(300 * time.Millisecond) // group 1's events reach the router first
+	g[2].mu.Lock()
+	g[2].stalled = false
+	g[2].mu.Unlock()
+	for _, want := range []string{"last-of-1", "from-2", "back-in-1"} {
+		if ev := next(t, ch); ev[2] != a || ev[3] != want {
+			t.Fatalf("after two moves: %v, want the put of %s = %s (order last-of-1, from-2, back-in-1)", ev, a, want)
+		}
+	}
+
+	// Resumed from before the moves, group 2's stream late again: the
+	// same order.
+	g[2].mu.Lock()
+	g[2].stalled = true
+	g[2].mu.Unlock()
+	ch2 := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", first[0])
+	time.Sleep(300 * time.Millisecond)
+	g[2].mu.Lock()
+	g[2].stalled = false
+	g[2].mu.Unlock()
+	for _, want := range []string{"last-of-1", "from-2", "back-in-1"} {
+		if ev := next(t, ch2); ev[2] != a || ev[3] != want {
+			t.Fatalf("resumed from %s: %v, want the put of %s = %s (order last-of-1, from-2, back-in-1)", first[0], ev, a, want)
+		}
 	}
 }
 

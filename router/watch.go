@@ -17,6 +17,7 @@ import (
 
 	"github.com/raftkv/raftkv/client"
 	"github.com/raftkv/raftkv/shardmap"
+	"go.uber.org/zap"
 )
 
 // This file serves watches. A watch of one key goes to the key's group
@@ -39,17 +40,23 @@ import (
 //
 // Bucket moves: a group that installs a bucket sends a bucket_in marker,
 // and the group that gave it away a bucket_out when it applied the config
-// that took it. The router follows each bucket's owner (from the config
-// when the watch began, then from the bucket_in markers). After a
-// bucket_in it holds the new owner's stream until the old owner's
-// bucket_out of that bucket has come, so a moved key's events from its
-// new group never pass those from its old one; or, when the old owner's
-// stream began after its bucket_out, until two of the old owner's
-// heartbeats came after the bucket_in did (the old owner applied the
-// config before the new one could install the bucket, so a heartbeat it
-// sent after that has passed the bucket_out). A group that joins while a
-// watch is open is watched from its first index once the router sees it
-// in the config.
+// that took it; both name that config's version v. The old owner is the
+// bucket's owner in config v-1 (groups apply configs one after another,
+// and the new owner pulls the bucket from the owner before it), which the
+// router reads from the config group, each version once per watch. After
+// a bucket_in it holds the new owner's stream until the old owner's
+// bucket_out of that bucket at v or later has come, so a moved key's
+// events from its new group never pass those from its old one, however
+// late the old owner's stream is and however many moves came in between;
+// or, when the old owner's stream began after its bucket_out, until two
+// of the old owner's heartbeats came after the bucket_in did (the old
+// owner applied the config before the new one could install the bucket,
+// so a heartbeat it sent after that has passed the bucket_out). Markers
+// with no version (from members older than the version field) fall back
+// to following each bucket's owner from the config the watch began with
+// and the bucket_in markers in the order they came. A group that joins
+// while a watch is open is watched from its first index once the router
+// sees it in the config.
 //
 // Leaving groups: a group that applies the first config without it sends
 // a group_left marker after its last bucket_out; no event of it can
@@ -63,6 +70,10 @@ const watchProgressInterval = 5 * time.Second
 
 // firstBeatWait bounds the wait for every group's first heartbeat.
 const firstBeatWait = 10 * time.Second
+
+// configReadWait bounds a merged watch's read of an older config (a
+// bucket's owner before a move).
+const configReadWait = 2 * time.Second
 
 func isWatch(r *http.Request) bool {
 	if r.Method != http.MethodGet || !strings.Contains(r.URL.RawQuery, "watch") {
@@ -317,10 +328,11 @@ type groupEvent struct {
 // hold is a group's stream held after a bucket_in until the old owner's
 // bucket_out (or two of its heartbeats).
 type hold struct {
-	bucket int
-	from   uint64 // the old owner
-	beats  int    // the old owner's heartbeats since
-	queue  []client.WatchEvent
+	bucket  int
+	version uint64 // of the bucket_in's config; 0 when it named none
+	from    uint64 // the old owner
+	beats   int    // the old owner's heartbeats since
+	queue   []client.WatchEvent
 }
 
 // mergeWatch watches opts.Prefix on every group and merges the streams,
@@ -397,10 +409,34 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 	tick := time.NewTicker(watchProgressInterval)
 	defer tick.Stop()
 	holds := map[uint64]*hold{} // by the group held
-	// owner is each bucket's group as the watch follows it; out[b] the
-	// groups whose bucket_out of b came since b's last bucket_in.
+	// out[b] has the groups whose bucket_out of b came, each with the
+	// latest version one named (0: a marker that named none).
+	out := map[int]map[uint64]uint64{}
+	// owner is each bucket's group as the watch follows it from
+	// version-less markers.
 	owner := slices.Clone(cfg.Buckets)
-	out := map[int]map[uint64]bool{}
+	// buckets are the configs' bucket owners, by version, as read.
+	buckets := map[uint64][]uint64{cfg.Version: cfg.Buckets}
+	// ownerAt is bucket b's owner in config v, unless that config
+	// cannot be read.
+	ownerAt := func(v uint64, b int) (uint64, bool) {
+		bk, ok := buckets[v]
+		if !ok {
+			rctx, rcancel := context.WithTimeout(ctx, configReadWait)
+			c, err := h.c.Query(rctx, int64(v))
+			rcancel()
+			if err != nil || c.Version != v {
+				h.cfg.Logger.Warn("watch: reading a bucket's owner before a move", zap.Uint64("config", v), zap.Error(err))
+				return 0, false
+			}
+			bk = c.Buckets
+			buckets[v] = bk
+		}
+		if b >= len(bk) {
+			return 0, false
+		}
+		return bk[b], true
+	}
 	deliver := func(gid uint64, ev client.WatchEvent) {
 		switch ev.Type {
 		case client.EventProgress:
@@ -442,16 +478,28 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 		switch ev.Type {
 		case client.EventBucketOut:
 			if out[b] == nil {
-				out[b] = map[uint64]bool{}
+				out[b] = map[uint64]uint64{}
 			}
-			out[b][gid] = true
+			out[b][gid] = max(out[b][gid], ev.Version)
 		case client.EventBucketIn:
-			old := owner[b]
-			if old != 0 && old != gid && watching[old] && !finished(old) && !out[b][old] {
-				holds[gid] = &hold{bucket: b, from: old}
+			v := ev.Version
+			old, known := uint64(0), v == 1 // config 0 has no owners
+			if v > 1 {
+				old, known = ownerAt(v-1, b)
+			}
+			if !known {
+				old, v = owner[b], 0
+			}
+			// gave: old's bucket_out of b came (at v or later).
+			gaveAt, gave := out[b][old]
+			gave = gave && (gaveAt == 0 || gaveAt >= v)
+			if !known {
+				delete(out, b) // version-less: a bucket_out since b's last bucket_in
+			}
+			if old != 0 && old != gid && watching[old] && !finished(old) && !gave {
+				holds[gid] = &hold{bucket: b, version: v, from: old}
 			}
 			owner[b] = gid
-			delete(out, b)
 		}
 	}
 	// Every group's stream begins with a heartbeat that says where it
@@ -517,7 +565,7 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 				if ev.Type == client.EventProgress {
 					ho.beats++
 				}
-				if ev.Type == client.EventBucketOut && ev.Bucket == ho.bucket || ho.beats >= 2 {
+				if ev.Type == client.EventBucketOut && ev.Bucket == ho.bucket && (ev.Version == 0 || ev.Version >= ho.version) || ho.beats >= 2 {
 					released = append(released, held)
 				}
 			}
