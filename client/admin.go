@@ -23,8 +23,22 @@ type Status struct {
 	Config *ConfigStatus `json:"config,omitempty"`
 	// Shard is a shard-group member's view of its buckets.
 	Shard *ShardStatus `json:"shard,omitempty"`
+	// Build is the binary the member runs (empty from members that do
+	// not report it).
+	Build Build `json:"build"`
 	// Endpoint is the member that answered (not part of the JSON).
 	Endpoint string `json:"-"`
+}
+
+// Build is the binary a member runs: its module version ("(devel)" when
+// built from a checkout), the VCS revision it was built from (empty when
+// built without VCS information), whether the work tree had uncommitted
+// changes, and the Go version.
+type Build struct {
+	Version  string `json:"version"`
+	Revision string `json:"revision,omitempty"`
+	Modified bool   `json:"modified,omitempty"`
+	Go       string `json:"go"`
 }
 
 // Member is one raft member of a Status.

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/raftkv/raftkv/httpapi"
+	"github.com/raftkv/raftkv/internal/buildinfo"
 	"github.com/raftkv/raftkv/kvstore"
 	"github.com/raftkv/raftkv/peerurl"
 	"github.com/raftkv/raftkv/raftnode"
@@ -144,6 +145,7 @@ func (c cluster) Health() error {
 
 func (c cluster) Status() httpapi.Status {
 	st := c.node.Status()
+	build := buildinfo.Get()
 	out := httpapi.Status{
 		ID:            st.ID,
 		Leader:        st.Leader,
@@ -151,6 +153,7 @@ func (c cluster) Status() httpapi.Status {
 		CommitIndex:   st.CommitIndex,
 		AppliedIndex:  c.store.AppliedIndex(),
 		SnapshotIndex: st.SnapshotIndex,
+		Build:         &build,
 	}
 	for _, m := range st.Members {
 		hm := httpapi.Member{ID: m.ID, PeerURLs: []string{m.PeerURL}, IsLearner: m.IsLearner}

@@ -3,6 +3,8 @@ package httpapi
 import (
 	"context"
 	"time"
+
+	"github.com/raftkv/raftkv/internal/buildinfo"
 )
 
 // ReadOptions states a read's consistency.
@@ -335,6 +337,8 @@ type Status struct {
 	Config *ConfigStatus `json:"config,omitempty"`
 	// Shard is a shard-group member's view of its buckets.
 	Shard *ShardStatus `json:"shard,omitempty"`
+	// Build is the binary this member runs.
+	Build *buildinfo.Info `json:"build,omitempty"`
 }
 
 // ConfigStatus is the "config" section of a config-group member's status.

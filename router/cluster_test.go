@@ -209,7 +209,8 @@ func TestRouteCommand(t *testing.T) {
 			t.Fatalf("GET /key/%s = %d %q", k, st, body)
 		}
 	}
-	if st, body, _ := do(t, "GET", base+"/status", ""); st != 200 || !strings.Contains(body, `"configVersion":1,"buckets":64`) {
+	if st, body, _ := do(t, "GET", base+"/status", ""); st != 200 || !strings.Contains(body, `"configVersion":1,"buckets":64`) ||
+		!strings.Contains(body, `"build":{"version":`) {
 		t.Fatalf("status = %d %q", st, body)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/raftkv/raftkv/client"
+	"github.com/raftkv/raftkv/internal/buildinfo"
 	"go.uber.org/zap"
 )
 
@@ -440,6 +441,7 @@ type routerStatus struct {
 	Buckets       int                    `json:"buckets"`
 	Groups        map[string]groupStatus `json:"groups"`
 	ConfigFetches uint64                 `json:"configFetches"`
+	Build         buildinfo.Info         `json:"build"`
 }
 
 type groupStatus struct {
@@ -450,7 +452,7 @@ type groupStatus struct {
 // status reports the router's cached config, as it is: it sends nothing.
 func (h *handler) status(w http.ResponseWriter, r *http.Request) error {
 	st := routerStatus{Role: "router", ClientID: h.c.ClientID(), Sharded: h.c.Sharded(),
-		Groups: map[string]groupStatus{}, ConfigFetches: h.c.ConfigFetches()}
+		Groups: map[string]groupStatus{}, ConfigFetches: h.c.ConfigFetches(), Build: buildinfo.Get()}
 	if cfg, ok := h.c.CachedConfig(); ok {
 		st.ConfigVersion, st.Buckets = cfg.Version, len(cfg.Buckets)
 		for gid, servers := range cfg.Groups {

@@ -49,6 +49,7 @@ type row struct {
 	role          string
 	up            bool
 	term, applied uint64
+	version       string
 }
 
 // load opens url in headless Chromium and reads the page it rendered.
@@ -70,7 +71,7 @@ func load(t *testing.T, chrome, url string) (page, error) {
 			id, _ := strconv.Atoi(a["data-id"])
 			term, _ := strconv.ParseUint(a["data-term"], 10, 64)
 			applied, _ := strconv.ParseUint(a["data-applied"], 10, 64)
-			p.members[id] = row{role: a["data-role"], up: a["data-up"] == "true", term: term, applied: applied}
+			p.members[id] = row{role: a["data-role"], up: a["data-up"] == "true", term: term, applied: applied, version: a["data-version"]}
 		}
 	}
 	return p, nil
@@ -113,8 +114,8 @@ func TestDashboardInBrowser(t *testing.T) {
 			if id == lead {
 				want = "leader"
 			}
-			if !r.up || r.role != want || r.term != st.Term || r.applied < applied || r.applied > st.AppliedIndex {
-				return fmt.Errorf("member %d shown as %+v; want up, %s, term %d, applied in [%d, %d]", id, r, want, st.Term, applied, st.AppliedIndex)
+			if !r.up || r.role != want || r.term != st.Term || r.applied < applied || r.applied > st.AppliedIndex || r.version == "" {
+				return fmt.Errorf("member %d shown as %+v; want up, %s, term %d, applied in [%d, %d], a version", id, r, want, st.Term, applied, st.AppliedIndex)
 			}
 		}
 		return nil

@@ -98,6 +98,9 @@ type Member struct {
 	// Shard and Config are its /status sections of those names.
 	Shard  *ShardStatus  `json:"shard,omitempty"`
 	Config *ConfigStatus `json:"config,omitempty"`
+	// Version is the binary it runs (version, VCS revision), "" when its
+	// /status does not say.
+	Version string `json:"version,omitempty"`
 }
 
 // ShardConfig is a config group's latest config.
@@ -218,6 +221,9 @@ func (a *aggregator) aggregate(ctx context.Context) Cluster {
 		mv.Up = true
 		mv.Leader, mv.Term = st.Leader, st.Term
 		mv.CommitIndex, mv.AppliedIndex, mv.SnapshotIndex = st.CommitIndex, st.AppliedIndex, st.SnapshotIndex
+		if st.Build != nil {
+			mv.Version = st.Build.Short()
+		}
 		mv.ApplyLag = sub0(st.CommitIndex, st.AppliedIndex)
 		mv.Role = role(st, m.IsLearner)
 		mv.Shard, mv.Config = st.Shard, st.Config

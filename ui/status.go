@@ -5,6 +5,8 @@ import (
 	"io"
 	"math"
 
+	"github.com/raftkv/raftkv/internal/buildinfo"
+
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -22,6 +24,7 @@ type status struct {
 	Progress      map[string]progress `json:"progress"`
 	Shard         *ShardStatus        `json:"shard"`
 	Config        *ConfigStatus       `json:"config"`
+	Build         *buildinfo.Info     `json:"build"`
 }
 
 type statusMember struct {

@@ -55,12 +55,13 @@ func TestMembersStatusLeader(t *testing.T) {
 		t.Fatalf("status -w json = %+v; want 3 members led by %d", st, leader)
 	}
 	for _, m := range st.Members {
-		if m.Endpoint != c.ClientURL(int(m.ID)) || m.Term == 0 || m.AppliedIndex == 0 || m.Error != "" || m.IsLeader != (m.ID == uint64(leader)) {
+		if m.Endpoint != c.ClientURL(int(m.ID)) || m.Term == 0 || m.AppliedIndex == 0 || m.Error != "" || m.IsLeader != (m.ID == uint64(leader)) ||
+			m.Version == "" {
 			t.Errorf("status -w json: member %+v", m)
 		}
 	}
 	out = ctl.ok("-w", "table", "status")
-	for _, col := range []string{"ENDPOINT", "IS LEADER", "TERM", "COMMIT INDEX", "APPLIED INDEX", "SNAPSHOT INDEX", "LAG"} {
+	for _, col := range []string{"ENDPOINT", "IS LEADER", "TERM", "COMMIT INDEX", "APPLIED INDEX", "SNAPSHOT INDEX", "LAG", "VERSION"} {
 		if !strings.Contains(out, col) {
 			t.Errorf("status -w table lacks %s:\n%s", col, out)
 		}

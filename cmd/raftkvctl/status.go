@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/raftkv/raftkv/client"
+	"github.com/raftkv/raftkv/internal/buildinfo"
 	"github.com/spf13/cobra"
 )
 
@@ -23,19 +24,23 @@ type memberStatus struct {
 	SnapshotIndex uint64 `json:"snapshotIndex"`
 	// Lag is how many entries the leader has committed that this member
 	// has not applied yet.
-	Lag   uint64 `json:"lag"`
-	Error string `json:"error,omitempty"`
+	Lag uint64 `json:"lag"`
+	// Version is the member's binary: its version, revision and
+	// "modified" (empty from members that do not report it).
+	Version string `json:"version,omitempty"`
+	Error   string `json:"error,omitempty"`
 }
 
 func (a *app) statusCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show every member: leader, term, commit, applied and snapshot index, lag",
+		Short: "Show every member: leader, term, commit, applied and snapshot index, lag, version",
 		Long: `Ask one member for the member list, then every member for its status, and
 show for each its id, whether it leads or is a learner, its term, its commit,
-applied and snapshot index, and its lag: the entries the leader has committed
-that it has not applied. A member that does not answer is shown with the
-error, and makes the exit status 1.`,
+applied and snapshot index, its lag (the entries the leader has committed
+that it has not applied) and the binary it runs (version and VCS revision,
+as its --version prints them). A member that does not answer is shown with
+the error, and makes the exit status 1.`,
 		Args: cobra.NoArgs,
 	}
 	cmd.RunE = a.op(func(cmd *cobra.Command, _ []string) error {
@@ -113,6 +118,9 @@ func (a *app) memberStatuses(c *client.Client, first client.Status) []memberStat
 		if commit > st.AppliedIndex {
 			r.Lag = commit - st.AppliedIndex
 		}
+		if st.Build.Version != "" {
+			r.Version = buildinfo.Info(st.Build).Short()
+		}
 	}
 	return rows
 }
@@ -133,10 +141,10 @@ func (a *app) printStatus(rows []memberStatus) error {
 	cells := func(r memberStatus) []string {
 		u := func(n uint64) string { return strconv.FormatUint(n, 10) }
 		if r.Error != "" {
-			return []string{r.Endpoint, u(r.ID), "", strconv.FormatBool(r.IsLearner), "", "", "", "", "", r.Error}
+			return []string{r.Endpoint, u(r.ID), "", strconv.FormatBool(r.IsLearner), "", "", "", "", "", "", r.Error}
 		}
 		return []string{r.Endpoint, u(r.ID), strconv.FormatBool(r.IsLeader), strconv.FormatBool(r.IsLearner),
-			u(r.Term), u(r.CommitIndex), u(r.AppliedIndex), u(r.SnapshotIndex), u(r.Lag), ""}
+			u(r.Term), u(r.CommitIndex), u(r.AppliedIndex), u(r.SnapshotIndex), u(r.Lag), r.Version, ""}
 	}
 	if a.writeOut == formatTable {
 		var table [][]string
@@ -144,7 +152,7 @@ func (a *app) printStatus(rows []memberStatus) error {
 			table = append(table, cells(r))
 		}
 		return printTable(a.stdout, []string{"ENDPOINT", "ID", "IS LEADER", "IS LEARNER", "TERM", "COMMIT INDEX",
-			"APPLIED INDEX", "SNAPSHOT INDEX", "LAG", "ERRORS"}, table)
+			"APPLIED INDEX", "SNAPSHOT INDEX", "LAG", "VERSION", "ERRORS"}, table)
 	}
 	for _, r := range rows {
 		c := cells(r)

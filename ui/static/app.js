@@ -80,6 +80,7 @@ function renderMembers(c) {
     const tr = el('tr', {
       class: 'member', 'data-id': m.id, 'data-role': m.role, 'data-up': m.up,
       'data-term': m.term, 'data-applied': m.appliedIndex, 'data-commit': m.commitIndex,
+      'data-version': m.version || '',
     });
     const self = m.id === c.self ? ' (this one)' : '';
     const role = m.up ? m.role : 'down';
@@ -89,7 +90,7 @@ function renderMembers(c) {
       el('td', { class: 'text' }, (m.clientURL || '–') + self),
     );
     if (!m.up) {
-      tr.append(el('td', { class: 'text', colspan: 9 }, m.error || 'no answer'));
+      tr.append(el('td', { class: 'text', colspan: 10 }, m.error || 'no answer'));
       return tr;
     }
     const lagClass = (v) => (v > 100 ? 'lagging' : null);
@@ -103,6 +104,7 @@ function renderMembers(c) {
       el('td', {}, fmtRate(m.writesPerSec)),
       el('td', {}, fmtRate(m.readsPerSec)),
       el('td', {}, num(m.leaderChanges)),
+      el('td', { class: 'text' }, m.version || '–'),
     );
     return tr;
   });

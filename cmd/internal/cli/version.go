@@ -3,7 +3,8 @@ package cli
 import (
 	"fmt"
 	"runtime"
-	"runtime/debug"
+
+	"github.com/raftkv/raftkv/internal/buildinfo"
 )
 
 // Version is the text of a command's --version: its module version, the VCS
@@ -12,23 +13,14 @@ import (
 // without VCS information (go run, go test, -buildvcs=false) says
 // "unknown" for the revision.
 func Version(command string) string {
-	version, revision, modified := "unknown", "unknown", false
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if bi.Main.Version != "" {
-			version = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				revision = s.Value
-			case "vcs.modified":
-				modified = s.Value == "true"
-			}
-		}
+	in := buildinfo.Get()
+	revision := in.Revision
+	if revision == "" {
+		revision = "unknown"
 	}
-	if modified {
+	if in.Modified {
 		revision += " (modified)"
 	}
 	return fmt.Sprintf("%s version: %s\nVCS revision: %s\nGo version: %s\nGo OS/Arch: %s/%s\n",
-		command, version, revision, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		command, in.Version, revision, in.Go, runtime.GOOS, runtime.GOARCH)
 }
