@@ -47,6 +47,8 @@ type dmember struct {
 	txns    int
 	// stalled holds every stream back, as a slow network does.
 	stalled bool
+	// quiet: no heartbeat after a stream's first one.
+	quiet bool
 }
 
 func newDMember(t *testing.T) *dmember {
@@ -55,6 +57,13 @@ func newDMember(t *testing.T) *dmember {
 	t.Cleanup(m.srv.Close)
 	t.Cleanup(m.srv.CloseClientConnections)
 	return m
+}
+
+// stall holds m's streams back (true) or lets them go on.
+func (m *dmember) stall(on bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.stalled = on
 }
 
 // stop stops m as a killed process would be: no new connection, and
@@ -205,7 +214,7 @@ func (m *dmember) watch(w http.ResponseWriter, r *http.Request) {
 		} else {
 			next = len(m.log)
 		}
-		stalled := m.stalled
+		stalled, quiet := m.stalled, m.quiet
 		m.mu.Unlock()
 		if stalled {
 			select {
@@ -221,7 +230,9 @@ func (m *dmember) watch(w http.ResponseWriter, r *http.Request) {
 			}
 			fmt.Fprintf(w, "id: %d.%d\nevent: %s\ndata: %s\n\n", ev.index, ev.pos, ev.name, ev.data)
 		}
-		fmt.Fprintf(w, ": progress %d\n\n", n)
+		if !quiet {
+			fmt.Fprintf(w, ": progress %d\n\n", n)
+		}
 		w.(http.Flusher).Flush()
 		select {
 		case <-ch:
@@ -268,6 +279,19 @@ func (c *configHistory) leave(t *testing.T, gid uint64) shardmap.Config {
 		t.Fatal(err)
 	}
 	return left
+}
+
+// move appends the config that moves bucket b to group gid, and returns it.
+func (c *configHistory) move(t *testing.T, b int, gid uint64) shardmap.Config {
+	t.Helper()
+	next, err := c.Latest().Move(b, gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Append(next); err != nil {
+		t.Fatal(err)
+	}
+	return next
 }
 
 // bucketOuts are group gid's bucket_out markers of every bucket it has
@@ -543,9 +567,7 @@ func testRouterWatchGroups(t *testing.T, versioned bool) {
 	next(t, ch) // the put of a, "2"
 	// Group 1 applies the config (its last write of a before it) before
 	// group 2 installs the bucket, but its stream is slow.
-	g[1].mu.Lock()
-	g[1].stalled = true
-	g[1].mu.Unlock()
+	g[1].stall(true)
 	version := moved.Version
 	if !versioned {
 		version = 0
@@ -554,9 +576,7 @@ func testRouterWatchGroups(t *testing.T, versioned bool) {
 	g[2].apply(markerEvent("bucket_in", bucket, version))
 	g[2].apply(putEvent(a, "from-2"))
 	time.Sleep(300 * time.Millisecond)
-	g[1].mu.Lock()
-	g[1].stalled = false
-	g[1].mu.Unlock()
+	g[1].stall(false)
 	if ev := next(t, ch); ev[2] != a || ev[3] != "last-of-1" {
 		t.Fatalf("after the move: %v, want the old owner's last put of %s first", ev, a)
 	}
@@ -585,19 +605,9 @@ func TestRouterWatchBucketBackAndForth(t *testing.T) {
 		t.Fatalf("first event %v", first)
 	}
 	bucket := shardmap.BucketOf(a, 16)
-	there, err := hist.Latest().Move(bucket, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hist.Append(there)
-	back, err := there.Move(bucket, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hist.Append(back)
-	g[2].mu.Lock()
-	g[2].stalled = true
-	g[2].mu.Unlock()
+	there := hist.move(t, bucket, 2)
+	back := hist.move(t, bucket, 1)
+	g[2].stall(true)
 	g[1].apply(putEvent(a, "last-of-1"), markerEvent("bucket_out", bucket, there.Version))
 	g[2].apply(markerEvent("bucket_in", bucket, there.Version))
 	g[2].apply(putEvent(a, "from-2"))
@@ -605,9 +615,7 @@ func TestRouterWatchBucketBackAndForth(t *testing.T) {
 	g[1].apply(markerEvent("bucket_in", bucket, back.Version))
 	g[1].apply(putEvent(a, "back-in-1"))
 	time.Sleep(300 * time.Millisecond) // group 1's events reach the router first
-	g[2].mu.Lock()
-	g[2].stalled = false
-	g[2].mu.Unlock()
+	g[2].stall(false)
 	for _, want := range []string{"last-of-1", "from-2", "back-in-1"} {
 		if ev := next(t, ch); ev[2] != a || ev[3] != want {
 			t.Fatalf("after two moves: %v, want the put of %s = %s (order last-of-1, from-2, back-in-1)", ev, a, want)
@@ -616,18 +624,97 @@ func TestRouterWatchBucketBackAndForth(t *testing.T) {
 
 	// Resumed from before the moves, group 2's stream late again: the
 	// same order.
-	g[2].mu.Lock()
-	g[2].stalled = true
-	g[2].mu.Unlock()
+	g[2].stall(true)
 	ch2 := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", first[0])
 	time.Sleep(300 * time.Millisecond)
-	g[2].mu.Lock()
-	g[2].stalled = false
-	g[2].mu.Unlock()
+	g[2].stall(false)
 	for _, want := range []string{"last-of-1", "from-2", "back-in-1"} {
 		if ev := next(t, ch2); ev[2] != a || ev[3] != want {
 			t.Fatalf("resumed from %s: %v, want the put of %s = %s (order last-of-1, from-2, back-in-1)", first[0], ev, a, want)
 		}
+	}
+}
+
+// TestRouterWatchHoldEndsAtLaterMarker: a watch resumed after the old
+// owner's bucket_out holds the new owner's stream at its bucket_in; a
+// marker of a later config from the old owner ends the hold (its stream
+// is past that bucket_out), without waiting for its heartbeats, which
+// here never come. Bucket b moves 1 -> 2 at v, then c 2 -> 1 at v+1.
+func TestRouterWatchHoldEndsAtLaterMarker(t *testing.T) {
+	srv, hist, g := dataRouter(t)
+	cfg := hist.Latest()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, c := keyIn(cfg, 1, "pa"), keyIn(cfg, 2, "pc")
+	b, bc := shardmap.BucketOf(a, 16), shardmap.BucketOf(c, 16)
+	there := hist.move(t, b, 2)
+	back := hist.move(t, bc, 1)
+	g[1].apply(putEvent(a, "last-of-1"))
+	out := g[1].apply(markerEvent("bucket_out", b, there.Version))
+	g[2].mu.Lock()
+	before2 := g[2].n
+	g[2].mu.Unlock()
+	g[2].apply(markerEvent("bucket_in", b, there.Version))
+	g[2].apply(putEvent(a, "from-2"))
+	g[1].mu.Lock()
+	g[1].quiet = true
+	g[1].mu.Unlock()
+	cursor := fmt.Sprintf("1=%d,2=%d", out, max(before2, 1))
+	if before2 == 0 {
+		cursor = fmt.Sprintf("1=%d", out) // group 2 from its first index
+	}
+	ch := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", cursor)
+	time.Sleep(300 * time.Millisecond) // group 2 is held: group 1 sends no heartbeat
+	g[2].apply(markerEvent("bucket_out", bc, back.Version))
+	g[1].apply(markerEvent("bucket_in", bc, back.Version))
+	g[1].apply(putEvent(c, "to-1"))
+	got := map[string]bool{}
+	for range 2 {
+		ev := next(t, ch)
+		if ev[1] != "put" {
+			t.Fatalf("resumed from %s: %v", cursor, ev)
+		}
+		got[ev[2]+"="+ev[3]] = true
+	}
+	if !got[a+"=from-2"] || !got[c+"=to-1"] {
+		t.Fatalf("resumed from %s: got %v, want group 2's put of %s and group 1's of %s", cursor, got, a, c)
+	}
+}
+
+// TestRouterWatchHeldGroupLeavesAndStops: a group held behind a bucket
+// move leaves and is stopped before the old owner's stream lets it go.
+// Its group_left waits in the hold with the rest of its events, and so
+// does the end of its stream: once the hold ends the events come, the
+// group is done with, and the watch goes on without an error.
+func TestRouterWatchHeldGroupLeavesAndStops(t *testing.T) {
+	srv, hist, g := dataRouter(t)
+	cfg := hist.Latest()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a := keyIn(cfg, 1, "pa")
+	ch := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", "")
+	time.Sleep(200 * time.Millisecond) // let both group streams open
+	bucket := shardmap.BucketOf(a, 16)
+	moved := hist.move(t, bucket, 2)
+	g[1].stall(true)
+	g[1].apply(putEvent(a, "last-of-1"), markerEvent("bucket_out", bucket, moved.Version))
+	g[2].apply(markerEvent("bucket_in", bucket, moved.Version))
+	g[2].apply(putEvent(a, "from-2"))
+	left := hist.leave(t, 2)
+	g[2].apply(append(bucketOuts(moved, 2, left.Version),
+		sseEvent{name: "group_left", data: fmt.Sprintf(`{"type":"group_left","version":%d}`, left.Version)})...)
+	time.Sleep(300 * time.Millisecond) // the router has group 2's events, held
+	g[2].stop()
+	time.Sleep(2500 * time.Millisecond) // its stream ends for good (the router's RequestTimeout is 2s)
+	g[1].stall(false)
+	for _, want := range []string{"last-of-1", "from-2"} {
+		if ev := next(t, ch); ev[1] != "put" || ev[2] != a || ev[3] != want {
+			t.Fatalf("after group 2 left and stopped: %v, want the put of %s = %s", ev, a, want)
+		}
+	}
+	g[1].apply(putEvent(a, "after"))
+	if ev := next(t, ch); ev[1] != "put" || ev[3] != "after" || strings.Contains(ev[0], "2=") {
+		t.Fatalf("after group 2 was done with: %v, want group 1's put with a cursor of group 1 alone", ev)
 	}
 }
 
@@ -797,9 +884,7 @@ func TestRouterWatchGroupStoppedEarly(t *testing.T) {
 	left := hist.leave(t, 1)
 	// Group 1 applies the config, but stops before its stream sends
 	// the last put and the markers.
-	g[1].mu.Lock()
-	g[1].stalled = true
-	g[1].mu.Unlock()
+	g[1].stall(true)
 	g[1].apply(append([]sseEvent{putEvent(a, "lost")}, bucketOuts(cfg, 1, left.Version)...)...)
 	g[1].stop()
 	for ev := range events {

@@ -45,18 +45,28 @@ import (
 // and the new owner pulls the bucket from the owner before it), which the
 // router reads from the config group, each version once per watch. After
 // a bucket_in it holds the new owner's stream until the old owner's
-// bucket_out of that bucket at v or later has come, so a moved key's
-// events from its new group never pass those from its old one, however
-// late the old owner's stream is and however many moves came in between;
-// or, when the old owner's stream began after its bucket_out, until two
-// of the old owner's heartbeats came after the bucket_in did (the old
-// owner applied the config before the new one could install the bucket,
-// so a heartbeat it sent after that has passed the bucket_out). Markers
-// with no version (from members older than the version field) fall back
-// to following each bucket's owner from the config the watch began with
-// and the bucket_in markers in the order they came. A group that joins
-// while a watch is open is watched from its first index once the router
-// sees it in the config.
+// stream has delivered (not only sent the router: it may be held itself)
+// its bucket_out of that bucket at v or later, so a moved key's events
+// from its new group never pass those from its old one, however late the
+// old owner's stream is and however many moves came in between. Or until
+// the old owner's stream delivered a marker that comes after that
+// bucket_out in its log: a bucket_in it pulled at v or later (it applied
+// config v first), or any marker of a later config; or its group_left.
+// Or, when the old owner's stream began after its bucket_out, until two
+// of its heartbeats were delivered after the bucket_in (the old owner
+// applied the config before the new one could install the bucket, so a
+// heartbeat it sent after that has passed the bucket_out). With these,
+// two groups can never each hold the other: a group's held bucket_in of
+// v shows it applied v, which ends any hold on it of a version up to v.
+// A group's stream that fails while the group is held ends the watch only
+// once the events before the failure are delivered: a group_left among
+// them makes the failure of no matter (the group was stopped after it
+// left). Markers with no version (from members older than the version
+// field) fall back to following each bucket's owner from the config the
+// watch began with and the bucket_in markers in the order they came, and
+// count the old owner's markers and heartbeats as they arrive. A group
+// that joins while a watch is open is watched from its first index once
+// the router sees it in the config.
 //
 // Leaving groups: a group that applies the first config without it sends
 // a group_left marker after its last bucket_out; no event of it can
@@ -326,12 +336,13 @@ type groupEvent struct {
 }
 
 // hold is a group's stream held after a bucket_in until the old owner's
-// bucket_out (or two of its heartbeats).
+// stream has delivered its bucket_out (or two of its heartbeats).
 type hold struct {
 	bucket  int
 	version uint64 // of the bucket_in's config; 0 when it named none
 	from    uint64 // the old owner
 	beats   int    // the old owner's heartbeats since
+	out     bool   // the old owner's bucket_out of bucket came
 	queue   []client.WatchEvent
 }
 
@@ -344,6 +355,7 @@ type hold struct {
 func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client.WatchOptions, cur cursor, resumed bool) error {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
+	lg := h.cfg.Logger.With(zap.String("watch-remote", r.RemoteAddr))
 	merged := make(chan groupEvent)
 	// watching: the groups whose streams were started; left: those whose
 	// group_left came (every event they will ever have was handled, and
@@ -453,6 +465,7 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 			// heartbeat takes it out of the client's resume point at
 			// once.
 			left[gid] = ev.Version
+			lg.Debug("watch: a group left", zap.Uint64("group", gid), zap.Uint64("config", ev.Version))
 			cancels[gid]()
 			delete(cur, gid)
 			if id := cur.String(); id != "" {
@@ -463,14 +476,50 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 		cur[gid] = positionOf(ev)
 		s.event(cur.String(), ev)
 	}
+	// applied[g] is the latest config group g's delivered events show it
+	// applied in full: a bucket_in pulled at version v comes after the
+	// group applied config v (and so after its bucket_outs of v), and any
+	// marker of v after it applied config v-1.
+	applied := map[uint64]uint64{}
+	// passed says that group g's delivered events passed its bucket_out
+	// of b at version v or later.
+	passed := func(g uint64, b int, v uint64) bool {
+		at, ok := out[b][g]
+		return ok && (at == 0 || at >= v) || v > 0 && applied[g] >= v
+	}
+	// failed is a group stream's error, once delivered in its order.
+	var failed error
 	// handle delivers ev of group gid, or queues it while gid is held,
 	// and follows the buckets' owners.
 	handle := func(gid uint64, ev client.WatchEvent) {
+		if finished(gid) {
+			return // after its group_left: heartbeats, the stream's end
+		}
 		if ho, ok := holds[gid]; ok {
 			ho.queue = append(ho.queue, ev)
 			return
 		}
+		if ev.Err != nil {
+			if failed == nil {
+				failed = ev.Err // in its order: after a group_left it is of no matter
+			}
+			return
+		}
 		deliver(gid, ev)
+		for _, ho := range holds {
+			if ho.from != gid || ho.version == 0 {
+				continue // a version-less hold counts what arrives (below)
+			}
+			switch {
+			case ev.Type == client.EventProgress:
+				ho.beats++
+			case ev.Type == client.EventBucketOut && ev.Bucket == ho.bucket && (ev.Version == 0 || ev.Version >= ho.version):
+				ho.out = true
+			}
+		}
+		if (ev.Type == client.EventBucketIn || ev.Type == client.EventBucketOut) && ev.Version > 0 {
+			applied[gid] = max(applied[gid], ev.Version-1)
+		}
 		b := ev.Bucket
 		if b < 0 || b >= len(owner) {
 			return
@@ -487,19 +536,49 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 			if v > 1 {
 				old, known = ownerAt(v-1, b)
 			}
+			if known && old != 0 {
+				applied[gid] = max(applied[gid], v) // pulled: config v applied
+			}
 			if !known {
 				old, v = owner[b], 0
 			}
-			// gave: old's bucket_out of b came (at v or later).
-			gaveAt, gave := out[b][old]
-			gave = gave && (gaveAt == 0 || gaveAt >= v)
+			gave := passed(old, b, v)
 			if !known {
 				delete(out, b) // version-less: a bucket_out since b's last bucket_in
 			}
 			if old != 0 && old != gid && watching[old] && !finished(old) && !gave {
 				holds[gid] = &hold{bucket: b, version: v, from: old}
+				lg.Debug("watch: holding a group's events behind a bucket move", zap.Uint64("group", gid), zap.Int("bucket", b),
+					zap.Uint64("config", v), zap.Uint64("old-owner", old))
 			}
 			owner[b] = gid
+		}
+	}
+	// settle ends the holds whose old owner's stream delivered its
+	// bucket_out, or passed it (a later config's marker), or two
+	// heartbeats, or left (it has no event to come), and hands on what
+	// they held; handling a queue may end more.
+	settle := func() {
+		var released []uint64
+		for {
+			for held, ho := range holds {
+				if ho.out || ho.beats >= 2 || finished(ho.from) || passed(ho.from, ho.bucket, ho.version) {
+					released = append(released, held)
+				}
+			}
+			if len(released) == 0 {
+				return
+			}
+			slices.Sort(released)
+			for _, held := range released {
+				ho := holds[held]
+				lg.Debug("watch: a held group goes on", zap.Uint64("group", held), zap.Uint64("old-owner", ho.from), zap.Int("queued", len(ho.queue)))
+				delete(holds, held)
+				for _, q := range ho.queue {
+					handle(held, q)
+				}
+			}
+			released = released[:0]
 		}
 	}
 	// Every group's stream begins with a heartbeat that says where it
@@ -541,6 +620,7 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 	for _, ge := range early {
 		handle(ge.gid, ge.ev)
 	}
+	settle()
 	if s.flush() != nil {
 		return nil
 	}
@@ -551,45 +631,27 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 			if ge.gen != gens[gid] || finished(gid) {
 				continue // a stream ended already: the group left
 			}
-			if ev.Err != nil {
-				s.fail(ev.Err)
-				s.flush()
-				return nil
-			}
-			// The old owner's markers and heartbeats release holds.
-			var released []uint64
-			for held, ho := range holds {
-				if ho.from != gid {
+			// A version-less hold (from members older than the
+			// markers' versions) counts the old owner's markers and
+			// heartbeats as they arrive, held or not.
+			for _, ho := range holds {
+				if ho.from != gid || ho.version != 0 {
 					continue
 				}
-				if ev.Type == client.EventProgress {
+				switch ev.Type {
+				case client.EventProgress:
 					ho.beats++
-				}
-				if ev.Type == client.EventBucketOut && ev.Bucket == ho.bucket && (ev.Version == 0 || ev.Version >= ho.version) || ho.beats >= 2 {
-					released = append(released, held)
+				case client.EventBucketOut:
+					ho.out = ho.out || ev.Bucket == ho.bucket
 				}
 			}
 			handle(gid, ev)
-			for {
-				// A group that left has no event to come: what waits
-				// for it goes on (handling a queue may finish one).
-				for held, ho := range holds {
-					if finished(ho.from) && !slices.Contains(released, held) {
-						released = append(released, held)
-					}
-				}
-				if len(released) == 0 {
-					break
-				}
-				slices.Sort(released)
-				for _, held := range released {
-					ho := holds[held]
-					delete(holds, held)
-					for _, q := range ho.queue {
-						handle(held, q)
-					}
-				}
-				released = released[:0]
+			settle()
+			if failed != nil {
+				lg.Info("watch: a group's stream failed; ending the watch", zap.Error(failed))
+				s.fail(failed)
+				s.flush()
+				return nil
 			}
 		case <-tick.C:
 			// New groups are watched from their first index (a group
