@@ -183,7 +183,8 @@
 //	                    Config.WatchProgressInterval; from_index=N or Last-Event-ID
 //	                    (wins) to resume; markers=true (or X-Raftkv-Route: client)
 //	                    adds a shard member's bucket_out, bucket_in and
-//	                    group_left markers
+//	                    group_left markers, and heartbeats every second at
+//	                    most
 //
 // A watch is not counted in MaxInFlight (MaxWatchers bounds them), has no
 // RequestTimeout, clears the server's read and write deadlines (each write

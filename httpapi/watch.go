@@ -223,7 +223,7 @@ func (h *handler) stream(ctx context.Context, w http.ResponseWriter, wt Watcher,
 	if s.flush() != nil {
 		return
 	}
-	tick := time.NewTicker(h.cfg.WatchProgressInterval)
+	tick := time.NewTicker(progressInterval(h.cfg.WatchProgressInterval, markers))
 	defer tick.Stop()
 	for {
 		select {
@@ -253,6 +253,19 @@ func (h *handler) stream(ctx context.Context, w http.ResponseWriter, wt Watcher,
 			return
 		}
 	}
+}
+
+// markerProgressInterval bounds the heartbeat interval of a stream with
+// markers (a router's): after a bucket move on a resumed watch, the router
+// may hold the new owner's events until two of the old owner's heartbeats.
+const markerProgressInterval = time.Second
+
+// progressInterval is a stream's heartbeat interval.
+func progressInterval(every time.Duration, markers bool) time.Duration {
+	if markers {
+		return min(every, markerProgressInterval)
+	}
+	return every
 }
 
 // closeWatches ends every watch: the server is shutting down, and would

@@ -205,6 +205,35 @@ func TestWatchResume(t *testing.T) {
 	}
 }
 
+// TestWatchMarkerHeartbeat: a stream with markers (a router's) gets a
+// heartbeat every second at most, whatever WatchProgressInterval says.
+func TestWatchMarkerHeartbeat(t *testing.T) {
+	if got := progressInterval(time.Minute, true); got != time.Second {
+		t.Errorf("markers, 1m: %v, want 1s", got)
+	}
+	if got := progressInterval(10*time.Millisecond, true); got != 10*time.Millisecond {
+		t.Errorf("markers, 10ms: %v", got)
+	}
+	if got := progressInterval(time.Minute, false); got != time.Minute {
+		t.Errorf("no markers, 1m: %v", got)
+	}
+	e := newEnv(t, nil, func(c *Config) { c.WatchProgressInterval = time.Minute })
+	_, addr := serveFast(t, e.h)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	_, s := openWatch(t, ctx, addr, "/key?watch=true&markers=true")
+	beats := 0
+	for beats < 2 { // the first, at once, and one a second later
+		m, err := s.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(m.comment, "progress ") {
+			beats++
+		}
+	}
+}
+
 // TestWatchHeartbeat: an idle watch gets ": progress <index>" every
 // WatchProgressInterval, with the index the store caught up to, after
 // the events up to it; the request deadline does not end it.
