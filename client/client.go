@@ -16,6 +16,7 @@ import (
 	"net/http/httptrace"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -55,11 +56,15 @@ type Client struct {
 	own  *http.Transport // nil when Config.HTTPClient is the caller's
 	lg   *zap.Logger
 
-	// endpoints are Config.Endpoints (nil when sharded); configGroup are
-	// Config.ConfigEndpoints (nil when not).
-	endpoints   *members
+	// endpoints are Config.Endpoints, or those of the last SetEndpoints
+	// (nil when sharded); configGroup are Config.ConfigEndpoints (nil
+	// when not).
+	endpoints   atomic.Pointer[members]
 	configGroup *members
 	cache       configCache
+	// closing ends the auto-sync loop.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 // New validates cfg and returns a Client. It sends nothing: a sharded
@@ -94,10 +99,14 @@ func New(cfg Config) (*Client, error) {
 	// Follow nothing blindly: a 307 from a shard member is a wrong group,
 	// which the Client handles with its config.
 	c.http.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.closing = make(chan struct{})
 	if len(cfg.Endpoints) > 0 {
-		c.endpoints = newMembers(cfg.Endpoints)
+		c.endpoints.Store(newMembers(cfg.Endpoints))
 	} else {
 		c.configGroup = newMembers(cfg.ConfigEndpoints)
+	}
+	if cfg.AutoSyncInterval > 0 {
+		go c.autoSync(cfg.AutoSyncInterval)
 	}
 	return c, nil
 }
@@ -117,9 +126,11 @@ func (c *Client) ClientID() string { return c.id }
 // Sharded reports whether the Client routes by bucket (ConfigEndpoints).
 func (c *Client) Sharded() bool { return c.configGroup != nil }
 
-// Close closes the idle connections of the Client's own transport. Calls
-// in flight are not interrupted; calls after Close open new connections.
+// Close closes the idle connections of the Client's own transport and
+// stops its auto-sync. Calls in flight are not interrupted; calls after
+// Close open new connections.
 func (c *Client) Close() {
+	c.closeOnce.Do(func() { close(c.closing) })
 	if c.own != nil {
 		c.own.CloseIdleConnections()
 	}

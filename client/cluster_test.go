@@ -166,7 +166,7 @@ func TestClusterMemberKilled(t *testing.T) {
 			}
 		}
 	}
-	if _, url := c.endpoints.pick(); url == tc.ClientURL(victim) {
+	if _, url := c.endpoints.Load().pick(); url == tc.ClientURL(victim) {
 		t.Fatalf("calls still start at the killed member %s", url)
 	}
 }

@@ -65,6 +65,12 @@ type Config struct {
 	// Logger receives a debug entry per retried try and an info entry per
 	// config refresh. Nil discards logs.
 	Logger *zap.Logger
+	// AutoSyncInterval, when positive, makes a Client of Endpoints call
+	// Sync at that interval until Close, so that it follows the group's
+	// membership: members added since are tried, removed ones dropped (as
+	// etcd's clientv3 AutoSyncInterval). Zero: the Endpoints stay as
+	// given, unless Sync or SetEndpoints is called.
+	AutoSyncInterval time.Duration
 }
 
 // Validate reports the first problem with c; its errors wrap
@@ -86,6 +92,10 @@ func (c Config) Validate() error {
 		return bad("Backoff %v and MaxBackoff %v must not be negative", c.Backoff, c.MaxBackoff)
 	case c.TLS != nil && c.HTTPClient != nil:
 		return bad("TLS configures the Client's own transport; with HTTPClient, set TLS in its transport")
+	case c.AutoSyncInterval < 0:
+		return bad("AutoSyncInterval %v is negative", c.AutoSyncInterval)
+	case c.AutoSyncInterval > 0 && len(c.ConfigEndpoints) > 0:
+		return bad("AutoSyncInterval follows the members of Endpoints' group; a sharded Client follows the config instead")
 	}
 	for _, e := range append(append([]string(nil), c.Endpoints...), c.ConfigEndpoints...) {
 		if _, err := normalizeURL(e); err != nil {

@@ -116,6 +116,12 @@
 // older than the cached one is never cached. The answers of Join, Leave,
 // Move and Query update the cache too.
 //
+// Config.Endpoints stay as given, as in etcd's client: Sync sets them to
+// the group's member list (GET /status), SetEndpoints to any, and
+// Config.AutoSyncInterval syncs them on a goroutine until Close, so that
+// a long-lived Client and its watches follow a group whose members were
+// all replaced.
+//
 // A conditional write that finds the key at another version is
 // ErrPreconditionFailed, its *Error's ModIndex the current version (0:
 // absent); it is not retried. A watch from an index the member no longer
@@ -130,8 +136,10 @@
 // watch fails for good) and closes the channel. A config refresh runs in a
 // goroutine of its own, bounded by RequestTimeout, so that a caller whose
 // context ends leaves and the others still get the config; it ends with
-// the fetch. Close closes idle connections; there is nothing else to stop
-// (cancel a Watch's context to end it).
+// the fetch. With Config.AutoSyncInterval a goroutine syncs the
+// endpoints until Close, each Sync bounded by the interval. Close closes
+// idle connections and stops that goroutine; there is nothing else to
+// stop (cancel a Watch's context to end it).
 //
 // # Invariants
 //

@@ -214,7 +214,7 @@ func (c *Client) currentRoutes(ctx context.Context) (*routes, error) {
 // config first if the Client has none yet.
 func (c *Client) Route(ctx context.Context, key string) (Route, error) {
 	if !c.Sharded() {
-		return Route{Bucket: -1, Servers: slices.Clone(c.endpoints.urls)}, nil
+		return Route{Bucket: -1, Servers: c.Endpoints()}, nil
 	}
 	r, err := c.currentRoutes(ctx)
 	if err != nil {
@@ -240,7 +240,7 @@ func (c *Client) target(ctx context.Context, cl *call) (m *members, turn uint64,
 	case cl.admin:
 		m = c.configGroup
 	case !c.Sharded():
-		m = c.endpoints
+		m = c.endpoints.Load()
 	default:
 		r, err := c.currentRoutes(ctx)
 		if err != nil {

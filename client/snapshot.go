@@ -40,7 +40,7 @@ type SnapshotInfo struct {
 // deployment (ConfigEndpoints) has no one group to save: it returns
 // ErrBadRequest; save each group through a Client of its members.
 func (c *Client) SnapshotSave(ctx context.Context, w io.Writer, opts ...ReadOption) (SnapshotInfo, error) {
-	if c.endpoints == nil {
+	if c.Sharded() {
 		return SnapshotInfo{}, badInput("snapshot", "", "a sharded deployment is saved group by group: use a Client whose Endpoints are the members of one group")
 	}
 	var o readOptions
@@ -70,7 +70,8 @@ func (c *Client) SnapshotSave(ctx context.Context, w io.Writer, opts ...ReadOpti
 	backoff := c.cfg.Backoff
 	var last *Error
 	for try := 1; ; try++ {
-		turn, endpoint := c.endpoints.pick()
+		eps := c.endpoints.Load()
+		turn, endpoint := eps.pick()
 		info, e, retry := c.saveFrom(ctx, startBy, endpoint, path, w)
 		if e == nil {
 			return info, nil
@@ -81,7 +82,7 @@ func (c *Client) SnapshotSave(ctx context.Context, w io.Writer, opts ...ReadOpti
 			return SnapshotInfo{}, e
 		}
 		if e.Status == 0 || e.Status == http.StatusServiceUnavailable || e.Status == http.StatusTooManyRequests {
-			c.endpoints.failed(turn)
+			eps.failed(turn)
 		}
 		c.lg.Debug("retrying a snapshot", zap.String("endpoint", endpoint), zap.Int("status", e.Status), zap.String("code", e.Code))
 		if !c.pause(startCtx, &backoff) {

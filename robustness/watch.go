@@ -38,10 +38,17 @@ type WatchLog struct {
 // down.
 const watchRequestTimeout = 2 * time.Minute
 
+// watchAutoSync is how often the watch's client reads the member list.
+const watchAutoSync = 500 * time.Millisecond
+
 // StartWatch opens a watch of every key with prefix, from now on, at the
 // members nodes (base URLs), over TLS when tlsCfg is set.
 func StartWatch(nodes []string, prefix string, tlsCfg *tls.Config) (*WatchLog, error) {
-	cl, err := client.New(client.Config{Endpoints: nodes, RequestTimeout: watchRequestTimeout, TLS: tlsCfg})
+	// Members replaced while it runs: it follows the group's membership
+	// (routers have none; their auto-sync finds no member list and
+	// changes nothing).
+	cl, err := client.New(client.Config{Endpoints: nodes, RequestTimeout: watchRequestTimeout, TLS: tlsCfg,
+		AutoSyncInterval: watchAutoSync})
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,91 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/raftkv/raftkv/testcluster"
+)
+
+// TestSetEndpoints: SetEndpoints replaces the endpoints and keeps the
+// current one first when it stays; bad input and a sharded Client are
+// refused; Config checks AutoSyncInterval.
+func TestSetEndpoints(t *testing.T) {
+	c := newTestClient(t, Config{Endpoints: []string{"http://127.0.0.1:1", "http://127.0.0.1:2"}})
+	c.endpoints.Load().failed(0) // calls go to :2 first
+	if err := c.SetEndpoints("http://127.0.0.1:3", "http://127.0.0.1:2"); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Endpoints(); !slices.Equal(got, []string{"http://127.0.0.1:3", "http://127.0.0.1:2"}) {
+		t.Errorf("Endpoints() = %v", got)
+	}
+	if _, url := c.endpoints.Load().pick(); url != "http://127.0.0.1:2" {
+		t.Errorf("first endpoint %s, want the current one, :2", url)
+	}
+	for _, urls := range [][]string{nil, {"ftp://x"}, {"http://127.0.0.1:3", ""}} {
+		if err := c.SetEndpoints(urls...); !errors.Is(err, ErrBadRequest) {
+			t.Errorf("SetEndpoints(%q) = %v, want ErrBadRequest", urls, err)
+		}
+	}
+	if got := c.Endpoints(); len(got) != 2 {
+		t.Errorf("a refused SetEndpoints changed them: %v", got)
+	}
+	sharded := newTestClient(t, Config{ConfigEndpoints: []string{"http://127.0.0.1:1"}})
+	if err := sharded.SetEndpoints("http://127.0.0.1:2"); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("sharded SetEndpoints = %v", err)
+	}
+	if err := sharded.Sync(context.Background()); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("sharded Sync = %v", err)
+	}
+	if sharded.Endpoints() != nil {
+		t.Errorf("sharded Endpoints() = %v", sharded.Endpoints())
+	}
+	for _, cfg := range []Config{
+		{Endpoints: []string{"http://127.0.0.1:1"}, AutoSyncInterval: -time.Second},
+		{ConfigEndpoints: []string{"http://127.0.0.1:1"}, AutoSyncInterval: time.Second},
+	} {
+		if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("Validate(%+v) = %v", cfg, err)
+		}
+	}
+}
+
+// TestClusterAutoSync: a Client given one member of a real cluster, with
+// AutoSyncInterval, learns the others and a member added later, and goes
+// on when the member it was given is killed.
+func TestClusterAutoSync(t *testing.T) {
+	tc, _ := startCluster(t, 3)
+	c := newTestClient(t, Config{Endpoints: clientURLs(tc, 1), AutoSyncInterval: 20 * time.Millisecond, RequestTimeout: 20 * time.Second})
+	ctx := context.Background()
+	want := func(ids ...int) func() error {
+		return func() error {
+			got, urls := c.Endpoints(), clientURLs(tc, ids...)
+			slices.Sort(got)
+			slices.Sort(urls)
+			if !slices.Equal(got, urls) {
+				return fmt.Errorf("endpoints %v, want %v", got, urls)
+			}
+			return nil
+		}
+	}
+	testcluster.WaitFor(t, leaderTimeout, "the client to learn the three members", want(1, 2, 3))
+	id := tc.AddNode(t)
+	testcluster.WaitFor(t, leaderTimeout, "the client to learn the added member", want(1, 2, 3, id))
+	tc.Kill(1)
+	if _, err := c.Put(ctx, "after", []byte("the kill")); err != nil {
+		t.Fatalf("Put after the given member was killed: %v", err)
+	}
+	c.Close()
+	n := c.Endpoints()
+	if err := c.SetEndpoints(clientURLs(tc, 2)...); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // five intervals: a running auto-sync would have listed them all again
+	if got := c.Endpoints(); len(got) != 1 {
+		t.Errorf("after Close the endpoints changed from %v to %v: auto-sync still runs", n, got)
+	}
+}
