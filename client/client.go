@@ -16,7 +16,6 @@ import (
 	"net/http/httptrace"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -62,9 +61,9 @@ type Client struct {
 	endpoints   atomic.Pointer[members]
 	configGroup *members
 	cache       configCache
-	// closing ends the auto-sync loop.
-	closing   chan struct{}
-	closeOnce sync.Once
+	// life ends at Close: the auto-sync loop and its Sync calls.
+	life context.Context
+	end  context.CancelFunc
 }
 
 // New validates cfg and returns a Client. It sends nothing: a sharded
@@ -99,7 +98,7 @@ func New(cfg Config) (*Client, error) {
 	// Follow nothing blindly: a 307 from a shard member is a wrong group,
 	// which the Client handles with its config.
 	c.http.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	c.closing = make(chan struct{})
+	c.life, c.end = context.WithCancel(context.Background())
 	if len(cfg.Endpoints) > 0 {
 		c.endpoints.Store(newMembers(cfg.Endpoints))
 	} else {
@@ -130,7 +129,7 @@ func (c *Client) Sharded() bool { return c.configGroup != nil }
 // stops its auto-sync. Calls in flight are not interrupted; calls after
 // Close open new connections.
 func (c *Client) Close() {
-	c.closeOnce.Do(func() { close(c.closing) })
+	c.end()
 	if c.own != nil {
 		c.own.CloseIdleConnections()
 	}

@@ -86,16 +86,13 @@ func (c *Client) sortedEndpoints() []string {
 func (c *Client) autoSync(every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
-	base, stop := context.WithCancel(context.Background())
-	defer stop()
-	go func() { <-c.closing; stop() }()
 	for {
 		select {
-		case <-c.closing:
+		case <-c.life.Done():
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(base, min(every, c.cfg.RequestTimeout))
+		ctx, cancel := context.WithTimeout(c.life, min(every, c.cfg.RequestTimeout))
 		if err := c.Sync(ctx); err != nil {
 			c.lg.Debug("client: auto-sync", zap.Error(err))
 		}
