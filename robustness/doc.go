@@ -39,8 +39,9 @@
 //	go test -race -run 'TestVersioned|BrokenCAS|CASModel|TxnModel' ./robustness/
 //
 // The short tier runs in every `go test ./...` (-short skips it). The long
-// tier runs every fault with RAFTKV_ROBUSTNESS_SEEDS seeds (default 8) on 5
-// nodes, the combined faults, and disk-full when it can mount a tmpfs.
+// tier runs every fault with RAFTKV_ROBUSTNESS_SEEDS seeds (default 8,
+// counted from RAFTKV_ROBUSTNESS_FIRST_SEED, default 1) on 5 nodes, the
+// combined faults, and disk-full when it can mount a tmpfs.
 // The sharded histories (sharded_test.go) send the same workload through
 // routers to a sharded deployment while groups join and leave and buckets
 // move under faults: one cycle in the short tier (TestShardedMigrations,

@@ -22,6 +22,9 @@ const (
 	LongEnv = "RAFTKV_ROBUSTNESS_LONG"
 	// SeedsEnv is the number of seeds per fault in the long tier (default 8).
 	SeedsEnv = "RAFTKV_ROBUSTNESS_SEEDS"
+	// FirstSeedEnv is the first of those seeds (default 1): the next
+	// run can try seeds no run before it did.
+	FirstSeedEnv = "RAFTKV_ROBUSTNESS_FIRST_SEED"
 )
 
 // TestLong runs every fault with several seeds on 5 nodes, then the
@@ -33,7 +36,7 @@ func TestLong(t *testing.T) {
 	seeds := longSeeds(t)
 	faults := append(append([]fault(nil), shortFaults...), partitionLeaderKill, pauseMembership, majoritiesRing)
 	for _, f := range faults {
-		for seed := 1; seed <= seeds; seed++ {
+		for _, seed := range seeds {
 			t.Run(fmt.Sprintf("%s/seed=%d", f.name, seed), func(t *testing.T) {
 				if d, ok := t.Deadline(); ok && time.Until(d) < 3*time.Minute {
 					t.Skip("robustness: too close to the test deadline; raise go test -timeout")
@@ -43,7 +46,7 @@ func TestLong(t *testing.T) {
 						t.Skip(reason)
 					}
 				}
-				runHistory(t, longTier, f, uint64(seed))
+				runHistory(t, longTier, f, seed)
 			})
 		}
 	}
@@ -55,16 +58,25 @@ func TestLong(t *testing.T) {
 	})
 }
 
-// longSeeds is the number of seeds per history of the long tier:
-// SeedsEnv, 8 by default.
-func longSeeds(t *testing.T) int {
-	seeds := 8
-	if s := os.Getenv(SeedsEnv); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			t.Fatalf("%s=%q: want a positive integer", SeedsEnv, s)
+// longSeeds is the seeds of each history of the long tier: SeedsEnv of
+// them (8 by default), from FirstSeedEnv (1 by default) on.
+func longSeeds(t *testing.T) []uint64 {
+	n, first := 8, 1
+	for _, e := range []struct {
+		name string
+		v    *int
+	}{{SeedsEnv, &n}, {FirstSeedEnv, &first}} {
+		if s := os.Getenv(e.name); s != "" {
+			v, err := strconv.Atoi(s)
+			if err != nil || v < 1 {
+				t.Fatalf("%s=%q: want a positive integer", e.name, s)
+			}
+			*e.v = v
 		}
-		seeds = n
+	}
+	seeds := make([]uint64, n)
+	for i := range seeds {
+		seeds[i] = uint64(first + i)
 	}
 	return seeds
 }

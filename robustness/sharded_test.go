@@ -798,20 +798,20 @@ func TestLongSharded(t *testing.T) {
 		t.Skipf("robustness: long tier; set %s=1 (and go test -timeout 90m)", LongEnv)
 	}
 	seeds := longSeeds(t)
-	for seed := 1; seed <= seeds; seed++ {
+	for _, seed := range seeds {
 		t.Run(fmt.Sprintf("history/seed=%d", seed), func(t *testing.T) {
 			if d, ok := t.Deadline(); ok && time.Until(d) < 5*time.Minute {
 				t.Skip("robustness: too close to the test deadline; raise go test -timeout")
 			}
-			runShardHistory(t, shardLongTier, uint64(seed))
+			runShardHistory(t, shardLongTier, seed)
 		})
 	}
-	for seed := 1; seed <= seeds; seed++ {
+	for _, seed := range seeds {
 		t.Run(fmt.Sprintf("broken-fence/seed=%d", seed), func(t *testing.T) {
 			if d, ok := t.Deadline(); ok && time.Until(d) < 3*time.Minute {
 				t.Skip("robustness: too close to the test deadline; raise go test -timeout")
 			}
-			runBrokenFence(t, shardLongTier, uint64(seed))
+			runBrokenFence(t, shardLongTier, seed)
 		})
 	}
 }

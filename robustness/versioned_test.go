@@ -408,18 +408,18 @@ func TestLongVersioned(t *testing.T) {
 	if os.Getenv(LongEnv) != "1" {
 		t.Skipf("robustness: long tier; set %s=1 (and go test -timeout 90m)", LongEnv)
 	}
-	for seed := 1; seed <= longSeeds(t); seed++ {
+	for _, seed := range longSeeds(t) {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			if d, ok := t.Deadline(); ok && time.Until(d) < 5*time.Minute {
 				t.Skip("robustness: too close to the test deadline; raise go test -timeout")
 			}
-			runVersioned(t, longTier, longVersionedFaults, uint64(seed), "")
+			runVersioned(t, longTier, longVersionedFaults, seed, "")
 		})
 		t.Run(fmt.Sprintf("single-node-kills/seed=%d", seed), func(t *testing.T) {
-			runVersioned(t, longTier, []fault{singleNodeKills}, uint64(seed), "")
+			runVersioned(t, longTier, []fault{singleNodeKills}, seed, "")
 		})
 		t.Run(fmt.Sprintf("negative-control/seed=%d", seed), func(t *testing.T) {
-			negativeControlBrokenCAS(t, uint64(seed))
+			negativeControlBrokenCAS(t, seed)
 		})
 	}
 }
