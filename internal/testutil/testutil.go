@@ -24,7 +24,8 @@ var handedOut struct {
 }
 
 // FreePorts returns n distinct free TCP ports on 127.0.0.1, chosen at random below the
-// kernel's ephemeral range, that no other caller in this test process gets. A port the
+// kernel's ephemeral range, that no other caller in this test process gets, nor any
+// other test process on the machine while this one runs (see lockPort). A port the
 // kernel hands out for "127.0.0.1:0" is free only until the listener closes: before a
 // server binds it, any outgoing connection (a client's, a proxy's) may take it as its
 // local port, and the server then fails with "address already in use". Ports below the
@@ -52,6 +53,9 @@ func FreePorts(t testing.TB, n int) []int {
 			continue // in use
 		}
 		l.Close()
+		if !lockPort(p) {
+			continue // another test process handed it out
+		}
 		handedOut.ports[p] = true
 		ports = append(ports, p)
 	}
