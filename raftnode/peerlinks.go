@@ -71,8 +71,12 @@ type peerLinks struct {
 		peers map[uint64]*peerLink
 	}
 	// peersMu serializes adding, removing and replacing peers in rh, so
-	// that a replacement never adds back a peer the node just removed.
+	// that a replacement never adds back a peer the node just removed,
+	// and all of them with stopping rh: rafthttp panics when a peer is
+	// added to a stopped transport, as a replacement under way when the
+	// member stopped did.
 	peersMu sync.Mutex
+	stopped bool // rh stopped; guarded by peersMu
 }
 
 // peerLink is what is known of one peer. Guarded by peerLinks.mu.
@@ -113,16 +117,33 @@ func (l *peerLinks) linkLocked(id uint64) *peerLink {
 func (l *peerLinks) addPeer(id uint64, url string) {
 	l.peersMu.Lock()
 	defer l.peersMu.Unlock()
+	if l.stopped {
+		return
+	}
 	l.rh.AddPeer(types.ID(id), []string{url})
 	l.mu.Lock()
 	l.linkLocked(id).url = url
 	l.mu.Unlock()
 }
 
+// stop stops the transport; peers added, removed or replaced after it
+// are ignored.
+func (l *peerLinks) stop() {
+	l.peersMu.Lock()
+	defer l.peersMu.Unlock()
+	if !l.stopped {
+		l.stopped = true
+		l.rh.Stop()
+	}
+}
+
 // removePeer removes id from the transport and forgets it.
 func (l *peerLinks) removePeer(id uint64) {
 	l.peersMu.Lock()
 	defer l.peersMu.Unlock()
+	if l.stopped {
+		return
+	}
 	l.rh.RemovePeer(types.ID(id))
 	l.mu.Lock()
 	delete(l.mu.peers, id)
@@ -304,8 +325,8 @@ func (l *peerLinks) replace(id uint64, why string) {
 	}
 	l.peersMu.Lock()
 	defer l.peersMu.Unlock()
-	if l.rh.Get(types.ID(id)) == nil {
-		return // removed meanwhile
+	if l.stopped || l.rh.Get(types.ID(id)) == nil {
+		return // stopped or removed meanwhile
 	}
 	l.rh.RemovePeer(types.ID(id))
 	l.rh.AddPeer(types.ID(id), []string{url})

@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/types"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/rafthttp"
+	stats "go.etcd.io/etcd/server/v3/etcdserver/api/v2stats"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
@@ -110,4 +113,34 @@ func TestPeerLinksBackoff(t *testing.T) {
 	if backoff != 0 {
 		t.Fatalf("backoff %v after hearing from the peer, want 0", backoff)
 	}
+}
+
+// TestPeerLinksStopped: once the links have stopped the transport, adding,
+// removing and replacing a peer do nothing (rafthttp panics when a peer is
+// added to a stopped transport, which a replacement under way as the
+// member stopped did).
+func TestPeerLinksStopped(t *testing.T) {
+	rh := &rafthttp.Transport{
+		Logger:      zap.NewNop(),
+		ID:          types.ID(1),
+		ClusterID:   types.ID(1),
+		ServerStats: stats.NewServerStats("", "1"),
+		LeaderStats: stats.NewLeaderStats(zap.NewNop(), "1"),
+		ErrorC:      make(chan error, 1),
+	}
+	if err := rh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	l := newPeerLinks(zap.NewNop(), time.Millisecond, 0, rh)
+	l.addPeer(2, "http://127.0.0.1:1")
+	l.addPeer(3, "http://127.0.0.1:2")
+	l.replace(2, "test") // a live transport: removed and added again
+	if rh.Get(types.ID(2)) == nil {
+		t.Fatal("peer 2 is gone after its replacement")
+	}
+	l.stop()
+	l.replace(3, "test")
+	l.addPeer(4, "http://127.0.0.1:3")
+	l.removePeer(2)
+	l.stop()
 }

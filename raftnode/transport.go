@@ -359,10 +359,11 @@ func (t *httpTransport) ErrorC() <-chan error              { return t.errc }
 // while it is down (see peerConnected).
 func (t *httpTransport) ActiveSince(id uint64) time.Time { return t.rh.ActiveSince(types.ID(id)) }
 
-// Stop stops rafthttp, then the peer server.
+// Stop stops rafthttp (through the links, so that no replacement of a
+// peer's connections is half done), then the peer server.
 func (t *httpTransport) Stop() {
 	close(t.stopc)
-	t.rh.Stop()
+	t.links.stop()
 	t.server.Close()
 	t.ln.Close() // in case it was never served
 	t.wg.Wait()
