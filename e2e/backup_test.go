@@ -48,6 +48,7 @@ func runRestore(t *testing.T, args ...string) (int, string, string) {
 // new writes. The same backup with one byte flipped is refused with one
 // line and exit status 2, and leaves no data dir.
 func TestBackupUnderLoadRestoresIntoNewCluster(t *testing.T) {
+	t.Parallel()
 	old, leader := startCluster(t, testcluster.Options{
 		SnapshotCount: 50, // the members snapshot and compact while the load runs
 		ExtraArgs:     []string{"--enable-snapshot-download"},
@@ -210,6 +211,7 @@ func TestBackupUnderLoadRestoresIntoNewCluster(t *testing.T) {
 // the commit index), a stale one it gives is older than the last
 // acknowledged write, and once the links are back its backup holds it.
 func TestBackupFromCutOffFollower(t *testing.T) {
+	t.Parallel()
 	c, leader := startCluster(t, testcluster.Options{
 		Proxied:        true,
 		RequestTimeout: 2 * time.Second,

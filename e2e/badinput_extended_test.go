@@ -64,6 +64,7 @@ func (a *abuse) acked() map[string][]byte {
 // and restarted it comes up and serves again: no bad request reached the
 // log in a form that breaks a node on replay.
 func TestBadInputExtended(t *testing.T) {
+	t.Parallel()
 	c, _ := startCluster(t, testcluster.Options{ExtraArgs: []string{"--enable-pprof"}})
 	a := &abuse{c: c, want: map[string][]byte{"known/a": []byte("1"), "known/b": {0, 0xff, '\n'}}}
 	for i := range 20 {
@@ -748,6 +749,7 @@ func isRefusedOrReset(err error) bool {
 // TestBadInputLastVoter: in a one-node cluster, removing the only voter is a
 // 400 that changes nothing; the node keeps serving, also after a restart.
 func TestBadInputLastVoter(t *testing.T) {
+	t.Parallel()
 	c, leader := startCluster(t, testcluster.Options{N: 1})
 	a := &abuse{c: c, want: map[string][]byte{}}
 	mustPut(t, c, leader, "before", []byte("1"))

@@ -48,6 +48,7 @@ func checkError(t *testing.T, id int, what string, r testcluster.Response, asJSO
 // Requests to followers that the leader answers (membership) carry the leader's
 // sentence.
 func TestBadInputIsRejected(t *testing.T) {
+	t.Parallel()
 	c, leader := startCluster(t, testcluster.Options{InProcess: true})
 	want := map[string][]byte{"keep/a": []byte("1"), "keep/b": []byte("2"), "foo": []byte("3"), "bin": {0, 0xff, '\n'}}
 	putMany(t, c, c.Live(), want)
@@ -226,6 +227,7 @@ func btoi(b bool) int {
 // "a/b" name one key, on every route and every member; ?level=none, which
 // the README lists, is a linearizable read.
 func TestPercentEncodedKeys(t *testing.T) {
+	t.Parallel()
 	c, _ := startCluster(t, testcluster.Options{N: 1})
 	id := c.Live()[0]
 	mustRequest(t, c, id, http.MethodPut, "/a%2Fb", []byte("1"), http.StatusNoContent)

@@ -83,6 +83,7 @@ func raftIndex(t *testing.T, id int, r testcluster.Response) uint64 {
 // the commit index with a quorum and waits until that member applied it. The key is
 // the same in every round, so a stale read would show the previous round's value.
 func TestLinearizableReadsOnEveryNode(t *testing.T) {
+	t.Parallel()
 	c, _ := startCluster(t, testcluster.Options{InProcess: true})
 	ids := c.Live()
 	const key = "linearizable"
@@ -113,6 +114,7 @@ func TestLinearizableReadsOnEveryNode(t *testing.T) {
 // GET on another member, makes that member wait until it applied the write, so the
 // first read already returns it (no polling, no quorum round).
 func TestReadYourWritesWithMinIndex(t *testing.T) {
+	t.Parallel()
 	c, _ := startCluster(t, testcluster.Options{InProcess: true})
 	ids := c.Live()
 	const key = "read-your-writes"
@@ -146,6 +148,7 @@ func TestReadYourWritesWithMinIndex(t *testing.T) {
 // its last value. Once the two are back, linearizable reads work again and the value
 // is intact.
 func TestMinorityRefusesLinearizableReads(t *testing.T) {
+	t.Parallel()
 	c, leader := startCluster(t, testcluster.Options{})
 	const key, val = "minority", "written before the partition"
 	// The survivor acknowledged (so applied) the value before losing its peers.

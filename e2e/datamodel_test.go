@@ -45,6 +45,7 @@ func sendHdr(t *testing.T, method, url, body string, hdr map[string]string) (*ht
 // with the current ETag and change nothing; POST /txn takes one branch
 // atomically; through every member.
 func TestConditionalWritesAndTxn(t *testing.T) {
+	t.Parallel()
 	c, leader := startCluster(t, testcluster.Options{N: 3})
 	follower := c.Live()[0]
 	if follower == leader {
@@ -144,6 +145,7 @@ func TestConditionalWritesAndTxn(t *testing.T) {
 // from another member, returns every key once, in order, and no key out
 // of the range.
 func TestListPagination(t *testing.T) {
+	t.Parallel()
 	c, leader := startCluster(t, testcluster.Options{N: 3})
 	cl, err := client.New(client.Config{Endpoints: []string{c.ClientURL(leader)}, RequestTimeout: 30 * time.Second})
 	if err != nil {
@@ -204,6 +206,7 @@ func TestListPagination(t *testing.T) {
 // applies and one across groups is 400 cross_group, and a listing
 // gathers every group in key order.
 func TestRouterDataModel(t *testing.T) {
+	t.Parallel()
 	d := startDeployment(t, 1)
 	d.startGroup(1, 1)
 	d.startGroup(2, 1)

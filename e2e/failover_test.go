@@ -12,6 +12,7 @@ import (
 // the leader is killed with SIGKILL. A new leader is elected and takes writes, and every
 // write acknowledged before, during and after the failover is readable on every node.
 func TestKillLeaderLosesNoAckedWrite(t *testing.T) {
+	t.Parallel()
 	c, leader := startCluster(t, testcluster.Options{})
 	follower := followers(c, leader)[0]
 	a := newAcked()
@@ -65,6 +66,7 @@ func TestKillLeaderLosesNoAckedWrite(t *testing.T) {
 // TestFollowerRestartsFromWAL: a follower killed with SIGKILL and restarted with the same
 // data dir serves the writes made before it died and those made while it was down.
 func TestFollowerRestartsFromWAL(t *testing.T) {
+	t.Parallel()
 	c, leader := startCluster(t, testcluster.Options{})
 	f := followers(c, leader)[0]
 	want := make(map[string][]byte)
@@ -94,6 +96,7 @@ func TestFollowerRestartsFromWAL(t *testing.T) {
 // are killed with SIGKILL; after a restart of all of them every acknowledged write is
 // there.
 func TestWholeClusterKillKeepsAckedWrites(t *testing.T) {
+	t.Parallel()
 	c, _ := startCluster(t, testcluster.Options{})
 	a := newAcked()
 	stop := make(chan struct{})

@@ -94,6 +94,7 @@ func waitRole(t *testing.T, c *testcluster.Cluster, via, id int, learner bool) {
 // refused promotion (409 learner_not_ready), even through a follower,
 // which forwards it; restarted and caught up, it is promoted, and votes.
 func TestLearnerCatchesUpAndIsPromoted(t *testing.T) {
+	t.Parallel()
 	c, leader := startCluster(t, testcluster.Options{SnapshotCount: 30, SnapshotCatchUpEntries: 10})
 	want := make(map[string][]byte)
 	for i := range 80 { // one at a time: one raft entry each
@@ -172,6 +173,7 @@ func TestLearnerCatchesUpAndIsPromoted(t *testing.T) {
 // on in the same way before it exits, so no member waits out an election
 // timeout.
 func TestLeaderTransfer(t *testing.T) {
+	t.Parallel()
 	c, leader := startCluster(t, testcluster.Options{})
 	mustPut(t, c, leader, "before", []byte("1"))
 	fs := followers(c, leader)

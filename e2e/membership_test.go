@@ -45,6 +45,7 @@ func remove(t *testing.T, c *testcluster.Cluster, via, victim int) {
 // TestRemovedFollowerExits: DELETE /<id> of a follower on the leader; the follower exits
 // 0 saying so, and the two remaining nodes keep taking writes.
 func TestRemovedFollowerExits(t *testing.T) {
+	t.Parallel()
 	c, leader := startCluster(t, testcluster.Options{})
 	victim := 3
 	if leader == 3 {
@@ -69,6 +70,7 @@ func TestRemovedFollowerExits(t *testing.T) {
 // TestRemovedLeaderExits: DELETE /<leader> on the leader itself; the leader exits 0
 // after applying it and the two remaining nodes elect a new leader and take writes.
 func TestRemovedLeaderExits(t *testing.T) {
+	t.Parallel()
 	c, leader := startCluster(t, testcluster.Options{})
 	mustPut(t, c, leader, "before", []byte("1"))
 	remove(t, c, leader, leader)

@@ -82,6 +82,7 @@ func getStatus(base string) (nodeStatus, error) {
 // leader reports every follower's progress, in state replicate once it settles, and the
 // followers report none. /debug/pprof/ answers on every member that enables it.
 func TestStatusAgreesOnAllNodes(t *testing.T) {
+	t.Parallel()
 	c, _ := startCluster(t, testcluster.Options{InProcess: true, Configure: func(_ int, cfg *daemon.Config) { cfg.Pprof = true }})
 	ids := c.Live()
 	testcluster.WaitFor(t, convergeTimeout, "every /status to agree", func() error {
@@ -149,6 +150,7 @@ func TestStatusAgreesOnAllNodes(t *testing.T) {
 // Go profiling, which shows its command line and lets clients run CPU
 // profiles and traces.
 func TestPprofIsOptIn(t *testing.T) {
+	t.Parallel()
 	c, leader := startCluster(t, testcluster.Options{N: 1})
 	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/cmdline", "/debug/pprof/profile?seconds=1"} {
 		r := mustRequest(t, c, leader, http.MethodGet, path, nil, http.StatusNotFound)
@@ -184,6 +186,7 @@ func getHealth(c *testcluster.Cluster, id int) (int, health, testcluster.Respons
 // of a healthy cluster; a member left alone by killing the two others turns 503 with
 // a reason.
 func TestHealthWithoutQuorum(t *testing.T) {
+	t.Parallel()
 	c, leader := startCluster(t, testcluster.Options{})
 	for _, id := range c.Live() {
 		testcluster.WaitFor(t, convergeTimeout, fmt.Sprintf("node %d to be healthy", id), func() error {
@@ -277,6 +280,7 @@ func histogramCount(t *testing.T, mfs map[string]*dto.MetricFamily, name string)
 // decoded every entry but the first with its one primed decoder (every process
 // numbers its gob types alike).
 func TestMetricsCountWritesAndReads(t *testing.T) {
+	t.Parallel()
 	c, leader := startCluster(t, testcluster.Options{})
 	wantTypes := map[string]string{
 		"raftkv_kv_writes_total":                  "COUNTER",

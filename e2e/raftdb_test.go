@@ -68,6 +68,7 @@ func checkKeyJSON(t *testing.T, id int, path string, r testcluster.Response, wan
 // in turn, none of them necessarily the leader: write through one, read (linearizable
 // and stale) through another, delete through the third; then binary values in base64.
 func TestRaftdbCurlUsage(t *testing.T) {
+	t.Parallel()
 	c, _ := startCluster(t, testcluster.Options{InProcess: true})
 
 	r := curl(t, c, 1, http.MethodPost, "/key", `{"foo": "bar"}`)
@@ -143,6 +144,7 @@ func raftdbBinaryValues(t *testing.T, c *testcluster.Cluster) {
 // Both catch up, publish their client URLs, and take part in writes and reads.
 // Malformed join bodies get 400 and change nothing.
 func TestRaftdbJoin(t *testing.T) {
+	t.Parallel()
 	c, leader := startCluster(t, testcluster.Options{})
 	via := followers(c, leader)[0]
 	r := curl(t, c, leader, http.MethodPost, "/key", `{"before-join": "yes", "other": "pair"}`)

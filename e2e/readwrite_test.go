@@ -13,6 +13,7 @@ import (
 // TestFollowerReadsItsOwnWrites: a write acknowledged by a follower (204) has been
 // applied there, so the very next GET on that follower sees it, and a delete likewise.
 func TestFollowerReadsItsOwnWrites(t *testing.T) {
+	t.Parallel()
 	c, leader := startCluster(t, testcluster.Options{InProcess: true})
 	for _, f := range followers(c, leader) {
 		key := fmt.Sprintf("ryw-%d", f)

@@ -252,6 +252,7 @@ func (w *shardWriter) run(ctx context.Context, wg *sync.WaitGroup) {
 // TestShardedDeployment: the whole life of a sharded deployment, see the
 // file comment.
 func TestShardedDeployment(t *testing.T) {
+	t.Parallel()
 	d := startDeployment(t, 3)
 	g1 := d.startGroup(1, 3)
 	d.startGroup(2, 3)

@@ -30,6 +30,7 @@ func waitSnapshot(t *testing.T, c *testcluster.Cluster, id int) {
 // 10 kept), so a node added afterwards can only catch up from a snapshot; it must serve
 // every key and then take part in writes.
 func TestNewNodeCatchesUpFromSnapshot(t *testing.T) {
+	t.Parallel()
 	c, _ := startCluster(t, testcluster.Options{SnapshotCount: 50, SnapshotCatchUpEntries: 10})
 	want := make(map[string][]byte)
 	for i := range 300 {
@@ -89,6 +90,7 @@ func binaryValues() map[string][]byte {
 // TestRestartAfterSnapshotKeepsBinaryValues: values survive a snapshot and a restart of
 // every node byte for byte, and a key deleted before the snapshot stays deleted.
 func TestRestartAfterSnapshotKeepsBinaryValues(t *testing.T) {
+	t.Parallel()
 	c, leader := startCluster(t, testcluster.Options{SnapshotCount: 20, SnapshotCatchUpEntries: 5})
 	mustPut(t, c, leader, "bin/deleted", []byte("gone"))
 	if st, err := c.Delete(leader, "bin/deleted"); err != nil || st != http.StatusNoContent {
@@ -132,6 +134,7 @@ func TestRestartAfterSnapshotKeepsBinaryValues(t *testing.T) {
 // running: after writes through every member, every member decoded all
 // entries but its first with one primed decoder.
 func TestRestartedMemberSharesThePreamble(t *testing.T) {
+	t.Parallel()
 	c, leader := startCluster(t, testcluster.Options{SnapshotCount: 20, SnapshotCatchUpEntries: 5})
 	before := make(map[string][]byte)
 	for i := range 40 { // one at a time: 40 entries, past SnapshotCount

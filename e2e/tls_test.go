@@ -32,6 +32,7 @@ import (
 // removal; and a server or peer certificate replaced on disk is the one
 // the next handshake presents, without a restart.
 func TestTLS(t *testing.T) {
+	t.Parallel()
 	certs := testcerts.NewSet(t, t.TempDir())
 	c, leader := startCluster(t, testcluster.Options{
 		TLS:       certs,
@@ -203,6 +204,7 @@ func presentedAt(t *testing.T, c *testcluster.Cluster, rawURL string, pair testc
 // the leader streams over the TLS peer links; it must serve every key,
 // and take writes.
 func TestTLSNewNodeCatchesUpFromSnapshot(t *testing.T) {
+	t.Parallel()
 	certs := testcerts.NewSet(t, t.TempDir())
 	c, _ := startCluster(t, testcluster.Options{TLS: certs, SnapshotCount: 50, SnapshotCatchUpEntries: 10})
 	want := make(map[string][]byte)
@@ -227,6 +229,7 @@ func TestTLSNewNodeCatchesUpFromSnapshot(t *testing.T) {
 // their peer certificates; the Go client routes keys to both groups, and
 // so does `raftkv route` given --cacert, --cert and --key.
 func TestTLSShardedDeployment(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("e2e: starts real raftkv processes")
 	}

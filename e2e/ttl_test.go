@@ -17,6 +17,7 @@ import (
 // TestTTLExpiryWatched: a key written with a TTL expires, a watch of it
 // gets an "expire" event, and a read finds it absent.
 func TestTTLExpiryWatched(t *testing.T) {
+	t.Parallel()
 	c, leader := startCluster(t, testcluster.Options{N: 3})
 	cl, err := client.New(client.Config{Endpoints: []string{c.ClientURL(leader)}, RequestTimeout: 30 * time.Second})
 	if err != nil {

@@ -143,6 +143,7 @@ func (c *collector) check(t *testing.T, acked []ackedWrite, all []*collector) {
 // is back. Then a watch from index 1 of each member (the restarted one
 // replayed its log) sees the same events in the same positions.
 func TestWatchUnderLoadAndKill(t *testing.T) {
+	t.Parallel()
 	c, leader := startCluster(t, testcluster.Options{N: 3})
 	var follower int
 	for _, id := range c.Live() {
@@ -311,6 +312,7 @@ func TestWatchUnderLoadAndKill(t *testing.T) {
 // goes on with group 2 alone, with no error, and its cursor names group
 // 1 no more; a cursor from before the leave is answered 410.
 func TestRouterWatch(t *testing.T) {
+	t.Parallel()
 	d := startDeployment(t, 1)
 	d.startGroup(1, 1)
 	d.startGroup(2, 1)

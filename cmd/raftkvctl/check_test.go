@@ -10,6 +10,7 @@ import (
 // TestCheck: check passes against a healthy cluster, in both of its
 // output forms, and leaves no key behind.
 func TestCheck(t *testing.T) {
+	t.Parallel()
 	c, _ := startCluster(t, testcluster.Options{})
 	ctl := newCtl(t, "RAFTKVCTL_ENDPOINTS="+endpoints(c))
 	out := ctl.ok("check", "--duration", "2s", "--prefix", "chk/")
@@ -35,6 +36,7 @@ func TestCheck(t *testing.T) {
 // ReadIndex, check must say FAIL and exit 1: a follower answers reads from
 // state that lags the writes other members acknowledged.
 func TestCheckFailsOnBrokenReads(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("raftkvctl: starts real raftkv processes")
 	}

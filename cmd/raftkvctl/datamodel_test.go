@@ -12,6 +12,7 @@ import (
 // TestDataModel: versions in get, conditional puts and deletes, list and
 // txn.
 func TestDataModel(t *testing.T) {
+	t.Parallel()
 	c, _ := startCluster(t, testcluster.Options{})
 	ctl := newCtl(t, "RAFTKVCTL_ENDPOINTS="+endpoints(c))
 
@@ -90,6 +91,7 @@ func TestDataModel(t *testing.T) {
 // TestTTL: put --ttl sends the TTL and get -w json shows it (expiry is
 // the members' part); a TTL out of range is refused before sending.
 func TestTTL(t *testing.T) {
+	t.Parallel()
 	c, _ := startCluster(t, testcluster.Options{})
 	ctl := newCtl(t, "RAFTKVCTL_ENDPOINTS="+endpoints(c))
 	// Long enough that the key is still there when the next process
@@ -106,6 +108,7 @@ func TestTTL(t *testing.T) {
 // TestWatch: watch a prefix and a key from the index of a put, in both
 // formats, until --max-events.
 func TestWatch(t *testing.T) {
+	t.Parallel()
 	c, _ := startCluster(t, testcluster.Options{})
 	ctl := newCtl(t, "RAFTKVCTL_ENDPOINTS="+endpoints(c))
 	var put struct{ Index uint64 }

@@ -11,6 +11,7 @@ import (
 // the flag and from RAFTKVCTL_ENDPOINTS, through a dead first endpoint,
 // and the errors of each.
 func TestKV(t *testing.T) {
+	t.Parallel()
 	c, _ := startCluster(t, testcluster.Options{})
 	eps := endpoints(c)
 	ctl := newCtl(t)

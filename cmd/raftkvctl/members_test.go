@@ -25,6 +25,7 @@ type statusJSON struct {
 // every format, adding, promoting and removing a learner, and status with
 // a member down.
 func TestMembersStatusLeader(t *testing.T) {
+	t.Parallel()
 	c, leader := startCluster(t, testcluster.Options{})
 	ctl := newCtl(t, "RAFTKVCTL_ENDPOINTS="+endpoints(c))
 

@@ -24,6 +24,7 @@ type groupsJSON struct {
 // group and two shard groups of real processes (one member each, to keep
 // the machine's load down).
 func TestSharding(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("raftkvctl: starts real raftkv processes")
 	}

@@ -15,6 +15,7 @@ import (
 // the keys written before it; a member that serves no backups, and a
 // directory that does not exist, are errors.
 func TestSnapshotSave(t *testing.T) {
+	t.Parallel()
 	c, _ := startCluster(t, testcluster.Options{ExtraArgs: []string{"--enable-snapshot-download"}})
 	ctl := newCtl(t, "RAFTKVCTL_ENDPOINTS="+endpoints(c))
 	ctl.ok("put", "saved", "before the backup")

@@ -17,6 +17,7 @@ import (
 // requires a client certificate signed by a CA made for the test, and
 // fails without the CA or the certificate.
 func TestTLS(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	pki := testcerts.NewCA(t, dir, "ca")
 	cli := pki.Issue(t, "client", "raftkvctl test client", testcerts.Client)
