@@ -91,13 +91,21 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 
 // Query returns config version v from the config group, or its latest
 // when v is -1 or past the latest (as 6.824's Query). A newer config than
-// the cached one is cached.
+// the cached one is cached. A version the Client has seen lately (any of
+// its last 64) is answered from memory, since a config never changes once
+// published: a router's watch asks for the config before each bucket move
+// it meets, and gets it while the config group has no leader.
 func (c *Client) Query(ctx context.Context, v int64) (shardmap.Config, error) {
 	if !c.Sharded() {
 		return shardmap.Config{}, &Error{Op: "config", Err: ErrNoConfigGroup}
 	}
 	if v < -1 {
 		return shardmap.Config{}, badInput("config", "", "version %d: want -1 (latest) or at least 0", v)
+	}
+	if v >= 0 {
+		if cfg, ok := c.cache.pastConfig(uint64(v)); ok {
+			return cfg, nil
+		}
 	}
 	cfg, err := c.queryConfig(ctx, v)
 	if err == nil {

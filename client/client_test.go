@@ -623,16 +623,31 @@ func TestAdmin(t *testing.T) {
 	if !errors.Is(err, ErrBadRequest) || !errors.As(err, &e) || !strings.Contains(e.Message, "group 9 is not in config 3") {
 		t.Fatalf("Leave(9) = %v; want ErrBadRequest with the reason", err)
 	}
-	if q, err := c.Query(ctx, 1); err != nil || q.Version != 1 {
-		t.Fatalf("Query(1) = %+v, %v", q, err)
-	}
 	if q, err := c.Query(ctx, -1); err != nil || q.Version != 3 {
 		t.Fatalf("Query(-1) = %+v, %v", q, err)
 	}
 	if got, ok := c.CachedConfig(); !ok || got.Version != 3 {
 		t.Fatalf("cached %+v", got)
 	}
-	if cg.gets.Load() != 2 {
-		t.Fatalf("%d GET /config; want 2 (the two queries)", cg.gets.Load())
+	if cg.gets.Load() != 1 {
+		t.Fatalf("%d GET /config; want 1 (the query of the latest)", cg.gets.Load())
+	}
+	// The versions the Client saw (the answers of Join, Move and Leave)
+	// are answered from memory, even with the config group gone; others
+	// are not.
+	cg.srv.Close()
+	for v, owner0 := range map[int64]uint64{1: 1, 2: 2, 3: 2} {
+		if q, err := c.Query(ctx, v); err != nil || q.Version != uint64(v) || q.Owner(0) != owner0 {
+			t.Errorf("Query(%d) with the config group gone = version %d, bucket 0 owned by %d, %v; want version %d, owner %d",
+				v, q.Version, q.Owner(0), err, v, owner0)
+		}
+	}
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if q, err := c.Query(short, 0); err == nil {
+		t.Errorf("Query(0), never seen, with the config group gone = %+v; want an error", q)
+	}
+	if q, err := c.Query(short, -1); err == nil {
+		t.Errorf("Query(-1) with the config group gone = %+v; want an error", q)
 	}
 }

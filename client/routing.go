@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"sync"
@@ -37,14 +38,48 @@ type routes struct {
 // configCache holds the newest config the Client has seen, and the
 // refresh in flight if any. Refreshes are single-flight: a caller that
 // needs a config at least as new as the one being fetched waits for that
-// fetch instead of sending its own.
+// fetch instead of sending its own. It also keeps the last
+// maxPastConfigs configs it saw by version, for Query: a config never
+// changes once published.
 type configCache struct {
 	routes  atomic.Pointer[routes]
 	fetches atomic.Uint64
 	mu      struct {
 		sync.Mutex
 		inFlight *flight
+		past     map[uint64]shardmap.Config
 	}
+}
+
+// maxPastConfigs bounds the configs a Client keeps for Query.
+const maxPastConfigs = 64
+
+// remember keeps cfg for Query, forgetting the oldest kept beyond
+// maxPastConfigs.
+func (cc *configCache) remember(cfg shardmap.Config) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.mu.past == nil {
+		cc.mu.past = make(map[uint64]shardmap.Config)
+	}
+	if _, ok := cc.mu.past[cfg.Version]; ok {
+		return
+	}
+	cc.mu.past[cfg.Version] = cfg.Clone()
+	if len(cc.mu.past) > maxPastConfigs {
+		delete(cc.mu.past, slices.Min(slices.Collect(maps.Keys(cc.mu.past))))
+	}
+}
+
+// pastConfig returns the config of version v if the Client kept it.
+func (cc *configCache) pastConfig(v uint64) (shardmap.Config, bool) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	cfg, ok := cc.mu.past[v]
+	if !ok {
+		return shardmap.Config{}, false
+	}
+	return cfg.Clone(), true
 }
 
 // flight is one config fetch; done is closed when err is set.
@@ -174,6 +209,7 @@ func decodeConfig(rep *reply) (shardmap.Config, error) {
 // setRoutes caches cfg unless the cache holds a newer one. A group whose
 // servers did not change keeps its current member.
 func (c *Client) setRoutes(cfg shardmap.Config) {
+	c.cache.remember(cfg)
 	for {
 		old := c.cache.routes.Load()
 		if old != nil && old.cfg.Version >= cfg.Version {
