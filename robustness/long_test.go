@@ -61,24 +61,26 @@ func TestLong(t *testing.T) {
 // longSeeds is the seeds of each history of the long tier: SeedsEnv of
 // them (8 by default), from FirstSeedEnv (1 by default) on.
 func longSeeds(t *testing.T) []uint64 {
-	n, first := 8, 1
-	for _, e := range []struct {
-		name string
-		v    *int
-	}{{SeedsEnv, &n}, {FirstSeedEnv, &first}} {
-		if s := os.Getenv(e.name); s != "" {
-			v, err := strconv.Atoi(s)
-			if err != nil || v < 1 {
-				t.Fatalf("%s=%q: want a positive integer", e.name, s)
-			}
-			*e.v = v
-		}
-	}
+	n, first := positiveEnv(t, SeedsEnv, 8), positiveEnv(t, FirstSeedEnv, 1)
 	seeds := make([]uint64, n)
 	for i := range seeds {
 		seeds[i] = uint64(first + i)
 	}
 	return seeds
+}
+
+// positiveEnv is the positive integer in the environment variable name,
+// or def when it is unset.
+func positiveEnv(t *testing.T, name string, def int) int {
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < 1 {
+		t.Fatalf("%s=%q: want a positive integer", name, s)
+	}
+	return v
 }
 
 // partitionLeaderKill: partition the leader into a minority, kill the
