@@ -511,11 +511,11 @@ func startShardRun(t *testing.T, tr shardTier, seed uint64, binary string) (*sha
 	r.vw = vw
 	// Watches of both workloads' keys through the routers, merging the
 	// groups' streams across every bucket move and router restart.
-	if r.watch, err = robustness.StartWatch(r.routerURLs(), robustness.DefaultKeyPrefix, nil); err != nil {
+	if r.watch, err = robustness.StartRouterWatch(r.routerURLs(), robustness.DefaultKeyPrefix); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.watch.Stop() })
-	if r.vwatch, err = robustness.StartWatch(r.routerURLs(), vw.KeyPrefix(), nil); err != nil {
+	if r.vwatch, err = robustness.StartRouterWatch(r.routerURLs(), vw.KeyPrefix()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.vwatch.Stop() })

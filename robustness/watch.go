@@ -42,13 +42,22 @@ const watchRequestTimeout = 2 * time.Minute
 const watchAutoSync = 500 * time.Millisecond
 
 // StartWatch opens a watch of every key with prefix, from now on, at the
-// members nodes (base URLs), over TLS when tlsCfg is set.
+// members nodes (base URLs) of one group, over TLS when tlsCfg is set. The
+// watch follows the group's membership as members are replaced.
 func StartWatch(nodes []string, prefix string, tlsCfg *tls.Config) (*WatchLog, error) {
-	// Members replaced while it runs: it follows the group's membership
-	// (routers have none; their auto-sync finds no member list and
-	// changes nothing).
-	cl, err := client.New(client.Config{Endpoints: nodes, RequestTimeout: watchRequestTimeout, TLS: tlsCfg,
-		AutoSyncInterval: watchAutoSync})
+	return startWatch(client.Config{Endpoints: nodes, RequestTimeout: watchRequestTimeout, TLS: tlsCfg,
+		AutoSyncInterval: watchAutoSync}, prefix)
+}
+
+// StartRouterWatch opens a watch of every key with prefix, from now on,
+// through the routers (base URLs). Routers have no member list to follow:
+// the watch moves among the routers given.
+func StartRouterWatch(routers []string, prefix string) (*WatchLog, error) {
+	return startWatch(client.Config{Endpoints: routers, RequestTimeout: watchRequestTimeout}, prefix)
+}
+
+func startWatch(cfg client.Config, prefix string) (*WatchLog, error) {
+	cl, err := client.New(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +70,7 @@ func StartWatch(nodes []string, prefix string, tlsCfg *tls.Config) (*WatchLog, e
 		cl.Close()
 		return nil, err
 	}
-	w := &WatchLog{prefix: prefix, tls: tlsCfg, cancel: cancel, cl: cl, done: make(chan struct{}), changed: make(chan struct{}, 1)}
+	w := &WatchLog{prefix: prefix, tls: cfg.TLS, cancel: cancel, cl: cl, done: make(chan struct{}), changed: make(chan struct{}, 1)}
 	go func() {
 		defer close(w.done)
 		for ev := range events {
