@@ -91,10 +91,13 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 
 // Query returns config version v from the config group, or its latest
 // when v is -1 or past the latest (as 6.824's Query). A newer config than
-// the cached one is cached. A version the Client has seen lately (any of
-// its last 64) is answered from memory, since a config never changes once
-// published: a router's watch asks for the config before each bucket move
-// it meets, and gets it while the config group has no leader.
+// the cached one is cached. A config never changes once published, so a
+// version v is read first at any config member that has applied it, with
+// a stale read, which needs no leader; only an answer from a member that
+// has not (an older config) sends the query on to a linearizable read. A
+// version the Client has seen lately (any of its last 64) is answered from
+// memory. A router's watch asks for the config before each bucket move
+// it meets, and so gets it while the config group has no leader.
 func (c *Client) Query(ctx context.Context, v int64) (shardmap.Config, error) {
 	if !c.Sharded() {
 		return shardmap.Config{}, &Error{Op: "config", Err: ErrNoConfigGroup}
@@ -106,8 +109,16 @@ func (c *Client) Query(ctx context.Context, v int64) (shardmap.Config, error) {
 		if cfg, ok := c.cache.pastConfig(uint64(v)); ok {
 			return cfg, nil
 		}
+		cfg, err := c.queryConfig(ctx, v, true)
+		if err != nil {
+			return cfg, err // no member answered: no leader would either
+		}
+		if cfg.Version == uint64(v) {
+			c.setRoutes(cfg)
+			return cfg, nil
+		}
 	}
-	cfg, err := c.queryConfig(ctx, v)
+	cfg, err := c.queryConfig(ctx, v, false)
 	if err == nil {
 		c.setRoutes(cfg)
 	}

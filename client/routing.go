@@ -164,7 +164,7 @@ func (c *Client) fetchConfig(ctx context.Context, minVersion uint64) (shardmap.C
 	backoff := c.cfg.Backoff
 	for {
 		c.cache.fetches.Add(1)
-		cfg, err := c.queryConfig(ctx, -1)
+		cfg, err := c.queryConfig(ctx, -1, false)
 		if err != nil {
 			return cfg, err
 		}
@@ -179,11 +179,14 @@ func (c *Client) fetchConfig(ctx context.Context, minVersion uint64) (shardmap.C
 	}
 }
 
-// queryConfig is GET /config[?version=v] on the config group.
-func (c *Client) queryConfig(ctx context.Context, version int64) (shardmap.Config, error) {
+// queryConfig is GET /config[?version=v[&level=stale]] on the config group.
+func (c *Client) queryConfig(ctx context.Context, version int64, stale bool) (shardmap.Config, error) {
 	path := "/config"
 	if version >= 0 {
 		path = fmt.Sprintf("/config?version=%d", version)
+		if stale {
+			path += "&level=stale"
+		}
 	}
 	rep, err := c.do(ctx, &call{op: "config", method: http.MethodGet, path: path, admin: true, ok: []int{http.StatusOK}})
 	if err != nil {
