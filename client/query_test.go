@@ -12,9 +12,9 @@ import (
 )
 
 // TestClusterQueryWithoutLeader: with two of a real config group's three
-// members gone (no leader can be elected), a Client that never saw them
-// still reads published config versions at the member left, since a
-// config never changes once published; the latest config cannot be
+// members gone (no leader can be elected), a Client that never saw its
+// configs still reads the published versions at the member left, since
+// a config never changes once published; the latest config cannot be
 // read that way, and is not.
 func TestClusterQueryWithoutLeader(t *testing.T) {
 	if testing.Short() {
