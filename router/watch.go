@@ -427,27 +427,21 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 	// owner is each bucket's group as the watch follows it from
 	// version-less markers.
 	owner := slices.Clone(cfg.Buckets)
-	// buckets are the configs' bucket owners, by version, as read.
-	buckets := map[uint64][]uint64{cfg.Version: cfg.Buckets}
 	// ownerAt is bucket b's owner in config v, unless that config
-	// cannot be read.
+	// cannot be read. The router's client answers a config it has seen
+	// lately (its last 64) from memory (Client.Query).
 	ownerAt := func(v uint64, b int) (uint64, bool) {
-		bk, ok := buckets[v]
-		if !ok {
-			rctx, rcancel := context.WithTimeout(ctx, configReadWait)
-			c, err := h.c.Query(rctx, int64(v))
-			rcancel()
-			if err != nil || c.Version != v {
-				h.cfg.Logger.Warn("watch: reading a bucket's owner before a move", zap.Uint64("config", v), zap.Error(err))
-				return 0, false
-			}
-			bk = c.Buckets
-			buckets[v] = bk
-		}
-		if b >= len(bk) {
+		rctx, rcancel := context.WithTimeout(ctx, configReadWait)
+		c, err := h.c.Query(rctx, int64(v))
+		rcancel()
+		if err != nil || c.Version != v {
+			h.cfg.Logger.Warn("watch: reading a bucket's owner before a move", zap.Uint64("config", v), zap.Error(err))
 			return 0, false
 		}
-		return bk[b], true
+		if b >= len(c.Buckets) {
+			return 0, false
+		}
+		return c.Buckets[b], true
 	}
 	deliver := func(gid uint64, ev client.WatchEvent) {
 		switch ev.Type {
