@@ -139,11 +139,12 @@ Flags:
 `
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "route" {
-		os.Exit(router.Main(os.Args[2:], os.Stderr)) // a router, not a member
-	}
 	if len(os.Args) > 1 && os.Args[1] == "restore" {
 		os.Exit(restoreMain(os.Args[2:], os.Stdout, os.Stderr)) // makes a data dir, runs nothing
+	}
+	quietMonitor() // members and routers; returns when it did not restart
+	if len(os.Args) > 1 && os.Args[1] == "route" {
+		os.Exit(router.Main(os.Args[2:], os.Stderr)) // a router, not a member
 	}
 	opts, err := parseFlags(os.Args[1:])
 	if err != nil {

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/raftkv/raftkv/testcluster"
+)
+
+func TestMonitorEnv(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   []string
+		want []string // nil: left alone
+	}{
+		{"no GODEBUG", []string{"HOME=/h", "PATH=/bin"}, []string{"HOME=/h", "PATH=/bin", "GODEBUG=" + monitorSetting}},
+		{"empty GODEBUG", []string{"GODEBUG=", "HOME=/h"}, []string{"GODEBUG=" + monitorSetting, "HOME=/h"}},
+		{"other settings kept", []string{"GODEBUG=madvdontneed=1,gctrace=1"}, []string{"GODEBUG=madvdontneed=1,gctrace=1," + monitorSetting}},
+		{"schedtrace=0 keeps Go's default", []string{"GODEBUG=schedtrace=0"}, nil},
+		{"schedtrace set among others", []string{"A=1", "GODEBUG=gctrace=1,schedtrace=1000"}, nil},
+		{"a name that only ends in schedtrace", []string{"GODEBUG=xschedtrace=1"}, []string{"GODEBUG=xschedtrace=1," + monitorSetting}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := monitorEnv(tc.in); !slices.Equal(got, tc.want) || (got == nil) != (tc.want == nil) {
+				t.Errorf("monitorEnv(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestQuietMonitorRestart runs the binary as a user would and checks that
+// the serving member runs with the monitor setting in its environment
+// (the same process, started again by execve), and that GODEBUG naming
+// schedtrace is left as it is.
+func TestQuietMonitorRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the raftkv binary")
+	}
+	bin := testcluster.BuildBinary(t)
+	for _, tc := range []struct {
+		name, godebug, want string
+	}{
+		{"added", "", "GODEBUG=" + monitorSetting},
+		{"appended", "GODEBUG=gctrace=0", "GODEBUG=gctrace=0," + monitorSetting},
+		{"left alone", "GODEBUG=schedtrace=0", "GODEBUG=schedtrace=0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ports := testcluster.FreePorts(t, 2)
+			cmd := exec.Command(bin, "--id", "1", "--cluster", "http://127.0.0.1:"+strconv.Itoa(ports[0]),
+				"--port", strconv.Itoa(ports[1]), "--listen-host", "127.0.0.1", "--data-dir", t.TempDir())
+			cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GODEBUG=") })
+			if tc.godebug != "" {
+				cmd.Env = append(cmd.Env, tc.godebug)
+			}
+			// A file, not a buffer: the child writes it while the test reads.
+			stderrPath := filepath.Join(t.TempDir(), "stderr")
+			f, err := os.Create(stderrPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			cmd.Stderr = f
+			logs := func() string { b, _ := os.ReadFile(stderrPath); return string(b) }
+			if err = cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			t.Cleanup(func() {
+				_ = cmd.Process.Signal(syscall.SIGTERM)
+				select {
+				case <-done:
+				case <-time.After(runTimeout):
+					_ = cmd.Process.Kill()
+					<-done
+				}
+			})
+
+			// The member answers a write only once it runs for good, so its
+			// environment is the final one by then.
+			url := "http://127.0.0.1:" + strconv.Itoa(ports[1]) + "/k"
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				req, _ := http.NewRequest(http.MethodPut, url, strings.NewReader("v"))
+				resp, err := http.DefaultClient.Do(req)
+				if err == nil {
+					resp.Body.Close()
+					if resp.StatusCode == http.StatusNoContent {
+						break
+					}
+				}
+				select {
+				case err := <-done:
+					t.Fatalf("the member exited (%v):\n%s", err, logs())
+				default:
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no write acknowledged in 20 s (last: %v):\n%s", err, logs())
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			raw, err := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/environ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var godebug []string
+			for kv := range strings.SplitSeq(string(raw), "\x00") {
+				if strings.HasPrefix(kv, "GODEBUG=") {
+					godebug = append(godebug, kv)
+				}
+			}
+			if len(godebug) != 1 || godebug[0] != tc.want {
+				t.Errorf("the serving member's GODEBUG: %q, want [%q]", godebug, tc.want)
+			}
+			if strings.Contains(logs(), "SCHED") {
+				t.Errorf("stderr holds a scheduler trace:\n%s", logs())
+			}
+		})
+	}
+}
