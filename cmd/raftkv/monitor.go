@@ -17,7 +17,7 @@ import (
 // way: it backs off to 10 ms ticks while it finds nothing to do, leaves
 // short system calls alone, and still takes a P from a call that lasts
 // a tick or more. docs/benchmarks.md ("The runtime monitor") has the
-// measurements: about a quarter less member CPU per write and a faster
+// measurements: about a third less member CPU per write and a faster
 // single client.
 //
 // The setting is only read at start, from GODEBUG, and //go:debug lines
