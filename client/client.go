@@ -35,6 +35,9 @@ const (
 	HeaderConfigVersion = "X-Config-Version"
 	// HeaderRaftIndex is the raft index of an applied write.
 	HeaderRaftIndex = "X-Raft-Index"
+	// HeaderGroup is the group of the shard member serving a watch
+	// stream with markers.
+	HeaderGroup = "X-Raftkv-Group"
 )
 
 // maxBody bounds how much of an answer the Client reads: a value is at

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -454,5 +456,42 @@ func TestWatchCompactedOnOneMember(t *testing.T) {
 	var e *Error
 	if !errors.Is(err, ErrCompacted) || !errors.As(err, &e) || e.OldestIndex != 30 {
 		t.Fatalf("Watch with every member compacted: %v, want ErrCompacted from 30", err)
+	}
+}
+
+// TestWatchServers: WatchOptions.Servers watch a group at the members
+// given, not those of the Client's configuration (a router resuming a
+// group that left), and go with Group only.
+func TestWatchServers(t *testing.T) {
+	m := newDataMember(t)
+	for i := range 3 {
+		m.put(fmt.Sprintf("w/%d", i), "v")
+	}
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+	c := newTestClient(t, Config{Endpoints: []string{dead.URL}, RequestTimeout: 5 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ch, err := c.Watch(ctx, WatchOptions{Prefix: "w/", Group: 7, Servers: []string{m.srv.URL}, FromIndex: 1})
+	if err != nil {
+		t.Fatalf("Watch at Servers: %v", err)
+	}
+	for i := range 3 {
+		select {
+		case ev := <-ch:
+			if want := fmt.Sprintf("w/%d", i); ev.Err != nil || ev.KV.Key != want {
+				t.Fatalf("event %+v, want %s", ev, want)
+			}
+		case <-ctx.Done():
+			t.Fatal("no event")
+		}
+	}
+	for _, o := range []WatchOptions{
+		{Prefix: "w/", Servers: []string{m.srv.URL}},
+		{Prefix: "w/", Group: 7, Servers: []string{"::not a url"}},
+	} {
+		if _, err := c.Watch(ctx, o); !errors.Is(err, ErrBadRequest) {
+			t.Errorf("Watch(%+v) = %v, want ErrBadRequest", o, err)
+		}
 	}
 }

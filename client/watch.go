@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -37,6 +38,11 @@ type WatchOptions struct {
 	// members only (a router merges the groups' streams); its events then
 	// name only the keys of the buckets that group serves.
 	Group uint64
+	// Servers, with Group, are the group's members to watch at instead of
+	// those the current config lists: for a group no config lists any
+	// more (a router resuming a cursor that names a group which left,
+	// with the members an older config listed).
+	Servers []string
 	// Progress also delivers the members' heartbeats, as events of type
 	// EventProgress whose KV.ModIndex is the index up to which every event
 	// was delivered.
@@ -118,7 +124,15 @@ func (c *Client) Watch(ctx context.Context, opts WatchOptions) (<-chan WatchEven
 	if opts.Key != "" && opts.Group != 0 {
 		return nil, badInput("watch", opts.Key, "a Watch of a key goes to the key's group; Group goes with Prefix")
 	}
+	if len(opts.Servers) > 0 && opts.Group == 0 {
+		return nil, badInput("watch", opts.Key, "Servers go with Group: they are the members of one group")
+	}
 	w := &watchStream{c: c, opts: opts, lastID: opts.LastEventID, afterPos: -1, fromIndex: opts.FromIndex}
+	if len(opts.Servers) > 0 {
+		if w.servers = newMembers(opts.Servers); len(w.servers.urls) == 0 {
+			return nil, badInput("watch", opts.Key, "no Server is a valid URL")
+		}
+	}
 	if opts.LastEventID != "" {
 		w.fromIndex = 0
 		w.noteID(opts.LastEventID)
@@ -150,6 +164,8 @@ type watchStream struct {
 	group  *members
 	turn   uint64
 	cancel context.CancelFunc
+	// servers are WatchOptions.Servers (nil: the config's members).
+	servers *members
 }
 
 // request is the watch request of the next connection.
@@ -191,7 +207,7 @@ func (w *watchStream) connect(ctx context.Context) (*http.Response, error) {
 	gone := map[string]*Error{} // the members that answered 410, and how
 	for try := 1; ; try++ {
 		cl := w.request()
-		group, turn, endpoint, err := w.c.target(cctx, cl)
+		group, turn, endpoint, err := w.target(cctx, cl)
 		if err != nil {
 			e, ok := err.(*Error)
 			if !ok {
@@ -229,6 +245,15 @@ func (w *watchStream) connect(ctx context.Context) (*http.Response, error) {
 			}
 			last = &Error{Op: "watch", Key: w.opts.Key, Endpoint: endpoint, Err: err, Tries: try}
 			group.failed(turn)
+		} else if g := resp.Header.Get(HeaderGroup); resp.StatusCode == http.StatusOK && w.opts.Group != 0 && g != "" &&
+			g != strconv.FormatUint(w.opts.Group, 10) {
+			// Another group's member, at a URL an older config gave this
+			// group (Servers): its events are not this group's.
+			resp.Body.Close()
+			scancel()
+			last = &Error{Op: "watch", Key: w.opts.Key, Endpoint: endpoint, Code: CodeWrongGroup, Tries: try,
+				Message: fmt.Sprintf("watch of group %d: the member at %s serves group %s", w.opts.Group, endpoint, g)}
+			group.failed(turn)
 		} else if resp.StatusCode == http.StatusOK {
 			w.group, w.turn, w.cancel = group, turn, scancel
 			return resp, nil
@@ -262,6 +287,16 @@ func (w *watchStream) connect(ctx context.Context) (*http.Response, error) {
 			return nil, withErr(last, stopErr(cctx))
 		}
 	}
+}
+
+// target chooses the member of one try: one of WatchOptions.Servers,
+// or as the Client chooses.
+func (w *watchStream) target(ctx context.Context, cl *call) (*members, uint64, string, error) {
+	if w.servers != nil {
+		turn, endpoint := w.servers.pick()
+		return w.servers, turn, endpoint, nil
+	}
+	return w.c.target(ctx, cl)
 }
 
 // oldestGone is the 410 of the member that keeps the oldest events: a

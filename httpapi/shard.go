@@ -26,6 +26,10 @@ const (
 	HeaderClientSeq = "X-Client-Seq"
 	// HeaderConfigVersion is the config version a 421 was judged by.
 	HeaderConfigVersion = "X-Config-Version"
+	// HeaderGroup names a shard member's group on its watch streams, so
+	// that a client watching one group at URLs from an older config
+	// learns when another group's member answers there now.
+	HeaderGroup = "X-Raftkv-Group"
 )
 
 // maxClientIDBytes bounds X-Client-ID.

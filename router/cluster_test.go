@@ -5,6 +5,8 @@ package router
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -31,6 +33,25 @@ func startCluster(t *testing.T, n int) (*testcluster.Cluster, int) {
 	}
 	c := testcluster.Start(t, testcluster.Options{N: n})
 	return c, c.WaitLeader(t, 20*time.Second)
+}
+
+// serveRouter serves a router over a Client of cfg (with the test's
+// logger) until the test ends.
+func serveRouter(t *testing.T, cfg client.Config) *httptest.Server {
+	t.Helper()
+	cfg.Logger = zaptest.NewLogger(t)
+	c, err := client.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	h, err := New(Config{Client: c, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
 }
 
 // do sends one request and returns its status, body and X-Raft-Index.
@@ -64,17 +85,7 @@ func TestRouterSingleGroup(t *testing.T) {
 			urls = append(urls, tc.ClientURL(id))
 		}
 	}
-	c, err := client.New(client.Config{Endpoints: urls, RequestTimeout: 20 * time.Second, Logger: zaptest.NewLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	h, err := New(Config{Client: c, Logger: zaptest.NewLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	srv := serveRouter(t, client.Config{Endpoints: urls, RequestTimeout: 20 * time.Second})
 
 	if st, _, idx := do(t, "PUT", srv.URL+"/k1", "v1"); st != 204 || idx == "" {
 		t.Fatalf("PUT = %d, index %q", st, idx)
@@ -243,5 +254,83 @@ func TestRouteFlags(t *testing.T) {
 	var stderr strings.Builder
 	if code := Main([]string{"--help"}, &stderr); code != 0 || !strings.Contains(stderr.String(), "Usage: raftkv route") {
 		t.Errorf("--help: %d %q", code, stderr.String())
+	}
+}
+
+// TestRouterWatchResumeLeftGroup: over real processes, a cursor that
+// names a group which has left since (no config lists it) resumes that
+// group at its members, which still run, instead of a 410; once they are
+// stopped the answer is 410. A watch of one group at another group's
+// member (an older config's URL, reused) is refused.
+func TestRouterWatchResumeLeftGroup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real raftkv processes")
+	}
+	s := testcluster.StartSharded(t, testcluster.ShardedOptions{Buckets: 4})
+	s.StartGroup(1, 1)
+	s.StartGroup(2, 1)
+	s.WaitSettled(t, 60*time.Second, 1, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv := serveRouter(t, client.Config{ConfigEndpoints: s.ConfigURLs(), RequestTimeout: 3 * time.Second})
+	admin, err := client.New(client.Config{ConfigEndpoints: s.ConfigURLs(), RequestTimeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	cfg, err := admin.Query(ctx, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := keyIn(cfg, 1, "a")
+	watchURL := srv.URL + "/key?watch=true&prefix=a"
+
+	wctx, wcancel := context.WithCancel(ctx)
+	ch := openWatch(t, wctx, watchURL, "")
+	if st, body, _ := do(t, "PUT", srv.URL+"/"+a, "1"); st != 204 {
+		t.Fatalf("PUT %s: %d %s", a, st, body)
+	}
+	ev := next(t, ch)
+	early := ev[0]
+	if ev[2] != a || ev[3] != "1" || !strings.Contains(early, "1=") {
+		t.Fatalf("first event %v, want %s=1 with a cursor naming group 1", ev, a)
+	}
+	if st, body, _ := do(t, "PUT", srv.URL+"/"+a, "2"); st != 204 {
+		t.Fatalf("PUT %s: %d %s", a, st, body)
+	}
+	if ev := next(t, ch); ev[2] != a || ev[3] != "2" {
+		t.Fatalf("second event %v, want %s=2", ev, a)
+	}
+	wcancel()
+
+	if _, err := s.Leave(1); err != nil {
+		t.Fatal(err)
+	}
+	s.WaitSettled(t, 60*time.Second, 2)
+	ch2 := openWatch(t, ctx, watchURL, early)
+	if ev := next(t, ch2); ev[2] != a || ev[3] != "2" {
+		t.Fatalf("resumed from %q after group 1 left: %v, want group 1's %s=2", early, ev, a)
+	}
+	if st, body, _ := do(t, "PUT", srv.URL+"/"+a, "3"); st != 204 {
+		t.Fatalf("PUT %s after the move: %d %s", a, st, body)
+	}
+	if ev := next(t, ch2); ev[2] != a || ev[3] != "3" || strings.Contains(ev[0], "1=") {
+		t.Fatalf("after the move: %v, want group 2's %s=3 with a cursor without group 1", ev, a)
+	}
+
+	other := s.Group(2).ClientURL(1)
+	s.StopGroup(1)
+	if st, body := refusedWatch(t, ctx, watchURL, early); st != http.StatusGone ||
+		!strings.Contains(body, `"code":"compacted"`) || !strings.Contains(body, "group 1") {
+		t.Fatalf("resumed from %q after group 1 stopped: %d %s", early, st, body)
+	}
+
+	wc, err := client.New(client.Config{Endpoints: []string{other}, RequestTimeout: 2 * time.Second, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wc.Close()
+	if _, err := wc.Watch(ctx, client.WatchOptions{Prefix: "a", Group: 1, Servers: []string{other}, Markers: true}); !errors.Is(err, client.ErrWrongGroup) {
+		t.Fatalf("a watch of group 1 at group 2's member: %v, want ErrWrongGroup", err)
 	}
 }

@@ -828,9 +828,45 @@ func TestRouterWatchGroupLeft(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// The cursor from before the leave, resumed while group 1's member
+	// still runs (no config lists the group any more): the rest of its
+	// events come from that member, and once its group_left has come
+	// the cursor names group 2 alone.
+	ch4 := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", early)
+	for {
+		ev := next(t, ch4)
+		if ev[1] == "error" {
+			t.Fatalf("resumed from %q after group 1 left, while it runs: %v", early, ev)
+		}
+		if ev[2] == a && ev[3] == "last-of-1" {
+			break
+		}
+	}
+	for i := 0; ; i++ {
+		v := fmt.Sprintf("resumed-probe-%d", i)
+		g[2].apply(putEvent(b, v))
+		ev := next(t, ch4)
+		for ev[2] != b || ev[3] != v { // group 2's probes from before
+			if ev[1] == "error" || ev[2] != b {
+				t.Fatalf("resumed after group 1 left: %v, want group 2's puts", ev)
+			}
+			ev = next(t, ch4)
+		}
+		if !strings.Contains(ev[0], "1=") {
+			break
+		}
+		if i == 200 {
+			t.Fatalf("resumed cursor %q still names group 1 after its group_left", ev[0])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
 	g[1].stop()
 	g[2].apply(putEvent(b, "after"))
 	ev := next(t, ch)
+	for ev[3] != "after" && strings.HasPrefix(ev[3], "resumed-probe-") {
+		ev = next(t, ch) // the probes of the resumed watch above
+	}
 	if ev[1] != "put" || ev[2] != b || ev[3] != "after" || strings.Contains(ev[0], "1=") {
 		t.Fatalf("after group 1 left and stopped: %v, want group 2's put of %s, with a cursor of group 2 alone", ev, b)
 	}
@@ -842,18 +878,26 @@ func TestRouterWatchGroupLeft(t *testing.T) {
 
 	// The cursor from before the leave: group 1's events after it are
 	// gone with it.
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/key?watch=true&prefix=p", nil)
-	req.Header.Set("Last-Event-ID", early)
+	if st, body := refusedWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", early); st != http.StatusGone ||
+		!strings.Contains(body, `"code":"compacted"`) || !strings.Contains(body, "group 1") {
+		t.Fatalf("resume naming a group that left: %d %s", st, body)
+	}
+}
+
+// refusedWatch opens a watch expected to be refused, resumed after
+// lastID, and returns the answer's status and JSON body.
+func refusedWatch(t *testing.T, ctx context.Context, url, lastID string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req.Header.Set("Last-Event-ID", lastID)
 	req.Header.Set("Accept", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusGone || !strings.Contains(string(body), `"code":"compacted"`) || !strings.Contains(string(body), "group 1") {
-		t.Fatalf("resume naming a group that left: %d %s", resp.StatusCode, body)
-	}
+	return resp.StatusCode, string(body)
 }
 
 // TestRouterWatchGroupStoppedEarly: a group that left and stopped before

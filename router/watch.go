@@ -73,7 +73,9 @@ import (
 // follow. The router then ends that group's stream and drops the group
 // from the cursor, so a group that left and stopped ends nothing. A
 // cursor that still names a group no config lists any more (its stream
-// had not reached the marker, so events may be missing) is answered 410.
+// had not reached the marker, so events may be missing) resumes that
+// group at the members the last config listing it names, until its
+// group_left; it is answered 410 when they no longer serve the events.
 
 // watchProgressInterval is how often a merged watch sends a heartbeat.
 const watchProgressInterval = 5 * time.Second
@@ -363,9 +365,12 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 	watching, left := map[uint64]bool{}, map[uint64]uint64{}
 	finished := func(gid uint64) bool { _, ok := left[gid]; return ok }
 	cancels, gens := map[uint64]context.CancelFunc{}, map[uint64]int{}
+	// leftServers are the members, from an older config, of the groups
+	// the cursor names that no config lists any more.
+	var leftServers map[uint64][]string
 	start := func(gid uint64, pos position, fromFirst bool) error {
 		o := opts
-		o.Group, o.Markers = gid, true
+		o.Group, o.Markers, o.Servers = gid, true, leftServers[gid]
 		switch {
 		case pos.index > 0:
 			o.LastEventID = pos.String()
@@ -399,13 +404,17 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 	}
 	gids := groupsOf(cfg)
 	if resumed {
-		if gids, err = h.resumeGroups(ctx, cfg, cur); err != nil {
+		if gids, leftServers, err = h.resumeGroups(ctx, cfg, cur); err != nil {
 			return err
 		}
 	}
 	for _, gid := range gids {
 		_, named := cur[gid]
 		if err := start(gid, cur[gid], resumed && !named); err != nil {
+			if _, gone := leftServers[gid]; gone {
+				lg.Info("watch: resuming a group that left", zap.Uint64("group", gid), zap.Error(err))
+				return leftGroupGone(gid, cur[gid], cfg.Version)
+			}
 			// A group a cached config lists may have left since, and
 			// stopped: it has no events for this watch.
 			if fresh, ferr := h.c.Refresh(ctx, 0); named || ferr != nil || slices.Contains(groupsOf(fresh), gid) {
@@ -673,34 +682,73 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 // resumeGroups lists the groups a watch resumed from cur watches: those
 // cfg gives buckets to, and those cur names that cfg still lists (one
 // whose buckets all moved away may still owe the cursor's stream its
-// last events and markers). A group cur names that has left (no config
-// lists it, even after a refresh) is answered 410: its stream had not
-// come to its group_left marker, so some of its events may not have been
-// delivered, and no member of it can be reached to serve them.
-func (h *handler) resumeGroups(ctx context.Context, cfg shardmap.Config, cur cursor) ([]uint64, error) {
+// last events and markers), and those cur names that have left (no
+// config lists them, even after a refresh). The stream of one that left
+// had not come to its group_left marker, so some of its events may not
+// have been delivered: the watch resumes it at the members the last
+// config that listed it names (left), which still serve them until they
+// are stopped. When that config cannot be found, the answer is 410.
+func (h *handler) resumeGroups(ctx context.Context, cfg shardmap.Config, cur cursor) (gids []uint64, left map[uint64][]string, err error) {
 	// The cached config may be older than the one the cursor's stream
 	// followed (from another router, or before this one restarted).
 	fresh, err := h.c.Refresh(ctx, 0)
 	if err == nil {
 		cfg = fresh
 	}
-	gids := groupsOf(cfg)
+	gids = groupsOf(cfg)
 	for _, gid := range slices.Sorted(maps.Keys(cur)) {
 		if slices.Contains(gids, gid) {
 			continue
 		}
 		if _, ok := cfg.Groups[gid]; !ok {
 			if err != nil {
-				return nil, err // it may be in the config that could not be read
+				return nil, nil, err // it may be in the config that could not be read
 			}
-			return nil, &answer{http.StatusGone, client.CodeCompacted, fmt.Sprintf(
-				"router: group %d, which Last-Event-ID names at %s, left the deployment (config %d) before that stream had all its events; "+
-					"they cannot be served any more: list again and watch from the listing's indexes", gid, cur[gid], cfg.Version)}
+			servers := h.lastServers(ctx, cfg.Version, gid)
+			if servers == nil {
+				return nil, nil, leftGroupGone(gid, cur[gid], cfg.Version)
+			}
+			if left == nil {
+				left = map[uint64][]string{}
+			}
+			left[gid] = servers
 		}
 		gids = append(gids, gid)
 	}
 	slices.Sort(gids)
-	return gids, nil
+	return gids, left, nil
+}
+
+// leftSearch bounds how many configs before the latest lastServers reads
+// to find a group that left.
+const leftSearch = 64
+
+// lastServers returns the members of group gid in the latest config
+// before version v that lists it, or nil when none of the leftSearch
+// before v does or one cannot be read (within configReadWait each).
+func (h *handler) lastServers(ctx context.Context, v, gid uint64) []string {
+	for back := uint64(1); back <= leftSearch && back < v; back++ {
+		rctx, cancel := context.WithTimeout(ctx, configReadWait)
+		c, err := h.c.Query(rctx, int64(v-back))
+		cancel()
+		if err != nil || c.Version != v-back {
+			h.cfg.Logger.Warn("watch: reading the config a group left from", zap.Uint64("config", v-back), zap.Error(err))
+			return nil
+		}
+		if servers, ok := c.Groups[gid]; ok && len(servers) > 0 {
+			return servers
+		}
+	}
+	return nil
+}
+
+// leftGroupGone is the answer to a cursor that names group gid at pos
+// after the group left (config v lists it no more) when its members can
+// no longer serve the rest of its events.
+func leftGroupGone(gid uint64, pos position, v uint64) error {
+	return &answer{http.StatusGone, client.CodeCompacted, fmt.Sprintf(
+		"router: group %d, which Last-Event-ID names at %s, left the deployment (config %d) before that stream had all its events, "+
+			"and its members no longer serve them: list again and watch from the listing's indexes", gid, pos, v)}
 }
 
 // config is the Client's config, fetched if it has none.
