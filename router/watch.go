@@ -687,7 +687,8 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 // had not come to its group_left marker, so some of its events may not
 // have been delivered: the watch resumes it at the members the last
 // config that listed it names (left), which still serve them until they
-// are stopped. When that config cannot be found, the answer is 410.
+// are stopped. When that config cannot be found, the answer is 410; when
+// an older config cannot be read, that error.
 func (h *handler) resumeGroups(ctx context.Context, cfg shardmap.Config, cur cursor) (gids []uint64, left map[uint64][]string, err error) {
 	// The cached config may be older than the one the cursor's stream
 	// followed (from another router, or before this one restarted).
@@ -704,7 +705,10 @@ func (h *handler) resumeGroups(ctx context.Context, cfg shardmap.Config, cur cur
 			if err != nil {
 				return nil, nil, err // it may be in the config that could not be read
 			}
-			servers := h.lastServers(ctx, cfg.Version, gid)
+			servers, serr := h.lastServers(ctx, cfg.Version, gid)
+			if serr != nil {
+				return nil, nil, serr // an older config could not be read: try again later
+			}
 			if servers == nil {
 				return nil, nil, leftGroupGone(gid, cur[gid], cfg.Version)
 			}
@@ -725,21 +729,25 @@ const leftSearch = 64
 
 // lastServers returns the members of group gid in the latest config
 // before version v that lists it, or nil when none of the leftSearch
-// before v does or one cannot be read (within configReadWait each).
-func (h *handler) lastServers(ctx context.Context, v, gid uint64) []string {
+// before v does; or the error of a config it could not read (within
+// configReadWait each).
+func (h *handler) lastServers(ctx context.Context, v, gid uint64) ([]string, error) {
 	for back := uint64(1); back <= leftSearch && back < v; back++ {
 		rctx, cancel := context.WithTimeout(ctx, configReadWait)
 		c, err := h.c.Query(rctx, int64(v-back))
 		cancel()
-		if err != nil || c.Version != v-back {
+		if err == nil && c.Version != v-back {
+			err = fmt.Errorf("config %d asked for, config %d read: %w", v-back, c.Version, client.ErrUnavailable)
+		}
+		if err != nil {
 			h.cfg.Logger.Warn("watch: reading the config a group left from", zap.Uint64("config", v-back), zap.Error(err))
-			return nil
+			return nil, err
 		}
 		if servers, ok := c.Groups[gid]; ok && len(servers) > 0 {
-			return servers
+			return servers, nil
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // leftGroupGone is the answer to a cursor that names group gid at pos
