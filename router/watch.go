@@ -437,13 +437,10 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 	// version-less markers.
 	owner := slices.Clone(cfg.Buckets)
 	// ownerAt is bucket b's owner in config v, unless that config
-	// cannot be read. The router's client answers a config it has seen
-	// lately (its last 64) from memory (Client.Query).
+	// cannot be read (configAt).
 	ownerAt := func(v uint64, b int) (uint64, bool) {
-		rctx, rcancel := context.WithTimeout(ctx, configReadWait)
-		c, err := h.c.Query(rctx, int64(v))
-		rcancel()
-		if err != nil || c.Version != v {
+		c, err := h.configAt(ctx, v)
+		if err != nil {
 			h.cfg.Logger.Warn("watch: reading a bucket's owner before a move", zap.Uint64("config", v), zap.Error(err))
 			return 0, false
 		}
@@ -729,16 +726,11 @@ const leftSearch = 64
 
 // lastServers returns the members of group gid in the latest config
 // before version v that lists it, or nil when none of the leftSearch
-// before v does; or the error of a config it could not read (within
-// configReadWait each).
+// before v does; or the error of a config it could not read
+// (configAt).
 func (h *handler) lastServers(ctx context.Context, v, gid uint64) ([]string, error) {
 	for back := uint64(1); back <= leftSearch && back < v; back++ {
-		rctx, cancel := context.WithTimeout(ctx, configReadWait)
-		c, err := h.c.Query(rctx, int64(v-back))
-		cancel()
-		if err == nil && c.Version != v-back {
-			err = fmt.Errorf("config %d asked for, config %d read: %w", v-back, c.Version, client.ErrUnavailable)
-		}
+		c, err := h.configAt(ctx, v-back)
 		if err != nil {
 			h.cfg.Logger.Warn("watch: reading the config a group left from", zap.Uint64("config", v-back), zap.Error(err))
 			return nil, err
@@ -748,6 +740,19 @@ func (h *handler) lastServers(ctx context.Context, v, gid uint64) ([]string, err
 		}
 	}
 	return nil, nil
+}
+
+// configAt reads config version v, within configReadWait: the router's
+// client answers a version it saw lately (its last 64) from memory, and
+// any other with a stale read (Client.Query).
+func (h *handler) configAt(ctx context.Context, v uint64) (shardmap.Config, error) {
+	rctx, cancel := context.WithTimeout(ctx, configReadWait)
+	defer cancel()
+	c, err := h.c.Query(rctx, int64(v))
+	if err == nil && c.Version != v {
+		err = fmt.Errorf("config %d asked for, config %d read: %w", v, c.Version, client.ErrUnavailable)
+	}
+	return c, err
 }
 
 // leftGroupGone is the answer to a cursor that names group gid at pos
