@@ -320,9 +320,14 @@ func TestRouterWatchResumeLeftGroup(t *testing.T) {
 
 	other := s.Group(2).ClientURL(1)
 	s.StopGroup(1)
+	latest, err := admin.Query(ctx, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if st, body := refusedWatch(t, ctx, watchURL, early); st != http.StatusGone ||
-		!strings.Contains(body, `"code":"compacted"`) || !strings.Contains(body, "group 1") {
-		t.Fatalf("resumed from %q after group 1 stopped: %d %s", early, st, body)
+		!strings.Contains(body, `"code":"compacted"`) || !strings.Contains(body, "group 1") ||
+		!strings.Contains(body, fmt.Sprintf("(config %d)", latest.Version)) {
+		t.Fatalf("resumed from %q after group 1 stopped: %d %s; want 410 compacted naming group 1 and config %d", early, st, body, latest.Version)
 	}
 
 	wc, err := client.New(client.Config{Endpoints: []string{other}, RequestTimeout: 2 * time.Second, Logger: zaptest.NewLogger(t)})

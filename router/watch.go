@@ -413,7 +413,10 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 		if err := start(gid, cur[gid], resumed && !named); err != nil {
 			if _, gone := leftServers[gid]; gone {
 				lg.Info("watch: resuming a group that left", zap.Uint64("group", gid), zap.Error(err))
-				return leftGroupGone(gid, cur[gid], cfg.Version)
+				// The config that no longer lists it: resumeGroups
+				// refreshed the client's, which cfg may predate.
+				latest, _ := h.c.CachedConfig()
+				return leftGroupGone(gid, cur[gid], max(latest.Version, cfg.Version))
 			}
 			// A group a cached config lists may have left since, and
 			// stopped: it has no events for this watch.
