@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -31,21 +30,8 @@ func TestLogFormatAuto(t *testing.T) {
 	cmd := exec.Command(bin, "--id", "1", "--cluster", "http://127.0.0.1:"+strconv.Itoa(ports[0]),
 		"--port", strconv.Itoa(ports[1]), "--data-dir", filepath.Join(t.TempDir(), "data"))
 	cmd.Stdout, cmd.Stderr = pty, pty
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	startMember(t, cmd)
 	pty.Close() // the child has its own
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(runTimeout):
-			cmd.Process.Kill()
-			<-exited
-		}
-	}()
 
 	lines := make(chan string)
 	done := make(chan struct{})

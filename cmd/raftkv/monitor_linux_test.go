@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -69,20 +68,7 @@ func TestQuietMonitorRestart(t *testing.T) {
 			defer f.Close()
 			cmd.Stderr = f
 			logs := func() string { b, _ := os.ReadFile(stderrPath); return string(b) }
-			if err = cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			t.Cleanup(func() {
-				_ = cmd.Process.Signal(syscall.SIGTERM)
-				select {
-				case <-done:
-				case <-time.After(runTimeout):
-					_ = cmd.Process.Kill()
-					<-done
-				}
-			})
+			done := startMember(t, cmd)
 
 			// The member answers a write only once it runs for good, so its
 			// environment is the final one by then.

@@ -52,6 +52,28 @@ func runRaftkv(t *testing.T, bin string, cred *syscall.Credential, args ...strin
 	return result{cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()}
 }
 
+// startMember starts cmd (a member) and returns the result of its Wait;
+// when the test ends it is stopped with SIGTERM, and killed if it has not
+// exited within runTimeout.
+func startMember(t *testing.T, cmd *exec.Cmd) <-chan error {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(runTimeout):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	return exited
+}
+
 // checkStartupError fails the test unless r is a start-up error: exit
 // status 2 and a last line on stderr of "raftkv: " and then want, after at
 // most logs lines of the member's log.
