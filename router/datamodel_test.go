@@ -813,21 +813,7 @@ func TestRouterWatchGroupLeft(t *testing.T) {
 	g[1].apply(sseEvent{name: "group_left", data: fmt.Sprintf(`{"type":"group_left","version":%d}`, left.Version)})
 	// Once the router has handled the marker, group 2's events carry a
 	// cursor of group 2 alone.
-	for i := 0; ; i++ {
-		v := fmt.Sprintf("probe-%d", i)
-		g[2].apply(putEvent(b, v))
-		ev := next(t, ch)
-		if ev[2] != b || ev[3] != v {
-			t.Fatalf("after group 1's group_left: %v, want group 2's put of %s=%s", ev, b, v)
-		}
-		if !strings.Contains(ev[0], "1=") {
-			break
-		}
-		if i == 200 {
-			t.Fatalf("cursor %q still names group 1 after its group_left", ev[0])
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	probeUntilGroup1Dropped(t, ch, g[2], b, "probe-", false)
 	// The cursor from before the leave, resumed while group 1's member
 	// still runs (no config lists the group any more): the rest of its
 	// events come from that member, and once its group_left has come
@@ -842,24 +828,7 @@ func TestRouterWatchGroupLeft(t *testing.T) {
 			break
 		}
 	}
-	for i := 0; ; i++ {
-		v := fmt.Sprintf("resumed-probe-%d", i)
-		g[2].apply(putEvent(b, v))
-		ev := next(t, ch4)
-		for ev[2] != b || ev[3] != v { // group 2's probes from before
-			if ev[1] == "error" || ev[2] != b {
-				t.Fatalf("resumed after group 1 left: %v, want group 2's puts", ev)
-			}
-			ev = next(t, ch4)
-		}
-		if !strings.Contains(ev[0], "1=") {
-			break
-		}
-		if i == 200 {
-			t.Fatalf("resumed cursor %q still names group 1 after its group_left", ev[0])
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	probeUntilGroup1Dropped(t, ch4, g[2], b, "resumed-probe-", true)
 
 	g[1].stop()
 	g[2].apply(putEvent(b, "after"))
@@ -881,6 +850,32 @@ func TestRouterWatchGroupLeft(t *testing.T) {
 	if st, body := refusedWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", early); st != http.StatusGone ||
 		!strings.Contains(body, `"code":"compacted"`) || !strings.Contains(body, "group 1") {
 		t.Fatalf("resume naming a group that left: %d %s", st, body)
+	}
+}
+
+// probeUntilGroup1Dropped puts probes (values prefix0, prefix1, ...) of
+// key b in member m until ch delivers one whose cursor no longer names
+// group 1, each probe's event next; replayed lets earlier puts of b come
+// before it (a resumed stream delivers those again).
+func probeUntilGroup1Dropped(t *testing.T, ch chan [4]string, m *dmember, b, prefix string, replayed bool) {
+	t.Helper()
+	for i := 0; ; i++ {
+		v := prefix + strconv.Itoa(i)
+		m.apply(putEvent(b, v))
+		ev := next(t, ch)
+		for replayed && ev[1] != "error" && ev[2] == b && ev[3] != v {
+			ev = next(t, ch)
+		}
+		if ev[2] != b || ev[3] != v {
+			t.Fatalf("after group 1's group_left: %v, want group 2's put of %s=%s", ev, b, v)
+		}
+		if !strings.Contains(ev[0], "1=") {
+			return
+		}
+		if i == 200 {
+			t.Fatalf("cursor %q still names group 1 after its group_left", ev[0])
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
