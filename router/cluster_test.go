@@ -247,12 +247,12 @@ func TestRouteFlags(t *testing.T) {
 		{"--config-endpoints", "http://127.0.0.1:1", "--port", "7080", "extra"},
 	} {
 		var stderr strings.Builder
-		if code := Main(args, &stderr); code != 2 || !strings.HasPrefix(stderr.String(), "raftkv route: ") {
+		if code := Main(context.Background(), args, &stderr); code != 2 || !strings.HasPrefix(stderr.String(), "raftkv route: ") {
 			t.Errorf("Main(%q) = %d, %q; want 2 and a reason", args, code, stderr.String())
 		}
 	}
 	var stderr strings.Builder
-	if code := Main([]string{"--help"}, &stderr); code != 0 || !strings.Contains(stderr.String(), "Usage: raftkv route") {
+	if code := Main(context.Background(), []string{"--help"}, &stderr); code != 0 || !strings.Contains(stderr.String(), "Usage: raftkv route") {
 		t.Errorf("--help: %d %q", code, stderr.String())
 	}
 }

@@ -9,11 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/raftkv/raftkv/client"
@@ -36,9 +33,10 @@ type options struct {
 }
 
 // Main runs `raftkv route [flags]` with args, the arguments after "route",
-// until SIGINT or SIGTERM, and returns the process's exit status: 0 after
-// a clean stop, 1 when it cannot serve, 2 for invalid flags.
-func Main(args []string, stderr io.Writer) int {
+// until ctx ends (the command's SIGINT or SIGTERM), and returns the
+// process's exit status: 0 after a clean stop, 1 when it cannot serve, 2
+// for invalid flags.
+func Main(ctx context.Context, args []string, stderr io.Writer) int {
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -47,8 +45,6 @@ func Main(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "raftkv route:", err)
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	return run(ctx, o, stderr)
 }
 

@@ -143,8 +143,15 @@ func main() {
 		os.Exit(restoreMain(os.Args[2:], os.Stdout, os.Stderr)) // makes a data dir, runs nothing
 	}
 	quietMonitor() // members and routers; returns when it did not restart
+	// SIGINT and SIGTERM stop a member or a router cleanly (exit status 0)
+	// from here on, start-up included: a member still starting (asking
+	// the config group for its bucket count, joining) gives up and exits.
+	// Both are caught before anything listens.
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
+	ctx := untilSignal(sigc)
 	if len(os.Args) > 1 && os.Args[1] == "route" {
-		os.Exit(router.Main(os.Args[2:], os.Stderr)) // a router, not a member
+		os.Exit(router.Main(ctx, os.Args[2:], os.Stderr)) // a router, not a member
 	}
 	opts, err := parseFlags(os.Args[1:])
 	if err != nil {
@@ -158,7 +165,29 @@ func main() {
 		fmt.Fprintln(os.Stderr, "raftkv:", err)
 		os.Exit(2)
 	}
-	os.Exit(run(opts))
+	os.Exit(run(ctx, opts))
+}
+
+// caughtSignal is the cause of untilSignal's context.
+type caughtSignal struct{ os.Signal }
+
+func (s caughtSignal) Error() string { return "caught " + s.Signal.String() }
+
+// untilSignal returns a context that ends at the first signal on sigc,
+// with it as the cause.
+func untilSignal(sigc <-chan os.Signal) context.Context {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	go func() { cancel(caughtSignal{<-sigc}) }()
+	return ctx
+}
+
+// signalName names the signal that ended ctx (untilSignal's).
+func signalName(ctx context.Context) string {
+	var s caughtSignal
+	if errors.As(context.Cause(ctx), &s) {
+		return s.Signal.String()
+	}
+	return ""
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -466,7 +495,7 @@ func newLogger(o *options, terminal bool) (*zap.Logger, error) {
 	return cfg.Build()
 }
 
-func run(o *options) int {
+func run(ctx context.Context, o *options) int {
 	lg, err := newLogger(o, cli.IsTerminal(os.Stderr))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "raftkv: logger:", err)
@@ -487,18 +516,23 @@ func run(o *options) int {
 		debug.SetGCPercent(o.gcPercent)
 	}
 
-	m, err := daemon.Start(context.Background(), o.config(lg))
-	if err != nil {
+	m, err := daemon.Start(ctx, o.config(lg))
+	switch {
+	case err != nil && ctx.Err() != nil:
+		// Stopped while it started: Start gave up where it waited (for
+		// the config group, a join) or failed on its own; either way
+		// nothing serves, as asked.
+		lg.Info("stopped while starting", zap.String("signal", signalName(ctx)), zap.Error(err))
+		return 0
+	case err != nil:
 		// A start-up error is the user's to fix (a busy port, a data dir in
 		// use): one line that names the thing, as for a bad flag.
 		fmt.Fprintln(os.Stderr, "raftkv:", err)
 		return 2
 	}
-	sigc := make(chan os.Signal, 1)
-	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
 	select {
-	case sig := <-sigc:
-		lg.Info("shutting down", zap.String("signal", sig.String()))
+	case <-ctx.Done():
+		lg.Info("shutting down", zap.String("signal", signalName(ctx)))
 	case <-m.Done():
 	}
 	m.Stop()

@@ -62,6 +62,11 @@ func monitorEnv(environ []string) []string {
 // quietMonitor starts this program again with monitorSetting, unless
 // GODEBUG names schedtrace already. It returns only when it did not (or
 // could not: then the program runs with Go's default).
+//
+// It runs before the program catches SIGINT and SIGTERM: a signal caught
+// here would be lost by the new program, which would then run on.
+// Until the new program's main catches them (as until any Go program's
+// does), they end the process at once, before it has touched anything.
 func quietMonitor() {
 	env := monitorEnv(os.Environ())
 	if env == nil {

@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,15 +58,7 @@ func TestQuietMonitorRestart(t *testing.T) {
 			if tc.godebug != "" {
 				cmd.Env = append(cmd.Env, tc.godebug)
 			}
-			// A file, not a buffer: the child writes it while the test reads.
-			stderrPath := filepath.Join(t.TempDir(), "stderr")
-			f, err := os.Create(stderrPath)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			cmd.Stderr = f
-			logs := func() string { b, _ := os.ReadFile(stderrPath); return string(b) }
+			logs := stderrToFile(t, cmd)
 			done := startMember(t, cmd)
 
 			// The member answers a write only once it runs for good, so its

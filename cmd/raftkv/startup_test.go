@@ -61,17 +61,40 @@ func startMember(t *testing.T, cmd *exec.Cmd) <-chan error {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	waited := make(chan struct{}) // the test may take the result from exited
+	go func() {
+		exited <- cmd.Wait()
+		close(waited)
+	}()
 	t.Cleanup(func() {
+		select {
+		case <-waited:
+			return
+		default:
+		}
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case <-waited:
 		case <-time.After(runTimeout):
 			_ = cmd.Process.Kill()
-			<-exited
+			<-waited
 		}
 	})
 	return exited
+}
+
+// stderrToFile makes cmd write its stderr to a file (not a buffer: the
+// child writes it while the test reads) and returns a func that reads it.
+func stderrToFile(t *testing.T, cmd *exec.Cmd) func() string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "stderr")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	cmd.Stderr = f
+	return func() string { b, _ := os.ReadFile(path); return string(b) }
 }
 
 // checkStartupError fails the test unless r is a start-up error: exit
