@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,6 +33,9 @@ const (
 	stopTimeout = 20 * time.Second
 	// killTimeout bounds how long a node may take to exit after SIGKILL.
 	killTimeout = 10 * time.Second
+	// catchTimeout bounds how long a just-started node may take to listen
+	// (and so to catch SIGTERM) before Stop sends it anyway.
+	catchTimeout = 10 * time.Second
 	// logTailLines is how many lines of each node log a failed test prints.
 	logTailLines = 40
 )
@@ -129,6 +133,31 @@ type process struct {
 	state    *os.ProcessState
 	waitErr  error
 	signaled atomic.Bool // we signaled or awaited it, so its exit is expected
+}
+
+// awaitListening waits, for at most catchTimeout, until the process
+// accepts connections on addr (a URL's host:port) or has exited; Stop and
+// the cleanups call it before they send SIGTERM. raftkv catches SIGINT
+// and SIGTERM before it listens. Before that (its runtime's start, and
+// its start again with the monitor setting) either signal ends it by the
+// signal's default action, which is not the clean stop they check.
+func (p *process) awaitListening(rawURL string) {
+	if p.cmd == nil {
+		return // a member in this process
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return
+	}
+	deadline := time.Now().Add(catchTimeout)
+	for !p.exited() && time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", u.Host, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func (p *process) exited() bool {
@@ -426,6 +455,7 @@ func (c *Cluster) Stop(id int) int {
 	c.t.Helper()
 	p := c.mustRunning(id, "stop")
 	p.signaled.Store(true)
+	p.awaitListening(c.node(id).clientURL)
 	p.terminate()
 	select {
 	case <-p.done:
@@ -549,11 +579,13 @@ func (c *Cluster) cleanup() {
 		if p == nil || p.exited() {
 			continue
 		}
+		addr := c.node(id).clientURL
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			p.signaled.Store(true)
 			p.resume() // in case a test paused it
+			p.awaitListening(addr)
 			p.terminate()
 			select {
 			case <-p.done:

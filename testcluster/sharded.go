@@ -512,6 +512,7 @@ func (r *Router) cleanup() {
 	p := r.current()
 	if !p.exited() {
 		p.signaled.Store(true)
+		p.awaitListening(r.url)
 		p.terminate()
 		select {
 		case <-p.done:

@@ -48,6 +48,23 @@ func TestSummarize(t *testing.T) {
 	}
 }
 
+// TestStopJustStarted stops a node right after its restart, as a test's
+// end can: Stop (and the cleanup) wait until the process catches SIGTERM,
+// so the stop is still the clean one, with status 0.
+func TestStopJustStarted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a raftkv process")
+	}
+	c := Start(t, Options{N: 1})
+	c.WaitLeader(t, 20*time.Second)
+	for i := range 3 {
+		if code := c.Stop(1); code != 0 {
+			t.Fatalf("stop %d: exit status %d, want 0", i, code)
+		}
+		c.Restart(1)
+	}
+}
+
 // TestSingleNodeLifecycle exercises the helper itself against a one-node cluster:
 // election, a write, a clean stop, a restart from the same data dir, a kill.
 func TestSingleNodeLifecycle(t *testing.T) {
