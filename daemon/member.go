@@ -188,6 +188,7 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		Metrics:  promhttp.HandlerFor(prometheus.Gatherers{prometheus.DefaultGatherer, registry}, promhttp.HandlerOpts{}),
 		Pprof:    cfg.Pprof,
 		Snapshot: m.snapshotterFor(buckets),
+		Group:    cfg.Group, // 0 unless a shard member
 	})
 	if err != nil {
 		clientLn.Close()

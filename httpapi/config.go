@@ -89,6 +89,10 @@ type Config struct {
 	// toward MaxInFlight, and are never served on the fast path; a key
 	// whose path they take stays reachable as /key/<key>. Nil means none.
 	Routes map[string]RouteFunc
+	// Group is a shard member's group id, named in HeaderGroup on its
+	// watch streams with markers (a router's); zero (any other member)
+	// names none.
+	Group uint64
 	// Admin, when set, is asked before every admin request is served (a
 	// membership change, a leader transfer, a snapshot download; see
 	// adminRequest), with the TLS state of its connection; a refusal is

@@ -199,10 +199,8 @@ func (h *handler) watch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if req.markers {
-		if st := h.cfg.Cluster.Status(); st.Shard != nil {
-			w.Header()[HeaderGroup] = []string{strconv.FormatUint(st.Shard.Group, 10)}
-		}
+	if req.markers && h.cfg.Group != 0 {
+		w.Header()[HeaderGroup] = []string{strconv.FormatUint(h.cfg.Group, 10)}
 	}
 	h.stream(ctx, w, wt, req.markers)
 	return nil

@@ -427,6 +427,36 @@ func TestWatchMarkers(t *testing.T) {
 	}
 }
 
+// TestWatchGroupHeader: a shard member names its group in
+// X-Raftkv-Group on a stream with markers, and only there; other members
+// name none.
+func TestWatchGroupHeader(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	for _, tc := range []struct {
+		group   uint64
+		target  string
+		headers []string
+		want    string
+	}{
+		{7, "/key?watch=true&markers=true", nil, "7"},
+		{7, "/key?watch=true", []string{"X-Raftkv-Route: client"}, "7"},
+		{7, "/key?watch=true", nil, ""},
+		{0, "/key?watch=true&markers=true", nil, ""},
+	} {
+		e := newEnv(t, nil, func(c *Config) { c.Group = tc.group })
+		_, addr := serveFast(t, e.h)
+		resp, s := openWatch(t, ctx, addr, tc.target, tc.headers...)
+		if s == nil {
+			t.Fatalf("group %d, %s %q: status %d", tc.group, tc.target, tc.headers, resp.StatusCode)
+		}
+		if got := resp.Header.Values(HeaderGroup); strings.Join(got, ",") != tc.want {
+			t.Errorf("group %d, %s %q: %s %q, want %q", tc.group, tc.target, tc.headers, HeaderGroup, got, tc.want)
+		}
+		resp.Body.Close()
+	}
+}
+
 // marker appends a bucket marker at the next index.
 func (s *fakeStore) marker(t EventType, bucket int, version uint64) {
 	s.mu.Lock()
