@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,7 +33,7 @@ const (
 	// killTimeout bounds how long a node may take to exit after SIGKILL.
 	killTimeout = 10 * time.Second
 	// catchTimeout bounds how long a just-started node may take to listen
-	// (and so to catch SIGTERM) before Stop sends it anyway.
+	// (and so to catch SIGTERM) before terminate sends it anyway.
 	catchTimeout = 10 * time.Second
 	// logTailLines is how many lines of each node log a failed test prints.
 	logTailLines = 40
@@ -133,25 +132,19 @@ type process struct {
 	state    *os.ProcessState
 	waitErr  error
 	signaled atomic.Bool // we signaled or awaited it, so its exit is expected
+	addr     string      // an OS process's client host:port (awaitListening)
 }
 
 // awaitListening waits, for at most catchTimeout, until the process
-// accepts connections on addr (a URL's host:port) or has exited; Stop and
-// the cleanups call it before they send SIGTERM. raftkv catches SIGINT
-// and SIGTERM before it listens. Before that (its runtime's start, and
-// its start again with the monitor setting) either signal ends it by the
-// signal's default action, which is not the clean stop they check.
-func (p *process) awaitListening(rawURL string) {
-	if p.cmd == nil {
-		return // a member in this process
-	}
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return
-	}
+// accepts connections on its client address or has exited; terminate
+// calls it before it sends SIGTERM. raftkv catches SIGINT and SIGTERM
+// before it listens. Before that (its runtime's start, and its start
+// again with the monitor setting) either signal ends it by the signal's
+// default action, which is not the clean stop a SIGTERM asks for.
+func (p *process) awaitListening() {
 	deadline := time.Now().Add(catchTimeout)
 	for !p.exited() && time.Now().Before(deadline) {
-		c, err := net.DialTimeout("tcp", u.Host, 200*time.Millisecond)
+		c, err := net.DialTimeout("tcp", p.addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
 			return
@@ -349,7 +342,7 @@ func (c *Cluster) startProcess(n *node) {
 	if err := cmd.Start(); err != nil {
 		c.t.Fatalf("testcluster: start node %d: %v", n.id, err)
 	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
+	p := &process{cmd: cmd, addr: hostPort(n.clientURL), done: make(chan struct{})}
 	go func() {
 		err := cmd.Wait()
 		p.state, p.waitErr = cmd.ProcessState, err
@@ -455,7 +448,6 @@ func (c *Cluster) Stop(id int) int {
 	c.t.Helper()
 	p := c.mustRunning(id, "stop")
 	p.signaled.Store(true)
-	p.awaitListening(c.node(id).clientURL)
 	p.terminate()
 	select {
 	case <-p.done:
@@ -579,13 +571,11 @@ func (c *Cluster) cleanup() {
 		if p == nil || p.exited() {
 			continue
 		}
-		addr := c.node(id).clientURL
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			p.signaled.Store(true)
 			p.resume() // in case a test paused it
-			p.awaitListening(addr)
 			p.terminate()
 			select {
 			case <-p.done:

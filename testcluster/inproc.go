@@ -126,13 +126,15 @@ func (p *process) exitCode() int {
 	return p.state.ExitCode()
 }
 
-// terminate asks the incarnation to stop cleanly: SIGTERM, or a member's
-// Stop (the same shutdown, without the process around it).
+// terminate asks the incarnation to stop cleanly: SIGTERM, once the
+// process has caught it (awaitListening), or a member's Stop (the same
+// shutdown, without the process around it).
 func (p *process) terminate() {
 	if p.member != nil {
 		go p.member.Stop()
 		return
 	}
+	p.awaitListening()
 	p.cmd.Process.Signal(syscall.SIGTERM)
 }
 

@@ -442,7 +442,7 @@ func (r *Router) start() {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("testcluster: start router %d: %v", r.id, err)
 	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
+	p := &process{cmd: cmd, addr: hostPort(r.url), done: make(chan struct{})}
 	go func() {
 		err := cmd.Wait()
 		p.state, p.waitErr = cmd.ProcessState, err
@@ -512,7 +512,6 @@ func (r *Router) cleanup() {
 	p := r.current()
 	if !p.exited() {
 		p.signaled.Store(true)
-		p.awaitListening(r.url)
 		p.terminate()
 		select {
 		case <-p.done:
