@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -8,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/raftkv/raftkv/testcluster"
 )
@@ -64,26 +64,18 @@ func TestQuietMonitorRestart(t *testing.T) {
 			// The member answers a write only once it runs for good, so its
 			// environment is the final one by then.
 			url := "http://127.0.0.1:" + strconv.Itoa(ports[1]) + "/k"
-			deadline := time.Now().Add(20 * time.Second)
-			for {
+			awaitMember(t, done, logs, "write acknowledged", func() error {
 				req, _ := http.NewRequest(http.MethodPut, url, strings.NewReader("v"))
 				resp, err := http.DefaultClient.Do(req)
-				if err == nil {
-					resp.Body.Close()
-					if resp.StatusCode == http.StatusNoContent {
-						break
-					}
+				if err != nil {
+					return err
 				}
-				select {
-				case err := <-done:
-					t.Fatalf("the member exited (%v):\n%s", err, logs())
-				default:
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusNoContent {
+					return fmt.Errorf("PUT: status %d", resp.StatusCode)
 				}
-				if time.Now().After(deadline) {
-					t.Fatalf("no write acknowledged in 20 s (last: %v):\n%s", err, logs())
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
+				return nil
+			})
 			raw, err := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/environ")
 			if err != nil {
 				t.Fatal(err)

@@ -35,23 +35,13 @@ func TestSignalWhileStarting(t *testing.T) {
 			// Start claims the client port first, then asks the config
 			// group (for up to 30 s): a member that accepts connections
 			// is starting.
-			deadline := time.Now().Add(20 * time.Second)
-			for {
+			awaitMember(t, done, logs, "connection to "+client, func() error {
 				c, err := net.DialTimeout("tcp", client, time.Second)
 				if err == nil {
 					c.Close()
-					break
 				}
-				select {
-				case err := <-done:
-					t.Fatalf("the member exited (%v):\n%s", err, logs())
-				default:
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("port %s not listening in 20 s (last: %v):\n%s", client, err, logs())
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+				return err
+			})
 			if err := cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}

@@ -83,6 +83,29 @@ func startMember(t *testing.T, cmd *exec.Cmd) <-chan error {
 	return exited
 }
 
+// awaitMember polls ready until it returns nil, and fails the test with
+// the member's logs if the member exits first (done, from startMember) or
+// that takes more than 20 s; what names what it waits for.
+func awaitMember(t *testing.T, done <-chan error, logs func() string, what string, ready func() error) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := ready()
+		if err == nil {
+			return
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the member exited (%v) before %s:\n%s", err, what, logs())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s in 20 s (last: %v):\n%s", what, err, logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // stderrToFile makes cmd write its stderr to a file (not a buffer: the
 // child writes it while the test reads) and returns a func that reads it.
 func stderrToFile(t *testing.T, cmd *exec.Cmd) func() string {
