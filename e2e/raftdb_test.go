@@ -237,8 +237,9 @@ type extraNode struct {
 const extraStopTimeout = 20 * time.Second
 
 // startExtraNode starts member id with --cluster peers and --port clientPort, plus
-// args, in its own t.TempDir(). A cleanup stops it with SIGTERM and fails the test
-// if it does not exit 0, if it died on its own, or if its log reports a data race.
+// args, in its own t.TempDir(). A cleanup stops it with SIGTERM, once it listens,
+// and fails the test if it does not exit 0, if it died on its own, or if its log
+// reports a data race.
 func startExtraNode(t *testing.T, id int, peers []string, clientPort int, args ...string) *extraNode {
 	t.Helper()
 	bin := testcluster.BuildBinary(t)
@@ -277,6 +278,7 @@ func startExtraNode(t *testing.T, id int, peers []string, clientPort int, args .
 		if n.exited() {
 			t.Errorf("node %d died unexpectedly: %v", id, n.state)
 		} else {
+			testcluster.AwaitListening(strings.TrimPrefix(n.clientURL, "http://"), n.exited)
 			cmd.Process.Signal(syscall.SIGTERM)
 			select {
 			case <-n.done:

@@ -135,16 +135,22 @@ type process struct {
 	addr     string      // an OS process's client host:port (awaitListening)
 }
 
-// awaitListening waits, for at most catchTimeout, until the process
-// accepts connections on its client address or has exited; terminate
-// calls it before it sends SIGTERM. raftkv catches SIGINT and SIGTERM
-// before it listens. Before that (its runtime's start, and its start
-// again with the monitor setting) either signal ends it by the signal's
-// default action, which is not the clean stop a SIGTERM asks for.
-func (p *process) awaitListening() {
+// awaitListening waits until the process accepts connections on its
+// client address or has exited (AwaitListening); terminate calls it before
+// it sends SIGTERM.
+func (p *process) awaitListening() { AwaitListening(p.addr, p.exited) }
+
+// AwaitListening waits, for at most 10 s (catchTimeout), until something accepts
+// connections on addr (host:port) or exited reports true. Call it before
+// sending SIGTERM to a raftkv process a test started: raftkv catches
+// SIGINT and SIGTERM before it listens. Before that (its runtime's start,
+// and its start again with the monitor setting) either signal ends it by
+// the signal's default action, which is not the clean stop a SIGTERM asks
+// for.
+func AwaitListening(addr string, exited func() bool) {
 	deadline := time.Now().Add(catchTimeout)
-	for !p.exited() && time.Now().Before(deadline) {
-		c, err := net.DialTimeout("tcp", p.addr, 200*time.Millisecond)
+	for !exited() && time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
 			return
