@@ -255,6 +255,19 @@ func (r *run) logCount(id int, s string) int {
 	return strings.Count(string(b), s)
 }
 
+// startsProcesses begins every test that starts real raftkv processes:
+// -short skips it, and it runs beside the package's other such tests (up
+// to go test's -parallel, GOMAXPROCS by default). A history's length is
+// set by its schedule, not by the CPU: one test alone kept about 0.8 of
+// this package's two cores busy.
+func startsProcesses(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("robustness: starts real raftkv processes")
+	}
+	t.Parallel()
+}
+
 // runHistory runs one history: cluster, workload, the fault, then every check.
 func runHistory(t *testing.T, tr tier, f fault, seed uint64) {
 	dir := keepOnFailure(t) // before Start: its cleanup must run after the nodes stopped

@@ -43,9 +43,7 @@ func recordGood(t *testing.T, d time.Duration) (*testcluster.Cluster, *robustnes
 // cluster passes every checker; the same history with one read made stale,
 // or one acknowledged write dropped, fails them.
 func TestCheckersRejectMutatedHistory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("robustness: starts real raftkv processes")
-	}
+	startsProcesses(t)
 	dir := keepOnFailure(t)
 	c, w, h, urls := recordGood(t, 4*time.Second)
 	dir.cluster = c
@@ -162,9 +160,7 @@ func ackedPut(op robustness.Op, key string) bool {
 // state), a follower cut off from the majority serves stale reads while the
 // majority keeps writing; the linearizability check must find it.
 func TestNegativeControlBrokenReads(t *testing.T) {
-	if testing.Short() {
-		t.Skip("robustness: starts real raftkv processes")
-	}
+	startsProcesses(t)
 	bin := testcluster.BuildBinaryTags(t, "raftkv_brokenreads")
 	dir := keepOnFailure(t)
 	c := testcluster.Start(t, testcluster.Options{Binary: bin, Proxied: true, RequestTimeout: daemonTimeout})

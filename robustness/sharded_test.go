@@ -743,9 +743,7 @@ func (r *shardRun) placement(ops []robustness.Op, routers []string) string {
 // 2 start, group 3 joins, a stuck migration with its faults (see
 // stuckMigration), a group leaves; every operation through the routers.
 func TestShardedMigrations(t *testing.T) {
-	if testing.Short() {
-		t.Skip("robustness: starts real raftkv processes")
-	}
+	startsProcesses(t)
 	runShardHistory(t, shardShortTier, 1)
 }
 
@@ -756,9 +754,7 @@ func TestShardedMigrations(t *testing.T) {
 // owner take the bucket while the old owner still serves it, and then
 // wipe the old owner's copy: the same checkers must find it.
 func TestNegativeControlBrokenFence(t *testing.T) {
-	if testing.Short() {
-		t.Skip("robustness: starts real raftkv processes")
-	}
+	startsProcesses(t)
 	runBrokenFence(t, shardShortTier, 1)
 }
 

@@ -6,9 +6,7 @@ import "testing"
 // the single-node fault), run by every `go test ./...`. -short skips them.
 
 func runShort(t *testing.T, f fault) {
-	if testing.Short() {
-		t.Skip("robustness: starts real raftkv processes")
-	}
+	startsProcesses(t)
 	runHistory(t, shortTier, f, 1)
 }
 

@@ -34,9 +34,7 @@ var versionedFaults = []fault{killLeader, pauseLeader, isolateLeader, killAll, r
 // links lose connections, and checks the history with CASModel and
 // TxnModel.
 func TestVersioned(t *testing.T) {
-	if testing.Short() {
-		t.Skip("robustness: starts real raftkv processes")
-	}
+	startsProcesses(t)
 	ops := runVersioned(t, versionedTier, versionedFaults, 1, "")
 	if t.Failed() {
 		return
@@ -177,9 +175,7 @@ func staleTxnGet(ops []robustness.Op) ([]robustness.Op, string) {
 // every member then both succeed on one version, and each model must
 // reject the history.
 func TestNegativeControlBrokenCAS(t *testing.T) {
-	if testing.Short() {
-		t.Skip("robustness: starts real raftkv processes")
-	}
+	startsProcesses(t)
 	negativeControlBrokenCAS(t, 5)
 }
 
