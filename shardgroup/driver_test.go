@@ -178,6 +178,10 @@ func TestDriverWaitsForOldOwner(t *testing.T) {
 	// pulls from group 1, which is still at config 1: not ready.
 	g2.start(t, cs.URL, nil)
 	waitFor(t, "group 2 to take config 2", func() bool { return g2.store.ShardState().Config.Version == 2 })
+	// Its join recorded too (MarkJoined follows the config group's answer,
+	// and may come after config 2): a leader that took over before that
+	// would join again, as a new request, and make config 3.
+	waitFor(t, "group 2 to record its join", func() bool { return g2.store.ShardState().Joined })
 	if _, err := g1.store.ExportBucket(ctx, cfg.ConfigHistory().Query(2).BucketsOf(2)[0], 2); codeOf(err) != codeNotReady {
 		t.Fatalf("export before config 2: %v, want not_ready", err)
 	}
