@@ -278,7 +278,7 @@ func startExtraNode(t *testing.T, id int, peers []string, clientPort int, args .
 		if n.exited() {
 			t.Errorf("node %d died unexpectedly: %v", id, n.state)
 		} else {
-			testcluster.AwaitListening(strings.TrimPrefix(n.clientURL, "http://"), n.exited)
+			testcluster.AwaitListening(n.clientURL, n.exited)
 			cmd.Process.Signal(syscall.SIGTERM)
 			select {
 			case <-n.done:

@@ -132,22 +132,18 @@ type process struct {
 	state    *os.ProcessState
 	waitErr  error
 	signaled atomic.Bool // we signaled or awaited it, so its exit is expected
-	addr     string      // an OS process's client host:port (awaitListening)
+	url      string      // an OS process's client URL (terminate)
 }
 
-// awaitListening waits until the process accepts connections on its
-// client address or has exited (AwaitListening); terminate calls it before
-// it sends SIGTERM.
-func (p *process) awaitListening() { AwaitListening(p.addr, p.exited) }
-
-// AwaitListening waits, for at most 10 s (catchTimeout), until something accepts
-// connections on addr (host:port) or exited reports true. Call it before
-// sending SIGTERM to a raftkv process a test started: raftkv catches
-// SIGINT and SIGTERM before it listens. Before that (its runtime's start,
-// and its start again with the monitor setting) either signal ends it by
-// the signal's default action, which is not the clean stop a SIGTERM asks
-// for.
-func AwaitListening(addr string, exited func() bool) {
+// AwaitListening waits, for at most 10 s (catchTimeout), until something
+// accepts connections at clientURL's host:port or exited reports true.
+// Call it before sending SIGTERM to a raftkv process a test started:
+// raftkv catches SIGINT and SIGTERM before it listens. Before that (its
+// runtime's start, and its start again with the monitor setting) either
+// signal ends it by the signal's default action, which is not the clean
+// stop a SIGTERM asks for.
+func AwaitListening(clientURL string, exited func() bool) {
+	addr := hostPort(clientURL)
 	deadline := time.Now().Add(catchTimeout)
 	for !exited() && time.Now().Before(deadline) {
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
@@ -348,7 +344,7 @@ func (c *Cluster) startProcess(n *node) {
 	if err := cmd.Start(); err != nil {
 		c.t.Fatalf("testcluster: start node %d: %v", n.id, err)
 	}
-	p := &process{cmd: cmd, addr: hostPort(n.clientURL), done: make(chan struct{})}
+	p := &process{cmd: cmd, url: n.clientURL, done: make(chan struct{})}
 	go func() {
 		err := cmd.Wait()
 		p.state, p.waitErr = cmd.ProcessState, err

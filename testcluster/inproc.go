@@ -127,14 +127,14 @@ func (p *process) exitCode() int {
 }
 
 // terminate asks the incarnation to stop cleanly: SIGTERM, once the
-// process has caught it (awaitListening), or a member's Stop (the same
+// process has caught it (AwaitListening), or a member's Stop (the same
 // shutdown, without the process around it).
 func (p *process) terminate() {
 	if p.member != nil {
 		go p.member.Stop()
 		return
 	}
-	p.awaitListening()
+	AwaitListening(p.url, p.exited)
 	p.cmd.Process.Signal(syscall.SIGTERM)
 }
 

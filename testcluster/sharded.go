@@ -442,7 +442,7 @@ func (r *Router) start() {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("testcluster: start router %d: %v", r.id, err)
 	}
-	p := &process{cmd: cmd, addr: hostPort(r.url), done: make(chan struct{})}
+	p := &process{cmd: cmd, url: r.url, done: make(chan struct{})}
 	go func() {
 		err := cmd.Wait()
 		p.state, p.waitErr = cmd.ProcessState, err
