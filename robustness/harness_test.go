@@ -258,8 +258,8 @@ func (r *run) logCount(id int, s string) int {
 // startsProcesses begins every test that starts real raftkv processes:
 // -short skips it, and it runs beside the package's other such tests (up
 // to go test's -parallel, GOMAXPROCS by default). A history's length is
-// set by its schedule, not by the CPU: one test alone kept about 0.8 of
-// this package's two cores busy.
+// set by its schedule, not by the CPU: run one at a time, the package's
+// tests kept about 0.8 of two cores busy.
 func startsProcesses(t *testing.T) {
 	t.Helper()
 	if testing.Short() {
