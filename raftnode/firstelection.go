@@ -1,0 +1,111 @@
+package raftnode
+
+import (
+	"context"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.uber.org/zap"
+)
+
+// firstElectionWait bounds how long a starting member looks for a reason
+// to campaign early: rafthttp's connection read timeout, as in etcd.
+const firstElectionWait = 5 * time.Second
+
+// hastenFirstElection shortens this member's first election timeout after
+// it starts, as etcd's server does (adjustTicks). raft starts every
+// member's election clock at zero and campaigns after a random 1 to 2
+// election timeouts, so a lone voter restarted waits that long for nobody,
+// and after the whole cluster restarts the first election comes that late
+// though there is no leader to wait for.
+//
+// It waits until the log committed before the start is applied (its conf
+// changes decide who votes), then:
+//   - the only voter campaigns at once;
+//   - any other voter that still knows no leader, once it is connected to
+//     enough voters to make a quorum with itself, advances its clock to
+//     two ticks short of the election timeout. A leader, if there is one,
+//     has two heartbeats to reach it, raft's pre-vote keeps a member that
+//     campaigns anyway from disturbing one, and the random part of the
+//     timeout is kept, so members that start together seldom campaign at
+//     once.
+//
+// It gives up after firstElectionWait, and does nothing for a learner, or
+// when the transport cannot tell which peers it is connected to.
+func (n *Node) hastenFirstElection(commit uint64) {
+	defer n.wg.Done()
+	deadline := time.NewTimer(firstElectionWait)
+	defer deadline.Stop()
+	poll := time.NewTicker(10 * time.Millisecond)
+	defer poll.Stop()
+	activity, canTell := n.transport.(peerActivity)
+	for {
+		select {
+		case <-poll.C:
+		case <-deadline.C:
+			return
+		case <-n.stopc:
+			return
+		}
+		st := n.node.Status()
+		if st.Applied < commit {
+			continue
+		}
+		connected := func(id uint64) bool { return canTell && !activity.ActiveSince(id).IsZero() }
+		switch firstElectionStep(st, connected) {
+		case stepDone:
+			return
+		case stepCampaign:
+			n.lg.Info("the only voter: campaigning at once")
+			ctx, cancel := context.WithTimeout(n.stopCtx, firstElectionWait)
+			err := n.node.Campaign(ctx)
+			cancel()
+			if err != nil {
+				n.lg.Warn("campaign of the only voter", zap.Error(err))
+			}
+			return
+		case stepAdvance:
+			ticks := n.cfg.ElectionTicks - 2
+			n.lg.Info("connected to a quorum with no leader known: advancing the election clock",
+				zap.Int("ticks", ticks), zap.Int("election-ticks", n.cfg.ElectionTicks))
+			for range ticks {
+				n.node.Tick()
+			}
+			return
+		}
+	}
+}
+
+// firstStep is what a starting member does about its first election.
+type firstStep int
+
+const (
+	stepWait     firstStep = iota // not yet connected to a quorum
+	stepDone                      // nothing: a learner, or a leader is known
+	stepCampaign                  // the only voter
+	stepAdvance                   // advance the election clock
+)
+
+// firstElectionStep decides, from raft's status once the log committed
+// before the start is applied, what a starting member does about its
+// first election; connected tells whether the transport is connected to a
+// peer.
+func firstElectionStep(st raft.Status, connected func(id uint64) bool) firstStep {
+	voters := st.Config.Voters.IDs()
+	if _, ok := voters[st.ID]; !ok || st.Lead != raft.None || st.RaftState != raft.StateFollower {
+		return stepDone
+	}
+	if len(voters) == 1 {
+		return stepCampaign
+	}
+	up := 1 // itself
+	for id := range voters {
+		if id != st.ID && connected(id) {
+			up++
+		}
+	}
+	if up >= len(voters)/2+1 {
+		return stepAdvance
+	}
+	return stepWait
+}
