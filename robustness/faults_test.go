@@ -35,7 +35,7 @@ var killFollower = fault{name: "kill-follower", inject: func(r *run) {
 	r.bit("follower %d killed", f)
 	r.hold(r.tier.hold)
 	r.note("restart %d", f)
-	r.c.Restart(f)
+	r.restart(f)
 	r.healed()
 	r.rejoined(f)
 }}
@@ -50,7 +50,7 @@ var killLeader = fault{name: "kill-leader", inject: func(r *run) {
 	r.bit("leader change %d -> %d after %v", leader, nl, time.Since(start).Round(time.Millisecond))
 	r.hold(r.tier.hold)
 	r.note("restart %d", leader)
-	r.c.Restart(leader)
+	r.restart(leader)
 	r.rejoined(leader)
 	r.healed()
 }}
@@ -69,9 +69,7 @@ var killAll = fault{name: "kill-all", inject: func(r *run) {
 	}
 	r.hold(time.Second)
 	r.note("restart all")
-	for _, id := range live {
-		r.c.Restart(id)
-	}
+	r.restart(live...)
 	r.healed()
 	l := r.leader()
 	r.bit("all %d nodes killed and restarted; leader %d, term %d -> %d", len(live), l, before, termOf(r, l))
@@ -388,7 +386,7 @@ var singleNodeKills = fault{name: "single-node-kills", nodes: 1, inject: func(r 
 		r.note("kill -9 node 1 (%d of %d)", i+1, kills)
 		r.c.Kill(1)
 		r.hold(200 * time.Millisecond)
-		r.c.Restart(1)
+		r.restart(1)
 		r.healed()
 		r.rejoined(1)
 		r.hold(r.tier.hold / kills)

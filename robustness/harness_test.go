@@ -218,6 +218,25 @@ func (r *run) rejoined(id int) {
 	r.violation("node %d did not rejoin within %v: %s", id, rejoinTimeout, last)
 }
 
+// restart starts the killed nodes ids again and waits until each accepts
+// connections. Healing a kill is restarting its nodes, and healed's
+// deadline counts from there: before a node listens, its runtime starts
+// twice (again with the monitor setting, cmd/raftkv/monitor.go), about
+// 0.3 s for a binary built with -race on a quiet machine and 3-4 s with
+// two copies of the suite running at once. Everything raftkv does to
+// recover, from reading its WAL to an election and a commit, comes after
+// it listens.
+func (r *run) restart(ids ...int) {
+	start := time.Now()
+	for _, id := range ids {
+		r.c.Restart(id)
+	}
+	for _, id := range ids {
+		testcluster.AwaitListening(r.c.ClientURL(id), func() bool { return !r.c.Running(id) })
+	}
+	r.note("restarted %v: listening after %v", ids, time.Since(start).Round(time.Millisecond))
+}
+
 // healed checks that a write succeeds within healWriteTimeout of healing.
 // It writes a probe key of its own through random live nodes, recording
 // each attempt in the history.

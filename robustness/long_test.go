@@ -260,7 +260,7 @@ var diskFull = fault{
 		}
 		os.RemoveAll(onDisk)
 		r.note("restart %d with space", f)
-		r.c.Restart(f)
+		r.restart(f)
 		r.healed()
 		r.rejoined(f)
 	},
