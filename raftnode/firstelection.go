@@ -30,8 +30,10 @@ const firstElectionWait = 5 * time.Second
 //     timeout is kept, so members that start together seldom campaign at
 //     once.
 //
-// It gives up after firstElectionWait, and does nothing for a learner, or
-// when the transport cannot tell which peers it is connected to.
+// It gives up after firstElectionWait. It does nothing for a learner or a
+// member that joins (it knows no voters yet), nor, in a cluster of several
+// voters, when the transport cannot tell which peers it is connected to
+// (the in-process tests' cannot).
 func (n *Node) hastenFirstElection(commit uint64) {
 	defer n.wg.Done()
 	deadline := time.NewTimer(firstElectionWait)
