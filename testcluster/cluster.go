@@ -165,7 +165,8 @@ func (p *process) exited() bool {
 }
 
 // Start starts an opts.N-node cluster (3 by default) and registers a cleanup that stops
-// it. It does not wait for a leader; call WaitLeader.
+// it. It returns once every node accepts connections on its client port (or has
+// exited), at most 10 s each; it does not wait for a leader; call WaitLeader.
 func Start(t testing.TB, opts Options) *Cluster {
 	t.Helper()
 	if opts.N == 0 {
@@ -227,6 +228,15 @@ func Start(t testing.TB, opts Options) *Cluster {
 			opts.Prepare(id, c.peersFor(id, peers), c.DataDir(id))
 		}
 		c.startProcess(n)
+	}
+	// A majority can elect a leader before the last process listens (a
+	// member campaigns as soon as it reaches a quorum), and a test may
+	// talk to any node once WaitLeader returns. (An in-process member
+	// listens before startMember returns.)
+	for id := 1; id <= opts.N; id++ {
+		if p := c.current(id); p != nil && p.member == nil {
+			AwaitListening(p.url, p.exited)
+		}
 	}
 	return c
 }
