@@ -82,8 +82,11 @@ func TestTLSCluster(t *testing.T) {
 			Peers:            peers,
 			DataDir:          filepath.Join(dir, fmt.Sprintf("m%d", i+1)),
 			ClientListenAddr: "127.0.0.1:0",
-			TickInterval:     10 * time.Millisecond,
-			Logger:           zaptest.NewLogger(t).Named(fmt.Sprintf("m%d", i+1)),
+			// An election timeout of 500 ms: with 10 ms ticks (100 ms),
+			// two copies of the suite at once starved the leader's
+			// heartbeats, and the members elected again mid-test.
+			TickInterval: 50 * time.Millisecond,
+			Logger:       zaptest.NewLogger(t).Named(fmt.Sprintf("m%d", i+1)),
 			ClientTLS: &transport.TLSInfo{CertFile: certs.Server.CertFile, KeyFile: certs.Server.KeyFile,
 				TrustedCAFile: certs.CA.CertFile, ClientCertAuth: true},
 			PeerTLS: &transport.TLSInfo{CertFile: certs.Peer.CertFile, KeyFile: certs.Peer.KeyFile,
