@@ -32,8 +32,12 @@ func storeConfig(cfg Config, buckets int, lg *zap.Logger, reg prometheus.Registe
 
 // wireError gives a kvstore error the form httpapi answers: a key of
 // another group becomes an *httpapi.WrongGroupError, which carries what
-// its 421 and 307 need.
+// its 421 and 307 need. Every request's answer passes here: the target
+// errors.As takes the address of is allocated only for a failed one.
 func wireError(err error) error {
+	if err == nil {
+		return nil
+	}
 	var wg *kvstore.WrongGroupError
 	if errors.As(err, &wg) {
 		return &httpapi.WrongGroupError{Key: wg.Key, Bucket: wg.Bucket, Version: wg.Version, Owner: wg.Owner, Servers: wg.Servers, Err: err}
