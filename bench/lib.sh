@@ -42,12 +42,21 @@ start_cluster() {
 	pick_ports "$n"
 	logs=()
 	for i in $(seq 1 "$n"); do
-		"$work/raftkv" --id "$i" --cluster "$cluster" --port "${cports[$((i-1))]}" \
-			--listen-host 127.0.0.1 --data-dir "$work/$tag-$i" "$@" >"$work/$tag-$i.log" 2>&1 &
-		pids+=($!)
+		start_member "$i" "$tag" "$@"
 		logs+=("$work/$tag-$i.log")
 	done
 	wait_write "$first"
+}
+
+# start_member I TAG [FLAGS...] starts member I on the ports pick_ports
+# chose, with its data dir $work/TAG-I and its log appended to
+# $work/TAG-I.log; the same call starts it again after it was stopped.
+start_member() {
+	local i=$1 tag=$2
+	shift 2
+	"$work/raftkv" --id "$i" --cluster "$cluster" --port "${cports[$((i-1))]}" \
+		--listen-host 127.0.0.1 --data-dir "$work/$tag-$i" "$@" >>"$work/$tag-$i.log" 2>&1 &
+	pids+=($!)
 }
 
 # pick_ports N chooses free ports for N members (raftexample's layout): it sets

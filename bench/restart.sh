@@ -30,9 +30,7 @@ for r in $(seq 1 "$rounds"); do
 	stop
 	t0=$(date +%s%N)
 	for i in $(seq 1 "$members"); do
-		"$work/raftkv" --id "$i" --cluster "$cluster" --port "${cports[$((i-1))]}" \
-			--listen-host 127.0.0.1 --data-dir "$work/restart-$i" "$@" >>"$work/restart-$i.log" 2>&1 &
-		pids+=($!)
+		start_member "$i" restart "$@"
 	done
 	deadline=$(( t0 + 20000000000 ))
 	until put_any; do
