@@ -232,7 +232,7 @@ func (r *run) restart(ids ...int) {
 		r.c.Restart(id)
 	}
 	for _, id := range ids {
-		testcluster.AwaitListening(r.c.ClientURL(id), func() bool { return !r.c.Running(id) })
+		r.c.AwaitNodeListening(id)
 	}
 	r.note("restarted %v: listening after %v", ids, time.Since(start).Round(time.Millisecond))
 }

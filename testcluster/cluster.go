@@ -234,11 +234,19 @@ func Start(t testing.TB, opts Options) *Cluster {
 	// talk to any node once WaitLeader returns. (An in-process member
 	// listens before startMember returns.)
 	for id := 1; id <= opts.N; id++ {
-		if p := c.current(id); p != nil && p.member == nil {
-			AwaitListening(p.url, p.exited)
-		}
+		c.AwaitNodeListening(id)
 	}
 	return c
+}
+
+// AwaitNodeListening waits, for at most 10 s, until node id's current
+// process accepts connections on its client port or has exited
+// (AwaitListening). An in-process member listens before it is started, so
+// for one it returns at once.
+func (c *Cluster) AwaitNodeListening(id int) {
+	if p := c.current(id); p != nil && p.member == nil {
+		AwaitListening(p.url, p.exited)
+	}
 }
 
 func (c *Cluster) newNode(id, peerPort, clientPort int) *node {
