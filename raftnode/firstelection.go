@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/quorum"
 	"go.uber.org/zap"
 )
 
@@ -100,13 +101,15 @@ func firstElectionStep(st raft.Status, connected func(id uint64) bool) firstStep
 	if len(voters) == 1 {
 		return stepCampaign
 	}
-	up := 1 // itself
+	// Itself and the voters it is connected to, as raft counts a quorum
+	// (of both halves of a joint configuration).
+	up := map[uint64]bool{st.ID: true}
 	for id := range voters {
 		if id != st.ID && connected(id) {
-			up++
+			up[id] = true
 		}
 	}
-	if up >= len(voters)/2+1 {
+	if st.Config.Voters.VoteResult(up) == quorum.VoteWon {
 		return stepAdvance
 	}
 	return stepWait

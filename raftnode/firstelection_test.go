@@ -20,6 +20,14 @@ func TestFirstElectionStep(t *testing.T) {
 		}
 		return st
 	}
+	// joint is status with the outgoing half of a joint configuration.
+	joint := func(st raft.Status, outgoing ...uint64) raft.Status {
+		st.Config.Voters[1] = quorum.MajorityConfig{}
+		for _, v := range outgoing {
+			st.Config.Voters[1][v] = struct{}{}
+		}
+		return st
+	}
 	up := func(ids ...uint64) func(uint64) bool {
 		return func(id uint64) bool {
 			for _, u := range ids {
@@ -49,6 +57,8 @@ func TestFirstElectionStep(t *testing.T) {
 		{"a quorum of five", status(1, 0, raft.StateFollower, 1, 2, 3, 4, 5), up(2, 5), stepAdvance},
 		{"two voters, the other up", status(2, 0, raft.StateFollower, 1, 2), up(1), stepAdvance},
 		{"two voters, the other down", status(2, 0, raft.StateFollower, 1, 2), up(), stepWait},
+		{"joint, a quorum of both halves", joint(status(1, 0, raft.StateFollower, 1, 2, 3), 1, 4, 5), up(2, 4), stepAdvance},
+		{"joint, a quorum of one half only", joint(status(1, 0, raft.StateFollower, 1, 2, 3), 1, 4, 5), up(2, 3), stepWait},
 	}
 	for _, tt := range tests {
 		if got := firstElectionStep(tt.st, tt.connected); got != tt.want {
