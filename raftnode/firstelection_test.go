@@ -2,6 +2,7 @@ package raftnode
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -29,14 +30,7 @@ func TestFirstElectionStep(t *testing.T) {
 		return st
 	}
 	up := func(ids ...uint64) func(uint64) bool {
-		return func(id uint64) bool {
-			for _, u := range ids {
-				if u == id {
-					return true
-				}
-			}
-			return false
-		}
+		return func(id uint64) bool { return slices.Contains(ids, id) }
 	}
 	tests := []struct {
 		name      string
