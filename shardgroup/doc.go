@@ -57,8 +57,11 @@
 // Joined flag false, it asks the config group to Join{G: the client URLs
 // its members published} (waiting up to JoinGrace for every member's)
 // with X-Client-ID raftkv-group-G and one sequence number for all the
-// retries of that request, then proposes MarkJoined. A crash between the
-// two repeats the join with the same URLs, which changes no bucket. Leave
+// retries of that request, then proposes MarkJoined. A leader that finds
+// its group in the latest config with exactly those URLs already (the
+// leader before it joined, then lost its leadership or crashed before
+// MarkJoined) proposes MarkJoined without asking: its request would have a
+// seq of its own and make a config version with the same layout. Leave
 // is an operator's call and is never undone.
 //
 // # Choices where the contract is silent

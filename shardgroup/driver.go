@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/raftkv/raftkv/shardmap"
 	"go.uber.org/zap"
 )
 
@@ -296,7 +297,7 @@ func (d *Driver) joinLoop(ctx context.Context) {
 			asked, seq = urls, uint64(time.Now().UnixNano())
 			d.lg.Info("asking the config group to join", zap.Strings("servers", urls), zap.Bool("all-members", all))
 		}
-		c, err := joinConfig(ctx, d.cfg.Client, d.eps, d.cfg.Group, urls, "raftkv-group-"+strconv.FormatUint(d.cfg.Group, 10), seq, d.cfg.RequestTimeout)
+		c, err := d.join(ctx, urls, seq)
 		if err == nil {
 			mctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
 			err = d.cfg.Store.MarkJoined(mctx)
@@ -311,6 +312,33 @@ func (d *Driver) joinLoop(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// join asks the config group to join it with urls, as request seq,
+// unless its latest config lists the group with exactly those servers
+// already: an earlier leader's join was applied, and that leader lost
+// its leadership (or crashed) before MarkJoined. A new leader's request
+// has a seq of its own, so asking again would apply again and make a
+// config version with the same layout. If the latest config cannot be
+// read, it asks anyway.
+func (d *Driver) join(ctx context.Context, urls []string, seq uint64) (shardmap.Config, error) {
+	latest, err := queryConfig(ctx, d.cfg.Client, d.eps, -1, 0, d.cfg.RequestTimeout)
+	if err == nil && sameServers(latest.Groups[d.cfg.Group], urls) {
+		d.lg.Info("the latest config lists this group with these servers already; recording the join", zap.Uint64("config-version", latest.Version))
+		return latest, nil
+	}
+	return joinConfig(ctx, d.cfg.Client, d.eps, d.cfg.Group, urls, "raftkv-group-"+strconv.FormatUint(d.cfg.Group, 10), seq, d.cfg.RequestTimeout)
+}
+
+// sameServers reports whether a and b list the same servers, in any order.
+func sameServers(a, b []string) bool {
+	if len(a) != len(b) || len(a) == 0 {
+		return false
+	}
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }
 
 // configLoop takes the configs one version at a time: while the group is
@@ -330,7 +358,7 @@ func (d *Driver) configLoop(ctx context.Context) {
 			}
 			continue
 		}
-		c, err := queryConfig(ctx, d.cfg.Client, d.eps, want, d.cfg.LongPoll, d.cfg.RequestTimeout)
+		c, err := queryConfig(ctx, d.cfg.Client, d.eps, int64(want), d.cfg.LongPoll, d.cfg.RequestTimeout)
 		if err != nil {
 			if ctx.Err() != nil {
 				return

@@ -179,8 +179,8 @@ func TestDriverWaitsForOldOwner(t *testing.T) {
 	g2.start(t, cs.URL, nil)
 	waitFor(t, "group 2 to take config 2", func() bool { return g2.store.ShardState().Config.Version == 2 })
 	// Its join recorded too (MarkJoined follows the config group's answer,
-	// and may come after config 2): a leader that took over before that
-	// would join again, as a new request, and make config 3.
+	// and may come after config 2), so that the next leader does not ask
+	// the config group again.
 	waitFor(t, "group 2 to record its join", func() bool { return g2.store.ShardState().Joined })
 	if _, err := g1.store.ExportBucket(ctx, cfg.ConfigHistory().Query(2).BucketsOf(2)[0], 2); codeOf(err) != codeNotReady {
 		t.Fatalf("export before config 2: %v, want not_ready", err)
@@ -219,6 +219,38 @@ func TestDriverActsOnlyWhileLeading(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if v := g1.store.ShardState().Config.Version; v != 1 {
 		t.Errorf("a driver that stopped leading took config %d", v)
+	}
+}
+
+// TestDriverRecordsAnEarlierJoin: a leader that finds its group in the
+// latest config with its members' URLs (an earlier leader's join applied,
+// and that leader lost its leadership before MarkJoined) records the join
+// without asking again, which would make a config version with the same
+// layout; one that finds the group with other URLs joins with its own.
+func TestDriverRecordsAnEarlierJoin(t *testing.T) {
+	for _, same := range []bool{true, false} {
+		t.Run(fmt.Sprintf("same-urls=%v", same), func(t *testing.T) {
+			cfg := newMemConfig(t, 4)
+			cs := serveConfigGroup(t, cfg)
+			g1 := newTestGroup(t, 1, 4)
+			earlier := []string{g1.srv.URL}
+			if !same {
+				earlier = []string{"http://127.0.0.1:1"}
+			}
+			cfg.op(t, configgroup.Op{Join: map[uint64][]string{1: earlier}})
+			g1.start(t, cs.URL, nil)
+			want := uint64(1)
+			if !same {
+				want = 2
+			}
+			waitFor(t, "group 1 to record its join and settle", func() bool {
+				return g1.store.ShardState().Joined && g1.settledAt(want)
+			})
+			latest := cfg.ConfigHistory().Latest()
+			if latest.Version != want || !slices.Equal(latest.Groups[1], []string{g1.srv.URL}) {
+				t.Fatalf("latest config %d lists group 1 as %v, want version %d with %s", latest.Version, latest.Groups[1], want, g1.srv.URL)
+			}
+		})
 	}
 }
 

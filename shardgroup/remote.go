@@ -131,8 +131,9 @@ func decodeConfig(u string, resp *http.Response) (shardmap.Config, error) {
 }
 
 // queryConfig asks the config group's current endpoint for config
-// version, waiting up to wait for it to exist (GET /config?version=&wait=).
-func queryConfig(ctx context.Context, client *http.Client, eps *endpoints, version uint64, wait, timeout time.Duration) (shardmap.Config, error) {
+// version (-1: the latest), waiting up to wait for it to exist (GET
+// /config?version=&wait=).
+func queryConfig(ctx context.Context, client *http.Client, eps *endpoints, version int64, wait, timeout time.Duration) (shardmap.Config, error) {
 	base, turn := eps.pick()
 	u := fmt.Sprintf("%s/config?version=%d&wait=%s", base, version, url.QueryEscape(wait.String()))
 	ctx, cancel := context.WithTimeout(ctx, wait+timeout)
