@@ -49,8 +49,9 @@
 // with each seed in the long tier (TestLongSharded). Beside that workload,
 // the versioned workload's CAS register and transaction clients go
 // through the same routers, checked by CheckCASAcrossGroups and
-// CheckTxnAcrossGroups. A
-// failed history keeps porcupine's visualization (history.html), the
+// CheckTxnAcrossGroups, and while a migration is stuck, each of the two
+// buckets it moves gets a workload of its own (four clients, sixteen
+// keys whose {tag} hashes to it). A failed history keeps porcupine's visualization (history.html), the
 // recorded history (history.json), node logs and data dirs under
 // $RAFTKV_ROBUSTNESS_ARTIFACTS (default <tmp>/raftkv-robustness/), and
 // prints the folder.

@@ -260,6 +260,11 @@ func (r *shardRun) stuckMigration(cycle int, cfg testcluster.ShardConfig) bool {
 	gs, ga, gb := r.d.Group(src), r.d.Group(puller), r.d.Group(taker)
 	x := r.pickBucket(cfg.BucketsOf(src))
 	y := r.pickBucket(cfg.BucketsOf(puller))
+	// The buckets this migration moves get clients of their own until it
+	// heals: the plain workload has one or two keys in a bucket, which see
+	// a handful of operations while the migration is stuck.
+	defer r.focus(cycle, x)()
+	defer r.focus(cycle, y)()
 
 	r.note("partition group %d: every member cut off from the others", src)
 	gs.SetLinks(func(int, int) bool { return true })
@@ -445,6 +450,42 @@ func (r *shardRun) pickBucket(buckets []int) int {
 	}
 	return buckets[r.rng.IntN(len(buckets))]
 }
+
+// focus starts a workload of its own (focusClients clients, focusKeys
+// keys) on bucket b, through the routers, recording into the run's
+// history: every key's {tag} hashes to b. It returns the function that
+// stops it.
+func (r *shardRun) focus(cycle, b int) (stop func()) {
+	var tag string
+	for i := 0; tag == ""; i++ {
+		if t := fmt.Sprintf("f%d", i); shardmap.BucketOf("{"+t+"}", r.d.Buckets()) == b {
+			tag = t
+		}
+	}
+	prefix := fmt.Sprintf("{%s}/c%d/", tag, cycle)
+	w, err := robustness.NewWorkload(robustness.Config{
+		Targets:        r.routerURLs,
+		Clients:        focusClients,
+		Keys:           focusKeys,
+		KeyPrefix:      prefix,
+		Seed:           r.rng.Uint64(),
+		RequestTimeout: requestTimeout,
+		Rate:           r.tier.rate / 4,
+		Client:         r.cl,
+	}, r.h)
+	if err != nil {
+		r.violation("a workload on bucket %d: %v", b, err)
+		return func() {}
+	}
+	r.note("bucket %d: %d more clients on %d keys %s*", b, focusClients, focusKeys, prefix)
+	return runInBackground(w.Run)
+}
+
+// The workload focus starts on each bucket a stuck migration moves.
+const (
+	focusClients = 4
+	focusKeys    = 16
+)
 
 // startShardRun starts a deployment of groups 1 and 2 and two routers,
 // and a workload through the routers, and returns the run and a function
