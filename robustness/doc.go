@@ -51,10 +51,10 @@
 // through the same routers, checked by CheckCASAcrossGroups and
 // CheckTxnAcrossGroups, and while a migration is stuck, each of the two
 // buckets it moves gets a workload of its own (four clients, sixteen
-// keys whose {tag} hashes to it). A failed history keeps porcupine's visualization (history.html), the
-// recorded history (history.json), node logs and data dirs under
-// $RAFTKV_ROBUSTNESS_ARTIFACTS (default <tmp>/raftkv-robustness/), and
-// prints the folder.
+// keys whose {tag} hashes to it). A failed history keeps porcupine's
+// visualization (history.html), the recorded history (history.json),
+// node logs and data dirs under $RAFTKV_ROBUSTNESS_ARTIFACTS (default
+// <tmp>/raftkv-robustness/), and prints the folder.
 //
 // TestVersioned runs the versioned workload through five faults in one
 // history (leader killed, paused, isolated, every member killed, random
