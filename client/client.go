@@ -67,6 +67,9 @@ type Client struct {
 	// life ends at Close: the auto-sync loop and its Sync calls.
 	life context.Context
 	end  context.CancelFunc
+	// synced is closed when the auto-sync loop has returned (at once
+	// without one), so that Close can wait for it.
+	synced chan struct{}
 }
 
 // New validates cfg and returns a Client. It sends nothing: a sharded
@@ -107,8 +110,11 @@ func New(cfg Config) (*Client, error) {
 	} else {
 		c.configGroup = newMembers(cfg.ConfigEndpoints)
 	}
+	c.synced = make(chan struct{})
 	if cfg.AutoSyncInterval > 0 {
 		go c.autoSync(cfg.AutoSyncInterval)
+	} else {
+		close(c.synced)
 	}
 	return c, nil
 }
@@ -129,10 +135,13 @@ func (c *Client) ClientID() string { return c.id }
 func (c *Client) Sharded() bool { return c.configGroup != nil }
 
 // Close closes the idle connections of the Client's own transport and
-// stops its auto-sync. Calls in flight are not interrupted; calls after
-// Close open new connections.
+// stops its auto-sync, waiting for a Sync it runs to end (its request is
+// cancelled), so that the endpoints change no more once Close returns.
+// Calls in flight are not interrupted; calls after Close open new
+// connections.
 func (c *Client) Close() {
 	c.end()
+	<-c.synced
 	if c.own != nil {
 		c.own.CloseIdleConnections()
 	}

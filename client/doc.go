@@ -138,8 +138,8 @@
 // context ends leaves and the others still get the config; it ends with
 // the fetch. With Config.AutoSyncInterval a goroutine syncs the
 // endpoints until Close, each Sync bounded by the interval. Close closes
-// idle connections and stops that goroutine; there is nothing else to
-// stop (cancel a Watch's context to end it).
+// idle connections and stops that goroutine, waiting for it to end;
+// there is nothing else to stop (cancel a Watch's context to end it).
 //
 // # Invariants
 //

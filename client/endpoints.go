@@ -84,6 +84,7 @@ func (c *Client) sortedEndpoints() []string {
 
 // autoSync calls Sync every interval until Close.
 func (c *Client) autoSync(every time.Duration) {
+	defer close(c.synced)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {

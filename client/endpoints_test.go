@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -88,4 +92,66 @@ func TestClusterAutoSync(t *testing.T) {
 	if got := c.Endpoints(); len(got) != 1 {
 		t.Errorf("after Close the endpoints changed from %v to %v: auto-sync still runs", n, got)
 	}
+}
+
+// TestCloseWaitsForAutoSync: once Close returns, a Sync the auto-sync
+// loop was running has ended, so the endpoints change no more. The
+// status answer of that Sync is held until Close returns (or 300 ms pass,
+// for a Close that waits), after which the Sync would set the two
+// members it lists.
+func TestCloseWaitsForAutoSync(t *testing.T) {
+	var srvURL string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":1,"leader":1,"members":[{"id":1,"peerURLs":["http://127.0.0.1:1"],"clientURLs":[%q]},{"id":2,"peerURLs":["http://127.0.0.1:3"],"clientURLs":["http://127.0.0.1:2"]}]}`, srvURL)
+	}))
+	defer srv.Close()
+	srvURL = srv.URL
+	reading, closed := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	hc := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := http.DefaultTransport.RoundTrip(r)
+		if err == nil {
+			resp.Body = &heldBody{ReadCloser: resp.Body, first: func() {
+				once.Do(func() { close(reading) })
+				select {
+				case <-closed:
+				case <-time.After(300 * time.Millisecond):
+				}
+			}}
+		}
+		return resp, err
+	})}
+	c := newTestClient(t, Config{Endpoints: []string{srv.URL}, AutoSyncInterval: 10 * time.Millisecond, HTTPClient: hc})
+	select {
+	case <-reading:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no auto-sync within 10s")
+	}
+	c.Close()
+	close(closed)
+	n := c.Endpoints()
+	time.Sleep(100 * time.Millisecond) // the held Sync, had it outlived Close, sets them at once
+	if got := c.Endpoints(); !slices.Equal(got, n) {
+		t.Fatalf("the endpoints changed after Close returned, from %v to %v", n, got)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// heldBody calls first before its first Read.
+type heldBody struct {
+	io.ReadCloser
+	first func()
+	done  bool
+}
+
+func (b *heldBody) Read(p []byte) (int, error) {
+	if !b.done {
+		b.done = true
+		b.first()
+	}
+	return b.ReadCloser.Read(p)
 }
