@@ -30,12 +30,30 @@ type member struct {
 	n   uint64
 	// last is "<method> <uri> id=<X-Client-ID> seq=<X-Client-Seq>".
 	last string
-	// fail, if set, answers every request with this status and body.
+	// fail, if set, answers every request with this status and body;
+	// handle, if set, answers every request instead. Both under mu: set
+	// them with setFail and setHandler while the server runs.
 	fail struct {
 		status int
 		ct     string
 		body   string
 	}
+	handle http.HandlerFunc
+}
+
+// setFail makes m answer every request with status, content type ct and
+// body.
+func (m *member) setFail(status int, ct, body string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.fail.status, m.fail.ct, m.fail.body = status, ct, body
+}
+
+// setHandler makes h answer every request m gets (called with m.mu held).
+func (m *member) setHandler(h http.HandlerFunc) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.handle = h
 }
 
 func newMember(t *testing.T) *member {
@@ -50,6 +68,10 @@ func (m *member) serve(w http.ResponseWriter, r *http.Request) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.last = r.Method + " " + r.URL.RequestURI() + " id=" + r.Header.Get(client.HeaderClientID) + " seq=" + r.Header.Get(client.HeaderClientSeq)
+	if m.handle != nil {
+		m.handle(w, r)
+		return
+	}
 	if m.fail.status != 0 {
 		w.Header().Set("Content-Type", m.fail.ct)
 		w.Header().Set("Retry-After", "1")
@@ -252,7 +274,7 @@ func TestRouterTable(t *testing.T) {
 func TestRouterRelaysErrors(t *testing.T) {
 	srv, cfg, g := shardedRouter(t)
 	a := keyIn(cfg, 1, "a")
-	g[1].fail.status, g[1].fail.ct, g[1].fail.body = 409, "application/json", `{"error":"busy","code":"conflict"}`
+	g[1].setFail(409, "application/json", `{"error":"busy","code":"conflict"}`)
 	resp, err := http.Post(srv.URL+"/key", "application/json", strings.NewReader(`{"`+a+`":"1"}`))
 	if err != nil {
 		t.Fatal(err)
@@ -263,7 +285,7 @@ func TestRouterRelaysErrors(t *testing.T) {
 		t.Fatalf("409 relayed as %d %q %q", resp.StatusCode, body, resp.Header.Get("Content-Type"))
 	}
 
-	g[1].fail.status, g[1].fail.ct, g[1].fail.body = 503, "text/plain; charset=utf-8", "raftnode: no leader\n"
+	g[1].setFail(503, "text/plain; charset=utf-8", "raftnode: no leader\n")
 	req, _ := http.NewRequest("GET", srv.URL+"/"+a, nil)
 	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
@@ -276,14 +298,10 @@ func TestRouterRelaysErrors(t *testing.T) {
 	}
 
 	// First try 504 (may apply), then 503s until the deadline: 504.
-	var tries int
-	var mu sync.Mutex
-	g[1].srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
+	tries := 0
+	g[1].setHandler(func(w http.ResponseWriter, r *http.Request) {
 		tries++
-		n := tries
-		mu.Unlock()
-		if n == 1 {
+		if tries == 1 {
 			w.WriteHeader(http.StatusGatewayTimeout)
 			return
 		}
