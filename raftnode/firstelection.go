@@ -20,8 +20,10 @@ const firstElectionWait = 5 * time.Second
 // and after the whole cluster restarts the first election comes that late
 // though there is no leader to wait for.
 //
-// It waits until the log committed before the start is applied (its conf
-// changes decide who votes), then:
+// It waits until every entry raft knows committed is applied (the conf
+// changes among them decide who votes, and raft refuses to campaign while
+// one is unapplied: a fresh member's bootstrap entries are committed but
+// not yet applied when it starts), then:
 //   - the only voter campaigns at once;
 //   - any other voter that still knows no leader, once it is connected to
 //     enough voters to make a quorum with itself, advances its clock to
@@ -35,7 +37,7 @@ const firstElectionWait = 5 * time.Second
 // member that joins (it knows no voters yet), nor, in a cluster of several
 // voters, when the transport cannot tell which peers it is connected to
 // (the in-process tests' cannot).
-func (n *Node) hastenFirstElection(commit uint64) {
+func (n *Node) hastenFirstElection() {
 	defer n.wg.Done()
 	deadline := time.NewTimer(firstElectionWait)
 	defer deadline.Stop()
@@ -51,9 +53,6 @@ func (n *Node) hastenFirstElection(commit uint64) {
 			return
 		}
 		st := n.node.Status()
-		if st.Applied < commit {
-			continue
-		}
 		connected := func(id uint64) bool { return canTell && !activity.ActiveSince(id).IsZero() }
 		switch firstElectionStep(st, connected) {
 		case stepDone:
@@ -89,13 +88,18 @@ const (
 	stepAdvance                   // advance the election clock
 )
 
-// firstElectionStep decides, from raft's status once the log committed
-// before the start is applied, what a starting member does about its
-// first election; connected tells whether the transport is connected to a
-// peer.
+// firstElectionStep decides, from raft's status, what a starting member
+// does about its first election; connected tells whether the transport is
+// connected to a peer.
 func firstElectionStep(st raft.Status, connected func(id uint64) bool) firstStep {
+	if st.Lead != raft.None || st.RaftState != raft.StateFollower {
+		return stepDone
+	}
+	if st.Applied < st.HardState.GetCommit() {
+		return stepWait // a conf change may be among them: raft would not campaign
+	}
 	voters := st.Config.Voters.IDs()
-	if _, ok := voters[st.ID]; !ok || st.Lead != raft.None || st.RaftState != raft.StateFollower {
+	if _, ok := voters[st.ID]; !ok {
 		return stepDone
 	}
 	if len(voters) == 1 {

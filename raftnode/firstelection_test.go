@@ -8,7 +8,9 @@ import (
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/quorum"
+	"go.etcd.io/raft/v3/raftpb"
 	"go.etcd.io/raft/v3/tracker"
+	"google.golang.org/protobuf/proto"
 )
 
 func TestFirstElectionStep(t *testing.T) {
@@ -29,6 +31,11 @@ func TestFirstElectionStep(t *testing.T) {
 		}
 		return st
 	}
+	// unapplied is st with its first entry committed and not yet applied.
+	unapplied := func(st raft.Status) raft.Status {
+		st.HardState, st.Applied = &raftpb.HardState{Commit: proto.Uint64(1)}, 0
+		return st
+	}
 	up := func(ids ...uint64) func(uint64) bool {
 		return func(id uint64) bool { return slices.Contains(ids, id) }
 	}
@@ -39,6 +46,9 @@ func TestFirstElectionStep(t *testing.T) {
 		want      firstStep
 	}{
 		{"the only voter", status(1, 0, raft.StateFollower, 1), up(), stepCampaign},
+		{"the only voter, its bootstrap entry committed, not applied", unapplied(status(1, 0, raft.StateFollower, 1)), up(), stepWait},
+		{"a quorum of three, an entry committed, not applied", unapplied(status(1, 0, raft.StateFollower, 1, 2, 3)), up(2, 3), stepWait},
+		{"a leader is known, an entry committed, not applied", unapplied(status(1, 2, raft.StateFollower, 1, 2, 3)), up(2, 3), stepDone},
 		{"the only voter with learners", status(1, 0, raft.StateFollower, 1), up(2, 3), stepCampaign},
 		{"a learner", status(2, 0, raft.StateFollower, 1), up(1), stepDone},
 		{"not yet a member (joining)", status(4, 0, raft.StateFollower), up(), stepDone},

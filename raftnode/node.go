@@ -252,11 +252,10 @@ func (n *Node) Start(getSnapshot SnapshotFunc) error {
 		n.disk.wal.Close()
 		return err
 	}
-	hs, _, _ := n.disk.storage.InitialState() // a MemoryStorage's never fails
 	n.started = true
 	n.wg.Add(7)
 	go n.run()
-	go n.hastenFirstElection(hs.GetCommit())
+	go n.hastenFirstElection()
 	go n.serveChannels()
 	go n.batch.run()
 	go n.prune()
