@@ -139,4 +139,6 @@ func (s shardStore) FinishGC(ctx context.Context, b int, version uint64) error {
 	return s.kv.FinishGC(ctx, b, version)
 }
 
-func (s shardStore) MarkJoined(ctx context.Context) error { return s.kv.MarkJoined(ctx) }
+func (s shardStore) MarkJoined(ctx context.Context, from shardmap.Config) error {
+	return s.kv.MarkJoined(ctx, from)
+}

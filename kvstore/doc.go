@@ -152,7 +152,10 @@
 //	                  becoming those exported by the old owner
 //	DeleteBucket      BePulling -> NotOwned, keys and table dropped
 //	FinishGC          GCing -> Serving
-//	MarkJoined        Joined = true (the group asked to join once)
+//	MarkJoined(from)  Joined = true (the group asked to join once); and,
+//	                  if the group owns no bucket, the applied config
+//	                  becomes from (the last config before the join that
+//	                  does not list the group) when it is later
 //
 // ExportBucket is not an entry: after a ReadIndex wait it hands out a
 // copy-on-write clone of a bucket that is BePulling at exactly the asked

@@ -275,8 +275,13 @@ func (s *Store) FinishGC(ctx context.Context, b int, version uint64) error {
 }
 
 // MarkJoined records, in one entry, that this group asked to join the
-// config (ShardState.Joined), so that it asks only once.
-func (s *Store) MarkJoined(ctx context.Context) error {
+// config (ShardState.Joined), so that it asks only once. from, unless
+// its Version is 0, is the config the group starts from: the last before
+// the join's that does not list it. A group that owns no bucket moves to
+// it at once instead of taking the configs before it one by one, and so
+// never takes as its own a config that lists an earlier group of the
+// same id (one that left: this group's log is another).
+func (s *Store) MarkJoined(ctx context.Context, from shardmap.Config) error {
 	if err := s.checkShardGroup(); err != nil {
 		return err
 	}
@@ -286,7 +291,14 @@ func (s *Store) MarkJoined(ctx context.Context) error {
 	if done {
 		return nil
 	}
-	return s.submitControl(ctx, &control{Kind: ctlJoined}, 16)
+	c := &control{Kind: ctlJoined}
+	if from.Version > 0 {
+		if err := s.checkConfig(&from); err != nil {
+			return err
+		}
+		c.Config = marshalConfig(&from)
+	}
+	return s.submitControl(ctx, c, 16+len(c.Config))
 }
 
 // submitControl proposes c and returns its outcome at apply.
@@ -367,10 +379,7 @@ func (s *Store) applyControlLocked(r *request, index uint64) result {
 	case ctlInstall, ctlDelete, ctlFinishGC:
 		err = s.applyBucketOpLocked(c)
 	case ctlJoined:
-		if !s.mu.shard.joined {
-			s.mu.shard.joined = true
-			s.notifyLocked()
-		}
+		err = s.applyJoinedLocked(c.Config)
 	default:
 		err = detailf(ErrBadShardOp, "unknown control operation %d", c.Kind)
 	}
@@ -423,6 +432,36 @@ func (s *Store) applyConfigLocked(data []byte) error {
 		}
 	}
 	sh.prev, sh.config = cur, cfg
+	s.notifyLocked()
+	return nil
+}
+
+// applyJoinedLocked applies MarkJoined: Joined, and, when data holds a
+// config past the applied one that does not list this group and the
+// group owns no bucket, that config as the applied one (see MarkJoined).
+// Every bucket stays NotOwned, so no event is due.
+func (s *Store) applyJoinedLocked(data []byte) error {
+	sh := &s.mu.shard
+	if sh.joined {
+		return nil
+	}
+	if len(data) > 0 {
+		from, err := unmarshalConfig(data)
+		if err != nil {
+			return err
+		}
+		if err := s.checkConfig(&from); err != nil {
+			return err
+		}
+		if _, listed := from.Groups[s.cfg.Group]; listed {
+			return detailf(ErrBadShardOp, "config %d, to start from, lists this group", from.Version)
+		}
+		owns := slices.ContainsFunc(sh.status, func(b BucketStatus) bool { return b != NotOwned })
+		if from.Version > sh.config.Version && !owns {
+			sh.prev, sh.config = from.Clone(), from
+		}
+	}
+	sh.joined = true
 	s.notifyLocked()
 	return nil
 }

@@ -252,6 +252,61 @@ func TestProposeConfigTransitions(t *testing.T) {
 	}
 }
 
+// TestMarkJoinedStartsFrom: MarkJoined's config moves a group that owns
+// no bucket to it, so that the configs before it, which listed an
+// earlier group of the same id, are never taken; the next config then
+// pulls from their owners there. A group that owns a bucket only records
+// the join; so does one already past the config; one that lists the
+// group is refused. It survives a snapshot.
+func TestMarkJoinedStartsFrom(t *testing.T) {
+	const n = 4
+	old, g2, fresh := []string{"http://old"}, []string{"http://g2"}, []string{"http://new"}
+	c3 := shardmap.Config{Version: 3, Buckets: []uint64{2, 2, 2, 2}, Groups: map[uint64][]string{2: g2}}
+	c4 := shardmap.Config{Version: 4, Buckets: []uint64{1, 1, 2, 2}, Groups: map[uint64][]string{1: fresh, 2: g2}}
+	c1 := shardmap.Config{Version: 1, Buckets: []uint64{1, 1, 1, 1}, Groups: map[uint64][]string{1: old}}
+	joined := func(s *Store, index uint64, from *shardmap.Config) result {
+		c := &control{Kind: ctlJoined}
+		if from != nil {
+			c.Config = marshalConfig(from)
+		}
+		return applyOwn(t, s, index, request{Ctl: c})
+	}
+	S, P, N := Serving, Pulling, NotOwned
+
+	s := shardStore(t, 1, n)
+	if r := joined(s, 1, &c4); !errors.Is(r.err, ErrBadShardOp) || s.ShardState().Joined {
+		t.Fatalf("MarkJoined from a config listing the group: %v, joined %v; want ErrBadShardOp, not joined", r.err, s.ShardState().Joined)
+	}
+	if r := joined(s, 2, &c3); r.err != nil {
+		t.Fatal(r.err)
+	}
+	s = restored(t, s)
+	if st := s.ShardState(); !st.Joined || !reflect.DeepEqual(st.Config, c3) || !slices.Equal(st.Status, []BucketStatus{N, N, N, N}) {
+		t.Fatalf("after MarkJoined from config 3 and a snapshot: joined %v, config %+v, %v", st.Joined, st.Config, st.Status)
+	}
+	if r := applyOwn(t, s, 3, request{Ctl: &control{Kind: ctlConfig, Config: marshalConfig(&c4)}}); r.err != nil {
+		t.Fatal(r.err)
+	}
+	if st := s.ShardState(); st.Config.Version != 4 || !slices.Equal(st.Status, []BucketStatus{P, P, N, N}) {
+		t.Fatalf("config 4 after the jump: config %d, %v; want buckets 0 and 1 pulled from group 2", st.Config.Version, st.Status)
+	}
+	if st := s.ShardState(); !reflect.DeepEqual(st.Prev, c3) {
+		t.Fatalf("prev is %+v, want config 3 (bucket 0 pulled from group 2)", st.Prev)
+	}
+
+	// A group that took config 1 owns buckets: MarkJoined only records.
+	s = shardStore(t, 1, n)
+	if r := applyOwn(t, s, 1, request{Ctl: &control{Kind: ctlConfig, Config: marshalConfig(&c1)}}); r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r := joined(s, 2, &c3); r.err != nil {
+		t.Fatal(r.err)
+	}
+	if st := s.ShardState(); !st.Joined || st.Config.Version != 1 || !slices.Equal(st.Status, []BucketStatus{S, S, S, S}) {
+		t.Fatalf("MarkJoined of a group that owns buckets: joined %v, config %d, %v; want config 1 kept", st.Joined, st.Config.Version, st.Status)
+	}
+}
+
 // TestWritesFencedAtApply: a write applies only when this group serves
 // (Serving, GCing) the bucket of every key it touches; otherwise it is
 // refused whole, with who serves the bucket, or as moving.

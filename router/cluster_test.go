@@ -261,7 +261,8 @@ func TestRouteFlags(t *testing.T) {
 // names a group which has left since (no config lists it) resumes that
 // group at its members, which still run, instead of a 410; once they are
 // stopped the answer is 410. A watch of one group at another group's
-// member (an older config's URL, reused) is refused.
+// member (an older config's URL, reused) is refused. A new group that
+// takes the id of the one that left joins and serves.
 func TestRouterWatchResumeLeftGroup(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts real raftkv processes")
@@ -337,5 +338,12 @@ func TestRouterWatchResumeLeftGroup(t *testing.T) {
 	defer wc.Close()
 	if _, err := wc.Watch(ctx, client.WatchOptions{Prefix: "a", Group: 1, Servers: []string{other}, Markers: true}); !errors.Is(err, client.ErrWrongGroup) {
 		t.Fatalf("a watch of group 1 at group 2's member: %v, want ErrWrongGroup", err)
+	}
+
+	// A new group 1 (empty data dirs, another log) joins and serves.
+	s.StartGroup(1, 1)
+	s.WaitSettled(t, 60*time.Second, 1, 2)
+	if st, body, _ := do(t, "PUT", srv.URL+"/"+a, "4"); st != 204 {
+		t.Fatalf("PUT %s after the new group 1 joined: %d %s", a, st, body)
 	}
 }

@@ -62,7 +62,16 @@
 // leader before it joined, then lost its leadership or crashed before
 // MarkJoined) proposes MarkJoined without asking: its request would have a
 // seq of its own and make a config version with the same layout. Leave
-// is an operator's call and is never undone.
+// is an operator's call, never the driver's.
+//
+// MarkJoined carries the last config before the one the join made (or
+// found) that does not list the group, and the group, owning no bucket,
+// takes it as its applied config at once; until then it takes no config
+// that lists its id. A new group may have the id of a group that left
+// (from empty data dirs: another log), and the configs that listed the
+// group that left are not its own: taking them, it would serve that
+// group's buckets empty, then give them away to groups long past that
+// config, and never reach its join.
 //
 // # Choices where the contract is silent
 //

@@ -160,12 +160,16 @@ func (s *memShard) FinishGC(ctx context.Context, b int, version uint64) error {
 	return nil
 }
 
-func (s *memShard) MarkJoined(ctx context.Context) error {
+func (s *memShard) MarkJoined(ctx context.Context, from shardmap.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.st.Joined {
+		owns := slices.ContainsFunc(s.st.Status, func(b BucketStatus) bool { return b != NotOwned })
+		if _, listed := from.Groups[s.st.Group]; !listed && from.Version > s.st.Config.Version && !owns {
+			s.st.Prev, s.st.Config = from.Clone(), from.Clone()
+		}
 		s.st.Joined = true
-		s.changeLocked("joined")
+		s.changeLocked(fmt.Sprintf("joined from %d", from.Version))
 	}
 	return nil
 }

@@ -298,9 +298,13 @@ func (d *Driver) joinLoop(ctx context.Context) {
 			d.lg.Info("asking the config group to join", zap.Strings("servers", urls), zap.Bool("all-members", all))
 		}
 		c, err := d.join(ctx, urls, seq)
+		var from shardmap.Config
+		if err == nil {
+			from, err = d.startFrom(ctx, c)
+		}
 		if err == nil {
 			mctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
-			err = d.cfg.Store.MarkJoined(mctx)
+			err = d.cfg.Store.MarkJoined(mctx, from)
 			cancel()
 			if err == nil {
 				d.lg.Info("joined the config", zap.Uint64("config-version", c.Version), zap.Int("buckets", len(c.BucketsOf(d.cfg.Group))))
@@ -328,6 +332,28 @@ func (d *Driver) join(ctx context.Context, urls []string, seq uint64) (shardmap.
 		return latest, nil
 	}
 	return joinConfig(ctx, d.cfg.Client, d.eps, d.cfg.Group, urls, "raftkv-group-"+strconv.FormatUint(d.cfg.Group, 10), seq, d.cfg.RequestTimeout)
+}
+
+// startFrom returns the last config before c (one that lists the group:
+// its join's, or a later one) that does not list the group: the config
+// MarkJoined moves the group to. The configs between it and c list this
+// group; any before it that do listed an earlier group of the same id,
+// which left, and whose buckets this group never held.
+func (d *Driver) startFrom(ctx context.Context, c shardmap.Config) (shardmap.Config, error) {
+	for v := c.Version; v > 0; {
+		v--
+		prev, err := queryConfig(ctx, d.cfg.Client, d.eps, int64(v), 0, d.cfg.RequestTimeout)
+		if err != nil {
+			return shardmap.Config{}, err
+		}
+		if prev.Version != v {
+			return shardmap.Config{}, fmt.Errorf("shardgroup: config %d asked for, %d answered", v, prev.Version)
+		}
+		if _, listed := prev.Groups[d.cfg.Group]; !listed {
+			return prev, nil
+		}
+	}
+	return shardmap.Config{}, nil
 }
 
 // sameServers reports whether a and b list the same servers, in any order.
@@ -378,6 +404,16 @@ func (d *Driver) configLoop(ctx context.Context) {
 			}
 			if !sleep(ctx, d.cfg.PollInterval) {
 				return
+			}
+			continue
+		}
+		if _, listed := c.Groups[d.cfg.Group]; listed && !st.Joined {
+			// A config that lists this group may be an earlier group's
+			// of the same id: wait for the join, whose MarkJoined moves
+			// the group past those.
+			select {
+			case <-changed:
+			case <-ctx.Done():
 			}
 			continue
 		}

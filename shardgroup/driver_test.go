@@ -91,7 +91,7 @@ func midMigration(t *testing.T) (*memConfig, *httptest.Server, *testGroup, *test
 	c2 := cfg.op(t, configgroup.Op{Join: map[uint64][]string{2: {g2.srv.URL}}})
 	ctx := context.Background()
 	for _, g := range []*testGroup{g1, g2} {
-		g.store.MarkJoined(ctx)
+		g.store.MarkJoined(ctx, shardmap.Config{})
 		if err := g.store.ProposeConfig(ctx, c1); err != nil {
 			t.Fatal(err)
 		}
@@ -167,7 +167,7 @@ func TestDriverWaitsForOldOwner(t *testing.T) {
 	g1, g2 := newTestGroup(t, 1, 4), newTestGroup(t, 2, 4)
 	c1 := cfg.op(t, configgroup.Op{Join: map[uint64][]string{1: {g1.srv.URL}}})
 	ctx := context.Background()
-	g1.store.MarkJoined(ctx)
+	g1.store.MarkJoined(ctx, shardmap.Config{})
 	if err := g1.store.ProposeConfig(ctx, c1); err != nil {
 		t.Fatal(err)
 	}
@@ -251,6 +251,43 @@ func TestDriverRecordsAnEarlierJoin(t *testing.T) {
 				t.Fatalf("latest config %d lists group 1 as %v, want version %d with %s", latest.Version, latest.Groups[1], want, g1.srv.URL)
 			}
 		})
+	}
+}
+
+// TestDriverJoinsUnderAnIdThatLeft: a new group under the id of a group
+// that left (a new log) starts from the last config before its join
+// instead of taking the configs that listed the group that left. It used
+// to take them as its own: it served the old group's buckets, empty, then
+// gave them away BePulling to a group long past that config, and never
+// reached its own join.
+func TestDriverJoinsUnderAnIdThatLeft(t *testing.T) {
+	cfg := newMemConfig(t, 4)
+	cs := serveConfigGroup(t, cfg)
+	g1, g2 := newTestGroup(t, 1, 4), newTestGroup(t, 2, 4)
+	cfg.op(t, configgroup.Op{Join: map[uint64][]string{1: {"http://127.0.0.1:1"}}})
+	cfg.op(t, configgroup.Op{Join: map[uint64][]string{2: {g2.srv.URL}}})
+	left := cfg.op(t, configgroup.Op{Leave: []uint64{1}})
+	// Group 2 is where taking those configs left it: every bucket its own.
+	g2.store.mu.Lock()
+	g2.store.st.Prev, g2.store.st.Config, g2.store.st.Joined = cfg.ConfigHistory().Query(2), left, true
+	for b := range g2.store.st.Status {
+		g2.store.st.Status[b] = Serving
+	}
+	g2.store.mu.Unlock()
+	for b := 0; b < 4; b++ {
+		g2.store.put(b, fmt.Sprintf("keys of bucket %d", b))
+	}
+	g2.start(t, cs.URL, nil)
+	g1.start(t, cs.URL, nil)
+	waitFor(t, "both groups to settle at config 4", func() bool { return g1.settledAt(4) && g2.settledAt(4) })
+	joined := cfg.ConfigHistory().Query(4)
+	if !slices.Equal(joined.Groups[1], []string{g1.srv.URL}) || len(joined.BucketsOf(1)) == 0 {
+		t.Fatalf("config 4 = %+v, want group 1's join at %s with buckets", joined, g1.srv.URL)
+	}
+	checkOwnership(t, joined, g1, g2)
+	log := g1.store.callLog()
+	if !slices.Contains(log, fmt.Sprintf("joined from %d", left.Version)) || slices.Contains(log, "config 1") || slices.Contains(log, "config 2") {
+		t.Errorf("group 1's log %v: want it joined from config %d and never took configs 1 and 2", log, left.Version)
 	}
 }
 

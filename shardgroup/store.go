@@ -104,8 +104,11 @@ type Store interface {
 	// FinishGC makes a GCing bucket Serving iff the applied config is
 	// version. Nil when already done.
 	FinishGC(ctx context.Context, b int, version uint64) error
-	// MarkJoined records that the group asked to join the config.
-	MarkJoined(ctx context.Context) error
+	// MarkJoined records that the group asked to join the config; from,
+	// unless its Version is 0, is the last config before the join that
+	// does not list the group, which a group that owns no bucket takes
+	// as its applied config at once (kvstore.Store.MarkJoined).
+	MarkJoined(ctx context.Context, from shardmap.Config) error
 }
 
 // codeOf returns the first Code() in err's chain, or "".
