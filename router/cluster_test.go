@@ -262,7 +262,8 @@ func TestRouteFlags(t *testing.T) {
 // group at its members, which still run, instead of a 410; once they are
 // stopped the answer is 410. A watch of one group at another group's
 // member (an older config's URL, reused) is refused. A new group that
-// takes the id of the one that left joins and serves.
+// takes the id of the one that left joins and serves, and the cursor is
+// still answered 410.
 func TestRouterWatchResumeLeftGroup(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts real raftkv processes")
@@ -340,9 +341,15 @@ func TestRouterWatchResumeLeftGroup(t *testing.T) {
 		t.Fatalf("a watch of group 1 at group 2's member: %v, want ErrWrongGroup", err)
 	}
 
-	// A new group 1 (empty data dirs, another log) joins and serves.
+	// A new group 1 (empty data dirs, another log) joins: the cursor is
+	// still answered 410, not resumed in the new log at the old index.
 	s.StartGroup(1, 1)
-	s.WaitSettled(t, 60*time.Second, 1, 2)
+	rejoined := s.WaitSettled(t, 60*time.Second, 1, 2)
+	if st, body := refusedWatch(t, ctx, watchURL, early); st != http.StatusGone ||
+		!strings.Contains(body, `"code":"compacted"`) || !strings.Contains(body, "a new group 1 joined") {
+		t.Fatalf("resumed from %q after a new group 1 joined (config %d): %d %s; want 410 compacted naming the new group 1",
+			early, rejoined.Version, st, body)
+	}
 	if st, body, _ := do(t, "PUT", srv.URL+"/"+a, "4"); st != 204 {
 		t.Fatalf("PUT %s after the new group 1 joined: %d %s", a, st, body)
 	}

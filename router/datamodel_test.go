@@ -961,3 +961,60 @@ func TestRouterWatchStaleConfigGroupGone(t *testing.T) {
 		t.Fatalf("watch after group 1 left: %v, want group 2's put of %s with a cursor of group 2 only", ev, b)
 	}
 }
+
+// TestRouterWatchResumeRejoinedGroup: a merged watch's cursor names each
+// group with the config version its stream follows. Resumed after that
+// group left and a new group took its id (a new log, whose indexes say
+// nothing of the old one's), it is answered 410; it used to resume the
+// new group at the old group's index. A cursor whose groups stayed
+// through later configs resumes, and one without versions (a listing's
+// indexes) is not checked.
+func TestRouterWatchResumeRejoinedGroup(t *testing.T) {
+	srv, hist, g := dataRouter(t)
+	cfg := hist.Latest()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a := keyIn(cfg, 1, "pa")
+	url := srv.URL + "/key?watch=true&prefix=p"
+	ch := openWatch(t, ctx, url, "")
+	time.Sleep(200 * time.Millisecond) // let both group streams open
+	i := g[1].apply(putEvent(a, "1"))
+	early := next(t, ch)[0]
+	if want := fmt.Sprintf("1=%d.0@%d", i, cfg.Version); !slices.Contains(strings.Split(early, ","), want) {
+		t.Fatalf("cursor %q, want group 1 as %q", early, want)
+	}
+
+	// Group 1 gains a bucket: the same group, so the cursor resumes.
+	hist.move(t, cfg.BucketsOf(2)[0], 1)
+	ch2 := openWatch(t, ctx, url, early)
+	g[1].apply(putEvent(a, "2"))
+	if ev := next(t, ch2); ev[2] != a || ev[3] != "2" {
+		t.Fatalf("resumed from %q after a move: %v, want group 1's put of %s", early, ev, a)
+	}
+
+	// Group 1 leaves and a new group 1 joins at another member.
+	left := hist.leave(t, 1)
+	fresh := newDMember(t)
+	joined, err := hist.Latest().Join(map[uint64][]string{1: {fresh.srv.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hist.Append(joined); err != nil {
+		t.Fatal(err)
+	}
+	st, body := refusedWatch(t, ctx, url, early)
+	if st != http.StatusGone || !strings.Contains(body, `"code":"compacted"`) ||
+		!strings.Contains(body, fmt.Sprintf("left the deployment (config %d)", left.Version)) ||
+		!strings.Contains(body, fmt.Sprintf("a new group 1 joined in config %d", joined.Version)) {
+		t.Fatalf("resumed from %q after group 1 left and joined again: %d %s; want 410 compacted naming configs %d and %d",
+			early, st, body, left.Version, joined.Version)
+	}
+
+	// The same positions without versions are not checked.
+	var plain []string
+	for part := range strings.SplitSeq(early, ",") {
+		p, _, _ := strings.Cut(part, "@")
+		plain = append(plain, p)
+	}
+	openWatch(t, ctx, url, strings.Join(plain, ","))
+}

@@ -7,14 +7,15 @@ import (
 )
 
 // FuzzParseCursor: a merged watch's Last-Event-ID (its SSE id, such as
-// 1=71.0,2=98) parses to a position of each group within bounds that
+// 1=71.0@4,2=98@4) parses to a position of each group within bounds that
 // the cursor's String writes back to the same cursor, or is a 400; never
 // a cursor that would silently start a group from now on.
 // Run it as a fuzzer with: go test -run='^$' -fuzz=FuzzParseCursor ./router/
 func FuzzParseCursor(f *testing.F) {
 	for _, s := range []string{"1=71.0,2=98", "1=71", "3=5.4294967295", "1=71.0,1=72.0", "1=0", "1=0.3", "0=5",
 		"1=18446744073709551615", "1=18446744073709551615.0", "1=5.4294967296", "", ",", "1=", "=5", "1=5,", " 1=5 ",
-		"1=5, 2=6", "1=+5", "1=5.-1", "a=b", "1=5=6", "1=5.2.3"} {
+		"1=5, 2=6", "1=+5", "1=5.-1", "a=b", "1=5=6", "1=5.2.3", "1=71.0@4,2=98@4", "1=5@0", "1=5@", "1=5@3@4", "1=@4",
+		"1=5.2@18446744073709551615"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -51,14 +52,19 @@ func FuzzParseCursor(f *testing.F) {
 // on) or, without a position, the last index (nothing can follow it)
 // is refused.
 func TestParseCursorRejects(t *testing.T) {
-	for _, s := range []string{"1=71.0,1=72.0", "1=5,2=6,1=7", "1=0", "2=0.3", "1=18446744073709551615"} {
+	for _, s := range []string{"1=71.0,1=72.0", "1=5,2=6,1=7", "1=0", "2=0.3", "1=18446744073709551615", "1=5@0", "1=5@", "1=5@x",
+		"1=5@3@4", "1=@4", "1=5.@4"} {
 		if c, err := parseCursor(s); err == nil {
 			t.Errorf("parseCursor(%q) = %v, want a 400", s, c)
 		}
 	}
-	for _, s := range []string{"1=71.0,2=98", "1=18446744073709551615.0", "7=1"} {
+	for _, s := range []string{"1=71.0,2=98", "1=18446744073709551615.0", "7=1", "1=71.0@4,2=98@5"} {
 		if _, err := parseCursor(s); err != nil {
 			t.Errorf("parseCursor(%q): %v", s, err)
 		}
+	}
+	if c, err := parseCursor("1=71.0@4,2=98"); err != nil || c[1] != (position{71, 0, 4}) || c[2] != (position{98, -1, 0}) ||
+		c.String() != "1=71.0@4,2=98" {
+		t.Errorf(`parseCursor("1=71.0@4,2=98") = %+v (%q), %v`, c, c.String(), err)
 	}
 }

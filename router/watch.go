@@ -31,12 +31,17 @@ import (
 //
 // A merged stream's SSE id is a cursor of every group's position,
 // "<gid>=<index>.<pos>" (after that event) or "<gid>=<index>" (after
-// every event up to that index), comma-separated: Last-Event-ID resumes
-// each group where the cursor says, and a group it does not name from
-// that group's first index (a group that joined since, or one whose
-// events the stream had not delivered yet). Heartbeats are messages with only an
-// id, the cursor, and the comment ": progress". The cursor of a listing
-// (its "indexes", as "1=I1,2=I2") starts a watch right after it.
+// every event up to that index), each followed by "@<config>", the
+// config version whose group of that id the stream follows,
+// comma-separated: Last-Event-ID resumes each group where the cursor
+// says, and a group it does not name from that group's first index (a
+// group that joined since, or one whose events the stream had not
+// delivered yet). A group that left and joined again since the cursor's
+// config is answered 410 (it may be a new group under the same id, with
+// another log); a cursor without config versions (a listing's indexes)
+// is not checked for that. Heartbeats are messages with only an id, the
+// cursor, and the comment ": progress". The cursor of a listing (its
+// "indexes", as "1=I1,2=I2") starts a watch right after it.
 //
 // Bucket moves: a group that installs a bucket sends a bucket_in marker,
 // and the group that gave it away a bucket_out when it applied the config
@@ -250,10 +255,15 @@ func (h *handler) relayWatch(w http.ResponseWriter, r *http.Request, opts client
 }
 
 // position is where a group's stream is: after event (index, pos), or,
-// with pos -1, after every event up to index.
+// with pos -1, after every event up to index. since is the config version
+// whose listing of the group the stream follows (0: not known): a group
+// that leaves must start from empty data dirs to join again, so the
+// index names a place in the log of the group that version listed, and
+// in no later group of the same id.
 type position struct {
 	index uint64
 	pos   int64
+	since uint64
 }
 
 func (p position) String() string {
@@ -266,13 +276,20 @@ func (p position) String() string {
 // positionOf is the position after ev: its member id "<index>.<pos>".
 func positionOf(ev client.WatchEvent) position {
 	if ev.Index == 0 {
-		return position{ev.KV.ModIndex, int64(ev.Pos)} // no member id
+		return position{index: ev.KV.ModIndex, pos: int64(ev.Pos)} // no member id
 	}
-	return position{ev.Index, int64(ev.Pos)}
+	return position{index: ev.Index, pos: int64(ev.Pos)}
 }
 
 // cursor is every group's position.
 type cursor map[uint64]position
+
+// advance moves group gid to p, which keeps the config version gid's
+// stream follows.
+func (c cursor) advance(gid uint64, p position) {
+	p.since = c[gid].since
+	c[gid] = p
+}
 
 // String is the cursor as an SSE id; a group whose position is not
 // known yet (its stream has not sent its first heartbeat) is left out.
@@ -290,6 +307,9 @@ func (c cursor) String() string {
 			b.WriteByte(',')
 		}
 		b.WriteString(strconv.FormatUint(g, 10) + "=" + c[g].String())
+		if c[g].since > 0 {
+			b.WriteString("@" + strconv.FormatUint(c[g].since, 10))
+		}
 	}
 	return b.String()
 }
@@ -297,14 +317,26 @@ func (c cursor) String() string {
 // parseCursor reads a cursor String wrote: each group once, at an index
 // >= 1 (String leaves out a group with none: a group given at index 0
 // would silently start from now on), after a position, or after every
-// event up to an index that is not the last possible one.
+// event up to an index that is not the last possible one; and, when the
+// cursor has one (a listing's indexes and an older router's cursors have
+// none), the config version >= 1 whose group of that id the position is
+// in.
 func parseCursor(s string) (cursor, error) {
 	c := cursor{}
-	bad := bad("Last-Event-ID of a watch across groups is a cursor <gid>=<index>[.<pos>],... with each group once and indexes from 1; got %q", s)
+	bad := bad("Last-Event-ID of a watch across groups is a cursor <gid>=<index>[.<pos>][@<config>],... with each group once and indexes from 1; got %q", s)
 	for part := range strings.SplitSeq(strings.TrimSpace(s), ",") {
 		g, p, ok := strings.Cut(part, "=")
 		if !ok {
 			return nil, bad
+		}
+		p, v, at := strings.Cut(p, "@")
+		since := uint64(0)
+		if at {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil || n == 0 {
+				return nil, bad
+			}
+			since = n
 		}
 		gid, err := strconv.ParseUint(g, 10, 64)
 		if _, dup := c[gid]; err != nil || gid == 0 || dup {
@@ -323,7 +355,7 @@ func parseCursor(s string) (cursor, error) {
 			}
 			pos = int64(n)
 		}
-		c[gid] = position{index, pos}
+		c[gid] = position{index: index, pos: pos, since: since}
 	}
 	return c, nil
 }
@@ -367,10 +399,10 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 	cancels, gens := map[uint64]context.CancelFunc{}, map[uint64]int{}
 	// leftServers are the members, from an older config, of the groups
 	// the cursor names that no config lists any more.
-	var leftServers map[uint64][]string
+	var leftServers map[uint64]listing
 	start := func(gid uint64, pos position, fromFirst bool) error {
 		o := opts
-		o.Group, o.Markers, o.Servers = gid, true, leftServers[gid]
+		o.Group, o.Markers, o.Servers = gid, true, leftServers[gid].servers
 		switch {
 		case pos.index > 0:
 			o.LastEventID = pos.String()
@@ -404,13 +436,13 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 	}
 	gids := groupsOf(cfg)
 	if resumed {
-		if gids, leftServers, err = h.resumeGroups(ctx, cfg, cur); err != nil {
+		if cfg, gids, leftServers, err = h.resumeGroups(ctx, cfg, cur); err != nil {
 			return err
 		}
 	}
 	for _, gid := range gids {
-		_, named := cur[gid]
-		if err := start(gid, cur[gid], resumed && !named); err != nil {
+		p, named := cur[gid]
+		if err := start(gid, p, resumed && !named); err != nil {
 			if _, gone := leftServers[gid]; gone {
 				lg.Info("watch: resuming a group that left", zap.Uint64("group", gid), zap.Error(err))
 				// The config that no longer lists it: resumeGroups
@@ -426,8 +458,16 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 			continue
 		}
 		if !named {
-			cur[gid] = position{}
+			p = position{}
 		}
+		if p.since == 0 {
+			// The config whose members the stream was started at.
+			p.since = cfg.Version
+			if l, gone := leftServers[gid]; gone {
+				p.since = l.version
+			}
+		}
+		cur[gid] = p
 	}
 	s := startSSE(w)
 	tick := time.NewTicker(watchProgressInterval)
@@ -456,11 +496,11 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 		switch ev.Type {
 		case client.EventProgress:
 			if p := cur[gid]; ev.KV.ModIndex > p.index || p.pos >= 0 && ev.KV.ModIndex == p.index {
-				cur[gid] = position{ev.KV.ModIndex, -1}
+				cur.advance(gid, position{index: ev.KV.ModIndex, pos: -1})
 			}
 			return
 		case client.EventBucketIn, client.EventBucketOut:
-			cur[gid] = positionOf(ev)
+			cur.advance(gid, positionOf(ev))
 			return
 		case client.EventGroupLeft:
 			// The group's last event: nothing of it is left to wait
@@ -476,7 +516,7 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 			}
 			return
 		}
-		cur[gid] = positionOf(ev)
+		cur.advance(gid, positionOf(ev))
 		s.event(cur.String(), ev)
 	}
 	// applied[g] is the latest config group g's delivered events show it
@@ -664,7 +704,7 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 				for _, gid := range groupsOf(cfg) {
 					if v, ok := left[gid]; !watching[gid] || ok && v > 0 && cfg.Version > v {
 						if err := start(gid, position{}, true); err == nil {
-							cur[gid] = position{}
+							cur[gid] = position{since: cfg.Version}
 						}
 					}
 				}
@@ -679,6 +719,12 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 	}
 }
 
+// listing is a group's members as a config lists them.
+type listing struct {
+	servers []string
+	version uint64 // of the config
+}
+
 // resumeGroups lists the groups a watch resumed from cur watches: those
 // cfg gives buckets to, and those cur names that cfg still lists (one
 // whose buckets all moved away may still owe the cursor's stream its
@@ -688,13 +734,21 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 // have been delivered: the watch resumes it at the members the last
 // config that listed it names (left), which still serve them until they
 // are stopped. When that config cannot be found, the answer is 410; when
-// an older config cannot be read, that error.
-func (h *handler) resumeGroups(ctx context.Context, cfg shardmap.Config, cur cursor) (gids []uint64, left map[uint64][]string, err error) {
+// an older config cannot be read, that error. So is a group that the
+// cursor names at a config version and that left and joined again since
+// (sameGroup). latest is the config it went by: cfg, or a newer one.
+func (h *handler) resumeGroups(ctx context.Context, cfg shardmap.Config, cur cursor) (latest shardmap.Config, gids []uint64, left map[uint64]listing, err error) {
 	// The cached config may be older than the one the cursor's stream
 	// followed (from another router, or before this one restarted).
 	fresh, err := h.c.Refresh(ctx, 0)
 	if err == nil {
 		cfg = fresh
+	}
+	read := map[uint64]shardmap.Config{cfg.Version: cfg}
+	for _, gid := range slices.Sorted(maps.Keys(cur)) {
+		if serr := h.sameGroup(ctx, gid, cur[gid], cfg, read); serr != nil {
+			return cfg, nil, nil, serr
+		}
 	}
 	gids = groupsOf(cfg)
 	for _, gid := range slices.Sorted(maps.Keys(cur)) {
@@ -703,24 +757,74 @@ func (h *handler) resumeGroups(ctx context.Context, cfg shardmap.Config, cur cur
 		}
 		if _, ok := cfg.Groups[gid]; !ok {
 			if err != nil {
-				return nil, nil, err // it may be in the config that could not be read
+				return cfg, nil, nil, err // it may be in the config that could not be read
 			}
-			servers, serr := h.lastServers(ctx, cfg.Version, gid)
+			l, serr := h.lastServers(ctx, cfg.Version, gid)
 			if serr != nil {
-				return nil, nil, serr // an older config could not be read: try again later
+				return cfg, nil, nil, serr // an older config could not be read: try again later
 			}
-			if servers == nil {
-				return nil, nil, leftGroupGone(gid, cur[gid], cfg.Version)
+			if l.servers == nil {
+				return cfg, nil, nil, leftGroupGone(gid, cur[gid], cfg.Version)
 			}
 			if left == nil {
-				left = map[uint64][]string{}
+				left = map[uint64]listing{}
 			}
-			left[gid] = servers
+			left[gid] = l
 		}
 		gids = append(gids, gid)
 	}
 	slices.Sort(gids)
-	return gids, left, nil
+	return cfg, gids, left, nil
+}
+
+// maxResumeScan bounds how many configs sameGroup reads.
+const maxResumeScan = 1024
+
+// sameGroup checks that group gid, which a resumed watch's cursor names
+// at p, is still the group config p.since listed, as far as latest goes:
+// that no config after p.since dropped gid and a later one listed it
+// again. A new group under the id of one that left starts from empty
+// data dirs, so the cursor's index may name a place in another log, and
+// resuming there would skip that log's events before it; the events of
+// the group that left which the cursor's stream had not delivered are
+// no longer to be had where the config lists gid. Then the answer is
+// 410 (also for the same group joined again while it ran, which the
+// configs cannot tell apart). read holds the configs read so far (by
+// version) and gains the ones it reads.
+func (h *handler) sameGroup(ctx context.Context, gid uint64, p position, latest shardmap.Config, read map[uint64]shardmap.Config) error {
+	switch {
+	case p.since == 0:
+		return nil // a listing's indexes, or an older router's cursor
+	case p.since > latest.Version:
+		return &answer{http.StatusServiceUnavailable, client.CodeUnavailable, fmt.Sprintf(
+			"router: Last-Event-ID names group %d at config %d, and the latest config this router could read is %d: try again",
+			gid, p.since, latest.Version)}
+	case latest.Version-p.since > maxResumeScan:
+		return &answer{http.StatusGone, client.CodeCompacted, fmt.Sprintf(
+			"router: Last-Event-ID names group %d at config %d, more than %d configs before the latest (%d): "+
+				"list again and watch from the listing's indexes", gid, p.since, maxResumeScan, latest.Version)}
+	}
+	leftAt := uint64(0)
+	for v := p.since + 1; v <= latest.Version; v++ {
+		c, ok := read[v]
+		if !ok {
+			var err error
+			if c, err = h.configAt(ctx, v); err != nil {
+				return err
+			}
+			read[v] = c
+		}
+		_, listed := c.Groups[gid]
+		switch {
+		case !listed && leftAt == 0:
+			leftAt = v
+		case listed && leftAt > 0:
+			return &answer{http.StatusGone, client.CodeCompacted, fmt.Sprintf(
+				"router: group %d, which Last-Event-ID names at %s (config %d), left the deployment (config %d) before that stream had all its events, "+
+					"and a new group %d joined in config %d: list again and watch from the listing's indexes", gid, p, p.since, leftAt, gid, v)}
+		}
+	}
+	return nil
 }
 
 // leftSearch bounds how many configs before the latest lastServers reads
@@ -728,21 +832,21 @@ func (h *handler) resumeGroups(ctx context.Context, cfg shardmap.Config, cur cur
 const leftSearch = 64
 
 // lastServers returns the members of group gid in the latest config
-// before version v that lists it, or nil when none of the leftSearch
-// before v does; or the error of a config it could not read
+// before version v that lists it, or no servers when none of the
+// leftSearch before v does; or the error of a config it could not read
 // (configAt).
-func (h *handler) lastServers(ctx context.Context, v, gid uint64) ([]string, error) {
+func (h *handler) lastServers(ctx context.Context, v, gid uint64) (listing, error) {
 	for back := uint64(1); back <= leftSearch && back < v; back++ {
 		c, err := h.configAt(ctx, v-back)
 		if err != nil {
 			h.cfg.Logger.Warn("watch: reading the config a group left from", zap.Uint64("config", v-back), zap.Error(err))
-			return nil, err
+			return listing{}, err
 		}
 		if servers, ok := c.Groups[gid]; ok && len(servers) > 0 {
-			return servers, nil
+			return listing{servers, c.Version}, nil
 		}
 	}
-	return nil, nil
+	return listing{}, nil
 }
 
 // configAt reads config version v, within configReadWait: the router's
