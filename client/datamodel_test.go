@@ -201,8 +201,8 @@ func TestListGroups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := keysOf(page.KVs); !slices.Equal(got, want[:7]) || !page.More || page.Continue == "" || len(page.Indexes) != 2 {
-		t.Fatalf("first page: %q more %v indexes %v, want %q", got, page.More, page.Indexes, want[:7])
+	if got := keysOf(page.KVs); !slices.Equal(got, want[:7]) || !page.More || page.Continue == "" || len(page.Indexes) != 2 || page.ConfigVersion != cfg.Version {
+		t.Fatalf("first page: %q more %v indexes %v at config %d, want %q at %d", got, page.More, page.Indexes, page.ConfigVersion, want[:7], cfg.Version)
 	}
 	// The groups move on to a new config; the Client's map is stale.
 	cfg = cg.mustApply(t, func(c shardmap.Config) (shardmap.Config, error) { return c.Move(0, 2) })
@@ -218,6 +218,9 @@ func TestListGroups(t *testing.T) {
 			t.Fatal(err)
 		}
 		got = append(got, keysOf(page.KVs)...)
+		if page.ConfigVersion != cfg.Version {
+			t.Fatalf("a page after the move at config %d, want %d", page.ConfigVersion, cfg.Version)
+		}
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("pages = %q, want %q", got, want)

@@ -50,6 +50,10 @@ type ListPage struct {
 	// state common to all groups).
 	Index   uint64
 	Indexes map[uint64]uint64
+	// ConfigVersion is the config every group served its part at, in a
+	// sharded deployment: each of Indexes is an index of the group that
+	// config lists under its id.
+	ConfigVersion uint64
 }
 
 // List returns one page of the keys opts selects, in key order. A later
@@ -139,8 +143,10 @@ type listJSON struct {
 	KVs      []kvJSON `json:"kvs"`
 	More     bool     `json:"more"`
 	Continue string   `json:"continue"`
-	// Indexes is a router's: each group's index.
+	// Indexes and Config are a router's: each group's index, and the
+	// config the groups were at.
 	Indexes map[string]uint64 `json:"indexes"`
+	Config  uint64            `json:"config"`
 }
 
 // listOne sends one listing call and reads its page.
@@ -153,7 +159,7 @@ func (c *Client) listOne(ctx context.Context, cl *call) (ListPage, error) {
 	if err := json.Unmarshal(rep.body, &lj); err != nil {
 		return ListPage{}, &Error{Op: cl.op, Endpoint: rep.endpoint, Status: rep.status, Code: CodeInternal, Message: "unreadable listing", Err: err}
 	}
-	page := ListPage{More: lj.More, Continue: lj.Continue, Index: lj.Index, KVs: make([]KeyValue, 0, len(lj.KVs))}
+	page := ListPage{More: lj.More, Continue: lj.Continue, Index: lj.Index, ConfigVersion: lj.Config, KVs: make([]KeyValue, 0, len(lj.KVs))}
 	for i := range lj.KVs {
 		kv, err := lj.KVs[i].keyValue()
 		if err != nil {
@@ -306,7 +312,7 @@ func (c *Client) gather(ctx context.Context, r *routes, prefix, start, end strin
 			return ListPage{}, err
 		}
 	}
-	out := ListPage{Indexes: make(map[uint64]uint64, len(gids))}
+	out := ListPage{Indexes: make(map[uint64]uint64, len(gids)), ConfigVersion: r.cfg.Version}
 	for i, gid := range gids {
 		out.Indexes[gid] = pages[i].Index
 		out.KVs = append(out.KVs, pages[i].KVs...)

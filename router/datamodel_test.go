@@ -446,9 +446,14 @@ func TestRouterList(t *testing.T) {
 			More     bool              `json:"more"`
 			Continue string            `json:"continue"`
 			Indexes  map[string]uint64 `json:"indexes"`
+			Config   uint64            `json:"config"`
+			Cursor   string            `json:"cursor"`
 		}
 		if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &page) != nil || len(page.KVs) > 8 || len(page.Indexes) != 2 {
 			t.Fatalf("page %d: %d %q", pages, resp.StatusCode, body)
+		}
+		if want := fmt.Sprintf("1=%d@%d,2=%d@%d", page.Indexes["1"], cfg.Version, page.Indexes["2"], cfg.Version); page.Config != cfg.Version || page.Cursor != want {
+			t.Fatalf("page %d: config %d, cursor %q; want %d, %q", pages, page.Config, page.Cursor, cfg.Version, want)
 		}
 		for _, kv := range page.KVs {
 			got = append(got, kv.Key)
@@ -966,9 +971,10 @@ func TestRouterWatchStaleConfigGroupGone(t *testing.T) {
 // group with the config version its stream follows. Resumed after that
 // group left and a new group took its id (a new log, whose indexes say
 // nothing of the old one's), it is answered 410; it used to resume the
-// new group at the old group's index. A cursor whose groups stayed
-// through later configs resumes, and one without versions (a listing's
-// indexes) is not checked.
+// new group at the old group's index. So is a listing's cursor. A cursor
+// whose groups stayed through later configs resumes, and one without
+// versions (a listing's indexes, as they were written before) is not
+// checked.
 func TestRouterWatchResumeRejoinedGroup(t *testing.T) {
 	srv, hist, g := dataRouter(t)
 	cfg := hist.Latest()
@@ -984,12 +990,25 @@ func TestRouterWatchResumeRejoinedGroup(t *testing.T) {
 		t.Fatalf("cursor %q, want group 1 as %q", early, want)
 	}
 
-	// Group 1 gains a bucket: the same group, so the cursor resumes.
+	// A listing's cursor starts a watch right after it.
+	resp, body := request(t, http.MethodGet, srv.URL+"/key?prefix=p", "", nil)
+	var listing struct {
+		Cursor string `json:"cursor"`
+	}
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &listing) != nil || !strings.Contains(listing.Cursor, fmt.Sprintf("1=%d@%d", i, cfg.Version)) {
+		t.Fatalf("listing: %d %s; want a cursor naming group 1 at %d@%d", resp.StatusCode, body, i, cfg.Version)
+	}
+
+	// Group 1 gains a bucket: the same group, so the cursors resume.
 	hist.move(t, cfg.BucketsOf(2)[0], 1)
 	ch2 := openWatch(t, ctx, url, early)
+	ch3 := openWatch(t, ctx, url, listing.Cursor)
 	g[1].apply(putEvent(a, "2"))
 	if ev := next(t, ch2); ev[2] != a || ev[3] != "2" {
 		t.Fatalf("resumed from %q after a move: %v, want group 1's put of %s", early, ev, a)
+	}
+	if ev := next(t, ch3); ev[2] != a || ev[3] != "2" {
+		t.Fatalf("started from the listing's cursor %q: %v, want group 1's put of %s", listing.Cursor, ev, a)
 	}
 
 	// Group 1 leaves and a new group 1 joins at another member.
@@ -1002,12 +1021,14 @@ func TestRouterWatchResumeRejoinedGroup(t *testing.T) {
 	if err := hist.Append(joined); err != nil {
 		t.Fatal(err)
 	}
-	st, body := refusedWatch(t, ctx, url, early)
-	if st != http.StatusGone || !strings.Contains(body, `"code":"compacted"`) ||
-		!strings.Contains(body, fmt.Sprintf("left the deployment (config %d)", left.Version)) ||
-		!strings.Contains(body, fmt.Sprintf("a new group 1 joined in config %d", joined.Version)) {
-		t.Fatalf("resumed from %q after group 1 left and joined again: %d %s; want 410 compacted naming configs %d and %d",
-			early, st, body, left.Version, joined.Version)
+	for _, id := range []string{early, listing.Cursor} {
+		st, body := refusedWatch(t, ctx, url, id)
+		if st != http.StatusGone || !strings.Contains(body, `"code":"compacted"`) ||
+			!strings.Contains(body, fmt.Sprintf("left the deployment (config %d)", left.Version)) ||
+			!strings.Contains(body, fmt.Sprintf("a new group 1 joined in config %d", joined.Version)) {
+			t.Fatalf("resumed from %q after group 1 left and joined again: %d %s; want 410 compacted naming configs %d and %d",
+				id, st, body, left.Version, joined.Version)
+		}
 	}
 
 	// The same positions without versions are not checked.

@@ -36,7 +36,9 @@
 //	GET|HEAD /key?prefix=p|start=a&end=b[&limit=N&keys_only=true&continue=T&level=stale]
 //	                       a listing gathered from every group with config_version
 //	                       (client.List): key order, the limit across groups, one
-//	                       continue token for all; "indexes" has each group's index;
+//	                       continue token for all; "indexes" has each group's index,
+//	                       "config" the groups' config, "cursor" the Last-Event-ID
+//	                       of a watch right after it;
 //	                       min_index is refused (an index is one group's)
 //	GET /<key>?watch=true, GET /key/<key>?watch=true
 //	                       the key's group's SSE stream, relayed with its ids

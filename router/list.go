@@ -20,10 +20,14 @@ func kvOf(kv client.KeyValue, withValue bool) kvJSON {
 	return kvjson.Of(kv.Key, kv.Value, kv.CreateIndex, kv.ModIndex, kv.TTL, withValue)
 }
 
-// listJSON is a listing's answer: a member's, with each group's index.
+// listJSON is a listing's answer: a member's, with each group's index,
+// the config the groups were at, and the cursor (a Last-Event-ID) that
+// starts a watch right after the listing.
 type listJSON struct {
 	Index    uint64            `json:"index"`
 	Indexes  map[string]uint64 `json:"indexes,omitempty"`
+	Config   uint64            `json:"config,omitempty"`
+	Cursor   string            `json:"cursor,omitempty"`
 	KVs      []kvJSON          `json:"kvs"`
 	More     bool              `json:"more"`
 	Continue string            `json:"continue,omitempty"`
@@ -84,9 +88,12 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) error {
 	}
 	if len(page.Indexes) > 0 {
 		out.Indexes = make(map[string]uint64, len(page.Indexes))
+		cur := cursor{}
 		for g, i := range page.Indexes {
 			out.Indexes[strconv.FormatUint(g, 10)] = i
+			cur[g] = position{index: i, pos: -1, since: page.ConfigVersion}
 		}
+		out.Config, out.Cursor = page.ConfigVersion, cur.String()
 	}
 	return writeJSON(w, r, http.StatusOK, out)
 }

@@ -40,8 +40,9 @@ import (
 // config is answered 410 (it may be a new group under the same id, with
 // another log); a cursor without config versions (a listing's indexes)
 // is not checked for that. Heartbeats are messages with only an id, the
-// cursor, and the comment ": progress". The cursor of a listing (its
-// "indexes", as "1=I1,2=I2") starts a watch right after it.
+// cursor, and the comment ": progress". A listing's "cursor"
+// ("1=I1@V,2=I2@V", its indexes at its config) starts a watch right
+// after it; so do its "indexes" written as "1=I1,2=I2", unchecked.
 //
 // Bucket moves: a group that installs a bucket sends a bucket_in marker,
 // and the group that gave it away a bucket_out when it applied the config
