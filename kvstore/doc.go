@@ -153,9 +153,9 @@
 //	DeleteBucket      BePulling -> NotOwned, keys and table dropped
 //	FinishGC          GCing -> Serving
 //	MarkJoined(from)  Joined = true (the group asked to join once); and,
-//	                  if the group owns no bucket, the applied config
-//	                  becomes from (the last config before the join that
-//	                  does not list the group) when it is later
+//	                  if the group owns no bucket, the applied config and
+//	                  Prev become from (the last config before the join
+//	                  that does not list the group) unless it is older
 //
 // ExportBucket is not an entry: after a ReadIndex wait it hands out a
 // copy-on-write clone of a bucket that is BePulling at exactly the asked

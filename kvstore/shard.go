@@ -437,9 +437,10 @@ func (s *Store) applyConfigLocked(data []byte) error {
 }
 
 // applyJoinedLocked applies MarkJoined: Joined, and, when data holds a
-// config past the applied one that does not list this group and the
-// group owns no bucket, that config as the applied one (see MarkJoined).
-// Every bucket stays NotOwned, so no event is due.
+// config (the applied one or later) that does not list this group and
+// the group owns no bucket, that config as the applied one and as Prev
+// (see MarkJoined; the two the same tell the group's driver where its
+// join put it). Every bucket stays NotOwned, so no event is due.
 func (s *Store) applyJoinedLocked(data []byte) error {
 	sh := &s.mu.shard
 	if sh.joined {
@@ -457,7 +458,7 @@ func (s *Store) applyJoinedLocked(data []byte) error {
 			return detailf(ErrBadShardOp, "config %d, to start from, lists this group", from.Version)
 		}
 		owns := slices.ContainsFunc(sh.status, func(b BucketStatus) bool { return b != NotOwned })
-		if from.Version > sh.config.Version && !owns {
+		if from.Version >= sh.config.Version && !owns {
 			sh.prev, sh.config = from.Clone(), from
 		}
 	}

@@ -255,9 +255,10 @@ func TestProposeConfigTransitions(t *testing.T) {
 // TestMarkJoinedStartsFrom: MarkJoined's config moves a group that owns
 // no bucket to it, so that the configs before it, which listed an
 // earlier group of the same id, are never taken; the next config then
-// pulls from their owners there. A group that owns a bucket only records
-// the join; so does one already past the config; one that lists the
-// group is refused. It survives a snapshot.
+// pulls from their owners there. It survives a snapshot. From the
+// applied config itself, Prev becomes that config too. A group that owns
+// a bucket only records the join; a config that lists the group is
+// refused.
 func TestMarkJoinedStartsFrom(t *testing.T) {
 	const n = 4
 	old, g2, fresh := []string{"http://old"}, []string{"http://g2"}, []string{"http://new"}
@@ -292,6 +293,20 @@ func TestMarkJoinedStartsFrom(t *testing.T) {
 	}
 	if st := s.ShardState(); !reflect.DeepEqual(st.Prev, c3) {
 		t.Fatalf("prev is %+v, want config 3 (bucket 0 pulled from group 2)", st.Prev)
+	}
+
+	// A group that took configs without it up to from: Prev becomes from
+	// too, where the driver tells its join's start.
+	s = shardStore(t, 1, n)
+	other := shardmap.Config{Version: 1, Buckets: []uint64{2, 2, 2, 2}, Groups: map[uint64][]string{2: g2}}
+	if r := applyOwn(t, s, 1, request{Ctl: &control{Kind: ctlConfig, Config: marshalConfig(&other)}}); r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r := joined(s, 2, &other); r.err != nil {
+		t.Fatal(r.err)
+	}
+	if st := s.ShardState(); !st.Joined || !reflect.DeepEqual(st.Config, other) || !reflect.DeepEqual(st.Prev, other) {
+		t.Fatalf("MarkJoined from the applied config: joined %v, config %+v, prev %+v; want both config 1", st.Joined, st.Config, st.Prev)
 	}
 
 	// A group that took config 1 owns buckets: MarkJoined only records.

@@ -71,7 +71,9 @@
 // (from empty data dirs: another log), and the configs that listed the
 // group that left are not its own: taking them, it would serve that
 // group's buckets empty, then give them away to groups long past that
-// config, and never reach its join.
+// config, and never reach its join. The other way round, a group that
+// left and still runs takes no config that lists its id with none of
+// its members' URLs (takenID): that is a new group's, not its own.
 //
 // # Choices where the contract is silent
 //

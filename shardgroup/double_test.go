@@ -165,7 +165,7 @@ func (s *memShard) MarkJoined(ctx context.Context, from shardmap.Config) error {
 	defer s.mu.Unlock()
 	if !s.st.Joined {
 		owns := slices.ContainsFunc(s.st.Status, func(b BucketStatus) bool { return b != NotOwned })
-		if _, listed := from.Groups[s.st.Group]; !listed && from.Version > s.st.Config.Version && !owns {
+		if _, listed := from.Groups[s.st.Group]; !listed && from.Version > 0 && from.Version >= s.st.Config.Version && !owns {
 			s.st.Prev, s.st.Config = from.Clone(), from.Clone()
 		}
 		s.st.Joined = true

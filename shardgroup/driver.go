@@ -356,6 +356,24 @@ func (d *Driver) startFrom(ctx context.Context, c shardmap.Config) (shardmap.Con
 	return shardmap.Config{}, nil
 }
 
+// takenID reports whether c lists another group under this group's id:
+// c lists the id with none of this group's members' URLs, and this
+// group, joined, is neither listed in its applied config nor where
+// MarkJoined put it (Config and Prev the same config, or none taken).
+// That is a group that left and still runs while a new group, from
+// empty data dirs, took its id: it must not take the new group's
+// configs and buckets as its own. (Listed with one of its members' URLs,
+// the id is this group's: an operator joined it again.)
+func (d *Driver) takenID(st ShardState, c shardmap.Config) bool {
+	servers, listed := c.Groups[d.cfg.Group]
+	_, was := st.Config.Groups[d.cfg.Group]
+	if !listed || was || !st.Joined || st.Prev.Version == st.Config.Version {
+		return false
+	}
+	urls, _ := d.cfg.MemberURLs()
+	return !slices.ContainsFunc(servers, func(s string) bool { return slices.Contains(urls, s) })
+}
+
 // sameServers reports whether a and b list the same servers, in any order.
 func sameServers(a, b []string) bool {
 	if len(a) != len(b) || len(a) == 0 {
@@ -373,6 +391,7 @@ func sameServers(a, b []string) bool {
 func (d *Driver) configLoop(ctx context.Context) {
 	backoff := minBackoff
 	tries := 0
+	refused := uint64(0) // the last version takenID refused, logged once
 	for ctx.Err() == nil {
 		changed := d.cfg.Store.ShardChanged()
 		st := d.cfg.Store.ShardState()
@@ -414,6 +433,17 @@ func (d *Driver) configLoop(ctx context.Context) {
 			select {
 			case <-changed:
 			case <-ctx.Done():
+			}
+			continue
+		}
+		if d.takenID(st, c) {
+			if refused != c.Version {
+				refused = c.Version
+				d.lg.Warn("not taking a config that lists another group under this group's id: this group left, and its members should be stopped",
+					zap.Uint64("version", c.Version), zap.Strings("servers", c.Groups[d.cfg.Group]))
+			}
+			if !sleep(ctx, d.cfg.PollInterval) {
+				return
 			}
 			continue
 		}

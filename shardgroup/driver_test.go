@@ -259,27 +259,37 @@ func TestDriverRecordsAnEarlierJoin(t *testing.T) {
 // instead of taking the configs that listed the group that left. It used
 // to take them as its own: it served the old group's buckets, empty, then
 // gave them away BePulling to a group long past that config, and never
-// reached its own join.
+// reached its own join. The group that left, its members still running,
+// does not take the new group's config.
 func TestDriverJoinsUnderAnIdThatLeft(t *testing.T) {
 	cfg := newMemConfig(t, 4)
 	cs := serveConfigGroup(t, cfg)
-	g1, g2 := newTestGroup(t, 1, 4), newTestGroup(t, 2, 4)
-	cfg.op(t, configgroup.Op{Join: map[uint64][]string{1: {"http://127.0.0.1:1"}}})
+	old, g1, g2 := newTestGroup(t, 1, 4), newTestGroup(t, 1, 4), newTestGroup(t, 2, 4)
+	cfg.op(t, configgroup.Op{Join: map[uint64][]string{1: {old.srv.URL}}})
 	cfg.op(t, configgroup.Op{Join: map[uint64][]string{2: {g2.srv.URL}}})
 	left := cfg.op(t, configgroup.Op{Leave: []uint64{1}})
-	// Group 2 is where taking those configs left it: every bucket its own.
-	g2.store.mu.Lock()
-	g2.store.st.Prev, g2.store.st.Config, g2.store.st.Joined = cfg.ConfigHistory().Query(2), left, true
-	for b := range g2.store.st.Status {
-		g2.store.st.Status[b] = Serving
+	// Group 2 and the old group 1 are where taking those configs left
+	// them: every bucket group 2's.
+	for _, g := range []*testGroup{g2, old} {
+		g.store.mu.Lock()
+		g.store.st.Prev, g.store.st.Config, g.store.st.Joined = cfg.ConfigHistory().Query(2), left, true
+		if g == g2 {
+			for b := range g.store.st.Status {
+				g.store.st.Status[b] = Serving
+			}
+		}
+		g.store.mu.Unlock()
 	}
-	g2.store.mu.Unlock()
 	for b := 0; b < 4; b++ {
 		g2.store.put(b, fmt.Sprintf("keys of bucket %d", b))
 	}
+	old.start(t, cs.URL, nil)
 	g2.start(t, cs.URL, nil)
 	g1.start(t, cs.URL, nil)
 	waitFor(t, "both groups to settle at config 4", func() bool { return g1.settledAt(4) && g2.settledAt(4) })
+	if v := old.store.ShardState().Config.Version; v != left.Version || len(old.store.callLog()) != 0 {
+		t.Errorf("the group that left took config %d (log %v), want it still at %d", v, old.store.callLog(), left.Version)
+	}
 	joined := cfg.ConfigHistory().Query(4)
 	if !slices.Equal(joined.Groups[1], []string{g1.srv.URL}) || len(joined.BucketsOf(1)) == 0 {
 		t.Fatalf("config 4 = %+v, want group 1's join at %s with buckets", joined, g1.srv.URL)

@@ -107,7 +107,8 @@ type Store interface {
 	// MarkJoined records that the group asked to join the config; from,
 	// unless its Version is 0, is the last config before the join that
 	// does not list the group, which a group that owns no bucket takes
-	// as its applied config at once (kvstore.Store.MarkJoined).
+	// as its applied config and Prev at once, unless it is older than the
+	// applied one (kvstore.Store.MarkJoined).
 	MarkJoined(ctx context.Context, from shardmap.Config) error
 }
 
