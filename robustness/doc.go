@@ -46,7 +46,9 @@
 // routers to a sharded deployment while groups join and leave and buckets
 // move under faults: one cycle in the short tier (TestShardedMigrations,
 // and its negative control on a raftkv_broken_fence build), four cycles
-// with each seed in the long tier (TestLongSharded). Beside that workload,
+// with each seed in the long tier (TestLongSharded); the last group that
+// left is followed by a new group under its id (and so is every even
+// cycle's join in the long tier). Beside that workload,
 // the versioned workload's CAS register and transaction clients go
 // through the same routers, checked by CheckCASAcrossGroups and
 // CheckTxnAcrossGroups, and while a migration is stuck, each of the two

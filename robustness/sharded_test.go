@@ -83,6 +83,7 @@ const (
 
 type namedCluster struct {
 	name string
+	gid  uint64 // 0: the config group
 	c    *testcluster.Cluster
 }
 
@@ -143,11 +144,15 @@ func (r *shardRun) leaderOf(name string, c *testcluster.Cluster, not int) int {
 	return leader
 }
 
-// startGroup starts shard group gid and keeps its logs.
+// startGroup starts shard group gid and keeps its logs (as group<gid>,
+// or group<gid>-<n> for the nth group under that id).
 func (r *shardRun) startGroup(gid uint64) *testcluster.Cluster {
 	c := r.d.StartGroup(gid, shardGroupSize)
 	name := fmt.Sprintf("group%d", gid)
-	r.clusters = append(r.clusters, namedCluster{name, c})
+	if n := len(slices.DeleteFunc(slices.Clone(r.clusters), func(nc namedCluster) bool { return nc.gid != gid })); n > 0 {
+		name = fmt.Sprintf("group%d-%d", gid, n+1)
+	}
+	r.clusters = append(r.clusters, namedCluster{name, gid, c})
 	r.arts.add(name, c)
 	return c
 }
@@ -212,25 +217,21 @@ func (r *shardRun) routerURLs() []string {
 }
 
 // schedule runs the history's steps: cycles of a group joining, a stuck
-// migration, and a group leaving.
+// migration, and a group leaving; then a new group under the id of the
+// group that left last. In every even cycle the group that joins takes
+// the id of one that left before (a new group, from empty data dirs).
 func (r *shardRun) schedule() {
 	next := uint64(3)
+	var freed []uint64 // the ids of groups that left
 	for cycle := 1; cycle <= r.tier.cycles; cycle++ {
 		gid := next
-		next++
-		before, err := r.d.LatestConfig()
-		if err != nil {
-			r.violation("reading the config: %v", err)
-			return
+		if cycle%2 == 0 && len(freed) > 0 {
+			gid, freed = freed[0], freed[1:]
+		} else {
+			next++
 		}
-		r.note("start group %d; it joins the config by itself", gid)
-		r.startGroup(gid)
-		cfg, ok := r.settle(append(before.GIDs(), gid)...)
-		if !ok {
-			return
-		}
-		r.bit("group %d joined: config %d gives it buckets %v", gid, cfg.Version, cfg.BucketsOf(gid))
-		if !r.stuckMigration(cycle, cfg) || r.control {
+		cfg, ok := r.join(gid)
+		if !ok || !r.stuckMigration(cycle, cfg) || r.control {
 			return
 		}
 		cfg, ok = r.settle(cfg.GIDs()...)
@@ -243,7 +244,35 @@ func (r *shardRun) schedule() {
 		if !r.leave(leaver, cfg) {
 			return
 		}
+		freed = append(freed, leaver)
 	}
+	if len(freed) > 0 {
+		r.join(freed[len(freed)-1])
+	}
+}
+
+// join starts shard group gid, which joins the config by itself, and
+// waits until every group settled on a config with it.
+func (r *shardRun) join(gid uint64) (testcluster.ShardConfig, bool) {
+	before, err := r.d.LatestConfig()
+	if err != nil {
+		r.violation("reading the config: %v", err)
+		return before, false
+	}
+	again := slices.ContainsFunc(r.clusters, func(nc namedCluster) bool { return nc.gid == gid })
+	if again {
+		r.note("start a new group %d, under the id of a group that left; it joins the config by itself", gid)
+	} else {
+		r.note("start group %d; it joins the config by itself", gid)
+	}
+	r.startGroup(gid)
+	gids := append(before.GIDs(), gid)
+	slices.Sort(gids)
+	cfg, ok := r.settle(gids...)
+	if ok {
+		r.bit("group %d joined (a new group under a reused id: %v): config %d gives it buckets %v", gid, again, cfg.Version, cfg.BucketsOf(gid))
+	}
+	return cfg, ok
 }
 
 // stuckMigration moves two buckets while the group that must give up the
@@ -505,7 +534,7 @@ func startShardRun(t *testing.T, tr shardTier, seed uint64, binary string) (*sha
 			rng: rand.New(rand.NewPCG(seed, 0x5eed))},
 		tier: tr, d: d, arts: arts,
 	}
-	r.clusters = append(r.clusters, namedCluster{"config", d.Config})
+	r.clusters = append(r.clusters, namedCluster{"config", 0, d.Config})
 	arts.add("config", d.Config)
 	for gid := uint64(1); gid <= 2; gid++ {
 		r.startGroup(gid)
@@ -782,7 +811,8 @@ func (r *shardRun) placement(ops []robustness.Op, routers []string) string {
 
 // TestShardedMigrations is the short tier's sharded history: groups 1 and
 // 2 start, group 3 joins, a stuck migration with its faults (see
-// stuckMigration), a group leaves; every operation through the routers.
+// stuckMigration), a group leaves, and a new group joins under its id;
+// every operation through the routers.
 func TestShardedMigrations(t *testing.T) {
 	startsProcesses(t)
 	runShardHistory(t, shardShortTier, 1)
