@@ -439,8 +439,10 @@ func (d *Driver) configLoop(ctx context.Context) {
 		if d.takenID(st, c) {
 			if refused != c.Version {
 				refused = c.Version
-				d.lg.Warn("not taking a config that lists another group under this group's id: this group left, and its members should be stopped",
-					zap.Uint64("version", c.Version), zap.Strings("servers", c.Groups[d.cfg.Group]))
+				urls, _ := d.cfg.MemberURLs()
+				d.lg.Warn("not taking a config that lists this group's id with none of its members' URLs: another group took the id of this one, "+
+					"which left, and this group's members should be stopped (to join this group again, name its members' URLs)",
+					zap.Uint64("version", c.Version), zap.Strings("servers", c.Groups[d.cfg.Group]), zap.Strings("member-urls", urls))
 			}
 			if !sleep(ctx, d.cfg.PollInterval) {
 				return
