@@ -301,6 +301,54 @@ func TestDriverJoinsUnderAnIdThatLeft(t *testing.T) {
 	}
 }
 
+// TestDriverRefusedRejoinComesBackNew: an operator joins a group that
+// left again under URLs its members do not publish; the group, still
+// running, refuses that config for good (it cannot tell it from a new
+// group's). Stopped and started from empty data dirs, it joins as a new
+// group: from the config before the operator's join, whose config it
+// takes as the start of its own, then its own join's URLs.
+func TestDriverRefusedRejoinComesBackNew(t *testing.T) {
+	cfg := newMemConfig(t, 4)
+	cs := serveConfigGroup(t, cfg)
+	old, g2 := newTestGroup(t, 1, 4), newTestGroup(t, 2, 4)
+	cfg.op(t, configgroup.Op{Join: map[uint64][]string{1: {old.srv.URL}}})
+	cfg.op(t, configgroup.Op{Join: map[uint64][]string{2: {g2.srv.URL}}})
+	left := cfg.op(t, configgroup.Op{Leave: []uint64{1}})
+	for _, g := range []*testGroup{g2, old} {
+		g.store.mu.Lock()
+		g.store.st.Prev, g.store.st.Config, g.store.st.Joined = cfg.ConfigHistory().Query(2), left, true
+		if g == g2 {
+			for b := range g.store.st.Status {
+				g.store.st.Status[b] = Serving
+			}
+		}
+		g.store.mu.Unlock()
+	}
+	for b := 0; b < 4; b++ {
+		g2.store.put(b, fmt.Sprintf("keys of bucket %d", b))
+	}
+	wrong := cfg.op(t, configgroup.Op{Join: map[uint64][]string{1: {"http://127.0.0.1:1"}}})
+	old.start(t, cs.URL, nil)
+	g2.start(t, cs.URL, nil)
+	waitFor(t, "group 2 to take the operator's join", func() bool { return g2.store.ShardState().Config.Version == wrong.Version })
+	time.Sleep(100 * time.Millisecond) // ten poll intervals of the old group
+	if v := old.store.ShardState().Config.Version; v != left.Version {
+		t.Fatalf("the group that left took config %d, want it still at %d", v, left.Version)
+	}
+	old.leader.set(false) // stopped; a new group 1 from empty data dirs
+	g1 := newTestGroup(t, 1, 4)
+	g1.start(t, cs.URL, nil)
+	waitFor(t, "both groups to settle at config 5", func() bool { return g1.settledAt(5) && g2.settledAt(5) })
+	latest := cfg.ConfigHistory().Latest()
+	if latest.Version != 5 || !slices.Equal(latest.Groups[1], []string{g1.srv.URL}) {
+		t.Fatalf("latest config %+v, want 5 with group 1 at %s", latest, g1.srv.URL)
+	}
+	checkOwnership(t, latest, g1, g2)
+	if log := g1.store.callLog(); !slices.Contains(log, fmt.Sprintf("joined from %d", left.Version)) {
+		t.Errorf("group 1's log %v: want it joined from config %d", log, left.Version)
+	}
+}
+
 // TestDriverRotatesMembers: a pull that fails on one member of the old
 // owner (refused, or not answering) is retried on the next.
 func TestDriverRotatesMembers(t *testing.T) {
