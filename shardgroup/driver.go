@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -363,7 +364,8 @@ func (d *Driver) startFrom(ctx context.Context, c shardmap.Config) (shardmap.Con
 // That is a group that left and still runs while a new group, from
 // empty data dirs, took its id: it must not take the new group's
 // configs and buckets as its own. (Listed with one of its members' URLs,
-// the id is this group's: an operator joined it again.)
+// the id is this group's: an operator joined it again. URLs compare
+// without a trailing slash and case.)
 func (d *Driver) takenID(st ShardState, c shardmap.Config) bool {
 	servers, listed := c.Groups[d.cfg.Group]
 	_, was := st.Config.Groups[d.cfg.Group]
@@ -371,7 +373,11 @@ func (d *Driver) takenID(st ShardState, c shardmap.Config) bool {
 		return false
 	}
 	urls, _ := d.cfg.MemberURLs()
-	return !slices.ContainsFunc(servers, func(s string) bool { return slices.Contains(urls, s) })
+	return !slices.ContainsFunc(servers, func(s string) bool {
+		return slices.ContainsFunc(urls, func(u string) bool {
+			return strings.EqualFold(strings.TrimSuffix(s, "/"), strings.TrimSuffix(u, "/"))
+		})
+	})
 }
 
 // sameServers reports whether a and b list the same servers, in any order.

@@ -349,6 +349,40 @@ func TestDriverRefusedRejoinComesBackNew(t *testing.T) {
 	}
 }
 
+// TestTakenID: a config that lists the group's id with none of its
+// members' URLs is another group's only for a group that left (joined,
+// not in its applied config, which is not where its join put it); a URL
+// compares without its trailing slash and case.
+func TestTakenID(t *testing.T) {
+	d := &Driver{cfg: Config{Group: 1, MemberURLs: func() ([]string, bool) { return []string{"http://a:1", "http://b:1"}, true }}}
+	in := shardmap.Config{Version: 2, Groups: map[uint64][]string{1: {"http://a:1"}}}
+	out := shardmap.Config{Version: 3, Groups: map[uint64][]string{2: {"http://c:1"}}}
+	at0 := shardmap.Config{Groups: map[uint64][]string{}}
+	left := ShardState{Config: out, Prev: in, Joined: true}
+	for _, tc := range []struct {
+		name    string
+		st      ShardState
+		servers []string
+		want    bool
+	}{
+		{"left, other URLs", left, []string{"http://x:1"}, true},
+		{"left, one of its URLs", left, []string{"http://x:1", "http://b:1"}, false},
+		{"left, its URL with a slash and capitals", left, []string{"HTTP://A:1/"}, false},
+		{"not joined", ShardState{Config: out, Prev: in}, []string{"http://x:1"}, false},
+		{"listed in its applied config", ShardState{Config: in, Prev: at0, Joined: true}, []string{"http://x:1"}, false},
+		{"where its join put it", ShardState{Config: out, Prev: out, Joined: true}, []string{"http://x:1"}, false},
+		{"no config taken", ShardState{Config: at0, Prev: at0, Joined: true}, []string{"http://x:1"}, false},
+	} {
+		c := shardmap.Config{Version: 4, Groups: map[uint64][]string{1: tc.servers}}
+		if got := d.takenID(tc.st, c); got != tc.want {
+			t.Errorf("%s: takenID = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if d.takenID(left, out) {
+		t.Error("a config without the group's id: taken")
+	}
+}
+
 // TestDriverRotatesMembers: a pull that fails on one member of the old
 // owner (refused, or not answering) is retried on the next.
 func TestDriverRotatesMembers(t *testing.T) {
