@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -257,6 +258,67 @@ func TestRouteFlags(t *testing.T) {
 	}
 }
 
+// twoGroups starts a sharded deployment of real processes with 4
+// buckets and shard groups 1 and 2 of one member each, settled.
+func twoGroups(t *testing.T) *testcluster.Sharded {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts real raftkv processes")
+	}
+	s := testcluster.StartSharded(t, testcluster.ShardedOptions{Buckets: 4})
+	s.StartGroup(1, 1)
+	s.StartGroup(2, 1)
+	s.WaitSettled(t, 60*time.Second, 1, 2)
+	return s
+}
+
+// TestLeftGroupStaysOut: over real processes, a new group takes the id
+// of a group that left while the old group's members still run. The new
+// group joins and serves every key of its buckets through the router;
+// the old one stays at the config it left in, holds no key, and logs why.
+func TestLeftGroupStaysOut(t *testing.T) {
+	s := twoGroups(t)
+	srv := serveRouter(t, client.Config{ConfigEndpoints: s.ConfigURLs(), RequestTimeout: 3 * time.Second})
+	keys := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
+	for _, k := range keys {
+		if st, body, _ := do(t, "PUT", srv.URL+"/"+k, "before"); st != 204 {
+			t.Fatalf("PUT %s: %d %s", k, st, body)
+		}
+	}
+	left, err := s.Leave(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.WaitSettled(t, 60*time.Second, 2)
+	old := s.Forget(1)
+	s.StartGroup(1, 1)
+	joined := s.WaitSettled(t, 60*time.Second, 1, 2)
+	if len(joined.BucketsOf(1)) == 0 {
+		t.Fatalf("config %d gives the new group 1 no bucket", joined.Version)
+	}
+	for _, k := range keys {
+		if st, body, _ := do(t, "GET", srv.URL+"/"+k, ""); st != 200 || body != "before" {
+			t.Fatalf("GET %s after the new group 1 joined: %d %q", k, st, body)
+		}
+		if st, body, _ := do(t, "PUT", srv.URL+"/"+k, "after"); st != 204 {
+			t.Fatalf("PUT %s after the new group 1 joined: %d %s", k, st, body)
+		}
+	}
+	st, err := old.Status(1)
+	if err != nil || st.Shard == nil || st.Shard.ConfigVersion != left.Version {
+		t.Errorf("the old group 1: %+v %v; want it at config %d", st.Shard, err, left.Version)
+	}
+	if dg, err := old.Digest(1); err != nil || dg.Keys != 0 {
+		t.Errorf("the old group 1 holds %+v %v, want no key", dg, err)
+	}
+	testcluster.WaitFor(t, 10*time.Second, "the old group 1 to log its refusal", func() error {
+		if b, err := os.ReadFile(old.LogPath(1)); err != nil || !strings.Contains(string(b), "another group took the id of this one") {
+			return fmt.Errorf("not in its log yet (%v)", err)
+		}
+		return nil
+	})
+}
+
 // TestRouterWatchResumeLeftGroup: over real processes, a cursor that
 // names a group which has left since (no config lists it) resumes that
 // group at its members, which still run, instead of a 410; once they are
@@ -265,13 +327,7 @@ func TestRouteFlags(t *testing.T) {
 // takes the id of the one that left joins and serves, and the cursor is
 // still answered 410.
 func TestRouterWatchResumeLeftGroup(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts real raftkv processes")
-	}
-	s := testcluster.StartSharded(t, testcluster.ShardedOptions{Buckets: 4})
-	s.StartGroup(1, 1)
-	s.StartGroup(2, 1)
-	s.WaitSettled(t, 60*time.Second, 1, 2)
+	s := twoGroups(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	srv := serveRouter(t, client.Config{ConfigEndpoints: s.ConfigURLs(), RequestTimeout: 3 * time.Second})

@@ -194,6 +194,22 @@ func (s *Sharded) StopGroup(gid uint64) {
 	s.mu.Unlock()
 }
 
+// Forget forgets group gid without stopping it: Settled and GIDs no
+// longer see it, and a new group may start under its id. Its members
+// run until the test ends (or the caller stops them through the
+// returned Cluster).
+func (s *Sharded) Forget(gid uint64) *Cluster {
+	s.t.Helper()
+	c := s.Group(gid)
+	if c == nil {
+		s.t.Fatalf("testcluster: no shard group %d", gid)
+	}
+	s.mu.Lock()
+	delete(s.mu.groups, gid)
+	s.mu.Unlock()
+	return c
+}
+
 // ShardConfig is a config as the config group serves it (GET /config), in
 // eraft's form: bucket i is served by group Buckets[i] (0: nobody).
 type ShardConfig struct {
