@@ -402,7 +402,7 @@ func TestRouterWatchResumeLeftGroup(t *testing.T) {
 	s.StartGroup(1, 1)
 	rejoined := s.WaitSettled(t, 60*time.Second, 1, 2)
 	if st, body := refusedWatch(t, ctx, watchURL, early); st != http.StatusGone ||
-		!strings.Contains(body, `"code":"compacted"`) || !strings.Contains(body, "a new group 1 joined") {
+		!strings.Contains(body, `"code":"compacted"`) || !strings.Contains(body, "group 1 joined again") {
 		t.Fatalf("resumed from %q after a new group 1 joined (config %d): %d %s; want 410 compacted naming the new group 1",
 			early, rejoined.Version, st, body)
 	}

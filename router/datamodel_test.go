@@ -1025,7 +1025,7 @@ func TestRouterWatchResumeRejoinedGroup(t *testing.T) {
 		st, body := refusedWatch(t, ctx, url, id)
 		if st != http.StatusGone || !strings.Contains(body, `"code":"compacted"`) ||
 			!strings.Contains(body, fmt.Sprintf("left the deployment (config %d)", left.Version)) ||
-			!strings.Contains(body, fmt.Sprintf("a new group 1 joined in config %d", joined.Version)) {
+			!strings.Contains(body, fmt.Sprintf("group 1 joined again in config %d", joined.Version)) {
 			t.Fatalf("resumed from %q after group 1 left and joined again: %d %s; want 410 compacted naming configs %d and %d",
 				id, st, body, left.Version, joined.Version)
 		}

@@ -38,8 +38,8 @@ import (
 // group that joined since, or one whose events the stream had not
 // delivered yet). A group that left and joined again since the cursor's
 // config is answered 410 (it may be a new group under the same id, with
-// another log); a cursor without config versions (a listing's indexes)
-// is not checked for that. Heartbeats are messages with only an id, the
+// another log); a cursor without config versions (a listing's indexes
+// written by hand) is not checked for that. Heartbeats are messages with only an id, the
 // cursor, and the comment ": progress". A listing's "cursor"
 // ("1=I1@V,2=I2@V", its indexes at its config) starts a watch right
 // after it; so do its "indexes" written as "1=I1,2=I2", unchecked.
@@ -151,7 +151,7 @@ func (h *handler) watch(w http.ResponseWriter, r *http.Request, key string, keyP
 		return h.relayWatch(w, r, opts)
 	}
 	if opts.FromIndex > 0 {
-		return bad("from_index names an index of one group's log; a watch across groups starts from a Last-Event-ID cursor such as 1=120,2=98 (a listing's indexes)")
+		return bad("from_index names an index of one group's log; a watch across groups starts from a Last-Event-ID cursor such as 1=120@4,2=98@4 (a listing's cursor)")
 	}
 	cur := cursor{}
 	if len(last) == 1 {
@@ -257,10 +257,10 @@ func (h *handler) relayWatch(w http.ResponseWriter, r *http.Request, opts client
 
 // position is where a group's stream is: after event (index, pos), or,
 // with pos -1, after every event up to index. since is the config version
-// whose listing of the group the stream follows (0: not known): a group
-// that leaves must start from empty data dirs to join again, so the
-// index names a place in the log of the group that version listed, and
-// in no later group of the same id.
+// whose listing of the group the stream follows (0: not known): the index
+// names a place in the log of the group that version listed under the
+// id, and a group listed under it after the id was dropped may have
+// another log (a new group, from empty data dirs).
 type position struct {
 	index uint64
 	pos   int64
@@ -319,9 +319,9 @@ func (c cursor) String() string {
 // >= 1 (String leaves out a group with none: a group given at index 0
 // would silently start from now on), after a position, or after every
 // event up to an index that is not the last possible one; and, when the
-// cursor has one (a listing's indexes and an older router's cursors have
-// none), the config version >= 1 whose group of that id the position is
-// in.
+// cursor has one (a listing's indexes written by hand and an older
+// router's cursors have none), the config version >= 1 whose group of
+// that id the position is in.
 func parseCursor(s string) (cursor, error) {
 	c := cursor{}
 	bad := bad("Last-Event-ID of a watch across groups is a cursor <gid>=<index>[.<pos>][@<config>],... with each group once and indexes from 1; got %q", s)
@@ -795,7 +795,7 @@ const maxResumeScan = 1024
 func (h *handler) sameGroup(ctx context.Context, gid uint64, p position, latest shardmap.Config, read map[uint64]shardmap.Config) error {
 	switch {
 	case p.since == 0:
-		return nil // a listing's indexes, or an older router's cursor
+		return nil // a listing's indexes written by hand, or an older router's cursor
 	case p.since > latest.Version:
 		return &answer{http.StatusServiceUnavailable, client.CodeUnavailable, fmt.Sprintf(
 			"router: Last-Event-ID names group %d at config %d, and the latest config this router could read is %d: try again",
@@ -803,7 +803,7 @@ func (h *handler) sameGroup(ctx context.Context, gid uint64, p position, latest 
 	case latest.Version-p.since > maxResumeScan:
 		return &answer{http.StatusGone, client.CodeCompacted, fmt.Sprintf(
 			"router: Last-Event-ID names group %d at config %d, more than %d configs before the latest (%d): "+
-				"list again and watch from the listing's indexes", gid, p.since, maxResumeScan, latest.Version)}
+				"list again and watch from the listing's cursor", gid, p.since, maxResumeScan, latest.Version)}
 	}
 	leftAt := uint64(0)
 	for v := p.since + 1; v <= latest.Version; v++ {
@@ -822,7 +822,8 @@ func (h *handler) sameGroup(ctx context.Context, gid uint64, p position, latest 
 		case listed && leftAt > 0:
 			return &answer{http.StatusGone, client.CodeCompacted, fmt.Sprintf(
 				"router: group %d, which Last-Event-ID names at %s (config %d), left the deployment (config %d) before that stream had all its events, "+
-					"and a new group %d joined in config %d: list again and watch from the listing's indexes", gid, p, p.since, leftAt, gid, v)}
+					"and group %d joined again in config %d (a new group under that id has another log): list again and watch from the listing's cursor",
+				gid, p, p.since, leftAt, gid, v)}
 		}
 	}
 	return nil
@@ -869,7 +870,7 @@ func (h *handler) configAt(ctx context.Context, v uint64) (shardmap.Config, erro
 func leftGroupGone(gid uint64, pos position, v uint64) error {
 	return &answer{http.StatusGone, client.CodeCompacted, fmt.Sprintf(
 		"router: group %d, which Last-Event-ID names at %s, left the deployment (config %d) before that stream had all its events, "+
-			"and its members no longer serve them: list again and watch from the listing's indexes", gid, pos, v)}
+			"and its members no longer serve them: list again and watch from the listing's cursor", gid, pos, v)}
 }
 
 // config is the Client's config, fetched if it has none.
