@@ -148,8 +148,13 @@ func (r *shardRun) leaderOf(name string, c *testcluster.Cluster, not int) int {
 // or group<gid>-<n> for the nth group under that id).
 func (r *shardRun) startGroup(gid uint64) *testcluster.Cluster {
 	c := r.d.StartGroup(gid, shardGroupSize)
-	name := fmt.Sprintf("group%d", gid)
-	if n := len(slices.DeleteFunc(slices.Clone(r.clusters), func(nc namedCluster) bool { return nc.gid != gid })); n > 0 {
+	name, n := fmt.Sprintf("group%d", gid), 0
+	for _, nc := range r.clusters {
+		if nc.gid == gid {
+			n++
+		}
+	}
+	if n > 0 {
 		name = fmt.Sprintf("group%d-%d", gid, n+1)
 	}
 	r.clusters = append(r.clusters, namedCluster{name, gid, c})

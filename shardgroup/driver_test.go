@@ -254,22 +254,17 @@ func TestDriverRecordsAnEarlierJoin(t *testing.T) {
 	}
 }
 
-// TestDriverJoinsUnderAnIdThatLeft: a new group under the id of a group
-// that left (a new log) starts from the last config before its join
-// instead of taking the configs that listed the group that left. It used
-// to take them as its own: it served the old group's buckets, empty, then
-// gave them away BePulling to a group long past that config, and never
-// reached its own join. The group that left, its members still running,
-// does not take the new group's config.
-func TestDriverJoinsUnderAnIdThatLeft(t *testing.T) {
-	cfg := newMemConfig(t, 4)
-	cs := serveConfigGroup(t, cfg)
-	old, g1, g2 := newTestGroup(t, 1, 4), newTestGroup(t, 1, 4), newTestGroup(t, 2, 4)
+// groupOneLeft builds configs 1 (group 1 joins at old's URL), 2 (group 2
+// joins) and 3 (group 1 leaves), and groups 2 and old (the group 1 that
+// left) where taking them left them: every bucket group 2's, Serving
+// with its keys. No driver runs yet. It returns config 3 as left.
+func groupOneLeft(t *testing.T) (cfg *memConfig, cs *httptest.Server, old, g2 *testGroup, left shardmap.Config) {
+	cfg = newMemConfig(t, 4)
+	cs = serveConfigGroup(t, cfg)
+	old, g2 = newTestGroup(t, 1, 4), newTestGroup(t, 2, 4)
 	cfg.op(t, configgroup.Op{Join: map[uint64][]string{1: {old.srv.URL}}})
 	cfg.op(t, configgroup.Op{Join: map[uint64][]string{2: {g2.srv.URL}}})
-	left := cfg.op(t, configgroup.Op{Leave: []uint64{1}})
-	// Group 2 and the old group 1 are where taking those configs left
-	// them: every bucket group 2's.
+	left = cfg.op(t, configgroup.Op{Leave: []uint64{1}})
 	for _, g := range []*testGroup{g2, old} {
 		g.store.mu.Lock()
 		g.store.st.Prev, g.store.st.Config, g.store.st.Joined = cfg.ConfigHistory().Query(2), left, true
@@ -283,6 +278,19 @@ func TestDriverJoinsUnderAnIdThatLeft(t *testing.T) {
 	for b := 0; b < 4; b++ {
 		g2.store.put(b, fmt.Sprintf("keys of bucket %d", b))
 	}
+	return cfg, cs, old, g2, left
+}
+
+// TestDriverJoinsUnderAnIdThatLeft: a new group under the id of a group
+// that left (a new log) starts from the last config before its join
+// instead of taking the configs that listed the group that left. It used
+// to take them as its own: it served the old group's buckets, empty, then
+// gave them away BePulling to a group long past that config, and never
+// reached its own join. The group that left, its members still running,
+// does not take the new group's config.
+func TestDriverJoinsUnderAnIdThatLeft(t *testing.T) {
+	cfg, cs, old, g2, left := groupOneLeft(t)
+	g1 := newTestGroup(t, 1, 4)
 	old.start(t, cs.URL, nil)
 	g2.start(t, cs.URL, nil)
 	g1.start(t, cs.URL, nil)
@@ -308,25 +316,7 @@ func TestDriverJoinsUnderAnIdThatLeft(t *testing.T) {
 // group: from the config before the operator's join, whose config it
 // takes as the start of its own, then its own join's URLs.
 func TestDriverRefusedRejoinComesBackNew(t *testing.T) {
-	cfg := newMemConfig(t, 4)
-	cs := serveConfigGroup(t, cfg)
-	old, g2 := newTestGroup(t, 1, 4), newTestGroup(t, 2, 4)
-	cfg.op(t, configgroup.Op{Join: map[uint64][]string{1: {old.srv.URL}}})
-	cfg.op(t, configgroup.Op{Join: map[uint64][]string{2: {g2.srv.URL}}})
-	left := cfg.op(t, configgroup.Op{Leave: []uint64{1}})
-	for _, g := range []*testGroup{g2, old} {
-		g.store.mu.Lock()
-		g.store.st.Prev, g.store.st.Config, g.store.st.Joined = cfg.ConfigHistory().Query(2), left, true
-		if g == g2 {
-			for b := range g.store.st.Status {
-				g.store.st.Status[b] = Serving
-			}
-		}
-		g.store.mu.Unlock()
-	}
-	for b := 0; b < 4; b++ {
-		g2.store.put(b, fmt.Sprintf("keys of bucket %d", b))
-	}
+	cfg, cs, old, g2, left := groupOneLeft(t)
 	wrong := cfg.op(t, configgroup.Op{Join: map[uint64][]string{1: {"http://127.0.0.1:1"}}})
 	old.start(t, cs.URL, nil)
 	g2.start(t, cs.URL, nil)

@@ -180,18 +180,12 @@ func (s *Sharded) GIDs() []uint64 {
 // stay until the test ends.
 func (s *Sharded) StopGroup(gid uint64) {
 	s.t.Helper()
-	c := s.Group(gid)
-	if c == nil {
-		s.t.Fatalf("testcluster: no shard group %d", gid)
-	}
+	c := s.Forget(gid)
 	for _, id := range c.Live() {
 		if code := c.Stop(id); code != 0 {
 			s.t.Errorf("testcluster: group %d member %d exited with status %d on SIGTERM, want 0", gid, id, code)
 		}
 	}
-	s.mu.Lock()
-	delete(s.mu.groups, gid)
-	s.mu.Unlock()
 }
 
 // Forget forgets group gid without stopping it: Settled and GIDs no
