@@ -108,6 +108,9 @@ type BootstrapConfig struct {
 	// Index and Term are those of the state: the new cluster's log starts
 	// after Index. Both at least 1.
 	Index, Term uint64
+	// Level is the new cluster's level (see Config.Level): that of the
+	// binary that will run it.
+	Level uint32
 	// Logger receives the WAL's and snapshotter's logs. Nil means
 	// zap.NewNop().
 	Logger *zap.Logger
@@ -174,6 +177,7 @@ func Bootstrap(cfg BootstrapConfig, write func(io.Writer) error) error {
 		return fmt.Errorf("raftnode: write snapshot data file: %w", err)
 	}
 	m := newMembership()
+	m.ClusterLevel = cfg.Level
 	cs := &raftpb.ConfState{}
 	for i, u := range cfg.Peers {
 		id := uint64(i + 1)

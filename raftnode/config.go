@@ -32,6 +32,11 @@ type Config struct {
 	// ClientURL is this member's client address, published to the others
 	// through raft once it joins. Empty means none is published.
 	ClientURL string
+	// Level is the feature level this binary speaks (see ClusterLevel): a
+	// new cluster it bootstraps starts at it, and the node stops rather
+	// than apply a cluster level above it. 0 means none: such a node
+	// tracks the cluster level but speaks only level 0.
+	Level uint32
 	// PeerListenAddr is the host:port the peer (rafthttp) server listens on.
 	// Empty means the host:port of this member's own entry in Peers. Only
 	// the default transport uses it.

@@ -30,6 +30,11 @@ type membership struct {
 	// Removed holds ids that left the cluster; they are never reused, and
 	// rafthttp answers their messages with "removed".
 	Removed map[uint64]bool
+	// ClusterLevel is the feature level every member speaks, as the
+	// leader last decided it (see Node.ProposeClusterLevel); it only
+	// rises. Binaries from before levels leave it out of their snapshots,
+	// which then decode with 0.
+	ClusterLevel uint32
 }
 
 func newMembership() membership {
@@ -44,6 +49,7 @@ func (m membership) clone() membership {
 	for id := range m.Removed {
 		c.Removed[id] = true
 	}
+	c.ClusterLevel = m.ClusterLevel
 	return c
 }
 
@@ -170,6 +176,9 @@ const (
 	entryApp        byte = 0 // application data follows
 	entryAttributes byte = 1 // a member's published attributes (gob)
 	entryBatch      byte = 2 // application payloads merged by a leader (batcher)
+	// entryClusterLevel raises the cluster level (a uvarint follows).
+	// Binaries from before levels skip it as a kind they do not know.
+	entryClusterLevel byte = 3
 )
 
 func wrapAppData(data []byte) []byte {

@@ -134,6 +134,12 @@ type Node struct {
 	leaderKnown *leaderSignal
 	published   atomic.Uint64 // highest index handed to the application
 	snapIndex   atomic.Uint64
+	// clusterLevel mirrors mu.members.ClusterLevel for readers without
+	// the lock; levelUnlogged is set while the level is only the one a
+	// new cluster started at, which no entry or snapshot holds yet
+	// (level.go).
+	clusterLevel  atomic.Uint32
+	levelUnlogged atomic.Bool
 
 	started  bool
 	stopOnce sync.Once
@@ -244,6 +250,7 @@ func (n *Node) Start(getSnapshot SnapshotFunc) error {
 			peers[i] = raft.Peer{ID: uint64(i + 1), Context: []byte(u)}
 		}
 		n.node = raft.StartNode(rc, peers)
+		n.startLevel()
 	}
 	// The transport hands incoming messages to n.node, so it starts only
 	// once the raft node exists.

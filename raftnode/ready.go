@@ -192,6 +192,9 @@ func (n *Node) publishSnapshot(s *raftpb.Snapshot) error {
 		n.addPeerLocked(m.ID, m.PeerURL)
 	}
 	n.mu.Unlock()
+	if err := n.restoredLevel(env.Membership.ClusterLevel); err != nil {
+		return err
+	}
 	n.confState = md.GetConfState()
 	n.appliedIndex, n.snapshotIndex = md.GetIndex(), md.GetIndex()
 	n.snapIndex.Store(md.GetIndex())
@@ -251,6 +254,10 @@ func (n *Node) publishEntries(committed []*raftpb.Entry) error {
 				}
 			case entryAttributes:
 				n.applyAttributes(d[1:])
+			case entryClusterLevel:
+				if err := n.applyClusterLevel(e.GetIndex(), d[1:]); err != nil {
+					return err
+				}
 			default:
 				n.lg.Warn("skipping entry of unknown kind", zap.Uint64("index", e.GetIndex()), zap.Uint8("kind", d[0]))
 			}

@@ -30,6 +30,9 @@ func (n *Node) restoreFromDisk() error {
 		return fmt.Errorf("raftnode: snapshot %d has no data file: %w", md.GetIndex(), err)
 	}
 	n.mu.members = env.Membership
+	if err := n.restoredLevel(env.Membership.ClusterLevel); err != nil {
+		return err
+	}
 	n.confState = md.GetConfState()
 	n.appliedIndex, n.snapshotIndex = md.GetIndex(), md.GetIndex()
 	n.snapIndex.Store(md.GetIndex())

@@ -15,6 +15,8 @@ type Status struct {
 	AppliedIndex  uint64 // highest index handed to the application
 	SnapshotIndex uint64
 	Members       []Member
+	// ClusterLevel is the cluster level this member applied (level.go).
+	ClusterLevel uint32
 	// Progress is each follower's replication state, learners included;
 	// only on the leader.
 	Progress map[uint64]Progress
@@ -35,6 +37,7 @@ func (n *Node) Status() Status {
 		AppliedIndex:  n.published.Load(),
 		SnapshotIndex: n.snapIndex.Load(),
 		Members:       n.Members(),
+		ClusterLevel:  n.ClusterLevel(),
 	}
 	select {
 	case <-n.stopc:

@@ -1,0 +1,142 @@
+package raftnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+)
+
+// levels reports an error unless every running member applied level,
+// logged as logged says.
+func (c *testCluster) levels(level uint32, logged bool) error {
+	for _, m := range c.running() {
+		if got, l := m.node.ClusterLevel(), m.node.ClusterLevelLogged(); got != level || l != logged {
+			return fmt.Errorf("member %d at cluster level %d (logged %v), want %d (logged %v)", m.id, got, l, level, logged)
+		}
+		if st := m.node.Status(); st.ClusterLevel != level {
+			return fmt.Errorf("member %d's status says cluster level %d, want %d", m.id, st.ClusterLevel, level)
+		}
+	}
+	return nil
+}
+
+// proposeLevel proposes level through the leader until it took it.
+func (c *testCluster) proposeLevel(level uint32) {
+	c.t.Helper()
+	c.eventually(10*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return c.waitLeader().node.ProposeClusterLevel(ctx, level)
+	})
+}
+
+// TestClusterLevel: a new cluster starts at its binary's level, unlogged
+// until an entry holds it; the level only rises, survives snapshots and
+// restarts, and a member whose binary speaks less stops, whether it meets
+// the level in an entry or in a snapshot.
+func TestClusterLevel(t *testing.T) {
+	cfg := fastConfig()
+	cfg.Level = 2
+	cfg.SnapshotCount, cfg.SnapshotCatchUpEntries = 20, 5
+	c := newTestCluster(t, 3, cfg)
+	if err := c.levels(2, false); err != nil {
+		t.Fatal(err)
+	}
+	c.proposeLevel(2)
+	c.eventually(10*time.Second, func() error { return c.levels(2, true) })
+	c.proposeLevel(1) // a lower level changes nothing
+	c.waitConverged(c.putN("a", 3))
+	if err := c.levels(2, true); err != nil {
+		t.Fatal(err)
+	}
+
+	// A member of a binary that speaks level 1 stops at the level's entry.
+	c.stop(3)
+	c.cfg.Level = 1
+	old := c.start(3, false)
+	if err := levelErr(t, old.node); err.Cluster != 2 || err.Binary != 1 {
+		t.Fatalf("member 3 stopped with %+v, want cluster 2, binary 1", err)
+	}
+	c.members[2] = nil
+	c.cfg.Level = 2
+	c.start(3, false)
+
+	// The level survives a snapshot: a member restarted alone from it
+	// has it, and an older binary stops on reading it.
+	want := c.putN("b", 30)
+	c.eventually(10*time.Second, func() error {
+		for _, m := range c.running() {
+			if s := m.node.Status().SnapshotIndex; s < 20 {
+				return fmt.Errorf("member %d's snapshot is at %d", m.id, s)
+			}
+		}
+		return nil
+	})
+	c.stop(2)
+	c.net.isolate(2)
+	m := c.start(2, false)
+	if m.node.Status().SnapshotIndex == 0 || m.node.ClusterLevel() != 2 || !m.node.ClusterLevelLogged() {
+		t.Fatalf("member 2 restarted from snapshot %d at level %d (logged %v), want a snapshot and level 2, logged",
+			m.node.Status().SnapshotIndex, m.node.ClusterLevel(), m.node.ClusterLevelLogged())
+	}
+	c.stop(2)
+	ocfg := c.cfg
+	ocfg.ID, ocfg.Peers, ocfg.DataDir, ocfg.Level = 2, c.peers, c.dirs[1], 1
+	ocfg.Logger = zaptest.NewLogger(t).Named("m2-old")
+	ocfg.NewTransport = c.net.transport
+	n, err := New(ocfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for cm := range n.Commits() {
+			cm.Applied()
+		}
+	}()
+	var le *LevelError
+	if err := n.Start(func() (func(w io.Writer) error, error) { return nil, errors.New("no snapshots") }); !errors.As(err, &le) || le.Cluster != 2 {
+		n.Stop()
+		t.Fatalf("an older binary started on a snapshot at level 2: %v", err)
+	}
+	c.net.heal()
+	c.start(2, false)
+	c.waitConverged(want)
+	if err := c.levels(2, true); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// levelErr waits for n to stop and returns its LevelError.
+func levelErr(t *testing.T, n *Node) *LevelError {
+	t.Helper()
+	select {
+	case <-n.Done():
+	case <-time.After(15 * time.Second):
+		t.Fatal("the member did not stop")
+	}
+	var le *LevelError
+	if err := n.Err(); !errors.As(err, &le) {
+		t.Fatalf("the member stopped with %v, want a LevelError", err)
+	}
+	return le
+}
+
+// TestClusterLevelJoiner: a member that joins an existing cluster starts
+// at level 0 and learns the level from the log.
+func TestClusterLevelJoiner(t *testing.T) {
+	cfg := fastConfig()
+	cfg.Level = 1
+	c := newTestCluster(t, 3, cfg)
+	c.proposeLevel(1)
+	c.eventually(10*time.Second, func() error { return c.levels(1, true) })
+	c.addMember(c.waitLeader().id)
+	c.waitConverged(c.putN("a", 2))
+	if err := c.levels(1, true); err != nil {
+		t.Fatal(err)
+	}
+}
