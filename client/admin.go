@@ -19,6 +19,11 @@ type Status struct {
 	AppliedIndex  uint64   `json:"appliedIndex"`
 	SnapshotIndex uint64   `json:"snapshotIndex"`
 	Members       []Member `json:"members"`
+	// ClusterLevel is the feature level the member's group runs at: the
+	// operations of a higher level are refused (503, code
+	// cluster_level) until every member speaks it. 0 from members
+	// before levels.
+	ClusterLevel uint32 `json:"clusterLevel"`
 	// Config is a config-group member's summary of its latest config.
 	Config *ConfigStatus `json:"config,omitempty"`
 	// Shard is a shard-group member's view of its buckets.
@@ -39,6 +44,9 @@ type Build struct {
 	Revision string `json:"revision,omitempty"`
 	Modified bool   `json:"modified,omitempty"`
 	Go       string `json:"go"`
+	// Level is the feature level the binary speaks; 0 from binaries
+	// before levels.
+	Level uint32 `json:"level"`
 }
 
 // Member is one raft member of a Status.

@@ -321,6 +321,9 @@ func (c *Client) do(ctx context.Context, cl *call) (*reply, error) {
 			// The server can no longer judge this seq: another try
 			// would be answered the same.
 			e.MaybeApplied = true
+		case e.Code == CodeClusterLevel:
+			// Certainly not applied, and every member of the group
+			// answers the same until an operator upgrades one.
 		case rep.status == http.StatusMisdirectedRequest || (rep.status >= 300 && rep.status < 400):
 			// Nothing was applied. Refresh the config (to at least the
 			// member's version) and try where it says.

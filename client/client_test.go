@@ -97,6 +97,7 @@ func TestErrorMapping(t *testing.T) {
 		{"413", "PUT", 413, "text/plain", "too large\n", want{bad: true}, "too large"},
 		{"409", "PUT", 409, "application/json", `{"error":"busy","code":"conflict"}`, want{conflict: true}, "busy"},
 		{"seq too old", "PUT", 504, "application/json", `{"error":"seq 3 is older than the window","code":"seq_too_old"}`, want{unknown: true}, "seq 3 is older than the window"},
+		{"cluster level", "PUT", 503, "application/json", `{"error":"TTLs need cluster level 1","code":"cluster_level"}`, want{unavail: true}, "TTLs need cluster level 1"},
 		{"500 read", "GET", 500, "text/plain", "boom\n", want{}, "boom"},
 		{"500 write", "PUT", 500, "text/plain", "boom\n", want{unknown: true}, "boom"},
 		{"json without error field", "GET", 400, "application/json", `{"health":"false"}`, want{bad: true}, `{"health":"false"}`},
@@ -118,6 +119,9 @@ func TestErrorMapping(t *testing.T) {
 			var e *Error
 			if !errors.As(err, &e) {
 				t.Fatalf("err = %v, want *Error", err)
+			}
+			if e.Tries != 1 {
+				t.Errorf("Tries %d; want 1, no retry", e.Tries)
 			}
 			if e.Message != tc.message || e.Status != tc.status || string(e.Body) != tc.body {
 				t.Errorf("Message %q Status %d Body %q; want %q %d %q", e.Message, e.Status, e.Body, tc.message, tc.status, tc.body)

@@ -89,6 +89,10 @@ const (
 	CodeNoOwner = "no_owner"
 	// CodeCrossGroup is the client's own: see ErrCrossGroup.
 	CodeCrossGroup = "cross_group"
+	// CodeClusterLevel (503): the operation needs a higher cluster level
+	// than the group runs at, as while a member runs an older binary.
+	// Nothing was applied; the call is not retried.
+	CodeClusterLevel = "cluster_level"
 )
 
 // Error is the error of a call: what the last try was answered, or why it
@@ -212,10 +216,11 @@ func (e *Error) Is(target error) bool {
 
 // unavailable reports whether the last try was refused for a reason that
 // retrying later may cure: no leader, overload, a bucket moving or
-// unowned, a member that could not be reached.
+// unowned, a member that could not be reached, a cluster level that an
+// upgrade will raise.
 func (e *Error) unavailable() bool {
 	switch e.Code {
-	case CodeNoLeader, CodeUnavailable, CodeTooManyRequests, CodeBucketMoving, CodeNoOwner, CodeTooManyWatchers:
+	case CodeNoLeader, CodeUnavailable, CodeTooManyRequests, CodeBucketMoving, CodeNoOwner, CodeTooManyWatchers, CodeClusterLevel:
 		return true
 	}
 	return e.Status == 0 && transportError(e.Err)

@@ -24,7 +24,12 @@ import (
 const healthLag = 1000
 
 // store adapts kvstore to the HTTP layer's interface.
-type store struct{ *kvstore.Store }
+type store struct {
+	*kvstore.Store
+	// levels is the raft group's cluster level, which gates the
+	// operations above level 0 (level.go); nil gates nothing.
+	levels interface{ ClusterLevel() uint32 }
+}
 
 func (s store) GetKV(ctx context.Context, key string, o httpapi.ReadOptions) (httpapi.KeyValue, uint64, error) {
 	kv, index, err := s.Store.GetKV(ctx, key, kvstore.ReadOptions{Stale: o.Stale, MinIndex: o.MinIndex})
@@ -153,6 +158,7 @@ func (c cluster) Status() httpapi.Status {
 		CommitIndex:   st.CommitIndex,
 		AppliedIndex:  c.store.AppliedIndex(),
 		SnapshotIndex: st.SnapshotIndex,
+		ClusterLevel:  st.ClusterLevel,
 		Build:         &build,
 	}
 	for _, m := range st.Members {
@@ -287,6 +293,14 @@ func forwardFor(ctx context.Context, hc *http.Client, method, url, body string) 
 // Write applies ops as one write under the writer's identity wo, which
 // kvstore's dedup table makes exactly-once.
 func (s store) Write(ctx context.Context, ops []httpapi.Op, wo httpapi.WriteOptions) (httpapi.Written, error) {
+	for _, op := range ops {
+		if op.TTL > 0 {
+			if err := needLevel(s.levels, levelDataModel, "TTLs"); err != nil {
+				return httpapi.Written{}, err
+			}
+			break
+		}
+	}
 	kops := make([]kvstore.Op, len(ops))
 	for i, op := range ops {
 		kops[i] = kvstore.Op{Type: kvstore.OpPut, Key: op.Key, Value: op.Value, TTL: op.TTL}

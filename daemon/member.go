@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/raftkv/raftkv/httpapi"
+	"github.com/raftkv/raftkv/internal/buildinfo"
 	"github.com/raftkv/raftkv/kvstore"
 	"github.com/raftkv/raftkv/peerurl"
 	"github.com/raftkv/raftkv/raftnode"
@@ -48,7 +49,9 @@ type Member struct {
 	stopOnce sync.Once     // closes stopc
 	stopc    chan struct{} // closed by Stop
 	donec    chan struct{} // closed once the member has stopped
-	err      error         // why it stopped; written before donec closes
+	// levelDone is closed once monitorLevel returned.
+	levelDone chan struct{}
+	err       error // why it stopped; written before donec closes
 }
 
 // Start validates cfg, listens on the client and peer ports, asks
@@ -100,6 +103,7 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		serveErr:  make(chan error, 1),
 		stopc:     make(chan struct{}),
 		donec:     make(chan struct{}),
+		levelDone: make(chan struct{}),
 	}
 	// The data dir must have been made for this mode; a new shard member
 	// asks the config group for its bucket count.
@@ -127,6 +131,7 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		PeerListener:           peerLn,
 		PeerTLS:                cfg.PeerTLS,
 		ClientURL:              m.clientURL,
+		Level:                  buildinfo.Level(),
 		SnapshotCount:          cfg.SnapshotCount,
 		SnapshotCatchUpEntries: cfg.SnapshotCatchUpEntries,
 		SnapshotBytes:          cfg.SnapshotBytes,
@@ -209,6 +214,7 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		<-m.kv.Done()
 		return nil, fmt.Errorf("cannot start the shard group's driver: %w", err)
 	}
+	go m.monitorLevel()
 	go m.run()
 	lg.Info("serving clients", zap.String("address", clientLn.Addr().String()), zap.String("data-dir", cfg.DataDir))
 	m.logMode(buckets)
@@ -246,6 +252,7 @@ func (m *Member) run() {
 	m.kv.Stop()
 	m.node.Stop()
 	<-m.kv.Done()
+	<-m.levelDone
 	if m.httpc != forwardClient {
 		m.httpc.CloseIdleConnections() // the member's own TLS transport
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/raftkv/raftkv/backup"
+	"github.com/raftkv/raftkv/internal/buildinfo"
 	"github.com/raftkv/raftkv/kvstore"
 	"github.com/raftkv/raftkv/peerurl"
 	"github.com/raftkv/raftkv/raftnode"
@@ -122,7 +123,7 @@ func Restore(cfg RestoreConfig) (backup.Header, error) {
 	}()
 	src := &recordingReader{r: rd}
 	var stateErr error
-	err = raftnode.Bootstrap(raftnode.BootstrapConfig{DataDir: tmp, Peers: cfg.Peers, Index: h.Index, Term: h.Term, Logger: lg},
+	err = raftnode.Bootstrap(raftnode.BootstrapConfig{DataDir: tmp, Peers: cfg.Peers, Index: h.Index, Term: h.Term, Level: buildinfo.Level(), Logger: lg},
 		func(w io.Writer) error {
 			stateErr = copyCheckedState(w, src, h)
 			return stateErr

@@ -34,19 +34,19 @@ func (m *Member) apiFor() (modeAPI, error) {
 			return modeAPI{}, err
 		}
 		return modeAPI{
-			store:  noKeys{store{m.kv}},
+			store:  noKeys{store{m.kv, m.node}},
 			routes: h.Routes(),
 			status: func(st *httpapi.Status) { st.Config = h.Status() },
 		}, nil
 	case modeShard:
 		h := shardgroup.NewHandler(shardStore{m.kv}, m.cfg.RequestTimeout, m.lg.Named("shardgroup"))
 		return modeAPI{
-			store:  store{m.kv},
+			store:  store{m.kv, m.node},
 			routes: h.Routes(),
 			status: func(st *httpapi.Status) { st.Shard = h.Status() },
 		}, nil
 	}
-	return modeAPI{store: store{m.kv}}, nil
+	return modeAPI{store: store{m.kv, m.node}}, nil
 }
 
 // startDriver starts a shard member's migration driver; nil for other

@@ -330,6 +330,9 @@ type Status struct {
 	AppliedIndex  uint64   `json:"appliedIndex"`
 	SnapshotIndex uint64   `json:"snapshotIndex"`
 	Members       []Member `json:"members"`
+	// ClusterLevel is the feature level the member's raft group runs at
+	// (see raftnode's level.go).
+	ClusterLevel uint32 `json:"clusterLevel"`
 	// Progress maps each follower's id, in decimal, to its replication
 	// progress. Only the leader reports it.
 	Progress map[string]Progress `json:"progress,omitempty"`

@@ -547,7 +547,7 @@ func (c *fakeCluster) RemoveMember(ctx context.Context, id uint64) error {
 func (c *fakeCluster) Status() Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := Status{ID: 1, Leader: 1, Term: 2, CommitIndex: 7, AppliedIndex: 6, SnapshotIndex: 3}
+	st := Status{ID: 1, Leader: 1, Term: 2, CommitIndex: 7, AppliedIndex: 6, SnapshotIndex: 3, ClusterLevel: 1}
 	for _, id := range slices.Sorted(maps.Keys(c.mu.members)) {
 		_, learner := c.mu.learners[id]
 		st.Members = append(st.Members, Member{ID: id, PeerURLs: []string{c.mu.members[id]}, IsLearner: learner})

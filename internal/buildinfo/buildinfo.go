@@ -8,6 +8,7 @@ package buildinfo
 import (
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -23,11 +24,30 @@ type Info struct {
 	// Modified says the work tree had uncommitted changes.
 	Modified bool   `json:"modified,omitempty"`
 	Go       string `json:"go"`
+	// Level is the feature level the binary speaks (see Level).
+	Level uint32 `json:"level"`
+}
+
+// level is the feature level this binary speaks: each level adds
+// operations whose entries members of a lower level would misapply, so a
+// member serves them only once every member speaks it (the cluster level;
+// see raftnode's Config.Level). Binaries from before levels speak 0. A
+// build for tests may set it with -ldflags, as the tests of a rolling
+// upgrade do to stand for an older binary.
+var level = "1"
+
+// Level is this binary's feature level.
+func Level() uint32 {
+	v, err := strconv.ParseUint(level, 10, 32)
+	if err != nil {
+		panic("buildinfo: level " + strconv.Quote(level) + " is not a number")
+	}
+	return uint32(v)
 }
 
 // Get reads this binary's build, once.
 var Get = sync.OnceValue(func() Info {
-	in := Info{Version: "unknown", Go: runtime.Version()}
+	in := Info{Version: "unknown", Go: runtime.Version(), Level: Level()}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return in

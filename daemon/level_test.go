@@ -1,0 +1,126 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/raftkv/raftkv/httpapi"
+	"github.com/raftkv/raftkv/raftnode"
+)
+
+func TestDecideLevel(t *testing.T) {
+	ok := func(level, cluster uint32) memberLevel { return memberLevel{ok: true, level: level, cluster: cluster} }
+	down := memberLevel{}
+	for _, tc := range []struct {
+		name    string
+		cur     uint32
+		logged  bool
+		members []memberLevel
+		want    uint32
+	}{
+		{"every member at the level", 1, true, []memberLevel{ok(1, 1), ok(1, 1), ok(1, 1)}, 0},
+		{"all upgraded", 0, true, []memberLevel{ok(1, 0), ok(1, 0), ok(1, 0)}, 1},
+		{"up to the lowest", 1, true, []memberLevel{ok(3, 1), ok(2, 1), ok(3, 1)}, 2},
+		{"one older binary", 0, true, []memberLevel{ok(1, 0), ok(0, 0), ok(1, 0)}, 0},
+		{"one member not answering", 0, true, []memberLevel{ok(1, 0), down, ok(1, 0)}, 0},
+		{"never down", 2, true, []memberLevel{ok(1, 2), ok(2, 2)}, 0},
+		{"a new cluster's level is logged", 1, false, []memberLevel{ok(1, 1), down, ok(1, 1)}, 1},
+		{"nothing to log at level 0", 0, false, []memberLevel{ok(0, 0), down}, 0},
+		{"a member behind is told again", 1, true, []memberLevel{ok(1, 1), ok(1, 0), down}, 1},
+		{"an older binary is not", 1, true, []memberLevel{ok(1, 1), ok(0, 0), ok(1, 1)}, 0},
+		{"no members", 1, true, nil, 0},
+	} {
+		if got := decideLevel(tc.cur, tc.logged, tc.members); got != tc.want {
+			t.Errorf("%s: decideLevel(%d, %v, %+v) = %d, want %d", tc.name, tc.cur, tc.logged, tc.members, got, tc.want)
+		}
+	}
+}
+
+func TestBlockingMember(t *testing.T) {
+	ok := func(level uint32) memberLevel { return memberLevel{ok: true, level: level} }
+	down := func(id uint64) memberLevel { return memberLevel{id: id} }
+	for _, tc := range []struct {
+		name    string
+		cur     uint32
+		members []memberLevel
+		want    uint64 // 0: none
+	}{
+		{"waiting for two members", 0, []memberLevel{ok(1), down(2), down(3)}, 2},
+		{"all answered", 0, []memberLevel{ok(1), ok(1)}, 0},
+		{"an older binary answered", 0, []memberLevel{ok(1), ok(0), down(3)}, 0},
+		{"nothing above the level", 1, []memberLevel{ok(1), down(2)}, 0},
+	} {
+		m, found := blockingMember(tc.cur, tc.members)
+		if found != (tc.want != 0) || m.id != tc.want {
+			t.Errorf("%s: blockingMember = %+v, %v; want member %d", tc.name, m, found, tc.want)
+		}
+	}
+}
+
+// TestAskLevel: the leader reads a member's levels from its /status, 0
+// from a binary before levels, and no answer from anything else.
+func TestAskLevel(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+		body   string
+		want   memberLevel
+	}{
+		{"this binary", 200, `{"id":2,"clusterLevel":1,"build":{"version":"v1","go":"go1.26","level":1}}`, memberLevel{id: 2, ok: true, level: 1, cluster: 1}},
+		{"before levels", 200, `{"id":2,"leader":1,"build":{"version":"v0","go":"go1.26"}}`, memberLevel{id: 2, ok: true}},
+		{"before builds", 200, `{"id":2,"leader":1}`, memberLevel{id: 2, ok: true}},
+		{"another member", 200, `{"id":3,"clusterLevel":1,"build":{"level":1}}`, memberLevel{id: 2}},
+		{"an error", 503, `{"error":"stopping"}`, memberLevel{id: 2}},
+		{"not JSON", 200, `ok`, memberLevel{id: 2}},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/status" {
+				http.NotFound(w, r)
+				return
+			}
+			w.WriteHeader(tc.status)
+			w.Write([]byte(tc.body))
+		}))
+		m := &Member{}
+		got := m.askLevel(context.Background(), raftnode.Member{ID: 2, ClientURL: srv.URL + "/"})
+		srv.Close()
+		if got.ok != tc.want.ok || got.level != tc.want.level || got.cluster != tc.want.cluster || (got.err == nil) != tc.want.ok {
+			t.Errorf("%s: askLevel = %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+	if got := (&Member{}).askLevel(context.Background(), raftnode.Member{ID: 2}); got.ok || got.err == nil {
+		t.Errorf("a member with no client URL: %+v, want no answer", got)
+	}
+}
+
+type fixedLevel uint32
+
+func (l fixedLevel) ClusterLevel() uint32 { return uint32(l) }
+
+// TestLevelGate: a store refuses TTLs and transactions below level 1 with
+// an error the HTTP layer answers 503 cluster_level, before touching the
+// store (which is nil here).
+func TestLevelGate(t *testing.T) {
+	s := store{levels: fixedLevel(0)}
+	_, err := s.Write(context.Background(), []httpapi.Op{{Key: "a", Value: []byte("1")}, {Key: "b", Value: []byte("2"), TTL: 30e9}}, httpapi.WriteOptions{})
+	var le *levelError
+	if !errors.As(err, &le) || le.need != 1 || le.cluster != 0 || !le.Unavailable() || le.Code() != "cluster_level" {
+		t.Fatalf("a TTL write at level 0: %v", err)
+	}
+	if !strings.Contains(le.HumanMessage(), "TTLs need cluster level 1 and this group is at level 0") {
+		t.Errorf("message: %s", le.HumanMessage())
+	}
+	if _, err := s.Txn(context.Background(), httpapi.Txn{}, httpapi.WriteOptions{}); !errors.As(err, &le) {
+		t.Fatalf("a transaction at level 0: %v", err)
+	}
+	if err := needLevel(fixedLevel(1), levelDataModel, "TTLs"); err != nil {
+		t.Errorf("at level 1: %v", err)
+	}
+	if err := needLevel(nil, levelDataModel, "TTLs"); err != nil {
+		t.Errorf("without levels: %v", err)
+	}
+}
