@@ -57,12 +57,12 @@ func TestMembersStatusLeader(t *testing.T) {
 	}
 	for _, m := range st.Members {
 		if m.Endpoint != c.ClientURL(int(m.ID)) || m.Term == 0 || m.AppliedIndex == 0 || m.Error != "" || m.IsLeader != (m.ID == uint64(leader)) ||
-			m.Version == "" {
+			m.Version == "" || m.Level != 1 || m.ClusterLevel != 1 {
 			t.Errorf("status -w json: member %+v", m)
 		}
 	}
 	out = ctl.ok("-w", "table", "status")
-	for _, col := range []string{"ENDPOINT", "IS LEADER", "TERM", "COMMIT INDEX", "APPLIED INDEX", "SNAPSHOT INDEX", "LAG", "VERSION"} {
+	for _, col := range []string{"ENDPOINT", "IS LEADER", "TERM", "COMMIT INDEX", "APPLIED INDEX", "SNAPSHOT INDEX", "LAG", "VERSION", "LEVEL", "CLUSTER LEVEL"} {
 		if !strings.Contains(out, col) {
 			t.Errorf("status -w table lacks %s:\n%s", col, out)
 		}

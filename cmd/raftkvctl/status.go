@@ -28,19 +28,26 @@ type memberStatus struct {
 	// Version is the member's binary: its version, revision and
 	// "modified" (empty from members that do not report it).
 	Version string `json:"version,omitempty"`
-	Error   string `json:"error,omitempty"`
+	// Level is the feature level the member's binary speaks, and
+	// ClusterLevel the one its group runs at (0 from members before
+	// levels).
+	Level        uint32 `json:"level"`
+	ClusterLevel uint32 `json:"clusterLevel"`
+	Error        string `json:"error,omitempty"`
 }
 
 func (a *app) statusCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show every member: leader, term, commit, applied and snapshot index, lag, version",
+		Short: "Show every member: leader, term, commit, applied and snapshot index, lag, version, level",
 		Long: `Ask one member for the member list, then every member for its status, and
 show for each its id, whether it leads or is a learner, its term, its commit,
 applied and snapshot index, its lag (the entries the leader has committed
-that it has not applied) and the binary it runs (version and VCS revision,
-as its --version prints them). A member that does not answer is shown with
-the error, and makes the exit status 1.`,
+that it has not applied), the binary it runs (version and VCS revision,
+as its --version prints them), the feature level that binary speaks, and
+the cluster level its group runs at (operations of a higher level are
+refused until every member speaks it). A member that does not answer is
+shown with the error, and makes the exit status 1.`,
 		Args: cobra.NoArgs,
 	}
 	cmd.RunE = a.op(func(cmd *cobra.Command, _ []string) error {
@@ -121,6 +128,7 @@ func (a *app) memberStatuses(c *client.Client, first client.Status) []memberStat
 		if st.Build.Version != "" {
 			r.Version = buildinfo.Info(st.Build).Short()
 		}
+		r.Level, r.ClusterLevel = st.Build.Level, st.ClusterLevel
 	}
 	return rows
 }
@@ -141,10 +149,11 @@ func (a *app) printStatus(rows []memberStatus) error {
 	cells := func(r memberStatus) []string {
 		u := func(n uint64) string { return strconv.FormatUint(n, 10) }
 		if r.Error != "" {
-			return []string{r.Endpoint, u(r.ID), "", strconv.FormatBool(r.IsLearner), "", "", "", "", "", "", r.Error}
+			return []string{r.Endpoint, u(r.ID), "", strconv.FormatBool(r.IsLearner), "", "", "", "", "", "", "", "", r.Error}
 		}
 		return []string{r.Endpoint, u(r.ID), strconv.FormatBool(r.IsLeader), strconv.FormatBool(r.IsLearner),
-			u(r.Term), u(r.CommitIndex), u(r.AppliedIndex), u(r.SnapshotIndex), u(r.Lag), r.Version, ""}
+			u(r.Term), u(r.CommitIndex), u(r.AppliedIndex), u(r.SnapshotIndex), u(r.Lag), r.Version,
+			u(uint64(r.Level)), u(uint64(r.ClusterLevel)), ""}
 	}
 	if a.writeOut == formatTable {
 		var table [][]string
@@ -152,7 +161,7 @@ func (a *app) printStatus(rows []memberStatus) error {
 			table = append(table, cells(r))
 		}
 		return printTable(a.stdout, []string{"ENDPOINT", "ID", "IS LEADER", "IS LEARNER", "TERM", "COMMIT INDEX",
-			"APPLIED INDEX", "SNAPSHOT INDEX", "LAG", "VERSION", "ERRORS"}, table)
+			"APPLIED INDEX", "SNAPSHOT INDEX", "LAG", "VERSION", "LEVEL", "CLUSTER LEVEL", "ERRORS"}, table)
 	}
 	for _, r := range rows {
 		c := cells(r)
