@@ -38,7 +38,7 @@ func BuildBinary(t testing.TB) string {
 	return build.path
 }
 
-// tagged holds the binaries built with build tags, one per tag set.
+// tagged holds the binaries built with more flags, one per set of flags.
 var tagged struct {
 	sync.Mutex
 	paths map[string]string
@@ -49,19 +49,28 @@ var tagged struct {
 // set per test process; Main removes the binaries.
 func BuildBinaryTags(t testing.TB, tags string) string {
 	t.Helper()
+	return BuildBinaryFlags(t, "-tags", tags)
+}
+
+// BuildBinaryFlags is BuildBinary for a build with more flags of go
+// build, such as -tags or -ldflags. It builds once per set of flags per
+// test process; Main removes the binaries.
+func BuildBinaryFlags(t testing.TB, flags ...string) string {
+	t.Helper()
 	tagged.Lock()
 	defer tagged.Unlock()
-	if p, ok := tagged.paths[tags]; ok {
+	key := strings.Join(flags, "\x00")
+	if p, ok := tagged.paths[key]; ok {
 		return p
 	}
-	dir, path, err := buildBinary("-tags", tags)
+	dir, path, err := buildBinary(flags...)
 	if err != nil {
 		t.Fatalf("testcluster: %v", err)
 	}
 	if tagged.paths == nil {
 		tagged.paths = map[string]string{}
 	}
-	tagged.paths[tags] = path
+	tagged.paths[key] = path
 	extraDirs = append(extraDirs, dir)
 	return path
 }

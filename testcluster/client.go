@@ -28,6 +28,12 @@ type Status struct {
 	AppliedIndex  uint64   `json:"appliedIndex"`
 	SnapshotIndex uint64   `json:"snapshotIndex"`
 	Members       []Member `json:"members"`
+	// ClusterLevel is the feature level the member's group runs at.
+	ClusterLevel uint32 `json:"clusterLevel"`
+	// Build is the binary the member runs.
+	Build struct {
+		Level uint32 `json:"level"` // the feature level it speaks
+	} `json:"build"`
 	// Shard is a shard group member's view of its buckets; nil on other
 	// members.
 	Shard *ShardStatus `json:"shard,omitempty"`

@@ -118,6 +118,7 @@ type node struct {
 	dir       string
 	logPath   string
 	args      []string
+	bin       string     // the binary it runs, when not the cluster's (RestartWith)
 	uid       int        // the user and group id it runs as; 0: the test's own
 	procs     []*process // every incarnation; the last one is the current one
 }
@@ -352,9 +353,13 @@ func (c *Cluster) startProcess(n *node) {
 		c.t.Fatalf("testcluster: %v", err)
 	}
 	defer logf.Close() // the child has its own descriptor
+	bin := c.bin
+	if n.bin != "" {
+		bin = n.bin
+	}
 	fmt.Fprintf(logf, "=== testcluster: %s start node %d: %s %s\n",
-		time.Now().Format(time.RFC3339Nano), n.id, c.bin, strings.Join(n.args, " "))
-	cmd := exec.Command(c.bin, n.args...)
+		time.Now().Format(time.RFC3339Nano), n.id, bin, strings.Join(n.args, " "))
+	cmd := exec.Command(bin, n.args...)
 	cmd.Dir = n.dir
 	cmd.Stdout = logf
 	cmd.Stderr = logf
@@ -488,6 +493,20 @@ func (c *Cluster) Restart(id int) {
 		c.t.Fatalf("testcluster: restart node %d: it is still running", id)
 	}
 	c.startProcess(c.node(id))
+}
+
+// RestartWith is Restart with another binary, bin, which node id runs
+// from then on, as in a rolling upgrade.
+func (c *Cluster) RestartWith(id int, bin string) {
+	c.t.Helper()
+	if c.opts.InProcess {
+		c.t.Fatalf("testcluster: an in-process cluster runs no binary")
+	}
+	n := c.node(id)
+	c.mu.Lock()
+	n.bin = bin
+	c.mu.Unlock()
+	c.Restart(id)
 }
 
 // Wait waits up to timeout for node id to exit on its own and returns its exit code
