@@ -61,6 +61,7 @@ func (nw *network) transport(p TransportParams) (Transport, error) {
 		nw:    nw,
 		p:     p,
 		inbox: make(chan *raftpb.Message, 4096),
+		props: make(chan *raftpb.Message, 4096),
 		errc:  make(chan error, 1),
 		stopc: make(chan struct{}),
 		peers: map[uint64]string{},
@@ -69,8 +70,9 @@ func (nw *network) transport(p TransportParams) (Transport, error) {
 	nw.mu.Lock()
 	nw.ends[p.ID] = e
 	nw.mu.Unlock()
-	e.wg.Add(1)
-	go e.deliver()
+	e.wg.Add(2)
+	go e.deliver(e.inbox)
+	go e.deliver(e.props)
 	return e, nil
 }
 
@@ -161,9 +163,14 @@ func (nw *network) linkUp(from, to uint64) bool {
 
 // endpoint is one member's Transport on a network.
 type endpoint struct {
-	nw     *network
-	p      TransportParams
+	nw *network
+	p  TransportParams
+	// inbox and props queue the messages for this member: proposals
+	// apart, as rafthttp has them, since raft holds a proposal until
+	// the member knows a leader and the messages that would tell it one
+	// must not wait behind it.
 	inbox  chan *raftpb.Message
+	props  chan *raftpb.Message
 	errc   chan error
 	stopc  chan struct{}
 	ctx    context.Context // cancelled by Stop
@@ -261,20 +268,24 @@ func (e *endpoint) Stop() {
 // enqueue queues m for this member, or reports false if its queue is full
 // (rafthttp drops a message when its buffer is).
 func (e *endpoint) enqueue(m *raftpb.Message) bool {
+	q := e.inbox
+	if m.GetType() == raftpb.MsgProp {
+		q = e.props
+	}
 	select {
-	case e.inbox <- m:
+	case q <- m:
 		return true
 	default:
 		return false
 	}
 }
 
-// deliver hands queued messages to this member's Raft in order.
-func (e *endpoint) deliver() {
+// deliver hands the messages of queue q to this member's Raft in order.
+func (e *endpoint) deliver(q chan *raftpb.Message) {
 	defer e.wg.Done()
 	for {
 		select {
-		case m := <-e.inbox:
+		case m := <-q:
 			if e.refuse(m) || !e.nw.linkUp(m.GetFrom(), e.p.ID) {
 				continue
 			}
