@@ -53,6 +53,18 @@ func (c *Client) PromoteMember(ctx context.Context, id uint64) error {
 	return err
 }
 
+// UpdateMember gives member id the peer URL peerURL (POST /<id>/update,
+// body the URL), as etcd's member update, and returns once the change is
+// applied. Restart the member listening there afterwards.
+func (c *Client) UpdateMember(ctx context.Context, id uint64, peerURL string) error {
+	if id == 0 {
+		return badInput("member-update", "", "member id 0: want a positive integer")
+	}
+	_, err := c.do(ctx, &call{op: "member-update", method: http.MethodPost, path: "/" + strconv.FormatUint(id, 10) + "/update",
+		body: []byte(peerURL), write: true, admin: c.Sharded(), ok: []int{http.StatusNoContent, http.StatusOK}})
+	return err
+}
+
 // TransferLeader hands leadership to member to (POST
 // /leader/transfer?to=<id>), or to the most caught-up voter when to is 0,
 // and returns the new leader once the member asked sees it.

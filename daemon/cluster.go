@@ -114,6 +114,17 @@ func (c cluster) PromoteMember(ctx context.Context, id uint64) error {
 	return c.node.PromoteMember(ctx, id)
 }
 
+// UpdateMember goes to the leader like any membership change.
+func (c cluster) UpdateMember(ctx context.Context, id uint64, peerURL string) error {
+	if err := c.checkScheme(peerURL); err != nil {
+		return err
+	}
+	if leader, ok := c.leaderClientURL(); ok {
+		return forward(ctx, c.http, http.MethodPost, leader+"/"+strconv.FormatUint(id, 10)+"/update", peerURL)
+	}
+	return c.node.UpdateMember(ctx, id, peerURL)
+}
+
 // TransferLeadership asks the leader, which alone can hand leadership on;
 // the leader answers once it sees the new leader.
 func (c cluster) TransferLeadership(ctx context.Context, to uint64) (uint64, error) {

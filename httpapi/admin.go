@@ -41,7 +41,7 @@ func adminRequest(method, p string) bool {
 	if id == "" || strings.Trim(id, "0123456789") != "" {
 		return false // not a member id: never a membership change
 	}
-	return rest == "" || (rest == "promote" && method == http.MethodPost)
+	return rest == "" || ((rest == "promote" || rest == "update") && method == http.MethodPost)
 }
 
 // admit asks Config.Admin about an admin request.

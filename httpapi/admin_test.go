@@ -21,6 +21,8 @@ func TestAdminRequest(t *testing.T) {
 		{"POST", "/4", true},
 		{"DELETE", "/4", true},
 		{"POST", "/4/promote", true},
+		{"POST", "/4/update", true},
+		{"PUT", "/4/update", false}, // a key
 		{"POST", "/join", true},
 		{"POST", "/leader/transfer", true},
 		{"GET", "/snapshot", true},

@@ -293,6 +293,9 @@ type Cluster interface {
 	// voter is applied. A learner not caught up with the leader is refused
 	// with an error whose LearnerNotReady() bool returns true.
 	PromoteMember(ctx context.Context, id uint64) error
+	// UpdateMember returns after the conf change giving member id the
+	// peer URL peerURL is applied.
+	UpdateMember(ctx context.Context, id uint64, peerURL string) error
 	// TransferLeadership moves leadership to voter to (0: the most caught-up
 	// voter) and returns the new leader once this member sees it lead. A
 	// deadline passed first yields an error whose LeaderTransferTimeout()

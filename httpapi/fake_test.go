@@ -528,6 +528,26 @@ func (c *fakeCluster) AddMember(ctx context.Context, id uint64, peerURL string) 
 	return nil
 }
 
+func (c *fakeCluster) UpdateMember(ctx context.Context, id uint64, peerURL string) error {
+	if c.hook != nil {
+		if err := c.hook(ctx); err != nil {
+			return err
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.mu.members[id]; !ok {
+		return testErr("not-found")
+	}
+	for other, u := range c.mu.members {
+		if other != id && u == peerURL {
+			return testErr("conflict")
+		}
+	}
+	c.mu.members[id] = peerURL
+	return nil
+}
+
 func (c *fakeCluster) RemoveMember(ctx context.Context, id uint64) error {
 	if c.hook != nil {
 		if err := c.hook(ctx); err != nil {

@@ -378,11 +378,7 @@ func (h *handler) addMember(w http.ResponseWriter, r *http.Request, idText strin
 	if err != nil {
 		return err
 	}
-	body, err := readBody(w, r, maxPeerURLBytes)
-	if err != nil {
-		return err
-	}
-	peerURL, err := parsePeerURL(string(body))
+	peerURL, err := readPeerURL(w, r)
 	if err != nil {
 		return err
 	}

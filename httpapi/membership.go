@@ -21,6 +21,9 @@ var (
 	// ErrBadPromoteID: POST /<id>/promote with an <id> that is not a
 	// positive integer.
 	ErrBadPromoteID error = badRequest("POST /<id>/promote promotes a learner, and <id> must be a positive integer")
+	// ErrBadUpdateID: POST /<id>/update with an <id> that is not a
+	// positive integer.
+	ErrBadUpdateID error = badRequest("POST /<id>/update gives a member a new peer URL, and <id> must be a positive integer")
 	// ErrBadTransferTo: POST /leader/transfer?to= with a value that is not
 	// a member id.
 	ErrBadTransferTo error = badRequest("to must be the id of a voting member (a positive integer), or absent for the most caught-up one")
@@ -29,16 +32,19 @@ var (
 const (
 	transferPath  = "leader/transfer"
 	promoteSuffix = "/promote"
+	updateSuffix  = "/update"
 )
 
 // postRoot serves POST /<name>: POST /leader/transfer, POST /<id>/promote,
-// else raftexample's add of member <name>.
+// POST /<id>/update, else raftexample's add of member <name>.
 func (h *handler) postRoot(w http.ResponseWriter, r *http.Request, name string) error {
 	switch {
 	case name == transferPath:
 		return h.transferLeadership(w, r)
 	case strings.HasSuffix(name, promoteSuffix):
 		return h.promoteMember(w, r, strings.TrimSuffix(name, promoteSuffix))
+	case strings.HasSuffix(name, updateSuffix):
+		return h.updateMember(w, r, strings.TrimSuffix(name, updateSuffix))
 	}
 	return h.addMember(w, r, name)
 }
@@ -104,6 +110,37 @@ func (h *handler) promoteMember(w http.ResponseWriter, r *http.Request, idText s
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// updateMember serves POST /<id>/update, its body the member's new peer
+// URL: 204 once the change is applied, as etcd's member update. An
+// unknown id gets 404, a URL another member has 409.
+func (h *handler) updateMember(w http.ResponseWriter, r *http.Request, idText string) error {
+	id, ok := parseMemberID(idText)
+	if !ok {
+		return ErrBadUpdateID
+	}
+	peerURL, err := readPeerURL(w, r)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := h.callContext(r.Context())
+	defer cancel()
+	if err := h.cfg.Cluster.UpdateMember(ctx, id, peerURL); err != nil {
+		return onMember{err}
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// readPeerURL reads the peer URL that is the body of POST /<id> and POST
+// /<id>/update.
+func readPeerURL(w http.ResponseWriter, r *http.Request) (string, error) {
+	body, err := readBody(w, r, maxPeerURLBytes)
+	if err != nil {
+		return "", err
+	}
+	return parsePeerURL(string(body))
 }
 
 // transferAnswer is the body of a completed POST /leader/transfer.

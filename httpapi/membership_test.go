@@ -126,6 +126,52 @@ func TestPromote(t *testing.T) {
 	}
 }
 
+// TestUpdateMember: POST /<id>/update answers 204 once member <id> has the
+// body's peer URL; an unknown id 404, a URL another member has 409, a bad
+// id or URL 400. Only POST updates: PUT /4/update writes a key.
+func TestUpdateMember(t *testing.T) {
+	for _, tc := range []struct {
+		name, method, target, body string
+		wantCode                   int
+		wantJSONCode               string
+		wantIn                     string
+		wantURL                    string // member 4's URL after
+	}{
+		{"update", "POST", "/4/update", "http://127.0.0.1:43379", 204, "", "", "http://127.0.0.1:43379"},
+		{"body with a newline", "POST", "/4/update", "http://127.0.0.1:43379\n", 204, "", "", "http://127.0.0.1:43379"},
+		{"unknown", "POST", "/9/update", "http://127.0.0.1:43379", 404, "member_not_found", "no such member", "http://127.0.0.1:42379"},
+		{"taken URL", "POST", "/4/update", "http://127.0.0.1:12379", 409, "conflict", "", "http://127.0.0.1:42379"},
+		{"bad URL", "POST", "/4/update", "not a url", 400, "bad_request", "peer URL", "http://127.0.0.1:42379"},
+		{"id zero", "POST", "/0/update", "http://127.0.0.1:43379", 400, "bad_request", "POST /<id>/update gives a member a new peer URL", "http://127.0.0.1:42379"},
+		{"PUT is a key write", "PUT", "/4/update", "v", 204, "", "", "http://127.0.0.1:42379"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, nil, nil)
+			if err := e.cluster.AddMember(context.Background(), 4, "http://127.0.0.1:42379"); err != nil {
+				t.Fatal(err)
+			}
+			req := httptest.NewRequest(tc.method, tc.target, strings.NewReader(tc.body))
+			req.Header.Set("Accept", "application/json")
+			rec := e.serve(t, req)
+			if rec.Code != tc.wantCode {
+				t.Fatalf("%s %s: %d %q, want %d", tc.method, tc.target, rec.Code, rec.Body, tc.wantCode)
+			}
+			if tc.wantCode >= 400 {
+				var body errorJSON
+				if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body.Code != tc.wantJSONCode || !strings.Contains(body.Error, tc.wantIn) {
+					t.Errorf("body %q (%v), want code %s and a sentence containing %q", rec.Body, err, tc.wantJSONCode, tc.wantIn)
+				}
+			}
+			e.cluster.mu.Lock()
+			got := e.cluster.mu.members[4]
+			e.cluster.mu.Unlock()
+			if got != tc.wantURL {
+				t.Errorf("member 4 at %s, want %s", got, tc.wantURL)
+			}
+		})
+	}
+}
+
 // TestTransferLeadership: POST /leader/transfer answers 200
 // {"leader":<id>} with the new leader, the one ?to= names or else the
 // cluster's choice; a learner or unknown target is 409, a bad to 400, a

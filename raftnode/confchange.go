@@ -58,6 +58,21 @@ func (n *Node) applyMembership(cc *raftpb.ConfChange) bool {
 		n.mu.members.Members[id] = m
 		n.addPeerLocked(id, m.PeerURL)
 		n.lg.Info("member added", zap.Uint64("peer-id", id), zap.String("peer-url", m.PeerURL), zap.Bool("learner", learner))
+	case raftpb.ConfChangeUpdateNode:
+		m, ok := n.mu.members.Members[id]
+		if !ok {
+			n.lg.Warn("ignoring an update of a member that is not one", zap.Uint64("peer-id", id))
+			return false
+		}
+		old := m.PeerURL
+		m.PeerURL = string(cc.GetContext())
+		n.mu.members.Members[id] = m
+		if id != n.cfg.ID && old != m.PeerURL {
+			// rafthttp's peer keeps its URLs; a new one is built.
+			n.removePeer(id)
+			n.addPeerLocked(id, m.PeerURL)
+		}
+		n.lg.Info("member updated", zap.Uint64("peer-id", id), zap.String("peer-url", m.PeerURL), zap.String("old-peer-url", old))
 	case raftpb.ConfChangeRemoveNode:
 		delete(n.mu.members.Members, id)
 		n.mu.members.Removed[id] = true
@@ -199,6 +214,8 @@ func (n *Node) checkConfChange(req ConfChange) (string, error) {
 		err = n.mu.members.checkAdd(req.NodeID, req.PeerURL)
 	case req.Type == raftpb.ConfChangeRemoveNode:
 		err = n.mu.members.checkRemove(req.NodeID)
+	case req.Type == raftpb.ConfChangeUpdateNode:
+		err = n.mu.members.checkUpdate(req.NodeID, req.PeerURL)
 	default:
 		err = fmt.Errorf("%w: unsupported change %v", ErrInvalidMember, req.Type)
 	}
@@ -263,6 +280,16 @@ func (n *Node) AddLearner(ctx context.Context, id uint64, peerURL string) error 
 // unknown id.
 func (n *Node) PromoteMember(ctx context.Context, id uint64) error {
 	return n.changeMembership(ctx, ConfChange{Type: raftpb.ConfChangeAddNode, NodeID: id, Promote: true})
+}
+
+// UpdateMember gives member id a new peer URL, as etcd's member update
+// does, and returns once the change is applied on this member. The
+// members send to id at peerURL from then on; id itself must be started
+// again listening there (its own --cluster entry), and every member whose
+// command line names id's old URL should have it changed, since a
+// member's command line comes first after a restart (see startTransport).
+func (n *Node) UpdateMember(ctx context.Context, id uint64, peerURL string) error {
+	return n.changeMembership(ctx, ConfChange{Type: raftpb.ConfChangeUpdateNode, NodeID: id, PeerURL: peerURL})
 }
 
 // RemoveMember removes a member and returns once the change is applied on

@@ -6,6 +6,7 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -296,4 +297,84 @@ func TestEnvelopeWithoutLearners(t *testing.T) {
 	if env, err = decodeEnvelope(data); err != nil || env.Membership.Members[4] != m.Members[4] || env.Membership.Members[1] != want[1] {
 		t.Fatalf("envelope with a learner decoded as %+v, %v", env.Membership, err)
 	}
+}
+
+// peerURLs returns each member's URL in m's member list and, for the
+// others, in its transport.
+func peerURLs(m *testMember) (list, transport map[uint64]string) {
+	list = map[uint64]string{}
+	for _, mem := range m.node.Members() {
+		list[mem.ID] = mem.PeerURL
+	}
+	e := m.node.transport.(*endpoint)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return list, maps.Clone(e.peers)
+}
+
+// TestUpdateMember: a member's new peer URL reaches every member's list
+// and transport, and stays after restarts, from the WAL and from a
+// snapshot; an unknown id, a URL in use and a bad URL are refused.
+func TestUpdateMember(t *testing.T) {
+	cfg := fastConfig()
+	cfg.SnapshotCount, cfg.SnapshotCatchUpEntries = 20, 5
+	c := newTestCluster(t, 3, cfg)
+	lead := c.waitLeader()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		id   uint64
+		url  string
+		want error
+	}{
+		{9, "http://member-9.test:2380", ErrMemberNotFound},
+		{3, peerURLOf(2), ErrPeerURLExists},
+		{3, "member-3.test:2380", ErrInvalidMember},
+	} {
+		if err := lead.node.UpdateMember(ctx, tc.id, tc.url); !errors.Is(err, tc.want) {
+			t.Errorf("UpdateMember(%d, %s) = %v, want %v", tc.id, tc.url, err, tc.want)
+		}
+	}
+	const moved = "http://member-3-moved.test:2380"
+	if err := lead.node.UpdateMember(ctx, 3, moved); err != nil {
+		t.Fatal(err)
+	}
+	want := c.putN("a", 3)
+	check := func() error {
+		for _, m := range c.running() {
+			list, tr := peerURLs(m)
+			if list[3] != moved {
+				return fmt.Errorf("member %d lists member 3 at %s", m.id, list[3])
+			}
+			if m.id != 3 && tr[3] != moved {
+				return fmt.Errorf("member %d sends to member 3 at %s", m.id, tr[3])
+			}
+		}
+		return nil
+	}
+	c.eventually(10*time.Second, check)
+
+	// From the WAL: member 1's command line names member 3's old URL,
+	// and the update replayed after it wins.
+	c.stop(1)
+	c.start(1, false)
+	c.waitConverged(append(want, c.putN("b", 2)...))
+	if err := check(); err != nil {
+		t.Fatal(err)
+	}
+	// From a snapshot taken after the update: the member list has it.
+	c.putN("c", 30)
+	c.eventually(10*time.Second, func() error {
+		if s := c.members[1].node.Status().SnapshotIndex; s < 20 {
+			return fmt.Errorf("member 2's snapshot is at %d", s)
+		}
+		return nil
+	})
+	c.stop(2)
+	c.net.isolate(2)
+	m := c.start(2, false)
+	if list, _ := peerURLs(m); list[3] != moved || m.node.Status().SnapshotIndex == 0 {
+		t.Fatalf("member 2 restarted from snapshot %d lists member 3 at %s", m.node.Status().SnapshotIndex, list[3])
+	}
+	c.net.heal()
 }

@@ -86,6 +86,23 @@ func (m membership) checkAdd(id uint64, peerURL string) error {
 	return nil
 }
 
+// checkUpdate validates giving member id the peer URL peerURL.
+func (m membership) checkUpdate(id uint64, peerURL string) error {
+	if _, ok := m.Members[id]; !ok {
+		return withDetail(ErrMemberNotFound, fmt.Sprint(id), fmt.Sprintf("there is no member %d", id))
+	}
+	if err := peerurl.Validate(peerURL); err != nil {
+		return withDetail(ErrInvalidMember, err.Error(), "bad "+err.Error())
+	}
+	for _, mem := range m.Members {
+		if mem.ID != id && mem.PeerURL == peerURL {
+			return withDetail(ErrPeerURLExists, fmt.Sprintf("%s is member %d", peerURL, mem.ID),
+				fmt.Sprintf("peer URL %s is already used by member %d", peerURL, mem.ID))
+		}
+	}
+	return nil
+}
+
 // checkRemove validates removing id against this membership. raft panics
 // on a change that leaves no voter, learners or not.
 func (m membership) checkRemove(id uint64) error {

@@ -32,11 +32,11 @@ type Proposal struct {
 // ConfChange is one membership change on its way into raft.
 type ConfChange struct {
 	Ctx context.Context
-	// Type is ConfChangeAddNode, ConfChangeAddLearnerNode or
-	// ConfChangeRemoveNode.
+	// Type is ConfChangeAddNode, ConfChangeAddLearnerNode,
+	// ConfChangeRemoveNode or ConfChangeUpdateNode.
 	Type    raftpb.ConfChangeType
 	NodeID  uint64
-	PeerURL string // for the two adds
+	PeerURL string // for the two adds and an update: the member's (new) URL
 	// Promote, with ConfChangeAddNode, makes the learner NodeID a voter
 	// (PeerURL unused); only the leader takes it, once the learner has
 	// caught up (see PromoteMember).
