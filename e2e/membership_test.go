@@ -84,3 +84,57 @@ func TestRemovedLeaderExits(t *testing.T) {
 		c.WaitValue(t, id, "before", []byte("1"), valueTimeout)
 	}
 }
+
+// TestMemberUpdate: POST /<id>/update moves member 3 to a new peer URL,
+// as etcd's member update; restarted listening there, it catches up and
+// takes writes, and a follower restarted afterwards reaches it too. An
+// unknown id is 404, a URL another member has 409.
+func TestMemberUpdate(t *testing.T) {
+	t.Parallel()
+	c, _ := startCluster(t, testcluster.Options{})
+	mustPut(t, c, 1, "before", []byte("1"))
+	via := 1
+	if r, err := c.Do(via, http.MethodPost, "/9/update", []byte(c.PeerURL(3))); err != nil || r.Status != http.StatusNotFound {
+		t.Fatalf("POST /9/update: %d %q %v, want 404", r.Status, r.Body, err)
+	}
+	if r, err := c.Do(via, http.MethodPost, "/3/update", []byte(c.PeerURL(2))); err != nil || r.Status != http.StatusConflict {
+		t.Fatalf("POST /3/update to member 2's URL: %d %q %v, want 409", r.Status, r.Body, err)
+	}
+
+	c.Stop(3)
+	moved := c.MovePeer(3)
+	if r, err := c.Do(via, http.MethodPost, "/3/update", []byte(moved)); err != nil || r.Status != http.StatusNoContent {
+		t.Fatalf("POST /3/update %s: %d %q %v, want 204", moved, r.Status, r.Body, err)
+	}
+	c.Restart(3)
+	c.AwaitNodeListening(3)
+	mustPut(t, c, 3, "after", []byte("2"))
+	for _, id := range c.Live() {
+		c.WaitValue(t, id, "before", []byte("1"), valueTimeout)
+		c.WaitValue(t, id, "after", []byte("2"), valueTimeout)
+		testcluster.WaitFor(t, valueTimeout, fmt.Sprintf("member %d to list member 3 at %s", id, moved), func() error {
+			st, err := c.Status(id)
+			if err != nil {
+				return err
+			}
+			for _, m := range st.Members {
+				if m.ID == 3 && slices.Equal(m.PeerURLs, []string{moved}) {
+					return nil
+				}
+			}
+			return fmt.Errorf("members %+v", st.Members)
+		})
+	}
+	// A member restarted on its (edited) command line reaches member 3:
+	// with the third one down, they are the quorum.
+	other, third := 1, 2
+	c.Stop(other)
+	c.Restart(other)
+	c.AwaitNodeListening(other)
+	c.Stop(third)
+	mustPut(t, c, other, "restarted", []byte("3"))
+	c.WaitValue(t, 3, "restarted", []byte("3"), valueTimeout)
+	c.Restart(third)
+	c.AwaitNodeListening(third)
+	c.WaitValue(t, third, "restarted", []byte("3"), valueTimeout)
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/raftkv/raftkv/faultproxy"
 	"github.com/raftkv/raftkv/internal/testcerts"
 	"github.com/raftkv/raftkv/internal/testutil"
+	"github.com/raftkv/raftkv/peerurl"
 )
 
 // Timeouts of process control. They are generous because nodes built with -race on a
@@ -493,6 +494,37 @@ func (c *Cluster) Restart(id int) {
 		c.t.Fatalf("testcluster: restart node %d: it is still running", id)
 	}
 	c.startProcess(c.node(id))
+}
+
+// MovePeer gives node id a new peer URL, on a free port, in every node's
+// command line (as an operator who moves a member edits the Procfile),
+// and returns it. The members learn it from a member update (POST
+// /<id>/update); node id listens there once restarted.
+func (c *Cluster) MovePeer(id int) string {
+	c.t.Helper()
+	if c.opts.InProcess || c.opts.Proxied {
+		c.t.Fatalf("testcluster: MovePeer needs a cluster of processes without proxies")
+	}
+	n := c.node(id)
+	port := testutil.FreePorts(c.t, 1)[0]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := n.peerURL
+	n.peerURL = fmt.Sprintf("%s://127.0.0.1:%d", peerurl.Scheme(old), port)
+	for _, other := range c.mu.nodes[1:] {
+		for i := 1; i < len(other.args); i++ {
+			if other.args[i-1] == "--cluster" {
+				peers := strings.Split(other.args[i], ",")
+				for j, p := range peers {
+					if p == old {
+						peers[j] = n.peerURL
+					}
+				}
+				other.args[i] = strings.Join(peers, ",")
+			}
+		}
+	}
+	return n.peerURL
 }
 
 // RestartWith is Restart with another binary, bin, which node id runs

@@ -15,12 +15,13 @@ func (a *app) membersCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "members",
 		Aliases: []string{"member"},
-		Short:   "List, add, remove and promote the members of a raft group",
-		Long: `List, add, remove and promote the members of the raft group of --endpoints
+		Short:   "List, add, remove, promote and update the members of a raft group",
+		Long: `List, add, remove, promote and update the members of the raft group of --endpoints
 (of the config group when only --config-endpoints is given). A change returns
 once it is applied; the leader applies one change at a time.`,
 	}
-	cmd.AddCommand(a.membersListCommand(), a.membersAddCommand(), a.membersRemoveCommand(), a.membersPromoteCommand())
+	cmd.AddCommand(a.membersListCommand(), a.membersAddCommand(), a.membersRemoveCommand(), a.membersPromoteCommand(),
+		a.membersUpdateCommand())
 	return parent(cmd)
 }
 
@@ -144,6 +145,36 @@ not vote until promoted (members promote ID). Ids are never reused.`,
 			as = "a learner"
 		}
 		return a.printChange(id, "added", fmt.Sprintf("Member %d added to the cluster as %s", id, as))
+	})
+	return cmd
+}
+
+func (a *app) membersUpdateCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "update ID PEER_URL",
+		Short: "Give member ID the peer URL PEER_URL, then restart it listening there",
+		Long: `Give member ID the peer URL PEER_URL (http://host:port), as etcd's member
+update: the other members send to it there from then on. Restart member ID
+afterwards with PEER_URL in its place in --cluster, and change that entry
+on the other members' command lines too (a member's command line comes
+before the member list when it restarts).`,
+		Example: `  raftkvctl members update 3 http://127.0.0.1:33379`,
+		Args:    cobra.ExactArgs(2),
+	}
+	cmd.RunE = a.op(func(cmd *cobra.Command, args []string) error {
+		id, err := parseID("member id", args[0])
+		if err != nil {
+			return err
+		}
+		c, err := a.groupClient(cmd)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if err := c.UpdateMember(a.ctx, id, args[1]); err != nil {
+			return err
+		}
+		return a.printChange(id, "updated", fmt.Sprintf("Member %d updated: peer URL %s", id, args[1]))
 	})
 	return cmd
 }

@@ -109,6 +109,15 @@ func TestMembersStatusLeader(t *testing.T) {
 	if !strings.Contains(r.stdout, "not started") || strings.Count(r.stdout, "| http://") != 3 {
 		t.Errorf("status -w table with an unstarted member printed\n%s", r.stdout)
 	}
+	moved := deadURL(t)
+	if out := ctl.ok("members", "update", "4", moved); out != fmt.Sprintf("Member 4 updated: peer URL %s\n", moved) {
+		t.Errorf("members update printed %q", out)
+	}
+	if out := ctl.ok("members", "list"); !strings.Contains(out, fmt.Sprintf("4, unstarted, %s, , true\n", moved)) {
+		t.Errorf("members list after updating member 4 printed\n%s", out)
+	}
+	ctl.fails(1, "there is no member 9", "members", "update", "9", deadURL(t))
+	ctl.fails(1, "already used by member 1", "members", "update", "4", c.PeerURL(1))
 	if out := ctl.ok("-w", "json", "members", "remove", "4"); out != `{"id":4,"change":"removed"}`+"\n" {
 		t.Errorf("members remove -w json printed %q", out)
 	}
