@@ -20,8 +20,15 @@ import (
 	"github.com/raftkv/raftkv/testcluster"
 )
 
-// send sends one request and returns the response with its body read.
+// sendHdr sends one request with headers hdr and returns the response
+// with its body read.
 func sendHdr(t *testing.T, method, url, body string, hdr map[string]string) (*http.Response, string) {
+	t.Helper()
+	return sendVia(t, http.DefaultClient, method, url, body, hdr)
+}
+
+// sendVia is sendHdr through hc.
+func sendVia(t *testing.T, hc *http.Client, method, url, body string, hdr map[string]string) (*http.Response, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -32,7 +39,7 @@ func sendHdr(t *testing.T, method, url, body string, hdr map[string]string) (*ht
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}

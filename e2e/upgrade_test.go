@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftkv/raftkv/internal/testcerts"
 	"github.com/raftkv/raftkv/testcluster"
 )
 
@@ -40,7 +41,7 @@ func waitClusterLevel(t *testing.T, c *testcluster.Cluster, want uint32) {
 
 // gated checks that node id refuses a TTL write and a transaction with
 // 503 cluster_level and still takes a plain write.
-func gated(t *testing.T, c *testcluster.Cluster, id int) {
+func gated(t *testing.T, hc *http.Client, c *testcluster.Cluster, id int) {
 	t.Helper()
 	url := c.ClientURL(id)
 	json := map[string]string{"Accept": "application/json"}
@@ -53,23 +54,38 @@ func gated(t *testing.T, c *testcluster.Cluster, id int) {
 		if req.path == "/lock" {
 			hdr = map[string]string{"Accept": "application/json", "If-None-Match": "*"}
 		}
-		r, body := sendHdr(t, req.method, url+req.path, req.body, hdr)
+		r, body := sendVia(t, hc, req.method, url+req.path, req.body, hdr)
 		if r.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, `"code":"cluster_level"`) || !strings.Contains(body, "upgrade every member") {
 			t.Fatalf("member %d: %s %s at cluster level 0: %d %s, want 503 cluster_level", id, req.method, req.path, r.StatusCode, body)
 		}
 	}
-	if r, body := sendHdr(t, http.MethodPut, url+"/plain", "p", nil); r.StatusCode != http.StatusNoContent && r.StatusCode != http.StatusOK {
+	if r, body := sendVia(t, hc, http.MethodPut, url+"/plain", "p", nil); r.StatusCode != http.StatusNoContent && r.StatusCode != http.StatusOK {
 		t.Fatalf("member %d: a plain PUT at cluster level 0: %d %s", id, r.StatusCode, body)
 	}
 }
 
 func TestRollingUpgradeRaisesClusterLevel(t *testing.T) {
 	t.Parallel()
+	rollingUpgrade(t, nil)
+}
+
+// TestRollingUpgradeRaisesClusterLevelTLS: the leader asks the members
+// for their levels over TLS, with client certificates required.
+func TestRollingUpgradeRaisesClusterLevelTLS(t *testing.T) {
+	t.Parallel()
+	rollingUpgrade(t, testcerts.NewSet(t, t.TempDir()))
+}
+
+func rollingUpgrade(t *testing.T, certs *testcerts.Set) {
 	older := olderBinary(t)
-	c, _ := startCluster(t, testcluster.Options{N: 3, Binary: older})
+	c, _ := startCluster(t, testcluster.Options{N: 3, Binary: older, TLS: certs})
+	hc := http.DefaultClient
+	if certs != nil {
+		hc = &http.Client{Transport: &http.Transport{TLSClientConfig: c.ClientTLS(certs.Client)}, Timeout: 30 * time.Second}
+	}
 	newer := testcluster.BuildBinary(t)
 	waitClusterLevel(t, c, 0)
-	gated(t, c, 1)
+	gated(t, hc, c, 1)
 
 	// Members 1 and 2 upgraded: member 3 still speaks level 0.
 	for _, id := range []int{1, 2} {
@@ -84,7 +100,7 @@ func TestRollingUpgradeRaisesClusterLevel(t *testing.T) {
 		if st.Build.Level != 1 || st.ClusterLevel != 0 {
 			t.Fatalf("member %d upgraded: binary level %d, cluster level %d; want 1 and 0", id, st.Build.Level, st.ClusterLevel)
 		}
-		gated(t, c, id)
+		gated(t, hc, c, id)
 	}
 
 	// The last one upgraded: the leader raises the level.
@@ -93,12 +109,12 @@ func TestRollingUpgradeRaisesClusterLevel(t *testing.T) {
 	c.AwaitNodeListening(3)
 	waitClusterLevel(t, c, 1)
 	for _, id := range c.Live() {
-		r, body := sendHdr(t, http.MethodPut, c.ClientURL(id)+fmt.Sprintf("/session%d?ttl=60s", id), "s", nil)
+		r, body := sendVia(t, hc, http.MethodPut, c.ClientURL(id)+fmt.Sprintf("/session%d?ttl=60s", id), "s", nil)
 		if r.StatusCode/100 != 2 {
 			t.Fatalf("member %d: a TTL write at cluster level 1: %d %s", id, r.StatusCode, body)
 		}
 	}
-	if r, body := sendHdr(t, http.MethodPut, c.ClientURL(1)+"/lock", "me", map[string]string{"If-None-Match": "*"}); r.StatusCode/100 != 2 {
+	if r, body := sendVia(t, hc, http.MethodPut, c.ClientURL(1)+"/lock", "me", map[string]string{"If-None-Match": "*"}); r.StatusCode/100 != 2 {
 		t.Fatalf("a conditional write at cluster level 1: %d %s", r.StatusCode, body)
 	}
 
