@@ -50,6 +50,7 @@ type row struct {
 	up            bool
 	term, applied uint64
 	version       string
+	level         string // the binary's level / the cluster's
 }
 
 // load opens url in headless Chromium and reads the page it rendered.
@@ -71,7 +72,8 @@ func load(t *testing.T, chrome, url string) (page, error) {
 			id, _ := strconv.Atoi(a["data-id"])
 			term, _ := strconv.ParseUint(a["data-term"], 10, 64)
 			applied, _ := strconv.ParseUint(a["data-applied"], 10, 64)
-			p.members[id] = row{role: a["data-role"], up: a["data-up"] == "true", term: term, applied: applied, version: a["data-version"]}
+			p.members[id] = row{role: a["data-role"], up: a["data-up"] == "true", term: term, applied: applied, version: a["data-version"],
+				level: a["data-level"] + "/" + a["data-cluster-level"]}
 		}
 	}
 	return p, nil
@@ -114,8 +116,8 @@ func TestDashboardInBrowser(t *testing.T) {
 			if id == lead {
 				want = "leader"
 			}
-			if !r.up || r.role != want || r.term != st.Term || r.applied < applied || r.applied > st.AppliedIndex || r.version == "" {
-				return fmt.Errorf("member %d shown as %+v; want up, %s, term %d, applied in [%d, %d], a version", id, r, want, st.Term, applied, st.AppliedIndex)
+			if !r.up || r.role != want || r.term != st.Term || r.applied < applied || r.applied > st.AppliedIndex || r.version == "" || r.level != "1/1" {
+				return fmt.Errorf("member %d shown as %+v; want up, %s, term %d, applied in [%d, %d], a version, levels 1/1", id, r, want, st.Term, applied, st.AppliedIndex)
 			}
 		}
 		return nil

@@ -99,8 +99,11 @@ type Member struct {
 	Shard  *ShardStatus  `json:"shard,omitempty"`
 	Config *ConfigStatus `json:"config,omitempty"`
 	// Version is the binary it runs (version, VCS revision), "" when its
-	// /status does not say.
-	Version string `json:"version,omitempty"`
+	// /status does not say; Level the feature level that binary speaks
+	// and ClusterLevel its group's (0 from members before levels).
+	Version      string `json:"version,omitempty"`
+	Level        uint32 `json:"level"`
+	ClusterLevel uint32 `json:"clusterLevel"`
 }
 
 // ShardConfig is a config group's latest config.
@@ -222,8 +225,9 @@ func (a *aggregator) aggregate(ctx context.Context) Cluster {
 		mv.Leader, mv.Term = st.Leader, st.Term
 		mv.CommitIndex, mv.AppliedIndex, mv.SnapshotIndex = st.CommitIndex, st.AppliedIndex, st.SnapshotIndex
 		if st.Build != nil {
-			mv.Version = st.Build.Short()
+			mv.Version, mv.Level = st.Build.Short(), st.Build.Level
 		}
+		mv.ClusterLevel = st.ClusterLevel
 		mv.ApplyLag = sub0(st.CommitIndex, st.AppliedIndex)
 		mv.Role = role(st, m.IsLearner)
 		mv.Shard, mv.Config = st.Shard, st.Config

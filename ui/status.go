@@ -25,6 +25,7 @@ type status struct {
 	Shard         *ShardStatus        `json:"shard"`
 	Config        *ConfigStatus       `json:"config"`
 	Build         *buildinfo.Info     `json:"build"`
+	ClusterLevel  uint32              `json:"clusterLevel"`
 }
 
 type statusMember struct {

@@ -81,6 +81,7 @@ function renderMembers(c) {
       class: 'member', 'data-id': m.id, 'data-role': m.role, 'data-up': m.up,
       'data-term': m.term, 'data-applied': m.appliedIndex, 'data-commit': m.commitIndex,
       'data-version': m.version || '',
+      'data-level': m.level, 'data-cluster-level': m.clusterLevel,
     });
     const self = m.id === c.self ? ' (this one)' : '';
     const role = m.up ? m.role : 'down';
@@ -104,7 +105,8 @@ function renderMembers(c) {
       el('td', {}, fmtRate(m.writesPerSec)),
       el('td', {}, fmtRate(m.readsPerSec)),
       el('td', {}, num(m.leaderChanges)),
-      el('td', { class: 'text' }, m.version || '–'),
+      el('td', { class: 'text', title: 'the binary speaks feature level ' + m.level + '; its group runs at cluster level ' + m.clusterLevel },
+        (m.version || '–') + ' · level ' + m.level + (m.clusterLevel !== m.level ? ' (cluster ' + m.clusterLevel + ')' : '')),
     );
     return tr;
   });
