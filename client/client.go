@@ -232,7 +232,8 @@ func (c *Client) do(ctx context.Context, cl *call) (*reply, error) {
 	}
 	var last *Error
 	maybeApplied := false
-	unanswered := 0 // tries in a row that got no answer
+	unanswered := 0                  // tries in a row that got no answer
+	var levelRefused map[string]bool // endpoints that answered cluster_level
 	fail := func(e *Error) error {
 		e.Op = cl.op
 		if e.Key == "" {
@@ -322,8 +323,16 @@ func (c *Client) do(ctx context.Context, cl *call) (*reply, error) {
 			// would be answered the same.
 			e.MaybeApplied = true
 		case e.Code == CodeClusterLevel:
-			// Certainly not applied, and every member of the group
-			// answers the same until an operator upgrades one.
+			// Certainly not applied. A member that restarted may not
+			// have replayed its level yet, so the others are asked, each
+			// once: all of them answer the same until an operator
+			// upgrades the last older one.
+			if levelRefused == nil {
+				levelRefused = map[string]bool{}
+			}
+			levelRefused[endpoint] = true
+			retry = len(levelRefused) < len(group.urls)
+			group.failed(turn)
 		case rep.status == http.StatusMisdirectedRequest || (rep.status >= 300 && rep.status < 400):
 			// Nothing was applied. Refresh the config (to at least the
 			// member's version) and try where it says.

@@ -201,6 +201,37 @@ func TestRotateOn503(t *testing.T) {
 	}
 }
 
+// TestClusterLevelAsksEachOnce: a 503 cluster_level moves the call to
+// the next member (one that restarted may not have its level yet), and
+// ends it once every member answered so.
+func TestClusterLevelAsksEachOnce(t *testing.T) {
+	level := func(int) (string, string) {
+		return "application/json", `{"error":"TTLs need cluster level 1","code":"cluster_level"}`
+	}
+	behind := newScripted(t, []int{503}, level)
+	up := newScripted(t, []int{204}, nil)
+	c := newTestClient(t, Config{Endpoints: []string{behind.srv.URL, up.srv.URL}})
+	if _, err := c.Put(context.Background(), "k", []byte("v"), WithTTL(time.Minute)); err != nil {
+		t.Fatalf("Put with a member behind: %v", err)
+	}
+	all := []*scripted{newScripted(t, []int{503}, level), newScripted(t, []int{503}, level), newScripted(t, []int{503}, level)}
+	c = newTestClient(t, Config{Endpoints: []string{all[0].srv.URL, all[1].srv.URL, all[2].srv.URL}, RequestTimeout: time.Minute})
+	start := time.Now()
+	_, err := c.Put(context.Background(), "k", []byte("v"), WithTTL(time.Minute))
+	var e *Error
+	if !errors.As(err, &e) || e.Code != CodeClusterLevel || e.Tries != 3 || !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("Put with every member below the level: %v (%+v); want cluster_level after 3 tries", err, e)
+	}
+	for i, s := range all {
+		if n, _ := s.requests(); n != 1 {
+			t.Errorf("member %d asked %d times, want once", i, n)
+		}
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("the call took %v: it waited for its deadline", d)
+	}
+}
+
 // TestRotateOnDialError: a member that refuses connections is skipped.
 func TestRotateOnDialError(t *testing.T) {
 	up := newScripted(t, []int{200}, func(int) (string, string) { return "application/octet-stream", "v" })

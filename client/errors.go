@@ -91,7 +91,7 @@ const (
 	CodeCrossGroup = "cross_group"
 	// CodeClusterLevel (503): the operation needs a higher cluster level
 	// than the group runs at, as while a member runs an older binary.
-	// Nothing was applied; the call is not retried.
+	// Nothing was applied; the call asks each endpoint once, then fails.
 	CodeClusterLevel = "cluster_level"
 )
 

@@ -187,6 +187,9 @@ func (n *Node) publishSnapshot(s *raftpb.Snapshot) error {
 		return err
 	}
 	n.mu.Lock()
+	// The level only rises, though a snapshot from a binary before
+	// levels carries none.
+	env.Membership.ClusterLevel = max(env.Membership.ClusterLevel, n.mu.members.ClusterLevel)
 	n.mu.members = env.Membership
 	for _, m := range env.Membership.sorted() {
 		n.addPeerLocked(m.ID, m.PeerURL)
