@@ -376,5 +376,10 @@ func TestUpdateMember(t *testing.T) {
 	if list, _ := peerURLs(m); list[3] != moved || m.node.Status().SnapshotIndex == 0 {
 		t.Fatalf("member 2 restarted from snapshot %d lists member 3 at %s", m.node.Status().SnapshotIndex, list[3])
 	}
+	// Its command line, not edited, still names the old URL, and comes
+	// first (it may name a proxy); the member warns of the difference.
+	if _, tr := peerURLs(m); tr[3] != peerURLOf(3) {
+		t.Fatalf("member 2 restarted on its old command line sends to member 3 at %s, want %s", tr[3], peerURLOf(3))
+	}
 	c.net.heal()
 }

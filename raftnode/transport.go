@@ -99,6 +99,12 @@ func (n *Node) startTransport() error {
 		n.addPeerLocked(uint64(i+1), u)
 	}
 	for _, m := range n.mu.members.sorted() {
+		if m.ID != n.cfg.ID && m.ID <= uint64(len(n.cfg.Peers)) && m.PeerURL != n.cfg.Peers[m.ID-1] {
+			// As after a member update the command line was not edited
+			// for: say which URL is used.
+			n.lg.Warn("--cluster names a member at another peer URL than the member list does; sending to the command line's",
+				zap.Uint64("peer-id", m.ID), zap.String("cluster-flag-url", n.cfg.Peers[m.ID-1]), zap.String("member-list-url", m.PeerURL))
+		}
 		n.addPeerLocked(m.ID, m.PeerURL)
 	}
 	n.mu.RUnlock()
