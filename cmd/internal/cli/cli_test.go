@@ -12,7 +12,7 @@ import (
 
 func TestVersion(t *testing.T) {
 	v := Version("raftkv")
-	for _, want := range []string{"raftkv version: ", "\nVCS revision: ", "\nGo version: " + runtime.Version() + "\n", "\nGo OS/Arch: " + runtime.GOOS + "/" + runtime.GOARCH + "\n"} {
+	for _, want := range []string{"raftkv version: ", "\nVCS revision: ", "\nFeature level: 1\n", "\nGo version: " + runtime.Version() + "\n", "\nGo OS/Arch: " + runtime.GOOS + "/" + runtime.GOARCH + "\n"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("Version() = %q, want it to contain %q", v, want)
 		}
