@@ -82,6 +82,8 @@
 //	421, 3xx                 another group serves the key: refresh the config to at
 //	                         least the version the member named, try again there
 //	503, 429                 nothing applied: move to the group's next member, try again
+//	503 cluster_level        nothing applied: ask each member once (one that just
+//	                         restarted may not have its level yet), then the answer
 //	no answer                move to the next member, try again (a write whose request
 //	                         may have gone out is then of unknown outcome); once as many
 //	                         tries in a row as the group has members got none, fetch the
