@@ -162,8 +162,9 @@ func TestBackupUnderLoadRestoresIntoNewCluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.SnapshotIndex != info.Header.Index || st.Voters() != 3 {
-			t.Errorf("restored member %d: snapshot index %d (backup %d), %d voters", id, st.SnapshotIndex, info.Header.Index, st.Voters())
+		if st.SnapshotIndex != info.Header.Index || st.Voters() != 3 || st.ClusterLevel != 1 {
+			t.Errorf("restored member %d: snapshot index %d (backup %d), %d voters, cluster level %d (want 1, the restoring binary's, from the start)",
+				id, st.SnapshotIndex, info.Header.Index, st.Voters(), st.ClusterLevel)
 		}
 		for _, m := range st.Members {
 			if len(m.PeerURLs) != 1 || m.PeerURLs[0] != restored.PeerURL(int(m.ID)) {
