@@ -24,7 +24,11 @@ import (
 // restarts before any snapshot replays it.
 
 // ClusterLevel is the cluster level this member last applied.
-func (n *Node) ClusterLevel() uint32 { return n.clusterLevel.Load() }
+func (n *Node) ClusterLevel() uint32 {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.mu.members.ClusterLevel
+}
 
 // ClusterLevelLogged reports whether an entry or a snapshot holds the
 // cluster level; false while a new cluster's level is only the one it
@@ -48,7 +52,6 @@ func (n *Node) startLevel() {
 	n.mu.Lock()
 	n.mu.members.ClusterLevel = n.cfg.Level
 	n.mu.Unlock()
-	n.clusterLevel.Store(n.cfg.Level)
 	n.levelUnlogged.Store(true)
 }
 
@@ -70,15 +73,13 @@ func (n *Node) applyClusterLevel(index uint64, data []byte) error {
 	if level <= old {
 		return nil
 	}
-	n.clusterLevel.Store(level)
 	n.lg.Info("cluster level raised", zap.Uint32("from", old), zap.Uint32("to", level), zap.Uint32("binary-level", n.cfg.Level))
 	return n.checkLevel(level)
 }
 
-// restoredLevel takes the cluster level of a snapshot's membership, which
-// n.mu.members holds now.
+// restoredLevel checks the cluster level of a snapshot's membership,
+// which n.mu.members holds now; a level there is one a snapshot holds.
 func (n *Node) restoredLevel(level uint32) error {
-	n.clusterLevel.Store(level)
 	if level > 0 {
 		n.levelUnlogged.Store(false)
 	}

@@ -134,11 +134,8 @@ type Node struct {
 	leaderKnown *leaderSignal
 	published   atomic.Uint64 // highest index handed to the application
 	snapIndex   atomic.Uint64
-	// clusterLevel mirrors mu.members.ClusterLevel for readers without
-	// the lock; levelUnlogged is set while the level is only the one a
-	// new cluster started at, which no entry or snapshot holds yet
-	// (level.go).
-	clusterLevel  atomic.Uint32
+	// levelUnlogged is set while the cluster level is only the one a new
+	// cluster started at, which no entry or snapshot holds yet (level.go).
 	levelUnlogged atomic.Bool
 
 	started  bool
