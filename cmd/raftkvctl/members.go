@@ -128,23 +128,13 @@ not vote until promoted (members promote ID). Ids are never reused.`,
 	}
 	cmd.Flags().BoolVar(&learner, "learner", false, "add the member as a learner (no vote until promoted)")
 	cmd.RunE = a.op(func(cmd *cobra.Command, args []string) error {
-		id, err := parseID("member id", args[0])
-		if err != nil {
-			return err
-		}
-		c, err := a.groupClient(cmd)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		if err := c.AddMember(a.ctx, id, args[1], learner); err != nil {
-			return err
-		}
 		as := "a voting member"
 		if learner {
 			as = "a learner"
 		}
-		return a.printChange(id, "added", fmt.Sprintf("Member %d added to the cluster as %s", id, as))
+		return a.changeMember(cmd, args[0], "added", "Member %d added to the cluster as "+as, func(c *client.Client, id uint64) error {
+			return c.AddMember(a.ctx, id, args[1], learner)
+		})
 	})
 	return cmd
 }
@@ -162,19 +152,9 @@ before the member list when it restarts).`,
 		Args:    cobra.ExactArgs(2),
 	}
 	cmd.RunE = a.op(func(cmd *cobra.Command, args []string) error {
-		id, err := parseID("member id", args[0])
-		if err != nil {
-			return err
-		}
-		c, err := a.groupClient(cmd)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		if err := c.UpdateMember(a.ctx, id, args[1]); err != nil {
-			return err
-		}
-		return a.printChange(id, "updated", fmt.Sprintf("Member %d updated: peer URL %s", id, args[1]))
+		return a.changeMember(cmd, args[0], "updated", "Member %d updated: peer URL "+strings.ReplaceAll(args[1], "%", "%%"), func(c *client.Client, id uint64) error {
+			return c.UpdateMember(a.ctx, id, args[1])
+		})
 	})
 	return cmd
 }
@@ -195,21 +175,30 @@ func (a *app) membersPromoteCommand() *cobra.Command {
 func (a *app) memberChangeCommand(use, short, change, sentence string, do func(*client.Client, context.Context, uint64) error) *cobra.Command {
 	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.ExactArgs(1)}
 	cmd.RunE = a.op(func(cmd *cobra.Command, args []string) error {
-		id, err := parseID("member id", args[0])
-		if err != nil {
-			return err
-		}
-		c, err := a.groupClient(cmd)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		if err := do(c, a.ctx, id); err != nil {
-			return err
-		}
-		return a.printChange(id, change, fmt.Sprintf(sentence, id))
+		return a.changeMember(cmd, args[0], change, sentence, func(c *client.Client, id uint64) error {
+			return do(c, a.ctx, id)
+		})
 	})
 	return cmd
+}
+
+// changeMember makes one membership change of the member idText names,
+// with do on the group's client, and prints it as change (-w json) or
+// sentence (a format of the id).
+func (a *app) changeMember(cmd *cobra.Command, idText, change, sentence string, do func(*client.Client, uint64) error) error {
+	id, err := parseID("member id", idText)
+	if err != nil {
+		return err
+	}
+	c, err := a.groupClient(cmd)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := do(c, id); err != nil {
+		return err
+	}
+	return a.printChange(id, change, fmt.Sprintf(sentence, id))
 }
 
 // printChange prints an applied membership change of member id.
