@@ -44,15 +44,17 @@ func waitClusterLevel(t *testing.T, c *testcluster.Cluster, want uint32) {
 func gated(t *testing.T, hc *http.Client, c *testcluster.Cluster, id int) {
 	t.Helper()
 	url := c.ClientURL(id)
-	json := map[string]string{"Accept": "application/json"}
-	for _, req := range []struct{ method, path, body string }{
-		{http.MethodPut, "/session?ttl=30s", "s"},
-		{http.MethodPost, "/txn", `{"compare":[{"key":"k","target":"value","result":"=","value":"x"}],"success":[{"put":{"key":"k","value":"v"}}]}`},
-		{http.MethodPut, "/lock", "me"},
+	for _, req := range []struct {
+		method, path, body string
+		ifNoneMatch        string
+	}{
+		{http.MethodPut, "/session?ttl=30s", "s", ""},
+		{http.MethodPost, "/txn", `{"compare":[{"key":"k","target":"value","result":"=","value":"x"}],"success":[{"put":{"key":"k","value":"v"}}]}`, ""},
+		{http.MethodPut, "/lock", "me", "*"},
 	} {
-		hdr := json
-		if req.path == "/lock" {
-			hdr = map[string]string{"Accept": "application/json", "If-None-Match": "*"}
+		hdr := map[string]string{"Accept": "application/json"}
+		if req.ifNoneMatch != "" {
+			hdr["If-None-Match"] = req.ifNoneMatch
 		}
 		r, body := sendVia(t, hc, req.method, url+req.path, req.body, hdr)
 		if r.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, `"code":"cluster_level"`) || !strings.Contains(body, "upgrade every member") {
