@@ -32,6 +32,21 @@ func newBuckets(n int) []bucket {
 	return b
 }
 
+// setBucketLocked makes nb bucket b: its tree's bytes count in the
+// store's DataBytes, and the tree it replaces no longer does. s.mu must be
+// held for writing.
+func (s *Store) setBucketLocked(b int, nb bucket) {
+	if old := s.mu.buckets[b].data; old != nil && old.sink != nil {
+		old.sink = nil
+		s.dataBytes.Add(-old.bytes)
+	}
+	if nb.data != nil {
+		nb.data.sink = &s.dataBytes
+		s.dataBytes.Add(nb.data.bytes)
+	}
+	s.mu.buckets[b] = nb
+}
+
 // bucketOf is key's bucket. A plain member has one bucket and computes
 // no hash.
 func (s *Store) bucketOf(key string) int {

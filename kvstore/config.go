@@ -64,6 +64,14 @@ type Config struct {
 	// (see Op.TTL); a key is deleted up to about this much after its
 	// deadline. Zero means 100ms.
 	ExpiryTick time.Duration
+	// QuotaBytes, when above zero, bounds the keys' size (DataBytes): a
+	// write that puts anything is refused with ErrNoSpace, before it is
+	// proposed, when DataBytes and its puts' sizes would pass it. Deletes
+	// and TTL expiries always go through, and so do a shard group's
+	// bucket migrations. The check is this member's, at the time the
+	// write arrives, so writes already proposed may take the keys past it
+	// by their size. Members may differ in it.
+	QuotaBytes int64
 	// Registerer receives the store's Prometheus metrics. Nil means they
 	// are kept but not exported.
 	Registerer prometheus.Registerer
@@ -121,6 +129,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Group != 0 && c.ConfigGroup {
 		return errors.New("kvstore: a store is in a shard group or in the config group, not both")
+	}
+	if c.QuotaBytes < 0 {
+		return errors.New("kvstore: quota bytes must not be negative")
 	}
 	if c.ExpiryTick <= 0 {
 		return errors.New("kvstore: expiry tick must be positive")

@@ -283,13 +283,14 @@
 //  3. A request is applied at most once, however often it was proposed.
 //  4. Snapshot encodes the state as of the last commit reported Applied.
 //  5. A write ends in "not applied" (an error a client gets as 503 or
-//     4xx: ErrStopped, a raftnode refusal, a cancellation, ErrEmptyRequest)
-//     only if no entry carrying it reached any raft log, nor ever will: it
-//     is finished, so the propose loop skips it, or its entry applied and
-//     refused it (a WrongGroupError, ErrBucketMoving, ErrNoKeys). Any
-//     other end of a write before its apply is an unknown outcome
-//     (ErrTimeout, ErrOutcomeUnknown, ErrCoveredBySnapshot, ErrSeqTooOld:
-//     504), or its real result if that came meanwhile.
+//     4xx: ErrStopped, a raftnode refusal, a cancellation,
+//     ErrEmptyRequest, ErrNoSpace) only if no entry carrying it reached
+//     any raft log, nor ever will: it is finished, so the propose loop
+//     skips it, or its entry applied and refused it (a WrongGroupError,
+//     ErrBucketMoving, ErrNoKeys). Any other end of a write before its
+//     apply is an unknown outcome (ErrTimeout, ErrOutcomeUnknown,
+//     ErrCoveredBySnapshot, ErrSeqTooOld: 504), or its real result if
+//     that came meanwhile.
 //  6. A write with a client id is applied at most once per (client, seq)
 //     while the client is among the DedupClients most recently written of
 //     each bucket it touches; a retry is answered with the first result.
@@ -318,6 +319,12 @@
 //     this member applied, in (ModIndex, Pos) order, with no gap and no
 //     duplicate, up to where it ends; (ModIndex, Pos) names the same
 //     event on every member.
+//  12. DataBytes is the sum of itemSize over the keys of every bucket
+//     (each tree's bytes, added to the store's total by its sink; a
+//     bucket replaced whole goes through setBucketLocked).
+//     Config.QuotaBytes refuses, before proposing, a write whose puts
+//     would pass it, except a retry the dedup table already answers;
+//     nothing is checked at apply, so members may differ in it.
 //
 // The answers by path:
 //

@@ -98,6 +98,10 @@ var (
 	// since: the answer has its outcome but not those values.
 	ErrTxnResultNotKept error = &storeError{msg: "kvstore: transaction applied before; its get results were not kept", conflict: true,
 		code: "result_not_kept", human: "the transaction was applied already; its get results were too large to keep for a retry"}
+	// ErrNoSpace means a write would take the keys past Config.QuotaBytes;
+	// nothing was proposed. Errors that wrap it give the figures.
+	ErrNoSpace error = &storeError{msg: "kvstore: space quota exceeded", unavail: true, code: "no_space",
+		human: "the keys would pass this member's space quota; delete keys to make room, or raise the quota"}
 	// ErrBadClientID means a write's client id is not 1-64 characters of
 	// [A-Za-z0-9._-].
 	ErrBadClientID error = &storeError{msg: "kvstore: invalid client id", bad: true,

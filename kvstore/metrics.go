@@ -18,7 +18,7 @@ type metrics struct {
 	batchRequests prometheus.Histogram
 }
 
-func newMetrics(reg prometheus.Registerer, keys func() float64, dec *entryDecoder) *metrics {
+func newMetrics(reg prometheus.Registerer, keys, dataBytes func() float64, quota int64, dec *entryDecoder) *metrics {
 	m := &metrics{
 		writes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "raftkv", Subsystem: "kv",
 			Name: "writes_total", Help: "Writes (proposals) by outcome: committed, or why they failed."}, []string{"result"}),
@@ -36,14 +36,18 @@ func newMetrics(reg prometheus.Registerer, keys func() float64, dec *entryDecode
 	// Present from the start, so a scrape before the first write sees 0,
 	// and looked up once, not on every write.
 	m.outcomes = map[string]prometheus.Counter{}
-	for _, r := range []string{"committed", "timeout", "unknown", "unavailable", "stopped", "error"} {
+	for _, r := range []string{"committed", "timeout", "unknown", "unavailable", "no_space", "stopped", "error"} {
 		m.outcomes[r] = m.writes.WithLabelValues(r)
 	}
 	m.staleReads, m.linearReads = m.reads.WithLabelValues("stale"), m.reads.WithLabelValues("linearizable")
 	if reg != nil {
 		reg.MustRegister(m.writes, m.reads, m.retries, m.applySeconds, m.batchRequests,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "raftkv", Subsystem: "kv",
-				Name: "keys", Help: "Keys in the state machine."}, keys))
+				Name: "keys", Help: "Keys in the state machine."}, keys),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "raftkv", Subsystem: "kv",
+				Name: "data_bytes", Help: "Size of the keys: their keys' and values' bytes and 56 bytes for each, as the space quota counts."}, dataBytes),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "raftkv", Subsystem: "kv",
+				Name: "quota_bytes", Help: "The space quota (--quota-bytes); 0: none."}, func() float64 { return float64(quota) }))
 		// A fresh decoder compiles the entry's types: once per writer
 		// binary (see entryTypes), and for entries not framed as expected.
 		for by, n := range map[string]*atomic.Uint64{"primed": &dec.byPrimed, "fresh": &dec.byFresh} {
@@ -78,6 +82,8 @@ func outcome(err error) string {
 		return "unknown"
 	case errors.Is(err, ErrStopped):
 		return "stopped"
+	case errors.Is(err, ErrNoSpace):
+		return "no_space"
 	case isUnavailable(err):
 		return "unavailable"
 	}

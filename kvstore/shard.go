@@ -497,7 +497,7 @@ func (s *Store) applyBucketOpLocked(c *control) error {
 		if d.dedup.len() == 0 {
 			d.dedup = nil
 		}
-		s.mu.buckets[b] = bucket{data: d.data, dedup: d.dedup, floor: max(d.floor, s.mu.buckets[b].floor)}
+		s.setBucketLocked(b, bucket{data: d.data, dedup: d.dedup, floor: max(d.floor, s.mu.buckets[b].floor)})
 		s.queueTreeExpiries(time.Now(), d.data)
 		if st == Pulling {
 			sh.status[b] = GCing
@@ -507,7 +507,7 @@ func (s *Store) applyBucketOpLocked(c *control) error {
 		// The floor stays: should the bucket come back with no data (a
 		// config that gives it to this group from nobody), its keys'
 		// versions still go on past every one it had.
-		s.mu.buckets[b] = bucket{data: newTree(), floor: s.mu.buckets[b].floor}
+		s.setBucketLocked(b, bucket{data: newTree(), floor: s.mu.buckets[b].floor})
 		if st == BePulling {
 			sh.status[b] = NotOwned
 		}

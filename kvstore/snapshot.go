@@ -367,7 +367,7 @@ func (s *Store) install(st *snapState, index uint64) {
 	s.exq.Unlock()
 	trees := make([]*tree, 0, len(st.buckets))
 	for i, b := range st.buckets {
-		s.mu.buckets[i] = b
+		s.setBucketLocked(i, b)
 		keys += b.data.Len()
 		trees = append(trees, b.data)
 	}

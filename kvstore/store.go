@@ -69,6 +69,10 @@ type Store struct {
 	appliedMu sync.Mutex
 	appliedC  chan struct{} // closed and replaced whenever applied grows
 
+	// dataBytes is the size of every bucket's keys (tree.Bytes), kept by
+	// the trees' sink; see DataBytes.
+	dataBytes atomic.Int64
+
 	stopOnce    sync.Once
 	stopc       chan struct{}
 	proposeDone chan struct{}
@@ -103,7 +107,8 @@ func New(cfg Config, node *raftnode.Node) (*Store, error) {
 	}
 	s.initState()
 	s.dec = newEntryDecoder()
-	s.met = newMetrics(cfg.Registerer, func() float64 { return float64(s.Len()) }, s.dec)
+	s.met = newMetrics(cfg.Registerer, func() float64 { return float64(s.Len()) },
+		func() float64 { return float64(s.DataBytes()) }, cfg.QuotaBytes, s.dec)
 	go s.applyLoop()
 	go s.proposeLoop()
 	go s.expireLoop()
@@ -125,7 +130,10 @@ func (s *Store) initState() {
 		s.mu.history = newHistory(s.nbuckets)
 		slots = 1 // no keys; the slot keeps the dedup table of config operations
 	}
-	s.mu.buckets = newBuckets(slots)
+	s.mu.buckets = make([]bucket, slots)
+	for b, nb := range newBuckets(slots) {
+		s.setBucketLocked(b, nb)
+	}
 	s.mu.sessions = map[uint64]*session{}
 	s.mu.changedC = make(chan struct{})
 	s.win.changed = make(chan struct{})
@@ -175,6 +183,13 @@ func (s *Store) Stop() {
 
 // Done is closed once the apply loop has ended (the node stopped).
 func (s *Store) Done() <-chan struct{} { return s.applyDone }
+
+// DataBytes is the size of the keys this member holds: their keys' and
+// values' bytes and 56 bytes for each (see Config.QuotaBytes).
+func (s *Store) DataBytes() int64 { return s.dataBytes.Load() }
+
+// QuotaBytes is the space quota, Config.QuotaBytes.
+func (s *Store) QuotaBytes() int64 { return s.cfg.QuotaBytes }
 
 // AppliedIndex is the raft index the state machine has applied.
 func (s *Store) AppliedIndex() uint64 { return s.applied.Load() }

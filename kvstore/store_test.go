@@ -187,7 +187,7 @@ func newBareStore(t testing.TB) *Store {
 // its apply path directly.
 func bareStore(lg *zap.Logger, cfg Config) *Store {
 	cfg.applyDefaults()
-	s := &Store{cfg: cfg, lg: lg, session: 1, met: newMetrics(nil, nil, nil), dec: newEntryDecoder(), appliedC: make(chan struct{})}
+	s := &Store{cfg: cfg, lg: lg, session: 1, met: newMetrics(nil, nil, nil, 0, nil), dec: newEntryDecoder(), appliedC: make(chan struct{})}
 	s.initState()
 	return s
 }

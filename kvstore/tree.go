@@ -24,7 +24,10 @@ package kvstore
 // clones may be read concurrently while one of them is changed, as the
 // Store does when it writes a snapshot: a shared node is never changed.
 
-import "unsafe"
+import (
+	"sync/atomic"
+	"unsafe"
+)
 
 const (
 	// nodeMax is the most items a leaf, or children a branch, holds at
@@ -59,7 +62,31 @@ type node struct {
 type tree struct {
 	root   *node
 	length int
-	tag    *cowTag
+	// bytes is the size of the items, itemSize each.
+	bytes int64
+	// sink, when set, is added each change of bytes: a Store's total over
+	// its buckets (see Store.attachTreesLocked). A clone has none.
+	sink *atomic.Int64
+	tag  *cowTag
+}
+
+// itemOverhead is what a key costs in the tree besides its key and value
+// bytes: its item (56 bytes) in a node.
+const itemOverhead = int64(unsafe.Sizeof(item{}))
+
+// itemSize is what it counts for in a tree's Bytes: its key and value
+// (with a TTL's 8 bytes) and its item.
+func itemSize(it item) int64 { return int64(len(it.key)+len(it.value)) + itemOverhead }
+
+// Bytes is the size of the items: see itemSize.
+func (t *tree) Bytes() int64 { return t.bytes }
+
+// grow adds d to the tree's bytes and its sink's.
+func (t *tree) grow(d int64) {
+	t.bytes += d
+	if t.sink != nil {
+		t.sink.Add(d)
+	}
 }
 
 // newTree returns an empty state. A B-tree rather than a map: its Clone is
@@ -70,9 +97,10 @@ func newTree() *tree { return &tree{tag: new(cowTag)} }
 // Len is the number of items.
 func (t *tree) Len() int { return t.length }
 
-// Clone returns a tree with the same items in O(1); see tree.
+// Clone returns a tree with the same items in O(1), and no sink; see
+// tree.
 func (t *tree) Clone() *tree {
-	c := &tree{root: t.root, length: t.length, tag: new(cowTag)}
+	c := &tree{root: t.root, length: t.length, bytes: t.bytes, tag: new(cowTag)}
 	t.tag = new(cowTag)
 	return c
 }
@@ -98,6 +126,7 @@ func (t *tree) takeLeaves() []*node {
 		walk(t.root)
 	}
 	t.root, t.length = nil, 0
+	t.grow(-t.bytes)
 	return leaves
 }
 
@@ -190,9 +219,11 @@ func (t *tree) insert(n *node, u *upsert, rightmost bool) (appended bool) {
 				u.it.create = u.old.create&^ttlFlag | u.it.create&ttlFlag
 			}
 			n.items[i] = u.it
+			t.grow(itemSize(u.it) - itemSize(u.old))
 			return false
 		}
 		t.length++
+		t.grow(itemSize(u.it))
 		n.insertAt(i, u.it, nil)
 		return rightmost && i == n.n-1 && n.n > nodeMax
 	}
@@ -260,6 +291,7 @@ func (t *tree) Delete(key item) (old item, found bool) {
 	t.root = t.mutable(t.root)
 	t.delete(t.root, key)
 	t.length--
+	t.grow(-itemSize(old))
 	switch {
 	case t.root.kids != nil && t.root.n == 1:
 		t.root = t.root.kids[0]

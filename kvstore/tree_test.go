@@ -14,6 +14,13 @@ func checkTree(t *testing.T, tr *tree, want map[string]string) {
 	if tr.Len() != len(want) {
 		t.Fatalf("Len() = %d, want %d", tr.Len(), len(want))
 	}
+	var size int64
+	for k, v := range want {
+		size += int64(len(k)+len(v)) + itemOverhead
+	}
+	if tr.Bytes() != size {
+		t.Fatalf("Bytes() = %d, want %d", tr.Bytes(), size)
+	}
 	if tr.root != nil {
 		if n := checkNode(t, tr.root, nil, nil, true); n != len(want) {
 			t.Fatalf("%d items in the nodes, want %d", n, len(want))

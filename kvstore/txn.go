@@ -126,6 +126,9 @@ func (s *Store) txn(ctx context.Context, t Txn, wo WriteOptions) (TxnResult, err
 			return TxnResult{}, err
 		}
 	}
+	if err := s.checkQuota(t.putSize(), t.keys(), wo); err != nil {
+		return TxnResult{}, err
+	}
 	local := true
 	if brokenCAS {
 		t, local = s.decideLocally(t)

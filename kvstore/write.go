@@ -106,6 +106,9 @@ func (s *Store) write(ctx context.Context, ops []Op, wo WriteOptions) (Result, e
 			return Result{}, err
 		}
 	}
+	if err := s.checkQuota(opsPutSize(ops), opKeys(ops), wo); err != nil {
+		return Result{}, err
+	}
 	r := s.submit(ctx, request{Ops: ops, ClientID: wo.ClientID, Seq: wo.Seq}, size+len(wo.ClientID))
 	if r.err != nil {
 		return Result{}, r.err
