@@ -24,6 +24,12 @@ type Status struct {
 	// cluster_level) until every member speaks it. 0 from members
 	// before levels.
 	ClusterLevel uint32 `json:"clusterLevel"`
+	// DataBytes is the size of the keys the member holds, as its space
+	// quota counts them (their keys' and values' bytes and 56 bytes for
+	// each); QuotaBytes is that quota (raftkv --quota-bytes), 0 for none.
+	// Both 0 from members before quotas.
+	DataBytes  int64 `json:"dataBytes"`
+	QuotaBytes int64 `json:"quotaBytes"`
 	// Config is a config-group member's summary of its latest config.
 	Config *ConfigStatus `json:"config,omitempty"`
 	// Shard is a shard-group member's view of its buckets.

@@ -232,8 +232,8 @@ func (c *Client) do(ctx context.Context, cl *call) (*reply, error) {
 	}
 	var last *Error
 	maybeApplied := false
-	unanswered := 0                  // tries in a row that got no answer
-	var levelRefused map[string]bool // endpoints that answered cluster_level
+	unanswered := 0                 // tries in a row that got no answer
+	var refusedOnce map[string]bool // endpoints that answered cluster_level or no_space
 	fail := func(e *Error) error {
 		e.Op = cl.op
 		if e.Key == "" {
@@ -322,16 +322,17 @@ func (c *Client) do(ctx context.Context, cl *call) (*reply, error) {
 			// The server can no longer judge this seq: another try
 			// would be answered the same.
 			e.MaybeApplied = true
-		case e.Code == CodeClusterLevel:
+		case e.Code == CodeClusterLevel, e.Code == CodeNoSpace:
 			// Certainly not applied. A member that restarted may not
-			// have replayed its level yet, so the others are asked, each
-			// once: all of them answer the same until an operator
-			// upgrades the last older one.
-			if levelRefused == nil {
-				levelRefused = map[string]bool{}
+			// have replayed its level yet, and members may have other
+			// quotas, so the others are asked, each once: all of them
+			// answer the same until an operator upgrades the last older
+			// one, or keys are deleted.
+			if refusedOnce == nil {
+				refusedOnce = map[string]bool{}
 			}
-			levelRefused[endpoint] = true
-			retry = len(levelRefused) < len(group.urls)
+			refusedOnce[endpoint] = true
+			retry = len(refusedOnce) < len(group.urls)
 			group.failed(turn)
 		case rep.status == http.StatusMisdirectedRequest || (rep.status >= 300 && rep.status < 400):
 			// Nothing was applied. Refresh the config (to at least the

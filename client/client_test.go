@@ -214,13 +214,38 @@ func TestClusterLevelAsksEachOnce(t *testing.T) {
 	if _, err := c.Put(context.Background(), "k", []byte("v"), WithTTL(time.Minute)); err != nil {
 		t.Fatalf("Put with a member behind: %v", err)
 	}
-	all := []*scripted{newScripted(t, []int{503}, level), newScripted(t, []int{503}, level), newScripted(t, []int{503}, level)}
-	c = newTestClient(t, Config{Endpoints: []string{all[0].srv.URL, all[1].srv.URL, all[2].srv.URL}, RequestTimeout: time.Minute})
-	start := time.Now()
-	_, err := c.Put(context.Background(), "k", []byte("v"), WithTTL(time.Minute))
+	err := askedEachOnce(t, level, WithTTL(time.Minute))
 	var e *Error
-	if !errors.As(err, &e) || e.Code != CodeClusterLevel || e.Tries != 3 || !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrOutcomeUnknown) {
-		t.Fatalf("Put with every member below the level: %v (%+v); want cluster_level after 3 tries", err, e)
+	if !errors.As(err, &e) || e.Code != CodeClusterLevel || !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("Put with every member below the level: %v (%+v); want cluster_level", err, e)
+	}
+}
+
+// TestNoSpaceAsksEachOnce: a write refused for the space quota (503,
+// no_space) is asked of each endpoint once, and then fails as ErrNoSpace,
+// certainly not applied.
+func TestNoSpaceAsksEachOnce(t *testing.T) {
+	err := askedEachOnce(t, func(int) (string, string) {
+		return "application/json", `{"error":"the keys on this member take 2.0 GiB of its 2.0 GiB space quota","code":"no_space"}`
+	})
+	var e *Error
+	if !errors.As(err, &e) || e.Code != CodeNoSpace || !errors.Is(err, ErrNoSpace) || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("Put with every member over its quota: %v (%+v); want no_space", err, e)
+	}
+}
+
+// askedEachOnce puts a key with opts to three members that all answer 503
+// with body, checks that each was asked once and the call did not wait
+// for its deadline, and returns the call's error.
+func askedEachOnce(t *testing.T, body func(int) (string, string), opts ...WriteOption) error {
+	t.Helper()
+	all := []*scripted{newScripted(t, []int{503}, body), newScripted(t, []int{503}, body), newScripted(t, []int{503}, body)}
+	c := newTestClient(t, Config{Endpoints: []string{all[0].srv.URL, all[1].srv.URL, all[2].srv.URL}, RequestTimeout: time.Minute})
+	start := time.Now()
+	_, err := c.Put(context.Background(), "k", []byte("v"), opts...)
+	var e *Error
+	if !errors.As(err, &e) || e.Tries != 3 {
+		t.Fatalf("Put refused by every member: %v (%+v); want an *Error after 3 tries", err, e)
 	}
 	for i, s := range all {
 		if n, _ := s.requests(); n != 1 {
@@ -230,6 +255,7 @@ func TestClusterLevelAsksEachOnce(t *testing.T) {
 	if d := time.Since(start); d > 20*time.Second {
 		t.Errorf("the call took %v: it waited for its deadline", d)
 	}
+	return err
 }
 
 // TestRotateOnDialError: a member that refuses connections is skipped.

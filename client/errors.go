@@ -55,6 +55,10 @@ var (
 	// a watch can start from. Read the keys again and watch from the
 	// index of that read.
 	ErrCompacted = errors.New("client: events compacted")
+	// ErrNoSpace: the write would take the keys past the members' space
+	// quota (503, code no_space); nothing was applied. Deleting keys makes
+	// room. Like a cluster_level refusal, each endpoint is asked once.
+	ErrNoSpace = errors.New("client: space quota exceeded")
 	// ErrNoConfigGroup: an admin call (Join, Leave, Move, Query) on a Client
 	// built without ConfigEndpoints.
 	ErrNoConfigGroup = errors.New("client: no config group (Config.ConfigEndpoints is empty)")
@@ -93,6 +97,9 @@ const (
 	// than the group runs at, as while a member runs an older binary.
 	// Nothing was applied; the call asks each endpoint once, then fails.
 	CodeClusterLevel = "cluster_level"
+	// CodeNoSpace (503): a write that would take the keys past the
+	// member's space quota (raftkv --quota-bytes); nothing was applied.
+	CodeNoSpace = "no_space"
 )
 
 // Error is the error of a call: what the last try was answered, or why it
@@ -198,6 +205,8 @@ func (e *Error) Is(target error) bool {
 		return e.Code == CodePreconditionFailed
 	case ErrCompacted:
 		return e.Code == CodeCompacted
+	case ErrNoSpace:
+		return !e.MaybeApplied && e.Code == CodeNoSpace
 	case ErrWrongGroup:
 		return e.Code == CodeWrongGroup
 	case ErrNoLeader:

@@ -170,6 +170,8 @@ func (c cluster) Status() httpapi.Status {
 		AppliedIndex:  c.store.AppliedIndex(),
 		SnapshotIndex: st.SnapshotIndex,
 		ClusterLevel:  st.ClusterLevel,
+		DataBytes:     c.store.DataBytes(),
+		QuotaBytes:    c.store.QuotaBytes(),
 		Build:         &build,
 	}
 	for _, m := range st.Members {

@@ -41,6 +41,9 @@ const (
 	DefaultSnapshotCatchUpEntries = raftnode.DefaultSnapshotCatchUpEntries
 	DefaultSnapshotBytes          = raftnode.DefaultSnapshotBytes
 	DefaultSnapshotWriteRate      = raftnode.DefaultSnapshotWriteRate // bytes per second
+
+	// DefaultQuotaBytes is the space quota: see Config.QuotaBytes.
+	DefaultQuotaBytes = 2 << 30
 )
 
 // Config configures one member. The zero value of every field but ID, Peers
@@ -94,6 +97,12 @@ type Config struct {
 	// SnapshotBytes also starts a snapshot once the entries applied since
 	// the last one hold this many bytes. Zero means DefaultSnapshotBytes.
 	SnapshotBytes uint64
+	// QuotaBytes is the space quota: a write that puts keys is refused
+	// (503, code no_space) when the keys this member holds, counted as
+	// their keys' and values' bytes and 56 bytes for each, would pass it.
+	// Deletes always go through. Zero means DefaultQuotaBytes; negative
+	// means none.
+	QuotaBytes int64
 	// SnapshotWriteRate bounds how fast a snapshot's data file is written,
 	// in bytes per second. Zero means DefaultSnapshotWriteRate; negative
 	// means no bound.
@@ -205,6 +214,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SnapshotWriteRate == 0 {
 		c.SnapshotWriteRate = DefaultSnapshotWriteRate
+	}
+	if c.QuotaBytes == 0 {
+		c.QuotaBytes = DefaultQuotaBytes
 	}
 	if c.BatchGatherWait == 0 {
 		c.BatchGatherWait = DefaultBatchGatherWait

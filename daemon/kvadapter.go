@@ -27,6 +27,7 @@ func storeConfig(cfg Config, buckets int, lg *zap.Logger, reg prometheus.Registe
 		Buckets:     buckets,
 		Group:       cfg.Group,
 		ConfigGroup: cfg.ConfigGroup,
+		QuotaBytes:  max(cfg.QuotaBytes, 0),
 	}
 }
 

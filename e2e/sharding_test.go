@@ -63,13 +63,14 @@ func (d *deployment) configURLs() []string {
 }
 
 // startGroup starts shard group gid of n members; it joins by itself.
-func (d *deployment) startGroup(gid uint64, n int) *testcluster.Cluster {
+// extra is added to each member's command line.
+func (d *deployment) startGroup(gid uint64, n int, extra ...string) *testcluster.Cluster {
 	d.t.Helper()
-	c := testcluster.Start(d.t, testcluster.Options{N: n, ExtraArgs: []string{
+	c := testcluster.Start(d.t, testcluster.Options{N: n, ExtraArgs: append([]string{
 		"--group", strconv.FormatUint(gid, 10),
 		"--config-endpoints", strings.Join(d.configURLs(), ","),
 		"--config-poll-interval", "20ms",
-	}})
+	}, extra...)})
 	d.groups[gid] = c
 	c.WaitLeader(d.t, leaderTimeout)
 	return c

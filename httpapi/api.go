@@ -336,6 +336,11 @@ type Status struct {
 	// ClusterLevel is the feature level the member's raft group runs at
 	// (see raftnode's level.go).
 	ClusterLevel uint32 `json:"clusterLevel"`
+	// DataBytes is the size of the keys this member holds, as its space
+	// quota counts them (their keys' and values' bytes and 56 bytes for
+	// each); QuotaBytes is that quota, 0 for none.
+	DataBytes  int64 `json:"dataBytes"`
+	QuotaBytes int64 `json:"quotaBytes"`
 	// Progress maps each follower's id, in decimal, to its replication
 	// progress. Only the leader reports it.
 	Progress map[string]Progress `json:"progress,omitempty"`

@@ -62,7 +62,7 @@ func TestRouting(t *testing.T) {
 
 		{name: "status", method: "GET", target: "/status", wantCode: 200,
 			wantBody: `{"id":1,"leader":1,"term":2,"commitIndex":7,"appliedIndex":6,"snapshotIndex":3,` +
-				`"members":[{"id":1,"peerURLs":["http://127.0.0.1:12379"],"isLearner":false}],"clusterLevel":1}` + "\n",
+				`"members":[{"id":1,"peerURLs":["http://127.0.0.1:12379"],"isLearner":false}],"clusterLevel":1,"dataBytes":0,"quotaBytes":0}` + "\n",
 			wantHeader: map[string]string{"Content-Type": "application/json"}},
 		{name: "key post", method: "POST", target: "/key", body: `{"a":"b"}`, wantCode: 204,
 			wantHeader: map[string]string{"X-Raft-Index": "11"}, wantStore: with(seed, "a", "b")},

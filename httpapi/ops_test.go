@@ -65,7 +65,7 @@ func TestStatusProgress(t *testing.T) {
 	}
 	rec := e.do(t, "GET", "/status", "")
 	want := `{"id":1,"leader":1,"term":2,"commitIndex":7,"appliedIndex":6,"snapshotIndex":3,` +
-		`"members":[{"id":1,"peerURLs":["http://127.0.0.1:12379"],"isLearner":false}],"clusterLevel":1,` +
+		`"members":[{"id":1,"peerURLs":["http://127.0.0.1:12379"],"isLearner":false}],"clusterLevel":1,"dataBytes":0,"quotaBytes":0,` +
 		`"progress":{"2":{"match":10,"next":11,"state":"replicate"},"3":{"match":0,"next":1,"state":"probe"},` +
 		`"4":{"match":5,"next":6,"state":"snapshot"}}}` + "\n"
 	if rec.Code != 200 || rec.Body.String() != want {

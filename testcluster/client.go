@@ -30,6 +30,10 @@ type Status struct {
 	Members       []Member `json:"members"`
 	// ClusterLevel is the feature level the member's group runs at.
 	ClusterLevel uint32 `json:"clusterLevel"`
+	// DataBytes is the size of the member's keys as its space quota
+	// counts them; QuotaBytes is that quota (0: none).
+	DataBytes  int64 `json:"dataBytes"`
+	QuotaBytes int64 `json:"quotaBytes"`
 	// Build is the binary the member runs.
 	Build struct {
 		Level uint32 `json:"level"` // the feature level it speaks

@@ -49,6 +49,7 @@ type options struct {
 	snapshotCount          uint64
 	snapshotCatchUpEntries uint64
 	snapshotBytes          uint64
+	quotaBytes             int64
 	snapshotWriteMiBs      int
 	batchGatherWait        time.Duration
 	commitNoticeDelay      time.Duration
@@ -203,6 +204,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.Uint64Var(&o.snapshotCount, "snapshot-count", daemon.DefaultSnapshotCount, "applied entries between snapshots")
 	fs.Uint64Var(&o.snapshotCatchUpEntries, "snapshot-catchup-entries", daemon.DefaultSnapshotCatchUpEntries, "entries kept after a snapshot for slow followers")
 	fs.Uint64Var(&o.snapshotBytes, "snapshot-bytes", daemon.DefaultSnapshotBytes, "also snapshot once the entries applied since the last snapshot hold this many bytes")
+	fs.Int64Var(&o.quotaBytes, "quota-bytes", daemon.DefaultQuotaBytes, "space quota: writes that put keys are refused (503, no_space) while the keys, counted as their bytes and 56 for each, would pass it; deletes always go through (0: none)")
 	fs.IntVar(&o.snapshotWriteMiBs, "snapshot-write-rate", daemon.DefaultSnapshotWriteRate>>20, "MiB per second a snapshot's data file is written at most, so the WAL keeps the disk (0: no limit)")
 	fs.DurationVar(&o.commitNoticeDelay, "commit-notice-delay", daemon.DefaultCommitNoticeDelay, "longest the leader holds a follower's commit-only append when none of that follower's writes committed, so that the next append carries it (0: send at once)")
 	fs.DurationVar(&o.batchGatherWait, "batch-gather-wait", daemon.DefaultBatchGatherWait, "longest the leader waits for writes to add up to most of its previous entry before it proposes the next (0: never wait)")
@@ -308,6 +310,9 @@ func (o *options) validate() error {
 	}
 	if o.snapshotBytes == 0 {
 		return errors.New("--snapshot-bytes must be positive")
+	}
+	if o.quotaBytes < 0 {
+		return fmt.Errorf("--quota-bytes %d must not be negative (0: no quota)", o.quotaBytes)
 	}
 	if o.snapshotCount == 0 {
 		return errors.New("--snapshot-count must be positive")
@@ -565,6 +570,7 @@ func (o *options) config(lg *zap.Logger) daemon.Config {
 		SnapshotCatchUpEntries: o.snapshotCatchUpEntries,
 		SnapshotBytes:          o.snapshotBytes,
 		SnapshotWriteRate:      o.snapshotWriteRate(),
+		QuotaBytes:             o.quotaOrNone(),
 		BatchGatherWait:        offWhenZero(o.batchGatherWait),
 		CommitNoticeDelay:      offWhenZero(o.commitNoticeDelay),
 		TickInterval:           time.Duration(o.tickMs) * time.Millisecond,
@@ -600,6 +606,15 @@ func (o *options) snapshotWriteRate() int64 {
 		return -1 // no limit
 	}
 	return int64(o.snapshotWriteMiBs) << 20
+}
+
+// quotaOrNone is --quota-bytes in daemon's terms, where 0 means the
+// default and a negative quota none.
+func (o *options) quotaOrNone() int64 {
+	if o.quotaBytes == 0 {
+		return -1
+	}
+	return o.quotaBytes
 }
 
 // offWhenZero is a duration flag whose 0 turns its wait off (the batch
