@@ -51,6 +51,7 @@ type row struct {
 	term, applied uint64
 	version       string
 	level         string // the binary's level / the cluster's
+	space         string // the data size / the quota, in bytes
 }
 
 // load opens url in headless Chromium and reads the page it rendered.
@@ -73,7 +74,7 @@ func load(t *testing.T, chrome, url string) (page, error) {
 			term, _ := strconv.ParseUint(a["data-term"], 10, 64)
 			applied, _ := strconv.ParseUint(a["data-applied"], 10, 64)
 			p.members[id] = row{role: a["data-role"], up: a["data-up"] == "true", term: term, applied: applied, version: a["data-version"],
-				level: a["data-level"] + "/" + a["data-cluster-level"]}
+				level: a["data-level"] + "/" + a["data-cluster-level"], space: a["data-bytes"] + "/" + a["data-quota"]}
 		}
 	}
 	return p, nil
@@ -116,8 +117,10 @@ func TestDashboardInBrowser(t *testing.T) {
 			if id == lead {
 				want = "leader"
 			}
-			if !r.up || r.role != want || r.term != st.Term || r.applied < applied || r.applied > st.AppliedIndex || r.version == "" || r.level != "1/1" {
-				return fmt.Errorf("member %d shown as %+v; want up, %s, term %d, applied in [%d, %d], a version, levels 1/1", id, r, want, st.Term, applied, st.AppliedIndex)
+			if !r.up || r.role != want || r.term != st.Term || r.applied < applied || r.applied > st.AppliedIndex || r.version == "" || r.level != "1/1" ||
+				r.space != fmt.Sprintf("%d/%d", st.DataBytes, 2<<30) {
+				return fmt.Errorf("member %d shown as %+v; want up, %s, term %d, applied in [%d, %d], a version, levels 1/1, %d bytes of the 2 GiB quota",
+					id, r, want, st.Term, applied, st.AppliedIndex, st.DataBytes)
 			}
 		}
 		return nil

@@ -104,6 +104,10 @@ type Member struct {
 	Version      string `json:"version,omitempty"`
 	Level        uint32 `json:"level"`
 	ClusterLevel uint32 `json:"clusterLevel"`
+	// DataBytes is the size of its keys as its space quota counts them,
+	// QuotaBytes that quota (0: none, or a member before quotas).
+	DataBytes  int64 `json:"dataBytes"`
+	QuotaBytes int64 `json:"quotaBytes"`
 }
 
 // ShardConfig is a config group's latest config.
@@ -228,6 +232,7 @@ func (a *aggregator) aggregate(ctx context.Context) Cluster {
 			mv.Version, mv.Level = st.Build.Short(), st.Build.Level
 		}
 		mv.ClusterLevel = st.ClusterLevel
+		mv.DataBytes, mv.QuotaBytes = st.DataBytes, st.QuotaBytes
 		mv.ApplyLag = sub0(st.CommitIndex, st.AppliedIndex)
 		mv.Role = role(st, m.IsLearner)
 		mv.Shard, mv.Config = st.Shard, st.Config

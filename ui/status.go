@@ -26,6 +26,8 @@ type status struct {
 	Config        *ConfigStatus       `json:"config"`
 	Build         *buildinfo.Info     `json:"build"`
 	ClusterLevel  uint32              `json:"clusterLevel"`
+	DataBytes     int64               `json:"dataBytes"`
+	QuotaBytes    int64               `json:"quotaBytes"`
 }
 
 type statusMember struct {

@@ -49,20 +49,30 @@ func TestMembersStatusLeader(t *testing.T) {
 		t.Errorf("members list -w table printed\n%s", out)
 	}
 
-	// status: one row per member, the leader marked, lag 0 once idle.
+	// status: one row per member, the leader marked, lag 0 once idle,
+	// the one key's 58 bytes (1 + 1 + 56) of the default quota.
+	ctl.ok("put", "k", "v")
 	var st statusJSON
-	decode(t, ctl.ok("-w", "json", "status"), &st)
+	testcluster.WaitFor(t, leaderTimeout, "every member to count the key's bytes", func() error {
+		decode(t, ctl.ok("-w", "json", "status"), &st)
+		for _, m := range st.Members {
+			if m.DataBytes != 58 {
+				return fmt.Errorf("member %d counts %d bytes", m.ID, m.DataBytes)
+			}
+		}
+		return nil
+	})
 	if st.Leader != uint64(leader) || len(st.Members) != 3 {
 		t.Fatalf("status -w json = %+v; want 3 members led by %d", st, leader)
 	}
 	for _, m := range st.Members {
 		if m.Endpoint != c.ClientURL(int(m.ID)) || m.Term == 0 || m.AppliedIndex == 0 || m.Error != "" || m.IsLeader != (m.ID == uint64(leader)) ||
-			m.Version == "" || m.Level != 1 || m.ClusterLevel != 1 {
+			m.Version == "" || m.Level != 1 || m.ClusterLevel != 1 || m.QuotaBytes != 2<<30 {
 			t.Errorf("status -w json: member %+v", m)
 		}
 	}
 	out = ctl.ok("-w", "table", "status")
-	for _, col := range []string{"ENDPOINT", "IS LEADER", "TERM", "COMMIT INDEX", "APPLIED INDEX", "SNAPSHOT INDEX", "LAG", "VERSION", "LEVEL", "CLUSTER LEVEL"} {
+	for _, col := range []string{"ENDPOINT", "IS LEADER", "TERM", "COMMIT INDEX", "APPLIED INDEX", "SNAPSHOT INDEX", "LAG", "VERSION", "LEVEL", "CLUSTER LEVEL", "DATA SIZE", "QUOTA", "2.0 GiB"} {
 		if !strings.Contains(out, col) {
 			t.Errorf("status -w table lacks %s:\n%s", col, out)
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/raftkv/raftkv/client"
 	"github.com/raftkv/raftkv/internal/buildinfo"
+	"github.com/raftkv/raftkv/internal/units"
 	"github.com/spf13/cobra"
 )
 
@@ -33,7 +34,11 @@ type memberStatus struct {
 	// levels).
 	Level        uint32 `json:"level"`
 	ClusterLevel uint32 `json:"clusterLevel"`
-	Error        string `json:"error,omitempty"`
+	// DataBytes is the size of the keys the member holds, as its space
+	// quota counts them, and QuotaBytes that quota (0: none).
+	DataBytes  int64  `json:"dataBytes"`
+	QuotaBytes int64  `json:"quotaBytes"`
+	Error      string `json:"error,omitempty"`
 }
 
 func (a *app) statusCommand() *cobra.Command {
@@ -129,6 +134,7 @@ func (a *app) memberStatuses(c *client.Client, first client.Status) []memberStat
 			r.Version = buildinfo.Info(st.Build).Short()
 		}
 		r.Level, r.ClusterLevel = st.Build.Level, st.ClusterLevel
+		r.DataBytes, r.QuotaBytes = st.DataBytes, st.QuotaBytes
 	}
 	return rows
 }
@@ -149,11 +155,15 @@ func (a *app) printStatus(rows []memberStatus) error {
 	cells := func(r memberStatus) []string {
 		u := func(n uint64) string { return strconv.FormatUint(n, 10) }
 		if r.Error != "" {
-			return []string{r.Endpoint, u(r.ID), "", strconv.FormatBool(r.IsLearner), "", "", "", "", "", "", "", "", r.Error}
+			return []string{r.Endpoint, u(r.ID), "", strconv.FormatBool(r.IsLearner), "", "", "", "", "", "", "", "", "", "", r.Error}
+		}
+		quota := "none"
+		if r.QuotaBytes > 0 {
+			quota = units.Bytes(r.QuotaBytes)
 		}
 		return []string{r.Endpoint, u(r.ID), strconv.FormatBool(r.IsLeader), strconv.FormatBool(r.IsLearner),
 			u(r.Term), u(r.CommitIndex), u(r.AppliedIndex), u(r.SnapshotIndex), u(r.Lag), r.Version,
-			u(uint64(r.Level)), u(uint64(r.ClusterLevel)), ""}
+			u(uint64(r.Level)), u(uint64(r.ClusterLevel)), units.Bytes(r.DataBytes), quota, ""}
 	}
 	if a.writeOut == formatTable {
 		var table [][]string
@@ -161,7 +171,7 @@ func (a *app) printStatus(rows []memberStatus) error {
 			table = append(table, cells(r))
 		}
 		return printTable(a.stdout, []string{"ENDPOINT", "ID", "IS LEADER", "IS LEARNER", "TERM", "COMMIT INDEX",
-			"APPLIED INDEX", "SNAPSHOT INDEX", "LAG", "VERSION", "LEVEL", "CLUSTER LEVEL", "ERRORS"}, table)
+			"APPLIED INDEX", "SNAPSHOT INDEX", "LAG", "VERSION", "LEVEL", "CLUSTER LEVEL", "DATA SIZE", "QUOTA", "ERRORS"}, table)
 	}
 	for _, r := range rows {
 		c := cells(r)

@@ -32,6 +32,18 @@ function fmtRate(v) {
   return v >= 100 ? v.toFixed(0) : v.toFixed(1);
 }
 
+// fmtBytes writes n bytes in the largest binary unit that keeps it at 1
+// or more, as raftkvctl does: 1.5 GiB.
+function fmtBytes(n) {
+  if (n === undefined || n === null) return '–';
+  if (n < 1024) return n + ' B';
+  const units = 'KMGTPE';
+  let f = n / 1024;
+  let i = 0;
+  while (f >= 1024 && i < units.length - 1) { f /= 1024; i++; }
+  return f.toFixed(1) + ' ' + units[i] + 'iB';
+}
+
 function fmtAgo(at, now) {
   const s = Math.max(0, Math.round((now - new Date(at).getTime()) / 1000));
   if (s < 60) return s + ' s ago';
@@ -82,6 +94,7 @@ function renderMembers(c) {
       'data-term': m.term, 'data-applied': m.appliedIndex, 'data-commit': m.commitIndex,
       'data-version': m.version || '',
       'data-level': m.level, 'data-cluster-level': m.clusterLevel,
+      'data-bytes': m.dataBytes, 'data-quota': m.quotaBytes,
     });
     const self = m.id === c.self ? ' (this one)' : '';
     const role = m.up ? m.role : 'down';
@@ -91,7 +104,7 @@ function renderMembers(c) {
       el('td', { class: 'text' }, (m.clientURL || '–') + self),
     );
     if (!m.up) {
-      tr.append(el('td', { class: 'text', colspan: 10 }, m.error || 'no answer'));
+      tr.append(el('td', { class: 'text', colspan: 11 }, m.error || 'no answer'));
       return tr;
     }
     const lagClass = (v) => (v > 100 ? 'lagging' : null);
@@ -105,6 +118,8 @@ function renderMembers(c) {
       el('td', {}, fmtRate(m.writesPerSec)),
       el('td', {}, fmtRate(m.readsPerSec)),
       el('td', {}, num(m.leaderChanges)),
+      el('td', { class: m.quotaBytes > 0 && m.dataBytes >= 0.9 * m.quotaBytes ? 'lagging' : null },
+        fmtBytes(m.dataBytes) + (m.quotaBytes > 0 ? ' of ' + fmtBytes(m.quotaBytes) : '')),
       el('td', { class: 'text', title: 'the binary speaks feature level ' + m.level + '; its group runs at cluster level ' + m.clusterLevel },
         (m.version || '–') + ' · level ' + m.level + (m.clusterLevel !== m.level ? ' (cluster ' + m.clusterLevel + ')' : '')),
     );
