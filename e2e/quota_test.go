@@ -10,12 +10,29 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/raftkv/raftkv/testcluster"
 )
 
 // quotaBytes is the tests' --quota-bytes: room for a few dozen keys.
 const quotaBytes = 20000
+
+// sendSettled is sendHdr that asks for JSON errors and sends again, for up to a
+// minute, while the answer is a 503 other than no_space (no leader, a
+// dropped proposal: certainly not applied), as a client would: an
+// election may come at any time on a loaded machine.
+func sendSettled(t *testing.T, method, url, body string) (*http.Response, string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		r, b := sendHdr(t, method, url, body, map[string]string{"Accept": "application/json"})
+		if r.StatusCode != http.StatusServiceUnavailable || strings.Contains(b, `"no_space"`) || time.Now().After(deadline) {
+			return r, b
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
 
 // fillToQuota PUTs keys prefix00, prefix01, ... of 1000-byte values at
 // base until one is refused, checks the refusal (503, code no_space, one
@@ -25,7 +42,7 @@ func fillToQuota(t *testing.T, base, prefix string) (written []string, refused s
 	value := strings.Repeat("v", 1000)
 	for i := 0; ; i++ {
 		key := fmt.Sprintf("%s%02d", prefix, i)
-		r, body := sendHdr(t, http.MethodPut, base+"/"+key, value, map[string]string{"Accept": "application/json"})
+		r, body := sendSettled(t, http.MethodPut, base+"/"+key, value)
 		if r.StatusCode == http.StatusNoContent {
 			written = append(written, key)
 			if i > quotaBytes/1000 {
@@ -66,7 +83,7 @@ func TestSpaceQuota(t *testing.T) {
 		{http.MethodPost, "/txn", fmt.Sprintf(`{"success":[{"put":{"key":"txn","value":%q}}]}`, big)},
 		{http.MethodPut, "/session?ttl=30s", big},
 	} {
-		if r, body := sendHdr(t, w.method, c.ClientURL(leader)+w.path, w.body, nil); r.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "space quota") {
+		if r, body := sendSettled(t, w.method, c.ClientURL(leader)+w.path, w.body); r.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "space quota") {
 			t.Fatalf("%s %s past the quota: %d %q; want 503", w.method, w.path, r.StatusCode, body)
 		}
 	}
@@ -92,7 +109,7 @@ func TestSpaceQuota(t *testing.T) {
 	})
 	for _, id := range c.Live() {
 		for _, key := range []string{refused, "raftdb", "txn", "session"} {
-			if r, body := sendHdr(t, http.MethodGet, c.ClientURL(id)+"/"+key, "", nil); r.StatusCode != http.StatusNotFound {
+			if r, body := sendSettled(t, http.MethodGet, c.ClientURL(id)+"/"+key, ""); r.StatusCode != http.StatusNotFound {
 				t.Fatalf("member %d: GET of %s, refused for the quota: %d %q", id, key, r.StatusCode, body)
 			}
 		}
@@ -100,11 +117,11 @@ func TestSpaceQuota(t *testing.T) {
 
 	// Deletes go through, and make room.
 	for _, path := range []string{"/key/" + written[0], "/key/" + written[1]} {
-		if r, body := sendHdr(t, http.MethodDelete, base+path, "", nil); r.StatusCode != http.StatusNoContent {
+		if r, body := sendSettled(t, http.MethodDelete, base+path, ""); r.StatusCode != http.StatusNoContent {
 			t.Fatalf("DELETE %s over the quota: %d %q", path, r.StatusCode, body)
 		}
 	}
-	if r, body := sendHdr(t, http.MethodPut, base+"/"+refused, strings.Repeat("v", 1000), nil); r.StatusCode != http.StatusNoContent {
+	if r, body := sendSettled(t, http.MethodPut, base+"/"+refused, strings.Repeat("v", 1000)); r.StatusCode != http.StatusNoContent {
 		t.Fatalf("PUT %s after deletes made room: %d %q", refused, r.StatusCode, body)
 	}
 	if st, err := status(c, f); err != nil || st.DataBytes >= data {
@@ -137,7 +154,7 @@ func TestSpaceQuotaThroughRouter(t *testing.T) {
 			other = k
 		}
 	}
-	if r, body := sendHdr(t, http.MethodPut, srv.URL+"/"+other, strings.Repeat("v", 1000), nil); r.StatusCode != http.StatusNoContent {
+	if r, body := sendSettled(t, http.MethodPut, srv.URL+"/"+other, strings.Repeat("v", 1000)); r.StatusCode != http.StatusNoContent {
 		t.Fatalf("PUT %s of group 2, which has no quota set, through the router: %d %q", other, r.StatusCode, body)
 	}
 }

@@ -56,7 +56,7 @@ func TestClusterSpaceQuota(t *testing.T) {
 	written := 0
 	for ; ; written++ {
 		key := fmt.Sprintf("k%02d", written)
-		_, err := c.stors[f].Put(ctx, key, value)
+		err := settle(ctx, func() error { _, err := c.stors[f].Put(ctx, key, value); return err })
 		if errors.Is(err, ErrNoSpace) {
 			if size+putSize(key, value, 0) <= quota {
 				t.Fatalf("put %d refused at %d bytes, though it fits the quota of %d: %v", written, size, quota, err)
@@ -74,7 +74,7 @@ func TestClusterSpaceQuota(t *testing.T) {
 	refused := fmt.Sprintf("k%02d", written)
 	waitDataBytes(t, c, size)
 	for i, s := range c.stors {
-		if _, err := s.Get(ctx, refused, ReadOptions{}); !errors.Is(err, ErrNotFound) {
+		if err := settle(ctx, func() error { _, err := s.Get(ctx, refused, ReadOptions{}); return err }); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("member %d reads the refused key: %v", i+1, err)
 		}
 	}
@@ -82,20 +82,29 @@ func TestClusterSpaceQuota(t *testing.T) {
 	// Every kind of write that puts is refused; a transaction that only
 	// deletes is not, nor a plain delete.
 	over := bytes.Repeat([]byte("w"), quota)
-	if _, err := c.stors[lead].PutAll(ctx, map[string][]byte{"x": over}); !errors.Is(err, ErrNoSpace) {
+	if err := settle(ctx, func() error { _, err := c.stors[lead].PutAll(ctx, map[string][]byte{"x": over}); return err }); !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("PutAll past the quota: %v", err)
 	}
-	if _, err := c.stors[lead].Write(ctx, []Op{{Type: OpPut, Key: "x", Value: over, TTL: time.Hour}}, WriteOptions{ClientID: "c1", Seq: 1}); !errors.Is(err, ErrNoSpace) {
+	if err := settle(ctx, func() error {
+		_, err := c.stors[lead].Write(ctx, []Op{{Type: OpPut, Key: "x", Value: over, TTL: time.Hour}}, WriteOptions{ClientID: "c1", Seq: 1})
+		return err
+	}); !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("TTL write past the quota: %v", err)
 	}
-	if _, err := c.stors[f].Txn(ctx, Txn{Failure: []TxnOp{{Type: TxnPut, Key: "x", Value: over}}}, WriteOptions{}); !errors.Is(err, ErrNoSpace) {
+	if err := settle(ctx, func() error {
+		_, err := c.stors[f].Txn(ctx, Txn{Failure: []TxnOp{{Type: TxnPut, Key: "x", Value: over}}}, WriteOptions{})
+		return err
+	}); !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("transaction that may put past the quota: %v", err)
 	}
-	if _, err := c.stors[f].Txn(ctx, Txn{Success: []TxnOp{{Type: TxnDelete, Key: "k00"}, {Type: TxnGet, Key: "k01"}}}, WriteOptions{}); err != nil {
+	if err := settle(ctx, func() error {
+		_, err := c.stors[f].Txn(ctx, Txn{Success: []TxnOp{{Type: TxnDelete, Key: "k00"}, {Type: TxnGet, Key: "k01"}}}, WriteOptions{})
+		return err
+	}); err != nil {
 		t.Fatalf("transaction that only deletes: %v", err)
 	}
 	size -= putSize("k00", value, 0)
-	if _, err := c.stors[lead].Delete(ctx, "k01"); err != nil {
+	if err := settle(ctx, func() error { _, err := c.stors[lead].Delete(ctx, "k01"); return err }); err != nil {
 		t.Fatalf("delete over the quota: %v", err)
 	}
 	size -= putSize("k01", value, 0)
@@ -104,25 +113,35 @@ func TestClusterSpaceQuota(t *testing.T) {
 	// Room again: a write with a client identity goes through; once the
 	// keys are past the quota again, its retry is answered with its
 	// first result rather than refused.
-	r, err := c.stors[f].Write(ctx, []Op{{Type: OpPut, Key: "id", Value: value}}, WriteOptions{ClientID: "c2", Seq: 7})
-	if err != nil {
+	var r Result
+	if err := settle(ctx, func() (err error) {
+		r, err = c.stors[f].Write(ctx, []Op{{Type: OpPut, Key: "id", Value: value}}, WriteOptions{ClientID: "c2", Seq: 7})
+		return err
+	}); err != nil {
 		t.Fatalf("write after deletes made room: %v", err)
 	}
 	size += putSize("id", value, 0)
 	for i := 0; ; i++ {
 		key := fmt.Sprintf("fill%d", i)
-		if _, err := c.stors[f].Put(ctx, key, value); errors.Is(err, ErrNoSpace) {
+		if err := settle(ctx, func() error { _, err := c.stors[f].Put(ctx, key, value); return err }); errors.Is(err, ErrNoSpace) {
 			break
 		} else if err != nil {
 			t.Fatal(err)
 		}
 		size += putSize(key, value, 0)
 	}
-	again, err := c.stors[f].Write(ctx, []Op{{Type: OpPut, Key: "id", Value: value}}, WriteOptions{ClientID: "c2", Seq: 7})
+	var again Result
+	err := settle(ctx, func() (err error) {
+		again, err = c.stors[f].Write(ctx, []Op{{Type: OpPut, Key: "id", Value: value}}, WriteOptions{ClientID: "c2", Seq: 7})
+		return err
+	})
 	if err != nil || !again.Duplicate || again.Index != r.Index {
 		t.Fatalf("retry of an applied write over the quota: %+v, %v; want a duplicate of %+v", again, err, r)
 	}
-	if _, err := c.stors[f].Write(ctx, []Op{{Type: OpPut, Key: "id", Value: value}}, WriteOptions{ClientID: "c2", Seq: 8}); !errors.Is(err, ErrNoSpace) {
+	if err := settle(ctx, func() error {
+		_, err := c.stors[f].Write(ctx, []Op{{Type: OpPut, Key: "id", Value: value}}, WriteOptions{ClientID: "c2", Seq: 8})
+		return err
+	}); !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("a new write of the same client over the quota: %v", err)
 	}
 
@@ -133,6 +152,21 @@ func TestClusterSpaceQuota(t *testing.T) {
 	c.stop(f)
 	c.start(f, false)
 	waitDataBytes(t, c, size)
+}
+
+// settle calls write until it returns anything but an unavailable error
+// other than ErrNoSpace (no leader, a dropped proposal: certainly not
+// applied, so another try is safe), as a client would; the short test
+// ticks allow an election at any time on a loaded machine.
+func settle(ctx context.Context, write func() error) error {
+	for {
+		err := write()
+		var u interface{ Unavailable() bool }
+		if err == nil || errors.Is(err, ErrNoSpace) || !errors.As(err, &u) || !u.Unavailable() || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // waitDataBytes waits until every member's DataBytes is want.
