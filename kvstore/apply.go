@@ -160,6 +160,9 @@ func (s *Store) applyRequestLocked(r *request, index uint64) result {
 	if r.Txn != nil {
 		return s.applyTxnLocked(r)
 	}
+	if r.Range != nil {
+		return s.applyRangeLocked(r)
+	}
 	if s.mode == modeConfig {
 		return result{err: ErrNoKeys}
 	}

@@ -47,6 +47,10 @@ type request struct {
 	Ctl *control
 	// Txn, when set, makes the request a transaction; Ops is then empty.
 	Txn *Txn
+	// Range, when set, makes the request a range delete (DeleteRange);
+	// Ops is then empty. Binaries of cluster level 1 and below apply such
+	// a request as nothing, so the daemon proposes none before level 2.
+	Range *rangeDelete
 }
 
 // batch is the payload of one raft entry: requests from one proposer

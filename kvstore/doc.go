@@ -201,6 +201,11 @@
 // while one is Pulling, and refuses with a *WrongGroupError (Bucket -1,
 // AskedVersion set) a listing whose ConfigVersion is not the applied one.
 //
+// DeleteRange deletes a range of keys in one entry (request.Range), with
+// a delete event for each; on a shard group member it is fenced as a
+// listing is, at apply too, and deletes only the buckets the group serves.
+// It keeps no dedup entry: it is not exactly-once.
+//
 // # TTL
 //
 // A put with Op.TTL (or TxnOp.TTL) gives its key a time to live, kept

@@ -89,6 +89,10 @@ var (
 	// wrap it say how.
 	ErrBadList error = &storeError{msg: "kvstore: invalid listing", bad: true,
 		human: "the listing's options are invalid"}
+	// ErrBadRange means a range delete's options are inconsistent; errors
+	// that wrap it say how.
+	ErrBadRange error = &storeError{msg: "kvstore: invalid range delete", bad: true,
+		human: "the range delete's options are invalid"}
 	// ErrBadTxn means a transaction is malformed; errors that wrap it say
 	// how.
 	ErrBadTxn error = &storeError{msg: "kvstore: invalid transaction", bad: true,

@@ -133,6 +133,12 @@ func batchSeeds(f *testing.F) [][]byte {
 			{ID: 1, Ops: []Op{{Type: OpPut, Key: "x", Value: []byte("1"), TTL: 1e9}, {Type: OpExpire, Key: "a", IfModIndex: 1}}},
 			{ID: 2, Ops: []Op{{Type: OpExpire, Key: "x", IfModIndex: 0}, {Type: OpExpire, Key: "b/c"}, {Type: OpExpire, Key: "e", IfModIndex: 3}}},
 		}}),
+		encodeSeed(f, &batch{Session: 10, Watermark: 1, Reqs: []request{
+			{ID: 1, Range: &rangeDelete{Start: "b", End: "d"}},
+			{ID: 2, ClientID: "rd", Seq: 1, Range: &rangeDelete{Start: "e"}},
+			{ID: 3, Range: &rangeDelete{Start: "z", End: "a"}},
+			{ID: 4, Ops: []Op{{Type: OpPut, Key: "b", Value: []byte("after")}}},
+		}}),
 		encodeSeed(f, &batch{Session: 8, Watermark: 1, Reqs: []request{
 			{ID: 1, Txn: &Txn{Compares: []Compare{{Key: "a", Target: CompareExists, Op: Equal, Exists: true}, {Key: "e", Target: CompareMod, Op: Less, Index: 9}},
 				Success: []TxnOp{{Type: TxnPut, Key: "t", Value: []byte("1")}, {Type: TxnGet, Key: "a"}, {Type: TxnDelete, Key: "e"}},
@@ -354,6 +360,18 @@ func applyModel(state map[string]string, sessions map[uint64]*session, b *batch,
 		}
 		applied[r.ID] = true
 		if r.Ctl != nil || r.Txn != nil && r.Txn.check() != nil {
+			continue
+		}
+		if rd := r.Range; r.Txn == nil && rd != nil {
+			// A range delete keeps no dedup entry: its client id is not
+			// looked at.
+			if rd.End == "" || rd.End > rd.Start {
+				for _, k := range slices.Sorted(maps.Keys(state)) {
+					if k >= rd.Start && (rd.End == "" || k < rd.End) {
+						del(k)
+					}
+				}
+			}
 			continue
 		}
 		if r.ClientID != "" {

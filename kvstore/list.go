@@ -86,7 +86,7 @@ func (s *Store) List(ctx context.Context, opts ListOptions) (ListResult, error) 
 		if !clones {
 			unlock = s.mu.RUnlock
 		}
-		err := s.listFenceLocked(opts)
+		err := s.shardFenceLocked(opts.ConfigVersion)
 		ch := s.mu.changedC
 		if err == ErrBucketMoving {
 			unlock()
@@ -122,16 +122,16 @@ func (s *Store) List(ctx context.Context, opts ListOptions) (ListResult, error) 
 	}
 }
 
-// listFenceLocked checks a listing against a shard group member's
-// applied state: the caller's config version, and no bucket on its way
-// here (ErrBucketMoving). s.mu must be held.
-func (s *Store) listFenceLocked(opts ListOptions) error {
+// shardFenceLocked checks a listing or a range delete against a shard
+// group member's applied state: the caller's config version (0: any),
+// and no bucket on its way here (ErrBucketMoving). s.mu must be held.
+func (s *Store) shardFenceLocked(version uint64) error {
 	if s.mode != modeShard {
 		return nil
 	}
 	c := &s.mu.shard.config
-	if opts.ConfigVersion != 0 && opts.ConfigVersion != c.Version {
-		return &WrongGroupError{Bucket: -1, Group: s.cfg.Group, Version: c.Version, AskedVersion: opts.ConfigVersion}
+	if version != 0 && version != c.Version {
+		return &WrongGroupError{Bucket: -1, Group: s.cfg.Group, Version: c.Version, AskedVersion: version}
 	}
 	for _, st := range s.mu.shard.status {
 		if st == Pulling {

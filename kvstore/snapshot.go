@@ -399,10 +399,10 @@ func (s *Store) install(st *snapState, index uint64) {
 // coveredResult answers p, a request of this session that a snapshot
 // taken at index covers. A plain write is applied whenever it is
 // processed, so it was; any other may have been refused or answered as a
-// duplicate, and a transaction's result is its own, which only its entry
-// would have said.
+// duplicate, and a transaction's or a range delete's result is its own,
+// which only its entry would have said.
 func (s *Store) coveredResult(p *pending, index uint64) result {
-	if p.req.ClientID != "" || p.req.Ctl != nil || p.req.Txn != nil || s.mode != modePlain {
+	if p.req.ClientID != "" || p.req.Ctl != nil || p.req.Txn != nil || p.req.Range != nil || s.mode != modePlain {
 		return result{err: ErrCoveredBySnapshot}
 	}
 	return result{index: index}

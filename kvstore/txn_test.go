@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/raftkv/raftkv/raftnode"
-	"github.com/raftkv/raftkv/shardmap"
-	"go.uber.org/zap"
 )
 
 // TestCompareHolds: each target and operator on a present key (value "b",
@@ -277,12 +275,7 @@ func TestTxnExactlyOnce(t *testing.T) {
 // nothing of it applies and it is not recorded as applied.
 func TestTxnFencedOnShardMembers(t *testing.T) {
 	const n = 4
-	s := bareStore(zap.NewNop(), Config{Buckets: n, Group: 1})
-	g := map[uint64][]string{1: {"http://a"}, 2: {"http://b"}}
-	c1 := shardmap.Config{Version: 1, Buckets: []uint64{1, 1, 1, 2}, Groups: g}
-	if r := applyOwn(t, s, 1, request{Ctl: &control{Kind: ctlConfig, Config: marshalConfig(&c1)}}); r.err != nil {
-		t.Fatal(r.err)
-	}
+	s := groupOneMember(t, []uint64{1, 1, 1, 2})
 	own, other := keysIn(0, n, 1, "own")[0], keysIn(3, n, 1, "other")[0]
 	for i, txn := range []Txn{
 		{Compares: []Compare{cmpMod(other, Equal, 0)}, Success: []TxnOp{tput(own, "1")}},

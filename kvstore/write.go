@@ -43,6 +43,8 @@ type result struct {
 	mod uint64
 	// txn is a transaction's result.
 	txn *TxnResult
+	// deleted is the number of keys a range delete deleted.
+	deleted int
 }
 
 // Put sets key to value and returns the raft index of the write once it
