@@ -28,6 +28,10 @@ import (
 // or as permanent keys.
 const levelDataModel = 1
 
+// levelDeleteRange is the level of range deletes (DELETE /key?prefix=):
+// binaries of level 1 apply their entries as nothing.
+const levelDeleteRange = 2
+
 // levelPollInterval is how often the leader asks the members, and
 // levelRetell how often at most it proposes the level it is at again.
 const (

@@ -16,6 +16,7 @@ import (
 
 	"github.com/raftkv/raftkv/backup"
 	"github.com/raftkv/raftkv/client"
+	"github.com/raftkv/raftkv/internal/buildinfo"
 	"github.com/raftkv/raftkv/testcluster"
 )
 
@@ -162,7 +163,7 @@ func TestBackupUnderLoadRestoresIntoNewCluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.SnapshotIndex != info.Header.Index || st.Voters() != 3 || st.ClusterLevel != 1 {
+		if st.SnapshotIndex != info.Header.Index || st.Voters() != 3 || st.ClusterLevel != buildinfo.Level() {
 			t.Errorf("restored member %d: snapshot index %d (backup %d), %d voters, cluster level %d (want 1, the restoring binary's, from the start)",
 				id, st.SnapshotIndex, info.Header.Index, st.Voters(), st.ClusterLevel)
 		}

@@ -367,7 +367,7 @@ func (a *abuse) methods(t *testing.T) {
 		{"/some-key", "GET, HEAD, PUT, POST, DELETE"},
 		{"/4", "GET, HEAD, PUT, POST, DELETE"},
 		{"/key/some-key", "GET, HEAD, PUT, DELETE"},
-		{"/key", "GET, HEAD, POST"}, // GET: a listing
+		{"/key", "GET, HEAD, POST, DELETE"}, // GET: a listing; DELETE: a range (400 without one)
 		{"/join", "POST"},
 		{"/status", "GET, HEAD"},
 		{"/health", "GET, HEAD"},

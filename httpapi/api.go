@@ -44,6 +44,9 @@ type Store interface {
 	// List returns the keys opts asks for, in key order, read from one
 	// consistent state.
 	List(ctx context.Context, opts ListOptions) (ListResult, error)
+	// DeleteRange deletes every key of the range opts names atomically,
+	// as one write, and returns how many once committed and applied.
+	DeleteRange(ctx context.Context, opts DeleteRangeOptions) (DeleteRangeResult, error)
 	// Watch streams the changes of the keys opts names from opts.FromIndex
 	// on. A FromIndex older than the store keeps events for yields an
 	// error whose Gone() bool method returns true (see CompactedError).
@@ -181,6 +184,23 @@ type ListOptions struct {
 	// version of the config the member applied, else the store answers a
 	// Misdirected error: the caller's map of buckets is stale.
 	ConfigVersion uint64
+}
+
+// DeleteRangeOptions selects the keys of a DeleteRange: Prefix, or
+// [Start, End), End "" meaning to the last key; at least one is set.
+type DeleteRangeOptions struct {
+	Prefix     string
+	Start, End string
+	// ConfigVersion is as ListOptions': a router's, so that every group
+	// deletes at the same config.
+	ConfigVersion uint64
+}
+
+// DeleteRangeResult is what a DeleteRange did: the raft index it applied
+// at and the number of keys it deleted.
+type DeleteRangeResult struct {
+	Index   uint64
+	Deleted int
 }
 
 // ListResult is one page of a List.

@@ -85,6 +85,8 @@ var (
 	ErrBadTxn error = badRequest(`POST /txn takes a JSON object {"compare":[...],"success":[...],"failure":[...]}`)
 	// ErrBadList: a listing's query parameters are not usable.
 	ErrBadList error = badRequest("bad listing parameters")
+	// ErrBadRange: a range delete's query parameters are not usable.
+	ErrBadRange error = badRequest("bad range delete parameters")
 	// ErrBadContinue: a continue token that this member did not issue for
 	// this listing.
 	ErrBadContinue error = badRequest("the continue token was not issued for this listing; start the listing again without it")

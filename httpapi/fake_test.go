@@ -52,11 +52,12 @@ type fakeStore struct {
 		sync.Mutex
 		kv     map[string]fakeKV
 		index  uint64
-		reads  []ReadOptions       // the options of every GetKV, in order
-		puts   []map[string][]byte // the argument of every PutAll, in order
-		writes []fakeWrite         // the arguments of every Write, in order
-		txns   []fakeTxn           // the arguments of every Txn, in order
-		lists  []ListOptions       // the options of every List, in order
+		reads  []ReadOptions        // the options of every GetKV, in order
+		puts   []map[string][]byte  // the argument of every PutAll, in order
+		writes []fakeWrite          // the arguments of every Write, in order
+		txns   []fakeTxn            // the arguments of every Txn, in order
+		lists  []ListOptions        // the options of every List, in order
+		ranges []DeleteRangeOptions // the options of every DeleteRange, in order
 		// events are every change since index 10, in order; those below
 		// oldest are compacted away.
 		events  []Event
@@ -362,6 +363,30 @@ func (s *fakeStore) List(ctx context.Context, opts ListOptions) (ListResult, err
 		res.KVs = append(res.KVs, kv)
 	}
 	return res, nil
+}
+
+// DeleteRange deletes the keys of opts' range as one write, as a plain
+// member would, or refuses a config version other than the fake's.
+func (s *fakeStore) DeleteRange(ctx context.Context, opts DeleteRangeOptions) (DeleteRangeResult, error) {
+	s.mu.Lock()
+	s.mu.ranges = append(s.mu.ranges, opts)
+	s.mu.Unlock()
+	if err := s.run(ctx); err != nil {
+		return DeleteRangeResult{}, err
+	}
+	if opts.ConfigVersion != 0 && opts.ConfigVersion != fakeConfigVersion {
+		return DeleteRangeResult{}, &WrongGroupError{Key: "", Bucket: -1, Version: fakeConfigVersion}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ops []Op
+	for _, k := range slices.Sorted(maps.Keys(s.mu.kv)) {
+		if opts.Prefix != "" && !strings.HasPrefix(k, opts.Prefix) || k < opts.Start || opts.End != "" && k >= opts.End {
+			continue
+		}
+		ops = append(ops, Op{Key: k, Delete: true})
+	}
+	return DeleteRangeResult{Index: s.applyLocked(ops), Deleted: len(ops)}, nil
 }
 
 // fakeWatcher is a watcher of fakeStore: a goroutine that copies the

@@ -28,7 +28,7 @@ const (
 
 	allowRoot    = "GET, HEAD, PUT, POST, DELETE"
 	allowKey     = "GET, HEAD, PUT, DELETE"
-	allowKeyRoot = "GET, HEAD, POST"
+	allowKeyRoot = "GET, HEAD, POST, DELETE"
 	allowRead    = "GET, HEAD"
 	allowPost    = "POST"
 
@@ -215,8 +215,11 @@ func (h *handler) routeKey(w http.ResponseWriter, r *http.Request, key string) e
 
 // keyRoot serves /key: raftdb's write (POST), a listing (GET, HEAD).
 func (h *handler) keyRoot(w http.ResponseWriter, r *http.Request) error {
-	if r.Method == http.MethodPost {
+	switch r.Method {
+	case http.MethodPost:
 		return h.putAll(w, r)
+	case http.MethodDelete:
+		return h.deleteRange(w, r)
 	}
 	return h.list(w, r)
 }

@@ -303,6 +303,9 @@ func (noKeys) Txn(context.Context, httpapi.Txn, httpapi.WriteOptions) (httpapi.T
 func (noKeys) List(context.Context, httpapi.ListOptions) (httpapi.ListResult, error) {
 	return httpapi.ListResult{}, errNoKeys
 }
+func (noKeys) DeleteRange(context.Context, httpapi.DeleteRangeOptions) (httpapi.DeleteRangeResult, error) {
+	return httpapi.DeleteRangeResult{}, errNoKeys
+}
 func (noKeys) Watch(context.Context, httpapi.WatchOptions) (httpapi.Watcher, error) {
 	return nil, errNoKeys
 }

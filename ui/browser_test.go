@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftkv/raftkv/internal/buildinfo"
 	"github.com/raftkv/raftkv/testcluster"
 )
 
@@ -117,10 +118,10 @@ func TestDashboardInBrowser(t *testing.T) {
 			if id == lead {
 				want = "leader"
 			}
-			if !r.up || r.role != want || r.term != st.Term || r.applied < applied || r.applied > st.AppliedIndex || r.version == "" || r.level != "1/1" ||
+			if !r.up || r.role != want || r.term != st.Term || r.applied < applied || r.applied > st.AppliedIndex || r.version == "" || r.level != fmt.Sprintf("%d/%d", buildinfo.Level(), buildinfo.Level()) ||
 				r.space != fmt.Sprintf("%d/%d", st.DataBytes, 2<<30) {
-				return fmt.Errorf("member %d shown as %+v; want up, %s, term %d, applied in [%d, %d], a version, levels 1/1, %d bytes of the 2 GiB quota",
-					id, r, want, st.Term, applied, st.AppliedIndex, st.DataBytes)
+				return fmt.Errorf("member %d shown as %+v; want up, %s, term %d, applied in [%d, %d], a version, levels %d/%d, %d bytes of the 2 GiB quota",
+					id, r, want, st.Term, applied, st.AppliedIndex, buildinfo.Level(), buildinfo.Level(), st.DataBytes)
 			}
 		}
 		return nil

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftkv/raftkv/internal/buildinfo"
 	"github.com/raftkv/raftkv/testcluster"
 	"github.com/raftkv/raftkv/ui"
 )
@@ -98,7 +99,7 @@ func TestClusterView(t *testing.T) {
 			case m.AppliedIndex < applied || m.AppliedIndex > st.AppliedIndex || m.CommitIndex > st.CommitIndex || m.ApplyLag != m.CommitIndex-m.AppliedIndex:
 				return fmt.Errorf("member %d: applied %d commit %d lag %d; want applied in [%d, %d], commit at most %d",
 					id, m.AppliedIndex, m.CommitIndex, m.ApplyLag, applied, st.AppliedIndex, st.CommitIndex)
-			case m.Version == "" || m.Level != 1 || m.ClusterLevel != 1:
+			case m.Version == "" || m.Level != buildinfo.Level() || m.ClusterLevel != buildinfo.Level():
 				return fmt.Errorf("member %d: version %q, level %d, cluster level %d; want a version and levels 1", id, m.Version, m.Level, m.ClusterLevel)
 			case m.Writes == nil || m.Reads == nil || m.LeaderChanges == nil || *m.LeaderChanges < 1:
 				return fmt.Errorf("member %d: counters %v %v %v, want all known", id, m.Writes, m.Reads, m.LeaderChanges)

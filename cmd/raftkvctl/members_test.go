@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/raftkv/raftkv/internal/buildinfo"
 	"github.com/raftkv/raftkv/testcluster"
 )
 
@@ -67,7 +68,7 @@ func TestMembersStatusLeader(t *testing.T) {
 	}
 	for _, m := range st.Members {
 		if m.Endpoint != c.ClientURL(int(m.ID)) || m.Term == 0 || m.AppliedIndex == 0 || m.Error != "" || m.IsLeader != (m.ID == uint64(leader)) ||
-			m.Version == "" || m.Level != 1 || m.ClusterLevel != 1 || m.QuotaBytes != 2<<30 {
+			m.Version == "" || m.Level != buildinfo.Level() || m.ClusterLevel != buildinfo.Level() || m.QuotaBytes != 2<<30 {
 			t.Errorf("status -w json: member %+v", m)
 		}
 	}

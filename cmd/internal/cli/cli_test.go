@@ -1,18 +1,20 @@
 package cli
 
 import (
+	"fmt"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/raftkv/raftkv/internal/buildinfo"
 	"golang.org/x/sys/unix"
 )
 
 func TestVersion(t *testing.T) {
 	v := Version("raftkv")
-	for _, want := range []string{"raftkv version: ", "\nVCS revision: ", "\nFeature level: 1\n", "\nGo version: " + runtime.Version() + "\n", "\nGo OS/Arch: " + runtime.GOOS + "/" + runtime.GOARCH + "\n"} {
+	for _, want := range []string{"raftkv version: ", "\nVCS revision: ", fmt.Sprintf("\nFeature level: %d\n", buildinfo.Level()), "\nGo version: " + runtime.Version() + "\n", "\nGo OS/Arch: " + runtime.GOOS + "/" + runtime.GOARCH + "\n"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("Version() = %q, want it to contain %q", v, want)
 		}
