@@ -190,7 +190,10 @@ type call struct {
 	path   string   // request target: escaped path and query
 	body   []byte
 	write  bool
-	admin  bool // to the config group
+	// once marks a write the members do not dedup (a range delete): it
+	// is not sent again once a try may have been applied.
+	once  bool
+	admin bool // to the config group
 	// group, when not 0, is the group the call goes to (a listing or a
 	// watch of every group); version is the config version it was chosen
 	// by. A 421 ends such a call: its caller gathers again.
@@ -273,6 +276,9 @@ func (c *Client) do(ctx context.Context, cl *call) (*reply, error) {
 			if cl.write && sent {
 				maybeApplied = true
 			}
+			if cl.once && maybeApplied {
+				return nil, fail(&Error{Endpoint: endpoint, Err: err, Tries: try})
+			}
 			if tlsRefused(err) {
 				// This Client's TLS setup and the member's do not agree
 				// (no certificate, an untrusted one): another try would
@@ -349,10 +355,12 @@ func (c *Client) do(ctx context.Context, cl *call) (*reply, error) {
 			group.failed(turn)
 		case rep.status == http.StatusGatewayTimeout:
 			// A read may be tried again; a write too, with the same
-			// client id and sequence number, which the server dedups.
+			// client id and sequence number, which the server dedups,
+			// unless it is one the server does not dedup.
 			retry = true
 			if cl.write {
 				maybeApplied = true
+				retry = !cl.once
 			}
 		case rep.status >= 500 && cl.write:
 			maybeApplied = true

@@ -13,8 +13,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,6 +44,9 @@ type dataMember struct {
 		// member that restored a snapshot does.
 		compactAfter int
 		lists        []string // the query of each listing
+		ranges       []string // the query of each range delete
+		// rangeTimeout makes range deletes answer 504 after deleting.
+		rangeTimeout bool
 		changed      chan struct{}
 	}
 }
@@ -104,6 +109,8 @@ func (m *dataMember) serve(w http.ResponseWriter, r *http.Request) {
 		m.txn(w, r)
 	case r.URL.Path == "/key" && r.Method == http.MethodGet:
 		m.list(w, r)
+	case r.URL.Path == "/key" && r.Method == http.MethodDelete:
+		m.deleteRange(w, r)
 	case r.Method == http.MethodPut || r.Method == http.MethodDelete:
 		m.write(w, r)
 	default:
@@ -218,6 +225,41 @@ func (m *dataMember) txn(w http.ResponseWriter, r *http.Request) {
 	writeJSONBody(w, http.StatusOK, map[string]any{"succeeded": holds, "index": index, "responses": responses})
 }
 
+// staleLocked answers 421 wrong_group, and says so, when q names a
+// config version other than the member's.
+func (m *dataMember) staleLocked(w http.ResponseWriter, q url.Values) bool {
+	if v := q.Get("config_version"); v != "" && m.mu.version != 0 && v != strconv.FormatUint(m.mu.version, 10) {
+		w.Header().Set(HeaderConfigVersion, strconv.FormatUint(m.mu.version, 10))
+		writeJSONBody(w, http.StatusMisdirectedRequest, map[string]any{"error": "stale map", "code": "wrong_group", "version": m.mu.version})
+		return true
+	}
+	return false
+}
+
+// deleteRange serves DELETE /key?prefix|start&end and config_version.
+func (m *dataMember) deleteRange(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.mu.ranges = append(m.mu.ranges, r.URL.RawQuery)
+	if m.staleLocked(w, q) {
+		return
+	}
+	prefix, start, end := q.Get("prefix"), q.Get("start"), q.Get("end")
+	var ops []TxnOp
+	for _, k := range slices.Sorted(maps.Keys(m.mu.kvs)) {
+		if prefix != "" && strings.HasPrefix(k, prefix) || prefix == "" && k >= start && (end == "" || k < end) {
+			ops = append(ops, OpDelete(k))
+		}
+	}
+	index := m.applyLocked(ops)
+	if m.mu.rangeTimeout {
+		writeJSONBody(w, http.StatusGatewayTimeout, map[string]any{"error": "the write may or may not have been applied", "code": "outcome_unknown"})
+		return
+	}
+	writeJSONBody(w, http.StatusOK, map[string]any{"index": index, "deleted": len(ops)})
+}
+
 // list serves GET /key?prefix|start&end, limit, continue (the last key,
 // in base64) and config_version.
 func (m *dataMember) list(w http.ResponseWriter, r *http.Request) {
@@ -225,9 +267,7 @@ func (m *dataMember) list(w http.ResponseWriter, r *http.Request) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.mu.lists = append(m.mu.lists, r.URL.RawQuery)
-	if v := q.Get("config_version"); v != "" && m.mu.version != 0 && v != strconv.FormatUint(m.mu.version, 10) {
-		w.Header().Set(HeaderConfigVersion, strconv.FormatUint(m.mu.version, 10))
-		writeJSONBody(w, http.StatusMisdirectedRequest, map[string]any{"error": "stale map", "code": "wrong_group", "version": m.mu.version})
+	if m.staleLocked(w, q) {
 		return
 	}
 	limit := 1000

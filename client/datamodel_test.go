@@ -179,22 +179,7 @@ func TestListPages(t *testing.T) {
 // merged in key order and cut at the limit, continued by one token; a
 // group at another config version makes it refresh and gather again.
 func TestListGroups(t *testing.T) {
-	cg := newConfigGroup(t, 16)
-	m1, m2 := newDataMember(t), newDataMember(t)
-	cfg := cg.mustApply(t, func(c shardmap.Config) (shardmap.Config, error) {
-		return c.Join(map[uint64][]string{1: {m1.srv.URL}, 2: {m2.srv.URL}})
-	})
-	m1.mu.version, m2.mu.version = cfg.Version, cfg.Version
-	var want []string
-	for i := range 40 {
-		k := fmt.Sprintf("k%02d", i)
-		if cfg.OwnerOfKey(k) == 1 {
-			m1.put(k, k)
-		} else {
-			m2.put(k, k)
-		}
-		want = append(want, k)
-	}
+	cg, m1, m2, cfg, want := twoDataGroups(t, 40)
 	c := newTestClient(t, Config{ConfigEndpoints: []string{cg.srv.URL}})
 	ctx := context.Background()
 	page, err := c.List(ctx, ListOptions{Limit: 7})
@@ -231,6 +216,29 @@ func TestListGroups(t *testing.T) {
 	if _, err := c.List(ctx, ListOptions{Prefix: "k", Continue: page.Continue + "x"}); !errors.Is(err, ErrBadRequest) {
 		t.Fatalf("a token of another range: %v, want ErrBadRequest", err)
 	}
+}
+
+// twoDataGroups is a config group of 16 buckets that groups 1 and 2
+// joined, one data member each at the config's version, and keys k00,
+// k01, ... (n of them, their values the keys) on the member of the group
+// that serves each.
+func twoDataGroups(t *testing.T, n int) (cg *configGroup, m1, m2 *dataMember, cfg shardmap.Config, keys []string) {
+	cg = newConfigGroup(t, 16)
+	m1, m2 = newDataMember(t), newDataMember(t)
+	cfg = cg.mustApply(t, func(c shardmap.Config) (shardmap.Config, error) {
+		return c.Join(map[uint64][]string{1: {m1.srv.URL}, 2: {m2.srv.URL}})
+	})
+	m1.mu.version, m2.mu.version = cfg.Version, cfg.Version
+	for i := range n {
+		k := fmt.Sprintf("k%02d", i)
+		if cfg.OwnerOfKey(k) == 1 {
+			m1.put(k, k)
+		} else {
+			m2.put(k, k)
+		}
+		keys = append(keys, k)
+	}
+	return cg, m1, m2, cfg, keys
 }
 
 func keysOf(kvs []KeyValue) []string {
@@ -495,6 +503,65 @@ func TestWatchServers(t *testing.T) {
 	} {
 		if _, err := c.Watch(ctx, o); !errors.Is(err, ErrBadRequest) {
 			t.Errorf("Watch(%+v) = %v, want ErrBadRequest", o, err)
+		}
+	}
+}
+
+// TestDeleteRange: a range delete answers the number of keys deleted; one
+// whose try may have been applied (504) is not sent again, since members
+// keep no record of it, and fails as ErrOutcomeUnknown.
+func TestDeleteRange(t *testing.T) {
+	m := newDataMember(t)
+	c := newTestClient(t, Config{Endpoints: []string{m.srv.URL}})
+	ctx := context.Background()
+	for _, k := range []string{"a/1", "a/2", "b"} {
+		m.put(k, "v")
+	}
+	res, err := c.DeleteRange(ctx, DeleteRangeOptions{Prefix: "a/"})
+	if err != nil || res.Deleted != 2 || res.Index != 4 {
+		t.Fatalf("DeleteRange a/ = %+v, %v; want 2 deleted at 4", res, err)
+	}
+	for _, bad := range []DeleteRangeOptions{{}, {Prefix: "a", End: "b"}, {Start: "b", End: "a"}} {
+		if _, err := c.DeleteRange(ctx, bad); !errors.Is(err, ErrBadRequest) {
+			t.Errorf("DeleteRange(%+v): %v, want ErrBadRequest", bad, err)
+		}
+	}
+	m.mu.Lock()
+	m.mu.rangeTimeout = true
+	m.mu.Unlock()
+	_, err = c.DeleteRange(ctx, DeleteRangeOptions{Start: "\x00"})
+	var e *Error
+	if !errors.Is(err, ErrOutcomeUnknown) || !errors.As(err, &e) || e.Tries != 1 {
+		t.Fatalf("DeleteRange answered 504: %v; want ErrOutcomeUnknown after one try", err)
+	}
+	if n := len(m.mu.ranges); n != 2 {
+		t.Fatalf("%d range deletes sent, want 2", n)
+	}
+}
+
+// TestDeleteRangeGroups: a sharded Client asks every group at its config
+// version; when the groups moved on, it refreshes its config and asks
+// every group again, and counts every key deleted.
+func TestDeleteRangeGroups(t *testing.T) {
+	cg, m1, m2, cfg, _ := twoDataGroups(t, 20)
+	c := newTestClient(t, Config{ConfigEndpoints: []string{cg.srv.URL}})
+	ctx := context.Background()
+	if _, err := c.Refresh(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	cfg = cg.mustApply(t, func(c shardmap.Config) (shardmap.Config, error) { return c.Move(0, 2) })
+	for _, m := range []*dataMember{m1, m2} {
+		m.mu.Lock()
+		m.mu.version = cfg.Version
+		m.mu.Unlock()
+	}
+	res, err := c.DeleteRange(ctx, DeleteRangeOptions{Prefix: "k"})
+	if err != nil || res.Deleted != 20 || len(res.Indexes) != 2 || res.ConfigVersion != cfg.Version {
+		t.Fatalf("DeleteRange = %+v, %v; want 20 deleted by 2 groups at config %d", res, err, cfg.Version)
+	}
+	for i, m := range []*dataMember{m1, m2} {
+		if n := len(m.mu.ranges); n != 2 || !strings.Contains(m.mu.ranges[1], fmt.Sprintf("config_version=%d", cfg.Version)) {
+			t.Errorf("group %d was asked %q; want twice, the second time at config %d", i+1, m.mu.ranges, cfg.Version)
 		}
 	}
 }

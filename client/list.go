@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"iter"
 	"net/http"
 	"net/url"
@@ -277,16 +276,10 @@ func (c *Client) listGroups(ctx context.Context, opts ListOptions) (ListPage, er
 // group at another config version answers 421: the error's code is then
 // wrong_group.
 func (c *Client) gather(ctx context.Context, r *routes, prefix, start, end string, opts ListOptions, minIndexes map[uint64]uint64) (ListPage, error) {
-	var gids []uint64
-	for b, g := range r.cfg.Buckets {
-		if _, ok := r.groups[g]; !ok {
-			return ListPage{}, &Error{Op: "list", Code: CodeNoOwner, Version: r.cfg.Version, Bucket: b,
-				Message: fmt.Sprintf("config %d gives bucket %d to no group", r.cfg.Version, b)}
-		}
-		gids = append(gids, g)
+	gids, err := configGroups(r, "list")
+	if err != nil {
+		return ListPage{}, err
 	}
-	slices.Sort(gids)
-	gids = slices.Compact(gids)
 	pages := make([]ListPage, len(gids))
 	errs := make([]error, len(gids))
 	var wg sync.WaitGroup

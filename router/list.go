@@ -2,7 +2,6 @@ package router
 
 import (
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -39,14 +38,9 @@ type listJSON struct {
 // group. min_index is refused: an index is one group's, and a later page
 // is read at no older index of each group than the page before anyway.
 func (h *handler) list(w http.ResponseWriter, r *http.Request) error {
-	q, err := url.ParseQuery(r.URL.RawQuery)
+	q, err := singleQuery(r)
 	if err != nil {
-		return bad("malformed query string: %v", err)
-	}
-	for name, vs := range q {
-		if len(vs) > 1 {
-			return bad("query parameter %s given more than once", name)
-		}
+		return err
 	}
 	opts := client.ListOptions{Prefix: q.Get("prefix"), Start: q.Get("start"), End: q.Get("end"), Continue: q.Get("continue")}
 	if opts.Prefix != "" && (opts.Start != "" || opts.End != "") {

@@ -101,8 +101,8 @@ const (
 	allowKey  = "GET, HEAD, PUT, DELETE"
 	allowRead = "GET, HEAD"
 	allowPost = "POST"
-	// allowKeyRoot is /key's: a batch write, a listing.
-	allowKeyRoot = "GET, HEAD, POST"
+	// allowKeyRoot is /key's: a batch write, a listing, a range delete.
+	allowKeyRoot = "GET, HEAD, POST, DELETE"
 )
 
 // errMembership: membership is per group, and a router fronts many.
@@ -127,8 +127,11 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request) error {
 		return h.watch(w, r, "", false)
 	case p == "/key":
 		return only(r, allowKeyRoot, func() error {
-			if r.Method == http.MethodPost {
+			switch r.Method {
+			case http.MethodPost:
 				return h.putAll(w, r)
+			case http.MethodDelete:
+				return h.deleteRange(w, r)
 			}
 			return h.list(w, r)
 		})
@@ -150,6 +153,20 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request) error {
 		return h.key(w, r, p[1:], false)
 	}
 	return bad("request path must start with /")
+}
+
+// singleQuery parses r's query, each parameter given at most once.
+func singleQuery(r *http.Request) (url.Values, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, bad("malformed query string: %v", err)
+	}
+	for name, vs := range q {
+		if len(vs) > 1 {
+			return nil, bad("query parameter %s given more than once", name)
+		}
+	}
+	return q, nil
 }
 
 // only runs serve if allow, a comma-separated list, holds r.Method.

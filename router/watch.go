@@ -107,14 +107,9 @@ func isWatch(r *http.Request) bool {
 
 // watch serves a watch of key (keyPath: a key's path) or of a prefix.
 func (h *handler) watch(w http.ResponseWriter, r *http.Request, key string, keyPath bool) error {
-	q, err := url.ParseQuery(r.URL.RawQuery)
+	q, err := singleQuery(r)
 	if err != nil {
-		return bad("malformed query string: %v", err)
-	}
-	for name, vs := range q {
-		if len(vs) > 1 {
-			return bad("query parameter %s given more than once", name)
-		}
+		return err
 	}
 	for _, name := range []string{"start", "end", "continue", "limit"} {
 		if _, ok := q[name]; ok {

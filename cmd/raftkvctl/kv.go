@@ -113,23 +113,50 @@ that answered has applied it; -w json and table also print its raft index.`,
 
 func (a *app) delCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     "del KEY",
+		Use:     "del KEY [RANGE_END]",
 		Aliases: []string{"delete"},
-		Short:   "Delete a key (an absent key too), once committed and applied",
-		Args:    cobra.ExactArgs(1),
+		Short:   "Delete a key (an absent key too), or a range of keys, once committed and applied",
+		Long: `Delete a key (an absent key too), once committed and applied.
+
+With --prefix, delete every key that starts with KEY; with RANGE_END,
+every key from KEY up to RANGE_END (excluded), as etcdctl del does. A
+range delete prints the number of keys deleted; it needs cluster level 2.`,
+		Args: cobra.RangeArgs(1, 2),
 	}
 	var cond conditions
 	cond.flags(cmd, false)
+	var prefix bool
+	cmd.Flags().BoolVar(&prefix, "prefix", false, "delete every key that starts with KEY")
 	cmd.RunE = a.op(func(cmd *cobra.Command, args []string) error {
 		wopts, err := cond.options(cmd)
 		if err != nil {
 			return err
+		}
+		ranged := prefix || len(args) == 2
+		switch {
+		case prefix && len(args) == 2:
+			return usagef("--prefix and RANGE_END exclude each other")
+		case ranged && len(wopts) > 0:
+			return usagef("--if-match is for one key, not a range")
+		case prefix && args[0] == "":
+			return usagef("--prefix needs a non-empty KEY; to delete every key, give the range from \\x00 to an empty RANGE_END")
 		}
 		c, err := a.keyClient()
 		if err != nil {
 			return err
 		}
 		defer c.Close()
+		if ranged {
+			opts := client.DeleteRangeOptions{Prefix: args[0]}
+			if !prefix {
+				opts = client.DeleteRangeOptions{Start: args[0], End: args[1]}
+			}
+			res, err := c.DeleteRange(a.ctx, opts)
+			if err != nil {
+				return err
+			}
+			return a.printDeleted(res)
+		}
 		index, err := c.Delete(a.ctx, args[0], wopts...)
 		if err != nil {
 			return preconditionMessage(err)
@@ -137,6 +164,23 @@ func (a *app) delCommand() *cobra.Command {
 		return a.printWrite(args[0], index, 0)
 	})
 	return cmd
+}
+
+// printDeleted prints the outcome of a range delete: the number of keys
+// deleted, as etcdctl does.
+func (a *app) printDeleted(res client.DeleteRangeResult) error {
+	switch a.writeOut {
+	case formatJSON:
+		return printJSON(a.stdout, struct {
+			Deleted int               `json:"deleted"`
+			Index   uint64            `json:"index,omitempty"`
+			Indexes map[uint64]uint64 `json:"indexes,omitempty"`
+		}{res.Deleted, res.Index, res.Indexes})
+	case formatTable:
+		return printTable(a.stdout, []string{"DELETED", "INDEX"}, [][]string{{strconv.Itoa(res.Deleted), strconv.FormatUint(res.Index, 10)}})
+	}
+	_, err := fmt.Fprintln(a.stdout, res.Deleted)
+	return err
 }
 
 // printWrite prints the outcome of an applied write of key at index.

@@ -86,6 +86,22 @@ func TestKV(t *testing.T) {
 		t.Errorf("del -w json printed %q", out)
 	}
 
+	// A range: --prefix, or KEY and RANGE_END; it prints the count.
+	for _, k := range []string{"r/1", "r/2", "r/3", "s"} {
+		ctl.ok(args("put", k, "v")...)
+	}
+	if out := ctl.ok(args("del", "r/", "r/3")...); out != "2\n" {
+		t.Errorf("del r/ r/3 printed %q; want 2", out)
+	}
+	if out := ctl.ok(args("-w", "json", "del", "--prefix", "r/")...); !strings.Contains(out, `"deleted":1`) {
+		t.Errorf("del --prefix r/ -w json printed %q", out)
+	}
+	if v, _, _ := c.Get(1, "s"); string(v) != "v" {
+		t.Errorf("s, outside both ranges, holds %q", v)
+	}
+	ctl.fails(2, "exclude each other", args("del", "--prefix", "r/", "s")...)
+	ctl.fails(2, "not a range", args("del", "--if-match", "3", "r/", "s")...)
+
 	// The environment: RAFTKVCTL_ENDPOINTS and RAFTKVCTL_WRITE_OUT; a
 	// flag beats its variable.
 	env := ctl.with("RAFTKVCTL_ENDPOINTS="+eps, "RAFTKVCTL_WRITE_OUT=json")
