@@ -144,6 +144,30 @@ func BenchmarkPut(b *testing.B) {
 	}
 }
 
+// BenchmarkDeleteRange is applying a range delete of 100k keys (of
+// 256-byte values), every key of the state: the time is per key deleted.
+func BenchmarkDeleteRange(b *testing.B) {
+	const keys = 100_000
+	value := bytes.Repeat([]byte{'v'}, 256)
+	index := uint64(0)
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		s := filledStore(b, 0)
+		for i := range keys {
+			s.mu.buckets[0].data.ReplaceOrInsert(newItem(fmt.Sprintf("%08d", i), value))
+		}
+		index++
+		e := mustEntry(b, index, &batch{Session: 9, Watermark: 1, Reqs: []request{{ID: 1, Range: &rangeDelete{Start: "\x00"}}}})
+		b.StartTimer()
+		s.applyEntry(e)
+		if s.Len() != 0 {
+			b.Fatalf("%d keys left", s.Len())
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*keys), "ns/key")
+}
+
 func BenchmarkSnapshot(b *testing.B) {
 	const keys = 100_000
 	s := filledStore(b, keys)
