@@ -51,6 +51,8 @@
 //	Txn       POST /txn, etcd's JSON shape: keys of one group
 //	List      GET /key?prefix=|start=&end=, limit, keys_only, continue; sharded:
 //	          one GET per group with config_version, merged (see List)
+//	DeleteRange DELETE /key?prefix=|start=&end=: one write; sharded: one DELETE
+//	          per group with config_version, all again after a move (see DeleteRange)
 //	Watch     GET /key?watch=true&prefix=p or /key/<key>?watch=true, from_index or
 //	          Last-Event-ID: a Server-Sent Events stream, resumed (see Watch)
 //	Status    GET /status
@@ -82,8 +84,9 @@
 //	421, 3xx                 another group serves the key: refresh the config to at
 //	                         least the version the member named, try again there
 //	503, 429                 nothing applied: move to the group's next member, try again
-//	503 cluster_level        nothing applied: ask each member once (one that just
-//	                         restarted may not have its level yet), then the answer
+//	503 cluster_level,       nothing applied: ask each member once (one that just
+//	no_space                 restarted may not have its level yet; members may have
+//	                         other quotas), then the answer
 //	no answer                move to the next member, try again (a write whose request
 //	                         may have gone out is then of unknown outcome); once as many
 //	                         tries in a row as the group has members got none, fetch the
@@ -96,7 +99,10 @@
 //	other 4xx, 500           the answer, as an error (a write's 500 is of unknown outcome)
 //
 // Writes are tried again because each carries its client id and sequence
-// number: exactly-once is the server's part. Every member, of a plain
+// number: exactly-once is the server's part. A DeleteRange is the
+// exception: members keep no record of it, so it is not sent again once a
+// try may have been applied (a 504, or no answer after the request went
+// out), and ends in ErrOutcomeUnknown. Every member, of a plain
 // group or a shard group, keeps per-bucket dedup tables of the writes it
 // applied with a client id, which move with a bucket: a retried write
 // already applied is answered with its first result and not applied
@@ -131,8 +137,8 @@
 //
 // # Goroutines
 //
-// A call runs in its caller's goroutine, except a List of a sharded
-// deployment, which asks every group at once, one goroutine per group,
+// A call runs in its caller's goroutine, except a List or a DeleteRange
+// of a sharded deployment, which asks every group at once, one goroutine per group,
 // all ended before it returns, and a Watch, whose stream is read by a
 // goroutine of its own that ends with the watch's context (or when the
 // watch fails for good) and closes the channel. A config refresh runs in a
