@@ -40,6 +40,11 @@
 //	                       "config" the groups' config, "cursor" the Last-Event-ID
 //	                       of a watch right after it;
 //	                       min_index is refused (an index is one group's)
+//	DELETE   /key?prefix=p|start=a&end=b
+//	                       a range delete, one write of each group at one config
+//	                       version, every group asked again after a move
+//	                       (client.DeleteRange): {"deleted","indexes","config"}; a
+//	                       failure after some group deleted is 504 outcome_unknown
 //	GET /<key>?watch=true, GET /key/<key>?watch=true
 //	                       the key's group's SSE stream, relayed with its ids
 //	GET /key?watch=true[&prefix=p]
