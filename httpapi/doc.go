@@ -177,6 +177,10 @@
 //	                    200 {"index","kvs","more","continue"}; the continue token
 //	                    names its range and index, so a later page is read at no
 //	                    older index, and is refused with another range
+//	DELETE /key?prefix=p | ?start=a&end=b, config_version
+//	                    one Store.DeleteRange: 200 {"index","deleted"}; a query
+//	                    that names no keys is 400 (?start=%00 reaches every
+//	                    key); X-Client-ID is not read: it is not exactly-once
 //	GET /key?watch=true[&prefix=p], GET /<k>?watch=true, GET /key/<k>?watch=true
 //	                    Server-Sent Events: "id: <mod>.<pos>", "event: put|delete|
 //	                    expire", "data: {...}"; ": progress <index>" first and every
