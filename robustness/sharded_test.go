@@ -7,6 +7,7 @@ package robustness_test
 // move under faults.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -606,12 +607,20 @@ func startShardRun(t *testing.T, tr shardTier, seed uint64, binary string) (*sha
 // runShardHistory runs one sharded history and every check.
 func runShardHistory(t *testing.T, tr shardTier, seed uint64) {
 	r, stop := startShardRun(t, tr, seed, "")
+	var rd rangeDeleteStats
+	stopRanges := runInBackground(func(ctx context.Context) { r.rangeDeletes(ctx, &rd) })
+	t.Cleanup(stopRanges)
 	r.hold(tr.warmup)
 	r.note("schedule: start")
 	r.schedule()
 	r.note("schedule: end")
 	r.hold(tr.after)
 	stop()
+	stopRanges()
+	t.Logf("range deletes through the routers: %s", &rd)
+	if rd.checked.Load() == 0 {
+		r.violation("no range delete was checked")
+	}
 	rep := r.check(fmt.Sprintf("sharded/seed=%d", seed), r.h.Now())
 	if !rep.OK() {
 		for _, v := range rep.Violations() {
