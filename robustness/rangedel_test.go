@@ -12,6 +12,9 @@ import (
 	"time"
 )
 
+// rangeDeletePrefix holds the range delete checker's keys.
+const rangeDeletePrefix = "rdel/"
+
 // rangeDeleteStats counts what the range delete checker did.
 type rangeDeleteStats struct {
 	checked, unknown, skipped atomic.Int64
@@ -51,7 +54,7 @@ func (r *shardRun) rangeDeletes(ctx context.Context, stats *rangeDeleteStats) {
 			continue
 		}
 		writeVia, deleteVia := routers[n%len(routers)], routers[(n+1)%len(routers)]
-		prefix := fmt.Sprintf("rdel/%d/", n)
+		prefix := fmt.Sprintf("%s%d/", rangeDeletePrefix, n)
 		acked := map[string]bool{}
 		for i := range 8 {
 			k := fmt.Sprintf("%s%d", prefix, i)
@@ -95,4 +98,29 @@ func (r *shardRun) rangeDeletes(ctx context.Context, stats *rangeDeleteStats) {
 		stats.checked.Add(1)
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// clearRangeKeys deletes every key the range delete checker left (those
+// of deletes of unknown outcome, and writes applied after their prefix's
+// delete), so that the placement check counts only the workloads' keys.
+func (r *shardRun) clearRangeKeys() {
+	hc := &http.Client{Timeout: requestTimeout}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		for _, rt := range r.routerURLs() {
+			req, err := http.NewRequest(http.MethodDelete, rt+"/key?prefix="+url.QueryEscape(rangeDeletePrefix), nil)
+			if err != nil {
+				continue
+			}
+			resp, err := hc.Do(req)
+			if err != nil {
+				continue
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+	}
+	r.violation("the range delete checker's keys (%s) could not be deleted in 30 s", rangeDeletePrefix)
 }

@@ -617,6 +617,7 @@ func runShardHistory(t *testing.T, tr shardTier, seed uint64) {
 	r.hold(tr.after)
 	stop()
 	stopRanges()
+	r.clearRangeKeys()
 	t.Logf("range deletes through the routers: %s", &rd)
 	if rd.checked.Load() == 0 {
 		r.violation("no range delete was checked")
