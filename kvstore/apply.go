@@ -183,15 +183,9 @@ func (s *Store) applyRequestLocked(r *request, index uint64) result {
 	}
 	var buf [8]int
 	touched := s.touchedBuckets(opKeys(r.Ops), buf[:0])
-	tooOld := false
-	for _, b := range touched {
-		e, found, old := s.mu.buckets[b].dedup.lookup(r.ClientID, r.Seq)
-		if found {
-			return result{index: e.index, dup: true, mod: e.version}
-		}
-		tooOld = tooOld || old
-	}
-	if tooOld {
+	if e, found, tooOld := s.lookupLocked(touched, r.ClientID, r.Seq); found {
+		return result{index: e.index, dup: true, mod: e.version}
+	} else if tooOld {
 		return result{err: ErrSeqTooOld}
 	}
 	mod := s.applyOpsLocked(r.Ops)
@@ -288,6 +282,20 @@ func (s *Store) deleteLocked(key string, t EventType) (item, bool) {
 		s.emitLocked(Event{Type: t, Key: key, Bucket: b})
 	}
 	return old, found
+}
+
+// lookupLocked returns the result of (id, seq) that the dedup table of one
+// of buckets remembers, if one does, and otherwise whether seq is too old
+// for any of them to judge. s.mu must be held.
+func (s *Store) lookupLocked(buckets []int, id string, seq uint64) (e dedupEntry, found, tooOld bool) {
+	for _, b := range buckets {
+		e, found, old := s.mu.buckets[b].dedup.lookup(id, seq)
+		if found {
+			return e, true, false
+		}
+		tooOld = tooOld || old
+	}
+	return dedupEntry{}, false, tooOld
 }
 
 // recordLocked remembers e as the result of client id in bucket b's dedup

@@ -17,17 +17,6 @@ func putSize(key string, value []byte, ttl time.Duration) int64 {
 	return n
 }
 
-// opsPutSize is what ops' puts add to DataBytes at most.
-func opsPutSize(ops []Op) int64 {
-	var n int64
-	for i := range ops {
-		if ops[i].Type == OpPut {
-			n += putSize(ops[i].Key, ops[i].Value, ops[i].TTL)
-		}
-	}
-	return n
-}
-
 // putSize is what t's puts add to DataBytes at most: those of the branch
 // that puts more.
 func (t *Txn) putSize() int64 {
@@ -71,10 +60,6 @@ func (s *Store) appliedBefore(keys iter.Seq[string], wo WriteOptions) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var buf [8]int
-	for _, b := range s.touchedBuckets(keys, buf[:0]) {
-		if _, found, _ := s.mu.buckets[b].dedup.lookup(wo.ClientID, wo.Seq); found {
-			return true
-		}
-	}
-	return false
+	_, found, _ := s.lookupLocked(s.touchedBuckets(keys, buf[:0]), wo.ClientID, wo.Seq)
+	return found
 }

@@ -323,15 +323,9 @@ func (s *Store) applyTxnLocked(r *request) result {
 			return result{err: ErrBadClientID}
 		}
 		touched = s.touchedBuckets(t.keys(), nil)
-		tooOld := false
-		for _, b := range touched {
-			e, found, old := s.mu.buckets[b].dedup.lookup(r.ClientID, r.Seq)
-			if found {
-				return s.txnDuplicateLocked(t, e)
-			}
-			tooOld = tooOld || old
-		}
-		if tooOld {
+		if e, found, tooOld := s.lookupLocked(touched, r.ClientID, r.Seq); found {
+			return s.txnDuplicateLocked(t, e)
+		} else if tooOld {
 			return result{err: ErrSeqTooOld}
 		}
 	}

@@ -88,12 +88,15 @@ func (s *Store) write(ctx context.Context, ops []Op, wo WriteOptions) (Result, e
 	if len(ops) == 0 {
 		return Result{}, ErrEmptyRequest
 	}
-	size := 0
+	size, puts := 0, int64(0)
 	for i := range ops {
 		if err := checkOp(&ops[i]); err != nil {
 			return Result{}, err
 		}
 		size += len(ops[i].Key) + len(ops[i].Value) + 8
+		if ops[i].Type == OpPut {
+			puts += putSize(ops[i].Key, ops[i].Value, ops[i].TTL)
+		}
 	}
 	if err := checkWriteOptions(wo); err != nil {
 		return Result{}, err
@@ -108,7 +111,7 @@ func (s *Store) write(ctx context.Context, ops []Op, wo WriteOptions) (Result, e
 			return Result{}, err
 		}
 	}
-	if err := s.checkQuota(opsPutSize(ops), opKeys(ops), wo); err != nil {
+	if err := s.checkQuota(puts, opKeys(ops), wo); err != nil {
 		return Result{}, err
 	}
 	r := s.submit(ctx, request{Ops: ops, ClientID: wo.ClientID, Seq: wo.Seq}, size+len(wo.ClientID))
