@@ -111,16 +111,7 @@ const maxListLimit = 10000
 // listQuery is a listing's query: the range, and opts' limit, keys_only
 // and read level.
 func listQuery(prefix, start, end string, opts ListOptions) url.Values {
-	q := url.Values{}
-	switch {
-	case prefix != "":
-		q.Set("prefix", prefix)
-	case start != "" || end != "":
-		q.Set("start", start)
-		if end != "" {
-			q.Set("end", end)
-		}
-	}
+	q := rangeValues(prefix, start, end)
 	if opts.Limit > 0 {
 		q.Set("limit", strconv.Itoa(opts.Limit))
 	}
@@ -132,6 +123,22 @@ func listQuery(prefix, start, end string, opts ListOptions) url.Values {
 	}
 	if opts.MinIndex > 0 {
 		q.Set("min_index", strconv.FormatUint(opts.MinIndex, 10))
+	}
+	return q
+}
+
+// rangeValues is the query naming a range of keys, as a listing and a
+// range delete take it: prefix, or start and end (none: every key).
+func rangeValues(prefix, start, end string) url.Values {
+	q := url.Values{}
+	switch {
+	case prefix != "":
+		q.Set("prefix", prefix)
+	case start != "" || end != "":
+		q.Set("start", start)
+		if end != "" {
+			q.Set("end", end)
+		}
 	}
 	return q
 }

@@ -71,16 +71,7 @@ func (c *Client) DeleteRange(ctx context.Context, opts DeleteRangeOptions) (Dele
 
 // rangeQuery is a range delete's query.
 func rangeQuery(opts DeleteRangeOptions) url.Values {
-	q := url.Values{}
-	if opts.Prefix != "" {
-		q.Set("prefix", opts.Prefix)
-		return q
-	}
-	q.Set("start", opts.Start)
-	if opts.End != "" {
-		q.Set("end", opts.End)
-	}
-	return q
+	return rangeValues(opts.Prefix, opts.Start, opts.End)
 }
 
 // deleteRangeOne sends one range delete call and reads its answer.
