@@ -570,7 +570,7 @@ func (o *options) config(lg *zap.Logger) daemon.Config {
 		SnapshotCatchUpEntries: o.snapshotCatchUpEntries,
 		SnapshotBytes:          o.snapshotBytes,
 		SnapshotWriteRate:      o.snapshotWriteRate(),
-		QuotaBytes:             o.quotaOrNone(),
+		QuotaBytes:             offWhenZero(o.quotaBytes),
 		BatchGatherWait:        offWhenZero(o.batchGatherWait),
 		CommitNoticeDelay:      offWhenZero(o.commitNoticeDelay),
 		TickInterval:           time.Duration(o.tickMs) * time.Millisecond,
@@ -608,21 +608,12 @@ func (o *options) snapshotWriteRate() int64 {
 	return int64(o.snapshotWriteMiBs) << 20
 }
 
-// quotaOrNone is --quota-bytes in daemon's terms, where 0 means the
-// default and a negative quota none.
-func (o *options) quotaOrNone() int64 {
-	if o.quotaBytes == 0 {
+// offWhenZero is a flag whose 0 turns its feature off (the batch gather
+// wait, the commit notice delay, the space quota) in the terms of
+// daemon's Config, where 0 means the default and a negative value off.
+func offWhenZero[T int64 | time.Duration](v T) T {
+	if v == 0 {
 		return -1
 	}
-	return o.quotaBytes
-}
-
-// offWhenZero is a duration flag whose 0 turns its wait off (the batch
-// gather wait, the commit notice delay) in raftnode's terms, where 0
-// means the default and a negative duration means off.
-func offWhenZero(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
+	return v
 }

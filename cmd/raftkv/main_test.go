@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftkv/raftkv/daemon"
 	"github.com/raftkv/raftkv/testcluster"
 )
 
@@ -48,6 +49,7 @@ func TestParseFlags(t *testing.T) {
 		{"negative commit notice delay", []string{"--id", "1", cluster, "--data-dir", dir, "--commit-notice-delay", "-1ms"}, "between 0 (send at once) and 1s"},
 		{"commit notice delay too long", []string{"--id", "1", cluster, "--data-dir", dir, "--commit-notice-delay", "2s"}, "between 0 (send at once) and 1s"},
 		{"negative gomaxprocs", []string{"--id", "1", cluster, "--data-dir", dir, "--gomaxprocs", "-1"}, "0 (automatic) or positive"},
+		{"negative quota", []string{"--id", "1", cluster, "--data-dir", dir, "--quota-bytes", "-1"}, "must not be negative (0: no quota)"},
 		{"stray argument", []string{"--id", "1", cluster, "extra"}, "unexpected argument"},
 	}
 	for _, tt := range tests {
@@ -75,6 +77,24 @@ func TestParseFlags(t *testing.T) {
 				t.Fatalf("error is not one line: %q", err)
 			}
 		})
+	}
+}
+
+// TestParseFlagsQuota: --quota-bytes passes to the daemon as given, its
+// default the daemon's, and 0 as "none" (negative in daemon.Config).
+func TestParseFlagsQuota(t *testing.T) {
+	for arg, want := range map[string]int64{"": daemon.DefaultQuotaBytes, "4096": 4096, "0": -1} {
+		args := []string{"--cluster", "http://127.0.0.1:12379", "--data-dir", t.TempDir()}
+		if arg != "" {
+			args = append(args, "--quota-bytes", arg)
+		}
+		o, err := parseFlags(args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := o.config(nil).QuotaBytes; got != want {
+			t.Errorf("--quota-bytes %q: daemon quota %d, want %d", arg, got, want)
+		}
 	}
 }
 
