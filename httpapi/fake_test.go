@@ -338,16 +338,15 @@ func (s *fakeStore) List(ctx context.Context, opts ListOptions) (ListResult, err
 	if err := s.run(ctx); err != nil {
 		return ListResult{}, err
 	}
-	if opts.ConfigVersion != 0 && opts.ConfigVersion != fakeConfigVersion {
-		return ListResult{}, &WrongGroupError{Key: "", Bucket: -1, Version: fakeConfigVersion}
+	if err := fakeStaleVersion(opts.ConfigVersion); err != nil {
+		return ListResult{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	res := ListResult{Index: s.mu.index, KVs: []KeyValue{}}
 	for _, k := range slices.Sorted(maps.Keys(s.mu.kv)) {
 		switch {
-		case opts.Prefix != "" && !strings.HasPrefix(k, opts.Prefix),
-			k < opts.Start, opts.End != "" && k >= opts.End,
+		case !fakeInRange(k, opts.Prefix, opts.Start, opts.End),
 			opts.After != "" && k <= opts.After,
 			fakeWrongGroup(k) != nil:
 			continue
@@ -374,19 +373,34 @@ func (s *fakeStore) DeleteRange(ctx context.Context, opts DeleteRangeOptions) (D
 	if err := s.run(ctx); err != nil {
 		return DeleteRangeResult{}, err
 	}
-	if opts.ConfigVersion != 0 && opts.ConfigVersion != fakeConfigVersion {
-		return DeleteRangeResult{}, &WrongGroupError{Key: "", Bucket: -1, Version: fakeConfigVersion}
+	if err := fakeStaleVersion(opts.ConfigVersion); err != nil {
+		return DeleteRangeResult{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var ops []Op
 	for _, k := range slices.Sorted(maps.Keys(s.mu.kv)) {
-		if opts.Prefix != "" && !strings.HasPrefix(k, opts.Prefix) || k < opts.Start || opts.End != "" && k >= opts.End {
-			continue
+		if fakeInRange(k, opts.Prefix, opts.Start, opts.End) {
+			ops = append(ops, Op{Key: k, Delete: true})
 		}
-		ops = append(ops, Op{Key: k, Delete: true})
 	}
 	return DeleteRangeResult{Index: s.applyLocked(ops), Deleted: len(ops)}, nil
+}
+
+// fakeStaleVersion is the WrongGroupError a shard member answers a
+// listing or range delete that names a config version (not 0) other than
+// the fake's, else nil.
+func fakeStaleVersion(v uint64) error {
+	if v != 0 && v != fakeConfigVersion {
+		return &WrongGroupError{Key: "", Bucket: -1, Version: fakeConfigVersion}
+	}
+	return nil
+}
+
+// fakeInRange says whether k is in the range a listing or range delete
+// names: with prefix, or in [start, end) (end "": no end).
+func fakeInRange(k, prefix, start, end string) bool {
+	return (prefix == "" || strings.HasPrefix(k, prefix)) && k >= start && (end == "" || k < end)
 }
 
 // fakeWatcher is a watcher of fakeStore: a goroutine that copies the

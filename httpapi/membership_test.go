@@ -107,22 +107,30 @@ func TestPromote(t *testing.T) {
 				t.Fatal(err)
 			}
 			e.cluster.mu.learners[4] = true // caught up
-			req := httptest.NewRequest(tc.method, tc.target, nil)
-			req.Header.Set("Accept", "application/json")
-			rec := e.serve(t, req)
-			if rec.Code != tc.wantCode {
-				t.Fatalf("%s %s: %d %q, want %d", tc.method, tc.target, rec.Code, rec.Body, tc.wantCode)
-			}
-			if tc.wantCode >= 400 {
-				var body errorJSON
-				if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body.Code != tc.wantJSONCode || !strings.Contains(body.Error, tc.wantIn) {
-					t.Errorf("body %q (%v), want code %s and a sentence containing %q", rec.Body, err, tc.wantJSONCode, tc.wantIn)
-				}
-			}
+			serveMembership(t, e, tc.method, tc.target, "", tc.wantCode, tc.wantJSONCode, tc.wantIn)
 			if got := e.cluster.learnerIDs(); !slices.Equal(got, tc.wantLearners) {
 				t.Errorf("learners = %v, want %v", got, tc.wantLearners)
 			}
 		})
+	}
+}
+
+// serveMembership sends method target with body to e, asking for JSON
+// errors, and checks the status and, for an error, its code and that its
+// sentence contains wantIn.
+func serveMembership(t *testing.T, e *testEnv, method, target, body string, wantCode int, wantJSONCode, wantIn string) {
+	t.Helper()
+	req := httptest.NewRequest(method, target, strings.NewReader(body))
+	req.Header.Set("Accept", "application/json")
+	rec := e.serve(t, req)
+	if rec.Code != wantCode {
+		t.Fatalf("%s %s: %d %q, want %d", method, target, rec.Code, rec.Body, wantCode)
+	}
+	if wantCode >= 400 {
+		var got errorJSON
+		if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || got.Code != wantJSONCode || !strings.Contains(got.Error, wantIn) {
+			t.Errorf("body %q (%v), want code %s and a sentence containing %q", rec.Body, err, wantJSONCode, wantIn)
+		}
 	}
 }
 
@@ -150,18 +158,7 @@ func TestUpdateMember(t *testing.T) {
 			if err := e.cluster.AddMember(context.Background(), 4, "http://127.0.0.1:42379"); err != nil {
 				t.Fatal(err)
 			}
-			req := httptest.NewRequest(tc.method, tc.target, strings.NewReader(tc.body))
-			req.Header.Set("Accept", "application/json")
-			rec := e.serve(t, req)
-			if rec.Code != tc.wantCode {
-				t.Fatalf("%s %s: %d %q, want %d", tc.method, tc.target, rec.Code, rec.Body, tc.wantCode)
-			}
-			if tc.wantCode >= 400 {
-				var body errorJSON
-				if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body.Code != tc.wantJSONCode || !strings.Contains(body.Error, tc.wantIn) {
-					t.Errorf("body %q (%v), want code %s and a sentence containing %q", rec.Body, err, tc.wantJSONCode, tc.wantIn)
-				}
-			}
+			serveMembership(t, e, tc.method, tc.target, tc.body, tc.wantCode, tc.wantJSONCode, tc.wantIn)
 			e.cluster.mu.Lock()
 			got := e.cluster.mu.members[4]
 			e.cluster.mu.Unlock()
