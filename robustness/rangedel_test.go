@@ -34,19 +34,7 @@ func (s *rangeDeleteStats) String() string {
 // applied after the delete, so only acknowledged keys count.
 func (r *shardRun) rangeDeletes(ctx context.Context, stats *rangeDeleteStats) {
 	hc := &http.Client{Timeout: requestTimeout}
-	send := func(method, u string) (int, []byte) {
-		req, err := http.NewRequestWithContext(ctx, method, u, strings.NewReader("v"))
-		if err != nil {
-			return 0, nil
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			return 0, nil
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
-	}
+	send := func(method, u string) (int, []byte) { return sendOnce(ctx, hc, method, u) }
 	for n := 0; ctx.Err() == nil; n++ {
 		routers := r.routerURLs()
 		if len(routers) == 0 {
@@ -107,20 +95,30 @@ func (r *shardRun) clearRangeKeys() {
 	hc := &http.Client{Timeout: requestTimeout}
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		for _, rt := range r.routerURLs() {
-			req, err := http.NewRequest(http.MethodDelete, rt+"/key?prefix="+url.QueryEscape(rangeDeletePrefix), nil)
-			if err != nil {
-				continue
-			}
-			resp, err := hc.Do(req)
-			if err != nil {
-				continue
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if code, _ := sendOnce(context.Background(), hc, http.MethodDelete, rt+"/key?prefix="+url.QueryEscape(rangeDeletePrefix)); code == http.StatusOK {
 				return
 			}
 		}
 	}
 	r.violation("the range delete checker's keys (%s) could not be deleted in 30 s", rangeDeletePrefix)
+}
+
+// sendOnce sends one request (a PUT's body is "v", the others have none)
+// and returns its status and body; status 0 when it got no answer.
+func sendOnce(ctx context.Context, hc *http.Client, method, u string) (int, []byte) {
+	var body io.Reader
+	if method == http.MethodPut {
+		body = strings.NewReader("v")
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return 0, nil
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
 }
