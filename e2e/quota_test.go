@@ -70,10 +70,7 @@ func fillToQuota(t *testing.T, base, prefix string) (written []string, refused s
 func TestSpaceQuota(t *testing.T) {
 	t.Parallel()
 	c, leader := startCluster(t, testcluster.Options{N: 3, ExtraArgs: []string{"--quota-bytes", fmt.Sprint(quotaBytes)}})
-	f := c.Live()[0]
-	if f == leader {
-		f = c.Live()[1]
-	}
+	f := followers(c, leader)[0]
 	base := c.ClientURL(f)
 	written, refused := fillToQuota(t, base, "q")
 

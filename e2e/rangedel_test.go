@@ -23,15 +23,10 @@ import (
 func TestRangeDelete(t *testing.T) {
 	t.Parallel()
 	c, leader := startCluster(t, testcluster.Options{N: 3})
-	f := c.Live()[0]
-	if f == leader {
-		f = c.Live()[1]
-	}
+	f := followers(c, leader)[0]
 	base := c.ClientURL(f)
 	for i := range 5 {
-		if r, body := sendSettled(t, http.MethodPut, fmt.Sprintf("%s/user/%d", base, i), "v"); r.StatusCode != http.StatusNoContent {
-			t.Fatalf("PUT user/%d: %d %q", i, r.StatusCode, body)
-		}
+		mustPut(t, c, f, fmt.Sprintf("user/%d", i), []byte("v"))
 	}
 	r, body := sendSettled(t, http.MethodPut, base+"/users", "kept")
 	if r.StatusCode != http.StatusNoContent {
