@@ -154,6 +154,9 @@ type answer struct {
 // applyRequestLocked applies r, the request of an entry at index that the
 // session check let through, and returns its result. s.mu must be held.
 func (s *Store) applyRequestLocked(r *request, index uint64) result {
+	if r.Hash {
+		return s.applyHashLocked(index)
+	}
 	if r.Ctl != nil {
 		return s.applyControlLocked(r, index)
 	}

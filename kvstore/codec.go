@@ -51,6 +51,10 @@ type request struct {
 	// Ops is then empty. Binaries of cluster level 1 and below apply such
 	// a request as nothing, so the daemon proposes none before level 2.
 	Range *rangeDelete
+	// Hash, when set, makes the request a hash request (HashKV), which
+	// changes nothing; Ops is then empty. Binaries before it apply it as
+	// nothing too, and keep no hash.
+	Hash bool
 }
 
 // batch is the payload of one raft entry: requests from one proposer

@@ -106,6 +106,10 @@ var (
 	// nothing was proposed. Errors that wrap it give the figures.
 	ErrNoSpace error = &storeError{msg: "kvstore: space quota exceeded", unavail: true, code: "no_space",
 		human: "the keys would pass this member's space quota; delete keys to make room, or raise the quota"}
+	// ErrHashNotKept means a member keeps no hash of the state at the
+	// index asked for (Store.HashAt); errors that wrap it say why.
+	ErrHashNotKept error = &storeError{msg: "kvstore: no hash kept at that index", notFound: true, code: "hash_not_kept",
+		human: "this member keeps no hash of the state at that index"}
 	// ErrBadClientID means a write's client id is not 1-64 characters of
 	// [A-Za-z0-9._-].
 	ErrBadClientID error = &storeError{msg: "kvstore: invalid client id", bad: true,

@@ -139,6 +139,11 @@ func batchSeeds(f *testing.F) [][]byte {
 			{ID: 3, Range: &rangeDelete{Start: "z", End: "a"}},
 			{ID: 4, Ops: []Op{{Type: OpPut, Key: "b", Value: []byte("after")}}},
 		}}),
+		encodeSeed(f, &batch{Session: 11, Watermark: 1, Reqs: []request{
+			{ID: 1, Hash: true},
+			{ID: 2, Hash: true, Ops: []Op{{Type: OpPut, Key: "ignored", Value: []byte("x")}}},
+			{ID: 3, Ops: []Op{{Type: OpPut, Key: "h", Value: []byte("after")}}},
+		}}),
 		encodeSeed(f, &batch{Session: 8, Watermark: 1, Reqs: []request{
 			{ID: 1, Txn: &Txn{Compares: []Compare{{Key: "a", Target: CompareExists, Op: Equal, Exists: true}, {Key: "e", Target: CompareMod, Op: Less, Index: 9}},
 				Success: []TxnOp{{Type: TxnPut, Key: "t", Value: []byte("1")}, {Type: TxnGet, Key: "a"}, {Type: TxnDelete, Key: "e"}},
@@ -359,8 +364,8 @@ func applyModel(state map[string]string, sessions map[uint64]*session, b *batch,
 			continue
 		}
 		applied[r.ID] = true
-		if r.Ctl != nil || r.Txn != nil && r.Txn.check() != nil {
-			continue
+		if r.Hash || r.Ctl != nil || r.Txn != nil && r.Txn.check() != nil {
+			continue // a hash request changes nothing, whatever else it carries
 		}
 		if rd := r.Range; r.Txn == nil && rd != nil {
 			// A range delete keeps no dedup entry: its client id is not

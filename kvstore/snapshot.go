@@ -306,6 +306,22 @@ func decodeSessions(d *binReader) map[uint64]*session {
 // raftnode calls Snapshot when every published commit has been applied.
 func (s *Store) Snapshot() (func(io.Writer) error, error) {
 	s.mu.Lock()
+	st := s.captureLocked()
+	s.mu.Unlock()
+	return func(w io.Writer) error {
+		if st == nil {
+			return errors.New("kvstore: snapshot already written")
+		}
+		cur := st
+		st = nil
+		return writeSnapshot(w, cur)
+	}, nil
+}
+
+// captureLocked is the state as a snapshot captures it, in O(buckets):
+// copy-on-write clones of the buckets, copies of the rest. s.mu must be
+// held for writing.
+func (s *Store) captureLocked() *snapState {
 	st := &snapState{mode: s.mode, group: s.cfg.Group, nbuckets: s.nbuckets, buckets: s.cloneBucketsLocked(),
 		sessions: make(map[uint64]*session, len(s.mu.sessions))}
 	for id, ss := range s.mu.sessions {
@@ -318,15 +334,7 @@ func (s *Store) Snapshot() (func(io.Writer) error, error) {
 	if s.mode == modeConfig {
 		st.history = &shardmap.History{Configs: s.mu.history.Configs} // configs never change once appended
 	}
-	s.mu.Unlock()
-	return func(w io.Writer) error {
-		if st == nil {
-			return errors.New("kvstore: snapshot already written")
-		}
-		cur := st
-		st = nil
-		return writeSnapshot(w, cur)
-	}, nil
+	return st
 }
 
 // restore replaces the state with the snapshot in the file at path.

@@ -69,6 +69,9 @@ type Store struct {
 	appliedMu sync.Mutex
 	appliedC  chan struct{} // closed and replaced whenever applied grows
 
+	// hashes are this member's last state hashes (see HashKV).
+	hashes hashLog
+
 	// dataBytes is the size of every bucket's keys (tree.Bytes), kept by
 	// the trees' sink; see DataBytes.
 	dataBytes atomic.Int64
