@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -119,6 +120,26 @@ func TestTLS(t *testing.T) {
 	}
 	if status, body := send(t, admin, http.MethodDelete, c.ClientURL(leader)+fmt.Sprintf("/%d", id), ""); status != http.StatusNoContent {
 		t.Fatalf("DELETE /%d with the admin's certificate: %d %q; want 204", id, status, body)
+	}
+
+	// A hash check is started by an admin only; every member's hash at
+	// its index is read with a user's certificate.
+	if r, err := c.Do(follower, http.MethodPost, "/debug/hash", nil); err != nil || r.Status != http.StatusForbidden || !strings.Contains(string(r.Body), "a hash check needs an admin client certificate") {
+		t.Fatalf("POST /debug/hash with a user's certificate: %d %q %v; want 403", r.Status, r.Body, err)
+	}
+	status, body = send(t, admin, http.MethodPost, c.ClientURL(follower)+"/debug/hash", "")
+	var started struct {
+		Index uint64 `json:"index"`
+		Hash  string `json:"hash"`
+	}
+	if status != http.StatusOK || json.Unmarshal([]byte(body), &started) != nil || started.Hash == "" {
+		t.Fatalf("POST /debug/hash with the admin's certificate: %d %q; want 200 with a hash", status, body)
+	}
+	for _, id := range c.Live() {
+		r, err := c.Do(id, http.MethodGet, fmt.Sprintf("/debug/hash?index=%d", started.Index), nil)
+		if err != nil || r.Status != http.StatusOK || !strings.Contains(string(r.Body), started.Hash) {
+			t.Fatalf("GET /debug/hash?index=%d on node %d: %d %q %v; want the hash %s", started.Index, id, r.Status, r.Body, err, started.Hash)
+		}
 	}
 
 	// Certificate reload: a new server certificate written over the files

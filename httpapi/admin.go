@@ -24,8 +24,9 @@ func (forbidden) Forbidden() bool        { return true }
 
 // adminRequest reports whether r is an admin request, one that
 // Config.Admin must admit: a membership change (POST and DELETE /<id>,
-// POST /<id>/promote, POST /join), POST /leader/transfer, and GET or HEAD
-// /snapshot (a copy of the whole state). Paths are matched before any
+// POST /<id>/promote, POST /join), POST /leader/transfer, GET or HEAD
+// /snapshot (a copy of the whole state), and POST /debug/hash (a pass over
+// the whole state on every member). Paths are matched before any
 // route, mounted ones included, so an endpoint mounted on one of them is
 // covered too.
 func adminRequest(method, p string) bool {
@@ -34,6 +35,8 @@ func adminRequest(method, p string) bool {
 		return method == http.MethodPost
 	case p == SnapshotRoute.Path:
 		return method == http.MethodGet || method == http.MethodHead
+	case p == hashRoute:
+		return method == http.MethodPost
 	case method != http.MethodPost && method != http.MethodDelete:
 		return false
 	}
@@ -62,6 +65,8 @@ func adminWhat(p string) string {
 		return "a leader transfer"
 	case p == SnapshotRoute.Path:
 		return "a snapshot download"
+	case p == hashRoute:
+		return "a hash check"
 	}
 	return "a membership change"
 }

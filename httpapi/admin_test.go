@@ -27,6 +27,8 @@ func TestAdminRequest(t *testing.T) {
 		{"POST", "/leader/transfer", true},
 		{"GET", "/snapshot", true},
 		{"HEAD", "/snapshot", true},
+		{"POST", "/debug/hash", true},
+		{"GET", "/debug/hash", false}, // reads a hash taken already
 		{"GET", "/4", false}, // a key
 		{"PUT", "/4", false}, // a key
 		{"GET", "/leader/transfer", false},
@@ -77,6 +79,9 @@ func TestAdminRefuses(t *testing.T) {
 	}
 	if rec := e.do(t, "GET", "/snapshot", ""); rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "a snapshot download") {
 		t.Errorf("GET /snapshot = %d %q; want 403 naming a snapshot download", rec.Code, rec.Body.String())
+	}
+	if rec := e.do(t, "POST", "/debug/hash", ""); rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "a hash check") {
+		t.Errorf("POST /debug/hash = %d %q; want 403 naming a hash check", rec.Code, rec.Body.String())
 	}
 	asked = nil
 	if rec := e.do(t, "GET", "/4", ""); rec.Code != http.StatusOK || len(asked) != 0 {

@@ -54,6 +54,13 @@ type Store interface {
 	Watch(ctx context.Context, opts WatchOptions) (Watcher, error)
 	// Digest summarizes the local state, taken at one applied index.
 	Digest() Digest
+	// HashKV proposes a hash request, which changes nothing, and returns
+	// this member's hash of its state at its raft index once applied.
+	HashKV(ctx context.Context) (HashResult, error)
+	// HashAt returns this member's hash of its state at index, the index
+	// of a hash request, once it has applied it; an error whose
+	// NotFound() bool method returns true when it keeps none there.
+	HashAt(ctx context.Context, index uint64) (HashResult, error)
 }
 
 // Written is what a write did.

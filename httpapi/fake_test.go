@@ -66,6 +66,8 @@ type fakeStore struct {
 		dedup   map[WriteOptions]TxnResult
 		// watchErr, once set, ends every watcher with it.
 		watchErr error
+		// hashes are the hashes HashKV took, by index.
+		hashes map[uint64]HashResult
 	}
 }
 
@@ -385,6 +387,41 @@ func (s *fakeStore) DeleteRange(ctx context.Context, opts DeleteRangeOptions) (D
 		}
 	}
 	return DeleteRangeResult{Index: s.applyLocked(ops), Deleted: len(ops)}, nil
+}
+
+// HashKV takes a hash of the keys at a new index: their count and a
+// sum of their values' lengths stand for the hash.
+func (s *fakeStore) HashKV(ctx context.Context) (HashResult, error) {
+	if err := s.run(ctx); err != nil {
+		return HashResult{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := HashResult{Index: s.applyLocked(nil), Keys: len(s.mu.kv)}
+	n := 0
+	for _, kv := range s.mu.kv {
+		n += len(kv.value)
+	}
+	r.Hash = fmt.Sprintf("fake-%d", n)
+	if s.mu.hashes == nil {
+		s.mu.hashes = map[uint64]HashResult{}
+	}
+	s.mu.hashes[r.Index] = r
+	return r, nil
+}
+
+// HashAt answers a hash HashKV took, or testErr("not-found").
+func (s *fakeStore) HashAt(ctx context.Context, index uint64) (HashResult, error) {
+	if err := s.run(ctx); err != nil {
+		return HashResult{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.mu.hashes[index]
+	if !ok {
+		return HashResult{}, testErr("not-found")
+	}
+	return r, nil
 }
 
 // fakeStaleVersion is the WrongGroupError a shard member answers a

@@ -136,6 +136,8 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request) error {
 		return only(w, r, allowRead, func(w http.ResponseWriter, r *http.Request) error {
 			return writeJSON(w, r, http.StatusOK, h.cfg.Store.Digest())
 		})
+	case p == hashRoute:
+		return only(w, r, allowHash, h.hash)
 	case p == SnapshotRoute.Path:
 		if h.cfg.Snapshot == nil {
 			return ErrSnapshotDisabled // absent for every method
