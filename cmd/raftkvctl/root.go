@@ -125,7 +125,7 @@ operation failed, 2 on a usage error.`,
 	root.AddCommand(a.getCommand(), a.putCommand(), a.delCommand())
 	root.AddCommand(a.membersCommand(), a.leaderCommand(), a.statusCommand())
 	root.AddCommand(a.groupsCommand(), a.bucketsCommand(), a.joinCommand(), a.leaveCommand(), a.moveCommand())
-	root.AddCommand(a.checkCommand(), a.snapshotCommand())
+	root.AddCommand(a.checkCommand(), a.snapshotCommand(), a.hashkvCommand())
 	root.AddCommand(a.listCommand(), a.watchCommand(), a.txnCommand())
 	return root
 }

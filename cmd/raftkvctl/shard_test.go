@@ -160,6 +160,16 @@ func TestSharding(t *testing.T) {
 		t.Errorf("check through the config group printed %q", out)
 	}
 
+	// hashkv checks the config group and then each shard group.
+	var hk hashkvJSON
+	decode(t, ctl.ok("-w", "json", "hashkv"), &hk)
+	if !hk.OK || len(hk.Groups) != 3 || !hk.Groups[0].Config || hk.Groups[1].Group != 1 || hk.Groups[2].Group != 2 {
+		t.Errorf("hashkv -w json through the config group: %+v", hk)
+	}
+	if out := ctl.ok("hashkv"); !strings.Contains(out, "config group, index ") || !strings.Contains(out, "group 2, index ") {
+		t.Errorf("hashkv through the config group printed\n%s", out)
+	}
+
 	// Membership and status of one group: --endpoints names it.
 	var ml membersJSON
 	decode(t, ctl.ok("--endpoints", groups[1].ClientURL(1), "-w", "json", "members", "list"), &ml)
