@@ -38,6 +38,9 @@ const (
 	checkTimeout     = robustness.DefaultCheckTimeout
 	requestTimeout   = 3 * time.Second // client side
 	daemonTimeout    = 2 * time.Second // --request-timeout: answer 504 before the client gives up
+	// hashCheckInterval is how often a hash check starts during a
+	// history (robustness.StartHashChecks).
+	hashCheckInterval = 500 * time.Millisecond
 )
 
 // ArtifactsEnv names a directory under which failed histories keep their
@@ -90,8 +93,11 @@ type run struct {
 	cl   *robustness.Client
 	// watch follows the workload's keys through every fault.
 	watch *robustness.WatchLog
-	rng   *rand.Rand
-	dir   string // this history's files; kept on failure
+	// hashes is what the hash checks during the history found; nil when
+	// none ran.
+	hashes *robustness.HashCheckResult
+	rng    *rand.Rand
+	dir    string // this history's files; kept on failure
 
 	mu struct {
 		sync.Mutex
@@ -337,6 +343,8 @@ func runHistory(t *testing.T, tr tier, f fault, seed uint64) {
 	defer r.watch.Stop()
 	stop := runInBackground(w.Run)
 	defer stop()
+	hashes := robustness.StartHashChecks(cl, func() [][]string { return [][]string{r.urls(c.IDs())} }, hashCheckInterval, seed)
+	defer hashes.Stop()
 
 	r.hold(tr.warmup)
 	r.note("fault %s: start", f.name)
@@ -345,6 +353,8 @@ func runHistory(t *testing.T, tr tier, f fault, seed uint64) {
 	r.hold(tr.after)
 	stop()
 	workload := r.h.Now()
+	hr := hashes.Stop()
+	r.hashes = &hr
 	check(t, r, f.name, workload)
 }
 
@@ -355,6 +365,7 @@ func check(t *testing.T, r *run, name string, workload time.Duration) {
 	rep := robustness.Report{Name: name, Workload: workload, Stats: robustness.Summarize(ops)}
 	conv := robustness.CheckConvergence(r.cl, live, convergeTimeout)
 	rep.Convergence = &conv
+	rep.Hashes = r.hashes
 	if r.watch != nil {
 		wr := robustness.CheckWatch(r.watch, r.cl, live, ops, watchWait)
 		rep.Watch = &wr

@@ -19,6 +19,8 @@ type Report struct {
 	Convergence *ConvergenceResult
 	// Watch is nil when no watch was checked.
 	Watch *WatchResult
+	// Hashes is nil when no hash checks ran.
+	Hashes *HashCheckResult
 	// Extra are further violations found by the caller (log markers, a
 	// fault that did not bite, a write after healing that did not succeed).
 	Extra []string
@@ -41,6 +43,9 @@ func (r Report) Violations() []string {
 	}
 	if r.Watch != nil && !r.Watch.OK() {
 		v = append(v, "watch: "+r.Watch.String())
+	}
+	if r.Hashes != nil && !r.Hashes.OK() {
+		v = append(v, "hash checks: "+r.Hashes.String())
 	}
 	return append(v, r.Extra...)
 }
@@ -66,6 +71,9 @@ func (r Report) Verdict() string {
 	}
 	if r.Watch != nil {
 		fmt.Fprintf(&b, "Watch: %s. ", r.Watch)
+	}
+	if r.Hashes != nil {
+		fmt.Fprintf(&b, "Hash checks: %s. ", r.Hashes)
 	}
 	var other []string
 	if r.Stats.Refused > 0 {

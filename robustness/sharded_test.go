@@ -604,12 +604,33 @@ func startShardRun(t *testing.T, tr shardTier, seed uint64, binary string) (*sha
 	return r, stop
 }
 
+// groupURLs are the client URLs of every raft group's members: the
+// config group's, then each shard group's.
+func (r *shardRun) groupURLs() [][]string {
+	urls := func(c *testcluster.Cluster) []string {
+		var out []string
+		for _, id := range c.IDs() {
+			out = append(out, c.ClientURL(id))
+		}
+		return out
+	}
+	out := [][]string{urls(r.d.Config)}
+	for _, gid := range r.d.GIDs() {
+		if g := r.d.Group(gid); g != nil {
+			out = append(out, urls(g))
+		}
+	}
+	return out
+}
+
 // runShardHistory runs one sharded history and every check.
 func runShardHistory(t *testing.T, tr shardTier, seed uint64) {
 	r, stop := startShardRun(t, tr, seed, "")
 	var rd rangeDeleteStats
 	stopRanges := runInBackground(func(ctx context.Context) { r.rangeDeletes(ctx, &rd) })
 	t.Cleanup(stopRanges)
+	hashes := robustness.StartHashChecks(r.cl, r.groupURLs, hashCheckInterval, seed)
+	t.Cleanup(func() { hashes.Stop() })
 	r.hold(tr.warmup)
 	r.note("schedule: start")
 	r.schedule()
@@ -617,6 +638,8 @@ func runShardHistory(t *testing.T, tr shardTier, seed uint64) {
 	r.hold(tr.after)
 	stop()
 	stopRanges()
+	hr := hashes.Stop()
+	r.hashes = &hr
 	r.clearRangeKeys()
 	t.Logf("range deletes through the routers: %s", &rd)
 	if rd.checked.Load() == 0 {
@@ -637,7 +660,7 @@ func runShardHistory(t *testing.T, tr shardTier, seed uint64) {
 func (r *shardRun) check(name string, workload time.Duration) robustness.Report {
 	t := r.t
 	ops, vops := r.h.Ops(), r.vh.Ops()
-	rep := robustness.Report{Name: name, Workload: workload, Stats: robustness.Summarize(ops)}
+	rep := robustness.Report{Name: name, Workload: workload, Stats: robustness.Summarize(ops), Hashes: r.hashes}
 	for _, gid := range r.d.GIDs() {
 		g := r.d.Group(gid)
 		var urls []string

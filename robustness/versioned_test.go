@@ -273,6 +273,8 @@ func runVersioned(t *testing.T, tr tier, faults []fault, seed uint64, tags strin
 	defer r.watch.Stop()
 	stop := runInBackground(w.Run)
 	defer stop()
+	hashes := robustness.StartHashChecks(cl, func() [][]string { return [][]string{r.urls(c.IDs())} }, hashCheckInterval, seed)
+	defer hashes.Stop()
 
 	r.hold(tr.warmup)
 	for _, f := range faults {
@@ -282,6 +284,8 @@ func runVersioned(t *testing.T, tr tier, faults []fault, seed uint64, tags strin
 	}
 	r.hold(tr.after)
 	stop()
+	hr := hashes.Stop()
+	r.hashes = &hr
 	checkVersioned(t, r, strings.Join(names, "+"), r.h.Now())
 	return r.h.Ops()
 }
@@ -294,6 +298,12 @@ func checkVersioned(t *testing.T, r *run, name string, workload time.Duration) {
 	conv := robustness.CheckConvergence(r.cl, r.urls(r.c.Live()), convergeTimeout)
 	if !conv.OK() {
 		violations = append(violations, "convergence: "+conv.String())
+	}
+	if r.hashes != nil {
+		t.Logf("hash checks: %s", r.hashes)
+		if !r.hashes.OK() {
+			violations = append(violations, "hash checks: "+r.hashes.String())
+		}
 	}
 	var watch robustness.WatchResult
 	if r.watch != nil {
