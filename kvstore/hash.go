@@ -23,9 +23,10 @@ import (
 // state: maps are written in key order, and a key's TTL as its duration,
 // not its local deadline.
 //
-// A member keeps the last maxHashRecords hashes, in memory only. One that
-// did not apply the entry (it caught up by a snapshot past it, or it was
-// restarted since) has none for its index: ErrHashNotKept.
+// A member keeps the last maxHashRecords hashes, in memory only. A
+// restarted member that replays the entry from its WAL hashes again; one
+// that did not apply the entry (the leader's snapshot, or its own on a
+// restart, took it past the index) has none there: ErrHashNotKept.
 
 // maxHashRecords is how many hashes a member keeps.
 const maxHashRecords = 16
@@ -98,7 +99,7 @@ func (s *Store) HashAt(ctx context.Context, index uint64) (HashResult, error) {
 	}
 	r := s.hashes.find(index)
 	if r == nil {
-		return HashResult{}, detailf(ErrHashNotKept, "this member keeps no hash of index %d: it did not apply a hash request there (it may have caught up by a snapshot, or restarted since), or the hash is older than the last %d it keeps", index, maxHashRecords)
+		return HashResult{}, detailf(ErrHashNotKept, "this member keeps no hash of index %d: it did not apply a hash request there (a snapshot may have taken it past that index), or the hash is older than the last %d it keeps", index, maxHashRecords)
 	}
 	select {
 	case <-r.done:

@@ -106,8 +106,8 @@ func TestClusterHashKV(t *testing.T) {
 		t.Fatalf("six hash checks under writes gave %d distinct hashes", len(seen))
 	}
 
-	// A member restarted from its snapshot and WAL keeps no hash from
-	// before, and agrees on the next.
+	// A member restarted from a snapshot past a hash request keeps no
+	// hash of it, and agrees on the next.
 	index, _ := hashEverywhere(t, c, lead)
 	for i := 0; i < 30; i++ {
 		c.put(lead, fmt.Sprintf("more-%d", i), []byte("v"))

@@ -88,7 +88,7 @@ certificate, as membership changes do.`,
 		var problems []string
 		for _, g := range checks {
 			if g.Problem != "" {
-				problems = append(problems, g.name()+": "+g.Problem)
+				problems = append(problems, g.prefix()+g.Problem)
 			}
 		}
 		if len(problems) > 0 {
@@ -117,7 +117,7 @@ func rowsOf(gid uint64, config bool, hc client.HashCheck) groupHash {
 	return g
 }
 
-// name names g in a sentence.
+// name names g in a sentence: "" for the group of --endpoints.
 func (g groupHash) name() string {
 	switch {
 	case g.Config:
@@ -125,7 +125,15 @@ func (g groupHash) name() string {
 	case g.Group != 0:
 		return "group " + strconv.FormatUint(g.Group, 10)
 	}
-	return "the group"
+	return ""
+}
+
+// prefix is g's name with ": ", for a line that begins with it.
+func (g groupHash) prefix() string {
+	if n := g.name(); n != "" {
+		return n + ": "
+	}
+	return ""
 }
 
 func (a *app) printHashes(checks []groupHash) error {
@@ -142,9 +150,11 @@ func (a *app) printHashes(checks []groupHash) error {
 	case formatTable:
 		var rows [][]string
 		for _, g := range checks {
-			group := strconv.FormatUint(g.Group, 10)
+			group := g.name() // "" for the group of --endpoints
 			if g.Config {
 				group = "config"
+			} else if g.Group != 0 {
+				group = strconv.FormatUint(g.Group, 10)
 			}
 			if len(g.Members) == 0 {
 				rows = append(rows, []string{group, "", "", "", "", "", g.Problem})
@@ -161,7 +171,10 @@ func (a *app) printHashes(checks []groupHash) error {
 		if g.Problem != "" {
 			verdict = g.Problem
 		}
-		fmt.Fprintf(a.stdout, "%s, index %d: %s\n", g.name(), g.Index, verdict)
+		if n := g.name(); n != "" {
+			fmt.Fprintf(a.stdout, "%s, ", n)
+		}
+		fmt.Fprintf(a.stdout, "index %d: %s\n", g.Index, verdict)
 		for _, m := range g.Members {
 			if m.Error != "" {
 				fmt.Fprintf(a.stdout, "  member %d (%s): %s\n", m.ID, m.Endpoint, m.Error)

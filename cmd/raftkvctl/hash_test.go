@@ -36,7 +36,7 @@ func TestHashKV(t *testing.T) {
 		}
 	}
 	out := ctl.ok("hashkv")
-	if !strings.HasPrefix(out, "the group, index ") || !strings.Contains(out, ": members agree\n") ||
+	if !strings.HasPrefix(out, "index ") || !strings.Contains(out, ": members agree\n") ||
 		!strings.Contains(out, fmt.Sprintf("  member 2 (%s): ", c.ClientURL(2))) || !strings.Contains(out, ", 20 keys\n") {
 		t.Errorf("hashkv printed\n%s", out)
 	}
