@@ -193,12 +193,36 @@ func (n *Node) processMessages(ms []*raftpb.Message) []*raftpb.Message {
 	return ms
 }
 
-// Process implements rafthttp.Raft.
+// Process implements rafthttp.Raft. A message that arrives once raft has
+// stopped (the peer port serves on for a moment while the member stops)
+// is answered 503 (errPeerStopped).
 func (n *Node) Process(ctx context.Context, m *raftpb.Message) error {
+	var err error
 	if m.GetType() == raftpb.MsgProp && n.leader.Load() == n.cfg.ID {
-		return n.stepForwarded(ctx, m)
+		err = n.stepForwarded(ctx, m)
+	} else {
+		err = n.node.Step(ctx, m)
 	}
-	return n.node.Step(ctx, m)
+	if errors.Is(err, raft.ErrStopped) {
+		return errPeerStopped{}
+	}
+	return err
+}
+
+// errPeerStopped is raft.ErrStopped for rafthttp's handlers. Its pipeline
+// handler panics with any error that cannot write its own answer, to drop
+// the connection, and net/http logs the panic with its stack; this one
+// answers 503, which the sending member takes as a failed send, as it
+// would a dropped connection.
+type errPeerStopped struct{}
+
+func (errPeerStopped) Error() string { return "raftnode: raft stopped; this member is stopping" }
+func (errPeerStopped) Unwrap() error { return raft.ErrStopped }
+
+// WriteTo answers the message's request: rafthttp calls it instead of
+// panicking.
+func (e errPeerStopped) WriteTo(w http.ResponseWriter) {
+	http.Error(w, e.Error(), http.StatusServiceUnavailable)
 }
 
 // IsIDRemoved implements rafthttp.Raft.
