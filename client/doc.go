@@ -56,6 +56,8 @@
 //	Watch     GET /key?watch=true&prefix=p or /key/<key>?watch=true, from_index or
 //	          Last-Event-ID: a Server-Sent Events stream, resumed (see Watch)
 //	Status    GET /status
+//	StartHash POST /debug/hash: a hash check in the group (admin); HashOf GET
+//	          /debug/hash?index=N on one member; CheckHashes both, every member
 //	SnapshotSave GET /snapshot[?level=stale|min_index=N], the backup streamed to
 //	          an io.Writer and checked as it goes (only with Endpoints)
 //	Query     GET /config[?version=N] on the config group

@@ -73,6 +73,12 @@
 //	GET|HEAD /debug/state
 //	                    200 JSON Digest from Store.Digest: applied index, key count
 //	                    and a hash of the state, for convergence checks
+//	POST     /debug/hash
+//	                    Store.HashKV: a hash check (an admin request); 200
+//	                    {"index","keys","hash"}, this member's hash at its index
+//	GET|HEAD /debug/hash?index=N
+//	                    Store.HashAt: this member's hash at N once it applied N;
+//	                    404 hash_not_kept when it keeps none there
 //	/debug /debug/...   reserved: 404 (including /debug/pprof without the slash)
 //	GET      /snapshot  Config.Snapshot: a backup of the whole state (an admin
 //	                    route, SnapshotRoute), streamed as application/octet-stream
@@ -141,7 +147,8 @@
 // # Admin requests
 //
 // Membership changes (POST and DELETE /<id>, POST /<id>/promote, POST
-// /join), POST /leader/transfer and GET|HEAD /snapshot are admin requests.
+// /join), POST /leader/transfer, GET|HEAD /snapshot and POST /debug/hash
+// are admin requests.
 // With Config.Admin set, each is first shown to it with its connection's
 // TLS state (adminRequest matches them by method and path before any
 // route, so a mounted /snapshot is covered); a refusal is 403, code

@@ -274,12 +274,17 @@
 // panics with what differs). Bucket data (an exported bucket) carries the
 // same per key, in its form 2; form 1 is read the same way.
 //
+// A hash request (HashKV, hash.go) captures the state as Snapshot does
+// when its entry applies, and hashes it in that format in the background:
+// members that applied the same log answer HashAt(index) alike.
+//
 // # Goroutines
 //
 // applyLoop consumes raftnode's Commits until raftnode closes it;
 // proposeLoop and expireLoop run until Stop; each Watcher's goroutine
 // runs until its context ends, the store stops, or it cannot go on (see
-// Watch).
+// Watch); each hash request's goroutine until its hash is written, one
+// at a time.
 //
 // # Invariants
 //
