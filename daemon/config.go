@@ -122,6 +122,12 @@ type Config struct {
 	// ElectionTicks is the election timeout in ticks (the heartbeat is one
 	// tick). Zero means DefaultElectionTicks; otherwise at least 2.
 	ElectionTicks int
+	// HashCheckInterval, when positive, has the group's leader start a
+	// hash check that often and compare every member's hash at its index:
+	// a disagreement is logged as an error and counted in
+	// raftkv_hash_checks_total{result="mismatch"}. Each check costs every
+	// member a pass over its state. Zero means none.
+	HashCheckInterval time.Duration
 	// RequestTimeout is the deadline of each client request, and, plus a
 	// second, how long Stop lets requests in flight finish. Zero means
 	// DefaultRequestTimeout.
@@ -293,6 +299,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("daemon: election ticks %d must be at least 2", c.ElectionTicks)
 	case c.RequestTimeout < 0:
 		return fmt.Errorf("daemon: request timeout %v is negative", c.RequestTimeout)
+	case c.HashCheckInterval < 0:
+		return fmt.Errorf("daemon: hash check interval %v is negative", c.HashCheckInterval)
 	case c.BatchGatherWait > time.Second:
 		return fmt.Errorf("daemon: batch gather wait %v is over 1s", c.BatchGatherWait)
 	case c.CommitNoticeDelay > time.Second:

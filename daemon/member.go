@@ -49,8 +49,10 @@ type Member struct {
 	stopOnce sync.Once     // closes stopc
 	stopc    chan struct{} // closed by Stop
 	donec    chan struct{} // closed once the member has stopped
-	// levelDone is closed once monitorLevel returned.
+	// levelDone is closed once monitorLevel returned, hashDone once
+	// monitorHashes did.
 	levelDone chan struct{}
+	hashDone  chan struct{}
 	err       error // why it stopped; written before donec closes
 }
 
@@ -104,6 +106,7 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		stopc:     make(chan struct{}),
 		donec:     make(chan struct{}),
 		levelDone: make(chan struct{}),
+		hashDone:  make(chan struct{}),
 	}
 	// The data dir must have been made for this mode; a new shard member
 	// asks the config group for its bucket count.
@@ -215,6 +218,7 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		return nil, fmt.Errorf("cannot start the shard group's driver: %w", err)
 	}
 	go m.monitorLevel()
+	go m.monitorHashes(newHashCheckCounter(registry))
 	go m.run()
 	lg.Info("serving clients", zap.String("address", clientLn.Addr().String()), zap.String("data-dir", cfg.DataDir))
 	m.logMode(buckets)
@@ -253,6 +257,7 @@ func (m *Member) run() {
 	m.node.Stop()
 	<-m.kv.Done()
 	<-m.levelDone
+	<-m.hashDone
 	if m.httpc != forwardClient {
 		m.httpc.CloseIdleConnections() // the member's own TLS transport
 	}

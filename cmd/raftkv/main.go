@@ -59,6 +59,7 @@ type options struct {
 	tickMs                 int
 	electionTicks          int
 	requestTimeout         time.Duration
+	hashCheckInterval      time.Duration
 	logLevel               string
 	logFormat              string
 	gcPercent              int
@@ -214,6 +215,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.tickMs, "tick-ms", int(daemon.DefaultTickInterval/time.Millisecond), "raft tick in milliseconds")
 	fs.IntVar(&o.electionTicks, "election-ticks", daemon.DefaultElectionTicks, "election timeout in ticks (heartbeat is one tick)")
 	fs.DurationVar(&o.requestTimeout, "request-timeout", daemon.DefaultRequestTimeout, "deadline of each client request")
+	fs.DurationVar(&o.hashCheckInterval, "hash-check-interval", 0, "how often the group's leader checks that every member holds the same state (a hash check, as raftkvctl hashkv); a disagreement is logged as an error and counted in raftkv_hash_checks_total{result=\"mismatch\"} (0: never)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "auto", "log format: json, console (for humans), or auto: console when stderr is a terminal, else json")
 	fs.BoolVar(&o.enablePprof, "enable-pprof", false, "serve Go profiling under /debug/pprof/ on the client port; it shows the command line and lets any client run CPU profiles and traces, so only on a trusted network")
@@ -307,6 +309,9 @@ func (o *options) validate() error {
 	}
 	if o.requestTimeout <= 0 {
 		return fmt.Errorf("--request-timeout %v must be positive", o.requestTimeout)
+	}
+	if o.hashCheckInterval < 0 {
+		return fmt.Errorf("--hash-check-interval %v must not be negative (0: never)", o.hashCheckInterval)
 	}
 	if o.snapshotBytes == 0 {
 		return errors.New("--snapshot-bytes must be positive")
@@ -576,6 +581,7 @@ func (o *options) config(lg *zap.Logger) daemon.Config {
 		TickInterval:           time.Duration(o.tickMs) * time.Millisecond,
 		ElectionTicks:          o.electionTicks,
 		RequestTimeout:         o.requestTimeout,
+		HashCheckInterval:      o.hashCheckInterval,
 		Pprof:                  o.enablePprof,
 		SnapshotDownload:       o.enableSnapshot,
 		ConfigGroup:            o.configGroup,

@@ -50,6 +50,7 @@ func TestParseFlags(t *testing.T) {
 		{"commit notice delay too long", []string{"--id", "1", cluster, "--data-dir", dir, "--commit-notice-delay", "2s"}, "between 0 (send at once) and 1s"},
 		{"negative gomaxprocs", []string{"--id", "1", cluster, "--data-dir", dir, "--gomaxprocs", "-1"}, "0 (automatic) or positive"},
 		{"negative quota", []string{"--id", "1", cluster, "--data-dir", dir, "--quota-bytes", "-1"}, "must not be negative (0: no quota)"},
+		{"negative hash check interval", []string{"--id", "1", cluster, "--data-dir", dir, "--hash-check-interval", "-1s"}, "must not be negative (0: never)"},
 		{"stray argument", []string{"--id", "1", cluster, "extra"}, "unexpected argument"},
 	}
 	for _, tt := range tests {
@@ -94,6 +95,22 @@ func TestParseFlagsQuota(t *testing.T) {
 		}
 		if got := o.config(nil).QuotaBytes; got != want {
 			t.Errorf("--quota-bytes %q: daemon quota %d, want %d", arg, got, want)
+		}
+	}
+}
+
+func TestParseFlagsHashCheckInterval(t *testing.T) {
+	for arg, want := range map[string]time.Duration{"": 0, "5m": 5 * time.Minute} {
+		args := []string{"--cluster", "http://127.0.0.1:12379", "--data-dir", t.TempDir()}
+		if arg != "" {
+			args = append(args, "--hash-check-interval", arg)
+		}
+		o, err := parseFlags(args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := o.config(nil).HashCheckInterval; got != want {
+			t.Errorf("--hash-check-interval %q: daemon interval %v, want %v", arg, got, want)
 		}
 	}
 }
