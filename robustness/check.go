@@ -333,9 +333,11 @@ func CheckConvergence(c *Client, nodes []string, timeout time.Duration) Converge
 	}
 }
 
-// logMarkers are what reveal a crash or a race in a member log: a Go panic
-// (also one recovered by net/http), a runtime fatal error, a race report.
-var logMarkers = []string{"panic:", "panic serving", "fatal error:", "DATA RACE"}
+// logMarkers are what reveal a crash, a race or a corrupt state in a
+// member log: a Go panic (also one recovered by net/http), a runtime fatal
+// error, a race report, a leader's hash check that found two members'
+// states differ (raftkv --hash-check-interval).
+var logMarkers = []string{"panic:", "panic serving", "fatal error:", "DATA RACE", "members' states differ"}
 
 // ScanLog returns the lines of the log at path that reveal a panic, a
 // fatal error or a data race, at most max of them.

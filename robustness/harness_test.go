@@ -43,6 +43,11 @@ const (
 	hashCheckInterval = 500 * time.Millisecond
 )
 
+// daemonHashChecks has every member's leader run its own hash checks
+// too (--hash-check-interval): a disagreement it finds is an error in
+// its log, which the log scan fails on (robustness.ScanLog).
+var daemonHashChecks = []string{"--hash-check-interval", "1s"}
+
 // ArtifactsEnv names a directory under which failed histories keep their
 // artifacts; the default is <os.TempDir()>/raftkv-robustness.
 const ArtifactsEnv = "RAFTKV_ROBUSTNESS_ARTIFACTS"
@@ -307,6 +312,7 @@ func runHistory(t *testing.T, tr tier, f fault, seed uint64) {
 	if f.opts != nil {
 		f.opts(&opts)
 	}
+	opts.ExtraArgs = append(opts.ExtraArgs, daemonHashChecks...)
 	if f.tls {
 		opts.TLS = testcerts.NewSet(t, t.TempDir())
 	}
@@ -354,6 +360,7 @@ func runHistory(t *testing.T, tr tier, f fault, seed uint64) {
 	stop()
 	workload := r.h.Now()
 	hr := hashes.Stop()
+	hr.AddMemberChecks(cl, r.urls(c.Live()))
 	r.hashes = &hr
 	check(t, r, f.name, workload)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,18 +33,48 @@ type HashCheckResult struct {
 	Hashes, NotKept, NoAnswer int
 	// Violations are the checks in which members disagreed, one line each.
 	Violations []string
+	// Members counts the checks the members' leaders ran themselves
+	// (raftkv --hash-check-interval), by result, as their /metrics say
+	// (AddMemberChecks); nil when not read.
+	Members map[string]int
 }
 
 // OK reports whether no check found members that disagree.
-func (r HashCheckResult) OK() bool { return len(r.Violations) == 0 }
+func (r HashCheckResult) OK() bool { return len(r.Violations) == 0 && r.Members["mismatch"] == 0 }
 
 func (r HashCheckResult) String() string {
 	s := fmt.Sprintf("%d hash checks (%d compared two members or more), %d member hashes, %d not kept, %d unanswered",
 		r.Checks, r.Compared, r.Hashes, r.NotKept, r.NoAnswer)
-	if !r.OK() {
+	if r.Members != nil {
+		s += fmt.Sprintf("; the leaders' own checks: %d agree, %d incomplete, %d not started, %d mismatch",
+			r.Members["agree"], r.Members["incomplete"], r.Members["error"], r.Members["mismatch"])
+	}
+	if len(r.Violations) > 0 {
 		s += ": " + strings.Join(r.Violations, "; ")
 	}
 	return s
+}
+
+// memberCheckLine matches a member's raftkv_hash_checks_total sample.
+var memberCheckLine = regexp.MustCompile(`(?m)^raftkv_hash_checks_total\{result="(\w+)"\} (\d+)$`)
+
+// AddMemberChecks adds up the hash checks the members at urls ran as
+// their groups' leaders, from their /metrics; a member that does not
+// answer (it is down) is skipped.
+func (r *HashCheckResult) AddMemberChecks(cl *Client, urls []string) {
+	if r.Members == nil {
+		r.Members = map[string]int{}
+	}
+	for _, u := range urls {
+		resp := cl.do(http.MethodGet, strings.TrimSuffix(u, "/")+"/metrics", nil)
+		if resp.err != nil || resp.status != http.StatusOK {
+			continue
+		}
+		for _, m := range memberCheckLine.FindAllStringSubmatch(string(resp.body), -1) {
+			n, _ := strconv.Atoi(m[2])
+			r.Members[m[1]] += n
+		}
+	}
 }
 
 // HashChecker runs hash checks in the background until Stop.

@@ -532,6 +532,7 @@ func startShardRun(t *testing.T, tr shardTier, seed uint64, binary string) (*sha
 		RequestTimeout: daemonTimeout,
 		Binary:         binary,
 		Proxied:        true,
+		ExtraArgs:      daemonHashChecks,
 	})
 	cl := robustness.NewClient(requestTimeout)
 	t.Cleanup(cl.Close)
@@ -639,6 +640,7 @@ func runShardHistory(t *testing.T, tr shardTier, seed uint64) {
 	stop()
 	stopRanges()
 	hr := hashes.Stop()
+	hr.AddMemberChecks(r.cl, slices.Concat(r.groupURLs()...))
 	r.hashes = &hr
 	r.clearRangeKeys()
 	t.Logf("range deletes through the routers: %s", &rd)

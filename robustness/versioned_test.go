@@ -230,7 +230,7 @@ func negativeControlBrokenCAS(t *testing.T, seed uint64) {
 // checks. It returns the history's operations.
 func runVersioned(t *testing.T, tr tier, faults []fault, seed uint64, tags string) []robustness.Op {
 	dir := keepOnFailure(t)
-	opts := testcluster.Options{N: tr.nodes, RequestTimeout: daemonTimeout}
+	opts := testcluster.Options{N: tr.nodes, RequestTimeout: daemonTimeout, ExtraArgs: daemonHashChecks}
 	var names []string
 	for _, f := range faults {
 		opts.Proxied = opts.Proxied || f.proxied
@@ -285,6 +285,7 @@ func runVersioned(t *testing.T, tr tier, faults []fault, seed uint64, tags strin
 	r.hold(tr.after)
 	stop()
 	hr := hashes.Stop()
+	hr.AddMemberChecks(cl, r.urls(c.Live()))
 	r.hashes = &hr
 	checkVersioned(t, r, strings.Join(names, "+"), r.h.Now())
 	return r.h.Ops()
