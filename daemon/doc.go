@@ -62,7 +62,11 @@
 //     failure, then shuts the member down;
 //   - the raft node's and the store's own (see their package docs), ended by
 //     their Stop;
-//   - a shard member's driver's (see package shardgroup), ended by its Stop.
+//   - a shard member's driver's (see package shardgroup), ended by its Stop;
+//   - monitorLevel (level.go) and monitorHashes (hashcheck.go): while the
+//     member leads, the first asks every member for its level each second,
+//     the second runs a hash check every Config.HashCheckInterval; both
+//     end with the member, and run waits for them.
 //
 // # Shutdown order
 //
