@@ -89,3 +89,25 @@ func TestClusterHashCheck(t *testing.T) {
 		t.Fatalf("after the restart: %+v, %v, %v", hc, err, hc.Problem())
 	}
 }
+
+// TestHashCheckProblem: the verdict of a check from its members' answers.
+func TestHashCheckProblem(t *testing.T) {
+	h := func(id uint64, hash string) MemberHash { return MemberHash{ID: id, Hash: Hash{Index: 9, Hash: hash}} }
+	down := MemberHash{ID: 4, Err: errors.New("client: hash from http://x: connection refused")}
+	for _, tc := range []struct {
+		name    string
+		members []MemberHash
+		problem string
+	}{
+		{"agree", []MemberHash{h(1, "aaaa"), h(2, "aaaa")}, ""},
+		{"one down", []MemberHash{h(1, "aaaa"), down},
+			"1 of 2 members gave no hash (member 4: hash from http://x: connection refused)"},
+		{"disagree", []MemberHash{h(3, "bbbbbbbbbbbbbbbb"), h(1, "aaaa"), h(2, "aaaa"), down},
+			"members disagree at index 9: members 1, 2 have aaaa; members 3 have bbbbbbbbbbbb; 1 of 4 members gave no hash (member 4: hash from http://x: connection refused)"},
+	} {
+		p := HashCheck{Index: 9, Members: tc.members}.Problem()
+		if (p == nil) != (tc.problem == "") || (p != nil && p.Error() != tc.problem) {
+			t.Errorf("%s: problem %v; want %q", tc.name, p, tc.problem)
+		}
+	}
+}

@@ -4,11 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -136,11 +135,13 @@ func (m *Member) checkHashes(parent context.Context) string {
 			others = append(others, mem)
 		}
 	}
-	hc := m.httpc
-	if hc == nil {
-		hc = forwardClient
+	answers := make([]memberHash, len(others))
+	var wg sync.WaitGroup
+	for i, mem := range others {
+		wg.Go(func() { answers[i] = m.askHash(ctx, mem, own.Index) })
 	}
-	answers := append([]memberHash{{id: m.node.ID(), hash: own.Hash, keys: own.Keys}}, askHashes(ctx, hc, others, own.Index)...)
+	wg.Wait()
+	answers = append([]memberHash{{id: m.node.ID(), hash: own.Hash, keys: own.Keys}}, answers...)
 	result, detail := judgeHashes(answers)
 	switch result {
 	case hashMismatch:
@@ -161,49 +162,12 @@ func (m *Member) checkHashes(parent context.Context) string {
 	return result
 }
 
-// askHashes reads every member's hash at index, at once.
-func askHashes(ctx context.Context, hc *http.Client, members []raftnode.Member, index uint64) []memberHash {
-	out := make([]memberHash, len(members))
-	done := make(chan struct{}, len(members))
-	for i, mem := range members {
-		go func() {
-			out[i] = askHash(ctx, hc, mem, index)
-			done <- struct{}{}
-		}()
-	}
-	for range members {
-		<-done
-	}
-	return out
-}
-
 // askHash reads mem's hash at index from its GET /debug/hash.
-func askHash(ctx context.Context, hc *http.Client, mem raftnode.Member, index uint64) memberHash {
+func (m *Member) askHash(ctx context.Context, mem raftnode.Member, index uint64) memberHash {
 	a := memberHash{id: mem.ID}
-	if mem.ClientURL == "" {
-		a.err = fmt.Errorf("member %d has not published its client URL", mem.ID)
-		return a
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
-		strings.TrimSuffix(mem.ClientURL, "/")+"/debug/hash?index="+strconv.FormatUint(index, 10), nil)
+	body, err := m.getFromMember(ctx, mem, "/debug/hash?index="+strconv.FormatUint(index, 10))
 	if err != nil {
 		a.err = err
-		return a
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := hc.Do(req)
-	if err != nil {
-		a.err = err
-		return a
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		a.err = err
-		return a
-	}
-	if resp.StatusCode != http.StatusOK {
-		a.err = fmt.Errorf("member %d answered %s: %s", mem.ID, resp.Status, strings.TrimSpace(string(body)))
 		return a
 	}
 	var h struct {

@@ -39,9 +39,9 @@ func TestJudgeHashes(t *testing.T) {
 	}
 }
 
-// TestAskHashes: each member's answer of GET /debug/hash as the leader
+// TestAskHash: each member's answer of GET /debug/hash as the leader
 // reads it: a hash, a 404, an answer of another index, no answer.
-func TestAskHashes(t *testing.T) {
+func TestAskHash(t *testing.T) {
 	serve := func(status int, body string) string {
 		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path != "/debug/hash" || r.URL.Query().Get("index") != "9" {
@@ -62,7 +62,10 @@ func TestAskHashes(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	got := askHashes(ctx, http.DefaultClient, members, 9)
+	var got []memberHash
+	for _, mem := range members {
+		got = append(got, (&Member{}).askHash(ctx, mem, 9))
+	}
 	if got[0].err != nil || got[0].hash != "bb" || got[0].keys != 4 {
 		t.Errorf("member 2: %+v", got[0])
 	}

@@ -231,33 +231,9 @@ func (m *Member) memberLevels(ctx context.Context) []memberLevel {
 // clusterLevel, each 0 when absent, as from a binary before levels.
 func (m *Member) askLevel(ctx context.Context, mem raftnode.Member) memberLevel {
 	ml := memberLevel{id: mem.ID}
-	if mem.ClientURL == "" {
-		ml.err = fmt.Errorf("member %d has not published its client URL", mem.ID)
-		return ml
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(mem.ClientURL, "/")+"/status", nil)
+	body, err := m.getFromMember(ctx, mem, "/status")
 	if err != nil {
 		ml.err = err
-		return ml
-	}
-	req.Header.Set("Accept", "application/json")
-	hc := m.httpc
-	if hc == nil {
-		hc = forwardClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		ml.err = err
-		return ml
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		ml.err = err
-		return ml
-	}
-	if resp.StatusCode != http.StatusOK {
-		ml.err = fmt.Errorf("member %d answered %s", mem.ID, resp.Status)
 		return ml
 	}
 	var st struct {
@@ -277,4 +253,36 @@ func (m *Member) askLevel(ctx context.Context, mem raftnode.Member) memberLevel 
 	}
 	ml.ok, ml.level, ml.cluster = true, st.Build.Level, st.ClusterLevel
 	return ml
+}
+
+// getFromMember GETs path (and query) from mem's client port and returns
+// the body of a 200 answer, at most 1 MiB; any other answer is an error
+// that names the member, the status and the answer's first line.
+func (m *Member) getFromMember(ctx context.Context, mem raftnode.Member, path string) ([]byte, error) {
+	if mem.ClientURL == "" {
+		return nil, fmt.Errorf("member %d has not published its client URL", mem.ID)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(mem.ClientURL, "/")+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	hc := m.httpc
+	if hc == nil {
+		hc = forwardClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		line, _, _ := strings.Cut(strings.TrimSpace(string(body)), "\n")
+		return nil, fmt.Errorf("member %d answered %s: %s", mem.ID, resp.Status, line)
+	}
+	return body, nil
 }
