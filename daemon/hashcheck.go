@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/raftkv/raftkv/raftnode"
@@ -93,29 +92,9 @@ func (m *Member) monitorHashes(checks *prometheus.CounterVec) {
 	if every <= 0 {
 		return
 	}
-	stopped, stop := context.WithCancel(context.Background())
-	defer stop()
-	go func() {
-		select {
-		case <-m.stopc:
-		case <-m.node.Done():
-		}
-		stop()
-	}()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-stopped.Done():
-			return
-		case <-t.C:
-		}
-		if m.node.Leader() != m.node.ID() {
-			continue
-		}
-		result := m.checkHashes(stopped)
-		checks.WithLabelValues(result).Inc()
-	}
+	m.whileLeading(every, func(stopped context.Context) {
+		checks.WithLabelValues(m.checkHashes(stopped)).Inc()
+	})
 }
 
 // checkHashes runs one hash check and returns its result.

@@ -137,30 +137,12 @@ func blockingMember(cur uint32, members []memberLevel) (memberLevel, bool) {
 // level decideLevel picks.
 func (m *Member) monitorLevel() {
 	defer close(m.levelDone)
-	stopped, stop := context.WithCancel(context.Background())
-	defer stop()
-	go func() {
-		select {
-		case <-m.stopc:
-		case <-m.node.Done():
-		}
-		stop()
-	}()
-	t := time.NewTicker(levelPollInterval)
-	defer t.Stop()
 	warned := map[uint64]uint32{} // members warned of, with their level then
 	var blockedSince time.Time    // when a member first did not answer, of a raise it blocks
 	var toldAgain time.Time       // when cur was last proposed again
-	for {
-		select {
-		case <-stopped.Done():
-			return
-		case <-t.C:
-		}
-		if m.node.Leader() != m.node.ID() {
-			continue
-		}
+	m.whileLeading(levelPollInterval, func(stopped context.Context) {
 		ctx, cancel := context.WithTimeout(stopped, levelPollInterval)
+		defer cancel()
 		members := m.memberLevels(ctx)
 		cur := m.node.ClusterLevel()
 		for _, ml := range members {
@@ -197,7 +179,32 @@ func (m *Member) monitorLevel() {
 				m.lg.Warn("cannot propose the cluster level", zap.Uint32("level", l), zap.Error(err))
 			}
 		}
-		cancel()
+	})
+}
+
+// whileLeading calls f every interval while this member leads, until the
+// member stops; f's context ends when it does.
+func (m *Member) whileLeading(every time.Duration, f func(stopped context.Context)) {
+	stopped, stop := context.WithCancel(context.Background())
+	defer stop()
+	go func() {
+		select {
+		case <-m.stopc:
+		case <-m.node.Done():
+		}
+		stop()
+	}()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-stopped.Done():
+			return
+		case <-t.C:
+		}
+		if m.node.Leader() == m.node.ID() {
+			f(stopped)
+		}
 	}
 }
 
