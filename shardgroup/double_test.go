@@ -311,6 +311,14 @@ func (noKeys) Watch(context.Context, httpapi.WatchOptions) (httpapi.Watcher, err
 }
 func (noKeys) Digest() httpapi.Digest { return httpapi.Digest{} }
 
+// HashKV and HashAt: the double keeps no state to hash.
+func (noKeys) HashKV(context.Context) (httpapi.HashResult, error) {
+	return httpapi.HashResult{}, errNoKeys
+}
+func (noKeys) HashAt(context.Context, uint64) (httpapi.HashResult, error) {
+	return httpapi.HashResult{}, errNoKeys
+}
+
 // stubCluster is a cluster of one member that changes nothing; the
 // routes under test never reach its membership calls (the embedded nil
 // interface).
