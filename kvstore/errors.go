@@ -110,6 +110,10 @@ var (
 	// index asked for (Store.HashAt); errors that wrap it say why.
 	ErrHashNotKept error = &storeError{msg: "kvstore: no hash kept at that index", notFound: true, code: "hash_not_kept",
 		human: "this member keeps no hash of the state at that index"}
+	// ErrHashBusy means a member still computes the hashes of earlier
+	// hash checks and proposed no new one.
+	ErrHashBusy error = &storeError{msg: "kvstore: hash checks under way", unavail: true, code: "hash_busy",
+		human: "this member is still computing the hashes of earlier checks; retry shortly"}
 	// ErrBadClientID means a write's client id is not 1-64 characters of
 	// [A-Za-z0-9._-].
 	ErrBadClientID error = &storeError{msg: "kvstore: invalid client id", bad: true,

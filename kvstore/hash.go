@@ -31,6 +31,13 @@ import (
 // maxHashRecords is how many hashes a member keeps.
 const maxHashRecords = 16
 
+// maxPendingHashes bounds the hashes a member has still to compute when it
+// proposes another hash request: each waiting one holds a clone of the
+// state, which keeps the tree nodes that writes change meanwhile. A member
+// over it refuses to propose (ErrHashBusy), so at most this many per
+// member are proposed while waiting.
+const maxPendingHashes = 4
+
 // HashResult is a member's hash of its state at one raft index.
 type HashResult struct {
 	// Index is the raft index of the hash request's entry; the state
@@ -67,6 +74,21 @@ func (l *hashLog) add(r *hashRecord) {
 	l.recs = append(l.recs, r)
 }
 
+// pending is how many of the kept hashes are still being computed.
+func (l *hashLog) pending() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, r := range l.recs {
+		select {
+		case <-r.done:
+		default:
+			n++
+		}
+	}
+	return n
+}
+
 func (l *hashLog) find(index uint64) *hashRecord {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -80,8 +102,13 @@ func (l *hashLog) find(index uint64) *hashRecord {
 
 // HashKV hashes the state of every member at one raft index: it proposes
 // a hash request, and once its entry is applied here returns this
-// member's hash there. Read the other members' with HashAt(Index).
+// member's hash there. Read the other members' with HashAt(Index). A
+// member with maxPendingHashes hashes still to compute proposes nothing:
+// ErrHashBusy.
 func (s *Store) HashKV(ctx context.Context) (HashResult, error) {
+	if n := s.hashes.pending(); n >= maxPendingHashes {
+		return HashResult{}, detailf(ErrHashBusy, "this member is still computing %d hashes of earlier checks; retry once they are done", n)
+	}
 	res := s.submit(ctx, request{Hash: true}, 16)
 	if res.err != nil {
 		return HashResult{}, res.err

@@ -204,3 +204,28 @@ func TestHashAtNoHashRequest(t *testing.T) {
 		t.Fatalf("HashAt of an index not applied yet: %v", err)
 	}
 }
+
+// TestHashKVBusy: a member that still computes maxPendingHashes hashes
+// proposes no new hash request until they are done.
+func TestHashKVBusy(t *testing.T) {
+	c := newInprocCluster(t, 1, raftnode.Config{TickInterval: 50 * time.Millisecond})
+	c.waitLeader()
+	s := c.stors[0]
+	s.hashes.computing.Lock() // as if a long pass were under way
+	for i := range maxPendingHashes {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		_, err := s.HashKV(ctx)
+		cancel()
+		if !errors.Is(err, ErrReadTimeout) {
+			s.hashes.computing.Unlock()
+			t.Fatalf("hash check %d while hashing is held: %v, want ErrReadTimeout", i+1, err)
+		}
+	}
+	applied := s.AppliedIndex()
+	_, err := s.HashKV(context.Background())
+	s.hashes.computing.Unlock()
+	if !errors.Is(err, ErrHashBusy) || s.AppliedIndex() != applied {
+		t.Fatalf("hash check with %d pending: %v, applied %d -> %d; want ErrHashBusy, nothing proposed", maxPendingHashes, err, applied, s.AppliedIndex())
+	}
+	hashEverywhere(t, c, 0)
+}
