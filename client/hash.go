@@ -41,7 +41,9 @@ type Hash struct {
 // StartHash starts a hash check in the group of Config.Endpoints (the
 // config group when the Client is sharded) and returns the hash of the
 // member that took it, at the check's index. The request changes nothing,
-// so a try that timed out is simply tried again. Members with an admin
+// so a try that timed out is simply tried again; a member still computing
+// the hashes of earlier checks answers 503 (code hash_busy), and the next
+// endpoint is tried, as after any 503. Members with an admin
 // certificate requirement (TLS) ask for one, as for membership changes.
 func (c *Client) StartHash(ctx context.Context) (Hash, error) {
 	rep, err := c.do(ctx, &call{op: "hash", method: http.MethodPost, path: "/debug/hash",
