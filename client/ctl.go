@@ -92,26 +92,37 @@ func (c *Client) TransferLeader(ctx context.Context, to uint64) (uint64, error) 
 // whichever group it belongs to, in one try bounded by RequestTimeout: it
 // reports that member, so it does not move on to another.
 func (c *Client) StatusOf(ctx context.Context, endpoint string) (Status, error) {
-	base, err := normalizeURL(endpoint)
+	rep, err := c.getOnce(ctx, "status", endpoint, "/status")
 	if err != nil {
-		return Status{}, badInput("status", "", "%v", err)
-	}
-	ctx, cancel := c.callContext(ctx)
-	defer cancel()
-	rep, _, err := c.send(ctx, &call{op: "status", method: http.MethodGet, path: "/status"}, base)
-	if err != nil {
-		return Status{}, &Error{Op: "status", Endpoint: base, Err: err, Tries: 1}
-	}
-	if rep.status != http.StatusOK {
-		e := errorOf(rep)
-		e.Op, e.Tries = "status", 1
-		return Status{}, e
+		return Status{}, err
 	}
 	var st Status
 	if err := json.Unmarshal(rep.body, &st); err != nil {
-		return Status{}, &Error{Op: "status", Endpoint: base, Status: rep.status, Code: CodeInternal,
+		return Status{}, &Error{Op: "status", Endpoint: rep.endpoint, Status: rep.status, Code: CodeInternal,
 			Message: "unreadable status", Err: err}
 	}
-	st.Endpoint = base
+	st.Endpoint = rep.endpoint
 	return st, nil
+}
+
+// getOnce GETs path from the member at endpoint (a client URL) in one try
+// bounded by RequestTimeout, and returns its 200 answer; any other answer,
+// or none, is the call op's *Error.
+func (c *Client) getOnce(ctx context.Context, op, endpoint, path string) (*reply, error) {
+	base, err := normalizeURL(endpoint)
+	if err != nil {
+		return nil, badInput(op, "", "%v", err)
+	}
+	ctx, cancel := c.callContext(ctx)
+	defer cancel()
+	rep, _, err := c.send(ctx, &call{op: op, method: http.MethodGet, path: path}, base)
+	if err != nil {
+		return nil, &Error{Op: op, Endpoint: base, Err: err, Tries: 1}
+	}
+	if rep.status != http.StatusOK {
+		e := errorOf(rep)
+		e.Op, e.Tries = op, 1
+		return nil, e
+	}
+	return rep, nil
 }

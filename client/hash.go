@@ -60,20 +60,9 @@ func (c *Client) StartHash(ctx context.Context) (Hash, error) {
 // index; a member that keeps no hash there answers 404, code
 // CodeHashNotKept.
 func (c *Client) HashOf(ctx context.Context, endpoint string, index uint64) (Hash, error) {
-	base, err := normalizeURL(endpoint)
+	rep, err := c.getOnce(ctx, "hash", endpoint, "/debug/hash?index="+strconv.FormatUint(index, 10))
 	if err != nil {
-		return Hash{}, badInput("hash", "", "%v", err)
-	}
-	ctx, cancel := c.callContext(ctx)
-	defer cancel()
-	rep, _, err := c.send(ctx, &call{op: "hash", method: http.MethodGet, path: "/debug/hash?index=" + strconv.FormatUint(index, 10)}, base)
-	if err != nil {
-		return Hash{}, &Error{Op: "hash", Endpoint: base, Err: err, Tries: 1}
-	}
-	if rep.status != http.StatusOK {
-		e := errorOf(rep)
-		e.Op, e.Tries = "hash", 1
-		return Hash{}, e
+		return Hash{}, err
 	}
 	return decodeHash(rep, "hash")
 }
