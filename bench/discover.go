@@ -42,11 +42,18 @@ func Discover(ctx context.Context, endpoint string, timeout time.Duration, tlsCf
 	}
 	tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: tlsCfg} // no proxy, nothing left open
 	defer tr.CloseIdleConnections()
+	var unpublished error // the last answer that listed a member without a client URL
 	for {
 		urls, err := discoverOnce(ctx, &http.Client{Transport: tr}, endpoint)
+		if err != nil && unpublished != nil && ctx.Err() != nil {
+			// The deadline cut the next try short: why it kept asking
+			// says more than the cut.
+			return nil, unpublished
+		}
 		if err == nil || !errors.Is(err, errUnpublished) {
 			return urls, err
 		}
+		unpublished = err
 		t := time.NewTimer(discoverPoll)
 		select {
 		case <-ctx.Done():
