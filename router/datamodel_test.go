@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/raftkv/raftkv/client"
+	"github.com/raftkv/raftkv/internal/testutil"
 	"github.com/raftkv/raftkv/shardmap"
 	"go.uber.org/zap/zaptest"
 )
@@ -49,6 +50,8 @@ type dmember struct {
 	stalled bool
 	// quiet: no heartbeat after a stream's first one.
 	quiet bool
+	// opened counts the streams m has answered.
+	opened int
 }
 
 func newDMember(t *testing.T) *dmember {
@@ -64,6 +67,34 @@ func (m *dmember) stall(on bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.stalled = on
+}
+
+// streamCounts returns how many streams each member of g has answered.
+func streamCounts(g map[uint64]*dmember) map[uint64]int {
+	n := map[uint64]int{}
+	for id, m := range g {
+		m.mu.Lock()
+		n[id] = m.opened
+		m.mu.Unlock()
+	}
+	return n
+}
+
+// waitStreams waits until each of the groups ids has answered a stream
+// since streamCounts gave before. A stream from now starts after the
+// index its member had when it answered, so the events applied once
+// this returns reach the watch that asked for it.
+func waitStreams(t *testing.T, g map[uint64]*dmember, before map[uint64]int, ids ...uint64) {
+	t.Helper()
+	testutil.WaitFor(t, 10*time.Second, "the router's streams of the groups", func() error {
+		now := streamCounts(g)
+		for _, id := range ids {
+			if now[id] == before[id] {
+				return fmt.Errorf("group %d has answered no stream yet", id)
+			}
+		}
+		return nil
+	})
 }
 
 // stop stops m as a killed process would be: no new connection, and
@@ -205,6 +236,9 @@ func (m *dmember) watch(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprintf(w, ": progress %d\n\n", from-1)
 	w.(http.Flusher).Flush()
+	m.mu.Lock()
+	m.opened++
+	m.mu.Unlock()
 	next := 0
 	for {
 		m.mu.Lock()
@@ -540,8 +574,9 @@ func testRouterWatchGroups(t *testing.T, versioned bool) {
 	cfg := hist.Latest()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	opened := streamCounts(g)
 	ch := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", "")
-	time.Sleep(200 * time.Millisecond) // let both group streams open (their first heartbeat)
+	waitStreams(t, g, opened, 1, 2)
 	a, b := keyIn(cfg, 1, "pa"), keyIn(cfg, 2, "pb")
 	g[1].apply(putEvent(a, "1"))
 	ev := next(t, ch)
@@ -601,8 +636,9 @@ func TestRouterWatchBucketBackAndForth(t *testing.T) {
 	cfg := hist.Latest()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	opened := streamCounts(g)
 	ch := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", "")
-	time.Sleep(200 * time.Millisecond) // let both group streams open
+	waitStreams(t, g, opened, 1, 2)
 	a := keyIn(cfg, 1, "pa")
 	g[1].apply(putEvent(a, "1"))
 	first := next(t, ch)
@@ -697,8 +733,9 @@ func TestRouterWatchHeldGroupLeavesAndStops(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	a := keyIn(cfg, 1, "pa")
+	opened := streamCounts(g)
 	ch := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", "")
-	time.Sleep(200 * time.Millisecond) // let both group streams open
+	waitStreams(t, g, opened, 1, 2)
 	bucket := shardmap.BucketOf(a, 16)
 	moved := hist.move(t, bucket, 2)
 	g[1].stall(true)
@@ -733,8 +770,9 @@ func TestRouterWatchResumeUnnamedGroup(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	a, b := keyIn(cfg, 1, "pa"), keyIn(cfg, 2, "pb")
+	opened := streamCounts(g)
 	ch := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", "")
-	time.Sleep(200 * time.Millisecond) // let both group streams open
+	waitStreams(t, g, opened, 1, 2)
 	g[1].apply(putEvent(a, "1"))
 	ev := next(t, ch)
 	if ev[2] != a {
@@ -784,8 +822,9 @@ func TestRouterWatchGroupLeft(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	a, b := keyIn(cfg, 1, "pa"), keyIn(cfg, 2, "pb")
+	opened := streamCounts(g)
 	ch := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", "")
-	time.Sleep(200 * time.Millisecond) // let both group streams open
+	waitStreams(t, g, opened, 1, 2)
 	g[1].apply(putEvent(a, "1"))
 	early := next(t, ch)[0] // names group 1 before it left
 	if !strings.Contains(early, "1=") {
@@ -915,11 +954,12 @@ func TestRouterWatchGroupStoppedEarly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	opened := streamCounts(g)
 	events, err := c.Watch(ctx, client.WatchOptions{Prefix: "p"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond) // let both group streams open
+	waitStreams(t, g, opened, 1, 2)
 	a := keyIn(cfg, 1, "pa")
 	g[1].apply(putEvent(a, "1"))
 	if ev := <-events; ev.Err != nil || ev.KV.Key != a {
@@ -959,8 +999,9 @@ func TestRouterWatchStaleConfigGroupGone(t *testing.T) {
 	}
 	hist.leave(t, 1)
 	g[1].stop()
+	opened := streamCounts(g)
 	ch := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", "")
-	time.Sleep(200 * time.Millisecond) // let group 2's stream open
+	waitStreams(t, g, opened, 2)
 	g[2].apply(putEvent(b, "after"))
 	if ev := next(t, ch); ev[2] != b || ev[3] != "after" || strings.Contains(ev[0], "1=") {
 		t.Fatalf("watch after group 1 left: %v, want group 2's put of %s with a cursor of group 2 only", ev, b)
@@ -982,8 +1023,9 @@ func TestRouterWatchResumeRejoinedGroup(t *testing.T) {
 	defer cancel()
 	a := keyIn(cfg, 1, "pa")
 	url := srv.URL + "/key?watch=true&prefix=p"
+	opened := streamCounts(g)
 	ch := openWatch(t, ctx, url, "")
-	time.Sleep(200 * time.Millisecond) // let both group streams open
+	waitStreams(t, g, opened, 1, 2)
 	i := g[1].apply(putEvent(a, "1"))
 	early := next(t, ch)[0]
 	if want := fmt.Sprintf("1=%d.0@%d", i, cfg.Version); !slices.Contains(strings.Split(early, ","), want) {
