@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/raftkv/raftkv/client"
+	"github.com/raftkv/raftkv/internal/testutil"
 	"github.com/raftkv/raftkv/testcluster"
 )
 
@@ -338,7 +339,34 @@ func TestRouterWatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second) // the router opens a stream per group
+	// The router opens a stream per group, each from now: write to both
+	// groups until the watch has an event of each, so that both streams
+	// are open before the writes the test checks.
+	probed := map[string]bool{}
+	testutil.WaitFor(t, 30*time.Second, "an event of each group through the router's watch", func() error {
+		for _, k := range []string{k1, k2} {
+			if probed[k] {
+				continue
+			}
+			if r, body := sendHdr(t, http.MethodPut, srv.URL+"/"+k, "probe", nil); r.StatusCode != http.StatusNoContent {
+				t.Fatalf("PUT %s: %d %q", k, r.StatusCode, body)
+			}
+		}
+		for wait := time.After(200 * time.Millisecond); len(probed) < 2; {
+			select {
+			case ev := <-events:
+				if ev.Err != nil {
+					t.Fatal(ev.Err)
+				}
+				if string(ev.KV.Value) == "probe" {
+					probed[ev.KV.Key] = true
+				}
+			case <-wait:
+				return fmt.Errorf("events of %v only", probed)
+			}
+		}
+		return nil
+	})
 	for _, k := range []string{k1, k2} {
 		if r, body := sendHdr(t, http.MethodPut, srv.URL+"/"+k, "watched", nil); r.StatusCode != http.StatusNoContent {
 			t.Fatalf("PUT %s: %d %q", k, r.StatusCode, body)
