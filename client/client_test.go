@@ -712,3 +712,34 @@ func TestAdmin(t *testing.T) {
 		t.Errorf("Query(-1) with the config group gone = %+v; want an error", q)
 	}
 }
+
+// TestRefreshErrorPerCaller: calls that wait on one config fetch that
+// fails each get an error of their own, naming their own key. Each call
+// fills in its error (its key, op and tries); the flight's error used to
+// be handed to every waiter as it was, so the calls wrote it at once (a
+// data race, found in the sharded robustness history's router under
+// -race) and all but one of them named another call's key.
+func TestRefreshErrorPerCaller(t *testing.T) {
+	const callers = 8
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(300 * time.Millisecond) // the scenario: every call waits on this one fetch
+		w.Write([]byte("not a config"))
+	}))
+	t.Cleanup(srv.Close)
+	c := newTestClient(t, Config{ConfigEndpoints: []string{srv.URL}})
+	errs := make([]error, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() { _, errs[i] = c.Get(context.Background(), fmt.Sprintf("k%d", i)) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		var e *Error
+		if !errors.As(err, &e) || e.Code != CodeInternal {
+			t.Fatalf("call %d: %v; want the config group's unusable answer", i, err)
+		}
+		if want := fmt.Sprintf("k%d", i); e.Key != want {
+			t.Errorf("call %d: the error names key %q, want %q: %v", i, e.Key, want, err)
+		}
+	}
+}

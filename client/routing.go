@@ -135,6 +135,12 @@ func (c *Client) Refresh(ctx context.Context, minVersion uint64) (shardmap.Confi
 			return shardmap.Config{}, &Error{Op: "config", Err: ctx.Err()}
 		}
 		if f.err != nil {
+			// Every caller waiting on the flight gets its error, and a
+			// call fills in its own op, key and tries: each gets a copy.
+			if e, ok := f.err.(*Error); ok {
+				cp := *e
+				return shardmap.Config{}, &cp
+			}
 			return shardmap.Config{}, f.err
 		}
 		forced = false
