@@ -94,6 +94,11 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
+	return decodeStatus(rep)
+}
+
+// decodeStatus reads a GET /status answer, naming the member that gave it.
+func decodeStatus(rep *reply) (Status, error) {
 	var st Status
 	if err := json.Unmarshal(rep.body, &st); err != nil {
 		return Status{}, &Error{Op: "status", Endpoint: rep.endpoint, Status: rep.status, Code: CodeInternal,

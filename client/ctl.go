@@ -96,13 +96,7 @@ func (c *Client) StatusOf(ctx context.Context, endpoint string) (Status, error) 
 	if err != nil {
 		return Status{}, err
 	}
-	var st Status
-	if err := json.Unmarshal(rep.body, &st); err != nil {
-		return Status{}, &Error{Op: "status", Endpoint: rep.endpoint, Status: rep.status, Code: CodeInternal,
-			Message: "unreadable status", Err: err}
-	}
-	st.Endpoint = rep.endpoint
-	return st, nil
+	return decodeStatus(rep)
 }
 
 // getOnce GETs path from the member at endpoint (a client URL) in one try
