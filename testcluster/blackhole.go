@@ -163,6 +163,7 @@ func (c *Cluster) Blackhole(id int) {
 	}
 	c.mu.blackholes[id] = blackhole{chain: chain}
 	c.mu.Unlock()
+	c.markLogs(fmt.Sprintf("blackhole node %d", id))
 }
 
 // Unblackhole removes node id's blackhole; packets flow again at once.
@@ -178,6 +179,7 @@ func (c *Cluster) Unblackhole(id int) {
 	if err := removeChain(b.chain); err != nil {
 		c.t.Errorf("testcluster: unblackhole node %d: %v", id, err)
 	}
+	c.markLogs(fmt.Sprintf("unblackhole node %d", id))
 }
 
 // addChain creates chain in table with rules and jumps to it first thing

@@ -459,6 +459,7 @@ func (c *Cluster) Kill(id int) {
 	c.t.Helper()
 	c.needProcesses("Kill")
 	p := c.mustRunning(id, "kill")
+	c.markLogs(fmt.Sprintf("kill node %d", id))
 	p.signaled.Store(true)
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	select {
@@ -473,6 +474,7 @@ func (c *Cluster) Kill(id int) {
 func (c *Cluster) Stop(id int) int {
 	c.t.Helper()
 	p := c.mustRunning(id, "stop")
+	c.markLogs(fmt.Sprintf("stop node %d", id))
 	p.signaled.Store(true)
 	p.terminate()
 	select {
@@ -633,9 +635,14 @@ func (c *Cluster) addNode(t testing.TB, query string) int {
 }
 
 // cleanup stops every running node, then reports unexpected exits and data races, and
-// prints the log tails if the test failed.
+// if the test failed prints the nodes' statuses, the log tails and the timeline.
 func (c *Cluster) cleanup() {
 	t := c.t
+	if t.Failed() {
+		// How the nodes stood when the test gave up, before they stop.
+		st, errs := c.statuses()
+		t.Logf("testcluster: at the failure: %s %s", summarize(st), strings.Join(errs, "; "))
+	}
 	var wg sync.WaitGroup
 	for _, id := range c.IDs() {
 		p := c.current(id)
@@ -681,9 +688,12 @@ func (c *Cluster) cleanup() {
 		c.keepLogs(dir)
 	}
 	if t.Failed() {
+		logs := make(map[int]string)
 		for _, id := range c.IDs() {
+			logs[id] = c.LogPath(id)
 			t.Logf("--- tail of node %d log (%s) ---\n%s", id, c.LogPath(id), tail(c.LogPath(id), logTailLines))
 		}
+		t.Logf("--- the last %d events of the node logs, oldest first ---\n%s", timelineLines, timeline(logs, timelineLines))
 	}
 }
 

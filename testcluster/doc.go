@@ -32,8 +32,12 @@
 // Do and Status are safe for concurrent use by many goroutines. A t.Cleanup registered by
 // Start stops every running node (SIGTERM, then SIGKILL after a deadline) and reports as
 // test errors: a node that did not exit 0 on SIGTERM, a node that died unexpectedly, and
-// any "WARNING: DATA RACE" in a node log. If the test failed, the tail of each node log
-// is printed with t.Log.
+// any "WARNING: DATA RACE" in a node log. If the test failed, it prints with t.Log each
+// node's status as the test gave up, the tail of each node log, and a timeline merged
+// from all of them: elections, leaders, rafthttp's links coming and going, membership,
+// and the faults the test injected (SetLinks, Partition, Isolate, Heal, SetLoss, Kill,
+// Stop, Pause, Resume, Blackhole), which the cluster writes into every node log as
+// "=== testcluster:" lines.
 //
 // Goroutines: one per started process, waiting for it to exit; it ends when the process
 // does. The cleanup waits for all of them before t.TempDir() is removed.

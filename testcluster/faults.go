@@ -119,6 +119,31 @@ func hostPort(u string) string {
 // shape must cut all of them or none.
 func (c *Cluster) SetLinks(cut func(a, b int) bool) {
 	c.t.Helper()
+	c.setLinks(cut)
+	var cuts []string
+	for _, a := range c.IDs() {
+		for _, b := range c.IDs() {
+			if a >= b {
+				continue
+			}
+			switch ab, ba := cut(a, b), cut(b, a); {
+			case ab && ba:
+				cuts = append(cuts, fmt.Sprintf("%d-%d", a, b))
+			case ab:
+				cuts = append(cuts, fmt.Sprintf("%d>%d", a, b))
+			case ba:
+				cuts = append(cuts, fmt.Sprintf("%d>%d", b, a))
+			}
+		}
+	}
+	if len(cuts) == 0 {
+		cuts = []string{"none"}
+	}
+	c.markLogs("links cut: " + strings.Join(cuts, " "))
+}
+
+func (c *Cluster) setLinks(cut func(a, b int) bool) {
+	c.t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.mu.proxies == nil {
@@ -171,6 +196,9 @@ func (c *Cluster) Heal() {
 // on every link (rafthttp redials, so this acts as message loss).
 func (c *Cluster) SetLoss(p float64) {
 	c.t.Helper()
+	if p > 0 {
+		c.markLogs(fmt.Sprintf("peer connections cut at random, p=%g", p))
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.mu.proxies == nil {
@@ -188,7 +216,9 @@ func (c *Cluster) SetLoss(p float64) {
 func (c *Cluster) Pause(id int) {
 	c.t.Helper()
 	c.needProcesses("Pause")
-	c.mustRunning(id, "pause").cmd.Process.Signal(syscall.SIGSTOP)
+	p := c.mustRunning(id, "pause")
+	c.markLogs(fmt.Sprintf("pause node %d", id))
+	p.cmd.Process.Signal(syscall.SIGSTOP)
 }
 
 // Resume continues node id after Pause.
@@ -196,6 +226,7 @@ func (c *Cluster) Resume(id int) {
 	c.t.Helper()
 	c.needProcesses("Resume")
 	c.mustRunning(id, "resume").cmd.Process.Signal(syscall.SIGCONT)
+	c.markLogs(fmt.Sprintf("resume node %d", id))
 }
 
 // Digest is a node's GET /debug/state: members that applied the same index
