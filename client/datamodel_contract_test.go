@@ -47,7 +47,9 @@ type dataMember struct {
 		ranges       []string // the query of each range delete
 		// rangeTimeout makes range deletes answer 504 after deleting.
 		rangeTimeout bool
-		changed      chan struct{}
+		// rangeNoLeader makes range deletes answer 503 without deleting.
+		rangeNoLeader bool
+		changed       chan struct{}
 	}
 }
 
@@ -243,6 +245,11 @@ func (m *dataMember) deleteRange(w http.ResponseWriter, r *http.Request) {
 	defer m.mu.Unlock()
 	m.mu.ranges = append(m.mu.ranges, r.URL.RawQuery)
 	if m.staleLocked(w, q) {
+		return
+	}
+	if m.mu.rangeNoLeader {
+		w.Header().Set("Retry-After", "1")
+		writeJSONBody(w, http.StatusServiceUnavailable, map[string]any{"error": "no leader", "code": "no_leader"})
 		return
 	}
 	prefix, start, end := q.Get("prefix"), q.Get("start"), q.Get("end")

@@ -539,6 +539,34 @@ func TestDeleteRange(t *testing.T) {
 	}
 }
 
+// TestDeleteRangeGroupsMaybeApplied: when one group has no leader (503,
+// not applied) and another may have deleted (504), the range delete's
+// answer is "outcome unknown", whichever group comes first: told "not
+// applied", a caller would delete again, and a second delete also takes
+// the keys written in between.
+func TestDeleteRangeGroupsMaybeApplied(t *testing.T) {
+	cg, m1, m2, _, _ := twoDataGroups(t, 20)
+	for _, first := range []bool{true, false} {
+		// first: the group without a leader is the first by id.
+		down, unsure := m1, m2
+		if !first {
+			down, unsure = m2, m1
+		}
+		down.mu.Lock()
+		down.mu.rangeNoLeader, down.mu.rangeTimeout = true, false
+		down.mu.Unlock()
+		unsure.mu.Lock()
+		unsure.mu.rangeNoLeader, unsure.mu.rangeTimeout = false, true
+		unsure.mu.Unlock()
+		c := newTestClient(t, Config{ConfigEndpoints: []string{cg.srv.URL}, RequestTimeout: time.Second})
+		_, err := c.DeleteRange(context.Background(), DeleteRangeOptions{Prefix: "k"})
+		if !errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, ErrUnavailable) {
+			t.Errorf("no leader in group %d, 504 from the other: %v; want ErrOutcomeUnknown, not ErrUnavailable",
+				map[bool]int{true: 1, false: 2}[first], err)
+		}
+	}
+}
+
 // TestDeleteRangeGroups: a sharded Client asks every group at its config
 // version; when the groups moved on, it refreshes its config and asks
 // every group again, and counts every key deleted.

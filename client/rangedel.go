@@ -136,9 +136,15 @@ func (c *Client) deleteRangeGroups(ctx context.Context, opts DeleteRangeOptions)
 				out.Indexes[gid] = res[i].Index
 			case errors.As(errs[i], &e) && e.Code == CodeWrongGroup && !e.MaybeApplied:
 				stale = e
-			case failed == nil:
-				if !errors.As(errs[i], &failed) {
-					failed = &Error{Op: "deleterange", Err: errs[i]}
+			default:
+				if !errors.As(errs[i], &e) {
+					e = &Error{Op: "deleterange", Err: errs[i]}
+				}
+				// The call's answer is the first failure, unless a later
+				// group may have deleted: then it must say so, or the
+				// caller would send the delete again.
+				if failed == nil || e.MaybeApplied && !failed.MaybeApplied {
+					failed = e
 				}
 			}
 		}
