@@ -262,17 +262,26 @@ func (l *peerLinks) run(stopc <-chan struct{}) {
 		select {
 		case <-t.C:
 			for _, id := range l.silent(time.Now()) {
-				l.replace(id, "silent")
-				l.mu.Lock()
-				p := l.mu.peers[id]
-				p.backoff = min(max(2*p.backoff, l.silence), 32*l.silence)
-				l.mu.Unlock()
+				l.replaceSilent(id)
 			}
 		case id := <-l.kick:
 			l.replace(id, "reopened its streams")
 		case <-stopc:
 			return
 		}
+	}
+}
+
+// replaceSilent replaces a silent peer's connections and doubles its
+// backoff. The peer may be removed while it is replaced (removePeer waits
+// for the transport, which can take long for a dead peer): then there is
+// no backoff left to keep.
+func (l *peerLinks) replaceSilent(id uint64) {
+	l.replace(id, "silent")
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if p := l.mu.peers[id]; p != nil {
+		p.backoff = min(max(2*p.backoff, l.silence), 32*l.silence)
 	}
 }
 

@@ -1,10 +1,12 @@
 package raftnode
 
 import (
+	"errors"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/raftkv/raftkv/internal/testutil"
 	"go.etcd.io/etcd/client/pkg/v3/types"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/rafthttp"
 	stats "go.etcd.io/etcd/server/v3/etcdserver/api/v2stats"
@@ -143,4 +145,54 @@ func TestPeerLinksStopped(t *testing.T) {
 	l.addPeer(4, "http://127.0.0.1:3")
 	l.removePeer(2)
 	l.stop()
+}
+
+// TestPeerLinksRemovedWhileReplaced: a silent peer removed while its
+// connections are being replaced (removePeer holds the transport while
+// rafthttp stops the peer, which takes long for a dead one) is left
+// removed, and the watcher does not touch the link that is gone. It
+// dereferenced it, and the member panicked.
+func TestPeerLinksRemovedWhileReplaced(t *testing.T) {
+	rh := &rafthttp.Transport{
+		Logger:      zap.NewNop(),
+		ID:          types.ID(1),
+		ClusterID:   types.ID(1),
+		ServerStats: stats.NewServerStats("", "1"),
+		LeaderStats: stats.NewLeaderStats(zap.NewNop(), "1"),
+		ErrorC:      make(chan error, 1),
+	}
+	if err := rh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	l := newPeerLinks(zap.NewNop(), time.Millisecond, time.Millisecond, rh)
+	defer l.stop()
+	l.addPeer(2, "http://127.0.0.1:1")
+
+	// Hold the transport as removePeer does, and let the replacement
+	// start: it marks the link replaced, then waits for the transport.
+	l.peersMu.Lock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.replaceSilent(2)
+	}()
+	testutil.WaitFor(t, 10*time.Second, "the replacement to start", func() error {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.mu.peers[2].replaced.IsZero() {
+			return errors.New("peer 2 not marked replaced yet")
+		}
+		return nil
+	})
+	// The rest of removePeer, then the transport is free again.
+	l.rh.RemovePeer(types.ID(2))
+	l.mu.Lock()
+	delete(l.mu.peers, 2)
+	l.mu.Unlock()
+	l.peersMu.Unlock()
+	<-done
+
+	if rh.Get(types.ID(2)) != nil {
+		t.Fatal("the replacement added back a removed peer")
+	}
 }
