@@ -32,6 +32,10 @@ const levelDataModel = 1
 // binaries of level 1 apply their entries as nothing.
 const levelDeleteRange = 2
 
+// Level 3 (kvstore.LevelUniqueVersions) gates nothing here: from it on,
+// each store writes its entries in the format that gives every request
+// versions of its own.
+
 // levelPollInterval is how often the leader asks the members, and
 // levelRetell how often at most it proposes the level it is at again.
 const (

@@ -148,6 +148,59 @@ func TestConditionalWritesAndTxn(t *testing.T) {
 	}
 }
 
+// TestEachWriteItsOwnVersion: writes of one key that the members commit
+// together in one raft entry (group commit) still get a version each, so
+// a PUT's ETag names the value it wrote and no other: concurrent PUTs of
+// one key on every member answer distinct ETags, and the key's ETag
+// afterwards is the one its last writer was answered.
+func TestEachWriteItsOwnVersion(t *testing.T) {
+	t.Parallel()
+	c, _ := startCluster(t, testcluster.Options{})
+	const writers, each = 48, 10
+	type acked struct{ value, etag string }
+	var (
+		mu  sync.Mutex
+		got []acked
+		wg  sync.WaitGroup
+	)
+	ids := c.IDs()
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				v := fmt.Sprintf("w%d-%d", w, i)
+				r, err := c.Do(ids[w%len(ids)], http.MethodPut, "/hot", []byte(v))
+				if err != nil || r.Status != http.StatusNoContent {
+					errs <- fmt.Errorf("PUT /hot %s: %d %s %v", v, r.Status, r.Body, err)
+					return
+				}
+				mu.Lock()
+				got = append(got, acked{v, r.Header.Get("ETag")})
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	byTag := map[string]string{}
+	for _, a := range got {
+		if a.etag == "" {
+			t.Fatalf("PUT of %s answered no ETag", a.value)
+		}
+		if other, ok := byTag[a.etag]; ok {
+			t.Fatalf("PUTs of %s and %s were both answered ETag %s: an If-Match with it could overwrite a value its sender never saw", other, a.value, a.etag)
+		}
+		byTag[a.etag] = a.value
+	}
+	resp, body := sendHdr(t, http.MethodGet, c.ClientURL(ids[0])+"/hot", "", nil)
+	if resp.StatusCode != http.StatusOK || byTag[resp.Header.Get("ETag")] != body {
+		t.Fatalf("GET /hot: %d %q ETag %s; that ETag was answered to the PUT of %q", resp.StatusCode, body, resp.Header.Get("ETag"), byTag[resp.Header.Get("ETag")])
+	}
+}
+
 // TestListPagination: a listing of 250 keys in pages of 40, each page
 // from another member, returns every key once, in order, and no key out
 // of the range.

@@ -99,7 +99,14 @@ type applyState struct {
 	// members that replay its entries and members that restore its
 	// snapshot agree.
 	versioned bool
-	batches   []*batch // reused
+	// unique says it was written in batchFormatUniqueVersions: each of its
+	// requests gets versions of its own (see versionLocked). req counts
+	// the requests applied, to tell them apart; multi says the one being
+	// applied may write a key twice (a transaction, or several ops).
+	unique  bool
+	req     uint64
+	multi   bool
+	batches []*batch // reused
 	// events are those of the index being applied, for the watch window.
 	events []Event
 	// now is when the index began to apply, taken when a TTL needs it:
@@ -112,6 +119,7 @@ type applyState struct {
 // held.
 func (s *Store) applyBatchLocked(b *batch, mine []answer) []answer {
 	s.ap.versioned = b.Format >= batchFormatVersions
+	s.ap.unique = b.Format >= batchFormatUniqueVersions
 	sess := s.mu.sessions[b.Session]
 	if sess == nil {
 		sess = &session{Applied: map[uint64]bool{}}
@@ -154,6 +162,8 @@ type answer struct {
 // applyRequestLocked applies r, the request of an entry at index that the
 // session check let through, and returns its result. s.mu must be held.
 func (s *Store) applyRequestLocked(r *request, index uint64) result {
+	s.ap.req++
+	s.ap.multi = r.Txn != nil || len(r.Ops) > 1
 	if r.Hash {
 		return s.applyHashLocked(index)
 	}
@@ -199,9 +209,9 @@ func (s *Store) applyRequestLocked(r *request, index uint64) result {
 }
 
 // putVersion gathers the versions a write's puts give their keys: the
-// one they all got (every put of one raft index to one bucket gets the
-// same; buckets differ only where one brought a version floor from
-// another group), else 0.
+// one they all got (the puts of one request to one bucket get the same,
+// but for a key written twice; buckets differ only where one brought a
+// version floor from another group), else 0.
 type putVersion struct {
 	v     uint64
 	mixed bool
@@ -240,6 +250,12 @@ func (s *Store) applyOpsLocked(ops []Op) uint64 {
 func (s *Store) putLocked(key string, value []byte, ttl time.Duration) item {
 	b := s.bucketOf(key)
 	v := s.versionLocked(b)
+	if s.ap.unique && s.ap.multi && v != 0 {
+		// The request wrote key already, at v: this write is another.
+		if old, ok := s.getLocked(key); ok && old.mod == v {
+			v = s.freshVersionLocked(b)
+		}
+	}
 	it := newKV(key, value, v, v, ttl)
 	old, found := s.mu.buckets[b].data.Put(it)
 	if found {
@@ -259,30 +275,55 @@ func (s *Store) putLocked(key string, value []byte, ttl time.Duration) item {
 // longer log brings versions past this group's index: without the floor
 // a key's next version would be below its last (below its CreateIndex,
 // even), and a version a client saw in the old group could come again
-// for another value (an If-Match that should fail would hold). Every
-// write of one raft index to one bucket gets the same version, as every
-// write of one index gets the index: no read sees a state between them.
+// for another value (an If-Match that should fail would hold).
+//
+// One raft index carries many requests (group commit), and two of them
+// may write one key. In entries of batchFormatUniqueVersions each request
+// gets versions of its own: the second request to write a bucket at an
+// index gets one past the first's, so the bucket's versions run ahead of
+// the raft index while it takes more than one request an index. The puts
+// of one request to one bucket share its version (a transaction's answer
+// names it), unless the request writes one key twice, which then gets a
+// fresh one (putLocked). Older entries gave every write of one index to
+// one bucket the same version; then the first of two writes of one key
+// answered the version the second one's value holds, and an If-Match with
+// it overwrote a value its sender never saw. They are still applied that
+// way, as the members that wrote them did.
+//
 // 0 while the store keeps no versions (s.ap.versioned unset).
 func (s *Store) versionLocked(b int) uint64 {
 	if !s.ap.versioned {
 		return 0
 	}
 	bk := &s.mu.buckets[b]
-	if bk.floorAt == s.ap.index && bk.floor != 0 {
+	if bk.floor != 0 && bk.floorAt == s.ap.index && (!s.ap.unique || bk.floorReq == s.ap.req) {
 		return bk.floor
 	}
 	v := max(s.ap.index, bk.floor+1)
-	bk.floor, bk.floorAt = v, s.ap.index
+	bk.floor, bk.floorAt, bk.floorReq = v, s.ap.index, s.ap.req
 	return v
+}
+
+// freshVersionLocked is a version of bucket b no write has had, for the
+// request being applied from now on.
+func (s *Store) freshVersionLocked(b int) uint64 {
+	s.mu.buckets[b].floorReq = 0
+	return s.versionLocked(b)
 }
 
 // deleteLocked removes key at s.ap.index, an event of type t if it was
 // there. s.mu must be held.
 func (s *Store) deleteLocked(key string, t EventType) (item, bool) {
 	b := s.bucketOf(key)
-	old, found := s.mu.buckets[b].data.Delete(item{prefix: keyPrefix(key), key: key})
+	bk := &s.mu.buckets[b]
+	old, found := bk.data.Delete(item{prefix: keyPrefix(key), key: key})
 	if found {
 		s.emitLocked(Event{Type: t, Key: key, Bucket: b})
+		if s.ap.unique && s.ap.multi && old.mod != 0 && old.mod == bk.floor && bk.floorAt == s.ap.index && bk.floorReq == s.ap.req {
+			// The request wrote key at its version: a put of key after
+			// this delete is another write (see putLocked).
+			bk.floorReq = 0
+		}
 	}
 	return old, found
 }

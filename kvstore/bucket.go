@@ -18,10 +18,11 @@ type bucket struct {
 	// dedup is nil until a client with an id writes to the bucket.
 	dedup *dedupTable
 	// floor is the greatest version (ModIndex) given to a key of the
-	// bucket or brought in with it by a migration, deleted keys' too, and
+	// bucket or brought in with it by a migration, deleted keys' too,
 	// floorAt the raft index of the entry that last gave one here (0 after
-	// a restore or an install). See versionLocked.
-	floor, floorAt uint64
+	// a restore or an install) and floorReq the request (applyState.req;
+	// 0: none). See versionLocked.
+	floor, floorAt, floorReq uint64
 }
 
 func newBuckets(n int) []bucket {

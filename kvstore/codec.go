@@ -73,6 +73,16 @@ type batch struct {
 // index (see applyState.versioned).
 const batchFormatVersions = 1
 
+// batchFormatUniqueVersions is the Format of a writer that gives every
+// write its own version, also two writes of one bucket at one raft index
+// (see versionLocked). A proposer writes it only once the cluster level is
+// LevelUniqueVersions, so that every member applies it alike.
+const batchFormatUniqueVersions = 2
+
+// LevelUniqueVersions is the cluster level (see package raftnode) from
+// which a store's entries give each write its own version.
+const LevelUniqueVersions = 3
+
 // session is what the state machine remembers of one proposer (one
 // process lifetime of one member) to apply each request at most once,
 // although a request may be proposed more than once. Requests with an id
@@ -84,7 +94,9 @@ type session struct {
 }
 
 func encodeBatch(b *batch) ([]byte, error) {
-	b.Format = batchFormatVersions
+	if b.Format == 0 {
+		b.Format = batchFormatVersions
+	}
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(b); err != nil {
 		return nil, fmt.Errorf("kvstore: encode entry: %w", err)
@@ -104,8 +116,11 @@ type entryEncoder struct {
 	preamble []byte
 }
 
+// encode encodes b, in Format batchFormatVersions unless b names one.
 func (e *entryEncoder) encode(b *batch) ([]byte, error) {
-	b.Format = batchFormatVersions
+	if b.Format == 0 {
+		b.Format = batchFormatVersions
+	}
 	e.buf.Reset()
 	if e.enc == nil {
 		enc := gob.NewEncoder(&e.buf)

@@ -316,15 +316,22 @@
 //     statuses, configs and events. (The expiry queue's deadlines are
 //     of the member's clock, but only decide when the leader proposes an
 //     OpExpire; its apply depends on the key's version alone.)
-//  10. A key's ModIndex names one observable version of it: every write
-//     of one raft index applies under one hold of the lock, and a Txn or
-//     OpExpire conditional on a ModIndex applies to that version or not
-//     at all. A key's versions only grow, across bucket moves and deletes
-//     too: a write gives the raft index, or one past the bucket's floor
-//     (the greatest version it held, in this group or where it came
-//     from) when that is not below it (versionLocked); the floor moves
-//     with the bucket and is in snapshots. So a version read once never
-//     names another value later, and CreateIndex <= ModIndex.
+//  10. A key's ModIndex names one value of it: in entries of
+//     batchFormatUniqueVersions each request gets versions of its own,
+//     and a request that writes a key twice gets another for the second
+//     write, so no write, answer, get or event gives one version to two
+//     values of a key; a Txn or OpExpire conditional on a ModIndex applies
+//     to that value or not at all. A key's versions only grow, across
+//     bucket moves and deletes too: a request's first write to a bucket
+//     gives the raft index, or one past the bucket's floor (the greatest
+//     version it held, in this group or where it came from) when that is
+//     not below it (versionLocked); the floor moves with the bucket and
+//     is in snapshots. So a version seen once never names another value
+//     later, and CreateIndex <= ModIndex. (Entries of the older format
+//     gave every write of one index to one bucket one version; readers
+//     still never saw the first of two such writes, as every write of
+//     one raft index applies under one hold of the lock, but the first
+//     one's answer named the second one's version.)
 //  11. A Watcher delivers, from its start, every event it chooses that
 //     this member applied, in (ModIndex, Pos) order, with no gap and no
 //     duplicate, up to where it ends; (ModIndex, Pos) names the same

@@ -1,6 +1,7 @@
 package kvstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -159,5 +160,100 @@ func TestNoReadBetweenWritesOfOneIndex(t *testing.T) {
 				t.Fatalf("a reader saw the first of two writes of one index: %v", v)
 			}
 		})
+	}
+}
+
+// TestUniqueVersionsPerWrite: in entries of batchFormatUniqueVersions two
+// writes of one key at one raft index get versions of their own, so the
+// first writer's version does not name the second writer's value: an
+// If-Match with it fails, and a transaction retried after both answers
+// its get from what it kept or not at all, never with the other value.
+// Entries of batchFormatVersions are still applied as their writers did,
+// one version for the index, so that every member agrees on them.
+func TestUniqueVersionsPerWrite(t *testing.T) {
+	apply := func(s *Store, index uint64, format uint8, reqs ...request) []answer {
+		t.Helper()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.ap.index = index
+		return s.applyBatchLocked(&batch{Session: 1, Watermark: reqs[0].ID, Format: format, Reqs: reqs}, nil)
+	}
+	for _, tc := range []struct {
+		format uint8
+		unique bool
+	}{{batchFormatUniqueVersions, true}, {batchFormatVersions, false}} {
+		s := newBareStore(t)
+		mine := apply(s, 10, tc.format, request{ID: 1, Ops: []Op{putOp("k", "A")}}, request{ID: 2, Ops: []Op{putOp("k", "B")}})
+		a, b := mine[0].res.mod, mine[1].res.mod
+		kv, _ := getKV(t, s, "k")
+		if !tc.unique {
+			if a != 10 || b != 10 || kv.ModIndex != 10 {
+				t.Fatalf("format %d: versions %d and %d, key at %d; want 10 for both, as the writers gave", tc.format, a, b, kv.ModIndex)
+			}
+			continue
+		}
+		if a != 10 || b != 11 || kv.ModIndex != 11 || string(kv.Value) != "B" {
+			t.Fatalf("format %d: versions %d and %d, key %q at %d; want 10 and 11, B at 11", tc.format, a, b, kv.Value, kv.ModIndex)
+		}
+		// The first writer's If-Match, at the next index.
+		ifMatch := func(id, mod uint64, value string) bool {
+			tx := &Txn{Compares: []Compare{{Key: "k", Target: CompareMod, Op: Equal, Index: mod}}, Success: []TxnOp{tput("k", value)}}
+			return apply(s, 11+id, tc.format, request{ID: id, Txn: tx})[0].res.txn.Succeeded
+		}
+		if ifMatch(3, a, "A2") {
+			t.Fatalf("If-Match %d, the first writer's version, overwrote B, which it never saw", a)
+		}
+		if !ifMatch(4, b, "B2") {
+			t.Fatalf("If-Match %d, B's version, failed", b)
+		}
+		// The next index's first write goes on past the versions given.
+		if kv, _ := getKV(t, s, "k"); kv.ModIndex != 15 || string(kv.Value) != "B2" {
+			t.Fatalf("after B's If-Match at index 15: %+v; want B2 at 15", kv)
+		}
+		mine = apply(s, 16, tc.format, request{ID: 5, Ops: []Op{putOp("k", "C")}}, request{ID: 6, Ops: []Op{putOp("k", "D")}})
+		if mine[0].res.mod != 16 || mine[1].res.mod != 17 {
+			t.Fatalf("versions %d and %d at index 16, want 16 and 17", mine[0].res.mod, mine[1].res.mod)
+		}
+		if mine = apply(s, 17, tc.format, request{ID: 7, Ops: []Op{putOp("k", "E")}}); mine[0].res.mod != 18 {
+			t.Fatalf("version %d at index 17 after version 17 was given, want 18", mine[0].res.mod)
+		}
+
+		// One request's puts to one bucket share its version, which a
+		// transaction answers; a key it writes twice gets another one,
+		// also after a delete between.
+		k2 := ""
+		for i := 0; k2 == ""; i++ {
+			if c := fmt.Sprint("k", i); s.bucketOf(c) == s.bucketOf("k") && c != "k" {
+				k2 = c
+			}
+		}
+		two := &Txn{Success: []TxnOp{tput("k", "F"), tput(k2, "F")}}
+		if r := apply(s, 18, tc.format, request{ID: 10, Txn: two})[0].res; r.txn.ModIndex != 19 || r.mod != 19 {
+			t.Fatalf("a transaction's two puts at index 18: ModIndex %d, want 19 for both", r.txn.ModIndex)
+		}
+		for _, ops := range [][]TxnOp{
+			{tput("k", "G"), tput("k", "H")},
+			{tput("k", "G"), {Type: TxnDelete, Key: "k"}, tput("k", "H")},
+		} {
+			r := apply(s, 19, tc.format, request{ID: 11 + uint64(len(ops)), Txn: &Txn{Success: ops}})[0].res
+			kv, _ := getKV(t, s, "k")
+			if r.txn.ModIndex != 0 || kv.ModIndex <= 20 || string(kv.Value) != "H" {
+				t.Fatalf("%d ops writing k twice at index 19: ModIndex %d, k %q at %d; want 0 (two versions), H past 20", len(ops), r.txn.ModIndex, kv.Value, kv.ModIndex)
+			}
+		}
+
+		// A retried transaction whose get fell between two writes of its
+		// key, with a value too large to keep: not answered with the value
+		// of the second.
+		big := string(bytes.Repeat([]byte("v"), 600))
+		tx := &Txn{Success: []TxnOp{tput("t", big), tget("t"), tput("t", "after")}}
+		first := apply(s, 20, tc.format, request{ID: 20, Txn: tx, ClientID: "c", Seq: 1})[0].res
+		retry := apply(s, 21, tc.format, request{ID: 21, Txn: tx, ClientID: "c", Seq: 1})[0].res
+		if string(first.txn.Gets[0].Value) != big {
+			t.Fatalf("the transaction's get answered %.10q, want its own put's value", first.txn.Gets[0].Value)
+		}
+		if retry.err == nil && string(retry.txn.Gets[0].Value) != big {
+			t.Fatalf("the retry's get answered %q, the value written after it", retry.txn.Gets[0].Value)
+		}
 	}
 }

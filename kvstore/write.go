@@ -334,6 +334,10 @@ func (s *Store) propose(reqs []*pending, isRetry bool) (first uint64, taken bool
 	}
 	s.met.batchRequests.Observe(float64(len(b.Reqs)))
 	o := refusal{first: b.Reqs[0].ID, reqs: reqs, at: now, isRetry: isRetry}
+	b.Format = batchFormatVersions
+	if s.node != nil && s.node.ClusterLevel() >= LevelUniqueVersions {
+		b.Format = batchFormatUniqueVersions
+	}
 	data, err := s.enc.encode(b)
 	if err != nil {
 		notHanded()

@@ -118,15 +118,12 @@ type Output struct {
 	Gets      []TxnGet `json:",omitempty"`
 }
 
-// Written is the version an acknowledged put wrote: its ETag, else (an
-// answer without one) its raft index, which a single group gives as the
-// version; 0 when neither is known.
-func (o Output) Written() uint64 {
-	if o.Mod != 0 {
-		return o.Mod
-	}
-	return o.Index
-}
+// Written is the version an acknowledged put wrote: its ETag (a
+// transaction's mod_index); 0 when the answer does not say, as a
+// transaction's does not when its puts got more than one version. Not its
+// raft index: an index carries many requests, each with versions of its
+// own, so a version may be above the index that wrote it.
+func (o Output) Written() uint64 { return o.Mod }
 
 // kvState is the model's state of one key: the model is partitioned per key.
 type kvState struct {

@@ -254,6 +254,9 @@ func casStep(s casState, in Input, out Output) []any {
 		if in.Op == OpDeleteIfMatch || in.Op == OpDelete {
 			st.v = version{}
 		} else {
+			if m := out.Written(); m != 0 && st.v.present && st.v.pending == 0 && m <= st.v.mod {
+				return nil // a version the key had: it would name two values
+			}
 			st.v = version{present: true, value: in.Value, mod: out.Written()}
 			if st.v.mod == 0 {
 				// An acknowledged write without its version: as unknown.
@@ -436,6 +439,9 @@ func applyBranch(s txnState, in Input, out Output, ops []TxnOp, known bool, lo u
 		switch op.Op {
 		case OpPut:
 			if m := out.Written(); known && m != 0 {
+				if v := s.k[i]; v.present && v.pending == 0 && m <= v.mod {
+					return s, false // a version the key had: it would name two values
+				}
 				s.k[i] = version{present: true, value: op.Value, mod: m}
 			} else {
 				s.k[i] = version{present: true, value: op.Value, pending: in.ID, lo: lo}

@@ -17,13 +17,21 @@ func cget(v string, mod, at uint64, call, ret int) Op {
 }
 
 // cw is a write of kind to key k: index > 0 acknowledged at that index,
-// 0 unknown; pre >= 0 a 412 whose ETag is pre (0: absent) at index.
+// with that version, 0 unknown.
 func cw(kind OpKind, v string, ifMod uint64, call, ret int, index uint64) Op {
-	out := Output{Result: ResultOK, Index: index}
+	out := Output{Result: ResultOK, Index: index, Mod: index}
 	if index == 0 {
 		out = Output{Result: ResultUnknown}
 	}
 	return Op{Input: Input{Op: kind, Key: "k", Value: v, Mod: ifMod}, Output: out, Call: ms(call), Return: ms(ret)}
+}
+
+// cwv is cw with a version other than the index, as a write gets when
+// its index gave one to its bucket already.
+func cwv(kind OpKind, v string, ifMod uint64, call, ret int, index, mod uint64) Op {
+	op := cw(kind, v, ifMod, call, ret, index)
+	op.Output.Mod = mod
+	return op
 }
 
 func c412(kind OpKind, v string, ifMod uint64, call, ret int, index, current uint64) Op {
@@ -78,9 +86,15 @@ func TestCASModel(t *testing.T) {
 		{"read served at an index before an earlier write", []Op{
 			cw(OpPut, "a", 0, 0, 10, 7), cget("a", 7, 6, 20, 30),
 		}, porcupine.Illegal},
-		{"writes batched at one index", []Op{
-			cw(OpPut, "a", 0, 0, 10, 7), cw(OpPut, "b", 0, 0, 10, 7), cget("a", 7, 7, 20, 30),
+		{"writes batched at one index, each with its version", []Op{
+			cw(OpPut, "a", 0, 0, 10, 7), cwv(OpPut, "b", 0, 0, 10, 7, 8), cget("b", 8, 7, 20, 30),
 		}, porcupine.Ok},
+		{"two puts of one key answered one version", []Op{
+			cw(OpPut, "a", 0, 0, 10, 7), cw(OpPut, "b", 0, 0, 10, 7), cget("b", 7, 7, 20, 30),
+		}, porcupine.Illegal},
+		{"a put answered a version below the key's", []Op{
+			cw(OpPut, "a", 0, 0, 10, 7), cwv(OpPut, "b", 0, 20, 30, 9, 6),
+		}, porcupine.Illegal},
 		{"unknown put: its index learned from a later read", []Op{
 			cw(OpPut, "a", 0, 0, 10, 5), cw(OpPut, "u", 0, 20, 30, 0), cget("u", 9, 10, 40, 50),
 			cw(OpPutIfMatch, "v", 9, 60, 70, 12), cget("v", 12, 12, 80, 90),
@@ -136,8 +150,11 @@ func valueIs(i int, v string) TxnCompare {
 func exists(i int, e bool) TxnCompare {
 	return TxnCompare{Key: TxnKey("g", i), Target: "exists", Exists: e}
 }
+
+// ok is a transaction's answer at index; its puts, if any, wrote that
+// version.
 func ok(succeeded bool, index uint64, gets ...TxnGet) Output {
-	return Output{Result: ResultOK, Succeeded: succeeded, Index: index, Gets: gets}
+	return Output{Result: ResultOK, Succeeded: succeeded, Index: index, Mod: index, Gets: gets}
 }
 func found(v string, mod uint64) TxnGet { return TxnGet{Found: true, Value: v, Mod: mod} }
 
@@ -169,6 +186,10 @@ func TestTxnModel(t *testing.T) {
 			txnOp(Txn{Success: []TxnOp{tput(0, "a")}}, 0, 10, ok(true, 5)),
 			txnOp(Txn{Compares: []TxnCompare{modIs(0, 5)}, Success: []TxnOp{tput(1, "b")}, Failure: []TxnOp{tget(0)}},
 				20, 30, ok(false, 7, found("a", 5))),
+		}, porcupine.Illegal},
+		{"two transactions' puts of one key answered one version", []Op{
+			txnOp(Txn{Success: []TxnOp{tput(0, "a")}}, 0, 10, ok(true, 5)),
+			txnOp(Txn{Success: []TxnOp{tput(0, "b")}}, 0, 10, ok(true, 5)),
 		}, porcupine.Illegal},
 		{"two transactions succeed on one version", []Op{
 			txnOp(Txn{Success: []TxnOp{tput(0, "a")}}, 0, 10, ok(true, 5)),

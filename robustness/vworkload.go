@@ -296,6 +296,10 @@ func learn(views map[string]seen, op Op) {
 			for _, o := range ops {
 				switch o.Op {
 				case OpPut:
+					if out.Written() == 0 {
+						delete(views, o.Key) // its version is not known
+						break
+					}
 					views[o.Key] = seen{known: true, present: true, value: o.Value, mod: out.Written()}
 				case OpDelete:
 					views[o.Key] = seen{known: true}

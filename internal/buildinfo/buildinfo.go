@@ -34,7 +34,7 @@ type Info struct {
 // see raftnode's Config.Level). Binaries from before levels speak 0. A
 // build for tests may set it with -ldflags, as the tests of a rolling
 // upgrade do to stand for an older binary.
-var level = "2"
+var level = "3"
 
 // Level is this binary's feature level.
 func Level() uint32 {
