@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"reflect"
 	"slices"
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/server/v3/storage/wal"
+	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -228,5 +231,33 @@ func TestRemoveMember(t *testing.T) {
 				t.Errorf("removing %d again: %v, want ErrMemberNotFound", victim.id, err)
 			}
 		})
+	}
+}
+
+// TestFirstStartThatSavedNothing: a member whose first start created its
+// WAL and then stopped before raft's first Ready was saved (a transport
+// that failed to start, the application failing to build, a crash) has
+// a WAL with no HardState, no entries and no snapshot. The next start
+// bootstraps from the peer list as a new member would; restarting raft
+// from that WAL would leave it with no voters, never to elect.
+func TestFirstStartThatSavedNothing(t *testing.T) {
+	c := newTestCluster(t, 3, fastConfig(), func(c *testCluster) {
+		for _, dir := range c.dirs {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			w, err := wal.Create(zap.NewNop(), walDir(dir), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Close()
+		}
+	})
+	want := c.putN("v", 5)
+	c.waitConverged(want)
+	for _, m := range c.running() {
+		if st := m.node.Status(); len(st.Members) != 3 {
+			t.Fatalf("member %d knows members %v, want 3", m.id, st.Members)
+		}
 	}
 }

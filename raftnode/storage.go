@@ -6,7 +6,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/fileutil"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/snap"
 	"go.etcd.io/etcd/server/v3/storage/wal"
 	"go.etcd.io/etcd/server/v3/storage/wal/walpb"
@@ -69,7 +71,7 @@ func openDisk(lg *zap.Logger, dataDir string) (*diskState, error) {
 		ents []*raftpb.Entry
 	)
 	for repaired := false; ; repaired = true {
-		ds.wal, err = wal.Open(lg, walDir(dataDir), walsnap)
+		ds.wal, err = openWAL(lg, dataDir, walsnap, !ds.hasWAL)
 		if err != nil {
 			return nil, fmt.Errorf("raftnode: open wal: %w", err)
 		}
@@ -104,11 +106,38 @@ func openDisk(lg *zap.Logger, dataDir string) (*diskState, error) {
 		ds.wal.Close()
 		return nil, fmt.Errorf("raftnode: append wal entries: %w", err)
 	}
+	if ds.hasWAL && ds.snapshot == nil && len(ents) == 0 && (st == nil || raft.IsEmptyHardState(st)) {
+		// The WAL was created by a first start that stopped before raft's
+		// first Ready was saved (its transport or application failed to
+		// start, or the process died): this member never voted, acked or
+		// applied anything. Restarting raft from it would leave the
+		// member with no voters, never to elect; it bootstraps anew.
+		lg.Warn("the wal holds no state, from a first start that did not finish: starting as a new member")
+		ds.hasWAL = false
+	}
 	lg.Info("replayed wal",
 		zap.Uint64("snapshot-index", ds.snapshot.GetMetadata().GetIndex()),
 		zap.Uint64("commit-index", st.GetCommit()),
 		zap.Int("entries", len(ents)))
 	return ds, nil
+}
+
+// openWAL opens the WAL at walsnap. created says this start just created
+// it and closed it again: its segment's lock is an open file description
+// lock, which a child that another goroutine of this process forked
+// meanwhile shares until it execs, so the lock may outlive the close for
+// a moment (seen in tests that run members in process beside others
+// that start processes). Then the open is tried again, for up to a
+// second, rather than fail as if another process held the data dir.
+func openWAL(lg *zap.Logger, dataDir string, walsnap *walpb.Snapshot, created bool) (*wal.WAL, error) {
+	deadline := time.Now().Add(time.Second)
+	for {
+		w, err := wal.Open(lg, walDir(dataDir), walsnap)
+		if err == nil || !created || !errors.Is(err, fileutil.ErrLocked) || time.Now().After(deadline) {
+			return w, err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // saveSnapshot makes the snapshot s durable, its data file being durable
