@@ -154,12 +154,8 @@ func run(ctx context.Context, o *options, stderr io.Writer) int {
 	if o.serverTLS != nil {
 		ln = tls.NewListener(ln, o.serverTLS)
 	}
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          zap.NewStdLog(lg.Named("http")),
-	}
+	srv := newServer(h, o.requestTimeout)
+	srv.ErrorLog = zap.NewStdLog(lg.Named("http"))
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	lg.Info("routing", zap.String("address", ln.Addr().String()), zap.Bool("https", o.serverTLS != nil), zap.Strings("config-endpoints", o.configEndpoints), zap.String("client-id", c.ClientID()))
@@ -185,4 +181,25 @@ func run(ctx context.Context, o *options, stderr io.Writer) int {
 		lg.Warn("client server shutdown", zap.Error(err))
 	}
 	return code
+}
+
+// transferTimeout bounds reading a request's body and writing its answer
+// (each, beside the request's own deadline), as a member's server does:
+// a client that stops sending or reading frees its connection then,
+// instead of holding it and a goroutine for good. A var for tests.
+var transferTimeout = 30 * time.Second
+
+// newServer is the router's HTTP server for h, whose requests take up to
+// requestTimeout. WriteTimeout starts once the headers are read, so it
+// covers reading the body, the routed call and writing the answer.
+// Watches replace it with a deadline per write (sse.flush).
+func newServer(h http.Handler, requestTimeout time.Duration) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       transferTimeout,
+		WriteTimeout:      transferTimeout + requestTimeout + transferTimeout,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
 }

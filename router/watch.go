@@ -164,10 +164,15 @@ type sse struct {
 	buf bytes.Buffer
 }
 
+// startSSE starts a watch's stream. It clears the server's read and
+// write deadlines, which are for requests, and bounds each write by
+// watchWriteTimeout instead: a client that stops reading while keeping
+// its connection ends its watch then, rather than hold it, and the
+// groups' streams behind it, for good.
 func startSSE(w http.ResponseWriter) *sse {
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Time{})
-	_ = rc.SetWriteDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Now().Add(watchWriteTimeout))
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-cache")
@@ -176,6 +181,10 @@ func startSSE(w http.ResponseWriter) *sse {
 	_ = rc.Flush() // the caller learns at once that its watch is open
 	return &sse{w: w, rc: rc}
 }
+
+// watchWriteTimeout bounds each write of a watch's stream, as a member's
+// does. A var for tests.
+var watchWriteTimeout = 30 * time.Second
 
 // eventJSON is an event's data, as a member writes it.
 type eventJSON struct {
@@ -216,6 +225,7 @@ func (s *sse) flush() error {
 	if s.buf.Len() == 0 {
 		return nil
 	}
+	_ = s.rc.SetWriteDeadline(time.Now().Add(watchWriteTimeout))
 	_, err := s.w.Write(s.buf.Bytes())
 	s.buf.Reset()
 	if err == nil {
