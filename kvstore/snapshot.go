@@ -387,6 +387,9 @@ func (s *Store) install(st *snapState, index uint64) {
 	if st.history != nil {
 		s.mu.history = *st.history
 	}
+	// A read from now on is of the state at index, and says so, before
+	// setApplied (which waits for the window's reset) catches up.
+	s.mu.index = max(s.mu.index, index)
 	s.notifyLocked()
 	own := st.sessions[s.session]
 	s.mu.Unlock()

@@ -178,3 +178,26 @@ func writeFormat1Header(t *testing.T, keys map[string]string, sessions map[uint6
 	}
 	return buf.Bytes()
 }
+
+// TestReadAfterRestoreSaysItsIndex: a read served once a snapshot's state
+// is installed, before the apply loop marks the index applied, reports
+// the snapshot's index, not an older one beside the newer state.
+func TestReadAfterRestoreSaysItsIndex(t *testing.T) {
+	a := newBareStore(t)
+	applyOwn(t, a, 40, put("c", 1, "k", "snap"))
+	a.setApplied(40)
+	data := snapshotOf(t, a)
+
+	r := newBareStore(t)
+	path := t.TempDir() + "/snap.db"
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.restore(path, 40); err != nil {
+		t.Fatal(err)
+	}
+	kv, index, err := r.GetKV(t.Context(), "k", ReadOptions{Stale: true})
+	if err != nil || string(kv.Value) != "snap" || index != 40 {
+		t.Fatalf("read after the restore: %q at index %d, %v; want snap at 40", kv.Value, index, err)
+	}
+}
