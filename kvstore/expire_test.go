@@ -127,6 +127,39 @@ func TestExpiryQueueOneEntryPerKey(t *testing.T) {
 	}
 }
 
+// TestFollowerDropsStaleExpiries: a member that does not lead drops the
+// due entries of keys deleted or rewritten since, as the leader does; it
+// kept one for every key ever written with a TTL. A due entry whose key
+// still has it stays, for when this member leads.
+func TestFollowerDropsStaleExpiries(t *testing.T) {
+	s := newBareStore(t)
+	index := uint64(0)
+	for i := range 100 {
+		index++
+		applyOwn(t, s, index, ttlPut(fmt.Sprint("k", i), "v", time.Minute))
+	}
+	for i := range 99 {
+		index++
+		applyOwn(t, s, index, put("", 0, fmt.Sprint("k", i), "permanent"))
+	}
+	queued := func() int {
+		s.exq.Lock()
+		defer s.exq.Unlock()
+		return s.exq.h.Len()
+	}
+	s.dropStaleExpiries(time.Now())
+	if n := queued(); n != 100 {
+		t.Fatalf("%d queued before any came due, want 100", n)
+	}
+	s.dropStaleExpiries(time.Now().Add(2 * time.Minute))
+	if n := queued(); n != 1 {
+		t.Fatalf("%d queued after they came due, want 1 (k99, still with its TTL)", n)
+	}
+	if ops := s.dueExpiries(time.Now().Add(time.Hour), maxExpiresPerEntry); len(ops) != 1 || ops[0].Key != "k99" {
+		t.Fatalf("due once this member leads: %+v, want k99", ops)
+	}
+}
+
 // TestClusterTTL: on a real 3-member cluster a key with a TTL expires on
 // every member (an expire event); a key refreshed before its TTL lives
 // on; a leader change does not expire a key early: the new leader
