@@ -383,3 +383,45 @@ func TestUpdateMember(t *testing.T) {
 	}
 	c.net.heal()
 }
+
+// TestSnapshotFromLeaderUpdatesTransport: a member that was down while
+// another member's peer URL changed, and catches up by the leader's
+// snapshot because the change's entry was compacted away, sends to the
+// new URL, as a member that applied the change's entry does (it kept the
+// old one until it restarted).
+func TestSnapshotFromLeaderUpdatesTransport(t *testing.T) {
+	cfg := fastConfig()
+	cfg.SnapshotCount, cfg.SnapshotCatchUpEntries = 20, 5
+	c := newTestCluster(t, 3, cfg)
+	lead := c.waitLeader()
+	down := lead.id%3 + 1 // a follower
+	moving := down%3 + 1  // another member, the leader maybe
+	c.putN("a", 3)
+	c.stop(down)
+
+	const moved = "http://moved.test:2380"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := lead.node.UpdateMember(ctx, moving, moved); err != nil {
+		t.Fatal(err)
+	}
+	c.putN("b", 40)
+	c.eventually(10*time.Second, func() error {
+		if s := lead.node.Status().SnapshotIndex; s < 40 {
+			return fmt.Errorf("the leader's snapshot is at %d", s)
+		}
+		return nil
+	})
+
+	m := c.start(down, false)
+	c.eventually(10*time.Second, func() error {
+		if m.node.Status().SnapshotIndex == 0 {
+			return errors.New("no snapshot from the leader yet")
+		}
+		list, tr := peerURLs(m)
+		if list[moving] != moved || tr[moving] != moved {
+			return fmt.Errorf("member %d lists member %d at %s and sends to it at %s, want %s", down, moving, list[moving], tr[moving], moved)
+		}
+		return nil
+	})
+}

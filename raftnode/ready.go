@@ -190,7 +190,21 @@ func (n *Node) publishSnapshot(s *raftpb.Snapshot) error {
 	// The level only rises, though a snapshot from a binary before
 	// levels carries none.
 	env.Membership.ClusterLevel = max(env.Membership.ClusterLevel, n.mu.members.ClusterLevel)
+	old := n.mu.members
 	n.mu.members = env.Membership
+	// The transport follows the changes the snapshot stands for, as it
+	// follows conf change entries: a member removed leaves it, and one
+	// whose peer URL changed is built anew with the new one. (A URL the
+	// command line gave, which may name a proxy, stays while the member
+	// list does not change it, also on a member that joins and learns the
+	// list from this snapshot.)
+	for id := range n.peers {
+		m, ok := env.Membership.Members[id]
+		was, had := old.Members[id]
+		if !ok || env.Membership.Removed[id] || had && m.PeerURL != was.PeerURL {
+			n.removePeer(id)
+		}
+	}
 	for _, m := range env.Membership.sorted() {
 		n.addPeerLocked(m.ID, m.PeerURL)
 	}
