@@ -52,6 +52,9 @@ type dmember struct {
 	quiet bool
 	// opened counts the streams m has answered.
 	opened int
+	// firstBeat, if set, holds each stream's first heartbeat until it
+	// is closed, as a member slow to answer does.
+	firstBeat chan struct{}
 }
 
 func newDMember(t *testing.T) *dmember {
@@ -231,9 +234,18 @@ func (m *dmember) watch(w http.ResponseWriter, r *http.Request) {
 	if from == 0 {
 		from = m.n + 1
 	}
+	firstBeat := m.firstBeat
 	m.mu.Unlock()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.WriteHeader(http.StatusOK)
+	if firstBeat != nil {
+		w.(http.Flusher).Flush()
+		select {
+		case <-firstBeat:
+		case <-r.Context().Done():
+			return
+		}
+	}
 	fmt.Fprintf(w, ": progress %d\n\n", from-1)
 	w.(http.Flusher).Flush()
 	m.mu.Lock()
@@ -341,13 +353,27 @@ func bucketOuts(cfg shardmap.Config, gid, version uint64) []sseEvent {
 // dataRouter starts groups 1 and 2 of a 16-bucket config, a config group
 // answering every version of hist, and a router over them.
 func dataRouter(t *testing.T) (*httptest.Server, *configHistory, map[uint64]*dmember) {
-	g := map[uint64]*dmember{1: newDMember(t), 2: newDMember(t)}
+	return dataRouterN(t, 2, nil)
+}
+
+// dataRouterN is dataRouter with n groups; prepare, if set, is called
+// with them before any is used.
+func dataRouterN(t *testing.T, n int, prepare func(map[uint64]*dmember)) (*httptest.Server, *configHistory, map[uint64]*dmember) {
+	g := map[uint64]*dmember{}
+	urls := map[uint64][]string{}
+	for i := uint64(1); i <= uint64(n); i++ {
+		g[i] = newDMember(t)
+		urls[i] = []string{g[i].srv.URL}
+	}
+	if prepare != nil {
+		prepare(g)
+	}
 	h0, err := shardmap.NewHistory(16)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hist := &configHistory{h: h0}
-	cfg, err := hist.Latest().Join(map[uint64][]string{1: {g[1].srv.URL}, 2: {g[2].srv.URL}})
+	cfg, err := hist.Latest().Join(urls)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -622,6 +648,39 @@ func testRouterWatchGroups(t *testing.T, versioned bool) {
 	}
 	if ev := next(t, ch); ev[2] != a || ev[3] != "from-2" {
 		t.Fatalf("after the move: %v, want the new owner's put of %s", ev, a)
+	}
+}
+
+// TestRouterWatchCursorWhileAGroupIsSlowToStart: while one group's stream
+// has not said where it starts, the others' events wait, and so do their
+// heartbeats: a heartbeat handled ahead of its group's waiting events
+// moved the cursor past them, and a watch resumed from the id of another
+// group's event, sent first, lost them.
+func TestRouterWatchCursorWhileAGroupIsSlowToStart(t *testing.T) {
+	slow := make(chan struct{})
+	srv, hist, g := dataRouterN(t, 3, func(g map[uint64]*dmember) { g[3].firstBeat = slow })
+	cfg := hist.Latest()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	opened := streamCounts(g)
+	ch := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", "")
+	waitStreams(t, g, opened, 1, 2)
+	a, b := keyIn(cfg, 1, "pa"), keyIn(cfg, 2, "pb")
+	g[1].apply(putEvent(a, "1"))
+	time.Sleep(200 * time.Millisecond) // group 1's event reaches the router first
+	g[2].apply(putEvent(b, "1"))
+	time.Sleep(200 * time.Millisecond) // and group 2's, then its heartbeats
+	close(slow)
+	first := next(t, ch)
+	if first[2] != a {
+		t.Fatalf("first event %v, want the put of %s", first, a)
+	}
+	if ev := next(t, ch); ev[2] != b {
+		t.Fatalf("second event %v, want the put of %s", ev, b)
+	}
+	resumed := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", first[0])
+	if ev := next(t, resumed); ev[2] != b {
+		t.Fatalf("resumed from %s: first event %v, want the put of %s", first[0], ev, b)
 	}
 }
 

@@ -631,8 +631,10 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 		}
 	}
 	// Every group's stream begins with a heartbeat that says where it
-	// starts; until each has, the cursor could not name it, so its
-	// events wait (at most firstBeatWait).
+	// starts; until each has, the cursor could not name it, so the events
+	// wait (at most firstBeatWait), heartbeats included: handled ahead of
+	// its group's waiting events, a heartbeat would move the cursor past
+	// them, and the id of an event sent before them would skip them.
 	var early []groupEvent
 	beat := map[uint64]bool{}
 	known := func() bool {
@@ -655,10 +657,8 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 			}
 			if ge.ev.Type == client.EventProgress {
 				beat[ge.gid] = true
-				handle(ge.gid, ge.ev)
-			} else {
-				early = append(early, ge)
 			}
+			early = append(early, ge)
 			continue
 		case <-wait.C:
 		case <-ctx.Done():
