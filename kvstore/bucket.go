@@ -88,7 +88,9 @@ func (s *Store) cloneBucketsLocked() []bucket {
 func (s *Store) Digest() (index uint64, keys int, hash string) {
 	s.mu.Lock()
 	trees := s.cloneTreesLocked()
-	index = s.applied.Load()
+	// The index of the state under the lock: a commit of several raft
+	// indexes changes the state at each, before setApplied.
+	index = s.mu.index
 	configs := s.mu.history.Configs // never changed once appended
 	s.mu.Unlock()
 	h := sha256.New()

@@ -229,3 +229,19 @@ func TestHashKVBusy(t *testing.T) {
 	}
 	hashEverywhere(t, c, 0)
 }
+
+// TestDigestIndexMatchesItsState: within a commit of several raft
+// indexes, before the commit is marked applied, Digest names the index
+// of the state it hashed: two members at one named index must have
+// hashed one state, or the convergence checks see a false mismatch.
+func TestDigestIndexMatchesItsState(t *testing.T) {
+	s := newBareStore(t)
+	s.applyEntry(mustEntry(t, 1, &batch{Session: 1, Watermark: 1, Reqs: []request{{ID: 1, Ops: []Op{putOp("k", "1")}}}}))
+	s.setApplied(1)
+	_, _, at1 := s.Digest()
+	s.applyEntry(mustEntry(t, 2, &batch{Session: 1, Watermark: 2, Reqs: []request{{ID: 2, Ops: []Op{putOp("k", "2")}}}}))
+	index, _, hash := s.Digest() // index 2 applied, the commit not yet marked
+	if hash != at1 && index != 2 {
+		t.Fatalf("Digest = index %d with the state of index 2 (hash %s, %s at 1)", index, hash, at1)
+	}
+}
