@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/storage/wal"
 	"go.etcd.io/etcd/server/v3/storage/wal/walpb"
+	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 )
@@ -61,5 +63,28 @@ func saveCommit(t *testing.T, dataDir string, commit uint64) {
 	hs.Commit = proto.Uint64(commit)
 	if err := w.Save(hs, nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReadIndexAnswerRaisedToFloor: a leader's answer to another
+// member's ReadIndex (a learner's, which a lone voter answers at once
+// with its commit index) is raised to the leader's read floor, as its own
+// reads are, so that a learner's read right after the leader restarted
+// also covers the writes the leader applied before its saved commit.
+// Other messages, and answers past the floor, go as raft made them.
+func TestReadIndexAnswerRaisedToFloor(t *testing.T) {
+	n := &Node{}
+	n.readFloor.Store(10)
+	resp := func(index uint64) *raftpb.Message {
+		return &raftpb.Message{Type: raftpb.MsgReadIndexResp.Enum(), To: proto.Uint64(2), Index: proto.Uint64(index)}
+	}
+	app := &raftpb.Message{Type: raftpb.MsgApp.Enum(), To: proto.Uint64(2), Index: proto.Uint64(3)}
+	ms := n.processMessages([]*raftpb.Message{resp(7), resp(12), app})
+	if got := []uint64{ms[0].GetIndex(), ms[1].GetIndex(), ms[2].GetIndex()}; !slices.Equal(got, []uint64{10, 12, 3}) {
+		t.Fatalf("indexes after processMessages: %v, want [10 12 3]", got)
+	}
+	n.readFloor.Store(0) // not leading
+	if ms := n.processMessages([]*raftpb.Message{resp(7)}); ms[0].GetIndex() != 7 {
+		t.Fatalf("answer %d with no floor, want 7", ms[0].GetIndex())
 	}
 }

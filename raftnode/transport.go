@@ -178,6 +178,17 @@ func (n *Node) send(ms []*raftpb.Message) {
 // current ConfState is patched in.
 func (n *Node) processMessages(ms []*raftpb.Message) []*raftpb.Message {
 	for _, m := range ms {
+		if m.GetType() == raftpb.MsgReadIndexResp {
+			// A lone voter answers a learner's ReadIndex at once with its
+			// commit index, which after a restart may be below writes it
+			// applied and acknowledged (see setReadFloor): the learner
+			// waits for the floor too, as this member's own reads do.
+			// Elsewhere raft answers only once an entry of this term
+			// committed, at or past the floor, so this changes nothing.
+			if floor := n.readFloor.Load(); m.GetIndex() < floor {
+				m.Index = proto.Uint64(floor)
+			}
+		}
 		if m.GetType() == raftpb.MsgSnap && m.Snapshot != nil {
 			s := m.Snapshot
 			m.Snapshot = &raftpb.Snapshot{
