@@ -100,8 +100,10 @@ type Node struct {
 	appliedIndex  uint64
 	snapshotIndex uint64
 	// appliedBytes is the data applied since the last snapshot began.
-	appliedBytes  uint64
-	isLeader      bool
+	appliedBytes uint64
+	isLeader     bool
+	// termSaved is the term of the last HardState given to the WAL.
+	termSaved     uint64
 	snapshotting  bool
 	lastApplyDone <-chan struct{}
 	// ccApplied are the ids of the conf changes applied in the Ready being
@@ -255,6 +257,9 @@ func (n *Node) Start(getSnapshot SnapshotFunc) error {
 		n.node.Stop()
 		n.disk.wal.Close()
 		return err
+	}
+	if hs, _, err := n.disk.storage.InitialState(); err == nil {
+		n.termSaved = hs.GetTerm()
 	}
 	n.started = true
 	n.wg.Add(7)

@@ -73,7 +73,14 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	// A leader may send appends before its own fsync (raft thesis 10.2.1):
 	// it counts itself toward the quorum only after Advance.
 	var after []*raftpb.Message
-	if n.isLeader {
+	switch {
+	case n.isLeader && rd.HardState.GetTerm() > n.termSaved:
+		// A lone voter becomes candidate and leader in one step, with no
+		// vote to send, so its term may not be saved yet: messages of
+		// that term wait for the save, or a voter that died before it
+		// could send other entries at the same indexes and term again.
+		after = n.holdNotices(rd.Messages, rd.CommittedEntries)
+	case n.isLeader:
 		rd.Messages = n.holdNotices(rd.Messages, rd.CommittedEntries)
 		n.send(rd.Messages)
 		if len(rd.Messages) > 0 && len(rd.Entries) > 0 {
@@ -84,7 +91,7 @@ func (n *Node) handleReady(rd raft.Ready) error {
 			// the followers start their own fsyncs sooner.
 			runtime.Gosched()
 		}
-	} else {
+	default:
 		// A follower forwards proposals and read requests at once: they
 		// carry no term and state nothing about this member's log, so
 		// they need not wait for the fsync below (raft sends them as
@@ -112,6 +119,7 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	if err := n.disk.wal.Save(rd.HardState, rd.Entries); err != nil {
 		return fmt.Errorf("raftnode: save wal: %w", err)
 	}
+	n.termSaved = max(n.termSaved, rd.HardState.GetTerm())
 	if hasSnap {
 		if err := n.installSnapshot(rd.Snapshot); err != nil {
 			return err

@@ -253,3 +253,59 @@ func TestReadyOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestReadyOrderLoneVoter: a lone voter becomes candidate and leader in
+// one step when it restarts, with no vote to send, so its first Ready as
+// leader carries the new term unsaved together with its messages to the
+// learners. Those must wait for the save: a voter that died before it
+// would campaign for the same term again and could send other entries at
+// the same indexes and term, which a learner could not tell apart.
+func TestReadyOrderLoneVoter(t *testing.T) {
+	oc := &orderChecker{checked: map[raftpb.MessageType]int{}}
+	c := newTestCluster(t, 1, fastConfig(), func(c *testCluster) {
+		oc.dirs = func(id uint64) string { return c.dirs[id-1] }
+		c.net.onSend = oc.onSend
+	})
+	c.waitLeader()
+	want := c.putN("before", 5)
+	learner := c.addLearner(1)
+	c.waitConverged(want)
+	// The learner forwards proposals all along, so that some reach the
+	// voter as it becomes leader again, before that Ready is taken.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+				learner.node.Propose(ctx, []byte(fmt.Sprintf("l%d-%d", w, i)))
+				cancel()
+				time.Sleep(time.Millisecond) // a stream, not a flood
+			}
+		})
+	}
+	for round := range 10 {
+		c.stop(1)
+		c.start(1, false)
+		c.waitLeader()
+		want = append(want, c.putN(fmt.Sprintf("round%d", round), 2)...)
+	}
+	close(stop)
+	wg.Wait()
+	c.stop(1)
+	c.stop(2)
+	oc.mu.Lock()
+	defer oc.mu.Unlock()
+	for _, v := range oc.violations {
+		t.Error(v)
+	}
+	if oc.checked[raftpb.MsgApp] == 0 {
+		t.Errorf("no append was sent; checked %v", oc.checked)
+	}
+	t.Logf("checked %v", oc.checked)
+}
