@@ -60,6 +60,7 @@ type txnCompareJSON struct {
 type txnAnswer struct {
 	Succeeded bool   `json:"succeeded"`
 	Index     uint64 `json:"index"`
+	ModIndex  uint64 `json:"mod_index"`
 	Responses []struct {
 		Get *struct {
 			Value    string `json:"value"`
@@ -104,7 +105,12 @@ func (d *dataRun) txn(ctx context.Context) error {
 		if ans.Succeeded {
 			h.Record(lat)
 			d.ops.Add(1)
-			seen[id][k] = txnSeen{mod: ans.Index, n: s.n + 1}
+			// The version the puts wrote, which is not the raft index
+			// when that index gave one to the tag's bucket already.
+			seen[id][k] = txnSeen{mod: ans.ModIndex, n: s.n + 1}
+			if ans.ModIndex == 0 {
+				d.problem("txn: a transaction that put two keys of one tag answered no mod_index: %q", clipBytes(a.body))
+			}
 			return
 		}
 		d.conflict.Add(1)

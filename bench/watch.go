@@ -22,7 +22,7 @@ import (
 // Rate puts per second in all, for Duration. After the last write the
 // run waits until every watcher has the event of the last acknowledged
 // write, and checks each watcher's stream: ids strictly increasing, each
-// event's mod index the X-Raft-Index its write was acknowledged with,
+// event's raft index the X-Raft-Index its write was acknowledged with,
 // every acknowledged write present, and the same events in the same order
 // as every other watcher. A stream that ends early (too_slow) or any of
 // these is a problem: the run fails.
@@ -296,7 +296,9 @@ func (d *dataRun) watchEvent(w *sseWatcher, id, name string, data []byte, now ti
 	w.last = [2]uint64{idx, pos}
 	prefix := d.cfg.Prefix + "w/"
 	n, err := strconv.ParseInt(ev.Key[min(len(prefix), len(ev.Key)):], 10, 64)
-	if len(ev.Key) != len(prefix)+watchKeyDigits || ev.Key[:len(prefix)] != prefix || err != nil || ev.ModIndex != idx {
+	if len(ev.Key) != len(prefix)+watchKeyDigits || ev.Key[:len(prefix)] != prefix || err != nil || ev.ModIndex < idx {
+		// A write's version is at least its raft index (above it when
+		// its index gave one to the key's bucket already).
 		w.err = fmt.Sprintf("event %s: key %q at mod index %d, not a write of the run", id, ev.Key, ev.ModIndex)
 		return false
 	}
