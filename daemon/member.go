@@ -247,7 +247,10 @@ func (m *Member) run() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.RequestTimeout+time.Second)
 	if err := m.srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		m.lg.Warn("client server shutdown", zap.Error(err))
+		// Requests still in flight (a client sending its body slowly):
+		// their connections are closed, not left to the process's exit.
+		m.lg.Warn("client server shutdown; closing the connections left", zap.Error(err))
+		m.srv.Close()
 	}
 	cancel()
 	if graceful {

@@ -192,3 +192,33 @@ func TestStartDataDirInUse(t *testing.T) {
 		t.Fatalf("PUT /k on the first member: %d %s", st, body)
 	}
 }
+
+// TestStopClosesConnectionsLeftInFlight: a member that stops while a
+// client is still sending a request's body waits for it as long as a
+// request may take, then closes that connection rather than leave it
+// open until the process exits.
+func TestStopClosesConnectionsLeftInFlight(t *testing.T) {
+	cfg := oneMember(t, t.TempDir())
+	cfg.RequestTimeout = 500 * time.Millisecond
+	m, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLeader(t, m)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(m.ClientURL(), "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "PUT /k HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n012"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the member reads the head and waits for the body
+	m.Stop()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = io.ReadAll(conn)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("the connection of a request in flight was still open 5 s after the member stopped")
+	}
+}
