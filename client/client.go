@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"mime"
@@ -82,6 +83,13 @@ func New(cfg Config) (*Client, error) {
 	c := &Client{cfg: cfg, id: cfg.ClientID, lg: cfg.Logger}
 	if c.id == "" {
 		c.id = randomID()
+	} else {
+		// A fixed id outlives this process: the servers still hold the
+		// results of its earlier writes, by sequence number. Numbering
+		// from the clock (µs) puts this Client's writes past them, where
+		// numbering from 1 again would have a new write answered with an
+		// old one's result, and never applied.
+		c.seq.Store(uint64(time.Now().UnixMicro()))
 	}
 	if cfg.HTTPClient != nil {
 		hc := *cfg.HTTPClient
@@ -276,6 +284,17 @@ func (c *Client) do(ctx context.Context, cl *call) (*reply, error) {
 			if cl.write && sent {
 				maybeApplied = true
 			}
+			if errors.Is(err, errAnswerTooLarge) {
+				// Every member would answer as much: asking again is no
+				// use. A write's success was cut off: it was applied,
+				// and its result is not known.
+				if cl.write {
+					return nil, fail(&Error{Endpoint: endpoint, Code: CodeInternal, Err: err, Tries: try, MaybeApplied: true,
+						Message: fmt.Sprintf("applied, but its answer is larger than the %d MiB this client reads", maxBody>>20)})
+				}
+				return nil, fail(&Error{Endpoint: endpoint, Code: CodeTooLarge, Err: err, Tries: try,
+					Message: fmt.Sprintf("the answer is larger than the %d MiB this client reads; ask for less (a listing's Limit)", maxBody>>20)})
+			}
 			if cl.once && maybeApplied {
 				return nil, fail(&Error{Endpoint: endpoint, Err: err, Tries: try})
 			}
@@ -452,12 +471,23 @@ func (c *Client) send(ctx context.Context, cl *call, endpoint string) (rep *repl
 	if resp.StatusCode >= 300 {
 		limit = maxErrorBody
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return nil, true, err
 	}
+	if int64(len(b)) > limit {
+		if resp.StatusCode < 300 {
+			// Cut short, it would read as a whole answer (a value) or as
+			// an unreadable one (a listing, a transaction's result).
+			return nil, true, errAnswerTooLarge
+		}
+		b = b[:limit] // an error's reason: its start is enough
+	}
 	return &reply{status: resp.StatusCode, header: resp.Header, body: b, endpoint: endpoint}, true, nil
 }
+
+// errAnswerTooLarge is a successful answer longer than maxBody.
+var errAnswerTooLarge = errors.New("client: answer larger than the client reads")
 
 // tlsRefused reports whether err is a TLS handshake that one side
 // refused: this Client could not verify the member's certificate, or the

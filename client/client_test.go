@@ -196,8 +196,9 @@ func TestRotateOn503(t *testing.T) {
 	if nDown != 1 || nUp != 3 {
 		t.Fatalf("requests: %d to the 503 member, %d to the other; want 1 and 3 (a failed member is skipped by later calls)", nDown, nUp)
 	}
-	if idsDown[0] != "c1/1" || idsUp[0] != "c1/1" || idsUp[1] != "c1/2" || idsUp[2] != "c1/3" {
-		t.Fatalf("client id/seq: %v then %v; want c1/1 retried as c1/1, then c1/2, c1/3", idsDown, idsUp)
+	first := idSeq(t, idsDown[0], "c1")
+	if idSeq(t, idsUp[0], "c1") != first || idSeq(t, idsUp[1], "c1") != first+1 || idSeq(t, idsUp[2], "c1") != first+2 {
+		t.Fatalf("client id/seq: %v then %v; want c1/n retried as c1/n, then c1/n+1, c1/n+2", idsDown, idsUp)
 	}
 }
 
@@ -304,8 +305,8 @@ func TestWriteRetriedAfter504(t *testing.T) {
 	if _, err := c.Put(context.Background(), "k", []byte("v")); err != nil {
 		t.Fatal(err)
 	}
-	if _, ids := s.requests(); len(ids) != 2 || ids[0] != "w/1" || ids[1] != "w/1" {
-		t.Fatalf("tries %v; want w/1 twice", ids)
+	if _, ids := s.requests(); len(ids) != 2 || ids[0] != ids[1] || idSeq(t, ids[0], "w") == 0 {
+		t.Fatalf("tries %v; want w/n twice", ids)
 	}
 
 	s2 := newScripted(t, []int{504, 503}, nil)
@@ -385,6 +386,7 @@ func TestPaths(t *testing.T) {
 	}))
 	defer srv.Close()
 	c := newTestClient(t, Config{Endpoints: []string{srv.URL}, ClientID: "p"})
+	c.seq.Store(0) // a fixed id numbers from the clock; from 1 here, to read
 	ctx := context.Background()
 	c.Put(ctx, "a/b c", []byte("v"))
 	c.Put(ctx, "status", []byte("s"))
@@ -509,6 +511,7 @@ func TestShardedRouting(t *testing.T) {
 func TestRefreshOn421(t *testing.T) {
 	cg, g1, g2 := shardedSetup(t, 8)
 	c := newTestClient(t, Config{ConfigEndpoints: []string{cg.srv.URL}, ClientID: "r"})
+	c.seq.Store(0) // a fixed id numbers from the clock; from 1 here, to read
 	ctx := context.Background()
 	k := keyOf(t, cg.latest(), 1, "k")
 	if _, err := c.Put(ctx, k, []byte("1")); err != nil {
@@ -741,5 +744,41 @@ func TestRefreshErrorPerCaller(t *testing.T) {
 		if want := fmt.Sprintf("k%d", i); e.Key != want {
 			t.Errorf("call %d: the error names key %q, want %q: %v", i, e.Key, want, err)
 		}
+	}
+}
+
+// idSeq reads the sequence number of "<id>/<seq>", whose id must be id.
+func idSeq(t *testing.T, idseq, id string) uint64 {
+	t.Helper()
+	got, seq, ok := strings.Cut(idseq, "/")
+	n, err := strconv.ParseUint(seq, 10, 64)
+	if !ok || got != id || err != nil {
+		t.Fatalf("client id/seq %q, want %s/<seq>", idseq, id)
+	}
+	return n
+}
+
+// TestFixedClientIDAfterRestart: a Client with a fixed id numbers its
+// writes past those of an earlier Client with that id, as a process
+// started again would be: the servers keep the earlier writes' results
+// by number, and a new write under an old number would get an old answer
+// and never apply.
+func TestFixedClientIDAfterRestart(t *testing.T) {
+	s := newScripted(t, []int{204}, nil)
+	before := newTestClient(t, Config{Endpoints: []string{s.srv.URL}, ClientID: "app"})
+	for i := range 3 {
+		if _, err := before.Put(context.Background(), fmt.Sprint("k", i), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before.Close()
+	after := newTestClient(t, Config{Endpoints: []string{s.srv.URL}, ClientID: "app"})
+	if _, err := after.Put(context.Background(), "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	_, ids := s.requests()
+	last, next := idSeq(t, ids[2], "app"), idSeq(t, ids[3], "app")
+	if next <= last {
+		t.Fatalf("the second Client's first write is app/%d, after the first's app/%d: its number was used", next, last)
 	}
 }

@@ -40,7 +40,11 @@ type Config struct {
 	ConfigEndpoints []string
 	// ClientID identifies this Client's writes to the servers' dedup
 	// tables (header X-Client-ID): 1 to 64 of [A-Za-z0-9._-]. Two live
-	// Clients must not share one. Empty means 16 random hex digits.
+	// Clients must not share one. Empty means 16 random hex digits. A
+	// Client with a fixed id numbers its writes from the time it starts
+	// (in µs), so that a process started again under the same id does
+	// not reuse the numbers of its earlier writes, whose results the
+	// servers keep (a new write would get an old one's answer).
 	ClientID string
 	// RequestTimeout bounds each call, all its tries and pauses included,
 	// unless the call's context has an earlier deadline. Zero means

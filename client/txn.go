@@ -154,8 +154,9 @@ func (c *Client) Txn(ctx context.Context, t Txn, opts ...WriteOption) (TxnRespon
 	}
 	var out txnResponseJSON
 	if err := json.Unmarshal(rep.body, &out); err != nil {
+		// A success: the transaction was applied, whatever it answered.
 		return TxnResponse{}, &Error{Op: "txn", Key: keys[0], Endpoint: rep.endpoint, Status: rep.status, Code: CodeInternal,
-			Message: "unreadable POST /txn answer", Err: err}
+			Message: "unreadable POST /txn answer", Err: err, MaybeApplied: true}
 	}
 	res := TxnResponse{Succeeded: out.Succeeded, Index: out.Index, ModIndex: out.ModIndex}
 	for _, r := range out.Responses {
@@ -164,7 +165,7 @@ func (c *Client) Txn(ctx context.Context, t Txn, opts ...WriteOption) (TxnRespon
 			kv, err := r.Get.keyValue()
 			if err != nil {
 				return TxnResponse{}, &Error{Op: "txn", Key: keys[0], Endpoint: rep.endpoint, Status: rep.status, Code: CodeInternal,
-					Message: "unreadable POST /txn answer", Err: err}
+					Message: "unreadable POST /txn answer", Err: err, MaybeApplied: true}
 			}
 			res.Responses = append(res.Responses, TxnOpResponse{Type: TxnGet, KV: kv, Found: r.Get.Found})
 		case r.Put != nil:

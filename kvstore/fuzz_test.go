@@ -65,6 +65,10 @@ func digestOf(s *Store) digest {
 	return digest{i, k, h}
 }
 
+// state is d without its index: an entry that changes nothing still
+// moves the index the state is at.
+func (d digest) state() digest { return digest{keys: d.keys, hash: d.hash} }
+
 // sessionsOf deep-copies the store's sessions.
 func sessionsOf(s *Store) map[uint64]*session {
 	s.mu.RLock()
@@ -289,7 +293,7 @@ func FuzzApplyEntry(f *testing.F) {
 
 		b, err := decodeBatch(data)
 		if err != nil {
-			if d := digestOf(s); d != beforeDigest || !reflect.DeepEqual(sessionsOf(s), beforeSessions) {
+			if d := digestOf(s); d.state() != beforeDigest.state() || !reflect.DeepEqual(sessionsOf(s), beforeSessions) {
 				t.Fatalf("an undecodable entry (%v) changed the state: digest %+v -> %+v", err, beforeDigest, d)
 			}
 			return
@@ -312,7 +316,7 @@ func FuzzApplyEntry(f *testing.F) {
 		}
 
 		s.applyEntry(raftnode.Entry{Index: index + 1, Data: data})
-		if d := digestOf(s); d != afterDigest || !reflect.DeepEqual(sessionsOf(s), afterSessions) {
+		if d := digestOf(s); d.state() != afterDigest.state() || !reflect.DeepEqual(sessionsOf(s), afterSessions) {
 			t.Fatalf("applying the entry a second time changed the state: %+v -> %+v", afterDigest, d)
 		}
 	})

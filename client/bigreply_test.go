@@ -1,0 +1,54 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// TestAnswerLargerThanTheClientReads: a successful answer longer than
+// maxBody is not read as if it were whole. A listing page says so at once
+// (ask for less), rather than "unreadable listing" after every member was
+// tried; a transaction's success cut off, or unreadable, is an unknown
+// outcome, never a failure a caller would retry under a new sequence.
+func TestAnswerLargerThanTheClientReads(t *testing.T) {
+	var calls atomic.Int64
+	huge := `{"kvs":[{"key":"k","value":"` + strings.Repeat("v", maxBody) + `"}]}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, huge)
+	}))
+	t.Cleanup(srv.Close)
+	c := newTestClient(t, Config{Endpoints: []string{srv.URL, srv.URL}})
+	ctx := context.Background()
+
+	_, err := c.List(ctx, ListOptions{Prefix: "k"})
+	var e *Error
+	if !errors.As(err, &e) || e.Code != CodeTooLarge || e.Tries != 1 || calls.Load() != 1 {
+		t.Fatalf("a listing page over %d bytes: %v (%d calls); want payload_too_large after one try", maxBody, err, calls.Load())
+	}
+	_, err = c.Txn(ctx, Txn{Success: []TxnOp{OpGet("k")}})
+	if !errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("a transaction answered 200 with %d bytes: %v; want ErrOutcomeUnknown", len(huge), err)
+	}
+}
+
+// TestTxnUnreadableSuccess: a transaction answered 200 with a body that
+// does not parse was applied: the error says its outcome is unknown.
+func TestTxnUnreadableSuccess(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"succeeded":true,"responses":[{"get":`)
+	}))
+	t.Cleanup(srv.Close)
+	c := newTestClient(t, Config{Endpoints: []string{srv.URL}})
+	if _, err := c.Txn(context.Background(), Txn{Success: []TxnOp{OpGet("k")}}); !errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("a transaction answered 200 with a cut body: %v; want ErrOutcomeUnknown", err)
+	}
+}
