@@ -57,6 +57,7 @@ func TestRouting(t *testing.T) {
 		{name: "range delete prefix and start", method: "DELETE", target: "/key?prefix=a&start=b", wantCode: 400, wantIn: "not both", wantStore: seed},
 		{name: "range delete end before start", method: "DELETE", target: "/key?start=b&end=a", wantCode: 400, wantIn: "not after", wantStore: seed},
 		{name: "range delete bad config version", method: "DELETE", target: "/key?prefix=a&config_version=x", wantCode: 400, wantIn: "config_version", wantStore: seed},
+		{name: "range delete with a limit it would ignore", method: "DELETE", target: "/key?prefix=a/&limit=1", wantCode: 400, wantIn: `not "limit"`, wantStore: seed},
 		{name: "key get json", method: "GET", target: "/key/a/b/c", wantCode: 200, wantBody: `{"a/b/c":"abc"}`,
 			wantHeader: map[string]string{"Content-Type": "application/json"}},
 		{name: "key get reserved name", method: "GET", target: "/key/status", wantCode: 200, wantBody: `{"status":"s"}`},
@@ -501,5 +502,34 @@ func TestDebugState(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPut, "/debug/state", nil))
 	if rec.Code != http.StatusMethodNotAllowed {
 		t.Fatalf("PUT /debug/state = %d", rec.Code)
+	}
+}
+
+// TestWritesRefuseOptionsTheyWouldIgnore: a conditional header on POST
+// /key or on a range delete, and a ttl on POST /key, are refused with a
+// 400 that says where they belong, and nothing is written: the writes
+// would otherwise go through unconditionally, or without the TTL.
+func TestWritesRefuseOptionsTheyWouldIgnore(t *testing.T) {
+	seed := map[string]string{"a/1": "x", "c1": "old"}
+	for _, tc := range []struct {
+		method, target, body, header, value, wantIn string
+	}{
+		{"POST", "/key", `{"c1":"new"}`, "If-Match", `"1"`, "POST /key writes several keys unconditionally"},
+		{"POST", "/key", `{"c1":"new"}`, "If-None-Match", "*", "POST /key writes several keys unconditionally"},
+		{"POST", "/key?ttl=1", `{"c1":"new"}`, "", "", "POST /key takes no ttl"},
+		{"DELETE", "/key?prefix=a/", "", "If-Match", `"1"`, "a range delete is unconditional"},
+	} {
+		e := newEnv(t, seed, nil)
+		req := httptest.NewRequest(tc.method, tc.target, strings.NewReader(tc.body))
+		if tc.header != "" {
+			req.Header.Set(tc.header, tc.value)
+		}
+		rec := e.serve(t, req)
+		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), tc.wantIn) {
+			t.Errorf("%s %s (%s: %s): %d %q, want 400 saying %q", tc.method, tc.target, tc.header, tc.value, rec.Code, rec.Body, tc.wantIn)
+		}
+		if got := e.store.snapshot(); !maps.Equal(got, seed) {
+			t.Errorf("%s %s changed the store: %q", tc.method, tc.target, got)
+		}
 	}
 }

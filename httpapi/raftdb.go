@@ -103,6 +103,14 @@ func (h *handler) putAll(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// Options of a one-key write would be ignored here: refused rather
+	// than a write that does not do what was asked.
+	if _, ok := q["ttl"]; ok {
+		return withDetail(ErrBadTTL, "POST /key takes no ttl: give a key a TTL with PUT /<key>?ttl=, or in a transaction's put")
+	}
+	if len(r.Header.Values("If-Match")) > 0 || len(r.Header.Values("If-None-Match")) > 0 {
+		return withMore(ErrBadPrecondition, "POST /key writes several keys unconditionally: make one key's write conditional with PUT /<key>, or several with POST /txn")
+	}
 	wo, err := WriteOptionsOf(r.Header)
 	if err != nil {
 		return err

@@ -111,6 +111,7 @@ func TestPutAll(t *testing.T) {
 		{name: "key at set limit", body: `{"abc":"v"}`, maxKey: 3, wantCode: 204, wantPut: map[string]string{"abc": "v"}},
 		{name: "body at set limit", body: `{"a":"012345"}`, maxValue: 14, wantCode: 204, wantPut: map[string]string{"a": "012345"}},
 		{name: "unknown parameters ignored", target: "/key?pretty&x=1", body: `{"a":"b"}`, wantCode: 204, wantPut: map[string]string{"a": "b"}},
+		{name: "ttl refused", target: "/key?ttl=30s", body: `{"a":"b"}`, wantCode: 400, wantIn: "POST /key takes no ttl"},
 		{name: "base64", target: "/key?encoding=base64", body: `{"bin":"AP8K","t":"aGk=","e":""}`, wantCode: 204,
 			wantPut: map[string]string{"bin": "\x00\xff\n", "t": "hi", "e": ""}},
 		{name: "base64 any case", target: "/key?encoding=%20Base64", body: `{"t":"aGk="}`, wantCode: 204, wantPut: map[string]string{"t": "hi"}},

@@ -21,6 +21,15 @@ type deleteRangeJSON struct {
 // and config_version (a router's).
 func parseDeleteRange(q url.Values) (DeleteRangeOptions, error) {
 	var o DeleteRangeOptions
+	for name := range q {
+		switch name {
+		case "prefix", "start", "end", "config_version":
+		default:
+			// A delete of every key a range names must not run with a
+			// limit or a filter it would ignore.
+			return o, withDetail(ErrBadRange, "a range delete takes prefix, or start and end; not %q", truncate(name, 40))
+		}
+	}
 	get := func(name string) (string, bool, error) {
 		v, ok, err := queryParam(q, name)
 		if err != nil {
@@ -66,6 +75,9 @@ func (h *handler) deleteRange(w http.ResponseWriter, r *http.Request) error {
 	q, err := parseQuery(r.URL.RawQuery)
 	if err != nil {
 		return err
+	}
+	if len(r.Header.Values("If-Match")) > 0 || len(r.Header.Values("If-None-Match")) > 0 {
+		return withMore(ErrBadPrecondition, "a range delete is unconditional: delete one key at a version with DELETE /<key>, or several with POST /txn")
 	}
 	opts, err := parseDeleteRange(q)
 	if err != nil {

@@ -23,6 +23,16 @@ func (h *handler) deleteRange(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	for name := range q {
+		switch name {
+		case "prefix", "start", "end", "config_version":
+		default:
+			return bad("a range delete takes prefix, or start and end; not %q", name)
+		}
+	}
+	if r.Header.Get("If-Match") != "" || r.Header.Get("If-None-Match") != "" {
+		return bad("a range delete is unconditional: delete one key at a version with DELETE /<key>, or several with POST /txn")
+	}
 	opts := client.DeleteRangeOptions{Prefix: q.Get("prefix"), Start: q.Get("start"), End: q.Get("end")}
 	switch {
 	case opts.Prefix != "" && (opts.Start != "" || opts.End != ""):

@@ -3,6 +3,7 @@ package router
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -384,6 +385,24 @@ func (h *handler) delete(w http.ResponseWriter, r *http.Request, key string) err
 
 // putAll serves POST /key: one atomic write, whose keys must share a group.
 func (h *handler) putAll(w http.ResponseWriter, r *http.Request) error {
+	q, err := singleQuery(r)
+	if err != nil {
+		return err
+	}
+	// As a member: what POST /key cannot do is refused, not ignored.
+	if _, ok := q["ttl"]; ok {
+		return bad("POST /key takes no ttl: give a key a TTL with PUT /<key>?ttl=, or in a transaction's put")
+	}
+	if r.Header.Get("If-Match") != "" || r.Header.Get("If-None-Match") != "" {
+		return bad("POST /key writes several keys unconditionally: make one key's write conditional with PUT /<key>, or several with POST /txn")
+	}
+	b64 := false
+	if enc, ok := q["encoding"]; ok {
+		if !strings.EqualFold(strings.TrimSpace(enc[0]), "base64") {
+			return bad("unknown encoding %q; encoding must be base64", enc[0])
+		}
+		b64 = true
+	}
 	opts, err := writeOptions(r)
 	if err != nil {
 		return err
@@ -395,6 +414,15 @@ func (h *handler) putAll(w http.ResponseWriter, r *http.Request) error {
 	kvs, err := h.decodeKeyObject(body)
 	if err != nil {
 		return err
+	}
+	if b64 {
+		for k, v := range kvs {
+			raw, err := base64.StdEncoding.DecodeString(v)
+			if err != nil {
+				return bad("with encoding=base64 the value of %q must be standard base64: %v", k, err)
+			}
+			kvs[k] = string(raw)
+		}
 	}
 	index, err := h.c.PutAll(r.Context(), kvs, opts...)
 	if err != nil {

@@ -227,6 +227,13 @@ func TestRouterTable(t *testing.T) {
 			wantStatus: 400, wantBody: `{"code":"cross_group","error":"router: client: putall`},
 		{name: "batch not strings", method: "POST", path: "/key", body: `{"a":1}`, wantStatus: 400, wantBody: "router: POST /key body must be"},
 		{name: "batch twice", method: "POST", path: "/key", body: `{"a":"1","a":"2"}`, wantStatus: 400, wantBody: "router: POST /key body must be"},
+		{name: "batch with a ttl", method: "POST", path: "/key?ttl=5s", body: `{"{` + tag1 + `}:x":"1"}`, wantStatus: 400, wantBody: "router: POST /key takes no ttl"},
+		{name: "batch with if-match", method: "POST", path: "/key", body: `{"{` + tag1 + `}:x":"1"}`, header: map[string]string{"If-Match": `"3"`},
+			wantStatus: 400, wantBody: "router: POST /key writes several keys unconditionally"},
+		{name: "batch base64", method: "POST", path: "/key?encoding=base64", body: `{"{` + tag1 + `}:x":"aGk="}`, wantStatus: 204, group: 1},
+		{name: "batch bad base64", method: "POST", path: "/key?encoding=base64", body: `{"{` + tag1 + `}:x":"*"}`, wantStatus: 400, wantBody: "router: with encoding=base64"},
+		{name: "range delete with a limit", method: "DELETE", path: "/key?prefix=p&limit=1", wantStatus: 400, wantBody: `router: a range delete takes prefix, or start and end; not "limit"`},
+		{name: "range delete with if-match", method: "DELETE", path: "/key?prefix=p", header: map[string]string{"If-Match": `"3"`}, wantStatus: 400, wantBody: "router: a range delete is unconditional"},
 		{name: "batch empty", method: "POST", path: "/key", body: `{}`, wantStatus: 400},
 		{name: "batch trailing", method: "POST", path: "/key", body: `{"a":"1"} x`, wantStatus: 400},
 		{name: "method", method: "PATCH", path: "/" + a, wantStatus: 405, wantHeader: map[string]string{"Allow": allowRoot}},
@@ -271,6 +278,26 @@ func TestRouterTable(t *testing.T) {
 // TestRouterRelaysErrors: a member's error answer comes back as sent,
 // except a write that may have been applied, which is a 504 whatever its
 // last try was answered.
+// TestRouterBatchBase64: POST /key?encoding=base64 through the router
+// writes the text the values encode, as a member does, not the base64
+// (bytes that are not UTF-8 the router's client refuses: use PUT).
+func TestRouterBatchBase64(t *testing.T) {
+	srv, cfg, g := shardedRouter(t)
+	k := keyIn(cfg, 1, "b64-")
+	r, err := http.Post(srv.URL+"/key?encoding=base64", "application/json", strings.NewReader(`{"`+k+`":"aMOpIQ=="}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	g[1].mu.Lock()
+	got := g[1].kv[k]
+	g[1].mu.Unlock()
+	if r.StatusCode != http.StatusNoContent || got != "hé!" {
+		t.Fatalf("POST /key?encoding=base64: %d %s, group 1 holds %q; want 204 and hé!", r.StatusCode, body, got)
+	}
+}
+
 func TestRouterRelaysErrors(t *testing.T) {
 	srv, cfg, g := shardedRouter(t)
 	a := keyIn(cfg, 1, "a")
