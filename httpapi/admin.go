@@ -25,8 +25,9 @@ func (forbidden) Forbidden() bool        { return true }
 // adminRequest reports whether r is an admin request, one that
 // Config.Admin must admit: a membership change (POST and DELETE /<id>,
 // POST /<id>/promote, POST /join), POST /leader/transfer, GET or HEAD
-// /snapshot (a copy of the whole state), and POST /debug/hash (a pass over
-// the whole state on every member). Paths are matched before any
+// /snapshot (a copy of the whole state), POST /debug/hash (a pass over
+// the whole state on every member) and GET or HEAD /debug/state (a pass
+// over this member's, at each request). Paths are matched before any
 // route, mounted ones included, so an endpoint mounted on one of them is
 // covered too.
 func adminRequest(method, p string) bool {
@@ -37,6 +38,8 @@ func adminRequest(method, p string) bool {
 		return method == http.MethodGet || method == http.MethodHead
 	case p == hashRoute:
 		return method == http.MethodPost
+	case p == stateRoute:
+		return method == http.MethodGet || method == http.MethodHead
 	case method != http.MethodPost && method != http.MethodDelete:
 		return false
 	}
@@ -67,6 +70,8 @@ func adminWhat(p string) string {
 		return "a snapshot download"
 	case p == hashRoute:
 		return "a hash check"
+	case p == stateRoute:
+		return "a digest of the state"
 	}
 	return "a membership change"
 }
@@ -105,3 +110,6 @@ func tlsState(r *http.Request) *tls.ConnectionState {
 	st, _ := r.Context().Value(tlsStateKey{}).(*tls.ConnectionState)
 	return st
 }
+
+// stateRoute is GET /debug/state, a digest of the whole state.
+const stateRoute = "/debug/state"

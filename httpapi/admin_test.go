@@ -29,8 +29,10 @@ func TestAdminRequest(t *testing.T) {
 		{"HEAD", "/snapshot", true},
 		{"POST", "/debug/hash", true},
 		{"GET", "/debug/hash", false}, // reads a hash taken already
-		{"GET", "/4", false},          // a key
-		{"PUT", "/4", false},          // a key
+		{"GET", "/debug/state", true}, // hashes the whole state
+		{"HEAD", "/debug/state", true},
+		{"GET", "/4", false}, // a key
+		{"PUT", "/4", false}, // a key
 		{"GET", "/leader/transfer", false},
 		{"DELETE", "/key/4", false},
 		{"POST", "/key", false},

@@ -132,7 +132,7 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request) error {
 			return ErrMetricsDisabled // absent for every method
 		}
 		return only(w, r, allowRead, h.metrics)
-	case p == "/debug/state":
+	case p == stateRoute:
 		return only(w, r, allowRead, func(w http.ResponseWriter, r *http.Request) error {
 			return writeJSON(w, r, http.StatusOK, h.cfg.Store.Digest())
 		})
