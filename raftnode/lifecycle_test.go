@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"testing"
@@ -259,5 +260,32 @@ func TestFirstStartThatSavedNothing(t *testing.T) {
 		if st := m.node.Status(); len(st.Members) != 3 {
 			t.Fatalf("member %d knows members %v, want 3", m.id, st.Members)
 		}
+	}
+}
+
+// TestPartialSnapshotRemovedAtStart: a snapshot being received when the
+// member died leaves rafthttp's tmp* file in the snapshot dir; the next
+// start removes it (nothing else would, and each such death left up to
+// the whole state's size), and keeps the member's own files.
+func TestPartialSnapshotRemovedAtStart(t *testing.T) {
+	var partial, own string
+	c := newTestCluster(t, 1, fastConfig(), func(c *testCluster) {
+		dir := snapDir(c.dirs[0])
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		partial, own = filepath.Join(dir, "tmp123456"), filepath.Join(dir, "0000000000000001-0000000000000001.snap.db")
+		for _, f := range []string{partial, own} {
+			if err := os.WriteFile(f, []byte("x"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	c.waitLeader()
+	if _, err := os.Stat(partial); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the partly received snapshot %s is still there: %v", partial, err)
+	}
+	if _, err := os.Stat(own); err != nil {
+		t.Fatalf("a data file was removed with it: %v", err)
 	}
 }

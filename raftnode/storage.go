@@ -41,6 +41,7 @@ func openDisk(lg *zap.Logger, dataDir string) (*diskState, error) {
 	if err := os.MkdirAll(snapDir(dataDir), 0o700); err != nil {
 		return nil, fmt.Errorf("raftnode: create snapshot dir: %w", err)
 	}
+	removePartialSnapshots(lg, snapDir(dataDir))
 	ds := &diskState{snapshotter: snap.New(lg, snapDir(dataDir)), hasWAL: wal.Exist(walDir(dataDir))}
 	if !ds.hasWAL {
 		w, err := wal.Create(lg, walDir(dataDir), nil)
@@ -120,6 +121,22 @@ func openDisk(lg *zap.Logger, dataDir string) (*diskState, error) {
 		zap.Uint64("commit-index", st.GetCommit()),
 		zap.Int("entries", len(ents)))
 	return ds, nil
+}
+
+// removePartialSnapshots removes what a snapshot being received when the
+// member died left in dir: rafthttp writes the incoming state to a file
+// named tmp* (etcd's Snapshotter.SaveDBFrom) before renaming it, and
+// nothing else removes one left behind, up to the whole state's size at
+// each such death. No receive runs yet at start.
+func removePartialSnapshots(lg *zap.Logger, dir string) {
+	left, _ := filepath.Glob(filepath.Join(dir, "tmp*"))
+	for _, f := range left {
+		if err := os.Remove(f); err != nil {
+			lg.Warn("cannot remove a partly received snapshot", zap.String("path", f), zap.Error(err))
+			continue
+		}
+		lg.Info("removed a partly received snapshot", zap.String("path", f))
+	}
 }
 
 // openWAL opens the WAL at walsnap. created says this start just created
