@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/raftkv/raftkv/shardmap"
 	"go.uber.org/zap"
 )
 
@@ -115,8 +116,11 @@ type WatchEvent struct {
 // last event delivered, or after the last heartbeat's index: no event is
 // lost or repeated. A 410 (compacted) of one member sends it to the
 // next; it fails with ErrCompacted only once every member gave one. In a sharded
-// deployment a Watch of a Key goes to the key's group; watching a prefix
-// across groups is a router's (send the watch to a router).
+// deployment a Watch of a Key goes to the key's group, and ends with
+// ErrCompacted when that group hands the key's bucket on (its changes go
+// on in the new group's log, where no position of this Watch is): read
+// the key again and watch from the read's index plus one. Watching a
+// prefix across groups is a router's (send the watch to a router).
 func (c *Client) Watch(ctx context.Context, opts WatchOptions) (<-chan WatchEvent, error) {
 	if opts.Key == "" && opts.Group == 0 && c.Sharded() {
 		return nil, badInput("watch", "", "a prefix spans the groups of a sharded deployment: watch it through a router, or one group (WatchOptions.Group)")
@@ -166,6 +170,21 @@ type watchStream struct {
 	cancel context.CancelFunc
 	// servers are WatchOptions.Servers (nil: the config's members).
 	servers *members
+	// posGroup is the group (HeaderGroup) whose log the position above is
+	// in, for a Watch of a Key in a sharded deployment: its first
+	// stream's. moved, once set, ends the Watch: the key's bucket left
+	// that group, and no position in its log says where to go on in
+	// another's.
+	posGroup string
+	moved    *Error
+}
+
+// movedError ends a Watch of a Key whose bucket moved to another group.
+// Like a compacted one, it is resumed by reading again: the key's read
+// names an index of its new group to watch from.
+func (w *watchStream) movedError(why string) *Error {
+	return &Error{Op: "watch", Key: w.opts.Key, Code: CodeCompacted, Status: http.StatusGone,
+		Message: "the key's bucket moved to another shard group (" + why + "): its changes from here are in that group's log; read the key again, and watch from the read's index plus one"}
 }
 
 // request is the watch request of the next connection.
@@ -207,6 +226,11 @@ func (w *watchStream) connect(ctx context.Context) (*http.Response, error) {
 	gone := map[string]*Error{} // the members that answered 410, and how
 	for try := 1; ; try++ {
 		cl := w.request()
+		if owner := w.keyOwner(); owner != "" && w.posGroup != "" && owner != w.posGroup {
+			// The config gives the key to another group now: this
+			// watch's position is in the old group's log.
+			return nil, w.movedError(fmt.Sprintf("from group %s to group %s", w.posGroup, owner))
+		}
 		group, turn, endpoint, err := w.target(cctx, cl)
 		if err != nil {
 			e, ok := err.(*Error)
@@ -254,7 +278,16 @@ func (w *watchStream) connect(ctx context.Context) (*http.Response, error) {
 			last = &Error{Op: "watch", Key: w.opts.Key, Endpoint: endpoint, Code: CodeWrongGroup, Tries: try,
 				Message: fmt.Sprintf("watch of group %d: the member at %s serves group %s", w.opts.Group, endpoint, g)}
 			group.failed(turn)
+		} else if resp.StatusCode == http.StatusOK && w.opts.Key != "" && w.posGroup != "" && g != "" && g != w.posGroup {
+			// The key's group is another now: the position of this
+			// watch is in the old group's log, and means nothing here.
+			resp.Body.Close()
+			scancel()
+			return nil, w.movedError(fmt.Sprintf("from group %s to group %s", w.posGroup, g))
 		} else if resp.StatusCode == http.StatusOK {
+			if w.opts.Key != "" && w.posGroup == "" {
+				w.posGroup = g
+			}
 			w.group, w.turn, w.cancel = group, turn, scancel
 			return resp, nil
 		} else {
@@ -326,6 +359,10 @@ func (w *watchStream) run(ctx context.Context, resp *http.Response, ch chan<- Wa
 		// or compacted: it restored a snapshot past the events still to
 		// come, which another member may hold): resume at the next
 		// member.
+		if w.moved != nil {
+			w.finish(ctx, ch, w.moved)
+			return
+		}
 		w.c.lg.Debug("watch stream ended; resuming", zap.Error(err))
 		w.group.failed(w.turn)
 		if resp, err = w.connect(ctx); err != nil {
@@ -448,6 +485,12 @@ func (w *watchStream) dispatch(ctx context.Context, ch chan<- WatchEvent, id str
 	if index, pos, ok := parseEventID(id); ok {
 		ev.Index, ev.Pos = index, pos
 	}
+	if name == EventBucketOut && w.opts.Key != "" && w.keyBucket() == ev.Bucket {
+		// The key's group handed its bucket on: what happens to the key
+		// from now on, this stream will never carry.
+		w.moved = w.movedError(fmt.Sprintf("bucket %d, config %d", ev.Bucket, ev.Version))
+		return w.moved
+	}
 	// A shard member sends markers to every routing client.
 	if marker := name == EventBucketOut || name == EventBucketIn || name == EventGroupLeft; !marker || w.opts.Markers {
 		select {
@@ -519,4 +562,33 @@ func statusOfCode(code string) int {
 		return http.StatusServiceUnavailable
 	}
 	return 0
+}
+
+// keyOwner is the group that the cached config gives a Watch's Key, as
+// HeaderGroup names it; "" without a key or a config.
+func (w *watchStream) keyOwner() string {
+	if w.opts.Key == "" || w.servers != nil {
+		return ""
+	}
+	cfg, ok := w.c.CachedConfig()
+	if !ok || len(cfg.Buckets) == 0 {
+		return ""
+	}
+	if gid := cfg.OwnerOfKey(w.opts.Key); gid != 0 {
+		return strconv.FormatUint(gid, 10)
+	}
+	return ""
+}
+
+// keyBucket is the bucket of a Watch's Key under the cached config; -1
+// without a key or a config.
+func (w *watchStream) keyBucket() int {
+	if w.opts.Key == "" {
+		return -1
+	}
+	cfg, ok := w.c.CachedConfig()
+	if !ok || len(cfg.Buckets) == 0 {
+		return -1
+	}
+	return shardmap.BucketOf(w.opts.Key, len(cfg.Buckets))
 }

@@ -1,0 +1,137 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/raftkv/raftkv/shardmap"
+)
+
+// sseGroup is a shard group's member for watch tests: each stream gets
+// its group header, a heartbeat, then script's messages, then
+// heartbeats until the client goes, or until hangUp (if not nil) closes.
+type sseGroup struct {
+	srv    *httptest.Server
+	gid    uint64
+	script func(r *http.Request) (msgs []string, hangUp <-chan struct{})
+}
+
+func newSSEGroup(t *testing.T, gid uint64, script func(r *http.Request) ([]string, <-chan struct{})) *sseGroup {
+	g := &sseGroup{gid: gid, script: script}
+	g.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		msgs, hangUp := g.script(r)
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set(HeaderGroup, strconv.FormatUint(g.gid, 10))
+		w.WriteHeader(http.StatusOK)
+		fmt.Fprint(w, ": progress 5\n\n")
+		for _, m := range msgs {
+			fmt.Fprint(w, m)
+		}
+		w.(http.Flusher).Flush()
+		for {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-hangUp:
+				return
+			case <-time.After(20 * time.Millisecond):
+				fmt.Fprint(w, ": progress 7\n\n")
+				w.(http.Flusher).Flush()
+			}
+		}
+	}))
+	t.Cleanup(g.srv.Close)
+	t.Cleanup(g.srv.CloseClientConnections)
+	return g
+}
+
+func putMsg(id, key, value string) string {
+	return fmt.Sprintf("id: %s\nevent: put\ndata: {\"type\":\"put\",\"key\":%q,\"value\":%q,\"mod_index\":6,\"create_index\":6}\n\n", id, key, value)
+}
+
+// nextWatchEvent waits up to 5 s for an event of ch.
+func nextWatchEvent(t *testing.T, ch <-chan WatchEvent) WatchEvent {
+	t.Helper()
+	select {
+	case ev, ok := <-ch:
+		if !ok {
+			t.Fatal("the watch ended without an error")
+		}
+		return ev
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event within 5 s")
+	}
+	return WatchEvent{}
+}
+
+// TestKeyWatchEndsWhenItsBucketMoves: in a sharded deployment a Watch of
+// a key whose group hands the key's bucket on ends, as compacted ones do
+// (read again, watch from there), rather than stay open on a group that
+// will never carry the key's changes again; and one whose stream broke
+// does not resume in the key's new group from a position in the old
+// group's log.
+func TestKeyWatchEndsWhenItsBucketMoves(t *testing.T) {
+	for _, breaks := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stream breaks=%v", breaks), func(t *testing.T) {
+			cg := newConfigGroup(t, 8)
+			var key string
+			hangUp := make(chan struct{})
+			g1 := newSSEGroup(t, 1, func(r *http.Request) ([]string, <-chan struct{}) {
+				msgs := []string{putMsg("6.0", key, "v1")}
+				if !breaks {
+					b := shardmap.BucketOf(key, 8)
+					msgs = append(msgs, fmt.Sprintf("id: 7.0\nevent: bucket_out\ndata: {\"type\":\"bucket_out\",\"bucket\":%d,\"version\":3}\n\n", b))
+				}
+				return msgs, hangUp
+			})
+			asked := make(chan string, 10)
+			g2 := newSSEGroup(t, 2, func(r *http.Request) ([]string, <-chan struct{}) {
+				asked <- r.Header.Get("Last-Event-ID")
+				return nil, nil
+			})
+			cfg := cg.mustApply(t, func(c shardmap.Config) (shardmap.Config, error) {
+				return c.Join(map[uint64][]string{1: {g1.srv.URL}, 2: {g2.srv.URL}})
+			})
+			for i := 0; key == ""; i++ {
+				if k := fmt.Sprint("k", i); cfg.OwnerOfKey(k) == 1 {
+					key = k
+				}
+			}
+			c := newTestClient(t, Config{ConfigEndpoints: []string{cg.srv.URL}, RequestTimeout: 2 * time.Second})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			ch, err := c.Watch(ctx, WatchOptions{Key: key, IdleTimeout: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev := nextWatchEvent(t, ch); ev.Err != nil || string(ev.KV.Value) != "v1" {
+				t.Fatalf("first event %+v, want the put of v1", ev)
+			}
+			if breaks {
+				// The bucket moves while the stream is down, and the
+				// client learns it before it reconnects.
+				cg.mustApply(t, func(c shardmap.Config) (shardmap.Config, error) { return c.Move(shardmap.BucketOf(key, 8), 2) })
+				if _, err := c.Refresh(ctx, 0); err != nil {
+					t.Fatal(err)
+				}
+				close(hangUp) // the stream breaks
+			}
+			ev := nextWatchEvent(t, ch)
+			if !errors.Is(ev.Err, ErrCompacted) {
+				t.Fatalf("after the move: %+v; want the watch ended with ErrCompacted", ev)
+			}
+			close(asked)
+			for id := range asked {
+				if id != "" {
+					t.Fatalf("the key's new group was asked to resume after %q, a position in the old group's log", id)
+				}
+			}
+		})
+	}
+}
