@@ -122,17 +122,7 @@ func TestPeerLinksBackoff(t *testing.T) {
 // added to a stopped transport, which a replacement under way as the
 // member stopped did).
 func TestPeerLinksStopped(t *testing.T) {
-	rh := &rafthttp.Transport{
-		Logger:      zap.NewNop(),
-		ID:          types.ID(1),
-		ClusterID:   types.ID(1),
-		ServerStats: stats.NewServerStats("", "1"),
-		LeaderStats: stats.NewLeaderStats(zap.NewNop(), "1"),
-		ErrorC:      make(chan error, 1),
-	}
-	if err := rh.Start(); err != nil {
-		t.Fatal(err)
-	}
+	rh := startedTransport(t)
 	l := newPeerLinks(zap.NewNop(), time.Millisecond, 0, rh)
 	l.addPeer(2, "http://127.0.0.1:1")
 	l.addPeer(3, "http://127.0.0.1:2")
@@ -153,17 +143,7 @@ func TestPeerLinksStopped(t *testing.T) {
 // removed, and the watcher does not touch the link that is gone. It
 // dereferenced it, and the member panicked.
 func TestPeerLinksRemovedWhileReplaced(t *testing.T) {
-	rh := &rafthttp.Transport{
-		Logger:      zap.NewNop(),
-		ID:          types.ID(1),
-		ClusterID:   types.ID(1),
-		ServerStats: stats.NewServerStats("", "1"),
-		LeaderStats: stats.NewLeaderStats(zap.NewNop(), "1"),
-		ErrorC:      make(chan error, 1),
-	}
-	if err := rh.Start(); err != nil {
-		t.Fatal(err)
-	}
+	rh := startedTransport(t)
 	l := newPeerLinks(zap.NewNop(), time.Millisecond, time.Millisecond, rh)
 	defer l.stop()
 	l.addPeer(2, "http://127.0.0.1:1")
@@ -195,4 +175,22 @@ func TestPeerLinksRemovedWhileReplaced(t *testing.T) {
 	if rh.Get(types.ID(2)) != nil {
 		t.Fatal("the replacement added back a removed peer")
 	}
+}
+
+// startedTransport is a started rafthttp transport of member 1 with no
+// peers yet.
+func startedTransport(t *testing.T) *rafthttp.Transport {
+	t.Helper()
+	rh := &rafthttp.Transport{
+		Logger:      zap.NewNop(),
+		ID:          types.ID(1),
+		ClusterID:   types.ID(1),
+		ServerStats: stats.NewServerStats("", "1"),
+		LeaderStats: stats.NewLeaderStats(zap.NewNop(), "1"),
+		ErrorC:      make(chan error, 1),
+	}
+	if err := rh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return rh
 }
