@@ -17,6 +17,9 @@ import (
 // tried; a transaction's success cut off, or unreadable, is an unknown
 // outcome, never a failure a caller would retry under a new sequence.
 func TestAnswerLargerThanTheClientReads(t *testing.T) {
+	old := maxBody
+	maxBody = 1 << 20
+	t.Cleanup(func() { maxBody = old })
 	var calls atomic.Int64
 	huge := `{"kvs":[{"key":"k","value":"` + strings.Repeat("v", maxBody) + `"}]}`
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -43,11 +43,12 @@ const (
 
 // maxBody bounds how much of an answer the Client reads: a value is at
 // most a member's request limit (1.5 MiB by default), a config a few KiB
-// per group. Error bodies are kept up to maxErrorBody.
-const (
-	maxBody      = 64 << 20
-	maxErrorBody = 64 << 10
-)
+// per group; a longer success is an error (errAnswerTooLarge). Error
+// bodies are kept up to maxErrorBody. A var so that tests need not move
+// 64 MiB.
+var maxBody = 64 << 20
+
+const maxErrorBody = 64 << 10
 
 // Client sends calls to a raftkv deployment and retries them. It is safe
 // for concurrent use by many goroutines; build one and share it.
