@@ -150,31 +150,6 @@ func (s *Store) dueExpiries(now time.Time, max int) []Op {
 	return ops
 }
 
-// dropStaleExpiries, on a member that does not lead, drops the due
-// entries whose key changed since they were queued, as dueExpiries does
-// on the leader; without it a follower kept an entry for every key ever
-// written with a TTL. A due entry whose key is still at its version stays
-// (the leader expires it, or this member will once it leads), due again
-// after expireRetry.
-func (s *Store) dropStaleExpiries(now time.Time) {
-	var keep []expiry
-	s.mu.RLock()
-	s.exq.Lock()
-	for s.exq.h.Len() > 0 && !s.exq.h.items[0].deadline.After(now) {
-		e := heap.Pop(&s.exq.h).(expiry)
-		it, ok := s.mu.buckets[s.bucketOf(e.key)].data.Get(item{prefix: keyPrefix(e.key), key: e.key})
-		if ok && it.mod == e.mod && it.hasTTL() {
-			e.deadline = now.Add(expireRetry)
-			keep = append(keep, e)
-		}
-	}
-	for _, e := range keep {
-		s.exq.h.set(e)
-	}
-	s.exq.Unlock()
-	s.mu.RUnlock()
-}
-
 // expireLocked applies an OpExpire: key is deleted (an expire event) if
 // it is still at version mod and, on a shard group member, in a bucket
 // served here. s.mu must be held.
@@ -209,7 +184,10 @@ func (s *Store) expireLoop() {
 		}
 		wasLeader = leader
 		if !leader {
-			s.dropStaleExpiries(time.Now())
+			// What comes due here the leader proposes; taking it drops
+			// the entries of keys changed since, or a member that does
+			// not lead would keep one for every key ever given a TTL.
+			s.dueExpiries(time.Now(), maxExpiresPerEntry)
 			continue
 		}
 		ops := s.dueExpiries(time.Now(), maxExpiresPerEntry)

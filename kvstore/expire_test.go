@@ -127,10 +127,11 @@ func TestExpiryQueueOneEntryPerKey(t *testing.T) {
 	}
 }
 
-// TestFollowerDropsStaleExpiries: a member that does not lead drops the
-// due entries of keys deleted or rewritten since, as the leader does; it
-// kept one for every key ever written with a TTL. A due entry whose key
-// still has it stays, for when this member leads.
+// TestFollowerDropsStaleExpiries: what a member that does not lead does
+// each expiry tick (dueExpiries, its result unused) drops the due entries
+// of keys deleted or rewritten since, as the leader's does; it kept one
+// for every key ever written with a TTL. A due entry whose key still has
+// it stays, for when this member leads.
 func TestFollowerDropsStaleExpiries(t *testing.T) {
 	s := newBareStore(t)
 	index := uint64(0)
@@ -147,11 +148,11 @@ func TestFollowerDropsStaleExpiries(t *testing.T) {
 		defer s.exq.Unlock()
 		return s.exq.h.Len()
 	}
-	s.dropStaleExpiries(time.Now())
+	s.dueExpiries(time.Now(), maxExpiresPerEntry)
 	if n := queued(); n != 100 {
 		t.Fatalf("%d queued before any came due, want 100", n)
 	}
-	s.dropStaleExpiries(time.Now().Add(2 * time.Minute))
+	s.dueExpiries(time.Now().Add(2*time.Minute), maxExpiresPerEntry)
 	if n := queued(); n != 1 {
 		t.Fatalf("%d queued after they came due, want 1 (k99, still with its TTL)", n)
 	}
