@@ -41,7 +41,6 @@ func openDisk(lg *zap.Logger, dataDir string) (*diskState, error) {
 	if err := os.MkdirAll(snapDir(dataDir), 0o700); err != nil {
 		return nil, fmt.Errorf("raftnode: create snapshot dir: %w", err)
 	}
-	removePartialSnapshots(lg, snapDir(dataDir))
 	ds := &diskState{snapshotter: snap.New(lg, snapDir(dataDir)), hasWAL: wal.Exist(walDir(dataDir))}
 	if !ds.hasWAL {
 		w, err := wal.Create(lg, walDir(dataDir), nil)
@@ -116,6 +115,9 @@ func openDisk(lg *zap.Logger, dataDir string) (*diskState, error) {
 		lg.Warn("the wal holds no state, from a first start that did not finish: starting as a new member")
 		ds.hasWAL = false
 	}
+	// Only now that this member holds the WAL's lock: a second process
+	// started on a data dir in use must not touch a receive under way.
+	removePartialSnapshots(lg, snapDir(dataDir))
 	lg.Info("replayed wal",
 		zap.Uint64("snapshot-index", ds.snapshot.GetMetadata().GetIndex()),
 		zap.Uint64("commit-index", st.GetCommit()),
@@ -127,7 +129,8 @@ func openDisk(lg *zap.Logger, dataDir string) (*diskState, error) {
 // member died left in dir: rafthttp writes the incoming state to a file
 // named tmp* (etcd's Snapshotter.SaveDBFrom) before renaming it, and
 // nothing else removes one left behind, up to the whole state's size at
-// each such death. No receive runs yet at start.
+// each such death. No receive runs yet at start; the caller holds the
+// WAL's lock, so no other process on this data dir runs one either.
 func removePartialSnapshots(lg *zap.Logger, dir string) {
 	left, _ := filepath.Glob(filepath.Join(dir, "tmp*"))
 	for _, f := range left {
