@@ -169,11 +169,13 @@ type Config struct {
 	// means http.
 	PeerTLS *transport.TLSInfo
 	// AdminCAFile and AdminCNs, when either is set, restrict admin requests
-	// (membership changes, leader transfer, snapshot download) to clients
+	// (membership changes, leader transfer, snapshot download, shard
+	// config changes and bucket moves; httpapi's adminRequest) to clients
 	// whose certificate the CA in AdminCAFile verifies, or whose verified
 	// certificate's common name is one of AdminCNs; others get 403. Other
-	// members passing such a request on are admitted by their peer
-	// certificate (see adminRule). They need ClientTLS. Both empty means
+	// members passing such a request on, and other groups' members asking
+	// to join or moving a bucket, are admitted by their peer certificate
+	// (see adminRule). They need ClientTLS. Both empty means
 	// no restriction.
 	AdminCAFile string
 	AdminCNs    []string

@@ -23,7 +23,8 @@
 // ports (forwarded membership changes, the join request, the config and
 // shard groups' endpoints, the dashboard) present its peer certificate;
 // and with AdminCAFile or AdminCNs, admin requests need an admin's
-// certificate (or a member's, for those passed on to the leader).
+// certificate (or a member's, for those passed on to the leader and
+// those the groups of a sharded deployment make of each other).
 // kvadapter.go is the one place that converts kvstore's sharding types to
 // those of httpapi, configgroup and shardgroup; cluster.go's store adapts
 // kvstore's key API (GetKV, Write with TTLs) to httpapi.Store, and

@@ -179,6 +179,7 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 	var admin httpapi.AdminFunc
 	if tlsc.admin != nil {
 		tlsc.admin.members = m.node.Members
+		tlsc.admin.servers = api.servers
 		admin = tlsc.admin.admit
 	}
 	handler, err := httpapi.New(httpapi.Config{

@@ -8,6 +8,7 @@ import (
 	"github.com/raftkv/raftkv/httpapi"
 	"github.com/raftkv/raftkv/raftnode"
 	"github.com/raftkv/raftkv/shardgroup"
+	"github.com/raftkv/raftkv/shardmap"
 	"go.uber.org/zap"
 )
 
@@ -22,6 +23,9 @@ type modeAPI struct {
 	routes map[string]httpapi.RouteFunc
 	// status adds the mode's section to GET /status; nil for none.
 	status func(*httpapi.Status)
+	// servers lists the client URLs of the groups in the shard config
+	// the member knows (adminRule.servers); nil outside sharding.
+	servers func() []string
 }
 
 // apiFor builds the mode's part of the client API over m's store.
@@ -37,6 +41,9 @@ func (m *Member) apiFor() (modeAPI, error) {
 			store:  noKeys{store{m.kv, m.node}},
 			routes: h.Routes(),
 			status: func(st *httpapi.Status) { st.Config = h.Status() },
+			servers: func() []string {
+				return configServers(m.kv.LatestConfig())
+			},
 		}, nil
 	case modeShard:
 		h := shardgroup.NewHandler(shardStore{m.kv}, m.cfg.RequestTimeout, m.lg.Named("shardgroup"))
@@ -44,6 +51,10 @@ func (m *Member) apiFor() (modeAPI, error) {
 			store:  store{m.kv, m.node},
 			routes: h.Routes(),
 			status: func(st *httpapi.Status) { st.Shard = h.Status() },
+			servers: func() []string {
+				st := m.kv.ShardState()
+				return append(configServers(st.Config), configServers(st.Prev)...)
+			},
 		}, nil
 	}
 	return modeAPI{store: store{m.kv, m.node}}, nil
@@ -67,6 +78,15 @@ func (m *Member) startDriver() (*shardgroup.Driver, error) {
 		Client:          m.tlsClient(),
 		Logger:          m.lg.Named("shardgroup"),
 	})
+}
+
+// configServers lists the client URLs of every group c lists.
+func configServers(c shardmap.Config) []string {
+	var urls []string
+	for _, servers := range c.Groups {
+		urls = append(urls, servers...)
+	}
+	return urls
 }
 
 // memberURLs lists the client URLs the members published, in id order,

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/raftkv/raftkv/peerurl"
@@ -158,17 +159,24 @@ func (c Config) memberTLS() transport.TLSInfo {
 }
 
 // adminRule decides who may make admin requests (httpapi's membership
-// changes, leader transfer and snapshot download): a client whose
-// certificate the admin CA verifies, or whose verified certificate's
-// common name is listed; and, so that requests passed on to the leader
-// are admitted, a member: a certificate the peer trusted CA verifies and
-// that is valid for the host of a member's peer URL (etcd's
-// --peer-cert-allowed-hostname check).
+// changes, leader transfer, snapshot download, shard config changes and
+// bucket moves): a client whose certificate the admin CA verifies, or
+// whose verified certificate's common name is listed; so that requests
+// passed on to the leader are admitted, a member: a certificate the peer
+// trusted CA verifies and that is valid for the host of a member's peer
+// URL (etcd's --peer-cert-allowed-hostname check); and, for the requests
+// the groups of a sharded deployment make of each other (a join, a
+// bucket's pull and delete), a member of another group: a certificate
+// the peer trusted CA verifies and that is valid for the host of a
+// server the shard config lists.
 type adminRule struct {
 	ca      *x509.CertPool // nil: no admin CA
 	cns     []string
 	peers   *x509.CertPool           // nil: members are not recognized
 	members func() []raftnode.Member // set by Start once the node exists
+	// servers lists the client URLs of the groups in the shard config
+	// this member knows; nil outside a sharded deployment.
+	servers func() []string
 }
 
 func (c Config) adminRule() (*adminRule, error) {
@@ -189,7 +197,7 @@ func (c Config) adminRule() (*adminRule, error) {
 }
 
 // admit is the httpapi.AdminFunc of the rule.
-func (a *adminRule) admit(st *tls.ConnectionState) error {
+func (a *adminRule) admit(st *tls.ConnectionState, betweenGroups bool) error {
 	if st == nil || len(st.PeerCertificates) == 0 {
 		return errors.New("this connection presented no client certificate")
 	}
@@ -209,6 +217,8 @@ func (a *adminRule) admit(st *tls.ConnectionState) error {
 		return nil
 	case a.peers != nil && a.members != nil && verifies(a.peers) && a.isMemberHost(leaf):
 		return nil
+	case betweenGroups && a.peers != nil && a.servers != nil && verifies(a.peers) && validForOne(leaf, a.servers()):
+		return nil
 	}
 	return fmt.Errorf("the client certificate %q is not an admin's", leaf.Subject.CommonName)
 }
@@ -216,12 +226,26 @@ func (a *adminRule) admit(st *tls.ConnectionState) error {
 // isMemberHost reports whether cert is valid for the host of a member's
 // peer URL.
 func (a *adminRule) isMemberHost(cert *x509.Certificate) bool {
+	var urls []string
 	for _, m := range a.members() {
-		u, err := url.Parse(m.PeerURL)
-		if err != nil {
-			continue
+		urls = append(urls, m.PeerURL)
+	}
+	return validForOne(cert, urls)
+}
+
+// validForOne reports whether cert is valid for the host of one of urls,
+// each a URL or, as a shard config may list servers, a bare host:port.
+func validForOne(cert *x509.Certificate, urls []string) bool {
+	for _, s := range urls {
+		hostport := s
+		if strings.Contains(s, "://") {
+			u, err := url.Parse(s)
+			if err != nil {
+				continue
+			}
+			hostport = u.Host
 		}
-		host, _, err := net.SplitHostPort(u.Host)
+		host, _, err := net.SplitHostPort(hostport)
 		if err == nil && cert.VerifyHostname(host) == nil {
 			return true
 		}

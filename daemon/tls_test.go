@@ -303,18 +303,34 @@ func TestAdminRule(t *testing.T) {
 		members func() []raftnode.Member
 		state   *tls.ConnectionState
 		admit   bool
+		// between: a request the groups make of each other, with the
+		// servers the shard config lists.
+		between bool
+		servers []string
 	}{
-		{"no TLS", Config{AdminCAFile: certs.AdminCA.CertFile}, members, nil, false},
-		{"no certificate", Config{AdminCAFile: certs.AdminCA.CertFile}, members, &tls.ConnectionState{}, false},
-		{"admin CA", Config{AdminCAFile: certs.AdminCA.CertFile}, members, verified(admin), true},
-		{"user", Config{AdminCAFile: certs.AdminCA.CertFile}, members, verified(user), false},
-		{"admin CN of another CA", Config{AdminCAFile: certs.AdminCA.CertFile}, members, shown(stranger), false},
-		{"listed CN", Config{AdminCNs: []string{"client"}}, members, verified(user), true},
-		{"listed CN, not verified", Config{AdminCNs: []string{"admin"}}, members, shown(stranger), false},
-		{"CN not listed", Config{AdminCNs: []string{"root"}}, members, verified(user), false},
-		{"member on a member's host", Config{AdminCAFile: certs.AdminCA.CertFile, PeerTLS: peerTLS}, members, verified(peer), true},
-		{"member elsewhere", Config{AdminCAFile: certs.AdminCA.CertFile, PeerTLS: peerTLS}, elsewhere, verified(peer), false},
-		{"peer certificate without peer TLS", Config{AdminCAFile: certs.AdminCA.CertFile}, members, verified(peer), false},
+		{"no TLS", Config{AdminCAFile: certs.AdminCA.CertFile}, members, nil, false, false, nil},
+		{"no certificate", Config{AdminCAFile: certs.AdminCA.CertFile}, members, &tls.ConnectionState{}, false, false, nil},
+		{"admin CA", Config{AdminCAFile: certs.AdminCA.CertFile}, members, verified(admin), true, false, nil},
+		{"user", Config{AdminCAFile: certs.AdminCA.CertFile}, members, verified(user), false, false, nil},
+		{"admin CN of another CA", Config{AdminCAFile: certs.AdminCA.CertFile}, members, shown(stranger), false, false, nil},
+		{"listed CN", Config{AdminCNs: []string{"client"}}, members, verified(user), true, false, nil},
+		{"listed CN, not verified", Config{AdminCNs: []string{"admin"}}, members, shown(stranger), false, false, nil},
+		{"CN not listed", Config{AdminCNs: []string{"root"}}, members, verified(user), false, false, nil},
+		{"member on a member's host", Config{AdminCAFile: certs.AdminCA.CertFile, PeerTLS: peerTLS}, members, verified(peer), true, false, nil},
+		{"member elsewhere", Config{AdminCAFile: certs.AdminCA.CertFile, PeerTLS: peerTLS}, elsewhere, verified(peer), false, false, nil},
+		{"peer certificate without peer TLS", Config{AdminCAFile: certs.AdminCA.CertFile}, members, verified(peer), false, false, nil},
+		{"another group's member", Config{AdminCAFile: certs.AdminCA.CertFile, PeerTLS: peerTLS}, elsewhere, verified(peer), true,
+			true, []string{"https://10.9.9.9:6088", "https://127.0.0.1:7180"}},
+		{"another group's member, bare host:port", Config{AdminCAFile: certs.AdminCA.CertFile, PeerTLS: peerTLS}, elsewhere, verified(peer), true,
+			true, []string{"127.0.0.1:7180"}},
+		{"another group's member, not between groups", Config{AdminCAFile: certs.AdminCA.CertFile, PeerTLS: peerTLS}, elsewhere, verified(peer), false,
+			false, []string{"https://127.0.0.1:7180"}},
+		{"a host the config does not list", Config{AdminCAFile: certs.AdminCA.CertFile, PeerTLS: peerTLS}, elsewhere, verified(peer), false,
+			true, []string{"https://10.9.9.9:6088"}},
+		{"user between groups", Config{AdminCAFile: certs.AdminCA.CertFile, PeerTLS: peerTLS}, elsewhere, verified(user), false,
+			true, []string{"https://127.0.0.1:7180"}},
+		{"peer certificate between groups without peer TLS", Config{AdminCAFile: certs.AdminCA.CertFile}, elsewhere, verified(peer), false,
+			true, []string{"https://127.0.0.1:7180"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rule, err := tc.cfg.adminRule()
@@ -322,7 +338,10 @@ func TestAdminRule(t *testing.T) {
 				t.Fatal(err)
 			}
 			rule.members = tc.members
-			err = rule.admit(tc.state)
+			if tc.servers != nil {
+				rule.servers = func() []string { return tc.servers }
+			}
+			err = rule.admit(tc.state, tc.between)
 			if (err == nil) != tc.admit {
 				t.Fatalf("admit = %v; want admitted %v", err, tc.admit)
 			}

@@ -245,10 +245,12 @@ func TestTLSNewNodeCatchesUpFromSnapshot(t *testing.T) {
 }
 
 // TestTLSShardedDeployment: a config group and two shard groups whose
-// members all serve TLS with client certificates required. The shard
-// groups join the config and move buckets between them over https, with
-// their peer certificates; the Go client routes keys to both groups, and
-// so does `raftkv route` given --cacert, --cert and --key.
+// members all serve TLS with client certificates required and admin
+// requests restricted (--admin-ca-file). The shard groups join the config
+// and move buckets between them over https, with their peer
+// certificates; a user's config changes and bucket moves are refused
+// 403, an admin's move is applied; the Go client routes keys to both
+// groups, and so does `raftkv route` given --cacert, --cert and --key.
 func TestTLSShardedDeployment(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -257,13 +259,14 @@ func TestTLSShardedDeployment(t *testing.T) {
 	certs := testcerts.NewSet(t, t.TempDir())
 	d := &deployment{t: t, groups: map[uint64]*testcluster.Cluster{}}
 	d.config = testcluster.Start(t, testcluster.Options{N: 1, TLS: certs,
-		ExtraArgs: []string{"--config-group", "--buckets", strconv.Itoa(shardBuckets)}})
+		ExtraArgs: []string{"--config-group", "--buckets", strconv.Itoa(shardBuckets), "--admin-ca-file", certs.AdminCA.CertFile}})
 	d.config.WaitLeader(t, leaderTimeout)
 	for gid := uint64(1); gid <= 2; gid++ {
 		g := testcluster.Start(t, testcluster.Options{N: 1, TLS: certs, ExtraArgs: []string{
 			"--group", strconv.FormatUint(gid, 10),
 			"--config-endpoints", strings.Join(d.configURLs(), ","),
 			"--config-poll-interval", "20ms",
+			"--admin-ca-file", certs.AdminCA.CertFile,
 		}})
 		g.WaitLeader(t, leaderTimeout)
 		d.groups[gid] = g
@@ -288,6 +291,38 @@ func TestTLSShardedDeployment(t *testing.T) {
 			t.Fatalf("Put %s: %v", k, err)
 		}
 		want[k] = v
+	}
+
+	// Under --admin-ca-file the config's changes and a bucket's moves are
+	// admin requests: the groups made theirs above (their joins, the
+	// pulls and deletes) with their peer certificates; a user's are
+	// refused, and an admin moves a bucket.
+	https := func(pair testcerts.Pair) *http.Client {
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: d.config.ClientTLS(pair)}}
+	}
+	user, admin := https(certs.Client), https(certs.Admin)
+	b := settled.BucketsOf(1)[0]
+	move := fmt.Sprintf(`{"bucket":%d,"gid":2}`, b)
+	for _, req := range []struct{ method, url, body string }{
+		{http.MethodPost, d.config.ClientURL(1) + "/config/move", move},
+		{http.MethodPost, d.config.ClientURL(1) + "/config/leave", `{"gids":[2]}`},
+		{http.MethodPost, d.config.ClientURL(1) + "/config/join", `{"groups":{"3":["https://127.0.0.1:1"]}}`},
+		{http.MethodGet, fmt.Sprintf("%s/shard/pull?bucket=%d&version=%d", d.groups[1].ClientURL(1), b, settled.Version), ""},
+		{http.MethodPost, fmt.Sprintf("%s/shard/delete?bucket=%d&version=%d", d.groups[1].ClientURL(1), b, settled.Version), ""},
+	} {
+		code, body := do(t, user, req.method, req.url, req.body)
+		if code != http.StatusForbidden || !strings.Contains(body, "needs an admin client certificate") {
+			t.Fatalf("a user's %s %s = %d %s; want 403 forbidden", req.method, req.url, code, body)
+		}
+	}
+	if c, err := d.latestConfig(); err != nil || c.Version != settled.Version {
+		t.Fatalf("after the refused requests the config is %d (%v); want still %d", c.Version, err, settled.Version)
+	}
+	if code, body := do(t, admin, http.MethodPost, d.config.ClientURL(1)+"/config/move", move); code != http.StatusOK {
+		t.Fatalf("an admin's POST /config/move = %d %s; want 200", code, body)
+	}
+	if moved := d.waitSettled(1, 2); moved.Buckets[b] != 2 {
+		t.Fatalf("config %d: bucket %d served by %d; want 2 after the admin's move", moved.Version, b, moved.Buckets[b])
 	}
 
 	port := testcluster.FreePorts(t, 1)[0]
@@ -321,4 +356,20 @@ func TestTLSShardedDeployment(t *testing.T) {
 			return nil
 		})
 	}
+}
+
+// do sends one request with c and returns its status and body.
+func do(t *testing.T, c *http.Client, method, u, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, u, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, u, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

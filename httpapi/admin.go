@@ -9,10 +9,11 @@ import (
 )
 
 // AdminFunc decides whether the client of an admin request may make it,
-// from its connection's TLS state (nil on a plain connection): nil admits
-// it; an error refuses it with 403, code forbidden, and the error's text
-// as the reason.
-type AdminFunc func(state *tls.ConnectionState) error
+// from its connection's TLS state (nil on a plain connection) and whether
+// the request is one that the groups of a sharded deployment make of
+// each other (BetweenGroups): nil admits it; an error refuses it with
+// 403, code forbidden, and the error's text as the reason.
+type AdminFunc func(state *tls.ConnectionState, betweenGroups bool) error
 
 // forbidden is this package's refusal of an admin request: the client's
 // sentence, as badRequest's.
@@ -26,12 +27,18 @@ func (forbidden) Forbidden() bool        { return true }
 // Config.Admin must admit: a membership change (POST and DELETE /<id>,
 // POST /<id>/promote, POST /join), POST /leader/transfer, GET or HEAD
 // /snapshot (a copy of the whole state), POST /debug/hash (a pass over
-// the whole state on every member) and GET or HEAD /debug/state (a pass
-// over this member's, at each request). Paths are matched before any
-// route, mounted ones included, so an endpoint mounted on one of them is
-// covered too.
+// the whole state on every member), GET or HEAD /debug/state (a pass
+// over this member's, at each request), and the sharding routes that
+// change the config or move a bucket (POST /config/join, /config/leave,
+// /config/move, GET or HEAD /shard/pull, POST /shard/delete). Paths are
+// matched before any route, mounted ones included, so an endpoint
+// mounted on one of them is covered too.
 func adminRequest(method, p string) bool {
 	switch {
+	case p == "/config/join", p == "/config/leave", p == "/config/move", p == "/shard/delete":
+		return method == http.MethodPost
+	case p == "/shard/pull":
+		return method == http.MethodGet || method == http.MethodHead
 	case p == "/join", p == "/leader/transfer":
 		return method == http.MethodPost
 	case p == SnapshotRoute.Path:
@@ -50,12 +57,26 @@ func adminRequest(method, p string) bool {
 	return rest == "" || ((rest == "promote" || rest == "update") && method == http.MethodPost)
 }
 
+// BetweenGroups reports whether a request of method to path p is one that
+// the groups of a sharded deployment make of each other: a group asking
+// the config group to join it, and a bucket's new owner pulling it from
+// the old one and telling it to delete its copy.
+func BetweenGroups(method, p string) bool {
+	switch p {
+	case "/config/join", "/shard/delete":
+		return method == http.MethodPost
+	case "/shard/pull":
+		return method == http.MethodGet || method == http.MethodHead
+	}
+	return false
+}
+
 // admit asks Config.Admin about an admin request.
 func (h *handler) admit(r *http.Request) error {
 	if h.cfg.Admin == nil || !adminRequest(r.Method, r.URL.Path) {
 		return nil
 	}
-	if err := h.cfg.Admin(tlsState(r)); err != nil {
+	if err := h.cfg.Admin(tlsState(r), BetweenGroups(r.Method, r.URL.Path)); err != nil {
 		return withDetail(ErrForbidden, "%s needs an admin client certificate: %s", adminWhat(r.URL.Path), humanMessageOr(err))
 	}
 	return nil
@@ -72,6 +93,10 @@ func adminWhat(p string) string {
 		return "a hash check"
 	case p == stateRoute:
 		return "a digest of the state"
+	case strings.HasPrefix(p, "/config/"):
+		return "a change of the shard config"
+	case strings.HasPrefix(p, "/shard/"):
+		return "a bucket's move between groups"
 	}
 	return "a membership change"
 }

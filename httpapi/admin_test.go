@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -42,10 +43,34 @@ func TestAdminRequest(t *testing.T) {
 		{"DELETE", "/4/promote", false},
 		{"POST", "/", false},
 		{"GET", "/status", false},
-		{"POST", "/config/join", false},
+		{"POST", "/config/join", true},
+		{"POST", "/config/leave", true},
+		{"POST", "/config/move", true},
+		{"GET", "/config", false}, // the bucket map, which every client reads
+		{"GET", "/config/join", false},
+		{"GET", "/shard/pull", true}, // a copy of a bucket
+		{"HEAD", "/shard/pull", true},
+		{"POST", "/shard/delete", true},
+		{"GET", "/shard/delete", false},
 	} {
 		if got := adminRequest(tc.method, tc.path); got != tc.want {
 			t.Errorf("adminRequest(%s %s) = %v, want %v", tc.method, tc.path, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		method, path string
+		want         bool
+	}{
+		{"POST", "/config/join", true},
+		{"POST", "/config/leave", false}, // an operator's
+		{"POST", "/config/move", false},
+		{"GET", "/shard/pull", true},
+		{"POST", "/shard/delete", true},
+		{"POST", "/4", false},
+		{"GET", "/snapshot", false},
+	} {
+		if got := BetweenGroups(tc.method, tc.path); got != tc.want {
+			t.Errorf("BetweenGroups(%s %s) = %v, want %v", tc.method, tc.path, got, tc.want)
 		}
 	}
 }
@@ -54,10 +79,16 @@ func TestAdminRequest(t *testing.T) {
 // the reason and reaches no Cluster call; others, and admitted ones, are
 // served as without Admin.
 func TestAdminRefuses(t *testing.T) {
-	var asked []*tls.ConnectionState
+	var (
+		asked   []*tls.ConnectionState
+		between []bool
+	)
 	e := newEnv(t, map[string]string{"4": "v"}, func(c *Config) {
-		c.Admin = func(st *tls.ConnectionState) error {
+		ok := func(w http.ResponseWriter, r *http.Request) error { w.WriteHeader(http.StatusOK); return nil }
+		c.Routes = map[string]RouteFunc{"/config": ok, "/config/": ok, "/shard/": ok}
+		c.Admin = func(st *tls.ConnectionState, betweenGroups bool) error {
 			asked = append(asked, st)
+			between = append(between, betweenGroups)
 			return errors.New("this connection presented no client certificate")
 		}
 	})
@@ -85,12 +116,29 @@ func TestAdminRefuses(t *testing.T) {
 	if rec := e.do(t, "POST", "/debug/hash", ""); rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "a hash check") {
 		t.Errorf("POST /debug/hash = %d %q; want 403 naming a hash check", rec.Code, rec.Body.String())
 	}
+	between = nil
+	for _, tc := range []struct{ method, target, what string }{
+		{"POST", "/config/move", "a change of the shard config"},
+		{"POST", "/config/join", "a change of the shard config"},
+		{"GET", "/shard/pull?bucket=1&version=2", "a bucket's move between groups"},
+		{"POST", "/shard/delete?bucket=1&version=2", "a bucket's move between groups"},
+	} {
+		if rec := e.do(t, tc.method, tc.target, ""); rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), tc.what) {
+			t.Errorf("%s %s = %d %q; want 403 naming %s", tc.method, tc.target, rec.Code, rec.Body.String(), tc.what)
+		}
+	}
+	if want := []bool{false, true, true, true}; !slices.Equal(between, want) {
+		t.Errorf("Admin asked with betweenGroups %v; want %v", between, want)
+	}
 	asked = nil
+	if rec := e.do(t, "GET", "/config", ""); rec.Code != http.StatusOK || len(asked) != 0 {
+		t.Errorf("GET /config = %d, Admin asked %d times; want 200 without asking", rec.Code, len(asked))
+	}
 	if rec := e.do(t, "GET", "/4", ""); rec.Code != http.StatusOK || len(asked) != 0 {
 		t.Errorf("GET /4 = %d, Admin asked %d times; want 200 without asking", rec.Code, len(asked))
 	}
 
-	open := newEnv(t, nil, func(c *Config) { c.Admin = func(*tls.ConnectionState) error { return nil } })
+	open := newEnv(t, nil, func(c *Config) { c.Admin = func(*tls.ConnectionState, bool) error { return nil } })
 	if rec := open.do(t, "POST", "/4", "http://127.0.0.1:42379"); rec.Code != http.StatusNoContent {
 		t.Fatalf("admitted POST /4 = %d %q; want 204", rec.Code, rec.Body.String())
 	}
@@ -103,7 +151,7 @@ func TestAdminSeesTLSOfHandedOffConnection(t *testing.T) {
 	certs := testcerts.NewSet(t, t.TempDir())
 	var seen []string
 	e := newEnv(t, map[string]string{"k": "v"}, func(c *Config) {
-		c.Admin = func(st *tls.ConnectionState) error {
+		c.Admin = func(st *tls.ConnectionState, _ bool) error {
 			if st == nil || len(st.PeerCertificates) == 0 {
 				seen = append(seen, "")
 				return errors.New("no certificate")

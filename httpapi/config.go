@@ -94,8 +94,10 @@ type Config struct {
 	// names none.
 	Group uint64
 	// Admin, when set, is asked before every admin request is served (a
-	// membership change, a leader transfer, a snapshot download; see
-	// adminRequest), with the TLS state of its connection; a refusal is
+	// membership change, a leader transfer, a snapshot download, a change
+	// of the shard config; see adminRequest), with the TLS state of its
+	// connection and whether the groups make it of each other
+	// (BetweenGroups); a refusal is
 	// answered 403 with code forbidden. Nil admits every client.
 	Admin AdminFunc
 }

@@ -153,6 +153,17 @@ func (s *Store) WaitConfigVersion(ctx context.Context, version uint64) error {
 	}
 }
 
+// LatestConfig returns a copy of the newest config this member applied.
+func (s *Store) LatestConfig() shardmap.Config {
+	s.mu.RLock()
+	configs := s.mu.history.Configs
+	s.mu.RUnlock()
+	if len(configs) == 0 {
+		return shardmap.Config{}
+	}
+	return configs[len(configs)-1].Clone()
+}
+
 // ConfigHistory returns a copy of every config, version 0 first.
 func (s *Store) ConfigHistory() shardmap.History {
 	s.mu.RLock()

@@ -234,7 +234,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.tls.peerKeyFile, "peer-key-file", "", "key of --peer-cert-file")
 	fs.StringVar(&o.tls.peerTrustedCAFile, "peer-trusted-ca-file", "", "CA that verifies the other members' peer certificates")
 	fs.BoolVar(&o.tls.peerClientCertAuth, "peer-client-cert-auth", false, "refuse peers without a certificate --peer-trusted-ca-file verifies")
-	fs.StringVar(&o.tls.adminCAFile, "admin-ca-file", "", "restrict membership changes, leader transfer and snapshot download to clients with a certificate from this CA (needs --cert-file)")
+	fs.StringVar(&o.tls.adminCAFile, "admin-ca-file", "", "restrict admin requests (membership changes, leader transfer, snapshot download, hash checks, shard config changes and bucket moves) to clients with a certificate from this CA (needs --cert-file)")
 	var adminCNs string
 	fs.StringVar(&adminCNs, "admin-cn", "", "comma-separated common names whose verified client certificates may also make those requests (needs --cert-file)")
 	version := fs.Bool("version", false, "print the version, VCS revision and Go version, and exit")
