@@ -168,6 +168,13 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		}
 		return nil, fmt.Errorf("cannot start raft node: %w", err)
 	}
+	if err := m.checkRestored(ctx); err != nil {
+		closeListeners()
+		m.kv.Stop()
+		m.node.Stop()
+		<-m.kv.Done()
+		return nil, err
+	}
 	api, err := m.apiFor()
 	if err != nil {
 		clientLn.Close()

@@ -41,6 +41,10 @@ type dirMode struct {
 	Mode    string `json:"mode"`
 	Group   uint64 `json:"group,omitempty"`
 	Buckets int    `json:"buckets"`
+	// Restored marks a shard member's data dir made by Restore whose
+	// first start has not yet checked the configs made since the backup
+	// (checkRestored).
+	Restored bool `json:"restored,omitempty"`
 }
 
 // mode names what a member is.

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"github.com/raftkv/raftkv/kvstore"
 	"github.com/raftkv/raftkv/peerurl"
 	"github.com/raftkv/raftkv/raftnode"
+	"github.com/raftkv/raftkv/shardgroup"
 	"go.etcd.io/etcd/client/pkg/v3/fileutil"
 	"go.uber.org/zap"
 )
@@ -139,7 +141,7 @@ func Restore(cfg RestoreConfig) (backup.Header, error) {
 	if h.Mode != backup.ModePlain {
 		m := dirMode{Mode: modeConfig, Buckets: h.Buckets}
 		if h.Mode == backup.ModeShard {
-			m = dirMode{Mode: modeShard, Group: h.Group, Buckets: h.Buckets}
+			m = dirMode{Mode: modeShard, Group: h.Group, Buckets: h.Buckets, Restored: true}
 		}
 		if err := writeMode(tmp, m); err != nil {
 			return h, err
@@ -272,4 +274,38 @@ func StartFlags(cfg RestoreConfig, h backup.Header) string {
 	}
 	args = append(args, fmt.Sprintf("--id %d --cluster %s --data-dir %s", cfg.ID, strings.Join(cfg.Peers, ","), cfg.DataDir))
 	return strings.Join(args, " ")
+}
+
+// checkRestored is a restored shard member's first start: it asks the
+// config group for the configs made since the backup's, and refuses to
+// serve when one of them moved a bucket to or from the group
+// (shardgroup.CheckRestored); once the check passes it clears the data
+// dir's mark, so later starts skip it. Other members pass at once.
+func (m *Member) checkRestored(ctx context.Context) error {
+	if m.cfg.mode() != modeShard {
+		return nil
+	}
+	dm, ok, err := readMode(m.cfg.DataDir)
+	if err != nil || !ok || !dm.Restored {
+		return err
+	}
+	qctx, cancel := context.WithTimeout(ctx, m.cfg.JoinTimeout)
+	defer cancel()
+	// The store loads the backup's state from the snapshot a moment after
+	// the node starts.
+	if err := m.kv.WaitApplied(qctx, m.node.Status().SnapshotIndex); err != nil {
+		return fmt.Errorf("data dir %s: loading the restored state: %w", m.cfg.DataDir, err)
+	}
+	at := m.kv.ShardState().Config
+	latest, after, err := shardgroup.ConfigsAfter(qctx, startupClient(m.httpc), m.cfg.ConfigEndpoints, at.Version, m.cfg.RequestTimeout)
+	if err != nil {
+		return fmt.Errorf("data dir %s was restored from a backup, and its first start checks the configs made since with the config group: %w", m.cfg.DataDir, err)
+	}
+	if err := shardgroup.CheckRestored(m.cfg.Group, at, latest, after); err != nil {
+		return fmt.Errorf("data dir %s, restored from a backup of shard group %d, must not serve: %w", m.cfg.DataDir, m.cfg.Group, err)
+	}
+	m.lg.Info("restored from a backup: no config since moved a bucket to or from this group",
+		zap.Uint64("backup-config-version", at.Version), zap.Uint64("latest-config-version", latest.Version))
+	dm.Restored = false
+	return writeMode(m.cfg.DataDir, dm)
 }

@@ -159,9 +159,59 @@ func TestBackupRestoreSharded(t *testing.T) {
 	if code, body := call(t, rsm, http.MethodGet, "/k", ""); code != http.StatusOK || body != "v" {
 		t.Errorf("restored shard member GET /k: %d %q", code, body)
 	}
+	if dm, _, err := readMode(rshard.DataDir); err != nil || dm.Restored {
+		t.Errorf("restored shard data dir after its first start: %+v, %v; want the restore's mark cleared", dm, err)
+	}
 	var c shardmap.Config
 	if err := json.Unmarshal([]byte(confBody), &c); err != nil || len(c.Buckets) != 8 {
 		t.Errorf("config %s: %v", confBody, err)
+	}
+}
+
+// TestRestoredShardGroupRefusesMovedBuckets: a shard group restored from
+// a backup taken before another group took half of its buckets refuses
+// to start, naming a bucket that moved, and keeps refusing; it would
+// serve those buckets without the writes made since. The data dir stays
+// marked as restored.
+func TestRestoredShardGroupRefusesMovedBuckets(t *testing.T) {
+	conf := oneMember(t, filepath.Join(t.TempDir(), "config"))
+	conf.ConfigGroup, conf.Buckets = true, 8
+	cm := startMember(t, conf)
+	waitLeader(t, cm)
+	shard := func(gid uint64) Config {
+		c := oneMember(t, filepath.Join(t.TempDir(), "shard"))
+		c.Group, c.ConfigEndpoints, c.ConfigPollInterval, c.SnapshotDownload = gid, []string{cm.ClientURL()}, 10*time.Millisecond, true
+		return c
+	}
+	serving := func(m *Member, n int) func() bool {
+		return func() bool {
+			st := status(t, m)
+			return st.Shard != nil && len(st.Shard.Buckets.Serving) == n && len(st.Shard.Buckets.Pulling)+len(st.Shard.Buckets.BePulling)+len(st.Shard.Buckets.GCing) == 0
+		}
+	}
+	g5 := startMember(t, shard(5))
+	waitLeader(t, g5)
+	eventually(t, "group 5 to serve every bucket", serving(g5, 8))
+	path, _ := saveBackup(t, g5, "")
+	g6 := startMember(t, shard(6))
+	waitLeader(t, g6)
+	eventually(t, "groups 5 and 6 to serve 4 buckets each", func() bool { return serving(g5, 4)() && serving(g6, 4)() })
+	g5.Stop()
+
+	restored := restoreOne(t, path)
+	restored.Group, restored.ConfigEndpoints = 5, []string{cm.ClientURL()}
+	for range 2 {
+		m, err := Start(context.Background(), restored)
+		if err == nil {
+			m.Stop()
+			t.Fatal("a shard group restored from before it lost buckets started")
+		}
+		if !strings.Contains(err.Error(), "must not serve") || !strings.Contains(err.Error(), "gives it to group 6") {
+			t.Fatalf("Start: %v; want a refusal naming a bucket that moved to group 6", err)
+		}
+	}
+	if dm, _, err := readMode(restored.DataDir); err != nil || !dm.Restored {
+		t.Errorf("refused data dir: %+v, %v; want it still marked as restored", dm, err)
 	}
 }
 

@@ -22,7 +22,10 @@ same backup and --cluster and its own --id and --data-dir, then start each
 member with the same --id, --cluster and --data-dir, without --join: they
 elect a leader among themselves and serve the backup's state. A backup of a
 config group or shard group member restores into a member of the same kind,
-to be started with --config-group, or --group G --config-endpoints URLs.
+to be started with --config-group, or --group G --config-endpoints URLs. A
+restored shard member's first start refuses to serve when a config made
+since the backup moved a bucket to or from its group: restore the config
+group from a backup of the same moment too.
 
 It checks the backup's SHA-256 as it reads it and decodes the state as a
 member would, and refuses a damaged or truncated file, a state this binary
