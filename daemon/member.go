@@ -21,6 +21,7 @@ import (
 	"github.com/raftkv/raftkv/raftnode"
 	"github.com/raftkv/raftkv/shardgroup"
 	"go.etcd.io/etcd/client/pkg/v3/fileutil"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.uber.org/zap"
 )
 
@@ -124,11 +125,29 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 			return nil, fmt.Errorf("cannot join the cluster: %w", err)
 		}
 	}
+	var clusterID uint64 // raftnode's default for a new cluster
+	if (cfg.Join || cfg.JoinAddr != "") && !raftnode.HasState(cfg.DataDir) {
+		// A cluster restored from a backup has an id of its own, which a
+		// new member must tag its peer traffic with.
+		dctx, cancel := context.WithTimeout(ctx, cfg.JoinTimeout)
+		var peerTLS transport.TLSInfo
+		if cfg.PeerTLS != nil {
+			peerTLS = *cfg.PeerTLS
+		}
+		clusterID, err = raftnode.DiscoverClusterID(dctx, cfg.Peers, int(cfg.ID-1), peerTLS)
+		cancel()
+		if err != nil {
+			closeListeners()
+			return nil, fmt.Errorf("cannot join the cluster: %w", err)
+		}
+		lg.Info("learned the cluster id from the other members", zap.String("cluster-id", strconv.FormatUint(clusterID, 16)))
+	}
 	registry := prometheus.NewRegistry()
 	m.node, err = raftnode.New(raftnode.Config{
 		ID:                     cfg.ID,
 		Peers:                  cfg.Peers,
 		Join:                   cfg.Join,
+		ClusterID:              clusterID,
 		DataDir:                cfg.DataDir,
 		PeerListenAddr:         cfg.PeerListenAddr,
 		PeerListener:           peerLn,

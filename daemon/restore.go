@@ -125,7 +125,11 @@ func Restore(cfg RestoreConfig) (backup.Header, error) {
 	}()
 	src := &recordingReader{r: rd}
 	var stateErr error
-	err = raftnode.Bootstrap(raftnode.BootstrapConfig{DataDir: tmp, Peers: cfg.Peers, Index: h.Index, Term: h.Term, Level: buildinfo.Level(), Logger: lg},
+	// The new cluster has an id of its own, which every member made from
+	// this backup with these peers shares: a member of the cluster the
+	// backup came from cannot talk to it (see raftnode/clusterid.go).
+	id := RestoredClusterID(h, cfg.Peers)
+	err = raftnode.Bootstrap(raftnode.BootstrapConfig{DataDir: tmp, Peers: cfg.Peers, Index: h.Index, Term: h.Term, Level: buildinfo.Level(), ClusterID: id, Logger: lg},
 		func(w io.Writer) error {
 			stateErr = copyCheckedState(w, src, h)
 			return stateErr
@@ -163,6 +167,12 @@ func Restore(cfg RestoreConfig) (backup.Header, error) {
 		return h, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
 	}
 	return h, nil
+}
+
+// RestoredClusterID is the cluster id of the members Restore makes from a
+// backup with header h for peers.
+func RestoredClusterID(h backup.Header, peers []string) uint64 {
+	return raftnode.RestoredClusterID(h.Index, h.Term, h.Created.UnixNano(), peers)
 }
 
 // errBadState marks a backup whose state this binary's store cannot

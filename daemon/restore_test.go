@@ -86,7 +86,7 @@ func TestBackupRestorePlain(t *testing.T) {
 		}
 	}
 	path, h := saveBackup(t, m, "")
-	if h.Mode != backup.ModePlain || h.Buckets != 1 || h.MemberID != 1 || h.ClusterID != raftnode.ClusterID || h.Created.IsZero() {
+	if h.Mode != backup.ModePlain || h.Buckets != 1 || h.MemberID != 1 || h.ClusterID != raftnode.DefaultClusterID || h.Created.IsZero() {
 		t.Errorf("header %+v", h)
 	}
 	if _, stale := saveBackup(t, m, "?level=stale"); stale.Index < h.Index {
@@ -96,6 +96,7 @@ func TestBackupRestorePlain(t *testing.T) {
 	m.Stop()
 
 	rcfg := restoreOne(t, path)
+	rcfg.SnapshotDownload = true
 	r := startMember(t, rcfg)
 	waitLeader(t, r)
 	for _, k := range []string{"a", "b", "c"} {
@@ -108,6 +109,15 @@ func TestBackupRestorePlain(t *testing.T) {
 	}
 	if st := status(t, r); st.SnapshotIndex != h.Index || h.Index > want {
 		t.Errorf("restored snapshot index %d, backup index %d, applied before %d", st.SnapshotIndex, h.Index, want)
+	}
+	// The restored cluster has an id of its own, the one every member
+	// restored from this file with these peers gets; its backups say so.
+	wantID := raftnode.RestoredClusterID(h.Index, h.Term, h.Created.UnixNano(), rcfg.Peers)
+	if got := r.node.ClusterID(); got != wantID || got == raftnode.DefaultClusterID {
+		t.Errorf("restored cluster id %x; want %x", got, wantID)
+	}
+	if _, again := saveBackup(t, r, ""); again.ClusterID != wantID {
+		t.Errorf("a backup of the restored cluster says cluster id %x; want %x", again.ClusterID, wantID)
 	}
 }
 

@@ -30,7 +30,7 @@ func (m *Member) snapshotterFor(buckets int) httpapi.Snapshotter {
 		return nil
 	}
 	return snapshotter{node: m.node, kv: m.kv, head: backup.Header{
-		ClusterID: raftnode.ClusterID,
+		ClusterID: m.node.ClusterID(),
 		MemberID:  m.cfg.ID,
 		Mode:      backupMode(m.cfg.mode()),
 		Group:     m.cfg.Group,

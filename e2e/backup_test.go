@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -273,4 +274,96 @@ func TestBackupFromCutOffFollower(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestRestoreInPlaceShutsOutAnOldMember: members 2 and 3 of a cluster are
+// restored in place from a backup (same peer URLs, same ports) while old
+// member 1, forgotten, still runs with a longer log and a higher term.
+// The restored cluster has an id of its own, so the old member's traffic
+// is refused (412) both ways: it cannot lead the restored members and
+// append its log after theirs, which would bring back the writes the
+// restore undid or crash them on a conflict with committed entries.
+func TestRestoreInPlaceShutsOutAnOldMember(t *testing.T) {
+	t.Parallel()
+	c, leader := startCluster(t, testcluster.Options{ExtraArgs: []string{"--enable-snapshot-download"}})
+	mustPut(t, c, leader, "before", []byte("backed-up"))
+	r, err := c.Do(leader, http.MethodGet, "/snapshot", nil)
+	if err != nil || r.Status != http.StatusOK {
+		t.Fatalf("GET /snapshot: %v %d", err, r.Status)
+	}
+	path := filepath.Join(t.TempDir(), "raftkv.backup")
+	if err := os.WriteFile(path, r.Body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The old cluster moves on: terms above any the restored cluster will
+	// reach soon, and a write the backup lacks.
+	for range 4 {
+		st, err := c.Status(leader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err := c.Do(leader, http.MethodPost, "/leader/transfer", nil); err != nil || r.Status/100 != 2 {
+			t.Fatalf("POST /leader/transfer: %v %d %s", err, r.Status, r.Body)
+		}
+		testcluster.WaitFor(t, leaderTimeout, "a leader of a later term", func() error {
+			now, err := c.Status(leader)
+			if err != nil || now.Leader == 0 || now.Term <= st.Term {
+				return fmt.Errorf("status %+v, %v", now, err)
+			}
+			leader = int(now.Leader)
+			return nil
+		})
+	}
+	mustPut(t, c, leader, "after", []byte("undone-by-the-restore"))
+	old, err := c.Status(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Members 2 and 3 restored in place; member 1 is not stopped.
+	peers := []string{c.PeerURL(1), c.PeerURL(2), c.PeerURL(3)}
+	for _, id := range []int{2, 3} {
+		c.Kill(id)
+		if err := os.RemoveAll(c.DataDir(id)); err != nil {
+			t.Fatal(err)
+		}
+		if code, stdout, stderr := runRestore(t, "--snapshot", path, "--id", fmt.Sprint(id),
+			"--cluster", strings.Join(peers, ","), "--data-dir", c.DataDir(id)); code != 0 {
+			t.Fatalf("restore member %d: exit %d, stdout %q, stderr %q", id, code, stdout, stderr)
+		}
+	}
+	for _, id := range []int{2, 3} {
+		c.Restart(id)
+	}
+	for _, id := range []int{2, 3} {
+		c.AwaitNodeListening(id)
+	}
+	// The restored members elect one of themselves and take writes.
+	mustPut(t, c, 2, "restored", []byte("yes"))
+	// The old member's traffic reaches them and is refused.
+	testcluster.WaitFor(t, convergeTimeout, "the restored members to refuse the old member's traffic", func() error {
+		for _, id := range []int{1, 2, 3} {
+			if c.LogContains(id, "cluster ID mismatch") {
+				return nil
+			}
+		}
+		return errors.New("no member logged a cluster ID mismatch")
+	})
+	for _, id := range []int{2, 3} {
+		st, err := c.Status(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Leader != 2 && st.Leader != 3 {
+			t.Errorf("restored member %d follows %d; want 2 or 3 (the old member 1 ran at term %d)", id, st.Leader, old.Term)
+		}
+		c.WaitValue(t, id, "before", []byte("backed-up"), valueTimeout)
+		c.WaitValue(t, id, "restored", []byte("yes"), valueTimeout)
+		if v, code, err := c.Get(id, "after"); err != nil || code != http.StatusNotFound {
+			t.Errorf("restored member %d: GET after = %d %q %v; want 404, the backup had no such key", id, code, v, err)
+		}
+	}
+	if st, err := c.Status(1); err != nil || st.Leader != 0 {
+		t.Errorf("old member 1: %+v, %v; want it to know no leader", st, err)
+	}
 }

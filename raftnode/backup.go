@@ -28,10 +28,6 @@ import (
 var ErrNothingApplied = newError(unavailable, "raftnode: nothing applied yet",
 	"this member has not applied anything yet; retry shortly")
 
-// ClusterID is the cluster id every raftkv member tags its peer traffic
-// with (raftexample's constant); backups record it.
-const ClusterID = clusterID
-
 // Capture is the application's state at one applied index.
 type Capture struct {
 	// Index is the index of the last entry the state holds; Term is that
@@ -111,6 +107,9 @@ type BootstrapConfig struct {
 	// Level is the new cluster's level (see Config.Level): that of the
 	// binary that will run it.
 	Level uint32
+	// ClusterID is the new cluster's id (RestoredClusterID); zero means
+	// DefaultClusterID.
+	ClusterID uint64
 	// Logger receives the WAL's and snapshotter's logs. Nil means
 	// zap.NewNop().
 	Logger *zap.Logger
@@ -192,7 +191,11 @@ func Bootstrap(cfg BootstrapConfig, write func(io.Writer) error) error {
 	if err := snap.New(lg, sd).SaveSnap(&raftpb.Snapshot{Data: env, Metadata: md}); err != nil {
 		return fmt.Errorf("raftnode: save snapshot file: %w", err)
 	}
-	w, err := wal.Create(lg, walDir(cfg.DataDir), nil)
+	id := cfg.ClusterID
+	if id == 0 {
+		id = DefaultClusterID
+	}
+	w, err := wal.Create(lg, walDir(cfg.DataDir), encodeWALMetadata(id))
 	if err != nil {
 		return fmt.Errorf("raftnode: create wal: %w", err)
 	}

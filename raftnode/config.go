@@ -26,6 +26,10 @@ type Config struct {
 	// Join says this member is joining a running cluster, so it must not
 	// bootstrap a new one.
 	Join bool
+	// ClusterID is the cluster id to write in a new WAL: a joining member
+	// learns it from the others (DiscoverClusterID). A data dir that has a
+	// WAL keeps the id its WAL names. Zero means DefaultClusterID.
+	ClusterID uint64
 	// DataDir holds the WAL (DataDir/wal) and snapshot files (DataDir/snap).
 	// Required; it is never derived from the working directory.
 	DataDir string

@@ -14,10 +14,6 @@ import (
 	"go.uber.org/zap"
 )
 
-// clusterID tags rafthttp traffic so members of other raftkv clusters
-// reject it; raftexample uses the same constant.
-const clusterID = 0x1000
-
 // Proposal is one application entry on its way into raft.
 type Proposal struct {
 	Data []byte
@@ -158,7 +154,11 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	lg := cfg.Logger.With(zap.Uint64("member-id", cfg.ID))
-	disk, err := openDisk(lg, cfg.DataDir)
+	newID := cfg.ClusterID
+	if newID == 0 {
+		newID = DefaultClusterID
+	}
+	disk, err := openDisk(lg, cfg.DataDir, newID)
 	if err != nil {
 		return nil, err
 	}
@@ -215,6 +215,9 @@ func (n *Node) Err() error {
 
 // ID is this member's raft id.
 func (n *Node) ID() uint64 { return n.cfg.ID }
+
+// ClusterID is the id of this member's cluster (see clusterid.go).
+func (n *Node) ClusterID() uint64 { return n.disk.clusterID }
 
 // Leader is the leader this member last heard of; 0 means none.
 func (n *Node) Leader() uint64 { return n.leader.Load() }

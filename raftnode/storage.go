@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/fileutil"
@@ -25,6 +26,8 @@ type diskState struct {
 	storage     *raft.MemoryStorage
 	snapshot    *raftpb.Snapshot // nil when there is none
 	hasWAL      bool             // a WAL existed before this start
+	// clusterID is the cluster's id, from the WAL's metadata.
+	clusterID uint64
 }
 
 func walDir(dataDir string) string  { return filepath.Join(dataDir, "wal") }
@@ -34,16 +37,17 @@ func snapDir(dataDir string) string { return filepath.Join(dataDir, "snap") }
 // member started there before.
 func HasState(dataDir string) bool { return wal.Exist(walDir(dataDir)) }
 
-// openDisk opens (or creates) the WAL and snapshot directories, loads the
-// newest snapshot the WAL knows of, and replays the WAL after it into a
-// MemoryStorage. A WAL whose tail was torn by a crash is repaired once.
-func openDisk(lg *zap.Logger, dataDir string) (*diskState, error) {
+// openDisk opens (or creates, with cluster id newID in its metadata) the
+// WAL and snapshot directories, loads the newest snapshot the WAL knows
+// of, and replays the WAL after it into a MemoryStorage. A WAL whose tail
+// was torn by a crash is repaired once.
+func openDisk(lg *zap.Logger, dataDir string, newID uint64) (*diskState, error) {
 	if err := os.MkdirAll(snapDir(dataDir), 0o700); err != nil {
 		return nil, fmt.Errorf("raftnode: create snapshot dir: %w", err)
 	}
 	ds := &diskState{snapshotter: snap.New(lg, snapDir(dataDir)), hasWAL: wal.Exist(walDir(dataDir))}
 	if !ds.hasWAL {
-		w, err := wal.Create(lg, walDir(dataDir), nil)
+		w, err := wal.Create(lg, walDir(dataDir), encodeWALMetadata(newID))
 		if err != nil {
 			return nil, fmt.Errorf("raftnode: create wal: %w", err)
 		}
@@ -75,8 +79,13 @@ func openDisk(lg *zap.Logger, dataDir string) (*diskState, error) {
 		if err != nil {
 			return nil, fmt.Errorf("raftnode: open wal: %w", err)
 		}
-		_, st, ents, err = ds.wal.ReadAll()
+		var md []byte
+		md, st, ents, err = ds.wal.ReadAll()
 		if err == nil {
+			if ds.clusterID, err = decodeWALMetadata(md); err != nil {
+				ds.wal.Close()
+				return nil, err
+			}
 			break
 		}
 		ds.wal.Close()
@@ -119,6 +128,7 @@ func openDisk(lg *zap.Logger, dataDir string) (*diskState, error) {
 	// started on a data dir in use must not touch a receive under way.
 	removePartialSnapshots(lg, snapDir(dataDir))
 	lg.Info("replayed wal",
+		zap.String("cluster-id", strconv.FormatUint(ds.clusterID, 16)),
 		zap.Uint64("snapshot-index", ds.snapshot.GetMetadata().GetIndex()),
 		zap.Uint64("commit-index", st.GetCommit()),
 		zap.Int("entries", len(ents)))

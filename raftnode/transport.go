@@ -290,7 +290,7 @@ func (n *Node) newHTTPTransport(p TransportParams) (*httpTransport, error) {
 		TLSInfo:     p.TLSInfo,
 		DialTimeout: n.peerDialTimeout(),
 		ID:          types.ID(p.ID),
-		ClusterID:   clusterID,
+		ClusterID:   types.ID(n.disk.clusterID),
 		Snapshotter: p.Snapshotter,
 		ServerStats: stats.NewServerStats("", id),
 		LeaderStats: stats.NewLeaderStats(p.Logger, id),
@@ -311,7 +311,7 @@ func (n *Node) newHTTPTransport(p TransportParams) (*httpTransport, error) {
 		return nil, fmt.Errorf("raftnode: start transport: %w", err)
 	}
 	t.server = &http.Server{
-		Handler:           t.links.handler(t.rh.Handler()),
+		Handler:           clusterIDHandler(n.disk.clusterID, t.links.handler(t.rh.Handler())),
 		ConnContext:       withConn,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,

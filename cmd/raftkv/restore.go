@@ -138,8 +138,8 @@ func (o *restoreOptions) run(stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "restored the backup of %s at index %d (term %d, taken by member %d at %s) into %s: member %d of a new cluster of %d\n",
-		h.Describe(), h.Index, h.Term, h.MemberID, h.Created.Format("2006-01-02T15:04:05Z07:00"), abs, o.id, len(o.cluster))
+	fmt.Fprintf(stdout, "restored the backup of %s at index %d (term %d, taken by member %d at %s) into %s: member %d of a new cluster of %d, cluster id %x\n",
+		h.Describe(), h.Index, h.Term, h.MemberID, h.Created.Format("2006-01-02T15:04:05Z07:00"), abs, o.id, len(o.cluster), daemon.RestoredClusterID(h, o.cluster))
 	fmt.Fprintf(stdout, "start it with: %s\n", daemon.StartFlags(cfg, h))
 	return nil
 }

@@ -1,0 +1,177 @@
+package raftnode
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+)
+
+// Cluster ids.
+//
+// rafthttp tags every message with its cluster id and refuses one of
+// another id (412), so members of two clusters never mix logs. A cluster
+// made by starting its members for the first time has raftexample's
+// constant, DefaultClusterID; a cluster restored from a backup gets one of
+// its own (RestoredClusterID), so that a member of the cluster the backup
+// came from that still runs, at a peer URL the restored cluster took over
+// (a restore in place, one old member not stopped), cannot lead the
+// restored members and append its own log after theirs, as etcd's new
+// cluster token on a restore prevents. A member keeps its cluster's id in
+// its WAL's metadata; a WAL without it (written before ids were kept) is
+// DefaultClusterID's. A member that joins a cluster asks the others for
+// the id (DiscoverClusterID) before it writes its WAL.
+
+// DefaultClusterID is the cluster id of a cluster made by starting its
+// members (raftexample's constant).
+const DefaultClusterID = 0x1000
+
+// ClusterIDPath is served on the peer port: GET answers the member's
+// cluster id in hex, for DiscoverClusterID.
+const ClusterIDPath = "/raftkv/cluster-id"
+
+// walMetadata is what a member writes as its WAL's metadata.
+type walMetadata struct {
+	ClusterID string `json:"cluster_id"` // hex, as rafthttp writes it
+}
+
+func encodeWALMetadata(id uint64) []byte {
+	b, _ := json.Marshal(walMetadata{ClusterID: strconv.FormatUint(id, 16)})
+	return b
+}
+
+// decodeWALMetadata reads the cluster id from a WAL's metadata; none
+// means DefaultClusterID.
+func decodeWALMetadata(b []byte) (uint64, error) {
+	if len(b) == 0 {
+		return DefaultClusterID, nil
+	}
+	var md walMetadata
+	if err := json.Unmarshal(b, &md); err != nil {
+		return 0, fmt.Errorf("raftnode: wal metadata %.64q: %w", b, err)
+	}
+	id, err := strconv.ParseUint(md.ClusterID, 16, 64)
+	if err != nil || id == 0 {
+		return 0, fmt.Errorf("raftnode: wal metadata names cluster id %q", md.ClusterID)
+	}
+	return id, nil
+}
+
+// RestoredClusterID is the cluster id of a cluster restored from a backup
+// whose state is at index and term and was captured at created (in
+// nanoseconds since 1970), with the members at peers, in id order: every
+// member restored from the same file with the same peers gets the same
+// id, and it is neither DefaultClusterID nor that of a restore of another
+// backup or to other peers, but for a 2^-64 chance.
+func RestoredClusterID(index, term uint64, created int64, peers []string) uint64 {
+	h := sha256.New()
+	var b [24]byte
+	binary.BigEndian.PutUint64(b[0:], index)
+	binary.BigEndian.PutUint64(b[8:], term)
+	binary.BigEndian.PutUint64(b[16:], uint64(created))
+	h.Write(b[:])
+	for _, p := range peers {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	id := binary.BigEndian.Uint64(h.Sum(nil))
+	if id == 0 || id == DefaultClusterID {
+		id ^= 0x5a5a5a5a5a5a5a5a
+	}
+	return id
+}
+
+// DiscoverClusterID asks the members at peers (other than self, the index
+// of this member's own URL) for their cluster id (GET ClusterIDPath on
+// the peer port, with tlsInfo's client certificate for https URLs), in
+// turn, with a pause between rounds, until one answers or ctx ends. A
+// member that serves no such path (404: a binary from before cluster ids
+// were kept) is of DefaultClusterID.
+func DiscoverClusterID(ctx context.Context, peers []string, self int, tlsInfo transport.TLSInfo) (uint64, error) {
+	client := &http.Client{Timeout: 5 * time.Second}
+	if !tlsInfo.Empty() {
+		cfg, err := tlsInfo.ClientConfig()
+		if err != nil {
+			return 0, fmt.Errorf("raftnode: peer TLS: %w", err)
+		}
+		client.Transport = &http.Transport{TLSClientConfig: cfg, Proxy: nil}
+	}
+	defer client.CloseIdleConnections()
+	pause := 100 * time.Millisecond
+	var last error
+	for {
+		for i, p := range peers {
+			if i == self {
+				continue
+			}
+			id, err := askClusterID(ctx, client, p)
+			if err == nil {
+				return id, nil
+			}
+			last = err
+		}
+		if last == nil {
+			return 0, errors.New("raftnode: no other member to ask for the cluster id")
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("raftnode: no member answered with the cluster id: %w", last)
+		case <-time.After(pause + rand.N(pause/2+1)):
+		}
+		pause = min(2*pause, time.Second)
+	}
+}
+
+func askClusterID(ctx context.Context, client *http.Client, peerURL string) (uint64, error) {
+	u := strings.TrimSuffix(peerURL, "/") + ClusterIDPath
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64))
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return DefaultClusterID, nil
+	default:
+		return 0, fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	id, err := strconv.ParseUint(strings.TrimSpace(string(b)), 16, 64)
+	if err != nil || id == 0 {
+		return 0, fmt.Errorf("GET %s: %q is no cluster id", u, b)
+	}
+	return id, nil
+}
+
+// clusterIDHandler serves ClusterIDPath for the cluster id, and the rest
+// with next.
+func clusterIDHandler(id uint64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != ClusterIDPath {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "%x\n", id)
+	})
+}
