@@ -114,7 +114,7 @@ func DiscoverClusterID(ctx context.Context, peers []string, self int, tlsInfo tr
 			if i == self {
 				continue
 			}
-			id, err := askClusterID(ctx, client, p)
+			id, err := askClusterID(ctx, client, p, uint64(self+1))
 			if err == nil {
 				return id, nil
 			}
@@ -132,12 +132,15 @@ func DiscoverClusterID(ctx context.Context, peers []string, self int, tlsInfo tr
 	}
 }
 
-func askClusterID(ctx context.Context, client *http.Client, peerURL string) (uint64, error) {
+// askClusterID asks the member at peerURL for its cluster id, as member
+// from, named the way rafthttp names the sender of its requests.
+func askClusterID(ctx context.Context, client *http.Client, peerURL string, from uint64) (uint64, error) {
 	u := strings.TrimSuffix(peerURL, "/") + ClusterIDPath
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return 0, err
 	}
+	req.Header.Set("X-Server-From", strconv.FormatUint(from, 16))
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err
