@@ -24,6 +24,9 @@ type Status struct {
 	// cluster_level) until every member speaks it. 0 from members
 	// before levels.
 	ClusterLevel uint32 `json:"clusterLevel"`
+	// ClusterID is the id of the member's cluster, in hex: 1000 unless the
+	// cluster was restored from a backup.
+	ClusterID string `json:"clusterId"`
 	// DataBytes is the size of the keys the member holds, as its space
 	// quota counts them (their keys' and values' bytes and 56 bytes for
 	// each); QuotaBytes is that quota (raftkv --quota-bytes), 0 for none.

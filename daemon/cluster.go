@@ -170,6 +170,7 @@ func (c cluster) Status() httpapi.Status {
 		AppliedIndex:  c.store.AppliedIndex(),
 		SnapshotIndex: st.SnapshotIndex,
 		ClusterLevel:  st.ClusterLevel,
+		ClusterID:     strconv.FormatUint(c.node.ClusterID(), 16),
 		DataBytes:     c.store.DataBytes(),
 		QuotaBytes:    c.store.QuotaBytes(),
 		Build:         &build,

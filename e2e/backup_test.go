@@ -363,7 +363,21 @@ func TestRestoreInPlaceShutsOutAnOldMember(t *testing.T) {
 			t.Errorf("restored member %d: GET after = %d %q %v; want 404, the backup had no such key", id, code, v, err)
 		}
 	}
-	if st, err := c.Status(1); err != nil || st.Leader != 0 {
-		t.Errorf("old member 1: %+v, %v; want it to know no leader", st, err)
+	// The old member, shut out, finds no leader of its own.
+	var st1 testcluster.Status
+	testcluster.WaitFor(t, convergeTimeout, "the old member to know no leader", func() error {
+		var err error
+		if st1, err = c.Status(1); err != nil || st1.Leader != 0 {
+			return fmt.Errorf("old member 1: %+v, %v", st1, err)
+		}
+		return nil
+	})
+	if st1.ClusterID != "1000" {
+		t.Errorf("old member 1: cluster id %q; want 1000", st1.ClusterID)
+	}
+	for _, id := range []int{2, 3} {
+		if st, err := c.Status(id); err != nil || st.ClusterID == "" || st.ClusterID == st1.ClusterID {
+			t.Errorf("restored member %d: cluster id %q (%v); want one of its own", id, st.ClusterID, err)
+		}
 	}
 }

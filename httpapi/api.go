@@ -363,6 +363,9 @@ type Status struct {
 	// ClusterLevel is the feature level the member's raft group runs at
 	// (see raftnode's level.go).
 	ClusterLevel uint32 `json:"clusterLevel"`
+	// ClusterID is the id the member's cluster tags its peer traffic
+	// with, in hex: 1000 unless the cluster was restored from a backup.
+	ClusterID string `json:"clusterId,omitempty"`
 	// DataBytes is the size of the keys this member holds, as its space
 	// quota counts them (their keys' and values' bytes and 56 bytes for
 	// each); QuotaBytes is that quota, 0 for none.

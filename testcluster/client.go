@@ -30,6 +30,8 @@ type Status struct {
 	Members       []Member `json:"members"`
 	// ClusterLevel is the feature level the member's group runs at.
 	ClusterLevel uint32 `json:"clusterLevel"`
+	// ClusterID is the member's cluster id, in hex.
+	ClusterID string `json:"clusterId"`
 	// DataBytes is the size of the member's keys as its space quota
 	// counts them; QuotaBytes is that quota (0: none).
 	DataBytes  int64 `json:"dataBytes"`
