@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/raftkv/raftkv/backup"
 	"github.com/raftkv/raftkv/internal/buildinfo"
@@ -15,6 +16,7 @@ import (
 	"github.com/raftkv/raftkv/peerurl"
 	"github.com/raftkv/raftkv/raftnode"
 	"github.com/raftkv/raftkv/shardgroup"
+	"github.com/raftkv/raftkv/shardmap"
 	"go.etcd.io/etcd/client/pkg/v3/fileutil"
 	"go.uber.org/zap"
 )
@@ -291,6 +293,14 @@ func StartFlags(cfg RestoreConfig, h backup.Header) string {
 // serve when one of them moved a bucket to or from the group
 // (shardgroup.CheckRestored); once the check passes it clears the data
 // dir's mark, so later starts skip it. Other members pass at once.
+//
+// The backup's config is this member's own state once its snapshot is
+// loaded. When that fails the check, the group's state as of a read
+// through its leader gets a second one: other members of the restored
+// group may have passed it and served since (this one started later, or
+// crashed before it cleared its mark), and the group then took configs
+// after the backup's. A restore that fails both stays refused; one that
+// passes the first needs no quorum, so members may start one by one.
 func (m *Member) checkRestored(ctx context.Context) error {
 	if m.cfg.mode() != modeShard {
 		return nil
@@ -307,15 +317,62 @@ func (m *Member) checkRestored(ctx context.Context) error {
 		return fmt.Errorf("data dir %s: loading the restored state: %w", m.cfg.DataDir, err)
 	}
 	at := m.kv.ShardState().Config
-	latest, after, err := shardgroup.ConfigsAfter(qctx, startupClient(m.httpc), m.cfg.ConfigEndpoints, at.Version, m.cfg.RequestTimeout)
+	latest, err := m.checkAgainstConfigs(qctx, at)
 	if err != nil {
-		return fmt.Errorf("data dir %s was restored from a backup, and its first start checks the configs made since with the config group: %w", m.cfg.DataDir, err)
-	}
-	if err := shardgroup.CheckRestored(m.cfg.Group, at, latest, after); err != nil {
-		return fmt.Errorf("data dir %s, restored from a backup of shard group %d, must not serve: %w", m.cfg.DataDir, m.cfg.Group, err)
+		var refused *restoreRefusal
+		if !errors.As(err, &refused) {
+			return err
+		}
+		group, rerr := m.groupConfig(qctx)
+		if rerr != nil {
+			m.lg.Warn("cannot read the restored group's state through its leader", zap.Error(rerr))
+			return err
+		}
+		if group.Version == at.Version {
+			return err // the group is where the backup left it
+		}
+		if latest, err = m.checkAgainstConfigs(qctx, group); err != nil {
+			return err
+		}
+		at = group
 	}
 	m.lg.Info("restored from a backup: no config since moved a bucket to or from this group",
-		zap.Uint64("backup-config-version", at.Version), zap.Uint64("latest-config-version", latest.Version))
+		zap.Uint64("group-config-version", at.Version), zap.Uint64("latest-config-version", latest.Version))
 	dm.Restored = false
 	return writeMode(m.cfg.DataDir, dm)
+}
+
+// restoreRefusal is checkRestored's verdict that the group's state must
+// not serve, as opposed to a failure to check.
+type restoreRefusal struct{ err error }
+
+func (e *restoreRefusal) Error() string { return e.err.Error() }
+
+// checkAgainstConfigs reads the configs made after at from the config
+// group and checks at against them (shardgroup.CheckRestored); it
+// returns the config group's latest.
+func (m *Member) checkAgainstConfigs(ctx context.Context, at shardmap.Config) (shardmap.Config, error) {
+	latest, after, err := shardgroup.ConfigsAfter(ctx, startupClient(m.httpc), m.cfg.ConfigEndpoints, at.Version, m.cfg.RequestTimeout)
+	if err != nil {
+		return shardmap.Config{}, fmt.Errorf("data dir %s was restored from a backup, and its first start checks the configs made since with the config group: %w", m.cfg.DataDir, err)
+	}
+	if err := shardgroup.CheckRestored(m.cfg.Group, at, latest, after); err != nil {
+		return shardmap.Config{}, &restoreRefusal{fmt.Errorf("data dir %s, restored from a backup of shard group %d, must not serve: %w", m.cfg.DataDir, m.cfg.Group, err)}
+	}
+	return latest, nil
+}
+
+// groupConfig is the group's config as of a read through its leader.
+func (m *Member) groupConfig(ctx context.Context) (shardmap.Config, error) {
+	for {
+		st, err := m.kv.LinearizableShardState(ctx)
+		if err == nil {
+			return st.Config, nil
+		}
+		select {
+		case <-ctx.Done():
+			return shardmap.Config{}, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

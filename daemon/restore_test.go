@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -319,4 +320,67 @@ func TestRestoreRefuses(t *testing.T) {
 	cfg.ClientListenAddr = "127.0.0.1:0"
 	again := startMember(t, cfg)
 	waitLeader(t, again)
+}
+
+// TestRestoredGroupMemberStartedLater: a 3-member shard group restored
+// from one backup; members 1 and 2 start, pass the check and serve; a
+// config change after the restore moves some of the group's buckets to a
+// new group; member 3 of the same restored group, started later, reads
+// the group's state (not its backup's) and starts, where it was refused
+// for good when it checked the backup's config.
+func TestRestoredGroupMemberStartedLater(t *testing.T) {
+	conf := oneMember(t, filepath.Join(t.TempDir(), "config"))
+	conf.ConfigGroup, conf.Buckets = true, 8
+	cm := startMember(t, conf)
+	waitLeader(t, cm)
+	shard := func(gid uint64) Config {
+		c := oneMember(t, filepath.Join(t.TempDir(), "shard"))
+		c.Group, c.ConfigEndpoints, c.ConfigPollInterval, c.SnapshotDownload = gid, []string{cm.ClientURL()}, 10*time.Millisecond, true
+		return c
+	}
+	serving := func(m *Member, n int) func() bool {
+		return func() bool {
+			st := status(t, m)
+			return st.Shard != nil && len(st.Shard.Buckets.Serving) == n && len(st.Shard.Buckets.Pulling)+len(st.Shard.Buckets.BePulling)+len(st.Shard.Buckets.GCing) == 0
+		}
+	}
+	g5 := startMember(t, shard(5))
+	waitLeader(t, g5)
+	eventually(t, "group 5 to serve every bucket", serving(g5, 8))
+	path, _ := saveBackup(t, g5, "")
+	g5.Stop()
+
+	peers := []string{freePeerURL(t), freePeerURL(t), freePeerURL(t)}
+	cfgs := make([]Config, 3)
+	for i := range cfgs {
+		dir := filepath.Join(t.TempDir(), fmt.Sprintf("r%d", i+1))
+		if _, err := Restore(RestoreConfig{Backup: path, ID: uint64(i + 1), Peers: peers, DataDir: dir, Logger: zaptest.NewLogger(t)}); err != nil {
+			t.Fatal(err)
+		}
+		cfgs[i] = Config{ID: uint64(i + 1), Peers: peers, DataDir: dir, ClientListenAddr: "127.0.0.1:0",
+			TickInterval: 10 * time.Millisecond, Logger: zaptest.NewLogger(t),
+			Group: 5, ConfigEndpoints: []string{cm.ClientURL()}, ConfigPollInterval: 10 * time.Millisecond}
+	}
+	r1 := startMember(t, cfgs[0]) // the check passes: nothing moved since
+	r2 := startMember(t, cfgs[1])
+	eventually(t, "restored group 5 to serve every bucket", serving(r1, 8))
+	// The restored members are on new client URLs: an operator tells the
+	// config group (a join of an existing gid keeps its buckets).
+	body := fmt.Sprintf(`{"groups":{"5":[%q,%q]}}`, r1.ClientURL(), r2.ClientURL())
+	if code, b := call(t, cm, "POST", "/config/join", body); code != 200 {
+		t.Fatalf("POST /config/join: %d %s", code, b)
+	}
+
+	// A legitimate change after the restore: a new group joins and takes
+	// half of group 5's buckets.
+	g6 := startMember(t, shard(6))
+	waitLeader(t, g6)
+	eventually(t, "groups 5 and 6 to serve 4 buckets each", func() bool { return serving(r1, 4)() && serving(g6, 4)() })
+
+	// The third member of the restored group starts now.
+	m3, err := Start(context.Background(), cfgs[2])
+	if err != nil {
+		t.Fatalf("member 3 of the restored (and already serving) group 5 refused: %v", err)
+	}
+	m3.Stop()
 }

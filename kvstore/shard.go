@@ -116,6 +116,15 @@ type control struct {
 	Op      *wireConfigOp // ctlConfigOp
 }
 
+// LinearizableShardState returns the shard state as of a linearizable
+// read: it includes every change the group applied before the call.
+func (s *Store) LinearizableShardState(ctx context.Context) (ShardState, error) {
+	if err := s.readBarrier(ctx, ReadOptions{}); err != nil {
+		return ShardState{}, err
+	}
+	return s.ShardState(), nil
+}
+
 // ShardState returns a copy of the applied shard state, consistent with
 // itself and AppliedIndex.
 func (s *Store) ShardState() ShardState {
