@@ -116,10 +116,20 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		closeListeners()
 		return nil, err
 	}
+	if cfg.JoinAddr != "" && !raftnode.HasState(cfg.DataDir) {
+		jctx, cancel := context.WithTimeout(ctx, cfg.JoinTimeout)
+		err := joinVia(jctx, lg, m.httpc, cfg.JoinAddr, cfg.ID, cfg.Peers[cfg.ID-1], m.clientURL)
+		cancel()
+		if err != nil {
+			closeListeners()
+			return nil, fmt.Errorf("cannot join the cluster: %w", err)
+		}
+	}
 	var clusterID uint64 // raftnode's default for a new cluster
 	if (cfg.Join || cfg.JoinAddr != "") && !raftnode.HasState(cfg.DataDir) {
 		// A cluster restored from a backup has an id of its own, which a
-		// new member must tag its peer traffic with.
+		// new member must tag its peer traffic with. The members tell it
+		// only to a member, so this comes after the join.
 		dctx, cancel := context.WithTimeout(ctx, cfg.JoinTimeout)
 		var peerTLS transport.TLSInfo
 		if cfg.PeerTLS != nil {
@@ -132,17 +142,6 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 			return nil, fmt.Errorf("cannot join the cluster: %w", err)
 		}
 		lg.Info("learned the cluster id from the other members", zap.String("cluster-id", strconv.FormatUint(clusterID, 16)))
-	}
-	// Asked only once the id is known: a member added that cannot start
-	// would count against the quorum.
-	if cfg.JoinAddr != "" && !raftnode.HasState(cfg.DataDir) {
-		jctx, cancel := context.WithTimeout(ctx, cfg.JoinTimeout)
-		err := joinVia(jctx, lg, m.httpc, cfg.JoinAddr, cfg.ID, cfg.Peers[cfg.ID-1], m.clientURL)
-		cancel()
-		if err != nil {
-			closeListeners()
-			return nil, fmt.Errorf("cannot join the cluster: %w", err)
-		}
 	}
 	registry := prometheus.NewRegistry()
 	m.node, err = raftnode.New(raftnode.Config{

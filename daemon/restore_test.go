@@ -384,3 +384,66 @@ func TestRestoredGroupMemberStartedLater(t *testing.T) {
 	}
 	m3.Stop()
 }
+
+// TestJoinerOfRestoredClusterBesideAnOldMember: members 2 and 3 restored
+// in place while the old member 1 still runs; a member 4 added to the
+// restored cluster and started with Join asks every listed member for the
+// cluster id. The old member, which knows no member 4, does not answer it
+// (before, it answered first and member 4 took its id, cut off from the
+// cluster that then needed 3 of 4 voters and had 2).
+func TestJoinerOfRestoredClusterBesideAnOldMember(t *testing.T) {
+	src := oneMember(t, filepath.Join(t.TempDir(), "src"))
+	src.SnapshotDownload = true
+	sm := startMember(t, src)
+	waitLeader(t, sm)
+	if code, _ := call(t, sm, http.MethodPut, "/k", "v"); code != http.StatusNoContent {
+		t.Fatal(code)
+	}
+	path, _ := saveBackup(t, sm, "")
+	sm.Stop()
+
+	peers := []string{freePeerURL(t), freePeerURL(t), freePeerURL(t)}
+	mk := func(id uint64, ps []string, dir string) Config {
+		return Config{ID: id, Peers: ps, DataDir: dir, ClientListenAddr: "127.0.0.1:0",
+			TickInterval: 10 * time.Millisecond, Logger: zaptest.NewLogger(t), RequestTimeout: 2 * time.Second}
+	}
+	// The old cluster's member 1, not stopped (default id 0x1000).
+	old := startMember(t, mk(1, peers, filepath.Join(t.TempDir(), "old1")))
+	// Members 2 and 3 restored in place.
+	var restored []*Member
+	for _, id := range []uint64{2, 3} {
+		dir := filepath.Join(t.TempDir(), fmt.Sprintf("r%d", id))
+		if _, err := Restore(RestoreConfig{Backup: path, ID: id, Peers: peers, DataDir: dir, Logger: zaptest.NewLogger(t)}); err != nil {
+			t.Fatal(err)
+		}
+		restored = append(restored, startMember(t, mk(id, peers, dir)))
+	}
+	var leader *Member
+	eventually(t, "a restored leader", func() bool {
+		for _, m := range restored {
+			if m.node.Leader() == m.ID() {
+				leader = m
+				return true
+			}
+		}
+		return false
+	})
+	p4 := freePeerURL(t)
+	if code, body := call(t, leader, http.MethodPost, "/4", p4); code/100 != 2 {
+		t.Fatalf("POST /4: %d %s", code, body)
+	}
+	m4 := startMember(t, func() Config {
+		c := mk(4, append(append([]string{}, peers...), p4), filepath.Join(t.TempDir(), "m4"))
+		c.Join = true
+		return c
+	}())
+	if m4.node.ClusterID() != leader.node.ClusterID() || m4.node.ClusterID() == old.node.ClusterID() {
+		t.Fatalf("member 4 joined the restored cluster %x with cluster id %x (the old member's is %x)",
+			leader.node.ClusterID(), m4.node.ClusterID(), old.node.ClusterID())
+	}
+	// The restored cluster, now of 4 voters, takes writes through member 4.
+	eventually(t, "a write through member 4", func() bool {
+		code, _ := call(t, m4, http.MethodPut, "/after-join", "x")
+		return code == http.StatusNoContent
+	})
+}

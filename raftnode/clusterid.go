@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -93,10 +95,14 @@ func RestoredClusterID(index, term uint64, created int64, peers []string) uint64
 
 // DiscoverClusterID asks the members at peers (other than self, the index
 // of this member's own URL) for their cluster id (GET ClusterIDPath on
-// the peer port, with tlsInfo's client certificate for https URLs), in
-// turn, with a pause between rounds, until one answers or ctx ends. A
-// member that serves no such path (404: a binary from before cluster ids
-// were kept) is of DefaultClusterID.
+// the peer port, with tlsInfo's client certificate for https URLs), all
+// of them in each round, with a pause between rounds, until it has an
+// answer or ctx ends. A member answers only a member of its cluster (the
+// joiner must have been added), so a member of another cluster left at
+// one of the URLs (the cluster a restored one came from) does not; the
+// members that answer must agree. A member that serves no such path
+// (404: a binary from before cluster ids were kept) is taken for
+// DefaultClusterID when no member names an id.
 func DiscoverClusterID(ctx context.Context, peers []string, self int, tlsInfo transport.TLSInfo) (uint64, error) {
 	client := &http.Client{Timeout: 5 * time.Second}
 	if !tlsInfo.Empty() {
@@ -107,30 +113,52 @@ func DiscoverClusterID(ctx context.Context, peers []string, self int, tlsInfo tr
 		client.Transport = &http.Transport{TLSClientConfig: cfg, Proxy: nil}
 	}
 	defer client.CloseIdleConnections()
+	if len(peers) < 2 {
+		return 0, errors.New("raftnode: no other member to ask for the cluster id")
+	}
 	pause := 100 * time.Millisecond
-	var last error
+	var last string // what the last round's members said
 	for {
+		named := map[uint64]bool{}
+		older := false
+		var failed []string
 		for i, p := range peers {
 			if i == self {
 				continue
 			}
 			id, err := askClusterID(ctx, client, p, uint64(self+1))
-			if err == nil {
+			switch {
+			case errors.Is(err, errNoClusterIDPath):
+				older = true
+			case err != nil:
+				failed = append(failed, err.Error())
+			default:
+				named[id] = true
+			}
+		}
+		last = strings.Join(failed, "; ")
+		switch {
+		case len(named) == 1:
+			for id := range named {
 				return id, nil
 			}
-			last = err
-		}
-		if last == nil {
-			return 0, errors.New("raftnode: no other member to ask for the cluster id")
+		case len(named) > 1:
+			last = fmt.Sprintf("the members name different cluster ids: %x", slices.Sorted(maps.Keys(named)))
+		case older:
+			return DefaultClusterID, nil
 		}
 		select {
 		case <-ctx.Done():
-			return 0, fmt.Errorf("raftnode: no member answered with the cluster id: %w", last)
+			return 0, fmt.Errorf("raftnode: no member answered with the cluster id: %s", last)
 		case <-time.After(pause + rand.N(pause/2+1)):
 		}
 		pause = min(2*pause, time.Second)
 	}
 }
+
+// errNoClusterIDPath is a member's 404 to ClusterIDPath: a binary from
+// before cluster ids were kept.
+var errNoClusterIDPath = errors.New("raftnode: the member serves no cluster id")
 
 // askClusterID asks the member at peerURL for its cluster id, as member
 // from, named the way rafthttp names the sender of its requests.
@@ -150,9 +178,9 @@ func askClusterID(ctx context.Context, client *http.Client, peerURL string, from
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusNotFound:
-		return DefaultClusterID, nil
+		return 0, errNoClusterIDPath
 	default:
-		return 0, fmt.Errorf("GET %s: %s", u, resp.Status)
+		return 0, fmt.Errorf("GET %s: %s: %s", u, resp.Status, strings.TrimSpace(string(b)))
 	}
 	id, err := strconv.ParseUint(strings.TrimSpace(string(b)), 16, 64)
 	if err != nil || id == 0 {
@@ -162,8 +190,9 @@ func askClusterID(ctx context.Context, client *http.Client, peerURL string, from
 }
 
 // clusterIDHandler serves ClusterIDPath for the cluster id, and the rest
-// with next.
-func clusterIDHandler(id uint64, next http.Handler) http.Handler {
+// with next. It answers only a member: the requester names its id in
+// X-Server-From, and isMember must know it.
+func clusterIDHandler(id uint64, isMember func(uint64) bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != ClusterIDPath {
 			next.ServeHTTP(w, r)
@@ -174,7 +203,25 @@ func clusterIDHandler(id uint64, next http.Handler) http.Handler {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
+		from, err := strconv.ParseUint(r.Header.Get("X-Server-From"), 16, 64)
+		switch {
+		case err != nil:
+			http.Error(w, "X-Server-From must name the asking member's id in hex", http.StatusBadRequest)
+			return
+		case !isMember(from):
+			http.Error(w, fmt.Sprintf("member %x is not a member of this cluster", from), http.StatusForbidden)
+			return
+		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintf(w, "%x\n", id)
 	})
+}
+
+// isMember reports whether id is a member (voter or learner) as this
+// member last applied the membership.
+func (n *Node) isMember(id uint64) bool {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	_, ok := n.mu.members.Members[id]
+	return ok
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,15 +81,27 @@ func TestRestoredClusterID(t *testing.T) {
 	}
 }
 
-// TestDiscoverClusterID: a joining member asks the others on their peer
-// ports, skipping itself and members that do not answer; a member of a
-// binary that serves no cluster id (404) is of the default one.
+// TestDiscoverClusterID: a joining member asks every other member on
+// its peer port; members answer only a member of their cluster, so one of
+// another cluster at a listed URL (the old cluster a restored one came
+// from) is not taken at its word; members that answer must agree; a
+// member of a binary that serves no cluster id (404) means the default
+// one, when no member names an id.
 func TestDiscoverClusterID(t *testing.T) {
 	rafthttp := http.NotFoundHandler() // what an older member's peer port answers
-	current := httptest.NewServer(clusterIDHandler(0xfeed, rafthttp))
-	defer current.Close()
-	older := httptest.NewServer(rafthttp)
-	defer older.Close()
+	members := func(ids ...uint64) func(uint64) bool {
+		return func(id uint64) bool { return slices.Contains(ids, id) }
+	}
+	serve := func(h http.Handler) string {
+		s := httptest.NewServer(h)
+		t.Cleanup(s.Close)
+		return s.URL
+	}
+	restored := serve(clusterIDHandler(0xfeed, members(1, 2, 3, 4), rafthttp))
+	restored2 := serve(clusterIDHandler(0xfeed, members(1, 2, 3, 4), rafthttp))
+	oldCluster := serve(clusterIDHandler(DefaultClusterID, members(1, 2, 3), rafthttp)) // knows no member 4
+	other := serve(clusterIDHandler(0xbeef, members(1, 2, 3, 4), rafthttp))
+	older := serve(rafthttp)
 	down := httptest.NewServer(rafthttp)
 	down.Close()
 
@@ -95,24 +109,41 @@ func TestDiscoverClusterID(t *testing.T) {
 	defer cancel()
 	for _, tc := range []struct {
 		name  string
-		peers []string
-		self  int
+		peers []string // the asking member's URL is last: its id is their number
 		want  uint64
 	}{
-		{"a member answers", []string{"http://self.invalid", down.URL, current.URL}, 0, 0xfeed},
-		{"an older member", []string{older.URL, "http://self.invalid"}, 1, DefaultClusterID},
+		{"the old cluster's member first", []string{oldCluster, restored, restored2, "http://self.invalid"}, 0xfeed},
+		{"a member down", []string{down.URL, restored, "http://self.invalid"}, 0xfeed},
+		{"an older binary beside a member that names the id", []string{older, restored, "http://self.invalid"}, 0xfeed},
+		{"older binaries only", []string{older, down.URL, "http://self.invalid"}, DefaultClusterID},
 	} {
-		got, err := DiscoverClusterID(ctx, tc.peers, tc.self, transport.TLSInfo{})
+		got, err := DiscoverClusterID(ctx, tc.peers, len(tc.peers)-1, transport.TLSInfo{})
 		if err != nil || got != tc.want {
 			t.Errorf("%s: %x, %v; want %x", tc.name, got, err, tc.want)
 		}
 	}
-	short, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel2()
-	if _, err := DiscoverClusterID(short, []string{down.URL, "http://self.invalid"}, 1, transport.TLSInfo{}); err == nil {
-		t.Error("no member answered, and yet an id was found")
+	for _, tc := range []struct {
+		name  string
+		peers []string
+		want  string
+	}{
+		{"members disagree", []string{restored, other, "http://self.invalid"}, "different cluster ids"},
+		{"not a member", []string{oldCluster, down.URL, down.URL, "http://self.invalid"}, "member 4 is not a member of this cluster"},
+	} {
+		short, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		_, err := DiscoverClusterID(short, tc.peers, len(tc.peers)-1, transport.TLSInfo{})
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v; want an error with %q", tc.name, err, tc.want)
+		}
 	}
-	if resp, err := http.Post(current.URL+ClusterIDPath, "text/plain", nil); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
+	req, _ := http.NewRequest(http.MethodGet, restored+ClusterIDPath, nil)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("GET %s without X-Server-From: %v %v; want 400", ClusterIDPath, resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if resp, err := http.Post(restored+ClusterIDPath, "text/plain", nil); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST %s: %v %v; want 405", ClusterIDPath, resp, err)
 	} else {
 		resp.Body.Close()

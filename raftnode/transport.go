@@ -311,7 +311,7 @@ func (n *Node) newHTTPTransport(p TransportParams) (*httpTransport, error) {
 		return nil, fmt.Errorf("raftnode: start transport: %w", err)
 	}
 	t.server = &http.Server{
-		Handler:           clusterIDHandler(n.disk.clusterID, t.links.handler(t.rh.Handler())),
+		Handler:           clusterIDHandler(n.disk.clusterID, n.isMember, t.links.handler(t.rh.Handler())),
 		ConnContext:       withConn,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
