@@ -356,7 +356,22 @@ func (m *Member) checkAgainstConfigs(ctx context.Context, at shardmap.Config) (s
 	if err != nil {
 		return shardmap.Config{}, fmt.Errorf("data dir %s was restored from a backup, and its first start checks the configs made since with the config group: %w", m.cfg.DataDir, err)
 	}
-	if err := shardgroup.CheckRestored(m.cfg.Group, at, latest, after); err != nil {
+	// Another group's members, as the newest config that lists it says.
+	servers := func(k uint64) []string {
+		if s, ok := latest.Groups[k]; ok {
+			return s
+		}
+		for i := len(after) - 1; i >= 0; i-- {
+			if s, ok := after[i].Groups[k]; ok {
+				return s
+			}
+		}
+		return at.Groups[k]
+	}
+	state := func(k uint64) (shardgroup.GroupState, error) {
+		return shardgroup.AskGroupState(ctx, startupClient(m.httpc), k, servers(k), m.cfg.RequestTimeout)
+	}
+	if err := shardgroup.CheckRestored(m.cfg.Group, at, latest, after, state); err != nil {
 		return shardmap.Config{}, &restoreRefusal{fmt.Errorf("data dir %s, restored from a backup of shard group %d, must not serve: %w", m.cfg.DataDir, m.cfg.Group, err)}
 	}
 	return latest, nil

@@ -217,7 +217,7 @@ func TestRestoredShardGroupRefusesMovedBuckets(t *testing.T) {
 			m.Stop()
 			t.Fatal("a shard group restored from before it lost buckets started")
 		}
-		if !strings.Contains(err.Error(), "must not serve") || !strings.Contains(err.Error(), "gives it to group 6") {
+		if !strings.Contains(err.Error(), "must not serve") || !strings.Contains(err.Error(), "to group 6, and group 6 (at config") {
 			t.Fatalf("Start: %v; want a refusal naming a bucket that moved to group 6", err)
 		}
 	}
@@ -445,5 +445,70 @@ func TestJoinerOfRestoredClusterBesideAnOldMember(t *testing.T) {
 	eventually(t, "a write through member 4", func() bool {
 		code, _ := call(t, m4, http.MethodPut, "/after-join", "x")
 		return code == http.StatusNoContent
+	})
+}
+
+// TestWholeDeploymentRestoredDuringAMove: the config group and both shard
+// groups are restored from backups of one moment at which group 6 had
+// joined and was still to pull half of group 5's buckets (group 5 was
+// down). Group 5's backup is of the config before the move, but group 6
+// says it has not pulled them, so the restored group 5 starts, and the
+// move finishes. The check compared configs only, and refused it.
+func TestWholeDeploymentRestoredDuringAMove(t *testing.T) {
+	conf := oneMember(t, filepath.Join(t.TempDir(), "config"))
+	conf.ConfigGroup, conf.Buckets, conf.SnapshotDownload = true, 8, true
+	cm := startMember(t, conf)
+	waitLeader(t, cm)
+	shard := func(gid uint64) Config {
+		c := oneMember(t, filepath.Join(t.TempDir(), "shard"))
+		c.Group, c.ConfigEndpoints, c.ConfigPollInterval, c.SnapshotDownload = gid, []string{cm.ClientURL()}, 10*time.Millisecond, true
+		return c
+	}
+	g5 := startMember(t, shard(5))
+	waitLeader(t, g5)
+	eventually(t, "group 5 to serve every bucket", func() bool {
+		st := status(t, g5)
+		return st.Shard != nil && len(st.Shard.Buckets.Serving) == 8
+	})
+	if code, _ := call(t, g5, http.MethodPut, "/k", "v"); code != http.StatusNoContent {
+		t.Fatalf("PUT /k: %d", code)
+	}
+	path5, _ := saveBackup(t, g5, "")
+	addr5 := strings.TrimPrefix(g5.ClientURL(), "http://")
+	g5.Stop()
+	g6 := startMember(t, shard(6))
+	waitLeader(t, g6)
+	eventually(t, "group 6 to wait for half of group 5's buckets", func() bool {
+		st := status(t, g6)
+		return st.Shard != nil && st.Shard.ConfigVersion == 2 && len(st.Shard.Buckets.Pulling) == 4
+	})
+	path6, _ := saveBackup(t, g6, "")
+	pathConf, _ := saveBackup(t, cm, "")
+	addr6, addrConf := strings.TrimPrefix(g6.ClientURL(), "http://"), strings.TrimPrefix(cm.ClientURL(), "http://")
+	g6.Stop()
+	cm.Stop()
+
+	// Everything restored, each member at its old client address, which
+	// the configs list.
+	rconf := restoreOne(t, pathConf)
+	rconf.ConfigGroup, rconf.ClientListenAddr = true, addrConf
+	rcm := startMember(t, rconf)
+	waitLeader(t, rcm)
+	restored := func(path, addr string, gid uint64) *Member {
+		c := restoreOne(t, path)
+		c.Group, c.ConfigEndpoints, c.ConfigPollInterval, c.ClientListenAddr = gid, []string{rcm.ClientURL()}, 10*time.Millisecond, addr
+		m, err := Start(context.Background(), c)
+		if err != nil {
+			t.Fatalf("restored group %d: %v", gid, err)
+		}
+		t.Cleanup(m.Stop)
+		return m
+	}
+	r6 := restored(path6, addr6, 6)
+	r5 := restored(path5, addr5, 5)
+	eventually(t, "the move to finish: groups 5 and 6 serving 4 buckets each", func() bool {
+		s5, s6 := status(t, r5), status(t, r6)
+		return s5.Shard != nil && s6.Shard != nil && len(s5.Shard.Buckets.Serving) == 4 && len(s6.Shard.Buckets.Serving) == 4 &&
+			len(s5.Shard.Buckets.BePulling)+len(s6.Shard.Buckets.Pulling)+len(s6.Shard.Buckets.GCing) == 0
 	})
 }

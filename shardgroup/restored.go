@@ -2,13 +2,17 @@ package shardgroup
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/raftkv/raftkv/httpapi"
 	"github.com/raftkv/raftkv/shardmap"
 )
 
@@ -72,23 +76,79 @@ func ConfigsAfter(ctx context.Context, client *http.Client, configEndpoints []st
 	return latest, after, nil
 }
 
+// GroupState is a shard group's own account of where it is: the config
+// version it applied and its buckets in flight, as its members' GET
+// /status says them.
+type GroupState struct {
+	Version            uint64
+	Pulling, BePulling []int
+}
+
 // CheckRestored reports why shard group gid, restored with its state at
-// config at, must not serve: nil when no config after at (after, oldest
-// first, through latest, the config group's newest) gives a bucket of
-// the group to another group or one of another group's to it, and the
-// config group is not behind the backup. Configs that move only other
-// groups' buckets leave the restored group's state whole.
-func CheckRestored(gid uint64, at, latest shardmap.Config, after []shardmap.Config) error {
+// config at, must not serve: nil when the config group is not behind the
+// backup, no group is past the config group, and no move of a bucket
+// between this group and another one in a config after at (after, oldest
+// first, through latest, the config group's newest) has been carried out
+// by the other group, as state, asked once per group, says. A move the
+// other group has not carried out yet (it is before that config, or at
+// it with the bucket still Pulling from this group or BePulling to it)
+// is finished by the restored group as any move is; one it has carried
+// out would leave a bucket served by both groups, or one this group
+// waits for ever to pull or to be pulled. Moves only between other
+// groups, or to or from no group, leave the restored group's state
+// whole. A group involved in a move that cannot say where it is refuses
+// the restore; one past the config group that cannot is not asked about.
+func CheckRestored(gid uint64, at, latest shardmap.Config, after []shardmap.Config, state func(gid uint64) (GroupState, error)) error {
 	if latest.Version < at.Version {
 		return fmt.Errorf("the backup is of config %d, but the config group's latest is %d: restore the config group from a backup of the same moment too", at.Version, latest.Version)
 	}
+	type answer struct {
+		st  GroupState
+		err error
+	}
+	asked := map[uint64]answer{}
+	ask := func(k uint64) (GroupState, error) {
+		a, ok := asked[k]
+		if !ok {
+			a.st, a.err = state(k)
+			asked[k] = a
+		}
+		return a.st, a.err
+	}
+	prev := at
 	for _, c := range after {
 		for b := range c.Buckets {
-			was, is := at.Owner(b), c.Owner(b)
-			if was == is || (was != gid && is != gid) {
+			from, to := prev.Owner(b), c.Owner(b)
+			if from == to || (from != gid && to != gid) {
 				continue
 			}
-			return fmt.Errorf("the backup is of config %d, where bucket %d is served by %s; config %d, made since, gives it to %s, which may hold writes the backup lacks: restore every shard group and the config group from backups of one moment", at.Version, b, groupName(was), c.Version, groupName(is))
+			other := from
+			if other == gid {
+				other = to
+			}
+			if other == 0 {
+				continue // no other group ever held it
+			}
+			st, err := ask(other)
+			if err != nil {
+				return fmt.Errorf("the backup is of config %d; config %d, made since, moves bucket %d from %s to %s, and group %d cannot say whether it did: %v", at.Version, c.Version, b, groupName(from), groupName(to), other, err)
+			}
+			inFlight := st.Pulling
+			if from == other {
+				inFlight = st.BePulling
+			}
+			if st.Version > c.Version || (st.Version == c.Version && !slices.Contains(inFlight, b)) {
+				return fmt.Errorf("the backup is of config %d; config %d, made since, moves bucket %d from %s to %s, and group %d (at config %d) has done so, so it may hold writes the backup lacks or have deleted the bucket: restore every shard group and the config group from backups of one moment", at.Version, c.Version, b, groupName(from), groupName(to), other, st.Version)
+			}
+		}
+		prev = c
+	}
+	for _, k := range latest.GIDs() {
+		if k == gid {
+			continue
+		}
+		if st, err := ask(k); err == nil && st.Version > latest.Version {
+			return fmt.Errorf("group %d is at config %d, past the config group's latest, %d: restore the config group from a backup as recent as every group's", k, st.Version, latest.Version)
 		}
 	}
 	return nil
@@ -100,4 +160,47 @@ func groupName(gid uint64) string {
 		return "no group"
 	}
 	return fmt.Sprintf("group %d", gid)
+}
+
+// AskGroupState asks the members of group gid at servers (client URLs)
+// for their GET /status, each bounded by timeout, and returns the most
+// advanced account among those that answer as members of gid: the
+// highest config version (a member that lags says less than its group
+// has done). It fails when none answers.
+func AskGroupState(ctx context.Context, client *http.Client, gid uint64, servers []string, timeout time.Duration) (GroupState, error) {
+	if client == nil {
+		client = http.DefaultClient
+	}
+	var (
+		best  GroupState
+		found bool
+		last  error = errors.New("the config lists no server of it")
+	)
+	for _, base := range servers {
+		u := strings.TrimSuffix(base, "/") + "/status"
+		rctx, cancel := context.WithTimeout(ctx, timeout)
+		resp, err := call(rctx, client, http.MethodGet, u, nil, nil, http.StatusOK)
+		if err == nil {
+			var st httpapi.Status
+			err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st)
+			resp.Body.Close()
+			switch {
+			case err != nil:
+				err = fmt.Errorf("GET %s: %w", u, err)
+			case st.Shard == nil || st.Shard.Group != gid:
+				err = fmt.Errorf("GET %s: not a member of group %d", u, gid)
+			case !found || st.Shard.ConfigVersion > best.Version:
+				best = GroupState{Version: st.Shard.ConfigVersion, Pulling: st.Shard.Buckets.Pulling, BePulling: st.Shard.Buckets.BePulling}
+				found = true
+			}
+		}
+		cancel()
+		if err != nil {
+			last = err
+		}
+	}
+	if !found {
+		return GroupState{}, last
+	}
+	return best, nil
 }
