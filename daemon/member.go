@@ -116,20 +116,24 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		closeListeners()
 		return nil, err
 	}
+	var clusterID uint64 // raftnode's default for a new cluster
 	if cfg.JoinAddr != "" && !raftnode.HasState(cfg.DataDir) {
+		// The member that adds this one names the cluster's id.
 		jctx, cancel := context.WithTimeout(ctx, cfg.JoinTimeout)
-		err := joinVia(jctx, lg, m.httpc, cfg.JoinAddr, cfg.ID, cfg.Peers[cfg.ID-1], m.clientURL)
+		clusterID, err = joinVia(jctx, lg, m.httpc, cfg.JoinAddr, cfg.ID, cfg.Peers[cfg.ID-1], m.clientURL)
 		cancel()
 		if err != nil {
 			closeListeners()
 			return nil, fmt.Errorf("cannot join the cluster: %w", err)
 		}
+		if clusterID != 0 {
+			lg.Info("the member that added this one named the cluster id", zap.String("cluster-id", strconv.FormatUint(clusterID, 16)))
+		}
 	}
-	var clusterID uint64 // raftnode's default for a new cluster
-	if (cfg.Join || cfg.JoinAddr != "") && !raftnode.HasState(cfg.DataDir) {
+	if cfg.Join && clusterID == 0 && !raftnode.HasState(cfg.DataDir) {
 		// A cluster restored from a backup has an id of its own, which a
-		// new member must tag its peer traffic with. The members tell it
-		// only to a member, so this comes after the join.
+		// new member must tag its peer traffic with; the members tell it
+		// only to a member they added.
 		dctx, cancel := context.WithTimeout(ctx, cfg.JoinTimeout)
 		var peerTLS transport.TLSInfo
 		if cfg.PeerTLS != nil {

@@ -325,8 +325,7 @@ func (m *Member) checkRestored(ctx context.Context) error {
 		}
 		group, rerr := m.groupConfig(qctx)
 		if rerr != nil {
-			m.lg.Warn("cannot read the restored group's state through its leader", zap.Error(rerr))
-			return err
+			return fmt.Errorf("%w (nor could the group's own state be read through a leader: %v)", err, rerr)
 		}
 		if group.Version == at.Version {
 			return err // the group is where the backup left it
@@ -341,6 +340,10 @@ func (m *Member) checkRestored(ctx context.Context) error {
 	dm.Restored = false
 	return writeMode(m.cfg.DataDir, dm)
 }
+
+// groupLeaderWait bounds how long checkRestored waits for its group's
+// leader when the backup's own config failed the check.
+const groupLeaderWait = 5 * time.Second
 
 // restoreRefusal is checkRestored's verdict that the group's state must
 // not serve, as opposed to a failure to check.
@@ -377,8 +380,20 @@ func (m *Member) checkAgainstConfigs(ctx context.Context, at shardmap.Config) (s
 	return latest, nil
 }
 
-// groupConfig is the group's config as of a read through its leader.
+// groupConfig is the group's config as of a read through its leader. A
+// group with no leader within a few seconds is not waited for: the other
+// members of a restored group that start one by one are not up yet.
 func (m *Member) groupConfig(ctx context.Context) (shardmap.Config, error) {
+	lctx, cancel := context.WithTimeout(ctx, groupLeaderWait)
+	for m.node.Leader() == 0 {
+		select {
+		case <-lctx.Done():
+			cancel()
+			return shardmap.Config{}, fmt.Errorf("the group had no leader within %v", groupLeaderWait)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	cancel()
 	for {
 		st, err := m.kv.LinearizableShardState(ctx)
 		if err == nil {

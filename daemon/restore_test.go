@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -511,4 +513,124 @@ func TestWholeDeploymentRestoredDuringAMove(t *testing.T) {
 		return s5.Shard != nil && s6.Shard != nil && len(s5.Shard.Buckets.Serving) == 4 && len(s6.Shard.Buckets.Serving) == 4 &&
 			len(s5.Shard.Buckets.BePulling)+len(s6.Shard.Buckets.Pulling)+len(s6.Shard.Buckets.GCing) == 0
 	})
+}
+
+// TestJoinAddrLearnsClusterIDFromItsJoin: a restore in place beside a
+// forgotten old member 1 that tells its id (1000) to anyone, as a binary
+// of the first cluster-id commits did. Member 4 joins the restored
+// cluster with --join-addr: the member that adds it names the id in its
+// answer, so it neither asks the old member nor fails after it was added
+// (which left the cluster a voter that never started: 2 of 4, no quorum).
+func TestJoinAddrLearnsClusterIDFromItsJoin(t *testing.T) {
+	src := oneMember(t, filepath.Join(t.TempDir(), "src"))
+	src.SnapshotDownload = true
+	sm := startMember(t, src)
+	waitLeader(t, sm)
+	path, _ := saveBackup(t, sm, "")
+	sm.Stop()
+
+	peers := []string{freePeerURL(t), freePeerURL(t), freePeerURL(t)}
+	mk := func(id uint64, ps []string, dir string) Config {
+		return Config{ID: id, Peers: ps, DataDir: dir, ClientListenAddr: "127.0.0.1:0",
+			TickInterval: 10 * time.Millisecond, Logger: zaptest.NewLogger(t), RequestTimeout: 2 * time.Second}
+	}
+	// Old member 1, earlier binary: answers its id (1000) to any asker.
+	u, _ := url.Parse(peers[0])
+	ln, err := net.Listen("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/raftkv/cluster-id" {
+			fmt.Fprint(w, "1000\n")
+			return
+		}
+		http.Error(w, "cluster id mismatch", http.StatusPreconditionFailed)
+	})}
+	go old.Serve(ln)
+	defer old.Close()
+
+	var restored []*Member
+	for _, id := range []uint64{2, 3} {
+		dir := filepath.Join(t.TempDir(), fmt.Sprintf("r%d", id))
+		if _, err := Restore(RestoreConfig{Backup: path, ID: id, Peers: peers, DataDir: dir, Logger: zaptest.NewLogger(t)}); err != nil {
+			t.Fatal(err)
+		}
+		restored = append(restored, startMember(t, mk(id, peers, dir)))
+	}
+	var leader *Member
+	eventually(t, "a restored leader", func() bool {
+		for _, m := range restored {
+			if m.node.Leader() == m.ID() {
+				leader = m
+				return true
+			}
+		}
+		return false
+	})
+	eventually(t, "a write before", func() bool { c, _ := call(t, leader, http.MethodPut, "/before", "x"); return c == http.StatusNoContent })
+
+	c := mk(4, append(append([]string{}, peers...), freePeerURL(t)), filepath.Join(t.TempDir(), "m4"))
+	c.JoinAddr = leader.ClientURL()
+	c.JoinTimeout = 3 * time.Second
+	m4, err := Start(context.Background(), c)
+	if err != nil {
+		t.Fatalf("member 4: %v", err)
+	}
+	t.Cleanup(m4.Stop)
+	if m4.node.ClusterID() != leader.node.ClusterID() {
+		t.Fatalf("member 4 has cluster id %x; the restored cluster's is %x", m4.node.ClusterID(), leader.node.ClusterID())
+	}
+	eventually(t, "a write through member 4", func() bool {
+		code, _ := call(t, m4, http.MethodPut, "/after", "x")
+		return code == http.StatusNoContent
+	})
+}
+
+// TestRestoredGroupRefusedAtOnceWhenStartedAlone: the first member of a
+// 3-member restore of group 5 from before it lost buckets, started alone,
+// is refused without waiting out the join timeout for a leader that needs
+// a second member, and says that the group's state could not be read.
+func TestRestoredGroupRefusedAtOnceWhenStartedAlone(t *testing.T) {
+	conf := oneMember(t, filepath.Join(t.TempDir(), "config"))
+	conf.ConfigGroup, conf.Buckets = true, 8
+	cm := startMember(t, conf)
+	waitLeader(t, cm)
+	shard := func(gid uint64) Config {
+		c := oneMember(t, filepath.Join(t.TempDir(), "shard"))
+		c.Group, c.ConfigEndpoints, c.ConfigPollInterval, c.SnapshotDownload = gid, []string{cm.ClientURL()}, 10*time.Millisecond, true
+		return c
+	}
+	serving := func(m *Member, n int) func() bool {
+		return func() bool {
+			st := status(t, m)
+			return st.Shard != nil && len(st.Shard.Buckets.Serving) == n && len(st.Shard.Buckets.Pulling)+len(st.Shard.Buckets.BePulling)+len(st.Shard.Buckets.GCing) == 0
+		}
+	}
+	g5 := startMember(t, shard(5))
+	waitLeader(t, g5)
+	eventually(t, "group 5 to serve every bucket", serving(g5, 8))
+	path, _ := saveBackup(t, g5, "")
+	g6 := startMember(t, shard(6))
+	waitLeader(t, g6)
+	eventually(t, "groups 5 and 6 to serve 4 buckets each", func() bool { return serving(g5, 4)() && serving(g6, 4)() })
+	g5.Stop()
+
+	peers := []string{freePeerURL(t), freePeerURL(t), freePeerURL(t)}
+	dir := filepath.Join(t.TempDir(), "r1")
+	if _, err := Restore(RestoreConfig{Backup: path, ID: 1, Peers: peers, DataDir: dir, Logger: zaptest.NewLogger(t)}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{ID: 1, Peers: peers, DataDir: dir, ClientListenAddr: "127.0.0.1:0",
+		TickInterval: 10 * time.Millisecond, Logger: zaptest.NewLogger(t),
+		Group: 5, ConfigEndpoints: []string{cm.ClientURL()}, ConfigPollInterval: 10 * time.Millisecond, JoinTimeout: time.Minute}
+	start := time.Now()
+	m, err := Start(context.Background(), cfg)
+	if err == nil {
+		m.Stop()
+		t.Fatal("started")
+	}
+	if d := time.Since(start); d > 30*time.Second || !strings.Contains(err.Error(), "the group had no leader") {
+		t.Errorf("refused after %v: %v; want a refusal that says the group had no leader, well before the join timeout", d.Round(time.Second), err)
+	}
 }

@@ -287,6 +287,11 @@ func (h *handler) join(w http.ResponseWriter, r *http.Request) error {
 	if err := h.addMemberAs(r.Context(), id, peerURL, learner); err != nil {
 		return err
 	}
+	// The new member tags its peer traffic with the cluster's id, which
+	// it learns here (raftkv --join-addr).
+	if cid := h.cfg.Cluster.Status().ClusterID; cid != "" {
+		w.Header().Set(HeaderClusterID, cid)
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -26,6 +26,9 @@ const (
 	HeaderClientSeq = "X-Client-Seq"
 	// HeaderConfigVersion is the config version a 421 was judged by.
 	HeaderConfigVersion = "X-Config-Version"
+	// HeaderClusterID, on POST /join's answer, is the cluster's id in
+	// hex, which the new member tags its peer traffic with.
+	HeaderClusterID = "X-Raftkv-Cluster-Id"
 	// HeaderGroup names a shard member's group on its watch streams, so
 	// that a client watching one group at URLs from an older config
 	// learns when another group's member answers there now.

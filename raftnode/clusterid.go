@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
@@ -119,21 +120,35 @@ func DiscoverClusterID(ctx context.Context, peers []string, self int, tlsInfo tr
 	pause := 100 * time.Millisecond
 	var last string // what the last round's members said
 	for {
-		named := map[uint64]bool{}
-		older := false
-		var failed []string
+		type answer struct {
+			id  uint64
+			err error
+		}
+		answers := make([]answer, len(peers))
+		var wg sync.WaitGroup
 		for i, p := range peers {
 			if i == self {
 				continue
 			}
-			id, err := askClusterID(ctx, client, p, uint64(self+1))
+			wg.Go(func() {
+				id, err := askClusterID(ctx, client, p, uint64(self+1))
+				answers[i] = answer{id, err}
+			})
+		}
+		wg.Wait()
+		named := map[uint64]bool{}
+		older, refused := false, false
+		var failed []string
+		for i, a := range answers {
 			switch {
-			case errors.Is(err, errNoClusterIDPath):
+			case i == self:
+			case errors.Is(a.err, errNoClusterIDPath):
 				older = true
-			case err != nil:
-				failed = append(failed, err.Error())
+			case a.err != nil:
+				refused = refused || errors.Is(a.err, errNotAMember)
+				failed = append(failed, a.err.Error())
 			default:
-				named[id] = true
+				named[a.id] = true
 			}
 		}
 		last = strings.Join(failed, "; ")
@@ -144,7 +159,10 @@ func DiscoverClusterID(ctx context.Context, peers []string, self int, tlsInfo tr
 			}
 		case len(named) > 1:
 			last = fmt.Sprintf("the members name different cluster ids: %x", slices.Sorted(maps.Keys(named)))
-		case older:
+		case older && !refused:
+			// A member that does not count this one yet may be of a
+			// restored cluster: only members that cannot name an id
+			// at all mean the default.
 			return DefaultClusterID, nil
 		}
 		select {
@@ -157,8 +175,12 @@ func DiscoverClusterID(ctx context.Context, peers []string, self int, tlsInfo tr
 }
 
 // errNoClusterIDPath is a member's 404 to ClusterIDPath: a binary from
-// before cluster ids were kept.
-var errNoClusterIDPath = errors.New("raftnode: the member serves no cluster id")
+// before cluster ids were kept. errNotAMember is its 403: the asking
+// member is not (yet) one of its cluster.
+var (
+	errNoClusterIDPath = errors.New("raftnode: the member serves no cluster id")
+	errNotAMember      = errors.New("not a member")
+)
 
 // askClusterID asks the member at peerURL for its cluster id, as member
 // from, named the way rafthttp names the sender of its requests.
@@ -179,14 +201,26 @@ func askClusterID(ctx context.Context, client *http.Client, peerURL string, from
 	case http.StatusOK:
 	case http.StatusNotFound:
 		return 0, errNoClusterIDPath
+	case http.StatusForbidden:
+		return 0, fmt.Errorf("GET %s: %w: %s", u, errNotAMember, oneLine(b))
 	default:
-		return 0, fmt.Errorf("GET %s: %s: %s", u, resp.Status, strings.TrimSpace(string(b)))
+		return 0, fmt.Errorf("GET %s: %s: %s", u, resp.Status, oneLine(b))
 	}
 	id, err := strconv.ParseUint(strings.TrimSpace(string(b)), 16, 64)
 	if err != nil || id == 0 {
 		return 0, fmt.Errorf("GET %s: %q is no cluster id", u, b)
 	}
 	return id, nil
+}
+
+// oneLine is an answer's body fit for a one-line error: its words, at
+// most 64 bytes of them.
+func oneLine(b []byte) string {
+	s := strings.Join(strings.Fields(string(b)), " ")
+	if len(s) > 64 {
+		s = s[:64] + "..."
+	}
+	return s
 }
 
 // clusterIDHandler serves ClusterIDPath for the cluster id, and the rest

@@ -102,6 +102,10 @@ func TestDiscoverClusterID(t *testing.T) {
 	oldCluster := serve(clusterIDHandler(DefaultClusterID, members(1, 2, 3), rafthttp)) // knows no member 4
 	other := serve(clusterIDHandler(0xbeef, members(1, 2, 3, 4), rafthttp))
 	older := serve(rafthttp)
+	proxy := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadGateway)
+		w.Write([]byte("<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>"))
+	}))
 	down := httptest.NewServer(rafthttp)
 	down.Close()
 
@@ -129,12 +133,16 @@ func TestDiscoverClusterID(t *testing.T) {
 	}{
 		{"members disagree", []string{restored, other, "http://self.invalid"}, "different cluster ids"},
 		{"not a member", []string{oldCluster, down.URL, down.URL, "http://self.invalid"}, "member 4 is not a member of this cluster"},
+		// Members that have not applied the joiner's addition yet, beside
+		// an older binary: not the default id, which would cut it off.
+		{"an older binary beside members that do not count it yet", []string{older, oldCluster, oldCluster, "http://self.invalid"}, "not a member"},
+		{"an error page", []string{proxy, "http://self.invalid"}, "502 Bad Gateway: <html> <head><title>502"},
 	} {
 		short, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		_, err := DiscoverClusterID(short, tc.peers, len(tc.peers)-1, transport.TLSInfo{})
 		cancel()
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: %v; want an error with %q", tc.name, err, tc.want)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.ContainsAny(err.Error(), "\r\n") {
+			t.Errorf("%s: %v; want a one-line error with %q", tc.name, err, tc.want)
 		}
 	}
 	req, _ := http.NewRequest(http.MethodGet, restored+ClusterIDPath, nil)
