@@ -75,8 +75,10 @@ func (s configStore) ConfigHistory() shardmap.History { return s.kv.ConfigHistor
 // shardStore adapts a shard member's kvstore to shardgroup.Store.
 type shardStore struct{ kv *kvstore.Store }
 
-func (s shardStore) ShardState() shardgroup.ShardState {
-	st := s.kv.ShardState()
+func (s shardStore) ShardState() shardgroup.ShardState { return shardState(s.kv.ShardState()) }
+
+// shardState is kvstore's shard state as shardgroup's.
+func shardState(st kvstore.ShardState) shardgroup.ShardState {
 	out := shardgroup.ShardState{
 		Group:        st.Group,
 		Config:       st.Config,

@@ -192,13 +192,6 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		}
 		return nil, fmt.Errorf("cannot start raft node: %w", err)
 	}
-	if err := m.checkRestored(ctx); err != nil {
-		closeListeners()
-		m.kv.Stop()
-		m.node.Stop()
-		<-m.kv.Done()
-		return nil, err
-	}
 	api, err := m.apiFor()
 	if err != nil {
 		clientLn.Close()
@@ -240,6 +233,19 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 	m.srv = httpapi.NewServer(clientLn.Addr().String(), handler, cfg.RequestTimeout)
 	m.srv.ErrorLog = zap.NewStdLog(lg.Named("client-http"))
 	go func() { m.serveErr <- m.srv.Serve(clientLn) }()
+	// A restored shard member checks its state against the deployment's
+	// while its client port answers GET /status (other restored groups
+	// ask it) and refuses keys; the driver starts once it passes.
+	if err := m.checkRestored(ctx); err != nil {
+		m.srv.Close()
+		m.kv.Stop()
+		m.node.Stop()
+		<-m.kv.Done()
+		return nil, err
+	}
+	if api.gate != nil {
+		api.gate.open.Store(true)
+	}
 	if m.driver, err = m.startDriver(); err != nil {
 		// Validate checked everything the driver's Config needs, so this
 		// is a broken invariant; stop what runs, as run would.

@@ -8,9 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/raftkv/raftkv/backup"
+	"github.com/raftkv/raftkv/httpapi"
 	"github.com/raftkv/raftkv/internal/buildinfo"
 	"github.com/raftkv/raftkv/kvstore"
 	"github.com/raftkv/raftkv/peerurl"
@@ -316,27 +318,27 @@ func (m *Member) checkRestored(ctx context.Context) error {
 	if err := m.kv.WaitApplied(qctx, m.node.Status().SnapshotIndex); err != nil {
 		return fmt.Errorf("data dir %s: loading the restored state: %w", m.cfg.DataDir, err)
 	}
-	at := m.kv.ShardState().Config
-	latest, err := m.checkAgainstConfigs(qctx, at)
+	st := shardStore{m.kv}.ShardState()
+	latest, err := m.checkAgainstConfigs(qctx, st)
 	if err != nil {
 		var refused *restoreRefusal
 		if !errors.As(err, &refused) {
 			return err
 		}
-		group, rerr := m.groupConfig(qctx)
+		group, rerr := m.groupState(qctx)
 		if rerr != nil {
 			return fmt.Errorf("%w (nor could the group's own state be read through a leader: %v)", err, rerr)
 		}
-		if group.Version == at.Version {
+		if group.Config.Version == st.Config.Version {
 			return err // the group is where the backup left it
 		}
 		if latest, err = m.checkAgainstConfigs(qctx, group); err != nil {
 			return err
 		}
-		at = group
+		st = group
 	}
-	m.lg.Info("restored from a backup: no config since moved a bucket to or from this group",
-		zap.Uint64("group-config-version", at.Version), zap.Uint64("latest-config-version", latest.Version))
+	m.lg.Info("restored from a backup: no other group carried out a move of a bucket to or from this one since",
+		zap.Uint64("group-config-version", st.Config.Version), zap.Uint64("latest-config-version", latest.Version))
 	dm.Restored = false
 	return writeMode(m.cfg.DataDir, dm)
 }
@@ -351,10 +353,11 @@ type restoreRefusal struct{ err error }
 
 func (e *restoreRefusal) Error() string { return e.err.Error() }
 
-// checkAgainstConfigs reads the configs made after at from the config
-// group and checks at against them (shardgroup.CheckRestored); it
-// returns the config group's latest.
-func (m *Member) checkAgainstConfigs(ctx context.Context, at shardmap.Config) (shardmap.Config, error) {
+// checkAgainstConfigs reads the configs made after st's from the config
+// group and checks st against them and the other groups' states
+// (shardgroup.CheckRestored); it returns the config group's latest.
+func (m *Member) checkAgainstConfigs(ctx context.Context, st shardgroup.ShardState) (shardmap.Config, error) {
+	at := st.Config
 	latest, after, err := shardgroup.ConfigsAfter(ctx, startupClient(m.httpc), m.cfg.ConfigEndpoints, at.Version, m.cfg.RequestTimeout)
 	if err != nil {
 		return shardmap.Config{}, fmt.Errorf("data dir %s was restored from a backup, and its first start checks the configs made since with the config group: %w", m.cfg.DataDir, err)
@@ -369,27 +372,30 @@ func (m *Member) checkAgainstConfigs(ctx context.Context, at shardmap.Config) (s
 				return s
 			}
 		}
-		return at.Groups[k]
+		if s, ok := at.Groups[k]; ok {
+			return s
+		}
+		return st.Prev.Groups[k]
 	}
-	state := func(k uint64) (shardgroup.GroupState, error) {
-		return shardgroup.AskGroupState(ctx, startupClient(m.httpc), k, servers(k), m.cfg.RequestTimeout)
+	state := func(k uint64, needed bool) (shardgroup.GroupState, error) {
+		return shardgroup.AskGroupState(ctx, startupClient(m.httpc), k, servers(k), m.cfg.RequestTimeout, needed)
 	}
-	if err := shardgroup.CheckRestored(m.cfg.Group, at, latest, after, state); err != nil {
+	if err := shardgroup.CheckRestored(m.cfg.Group, st, latest, after, state); err != nil {
 		return shardmap.Config{}, &restoreRefusal{fmt.Errorf("data dir %s, restored from a backup of shard group %d, must not serve: %w", m.cfg.DataDir, m.cfg.Group, err)}
 	}
 	return latest, nil
 }
 
-// groupConfig is the group's config as of a read through its leader. A
+// groupState is the group's shard state as of a read through its leader. A
 // group with no leader within a few seconds is not waited for: the other
 // members of a restored group that start one by one are not up yet.
-func (m *Member) groupConfig(ctx context.Context) (shardmap.Config, error) {
+func (m *Member) groupState(ctx context.Context) (shardgroup.ShardState, error) {
 	lctx, cancel := context.WithTimeout(ctx, groupLeaderWait)
 	for m.node.Leader() == 0 {
 		select {
 		case <-lctx.Done():
 			cancel()
-			return shardmap.Config{}, fmt.Errorf("the group had no leader within %v", groupLeaderWait)
+			return shardgroup.ShardState{}, fmt.Errorf("the group had no leader within %v", groupLeaderWait)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -397,12 +403,100 @@ func (m *Member) groupConfig(ctx context.Context) (shardmap.Config, error) {
 	for {
 		st, err := m.kv.LinearizableShardState(ctx)
 		if err == nil {
-			return st.Config, nil
+			return shardState(st), nil
 		}
 		select {
 		case <-ctx.Done():
-			return shardmap.Config{}, err
+			return shardgroup.ShardState{}, err
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// restoreGate is a restored shard member's key store while checkRestored
+// runs: every key request is refused 503 until open is set.
+type restoreGate struct {
+	httpapi.Store
+	open atomic.Bool
+}
+
+// errRestoreCheck refuses a key request while the restore is checked.
+type errRestoreCheck struct{}
+
+func (errRestoreCheck) Error() string {
+	return "daemon: restored from a backup; checking the state against the deployment's"
+}
+func (errRestoreCheck) HumanMessage() string {
+	return "this member was restored from a backup and checks its state against the other groups' before it serves keys; retry shortly"
+}
+func (errRestoreCheck) Unavailable() bool { return true }
+
+func (g *restoreGate) check() error {
+	if !g.open.Load() {
+		return errRestoreCheck{}
+	}
+	return nil
+}
+
+func (g *restoreGate) GetKV(ctx context.Context, key string, opts httpapi.ReadOptions) (httpapi.KeyValue, uint64, error) {
+	if err := g.check(); err != nil {
+		return httpapi.KeyValue{}, 0, err
+	}
+	return g.Store.GetKV(ctx, key, opts)
+}
+
+func (g *restoreGate) Put(ctx context.Context, key string, value []byte) (httpapi.Written, error) {
+	if err := g.check(); err != nil {
+		return httpapi.Written{}, err
+	}
+	return g.Store.Put(ctx, key, value)
+}
+
+func (g *restoreGate) PutAll(ctx context.Context, kvs map[string][]byte) (uint64, error) {
+	if err := g.check(); err != nil {
+		return 0, err
+	}
+	return g.Store.PutAll(ctx, kvs)
+}
+
+func (g *restoreGate) Delete(ctx context.Context, key string) (uint64, error) {
+	if err := g.check(); err != nil {
+		return 0, err
+	}
+	return g.Store.Delete(ctx, key)
+}
+
+func (g *restoreGate) Write(ctx context.Context, ops []httpapi.Op, wo httpapi.WriteOptions) (httpapi.Written, error) {
+	if err := g.check(); err != nil {
+		return httpapi.Written{}, err
+	}
+	return g.Store.Write(ctx, ops, wo)
+}
+
+func (g *restoreGate) Txn(ctx context.Context, t httpapi.Txn, wo httpapi.WriteOptions) (httpapi.TxnResult, error) {
+	if err := g.check(); err != nil {
+		return httpapi.TxnResult{}, err
+	}
+	return g.Store.Txn(ctx, t, wo)
+}
+
+func (g *restoreGate) List(ctx context.Context, opts httpapi.ListOptions) (httpapi.ListResult, error) {
+	if err := g.check(); err != nil {
+		return httpapi.ListResult{}, err
+	}
+	return g.Store.List(ctx, opts)
+}
+
+func (g *restoreGate) DeleteRange(ctx context.Context, opts httpapi.DeleteRangeOptions) (httpapi.DeleteRangeResult, error) {
+	if err := g.check(); err != nil {
+		return httpapi.DeleteRangeResult{}, err
+	}
+	return g.Store.DeleteRange(ctx, opts)
+}
+
+func (g *restoreGate) Watch(ctx context.Context, opts httpapi.WatchOptions) (httpapi.Watcher, error) {
+	if err := g.check(); err != nil {
+		return nil, err
+	}
+	return g.Store.Watch(ctx, opts)
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/raftkv/raftkv/backup"
+	"github.com/raftkv/raftkv/httpapi"
 	"github.com/raftkv/raftkv/kvstore"
 	"github.com/raftkv/raftkv/raftnode"
 	"github.com/raftkv/raftkv/shardmap"
@@ -454,8 +455,9 @@ func TestJoinerOfRestoredClusterBesideAnOldMember(t *testing.T) {
 // groups are restored from backups of one moment at which group 6 had
 // joined and was still to pull half of group 5's buckets (group 5 was
 // down). Group 5's backup is of the config before the move, but group 6
-// says it has not pulled them, so the restored group 5 starts, and the
-// move finishes. The check compared configs only, and refused it.
+// says it has not pulled them, and group 5 says it still holds them for
+// group 6 (each answers GET /status while it checks), so both start, and
+// the move finishes. The check compared configs only, and refused it.
 func TestWholeDeploymentRestoredDuringAMove(t *testing.T) {
 	conf := oneMember(t, filepath.Join(t.TempDir(), "config"))
 	conf.ConfigGroup, conf.Buckets, conf.SnapshotDownload = true, 8, true
@@ -496,18 +498,29 @@ func TestWholeDeploymentRestoredDuringAMove(t *testing.T) {
 	rconf.ConfigGroup, rconf.ClientListenAddr = true, addrConf
 	rcm := startMember(t, rconf)
 	waitLeader(t, rcm)
-	restored := func(path, addr string, gid uint64) *Member {
+	// The restored groups ask each other where they are while they
+	// check, so they start together, as a deployment's processes do.
+	restored := func(path, addr string, gid uint64) <-chan *Member {
 		c := restoreOne(t, path)
 		c.Group, c.ConfigEndpoints, c.ConfigPollInterval, c.ClientListenAddr = gid, []string{rcm.ClientURL()}, 10*time.Millisecond, addr
-		m, err := Start(context.Background(), c)
-		if err != nil {
-			t.Fatalf("restored group %d: %v", gid, err)
-		}
-		t.Cleanup(m.Stop)
-		return m
+		done := make(chan *Member, 1)
+		go func() {
+			m, err := Start(context.Background(), c)
+			if err != nil {
+				t.Errorf("restored group %d: %v", gid, err)
+				done <- nil
+				return
+			}
+			t.Cleanup(m.Stop)
+			done <- m
+		}()
+		return done
 	}
-	r6 := restored(path6, addr6, 6)
-	r5 := restored(path5, addr5, 5)
+	c6, c5 := restored(path6, addr6, 6), restored(path5, addr5, 5)
+	r6, r5 := <-c6, <-c5
+	if r5 == nil || r6 == nil {
+		t.FailNow()
+	}
 	eventually(t, "the move to finish: groups 5 and 6 serving 4 buckets each", func() bool {
 		s5, s6 := status(t, r5), status(t, r6)
 		return s5.Shard != nil && s6.Shard != nil && len(s5.Shard.Buckets.Serving) == 4 && len(s6.Shard.Buckets.Serving) == 4 &&
@@ -632,5 +645,168 @@ func TestRestoredGroupRefusedAtOnceWhenStartedAlone(t *testing.T) {
 	}
 	if d := time.Since(start); d > 30*time.Second || !strings.Contains(err.Error(), "the group had no leader") {
 		t.Errorf("refused after %v: %v; want a refusal that says the group had no leader, well before the join timeout", d.Round(time.Second), err)
+	}
+}
+
+// TestRestoredAtAMoveUnderWaySinceCarriedOut: group 6's backup is taken at
+// config 2 with 4 buckets Pulling from group 5 (down). Group 5 comes back,
+// group 6 pulls, installs, has group 5 delete them and serves them. Group
+// 6 restored from the backup must not start: group 5 no longer has the
+// buckets, and the restored group would wait for them for ever (it
+// started, when the check looked only at configs after the backup's).
+func TestRestoredAtAMoveUnderWaySinceCarriedOut(t *testing.T) {
+	conf := oneMember(t, filepath.Join(t.TempDir(), "config"))
+	conf.ConfigGroup, conf.Buckets = true, 8
+	cm := startMember(t, conf)
+	waitLeader(t, cm)
+	shard := func(gid uint64) Config {
+		c := oneMember(t, filepath.Join(t.TempDir(), "shard"))
+		c.Group, c.ConfigEndpoints, c.ConfigPollInterval, c.SnapshotDownload = gid, []string{cm.ClientURL()}, 10*time.Millisecond, true
+		return c
+	}
+	c5 := shard(5)
+	g5 := startMember(t, c5)
+	waitLeader(t, g5)
+	eventually(t, "group 5 to serve every bucket", func() bool {
+		st := status(t, g5)
+		return st.Shard != nil && len(st.Shard.Buckets.Serving) == 8
+	})
+	c5.ClientListenAddr = strings.TrimPrefix(g5.ClientURL(), "http://")
+	g5.Stop()
+	c6 := shard(6)
+	g6 := startMember(t, c6)
+	waitLeader(t, g6)
+	eventually(t, "group 6 to wait for half of group 5's buckets", func() bool {
+		st := status(t, g6)
+		return st.Shard != nil && st.Shard.ConfigVersion == 2 && len(st.Shard.Buckets.Pulling) == 4
+	})
+	path6, _ := saveBackup(t, g6, "")
+	addr6 := strings.TrimPrefix(g6.ClientURL(), "http://")
+	g5 = startMember(t, c5)
+	eventually(t, "the move to finish", func() bool {
+		s5, s6 := status(t, g5), status(t, g6)
+		return s5.Shard != nil && s6.Shard != nil && len(s5.Shard.Buckets.Serving) == 4 && len(s6.Shard.Buckets.Serving) == 4 &&
+			len(s5.Shard.Buckets.BePulling) == 0
+	})
+	g6.Stop()
+
+	c := restoreOne(t, path6)
+	c.Group, c.ConfigEndpoints, c.ConfigPollInterval, c.ClientListenAddr = 6, []string{cm.ClientURL()}, 10*time.Millisecond, addr6
+	m, err := Start(context.Background(), c)
+	if err == nil {
+		m.Stop()
+		t.Fatal("group 6, restored from its backup taken while it waited for buckets that it has pulled and group 5 has deleted since, started")
+	}
+	if !strings.Contains(err.Error(), "from group 5 to group 6, and group 5 (at config 2) has done so") {
+		t.Fatalf("Start: %v; want a refusal naming the move group 5 carried out", err)
+	}
+}
+
+// TestRestoredGroupsAskEachOther: every group and the config group
+// restored from one moment, groups 5 and 6 at config 2, the config group
+// at 3, which moves bucket 0 from 5 to 6 (neither group took it yet).
+// Each restored group's check asks the other where it is; each answers
+// GET /status while it checks (it did not serve until its check passed,
+// and both were refused).
+func TestRestoredGroupsAskEachOther(t *testing.T) {
+	conf := oneMember(t, filepath.Join(t.TempDir(), "config"))
+	conf.ConfigGroup, conf.Buckets, conf.SnapshotDownload = true, 8, true
+	cm := startMember(t, conf)
+	waitLeader(t, cm)
+	shard := func(gid uint64) Config {
+		c := oneMember(t, filepath.Join(t.TempDir(), "shard"))
+		c.Group, c.ConfigEndpoints, c.ConfigPollInterval, c.SnapshotDownload = gid, []string{cm.ClientURL()}, 10*time.Millisecond, true
+		c.RequestTimeout = time.Second
+		return c
+	}
+	g5 := startMember(t, shard(5))
+	waitLeader(t, g5)
+	eventually(t, "group 5 to serve every bucket", func() bool { st := status(t, g5); return st.Shard != nil && len(st.Shard.Buckets.Serving) == 8 })
+	g6 := startMember(t, shard(6))
+	waitLeader(t, g6)
+	eventually(t, "4 and 4", func() bool {
+		s5, s6 := status(t, g5), status(t, g6)
+		return len(s5.Shard.Buckets.Serving) == 4 && len(s6.Shard.Buckets.Serving) == 4 && len(s5.Shard.Buckets.BePulling) == 0
+	})
+	path5, _ := saveBackup(t, g5, "")
+	path6, _ := saveBackup(t, g6, "")
+	addr5, addr6 := strings.TrimPrefix(g5.ClientURL(), "http://"), strings.TrimPrefix(g6.ClientURL(), "http://")
+	g5.Stop()
+	g6.Stop()
+	// bucket 0 is group 5's (the first joiner keeps the low buckets); move it to 6.
+	if code, body := call(t, cm, http.MethodPost, "/config/move", `{"bucket":0,"gid":6}`); code != http.StatusOK {
+		t.Fatalf("move: %d %s", code, body)
+	}
+	pathConf, _ := saveBackup(t, cm, "")
+	addrConf := strings.TrimPrefix(cm.ClientURL(), "http://")
+	cm.Stop()
+
+	rconf := restoreOne(t, pathConf)
+	rconf.ConfigGroup, rconf.ClientListenAddr = true, addrConf
+	rcm := startMember(t, rconf)
+	waitLeader(t, rcm)
+	type res struct {
+		gid uint64
+		err error
+	}
+	done := make(chan res, 2)
+	for _, g := range []struct {
+		path, addr string
+		gid        uint64
+	}{{path5, addr5, 5}, {path6, addr6, 6}} {
+		c := restoreOne(t, g.path)
+		c.Group, c.ConfigEndpoints, c.ConfigPollInterval, c.ClientListenAddr, c.RequestTimeout = g.gid, []string{rcm.ClientURL()}, 10*time.Millisecond, g.addr, time.Second
+		go func() {
+			m, err := Start(context.Background(), c)
+			if err == nil {
+				t.Cleanup(m.Stop)
+			}
+			done <- res{g.gid, err}
+		}()
+	}
+	for range 2 {
+		r := <-done
+		if r.err != nil {
+			t.Errorf("restored group %d: %v", r.gid, r.err)
+		}
+	}
+}
+
+// TestRestoreGateRefusesKeysUntilOpen: while a restored member checks its
+// state, every key request is refused as unavailable (503), and served
+// once the gate opens.
+func TestRestoreGateRefusesKeysUntilOpen(t *testing.T) {
+	m := startMember(t, oneMember(t, filepath.Join(t.TempDir(), "d")))
+	waitLeader(t, m)
+	g := &restoreGate{Store: store{m.kv, m.node}}
+	ctx := context.Background()
+	unavailable := func(what string, err error) {
+		t.Helper()
+		var u interface{ Unavailable() bool }
+		if !errors.As(err, &u) || !u.Unavailable() {
+			t.Errorf("%s while checking: %v; want unavailable", what, err)
+		}
+	}
+	_, _, err := g.GetKV(ctx, "k", httpapi.ReadOptions{})
+	unavailable("GetKV", err)
+	_, err = g.Put(ctx, "k", []byte("v"))
+	unavailable("Put", err)
+	_, err = g.PutAll(ctx, map[string][]byte{"k": []byte("v")})
+	unavailable("PutAll", err)
+	_, err = g.Delete(ctx, "k")
+	unavailable("Delete", err)
+	_, err = g.Write(ctx, nil, httpapi.WriteOptions{})
+	unavailable("Write", err)
+	_, err = g.Txn(ctx, httpapi.Txn{}, httpapi.WriteOptions{})
+	unavailable("Txn", err)
+	_, err = g.List(ctx, httpapi.ListOptions{})
+	unavailable("List", err)
+	_, err = g.DeleteRange(ctx, httpapi.DeleteRangeOptions{})
+	unavailable("DeleteRange", err)
+	_, err = g.Watch(ctx, httpapi.WatchOptions{})
+	unavailable("Watch", err)
+	g.open.Store(true)
+	if _, err := g.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatalf("Put once open: %v", err)
 	}
 }

@@ -26,6 +26,8 @@ type modeAPI struct {
 	// servers lists the client URLs of the groups in the shard config
 	// the member knows (adminRule.servers); nil outside sharding.
 	servers func() []string
+	// gate, when set, holds store's keys back until checkRestored passes.
+	gate *restoreGate
 }
 
 // apiFor builds the mode's part of the client API over m's store.
@@ -47,8 +49,15 @@ func (m *Member) apiFor() (modeAPI, error) {
 		}, nil
 	case modeShard:
 		h := shardgroup.NewHandler(shardStore{m.kv}, m.cfg.RequestTimeout, m.lg.Named("shardgroup"))
+		var keys httpapi.Store = store{m.kv, m.node}
+		var gate *restoreGate
+		if dm, ok, _ := readMode(m.cfg.DataDir); ok && dm.Restored {
+			gate = &restoreGate{Store: keys}
+			keys = gate
+		}
 		return modeAPI{
-			store:  store{m.kv, m.node},
+			gate:   gate,
+			store:  keys,
 			routes: h.Routes(),
 			status: func(st *httpapi.Status) { st.Shard = h.Status() },
 			servers: func() []string {

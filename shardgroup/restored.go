@@ -84,21 +84,25 @@ type GroupState struct {
 	Pulling, BePulling []int
 }
 
-// CheckRestored reports why shard group gid, restored with its state at
-// config at, must not serve: nil when the config group is not behind the
-// backup, no group is past the config group, and no move of a bucket
-// between this group and another one in a config after at (after, oldest
-// first, through latest, the config group's newest) has been carried out
-// by the other group, as state, asked once per group, says. A move the
-// other group has not carried out yet (it is before that config, or at
-// it with the bucket still Pulling from this group or BePulling to it)
-// is finished by the restored group as any move is; one it has carried
-// out would leave a bucket served by both groups, or one this group
-// waits for ever to pull or to be pulled. Moves only between other
-// groups, or to or from no group, leave the restored group's state
-// whole. A group involved in a move that cannot say where it is refuses
-// the restore; one past the config group that cannot is not asked about.
-func CheckRestored(gid uint64, at, latest shardmap.Config, after []shardmap.Config, state func(gid uint64) (GroupState, error)) error {
+// CheckRestored reports why shard group gid, restored with its state st
+// (at config st.Config), must not serve: nil when the config group is not
+// behind the backup, no group is past the config group, and no move of a
+// bucket between this group and another one has been carried out by the
+// other group, as state says. The moves are those under way in st (a
+// bucket Pulling from, or BePulling to, another group at st's config) and
+// those of the configs after it (after, oldest first, through latest,
+// the config group's newest). A move the other group has not carried out
+// yet (it is before that config, or at it with the bucket still Pulling
+// from this group or BePulling to it) is finished by the restored group
+// as any move is; one it has carried out would leave a bucket served by
+// both groups, or one this group waits for ever to pull or to be pulled.
+// Moves only between other groups, or to or from no group, leave the
+// restored group's state whole. state(k, true) must say where group k
+// is, and CheckRestored refuses when it cannot; state(k, false) is asked
+// of the groups of latest, only to see whether one is past the config
+// group, and one that cannot say is passed over.
+func CheckRestored(gid uint64, st ShardState, latest shardmap.Config, after []shardmap.Config, state func(gid uint64, needed bool) (GroupState, error)) error {
+	at := st.Config
 	if latest.Version < at.Version {
 		return fmt.Errorf("the backup is of config %d, but the config group's latest is %d: restore the config group from a backup of the same moment too", at.Version, latest.Version)
 	}
@@ -107,13 +111,48 @@ func CheckRestored(gid uint64, at, latest shardmap.Config, after []shardmap.Conf
 		err error
 	}
 	asked := map[uint64]answer{}
-	ask := func(k uint64) (GroupState, error) {
+	ask := func(k uint64, needed bool) (GroupState, error) {
 		a, ok := asked[k]
-		if !ok {
-			a.st, a.err = state(k)
+		if !ok || (needed && a.err != nil) {
+			a.st, a.err = state(k, needed)
 			asked[k] = a
 		}
 		return a.st, a.err
+	}
+	// move judges the move of bucket b from group from to group to at
+	// config c.
+	move := func(b int, from, to uint64, c uint64) error {
+		other := from
+		if other == gid {
+			other = to
+		}
+		if other == 0 {
+			return nil // no other group ever held it
+		}
+		ks, err := ask(other, true)
+		if err != nil {
+			return fmt.Errorf("the backup is of config %d; config %d moves bucket %d from %s to %s, and group %d cannot say whether it did: %v", at.Version, c, b, groupName(from), groupName(to), other, err)
+		}
+		inFlight := ks.Pulling
+		if from == other {
+			inFlight = ks.BePulling
+		}
+		if ks.Version > c || (ks.Version == c && !slices.Contains(inFlight, b)) {
+			return fmt.Errorf("the backup is of config %d; config %d moves bucket %d from %s to %s, and group %d (at config %d) has done so, so it may hold writes the backup lacks or have deleted the bucket: restore every shard group and the config group from backups of one moment", at.Version, c, b, groupName(from), groupName(to), other, ks.Version)
+		}
+		return nil
+	}
+	for b, status := range st.Status {
+		var err error
+		switch status {
+		case Pulling:
+			err = move(b, st.Prev.Owner(b), gid, at.Version)
+		case BePulling:
+			err = move(b, gid, at.Owner(b), at.Version)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	prev := at
 	for _, c := range after {
@@ -122,23 +161,8 @@ func CheckRestored(gid uint64, at, latest shardmap.Config, after []shardmap.Conf
 			if from == to || (from != gid && to != gid) {
 				continue
 			}
-			other := from
-			if other == gid {
-				other = to
-			}
-			if other == 0 {
-				continue // no other group ever held it
-			}
-			st, err := ask(other)
-			if err != nil {
-				return fmt.Errorf("the backup is of config %d; config %d, made since, moves bucket %d from %s to %s, and group %d cannot say whether it did: %v", at.Version, c.Version, b, groupName(from), groupName(to), other, err)
-			}
-			inFlight := st.Pulling
-			if from == other {
-				inFlight = st.BePulling
-			}
-			if st.Version > c.Version || (st.Version == c.Version && !slices.Contains(inFlight, b)) {
-				return fmt.Errorf("the backup is of config %d; config %d, made since, moves bucket %d from %s to %s, and group %d (at config %d) has done so, so it may hold writes the backup lacks or have deleted the bucket: restore every shard group and the config group from backups of one moment", at.Version, c.Version, b, groupName(from), groupName(to), other, st.Version)
+			if err := move(b, from, to, c.Version); err != nil {
+				return err
 			}
 		}
 		prev = c
@@ -147,8 +171,8 @@ func CheckRestored(gid uint64, at, latest shardmap.Config, after []shardmap.Conf
 		if k == gid {
 			continue
 		}
-		if st, err := ask(k); err == nil && st.Version > latest.Version {
-			return fmt.Errorf("group %d is at config %d, past the config group's latest, %d: restore the config group from a backup as recent as every group's", k, st.Version, latest.Version)
+		if ks, err := ask(k, false); err == nil && ks.Version > latest.Version {
+			return fmt.Errorf("group %d is at config %d, past the config group's latest, %d: restore the config group from a backup as recent as every group's", k, ks.Version, latest.Version)
 		}
 	}
 	return nil
@@ -166,15 +190,35 @@ func groupName(gid uint64) string {
 // for their GET /status, each bounded by timeout, and returns the most
 // advanced account among those that answer as members of gid: the
 // highest config version (a member that lags says less than its group
-// has done). It fails when none answers.
-func AskGroupState(ctx context.Context, client *http.Client, gid uint64, servers []string, timeout time.Duration) (GroupState, error) {
+// has done), and of the members at that version, the buckets every one
+// of them still has in flight (a member that has installed or deleted a
+// bucket speaks for its group). With retry it asks again, in rounds,
+// until one answers or ctx ends; without, once. It fails when none
+// answers.
+func AskGroupState(ctx context.Context, client *http.Client, gid uint64, servers []string, timeout time.Duration, retry bool) (GroupState, error) {
 	if client == nil {
 		client = http.DefaultClient
 	}
+	pause := 100 * time.Millisecond
+	for {
+		st, err := askGroupOnce(ctx, client, gid, servers, timeout)
+		if err == nil || !retry {
+			return st, err
+		}
+		select {
+		case <-ctx.Done():
+			return GroupState{}, err
+		case <-time.After(pause + rand.N(pause/2+1)):
+		}
+		pause = min(2*pause, time.Second)
+	}
+}
+
+// askGroupOnce is one round of AskGroupState.
+func askGroupOnce(ctx context.Context, client *http.Client, gid uint64, servers []string, timeout time.Duration) (GroupState, error) {
 	var (
-		best  GroupState
-		found bool
-		last  error = errors.New("the config lists no server of it")
+		answers []httpapi.ShardStatus
+		last    error = errors.New("the config lists no server of it")
 	)
 	for _, base := range servers {
 		u := strings.TrimSuffix(base, "/") + "/status"
@@ -189,9 +233,8 @@ func AskGroupState(ctx context.Context, client *http.Client, gid uint64, servers
 				err = fmt.Errorf("GET %s: %w", u, err)
 			case st.Shard == nil || st.Shard.Group != gid:
 				err = fmt.Errorf("GET %s: not a member of group %d", u, gid)
-			case !found || st.Shard.ConfigVersion > best.Version:
-				best = GroupState{Version: st.Shard.ConfigVersion, Pulling: st.Shard.Buckets.Pulling, BePulling: st.Shard.Buckets.BePulling}
-				found = true
+			default:
+				answers = append(answers, *st.Shard)
 			}
 		}
 		cancel()
@@ -199,8 +242,31 @@ func AskGroupState(ctx context.Context, client *http.Client, gid uint64, servers
 			last = err
 		}
 	}
-	if !found {
+	if len(answers) == 0 {
 		return GroupState{}, last
 	}
+	var best GroupState
+	first := true
+	for _, a := range answers {
+		switch {
+		case first || a.ConfigVersion > best.Version:
+			best = GroupState{Version: a.ConfigVersion, Pulling: a.Buckets.Pulling, BePulling: a.Buckets.BePulling}
+			first = false
+		case a.ConfigVersion == best.Version:
+			best.Pulling = intersect(best.Pulling, a.Buckets.Pulling)
+			best.BePulling = intersect(best.BePulling, a.Buckets.BePulling)
+		}
+	}
 	return best, nil
+}
+
+// intersect is the buckets in both a and b.
+func intersect(a, b []int) []int {
+	var out []int
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
 }
