@@ -188,28 +188,14 @@ func TestBackupRestoreSharded(t *testing.T) {
 // serve those buckets without the writes made since. The data dir stays
 // marked as restored.
 func TestRestoredShardGroupRefusesMovedBuckets(t *testing.T) {
-	conf := oneMember(t, filepath.Join(t.TempDir(), "config"))
-	conf.ConfigGroup, conf.Buckets = true, 8
-	cm := startMember(t, conf)
-	waitLeader(t, cm)
-	shard := func(gid uint64) Config {
-		c := oneMember(t, filepath.Join(t.TempDir(), "shard"))
-		c.Group, c.ConfigEndpoints, c.ConfigPollInterval, c.SnapshotDownload = gid, []string{cm.ClientURL()}, 10*time.Millisecond, true
-		return c
-	}
-	serving := func(m *Member, n int) func() bool {
-		return func() bool {
-			st := status(t, m)
-			return st.Shard != nil && len(st.Shard.Buckets.Serving) == n && len(st.Shard.Buckets.Pulling)+len(st.Shard.Buckets.BePulling)+len(st.Shard.Buckets.GCing) == 0
-		}
-	}
+	cm, shard := startConfigGroup(t, false)
 	g5 := startMember(t, shard(5))
 	waitLeader(t, g5)
-	eventually(t, "group 5 to serve every bucket", serving(g5, 8))
+	eventually(t, "group 5 to serve every bucket", serving(t, g5, 8))
 	path, _ := saveBackup(t, g5, "")
 	g6 := startMember(t, shard(6))
 	waitLeader(t, g6)
-	eventually(t, "groups 5 and 6 to serve 4 buckets each", func() bool { return serving(g5, 4)() && serving(g6, 4)() })
+	eventually(t, "groups 5 and 6 to serve 4 buckets each", func() bool { return serving(t, g5, 4)() && serving(t, g6, 4)() })
 	g5.Stop()
 
 	restored := restoreOne(t, path)
@@ -332,24 +318,10 @@ func TestRestoreRefuses(t *testing.T) {
 // the group's state (not its backup's) and starts, where it was refused
 // for good when it checked the backup's config.
 func TestRestoredGroupMemberStartedLater(t *testing.T) {
-	conf := oneMember(t, filepath.Join(t.TempDir(), "config"))
-	conf.ConfigGroup, conf.Buckets = true, 8
-	cm := startMember(t, conf)
-	waitLeader(t, cm)
-	shard := func(gid uint64) Config {
-		c := oneMember(t, filepath.Join(t.TempDir(), "shard"))
-		c.Group, c.ConfigEndpoints, c.ConfigPollInterval, c.SnapshotDownload = gid, []string{cm.ClientURL()}, 10*time.Millisecond, true
-		return c
-	}
-	serving := func(m *Member, n int) func() bool {
-		return func() bool {
-			st := status(t, m)
-			return st.Shard != nil && len(st.Shard.Buckets.Serving) == n && len(st.Shard.Buckets.Pulling)+len(st.Shard.Buckets.BePulling)+len(st.Shard.Buckets.GCing) == 0
-		}
-	}
+	cm, shard := startConfigGroup(t, false)
 	g5 := startMember(t, shard(5))
 	waitLeader(t, g5)
-	eventually(t, "group 5 to serve every bucket", serving(g5, 8))
+	eventually(t, "group 5 to serve every bucket", serving(t, g5, 8))
 	path, _ := saveBackup(t, g5, "")
 	g5.Stop()
 
@@ -366,7 +338,7 @@ func TestRestoredGroupMemberStartedLater(t *testing.T) {
 	}
 	r1 := startMember(t, cfgs[0]) // the check passes: nothing moved since
 	r2 := startMember(t, cfgs[1])
-	eventually(t, "restored group 5 to serve every bucket", serving(r1, 8))
+	eventually(t, "restored group 5 to serve every bucket", serving(t, r1, 8))
 	// The restored members are on new client URLs: an operator tells the
 	// config group (a join of an existing gid keeps its buckets).
 	body := fmt.Sprintf(`{"groups":{"5":[%q,%q]}}`, r1.ClientURL(), r2.ClientURL())
@@ -378,7 +350,7 @@ func TestRestoredGroupMemberStartedLater(t *testing.T) {
 	// half of group 5's buckets.
 	g6 := startMember(t, shard(6))
 	waitLeader(t, g6)
-	eventually(t, "groups 5 and 6 to serve 4 buckets each", func() bool { return serving(r1, 4)() && serving(g6, 4)() })
+	eventually(t, "groups 5 and 6 to serve 4 buckets each", func() bool { return serving(t, r1, 4)() && serving(t, g6, 4)() })
 
 	// The third member of the restored group starts now.
 	m3, err := Start(context.Background(), cfgs[2])
@@ -459,21 +431,10 @@ func TestJoinerOfRestoredClusterBesideAnOldMember(t *testing.T) {
 // group 6 (each answers GET /status while it checks), so both start, and
 // the move finishes. The check compared configs only, and refused it.
 func TestWholeDeploymentRestoredDuringAMove(t *testing.T) {
-	conf := oneMember(t, filepath.Join(t.TempDir(), "config"))
-	conf.ConfigGroup, conf.Buckets, conf.SnapshotDownload = true, 8, true
-	cm := startMember(t, conf)
-	waitLeader(t, cm)
-	shard := func(gid uint64) Config {
-		c := oneMember(t, filepath.Join(t.TempDir(), "shard"))
-		c.Group, c.ConfigEndpoints, c.ConfigPollInterval, c.SnapshotDownload = gid, []string{cm.ClientURL()}, 10*time.Millisecond, true
-		return c
-	}
+	cm, shard := startConfigGroup(t, true)
 	g5 := startMember(t, shard(5))
 	waitLeader(t, g5)
-	eventually(t, "group 5 to serve every bucket", func() bool {
-		st := status(t, g5)
-		return st.Shard != nil && len(st.Shard.Buckets.Serving) == 8
-	})
+	eventually(t, "group 5 to serve every bucket", serving(t, g5, 8))
 	if code, _ := call(t, g5, http.MethodPut, "/k", "v"); code != http.StatusNoContent {
 		t.Fatalf("PUT /k: %d", code)
 	}
@@ -605,28 +566,14 @@ func TestJoinAddrLearnsClusterIDFromItsJoin(t *testing.T) {
 // is refused without waiting out the join timeout for a leader that needs
 // a second member, and says that the group's state could not be read.
 func TestRestoredGroupRefusedAtOnceWhenStartedAlone(t *testing.T) {
-	conf := oneMember(t, filepath.Join(t.TempDir(), "config"))
-	conf.ConfigGroup, conf.Buckets = true, 8
-	cm := startMember(t, conf)
-	waitLeader(t, cm)
-	shard := func(gid uint64) Config {
-		c := oneMember(t, filepath.Join(t.TempDir(), "shard"))
-		c.Group, c.ConfigEndpoints, c.ConfigPollInterval, c.SnapshotDownload = gid, []string{cm.ClientURL()}, 10*time.Millisecond, true
-		return c
-	}
-	serving := func(m *Member, n int) func() bool {
-		return func() bool {
-			st := status(t, m)
-			return st.Shard != nil && len(st.Shard.Buckets.Serving) == n && len(st.Shard.Buckets.Pulling)+len(st.Shard.Buckets.BePulling)+len(st.Shard.Buckets.GCing) == 0
-		}
-	}
+	cm, shard := startConfigGroup(t, false)
 	g5 := startMember(t, shard(5))
 	waitLeader(t, g5)
-	eventually(t, "group 5 to serve every bucket", serving(g5, 8))
+	eventually(t, "group 5 to serve every bucket", serving(t, g5, 8))
 	path, _ := saveBackup(t, g5, "")
 	g6 := startMember(t, shard(6))
 	waitLeader(t, g6)
-	eventually(t, "groups 5 and 6 to serve 4 buckets each", func() bool { return serving(g5, 4)() && serving(g6, 4)() })
+	eventually(t, "groups 5 and 6 to serve 4 buckets each", func() bool { return serving(t, g5, 4)() && serving(t, g6, 4)() })
 	g5.Stop()
 
 	peers := []string{freePeerURL(t), freePeerURL(t), freePeerURL(t)}
@@ -655,22 +602,11 @@ func TestRestoredGroupRefusedAtOnceWhenStartedAlone(t *testing.T) {
 // buckets, and the restored group would wait for them for ever (it
 // started, when the check looked only at configs after the backup's).
 func TestRestoredAtAMoveUnderWaySinceCarriedOut(t *testing.T) {
-	conf := oneMember(t, filepath.Join(t.TempDir(), "config"))
-	conf.ConfigGroup, conf.Buckets = true, 8
-	cm := startMember(t, conf)
-	waitLeader(t, cm)
-	shard := func(gid uint64) Config {
-		c := oneMember(t, filepath.Join(t.TempDir(), "shard"))
-		c.Group, c.ConfigEndpoints, c.ConfigPollInterval, c.SnapshotDownload = gid, []string{cm.ClientURL()}, 10*time.Millisecond, true
-		return c
-	}
+	cm, shard := startConfigGroup(t, false)
 	c5 := shard(5)
 	g5 := startMember(t, c5)
 	waitLeader(t, g5)
-	eventually(t, "group 5 to serve every bucket", func() bool {
-		st := status(t, g5)
-		return st.Shard != nil && len(st.Shard.Buckets.Serving) == 8
-	})
+	eventually(t, "group 5 to serve every bucket", serving(t, g5, 8))
 	c5.ClientListenAddr = strings.TrimPrefix(g5.ClientURL(), "http://")
 	g5.Stop()
 	c6 := shard(6)
@@ -709,19 +645,15 @@ func TestRestoredAtAMoveUnderWaySinceCarriedOut(t *testing.T) {
 // GET /status while it checks (it did not serve until its check passed,
 // and both were refused).
 func TestRestoredGroupsAskEachOther(t *testing.T) {
-	conf := oneMember(t, filepath.Join(t.TempDir(), "config"))
-	conf.ConfigGroup, conf.Buckets, conf.SnapshotDownload = true, 8, true
-	cm := startMember(t, conf)
-	waitLeader(t, cm)
+	cm, shardOf := startConfigGroup(t, true)
 	shard := func(gid uint64) Config {
-		c := oneMember(t, filepath.Join(t.TempDir(), "shard"))
-		c.Group, c.ConfigEndpoints, c.ConfigPollInterval, c.SnapshotDownload = gid, []string{cm.ClientURL()}, 10*time.Millisecond, true
+		c := shardOf(gid)
 		c.RequestTimeout = time.Second
 		return c
 	}
 	g5 := startMember(t, shard(5))
 	waitLeader(t, g5)
-	eventually(t, "group 5 to serve every bucket", func() bool { st := status(t, g5); return st.Shard != nil && len(st.Shard.Buckets.Serving) == 8 })
+	eventually(t, "group 5 to serve every bucket", serving(t, g5, 8))
 	g6 := startMember(t, shard(6))
 	waitLeader(t, g6)
 	eventually(t, "4 and 4", func() bool {
@@ -808,5 +740,29 @@ func TestRestoreGateRefusesKeysUntilOpen(t *testing.T) {
 	g.open.Store(true)
 	if _, err := g.Put(ctx, "k", []byte("v")); err != nil {
 		t.Fatalf("Put once open: %v", err)
+	}
+}
+
+// startConfigGroup starts a one-member config group of 8 buckets, its
+// snapshot download on when download says so, and returns it with the
+// Config of a one-member shard group gid against it (snapshot download
+// on).
+func startConfigGroup(t *testing.T, download bool) (*Member, func(gid uint64) Config) {
+	conf := oneMember(t, filepath.Join(t.TempDir(), "config"))
+	conf.ConfigGroup, conf.Buckets, conf.SnapshotDownload = true, 8, download
+	cm := startMember(t, conf)
+	waitLeader(t, cm)
+	return cm, func(gid uint64) Config {
+		c := oneMember(t, filepath.Join(t.TempDir(), "shard"))
+		c.Group, c.ConfigEndpoints, c.ConfigPollInterval, c.SnapshotDownload = gid, []string{cm.ClientURL()}, 10*time.Millisecond, true
+		return c
+	}
+}
+
+// serving reports whether m serves exactly n buckets with none in flight.
+func serving(t *testing.T, m *Member, n int) func() bool {
+	return func() bool {
+		st := status(t, m)
+		return st.Shard != nil && len(st.Shard.Buckets.Serving) == n && len(st.Shard.Buckets.Pulling)+len(st.Shard.Buckets.BePulling)+len(st.Shard.Buckets.GCing) == 0
 	}
 }
