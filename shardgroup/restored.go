@@ -24,7 +24,9 @@ import (
 // since, and the restored group, back at the older version, would serve
 // it again without them, take writes that are then lost, and wait for
 // ever for pulls that already happened. So a restored group's first start
-// checks the configs made since its backup (CheckRestored).
+// reads the configs made since its backup (ConfigsAfter) and asks each
+// group it moved a bucket to or from, then or since, whether it carried
+// the move out (AskGroupState, CheckRestored).
 
 // ConfigsAfter asks the config group at configEndpoints for its latest
 // config and every config after version v up to it, oldest first (none
