@@ -378,37 +378,16 @@ func TestJoinerOfRestoredClusterBesideAnOldMember(t *testing.T) {
 	sm.Stop()
 
 	peers := []string{freePeerURL(t), freePeerURL(t), freePeerURL(t)}
-	mk := func(id uint64, ps []string, dir string) Config {
-		return Config{ID: id, Peers: ps, DataDir: dir, ClientListenAddr: "127.0.0.1:0",
-			TickInterval: 10 * time.Millisecond, Logger: zaptest.NewLogger(t), RequestTimeout: 2 * time.Second}
-	}
 	// The old cluster's member 1, not stopped (default id 0x1000).
-	old := startMember(t, mk(1, peers, filepath.Join(t.TempDir(), "old1")))
+	old := startMember(t, peerConfig(t, 1, peers, filepath.Join(t.TempDir(), "old1")))
 	// Members 2 and 3 restored in place.
-	var restored []*Member
-	for _, id := range []uint64{2, 3} {
-		dir := filepath.Join(t.TempDir(), fmt.Sprintf("r%d", id))
-		if _, err := Restore(RestoreConfig{Backup: path, ID: id, Peers: peers, DataDir: dir, Logger: zaptest.NewLogger(t)}); err != nil {
-			t.Fatal(err)
-		}
-		restored = append(restored, startMember(t, mk(id, peers, dir)))
-	}
-	var leader *Member
-	eventually(t, "a restored leader", func() bool {
-		for _, m := range restored {
-			if m.node.Leader() == m.ID() {
-				leader = m
-				return true
-			}
-		}
-		return false
-	})
+	leader := restoreMembers2And3(t, path, peers)
 	p4 := freePeerURL(t)
 	if code, body := call(t, leader, http.MethodPost, "/4", p4); code/100 != 2 {
 		t.Fatalf("POST /4: %d %s", code, body)
 	}
 	m4 := startMember(t, func() Config {
-		c := mk(4, append(append([]string{}, peers...), p4), filepath.Join(t.TempDir(), "m4"))
+		c := peerConfig(t, 4, append(append([]string{}, peers...), p4), filepath.Join(t.TempDir(), "m4"))
 		c.Join = true
 		return c
 	}())
@@ -504,10 +483,6 @@ func TestJoinAddrLearnsClusterIDFromItsJoin(t *testing.T) {
 	sm.Stop()
 
 	peers := []string{freePeerURL(t), freePeerURL(t), freePeerURL(t)}
-	mk := func(id uint64, ps []string, dir string) Config {
-		return Config{ID: id, Peers: ps, DataDir: dir, ClientListenAddr: "127.0.0.1:0",
-			TickInterval: 10 * time.Millisecond, Logger: zaptest.NewLogger(t), RequestTimeout: 2 * time.Second}
-	}
 	// Old member 1, earlier binary: answers its id (1000) to any asker.
 	u, _ := url.Parse(peers[0])
 	ln, err := net.Listen("tcp", u.Host)
@@ -524,27 +499,10 @@ func TestJoinAddrLearnsClusterIDFromItsJoin(t *testing.T) {
 	go old.Serve(ln)
 	defer old.Close()
 
-	var restored []*Member
-	for _, id := range []uint64{2, 3} {
-		dir := filepath.Join(t.TempDir(), fmt.Sprintf("r%d", id))
-		if _, err := Restore(RestoreConfig{Backup: path, ID: id, Peers: peers, DataDir: dir, Logger: zaptest.NewLogger(t)}); err != nil {
-			t.Fatal(err)
-		}
-		restored = append(restored, startMember(t, mk(id, peers, dir)))
-	}
-	var leader *Member
-	eventually(t, "a restored leader", func() bool {
-		for _, m := range restored {
-			if m.node.Leader() == m.ID() {
-				leader = m
-				return true
-			}
-		}
-		return false
-	})
+	leader := restoreMembers2And3(t, path, peers)
 	eventually(t, "a write before", func() bool { c, _ := call(t, leader, http.MethodPut, "/before", "x"); return c == http.StatusNoContent })
 
-	c := mk(4, append(append([]string{}, peers...), freePeerURL(t)), filepath.Join(t.TempDir(), "m4"))
+	c := peerConfig(t, 4, append(append([]string{}, peers...), freePeerURL(t)), filepath.Join(t.TempDir(), "m4"))
 	c.JoinAddr = leader.ClientURL()
 	c.JoinTimeout = 3 * time.Second
 	m4, err := Start(context.Background(), c)
@@ -765,4 +723,37 @@ func serving(t *testing.T, m *Member, n int) func() bool {
 		st := status(t, m)
 		return st.Shard != nil && len(st.Shard.Buckets.Serving) == n && len(st.Shard.Buckets.Pulling)+len(st.Shard.Buckets.BePulling)+len(st.Shard.Buckets.GCing) == 0
 	}
+}
+
+// peerConfig is the Config of member id of the cluster at peers, its data
+// in dir.
+func peerConfig(t *testing.T, id uint64, peers []string, dir string) Config {
+	return Config{ID: id, Peers: peers, DataDir: dir, ClientListenAddr: "127.0.0.1:0",
+		TickInterval: 10 * time.Millisecond, Logger: zaptest.NewLogger(t), RequestTimeout: 2 * time.Second}
+}
+
+// restoreMembers2And3 restores members 2 and 3 of the cluster at peers
+// (three URLs) from the backup at path, starts them, and returns the one
+// they elect: a restore in place beside a member 1 the test starts.
+func restoreMembers2And3(t *testing.T, path string, peers []string) *Member {
+	t.Helper()
+	var restored []*Member
+	for _, id := range []uint64{2, 3} {
+		dir := filepath.Join(t.TempDir(), fmt.Sprintf("r%d", id))
+		if _, err := Restore(RestoreConfig{Backup: path, ID: id, Peers: peers, DataDir: dir, Logger: zaptest.NewLogger(t)}); err != nil {
+			t.Fatal(err)
+		}
+		restored = append(restored, startMember(t, peerConfig(t, id, peers, dir)))
+	}
+	var leader *Member
+	eventually(t, "a restored leader", func() bool {
+		for _, m := range restored {
+			if m.node.Leader() == m.ID() {
+				leader = m
+				return true
+			}
+		}
+		return false
+	})
+	return leader
 }
