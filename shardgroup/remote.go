@@ -219,33 +219,43 @@ func BucketCount(ctx context.Context, client *http.Client, configEndpoints []str
 		client = http.DefaultClient
 	}
 	eps := newEndpoints(configEndpoints)
-	pause := 50 * time.Millisecond
-	var last error
-	for {
+	return untilAnswered(ctx, eps, func() (int, error) {
 		base, turn := eps.pick()
 		u := base + "/config?version=0&level=stale"
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
 		resp, err := call(rctx, client, http.MethodGet, u, nil, nil, http.StatusOK)
 		if err == nil {
 			var c shardmap.Config
-			c, err = decodeConfig(u, resp)
-			if err == nil {
-				cancel()
+			if c, err = decodeConfig(u, resp); err == nil {
 				return len(c.Buckets), nil
 			}
 		}
-		cancel()
-		last = err
 		eps.failed(turn)
-		if turn%uint64(len(eps.urls)) == uint64(len(eps.urls))-1 {
+		return 0, err
+	})
+}
+
+// untilAnswered calls try, which asks the config group member eps picks
+// and moves eps past it when it fails, until try succeeds: after each
+// round of the endpoints it pauses (50 ms, doubling up to 1 s, with
+// jitter), and it gives up once ctx ends.
+func untilAnswered[T any](ctx context.Context, eps *endpoints, try func() (T, error)) (T, error) {
+	pause := 50 * time.Millisecond
+	for {
+		_, turn := eps.pick()
+		v, err := try()
+		if err == nil {
+			return v, nil
+		}
+		if turn%uint64(len(eps.urls)) == uint64(len(eps.urls))-1 || ctx.Err() != nil {
 			select {
 			case <-ctx.Done():
-				return 0, fmt.Errorf("no config group member answered (%s): %w", strings.Join(configEndpoints, ", "), last)
+				var zero T
+				return zero, fmt.Errorf("no config group member answered (%s): %w", strings.Join(eps.urls, ", "), err)
 			case <-time.After(pause + rand.N(pause/2+1)):
 			}
 			pause = min(2*pause, time.Second)
-		} else if ctx.Err() != nil {
-			return 0, fmt.Errorf("no config group member answered (%s): %w", strings.Join(configEndpoints, ", "), last)
 		}
 	}
 }

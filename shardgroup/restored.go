@@ -41,23 +41,10 @@ func ConfigsAfter(ctx context.Context, client *http.Client, configEndpoints []st
 		client = http.DefaultClient
 	}
 	eps := newEndpoints(configEndpoints)
-	pause := 50 * time.Millisecond
 	get := func(version int64) (shardmap.Config, error) {
-		for {
-			_, turn := eps.pick()
-			c, err := queryConfig(ctx, client, eps, version, 0, timeout)
-			if err == nil {
-				return c, nil
-			}
-			if turn%uint64(len(eps.urls)) == uint64(len(eps.urls))-1 || ctx.Err() != nil {
-				select {
-				case <-ctx.Done():
-					return shardmap.Config{}, fmt.Errorf("no config group member answered (%s): %w", strings.Join(configEndpoints, ", "), err)
-				case <-time.After(pause + rand.N(pause/2+1)):
-				}
-				pause = min(2*pause, time.Second)
-			}
-		}
+		return untilAnswered(ctx, eps, func() (shardmap.Config, error) {
+			return queryConfig(ctx, client, eps, version, 0, timeout)
+		})
 	}
 	if latest, err = get(-1); err != nil {
 		return shardmap.Config{}, nil, err
