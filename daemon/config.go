@@ -12,6 +12,7 @@ import (
 	"github.com/raftkv/raftkv/httpapi"
 	"github.com/raftkv/raftkv/peerurl"
 	"github.com/raftkv/raftkv/raftnode"
+	"github.com/raftkv/raftkv/shardgroup"
 	"github.com/raftkv/raftkv/shardmap"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.uber.org/zap"
@@ -156,6 +157,9 @@ type Config struct {
 	// config group for the next config when the last poll found none.
 	// Zero means shardgroup.DefaultPollInterval.
 	ConfigPollInterval time.Duration
+	// editDriver, when set, edits the shard group driver's config before
+	// it starts: tests shorten its give-ups and checks.
+	editDriver func(*shardgroup.Config)
 
 	// ClientTLS, when set, serves the client port over TLS (https) with
 	// etcd's TLSInfo: CertFile and KeyFile (required) are re-read at each

@@ -76,7 +76,7 @@ func (m *Member) startDriver() (*shardgroup.Driver, error) {
 		return nil, nil
 	}
 	node, id := m.node, m.cfg.ID
-	return shardgroup.Start(shardgroup.Config{
+	cfg := shardgroup.Config{
 		Group:           m.cfg.Group,
 		Store:           shardStore{m.kv},
 		IsLeader:        func() bool { return node.Leader() == id },
@@ -86,7 +86,11 @@ func (m *Member) startDriver() (*shardgroup.Driver, error) {
 		RequestTimeout:  m.cfg.RequestTimeout,
 		Client:          m.tlsClient(),
 		Logger:          m.lg.Named("shardgroup"),
-	})
+	}
+	if m.cfg.editDriver != nil {
+		m.cfg.editDriver(&cfg)
+	}
+	return shardgroup.Start(cfg)
 }
 
 // configServers lists the client URLs of every group c lists.

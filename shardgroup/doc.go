@@ -84,10 +84,15 @@
 //   - A GCing bucket whose old owner has left the config and has not
 //     answered deletes for GCGiveUp (2 minutes) is finished without it,
 //     so that a group shut down after leaving does not stop the new owner
-//     from taking later configs. The old owner's copy is then never
-//     deleted; it can never serve it, as it is no group of any later
-//     config. A group that left must start from empty data dirs to join
-//     again.
+//     from taking later configs. The old owner, started again with its
+//     data, would then hold the bucket BePulling for ever and take no
+//     config, so the leader of a group that holds buckets BePulling asks
+//     their new owners every ReleaseCheck (30 s) where they are
+//     (AskGroupState), and deletes its own copy of each bucket one has
+//     installed: at the config with the bucket no longer Pulling, or past
+//     it (release.go, installedBy). Past it is not enough when the new
+//     owner's id left the config and was listed again, since a new group
+//     of that id never held the bucket; the copy then stays.
 //   - The join's URLs are the members' published client URLs; a member
 //     that never published one within JoinGrace is left out, and may be
 //     added by an operator's Join with all of them.
@@ -95,10 +100,10 @@
 // # Goroutines
 //
 // Start starts run, which checks leadership every PollInterval. While
-// the member leads, run starts three loops and waits for them: joinLoop
-// (ends once Joined), configLoop, and migrateLoop, which starts one
-// worker per bucket in Pulling or GCing, at most Parallel of them trying
-// at once. When the member stops leading or Stop is called, run cancels
+// the member leads, run starts four loops and waits for them: joinLoop
+// (ends once Joined), configLoop, migrateLoop, which starts one worker
+// per bucket in Pulling or GCing, at most Parallel of them trying at
+// once, and releaseLoop. When the member stops leading or Stop is called, run cancels
 // their context and waits for every one to return; Stop then returns.
 // The Handler has none: it runs in the HTTP server's goroutines.
 //

@@ -40,6 +40,10 @@ const (
 	// DefaultGCGiveUp is how long deletes may fail against an old owner
 	// that has left the config before the new owner stops asking.
 	DefaultGCGiveUp = 2 * time.Minute
+	// DefaultReleaseCheck is how often a leader whose group holds buckets
+	// BePulling asks their new owners whether they installed them
+	// (releaseLoop).
+	DefaultReleaseCheck = 30 * time.Second
 )
 
 // Backoff between failed tries of one step.
@@ -79,6 +83,8 @@ type Config struct {
 	JoinGrace time.Duration
 	// GCGiveUp: see DefaultGCGiveUp.
 	GCGiveUp time.Duration
+	// ReleaseCheck: see DefaultReleaseCheck.
+	ReleaseCheck time.Duration
 	// Client sends the driver's requests. Nil means a client of its own
 	// that follows no redirects.
 	Client *http.Client
@@ -97,7 +103,7 @@ func (c Config) Validate() error {
 	case len(c.ConfigEndpoints) == 0:
 		return errors.New("shardgroup: no config endpoints")
 	case c.PollInterval < 0 || c.LongPoll < 0 || c.RequestTimeout < 0 || c.PullTimeout < 0 ||
-		c.Parallel < 0 || c.MaxBucketBytes < 0 || c.JoinGrace < 0 || c.GCGiveUp < 0:
+		c.Parallel < 0 || c.MaxBucketBytes < 0 || c.JoinGrace < 0 || c.GCGiveUp < 0 || c.ReleaseCheck < 0:
 		return errors.New("shardgroup: negative interval, timeout or limit")
 	}
 	for _, e := range c.ConfigEndpoints {
@@ -141,6 +147,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.GCGiveUp == 0 {
 		c.GCGiveUp = DefaultGCGiveUp
+	}
+	if c.ReleaseCheck == 0 {
+		c.ReleaseCheck = DefaultReleaseCheck
 	}
 	if c.Client == nil {
 		c.Client = &http.Client{
@@ -206,15 +215,16 @@ func (d *Driver) run() {
 	}
 }
 
-// lead runs the three loops of a leader (join, config, migrations) until
-// this member no longer leads or Stop, and waits for them.
+// lead runs the four loops of a leader (join, config, migrations,
+// releases) until this member no longer leads or Stop, and waits for
+// them.
 func (d *Driver) lead() {
 	ctx, cancel := context.WithCancel(context.Background())
 	st := d.cfg.Store.ShardState()
 	d.lg.Info("leading the group's config changes", zap.Uint64("config-version", st.Config.Version),
 		zap.Bool("joined", st.Joined), zap.Ints("pending-buckets", pendingBuckets(st)))
 	var wg sync.WaitGroup
-	for _, loop := range []func(context.Context){d.joinLoop, d.configLoop, d.migrateLoop} {
+	for _, loop := range []func(context.Context){d.joinLoop, d.configLoop, d.migrateLoop, d.releaseLoop} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -1,0 +1,138 @@
+package daemon
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/raftkv/raftkv/shardgroup"
+	"github.com/raftkv/raftkv/shardmap"
+)
+
+// TestGroupThatLeftReleasesBucketsGivenUp: group 5 leaves the config and
+// group 6 pulls its buckets, but group 6's deletes never reach it (a
+// proxy in front of group 5 refuses them), so group 6 stops asking once
+// GCGiveUp passed. Group 5 is stopped; group 7 joins, and group 6
+// leaves, so that group 7 holds every bucket. Group 5, started again
+// with its data, still holds its old buckets for group 6; it asks group
+// 6, finds it past that config (and not listed again after it left),
+// deletes its copies and takes the later configs; joined again, it takes
+// buckets back, and every key is read with its value. Before, it held them for ever, took no config,
+// and its join froze every bucket meant for it.
+func TestGroupThatLeftReleasesBucketsGivenUp(t *testing.T) {
+	cm, shard := startConfigGroup(t, false)
+	var (
+		target        atomic.Pointer[url.URL]
+		refuseDeletes atomic.Bool
+	)
+	forward := &httputil.ReverseProxy{
+		Rewrite:  func(r *httputil.ProxyRequest) { r.SetURL(target.Load()) },
+		ErrorLog: log.New(io.Discard, "", 0), // a stopped group 5
+	}
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refuseDeletes.Load() && r.URL.Path == "/shard/delete" {
+			http.Error(w, "refused by the test", http.StatusServiceUnavailable)
+			return
+		}
+		forward.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	point := func(m *Member) { target.Store(&url.URL{Scheme: "http", Host: m.ClientAddr().String()}) }
+	quick := func(c *shardgroup.Config) { c.GCGiveUp, c.ReleaseCheck = 300*time.Millisecond, 100*time.Millisecond }
+	latest := func() uint64 {
+		var c shardmap.Config
+		if code, body := call(t, cm, http.MethodGet, "/config", ""); code != http.StatusOK || json.Unmarshal([]byte(body), &c) != nil {
+			t.Fatalf("GET /config: %d %s", code, body)
+		}
+		return c.Version
+	}
+	// settled: every group at the latest config, serving every bucket
+	// between them, none in flight.
+	settled := func(groups ...*Member) func() bool {
+		return func() bool {
+			v, n := latest(), 0
+			for _, m := range groups {
+				st := status(t, m).Shard
+				if st == nil || st.ConfigVersion != v || len(st.Buckets.Pulling)+len(st.Buckets.BePulling)+len(st.Buckets.GCing) != 0 {
+					return false
+				}
+				n += len(st.Buckets.Serving)
+			}
+			return n == 8
+		}
+	}
+
+	c5 := shard(5)
+	c5.AdvertiseClientURL = proxy.URL
+	c5.editDriver = func(c *shardgroup.Config) { c.ReleaseCheck = time.Hour } // not before its restart
+	g5 := startMember(t, c5)
+	point(g5)
+	waitLeader(t, g5)
+	eventually(t, "group 5 to serve every bucket", serving(t, g5, 8))
+	const keys = 40
+	for i := range keys {
+		if code, body := call(t, g5, http.MethodPut, fmt.Sprintf("/k%d", i), fmt.Sprintf("v%d", i)); code != http.StatusNoContent {
+			t.Fatalf("PUT /k%d: %d %s", i, code, body)
+		}
+	}
+	c6 := shard(6)
+	c6.editDriver = quick
+	g6 := startMember(t, c6)
+	waitLeader(t, g6)
+	eventually(t, "groups 5 and 6 to serve 4 buckets each", func() bool { return serving(t, g5, 4)() && serving(t, g6, 4)() })
+
+	refuseDeletes.Store(true)
+	if code, body := call(t, cm, http.MethodPost, "/config/leave", `{"gids":[5]}`); code != http.StatusOK {
+		t.Fatalf("POST /config/leave: %d %s", code, body)
+	}
+	left := latest()
+	eventually(t, "group 6 to install group 5's buckets", func() bool {
+		b := status(t, g6).Shard.Buckets
+		return len(b.Serving)+len(b.GCing) == 8
+	})
+	g5.Stop()
+	eventually(t, "group 6 to stop asking group 5 to delete and serve every bucket", serving(t, g6, 8))
+	c7 := shard(7)
+	c7.editDriver = quick
+	g7 := startMember(t, c7)
+	waitLeader(t, g7)
+	eventually(t, "group 7 to join", func() bool { return latest() > left })
+	eventually(t, "groups 6 and 7 to settle", settled(g6, g7))
+	if code, body := call(t, cm, http.MethodPost, "/config/leave", `{"gids":[6]}`); code != http.StatusOK {
+		t.Fatalf("POST /config/leave: %d %s", code, body)
+	}
+	eventually(t, "group 7 to take every bucket from group 6", settled(g6, g7))
+
+	c5.editDriver = quick
+	g5 = startMember(t, c5)
+	point(g5)
+	eventually(t, "group 5 to delete the buckets group 6 installed and take the latest config", func() bool {
+		st := status(t, g5).Shard
+		return st != nil && st.ConfigVersion == latest() && len(st.Buckets.Serving)+len(st.Buckets.BePulling) == 0
+	})
+
+	refuseDeletes.Store(false)
+	if code, body := call(t, cm, http.MethodPost, "/config/join", fmt.Sprintf(`{"groups":{"5":[%q]}}`, proxy.URL)); code != http.StatusOK {
+		t.Fatalf("POST /config/join: %d %s", code, body)
+	}
+	eventually(t, "groups 5 and 7 to settle", settled(g5, g7))
+	if len(status(t, g5).Shard.Buckets.Serving) == 0 {
+		t.Error("group 5, joined again, serves no bucket")
+	}
+	for i := range keys {
+		want := fmt.Sprintf("v%d", i)
+		for _, m := range []*Member{g5, g7} { // one serves it, the other forwards
+			if code, body := call(t, m, http.MethodGet, fmt.Sprintf("/k%d", i), ""); code != http.StatusOK || body != want {
+				t.Errorf("GET /k%d from group %d: %d %q, want %q", i, m.cfg.Group, code, body, want)
+			}
+		}
+	}
+}
