@@ -77,6 +77,14 @@ type shardStore struct{ kv *kvstore.Store }
 
 func (s shardStore) ShardState() shardgroup.ShardState { return shardState(s.kv.ShardState()) }
 
+func (s shardStore) LinearizableShardState(ctx context.Context) (shardgroup.ShardState, error) {
+	st, err := s.kv.LinearizableShardState(ctx)
+	if err != nil {
+		return shardgroup.ShardState{}, err
+	}
+	return shardState(st), nil
+}
+
 // shardState is kvstore's shard state as shardgroup's.
 func shardState(st kvstore.ShardState) shardgroup.ShardState {
 	out := shardgroup.ShardState{

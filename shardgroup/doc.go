@@ -3,8 +3,9 @@
 // each new shardmap.Config from the config group through the group's own
 // raft log, pulls the buckets the group gains from their previous owners,
 // and has those owners delete their copies; its Handler serves the other
-// side of those pulls and deletes (/shard/pull, /shard/delete) on every
-// shard member's client port.
+// side of those pulls and deletes (/shard/pull, /shard/delete) and the
+// group's state for other groups (/shard/state) on every shard member's
+// client port.
 //
 // # What it owns
 //

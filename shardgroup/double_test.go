@@ -69,6 +69,10 @@ func (s *memShard) ShardState() ShardState {
 	return st
 }
 
+func (s *memShard) LinearizableShardState(ctx context.Context) (ShardState, error) {
+	return s.ShardState(), ctx.Err()
+}
+
 func (s *memShard) ShardChanged() <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()

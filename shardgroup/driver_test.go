@@ -2,6 +2,7 @@ package shardgroup
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/raftkv/raftkv/configgroup"
+	"github.com/raftkv/raftkv/httpapi"
 	"github.com/raftkv/raftkv/shardmap"
 )
 
@@ -464,6 +466,7 @@ func TestHandler(t *testing.T) {
 		{"POST", fmt.Sprintf("/shard/delete?bucket=%d&version=2", b), 204, ""}, // idempotent
 		{"POST", fmt.Sprintf("/shard/delete?bucket=%d&version=1", b), 204, ""}, // past
 		{"GET", fmt.Sprintf("/shard/pull?bucket=%d&version=2", b), 409, "bucket_gone"},
+		{"POST", "/shard/state", 405, "method_not_allowed"},
 	}
 	for _, tc := range tests {
 		req, _ := http.NewRequest(tc.method, g1.srv.URL+tc.target, nil)
@@ -485,5 +488,18 @@ func TestHandler(t *testing.T) {
 		if tc.status == 200 && string(body[:n]) != fmt.Sprintf("%d@2:keys of bucket %d", b, b) {
 			t.Errorf("%s %s: body %q", tc.method, tc.target, body[:n])
 		}
+	}
+	resp, err := http.Get(g1.srv.URL + "/shard/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st httpapi.ShardStatus
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /shard/state: %d, %v", resp.StatusCode, err)
+	}
+	want := StatusOf(g1.store.ShardState()) // bucket b deleted above
+	if st.Group != 1 || st.ConfigVersion != 2 || !slices.Equal(st.Buckets.BePulling, want.Buckets.BePulling) || !slices.Equal(st.Buckets.Serving, want.Buckets.Serving) {
+		t.Errorf("GET /shard/state: %+v, want %+v", st, *want)
 	}
 }

@@ -2,6 +2,7 @@ package shardgroup
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -23,10 +24,17 @@ import (
 //	POST /shard/delete?bucket=B&version=V  204 once the bucket is deleted (also
 //	                                       when already deleted, or past V);
 //	                                       409 not_ready before V
+//	GET  /shard/state                      200 the group's state as of a
+//	                                       linearizable read: GET /status's
+//	                                       "shard" section (JSON); 503 with no
+//	                                       leader
 //
 // B is a bucket number (0 to the count less one) and V a config version
-// (1 or more), each given once; anything else is a 400. Both are version
-// fenced and idempotent (see the package doc).
+// (1 or more), each given once; anything else is a 400. Pull and delete
+// are version fenced and idempotent (see the package doc). The state is
+// what another group asks before it decides from this one's progress
+// (AskGroupState): GET /status answers from the member's applied state,
+// which may lag its group's.
 type Handler struct {
 	store          Store
 	requestTimeout time.Duration
@@ -61,8 +69,38 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 			return httpapi.MethodNotAllowed(r.Method, "POST")
 		}
 		return h.delete(w, r)
+	case "/shard/state":
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			return httpapi.MethodNotAllowed(r.Method, "GET, HEAD")
+		}
+		return h.state(w, r)
 	}
-	return httpapi.PathNotFound(fmt.Sprintf("no such migration endpoint %q; /shard/pull and /shard/delete are", truncate(r.URL.Path)))
+	return httpapi.PathNotFound(fmt.Sprintf("no such migration endpoint %q; /shard/pull, /shard/delete and /shard/state are", truncate(r.URL.Path)))
+}
+
+// state serves GET /shard/state: the group's state, read through its
+// leader.
+func (h *Handler) state(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := h.callContext(r.Context())
+	defer cancel()
+	st, err := h.store.LinearizableShardState(ctx)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(StatusOf(st))
+	if err != nil {
+		return fmt.Errorf("shardgroup: encoding the state: %w", err)
+	}
+	b = append(b, '\n')
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Content-Length", strconv.Itoa(len(b)))
+	hdr.Set(httpapi.HeaderConfigVersion, strconv.FormatUint(st.Config.Version, 10))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(b)
+	}
+	return nil
 }
 
 // pull serves GET /shard/pull: the old owner's side of a pull.

@@ -176,14 +176,16 @@ func groupName(gid uint64) string {
 }
 
 // AskGroupState asks the members of group gid at servers (client URLs)
-// for their GET /status, each bounded by timeout, and returns the most
+// for their group's state, each bounded by timeout, and returns the most
 // advanced account among those that answer as members of gid: the
-// highest config version (a member that lags says less than its group
-// has done), and of the members at that version, the buckets every one
-// of them still has in flight (a member that has installed or deleted a
-// bucket speaks for its group). With retry it asks again, in rounds,
-// until one answers or ctx ends; without, once. It fails when none
-// answers.
+// highest config version, and of the members at that version, the
+// buckets every one of them still has in flight (a member that has
+// installed or deleted a bucket speaks for its group). A member is asked
+// GET /shard/state, read through its group's leader, so that one member
+// speaks for all its group applied; a member of a binary without it
+// (404) is asked GET /status, its own applied state, which may lag. With
+// retry it asks again, in rounds, until one answers or ctx ends; without,
+// once. It fails when none answers.
 func AskGroupState(ctx context.Context, client *http.Client, gid uint64, servers []string, timeout time.Duration, retry bool) (GroupState, error) {
 	if client == nil {
 		client = http.DefaultClient
@@ -210,25 +212,16 @@ func askGroupOnce(ctx context.Context, client *http.Client, gid uint64, servers 
 		last    error = errors.New("the config lists no server of it")
 	)
 	for _, base := range servers {
-		u := strings.TrimSuffix(base, "/") + "/status"
 		rctx, cancel := context.WithTimeout(ctx, timeout)
-		resp, err := call(rctx, client, http.MethodGet, u, nil, nil, http.StatusOK)
-		if err == nil {
-			var st httpapi.Status
-			err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st)
-			resp.Body.Close()
-			switch {
-			case err != nil:
-				err = fmt.Errorf("GET %s: %w", u, err)
-			case st.Shard == nil || st.Shard.Group != gid:
-				err = fmt.Errorf("GET %s: not a member of group %d", u, gid)
-			default:
-				answers = append(answers, *st.Shard)
-			}
-		}
+		st, err := askMember(rctx, client, strings.TrimSuffix(base, "/"))
 		cancel()
-		if err != nil {
+		switch {
+		case err != nil:
 			last = err
+		case st.Group != gid:
+			last = fmt.Errorf("%s: not a member of group %d", base, gid)
+		default:
+			answers = append(answers, st)
 		}
 	}
 	if len(answers) == 0 {
@@ -247,6 +240,36 @@ func askGroupOnce(ctx context.Context, client *http.Client, gid uint64, servers 
 		}
 	}
 	return best, nil
+}
+
+// askMember asks the member at base for its group's state: GET
+// /shard/state, or GET /status's shard section from a member that has no
+// /shard/state. Group 0 means the member is in no shard group.
+func askMember(ctx context.Context, client *http.Client, base string) (httpapi.ShardStatus, error) {
+	var st httpapi.ShardStatus
+	err := getJSON(ctx, client, base+"/shard/state", &st)
+	var re *remoteError
+	if !errors.As(err, &re) || re.status != http.StatusNotFound {
+		return st, err
+	}
+	var status httpapi.Status
+	if err := getJSON(ctx, client, base+"/status", &status); err != nil || status.Shard == nil {
+		return httpapi.ShardStatus{}, err
+	}
+	return *status.Shard, nil
+}
+
+// getJSON decodes the 200 answer to GET u into v.
+func getJSON(ctx context.Context, client *http.Client, u string, v any) error {
+	resp, err := call(ctx, client, http.MethodGet, u, nil, nil, http.StatusOK)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(v); err != nil {
+		return fmt.Errorf("GET %s: %w", u, err)
+	}
+	return nil
 }
 
 // intersect is the buckets in both a and b.

@@ -105,13 +105,37 @@ func TestCheckRestored(t *testing.T) {
 // and of those at one version a bucket is in flight only if every one
 // says so: a member that lags must not hide a move its group made.
 func TestAskGroupState(t *testing.T) {
-	member := func(gid, version uint64, pulling ...int) string {
+	// member serves GET /shard/state (the group's state) and GET /status
+	// (its own, which lags the group's by lag configs); an older member
+	// (old) has no /shard/state, and one without a leader (leaderless)
+	// answers it 503.
+	type kind int
+	const (
+		current kind = iota
+		old
+		leaderless
+	)
+	memberOf := func(k kind, lag, gid, version uint64, pulling ...int) string {
 		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			st := httpapi.Status{Shard: &httpapi.ShardStatus{Group: gid, ConfigVersion: version, Buckets: httpapi.BucketStates{Pulling: pulling}}}
-			json.NewEncoder(w).Encode(st)
+			group := &httpapi.ShardStatus{Group: gid, ConfigVersion: version, Buckets: httpapi.BucketStates{Pulling: pulling}}
+			switch {
+			case r.URL.Path == "/status":
+				own := *group
+				own.ConfigVersion -= lag
+				json.NewEncoder(w).Encode(httpapi.Status{Shard: &own})
+			case r.URL.Path != "/shard/state" || k == old:
+				http.NotFound(w, r)
+			case k == leaderless:
+				http.Error(w, "no leader", http.StatusServiceUnavailable)
+			default:
+				json.NewEncoder(w).Encode(group)
+			}
 		}))
 		t.Cleanup(s.Close)
 		return s.URL
+	}
+	member := func(gid, version uint64, pulling ...int) string {
+		return memberOf(current, 0, gid, version, pulling...)
 	}
 	down := httptest.NewServer(http.NotFoundHandler())
 	down.Close()
@@ -124,14 +148,19 @@ func TestAskGroupState(t *testing.T) {
 		{"a lagging member at an older config", []string{member(2, 4, 1), member(2, 5, 3), down.URL}, GroupState{Version: 5, Pulling: []int{3}}},
 		{"a lagging member at the same config", []string{member(2, 5, 1, 3), member(2, 5, 3)}, GroupState{Version: 5, Pulling: []int{3}}},
 		{"another group's member at a listed URL", []string{member(7, 9), member(2, 5, 3)}, GroupState{Version: 5, Pulling: []int{3}}},
+		{"a member whose own state lags: the group's is read", []string{memberOf(current, 2, 2, 5, 3)}, GroupState{Version: 5, Pulling: []int{3}}},
+		{"an older member: its own state", []string{memberOf(old, 2, 2, 5, 3)}, GroupState{Version: 3, Pulling: []int{3}}},
+		{"a member without a leader is not heard", []string{memberOf(leaderless, 0, 2, 6), member(2, 5, 3)}, GroupState{Version: 5, Pulling: []int{3}}},
 	} {
 		got, err := AskGroupState(ctx, nil, 2, tc.servers, time.Second, false)
 		if err != nil || got.Version != tc.want.Version || !slices.Equal(got.Pulling, tc.want.Pulling) {
 			t.Errorf("%s: %+v, %v; want %+v", tc.name, got, err, tc.want)
 		}
 	}
-	if _, err := AskGroupState(ctx, nil, 2, []string{down.URL}, time.Second, false); err == nil {
-		t.Error("no member answered, yet a state was given")
+	for _, servers := range [][]string{{down.URL}, {memberOf(leaderless, 0, 2, 5)}, {member(0, 0)}} {
+		if st, err := AskGroupState(ctx, nil, 2, servers, time.Second, false); err == nil {
+			t.Errorf("no member of group 2 answered, yet %+v was given", st)
+		}
 	}
 	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()

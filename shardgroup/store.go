@@ -81,6 +81,9 @@ func (st ShardState) Settled() bool {
 type Store interface {
 	// ShardState returns a consistent copy of the applied state.
 	ShardState() ShardState
+	// LinearizableShardState returns the state as of a linearizable read:
+	// it includes every change the group applied before the call.
+	LinearizableShardState(ctx context.Context) (ShardState, error)
 	// ShardChanged is closed at the next change of ShardState.
 	ShardChanged() <-chan struct{}
 	// ProposeConfig proposes c; it applies iff c.Version is the applied
