@@ -21,11 +21,11 @@ import (
 // group 6 pulls its buckets, but group 6's deletes never reach it (a
 // proxy in front of group 5 refuses them), so group 6 stops asking once
 // GCGiveUp passed. Group 5 is stopped; group 7 joins, and group 6
-// leaves, so that group 7 holds every bucket. Group 5, started again
-// with its data, still holds its old buckets for group 6; it asks group
-// 6, finds it past that config (and not listed again after it left),
-// deletes its copies and takes the later configs; joined again, it takes
-// buckets back, and every key is read with its value. Before, it held them for ever, took no config,
+// leaves, so that group 7 holds every bucket, and is stopped. Group 5,
+// started again with its data, still holds its old buckets for group 6;
+// it asks group 7, which group 6 gave them to, finds them installed
+// there, deletes its copies and takes the later configs; joined again,
+// it takes buckets back, and every key is read with its value. Before, it held them for ever, took no config,
 // and its join froze every bucket meant for it.
 func TestGroupThatLeftReleasesBucketsGivenUp(t *testing.T) {
 	cm, shard := startConfigGroup(t, false)
@@ -110,6 +110,7 @@ func TestGroupThatLeftReleasesBucketsGivenUp(t *testing.T) {
 		t.Fatalf("POST /config/leave: %d %s", code, body)
 	}
 	eventually(t, "group 7 to take every bucket from group 6", settled(g6, g7))
+	g6.Stop() // a group that left is shut down
 
 	c5.editDriver = quick
 	g5 = startMember(t, c5)

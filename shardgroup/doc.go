@@ -88,12 +88,16 @@
 //     from taking later configs. The old owner, started again with its
 //     data, would then hold the bucket BePulling for ever and take no
 //     config, so the leader of a group that holds buckets BePulling asks
-//     their new owners every ReleaseCheck (30 s) where they are
-//     (AskGroupState), and deletes its own copy of each bucket one has
-//     installed: at the config with the bucket no longer Pulling, or past
-//     it (release.go, installedBy). Past it is not enough when the new
-//     owner's id left the config and was listed again, since a new group
-//     of that id never held the bucket; the copy then stays.
+//     the groups each bucket went to since (AskGroupState), every
+//     ReleaseCheck (30 s), and deletes its own copy of a bucket one of
+//     them installed: at the config that gave it the bucket with the
+//     bucket no longer Pulling, or past that config (release.go). Any
+//     group down the line will do, since each pulled from the one before
+//     it, and the first from this group. Past that config does not count
+//     when the group's id left the config after it and is listed again
+//     by the latest config, and the group is at or past that gap: a new
+//     group of the same id, which never held the bucket, would say the
+//     same.
 //   - The join's URLs are the members' published client URLs; a member
 //     that never published one within JoinGrace is left out, and may be
 //     added by an operator's Join with all of them.

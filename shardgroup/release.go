@@ -2,10 +2,13 @@ package shardgroup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
+	"github.com/raftkv/raftkv/shardmap"
 	"go.uber.org/zap"
 )
 
@@ -15,128 +18,245 @@ import (
 // owner that was down then, started again with its data, would hold the
 // bucket BePulling for ever: it takes no config until the bucket is
 // gone, and joined again it freezes every group that has a bucket to
-// give it. So the leader of a group that holds buckets BePulling asks
-// their new owners, every ReleaseCheck, whether they installed them, and
-// deletes its own copy of each one that was (releaseLoop).
+// give it. So the leader of a group that holds buckets BePulling asks,
+// every ReleaseCheck, the groups the buckets went to since whether they
+// installed them, and deletes its own copy of each one that was
+// (releaseLoop).
+//
+// Why an install anywhere down the line will do: the bucket's new owner
+// at config v pulls it from this group, and cannot take v+1 before it
+// has; a later owner pulls it from the owner before, at that config,
+// which the owner before can only have reached with the bucket
+// installed. So every group the bucket reached after v (by moves between
+// groups, none from or to no group) holds data that went through the
+// new owner at v, and that owner installed this group's copy.
 
-// releaseLoop asks, every ReleaseCheck while this member leads, the new
-// owner of each bucket the group holds BePulling whether it installed
-// it, and deletes the group's copy of those it did. A bucket given to no
-// group stays: nobody will pull it.
+// releaseLoop asks, every ReleaseCheck while this member leads, where
+// the buckets the group holds BePulling went, and deletes the group's
+// copy of those a group has installed since. A bucket given to no group
+// stays: nobody will pull it.
 func (d *Driver) releaseLoop(ctx context.Context) {
+	cache := map[uint64]shardmap.Config{} // a config never changes once made
 	tries := 0
 	for sleep(ctx, d.cfg.ReleaseCheck) {
 		st := d.cfg.Store.ShardState()
-		byOwner := map[uint64][]int{}
+		var buckets []int
 		for b, s := range st.Status {
-			if k := st.Config.Owner(b); s == BePulling && k != 0 {
-				byOwner[k] = append(byOwner[k], b)
+			if s == BePulling && st.Config.Owner(b) != 0 {
+				buckets = append(buckets, b)
 			}
 		}
-		for _, k := range slices.Sorted(maps.Keys(byOwner)) {
-			if err := d.release(ctx, st, k, byOwner[k]); err != nil && ctx.Err() == nil {
-				tries++
-				d.logFailure(tries, "cannot tell whether the new owner installed buckets this group holds for it; asking again later",
-					zap.Uint64("new-owner", k), zap.Ints("buckets", byOwner[k]), zap.Uint64("version", st.Config.Version), zap.Error(err))
-			}
+		if len(buckets) == 0 {
+			tries = 0
+			continue
+		}
+		err := d.release(ctx, st, buckets, cache)
+		switch {
+		case err == nil:
+			tries = 0
+		case ctx.Err() == nil:
+			tries++
+			d.logFailure(tries, "cannot tell whether the groups this group's buckets went to installed them; asking again later",
+				zap.Ints("buckets", buckets), zap.Uint64("version", st.Config.Version), zap.Error(err))
 		}
 	}
 }
 
-// release asks group k, the new owner of buckets (BePulling in st), where
-// it is, at its servers in st's config and in the latest one, and
-// deletes this group's copy of those it installed.
-func (d *Driver) release(ctx context.Context, st ShardState, k uint64, buckets []int) error {
+// release asks the groups that buckets (BePulling in st) went to since
+// st's config where they are, deletes this group's copy of each bucket
+// one of them installed, and reports why it could not tell for the
+// others: a group that did not answer, or one that may be a new group of
+// a reused id (nil when the groups answered and have not installed them
+// yet).
+func (d *Driver) release(ctx context.Context, st ShardState, buckets []int, cache map[uint64]shardmap.Config) error {
 	v := st.Config.Version
-	latest, err := queryConfig(ctx, d.cfg.Client, d.eps, -1, 0, d.cfg.RequestTimeout)
+	configs, err := d.configsSince(ctx, st.Config, cache)
 	if err != nil {
 		return err
 	}
-	servers := slices.Clone(st.Config.Groups[k])
-	for _, u := range latest.Groups[k] {
-		if !slices.Contains(servers, u) {
-			servers = append(servers, u)
+	groups := map[uint64]bool{}
+	for _, b := range buckets {
+		for _, a := range arrivals(b, configs) {
+			groups[a.group] = a.group != d.cfg.Group
 		}
 	}
-	gs, err := AskGroupState(ctx, d.cfg.Client, k, servers, d.cfg.RequestTimeout, false)
-	if err != nil {
+	states := map[uint64]GroupState{}
+	var failed error
+	for _, g := range slices.Sorted(maps.Keys(groups)) {
+		if !groups[g] {
+			continue
+		}
+		gs, err := AskGroupState(ctx, d.cfg.Client, g, serversOf(g, configs), d.cfg.RequestTimeout, false)
+		if err != nil {
+			failed = fmt.Errorf("group %d: %w", g, err)
+			continue
+		}
+		states[g] = gs
+	}
+	// The configs again, read after the groups answered: a new group of a
+	// reused id that answered had its join applied before, so they show it.
+	if configs, err = d.configsSince(ctx, st.Config, cache); err != nil {
 		return err
 	}
-	// The configs are read after k answered: a new group of k's id that
-	// answered had its join applied before, so they show it.
-	gap, err := d.gapBeforeRelisting(ctx, k, v)
-	if err != nil {
-		return err
-	}
-	done, why := installedBy(v, buckets, gs, gap)
-	if why != "" {
-		return fmt.Errorf("group %d is at config %d: %s", k, gs.Version, why)
-	}
-	for _, b := range done {
+	var (
+		kept []string
+		left int
+	)
+	for _, b := range buckets {
+		by, why := installedBy(b, configs, states)
+		if by == 0 {
+			left++
+			if why != "" {
+				kept = append(kept, fmt.Sprintf("bucket %d: %s", b, why))
+			}
+			continue
+		}
 		dctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
 		err := d.cfg.Store.DeleteBucket(dctx, b, v)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("deleting bucket %d: %w", b, err)
 		}
-		d.lg.Warn("the new owner installed the bucket and has not asked this group to delete its copy (it stops asking a group that left and does not answer); deleted it",
-			zap.Int("bucket", b), zap.Uint64("version", v), zap.Uint64("new-owner", k), zap.Uint64("new-owner-version", gs.Version))
+		d.lg.Warn("a group the bucket went to has installed it, and no group has had this one delete its copy yet (a new owner stops asking an old owner that left and does not answer); deleted it",
+			zap.Int("bucket", b), zap.Uint64("version", v), zap.Uint64("new-owner", st.Config.Owner(b)),
+			zap.Uint64("installed-by", by), zap.Uint64("its-version", states[by].Version))
+	}
+	if failed != nil && left > 0 {
+		kept = append(kept, failed.Error())
+	}
+	if len(kept) > 0 {
+		return errors.New(strings.Join(kept, "; "))
 	}
 	return nil
 }
 
-// gapBeforeRelisting returns the first config after v that does not
-// list group k, if a later one lists it again (0 otherwise): the group
-// that left may have been joined again, or a new group may have taken
-// its id.
-func (d *Driver) gapBeforeRelisting(ctx context.Context, k, v uint64) (uint64, error) {
+// configsSince returns c and every config after it up to the config
+// group's latest, in order, reading from the config group those cache
+// lacks and keeping them there; it fails if the config group's config of
+// c's version gives buckets otherwise than c.
+func (d *Driver) configsSince(ctx context.Context, c shardmap.Config, cache map[uint64]shardmap.Config) ([]shardmap.Config, error) {
 	latest, err := queryConfig(ctx, d.cfg.Client, d.eps, -1, 0, d.cfg.RequestTimeout)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	gap := uint64(0)
-	for w := v + 1; w <= latest.Version; w++ {
-		c := latest
-		if w < latest.Version {
-			if c, err = queryConfig(ctx, d.cfg.Client, d.eps, int64(w), 0, d.cfg.RequestTimeout); err != nil {
-				return 0, err
+	if latest.Version < c.Version {
+		return nil, fmt.Errorf("the config group's latest config is %d, older than this group's, %d: was the config group restored from a backup?", latest.Version, c.Version)
+	}
+	out := []shardmap.Config{c}
+	for w := c.Version; w <= latest.Version; w++ {
+		next, ok := cache[w]
+		switch {
+		case w == latest.Version:
+			next = latest
+		case !ok:
+			if next, err = queryConfig(ctx, d.cfg.Client, d.eps, int64(w), 0, d.cfg.RequestTimeout); err != nil {
+				return nil, err
 			}
-			if c.Version != w {
-				return 0, fmt.Errorf("config %d asked for, %d answered", w, c.Version)
+			if next.Version != w {
+				return nil, fmt.Errorf("config %d asked for, %d answered", w, next.Version)
 			}
 		}
-		switch _, listed := c.Groups[k]; {
-		case listed && gap != 0:
-			return gap, nil
-		case !listed && gap == 0:
-			gap = w
+		cache[w] = next
+		if w == c.Version {
+			// The config group's history is the one this group took,
+			// unless the config group alone was restored since.
+			if !slices.Equal(next.Buckets, c.Buckets) {
+				return nil, fmt.Errorf("the config group's config %d is not the one this group applied: was the config group restored from a backup?", w)
+			}
+			continue
+		}
+		out = append(out, next)
+	}
+	for w := range cache {
+		if w < c.Version {
+			delete(cache, w)
 		}
 	}
-	return 0, nil
+	return out, nil
 }
 
-// installedBy reports which of buckets, BePulling at config v in a group
-// and given to group k by v, k has installed, by its own account gs.
-// k installs each bucket it pulls at v before it takes v+1, so a group
-// of id k at v with the bucket no longer Pulling has it, and so has one
-// past v, unless it is at gap or later (gap: the first config after v
-// without k, when a later one lists k again; 0 for none): a new group of
-// the same id, which never held the buckets, starts at the last config
-// before its join that does not list k, and is then possible. why says
-// why none can be told ("" when the answer is what done lists).
-func installedBy(v uint64, buckets []int, gs GroupState, gap uint64) (done []int, why string) {
-	switch {
-	case gs.Version < v:
-		return nil, ""
-	case gs.Version == v:
-		for _, b := range buckets {
-			if !slices.Contains(gs.Pulling, b) {
-				done = append(done, b)
+// serversOf lists the client URLs configs give group g, each once.
+func serversOf(g uint64, configs []shardmap.Config) []string {
+	var out []string
+	for _, c := range configs {
+		for _, u := range c.Groups[g] {
+			if !slices.Contains(out, u) {
+				out = append(out, u)
 			}
 		}
-		return done, ""
-	case gap != 0 && gs.Version >= gap:
-		return nil, fmt.Sprintf("config %d does not list it and a later one does, so it may be a new group of the same id, which never held the buckets", gap)
 	}
-	return slices.Clone(buckets), ""
+	return out
+}
+
+// arrival is a bucket's move to group at config version.
+type arrival struct{ version, group uint64 }
+
+// arrivals lists bucket b's moves from configs[0] on (configs in order,
+// one per version): to its owner at configs[0], then to each new owner.
+// It stops at a move to or from no group, after which nothing says where
+// the data came from.
+func arrivals(b int, configs []shardmap.Config) []arrival {
+	if len(configs) == 0 || configs[0].Owner(b) == 0 {
+		return nil
+	}
+	out := []arrival{{configs[0].Version, configs[0].Owner(b)}}
+	for i := 1; i < len(configs); i++ {
+		prev, next := configs[i-1].Owner(b), configs[i].Owner(b)
+		if next == 0 {
+			break
+		}
+		if next != prev {
+			out = append(out, arrival{configs[i].Version, next})
+		}
+	}
+	return out
+}
+
+// gapAfter is the first config after version w that does not list group
+// g, when a later one lists it again (0 otherwise): from it on, a group
+// of id g may be a new one, which starts at the last config before its
+// join that does not list g.
+func gapAfter(g, w uint64, configs []shardmap.Config) uint64 {
+	gap := uint64(0)
+	for _, c := range configs {
+		if c.Version <= w {
+			continue
+		}
+		switch _, listed := c.Groups[g]; {
+		case listed && gap != 0:
+			return gap
+		case !listed && gap == 0:
+			gap = c.Version
+		}
+	}
+	return 0
+}
+
+// installedBy returns a group that installed bucket b, BePulling at
+// configs[0] in the asking group, by the states of the groups it went to
+// (0 for none), or why none can be told. A group g the bucket reached at
+// config w installed it if it is at w with b no longer Pulling, or past
+// w, unless it is at or past a gap in g's listing after w (a group of a
+// reused id). The latest arrival is judged first.
+func installedBy(b int, configs []shardmap.Config, states map[uint64]GroupState) (uint64, string) {
+	var why string
+	arr := arrivals(b, configs)
+	for i := len(arr) - 1; i >= 0; i-- {
+		a := arr[i]
+		gs, ok := states[a.group]
+		switch {
+		case !ok || gs.Version < a.version:
+		case gs.Version == a.version:
+			if !slices.Contains(gs.Pulling, b) {
+				return a.group, ""
+			}
+		default:
+			gap := gapAfter(a.group, a.version, configs)
+			if gap == 0 || gs.Version < gap {
+				return a.group, ""
+			}
+			why = fmt.Sprintf("group %d, at config %d, left the config at %d and was listed again, so it may be a new group of the same id", a.group, gs.Version, gap)
+		}
+	}
+	return 0, why
 }
