@@ -234,8 +234,9 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 	m.srv.ErrorLog = zap.NewStdLog(lg.Named("client-http"))
 	go func() { m.serveErr <- m.srv.Serve(clientLn) }()
 	// A restored shard member checks its state against the deployment's
-	// while its client port answers GET /status (other restored groups
-	// ask it) and refuses keys; the driver starts once it passes.
+	// while its client port answers GET /status and GET /shard/state
+	// (other restored groups ask it) and refuses keys; the driver starts
+	// once it passes.
 	if err := m.checkRestored(ctx); err != nil {
 		m.srv.Close()
 		m.kv.Stop()

@@ -302,7 +302,10 @@ func StartFlags(cfg RestoreConfig, h backup.Header) string {
 // group may have passed it and served since (this one started later, or
 // crashed before it cleared its mark), and the group then took configs
 // after the backup's. A restore that fails both stays refused; one that
-// passes the first needs no quorum, so members may start one by one.
+// passes the first needs no quorum of its own group, so its members may
+// start one by one. The other groups it asks answer through their
+// leaders (GET /shard/state), so of restored groups that need each
+// other's answers, a majority of each must run within the check's time.
 func (m *Member) checkRestored(ctx context.Context) error {
 	if m.cfg.mode() != modeShard {
 		return nil

@@ -92,12 +92,16 @@
 //     ReleaseCheck (30 s), and deletes its own copy of a bucket one of
 //     them installed: at the config that gave it the bucket with the
 //     bucket no longer Pulling, or past that config (release.go). Any
-//     group down the line will do, since each pulled from the one before
-//     it, and the first from this group. Past that config does not count
-//     when the group's id left the config after it and is listed again
-//     by the latest config, and the group is at or past that gap: a new
-//     group of the same id, which never held the bucket, would say the
-//     same.
+//     group down the line will do, up to a move to or from no group,
+//     since each pulled from the one before it, and the first from this
+//     group. Past that config does not count when the group's id left
+//     the config after it and a later config, up to the latest, lists it
+//     again, and the group is at or past that gap: a new group of the
+//     same id, which never held the bucket, would say the same. Nor does
+//     an answer on a history other than the config group's (the config
+//     group alone restored from a backup): a group past its latest, or
+//     holding other buckets than its config of that version gives it, or
+//     a config of the group's own version that differs from the group's.
 //   - The join's URLs are the members' published client URLs; a member
 //     that never published one within JoinGrace is left out, and may be
 //     added by an operator's Join with all of them.

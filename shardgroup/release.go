@@ -36,7 +36,6 @@ import (
 // copy of those a group has installed since. A bucket given to no group
 // stays: nobody will pull it.
 func (d *Driver) releaseLoop(ctx context.Context) {
-	cache := map[uint64]shardmap.Config{} // a config never changes once made
 	tries := 0
 	for sleep(ctx, d.cfg.ReleaseCheck) {
 		st := d.cfg.Store.ShardState()
@@ -50,7 +49,7 @@ func (d *Driver) releaseLoop(ctx context.Context) {
 			tries = 0
 			continue
 		}
-		err := d.release(ctx, st, buckets, cache)
+		err := d.release(ctx, st, buckets)
 		switch {
 		case err == nil:
 			tries = 0
@@ -68,9 +67,9 @@ func (d *Driver) releaseLoop(ctx context.Context) {
 // others: a group that did not answer, or one that may be a new group of
 // a reused id (nil when the groups answered and have not installed them
 // yet).
-func (d *Driver) release(ctx context.Context, st ShardState, buckets []int, cache map[uint64]shardmap.Config) error {
+func (d *Driver) release(ctx context.Context, st ShardState, buckets []int) error {
 	v := st.Config.Version
-	configs, err := d.configsSince(ctx, st.Config, cache)
+	configs, err := d.configsSince(ctx, st.Config)
 	if err != nil {
 		return err
 	}
@@ -95,7 +94,7 @@ func (d *Driver) release(ctx context.Context, st ShardState, buckets []int, cach
 	}
 	// The configs again, read after the groups answered: a new group of a
 	// reused id that answered had its join applied before, so they show it.
-	if configs, err = d.configsSince(ctx, st.Config, cache); err != nil {
+	if configs, err = d.configsSince(ctx, st.Config); err != nil {
 		return err
 	}
 	var (
@@ -117,9 +116,12 @@ func (d *Driver) release(ctx context.Context, st ShardState, buckets []int, cach
 		if err != nil {
 			return fmt.Errorf("deleting bucket %d: %w", b, err)
 		}
-		d.lg.Warn("a group the bucket went to has installed it, and no group has had this one delete its copy yet (a new owner stops asking an old owner that left and does not answer); deleted it",
+		d.lg.Info("a group the bucket went to has installed it, and no group has had this one delete its copy yet; deleted it",
 			zap.Int("bucket", b), zap.Uint64("version", v), zap.Uint64("new-owner", st.Config.Owner(b)),
 			zap.Uint64("installed-by", by), zap.Uint64("its-version", states[by].Version))
+	}
+	if len(kept) > 3 {
+		kept = append(kept[:3], fmt.Sprintf("and %d more", len(kept)-3))
 	}
 	if failed != nil && left > 0 {
 		kept = append(kept, failed.Error())
@@ -131,11 +133,20 @@ func (d *Driver) release(ctx context.Context, st ShardState, buckets []int, cach
 }
 
 // configsSince returns c and every config after it up to the config
-// group's latest, in order, reading from the config group those cache
-// lacks and keeping them there; it fails if the config group's config of
-// c's version gives buckets otherwise than c.
-func (d *Driver) configsSince(ctx context.Context, c shardmap.Config, cache map[uint64]shardmap.Config) ([]shardmap.Config, error) {
-	latest, err := queryConfig(ctx, d.cfg.Client, d.eps, -1, 0, d.cfg.RequestTimeout)
+// group's latest, in order. It fails when the config group's history is
+// not the one the group took: its latest is older than c, or its config
+// of c's version gives buckets otherwise (the config group alone
+// restored from a backup). Configs are read anew each time, as such a
+// restore may rewrite any of them.
+func (d *Driver) configsSince(ctx context.Context, c shardmap.Config) ([]shardmap.Config, error) {
+	query := func(w int64) (shardmap.Config, error) {
+		got, err := queryConfig(ctx, d.cfg.Client, d.eps, w, 0, d.cfg.RequestTimeout)
+		if err == nil && w >= 0 && got.Version != uint64(w) {
+			err = fmt.Errorf("config %d asked for, %d answered", w, got.Version)
+		}
+		return got, err
+	}
+	latest, err := query(-1)
 	if err != nil {
 		return nil, err
 	}
@@ -144,35 +155,26 @@ func (d *Driver) configsSince(ctx context.Context, c shardmap.Config, cache map[
 	}
 	out := []shardmap.Config{c}
 	for w := c.Version; w <= latest.Version; w++ {
-		next, ok := cache[w]
-		switch {
-		case w == latest.Version:
-			next = latest
-		case !ok:
-			if next, err = queryConfig(ctx, d.cfg.Client, d.eps, int64(w), 0, d.cfg.RequestTimeout); err != nil {
+		next := latest
+		if w < latest.Version {
+			if next, err = query(int64(w)); err != nil {
 				return nil, err
 			}
-			if next.Version != w {
-				return nil, fmt.Errorf("config %d asked for, %d answered", w, next.Version)
-			}
 		}
-		cache[w] = next
 		if w == c.Version {
-			// The config group's history is the one this group took,
-			// unless the config group alone was restored since.
-			if !slices.Equal(next.Buckets, c.Buckets) {
-				return nil, fmt.Errorf("the config group's config %d is not the one this group applied: was the config group restored from a backup?", w)
+			if !sameConfig(next, c) {
+				return nil, fmt.Errorf("the config group's config %d is not the one this group took: was the config group restored from a backup?", w)
 			}
 			continue
 		}
 		out = append(out, next)
 	}
-	for w := range cache {
-		if w < c.Version {
-			delete(cache, w)
-		}
-	}
 	return out, nil
+}
+
+// sameConfig reports whether a and b are the same config.
+func sameConfig(a, b shardmap.Config) bool {
+	return a.Version == b.Version && slices.Equal(a.Buckets, b.Buckets) && maps.EqualFunc(a.Groups, b.Groups, slices.Equal)
 }
 
 // serversOf lists the client URLs configs give group g, each once.
@@ -237,15 +239,26 @@ func gapAfter(g, w uint64, configs []shardmap.Config) uint64 {
 // (0 for none), or why none can be told. A group g the bucket reached at
 // config w installed it if it is at w with b no longer Pulling, or past
 // w, unless it is at or past a gap in g's listing after w (a group of a
-// reused id). The latest arrival is judged first.
+// reused id), past the last of configs, or holds other buckets than
+// configs give it at its version (a history they do not hold: the config
+// group alone restored from a backup). The latest arrival is judged
+// first.
 func installedBy(b int, configs []shardmap.Config, states map[uint64]GroupState) (uint64, string) {
 	var why string
 	arr := arrivals(b, configs)
+	latest := configs[len(configs)-1].Version
 	for i := len(arr) - 1; i >= 0; i-- {
 		a := arr[i]
 		gs, ok := states[a.group]
 		switch {
 		case !ok || gs.Version < a.version:
+		case gs.Version > latest:
+			// On a history the configs read do not hold: what it did
+			// there, and whether it is a group of a reused id, they
+			// cannot say.
+			why = fmt.Sprintf("group %d is at config %d, past the config group's latest, %d", a.group, gs.Version, latest)
+		case !slices.Equal(gs.Owned, configs[gs.Version-configs[0].Version].BucketsOf(a.group)):
+			why = fmt.Sprintf("group %d is at config %d, but the buckets it holds are not the ones the config group's config %d gives it", a.group, gs.Version, gs.Version)
 		case gs.Version == a.version:
 			if !slices.Contains(gs.Pulling, b) {
 				return a.group, ""

@@ -66,11 +66,13 @@ func ConfigsAfter(ctx context.Context, client *http.Client, configEndpoints []st
 }
 
 // GroupState is a shard group's own account of where it is: the config
-// version it applied and its buckets in flight, as its members' GET
-// /status says them.
+// version it applied, its buckets in flight, and the buckets that config
+// gives it (Serving, Pulling or GCing), as its members' GET /shard/state
+// says them.
 type GroupState struct {
 	Version            uint64
 	Pulling, BePulling []int
+	Owned              []int
 }
 
 // CheckRestored reports why shard group gid, restored with its state st
@@ -232,7 +234,9 @@ func askGroupOnce(ctx context.Context, client *http.Client, gid uint64, servers 
 	for _, a := range answers {
 		switch {
 		case first || a.ConfigVersion > best.Version:
-			best = GroupState{Version: a.ConfigVersion, Pulling: a.Buckets.Pulling, BePulling: a.Buckets.BePulling}
+			owned := slices.Concat(a.Buckets.Serving, a.Buckets.Pulling, a.Buckets.GCing)
+			slices.Sort(owned)
+			best = GroupState{Version: a.ConfigVersion, Pulling: a.Buckets.Pulling, BePulling: a.Buckets.BePulling, Owned: owned}
 			first = false
 		case a.ConfigVersion == best.Version:
 			best.Pulling = intersect(best.Pulling, a.Buckets.Pulling)
