@@ -97,11 +97,18 @@
 //     group. Past that config does not count when the group's id left
 //     the config after it and a later config, up to the latest, lists it
 //     again, and the group is at or past that gap: a new group of the
-//     same id, which never held the bucket, would say the same. Nor does
-//     an answer on a history other than the config group's (the config
-//     group alone restored from a backup): a group past its latest, or
-//     holding other buckets than its config of that version gives it, or
-//     a config of the group's own version that differs from the group's.
+//     same id, which never held the bucket, would say the same. When an
+//     answer shows a history other than the config group's (the config
+//     group alone restored from a backup: a group past its latest, or
+//     holding other buckets than its config of that version gives it),
+//     or the config group's config of the group's own version differs
+//     from the group's, nothing is judged. These checks are best effort:
+//     a rewritten history is not always visible in them.
+//   - A group takes config V+1 only while the config group's config V is
+//     the one it applied (followsOwn), so that a config group restored
+//     alone from an older backup, whose new configs reuse versions the
+//     groups took with other layouts, moves no group onto a history it
+//     did not take.
 //   - The join's URLs are the members' published client URLs; a member
 //     that never published one within JoinGrace is left out, and may be
 //     added by an operator's Join with all of them.

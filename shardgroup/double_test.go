@@ -278,6 +278,14 @@ func (c *memConfig) op(t *testing.T, op configgroup.Op) shardmap.Config {
 	return cfg
 }
 
+// restoreTo makes c's history end at version, as a config group
+// restored alone from an older backup.
+func (c *memConfig) restoreTo(version uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hist.Configs = c.hist.Configs[:version+1]
+}
+
 func (c *memConfig) queryCount() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -403,11 +403,14 @@ func sameServers(a, b []string) bool {
 
 // configLoop takes the configs one version at a time: while the group is
 // settled, it asks the config group for the next version (a long poll)
-// and proposes it through the group's log.
+// and proposes it through the group's log, once the config group's
+// config of the group's version is the one the group applied
+// (followsOwn).
 func (d *Driver) configLoop(ctx context.Context) {
 	backoff := minBackoff
 	tries := 0
-	refused := uint64(0) // the last version takenID refused, logged once
+	refused := uint64(0)  // the last version takenID refused, logged once
+	diverged := uint64(0) // the last version followsOwn refused, logged once
 	for ctx.Err() == nil {
 		changed := d.cfg.Store.ShardChanged()
 		st := d.cfg.Store.ShardState()
@@ -465,6 +468,19 @@ func (d *Driver) configLoop(ctx context.Context) {
 			}
 			continue
 		}
+		if why, err := d.followsOwn(ctx, st); why != "" || err != nil {
+			if why != "" && diverged != st.Config.Version {
+				diverged = st.Config.Version
+				d.lg.Error("not taking the config group's next config: "+why, zap.Uint64("version", st.Config.Version))
+			} else if err != nil && ctx.Err() == nil {
+				tries++
+				d.logFailure(tries, "reading the config group's config of this group's version failed; retrying", zap.Error(err))
+			}
+			if !sleep(ctx, d.cfg.PollInterval) {
+				return
+			}
+			continue
+		}
 		pctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
 		err = d.cfg.Store.ProposeConfig(pctx, c)
 		cancel()
@@ -480,6 +496,28 @@ func (d *Driver) configLoop(ctx context.Context) {
 		d.lg.Info("took the next config", zap.Uint64("version", after.Config.Version),
 			zap.Ints("serving", states[Serving]), zap.Ints("pulling", states[Pulling]), zap.Ints("be-pulling", states[BePulling]))
 	}
+}
+
+// followsOwn reports why the config group's next config must not be
+// taken ("" when it may): its config of st's version is not the one the
+// group applied, so its history is not the one the group took (the
+// config group alone restored from an older backup, then changed). Its
+// next config then says where buckets go from a layout the group never
+// had, and taking it could leave two groups serving one bucket at one
+// version. The initial state, version 0, follows nothing.
+func (d *Driver) followsOwn(ctx context.Context, st ShardState) (string, error) {
+	if st.Config.Version == 0 {
+		return "", nil
+	}
+	c, err := queryConfig(ctx, d.cfg.Client, d.eps, int64(st.Config.Version), 0, d.cfg.RequestTimeout)
+	switch {
+	case err != nil:
+		return "", err
+	case c.Version != st.Config.Version || !sameConfig(c, st.Config):
+		return fmt.Sprintf("the config group's config %d is not the one this group applied: was the config group restored alone from an older backup? "+
+			"Restore every shard group and the config group from backups of one moment", st.Config.Version), nil
+	}
+	return "", nil
 }
 
 // migrateLoop keeps one worker per bucket that needs a step (Pulling or

@@ -503,3 +503,28 @@ func TestHandler(t *testing.T) {
 		t.Errorf("GET /shard/state: %+v, want %+v", st, *want)
 	}
 }
+
+// TestDriverRefusesARewrittenHistory: the config group, restored alone
+// from an older backup, made other configs under the versions group 1
+// already took. Group 1 takes none of them: its config 1 is not the
+// config group's.
+func TestDriverRefusesARewrittenHistory(t *testing.T) {
+	cfg := newMemConfig(t, 4)
+	cs := serveConfigGroup(t, cfg)
+	g1 := newTestGroup(t, 1, 4)
+	ctx := context.Background()
+	c1 := cfg.op(t, configgroup.Op{Join: map[uint64][]string{1: {g1.srv.URL}}})
+	g1.store.MarkJoined(ctx, shardmap.Config{})
+	if err := g1.store.ProposeConfig(ctx, c1); err != nil {
+		t.Fatal(err)
+	}
+	cfg.restoreTo(0)
+	cfg.op(t, configgroup.Op{Join: map[uint64][]string{1: {g1.srv.URL + "/other"}}})
+	cfg.op(t, configgroup.Op{Move: &configgroup.MoveOp{Bucket: 0, GID: 1}})
+	g1.start(t, cs.URL, nil)
+	from := cfg.queryCount()
+	waitFor(t, "group 1 to ask the config group ten times", func() bool { return cfg.queryCount() >= from+10 || g1.store.ShardState().Config.Version != 1 })
+	if v := g1.store.ShardState().Config.Version; v != 1 {
+		t.Errorf("group 1 took config %d of a history that is not its own", v)
+	}
+}

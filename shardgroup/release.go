@@ -239,10 +239,10 @@ func gapAfter(g, w uint64, configs []shardmap.Config) uint64 {
 // (0 for none), or why none can be told. A group g the bucket reached at
 // config w installed it if it is at w with b no longer Pulling, or past
 // w, unless it is at or past a gap in g's listing after w (a group of a
-// reused id), past the last of configs, or holds other buckets than
-// configs give it at its version (a history they do not hold: the config
-// group alone restored from a backup). The latest arrival is judged
-// first.
+// reused id). A group past the last of configs, or holding other
+// buckets than configs give it at its version, shows a history they do
+// not hold (the config group alone restored from a backup), and then
+// none is judged. The latest arrival is judged first.
 func installedBy(b int, configs []shardmap.Config, states map[uint64]GroupState) (uint64, string) {
 	var why string
 	arr := arrivals(b, configs)
@@ -253,12 +253,11 @@ func installedBy(b int, configs []shardmap.Config, states map[uint64]GroupState)
 		switch {
 		case !ok || gs.Version < a.version:
 		case gs.Version > latest:
-			// On a history the configs read do not hold: what it did
-			// there, and whether it is a group of a reused id, they
-			// cannot say.
-			why = fmt.Sprintf("group %d is at config %d, past the config group's latest, %d", a.group, gs.Version, latest)
+			// On a history the configs read do not hold: they can say
+			// nothing of any group, this one or the ones before.
+			return 0, fmt.Sprintf("group %d is at config %d, past the config group's latest, %d", a.group, gs.Version, latest)
 		case !slices.Equal(gs.Owned, configs[gs.Version-configs[0].Version].BucketsOf(a.group)):
-			why = fmt.Sprintf("group %d is at config %d, but the buckets it holds are not the ones the config group's config %d gives it", a.group, gs.Version, gs.Version)
+			return 0, fmt.Sprintf("group %d is at config %d, but the buckets it holds are not the ones the config group's config %d gives it", a.group, gs.Version, gs.Version)
 		case gs.Version == a.version:
 			if !slices.Contains(gs.Pulling, b) {
 				return a.group, ""

@@ -157,14 +157,6 @@ func keepsAfterChecks(t *testing.T, cfg *memConfig, g1 *testGroup, buckets []int
 	}
 }
 
-// restoreTo makes c's history end at version, as a config group
-// restored alone from an older backup.
-func (c *memConfig) restoreTo(version uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.hist.Configs = c.hist.Configs[:version+1]
-}
-
 // TestReleaseReadsConfigsAfterTheAnswers: the new group 2, at the URL of
 // the one that left without pulling, joins between the release check's
 // first read of the configs and its answer, and is at config 3, the one
