@@ -411,6 +411,7 @@ func (d *Driver) configLoop(ctx context.Context) {
 	tries := 0
 	refused := uint64(0)  // the last version takenID refused, logged once
 	diverged := uint64(0) // the last version followsOwn refused, logged once
+	ownTries := 0         // followsOwn's failed reads in a row
 	for ctx.Err() == nil {
 		changed := d.cfg.Store.ShardChanged()
 		st := d.cfg.Store.ShardState()
@@ -473,14 +474,15 @@ func (d *Driver) configLoop(ctx context.Context) {
 				diverged = st.Config.Version
 				d.lg.Error("not taking the config group's next config: "+why, zap.Uint64("version", st.Config.Version))
 			} else if err != nil && ctx.Err() == nil {
-				tries++
-				d.logFailure(tries, "reading the config group's config of this group's version failed; retrying", zap.Error(err))
+				ownTries++
+				d.logFailure(ownTries, "reading the config group's config of this group's version failed; retrying", zap.Error(err))
 			}
 			if !sleep(ctx, d.cfg.PollInterval) {
 				return
 			}
 			continue
 		}
+		ownTries = 0
 		pctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
 		err = d.cfg.Store.ProposeConfig(pctx, c)
 		cancel()

@@ -97,17 +97,13 @@ func (d *Driver) release(ctx context.Context, st ShardState, buckets []int) erro
 	if configs, err = d.configsSince(ctx, st.Config); err != nil {
 		return err
 	}
-	var (
-		kept []string
-		left int
-	)
+	installed, kept, err := judge(buckets, configs, states)
+	if err != nil {
+		return err
+	}
 	for _, b := range buckets {
-		by, why := installedBy(b, configs, states)
+		by := installed[b]
 		if by == 0 {
-			left++
-			if why != "" {
-				kept = append(kept, fmt.Sprintf("bucket %d: %s", b, why))
-			}
 			continue
 		}
 		dctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
@@ -123,7 +119,7 @@ func (d *Driver) release(ctx context.Context, st ShardState, buckets []int) erro
 	if len(kept) > 3 {
 		kept = append(kept[:3], fmt.Sprintf("and %d more", len(kept)-3))
 	}
-	if failed != nil && left > 0 {
+	if failed != nil && len(installed) < len(buckets) {
 		kept = append(kept, failed.Error())
 	}
 	if len(kept) > 0 {
@@ -234,30 +230,63 @@ func gapAfter(g, w uint64, configs []shardmap.Config) uint64 {
 	return 0
 }
 
+// judge decides, for each of buckets (BePulling at configs[0]), which
+// group installed it (installed; none for those that no group can be
+// shown to have, with why for some of them in kept), by the states of
+// the groups they went to. If one of the states shows a history other
+// than configs, it judges none and says why.
+func judge(buckets []int, configs []shardmap.Config, states map[uint64]GroupState) (installed map[int]uint64, kept []string, err error) {
+	for _, g := range slices.Sorted(maps.Keys(states)) {
+		if why := otherHistory(g, states[g], configs); why != "" {
+			return nil, nil, errors.New(why) // the configs say nothing of any group
+		}
+	}
+	installed = map[int]uint64{}
+	for _, b := range buckets {
+		by, why := installedBy(b, configs, states)
+		switch {
+		case by != 0:
+			installed[b] = by
+		case why != "":
+			kept = append(kept, fmt.Sprintf("bucket %d: %s", b, why))
+		}
+	}
+	return installed, kept, nil
+}
+
+// otherHistory says why group g's state gs shows a history other than
+// configs (configs[0] on, one per version; "" when it does not): g is
+// past the last of them, or holds other buckets than the one of its
+// version gives it (the config group alone restored from an older
+// backup, then changed).
+func otherHistory(g uint64, gs GroupState, configs []shardmap.Config) string {
+	first, latest := configs[0].Version, configs[len(configs)-1].Version
+	switch {
+	case gs.Version > latest:
+		return fmt.Sprintf("group %d is at config %d, past the config group's latest, %d", g, gs.Version, latest)
+	case gs.Version >= first && !slices.Equal(gs.Owned, configs[gs.Version-first].BucketsOf(g)):
+		return fmt.Sprintf("group %d is at config %d, but the buckets it holds are not the ones the config group's config %d gives it", g, gs.Version, gs.Version)
+	}
+	return ""
+}
+
 // installedBy returns a group that installed bucket b, BePulling at
 // configs[0] in the asking group, by the states of the groups it went to
 // (0 for none), or why none can be told. A group g the bucket reached at
 // config w installed it if it is at w with b no longer Pulling, or past
 // w, unless it is at or past a gap in g's listing after w (a group of a
-// reused id). A group past the last of configs, or holding other
-// buckets than configs give it at its version, shows a history they do
-// not hold (the config group alone restored from a backup), and then
-// none is judged. The latest arrival is judged first.
+// reused id), or shows another history (otherHistory; release judges
+// nothing then). The latest arrival is judged first.
 func installedBy(b int, configs []shardmap.Config, states map[uint64]GroupState) (uint64, string) {
 	var why string
 	arr := arrivals(b, configs)
-	latest := configs[len(configs)-1].Version
 	for i := len(arr) - 1; i >= 0; i-- {
 		a := arr[i]
 		gs, ok := states[a.group]
 		switch {
 		case !ok || gs.Version < a.version:
-		case gs.Version > latest:
-			// On a history the configs read do not hold: they can say
-			// nothing of any group, this one or the ones before.
-			return 0, fmt.Sprintf("group %d is at config %d, past the config group's latest, %d", a.group, gs.Version, latest)
-		case !slices.Equal(gs.Owned, configs[gs.Version-configs[0].Version].BucketsOf(a.group)):
-			return 0, fmt.Sprintf("group %d is at config %d, but the buckets it holds are not the ones the config group's config %d gives it", a.group, gs.Version, gs.Version)
+		case otherHistory(a.group, gs, configs) != "":
+			return 0, otherHistory(a.group, gs, configs)
 		case gs.Version == a.version:
 			if !slices.Contains(gs.Pulling, b) {
 				return a.group, ""

@@ -264,3 +264,32 @@ func TestConfigsSince(t *testing.T) {
 		t.Errorf("another config 2: %v", err)
 	}
 }
+
+// TestJudgeNothingOnAnotherHistory: one group's answer shows a history
+// other than the configs read, so no bucket is judged, not even one
+// whose own groups look right.
+func TestJudgeNothingOnAnotherHistory(t *testing.T) {
+	cfg := func(v uint64, owners ...uint64) shardmap.Config {
+		c := shardmap.Config{Version: v, Buckets: owners, Groups: map[uint64][]string{}}
+		for _, g := range owners {
+			c.Groups[g] = []string{"http://g"}
+		}
+		return c
+	}
+	// Buckets 1 and 2 left group 1 at config 5, for groups 2 and 3.
+	configs := []shardmap.Config{cfg(5, 1, 2, 3), cfg(6, 1, 2, 3)}
+	three := GroupState{Version: 6, Owned: []int{2}}
+	installed, kept, err := judge([]int{1, 2}, configs, map[uint64]GroupState{2: {Version: 6, Owned: []int{1}}, 3: three})
+	if err != nil || len(kept) != 0 || installed[1] != 2 || installed[2] != 3 {
+		t.Fatalf("one history: %v %v %v; want both installed", installed, kept, err)
+	}
+	for name, two := range map[string]GroupState{
+		"past the latest":        {Version: 7, Owned: []int{1}},
+		"other buckets than 6's": {Version: 6, Owned: []int{0, 1}},
+	} {
+		installed, kept, err := judge([]int{1, 2}, configs, map[uint64]GroupState{2: two, 3: three})
+		if err == nil || len(installed) != 0 || len(kept) != 0 {
+			t.Errorf("group 2 %s: %v %v %v; want nothing judged and an error", name, installed, kept, err)
+		}
+	}
+}
