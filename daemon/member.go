@@ -230,6 +230,16 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		<-m.kv.Done()
 		return nil, fmt.Errorf("cannot build http handler: %w", err)
 	}
+	// A restored config group member checks that no group took configs
+	// its backup lacks before it serves: a config change it served first
+	// would fork the history.
+	if err := m.checkConfigRestored(ctx); err != nil {
+		clientLn.Close()
+		m.kv.Stop()
+		m.node.Stop()
+		<-m.kv.Done()
+		return nil, err
+	}
 	m.srv = httpapi.NewServer(clientLn.Addr().String(), handler, cfg.RequestTimeout)
 	m.srv.ErrorLog = zap.NewStdLog(lg.Named("client-http"))
 	go func() { m.serveErr <- m.srv.Serve(clientLn) }()

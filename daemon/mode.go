@@ -41,9 +41,9 @@ type dirMode struct {
 	Mode    string `json:"mode"`
 	Group   uint64 `json:"group,omitempty"`
 	Buckets int    `json:"buckets"`
-	// Restored marks a shard member's data dir made by Restore whose
-	// first start has not yet checked the configs made since the backup
-	// (checkRestored).
+	// Restored marks a shard or config group member's data dir made by
+	// Restore whose first start has not yet checked it against the
+	// deployment (checkRestored, checkConfigRestored).
 	Restored bool `json:"restored,omitempty"`
 }
 

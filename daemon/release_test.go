@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -135,5 +137,35 @@ func TestGroupThatLeftReleasesBucketsGivenUp(t *testing.T) {
 				t.Errorf("GET /k%d from group %d: %d %q, want %q", i, m.cfg.Group, code, body, want)
 			}
 		}
+	}
+}
+
+// TestRestoredConfigGroupRefusesAGroupPastIt: the config group restored
+// alone from a backup taken before group 6 joined refuses to serve, as
+// group 5 is past the backup's latest config; the configs it would make
+// next would reuse versions group 5 took. Its data dir stays marked.
+func TestRestoredConfigGroupRefusesAGroupPastIt(t *testing.T) {
+	cm, shard := startConfigGroup(t, true)
+	g5 := startMember(t, shard(5))
+	waitLeader(t, g5)
+	eventually(t, "group 5 to serve every bucket", serving(t, g5, 8))
+	path, _ := saveBackup(t, cm, "")
+	g6 := startMember(t, shard(6))
+	waitLeader(t, g6)
+	eventually(t, "groups 5 and 6 to serve 4 buckets each", func() bool { return serving(t, g5, 4)() && serving(t, g6, 4)() })
+	cm.Stop()
+
+	restored := restoreOne(t, path)
+	restored.ConfigGroup = true
+	m, err := Start(context.Background(), restored)
+	if err == nil {
+		m.Stop()
+		t.Fatal("a config group restored from before groups took later configs started")
+	}
+	if !strings.Contains(err.Error(), "must not serve") || !strings.Contains(err.Error(), "group 5 is at config 2, past the backup's latest, 1") {
+		t.Fatalf("Start: %v; want a refusal naming group 5", err)
+	}
+	if dm, _, err := readMode(restored.DataDir); err != nil || !dm.Restored {
+		t.Errorf("refused data dir: %+v, %v; want it still marked as restored", dm, err)
 	}
 }

@@ -147,7 +147,7 @@ func Restore(cfg RestoreConfig) (backup.Header, error) {
 		return h, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
 	}
 	if h.Mode != backup.ModePlain {
-		m := dirMode{Mode: modeConfig, Buckets: h.Buckets}
+		m := dirMode{Mode: modeConfig, Buckets: h.Buckets, Restored: true}
 		if h.Mode == backup.ModeShard {
 			m = dirMode{Mode: modeShard, Group: h.Group, Buckets: h.Buckets, Restored: true}
 		}
@@ -307,19 +307,11 @@ func StartFlags(cfg RestoreConfig, h backup.Header) string {
 // leaders (GET /shard/state), so of restored groups that need each
 // other's answers, a majority of each must run within the check's time.
 func (m *Member) checkRestored(ctx context.Context) error {
-	if m.cfg.mode() != modeShard {
-		return nil
-	}
-	dm, ok, err := readMode(m.cfg.DataDir)
-	if err != nil || !ok || !dm.Restored {
-		return err
-	}
 	qctx, cancel := context.WithTimeout(ctx, m.cfg.JoinTimeout)
 	defer cancel()
-	// The store loads the backup's state from the snapshot a moment after
-	// the node starts.
-	if err := m.kv.WaitApplied(qctx, m.node.Status().SnapshotIndex); err != nil {
-		return fmt.Errorf("data dir %s: loading the restored state: %w", m.cfg.DataDir, err)
+	dm, restored, err := m.restoredState(qctx, modeShard)
+	if err != nil || !restored {
+		return err
 	}
 	st := shardStore{m.kv}.ShardState()
 	latest, err := m.checkAgainstConfigs(qctx, st)
@@ -342,6 +334,52 @@ func (m *Member) checkRestored(ctx context.Context) error {
 	}
 	m.lg.Info("restored from a backup: no other group carried out a move of a bucket to or from this one since",
 		zap.Uint64("group-config-version", st.Config.Version), zap.Uint64("latest-config-version", latest.Version))
+	dm.Restored = false
+	return writeMode(m.cfg.DataDir, dm)
+}
+
+// restoredState reports whether m is a member of mode whose data dir is
+// marked as restored (Restore) and not yet checked, and then waits,
+// within ctx, for the store to load the backup's state: it does so from
+// the snapshot a moment after the node starts.
+func (m *Member) restoredState(ctx context.Context, mode string) (dirMode, bool, error) {
+	if m.cfg.mode() != mode {
+		return dirMode{}, false, nil
+	}
+	dm, ok, err := readMode(m.cfg.DataDir)
+	if err != nil || !ok || !dm.Restored {
+		return dm, false, err
+	}
+	if err := m.kv.WaitApplied(ctx, m.node.Status().SnapshotIndex); err != nil {
+		return dm, false, fmt.Errorf("data dir %s: loading the restored state: %w", m.cfg.DataDir, err)
+	}
+	return dm, true, nil
+}
+
+// checkConfigRestored is a restored config group member's first start,
+// before it serves: it asks every group its configs list where it is
+// (shardgroup.CheckConfigRestored) and refuses to serve when one took
+// configs the backup lacks; once the check passes it clears the data
+// dir's mark. Groups that do not answer (restored too, and waiting for
+// this member to serve before they start) are passed over. Other members
+// pass at once.
+func (m *Member) checkConfigRestored(ctx context.Context) error {
+	qctx, cancel := context.WithTimeout(ctx, m.cfg.JoinTimeout)
+	defer cancel()
+	dm, restored, err := m.restoredState(qctx, modeConfig)
+	if err != nil || !restored {
+		return err
+	}
+	h := m.kv.ConfigHistory()
+	state := func(gid uint64) (shardgroup.GroupState, error) {
+		return shardgroup.AskGroupState(qctx, startupClient(m.httpc), gid, shardgroup.ServersIn(h, gid), m.cfg.RequestTimeout, false)
+	}
+	unanswered, err := shardgroup.CheckConfigRestored(h, state)
+	if err != nil {
+		return fmt.Errorf("data dir %s, restored from a backup of the config group, must not serve: %w", m.cfg.DataDir, err)
+	}
+	m.lg.Info("restored from a backup: no group that answered took configs the backup lacks",
+		zap.Uint64("latest-config-version", h.Latest().Version), zap.Uint64s("unanswered-groups", unanswered))
 	dm.Restored = false
 	return writeMode(m.cfg.DataDir, dm)
 }

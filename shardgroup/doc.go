@@ -107,8 +107,12 @@
 //   - A group takes config V+1 only while the config group's config V is
 //     the one it applied (followsOwn), so that a config group restored
 //     alone from an older backup, whose new configs reuse versions the
-//     groups took with other layouts, moves no group onto a history it
-//     did not take.
+//     groups took with other layouts, moves no group past the restore
+//     point onto a history it did not take. A group at or before that
+//     point takes the new configs as any; a restored config group's first
+//     start refuses while a group it can ask is past it
+//     (CheckConfigRestored), and otherwise the config group is restored
+//     only with the shard groups.
 //   - The join's URLs are the members' published client URLs; a member
 //     that never published one within JoinGrace is left out, and may be
 //     added by an operator's Join with all of them.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -164,6 +165,48 @@ func CheckRestored(gid uint64, st ShardState, latest shardmap.Config, after []sh
 		}
 		if ks, err := ask(k, false); err == nil && ks.Version > latest.Version {
 			return fmt.Errorf("group %d is at config %d, past the config group's latest, %d: restore the config group from a backup as recent as every group's", k, ks.Version, latest.Version)
+		}
+	}
+	return nil
+}
+
+// CheckConfigRestored reports why a config group restored with history h
+// must not serve: a group it lists (in any config) is past h's latest
+// config, or holds other buckets than h's config of its version gives it.
+// That group took configs h lacks, and the configs the restored config
+// group would make next would reuse their versions with other layouts:
+// groups at or before h's latest would take them, and two groups at one
+// version of two histories could each serve a bucket. state(gid) says
+// where group gid is; a group that cannot say (stopped, or restored too
+// and not started yet) is passed over. unanswered lists them.
+func CheckConfigRestored(h shardmap.History, state func(gid uint64) (GroupState, error)) (unanswered []uint64, err error) {
+	latest := h.Latest()
+	gids := map[uint64]bool{}
+	for _, c := range h.Configs {
+		for gid := range c.Groups {
+			gids[gid] = true
+		}
+	}
+	for _, gid := range slices.Sorted(maps.Keys(gids)) {
+		gs, err := state(gid)
+		switch {
+		case err != nil:
+			unanswered = append(unanswered, gid)
+		case gs.Version > latest.Version:
+			return unanswered, fmt.Errorf("group %d is at config %d, past the backup's latest, %d: restore every shard group and the config group from backups of one moment", gid, gs.Version, latest.Version)
+		case gs.Version > 0 && !slices.Equal(gs.Owned, h.Configs[gs.Version].BucketsOf(gid)):
+			return unanswered, fmt.Errorf("group %d, at config %d, holds other buckets than the backup's config %d gives it, so it took configs of another history: restore every shard group and the config group from backups of one moment", gid, gs.Version, gs.Version)
+		}
+	}
+	return unanswered, nil
+}
+
+// ServersIn lists the client URLs of group gid in the newest config of h
+// that lists it.
+func ServersIn(h shardmap.History, gid uint64) []string {
+	for i := len(h.Configs) - 1; i >= 0; i-- {
+		if s, ok := h.Configs[i].Groups[gid]; ok {
+			return s
 		}
 	}
 	return nil

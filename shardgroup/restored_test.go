@@ -168,3 +168,33 @@ func TestAskGroupState(t *testing.T) {
 		t.Error("no member answered while retrying, yet a state was given")
 	}
 }
+
+func TestCheckConfigRestored(t *testing.T) {
+	h := shardmap.History{Configs: []shardmap.Config{
+		{Version: 0, Buckets: []uint64{0, 0, 0, 0}},
+		{Version: 1, Buckets: []uint64{1, 1, 1, 1}, Groups: map[uint64][]string{1: {"a"}}},
+		{Version: 2, Buckets: []uint64{1, 1, 2, 2}, Groups: map[uint64][]string{1: {"a"}, 2: {"b"}}},
+	}}
+	type states map[uint64]GroupState
+	for _, tc := range []struct {
+		name       string
+		states     states
+		unanswered []uint64
+		want       string
+	}{
+		{"every group at or before the latest", states{1: {Version: 2, Owned: []int{0, 1}}, 2: {Version: 1}}, nil, ""},
+		{"a group that does not answer", states{1: {Version: 2, Owned: []int{0, 1}}}, []uint64{2}, ""},
+		{"a group past the latest", states{1: {Version: 3, Owned: []int{0}}, 2: {Version: 2, Owned: []int{2, 3}}}, nil, "group 1 is at config 3, past the backup's latest, 2"},
+		{"a group of another history", states{1: {Version: 2, Owned: []int{0, 1, 2}}, 2: {Version: 2, Owned: []int{3}}}, nil, "group 1, at config 2, holds other buckets than the backup's config 2 gives it"},
+	} {
+		unanswered, err := CheckConfigRestored(h, func(gid uint64) (GroupState, error) {
+			if st, ok := tc.states[gid]; ok {
+				return st, nil
+			}
+			return GroupState{}, errors.New("no answer")
+		})
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) || !slices.Equal(unanswered, tc.unanswered) {
+			t.Errorf("%s: %v, %v; want %v, %q", tc.name, unanswered, err, tc.unanswered, tc.want)
+		}
+	}
+}

@@ -24,8 +24,9 @@ elect a leader among themselves and serve the backup's state. A backup of a
 config group or shard group member restores into a member of the same kind,
 to be started with --config-group, or --group G --config-endpoints URLs. A
 restored shard member's first start refuses to serve when a config made
-since the backup moved a bucket to or from its group: restore the config
-group from a backup of the same moment too.
+since the backup moved a bucket to or from its group, and a restored config
+group member's when a group it lists took configs the backup lacks:
+restore the config group and the shard groups from backups of one moment.
 
 It checks the backup's SHA-256 as it reads it and decodes the state as a
 member would, and refuses a damaged or truncated file, a state this binary
