@@ -146,9 +146,7 @@ func TestGroupThatLeftReleasesBucketsGivenUp(t *testing.T) {
 // next would reuse versions group 5 took. Its data dir stays marked.
 func TestRestoredConfigGroupRefusesAGroupPastIt(t *testing.T) {
 	cm, shard := startConfigGroup(t, true)
-	g5 := startMember(t, shard(5))
-	waitLeader(t, g5)
-	eventually(t, "group 5 to serve every bucket", serving(t, g5, 8))
+	g5 := startServingAll(t, shard(5))
 	path, _ := saveBackup(t, cm, "")
 	g6 := startMember(t, shard(6))
 	waitLeader(t, g6)
@@ -167,5 +165,48 @@ func TestRestoredConfigGroupRefusesAGroupPastIt(t *testing.T) {
 	}
 	if dm, _, err := readMode(restored.DataDir); err != nil || !dm.Restored {
 		t.Errorf("refused data dir: %+v, %v; want it still marked as restored", dm, err)
+	}
+}
+
+// TestRestoredConfigMemberStartedLater: members 1 and 2 of a config
+// group restored from one backup pass and serve, and the groups take a
+// config the backup lacks. Member 3, started later, and member 1 started
+// again with its mark left in place (as a binary that did not know the
+// mark leaves it) find the group's own configs through its leader and
+// pass.
+func TestRestoredConfigMemberStartedLater(t *testing.T) {
+	cm, shard := startConfigGroup(t, true)
+	g5 := startServingAll(t, shard(5))
+	path, _ := saveBackup(t, cm, "")
+	cm.Stop()
+
+	cfgs := restoreThree(t, path)
+	for i := range cfgs {
+		cfgs[i].ConfigGroup = true
+	}
+	// Member 1 takes the old member's client address, which group 5 asks.
+	cfgs[0].ClientListenAddr = cm.ClientAddr().String()
+	marked, _, err := readMode(cfgs[0].DataDir)
+	if err != nil || !marked.Restored {
+		t.Fatalf("restored config data dir: %+v, %v; want it marked", marked, err)
+	}
+	r1, r2 := startMember(t, cfgs[0]), startMember(t, cfgs[1])
+	eventually(t, "a leader of the restored config group", func() bool { return r1.node.Leader() != 0 })
+	c6 := shard(6)
+	c6.ConfigEndpoints = []string{r1.ClientURL(), r2.ClientURL()}
+	g6 := startMember(t, c6)
+	waitLeader(t, g6)
+	eventually(t, "groups 5 and 6 to serve 4 buckets each", func() bool { return serving(t, g5, 4)() && serving(t, g6, 4)() })
+
+	startMember(t, cfgs[2])
+	r1.Stop()
+	if err := writeMode(cfgs[0].DataDir, marked); err != nil {
+		t.Fatal(err)
+	}
+	startMember(t, cfgs[0])
+	for _, c := range cfgs {
+		if dm, _, err := readMode(c.DataDir); err != nil || dm.Restored {
+			t.Errorf("data dir %s: %+v, %v; want the mark cleared", c.DataDir, dm, err)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -357,11 +358,14 @@ func (m *Member) restoredState(ctx context.Context, mode string) (dirMode, bool,
 }
 
 // checkConfigRestored is a restored config group member's first start,
-// before it serves: it asks every group its configs list where it is
-// (shardgroup.CheckConfigRestored) and refuses to serve when one took
-// configs the backup lacks; once the check passes it clears the data
-// dir's mark. Groups that do not answer (restored too, and waiting for
-// this member to serve before they start) are passed over. Other members
+// before it serves: it asks every group its configs list where it is,
+// all at once (shardgroup.CheckConfigRestored), and refuses to serve when
+// one took configs the backup lacks; once the check passes it clears the
+// data dir's mark. Groups that cannot say (down, without a leader,
+// unreachable) are passed over; the check fails if its time (JoinTimeout)
+// runs out first. When the backup's configs fail, the group's own, as of
+// a read through its leader, get a second check: other members of the
+// restored group may have passed and made configs since. Other members
 // pass at once.
 func (m *Member) checkConfigRestored(ctx context.Context) error {
 	qctx, cancel := context.WithTimeout(ctx, m.cfg.JoinTimeout)
@@ -371,10 +375,24 @@ func (m *Member) checkConfigRestored(ctx context.Context) error {
 		return err
 	}
 	h := m.kv.ConfigHistory()
-	state := func(gid uint64) (shardgroup.GroupState, error) {
-		return shardgroup.AskGroupState(qctx, startupClient(m.httpc), gid, shardgroup.ServersIn(h, gid), m.cfg.RequestTimeout, false)
+	unanswered, err := m.checkConfigHistory(qctx, h)
+	if err != nil {
+		// Other members of the restored group may have passed and made
+		// configs since (this one started later, or crashed before it
+		// cleared its mark): the group's history as of a read through
+		// its leader gets a second check.
+		group, rerr := throughLeader(qctx, m, func(ctx context.Context) (shardmap.History, error) {
+			_, err := m.kv.QueryConfig(ctx, -1, kvstore.ReadOptions{})
+			return m.kv.ConfigHistory(), err
+		})
+		switch {
+		case rerr != nil:
+			err = fmt.Errorf("%w (nor could the group's own configs be read through a leader: %v)", err, rerr)
+		case group.Latest().Version > h.Latest().Version:
+			h = group
+			unanswered, err = m.checkConfigHistory(qctx, h)
+		}
 	}
-	unanswered, err := shardgroup.CheckConfigRestored(h, state)
 	if err != nil {
 		return fmt.Errorf("data dir %s, restored from a backup of the config group, must not serve: %w", m.cfg.DataDir, err)
 	}
@@ -382,6 +400,66 @@ func (m *Member) checkConfigRestored(ctx context.Context) error {
 		zap.Uint64("latest-config-version", h.Latest().Version), zap.Uint64s("unanswered-groups", unanswered))
 	dm.Restored = false
 	return writeMode(m.cfg.DataDir, dm)
+}
+
+// checkConfigHistory asks every group h lists where it is, all at once,
+// and checks h against their answers (shardgroup.CheckConfigRestored).
+// It fails when ctx ended before every group answered or failed to.
+func (m *Member) checkConfigHistory(ctx context.Context, h shardmap.History) ([]uint64, error) {
+	type answer struct {
+		st  shardgroup.GroupState
+		err error
+	}
+	var (
+		mu      sync.Mutex
+		answers = map[uint64]answer{}
+		wg      sync.WaitGroup
+	)
+	for _, gid := range shardgroup.GroupsIn(h) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := shardgroup.AskGroupState(ctx, startupClient(m.httpc), gid, shardgroup.ServersIn(h, gid), m.cfg.RequestTimeout, false)
+			mu.Lock()
+			answers[gid] = answer{st, err}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("could not ask every group its configs list within %v", m.cfg.JoinTimeout)
+	}
+	return shardgroup.CheckConfigRestored(h, func(gid uint64) (shardgroup.GroupState, error) {
+		return answers[gid].st, answers[gid].err
+	})
+}
+
+// throughLeader reads what read returns once m's group has a leader (it
+// waits groupLeaderWait at most for one), retrying until ctx ends: read
+// is to go through the leader (a linearizable read).
+func throughLeader[T any](ctx context.Context, m *Member, read func(context.Context) (T, error)) (T, error) {
+	var zero T
+	lctx, cancel := context.WithTimeout(ctx, groupLeaderWait)
+	for m.node.Leader() == 0 {
+		select {
+		case <-lctx.Done():
+			cancel()
+			return zero, fmt.Errorf("the group had no leader within %v", groupLeaderWait)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	cancel()
+	for {
+		v, err := read(ctx)
+		if err == nil {
+			return v, nil
+		}
+		select {
+		case <-ctx.Done():
+			return zero, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // groupLeaderWait bounds how long checkRestored waits for its group's
@@ -431,27 +509,10 @@ func (m *Member) checkAgainstConfigs(ctx context.Context, st shardgroup.ShardSta
 // group with no leader within a few seconds is not waited for: the other
 // members of a restored group that start one by one are not up yet.
 func (m *Member) groupState(ctx context.Context) (shardgroup.ShardState, error) {
-	lctx, cancel := context.WithTimeout(ctx, groupLeaderWait)
-	for m.node.Leader() == 0 {
-		select {
-		case <-lctx.Done():
-			cancel()
-			return shardgroup.ShardState{}, fmt.Errorf("the group had no leader within %v", groupLeaderWait)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	cancel()
-	for {
+	return throughLeader(ctx, m, func(ctx context.Context) (shardgroup.ShardState, error) {
 		st, err := m.kv.LinearizableShardState(ctx)
-		if err == nil {
-			return shardState(st), nil
-		}
-		select {
-		case <-ctx.Done():
-			return shardgroup.ShardState{}, err
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+		return shardState(st), err
+	})
 }
 
 // restoreGate is a restored shard member's key store while checkRestored

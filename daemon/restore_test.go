@@ -189,9 +189,7 @@ func TestBackupRestoreSharded(t *testing.T) {
 // marked as restored.
 func TestRestoredShardGroupRefusesMovedBuckets(t *testing.T) {
 	cm, shard := startConfigGroup(t, false)
-	g5 := startMember(t, shard(5))
-	waitLeader(t, g5)
-	eventually(t, "group 5 to serve every bucket", serving(t, g5, 8))
+	g5 := startServingAll(t, shard(5))
 	path, _ := saveBackup(t, g5, "")
 	g6 := startMember(t, shard(6))
 	waitLeader(t, g6)
@@ -319,22 +317,14 @@ func TestRestoreRefuses(t *testing.T) {
 // for good when it checked the backup's config.
 func TestRestoredGroupMemberStartedLater(t *testing.T) {
 	cm, shard := startConfigGroup(t, false)
-	g5 := startMember(t, shard(5))
-	waitLeader(t, g5)
-	eventually(t, "group 5 to serve every bucket", serving(t, g5, 8))
+	g5 := startServingAll(t, shard(5))
 	path, _ := saveBackup(t, g5, "")
 	g5.Stop()
 
-	peers := []string{freePeerURL(t), freePeerURL(t), freePeerURL(t)}
-	cfgs := make([]Config, 3)
+	cfgs := restoreThree(t, path)
 	for i := range cfgs {
-		dir := filepath.Join(t.TempDir(), fmt.Sprintf("r%d", i+1))
-		if _, err := Restore(RestoreConfig{Backup: path, ID: uint64(i + 1), Peers: peers, DataDir: dir, Logger: zaptest.NewLogger(t)}); err != nil {
-			t.Fatal(err)
-		}
-		cfgs[i] = Config{ID: uint64(i + 1), Peers: peers, DataDir: dir, ClientListenAddr: "127.0.0.1:0",
-			TickInterval: 10 * time.Millisecond, Logger: zaptest.NewLogger(t),
-			Group: 5, ConfigEndpoints: []string{cm.ClientURL()}, ConfigPollInterval: 10 * time.Millisecond}
+		cfgs[i].RequestTimeout = 0
+		cfgs[i].Group, cfgs[i].ConfigEndpoints, cfgs[i].ConfigPollInterval = 5, []string{cm.ClientURL()}, 10*time.Millisecond
 	}
 	r1 := startMember(t, cfgs[0]) // the check passes: nothing moved since
 	r2 := startMember(t, cfgs[1])
@@ -411,9 +401,7 @@ func TestJoinerOfRestoredClusterBesideAnOldMember(t *testing.T) {
 // the move finishes. The check compared configs only, and refused it.
 func TestWholeDeploymentRestoredDuringAMove(t *testing.T) {
 	cm, shard := startConfigGroup(t, true)
-	g5 := startMember(t, shard(5))
-	waitLeader(t, g5)
-	eventually(t, "group 5 to serve every bucket", serving(t, g5, 8))
+	g5 := startServingAll(t, shard(5))
 	if code, _ := call(t, g5, http.MethodPut, "/k", "v"); code != http.StatusNoContent {
 		t.Fatalf("PUT /k: %d", code)
 	}
@@ -525,9 +513,7 @@ func TestJoinAddrLearnsClusterIDFromItsJoin(t *testing.T) {
 // a second member, and says that the group's state could not be read.
 func TestRestoredGroupRefusedAtOnceWhenStartedAlone(t *testing.T) {
 	cm, shard := startConfigGroup(t, false)
-	g5 := startMember(t, shard(5))
-	waitLeader(t, g5)
-	eventually(t, "group 5 to serve every bucket", serving(t, g5, 8))
+	g5 := startServingAll(t, shard(5))
 	path, _ := saveBackup(t, g5, "")
 	g6 := startMember(t, shard(6))
 	waitLeader(t, g6)
@@ -609,9 +595,7 @@ func TestRestoredGroupsAskEachOther(t *testing.T) {
 		c.RequestTimeout = time.Second
 		return c
 	}
-	g5 := startMember(t, shard(5))
-	waitLeader(t, g5)
-	eventually(t, "group 5 to serve every bucket", serving(t, g5, 8))
+	g5 := startServingAll(t, shard(5))
 	g6 := startMember(t, shard(6))
 	waitLeader(t, g6)
 	eventually(t, "4 and 4", func() bool {
@@ -717,6 +701,16 @@ func startConfigGroup(t *testing.T, download bool) (*Member, func(gid uint64) Co
 	}
 }
 
+// startServingAll starts the one-member shard group cfg and waits for it
+// to lead and serve all 8 buckets of startConfigGroup's config group.
+func startServingAll(t *testing.T, cfg Config) *Member {
+	t.Helper()
+	m := startMember(t, cfg)
+	waitLeader(t, m)
+	eventually(t, fmt.Sprintf("group %d to serve every bucket", cfg.Group), serving(t, m, 8))
+	return m
+}
+
 // serving reports whether m serves exactly n buckets with none in flight.
 func serving(t *testing.T, m *Member, n int) func() bool {
 	return func() bool {
@@ -730,6 +724,23 @@ func serving(t *testing.T, m *Member, n int) func() bool {
 func peerConfig(t *testing.T, id uint64, peers []string, dir string) Config {
 	return Config{ID: id, Peers: peers, DataDir: dir, ClientListenAddr: "127.0.0.1:0",
 		TickInterval: 10 * time.Millisecond, Logger: zaptest.NewLogger(t), RequestTimeout: 2 * time.Second}
+}
+
+// restoreThree restores the backup at path into the data dirs of three
+// members of a new cluster and returns their Configs (peerConfig).
+func restoreThree(t *testing.T, path string) []Config {
+	t.Helper()
+	peers := []string{freePeerURL(t), freePeerURL(t), freePeerURL(t)}
+	cfgs := make([]Config, 3)
+	for i := range cfgs {
+		id := uint64(i + 1)
+		dir := filepath.Join(t.TempDir(), fmt.Sprintf("r%d", id))
+		if _, err := Restore(RestoreConfig{Backup: path, ID: id, Peers: peers, DataDir: dir, Logger: zaptest.NewLogger(t)}); err != nil {
+			t.Fatal(err)
+		}
+		cfgs[i] = peerConfig(t, id, peers, dir)
+	}
+	return cfgs
 }
 
 // restoreMembers2And3 restores members 2 and 3 of the cluster at peers

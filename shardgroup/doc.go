@@ -110,7 +110,8 @@
 //     groups took with other layouts, moves no group past the restore
 //     point onto a history it did not take. A group at or before that
 //     point takes the new configs as any; a restored config group's first
-//     start refuses while a group it can ask is past it
+//     start refuses while a group it can ask is past it or holds other
+//     buckets than its config of that version gives it
 //     (CheckConfigRestored), and otherwise the config group is restored
 //     only with the shard groups.
 //   - The join's URLs are the members' published client URLs; a member

@@ -181,13 +181,7 @@ func CheckRestored(gid uint64, st ShardState, latest shardmap.Config, after []sh
 // and not started yet) is passed over. unanswered lists them.
 func CheckConfigRestored(h shardmap.History, state func(gid uint64) (GroupState, error)) (unanswered []uint64, err error) {
 	latest := h.Latest()
-	gids := map[uint64]bool{}
-	for _, c := range h.Configs {
-		for gid := range c.Groups {
-			gids[gid] = true
-		}
-	}
-	for _, gid := range slices.Sorted(maps.Keys(gids)) {
+	for _, gid := range GroupsIn(h) {
 		gs, err := state(gid)
 		switch {
 		case err != nil:
@@ -199,6 +193,17 @@ func CheckConfigRestored(h shardmap.History, state func(gid uint64) (GroupState,
 		}
 	}
 	return unanswered, nil
+}
+
+// GroupsIn lists, in ascending order, every group a config of h lists.
+func GroupsIn(h shardmap.History) []uint64 {
+	gids := map[uint64]bool{}
+	for _, c := range h.Configs {
+		for gid := range c.Groups {
+			gids[gid] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(gids))
 }
 
 // ServersIn lists the client URLs of group gid in the newest config of h
