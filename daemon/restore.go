@@ -375,7 +375,8 @@ func (m *Member) checkConfigRestored(ctx context.Context) error {
 		return err
 	}
 	h := m.kv.ConfigHistory()
-	unanswered, err := m.checkConfigHistory(qctx, h)
+	answers := map[uint64]groupAnswer{}
+	unanswered, err := m.checkConfigHistory(qctx, h, answers)
 	if err != nil {
 		// Other members of the restored group may have passed and made
 		// configs since (this one started later, or crashed before it
@@ -390,7 +391,7 @@ func (m *Member) checkConfigRestored(ctx context.Context) error {
 			err = fmt.Errorf("%w (nor could the group's own configs be read through a leader: %v)", err, rerr)
 		case group.Latest().Version > h.Latest().Version:
 			h = group
-			unanswered, err = m.checkConfigHistory(qctx, h)
+			unanswered, err = m.checkConfigHistory(qctx, h, answers) // asks only the groups new in it
 		}
 	}
 	if err != nil {
@@ -402,62 +403,79 @@ func (m *Member) checkConfigRestored(ctx context.Context) error {
 	return writeMode(m.cfg.DataDir, dm)
 }
 
-// checkConfigHistory asks every group h lists where it is, all at once,
-// and checks h against their answers (shardgroup.CheckConfigRestored).
+// groupAnswer is a group's answer to checkConfigHistory's question.
+type groupAnswer struct {
+	st  shardgroup.GroupState
+	err error
+}
+
+// checkConfigHistory asks every group h lists where it is, all at once
+// (skipping those answers holds already, and adding the new answers to
+// it), and checks h against the answers (shardgroup.CheckConfigRestored).
 // It fails when ctx ended before every group answered or failed to.
-func (m *Member) checkConfigHistory(ctx context.Context, h shardmap.History) ([]uint64, error) {
-	type answer struct {
-		st  shardgroup.GroupState
-		err error
-	}
+func (m *Member) checkConfigHistory(ctx context.Context, h shardmap.History, answers map[uint64]groupAnswer) ([]uint64, error) {
 	var (
-		mu      sync.Mutex
-		answers = map[uint64]answer{}
-		wg      sync.WaitGroup
+		mu sync.Mutex
+		wg sync.WaitGroup
 	)
 	for _, gid := range shardgroup.GroupsIn(h) {
+		if _, ok := answers[gid]; ok {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			st, err := shardgroup.AskGroupState(ctx, startupClient(m.httpc), gid, shardgroup.ServersIn(h, gid), m.cfg.RequestTimeout, false)
 			mu.Lock()
-			answers[gid] = answer{st, err}
+			answers[gid] = groupAnswer{st, err}
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
 	if ctx.Err() != nil {
-		return nil, fmt.Errorf("could not ask every group its configs list within %v", m.cfg.JoinTimeout)
+		var silent []uint64
+		for _, gid := range shardgroup.GroupsIn(h) {
+			if answers[gid].err != nil {
+				silent = append(silent, gid)
+			}
+		}
+		return nil, fmt.Errorf("could not hear from every group its configs list within %v (none from groups %v)", m.cfg.JoinTimeout, silent)
 	}
 	return shardgroup.CheckConfigRestored(h, func(gid uint64) (shardgroup.GroupState, error) {
 		return answers[gid].st, answers[gid].err
 	})
 }
 
-// throughLeader reads what read returns once m's group has a leader (it
-// waits groupLeaderWait at most for one), retrying until ctx ends: read
-// is to go through the leader (a linearizable read).
+// throughLeader reads what read returns while m's group has a leader,
+// retrying until ctx ends; read is to go through the leader (a
+// linearizable read). It gives up once the group has had no leader for
+// groupLeaderWait: other members of a restored group that start one by
+// one are not up yet, or those that were have stopped.
 func throughLeader[T any](ctx context.Context, m *Member, read func(context.Context) (T, error)) (T, error) {
-	var zero T
-	lctx, cancel := context.WithTimeout(ctx, groupLeaderWait)
-	for m.node.Leader() == 0 {
-		select {
-		case <-lctx.Done():
-			cancel()
-			return zero, fmt.Errorf("the group had no leader within %v", groupLeaderWait)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	cancel()
+	var (
+		zero          T
+		noLeaderSince time.Time
+		err           = errors.New("the group had no leader")
+	)
 	for {
-		v, err := read(ctx)
-		if err == nil {
-			return v, nil
+		if m.node.Leader() == 0 {
+			if noLeaderSince.IsZero() {
+				noLeaderSince = time.Now()
+			}
+			if time.Since(noLeaderSince) >= groupLeaderWait {
+				return zero, fmt.Errorf("the group had no leader for %v", groupLeaderWait)
+			}
+		} else {
+			noLeaderSince = time.Time{}
+			var v T
+			if v, err = read(ctx); err == nil {
+				return v, nil
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return zero, err
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/raftkv/raftkv/httpapi"
@@ -257,21 +258,37 @@ func AskGroupState(ctx context.Context, client *http.Client, gid uint64, servers
 
 // askGroupOnce is one round of AskGroupState.
 func askGroupOnce(ctx context.Context, client *http.Client, gid uint64, servers []string, timeout time.Duration) (GroupState, error) {
+	// The members are asked all at once: one that does not answer costs
+	// the round one timeout, not one each.
+	type reply struct {
+		st  httpapi.ShardStatus
+		err error
+	}
+	replies := make([]reply, len(servers))
+	var wg sync.WaitGroup
+	for i, base := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			st, err := askMember(rctx, client, strings.TrimSuffix(base, "/"))
+			if err == nil && st.Group != gid {
+				err = fmt.Errorf("%s: not a member of group %d", base, gid)
+			}
+			replies[i] = reply{st, err}
+		}()
+	}
+	wg.Wait()
 	var (
 		answers []httpapi.ShardStatus
 		last    error = errors.New("the config lists no server of it")
 	)
-	for _, base := range servers {
-		rctx, cancel := context.WithTimeout(ctx, timeout)
-		st, err := askMember(rctx, client, strings.TrimSuffix(base, "/"))
-		cancel()
-		switch {
-		case err != nil:
-			last = err
-		case st.Group != gid:
-			last = fmt.Errorf("%s: not a member of group %d", base, gid)
-		default:
-			answers = append(answers, st)
+	for _, r := range replies {
+		if r.err != nil {
+			last = r.err
+		} else {
+			answers = append(answers, r.st)
 		}
 	}
 	if len(answers) == 0 {
