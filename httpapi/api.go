@@ -395,9 +395,12 @@ type ConfigStatus struct {
 
 // ShardStatus is the "shard" section of a shard-group member's status.
 type ShardStatus struct {
-	Group         uint64       `json:"group"`
-	ConfigVersion uint64       `json:"configVersion"`
-	Buckets       BucketStates `json:"buckets"`
+	Group         uint64 `json:"group"`
+	ConfigVersion uint64 `json:"configVersion"`
+	// ConfigDigest is shardmap.Config.Digest of the applied config ("" for
+	// none yet, and from binaries before it).
+	ConfigDigest string       `json:"configDigest,omitempty"`
+	Buckets      BucketStates `json:"buckets"`
 }
 
 // BucketStates lists a shard group's buckets by state, each list in

@@ -100,7 +100,8 @@
 //     same id, which never held the bucket, would say the same. When an
 //     answer shows a history other than the config group's (the config
 //     group alone restored from a backup: a group past its latest, or
-//     holding other buckets than its config of that version gives it),
+//     whose config of its version is not the config group's, by
+//     ShardStatus.ConfigDigest or the buckets it holds),
 //     or the config group's config of the group's own version differs
 //     from the group's, nothing is judged. These checks are best effort:
 //     a rewritten history is not always visible in them.
@@ -110,10 +111,9 @@
 //     groups took with other layouts, moves no group past the restore
 //     point onto a history it did not take. A group at or before that
 //     point takes the new configs as any; a restored config group's first
-//     start refuses while a group it can ask is past it or holds other
-//     buckets than its config of that version gives it
-//     (CheckConfigRestored), and otherwise the config group is restored
-//     only with the shard groups.
+//     start refuses while a group it can ask is past it or holds another
+//     config of that version (CheckConfigRestored), and otherwise the
+//     config group is restored only with the shard groups.
 //   - The join's URLs are the members' published client URLs; a member
 //     that never published one within JoinGrace is left out, and may be
 //     added by an operator's Join with all of them.

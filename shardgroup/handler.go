@@ -193,9 +193,14 @@ func (h *Handler) Status() *httpapi.ShardStatus { return StatusOf(h.store.ShardS
 // StatusOf is the shard section of GET /status for st.
 func StatusOf(st ShardState) *httpapi.ShardStatus {
 	states := byState(st)
+	digest := ""
+	if st.Config.Version > 0 {
+		digest = st.Config.Digest()
+	}
 	return &httpapi.ShardStatus{
 		Group:         st.Group,
 		ConfigVersion: st.Config.Version,
+		ConfigDigest:  digest,
 		Buckets: httpapi.BucketStates{
 			Serving:   states[Serving],
 			Pulling:   states[Pulling],

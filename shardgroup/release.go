@@ -264,8 +264,9 @@ func otherHistory(g uint64, gs GroupState, configs []shardmap.Config) string {
 	switch {
 	case gs.Version > latest:
 		return fmt.Sprintf("group %d is at config %d, past the config group's latest, %d", g, gs.Version, latest)
-	case gs.Version >= first && !slices.Equal(gs.Owned, configs[gs.Version-first].BucketsOf(g)):
-		return fmt.Sprintf("group %d is at config %d, but the buckets it holds are not the ones the config group's config %d gives it", g, gs.Version, gs.Version)
+	case gs.Version >= first && (!slices.Equal(gs.Owned, configs[gs.Version-first].BucketsOf(g)) ||
+		(gs.Digest != "" && gs.Digest != configs[gs.Version-first].Digest())):
+		return fmt.Sprintf("group %d is at config %d, but its config %d is not the config group's", g, gs.Version, gs.Version)
 	}
 	return ""
 }

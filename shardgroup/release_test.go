@@ -64,7 +64,12 @@ func TestInstalledBy(t *testing.T) {
 			[]shardmap.Config{at5, cfg(6, 3, 1, 3)}, states{2: {Version: 7}}, 0, "group 2 is at config 7, past the config group's latest, 6"},
 		{"the new owner holding other buckets than the config group's config gives it",
 			[]shardmap.Config{at5, cfg(6, 2, 1, 2, 3)}, states{2: {Version: 6, Owned: []int{0, 1}}}, 0,
-			"the buckets it holds are not the ones the config group's config 6 gives it"},
+			"its config 6 is not the config group's"},
+		{"the new owner at a config of its own version with the same buckets, but another one",
+			[]shardmap.Config{at5, cfg(6, 2, 1, 2, 3)}, states{2: {Version: 6, Owned: []int{1}, Digest: cfg(6, 2, 1, 2).Digest()}}, 0,
+			"its config 6 is not the config group's"},
+		{"the new owner at the config group's config of its version, by digest",
+			[]shardmap.Config{at5, cfg(6, 2, 1, 2, 3)}, states{2: {Version: 6, Owned: []int{1}, Digest: cfg(6, 2, 1, 2, 3).Digest()}}, 2, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for g, st := range tc.states {

@@ -75,6 +75,9 @@ type GroupState struct {
 	Version            uint64
 	Pulling, BePulling []int
 	Owned              []int
+	// Digest is the applied config's shardmap.Config.Digest; "" from a
+	// binary that does not report it.
+	Digest string
 }
 
 // CheckRestored reports why shard group gid, restored with its state st
@@ -189,8 +192,8 @@ func CheckConfigRestored(h shardmap.History, state func(gid uint64) (GroupState,
 			unanswered = append(unanswered, gid)
 		case gs.Version > latest.Version:
 			return unanswered, fmt.Errorf("group %d is at config %d, past the backup's latest, %d: restore every shard group and the config group from backups of one moment", gid, gs.Version, latest.Version)
-		case gs.Version > 0 && !slices.Equal(gs.Owned, h.Configs[gs.Version].BucketsOf(gid)):
-			return unanswered, fmt.Errorf("group %d, at config %d, holds other buckets than the backup's config %d gives it, so it took configs of another history: restore every shard group and the config group from backups of one moment", gid, gs.Version, gs.Version)
+		case gs.Version > 0 && (!slices.Equal(gs.Owned, h.Configs[gs.Version].BucketsOf(gid)) || (gs.Digest != "" && gs.Digest != h.Configs[gs.Version].Digest())):
+			return unanswered, fmt.Errorf("group %d, at config %d, holds another config %d than the backup's, so it took configs of another history: restore every shard group and the config group from backups of one moment", gid, gs.Version, gs.Version)
 		}
 	}
 	return unanswered, nil
@@ -301,7 +304,7 @@ func askGroupOnce(ctx context.Context, client *http.Client, gid uint64, servers 
 		case first || a.ConfigVersion > best.Version:
 			owned := slices.Concat(a.Buckets.Serving, a.Buckets.Pulling, a.Buckets.GCing)
 			slices.Sort(owned)
-			best = GroupState{Version: a.ConfigVersion, Pulling: a.Buckets.Pulling, BePulling: a.Buckets.BePulling, Owned: owned}
+			best = GroupState{Version: a.ConfigVersion, Pulling: a.Buckets.Pulling, BePulling: a.Buckets.BePulling, Owned: owned, Digest: a.ConfigDigest}
 			first = false
 		case a.ConfigVersion == best.Version:
 			best.Pulling = intersect(best.Pulling, a.Buckets.Pulling)

@@ -185,7 +185,9 @@ func TestCheckConfigRestored(t *testing.T) {
 		{"every group at or before the latest", states{1: {Version: 2, Owned: []int{0, 1}}, 2: {Version: 1}}, nil, ""},
 		{"a group that does not answer", states{1: {Version: 2, Owned: []int{0, 1}}}, []uint64{2}, ""},
 		{"a group past the latest", states{1: {Version: 3, Owned: []int{0}}, 2: {Version: 2, Owned: []int{2, 3}}}, nil, "group 1 is at config 3, past the backup's latest, 2"},
-		{"a group of another history", states{1: {Version: 2, Owned: []int{0, 1, 2}}, 2: {Version: 2, Owned: []int{3}}}, nil, "group 1, at config 2, holds other buckets than the backup's config 2 gives it"},
+		{"a group of another history", states{1: {Version: 2, Owned: []int{0, 1, 2}}, 2: {Version: 2, Owned: []int{3}}}, nil, "group 1, at config 2, holds another config 2 than the backup's"},
+		{"a group of another history, its buckets the same", states{1: {Version: 2, Owned: []int{0, 1}, Digest: "0123"}, 2: {Version: 1}}, nil, "group 1, at config 2, holds another config 2 than the backup's"},
+		{"a group at the backup's config, by digest", states{1: {Version: 2, Owned: []int{0, 1}, Digest: h.Configs[2].Digest()}, 2: {Version: 1}}, nil, ""},
 	} {
 		unanswered, err := CheckConfigRestored(h, func(gid uint64) (GroupState, error) {
 			if st, ok := tc.states[gid]; ok {

@@ -11,6 +11,9 @@
 package shardmap
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -92,6 +95,32 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// Digest is a short hex digest of c's version, buckets, and groups with
+// their servers in order (not Pinned, which says nothing of where the
+// buckets are), equal for equal configs however they were carried: a
+// group and the config group compare configs of one version by it.
+func (c Config) Digest() string {
+	h := sha256.New()
+	var buf [binary.MaxVarintLen64]byte
+	num := func(v uint64) { h.Write(buf[:binary.PutUvarint(buf[:], v)]) }
+	num(c.Version)
+	num(uint64(len(c.Buckets)))
+	for _, g := range c.Buckets {
+		num(g)
+	}
+	gids := c.GIDs()
+	num(uint64(len(gids)))
+	for _, gid := range gids {
+		num(gid)
+		num(uint64(len(c.Groups[gid])))
+		for _, s := range c.Groups[gid] {
+			num(uint64(len(s)))
+			h.Write([]byte(s))
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // Owner is the group that serves bucket b (0: nobody, or b out of range).

@@ -259,3 +259,32 @@ func FuzzBucketOf(f *testing.F) {
 		}
 	})
 }
+
+func TestDigest(t *testing.T) {
+	c := Config{Version: 3, Buckets: []uint64{1, 2, 1}, Groups: map[uint64][]string{1: {"http://a", "http://b"}, 2: {"http://c"}}, Pinned: []int{1}}
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Config
+	if err := json.Unmarshal(b, &back); err != nil || back.Digest() != c.Digest() {
+		t.Fatalf("digest after a JSON round trip: %s, want %s (%v)", back.Digest(), c.Digest(), err)
+	}
+	unpinned := c.Clone()
+	unpinned.Pinned = nil
+	if unpinned.Digest() != c.Digest() {
+		t.Error("Pinned changed the digest")
+	}
+	for name, change := range map[string]func(*Config){
+		"version":      func(c *Config) { c.Version++ },
+		"a bucket":     func(c *Config) { c.Buckets[0] = 2 },
+		"server order": func(c *Config) { c.Groups[1] = []string{"http://b", "http://a"} },
+		"a group":      func(c *Config) { c.Groups[3] = []string{"http://d"} },
+	} {
+		d := c.Clone()
+		change(&d)
+		if d.Digest() == c.Digest() {
+			t.Errorf("changing %s kept the digest", name)
+		}
+	}
+}
