@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -209,4 +210,38 @@ func TestRestoredConfigMemberStartedLater(t *testing.T) {
 			t.Errorf("data dir %s: %+v, %v; want the mark cleared", c.DataDir, dm, err)
 		}
 	}
+}
+
+// TestCheckConfigHistoryPassesOverSilentGroups: groups that cannot be
+// reached are asked all at once, passed over and named, twice with one
+// map of answers (the second check of a late member); run under the race
+// detector, it also checks that the answers are gathered safely.
+func TestCheckConfigHistoryPassesOverSilentGroups(t *testing.T) {
+	h := shardmap.History{Configs: []shardmap.Config{{Buckets: make([]uint64, 8), Groups: map[uint64][]string{}}}}
+	last := shardmap.Config{Version: 1, Buckets: make([]uint64, 8), Groups: map[uint64][]string{}}
+	for gid := uint64(1); gid <= 8; gid++ {
+		last.Groups[gid] = []string{"http://" + closedAddr(t)}
+		last.Buckets[gid-1] = gid
+	}
+	h.Configs = append(h.Configs, last)
+	m := &Member{cfg: Config{RequestTimeout: time.Second, JoinTimeout: 10 * time.Second}, httpc: &http.Client{}}
+	answers := map[uint64]groupAnswer{}
+	for range 2 {
+		unanswered, err := m.checkConfigHistory(context.Background(), h, answers)
+		if err != nil || len(unanswered) != 8 {
+			t.Fatalf("checkConfigHistory: %v, %v; want all 8 groups passed over", unanswered, err)
+		}
+	}
+}
+
+// closedAddr is a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }

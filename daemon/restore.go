@@ -391,7 +391,7 @@ func (m *Member) checkConfigRestored(ctx context.Context) error {
 			err = fmt.Errorf("%w (nor could the group's own configs be read through a leader: %v)", err, rerr)
 		case group.Latest().Version > h.Latest().Version:
 			h = group
-			unanswered, err = m.checkConfigHistory(qctx, h, answers) // asks only the groups new in it
+			unanswered, err = m.checkConfigHistory(qctx, h, answers) // asks only the groups not heard from
 		}
 	}
 	if err != nil {
@@ -410,35 +410,36 @@ type groupAnswer struct {
 }
 
 // checkConfigHistory asks every group h lists where it is, all at once
-// (skipping those answers holds already, and adding the new answers to
-// it), and checks h against the answers (shardgroup.CheckConfigRestored).
-// It fails when ctx ended before every group answered or failed to.
+// (skipping those that answered already in answers, and adding the new
+// answers to it), and checks h against the answers
+// (shardgroup.CheckConfigRestored). It fails when ctx ended before every
+// group answered or failed to.
 func (m *Member) checkConfigHistory(ctx context.Context, h shardmap.History, answers map[uint64]groupAnswer) ([]uint64, error) {
-	var (
-		mu sync.Mutex
-		wg sync.WaitGroup
-	)
+	var ask []uint64
 	for _, gid := range shardgroup.GroupsIn(h) {
-		if _, ok := answers[gid]; ok {
-			continue
+		if a, ok := answers[gid]; !ok || a.err != nil {
+			ask = append(ask, gid)
 		}
+	}
+	got := make([]groupAnswer, len(ask))
+	var wg sync.WaitGroup
+	for i, gid := range ask {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			st, err := shardgroup.AskGroupState(ctx, startupClient(m.httpc), gid, shardgroup.ServersIn(h, gid), m.cfg.RequestTimeout, false)
-			mu.Lock()
-			answers[gid] = groupAnswer{st, err}
-			mu.Unlock()
+			got[i] = groupAnswer{st, err}
 		}()
 	}
 	wg.Wait()
-	if ctx.Err() != nil {
-		var silent []uint64
-		for _, gid := range shardgroup.GroupsIn(h) {
-			if answers[gid].err != nil {
-				silent = append(silent, gid)
-			}
+	var silent []uint64
+	for i, gid := range ask {
+		answers[gid] = got[i]
+		if got[i].err != nil {
+			silent = append(silent, gid)
 		}
+	}
+	if ctx.Err() != nil {
 		return nil, fmt.Errorf("could not hear from every group its configs list within %v (none from groups %v)", m.cfg.JoinTimeout, silent)
 	}
 	return shardgroup.CheckConfigRestored(h, func(gid uint64) (shardgroup.GroupState, error) {
