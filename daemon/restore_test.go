@@ -397,8 +397,8 @@ func TestJoinerOfRestoredClusterBesideAnOldMember(t *testing.T) {
 // joined and was still to pull half of group 5's buckets (group 5 was
 // down). Group 5's backup is of the config before the move, but group 6
 // says it has not pulled them, and group 5 says it still holds them for
-// group 6 (each answers GET /shard/state while it checks), so both start, and
-// the move finishes. The check compared configs only, and refused it.
+// group 6 (each answers GET /shard/state while it checks), so both start,
+// and the move finishes. The check compared configs only, and refused it.
 func TestWholeDeploymentRestoredDuringAMove(t *testing.T) {
 	cm, shard := startConfigGroup(t, true)
 	g5 := startServingAll(t, shard(5))

@@ -469,7 +469,7 @@ func (d *Driver) configLoop(ctx context.Context) {
 			}
 			continue
 		}
-		if why, err := d.followsOwn(ctx, st); why != "" || err != nil {
+		if why, err := d.followsOwn(ctx, st.Config); why != "" || err != nil {
 			if why != "" && diverged != st.Config.Version {
 				diverged = st.Config.Version
 				d.lg.Error("not taking the config group's next config: "+why, zap.Uint64("version", st.Config.Version))
@@ -501,23 +501,23 @@ func (d *Driver) configLoop(ctx context.Context) {
 }
 
 // followsOwn reports why the config group's next config must not be
-// taken ("" when it may): its config of st's version is not the one the
-// group applied, so its history is not the one the group took (the
+// taken ("" when it may): its config of own's version is not own, the
+// one the group applied, so its history is not the one the group took (the
 // config group alone restored from an older backup, then changed). Its
 // next config then says where buckets go from a layout the group never
 // had, and taking it could leave two groups serving one bucket at one
 // version. The initial state, version 0, follows nothing.
-func (d *Driver) followsOwn(ctx context.Context, st ShardState) (string, error) {
-	if st.Config.Version == 0 {
+func (d *Driver) followsOwn(ctx context.Context, own shardmap.Config) (string, error) {
+	if own.Version == 0 {
 		return "", nil
 	}
-	c, err := queryConfig(ctx, d.cfg.Client, d.eps, int64(st.Config.Version), 0, d.cfg.RequestTimeout)
+	c, err := queryConfig(ctx, d.cfg.Client, d.eps, int64(own.Version), 0, d.cfg.RequestTimeout)
 	switch {
 	case err != nil:
 		return "", err
-	case c.Version != st.Config.Version || !sameConfig(c, st.Config):
+	case c.Version != own.Version || !sameConfig(c, own):
 		return fmt.Sprintf("the config group's config %d is not the one this group applied: was the config group restored alone from an older backup? "+
-			"Restore every shard group and the config group from backups of one moment", st.Config.Version), nil
+			"Restore every shard group and the config group from backups of one moment", own.Version), nil
 	}
 	return "", nil
 }

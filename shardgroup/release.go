@@ -131,8 +131,8 @@ func (d *Driver) release(ctx context.Context, st ShardState, buckets []int) erro
 // configsSince returns c and every config after it up to the config
 // group's latest, in order. It fails when the config group's history is
 // not the one the group took: its latest is older than c, or its config
-// of c's version gives buckets otherwise (the config group alone
-// restored from a backup). Configs are read anew each time, as such a
+// of c's version is not c (followsOwn; the config group alone restored
+// from a backup). Configs are read anew each time, as such a
 // restore may rewrite any of them.
 func (d *Driver) configsSince(ctx context.Context, c shardmap.Config) ([]shardmap.Config, error) {
 	query := func(w int64) (shardmap.Config, error) {
@@ -149,19 +149,19 @@ func (d *Driver) configsSince(ctx context.Context, c shardmap.Config) ([]shardma
 	if latest.Version < c.Version {
 		return nil, fmt.Errorf("the config group's latest config is %d, older than this group's, %d: was the config group restored from a backup?", latest.Version, c.Version)
 	}
+	if why, err := d.followsOwn(ctx, c); why != "" || err != nil {
+		if err == nil {
+			err = errors.New(why)
+		}
+		return nil, err
+	}
 	out := []shardmap.Config{c}
-	for w := c.Version; w <= latest.Version; w++ {
+	for w := c.Version + 1; w <= latest.Version; w++ {
 		next := latest
 		if w < latest.Version {
 			if next, err = query(int64(w)); err != nil {
 				return nil, err
 			}
-		}
-		if w == c.Version {
-			if !sameConfig(next, c) {
-				return nil, fmt.Errorf("the config group's config %d is not the one this group took: was the config group restored from a backup?", w)
-			}
-			continue
 		}
 		out = append(out, next)
 	}
@@ -259,15 +259,30 @@ func judge(buckets []int, configs []shardmap.Config, states map[uint64]GroupStat
 // version gives it (the config group alone restored from an older
 // backup, then changed).
 func otherHistory(g uint64, gs GroupState, configs []shardmap.Config) string {
-	first, latest := configs[0].Version, configs[len(configs)-1].Version
-	switch {
-	case gs.Version > latest:
-		return fmt.Sprintf("group %d is at config %d, past the config group's latest, %d", g, gs.Version, latest)
-	case gs.Version >= first && (!slices.Equal(gs.Owned, configs[gs.Version-first].BucketsOf(g)) ||
-		(gs.Digest != "" && gs.Digest != configs[gs.Version-first].Digest())):
+	switch past, other := divergence(g, gs, configs); {
+	case past:
+		return fmt.Sprintf("group %d is at config %d, past the config group's latest, %d", g, gs.Version, configs[len(configs)-1].Version)
+	case other:
 		return fmt.Sprintf("group %d is at config %d, but its config %d is not the config group's", g, gs.Version, gs.Version)
 	}
 	return ""
+}
+
+// divergence compares group g's state gs with configs (configs[0] on,
+// one per version): whether g is past the last of them, and whether its
+// config of its version is another than theirs (by gs.Digest, and by
+// the buckets it holds, which a binary without the digest reports
+// alone). A group before configs[0] is neither.
+func divergence(g uint64, gs GroupState, configs []shardmap.Config) (past, other bool) {
+	first, latest := configs[0].Version, configs[len(configs)-1].Version
+	if gs.Version > latest {
+		return true, false
+	}
+	if gs.Version < first {
+		return false, false
+	}
+	c := configs[gs.Version-first]
+	return false, !slices.Equal(gs.Owned, c.BucketsOf(g)) || (gs.Digest != "" && gs.Digest != c.Digest())
 }
 
 // installedBy returns a group that installed bucket b, BePulling at

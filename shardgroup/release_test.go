@@ -265,7 +265,7 @@ func TestConfigsSince(t *testing.T) {
 		t.Errorf("config group behind: %v", err)
 	}
 	cfg.op(t, configgroup.Op{Join: map[uint64][]string{4: {"http://127.0.0.1:4"}}})
-	if _, err := d.configsSince(ctx, own[1]); err == nil || !strings.Contains(err.Error(), "config 2 is not the one this group took") {
+	if _, err := d.configsSince(ctx, own[1]); err == nil || !strings.Contains(err.Error(), "config 2 is not the one this group applied") {
 		t.Errorf("another config 2: %v", err)
 	}
 }

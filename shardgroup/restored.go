@@ -184,15 +184,16 @@ func CheckRestored(gid uint64, st ShardState, latest shardmap.Config, after []sh
 // where group gid is; a group that cannot say (stopped, or restored too
 // and not started yet) is passed over. unanswered lists them.
 func CheckConfigRestored(h shardmap.History, state func(gid uint64) (GroupState, error)) (unanswered []uint64, err error) {
-	latest := h.Latest()
 	for _, gid := range GroupsIn(h) {
 		gs, err := state(gid)
-		switch {
-		case err != nil:
+		if err != nil {
 			unanswered = append(unanswered, gid)
-		case gs.Version > latest.Version:
-			return unanswered, fmt.Errorf("group %d is at config %d, past the backup's latest, %d: restore every shard group and the config group from backups of one moment", gid, gs.Version, latest.Version)
-		case gs.Version > 0 && (!slices.Equal(gs.Owned, h.Configs[gs.Version].BucketsOf(gid)) || (gs.Digest != "" && gs.Digest != h.Configs[gs.Version].Digest())):
+			continue
+		}
+		switch past, other := divergence(gid, gs, h.Configs); {
+		case past:
+			return unanswered, fmt.Errorf("group %d is at config %d, past the backup's latest, %d: restore every shard group and the config group from backups of one moment", gid, gs.Version, h.Latest().Version)
+		case other:
 			return unanswered, fmt.Errorf("group %d, at config %d, holds another config %d than the backup's, so it took configs of another history: restore every shard group and the config group from backups of one moment", gid, gs.Version, gs.Version)
 		}
 	}
