@@ -157,6 +157,16 @@ type Config struct {
 	// config group for the next config when the last poll found none.
 	// Zero means shardgroup.DefaultPollInterval.
 	ConfigPollInterval time.Duration
+	// UnsafeSkipRestoreCheck starts a member whose data dir Restore made
+	// without its first start's check against the deployment
+	// (ErrRestoreCheck), and clears the data dir's mark, so later starts
+	// skip it too. It is for a deployment the check cannot vouch for but
+	// the operator can: a group it refuses for is gone for good, or a
+	// restore drill runs beside the live deployment. When the check would
+	// have refused, two groups may serve a bucket (a shard group), or the
+	// shard groups hold configs of another history (a config group).
+	// False means the check runs.
+	UnsafeSkipRestoreCheck bool
 	// editDriver, when set, edits the shard group driver's config before
 	// it starts: tests shorten its give-ups and checks.
 	editDriver func(*shardgroup.Config)

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -144,7 +145,8 @@ func TestGroupThatLeftReleasesBucketsGivenUp(t *testing.T) {
 // TestRestoredConfigGroupRefusesAGroupPastIt: the config group restored
 // alone from a backup taken before group 6 joined refuses to serve, as
 // group 5 is past the backup's latest config; the configs it would make
-// next would reuse versions group 5 took. Its data dir stays marked.
+// next would reuse versions group 5 took. Its data dir stays marked, and
+// UnsafeSkipRestoreCheck starts it unchecked.
 func TestRestoredConfigGroupRefusesAGroupPastIt(t *testing.T) {
 	cm, shard := startConfigGroup(t, true)
 	g5 := startServingAll(t, shard(5))
@@ -164,9 +166,13 @@ func TestRestoredConfigGroupRefusesAGroupPastIt(t *testing.T) {
 	if !strings.Contains(err.Error(), "must not serve") || !strings.Contains(err.Error(), "group 5 is at config 2, past the backup's latest, 1") {
 		t.Fatalf("Start: %v; want a refusal naming group 5", err)
 	}
+	if !errors.Is(err, ErrRestoreCheck) {
+		t.Errorf("Start: %v; want it to wrap ErrRestoreCheck", err)
+	}
 	if dm, _, err := readMode(restored.DataDir); err != nil || !dm.Restored {
 		t.Errorf("refused data dir: %+v, %v; want it still marked as restored", dm, err)
 	}
+	startUnchecked(t, restored)
 }
 
 // TestRestoredConfigMemberStartedLater: members 1 and 2 of a config

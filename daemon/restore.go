@@ -314,6 +314,16 @@ func (m *Member) checkRestored(ctx context.Context) error {
 	if err != nil || !restored {
 		return err
 	}
+	if err := m.checkShardAgainstDeployment(qctx); err != nil {
+		return &restoreCheckError{err}
+	}
+	dm.Restored = false
+	return writeMode(m.cfg.DataDir, dm)
+}
+
+// checkShardAgainstDeployment is checkRestored's check, of the backup's
+// state and then, if need be, of the group's.
+func (m *Member) checkShardAgainstDeployment(qctx context.Context) error {
 	st := shardStore{m.kv}.ShardState()
 	latest, err := m.checkAgainstConfigs(qctx, st)
 	if err != nil {
@@ -335,8 +345,7 @@ func (m *Member) checkRestored(ctx context.Context) error {
 	}
 	m.lg.Info("restored from a backup: no other group carried out a move of a bucket to or from this one since",
 		zap.Uint64("group-config-version", st.Config.Version), zap.Uint64("latest-config-version", latest.Version))
-	dm.Restored = false
-	return writeMode(m.cfg.DataDir, dm)
+	return nil
 }
 
 // restoredState reports whether m is a member of mode whose data dir is
@@ -350,6 +359,13 @@ func (m *Member) restoredState(ctx context.Context, mode string) (dirMode, bool,
 	dm, ok, err := readMode(m.cfg.DataDir)
 	if err != nil || !ok || !dm.Restored {
 		return dm, false, err
+	}
+	if m.cfg.UnsafeSkipRestoreCheck {
+		m.lg.Warn("restored from a backup: not checked against the deployment, as asked (unsafe skip of the restore check): "+
+			"if another group carried out a move of a bucket to or from this group, or took configs the backup lacks, since the backup, "+
+			"this member serves state that the deployment has moved past", zap.String("data-dir", m.cfg.DataDir), zap.String("mode", mode))
+		dm.Restored = false
+		return dm, false, writeMode(m.cfg.DataDir, dm)
 	}
 	if err := m.kv.WaitApplied(ctx, m.node.Status().SnapshotIndex); err != nil {
 		return dm, false, fmt.Errorf("data dir %s: loading the restored state: %w", m.cfg.DataDir, err)
@@ -395,7 +411,7 @@ func (m *Member) checkConfigRestored(ctx context.Context) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("data dir %s, restored from a backup of the config group, must not serve: %w", m.cfg.DataDir, err)
+		return &restoreCheckError{fmt.Errorf("data dir %s, restored from a backup of the config group, must not serve: %w", m.cfg.DataDir, err)}
 	}
 	m.lg.Info("restored from a backup: no group that answered took configs the backup lacks",
 		zap.Uint64("latest-config-version", h.Latest().Version), zap.Uint64s("unanswered-groups", unanswered))
@@ -484,6 +500,20 @@ func throughLeader[T any](ctx context.Context, m *Member, read func(context.Cont
 // groupLeaderWait bounds how long checkRestored waits for its group's
 // leader when the backup's own config failed the check.
 const groupLeaderWait = 5 * time.Second
+
+// ErrRestoreCheck is what Start's error wraps when a member whose data
+// dir Restore made failed its first start's check against the
+// deployment: it found that a group moved on since the backup, or could
+// not find out in time. The data dir stays marked, so the next start
+// checks again; Config.UnsafeSkipRestoreCheck starts it unchecked.
+var ErrRestoreCheck = errors.New("restore check failed")
+
+// restoreCheckError marks err as a failed restore check (ErrRestoreCheck).
+type restoreCheckError struct{ err error }
+
+func (e *restoreCheckError) Error() string        { return e.err.Error() }
+func (e *restoreCheckError) Unwrap() error        { return e.err }
+func (e *restoreCheckError) Is(target error) bool { return target == ErrRestoreCheck }
 
 // restoreRefusal is checkRestored's verdict that the group's state must
 // not serve, as opposed to a failure to check.

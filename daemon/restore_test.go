@@ -186,7 +186,8 @@ func TestBackupRestoreSharded(t *testing.T) {
 // a backup taken before another group took half of its buckets refuses
 // to start, naming a bucket that moved, and keeps refusing; it would
 // serve those buckets without the writes made since. The data dir stays
-// marked as restored.
+// marked as restored; UnsafeSkipRestoreCheck starts it unchecked and
+// clears the mark.
 func TestRestoredShardGroupRefusesMovedBuckets(t *testing.T) {
 	cm, shard := startConfigGroup(t, false)
 	g5 := startServingAll(t, shard(5))
@@ -207,10 +208,34 @@ func TestRestoredShardGroupRefusesMovedBuckets(t *testing.T) {
 		if !strings.Contains(err.Error(), "must not serve") || !strings.Contains(err.Error(), "to group 6, and group 6 (at config") {
 			t.Fatalf("Start: %v; want a refusal naming a bucket that moved to group 6", err)
 		}
+		if !errors.Is(err, ErrRestoreCheck) {
+			t.Errorf("Start: %v; want it to wrap ErrRestoreCheck", err)
+		}
 	}
 	if dm, _, err := readMode(restored.DataDir); err != nil || !dm.Restored {
 		t.Errorf("refused data dir: %+v, %v; want it still marked as restored", dm, err)
 	}
+	startUnchecked(t, restored)
+}
+
+// startUnchecked starts cfg, a refused restored member, with
+// UnsafeSkipRestoreCheck, and requires it to lead and to have cleared
+// its data dir's mark; then it stops it and starts it again without the
+// setting, which then starts as any member does.
+func startUnchecked(t *testing.T, cfg Config) {
+	t.Helper()
+	cfg.UnsafeSkipRestoreCheck = true
+	m, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Start with UnsafeSkipRestoreCheck: %v", err)
+	}
+	waitLeader(t, m)
+	if dm, _, err := readMode(cfg.DataDir); err != nil || dm.Restored {
+		t.Errorf("data dir started unchecked: %+v, %v; want the mark cleared", dm, err)
+	}
+	m.Stop()
+	cfg.UnsafeSkipRestoreCheck = false
+	waitLeader(t, startMember(t, cfg))
 }
 
 // TestRestoreRefuses: a data dir with anything in it, a damaged or

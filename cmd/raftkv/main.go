@@ -66,6 +66,7 @@ type options struct {
 	gomaxprocs             int
 	enablePprof            bool
 	enableSnapshot         bool
+	skipRestoreCheck       bool
 	configGroup            bool
 	buckets                int
 	bucketsSet             bool // --buckets was given
@@ -220,6 +221,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.logFormat, "log-format", "auto", "log format: json, console (for humans), or auto: console when stderr is a terminal, else json")
 	fs.BoolVar(&o.enablePprof, "enable-pprof", false, "serve Go profiling under /debug/pprof/ on the client port; it shows the command line and lets any client run CPU profiles and traces, so only on a trusted network")
 	fs.BoolVar(&o.enableSnapshot, "enable-snapshot-download", false, "serve GET /snapshot on the client port: a backup of the whole state, for raftkv restore; anyone who reaches the port can then read every key, so only on a trusted network")
+	fs.BoolVar(&o.skipRestoreCheck, "unsafe-skip-restore-check", false, "start a member restored by raftkv restore without checking its backup against the deployment (the check refuses when a group moved on since the backup, or cannot tell in time); when the check would have refused, two groups may serve a bucket, so only when the groups it names are gone for good")
 	fs.BoolVar(&o.configGroup, "config-group", false, "run a member of the config group of a sharded deployment: it keeps the list of configs (which group serves each bucket) and serves GET /config and POST /config/join|leave|move, but no keys")
 	fs.IntVar(&o.buckets, "buckets", shardmap.DefaultBuckets, "number of buckets of the key space, fixed when the config group is made (--config-group only; shard members learn it from the config group)")
 	fs.Uint64Var(&o.group, "group", 0, "run a member of shard group G: it serves the keys of the buckets the config group gives G, and joins the config by itself the first time its group starts (needs --config-endpoints)")
@@ -538,6 +540,9 @@ func run(ctx context.Context, o *options) int {
 		// A start-up error is the user's to fix (a busy port, a data dir in
 		// use): one line that names the thing, as for a bad flag.
 		fmt.Fprintln(os.Stderr, "raftkv:", err)
+		if errors.Is(err, daemon.ErrRestoreCheck) {
+			fmt.Fprintln(os.Stderr, "raftkv: the data dir stays as restored; to start it unchecked anyway (two groups may then serve a bucket), add --unsafe-skip-restore-check")
+		}
 		return 2
 	}
 	select {
@@ -584,6 +589,7 @@ func (o *options) config(lg *zap.Logger) daemon.Config {
 		HashCheckInterval:      o.hashCheckInterval,
 		Pprof:                  o.enablePprof,
 		SnapshotDownload:       o.enableSnapshot,
+		UnsafeSkipRestoreCheck: o.skipRestoreCheck,
 		ConfigGroup:            o.configGroup,
 		Buckets:                o.bucketsConfig(),
 		Group:                  o.group,

@@ -27,6 +27,8 @@ restored shard member's first start refuses to serve when a config made
 since the backup moved a bucket to or from its group, and a restored config
 group member's when a group it lists took configs the backup lacks:
 restore the config group and the shard groups from backups of one moment.
+A member refused for a group that is gone for good starts unchecked with
+raftkv --unsafe-skip-restore-check (two groups may then serve a bucket).
 
 It checks the backup's SHA-256 as it reads it and decodes the state as a
 member would, and refuses a damaged or truncated file, a state this binary
