@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/raftkv/raftkv/internal/kvjson"
 )
 
 // This file holds what raftdb and hraftd users expect: read levels, POST /key
@@ -162,6 +164,9 @@ func (h *handler) decodeKeyObject(body []byte, b64 bool) (map[string][]byte, err
 	}
 	if !utf8.Valid(body) {
 		return nil, ErrBodyNotUTF8
+	}
+	if esc, ok := kvjson.LoneSurrogate(body); ok {
+		return bad("the escape %s is half of a UTF-16 surrogate pair and stands for no character; send binary values base64-encoded with POST /key?encoding=base64", esc)
 	}
 	badToken := func(err error) (map[string][]byte, error) {
 		// Token says the input ended with io.EOF up to Go 1.26, and from

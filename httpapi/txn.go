@@ -186,6 +186,9 @@ func (h *handler) parseTxn(body []byte) (Txn, error) {
 	if !utf8.Valid(body) {
 		return Txn{}, withMore(ErrBadTxn, "the body is not valid UTF-8, which JSON requires; send bytes as key_base64 and value_base64")
 	}
+	if esc, ok := kvjson.LoneSurrogate(body); ok {
+		return Txn{}, withMore(ErrBadTxn, "the escape %s is half of a UTF-16 surrogate pair and stands for no character; send bytes as key_base64 and value_base64", esc)
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	var req txnRequest

@@ -48,6 +48,7 @@ func TestParseTxn(t *testing.T) {
 		{"misspelt branch", `{"sucess":[]}`, Txn{}, `unknown field "sucess"`},
 		{"trailing data", `{} {}`, Txn{}, "data after the object"},
 		{"not utf-8", "{\"success\":[{\"put\":{\"key\":\"a\",\"value\":\"\xff\"}}]}", Txn{}, "not valid UTF-8"},
+		{"lone surrogate", `{"success":[{"put":{"key":"a\ud83d","value":"v"}}]}`, Txn{}, `the escape \ud83d is half of a UTF-16 surrogate pair`},
 		{"no key", `{"compare":[{"target":"mod","result":"=","mod_index":1}]}`, Txn{}, "compare 0: key is missing"},
 		{"empty key", `{"success":[{"get":{"key":""}}]}`, Txn{}, "success 0: the key is empty"},
 		{"two keys", `{"success":[{"get":{"key":"a","key_base64":"YQ=="}}]}`, Txn{}, "key or key_base64, not both"},

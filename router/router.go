@@ -12,9 +12,11 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/raftkv/raftkv/client"
 	"github.com/raftkv/raftkv/internal/buildinfo"
+	"github.com/raftkv/raftkv/internal/kvjson"
 	"go.uber.org/zap"
 )
 
@@ -433,11 +435,18 @@ func (h *handler) putAll(w http.ResponseWriter, r *http.Request) error {
 }
 
 // decodeKeyObject decodes a non-empty JSON object of string values, token
-// by token, refusing what a member refuses: other value types, a key given
-// twice, anything after the object.
+// by token, refusing what a member refuses: a body that is not UTF-8 or
+// holds a lone surrogate escape (decoding would make U+FFFD of either),
+// other value types, a key given twice, anything after the object.
 func (h *handler) decodeKeyObject(body []byte) (map[string]string, error) {
 	badBody := func(reason string, args ...any) (map[string]string, error) {
 		return nil, bad(`POST /key body must be a non-empty JSON object of string values, e.g. {"foo":"bar"}: `+reason, args...)
+	}
+	if !utf8.Valid(body) {
+		return badBody("it is not valid UTF-8, which JSON requires; send binary values base64-encoded with POST /key?encoding=base64")
+	}
+	if esc, ok := kvjson.LoneSurrogate(body); ok {
+		return badBody("the escape %s is half of a UTF-16 surrogate pair and stands for no character; send binary values base64-encoded with POST /key?encoding=base64", esc)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {

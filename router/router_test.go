@@ -227,6 +227,10 @@ func TestRouterTable(t *testing.T) {
 			wantStatus: 400, wantBody: `{"code":"cross_group","error":"router: client: putall`},
 		{name: "batch not strings", method: "POST", path: "/key", body: `{"a":1}`, wantStatus: 400, wantBody: "router: POST /key body must be"},
 		{name: "batch twice", method: "POST", path: "/key", body: `{"a":"1","a":"2"}`, wantStatus: 400, wantBody: "router: POST /key body must be"},
+		// encoding/json would pass on U+FFFD for each of these.
+		{name: "batch not UTF-8", method: "POST", path: "/key", body: "{\"a\":\"\xff\"}", wantStatus: 400, wantBody: "router: POST /key body must be a non-empty JSON object of string values, e.g. {\"foo\":\"bar\"}: it is not valid UTF-8"},
+		{name: "batch lone surrogate", method: "POST", path: "/key", body: `{"a":"\udfff"}`, wantStatus: 400,
+			wantBody: `router: POST /key body must be a non-empty JSON object of string values, e.g. {"foo":"bar"}: the escape \udfff is half of a UTF-16 surrogate pair`},
 		{name: "batch with a ttl", method: "POST", path: "/key?ttl=5s", body: `{"{` + tag1 + `}:x":"1"}`, wantStatus: 400, wantBody: "router: POST /key takes no ttl"},
 		{name: "batch with if-match", method: "POST", path: "/key", body: `{"{` + tag1 + `}:x":"1"}`, header: map[string]string{"If-Match": `"3"`},
 			wantStatus: 400, wantBody: "router: POST /key writes several keys unconditionally"},
