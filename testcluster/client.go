@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -28,6 +29,9 @@ type Status struct {
 	AppliedIndex  uint64   `json:"appliedIndex"`
 	SnapshotIndex uint64   `json:"snapshotIndex"`
 	Members       []Member `json:"members"`
+	// Progress is, on the leader, each follower's replication progress
+	// by member id.
+	Progress map[string]Progress `json:"progress,omitempty"`
 	// ClusterLevel is the feature level the member's group runs at.
 	ClusterLevel uint32 `json:"clusterLevel"`
 	// ClusterID is the member's cluster id, in hex.
@@ -63,6 +67,13 @@ type BucketStates struct {
 // Moving is the number of buckets in flight: pulling, being pulled or
 // waiting for the old owner's delete.
 func (b BucketStates) Moving() int { return len(b.Pulling) + len(b.BePulling) + len(b.GCing) }
+
+// Progress is a follower's replication progress as its leader sees it.
+type Progress struct {
+	Match uint64 `json:"match"`
+	Next  uint64 `json:"next"`
+	State string `json:"state"` // probe|replicate|snapshot
+}
 
 // Member is one entry of Status.Members.
 type Member struct {
@@ -261,20 +272,27 @@ func (c *Cluster) WaitConverged(t testing.TB, timeout time.Duration) uint64 {
 	return applied
 }
 
-// WaitValue polls GET key on node id until it returns 200 with want.
+// WaitValue polls GET key on node id until it returns 200 with want. When
+// that takes longer than timeout it fails the test with the last answer
+// and every node's status at that moment (the leader's with each
+// follower's progress): the log tails printed later cover the shutdown.
 func (c *Cluster) WaitValue(t testing.TB, id int, key string, want []byte, timeout time.Duration) {
 	t.Helper()
+	deadline := time.Now().Add(timeout)
 	WaitFor(t, timeout, fmt.Sprintf("node %d to serve %q", id, key), func() error {
 		got, status, err := c.Get(id, key)
 		switch {
 		case err != nil:
-			return err
 		case status != http.StatusOK:
-			return fmt.Errorf("status %d: %s", status, bytes.TrimSpace(got))
+			err = fmt.Errorf("status %d: %s", status, bytes.TrimSpace(got))
 		case !bytes.Equal(got, want):
-			return fmt.Errorf("got %q, want %q", clip(got), clip(want))
+			err = fmt.Errorf("got %q, want %q", clip(got), clip(want))
 		}
-		return nil
+		if err != nil && time.Now().After(deadline) { // WaitFor's last try
+			st, _ := c.statuses()
+			err = fmt.Errorf("%w; statuses %s", err, summarize(st))
+		}
+		return err
 	})
 }
 
@@ -288,8 +306,13 @@ func summarize(st map[int]Status) string {
 	var b strings.Builder
 	for _, id := range ids {
 		s := st[id]
-		fmt.Fprintf(&b, "[node %d: leader=%d term=%d commit=%d applied=%d snapshot=%d members=%v] ",
+		fmt.Fprintf(&b, "[node %d: leader=%d term=%d commit=%d applied=%d snapshot=%d members=%v",
 			id, s.Leader, s.Term, s.CommitIndex, s.AppliedIndex, s.SnapshotIndex, s.MemberIDs())
+		for _, f := range slices.Sorted(maps.Keys(s.Progress)) {
+			pr := s.Progress[f]
+			fmt.Fprintf(&b, " %s:%s/%d/%d", f, pr.State, pr.Match, pr.Next)
+		}
+		b.WriteString("] ")
 	}
 	return strings.TrimSpace(b.String())
 }

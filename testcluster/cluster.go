@@ -37,7 +37,7 @@ const (
 	// (and so to catch SIGTERM) before terminate sends it anyway.
 	catchTimeout = 10 * time.Second
 	// logTailLines is how many lines of each node log a failed test prints.
-	logTailLines = 40
+	logTailLines = 100
 )
 
 // LogsEnv names an environment variable that, when set to a directory, makes every
