@@ -423,13 +423,14 @@ func TestBadInput(t *testing.T) {
 	c := newTestClient(t, Config{Endpoints: []string{closedURL(t)}})
 	ctx := context.Background()
 	for name, err := range map[string]error{
-		"empty key": func() error { _, err := c.Put(ctx, "", nil); return err }(),
-		"empty get": func() error { _, err := c.Get(ctx, ""); return err }(),
-		"no pairs":  func() error { _, err := c.PutAll(ctx, nil); return err }(),
-		"not utf8":  func() error { _, err := c.PutAll(ctx, map[string]string{"k": "\xff"}); return err }(),
-		"bad seq":   func() error { _, err := c.Put(ctx, "k", nil, WithSeq("a b", 1)); return err }(),
-		"zero seq":  func() error { _, err := c.Put(ctx, "k", nil, WithSeq("ab", 0)); return err }(),
-		"admin":     func() error { _, err := c.Join(ctx, map[uint64][]string{1: {"http://x:1"}}); return err }(),
+		"empty key":    func() error { _, err := c.Put(ctx, "", nil); return err }(),
+		"empty get":    func() error { _, err := c.Get(ctx, ""); return err }(),
+		"no pairs":     func() error { _, err := c.PutAll(ctx, nil); return err }(),
+		"not utf8":     func() error { _, err := c.PutAll(ctx, map[string]string{"k": "\xff"}); return err }(),
+		"key not utf8": func() error { _, err := c.PutAll(ctx, map[string]string{"k\xff": "v"}); return err }(),
+		"bad seq":      func() error { _, err := c.Put(ctx, "k", nil, WithSeq("a b", 1)); return err }(),
+		"zero seq":     func() error { _, err := c.Put(ctx, "k", nil, WithSeq("ab", 0)); return err }(),
+		"admin":        func() error { _, err := c.Join(ctx, map[uint64][]string{1: {"http://x:1"}}); return err }(),
 	} {
 		want := ErrBadRequest
 		if name == "admin" {

@@ -22,6 +22,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/raftkv/raftkv/internal/kvjson"
 )
 
 // dataMember is one member of one group: keys with versions, a log of
@@ -305,10 +307,10 @@ func (m *dataMember) list(w http.ResponseWriter, r *http.Request) {
 		keys = keys[:limit]
 		out["more"], out["continue"] = true, base64.RawURLEncoding.EncodeToString([]byte(keys[limit-1]))
 	}
-	kvs := []map[string]any{}
+	kvs := []kvjson.KV{}
 	for _, k := range keys {
 		kv := m.mu.kvs[k]
-		kvs = append(kvs, map[string]any{"key": k, "value": string(kv.Value), "create_index": kv.CreateIndex, "mod_index": kv.ModIndex})
+		kvs = append(kvs, kvjson.Of(k, kv.Value, kv.CreateIndex, kv.ModIndex, 0, true))
 	}
 	out["kvs"] = kvs
 	writeJSONBody(w, http.StatusOK, out)

@@ -189,8 +189,9 @@ func (c *Client) Delete(ctx context.Context, key string, opts ...WriteOption) (u
 // PutAll sets every key of kvs atomically, as one write (raftdb's POST
 // /key), and returns its raft index. In a sharded deployment every key
 // must be in a bucket of one group ({tag} hash tags put keys together);
-// keys of two groups get ErrCrossGroup before anything is sent. Values are
-// sent as JSON text, so each must be valid UTF-8 (use Put for bytes).
+// keys of two groups get ErrCrossGroup before anything is sent. Keys and
+// values are sent as JSON text, so each must be valid UTF-8 (use Put for
+// bytes).
 func (c *Client) PutAll(ctx context.Context, kvs map[string]string, opts ...WriteOption) (uint64, error) {
 	if len(kvs) == 0 {
 		return 0, badInput("putall", "", "no key")
@@ -199,6 +200,9 @@ func (c *Client) PutAll(ctx context.Context, kvs map[string]string, opts ...Writ
 	for k, v := range kvs {
 		if err := checkKey("putall", k); err != nil {
 			return 0, err
+		}
+		if !utf8.ValidString(k) {
+			return 0, badInput("putall", k, "the key %q is not valid UTF-8; JSON carries text (use Put)", k)
 		}
 		if !utf8.ValidString(v) {
 			return 0, badInput("putall", k, "the value of %q is not valid UTF-8; JSON carries text (use Put)", k)

@@ -189,23 +189,49 @@ func (c *Client) listOne(ctx context.Context, cl *call) (ListPage, error) {
 // groupsToken is the continue token of a listing gathered from groups:
 // the range, the last key returned, and each group's index then.
 type groupsToken struct {
+	Prefix, Start, End, After string
+	Indexes                   map[uint64]uint64
+}
+
+// tokenWire is a groupsToken as its continue token carries it, JSON in
+// base64. Version 2 carries the keys as bytes (base64 again inside the
+// JSON), so keys that are not UTF-8 come back as they were; version 1,
+// of earlier clients, carried them as JSON text, which has U+FFFD for
+// each byte that is not UTF-8, and is still read.
+type tokenWire struct {
 	V       int               `json:"v"`
-	Prefix  string            `json:"p,omitempty"`
+	Prefix  string            `json:"p,omitempty"` // version 1
 	Start   string            `json:"s,omitempty"`
 	End     string            `json:"e,omitempty"`
-	After   string            `json:"a"`
+	After   string            `json:"a,omitempty"`
+	PrefixB []byte            `json:"pb,omitempty"` // version 2
+	StartB  []byte            `json:"sb,omitempty"`
+	EndB    []byte            `json:"eb,omitempty"`
+	AfterB  []byte            `json:"ab,omitempty"`
 	Indexes map[uint64]uint64 `json:"i,omitempty"`
 }
 
 func (t groupsToken) encode() string {
-	b, _ := json.Marshal(t) // strings and numbers always encode
+	b, _ := json.Marshal(tokenWire{V: 2, PrefixB: []byte(t.Prefix), StartB: []byte(t.Start), EndB: []byte(t.End),
+		AfterB: []byte(t.After), Indexes: t.Indexes}) // bytes and numbers always encode
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 func decodeGroupsToken(s string, opts ListOptions) (groupsToken, error) {
+	var w tokenWire
 	var t groupsToken
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || json.Unmarshal(b, &t) != nil || t.V != 1 || t.After == "" {
+	if err == nil {
+		err = json.Unmarshal(b, &w)
+	}
+	switch {
+	case err != nil:
+	case w.V == 1:
+		t = groupsToken{Prefix: w.Prefix, Start: w.Start, End: w.End, After: w.After, Indexes: w.Indexes}
+	case w.V == 2:
+		t = groupsToken{Prefix: string(w.PrefixB), Start: string(w.StartB), End: string(w.EndB), After: string(w.AfterB), Indexes: w.Indexes}
+	}
+	if t.After == "" {
 		return t, badInput("list", "", "the continue token is not one a gathered listing issued; start the listing again without it")
 	}
 	if t.Prefix != opts.Prefix || t.Start != opts.Start || t.End != opts.End {
@@ -271,7 +297,7 @@ func (c *Client) listGroups(ctx context.Context, opts ListOptions) (ListPage, er
 			return ListPage{}, err
 		}
 		if page.More {
-			page.Continue = groupsToken{V: 1, Prefix: opts.Prefix, Start: opts.Start, End: opts.End,
+			page.Continue = groupsToken{Prefix: opts.Prefix, Start: opts.Start, End: opts.End,
 				After: page.KVs[len(page.KVs)-1].Key, Indexes: page.Indexes}.encode()
 		}
 		return page, nil
