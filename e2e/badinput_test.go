@@ -99,7 +99,7 @@ func TestBadInputIsRejected(t *testing.T) {
 		{"body not UTF-8", http.MethodPost, "/key", []byte("{\"bin2\":\"\xff\"}"), http.StatusBadRequest, "bad_request",
 			"the body is not valid UTF-8, which JSON requires; send binary values base64-encoded with POST /key?encoding=base64"},
 		{"lone surrogate escape", http.MethodPost, "/key", []byte(`{"bin2":"\ud800"}`), http.StatusBadRequest, "bad_request",
-			`POST /key takes a non-empty JSON object of string values, like {"foo":"bar"}; the escape \ud800 is half of a UTF-16 surrogate pair and stands for no character; send binary values base64-encoded with POST /key?encoding=base64`},
+			`POST /key takes a non-empty JSON object of string values, like {"foo":"bar"}; the escape \ud800 is half of a UTF-16 surrogate pair and stands for no character; send such a value base64-encoded with POST /key?encoding=base64, or such a key with PUT /<key>`},
 		{"bad base64", http.MethodPost, "/key?encoding=base64", []byte(`{"bin2":"AP8"}`), http.StatusBadRequest, "bad_request",
 			`the value of "bin2" is not base64 (standard alphabet, padded), as encoding=base64 asks`},
 		{"reserved path", http.MethodGet, "/debug/vars", nil, http.StatusNotFound, "not_found", `path "/debug/vars" is reserved for a later version`},

@@ -166,7 +166,7 @@ func (h *handler) decodeKeyObject(body []byte, b64 bool) (map[string][]byte, err
 		return nil, ErrBodyNotUTF8
 	}
 	if esc, ok := kvjson.LoneSurrogate(body); ok {
-		return bad("the escape %s is half of a UTF-16 surrogate pair and stands for no character; send binary values base64-encoded with POST /key?encoding=base64", esc)
+		return bad("the escape %s is half of a UTF-16 surrogate pair and stands for no character; send such a value base64-encoded with POST /key?encoding=base64, or such a key with PUT /<key>", esc)
 	}
 	badToken := func(err error) (map[string][]byte, error) {
 		// Token says the input ended with io.EOF up to Go 1.26, and from

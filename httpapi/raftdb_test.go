@@ -146,7 +146,7 @@ func TestPutAll(t *testing.T) {
 		{name: "key not UTF-8", body: "{\"\xfe\":\"v\"}", wantCode: 400, wantIn: "not valid UTF-8"},
 		// ... and U+FFFD for a lone surrogate escape.
 		{name: "lone surrogate in a value", body: `{"a":"\ud800"}`, wantCode: 400,
-			wantIn: `the escape \ud800 is half of a UTF-16 surrogate pair and stands for no character; send binary values base64-encoded with POST /key?encoding=base64`},
+			wantIn: `the escape \ud800 is half of a UTF-16 surrogate pair and stands for no character; send such a value base64-encoded with POST /key?encoding=base64, or such a key with PUT /<key>`},
 		{name: "lone surrogate in a key", body: `{"a\uDC00":"v"}`, wantCode: 400, wantIn: `the escape \uDC00 is half of a UTF-16 surrogate pair`},
 		{name: "base64 body not UTF-8", target: "/key?encoding=base64", body: "{\"a\":\"\xff\"}", wantCode: 400, wantIn: "not valid UTF-8"},
 		{name: "base64 unpadded", target: "/key?encoding=base64", body: `{"ok":"aGk=","t":"aGk"}`, wantCode: 400,

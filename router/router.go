@@ -443,10 +443,10 @@ func (h *handler) decodeKeyObject(body []byte) (map[string]string, error) {
 		return nil, bad(`POST /key body must be a non-empty JSON object of string values, e.g. {"foo":"bar"}: `+reason, args...)
 	}
 	if !utf8.Valid(body) {
-		return badBody("it is not valid UTF-8, which JSON requires; send binary values base64-encoded with POST /key?encoding=base64")
+		return badBody("it is not valid UTF-8, which JSON requires; write bytes with PUT /<key>")
 	}
 	if esc, ok := kvjson.LoneSurrogate(body); ok {
-		return badBody("the escape %s is half of a UTF-16 surrogate pair and stands for no character; send binary values base64-encoded with POST /key?encoding=base64", esc)
+		return badBody("the escape %s is half of a UTF-16 surrogate pair and stands for no character; write bytes with PUT /<key>", esc)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {

@@ -4,6 +4,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"unicode/utf8"
+
+	"github.com/raftkv/raftkv/internal/kvjson"
 )
 
 // maxTxnOps is a member's limit of compares, and of operations per
@@ -59,6 +62,14 @@ func (h *handler) txn(w http.ResponseWriter, r *http.Request) error {
 // txnKeys returns the keys body names, for routing; the member checks the
 // rest.
 func txnKeys(body []byte) ([]string, error) {
+	// What the member refuses, refused here, before encoding/json makes
+	// U+FFFD of it and the keys route elsewhere.
+	if !utf8.Valid(body) {
+		return nil, bad("POST /txn takes JSON, which is UTF-8: the body is not valid UTF-8; send bytes as key_base64 and value_base64")
+	}
+	if esc, ok := kvjson.LoneSurrogate(body); ok {
+		return nil, bad("POST /txn: the escape %s is half of a UTF-16 surrogate pair and stands for no character; send bytes as key_base64 and value_base64", esc)
+	}
 	var t txnRef
 	if err := json.Unmarshal(body, &t); err != nil {
 		return nil, bad(`POST /txn takes a JSON object {"compare":[...],"success":[...],"failure":[...]}: %v`, err)
