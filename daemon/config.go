@@ -161,8 +161,9 @@ type Config struct {
 	// without its first start's check against the deployment
 	// (ErrRestoreCheck), and clears the data dir's mark, so later starts
 	// skip it too. It is for a deployment the check cannot vouch for but
-	// the operator can: a group it refuses for is gone for good, or a
-	// restore drill runs beside the live deployment. When the check would
+	// the operator can: a group it refuses for is gone for good (not a
+	// restore drill beside the live deployment, whose groups the restored
+	// ones would still pull from and delete at). When the check would
 	// have refused, two groups may serve a bucket (a shard group), or the
 	// shard groups hold configs of another history (a config group).
 	// False means the check runs.

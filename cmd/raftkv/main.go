@@ -136,7 +136,8 @@ Usage: raftkv --id N --cluster URL1,URL2,... --port P [flags]
 Exit status: 0 once stopped by SIGINT or SIGTERM, or removed from the
 cluster; 1 after a fatal error while running (such as a disk it cannot
 write); 2 when the flags are wrong or the member cannot start, with one line
-on stderr that says why.
+on stderr that says why (and, for a restored member whose check against the
+deployment failed, a second line on how to go past it).
 
 Flags:
 `
@@ -541,7 +542,7 @@ func run(ctx context.Context, o *options) int {
 		// use): one line that names the thing, as for a bad flag.
 		fmt.Fprintln(os.Stderr, "raftkv:", err)
 		if errors.Is(err, daemon.ErrRestoreCheck) {
-			fmt.Fprintln(os.Stderr, "raftkv: the data dir stays as restored; to start it unchecked anyway (two groups may then serve a bucket), add --unsafe-skip-restore-check")
+			fmt.Fprintln(os.Stderr, "raftkv: the data dir stays as restored, and its next start checks again; if the groups the check needs are gone for good, --unsafe-skip-restore-check starts it unchecked (two groups may then serve a bucket)")
 		}
 		return 2
 	}

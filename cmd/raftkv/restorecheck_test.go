@@ -85,7 +85,7 @@ func TestRestoredConfigGroupUncheckedStart(t *testing.T) {
 	if r.code != 2 || len(lines) < 2 ||
 		!strings.HasPrefix(lines[len(lines)-2], "raftkv: data dir "+dataDir+", restored from a backup of the config group, must not serve") ||
 		!strings.Contains(lines[len(lines)-2], "group 5 is at config 2, past the backup's latest, 1") ||
-		!strings.Contains(lines[len(lines)-1], "add --unsafe-skip-restore-check") {
+		!strings.Contains(lines[len(lines)-1], "--unsafe-skip-restore-check starts it unchecked") {
 		t.Fatalf("start of the restored config group: exit %d, stderr:\n%s\nwant exit 2, the refusal naming group 5, then the flag that skips the check", r.code, r.stderr)
 	}
 
