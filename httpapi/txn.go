@@ -109,7 +109,8 @@ type txnOpResultJSON struct {
 
 type txnGetJSON struct {
 	kvJSON
-	Found bool `json:"found"`
+	Found   bool `json:"found"`
+	NotKept bool `json:"not_kept,omitempty"`
 }
 
 // kvJSON is a key and its versions in a JSON answer (kvjson.KV).
@@ -167,9 +168,9 @@ func txnResponse(t Txn, res TxnResult) (txnResponseJSON, error) {
 			if len(gets) == 0 {
 				return out, fmt.Errorf("httpapi: the store answered %d gets for a branch of more", len(res.Gets))
 			}
-			g := txnGetJSON{kvJSON: kvJSON{Key: op.Key}, Found: gets[0].Found}
+			g := txnGetJSON{kvJSON: kvJSON{Key: op.Key}, Found: gets[0].Found, NotKept: gets[0].NotKept}
 			if g.Found {
-				g.kvJSON = kvOf(gets[0].KeyValue, true)
+				g.kvJSON = kvOf(gets[0].KeyValue, !g.NotKept)
 			} else if !utf8.ValidString(op.Key) {
 				g.kvJSON = kvJSON{KeyBase64: base64.StdEncoding.EncodeToString([]byte(op.Key))}
 			}

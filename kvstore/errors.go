@@ -97,11 +97,6 @@ var (
 	// how.
 	ErrBadTxn error = &storeError{msg: "kvstore: invalid transaction", bad: true,
 		human: "the transaction is invalid"}
-	// ErrTxnResultNotKept means a retried transaction was applied before,
-	// and the dedup table did not keep its get results, which changed
-	// since: the answer has its outcome but not those values.
-	ErrTxnResultNotKept error = &storeError{msg: "kvstore: transaction applied before; its get results were not kept", conflict: true,
-		code: "result_not_kept", human: "the transaction was applied already; its get results were too large to keep for a retry"}
 	// ErrNoSpace means a write would take the keys past Config.QuotaBytes;
 	// nothing was proposed. Errors that wrap it give the figures.
 	ErrNoSpace error = &storeError{msg: "kvstore: space quota exceeded", unavail: true, code: "no_space",
