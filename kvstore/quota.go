@@ -37,7 +37,10 @@ func (t *Txn) putSize() int64 {
 // DataBytes when that would pass Config.QuotaBytes; a write that puts
 // nothing always passes. A write with a client identity that the state
 // machine applied already passes too: it is answered with its first
-// result, not applied again, and must not be told it was not applied.
+// result, not applied again, and must not be told it was not applied. One
+// whose seq is below its client's dedup window here may have been applied
+// and forgotten: it gets ErrSeqTooOld (an unknown outcome), as it would at
+// apply.
 func (s *Store) checkQuota(size int64, keys iter.Seq[string], wo WriteOptions) error {
 	q := s.cfg.QuotaBytes
 	if q <= 0 || size == 0 {
@@ -47,19 +50,25 @@ func (s *Store) checkQuota(size int64, keys iter.Seq[string], wo WriteOptions) e
 	if have+size <= q {
 		return nil
 	}
-	if wo.ClientID != "" && s.appliedBefore(keys, wo) {
-		return nil
+	if wo.ClientID != "" {
+		switch found, tooOld := s.appliedBefore(keys, wo); {
+		case found:
+			return nil
+		case tooOld:
+			return ErrSeqTooOld
+		}
 	}
 	return detailf(ErrNoSpace, "the keys on this member take %s of its %s space quota, and this write would add up to %s; delete keys to make room, or raise --quota-bytes on every member; nothing was applied",
 		units.Bytes(have), units.Bytes(q), units.Bytes(size))
 }
 
 // appliedBefore reports whether the dedup table of a bucket of keys holds
-// wo's result.
-func (s *Store) appliedBefore(keys iter.Seq[string], wo WriteOptions) bool {
+// wo's result, and if not, whether wo's seq is below the window of its
+// client there (lookupLocked).
+func (s *Store) appliedBefore(keys iter.Seq[string], wo WriteOptions) (found, tooOld bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var buf [8]int
-	_, found, _ := s.lookupLocked(s.touchedBuckets(keys, buf[:0]), wo.ClientID, wo.Seq)
-	return found
+	_, found, tooOld = s.lookupLocked(s.touchedBuckets(keys, buf[:0]), wo.ClientID, wo.Seq)
+	return found, tooOld
 }

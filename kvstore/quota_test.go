@@ -11,6 +11,7 @@ import (
 
 	"github.com/raftkv/raftkv/internal/testutil"
 	"github.com/raftkv/raftkv/raftnode"
+	"go.uber.org/zap/zaptest"
 )
 
 // TestTreeSink: a tree's sink follows its Bytes through puts, replaces
@@ -180,4 +181,33 @@ func waitDataBytes(t *testing.T, c *inprocCluster, want int64) {
 		}
 		return nil
 	})
+}
+
+// TestQuotaRetryBelowTheWindow: over the quota, a retry whose seq fell
+// below its client's dedup window (it may have been applied and
+// forgotten) is an unknown outcome (ErrSeqTooOld, 504), as at apply, not
+// "nothing was applied" (ErrNoSpace, 503); a retry of a seq the table
+// holds passes to be answered with its first result, and a new seq is
+// refused.
+func TestQuotaRetryBelowTheWindow(t *testing.T) {
+	s := bareStore(zaptest.NewLogger(t), Config{DedupWindow: 2, QuotaBytes: 400})
+	applyOwn(t, s, 1, put("c", 1, "k1", "v"))
+	applyOwn(t, s, 2, put("c", 2, "k2", "v"))
+	applyOwn(t, s, 3, put("c", 3, "k3", "v")) // seq 1 leaves the window
+	applyOwn(t, s, 4, put("", 0, "fill", string(make([]byte, 200))))
+	if r := applyOwn(t, s, 5, put("c", 1, "k1", "v")); !errors.Is(r.err, ErrSeqTooOld) {
+		t.Fatalf("apply of the retry of seq 1: %v, want ErrSeqTooOld", r.err)
+	}
+	check := func(seq uint64) error {
+		return s.checkQuota(putSize("k1", []byte("v"), 0), opKeys([]Op{{Type: OpPut, Key: "k1", Value: []byte("v")}}), WriteOptions{ClientID: "c", Seq: seq})
+	}
+	if err := check(1); !errors.Is(err, ErrSeqTooOld) || status(err) != 504 {
+		t.Errorf("quota check of a retry below the window: %v (status %d), want ErrSeqTooOld, 504", err, status(err))
+	}
+	if err := check(3); err != nil {
+		t.Errorf("quota check of a retry the table holds: %v, want it to pass", err)
+	}
+	if err := check(4); !errors.Is(err, ErrNoSpace) {
+		t.Errorf("quota check of a new seq: %v, want ErrNoSpace", err)
+	}
 }
