@@ -27,7 +27,7 @@ func (n *Node) answerConfChanges() {
 // applyMembership records a conf change that raft applied (n.confState is
 // raft's configuration after it) and reports whether it removed this
 // member.
-func (n *Node) applyMembership(cc *raftpb.ConfChange) bool {
+func (n *Node) applyMembership(cc *raftpb.ConfChange, index uint64) bool {
 	id := cc.GetNodeId()
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -54,7 +54,7 @@ func (n *Node) applyMembership(cc *raftpb.ConfChange) bool {
 				zap.String("peer-url", m.PeerURL), zap.String("ignored-url", string(cc.GetContext())))
 			return false
 		}
-		m := Member{ID: id, PeerURL: string(cc.GetContext()), IsLearner: learner}
+		m := Member{ID: id, PeerURL: string(cc.GetContext()), IsLearner: learner, URLIndex: index}
 		n.mu.members.Members[id] = m
 		n.addPeerLocked(id, m.PeerURL)
 		n.lg.Info("member added", zap.Uint64("peer-id", id), zap.String("peer-url", m.PeerURL), zap.Bool("learner", learner))
@@ -65,7 +65,7 @@ func (n *Node) applyMembership(cc *raftpb.ConfChange) bool {
 			return false
 		}
 		old := m.PeerURL
-		m.PeerURL = string(cc.GetContext())
+		m.PeerURL, m.URLIndex = string(cc.GetContext()), index
 		n.mu.members.Members[id] = m
 		if id != n.cfg.ID && old != m.PeerURL {
 			// rafthttp's peer keeps its URLs; a new one is built.

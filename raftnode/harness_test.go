@@ -107,6 +107,9 @@ type testCluster struct {
 	// appDelay is how long each member's application takes to apply a
 	// commit with entries.
 	appDelay time.Duration
+	// peersOf, if set, gives member id's own --cluster (Config.Peers)
+	// instead of peers: how it reaches each other member.
+	peersOf func(id uint64) []string
 }
 
 // fastConfig is a Config for tests: short ticks, and no snapshot unless a
@@ -153,6 +156,9 @@ func (c *testCluster) start(id uint64, join bool) *testMember {
 	c.t.Helper()
 	cfg := c.cfg
 	cfg.ID, cfg.Peers, cfg.DataDir, cfg.Join = id, c.peers, c.dirs[id-1], join
+	if c.peersOf != nil {
+		cfg.Peers = c.peersOf(id)
+	}
 	cfg.ClientURL = fmt.Sprintf("http://member-%d.test:2379", id)
 	cfg.Logger = zaptest.NewLogger(c.t).Named(fmt.Sprintf("m%d", id))
 	cfg.NewTransport = c.net.transport

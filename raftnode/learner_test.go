@@ -425,3 +425,53 @@ func TestSnapshotFromLeaderUpdatesTransport(t *testing.T) {
 		return nil
 	})
 }
+
+// TestSnapshotKeepsOwnViewOfPeers: each member's --cluster names the
+// others at URLs of its own (a proxy per link, as the fault tests run).
+// A follower that catches up by the leader's snapshot keeps sending to
+// the URLs its own command line gives, and lists them: the snapshot's
+// list holds the leader's view of the same members, set by the same
+// bootstrap entries. (Before, it took the leader's URLs, and cutting
+// its own links no longer cut it off.)
+func TestSnapshotKeepsOwnViewOfPeers(t *testing.T) {
+	cfg := fastConfig()
+	cfg.SnapshotCount, cfg.SnapshotCatchUpEntries = 20, 5
+	view := func(from, to uint64) string { return fmt.Sprintf("http://link-%d-to-%d.test:2380", from, to) }
+	c := newTestCluster(t, 3, cfg, func(c *testCluster) {
+		c.peersOf = func(id uint64) []string {
+			var out []string
+			for to := uint64(1); to <= 3; to++ {
+				out = append(out, view(id, to))
+			}
+			return out
+		}
+	})
+	lead := c.waitLeader()
+	down := lead.id%3 + 1 // a follower
+	c.putN("a", 3)
+	c.stop(down)
+	c.putN("b", 40)
+	c.eventually(10*time.Second, func() error {
+		if s := lead.node.Status().SnapshotIndex; s < 40 {
+			return fmt.Errorf("the leader's snapshot is at %d", s)
+		}
+		return nil
+	})
+	m := c.start(down, false)
+	c.eventually(10*time.Second, func() error {
+		if m.node.Status().SnapshotIndex < 40 {
+			return errors.New("no snapshot from the leader yet")
+		}
+		return nil
+	})
+	list, tr := peerURLs(m)
+	for to := uint64(1); to <= 3; to++ {
+		if to == down {
+			continue
+		}
+		if tr[to] != view(down, to) || list[to] != view(down, to) {
+			t.Errorf("member %d, caught up by the leader's snapshot, sends to member %d at %s and lists it at %s; want its own %s",
+				down, to, tr[to], list[to], view(down, to))
+		}
+	}
+}

@@ -20,6 +20,13 @@ type Member struct {
 	// vote, and cannot lead, until it is promoted. Snapshots taken before
 	// learners existed decode with false, which they all were.
 	IsLearner bool
+	// URLIndex is the raft index of the conf change that gave the member
+	// PeerURL. The first members' come from each member's own bootstrap
+	// entries, written from its own --cluster, so their PeerURLs may
+	// differ from member to member (a proxy per link) at the same
+	// URLIndex; only a later change raises it. 0 in snapshots of binaries
+	// from before it.
+	URLIndex uint64
 }
 
 // membership is the member list derived from applied conf changes. It is

@@ -202,15 +202,23 @@ func (n *Node) publishSnapshot(s *raftpb.Snapshot) error {
 	n.mu.members = env.Membership
 	// The transport follows the changes the snapshot stands for, as it
 	// follows conf change entries: a member removed leaves it, and one
-	// whose peer URL changed is built anew with the new one. (A URL the
-	// command line gave, which may name a proxy, stays while the member
-	// list does not change it, also on a member that joins and learns the
-	// list from this snapshot.)
+	// whose peer URL a change this member had not applied set (a higher
+	// URLIndex) is built anew with the new one. A URL differing at the
+	// same URLIndex is the leader's own view of the same member (the
+	// first members' URLs come from each member's own --cluster, which
+	// may name a proxy per link), and the one in use stays, also on a
+	// member that joins and learns the list from this snapshot.
 	for id := range n.peers {
 		m, ok := env.Membership.Members[id]
 		was, had := old.Members[id]
-		if !ok || env.Membership.Removed[id] || had && m.PeerURL != was.PeerURL {
+		switch {
+		case !ok || env.Membership.Removed[id]:
 			n.removePeer(id)
+		case had && m.PeerURL != was.PeerURL && (m.URLIndex > was.URLIndex || m.URLIndex == 0):
+			n.removePeer(id) // a change this member missed (or a snapshot that cannot tell)
+		case had && m.PeerURL != was.PeerURL:
+			m.PeerURL = was.PeerURL // this member's own view stays in its list
+			env.Membership.Members[id] = m
 		}
 	}
 	for _, m := range env.Membership.sorted() {
@@ -292,7 +300,7 @@ func (n *Node) publishEntries(committed []*raftpb.Entry) error {
 				return fmt.Errorf("raftnode: decode conf change at index %d: %w", e.GetIndex(), err)
 			}
 			n.confState = n.node.ApplyConfChange(cc)
-			if n.applyMembership(cc) {
+			if n.applyMembership(cc, e.GetIndex()) {
 				removedSelf = true
 			}
 			n.ccApplied = append(n.ccApplied, cc.GetId())
