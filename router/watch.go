@@ -588,6 +588,23 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 			if known && old != 0 {
 				applied[gid] = max(applied[gid], v) // pulled: config v applied
 			}
+			if known && old != 0 && old != gid && !watching[old] && !finished(old) {
+				// The old owner joined since the last look at the
+				// config (every watchProgressInterval): its events
+				// before the move, from its first index, come first.
+				switch err := start(old, position{}, true); {
+				case err == nil:
+					cur[old] = position{since: v - 1}
+					lg.Debug("watch: watching a group a bucket moved from", zap.Uint64("group", old), zap.Int("bucket", b), zap.Uint64("config", v))
+				case errors.Is(err, client.ErrCompacted):
+					if failed == nil {
+						failed = err // its events before the move are gone
+					}
+				default:
+					lg.Warn("watch: cannot watch the group a bucket moved from; its events of the bucket may come after the new owner's",
+						zap.Uint64("group", old), zap.Int("bucket", b), zap.Error(err))
+				}
+			}
 			if !known {
 				old, v = owner[b], 0
 			}
@@ -709,8 +726,18 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 			if cfg, err := h.config(ctx); err == nil {
 				for _, gid := range groupsOf(cfg) {
 					if v, ok := left[gid]; !watching[gid] || ok && v > 0 && cfg.Version > v {
-						if err := start(gid, position{}, true); err == nil {
+						switch err := start(gid, position{}, true); {
+						case err == nil:
 							cur[gid] = position{since: cfg.Version}
+						case errors.Is(err, client.ErrCompacted):
+							// Its first events are gone (its members
+							// restored snapshots since it joined): the
+							// watch cannot give them, and says so as a
+							// resumed one would.
+							lg.Info("watch: a group that joined has no events from its first index; ending the watch", zap.Uint64("group", gid), zap.Error(err))
+							s.fail(err)
+							s.flush()
+							return nil
 						}
 					}
 				}
