@@ -783,3 +783,23 @@ func TestFixedClientIDAfterRestart(t *testing.T) {
 		t.Fatalf("the second Client's first write is app/%d, after the first's app/%d: its number was used", next, last)
 	}
 }
+
+// TestTTLSecondsRoundTrip: a TTL a member writes in seconds (X-TTL, a
+// JSON ttl) reads back as the duration it was, 4.1 s as 4.1 s, not
+// 4.099999999 s (which a router would pass on as such).
+func TestTTLSecondsRoundTrip(t *testing.T) {
+	for _, d := range []time.Duration{4100 * time.Millisecond, time.Second, 8760 * time.Hour, 1500 * time.Microsecond, 3*time.Second + 1} {
+		s := strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
+		h := http.Header{}
+		h.Set(HeaderTTL, s)
+		if kv, _ := versionsOf("k", h); kv.TTL != d {
+			t.Errorf("X-TTL %s read as %v, want %v", s, kv.TTL, d)
+		}
+		secs := d.Seconds()
+		j := kvJSON{}
+		j.TTL = &secs
+		if kv, err := j.keyValue(); err != nil || kv.TTL != d {
+			t.Errorf("JSON ttl %v read as %v (%v), want %v", secs, kv.TTL, err, d)
+		}
+	}
+}

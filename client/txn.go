@@ -254,7 +254,7 @@ func (j *kvJSON) keyValue() (KeyValue, error) {
 		kv.Value = []byte(*j.Value)
 	}
 	if j.TTL != nil && *j.TTL > 0 {
-		kv.TTL = time.Duration(*j.TTL * float64(time.Second))
+		kv.TTL = secondsDuration(*j.TTL)
 	}
 	return kv, nil
 }

@@ -2,6 +2,7 @@ package client
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -35,7 +36,7 @@ func versionsOf(key string, h http.Header) (KeyValue, uint64) {
 	kv.ModIndex, _ = parseETag(h.Get("ETag"))
 	kv.CreateIndex, _ = strconv.ParseUint(h.Get(HeaderCreateIndex), 10, 64)
 	if s, err := strconv.ParseFloat(h.Get(HeaderTTL), 64); err == nil && s > 0 {
-		kv.TTL = time.Duration(s * float64(time.Second))
+		kv.TTL = secondsDuration(s)
 	}
 	index, _ := strconv.ParseUint(h.Get(HeaderRaftIndex), 10, 64)
 	return kv, index
@@ -124,4 +125,11 @@ func (c *call) checkWriteOptions() error {
 	}
 	c.path += sep + "ttl=" + url.QueryEscape(fmt.Sprint(c.ttl))
 	return nil
+}
+
+// secondsDuration is s seconds, rounded to the nanosecond: 4.1 seconds is
+// 4.1 s, where truncating the float product gives 4.099999999 s, which a
+// router would pass on as X-TTL 4.099999999.
+func secondsDuration(s float64) time.Duration {
+	return time.Duration(math.Round(s * float64(time.Second)))
 }
