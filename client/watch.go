@@ -90,7 +90,10 @@ type WatchEvent struct {
 	// cursor of every group from a router. WatchOptions' LastEventID
 	// takes it.
 	ID string
-	// Bucket and Version are a marker's.
+	// Bucket and Version are a marker's. An EventProgress of a stream
+	// with markers has a Version too when its member said which config
+	// it had applied as of the heartbeat (0 when not): every bucket_out
+	// marker of that config, and of those before it, came before.
 	Bucket  int
 	Version uint64
 	// Err, on the last value sent before the channel closes, is why the
@@ -402,12 +405,14 @@ func (w *watchStream) read(ctx context.Context, body io.Reader, ch chan<- WatchE
 	var id, name string
 	var data bytes.Buffer
 	hasID := false
+	var config uint64 // a ": config <version>" comment of this message
 	for sc.Scan() {
 		idle.Reset(w.opts.IdleTimeout)
 		line := sc.Bytes()
 		switch {
 		case len(line) == 0:
 			// The end of a message.
+			config = 0
 			if name == "" && data.Len() == 0 {
 				if hasID {
 					w.lastID, w.fromIndex, w.afterPos = id, 0, -1
@@ -422,9 +427,14 @@ func (w *watchStream) read(ctx context.Context, body io.Reader, ch chan<- WatchE
 			id, name, hasID = "", "", false
 			data.Reset()
 		case line[0] == ':':
-			if index, ok := w.noteProgress(strings.TrimSpace(string(line[1:]))); ok && w.opts.Progress {
+			comment := strings.TrimSpace(string(line[1:]))
+			if v, ok := strings.CutPrefix(comment, "config "); ok {
+				config, _ = strconv.ParseUint(v, 10, 64)
+				continue
+			}
+			if index, ok := w.noteProgress(comment); ok && w.opts.Progress {
 				select {
-				case ch <- WatchEvent{Type: EventProgress, KV: KeyValue{ModIndex: index}, Bucket: -1}:
+				case ch <- WatchEvent{Type: EventProgress, KV: KeyValue{ModIndex: index}, Bucket: -1, Version: config}:
 				case <-ctx.Done():
 					return ctx.Err()
 				}

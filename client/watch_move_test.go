@@ -135,3 +135,34 @@ func TestKeyWatchEndsWhenItsBucketMoves(t *testing.T) {
 		})
 	}
 }
+
+// TestWatchProgressCarriesConfig: a heartbeat that a member's ": config
+// N" comment precedes comes with Version N; the next one, without, with
+// 0.
+func TestWatchProgressCarriesConfig(t *testing.T) {
+	g := newSSEGroup(t, 1, func(r *http.Request) ([]string, <-chan struct{}) {
+		return []string{": config 4\n: progress 6\n\n", ": progress 8\n\n"}, nil
+	})
+	c := newTestClient(t, Config{Endpoints: []string{g.srv.URL}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ch, err := c.Watch(ctx, WatchOptions{Prefix: "p", Progress: true, Markers: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[uint64]uint64{5: 0, 6: 4, 8: 0}
+	for len(want) > 0 {
+		ev := nextWatchEvent(t, ch)
+		if ev.Type != EventProgress {
+			t.Fatalf("event %+v", ev)
+		}
+		v, ok := want[ev.KV.ModIndex]
+		if !ok {
+			continue
+		}
+		if ev.Version != v {
+			t.Errorf("heartbeat at %d: version %d, want %d", ev.KV.ModIndex, ev.Version, v)
+		}
+		delete(want, ev.KV.ModIndex)
+	}
+}

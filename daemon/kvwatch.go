@@ -19,10 +19,11 @@ func (s store) Watch(ctx context.Context, o httpapi.WatchOptions) (httpapi.Watch
 		return nil, wireWatchError(err)
 	}
 	w := &watcher{
-		kw:   kw,
-		out:  make(chan httpapi.Event),
-		done: make(chan struct{}),
-		poke: make(chan struct{}, 1),
+		kw:       kw,
+		out:      make(chan httpapi.Event),
+		done:     make(chan struct{}),
+		poke:     make(chan struct{}, 1),
+		configAt: s.Store.ConfigVersionAt,
 	}
 	// The first progress: every event up to the kvstore watcher's progress
 	// is in its channel, so up to the first of them all were delivered.
@@ -52,9 +53,15 @@ type watcher struct {
 	done     chan struct{}
 	poke     chan struct{}
 	progress atomic.Uint64
+	// configAt is the store's ConfigVersionAt.
+	configAt func(index uint64) uint64
 
 	err error
 }
+
+// ConfigVersionAt is the version of the config the member had applied as
+// of index (httpapi.ConfigWatcher).
+func (w *watcher) ConfigVersionAt(index uint64) uint64 { return w.configAt(index) }
 
 func (w *watcher) Events() <-chan httpapi.Event { return w.out }
 func (w *watcher) Done() <-chan struct{}        { return w.done }

@@ -292,6 +292,16 @@ type Watcher interface {
 	Progress() uint64
 }
 
+// ConfigWatcher is a Watcher of a shard group member that can say which
+// config the member had applied as of a progress index.
+type ConfigWatcher interface {
+	Watcher
+	// ConfigVersionAt is the version of the config applied as of index
+	// (an index Progress returned), 0 when unknown: every bucket_out
+	// marker of that config and of those before it is at or below index.
+	ConfigVersionAt(index uint64) uint64
+}
+
 // WriteOptions is a write's exactly-once identity, from the request
 // headers X-Client-ID and X-Client-Seq (see WriteOptionsOf).
 type WriteOptions struct {

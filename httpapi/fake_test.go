@@ -454,6 +454,15 @@ func (w *fakeWatcher) Done() <-chan struct{} { return w.done }
 func (w *fakeWatcher) Err() error            { <-w.done; return w.err }
 func (w *fakeWatcher) Progress() uint64      { return w.progress.Load() }
 
+// ConfigVersionAt makes fakeWatcher a ConfigWatcher of a member at
+// fakeConfigVersion since index 1.
+func (w *fakeWatcher) ConfigVersionAt(index uint64) uint64 {
+	if index == 0 {
+		return 0
+	}
+	return fakeConfigVersion
+}
+
 func (s *fakeStore) Watch(ctx context.Context, opts WatchOptions) (Watcher, error) {
 	var keys []string
 	if opts.Key != "" {

@@ -222,7 +222,24 @@ func (h *handler) stream(ctx context.Context, w http.ResponseWriter, wt Watcher,
 	hdr["X-Raft-Index"] = []string{strconv.FormatUint(start, 10)}
 	w.WriteHeader(http.StatusOK)
 	s := &sseWriter{w: w, rc: rc, markers: markers}
-	s.progress(start)
+	// A router's stream (markers) hears, with each heartbeat, the config
+	// the member had applied as of it: a router holding another group's
+	// events behind a bucket's move out of this group lets them go once
+	// this group is past the move, rather than trusting a heartbeat of a
+	// member that lags behind it.
+	cw, _ := wt.(ConfigWatcher)
+	if !markers {
+		cw = nil
+	}
+	progress := func(p uint64) {
+		if cw != nil {
+			if v := cw.ConfigVersionAt(p); v > 0 {
+				s.config(v)
+			}
+		}
+		s.progress(p)
+	}
+	progress(start)
 	if s.flush() != nil {
 		return
 	}
@@ -242,7 +259,7 @@ func (h *handler) stream(ctx context.Context, w http.ResponseWriter, wt Watcher,
 			// first, so the heartbeat never passes an event.
 			p := wt.Progress()
 			s.drain(wt, -1)
-			s.progress(p)
+			progress(p)
 		case <-wt.Done():
 			s.end(ctx, wt)
 			return
@@ -350,6 +367,16 @@ func (s *sseWriter) json(v any) {
 		panic("httpapi: encoding an event: " + err.Error()) // strings and numbers always encode
 	}
 	s.buf.Truncate(s.buf.Len() - 1) // Encode's newline
+}
+
+// config writes the comment that goes before a heartbeat of a router's
+// stream, ": config <version>": as of the heartbeat's index the member
+// had applied the config of that version. Clients that do not know it
+// skip it, as any comment.
+func (s *sseWriter) config(version uint64) {
+	s.buf.WriteString(": config ")
+	s.buf.WriteString(strconv.FormatUint(version, 10))
+	s.buf.WriteString("\n")
 }
 
 // progress writes a heartbeat: every event up to index has been sent.

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -518,6 +520,43 @@ func TestWatchEventVersion(t *testing.T) {
 		m := st.nextEvent(t)
 		if d := decodeData(t, m); m.id != want.id || d.ModIndex != want.mod || d.CreateIndex != 100 {
 			t.Errorf("event %+v %+v: want id %s, mod_index %d, create_index 100", m, d, want.id, want.mod)
+		}
+	}
+}
+
+// TestWatchHeartbeatSaysConfig: a stream with markers (a router's) of a
+// shard member says, in a comment line before each heartbeat, the config
+// the member had applied as of the heartbeat's index; other streams do
+// not.
+func TestWatchHeartbeatSaysConfig(t *testing.T) {
+	e := newEnv(t, nil, func(c *Config) { c.WatchProgressInterval = 10 * time.Millisecond })
+	_, addr := serveFast(t, e.h)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	for _, markers := range []bool{true, false} {
+		target := "/key?watch=true&prefix=p"
+		if markers {
+			target += "&markers=true"
+		}
+		_, s := openWatch(t, ctx, addr, target)
+		var lines []string
+		for len(lines) < 6 {
+			line, err := s.r.ReadString('\n')
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines = append(lines, strings.TrimSuffix(line, "\n"))
+		}
+		s.resp.Body.Close()
+		want := []string{": progress 10", ""}
+		if markers {
+			want = []string{fmt.Sprintf(": config %d", fakeConfigVersion), ": progress 10", ""}
+		}
+		if got := lines[:len(want)]; !slices.Equal(got, want) {
+			t.Errorf("markers %v: the stream begins %q, want %q", markers, got, want)
+		}
+		if !markers && slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, ": config") }) {
+			t.Errorf("a stream without markers says its config: %q", lines)
 		}
 	}
 }

@@ -382,6 +382,12 @@ func (s *Store) applyControlLocked(r *request, index uint64) result {
 		return result{err: ErrNotShardGroup}
 	}
 	var err error
+	before := s.mu.shard.config.Version
+	defer func() {
+		if v := s.mu.shard.config.Version; v != before {
+			s.noteConfigAtLocked(index, v)
+		}
+	}()
 	switch c.Kind {
 	case ctlConfig:
 		err = s.applyConfigLocked(c.Config)
@@ -650,4 +656,36 @@ func (s *Store) checkConfig(c *shardmap.Config) error {
 		return detailf(ErrBadShardOp, "%s", strings.TrimPrefix(err.Error(), shardmap.ErrInvalid.Error()+": "))
 	}
 	return nil
+}
+
+// configApplied is a config version a shard member applied, and the raft
+// index it applied it at.
+type configApplied struct{ index, version uint64 }
+
+// maxConfigAt bounds Store.mu.configAt.
+const maxConfigAt = 64
+
+// noteConfigAtLocked records that the config of version v applies from
+// index on. s.mu must be held for writing.
+func (s *Store) noteConfigAtLocked(index, v uint64) {
+	if len(s.mu.configAt) == maxConfigAt {
+		s.mu.configAt = slices.Delete(s.mu.configAt, 0, 1)
+	}
+	s.mu.configAt = append(s.mu.configAt, configApplied{index, v})
+}
+
+// ConfigVersionAt returns the version of the config a shard member had
+// applied as of raft index, which must be applied; 0 when it cannot
+// tell (not a shard member, or index is older than what it recorded).
+// Its bucket_out markers of that config, and of every one before it, are
+// at or before index.
+func (s *Store) ConfigVersionAt(index uint64) uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for i := len(s.mu.configAt) - 1; i >= 0; i-- {
+		if c := s.mu.configAt[i]; c.index <= index {
+			return c.version
+		}
+	}
+	return 0
 }

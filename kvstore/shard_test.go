@@ -679,3 +679,37 @@ func TestVersionsGoOnAcrossAMove(t *testing.T) {
 		t.Fatalf("k back at group 1: %+v", got)
 	}
 }
+
+// TestConfigVersionAt: a shard member tells which config it had applied
+// as of an index: the version applied at or before it, 0 before the
+// first, and after a snapshot's restore from the snapshot's index only.
+func TestConfigVersionAt(t *testing.T) {
+	const n = 8
+	g1 := []string{"http://g1"}
+	s := shardStore(t, 1, n)
+	applyOwn(t, s, 1, put("", 0, "k", "v"))
+	for i, v := range []uint64{1, 2} {
+		c := shardmap.Config{Version: v, Buckets: slices.Repeat([]uint64{1}, n), Groups: map[uint64][]string{1: g1}}
+		if r := applyOwn(t, s, uint64(3+2*i), request{Ctl: &control{Kind: ctlConfig, Config: marshalConfig(&c)}}); r.err != nil {
+			t.Fatal(r.err)
+		}
+		applyOwn(t, s, uint64(4+2*i), put("", 0, "k", "v"))
+	}
+	// A config applied again changes nothing.
+	c := shardmap.Config{Version: 2, Buckets: slices.Repeat([]uint64{1}, n), Groups: map[uint64][]string{1: g1}}
+	applyOwn(t, s, 7, request{Ctl: &control{Kind: ctlConfig, Config: marshalConfig(&c)}})
+	for index, want := range map[uint64]uint64{1: 0, 2: 0, 3: 1, 4: 1, 5: 2, 7: 2, 100: 2} {
+		if got := s.ConfigVersionAt(index); got != want {
+			t.Errorf("ConfigVersionAt(%d) = %d, want %d", index, got, want)
+		}
+	}
+	r := restored(t, s)
+	for index, want := range map[uint64]uint64{3: 0, 6: 0, 7: 2, 9: 2} {
+		if got := r.ConfigVersionAt(index); got != want {
+			t.Errorf("restored at 7: ConfigVersionAt(%d) = %d, want %d", index, got, want)
+		}
+	}
+	if got := bareStore(zaptest.NewLogger(t), Config{}).ConfigVersionAt(5); got != 0 {
+		t.Errorf("a plain store: ConfigVersionAt = %d, want 0", got)
+	}
+}

@@ -383,6 +383,12 @@ func (s *Store) install(st *snapState, index uint64) {
 	s.mu.sessions = st.sessions
 	if st.shard != nil {
 		s.mu.shard = *st.shard
+		// Nothing of the configs before the snapshot is known but its
+		// own: indexes before it have no version to tell.
+		s.mu.configAt = s.mu.configAt[:0]
+		if v := s.mu.shard.config.Version; v > 0 {
+			s.noteConfigAtLocked(index, v)
+		}
 	}
 	if st.history != nil {
 		s.mu.history = *st.history

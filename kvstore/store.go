@@ -48,6 +48,9 @@ type Store struct {
 		sessions map[uint64]*session
 		// shard is the state of the buckets in a shard group.
 		shard shardState
+		// configAt are the raft indexes the latest configs were applied
+		// at, oldest first, at most maxConfigAt (ConfigVersionAt).
+		configAt []configApplied
 		// history is the config group's state: every config.
 		history shardmap.History
 		// changedC is closed and replaced at each change of shard or

@@ -50,6 +50,13 @@ type dmember struct {
 	stalled bool
 	// quiet: no heartbeat after a stream's first one.
 	quiet bool
+	// behind, when not 0, makes m's streams those of a member that has
+	// applied only up to that index (a lagging or isolated follower):
+	// later events are not sent, and heartbeats say behind.
+	behind uint64
+	// configAt, if set, is the config version m had applied as of an
+	// index, which its heartbeats say, as members do: ": config V".
+	configAt func(index uint64) uint64
 	// opened counts the streams m has answered.
 	opened int
 	// firstBeat, if set, holds each stream's first heartbeat until it
@@ -246,7 +253,7 @@ func (m *dmember) watch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	fmt.Fprintf(w, ": progress %d\n\n", from-1)
+	m.beat(w, from-1)
 	w.(http.Flusher).Flush()
 	m.mu.Lock()
 	m.opened++
@@ -260,7 +267,11 @@ func (m *dmember) watch(w http.ResponseWriter, r *http.Request) {
 		} else {
 			next = len(m.log)
 		}
-		stalled, quiet := m.stalled, m.quiet
+		stalled, quiet, behind := m.stalled, m.quiet, m.behind
+		if behind > 0 {
+			n = min(n, behind)
+			next = 0 // send the rest once caught up; from/after skip what was sent
+		}
 		m.mu.Unlock()
 		if stalled {
 			select {
@@ -271,13 +282,14 @@ func (m *dmember) watch(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		for _, ev := range evs {
-			if ev.index < from || ev.index == from && ev.pos <= after {
+			if ev.index < from || ev.index == from && ev.pos <= after || behind > 0 && ev.index > behind {
 				continue
 			}
+			from, after = ev.index, ev.pos
 			fmt.Fprintf(w, "id: %d.%d\nevent: %s\ndata: %s\n\n", ev.index, ev.pos, ev.name, ev.data)
 		}
 		if !quiet {
-			fmt.Fprintf(w, ": progress %d\n\n", n)
+			m.beat(w, n)
 		}
 		w.(http.Flusher).Flush()
 		select {
@@ -287,6 +299,20 @@ func (m *dmember) watch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// beat writes a heartbeat at index, with the config m had applied as of
+// it when m says so (configAt).
+func (m *dmember) beat(w io.Writer, index uint64) {
+	m.mu.Lock()
+	configAt := m.configAt
+	m.mu.Unlock()
+	if configAt != nil {
+		if v := configAt(index); v > 0 {
+			fmt.Fprintf(w, ": config %d\n", v)
+		}
+	}
+	fmt.Fprintf(w, ": progress %d\n\n", index)
 }
 
 // configHistory is the in-test config group's history, which tests

@@ -555,12 +555,23 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 			return
 		}
 		deliver(gid, ev)
+		if ev.Type == client.EventProgress && ev.Version > 0 {
+			// The member says which config it had applied as of the
+			// heartbeat: its bucket_outs of it, and of every config
+			// before, were delivered.
+			applied[gid] = max(applied[gid], ev.Version)
+		}
 		for _, ho := range holds {
 			if ho.from != gid || ho.version == 0 {
 				continue // a version-less hold counts what arrives (below)
 			}
 			switch {
-			case ev.Type == client.EventProgress:
+			case ev.Type == client.EventProgress && ev.Version == 0:
+				// A member that does not say its config (an older
+				// binary): two heartbeats after the bucket_in, as
+				// before. One that says it is judged by it alone (see
+				// applied), so that a lagging member's heartbeats do
+				// not release the hold early.
 				ho.beats++
 			case ev.Type == client.EventBucketOut && ev.Bucket == ho.bucket && (ev.Version == 0 || ev.Version >= ho.version):
 				ho.out = true
