@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"unicode/utf8"
 )
 
 // ListOptions selects the keys of a List.
@@ -211,9 +212,14 @@ type tokenWire struct {
 	Indexes map[uint64]uint64 `json:"i,omitempty"`
 }
 
+// encode writes t as a version 1 token when its keys are UTF-8, which
+// earlier clients (a router not yet upgraded) read too, else as version 2.
 func (t groupsToken) encode() string {
-	b, _ := json.Marshal(tokenWire{V: 2, PrefixB: []byte(t.Prefix), StartB: []byte(t.Start), EndB: []byte(t.End),
-		AfterB: []byte(t.After), Indexes: t.Indexes}) // bytes and numbers always encode
+	w := tokenWire{V: 1, Prefix: t.Prefix, Start: t.Start, End: t.End, After: t.After, Indexes: t.Indexes}
+	if !utf8.ValidString(t.Prefix + t.Start + t.End + t.After) {
+		w = tokenWire{V: 2, PrefixB: []byte(t.Prefix), StartB: []byte(t.Start), EndB: []byte(t.End), AfterB: []byte(t.After), Indexes: t.Indexes}
+	}
+	b, _ := json.Marshal(w) // strings, bytes and numbers always encode
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
