@@ -180,7 +180,11 @@ func Bootstrap(cfg BootstrapConfig, write func(io.Writer) error) error {
 	cs := &raftpb.ConfState{}
 	for i, u := range cfg.Peers {
 		id := uint64(i + 1)
-		m.Members[id] = Member{ID: id, PeerURL: u}
+		// Every member is made with the backup's index as the one
+		// that set the URLs: its own --cluster's, which may name a
+		// proxy per link, stay when a leader's snapshot names the same
+		// members at that index with the leader's own.
+		m.Members[id] = Member{ID: id, PeerURL: u, URLIndex: cfg.Index}
 		cs.Voters = append(cs.Voters, id)
 	}
 	env, err := encodeEnvelope(m)

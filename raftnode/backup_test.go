@@ -150,8 +150,9 @@ func TestBootstrapFromCapture(t *testing.T) {
 			t.Errorf("member %d: snapshot index %d (want %d), %d members", m.id, st.SnapshotIndex, snapshot.Index, len(st.Members))
 		}
 		for _, mem := range m.node.Members() {
-			if mem.PeerURL != newPeers[mem.ID-1] {
-				t.Errorf("member %d knows member %d at %s, want %s", m.id, mem.ID, mem.PeerURL, newPeers[mem.ID-1])
+			if mem.PeerURL != newPeers[mem.ID-1] || mem.URLIndex != snapshot.Index {
+				t.Errorf("member %d knows member %d at %s (set at %d), want %s at the backup's index %d",
+					m.id, mem.ID, mem.PeerURL, mem.URLIndex, newPeers[mem.ID-1], snapshot.Index)
 			}
 		}
 	}
