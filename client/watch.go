@@ -92,10 +92,15 @@ type WatchEvent struct {
 	ID string
 	// Bucket and Version are a marker's. An EventProgress of a stream
 	// with markers has a Version too when its member said which config
-	// it had applied as of the heartbeat (0 when not): every bucket_out
-	// marker of that config, and of those before it, came before.
+	// it had applied as of the heartbeat (SaysConfig; 0 when it could
+	// not tell): every bucket_out marker of that config, and of those
+	// before it, came before.
 	Bucket  int
 	Version uint64
+	// SaysConfig, on an EventProgress, says that its member wrote which
+	// config it had applied as of it (Version), as members do on streams
+	// with markers since they can; members of older binaries do not.
+	SaysConfig bool
 	// Err, on the last value sent before the channel closes, is why the
 	// watch ended (not set when its context ended): ErrCompacted when
 	// no member keeps the events it needed any more (its *Error's
@@ -406,13 +411,14 @@ func (w *watchStream) read(ctx context.Context, body io.Reader, ch chan<- WatchE
 	var data bytes.Buffer
 	hasID := false
 	var config uint64 // a ": config <version>" comment of this message
+	saysConfig := false
 	for sc.Scan() {
 		idle.Reset(w.opts.IdleTimeout)
 		line := sc.Bytes()
 		switch {
 		case len(line) == 0:
 			// The end of a message.
-			config = 0
+			config, saysConfig = 0, false
 			if name == "" && data.Len() == 0 {
 				if hasID {
 					w.lastID, w.fromIndex, w.afterPos = id, 0, -1
@@ -429,12 +435,14 @@ func (w *watchStream) read(ctx context.Context, body io.Reader, ch chan<- WatchE
 		case line[0] == ':':
 			comment := strings.TrimSpace(string(line[1:]))
 			if v, ok := strings.CutPrefix(comment, "config "); ok {
-				config, _ = strconv.ParseUint(v, 10, 64)
+				var err error
+				config, err = strconv.ParseUint(v, 10, 64)
+				saysConfig = err == nil
 				continue
 			}
 			if index, ok := w.noteProgress(comment); ok && w.opts.Progress {
 				select {
-				case ch <- WatchEvent{Type: EventProgress, KV: KeyValue{ModIndex: index}, Bucket: -1, Version: config}:
+				case ch <- WatchEvent{Type: EventProgress, KV: KeyValue{ModIndex: index}, Bucket: -1, Version: config, SaysConfig: saysConfig}:
 				case <-ctx.Done():
 					return ctx.Err()
 				}

@@ -137,11 +137,11 @@ func TestKeyWatchEndsWhenItsBucketMoves(t *testing.T) {
 }
 
 // TestWatchProgressCarriesConfig: a heartbeat that a member's ": config
-// N" comment precedes comes with Version N; the next one, without, with
-// 0.
+// N" comment precedes comes with SaysConfig and Version N (": config 0":
+// the member cannot tell); one without, with neither.
 func TestWatchProgressCarriesConfig(t *testing.T) {
 	g := newSSEGroup(t, 1, func(r *http.Request) ([]string, <-chan struct{}) {
-		return []string{": config 4\n: progress 6\n\n", ": progress 8\n\n"}, nil
+		return []string{": config 4\n: progress 6\n\n", ": progress 8\n\n", ": config 0\n: progress 9\n\n"}, nil
 	})
 	c := newTestClient(t, Config{Endpoints: []string{g.srv.URL}})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -150,7 +150,11 @@ func TestWatchProgressCarriesConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[uint64]uint64{5: 0, 6: 4, 8: 0}
+	type says struct {
+		version uint64
+		says    bool
+	}
+	want := map[uint64]says{5: {0, false}, 6: {4, true}, 8: {0, false}, 9: {0, true}}
 	for len(want) > 0 {
 		ev := nextWatchEvent(t, ch)
 		if ev.Type != EventProgress {
@@ -160,8 +164,8 @@ func TestWatchProgressCarriesConfig(t *testing.T) {
 		if !ok {
 			continue
 		}
-		if ev.Version != v {
-			t.Errorf("heartbeat at %d: version %d, want %d", ev.KV.ModIndex, ev.Version, v)
+		if ev.Version != v.version || ev.SaysConfig != v.says {
+			t.Errorf("heartbeat at %d: version %d, says %v; want %d, %v", ev.KV.ModIndex, ev.Version, ev.SaysConfig, v.version, v.says)
 		}
 		delete(want, ev.KV.ModIndex)
 	}

@@ -297,8 +297,10 @@ type Watcher interface {
 type ConfigWatcher interface {
 	Watcher
 	// ConfigVersionAt is the version of the config applied as of index
-	// (an index Progress returned), 0 when unknown: every bucket_out
-	// marker of that config and of those before it is at or below index.
+	// (an index Progress returned), 0 when unknown (no config applied
+	// yet, or index older than what the member recorded): every
+	// bucket_out marker of that config and of those before it is at or
+	// below index.
 	ConfigVersionAt(index uint64) uint64
 }
 

@@ -233,9 +233,7 @@ func (h *handler) stream(ctx context.Context, w http.ResponseWriter, wt Watcher,
 	}
 	progress := func(p uint64) {
 		if cw != nil {
-			if v := cw.ConfigVersionAt(p); v > 0 {
-				s.config(v)
-			}
+			s.config(cw.ConfigVersionAt(p)) // 0: not known as of p
 		}
 		s.progress(p)
 	}
@@ -371,8 +369,8 @@ func (s *sseWriter) json(v any) {
 
 // config writes the comment that goes before a heartbeat of a router's
 // stream, ": config <version>": as of the heartbeat's index the member
-// had applied the config of that version. Clients that do not know it
-// skip it, as any comment.
+// had applied the config of that version, or, with 0, it cannot tell.
+// Clients that do not know it skip it, as any comment.
 func (s *sseWriter) config(version uint64) {
 	s.buf.WriteString(": config ")
 	s.buf.WriteString(strconv.FormatUint(version, 10))

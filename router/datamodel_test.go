@@ -308,9 +308,7 @@ func (m *dmember) beat(w io.Writer, index uint64) {
 	configAt := m.configAt
 	m.mu.Unlock()
 	if configAt != nil {
-		if v := configAt(index); v > 0 {
-			fmt.Fprintf(w, ": config %d\n", v)
-		}
+		fmt.Fprintf(w, ": config %d\n", configAt(index)) // 0: it cannot tell
 	}
 	fmt.Fprintf(w, ": progress %d\n\n", index)
 }

@@ -406,9 +406,15 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 	// leftServers are the members, from an older config, of the groups
 	// the cursor names that no config lists any more.
 	var leftServers map[uint64]listing
-	start := func(gid uint64, pos position, fromFirst bool) error {
+	// start starts group gid's stream from pos, or with fromFirst from
+	// its first index, at servers (nil: those of the client's config, or
+	// leftServers').
+	start := func(gid uint64, pos position, fromFirst bool, servers ...string) error {
 		o := opts
 		o.Group, o.Markers, o.Servers = gid, true, leftServers[gid].servers
+		if len(servers) > 0 {
+			o.Servers = servers
+		}
 		switch {
 		case pos.index > 0:
 			o.LastEventID = pos.String()
@@ -530,6 +536,9 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 	// group applied config v (and so after its bucket_outs of v), and any
 	// marker of v after it applied config v-1.
 	applied := map[uint64]uint64{}
+	// saysConfig: group g's members said which config they had applied
+	// as of their heartbeats.
+	saysConfig := map[uint64]bool{}
 	// passed says that group g's delivered events passed its bucket_out
 	// of b at version v or later.
 	passed := func(g uint64, b int, v uint64) bool {
@@ -555,10 +564,12 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 			return
 		}
 		deliver(gid, ev)
-		if ev.Type == client.EventProgress && ev.Version > 0 {
+		if ev.Type == client.EventProgress && ev.SaysConfig {
 			// The member says which config it had applied as of the
-			// heartbeat: its bucket_outs of it, and of every config
-			// before, were delivered.
+			// heartbeat (0: it cannot tell): its bucket_outs of it, and
+			// of every config before, were delivered. From now on the
+			// group's heartbeats count by that alone.
+			saysConfig[gid] = true
 			applied[gid] = max(applied[gid], ev.Version)
 		}
 		for _, ho := range holds {
@@ -566,12 +577,13 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 				continue // a version-less hold counts what arrives (below)
 			}
 			switch {
-			case ev.Type == client.EventProgress && ev.Version == 0:
-				// A member that does not say its config (an older
+			case ev.Type == client.EventProgress && !saysConfig[gid]:
+				// Members that do not say their config (an older
 				// binary): two heartbeats after the bucket_in, as
-				// before. One that says it is judged by it alone (see
-				// applied), so that a lagging member's heartbeats do
-				// not release the hold early.
+				// before. A group whose members say it is judged by
+				// that alone (see applied), so that the heartbeats of a
+				// member that lags, or cannot tell, do not release the
+				// hold early.
 				ho.beats++
 			case ev.Type == client.EventBucketOut && ev.Bucket == ho.bucket && (ev.Version == 0 || ev.Version >= ho.version):
 				ho.out = true
@@ -603,17 +615,26 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 				// The old owner joined since the last look at the
 				// config (every watchProgressInterval): its events
 				// before the move, from its first index, come first.
-				switch err := start(old, position{}, true); {
-				case err == nil:
+				// It may have left since: then at the members of the
+				// config it had the bucket in.
+				var servers []string
+				if now, _ := h.c.CachedConfig(); now.Groups[old] == nil {
+					if c, err := h.configAt(ctx, v-1); err == nil {
+						servers = c.Groups[old]
+					}
+				}
+				if err := start(old, position{}, true, servers...); err != nil {
+					// Its events of the bucket before the move cannot be
+					// given in their place: the watch ends, and a resume
+					// (its cursor does not name the group) tries again.
+					lg.Info("watch: cannot watch the group a bucket moved from; ending the watch",
+						zap.Uint64("group", old), zap.Int("bucket", b), zap.Error(err))
+					if failed == nil {
+						failed = err
+					}
+				} else {
 					cur[old] = position{since: v - 1}
 					lg.Debug("watch: watching a group a bucket moved from", zap.Uint64("group", old), zap.Int("bucket", b), zap.Uint64("config", v))
-				case errors.Is(err, client.ErrCompacted):
-					if failed == nil {
-						failed = err // its events before the move are gone
-					}
-				default:
-					lg.Warn("watch: cannot watch the group a bucket moved from; its events of the bucket may come after the new owner's",
-						zap.Uint64("group", old), zap.Int("bucket", b), zap.Error(err))
 				}
 			}
 			if !known {
@@ -698,6 +719,12 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 		handle(ge.gid, ge.ev)
 	}
 	settle()
+	if failed != nil {
+		lg.Info("watch: a group's stream failed; ending the watch", zap.Error(failed))
+		s.fail(failed)
+		s.flush()
+		return nil
+	}
 	if s.flush() != nil {
 		return nil
 	}

@@ -121,3 +121,74 @@ func TestRouterWatchNewGroupCompacted(t *testing.T) {
 		}
 	}
 }
+
+// TestRouterWatchMoveFromAGroupThatLeft: as in
+// TestRouterWatchMoveFromUnwatchedGroup, but group 3 left, still
+// running, before the watch's next look at the config: the watch starts
+// it at the members of the config it had the bucket in, and its put comes
+// in its place.
+func TestRouterWatchMoveFromAGroupThatLeft(t *testing.T) {
+	srv, hist, g := dataRouter(t)
+	cfg := hist.Latest()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	opened := streamCounts(g)
+	ch := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", "")
+	waitStreams(t, g, opened, 1, 2)
+	a := keyIn(cfg, 1, "pa")
+	g[1].apply(putEvent(a, "1"))
+	if ev := next(t, ch); ev[3] != "1" {
+		t.Fatalf("first event %v", ev)
+	}
+	g3 := newDMember(t)
+	joined, err := hist.Latest().Join(map[uint64][]string{3: {g3.srv.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hist.Append(joined); err != nil {
+		t.Fatal(err)
+	}
+	b := shardmap.BucketOf(a, 16)
+	to3 := hist.move(t, b, 3)
+	to2 := hist.move(t, b, 2)
+	gone, err := hist.Latest().Leave([]uint64{3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hist.Append(gone); err != nil {
+		t.Fatal(err)
+	}
+	// The router's client learns the config without group 3: a resumed
+	// watch refreshes it before it answers.
+	rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+	req, _ := http.NewRequestWithContext(rctx, http.MethodGet, srv.URL+"/key?watch=true&prefix=p", nil)
+	req.Header.Set("Last-Event-ID", "1=1")
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+	}
+	rcancel()
+	g[1].apply(putEvent(a, "last-of-1"), markerEvent("bucket_out", b, to3.Version))
+	g3.apply(markerEvent("bucket_in", b, to3.Version))
+	g3.apply(putEvent(a, "in-3"))
+	g3.apply(markerEvent("bucket_out", b, to2.Version))
+	g[2].apply(markerEvent("bucket_in", b, to2.Version))
+	g[2].apply(putEvent(a, "in-2"))
+	var got []string
+	deadline := time.After(12 * time.Second)
+	for len(got) < 3 {
+		select {
+		case ev, ok := <-ch:
+			if !ok || ev[1] == "error" {
+				t.Fatalf("stream ended (%v); got %q", ev, got)
+			}
+			if ev[1] == "put" && ev[2] == a {
+				got = append(got, ev[3])
+			}
+		case <-deadline:
+			t.Fatalf("puts of %s: %q within 12 s; want [last-of-1 in-3 in-2]", a, got)
+		}
+	}
+	if got[0] != "last-of-1" || got[1] != "in-3" || got[2] != "in-2" {
+		t.Fatalf("puts of %s in the order %q; want [last-of-1 in-3 in-2]", a, got)
+	}
+}

@@ -15,15 +15,17 @@ import (
 // it had applied then, the one before the move. They do not release the
 // hold on group 2, whose put of the moved key comes after group 1's
 // earlier put of it once the member catches up. (Before, any two
-// heartbeats released the hold.) A member that does not say its config
-// (an older binary) still releases it after two.
+// heartbeats released the hold.) Nor do heartbeats of a member that
+// cannot tell its config then (": config 0"). A member that does not say
+// its config at all (an older binary) still releases it after two.
 func TestRouterWatchHoldIgnoresLaggingHeartbeats(t *testing.T) {
-	for _, says := range []bool{true, false} {
-		name := "member says its config"
-		if !says {
-			name = "older member"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		says    bool
+		unknown bool // it says 0 while lagging
+	}{{"member says its config", true, false}, {"member cannot tell", true, true}, {"older member", false, false}} {
+		says := tc.says
+		t.Run(tc.name, func(t *testing.T) {
 			srv, hist, g := dataRouter(t)
 			cfg := hist.Latest()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -35,6 +37,9 @@ func TestRouterWatchHoldIgnoresLaggingHeartbeats(t *testing.T) {
 				g[1].configAt = func(index uint64) uint64 {
 					if at := outAt.Load(); at != 0 && index >= at {
 						return cfg.Version + 1
+					}
+					if tc.unknown {
+						return 0
 					}
 					return cfg.Version
 				}
