@@ -55,22 +55,3 @@ func TestTxnUnreadableSuccess(t *testing.T) {
 		t.Fatalf("a transaction answered 200 with a cut body: %v; want ErrOutcomeUnknown", err)
 	}
 }
-
-// TestTxnRetryAnswerNotKept: a retried transaction's answer whose get
-// value was not kept (the member's not_kept) comes back as such: the
-// versions, no value.
-func TestTxnRetryAnswerNotKept(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"succeeded":true,"index":9,"responses":[{"put":{}},{"get":{"key":"big","create_index":3,"mod_index":4,"found":true,"not_kept":true}}]}`)
-	}))
-	t.Cleanup(srv.Close)
-	c := newTestClient(t, Config{Endpoints: []string{srv.URL}})
-	res, err := c.Txn(context.Background(), Txn{Success: []TxnOp{OpPut("n", []byte("1"), 0), OpGet("big")}}, WithSeq("c", 1))
-	if err != nil || res.Index != 9 || len(res.Responses) != 2 {
-		t.Fatalf("Txn: %+v, %v", res, err)
-	}
-	if g := res.Responses[1]; !g.NotKept || !g.Found || g.KV.Value != nil || g.KV.ModIndex != 4 || res.Responses[0].NotKept {
-		t.Fatalf("the get: %+v; want not kept, found at version 4, no value", g)
-	}
-}

@@ -128,11 +128,6 @@ type TxnOpResponse struct {
 	Type  TxnOpType
 	KV    KeyValue // TxnGet, when Found
 	Found bool
-	// NotKept marks a TxnGet of a transaction applied before, answered to
-	// a retry (the same WithSeq) from the member's dedup table, whose
-	// value was too large to keep and has changed since: KV has the
-	// versions but no value.
-	NotKept bool
 }
 
 // Txn applies t; see Txn. Like other writes, it carries the Client's id
@@ -172,7 +167,7 @@ func (c *Client) Txn(ctx context.Context, t Txn, opts ...WriteOption) (TxnRespon
 				return TxnResponse{}, &Error{Op: "txn", Key: keys[0], Endpoint: rep.endpoint, Status: rep.status, Code: CodeInternal,
 					Message: "unreadable POST /txn answer", Err: err, MaybeApplied: true}
 			}
-			res.Responses = append(res.Responses, TxnOpResponse{Type: TxnGet, KV: kv, Found: r.Get.Found, NotKept: r.Get.NotKept})
+			res.Responses = append(res.Responses, TxnOpResponse{Type: TxnGet, KV: kv, Found: r.Get.Found})
 		case r.Put != nil:
 			res.Responses = append(res.Responses, TxnOpResponse{Type: TxnPut})
 		default:
@@ -228,8 +223,7 @@ type (
 	// events), as members and routers write it; Found is a txn get's.
 	kvJSON struct {
 		kvjson.KV
-		Found   bool `json:"found"`
-		NotKept bool `json:"not_kept"`
+		Found bool `json:"found"`
 	}
 )
 

@@ -39,7 +39,7 @@ func (s store) Txn(ctx context.Context, t httpapi.Txn, wo httpapi.WriteOptions) 
 	if len(r.Gets) > 0 {
 		out.Gets = make([]httpapi.GetResult, len(r.Gets))
 		for i, g := range r.Gets {
-			out.Gets[i] = httpapi.GetResult{KeyValue: wireKV(g.KeyValue), Found: g.Found, NotKept: g.NotKept}
+			out.Gets[i] = httpapi.GetResult{KeyValue: wireKV(g.KeyValue), Found: g.Found}
 		}
 	}
 	return out, nil

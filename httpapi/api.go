@@ -169,9 +169,6 @@ type TxnResult struct {
 type GetResult struct {
 	KeyValue
 	Found bool
-	// NotKept marks a get of a retried transaction's answer whose result
-	// was not kept (kvstore.GetResult.NotKept): no value.
-	NotKept bool
 }
 
 // ListOptions selects the keys of a List.

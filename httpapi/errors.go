@@ -299,6 +299,11 @@ var errorTable = []errorClass{
 		func(err error, _ bool) bool { return has(err, unavailabler.Unavailable) }},
 	{http.StatusGatewayTimeout, "transfer_timeout", "leadership did not move before the deadline; it may still move", false,
 		func(err error, _ bool) bool { return has(err, transferTimeouter.LeaderTransferTimeout) }},
+	// A retried transaction applied before whose get results were not
+	// kept: a 504, never "not applied", with the store's sentence, which
+	// says where it applied.
+	{http.StatusGatewayTimeout, "result_not_kept", "the transaction was applied already; its get results were too large to keep for a retry", false,
+		func(err error, _ bool) bool { return codeOf(err) == "result_not_kept" }},
 	{http.StatusGatewayTimeout, "outcome_unknown", "the write may or may not have been applied: its outcome was not known in time", true,
 		func(err error, write bool) bool { return write && has(err, timeouter.Timeout) }}, // includes context.DeadlineExceeded
 	{http.StatusGatewayTimeout, "timeout", "the request timed out", false,

@@ -158,6 +158,9 @@ func TestErrorTable(t *testing.T) {
 		// An error's own code is kept in its behaviour's row.
 		{"bucket moving", codedErr{"unavailable", "bucket_moving"}, true, 503, "bucket_moving", unavailableMsg},
 		{"seq too old", fmt.Errorf("kvstore: %w", codedErr{"timeout", "seq_too_old"}), true, 504, "seq_too_old", writeTimeout},
+		// A retried transaction applied before keeps its store's sentence.
+		{"txn result not kept, coded", fmt.Errorf("kvstore: %w", codedErr{"timeout", "result_not_kept"}), true, 504, "result_not_kept",
+			"the transaction was applied already; its get results were too large to keep for a retry"},
 		{"not ready", humanErr{codedErr{"conflict", "not_ready"}.testErr, "x"}, true, 409, "conflict", "x"},
 		{"not ready, coded", codedErr{"conflict", "not_ready"}, false, 409, "not_ready", "the request conflicts with the cluster's current membership"},
 		{"coded in a join", errors.Join(errors.New("x"), codedErr{"conflict", "bucket_gone"}), false, 409, "bucket_gone", "the request conflicts with the cluster's current membership"},

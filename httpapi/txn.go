@@ -109,8 +109,7 @@ type txnOpResultJSON struct {
 
 type txnGetJSON struct {
 	kvJSON
-	Found   bool `json:"found"`
-	NotKept bool `json:"not_kept,omitempty"`
+	Found bool `json:"found"`
 }
 
 // kvJSON is a key and its versions in a JSON answer (kvjson.KV).
@@ -168,9 +167,9 @@ func txnResponse(t Txn, res TxnResult) (txnResponseJSON, error) {
 			if len(gets) == 0 {
 				return out, fmt.Errorf("httpapi: the store answered %d gets for a branch of more", len(res.Gets))
 			}
-			g := txnGetJSON{kvJSON: kvJSON{Key: op.Key}, Found: gets[0].Found, NotKept: gets[0].NotKept}
+			g := txnGetJSON{kvJSON: kvJSON{Key: op.Key}, Found: gets[0].Found}
 			if g.Found {
-				g.kvJSON = kvOf(gets[0].KeyValue, !g.NotKept)
+				g.kvJSON = kvOf(gets[0].KeyValue, true)
 			} else if !utf8.ValidString(op.Key) {
 				g.kvJSON = kvJSON{KeyBase64: base64.StdEncoding.EncodeToString([]byte(op.Key))}
 			}

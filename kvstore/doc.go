@@ -123,7 +123,7 @@
 // exactly-once the same way: the dedup table keeps its result (which
 // branch, and its gets' versions; their values up to 512 bytes in all,
 // else a retry reads them back while the keys are still at those
-// versions, and marks them GetResult.NotKept once one changed). At
+// versions, and is answered ErrTxnResultNotKept once one changed). At
 // most MaxTxnCompares compares and MaxTxnOps operations per branch.
 //
 // # Shard groups

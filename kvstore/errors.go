@@ -97,6 +97,15 @@ var (
 	// how.
 	ErrBadTxn error = &storeError{msg: "kvstore: invalid transaction", bad: true,
 		human: "the transaction is invalid"}
+	// ErrTxnResultNotKept means a retried transaction was applied before,
+	// and the dedup table did not keep its get results, which changed
+	// since: the error says its index and branch, but has not those
+	// values. It is a 504, as an unknown outcome is: a retry that was
+	// applied must never be told otherwise (a 4xx or 503 says "not
+	// applied"), and a 200 without the get values would be read by
+	// clients that predate this answer as gets of empty values.
+	ErrTxnResultNotKept error = &storeError{msg: "kvstore: transaction applied before; its get results were not kept", timeout: true,
+		code: "result_not_kept", human: "the transaction was applied already; its get results were too large to keep for a retry"}
 	// ErrNoSpace means a write would take the keys past Config.QuotaBytes;
 	// nothing was proposed. Errors that wrap it give the figures.
 	ErrNoSpace error = &storeError{msg: "kvstore: space quota exceeded", unavail: true, code: "no_space",

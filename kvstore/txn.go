@@ -97,11 +97,6 @@ type TxnResult struct {
 type GetResult struct {
 	KeyValue
 	Found bool
-	// NotKept marks a get of a duplicate (TxnResult.Duplicate) whose
-	// result was not kept for retries: its value, too large to keep, has
-	// changed since, so Value is nil while Found and the versions stand
-	// (or, had not even those been kept, Found is false too).
-	NotKept bool
 }
 
 // Txn applies t in one entry, atomically, decided in the state machine.
@@ -376,9 +371,7 @@ func (s *Store) applyTxnLocked(r *request) result {
 // txnDuplicateLocked answers t, a retry of the Txn whose result e keeps.
 // Get results whose values were not kept are read from the state when the
 // key is still at the version the Txn saw (the same value, since a
-// ModIndex names one version); otherwise the answer marks them NotKept.
-// It is an answer, not an error: the Txn was applied, and a refusal would
-// say it was not.
+// ModIndex names one version); otherwise the answer says they are gone.
 // s.mu must be held.
 func (s *Store) txnDuplicateLocked(t *Txn, e dedupEntry) result {
 	if e.txn == nil {
@@ -396,11 +389,8 @@ func (s *Store) txnDuplicateLocked(t *Txn, e dedupEntry) result {
 			keys = append(keys, ops[i].Key)
 		}
 	}
-	if kept.kept == keptNothing {
-		for _, k := range keys {
-			res.Gets = append(res.Gets, GetResult{KeyValue: KeyValue{Key: k}, NotKept: true})
-		}
-	} else {
+	gone := kept.kept == keptNothing && len(keys) > 0
+	if kept.kept != keptNothing {
 		if len(keys) != len(kept.gets) {
 			return result{err: detailf(ErrBadSeq, "sequence number %d of this client was another transaction", e.seq)}
 		}
@@ -414,11 +404,16 @@ func (s *Store) txnDuplicateLocked(t *Txn, e dedupEntry) result {
 				case ok && g.mod != 0 && cur.mod == g.mod && cur.createIndex() == g.create:
 					r.Value = cur.valueBytes()
 				default:
-					r.NotKept = true
+					gone = true
 				}
 			}
 			res.Gets = append(res.Gets, r)
 		}
+	}
+	if gone {
+		return result{index: e.index, dup: true, txn: res, err: detailf(ErrTxnResultNotKept,
+			"the transaction was applied already at index %d (succeeded: %v); its get results were too large to keep for a retry and have changed since",
+			e.index, kept.succeeded)}
 	}
 	return result{index: e.index, dup: true, txn: res}
 }

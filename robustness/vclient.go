@@ -163,7 +163,7 @@ func classifyVersioned(kind OpKind, r response) Output {
 			out := Output{Result: ResultOK, Succeeded: a.Succeeded, Index: a.Index, Mod: a.ModIndex}
 			for _, resp := range a.Responses {
 				if g := resp.Get; g != nil {
-					tg := TxnGet{Found: g.Found, Mod: g.ModIndex, NotKept: g.NotKept}
+					tg := TxnGet{Found: g.Found, Mod: g.ModIndex}
 					if g.Value != nil {
 						tg.Value = *g.Value
 					}
@@ -199,7 +199,6 @@ type txnAnswer struct {
 			Value    *string `json:"value"`
 			ModIndex uint64  `json:"mod_index"`
 			Found    bool    `json:"found"`
-			NotKept  bool    `json:"not_kept"`
 		} `json:"get"`
 	} `json:"responses"`
 }

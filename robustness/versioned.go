@@ -47,10 +47,6 @@ type TxnGet struct {
 	Found bool
 	Value string `json:",omitempty"`
 	Mod   uint64 `json:",omitempty"`
-	// NotKept: a retry's answer without the value, which was too large
-	// to keep and has changed since (Found and Mod stand, unless Found
-	// is false: then nothing is known).
-	NotKept bool `json:",omitempty"`
 }
 
 // MaxTxnKeys is the most keys a group of the transaction model has.
@@ -462,10 +458,7 @@ func applyBranch(s txnState, in Input, out Output, ops []TxnOp, known bool, lo u
 			a := out.Gets[g]
 			g++
 			v := s.k[i]
-			switch {
-			case a.NotKept && !a.Found: // nothing known of this get
-				continue
-			case a.Found != v.present || a.Found && !a.NotKept && a.Value != v.value:
+			if a.Found != v.present || a.Found && a.Value != v.value {
 				return s, false
 			}
 			if a.Found {

@@ -201,21 +201,6 @@ func TestTxnModel(t *testing.T) {
 			txnOp(Txn{Compares: []TxnCompare{modIs(0, 5)}, Success: []TxnOp{tput(0, "b")}, Failure: []TxnOp{tget(0)}}, 20, 30, ok(true, 7)),
 			txnOp(Txn{Compares: []TxnCompare{modIs(0, 5)}, Success: []TxnOp{tput(0, "c")}, Failure: []TxnOp{tget(0)}}, 20, 30, ok(false, 8, found("b", 7))),
 		}, porcupine.Ok},
-		{"a retry's get without its value (not kept) names the version read", []Op{
-			txnOp(Txn{Success: []TxnOp{tput(0, "a")}}, 0, 10, ok(true, 5)),
-			txnOp(readAll, 20, 30, ok(true, 6, TxnGet{Found: true, Mod: 5, NotKept: true}, absent, absent)),
-		}, porcupine.Ok},
-		{"a get without its value (not kept) of a version the key never had", []Op{
-			txnOp(Txn{Success: []TxnOp{tput(0, "a")}}, 0, 10, ok(true, 5)),
-			txnOp(readAll, 20, 30, ok(true, 6, TxnGet{Found: true, Mod: 4, NotKept: true}, absent, absent)),
-		}, porcupine.Illegal},
-		{"a get without its value (not kept) of a key that is absent", []Op{
-			txnOp(readAll, 20, 30, ok(true, 6, TxnGet{Found: true, Mod: 4, NotKept: true}, absent, absent)),
-		}, porcupine.Illegal},
-		{"a get of which nothing was kept", []Op{
-			txnOp(Txn{Success: []TxnOp{tput(0, "a")}}, 0, 10, ok(true, 5)),
-			txnOp(readAll, 20, 30, ok(true, 6, TxnGet{NotKept: true}, absent, absent)),
-		}, porcupine.Ok},
 		{"a get sees the writes before it in its branch", []Op{
 			txnOp(Txn{Success: []TxnOp{tput(0, "a"), tget(0), tdel(0), tget(0)}}, 0, 10, ok(true, 5, found("a", 5), absent)),
 		}, porcupine.Ok},

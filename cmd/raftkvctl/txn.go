@@ -223,8 +223,7 @@ func (a *app) printTxn(res client.TxnResponse, branch []client.TxnOp) error {
 	case formatJSON:
 		type getJSON struct {
 			kvJSON
-			Found   bool `json:"found"`
-			NotKept bool `json:"not_kept,omitempty"`
+			Found bool `json:"found"`
 		}
 		out := struct {
 			Succeeded bool             `json:"succeeded"`
@@ -235,12 +234,9 @@ func (a *app) printTxn(res client.TxnResponse, branch []client.TxnOp) error {
 		for i, r := range res.Responses {
 			switch r.Type {
 			case client.TxnGet:
-				g := getJSON{Found: r.Found, NotKept: r.NotKept}
+				g := getJSON{Found: r.Found}
 				if r.Found {
 					g.kvJSON = newKVJSON(r.KV)
-					if r.NotKept {
-						g.jsonValue = jsonValue{}
-					}
 				} else if i < len(branch) {
 					g.Key = branch[i].Key
 				}
@@ -259,10 +255,7 @@ func (a *app) printTxn(res client.TxnResponse, branch []client.TxnOp) error {
 			}
 			if r.Type == client.TxnGet {
 				found = strconv.FormatBool(r.Found)
-				switch {
-				case r.NotKept:
-					value = notKept
-				case r.Found:
+				if r.Found {
 					value = printable(r.KV.Value)
 				}
 			}
@@ -276,18 +269,12 @@ func (a *app) printTxn(res client.TxnResponse, branch []client.TxnOp) error {
 		switch {
 		case r.Type != client.TxnGet:
 			fmt.Fprintln(a.stdout, "OK")
-		case r.NotKept:
-			fmt.Fprintf(a.stdout, "%s\n%s\n", r.KV.Key, notKept)
 		case r.Found:
 			fmt.Fprintf(a.stdout, "%s\n%s\n", r.KV.Key, r.KV.Value)
 		}
 	}
 	return nil
 }
-
-// notKept stands for the value of a get that a retried transaction's
-// answer no longer has (client.TxnOpResponse.NotKept).
-const notKept = "(applied before; value not kept for a retry, and changed since)"
 
 func verdict(succeeded bool) string {
 	if succeeded {
