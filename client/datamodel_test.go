@@ -648,6 +648,7 @@ func TestGroupsTokenVersions(t *testing.T) {
 		{groupsToken{Start: "a", End: "b", After: "a\x00"}, 1},
 		{groupsToken{Prefix: "k", After: "k\x80"}, 2},
 		{groupsToken{Prefix: "\xff", After: "\xff1"}, 2},
+		{groupsToken{End: "\xc3", After: "\xa9zz"}, 2}, // each invalid, valid joined
 	} {
 		b, err := base64.RawURLEncoding.DecodeString(tc.tok.encode())
 		var w tokenWire

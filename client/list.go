@@ -216,7 +216,7 @@ type tokenWire struct {
 // earlier clients (a router not yet upgraded) read too, else as version 2.
 func (t groupsToken) encode() string {
 	w := tokenWire{V: 1, Prefix: t.Prefix, Start: t.Start, End: t.End, After: t.After, Indexes: t.Indexes}
-	if !utf8.ValidString(t.Prefix + t.Start + t.End + t.After) {
+	if !utf8.ValidString(t.Prefix) || !utf8.ValidString(t.Start) || !utf8.ValidString(t.End) || !utf8.ValidString(t.After) {
 		w = tokenWire{V: 2, PrefixB: []byte(t.Prefix), StartB: []byte(t.Start), EndB: []byte(t.End), AfterB: []byte(t.After), Indexes: t.Indexes}
 	}
 	b, _ := json.Marshal(w) // strings, bytes and numbers always encode
