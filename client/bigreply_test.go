@@ -55,3 +55,25 @@ func TestTxnUnreadableSuccess(t *testing.T) {
 		t.Fatalf("a transaction answered 200 with a cut body: %v; want ErrOutcomeUnknown", err)
 	}
 }
+
+// TestResultNotKeptNotRetried: a retried transaction answered 504
+// result_not_kept (applied before; its get results not kept) is not
+// tried again, which would be answered the same until the deadline: it
+// comes back at once as maybe applied, with the member's sentence.
+func TestResultNotKeptNotRetried(t *testing.T) {
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusGatewayTimeout)
+		io.WriteString(w, `{"error":"the transaction was applied already at index 9 (succeeded: true); its get results were too large to keep for a retry and have changed since","code":"result_not_kept"}`+"\n")
+	}))
+	t.Cleanup(srv.Close)
+	c := newTestClient(t, Config{Endpoints: []string{srv.URL}})
+	_, err := c.Txn(context.Background(), Txn{Success: []TxnOp{OpGet("big")}}, WithSeq("c", 1))
+	var e *Error
+	if !errors.As(err, &e) || e.Code != CodeResultNotKept || !e.MaybeApplied || !errors.Is(err, ErrOutcomeUnknown) ||
+		!strings.Contains(err.Error(), "index 9") || calls.Load() != 1 {
+		t.Fatalf("Txn: %v (%d calls); want result_not_kept, maybe applied, naming index 9, after one call", err, calls.Load())
+	}
+}

@@ -344,9 +344,10 @@ func (c *Client) do(ctx context.Context, cl *call) (*reply, error) {
 		last = e
 		retry := false
 		switch {
-		case e.Code == CodeSeqTooOld:
-			// The server can no longer judge this seq: another try
-			// would be answered the same.
+		case e.Code == CodeSeqTooOld, e.Code == CodeResultNotKept:
+			// The server can no longer judge this seq, or it was
+			// applied and its result not kept: another try would be
+			// answered the same.
 			e.MaybeApplied = true
 		case e.Code == CodeClusterLevel, e.Code == CodeNoSpace:
 			// Certainly not applied. A member that restarted may not

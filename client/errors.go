@@ -79,7 +79,11 @@ const (
 	CodeWrongGroup      = "wrong_group"
 	CodeBucketMoving    = "bucket_moving"
 	CodeSeqTooOld       = "seq_too_old"
-	CodeInternal        = "internal"
+	// CodeResultNotKept: a retried transaction was applied before, and
+	// its get results, too large to keep, changed since (504; the
+	// message names where it applied).
+	CodeResultNotKept = "result_not_kept"
+	CodeInternal      = "internal"
 	// The data model's: a failed If-Match or If-None-Match (412), a watch
 	// from an index no longer kept (410), a watch that fell behind, too
 	// many watches on one member (503), a txn or batch across groups (a
