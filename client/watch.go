@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -356,11 +357,29 @@ func oldestGone(gone map[string]*Error) *Error {
 // on ch until ctx ends or the watch fails for good.
 func (w *watchStream) run(ctx context.Context, resp *http.Response, ch chan<- WatchEvent) {
 	defer close(ch)
+	// compacted counts the streams in a row that ended compacted without
+	// moving the watch on: once every member (or router) did, none holds
+	// the events, as when each answers 410 at once (connect).
+	compacted := 0
 	for {
+		at := [3]any{w.lastID, w.fromIndex, w.afterPos}
 		err := w.read(ctx, resp.Body, ch)
 		resp.Body.Close()
 		w.cancel()
 		if ctx.Err() != nil {
+			return
+		}
+		var e *Error
+		switch {
+		case !errors.As(err, &e) || e.Code != CodeCompacted:
+			compacted = 0
+		case at != [3]any{w.lastID, w.fromIndex, w.afterPos}:
+			compacted = 1
+		default:
+			compacted++
+		}
+		if compacted > 0 && compacted >= len(w.group.urls) {
+			w.finish(ctx, ch, err)
 			return
 		}
 		// The stream broke, or the member ended it (too slow, stopping,

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -168,5 +169,36 @@ func TestWatchProgressCarriesConfig(t *testing.T) {
 			t.Errorf("heartbeat at %d: version %d, says %v; want %d, %v", ev.KV.ModIndex, ev.Version, ev.SaysConfig, v.version, v.says)
 		}
 		delete(want, ev.KV.ModIndex)
+	}
+}
+
+// TestWatchEndsWhenEveryStreamEndsCompacted: a stream that ends with a
+// compacted error event is resumed at the next member, but once every
+// member (here a router, the only endpoint) ended one so in a row
+// without moving the watch on, the Watch ends with ErrCompacted instead
+// of resuming into it again and again.
+func TestWatchEndsWhenEveryStreamEndsCompacted(t *testing.T) {
+	var streams atomic.Int64
+	g := newSSEGroup(t, 1, func(r *http.Request) ([]string, <-chan struct{}) {
+		streams.Add(1)
+		hangUp := make(chan struct{})
+		close(hangUp)
+		return []string{"event: error\ndata: {\"error\":\"events compacted\",\"code\":\"compacted\"}\n\n"}, hangUp
+	})
+	c := newTestClient(t, Config{Endpoints: []string{g.srv.URL}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ch, err := c.Watch(ctx, WatchOptions{Prefix: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ev := nextWatchEvent(t, ch)
+		if ev.Err != nil {
+			if !errors.Is(ev.Err, ErrCompacted) || streams.Load() > 3 {
+				t.Fatalf("the watch ended with %v after %d streams, want ErrCompacted after a few", ev.Err, streams.Load())
+			}
+			return
+		}
 	}
 }

@@ -202,7 +202,9 @@ func (s *sse) event(id string, ev client.WatchEvent) {
 func (s *sse) fail(err error) {
 	code, msg, oldest := client.CodeUnavailable, err.Error(), uint64(0)
 	var ce *client.Error
-	if errors.As(err, &ce) {
+	var a *answer
+	switch {
+	case errors.As(err, &ce):
 		if ce.Code != "" {
 			code = ce.Code
 		}
@@ -210,6 +212,10 @@ func (s *sse) fail(err error) {
 			msg = ce.Message
 		}
 		oldest = ce.OldestIndex
+	case errors.As(err, &a):
+		// The router's own verdict (a compacted watch): its code, so
+		// that clients end rather than resume into it again.
+		code, msg = a.code, strings.TrimPrefix(a.msg, "router: ")
 	}
 	b, _ := json.Marshal(struct {
 		Error       string `json:"error"`
@@ -536,9 +542,6 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 	// group applied config v (and so after its bucket_outs of v), and any
 	// marker of v after it applied config v-1.
 	applied := map[uint64]uint64{}
-	// saysConfig: group g's members said which config they had applied
-	// as of their heartbeats.
-	saysConfig := map[uint64]bool{}
 	// passed says that group g's delivered events passed its bucket_out
 	// of b at version v or later.
 	passed := func(g uint64, b int, v uint64) bool {
@@ -550,8 +553,11 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 	// handle delivers ev of group gid, or queues it while gid is held,
 	// and follows the buckets' owners.
 	handle := func(gid uint64, ev client.WatchEvent) {
-		if finished(gid) {
-			return // after its group_left: heartbeats, the stream's end
+		if finished(gid) || failed != nil {
+			// After its group_left: heartbeats, the stream's end. Once
+			// the watch failed nothing more is delivered: no id may
+			// name a place past what the failure left undelivered.
+			return
 		}
 		if ho, ok := holds[gid]; ok {
 			ho.queue = append(ho.queue, ev)
@@ -563,13 +569,16 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 			}
 			return
 		}
+		// Where gid's stream was before ev: a bucket_in that holds gid
+		// leaves the cursor there (below), so that a watch resumed from
+		// an id written while gid is held meets the bucket_in again and
+		// holds it again.
+		before, hadBefore := cur[gid]
 		deliver(gid, ev)
 		if ev.Type == client.EventProgress && ev.SaysConfig {
 			// The member says which config it had applied as of the
 			// heartbeat (0: it cannot tell): its bucket_outs of it, and
-			// of every config before, were delivered. From now on the
-			// group's heartbeats count by that alone.
-			saysConfig[gid] = true
+			// of every config before, were delivered.
 			applied[gid] = max(applied[gid], ev.Version)
 		}
 		for _, ho := range holds {
@@ -577,13 +586,13 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 				continue // a version-less hold counts what arrives (below)
 			}
 			switch {
-			case ev.Type == client.EventProgress && !saysConfig[gid]:
-				// Members that do not say their config (an older
-				// binary): two heartbeats after the bucket_in, as
-				// before. A group whose members say it is judged by
-				// that alone (see applied), so that the heartbeats of a
-				// member that lags, or cannot tell, do not release the
-				// hold early.
+			case ev.Type == client.EventProgress && !ev.SaysConfig:
+				// A member that does not say its config (an older
+				// binary; members say it on every heartbeat since they
+				// can): two heartbeats after the bucket_in, as before.
+				// One that says it is judged by that alone (see
+				// applied), so that the heartbeats of a member that
+				// lags, or cannot tell, do not release the hold early.
 				ho.beats++
 			case ev.Type == client.EventBucketOut && ev.Bucket == ho.bucket && (ev.Version == 0 || ev.Version >= ho.version):
 				ho.out = true
@@ -615,27 +624,39 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 				// The old owner joined since the last look at the
 				// config (every watchProgressInterval): its events
 				// before the move, from its first index, come first.
-				// It may have left since: then at the members of the
-				// config it had the bucket in.
-				var servers []string
-				if now, _ := h.c.CachedConfig(); now.Groups[old] == nil {
-					if c, err := h.configAt(ctx, v-1); err == nil {
-						servers = c.Groups[old]
-					}
+				// If the latest config no longer lists it, it left:
+				// this watch may have passed its group_left (a resumed
+				// cursor drops a group that left), or never seen its
+				// events, which its members may no longer serve; it
+				// cannot tell which, and ends as compacted (list
+				// again) rather than skip or repeat them.
+				latest, err := h.c.Refresh(ctx, 0)
+				switch {
+				case err == nil && latest.Groups[old] == nil:
+					lg.Info("watch: a bucket moved from a group that left, whose events this watch cannot place; ending the watch",
+						zap.Uint64("group", old), zap.Int("bucket", b), zap.Uint64("config", v))
+					err = &answer{http.StatusGone, client.CodeCompacted, fmt.Sprintf(
+						"router: bucket %d moved at config %d from group %d, which has left the deployment; its events before the move cannot be placed in this stream: list again and watch from the listing's cursor", b, v, old)}
+				case err == nil:
+					err = start(old, position{}, true)
 				}
-				if err := start(old, position{}, true, servers...); err != nil {
+				if err != nil {
 					// Its events of the bucket before the move cannot be
-					// given in their place: the watch ends, and a resume
-					// (its cursor does not name the group) tries again.
+					// given in their place: the watch ends (a resume
+					// meets this bucket_in again).
 					lg.Info("watch: cannot watch the group a bucket moved from; ending the watch",
 						zap.Uint64("group", old), zap.Int("bucket", b), zap.Error(err))
 					if failed == nil {
 						failed = err
 					}
-				} else {
-					cur[old] = position{since: v - 1}
-					lg.Debug("watch: watching a group a bucket moved from", zap.Uint64("group", old), zap.Int("bucket", b), zap.Uint64("config", v))
+					cur[gid] = before // not past the bucket_in: nothing after it was delivered
+					if !hadBefore {
+						delete(cur, gid)
+					}
+					return
 				}
+				cur[old] = position{since: v - 1}
+				lg.Debug("watch: watching a group a bucket moved from", zap.Uint64("group", old), zap.Int("bucket", b), zap.Uint64("config", v))
 			}
 			if !known {
 				old, v = owner[b], 0
@@ -646,6 +667,11 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 			}
 			if old != 0 && old != gid && watching[old] && !finished(old) && !gave {
 				holds[gid] = &hold{bucket: b, version: v, from: old}
+				if hadBefore {
+					cur[gid] = before
+				} else {
+					delete(cur, gid)
+				}
 				lg.Debug("watch: holding a group's events behind a bucket move", zap.Uint64("group", gid), zap.Int("bucket", b),
 					zap.Uint64("config", v), zap.Uint64("old-owner", old))
 			}
