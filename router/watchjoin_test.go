@@ -32,17 +32,8 @@ func TestRouterWatchMoveFromUnwatchedGroup(t *testing.T) {
 	if ev := next(t, ch); ev[3] != "1" {
 		t.Fatalf("first event %v", ev)
 	}
-	g3 := newDMember(t)
-	joined, err := hist.Latest().Join(map[uint64][]string{3: {g3.srv.URL}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := hist.Append(joined); err != nil {
-		t.Fatal(err)
-	}
 	b := shardmap.BucketOf(a, 16)
-	to3 := hist.move(t, b, 3)
-	to2 := hist.move(t, b, 2)
+	g3, to3, to2 := joinAndMoveThrough(t, hist, b)
 	g[1].apply(putEvent(a, "last-of-1"), markerEvent("bucket_out", b, to3.Version))
 	g3.apply(markerEvent("bucket_in", b, to3.Version))
 	g3.apply(putEvent(a, "in-3"))
@@ -144,17 +135,8 @@ func TestRouterWatchMoveFromAGroupThatLeft(t *testing.T) {
 	if ev := next(t, ch); ev[3] != "1" {
 		t.Fatalf("first event %v", ev)
 	}
-	g3 := newDMember(t)
-	joined, err := hist.Latest().Join(map[uint64][]string{3: {g3.srv.URL}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := hist.Append(joined); err != nil {
-		t.Fatal(err)
-	}
 	b := shardmap.BucketOf(a, 16)
-	to3 := hist.move(t, b, 3)
-	to2 := hist.move(t, b, 2)
+	g3, to3, to2 := joinAndMoveThrough(t, hist, b)
 	gone, err := hist.Latest().Leave([]uint64{3})
 	if err != nil {
 		t.Fatal(err)
@@ -198,4 +180,20 @@ func TestRouterWatchMoveFromAGroupThatLeft(t *testing.T) {
 			t.Fatalf("puts of %s: %q within 12 s, and no error", a, got)
 		}
 	}
+}
+
+// joinAndMoveThrough has a group 3 of one new in-test member join, then
+// moves bucket b to it and on to group 2; it returns group 3's member and
+// the configs of the two moves.
+func joinAndMoveThrough(t *testing.T, hist *configHistory, b int) (g3 *dmember, to3, to2 shardmap.Config) {
+	t.Helper()
+	g3 = newDMember(t)
+	joined, err := hist.Latest().Join(map[uint64][]string{3: {g3.srv.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hist.Append(joined); err != nil {
+		t.Fatal(err)
+	}
+	return g3, hist.move(t, b, 3), hist.move(t, b, 2)
 }

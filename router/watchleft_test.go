@@ -22,15 +22,12 @@ func TestRouterWatchLeftOldOwnerEndsCompacted(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	a := keyIn(cfg, 1, "pa")
-	g3 := newDMember(t)
-	joined, _ := hist.Latest().Join(map[uint64][]string{3: {g3.srv.URL}})
-	if err := hist.Append(joined); err != nil {
+	b := shardmap.BucketOf(a, 16)
+	g3, _, to2 := joinAndMoveThrough(t, hist, b)
+	gone, err := hist.Latest().Leave([]uint64{3})
+	if err != nil {
 		t.Fatal(err)
 	}
-	b := shardmap.BucketOf(a, 16)
-	hist.move(t, b, 3)
-	to2 := hist.move(t, b, 2)
-	gone, _ := hist.Latest().Leave([]uint64{3})
 	if err := hist.Append(gone); err != nil {
 		t.Fatal(err)
 	}
