@@ -87,9 +87,10 @@ type WatchEvent struct {
 	// cursor).
 	Index uint64
 	Pos   uint32
-	// ID is the stream's id of the event: "<index>.<pos>" from a member, a
-	// cursor of every group from a router. WatchOptions' LastEventID
-	// takes it.
+	// ID is the stream's id of the event: "<index>.<pos>" from a member
+	// ("<group>=<index>.<pos>" for a Watch of a Key in a sharded
+	// deployment, naming the group whose log it is in), a cursor of every
+	// group from a router. WatchOptions' LastEventID takes it.
 	ID string
 	// Bucket and Version are a marker's. An EventProgress of a stream
 	// with markers has a Version too when its member said which config
@@ -500,6 +501,18 @@ func scanLines(data []byte, _ bool) (int, []byte, error) {
 	return 0, nil, nil // more data, or the end of a cut stream
 }
 
+// keyEventID is the id a Watch delivers for a member's event id: for a
+// Watch of a Key in a sharded deployment, "<group>=<index>.<pos>", which
+// names the group whose log the position is in (a Watch given it as
+// LastEventID ends as compacted if the key has moved to another group
+// since, rather than resume at that index of another log); else id.
+func (w *watchStream) keyEventID(id string) string {
+	if w.opts.Key == "" || w.posGroup == "" || id == "" {
+		return id
+	}
+	return w.posGroup + "=" + id
+}
+
 // dispatch delivers one message of the stream.
 func (w *watchStream) dispatch(ctx context.Context, ch chan<- WatchEvent, id string, hasID bool, name string, data []byte) error {
 	if name == "error" {
@@ -515,7 +528,7 @@ func (w *watchStream) dispatch(ctx context.Context, ch chan<- WatchEvent, id str
 	if err != nil {
 		return &Error{Op: "watch", Key: w.opts.Key, Code: CodeInternal, Message: "unreadable watch event", Err: err}
 	}
-	ev := WatchEvent{Type: name, KV: kv, ID: id, Bucket: -1, Version: d.Version}
+	ev := WatchEvent{Type: name, KV: kv, ID: w.keyEventID(id), Bucket: -1, Version: d.Version}
 	if d.Bucket != nil {
 		ev.Bucket = *d.Bucket
 	}
@@ -546,6 +559,15 @@ func (w *watchStream) dispatch(ctx context.Context, ch chan<- WatchEvent, id str
 // noteID reads a member's event id into where to resume: at its index,
 // after its position.
 func (w *watchStream) noteID(id string) {
+	if g, rest, ok := strings.Cut(id, "="); ok && w.opts.Key != "" {
+		// "<group>=<index>.<pos>": an id of a Watch of a Key in a
+		// sharded deployment (keyEventID), a position in that group's
+		// log: a connection finding the key at another group ends the
+		// Watch as compacted rather than resume there.
+		if _, err := strconv.ParseUint(g, 10, 64); err == nil {
+			w.posGroup, id = g, rest
+		}
+	}
 	if index, pos, ok := parseEventID(id); ok {
 		w.fromIndex, w.afterPos = index, int64(pos)
 	} else if index, err := strconv.ParseUint(id, 10, 64); err == nil && index > 0 && index < math.MaxUint64 {

@@ -202,3 +202,61 @@ func TestWatchEndsWhenEveryStreamEndsCompacted(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyWatchResumedAfterItsBucketMoved: in a sharded deployment a
+// Watch of a key names, in its events' ids, the group whose log they are
+// in. Given such an id as LastEventID after the key's bucket moved to
+// another group, a new Watch ends as compacted (read again) instead of
+// resuming at that index of the new group's log; with the key still in
+// that group, it resumes there.
+func TestKeyWatchResumedAfterItsBucketMoved(t *testing.T) {
+	cg := newConfigGroup(t, 8)
+	var key string
+	g1 := newSSEGroup(t, 1, func(r *http.Request) ([]string, <-chan struct{}) {
+		if r.Header.Get("Last-Event-ID") != "" {
+			return nil, nil
+		}
+		return []string{putMsg("6.0", key, "v1")}, nil
+	})
+	asked := make(chan string, 10)
+	g2 := newSSEGroup(t, 2, func(r *http.Request) ([]string, <-chan struct{}) {
+		asked <- r.Header.Get("Last-Event-ID") + r.URL.Query().Get("from_index")
+		return nil, nil
+	})
+	cfg := cg.mustApply(t, func(c shardmap.Config) (shardmap.Config, error) {
+		return c.Join(map[uint64][]string{1: {g1.srv.URL}, 2: {g2.srv.URL}})
+	})
+	for i := 0; key == ""; i++ {
+		if k := fmt.Sprint("k", i); cfg.OwnerOfKey(k) == 1 {
+			key = k
+		}
+	}
+	c := newTestClient(t, Config{ConfigEndpoints: []string{cg.srv.URL}, RequestTimeout: 2 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := c.Watch(ctx, WatchOptions{Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := nextWatchEvent(t, ch)
+	if ev.Err != nil || ev.ID != "1=6.0" || ev.Index != 6 {
+		t.Fatalf("first event %+v, want id 1=6.0", ev)
+	}
+	// Resumed while the key is still in group 1: it goes on there.
+	if _, err := c.Watch(ctx, WatchOptions{Key: key, LastEventID: ev.ID}); err != nil {
+		t.Fatalf("resumed in the same group: %v", err)
+	}
+	cg.mustApply(t, func(c shardmap.Config) (shardmap.Config, error) { return c.Move(shardmap.BucketOf(key, 8), 2) })
+	if _, err := c.Refresh(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Watch(ctx, WatchOptions{Key: key, LastEventID: ev.ID}); !errors.Is(err, ErrCompacted) {
+		t.Fatalf("resumed from group 1's %s after the key moved to group 2: %v, want ErrCompacted", ev.ID, err)
+	}
+	close(asked)
+	for q := range asked {
+		if q != "" {
+			t.Fatalf("group 2 was asked to resume at %q, a position in group 1's log", q)
+		}
+	}
+}
