@@ -210,9 +210,18 @@ func (w *watchStream) request() *call {
 		q.Set("markers", "true")
 	}
 	cl := &call{op: "watch", method: http.MethodGet, key: w.opts.Key, group: w.opts.Group, ok: []int{http.StatusOK}}
+	// A Watch of a Key whose position names its group, sent to a router
+	// (a Client of a sharded deployment talks to the members, which take
+	// plain ids): the position goes with its group, so that the router
+	// resumes in that group's log or ends the watch as compacted.
+	routed := w.opts.Key != "" && w.posGroup != "" && !w.c.Sharded()
 	switch {
+	case w.afterPos >= 0 && routed:
+		cl.setHeader("Last-Event-ID", w.posGroup+"="+strconv.FormatUint(w.fromIndex, 10)+"."+strconv.FormatInt(w.afterPos, 10))
 	case w.afterPos >= 0:
 		cl.setHeader("Last-Event-ID", strconv.FormatUint(w.fromIndex, 10)+"."+strconv.FormatInt(w.afterPos, 10))
+	case w.fromIndex > 0 && routed:
+		cl.setHeader("Last-Event-ID", w.posGroup+"="+strconv.FormatUint(w.fromIndex-1, 10)) // every event up to fromIndex-1
 	case w.fromIndex > 0:
 		q.Set("from_index", strconv.FormatUint(w.fromIndex, 10))
 	case w.lastID != "":
@@ -501,14 +510,33 @@ func scanLines(data []byte, _ bool) (int, []byte, error) {
 	return 0, nil, nil // more data, or the end of a cut stream
 }
 
+// cutGroup splits a key watch's id "<group>=<index>.<pos>" (or
+// "<group>=<index>") into the group and the member's id; false for any
+// other id (a member's own, or a router's cursor of several groups).
+func cutGroup(id string) (group, rest string, ok bool) {
+	g, rest, ok := strings.Cut(id, "=")
+	if !ok {
+		return "", "", false
+	}
+	if _, err := strconv.ParseUint(g, 10, 64); err != nil {
+		return "", "", false
+	}
+	if _, _, dotted := parseEventID(rest); !dotted {
+		if _, err := strconv.ParseUint(rest, 10, 64); err != nil {
+			return "", "", false
+		}
+	}
+	return g, rest, true
+}
+
 // keyEventID is the id a Watch delivers for a member's event id: for a
 // Watch of a Key in a sharded deployment, "<group>=<index>.<pos>", which
 // names the group whose log the position is in (a Watch given it as
 // LastEventID ends as compacted if the key has moved to another group
 // since, rather than resume at that index of another log); else id.
 func (w *watchStream) keyEventID(id string) string {
-	if w.opts.Key == "" || w.posGroup == "" || id == "" {
-		return id
+	if _, _, tagged := cutGroup(id); tagged || w.opts.Key == "" || w.posGroup == "" || id == "" {
+		return id // a router's relay of a key watch tags them itself
 	}
 	return w.posGroup + "=" + id
 }
@@ -532,7 +560,11 @@ func (w *watchStream) dispatch(ctx context.Context, ch chan<- WatchEvent, id str
 	if d.Bucket != nil {
 		ev.Bucket = *d.Bucket
 	}
-	if index, pos, ok := parseEventID(id); ok {
+	plain := id
+	if _, rest, ok := cutGroup(id); ok {
+		plain = rest
+	}
+	if index, pos, ok := parseEventID(plain); ok {
 		ev.Index, ev.Pos = index, pos
 	}
 	if name == EventBucketOut && w.opts.Key != "" && w.keyBucket() == ev.Bucket {
@@ -559,14 +591,12 @@ func (w *watchStream) dispatch(ctx context.Context, ch chan<- WatchEvent, id str
 // noteID reads a member's event id into where to resume: at its index,
 // after its position.
 func (w *watchStream) noteID(id string) {
-	if g, rest, ok := strings.Cut(id, "="); ok && w.opts.Key != "" {
+	if g, rest, ok := cutGroup(id); ok && w.opts.Key != "" {
 		// "<group>=<index>.<pos>": an id of a Watch of a Key in a
 		// sharded deployment (keyEventID), a position in that group's
 		// log: a connection finding the key at another group ends the
 		// Watch as compacted rather than resume there.
-		if _, err := strconv.ParseUint(g, 10, 64); err == nil {
-			w.posGroup, id = g, rest
-		}
+		w.posGroup, id = g, rest
 	}
 	if index, pos, ok := parseEventID(id); ok {
 		w.fromIndex, w.afterPos = index, int64(pos)

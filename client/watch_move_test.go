@@ -260,3 +260,54 @@ func TestKeyWatchResumedAfterItsBucketMoved(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyWatchThroughARouter: a router relays a sharded key watch with
+// ids that name their group ("2=6.0") and no group header. A Client of
+// the router (not sharded itself) delivers those ids as they are, with
+// their index, and resumes a broken stream with the group in its
+// Last-Event-ID, so that the router resumes in that group's log, or ends
+// the watch if the key moved: the first time with the event's id, then,
+// after a heartbeat, with the index it names.
+func TestKeyWatchThroughARouter(t *testing.T) {
+	var streams atomic.Int64
+	asked := make(chan string, 10)
+	router := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := streams.Add(1)
+		asked <- r.Header.Get("Last-Event-ID") + "|" + r.URL.Query().Get("from_index")
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		switch n {
+		case 1:
+			fmt.Fprint(w, putMsg("2=6.0", "k", "v1"))
+		case 2:
+			fmt.Fprint(w, ": progress 9\n\n")
+		default:
+			fmt.Fprint(w, putMsg("2=10.0", "k", "v2"))
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+		}
+	}))
+	t.Cleanup(router.Close)
+	t.Cleanup(router.CloseClientConnections)
+	c := newTestClient(t, Config{Endpoints: []string{router.URL}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ch, err := c.Watch(ctx, WatchOptions{Key: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []struct {
+		id    string
+		index uint64
+	}{{"2=6.0", 6}, {"2=10.0", 10}} {
+		ev := nextWatchEvent(t, ch)
+		if ev.Err != nil || ev.ID != want.id || ev.Index != want.index {
+			t.Fatalf("event %+v, want id %s at index %d", ev, want.id, want.index)
+		}
+	}
+	for i, want := range []string{"|", "2=6.0|", "2=9|"} {
+		if got := <-asked; got != want {
+			t.Errorf("stream %d asked with Last-Event-ID|from_index %q, want %q", i+1, got, want)
+		}
+	}
+}
