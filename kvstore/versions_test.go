@@ -252,7 +252,11 @@ func TestUniqueVersionsPerWrite(t *testing.T) {
 		if string(first.txn.Gets[0].Value) != big {
 			t.Fatalf("the transaction's get answered %.10q, want its own put's value", first.txn.Gets[0].Value)
 		}
-		if !errors.Is(retry.err, ErrTxnResultNotKept) && (retry.err != nil || string(retry.txn.Gets[0].Value) != big) {
+		switch {
+		case errors.Is(retry.err, ErrTxnResultNotKept):
+		case retry.err != nil:
+			t.Fatalf("the retry: %v, want its first result or ErrTxnResultNotKept", retry.err)
+		case string(retry.txn.Gets[0].Value) != big:
 			t.Fatalf("the retry's get answered %q, the value written after it", retry.txn.Gets[0].Value)
 		}
 	}

@@ -385,10 +385,11 @@ type groupEvent struct {
 // stream has delivered its bucket_out (or two of its heartbeats).
 type hold struct {
 	bucket  int
-	version uint64 // of the bucket_in's config; 0 when it named none
-	from    uint64 // the old owner
-	beats   int    // the old owner's heartbeats since
-	out     bool   // the old owner's bucket_out of bucket came
+	version uint64   // of the bucket_in's config; 0 when it named none
+	at      position // the bucket_in's, where the held group's cursor goes on release
+	from    uint64   // the old owner
+	beats   int      // the old owner's heartbeats since
+	out     bool     // the old owner's bucket_out of bucket came
 	queue   []client.WatchEvent
 }
 
@@ -624,14 +625,23 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 				// The old owner joined since the last look at the
 				// config (every watchProgressInterval): its events
 				// before the move, from its first index, come first.
-				// If the latest config no longer lists it, it left:
-				// this watch may have passed its group_left (a resumed
-				// cursor drops a group that left), or never seen its
-				// events, which its members may no longer serve; it
-				// cannot tell which, and ends as compacted (list
-				// again) rather than skip or repeat them.
+				// If the latest config no longer lists it, it left: a
+				// watch that was not resumed never saw it, and asks the
+				// members of the config it had the bucket in; a resumed
+				// one may have passed its group_left (a cursor drops a
+				// group that left) or never seen its events, cannot
+				// tell which, and ends as compacted (list again) rather
+				// than skip or repeat them.
 				latest, err := h.c.Refresh(ctx, 0)
 				switch {
+				case err == nil && latest.Groups[old] == nil && !resumed:
+					// This watch never saw the group: its events are
+					// at the members of the config it had the bucket
+					// in, if they still run.
+					var c shardmap.Config
+					if c, err = h.configAt(ctx, v-1); err == nil {
+						err = start(old, position{}, true, c.Groups[old]...)
+					}
 				case err == nil && latest.Groups[old] == nil:
 					lg.Info("watch: a bucket moved from a group that left, whose events this watch cannot place; ending the watch",
 						zap.Uint64("group", old), zap.Int("bucket", b), zap.Uint64("config", v))
@@ -666,7 +676,7 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 				delete(out, b) // version-less: a bucket_out since b's last bucket_in
 			}
 			if old != 0 && old != gid && watching[old] && !finished(old) && !gave {
-				holds[gid] = &hold{bucket: b, version: v, from: old}
+				holds[gid] = &hold{bucket: b, version: v, from: old, at: positionOf(ev)}
 				if hadBefore {
 					cur[gid] = before
 				} else {
@@ -698,6 +708,7 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 				ho := holds[held]
 				lg.Debug("watch: a held group goes on", zap.Uint64("group", held), zap.Uint64("old-owner", ho.from), zap.Int("queued", len(ho.queue)))
 				delete(holds, held)
+				cur.advance(held, ho.at) // past the bucket_in, now delivered in full
 				for _, q := range ho.queue {
 					handle(held, q)
 				}

@@ -50,3 +50,43 @@ func TestRouterWatchResumeDuringHold(t *testing.T) {
 		t.Fatalf("resumed from %s: puts of %s in the order %q", ev[0], a, got)
 	}
 }
+
+// TestRouterWatchCursorPassesAReleasedHold: once a hold on group 2 ends
+// (group 1's bucket_out came), the ids name group 2 past its bucket_in,
+// even with nothing of group 2 queued: a watch resumed from them does not
+// meet the bucket_in again. (The ids stay before it only while it holds.)
+func TestRouterWatchCursorPassesAReleasedHold(t *testing.T) {
+	srv, hist, g := dataRouter(t)
+	cfg := hist.Latest()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	g[2].mu.Lock()
+	g[2].quiet = true // no heartbeat of group 2 moves its cursor on
+	g[2].mu.Unlock()
+	opened := streamCounts(g)
+	ch := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", "")
+	waitStreams(t, g, opened, 1, 2)
+	a := keyIn(cfg, 1, "pa")
+	b := shardmap.BucketOf(a, 16)
+	moved := hist.move(t, b, 2)
+	g[2].apply(markerEvent("bucket_in", b, moved.Version))
+	g[2].mu.Lock()
+	in := g[2].n
+	g[2].mu.Unlock()
+	g[1].apply(markerEvent("bucket_out", b, moved.Version))
+	g[1].apply(putEvent(keyIn(cfg, 1, "pz"), "after"))
+	for {
+		ev := next(t, ch)
+		if ev[1] != "put" {
+			continue
+		}
+		cur, err := parseCursor(ev[0])
+		if err != nil {
+			t.Fatalf("id %q: %v", ev[0], err)
+		}
+		if cur[2].index < in {
+			t.Fatalf("id %q after the hold ended names group 2 at %d, before its bucket_in at %d", ev[0], cur[2].index, in)
+		}
+		return
+	}
+}
