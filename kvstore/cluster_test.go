@@ -64,6 +64,16 @@ func newInprocClusterWith(t *testing.T, n int, cfg raftnode.Config, store Config
 
 func (c *inprocCluster) start(i int, join bool) {
 	c.t.Helper()
+	c.open(i, join)
+	if err := c.nodes[i].Start(c.stors[i].Snapshot); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// open makes member i's node and store, replaying its data dir, and
+// starts neither: the caller calls c.nodes[i].Start.
+func (c *inprocCluster) open(i int, join bool) {
+	c.t.Helper()
 	cfg := c.cfg
 	cfg.ID, cfg.Peers, cfg.DataDir, cfg.Join = uint64(i+1), c.peers, c.dirs[i], join
 	// Info and above: a failing test's own message must not drown in
@@ -79,9 +89,6 @@ func (c *inprocCluster) start(i int, join bool) {
 	scfg.Logger = cfg.Logger
 	store, err := New(scfg, node)
 	if err != nil {
-		c.t.Fatal(err)
-	}
-	if err := node.Start(store.Snapshot); err != nil {
 		c.t.Fatal(err)
 	}
 	c.nodes[i], c.stors[i] = node, store
@@ -237,6 +244,92 @@ func TestClusterLeaderStopAndRestart(t *testing.T) {
 	c.start(lead, false)
 	c.waitValue(lead, "after-49", []byte{49})
 	c.waitValue(lead, "before-3", []byte{3, 0, 0xff})
+}
+
+// TestRestartedMemberWritesAtTheClusterLevel: a member that restarts
+// knows the cluster level only once it has replayed its log. Writes it
+// takes before that wait for the level: written in the older entry
+// format, two writes of one key at one raft index got one version, and
+// the first writer's If-Match held against the second one's value. The
+// writes here reach the member before its raft node starts; a daemon's
+// client port opens just after, while the log replays.
+func TestRestartedMemberWritesAtTheClusterLevel(t *testing.T) {
+	c := newInprocCluster(t, 3, raftnode.Config{TickInterval: 50 * time.Millisecond, Level: LevelUniqueVersions})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// A daemon's leader logs the level (see package daemon); here the
+	// test does, so that the restarted member replays it.
+	if err := c.nodes[c.waitLeader()].ProposeClusterLevel(ctx, LevelUniqueVersions); err != nil {
+		t.Fatal(err)
+	}
+	f := c.follower()
+	testutil.WaitFor(t, 10*time.Second, "the follower to apply the logged level", func() error {
+		if !c.nodes[f].ClusterLevelLogged() {
+			return errors.New("not applied yet")
+		}
+		return nil
+	})
+	c.put(f, "k", []byte("0"))
+	c.stop(f)
+	c.open(f, false)
+	s := c.stors[f]
+	if l := c.nodes[f].ClusterLevel(); l >= LevelUniqueVersions {
+		t.Logf("the restarted member knew level %d before it replayed its log", l)
+	}
+	type outcome struct {
+		value string
+		res   Result
+		err   error
+	}
+	outc := make(chan outcome, 3)
+	put := func(key, value string) {
+		go func() {
+			r, err := s.Write(ctx, []Op{putOp(key, value)}, WriteOptions{})
+			outc <- outcome{value, r, err}
+		}()
+	}
+	// held: n writes of key are handed to raft already, or all the
+	// writes made (made of them) wait for the level.
+	held := func(key string, n, made int) func() error {
+		return func() error {
+			handed := 0
+			s.pmu.Lock()
+			for _, p := range s.pmu.pending {
+				if p.handed && p.req.Ops[0].Key == key {
+					handed++
+				}
+			}
+			s.pmu.Unlock()
+			if waiting := int(s.levelWaiting.Load()); handed < n && waiting < made {
+				return fmt.Errorf("%d writes of %q handed to raft, %d writes wait for the level", handed, key, waiting)
+			}
+			return nil
+		}
+	}
+	put("other", "x")
+	testutil.WaitFor(t, 5*time.Second, "the first write to be proposed or held", held("other", 1, 1))
+	put("k", "A")
+	put("k", "B")
+	testutil.WaitFor(t, 5*time.Second, "the two writes of k to be proposed together or held", held("k", 2, 3))
+	if err := c.nodes[f].Start(s.Snapshot); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Result{}
+	for range 3 {
+		o := <-outc
+		if o.err != nil {
+			t.Fatalf("put %s: %v", o.value, o.err)
+		}
+		got[o.value] = o.res
+	}
+	a, b := got["A"], got["B"]
+	kv, _ := getKV(t, s, "k")
+	if a.ModIndex == b.ModIndex {
+		t.Fatalf("both writes of k were answered version %d (at indexes %d and %d); k holds %q", a.ModIndex, a.Index, b.Index, kv.Value)
+	}
+	if want := got[string(kv.Value)].ModIndex; kv.ModIndex != want {
+		t.Fatalf("k holds %q at version %d; its writer was answered %d", kv.Value, kv.ModIndex, want)
+	}
 }
 
 func TestClusterNewMemberCatchesUpBySnapshot(t *testing.T) {

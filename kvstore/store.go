@@ -68,6 +68,11 @@ type Store struct {
 		pending map[uint64]*pending
 	}
 
+	// levelCurrent is set once this member applied LevelUniqueVersions,
+	// and levelWaiting counts the writes awaitClusterLevel holds.
+	levelCurrent atomic.Bool
+	levelWaiting atomic.Int32
+
 	applied   atomic.Uint64
 	appliedMu sync.Mutex
 	appliedC  chan struct{} // closed and replaced whenever applied grows

@@ -150,6 +150,9 @@ func checkTTL(ttl time.Duration) error {
 // submit proposes req (with size its approximate encoded size) and
 // returns what became of it once it is applied, or why the wait ended.
 func (s *Store) submit(ctx context.Context, req request, size int) result {
+	if err := s.awaitClusterLevel(ctx); err != nil {
+		return result{err: err}
+	}
 	p := &pending{req: req, size: size, done: make(chan result, 1)}
 	// The id is taken and registered under one lock, so no watermark
 	// computed meanwhile can pass an id not yet in pending.
@@ -186,6 +189,44 @@ func (s *Store) submit(ctx context.Context, req request, size int) result {
 		s.pmu.Unlock()
 		return <-p.done
 	}
+}
+
+// awaitClusterLevel holds a write until the cluster level this member
+// applied may pick the format of the entry that carries it (propose).
+//
+// A member writes batchFormatUniqueVersions only once it applied
+// LevelUniqueVersions. One that restarts knows only the level of its
+// last snapshot until it has replayed its log, and one that lags may not
+// have applied a raise yet. An entry it wrote meanwhile in the older
+// format gave two writes of one key at one index one version
+// (versionLocked), in a cluster long at the level: the first writer's
+// If-Match then held against the second writer's value. So while the
+// applied level is below it, and this binary speaks it, a write first
+// waits for this member to apply through a ReadIndex: every level raise
+// committed before the write began is then applied. The level never goes
+// down, so once it is reached writes pass at once. Nothing is proposed
+// before this returns nil.
+func (s *Store) awaitClusterLevel(ctx context.Context) error {
+	if s.node == nil || s.levelCurrent.Load() {
+		return nil
+	}
+	if s.node.ClusterLevel() >= LevelUniqueVersions {
+		s.levelCurrent.Store(true)
+		return nil
+	}
+	if s.node.Level() < LevelUniqueVersions {
+		return nil // this binary writes the older format in any case
+	}
+	s.levelWaiting.Add(1)
+	defer s.levelWaiting.Add(-1)
+	index, err := s.node.ReadIndex(ctx)
+	if err == nil {
+		err = s.WaitApplied(ctx, index)
+	}
+	if errors.Is(err, raftnode.ErrReadTimeout) || errors.Is(err, ErrReadTimeout) {
+		return ErrTimeout
+	}
+	return err
 }
 
 // abandon answers p, whose caller stops waiting with err, and returns p's

@@ -30,6 +30,9 @@ func (n *Node) ClusterLevel() uint32 {
 	return n.mu.members.ClusterLevel
 }
 
+// Level is the feature level this binary speaks (Config.Level).
+func (n *Node) Level() uint32 { return n.cfg.Level }
+
 // ClusterLevelLogged reports whether an entry or a snapshot holds the
 // cluster level; false while a new cluster's level is only the one it
 // started at.
