@@ -273,9 +273,6 @@ func TestRestartedMemberWritesAtTheClusterLevel(t *testing.T) {
 	c.stop(f)
 	c.open(f, false)
 	s := c.stors[f]
-	if l := c.nodes[f].ClusterLevel(); l >= LevelUniqueVersions {
-		t.Logf("the restarted member knew level %d before it replayed its log", l)
-	}
 	type outcome struct {
 		value string
 		res   Result
@@ -284,8 +281,18 @@ func TestRestartedMemberWritesAtTheClusterLevel(t *testing.T) {
 	outc := make(chan outcome, 3)
 	put := func(key, value string) {
 		go func() {
-			r, err := s.Write(ctx, []Op{putOp(key, value)}, WriteOptions{})
-			outc <- outcome{value, r, err}
+			for {
+				// "No leader" (a loaded machine may take longer than the
+				// wait for one) means not applied: sent again.
+				r, err := s.Write(ctx, []Op{putOp(key, value)}, WriteOptions{})
+				var u interface{ Unavailable() bool }
+				if errors.As(err, &u) && u.Unavailable() && ctx.Err() == nil {
+					time.Sleep(20 * time.Millisecond)
+					continue
+				}
+				outc <- outcome{value, r, err}
+				return
+			}
 		}()
 	}
 	// held: n writes of key are handed to raft already, or all the

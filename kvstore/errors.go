@@ -45,6 +45,11 @@ var (
 	// caught up with the index the read needs.
 	ErrReadTimeout error = &storeError{msg: "kvstore: read timed out waiting for this member to catch up", timeout: true,
 		human: "the read timed out before this member caught up with the index it needs"}
+	// ErrLevelUnconfirmed means a write waited for this member to learn
+	// the cluster level (awaitClusterLevel) and no quorum answered it in
+	// time: nothing was proposed.
+	ErrLevelUnconfirmed error = &storeError{msg: "kvstore: cluster level not confirmed by a quorum; the write was not proposed", unavail: true,
+		human: "this member could not reach a quorum to learn the cluster level before proposing the write, which was not applied; retry, or use another member"}
 	// ErrStopped means the store is shutting down, or its node stopped.
 	// For a write it means the write was not applied: no entry carrying
 	// it was handed to raft.

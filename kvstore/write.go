@@ -223,8 +223,13 @@ func (s *Store) awaitClusterLevel(ctx context.Context) error {
 	if err == nil {
 		err = s.WaitApplied(ctx, index)
 	}
-	if errors.Is(err, raftnode.ErrReadTimeout) || errors.Is(err, ErrReadTimeout) {
-		return ErrTimeout
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctxError(ctx)
+	case errors.Is(err, raftnode.ErrReadTimeout):
+		return ErrLevelUnconfirmed // a leader is known, but no quorum answered
 	}
 	return err
 }

@@ -199,7 +199,7 @@ func Bootstrap(cfg BootstrapConfig, write func(io.Writer) error) error {
 	if id == 0 {
 		id = DefaultClusterID
 	}
-	w, err := wal.Create(lg, walDir(cfg.DataDir), encodeWALMetadata(id))
+	w, err := wal.Create(lg, walDir(cfg.DataDir), encodeWALMetadata(id, 0))
 	if err != nil {
 		return fmt.Errorf("raftnode: create wal: %w", err)
 	}

@@ -46,28 +46,32 @@ const ClusterIDPath = "/raftkv/cluster-id"
 // walMetadata is what a member writes as its WAL's metadata.
 type walMetadata struct {
 	ClusterID string `json:"cluster_id"` // hex, as rafthttp writes it
+	// StartLevel is the cluster level this member started a new cluster
+	// at (startLevel), 0 for one that joined or was restored; see
+	// restartLevel. Binaries before it ignore it.
+	StartLevel uint32 `json:"start_level,omitempty"`
 }
 
-func encodeWALMetadata(id uint64) []byte {
-	b, _ := json.Marshal(walMetadata{ClusterID: strconv.FormatUint(id, 16)})
+func encodeWALMetadata(id uint64, startLevel uint32) []byte {
+	b, _ := json.Marshal(walMetadata{ClusterID: strconv.FormatUint(id, 16), StartLevel: startLevel})
 	return b
 }
 
-// decodeWALMetadata reads the cluster id from a WAL's metadata; none
-// means DefaultClusterID.
-func decodeWALMetadata(b []byte) (uint64, error) {
+// decodeWALMetadata reads the cluster id and the start level from a WAL's
+// metadata; none means DefaultClusterID and 0.
+func decodeWALMetadata(b []byte) (id uint64, startLevel uint32, err error) {
 	if len(b) == 0 {
-		return DefaultClusterID, nil
+		return DefaultClusterID, 0, nil
 	}
 	var md walMetadata
 	if err := json.Unmarshal(b, &md); err != nil {
-		return 0, fmt.Errorf("raftnode: wal metadata %.64q: %w", b, err)
+		return 0, 0, fmt.Errorf("raftnode: wal metadata %.64q: %w", b, err)
 	}
-	id, err := strconv.ParseUint(md.ClusterID, 16, 64)
+	id, err = strconv.ParseUint(md.ClusterID, 16, 64)
 	if err != nil || id == 0 {
-		return 0, fmt.Errorf("raftnode: wal metadata names cluster id %q", md.ClusterID)
+		return 0, 0, fmt.Errorf("raftnode: wal metadata names cluster id %q", md.ClusterID)
 	}
-	return id, nil
+	return id, md.StartLevel, nil
 }
 
 // RestoredClusterID is the cluster id of a cluster restored from a backup

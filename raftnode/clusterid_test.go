@@ -20,7 +20,7 @@ import (
 func TestWALKeepsClusterID(t *testing.T) {
 	lg := zaptest.NewLogger(t)
 	dir := t.TempDir()
-	ds, err := openDisk(lg, dir, 0xabc)
+	ds, err := openDisk(lg, dir, 0xabc, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func TestWALKeepsClusterID(t *testing.T) {
 		t.Fatalf("new WAL: cluster id %x; want abc", ds.clusterID)
 	}
 	ds.wal.Close()
-	ds, err = openDisk(lg, dir, DefaultClusterID)
+	ds, err = openDisk(lg, dir, DefaultClusterID, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestWALKeepsClusterID(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close()
-	ds, err = openDisk(lg, old, 0xabc)
+	ds, err = openDisk(lg, old, 0xabc, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestWALKeepsClusterID(t *testing.T) {
 	}
 
 	for _, bad := range []string{"{", `{"cluster_id":"xyz"}`, `{"cluster_id":"0"}`} {
-		if _, err := decodeWALMetadata([]byte(bad)); err == nil {
+		if _, _, err := decodeWALMetadata([]byte(bad)); err == nil {
 			t.Errorf("metadata %s read without an error", bad)
 		}
 	}

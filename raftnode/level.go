@@ -58,6 +58,33 @@ func (n *Node) startLevel() {
 	n.levelUnlogged.Store(true)
 }
 
+// restartLevel gives a member that started a new cluster, as it
+// restarts, the level it started the cluster at (its WAL's metadata keeps
+// it), when no snapshot gave it that level or a higher one. The level
+// only rises, so the cluster is at it or above; without it the member
+// would know level 0 until it replayed the level's entry, or for good
+// when it restarted before the first leader logged one, and would write
+// entries in the older formats meanwhile (see kvstore's
+// awaitClusterLevel). It counts as unlogged until an entry or snapshot
+// holds a level, so that as leader the member logs it. A start level
+// above this binary's is not taken: the binary stops at the level's
+// entry or snapshot, as before.
+func (n *Node) restartLevel() {
+	l := n.disk.startLevel
+	if l == 0 || l > n.cfg.Level {
+		return
+	}
+	n.mu.Lock()
+	raised := l > n.mu.members.ClusterLevel
+	if raised {
+		n.mu.members.ClusterLevel = l
+	}
+	n.mu.Unlock()
+	if raised {
+		n.levelUnlogged.Store(true)
+	}
+}
+
 // applyClusterLevel applies an entryClusterLevel's data.
 func (n *Node) applyClusterLevel(index uint64, data []byte) error {
 	v, w := binary.Uvarint(data)

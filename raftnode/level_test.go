@@ -140,3 +140,40 @@ func TestClusterLevelJoiner(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestClusterLevelRestartBeforeLogged: a member that started a new
+// cluster and restarts before any entry holds the level starts again at
+// the level it started the cluster at (its WAL keeps it), unlogged,
+// rather than at 0; a member that joined keeps none. (TestClusterLevel
+// has a binary that speaks less than the start level stop as before.)
+func TestClusterLevelRestartBeforeLogged(t *testing.T) {
+	cfg := fastConfig()
+	cfg.Level = 2
+	c := newTestCluster(t, 3, cfg)
+	c.waitConverged(c.putN("a", 2))
+	if err := c.levels(2, false); err != nil {
+		t.Fatal(err)
+	}
+	for id := uint64(1); id <= 3; id++ {
+		c.stop(id)
+	}
+	for id := uint64(1); id <= 3; id++ {
+		if m := c.start(id, false); m.node.ClusterLevel() != 2 || m.node.ClusterLevelLogged() {
+			t.Fatalf("member %d restarted at level %d (logged %v), want 2, unlogged", id, m.node.ClusterLevel(), m.node.ClusterLevelLogged())
+		}
+	}
+	c.waitConverged(c.putN("b", 2))
+	if err := c.levels(2, false); err != nil {
+		t.Fatal(err)
+	}
+	c.proposeLevel(2)
+	c.eventually(10*time.Second, func() error { return c.levels(2, true) })
+	j := c.addMember(c.waitLeader().id)
+	if j.node.disk.startLevel != 0 {
+		t.Fatalf("a joiner's WAL holds start level %d, want none", j.node.disk.startLevel)
+	}
+	c.waitConverged(c.putN("c", 2))
+	if err := c.levels(2, true); err != nil {
+		t.Fatal(err)
+	}
+}

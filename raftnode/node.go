@@ -158,7 +158,11 @@ func New(cfg Config) (*Node, error) {
 	if newID == 0 {
 		newID = DefaultClusterID
 	}
-	disk, err := openDisk(lg, cfg.DataDir, newID)
+	startLevel := cfg.Level // kept for restartLevel; a joiner starts none
+	if cfg.Join {
+		startLevel = 0
+	}
+	disk, err := openDisk(lg, cfg.DataDir, newID, startLevel)
 	if err != nil {
 		return nil, err
 	}
@@ -246,6 +250,7 @@ func (n *Node) Start(getSnapshot SnapshotFunc) error {
 	}
 	if n.disk.hasWAL || n.cfg.Join {
 		n.node = raft.RestartNode(rc)
+		n.restartLevel()
 	} else {
 		peers := make([]raft.Peer, len(n.cfg.Peers))
 		for i, u := range n.cfg.Peers {

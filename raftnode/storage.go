@@ -28,6 +28,9 @@ type diskState struct {
 	hasWAL      bool             // a WAL existed before this start
 	// clusterID is the cluster's id, from the WAL's metadata.
 	clusterID uint64
+	// startLevel is the cluster level this member started a new cluster
+	// at, from the WAL's metadata (0: it joined, or is older).
+	startLevel uint32
 }
 
 func walDir(dataDir string) string  { return filepath.Join(dataDir, "wal") }
@@ -41,13 +44,13 @@ func HasState(dataDir string) bool { return wal.Exist(walDir(dataDir)) }
 // WAL and snapshot directories, loads the newest snapshot the WAL knows
 // of, and replays the WAL after it into a MemoryStorage. A WAL whose tail
 // was torn by a crash is repaired once.
-func openDisk(lg *zap.Logger, dataDir string, newID uint64) (*diskState, error) {
+func openDisk(lg *zap.Logger, dataDir string, newID uint64, startLevel uint32) (*diskState, error) {
 	if err := os.MkdirAll(snapDir(dataDir), 0o700); err != nil {
 		return nil, fmt.Errorf("raftnode: create snapshot dir: %w", err)
 	}
 	ds := &diskState{snapshotter: snap.New(lg, snapDir(dataDir)), hasWAL: wal.Exist(walDir(dataDir))}
 	if !ds.hasWAL {
-		w, err := wal.Create(lg, walDir(dataDir), encodeWALMetadata(newID))
+		w, err := wal.Create(lg, walDir(dataDir), encodeWALMetadata(newID, startLevel))
 		if err != nil {
 			return nil, fmt.Errorf("raftnode: create wal: %w", err)
 		}
@@ -82,7 +85,7 @@ func openDisk(lg *zap.Logger, dataDir string, newID uint64) (*diskState, error) 
 		var md []byte
 		md, st, ents, err = ds.wal.ReadAll()
 		if err == nil {
-			if ds.clusterID, err = decodeWALMetadata(md); err != nil {
+			if ds.clusterID, ds.startLevel, err = decodeWALMetadata(md); err != nil {
 				ds.wal.Close()
 				return nil, err
 			}
