@@ -575,6 +575,13 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 		// an id written while gid is held meets the bucket_in again and
 		// holds it again.
 		before, hadBefore := cur[gid]
+		putBack := func() {
+			if hadBefore {
+				cur[gid] = before
+			} else {
+				delete(cur, gid)
+			}
+		}
 		deliver(gid, ev)
 		if ev.Type == client.EventProgress && ev.SaysConfig {
 			// The member says which config it had applied as of the
@@ -659,10 +666,7 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 					if failed == nil {
 						failed = err
 					}
-					cur[gid] = before // not past the bucket_in: nothing after it was delivered
-					if !hadBefore {
-						delete(cur, gid)
-					}
+					putBack() // not past the bucket_in: nothing after it was delivered
 					return
 				}
 				cur[old] = position{since: v - 1}
@@ -677,11 +681,7 @@ func (h *handler) mergeWatch(w http.ResponseWriter, r *http.Request, opts client
 			}
 			if old != 0 && old != gid && watching[old] && !finished(old) && !gave {
 				holds[gid] = &hold{bucket: b, version: v, from: old, at: positionOf(ev)}
-				if hadBefore {
-					cur[gid] = before
-				} else {
-					delete(cur, gid)
-				}
+				putBack()
 				lg.Debug("watch: holding a group's events behind a bucket move", zap.Uint64("group", gid), zap.Int("bucket", b),
 					zap.Uint64("config", v), zap.Uint64("old-owner", old))
 			}
