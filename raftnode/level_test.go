@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/server/v3/storage/wal"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -175,5 +178,51 @@ func TestClusterLevelRestartBeforeLogged(t *testing.T) {
 	c.waitConverged(c.putN("c", 2))
 	if err := c.levels(2, true); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestClusterLevelUnfinishedFirstStart: a first start that did not finish
+// leaves a WAL whose metadata holds its start level; the start that then
+// bootstraps (or joins) writes its own instead, so that a later restart
+// takes the level this member really started the cluster at, or none.
+func TestClusterLevelUnfinishedFirstStart(t *testing.T) {
+	unfinished := func(dir string) {
+		t.Helper()
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		w, err := wal.Create(zaptest.NewLogger(t), walDir(dir), encodeWALMetadata(DefaultClusterID, 3))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+	}
+	cfg := fastConfig()
+	cfg.Level = 2
+	c := newTestCluster(t, 3, cfg, func(c *testCluster) { unfinished(c.dirs[0]) })
+	if got := c.members[0].node.disk.startLevel; got != 2 {
+		t.Fatalf("member 1 bootstrapped at level 2 over an unfinished start of level 3: its WAL holds start level %d", got)
+	}
+	c.proposeLevel(2)
+	c.eventually(10*time.Second, func() error { return c.levels(2, true) })
+	c.waitConverged(c.putN("a", 2))
+	c.stop(1)
+	c.cfg.Level = 3 // member 1 upgraded first; 2 and 3 still speak 2
+	if m := c.start(1, false); m.node.ClusterLevel() != 2 {
+		t.Fatalf("member 1, upgraded, restarted at level %d in a cluster at level 2", m.node.ClusterLevel())
+	}
+	c.waitConverged(c.putN("b", 2)) // and a leader again, for the change
+
+	// A joiner over an unfinished start of its own keeps no start level.
+	id := uint64(len(c.peers) + 1)
+	unfinished(filepath.Join(filepath.Dir(c.dirs[0]), fmt.Sprintf("member-%d", id)))
+	j := c.addMember(c.waitLeader().id)
+	if got := j.node.disk.startLevel; got != 0 {
+		t.Fatalf("a joiner over an unfinished start of level 3 holds start level %d, want none", got)
+	}
+	c.waitConverged(c.putN("c", 2))
+	c.stop(j.id)
+	if m := c.start(j.id, false); m.node.ClusterLevel() > 2 {
+		t.Fatalf("the joiner restarted at level %d in a cluster at level 2", m.node.ClusterLevel())
 	}
 }

@@ -126,6 +126,14 @@ func openDisk(lg *zap.Logger, dataDir string, newID uint64, startLevel uint32) (
 		// member with no voters, never to elect; it bootstraps anew.
 		lg.Warn("the wal holds no state, from a first start that did not finish: starting as a new member")
 		ds.hasWAL = false
+		if ds.startLevel != startLevel {
+			// Its metadata's start level is that first start's, which
+			// a later restart would take (restartLevel): this start's
+			// goes in instead, by the same cluster id.
+			if err := recreateWAL(lg, dataDir, ds, startLevel); err != nil {
+				return nil, err
+			}
+		}
 	}
 	// Only now that this member holds the WAL's lock: a second process
 	// started on a data dir in use must not touch a receive under way.
@@ -162,6 +170,33 @@ func removePartialSnapshots(lg *zap.Logger, dir string) {
 // a moment (seen in tests that run members in process beside others
 // that start processes). Then the open is tried again, for up to a
 // second, rather than fail as if another process held the data dir.
+// recreateWAL replaces ds's WAL, which holds no state, with an empty one
+// whose metadata names ds's cluster id and startLevel, and opens it.
+func recreateWAL(lg *zap.Logger, dataDir string, ds *diskState, startLevel uint32) error {
+	if err := ds.wal.Close(); err != nil {
+		return fmt.Errorf("raftnode: close wal: %w", err)
+	}
+	if err := os.RemoveAll(walDir(dataDir)); err != nil {
+		return fmt.Errorf("raftnode: remove the wal of an unfinished start: %w", err)
+	}
+	w, err := wal.Create(lg, walDir(dataDir), encodeWALMetadata(ds.clusterID, startLevel))
+	if err != nil {
+		return fmt.Errorf("raftnode: create wal: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("raftnode: close new wal: %w", err)
+	}
+	if ds.wal, err = openWAL(lg, dataDir, &walpb.Snapshot{}, true); err != nil {
+		return fmt.Errorf("raftnode: open wal: %w", err)
+	}
+	if _, _, _, err = ds.wal.ReadAll(); err != nil {
+		ds.wal.Close()
+		return fmt.Errorf("raftnode: read wal: %w", err)
+	}
+	ds.startLevel = startLevel
+	return nil
+}
+
 func openWAL(lg *zap.Logger, dataDir string, walsnap *walpb.Snapshot, created bool) (*wal.WAL, error) {
 	deadline := time.Now().Add(time.Second)
 	for {
