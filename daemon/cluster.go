@@ -309,7 +309,7 @@ func forwardFor(ctx context.Context, hc *http.Client, method, url, body string) 
 func (s store) Write(ctx context.Context, ops []httpapi.Op, wo httpapi.WriteOptions) (httpapi.Written, error) {
 	for _, op := range ops {
 		if op.TTL > 0 {
-			if err := needLevel(s.levels, levelDataModel, "TTLs"); err != nil {
+			if err := s.gate(ctx, levelDataModel, "TTLs"); err != nil {
 				return httpapi.Written{}, err
 			}
 			break

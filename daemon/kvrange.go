@@ -15,7 +15,7 @@ import (
 // serves, and a ConfigVersion other than the applied config's is a
 // WrongGroupError (the router's map is stale).
 func (s store) DeleteRange(ctx context.Context, o httpapi.DeleteRangeOptions) (httpapi.DeleteRangeResult, error) {
-	if err := needLevel(s.levels, levelDeleteRange, "range deletes"); err != nil {
+	if err := s.gate(ctx, levelDeleteRange, "range deletes"); err != nil {
 		return httpapi.DeleteRangeResult{}, err
 	}
 	r, err := s.Store.DeleteRange(ctx, kvstore.DeleteRangeOptions{

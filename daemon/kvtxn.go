@@ -13,7 +13,7 @@ import (
 // member kvstore refuses a key of a bucket the group does not serve
 // (WrongGroupError: 421 or 307) before anything is applied.
 func (s store) Txn(ctx context.Context, t httpapi.Txn, wo httpapi.WriteOptions) (httpapi.TxnResult, error) {
-	if err := needLevel(s.levels, levelDataModel, "conditional writes and transactions"); err != nil {
+	if err := s.gate(ctx, levelDataModel, "conditional writes and transactions"); err != nil {
 		return httpapi.TxnResult{}, err
 	}
 	kt := kvstore.Txn{

@@ -75,6 +75,22 @@ func needLevel(levels interface{ ClusterLevel() uint32 }, need uint32, what stri
 	return nil
 }
 
+// gate is needLevel for s's operations. A member that restarted, or lags,
+// may not have applied its group's level yet: before it refuses, it
+// applies through a ReadIndex (kvstore's SyncClusterLevel) and looks
+// again, so that such a member does not tell its client to upgrade the
+// members. Below the level every refusal costs that ReadIndex.
+func (s store) gate(ctx context.Context, need uint32, what string) error {
+	err := needLevel(s.levels, need, what)
+	if err == nil || s.Store == nil {
+		return err
+	}
+	if serr := s.Store.SyncClusterLevel(ctx); serr != nil {
+		return wireError(serr)
+	}
+	return needLevel(s.levels, need, what)
+}
+
 // memberLevel is one member's answer to the leader's question.
 type memberLevel struct {
 	id uint64

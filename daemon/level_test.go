@@ -3,13 +3,20 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/raftkv/raftkv/httpapi"
+	"github.com/raftkv/raftkv/internal/testutil"
+	"github.com/raftkv/raftkv/kvstore"
 	"github.com/raftkv/raftkv/raftnode"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 )
 
 func TestDecideLevel(t *testing.T) {
@@ -122,5 +129,69 @@ func TestLevelGate(t *testing.T) {
 	}
 	if err := needLevel(nil, levelDataModel, "TTLs"); err != nil {
 		t.Errorf("without levels: %v", err)
+	}
+}
+
+// TestLevelGateWaitsForTheReplay: a member that restarted has not applied
+// its group's level until it has replayed its log. A transaction it takes
+// meanwhile waits for that (a ReadIndex) instead of being refused with
+// "upgrade every member": before its raft node starts it times out (504),
+// and once it started it is applied.
+func TestLevelGateWaitsForTheReplay(t *testing.T) {
+	dir := t.TempDir()
+	peer := fmt.Sprintf("http://127.0.0.1:%d", testutil.FreePorts(t, 1)[0])
+	open := func() (*raftnode.Node, *kvstore.Store) {
+		t.Helper()
+		lg := zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
+		node, err := raftnode.New(raftnode.Config{ID: 1, Peers: []string{peer}, DataDir: dir, Level: kvstore.LevelUniqueVersions,
+			TickInterval: 20 * time.Millisecond, Logger: lg, Registerer: prometheus.NewRegistry()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kv, err := kvstore.New(kvstore.Config{Logger: lg, Registerer: prometheus.NewRegistry()}, node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { kv.Stop(); node.Stop(); <-kv.Done() })
+		return node, kv
+	}
+	txn := httpapi.Txn{Success: []httpapi.TxnOp{{Type: httpapi.TxnPut, Key: "k", Value: []byte("v")}}}
+	node, kv := open()
+	if err := node.Start(kv.Snapshot); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// The daemon's leader logs the level (monitorLevel); here the test.
+	testutil.WaitFor(t, 10*time.Second, "the level to be logged", func() error {
+		if node.ClusterLevelLogged() {
+			return nil
+		}
+		pctx, pcancel := context.WithTimeout(ctx, time.Second)
+		defer pcancel()
+		return errors.Join(errors.New("not logged yet"), node.ProposeClusterLevel(pctx, kvstore.LevelUniqueVersions))
+	})
+	if _, err := (store{kv, node}).Txn(ctx, txn, httpapi.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kv.Stop()
+	node.Stop()
+	<-kv.Done()
+
+	node, kv = open()
+	s := store{kv, node}
+	short, scancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	_, err := s.Txn(short, txn, httpapi.WriteOptions{})
+	scancel()
+	var le *levelError
+	var to interface{ Timeout() bool }
+	if errors.As(err, &le) || !errors.As(err, &to) || !to.Timeout() {
+		t.Fatalf("a transaction before the replay: %v; want a timeout, not a refusal", err)
+	}
+	if err := node.Start(kv.Snapshot); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Txn(ctx, txn, httpapi.WriteOptions{}); err != nil {
+		t.Fatalf("a transaction once the node started: %v", err)
 	}
 }

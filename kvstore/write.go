@@ -219,6 +219,17 @@ func (s *Store) awaitClusterLevel(ctx context.Context) error {
 	}
 	s.levelWaiting.Add(1)
 	defer s.levelWaiting.Add(-1)
+	return s.SyncClusterLevel(ctx)
+}
+
+// SyncClusterLevel returns once this member applied every entry
+// committed before the call (a ReadIndex), and so every raise of the
+// cluster level committed by then: a member that restarted, or lags,
+// may not have applied the group's level yet. No leader is
+// raftnode.ErrNoLeader, a leader known but no quorum answering
+// ErrLevelUnconfirmed, ctx's deadline ErrTimeout and its cancel
+// context.Canceled.
+func (s *Store) SyncClusterLevel(ctx context.Context) error {
 	index, err := s.node.ReadIndex(ctx)
 	if err == nil {
 		err = s.WaitApplied(ctx, index)
