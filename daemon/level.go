@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/raftkv/raftkv/internal/buildinfo"
+	"github.com/raftkv/raftkv/kvstore"
 	"github.com/raftkv/raftkv/raftnode"
 	"go.uber.org/zap"
 )
@@ -79,13 +81,19 @@ func needLevel(levels interface{ ClusterLevel() uint32 }, need uint32, what stri
 // may not have applied its group's level yet: before it refuses, it
 // applies through a ReadIndex (kvstore's SyncClusterLevel) and looks
 // again, so that such a member does not tell its client to upgrade the
-// members. Below the level every refusal costs that ReadIndex.
+// members. Below the level every refusal costs that ReadIndex. Nothing
+// is proposed either way: a wait that ran out of time or was canceled
+// answers the refusal (503 cluster_level, not applied), not a write's
+// timeout, which would say "outcome unknown".
 func (s store) gate(ctx context.Context, need uint32, what string) error {
 	err := needLevel(s.levels, need, what)
 	if err == nil || s.Store == nil {
 		return err
 	}
 	if serr := s.Store.SyncClusterLevel(ctx); serr != nil {
+		if ctx.Err() != nil || errors.Is(serr, kvstore.ErrTimeout) {
+			return err
+		}
 		return wireError(serr)
 	}
 	return needLevel(s.levels, need, what)

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -133,17 +134,19 @@ func TestLevelGate(t *testing.T) {
 }
 
 // TestLevelGateWaitsForTheReplay: a member that restarted has not applied
-// its group's level until it has replayed its log. A transaction it takes
-// meanwhile waits for that (a ReadIndex) instead of being refused with
-// "upgrade every member": before its raft node starts it times out (504),
-// and once it started it is applied.
+// its group's level until it has replayed its log up to the entry that
+// raised it (a level above the one it started the cluster at). A
+// transaction it takes meanwhile waits for that (a ReadIndex) instead of
+// being refused with "upgrade every member". Here the member founded its
+// cluster at level 0, and the level entry follows some 20 MB of writes,
+// which the restarted member replays after its node started.
 func TestLevelGateWaitsForTheReplay(t *testing.T) {
 	dir := t.TempDir()
 	peer := fmt.Sprintf("http://127.0.0.1:%d", testutil.FreePorts(t, 1)[0])
-	open := func() (*raftnode.Node, *kvstore.Store) {
+	open := func(level uint32) (*raftnode.Node, *kvstore.Store) {
 		t.Helper()
 		lg := zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
-		node, err := raftnode.New(raftnode.Config{ID: 1, Peers: []string{peer}, DataDir: dir, Level: kvstore.LevelUniqueVersions,
+		node, err := raftnode.New(raftnode.Config{ID: 1, Peers: []string{peer}, DataDir: dir, Level: level,
 			TickInterval: 20 * time.Millisecond, Logger: lg, Registerer: prometheus.NewRegistry()})
 		if err != nil {
 			t.Fatal(err)
@@ -153,45 +156,73 @@ func TestLevelGateWaitsForTheReplay(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { kv.Stop(); node.Stop(); <-kv.Done() })
+		if err := node.Start(kv.Snapshot); err != nil {
+			t.Fatal(err)
+		}
 		return node, kv
 	}
-	txn := httpapi.Txn{Success: []httpapi.TxnOp{{Type: httpapi.TxnPut, Key: "k", Value: []byte("v")}}}
-	node, kv := open()
-	if err := node.Start(kv.Snapshot); err != nil {
-		t.Fatal(err)
+	stop := func(node *raftnode.Node, kv *kvstore.Store) {
+		kv.Stop()
+		node.Stop()
+		<-kv.Done()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	// The daemon's leader logs the level (monitorLevel); here the test.
-	testutil.WaitFor(t, 10*time.Second, "the level to be logged", func() error {
-		if node.ClusterLevelLogged() {
-			return nil
-		}
-		pctx, pcancel := context.WithTimeout(ctx, time.Second)
-		defer pcancel()
-		return errors.Join(errors.New("not logged yet"), node.ProposeClusterLevel(pctx, kvstore.LevelUniqueVersions))
-	})
-	if _, err := (store{kv, node}).Txn(ctx, txn, httpapi.WriteOptions{}); err != nil {
-		t.Fatal(err)
+	put := func(kv *kvstore.Store, key string, value []byte) {
+		t.Helper()
+		testutil.WaitFor(t, 10*time.Second, "a write of "+key, func() error {
+			_, err := kv.Put(ctx, key, value)
+			return err
+		})
 	}
-	kv.Stop()
-	node.Stop()
-	<-kv.Done()
+	node, kv := open(0) // a binary before levels founds the cluster
+	put(kv, "first", []byte("v"))
+	stop(node, kv)
 
-	node, kv = open()
-	s := store{kv, node}
-	short, scancel := context.WithTimeout(ctx, 200*time.Millisecond)
-	_, err := s.Txn(short, txn, httpapi.WriteOptions{})
-	scancel()
-	var le *levelError
-	var to interface{ Timeout() bool }
-	if errors.As(err, &le) || !errors.As(err, &to) || !to.Timeout() {
-		t.Fatalf("a transaction before the replay: %v; want a timeout, not a refusal", err)
+	node, kv = open(kvstore.LevelUniqueVersions)
+	big := bytes.Repeat([]byte("v"), 64<<10)
+	for i := range 320 {
+		put(kv, fmt.Sprint("big-", i), big)
 	}
-	if err := node.Start(kv.Snapshot); err != nil {
+	if err := node.ProposeClusterLevel(ctx, levelDataModel); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Txn(ctx, txn, httpapi.WriteOptions{}); err != nil {
-		t.Fatalf("a transaction once the node started: %v", err)
+	testutil.WaitFor(t, 10*time.Second, "level 1 applied", func() error {
+		if l := node.ClusterLevel(); l != levelDataModel {
+			return fmt.Errorf("at level %d", l)
+		}
+		return nil
+	})
+	stop(node, kv)
+
+	node, kv = open(kvstore.LevelUniqueVersions)
+	txn := httpapi.Txn{Success: []httpapi.TxnOp{{Type: httpapi.TxnPut, Key: "k", Value: []byte("v")}}}
+	if _, err := (store{kv, node}).Txn(ctx, txn, httpapi.WriteOptions{}); err != nil {
+		t.Fatalf("a transaction right after the restart: %v", err)
+	}
+}
+
+// TestLevelGateOutOfTime: a gated operation whose wait for the level runs
+// out of time is refused (503 cluster_level, nothing proposed), not
+// answered as a write whose outcome is unknown. Here the member's raft
+// node never starts, so its ReadIndex is never answered.
+func TestLevelGateOutOfTime(t *testing.T) {
+	lg := zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
+	node, err := raftnode.New(raftnode.Config{ID: 1, Peers: []string{fmt.Sprintf("http://127.0.0.1:%d", testutil.FreePorts(t, 1)[0])},
+		DataDir: t.TempDir(), Level: kvstore.LevelUniqueVersions, Logger: lg, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := kvstore.New(kvstore.Config{Logger: lg, Registerer: prometheus.NewRegistry()}, node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { kv.Stop(); node.Stop(); <-kv.Done() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err = store{kv, node}.DeleteRange(ctx, httpapi.DeleteRangeOptions{Prefix: "a"})
+	var le *levelError
+	if !errors.As(err, &le) {
+		t.Fatalf("a range delete whose wait for the level ran out: %v, want the level's refusal", err)
 	}
 }

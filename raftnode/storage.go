@@ -163,13 +163,6 @@ func removePartialSnapshots(lg *zap.Logger, dir string) {
 	}
 }
 
-// openWAL opens the WAL at walsnap. created says this start just created
-// it and closed it again: its segment's lock is an open file description
-// lock, which a child that another goroutine of this process forked
-// meanwhile shares until it execs, so the lock may outlive the close for
-// a moment (seen in tests that run members in process beside others
-// that start processes). Then the open is tried again, for up to a
-// second, rather than fail as if another process held the data dir.
 // recreateWAL replaces ds's WAL, which holds no state, with an empty one
 // whose metadata names ds's cluster id and startLevel, and opens it.
 func recreateWAL(lg *zap.Logger, dataDir string, ds *diskState, startLevel uint32) error {
@@ -197,6 +190,13 @@ func recreateWAL(lg *zap.Logger, dataDir string, ds *diskState, startLevel uint3
 	return nil
 }
 
+// openWAL opens the WAL at walsnap. created says this start just created
+// it and closed it again: its segment's lock is an open file description
+// lock, which a child that another goroutine of this process forked
+// meanwhile shares until it execs, so the lock may outlive the close for
+// a moment (seen in tests that run members in process beside others
+// that start processes). Then the open is tried again, for up to a
+// second, rather than fail as if another process held the data dir.
 func openWAL(lg *zap.Logger, dataDir string, walsnap *walpb.Snapshot, created bool) (*wal.WAL, error) {
 	deadline := time.Now().Add(time.Second)
 	for {
