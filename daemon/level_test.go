@@ -197,8 +197,20 @@ func TestLevelGateWaitsForTheReplay(t *testing.T) {
 
 	node, kv = open(kvstore.LevelUniqueVersions)
 	txn := httpapi.Txn{Success: []httpapi.TxnOp{{Type: httpapi.TxnPut, Key: "k", Value: []byte("v")}}}
-	if _, err := (store{kv, node}).Txn(ctx, txn, httpapi.WriteOptions{}); err != nil {
-		t.Fatalf("a transaction right after the restart: %v", err)
+	for {
+		_, err := (store{kv, node}).Txn(ctx, txn, httpapi.WriteOptions{})
+		var u interface{ Unavailable() bool }
+		var le *levelError
+		if err != nil && !errors.As(err, &le) && errors.As(err, &u) && u.Unavailable() && ctx.Err() == nil {
+			// No leader yet (a loaded machine may take longer than the
+			// wait for one): nothing was applied, sent again.
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			t.Fatalf("a transaction right after the restart: %v", err)
+		}
+		return
 	}
 }
 

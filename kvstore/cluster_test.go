@@ -674,3 +674,42 @@ func TestClusterSnapshotsBySize(t *testing.T) {
 		return nil
 	})
 }
+
+// TestStopEndsTheWaitForTheLevel: a write that waits for the cluster
+// level (its member's node has not started here) is answered ErrStopped,
+// not applied, as soon as the store stops, not at its deadline.
+func TestStopEndsTheWaitForTheLevel(t *testing.T) {
+	lg := zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
+	node, err := raftnode.New(raftnode.Config{ID: 1, Peers: []string{fmt.Sprintf("http://127.0.0.1:%d", testutil.FreePorts(t, 1)[0])},
+		DataDir: t.TempDir(), Level: LevelUniqueVersions, Logger: lg, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Logger: lg, Registerer: prometheus.NewRegistry()}, node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { node.Stop(); <-s.Done() }()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := s.Put(ctx, "k", []byte("v"))
+		errc <- err
+	}()
+	testutil.WaitFor(t, 10*time.Second, "the write to wait for the level", func() error {
+		if s.levelWaiting.Load() != 1 {
+			return errors.New("not waiting")
+		}
+		return nil
+	})
+	s.Stop()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrStopped) {
+			t.Fatalf("a write waiting for the level as the store stopped: %v, want ErrStopped", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a write still waits for the level 20 s after the store stopped")
+	}
+}

@@ -348,7 +348,8 @@
 //   - while it waits for this member to learn the cluster level, before
 //     anything is queued (awaitClusterLevel): raftnode's ErrNoLeader or
 //     ErrStopped, ErrLevelUnconfirmed when a leader is known but no
-//     quorum answered, or as below for its deadline and a cancel;
+//     quorum answered, ErrStopped when the store stops, or as below for
+//     its deadline and a cancel;
 //   - queued, or its hand-off to raftnode not done, when the store stops
 //     or its node does: ErrStopped;
 //   - canceled by its caller before a hand-off: context.Canceled;

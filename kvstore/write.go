@@ -227,12 +227,28 @@ func (s *Store) awaitClusterLevel(ctx context.Context) error {
 // cluster level committed by then: a member that restarted, or lags,
 // may not have applied the group's level yet. No leader is
 // raftnode.ErrNoLeader, a leader known but no quorum answering
-// ErrLevelUnconfirmed, ctx's deadline ErrTimeout and its cancel
-// context.Canceled.
+// ErrLevelUnconfirmed, the store stopping ErrStopped, ctx's deadline
+// ErrTimeout and its cancel context.Canceled.
 func (s *Store) SyncClusterLevel(ctx context.Context) error {
-	index, err := s.node.ReadIndex(ctx)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stopc:
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	index, err := s.node.ReadIndex(wctx)
 	if err == nil {
-		err = s.WaitApplied(ctx, index)
+		err = s.WaitApplied(wctx, index)
+	}
+	select {
+	case <-s.stopc:
+		if err != nil {
+			return ErrStopped
+		}
+	default:
 	}
 	switch {
 	case err == nil:

@@ -61,14 +61,15 @@ func (n *Node) startLevel() {
 // restartLevel gives a member that started a new cluster, as it
 // restarts, the level it started the cluster at (its WAL's metadata keeps
 // it), when no snapshot gave it that level or a higher one. The level
-// only rises, so the cluster is at it or above; without it the member
-// would know level 0 until it replayed the level's entry, or for good
-// when it restarted before the first leader logged one, and would write
-// entries in the older formats meanwhile (see kvstore's
-// awaitClusterLevel). It counts as unlogged until an entry or snapshot
-// holds a level, so that as leader the member logs it. A start level
-// above this binary's is not taken: the binary stops at the level's
-// entry or snapshot, as before.
+// only rises, so when every founder ran one binary the cluster is at it
+// or above (founders of different levels each start at their own; see
+// design.md). Without it the member would know level 0 until it
+// replayed the level's entry, or for good when it restarted before the
+// first leader logged one, and would write entries in the older formats
+// meanwhile (see kvstore's awaitClusterLevel). It counts as unlogged
+// until an entry or snapshot holds a level, so that as leader the member
+// logs it. A start level above this binary's is not taken: the binary
+// stops at the level's entry or snapshot, as before.
 func (n *Node) restartLevel() {
 	l := n.disk.startLevel
 	if l == 0 || l > n.cfg.Level {

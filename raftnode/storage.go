@@ -164,29 +164,22 @@ func removePartialSnapshots(lg *zap.Logger, dir string) {
 }
 
 // recreateWAL replaces ds's WAL, which holds no state, with an empty one
-// whose metadata names ds's cluster id and startLevel, and opens it.
+// whose metadata names ds's cluster id and startLevel, ready to write (as
+// etcd's server uses a WAL it creates). The old one stays open, and
+// locked, until the new one is in place: another process started on the
+// data dir meanwhile finds either, locked; at worst, one that made its
+// own WAL in the gap makes this member's create fail.
 func recreateWAL(lg *zap.Logger, dataDir string, ds *diskState, startLevel uint32) error {
-	if err := ds.wal.Close(); err != nil {
-		return fmt.Errorf("raftnode: close wal: %w", err)
-	}
 	if err := os.RemoveAll(walDir(dataDir)); err != nil {
+		ds.wal.Close()
 		return fmt.Errorf("raftnode: remove the wal of an unfinished start: %w", err)
 	}
 	w, err := wal.Create(lg, walDir(dataDir), encodeWALMetadata(ds.clusterID, startLevel))
+	ds.wal.Close() // its files are gone
 	if err != nil {
 		return fmt.Errorf("raftnode: create wal: %w", err)
 	}
-	if err := w.Close(); err != nil {
-		return fmt.Errorf("raftnode: close new wal: %w", err)
-	}
-	if ds.wal, err = openWAL(lg, dataDir, &walpb.Snapshot{}, true); err != nil {
-		return fmt.Errorf("raftnode: open wal: %w", err)
-	}
-	if _, _, _, err = ds.wal.ReadAll(); err != nil {
-		ds.wal.Close()
-		return fmt.Errorf("raftnode: read wal: %w", err)
-	}
-	ds.startLevel = startLevel
+	ds.wal, ds.startLevel = w, startLevel
 	return nil
 }
 
