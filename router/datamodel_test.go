@@ -107,6 +107,16 @@ func waitStreams(t *testing.T, g map[uint64]*dmember, before map[uint64]int, ids
 	})
 }
 
+// watchPrefixP opens a merged watch of prefix "p" through srv and returns
+// once the groups ids answered its streams.
+func watchPrefixP(t *testing.T, ctx context.Context, srv *httptest.Server, g map[uint64]*dmember, ids ...uint64) chan [4]string {
+	t.Helper()
+	opened := streamCounts(g)
+	ch := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", "")
+	waitStreams(t, g, opened, ids...)
+	return ch
+}
+
 // stop stops m as a killed process would be: no new connection, and
 // the open ones cut. (Cutting them first would let a client reconnect
 // before the listener closed, and httptest's Close then waits for that
@@ -624,9 +634,7 @@ func testRouterWatchGroups(t *testing.T, versioned bool) {
 	cfg := hist.Latest()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	opened := streamCounts(g)
-	ch := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", "")
-	waitStreams(t, g, opened, 1, 2)
+	ch := watchPrefixP(t, ctx, srv, g, 1, 2)
 	a, b := keyIn(cfg, 1, "pa"), keyIn(cfg, 2, "pb")
 	g[1].apply(putEvent(a, "1"))
 	ev := next(t, ch)
@@ -686,9 +694,7 @@ func TestRouterWatchCursorWhileAGroupIsSlowToStart(t *testing.T) {
 	cfg := hist.Latest()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	opened := streamCounts(g)
-	ch := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", "")
-	waitStreams(t, g, opened, 1, 2)
+	ch := watchPrefixP(t, ctx, srv, g, 1, 2)
 	a, b := keyIn(cfg, 1, "pa"), keyIn(cfg, 2, "pb")
 	g[1].apply(putEvent(a, "1"))
 	time.Sleep(200 * time.Millisecond) // group 1's event reaches the router first
@@ -719,9 +725,7 @@ func TestRouterWatchBucketBackAndForth(t *testing.T) {
 	cfg := hist.Latest()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	opened := streamCounts(g)
-	ch := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", "")
-	waitStreams(t, g, opened, 1, 2)
+	ch := watchPrefixP(t, ctx, srv, g, 1, 2)
 	a := keyIn(cfg, 1, "pa")
 	g[1].apply(putEvent(a, "1"))
 	first := next(t, ch)
@@ -816,9 +820,7 @@ func TestRouterWatchHeldGroupLeavesAndStops(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	a := keyIn(cfg, 1, "pa")
-	opened := streamCounts(g)
-	ch := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", "")
-	waitStreams(t, g, opened, 1, 2)
+	ch := watchPrefixP(t, ctx, srv, g, 1, 2)
 	bucket := shardmap.BucketOf(a, 16)
 	moved := hist.move(t, bucket, 2)
 	g[1].stall(true)
@@ -853,9 +855,7 @@ func TestRouterWatchResumeUnnamedGroup(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	a, b := keyIn(cfg, 1, "pa"), keyIn(cfg, 2, "pb")
-	opened := streamCounts(g)
-	ch := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", "")
-	waitStreams(t, g, opened, 1, 2)
+	ch := watchPrefixP(t, ctx, srv, g, 1, 2)
 	g[1].apply(putEvent(a, "1"))
 	ev := next(t, ch)
 	if ev[2] != a {
@@ -905,9 +905,7 @@ func TestRouterWatchGroupLeft(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	a, b := keyIn(cfg, 1, "pa"), keyIn(cfg, 2, "pb")
-	opened := streamCounts(g)
-	ch := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", "")
-	waitStreams(t, g, opened, 1, 2)
+	ch := watchPrefixP(t, ctx, srv, g, 1, 2)
 	g[1].apply(putEvent(a, "1"))
 	early := next(t, ch)[0] // names group 1 before it left
 	if !strings.Contains(early, "1=") {
@@ -1082,9 +1080,7 @@ func TestRouterWatchStaleConfigGroupGone(t *testing.T) {
 	}
 	hist.leave(t, 1)
 	g[1].stop()
-	opened := streamCounts(g)
-	ch := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", "")
-	waitStreams(t, g, opened, 2)
+	ch := watchPrefixP(t, ctx, srv, g, 2)
 	g[2].apply(putEvent(b, "after"))
 	if ev := next(t, ch); ev[2] != b || ev[3] != "after" || strings.Contains(ev[0], "1=") {
 		t.Fatalf("watch after group 1 left: %v, want group 2's put of %s with a cursor of group 2 only", ev, b)

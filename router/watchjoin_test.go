@@ -24,9 +24,7 @@ func TestRouterWatchMoveFromUnwatchedGroup(t *testing.T) {
 	cfg := hist.Latest()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	opened := streamCounts(g)
-	ch := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", "")
-	waitStreams(t, g, opened, 1, 2)
+	ch := watchPrefixP(t, ctx, srv, g, 1, 2)
 	a := keyIn(cfg, 1, "pa")
 	g[1].apply(putEvent(a, "1"))
 	if ev := next(t, ch); ev[3] != "1" {
@@ -71,9 +69,7 @@ func TestRouterWatchNewGroupCompacted(t *testing.T) {
 	srv, hist, g := dataRouter(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	opened := streamCounts(g)
-	ch := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", "")
-	waitStreams(t, g, opened, 1, 2)
+	ch := watchPrefixP(t, ctx, srv, g, 1, 2)
 
 	g3 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -126,9 +122,7 @@ func TestRouterWatchMoveFromAGroupThatLeft(t *testing.T) {
 	cfg := hist.Latest()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	opened := streamCounts(g)
-	ch := openWatch(t, ctx, srv.URL+"/key?watch=true&prefix=p", "")
-	waitStreams(t, g, opened, 1, 2)
+	ch := watchPrefixP(t, ctx, srv, g, 1, 2)
 	a := keyIn(cfg, 1, "pa")
 	g[1].apply(putEvent(a, "1"))
 	if ev := next(t, ch); ev[3] != "1" {
