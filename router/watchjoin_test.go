@@ -130,13 +130,7 @@ func TestRouterWatchMoveFromAGroupThatLeft(t *testing.T) {
 	}
 	b := shardmap.BucketOf(a, 16)
 	g3, to3, to2 := joinAndMoveThrough(t, hist, b)
-	gone, err := hist.Latest().Leave([]uint64{3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := hist.Append(gone); err != nil {
-		t.Fatal(err)
-	}
+	hist.leave(t, 3)
 	// The router's client learns the config without group 3: a resumed
 	// watch refreshes it before it answers.
 	rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)

@@ -24,13 +24,7 @@ func TestRouterWatchLeftOldOwnerEndsCompacted(t *testing.T) {
 	a := keyIn(cfg, 1, "pa")
 	b := shardmap.BucketOf(a, 16)
 	g3, _, to2 := joinAndMoveThrough(t, hist, b)
-	gone, err := hist.Latest().Leave([]uint64{3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := hist.Append(gone); err != nil {
-		t.Fatal(err)
-	}
+	hist.leave(t, 3)
 	g3.stop()
 	g[1].apply(putEvent("x", "x"))
 	g[2].apply(putEvent("y", "y"))
