@@ -93,27 +93,71 @@ type session struct {
 	Applied   map[uint64]bool
 }
 
+// plainBatch is how a batch of plain writes (no control operation,
+// transaction, range delete or hash request) is written. gob matches
+// struct fields by name, so every binary decodes it into a batch, older
+// ones included; its type preamble defines three types where batch's
+// defines a dozen (about 300 bytes against 900), and under load a
+// member's entry carries only a few writes, so the preamble was most of
+// its bytes.
+type plainBatch struct {
+	Session   uint64
+	Watermark uint64
+	Reqs      []plainRequest
+	Format    uint8
+}
+
+// plainRequest is a request with only the fields of a plain write.
+type plainRequest struct {
+	ID       uint64
+	Ops      []Op
+	ClientID string
+	Seq      uint64
+}
+
+// asPlain returns b as a plainBatch, its requests in reqs' storage, and
+// false when one of b's requests is more than a plain write.
+func asPlain(b *batch, reqs []plainRequest) (*plainBatch, bool) {
+	reqs = reqs[:0]
+	for i := range b.Reqs {
+		r := &b.Reqs[i]
+		if r.Ctl != nil || r.Txn != nil || r.Range != nil || r.Hash {
+			return nil, false
+		}
+		reqs = append(reqs, plainRequest{ID: r.ID, Ops: r.Ops, ClientID: r.ClientID, Seq: r.Seq})
+	}
+	return &plainBatch{Session: b.Session, Watermark: b.Watermark, Reqs: reqs, Format: b.Format}, true
+}
+
+// encodeBatch encodes b as a self-contained gob stream, as a plainBatch
+// when it can be one, in Format batchFormatVersions unless b names one.
 func encodeBatch(b *batch) ([]byte, error) {
 	if b.Format == 0 {
 		b.Format = batchFormatVersions
 	}
+	var v any = b
+	if p, ok := asPlain(b, nil); ok {
+		v = p
+	}
+	return encodeStream(v)
+}
+
+// encodeStream encodes v with a fresh gob encoder: type definitions, then
+// the value.
+func encodeStream(v any) ([]byte, error) {
 	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(b); err != nil {
+	if err := gob.NewEncoder(&buf).Encode(v); err != nil {
 		return nil, fmt.Errorf("kvstore: encode entry: %w", err)
 	}
 	return buf.Bytes(), nil
 }
 
-// entryEncoder encodes proposals as self-contained gob streams, byte for
-// byte what encodeBatch writes, without compiling and sending the type
-// definitions anew for every entry: one Encoder is kept, which after its
-// first entry writes only value messages, and the type definitions it
-// wrote then are prepended to each. Not safe for concurrent use: the
-// propose loop owns it.
+// entryEncoder encodes proposals byte for byte as encodeBatch does,
+// without compiling and sending the type definitions anew for every entry.
+// Not safe for concurrent use: the propose loop owns it.
 type entryEncoder struct {
-	buf      bytes.Buffer
-	enc      *gob.Encoder
-	preamble []byte
+	full, plain streamEncoder
+	reqs        []plainRequest
 }
 
 // encode encodes b, in Format batchFormatVersions unless b names one.
@@ -121,10 +165,30 @@ func (e *entryEncoder) encode(b *batch) ([]byte, error) {
 	if b.Format == 0 {
 		b.Format = batchFormatVersions
 	}
+	p, ok := asPlain(b, e.reqs)
+	if !ok {
+		return e.full.encode(b)
+	}
+	out, err := e.plain.encode(p)
+	clear(p.Reqs) // let go of the values
+	e.reqs = p.Reqs[:0]
+	return out, err
+}
+
+// streamEncoder writes self-contained gob streams of one type: one
+// Encoder is kept, which after its first value writes only value
+// messages, and the type definitions it wrote then are prepended to each.
+type streamEncoder struct {
+	buf      bytes.Buffer
+	enc      *gob.Encoder
+	preamble []byte
+}
+
+func (e *streamEncoder) encode(v any) ([]byte, error) {
 	e.buf.Reset()
 	if e.enc == nil {
 		enc := gob.NewEncoder(&e.buf)
-		if err := enc.Encode(b); err != nil {
+		if err := enc.Encode(v); err != nil {
 			return nil, fmt.Errorf("kvstore: encode entry: %w", err)
 		}
 		out := bytes.Clone(e.buf.Bytes())
@@ -135,7 +199,7 @@ func (e *entryEncoder) encode(b *batch) ([]byte, error) {
 		e.enc, e.preamble = enc, out[:split:split]
 		return out, nil
 	}
-	if err := e.enc.Encode(b); err != nil {
+	if err := e.enc.Encode(v); err != nil {
 		// The encoder's stream state is unknown now: start afresh.
 		e.enc = nil
 		return nil, fmt.Errorf("kvstore: encode entry: %w", err)
@@ -157,8 +221,9 @@ func decodeBatch(data []byte) (*batch, error) {
 // any entry alone, after a restart or a snapshot. A fresh gob.Decoder per
 // entry would compile the type anew each time, the apply loop's largest
 // cost; instead one primed Decoder is kept per distinct type preamble (in
-// practice one per writer binary, since entryTypes fixes this binary's
-// numbering) and fed only each entry's value message. Not safe for
+// practice two per writer binary, batch's and plainBatch's, since
+// entryTypes fixes this binary's numbering) and fed only each entry's
+// value message. Not safe for
 // concurrent use: the apply loop owns it.
 type entryDecoder struct {
 	primed map[string]*primedDecoder
@@ -174,7 +239,8 @@ type primedDecoder struct {
 }
 
 // maxPrimedDecoders bounds the cache; preambles differ only across
-// binaries, so more would mean something odd is being fed in.
+// binaries and between the two entry types, so more would mean something
+// odd is being fed in.
 const maxPrimedDecoders = 16
 
 func newEntryDecoder() *entryDecoder {
@@ -228,8 +294,13 @@ func (d *entryDecoder) decode(data []byte) (*batch, error) {
 // kept a primed decoder for each numbering. Defined here, before main
 // runs, the batch types get the same numbers in every process of a binary.
 var entryTypes = func() string {
-	data, err := encodeBatch(&batch{}) // every type of the tree is defined on first use
+	data, err := encodeStream(&batch{}) // every type of the tree is defined on first use
 	if err != nil {
+		return ""
+	}
+	// The plain types next: batch's keep the numbers older binaries gave
+	// them, so that their entries and this binary's share a preamble.
+	if _, err := encodeStream(&plainBatch{}); err != nil {
 		return ""
 	}
 	if split := gobValueOffset(data); split >= 0 {

@@ -88,6 +88,62 @@ func TestEntryEncoderMatchesFreshEncoder(t *testing.T) {
 	}
 }
 
+// A batch of plain writes is written as a plainBatch, with a preamble of
+// its own far shorter than batch's, and decodes into the same batch
+// through a fresh gob decoder (as binaries from before plainBatch decode
+// every entry) and through the apply loop's primed decoders, interleaved
+// with batches that need batch's types.
+func TestPlainEntriesDecodeAsBatches(t *testing.T) {
+	plain := &batch{Session: 9, Watermark: 4, Format: batchFormatUniqueVersions, Reqs: []request{
+		{ID: 4, Ops: []Op{{Type: OpPut, Key: "k", Value: binaryValue(), TTL: 3 * time.Second}}},
+		{ID: 5, ClientID: "client", Seq: 77, Ops: []Op{{Type: OpDelete, Key: "gone"}, {Type: OpExpire, Key: "old", IfModIndex: 12}}},
+	}}
+	others := []*batch{
+		{Session: 9, Watermark: 6, Reqs: []request{{ID: 6, Txn: &Txn{Success: []TxnOp{{Type: TxnPut, Key: "t", Value: []byte("v")}}}}}},
+		{Session: 9, Watermark: 7, Reqs: []request{{ID: 7, Range: &rangeDelete{Start: "a", End: "b"}}}},
+		{Session: 9, Watermark: 8, Reqs: []request{{ID: 8, Hash: true}}},
+		{Session: 9, Watermark: 9, Reqs: []request{{ID: 9, Ops: []Op{{Type: OpPut, Key: "p"}}}, {ID: 10, Ctl: &control{Kind: ctlConfig}}}},
+	}
+	full, err := encodeStream(&batch{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e entryEncoder
+	d := newEntryDecoder()
+	for round := range 3 {
+		data, err := e.encode(plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pre := data[:gobValueOffset(data)]
+		if string(pre) == entryTypes || len(pre) > len(entryTypes)/2 {
+			t.Fatalf("a plain batch has a preamble of %d bytes (batch's is %d)", len(pre), len(entryTypes))
+		}
+		for name, decode := range map[string]func([]byte) (*batch, error){"fresh": decodeBatch, "primed": d.decode} {
+			got, err := decode(data)
+			if err != nil || !reflect.DeepEqual(got, plain) {
+				t.Fatalf("round %d, %s decoder: got %+v, %v; want %+v", round, name, got, err, plain)
+			}
+		}
+		for _, b := range others {
+			data, err := e.encode(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := data[:gobValueOffset(data)]; string(got) != entryTypes || !bytes.Equal(got, full[:gobValueOffset(full)]) {
+				t.Fatalf("batch %+v was written with preamble %x, want batch's", b, got)
+			}
+			got, err := d.decode(data)
+			if err != nil || !reflect.DeepEqual(got, b) {
+				t.Fatalf("round %d: got %+v, %v; want %+v", round, got, err, b)
+			}
+		}
+	}
+	if d.byFresh.Load() != 2 {
+		t.Errorf("%d entries needed a fresh decoder, want 2 (one per preamble)", d.byFresh.Load())
+	}
+}
+
 func TestSnapshotStreamRoundTrip(t *testing.T) {
 	keys := newTree()
 	want := map[string][]byte{"bin": binaryValue(), "k/with/slash": []byte("v"), "\xff\xfe": {0}, "empty": {}}
