@@ -48,8 +48,9 @@ func newMetrics(reg prometheus.Registerer, keys, dataBytes func() float64, quota
 				Name: "data_bytes", Help: "Size of the keys: their keys' and values' bytes and 56 bytes for each, as the space quota counts."}, dataBytes),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "raftkv", Subsystem: "kv",
 				Name: "quota_bytes", Help: "The space quota (--quota-bytes); 0: none."}, func() float64 { return float64(quota) }))
-		// A fresh decoder compiles the entry's types: once per writer
-		// binary (see entryTypes), and for entries not framed as expected.
+		// A fresh decoder compiles the entry's types: once per preamble
+		// (two per writer binary, see entryTypes), and for entries not
+		// framed as expected.
 		for by, n := range map[string]*atomic.Uint64{"primed": &dec.byPrimed, "fresh": &dec.byFresh} {
 			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "raftkv", Subsystem: "kv",
 				Name: "entries_decoded_total", Help: "Committed entries decoded, by a primed gob decoder or a fresh one.",
