@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -141,6 +142,34 @@ func TestPlainEntriesDecodeAsBatches(t *testing.T) {
 	}
 	if d.byFresh.Load() != 2 {
 		t.Errorf("%d entries needed a fresh decoder, want 2 (one per preamble)", d.byFresh.Load())
+	}
+}
+
+// plainBatch and plainRequest must have every field of batch and request
+// but the ones that make a request more than a plain write, or asPlain
+// would drop a field added later.
+func TestPlainTypesMatchBatch(t *testing.T) {
+	fields := func(v any) []string {
+		var out []string
+		for f := range reflect.TypeOf(v).Fields() {
+			out = append(out, f.Name+" "+f.Type.String())
+		}
+		return out
+	}
+	notPlain := map[string]bool{"Ctl *kvstore.control": true, "Txn *kvstore.Txn": true, "Range *kvstore.rangeDelete": true, "Hash bool": true}
+	var want []string
+	for _, f := range fields(request{}) {
+		if !notPlain[f] {
+			want = append(want, f)
+		}
+	}
+	if got := fields(plainRequest{}); !slices.Equal(got, want) {
+		t.Errorf("plainRequest has fields %q, want %q", got, want)
+	}
+	want = fields(batch{})
+	want[slices.Index(want, "Reqs []kvstore.request")] = "Reqs []kvstore.plainRequest"
+	if got := fields(plainBatch{}); !slices.Equal(got, want) {
+		t.Errorf("plainBatch has fields %q, want %q", got, want)
 	}
 }
 
