@@ -115,18 +115,21 @@ type plainRequest struct {
 	Seq      uint64
 }
 
-// asPlain returns b as a plainBatch, its requests in reqs' storage, and
-// false when one of b's requests is more than a plain write.
-func asPlain(b *batch, reqs []plainRequest) (*plainBatch, bool) {
-	reqs = reqs[:0]
+// asPlain fills p with b as a plainBatch, its requests in p.Reqs'
+// storage, and reports false when one of b's requests is more than a
+// plain write (p's requests are then cleared).
+func asPlain(b *batch, p *plainBatch) bool {
+	reqs := p.Reqs[:0]
 	for i := range b.Reqs {
 		r := &b.Reqs[i]
 		if r.Ctl != nil || r.Txn != nil || r.Range != nil || r.Hash {
-			return nil, false
+			clear(reqs)
+			return false
 		}
 		reqs = append(reqs, plainRequest{ID: r.ID, Ops: r.Ops, ClientID: r.ClientID, Seq: r.Seq})
 	}
-	return &plainBatch{Session: b.Session, Watermark: b.Watermark, Reqs: reqs, Format: b.Format}, true
+	*p = plainBatch{Session: b.Session, Watermark: b.Watermark, Reqs: reqs, Format: b.Format}
+	return true
 }
 
 // encodeBatch encodes b as a self-contained gob stream, as a plainBatch
@@ -135,11 +138,11 @@ func encodeBatch(b *batch) ([]byte, error) {
 	if b.Format == 0 {
 		b.Format = batchFormatVersions
 	}
-	var v any = b
-	if p, ok := asPlain(b, nil); ok {
-		v = p
+	var p plainBatch
+	if asPlain(b, &p) {
+		return encodeStream(&p)
 	}
-	return encodeStream(v)
+	return encodeStream(b)
 }
 
 // encodeStream encodes v with a fresh gob encoder: type definitions, then
@@ -157,7 +160,7 @@ func encodeStream(v any) ([]byte, error) {
 // Not safe for concurrent use: the propose loop owns it.
 type entryEncoder struct {
 	full, plain streamEncoder
-	reqs        []plainRequest
+	pb          plainBatch // reused, so that its Reqs keep their storage
 }
 
 // encode encodes b, in Format batchFormatVersions unless b names one.
@@ -165,13 +168,11 @@ func (e *entryEncoder) encode(b *batch) ([]byte, error) {
 	if b.Format == 0 {
 		b.Format = batchFormatVersions
 	}
-	p, ok := asPlain(b, e.reqs)
-	if !ok {
+	if !asPlain(b, &e.pb) {
 		return e.full.encode(b)
 	}
-	out, err := e.plain.encode(p)
-	clear(p.Reqs) // let go of the values
-	e.reqs = p.Reqs[:0]
+	out, err := e.plain.encode(&e.pb)
+	clear(e.pb.Reqs) // let go of the values
 	return out, err
 }
 
@@ -223,8 +224,7 @@ func decodeBatch(data []byte) (*batch, error) {
 // cost; instead one primed Decoder is kept per distinct type preamble (in
 // practice two per writer binary, batch's and plainBatch's, since
 // entryTypes fixes this binary's numbering) and fed only each entry's
-// value message. Not safe for
-// concurrent use: the apply loop owns it.
+// value message. Not safe for concurrent use: the apply loop owns it.
 type entryDecoder struct {
 	primed map[string]*primedDecoder
 	// byPrimed and byFresh count the entries decoded by a primed decoder

@@ -66,12 +66,13 @@
 // (a shard group's config and bucket steps, a config group's operation)
 // with no keys. Entry types hold no map: gob sizes a map by the count its
 // input claims before reading it, so configs travel in a binary form
-// whose counts are bounded by the entry's length (confcodec.go). The propose loop keeps one gob encoder primed, and
-// the apply loop one gob decoder per type preamble (two per writer
-// binary: a batch of plain writes is written as a plainBatch, whose
-// preamble is a third of batch's), fed only each entry's value message. A hand-written decoder of
-// this binary's own entries was measured against it and removed: at 64
-// clients the end-to-end difference in throughput and member CPU per
+// whose counts are bounded by the entry's length (confcodec.go). The
+// propose loop keeps one gob encoder primed, and the apply loop one gob
+// decoder per type preamble (two per writer binary: a batch of plain
+// writes is written as a plainBatch, whose preamble is a third of
+// batch's), fed only each entry's value message. A hand-written decoder
+// of this binary's own entries was measured against it and removed: at
+// 64 clients the end-to-end difference in throughput and member CPU per
 // write was under 5% and within the noise (docs/design.md).
 //
 // # At most once
