@@ -105,10 +105,6 @@ func TestPlainEntriesDecodeAsBatches(t *testing.T) {
 		{Session: 9, Watermark: 8, Reqs: []request{{ID: 8, Hash: true}}},
 		{Session: 9, Watermark: 9, Reqs: []request{{ID: 9, Ops: []Op{{Type: OpPut, Key: "p"}}}, {ID: 10, Ctl: &control{Kind: ctlConfig}}}},
 	}
-	full, err := encodeStream(&batch{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var e entryEncoder
 	d := newEntryDecoder()
 	for round := range 3 {
@@ -131,7 +127,7 @@ func TestPlainEntriesDecodeAsBatches(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := data[:gobValueOffset(data)]; string(got) != entryTypes || !bytes.Equal(got, full[:gobValueOffset(full)]) {
+			if got := data[:gobValueOffset(data)]; string(got) != entryTypes {
 				t.Fatalf("batch %+v was written with preamble %x, want batch's", b, got)
 			}
 			got, err := d.decode(data)
