@@ -548,3 +548,41 @@ func TestExtendDeadline(t *testing.T) {
 		}
 	}
 }
+
+// TestServerRefusesAnnouncedLargeBody: a request whose Content-Length is
+// over the limit gets its 413 before its body arrives, through the fast
+// path's server and through plain net/http alike, and nothing is stored.
+func TestServerRefusesAnnouncedLargeBody(t *testing.T) {
+	for _, fast := range []bool{true, false} {
+		e := newEnv(t, nil, func(c *Config) { c.MaxValueBytes = 10 })
+		var addr string
+		if fast {
+			_, addr = serveFast(t, e.h)
+		} else {
+			addr = serveStd(t, e.h)
+		}
+		for _, target := range []string{"/a", "/key/a"} {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetDeadline(time.Now().Add(waitLimit))
+			// Eleven bytes announced, one sent: the rest never comes.
+			if _, err := io.WriteString(c, "PUT "+target+" HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nx"); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			c.Close()
+			if err != nil {
+				t.Fatalf("fast path %v, PUT %s: no answer before the body: %v", fast, target, err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(body), "larger than the limit of 10 bytes") {
+				t.Errorf("fast path %v, PUT %s: %s %q, want 413 naming the limit", fast, target, resp.Status, body)
+			}
+		}
+		if kv := e.store.snapshot(); len(kv) != 0 {
+			t.Errorf("fast path %v: store holds %q", fast, kv)
+		}
+	}
+}

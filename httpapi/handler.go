@@ -434,8 +434,21 @@ func (h *handler) callContext(parent context.Context) (context.Context, context.
 }
 
 // readBody reads at most limit bytes; a longer body yields *http.MaxBytesError (413).
+// A body whose Content-Length is over the limit is refused before any of it
+// is read: its client waits for no upload (curl's `Expect: 100-continue`
+// gets the 413 instead of a 100), and one that announces more than it
+// sends gets its answer at once rather than at the read timeout.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var b []byte
+	var err error
+	if r.ContentLength > limit {
+		// Unread, the body cannot be skipped to a next request; net/http
+		// would otherwise read up to 256 KiB of it before answering.
+		w.Header().Set("Connection", "close")
+		err = &http.MaxBytesError{Limit: limit}
+	} else {
+		b, err = io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	}
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
