@@ -312,9 +312,18 @@ func writeOptions(r *http.Request) ([]client.WriteOption, error) {
 	return []client.WriteOption{client.WithSeq(id, n)}, nil
 }
 
-// readBody reads at most limit bytes; a longer body is a 413.
+// readBody reads at most limit bytes; a longer body is a 413. One whose
+// Content-Length is over the limit is refused before any of it is read,
+// and its connection closed, as a member does.
 func (h *handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxValueBytes))
+	var b []byte
+	var err error
+	if r.ContentLength > h.cfg.MaxValueBytes {
+		w.Header().Set("Connection", "close")
+		err = &http.MaxBytesError{Limit: h.cfg.MaxValueBytes}
+	} else {
+		b, err = io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxValueBytes))
+	}
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):

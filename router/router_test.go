@@ -7,8 +7,10 @@ package router
 // misdirected, which the client package's tests cover).
 
 import (
+	"bufio"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -399,5 +401,31 @@ func TestHealthAfterFirstJoin(t *testing.T) {
 	mu.Unlock()
 	if code, body := health(); code != http.StatusOK {
 		t.Fatalf("after group 1 joined: %d %s, want 200", code, body)
+	}
+}
+
+// TestRouterRefusesAnnouncedLargeBody: a write whose Content-Length is
+// over the limit gets its 413 before its body arrives.
+func TestRouterRefusesAnnouncedLargeBody(t *testing.T) {
+	srv, _, _ := shardedRouter(t)
+	for _, req := range []string{"PUT /k", "POST /key", "POST /txn"} {
+		c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		// 1025 bytes announced (the limit is 1024), one sent.
+		if _, err := io.WriteString(c, req+" HTTP/1.1\r\nHost: h\r\nContent-Length: 1025\r\n\r\nx"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		c.Close()
+		if err != nil {
+			t.Fatalf("%s: no answer before the body: %v", req, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(body), "larger than 1024 bytes") {
+			t.Errorf("%s: %s %q, want 413 naming the limit", req, resp.Status, body)
+		}
 	}
 }
