@@ -316,8 +316,8 @@ func (t Txn) encode() ([]byte, []string, error) {
 				p := &putJSON{keyJSON: k}
 				p.Value, p.ValueBase64 = wireValue(op.Value)
 				if op.TTL != 0 {
-					if op.TTL < time.Second || op.TTL > maxTTL {
-						return nil, nil, badInput("txn", op.Key, "TTL %v: a TTL is from 1s to %v", op.TTL, maxTTL)
+					if op.TTL < MinTTL || op.TTL > MaxTTL {
+						return nil, nil, badInput("txn", op.Key, "TTL %v: a TTL is from %v to %v", op.TTL, MinTTL, MaxTTL)
 					}
 					p.TTL = op.TTL.String()
 				}

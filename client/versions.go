@@ -95,8 +95,11 @@ func (c *call) setHeader(name, value string) {
 	c.header.Set(name, value)
 }
 
-// maxTTL is the longest TTL a member takes.
-const maxTTL = 8760 * time.Hour
+// MinTTL and MaxTTL bound the TTL a member takes (WithTTL, TxnOp.TTL).
+const (
+	MinTTL = time.Second
+	MaxTTL = 8760 * time.Hour
+)
 
 // checkWriteOptions refuses the options a write cannot carry, before
 // anything is sent, and puts a Put's TTL in its query.
@@ -116,8 +119,8 @@ func (c *call) checkWriteOptions() error {
 	if c.method != http.MethodPut {
 		return badInput(c.op, c.key, "WithTTL goes with Put")
 	}
-	if c.ttl < time.Second || c.ttl > maxTTL {
-		return badInput(c.op, c.key, "WithTTL(%v): a TTL is from 1s to %v", c.ttl, maxTTL)
+	if c.ttl < MinTTL || c.ttl > MaxTTL {
+		return badInput(c.op, c.key, "WithTTL(%v): a TTL is from %v to %v", c.ttl, MinTTL, MaxTTL)
 	}
 	sep := "?"
 	if strings.Contains(c.path, "?") {

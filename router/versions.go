@@ -40,9 +40,6 @@ func conditionOf(r *http.Request) ([]client.WriteOption, error) {
 	return []client.WriteOption{client.WithIfMatch(mod)}, nil
 }
 
-// maxTTL is the longest TTL a member takes.
-const maxTTL = 8760 * time.Hour
-
 // ttlOf reads a PUT's ttl as a member does: a Go duration or whole
 // seconds, 1s to a year, at most once; 0 when absent.
 func ttlOf(rawQuery string) (time.Duration, error) {
@@ -65,14 +62,14 @@ func ttlOf(rawQuery string) (time.Duration, error) {
 	var d time.Duration
 	if s != "" && strings.Trim(s, "0123456789") == "" {
 		n, err := strconv.ParseUint(s, 10, 64)
-		if err != nil || n > uint64(maxTTL/time.Second) {
+		if err != nil || n > uint64(client.MaxTTL/time.Second) {
 			return 0, badTTL(vs[0])
 		}
 		d = time.Duration(n) * time.Second
 	} else if d, err = time.ParseDuration(s); err != nil {
 		return 0, badTTL(vs[0])
 	}
-	if d < time.Second || d > maxTTL {
+	if d < client.MinTTL || d > client.MaxTTL {
 		return 0, badTTL(vs[0])
 	}
 	return d, nil

@@ -82,8 +82,8 @@ func TestDataModel(t *testing.T) {
 		t.Errorf("txn -w json with t = x printed %q", r.stdout)
 	}
 	for _, bad := range []string{"value(\"t\") ~ \"x\"\n", "mod(\"t\") > \"big\"\n", "\nput t\n", "\nrename t u\n", ""} {
-		if r := ctl.runIn([]byte(bad), "txn"); r.code != 2 || !strings.HasPrefix(r.stderr, "raftkvctl: txn") {
-			t.Errorf("txn of %q: exit %d, stderr %q; want a usage error", bad, r.code, r.stderr)
+		if r := ctl.runIn([]byte(bad), "txn"); r.code != 2 || !strings.HasPrefix(r.stderr, "raftkvctl: txn") || strings.Count(r.stderr, "--help") != 1 {
+			t.Errorf("txn of %q: exit %d, stderr %q; want a usage error naming txn --help once", bad, r.code, r.stderr)
 		}
 	}
 }
@@ -102,7 +102,9 @@ func TestTTL(t *testing.T) {
 	if kv.TTL != 60 {
 		t.Errorf("get -w json of a key put with --ttl 1m = %+v; want ttl 60", kv)
 	}
-	ctl.fails(1, "TTL", "put", "k", "v", "--ttl", "10ms")
+	ctl.fails(2, "--ttl 10ms", "put", "k", "v", "--ttl", "10ms")
+	ctl.fails(2, "--ttl -1s", "put", "k", "v", "--ttl", "-1s")
+	ctl.fails(2, "--ttl 8760h0m1s", "put", "k", "v", "--ttl", "8760h1s")
 }
 
 // TestWatch: watch a prefix and a key from the index of a put, in both

@@ -86,6 +86,9 @@ that answered has applied it; -w json and table also print its raft index.`,
 			return err
 		}
 		if ttl != 0 {
+			if ttl < client.MinTTL || ttl > client.MaxTTL {
+				return usagef("--ttl %v: want %v to %v (a year), or 0 for a key that does not expire", ttl, client.MinTTL, client.MaxTTL)
+			}
 			wopts = append(wopts, client.WithTTL(ttl))
 		}
 		var value []byte

@@ -98,7 +98,7 @@ func parseTxn(r io.Reader) (client.Txn, error) {
 		return client.Txn{}, fmt.Errorf("reading the txn: %v", err)
 	}
 	if len(t.Compares)+len(t.Success)+len(t.Failure) == 0 {
-		return client.Txn{}, errors.New("txn: nothing read from standard input; see 'raftkvctl txn --help'")
+		return client.Txn{}, errors.New("txn: nothing read from standard input")
 	}
 	return t, nil
 }
