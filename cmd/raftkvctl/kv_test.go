@@ -21,6 +21,11 @@ func TestKV(t *testing.T) {
 	if out := ctl.ok(args("put", "greeting", "hello")...); out != "OK\n" {
 		t.Errorf("put printed %q; want OK", out)
 	}
+	// The sharding verbs, pointed at a group that is no config group, say
+	// so, and change nothing.
+	for _, verb := range [][]string{{"groups"}, {"buckets", "greeting"}, {"move", "1", "2"}, {"join", "2", "http://127.0.0.1:1"}, {"leave", "2"}} {
+		ctl.fails(1, "is not a member of a config group", args(verb...)...)
+	}
 	if out := ctl.ok(args("get", "greeting")...); out != "hello\n" {
 		t.Errorf("get printed %q; want hello", out)
 	}

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/raftkv/raftkv/client"
 	"github.com/raftkv/raftkv/shardmap"
 	"github.com/spf13/cobra"
 )
@@ -175,7 +177,7 @@ with the fewest moves. A shard group joins by itself when it first starts.`,
 		defer c.Close()
 		cfg, err := c.Join(a.ctx, map[uint64][]string{gid: urls})
 		if err != nil {
-			return err
+			return notConfigGroup(err)
 		}
 		return a.printConfigChange(cfg, fmt.Sprintf("Group %d joined", gid))
 	})
@@ -204,7 +206,7 @@ func (a *app) leaveCommand() *cobra.Command {
 		defer c.Close()
 		cfg, err := c.Leave(a.ctx, gids...)
 		if err != nil {
-			return err
+			return notConfigGroup(err)
 		}
 		return a.printConfigChange(cfg, fmt.Sprintf("Group %s left", strings.Join(args, ", ")))
 	})
@@ -233,7 +235,7 @@ func (a *app) moveCommand() *cobra.Command {
 		defer c.Close()
 		cfg, err := c.Move(a.ctx, bucket, gid)
 		if err != nil {
-			return err
+			return notConfigGroup(err)
 		}
 		return a.printConfigChange(cfg, fmt.Sprintf("Bucket %d moved to group %d", bucket, gid))
 	})
@@ -247,7 +249,26 @@ func (a *app) latestConfig() (shardmap.Config, error) {
 		return shardmap.Config{}, err
 	}
 	defer c.Close()
-	return c.Query(a.ctx, -1)
+	cfg, err := c.Query(a.ctx, -1)
+	return cfg, notConfigGroup(err)
+}
+
+// notConfigGroup explains the answer a member outside any config group
+// gives a sharding verb, which reads /config and posts to /config/join,
+// /config/leave and /config/move: there GET /config is a read of the key
+// "config" (404 key_not_found), and a POST /<path> a membership change
+// (400). Other errors it returns as they are.
+func notConfigGroup(err error) error {
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Endpoint == "" {
+		return err
+	}
+	if ce.Op == "config" && ce.Code == client.CodeKeyNotFound ||
+		ce.Code == client.CodeBadRequest && strings.HasPrefix(ce.Message, "POST /<id>") {
+		return fmt.Errorf("%s: %s is not a member of a config group (it answered %d %s); the sharding verbs go to a sharded deployment's config group: --config-endpoints, or --endpoints when that is not given",
+			ce.Op, ce.Endpoint, ce.Status, ce.Code)
+	}
+	return err
 }
 
 // printConfigChange prints the config a join, leave or move made.
