@@ -443,8 +443,11 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	var err error
 	if r.ContentLength > limit {
 		// Unread, the body cannot be skipped to a next request; net/http
-		// would otherwise read up to 256 KiB of it before answering.
-		w.Header().Set("Connection", "close")
+		// would otherwise read up to 256 KiB of it before answering. (An
+		// HTTP/2 stream is reset alone: its connection stays.)
+		if r.ProtoMajor == 1 {
+			w.Header().Set("Connection", "close")
+		}
 		err = &http.MaxBytesError{Limit: limit}
 	} else {
 		b, err = io.ReadAll(http.MaxBytesReader(w, r.Body, limit))

@@ -319,7 +319,9 @@ func (h *handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, erro
 	var b []byte
 	var err error
 	if r.ContentLength > h.cfg.MaxValueBytes {
-		w.Header().Set("Connection", "close")
+		if r.ProtoMajor == 1 {
+			w.Header().Set("Connection", "close")
+		}
 		err = &http.MaxBytesError{Limit: h.cfg.MaxValueBytes}
 	} else {
 		b, err = io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxValueBytes))
