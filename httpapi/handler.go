@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/raftkv/raftkv/internal/httpbody"
 	"github.com/raftkv/raftkv/peerurl"
 	"go.uber.org/zap"
 )
@@ -433,25 +433,10 @@ func (h *handler) callContext(parent context.Context) (context.Context, context.
 	return context.WithTimeout(parent, h.cfg.RequestTimeout)
 }
 
-// readBody reads at most limit bytes; a longer body yields *http.MaxBytesError (413).
-// A body whose Content-Length is over the limit is refused before any of it
-// is read: its client waits for no upload (curl's `Expect: 100-continue`
-// gets the 413 instead of a 100), and one that announces more than it
-// sends gets its answer at once rather than at the read timeout.
+// readBody reads at most limit bytes; a longer body, or one announced
+// longer, yields *http.MaxBytesError (413) (see httpbody.Read).
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	var b []byte
-	var err error
-	if r.ContentLength > limit {
-		// Unread, the body cannot be skipped to a next request; net/http
-		// would otherwise read up to 256 KiB of it before answering. (An
-		// HTTP/2 stream is reset alone: its connection stays.)
-		if r.ProtoMajor == 1 {
-			w.Header().Set("Connection", "close")
-		}
-		err = &http.MaxBytesError{Limit: limit}
-	} else {
-		b, err = io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	}
+	b, err := httpbody.Read(w, r, limit)
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):

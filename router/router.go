@@ -16,6 +16,7 @@ import (
 
 	"github.com/raftkv/raftkv/client"
 	"github.com/raftkv/raftkv/internal/buildinfo"
+	"github.com/raftkv/raftkv/internal/httpbody"
 	"github.com/raftkv/raftkv/internal/kvjson"
 	"go.uber.org/zap"
 )
@@ -312,20 +313,10 @@ func writeOptions(r *http.Request) ([]client.WriteOption, error) {
 	return []client.WriteOption{client.WithSeq(id, n)}, nil
 }
 
-// readBody reads at most limit bytes; a longer body is a 413. One whose
-// Content-Length is over the limit is refused before any of it is read,
-// and its connection closed, as a member does.
+// readBody reads at most limit bytes; a longer body, or one announced
+// longer, is a 413 (see httpbody.Read).
 func (h *handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	var b []byte
-	var err error
-	if r.ContentLength > h.cfg.MaxValueBytes {
-		if r.ProtoMajor == 1 {
-			w.Header().Set("Connection", "close")
-		}
-		err = &http.MaxBytesError{Limit: h.cfg.MaxValueBytes}
-	} else {
-		b, err = io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxValueBytes))
-	}
+	b, err := httpbody.Read(w, r, h.cfg.MaxValueBytes)
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
