@@ -58,7 +58,7 @@
 //	POST /<id>, DELETE /<id>, POST /join
 //	                       400: membership changes are per group; send them to
 //	                       a member of the group
-//	/metrics, /debug/..., /config..., /shard/...
+//	/metrics, /snapshot, /debug/..., /config..., /shard/...
 //	                       404: served by members, not by the router
 //
 // GET answers a member's ETag, X-Create-Index, X-TTL and X-Raft-Index;
@@ -67,7 +67,7 @@
 // WithIfMatch, WithIfExists, WithIfAbsent and WithTTL; a 412 comes back
 // with the member's ETag.
 //
-// ?level= (stale, default, consistent) and ?min_index=N of a GET are
+// ?level= (stale, default, consistent, none) and ?min_index=N of a GET are
 // checked as a member checks them and passed to the key's group; a
 // min_index is an index of that group's log. DELETE /<non-numeric> gets
 // the 400 a member gives it (use DELETE /key/<key>). Keys and bodies have

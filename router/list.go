@@ -69,7 +69,7 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) error {
 			opts.Stale = true
 		case "default", "consistent", "none":
 		default:
-			return bad("level must be stale, default or consistent; got %q", v[0])
+			return bad("level must be stale, default, consistent or none; got %q", v[0])
 		}
 	}
 	page, err := h.c.List(r.Context(), opts)

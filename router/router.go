@@ -148,7 +148,7 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request) error {
 		return h.watch(w, r, p[len("/key/"):], true)
 	case strings.HasPrefix(p, "/key/"):
 		return h.key(w, r, p[len("/key/"):], true)
-	case p == "/metrics" || p == "/debug" || strings.HasPrefix(p, "/debug/") ||
+	case p == "/metrics" || p == "/snapshot" || p == "/debug" || strings.HasPrefix(p, "/debug/") ||
 		p == "/config" || strings.HasPrefix(p, "/config/") || p == "/shard" || strings.HasPrefix(p, "/shard/"):
 		return &answer{http.StatusNotFound, "not_found", "router: " + p + " is served by members, not by the router"}
 	case strings.HasPrefix(p, "/") && len(p) > 1 && isWatch(r):
@@ -259,7 +259,8 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request, key string, asJSON
 }
 
 // readOptions reads a GET's level and min_index as a member does: level
-// stale, default or consistent (any case, surrounding spaces ignored),
+// stale, or default, consistent or none (linearizable; any case,
+// surrounding spaces ignored),
 // min_index a decimal uint64 (alone: a local read once applied), each at
 // most once; other parameters are ignored.
 func readOptions(rawQuery string) ([]client.ReadOption, error) {
@@ -280,10 +281,10 @@ func readOptions(rawQuery string) ([]client.ReadOption, error) {
 		switch strings.ToLower(strings.TrimSpace(levels[0])) {
 		case "stale":
 			opts = append(opts, client.WithStale())
-		case "default", "consistent":
+		case "default", "consistent", "none": // as a member reads them
 			opts = append(opts, client.WithLinearizable())
 		default:
-			return nil, bad("level must be stale, default or consistent; got %q", levels[0])
+			return nil, bad("level must be stale, default, consistent or none; got %q", levels[0])
 		}
 	}
 	if mi, ok := q["min_index"]; ok {

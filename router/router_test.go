@@ -206,6 +206,7 @@ func TestRouterTable(t *testing.T) {
 		{name: "get missing", method: "GET", path: "/" + a + "x", wantStatus: 404, wantBody: "kvstore: key not found"},
 		{name: "stale", method: "GET", path: "/" + a + "?level=stale", wantStatus: 200, group: 1, wantSeen: "GET /" + a + "?level=stale id= seq="},
 		{name: "level any case", method: "GET", path: "/" + a + "?level=%20Consistent", wantStatus: 200},
+		{name: "level none", method: "GET", path: "/key/" + a + "?level=none", wantStatus: 200, wantBody: `{"` + a + `":"va"}`},
 		{name: "min index", method: "GET", path: "/" + a + "?min_index=5", wantStatus: 200, group: 1, wantSeen: "GET /" + a + "?min_index=5 id= seq="},
 		{name: "bad level", method: "GET", path: "/" + a + "?level=eventual", wantStatus: 400, wantBody: "router: level must be"},
 		{name: "bad min index", method: "GET", path: "/" + a + "?min_index=x", wantStatus: 400, wantBody: "router: min_index"},
@@ -249,6 +250,9 @@ func TestRouterTable(t *testing.T) {
 		{name: "method", method: "PATCH", path: "/" + a, wantStatus: 405, wantHeader: map[string]string{"Allow": allowRoot}},
 		{name: "method key", method: "POST", path: "/key/" + a, wantStatus: 405, wantHeader: map[string]string{"Allow": allowKey}},
 		{name: "metrics", method: "GET", path: "/metrics", wantStatus: 404},
+		// A member's backup, not the key "snapshot" (/key/snapshot is).
+		{name: "snapshot", method: "GET", path: "/snapshot", wantStatus: 404, wantBody: "router: /snapshot is served by members"},
+		{name: "snapshot put", method: "PUT", path: "/snapshot", body: "x", wantStatus: 404, wantBody: "router: /snapshot is served by members"},
 		{name: "debug state", method: "GET", path: "/debug/state", wantStatus: 404},
 		{name: "status", method: "GET", path: "/status", wantStatus: 200, wantBody: `{"role":"router","clientID":"router","sharded":true,"configVersion":1,"buckets":16,"groups":{"1":{"servers":["` + g[1].srv.URL + `"],"buckets":8},"2":{"servers":["` + g[2].srv.URL + `"],"buckets":8}}`},
 		{name: "health", method: "GET", path: "/health", wantStatus: 200, wantBody: `{"health":"true","reason":""}`},
