@@ -12,6 +12,10 @@ import (
 
 // Status is a member's GET /status, as far as the Client reads it.
 type Status struct {
+	// Role is "router" when a router answered (raftkv route, which has
+	// no raft state: every field below but Build is then zero), empty
+	// from a member.
+	Role          string   `json:"role,omitempty"`
 	ID            uint64   `json:"id"`
 	Leader        uint64   `json:"leader"`
 	Term          uint64   `json:"term"`

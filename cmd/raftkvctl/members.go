@@ -49,7 +49,7 @@ peer and client URLs, and whether it is a learner.`,
 			return err
 		}
 		defer c.Close()
-		st, err := c.Status(a.ctx)
+		st, err := a.memberStatus(c, "members")
 		if err != nil {
 			return err
 		}

@@ -253,20 +253,26 @@ func (a *app) latestConfig() (shardmap.Config, error) {
 	return cfg, notConfigGroup(err)
 }
 
-// notConfigGroup explains the answer a member outside any config group
-// gives a sharding verb, which reads /config and posts to /config/join,
-// /config/leave and /config/move: there GET /config is a read of the key
-// "config" (404 key_not_found), and a POST /<path> a membership change
-// (400). Other errors it returns as they are.
+// notConfigGroup explains the answer an endpoint outside any config
+// group gives a sharding verb, which reads /config and posts to
+// /config/join, /config/leave and /config/move. At a member of a plain
+// group GET /config is a read of the key "config" (404 key_not_found) and
+// a POST /<path> a membership change (400); at a shard group's member the
+// key may be another group's (421 wrong_group); a router serves none of
+// them (404 not_found). Other errors it returns as they are.
 func notConfigGroup(err error) error {
 	var ce *client.Error
 	if !errors.As(err, &ce) || ce.Endpoint == "" {
 		return err
 	}
-	if ce.Op == "config" && ce.Code == client.CodeKeyNotFound ||
-		ce.Code == client.CodeBadRequest && strings.HasPrefix(ce.Message, "POST /<id>") {
-		return fmt.Errorf("%s: %s is not a member of a config group (it answered %d %s); the sharding verbs go to a sharded deployment's config group: --config-endpoints, or --endpoints when that is not given",
-			ce.Op, ce.Endpoint, ce.Status, ce.Code)
+	const hint = "the sharding verbs go to a sharded deployment's config group: --config-endpoints, or --endpoints when that is not given"
+	switch {
+	case ce.Code == "not_found" && strings.HasSuffix(ce.Message, "not by the router"):
+		return fmt.Errorf("%s: %s is a router, not a member of a config group; %s", ce.Op, ce.Endpoint, hint)
+	case ce.Op == "config" && (ce.Code == client.CodeKeyNotFound || ce.Code == client.CodeWrongGroup),
+		ce.Code == client.CodeBadRequest && strings.HasPrefix(ce.Message, "POST /<id>"):
+		return fmt.Errorf("%s: %s is not a member of a config group (it answered %d %s); %s",
+			ce.Op, ce.Endpoint, ce.Status, ce.Code, hint)
 	}
 	return err
 }

@@ -2,10 +2,14 @@ package main
 
 import (
 	"fmt"
+	"net/http"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/raftkv/raftkv/shardmap"
 	"github.com/raftkv/raftkv/testcluster"
@@ -186,6 +190,60 @@ func TestSharding(t *testing.T) {
 	ctl.fails(2, `bucket "x"`, "move", "x", "1")
 	ctl.fails(2, `group id "g2"`, "leave", "g2")
 	ctl.fails(2, "requires at least 2 arg(s)", "join", "3")
-	// A shard member is no config group: it takes /config for a key.
-	newCtl(t).fails(1, "config: 421", "--endpoints", groups[1].ClientURL(1), "--command-timeout", "1s", "groups")
+	// A shard member is no config group: it takes /config for a key, of
+	// its own bucket or another group's.
+	for _, g := range groups {
+		newCtl(t).fails(1, "is not a member of a config group", "--endpoints", g.ClientURL(1), "--command-timeout", "1s", "groups")
+	}
+
+	// A router serves keys, but is neither a raft member nor in the config
+	// group: the verbs that need one say so.
+	rt := startRouter(t, cfgURL)
+	at := func(a ...string) []string {
+		return append([]string{"--endpoints", rt, "--command-timeout", "5s"}, a...)
+	}
+	if out := newCtl(t).ok(at("get", "apple")...); out != "v-apple\n" {
+		t.Errorf("get apple through the router printed %q", out)
+	}
+	for _, verb := range [][]string{{"status"}, {"members", "list"}} {
+		newCtl(t).fails(1, "is a router, not a raft member", at(verb...)...)
+	}
+	for _, verb := range [][]string{{"groups"}, {"buckets", "apple"}, {"move", "1", "2"}, {"leave", "2"}} {
+		newCtl(t).fails(1, "is a router, not a member of a config group", at(verb...)...)
+	}
+	newCtl(t).fails(1, "router: /snapshot is served by members", at("snapshot", "save", filepath.Join(t.TempDir(), "backup"))...)
+}
+
+// startRouter runs `raftkv route` over the config group at cfgURL until
+// the test ends, and returns its URL once its /health answers 200.
+func startRouter(t *testing.T, cfgURL string) string {
+	port := testcluster.FreePorts(t, 1)[0]
+	url := "http://127.0.0.1:" + strconv.Itoa(port)
+	route := exec.Command(testcluster.BuildBinary(t), "route", "--port", strconv.Itoa(port), "--listen-host", "127.0.0.1",
+		"--config-endpoints", cfgURL)
+	var out strings.Builder
+	route.Stdout, route.Stderr = &out, &out
+	if err := route.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		route.Process.Kill()
+		route.Wait()
+		if t.Failed() {
+			t.Logf("raftkv route's output:\n%s", out.String())
+		}
+	})
+	hc := &http.Client{Timeout: 5 * time.Second}
+	testcluster.WaitFor(t, leaderTimeout, "the router to be healthy", func() error {
+		resp, err := hc.Get(url + "/health")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET /health: %s", resp.Status)
+		}
+		return nil
+	})
+	return url
 }

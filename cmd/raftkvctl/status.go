@@ -61,7 +61,7 @@ shown with the error, and makes the exit status 1.`,
 			return err
 		}
 		defer c.Close()
-		first, err := c.Status(a.ctx)
+		first, err := a.memberStatus(c, "status")
 		if err != nil {
 			return err
 		}
@@ -81,6 +81,17 @@ shown with the error, and makes the exit status 1.`,
 		return nil
 	})
 	return cmd
+}
+
+// memberStatus is c.Status, refused when a router answered: a router has
+// no raft group, so no members to list.
+func (a *app) memberStatus(c *client.Client, verb string) (client.Status, error) {
+	st, err := c.Status(a.ctx)
+	if err == nil && st.Role != "" {
+		err = fmt.Errorf("%s: %s is a %s, not a raft member; give --endpoints the members of one group (raftkvctl groups lists each group's)",
+			verb, st.Endpoint, st.Role)
+	}
+	return st, err
 }
 
 // memberStatuses asks every member of first's list for its status, at
