@@ -469,9 +469,13 @@ func TestRouterVersionsAndConditions(t *testing.T) {
 		resp.Header.Get("X-Create-Index") != "1" || resp.Header.Get("X-TTL") != "30" || resp.Header.Get("X-Raft-Index") == "" {
 		t.Fatalf("GET: %d %q %v", resp.StatusCode, body, resp.Header)
 	}
-	resp, body = request(t, http.MethodPut, srv.URL+"/"+k, "w", map[string]string{"If-Match": `"99"`})
+	resp, body = request(t, http.MethodPut, srv.URL+"/"+k, "w", map[string]string{"If-Match": `"99"`, "Accept": "application/json"})
 	if resp.StatusCode != http.StatusPreconditionFailed || resp.Header.Get("ETag") != fmt.Sprintf(`"%d"`, mod) || !strings.Contains(body, "precondition_failed") {
 		t.Fatalf("PUT If-Match a wrong version: %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+	resp, body = request(t, http.MethodPut, srv.URL+"/"+k, "w", map[string]string{"If-Match": `"99"`})
+	if resp.StatusCode != http.StatusPreconditionFailed || resp.Header.Get("ETag") != fmt.Sprintf(`"%d"`, mod) || body != "key is at another version\n" {
+		t.Fatalf("PUT If-Match a wrong version, without Accept: %d %q %v; want the member's message as text", resp.StatusCode, body, resp.Header)
 	}
 	resp, body = request(t, http.MethodPut, srv.URL+"/"+k+"?ttl=1ms", "w", nil)
 	if resp.StatusCode != http.StatusBadRequest {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -570,15 +571,21 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		if ce.Status == http.StatusPreconditionFailed && ce.ModIndex > 0 {
 			w.Header().Set("ETag", etag(ce.ModIndex))
 		}
-		ct := ce.ContentType
+		ct, body := ce.ContentType, ce.Body
 		if ct == "" {
 			ct = "text/plain; charset=utf-8"
+		}
+		if mt, _, _ := mime.ParseMediaType(ct); mt == "application/json" && ce.Message != "" && !wantsJSON(r) {
+			// The Client asks members for JSON; a caller that did not
+			// gets the line of text a member would have given it.
+			ct, body = "text/plain; charset=utf-8", []byte(oneLine(ce.Message)+"\n")
+			w.Header().Set("X-Content-Type-Options", "nosniff")
 		}
 		if ce.Status >= 500 {
 			h.cfg.Logger.Warn("member answered an error", zap.String("method", r.Method), zap.String("path", r.URL.Path),
 				zap.Int("status", ce.Status), zap.String("endpoint", ce.Endpoint), zap.Error(err))
 		}
-		writeBody(w, r, ce.Status, ct, ce.Body)
+		writeBody(w, r, ce.Status, ct, body)
 		return
 	default:
 		ans = answerOf(err)
@@ -629,19 +636,29 @@ func answerOf(err error) answer {
 // writeError writes a: JSON {"error","code"} to a caller that accepts
 // JSON, else one line of text, as a member does.
 func writeError(w http.ResponseWriter, r *http.Request, a answer) {
-	msg := strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\r' {
-			return ' '
-		}
-		return r
-	}, a.msg)
+	msg := oneLine(a.msg)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	if strings.Contains(r.Header.Get("Accept"), "application/json") {
+	if wantsJSON(r) {
 		b, _ := json.Marshal(map[string]string{"error": msg, "code": a.code})
 		writeBody(w, r, a.status, "application/json", append(b, '\n'))
 		return
 	}
 	writeBody(w, r, a.status, "text/plain; charset=utf-8", []byte(msg+"\n"))
+}
+
+// wantsJSON reports whether r's Accept header names application/json.
+func wantsJSON(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "application/json")
+}
+
+// oneLine is msg with its line breaks made spaces.
+func oneLine(msg string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' {
+			return ' '
+		}
+		return r
+	}, msg)
 }
 
 // etag is the entity tag of version mod, as members write it.

@@ -316,23 +316,36 @@ func TestRouterRelaysErrors(t *testing.T) {
 	srv, cfg, g := shardedRouter(t)
 	a := keyIn(cfg, 1, "a")
 	g[1].setFail(409, "application/json", `{"error":"busy","code":"conflict"}`)
-	resp, err := http.Post(srv.URL+"/key", "application/json", strings.NewReader(`{"`+a+`":"1"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 409 || string(body) != `{"error":"busy","code":"conflict"}` || resp.Header.Get("Content-Type") != "application/json" {
-		t.Fatalf("409 relayed as %d %q %q", resp.StatusCode, body, resp.Header.Get("Content-Type"))
+	// A caller that accepts JSON gets the member's body; one that does not,
+	// its line of text, as from a member.
+	for _, tc := range []struct{ accept, body, contentType string }{
+		{"application/json", `{"error":"busy","code":"conflict"}`, "application/json"},
+		{"", "busy\n", "text/plain; charset=utf-8"},
+		{"*/*", "busy\n", "text/plain; charset=utf-8"},
+	} {
+		req, _ := http.NewRequest("POST", srv.URL+"/key", strings.NewReader(`{"`+a+`":"1"}`))
+		if tc.accept != "" {
+			req.Header.Set("Accept", tc.accept)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 409 || string(body) != tc.body || resp.Header.Get("Content-Type") != tc.contentType {
+			t.Fatalf("409 relayed to Accept %q as %d %q %q; want %q %q", tc.accept, resp.StatusCode, body,
+				resp.Header.Get("Content-Type"), tc.body, tc.contentType)
+		}
 	}
 
 	g[1].setFail(503, "text/plain; charset=utf-8", "raftnode: no leader\n")
 	req, _ := http.NewRequest("GET", srv.URL+"/"+a, nil)
-	resp, err = http.DefaultClient.Do(req)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ = io.ReadAll(resp.Body)
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 503 || string(body) != "raftnode: no leader\n" || resp.Header.Get("Retry-After") != "1" {
 		t.Fatalf("503 relayed as %d %q, Retry-After %q", resp.StatusCode, body, resp.Header.Get("Retry-After"))
