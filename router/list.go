@@ -42,6 +42,9 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := notWatch(q); err != nil {
+		return err
+	}
 	opts := client.ListOptions{Prefix: q.Get("prefix"), Start: q.Get("start"), End: q.Get("end"), Continue: q.Get("continue")}
 	if opts.Prefix != "" && (opts.Start != "" || opts.End != "") {
 		return bad("give prefix, or start and end, not both")

@@ -261,9 +261,9 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request, key string, asJSON
 
 // readOptions reads a GET's level and min_index as a member does: level
 // stale, or default, consistent or none (linearizable; any case,
-// surrounding spaces ignored),
-// min_index a decimal uint64 (alone: a local read once applied), each at
-// most once; other parameters are ignored.
+// surrounding spaces ignored), min_index a decimal uint64 (alone: a local
+// read once applied), each at most once; and refuses a watch parameter
+// that is not false (notWatch). Other parameters are ignored.
 func readOptions(rawQuery string) ([]client.ReadOption, error) {
 	if rawQuery == "" {
 		return nil, nil
@@ -272,10 +272,13 @@ func readOptions(rawQuery string) ([]client.ReadOption, error) {
 	if err != nil {
 		return nil, bad("malformed query string: %v", err)
 	}
-	for _, name := range []string{"level", "min_index"} {
+	for _, name := range []string{"level", "min_index", "watch"} {
 		if len(q[name]) > 1 {
 			return nil, bad("query parameter %s given more than once", name)
 		}
+	}
+	if err := notWatch(q); err != nil {
+		return nil, err
 	}
 	var opts []client.ReadOption
 	if levels, ok := q["level"]; ok {
@@ -296,6 +299,23 @@ func readOptions(rawQuery string) ([]client.ReadOption, error) {
 		opts = append(opts, client.WithMinIndex(n))
 	}
 	return opts, nil
+}
+
+// notWatch checks the watch parameter of a read that is not a watch, as
+// a member does: absent or false. watch=true reaches it only on a HEAD.
+func notWatch(q url.Values) error {
+	vs, ok := q["watch"]
+	if !ok {
+		return nil
+	}
+	b, err := strconv.ParseBool(strings.TrimSpace(vs[0]))
+	if err != nil {
+		return bad("watch must be true or false; got %q", vs[0])
+	}
+	if b {
+		return bad("a watch is a GET")
+	}
+	return nil
 }
 
 // writeOptions passes on a write's X-Client-ID and X-Client-Seq. Without
