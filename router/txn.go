@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/raftkv/raftkv/internal/kvjson"
@@ -77,6 +78,9 @@ func txnKeys(body []byte) ([]string, error) {
 	if len(t.Compare) > maxTxnOps || len(t.Success) > maxTxnOps || len(t.Failure) > maxTxnOps {
 		return nil, bad("a transaction takes at most %d compares and %d operations per branch", maxTxnOps, maxTxnOps)
 	}
+	if err := checkTxnOps(body); err != nil {
+		return nil, err
+	}
 	var keys []string
 	add := func(ref *txnKeyRef) error {
 		switch {
@@ -113,4 +117,57 @@ func txnKeys(body []byte) ([]string, error) {
 		return nil, bad("a transaction names no key")
 	}
 	return keys, nil
+}
+
+// txnOpNames are the operations a member takes, under raftkv's names and
+// etcd's.
+var txnOpNames = []string{"put", "delete", "get", "request_put", "request_delete_range", "request_range"}
+
+// jsonName is the one of names that encoding/json would decode field into
+// (it matches names in any case), or "".
+func jsonName(field string, names ...string) string {
+	for _, n := range names {
+		if strings.EqualFold(field, n) {
+			return n
+		}
+	}
+	return ""
+}
+
+// checkTxnOps refuses, with a member's words, an unknown field of the
+// body or of an operation, and an operation that is not exactly one of
+// txnOpNames. Those name no key for routing, so without this check a
+// transaction made only of them would be refused as naming no key
+// rather than for what is wrong.
+func checkTxnOps(body []byte) error {
+	const takes = `POST /txn takes a JSON object {"compare":[...],"success":[...],"failure":[...]}`
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return bad("%s: %v", takes, err)
+	}
+	for field, raw := range top {
+		branch := jsonName(field, "compare", "success", "failure")
+		switch branch {
+		case "":
+			return bad("%s; unknown field %q", takes, field)
+		case "compare":
+			continue
+		}
+		var ops []map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &ops); err != nil {
+			return bad("%s: %s: %v", takes, branch, err)
+		}
+		for i, op := range ops {
+			for name := range op {
+				if jsonName(name, txnOpNames...) == "" {
+					return bad("%s; unknown field %q", takes, name)
+				}
+			}
+			if len(op) != 1 {
+				return bad(`%s; %s %d: an operation is one object of "put", "delete" or "get" (or "request_put", "request_delete_range", "request_range"); got %d`,
+					takes, branch, i, len(op))
+			}
+		}
+	}
+	return nil
 }
