@@ -97,6 +97,28 @@ func TestRouterSingleGroup(t *testing.T) {
 	if st, body, _ := do(t, "GET", srv.URL+"/key/k1?level=stale", ""); st != 200 || body != `{"k1":"v1"}` {
 		t.Fatalf("GET /key = %d %q", st, body)
 	}
+	// A value that is not UTF-8: raftdb's JSON route answers it only in
+	// base64, and a key that is not UTF-8 not at all (406, as a member);
+	// GET /<key> carries the bytes and ignores encoding.
+	if st, _, _ := do(t, "PUT", srv.URL+"/bin", "\x00\xff\n"); st != 204 {
+		t.Fatalf("PUT /bin = %d", st)
+	}
+	for _, tc := range []struct {
+		path       string
+		wantStatus int
+		wantBody   string
+	}{
+		{"/key/bin", 406, "router: the value is not valid UTF-8, which a JSON string cannot carry; add ?encoding=base64, or read the raw bytes with GET /<key>\n"},
+		{"/key/bin?encoding=base64", 200, `{"bin":"AP8K"}`},
+		{"/key/bin?encoding=%20Base64", 200, `{"bin":"AP8K"}`},
+		{"/key/bin?encoding=hex", 400, "router: unknown encoding \"hex\"; encoding must be base64\n"},
+		{"/bin?encoding=hex", 200, "\x00\xff\n"},
+		{"/key/%FF", 406, "router: the key is not valid UTF-8, which a JSON object cannot carry; read it with GET /<key>\n"},
+	} {
+		if st, body, _ := do(t, "GET", srv.URL+tc.path, ""); st != tc.wantStatus || body != tc.wantBody {
+			t.Errorf("GET %s = %d %q; want %d %q", tc.path, st, body, tc.wantStatus, tc.wantBody)
+		}
+	}
 	if st, _, _ := do(t, "POST", srv.URL+"/key", `{"k2":"v2","status":"s"}`); st != 204 {
 		t.Fatalf("POST /key = %d", st)
 	}

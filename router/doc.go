@@ -26,7 +26,9 @@
 //
 //	GET|HEAD /<key>        200 raw value (GET /<key> of the key's group), 404 if absent
 //	PUT      /<key>        204 with X-Raft-Index and the key's new ETag once applied
-//	GET|HEAD /key/<key>    200 {"<key>":"<value>"}, as a member answers it
+//	GET|HEAD /key/<key>    200 {"<key>":"<value>"}, as a member answers it; with
+//	                       ?encoding=base64 the value in base64, else 406 (code
+//	                       not_utf8) for a value or key that is not UTF-8
 //	PUT      /key/<key>    as PUT /<key>
 //	DELETE   /key/<key>    204 with X-Raft-Index (an absent key too)
 //	POST     /key          {"k1":"v1",...}: one atomic write; every key must be in

@@ -235,6 +235,15 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request, key string, asJSON
 	if err != nil {
 		return err
 	}
+	b64 := false
+	if asJSON { // raftdb's route; GET /<key> ignores encoding, as a member does
+		if b64, err = valueEncoding(r.URL.RawQuery); err != nil {
+			return err
+		}
+		if !utf8.ValidString(key) {
+			return &answer{http.StatusNotAcceptable, codeNotUTF8, "router: the key is not valid UTF-8, which a JSON object cannot carry; read it with GET /<key>"}
+		}
+	}
 	kv, index, err := h.c.GetKV(r.Context(), key, opts...)
 	if err != nil {
 		return err
@@ -249,14 +258,43 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request, key string, asJSON
 	}
 	ct := "application/octet-stream"
 	if asJSON {
+		s := string(v)
+		switch {
+		case b64:
+			s = base64.StdEncoding.EncodeToString(v)
+		case !utf8.Valid(v):
+			// encoding/json would replace the invalid bytes with U+FFFD.
+			return &answer{http.StatusNotAcceptable, codeNotUTF8, "router: the value is not valid UTF-8, which a JSON string cannot carry; add ?encoding=base64, or read the raw bytes with GET /<key>"}
+		}
 		// What a member answers: the object, no newline.
-		if v, err = json.Marshal(map[string]string{key: string(v)}); err != nil {
+		if v, err = json.Marshal(map[string]string{key: s}); err != nil {
 			return fmt.Errorf("router: encoding response: %w", err)
 		}
 		ct = "application/json"
 	}
 	writeBody(w, r, http.StatusOK, ct, v)
 	return nil
+}
+
+// codeNotUTF8 is a member's code for a 406: what a JSON answer cannot carry.
+const codeNotUTF8 = "not_utf8"
+
+// valueEncoding reads the encoding parameter of GET /key/<k> as a member
+// does: true for base64 (any case), false when absent.
+func valueEncoding(rawQuery string) (bool, error) {
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return false, bad("malformed query string: %v", err)
+	}
+	switch enc := q["encoding"]; {
+	case len(enc) == 0:
+		return false, nil
+	case len(enc) > 1:
+		return false, bad("query parameter encoding given more than once")
+	case !strings.EqualFold(strings.TrimSpace(enc[0]), "base64"):
+		return false, bad("unknown encoding %q; encoding must be base64", enc[0])
+	}
+	return true, nil
 }
 
 // readOptions reads a GET's level and min_index as a member does: level
