@@ -103,6 +103,16 @@ func TestClusterKeyCalls(t *testing.T) {
 			t.Fatalf("Get(%q) after PutAll = %q, %v", k, got, err)
 		}
 	}
+	// Values that are not UTF-8 go in base64, and arrive as sent.
+	bin := map[string]string{"bin": "\x00\xff\n", "text": "é"}
+	if _, err := c.PutAll(ctx, bin); err != nil {
+		t.Fatalf("PutAll of bytes: %v", err)
+	}
+	for k, v := range bin {
+		if got, err := c.Get(ctx, k); err != nil || string(got) != v {
+			t.Fatalf("Get(%q) after PutAll = %q, %v; want %q", k, got, err, v)
+		}
+	}
 	big := bytes.Repeat([]byte("x"), 2<<20)
 	var e *Error
 	if _, err := c.Put(ctx, "big", big); !errors.Is(err, ErrBadRequest) || !errors.As(err, &e) || e.Status != http.StatusRequestEntityTooLarge {

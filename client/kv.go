@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -189,14 +190,16 @@ func (c *Client) Delete(ctx context.Context, key string, opts ...WriteOption) (u
 // PutAll sets every key of kvs atomically, as one write (raftdb's POST
 // /key), and returns its raft index. In a sharded deployment every key
 // must be in a bucket of one group ({tag} hash tags put keys together);
-// keys of two groups get ErrCrossGroup before anything is sent. Keys and
-// values are sent as JSON text, so each must be valid UTF-8 (use Put for
-// bytes).
+// keys of two groups get ErrCrossGroup before anything is sent. Keys are
+// sent as JSON text, so each must be valid UTF-8 (use Put for others);
+// values may be any bytes: when one is not UTF-8, all go in base64
+// (POST /key?encoding=base64).
 func (c *Client) PutAll(ctx context.Context, kvs map[string]string, opts ...WriteOption) (uint64, error) {
 	if len(kvs) == 0 {
 		return 0, badInput("putall", "", "no key")
 	}
 	keys := make([]string, 0, len(kvs))
+	text := true
 	for k, v := range kvs {
 		if err := checkKey("putall", k); err != nil {
 			return 0, err
@@ -204,17 +207,22 @@ func (c *Client) PutAll(ctx context.Context, kvs map[string]string, opts ...Writ
 		if !utf8.ValidString(k) {
 			return 0, badInput("putall", k, "the key %q is not valid UTF-8; JSON carries text (use Put)", k)
 		}
-		if !utf8.ValidString(v) {
-			return 0, badInput("putall", k, "the value of %q is not valid UTF-8; JSON carries text (use Put)", k)
-		}
+		text = text && utf8.ValidString(v)
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	body, err := json.Marshal(kvs)
+	path, send := "/key", kvs
+	if !text {
+		path, send = "/key?encoding=base64", make(map[string]string, len(kvs))
+		for k, v := range kvs {
+			send[k] = base64.StdEncoding.EncodeToString([]byte(v))
+		}
+	}
+	body, err := json.Marshal(send)
 	if err != nil {
 		return 0, badInput("putall", keys[0], "%v", err)
 	}
-	return c.write(ctx, &call{op: "putall", method: http.MethodPost, key: keys[0], keys: keys, path: "/key", body: body}, opts)
+	return c.write(ctx, &call{op: "putall", method: http.MethodPost, key: keys[0], keys: keys, path: path, body: body}, opts)
 }
 
 // write sends a key write and returns its X-Raft-Index.

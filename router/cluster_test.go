@@ -103,6 +103,14 @@ func TestRouterSingleGroup(t *testing.T) {
 	if st, _, _ := do(t, "PUT", srv.URL+"/bin", "\x00\xff\n"); st != 204 {
 		t.Fatalf("PUT /bin = %d", st)
 	}
+	if st, body, _ := do(t, "POST", srv.URL+"/key?encoding=base64", `{"bin2":"AP8K","text2":"aMOpIQ=="}`); st != 204 {
+		t.Fatalf("POST /key?encoding=base64 of bytes = %d %q", st, body)
+	}
+	for k, want := range map[string]string{"bin2": "\x00\xff\n", "text2": "hé!"} {
+		if st, body, _ := do(t, "GET", srv.URL+"/"+k, ""); st != 200 || body != want {
+			t.Errorf("GET /%s after POST /key?encoding=base64 = %d %q; want %q", k, st, body, want)
+		}
+	}
 	for _, tc := range []struct {
 		path       string
 		wantStatus int

@@ -302,12 +302,9 @@ func TestRouterTable(t *testing.T) {
 	}
 }
 
-// TestRouterRelaysErrors: a member's error answer comes back as sent,
-// except a write that may have been applied, which is a 504 whatever its
-// last try was answered.
 // TestRouterBatchBase64: POST /key?encoding=base64 through the router
 // writes the text the values encode, as a member does, not the base64
-// (bytes that are not UTF-8 the router's client refuses: use PUT).
+// (bytes that are not UTF-8: TestRouterSingleGroup, against a real member).
 func TestRouterBatchBase64(t *testing.T) {
 	srv, cfg, g := shardedRouter(t)
 	k := keyIn(cfg, 1, "b64-")
@@ -325,6 +322,9 @@ func TestRouterBatchBase64(t *testing.T) {
 	}
 }
 
+// TestRouterRelaysErrors: a member's error answer comes back as sent,
+// except a write that may have been applied, which is a 504 whatever its
+// last try was answered.
 func TestRouterRelaysErrors(t *testing.T) {
 	srv, cfg, g := shardedRouter(t)
 	a := keyIn(cfg, 1, "a")
