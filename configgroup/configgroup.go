@@ -351,10 +351,12 @@ func jsonProblem(err error) string {
 }
 
 // checkServer requires a group member's URL to be an http(s) URL with a
-// host, the form shard members, clients and routers dial.
+// host and nothing after it but a slash, the form shard members, clients
+// and routers dial: a client skips a server with a path or user info.
 func checkServer(s string) error {
 	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return fmt.Errorf("server %q is not an http(s)://host:port URL", truncate(s))
 	}
 	return nil

@@ -215,6 +215,8 @@ func TestOperations(t *testing.T) {
 			{"/config/join", `{"groups":{"x":["http://h:1"]}}`, 400, `group id "x" is not a positive integer`},
 			{"/config/join", `{"groups":{"1":[]}}`, 400, "group 1 lists no servers"},
 			{"/config/join", `{"groups":{"1":["h:1"]}}`, 400, `server "h:1" is not an http(s)://host:port URL`},
+			{"/config/join", `{"groups":{"1":["http://h:1/kv"]}}`, 400, `server "http://h:1/kv" is not an http(s)://host:port URL`},
+			{"/config/join", `{"groups":{"1":["http://u:p@h:1"]}}`, 400, `server "http://u:p@h:1" is not an http(s)://host:port URL`},
 			{"/config/join", `{"groups":{"1":["http://h:1"]},"extra":1}`, 400, `unknown field "extra"`},
 			{"/config/join", `{"groups":{"1":["http://h:1"]}} {}`, 400, "data after the JSON object"},
 			{"/config/join", `[1]`, 400, "not an object"},

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -89,6 +90,13 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("--port %d is not a TCP port", o.port)
 	case o.requestTimeout <= 0:
 		return nil, fmt.Errorf("--request-timeout %v must be positive", o.requestTimeout)
+	}
+	for i, e := range o.configEndpoints {
+		// As a member's --config-endpoints: the scheme too, which the
+		// client would take as http:// when absent.
+		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("--config-endpoints entry %d %q is not an http(s)://host:port URL", i+1, e)
+		}
 	}
 	if err := (client.Config{ConfigEndpoints: o.configEndpoints}).Validate(); err != nil {
 		return nil, fmt.Errorf("--config-endpoints: %v", err)

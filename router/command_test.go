@@ -15,6 +15,27 @@ import (
 	"github.com/raftkv/raftkv/internal/testutil"
 )
 
+// TestParseConfigEndpoints: --config-endpoints takes http(s)://host:port
+// URLs, as a member's flag does, and says which entry is not one.
+func TestParseConfigEndpoints(t *testing.T) {
+	for _, tc := range []struct {
+		endpoints string
+		wantErr   string
+	}{
+		{"http://127.0.0.1:6081,https://h:6082", ""},
+		{"", "--config-endpoints lists no URL"},
+		{"notaurl", `--config-endpoints entry 1 "notaurl" is not an http(s)://host:port URL`},
+		{"http://127.0.0.1:6081,127.0.0.1:6082", `--config-endpoints entry 2 "127.0.0.1:6082" is not an http(s)://host:port URL`},
+		{"ftp://h:1", `--config-endpoints entry 1 "ftp://h:1" is not an http(s)://host:port URL`},
+		{"http://h:1/path", `endpoint "http://h:1/path": want http(s)://host:port`},
+	} {
+		_, err := parseFlags([]string{"--config-endpoints", tc.endpoints, "--port", "7000"}, io.Discard)
+		if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("--config-endpoints %q: %v; want an error containing %q", tc.endpoints, err, tc.wantErr)
+		}
+	}
+}
+
 // TestParseTLSFlags: --cert, --key and --cacert build the client's TLS,
 // and a bad combination or file is a one-line error.
 func TestParseTLSFlags(t *testing.T) {
