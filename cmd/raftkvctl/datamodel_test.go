@@ -86,6 +86,10 @@ func TestDataModel(t *testing.T) {
 			t.Errorf("txn of %q: exit %d, stderr %q; want a usage error naming txn --help once", bad, r.code, r.stderr)
 		}
 	}
+	// An operation on the first line: the compares come first.
+	if r := ctl.runIn([]byte("put t z\n"), "txn"); r.code != 2 || !strings.Contains(r.stderr, "without compares, start with an empty line") {
+		t.Errorf("txn starting with an operation: exit %d, stderr %q; want the hint to start with an empty line", r.code, r.stderr)
+	}
 }
 
 // TestTTL: put --ttl sends the TTL and get -w json shows it (expiry is

@@ -79,6 +79,11 @@ func parseTxn(r io.Reader) (client.Txn, error) {
 			var cmp client.Compare
 			if cmp, err = parseCompare(text); err == nil {
 				t.Compares = append(t.Compares, cmp)
+			} else if _, opErr := parseTxnOp(text); opErr == nil {
+				// An operation where the compares go: etcdctl's form
+				// starts with the compares, so a transaction without
+				// any starts with an empty line.
+				err = fmt.Errorf("%v; this is an operation, and the compares come first: without compares, start with an empty line", err)
 			}
 		case 1, 2:
 			var op client.TxnOp
