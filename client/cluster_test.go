@@ -43,6 +43,7 @@ func clientURLs(c *testcluster.Cluster, ids ...int) []string {
 // TestClusterKeyCalls: every key call against a real 3-member cluster,
 // with keys that need escaping or the /key/ form, and the read levels.
 func TestClusterKeyCalls(t *testing.T) {
+	t.Parallel()
 	tc, _ := startCluster(t, 3)
 	c := newTestClient(t, Config{Endpoints: clientURLs(tc, 1, 2, 3), RequestTimeout: 20 * time.Second})
 	ctx := context.Background()
@@ -127,6 +128,7 @@ func TestClusterKeyCalls(t *testing.T) {
 // TestClusterMemberKilled: writers keep going while the member every call
 // starts at is killed; the Client moves on and no call fails.
 func TestClusterMemberKilled(t *testing.T) {
+	t.Parallel()
 	tc, leader := startCluster(t, 3)
 	victim := 1
 	if victim == leader {
@@ -186,6 +188,7 @@ func TestClusterMemberKilled(t *testing.T) {
 // was sent), with the config served by the in-test config group of
 // contract_test.go ("Config group HTTP API").
 func TestClusterShardedRouting(t *testing.T) {
+	t.Parallel()
 	a, _ := startCluster(t, 1)
 	b, _ := startCluster(t, 1)
 	cg := newConfigGroup(t, 32)

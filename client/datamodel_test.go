@@ -20,6 +20,7 @@ import (
 // TestClusterVersionsAndTTL: GetKV against real members reads the
 // versions and the TTL each write left.
 func TestClusterVersionsAndTTL(t *testing.T) {
+	t.Parallel()
 	tc, _ := startCluster(t, 3)
 	c := newTestClient(t, Config{Endpoints: clientURLs(tc, 1, 2, 3), RequestTimeout: 20 * time.Second})
 	ctx := context.Background()
@@ -351,6 +352,7 @@ func TestWatchCompacted(t *testing.T) {
 // TestClusterTxnAndList: conditional writes, a Txn and a paged listing
 // against real members.
 func TestClusterTxnAndList(t *testing.T) {
+	t.Parallel()
 	tc, _ := startCluster(t, 3)
 	c := newTestClient(t, Config{Endpoints: clientURLs(tc, 1, 2, 3), RequestTimeout: 20 * time.Second})
 	ctx := context.Background()

@@ -62,6 +62,7 @@ func TestSetEndpoints(t *testing.T) {
 // AutoSyncInterval, learns the others and a member added later, and goes
 // on when the member it was given is killed.
 func TestClusterAutoSync(t *testing.T) {
+	t.Parallel()
 	tc, _ := startCluster(t, 3)
 	c := newTestClient(t, Config{Endpoints: clientURLs(tc, 1), AutoSyncInterval: 20 * time.Millisecond, RequestTimeout: 20 * time.Second})
 	ctx := context.Background()

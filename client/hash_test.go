@@ -17,6 +17,7 @@ import (
 // once restarted has the same hash of the check before (it replays the
 // request); an index with no hash request has none.
 func TestClusterHashCheck(t *testing.T) {
+	t.Parallel()
 	tc, _ := startCluster(t, 3)
 	c := newTestClient(t, Config{Endpoints: clientURLs(tc, 1, 2, 3), RequestTimeout: 20 * time.Second})
 	testcluster.WaitFor(t, 10*time.Second, "every member's client URL in the member list", func() error {

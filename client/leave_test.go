@@ -15,6 +15,7 @@ import (
 // answers, so none can say 421) must find the key's new group by asking
 // the config group again, not try the dead group until its deadline.
 func TestClusterGroupGone(t *testing.T) {
+	t.Parallel()
 	live, _ := startCluster(t, 1)
 	dead := fmt.Sprintf("http://127.0.0.1:%d", testcluster.FreePorts(t, 1)[0]) // nothing listens
 	cg := newConfigGroup(t, 32)

@@ -17,6 +17,7 @@ import (
 // a config never changes once published; the latest config cannot be
 // read that way, and is not.
 func TestClusterQueryWithoutLeader(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts real raftkv processes")
 	}

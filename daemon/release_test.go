@@ -32,6 +32,7 @@ import (
 // it takes buckets back, and every key is read with its value. Before, it held them for ever, took no config,
 // and its join froze every bucket meant for it.
 func TestGroupThatLeftReleasesBucketsGivenUp(t *testing.T) {
+	t.Parallel()
 	cm, shard := startConfigGroup(t, false)
 	var (
 		target        atomic.Pointer[url.URL]
@@ -148,6 +149,7 @@ func TestGroupThatLeftReleasesBucketsGivenUp(t *testing.T) {
 // next would reuse versions group 5 took. Its data dir stays marked, and
 // UnsafeSkipRestoreCheck starts it unchecked.
 func TestRestoredConfigGroupRefusesAGroupPastIt(t *testing.T) {
+	t.Parallel()
 	cm, shard := startConfigGroup(t, true)
 	g5 := startServingAll(t, shard(5))
 	path, _ := saveBackup(t, cm, "")
@@ -182,6 +184,7 @@ func TestRestoredConfigGroupRefusesAGroupPastIt(t *testing.T) {
 // mark leaves it) find the group's own configs through its leader and
 // pass.
 func TestRestoredConfigMemberStartedLater(t *testing.T) {
+	t.Parallel()
 	cm, shard := startConfigGroup(t, true)
 	g5 := startServingAll(t, shard(5))
 	path, _ := saveBackup(t, cm, "")

@@ -189,6 +189,7 @@ func TestBackupRestoreSharded(t *testing.T) {
 // marked as restored; UnsafeSkipRestoreCheck starts it unchecked and
 // clears the mark.
 func TestRestoredShardGroupRefusesMovedBuckets(t *testing.T) {
+	t.Parallel()
 	cm, shard := startConfigGroup(t, false)
 	g5 := startServingAll(t, shard(5))
 	path, _ := saveBackup(t, g5, "")
@@ -341,6 +342,7 @@ func TestRestoreRefuses(t *testing.T) {
 // the group's state (not its backup's) and starts, where it was refused
 // for good when it checked the backup's config.
 func TestRestoredGroupMemberStartedLater(t *testing.T) {
+	t.Parallel()
 	cm, shard := startConfigGroup(t, false)
 	g5 := startServingAll(t, shard(5))
 	path, _ := saveBackup(t, g5, "")
@@ -537,6 +539,7 @@ func TestJoinAddrLearnsClusterIDFromItsJoin(t *testing.T) {
 // is refused without waiting out the join timeout for a leader that needs
 // a second member, and says that the group's state could not be read.
 func TestRestoredGroupRefusedAtOnceWhenStartedAlone(t *testing.T) {
+	t.Parallel()
 	cm, shard := startConfigGroup(t, false)
 	g5 := startServingAll(t, shard(5))
 	path, _ := saveBackup(t, g5, "")
@@ -571,6 +574,7 @@ func TestRestoredGroupRefusedAtOnceWhenStartedAlone(t *testing.T) {
 // buckets, and the restored group would wait for them for ever (it
 // started, when the check looked only at configs after the backup's).
 func TestRestoredAtAMoveUnderWaySinceCarriedOut(t *testing.T) {
+	t.Parallel()
 	cm, shard := startConfigGroup(t, false)
 	c5 := shard(5)
 	g5 := startMember(t, c5)
@@ -614,6 +618,7 @@ func TestRestoredAtAMoveUnderWaySinceCarriedOut(t *testing.T) {
 // GET /status while it checks (it did not serve until its check passed,
 // and both were refused).
 func TestRestoredGroupsAskEachOther(t *testing.T) {
+	t.Parallel()
 	cm, shardOf := startConfigGroup(t, true)
 	shard := func(gid uint64) Config {
 		c := shardOf(gid)

@@ -75,6 +75,7 @@ func do(t *testing.T, method, url, body string) (int, string, string) {
 // every path, and keeps serving writers while the member its calls start
 // at is killed.
 func TestRouterSingleGroup(t *testing.T) {
+	t.Parallel()
 	tc, leader := startCluster(t, 3)
 	victim := 1
 	if victim == leader {
@@ -189,6 +190,7 @@ func TestRouterSingleGroup(t *testing.T) {
 // with the config served by an in-test config group that follows the
 // sharding contract's "Config group HTTP API" (GET /config).
 func TestRouteCommand(t *testing.T) {
+	t.Parallel()
 	a, _ := startCluster(t, 1)
 	b, _ := startCluster(t, 1)
 	cfg, _ := shardmap.Initial(64)
@@ -307,6 +309,7 @@ func twoGroups(t *testing.T) *testcluster.Sharded {
 // group joins and serves every key of its buckets through the router;
 // the old one stays at the config it left in, holds no key, and logs why.
 func TestLeftGroupStaysOut(t *testing.T) {
+	t.Parallel()
 	s := twoGroups(t)
 	srv := serveRouter(t, client.Config{ConfigEndpoints: s.ConfigURLs(), RequestTimeout: 3 * time.Second})
 	keys := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
@@ -357,6 +360,7 @@ func TestLeftGroupStaysOut(t *testing.T) {
 // takes the id of the one that left joins and serves, and the cursor is
 // still answered 410.
 func TestRouterWatchResumeLeftGroup(t *testing.T) {
+	t.Parallel()
 	s := twoGroups(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
