@@ -60,7 +60,7 @@
 //	POST /<id>, DELETE /<id>, POST /join
 //	                       400: membership changes are per group; send them to
 //	                       a member of the group
-//	/metrics, /snapshot, /debug/..., /config..., /shard/...
+//	/metrics, /snapshot, /ui..., /debug/..., /config..., /shard/...
 //	                       404: served by members, not by the router
 //
 // GET answers a member's ETag, X-Create-Index, X-TTL and X-Raft-Index;

@@ -149,7 +149,7 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request) error {
 		return h.watch(w, r, p[len("/key/"):], true)
 	case strings.HasPrefix(p, "/key/"):
 		return h.key(w, r, p[len("/key/"):], true)
-	case p == "/metrics" || p == "/snapshot" || p == "/debug" || strings.HasPrefix(p, "/debug/") ||
+	case p == "/metrics" || p == "/snapshot" || p == "/ui" || strings.HasPrefix(p, "/ui/") || p == "/debug" || strings.HasPrefix(p, "/debug/") ||
 		p == "/config" || strings.HasPrefix(p, "/config/") || p == "/shard" || strings.HasPrefix(p, "/shard/"):
 		return &answer{http.StatusNotFound, "not_found", "router: " + p + " is served by members, not by the router"}
 	case strings.HasPrefix(p, "/") && len(p) > 1 && isWatch(r):

@@ -266,6 +266,9 @@ func TestRouterTable(t *testing.T) {
 		// A member's backup, not the key "snapshot" (/key/snapshot is).
 		{name: "snapshot", method: "GET", path: "/snapshot", wantStatus: 404, wantBody: "router: /snapshot is served by members"},
 		{name: "snapshot put", method: "PUT", path: "/snapshot", body: "x", wantStatus: 404, wantBody: "router: /snapshot is served by members"},
+		// A member's dashboard (a group's, which the key "ui" would pick).
+		{name: "dashboard", method: "GET", path: "/ui", wantStatus: 404, wantBody: "router: /ui is served by members"},
+		{name: "dashboard api", method: "GET", path: "/ui/api/cluster", wantStatus: 404, wantBody: "router: /ui/api/cluster is served by members"},
 		{name: "debug state", method: "GET", path: "/debug/state", wantStatus: 404},
 		{name: "status", method: "GET", path: "/status", wantStatus: 200, wantBody: `{"role":"router","clientID":"router","sharded":true,"configVersion":1,"buckets":16,"groups":{"1":{"servers":["` + g[1].srv.URL + `"],"buckets":8},"2":{"servers":["` + g[2].srv.URL + `"],"buckets":8}}`},
 		{name: "health", method: "GET", path: "/health", wantStatus: 200, wantBody: `{"health":"true","reason":""}`},
