@@ -53,8 +53,17 @@ func TestClusterKeyCalls(t *testing.T) {
 		"status":      []byte("reserved name"),
 		"key/x":       []byte("reserved prefix"),
 		"snapshot":    []byte("reserved name too"),
-		"bin":         {0, 0xff, '\n', 0x80},
-		"empty":       {},
+		// Every other name the README's Keys section reserves.
+		"key":       []byte("k"),
+		"join":      []byte("j"),
+		"health":    []byte("h"),
+		"metrics":   []byte("m"),
+		"debug":     []byte("d"),
+		"debug/x":   []byte("dx"),
+		"ui":        []byte("u"),
+		"ui/app.js": []byte("ua"),
+		"bin":       {0, 0xff, '\n', 0x80},
+		"empty":     {},
 	}
 	var last uint64
 	for k, v := range values {

@@ -52,11 +52,11 @@ func WithSeq(id string, seq uint64) WriteOption { return func(c *call) { c.id, c
 // than the key, so that key must be read as /key/<key>.
 func reservedKey(key string) bool {
 	switch key {
-	case "key", "join", "status", "health", "metrics", "debug", "config", "shard", "snapshot":
+	case "key", "join", "status", "health", "metrics", "debug", "config", "shard", "snapshot", "ui":
 		return true
 	}
 	return strings.HasPrefix(key, "key/") || strings.HasPrefix(key, "debug/") ||
-		strings.HasPrefix(key, "config/") || strings.HasPrefix(key, "shard/")
+		strings.HasPrefix(key, "config/") || strings.HasPrefix(key, "shard/") || strings.HasPrefix(key, "ui/")
 }
 
 // badInput is the error of a call refused before anything was sent.
