@@ -47,7 +47,8 @@
 //	          WithIfAbsent: If-None-Match: *
 //	PutVersion as Put; also the key's new version, from the answer's ETag
 //	Delete    DELETE /key/<key>; WithIfMatch as Put's
-//	PutAll    POST /key, body {"k":"v",...}: one atomic write, keys of one group
+//	PutAll    POST /key, body {"k":"v",...}: one atomic write, keys of one group;
+//	          values that are not UTF-8 make it ?encoding=base64, all in base64
 //	Txn       POST /txn, etcd's JSON shape: keys of one group
 //	List      GET /key?prefix=|start=&end=, limit, keys_only, continue; sharded:
 //	          one GET per group with config_version, merged (see List)
