@@ -12,11 +12,13 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -157,9 +159,42 @@ func main() {
 	}
 }
 
+// refuseRouters fails when an endpoint answers GET /status as a router
+// (raftkv route): the check compares the states and the watches of one
+// group's members, which a router has not, so it would report violations
+// that are not there. An endpoint that does not answer is left to the
+// check.
+func refuseRouters(ctx context.Context, o options) error {
+	hc := &http.Client{Timeout: o.requestTimeout, Transport: &http.Transport{TLSClientConfig: o.tls}}
+	defer hc.CloseIdleConnections()
+	for _, e := range o.endpoints {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, e+"/status", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			continue
+		}
+		var st struct {
+			Role string `json:"role"`
+		}
+		err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st)
+		resp.Body.Close()
+		if err == nil && st.Role == "router" {
+			return fmt.Errorf("%s is a router: raftkv-check checks the members of one raft group (their states and their watch streams); "+
+				"give --endpoints a group's members, or run raftkvctl check against the router", e)
+		}
+	}
+	return nil
+}
+
 // run runs the workload for o.duration (or until ctx is done), then the
 // checkers.
 func run(ctx context.Context, o options) (robustness.Report, error) {
+	if err := refuseRouters(ctx, o); err != nil {
+		return robustness.Report{}, err
+	}
 	client := robustness.NewClient(o.requestTimeout)
 	if o.tls != nil {
 		client.SetTLS(o.tls)

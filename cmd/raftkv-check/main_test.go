@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -95,5 +97,34 @@ func TestCheckOverTLS(t *testing.T) {
 	}
 	if _, err := parseFlags([]string{"--endpoints", endpoints[0], "--cert", certs.Client.CertFile}, io.Discard); err == nil {
 		t.Error("--cert without --key was taken")
+	}
+}
+
+// TestRefusesARouter: against a router (raftkv route) the check refuses
+// to run, instead of reporting the violations a router's missing state
+// and merged watch would seem to be.
+func TestRefusesARouter(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	d := testcluster.StartSharded(t, testcluster.ShardedOptions{ConfigMembers: 1})
+	rt := d.StartRouter()
+	testcluster.WaitFor(t, 30*time.Second, "the router to answer GET /status", func() error {
+		resp, err := http.Get(rt.URL() + "/status")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET /status: %s", resp.Status)
+		}
+		return nil
+	})
+	o, err := parseFlags([]string{"--endpoints", rt.URL(), "--duration", "1s"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(t.Context(), o); err == nil || !strings.Contains(err.Error(), rt.URL()+" is a router") {
+		t.Fatalf("run against a router: %v; want the refusal", err)
 	}
 }
