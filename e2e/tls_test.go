@@ -11,7 +11,6 @@ import (
 	"math/big"
 	"net/http"
 	"net/url"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -325,26 +324,12 @@ func TestTLSShardedDeployment(t *testing.T) {
 		t.Fatalf("config %d: bucket %d served by %d; want 2 after the admin's move", moved.Version, b, moved.Buckets[b])
 	}
 
-	port := testcluster.FreePorts(t, 1)[0]
-	route := exec.Command(testcluster.BuildBinary(t), "route", "--port", strconv.Itoa(port), "--listen-host", "127.0.0.1",
-		"--config-endpoints", strings.Join(d.configURLs(), ","),
+	route := testcluster.StartRouterOver(t, d.configURLs(),
 		"--cacert", certs.CA.CertFile, "--cert", certs.Client.CertFile, "--key", certs.Client.KeyFile)
-	var out strings.Builder
-	route.Stdout, route.Stderr = &out, &out
-	if err := route.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		route.Process.Kill()
-		route.Wait()
-		if t.Failed() {
-			t.Logf("raftkv route's output:\n%s", out.String())
-		}
-	})
 	hc := &http.Client{Timeout: 10 * time.Second}
 	for k, v := range want {
 		testcluster.WaitFor(t, valueTimeout, "GET "+k+" through the router", func() error {
-			resp, err := hc.Get(fmt.Sprintf("http://127.0.0.1:%d/%s", port, k))
+			resp, err := hc.Get(route.URL() + "/" + k)
 			if err != nil {
 				return err
 			}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -382,9 +383,12 @@ func nonNil(b []int) []int {
 	return b
 }
 
-// Router is a `raftkv route` process of a sharded deployment.
+// Router is a `raftkv route` process, of a sharded deployment
+// (Sharded.StartRouter) or over config group members started otherwise
+// (StartRouterOver).
 type Router struct {
-	s       *Sharded
+	t       testing.TB
+	bin     string
 	id      int
 	url     string
 	logPath string
@@ -403,21 +407,37 @@ func (s *Sharded) StartRouter() *Router {
 	s.mu.Lock()
 	id := len(s.mu.routers) + 1
 	s.mu.Unlock()
-	dir := filepath.Join(s.t.TempDir(), fmt.Sprintf("router%d", id))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		s.t.Fatalf("testcluster: %v", err)
-	}
-	port := testutil.FreePorts(s.t, 1)[0]
-	r := &Router{s: s, id: id, url: fmt.Sprintf("http://127.0.0.1:%d", port), logPath: filepath.Join(dir, "router.log")}
-	r.args = []string{"route", "--config-endpoints", strings.Join(s.ConfigURLs(), ","),
-		"--port", strconv.Itoa(port), "--listen-host", "127.0.0.1"}
+	var extra []string
 	if s.opts.RequestTimeout > 0 {
-		r.args = append(r.args, "--request-timeout", s.opts.RequestTimeout.String())
+		extra = append(extra, "--request-timeout", s.opts.RequestTimeout.String())
 	}
+	r := startRouter(s.t, s.bin, id, s.ConfigURLs(), extra)
 	s.mu.Lock()
 	s.mu.routers = append(s.mu.routers, r)
 	s.mu.Unlock()
-	s.t.Cleanup(r.cleanup)
+	return r
+}
+
+// StartRouterOver starts `raftkv route` (BuildBinary's) over the config
+// group members at configURLs, with extraArgs (TLS flags, say), on a free
+// port of 127.0.0.1. It does not wait for it to listen. When the test
+// ends it is stopped, as Sharded's routers are, and must exit 0.
+func StartRouterOver(t testing.TB, configURLs []string, extraArgs ...string) *Router {
+	t.Helper()
+	return startRouter(t, BuildBinary(t), 1, configURLs, extraArgs)
+}
+
+func startRouter(t testing.TB, bin string, id int, configURLs, extraArgs []string) *Router {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), fmt.Sprintf("router%d", id))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("testcluster: %v", err)
+	}
+	port := testutil.FreePorts(t, 1)[0]
+	r := &Router{t: t, bin: bin, id: id, url: fmt.Sprintf("http://127.0.0.1:%d", port), logPath: filepath.Join(dir, "router.log")}
+	r.args = append([]string{"route", "--config-endpoints", strings.Join(configURLs, ","),
+		"--port", strconv.Itoa(port), "--listen-host", "127.0.0.1"}, extraArgs...)
+	t.Cleanup(r.cleanup)
 	r.start()
 	return r
 }
@@ -436,7 +456,7 @@ func (r *Router) URL() string { return r.url }
 func (r *Router) LogPath() string { return r.logPath }
 
 func (r *Router) start() {
-	t := r.s.t
+	t := r.t
 	t.Helper()
 	logf, err := os.OpenFile(r.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -444,8 +464,8 @@ func (r *Router) start() {
 	}
 	defer logf.Close()
 	fmt.Fprintf(logf, "=== testcluster: %s start router %d: %s %s\n",
-		time.Now().Format(time.RFC3339Nano), r.id, r.s.bin, strings.Join(r.args, " "))
-	cmd := exec.Command(r.s.bin, r.args...)
+		time.Now().Format(time.RFC3339Nano), r.id, r.bin, strings.Join(r.args, " "))
+	cmd := exec.Command(r.bin, r.args...)
 	cmd.Dir = filepath.Dir(r.logPath)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = sysProcAttr(0)
@@ -474,25 +494,25 @@ func (r *Router) Running() bool { return !r.current().exited() }
 
 // Kill sends SIGKILL to the router and waits for it to exit.
 func (r *Router) Kill() {
-	r.s.t.Helper()
+	r.t.Helper()
 	p := r.current()
 	if p.exited() {
-		r.s.t.Fatalf("testcluster: kill router %d: not running", r.id)
+		r.t.Fatalf("testcluster: kill router %d: not running", r.id)
 	}
 	p.signaled.Store(true)
 	p.kill()
 	select {
 	case <-p.done:
 	case <-time.After(killTimeout):
-		r.s.t.Fatalf("testcluster: router %d did not exit within %v of SIGKILL", r.id, killTimeout)
+		r.t.Fatalf("testcluster: router %d did not exit within %v of SIGKILL", r.id, killTimeout)
 	}
 }
 
 // Restart starts the router again on the same port; it must have exited.
 func (r *Router) Restart() {
-	r.s.t.Helper()
+	r.t.Helper()
 	if r.Running() {
-		r.s.t.Fatalf("testcluster: restart router %d: it is still running", r.id)
+		r.t.Fatalf("testcluster: restart router %d: it is still running", r.id)
 	}
 	r.start()
 }
@@ -501,15 +521,29 @@ func (r *Router) Restart() {
 // config that gives buckets to a group.
 func (r *Router) WaitReady(t testing.TB, timeout time.Duration) {
 	t.Helper()
-	WaitFor(t, timeout, fmt.Sprintf("router %d to be ready", r.id), func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), statusTimeout)
-		defer cancel()
-		resp, err := r.s.Config.do(ctx, http.MethodGet, r.url+"/health", nil)
-		switch {
-		case err != nil:
+	r.waitOK(t, timeout, "be ready", "/health")
+}
+
+// WaitListening polls GET /status until the router answers 200, which it
+// does once it listens, with a config or without.
+func (r *Router) WaitListening(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	r.waitOK(t, timeout, "listen", "/status")
+}
+
+func (r *Router) waitOK(t testing.TB, timeout time.Duration, what, path string) {
+	t.Helper()
+	hc := &http.Client{Timeout: statusTimeout}
+	defer hc.CloseIdleConnections()
+	WaitFor(t, timeout, fmt.Sprintf("router %d to %s", r.id, what), func() error {
+		resp, err := hc.Get(r.url + path)
+		if err != nil {
 			return err
-		case resp.Status != http.StatusOK:
-			return fmt.Errorf("GET /health: %d %s", resp.Status, bytes.TrimSpace(resp.Body))
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, bytes.TrimSpace(b))
 		}
 		return nil
 	})
@@ -518,7 +552,7 @@ func (r *Router) WaitReady(t testing.TB, timeout time.Duration) {
 // cleanup stops the router (SIGTERM; it must exit 0) and reports a death
 // nobody asked for and data races in its log.
 func (r *Router) cleanup() {
-	t := r.s.t
+	t := r.t
 	p := r.current()
 	if !p.exited() {
 		p.signaled.Store(true)

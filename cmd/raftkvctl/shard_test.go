@@ -2,14 +2,11 @@ package main
 
 import (
 	"fmt"
-	"net/http"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/raftkv/raftkv/shardmap"
 	"github.com/raftkv/raftkv/testcluster"
@@ -198,7 +195,9 @@ func TestSharding(t *testing.T) {
 
 	// A router serves keys, but is neither a raft member nor in the config
 	// group: the verbs that need one say so.
-	rt := startRouter(t, cfgURL)
+	router := testcluster.StartRouterOver(t, []string{cfgURL})
+	router.WaitReady(t, leaderTimeout)
+	rt := router.URL()
 	at := func(a ...string) []string {
 		return append([]string{"--endpoints", rt, "--command-timeout", "5s"}, a...)
 	}
@@ -212,38 +211,4 @@ func TestSharding(t *testing.T) {
 		newCtl(t).fails(1, "is a router, not a member of a config group", at(verb...)...)
 	}
 	newCtl(t).fails(1, "router: /snapshot is served by members", at("snapshot", "save", filepath.Join(t.TempDir(), "backup"))...)
-}
-
-// startRouter runs `raftkv route` over the config group at cfgURL until
-// the test ends, and returns its URL once its /health answers 200.
-func startRouter(t *testing.T, cfgURL string) string {
-	port := testcluster.FreePorts(t, 1)[0]
-	url := "http://127.0.0.1:" + strconv.Itoa(port)
-	route := exec.Command(testcluster.BuildBinary(t), "route", "--port", strconv.Itoa(port), "--listen-host", "127.0.0.1",
-		"--config-endpoints", cfgURL)
-	var out strings.Builder
-	route.Stdout, route.Stderr = &out, &out
-	if err := route.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		route.Process.Kill()
-		route.Wait()
-		if t.Failed() {
-			t.Logf("raftkv route's output:\n%s", out.String())
-		}
-	})
-	hc := &http.Client{Timeout: 5 * time.Second}
-	testcluster.WaitFor(t, leaderTimeout, "the router to be healthy", func() error {
-		resp, err := hc.Get(url + "/health")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET /health: %s", resp.Status)
-		}
-		return nil
-	})
-	return url
 }
