@@ -174,14 +174,26 @@ func only(w http.ResponseWriter, r *http.Request, allow string,
 	return serve(w, r)
 }
 
+// ReservedNames are the paths, without their leading slash, that every
+// member serves as endpoints rather than as raftexample keys, and
+// ReservedPrefixes the prefixes of such paths; a key of such a name is
+// reached as /key/<key>. A sharded member also serves the paths its
+// mounted Routes name (/config..., /shard/...). Package client's list of
+// the names it must send as /key/<key> is checked against these.
+var (
+	ReservedNames    = []string{"key", "join", "status", "health", "metrics", "debug", "ui", strings.TrimPrefix(SnapshotRoute.Path, "/")}
+	ReservedPrefixes = []string{"key/", "debug/", "ui/"}
+)
+
 // reserved reports whether p belongs to an endpoint that is not a raftexample
 // key, whether or not this version serves it.
 func reserved(p string) bool {
-	switch p {
-	case "/key", "/join", "/status", "/health", "/metrics", "/debug", "/ui", SnapshotRoute.Path:
-		return true
+	name, ok := strings.CutPrefix(p, "/")
+	if !ok {
+		return false
 	}
-	return strings.HasPrefix(p, "/key/") || strings.HasPrefix(p, "/debug/") || strings.HasPrefix(p, "/ui/")
+	return slices.Contains(ReservedNames, name) ||
+		slices.ContainsFunc(ReservedPrefixes, func(prefix string) bool { return strings.HasPrefix(name, prefix) })
 }
 
 // routeRoot serves raftexample's API: /<key> for keys, /<id> for members.
