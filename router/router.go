@@ -231,13 +231,20 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request, key string, asJSON
 	if err := h.checkKey(key); err != nil {
 		return err
 	}
-	opts, err := readOptions(r.URL.RawQuery)
+	var q url.Values // nil without a query: the common read
+	if r.URL.RawQuery != "" {
+		var err error
+		if q, err = url.ParseQuery(r.URL.RawQuery); err != nil {
+			return bad("malformed query string: %v", err)
+		}
+	}
+	opts, err := readOptions(q)
 	if err != nil {
 		return err
 	}
 	b64 := false
 	if asJSON { // raftdb's route; GET /<key> ignores encoding, as a member does
-		if b64, err = valueEncoding(r.URL.RawQuery); err != nil {
+		if b64, err = valueEncoding(q); err != nil {
 			return err
 		}
 		if !utf8.ValidString(key) {
@@ -279,13 +286,9 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request, key string, asJSON
 // codeNotUTF8 is a member's code for a 406: what a JSON answer cannot carry.
 const codeNotUTF8 = "not_utf8"
 
-// valueEncoding reads the encoding parameter of GET /key/<k> as a member
-// does: true for base64 (any case), false when absent.
-func valueEncoding(rawQuery string) (bool, error) {
-	q, err := url.ParseQuery(rawQuery)
-	if err != nil {
-		return false, bad("malformed query string: %v", err)
-	}
+// valueEncoding reads the encoding parameter of GET /key/<k> and POST
+// /key as a member does: true for base64 (any case), false when absent.
+func valueEncoding(q url.Values) (bool, error) {
 	switch enc := q["encoding"]; {
 	case len(enc) == 0:
 		return false, nil
@@ -302,13 +305,9 @@ func valueEncoding(rawQuery string) (bool, error) {
 // surrounding spaces ignored), min_index a decimal uint64 (alone: a local
 // read once applied), each at most once; and refuses a watch parameter
 // that is not false (notWatch). Other parameters are ignored.
-func readOptions(rawQuery string) ([]client.ReadOption, error) {
-	if rawQuery == "" {
+func readOptions(q url.Values) ([]client.ReadOption, error) {
+	if len(q) == 0 {
 		return nil, nil
-	}
-	q, err := url.ParseQuery(rawQuery)
-	if err != nil {
-		return nil, bad("malformed query string: %v", err)
 	}
 	for _, name := range []string{"level", "min_index", "watch"} {
 		if len(q[name]) > 1 {
@@ -460,12 +459,9 @@ func (h *handler) putAll(w http.ResponseWriter, r *http.Request) error {
 	if r.Header.Get("If-Match") != "" || r.Header.Get("If-None-Match") != "" {
 		return bad("POST /key writes several keys unconditionally: make one key's write conditional with PUT /<key>, or several with POST /txn")
 	}
-	b64 := false
-	if enc, ok := q["encoding"]; ok {
-		if !strings.EqualFold(strings.TrimSpace(enc[0]), "base64") {
-			return bad("unknown encoding %q; encoding must be base64", enc[0])
-		}
-		b64 = true
+	b64, err := valueEncoding(q)
+	if err != nil {
+		return err
 	}
 	opts, err := writeOptions(r)
 	if err != nil {
