@@ -67,12 +67,8 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) error {
 		return bad("min_index names an index of one group's log; a router's listing takes none (its continue token keeps each group's)")
 	}
 	if v, ok := q["level"]; ok {
-		switch strings.ToLower(strings.TrimSpace(v[0])) {
-		case "stale":
-			opts.Stale = true
-		case "default", "consistent", "none":
-		default:
-			return bad("level must be stale, default, consistent or none; got %q", v[0])
+		if opts.Stale, err = staleLevel(v[0]); err != nil {
+			return err
 		}
 	}
 	page, err := h.c.List(r.Context(), opts)

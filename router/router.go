@@ -319,13 +319,14 @@ func readOptions(q url.Values) ([]client.ReadOption, error) {
 	}
 	var opts []client.ReadOption
 	if levels, ok := q["level"]; ok {
-		switch strings.ToLower(strings.TrimSpace(levels[0])) {
-		case "stale":
+		stale, err := staleLevel(levels[0])
+		switch {
+		case err != nil:
+			return nil, err
+		case stale:
 			opts = append(opts, client.WithStale())
-		case "default", "consistent", "none": // as a member reads them
-			opts = append(opts, client.WithLinearizable())
 		default:
-			return nil, bad("level must be stale, default, consistent or none; got %q", levels[0])
+			opts = append(opts, client.WithLinearizable())
 		}
 	}
 	if mi, ok := q["min_index"]; ok {
@@ -336,6 +337,19 @@ func readOptions(q url.Values) ([]client.ReadOption, error) {
 		opts = append(opts, client.WithMinIndex(n))
 	}
 	return opts, nil
+}
+
+// staleLevel reads a read's level as a member does: true for stale,
+// false for default, consistent or none (linearizable), in any case and
+// with surrounding spaces ignored.
+func staleLevel(level string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(level)) {
+	case "stale":
+		return true, nil
+	case "default", "consistent", "none":
+		return false, nil
+	}
+	return false, bad("level must be stale, default, consistent or none; got %q", level)
 }
 
 // notWatch checks the watch parameter of a read that is not a watch, as
