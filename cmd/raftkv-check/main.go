@@ -12,13 +12,11 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -27,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/raftkv/raftkv/client"
 	"github.com/raftkv/raftkv/cmd/internal/cli"
 	"github.com/raftkv/raftkv/robustness"
 )
@@ -165,23 +164,13 @@ func main() {
 // that are not there. An endpoint that does not answer is left to the
 // check.
 func refuseRouters(ctx context.Context, o options) error {
-	hc := &http.Client{Timeout: o.requestTimeout, Transport: &http.Transport{TLSClientConfig: o.tls}}
-	defer hc.CloseIdleConnections()
+	c, err := client.New(client.Config{Endpoints: o.endpoints, TLS: o.tls, RequestTimeout: o.requestTimeout})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
 	for _, e := range o.endpoints {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, e+"/status", nil)
-		if err != nil {
-			return err
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			continue
-		}
-		var st struct {
-			Role string `json:"role"`
-		}
-		err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st)
-		resp.Body.Close()
-		if err == nil && st.Role == "router" {
+		if st, err := c.StatusOf(ctx, e); err == nil && st.Role == "router" {
 			return fmt.Errorf("%s is a router: raftkv-check checks the members of one raft group (their states and their watch streams); "+
 				"give --endpoints a group's members, or run raftkvctl check against the router", e)
 		}
