@@ -4,10 +4,10 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
+	"github.com/raftkv/raftkv/internal/clienturl"
 	"go.uber.org/zap"
 )
 
@@ -149,10 +149,8 @@ func normalizeURL(s string) (string, error) {
 	if !strings.Contains(s, "://") {
 		s = "http://" + s
 	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" ||
-		u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return "", fmt.Errorf("endpoint %q: want http(s)://host:port", s)
+	if err := clienturl.Check(s); err != nil {
+		return "", fmt.Errorf("endpoint %q %v: want http(s)://host:port", s, err)
 	}
 	return s, nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/raftkv/raftkv/httpapi"
+	"github.com/raftkv/raftkv/internal/clienturl"
 	"github.com/raftkv/raftkv/shardmap"
 	"go.uber.org/zap"
 )
@@ -354,10 +355,8 @@ func jsonProblem(err error) string {
 // host and nothing after it but a slash, the form shard members, clients
 // and routers dial: a client skips a server with a path or user info.
 func checkServer(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return fmt.Errorf("server %q is not an http(s)://host:port URL", truncate(s))
+	if err := clienturl.Check(s); err != nil {
+		return fmt.Errorf("server %q is not an http(s)://host:port URL: it %v", truncate(s), err)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/raftkv/raftkv/httpapi"
+	"github.com/raftkv/raftkv/internal/clienturl"
 	"github.com/raftkv/raftkv/peerurl"
 	"github.com/raftkv/raftkv/raftnode"
 	"github.com/raftkv/raftkv/shardgroup"
@@ -300,8 +301,8 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.AdvertiseClientURL != "" {
-		if u, err := url.Parse(c.AdvertiseClientURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("daemon: advertise client URL %q is not an http(s)://host:port URL", c.AdvertiseClientURL)
+		if err := clienturl.Check(c.AdvertiseClientURL); err != nil {
+			return fmt.Errorf("daemon: advertise client URL %q is not an http(s)://host:port URL: it %v", c.AdvertiseClientURL, err)
 		}
 	}
 	if err := c.checkTLS(); err != nil {
@@ -343,8 +344,8 @@ func (c Config) validateSharding() error {
 		return fmt.Errorf("daemon: config poll interval %v must be at least 1ms", c.ConfigPollInterval)
 	}
 	for _, e := range c.ConfigEndpoints {
-		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-			return fmt.Errorf("daemon: config endpoint %q is not an http(s)://host:port URL", e)
+		if err := clienturl.Check(e); err != nil {
+			return fmt.Errorf("daemon: config endpoint %q is not an http(s)://host:port URL: it %v", e, err)
 		}
 	}
 	return nil

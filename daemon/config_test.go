@@ -37,6 +37,8 @@ func TestConfigValidate(t *testing.T) {
 		{"client port too large", func(c *Config) { c.ClientListenAddr = ":70000" }, "not a TCP port"},
 		{"peer port zero", func(c *Config) { c.PeerListenAddr = "127.0.0.1:0" }, "port 0"},
 		{"advertise URL without scheme", func(c *Config) { c.AdvertiseClientURL = "h:1" }, "advertise client URL"},
+		{"advertise URL with a query", func(c *Config) { c.AdvertiseClientURL = "http://h:1?x=1" }, "it has a query"},
+		{"advertise URL with a fragment", func(c *Config) { c.AdvertiseClientURL = "http://h:1#x" }, "it has a fragment"},
 		{"tick below 1ms", func(c *Config) { c.TickInterval = time.Microsecond }, "at least 1ms"},
 		{"one election tick", func(c *Config) { c.ElectionTicks = 1 }, "at least 2"},
 		{"negative request timeout", func(c *Config) { c.RequestTimeout = -time.Second }, "negative"},
@@ -90,10 +92,11 @@ func TestClientURL(t *testing.T) {
 	for _, tc := range []struct {
 		listen, advertise, want string
 	}{
-		{":22380", "", "http://10.0.0.2:22380"},                    // the host of the peer URL
-		{"127.0.0.2:0", "", "http://127.0.0.2:22380"},              // the port listened on
-		{"[::1]:22380", "", "http://[::1]:22380"},                  // IPv6 in brackets
-		{":22380", "http://kv.example:80", "http://kv.example:80"}, // as advertised
+		{":22380", "", "http://10.0.0.2:22380"},                     // the host of the peer URL
+		{"127.0.0.2:0", "", "http://127.0.0.2:22380"},               // the port listened on
+		{"[::1]:22380", "", "http://[::1]:22380"},                   // IPv6 in brackets
+		{":22380", "http://kv.example:80", "http://kv.example:80"},  // as advertised
+		{":22380", "http://kv.example:80/", "http://kv.example:80"}, // joined with paths
 	} {
 		c := Config{ID: 2, Peers: peers, ClientListenAddr: tc.listen, AdvertiseClientURL: tc.advertise}
 		if got := c.clientURL(addr); got != tc.want {

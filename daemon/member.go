@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -371,7 +372,7 @@ func listen(what, addr string) (net.Listener, error) {
 // ClientListenAddr, or of this member's peer URL when that is empty.
 func (c Config) clientURL(addr net.Addr) string {
 	if c.AdvertiseClientURL != "" {
-		return c.AdvertiseClientURL
+		return strings.TrimSuffix(c.AdvertiseClientURL, "/")
 	}
 	host, _, _ := net.SplitHostPort(c.ClientListenAddr)
 	if host == "" {

@@ -9,12 +9,12 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/raftkv/raftkv/client"
+	"github.com/raftkv/raftkv/internal/clienturl"
 	"github.com/raftkv/raftkv/raftnode"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.uber.org/zap"
@@ -94,8 +94,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	for i, e := range o.configEndpoints {
 		// As a member's --config-endpoints: the scheme too, which the
 		// client would take as http:// when absent.
-		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("--config-endpoints entry %d %q is not an http(s)://host:port URL", i+1, e)
+		if err := clienturl.Check(e); err != nil {
+			return nil, fmt.Errorf("--config-endpoints entry %d %q is not an http(s)://host:port URL: it %v", i+1, e, err)
 		}
 	}
 	if err := (client.Config{ConfigEndpoints: o.configEndpoints}).Validate(); err != nil {

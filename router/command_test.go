@@ -27,7 +27,7 @@ func TestParseConfigEndpoints(t *testing.T) {
 		{"notaurl", `--config-endpoints entry 1 "notaurl" is not an http(s)://host:port URL`},
 		{"http://127.0.0.1:6081,127.0.0.1:6082", `--config-endpoints entry 2 "127.0.0.1:6082" is not an http(s)://host:port URL`},
 		{"ftp://h:1", `--config-endpoints entry 1 "ftp://h:1" is not an http(s)://host:port URL`},
-		{"http://h:1/path", `endpoint "http://h:1/path": want http(s)://host:port`},
+		{"http://h:1/path", `--config-endpoints entry 1 "http://h:1/path" is not an http(s)://host:port URL: it has a path`},
 	} {
 		_, err := parseFlags([]string{"--config-endpoints", tc.endpoints, "--port", "7000"}, io.Discard)
 		if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {

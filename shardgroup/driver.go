@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/raftkv/raftkv/internal/clienturl"
 	"github.com/raftkv/raftkv/shardmap"
 	"go.uber.org/zap"
 )
@@ -107,18 +107,9 @@ func (c Config) Validate() error {
 		return errors.New("shardgroup: negative interval, timeout or limit")
 	}
 	for _, e := range c.ConfigEndpoints {
-		if err := checkURL(e); err != nil {
-			return fmt.Errorf("shardgroup: config endpoint %q: %w", e, err)
+		if err := clienturl.Check(e); err != nil {
+			return fmt.Errorf("shardgroup: config endpoint %q is not an http(s)://host:port URL: it %v", e, err)
 		}
-	}
-	return nil
-}
-
-// checkURL requires an http(s)://host[:port] base URL.
-func checkURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return errors.New("not an http(s)://host:port URL")
 	}
 	return nil
 }

@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/raftkv/raftkv/client"
 	"github.com/raftkv/raftkv/cmd/internal/cli"
+	"github.com/raftkv/raftkv/internal/clienturl"
 	"github.com/raftkv/raftkv/robustness"
 )
 
@@ -103,9 +103,8 @@ func parseFlags(args []string, help io.Writer) (options, error) {
 		if e = strings.TrimSpace(e); e == "" {
 			continue
 		}
-		u, err := url.Parse(e)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return o, fmt.Errorf("--endpoints: %q is not an http(s) URL", e)
+		if err := clienturl.Check(e); err != nil {
+			return o, fmt.Errorf("--endpoints: %q is not an http(s)://host:port URL: it %v", e, err)
 		}
 		o.endpoints = append(o.endpoints, strings.TrimSuffix(e, "/"))
 	}

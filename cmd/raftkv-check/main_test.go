@@ -20,7 +20,8 @@ func TestParseFlags(t *testing.T) {
 	}{
 		{[]string{"--endpoints", "http://127.0.0.1:12380,http://127.0.0.1:22380/"}, ""},
 		{nil, "--endpoints is required"},
-		{[]string{"--endpoints", "127.0.0.1:12380"}, "not an http(s) URL"},
+		{[]string{"--endpoints", "127.0.0.1:12380"}, "not an http(s)://host:port URL: it has no http:// or https:// scheme"},
+		{[]string{"--endpoints", "http://127.0.0.1:12380/x"}, "it has a path"},
 		{[]string{"--endpoints", "http://a:1", "--duration", "0s"}, "--duration must be positive"},
 		{[]string{"--endpoints", "http://a:1", "--clients", "0"}, "must be positive"},
 		{[]string{"--endpoints", "http://a:1", "--rate", "-1"}, "must not be negative"},

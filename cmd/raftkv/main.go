@@ -27,6 +27,7 @@ import (
 
 	"github.com/raftkv/raftkv/cmd/internal/cli"
 	"github.com/raftkv/raftkv/daemon"
+	"github.com/raftkv/raftkv/internal/clienturl"
 	"github.com/raftkv/raftkv/peerurl"
 	"github.com/raftkv/raftkv/raftnode"
 	"github.com/raftkv/raftkv/router"
@@ -346,6 +347,11 @@ func (o *options) validate() error {
 	if o.logFormat != "auto" && o.logFormat != "json" && o.logFormat != "console" {
 		return fmt.Errorf("--log-format %q must be auto, json or console", o.logFormat)
 	}
+	if o.advertiseClientURL != "" {
+		if err := clienturl.Check(o.advertiseClientURL); err != nil {
+			return fmt.Errorf("--advertise-client-url %q is not an http(s)://host:port URL: it %v", o.advertiseClientURL, err)
+		}
+	}
 	if err := o.validateSharding(); err != nil {
 		return err
 	}
@@ -404,8 +410,8 @@ func (o *options) validateSharding() error {
 		return fmt.Errorf("--config-poll-interval %v must be at least 1ms", o.configPollInterval)
 	}
 	for i, u := range o.configEndpoints {
-		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || pu.Path != "" || pu.RawQuery != "" {
-			return fmt.Errorf("--config-endpoints entry %d %q is not an http(s)://host:port URL", i+1, u)
+		if err := clienturl.Check(u); err != nil {
+			return fmt.Errorf("--config-endpoints entry %d %q is not an http(s)://host:port URL: it %v", i+1, u, err)
 		}
 	}
 	return nil
