@@ -87,34 +87,14 @@ func (s shardStore) LinearizableShardState(ctx context.Context) (shardgroup.Shar
 
 // shardState is kvstore's shard state as shardgroup's.
 func shardState(st kvstore.ShardState) shardgroup.ShardState {
-	out := shardgroup.ShardState{
+	return shardgroup.ShardState{
 		Group:        st.Group,
 		Config:       st.Config,
 		Prev:         st.Prev,
-		Status:       make([]shardgroup.BucketStatus, len(st.Status)),
+		Status:       st.Status,
 		Joined:       st.Joined,
 		AppliedIndex: st.AppliedIndex,
 	}
-	for b, status := range st.Status {
-		out.Status[b] = bucketStatus(status)
-	}
-	return out
-}
-
-// bucketStatus maps kvstore's bucket states to shardgroup's by name, so
-// that an order that differs cannot go unnoticed.
-func bucketStatus(s kvstore.BucketStatus) shardgroup.BucketStatus {
-	switch s {
-	case kvstore.Serving:
-		return shardgroup.Serving
-	case kvstore.Pulling:
-		return shardgroup.Pulling
-	case kvstore.BePulling:
-		return shardgroup.BePulling
-	case kvstore.GCing:
-		return shardgroup.GCing
-	}
-	return shardgroup.NotOwned
 }
 
 func (s shardStore) ShardChanged() <-chan struct{} { return s.kv.ShardChanged() }

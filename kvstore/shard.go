@@ -3,7 +3,6 @@ package kvstore
 import (
 	"context"
 	"errors"
-	"fmt"
 	"iter"
 	"slices"
 	"strings"
@@ -12,42 +11,18 @@ import (
 	"github.com/raftkv/raftkv/shardmap"
 )
 
-// BucketStatus is what a shard group member does with one bucket.
-type BucketStatus uint8
+// BucketStatus is what a shard group member does with one bucket
+// (shardmap's, which shardgroup's driver shares).
+type BucketStatus = shardmap.BucketStatus
 
-// The bucket states of a shard group (6.824 shardkv's).
+// The bucket states of a shard group: see shardmap.
 const (
-	// NotOwned: the applied config gives the bucket to another group (or
-	// to none); this group holds none of its keys.
-	NotOwned BucketStatus = iota
-	// Serving: the group serves the bucket's reads and writes.
-	Serving
-	// Pulling: the applied config gives the bucket to this group, which
-	// waits for its data from the previous owner; reads and writes wait.
-	Pulling
-	// BePulling: the applied config gave the bucket away; the group holds
-	// its data frozen for the new owner to pull, and serves none of it.
-	BePulling
-	// GCing: the group installed the bucket and serves it, and has yet to
-	// tell the previous owner to delete its copy.
-	GCing
+	NotOwned  = shardmap.NotOwned
+	Serving   = shardmap.Serving
+	Pulling   = shardmap.Pulling
+	BePulling = shardmap.BePulling
+	GCing     = shardmap.GCing
 )
-
-func (b BucketStatus) String() string {
-	switch b {
-	case NotOwned:
-		return "notOwned"
-	case Serving:
-		return "serving"
-	case Pulling:
-		return "pulling"
-	case BePulling:
-		return "bePulling"
-	case GCing:
-		return "gcing"
-	}
-	return fmt.Sprintf("BucketStatus(%d)", uint8(b))
-}
 
 // ShardState is a shard group member's applied state of its buckets.
 type ShardState struct {

@@ -7,41 +7,18 @@ import (
 	"github.com/raftkv/raftkv/shardmap"
 )
 
-// BucketStatus is a bucket's state in a shard group (kvstore's).
-type BucketStatus uint8
+// BucketStatus is a bucket's state in a shard group (shardmap's, which
+// kvstore keeps).
+type BucketStatus = shardmap.BucketStatus
 
-// The bucket states of the 6.824 design; the order is kvstore's.
+// The bucket states of a shard group: see shardmap.
 const (
-	// NotOwned: the group's config gives the bucket to another group.
-	NotOwned BucketStatus = iota
-	// Serving: the group serves the bucket.
-	Serving
-	// Pulling: the config gives the bucket to the group, which waits for
-	// its data from the previous owner.
-	Pulling
-	// BePulling: the config took the bucket away; the group holds its
-	// data, frozen, until the new owner confirms it installed it.
-	BePulling
-	// GCing: the group installed and serves the bucket, and must still
-	// tell the previous owner to delete its copy.
-	GCing
+	NotOwned  = shardmap.NotOwned
+	Serving   = shardmap.Serving
+	Pulling   = shardmap.Pulling
+	BePulling = shardmap.BePulling
+	GCing     = shardmap.GCing
 )
-
-func (b BucketStatus) String() string {
-	switch b {
-	case NotOwned:
-		return "notOwned"
-	case Serving:
-		return "serving"
-	case Pulling:
-		return "pulling"
-	case BePulling:
-		return "bePulling"
-	case GCing:
-		return "gcing"
-	}
-	return "unknown"
-}
 
 // ShardState is a consistent copy of a shard group member's applied
 // sharding state (kvstore.ShardState).
