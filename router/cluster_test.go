@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/raftkv/raftkv/client"
 	"github.com/raftkv/raftkv/shardmap"
 	"github.com/raftkv/raftkv/testcluster"
@@ -46,7 +47,9 @@ func serveRouter(t *testing.T, cfg client.Config) *httptest.Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	h, err := New(Config{Client: c, Logger: zaptest.NewLogger(t)})
+	// With metrics, so that every answer, a watch's stream too, goes
+	// through the recorder that counts it.
+	h, err := New(Config{Client: c, Logger: zaptest.NewLogger(t), Metrics: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,6 +260,42 @@ func TestRouteCommand(t *testing.T) {
 		!strings.Contains(body, `"build":{"version":`) {
 		t.Fatalf("status = %d %q", st, body)
 	}
+	if st, _, _ := do(t, "PUT", base+"/metrics", "x"); st != 405 {
+		t.Fatalf("PUT /metrics = %d, want 405", st)
+	}
+	// A watch ends with its context: the test's client gives up on it.
+	wctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	req, _ := http.NewRequestWithContext(wctx, "GET", base+"/key?watch=true&prefix=key", nil)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	cancel()
+	// The router's own metrics, and the process's.
+	testcluster.WaitFor(t, 10*time.Second, "the router's metrics", func() error {
+		st, body, _ := do(t, "GET", base+"/metrics", "")
+		if st != 200 {
+			return fmt.Errorf("GET /metrics = %d", st)
+		}
+		for _, want := range []string{
+			`raftkv_router_requests_total{code="204",op="put"} 20`,
+			`raftkv_router_requests_total{code="200",op="get"} 20`,
+			`raftkv_router_requests_total{code="200",op="status"} 1`,
+			`raftkv_router_requests_total{code="405",op="other"} 1`,
+			`raftkv_router_requests_total{code="200",op="watch"} 1`,
+			`raftkv_router_request_duration_seconds_count{op="put"} 20`,
+			"raftkv_router_watches 0",
+			"raftkv_router_config_version 1",
+			"raftkv_router_config_fetches_total ",
+			"process_cpu_seconds_total ",
+			"go_goroutines ",
+		} {
+			if !strings.Contains(body, want) {
+				return fmt.Errorf("GET /metrics lacks %q:\n%s", want, body)
+			}
+		}
+		return nil
+	})
 	cmd.Process.Signal(syscall.SIGTERM)
 	err = cmd.Wait()
 	exited = true

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/raftkv/raftkv/client"
 	"github.com/raftkv/raftkv/internal/clienturl"
 	"github.com/raftkv/raftkv/raftnode"
@@ -148,7 +149,7 @@ func run(ctx context.Context, o *options, stderr io.Writer) int {
 		return 1
 	}
 	defer c.Close()
-	h, err := New(Config{Client: c, Logger: lg.Named("router")})
+	h, err := New(Config{Client: c, Logger: lg.Named("router"), Metrics: prometheus.NewRegistry()})
 	if err != nil {
 		lg.Error("cannot build handler", zap.Error(err))
 		return 1

@@ -60,8 +60,11 @@
 //	POST /<id>, DELETE /<id>, POST /join
 //	                       400: membership changes are per group; send them to
 //	                       a member of the group
-//	/metrics, /snapshot, /ui..., /debug/..., /config..., /shard/...
-//	                       404: served by members, not by the router
+//	GET|HEAD /metrics      with Config.Metrics (raftkv route sets it): the router's
+//	                       own, requests by op and code, their durations, open
+//	                       watches, config version and fetches; and the process's
+//	/snapshot, /ui..., /debug/..., /config..., /shard/... (and /metrics without
+//	Config.Metrics)        404: served by members, not by the router
 //
 // GET answers a member's ETag, X-Create-Index, X-TTL and X-Raft-Index;
 // PUT and DELETE take If-Match ("<mod>" or *) and PUT If-None-Match: *

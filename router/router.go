@@ -13,8 +13,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/raftkv/raftkv/client"
 	"github.com/raftkv/raftkv/internal/buildinfo"
 	"github.com/raftkv/raftkv/internal/httpbody"
@@ -46,6 +48,12 @@ type Config struct {
 	// MaxKeyBytes is the longest key, in bytes; a longer one gets 400.
 	// Zero means DefaultMaxKeyBytes.
 	MaxKeyBytes int
+	// Metrics, when set, receives the router's metrics (requests by
+	// operation and status, their durations, open watches, the config
+	// version), which the handler then serves at GET /metrics together
+	// with prometheus.DefaultGatherer's (the process's CPU and memory).
+	// Nil: no metrics, and /metrics is 404 as other members-only paths.
+	Metrics *prometheus.Registry
 }
 
 // Validate reports the first problem with c.
@@ -80,12 +88,21 @@ func New(cfg Config) (http.Handler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &handler{cfg: cfg.withDefaults(), c: cfg.Client}, nil
+	h := &handler{cfg: cfg.withDefaults(), c: cfg.Client}
+	if cfg.Metrics != nil {
+		m, err := newMetrics(cfg.Metrics, h)
+		if err != nil {
+			return nil, fmt.Errorf("%w: metrics: %v", ErrInvalidConfig, err)
+		}
+		h.met = m
+	}
+	return h, nil
 }
 
 type handler struct {
 	cfg Config
 	c   *client.Client
+	met *metrics // nil without Config.Metrics
 }
 
 // answer is an error the router answers itself.
@@ -114,6 +131,11 @@ const (
 var errMembership = bad("membership changes are per raft group: send them to a member of the group (the router's GET /status lists them)")
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.met != nil {
+		rec := &recorder{ResponseWriter: w, m: h.met, op: opOther}
+		defer h.met.observe(rec, time.Now())
+		w = rec
+	}
 	if err := h.route(w, r); err != nil {
 		h.fail(w, r, err)
 	}
@@ -125,27 +147,35 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request) error {
 	p := r.URL.Path
 	switch {
 	case p == "/status":
-		return only(r, allowRead, func() error { return h.status(w, r) })
+		return only(r, allowRead, func() error { setOp(w, opStatus); return h.status(w, r) })
 	case p == "/health":
-		return only(r, allowRead, func() error { return h.health(w, r) })
+		return only(r, allowRead, func() error { setOp(w, opHealth); return h.health(w, r) })
+	case p == "/metrics" && h.met != nil:
+		return only(r, allowRead, func() error { setOp(w, opMetrics); h.met.serve.ServeHTTP(w, r); return nil })
 	case p == "/key" && isWatch(r):
+		setOp(w, opWatch)
 		return h.watch(w, r, "", false)
 	case p == "/key":
 		return only(r, allowKeyRoot, func() error {
 			switch r.Method {
 			case http.MethodPost:
+				setOp(w, opPutAll)
 				return h.putAll(w, r)
 			case http.MethodDelete:
+				setOp(w, opDeleteRange)
 				return h.deleteRange(w, r)
 			}
+			setOp(w, opList)
 			return h.list(w, r)
 		})
 	case p == "/join":
 		return only(r, allowPost, func() error { return errMembership })
 	case p == "/txn" && r.Method == http.MethodPost:
 		// POST to the root never writes a key: GET /txn reads the key "txn".
+		setOp(w, opTxn)
 		return h.txn(w, r)
 	case strings.HasPrefix(p, "/key/") && isWatch(r):
+		setOp(w, opWatch)
 		return h.watch(w, r, p[len("/key/"):], true)
 	case strings.HasPrefix(p, "/key/"):
 		return h.key(w, r, p[len("/key/"):], true)
@@ -153,6 +183,7 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request) error {
 		p == "/config" || strings.HasPrefix(p, "/config/") || p == "/shard" || strings.HasPrefix(p, "/shard/"):
 		return &answer{http.StatusNotFound, "not_found", "router: " + p + " is served by members, not by the router"}
 	case strings.HasPrefix(p, "/") && len(p) > 1 && isWatch(r):
+		setOp(w, opWatch)
 		return h.watch(w, r, p[1:], true)
 	case strings.HasPrefix(p, "/"):
 		return h.key(w, r, p[1:], false)
@@ -195,11 +226,14 @@ func (e *methodError) Error() string {
 func (h *handler) key(w http.ResponseWriter, r *http.Request, key string, keyPath bool) error {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
+		setOp(w, opGet)
 		return h.get(w, r, key, keyPath)
 	case http.MethodPut:
+		setOp(w, opPut)
 		return h.put(w, r, key)
 	case http.MethodDelete:
 		if keyPath {
+			setOp(w, opDelete)
 			return h.delete(w, r, key)
 		}
 		if _, err := strconv.ParseUint(key, 10, 64); err == nil {
