@@ -103,6 +103,18 @@ func TestBadInputIsRejected(t *testing.T) {
 		{"bad base64", http.MethodPost, "/key?encoding=base64", []byte(`{"bin2":"AP8"}`), http.StatusBadRequest, "bad_request",
 			`the value of "bin2" is not base64 (standard alphabet, padded), as encoding=base64 asks`},
 		{"reserved path", http.MethodGet, "/debug/vars", nil, http.StatusNotFound, "not_found", `path "/debug/vars" is reserved for a later version`},
+		// A write does not do what was asked without a parameter it was
+		// given: refused, and nothing written.
+		{"misspelt ttl", http.MethodPut, "/foo?tll=5", []byte("x"), http.StatusBadRequest, "bad_request",
+			`PUT of a key takes only the query parameter ttl; not "tll"`},
+		{"delete with a query", http.MethodDelete, "/key/foo?recursive=true", nil, http.StatusBadRequest, "bad_request",
+			`DELETE of a key takes no query parameters; not "recursive"`},
+		{"misspelt encoding", http.MethodPost, "/key?encodng=base64", []byte(`{"foo":"eA=="}`), http.StatusBadRequest, "bad_request",
+			`POST /key takes only the query parameter encoding; not "encodng"`},
+		{"txn with a query", http.MethodPost, "/txn?dry_run=true", []byte(`{"success":[{"put":{"key":"Zm9v","value":"eA=="}}]}`), http.StatusBadRequest, "bad_request",
+			`POST /txn takes no query parameters; not "dry_run"`},
+		{"misspelt learner flag", http.MethodPost, "/4?lerner=true", []byte(newPeer), http.StatusBadRequest, "bad_request",
+			`POST /<id> takes only the query parameter learner; not "lerner"`},
 	}
 	ids := c.Live()
 	for i, tc := range tests {

@@ -171,6 +171,11 @@
 //	                    a PUT's 204 carries the new ETag.
 //	                    At most one such header, once; a weak tag is 400
 //	PUT /<k>?ttl=D      D a Go duration or whole seconds, 1s to 8760h, else 400
+//	                    Writes refuse a query parameter they do not take
+//	                    (ErrUnknownParam, 400): a key's PUT takes ttl, POST
+//	                    /key encoding, POST /<id> learner, POST
+//	                    /leader/transfer to; a key's DELETE and POST /txn none.
+//	                    A misspelt ?tll=5 is not applied without its TTL.
 //	POST /txn           etcd's JSON shape, raftkv's and etcd's names (put or
 //	                    request_put, delete or request_delete_range, get or
 //	                    request_range; mod_index or mod_revision...); key and

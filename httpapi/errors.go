@@ -36,6 +36,10 @@ var (
 	ErrReservedPath error = notFound("this path is reserved for a later version")
 	// ErrBadQuery: the query string is not valid URL encoding.
 	ErrBadQuery error = badRequest("the query string is not valid URL encoding")
+	// ErrUnknownParam: a write's query names a parameter the write does
+	// not take, such as a misspelt ttl; writing without it would not do
+	// what was asked.
+	ErrUnknownParam error = badRequest("the write does not take this query parameter")
 	// ErrBadReadLevel: a read's level parameter is not one raftkv serves.
 	ErrBadReadLevel error = badRequest("level must be one of default, consistent, none, stale")
 	// ErrBadMinIndex: a read's min_index parameter is not a decimal uint64.

@@ -347,6 +347,9 @@ func (h *handler) put(w http.ResponseWriter, r *http.Request, key string) error 
 	if err != nil {
 		return err
 	}
+	if err := writeParams(q, "PUT of a key", "ttl"); err != nil {
+		return err
+	}
 	ttl, err := ttlOf(q)
 	if err != nil {
 		return err
@@ -376,6 +379,13 @@ func (h *handler) delete(w http.ResponseWriter, r *http.Request, key string) err
 	}
 	cond, err := conditionOf(r.Header, r.Method)
 	if err != nil {
+		return err
+	}
+	q, err := parseQuery(r.URL.RawQuery)
+	if err != nil {
+		return err
+	}
+	if err := writeParams(q, "DELETE of a key"); err != nil {
 		return err
 	}
 	wr, err := h.writeKey(r.Context(), keyWrite{key: key, delete: true, cond: cond, wo: wo})

@@ -56,6 +56,10 @@ func learnerFlag(rawQuery string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	// A misspelt learner flag would add a voter.
+	if err := writeParams(q, "POST /<id>", "learner"); err != nil {
+		return false, err
+	}
 	v, ok, err := queryParam(q, "learner")
 	if err != nil || !ok {
 		return false, err
@@ -153,6 +157,9 @@ type transferAnswer struct {
 func (h *handler) transferLeadership(w http.ResponseWriter, r *http.Request) error {
 	q, err := parseQuery(r.URL.RawQuery)
 	if err != nil {
+		return err
+	}
+	if err := writeParams(q, "POST /leader/transfer", "to"); err != nil {
 		return err
 	}
 	toText, hasTo, err := queryParam(q, "to")

@@ -24,7 +24,8 @@ func TestLearners(t *testing.T) {
 	}{
 		{"learner", "/4?learner=true", "http://127.0.0.1:42379", 204, "", []uint64{4}},
 		{"learner 1", "/4?learner=1", "http://127.0.0.1:42379", 204, "", []uint64{4}},
-		{"learner with other parameters", "/4?x=y&learner=TRUE", "http://127.0.0.1:42379", 204, "", []uint64{4}},
+		{"learner with other parameters", "/4?x=y&learner=TRUE", "http://127.0.0.1:42379", 400, `takes only the query parameter learner; not "x"`, nil},
+		{"misspelt learner flag", "/4?lerner=true", "http://127.0.0.1:42379", 400, `not "lerner"`, nil},
 		{"voter", "/4?learner=false", "http://127.0.0.1:42379", 204, "", nil},
 		{"no flag", "/4", "http://127.0.0.1:42379", 204, "", nil},
 		{"flag not a boolean", "/4?learner=yes", "http://127.0.0.1:42379", 400, `learner must be true or false, got "yes"`, nil},

@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/raftkv/raftkv/internal/kvjson"
+	"github.com/raftkv/raftkv/internal/queryparam"
 )
 
 // This file holds what raftdb and hraftd users expect: read levels, POST /key
@@ -31,6 +32,17 @@ func parseQuery(rawQuery string) (url.Values, error) {
 		return nil, fmt.Errorf("%w: %w", ErrBadQuery, err)
 	}
 	return q, nil
+}
+
+// writeParams refuses a query parameter of a write (what, such as "PUT
+// /<key>") other than those it takes: a write with a misspelt ?tll=5
+// would otherwise be applied without its TTL. Reads ignore what they do
+// not know, as raftdb's do.
+func writeParams(q url.Values, what string, takes ...string) error {
+	if msg := queryparam.Unknown(q, what, takes...); msg != "" {
+		return withDetail(ErrUnknownParam, "%s", msg)
+	}
+	return nil
 }
 
 // readOptions reads a GET's level and min_index query parameters; others
@@ -109,6 +121,9 @@ func (h *handler) putAll(w http.ResponseWriter, r *http.Request) error {
 	// than a write that does not do what was asked.
 	if _, ok := q["ttl"]; ok {
 		return withDetail(ErrBadTTL, "POST /key takes no ttl: give a key a TTL with PUT /<key>?ttl=, or in a transaction's put")
+	}
+	if err := writeParams(q, "POST /key", "encoding"); err != nil {
+		return err
 	}
 	if len(r.Header.Values("If-Match")) > 0 || len(r.Header.Values("If-None-Match")) > 0 {
 		return withMore(ErrBadPrecondition, "POST /key writes several keys unconditionally: make one key's write conditional with PUT /<key>, or several with POST /txn")

@@ -123,6 +123,13 @@ func kvOf(kv KeyValue, withValue bool) kvJSON {
 
 // txn serves POST /txn.
 func (h *handler) txn(w http.ResponseWriter, r *http.Request) error {
+	q, err := parseQuery(r.URL.RawQuery)
+	if err != nil {
+		return err
+	}
+	if err := writeParams(q, "POST /txn"); err != nil {
+		return err
+	}
 	wo, err := WriteOptionsOf(r.Header)
 	if err != nil {
 		return err

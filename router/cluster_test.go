@@ -146,6 +146,24 @@ func TestRouterSingleGroup(t *testing.T) {
 	if st, body, _ := do(t, "GET", srv.URL+"/k2?level=bogus", ""); st != 400 {
 		t.Fatalf("bad level = %d %q", st, body)
 	}
+	// A write with a parameter it does not take is refused, by the router
+	// and by a member in the same words, and writes nothing.
+	for _, w := range []struct{ method, path, body, want string }{
+		{"PUT", "/k2?tll=5", "x", `PUT of a key takes only the query parameter ttl; not "tll"`},
+		{"PUT", "/key/k2?ttl=5s&level=stale", "x", `PUT of a key takes only the query parameter ttl; not "level"`},
+		{"DELETE", "/key/k2?recursive=true", "", `DELETE of a key takes no query parameters; not "recursive"`},
+		{"POST", "/key?encodng=base64", `{"k2":"eA=="}`, `POST /key takes only the query parameter encoding; not "encodng"`},
+		{"POST", "/txn?dry_run=1", `{"success":[{"request_put":{"key":"azI=","value":"eA=="}}]}`, `POST /txn takes no query parameters; not "dry_run"`},
+	} {
+		for _, base := range []string{srv.URL, tc.ClientURL(leader)} {
+			if st, body, _ := do(t, w.method, base+w.path, w.body); st != 400 || strings.TrimPrefix(body, "router: ") != w.want+"\n" {
+				t.Errorf("%s %s at %s = %d %q; want 400 %q", w.method, w.path, base, st, body, w.want)
+			}
+		}
+	}
+	if st, body, _ := do(t, "GET", srv.URL+"/k2", ""); st != 200 || body != "v2" {
+		t.Fatalf("GET /k2 after refused writes = %d %q", st, body)
+	}
 
 	const writers, each = 4, 50
 	var wg sync.WaitGroup

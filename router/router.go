@@ -21,6 +21,7 @@ import (
 	"github.com/raftkv/raftkv/internal/buildinfo"
 	"github.com/raftkv/raftkv/internal/httpbody"
 	"github.com/raftkv/raftkv/internal/kvjson"
+	"github.com/raftkv/raftkv/internal/queryparam"
 	"go.uber.org/zap"
 )
 
@@ -205,6 +206,24 @@ func singleQuery(r *http.Request) (url.Values, error) {
 	return q, nil
 }
 
+// writeParams parses r's query, each parameter at most once, and
+// refuses, in a member's words, a parameter of the write (what) other
+// than those it takes: a misspelt ?tll=5 must not write the key without
+// its TTL. Without a query it returns nil.
+func writeParams(r *http.Request, what string, takes ...string) (url.Values, error) {
+	if r.URL.RawQuery == "" {
+		return nil, nil
+	}
+	q, err := singleQuery(r)
+	if err != nil {
+		return nil, err
+	}
+	if msg := queryparam.Unknown(q, what, takes...); msg != "" {
+		return nil, bad("%s", msg)
+	}
+	return q, nil
+}
+
 // only runs serve if allow, a comma-separated list, holds r.Method.
 func only(r *http.Request, allow string, serve func() error) error {
 	for _, m := range strings.Split(allow, ", ") {
@@ -239,7 +258,7 @@ func (h *handler) key(w http.ResponseWriter, r *http.Request, key string, keyPat
 		if _, err := strconv.ParseUint(key, 10, 64); err == nil {
 			return errMembership
 		}
-		return bad("DELETE /<id> removes a raft member; <id> must be a positive integer; to delete a key use DELETE /key/<key>")
+		return bad("DELETE /<id> removes a raft member, and <id> must be a positive integer; to delete a key, use DELETE /key/<key>")
 	case http.MethodPost:
 		if !keyPath {
 			return errMembership
@@ -447,7 +466,11 @@ func (h *handler) put(w http.ResponseWriter, r *http.Request, key string) error 
 	if err != nil {
 		return err
 	}
-	ttl, err := ttlOf(r.URL.RawQuery)
+	q, err := writeParams(r, "PUT of a key", "ttl")
+	if err != nil {
+		return err
+	}
+	ttl, err := ttlOf(q)
 	if err != nil {
 		return err
 	}
@@ -485,6 +508,9 @@ func (h *handler) delete(w http.ResponseWriter, r *http.Request, key string) err
 	if r.Header.Get("If-None-Match") != "" {
 		return bad("If-None-Match: * goes with PUT; to delete a key only at a version, use If-Match")
 	}
+	if _, err := writeParams(r, "DELETE of a key"); err != nil {
+		return err
+	}
 	opts = append(opts, cond...)
 	index, err := h.c.Delete(r.Context(), key, opts...)
 	if err != nil {
@@ -503,6 +529,9 @@ func (h *handler) putAll(w http.ResponseWriter, r *http.Request) error {
 	// As a member: what POST /key cannot do is refused, not ignored.
 	if _, ok := q["ttl"]; ok {
 		return bad("POST /key takes no ttl: give a key a TTL with PUT /<key>?ttl=, or in a transaction's put")
+	}
+	if msg := queryparam.Unknown(q, "POST /key", "encoding"); msg != "" {
+		return bad("%s", msg)
 	}
 	if r.Header.Get("If-Match") != "" || r.Header.Get("If-None-Match") != "" {
 		return bad("POST /key writes several keys unconditionally: make one key's write conditional with PUT /<key>, or several with POST /txn")

@@ -40,6 +40,9 @@ type (
 // which must be one group (else 400 cross_group), and the member's answer
 // comes back as is.
 func (h *handler) txn(w http.ResponseWriter, r *http.Request) error {
+	if _, err := writeParams(r, "POST /txn"); err != nil {
+		return err
+	}
 	opts, err := writeOptions(r)
 	if err != nil {
 		return err

@@ -42,24 +42,16 @@ func conditionOf(r *http.Request) ([]client.WriteOption, error) {
 
 // ttlOf reads a PUT's ttl as a member does: a Go duration or whole
 // seconds, 1s to a year, at most once; 0 when absent.
-func ttlOf(rawQuery string) (time.Duration, error) {
-	if !strings.Contains(rawQuery, "ttl") {
+func ttlOf(q url.Values) (time.Duration, error) {
+	vs := q["ttl"] // singleQuery refused a repeated one
+	if len(vs) == 0 {
 		return 0, nil
-	}
-	q, err := url.ParseQuery(rawQuery)
-	if err != nil {
-		return 0, bad("malformed query string: %v", err)
-	}
-	vs := q["ttl"]
-	switch len(vs) {
-	case 0:
-		return 0, nil
-	case 1:
-	default:
-		return 0, bad("query parameter ttl given more than once")
 	}
 	s := strings.TrimSpace(vs[0])
-	var d time.Duration
+	var (
+		d   time.Duration
+		err error
+	)
 	if s != "" && strings.Trim(s, "0123456789") == "" {
 		n, err := strconv.ParseUint(s, 10, 64)
 		if err != nil || n > uint64(client.MaxTTL/time.Second) {
