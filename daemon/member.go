@@ -176,6 +176,10 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		if errors.Is(err, fileutil.ErrLocked) {
 			return nil, fmt.Errorf("data dir %s is in use by another process (%w)", cfg.DataDir, fileutil.ErrLocked)
 		}
+		if om := (*raftnode.OtherMemberError)(nil); errors.As(err, &om) {
+			return nil, fmt.Errorf("data dir %s holds member %d's state, not member %d's: start it with --id %d, or member %d from its own data dir",
+				cfg.DataDir, om.Owner, om.ID, om.Owner, om.ID)
+		}
 		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
 	}
 	m.kv, err = kvstore.New(storeConfig(cfg, buckets, lg.Named("kvstore"), registry), m.node)

@@ -134,7 +134,7 @@ func Restore(cfg RestoreConfig) (backup.Header, error) {
 	// this backup with these peers shares: a member of the cluster the
 	// backup came from cannot talk to it (see raftnode/clusterid.go).
 	id := RestoredClusterID(h, cfg.Peers)
-	err = raftnode.Bootstrap(raftnode.BootstrapConfig{DataDir: tmp, Peers: cfg.Peers, Index: h.Index, Term: h.Term, Level: buildinfo.Level(), ClusterID: id, Logger: lg},
+	err = raftnode.Bootstrap(raftnode.BootstrapConfig{DataDir: tmp, Peers: cfg.Peers, Index: h.Index, Term: h.Term, Level: buildinfo.Level(), ClusterID: id, ID: cfg.ID, Logger: lg},
 		func(w io.Writer) error {
 			stateErr = copyCheckedState(w, src, h)
 			return stateErr

@@ -149,6 +149,28 @@ func TestBackupUnderLoadRestoresIntoNewCluster(t *testing.T) {
 		t.Errorf("restore of a damaged backup left %s behind (%v)", badDir, err)
 	}
 
+	// A restored data dir is its member's: started under another --id
+	// (each member's data dir is made the same, so a mix-up is easy) it
+	// refuses with one line and exit 2, rather than vote as a member
+	// whose log it does not hold.
+	ports := testcluster.FreePorts(t, 3)
+	peers := []string{fmt.Sprintf("http://127.0.0.1:%d", ports[0]), fmt.Sprintf("http://127.0.0.1:%d", ports[1])}
+	oneDir := filepath.Join(t.TempDir(), "member-1")
+	if code, stdout, stderr := runRestore(t, "--snapshot", path, "--id", "1", "--cluster", strings.Join(peers, ","), "--data-dir", oneDir); code != 0 {
+		t.Fatalf("restore member 1: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	sctx, scancel := context.WithTimeout(ctx, time.Minute)
+	defer scancel()
+	wrong := exec.CommandContext(sctx, testcluster.BuildBinary(t), "--id", "2", "--cluster", strings.Join(peers, ","),
+		"--port", fmt.Sprint(ports[2]), "--listen-host", "127.0.0.1", "--data-dir", oneDir, "--log-level", "error")
+	var wrongErr bytes.Buffer
+	wrong.Stderr = &wrongErr
+	err = wrong.Run()
+	wantLine := "raftkv: data dir " + oneDir + " holds member 1's state, not member 2's: start it with --id 1, or member 2 from its own data dir\n"
+	if ee := (*exec.ExitError)(nil); !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.HasSuffix(wrongErr.String(), wantLine) {
+		t.Errorf("member 2 started on member 1's restored data dir: %v, stderr %q; want exit 2 and %q", err, wrongErr.String(), wantLine)
+	}
+
 	// The new cluster, on other ports, from three restored data dirs.
 	restored, _ := startCluster(t, testcluster.Options{
 		Prepare: func(id int, peers []string, dataDir string) {

@@ -110,6 +110,9 @@ type BootstrapConfig struct {
 	// ClusterID is the new cluster's id (RestoredClusterID); zero means
 	// DefaultClusterID.
 	ClusterID uint64
+	// ID is the member the data dir is made for, which its WAL names so
+	// that no other member starts from it (see openDisk); zero: any.
+	ID uint64
 	// Logger receives the WAL's and snapshotter's logs. Nil means
 	// zap.NewNop().
 	Logger *zap.Logger
@@ -126,6 +129,8 @@ func (c BootstrapConfig) Validate() error {
 		return errors.New("raftnode: the peer list is empty")
 	case c.Index == 0 || c.Term == 0:
 		return fmt.Errorf("raftnode: a state at index %d, term %d: both must be at least 1", c.Index, c.Term)
+	case c.ID > uint64(len(c.Peers)):
+		return fmt.Errorf("raftnode: member %d is not among the %d peers", c.ID, len(c.Peers))
 	}
 	seen := make(map[string]bool, len(c.Peers))
 	for i, p := range c.Peers {
@@ -199,7 +204,7 @@ func Bootstrap(cfg BootstrapConfig, write func(io.Writer) error) error {
 	if id == 0 {
 		id = DefaultClusterID
 	}
-	w, err := wal.Create(lg, walDir(cfg.DataDir), encodeWALMetadata(id, 0))
+	w, err := wal.Create(lg, walDir(cfg.DataDir), encodeWALMetadata(id, cfg.ID, 0))
 	if err != nil {
 		return fmt.Errorf("raftnode: create wal: %w", err)
 	}

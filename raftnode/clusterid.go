@@ -46,32 +46,50 @@ const ClusterIDPath = "/raftkv/cluster-id"
 // walMetadata is what a member writes as its WAL's metadata.
 type walMetadata struct {
 	ClusterID string `json:"cluster_id"` // hex, as rafthttp writes it
+	// MemberID is the member the WAL is of (hex), as etcd keeps its
+	// NodeID there: a data dir started under another --id would vote and
+	// acknowledge as a member whose log it does not hold. Absent in WALs
+	// written before it, which are not checked; binaries before it
+	// ignore it.
+	MemberID string `json:"member_id,omitempty"`
 	// StartLevel is the cluster level this member started a new cluster
 	// at (startLevel), 0 for one that joined or was restored; see
 	// restartLevel. Binaries before it ignore it.
 	StartLevel uint32 `json:"start_level,omitempty"`
 }
 
-func encodeWALMetadata(id uint64, startLevel uint32) []byte {
-	b, _ := json.Marshal(walMetadata{ClusterID: strconv.FormatUint(id, 16), StartLevel: startLevel})
+// encodeWALMetadata is the metadata of member's WAL in cluster id
+// (member 0: a WAL any member may start from).
+func encodeWALMetadata(id, member uint64, startLevel uint32) []byte {
+	md := walMetadata{ClusterID: strconv.FormatUint(id, 16), StartLevel: startLevel}
+	if member != 0 {
+		md.MemberID = strconv.FormatUint(member, 16)
+	}
+	b, _ := json.Marshal(md)
 	return b
 }
 
-// decodeWALMetadata reads the cluster id and the start level from a WAL's
-// metadata; none means DefaultClusterID and 0.
-func decodeWALMetadata(b []byte) (id uint64, startLevel uint32, err error) {
+// decodeWALMetadata reads the cluster id, the member id (0: not recorded)
+// and the start level from a WAL's metadata; none means DefaultClusterID,
+// 0 and 0.
+func decodeWALMetadata(b []byte) (id, member uint64, startLevel uint32, err error) {
 	if len(b) == 0 {
-		return DefaultClusterID, 0, nil
+		return DefaultClusterID, 0, 0, nil
 	}
 	var md walMetadata
 	if err := json.Unmarshal(b, &md); err != nil {
-		return 0, 0, fmt.Errorf("raftnode: wal metadata %.64q: %w", b, err)
+		return 0, 0, 0, fmt.Errorf("raftnode: wal metadata %.64q: %w", b, err)
 	}
 	id, err = strconv.ParseUint(md.ClusterID, 16, 64)
 	if err != nil || id == 0 {
-		return 0, 0, fmt.Errorf("raftnode: wal metadata names cluster id %q", md.ClusterID)
+		return 0, 0, 0, fmt.Errorf("raftnode: wal metadata names cluster id %q", md.ClusterID)
 	}
-	return id, md.StartLevel, nil
+	if md.MemberID != "" {
+		if member, err = strconv.ParseUint(md.MemberID, 16, 64); err != nil || member == 0 {
+			return 0, 0, 0, fmt.Errorf("raftnode: wal metadata names member id %q", md.MemberID)
+		}
+	}
+	return id, member, md.StartLevel, nil
 }
 
 // RestoredClusterID is the cluster id of a cluster restored from a backup

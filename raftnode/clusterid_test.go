@@ -2,6 +2,7 @@ package raftnode
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -20,7 +21,7 @@ import (
 func TestWALKeepsClusterID(t *testing.T) {
 	lg := zaptest.NewLogger(t)
 	dir := t.TempDir()
-	ds, err := openDisk(lg, dir, 0xabc, 0)
+	ds, err := openDisk(lg, dir, 0xabc, 2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +29,7 @@ func TestWALKeepsClusterID(t *testing.T) {
 		t.Fatalf("new WAL: cluster id %x; want abc", ds.clusterID)
 	}
 	ds.wal.Close()
-	ds, err = openDisk(lg, dir, DefaultClusterID, 0)
+	ds, err = openDisk(lg, dir, DefaultClusterID, 2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +44,7 @@ func TestWALKeepsClusterID(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close()
-	ds, err = openDisk(lg, old, 0xabc, 0)
+	ds, err = openDisk(lg, old, 0xabc, 3, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,10 +53,48 @@ func TestWALKeepsClusterID(t *testing.T) {
 		t.Fatalf("WAL without metadata: cluster id %x; want the default", ds.clusterID)
 	}
 
-	for _, bad := range []string{"{", `{"cluster_id":"xyz"}`, `{"cluster_id":"0"}`} {
-		if _, _, err := decodeWALMetadata([]byte(bad)); err == nil {
+	for _, bad := range []string{"{", `{"cluster_id":"xyz"}`, `{"cluster_id":"0"}`, `{"cluster_id":"1","member_id":"0"}`, `{"cluster_id":"1","member_id":"q"}`} {
+		if _, _, _, err := decodeWALMetadata([]byte(bad)); err == nil {
 			t.Errorf("metadata %s read without an error", bad)
 		}
+	}
+}
+
+// TestWALKeepsMemberID: a WAL names the member it was made for, and
+// another member refuses to start from it, as etcd keeps its NodeID in
+// the WAL: with another --id it would vote and acknowledge as a member
+// whose log it does not hold. A WAL without the id (written before it was
+// kept) is not checked.
+func TestWALKeepsMemberID(t *testing.T) {
+	lg := zaptest.NewLogger(t)
+	dir := t.TempDir()
+	ds, err := openDisk(lg, dir, DefaultClusterID, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds.wal.Close()
+	_, err = openDisk(lg, dir, DefaultClusterID, 2, 0)
+	if om := (*OtherMemberError)(nil); !errors.As(err, &om) || *om != (OtherMemberError{Owner: 1, ID: 2}) {
+		t.Fatalf("member 2 on member 1's WAL: %v", err)
+	}
+	ds, err = openDisk(lg, dir, DefaultClusterID, 1, 0)
+	if err != nil {
+		t.Fatalf("member 1 again on its own WAL: %v", err)
+	}
+	ds.wal.Close()
+
+	old := t.TempDir()
+	w, err := wal.Create(lg, walDir(old), encodeWALMetadata(DefaultClusterID, 0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	for _, id := range []uint64{1, 2} {
+		ds, err := openDisk(lg, old, DefaultClusterID, id, 0)
+		if err != nil {
+			t.Fatalf("member %d on a WAL that names no member: %v", id, err)
+		}
+		ds.wal.Close()
 	}
 }
 

@@ -191,7 +191,7 @@ func TestClusterLevelUnfinishedFirstStart(t *testing.T) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		w, err := wal.Create(zaptest.NewLogger(t), walDir(dir), encodeWALMetadata(DefaultClusterID, 3))
+		w, err := wal.Create(zaptest.NewLogger(t), walDir(dir), encodeWALMetadata(DefaultClusterID, 0, 3))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -162,7 +162,7 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Join {
 		startLevel = 0
 	}
-	disk, err := openDisk(lg, cfg.DataDir, newID, startLevel)
+	disk, err := openDisk(lg, cfg.DataDir, newID, cfg.ID, startLevel)
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,16 @@ type diskState struct {
 	// startLevel is the cluster level this member started a new cluster
 	// at, from the WAL's metadata (0: it joined, or is older).
 	startLevel uint32
+	// member is this member's id, which a WAL made anew names.
+	member uint64
+}
+
+// OtherMemberError: the data dir's WAL names member Owner, and member ID
+// is starting on it.
+type OtherMemberError struct{ Owner, ID uint64 }
+
+func (e *OtherMemberError) Error() string {
+	return fmt.Sprintf("raftnode: the data dir holds member %d's state, not member %d's", e.Owner, e.ID)
 }
 
 func walDir(dataDir string) string  { return filepath.Join(dataDir, "wal") }
@@ -40,17 +50,18 @@ func snapDir(dataDir string) string { return filepath.Join(dataDir, "snap") }
 // member started there before.
 func HasState(dataDir string) bool { return wal.Exist(walDir(dataDir)) }
 
-// openDisk opens (or creates, with cluster id newID in its metadata) the
-// WAL and snapshot directories, loads the newest snapshot the WAL knows
-// of, and replays the WAL after it into a MemoryStorage. A WAL whose tail
-// was torn by a crash is repaired once.
-func openDisk(lg *zap.Logger, dataDir string, newID uint64, startLevel uint32) (*diskState, error) {
+// openDisk opens (or creates, with cluster id newID and member id member
+// in its metadata) the WAL and snapshot directories, loads the newest
+// snapshot the WAL knows of, and replays the WAL after it into a
+// MemoryStorage. A WAL whose tail was torn by a crash is repaired once.
+// A WAL that names another member is refused.
+func openDisk(lg *zap.Logger, dataDir string, newID, member uint64, startLevel uint32) (*diskState, error) {
 	if err := os.MkdirAll(snapDir(dataDir), 0o700); err != nil {
 		return nil, fmt.Errorf("raftnode: create snapshot dir: %w", err)
 	}
 	ds := &diskState{snapshotter: snap.New(lg, snapDir(dataDir)), hasWAL: wal.Exist(walDir(dataDir))}
 	if !ds.hasWAL {
-		w, err := wal.Create(lg, walDir(dataDir), encodeWALMetadata(newID, startLevel))
+		w, err := wal.Create(lg, walDir(dataDir), encodeWALMetadata(newID, member, startLevel))
 		if err != nil {
 			return nil, fmt.Errorf("raftnode: create wal: %w", err)
 		}
@@ -85,10 +96,16 @@ func openDisk(lg *zap.Logger, dataDir string, newID uint64, startLevel uint32) (
 		var md []byte
 		md, st, ents, err = ds.wal.ReadAll()
 		if err == nil {
-			if ds.clusterID, ds.startLevel, err = decodeWALMetadata(md); err != nil {
+			var owner uint64
+			if ds.clusterID, owner, ds.startLevel, err = decodeWALMetadata(md); err != nil {
 				ds.wal.Close()
 				return nil, err
 			}
+			if owner != 0 && owner != member {
+				ds.wal.Close()
+				return nil, &OtherMemberError{Owner: owner, ID: member}
+			}
+			ds.member = member
 			break
 		}
 		ds.wal.Close()
@@ -174,7 +191,7 @@ func recreateWAL(lg *zap.Logger, dataDir string, ds *diskState, startLevel uint3
 		ds.wal.Close()
 		return fmt.Errorf("raftnode: remove the wal of an unfinished start: %w", err)
 	}
-	w, err := wal.Create(lg, walDir(dataDir), encodeWALMetadata(ds.clusterID, startLevel))
+	w, err := wal.Create(lg, walDir(dataDir), encodeWALMetadata(ds.clusterID, ds.member, startLevel))
 	ds.wal.Close() // its files are gone
 	if err != nil {
 		return fmt.Errorf("raftnode: create wal: %w", err)
