@@ -227,6 +227,10 @@ func TestTLSStartErrors(t *testing.T) {
 		}
 	}
 	server := &transport.TLSInfo{CertFile: certs.Server.CertFile, KeyFile: certs.Server.KeyFile, TrustedCAFile: certs.CA.CertFile}
+	emptyCA := filepath.Join(dir, "empty-ca.crt")
+	if err := os.WriteFile(emptyCA, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		edit func(*Config)
@@ -247,6 +251,15 @@ func TestTLSStartErrors(t *testing.T) {
 			c.ClientTLS = &transport.TLSInfo{CertFile: filepath.Join(dir, "nope.crt"), KeyFile: certs.Server.KeyFile}
 		}, "nope.crt"},
 		{"missing admin CA file", func(c *Config) { c.ClientTLS, c.AdminCAFile = server, filepath.Join(dir, "nope-ca.crt") }, "nope-ca.crt"},
+		// etcd's TLSInfo takes a CA file without a certificate as an empty
+		// pool, and a key file with a bare x509 error.
+		{"empty trusted CA file", func(c *Config) {
+			c.ClientTLS = &transport.TLSInfo{CertFile: certs.Server.CertFile, KeyFile: certs.Server.KeyFile, TrustedCAFile: emptyCA, ClientCertAuth: true}
+		}, "client TLS: CA file " + emptyCA + " holds no PEM certificate"},
+		{"key as the peer trusted CA file", func(c *Config) {
+			c.Peers[0] = strings.Replace(c.Peers[0], "http:", "https:", 1)
+			c.PeerTLS = &transport.TLSInfo{CertFile: certs.Server.CertFile, KeyFile: certs.Server.KeyFile, TrustedCAFile: certs.Server.KeyFile}
+		}, "peer TLS: CA file " + certs.Server.KeyFile + " holds a PRIVATE KEY"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := base()

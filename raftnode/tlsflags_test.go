@@ -1,9 +1,12 @@
 package raftnode
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/raftkv/raftkv/internal/testcerts"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 )
 
@@ -32,5 +35,59 @@ func TestCheckServerTLS(t *testing.T) {
 		case tc.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.want)):
 			t.Errorf("%q %+v: %v, want %q", tc.prefix, tc.info, err, tc.want)
 		}
+	}
+}
+
+// TestCheckCAFile: a CA file must hold certificates, and only those; what
+// is wrong is said naming the file, as etcd's TLSInfo does not (an empty
+// or text file is an empty pool to it, which refuses every client at its
+// handshake).
+func TestCheckCAFile(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcerts.NewCA(t, dir, "ca")
+	pair := ca.Issue(t, "server", "server", testcerts.Server)
+	if err := CheckCAFile(ca.CertFile); err != nil {
+		t.Fatalf("the CA's own file: %v", err)
+	}
+	caPEM, err := os.ReadFile(ca.CertFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := os.ReadFile(pair.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	bundle := write("bundle.pem", append(append([]byte("# two CAs\n"), caPEM...), caPEM...))
+	if err := CheckCAFile(bundle); err != nil {
+		t.Fatalf("a bundle of two certificates with a comment: %v", err)
+	}
+	for name, tc := range map[string]struct {
+		content []byte
+		want    string
+	}{
+		"empty.pem":  {nil, "holds no PEM certificate"},
+		"text.pem":   {[]byte("not a certificate\n"), "holds no PEM certificate"},
+		"key.pem":    {keyPEM, "holds a PRIVATE KEY, not only certificates"},
+		"broken.pem": {[]byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), "certificate 1: x509:"},
+		"ca+key.pem": {append(append([]byte{}, caPEM...), keyPEM...), "not only certificates"},
+	} {
+		p := write(name, tc.content)
+		err := CheckCAFile(p)
+		if err == nil || !strings.Contains(err.Error(), "CA file "+p) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v; want an error naming it and saying %q", name, err, tc.want)
+		}
+		if _, err := ServerTLSConfig(transport.TLSInfo{CertFile: pair.CertFile, KeyFile: pair.KeyFile, TrustedCAFile: p}); err == nil {
+			t.Errorf("%s: ServerTLSConfig took it", name)
+		}
+	}
+	if err := CheckCAFile(filepath.Join(dir, "missing.pem")); err == nil || !strings.Contains(err.Error(), "missing.pem") {
+		t.Errorf("a missing file: %v", err)
 	}
 }

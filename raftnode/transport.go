@@ -3,6 +3,8 @@ package raftnode
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -349,6 +351,36 @@ func CheckServerTLS(prefix string, info transport.TLSInfo) error {
 	return nil
 }
 
+// CheckCAFile checks that the file path holds trusted CA certificates in
+// PEM, and only those, and says what is wrong with it, naming it. etcd's
+// TLSInfo takes a file without a certificate (empty, or text) as an empty
+// pool, which refuses every client certificate at its handshake without
+// a word at start, and a key file with a bare x509 error.
+func CheckCAFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("CA file: %w", err)
+	}
+	n := 0
+	for {
+		var block *pem.Block
+		if block, b = pem.Decode(b); block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			return fmt.Errorf("CA file %s holds a %s, not only certificates", path, block.Type)
+		}
+		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+			return fmt.Errorf("CA file %s: certificate %d: %w", path, n+1, err)
+		}
+		n++
+	}
+	if n == 0 {
+		return fmt.Errorf("CA file %s holds no PEM certificate", path)
+	}
+	return nil
+}
+
 // ServerTLSConfig is the TLS configuration of a server with info's
 // certificate, as etcd's TLSInfo.ServerConfig builds it (the certificate
 // re-read from its files at each handshake), but with raftkv's meaning of
@@ -357,6 +389,11 @@ func CheckServerTLS(prefix string, info transport.TLSInfo) error {
 // client can still show one. HTTP/1.1 only: both of raftkv's servers read
 // requests as HTTP/1.1.
 func ServerTLSConfig(info transport.TLSInfo) (*tls.Config, error) {
+	if info.TrustedCAFile != "" {
+		if err := CheckCAFile(info.TrustedCAFile); err != nil {
+			return nil, err
+		}
+	}
 	cfg, err := info.ServerConfig()
 	if err != nil {
 		return nil, err

@@ -118,6 +118,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		}
 		o.serverTLS = cfg
 	}
+	if cacert != "" {
+		if err := raftnode.CheckCAFile(cacert); err != nil {
+			return nil, fmt.Errorf("--cacert: %v", err)
+		}
+	}
 	if cert != "" || cacert != "" {
 		// etcd's TLSInfo reads the certificate at each handshake, so a
 		// renewed one needs no restart.
