@@ -287,7 +287,9 @@ func StartFlags(cfg RestoreConfig, h backup.Header) string {
 	case backup.ModeShard:
 		args = append(args, fmt.Sprintf("--group %d --config-endpoints <config group URLs>", h.Group))
 	}
-	args = append(args, fmt.Sprintf("--id %d --cluster %s --data-dir %s", cfg.ID, strings.Join(cfg.Peers, ","), cfg.DataDir))
+	// The client port is not the backup's to know; members on one host
+	// each need their own.
+	args = append(args, fmt.Sprintf("--id %d --cluster %s --port <client port> --data-dir %s", cfg.ID, strings.Join(cfg.Peers, ","), cfg.DataDir))
 	return strings.Join(args, " ")
 }
 

@@ -40,7 +40,8 @@ Example:
   curl -s http://127.0.0.1:12380/snapshot -o raftkv.backup
   raftkv restore --snapshot raftkv.backup --id 1 --cluster http://127.0.0.1:12379,http://127.0.0.1:22379,http://127.0.0.1:32379 --data-dir raftkv-1
 
-Usage: raftkv restore --snapshot FILE --id N --cluster URL1,URL2,... [--data-dir DIR]
+Usage: raftkv restore --snapshot FILE [--id N] [--cluster URL1,URL2,...] [--data-dir DIR]
+(--id and --cluster default as raftkv's own do: member 1 of one member at ` + daemon.DefaultPeerURL + `)
 
 Flags:
 `
