@@ -197,7 +197,7 @@ func Bootstrap(cfg BootstrapConfig, write func(io.Writer) error) error {
 		return err
 	}
 	md := &raftpb.SnapshotMetadata{Index: proto.Uint64(cfg.Index), Term: proto.Uint64(cfg.Term), ConfState: cs}
-	if err := snap.New(lg, sd).SaveSnap(&raftpb.Snapshot{Data: env, Metadata: md}); err != nil {
+	if err := snap.New(snapshotterLogger(lg), sd).SaveSnap(&raftpb.Snapshot{Data: env, Metadata: md}); err != nil {
 		return fmt.Errorf("raftnode: save snapshot file: %w", err)
 	}
 	id := cfg.ClusterID

@@ -11,6 +11,7 @@ import (
 
 	"go.etcd.io/etcd/client/pkg/v3/fileutil"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // Snapshot data files. A raft snapshot at index I is two files in the snap
@@ -143,4 +144,43 @@ func pruneDataFiles(lg *zap.Logger, dir string, keep uint, current uint64) {
 		}
 		names = names[1:]
 	}
+}
+
+// nonSnapWarning is what etcd's snapshotter logs, at every start and
+// snapshot load, for each file of the snap dir that is not a .snap file
+// (or its own "db").
+const nonSnapWarning = "found unexpected non-snap file; skipping"
+
+// snapshotterLogger is lg for etcd's snapshotter, without its warning
+// about the data files that live beside its .snap files by design: every
+// member that ever took a snapshot would log one at each start, which
+// reads as damage. Any other file it finds is still warned of.
+func snapshotterLogger(lg *zap.Logger) *zap.Logger {
+	return lg.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return quietDataFiles{c} }))
+}
+
+// quietDataFiles drops nonSnapWarning for a path named as a data file.
+type quietDataFiles struct{ zapcore.Core }
+
+func (c quietDataFiles) With(fs []zapcore.Field) zapcore.Core { return quietDataFiles{c.Core.With(fs)} }
+
+func (c quietDataFiles) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if e.Message != nonSnapWarning {
+		return c.Core.Check(e, ce)
+	}
+	if c.Enabled(e.Level) {
+		return ce.AddCore(e, c) // Write sees the path
+	}
+	return ce
+}
+
+func (c quietDataFiles) Write(e zapcore.Entry, fs []zapcore.Field) error {
+	if e.Message == nonSnapWarning {
+		for _, f := range fs {
+			if f.Key == "path" && f.Type == zapcore.StringType && strings.HasSuffix(f.String, ".snap.db") {
+				return nil
+			}
+		}
+	}
+	return c.Core.Write(e, fs)
 }

@@ -59,7 +59,7 @@ func openDisk(lg *zap.Logger, dataDir string, newID, member uint64, startLevel u
 	if err := os.MkdirAll(snapDir(dataDir), 0o700); err != nil {
 		return nil, fmt.Errorf("raftnode: create snapshot dir: %w", err)
 	}
-	ds := &diskState{snapshotter: snap.New(lg, snapDir(dataDir)), hasWAL: wal.Exist(walDir(dataDir))}
+	ds := &diskState{snapshotter: snap.New(snapshotterLogger(lg), snapDir(dataDir)), hasWAL: wal.Exist(walDir(dataDir))}
 	if !ds.hasWAL {
 		w, err := wal.Create(lg, walDir(dataDir), encodeWALMetadata(newID, member, startLevel))
 		if err != nil {
