@@ -802,3 +802,17 @@ func TestTTLSecondsRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorIsOneLine: a call that ran out of time names its deadline and
+// its last try's error on one line, apart.
+func TestErrorIsOneLine(t *testing.T) {
+	e := withErr(&Error{Op: "status", Endpoint: "http://127.0.0.1:1", Tries: 3, Err: errors.New("dial tcp: connection refused")},
+		context.DeadlineExceeded)
+	want := "client: status from http://127.0.0.1:1: context deadline exceeded; dial tcp: connection refused (after 3 tries)"
+	if got := e.Error(); got != want {
+		t.Fatalf("%q\nwant %q", got, want)
+	}
+	if !errors.Is(e, context.DeadlineExceeded) {
+		t.Fatal("the deadline is not in the chain")
+	}
+}

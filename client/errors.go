@@ -178,8 +178,10 @@ func (e *Error) Error() string {
 		b.WriteString(e.Message)
 	}
 	if e.Err != nil {
+		// One line: the deadline and the last try's error are joined
+		// (errors.Join), which puts a newline between them.
 		b.WriteString(": ")
-		b.WriteString(e.Err.Error())
+		b.WriteString(strings.ReplaceAll(e.Err.Error(), "\n", "; "))
 	}
 	if e.Tries > 1 {
 		fmt.Fprintf(&b, " (after %d tries)", e.Tries)
