@@ -136,13 +136,21 @@ func TestBadInputIsRejected(t *testing.T) {
 
 	// A follower that knows the leader's client URL passes membership
 	// changes to it; the leader's sentence reaches the client unwrapped.
-	for _, id := range followers(c, c.WaitLeader(t, leaderTimeout)) {
+	lead := c.WaitLeader(t, leaderTimeout)
+	for _, id := range followers(c, lead) {
 		waitLeaderClientURL(t, c, id)
 		r, err := request(http.MethodPost, c.ClientURL(id)+"/2", []byte(newPeer), nil)
 		if err != nil {
 			t.Fatalf("node %d: %v", id, err)
 		}
 		checkError(t, id, "POST /2 through a follower", r, false, http.StatusConflict, "conflict", "member id 2 is already in use")
+		// A member's published client URL is no peer URL (a slip of
+		// the port): the member would never be reached.
+		if r, err = request(http.MethodPost, c.ClientURL(id)+"/4", []byte(c.ClientURL(lead)), nil); err != nil {
+			t.Fatalf("node %d: %v", id, err)
+		}
+		checkError(t, id, "POST /4 of the leader's client URL", r, false, http.StatusBadRequest, "bad_request",
+			fmt.Sprintf("bad peer URL %s: it is member %d's client URL; a peer URL is the member's --cluster entry, its peer port", c.ClientURL(lead), lead))
 		if r, err = request(http.MethodDelete, c.ClientURL(id)+"/99", nil, jsonAccept); err != nil {
 			t.Fatalf("node %d: %v", id, err)
 		}

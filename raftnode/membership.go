@@ -90,6 +90,19 @@ func (m membership) checkAdd(id uint64, peerURL string) error {
 				fmt.Sprintf("peer URL %s is already used by member %d", peerURL, mem.ID))
 		}
 	}
+	return m.checkNotClientURL(peerURL)
+}
+
+// checkNotClientURL refuses, as a peer URL, a member's client URL: the
+// members would send raft messages to a client port, and the member
+// would never be reached (a mix-up of the two ports).
+func (m membership) checkNotClientURL(peerURL string) error {
+	for _, mem := range m.Members {
+		if mem.ClientURL != "" && mem.ClientURL == peerURL {
+			return withDetail(ErrInvalidMember, fmt.Sprintf("%s is member %d's client URL", peerURL, mem.ID),
+				fmt.Sprintf("bad peer URL %s: it is member %d's client URL; a peer URL is the member's --cluster entry, its peer port", peerURL, mem.ID))
+		}
+	}
 	return nil
 }
 
@@ -107,7 +120,7 @@ func (m membership) checkUpdate(id uint64, peerURL string) error {
 				fmt.Sprintf("peer URL %s is already used by member %d", peerURL, mem.ID))
 		}
 	}
-	return nil
+	return m.checkNotClientURL(peerURL)
 }
 
 // checkRemove validates removing id against this membership. raft panics

@@ -204,7 +204,7 @@ func TestAttributesRoundTrip(t *testing.T) {
 
 func TestMembershipChecks(t *testing.T) {
 	m := newMembership()
-	m.Members[1] = Member{ID: 1, PeerURL: "http://127.0.0.1:12379"}
+	m.Members[1] = Member{ID: 1, PeerURL: "http://127.0.0.1:12379", ClientURL: "http://127.0.0.1:12380"}
 	m.Members[2] = Member{ID: 2, PeerURL: "http://127.0.0.1:22379"}
 	m.Removed[3] = true
 	tests := []struct {
@@ -221,6 +221,10 @@ func TestMembershipChecks(t *testing.T) {
 		{"add removed id", m.checkAdd(3, "http://127.0.0.1:42379"), ErrMemberRemoved,
 			"member id 3 belonged to a removed member and cannot be reused; add the member under a new id"},
 		{"add used url", m.checkAdd(4, "http://127.0.0.1:22379"), ErrPeerURLExists, "peer URL http://127.0.0.1:22379 is already used by member 2"},
+		{"add a client url", m.checkAdd(4, "http://127.0.0.1:12380"), ErrInvalidMember,
+			"bad peer URL http://127.0.0.1:12380: it is member 1's client URL; a peer URL is the member's --cluster entry, its peer port"},
+		{"update to a client url", m.checkUpdate(2, "http://127.0.0.1:12380"), ErrInvalidMember,
+			"bad peer URL http://127.0.0.1:12380: it is member 1's client URL; a peer URL is the member's --cluster entry, its peer port"},
 		{"remove member", m.checkRemove(2), nil, ""},
 		{"remove unknown", m.checkRemove(9), ErrMemberNotFound, "there is no member 9"},
 	}
