@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -218,5 +219,39 @@ func TestAdminSeesTLSOfHandedOffConnection(t *testing.T) {
 	}
 	if strings.Join(seen, ",") != "client," {
 		t.Errorf("Admin saw client certificates %q; want \"client\", then none", seen)
+	}
+}
+
+// TestPlainHTTPToTLSPort: plain HTTP to the TLS client port gets net/http's
+// own 400, "Client sent an HTTP request to an HTTPS server.", rather than
+// a closed connection that a client retries until its deadline.
+func TestPlainHTTPToTLSPort(t *testing.T) {
+	certs := testcerts.NewSet(t, t.TempDir())
+	e := newEnv(t, map[string]string{"k": "v"}, nil)
+	srvCert, err := tls.LoadX509KeyPair(certs.Server.CertFile, certs.Server.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{srvCert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(ln.Addr().String(), e.h, 0)
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	for _, method := range []string{"GET", "PUT"} {
+		req, err := http.NewRequest(method, "http://"+ln.Addr().String()+"/k", strings.NewReader("v"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || string(body) != "Client sent an HTTP request to an HTTPS server.\n" {
+			t.Errorf("%s over plain HTTP: %d %q", method, resp.StatusCode, body)
+		}
 	}
 }

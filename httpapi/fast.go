@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"errors"
 	"io"
 	"log"
 	"maps"
@@ -426,6 +428,7 @@ func (c *fastConn) serve() {
 	for {
 		extend(&c.readBy, time.Now(), serverIdleTimeout, c.nc.SetReadDeadline)
 		if _, err := c.br.Peek(1); err != nil {
+			answerPlainHTTP(err)
 			return
 		}
 		if !c.state.CompareAndSwap(connIdle, connActive) {
@@ -450,6 +453,23 @@ func (c *fastConn) serve() {
 		if c.s.closed.Load() {
 			return
 		}
+	}
+}
+
+// answerPlainHTTP answers, as net/http's own server does, a client that
+// sent plain HTTP to the TLS client port: its first read's handshake
+// failed on a record that starts like a request. Without it the
+// connection just closed, and a client saw EOF and retried until its
+// deadline.
+func answerPlainHTTP(err error) {
+	var re tls.RecordHeaderError
+	if !errors.As(err, &re) || re.Conn == nil {
+		return
+	}
+	switch string(re.RecordHeader[:]) {
+	case "GET /", "HEAD ", "POST ", "PUT /", "DELET", "OPTIO":
+		re.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+		io.WriteString(re.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
 	}
 }
 
