@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/raftkv/raftkv/internal/clienturl"
 )
 
 // Mode is the kind of requests a run sends.
@@ -263,12 +264,15 @@ func (c Config) validate() error {
 	return nil
 }
 
-// checkEndpoint accepts http(s)://host:port with nothing after it.
+// checkEndpoint accepts http(s)://host:port with nothing after it, not
+// even the slash a member's flags take: paths are appended to it as is.
 func checkEndpoint(e string) error {
-	u, err := url.Parse(e)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" ||
-		u.RawQuery != "" || u.Fragment != "" || u.User != nil || u.Opaque != "" {
-		return fmt.Errorf("endpoint %q: want http(s)://host:port", e)
+	err := clienturl.Check(e)
+	if err == nil && strings.HasSuffix(e, "/") {
+		err = errors.New("ends in a slash")
+	}
+	if err != nil {
+		return fmt.Errorf("endpoint %q %v: want http(s)://host:port", e, err)
 	}
 	return nil
 }
