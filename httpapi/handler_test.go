@@ -517,7 +517,9 @@ func TestWritesRefuseOptionsTheyWouldIgnore(t *testing.T) {
 		{"POST", "/key", `{"c1":"new"}`, "If-Match", `"1"`, "POST /key writes several keys unconditionally"},
 		{"POST", "/key", `{"c1":"new"}`, "If-None-Match", "*", "POST /key writes several keys unconditionally"},
 		{"POST", "/key?ttl=1", `{"c1":"new"}`, "", "", "POST /key takes no ttl"},
-		{"DELETE", "/key?prefix=a/", "", "If-Match", `"1"`, "a range delete is unconditional"},
+		{"DELETE", "/key?prefix=a/", "", "If-Match", `"1"`, "a range delete is unconditional: delete one key at a version with DELETE /key/<key>"},
+		{"POST", "/txn", `{"success":[{"put":{"key":"c1","value":"new"}}]}`, "If-Match", `"1"`, `a transaction's conditions are its "compare" list`},
+		{"POST", "/txn", `{"success":[{"put":{"key":"c1","value":"new"}}]}`, "If-None-Match", "*", "POST /txn takes no If-Match or If-None-Match"},
 	} {
 		e := newEnv(t, seed, nil)
 		req := httptest.NewRequest(tc.method, tc.target, strings.NewReader(tc.body))

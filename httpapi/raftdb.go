@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -126,7 +127,7 @@ func (h *handler) putAll(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if len(r.Header.Values("If-Match")) > 0 || len(r.Header.Values("If-None-Match")) > 0 {
-		return withMore(ErrBadPrecondition, "POST /key writes several keys unconditionally: make one key's write conditional with PUT /<key>, or several with POST /txn")
+		return withDetail(ErrBadPrecondition, "POST /key writes several keys unconditionally: make one key's write conditional with PUT /<key>, or several with POST /txn")
 	}
 	wo, err := WriteOptionsOf(r.Header)
 	if err != nil {
@@ -250,12 +251,46 @@ func (h *handler) decodeKeyObject(body []byte, b64 bool) (map[string][]byte, err
 func jsonProblem(err error) string {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
+		want := jsonTypeOf(te.Type)
 		if te.Field == "" {
-			return fmt.Sprintf("the body is %s, not an object", withArticle(te.Value))
+			return fmt.Sprintf("the body is %s, not %s", withArticle(te.Value), want)
 		}
-		return fmt.Sprintf("%s is %s, not a string", te.Field, withArticle(te.Value))
+		return fmt.Sprintf("%s is %s, not %s", te.Field, withArticle(te.Value), want)
 	}
 	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// jsonTypeOf names, with its article, the JSON type that encoding/json
+// decodes into a value of type t.
+func jsonTypeOf(t reflect.Type) string {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return "another type"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		if t.Kind() != reflect.Float32 && t.Kind() != reflect.Float64 {
+			return "a whole number"
+		}
+		return "a number"
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return "a base64 string"
+		}
+		return "an array"
+	case reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return "another type"
 }
 
 // withArticle puts "a" or "an" before a JSON type name.

@@ -77,7 +77,7 @@ func (h *handler) deleteRange(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if len(r.Header.Values("If-Match")) > 0 || len(r.Header.Values("If-None-Match")) > 0 {
-		return withMore(ErrBadPrecondition, "a range delete is unconditional: delete one key at a version with DELETE /<key>, or several with POST /txn")
+		return withDetail(ErrBadPrecondition, "a range delete is unconditional: delete one key at a version with DELETE /key/<key>, or several with POST /txn")
 	}
 	opts, err := parseDeleteRange(q)
 	if err != nil {

@@ -46,6 +46,10 @@ func TestParseTxn(t *testing.T) {
 		{"no body", ``, Txn{}, "the body is empty"},
 		{"not an object", `[]`, Txn{}, "POST /txn takes"},
 		{"misspelt branch", `{"sucess":[]}`, Txn{}, `unknown field "sucess"`},
+		// A value of the wrong JSON type is named with the type wanted.
+		{"exists as a string", `{"compare":[{"key":"a","target":"exists","result":"=","exists":"false"}]}`, Txn{}, "compare.exists is a string, not a boolean"},
+		{"compare as an object", `{"compare":{}}`, Txn{}, "compare is an object, not an array"},
+		{"value as a number", `{"success":[{"put":{"key":"a","value":5}}]}`, Txn{}, "is a number, not a string"},
 		{"trailing data", `{} {}`, Txn{}, "data after the object"},
 		{"not utf-8", "{\"success\":[{\"put\":{\"key\":\"a\",\"value\":\"\xff\"}}]}", Txn{}, "not valid UTF-8"},
 		{"lone surrogate", `{"success":[{"put":{"key":"a\ud83d","value":"v"}}]}`, Txn{}, `the escape \ud83d is half of a UTF-16 surrogate pair`},

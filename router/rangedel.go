@@ -31,7 +31,7 @@ func (h *handler) deleteRange(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if r.Header.Get("If-Match") != "" || r.Header.Get("If-None-Match") != "" {
-		return bad("a range delete is unconditional: delete one key at a version with DELETE /<key>, or several with POST /txn")
+		return bad("a range delete is unconditional: delete one key at a version with DELETE /key/<key>, or several with POST /txn")
 	}
 	opts := client.DeleteRangeOptions{Prefix: q.Get("prefix"), Start: q.Get("start"), End: q.Get("end")}
 	switch {

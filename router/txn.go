@@ -43,6 +43,9 @@ func (h *handler) txn(w http.ResponseWriter, r *http.Request) error {
 	if _, err := writeParams(r, "POST /txn"); err != nil {
 		return err
 	}
+	if r.Header.Get("If-Match") != "" || r.Header.Get("If-None-Match") != "" {
+		return bad(`a transaction's conditions are its "compare" list, as {"key":"k","target":"mod","result":"=","mod_index":N}: POST /txn takes no If-Match or If-None-Match`)
+	}
 	opts, err := writeOptions(r)
 	if err != nil {
 		return err
