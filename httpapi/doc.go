@@ -141,8 +141,11 @@
 // names such as "node02" get 400, since raftkv member ids are positive
 // integers. The peer address is raftAddr, else addr (hraftd); host:port
 // means http://host:port, a full http(s) URL is taken as is, and either is
-// then checked as for POST /<id>. httpAddr and unknown fields are ignored:
-// members publish their own client URL.
+// then checked as for POST /<id>. httpAddr is taken and ignored: members
+// publish their own client URL. Any other field is refused (400 unknown
+// field): a misspelt "learner" would add a voter. Membership changes,
+// /join and POST /debug/hash take no query parameters but POST /<id>'s
+// learner and POST /leader/transfer's to (see writeParams).
 //
 // # Admin requests
 //

@@ -421,6 +421,9 @@ func (h *handler) removeMember(w http.ResponseWriter, r *http.Request, idText st
 	if !ok {
 		return ErrNotMemberID
 	}
+	if err := noParams(r, "DELETE /<id>"); err != nil {
+		return err
+	}
 	ctx, cancel := h.callContext(r.Context())
 	defer cancel()
 	if err := h.cfg.Cluster.RemoveMember(ctx, id); err != nil {

@@ -107,6 +107,9 @@ func (h *handler) promoteMember(w http.ResponseWriter, r *http.Request, idText s
 	if !ok {
 		return ErrBadPromoteID
 	}
+	if err := noParams(r, "POST /<id>/promote"); err != nil {
+		return err
+	}
 	ctx, cancel := h.callContext(r.Context())
 	defer cancel()
 	if err := h.cfg.Cluster.PromoteMember(ctx, id); err != nil {
@@ -123,6 +126,9 @@ func (h *handler) updateMember(w http.ResponseWriter, r *http.Request, idText st
 	id, ok := parseMemberID(idText)
 	if !ok {
 		return ErrBadUpdateID
+	}
+	if err := noParams(r, "POST /<id>/update"); err != nil {
+		return err
 	}
 	peerURL, err := readPeerURL(w, r)
 	if err != nil {

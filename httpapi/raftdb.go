@@ -46,6 +46,19 @@ func writeParams(q url.Values, what string, takes ...string) error {
 	return nil
 }
 
+// noParams refuses any query parameter of r, a write (what) that takes
+// none.
+func noParams(r *http.Request, what string) error {
+	if r.URL.RawQuery == "" {
+		return nil
+	}
+	q, err := parseQuery(r.URL.RawQuery)
+	if err != nil {
+		return err
+	}
+	return writeParams(q, what)
+}
+
 // readOptions reads a GET's level and min_index query parameters; others
 // are ignored. Without either the read is linearizable; level=none, as the
 // README's table of levels calls the absent level, is the same. min_index
@@ -321,16 +334,22 @@ func describeToken(tok json.Token) string {
 }
 
 // joinRequest is raftdb's {"id","httpAddr","raftAddr"} and hraftd's
-// {"id","addr"}. httpAddr is not decoded: members publish their own client URL.
+// {"id","addr"}, and raftkv's "learner". httpAddr is taken and not used:
+// members publish their own client URL. Other fields are refused: a
+// misspelt "learner" would add a voter.
 type joinRequest struct {
 	ID       json.RawMessage `json:"id"` // 4 or "4"
 	RaftAddr string          `json:"raftAddr"`
-	Addr     string          `json:"addr"`    // hraftd's raft address
+	Addr     string          `json:"addr"` // hraftd's raft address
+	HTTPAddr json.RawMessage `json:"httpAddr"`
 	Learner  json.RawMessage `json:"learner"` // true: add as a learner
 }
 
 // join serves POST /join, raftdb's and hraftd's way to add a member.
 func (h *handler) join(w http.ResponseWriter, r *http.Request) error {
+	if err := noParams(r, "POST /join"); err != nil {
+		return err
+	}
 	body, err := readBody(w, r, maxJoinBytes)
 	if err != nil {
 		return err
@@ -355,8 +374,13 @@ func (h *handler) join(w http.ResponseWriter, r *http.Request) error {
 // whether it asks to join as a learner.
 func parseJoin(body []byte) (id uint64, peerURL string, learner bool, err error) {
 	var req joinRequest
-	if err := json.Unmarshal(body, &req); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
 		return 0, "", false, withMore(fmt.Errorf("%w: %w", ErrBadJoin, err), "%s", jsonProblem(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return 0, "", false, withMore(ErrBadJoin, "data after the object")
 	}
 	if id, err = parseJoinID(req.ID); err != nil {
 		return 0, "", false, err
