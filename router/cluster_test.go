@@ -295,6 +295,9 @@ func TestRouteCommand(t *testing.T) {
 		if st != 200 {
 			return fmt.Errorf("GET /metrics = %d", st)
 		}
+		if strings.Contains(body, "etcd_") {
+			return fmt.Errorf("GET /metrics holds the members' etcd metrics:\n%s", body)
+		}
 		for _, want := range []string{
 			`raftkv_router_requests_total{code="204",op="put"} 20`,
 			`raftkv_router_requests_total{code="200",op="get"} 20`,

@@ -23,7 +23,7 @@ func kvOf(kv client.KeyValue, withValue bool) kvJSON {
 // the config the groups were at, and the cursor (a Last-Event-ID) that
 // starts a watch right after the listing.
 type listJSON struct {
-	Index    uint64            `json:"index"`
+	Index    uint64            `json:"index,omitempty"` // one group's; none across groups (Indexes)
 	Indexes  map[string]uint64 `json:"indexes,omitempty"`
 	Config   uint64            `json:"config,omitempty"`
 	Cursor   string            `json:"cursor,omitempty"`

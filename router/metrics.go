@@ -1,11 +1,13 @@
 package router
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -46,7 +48,15 @@ func newMetrics(reg *prometheus.Registry, h *handler) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18)}, []string{"op"}),
 		watches: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "raftkv", Subsystem: "router",
 			Name: "watches", Help: "Watch streams open now."}),
-		serve: promhttp.HandlerFor(prometheus.Gatherers{prometheus.DefaultGatherer, reg}, promhttp.HandlerOpts{}),
+		serve: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+	}
+	// The process's own: its CPU and memory, and Go's runtime. Not
+	// prometheus.DefaultGatherer, which in this binary also holds the
+	// members' etcd WAL and snapshot metrics, all zero in a router.
+	for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		if err := reg.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
+			return nil, err
+		}
 	}
 	for _, c := range []prometheus.Collector{
 		m.requests, m.seconds, m.watches,

@@ -51,8 +51,8 @@ type Config struct {
 	MaxKeyBytes int
 	// Metrics, when set, receives the router's metrics (requests by
 	// operation and status, their durations, open watches, the config
-	// version), which the handler then serves at GET /metrics together
-	// with prometheus.DefaultGatherer's (the process's CPU and memory).
+	// version) and the process's (CPU, memory, Go runtime), which the
+	// handler then serves at GET /metrics.
 	// Nil: no metrics, and /metrics is 404 as other members-only paths.
 	Metrics *prometheus.Registry
 }
