@@ -116,7 +116,10 @@ type TxnResponse struct {
 	Index uint64
 	// ModIndex is the version the branch taken gave the keys it put (0:
 	// it put none, or an older member did not say): what a later
-	// WithIfMatch or mod compare names. In a single group it is Index.
+	// WithIfMatch or mod compare names. It is Index, or above it when
+	// Index had already given a version in the key's bucket (group
+	// commit puts several writes in one entry) or the bucket came from a
+	// group with a longer log.
 	ModIndex uint64
 	// Responses has one entry per operation of the branch taken, in order.
 	Responses []TxnOpResponse

@@ -14,9 +14,12 @@ import (
 type KeyValue struct {
 	Key   string
 	Value []byte
-	// CreateIndex and ModIndex are the raft indexes (of the key's group)
-	// of the writes that created the key and last modified it: ModIndex
-	// names one version of the key, and is what WithIfMatch takes.
+	// CreateIndex and ModIndex are the versions (of the key's group) of
+	// the writes that created the key and last modified it: the raft
+	// index of the entry that carried the write, or above it when that
+	// index had already given a version in the key's bucket (see the
+	// README's "Versions"). ModIndex names one value of the key for
+	// good, and is what WithIfMatch takes.
 	CreateIndex, ModIndex uint64
 	// TTL is the time to live the last put gave the key (not the time
 	// left); 0: none.
