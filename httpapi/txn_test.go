@@ -47,7 +47,7 @@ func TestParseTxn(t *testing.T) {
 		{"not an object", `[]`, Txn{}, "POST /txn takes"},
 		{"misspelt branch", `{"sucess":[]}`, Txn{}, `unknown field "sucess"`},
 		// A value of the wrong JSON type is named with the type wanted.
-		{"exists as a string", `{"compare":[{"key":"a","target":"exists","result":"=","exists":"false"}]}`, Txn{}, "compare.exists is a string, not a boolean"},
+		{"exists as a string", `{"compare":[{"key":"a","target":"exists","result":"=","exists":"false"}]}`, Txn{}, "exists is a string, not a boolean"},
 		{"compare as an object", `{"compare":{}}`, Txn{}, "compare is an object, not an array"},
 		{"value as a number", `{"success":[{"put":{"key":"a","value":5}}]}`, Txn{}, "is a number, not a string"},
 		{"trailing data", `{} {}`, Txn{}, "data after the object"},
