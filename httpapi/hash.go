@@ -40,11 +40,11 @@ func (h *handler) hash(w http.ResponseWriter, r *http.Request) error {
 	}
 	var index uint64
 	if r.Method == http.MethodPost {
-		if err := writeParams(q, "POST /debug/hash"); err != nil && !ok {
-			return err
-		}
 		if ok {
 			return withDetail(ErrBadHashIndex, "POST /debug/hash takes no index: it starts a hash check at a new one; read a member's hash at an index with GET /debug/hash?index=N")
+		}
+		if err := writeParams(q, "POST /debug/hash"); err != nil {
+			return err
 		}
 	} else {
 		if index, err = strconv.ParseUint(strings.TrimSpace(v), 10, 64); !ok || err != nil || index == 0 {

@@ -38,6 +38,8 @@ func TestHashCheck(t *testing.T) {
 		{"GET", "/debug/hash?index=0", http.StatusBadRequest, "takes ?index=N"},
 		{"GET", "/debug/hash?index=1&index=2", http.StatusBadRequest, "more than once"},
 		{"POST", "/debug/hash?index=3", http.StatusBadRequest, "takes no index"},
+		{"POST", "/debug/hash?x=1", http.StatusBadRequest, `POST /debug/hash takes no query parameters; not "x"`},
+		{"POST", "/debug/hash?index=3&x=1", http.StatusBadRequest, "takes no index"},
 		{"GET", "/debug/hash?index=999", http.StatusNotFound, ""},
 		{"PUT", "/debug/hash", http.StatusMethodNotAllowed, "GET, HEAD, POST"},
 		{"DELETE", "/debug/hash", http.StatusMethodNotAllowed, "GET, HEAD, POST"},
