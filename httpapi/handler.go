@@ -381,11 +381,7 @@ func (h *handler) delete(w http.ResponseWriter, r *http.Request, key string) err
 	if err != nil {
 		return err
 	}
-	q, err := parseQuery(r.URL.RawQuery)
-	if err != nil {
-		return err
-	}
-	if err := writeParams(q, "DELETE of a key"); err != nil {
+	if err := noParams(r, "DELETE of a key"); err != nil {
 		return err
 	}
 	wr, err := h.writeKey(r.Context(), keyWrite{key: key, delete: true, cond: cond, wo: wo})

@@ -121,17 +121,13 @@ func kvOf(kv KeyValue, withValue bool) kvJSON {
 	return kvjson.Of(kv.Key, kv.Value, kv.CreateIndex, kv.ModIndex, kv.TTL, withValue)
 }
 
-// txn serves POST /txn.
 // txnNoConditionHeaders refuses If-Match and If-None-Match on POST /txn,
 // which would otherwise be applied without them.
 const txnNoConditionHeaders = `a transaction's conditions are its "compare" list, as {"key":"k","target":"mod","result":"=","mod_index":N}: POST /txn takes no If-Match or If-None-Match`
 
+// txn serves POST /txn.
 func (h *handler) txn(w http.ResponseWriter, r *http.Request) error {
-	q, err := parseQuery(r.URL.RawQuery)
-	if err != nil {
-		return err
-	}
-	if err := writeParams(q, "POST /txn"); err != nil {
+	if err := noParams(r, "POST /txn"); err != nil {
 		return err
 	}
 	if len(r.Header.Values("If-Match")) > 0 || len(r.Header.Values("If-None-Match")) > 0 {

@@ -31,8 +31,6 @@ type diskState struct {
 	// startLevel is the cluster level this member started a new cluster
 	// at, from the WAL's metadata (0: it joined, or is older).
 	startLevel uint32
-	// member is this member's id, which a WAL made anew names.
-	member uint64
 }
 
 // OtherMemberError: the data dir's WAL names member Owner, and member ID
@@ -105,7 +103,6 @@ func openDisk(lg *zap.Logger, dataDir string, newID, member uint64, startLevel u
 				ds.wal.Close()
 				return nil, &OtherMemberError{Owner: owner, ID: member}
 			}
-			ds.member = member
 			break
 		}
 		ds.wal.Close()
@@ -147,7 +144,7 @@ func openDisk(lg *zap.Logger, dataDir string, newID, member uint64, startLevel u
 			// Its metadata's start level is that first start's, which
 			// a later restart would take (restartLevel): this start's
 			// goes in instead, by the same cluster id.
-			if err := recreateWAL(lg, dataDir, ds, startLevel); err != nil {
+			if err := recreateWAL(lg, dataDir, ds, member, startLevel); err != nil {
 				return nil, err
 			}
 		}
@@ -181,17 +178,17 @@ func removePartialSnapshots(lg *zap.Logger, dir string) {
 }
 
 // recreateWAL replaces ds's WAL, which holds no state, with an empty one
-// whose metadata names ds's cluster id and startLevel, ready to write (as
+// whose metadata names ds's cluster id, member and startLevel, ready to write (as
 // etcd's server uses a WAL it creates). The old one stays open, and
 // locked, until the new one is in place: another process started on the
 // data dir meanwhile finds either, locked; at worst, one that made its
 // own WAL in the gap makes this member's create fail.
-func recreateWAL(lg *zap.Logger, dataDir string, ds *diskState, startLevel uint32) error {
+func recreateWAL(lg *zap.Logger, dataDir string, ds *diskState, member uint64, startLevel uint32) error {
 	if err := os.RemoveAll(walDir(dataDir)); err != nil {
 		ds.wal.Close()
 		return fmt.Errorf("raftnode: remove the wal of an unfinished start: %w", err)
 	}
-	w, err := wal.Create(lg, walDir(dataDir), encodeWALMetadata(ds.clusterID, ds.member, startLevel))
+	w, err := wal.Create(lg, walDir(dataDir), encodeWALMetadata(ds.clusterID, member, startLevel))
 	ds.wal.Close() // its files are gone
 	if err != nil {
 		return fmt.Errorf("raftnode: create wal: %w", err)
