@@ -11,7 +11,10 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/server/v3/storage/wal"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"google.golang.org/protobuf/proto"
 )
 
 // levels reports an error unless every running member applied level,
@@ -224,5 +227,47 @@ func TestClusterLevelUnfinishedFirstStart(t *testing.T) {
 	c.stop(j.id)
 	if m := c.start(j.id, false); m.node.ClusterLevel() > 2 {
 		t.Fatalf("the joiner restarted at level %d in a cluster at level 2", m.node.ClusterLevel())
+	}
+}
+
+// TestUnfinishedStartWALReplaced: the WAL that replaces an unfinished
+// first start's is whole and keeps what is saved to it. An open WAL
+// makes its next segment file in the background: removed under it, the
+// directory could not be removed ("directory not empty"), and the old
+// WAL's close then removed the new WAL's next segment by name, so that
+// its first cut failed. Small segments make cuts, and the race, early.
+func TestUnfinishedStartWALReplaced(t *testing.T) {
+	defer func(size int64) { wal.SegmentSizeBytes = size }(wal.SegmentSizeBytes)
+	wal.SegmentSizeBytes = 4 << 10
+	lg := zap.NewNop()
+	const entries = 24
+	for i := range 40 {
+		dir := t.TempDir()
+		w, err := wal.Create(lg, walDir(dir), encodeWALMetadata(DefaultClusterID, 1, 3))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		ds, err := openDisk(lg, dir, DefaultClusterID, 1, 2)
+		if err != nil {
+			t.Fatalf("start %d over an unfinished one: %v", i, err)
+		}
+		for j := uint64(1); j <= entries; j++ {
+			e := &raftpb.Entry{Index: proto.Uint64(j), Term: proto.Uint64(1), Data: make([]byte, 1<<10)}
+			st := &raftpb.HardState{Term: proto.Uint64(1), Commit: proto.Uint64(j)}
+			if err := ds.wal.Save(st, []*raftpb.Entry{e}); err != nil {
+				t.Fatalf("start %d: save entry %d to the new WAL: %v", i, j, err)
+			}
+		}
+		ds.wal.Close()
+		ds, err = openDisk(lg, dir, DefaultClusterID, 1, 2)
+		if err != nil {
+			t.Fatalf("start %d: restart: %v", i, err)
+		}
+		last, _ := ds.storage.LastIndex()
+		ds.wal.Close()
+		if last != entries || ds.startLevel != 2 {
+			t.Fatalf("start %d: restarted with last index %d, start level %d; want %d, 2", i, last, ds.startLevel, entries)
+		}
 	}
 }

@@ -178,18 +178,23 @@ func removePartialSnapshots(lg *zap.Logger, dir string) {
 }
 
 // recreateWAL replaces ds's WAL, which holds no state, with an empty one
-// whose metadata names ds's cluster id, member and startLevel, ready to write (as
-// etcd's server uses a WAL it creates). The old one stays open, and
-// locked, until the new one is in place: another process started on the
-// data dir meanwhile finds either, locked; at worst, one that made its
-// own WAL in the gap makes this member's create fail.
+// whose metadata names ds's cluster id, member and startLevel, ready to
+// write (as etcd's server uses a WAL it creates).
+//
+// The old WAL is closed first. An open WAL's file pipeline creates its
+// next segment (wal/0.tmp) in the background at any moment: removing the
+// directory under it could fail ("directory not empty"), and its close
+// afterwards removes that file by name, which could then be the new
+// WAL's next segment. Between the close and the create the data dir is
+// unlocked; another process started on it in that moment makes one of
+// the two creates fail, as two first starts on one data dir do.
 func recreateWAL(lg *zap.Logger, dataDir string, ds *diskState, member uint64, startLevel uint32) error {
+	ds.wal.Close()
+	ds.wal = nil
 	if err := os.RemoveAll(walDir(dataDir)); err != nil {
-		ds.wal.Close()
 		return fmt.Errorf("raftnode: remove the wal of an unfinished start: %w", err)
 	}
 	w, err := wal.Create(lg, walDir(dataDir), encodeWALMetadata(ds.clusterID, member, startLevel))
-	ds.wal.Close() // its files are gone
 	if err != nil {
 		return fmt.Errorf("raftnode: create wal: %w", err)
 	}
