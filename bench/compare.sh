@@ -4,11 +4,16 @@
 # that the figures and their ratios come from one run on one machine. With
 # RAFTEXAMPLE=/path/to/raftexample it also runs the PUT and GET workloads
 # against etcd's raftexample, started the same way (it answers a PUT before
-# the write is committed, and reads locally). Each run lasts DURATION (6s).
-# With ETCD=1 it also runs etcd's one-client PUT (built from bench/etcd, as
-# bench/etcd.sh does). Prints a Markdown table, with the members' CPU time
-# (user plus system, summed over the three) per successful request, then
-# the efficiency goals checked on this run's medians.
+# the write is committed, and reads locally). Both clusters then run side
+# by side, and each workload's runs alternate between them (raftkv's
+# first, then raftexample's, RUNS times), so that a machine whose speed
+# drifts over minutes weighs on both alike rather than on whichever ran
+# later; each run waits for the other cluster to go quiet first. Each run
+# lasts DURATION (6s). With ETCD=1 it also runs etcd's
+# one-client PUT (built from bench/etcd, as bench/etcd.sh does), once the
+# two clusters are stopped. Prints a Markdown table, with the members' CPU
+# time (user plus system, summed over the three) per successful request,
+# then the efficiency goals checked on this run's medians.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -19,24 +24,82 @@ source bench/lib.sh
 
 # The medians the goals compare, by name (system_workload).
 declare -A fig
-workloads() {
-	local system=$1 leader=$2
-	measure "$system PUT, 1 client, to the leader" put --endpoints "$leader" --clients 1
-	fig[${system}_put1_tp]=$last_tp fig[${system}_put1_p50]=$last_p50
-	for c in 16 64 256; do
-		measure "$system PUT, $c clients, all members" put --endpoints "$endpoints" --clients "$c"
-		fig[${system}_put${c}_cpu]=$last_cpu
+
+# Each run's figures, by row label: space-separated lists.
+declare -A r_tp r_p50 r_p99 r_cpu
+rows=()
+
+# once SYSTEM LABEL ARGS... runs the load generator once against SYSTEM's
+# cluster (raftkv or raftexample) and adds its figures to LABEL's row.
+once() {
+	local system=$1 label=$2 r c extra=()
+	shift 2
+	[[ " ${rows[*]} " == *" $label "* ]] || rows+=("$label")
+	# raftexample has no /metrics: the load generator reads its members'
+	# CPU from /proc/<pid>/stat around its measured phase instead.
+	[ "$system" = raftexample ] && extra=(--cpu-pids "$rx_pids")
+	# raftexample answers before it commits, so it may still be working
+	# off its last run's writes: the other cluster is let go quiet first,
+	# or its CPU would go to this run.
+	local other=$rx_pids
+	[ "$system" = raftexample ] && other=$kv_pid_list
+	# shellcheck disable=SC2086 # one pid a word
+	[ -n "$other" ] && quiet ${other//,/ }
+	r=$("$bench" "$@" --duration "$duration" --json "${extra[@]}")
+	c=$(num member_cpu_us_per_op <<<"$r" || true)
+	r_tp[$label]+=" $(num throughput <<<"$r")"
+	r_p50[$label]+=" $(num p50 <<<"$r")"
+	r_p99[$label]+=" $(num p99 <<<"$r")"
+	[ -n "$c" ] && r_cpu[$label]+=" $c"
+	return 0
+}
+
+# quiet PID... waits, for up to 30 s, until the processes use less than
+# a twentieth of a core (at most 1 clock tick in 0.2 s), and says so on
+# stderr when it took longer than a second.
+quiet() {
+	local t0 t1 i
+	for i in $(seq 1 150); do
+		t0=$(proc_cpu_ticks "$@")
+		sleep 0.2
+		t1=$(proc_cpu_ticks "$@")
+		if [ $((t1 - t0)) -le 1 ]; then
+			[ "$i" -gt 5 ] && echo "compare: waited $((i / 5)) s for the other cluster to go quiet" >&2
+			return 0
+		fi
 	done
-	measure "$system PUT, 64 clients, to the leader" put --endpoints "$leader" --clients 64
-	if [ "$system" = raftkv ]; then
-		measure "$system GET linearizable, 64 clients" get --endpoints "$endpoints" --clients 64
-		fig[raftkv_get_cpu]=$last_cpu
-		measure "$system GET stale, 64 clients" get --endpoints "$endpoints" --clients 64 --level stale
-		fig[raftkv_sget_cpu]=$last_cpu
-	else
-		measure "$system GET (local), 64 clients" get --endpoints "$endpoints" --clients 64
-		fig[${system}_get_cpu]=$last_cpu
-	fi
+	echo "compare: the other cluster stayed busy for 30 s" >&2
+}
+
+# row LABEL prints LABEL's table row of medians, and leaves them in
+# last_tp, last_p50 and last_cpu.
+row() {
+	local label=$1 c=-
+	# shellcheck disable=SC2086 # the lists split on purpose
+	last_tp=$(median ${r_tp[$label]}) last_p50=$(median ${r_p50[$label]}) last_cpu=""
+	# shellcheck disable=SC2086
+	[ -n "${r_cpu[$label]:-}" ] && last_cpu=$(median ${r_cpu[$label]}) && c="$last_cpu µs"
+	# shellcheck disable=SC2086
+	printf '| %s | %s/s | %s ms | %s ms | %s |\n' "$label" "$(k "$last_tp")" "$(ms "$last_p50")" "$(ms "$(median ${r_p99[$label]})")" "$c"
+}
+
+# workload NAME KV_ARGS... [-- RX_ARGS...] runs RUNS rounds of the
+# workload, each once against raftkv ("raftkv NAME") and, when
+# raftexample runs and RX_ARGS are given, once against it ("raftexample
+# NAME"). A workload label with "|" names raftkv's and raftexample's rows
+# apart ("raftkv's|raftexample's").
+workload() {
+	local name=$1 kv=() rx=() i
+	shift
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do kv+=("$1"); shift; done
+	[ $# -gt 0 ] && shift && rx=("$@")
+	local kv_name=${name%%|*} rx_name=${name#*|}
+	for i in $(seq 1 "$runs"); do
+		once raftkv "raftkv $kv_name" "${kv[@]}"
+		if [ -n "$rx_pids" ] && [ ${#rx[@]} -gt 0 ]; then
+			once raftexample "raftexample $rx_name" "${rx[@]}"
+		fi
+	done
 }
 
 # goal TEXT A OP B FACTOR prints whether A OP FACTOR*B held (or that a
@@ -54,13 +117,11 @@ goal() {
 	}'
 }
 
-echo "| workload ($runs runs of $duration, median) | throughput | p50 | p99 | member CPU/op |"
-echo "| --- | ---: | ---: | ---: | ---: |"
 start_cluster 3 raftkv
-workloads raftkv "$(leader_url)"
-stop
-
+kv_all=$endpoints kv_leader=$(leader_url)
+rx_pids="" rx_all="" rx_first="" kv_pid_list=""
 if [ -n "${RAFTEXAMPLE:-}" ]; then
+	kv_pids=${#pids[@]} kv_pid_list=$(IFS=,; echo "${pids[*]}")
 	# raftexample keeps its data dirs in the working directory.
 	mkdir "$work/raftexample" && cd "$work/raftexample"
 	pick_ports 3
@@ -68,15 +129,35 @@ if [ -n "${RAFTEXAMPLE:-}" ]; then
 		"$RAFTEXAMPLE" --id "$i" --cluster "$cluster" --port "${cports[$((i-1))]}" >"raftexample-$i.log" 2>&1 &
 		pids+=($!)
 	done
+	cd - >/dev/null
 	wait_write "$first"
 	sleep 2 # raftexample answers before it has a leader; let one be elected
-	# raftexample has no /metrics: the load generator reads the members'
-	# CPU from /proc/<pid>/stat around its measured phase instead.
-	loadextra=(--cpu-pids "$(IFS=,; echo "${pids[*]}")")
-	workloads raftexample "$first"
-	cd - >/dev/null
-	stop
+	rx_pids=$(IFS=,; echo "${pids[*]:$kv_pids}") rx_all=$endpoints rx_first=$first
 fi
+
+echo "| workload ($runs runs of $duration, median; raftkv and raftexample alternated) | throughput | p50 | p99 | member CPU/op |"
+echo "| --- | ---: | ---: | ---: | ---: |"
+workload "PUT, 1 client, to the leader" put --endpoints "$kv_leader" --clients 1 -- put --endpoints "$rx_first" --clients 1
+for c in 16 64 256; do
+	workload "PUT, $c clients, all members" put --endpoints "$kv_all" --clients "$c" -- put --endpoints "$rx_all" --clients "$c"
+done
+workload "PUT, 64 clients, to the leader" put --endpoints "$kv_leader" --clients 64 -- put --endpoints "$rx_first" --clients 64
+workload "GET linearizable, 64 clients|GET (local), 64 clients" get --endpoints "$kv_all" --clients 64 -- get --endpoints "$rx_all" --clients 64
+workload "GET stale, 64 clients" get --endpoints "$kv_all" --clients 64 --level stale
+stop
+
+for label in "${rows[@]}"; do
+	row "$label"
+	case $label in
+	"raftkv PUT, 1 client, to the leader") fig[raftkv_put1_tp]=$last_tp fig[raftkv_put1_p50]=$last_p50 ;;
+	"raftkv PUT, "*" clients, all members" | "raftexample PUT, "*" clients, all members")
+		c=${label#* PUT, } c=${c%% *}
+		fig[${label%% *}_put${c}_cpu]=$last_cpu ;;
+	"raftkv GET linearizable, 64 clients") fig[raftkv_get_cpu]=$last_cpu ;;
+	"raftkv GET stale, 64 clients") fig[raftkv_sget_cpu]=$last_cpu ;;
+	"raftexample GET (local), 64 clients") fig[raftexample_get_cpu]=$last_cpu ;;
+	esac
+done
 
 if [ "${ETCD:-0}" = 1 ]; then
 	start_etcd
