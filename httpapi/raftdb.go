@@ -139,7 +139,7 @@ func (h *handler) putAll(w http.ResponseWriter, r *http.Request) error {
 	if err := writeParams(q, "POST /key", "encoding"); err != nil {
 		return err
 	}
-	if len(r.Header.Values("If-Match")) > 0 || len(r.Header.Values("If-None-Match")) > 0 {
+	if hasCondition(r.Header) {
 		return withDetail(ErrBadPrecondition, "POST /key writes several keys unconditionally: make one key's write conditional with PUT /<key>, or several with POST /txn")
 	}
 	wo, err := WriteOptionsOf(r.Header)
@@ -259,6 +259,19 @@ func (h *handler) decodeKeyObject(body []byte, b64 bool) (map[string][]byte, err
 	return kvs, nil
 }
 
+// decodeStrict decodes the JSON value body holds into v, refusing a
+// field v does not have (a misspelt one would otherwise be dropped), and
+// reports whether anything follows the value. An empty body is io.EOF.
+func decodeStrict(body []byte, v any) (trailing bool, err error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return false, err
+	}
+	_, err = dec.Token()
+	return !errors.Is(err, io.EOF), nil
+}
+
 // jsonProblem says what encoding/json found wrong, without its "json: "
 // prefix or Go type names.
 func jsonProblem(err error) string {
@@ -373,12 +386,9 @@ func (h *handler) join(w http.ResponseWriter, r *http.Request) error {
 // whether it asks to join as a learner.
 func parseJoin(body []byte) (id uint64, peerURL string, learner bool, err error) {
 	var req joinRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if trailing, err := decodeStrict(body, &req); err != nil {
 		return 0, "", false, withMore(fmt.Errorf("%w: %w", ErrBadJoin, err), "%s", jsonProblem(err))
-	}
-	if _, err := dec.Token(); err != io.EOF {
+	} else if trailing {
 		return 0, "", false, withMore(ErrBadJoin, "data after the object")
 	}
 	if id, err = parseJoinID(req.ID); err != nil {

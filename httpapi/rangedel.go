@@ -76,7 +76,7 @@ func (h *handler) deleteRange(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if len(r.Header.Values("If-Match")) > 0 || len(r.Header.Values("If-None-Match")) > 0 {
+	if hasCondition(r.Header) {
 		return withDetail(ErrBadPrecondition, "a range delete is unconditional: delete one key at a version with DELETE /key/<key>, or several with POST /txn")
 	}
 	opts, err := parseDeleteRange(q)

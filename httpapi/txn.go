@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -130,7 +129,7 @@ func (h *handler) txn(w http.ResponseWriter, r *http.Request) error {
 	if err := noParams(r, "POST /txn"); err != nil {
 		return err
 	}
-	if len(r.Header.Values("If-Match")) > 0 || len(r.Header.Values("If-None-Match")) > 0 {
+	if hasCondition(r.Header) {
 		return withDetail(ErrBadPrecondition, txnNoConditionHeaders)
 	}
 	wo, err := WriteOptionsOf(r.Header)
@@ -199,16 +198,13 @@ func (h *handler) parseTxn(body []byte) (Txn, error) {
 	if esc, ok := kvjson.LoneSurrogate(body); ok {
 		return Txn{}, withMore(ErrBadTxn, "the escape %s is half of a UTF-16 surrogate pair and stands for no character; send bytes as key_base64 and value_base64", esc)
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
 	var req txnRequest
-	if err := dec.Decode(&req); err != nil {
+	if trailing, err := decodeStrict(body, &req); err != nil {
 		if errors.Is(err, io.EOF) {
 			return Txn{}, withMore(ErrBadTxn, "the body is empty")
 		}
 		return Txn{}, withMore(ErrBadTxn, "%s", jsonProblem(err))
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	} else if trailing {
 		return Txn{}, withMore(ErrBadTxn, "data after the object")
 	}
 	switch {

@@ -100,6 +100,12 @@ type condition struct {
 	asked string
 }
 
+// hasCondition reports whether hdr carries If-Match or If-None-Match,
+// even empty: what a write that takes no condition refuses.
+func hasCondition(hdr http.Header) bool {
+	return len(hdr.Values("If-Match")) > 0 || len(hdr.Values("If-None-Match")) > 0
+}
+
 // conditionOf reads a write's If-Match and If-None-Match headers: at most
 // one of them, at most once; If-Match one entity tag "<mod index>" (the
 // quotes may be left out) or *; If-None-Match * alone, and only on a PUT

@@ -30,7 +30,7 @@ func (h *handler) deleteRange(w http.ResponseWriter, r *http.Request) error {
 			return bad("a range delete takes prefix, or start and end; not %q", name)
 		}
 	}
-	if r.Header.Get("If-Match") != "" || r.Header.Get("If-None-Match") != "" {
+	if hasCondition(r.Header) {
 		return bad("a range delete is unconditional: delete one key at a version with DELETE /key/<key>, or several with POST /txn")
 	}
 	opts := client.DeleteRangeOptions{Prefix: q.Get("prefix"), Start: q.Get("start"), End: q.Get("end")}

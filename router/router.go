@@ -533,7 +533,7 @@ func (h *handler) putAll(w http.ResponseWriter, r *http.Request) error {
 	if msg := queryparam.Unknown(q, "POST /key", "encoding"); msg != "" {
 		return bad("%s", msg)
 	}
-	if r.Header.Get("If-Match") != "" || r.Header.Get("If-None-Match") != "" {
+	if hasCondition(r.Header) {
 		return bad("POST /key writes several keys unconditionally: make one key's write conditional with PUT /<key>, or several with POST /txn")
 	}
 	b64, err := valueEncoding(q)

@@ -43,7 +43,7 @@ func (h *handler) txn(w http.ResponseWriter, r *http.Request) error {
 	if _, err := writeParams(r, "POST /txn"); err != nil {
 		return err
 	}
-	if r.Header.Get("If-Match") != "" || r.Header.Get("If-None-Match") != "" {
+	if hasCondition(r.Header) {
 		return bad(`a transaction's conditions are its "compare" list, as {"key":"k","target":"mod","result":"=","mod_index":N}: POST /txn takes no If-Match or If-None-Match`)
 	}
 	opts, err := writeOptions(r)

@@ -10,6 +10,12 @@ import (
 	"github.com/raftkv/raftkv/client"
 )
 
+// hasCondition reports whether hdr carries a non-empty If-Match or
+// If-None-Match: what a write that takes no condition refuses.
+func hasCondition(hdr http.Header) bool {
+	return hdr.Get("If-Match") != "" || hdr.Get("If-None-Match") != ""
+}
+
 // conditionOf reads a write's If-Match ("<mod index>", the number alone,
 // or *) or If-None-Match (*), at most one, once, as a member does.
 func conditionOf(r *http.Request) ([]client.WriteOption, error) {
