@@ -41,7 +41,7 @@ rows=()
 # is the run's, and counted in it. Before the run the other cluster is let
 # go quiet too, so that its CPU goes to no run of this one.
 once() {
-	local system=$1 label=$2 r c own other t0 t1 ops
+	local system=$1 label=$2 r c own other t0 t1
 	shift 2
 	[[ " ${rows[*]} " == *" $label "* ]] || rows+=("$label")
 	own=$kv_pid_list other=$rx_pids
@@ -55,8 +55,7 @@ once() {
 	quiet ${own//,/ }
 	# shellcheck disable=SC2086
 	t1=$(proc_cpu_ticks ${own//,/ })
-	ops=$(num ops <<<"$r")
-	c=$(awk -v t="$((t1 - t0))" -v n="$ops" 'BEGIN { if (n > 0) printf "%.1f", t * 10000 / n }')
+	c=$(cpu_per_op "$((t1 - t0))" "$(num ops <<<"$r")")
 	r_tp[$label]+=" $(num throughput <<<"$r")"
 	r_p50[$label]+=" $(num p50 <<<"$r")"
 	r_p99[$label]+=" $(num p99 <<<"$r")"
@@ -131,7 +130,7 @@ start_cluster 3 raftkv
 kv_all=$endpoints kv_leader=$(leader_url) kv_pid_list=$(IFS=,; echo "${pids[*]}")
 rx_pids="" rx_all="" rx_first=""
 if [ -n "${RAFTEXAMPLE:-}" ]; then
-	kv_pids=${#pids[@]}
+	kv_count=${#pids[@]} # raftexample's members follow raftkv's in pids
 	# raftexample keeps its data dirs in the working directory.
 	mkdir "$work/raftexample" && cd "$work/raftexample"
 	pick_ports 3
@@ -142,7 +141,7 @@ if [ -n "${RAFTEXAMPLE:-}" ]; then
 	cd - >/dev/null
 	wait_write "$first"
 	sleep 2 # raftexample answers before it has a leader; let one be elected
-	rx_pids=$(IFS=,; echo "${pids[*]:$kv_pids}") rx_all=$endpoints rx_first=$first
+	rx_pids=$(IFS=,; echo "${pids[*]:$kv_count}") rx_all=$endpoints rx_first=$first
 fi
 
 echo "| workload ($runs runs of $duration, median; raftkv and raftexample alternated) | throughput | p50 | p99 | member CPU/op |"

@@ -157,6 +157,10 @@ proc_cpu_ticks() {
 	echo "$t"
 }
 
+# cpu_per_op TICKS OPS prints the CPU per operation in µs of TICKS clock
+# ticks (1/100 s) over OPS operations, nothing when OPS is 0.
+cpu_per_op() { awk -v t="$1" -v n="$2" 'BEGIN { if (n > 0) printf "%.1f", t * 10000 / n }'; }
+
 # measure LABEL ARGS... runs the load generator with ARGS $runs times, for
 # $duration each, and prints a table row with the median throughput, p50,
 # p99 and the members' CPU per successful request. The load generator is
@@ -177,7 +181,7 @@ measure() {
 		c=$(num member_cpu_us_per_op <<<"$r" || true)
 		if [ -z "$c" ] && [ ${#cpu_pids[@]} -gt 0 ]; then
 			t1=$(proc_cpu_ticks "${cpu_pids[@]}")
-			c=$(awk -v t="$((t1 - t0))" -v n="$(num ops <<<"$r")" 'BEGIN { if (n > 0) printf "%.1f", t * 10000 / n }')
+			c=$(cpu_per_op "$((t1 - t0))" "$(num ops <<<"$r")")
 		fi
 		tp+=("$(num throughput <<<"$r")") p50+=("$(num p50 <<<"$r")") p99+=("$(num p99 <<<"$r")")
 		[ -n "$c" ] && cpu+=("$c")
