@@ -20,6 +20,7 @@ type metrics struct {
 	snapshotSeconds   prometheus.Histogram
 	readIndexSeconds  prometheus.Histogram
 	readIndexFailures prometheus.Counter
+	readIndexRemote   prometheus.Counter
 	readySeconds      prometheus.Histogram
 	committedEntries  prometheus.Counter
 	proposalsDropped  prometheus.Counter
@@ -46,6 +47,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "read_index_duration_seconds", Help: "Time of one ReadIndex round.", Buckets: latencyBuckets}),
 		readIndexFailures: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "raftkv", Subsystem: "raft",
 			Name: "read_index_failures_total", Help: "ReadIndex rounds that failed (no leader, timeout)."}),
+		readIndexRemote: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "raftkv", Subsystem: "raft",
+			Name: "read_index_remote_total", Help: "Other members' ReadIndex requests this member as leader answered from its own rounds."}),
 		readySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "raftkv", Subsystem: "raft",
 			Name: "ready_duration_seconds", Help: "Time to handle one Ready (WAL write and fsync included).", Buckets: latencyBuckets}),
 		committedEntries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "raftkv", Subsystem: "raft",
@@ -62,7 +65,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.leaderChanges, m.hasLeader, m.isLeader, m.snapshotsSaved, m.snapshotsReceived,
-			m.snapshotSeconds, m.readIndexSeconds, m.readIndexFailures, m.readySeconds, m.committedEntries, m.proposalsDropped, m.batchPayloads,
+			m.snapshotSeconds, m.readIndexSeconds, m.readIndexFailures, m.readIndexRemote, m.readySeconds, m.committedEntries, m.proposalsDropped, m.batchPayloads,
 			m.noticesHeld, m.noticesSuperseded)
 	}
 	return m

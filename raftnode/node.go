@@ -128,6 +128,8 @@ type Node struct {
 	// readFloor, while this member leads, is the index of the first entry
 	// of its term; 0 otherwise (see readindex.go).
 	readFloor atomic.Uint64
+	// leadTerm, while this member leads, is its term; 0 otherwise.
+	leadTerm atomic.Uint64
 	// leaderKnown wakes the requests waiting for a leader (leaderwait.go).
 	leaderKnown *leaderSignal
 	published   atomic.Uint64 // highest index handed to the application

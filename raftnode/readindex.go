@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // readIndexRetry is how long one ReadIndex round may go unanswered before
@@ -16,7 +18,10 @@ const readIndexRetry = 500 * time.Millisecond
 
 // readIndexer batches linearizable reads: every read that arrives while a
 // ReadIndex round is in flight shares the next round, so a burst of reads
-// costs one heartbeat round and no disk write.
+// costs one heartbeat round and no disk write. On the leader the next
+// round also answers the ReadIndex requests of the other members that
+// arrived meanwhile (joinRemote), which raft would otherwise answer with
+// a heartbeat round each.
 type readIndexer struct {
 	n      *Node
 	wakeC  chan struct{}
@@ -30,6 +35,9 @@ type readBatch struct {
 	done  chan struct{}
 	index uint64
 	err   error
+	// remote are other members' ReadIndex requests this leader answers
+	// with the batch's index.
+	remote []*raftpb.Message
 }
 
 func newReadIndexer(n *Node) *readIndexer {
@@ -82,8 +90,12 @@ func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 func (n *Node) setReadFloor(rd raft.Ready) {
 	if rd.SoftState.RaftState != raft.StateLeader {
 		n.readFloor.Store(0)
+		n.leadTerm.Store(0)
 		return
 	}
+	// A candidate's term is saved before it can win, except a lone
+	// voter's, which wins in the Ready that saves it.
+	n.leadTerm.Store(max(n.termSaved, rd.HardState.GetTerm()))
 	floor, err := n.disk.storage.LastIndex() // before rd.Entries are appended
 	if err != nil {
 		floor = 0
@@ -118,6 +130,7 @@ func (r *readIndexer) run() {
 		r.cur = &readBatch{done: make(chan struct{})}
 		r.mu.Unlock()
 		start := time.Now()
+		term := r.n.leadTerm.Load()
 		b.index, b.err = r.fetch()
 		if b.err != nil {
 			r.n.met.readIndexFailures.Inc()
@@ -125,7 +138,52 @@ func (r *readIndexer) run() {
 			r.n.met.readIndexSeconds.Observe(since(start))
 		}
 		close(b.done)
+		r.answerRemote(b, term)
 	}
+}
+
+// joinRemote takes another member's ReadIndex request into the next
+// round, if this member leads, and reports whether it did. The round
+// starts after the request arrived, so its index is at least this
+// leader's commit index when the request arrived, as raft's own answer
+// would be.
+func (r *readIndexer) joinRemote(m *raftpb.Message) bool {
+	if r.n.leadTerm.Load() == 0 || len(m.GetEntries()) != 1 || m.GetFrom() == raft.None {
+		return false
+	}
+	r.mu.Lock()
+	r.cur.remote = append(r.cur.remote, m)
+	r.mu.Unlock()
+	select {
+	case r.wakeC <- struct{}{}:
+	default:
+	}
+	r.n.met.readIndexRemote.Inc()
+	return true
+}
+
+// answerRemote answers the batch's remote requests with its index, in the
+// term this member led when the round began, if it still leads in that
+// term: raft answered the round in that term then, since a leader that
+// stepped down is not leader again in the same term. Otherwise, or when
+// the round failed, the requests go unanswered, and their members ask
+// again under new ids after readIndexRetry.
+func (r *readIndexer) answerRemote(b *readBatch, term uint64) {
+	if len(b.remote) == 0 || b.err != nil || term == 0 || r.n.leadTerm.Load() != term {
+		return
+	}
+	ms := make([]*raftpb.Message, 0, len(b.remote))
+	for _, m := range b.remote {
+		ms = append(ms, &raftpb.Message{
+			Type:    raftpb.MsgReadIndexResp.Enum(),
+			To:      proto.Uint64(m.GetFrom()),
+			From:    proto.Uint64(r.n.cfg.ID),
+			Term:    proto.Uint64(term),
+			Index:   proto.Uint64(b.index),
+			Entries: m.GetEntries(),
+		})
+	}
+	r.n.transport.Send(ms)
 }
 
 // fetch runs ReadIndex rounds, each under a fresh request id, until one is

@@ -33,7 +33,9 @@ import (
 type Transport interface {
 	// Send sends each message to the member in its To field if that member
 	// was added, and drops it otherwise. It must not block on the network;
-	// it may drop messages (raft sends again).
+	// it may drop messages (raft sends again). The Ready loop and the
+	// read loop (a leader's answers to other members' reads) may call it
+	// at once.
 	Send(ms []*raftpb.Message)
 	// SendSnapshot sends a MsgSnap with the snapshot's data file streamed
 	// behind it. The receiving side saves the data with its Snapshotter's
@@ -211,9 +213,11 @@ func (n *Node) processMessages(ms []*raftpb.Message) []*raftpb.Message {
 // is answered 503 (errPeerStopped).
 func (n *Node) Process(ctx context.Context, m *raftpb.Message) error {
 	var err error
-	if m.GetType() == raftpb.MsgProp && n.leader.Load() == n.cfg.ID {
+	switch {
+	case m.GetType() == raftpb.MsgProp && n.leader.Load() == n.cfg.ID:
 		err = n.stepForwarded(ctx, m)
-	} else {
+	case m.GetType() == raftpb.MsgReadIndex && n.reads.joinRemote(m):
+	default:
 		err = n.node.Step(ctx, m)
 	}
 	if errors.Is(err, raft.ErrStopped) {
