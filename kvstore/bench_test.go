@@ -145,6 +145,29 @@ func BenchmarkPut(b *testing.B) {
 	}
 }
 
+// BenchmarkGet is a read's share in the state: looking up a random key
+// among keys, as the bench tool's GET workload does.
+func BenchmarkGet(b *testing.B) {
+	for _, keys := range []int{100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("keys=%d", keys), func(b *testing.B) {
+			s := filledStore(b, keys)
+			names := make([]string, 1<<16)
+			r := rand.New(rand.NewPCG(1, 2))
+			for i := range names {
+				names[i] = fmt.Sprintf("%08d", r.IntN(keys))
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, ok, _ := s.localKV(names[i%len(names)]); !ok {
+					b.Fatal("a key is missing")
+				}
+				i++
+			}
+		})
+	}
+}
+
 // BenchmarkDeleteRange is applying a range delete of 100k keys (of
 // 256-byte values), every key of the state: the time is per key deleted.
 func BenchmarkDeleteRange(b *testing.B) {

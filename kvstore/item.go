@@ -113,5 +113,12 @@ func itemLess(a, b item) bool {
 	if a.prefix != b.prefix {
 		return a.prefix < b.prefix
 	}
+	if len(a.key) <= 8 && len(b.key) <= 8 {
+		// Both keys are whole in their prefixes, which agree: the
+		// longer one is the shorter followed by zero bytes, and so
+		// greater. Comparing lengths spares reading the keys' bytes,
+		// elsewhere in memory, on the lookup's last comparisons.
+		return len(a.key) < len(b.key)
+	}
 	return a.key < b.key
 }
