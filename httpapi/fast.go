@@ -590,7 +590,7 @@ func (c *fastConn) put(key string, value []byte, req fastRequest) error {
 	if err != nil {
 		return err
 	}
-	wr, err := c.s.h.writeKey(context.Background(), keyWrite{key: key, value: value, wo: wo})
+	wr, err := c.s.h.writeKey(fastParent, keyWrite{key: key, value: value, wo: wo})
 	if err != nil {
 		return err
 	}
@@ -612,7 +612,7 @@ func (c *fastConn) put(key string, value []byte, req fastRequest) error {
 }
 
 func (c *fastConn) get(key, rawQuery string) error {
-	kv, index, err := c.s.h.getKey(context.Background(), key, rawQuery)
+	kv, index, err := c.s.h.getKey(fastParent, key, rawQuery)
 	if err != nil {
 		return err
 	}

@@ -52,6 +52,8 @@ type handler struct {
 	// of it; lastShedLog is when that was, in Unix nanoseconds.
 	shed        atomic.Uint64
 	lastShedLog atomic.Int64
+	// deadlines are the fast path's calls' deadline contexts.
+	deadlines sharedDeadlines
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -452,8 +454,12 @@ func (h *handler) checkKey(key string) error {
 
 // callContext bounds one Store or Cluster call by RequestTimeout within
 // parent: a net/http request's context, which also ends when the client
-// goes away, or the fast path's.
+// goes away, or the fast path's, fastParent, whose calls share deadline
+// contexts (sharedDeadlines).
 func (h *handler) callContext(parent context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := parent.(fastParentCtx); ok {
+		return h.deadlines.context(time.Now(), h.cfg.RequestTimeout), func() {}
+	}
 	return context.WithTimeout(parent, h.cfg.RequestTimeout)
 }
 
