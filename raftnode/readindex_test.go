@@ -58,6 +58,64 @@ func TestFollowerReadsJoinLeaderRounds(t *testing.T) {
 	}
 }
 
+// TestFollowerReadsAcrossLeaderChange: with the leader cut off, the
+// other members' reads wait for, or retry until, the new leader, and then
+// cover the writes it acknowledged; the old leader's too, once back.
+func TestFollowerReadsAcrossLeaderChange(t *testing.T) {
+	c := newTestCluster(t, 3, fastConfig())
+	old := c.waitLeader()
+	before := c.put("before")
+	c.net.isolate(old.id)
+	// Reads begun before a new leader exists: each either fails (no
+	// leader for a while) or covers the last write acknowledged before it.
+	errc := make(chan error, 2)
+	for _, m := range c.running() {
+		if m == old {
+			continue
+		}
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			got, err := m.node.ReadIndex(ctx)
+			switch {
+			case err != nil:
+				errc <- nil // refused, which is allowed while no leader is known
+			case got < before:
+				errc <- fmt.Errorf("member %d read at %d, below %d", m.id, got, before)
+			default:
+				errc <- nil
+			}
+		}()
+	}
+	for range 2 {
+		if err := <-errc; err != nil {
+			t.Error(err)
+		}
+	}
+	c.eventually(15*time.Second, func() error {
+		if l := old.node.Leader(); l == old.id {
+			return fmt.Errorf("member %d still leads while cut off", old.id)
+		}
+		return nil
+	})
+	index := c.put("after")
+	c.net.heal()
+	for _, m := range c.running() {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		got, err := m.node.ReadIndex(ctx)
+		for err != nil && ctx.Err() == nil {
+			got, err = m.node.ReadIndex(ctx)
+		}
+		cancel()
+		if err != nil {
+			t.Fatalf("member %d's read after the change: %v", m.id, err)
+		}
+		if got < index {
+			t.Errorf("member %d read at %d, below the new leader's write at %d", m.id, got, index)
+		}
+	}
+}
+
 // TestRemoteReadsAnsweredInTheirTerm: the leader answers other members'
 // requests with its round's index only while it still leads in the term
 // the round began in, and never after a failed round.
