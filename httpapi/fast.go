@@ -454,8 +454,9 @@ func (c *fastConn) serve() {
 			// The client has just been sent its answer, so its next
 			// request is seldom here yet: reading now would mostly find
 			// nothing and park this goroutine in the poller, a system
-			// call and a wake-up more per request. Letting the other connections'
-			// goroutines run first gives the request time to arrive.
+			// call and a wake-up more per request. Letting the other
+			// connections' goroutines run first gives the request time
+			// to arrive.
 			runtime.Gosched()
 		}
 		c.state.Store(connIdle)
