@@ -58,10 +58,7 @@ func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 	r.mu.Lock()
 	b := r.cur
 	r.mu.Unlock()
-	select {
-	case r.wakeC <- struct{}{}:
-	default:
-	}
+	r.wake()
 	select {
 	case <-b.done:
 		return b.index, b.err
@@ -154,12 +151,17 @@ func (r *readIndexer) joinRemote(m *raftpb.Message) bool {
 	r.mu.Lock()
 	r.cur.remote = append(r.cur.remote, m)
 	r.mu.Unlock()
+	r.wake()
+	r.n.met.readIndexRemote.Inc()
+	return true
+}
+
+// wake tells the read loop that the current batch has a read waiting.
+func (r *readIndexer) wake() {
 	select {
 	case r.wakeC <- struct{}{}:
 	default:
 	}
-	r.n.met.readIndexRemote.Inc()
-	return true
 }
 
 // answerRemote answers the batch's remote requests with its index, in the
