@@ -1,7 +1,6 @@
 package raftnode
 
 import (
-	"slices"
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -33,12 +32,55 @@ type heldNotices struct {
 	byPeer map[uint64]*raftpb.Message
 	timer  *time.Timer // stopped while nothing is held
 	armed  bool
+	// told is, per follower, the highest commit index a message sent to
+	// it carried; waitFor is the commit index a follower waits to hear
+	// of (a write it forwarded committed there), and waitAll the one
+	// every follower does (an entry of unknown origin). Raft may send a
+	// commit notice in a later Ready than the one with the committed
+	// entries: when the follower's appends were paused then, or when a
+	// heartbeat since (which carries only what the follower has
+	// acknowledged) made raft send the commit index again once the
+	// follower acknowledged the entries. Such a notice goes out at once
+	// to a follower that waits for it, and is held for any other.
+	told    map[uint64]uint64
+	waitFor map[uint64]uint64
+	waitAll uint64
 }
 
 func newHeldNotices() *heldNotices {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	return &heldNotices{byPeer: map[uint64]*raftpb.Message{}, timer: t}
+	return &heldNotices{byPeer: map[uint64]*raftpb.Message{}, timer: t,
+		told: map[uint64]uint64{}, waitFor: map[uint64]uint64{}}
+}
+
+// waits reports whether follower id waits for a commit index no message
+// has told it yet.
+func (h *heldNotices) waits(id uint64) bool {
+	told := h.told[id]
+	if w, ok := h.waitFor[id]; ok {
+		if w > told {
+			return true
+		}
+		delete(h.waitFor, id)
+	}
+	return h.waitAll > told
+}
+
+// sent records the commit index m tells its receiver, if any.
+func (h *heldNotices) sent(m *raftpb.Message) {
+	var commit uint64
+	switch m.GetType() {
+	case raftpb.MsgApp, raftpb.MsgHeartbeat:
+		commit = m.GetCommit()
+	case raftpb.MsgSnap:
+		commit = m.GetSnapshot().GetMetadata().GetIndex()
+	default:
+		return
+	}
+	if commit > h.told[m.GetTo()] {
+		h.told[m.GetTo()] = commit
+	}
 }
 
 // isNotice reports whether m is an append that carries no entries.
@@ -51,22 +93,27 @@ func isNotice(m *raftpb.Message) bool {
 // and returns the rest, to be sent now. An append with entries or a
 // snapshot to a peer supersedes the notice held for it.
 func (n *Node) holdNotices(ms []*raftpb.Message, committed []*raftpb.Entry) []*raftpb.Message {
-	hold := n.cfg.CommitNoticeDelay > 0 && len(committed) > 0
-	var waiting []uint64
-	if hold {
-		var all bool
-		waiting, all = n.noticeWaiters(committed)
-		hold = !all
-	}
 	h := n.notices
+	hold := n.cfg.CommitNoticeDelay > 0
+	if hold && len(committed) > 0 {
+		last := committed[len(committed)-1].GetIndex()
+		waiting, all := n.noticeWaiters(committed)
+		if all {
+			h.waitAll = last
+		}
+		for _, id := range waiting {
+			h.waitFor[id] = last
+		}
+	}
 	kept := ms[:0]
 	for _, m := range ms {
-		if hold && isNotice(m) && !slices.Contains(waiting, m.GetTo()) {
+		if hold && isNotice(m) && !h.waits(m.GetTo()) {
 			h.byPeer[m.GetTo()] = m
 			n.met.noticesHeld.Inc()
 			continue
 		}
 		n.supersedeNotice(m)
+		h.sent(m)
 		kept = append(kept, m)
 	}
 	if len(h.byPeer) > 0 && !h.armed {
@@ -96,6 +143,7 @@ func (n *Node) flushNotices() {
 	ms := make([]*raftpb.Message, 0, len(h.byPeer))
 	for _, m := range h.byPeer {
 		ms = append(ms, m)
+		h.sent(m)
 	}
 	clear(h.byPeer)
 	if n.isLeader {
@@ -106,7 +154,11 @@ func (n *Node) flushNotices() {
 // dropNotices forgets the held notices of a member that is leader no
 // longer: they carry its old term.
 func (n *Node) dropNotices() {
-	clear(n.notices.byPeer)
+	h := n.notices
+	clear(h.byPeer)
+	clear(h.told)
+	clear(h.waitFor)
+	h.waitAll = 0
 }
 
 // noticeWaiters returns the followers that forwarded a write in the

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // noticesTo counts the appends without entries the leader sent to
@@ -143,4 +144,63 @@ func TestForwarderGetsCommitNoticeAtOnce(t *testing.T) {
 		t.Errorf("%d appends told follower %d of index %d, whose notice should be held", toOther, other.id, index)
 	}
 	c.waitConverged([]string{"warm", "forwarded"})
+}
+
+// Raft may send a commit notice in a later Ready than the one with the
+// committed entries: when the follower's appends were paused then, or
+// when a heartbeat since (carrying only what the follower acknowledged)
+// made raft send the commit index again once the follower acknowledged
+// them. Such a notice is held for a follower that waits for nothing, and
+// sent at once to one that waits for it.
+func TestLateNoticesHeldUnlessAwaited(t *testing.T) {
+	n := &Node{cfg: Config{ID: 1, CommitNoticeDelay: time.Hour}, met: newMetrics(nil), notices: newHeldNotices()}
+	n.batch = newBatcher(n)
+	defer n.notices.timer.Stop()
+	notice := func(to, commit uint64) *raftpb.Message {
+		return &raftpb.Message{Type: raftpb.MsgApp.Enum(), To: proto.Uint64(to), Commit: proto.Uint64(commit)}
+	}
+	heartbeat := func(to, commit uint64) *raftpb.Message {
+		return &raftpb.Message{Type: raftpb.MsgHeartbeat.Enum(), To: proto.Uint64(to), Commit: proto.Uint64(commit)}
+	}
+	batch := func(index, seq uint64, forwarders ...uint64) *raftpb.Entry {
+		if forwarders != nil {
+			n.batch.mu.forwarders = map[uint64][]uint64{seq: forwarders}
+		}
+		return &raftpb.Entry{Index: proto.Uint64(index), Data: encodeBatch(1, seq, [][]byte{[]byte("v")})}
+	}
+	sentTo := func(ms []*raftpb.Message) (to []uint64) {
+		for _, m := range ms {
+			to = append(to, m.GetTo())
+		}
+		return to
+	}
+	steps := []struct {
+		name      string
+		ms        []*raftpb.Message
+		committed []*raftpb.Entry
+		want      []uint64 // receivers of the messages sent now
+	}{
+		{"a leader's own write: both held", []*raftpb.Message{notice(2, 5), notice(3, 5)},
+			[]*raftpb.Entry{batch(5, 1)}, nil},
+		{"a heartbeat to 3 goes", []*raftpb.Message{heartbeat(3, 4)}, nil, []uint64{3}},
+		{"raft repeats 3's notice after the heartbeat: held",
+			[]*raftpb.Message{notice(3, 5)}, nil, nil},
+		{"2 forwarded a write, its appends paused: nothing to send",
+			nil, []*raftpb.Entry{batch(6, 2, 2)}, nil},
+		{"2's late notice goes at once, 3's is held",
+			[]*raftpb.Message{notice(2, 6), notice(3, 6)}, nil, []uint64{2}},
+		{"2 was told: its next late notice is held",
+			[]*raftpb.Message{notice(2, 6)}, nil, nil},
+		{"an entry of unknown origin, 3 paused: 2's goes",
+			[]*raftpb.Message{notice(2, 7)}, []*raftpb.Entry{{Index: proto.Uint64(7), Type: raftpb.EntryConfChange.Enum()}}, []uint64{2}},
+		{"3's late notice goes at once", []*raftpb.Message{notice(3, 7)}, nil, []uint64{3}},
+		{"3 was told: a heartbeat's lower commit index does not undo it",
+			[]*raftpb.Message{heartbeat(3, 6), notice(3, 7)}, nil, []uint64{3}},
+	}
+	for _, s := range steps {
+		got := sentTo(n.holdNotices(s.ms, s.committed))
+		if !slices.Equal(got, s.want) {
+			t.Errorf("%s: sent to %v, want %v", s.name, got, s.want)
+		}
+	}
 }
