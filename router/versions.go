@@ -10,10 +10,10 @@ import (
 	"github.com/raftkv/raftkv/client"
 )
 
-// hasCondition reports whether hdr carries a non-empty If-Match or
-// If-None-Match: what a write that takes no condition refuses.
+// hasCondition reports whether hdr carries If-Match or If-None-Match, even
+// empty: what a write that takes no condition refuses, as a member does.
 func hasCondition(hdr http.Header) bool {
-	return hdr.Get("If-Match") != "" || hdr.Get("If-None-Match") != ""
+	return len(hdr.Values("If-Match")) > 0 || len(hdr.Values("If-None-Match")) > 0
 }
 
 // conditionOf reads a write's If-Match ("<mod index>", the number alone,
