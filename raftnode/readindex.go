@@ -13,8 +13,9 @@ import (
 )
 
 // readIndexRetry is how long one ReadIndex round may go unanswered before
-// it is asked again under a new id (the leader may have dropped it).
-const readIndexRetry = 500 * time.Millisecond
+// it is asked again under a new id (the leader may have dropped it). A
+// change of leader asks again at once. A variable for tests.
+var readIndexRetry = 500 * time.Millisecond
 
 // readIndexer batches linearizable reads: every read that arrives while a
 // ReadIndex round is in flight shares the next round, so a burst of reads
@@ -26,6 +27,9 @@ type readIndexer struct {
 	n      *Node
 	wakeC  chan struct{}
 	stateC chan raft.ReadState
+	// leaderC tells the read loop that the leader changed: a request
+	// sent to the old one may never be answered.
+	leaderC chan struct{}
 
 	mu  sync.Mutex
 	cur *readBatch
@@ -42,10 +46,11 @@ type readBatch struct {
 
 func newReadIndexer(n *Node) *readIndexer {
 	return &readIndexer{
-		n:      n,
-		wakeC:  make(chan struct{}, 1),
-		stateC: make(chan raft.ReadState, 16),
-		cur:    &readBatch{done: make(chan struct{})},
+		n:       n,
+		wakeC:   make(chan struct{}, 1),
+		stateC:  make(chan raft.ReadState, 16),
+		leaderC: make(chan struct{}, 1),
+		cur:     &readBatch{done: make(chan struct{})},
 	}
 }
 
@@ -156,6 +161,14 @@ func (r *readIndexer) joinRemote(m *raftpb.Message) bool {
 	return true
 }
 
+// leaderChanged tells the read loop that this member's leader changed.
+func (r *readIndexer) leaderChanged() {
+	select {
+	case r.leaderC <- struct{}{}:
+	default:
+	}
+}
+
 // wake tells the read loop that the current batch has a read waiting.
 func (r *readIndexer) wake() {
 	select {
@@ -207,6 +220,10 @@ func (r *readIndexer) fetch() (uint64, error) {
 		}
 		// A fresh buffer each round: the transport may still be encoding
 		// the previous round's message, which holds the old one.
+		select { // a change before this request is not news to it
+		case <-r.leaderC:
+		default:
+		}
 		rctx := binary.BigEndian.AppendUint64(nil, n.reqIDs.Next())
 		if err := n.node.ReadIndex(n.stopCtx, rctx); err != nil {
 			return 0, n.proposeError(err)
@@ -221,6 +238,11 @@ func (r *readIndexer) fetch() (uint64, error) {
 					return max(rs.Index, n.readFloor.Load()), nil
 				}
 			case <-timer.C:
+				break wait
+			case <-r.leaderC:
+				// Raft drops what it forwarded to the old leader, and
+				// the old leader what it had not answered.
+				timer.Stop()
 				break wait
 			case <-n.stopc:
 				timer.Stop()

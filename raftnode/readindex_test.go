@@ -116,6 +116,38 @@ func TestFollowerReadsAcrossLeaderChange(t *testing.T) {
 	}
 }
 
+// A follower's read whose request went to a leader that was then cut off
+// asks again as soon as the leader changes, not after readIndexRetry.
+func TestReadAsksAgainWhenLeaderChanges(t *testing.T) {
+	retry := readIndexRetry
+	// Registered before the cluster's cleanup, so it runs after that.
+	t.Cleanup(func() { readIndexRetry = retry })
+	readIndexRetry = time.Hour
+	c := newTestCluster(t, 3, fastConfig())
+	old := c.waitLeader()
+	before := c.put("before")
+	var f *testMember
+	for _, m := range c.running() {
+		if m != old {
+			f = m
+		}
+	}
+	c.net.isolate(old.id)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	got, err := f.node.ReadIndex(ctx)
+	for err != nil && ctx.Err() == nil {
+		// No leader known for a while, which is allowed.
+		got, err = f.node.ReadIndex(ctx)
+	}
+	if err != nil {
+		t.Fatalf("member %d's read across the change: %v", f.id, err)
+	}
+	if got < before {
+		t.Errorf("member %d read at %d, below %d", f.id, got, before)
+	}
+}
+
 // TestRemoteReadsAnsweredInTheirTerm: the leader answers other members'
 // requests with its round's index only while it still leads in the term
 // the round began in, and never after a failed round.

@@ -59,6 +59,7 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		n.setReadFloor(rd)
 		if old := n.setLeader(rd.SoftState.Lead); old != rd.SoftState.Lead {
 			n.lg.Info("leader changed", zap.Uint64("from", old), zap.Uint64("to", rd.SoftState.Lead))
+			n.reads.leaderChanged()
 			if rd.SoftState.Lead != raft.None {
 				n.met.leaderChanges.Inc()
 			}
