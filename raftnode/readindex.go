@@ -218,12 +218,12 @@ func (r *readIndexer) fetch() (uint64, error) {
 			}
 			return 0, ErrNoLeader
 		}
-		// A fresh buffer each round: the transport may still be encoding
-		// the previous round's message, which holds the old one.
 		select { // a change before this request is not news to it
 		case <-r.leaderC:
 		default:
 		}
+		// A fresh buffer each round: the transport may still be encoding
+		// the previous round's message, which holds the old one.
 		rctx := binary.BigEndian.AppendUint64(nil, n.reqIDs.Next())
 		if err := n.node.ReadIndex(n.stopCtx, rctx); err != nil {
 			return 0, n.proposeError(err)
@@ -240,8 +240,8 @@ func (r *readIndexer) fetch() (uint64, error) {
 			case <-timer.C:
 				break wait
 			case <-r.leaderC:
-				// Raft drops what it forwarded to the old leader, and
-				// the old leader what it had not answered.
+				// A leader that died or stepped down answers nothing
+				// more: ask the new one now.
 				timer.Stop()
 				break wait
 			case <-n.stopc:
