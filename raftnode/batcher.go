@@ -69,10 +69,7 @@ func (b *batcher) add(data []byte, result chan<- error, from uint64) bool {
 	b.mu.queue = append(b.mu.queue, queuedProposal{data: data, result: result, from: from})
 	b.mu.bytes += len(data)
 	b.mu.Unlock()
-	select {
-	case b.wakeC <- struct{}{}:
-	default:
-	}
+	notify(b.wakeC)
 	return true
 }
 

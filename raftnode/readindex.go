@@ -162,17 +162,16 @@ func (r *readIndexer) joinRemote(m *raftpb.Message) bool {
 }
 
 // leaderChanged tells the read loop that this member's leader changed.
-func (r *readIndexer) leaderChanged() {
-	select {
-	case r.leaderC <- struct{}{}:
-	default:
-	}
-}
+func (r *readIndexer) leaderChanged() { notify(r.leaderC) }
 
 // wake tells the read loop that the current batch has a read waiting.
-func (r *readIndexer) wake() {
+func (r *readIndexer) wake() { notify(r.wakeC) }
+
+// notify sends on c, a channel of capacity 1 that tells a loop to look
+// again, without blocking: a signal still pending covers this one.
+func notify(c chan<- struct{}) {
 	select {
-	case r.wakeC <- struct{}{}:
+	case c <- struct{}{}:
 	default:
 	}
 }
