@@ -246,6 +246,35 @@ func TestClusterLeaderStopAndRestart(t *testing.T) {
 	c.waitValue(lead, "before-3", []byte{3, 0, 0xff})
 }
 
+// A write a follower forwarded to a leader that then stopped is proposed
+// again as soon as the follower learns of the new leader, not after the
+// store's RetryInterval (an hour here), and is applied once.
+func TestWriteProposedAgainWhenLeaderChanges(t *testing.T) {
+	c := newInprocClusterWith(t, 3, raftnode.Config{TickInterval: 50 * time.Millisecond}, Config{RetryInterval: time.Hour})
+	lead := c.waitLeader()
+	c.put(lead, "warm", []byte("w"))
+	f := (lead + 1) % 3
+	// The follower still takes the stopped member for its leader until
+	// an election timeout passes, so the write goes to it and is lost.
+	c.stop(lead)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	index, err := c.stors[f].Put(ctx, "k", []byte("v"))
+	if err != nil {
+		t.Fatalf("put on member %d across the change: %v", f+1, err)
+	}
+	for _, i := range []int{f, (lead + 2) % 3} {
+		c.waitValue(i, "k", []byte("v"))
+		kv, _, err := c.stors[i].GetKV(ctx, "k", ReadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kv.CreateIndex != index || kv.ModIndex != index {
+			t.Errorf("member %d: k created at %d, modified at %d; the write applied at %d", i+1, kv.CreateIndex, kv.ModIndex, index)
+		}
+	}
+}
+
 // TestRestartedMemberWritesAtTheClusterLevel: a member that restarts
 // knows the cluster level only once it has replayed its log. Writes it
 // takes before that wait for the level: written in the older entry

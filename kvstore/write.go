@@ -316,6 +316,10 @@ func (s *Store) proposeLoop() {
 	inflight := map[uint64]time.Time{} // first request id -> proposed at
 	expire := time.NewTimer(time.Hour)
 	defer expire.Stop()
+	var newLeader <-chan struct{}
+	if s.node != nil {
+		newLeader = s.node.NewLeader()
+	}
 	for {
 		reqC := s.reqC
 		if len(inflight) >= s.cfg.MaxUnappliedEntries {
@@ -364,7 +368,12 @@ func (s *Store) proposeLoop() {
 				}
 			}
 		case <-retry.C:
-			s.proposeStale()
+			s.proposeStale(time.Now().Add(-s.cfg.RetryInterval))
+		case <-newLeader:
+			// What this member forwarded to the old leader may be lost
+			// with it: propose again, now, every write still waiting.
+			// Those that did commit are dropped as duplicates on apply.
+			s.proposeStale(time.Now())
 		case <-s.stopc:
 			s.failPending()
 			return
@@ -510,8 +519,9 @@ func (s *Store) failProposal(o refusal) {
 	s.pmu.Unlock()
 }
 
-func (s *Store) proposeStale() {
-	cutoff := time.Now().Add(-s.cfg.RetryInterval)
+// proposeStale proposes again the writes still waiting that were last
+// proposed before cutoff.
+func (s *Store) proposeStale(cutoff time.Time) {
 	var stale []*pending
 	s.pmu.Lock()
 	for _, p := range s.pmu.pending {

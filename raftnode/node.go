@@ -132,8 +132,11 @@ type Node struct {
 	leadTerm atomic.Uint64
 	// leaderKnown wakes the requests waiting for a leader (leaderwait.go).
 	leaderKnown *leaderSignal
-	published   atomic.Uint64 // highest index handed to the application
-	snapIndex   atomic.Uint64
+	// newLeaderC tells the application that another leader became known
+	// (NewLeader).
+	newLeaderC chan struct{}
+	published  atomic.Uint64 // highest index handed to the application
+	snapIndex  atomic.Uint64
 	// levelUnlogged is set while the cluster level is only the one a new
 	// cluster started at, which no entry or snapshot holds yet (level.go).
 	levelUnlogged atomic.Bool
@@ -185,6 +188,7 @@ func New(cfg Config) (*Node, error) {
 		leaderKnown: newLeaderSignal(),
 		stopc:       make(chan struct{}),
 		donec:       make(chan struct{}),
+		newLeaderC:  make(chan struct{}, 1),
 	}
 	n.stopCtx, n.cancel = context.WithCancel(context.Background())
 	n.reads = newReadIndexer(n)
@@ -207,6 +211,13 @@ func (n *Node) ConfChangeC() chan<- ConfChange { return n.confChangeC }
 // Commits delivers committed state in log order; it is closed once the
 // node has stopped.
 func (n *Node) Commits() <-chan *Commit { return n.commitC }
+
+// NewLeader receives a signal when this member learns of a leader other
+// than the last one it knew (not when it loses one); a signal not yet
+// received stands for every change since. Proposals forwarded to a leader
+// that is gone are lost without an answer, so the application proposes
+// again what it is still waiting for. It has one receiver.
+func (n *Node) NewLeader() <-chan struct{} { return n.newLeaderC }
 
 // Done is closed when the node has stopped, by Stop or by itself.
 func (n *Node) Done() <-chan struct{} { return n.donec }

@@ -62,6 +62,7 @@ func (n *Node) handleReady(rd raft.Ready) error {
 			n.reads.leaderChanged()
 			if rd.SoftState.Lead != raft.None {
 				n.met.leaderChanges.Inc()
+				notify(n.newLeaderC)
 			}
 		}
 		n.isLeader = rd.SoftState.RaftState == raft.StateLeader
