@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
-# Measures how soon a follower answers linearizable reads again after its
-# leader is killed. ROUNDS times (5 by default), a fresh local cluster of
-# 3 members takes a write, its leader is killed with kill -9, and one
-# follower is read in a loop (each GET waits for the member's answer);
-# printed: the time from the kill to the follower's first 200, and from
-# the follower learning of the new leader (its log's "leader changed") to
-# that 200, then the medians. Extra arguments are passed to every raftkv.
+# Measures how soon a follower answers linearizable reads (OP=get, the
+# default) or writes (OP=put) again after its leader is killed. ROUNDS
+# times (5 by default), a fresh local cluster of 3 members takes a write,
+# its leader is killed with kill -9, and one follower is sent the request
+# in a loop (each waits for the member's answer); printed: the time from
+# the kill to the follower's first success, and from the follower
+# learning of the new leader (its log's "leader changed") to that
+# success, then the medians. Extra arguments are passed to every raftkv.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 rounds=${ROUNDS:-5}
+case ${OP:-get} in
+get) request=(-X GET) ok=200 ;;
+put) request=(-X PUT -d w) ok=204 ;;
+*)
+	echo "OP is get or put" >&2
+	exit 2
+	;;
+esac
 
 source bench/lib.sh
 
@@ -38,9 +47,9 @@ for r in $(seq 1 "$rounds"); do
 	kill -9 "${pids[$li]}"
 	wait "${pids[$li]}" 2>/dev/null || true
 	deadline=$(awk -v t="$t0" 'BEGIN { printf "%d", t + 30 }')
-	until [ "$(curl -s -o /dev/null -w '%{http_code}' -m 10 "${urls[$fi]}/failover-probe")" = 200 ]; do
+	until [ "$(curl -s -o /dev/null -w '%{http_code}' -m 10 "${request[@]}" "${urls[$fi]}/failover-probe")" = "$ok" ]; do
 		if [ "$(date +%s)" -gt "$deadline" ]; then
-			echo "round $r: no read answered within 30 s of the kill" >&2
+			echo "round $r: no ${OP:-get} succeeded within 30 s of the kill" >&2
 			exit 1
 		fi
 	done
@@ -50,7 +59,7 @@ for r in $(seq 1 "$rounds"); do
 		tail -1 | grep -o '"ts":[0-9.]*' | cut -d: -f2)
 	total+=("$(since "$t0" "$t")")
 	after+=("$(since "$known" "$t")")
-	echo "round $r: first read ${total[-1]} s after the kill, ${after[-1]} s after the follower knew the new leader"
+	echo "round $r: first ${OP:-get} ${total[-1]} s after the kill, ${after[-1]} s after the follower knew the new leader"
 	stop
 done
 echo "median: $(median "${total[@]}") s after the kill, $(median "${after[@]}") s after the new leader was known, over $rounds rounds"

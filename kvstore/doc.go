@@ -48,7 +48,9 @@
 // batcher gives it only once it proposes its next raft entry), and a
 // refusal fails the entry's requests then. A request still unapplied after
 // RetryInterval is proposed again, because raft may drop a forwarded
-// proposal without telling anyone.
+// proposal without telling anyone, and so is every waiting request as soon
+// as raftnode learns of a new leader (a leader that is gone takes what was
+// forwarded to it along).
 //
 // Once an entry carrying a write is handed to raftnode, the write may be
 // applied on every member whatever this one learns: raftnode may have
