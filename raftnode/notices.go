@@ -58,16 +58,11 @@ func newHeldNotices() *heldNotices {
 // has told it yet.
 func (h *heldNotices) waits(id uint64) bool {
 	told := h.told[id]
-	if w, ok := h.waitFor[id]; ok {
-		if w > told {
-			return true
-		}
-		delete(h.waitFor, id)
-	}
-	return h.waitAll > told
+	return h.waitFor[id] > told || h.waitAll > told
 }
 
-// sent records the commit index m tells its receiver, if any.
+// sent records the commit index m tells its receiver, if any, and forgets
+// what the receiver waited for once it is told.
 func (h *heldNotices) sent(m *raftpb.Message) {
 	var commit uint64
 	switch m.GetType() {
@@ -78,8 +73,12 @@ func (h *heldNotices) sent(m *raftpb.Message) {
 	default:
 		return
 	}
-	if commit > h.told[m.GetTo()] {
-		h.told[m.GetTo()] = commit
+	to := m.GetTo()
+	if commit > h.told[to] {
+		h.told[to] = commit
+	}
+	if w, ok := h.waitFor[to]; ok && w <= commit {
+		delete(h.waitFor, to)
 	}
 }
 
